@@ -1,0 +1,166 @@
+//! The ARMT associative memory of one layer: the DPFP feature map, the read before the block and the delta-rule
+//! write after it (armt-spec §1.2–§1.5).
+//!
+//! State per layer: `A` `[D, d]` and `z` `[D]` in f32, `D = 2·ν·d_mem`.
+
+use super::gemm::{linear, matmul, matmul_tn_add};
+use super::mlp::sigmoid;
+use super::MEM_EPS;
+
+/// DPFP with order `nu`, per row: `x = [relu(u), relu(−u)]` (`2·d_mem`), then block `j = 1..=nu` holds
+/// `x ⊙ roll(x, j)` with `roll(x, j)ᵢ = x₍ᵢ₋ⱼ₎ mod 2d_mem`. `u` `[rows, d_mem]` → `out` `[rows, 2·nu·d_mem]`.
+pub fn dpfp(u: &[f32], d_mem: usize, nu: usize, out: &mut [f32]) {
+    let w = 2 * d_mem;
+    assert!(u.len() % d_mem == 0 && out.len() == u.len() / d_mem * nu * w, "dpfp: shape mismatch");
+    let mut x = vec![0.0f32; w];
+    for (ur, or) in u.chunks_exact(d_mem).zip(out.chunks_exact_mut(nu * w)) {
+        for (i, &v) in ur.iter().enumerate() {
+            x[i] = v.max(0.0);
+            x[d_mem + i] = (-v).max(0.0);
+        }
+        for j in 1..=nu {
+            let block = &mut or[(j - 1) * w..j * w];
+            for i in 0..w {
+                block[i] = x[i] * x[(i + w - j % w) % w];
+            }
+        }
+    }
+}
+
+/// Shapes of one layer's memory: `d` hidden, `d_mem`, `nu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemShape {
+    pub hidden: usize,
+    pub d_mem: usize,
+    pub nu: usize,
+}
+
+impl MemShape {
+    /// `D = 2·ν·d_mem`, the feature size.
+    pub fn d_key(&self) -> usize {
+        2 * self.nu * self.d_mem
+    }
+}
+
+/// The read (segment ≥ 1 only): `h += φ(h W_qᵀ) A / (φ(h W_qᵀ) · z + ε)` on every row of `h` `[rows, d]`.
+/// `w_q` is `[d_mem, d]`.
+pub fn armt_read(h: &mut [f32], w_q: &[f32], a: &[f32], z: &[f32], shape: MemShape) {
+    let (d, dm, dk) = (shape.hidden, shape.d_mem, shape.d_key());
+    let rows = h.len() / d;
+    assert!(h.len() == rows * d && a.len() == dk * d && z.len() == dk, "armt_read: shape mismatch");
+    let mut u = vec![0.0f32; rows * dm];
+    linear(h, w_q, rows, d, dm, &mut u);
+    let mut q = vec![0.0f32; rows * dk];
+    dpfp(&u, dm, shape.nu, &mut q);
+    let mut num = vec![0.0f32; rows * d];
+    matmul(&q, a, rows, dk, d, &mut num);
+    for ((hr, nr), qr) in h.chunks_exact_mut(d).zip(num.chunks_exact(d)).zip(q.chunks_exact(dk)) {
+        let den = dot(qr, z) + MEM_EPS;
+        for (x, &n) in hr.iter_mut().zip(nr) {
+            *x += n / den;
+        }
+    }
+}
+
+/// One layer's write-side parameters: `W_k` `[d_mem, d]`, `W_v` `[d, d]`, `w_β` `[d]`, `b_β`.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteWeights<'a> {
+    pub w_k: &'a [f32],
+    pub w_v: &'a [f32],
+    pub w_beta: &'a [f32],
+    pub b_beta: f32,
+}
+
+/// The write from the post-block memory rows `p` `[M, d]`:
+/// `K = φ(P W_kᵀ)`, `V = P W_vᵀ`, `β = σ(P w_β + b_β)`; segment 0: `V̄ = 0`, `γ = 1`; otherwise
+/// `δ = K z + ε`, `V̄ = K A / δ`, `γ = clip(1 − δ / (‖K‖² + ε), 0, 1)` (`γ = 1` without `correction`);
+/// then `A += Kᵀ (β ⊙ (V − V̄))`, `z += Σₜ γₜ Kₜ`. `V̄` and `γ` use the old state.
+pub fn armt_write(
+    p: &[f32],
+    w: WriteWeights<'_>,
+    a: &mut [f32],
+    z: &mut [f32],
+    shape: MemShape,
+    first_segment: bool,
+    correction: bool,
+) {
+    let (d, dm, dk) = (shape.hidden, shape.d_mem, shape.d_key());
+    let m = p.len() / d;
+    assert!(p.len() == m * d && a.len() == dk * d && z.len() == dk, "armt_write: shape mismatch");
+    let mut kr = vec![0.0f32; m * dm];
+    linear(p, w.w_k, m, d, dm, &mut kr);
+    let mut k = vec![0.0f32; m * dk];
+    dpfp(&kr, dm, shape.nu, &mut k);
+    let mut v = vec![0.0f32; m * d];
+    linear(p, w.w_v, m, d, d, &mut v);
+    let mut gamma = vec![1.0f32; m];
+    if !first_segment {
+        let mut vbar = vec![0.0f32; m * d];
+        matmul(&k, a, m, dk, d, &mut vbar);
+        for t in 0..m {
+            let kt = &k[t * dk..(t + 1) * dk];
+            let delta = dot(kt, z) + MEM_EPS;
+            for (x, &vb) in v[t * d..(t + 1) * d].iter_mut().zip(&vbar[t * d..(t + 1) * d]) {
+                *x -= vb / delta;
+            }
+            if correction {
+                gamma[t] = (1.0 - delta / (dot(kt, kt) + MEM_EPS)).clamp(0.0, 1.0);
+            }
+        }
+    }
+    // v now holds V − V̄; scale each row by β
+    for (t, row) in v.chunks_exact_mut(d).enumerate() {
+        let beta = sigmoid(dot(&p[t * d..(t + 1) * d], w.w_beta) + w.b_beta);
+        row.iter_mut().for_each(|x| *x *= beta);
+    }
+    matmul_tn_add(&k, &v, dk, m, d, a);
+    for (t, kt) in k.chunks_exact(dk).enumerate() {
+        for (zi, &ki) in z.iter_mut().zip(kt) {
+            *zi += gamma[t] * ki;
+        }
+    }
+}
+
+/// Dot product summed in f64, rounded once.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpfp_pairs_at_cyclic_distance() {
+        // u = [1, -2]: x = [1, 0, 0, 2]
+        let mut out = [f32::NAN; 3 * 4];
+        dpfp(&[1.0, -2.0], 2, 3, &mut out);
+        // j=1: x * [2, 1, 0, 0] ; j=2: x * [0, 2, 1, 0] ; j=3: x * [0, 0, 2, 1]
+        assert_eq!(out, [2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn first_write_then_read_retrieves_scaled_value() {
+        // one memory token, identity-like projections: the read of the same key returns β·V (A = Kᵀβ V, z = K)
+        let shape = MemShape { hidden: 2, d_mem: 1, nu: 1 };
+        let p = [1.0f32, 0.5];
+        let w = WriteWeights { w_k: &[1.0, 0.0], w_v: &[1.0, 0.0, 0.0, 1.0], w_beta: &[0.0, 0.0], b_beta: 0.0 };
+        let (mut a, mut z) = (vec![0.0f32; 2 * 2], vec![0.0f32; 2]);
+        armt_write(&p, w, &mut a, &mut z, shape, true, true);
+        // K = φ(1) = [relu(1)*relu(-1) ... ] with d_mem=1, nu=1: x = [1, 0], roll 1 = [0, 1] → K = [0, 0]
+        assert_eq!(z, [0.0, 0.0]);
+        let shape = MemShape { hidden: 2, d_mem: 2, nu: 1 };
+        let w = WriteWeights { w_k: &[1.0, 0.0, 0.0, 1.0], ..w };
+        let (mut a, mut z) = (vec![0.0f32; 4 * 2], vec![0.0f32; 4]);
+        armt_write(&p, w, &mut a, &mut z, shape, true, true);
+        // u = [1, .5] → x = [1, .5, 0, 0], roll1 = [0, 1, .5, 0] → K = [0, .5, 0, 0]
+        assert_eq!(z, [0.0, 0.5, 0.0, 0.0]);
+        let beta = 0.5f32; // σ(0)
+        assert_eq!(a, [0.0, 0.0, 0.5 * beta * 1.0, 0.5 * beta * 0.5, 0.0, 0.0, 0.0, 0.0]);
+        let mut h = p.to_vec();
+        armt_read(&mut h, w.w_k, &a, &z, shape);
+        // read = K A / (K·z + ε) = .25·β·[1, .5] / (.25 + ε)
+        let f = 0.25 * beta / (0.25 + MEM_EPS);
+        assert!((h[0] - (1.0 + f)).abs() < 1e-6 && (h[1] - (0.5 + 0.5 * f)).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,1 @@
+//! safetensors checkpoints (filled in by the checkpoint work).

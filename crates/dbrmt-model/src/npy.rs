@@ -1,0 +1,1 @@
+//! .npy files (filled in by the checkpoint work).

@@ -1,0 +1,55 @@
+//! Host weights in f32, each tensor row-major with the checkpoint's `[out, in]` layout.
+
+/// One decoder layer plus its ARMT memory parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerWeights {
+    /// `input_layernorm` `[d]`.
+    pub input_norm: Vec<f32>,
+    /// `q_proj` `[H·hd, d]`.
+    pub q: Vec<f32>,
+    /// `k_proj` `[KV·hd, d]`.
+    pub k: Vec<f32>,
+    /// `v_proj` `[KV·hd, d]`.
+    pub v: Vec<f32>,
+    /// `o_proj` `[d, H·hd]`.
+    pub o: Vec<f32>,
+    /// `post_attention_layernorm` `[d]`.
+    pub post_norm: Vec<f32>,
+    /// `gate_proj` `[I, d]`.
+    pub gate: Vec<f32>,
+    /// `up_proj` `[I, d]`.
+    pub up: Vec<f32>,
+    /// `down_proj` `[d, I]`.
+    pub down: Vec<f32>,
+    /// `W_mq` `[d_mem, d]`.
+    pub mem_q: Vec<f32>,
+    /// `W_mk` `[d_mem, d]`.
+    pub mem_k: Vec<f32>,
+    /// `W_mv` `[d, d]`.
+    pub mem_v: Vec<f32>,
+    /// `W_mb.weight` `[1, d]`, stored as `[d]`.
+    pub mem_beta: Vec<f32>,
+    /// `W_mb.bias` `[1]`.
+    pub mem_beta_bias: f32,
+}
+
+/// The whole model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    /// `embed_tokens` `[V, d]`.
+    pub embed: Vec<f32>,
+    pub layers: Vec<LayerWeights>,
+    /// Final `norm` `[d]`.
+    pub norm: Vec<f32>,
+    /// `lm_head` `[V, d]`; `None` when tied to `embed`.
+    pub lm_head: Option<Vec<f32>>,
+    /// The memory-token embeddings `[M, d]` (one learned matrix, the same for every segment).
+    pub memory: Vec<f32>,
+}
+
+impl Weights {
+    /// The LM head matrix (the embedding when tied).
+    pub fn lm_head(&self) -> &[f32] {
+        self.lm_head.as_deref().unwrap_or(&self.embed)
+    }
+}
