@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::names::NameLayout;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: {source}")]
@@ -14,6 +16,32 @@ pub enum ModelError {
     IdOutOfRange { position: usize, id: i64, vocab: usize },
     #[error("the input has no tokens")]
     EmptyInput,
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// `config.json` is unreadable as a model config: a field is missing, has the wrong type, or is unsupported.
+    #[error("{path}: {msg}")]
+    Config { path: PathBuf, msg: String },
+    /// A checkpoint file or directory is malformed (bad header, offsets, index, …) or absent.
+    #[error("{path}: {msg}")]
+    Checkpoint { path: PathBuf, msg: String },
+    /// A tensor the model needs is not in the checkpoint.
+    #[error("{path}: missing tensor `{name}` (looked for {layout})")]
+    MissingTensor { path: PathBuf, name: String, layout: NameLayout },
+    /// A tensor's shape does not match the config.
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?} from config.json")]
+    Shape { path: PathBuf, name: String, expected: Vec<usize>, found: Vec<usize> },
+    /// A tensor is stored in a dtype the loader does not convert.
+    #[error("{path}: tensor `{name}` has dtype {dtype}; only BF16, F16 and F32 are supported")]
+    Dtype { path: PathBuf, name: String, dtype: String },
+    /// A plain LLaMA checkpoint (no ARMT tensors) and no seed to initialise the memory from.
+    #[error("{path}: no ARMT tensors found; pass --armt-init SEED to initialise the memory")]
+    NoArmtTensors { path: PathBuf },
+    /// The checkpoint has trained ARMT tensors and a seed to initialise them was given too.
+    #[error("{path}: the checkpoint has ARMT tensors, so --armt-init would discard them; drop --armt-init")]
+    ArmtInitConflict { path: PathBuf },
+    /// A `.npy` file is malformed or holds an array of the wrong dtype, order or shape.
+    #[error("{path}: {msg}")]
+    Npy { path: PathBuf, msg: String },
 }

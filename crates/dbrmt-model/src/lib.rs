@@ -5,11 +5,14 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod input;
 pub mod npy;
+pub mod output;
 pub mod state;
 pub mod weights;
 
 pub use config::{ArmtParams, ModelConfig};
 pub use error::ModelError;
+pub use output::{LogitsMode, Output};
 pub use state::MemoryState;
 pub use weights::{LayerWeights, Weights};

@@ -1,0 +1,76 @@
+//! One cell `(l, s)`: associative read, decoder layer, associative write (armt-spec §1.3–§1.5).
+
+use dbrmt_kernels::reference::{
+    armt::{armt_read, armt_write, WriteWeights},
+    attention::causal_gqa_attention,
+    gemm::{linear, linear_add},
+    mlp::swiglu,
+    norm::rms_norm,
+    rope::{apply_rope, RopeTable},
+};
+
+use crate::{config::ModelConfig, state::LayerState, weights::LayerWeights};
+
+/// What a cell needs besides its weights: the hidden rows `[text_rows + M, d]` left by the layer below (or the
+/// segment's embeddings at layer 0), whether this is segment 0 (no read, write with `V̄ = 0`, `γ = 1`), and the
+/// layer's memory state after the previous segment.
+#[derive(Debug)]
+pub struct CellInput<'a> {
+    pub hidden: &'a mut [f32],
+    pub text_rows: usize,
+    pub first_segment: bool,
+    pub state: &'a mut LayerState,
+}
+
+/// Runs one cell in place: `hidden` becomes this layer's output, `state` the state after this segment.
+pub fn forward(cfg: &ModelConfig, w: &LayerWeights, rope: &RopeTable, cell: CellInput<'_>) {
+    let d = cfg.hidden_size;
+    let x = cell.hidden;
+    let rows = x.len() / d;
+    let shape = cfg.mem_shape();
+
+    if !cell.first_segment {
+        armt_read(x, &w.mem_q, &cell.state.a, &cell.state.z, shape);
+    }
+
+    // attention block
+    let (qd, kvd) = (cfg.q_dim(), cfg.kv_dim());
+    let mut h = vec![0.0f32; rows * d];
+    rms_norm(x, &w.input_norm, cfg.rms_norm_eps, &mut h);
+    let mut q = vec![0.0f32; rows * qd];
+    let mut k = vec![0.0f32; rows * kvd];
+    let mut v = vec![0.0f32; rows * kvd];
+    linear(&h, &w.q, rows, d, qd, &mut q);
+    linear(&h, &w.k, rows, d, kvd, &mut k);
+    linear(&h, &w.v, rows, d, kvd, &mut v);
+    apply_rope(&mut q, rows, cfg.num_heads, rope);
+    apply_rope(&mut k, rows, cfg.num_kv_heads, rope);
+    let mut attn = vec![0.0f32; rows * qd];
+    let scale = 1.0 / (cfg.head_dim as f32).sqrt();
+    causal_gqa_attention(&q, &k, &v, rows, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, scale, &mut attn);
+    linear_add(&attn, &w.o, rows, qd, d, x);
+
+    // MLP block
+    let inter = cfg.intermediate_size;
+    rms_norm(x, &w.post_norm, cfg.rms_norm_eps, &mut h);
+    let mut gate = vec![0.0f32; rows * inter];
+    let mut up = vec![0.0f32; rows * inter];
+    linear(&h, &w.gate, rows, d, inter, &mut gate);
+    linear(&h, &w.up, rows, d, inter, &mut up);
+    let mut act = vec![0.0f32; rows * inter];
+    swiglu(&gate, &up, &mut act);
+    linear_add(&act, &w.down, rows, inter, d, x);
+
+    // write from the post-block memory rows
+    let mem_rows = &x[cell.text_rows * d..];
+    let ww = WriteWeights { w_k: &w.mem_k, w_v: &w.mem_v, w_beta: &w.mem_beta, b_beta: w.mem_beta_bias };
+    armt_write(
+        mem_rows,
+        ww,
+        &mut cell.state.a,
+        &mut cell.state.z,
+        shape,
+        cell.first_segment,
+        cfg.armt.correction,
+    );
+}

@@ -1,0 +1,32 @@
+//! What a forward returns, on any device.
+
+use crate::state::MemoryState;
+
+/// Which logits to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogitsMode {
+    /// None: final-norm hidden states and memory state only (the paper's `lm_head = Identity` timing setup).
+    None,
+    /// The last text token of the input only.
+    #[default]
+    Last,
+    /// Every text token.
+    All,
+}
+
+/// The result of prefilling one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Text tokens consumed.
+    pub tokens: usize,
+    /// Segments they were cut into.
+    pub segments: usize,
+    /// `[rows, vocab]` logits (`rows` = tokens for `All`, 1 for `Last`, 0 for `None`).
+    pub logits: Vec<f32>,
+    /// Rows of `logits`.
+    pub logit_rows: usize,
+    /// Final-RMSNorm'ed hidden states of every text token, `[tokens, d]`, when asked for.
+    pub hidden: Option<Vec<f32>>,
+    /// `A`, `z` of every layer after the last segment.
+    pub state: MemoryState,
+}
