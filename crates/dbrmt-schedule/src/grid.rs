@@ -27,6 +27,16 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Number of steps (grouped launches).
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether there is no step at all.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
     /// All tasks in execution order.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> + '_ {
         self.steps.iter().flat_map(|s| s.tasks.iter())
@@ -61,8 +71,14 @@ impl Grid {
 
     /// The cells whose completion `cell` waits for: `(l − 1, s)` and `(l, s − 1)` where they exist.
     pub fn dependencies(&self, cell: Cell) -> impl Iterator<Item = Cell> {
-        let below = (cell.layer > 0).then(|| Cell { layer: cell.layer - 1, segment: cell.segment });
-        let before = (cell.segment > 0).then(|| Cell { layer: cell.layer, segment: cell.segment - 1 });
+        let below = (cell.layer > 0).then(|| Cell {
+            layer: cell.layer - 1,
+            segment: cell.segment,
+        });
+        let before = (cell.segment > 0).then(|| Cell {
+            layer: cell.layer,
+            segment: cell.segment - 1,
+        });
         below.into_iter().chain(before)
     }
 
@@ -70,7 +86,9 @@ impl Grid {
     pub fn sequential(&self) -> Schedule {
         let steps = (0..self.segments)
             .flat_map(|segment| (0..self.layers).map(move |layer| Cell { layer, segment }))
-            .map(|cell| Step { tasks: vec![Task { request: 0, cell }] })
+            .map(|cell| Step {
+                tasks: vec![Task { request: 0, cell }],
+            })
             .collect();
         Schedule { steps }
     }
@@ -85,8 +103,15 @@ impl Grid {
             .map(|i| {
                 let lo = i.saturating_sub(self.segments - 1);
                 let hi = i.min(self.layers - 1);
-                let tasks =
-                    (lo..=hi).map(|layer| Task { request: 0, cell: Cell { layer, segment: i - layer } }).collect();
+                let tasks = (lo..=hi)
+                    .map(|layer| Task {
+                        request: 0,
+                        cell: Cell {
+                            layer,
+                            segment: i - layer,
+                        },
+                    })
+                    .collect();
                 Step { tasks }
             })
             .collect();
