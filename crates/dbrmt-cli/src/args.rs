@@ -1,0 +1,132 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dbrmt_model::{ArmtParams, LoadOptions, LogitsMode};
+use dbrmt_runtime::{Device, ScheduleKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "dbrmt", version, about = "ARMT-LLaMA inference with diagonal batching")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Prefill token ids through the model; print a summary, optionally dump logits and memory state.
+    Run(RunArgs),
+    /// Print a model's config, parameter count, memory-state size and tensor-name layout.
+    Inspect(InspectArgs),
+}
+
+/// ARMT parameters for a plain LLaMA checkpoint that has no memory tensors.
+#[derive(Debug, Args)]
+pub struct ArmtInitArgs {
+    /// Initialise the ARMT memory parameters from this seed (for a plain LLaMA checkpoint without them; W_v = 0
+    /// as in the original, so the model equals its backbone per segment).
+    #[arg(long, value_name = "SEED")]
+    pub armt_init: Option<u64>,
+    /// Text tokens per segment, for a config without an `armt` object.
+    #[arg(long, value_name = "T", default_value_t = 1024, requires = "armt_init")]
+    pub segment_size: usize,
+    /// Memory tokens per segment, for a config without an `armt` object.
+    #[arg(long, value_name = "M", default_value_t = 16, requires = "armt_init")]
+    pub mem_tokens: usize,
+    /// Key width before the feature map, for a config without an `armt` object.
+    #[arg(long, value_name = "D", default_value_t = 64, requires = "armt_init")]
+    pub d_mem: usize,
+}
+
+impl ArmtInitArgs {
+    pub fn load_options(&self) -> LoadOptions {
+        let armt_params = self.armt_init.map(|_| ArmtParams {
+            num_mem_tokens: self.mem_tokens,
+            d_mem: self.d_mem,
+            segment_size: self.segment_size,
+            nu: 3,
+            correction: true,
+        });
+        LoadOptions { armt_init: self.armt_init, armt_params }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Model directory: config.json and model.safetensors (or shards with model.safetensors.index.json).
+    #[arg(long = "model", value_name = "DIR")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub armt: ArmtInitArgs,
+    /// Token ids: a .npy array of int32 or int64, shape [N] (or [1, N]).
+    #[arg(long, value_name = "IDS.npy")]
+    pub input_ids: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Diagonal)]
+    pub schedule: ScheduleArg,
+    #[arg(long, value_enum, default_value_t = LogitsArg::Last)]
+    pub logits: LogitsArg,
+    /// Write the logits as float32 [rows, vocab] .npy (rows = tokens for --logits all, 1 for last).
+    #[arg(long, value_name = "OUT.npy")]
+    pub dump_logits: Option<PathBuf>,
+    /// Write every layer's memory state (layers.{i}.A, layers.{i}.z, f32) as safetensors.
+    #[arg(long, value_name = "STATE.safetensors")]
+    pub dump_state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Model directory.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub armt: ArmtInitArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScheduleArg {
+    Sequential,
+    Diagonal,
+}
+
+impl From<ScheduleArg> for ScheduleKind {
+    fn from(s: ScheduleArg) -> Self {
+        match s {
+            ScheduleArg::Sequential => ScheduleKind::Sequential,
+            ScheduleArg::Diagonal => ScheduleKind::Diagonal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogitsArg {
+    None,
+    Last,
+    All,
+}
+
+impl From<LogitsArg> for LogitsMode {
+    fn from(l: LogitsArg) -> Self {
+        match l {
+            LogitsArg::None => LogitsMode::None,
+            LogitsArg::Last => LogitsMode::Last,
+            LogitsArg::All => LogitsMode::All,
+        }
+    }
+}
