@@ -29,7 +29,9 @@
 mod grid;
 mod packed;
 mod stages;
+mod tracker;
 
 pub use grid::{Cell, Grid, Schedule, Step, Task};
 pub use packed::packed;
 pub use stages::{stages, StageError};
+pub use tracker::Tracker;

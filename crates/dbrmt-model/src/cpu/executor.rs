@@ -4,7 +4,7 @@
 use std::thread;
 
 use dbrmt_kernels::reference::{embed::segment_input, gemm::linear, norm::rms_norm, rope::RopeTable};
-use dbrmt_schedule::{Schedule, Task};
+use dbrmt_schedule::{Schedule, Task, Tracker};
 
 use super::cell::{forward, CellInput};
 use crate::{
@@ -46,10 +46,6 @@ struct RequestRun<'a> {
     segments: usize,
     /// Live hidden rows per segment (from its entry at layer 0 until it leaves the top layer).
     hidden: Vec<Option<Vec<f32>>>,
-    /// Layers each segment has passed.
-    layers_done: Vec<usize>,
-    /// The next segment each layer expects.
-    next_segment: Vec<usize>,
     state: MemoryState,
     mode: LogitsMode,
     logits: Vec<f32>,
@@ -108,8 +104,6 @@ impl<'m> CpuModel<'m> {
                     ids,
                     segments,
                     hidden: vec![None; segments],
-                    layers_done: vec![0; segments],
-                    next_segment: vec![0; layers],
                     state: MemoryState::zeros(layers, cfg.d_key(), d),
                     mode: opts.logits,
                     logits: vec![0.0; logit_rows * cfg.vocab_size],
@@ -123,17 +117,20 @@ impl<'m> CpuModel<'m> {
             0 => thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let segments: Vec<usize> = runs.iter().map(|r| r.segments).collect();
+        let mut tracker = Tracker::new(layers, &segments);
         for (i, step) in schedule.steps.iter().enumerate() {
-            check_step(&runs, &step.tasks, layers, i)?;
+            tracker.check_step(&step.tasks).map_err(|e| ModelError::InvalidSchedule(format!("step {i}: {e}")))?;
             let jobs: Vec<Job> = step.tasks.iter().map(|&task| self.take_job(&mut runs, task)).collect();
             for job in self.run_jobs(jobs, threads) {
+                tracker.complete(&job.task);
                 self.put_back(&mut runs, job);
             }
         }
         runs.into_iter()
             .enumerate()
             .map(|(r, run)| {
-                if run.layers_done.iter().any(|&l| l != layers) {
+                if !tracker.finished(r) {
                     return Err(ModelError::InvalidSchedule(format!(
                         "the schedule ends before every cell of request {r} ran"
                     )));
@@ -201,8 +198,6 @@ impl<'m> CpuModel<'m> {
         let run = &mut runs[job.task.request];
         let (l, s) = (job.task.cell.layer, job.task.cell.segment);
         run.state.layers[l] = job.state;
-        run.layers_done[s] += 1;
-        run.next_segment[l] += 1;
         if l + 1 < cfg.num_layers {
             run.hidden[s] = Some(job.hidden);
             return;
@@ -228,26 +223,4 @@ impl<'m> CpuModel<'m> {
             LogitsMode::Last => {}
         }
     }
-}
-
-/// Refuses a step whose tasks are out of range, not ready, or not independent of each other.
-fn check_step(runs: &[RequestRun<'_>], tasks: &[Task], layers: usize, step: usize) -> Result<(), ModelError> {
-    let bad = |msg: String| Err(ModelError::InvalidSchedule(format!("step {step}: {msg}")));
-    let mut seen = std::collections::HashSet::new();
-    for t in tasks {
-        let (l, s) = (t.cell.layer, t.cell.segment);
-        let Some(run) = runs.get(t.request) else {
-            return bad(format!("task of request {} but only {} requests", t.request, runs.len()));
-        };
-        if l >= layers || s >= run.segments {
-            return bad(format!("cell ({l}, {s}) outside the {layers} × {} grid of request {}", run.segments, t.request));
-        }
-        if run.layers_done[s] != l || run.next_segment[l] != s {
-            return bad(format!("cell ({l}, {s}) of request {} runs before its dependencies", t.request));
-        }
-        if !seen.insert((t.request, l, usize::MAX)) || !seen.insert((t.request, usize::MAX, s)) {
-            return bad(format!("two cells of request {} share layer {l} or segment {s}", t.request));
-        }
-    }
-    Ok(())
 }
