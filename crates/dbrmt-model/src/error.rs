@@ -13,7 +13,11 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error("token id {id} at position {position} is outside the vocabulary (size {vocab})")]
-    IdOutOfRange { position: usize, id: i64, vocab: usize },
+    IdOutOfRange {
+        position: usize,
+        id: i64,
+        vocab: usize,
+    },
     #[error("the input has no tokens")]
     EmptyInput,
     #[error("invalid schedule: {0}")]
@@ -28,13 +32,26 @@ pub enum ModelError {
     Checkpoint { path: PathBuf, msg: String },
     /// A tensor the model needs is not in the checkpoint.
     #[error("{path}: missing tensor `{name}` (looked for {layout})")]
-    MissingTensor { path: PathBuf, name: String, layout: NameLayout },
+    MissingTensor {
+        path: PathBuf,
+        name: String,
+        layout: NameLayout,
+    },
     /// A tensor's shape does not match the config.
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?} from config.json")]
-    Shape { path: PathBuf, name: String, expected: Vec<usize>, found: Vec<usize> },
+    Shape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     /// A tensor is stored in a dtype the loader does not convert.
     #[error("{path}: tensor `{name}` has dtype {dtype}; only BF16, F16 and F32 are supported")]
-    Dtype { path: PathBuf, name: String, dtype: String },
+    Dtype {
+        path: PathBuf,
+        name: String,
+        dtype: String,
+    },
     /// A plain LLaMA checkpoint (no ARMT tensors) and no seed to initialise the memory from.
     #[error("{path}: no ARMT tensors found; pass --armt-init SEED to initialise the memory")]
     NoArmtTensors { path: PathBuf },

@@ -1,5 +1,8 @@
 //! Host weights in f32, each tensor row-major with the checkpoint's `[out, in]` layout.
 
+/// Loading a model directory into these structs lives in [`crate::load`].
+pub use crate::load::{load_model, LoadOptions, Model};
+
 /// One decoder layer plus its ARMT memory parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerWeights {
@@ -38,6 +41,7 @@ pub struct LayerWeights {
 pub struct Weights {
     /// `embed_tokens` `[V, d]`.
     pub embed: Vec<f32>,
+    /// The decoder layers, first to last.
     pub layers: Vec<LayerWeights>,
     /// Final `norm` `[d]`.
     pub norm: Vec<f32>,

@@ -1,0 +1,152 @@
+//! Deterministic initialisation of the ARMT memory parameters for a plain LLaMA checkpoint.
+//!
+//! Follows the original's distributions: `W_mq`, `W_mk`, `W_mb` are `nn.Linear(d, ·)` with PyTorch's default
+//! init, U(−1/√d, 1/√d) for weight and bias; `W_mv` is zero, so the memory path adds nothing and the model
+//! equals its backbone per segment; the memory tokens are N(0, 1) · std(embedding matrix), as
+//! `AssociativeMemoryCell.create_memory` does. The random numbers come from SplitMix64, not from PyTorch's
+//! generator: the same seed gives bitwise the same weights here, not the original's values.
+
+/// SplitMix64 (Steele, Lea & Flood 2014): tiny, and every seed gives a full-period stream.
+#[derive(Debug, Clone)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in [−bound, bound).
+    pub fn uniform(&mut self, bound: f64) -> f32 {
+        ((2.0 * self.next_f64() - 1.0) * bound) as f32
+    }
+
+    /// Standard normal (Box–Muller; one value per call, the second of each pair discarded for simplicity).
+    pub fn normal(&mut self) -> f64 {
+        // 1 − u lies in (0, 1], so the logarithm is finite.
+        let r = (-2.0 * (1.0 - self.next_f64()).ln()).sqrt();
+        r * (2.0 * std::f64::consts::PI * self.next_f64()).cos()
+    }
+}
+
+/// The initialised ARMT parameters of one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitLayer {
+    /// `W_mq` `[d_mem, d]`.
+    pub mem_q: Vec<f32>,
+    /// `W_mk` `[d_mem, d]`.
+    pub mem_k: Vec<f32>,
+    /// `W_mv` `[d, d]`: zero.
+    pub mem_v: Vec<f32>,
+    /// `W_mb.weight` as `[d]`.
+    pub mem_beta: Vec<f32>,
+    /// `W_mb.bias`.
+    pub mem_beta_bias: f32,
+}
+
+/// ARMT parameters for `layers` layers of width `hidden`, plus `mem_tokens` memory embeddings scaled by the
+/// standard deviation of `embed` (the `[V, d]` embedding matrix), all drawn from `seed`.
+pub fn init_armt(
+    seed: u64,
+    layers: usize,
+    hidden: usize,
+    d_mem: usize,
+    mem_tokens: usize,
+    embed: &[f32],
+) -> (Vec<InitLayer>, Vec<f32>) {
+    let mut rng = SplitMix64::new(seed);
+    let bound = 1.0 / (hidden as f64).sqrt();
+    let mut uniform = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(bound)).collect() };
+    let layers: Vec<InitLayer> = (0..layers)
+        .map(|_| InitLayer {
+            mem_q: uniform(d_mem * hidden),
+            mem_k: uniform(d_mem * hidden),
+            mem_v: vec![0.0; hidden * hidden],
+            mem_beta: uniform(hidden),
+            mem_beta_bias: uniform(1).first().copied().unwrap_or_default(),
+        })
+        .collect();
+    let std = sample_std(embed);
+    let memory = (0..mem_tokens * hidden)
+        .map(|_| (rng.normal() * std) as f32)
+        .collect();
+    (layers, memory)
+}
+
+/// Sample standard deviation (Bessel-corrected, as `torch.Tensor.std`), in f64.
+fn sample_std(x: &[f32]) -> f64 {
+    if x.len() < 2 {
+        return 0.0;
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = x
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1.0);
+    var.sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix_reference_values() {
+        // First outputs for seed 1234567 from the reference C implementation (Vigna's splitmix64.c).
+        let mut r = SplitMix64::new(1234567);
+        assert_eq!(r.next_u64(), 6457827717110365317);
+        assert_eq!(r.next_u64(), 3203168211198807973);
+    }
+
+    #[test]
+    fn distributions_have_the_intended_moments() {
+        let mut r = SplitMix64::new(7);
+        let n = 200_000;
+        let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "mean {mean} var {var}"
+        );
+        let us: Vec<f32> = (0..n).map(|_| r.uniform(0.5)).collect();
+        assert!(us.iter().all(|u| (-0.5..0.5).contains(u)));
+    }
+
+    #[test]
+    fn init_is_deterministic_and_shaped() {
+        let embed: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0) / 8.0).collect();
+        let a = init_armt(5, 2, 8, 4, 3, &embed);
+        let b = init_armt(5, 2, 8, 4, 3, &embed);
+        let c = init_armt(6, 2, 8, 4, 3, &embed);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let (layers, memory) = a;
+        assert_eq!(layers.len(), 2);
+        assert_eq!(layers[0].mem_q.len(), 32);
+        assert_eq!(layers[0].mem_beta.len(), 8);
+        assert!(layers[0].mem_v.iter().all(|&v| v == 0.0));
+        let bound = 1.0 / 8f32.sqrt();
+        assert!(layers[1].mem_k.iter().all(|v| v.abs() <= bound));
+        assert!(layers[1].mem_beta_bias.abs() <= bound);
+        assert_eq!(memory.len(), 24);
+    }
+}

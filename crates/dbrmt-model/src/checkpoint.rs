@@ -1,1 +1,0 @@
-//! safetensors checkpoints (filled in by the checkpoint work).

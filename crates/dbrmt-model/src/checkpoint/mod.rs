@@ -1,0 +1,204 @@
+//! safetensors checkpoints: one file, or shards listed by `model.safetensors.index.json`; every file is
+//! memory-mapped once and fully validated on open, and tensors are read as f32.
+
+mod convert;
+mod file;
+mod index;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use file::{SafetensorsFile, TensorEntry};
+pub use index::INDEX_FILE;
+pub use safetensors::Dtype;
+
+use crate::error::ModelError;
+
+/// The single-file checkpoint name looked for first.
+pub const SINGLE_FILE: &str = "model.safetensors";
+
+/// All tensors of a model directory, whichever files hold them.
+#[derive(Debug)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    files: Vec<SafetensorsFile>,
+    /// Tensor name → index into `files`.
+    location: BTreeMap<String, usize>,
+}
+
+impl Checkpoint {
+    /// Opens the checkpoint in `dir`: the shards of `model.safetensors.index.json` if present, else
+    /// `model.safetensors`, else the only `*.safetensors` file.
+    pub fn open(dir: &Path) -> Result<Self, ModelError> {
+        let index_path = dir.join(INDEX_FILE);
+        if index_path.is_file() {
+            return Self::open_sharded(dir, &index_path);
+        }
+        let single = dir.join(SINGLE_FILE);
+        let path = if single.is_file() {
+            single
+        } else {
+            only_safetensors_file(dir)?
+        };
+        Ok(Self::single(dir, SafetensorsFile::open(&path)?))
+    }
+
+    /// A checkpoint of one file.
+    fn single(dir: &Path, file: SafetensorsFile) -> Self {
+        let location = file
+            .tensors()
+            .keys()
+            .map(|name| (name.clone(), 0))
+            .collect();
+        Self {
+            dir: dir.to_path_buf(),
+            files: vec![file],
+            location,
+        }
+    }
+
+    fn open_sharded(dir: &Path, index_path: &Path) -> Result<Self, ModelError> {
+        let weight_map = index::read_weight_map(index_path)?;
+        let mut shard_of: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut files = Vec::new();
+        for shard in weight_map.values() {
+            if !shard_of.contains_key(shard.as_str()) {
+                shard_of.insert(shard, files.len());
+                files.push(SafetensorsFile::open(&dir.join(shard))?);
+            }
+        }
+        // The index is authoritative: tensors a shard holds but the index does not list are not part of the model.
+        let mut location = BTreeMap::new();
+        for (name, shard) in &weight_map {
+            let i = shard_of.get(shard.as_str()).copied().unwrap_or_default();
+            if !files.get(i).is_some_and(|f| f.tensors().contains_key(name)) {
+                return Err(ModelError::Checkpoint {
+                    path: index_path.to_path_buf(),
+                    msg: format!("lists tensor `{name}` in {shard}, which does not hold it"),
+                });
+            }
+            location.insert(name.clone(), i);
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files,
+            location,
+        })
+    }
+
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The files read, in the order they were opened.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(SafetensorsFile::path)
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.location.keys().map(String::as_str)
+    }
+
+    /// Whether a tensor of this name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.location.contains_key(name)
+    }
+
+    /// The file holding `name` and its entry there.
+    fn lookup(&self, name: &str) -> Option<(&SafetensorsFile, &TensorEntry)> {
+        let file = self.files.get(*self.location.get(name)?)?;
+        Some((file, file.tensors().get(name)?))
+    }
+
+    /// The dtype and shape of `name`, if present.
+    pub fn entry(&self, name: &str) -> Option<&TensorEntry> {
+        self.lookup(name).map(|(_, e)| e)
+    }
+
+    /// The file that holds `name` (the directory when absent), for error messages.
+    pub fn path_of(&self, name: &str) -> &Path {
+        self.lookup(name).map_or(&self.dir, |(f, _)| f.path())
+    }
+
+    /// The stored bytes of `name`, if present.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        let (file, entry) = self.lookup(name)?;
+        file.bytes(entry)
+    }
+
+    /// Reads `name` as f32 (from BF16, F16 or F32), returning its shape and row-major data.
+    pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+        let (file, entry) = self.lookup(name).ok_or_else(|| ModelError::Checkpoint {
+            path: self.dir.clone(),
+            msg: format!("no tensor `{name}`"),
+        })?;
+        let dtype_error = || ModelError::Dtype {
+            path: file.path().to_path_buf(),
+            name: name.to_string(),
+            dtype: entry.dtype.to_string(),
+        };
+        if !convert::is_supported(entry.dtype) {
+            return Err(dtype_error());
+        }
+        let bytes = file.bytes(entry).ok_or_else(|| ModelError::Checkpoint {
+            path: file.path().to_path_buf(),
+            msg: format!("tensor `{name}` lies outside the file"),
+        })?;
+        let data = convert::to_f32(entry.dtype, bytes).ok_or_else(dtype_error)?;
+        Ok((entry.shape.clone(), data))
+    }
+
+    /// Reads `name` as f32 after checking that its shape is `expected` (error names both shapes).
+    pub fn read_f32_shaped(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, ModelError> {
+        if let Some(entry) = self.entry(name) {
+            if entry.shape != expected {
+                return Err(ModelError::Shape {
+                    path: self.path_of(name).to_path_buf(),
+                    name: name.to_string(),
+                    expected: expected.to_vec(),
+                    found: entry.shape.clone(),
+                });
+            }
+        }
+        self.read_f32(name).map(|(_, data)| data)
+    }
+}
+
+/// The one `*.safetensors` file of `dir` (used when there is neither an index nor `model.safetensors`).
+fn only_safetensors_file(dir: &Path) -> Result<PathBuf, ModelError> {
+    let io = |source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "safetensors") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    let bad = |msg: String| ModelError::Checkpoint {
+        path: dir.to_path_buf(),
+        msg,
+    };
+    match found.as_slice() {
+        [] => Err(bad(format!(
+            "no {SINGLE_FILE}, {INDEX_FILE} or other *.safetensors file in the directory"
+        ))),
+        [one] => Ok(one.clone()),
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            Err(bad(format!(
+                "several *.safetensors files ({}) and no {INDEX_FILE} to say how they fit",
+                names.join(", ")
+            )))
+        }
+    }
+}
