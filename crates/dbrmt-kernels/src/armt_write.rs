@@ -1,0 +1,322 @@
+//! Launchers of `cuda/armt_write.cu`: the element-wise pieces of ARMT's delta-rule memory write.
+//!
+//! The write of a cell, from its M post-block memory rows `P`:
+//! 1. `kvb = P·[W_k|W_v|w_β]ᵀ` (one grouped GEMM, f32 out): columns `0..d_mem` raw K, `d_mem..d_mem + d` V,
+//!    column `d_mem + d` the β logit without bias;
+//! 2. `kφ = dpfp(K raw)` ([`crate::dpfp::dpfp`] with `u_col = 0`, `u_ld = kvb_ld`);
+//! 3. `ka = kφ·A_old` (grouped GEMM; skipped for segment 0);
+//! 4. [`armt_write_prep`]: `u` (the rows `β·(V − ka/δ)`) and `γ`;
+//! 5. `A += kφᵀ·u` (grouped GEMM);
+//! 6. [`armt_z_update`]: `z += Σₜ γₜ kφₜ` — after step 4, which reads the old `z`.
+//!
+//! The math is [`reference::armt::write_prep`](crate::reference::armt::write_prep) and
+//! [`reference::armt::z_update`](crate::reference::armt::z_update).
+
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+
+use crate::armt_read::{check_dim, check_index};
+use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
+use crate::params::{Span, Spans};
+use crate::{cubins, Gpu, Kernel, KernelError};
+
+const ARMT_WRITE_PREP_F32: Kernel = Kernel {
+    file: "armt_write",
+    cubin: cubins::ARMT_WRITE,
+    entry: "armt_write_prep_f32",
+};
+
+const ARMT_Z_UPDATE_F32: Kernel = Kernel {
+    file: "armt_write",
+    cubin: cubins::ARMT_WRITE,
+    entry: "armt_z_update_f32",
+};
+
+/// `WRITE_THREADS` of armt_write.cu (one block per memory row).
+const WRITE_THREADS: u32 = 256;
+/// `Z_THREADS` of armt_write.cu (one thread per feature).
+const Z_THREADS: u32 = 128;
+
+/// Per memory row `t` of every span (one span per cell, `rows` = M): `β = σ(kvb[t][v_col + d] + b_beta[layer])`;
+/// segment 0 (`span.flag`): `u_t = β·V_t`, `γ_t = 1`; otherwise `δ = kφ_t · z[state] + ε`,
+/// `u_t = β·(V_t − ka_t / δ)` and `γ_t = clip(1 − δ / (‖kφ_t‖² + ε), 0, 1)` with `correction`, else 1.
+///
+/// Inputs at rows `span.in_row..+rows`: `kvb` (row stride `kvb_ld`; V at columns `v_col..v_col + d`, the β logit
+/// at column `v_col + d`; `v_col = d_mem` for the fused product), `kphi` `[*, d_key]`, `ka` `[*, d]` (`kφ·A_old`;
+/// neither checked nor read for segment-0 spans). `z` `[states, d_key]` (old state, row `span.state`), `b_beta`
+/// `[layers]`. Outputs at rows `span.out_row..+rows`: `u` `[*, d]`, `gamma` `[*]`.
+///
+/// Fails with [`KernelError::InvalidArgument`] (before anything is launched) unless `1 ≤ spans.len() ≤ MAX_GROUPS`,
+/// `d, d_key ≥ 1`, every span fits every buffer it uses, its `state` is a row of `z`, its `layer` an element of
+/// `b_beta`, and no two spans write the same rows of `u`/`gamma`. Asynchronous on `stream`.
+#[allow(clippy::too_many_arguments)]
+pub fn armt_write_prep(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    kvb: &CudaSlice<f32>,
+    kvb_ld: usize,
+    v_col: usize,
+    kphi: &CudaSlice<f32>,
+    ka: &CudaSlice<f32>,
+    z: &CudaSlice<f32>,
+    b_beta: &CudaSlice<f32>,
+    u: &mut CudaSlice<f32>,
+    gamma: &mut CudaSlice<f32>,
+    spans: &[Span],
+    d: usize,
+    d_key: usize,
+    correction: bool,
+) -> Result<(), KernelError> {
+    let lens = PrepLens {
+        kvb: kvb.len(),
+        kphi: kphi.len(),
+        ka: ka.len(),
+        z: z.len(),
+        b_beta: b_beta.len(),
+        u: u.len(),
+        gamma: gamma.len(),
+    };
+    validate_prep(&lens, kvb_ld, v_col, spans, d, d_key)?;
+    let f = gpu.function(&ARMT_WRITE_PREP_F32)?;
+    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0).max(1);
+    let cfg = LaunchConfig {
+        grid_dim: (max_rows as u32, spans.len() as u32, 1),
+        block_dim: (WRITE_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let params = Spans::pack(spans);
+    let (kvb_ptr, kphi_ptr, ka_ptr) = (addr(kvb, stream), addr(kphi, stream), addr(ka, stream));
+    let (z_ptr, b_beta_ptr) = (addr(z, stream), addr(b_beta, stream));
+    let (u_ptr, gamma_ptr) = (addr_mut(u, stream), addr_mut(gamma, stream));
+    // All fit in i32: `validate_prep` checked them.
+    let (kvb_ld, v_col, d, d_key) = (kvb_ld as i32, v_col as i32, d as i32, d_key as i32);
+    let correction = correction as i32;
+    let mut launch = stream.launch_builder(&f);
+    launch
+        .arg(&params)
+        .arg(&kvb_ptr)
+        .arg(&kvb_ld)
+        .arg(&v_col)
+        .arg(&kphi_ptr)
+        .arg(&ka_ptr)
+        .arg(&z_ptr)
+        .arg(&b_beta_ptr)
+        .arg(&u_ptr)
+        .arg(&gamma_ptr)
+        .arg(&d)
+        .arg(&d_key)
+        .arg(&correction);
+    // SAFETY: the arguments match `armt_write_prep_f32(Spans, const float* kvb, int kvb_ld, int v_col, const float*
+    // kphi, const float* ka, const float* z, const float* b_beta, float* u, float* gamma, int d, int d_key, int
+    // correction)` in order and type (Spans mirrors params.h, addresses are 8 bytes). `validate_prep` checked every
+    // address the kernel forms: each span's input rows inside `kvb` (columns v_col..=v_col + d), `kphi` and (not for
+    // segment 0, whose rows of `ka` the kernel never reads) `ka`; its state a row of `z`; its layer inside `b_beta`;
+    // its output rows inside `u` and `gamma`, disjoint from every other span's. `u` and `gamma` are borrowed mutably
+    // for this call and the inputs shared, so nothing else writes them meanwhile. grid.x covers the longest span
+    // (blocks past a span's end return), grid.y = spans.len().
+    unsafe { launch.launch(cfg) }?;
+    Ok(())
+}
+
+/// `z[state] += Σₜ γₜ · kφₜ` for every span, summed onto `z` in the order `t = 0, 1, …` (bitwise the reference's
+/// arithmetic). Takes the spans of [`armt_write_prep`] unchanged: `kphi` `[*, d_key]` rows `span.in_row..+rows`,
+/// `gamma` `[*]` rows `span.out_row..+rows`, `z` `[states, d_key]` row `span.state`, updated in place. Run it after
+/// [`armt_write_prep`], which reads the old `z`.
+///
+/// Fails with [`KernelError::InvalidArgument`] (before anything is launched) unless `1 ≤ spans.len() ≤ MAX_GROUPS`,
+/// `d_key ≥ 1`, every span fits `kphi` and `gamma`, every `state` is a row of `z`, and no two spans share a state
+/// (they would race on it). Asynchronous on `stream`.
+pub fn armt_z_update(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    kphi: &CudaSlice<f32>,
+    gamma: &CudaSlice<f32>,
+    z: &mut CudaSlice<f32>,
+    spans: &[Span],
+    d_key: usize,
+) -> Result<(), KernelError> {
+    validate_z(kphi.len(), gamma.len(), z.len(), spans, d_key)?;
+    let f = gpu.function(&ARMT_Z_UPDATE_F32)?;
+    let cfg = LaunchConfig {
+        grid_dim: (d_key.div_ceil(Z_THREADS as usize) as u32, spans.len() as u32, 1),
+        block_dim: (Z_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let params = Spans::pack(spans);
+    let (kphi_ptr, gamma_ptr, z_ptr) = (addr(kphi, stream), addr(gamma, stream), addr_mut(z, stream));
+    let d_key = d_key as i32; // `validate_z` checked it fits
+    let mut launch = stream.launch_builder(&f);
+    launch
+        .arg(&params)
+        .arg(&kphi_ptr)
+        .arg(&gamma_ptr)
+        .arg(&z_ptr)
+        .arg(&d_key);
+    // SAFETY: the arguments match `armt_z_update_f32(Spans, const float* kphi, const float* gamma, float* z, int
+    // d_key)` in order and type (Spans mirrors params.h, addresses are 8 bytes). `validate_z` checked that each
+    // span's rows lie inside `kphi` and `gamma`, that its state is a row of `z` and that no two spans share a state,
+    // so each element of `z` has at most one writer; `z` is borrowed mutably for this call and the inputs shared.
+    // Threads with a feature index ≥ d_key return; grid.y = spans.len().
+    unsafe { launch.launch(cfg) }?;
+    Ok(())
+}
+
+/// Buffer lengths of [`armt_write_prep`], in elements.
+struct PrepLens {
+    kvb: usize,
+    kphi: usize,
+    ka: usize,
+    z: usize,
+    b_beta: usize,
+    u: usize,
+    gamma: usize,
+}
+
+/// The checks of [`armt_write_prep`], on buffer lengths only (so they are tested without a GPU).
+fn validate_prep(
+    lens: &PrepLens,
+    kvb_ld: usize,
+    v_col: usize,
+    spans: &[Span],
+    d: usize,
+    d_key: usize,
+) -> Result<(), KernelError> {
+    let k = ARMT_WRITE_PREP_F32.entry;
+    check_groups(k, spans.len())?;
+    check_dim(k, "d", d)?;
+    check_dim(k, "d_key", d_key)?;
+    for s in spans {
+        // V and the logit right after it.
+        check_rows(k, "kvb", lens.kvb, s.in_row, s.rows, kvb_ld, v_col, d + 1)?;
+        check_rows(k, "kphi", lens.kphi, s.in_row, s.rows, d_key, 0, d_key)?;
+        if !s.flag {
+            check_rows(k, "ka", lens.ka, s.in_row, s.rows, d, 0, d)?;
+        }
+        check_index(k, "state", s.state, lens.z / d_key)?;
+        check_index(k, "layer", s.layer, lens.b_beta)?;
+        check_rows(k, "u", lens.u, s.out_row, s.rows, d, 0, d)?;
+        check_rows(k, "gamma", lens.gamma, s.out_row, s.rows, 1, 0, 1)?;
+    }
+    check_disjoint_outputs(k, spans)
+}
+
+/// The checks of [`armt_z_update`], on buffer lengths only.
+fn validate_z(
+    kphi_len: usize,
+    gamma_len: usize,
+    z_len: usize,
+    spans: &[Span],
+    d_key: usize,
+) -> Result<(), KernelError> {
+    let k = ARMT_Z_UPDATE_F32.entry;
+    check_groups(k, spans.len())?;
+    check_dim(k, "d_key", d_key)?;
+    for s in spans {
+        check_rows(k, "kphi", kphi_len, s.in_row, s.rows, d_key, 0, d_key)?;
+        check_rows(k, "gamma", gamma_len, s.out_row, s.rows, 1, 0, 1)?;
+        check_index(k, "state", s.state, z_len / d_key)?;
+    }
+    let mut states: Vec<usize> = spans.iter().map(|s| s.state).collect();
+    states.sort_unstable();
+    if states.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid(k, "two spans update the same state".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(in_row: usize, out_row: usize, rows: usize, layer: usize, state: usize, flag: bool) -> Span {
+        Span {
+            in_row,
+            out_row,
+            rows,
+            layer,
+            flag,
+            state,
+        }
+    }
+
+    fn rejected(r: Result<(), KernelError>) -> bool {
+        matches!(r, Err(KernelError::InvalidArgument { .. }))
+    }
+
+    #[test]
+    fn threads_match_the_kernel() {
+        let cu = include_str!("../../../cuda/armt_write.cu");
+        assert!(cu.contains(&format!("#define WRITE_THREADS {WRITE_THREADS}\n")));
+        assert!(cu.contains(&format!("#define Z_THREADS {Z_THREADS}\n")));
+    }
+
+    /// d = 8, D = 12, d_mem = 2: kvb stride 11 (V at 2..10, logit at 10), 8 input rows, 8 output rows, 2 states,
+    /// 3 layers.
+    fn lens() -> PrepLens {
+        PrepLens {
+            kvb: 7 * 11 + 11,
+            kphi: 8 * 12,
+            ka: 8 * 8,
+            z: 24,
+            b_beta: 3,
+            u: 64,
+            gamma: 8,
+        }
+    }
+
+    #[test]
+    fn validate_prep_checks_every_buffer() {
+        let ok = [span(0, 4, 4, 2, 1, false), span(4, 0, 4, 0, 0, true)];
+        assert!(validate_prep(&lens(), 11, 2, &ok, 8, 12).is_ok());
+        for (what, l) in [
+            ("kvb", PrepLens { kvb: 87, ..lens() }),
+            ("kphi", PrepLens { kphi: 95, ..lens() }),
+            ("z", PrepLens { z: 23, ..lens() }),
+            ("b_beta", PrepLens { b_beta: 2, ..lens() }),
+            ("u", PrepLens { u: 63, ..lens() }),
+            ("gamma", PrepLens { gamma: 7, ..lens() }),
+        ] {
+            assert!(rejected(validate_prep(&l, 11, 2, &ok, 8, 12)), "{what} short");
+        }
+        assert!(
+            rejected(validate_prep(&lens(), 11, 3, &ok, 8, 12)),
+            "logit column past the stride"
+        );
+        // ka is only needed for rows that are not segment 0: the flagged span reads rows 4..8 and ka has 4 rows.
+        let ka_short = PrepLens { ka: 32, ..lens() };
+        assert!(validate_prep(&ka_short, 11, 2, &[span(4, 0, 4, 0, 0, true)], 8, 12).is_ok());
+        assert!(rejected(validate_prep(
+            &ka_short,
+            11,
+            2,
+            &[span(4, 0, 4, 0, 0, false)],
+            8,
+            12
+        )));
+        let overlap = [span(0, 0, 4, 0, 0, false), span(4, 3, 4, 1, 1, false)];
+        assert!(
+            rejected(validate_prep(&lens(), 11, 2, &overlap, 8, 12)),
+            "overlapping outputs"
+        );
+        assert!(
+            rejected(validate_prep(&lens(), 11, 2, &[span(0, 0, 4, 3, 0, false)], 8, 12)),
+            "layer"
+        );
+        assert!(
+            rejected(validate_prep(&lens(), 11, 2, &[span(0, 0, 4, 0, 2, false)], 8, 12)),
+            "state"
+        );
+        assert!(rejected(validate_prep(&lens(), 11, 2, &[], 8, 12)), "no spans");
+    }
+
+    #[test]
+    fn validate_z_rejects_shared_states_and_overruns() {
+        let ok = [span(0, 4, 4, 0, 1, false), span(4, 0, 4, 0, 0, true)];
+        assert!(validate_z(96, 8, 24, &ok, 12).is_ok());
+        assert!(rejected(validate_z(95, 8, 24, &ok, 12)), "kphi short");
+        assert!(rejected(validate_z(96, 7, 24, &ok, 12)), "gamma short");
+        assert!(rejected(validate_z(96, 8, 23, &ok, 12)), "z short");
+        let shared = [span(0, 4, 4, 0, 1, false), span(4, 0, 4, 1, 1, false)];
+        assert!(rejected(validate_z(96, 8, 24, &shared, 12)), "shared state");
+        assert!(rejected(validate_z(96, 8, 24, &ok, 0)), "d_key 0");
+    }
+}

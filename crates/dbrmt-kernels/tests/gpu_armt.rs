@@ -1,0 +1,161 @@
+//! The ARMT memory kernels (DPFP, read apply, write prep, z update) on a GPU against the CPU reference, and their
+//! launchers' refusal of spans that do not fit.
+
+use dbrmt_kernels::armt_read::armt_read_apply;
+use dbrmt_kernels::armt_write::{armt_write_prep, armt_z_update};
+use dbrmt_kernels::check::{self, fresh_seed, Check};
+use dbrmt_kernels::dpfp::dpfp;
+use dbrmt_kernels::params::Span;
+use dbrmt_kernels::{Gpu, KernelError};
+
+/// Prints every check and fails if any did not pass or could not run.
+fn assert_all_pass(seed: u64, results: Vec<Result<Check, KernelError>>) {
+    println!("seed {seed} (replay with DBRMT_SEED={seed})");
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok(c) => {
+                println!("{c}");
+                if !c.passed() {
+                    failures.push(format!("{} {}", c.kernel, c.shape));
+                }
+            }
+            Err(e) => {
+                println!("error: {e}");
+                failures.push(e.to_string());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "seed {seed}: failed: {failures:#?}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn dpfp_matches_reference() {
+    let gpu = Gpu::new(0).expect("open GPU 0");
+    let seed = fresh_seed();
+    assert_all_pass(seed, check::dpfp::checks(&gpu, seed));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn armt_read_and_write_match_reference() {
+    let gpu = Gpu::new(0).expect("open GPU 0");
+    let seed = fresh_seed();
+    assert_all_pass(seed, check::armt::checks(&gpu, seed));
+}
+
+fn rejected(r: Result<(), KernelError>) -> bool {
+    matches!(r, Err(KernelError::InvalidArgument { .. }))
+}
+
+fn span(in_row: usize, out_row: usize, rows: usize, layer: usize, state: usize, flag: bool) -> Span {
+    Span {
+        in_row,
+        out_row,
+        rows,
+        layer,
+        flag,
+        state,
+    }
+}
+
+/// A bad span is an `InvalidArgument` before anything is launched, never a device fault; a good one launches.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn launchers_reject_spans_that_do_not_fit() {
+    let gpu = Gpu::new(0).expect("open GPU 0");
+    let s = gpu.stream();
+    let (d, d_mem, nu) = (8, 2, 3);
+    let dk = 2 * nu * d_mem;
+    let rows = 4;
+    let f32s = |n: usize| s.alloc_zeros::<f32>(n).unwrap();
+
+    // DPFP: u [4, d_mem], phi [4, D].
+    let u = f32s(rows * d_mem);
+    let mut phi = f32s(rows * dk);
+    let good = [span(0, 0, rows, 0, 0, false)];
+    assert!(dpfp(&gpu, s, &u, d_mem, 0, &mut phi, dk, &good, d_mem, nu).is_ok());
+    assert!(rejected(dpfp(
+        &gpu,
+        s,
+        &u,
+        d_mem,
+        0,
+        &mut phi,
+        dk,
+        &[span(1, 0, rows, 0, 0, false)],
+        d_mem,
+        nu
+    )));
+    assert!(rejected(dpfp(&gpu, s, &u, d_mem, 1, &mut phi, dk, &good, d_mem, nu)));
+    assert!(rejected(dpfp(
+        &gpu,
+        s,
+        &u,
+        d_mem,
+        0,
+        &mut phi,
+        dk,
+        &good,
+        d_mem,
+        nu + 1
+    )));
+
+    // Read apply: num [4, d], phi [4, D], z [2, D], h [4, d].
+    let (num, z) = (f32s(rows * d), f32s(2 * dk));
+    let mut h = s.alloc_zeros::<half::bf16>(rows * d).unwrap();
+    let read = |h: &mut _, spans: &[Span]| armt_read_apply(&gpu, s, &num, &phi, &z, h, d, spans, d, dk);
+    assert!(read(&mut h, &[span(0, 0, rows, 0, 1, false)]).is_ok());
+    assert!(
+        rejected(read(&mut h, &[span(0, 0, rows, 0, 2, false)])),
+        "state out of range"
+    );
+    assert!(
+        rejected(read(&mut h, &[span(0, 1, rows, 0, 0, false)])),
+        "h rows past the end"
+    );
+    assert!(
+        rejected(read(&mut h, &[span(0, 0, 2, 0, 0, false), span(2, 1, 2, 0, 1, false)])),
+        "overlap"
+    );
+    assert!(rejected(read(&mut h, &[])), "no spans");
+    assert!(
+        rejected(read(&mut h, &vec![span(0, 0, 0, 0, 0, false); 65])),
+        "too many spans"
+    );
+
+    // Write prep and z update: kvb [4, d_mem + d + 1], kphi [4, D], ka [4, d], z [2, D], b_beta [3].
+    let kvb_ld = d_mem + d + 1;
+    let (kvb, ka, b_beta) = (f32s(rows * kvb_ld), f32s(rows * d), f32s(3));
+    let (mut uu, mut gamma) = (f32s(rows * d), f32s(rows));
+    let mut prep = |spans: &[Span]| {
+        armt_write_prep(
+            &gpu, s, &kvb, kvb_ld, d_mem, &phi, &ka, &z, &b_beta, &mut uu, &mut gamma, spans, d, dk, true,
+        )
+    };
+    assert!(prep(&[span(0, 0, rows, 2, 1, false)]).is_ok());
+    assert!(rejected(prep(&[span(0, 0, rows, 3, 1, false)])), "layer out of range");
+    assert!(rejected(prep(&[span(0, 0, rows, 0, 2, false)])), "state out of range");
+    assert!(
+        rejected(prep(&[span(1, 0, rows, 0, 0, false)])),
+        "input rows past the end"
+    );
+    assert!(
+        rejected(prep(&[span(0, 0, 2, 0, 0, false), span(2, 1, 2, 0, 1, false)])),
+        "overlap"
+    );
+    let mut zz = f32s(2 * dk);
+    let mut zup = |spans: &[Span]| armt_z_update(&gpu, s, &phi, &gamma, &mut zz, spans, dk);
+    assert!(zup(&[span(0, 0, 2, 0, 0, false), span(2, 2, 2, 0, 1, false)]).is_ok());
+    assert!(
+        rejected(zup(&[span(0, 0, 2, 0, 1, false), span(2, 2, 2, 0, 1, false)])),
+        "shared state"
+    );
+    assert!(rejected(zup(&[span(0, 0, rows, 0, 2, false)])), "state out of range");
+    assert!(
+        rejected(zup(&[span(0, 1, rows, 0, 0, false)])),
+        "gamma rows past the end"
+    );
+    s.synchronize().unwrap();
+}

@@ -1,0 +1,109 @@
+/*
+The element-wise pieces of ARMT's delta-rule memory write (armt-spec §1.5), over the cells of one step (one span of M
+memory rows per cell; span.layer picks the cell's β bias, span.state its memory state (A, z), span.flag = segment 0).
+The products around them (P·[W_k|W_v|w_β]ᵀ, K·A_old, A += Kᵀ·U) are grouped GEMMs; DPFP turns the raw K columns into
+kφ. In order:
+  armt_write_prep_f32 — per memory row t: β = σ(logit_t + b_β[layer]); segment 0: u_t = β·V_t, γ_t = 1; otherwise
+    δ_t = kφ_t · z + ε, u_t = β·(V_t − (kφ_t·A_old)_t / δ_t) and γ_t = clip(1 − δ_t / (‖kφ_t‖² + ε), 0, 1) (or 1
+    without the correction). One block per row (blockIdx.y the span, blockIdx.x the row); the two dot products over
+    the D features are reduced in a fixed order (strided per-thread sums, a xor butterfly per warp, warps in order).
+  armt_z_update_f32 — z[state] += Σ_t γ_t · kφ_t, accumulated onto z in the order t = 0, 1, … (one thread per feature,
+    one rounded product and one rounded add per term, exactly as reference::armt::z_update). Runs after the prep,
+    which reads the old z.
+Neither has atomics or any order that depends on the grid, so a cell's bits never depend on its neighbours.
+Bytes: prep rows · (4·(d + 1) + 4·D + 4·d + 4·d) (V and logit, kφ, KA read; u written); z update
+rows · 4·(D + 1) + 8·D per cell. FLOPs: prep rows · (4·D + 3·d), z update 2 · rows · D per cell.
+*/
+#include "common/common.cuh"
+#include "common/params.h"
+
+// Fixed, not a launch parameter: the reduction order (which features each thread sums) depends on it.
+#define WRITE_THREADS 256
+#define WRITE_WARPS (WRITE_THREADS / 32)
+// Threads per block of the z update (one thread per feature).
+#define Z_THREADS 128
+// The ε the original ARMT code adds to δ and to ‖kφ‖² (reference::MEM_EPS).
+#define ARMT_EPS 1e-5f
+
+// ----------------------------------------------------------------------------
+// CUDA kernels
+
+// kvb: the fused write product, row stride kvb_ld; V at columns v_col .. v_col + d, the β logit (no bias) at v_col + d.
+// kphi [*, d_key], ka = kφ·A_old [*, d] (not read for segment-0 spans): rows in_row ..; u [*, d] and gamma [*]: rows
+// out_row ..; z [states, d_key]; b_beta [layers].
+extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
+    armt_write_prep_f32(const Spans spans, const float* __restrict__ kvb, int kvb_ld, int v_col,
+                        const float* __restrict__ kphi, const float* __restrict__ ka, const float* __restrict__ z,
+                        const float* __restrict__ b_beta, float* __restrict__ u, float* __restrict__ gamma, int d,
+                        int d_key, int correction) {
+    if ((int)blockIdx.y >= spans.count) return;
+    const RowSpan span = spans.spans[blockIdx.y];
+    const int t = blockIdx.x;
+    if (t >= span.rows) return;  // block-uniform: no thread of this block reaches the barrier below
+
+    const float* v = kvb + (size_t)(span.in_row + t) * kvb_ld + v_col;
+    // As reference::mlp::sigmoid: 1 / (1 + exp(−x)), x = logit + bias in f32.
+    const float beta = 1.0f / (1.0f + expf(-(v[d] + b_beta[span.layer])));
+    float* ut = u + (size_t)(span.out_row + t) * d;
+
+    if (span.flag) {  // segment 0: V̄ = 0, γ = 1; z and ka are not read (span-uniform branch)
+        for (int c = threadIdx.x; c < d; c += WRITE_THREADS) ut[c] = __fmul_rn(beta, v[c]);
+        if (threadIdx.x == 0) gamma[span.out_row + t] = 1.0f;
+        return;
+    }
+
+    const float* k = kphi + (size_t)(span.in_row + t) * d_key;
+    const float* zs = z + (size_t)span.state * d_key;
+    float kz = 0.0f, kk = 0.0f;
+    for (int c = threadIdx.x; c < d_key; c += WRITE_THREADS) {
+        const float kc = k[c];
+        kz = fmaf(kc, zs[c], kz);
+        kk = fmaf(kc, kc, kk);
+    }
+    // xor butterfly: every lane ends with the same bits (fp addition is commutative).
+    for (int o = 16; o > 0; o >>= 1) {
+        kz += __shfl_xor_sync(0xffffffffu, kz, o);
+        kk += __shfl_xor_sync(0xffffffffu, kk, o);
+    }
+    __shared__ float kz_warps[WRITE_WARPS];
+    __shared__ float kk_warps[WRITE_WARPS];
+    if ((threadIdx.x & 31) == 0) {
+        kz_warps[threadIdx.x >> 5] = kz;
+        kk_warps[threadIdx.x >> 5] = kk;
+    }
+    __syncthreads();
+    float kz_sum = 0.0f, kk_sum = 0.0f;
+    for (int w = 0; w < WRITE_WARPS; ++w) {  // same order in every thread
+        kz_sum += kz_warps[w];
+        kk_sum += kk_warps[w];
+    }
+    const float delta = kz_sum + ARMT_EPS;
+
+    const float* kat = ka + (size_t)(span.in_row + t) * d;
+    for (int c = threadIdx.x; c < d; c += WRITE_THREADS) {
+        ut[c] = __fmul_rn(beta, __fsub_rn(v[c], __fdiv_rn(kat[c], delta)));
+    }
+    if (threadIdx.x == 0) {
+        gamma[span.out_row + t] =
+            correction ? fminf(fmaxf(1.0f - __fdiv_rn(delta, kk_sum + ARMT_EPS), 0.0f), 1.0f) : 1.0f;
+    }
+}
+
+// kphi [*, d_key] rows in_row ..; gamma [*] rows out_row .. (the spans of armt_write_prep_f32 as they are); z [states,
+// d_key], z[span.state] updated in place. blockIdx.y is the span, blockIdx.x · Z_THREADS + threadIdx.x the feature.
+extern "C" __global__ void __launch_bounds__(Z_THREADS)
+    armt_z_update_f32(const Spans spans, const float* __restrict__ kphi, const float* __restrict__ gamma,
+                      float* __restrict__ z, int d_key) {
+    if ((int)blockIdx.y >= spans.count) return;
+    const RowSpan span = spans.spans[blockIdx.y];
+    const int j = blockIdx.x * Z_THREADS + threadIdx.x;
+    if (j >= d_key) return;
+
+    float* zj = z + (size_t)span.state * d_key + j;
+    float acc = *zj;
+    for (int t = 0; t < span.rows; ++t) {
+        // Explicitly unfused: the same two roundings per term as the reference's `z += g * k`.
+        acc = __fadd_rn(acc, __fmul_rn(gamma[span.out_row + t], kphi[(size_t)(span.in_row + t) * d_key + j]));
+    }
+    *zj = acc;
+}
