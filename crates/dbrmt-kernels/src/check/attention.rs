@@ -1,0 +1,158 @@
+//! `attention_causal_bf16_hd*` against
+//! [`reference::attention::causal_gqa_attention`](crate::reference::attention::causal_gqa_attention).
+
+use half::bf16;
+
+use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layout, ROW_KERNEL_TOL};
+use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
+use crate::attention::attention_causal;
+use crate::params::Span;
+use crate::reference::attention::causal_gqa_attention;
+use crate::{Gpu, KernelError};
+
+/// The head shape of a check.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+struct Case {
+    layout: Layout,
+    shape: AttentionShape,
+    qkv_ld: usize,
+    out_ld: usize,
+    scale: f32,
+    qkv: Vec<f32>,
+}
+
+impl Case {
+    fn new(seed: u64, rows: &[usize], shape: AttentionShape) -> Case {
+        let mut rng = Rng::new(seed);
+        let layout = Layout::new(rows, 1, false, 0);
+        // Padded (even) strides: the kernel must use them, not the widths.
+        let qkv_ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + 8;
+        let out_ld = shape.heads * shape.head_dim + 2;
+        // N(0, 1) q and k: scores q·k/√hd of standard deviation 1, a softmax neither flat nor one-hot.
+        let qkv = rng.bf16_normal(layout.in_rows * qkv_ld, 1.0);
+        let scale = 1.0 / (shape.head_dim as f32).sqrt();
+        Case {
+            layout,
+            shape,
+            qkv_ld,
+            out_ld,
+            scale,
+            qkv,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let rows: Vec<usize> = self.layout.spans.iter().map(|s| s.rows).collect();
+        let s = self.shape;
+        format!("rows={rows:?} H={} KV={} hd={}", s.heads, s.kv_heads, s.head_dim)
+    }
+
+    fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+        let stream = gpu.stream();
+        let qkv = upload_bf16(stream, &self.qkv)?;
+        let mut out = poisoned_bf16(gpu, stream, self.layout.out_rows * self.out_ld)?;
+        let s = self.shape;
+        attention_causal(
+            gpu,
+            stream,
+            &qkv,
+            self.qkv_ld,
+            &mut out,
+            self.out_ld,
+            spans,
+            s.heads,
+            s.kv_heads,
+            s.head_dim,
+            self.scale,
+        )?;
+        Ok(stream.clone_dtoh(&out)?)
+    }
+
+    fn q_width(&self) -> usize {
+        self.shape.heads * self.shape.head_dim
+    }
+}
+
+/// Causal GQA attention of one span per entry of `rows` against the f32 reference (which forms the full score matrix
+/// and sums the softmax in f64). Tolerance [`ROW_KERNEL_TOL`]: q, k, v are the same bf16 values on both sides and the
+/// kernel keeps scores, probabilities and the accumulator in f32, so the error is the output's one bf16 rounding
+/// (≈ 1e-3 RMS) plus f32 accumulation-order differences over up to 4352 keys (~1e-5).
+pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: AttentionShape) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, shape);
+    let out = case.run(gpu, &case.layout.spans)?;
+    let AttentionShape {
+        heads,
+        kv_heads,
+        head_dim,
+    } = shape;
+    let (qw, kw) = (heads * head_dim, kv_heads * head_dim);
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for s in &case.layout.spans {
+        let q = gather(&case.qkv, case.qkv_ld, s.in_row, s.rows, 0, qw);
+        let k = gather(&case.qkv, case.qkv_ld, s.in_row, s.rows, qw, kw);
+        let v = gather(&case.qkv, case.qkv_ld, s.in_row, s.rows, qw + kw, kw);
+        let mut o = vec![0.0; s.rows * qw];
+        causal_gqa_attention(&q, &k, &v, s.rows, heads, kv_heads, head_dim, case.scale, &mut o);
+        want.extend(o);
+        got.extend(
+            gather(&out, case.out_ld, s.out_row, s.rows, 0, qw)
+                .into_iter()
+                .map(f32::from),
+        );
+    }
+    let check = compare("attention_causal_bf16", case.describe(), &got, &want, ROW_KERNEL_TOL);
+    let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.out_row, s.rows, qw)).collect();
+    Ok(fail_if(
+        check,
+        stray_writes(&out, case.out_ld, &regions, poison_bits),
+        "writes outside the spans",
+    ))
+}
+
+/// The cell of `rows[target]` launched alone and inside the launch of all `rows`: identical bits.
+pub fn check_attention_grouping(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    target: usize,
+    shape: AttentionShape,
+) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, shape);
+    let s = case.layout.spans[target];
+    let alone = case.run(gpu, &[s])?;
+    let grouped = case.run(gpu, &case.layout.spans)?;
+    let pick = |y: &[bf16]| gather(y, case.out_ld, s.out_row, s.rows, 0, case.q_width());
+    Ok(bitwise(
+        "attention_causal_bf16",
+        format!("{} cell {target} alone vs grouped", case.describe()),
+        &pick(&alone),
+        &pick(&grouped),
+    ))
+}
+
+/// Attention at the published head shapes and at awkward ones: every head size, GQA groups of 4, 3, 2 and 1, rows
+/// that are not multiples of the 64-query or 32-key tiles (1, 17, 40, 65, 1152 + a short last segment, 4352 = T + M
+/// at T = 4096, M = 256), several spans per launch, and the grouping check.
+pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let shape = |heads, kv_heads, head_dim| AttentionShape {
+        heads,
+        kv_heads,
+        head_dim,
+    };
+    vec![
+        check_attention(gpu, seed, &[40, 17, 130], shape(4, 2, 32)),
+        check_attention(gpu, seed ^ 1, &[1152, 65, 1], shape(32, 8, 64)),
+        check_attention(gpu, seed ^ 2, &[1152, 200], shape(9, 3, 64)),
+        check_attention(gpu, seed ^ 3, &[300, 64, 63], shape(8, 2, 128)),
+        check_attention(gpu, seed ^ 4, &[97, 33], shape(4, 4, 128)),
+        check_attention(gpu, seed ^ 5, &[4352], shape(2, 1, 64)),
+        check_attention_grouping(gpu, seed ^ 6, &[40, 17, 300, 129], 0, shape(32, 8, 64)),
+        check_attention_grouping(gpu, seed ^ 7, &[200, 1, 70, 64], 2, shape(4, 2, 128)),
+    ]
+}

@@ -1,0 +1,191 @@
+//! `embed_segment_bf16` against [`reference::embed::segment_input`](crate::reference::embed::segment_input): a copy,
+//! so exact.
+
+use half::bf16;
+
+use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layout};
+use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
+use crate::embed::{embed_segment, BAD_ID_BF16_BITS};
+use crate::params::Span;
+use crate::reference::embed::segment_input;
+use crate::{Gpu, KernelError};
+
+struct Case {
+    layout: Layout,
+    d: usize,
+    vocab: usize,
+    mem_rows: usize,
+    ids: Vec<u32>,
+    embed: Vec<f32>,
+    memory: Vec<f32>,
+}
+
+impl Case {
+    fn new(seed: u64, rows: &[usize], d: usize, vocab: usize, mem_rows: usize) -> Case {
+        let mut rng = Rng::new(seed);
+        let layout = Layout::new(rows, 1, false, mem_rows);
+        // Ids outside the spans are out of range: a kernel reading the wrong ids writes NaN rows and fails.
+        let mut ids = vec![u32::MAX; layout.in_rows];
+        for s in &layout.spans {
+            ids[s.in_row..s.in_row + s.rows]
+                .iter_mut()
+                .for_each(|id| *id = rng.below(vocab) as u32);
+        }
+        let embed = rng.bf16_normal(vocab * d, 1.0);
+        let memory = rng.bf16_normal(mem_rows * d, 0.5);
+        Case {
+            layout,
+            d,
+            vocab,
+            mem_rows,
+            ids,
+            embed,
+            memory,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let rows: Vec<usize> = self.layout.spans.iter().map(|s| s.rows).collect();
+        format!("T_s={rows:?} M={} d={} V={}", self.mem_rows, self.d, self.vocab)
+    }
+
+    fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+        let stream = gpu.stream();
+        let ids = stream.clone_htod(&self.ids)?;
+        let embed = upload_bf16(stream, &self.embed)?;
+        let memory = upload_bf16(stream, &self.memory)?;
+        let mut hidden = poisoned_bf16(gpu, stream, self.layout.out_rows * self.d)?;
+        embed_segment(
+            gpu,
+            stream,
+            &ids,
+            &embed,
+            &memory,
+            &mut hidden,
+            spans,
+            self.d,
+            self.vocab,
+        )?;
+        Ok(stream.clone_dtoh(&hidden)?)
+    }
+
+    /// The rows each span writes: `(out_row, T_s + M, d)`.
+    fn regions(&self) -> Vec<(usize, usize, usize)> {
+        self.layout
+            .spans
+            .iter()
+            .map(|s| (s.out_row, s.rows + self.mem_rows, self.d))
+            .collect()
+    }
+
+    /// The reference rows of span `s`, with the ids of `ids`.
+    fn reference(&self, ids: &[u32], s: &Span) -> Vec<f32> {
+        let mut r = vec![0.0; (s.rows + self.mem_rows) * self.d];
+        segment_input(
+            &ids[s.in_row..s.in_row + s.rows],
+            &self.embed,
+            &self.memory,
+            self.d,
+            &mut r,
+        );
+        r
+    }
+}
+
+/// The segment inputs of one span per entry of `rows` (T_s text rows each; the last may be short) against the
+/// reference. Tolerance 0: the kernel copies bf16 rows, so every element must equal the table's.
+pub fn check_embed(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    d: usize,
+    vocab: usize,
+    mem_rows: usize,
+) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, d, vocab, mem_rows);
+    let hidden = case.run(gpu, &case.layout.spans)?;
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for s in &case.layout.spans {
+        want.extend(case.reference(&case.ids, s));
+        got.extend(
+            gather(&hidden, d, s.out_row, s.rows + mem_rows, 0, d)
+                .into_iter()
+                .map(f32::from),
+        );
+    }
+    let check = compare("embed_segment_bf16", case.describe(), &got, &want, 0.0);
+    Ok(fail_if(
+        check,
+        stray_writes(&hidden, d, &case.regions(), poison_bits),
+        "writes outside the spans",
+    ))
+}
+
+/// Ids `>= vocab` inside the spans (`vocab` itself and `u32::MAX`): their rows must be the NaN
+/// [`BAD_ID_BF16_BITS`], every other row exact. Tolerance 0.
+pub fn check_embed_bad_ids(gpu: &Gpu, seed: u64) -> Result<Check, KernelError> {
+    let (d, vocab, mem_rows) = (64, 50, 3);
+    let mut case = Case::new(seed, &[9, 4], d, vocab, mem_rows);
+    let spans = case.layout.spans.clone();
+    let bad = [(spans[0].in_row + 2, vocab as u32), (spans[1].in_row + 3, u32::MAX)];
+    for &(i, id) in &bad {
+        case.ids[i] = id;
+    }
+    let hidden = case.run(gpu, &spans)?;
+    let (mut got, mut want, mut not_nan) = (Vec::new(), Vec::new(), 0);
+    // The reference with valid ids in the bad places; the bad rows are then compared by bits instead.
+    let mut valid_ids = case.ids.clone();
+    for &(i, _) in &bad {
+        valid_ids[i] = 0;
+    }
+    for (si, s) in spans.iter().enumerate() {
+        let bad_row = bad[si].0 - s.in_row;
+        let r = case.reference(&valid_ids, s);
+        for row in 0..s.rows + mem_rows {
+            let out = &hidden[(s.out_row + row) * d..(s.out_row + row + 1) * d];
+            if row == bad_row {
+                not_nan += out.iter().filter(|v| v.to_bits() != BAD_ID_BF16_BITS).count();
+            } else {
+                want.extend_from_slice(&r[row * d..(row + 1) * d]);
+                got.extend(out.iter().map(|v| v.to_f32()));
+            }
+        }
+    }
+    let mut shape = case.describe();
+    shape.push_str(" ids >= V");
+    let check = compare("embed_segment_bf16", shape, &got, &want, 0.0);
+    let check = fail_if(check, not_nan, "elements of bad-id rows are not the NaN 0x7FFF");
+    Ok(fail_if(
+        check,
+        stray_writes(&hidden, d, &case.regions(), poison_bits),
+        "writes outside the spans",
+    ))
+}
+
+/// The cell of `rows[target]` launched alone and inside the launch of all `rows`: identical bits.
+pub fn check_embed_grouping(gpu: &Gpu, seed: u64, rows: &[usize], target: usize) -> Result<Check, KernelError> {
+    let (d, vocab, mem_rows) = (576, 1000, 16);
+    let case = Case::new(seed, rows, d, vocab, mem_rows);
+    let s = case.layout.spans[target];
+    let alone = case.run(gpu, &[s])?;
+    let grouped = case.run(gpu, &case.layout.spans)?;
+    let pick = |y: &[bf16]| gather(y, d, s.out_row, s.rows + mem_rows, 0, d);
+    Ok(bitwise(
+        "embed_segment_bf16",
+        format!("{} cell {target} alone vs grouped", case.describe()),
+        &pick(&alone),
+        &pick(&grouped),
+    ))
+}
+
+/// Segment inputs at SmolLM2's and Llama-3.2-1B's widths, full and short last segments, with and without memory
+/// rows, bad ids, and the grouping check.
+pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    vec![
+        check_embed(gpu, seed, &[40, 17], 576, 1000, 16),
+        check_embed(gpu, seed ^ 1, &[128, 128, 5], 2048, 3000, 128),
+        check_embed(gpu, seed ^ 2, &[7, 1], 100, 37, 0),
+        check_embed_bad_ids(gpu, seed ^ 3),
+        check_embed_grouping(gpu, seed ^ 4, &[40, 17, 128, 3], 1),
+    ]
+}

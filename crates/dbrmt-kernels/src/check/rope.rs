@@ -1,0 +1,153 @@
+//! `rope_bf16` against [`reference::rope::apply_rope`](crate::reference::rope::apply_rope), with llama3-scaled and
+//! plain tables.
+
+use half::bf16;
+
+use super::rms_norm::{bitwise, fail_if, gather, stray_writes, Layout, ROW_KERNEL_TOL};
+use super::{compare, upload_bf16, upload_f32, Check, Rng};
+use crate::params::Span;
+use crate::reference::rope::{apply_rope, Llama3Scaling, RopeTable};
+use crate::rope::rope;
+use crate::{Gpu, KernelError};
+
+/// Llama 3.1/3.2's `rope_scaling` (theta 5e5).
+const LLAMA3: Llama3Scaling = Llama3Scaling {
+    factor: 32.0,
+    low_freq_factor: 1.0,
+    high_freq_factor: 4.0,
+    original_max_position_embeddings: 8192.0,
+};
+
+/// The head shape of a check.
+#[derive(Debug, Clone, Copy)]
+pub struct RopeShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    /// llama3-scaled frequencies with theta 5e5; otherwise plain ones with theta 1e4.
+    pub llama3: bool,
+}
+
+struct Case {
+    layout: Layout,
+    shape: RopeShape,
+    ld: usize,
+    table: RopeTable,
+    /// The whole QKV buffer before the kernel (gap rows, v columns and row padding included).
+    qkv: Vec<f32>,
+}
+
+impl Case {
+    fn new(seed: u64, rows: &[usize], shape: RopeShape) -> Case {
+        let mut rng = Rng::new(seed);
+        let layout = Layout::new(rows, 1, true, 0);
+        let ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + 6;
+        let positions = rows.iter().copied().max().unwrap_or(0) + 3;
+        let table = if shape.llama3 {
+            RopeTable::new(shape.head_dim, 500000.0, Some(&LLAMA3), positions)
+        } else {
+            RopeTable::new(shape.head_dim, 10000.0, None, positions)
+        };
+        let qkv = rng.bf16_normal(layout.in_rows * ld, 1.0);
+        Case {
+            layout,
+            shape,
+            ld,
+            table,
+            qkv,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let rows: Vec<usize> = self.layout.spans.iter().map(|s| s.rows).collect();
+        let s = self.shape;
+        let t = if s.llama3 { "llama3 θ=5e5" } else { "θ=1e4" };
+        format!("rows={rows:?} H={} KV={} hd={} {t}", s.heads, s.kv_heads, s.head_dim)
+    }
+
+    /// Uploads the buffer, rotates it on `spans` and downloads it.
+    fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+        let stream = gpu.stream();
+        let mut qkv = upload_bf16(stream, &self.qkv)?;
+        let cos = upload_f32(stream, &self.table.cos)?;
+        let sin = upload_f32(stream, &self.table.sin)?;
+        let s = self.shape;
+        rope(
+            gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, s.heads, s.kv_heads, s.head_dim,
+        )?;
+        Ok(stream.clone_dtoh(&qkv)?)
+    }
+
+    /// Columns rotated per row.
+    fn width(&self) -> usize {
+        (self.shape.heads + self.shape.kv_heads) * self.shape.head_dim
+    }
+}
+
+/// RoPE of one span per entry of `rows` against the f32 reference; every element the kernel must not touch (v
+/// columns, row padding, rows outside the spans) must keep its bits. Tolerance [`ROW_KERNEL_TOL`]: each output is one
+/// f32 rotation of bf16 inputs (an FMA where the reference rounds twice: ~1e-7) rounded once to bf16.
+pub fn check_rope(gpu: &Gpu, seed: u64, rows: &[usize], shape: RopeShape) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, shape);
+    let out = case.run(gpu, &case.layout.spans)?;
+    let width = case.width();
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for s in &case.layout.spans {
+        let mut x = gather(&case.qkv, case.ld, s.in_row, s.rows, 0, width);
+        apply_rope(&mut x, s.rows, shape.heads + shape.kv_heads, &case.table);
+        want.extend(x);
+        got.extend(
+            gather(&out, case.ld, s.in_row, s.rows, 0, width)
+                .into_iter()
+                .map(f32::from),
+        );
+    }
+    let check = compare("rope_bf16", case.describe(), &got, &want, ROW_KERNEL_TOL);
+    let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.in_row, s.rows, width)).collect();
+    let original = |i: usize| bf16::from_f32(case.qkv[i]).to_bits();
+    Ok(fail_if(
+        check,
+        stray_writes(&out, case.ld, &regions, original),
+        "elements outside q/k of the spans changed",
+    ))
+}
+
+/// The cell of `rows[target]` rotated alone and inside the launch of all `rows`: identical bits.
+pub fn check_rope_grouping(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    target: usize,
+    shape: RopeShape,
+) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, shape);
+    let s = case.layout.spans[target];
+    let alone = case.run(gpu, &[s])?;
+    let grouped = case.run(gpu, &case.layout.spans)?;
+    let pick = |y: &[bf16]| gather(y, case.ld, s.in_row, s.rows, 0, case.width());
+    Ok(bitwise(
+        "rope_bf16",
+        format!("{} cell {target} alone vs grouped", case.describe()),
+        &pick(&alone),
+        &pick(&grouped),
+    ))
+}
+
+/// RoPE with llama3-scaled and plain tables, head sizes 32/64/128, GQA and MHA, rows not multiples of anything.
+pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let shape = |heads, kv_heads, head_dim, llama3| RopeShape {
+        heads,
+        kv_heads,
+        head_dim,
+        llama3,
+    };
+    vec![
+        check_rope(gpu, seed, &[40, 17], shape(32, 8, 64, true)),
+        check_rope(gpu, seed ^ 1, &[40, 17], shape(32, 8, 64, false)),
+        check_rope(gpu, seed ^ 2, &[1152, 65, 1], shape(9, 3, 64, true)),
+        check_rope(gpu, seed ^ 3, &[100, 7], shape(4, 2, 32, false)),
+        check_rope(gpu, seed ^ 4, &[70, 3, 129], shape(24, 8, 128, true)),
+        check_rope(gpu, seed ^ 5, &[4352], shape(2, 2, 64, true)),
+        check_rope_grouping(gpu, seed ^ 6, &[40, 17, 300, 5], 1, shape(32, 8, 64, true)),
+    ]
+}
