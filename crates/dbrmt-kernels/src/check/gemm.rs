@@ -1,0 +1,554 @@
+//! Checks of the grouped matrix products (`cuda/gemm_bf16.cu`, `cuda/gemm_f32.cu`) against `reference::gemm`.
+//!
+//! Every case lays its groups out the way the engine does (cells' rows stacked in shared activation buffers, with
+//! a gap row between cells; weights or memory states stacked per layer, group g using layer g), optionally with row
+//! strides wider than the rows (`pad`). Every element of A and B that no group may read is NaN, so a read past an
+//! operand's edge poisons the result, and every element of C that no group may write holds the poison pattern and
+//! must still hold it afterwards (a stray write fails the check).
+
+use std::sync::Arc;
+
+use cudarc::driver::CudaStream;
+use half::bf16;
+
+use super::{
+    compare, download_bf16, download_f32, poisoned_bf16, poisoned_f32, upload_bf16, upload_f32, Check, Rng,
+    POISON_BF16_BITS,
+};
+use crate::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_f32_nn, gemm_f32_tn, GemmGroup, Layout};
+use crate::poison::POISON_F32_BITS;
+use crate::reference::gemm::{linear, linear_add, matmul, matmul_tn_add};
+use crate::{Gpu, KernelError};
+
+/// Tolerance on ‖gpu − ref‖ / ‖ref‖ for a bf16 output: the f32 result is rounded to bf16 once (relative error at
+/// most 2⁻⁹, about 2⁻¹⁰ on average, per element), and the f32 summation-order differences are far below that;
+/// 8e-3 ≈ 2⁻⁷ leaves room for a wrong rounding mode but not for a wrong element.
+pub const TOL_BF16_OUT: f64 = 8e-3;
+
+/// Tolerance for an f32 output (from bf16 inputs, whose products are exact in f32, or from f32 inputs): only the
+/// order of the f32 summation differs from the reference, a relative error of a few 1e-7 · √k; 1e-5 holds for
+/// k up to a few thousand (measured on an H100: 2.1e-6 for bf16 inputs at k = 2048, 2.8e-7 for f32 at k = 384).
+pub const TOL_F32_OUT: f64 = 1e-5;
+
+/// The entry points checked here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// `gemm_bf16_nt_bf16`: C bf16 = A·Bᵀ.
+    Bf16NtBf16,
+    /// `gemm_bf16_nt_f32`: C f32 = A·Bᵀ, bf16 inputs.
+    Bf16NtF32,
+    /// `gemm_f32_nn`: C = A·B, f32.
+    F32Nn,
+    /// `gemm_f32_tn`: C = Aᵀ·B, f32.
+    F32Tn,
+}
+
+impl GemmKernel {
+    /// All four entry points.
+    pub const ALL: [GemmKernel; 4] = [
+        GemmKernel::Bf16NtBf16,
+        GemmKernel::Bf16NtF32,
+        GemmKernel::F32Nn,
+        GemmKernel::F32Tn,
+    ];
+
+    /// The kernel's entry point name.
+    pub fn entry(self) -> &'static str {
+        match self {
+            GemmKernel::Bf16NtBf16 => "gemm_bf16_nt_bf16",
+            GemmKernel::Bf16NtF32 => "gemm_bf16_nt_f32",
+            GemmKernel::F32Nn => "gemm_f32_nn",
+            GemmKernel::F32Tn => "gemm_f32_tn",
+        }
+    }
+
+    fn layout(self) -> Layout {
+        match self {
+            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 => Layout::Nt,
+            GemmKernel::F32Nn => Layout::Nn,
+            GemmKernel::F32Tn => Layout::Tn,
+        }
+    }
+
+    fn bf16_inputs(self) -> bool {
+        matches!(self, GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32)
+    }
+
+    fn bf16_output(self) -> bool {
+        self == GemmKernel::Bf16NtBf16
+    }
+
+    /// The tolerance of its output type ([`TOL_BF16_OUT`] or [`TOL_F32_OUT`]).
+    pub fn tol(self) -> f64 {
+        if self.bf16_output() {
+            TOL_BF16_OUT
+        } else {
+            TOL_F32_OUT
+        }
+    }
+}
+
+/// One checked launch: one group per entry of `ms` (its m), all with the same `n` and `k`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GemmCase {
+    /// The entry point.
+    pub kernel: GemmKernel,
+    /// m of each group (0 allowed).
+    pub ms: Vec<usize>,
+    /// Columns of C, the same in every group.
+    pub n: usize,
+    /// The summed dimension, the same in every group.
+    pub k: usize,
+    /// Extra elements at the end of every stored row of A, B and C (row strides wider than the rows).
+    pub pad: usize,
+    /// `C += product` instead of `C = product`.
+    pub accumulate: bool,
+}
+
+impl GemmCase {
+    fn shape(&self) -> String {
+        format!(
+            "ms={:?} n={} k={} pad={}{}",
+            self.ms,
+            self.n,
+            self.k,
+            self.pad,
+            if self.accumulate { " acc" } else { "" }
+        )
+    }
+}
+
+/// The groups of a case and the lengths of the three buffers they index.
+struct Layout3 {
+    groups: Vec<GemmGroup>,
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+}
+
+/// Lays the groups out as the engine does: A and C rows of the cells stacked with one spare row between cells
+/// (A stored `[k, m]` per cell for `Tn`), B one block per group (a stacked per-layer weight or state).
+fn lay_out(case: &GemmCase) -> Layout3 {
+    let (n, k, pad) = (case.n, case.k, case.pad);
+    let layout = case.kernel.layout();
+    let mut groups = Vec::with_capacity(case.ms.len());
+    let (mut a_len, mut b_len, mut c_row) = (0, 0, 0);
+    let ldc = n + pad;
+    for &m in &case.ms {
+        let g = match layout {
+            Layout::Nt | Layout::Nn => {
+                let lda = k + pad;
+                let ldb = if layout == Layout::Nt { k + pad } else { n + pad };
+                let b_rows = if layout == Layout::Nt { n } else { k };
+                // A rows share the C row numbering: cell rows c_row.. in both buffers.
+                let g = GemmGroup {
+                    a_offset: c_row * lda,
+                    b_offset: b_len,
+                    c_offset: c_row * ldc,
+                    m,
+                    n,
+                    k,
+                    lda,
+                    ldb,
+                    ldc,
+                };
+                b_len += b_rows * ldb;
+                g
+            }
+            Layout::Tn => {
+                let (lda, ldb) = (m + pad, n + pad);
+                let g = GemmGroup {
+                    a_offset: a_len,
+                    b_offset: b_len,
+                    c_offset: c_row * ldc,
+                    m,
+                    n,
+                    k,
+                    lda,
+                    ldb,
+                    ldc,
+                };
+                a_len += (k + 1) * lda;
+                b_len += k * ldb;
+                g
+            }
+        };
+        groups.push(g);
+        c_row += m + 1;
+    }
+    if layout != Layout::Tn {
+        a_len = c_row * (k + pad);
+    }
+    // Never empty, so that every buffer can be allocated.
+    Layout3 {
+        groups,
+        a_len: a_len.max(1),
+        b_len: b_len.max(1),
+        c_len: (c_row * ldc).max(1),
+    }
+}
+
+/// Marks the elements of a `rows × width` block (row stride `ld`) from `offset`.
+fn mark(mask: &mut [bool], offset: usize, rows: usize, width: usize, ld: usize) {
+    for r in 0..rows {
+        mask[offset + r * ld..offset + r * ld + width].fill(true);
+    }
+}
+
+fn gather(buf: &[f32], offset: usize, rows: usize, width: usize, ld: usize) -> Vec<f32> {
+    (0..rows)
+        .flat_map(|r| buf[offset + r * ld..offset + r * ld + width].iter().copied())
+        .collect()
+}
+
+fn scatter(buf: &mut [f32], offset: usize, rows: usize, width: usize, ld: usize, x: &[f32]) {
+    for r in 0..rows {
+        buf[offset + r * ld..offset + r * ld + width].copy_from_slice(&x[r * width..(r + 1) * width]);
+    }
+}
+
+/// Host inputs of a case: A, B (NaN where no group reads), the initial C (poison where no group writes, and
+/// everywhere when not accumulating) and the mask of C elements the groups write.
+struct Inputs {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c0: Vec<f32>,
+    c_mask: Vec<bool>,
+}
+
+fn inputs(case: &GemmCase, l: &Layout3, rng: &mut Rng) -> Inputs {
+    let layout = case.kernel.layout();
+    let mut draw = |len: usize, std: f64| {
+        if case.kernel.bf16_inputs() {
+            rng.bf16_normal(len, std)
+        } else {
+            rng.f32_normal(len, std)
+        }
+    };
+    let mut a = draw(l.a_len, 1.0);
+    // Scaled so that every product has entries of order 1, like the residual they may be added to.
+    let mut b = draw(l.b_len, 1.0 / (case.k.max(1) as f64).sqrt());
+    let (mut a_mask, mut b_mask, mut c_mask) = (vec![false; l.a_len], vec![false; l.b_len], vec![false; l.c_len]);
+    for g in &l.groups {
+        let (ar, aw) = if layout == Layout::Tn { (g.k, g.m) } else { (g.m, g.k) };
+        let (br, bw) = if layout == Layout::Nt { (g.n, g.k) } else { (g.k, g.n) };
+        mark(&mut a_mask, g.a_offset, ar, aw, g.lda);
+        mark(&mut b_mask, g.b_offset, br, bw, g.ldb);
+        mark(&mut c_mask, g.c_offset, g.m, g.n, g.ldc);
+    }
+    for (x, _) in a.iter_mut().zip(&a_mask).filter(|(_, &m)| !m) {
+        *x = f32::NAN;
+    }
+    for (x, _) in b.iter_mut().zip(&b_mask).filter(|(_, &m)| !m) {
+        *x = f32::NAN;
+    }
+    let poison = f32::from_bits(POISON_F32_BITS);
+    let c0: Vec<f32> = if case.accumulate {
+        let fresh = if case.kernel.bf16_output() {
+            rng.bf16_normal(l.c_len, 1.0)
+        } else {
+            rng.f32_normal(l.c_len, 1.0)
+        };
+        fresh
+            .into_iter()
+            .zip(&c_mask)
+            .map(|(v, &m)| if m { v } else { poison })
+            .collect()
+    } else {
+        vec![poison; l.c_len]
+    };
+    Inputs { a, b, c0, c_mask }
+}
+
+/// The f32 reference of the whole C buffer: each group's product (plus its initial C when accumulating) where it
+/// writes, the initial contents elsewhere.
+fn reference(case: &GemmCase, l: &Layout3, x: &Inputs) -> Vec<f32> {
+    let mut out = x.c0.clone();
+    for g in &l.groups {
+        let (m, n, k) = (g.m, g.n, g.k);
+        if m == 0 || n == 0 {
+            continue;
+        }
+        let mut y = if case.accumulate {
+            gather(&x.c0, g.c_offset, m, n, g.ldc)
+        } else {
+            vec![0.0; m * n]
+        };
+        if k > 0 {
+            match case.kernel.layout() {
+                Layout::Nt => {
+                    let a = gather(&x.a, g.a_offset, m, k, g.lda);
+                    let w = gather(&x.b, g.b_offset, n, k, g.ldb);
+                    if case.accumulate {
+                        linear_add(&a, &w, m, k, n, &mut y);
+                    } else {
+                        linear(&a, &w, m, k, n, &mut y);
+                    }
+                }
+                Layout::Nn => {
+                    let a = gather(&x.a, g.a_offset, m, k, g.lda);
+                    let b = gather(&x.b, g.b_offset, k, n, g.ldb);
+                    let mut p = vec![0.0; m * n];
+                    matmul(&a, &b, m, k, n, &mut p);
+                    // The kernel adds the finished product to C, as here.
+                    y.iter_mut().zip(&p).for_each(|(y, p)| *y += p);
+                }
+                Layout::Tn => {
+                    let a = gather(&x.a, g.a_offset, k, m, g.lda);
+                    let b = gather(&x.b, g.b_offset, k, n, g.ldb);
+                    matmul_tn_add(&a, &b, m, k, n, &mut y);
+                }
+            }
+        }
+        scatter(&mut out, g.c_offset, m, n, g.ldc, &y);
+    }
+    out
+}
+
+/// bf16 copies of host values, keeping the bf16 poison pattern where the f32 poison pattern is.
+fn to_bf16_keep_poison(x: &[f32]) -> Vec<bf16> {
+    x.iter()
+        .map(|&v| {
+            if v.to_bits() == POISON_F32_BITS {
+                bf16::from_bits(POISON_BF16_BITS)
+            } else {
+                bf16::from_f32(v)
+            }
+        })
+        .collect()
+}
+
+fn is_poison(x: f32) -> bool {
+    x.to_bits() == POISON_F32_BITS || x.to_bits() == (POISON_BF16_BITS as u32) << 16
+}
+
+/// Uploads the inputs, poisons (or fills) C, runs the launch over `groups` and downloads the whole of C.
+fn run_gpu(
+    gpu: &Gpu,
+    stream: &Arc<CudaStream>,
+    case: &GemmCase,
+    groups: &[GemmGroup],
+    x: &Inputs,
+) -> Result<Vec<f32>, KernelError> {
+    let acc = case.accumulate;
+    if case.kernel.bf16_inputs() {
+        let (a, b) = (upload_bf16(stream, &x.a)?, upload_bf16(stream, &x.b)?);
+        if case.kernel.bf16_output() {
+            let mut c = if acc {
+                stream.clone_htod(&to_bf16_keep_poison(&x.c0))?
+            } else {
+                poisoned_bf16(gpu, stream, x.c0.len())?
+            };
+            gemm_bf16_nt(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            download_bf16(stream, &c)
+        } else {
+            let mut c = if acc {
+                upload_f32(stream, &x.c0)?
+            } else {
+                poisoned_f32(gpu, stream, x.c0.len())?
+            };
+            gemm_bf16_nt_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            download_f32(stream, &c)
+        }
+    } else {
+        let (a, b) = (upload_f32(stream, &x.a)?, upload_f32(stream, &x.b)?);
+        let mut c = if acc {
+            upload_f32(stream, &x.c0)?
+        } else {
+            poisoned_f32(gpu, stream, x.c0.len())?
+        };
+        if case.kernel == GemmKernel::F32Nn {
+            gemm_f32_nn(gpu, stream, &a, &b, &mut c, groups, acc)?;
+        } else {
+            gemm_f32_tn(gpu, stream, &a, &b, &mut c, groups, acc)?;
+        }
+        download_f32(stream, &c)
+    }
+}
+
+/// Compares the written part of C with the reference and fails the check (rel_err = ∞, noted in the shape) if
+/// any element outside it lost its poison.
+fn judge(kernel: &'static str, shape: String, gpu: &[f32], reference: &[f32], mask: &[bool], tol: f64) -> Check {
+    let pick = |v: &[f32], want: bool| -> Vec<f32> {
+        v.iter()
+            .zip(mask)
+            .filter(|(_, &m)| m == want)
+            .map(|(&x, _)| x)
+            .collect()
+    };
+    let stray = pick(gpu, false).iter().filter(|&&x| !is_poison(x)).count();
+    let mut check = compare(kernel, shape, &pick(gpu, true), &pick(reference, true), tol);
+    if stray > 0 {
+        check.rel_err = f64::INFINITY;
+        check.shape.push_str(&format!(" STRAY WRITES: {stray}"));
+    }
+    check
+}
+
+/// Runs one case on fresh random inputs drawn from `seed` and compares it with the f32 reference, with the
+/// tolerance of the kernel's output type ([`GemmKernel::tol`]).
+pub fn check_gemm(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
+    let stream = gpu.stream();
+    let l = lay_out(case);
+    let x = inputs(case, &l, &mut Rng::new(seed));
+    let want = reference(case, &l, &x);
+    let got = run_gpu(gpu, stream, case, &l.groups, &x)?;
+    Ok(judge(
+        case.kernel.entry(),
+        case.shape(),
+        &got,
+        &want,
+        &x.c_mask,
+        case.kernel.tol(),
+    ))
+}
+
+/// Determinism across groupings: one problem (m = 37) computed alone must give exactly the bytes it gets as the
+/// third of five groups of different sizes. Tolerance 0: any differing bit (even the sign of a zero) fails.
+pub fn check_gemm_grouping(gpu: &Gpu, seed: u64, kernel: GemmKernel, accumulate: bool) -> Result<Check, KernelError> {
+    const TARGET: usize = 2;
+    let stream = gpu.stream();
+    let case = GemmCase {
+        kernel,
+        ms: vec![130, 1, 37, 200, 64],
+        n: 136,
+        k: 200,
+        pad: 0,
+        accumulate,
+    };
+    let l = lay_out(&case);
+    let x = inputs(&case, &l, &mut Rng::new(seed));
+    let all = run_gpu(gpu, stream, &case, &l.groups, &x)?;
+    let alone = run_gpu(gpu, stream, &case, &l.groups[TARGET..=TARGET], &x)?;
+    let g = l.groups[TARGET];
+    let (all, alone) = (
+        gather(&all, g.c_offset, g.m, g.n, g.ldc),
+        gather(&alone, g.c_offset, g.m, g.n, g.ldc),
+    );
+    let shape = format!(
+        "m=37 alone vs group {TARGET} of {:?}, n={} k={}{}",
+        case.ms,
+        case.n,
+        case.k,
+        if accumulate { " acc" } else { "" }
+    );
+    let mut check = compare(kernel.entry(), shape, &alone, &all, 0.0);
+    let differing = alone
+        .iter()
+        .zip(&all)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    if differing > 0 {
+        // Bits differ even where the values compare equal (±0): report the fraction of differing elements.
+        check.rel_err = check.rel_err.max(differing as f64 / alone.len() as f64);
+    }
+    Ok(check)
+}
+
+/// Every gemm check: each entry point at shapes that are not multiples of the tiles, several groups of different
+/// row counts (a short last segment among them), padded row strides, accumulate on and off, k = 0 and empty
+/// groups, the model's real shapes, and the bitwise grouping check.
+pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let mut cases = Vec::new();
+    for kernel in GemmKernel::ALL {
+        let case = |ms: &[usize], n, k, pad, accumulate| GemmCase {
+            kernel,
+            ms: ms.to_vec(),
+            n,
+            k,
+            pad,
+            accumulate,
+        };
+        cases.push(case(&[1, 37, 130], 70, 96, 0, false));
+        cases.push(case(&[1, 37, 130], 200, 300, 3, true));
+        cases.push(case(&[130, 37, 1], 200, 96, 1, false));
+        // Whole tiles, 16-byte rows (the vector loads), then a short last segment.
+        cases.push(case(&[128, 64, 17], 128, 64, 0, true));
+        // Degenerate: one row and column; k = 0 (C = 0, or unchanged when accumulating); an empty group.
+        cases.push(case(&[1], 1, 1, 0, false));
+        cases.push(case(&[3, 0, 2], 5, 0, 2, false));
+        cases.push(case(&[3, 0, 2], 5, 0, 0, true));
+        cases.push(case(&[5, 0, 9], 33, 17, 0, true));
+    }
+    let case = |kernel, ms: &[usize], n, k, accumulate| GemmCase {
+        kernel,
+        ms: ms.to_vec(),
+        n,
+        k,
+        pad: 0,
+        accumulate,
+    };
+    // The decoder's projections: T + M = 1152 rows, d = 2048 (a down projection with residual: k = 2048).
+    cases.push(case(GemmKernel::Bf16NtBf16, &[1152, 1152], 2048, 2048, false));
+    cases.push(case(GemmKernel::Bf16NtBf16, &[1152, 500], 2048, 2048, true));
+    // ARMT projections [K|V|β] (64 + 2048 + 1 columns) of M = 128 memory rows; an LM head (SmolLM2's vocab, odd).
+    cases.push(case(GemmKernel::Bf16NtF32, &[128, 128, 128], 2113, 2048, false));
+    cases.push(case(GemmKernel::Bf16NtF32, &[1, 3], 49157, 576, false));
+    // The memory read φ(q)·A (D = 384) and the update A += Kᵀ·U (M = 128).
+    cases.push(case(GemmKernel::F32Nn, &[1152, 144], 2048, 384, false));
+    cases.push(case(GemmKernel::F32Tn, &[384, 384, 384], 2048, 128, true));
+
+    let mut results: Vec<Result<Check, KernelError>> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| check_gemm(gpu, seed.wrapping_add(i as u64), c))
+        .collect();
+    for (i, kernel) in GemmKernel::ALL.into_iter().enumerate() {
+        for accumulate in [false, true] {
+            let s = seed.wrapping_add(1000 + 2 * i as u64 + accumulate as u64);
+            results.push(check_gemm_grouping(gpu, s, kernel, accumulate));
+        }
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::validate;
+
+    /// The layouts the GPU checks use must pass the launcher's own validation, and the reference must write
+    /// exactly the masked elements (CPU only).
+    #[test]
+    fn layouts_validate_and_reference_fills_the_mask() {
+        for kernel in GemmKernel::ALL {
+            for (ms, n, k, pad, accumulate) in [
+                (vec![1, 37, 130], 70, 96, 3, false),
+                (vec![3, 0, 2], 5, 0, 0, true),
+                (vec![2, 5], 9, 4, 1, true),
+            ] {
+                let case = GemmCase {
+                    kernel,
+                    ms,
+                    n,
+                    k,
+                    pad,
+                    accumulate,
+                };
+                let l = lay_out(&case);
+                validate("t", &l.groups, l.a_len, l.b_len, l.c_len, kernel.layout()).unwrap();
+                let x = inputs(&case, &l, &mut Rng::new(7));
+                let r = reference(&case, &l, &x);
+                for ((&v, &m), &c0) in r.iter().zip(&x.c_mask).zip(&x.c0) {
+                    assert_eq!(m, !is_poison(v), "{case:?}");
+                    if !m {
+                        assert_eq!(v.to_bits(), c0.to_bits());
+                    }
+                    assert!(!m || v.is_finite(), "{case:?}: NaN read into the reference");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn judge_flags_stray_writes_and_passes_exact_results() {
+        let p = f32::from_bits(POISON_F32_BITS);
+        let mask = [true, false, true];
+        let ok = judge("k", "s".into(), &[1.0, p, 2.0], &[1.0, p, 2.0], &mask, 1e-5);
+        assert!(ok.passed(), "{ok}");
+        let stray = judge("k", "s".into(), &[1.0, 0.5, 2.0], &[1.0, p, 2.0], &mask, 1e-5);
+        assert!(!stray.passed() && stray.shape.contains("STRAY"));
+        let unwritten = judge("k", "s".into(), &[p, p, 2.0], &[1.0, p, 2.0], &mask, 1e-5);
+        assert!(!unwritten.passed() && unwritten.unwritten == 1);
+    }
+}

@@ -1,0 +1,132 @@
+//! The grouped matrix products on a GPU: every check of `check::gemm` (each entry point against the f32 CPU
+//! reference, and the bitwise grouping check), and the launchers' refusals with real buffers.
+
+use dbrmt_kernels::check::fresh_seed;
+use dbrmt_kernels::check::gemm::{check_gemm_grouping, checks, GemmKernel};
+use dbrmt_kernels::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_f32_nn, gemm_f32_tn, GemmGroup};
+use dbrmt_kernels::params::MAX_GROUPS;
+use dbrmt_kernels::{Gpu, KernelError};
+use half::bf16;
+
+fn seed() -> u64 {
+    let seed = fresh_seed();
+    eprintln!("seed {seed} (replay with DBRMT_SEED={seed})");
+    seed
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_kernels_match_the_reference() {
+    let gpu = Gpu::new(0).expect("open GPU 0");
+    let mut failed = 0;
+    for result in checks(&gpu, seed()) {
+        match result {
+            Ok(check) => {
+                eprintln!("{check}");
+                failed += usize::from(!check.passed());
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(failed, 0, "{failed} gemm checks failed (see above)");
+}
+
+/// Also inside `checks`; on its own so that a grouping failure is named by the test that fails.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn a_problem_gives_the_same_bits_alone_and_grouped() {
+    let gpu = Gpu::new(0).expect("open GPU 0");
+    let seed = seed();
+    for kernel in GemmKernel::ALL {
+        for accumulate in [false, true] {
+            let check = check_gemm_grouping(&gpu, seed, kernel, accumulate).expect("grouping check ran");
+            eprintln!("{check}");
+            assert!(check.passed() && check.rel_err == 0.0, "{check}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn bad_groups_are_refused_before_launch() {
+    let gpu = Gpu::new(0).expect("open GPU 0");
+    let stream = gpu.stream();
+    let (m, n, k) = (4, 8, 16);
+    let a = stream.alloc_zeros::<bf16>(m * k).unwrap();
+    let b = stream.alloc_zeros::<bf16>(n * k).unwrap();
+    let mut c = stream.alloc_zeros::<bf16>(m * n).unwrap();
+    let mut c32 = stream.alloc_zeros::<f32>(m * n).unwrap();
+    let good = GemmGroup {
+        m,
+        n,
+        k,
+        lda: k,
+        ldb: k,
+        ldc: n,
+        ..Default::default()
+    };
+    gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[good], false).expect("a fitting group runs");
+
+    let invalid = |r: Result<(), KernelError>| matches!(r, Err(KernelError::InvalidArgument { .. }));
+    // One row too many for A (and C).
+    let tall = GemmGroup { m: m + 1, ..good };
+    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[tall], false)));
+    assert!(invalid(gemm_bf16_nt_f32(
+        &gpu,
+        stream,
+        &a,
+        &b,
+        &mut c32,
+        &[tall],
+        false
+    )));
+    // B shifted by one element.
+    let shifted = GemmGroup { b_offset: 1, ..good };
+    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[shifted], false)));
+    // No groups; more than one launch takes; two groups writing the same C.
+    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[], false)));
+    let empty = GemmGroup { m: 0, ..good };
+    let many = vec![empty; MAX_GROUPS + 1];
+    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &many, false)));
+    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[good, good], true)));
+    // Only empty problems: nothing to do, not an error.
+    gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &many[..MAX_GROUPS], false).expect("empty groups are a no-op");
+
+    // f32 layouts: B is [k, n] (ldb ≥ n) and, for tn, A is stored [k, m] (lda ≥ m).
+    let af = stream.alloc_zeros::<f32>(m * k).unwrap();
+    let bf = stream.alloc_zeros::<f32>(k * n).unwrap();
+    let nn = GemmGroup {
+        m,
+        n,
+        k,
+        lda: k,
+        ldb: n,
+        ldc: n,
+        ..Default::default()
+    };
+    gemm_f32_nn(&gpu, stream, &af, &bf, &mut c32, &[nn], false).expect("nn fits");
+    assert!(invalid(gemm_f32_nn(
+        &gpu,
+        stream,
+        &af,
+        &bf,
+        &mut c32,
+        &[GemmGroup { ldb: n - 1, ..nn }],
+        false
+    )));
+    let tn = GemmGroup { lda: m, ..nn };
+    gemm_f32_tn(&gpu, stream, &af, &bf, &mut c32, &[tn], true).expect("tn fits");
+    assert!(invalid(gemm_f32_tn(
+        &gpu,
+        stream,
+        &af,
+        &bf,
+        &mut c32,
+        &[GemmGroup { k: k + 1, ..tn }],
+        true
+    )));
+    stream.synchronize().unwrap();
+}
