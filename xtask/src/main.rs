@@ -1,1 +1,52 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>` (alias in `.cargo/config.toml`).
+//!
+//! - `ci`: what CI checks: `cargo fmt --check`, `cargo clippy -D warnings`, `cargo test`.
+//! - `kernels`: build `dbrmt-kernels` and print each kernel's ptxas summary (registers, shared
+//!   memory, stack, spills).
+//! - `bundle [-p PACKAGE]...`: the release `dbrmt` binary and every test executable in `dist/`, with a `run.sh`
+//!   that runs the GPU tests on a host without cargo.
+
+mod bundle;
+mod cargo;
+mod ci;
+mod kernels;
+mod ptxas;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci        cargo fmt --check, cargo clippy -D warnings, cargo test (stops at the first failure)
+  kernels   build dbrmt-kernels and print each kernel's ptxas report (registers, smem, spills)
+  bundle    release dbrmt + test executables into dist/, with dist/run.sh for a GPU host
+            (-p PACKAGE, repeatable: only those packages' tests)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        Some("kernels") => kernels::run(),
+        Some("bundle") => bundle::run(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("unknown task `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

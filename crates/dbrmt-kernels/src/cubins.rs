@@ -1,0 +1,15 @@
+//! The kernels of `cuda/*.cu`, compiled by `build.rs` to sm_90a cubins and embedded in the binary.
+//!
+//! One `pub const` per kernel file (`cuda/poison.cu` -> [`POISON`]) and [`ALL`]. When the crate
+//! was built without nvcc the consts exist but are empty, and [`cubins_built`] is false.
+
+include!(concat!(env!("OUT_DIR"), "/cubins.rs"));
+
+/// Whether `build.rs` found nvcc and compiled the kernels. When false, every kernel launch
+/// returns [`KernelError::NotBuilt`](crate::KernelError::NotBuilt).
+pub fn cubins_built() -> bool {
+    cfg!(dbrmt_has_cubins)
+}
+
+/// The last line of `nvcc --version` of the nvcc that compiled the kernels, if one did.
+pub const NVCC_VERSION: Option<&str> = option_env!("DBRMT_NVCC_VERSION");

@@ -1,0 +1,72 @@
+//! The error every GPU entry point of this crate returns.
+
+use cudarc::driver::{sys::CUresult, DriverError};
+
+/// Why a GPU operation could not run.
+///
+/// The variants a user can act on (no driver, no kernels, wrong GPU, out of memory) are spelled
+/// out; everything else the driver reports is kept as [`KernelError::Driver`].
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// `libcuda.so` could not be loaded: no NVIDIA driver on this machine (or not on the loader's
+    /// path). Checked before any driver call, because cudarc panics instead of returning an error
+    /// when the library is missing.
+    #[error(
+        "no CUDA driver (libcuda.so) found: GPU work needs an NVIDIA driver on this machine \
+         (the CPU reference paths work without one)"
+    )]
+    NoGpu,
+
+    /// The crate was compiled where no nvcc was found, so its cubins are empty.
+    #[error(
+        "dbrmt was built without nvcc, so it has no GPU kernels; install nvcc \
+         (python3 -m venv .nvcc && .nvcc/bin/pip install nvidia-cuda-nvcc==13.0.88 \
+         nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-cuda-runtime==13.0.96 \
+         nvidia-cuda-cccl==13.0.85; export \
+         NVCC=$PWD/.nvcc/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc) and rebuild"
+    )]
+    NotBuilt,
+
+    /// The GPU is not a compute capability 9.0 part. Our cubins are compiled for sm_90a, whose
+    /// arch-specific instructions (wgmma, TMA) load on Hopper only.
+    #[error(
+        "GPU {ordinal} ({name}) has compute capability {major}.{minor}, but dbrmt's kernels are \
+         sm_90a cubins and run only on compute capability 9.0 (H100, H200, GH200)"
+    )]
+    UnsupportedDevice {
+        /// The device ordinal that was asked for.
+        ordinal: usize,
+        /// The device's name as the driver reports it.
+        name: String,
+        /// Compute capability, major part.
+        major: i32,
+        /// Compute capability, minor part.
+        minor: i32,
+    },
+
+    /// A launch whose spans or problems do not fit its buffers (a bug of the caller, caught before the launch).
+    #[error("{kernel}: {msg}")]
+    InvalidArgument {
+        /// The kernel entry point.
+        kernel: String,
+        /// What does not fit.
+        msg: String,
+    },
+
+    /// The driver returned `CUDA_ERROR_OUT_OF_MEMORY`.
+    #[error("out of GPU memory (CUDA_ERROR_OUT_OF_MEMORY)")]
+    OutOfMemory,
+
+    /// Any other error the CUDA driver returned.
+    #[error("CUDA driver error: {0}")]
+    Driver(#[source] DriverError),
+}
+
+impl From<DriverError> for KernelError {
+    fn from(err: DriverError) -> Self {
+        match err.0 {
+            CUresult::CUDA_ERROR_OUT_OF_MEMORY => KernelError::OutOfMemory,
+            _ => KernelError::Driver(err),
+        }
+    }
+}

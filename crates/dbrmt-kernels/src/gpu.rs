@@ -1,0 +1,121 @@
+//! The handle to one GPU: its CUDA context, a stream, and the kernels loaded so far.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::nvrtc::Ptx;
+
+use crate::{Kernel, KernelError};
+
+/// Compute capability our cubins are built for (`sm_90a`).
+const REQUIRED_COMPUTE_CAPABILITY: (i32, i32) = (9, 0);
+
+/// Whether the CUDA driver library (`libcuda.so`) can be loaded on this machine.
+///
+/// Every entry into cudarc's driver API must be guarded by this: with dynamic loading, cudarc
+/// panics on its first driver call when the library is missing instead of returning an error.
+pub fn driver_present() -> bool {
+    // SAFETY: this only dlopens libcuda (or nvcuda) by name to see whether it loads. Loading runs
+    // the library's initialisers, which is exactly what cudarc does on its first driver call; no
+    // symbol is called and no state of ours is touched.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// One GPU, ready to launch this crate's kernels.
+///
+/// Holds the device's primary context, one stream of its own (launchers take the stream to use
+/// explicitly, so a runtime can add more), and a cache of the modules and functions loaded so
+/// far: a cubin is loaded on first use of one of its kernels, not at start-up.
+#[derive(Debug)]
+pub struct Gpu {
+    ordinal: usize,
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    loaded: Mutex<Loaded>,
+}
+
+/// Modules by `.cu` file stem, functions by (file stem, entry name).
+#[derive(Debug, Default)]
+struct Loaded {
+    modules: HashMap<&'static str, Arc<CudaModule>>,
+    functions: HashMap<(&'static str, &'static str), CudaFunction>,
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal`.
+    ///
+    /// Fails with [`KernelError::NoGpu`] where there is no CUDA driver (without calling into
+    /// cudarc, which would panic), and with [`KernelError::UnsupportedDevice`] on anything but a
+    /// compute capability 9.0 GPU. It succeeds on a crate built without nvcc: the missing kernels
+    /// are reported ([`KernelError::NotBuilt`]) by the first launch.
+    pub fn new(ordinal: usize) -> Result<Gpu, KernelError> {
+        if !driver_present() {
+            return Err(KernelError::NoGpu);
+        }
+        let ctx = CudaContext::new(ordinal)?;
+        let (major, minor) = ctx.compute_capability()?;
+        if (major, minor) != REQUIRED_COMPUTE_CAPABILITY {
+            return Err(KernelError::UnsupportedDevice {
+                ordinal,
+                name: ctx.name().unwrap_or_else(|_| "unknown".to_owned()),
+                major,
+                minor,
+            });
+        }
+        // SAFETY: with tracking off, cudarc no longer records an event per buffer use to order
+        // streams for us. Our callers order their streams explicitly with their own events
+        // (the wavefront executor must, and per-buffer events would break CUDA graph capture);
+        // until a second stream exists there is nothing to order. Called before any buffer or
+        // stream is created, so no tracked and untracked buffers get mixed.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream()?;
+        Ok(Gpu {
+            ordinal,
+            ctx,
+            stream,
+            loaded: Mutex::new(Loaded::default()),
+        })
+    }
+
+    /// The device ordinal this handle was opened with.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// The CUDA context (the device's primary context).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    /// The stream this handle created; a default for work that needs no other ordering.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The function `kernel` names, loading its cubin into the context on first use.
+    ///
+    /// Fails with [`KernelError::NotBuilt`] when the crate was built without nvcc.
+    pub fn function(&self, kernel: &Kernel) -> Result<CudaFunction, KernelError> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = loaded.functions.get(&(kernel.file, kernel.entry)) {
+            return Ok(f.clone());
+        }
+        let module = match loaded.modules.get(kernel.file) {
+            Some(module) => module.clone(),
+            None => {
+                if kernel.cubin.is_empty() {
+                    return Err(KernelError::NotBuilt);
+                }
+                // Copied into a Vec: cuModuleLoadData wants an aligned image, which the heap
+                // gives and include_bytes! does not promise.
+                let module = self.ctx.load_module(Ptx::from_binary(kernel.cubin.to_vec()))?;
+                loaded.modules.insert(kernel.file, module.clone());
+                module
+            }
+        };
+        let f = module.load_function(kernel.entry)?;
+        loaded.functions.insert((kernel.file, kernel.entry), f.clone());
+        Ok(f)
+    }
+}

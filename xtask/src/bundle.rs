@@ -1,0 +1,224 @@
+//! `cargo xtask bundle [-p PACKAGE]...`: everything a GPU host without Rust needs, in `dist/`.
+//!
+//! With no `-p`, the whole workspace; with `-p`, only those packages' tests, and the `dbrmt`
+//! binary only if `-p dbrmt-cli` is among them (handy while another crate does not build).
+//!
+//! - `dist/dbrmt`: the release binary (links only libc; cudarc loads libcuda at run time).
+//! - `dist/tests/<package>__<target>`: every test executable of the workspace, release build.
+//! - `dist/run.sh`: run from a checkout of this repository on the GPU host (with `dist/` copied
+//!   into it); it runs the GPU tests (`--ignored`), then `dbrmt selftest` when the binary has it.
+//!
+//! Test executables remember the `CARGO_MANIFEST_DIR` of the machine that built them (here), which
+//! does not exist on the GPU host. `run.sh` therefore runs them from the repository root and
+//! exports `DBRMT_REPO_ROOT` (that root): test helpers that locate test data must prefer
+//! `DBRMT_REPO_ROOT` over `env!("CARGO_MANIFEST_DIR")`, or use paths relative to the repo root.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cargo;
+
+pub fn run(args: &[String]) -> Result<()> {
+    let packages = parse_packages(args)?;
+    let root = cargo::repo_root();
+    let dist = root.join("dist");
+    let with_cli = packages.is_empty() || packages.iter().any(|p| p == "dbrmt-cli");
+    let binary = if with_cli { Some(build_cli()?) } else { None };
+    let tests = build_tests(&packages)?;
+
+    if dist.exists() {
+        fs::remove_dir_all(&dist).with_context(|| format!("removing {}", dist.display()))?;
+    }
+    fs::create_dir_all(dist.join("tests"))?;
+
+    let mut copied = Vec::new();
+    if let Some(binary) = &binary {
+        copied.push(copy_executable(binary, &dist.join("dbrmt"))?);
+    }
+    for test in &tests {
+        copied.push(copy_executable(
+            &test.executable,
+            &dist.join("tests").join(&test.dist_name),
+        )?);
+    }
+    let run_sh = dist.join("run.sh");
+    fs::write(&run_sh, RUN_SH)?;
+    make_executable(&run_sh)?;
+
+    let strip = strip_available();
+    if strip {
+        for path in &copied {
+            let status = Command::new("strip").arg(path).status()?;
+            if !status.success() {
+                bail!("strip {} failed ({status})", path.display());
+            }
+        }
+    } else {
+        println!("(no `strip` on PATH: executables left with their symbols)");
+    }
+
+    println!("\ndist/ ({} test executables):", tests.len());
+    let mut total = 0;
+    for path in copied.iter().chain([&run_sh]) {
+        let size = fs::metadata(path)?.len();
+        total += size;
+        println!("  {:>10}  {}", human(size), path.strip_prefix(&root)?.display());
+    }
+    println!("  {:>10}  total", human(total));
+    println!("\ncopy dist/ into a checkout of this repository on the GPU host, then: dist/run.sh");
+    Ok(())
+}
+
+/// A test executable and the name it gets in `dist/tests/`.
+struct TestExecutable {
+    executable: PathBuf,
+    dist_name: String,
+}
+
+/// `-p NAME` / `--package NAME`, repeated.
+fn parse_packages(args: &[String]) -> Result<Vec<String>> {
+    let mut packages = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-p" | "--package" => packages.push(args.next().context("-p needs a package name")?.clone()),
+            other => bail!("bundle: unknown argument `{other}` (usage: cargo xtask bundle [-p PACKAGE]...)"),
+        }
+    }
+    Ok(packages)
+}
+
+fn build_cli() -> Result<PathBuf> {
+    let messages = cargo::json_messages(&["build", "--release", "-p", "dbrmt-cli"])?;
+    cargo::with_reason(&messages, "compiler-artifact")
+        .filter(|m| m["target"]["name"] == "dbrmt")
+        .filter_map(|m| m["executable"].as_str())
+        .last()
+        .map(PathBuf::from)
+        .context("cargo built no `dbrmt` executable")
+}
+
+fn build_tests(packages: &[String]) -> Result<Vec<TestExecutable>> {
+    let mut args = vec!["test", "--release", "--no-run"];
+    if packages.is_empty() {
+        args.push("--workspace");
+    }
+    for package in packages {
+        args.extend(["-p", package.as_str()]);
+    }
+    let messages = cargo::json_messages(&args)?;
+    let mut tests: Vec<TestExecutable> = cargo::with_reason(&messages, "compiler-artifact")
+        .filter(|m| m["profile"]["test"] == true)
+        .filter_map(|m| {
+            let executable = m["executable"].as_str()?;
+            let package = cargo::package_name(m)?;
+            let target = m["target"]["name"].as_str()?;
+            // A library's unit tests are named after the crate; call them `lib`.
+            let kinds = m["target"]["kind"].as_array()?;
+            let target = if kinds.iter().any(|k| k == "lib" || k == "rlib") {
+                "lib"
+            } else {
+                target
+            };
+            Some(TestExecutable {
+                executable: PathBuf::from(executable),
+                dist_name: format!("{package}__{target}"),
+            })
+        })
+        .collect();
+    tests.sort_by(|a, b| a.dist_name.cmp(&b.dist_name));
+    tests.dedup_by(|a, b| a.dist_name == b.dist_name);
+    Ok(tests)
+}
+
+fn copy_executable(from: &Path, to: &Path) -> Result<PathBuf> {
+    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    make_executable(to)?;
+    Ok(to.to_path_buf())
+}
+
+fn make_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn strip_available() -> bool {
+    Command::new("strip")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+const RUN_SH: &str = r#"#!/usr/bin/env bash
+# Runs dbrmt's GPU tests on a host without cargo. Made by `cargo xtask bundle`.
+#
+# Copy dist/ into a checkout of the dbrmt repository on the GPU host, then:
+#   dist/run.sh            GPU tests (the #[ignore = "needs a CUDA GPU"] ones), then `dbrmt selftest`
+#   dist/run.sh all        every test, CPU and GPU, then `dbrmt selftest`
+#   dist/run.sh selftest   only `dbrmt selftest`
+# Any further arguments go to every test executable (e.g. a test name filter).
+#
+# Tests run from the repository root with DBRMT_REPO_ROOT set to it: the executables were built on
+# another machine, so their compile-time CARGO_MANIFEST_DIR does not exist here.
+set -uo pipefail
+
+DIST="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$DIST/.." && pwd)"
+cd "$ROOT"
+export DBRMT_REPO_ROOT="$ROOT"
+
+mode="${1:-gpu}"
+[ $# -gt 0 ] && shift
+case "$mode" in
+  gpu) filter=(--ignored) ;;
+  all) filter=(--include-ignored) ;;
+  selftest) filter=() ;;
+  *) echo "usage: dist/run.sh [gpu|all|selftest] [test args...]" >&2; exit 2 ;;
+esac
+
+passed=0
+failed=0
+failed_names=()
+if [ "$mode" != selftest ]; then
+  for test in "$DIST"/tests/*; do
+    [ -x "$test" ] || continue
+    name="$(basename "$test")"
+    echo "=== $name"
+    if "$test" "${filter[@]}" --test-threads=1 "$@"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+      failed_names+=("$name")
+    fi
+  done
+fi
+
+if [ -x "$DIST/dbrmt" ] && "$DIST/dbrmt" --help 2>/dev/null | grep -qw selftest; then
+  echo "=== dbrmt selftest"
+  if "$DIST/dbrmt" selftest; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failed_names+=("dbrmt selftest")
+  fi
+fi
+
+echo
+echo "run.sh: $passed passed, $failed failed"
+for name in "${failed_names[@]}"; do
+  echo "  failed: $name"
+done
+[ "$failed" -eq 0 ]
+"#;
