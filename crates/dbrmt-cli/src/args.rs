@@ -19,6 +19,25 @@ pub enum Command {
     Run(RunArgs),
     /// Print a model's config, parameter count, memory-state size and tensor-name layout.
     Inspect(InspectArgs),
+    /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against
+    /// the CPU model and diagonal against sequential (bitwise). Prints a table; exits non-zero on any failure.
+    Selftest(SelftestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SelftestArgs {
+    /// The golden cases (default: testdata/fixtures under $DBRMT_REPO_ROOT or the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub fixtures: Option<PathBuf>,
+    /// Seed of the random inputs (default: a fresh one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Skip the Llama-3.2-1B-shaped 16K-token bitwise check (the slow one).
+    #[arg(long)]
+    pub quick: bool,
+    /// Only the golden cases: every kernel of a forward at small shapes (for compute-sanitizer runs).
+    #[arg(long, conflicts_with = "quick")]
+    pub small: bool,
 }
 
 /// ARMT parameters for a plain LLaMA checkpoint that has no memory tensors.
@@ -48,7 +67,10 @@ impl ArmtInitArgs {
             nu: 3,
             correction: true,
         });
-        LoadOptions { armt_init: self.armt_init, armt_params }
+        LoadOptions {
+            armt_init: self.armt_init,
+            armt_params,
+        }
     }
 }
 

@@ -13,7 +13,20 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
         .layers
         .iter()
         .map(|l| {
-            [&l.input_norm, &l.q, &l.k, &l.v, &l.o, &l.post_norm, &l.gate, &l.up, &l.down].iter().map(|t| t.len()).sum::<usize>()
+            [
+                &l.input_norm,
+                &l.q,
+                &l.k,
+                &l.v,
+                &l.o,
+                &l.post_norm,
+                &l.gate,
+                &l.up,
+                &l.down,
+            ]
+            .iter()
+            .map(|t| t.len())
+            .sum::<usize>()
         })
         .sum();
     let armt_params: usize = w
@@ -27,14 +40,48 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
 
     println!("model        {}", a.dir.display());
     println!("names        {}", m.layout);
-    println!("backbone     LLaMA: {} layers, hidden {}, MLP {}, {} heads / {} KV heads × {}, vocab {}", c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size);
-    println!("rope         θ = {}, scaling {}", c.rope_theta, c.rope_scaling.map_or("none".to_string(), |s| format!("llama3 (factor {}, low {}, high {}, original {})", s.factor, s.low_freq_factor, s.high_freq_factor, s.original_max_position_embeddings)));
-    println!("norm eps     {:e}; lm_head {}", c.rms_norm_eps, if c.tie_word_embeddings { "tied to the embedding" } else { "separate" });
+    println!(
+        "backbone     LLaMA: {} layers, hidden {}, MLP {}, {} heads / {} KV heads × {}, vocab {}",
+        c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size
+    );
+    println!(
+        "rope         θ = {}, scaling {}",
+        c.rope_theta,
+        c.rope_scaling.map_or("none".to_string(), |s| format!(
+            "llama3 (factor {}, low {}, high {}, original {})",
+            s.factor, s.low_freq_factor, s.high_freq_factor, s.original_max_position_embeddings
+        ))
+    );
+    println!(
+        "norm eps     {:e}; lm_head {}",
+        c.rms_norm_eps,
+        if c.tie_word_embeddings {
+            "tied to the embedding"
+        } else {
+            "separate"
+        }
+    );
     println!("armt         T = {} text tokens per segment, M = {} memory tokens, d_mem = {}, ν = {}, D = {}, correction {}{}", c.armt.segment_size, c.armt.num_mem_tokens, c.armt.d_mem, c.armt.nu, c.d_key(), c.armt.correction, if m.armt_initialised { " (memory parameters initialised from --armt-init)" } else { "" });
-    println!("parameters   {} ({} backbone + {} ARMT)", backbone + armt_params, backbone, armt_params);
-    println!("state        {} bytes ({:.2} MiB, f32 A [{}, {}] + z [{}] per layer), constant in input length", state_bytes, state_bytes as f64 / (1 << 20) as f64, c.d_key(), c.hidden_size, c.d_key());
+    println!(
+        "parameters   {} ({} backbone + {} ARMT)",
+        backbone + armt_params,
+        backbone,
+        armt_params
+    );
+    println!(
+        "state        {} bytes ({:.2} MiB, f32 A [{}, {}] + z [{}] per layer), constant in input length",
+        state_bytes,
+        state_bytes as f64 / (1 << 20) as f64,
+        c.d_key(),
+        c.hidden_size,
+        c.d_key()
+    );
     if !m.unused_tensors.is_empty() {
-        println!("unused       {} tensors not used by the model: {}", m.unused_tensors.len(), m.unused_tensors.join(", "));
+        println!(
+            "unused       {} tensors not used by the model: {}",
+            m.unused_tensors.len(),
+            m.unused_tensors.join(", ")
+        );
     }
     Ok(())
 }

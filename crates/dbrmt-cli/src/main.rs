@@ -3,6 +3,7 @@
 mod args;
 mod inspect;
 mod run;
+mod selftest;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Run(a) => run::run(&a),
         args::Command::Inspect(a) => inspect::inspect(&a),
+        args::Command::Selftest(a) => selftest::selftest(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,7 +17,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let logits: LogitsMode = a.logits.into();
 
     let t0 = Instant::now();
-    let out = engine.prefill(&ids, schedule, logits, false).context("prefill")?;
+    let (out, device_ms) = engine.prefill_timed(&ids, schedule, logits, false).context("prefill")?;
     let secs = t0.elapsed().as_secs_f64();
 
     println!(
@@ -31,7 +31,14 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         cfg.armt.d_mem
     );
     println!("input     {} tokens in {} segments", out.tokens, out.segments);
-    println!("run       {schedule:?} on {:?}: {secs:.3} s, {:.0} tokens/s", engine.device(), out.tokens as f64 / secs);
+    println!(
+        "run       {schedule:?} on {:?}: {secs:.3} s, {:.0} tokens/s",
+        engine.device(),
+        out.tokens as f64 / secs
+    );
+    if let Some(ms) = device_ms {
+        println!("device    {ms:.2} ms between the first and last launch (CUDA events)");
+    }
     if out.logit_rows > 0 {
         let v = cfg.vocab_size;
         let last = &out.logits[(out.logit_rows - 1) * v..];
@@ -43,11 +50,25 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &a.dump_logits {
         npy::write_f32(path, &[out.logit_rows, cfg.vocab_size], &out.logits)
             .with_context(|| "writing --dump-logits")?;
-        println!("logits    [{}, {}] → {}", out.logit_rows, cfg.vocab_size, path.display());
+        println!(
+            "logits    [{}, {}] → {}",
+            out.logit_rows,
+            cfg.vocab_size,
+            path.display()
+        );
     }
     if let Some(path) = &a.dump_state {
-        out.state.save_safetensors(path).with_context(|| "writing --dump-state")?;
-        println!("state     {} layers of A [{}, {}], z [{}] → {}", cfg.num_layers, cfg.d_key(), cfg.hidden_size, cfg.d_key(), path.display());
+        out.state
+            .save_safetensors(path)
+            .with_context(|| "writing --dump-state")?;
+        println!(
+            "state     {} layers of A [{}, {}], z [{}] → {}",
+            cfg.num_layers,
+            cfg.d_key(),
+            cfg.hidden_size,
+            cfg.d_key(),
+            path.display()
+        );
     }
     Ok(())
 }

@@ -16,7 +16,10 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn dbrmt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dbrmt")).args(args).output().expect("dbrmt runs")
+    Command::new(env!("CARGO_BIN_EXE_dbrmt"))
+        .args(args)
+        .output()
+        .expect("dbrmt runs")
 }
 
 /// A fresh scratch directory for one test.
@@ -47,7 +50,13 @@ fn assert_fails(out: &Output, needle: &str) {
 }
 
 fn run_on(model: &Path, ids: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["run", "--model", model.to_str().unwrap(), "--input-ids", ids.to_str().unwrap()];
+    let mut args = vec![
+        "run",
+        "--model",
+        model.to_str().unwrap(),
+        "--input-ids",
+        ids.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     dbrmt(&args)
 }
@@ -92,7 +101,10 @@ fn main_job_runs_and_schedules_write_identical_bytes() {
     let model = fixture("tiny-armt-names");
     let mut dumps = Vec::new();
     for schedule in ["sequential", "diagonal"] {
-        let (logits, state) = (dir.join(format!("{schedule}.npy")), dir.join(format!("{schedule}.safetensors")));
+        let (logits, state) = (
+            dir.join(format!("{schedule}.npy")),
+            dir.join(format!("{schedule}.safetensors")),
+        );
         let out = run_on(
             &model,
             &tiny_ids(),
@@ -118,7 +130,11 @@ fn main_job_runs_and_schedules_write_identical_bytes() {
     let (shape, got) = dbrmt_model::npy::read_f32(&dir.join("diagonal.npy")).unwrap();
     assert_eq!(shape, vec![160, 512]);
     let (_, want) = dbrmt_model::npy::read_f32(&model.join("logits.npy")).unwrap();
-    let num: f64 = got.iter().zip(&want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+    let num: f64 = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+        .sum();
     let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
     assert!((num / den).sqrt() < 1e-5);
 }
@@ -187,7 +203,9 @@ fn missing_tensor() {
 #[test]
 fn wrong_shape() {
     let dir = copy_model("tiny-armt-names", "shape");
-    edit_header(&dir, |h| h.get_mut(K_PROJ).unwrap()["shape"] = serde_json::json!([128, 64]));
+    edit_header(&dir, |h| {
+        h.get_mut(K_PROJ).unwrap()["shape"] = serde_json::json!([128, 64])
+    });
     assert_fails(&run_on(&dir, &tiny_ids(), &[]), "k_proj");
 }
 
@@ -212,8 +230,18 @@ fn config_missing_a_field() {
 fn ids_outside_the_vocabulary() {
     let dir = scratch("ids-range");
     let (big, neg) = (dir.join("big.npy"), dir.join("neg.npy"));
-    write_npy(&big, "<i4", "(3,)", &[1i32, 512, 2].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-    write_npy(&neg, "<i8", "(2,)", &[3i64, -1].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+    write_npy(
+        &big,
+        "<i4",
+        "(3,)",
+        &[1i32, 512, 2].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+    );
+    write_npy(
+        &neg,
+        "<i8",
+        "(2,)",
+        &[3i64, -1].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+    );
     let model = fixture("tiny-armt-names");
     assert_fails(&run_on(&model, &big, &[]), "outside the vocabulary");
     assert_fails(&run_on(&model, &neg, &[]), "outside the vocabulary");
@@ -231,8 +259,18 @@ fn empty_ids() {
 fn ids_of_the_wrong_dtype_or_rank() {
     let dir = scratch("ids-kind");
     let (float, rank) = (dir.join("float.npy"), dir.join("rank.npy"));
-    write_npy(&float, "<f4", "(2,)", &[1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-    write_npy(&rank, "<i4", "(1, 1, 2)", &[1i32, 2].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+    write_npy(
+        &float,
+        "<f4",
+        "(2,)",
+        &[1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+    );
+    write_npy(
+        &rank,
+        "<i4",
+        "(1, 1, 2)",
+        &[1i32, 2].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+    );
     let model = fixture("tiny-armt-names");
     assert_fails(&run_on(&model, &float, &[]), "<f4");
     assert_fails(&run_on(&model, &rank, &[]), "shape");
@@ -246,5 +284,8 @@ fn cuda_device_without_a_usable_gpu_is_a_clear_error() {
 
 #[test]
 fn missing_model_directory() {
-    assert_fails(&run_on(Path::new("/nonexistent/model"), &tiny_ids(), &[]), "/nonexistent/model");
+    assert_fails(
+        &run_on(Path::new("/nonexistent/model"), &tiny_ids(), &[]),
+        "/nonexistent/model",
+    );
 }

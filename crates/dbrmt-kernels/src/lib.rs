@@ -1,10 +1,22 @@
 //! CUDA kernels for ARMT-LLaMA and their f32 CPU references.
+pub mod armt_read;
+pub mod armt_write;
+pub mod attention;
+pub mod check;
 pub mod cubins;
+pub mod dpfp;
+pub mod embed;
 pub mod error;
+pub mod gemm;
 pub mod gpu;
 pub mod kernel;
+pub(crate) mod launch;
+pub mod params;
 pub mod poison;
 pub mod reference;
+pub mod rms_norm;
+pub mod rope;
+pub mod swiglu;
 
 pub use cubins::cubins_built;
 pub use error::KernelError;

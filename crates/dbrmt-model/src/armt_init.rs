@@ -83,9 +83,7 @@ pub fn init_armt(
         })
         .collect();
     let std = sample_std(embed);
-    let memory = (0..mem_tokens * hidden)
-        .map(|_| (rng.normal() * std) as f32)
-        .collect();
+    let memory = (0..mem_tokens * hidden).map(|_| (rng.normal() * std) as f32).collect();
     (layers, memory)
 }
 
@@ -96,11 +94,7 @@ fn sample_std(x: &[f32]) -> f64 {
     }
     let n = x.len() as f64;
     let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = x
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / (n - 1.0);
+    let var = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / (n - 1.0);
     var.sqrt()
 }
 
@@ -123,10 +117,7 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(
-            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
-            "mean {mean} var {var}"
-        );
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "mean {mean} var {var}");
         let us: Vec<f32> = (0..n).map(|_| r.uniform(0.5)).collect();
         assert!(us.iter().all(|u| (-0.5..0.5).contains(u)));
     }

@@ -119,11 +119,8 @@ impl ConfigFile {
             path: path.to_path_buf(),
             msg,
         };
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("not a JSON object".into()))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let obj = value.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
         let fields = Fields { obj, prefix: "" };
         let llama = parse_llama(&fields).map_err(bad)?;
         let armt = match fields.get("armt") {
@@ -135,11 +132,7 @@ impl ConfigFile {
                 })
                 .map_err(bad)?,
             ),
-            Some(other) => {
-                return Err(bad(format!(
-                    "field `armt` must be an object, found {other}"
-                )))
-            }
+            Some(other) => return Err(bad(format!("field `armt` must be an object, found {other}"))),
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -212,11 +205,7 @@ impl Fields<'_> {
         self.obj.get(key).filter(|v| !v.is_null())
     }
 
-    fn required<T>(
-        &self,
-        key: &str,
-        parse: impl Fn(&Self, &str) -> Result<Option<T>, String>,
-    ) -> Result<T, String> {
+    fn required<T>(&self, key: &str, parse: impl Fn(&Self, &str) -> Result<Option<T>, String>) -> Result<T, String> {
         parse(self, key)?.ok_or_else(|| format!("missing field `{}{key}`", self.prefix))
     }
 
@@ -227,12 +216,7 @@ impl Fields<'_> {
         v.as_u64()
             .and_then(|n| usize::try_from(n).ok())
             .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "field `{}{key}` must be a non-negative integer, found {v}",
-                    self.prefix
-                )
-            })
+            .ok_or_else(|| format!("field `{}{key}` must be a non-negative integer, found {v}", self.prefix))
     }
 
     fn f64(&self, key: &str) -> Result<Option<f64>, String> {
@@ -248,12 +232,9 @@ impl Fields<'_> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
-        v.as_bool().map(Some).ok_or_else(|| {
-            format!(
-                "field `{}{key}` must be true or false, found {v}",
-                self.prefix
-            )
-        })
+        v.as_bool()
+            .map(Some)
+            .ok_or_else(|| format!("field `{}{key}` must be true or false, found {v}", self.prefix))
     }
 
     fn str(&self, key: &str) -> Result<Option<&str>, String> {
@@ -348,11 +329,7 @@ fn parse_rope_scaling(f: &Fields) -> Result<Option<Llama3Scaling>, String> {
             obj: rs,
             prefix: "rope_scaling.",
         },
-        Some(other) => {
-            return Err(format!(
-                "field `rope_scaling` must be an object or null, found {other}"
-            ))
-        }
+        Some(other) => return Err(format!("field `rope_scaling` must be an object or null, found {other}")),
     };
     let kind = match rs.str("rope_type")? {
         Some(k) => Some(k),

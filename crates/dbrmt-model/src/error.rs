@@ -13,11 +13,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error("token id {id} at position {position} is outside the vocabulary (size {vocab})")]
-    IdOutOfRange {
-        position: usize,
-        id: i64,
-        vocab: usize,
-    },
+    IdOutOfRange { position: usize, id: i64, vocab: usize },
     #[error("the input has no tokens")]
     EmptyInput,
     #[error("invalid schedule: {0}")]
@@ -47,11 +43,7 @@ pub enum ModelError {
     },
     /// A tensor is stored in a dtype the loader does not convert.
     #[error("{path}: tensor `{name}` has dtype {dtype}; only BF16, F16 and F32 are supported")]
-    Dtype {
-        path: PathBuf,
-        name: String,
-        dtype: String,
-    },
+    Dtype { path: PathBuf, name: String, dtype: String },
     /// A plain LLaMA checkpoint (no ARMT tensors) and no seed to initialise the memory from.
     #[error("{path}: no ARMT tensors found; pass --armt-init SEED to initialise the memory")]
     NoArmtTensors { path: PathBuf },

@@ -33,8 +33,22 @@ mod tests {
     #[test]
     fn ids_are_checked() {
         assert!(matches!(validate_ids(&[], 10), Err(ModelError::EmptyInput)));
-        assert!(matches!(validate_ids(&[1, 10], 10), Err(ModelError::IdOutOfRange { position: 1, id: 10, .. })));
-        assert!(matches!(validate_ids(&[-1], 10), Err(ModelError::IdOutOfRange { position: 0, id: -1, .. })));
+        assert!(matches!(
+            validate_ids(&[1, 10], 10),
+            Err(ModelError::IdOutOfRange {
+                position: 1,
+                id: 10,
+                ..
+            })
+        ));
+        assert!(matches!(
+            validate_ids(&[-1], 10),
+            Err(ModelError::IdOutOfRange {
+                position: 0,
+                id: -1,
+                ..
+            })
+        ));
         assert_eq!(validate_ids(&[0, 9], 10).unwrap(), vec![0, 9]);
     }
 

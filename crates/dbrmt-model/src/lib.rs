@@ -6,11 +6,13 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod gpu;
 pub mod input;
 pub mod load;
 pub mod names;
 pub mod npy;
 pub mod output;
+pub mod random;
 pub mod state;
 pub mod weights;
 

@@ -44,12 +44,7 @@ impl Model {
         if n == 0 {
             return None;
         }
-        let shown: Vec<&str> = self
-            .unused_tensors
-            .iter()
-            .take(SHOWN)
-            .map(String::as_str)
-            .collect();
+        let shown: Vec<&str> = self.unused_tensors.iter().take(SHOWN).map(String::as_str).collect();
         let more = if n > SHOWN {
             format!(", and {} more", n - SHOWN)
         } else {
@@ -215,8 +210,7 @@ impl Reader<'_> {
         };
         for other in present {
             let kind = |n: &str| self.checkpoint.entry(n).map(|e| (e.dtype, e.shape.clone()));
-            let same = kind(&first) == kind(&other)
-                && self.checkpoint.bytes(&first) == self.checkpoint.bytes(&other);
+            let same = kind(&first) == kind(&other) && self.checkpoint.bytes(&first) == self.checkpoint.bytes(&other);
             if !same {
                 return Err(ModelError::Checkpoint {
                     path: self.checkpoint.path_of(&other).to_path_buf(),
@@ -262,10 +256,7 @@ impl Reader<'_> {
     /// (`safetensors.torch.save_model` keeps `lm_head`); a stored tied head is accepted and ignored.
     fn embedding_and_head(&mut self) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
         if !self.config.tie_word_embeddings {
-            return Ok((
-                self.read(TensorId::Embed)?,
-                Some(self.read(TensorId::LmHead)?),
-            ));
+            return Ok((self.read(TensorId::Embed)?, Some(self.read(TensorId::LmHead)?)));
         }
         let embed_stored = self.locate(TensorId::Embed)?.is_some();
         let head_stored = self.locate(TensorId::LmHead)?.is_some();

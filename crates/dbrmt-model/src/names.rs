@@ -36,13 +36,7 @@ impl LayerTensor {
         Self::Down,
     ];
     /// The ARMT memory tensors of a layer.
-    pub const ARMT: [Self; 5] = [
-        Self::MemQ,
-        Self::MemK,
-        Self::MemV,
-        Self::MemBeta,
-        Self::MemBetaBias,
-    ];
+    pub const ARMT: [Self; 5] = [Self::MemQ, Self::MemK, Self::MemV, Self::MemBeta, Self::MemBetaBias];
 
     /// The key under the layer's prefix, as Hugging Face and ARMT name it.
     pub fn key(self) -> &'static str {
@@ -159,9 +153,7 @@ impl fmt::Display for NameLayout {
         f.write_str(match self {
             Self::Hf => "Hugging Face names (model.layers.{i}.…, memory)",
             Self::Armt => "ARMT names (memory_cell.model.model.layers.{i}.…, memory_cell.memory)",
-            Self::ArmtLayersAlias => {
-                "ARMT names with the layer alias (memory_cell.layers.{i}.…, memory_cell.memory)"
-            }
+            Self::ArmtLayersAlias => "ARMT names with the layer alias (memory_cell.layers.{i}.…, memory_cell.memory)",
         })
     }
 }
@@ -209,10 +201,7 @@ mod tests {
     fn names_match_the_anchor_table() {
         let q = TensorId::Layer(3, LayerTensor::Q);
         let mq = TensorId::Layer(0, LayerTensor::MemQ);
-        assert_eq!(
-            NameLayout::Hf.name(q),
-            "model.layers.3.self_attn.q_proj.weight"
-        );
+        assert_eq!(NameLayout::Hf.name(q), "model.layers.3.self_attn.q_proj.weight");
         assert_eq!(
             NameLayout::Armt.name(q),
             "memory_cell.model.model.layers.3.layer.self_attn.q_proj.weight"
@@ -225,14 +214,8 @@ mod tests {
             NameLayout::Armt.name(mq),
             "memory_cell.model.model.layers.0.W_mq.weight"
         );
-        assert_eq!(
-            NameLayout::Armt.candidates(mq)[1],
-            "memory_cell.layers.0.W_mq.weight"
-        );
-        assert_eq!(
-            NameLayout::Armt.name(TensorId::Memory),
-            "memory_cell.memory"
-        );
+        assert_eq!(NameLayout::Armt.candidates(mq)[1], "memory_cell.layers.0.W_mq.weight");
+        assert_eq!(NameLayout::Armt.name(TensorId::Memory), "memory_cell.memory");
         assert_eq!(
             NameLayout::Armt.name(TensorId::Embed),
             "memory_cell.model.model.embed_tokens.weight"
@@ -262,10 +245,7 @@ mod tests {
             NameLayout::Armt
         );
         assert_eq!(
-            NameLayout::detect([
-                "memory_cell.layers.0.W_mq.weight",
-                "memory_cell.model.lm_head.weight"
-            ]),
+            NameLayout::detect(["memory_cell.layers.0.W_mq.weight", "memory_cell.model.lm_head.weight"]),
             NameLayout::ArmtLayersAlias
         );
         assert_eq!(NameLayout::detect([]), NameLayout::Hf);

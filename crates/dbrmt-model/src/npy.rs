@@ -32,10 +32,7 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Model
     if count != data.len() {
         return Err(npy_error(
             path,
-            format!(
-                "shape {shape:?} holds {count} values but {} were given",
-                data.len()
-            ),
+            format!("shape {shape:?} holds {count} values but {} were given", data.len()),
         ));
     }
     let preamble = preamble_v1("<f4", shape).map_err(|msg| npy_error(path, msg))?;
@@ -70,11 +67,7 @@ fn parse_ids(bytes: &[u8]) -> Result<Vec<i64>, String> {
     let (header, data) = parse(bytes)?;
     let n = match header.shape.as_slice() {
         [n] | [1, n] => *n,
-        other => {
-            return Err(format!(
-                "token ids must have shape [N] or [1, N], found {other:?}"
-            ))
-        }
+        other => return Err(format!("token ids must have shape [N] or [1, N], found {other:?}")),
     };
     match header.descr.as_str() {
         "<i4" => Ok(elements::<4>(data, n)?
@@ -102,10 +95,7 @@ fn parse_f32(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
 
 /// The first `n` little-endian elements of `N` bytes each; fewer bytes than that is a truncated file. Bytes
 /// after them are ignored, as `numpy.load` does.
-fn elements<const N: usize>(
-    data: &[u8],
-    n: usize,
-) -> Result<impl Iterator<Item = [u8; N]> + '_, String> {
+fn elements<const N: usize>(data: &[u8], n: usize) -> Result<impl Iterator<Item = [u8; N]> + '_, String> {
     let need = n
         .checked_mul(N)
         .ok_or_else(|| format!("{n} elements of {N} bytes overflow"))?;
@@ -115,9 +105,7 @@ fn elements<const N: usize>(
             data.len()
         )
     })?;
-    Ok(body
-        .chunks_exact(N)
-        .map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N])))
+    Ok(body.chunks_exact(N).map(|c| <[u8; N]>::try_from(c).unwrap_or([0; N])))
 }
 
 fn element_count(shape: &[usize]) -> Result<usize, String> {
@@ -142,9 +130,7 @@ fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
     let (len_bytes, header_start) = match bytes.get(6..8) {
         Some([1, 0]) => (2, 10),
         Some([2 | 3, 0]) => (4, 12),
-        Some([major, minor]) => {
-            return Err(format!("unsupported .npy format version {major}.{minor}"))
-        }
+        Some([major, minor]) => return Err(format!("unsupported .npy format version {major}.{minor}")),
         _ => return Err("file is truncated inside the preamble".into()),
     };
     let len_field = bytes
@@ -162,12 +148,7 @@ fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
         )
     })?;
     let text = std::str::from_utf8(text).map_err(|_| "header is not text".to_string())?;
-    let dict = parse_dict(text).map_err(|e| {
-        format!(
-            "header is not a NumPy header dict ({e}): {}",
-            text.trim_end()
-        )
-    })?;
+    let dict = parse_dict(text).map_err(|e| format!("header is not a NumPy header dict ({e}): {}", text.trim_end()))?;
     let mut descr = None;
     let mut fortran_order = None;
     let mut shape = None;
@@ -259,10 +240,7 @@ impl Parser<'_> {
             Some(q @ ('\'' | '"')) => q,
             _ => return Err("expected a quoted string"),
         };
-        let (s, rest) = chars
-            .as_str()
-            .split_once(quote)
-            .ok_or("unterminated string")?;
+        let (s, rest) = chars.as_str().split_once(quote).ok_or("unterminated string")?;
         self.rest = rest;
         Ok(s.to_string())
     }
@@ -294,14 +272,8 @@ impl Parser<'_> {
 
     fn integer(&mut self) -> Result<usize, &'static str> {
         self.skip_ws();
-        let end = self
-            .rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(self.rest.len());
-        let (digits, rest) = self
-            .rest
-            .split_at_checked(end)
-            .ok_or("expected a dimension")?;
+        let end = self.rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(self.rest.len());
+        let (digits, rest) = self.rest.split_at_checked(end).ok_or("expected a dimension")?;
         let n = digits.parse().map_err(|_| "expected a dimension")?;
         // Python 2 wrote long integers with an `L` suffix.
         self.rest = rest.strip_prefix('L').unwrap_or(rest);
@@ -324,8 +296,7 @@ fn preamble_v1(descr: &str, shape: &[usize]) -> Result<Vec<u8>, String> {
     let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(ALIGN) - unpadded));
     header.push('\n');
-    let len = u16::try_from(header.len())
-        .map_err(|_| format!("shape {shape:?} makes the header too long"))?;
+    let len = u16::try_from(header.len()).map_err(|_| format!("shape {shape:?} makes the header too long"))?;
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
@@ -340,17 +311,13 @@ mod tests {
 
     #[test]
     fn parses_numpy_headers() {
-        let d =
-            parse_dict("{'descr': '<i4', 'fortran_order': False, 'shape': (1, 300), }   ").unwrap();
+        let d = parse_dict("{'descr': '<i4', 'fortran_order': False, 'shape': (1, 300), }   ").unwrap();
         assert_eq!(d[0], ("descr".into(), Value::Str("<i4".into())));
         assert_eq!(d[1], ("fortran_order".into(), Value::Bool(false)));
         assert_eq!(d[2], ("shape".into(), Value::Tuple(vec![1, 300])));
         let d = parse_dict(r#"{"shape": (5,), "descr": "<f4", "fortran_order": True}"#).unwrap();
         assert_eq!(d[0].1, Value::Tuple(vec![5]));
-        assert_eq!(
-            parse_dict("{'shape': ()}").unwrap()[0].1,
-            Value::Tuple(vec![])
-        );
+        assert_eq!(parse_dict("{'shape': ()}").unwrap()[0].1, Value::Tuple(vec![]));
         assert_eq!(
             parse_dict("{'shape': (3L, 4L)}").unwrap()[0].1,
             Value::Tuple(vec![3, 4])

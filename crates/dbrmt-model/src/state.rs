@@ -18,8 +18,15 @@ pub struct MemoryState {
 impl MemoryState {
     /// The state before segment 0: all zeros.
     pub fn zeros(layers: usize, d_key: usize, hidden: usize) -> Self {
-        let layer = LayerState { a: vec![0.0; d_key * hidden], z: vec![0.0; d_key] };
-        Self { d_key, hidden, layers: vec![layer; layers] }
+        let layer = LayerState {
+            a: vec![0.0; d_key * hidden],
+            z: vec![0.0; d_key],
+        };
+        Self {
+            d_key,
+            hidden,
+            layers: vec![layer; layers],
+        }
     }
 }
 
@@ -27,7 +34,10 @@ impl MemoryState {
     /// Writes `layers.{i}.A` (f32 `[D, d]`) and `layers.{i}.z` (f32 `[D]`) to a safetensors file.
     pub fn save_safetensors(&self, path: &std::path::Path) -> Result<(), crate::error::ModelError> {
         use safetensors::tensor::{Dtype, TensorView};
-        let io = |e: std::io::Error| crate::error::ModelError::Io { path: path.to_path_buf(), source: e };
+        let io = |e: std::io::Error| crate::error::ModelError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
         let mut views = Vec::with_capacity(2 * self.layers.len());
         for (i, l) in self.layers.iter().enumerate() {
             let a = TensorView::new(Dtype::F32, vec![self.d_key, self.hidden], bytemuck::cast_slice(&l.a));

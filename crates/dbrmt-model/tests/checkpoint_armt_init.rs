@@ -2,9 +2,7 @@
 
 mod checkpoint_support;
 
-use checkpoint_support::{
-    edited_fixture, fixture, fixture_config, fixture_tensors, is_armt_name, model_dir, Scratch,
-};
+use checkpoint_support::{edited_fixture, fixture, fixture_config, fixture_tensors, is_armt_name, model_dir, Scratch};
 use dbrmt_model::{load_model, ArmtParams, LoadOptions, Model, ModelError};
 
 /// `tiny-hf-tied-partial` without its ARMT tensors, with `config` as its config.json.
@@ -50,21 +48,13 @@ fn seed_initialises_the_memory_like_the_original() {
     assert_eq!(m.weights.embed, reference.weights.embed);
     assert_eq!(m.weights.norm, reference.weights.norm);
     for (l, r) in m.weights.layers.iter().zip(&reference.weights.layers) {
-        assert_eq!(
-            (&l.q, &l.down, &l.input_norm),
-            (&r.q, &r.down, &r.input_norm)
-        );
+        assert_eq!((&l.q, &l.down, &l.input_norm), (&r.q, &r.down, &r.input_norm));
     }
     let (d, dm) = (128, 16);
     let bound = 1.0 / (d as f32).sqrt();
     for l in &m.weights.layers {
         assert_eq!(
-            (
-                l.mem_q.len(),
-                l.mem_k.len(),
-                l.mem_v.len(),
-                l.mem_beta.len()
-            ),
+            (l.mem_q.len(), l.mem_k.len(), l.mem_v.len(), l.mem_beta.len()),
             (dm * d, dm * d, d * d, d)
         );
         // W_v = 0: the memory path adds nothing until trained weights are loaded.
@@ -92,13 +82,7 @@ fn same_seed_same_bits() {
         let w = &m.weights;
         let mut all: Vec<f32> = w.memory.clone();
         for l in &w.layers {
-            all.extend(
-                l.mem_q
-                    .iter()
-                    .chain(&l.mem_k)
-                    .chain(&l.mem_v)
-                    .chain(&l.mem_beta),
-            );
+            all.extend(l.mem_q.iter().chain(&l.mem_k).chain(&l.mem_v).chain(&l.mem_beta));
             all.push(l.mem_beta_bias);
         }
         all.iter().map(|v| v.to_bits()).collect()
@@ -114,10 +98,7 @@ fn same_seed_same_bits() {
 #[test]
 fn seed_with_stored_armt_tensors_is_ambiguous() {
     let err = load_model(&fixture("tiny-armt-names"), &with_seed(1)).unwrap_err();
-    assert!(
-        matches!(err, ModelError::ArmtInitConflict { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ModelError::ArmtInitConflict { .. }), "{err:?}");
     assert!(err.to_string().contains("drop --armt-init"), "{err}");
 }
 
@@ -133,10 +114,7 @@ fn some_armt_tensors_missing_is_an_error() {
     );
     // A seed does not paper over a partial set either.
     let err = load_model(dir.path(), &with_seed(1)).unwrap_err();
-    assert!(
-        matches!(err, ModelError::ArmtInitConflict { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ModelError::ArmtInitConflict { .. }), "{err:?}");
 
     let dir = edited_fixture("tiny-armt-names", |t| {
         t.remove("memory_cell.memory").unwrap();
@@ -150,8 +128,7 @@ fn some_armt_tensors_missing_is_an_error() {
 
 #[test]
 fn config_without_armt_takes_the_callers_parameters() {
-    let mut config: serde_json::Value =
-        serde_json::from_str(&fixture_config("tiny-hf-tied-partial")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&fixture_config("tiny-hf-tied-partial")).unwrap();
     config.as_object_mut().unwrap().remove("armt");
     let dir = plain_llama(&config.to_string());
 
@@ -193,8 +170,7 @@ fn config_without_armt_takes_the_callers_parameters() {
     )
     .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("ARMT parameter `d_mem` must be at least 1"),
+        err.to_string().contains("ARMT parameter `d_mem` must be at least 1"),
         "{err}"
     );
 }

@@ -93,11 +93,7 @@ fn every_fixture_loads_in_its_layout() {
         assert_eq!(m.layout, layout, "{name}");
         assert_eq!(m.config.tie_word_embeddings, tied, "{name}");
         assert_eq!(m.weights.lm_head.is_none(), tied, "{name}");
-        assert!(
-            m.unused_tensors.is_empty(),
-            "{name}: {:?}",
-            m.unused_tensors
-        );
+        assert!(m.unused_tensors.is_empty(), "{name}: {:?}", m.unused_tensors);
         assert_eq!(m.unused_tensors_warning(), None);
         assert!(!m.armt_initialised);
         assert_eq!(m.weights.layers.len(), m.config.num_layers);
@@ -151,12 +147,7 @@ fn fixture_configs_are_read() {
     let m = load("small-bf16");
     let c = &m.config;
     assert_eq!(
-        (
-            c.vocab_size,
-            c.hidden_size,
-            c.intermediate_size,
-            c.num_layers
-        ),
+        (c.vocab_size, c.hidden_size, c.intermediate_size, c.num_layers),
         (1000, 256, 512, 6)
     );
     assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim), (8, 2, 32));
@@ -173,12 +164,7 @@ fn fixture_configs_are_read() {
         (32.0, 1.0, 4.0, 8192.0)
     );
     assert_eq!(
-        (
-            c.armt.num_mem_tokens,
-            c.armt.d_mem,
-            c.armt.segment_size,
-            c.armt.nu
-        ),
+        (c.armt.num_mem_tokens, c.armt.d_mem, c.armt.segment_size, c.armt.nu),
         (16, 32, 64, 3)
     );
     assert!(c.armt.correction);

@@ -34,10 +34,7 @@ fn corrupt(mut bytes: Vec<u8>, edits: &[(usize, u8)], keep: usize) -> Vec<u8> {
 
 /// Bytes that keep JSON-ish structure when written into a header: digits, quotes, brackets.
 fn header_byte() -> impl Strategy<Value = u8> {
-    prop_oneof![
-        prop::sample::select(b"0123456789[]{}\",:-eE.".to_vec()),
-        any::<u8>(),
-    ]
+    prop_oneof![prop::sample::select(b"0123456789[]{}\",:-eE.".to_vec()), any::<u8>(),]
 }
 
 proptest! {

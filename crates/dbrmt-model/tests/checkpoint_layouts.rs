@@ -4,9 +4,7 @@ mod checkpoint_support;
 
 use std::collections::BTreeMap;
 
-use checkpoint_support::{
-    edited_fixture, fixture, fixture_config, fixture_tensors, serialize, Raw, Scratch,
-};
+use checkpoint_support::{edited_fixture, fixture, fixture_config, fixture_tensors, serialize, Raw, Scratch};
 use dbrmt_model::checkpoint::INDEX_FILE;
 use dbrmt_model::{load_model, LoadOptions, Model, ModelError, NameLayout};
 
@@ -26,10 +24,7 @@ fn to_alias(name: &str) -> String {
 #[test]
 fn layer_alias_layout_loads_the_same_weights() {
     let dir = edited_fixture("tiny-armt-names", |t| {
-        *t = std::mem::take(t)
-            .into_iter()
-            .map(|(n, v)| (to_alias(&n), v))
-            .collect();
+        *t = std::mem::take(t).into_iter().map(|(n, v)| (to_alias(&n), v)).collect();
     });
     let m = load(dir.path());
     assert_eq!(m.layout, NameLayout::ArmtLayersAlias);
@@ -119,10 +114,7 @@ fn unknown_tensors_are_listed_not_fatal() {
     });
     let m = load(dir.path());
     assert_eq!(m.unused_tensors.len(), 10);
-    assert_eq!(
-        m.unused_tensors[0],
-        "model.layers.0.self_attn.rotary_emb.inv_freq"
-    );
+    assert_eq!(m.unused_tensors[0], "model.layers.0.self_attn.rotary_emb.inv_freq");
     let warning = m.unused_tensors_warning().unwrap();
     assert!(
         warning.starts_with("10 checkpoint tensor(s) not used by the model: model.layers.0."),
@@ -175,12 +167,10 @@ fn sharded_index_must_match_its_shards() {
     let tensors = fixture_tensors("tiny-single-short");
     write_sharded(&dir, &fixture_config("tiny-single-short"), &tensors);
     // The index lists a tensor in a shard that does not hold it.
-    let index =
-        serde_json::json!({ "weight_map": { "extra.weight": "model-00001-of-00002.safetensors" } });
+    let index = serde_json::json!({ "weight_map": { "extra.weight": "model-00001-of-00002.safetensors" } });
     dir.write(INDEX_FILE, index.to_string());
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
-    let expected =
-        "lists tensor `extra.weight` in model-00001-of-00002.safetensors, which does not hold it";
+    let expected = "lists tensor `extra.weight` in model-00001-of-00002.safetensors, which does not hold it";
     assert!(err.to_string().contains(expected), "{err}");
     // A shard file that does not exist.
     let index = serde_json::json!({ "weight_map": { "a": "gone.safetensors" } });
@@ -192,10 +182,7 @@ fn sharded_index_must_match_its_shards() {
     );
     dir.write(INDEX_FILE, "{}");
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
-    assert!(
-        err.to_string().contains("missing field `weight_map`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("missing field `weight_map`"), "{err}");
 }
 
 #[test]
@@ -207,10 +194,7 @@ fn single_file_under_another_name() {
         dir.path().join("weights.safetensors"),
     )
     .unwrap();
-    assert_eq!(
-        load(dir.path()).weights,
-        reference("tiny-single-short").weights
-    );
+    assert_eq!(load(dir.path()).weights, reference("tiny-single-short").weights);
 
     std::fs::copy(
         fixture("tiny-single-short").join("model.safetensors"),

@@ -22,9 +22,7 @@ fn open_error(label: &str, bytes: &[u8]) -> String {
 fn f32_header(entries: &[(&str, &[usize], [usize; 2])]) -> String {
     let fields: Vec<String> = entries
         .iter()
-        .map(|(n, shape, [s, e])| {
-            format!(r#""{n}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[{s},{e}]}}"#)
-        })
+        .map(|(n, shape, [s, e])| format!(r#""{n}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[{s},{e}]}}"#))
         .collect();
     format!("{{{}}}", fields.join(","))
 }
@@ -91,19 +89,17 @@ fn out_of_bounds_offsets() {
     let header = format!("{{{}}}", fields.join(","));
     assert!(open_error("huge", &raw_file(&header, &[])).contains("outside the data section"));
     let header = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#;
-    assert!(
-        open_error("backwards", &raw_file(header, &[0; 8])).contains("outside the data section")
-    );
+    assert!(open_error("backwards", &raw_file(header, &[0; 8])).contains("outside the data section"));
 }
 
 #[test]
 fn gaps_and_trailing_bytes() {
     let header = f32_header(&[("a", &[2], [0, 8]), ("b", &[2], [16, 24])]);
-    assert!(open_error("gap", &raw_file(&header, &[0; 24]))
-        .contains("bytes 8..16 of the data section belong to no tensor"));
+    assert!(
+        open_error("gap", &raw_file(&header, &[0; 24])).contains("bytes 8..16 of the data section belong to no tensor")
+    );
     let header = f32_header(&[("a", &[2], [0, 8])]);
-    assert!(open_error("trailing", &raw_file(&header, &[0; 12]))
-        .contains("cover 8 bytes but the data section has 12"));
+    assert!(open_error("trailing", &raw_file(&header, &[0; 12])).contains("cover 8 bytes but the data section has 12"));
 }
 
 #[test]
@@ -121,24 +117,14 @@ fn checks_left_to_safetensors() {
 
 #[test]
 fn a_valid_hand_built_file_opens() {
-    let header = f32_header(&[
-        ("b", &[2], [8, 16]),
-        ("a", &[2], [0, 8]),
-        ("z", &[0], [16, 16]),
-    ]);
-    let values: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let header = f32_header(&[("b", &[2], [8, 16]), ("a", &[2], [0, 8]), ("z", &[0], [16, 16])]);
+    let values: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let dir = Scratch::new("valid");
     dir.write("model.safetensors", raw_file(&header, &values));
     let ckpt = Checkpoint::open(dir.path()).unwrap();
     assert_eq!(ckpt.read_f32("b").unwrap(), (vec![2], vec![3.0, 4.0]));
     assert_eq!(ckpt.read_f32("z").unwrap(), (vec![0], vec![]));
-    assert!(matches!(
-        ckpt.read_f32("nope"),
-        Err(ModelError::Checkpoint { .. })
-    ));
+    assert!(matches!(ckpt.read_f32("nope"), Err(ModelError::Checkpoint { .. })));
 }
 
 #[test]
@@ -150,10 +136,7 @@ fn missing_tensor_names_it_and_the_layout() {
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     match &err {
         ModelError::MissingTensor { name, layout, .. } => {
-            assert_eq!(
-                name,
-                "memory_cell.model.model.layers.2.layer.mlp.up_proj.weight"
-            );
+            assert_eq!(name, "memory_cell.model.model.layers.2.layer.mlp.up_proj.weight");
             assert_eq!(*layout, NameLayout::Armt);
         }
         other => panic!("{other:?}"),
@@ -186,10 +169,7 @@ fn wrong_shape_names_tensor_and_both_shapes() {
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     match &err {
         ModelError::Shape {
-            name,
-            expected,
-            found,
-            ..
+            name, expected, found, ..
         } => {
             assert_eq!(
                 (name.as_str(), expected.as_slice(), found.as_slice()),
@@ -206,17 +186,10 @@ fn wrong_shape_names_tensor_and_both_shapes() {
 
     // W_mb.weight must be [1, d], not [d].
     let dir = edited_fixture("tiny-hf-tied-partial", |t| {
-        t.insert(
-            "model.layers.1.W_mb.weight".into(),
-            Raw::f32(&[128], &[0.5; 128]),
-        );
+        t.insert("model.layers.1.W_mb.weight".into(), Raw::f32(&[128], &[0.5; 128]));
     });
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("has shape [128], expected [1, 128]"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("has shape [128], expected [1, 128]"), "{err}");
 }
 
 #[test]
@@ -234,9 +207,7 @@ fn unsupported_dtypes_name_tensor_and_dtype() {
         });
         let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
         match &err {
-            ModelError::Dtype {
-                name, dtype: found, ..
-            } => {
+            ModelError::Dtype { name, dtype: found, .. } => {
                 assert_eq!(name, "model.norm.weight");
                 assert_eq!(*found, dtype.to_string());
             }
@@ -275,10 +246,7 @@ fn f16_weights_are_converted() {
 #[test]
 fn directory_without_a_checkpoint() {
     let dir = Scratch::new("nofile");
-    dir.write(
-        "config.json",
-        checkpoint_support::fixture_config("tiny-armt-names"),
-    );
+    dir.write("config.json", checkpoint_support::fixture_config("tiny-armt-names"));
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(matches!(err, ModelError::Checkpoint { .. }), "{err:?}");
     assert!(err.to_string().contains("no model.safetensors"), "{err}");
@@ -293,8 +261,7 @@ fn config_errors_come_before_the_checkpoint() {
     dir.write("config.json", r#"{"vocab_size": 10}"#);
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(
-        err.to_string()
-            .ends_with("config.json: missing field `hidden_size`"),
+        err.to_string().ends_with("config.json: missing field `hidden_size`"),
         "{err}"
     );
     let err = load_model(&dir.path().join("nowhere"), &LoadOptions::default()).unwrap_err();

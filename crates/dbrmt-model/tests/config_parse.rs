@@ -102,10 +102,7 @@ fn rope_scaling_variants() {
         v["rope_scaling"] = rs;
         parse(&v)
     };
-    assert_eq!(
-        with(json!({"rope_type": "default"})).unwrap().rope_scaling,
-        None
-    );
+    assert_eq!(with(json!({"rope_type": "default"})).unwrap().rope_scaling, None);
     assert_eq!(with(json!({"type": "default"})).unwrap().rope_scaling, None);
     assert_eq!(with(json!({})).unwrap().rope_scaling, None);
     let llama3 = json!({"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -129,31 +126,18 @@ fn rope_scaling_variants() {
         rs.as_object_mut().unwrap().remove(key);
         let msg = with(rs).unwrap_err().to_string();
         assert!(
-            msg.ends_with(&format!(
-                "missing field `rope_scaling.{key}` (rope_type llama3)"
-            )),
+            msg.ends_with(&format!("missing field `rope_scaling.{key}` (rope_type llama3)")),
             "{msg}"
         );
     }
     let msg = with(json!({"rope_type": "yarn", "factor": 4.0}))
         .unwrap_err()
         .to_string();
-    assert!(
-        msg.contains("rope_scaling type `yarn` is not supported"),
-        "{msg}"
-    );
-    let msg = with(json!({"type": "linear", "factor": 4.0}))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("rope_scaling type `linear` is not supported"),
-        "{msg}"
-    );
+    assert!(msg.contains("rope_scaling type `yarn` is not supported"), "{msg}");
+    let msg = with(json!({"type": "linear", "factor": 4.0})).unwrap_err().to_string();
+    assert!(msg.contains("rope_scaling type `linear` is not supported"), "{msg}");
     let msg = with(json!("llama3")).unwrap_err().to_string();
-    assert!(
-        msg.contains("field `rope_scaling` must be an object or null"),
-        "{msg}"
-    );
+    assert!(msg.contains("field `rope_scaling` must be an object or null"), "{msg}");
     let mut bad = llama3;
     bad["factor"] = json!(-1.0);
     assert!(with(bad)
@@ -180,10 +164,7 @@ fn missing_required_fields() {
         let msg = error_of(|o| {
             o["armt"].as_object_mut().unwrap().remove(key);
         });
-        assert_eq!(
-            msg,
-            format!("models/x/config.json: missing field `armt.{key}`")
-        );
+        assert_eq!(msg, format!("models/x/config.json: missing field `armt.{key}`"));
     }
 }
 
@@ -229,10 +210,7 @@ fn bad_values() {
         let msg = error_of(|o| {
             o.insert(key.into(), json!(0));
         });
-        assert!(
-            msg.ends_with(&format!("field `{key}` must be at least 1")),
-            "{msg}"
-        );
+        assert!(msg.ends_with(&format!("field `{key}` must be at least 1")), "{msg}");
     }
     assert!(error_of(|o| {
         o.insert("hidden_size".into(), json!("128"));
@@ -268,8 +246,7 @@ fn bad_values() {
 fn not_json() {
     let err = ConfigFile::parse("{\"vocab_size\": ", Path::new(PATH)).unwrap_err();
     assert!(
-        err.to_string()
-            .starts_with("models/x/config.json: not valid JSON"),
+        err.to_string().starts_with("models/x/config.json: not valid JSON"),
         "{err}"
     );
     let err = ConfigFile::parse("[1, 2]", Path::new(PATH)).unwrap_err();
@@ -286,10 +263,7 @@ fn plain_llama_config_needs_armt_parameters() {
     assert_eq!(file.armt, None);
     assert_eq!(file.llama.hidden_size, 128);
     let msg = file.model_config(None).unwrap_err().to_string();
-    assert!(
-        msg.starts_with("models/x/config.json: no `armt` object"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("models/x/config.json: no `armt` object"), "{msg}");
     assert!(msg.contains("--armt-init"), "{msg}");
     let params = ArmtParams {
         num_mem_tokens: 4,
@@ -303,10 +277,7 @@ fn plain_llama_config_needs_armt_parameters() {
 
 #[test]
 fn fixture_configs() {
-    let root = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/fixtures"
-    ));
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/fixtures"));
     for name in [
         "tiny-armt-names",
         "tiny-hf-tied-partial",

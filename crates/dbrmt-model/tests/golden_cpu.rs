@@ -11,7 +11,12 @@ use dbrmt_model::{
 };
 use dbrmt_schedule::{packed, Grid, Schedule};
 
-const CASES: [&str; 4] = ["tiny-armt-names", "tiny-hf-tied-partial", "tiny-single-short", "small-bf16"];
+const CASES: [&str; 4] = [
+    "tiny-armt-names",
+    "tiny-hf-tied-partial",
+    "tiny-single-short",
+    "small-bf16",
+];
 const TOL: f64 = 1e-5;
 
 fn fixture(name: &str) -> PathBuf {
@@ -41,7 +46,11 @@ fn load(name: &str) -> (Model, Vec<u32>) {
 
 fn run(model: &Model, ids: &[u32], schedule: &Schedule, threads: usize) -> Output {
     let cpu = CpuModel::new(&model.config, &model.weights);
-    let opts = RunOptions { logits: LogitsMode::All, keep_hidden: true, threads };
+    let opts = RunOptions {
+        logits: LogitsMode::All,
+        keep_hidden: true,
+        threads,
+    };
     cpu.run(ids, schedule, &opts).expect("forward")
 }
 
@@ -59,7 +68,12 @@ fn cpu_model_reproduces_every_golden_case() {
     for name in CASES {
         let (model, ids) = load(name);
         let cfg = &model.config;
-        let out = run(&model, &ids, &Grid::new(cfg.num_layers, cfg.segments_for(ids.len())).sequential(), 1);
+        let out = run(
+            &model,
+            &ids,
+            &Grid::new(cfg.num_layers, cfg.segments_for(ids.len())).sequential(),
+            1,
+        );
         let dir = fixture(name);
         let (_, logits) = npy::read_f32(&dir.join("logits.npy")).unwrap();
         let (_, hidden) = npy::read_f32(&dir.join("final_hidden.npy")).unwrap();
@@ -90,7 +104,10 @@ fn diagonal_and_sequential_are_bitwise_identical() {
         let seq = bytes(&run(&model, &ids, &grid.sequential(), 1));
         for threads in [1, 2, 4] {
             let diag = bytes(&run(&model, &ids, &grid.diagonal(), threads));
-            assert!(seq == diag, "{name}: diagonal ({threads} threads) differs from sequential");
+            assert!(
+                seq == diag,
+                "{name}: diagonal ({threads} threads) differs from sequential"
+            );
         }
     }
 }
@@ -103,7 +120,11 @@ fn packed_requests_match_their_separate_runs_bitwise() {
     let reqs: [&[u32]; 3] = [&ids, &short, &ids[7..]];
     let counts: Vec<usize> = reqs.iter().map(|r| cfg.segments_for(r.len())).collect();
     let cpu = CpuModel::new(cfg, &model.weights);
-    let opts = RunOptions { logits: LogitsMode::All, keep_hidden: true, threads: 2 };
+    let opts = RunOptions {
+        logits: LogitsMode::All,
+        keep_hidden: true,
+        threads: 2,
+    };
     let together = cpu.run_many(&reqs, &packed(cfg.num_layers, &counts), &opts).unwrap();
     for (r, ids) in reqs.iter().enumerate() {
         let alone = run(&model, ids, &Grid::new(cfg.num_layers, counts[r]).sequential(), 1);
@@ -131,8 +152,26 @@ fn last_logits_equal_the_last_row_of_all() {
     let grid = Grid::new(model.config.num_layers, model.config.segments_for(ids.len()));
     let cpu = CpuModel::new(&model.config, &model.weights);
     let all = run(&model, &ids, &grid.diagonal(), 2);
-    let last = cpu.run(&ids, &grid.diagonal(), &RunOptions { logits: LogitsMode::Last, ..Default::default() }).unwrap();
-    let none = cpu.run(&ids, &grid.diagonal(), &RunOptions { logits: LogitsMode::None, ..Default::default() }).unwrap();
+    let last = cpu
+        .run(
+            &ids,
+            &grid.diagonal(),
+            &RunOptions {
+                logits: LogitsMode::Last,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let none = cpu
+        .run(
+            &ids,
+            &grid.diagonal(),
+            &RunOptions {
+                logits: LogitsMode::None,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let v = model.config.vocab_size;
     assert_eq!(last.logit_rows, 1);
     assert_eq!(last.logits, all.logits[(ids.len() - 1) * v..]);

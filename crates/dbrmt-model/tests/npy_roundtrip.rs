@@ -14,9 +14,7 @@ impl TempFile {
     fn new(label: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        TempFile(
-            std::env::temp_dir().join(format!("dbrmt-npy-{}-{label}-{n}.npy", std::process::id())),
-        )
+        TempFile(std::env::temp_dir().join(format!("dbrmt-npy-{}-{label}-{n}.npy", std::process::id())))
     }
 
     fn with(label: &str, bytes: &[u8]) -> Self {
@@ -100,9 +98,7 @@ fn f32_round_trip() {
     let shapes: [&[usize]; 5] = [&[], &[5], &[2, 3], &[1, 0], &[2, 1, 2, 2]];
     for shape in shapes {
         let n: usize = shape.iter().product();
-        let data: Vec<f32> = (0..n)
-            .map(|i| i as f32 * -0.75 + f32::MIN_POSITIVE)
-            .collect();
+        let data: Vec<f32> = (0..n).map(|i| i as f32 * -0.75 + f32::MIN_POSITIVE).collect();
         let f = TempFile::new("rt");
         npy::write_f32(&f.0, shape, &data).unwrap();
         let bytes = std::fs::read(&f.0).unwrap();
@@ -125,8 +121,7 @@ fn write_checks_the_shape() {
     let f = TempFile::new("mismatch");
     let err = npy::write_f32(&f.0, &[2, 3], &[0.0; 5]).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("shape [2, 3] holds 6 values but 5 were given"),
+        err.to_string().contains("shape [2, 3] holds 6 values but 5 were given"),
         "{err}"
     );
 }
@@ -144,10 +139,7 @@ fn ids_in_every_accepted_form() {
         ),
         npy_bytes(
             "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }",
-            &[5i64, -1, 7]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>(),
+            &[5i64, -1, 7].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
         ),
     ];
     for bytes in cases {
@@ -168,9 +160,8 @@ fn ids_of_the_wrong_dtype() {
     npy::write_f32(&f.0, &[3], &[1.0, 2.0, 3.0]).unwrap();
     let err = npy::read_ids(&f.0).unwrap_err();
     assert!(
-        err.to_string().contains(
-            "token ids must be little-endian int32 or int64 (`<i4`/`<i8`), found dtype `<f4`"
-        ),
+        err.to_string()
+            .contains("token ids must be little-endian int32 or int64 (`<i4`/`<i8`), found dtype `<f4`"),
         "{err}"
     );
     for descr in [">i4", "|u1", "<u4", "<i2", "<f8"] {
@@ -183,10 +174,7 @@ fn ids_of_the_wrong_dtype() {
     // And the other way: ids are not an f32 array.
     let f = TempFile::with(
         "intsasf32",
-        &npy_bytes(
-            "{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }",
-            &i4(&[1]),
-        ),
+        &npy_bytes("{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }", &i4(&[1])),
     );
     assert!(npy::read_f32(&f.0)
         .unwrap_err()
@@ -201,10 +189,7 @@ fn ids_of_the_wrong_shape() {
             &format!("{{'descr': '<i4', 'fortran_order': False, 'shape': {shape}, }}"),
             &[0; 24],
         ));
-        assert!(
-            msg.contains("token ids must have shape [N] or [1, N], found"),
-            "{msg}"
-        );
+        assert!(msg.contains("token ids must have shape [N] or [1, N], found"), "{msg}");
     }
 }
 
@@ -217,23 +202,15 @@ fn malformed_files() {
     assert!(ids_error(b"").contains("bad magic"));
     assert!(ids_error(b"\x93NUMPY\x01").contains("truncated inside the preamble"));
     assert!(ids_error(b"\x93NUMPY\x01\x00\x10").contains("truncated inside the preamble"));
-    assert!(ids_error(b"\x93NUMPY\x01\x00\xff\x00{'descr'")
-        .contains("header length 255 runs past the end"));
+    assert!(ids_error(b"\x93NUMPY\x01\x00\xff\x00{'descr'").contains("header length 255 runs past the end"));
     let mut v9 = npy_bytes(good, &i4(&[1, 2, 3, 4]));
     v9[6] = 9;
     assert!(ids_error(&v9).contains("unsupported .npy format version 9.0"));
     let fortran = "{'descr': '<i4', 'fortran_order': True, 'shape': (4,), }";
-    assert!(ids_error(&npy_bytes(fortran, &i4(&[1, 2, 3, 4])))
-        .contains("Fortran-order arrays are not supported"));
-    let msg = ids_error(&npy_bytes(
-        "{'descr': '<i4', 'shape': (4,), }",
-        &i4(&[1, 2, 3, 4]),
-    ));
+    assert!(ids_error(&npy_bytes(fortran, &i4(&[1, 2, 3, 4]))).contains("Fortran-order arrays are not supported"));
+    let msg = ids_error(&npy_bytes("{'descr': '<i4', 'shape': (4,), }", &i4(&[1, 2, 3, 4])));
     assert!(msg.contains("header lacks one of"), "{msg}");
-    let msg = ids_error(&npy_bytes(
-        "{'descr': 4, 'fortran_order': False, 'shape': (4,), }",
-        &[],
-    ));
+    let msg = ids_error(&npy_bytes("{'descr': 4, 'fortran_order': False, 'shape': (4,), }", &[]));
     assert!(
         msg.contains("not a NumPy header dict") || msg.contains("wrong type"),
         "{msg}"

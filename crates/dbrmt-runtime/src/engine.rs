@@ -11,6 +11,7 @@ use dbrmt_model::{
 use dbrmt_schedule::{Grid, Schedule};
 
 use crate::error::EngineError;
+use crate::gpu::GpuEngine;
 
 /// Where a forward runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,25 +57,29 @@ impl FromStr for ScheduleKind {
 pub struct Engine {
     model: dbrmt_model::Model,
     device: Device,
+    gpu: Option<GpuEngine>,
 }
 
 impl Engine {
     /// Loads `dir` (config.json + safetensors) for `device`. A GPU that is absent, or kernels that were not built,
     /// give an error here rather than at the first forward.
     pub fn load(dir: &Path, opts: &dbrmt_model::LoadOptions, device: Device) -> Result<Self, EngineError> {
-        if let Device::Cuda(ordinal) = device {
-            crate::engine::gpu_unavailable(ordinal)?;
+        if let Device::Cuda(_) = device {
+            // fail before reading a large checkpoint when there is no driver at all
+            if !dbrmt_kernels::driver_present() {
+                return Err(dbrmt_kernels::KernelError::NoGpu.into());
+            }
         }
-        let model = dbrmt_model::load_model(dir, opts)?;
-        Ok(Self { model, device })
+        Self::from_model(dbrmt_model::load_model(dir, opts)?, device)
     }
 
-    /// Wraps an already loaded model.
+    /// Binds an already loaded model to `device` (for CUDA: opens the GPU and uploads the weights).
     pub fn from_model(model: dbrmt_model::Model, device: Device) -> Result<Self, EngineError> {
-        if let Device::Cuda(ordinal) = device {
-            gpu_unavailable(ordinal)?;
-        }
-        Ok(Self { model, device })
+        let gpu = match device {
+            Device::Cpu => None,
+            Device::Cuda(ordinal) => Some(GpuEngine::new(ordinal, &model)?),
+        };
+        Ok(Self { model, device, gpu })
     }
 
     pub fn model(&self) -> &dbrmt_model::Model {
@@ -93,26 +98,35 @@ impl Engine {
         logits: LogitsMode,
         keep_hidden: bool,
     ) -> Result<Output, EngineError> {
+        Ok(self.prefill_timed(ids, schedule, logits, keep_hidden)?.0)
+    }
+
+    /// As [`Engine::prefill`], also returning the device time in milliseconds (CUDA events; `None` on the CPU).
+    pub fn prefill_timed(
+        &self,
+        ids: &[i64],
+        schedule: ScheduleKind,
+        logits: LogitsMode,
+        keep_hidden: bool,
+    ) -> Result<(Output, Option<f32>), EngineError> {
         let cfg = &self.model.config;
         let ids = validate_ids(ids, cfg.vocab_size)?;
         let grid = Grid::new(cfg.num_layers, cfg.segments_for(ids.len()));
         let plan = schedule.build(grid);
-        match self.device {
-            Device::Cpu => {
+        match &self.gpu {
+            None => {
                 let cpu = CpuModel::new(cfg, &self.model.weights);
-                let opts = RunOptions { logits, keep_hidden, threads: 0 };
-                Ok(cpu.run(&ids, &plan, &opts)?)
+                let opts = RunOptions {
+                    logits,
+                    keep_hidden,
+                    threads: 0,
+                };
+                Ok((cpu.run(&ids, &plan, &opts)?, None))
             }
-            Device::Cuda(ordinal) => Err(gpu_unavailable(ordinal).err().unwrap_or_else(not_built_yet)),
+            Some(gpu) => {
+                let (out, timing) = gpu.prefill(&ids, &plan, logits, keep_hidden)?;
+                Ok((out, Some(timing.ms)))
+            }
         }
     }
-}
-
-fn not_built_yet() -> EngineError {
-    EngineError::Gpu("the GPU engine is not built yet: use --device cpu".into())
-}
-
-/// Why `--device cuda` cannot run here: no driver, or (until the GPU engine lands) no GPU engine.
-pub(crate) fn gpu_unavailable(_ordinal: usize) -> Result<(), EngineError> {
-    Err(not_built_yet())
 }

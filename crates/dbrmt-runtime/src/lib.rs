@@ -3,6 +3,9 @@
 
 mod engine;
 mod error;
+mod gpu;
+pub mod selftest;
 
 pub use engine::{Device, Engine, ScheduleKind};
 pub use error::EngineError;
+pub use gpu::{DeviceTiming, GpuEngine};

@@ -116,10 +116,7 @@ mod tests {
     fn one_request_is_the_diagonal() {
         for layers in 1..6 {
             for segments in 0..8 {
-                assert_eq!(
-                    packed(layers, &[segments]),
-                    Grid::new(layers, segments).diagonal()
-                );
+                assert_eq!(packed(layers, &[segments]), Grid::new(layers, segments).diagonal());
             }
         }
     }

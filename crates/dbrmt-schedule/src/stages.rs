@@ -82,19 +82,13 @@ mod tests {
         assert_eq!(stages(0, 2), Err(StageError::NoLayers));
         assert_eq!(
             stages(3, 4),
-            Err(StageError::MoreDevicesThanLayers {
-                layers: 3,
-                devices: 4
-            })
+            Err(StageError::MoreDevicesThanLayers { layers: 3, devices: 4 })
         );
     }
 
     #[test]
     fn errors_read_as_sentences() {
-        let error: Box<dyn std::error::Error> = Box::new(StageError::MoreDevicesThanLayers {
-            layers: 3,
-            devices: 4,
-        });
+        let error: Box<dyn std::error::Error> = Box::new(StageError::MoreDevicesThanLayers { layers: 3, devices: 4 });
         assert_eq!(
             error.to_string(),
             "cannot split 3 layers into 4 non-empty stages (more devices than layers)"

@@ -32,10 +32,17 @@ impl Tracker {
         for t in tasks {
             let (l, s, r) = (t.cell.layer, t.cell.segment, t.request);
             let Some(done) = self.layers_done.get(r) else {
-                return Err(format!("task of request {r} but only {} requests", self.layers_done.len()));
+                return Err(format!(
+                    "task of request {r} but only {} requests",
+                    self.layers_done.len()
+                ));
             };
             if l >= self.layers || s >= done.len() {
-                return Err(format!("cell ({l}, {s}) outside the {} × {} grid of request {r}", self.layers, done.len()));
+                return Err(format!(
+                    "cell ({l}, {s}) outside the {} × {} grid of request {r}",
+                    self.layers,
+                    done.len()
+                ));
             }
             if done[s] != l || self.next_segment[r][l] != s {
                 return Err(format!("cell ({l}, {s}) of request {r} runs before its dependencies"));
@@ -65,14 +72,20 @@ mod tests {
     use crate::{Cell, Grid};
 
     fn task(layer: usize, segment: usize) -> Task {
-        Task { request: 0, cell: Cell { layer, segment } }
+        Task {
+            request: 0,
+            cell: Cell { layer, segment },
+        }
     }
 
     #[test]
     fn follows_a_valid_schedule_and_refuses_bad_steps() {
         let grid = Grid::new(3, 2);
         let mut t = Tracker::new(3, &[2]);
-        assert!(t.check_step(&[task(1, 0)]).unwrap_err().contains("before its dependencies"));
+        assert!(t
+            .check_step(&[task(1, 0)])
+            .unwrap_err()
+            .contains("before its dependencies"));
         assert!(t.check_step(&[task(0, 2)]).unwrap_err().contains("outside"));
         assert!(t.check_step(&[task(0, 0), task(0, 0)]).unwrap_err().contains("share"));
         for step in grid.diagonal().steps {

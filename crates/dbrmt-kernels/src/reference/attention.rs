@@ -17,9 +17,15 @@ pub fn causal_gqa_attention(
     scale: f32,
     out: &mut [f32],
 ) {
-    assert!(kv_heads > 0 && heads % kv_heads == 0, "attention: heads must be a multiple of kv_heads");
+    assert!(
+        kv_heads > 0 && heads.is_multiple_of(kv_heads),
+        "attention: heads must be a multiple of kv_heads"
+    );
     let (qw, kw) = (heads * head_dim, kv_heads * head_dim);
-    assert!(q.len() == s * qw && out.len() == s * qw, "attention: q/out shape mismatch");
+    assert!(
+        q.len() == s * qw && out.len() == s * qw,
+        "attention: q/out shape mismatch"
+    );
     assert!(k.len() == s * kw && v.len() == s * kw, "attention: k/v shape mismatch");
     let group = heads / kv_heads;
     let mut p = vec![0.0f32; s * s];
@@ -61,6 +67,7 @@ mod tests {
     use super::*;
 
     /// Textbook attention in f64, one row at a time.
+    #[allow(clippy::too_many_arguments)]
     fn naive(q: &[f32], k: &[f32], v: &[f32], s: usize, h: usize, kv: usize, hd: usize, scale: f32) -> Vec<f32> {
         let mut out = vec![0.0f32; s * h * hd];
         for head in 0..h {
@@ -68,7 +75,9 @@ mod tests {
             for i in 0..s {
                 let sc: Vec<f64> = (0..=i)
                     .map(|j| {
-                        (0..hd).map(|c| q[(i * h + head) * hd + c] as f64 * k[(j * kv + kh) * hd + c] as f64).sum::<f64>()
+                        (0..hd)
+                            .map(|c| q[(i * h + head) * hd + c] as f64 * k[(j * kv + kh) * hd + c] as f64)
+                            .sum::<f64>()
                             * scale as f64
                     })
                     .collect();
@@ -76,8 +85,9 @@ mod tests {
                 let e: Vec<f64> = sc.iter().map(|x| (x - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 for c in 0..hd {
-                    out[(i * h + head) * hd + c] =
-                        (0..=i).map(|j| e[j] / z * v[(j * kv + kh) * hd + c] as f64).sum::<f64>() as f32;
+                    out[(i * h + head) * hd + c] = (0..=i)
+                        .map(|j| e[j] / z * v[(j * kv + kh) * hd + c] as f64)
+                        .sum::<f64>() as f32;
                 }
             }
         }
@@ -87,7 +97,7 @@ mod tests {
     #[test]
     fn matches_textbook_attention_with_gqa() {
         let (s, h, kv, hd) = (9, 4, 2, 8);
-        let gen = |n: usize, a: f32| (0..n).map(|i| ((i as f32 * a).sin() * 1.7)).collect::<Vec<f32>>();
+        let gen = |n: usize, a: f32| (0..n).map(|i| (i as f32 * a).sin() * 1.7).collect::<Vec<f32>>();
         let (q, k, v) = (gen(s * h * hd, 0.91), gen(s * kv * hd, 1.37), gen(s * kv * hd, 0.53));
         let mut out = vec![f32::NAN; s * h * hd];
         causal_gqa_attention(&q, &k, &v, s, h, kv, hd, 0.35, &mut out);

@@ -3,7 +3,10 @@
 /// Writes `[Emb(ids); memory]` (`[(ids.len() + M), d]`) into `out`. Ids must be in range (checked by the caller
 /// with a proper error; here it is an invariant).
 pub fn segment_input(ids: &[u32], embed: &[f32], memory: &[f32], d: usize, out: &mut [f32]) {
-    assert!(memory.len() % d == 0 && out.len() == ids.len() * d + memory.len(), "segment_input: shape mismatch");
+    assert!(
+        memory.len().is_multiple_of(d) && out.len() == ids.len() * d + memory.len(),
+        "segment_input: shape mismatch"
+    );
     let (text, mem) = out.split_at_mut(ids.len() * d);
     for (row, &id) in text.chunks_exact_mut(d).zip(ids) {
         let id = id as usize;

@@ -2,7 +2,10 @@
 
 /// `out = silu(gate) · up`, elementwise.
 pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
-    assert!(gate.len() == up.len() && out.len() == up.len(), "swiglu: shape mismatch");
+    assert!(
+        gate.len() == up.len() && out.len() == up.len(),
+        "swiglu: shape mismatch"
+    );
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
         *o = silu(g) * u;
     }

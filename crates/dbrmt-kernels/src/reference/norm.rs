@@ -3,7 +3,10 @@
 /// Normalises each row of `x` (`[rows, d]`, `d = w.len()`) into `y`. The mean square is summed in f64.
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
     let d = w.len();
-    assert!(d > 0 && x.len() % d == 0 && y.len() == x.len(), "rms_norm: shape mismatch");
+    assert!(
+        d > 0 && x.len().is_multiple_of(d) && y.len() == x.len(),
+        "rms_norm: shape mismatch"
+    );
     for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
         let ms = xr.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / d as f64;
         let r = (1.0 / (ms + eps as f64).sqrt()) as f32;

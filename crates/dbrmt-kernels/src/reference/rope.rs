@@ -15,8 +15,9 @@ pub struct Llama3Scaling {
 
 /// Inverse frequencies `1 / θ^(2i/hd)` for `i < hd/2`, rescaled as HF `_compute_llama3_parameters` does.
 pub fn inv_freq(head_dim: usize, theta: f64, scaling: Option<&Llama3Scaling>) -> Vec<f64> {
-    let base: Vec<f64> =
-        (0..head_dim / 2).map(|i| 1.0 / theta.powf((2 * i) as f64 / head_dim as f64)).collect();
+    let base: Vec<f64> = (0..head_dim / 2)
+        .map(|i| 1.0 / theta.powf((2 * i) as f64 / head_dim as f64))
+        .collect();
     let Some(s) = scaling else { return base };
     let low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
     let high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
@@ -24,7 +25,7 @@ pub fn inv_freq(head_dim: usize, theta: f64, scaling: Option<&Llama3Scaling>) ->
         .map(|f| {
             let wavelen = 2.0 * std::f64::consts::PI / f;
             let scaled = if wavelen > low_wavelen { f / s.factor } else { f };
-            let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+            let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
             if medium {
                 let smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor)
                     / (s.high_freq_factor - s.low_freq_factor);
@@ -47,10 +48,13 @@ pub struct RopeTable {
 
 impl RopeTable {
     pub fn new(head_dim: usize, theta: f64, scaling: Option<&Llama3Scaling>, positions: usize) -> Self {
-        assert!(head_dim % 2 == 0, "head_dim must be even");
+        assert!(head_dim.is_multiple_of(2), "head_dim must be even");
         let f = inv_freq(head_dim, theta, scaling);
         let half = head_dim / 2;
-        let (mut cos, mut sin) = (Vec::with_capacity(positions * half), Vec::with_capacity(positions * half));
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(positions * half),
+            Vec::with_capacity(positions * half),
+        );
         for p in 0..positions {
             for &fi in &f {
                 let a = p as f64 * fi;
@@ -58,7 +62,12 @@ impl RopeTable {
                 sin.push(a.sin() as f32);
             }
         }
-        Self { half, positions, cos, sin }
+        Self {
+            half,
+            positions,
+            cos,
+            sin,
+        }
     }
 }
 
@@ -70,7 +79,10 @@ pub fn apply_rope(x: &mut [f32], rows: usize, heads: usize, table: &RopeTable) {
     assert_eq!(x.len(), rows * heads * hd, "apply_rope: shape mismatch");
     assert!(rows <= table.positions, "apply_rope: more rows than table positions");
     for (r, row) in x.chunks_exact_mut(heads * hd).enumerate() {
-        let (c, s) = (&table.cos[r * half..(r + 1) * half], &table.sin[r * half..(r + 1) * half]);
+        let (c, s) = (
+            &table.cos[r * half..(r + 1) * half],
+            &table.sin[r * half..(r + 1) * half],
+        );
         for head in row.chunks_exact_mut(hd) {
             let (x1, x2) = head.split_at_mut(half);
             for i in 0..half {
@@ -101,7 +113,9 @@ mod tests {
         assert_eq!(f[0], 1.0);
         assert!((f[31] - plain[31] / 32.0).abs() < 1e-18);
         // a medium-band frequency lies strictly between
-        let mid = (0..32).find(|&i| f[i] != plain[i] && (f[i] - plain[i] / 32.0).abs() > 1e-15).unwrap();
+        let mid = (0..32)
+            .find(|&i| f[i] != plain[i] && (f[i] - plain[i] / 32.0).abs() > 1e-15)
+            .unwrap();
         assert!(f[mid] < plain[mid] && f[mid] > plain[mid] / 32.0);
     }
 

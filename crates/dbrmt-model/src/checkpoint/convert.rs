@@ -35,10 +35,7 @@ mod tests {
     #[test]
     fn decodes_each_float_dtype() {
         assert_eq!(to_f32(Dtype::F32, &1.5f32.to_le_bytes()), Some(vec![1.5]));
-        assert_eq!(
-            to_f32(Dtype::F16, &f16::from_f32(-2.0).to_le_bytes()),
-            Some(vec![-2.0])
-        );
+        assert_eq!(to_f32(Dtype::F16, &f16::from_f32(-2.0).to_le_bytes()), Some(vec![-2.0]));
         assert_eq!(
             to_f32(Dtype::BF16, &bf16::from_f32(0.375).to_le_bytes()),
             Some(vec![0.375])

@@ -78,8 +78,7 @@ fn parse_table(buf: &[u8]) -> Result<BTreeMap<String, TensorEntry>, String> {
     let data_start = check_offsets(buf)?;
     // Our own checks above cover what safetensors leaves to arithmetic that could overflow on a hostile header;
     // it checks the rest (dtype names, shape × dtype = byte length, the data section covered exactly).
-    let (_, metadata) =
-        SafeTensors::read_metadata(buf).map_err(|e| format!("invalid safetensors file: {e}"))?;
+    let (_, metadata) = SafeTensors::read_metadata(buf).map_err(|e| format!("invalid safetensors file: {e}"))?;
     let mut table = BTreeMap::new();
     for (name, info) in metadata.tensors() {
         let (start, end) = info.data_offsets;

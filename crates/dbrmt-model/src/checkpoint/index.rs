@@ -32,9 +32,7 @@ fn parse_weight_map(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for (name, file) in map {
         let Some(file) = file.as_str() else {
-            return Err(format!(
-                "`weight_map` entry for `{name}` is not a file name"
-            ));
+            return Err(format!("`weight_map` entry for `{name}` is not a file name"));
         };
         // Shards sit beside the index; a path that leaves the directory is not a shard of this checkpoint.
         let plain = Path::new(file)
@@ -56,35 +54,24 @@ mod tests {
 
     #[test]
     fn parses_weight_map() {
-        let m = parse_weight_map(
-            r#"{"metadata": {}, "weight_map": {"a": "x.safetensors", "b": "y.safetensors"}}"#,
-        );
-        assert_eq!(
-            m.unwrap().get("b").map(String::as_str),
-            Some("y.safetensors")
-        );
+        let m = parse_weight_map(r#"{"metadata": {}, "weight_map": {"a": "x.safetensors", "b": "y.safetensors"}}"#);
+        assert_eq!(m.unwrap().get("b").map(String::as_str), Some("y.safetensors"));
     }
 
     #[test]
     fn rejects_bad_index() {
-        assert!(parse_weight_map("{")
-            .unwrap_err()
-            .contains("not valid JSON"));
+        assert!(parse_weight_map("{").unwrap_err().contains("not valid JSON"));
         assert!(parse_weight_map("{}")
             .unwrap_err()
             .contains("missing field `weight_map`"));
         assert!(parse_weight_map(r#"{"weight_map": {"a": 3}}"#)
             .unwrap_err()
             .contains("`a`"));
-        assert!(
-            parse_weight_map(r#"{"weight_map": {"a": "../x.safetensors"}}"#)
-                .unwrap_err()
-                .contains("not a file")
-        );
-        assert!(
-            parse_weight_map(r#"{"weight_map": {"a": "/x.safetensors"}}"#)
-                .unwrap_err()
-                .contains("not a file")
-        );
+        assert!(parse_weight_map(r#"{"weight_map": {"a": "../x.safetensors"}}"#)
+            .unwrap_err()
+            .contains("not a file"));
+        assert!(parse_weight_map(r#"{"weight_map": {"a": "/x.safetensors"}}"#)
+            .unwrap_err()
+            .contains("not a file"));
     }
 }

@@ -45,11 +45,7 @@ impl Checkpoint {
 
     /// A checkpoint of one file.
     fn single(dir: &Path, file: SafetensorsFile) -> Self {
-        let location = file
-            .tensors()
-            .keys()
-            .map(|name| (name.clone(), 0))
-            .collect();
+        let location = file.tensors().keys().map(|name| (name.clone(), 0)).collect();
         Self {
             dir: dir.to_path_buf(),
             files: vec![file],

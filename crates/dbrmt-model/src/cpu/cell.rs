@@ -47,7 +47,17 @@ pub fn forward(cfg: &ModelConfig, w: &LayerWeights, rope: &RopeTable, cell: Cell
     apply_rope(&mut k, rows, cfg.num_kv_heads, rope);
     let mut attn = vec![0.0f32; rows * qd];
     let scale = 1.0 / (cfg.head_dim as f32).sqrt();
-    causal_gqa_attention(&q, &k, &v, rows, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, scale, &mut attn);
+    causal_gqa_attention(
+        &q,
+        &k,
+        &v,
+        rows,
+        cfg.num_heads,
+        cfg.num_kv_heads,
+        cfg.head_dim,
+        scale,
+        &mut attn,
+    );
     linear_add(&attn, &w.o, rows, qd, d, x);
 
     // MLP block
@@ -63,7 +73,12 @@ pub fn forward(cfg: &ModelConfig, w: &LayerWeights, rope: &RopeTable, cell: Cell
 
     // write from the post-block memory rows
     let mem_rows = &x[cell.text_rows * d..];
-    let ww = WriteWeights { w_k: &w.mem_k, w_v: &w.mem_v, w_beta: &w.mem_beta, b_beta: w.mem_beta_bias };
+    let ww = WriteWeights {
+        w_k: &w.mem_k,
+        w_v: &w.mem_v,
+        w_beta: &w.mem_beta,
+        b_beta: w.mem_beta_bias,
+    };
     armt_write(
         mem_rows,
         ww,

@@ -28,7 +28,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { logits: LogitsMode::Last, keep_hidden: false, threads: 0 }
+        Self {
+            logits: LogitsMode::Last,
+            keep_hidden: false,
+            threads: 0,
+        }
     }
 }
 
@@ -62,7 +66,12 @@ struct Job {
 
 impl<'m> CpuModel<'m> {
     pub fn new(cfg: &'m ModelConfig, weights: &'m Weights) -> Self {
-        let rope = RopeTable::new(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling.as_ref(), cfg.segment_rows());
+        let rope = RopeTable::new(
+            cfg.head_dim,
+            cfg.rope_theta,
+            cfg.rope_scaling.as_ref(),
+            cfg.segment_rows(),
+        );
         Self { cfg, weights, rope }
     }
 
@@ -92,7 +101,11 @@ impl<'m> CpuModel<'m> {
                     return Err(ModelError::EmptyInput);
                 }
                 if let Some((position, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
-                    return Err(ModelError::IdOutOfRange { position, id: id as i64, vocab: cfg.vocab_size });
+                    return Err(ModelError::IdOutOfRange {
+                        position,
+                        id: id as i64,
+                        vocab: cfg.vocab_size,
+                    });
                 }
                 let segments = cfg.segments_for(ids.len());
                 let logit_rows = match opts.logits {
@@ -120,7 +133,9 @@ impl<'m> CpuModel<'m> {
         let segments: Vec<usize> = runs.iter().map(|r| r.segments).collect();
         let mut tracker = Tracker::new(layers, &segments);
         for (i, step) in schedule.steps.iter().enumerate() {
-            tracker.check_step(&step.tasks).map_err(|e| ModelError::InvalidSchedule(format!("step {i}: {e}")))?;
+            tracker
+                .check_step(&step.tasks)
+                .map_err(|e| ModelError::InvalidSchedule(format!("step {i}: {e}")))?;
             let jobs: Vec<Job> = step.tasks.iter().map(|&task| self.take_job(&mut runs, task)).collect();
             for job in self.run_jobs(jobs, threads) {
                 tracker.complete(&job.task);
@@ -156,11 +171,23 @@ impl<'m> CpuModel<'m> {
             None => {
                 let text = &run.ids[segment_range(s, run.ids.len(), self.cfg.armt.segment_size)];
                 let mut h = vec![0.0; (text.len() + self.cfg.armt.num_mem_tokens) * self.cfg.hidden_size];
-                segment_input(text, &self.weights.embed, &self.weights.memory, self.cfg.hidden_size, &mut h);
+                segment_input(
+                    text,
+                    &self.weights.embed,
+                    &self.weights.memory,
+                    self.cfg.hidden_size,
+                    &mut h,
+                );
                 h
             }
         };
-        let state = std::mem::replace(&mut run.state.layers[l], LayerState { a: Vec::new(), z: Vec::new() });
+        let state = std::mem::replace(
+            &mut run.state.layers[l],
+            LayerState {
+                a: Vec::new(),
+                z: Vec::new(),
+            },
+        );
         Job { task, hidden, state }
     }
 
@@ -206,7 +233,12 @@ impl<'m> CpuModel<'m> {
         let range = segment_range(s, run.ids.len(), cfg.armt.segment_size);
         let rows = range.len();
         let mut normed = vec![0.0f32; rows * d];
-        rms_norm(&job.hidden[..rows * d], &self.weights.norm, cfg.rms_norm_eps, &mut normed);
+        rms_norm(
+            &job.hidden[..rows * d],
+            &self.weights.norm,
+            cfg.rms_norm_eps,
+            &mut normed,
+        );
         if let Some(h) = run.final_hidden.as_mut() {
             h[range.start * d..range.end * d].copy_from_slice(&normed);
         }
@@ -215,7 +247,14 @@ impl<'m> CpuModel<'m> {
         match run.mode {
             LogitsMode::None => {}
             LogitsMode::All => {
-                linear(&normed, head, rows, d, v, &mut run.logits[range.start * v..range.end * v]);
+                linear(
+                    &normed,
+                    head,
+                    rows,
+                    d,
+                    v,
+                    &mut run.logits[range.start * v..range.end * v],
+                );
             }
             LogitsMode::Last if s + 1 == run.segments => {
                 linear(&normed[(rows - 1) * d..], head, 1, d, v, &mut run.logits);

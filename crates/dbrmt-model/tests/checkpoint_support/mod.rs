@@ -25,8 +25,7 @@ impl Scratch {
     pub fn new(label: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("dbrmt-test-{}-{label}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("dbrmt-test-{}-{label}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)

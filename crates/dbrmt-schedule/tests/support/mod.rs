@@ -54,9 +54,7 @@ pub fn step_of(schedule: &Schedule) -> Result<BTreeMap<Key, usize>, String> {
     for (step, tasks) in keys(schedule).into_iter().enumerate() {
         for key in tasks {
             if let Some(first) = at.insert(key, step) {
-                return Err(format!(
-                    "{key:?} runs in step {first} and again in step {step}"
-                ));
+                return Err(format!("{key:?} runs in step {first} and again in step {step}"));
             }
         }
     }
@@ -64,11 +62,7 @@ pub fn step_of(schedule: &Schedule) -> Result<BTreeMap<Key, usize>, String> {
 }
 
 /// Every cell of every request appears exactly once, and nothing else appears.
-pub fn check_each_cell_once(
-    schedule: &Schedule,
-    layers: usize,
-    segments: &[usize],
-) -> Result<(), String> {
+pub fn check_each_cell_once(schedule: &Schedule, layers: usize, segments: &[usize]) -> Result<(), String> {
     let scheduled: BTreeSet<Key> = step_of(schedule)?.into_keys().collect();
     let expected = all_cells(layers, segments);
     if let Some(missing) = expected.difference(&scheduled).next() {
@@ -92,11 +86,7 @@ pub fn check_dependencies_earlier(schedule: &Schedule) -> Result<(), String> {
                         "{key:?} in step {step} but its dependency {dep:?} in step {dep_step}"
                     ))
                 }
-                None => {
-                    return Err(format!(
-                        "{key:?} runs but its dependency {dep:?} never does"
-                    ))
-                }
+                None => return Err(format!("{key:?} runs but its dependency {dep:?} never does")),
             }
         }
     }
@@ -122,9 +112,7 @@ pub fn check_step_independent(schedule: &Schedule) -> Result<(), String> {
         for &a in tasks {
             for &b in tasks {
                 if dependencies(a).contains(&b) {
-                    return Err(format!(
-                        "step {step}: {a:?} depends on {b:?} in the same step"
-                    ));
+                    return Err(format!("step {step}: {a:?} depends on {b:?} in the same step"));
                 }
             }
         }
@@ -136,9 +124,7 @@ pub fn check_step_independent(schedule: &Schedule) -> Result<(), String> {
 pub fn check_layers_ascending(schedule: &Schedule) -> Result<(), String> {
     for (step, tasks) in keys(schedule).iter().enumerate() {
         if !tasks.windows(2).all(|w| w[0].1 < w[1].1) {
-            return Err(format!(
-                "step {step} is not in ascending layer order: {tasks:?}"
-            ));
+            return Err(format!("step {step} is not in ascending layer order: {tasks:?}"));
         }
     }
     Ok(())
@@ -175,30 +161,19 @@ fn for_each_slot(
 }
 
 /// A layer slot with no task in a step had no ready cell in that step.
-pub fn check_never_idles_ready_slot(
-    schedule: &Schedule,
-    layers: usize,
-    segments: &[usize],
-) -> Result<(), String> {
-    for_each_slot(
-        schedule,
-        layers,
-        segments,
-        |step, layer, ready, chosen| match (chosen, ready.first()) {
+pub fn check_never_idles_ready_slot(schedule: &Schedule, layers: usize, segments: &[usize]) -> Result<(), String> {
+    for_each_slot(schedule, layers, segments, |step, layer, ready, chosen| {
+        match (chosen, ready.first()) {
             (None, Some(waiting)) => Err(format!(
                 "step {step} leaves layer {layer} idle while {waiting:?} is ready"
             )),
             _ => Ok(()),
-        },
-    )
+        }
+    })
 }
 
 /// A busy layer slot runs a ready cell, and among the ready cells one of the lowest request index.
-pub fn check_fifo_choice(
-    schedule: &Schedule,
-    layers: usize,
-    segments: &[usize],
-) -> Result<(), String> {
+pub fn check_fifo_choice(schedule: &Schedule, layers: usize, segments: &[usize]) -> Result<(), String> {
     for_each_slot(schedule, layers, segments, |step, layer, ready, chosen| {
         let Some(chosen) = chosen else { return Ok(()) };
         if !ready.contains(&chosen) {

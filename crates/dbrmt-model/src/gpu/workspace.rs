@@ -1,0 +1,117 @@
+//! Every buffer one step needs, allocated once for the largest step.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaSlice, CudaStream};
+use dbrmt_kernels::KernelError;
+use half::bf16;
+
+use crate::config::ModelConfig;
+
+/// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, and the logits of
+/// `logit_rows` rows.
+#[derive(Debug)]
+pub struct Workspace {
+    pub max_cells: usize,
+    /// Rows of a full segment, `T + M`.
+    pub rows: usize,
+    pub slots: usize,
+    /// Hidden rows of every live segment, `[slots · rows, d]`: slot `k` holds rows `k·rows..`.
+    pub hidden: CudaSlice<bf16>,
+    /// Per-step scratch, cells packed one after another (`[max_cells · rows, width]`).
+    pub normed: CudaSlice<bf16>,
+    pub qkv: CudaSlice<bf16>,
+    pub attn: CudaSlice<bf16>,
+    pub gate_up: CudaSlice<bf16>,
+    pub act: CudaSlice<bf16>,
+    /// Read: `u = H W_qᵀ` `[.., d_mem]`, `φ(u)` `[.., D]`, `φ(u)·A` `[.., d]`, f32.
+    pub u: CudaSlice<f32>,
+    pub phi: CudaSlice<f32>,
+    pub num: CudaSlice<f32>,
+    /// Write, M rows per cell: `P [W_k|W_v|w_β]ᵀ` `[.., d_mem + d + 1]`, `φ(K)` `[.., D]`, `K·A` `[.., d]`,
+    /// `β(V − V̄)` `[.., d]`, `γ` `[..]`, f32.
+    pub kvb: CudaSlice<f32>,
+    pub kphi: CudaSlice<f32>,
+    pub ka: CudaSlice<f32>,
+    pub upd: CudaSlice<f32>,
+    pub gamma: CudaSlice<f32>,
+    /// Final-norm'ed text rows of one finishing segment `[T, d]`, and their logits `[logit_rows, V]`.
+    pub final_hidden: CudaSlice<bf16>,
+    pub logits: CudaSlice<f32>,
+    /// Token ids of the current request(s).
+    pub ids: CudaSlice<u32>,
+}
+
+impl Workspace {
+    pub fn new(
+        stream: &Arc<CudaStream>,
+        cfg: &ModelConfig,
+        max_cells: usize,
+        slots: usize,
+        logit_rows: usize,
+    ) -> Result<Self, KernelError> {
+        let (d, m) = (cfg.hidden_size, cfg.armt.num_mem_tokens);
+        let rows = cfg.segment_rows();
+        let (g, gm) = (max_cells * rows, max_cells * m);
+        let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.intermediate_size);
+        let qkv = cfg.q_dim() + 2 * cfg.kv_dim();
+        let bf = |n: usize| stream.alloc_zeros::<bf16>(n.max(1));
+        let f = |n: usize| stream.alloc_zeros::<f32>(n.max(1));
+        Ok(Self {
+            max_cells,
+            rows,
+            slots,
+            hidden: bf(slots * rows * d)?,
+            normed: bf(g * d)?,
+            qkv: bf(g * qkv)?,
+            attn: bf(g * cfg.q_dim())?,
+            gate_up: bf(g * 2 * inter)?,
+            act: bf(g * inter)?,
+            u: f(g * dm)?,
+            phi: f(g * dk)?,
+            num: f(g * d)?,
+            kvb: f(gm * (dm + d + 1))?,
+            kphi: f(gm * dk)?,
+            ka: f(gm * d)?,
+            upd: f(gm * d)?,
+            gamma: f(gm)?,
+            final_hidden: bf(cfg.armt.segment_size * d)?,
+            logits: f(logit_rows * cfg.vocab_size)?,
+            ids: stream.alloc_zeros::<u32>(1)?,
+        })
+    }
+
+    /// Uploads the token ids of a prefill (allocates only when they do not fit).
+    pub fn set_ids(&mut self, stream: &Arc<CudaStream>, ids: &[u32]) -> Result<(), KernelError> {
+        if ids.len() > self.ids.len() {
+            self.ids = stream.alloc_zeros::<u32>(ids.len())?;
+        }
+        stream.memcpy_htod(ids, &mut self.ids.slice_mut(..ids.len()))?;
+        Ok(())
+    }
+
+    /// Device bytes held.
+    pub fn bytes(&self) -> usize {
+        let bf = [
+            &self.hidden,
+            &self.normed,
+            &self.qkv,
+            &self.attn,
+            &self.gate_up,
+            &self.act,
+            &self.final_hidden,
+        ];
+        let f = [
+            &self.u,
+            &self.phi,
+            &self.num,
+            &self.kvb,
+            &self.kphi,
+            &self.ka,
+            &self.upd,
+            &self.gamma,
+            &self.logits,
+        ];
+        bf.iter().map(|b| b.len() * 2).sum::<usize>() + f.iter().map(|b| b.len() * 4).sum::<usize>()
+    }
+}

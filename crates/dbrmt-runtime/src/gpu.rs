@@ -1,0 +1,200 @@
+//! The GPU executor: walks a schedule over the GPU model on one CUDA stream.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cudarc::driver::CudaStream;
+use dbrmt_kernels::Gpu;
+use dbrmt_model::{
+    gpu::{DeviceState, DeviceWeights, GpuModel, StepCell, Workspace},
+    input::segment_range,
+    LogitsMode, MemoryState, Model, ModelError, Output,
+};
+use dbrmt_schedule::{Schedule, Tracker};
+
+use crate::error::EngineError;
+
+/// A model on one GPU, with a workspace kept between prefills.
+#[derive(Debug)]
+pub struct GpuEngine {
+    gpu: Gpu,
+    stream: Arc<CudaStream>,
+    model: GpuModel,
+    workspace: Mutex<Option<Workspace>>,
+}
+
+/// How long the last prefill ran on the device (CUDA events around its launches).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceTiming {
+    pub ms: f32,
+}
+
+impl GpuEngine {
+    /// Opens GPU `ordinal` and uploads the weights as bf16.
+    pub fn new(ordinal: usize, model: &Model) -> Result<Self, EngineError> {
+        let gpu = Gpu::new(ordinal)?;
+        let stream = gpu.stream().clone();
+        let weights = DeviceWeights::upload(&stream, &model.config, &model.weights)?;
+        let model = GpuModel {
+            cfg: model.config.clone(),
+            weights,
+        };
+        Ok(Self {
+            gpu,
+            stream,
+            model,
+            workspace: Mutex::new(None),
+        })
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Prefills one request (checked ids) under `schedule`.
+    pub fn prefill(
+        &self,
+        ids: &[u32],
+        schedule: &Schedule,
+        logits: LogitsMode,
+        keep_hidden: bool,
+    ) -> Result<(Output, DeviceTiming), EngineError> {
+        let cfg = &self.model.cfg;
+        let (layers, d, v, t) = (cfg.num_layers, cfg.hidden_size, cfg.vocab_size, cfg.armt.segment_size);
+        let segments = cfg.segments_for(ids.len());
+        let stream = &self.stream;
+        let slots = max_live_segments(schedule, layers);
+        let logit_rows = match logits {
+            LogitsMode::None => 0,
+            LogitsMode::Last => 1,
+            LogitsMode::All => t,
+        };
+        let mut guard = self.workspace.lock().unwrap_or_else(PoisonError::into_inner);
+        let fits = guard.as_ref().is_some_and(|w| {
+            w.max_cells >= schedule.max_width() && w.slots >= slots && w.logits.len() >= logit_rows * v
+        });
+        if !fits {
+            *guard = None; // free the old one before allocating the new
+            *guard = Some(Workspace::new(
+                stream,
+                cfg,
+                schedule.max_width().max(1),
+                slots.max(1),
+                logit_rows,
+            )?);
+        }
+        let ws = guard.as_mut().expect("workspace just ensured");
+        ws.set_ids(stream, ids)?;
+        let mut state = DeviceState::zeros(stream, layers, cfg.d_key(), d)?;
+
+        let start = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
+        let mut tracker = Tracker::new(layers, &[segments]);
+        let mut slot_of = vec![usize::MAX; segments];
+        let mut free: Vec<usize> = (0..ws.slots).rev().collect();
+        let mut out_logits = vec![
+            0.0f32;
+            if logits == LogitsMode::All {
+                ids.len() * v
+            } else {
+                logit_rows * v
+            }
+        ];
+        let mut out_hidden = keep_hidden.then(|| vec![0.0f32; ids.len() * d]);
+        for (i, step) in schedule.steps.iter().enumerate() {
+            tracker
+                .check_step(&step.tasks)
+                .map_err(|e| ModelError::InvalidSchedule(format!("step {i}: {e}")))?;
+            let mut cells = Vec::with_capacity(step.tasks.len());
+            for task in &step.tasks {
+                let (l, s) = (task.cell.layer, task.cell.segment);
+                let range = segment_range(s, ids.len(), t);
+                if l == 0 {
+                    slot_of[s] = free
+                        .pop()
+                        .ok_or_else(|| EngineError::Gpu("no free hidden slot".into()))?;
+                }
+                cells.push(StepCell {
+                    layer: l,
+                    state: l,
+                    slot: slot_of[s],
+                    text_rows: range.len(),
+                    first_segment: s == 0,
+                    enters_at_token: (l == 0).then_some(range.start),
+                });
+            }
+            self.model.step(&self.gpu, stream, ws, &mut state, &cells)?;
+            for task in &step.tasks {
+                tracker.complete(task);
+                let (l, s) = (task.cell.layer, task.cell.segment);
+                if l + 1 < layers {
+                    continue;
+                }
+                let range = segment_range(s, ids.len(), t);
+                let mode = match logits {
+                    LogitsMode::Last if s + 1 < segments => LogitsMode::None,
+                    m => m,
+                };
+                let rows = self
+                    .model
+                    .finish(&self.gpu, stream, ws, slot_of[s], range.len(), mode)?;
+                if let Some(h) = out_hidden.as_mut() {
+                    let host: Vec<f32> = stream
+                        .clone_dtoh(&ws.final_hidden.slice(..range.len() * d))?
+                        .into_iter()
+                        .map(f32::from)
+                        .collect();
+                    h[range.start * d..range.end * d].copy_from_slice(&host);
+                }
+                if rows > 0 {
+                    let host = stream.clone_dtoh(&ws.logits.slice(..rows * v))?;
+                    let at = if mode == LogitsMode::All { range.start * v } else { 0 };
+                    out_logits[at..at + rows * v].copy_from_slice(&host);
+                }
+                free.push(slot_of[s]);
+            }
+        }
+        if !tracker.finished(0) {
+            return Err(ModelError::InvalidSchedule("the schedule ends before every cell ran".into()).into());
+        }
+        let end = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
+        end.synchronize()?;
+        let ms = start.elapsed_ms(&end)?;
+        let state: MemoryState = state.download(stream, 0, layers)?;
+        let logit_rows = match logits {
+            LogitsMode::None => 0,
+            LogitsMode::Last => 1,
+            LogitsMode::All => ids.len(),
+        };
+        let output = Output {
+            tokens: ids.len(),
+            segments,
+            logits: out_logits,
+            logit_rows,
+            hidden: out_hidden,
+            state,
+        };
+        Ok((output, DeviceTiming { ms }))
+    }
+}
+
+/// The most segments alive at once (entered layer 0, not yet left the top layer) under `schedule`.
+fn max_live_segments(schedule: &Schedule, layers: usize) -> usize {
+    let (mut live, mut most) = (0usize, 0usize);
+    for step in &schedule.steps {
+        live += step.tasks.iter().filter(|t| t.cell.layer == 0).count();
+        most = most.max(live);
+        live -= step.tasks.iter().filter(|t| t.cell.layer + 1 == layers).count();
+    }
+    most
+}
+
+#[cfg(test)]
+mod tests {
+    use dbrmt_schedule::Grid;
+
+    #[test]
+    fn live_segments() {
+        assert_eq!(super::max_live_segments(&Grid::new(4, 10).sequential(), 4), 1);
+        assert_eq!(super::max_live_segments(&Grid::new(4, 10).diagonal(), 4), 4);
+        assert_eq!(super::max_live_segments(&Grid::new(4, 2).diagonal(), 4), 2);
+    }
+}

@@ -1,0 +1,46 @@
+//! The GPU engine on an H100: golden cases against the CPU model, diagonal against sequential bitwise, and a
+//! Llama-3.2-1B-shaped model over 16K tokens (bitwise). Ignored without a GPU (`cargo test -- --ignored` on one).
+
+use dbrmt_runtime::selftest::{default_fixtures, golden_case_checks, llama_1b_bitwise_check, GOLDEN_CASES};
+use dbrmt_runtime::{Device, Engine, EngineError};
+
+fn fixtures() -> std::path::PathBuf {
+    if std::env::var_os("DBRMT_REPO_ROOT").is_some() {
+        default_fixtures()
+    } else {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/fixtures"))
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn golden_cases_on_the_gpu() {
+    for case in GOLDEN_CASES {
+        for check in golden_case_checks(&fixtures(), case).expect("gpu run") {
+            println!("{check}");
+            assert!(check.passed(), "{check}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn llama_1b_shape_diagonal_equals_sequential_bitwise() {
+    let check = llama_1b_bitwise_check(16 * 1024 - 300, 11).expect("gpu run");
+    println!("{check}");
+    assert!(check.passed(), "{check}");
+}
+
+/// Runs everywhere: without a driver the error says so; with one, the GPU opens.
+#[test]
+fn cuda_without_a_driver_is_a_clear_error() {
+    let model = dbrmt_model::load_model(&fixtures().join("tiny-single-short"), &Default::default()).unwrap();
+    match Engine::from_model(model, Device::Cuda(0)) {
+        Err(EngineError::Kernel(dbrmt_kernels::KernelError::NoGpu)) => assert!(!dbrmt_kernels::driver_present()),
+        Err(e) => assert!(
+            dbrmt_kernels::driver_present(),
+            "unexpected error without a driver: {e}"
+        ),
+        Ok(_) => assert!(dbrmt_kernels::driver_present()),
+    }
+}

@@ -1,0 +1,50 @@
+/*
+Parameter structs that kernels take by value (one definition; mirrored field for field in
+crates/dbrmt-kernels/src/params.rs, whose layout test checks the same sizes as the static_asserts here).
+
+Two shapes of work cover every launch of an ARMT step:
+  - a grouped matrix product: up to DBRMT_MAX_GROUPS independent problems (one per cell of the step, each with
+    its own layer's weights, its own rows and row count);
+  - a row kernel over spans: up to DBRMT_MAX_GROUPS runs of consecutive rows (one per cell), each with its own
+    input row, output row, row count, layer (or state index) and flag.
+A cell's result never depends on which other cells share the launch: that is what makes diagonal and sequential
+execution bitwise identical. Device addresses are 64-bit integers (CUdeviceptr) so both sides agree on size.
+*/
+#pragma once
+
+#define DBRMT_MAX_GROUPS 64
+
+// One problem of a grouped matrix product: C[m, n] = A · B (+ C when accumulating). The meaning of A and B
+// (transposed or not, element type) is the kernel's; lda/ldb/ldc are row strides in elements.
+typedef struct {
+    unsigned long long a, b, c;
+    int m, n, k;
+    int lda, ldb, ldc;
+} GemmProblem;
+
+typedef struct {
+    GemmProblem problems[DBRMT_MAX_GROUPS];
+    int count;
+    int accumulate;  // nonzero: C += A·B (a residual add fused into the product)
+    int _pad[2];
+} GroupedGemm;
+
+// Rows in_row .. in_row + rows of the input go to rows out_row .. out_row + rows of the output. `layer` picks the
+// stacked weight of the cell, `state` its memory state (A, z) — the same as `layer` for one request, different when
+// several requests share a step; `flag` is kernel-specific (e.g. "segment 0").
+typedef struct {
+    int in_row, out_row, rows, layer;
+    int flag, state;
+    int _pad[2];
+} RowSpan;
+
+typedef struct {
+    RowSpan spans[DBRMT_MAX_GROUPS];
+    int count;
+    int _pad[3];
+} Spans;
+
+static_assert(sizeof(GemmProblem) == 48, "GemmProblem layout is mirrored in params.rs");
+static_assert(sizeof(GroupedGemm) == 48 * DBRMT_MAX_GROUPS + 16, "GroupedGemm layout is mirrored in params.rs");
+static_assert(sizeof(RowSpan) == 32, "RowSpan layout is mirrored in params.rs");
+static_assert(sizeof(Spans) == 32 * DBRMT_MAX_GROUPS + 16, "Spans layout is mirrored in params.rs");
