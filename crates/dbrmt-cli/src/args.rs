@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dbrmt_model::{ArmtParams, LoadOptions, LogitsMode};
-use dbrmt_runtime::{Device, ScheduleKind};
+use dbrmt_runtime::ScheduleKind;
 
 #[derive(Debug, Parser)]
 #[command(name = "dbrmt", version, about = "ARMT-LLaMA inference with diagonal batching")]
@@ -84,7 +84,8 @@ pub struct RunArgs {
     /// Token ids: a .npy array of int32 or int64, shape [N] (or [1, N]).
     #[arg(long, value_name = "IDS.npy")]
     pub input_ids: PathBuf,
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    /// Where to run: `auto` takes the GPU when there is a usable one (and kernels were built), else the CPU model.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     #[arg(long, value_enum, default_value_t = ScheduleArg::Diagonal)]
     pub schedule: ScheduleArg,
@@ -106,19 +107,11 @@ pub struct InspectArgs {
     pub armt: ArmtInitArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceArg {
+    Auto,
     Cpu,
     Cuda,
-}
-
-impl From<DeviceArg> for Device {
-    fn from(d: DeviceArg) -> Self {
-        match d {
-            DeviceArg::Cpu => Device::Cpu,
-            DeviceArg::Cuda => Device::Cuda(0),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
