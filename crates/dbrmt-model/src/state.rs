@@ -1,5 +1,13 @@
 //! The associative memory state of every layer: `A` `[D, d]` and `z` `[D]`, f32.
 
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use crate::error::ModelError;
+
 /// `A` and `z` of one layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerState {
@@ -8,7 +16,7 @@ pub struct LayerState {
 }
 
 /// The state of all layers of one request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MemoryState {
     pub d_key: usize,
     pub hidden: usize,
@@ -30,11 +38,123 @@ impl MemoryState {
     }
 }
 
+/// What continues a request elsewhere: the memory state after `segments` closed segments, and the text ids of
+/// the open (not yet closed) segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedState {
+    pub state: MemoryState,
+    pub segments: usize,
+    pub open_ids: Vec<u32>,
+}
+
+const KEY_MODEL: &str = "dbrmt.model";
+const KEY_SEGMENTS: &str = "dbrmt.segments";
+const KEY_OPEN: &str = "dbrmt.open_ids";
+
+impl SavedState {
+    /// A new request's state.
+    pub fn fresh(state: MemoryState) -> Self {
+        Self {
+            state,
+            segments: 0,
+            open_ids: Vec::new(),
+        }
+    }
+
+    /// Writes `layers.{i}.A` (f32 `[D, d]`) and `layers.{i}.z` (f32 `[D]`), with the model's identity
+    /// ([`crate::identity::model_identity`]), the segments consumed and the open ids in the metadata.
+    pub fn save(&self, path: &Path, model_identity: &str) -> Result<(), ModelError> {
+        let open: Vec<String> = self.open_ids.iter().map(u32::to_string).collect();
+        let meta = HashMap::from([
+            (KEY_MODEL.to_string(), model_identity.to_string()),
+            (KEY_SEGMENTS.to_string(), self.segments.to_string()),
+            (KEY_OPEN.to_string(), open.join(",")),
+        ]);
+        self.state.write(path, Some(meta))
+    }
+
+    /// Reads a state written by [`SavedState::save`] for the model `model_identity` of `layers` layers, `D` and
+    /// `d`; a state of another model, or of other shapes, is refused.
+    pub fn load(
+        path: &Path,
+        model_identity: &str,
+        layers: usize,
+        d_key: usize,
+        hidden: usize,
+    ) -> Result<Self, ModelError> {
+        let bad = |msg: String| ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let bytes = std::fs::read(path).map_err(|e| ModelError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a state file: {e}")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| bad(format!("not a dbrmt state file (no `{k}` in its metadata)")))
+        };
+        let saved_for = get(KEY_MODEL)?;
+        if saved_for != model_identity {
+            return Err(bad(format!(
+                "this state was saved from another model ({saved_for}); the loaded model is {model_identity}"
+            )));
+        }
+        let segments = get(KEY_SEGMENTS)?
+            .parse()
+            .map_err(|_| bad(format!("bad `{KEY_SEGMENTS}`")))?;
+        let open = get(KEY_OPEN)?;
+        let open_ids = if open.is_empty() {
+            Vec::new()
+        } else {
+            open.split(',')
+                .map(|x| x.parse::<u32>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad(format!("bad `{KEY_OPEN}`")))?
+        };
+        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a state file: {e}")))?;
+        let read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>, ModelError> {
+            let t = tensors
+                .tensor(&name)
+                .map_err(|_| bad(format!("missing tensor `{name}`")))?;
+            if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
+                return Err(bad(format!(
+                    "`{name}` is {:?} {:?}, expected F32 {shape:?}",
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+            Ok(t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        };
+        let layers = (0..layers)
+            .map(|i| {
+                Ok(LayerState {
+                    a: read(format!("layers.{i}.A"), vec![d_key, hidden])?,
+                    z: read(format!("layers.{i}.z"), vec![d_key])?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        Ok(Self {
+            state: MemoryState { d_key, hidden, layers },
+            segments,
+            open_ids,
+        })
+    }
+}
+
 impl MemoryState {
     /// Writes `layers.{i}.A` (f32 `[D, d]`) and `layers.{i}.z` (f32 `[D]`) to a safetensors file.
-    pub fn save_safetensors(&self, path: &std::path::Path) -> Result<(), crate::error::ModelError> {
-        use safetensors::tensor::{Dtype, TensorView};
-        let io = |e: std::io::Error| crate::error::ModelError::Io {
+    pub fn save_safetensors(&self, path: &Path) -> Result<(), ModelError> {
+        self.write(path, None)
+    }
+
+    fn write(&self, path: &Path, meta: Option<HashMap<String, String>>) -> Result<(), ModelError> {
+        let io = |e: std::io::Error| ModelError::Io {
             path: path.to_path_buf(),
             source: e,
         };
@@ -49,6 +169,6 @@ impl MemoryState {
             views.push((format!("layers.{i}.A"), a));
             views.push((format!("layers.{i}.z"), z));
         }
-        safetensors::serialize_to_file(views, None, path).map_err(|e| io(std::io::Error::other(e.to_string())))
+        safetensors::serialize_to_file(views, meta, path).map_err(|e| io(std::io::Error::other(e.to_string())))
     }
 }

@@ -74,14 +74,24 @@ impl RopeTable {
 /// Rotates `x` (`[rows, heads, head_dim]`, row r at position r) in place:
 /// `(x₁, x₂) → (x₁·cos − x₂·sin, x₂·cos + x₁·sin)` with `x₁ = x[..hd/2]`, `x₂ = x[hd/2..]`.
 pub fn apply_rope(x: &mut [f32], rows: usize, heads: usize, table: &RopeTable) {
+    apply_rope_at(x, rows, heads, table, 0);
+}
+
+/// As [`apply_rope`], with row r at position `first + r` (the next rows of a segment whose first `first` rows are
+/// already in a KV cache).
+pub fn apply_rope_at(x: &mut [f32], rows: usize, heads: usize, table: &RopeTable, first: usize) {
     let half = table.half;
     let hd = 2 * half;
     assert_eq!(x.len(), rows * heads * hd, "apply_rope: shape mismatch");
-    assert!(rows <= table.positions, "apply_rope: more rows than table positions");
+    assert!(
+        first + rows <= table.positions,
+        "apply_rope: more rows than table positions"
+    );
     for (r, row) in x.chunks_exact_mut(heads * hd).enumerate() {
+        let p = first + r;
         let (c, s) = (
-            &table.cos[r * half..(r + 1) * half],
-            &table.sin[r * half..(r + 1) * half],
+            &table.cos[p * half..(p + 1) * half],
+            &table.sin[p * half..(p + 1) * half],
         );
         for head in row.chunks_exact_mut(hd) {
             let (x1, x2) = head.split_at_mut(half);

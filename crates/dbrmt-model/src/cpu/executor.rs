@@ -44,10 +44,19 @@ pub struct CpuModel<'m> {
     rope: RopeTable,
 }
 
+/// Where a request starts: the memory state after `segments_before` earlier segments (zeros and 0 for a new one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    pub state: MemoryState,
+    pub segments_before: usize,
+}
+
 /// The progress of one request through its grid.
 struct RequestRun<'a> {
     ids: &'a [u32],
     segments: usize,
+    /// Segments of this request consumed before this run (so segment 0 here is its first only when this is 0).
+    segments_before: usize,
     /// Live hidden rows per segment (from its entry at layer 0 until it leaves the top layer).
     hidden: Vec<Option<Vec<f32>>>,
     state: MemoryState,
@@ -60,6 +69,7 @@ struct RequestRun<'a> {
 /// One cell's exclusive data while it runs.
 struct Job {
     task: Task,
+    first_segment: bool,
     hidden: Vec<f32>,
     state: LayerState,
 }
@@ -79,6 +89,15 @@ impl<'m> CpuModel<'m> {
         self.cfg
     }
 
+    pub fn weights(&self) -> &Weights {
+        self.weights
+    }
+
+    /// The RoPE table of one segment's positions.
+    pub fn rope(&self) -> &RopeTable {
+        &self.rope
+    }
+
     /// Prefills one request (checked ids) under `schedule`, whose tasks must all be of request 0.
     pub fn run(&self, ids: &[u32], schedule: &Schedule, opts: &RunOptions) -> Result<Output, ModelError> {
         let mut out = self.run_many(&[ids], schedule, opts)?;
@@ -92,11 +111,53 @@ impl<'m> CpuModel<'m> {
         schedule: &Schedule,
         opts: &RunOptions,
     ) -> Result<Vec<Output>, ModelError> {
+        let fresh = Resume {
+            state: self.zero_state(),
+            segments_before: 0,
+        };
+        let requests: Vec<(&[u32], Resume)> = requests.iter().map(|&ids| (ids, fresh.clone())).collect();
+        self.run_requests(requests, schedule, opts)
+    }
+
+    /// Continues one request from `resume` (its state after earlier segments) over `ids`, whose segments are
+    /// numbered on from `resume.segments_before`.
+    pub fn run_from(
+        &self,
+        ids: &[u32],
+        schedule: &Schedule,
+        opts: &RunOptions,
+        resume: Resume,
+    ) -> Result<Output, ModelError> {
+        let mut out = self.run_requests(vec![(ids, resume)], schedule, opts)?;
+        Ok(out.remove(0))
+    }
+
+    /// The state before segment 0.
+    pub fn zero_state(&self) -> MemoryState {
+        MemoryState::zeros(self.cfg.num_layers, self.cfg.d_key(), self.cfg.hidden_size)
+    }
+
+    fn run_requests(
+        &self,
+        requests: Vec<(&[u32], Resume)>,
+        schedule: &Schedule,
+        opts: &RunOptions,
+    ) -> Result<Vec<Output>, ModelError> {
         let cfg = self.cfg;
         let (layers, d) = (cfg.num_layers, cfg.hidden_size);
         let mut runs: Vec<RequestRun<'_>> = requests
-            .iter()
-            .map(|ids| {
+            .into_iter()
+            .map(|(ids, resume)| {
+                let shape = (resume.state.layers.len(), resume.state.d_key, resume.state.hidden);
+                if shape != (layers, cfg.d_key(), d) {
+                    return Err(ModelError::InvalidInput(format!(
+                        "memory state of {} layers × D {} × d {} does not fit this model ({layers} × {} × {d})",
+                        shape.0,
+                        shape.1,
+                        shape.2,
+                        cfg.d_key()
+                    )));
+                }
                 if ids.is_empty() {
                     return Err(ModelError::EmptyInput);
                 }
@@ -116,8 +177,9 @@ impl<'m> CpuModel<'m> {
                 Ok(RequestRun {
                     ids,
                     segments,
+                    segments_before: resume.segments_before,
                     hidden: vec![None; segments],
-                    state: MemoryState::zeros(layers, cfg.d_key(), d),
+                    state: resume.state,
                     mode: opts.logits,
                     logits: vec![0.0; logit_rows * cfg.vocab_size],
                     logit_rows,
@@ -188,7 +250,12 @@ impl<'m> CpuModel<'m> {
                 z: Vec::new(),
             },
         );
-        Job { task, hidden, state }
+        Job {
+            task,
+            first_segment: run.segments_before + s == 0,
+            hidden,
+            state,
+        }
     }
 
     /// Runs the jobs of one step on up to `threads` threads; each job is independent.
@@ -213,7 +280,7 @@ impl<'m> CpuModel<'m> {
         let input = CellInput {
             hidden: &mut job.hidden,
             text_rows,
-            first_segment: cell.segment == 0,
+            first_segment: job.first_segment,
             state: &mut job.state,
         };
         forward(cfg, &self.weights.layers[cell.layer], &self.rope, input);

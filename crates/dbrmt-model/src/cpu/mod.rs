@@ -7,6 +7,8 @@
 
 mod cell;
 mod executor;
+mod session;
 
-pub use cell::CellInput;
-pub use executor::{CpuModel, RunOptions};
+pub use cell::{CellInput, KvCache};
+pub use executor::{CpuModel, Resume, RunOptions};
+pub use session::Session;

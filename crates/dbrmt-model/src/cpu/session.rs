@@ -1,0 +1,182 @@
+//! Generation on the CPU model: prefill, then one token at a time, with no length limit.
+//!
+//! A session holds the memory state after its closed segments and one **open** segment: the last 1..=T text
+//! tokens, whose rows ran through the layers in generate mode (the read at every layer as the original does, no
+//! memory rows, no write) with a KV cache per layer. Prefilling closes every full segment but the last through the
+//! normal cells (diagonal schedule); decoding appends to the open segment, and when it is full the next token first
+//! closes it — the segment runs again as a full cell (its T text rows and M memory rows, with the write) — and
+//! opens a fresh one. So the tokens a session produces have the logits a prefill of the whole text would give, and
+//! generation never hits a context limit.
+
+use dbrmt_schedule::Grid;
+
+use super::cell::{decoder_layer, KvCache};
+use super::executor::{CpuModel, Resume, RunOptions};
+use crate::{
+    error::ModelError,
+    output::LogitsMode,
+    state::{MemoryState, SavedState},
+};
+use dbrmt_kernels::reference::{armt::armt_read, embed::segment_input, gemm::linear, norm::rms_norm};
+
+/// One request's generation on the CPU model.
+#[derive(Debug)]
+pub struct Session<'m> {
+    model: &'m CpuModel<'m>,
+    state: MemoryState,
+    segments_closed: usize,
+    /// Text ids of the open segment, and its KV cache per layer.
+    open: Vec<u32>,
+    caches: Vec<KvCache>,
+    /// Logits after the last token (empty before the first).
+    logits: Vec<f32>,
+}
+
+impl<'m> Session<'m> {
+    /// A new request.
+    pub fn new(model: &'m CpuModel<'m>) -> Self {
+        Self::resume(model, SavedState::fresh(model.zero_state()))
+    }
+
+    /// Continues from a saved state (its open tokens are re-run on the next [`Session::prefill`] or
+    /// [`Session::push`]).
+    pub fn resume(model: &'m CpuModel<'m>, saved: SavedState) -> Self {
+        let layers = model.config().num_layers;
+        Self {
+            model,
+            state: saved.state,
+            segments_closed: saved.segments,
+            open: saved.open_ids,
+            caches: vec![KvCache::default(); layers],
+            logits: Vec::new(),
+        }
+    }
+
+    /// What a state file needs to continue this session elsewhere.
+    pub fn saved(&self) -> SavedState {
+        SavedState {
+            state: self.state.clone(),
+            segments: self.segments_closed,
+            open_ids: self.open.clone(),
+        }
+    }
+
+    /// The next-token logits (after the last prefilled or pushed token).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// Segments closed so far (their memory is in the state).
+    pub fn segments_closed(&self) -> usize {
+        self.segments_closed
+    }
+
+    /// Text tokens of the open segment.
+    pub fn open_tokens(&self) -> &[u32] {
+        &self.open
+    }
+
+    /// Appends `ids` (checked against the vocabulary): every full segment but the last is closed through the
+    /// diagonal schedule; the rest becomes the open segment, and its last row gives the next-token logits.
+    pub fn prefill(&mut self, ids: &[u32]) -> Result<(), ModelError> {
+        let cfg = self.model.config();
+        if let Some((position, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
+            return Err(ModelError::IdOutOfRange {
+                position,
+                id: id as i64,
+                vocab: cfg.vocab_size,
+            });
+        }
+        let mut all = std::mem::take(&mut self.open);
+        all.extend_from_slice(ids);
+        if all.is_empty() {
+            return Err(ModelError::EmptyInput);
+        }
+        let t = cfg.armt.segment_size;
+        let closing = (all.len() - 1) / t;
+        self.close(&all[..closing * t], closing)?;
+        self.open_segment(&all[closing * t..]);
+        Ok(())
+    }
+
+    /// Appends one token and computes the logits after it. A full open segment is closed first.
+    pub fn push(&mut self, id: u32) -> Result<&[f32], ModelError> {
+        let cfg = self.model.config();
+        if id as usize >= cfg.vocab_size {
+            return Err(ModelError::IdOutOfRange {
+                position: 0,
+                id: id as i64,
+                vocab: cfg.vocab_size,
+            });
+        }
+        if self.open.len() == cfg.armt.segment_size {
+            let full = std::mem::take(&mut self.open);
+            self.close(&full, 1)?;
+            self.caches.iter_mut().for_each(|c| *c = KvCache::default());
+        } else if self.logits.is_empty() && !self.open.is_empty() {
+            // resumed with open tokens whose cache is not built yet
+            let open = std::mem::take(&mut self.open);
+            self.open_segment(&open);
+        }
+        self.open.push(id);
+        let d = cfg.hidden_size;
+        let mut x = self.model.weights().embed[id as usize * d..(id as usize + 1) * d].to_vec();
+        self.run_open_rows(&mut x);
+        Ok(&self.logits)
+    }
+
+    /// Closes `segments` full segments of `ids` through the normal cells (diagonal schedule).
+    fn close(&mut self, ids: &[u32], segments: usize) -> Result<(), ModelError> {
+        if segments == 0 {
+            return Ok(());
+        }
+        let layers = self.model.config().num_layers;
+        let opts = RunOptions {
+            logits: LogitsMode::None,
+            keep_hidden: false,
+            threads: 0,
+        };
+        let resume = Resume {
+            state: std::mem::take(&mut self.state),
+            segments_before: self.segments_closed,
+        };
+        let out = self
+            .model
+            .run_from(ids, &Grid::new(layers, segments).diagonal(), &opts, resume)?;
+        self.state = out.state;
+        self.segments_closed += segments;
+        Ok(())
+    }
+
+    /// Makes `ids` (1..=T tokens) the open segment: runs their rows with fresh caches.
+    fn open_segment(&mut self, ids: &[u32]) {
+        let cfg = self.model.config();
+        let d = cfg.hidden_size;
+        self.open = ids.to_vec();
+        self.caches.iter_mut().for_each(|c| *c = KvCache::default());
+        let mut x = vec![0.0f32; ids.len() * d];
+        segment_input(ids, &self.model.weights().embed, &[], d, &mut x);
+        self.run_open_rows(&mut x);
+    }
+
+    /// Runs new rows of the open segment through every layer (read from segment 1 on, decoder layer over the
+    /// cache; no write), then the final norm and LM head of the last row.
+    fn run_open_rows(&mut self, x: &mut [f32]) {
+        let cfg = self.model.config();
+        let w = self.model.weights();
+        let first = self.segments_closed == 0;
+        for (l, (lw, cache)) in w.layers.iter().zip(self.caches.iter_mut()).enumerate() {
+            if !first {
+                let st = &self.state.layers[l];
+                armt_read(x, &lw.mem_q, &st.a, &st.z, cfg.mem_shape());
+            }
+            decoder_layer(cfg, lw, self.model.rope(), x, cache);
+        }
+        let d = cfg.hidden_size;
+        let last = &x[x.len() - d..];
+        let mut normed = vec![0.0f32; d];
+        rms_norm(last, &w.norm, cfg.rms_norm_eps, &mut normed);
+        self.logits = vec![0.0f32; cfg.vocab_size];
+        linear(&normed, w.lm_head(), 1, d, cfg.vocab_size, &mut self.logits);
+    }
+}
