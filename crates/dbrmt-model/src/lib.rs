@@ -14,6 +14,7 @@ pub mod names;
 pub mod npy;
 pub mod output;
 pub mod random;
+pub mod sampling;
 pub mod state;
 pub mod weights;
 
