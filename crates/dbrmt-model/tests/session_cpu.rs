@@ -163,3 +163,17 @@ fn bad_session_input() {
         .contains("outside the vocabulary"));
     assert!(s.push(9999).is_err());
 }
+
+#[test]
+fn chunked_prefill_is_bitwise_one_prefill() {
+    let (model, ids) = load("tiny-armt-names"); // 160 tokens = 5 segments of 32
+    let cpu = CpuModel::new(&model.config, &model.weights);
+    let (mut whole, mut chunked) = (Session::new(&cpu), Session::new(&cpu));
+    whole.prefill(&ids).unwrap();
+    let mut seen = Vec::new();
+    chunked.prefill_chunked(&ids, 1, |done| seen.push(done)).unwrap();
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(bits(whole.logits()), bits(chunked.logits()));
+    assert_eq!(whole.saved(), chunked.saved());
+    assert_eq!(seen, vec![32, 64, 96, 128, 160]);
+}

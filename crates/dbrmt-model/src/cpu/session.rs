@@ -79,6 +79,17 @@ impl<'m> Session<'m> {
     /// Appends `ids` (checked against the vocabulary): every full segment but the last is closed through the
     /// diagonal schedule; the rest becomes the open segment, and its last row gives the next-token logits.
     pub fn prefill(&mut self, ids: &[u32]) -> Result<(), ModelError> {
+        self.prefill_chunked(ids, usize::MAX, |_| {})
+    }
+
+    /// As [`Session::prefill`], closing at most `segments_per_chunk` segments per diagonal run and calling
+    /// `progress(tokens consumed)` after each — the same bits as one run (a cell never depends on its step).
+    pub fn prefill_chunked(
+        &mut self,
+        ids: &[u32],
+        segments_per_chunk: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<(), ModelError> {
         let cfg = self.model.config();
         if let Some((position, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
             return Err(ModelError::IdOutOfRange {
@@ -87,6 +98,7 @@ impl<'m> Session<'m> {
                 vocab: cfg.vocab_size,
             });
         }
+        let reopened = self.open.len();
         let mut all = std::mem::take(&mut self.open);
         all.extend_from_slice(ids);
         if all.is_empty() {
@@ -94,8 +106,15 @@ impl<'m> Session<'m> {
         }
         let t = cfg.armt.segment_size;
         let closing = (all.len() - 1) / t;
-        self.close(&all[..closing * t], closing)?;
+        let mut done = 0;
+        while done < closing {
+            let n = segments_per_chunk.max(1).min(closing - done);
+            self.close(&all[done * t..(done + n) * t], n)?;
+            done += n;
+            progress((done * t).saturating_sub(reopened));
+        }
         self.open_segment(&all[closing * t..]);
+        progress(ids.len());
         Ok(())
     }
 
