@@ -53,4 +53,26 @@ pub enum ModelError {
     /// A `.npy` file is malformed or holds an array of the wrong dtype, order or shape.
     #[error("{path}: {msg}")]
     Npy { path: PathBuf, msg: String },
+    /// A GGUF file is malformed: wrong magic or version, truncated, absurd counts or lengths, an unknown tensor
+    /// type, tensor data outside the file, …
+    #[error("{path}: invalid GGUF file: {msg}")]
+    Gguf { path: PathBuf, msg: String },
+    /// A GGUF tensor is of a known type that the loader does not dequantise.
+    #[error(
+        "{path}: tensor `{name}` has type {ggml_type}, which is not supported \
+         (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
+    )]
+    GgufTensorType {
+        path: PathBuf,
+        name: String,
+        ggml_type: String,
+    },
+    /// A GGUF tensor's shape (row-major, i.e. ggml's `ne` reversed) does not match the metadata.
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?} from the GGUF metadata")]
+    GgufShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
 }

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cpu;
 pub mod error;
+pub mod gguf;
 pub mod identity;
 pub mod gpu;
 pub mod input;

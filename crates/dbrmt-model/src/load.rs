@@ -57,8 +57,13 @@ impl Model {
     }
 }
 
-/// Loads the model in `dir` (`config.json` plus safetensors, see [`Checkpoint::open`]).
+/// Loads the model at `dir`: a directory with `config.json` plus safetensors (see [`Checkpoint::open`]), or a
+/// LLaMA GGUF file — given as the file or as a directory whose only weights are one `*.gguf` file — which needs
+/// `opts.armt_init` and `opts.armt_params` (see [`crate::gguf::load_gguf`]).
 pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
+    if let Some(gguf) = crate::gguf::gguf_path(dir)? {
+        return crate::gguf::load_gguf(&gguf, opts);
+    }
     let config = ConfigFile::read(&dir.join(CONFIG_FILE))?.model_config(opts.armt_params)?;
     let checkpoint = Checkpoint::open(dir)?;
     let layout = NameLayout::detect(checkpoint.names());

@@ -104,6 +104,8 @@ pub enum NameLayout {
     /// The original's names with decoder layers under the `memory_cell.layers.{i}.` alias (what
     /// `safetensors.torch.save_model` keeps, the alphabetically smaller of the two).
     ArmtLayersAlias,
+    /// llama.cpp's GGUF names (`token_embd.weight`, `blk.{i}.attn_q.weight`, …); a GGUF file has no ARMT tensors.
+    Gguf,
 }
 
 impl NameLayout {
@@ -127,6 +129,7 @@ impl NameLayout {
     pub fn candidates(self, id: TensorId) -> Vec<String> {
         match self {
             Self::Hf => vec![hf_name(id)],
+            Self::Gguf => crate::gguf::llama::tensor_name(id).into_iter().collect(),
             Self::Armt | Self::ArmtLayersAlias => {
                 let Some((i, rest)) = armt_layer_suffix(id) else {
                     return vec![armt_top_level_name(id)];
@@ -154,6 +157,7 @@ impl fmt::Display for NameLayout {
             Self::Hf => "Hugging Face names (model.layers.{i}.…, memory)",
             Self::Armt => "ARMT names (memory_cell.model.model.layers.{i}.…, memory_cell.memory)",
             Self::ArmtLayersAlias => "ARMT names with the layer alias (memory_cell.layers.{i}.…, memory_cell.memory)",
+            Self::Gguf => "GGUF names (token_embd.weight, blk.{i}.…, output_norm.weight)",
         })
     }
 }
