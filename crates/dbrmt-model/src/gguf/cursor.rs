@@ -92,7 +92,8 @@ impl<'a> Cursor<'a> {
         match usize::try_from(n) {
             Ok(n) if n <= fits => Ok(n),
             _ => Err(format!(
-                "{what} {n} at offset {at} is impossible: the {} bytes left hold at most {fits}",
+                "{what} {n} at offset {at} is impossible: the {} bytes left hold at most {fits} (file truncated \
+                 or corrupt)",
                 self.remaining()
             )),
         }

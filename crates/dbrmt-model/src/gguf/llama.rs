@@ -179,13 +179,16 @@ pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
         armt: None,
     }
     .model_config(Some(params))?;
-    refuse_biases(&file, &config)?;
-
+    refuse_biases(&file)?;
     let mut reader = Reader {
         file: &file,
         config: &config,
         used: BTreeSet::new(),
     };
+    // Every tensor is looked up before anything is allocated from the metadata's sizes: a corrupt block count
+    // stops at the first missing layer instead of allocating for it.
+    reader.check_present()?;
+
     let embed = reader.read(TensorId::Embed)?;
     let lm_head = match config.tie_word_embeddings {
         true => None,
@@ -245,19 +248,21 @@ pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
 }
 
 /// LLaMA projections have no bias; a file with attention biases is another model, not one to run without them.
-fn refuse_biases(file: &GgufFile, config: &ModelConfig) -> Result<(), ModelError> {
-    for i in 0..config.num_layers {
-        for kind in ["attn_q", "attn_k", "attn_v", "attn_output"] {
-            let name = format!("blk.{i}.{kind}.bias");
-            if file.tensor(&name).is_some() {
-                return Err(ModelError::Config {
-                    path: file.path().to_path_buf(),
-                    msg: format!("tensor `{name}`: attention biases are not supported (LLaMA has none)"),
-                });
-            }
-        }
+fn refuse_biases(file: &GgufFile) -> Result<(), ModelError> {
+    let bias = file
+        .tensors()
+        .iter()
+        .find(|t| t.name.starts_with("blk.") && t.name.contains(".attn_") && t.name.ends_with(".bias"));
+    match bias {
+        None => Ok(()),
+        Some(t) => Err(ModelError::Config {
+            path: file.path().to_path_buf(),
+            msg: format!(
+                "tensor `{}`: attention biases are not supported (LLaMA has none)",
+                t.name
+            ),
+        }),
     }
-    Ok(())
 }
 
 /// Reads tensors by [`TensorId`], shape-checked, remembering which names it consumed.
@@ -268,16 +273,36 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Every backbone tensor the config calls for, in loading order.
+    fn backbone(&self) -> impl Iterator<Item = TensorId> {
+        let c = self.config;
+        let head = (!c.tie_word_embeddings).then_some(TensorId::LmHead);
+        let layers = (0..c.num_layers).flat_map(|i| LayerTensor::BACKBONE.map(|t| TensorId::Layer(i, t)));
+        [TensorId::Embed]
+            .into_iter()
+            .chain(head)
+            .chain(layers)
+            .chain([TensorId::Norm])
+    }
+
+    /// The first backbone tensor absent from the file, as [`ModelError::MissingTensor`].
+    fn check_present(&self) -> Result<(), ModelError> {
+        for id in self.backbone() {
+            let name = tensor_name(id).unwrap_or_default();
+            if self.file.tensor(&name).is_none() {
+                return Err(ModelError::MissingTensor {
+                    path: self.file.path().to_path_buf(),
+                    name,
+                    layout: NameLayout::Gguf,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn read(&mut self, id: TensorId) -> Result<Vec<f32>, ModelError> {
         let path = || self.file.path().to_path_buf();
         let name = tensor_name(id).unwrap_or_default();
-        if self.file.tensor(&name).is_none() {
-            return Err(ModelError::MissingTensor {
-                path: path(),
-                name,
-                layout: NameLayout::Gguf,
-            });
-        }
         let shape = expected_shape(id, self.config);
         let data = self.file.read_f32_shaped(&name, &shape)?;
         let n_head = match id {
