@@ -47,10 +47,37 @@ fn sgemm(
 }
 
 /// `y[m, n] = x[m, k] · w[n, k]ᵀ`: an `nn.Linear` whose weight is stored `[out, in]`.
+///
+/// A few rows (token-by-token decoding) take contiguous dot products over the weight rows instead: a general
+/// product would pack the whole weight matrix on every call.
 pub fn linear(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, y: &mut [f32]) {
     check(x, m * k, w, n * k, y, m * n);
+    if m <= FEW_ROWS && k > 0 {
+        for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+            for (o, wr) in yr.iter_mut().zip(w.chunks_exact(k)) {
+                *o = dot(xr, wr);
+            }
+        }
+        return;
+    }
     let (ki, ni) = (k as isize, n as isize);
     sgemm(m, k, n, (x, ki, 1), (w, 1, ki), 0.0, (y, ni, 1));
+}
+
+/// Row counts up to which [`linear`] uses dot products.
+const FEW_ROWS: usize = 2;
+
+/// A dot product with eight independent partial sums (so the compiler vectorises it), then summed in order.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (xa, xb) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += xa[i] * xb[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// `y[m, n] += x[m, k] · w[n, k]ᵀ`: a linear layer with the residual add fused (as the GPU does it).
