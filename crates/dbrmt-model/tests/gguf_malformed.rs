@@ -351,3 +351,13 @@ fn several_gguf_files_in_a_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_gguf_file_is_named() {
+    let dir = Scratch::new("missing");
+    let path = dir.path().join("absent.gguf");
+    let err = load_model(&path, &armt_options(0)).unwrap_err();
+    assert!(matches!(err, ModelError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("absent.gguf: "), "{err}");
+    assert!(!err.to_string().contains("config.json"), "{err}");
+}

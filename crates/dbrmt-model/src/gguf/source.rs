@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ModelError;
 
-/// The GGUF file `path` stands for: `path` itself when it is a `*.gguf` file; the one `*.gguf` file of a
-/// directory without `*.safetensors` files; `None` otherwise (a safetensors model directory, or nothing readable,
-/// which the safetensors loader then reports). Several `*.gguf` files and no safetensors is an error.
+/// The GGUF file `path` stands for: `path` itself when it is a `*.gguf` file (or names one that does not exist,
+/// so that opening it reports the missing file); the one `*.gguf` file of a directory without `*.safetensors`
+/// files; `None` otherwise (a safetensors model directory, or nothing readable, which the safetensors loader then
+/// reports). Several `*.gguf` files and no safetensors is an error.
 pub fn gguf_path(path: &Path) -> Result<Option<PathBuf>, ModelError> {
-    if path.is_file() {
+    if path.is_file() || !path.exists() {
         return Ok(has_extension(path, "gguf").then(|| path.to_path_buf()));
     }
     let Ok(entries) = std::fs::read_dir(path) else {
