@@ -19,6 +19,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print a model's config, parameter count, memory-state size and tensor-name layout.
     Inspect(InspectArgs),
+    /// Print the token ids of a text on one line, separated by spaces.
+    Tokenize(crate::tokenize::TokenizeArgs),
     /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against
     /// the CPU model and diagonal against sequential (bitwise). Prints a table; exits non-zero on any failure.
     Selftest(SelftestArgs),

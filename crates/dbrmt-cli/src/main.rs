@@ -4,6 +4,7 @@ mod args;
 mod inspect;
 mod run;
 mod selftest;
+mod tokenize;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         args::Command::Run(a) => run::run(&a),
         args::Command::Inspect(a) => inspect::inspect(&a),
         args::Command::Selftest(a) => selftest::selftest(&a),
+        args::Command::Tokenize(a) => tokenize::tokenize(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
