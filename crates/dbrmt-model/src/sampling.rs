@@ -15,12 +15,20 @@ impl Sampler {
     /// `temperature ≥ 0` (0 = greedy), `0 < top_p ≤ 1`.
     pub fn new(temperature: f32, top_p: f32, seed: u64) -> Result<Self, ModelError> {
         if !(temperature >= 0.0 && temperature.is_finite()) {
-            return Err(ModelError::InvalidInput(format!("temperature must be ≥ 0, got {temperature}")));
+            return Err(ModelError::InvalidInput(format!(
+                "temperature must be ≥ 0, got {temperature}"
+            )));
         }
         if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(ModelError::InvalidInput(format!("top-p must be in (0, 1], got {top_p}")));
+            return Err(ModelError::InvalidInput(format!(
+                "top-p must be in (0, 1], got {top_p}"
+            )));
         }
-        Ok(Self { temperature, top_p, rng: SplitMix64::new(seed) })
+        Ok(Self {
+            temperature,
+            top_p,
+            rng: SplitMix64::new(seed),
+        })
     }
 
     /// The next token id.
@@ -30,8 +38,11 @@ impl Sampler {
         }
         let t = self.temperature as f64;
         let m = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-        let mut probs: Vec<(usize, f64)> =
-            logits.iter().enumerate().map(|(i, &x)| (i, ((x as f64 - m) / t).exp())).collect();
+        let mut probs: Vec<(usize, f64)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (i, ((x as f64 - m) / t).exp()))
+            .collect();
         let total: f64 = probs.iter().map(|p| p.1).sum();
         probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         // the smallest prefix whose mass reaches top_p

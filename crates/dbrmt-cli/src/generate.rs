@@ -1,0 +1,239 @@
+//! `dbrmt generate`: prefill a prompt, then generate token by token on the CPU model, streaming the text.
+//!
+//! `--file` is streamed: read and tokenised in pieces and prefilled as they come (host memory flat in the file's
+//! length). Full segments of the prompt are prefilled with the diagonal schedule; the open segment decodes with a KV cache;
+//! when generation fills a segment, it is closed and generation continues in a fresh one (no length limit).
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use dbrmt_model::{
+    cpu::{CpuModel, Session},
+    identity::model_identity,
+    input::validate_ids,
+    load_model, npy,
+    sampling::Sampler,
+    SavedState,
+};
+use dbrmt_tokenizer::Tokenizer;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{ArmtInitArgs, DeviceArg};
+use crate::text_chunks::TextChunks;
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["prompt", "file", "input_ids"]))]
+pub struct GenerateArgs {
+    /// A GGUF file, or a model directory (config.json + safetensors, and tokenizer.json for text).
+    #[arg(long = "model", value_name = "PATH")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub armt: ArmtInitArgs,
+    /// The prompt text.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The prompt as token ids (.npy, int32 or int64).
+    #[arg(long, value_name = "IDS.npy")]
+    pub input_ids: Option<PathBuf>,
+    /// Wrap the prompt in the model's chat template (one user turn; ChatML for SmolLM2).
+    #[arg(long)]
+    pub chat: bool,
+    /// Tokens to generate (at least 1); generation also stops at an end-of-sequence token.
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Generation runs on the CPU model for now (`auto` picks it).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Write the memory state after the prefill (A, z per layer; the model's identity, segments consumed and the
+    /// open segment's ids in the metadata).
+    #[arg(long, value_name = "STATE.safetensors")]
+    pub save_state: Option<PathBuf>,
+    /// Continue from a saved state of the same model (the prompt is appended to it).
+    #[arg(long, value_name = "STATE.safetensors")]
+    pub load_state: Option<PathBuf>,
+}
+
+pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
+    if a.max_new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
+    if a.device == DeviceArg::Cuda {
+        bail!("generation on the GPU is not built yet: use --device cpu (`dbrmt run --device cuda` prefills on it)");
+    }
+    let mut sampler = Sampler::new(a.temperature, a.top_p, a.seed)?;
+    let model =
+        load_model(&a.model, &a.armt.load_options()).with_context(|| format!("loading {}", a.model.display()))?;
+    let cfg = &model.config;
+    let tokenizer = match Tokenizer::for_model(&a.model) {
+        Ok(t) => Some(t),
+        Err(e) if a.input_ids.is_some() && !a.chat => {
+            eprintln!("note: no tokenizer ({e}); printing token ids");
+            None
+        }
+        Err(e) => return Err(e).context("loading the tokenizer"),
+    };
+
+    let cpu = CpuModel::new(cfg, &model.weights);
+    let identity = model_identity(cfg, &model.weights);
+    let mut session = match &a.load_state {
+        Some(path) => Session::resume(
+            &cpu,
+            SavedState::load(path, &identity, cfg.num_layers, cfg.d_key(), cfg.hidden_size)
+                .with_context(|| "--load-state")?,
+        ),
+        None => Session::new(&cpu),
+    };
+
+    let t0 = Instant::now();
+    let prompt_tokens = match (&a.file, tokenizer.as_ref()) {
+        (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat)?,
+        _ => {
+            let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.vocab_size)?;
+            let bar = progress_bar(ids.len() as u64, ids.len() > 8 * cfg.armt.segment_size, "tokens");
+            session.prefill_chunked(&ids, 8, |done| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            ids.len()
+        }
+    };
+    let prefill_s = t0.elapsed().as_secs_f64();
+    if let Some(path) = &a.save_state {
+        session.saved().save(path, &identity).with_context(|| "--save-state")?;
+        eprintln!(
+            "state after {} closed segments (+{} open tokens) → {}",
+            session.segments_closed(),
+            session.open_tokens().len(),
+            path.display()
+        );
+    }
+
+    let t1 = Instant::now();
+    let mut out = std::io::stdout().lock();
+    let mut stream = tokenizer.as_ref().map(|t| t.decode_stream(true));
+    let stop: Vec<u32> = tokenizer.as_ref().map(|t| t.stop_ids().to_vec()).unwrap_or_default();
+    let mut generated = 0;
+    for i in 0..a.max_new_tokens {
+        let id = sampler.sample(session.logits());
+        if stop.contains(&id) {
+            break;
+        }
+        generated += 1;
+        match stream.as_mut() {
+            Some(s) => {
+                if let Some(piece) = s.push(id)? {
+                    write!(out, "{piece}")?;
+                }
+            }
+            None => write!(out, "{id} ")?,
+        }
+        out.flush()?;
+        if i + 1 < a.max_new_tokens {
+            session.push(id)?;
+        }
+    }
+    writeln!(out)?;
+    let decode_s = t1.elapsed().as_secs_f64();
+    eprintln!(
+        "prefill {prompt_tokens} tokens in {prefill_s:.2} s ({:.0} tokens/s); decode {generated} tokens in {decode_s:.2} s \
+         ({:.1} tokens/s); CPU model; host peak RSS {}",
+        prompt_tokens as f64 / prefill_s,
+        generated as f64 / decode_s.max(1e-9),
+        peak_rss()
+    );
+    Ok(())
+}
+
+/// Streams `--file` into the session: its text (inside the chat template with `--chat`) is read and tokenised in
+/// pieces that tokenise exactly as the whole text ([`TextChunks`]) and prefilled as they come, so host memory holds
+/// one piece and the open segment, whatever the file's length. Returns the number of tokens.
+fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: bool) -> anyhow::Result<usize> {
+    const PIECE: usize = 1 << 16;
+    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (prefix, suffix) = if chat {
+        // the template around a marker: everything before the user's text, and after it
+        let rendered = t.apply_chat("\u{1}")?;
+        let (p, s) = rendered.split_once('\u{1}').context("chat template")?;
+        (p.to_string(), s.to_string())
+    } else {
+        (String::new(), String::new())
+    };
+    let reader = prefix.as_bytes().chain(BufReader::new(file)).chain(suffix.as_bytes());
+    let bar = progress_bar(bytes, bytes > 8 * PIECE as u64, "bytes");
+    let (mut tokens, mut read) = (0usize, 0u64);
+    let mut first = true;
+    for piece in TextChunks::new(reader, PIECE) {
+        let piece = piece.with_context(|| format!("reading {}", path.display()))?;
+        let mut ids = t.encode_plain(&piece)?;
+        if first && !chat && t.adds_bos() {
+            ids.splice(0..0, t.bos_id());
+        }
+        first = false;
+        tokens += ids.len();
+        read += piece.len() as u64;
+        session.prefill_chunked(&ids, 8, |_| {})?;
+        bar.set_position(read);
+    }
+    if !chat && t.adds_eos() {
+        session.prefill(&t.eos_id().into_iter().collect::<Vec<u32>>())?;
+        tokens += 1;
+    }
+    bar.finish_and_clear();
+    if tokens == 0 {
+        bail!("{} holds no text", path.display());
+    }
+    Ok(tokens)
+}
+
+/// A progress bar on stderr when `show`, else a hidden one.
+fn progress_bar(len: u64, show: bool, unit: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    let template = format!("prefill {{bar:40}} {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The process's peak resident memory, from /proc (Linux), or "unknown".
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l["VmHWM:".len()..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The prompt's ids: from text (optionally in the chat template), a file, or a .npy array.
+fn prompt_ids(a: &GenerateArgs, tokenizer: Option<&Tokenizer>) -> anyhow::Result<Vec<i64>> {
+    if let Some(path) = &a.input_ids {
+        return npy::read_ids(path).context("reading --input-ids");
+    }
+    let Some(text) = &a.prompt else {
+        bail!("--file needs the model's tokenizer")
+    };
+    let Some(t) = tokenizer else {
+        bail!("a text prompt needs the model's tokenizer")
+    };
+    let ids = if a.chat { t.encode_chat(text)? } else { t.encode(text)? };
+    Ok(ids.into_iter().map(i64::from).collect())
+}
