@@ -9,30 +9,11 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
     let m = load_model(&a.dir, &a.armt.load_options()).with_context(|| format!("loading model {}", a.dir.display()))?;
     let c = &m.config;
     let w = &m.weights;
-    let layer_params: usize = w
-        .layers
-        .iter()
-        .map(|l| {
-            [
-                &l.input_norm,
-                &l.q,
-                &l.k,
-                &l.v,
-                &l.o,
-                &l.post_norm,
-                &l.gate,
-                &l.up,
-                &l.down,
-            ]
-            .iter()
-            .map(|t| t.len())
-            .sum::<usize>()
-        })
-        .sum();
+    let layer_params: usize = w.layers.iter().flat_map(|l| l.backbone()).map(<[f32]>::len).sum();
     let armt_params: usize = w
         .layers
         .iter()
-        .map(|l| l.mem_q.len() + l.mem_k.len() + l.mem_v.len() + l.mem_beta.len() + 1)
+        .map(|l| l.memory_tensors().iter().map(|t| t.len()).sum::<usize>() + 1)
         .sum::<usize>()
         + w.memory.len();
     let backbone = w.embed.len() + layer_params + w.norm.len() + w.lm_head.as_ref().map_or(0, Vec::len);

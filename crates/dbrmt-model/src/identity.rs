@@ -22,23 +22,7 @@ pub fn model_identity(cfg: &ModelConfig, w: &Weights) -> String {
         tensor(head);
     }
     for l in &w.layers {
-        for t in [
-            &l.input_norm,
-            &l.q,
-            &l.k,
-            &l.v,
-            &l.o,
-            &l.post_norm,
-            &l.gate,
-            &l.up,
-            &l.down,
-            &l.mem_q,
-            &l.mem_k,
-            &l.mem_v,
-            &l.mem_beta,
-        ] {
-            tensor(t);
-        }
+        l.backbone().into_iter().chain(l.memory_tensors()).for_each(&mut tensor);
         tensor(&[l.mem_beta_bias]);
     }
     format!("dbrmt-id1:{:016x}", h.0)

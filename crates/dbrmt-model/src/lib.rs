@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod identity;
 pub mod input;
 pub mod load;
+mod mmap;
 pub mod names;
 pub mod npy;
 pub mod output;

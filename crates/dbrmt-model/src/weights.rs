@@ -36,6 +36,28 @@ pub struct LayerWeights {
     pub mem_beta_bias: f32,
 }
 
+impl LayerWeights {
+    /// The decoder layer's tensors: norms, attention and MLP projections.
+    pub fn backbone(&self) -> [&[f32]; 9] {
+        [
+            &self.input_norm,
+            &self.q,
+            &self.k,
+            &self.v,
+            &self.o,
+            &self.post_norm,
+            &self.gate,
+            &self.up,
+            &self.down,
+        ]
+    }
+
+    /// The memory's tensors (the β bias, a scalar, aside).
+    pub fn memory_tensors(&self) -> [&[f32]; 4] {
+        [&self.mem_q, &self.mem_k, &self.mem_v, &self.mem_beta]
+    }
+}
+
 /// The whole model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {

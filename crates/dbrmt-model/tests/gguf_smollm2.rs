@@ -89,21 +89,11 @@ fn loads_with_the_published_config() {
     assert_eq!(w.layers[29].q.len(), 576 * 576);
     assert_eq!(w.layers[0].k.len(), 192 * 576);
     assert_eq!(w.memory.len(), 16 * 576);
-    let all = w.embed.iter().chain(&w.norm).chain(w.layers.iter().flat_map(|l| {
-        [
-            &l.input_norm,
-            &l.q,
-            &l.k,
-            &l.v,
-            &l.o,
-            &l.post_norm,
-            &l.gate,
-            &l.up,
-            &l.down,
-        ]
-        .into_iter()
-        .flatten()
-    }));
+    let all = w
+        .embed
+        .iter()
+        .chain(&w.norm)
+        .chain(w.layers.iter().flat_map(|l| l.backbone().into_iter().flatten()));
     let mut n = 0usize;
     for x in all {
         assert!(x.is_finite());

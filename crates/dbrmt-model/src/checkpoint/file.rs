@@ -1,7 +1,6 @@
 //! One `.safetensors` file: memory-mapped once, its header validated completely before any tensor is read.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -37,15 +36,7 @@ impl SafetensorsFile {
     /// Maps `path` and validates its header: length, JSON, dtypes, shapes, and that the tensors' byte ranges
     /// tile the data section exactly (no overlap, no gap, nothing out of bounds).
     pub fn open(path: &Path) -> Result<Self, ModelError> {
-        let io = |source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        // SAFETY: the map is read-only and private to this process. A checkpoint file truncated or rewritten by
-        // another process while we hold the map is outside what we can guard against (as for every mmap-based
-        // loader); every offset we read through is validated against the length the file had when mapped.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let mmap = crate::mmap::map_file(path)?;
         let tensors = parse_table(&mmap).map_err(|msg| ModelError::Checkpoint {
             path: path.to_path_buf(),
             msg,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -86,15 +85,7 @@ impl GgufFile {
     /// Maps `path` and parses its header: magic, version (2 or 3), metadata, tensor infos; checks that every
     /// tensor's type is known, its row a whole number of blocks, and its data inside the file.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
-        let io = |source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        // SAFETY: the map is read-only and private to this process. A file truncated or rewritten by another
-        // process while we hold the map is outside what we can guard against (as for every mmap-based loader);
-        // every range we read through is validated against the length the file had when mapped.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(io)?;
+        let mmap = crate::mmap::map_file(path)?;
         let header = parse_header(&mmap).map_err(|msg| ModelError::Gguf {
             path: path.to_path_buf(),
             msg,

@@ -1,0 +1,21 @@
+//! Read-only memory maps of checkpoint files (safetensors and GGUF).
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+use crate::error::ModelError;
+
+/// Maps `path` read-only.
+pub(crate) fn map_file(path: &Path) -> Result<Mmap, ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: the map is read-only and private to this process. A file truncated or rewritten by another process
+    // while we hold the map is outside what we can guard against (as for every mmap-based loader); every range the
+    // readers use is validated against the length the file had when mapped.
+    unsafe { Mmap::map(&file) }.map_err(io)
+}
