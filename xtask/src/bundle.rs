@@ -1,6 +1,7 @@
 //! `cargo xtask bundle [-p PACKAGE]...`: everything a GPU host without Rust needs, in `dist/`.
 //!
-//! With no `-p`, the whole workspace; with `-p`, only those packages' tests, and the `dbrmt`
+//! `--gpu` keeps only the GPU test executables (`tests/gpu_*.rs`), which keeps `dist/` small enough to travel to
+//! a GPU host with the working tree. With no `-p`, the whole workspace; with `-p`, only those packages' tests, and the `dbrmt`
 //! binary only if `-p dbrmt-cli` is among them (handy while another crate does not build).
 //!
 //! - `dist/dbrmt`: the release binary (links only libc; cudarc loads libcuda at run time).
@@ -22,12 +23,23 @@ use anyhow::{bail, Context, Result};
 use crate::cargo;
 
 pub fn run(args: &[String]) -> Result<()> {
-    let packages = parse_packages(args)?;
+    let gpu_only = args.iter().any(|a| a == "--gpu");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--gpu").cloned().collect();
+    let packages = parse_packages(&args)?;
     let root = cargo::repo_root();
     let dist = root.join("dist");
     let with_cli = packages.is_empty() || packages.iter().any(|p| p == "dbrmt-cli");
     let binary = if with_cli { Some(build_cli()?) } else { None };
-    let tests = build_tests(&packages)?;
+    let mut tests = build_tests(&packages)?;
+    if gpu_only {
+        // the device machine takes at most 64 MiB with the working tree: keep the GPU tests only
+        tests.retain(|t| {
+            t.dist_name
+                .split("__")
+                .nth(1)
+                .is_some_and(|target| target.starts_with("gpu_"))
+        });
+    }
 
     if dist.exists() {
         fs::remove_dir_all(&dist).with_context(|| format!("removing {}", dist.display()))?;
@@ -85,7 +97,7 @@ fn parse_packages(args: &[String]) -> Result<Vec<String>> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-p" | "--package" => packages.push(args.next().context("-p needs a package name")?.clone()),
-            other => bail!("bundle: unknown argument `{other}` (usage: cargo xtask bundle [-p PACKAGE]...)"),
+            other => bail!("bundle: unknown argument `{other}` (usage: cargo xtask bundle [--gpu] [-p PACKAGE]...)"),
         }
     }
     Ok(packages)

