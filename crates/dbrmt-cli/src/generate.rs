@@ -12,13 +12,14 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use dbrmt_model::{
-    cpu::{CpuModel, Session},
+    cpu::{CpuModel, Resume, Session},
     identity::model_identity,
     input::validate_ids,
     load_model, npy,
     sampling::Sampler,
-    SavedState,
+    LogitsMode, Model, SavedState,
 };
+use dbrmt_runtime::{Device, Engine, ScheduleKind};
 use dbrmt_tokenizer::Tokenizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -55,7 +56,8 @@ pub struct GenerateArgs {
     pub top_p: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Generation runs on the CPU model for now (`auto` picks it).
+    /// Where closed segments are prefilled: `auto` takes the GPU when there is a usable one. The open segment and
+    /// decoding run on the CPU model for now.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Write the memory state after the prefill (A, z per layer; the model's identity, segments consumed and the
@@ -71,9 +73,6 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     if a.max_new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
     }
-    if a.device == DeviceArg::Cuda {
-        bail!("generation on the GPU is not built yet: use --device cpu (`dbrmt run --device cuda` prefills on it)");
-    }
     let mut sampler = Sampler::new(a.temperature, a.top_p, a.seed)?;
     let model =
         load_model(&a.model, &a.armt.load_options()).with_context(|| format!("loading {}", a.model.display()))?;
@@ -87,8 +86,13 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("loading the tokenizer"),
     };
 
-    let cpu = CpuModel::new(cfg, &model.weights);
-    let identity = model_identity(cfg, &model.weights);
+    let gpu = open_gpu(a.device, &model)?;
+    let (cfg, weights) = match &gpu {
+        Some(engine) => (&engine.model().config, &engine.model().weights),
+        None => (cfg, &model.weights),
+    };
+    let cpu = CpuModel::new(cfg, weights);
+    let identity = model_identity(cfg, weights);
     let mut session = match &a.load_state {
         Some(path) => Session::resume(
             &cpu,
@@ -100,15 +104,18 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 
     let t0 = Instant::now();
     let prompt_tokens = match (&a.file, tokenizer.as_ref()) {
-        (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat)?,
+        (Some(path), Some(t)) => prefill_file(&mut session, gpu.as_ref(), t, path, a.chat)?,
         _ => {
             let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.vocab_size)?;
             let bar = progress_bar(ids.len() as u64, ids.len() > 8 * cfg.armt.segment_size, "tokens");
-            session.prefill_chunked(&ids, 8, |done| bar.set_position(done as u64))?;
+            feed(&mut session, gpu.as_ref(), &ids, &|done| bar.set_position(done as u64))?;
             bar.finish_and_clear();
             ids.len()
         }
     };
+    if session.logits().is_empty() {
+        session.prefill(&[])?; // the open segment's rows, after segments closed on the GPU
+    }
     let prefill_s = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.save_state {
         session.saved().save(path, &identity).with_context(|| "--save-state")?;
@@ -148,9 +155,10 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let decode_s = t1.elapsed().as_secs_f64();
     eprintln!(
         "prefill {prompt_tokens} tokens in {prefill_s:.2} s ({:.0} tokens/s); decode {generated} tokens in {decode_s:.2} s \
-         ({:.1} tokens/s); CPU model; host peak RSS {}",
+         ({:.1} tokens/s); closed segments on the {}, open segment and decoding on the CPU model; host peak RSS {}",
         prompt_tokens as f64 / prefill_s,
         generated as f64 / decode_s.max(1e-9),
+        if gpu.is_some() { "GPU" } else { "CPU model" },
         peak_rss()
     );
     Ok(())
@@ -159,7 +167,13 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 /// Streams `--file` into the session: its text (inside the chat template with `--chat`) is read and tokenised in
 /// pieces that tokenise exactly as the whole text ([`TextChunks`]) and prefilled as they come, so host memory holds
 /// one piece and the open segment, whatever the file's length. Returns the number of tokens.
-fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: bool) -> anyhow::Result<usize> {
+fn prefill_file(
+    session: &mut Session<'_>,
+    gpu: Option<&Engine>,
+    t: &Tokenizer,
+    path: &Path,
+    chat: bool,
+) -> anyhow::Result<usize> {
     const PIECE: usize = 1 << 16;
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -184,11 +198,11 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
         first = false;
         tokens += ids.len();
         read += piece.len() as u64;
-        session.prefill_chunked(&ids, 8, |_| {})?;
+        feed(session, gpu, &ids, &|_| {})?;
         bar.set_position(read);
     }
     if !chat && t.adds_eos() {
-        session.prefill(&t.eos_id().into_iter().collect::<Vec<u32>>())?;
+        feed(session, gpu, &t.eos_id().into_iter().collect::<Vec<u32>>(), &|_| {})?;
         tokens += 1;
     }
     bar.finish_and_clear();
@@ -196,6 +210,61 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
         bail!("{} holds no text", path.display());
     }
     Ok(tokens)
+}
+
+/// Appends `ids` to the session. Without a GPU the session prefills them (closing full segments on the CPU
+/// model); with one, the segments they complete are closed on the GPU (diagonal schedule, resumed from the
+/// session's state) and the session takes over the state, keeping the rest as its open segment — whose rows, and
+/// all decoding, run on the CPU model.
+fn feed(session: &mut Session<'_>, gpu: Option<&Engine>, ids: &[u32], progress: &dyn Fn(usize)) -> anyhow::Result<()> {
+    let Some(engine) = gpu else {
+        session.prefill_chunked(ids, 8, progress)?;
+        return Ok(());
+    };
+    let saved = session.saved();
+    let mut all = saved.open_ids;
+    all.extend_from_slice(ids);
+    let t = engine.model().config.armt.segment_size;
+    let closing = all.len().saturating_sub(1) / t;
+    let state = if closing > 0 {
+        let closed: Vec<i64> = all[..closing * t].iter().map(|&x| i64::from(x)).collect();
+        let resume = Resume {
+            state: saved.state,
+            segments_before: saved.segments,
+        };
+        let (out, _) = engine
+            .prefill_from(&closed, ScheduleKind::Diagonal, LogitsMode::None, false, Some(&resume))
+            .context("prefill on the GPU")?;
+        out.state
+    } else {
+        saved.state
+    };
+    session.restore(SavedState {
+        state,
+        segments: saved.segments + closing,
+        open_ids: all[closing * t..].to_vec(),
+    });
+    progress(ids.len());
+    Ok(())
+}
+
+/// The GPU engine for `--device cuda` (an error without a usable GPU) or `auto` (when one opens), else none.
+fn open_gpu(device: DeviceArg, model: &Model) -> anyhow::Result<Option<Engine>> {
+    let usable = dbrmt_kernels::driver_present() && dbrmt_kernels::cubins_built();
+    match device {
+        DeviceArg::Cpu => Ok(None),
+        DeviceArg::Cuda => Ok(Some(
+            Engine::from_model(model.clone(), Device::Cuda(0)).context("opening CUDA device 0")?,
+        )),
+        DeviceArg::Auto if !usable => Ok(None),
+        DeviceArg::Auto => match Engine::from_model(model.clone(), Device::Cuda(0)) {
+            Ok(engine) => Ok(Some(engine)),
+            Err(e) => {
+                eprintln!("note: no usable GPU ({e}); running on the CPU model");
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// A progress bar on stderr when `show`, else a hidden one.

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use dbrmt_model::{
-    cpu::{CpuModel, RunOptions},
+    cpu::{CpuModel, Resume, RunOptions},
     input::validate_ids,
     LogitsMode, Output,
 };
@@ -109,6 +109,20 @@ impl Engine {
         logits: LogitsMode,
         keep_hidden: bool,
     ) -> Result<(Output, Option<f32>), EngineError> {
+        self.prefill_from(ids, schedule, logits, keep_hidden, None)
+    }
+
+    /// As [`Engine::prefill_timed`], continuing from `resume` (the memory state after earlier segments of the same
+    /// request; the segments of `ids` are numbered on from there). Prefilling in pieces this way gives the same
+    /// bits as one prefill.
+    pub fn prefill_from(
+        &self,
+        ids: &[i64],
+        schedule: ScheduleKind,
+        logits: LogitsMode,
+        keep_hidden: bool,
+        resume: Option<&Resume>,
+    ) -> Result<(Output, Option<f32>), EngineError> {
         let cfg = &self.model.config;
         let ids = validate_ids(ids, cfg.vocab_size)?;
         let grid = Grid::new(cfg.num_layers, cfg.segments_for(ids.len()));
@@ -121,10 +135,14 @@ impl Engine {
                     keep_hidden,
                     threads: 0,
                 };
-                Ok((cpu.run(&ids, &plan, &opts)?, None))
+                let resume = resume.cloned().unwrap_or(Resume {
+                    state: cpu.zero_state(),
+                    segments_before: 0,
+                });
+                Ok((cpu.run_from(&ids, &plan, &opts, resume)?, None))
             }
             Some(gpu) => {
-                let (out, timing) = gpu.prefill(&ids, &plan, logits, keep_hidden)?;
+                let (out, timing) = gpu.prefill_from(&ids, &plan, logits, keep_hidden, resume)?;
                 Ok((out, Some(timing.ms)))
             }
         }

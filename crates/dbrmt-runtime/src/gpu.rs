@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use cudarc::driver::CudaStream;
 use dbrmt_kernels::Gpu;
 use dbrmt_model::{
+    cpu::Resume,
     gpu::{DeviceState, DeviceWeights, GpuModel, StepCell, Workspace},
     input::segment_range,
     LogitsMode, MemoryState, Model, ModelError, Output,
@@ -58,6 +59,19 @@ impl GpuEngine {
         logits: LogitsMode,
         keep_hidden: bool,
     ) -> Result<(Output, DeviceTiming), EngineError> {
+        self.prefill_from(ids, schedule, logits, keep_hidden, None)
+    }
+
+    /// As [`GpuEngine::prefill`], continuing from `resume` (the memory state after earlier segments; the segments
+    /// of `ids` are numbered on from there).
+    pub fn prefill_from(
+        &self,
+        ids: &[u32],
+        schedule: &Schedule,
+        logits: LogitsMode,
+        keep_hidden: bool,
+        resume: Option<&Resume>,
+    ) -> Result<(Output, DeviceTiming), EngineError> {
         let cfg = &self.model.cfg;
         let (layers, d, v, t) = (cfg.num_layers, cfg.hidden_size, cfg.vocab_size, cfg.armt.segment_size);
         let segments = cfg.segments_for(ids.len());
@@ -84,7 +98,20 @@ impl GpuEngine {
         }
         let ws = guard.as_mut().expect("workspace just ensured");
         ws.set_ids(stream, ids)?;
-        let mut state = DeviceState::zeros(stream, layers, cfg.d_key(), d)?;
+        let (mut state, segments_before) = match resume {
+            None => (DeviceState::zeros(stream, layers, cfg.d_key(), d)?, 0),
+            Some(r) => {
+                let shape = (r.state.layers.len(), r.state.d_key, r.state.hidden);
+                if shape != (layers, cfg.d_key(), d) {
+                    return Err(ModelError::InvalidInput(format!(
+                        "memory state of {} layers × D {} × d {} does not fit this model",
+                        shape.0, shape.1, shape.2
+                    ))
+                    .into());
+                }
+                (DeviceState::upload(stream, &r.state)?, r.segments_before)
+            }
+        };
 
         let start = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
         let mut tracker = Tracker::new(layers, &[segments]);
@@ -117,7 +144,7 @@ impl GpuEngine {
                     state: l,
                     slot: slot_of[s],
                     text_rows: range.len(),
-                    first_segment: s == 0,
+                    first_segment: segments_before + s == 0,
                     enters_at_token: (l == 0).then_some(range.start),
                 });
             }

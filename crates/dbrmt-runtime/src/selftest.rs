@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use dbrmt_kernels::check::{compare, Check};
 use dbrmt_model::{
     config::{ArmtParams, Llama3Scaling},
-    cpu::{CpuModel, RunOptions},
+    cpu::{CpuModel, Resume, RunOptions},
     input::validate_ids,
     load_model, npy,
     random::random_weights,
@@ -53,7 +53,7 @@ pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Che
     let seq = engine.prefill(&ids, ScheduleKind::Sequential, LogitsMode::All, true)?;
     let (a_gpu, z_gpu) = flat_state(&diag);
     let (a_cpu, z_cpu) = flat_state(&cpu);
-    Ok(vec![
+    let mut checks = vec![
         compare(
             "gpu vs cpu: logits",
             case.into(),
@@ -64,7 +64,52 @@ pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Che
         compare("gpu vs cpu: A", case.into(), &a_gpu, &a_cpu, GPU_VS_CPU_TOL),
         compare("gpu vs cpu: z", case.into(), &z_gpu, &z_cpu, GPU_VS_CPU_TOL),
         bitwise("gpu diagonal = sequential", case.into(), &diag, &seq),
-    ])
+    ];
+    checks.extend(resume_check(&engine, &ids, &diag, case)?);
+    Ok(checks)
+}
+
+/// A prefill in two pieces — the first half of the segments, then the rest resumed from its state — against the
+/// whole prefill `whole` (all logits, final hidden states kept): bitwise. `None` for a single segment.
+pub fn resume_check(
+    engine: &Engine,
+    ids: &[i64],
+    whole: &Output,
+    case: &'static str,
+) -> Result<Option<Check>, EngineError> {
+    let cfg = &engine.model().config;
+    let segments = cfg.segments_for(ids.len());
+    if segments < 2 {
+        return Ok(None);
+    }
+    let (v, d) = (cfg.vocab_size, cfg.hidden_size);
+    let split = segments / 2 * cfg.armt.segment_size;
+    let (first, _) = engine.prefill_from(&ids[..split], ScheduleKind::Diagonal, LogitsMode::None, false, None)?;
+    let resume = Resume {
+        state: first.state,
+        segments_before: segments / 2,
+    };
+    let (rest, _) = engine.prefill_from(
+        &ids[split..],
+        ScheduleKind::Diagonal,
+        LogitsMode::All,
+        true,
+        Some(&resume),
+    )?;
+    let tail = Output {
+        tokens: rest.tokens,
+        segments: rest.segments,
+        logits: whole.logits[split * v..].to_vec(),
+        logit_rows: rest.logit_rows,
+        hidden: whole.hidden.as_ref().map(|h| h[split * d..].to_vec()),
+        state: whole.state.clone(),
+    };
+    let name = if engine.device() == Device::Cpu {
+        "cpu resumed = whole"
+    } else {
+        "gpu resumed = whole"
+    };
+    Ok(Some(bitwise(name, case.into(), &rest, &tail)))
 }
 
 /// A random ARMT of Llama-3.2-1B's shape (T = 1024, M = 128, d_mem = 64) over `tokens` tokens: diagonal against

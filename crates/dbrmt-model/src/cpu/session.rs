@@ -52,6 +52,16 @@ impl<'m> Session<'m> {
         }
     }
 
+    /// Takes over a state computed elsewhere (e.g. segments closed on the GPU); the open tokens' rows run on the
+    /// next [`Session::prefill`] or [`Session::push`].
+    pub fn restore(&mut self, saved: SavedState) {
+        self.state = saved.state;
+        self.segments_closed = saved.segments;
+        self.open = saved.open_ids;
+        self.caches.iter_mut().for_each(|c| *c = KvCache::default());
+        self.logits.clear();
+    }
+
     /// What a state file needs to continue this session elsewhere.
     pub fn saved(&self) -> SavedState {
         SavedState {

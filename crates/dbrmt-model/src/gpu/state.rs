@@ -28,6 +28,19 @@ impl DeviceState {
         })
     }
 
+    /// Uploads `state` (one request's layers) as states `0..layers`.
+    pub fn upload(stream: &Arc<CudaStream>, state: &MemoryState) -> Result<Self, KernelError> {
+        let a: Vec<f32> = state.layers.iter().flat_map(|l| l.a.iter().copied()).collect();
+        let z: Vec<f32> = state.layers.iter().flat_map(|l| l.z.iter().copied()).collect();
+        Ok(Self {
+            a: stream.clone_htod(&a)?,
+            z: stream.clone_htod(&z)?,
+            states: state.layers.len(),
+            d_key: state.d_key,
+            hidden: state.hidden,
+        })
+    }
+
     /// Resets every state to zero (a new request).
     pub fn clear(&mut self, stream: &Arc<CudaStream>) -> Result<(), KernelError> {
         stream.memset_zeros(&mut self.a)?;
