@@ -77,8 +77,9 @@ fn generate_prefills_closed_segments_on_the_gpu() {
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
     let rel = (num / den).sqrt();
     println!(
-        "state after the GPU prefill vs the CPU's: {rel:.2e}; GPU tokens {}",
-        String::from_utf8_lossy(&g.stdout)
+        "state after the GPU prefill vs the CPU's: {rel:.2e}; tokens GPU-prefilled: {} CPU: {}",
+        String::from_utf8_lossy(&g.stdout).trim(),
+        String::from_utf8_lossy(&c.stdout).trim()
     );
     assert!(rel > 0.0 && rel <= 2e-2, "{rel}");
 }
