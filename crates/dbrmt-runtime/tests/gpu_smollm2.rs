@@ -1,0 +1,113 @@
+//! SmolLM2-135M-Instruct on the GPU (bf16) against the CPU model (f32) on the fixture prompts of
+//! `testdata/smollm2`: logits within 2e-2, and greedy 32-token continuations (decoded on the GPU by a full prefill
+//! per token) against HF's.
+
+use std::path::PathBuf;
+
+use dbrmt_model::{
+    config::ArmtParams,
+    cpu::{CpuModel, RunOptions},
+    load_model,
+    sampling::argmax,
+    LoadOptions, LogitsMode,
+};
+use dbrmt_runtime::{Device, Engine, ScheduleKind};
+use dbrmt_schedule::Grid;
+
+fn repo() -> PathBuf {
+    std::env::var_os("DBRMT_REPO_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
+fn smollm2_on_the_gpu_matches_the_cpu_model() {
+    let root = repo();
+    let armt = ArmtParams {
+        num_mem_tokens: 16,
+        d_mem: 64,
+        segment_size: 1024,
+        nu: 3,
+        correction: true,
+    };
+    let opts = LoadOptions {
+        armt_init: Some(0),
+        armt_params: Some(armt),
+    };
+    let model = load_model(&root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), &opts).expect("model");
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("testdata/smollm2/reference.json")).unwrap()).unwrap();
+    let cpu_out: Vec<Vec<f32>> = {
+        let cpu = CpuModel::new(&model.config, &model.weights);
+        reference["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let ids: Vec<u32> = p["ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap() as u32)
+                    .collect();
+                let o = RunOptions {
+                    logits: LogitsMode::All,
+                    keep_hidden: false,
+                    threads: 0,
+                };
+                cpu.run(&ids, &Grid::new(model.config.num_layers, 1).diagonal(), &o)
+                    .unwrap()
+                    .logits
+            })
+            .collect()
+    };
+    let engine = Engine::from_model(model, Device::Cuda(0)).expect("gpu");
+    let mut all_same = true;
+    for (p, prompt) in reference["prompts"].as_array().unwrap().iter().enumerate() {
+        let ids: Vec<i64> = prompt["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap())
+            .collect();
+        let gpu = engine
+            .prefill(&ids, ScheduleKind::Diagonal, LogitsMode::All, false)
+            .unwrap();
+        let e = rel_err(&gpu.logits, &cpu_out[p]);
+        // greedy on the GPU: a full prefill per token, the last token's logits
+        let mut text = ids.clone();
+        let mut greedy = Vec::new();
+        for _ in 0..32 {
+            let o = engine
+                .prefill(&text, ScheduleKind::Diagonal, LogitsMode::Last, false)
+                .unwrap();
+            let next = argmax(&o.logits);
+            greedy.push(next as u64);
+            text.push(next as i64);
+        }
+        let want: Vec<u64> = prompt["greedy_32"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        let same = greedy.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        println!(
+            "prompt {p}: GPU vs CPU logits (all {} positions) {e:.2e}; greedy: {same}/32 tokens equal HF's",
+            ids.len()
+        );
+        assert!(e <= 2e-2, "prompt {p}: {e}");
+        all_same &= same == 32;
+    }
+    assert!(
+        all_same,
+        "a greedy continuation on the GPU differs from HF's (see the lines above)"
+    );
+}
