@@ -1,6 +1,6 @@
 //! SmolLM2-135M-Instruct on the GPU (bf16) against the CPU model (f32) on the fixture prompts of
 //! `testdata/smollm2`: logits within 2e-2, and greedy 32-token continuations (decoded on the GPU by a full prefill
-//! per token) against HF's.
+//! per token) against HF's (known to differ on prompt 0: see that test).
 
 use std::path::PathBuf;
 
@@ -26,9 +26,8 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     (num / den).sqrt()
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
-fn smollm2_on_the_gpu_matches_the_cpu_model() {
+/// The SmolLM2 engine on GPU 0, the fixture prompts, and their CPU-model logits (all positions).
+fn setup() -> (Engine, Vec<serde_json::Value>, Vec<Vec<f32>>) {
     let root = repo();
     let armt = ArmtParams {
         num_mem_tokens: 16,
@@ -44,45 +43,69 @@ fn smollm2_on_the_gpu_matches_the_cpu_model() {
     let model = load_model(&root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), &opts).expect("model");
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("testdata/smollm2/reference.json")).unwrap()).unwrap();
-    let cpu_out: Vec<Vec<f32>> = {
-        let cpu = CpuModel::new(&model.config, &model.weights);
-        reference["prompts"]
-            .as_array()
+    let prompts = reference["prompts"].as_array().unwrap().clone();
+    let cpu = CpuModel::new(&model.config, &model.weights);
+    let cpu_logits = prompts
+        .iter()
+        .map(|p| {
+            let o = RunOptions {
+                logits: LogitsMode::All,
+                keep_hidden: false,
+                threads: 0,
+            };
+            cpu.run(
+                &ids(p).iter().map(|&x| x as u32).collect::<Vec<u32>>(),
+                &Grid::new(model.config.num_layers, 1).diagonal(),
+                &o,
+            )
             .unwrap()
-            .iter()
-            .map(|p| {
-                let ids: Vec<u32> = p["ids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap() as u32)
-                    .collect();
-                let o = RunOptions {
-                    logits: LogitsMode::All,
-                    keep_hidden: false,
-                    threads: 0,
-                };
-                cpu.run(&ids, &Grid::new(model.config.num_layers, 1).diagonal(), &o)
-                    .unwrap()
-                    .logits
-            })
-            .collect()
-    };
-    let engine = Engine::from_model(model, Device::Cuda(0)).expect("gpu");
-    let mut all_same = true;
-    for (p, prompt) in reference["prompts"].as_array().unwrap().iter().enumerate() {
-        let ids: Vec<i64> = prompt["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_i64().unwrap())
-            .collect();
+            .logits
+        })
+        .collect();
+    (
+        Engine::from_model(model, Device::Cuda(0)).expect("gpu"),
+        prompts,
+        cpu_logits,
+    )
+}
+
+fn ids(prompt: &serde_json::Value) -> Vec<i64> {
+    prompt["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
+fn smollm2_gpu_logits_are_within_2e_2_of_the_cpu_model() {
+    let (engine, prompts, cpu_logits) = setup();
+    for (p, prompt) in prompts.iter().enumerate() {
+        let ids = ids(prompt);
         let gpu = engine
             .prefill(&ids, ScheduleKind::Diagonal, LogitsMode::All, false)
             .unwrap();
-        let e = rel_err(&gpu.logits, &cpu_out[p]);
-        // greedy on the GPU: a full prefill per token, the last token's logits
-        let mut text = ids.clone();
+        let e = rel_err(&gpu.logits, &cpu_logits[p]);
+        println!(
+            "prompt {p}: GPU vs CPU logits over all {} positions: {e:.2e}",
+            ids.len()
+        );
+        assert!(e <= 2e-2, "prompt {p}: {e}");
+    }
+}
+
+/// Greedy decoding on the GPU (a full prefill per token) against HF's continuation. Known to fail on prompt 0
+/// (measured 2/32 on an H100): HF's top-2 margin at its third token is 0.023 logits, below what bf16 moves a
+/// logit (≈ 0.3 here); matching it needs a more precise GPU path (e.g. an f32 residual stream).
+#[test]
+#[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
+fn smollm2_gpu_greedy_continuations_equal_hf() {
+    let (engine, prompts, _) = setup();
+    let mut all_same = true;
+    for (p, prompt) in prompts.iter().enumerate() {
+        let mut text = ids(prompt);
         let mut greedy = Vec::new();
         for _ in 0..32 {
             let o = engine
@@ -99,11 +122,7 @@ fn smollm2_on_the_gpu_matches_the_cpu_model() {
             .map(|x| x.as_u64().unwrap())
             .collect();
         let same = greedy.iter().zip(&want).take_while(|(a, b)| a == b).count();
-        println!(
-            "prompt {p}: GPU vs CPU logits (all {} positions) {e:.2e}; greedy: {same}/32 tokens equal HF's",
-            ids.len()
-        );
-        assert!(e <= 2e-2, "prompt {p}: {e}");
+        println!("prompt {p}: greedy on the GPU: the first {same} of 32 tokens equal HF's");
         all_same &= same == 32;
     }
     assert!(
