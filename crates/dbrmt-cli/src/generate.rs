@@ -155,10 +155,14 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let decode_s = t1.elapsed().as_secs_f64();
     eprintln!(
         "prefill {prompt_tokens} tokens in {prefill_s:.2} s ({:.0} tokens/s); decode {generated} tokens in {decode_s:.2} s \
-         ({:.1} tokens/s); closed segments on the {}, open segment and decoding on the CPU model; host peak RSS {}",
+         ({:.1} tokens/s); {}; host peak RSS {}",
         prompt_tokens as f64 / prefill_s,
         generated as f64 / decode_s.max(1e-9),
-        if gpu.is_some() { "GPU" } else { "CPU model" },
+        if gpu.is_some() {
+            "closed segments on the GPU, open segment and decoding on the CPU model"
+        } else {
+            "on the CPU model"
+        },
         peak_rss()
     );
     Ok(())
