@@ -76,7 +76,6 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let mut sampler = Sampler::new(a.temperature, a.top_p, a.seed)?;
     let model =
         load_model(&a.model, &a.armt.load_options()).with_context(|| format!("loading {}", a.model.display()))?;
-    let cfg = &model.config;
     let tokenizer = match Tokenizer::for_model(&a.model) {
         Ok(t) => Some(t),
         Err(e) if a.input_ids.is_some() && !a.chat => {
@@ -86,11 +85,10 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("loading the tokenizer"),
     };
 
-    let gpu = open_gpu(a.device, &model)?;
-    let (cfg, weights) = match &gpu {
-        Some(engine) => (&engine.model().config, &engine.model().weights),
-        None => (cfg, &model.weights),
-    };
+    // the model moves into the GPU engine when there is one; the CPU model borrows its host weights either way
+    let backend = Backend::open(a.device, model)?;
+    let gpu = backend.engine();
+    let (cfg, weights) = (&backend.model().config, &backend.model().weights);
     let cpu = CpuModel::new(cfg, weights);
     let identity = model_identity(cfg, weights);
     let mut session = match &a.load_state {
@@ -104,11 +102,11 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 
     let t0 = Instant::now();
     let prompt_tokens = match (&a.file, tokenizer.as_ref()) {
-        (Some(path), Some(t)) => prefill_file(&mut session, gpu.as_ref(), t, path, a.chat)?,
+        (Some(path), Some(t)) => prefill_file(&mut session, gpu, t, path, a.chat)?,
         _ => {
             let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.vocab_size)?;
             let bar = progress_bar(ids.len() as u64, ids.len() > 8 * cfg.armt.segment_size, "tokens");
-            feed(&mut session, gpu.as_ref(), &ids, &|done| bar.set_position(done as u64))?;
+            feed(&mut session, gpu, &ids, &|done| bar.set_position(done as u64))?;
             bar.finish_and_clear();
             ids.len()
         }
@@ -252,22 +250,49 @@ fn feed(session: &mut Session<'_>, gpu: Option<&Engine>, ids: &[u32], progress: 
     Ok(())
 }
 
-/// The GPU engine for `--device cuda` (an error without a usable GPU) or `auto` (when one opens), else none.
-fn open_gpu(device: DeviceArg, model: &Model) -> anyhow::Result<Option<Engine>> {
-    let usable = dbrmt_kernels::driver_present() && dbrmt_kernels::cubins_built();
-    match device {
-        DeviceArg::Cpu => Ok(None),
-        DeviceArg::Cuda => Ok(Some(
-            Engine::from_model(model.clone(), Device::Cuda(0)).context("opening CUDA device 0")?,
-        )),
-        DeviceArg::Auto if !usable => Ok(None),
-        DeviceArg::Auto => match Engine::from_model(model.clone(), Device::Cuda(0)) {
-            Ok(engine) => Ok(Some(engine)),
-            Err(e) => {
-                eprintln!("note: no usable GPU ({e}); running on the CPU model");
-                Ok(None)
+/// Where the closed segments are prefilled: a GPU engine (holding the model), or the CPU model alone.
+enum Backend {
+    Gpu(Box<Engine>),
+    Cpu(Box<Model>),
+}
+
+impl Backend {
+    /// `--device cuda`: the GPU or an error; `auto`: the GPU when GPU 0 opens, else the CPU model; `cpu`: the CPU.
+    fn open(device: DeviceArg, model: Model) -> anyhow::Result<Self> {
+        let on_gpu = |model| -> anyhow::Result<Self> {
+            Ok(Backend::Gpu(Box::new(
+                Engine::from_model(model, Device::Cuda(0)).context("opening CUDA device 0")?,
+            )))
+        };
+        match device {
+            DeviceArg::Cpu => Ok(Backend::Cpu(Box::new(model))),
+            DeviceArg::Cuda => on_gpu(model),
+            DeviceArg::Auto if !dbrmt_kernels::driver_present() || !dbrmt_kernels::cubins_built() => {
+                Ok(Backend::Cpu(Box::new(model)))
             }
-        },
+            // probe first, so that the model is moved (not copied) into an engine that will open
+            DeviceArg::Auto => match dbrmt_kernels::Gpu::new(0) {
+                Ok(_) => on_gpu(model),
+                Err(e) => {
+                    eprintln!("note: no usable GPU ({e}); running on the CPU model");
+                    Ok(Backend::Cpu(Box::new(model)))
+                }
+            },
+        }
+    }
+
+    fn model(&self) -> &Model {
+        match self {
+            Backend::Gpu(engine) => engine.model(),
+            Backend::Cpu(model) => model,
+        }
+    }
+
+    fn engine(&self) -> Option<&Engine> {
+        match self {
+            Backend::Gpu(engine) => Some(engine),
+            Backend::Cpu(_) => None,
+        }
     }
 }
 
