@@ -1,4 +1,5 @@
-//! SmolLM2-135M-Instruct on the GPU (bf16) against the CPU model (f32) on the fixture prompts of
+//! SmolLM2-135M-Instruct on the GPU (bf16; needs the model on the GPU host, so not in `cargo xtask bundle --gpu`:
+//! run `dist/tests/dbrmt-runtime__smollm2_gpu --ignored` from a full bundle) against the CPU model (f32) on the fixture prompts of
 //! `testdata/smollm2`: logits within 2e-2, and greedy 32-token continuations (decoded on the GPU by a full prefill
 //! per token) against HF's (known to differ on prompt 0: see that test).
 
@@ -40,7 +41,13 @@ fn setup() -> (Engine, Vec<serde_json::Value>, Vec<Vec<f32>>) {
         armt_init: Some(0),
         armt_params: Some(armt),
     };
-    let model = load_model(&root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), &opts).expect("model");
+    let path = root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo xtask fetch-model smollm2` (on a GPU host: copy it there, see docs/KERNELS.md)",
+        path.display()
+    );
+    let model = load_model(&path, &opts).expect("model");
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("testdata/smollm2/reference.json")).unwrap()).unwrap();
     let prompts = reference["prompts"].as_array().unwrap().clone();
