@@ -60,6 +60,17 @@ pub struct InitLayer {
     pub mem_beta_bias: f32,
 }
 
+impl InitLayer {
+    /// Sets `layer`'s memory tensors to this initialisation.
+    pub fn apply(self, layer: &mut crate::weights::LayerWeights) {
+        layer.mem_q = self.mem_q;
+        layer.mem_k = self.mem_k;
+        layer.mem_v = self.mem_v;
+        layer.mem_beta = self.mem_beta;
+        layer.mem_beta_bias = self.mem_beta_bias;
+    }
+}
+
 /// ARMT parameters for `layers` layers of width `hidden`, plus `mem_tokens` memory embeddings scaled by the
 /// standard deviation of `embed` (the `[V, d]` embedding matrix), all drawn from `seed`.
 pub fn init_armt(

@@ -100,23 +100,8 @@ pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
     for i in 0..config.num_layers {
         use LayerTensor as T;
         let mut read = |t: LayerTensor| reader.read(TensorId::Layer(i, t));
-        let mut layer = LayerWeights {
-            input_norm: read(T::InputNorm)?,
-            q: read(T::Q)?,
-            k: read(T::K)?,
-            v: read(T::V)?,
-            o: read(T::O)?,
-            post_norm: read(T::PostNorm)?,
-            gate: read(T::Gate)?,
-            up: read(T::Up)?,
-            down: read(T::Down)?,
-            // Filled below: from the checkpoint, or from the seed once the embedding is known.
-            mem_q: Vec::new(),
-            mem_k: Vec::new(),
-            mem_v: Vec::new(),
-            mem_beta: Vec::new(),
-            mem_beta_bias: 0.0,
-        };
+        // memory tensors: from the checkpoint here, or from the seed below once the embedding is known
+        let mut layer = LayerWeights::read_backbone(&mut read)?;
         if initialise.is_none() {
             layer.mem_q = read(T::MemQ)?;
             layer.mem_k = read(T::MemK)?;
@@ -141,11 +126,7 @@ pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
                 &embed,
             );
             for (layer, init) in layers.iter_mut().zip(init) {
-                layer.mem_q = init.mem_q;
-                layer.mem_k = init.mem_k;
-                layer.mem_v = init.mem_v;
-                layer.mem_beta = init.mem_beta;
-                layer.mem_beta_bias = init.mem_beta_bias;
+                init.apply(layer);
             }
             memory
         }

@@ -1,5 +1,7 @@
 //! Host weights in f32, each tensor row-major with the checkpoint's `[out, in]` layout.
 
+use crate::names::LayerTensor;
+
 /// Loading a model directory into these structs lives in [`crate::load`].
 pub use crate::load::{load_model, LoadOptions, Model};
 
@@ -37,6 +39,28 @@ pub struct LayerWeights {
 }
 
 impl LayerWeights {
+    /// A layer whose backbone tensors come from `read` (any checkpoint format's reader) and whose memory tensors
+    /// are still empty: they are read next, or set by [`crate::armt_init::InitLayer::apply`].
+    pub fn read_backbone<E>(mut read: impl FnMut(LayerTensor) -> Result<Vec<f32>, E>) -> Result<Self, E> {
+        use LayerTensor as T;
+        Ok(Self {
+            input_norm: read(T::InputNorm)?,
+            q: read(T::Q)?,
+            k: read(T::K)?,
+            v: read(T::V)?,
+            o: read(T::O)?,
+            post_norm: read(T::PostNorm)?,
+            gate: read(T::Gate)?,
+            up: read(T::Up)?,
+            down: read(T::Down)?,
+            mem_q: Vec::new(),
+            mem_k: Vec::new(),
+            mem_v: Vec::new(),
+            mem_beta: Vec::new(),
+            mem_beta_bias: 0.0,
+        })
+    }
+
     /// The decoder layer's tensors: norms, attention and MLP projections.
     pub fn backbone(&self) -> [&[f32]; 9] {
         [

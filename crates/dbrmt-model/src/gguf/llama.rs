@@ -204,24 +204,9 @@ pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
     );
     let mut layers = Vec::with_capacity(config.num_layers);
     for (i, init) in init.into_iter().enumerate() {
-        use LayerTensor as T;
-        let mut read = |t: LayerTensor| reader.read(TensorId::Layer(i, t));
-        layers.push(LayerWeights {
-            input_norm: read(T::InputNorm)?,
-            q: read(T::Q)?,
-            k: read(T::K)?,
-            v: read(T::V)?,
-            o: read(T::O)?,
-            post_norm: read(T::PostNorm)?,
-            gate: read(T::Gate)?,
-            up: read(T::Up)?,
-            down: read(T::Down)?,
-            mem_q: init.mem_q,
-            mem_k: init.mem_k,
-            mem_v: init.mem_v,
-            mem_beta: init.mem_beta,
-            mem_beta_bias: init.mem_beta_bias,
-        });
+        let mut layer = LayerWeights::read_backbone(|t| reader.read(TensorId::Layer(i, t)))?;
+        init.apply(&mut layer);
+        layers.push(layer);
     }
     let norm = reader.read(TensorId::Norm)?;
     let unused_tensors = file
