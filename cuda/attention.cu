@@ -2,7 +2,11 @@
 Causal grouped-query attention over the rows of each cell (span) of one step, flash-style: the rows × rows score matrix
 never reaches global memory. q, k and v are read from the fused QKV buffer (row = position inside the span; q heads at
 column 0, k heads at H·hd, v heads at H·hd + KV·hd); query head h reads KV head h / (H / KV); row i attends to rows
-0..=i of its own span; the output (H·hd columns, bf16) goes to rows out_row.. . One block per (tile of 64 queries, head,
+0..=i of its own span; the output (H·hd columns, bf16) goes to rows out_row.. . A span with pos > 0 is the new rows of an
+open segment whose earlier rows are already in the buffer (a KV cache): its queries are rows pos .. pos + rows (from
+in_row, the segment's row 0) and attend to rows 0 ..= their own; row pos + i goes to out_row + i. A query's bits are
+the same as when it was computed inside a whole span (pos = 0): the same key tiles in the same order, and any extra
+tile is wholly masked for it (alpha = 1, p = 0). One block per (tile of 64 queries, head,
 span): the block stages its Q tile in shared memory, then walks the K/V tiles of 32 keys up to its last query, keeping
 an online softmax in f32 (running max m, running sum l, accumulator o rescaled by 2^(m_old − m_new)); scores are taken
 in base 2 (scale · log2 e folded in), which is the same softmax. Four threads own one query row: each computes the
@@ -57,8 +61,9 @@ __device__ __forceinline__ void attention_causal(const RowSpan span, const __nv_
     __shared__ __nv_bfloat162 sV[ATT_BK * LDS];
     __shared__ float sP[ATT_BQ * SLD];
 
-    const int rows = span.rows;
-    const int q0 = blockIdx.x * ATT_BQ;
+    const int pos = span.pos;
+    const int rows = pos + span.rows;   // the segment's rows so far: keys 0 .. rows
+    const int q0 = pos + blockIdx.x * ATT_BQ;  // the tile's first query position
     if (q0 >= rows) return;  // block-uniform, before any barrier
 
     const int h = blockIdx.y;
@@ -145,7 +150,7 @@ __device__ __forceinline__ void attention_causal(const RowSpan span, const __nv_
     if (qi < rows) {
         const float inv = 1.0f / l;  // l >= 1: the max term contributes 2^0
         __nv_bfloat162* orow =
-            reinterpret_cast<__nv_bfloat162*>(out + (size_t)(span.out_row + qi) * out_ld + (size_t)h * HD);
+            reinterpret_cast<__nv_bfloat162*>(out + (size_t)(span.out_row + qi - pos) * out_ld + (size_t)h * HD);
 #pragma unroll
         for (int i = 0; i < OPAIRS; ++i) orow[sub + 4 * i] = __floats2bfloat162_rn(o[2 * i] * inv, o[2 * i + 1] * inv);
     }

@@ -2,10 +2,13 @@
 A segment's input rows for the cells of one step: for each span, rows out_row .. out_row + T_s of the hidden buffer
 get the embedding rows of its T_s token ids (ids[in_row ..]), then rows out_row + T_s .. out_row + T_s + M get the M
 memory-token rows (the same for every segment). Here a span's `rows` is T_s, its text rows only. A pure copy: the
-output is bit-for-bit the table's rows. The host validates ids before upload; an id >= vocab still never reads out of
-bounds: its row is filled with a NaN (0x7FFF, a pattern distinct from the tests' poison 0x7FC0) so it is caught.
+output is bit-for-bit the table's rows (the tables are bf16; `embed_segment_f32` writes f32 hidden rows, and bf16 → f32
+is exact). The host validates ids before upload; an id >= vocab still never reads out of bounds: its row is filled
+with a NaN (bf16 0x7FFF, in f32 its exact widening 0x7FFF0000; patterns distinct from the tests' poison 0x7FC0 and
+0x7FC0DEAD) so it is caught.
 One block per output row (blockIdx.y the span, blockIdx.x the row), blocks past a span's T_s + M rows return at once.
-Bytes: (T_s + M) · d · 4 per span (bf16 rows read and written) + T_s · 4 (ids).
+Entry points `embed_segment_<H>`, H the hidden rows' type (bf16, f32): one template.
+Bytes: (T_s + M) · d · (2 + sizeof(H)) per span (bf16 rows read, H rows written) + T_s · 4 (ids).
 */
 #include <cuda_bf16.h>
 
@@ -13,6 +16,38 @@ Bytes: (T_s + M) · d · 4 per span (bf16 rows read and written) + T_s · 4 (ids
 #include "common/params.h"
 
 #define EMBED_THREADS 128
+
+namespace {
+
+// A bf16 table value into a hidden row of type H (exact for both).
+__device__ __forceinline__ void store_hidden(__nv_bfloat16* dst, __nv_bfloat16 v) { *dst = v; }
+__device__ __forceinline__ void store_hidden(float* dst, __nv_bfloat16 v) { *dst = __bfloat162float(v); }
+
+template <typename H>
+__device__ __forceinline__ void embed_segment(const RowSpan span, const unsigned int* __restrict__ ids,
+                                              const __nv_bfloat16* __restrict__ embed,
+                                              const __nv_bfloat16* __restrict__ memory, H* __restrict__ hidden,
+                                              int mem_rows, int d, int vocab) {
+    const int r = blockIdx.x;
+    if (r >= span.rows + mem_rows) return;
+
+    H* out = hidden + (size_t)(span.out_row + r) * d;
+    const __nv_bfloat16* src;
+    if (r < span.rows) {
+        const unsigned int id = ids[span.in_row + r];
+        if (id >= (unsigned int)vocab) {
+            const __nv_bfloat16 nan = __ushort_as_bfloat16((unsigned short)0x7FFF);
+            for (int c = threadIdx.x; c < d; c += EMBED_THREADS) store_hidden(out + c, nan);
+            return;
+        }
+        src = embed + (size_t)id * d;
+    } else {
+        src = memory + (size_t)(r - span.rows) * d;
+    }
+    for (int c = threadIdx.x; c < d; c += EMBED_THREADS) store_hidden(out + c, src[c]);
+}
+
+}  // namespace
 
 // ----------------------------------------------------------------------------
 // CUDA kernels
@@ -22,21 +57,13 @@ extern "C" __global__ void __launch_bounds__(EMBED_THREADS)
     embed_segment_bf16(const Spans spans, const unsigned int* __restrict__ ids, const __nv_bfloat16* __restrict__ embed,
                        const __nv_bfloat16* __restrict__ memory, __nv_bfloat16* __restrict__ hidden, int mem_rows,
                        int d, int vocab) {
-    const RowSpan span = spans.spans[blockIdx.y];
-    const int r = blockIdx.x;
-    if (r >= span.rows + mem_rows) return;
+    embed_segment(spans.spans[blockIdx.y], ids, embed, memory, hidden, mem_rows, d, vocab);
+}
 
-    __nv_bfloat16* out = hidden + (size_t)(span.out_row + r) * d;
-    const __nv_bfloat16* src;
-    if (r < span.rows) {
-        const unsigned int id = ids[span.in_row + r];
-        if (id >= (unsigned int)vocab) {
-            for (int c = threadIdx.x; c < d; c += EMBED_THREADS) out[c] = __ushort_as_bfloat16((unsigned short)0x7FFF);
-            return;
-        }
-        src = embed + (size_t)id * d;
-    } else {
-        src = memory + (size_t)(r - span.rows) * d;
-    }
-    for (int c = threadIdx.x; c < d; c += EMBED_THREADS) out[c] = src[c];
+// As embed_segment_bf16, with f32 hidden rows.
+extern "C" __global__ void __launch_bounds__(EMBED_THREADS)
+    embed_segment_f32(const Spans spans, const unsigned int* __restrict__ ids, const __nv_bfloat16* __restrict__ embed,
+                      const __nv_bfloat16* __restrict__ memory, float* __restrict__ hidden, int mem_rows, int d,
+                      int vocab) {
+    embed_segment(spans.spans[blockIdx.y], ids, embed, memory, hidden, mem_rows, d, vocab);
 }

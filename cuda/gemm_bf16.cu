@@ -3,12 +3,16 @@ Grouped bf16 matrix products on tensor cores: for each problem p of a GroupedGem
 A and B bf16 row-major (B is an nn.Linear weight stored [out, in]), f32 accumulation, C bf16 (rounded once, after the
 optional residual add in f32) or f32. These are the QKV / O / gate-up / down projections of every cell of a diagonal
 step (one problem per cell, each with its own layer's weights and row count), the ARMT projections, and the LM head.
+`gemm_bf16_nt_f32_af32` takes A in f32 (the f32 hidden rows) and rounds it to bf16 (to nearest, ties to even) as it
+stages it into shared memory: its tiles, and so its bits, are exactly those of `gemm_bf16_nt_f32` on A rounded to
+bf16 beforehand.
 The simple first rung of the ladder: a 64×64 output tile per 128-thread block (4 warps of 32×32, WMMA 16×16×16 bf16
 fragments), 32-wide K tiles staged through shared memory with zero-filled edges (any m, n, k, any row stride; 16-byte
 loads only where the rows are 16-byte aligned), the result written back through shared memory with bounds checks.
 A problem's bits depend only on that problem: blockIdx.y picks the problem, blockIdx.x the tile within it (blocks
 past its tiles exit), each output element is summed in a fixed order, no split-K, no atomics.
-Work: 2·m·n·k FLOP per problem; bytes moved at least 2·(m·k + n·k) + (2 or 4)·m·n (×2 for C when accumulating).
+Work: 2·m·n·k FLOP per problem; bytes moved at least (2 or 4)·m·k + 2·n·k + (2 or 4)·m·n (×2 for C when
+accumulating).
 */
 #include <cuda_bf16.h>
 #include <mma.h>
@@ -75,6 +79,45 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat
     }
 }
 
+// As load_tile, from a row-major f32 matrix: every element is rounded to bf16 (to nearest, ties to even) on the way,
+// so the tile holds exactly what load_tile copies from the matrix rounded to bf16 beforehand (zeros stay zeros).
+// `vec_ok`: the base address is 16-byte aligned and ld is a multiple of 4, so any 8-element chunk starting at a
+// multiple of 8 is two aligned 16-byte loads.
+__device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const float* src, int rows, int k, long long ld, int r0,
+                                          int k0, bool vec_ok) {
+    constexpr int CHUNKS_PER_ROW = BK / 8;
+    constexpr int CHUNKS = BM * CHUNKS_PER_ROW;
+    static_assert(CHUNKS % THREADS == 0, "every thread copies the same number of chunks");
+#pragma unroll
+    for (int it = 0; it < CHUNKS / THREADS; ++it) {
+        const int ch = threadIdx.x + it * THREADS;
+        const int r = ch / CHUNKS_PER_ROW;
+        const int c = (ch % CHUNKS_PER_ROW) * 8;
+        const int gr = r0 + r;
+        const int gc = k0 + c;
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (gr < rows && gc < k) {
+            const float* p = src + (long long)gr * ld + gc;
+            float f[8];
+            if (vec_ok && gc + 8 <= k) {
+                const float4 lo = *reinterpret_cast<const float4*>(p);
+                const float4 hi = *reinterpret_cast<const float4*>(p + 4);
+                f[0] = lo.x, f[1] = lo.y, f[2] = lo.z, f[3] = lo.w;
+                f[4] = hi.x, f[5] = hi.y, f[6] = hi.z, f[7] = hi.w;
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; ++j) f[j] = gc + j < k ? p[j] : 0.0f;
+            }
+            unsigned int e[8];
+#pragma unroll
+            for (int j = 0; j < 8; ++j) e[j] = (unsigned int)__bfloat16_as_ushort(__float2bfloat16_rn(f[j]));
+            // Little-endian: the element at the lower address is the low half of the word.
+            v = make_uint4(e[0] | e[1] << 16, e[2] | e[3] << 16, e[4] | e[5] << 16, e[6] | e[7] << 16);
+        }
+        *reinterpret_cast<uint4*>(tile + r * LDS + c) = v;
+    }
+}
+
 __device__ __forceinline__ void store_out(float* dst, float v, bool accumulate) {
     *dst = accumulate ? *dst + v : v;
 }
@@ -84,7 +127,8 @@ __device__ __forceinline__ void store_out(__nv_bfloat16* dst, float v, bool accu
     *dst = __float2bfloat16_rn(accumulate ? __bfloat162float(*dst) + v : v);
 }
 
-template <typename OutT>
+// A is `AT` (bf16, or f32 rounded to bf16 by load_tile), B bf16, C `OutT`.
+template <typename AT, typename OutT>
 __device__ __forceinline__ void gemm_nt(const GroupedGemm& params) {
     using namespace nvcuda;
 
@@ -100,11 +144,12 @@ __device__ __forceinline__ void gemm_nt(const GroupedGemm& params) {
     const int m0 = (int)(blockIdx.x / tiles_n) * BM;
     const int n0 = (int)(blockIdx.x % tiles_n) * BN;
 
-    const __nv_bfloat16* a = reinterpret_cast<const __nv_bfloat16*>(prob.a);
+    const AT* a = reinterpret_cast<const AT*>(prob.a);
     const __nv_bfloat16* b = reinterpret_cast<const __nv_bfloat16*>(prob.b);
     OutT* c = reinterpret_cast<OutT*>(prob.c);
     const long long lda = prob.lda, ldb = prob.ldb, ldc = prob.ldc;
-    const bool a_vec = (prob.a % 16 == 0) && (lda % 8 == 0);
+    // A row's 8-element chunks are 16-byte aligned (one load for bf16, two for f32).
+    const bool a_vec = (prob.a % 16 == 0) && (lda % (16 / (long long)sizeof(AT)) == 0);
     const bool b_vec = (prob.b % 16 == 0) && (ldb % 8 == 0);
 
     __shared__ __align__(128) unsigned char smem[SMEM_BYTES];
@@ -170,9 +215,15 @@ __device__ __forceinline__ void gemm_nt(const GroupedGemm& params) {
 // __grid_constant__: the problem table is indexed by blockIdx.y, which would otherwise copy the whole 3 KB
 // parameter struct to local memory.
 extern "C" __global__ void __launch_bounds__(THREADS) gemm_bf16_nt_bf16(const __grid_constant__ GroupedGemm params) {
-    gemm_nt<__nv_bfloat16>(params);
+    gemm_nt<__nv_bfloat16, __nv_bfloat16>(params);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) gemm_bf16_nt_f32(const __grid_constant__ GroupedGemm params) {
-    gemm_nt<float>(params);
+    gemm_nt<__nv_bfloat16, float>(params);
+}
+
+// A f32 (rounded to bf16 in shared memory), B bf16, C f32: the projections that read the f32 hidden rows.
+extern "C" __global__ void __launch_bounds__(THREADS)
+    gemm_bf16_nt_f32_af32(const __grid_constant__ GroupedGemm params) {
+    gemm_nt<float, float>(params);
 }

@@ -1,11 +1,12 @@
 /*
 RMSNorm over the rows of the cells of one step: y = w[layer] · (x · rsqrt(mean(x²) + eps)) per row, in the order of
-operations of HF LlamaRMSNorm (bf16 in, f32 math, one rounding to bf16 on store). One block per row: blockIdx.y is the
-span (the cell), blockIdx.x the row inside it; blocks past a span's last row return at once, so a row's arithmetic
-(each thread's strided partial sum, a fixed xor-butterfly inside each warp, the warps' sums added in warp order) is the
-same whichever spans share the launch. Also the final norm before the LM head (one weight, layer 0).
-Bytes: 4 · rows · d of DRAM traffic (x read once and y written once, bf16; x's second read and w[layer] come from
-L1/L2) — divide by the time for the achieved bandwidth.
+operations of HF LlamaRMSNorm (x bf16 or f32, f32 math, one rounding to bf16 on store). One block per row: blockIdx.y
+is the span (the cell), blockIdx.x the row inside it; blocks past a span's last row return at once, so a row's
+arithmetic (each thread's strided partial sum, a fixed xor-butterfly inside each warp, the warps' sums added in warp
+order) is the same whichever spans share the launch. Also the final norm before the LM head (one weight, layer 0).
+Entry points `rms_norm_<X>`, X the input rows' type (bf16, f32; the output is bf16): one template.
+Bytes: (sizeof(X) + 2) · rows · d of DRAM traffic (x read once and y written once; x's second read and w[layer] come
+from L1/L2) — divide by the time for the achieved bandwidth.
 */
 #include <cuda_bf16.h>
 
@@ -15,23 +16,25 @@ L1/L2) — divide by the time for the achieved bandwidth.
 // Fixed, not a launch parameter: the reduction order (which columns each thread sums) depends on it.
 #define RMS_NORM_THREADS 256
 
-// ----------------------------------------------------------------------------
-// CUDA kernels
+namespace {
 
-extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
-    rms_norm_bf16(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
-                  __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
-    const RowSpan span = spans.spans[blockIdx.y];
+__device__ __forceinline__ float load_x(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float load_x(const float* p) { return *p; }
+
+template <typename X>
+__device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict__ x, int x_ld,
+                                         const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y, int y_ld,
+                                         int d, float eps) {
     const int r = blockIdx.x;
     if (r >= span.rows) return;  // block-uniform: no thread of this block reaches the barriers below
 
-    const __nv_bfloat16* xr = x + (size_t)(span.in_row + r) * x_ld;
+    const X* xr = x + (size_t)(span.in_row + r) * x_ld;
     const __nv_bfloat16* wr = w + (size_t)span.layer * d;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
 
     float ss = 0.0f;
     for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
-        const float v = __bfloat162float(xr[c]);
+        const float v = load_x(xr + c);
         ss = fmaf(v, v, ss);
     }
     // xor butterfly: every lane ends with the same bits (fp addition is commutative).
@@ -50,7 +53,25 @@ extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     const float s = row_scale;
 
     for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
-        const float v = __bfloat162float(xr[c]);
+        const float v = load_x(xr + c);
         yr[c] = __float2bfloat16(__bfloat162float(wr[c]) * (v * s));
     }
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------
+// CUDA kernels
+
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_bf16(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
+                  __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
+    rms_norm(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+}
+
+// As rms_norm_bf16, with f32 input rows (the f32 hidden rows); the output stays bf16.
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_f32(const Spans spans, const float* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
+                 __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
+    rms_norm(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }

@@ -1,8 +1,8 @@
 /*
 Rotary position embedding, in place on the fused QKV rows of the cells of one step, in HF LLaMA's rotate_half layout:
 for each q and k head of a row and i < hd/2, (x1, x2) = (x[i], x[i + hd/2]) -> (x1·cos − x2·sin, x2·cos + x1·sin) with
-cos/sin read from f32 tables [positions, hd/2] (built on the host, identical for every cell) at position = the row's
-index inside its span (positions restart at 0 every segment). The q heads [0, H·hd) and k heads [H·hd, (H+KV)·hd) are
+cos/sin read from f32 tables [positions, hd/2] (built on the host, identical for every cell) at position = span.pos +
+the row's index inside its span (positions restart at 0 every segment; pos > 0 for new rows of an open segment). The q heads [0, H·hd) and k heads [H·hd, (H+KV)·hd) are
 contiguous, so a row is H + KV rotated heads; v is not touched. One block per row (blockIdx.y the span, blockIdx.x the
 row); each (head, i) pair is read and written by exactly one thread, so in-place is race-free.
 Bytes: rows · (H + KV) · hd · 4 (bf16 read and written) + the table rows (rows · hd/2 · 8, cached across heads).
@@ -26,8 +26,8 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     if (r >= span.rows) return;
 
     __nv_bfloat16* row = qkv + (size_t)(span.in_row + r) * ld;  // in place: in_row == out_row (launcher checks)
-    const float* c = cos_table + (size_t)r * half;
-    const float* s = sin_table + (size_t)r * half;
+    const float* c = cos_table + (size_t)(span.pos + r) * half;
+    const float* s = sin_table + (size_t)(span.pos + r) * half;
     const int pairs = rot_heads * half;
     for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
         const int head = p / half;

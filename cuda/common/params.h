@@ -12,6 +12,8 @@ execution bitwise identical. Device addresses are 64-bit integers (CUdeviceptr) 
 */
 #pragma once
 
+#include <stddef.h>  // offsetof
+
 #define DBRMT_MAX_GROUPS 64
 
 // One problem of a grouped matrix product: C[m, n] = A · B (+ C when accumulating). The meaning of A and B
@@ -31,11 +33,13 @@ typedef struct {
 
 // Rows in_row .. in_row + rows of the input go to rows out_row .. out_row + rows of the output. `layer` picks the
 // stacked weight of the cell, `state` its memory state (A, z) — the same as `layer` for one request, different when
-// several requests share a step; `flag` is kernel-specific (e.g. "segment 0").
+// several requests share a step; `flag` is kernel-specific (e.g. "segment 0"). `pos` is the position inside its
+// segment of the span's first row: 0 for whole segments; for new rows of an open (generating) segment, the rows
+// already in its KV cache (RoPE and attention read it).
 typedef struct {
     int in_row, out_row, rows, layer;
-    int flag, state;
-    int _pad[2];
+    int flag, state, pos;
+    int _pad;
 } RowSpan;
 
 typedef struct {
@@ -47,4 +51,5 @@ typedef struct {
 static_assert(sizeof(GemmProblem) == 48, "GemmProblem layout is mirrored in params.rs");
 static_assert(sizeof(GroupedGemm) == 48 * DBRMT_MAX_GROUPS + 16, "GroupedGemm layout is mirrored in params.rs");
 static_assert(sizeof(RowSpan) == 32, "RowSpan layout is mirrored in params.rs");
+static_assert(offsetof(RowSpan, pos) == 24, "RowSpan layout is mirrored in params.rs");
 static_assert(sizeof(Spans) == 32 * DBRMT_MAX_GROUPS + 16, "Spans layout is mirrored in params.rs");

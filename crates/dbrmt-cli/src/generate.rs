@@ -1,8 +1,9 @@
-//! `dbrmt generate`: prefill a prompt, then generate token by token on the CPU model, streaming the text.
+//! `dbrmt generate`: prefill a prompt, then generate token by token, streaming the text — on the GPU where there is
+//! one, on the CPU model otherwise.
 //!
 //! `--file` is streamed: read and tokenised in pieces and prefilled as they come (host memory flat in the file's
-//! length). Full segments of the prompt are prefilled with the diagonal schedule; the open segment decodes with a KV cache;
-//! when generation fills a segment, it is closed and generation continues in a fresh one (no length limit).
+//! length). Full segments of the prompt are prefilled with the diagonal schedule; the open segment decodes with a KV
+//! cache; when generation fills a segment, it is closed and generation continues in a fresh one (no length limit).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -12,14 +13,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use dbrmt_model::{
-    cpu::{CpuModel, Resume, Session},
-    identity::model_identity,
-    input::validate_ids,
-    load_model, npy,
-    sampling::Sampler,
-    LogitsMode, Model, SavedState,
+    identity::model_identity, input::validate_ids, load_model, npy, sampling::Sampler, Model, SavedState,
 };
-use dbrmt_runtime::{Device, Engine, ScheduleKind};
+use dbrmt_runtime::{Device, Engine, Session};
 use dbrmt_tokenizer::Tokenizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -56,8 +52,7 @@ pub struct GenerateArgs {
     pub top_p: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Where closed segments are prefilled: `auto` takes the GPU when there is a usable one. The open segment and
-    /// decoding run on the CPU model for now.
+    /// Where the prefill and the decoding run: `auto` takes the GPU when there is a usable one.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Write the memory state after the prefill (A, z per layer; the model's identity, segments consumed and the
@@ -85,38 +80,33 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("loading the tokenizer"),
     };
 
-    // the model moves into the GPU engine when there is one; the CPU model borrows its host weights either way
-    let backend = Backend::open(a.device, model)?;
-    let gpu = backend.engine();
-    let (cfg, weights) = (&backend.model().config, &backend.model().weights);
-    let cpu = CpuModel::new(cfg, weights);
-    let identity = model_identity(cfg, weights);
+    // the model moves into the engine (uploaded to the GPU when there is one)
+    let engine = open_engine(a.device, model)?;
+    let on_gpu = engine.gpu_engine().is_some();
+    let cfg = &engine.model().config;
+    let identity = model_identity(cfg, &engine.model().weights);
     let mut session = match &a.load_state {
-        Some(path) => Session::resume(
-            &cpu,
+        Some(path) => engine.resume(
             SavedState::load(path, &identity, cfg.num_layers, cfg.d_key(), cfg.hidden_size)
                 .with_context(|| "--load-state")?,
-        ),
-        None => Session::new(&cpu),
+        )?,
+        None => engine.session()?,
     };
 
     let t0 = Instant::now();
     let prompt_tokens = match (&a.file, tokenizer.as_ref()) {
-        (Some(path), Some(t)) => prefill_file(&mut session, gpu, t, path, a.chat)?,
+        (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat)?,
         _ => {
             let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.vocab_size)?;
             let bar = progress_bar(ids.len() as u64, ids.len() > 8 * cfg.armt.segment_size, "tokens");
-            feed(&mut session, gpu, &ids, &|done| bar.set_position(done as u64))?;
+            session.prefill_chunked(&ids, 8, |done| bar.set_position(done as u64))?;
             bar.finish_and_clear();
             ids.len()
         }
     };
-    if session.logits().is_empty() {
-        session.prefill(&[])?; // the open segment's rows, after segments closed on the GPU
-    }
     let prefill_s = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.save_state {
-        session.saved().save(path, &identity).with_context(|| "--save-state")?;
+        session.saved()?.save(path, &identity).with_context(|| "--save-state")?;
         eprintln!(
             "state after {} closed segments (+{} open tokens) → {}",
             session.segments_closed(),
@@ -156,11 +146,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
          ({:.1} tokens/s); {}; host peak RSS {}",
         prompt_tokens as f64 / prefill_s,
         generated as f64 / decode_s.max(1e-9),
-        if gpu.is_some() {
-            "closed segments on the GPU, open segment and decoding on the CPU model"
-        } else {
-            "on the CPU model"
-        },
+        if on_gpu { "on the GPU" } else { "on the CPU model" },
         peak_rss()
     );
     Ok(())
@@ -169,13 +155,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 /// Streams `--file` into the session: its text (inside the chat template with `--chat`) is read and tokenised in
 /// pieces that tokenise exactly as the whole text ([`TextChunks`]) and prefilled as they come, so host memory holds
 /// one piece and the open segment, whatever the file's length. Returns the number of tokens.
-fn prefill_file(
-    session: &mut Session<'_>,
-    gpu: Option<&Engine>,
-    t: &Tokenizer,
-    path: &Path,
-    chat: bool,
-) -> anyhow::Result<usize> {
+fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: bool) -> anyhow::Result<usize> {
     const PIECE: usize = 1 << 16;
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -200,11 +180,11 @@ fn prefill_file(
         first = false;
         tokens += ids.len();
         read += piece.len() as u64;
-        feed(session, gpu, &ids, &|_| {})?;
+        session.prefill(&ids)?;
         bar.set_position(read);
     }
     if !chat && t.adds_eos() {
-        feed(session, gpu, &t.eos_id().into_iter().collect::<Vec<u32>>(), &|_| {})?;
+        session.prefill(&t.eos_id().into_iter().collect::<Vec<u32>>())?;
         tokens += 1;
     }
     bar.finish_and_clear();
@@ -214,85 +194,23 @@ fn prefill_file(
     Ok(tokens)
 }
 
-/// Appends `ids` to the session. Without a GPU the session prefills them (closing full segments on the CPU
-/// model); with one, the segments they complete are closed on the GPU (diagonal schedule, resumed from the
-/// session's state) and the session takes over the state, keeping the rest as its open segment — whose rows, and
-/// all decoding, run on the CPU model.
-fn feed(session: &mut Session<'_>, gpu: Option<&Engine>, ids: &[u32], progress: &dyn Fn(usize)) -> anyhow::Result<()> {
-    let Some(engine) = gpu else {
-        session.prefill_chunked(ids, 8, progress)?;
-        return Ok(());
-    };
-    let saved = session.saved();
-    let mut all = saved.open_ids;
-    all.extend_from_slice(ids);
-    let t = engine.model().config.armt.segment_size;
-    let closing = all.len().saturating_sub(1) / t;
-    let state = if closing > 0 {
-        let closed: Vec<i64> = all[..closing * t].iter().map(|&x| i64::from(x)).collect();
-        let resume = Resume {
-            state: saved.state,
-            segments_before: saved.segments,
-        };
-        let (out, _) = engine
-            .prefill_from(&closed, ScheduleKind::Diagonal, LogitsMode::None, false, Some(&resume))
-            .context("prefill on the GPU")?;
-        out.state
-    } else {
-        saved.state
-    };
-    session.restore(SavedState {
-        state,
-        segments: saved.segments + closing,
-        open_ids: all[closing * t..].to_vec(),
-    });
-    progress(ids.len());
-    Ok(())
-}
-
-/// Where the closed segments are prefilled: a GPU engine (holding the model), or the CPU model alone.
-enum Backend {
-    Gpu(Box<Engine>),
-    Cpu(Box<Model>),
-}
-
-impl Backend {
-    /// `--device cuda`: the GPU or an error; `auto`: the GPU when GPU 0 opens, else the CPU model; `cpu`: the CPU.
-    fn open(device: DeviceArg, model: Model) -> anyhow::Result<Self> {
-        let on_gpu = |model| -> anyhow::Result<Self> {
-            Ok(Backend::Gpu(Box::new(
-                Engine::from_model(model, Device::Cuda(0)).context("opening CUDA device 0")?,
-            )))
-        };
-        match device {
-            DeviceArg::Cpu => Ok(Backend::Cpu(Box::new(model))),
-            DeviceArg::Cuda => on_gpu(model),
-            DeviceArg::Auto if !dbrmt_kernels::driver_present() || !dbrmt_kernels::cubins_built() => {
-                Ok(Backend::Cpu(Box::new(model)))
+/// `--device cuda`: the GPU or an error; `auto`: the GPU when GPU 0 opens, else the CPU model; `cpu`: the CPU.
+fn open_engine(device: DeviceArg, model: Model) -> anyhow::Result<Engine> {
+    let on = |model, device| Engine::from_model(model, device);
+    match device {
+        DeviceArg::Cpu => Ok(on(model, Device::Cpu)?),
+        DeviceArg::Cuda => Ok(on(model, Device::Cuda(0)).context("opening CUDA device 0")?),
+        DeviceArg::Auto if !dbrmt_kernels::driver_present() || !dbrmt_kernels::cubins_built() => {
+            Ok(on(model, Device::Cpu)?)
+        }
+        // probe first, so that the model is moved (not copied) into an engine that will open
+        DeviceArg::Auto => match dbrmt_kernels::Gpu::new(0) {
+            Ok(_) => Ok(on(model, Device::Cuda(0)).context("opening CUDA device 0")?),
+            Err(e) => {
+                eprintln!("note: no usable GPU ({e}); running on the CPU model");
+                Ok(on(model, Device::Cpu)?)
             }
-            // probe first, so that the model is moved (not copied) into an engine that will open
-            DeviceArg::Auto => match dbrmt_kernels::Gpu::new(0) {
-                Ok(_) => on_gpu(model),
-                Err(e) => {
-                    eprintln!("note: no usable GPU ({e}); running on the CPU model");
-                    Ok(Backend::Cpu(Box::new(model)))
-                }
-            },
-        }
-    }
-
-    fn model(&self) -> &Model {
-        match self {
-            Backend::Gpu(engine) => engine.model(),
-            Backend::Cpu(model) => model,
-        }
-    }
-
-    fn engine(&self) -> Option<&Engine> {
-        match self {
-            Backend::Gpu(engine) => Some(engine),
-            Backend::Cpu(_) => None,
-        }
+        },
     }
 }
 

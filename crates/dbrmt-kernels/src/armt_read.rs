@@ -2,49 +2,72 @@
 //!
 //! The read of a cell (segment ≥ 1) is `u = h·W_qᵀ` (grouped GEMM), `φ = dpfp(u)` ([`crate::dpfp::dpfp`]),
 //! `num = φ·A` (grouped GEMM, f32 out), then this kernel; the math is
-//! [`reference::armt::read_apply`](crate::reference::armt::read_apply) with `h` stored in bf16.
+//! [`reference::armt::read_apply`](crate::reference::armt::read_apply) with `h` (the hidden rows, [`HiddenElem`])
+//! stored in bf16 (rounded once after the add) or f32.
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
-use half::bf16;
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
 use crate::params::{Span, Spans};
-use crate::{cubins, Gpu, Kernel, KernelError};
+use crate::{cubins, Gpu, HiddenElem, Kernel, KernelError};
 
 const ARMT_READ_APPLY_BF16: Kernel = Kernel {
     file: "armt_read",
     cubin: cubins::ARMT_READ,
     entry: "armt_read_apply_bf16",
 };
+const ARMT_READ_APPLY_F32: Kernel = Kernel {
+    file: "armt_read",
+    cubin: cubins::ARMT_READ,
+    entry: "armt_read_apply_f32",
+};
+
+/// The entry point for hidden rows of type `H`: `armt_read_apply_bf16` or `armt_read_apply_f32`.
+pub(crate) fn kernel<H: HiddenElem>() -> &'static Kernel {
+    H::pick(&ARMT_READ_APPLY_BF16, &ARMT_READ_APPLY_F32)
+}
 
 /// `READ_THREADS` of armt_read.cu (one block per row).
 const THREADS: u32 = 256;
 
 /// For every row `r` of every span: `den = φ[in_row + r] · z[state] + ε` (f32, reduced in a fixed order) and
-/// `h[out_row + r][c] = bf16(h[out_row + r][c] + num[in_row + r][c] / den)` for `c < d`.
+/// `h[out_row + r][c] = h[out_row + r][c] + num[in_row + r][c] / den` for `c < d`, the add in f32 (rounded once to
+/// bf16 where `h` is bf16).
 ///
 /// `num` is `[*, d]` (`φ·A`, f32), `phi` `[*, d_key]`, `z` `[states, d_key]` (the cell's normaliser is row
-/// `span.state`), `h` `[*, h_ld]` bf16 hidden rows, updated in place. `span.layer` and `span.flag` are not used: the
+/// `span.state`), `h` `[*, h_ld]` hidden rows (bf16 or f32: `armt_read_apply_bf16` or `armt_read_apply_f32` is
+/// launched, as `H` is), updated in place. `span.layer` and `span.flag` are not used: the
 /// read is skipped for segment 0, so the caller leaves those cells out.
 ///
 /// Fails with [`KernelError::InvalidArgument`] (before anything is launched) unless `1 ≤ spans.len() ≤ MAX_GROUPS`,
 /// `d, d_key ≥ 1`, every span fits `num`, `phi` and `h`, every `state` is a row of `z`, and no two spans write the
 /// same rows of `h`. Asynchronous on `stream`.
 #[allow(clippy::too_many_arguments)]
-pub fn armt_read_apply(
+pub fn armt_read_apply<H: HiddenElem>(
     gpu: &Gpu,
     stream: &CudaStream,
     num: &CudaSlice<f32>,
     phi: &CudaSlice<f32>,
     z: &CudaSlice<f32>,
-    h: &mut CudaSlice<bf16>,
+    h: &mut CudaSlice<H>,
     h_ld: usize,
     spans: &[Span],
     d: usize,
     d_key: usize,
 ) -> Result<(), KernelError> {
-    validate(num.len(), phi.len(), z.len(), h.len(), h_ld, spans, d, d_key)?;
-    let f = gpu.function(&ARMT_READ_APPLY_BF16)?;
+    let kernel = kernel::<H>();
+    validate(
+        kernel.entry,
+        num.len(),
+        phi.len(),
+        z.len(),
+        h.len(),
+        h_ld,
+        spans,
+        d,
+        d_key,
+    )?;
+    let f = gpu.function(kernel)?;
     let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0).max(1);
     let cfg = LaunchConfig {
         grid_dim: (max_rows as u32, spans.len() as u32, 1),
@@ -66,12 +89,13 @@ pub fn armt_read_apply(
         .arg(&h_ld)
         .arg(&d)
         .arg(&d_key);
-    // SAFETY: the arguments match `armt_read_apply_bf16(Spans, const float* num, const float* phi, const float* z,
-    // __nv_bfloat16* h, int h_ld, int d, int d_key)` in order and type (Spans mirrors params.h, addresses are 8
-    // bytes, half::bf16 is the 2-byte __nv_bfloat16). `validate` checked that every span's rows lie inside `num`,
-    // `phi` and `h`, that its state is a row of `z`, and that no two spans write the same rows of `h`; `h` is
-    // borrowed mutably for this call and the inputs shared, so nothing else writes them meanwhile. grid.x covers
-    // the longest span (blocks past a span's end return), grid.y = spans.len().
+    // SAFETY: the arguments match `armt_read_apply_<H>(Spans, const float* num, const float* phi, const float* z,
+    // H* h, int h_ld, int d, int d_key)` in order and type, the entry point picked by `H` (Spans mirrors params.h,
+    // addresses are 8 bytes, half::bf16 is the 2-byte __nv_bfloat16, f32 is float, and `h` holds H). `validate`
+    // checked that every span's rows lie inside `num`, `phi` and `h` (in elements of H), that its state is a row of
+    // `z`, and that no two spans write the same rows of `h`; `h` is borrowed mutably for this call and the inputs
+    // shared, so nothing else writes them meanwhile. grid.x covers the longest span (blocks past a span's end
+    // return), grid.y = spans.len().
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
@@ -98,6 +122,7 @@ pub(crate) fn check_dim(kernel: &str, what: &str, n: usize) -> Result<(), Kernel
 /// The launcher's checks, on buffer lengths only (so they are tested without a GPU).
 #[allow(clippy::too_many_arguments)]
 fn validate(
+    k: &str,
     num_len: usize,
     phi_len: usize,
     z_len: usize,
@@ -107,7 +132,6 @@ fn validate(
     d: usize,
     d_key: usize,
 ) -> Result<(), KernelError> {
-    let k = ARMT_READ_APPLY_BF16.entry;
     check_groups(k, spans.len())?;
     check_dim(k, "d", d)?;
     check_dim(k, "d_key", d_key)?;
@@ -122,6 +146,8 @@ fn validate(
 
 #[cfg(test)]
 mod tests {
+    use half::bf16;
+
     use super::*;
 
     fn span(in_row: usize, out_row: usize, rows: usize, state: usize) -> Span {
@@ -142,6 +168,7 @@ mod tests {
     fn threads_match_the_kernel() {
         let cu = include_str!("../../../cuda/armt_read.cu");
         assert!(cu.contains(&format!("#define READ_THREADS {THREADS}\n")));
+        crate::hidden::assert_entries("armt_read_apply", cu, [kernel::<bf16>().entry, kernel::<f32>().entry]);
     }
 
     #[test]
@@ -149,21 +176,25 @@ mod tests {
         // d = 8, D = 12: num/phi 10 rows, h 10 rows of stride 9, z 3 states.
         let (num, phi, z, h) = (80, 120, 36, 89);
         let ok = [span(0, 6, 4, 2), span(4, 0, 6, 0)];
-        assert!(validate(num, phi, z, h, 9, &ok, 8, 12).is_ok());
-        assert!(rejected(validate(num - 1, phi, z, h, 9, &ok, 8, 12)), "num short");
-        assert!(rejected(validate(num, phi - 1, z, h, 9, &ok, 8, 12)), "phi short");
-        assert!(rejected(validate(num, phi, z, h - 1, 9, &ok, 8, 12)), "h short");
-        assert!(rejected(validate(num, phi, z, h, 7, &ok, 8, 12)), "h stride below d");
+        assert!(validate("k", num, phi, z, h, 9, &ok, 8, 12).is_ok());
+        assert!(rejected(validate("k", num - 1, phi, z, h, 9, &ok, 8, 12)), "num short");
+        assert!(rejected(validate("k", num, phi - 1, z, h, 9, &ok, 8, 12)), "phi short");
+        assert!(rejected(validate("k", num, phi, z, h - 1, 9, &ok, 8, 12)), "h short");
         assert!(
-            rejected(validate(num, phi, 35, h, 9, &ok, 8, 12)),
+            rejected(validate("k", num, phi, z, h, 7, &ok, 8, 12)),
+            "h stride below d"
+        );
+        assert!(
+            rejected(validate("k", num, phi, 35, h, 9, &ok, 8, 12)),
             "state 2 needs 36 z values"
         );
         assert!(
-            rejected(validate(num, phi, z, h, 9, &[span(0, 0, 4, 3)], 8, 12)),
+            rejected(validate("k", num, phi, z, h, 9, &[span(0, 0, 4, 3)], 8, 12)),
             "state out of range"
         );
         assert!(
             rejected(validate(
+                "k",
                 num,
                 phi,
                 z,
@@ -175,8 +206,8 @@ mod tests {
             )),
             "overlap"
         );
-        assert!(rejected(validate(num, phi, z, h, 9, &ok, 0, 12)), "d 0");
-        assert!(rejected(validate(num, phi, z, h, 9, &ok, 8, 0)), "d_key 0");
-        assert!(rejected(validate(num, phi, z, h, 9, &[], 8, 12)), "no spans");
+        assert!(rejected(validate("k", num, phi, z, h, 9, &ok, 0, 12)), "d 0");
+        assert!(rejected(validate("k", num, phi, z, h, 9, &ok, 8, 0)), "d_key 0");
+        assert!(rejected(validate("k", num, phi, z, h, 9, &[], 8, 12)), "no spans");
     }
 }

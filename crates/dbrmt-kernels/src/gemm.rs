@@ -55,6 +55,11 @@ const GEMM_BF16_NT_F32: Kernel = Kernel {
     cubin: cubins::GEMM_BF16,
     entry: "gemm_bf16_nt_f32",
 };
+const GEMM_BF16_NT_F32_AF32: Kernel = Kernel {
+    file: "gemm_bf16",
+    cubin: cubins::GEMM_BF16,
+    entry: "gemm_bf16_nt_f32_af32",
+};
 const GEMM_F32_NN: Kernel = Kernel {
     file: "gemm_f32",
     cubin: cubins::GEMM_F32,
@@ -288,10 +293,12 @@ fn launch<TA: DeviceRepr, TB: DeviceRepr, TC: DeviceRepr>(
     };
     let mut builder = stream.launch_builder(&f);
     builder.arg(&params);
-    // SAFETY: the kernel takes one `GroupedGemm` by value, and `params` is its #[repr(C)] mirror. validate() checked
-    // that every element each problem reads (A, B) or writes (C) lies inside `a`, `b`, `c`, whose element types are
-    // the kernel's (bf16 or f32, per `kernel`), that no two problems write the same element of C, and that the
-    // dimensions fit the kernel's ints; `c` is borrowed mutably, so it aliases neither input. Blocks past a
+    // SAFETY: the kernel takes one `GroupedGemm` by value, and `params` is its #[repr(C)] mirror, whose addresses
+    // were formed above with the element sizes of TA, TB, TC. validate() checked that every element each problem
+    // reads (A, B) or writes (C) lies inside `a`, `b`, `c`, whose element types are the kernel's (bf16 or f32, per
+    // `kernel`: each public launcher below pairs its entry point with the buffer types it reads and writes, e.g.
+    // gemm_bf16_nt_f32_af32 with an f32 A, bf16 B, f32 C), that no two problems write the same element of C, and that
+    // the dimensions fit the kernel's ints; `c` is borrowed mutably, so it aliases neither input. Blocks past a
     // problem's tiles (or past `count`) exit without touching memory.
     unsafe { builder.launch(cfg) }?;
     Ok(())
@@ -325,7 +332,8 @@ pub fn gemm_bf16_nt(
     )
 }
 
-/// As [`gemm_bf16_nt`], with an f32 C (accumulating adds in f32): the ARMT projections and the LM head logits.
+/// As [`gemm_bf16_nt`], with an f32 C (accumulating adds in f32): the ARMT projections, the LM head logits, and,
+/// accumulating, the residual adds of the o and down projections into f32 hidden rows.
 pub fn gemm_bf16_nt_f32(
     gpu: &Gpu,
     stream: &Arc<CudaStream>,
@@ -339,6 +347,33 @@ pub fn gemm_bf16_nt_f32(
         gpu,
         stream,
         &GEMM_BF16_NT_F32,
+        THREADS_BF16,
+        Layout::Nt,
+        a,
+        b,
+        c,
+        groups,
+        accumulate,
+    )
+}
+
+/// As [`gemm_bf16_nt_f32`], with an f32 A (the f32 hidden rows): `C (+)= bf16(A)·Bᵀ`, each element of A rounded to
+/// bf16 (to nearest, ties to even) as the kernel stages it, B bf16, C f32 (accumulating adds in f32). A problem's
+/// result is bit for bit that of [`gemm_bf16_nt_f32`] on A rounded to bf16 beforehand (the same tiles, the same
+/// loop). Per group: A `[m, k]` (`lda ≥ k`), B `[n, k]` (`ldb ≥ k`), C `[m, n]` (`ldc ≥ n`).
+pub fn gemm_bf16_nt_f32_af32(
+    gpu: &Gpu,
+    stream: &Arc<CudaStream>,
+    a: &CudaSlice<f32>,
+    b: &CudaSlice<bf16>,
+    c: &mut CudaSlice<f32>,
+    groups: &[GemmGroup],
+    accumulate: bool,
+) -> Result<(), KernelError> {
+    launch(
+        gpu,
+        stream,
+        &GEMM_BF16_NT_F32_AF32,
         THREADS_BF16,
         Layout::Nt,
         a,
@@ -606,6 +641,20 @@ mod tests {
         assert!(is_invalid(validate("t", &[g], usize::MAX, 10, 10, Layout::Nt)));
         let g = nt(1, 1, MAX_DIM + 1);
         assert!(is_invalid(validate("t", &[g], usize::MAX, usize::MAX, 10, Layout::Nt)));
+    }
+
+    #[test]
+    fn entries_exist_in_their_files() {
+        let bf16_cu = include_str!("../../../cuda/gemm_bf16.cu");
+        let f32_cu = include_str!("../../../cuda/gemm_f32.cu");
+        for k in [GEMM_BF16_NT_BF16, GEMM_BF16_NT_F32, GEMM_BF16_NT_F32_AF32] {
+            assert!(bf16_cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
+            assert_eq!(k.file, "gemm_bf16");
+        }
+        for k in [GEMM_F32_NN, GEMM_F32_TN] {
+            assert!(f32_cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
+            assert_eq!(k.file, "gemm_f32");
+        }
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub struct RowSpan {
     pub layer: i32,
     pub flag: i32,
     pub state: i32,
-    pub _pad: [i32; 2],
+    /// Position of the span's first row inside its segment (RoPE, attention); 0 for whole segments.
+    pub pos: i32,
+    pub _pad: i32,
 }
 
 /// `Spans` in params.h.
@@ -76,14 +78,20 @@ pub struct Span {
 }
 
 impl Spans {
-    /// Packs up to [`MAX_GROUPS`] spans (the caller has checked the count and the bounds).
+    /// Packs up to [`MAX_GROUPS`] spans (the caller has checked the count and the bounds), every first row at
+    /// position 0.
     pub(crate) fn pack(spans: &[Span]) -> Self {
+        Self::pack_at(spans, &[])
+    }
+
+    /// As [`Spans::pack`], span `i`'s first row at position `starts[i]` (0 where `starts` is shorter).
+    pub(crate) fn pack_at(spans: &[Span], starts: &[usize]) -> Self {
         let mut s = Spans {
             spans: [RowSpan::default(); MAX_GROUPS],
             count: spans.len() as i32,
             _pad: [0; 3],
         };
-        for (dst, src) in s.spans.iter_mut().zip(spans) {
+        for (i, (dst, src)) in s.spans.iter_mut().zip(spans).enumerate() {
             *dst = RowSpan {
                 in_row: src.in_row as i32,
                 out_row: src.out_row as i32,
@@ -91,7 +99,8 @@ impl Spans {
                 layer: src.layer as i32,
                 flag: src.flag as i32,
                 state: src.state as i32,
-                _pad: [0; 2],
+                pos: starts.get(i).copied().unwrap_or(0) as i32,
+                _pad: 0,
             };
         }
         s
@@ -128,6 +137,7 @@ mod tests {
         assert_eq!(size_of::<RowSpan>(), 32);
         assert_eq!(offset_of!(RowSpan, flag), 16);
         assert_eq!(offset_of!(RowSpan, state), 20);
+        assert_eq!(offset_of!(RowSpan, pos), 24);
         assert_eq!(size_of::<Spans>(), 32 * MAX_GROUPS + 16);
         assert_eq!(offset_of!(Spans, count), 32 * MAX_GROUPS);
         let h = include_str!("../../../cuda/common/params.h");

@@ -1,36 +1,47 @@
 //! Launcher of `cuda/rms_norm.cu`: RMSNorm over the rows of the cells of one step.
 //!
-//! `y = w[layer] · (x · rsqrt(mean(x²) + eps))` per row (HF `LlamaRMSNorm`'s order, f32 math, bf16 storage), one span
-//! per cell, each with its own layer's weight row. Also the final norm before the LM head (layer 0 of a one-row
-//! weight). The CPU reference is [`crate::reference::norm::rms_norm`].
+//! `y = w[layer] · (x · rsqrt(mean(x²) + eps))` per row (HF `LlamaRMSNorm`'s order, f32 math; x bf16 or f32, the
+//! hidden rows' type [`HiddenElem`]; y bf16), one span per cell, each with its own layer's weight row. Also the final
+//! norm before the LM head (layer 0 of a one-row weight). The CPU reference is [`crate::reference::norm::rms_norm`].
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use half::bf16;
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
 use crate::params::{Span, Spans};
-use crate::{cubins, Gpu, Kernel, KernelError};
+use crate::{cubins, Gpu, HiddenElem, Kernel, KernelError};
 
 const RMS_NORM_BF16: Kernel = Kernel {
     file: "rms_norm",
     cubin: cubins::RMS_NORM,
     entry: "rms_norm_bf16",
 };
+const RMS_NORM_F32: Kernel = Kernel {
+    file: "rms_norm",
+    cubin: cubins::RMS_NORM,
+    entry: "rms_norm_f32",
+};
+
+/// The entry point for input rows of type `X`: `rms_norm_bf16` or `rms_norm_f32` (the output is bf16 for both).
+pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
+    X::pick(&RMS_NORM_BF16, &RMS_NORM_F32)
+}
 
 /// `RMS_NORM_THREADS` of rms_norm.cu.
 const THREADS: u32 = 256;
 
 /// Normalises rows `in_row..in_row + rows` of `x` (`d` columns, row stride `x_ld`) into rows `out_row..` of `y` (row
 /// stride `y_ld`) for each span, with weight row `w[layer]` of the stacked weights `w` (`[layers, d]`), on `stream`.
+/// `x` is bf16 or f32 (`rms_norm_bf16` or `rms_norm_f32` is launched, as `X` is); `y` is bf16.
 ///
 /// Every span is checked against the buffers first (a span, layer or stride that does not fit, or two spans writing
 /// the same output rows, is a [`KernelError::InvalidArgument`]); 1 to [`MAX_GROUPS`](crate::params::MAX_GROUPS)
 /// spans per launch. A span's result does not depend on the other spans of the launch (bitwise).
 #[allow(clippy::too_many_arguments)]
-pub fn rms_norm(
+pub fn rms_norm<X: HiddenElem>(
     gpu: &Gpu,
     stream: &CudaStream,
-    x: &CudaSlice<bf16>,
+    x: &CudaSlice<X>,
     x_ld: usize,
     w: &CudaSlice<bf16>,
     y: &mut CudaSlice<bf16>,
@@ -39,7 +50,8 @@ pub fn rms_norm(
     d: usize,
     eps: f32,
 ) -> Result<(), KernelError> {
-    let name = RMS_NORM_BF16.entry;
+    let kernel = kernel::<X>();
+    let name = kernel.entry;
     check_groups(name, spans.len())?;
     if d == 0 || d > i32::MAX as usize {
         return Err(invalid(name, format!("d = {d}")));
@@ -58,7 +70,7 @@ pub fn rms_norm(
         return Ok(());
     }
 
-    let f = gpu.function(&RMS_NORM_BF16)?;
+    let f = gpu.function(kernel)?;
     let params = Spans::pack(spans);
     let (x_ptr, w_ptr, y_ptr) = (addr(x, stream), addr(w, stream), addr_mut(y, stream));
     let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
@@ -77,10 +89,23 @@ pub fn rms_norm(
         .arg(&y_ld)
         .arg(&d)
         .arg(&eps);
-    // SAFETY: the arguments match `rms_norm_bf16(Spans, const bf16* x, int x_ld, const bf16* w, bf16* y, int y_ld,
-    // int d, float eps)` in order and size. Every span was checked above: the rows it reads from x, the weight row it
+    // SAFETY: the arguments match `rms_norm_<X>(Spans, const X* x, int x_ld, const bf16* w, bf16* y, int y_ld,
+    // int d, float eps)` in order and size, the entry point picked by `X` (half::bf16 is the 2-byte __nv_bfloat16, f32
+    // is float, and `x` holds X). Every span was checked above: the rows it reads from x, the weight row it
     // reads from w and the rows it writes in y lie inside those buffers, which this call borrows (y mutably, so it
     // aliases neither x nor w), and no two spans write the same rows. Blocks past a span's rows write nothing.
     unsafe { launch.launch(cfg) }?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_named_after_the_input_type() {
+        let cu = include_str!("../../../cuda/rms_norm.cu");
+        crate::hidden::assert_entries("rms_norm", cu, [kernel::<bf16>().entry, kernel::<f32>().entry]);
+        assert!(cu.contains(&format!("#define RMS_NORM_THREADS {THREADS}\n")));
+    }
 }

@@ -124,6 +124,18 @@ fn launchers_reject_spans_that_do_not_fit() {
         rejected(read(&mut h, &vec![span(0, 0, 0, 0, 0, false); 65])),
         "too many spans"
     );
+    // f32 hidden rows: the same checks.
+    let mut h32 = f32s(rows * d);
+    let read32 = |h: &mut _, spans: &[Span]| armt_read_apply(&gpu, s, &num, &phi, &z, h, d, spans, d, dk);
+    assert!(read32(&mut h32, &[span(0, 0, rows, 0, 1, false)]).is_ok());
+    assert!(
+        rejected(read32(&mut h32, &[span(0, 1, rows, 0, 0, false)])),
+        "f32 h rows past the end"
+    );
+    assert!(
+        rejected(read32(&mut h32, &[span(0, 0, rows, 0, 2, false)])),
+        "f32 h: state out of range"
+    );
 
     // Write prep and z update: kvb [4, d_mem + d + 1], kphi [4, D], ka [4, d], z [2, D], b_beta [3].
     let kvb_ld = d_mem + d + 1;

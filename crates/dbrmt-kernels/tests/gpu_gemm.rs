@@ -3,7 +3,7 @@
 
 use dbrmt_kernels::check::fresh_seed;
 use dbrmt_kernels::check::gemm::{check_gemm_grouping, checks, GemmKernel};
-use dbrmt_kernels::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_f32_nn, gemm_f32_tn, GemmGroup};
+use dbrmt_kernels::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup};
 use dbrmt_kernels::params::MAX_GROUPS;
 use dbrmt_kernels::{Gpu, KernelError};
 use half::bf16;
@@ -78,6 +78,18 @@ fn bad_groups_are_refused_before_launch() {
         &gpu,
         stream,
         &a,
+        &b,
+        &mut c32,
+        &[tall],
+        false
+    )));
+    // The same with an f32 A (f32 hidden rows): it fits as a bf16 A does, and one row too many is refused.
+    let a32 = stream.alloc_zeros::<f32>(m * k).unwrap();
+    gemm_bf16_nt_f32_af32(&gpu, stream, &a32, &b, &mut c32, &[good], true).expect("a fitting f32-A group runs");
+    assert!(invalid(gemm_bf16_nt_f32_af32(
+        &gpu,
+        stream,
+        &a32,
         &b,
         &mut c32,
         &[tall],

@@ -90,6 +90,11 @@ impl Engine {
         self.device
     }
 
+    /// The GPU side of a CUDA engine.
+    pub fn gpu_engine(&self) -> Option<&GpuEngine> {
+        self.gpu.as_ref()
+    }
+
     /// Prefills `ids` (checked against the vocabulary) and returns logits and the final memory state.
     pub fn prefill(
         &self,

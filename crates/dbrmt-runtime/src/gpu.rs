@@ -17,9 +17,9 @@ use crate::error::EngineError;
 /// A model on one GPU, with a workspace kept between prefills.
 #[derive(Debug)]
 pub struct GpuEngine {
-    gpu: Gpu,
-    stream: Arc<CudaStream>,
-    model: GpuModel,
+    pub(crate) gpu: Gpu,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) model: GpuModel,
     workspace: Mutex<Option<Workspace>>,
 }
 
@@ -94,37 +94,77 @@ impl GpuEngine {
                 schedule.max_width().max(1),
                 slots.max(1),
                 logit_rows,
+                0,
             )?);
         }
         let ws = guard.as_mut().expect("workspace just ensured");
-        ws.set_ids(stream, ids)?;
         let (mut state, segments_before) = match resume {
             None => (DeviceState::zeros(stream, layers, cfg.d_key(), d)?, 0),
-            Some(r) => {
-                let shape = (r.state.layers.len(), r.state.d_key, r.state.hidden);
-                if shape != (layers, cfg.d_key(), d) {
-                    return Err(ModelError::InvalidInput(format!(
-                        "memory state of {} layers × D {} × d {} does not fit this model",
-                        shape.0, shape.1, shape.2
-                    ))
-                    .into());
-                }
-                (DeviceState::upload(stream, &r.state)?, r.segments_before)
-            }
+            Some(r) => (self.upload_state(&r.state)?, r.segments_before),
         };
-
         let start = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
+        let (logits_out, hidden) = self.run(ws, &mut state, ids, schedule, segments_before, logits, keep_hidden)?;
+        let end = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
+        end.synchronize()?;
+        let ms = start.elapsed_ms(&end)?;
+        let state: MemoryState = state.download(stream, 0, layers)?;
+        let logit_rows = match logits {
+            LogitsMode::None => 0,
+            LogitsMode::Last => 1,
+            LogitsMode::All => ids.len(),
+        };
+        let output = Output {
+            tokens: ids.len(),
+            segments,
+            logits: logits_out,
+            logit_rows,
+            hidden,
+            state,
+        };
+        Ok((output, DeviceTiming { ms }))
+    }
+
+    /// Uploads a memory state after checking that it fits this model.
+    pub(crate) fn upload_state(&self, state: &MemoryState) -> Result<DeviceState, EngineError> {
+        let cfg = &self.model.cfg;
+        let shape = (state.layers.len(), state.d_key, state.hidden);
+        if shape != (cfg.num_layers, cfg.d_key(), cfg.hidden_size) {
+            return Err(ModelError::InvalidInput(format!(
+                "memory state of {} layers × D {} × d {} does not fit this model",
+                shape.0, shape.1, shape.2
+            ))
+            .into());
+        }
+        Ok(DeviceState::upload(&self.stream, state)?)
+    }
+
+    /// Walks `schedule` over the segments of `ids` in `ws`, updating `state` (the memory after `segments_before`
+    /// earlier segments). Returns the logits asked for and, with `keep_hidden`, the final-norm'ed hidden rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run(
+        &self,
+        ws: &mut Workspace,
+        state: &mut DeviceState,
+        ids: &[u32],
+        schedule: &Schedule,
+        segments_before: usize,
+        logits: LogitsMode,
+        keep_hidden: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), EngineError> {
+        let cfg = &self.model.cfg;
+        let (layers, d, v, t) = (cfg.num_layers, cfg.hidden_size, cfg.vocab_size, cfg.armt.segment_size);
+        let segments = cfg.segments_for(ids.len());
+        let stream = &self.stream;
+        ws.set_ids(stream, ids)?;
         let mut tracker = Tracker::new(layers, &[segments]);
         let mut slot_of = vec![usize::MAX; segments];
         let mut free: Vec<usize> = (0..ws.slots).rev().collect();
-        let mut out_logits = vec![
-            0.0f32;
-            if logits == LogitsMode::All {
-                ids.len() * v
-            } else {
-                logit_rows * v
-            }
-        ];
+        let logit_rows = match logits {
+            LogitsMode::None => 0,
+            LogitsMode::Last => 1,
+            LogitsMode::All => ids.len(),
+        };
+        let mut out_logits = vec![0.0f32; logit_rows * v];
         let mut out_hidden = keep_hidden.then(|| vec![0.0f32; ids.len() * d]);
         for (i, step) in schedule.steps.iter().enumerate() {
             tracker
@@ -146,9 +186,10 @@ impl GpuEngine {
                     text_rows: range.len(),
                     first_segment: segments_before + s == 0,
                     enters_at_token: (l == 0).then_some(range.start),
+                    open_at: None,
                 });
             }
-            self.model.step(&self.gpu, stream, ws, &mut state, &cells)?;
+            self.model.step(&self.gpu, stream, ws, state, &cells)?;
             for task in &step.tasks {
                 tracker.complete(task);
                 let (l, s) = (task.cell.layer, task.cell.segment);
@@ -182,24 +223,7 @@ impl GpuEngine {
         if !tracker.finished(0) {
             return Err(ModelError::InvalidSchedule("the schedule ends before every cell ran".into()).into());
         }
-        let end = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
-        end.synchronize()?;
-        let ms = start.elapsed_ms(&end)?;
-        let state: MemoryState = state.download(stream, 0, layers)?;
-        let logit_rows = match logits {
-            LogitsMode::None => 0,
-            LogitsMode::Last => 1,
-            LogitsMode::All => ids.len(),
-        };
-        let output = Output {
-            tokens: ids.len(),
-            segments,
-            logits: out_logits,
-            logit_rows,
-            hidden: out_hidden,
-            state,
-        };
-        Ok((output, DeviceTiming { ms }))
+        Ok((out_logits, out_hidden))
     }
 }
 

@@ -4,8 +4,12 @@
 mod engine;
 mod error;
 mod gpu;
+mod gpu_session;
 pub mod selftest;
+mod session;
 
 pub use engine::{Device, Engine, ScheduleKind};
 pub use error::EngineError;
 pub use gpu::{DeviceTiming, GpuEngine};
+pub use gpu_session::GpuSession;
+pub use session::Session;

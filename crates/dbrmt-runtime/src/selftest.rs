@@ -66,7 +66,52 @@ pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Che
         bitwise("gpu diagonal = sequential", case.into(), &diag, &seq),
     ];
     checks.extend(resume_check(&engine, &ids, &diag, case)?);
+    checks.push(session_check(&engine, &checked, &diag.logits, case)?);
     Ok(checks)
+}
+
+/// Generation against the whole prefill's logits `whole` (all positions): a session prefills the first third of
+/// `ids`, then pushes the rest one token at a time (closing segments as they fill, and halfway through continuing
+/// from its saved state in a new session, whose open tokens run again); the logits after every token must have the
+/// bits of the prefill's at that position.
+pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &'static str) -> Result<Check, EngineError> {
+    let v = engine.model().config.vocab_size;
+    let first = (ids.len() / 3).max(1);
+    let resume_at = (first + ids.len()) / 2;
+    let mut session = engine.session()?;
+    session.prefill(&ids[..first])?;
+    let (mut got, mut differ) = (Vec::with_capacity(whole.len()), 0usize);
+    let mut record = |pos: usize, logits: &[f32]| {
+        let want = &whole[pos * v..(pos + 1) * v];
+        differ += logits
+            .iter()
+            .zip(want)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        got.extend_from_slice(logits);
+    };
+    record(first - 1, session.logits());
+    for (pos, &id) in ids.iter().enumerate().skip(first) {
+        if pos == resume_at {
+            session = engine.resume(session.saved()?)?;
+        }
+        record(pos, session.push(id)?);
+    }
+    let name = if engine.device() == Device::Cpu {
+        "cpu decode = prefill"
+    } else {
+        "gpu decode = prefill"
+    };
+    let shape = format!(
+        "{case}: {first} prefilled + {} pushed, resumed at {resume_at}",
+        ids.len() - first
+    );
+    let mut check = compare(name, shape, &got, &whole[(first - 1) * v..], 0.0);
+    if differ > 0 {
+        check.rel_err = f64::INFINITY;
+        check.shape.push_str(&format!(" [{differ} logits differ in bits]"));
+    }
+    Ok(check)
 }
 
 /// A prefill in two pieces — the first half of the segments, then the rest resumed from its state — against the

@@ -1,6 +1,7 @@
-//! The ARMT memory kernels against [`reference::armt`](crate::reference::armt): `armt_read_apply_bf16`
-//! ([`read_apply`]), `armt_write_prep_f32` ([`write_prep`]) and `armt_z_update_f32` ([`z_update`]), each also run
-//! as the only span of a launch and compared bit for bit with the same cell inside a launch of four.
+//! The ARMT memory kernels against [`reference::armt`](crate::reference::armt): `armt_read_apply_bf16` and
+//! `armt_read_apply_f32` ([`read_apply`], bf16 or f32 hidden rows), `armt_write_prep_f32` ([`write_prep`]) and
+//! `armt_z_update_f32` ([`z_update`]), each also run as the only span of a launch and compared bit for bit with the
+//! same cell inside a launch of four.
 //!
 //! The inputs are shaped like the real ones: φ and kφ come from [`dpfp`] of random vectors, `z` is positive and
 //! large (`|N(0,1)|·5 + 1`, a normaliser that has accumulated several segments), the numerators `φ·A` and `kφ·A`
@@ -8,14 +9,16 @@
 //! nothing), and the write keys' scale grows along the memory rows so that `γ` is clipped to 0 on some rows and lies
 //! strictly between 0 and 1 on others (the check fails if either case is missing).
 
-use super::{compare, download_bf16, download_f32, poisoned_f32, round_bf16, upload_bf16, upload_f32, Check, Rng};
-use crate::armt_read::armt_read_apply;
+use half::bf16;
+
+use super::{compare, download_f32, download_hidden, poisoned_f32, round_bf16, upload_f32, upload_hidden, Check, Rng};
+use crate::armt_read::{armt_read_apply, kernel as read_kernel};
 use crate::armt_write::{armt_write_prep, armt_z_update};
 use crate::params::Span;
 use crate::poison::POISON_F32_BITS;
 use crate::reference::armt::{dpfp, read_apply, write_prep, z_update, WriteFlags};
 use crate::reference::MEM_EPS;
-use crate::{Gpu, KernelError};
+use crate::{Gpu, HiddenElem, KernelError};
 
 /// `h` is stored in bf16: the output rounding alone is up to 2⁻⁹ ≈ 2e-3 relative per element (about 1e-3 in the
 /// norm), while the f32 arithmetic before it agrees with the reference to ~1e-6; 8e-3 leaves that rounding a factor
@@ -27,6 +30,12 @@ pub const READ_TOL: f64 = 8e-3;
 /// (measured ~1e-5 in the norm). 1e-3 is the bound that catches an error of the read term far below [`READ_TOL`]
 /// (which the output rounding alone nearly fills): 0.1 % of the read term already exceeds it.
 pub const READ_ROUNDED_TOL: f64 = 1e-3;
+
+/// `h` stored in f32 (`armt_read_apply_f32`): nothing is rounded to bf16, so only the f32 arithmetic differs from the
+/// reference: the denominator, a dot product over D ≤ 768 positive terms reduced in a tree in f32 against the
+/// reference's f64 (relative difference ≲ 1e-6), then one division and one add, each within half an ulp. The read
+/// term is O(1) like h, so the error is ≲ 1e-6 relative; 1e-5, the bound of every f32 kernel, leaves a factor of ten.
+pub const READ_F32_TOL: f64 = 1e-5;
 
 /// f32 throughout: δ and ‖kφ‖² are f32 dot products over D ≤ 768 positive terms reduced in a tree on the GPU and in
 /// f64 in the reference (relative difference ≲ 1e-6), `expf` in σ is within 2 ulp, and `u`, `γ` depend on them
@@ -46,7 +55,7 @@ const KVB_PAD: usize = 2;
 // ------------------------------------------------------------------------------------------------------------------
 // The associative read
 
-/// One cell of the read: φ `[rows, D]`, num `[rows, d]`, h `[rows, d]` (bf16 values), z `[D]`.
+/// One cell of the read: φ `[rows, D]`, num `[rows, d]`, h `[rows, d]` (values of the hidden rows' type), z `[D]`.
 struct ReadCell {
     phi: Vec<f32>,
     num: Vec<f32>,
@@ -54,13 +63,13 @@ struct ReadCell {
     z: Vec<f32>,
 }
 
-fn read_cell(rng: &mut Rng, rows: usize, d: usize, d_mem: usize) -> ReadCell {
+fn read_cell<H: HiddenElem>(rng: &mut Rng, rows: usize, d: usize, d_mem: usize) -> ReadCell {
     let dk = 2 * NU * d_mem;
     let u = rng.f32_normal(rows * d_mem, 1.0);
     let mut phi = vec![0.0f32; rows * dk];
     dpfp(&u, d_mem, NU, &mut phi);
     let z = positive_z(rng, dk);
-    let h = rng.bf16_normal(rows * d, 1.0);
+    let h = rng.hidden_normal::<H>(rows * d, 1.0);
     let mut num = Vec::with_capacity(rows * d);
     for q in phi.chunks_exact(dk) {
         let den = dot64(q, &z) + MEM_EPS as f64;
@@ -69,23 +78,23 @@ fn read_cell(rng: &mut Rng, rows: usize, d: usize, d_mem: usize) -> ReadCell {
     ReadCell { phi, num, h, z }
 }
 
-/// `armt_read_apply_bf16` on one cell per entry of `rows` (d columns, `h_pad` extra columns in h's row stride),
-/// against [`read_apply`] on the same bf16 `h`. Two checks: against the f32 reference ([`READ_TOL`]) and against it
-/// rounded to bf16 ([`READ_ROUNDED_TOL`]).
-pub fn check_read_apply(
+/// `armt_read_apply_<H>` on one cell per entry of `rows` (d columns, `h_pad` extra columns in h's row stride), against
+/// [`read_apply`] on the same `h`. For bf16 rows two checks: against the f32 reference ([`READ_TOL`]) and against it
+/// rounded to bf16 ([`READ_ROUNDED_TOL`]); for f32 rows one, against the f32 reference ([`READ_F32_TOL`]).
+pub fn check_read_apply<H: HiddenElem>(
     gpu: &Gpu,
     seed: u64,
     d: usize,
     d_mem: usize,
     rows: &[usize],
     h_pad: usize,
-) -> Result<[Check; 2], KernelError> {
+) -> Result<Vec<Check>, KernelError> {
     let mut rng = Rng::new(seed);
-    let cells: Vec<ReadCell> = rows.iter().map(|&r| read_cell(&mut rng, r, d, d_mem)).collect();
+    let cells: Vec<ReadCell> = rows.iter().map(|&r| read_cell::<H>(&mut rng, r, d, d_mem)).collect();
     let cell_refs: Vec<&ReadCell> = cells.iter().collect();
     let layout = Layout::new(rows, 1);
     let h_ld = d + h_pad;
-    let (h_in, h_out) = run_read(gpu, &mut rng, &cell_refs, &layout, d, d_mem, h_ld)?;
+    let (h_in, h_out) = run_read::<H>(gpu, &mut rng, &cell_refs, &layout, d, d_mem, h_ld)?;
     let (mut got, mut want, mut before) = (Vec::new(), Vec::new(), Vec::new());
     for (i, c) in cells.iter().enumerate() {
         let mut h = c.h.clone();
@@ -98,26 +107,26 @@ pub fn check_read_apply(
     // How much the read moves h: the check is only meaningful if this is far above READ_TOL.
     let signal = compare("", String::new(), &before, &want, 0.0).rel_err;
     let shape = format!("d={d} d_mem={d_mem} rows={rows:?} h_ld={h_ld} |read|/|h|={signal:.2}");
-    let rounded: Vec<f32> = want.iter().map(|&x| round_bf16(x)).collect();
-    let mut check = flag_strays(
-        compare("armt_read_apply_bf16", shape.clone(), &got, &want, READ_TOL),
-        strays,
-    );
+    let name = read_kernel::<H>().entry;
+    let tol = H::pick(READ_TOL, READ_F32_TOL);
+    let mut check = flag_strays(compare(name, shape.clone(), &got, &want, tol), strays);
     if signal < 10.0 * READ_TOL {
         check.rel_err = f64::INFINITY;
         check.shape += " READ TERM TOO SMALL TO TEST";
     }
+    if H::pick(false, true) {
+        // f32 rows: nothing is rounded, so there is no rounded reference to compare with.
+        return Ok(vec![check]);
+    }
+    let rounded: Vec<f32> = want.iter().map(|&x| round_bf16(x)).collect();
     let shape = format!("{shape} vs bf16(ref)");
-    let rounded_check = flag_strays(
-        compare("armt_read_apply_bf16", shape, &got, &rounded, READ_ROUNDED_TOL),
-        strays,
-    );
-    Ok([check, rounded_check])
+    let rounded_check = flag_strays(compare(name, shape, &got, &rounded, READ_ROUNDED_TOL), strays);
+    Ok(vec![check, rounded_check])
 }
 
 /// Cell `alone` of a launch of `rows.len()` cells, run again as the only span of a launch (other rows, other state
-/// index): its h rows must be the same bits.
-pub fn check_read_apply_grouping(
+/// index): its h rows (of type `H`) must be the same bits.
+pub fn check_read_apply_grouping<H: HiddenElem>(
     gpu: &Gpu,
     seed: u64,
     d: usize,
@@ -126,21 +135,21 @@ pub fn check_read_apply_grouping(
     alone: usize,
 ) -> Result<Check, KernelError> {
     let mut rng = Rng::new(seed);
-    let cells: Vec<ReadCell> = rows.iter().map(|&r| read_cell(&mut rng, r, d, d_mem)).collect();
+    let cells: Vec<ReadCell> = rows.iter().map(|&r| read_cell::<H>(&mut rng, r, d, d_mem)).collect();
     let cell_refs: Vec<&ReadCell> = cells.iter().collect();
     let group = Layout::new(rows, 1);
-    let (_, h) = run_read(gpu, &mut rng, &cell_refs, &group, d, d_mem, d)?;
+    let (_, h) = run_read::<H>(gpu, &mut rng, &cell_refs, &group, d, d_mem, d)?;
     let grouped = extract(&h, d, group.out_row[alone], rows[alone], d);
     let single = Layout::new(&rows[alone..=alone], 3);
-    let (_, h) = run_read(gpu, &mut rng, &cell_refs[alone..=alone], &single, d, d_mem, d)?;
+    let (_, h) = run_read::<H>(gpu, &mut rng, &cell_refs[alone..=alone], &single, d, d_mem, d)?;
     let by_itself = extract(&h, d, single.out_row[0], rows[alone], d);
     let shape = format!("alone vs {} spans: cell {alone} of rows={rows:?} d={d}", rows.len());
-    Ok(bitwise("armt_read_apply_bf16", shape, &by_itself, &grouped))
+    Ok(bitwise(read_kernel::<H>().entry, shape, &by_itself, &grouped))
 }
 
-/// One launch of [`armt_read_apply`] over `cells` placed by `layout` (random rows and states around them); returns
-/// the whole h buffer before and after.
-fn run_read(
+/// One launch of [`armt_read_apply`] over `cells` placed by `layout` (random rows and states around them), h stored as
+/// `H`; returns the whole h buffer before and after (as f32, exact).
+fn run_read<H: HiddenElem>(
     gpu: &Gpu,
     rng: &mut Rng,
     cells: &[&ReadCell],
@@ -153,7 +162,7 @@ fn run_read(
     let dk = 2 * NU * d_mem;
     let mut num = rng.f32_normal(layout.in_rows * d, 1.0);
     let mut phi = rng.f32_normal(layout.in_rows * dk, 1.0);
-    let mut h = rng.bf16_normal(layout.out_rows * h_ld, 1.0);
+    let mut h = rng.hidden_normal::<H>(layout.out_rows * h_ld, 1.0);
     let mut z = positive_z(rng, layout.slots * dk);
     for (i, c) in cells.iter().enumerate() {
         put(&mut num, d, layout.in_row[i], &c.num, d);
@@ -166,7 +175,7 @@ fn run_read(
         upload_f32(stream, &phi)?,
         upload_f32(stream, &z)?,
     );
-    let mut h_d = upload_bf16(stream, &h)?;
+    let mut h_d = upload_hidden::<H>(stream, &h)?;
     armt_read_apply(
         gpu,
         stream,
@@ -179,7 +188,7 @@ fn run_read(
         d,
         dk,
     )?;
-    Ok((h, download_bf16(stream, &h_d)?))
+    Ok((h, download_hidden(stream, &h_d)?))
 }
 
 // ------------------------------------------------------------------------------------------------------------------
@@ -514,26 +523,46 @@ fn run_z(
 // All checks
 
 /// Every ARMT memory check: the read at d = 128, 576, 2048 (d_mem 16, 32, 64; spans of unequal rows that are not
-/// multiples of anything, a single-row span, a short last segment, a padded h stride), the write prep at M = 8, 16,
-/// 128 with and without the correction (three spans, one of them segment 0, different states and layers), the z
-/// update at the same shapes, and one grouping check (alone vs in a launch of four, bitwise) per kernel.
+/// multiples of anything, a single-row span, a short last segment, a padded h stride) on bf16 and on f32 hidden rows,
+/// the write prep at M = 8, 16, 128 with and without the correction (three spans, one of them segment 0, different
+/// states and layers), the z update at the same shapes, and one grouping check (alone vs in a launch of four,
+/// bitwise) per kernel and hidden type.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let s = |i: u64| seed.wrapping_add(i);
     let mut out = Vec::new();
-    for (i, (d, d_mem, rows, h_pad)) in [
+    let read_shapes = [
         (128, 16, &[1, 77, 160][..], 0),
         (576, 32, &[300, 129, 45][..], 8),
         (2048, 64, &[1152, 1152, 300][..], 0),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        match check_read_apply(gpu, s(i as u64), d, d_mem, rows, h_pad) {
+    ];
+    for (i, &(d, d_mem, rows, h_pad)) in read_shapes.iter().enumerate() {
+        match check_read_apply::<bf16>(gpu, s(i as u64), d, d_mem, rows, h_pad) {
             Ok(pair) => out.extend(pair.into_iter().map(Ok)),
             Err(e) => out.push(Err(e)),
         }
     }
-    out.push(check_read_apply_grouping(gpu, s(3), 576, 32, &[129, 64, 300, 7], 2));
+    out.push(check_read_apply_grouping::<bf16>(
+        gpu,
+        s(3),
+        576,
+        32,
+        &[129, 64, 300, 7],
+        2,
+    ));
+    for (i, &(d, d_mem, rows, h_pad)) in read_shapes.iter().enumerate() {
+        match check_read_apply::<f32>(gpu, s(50 + i as u64), d, d_mem, rows, h_pad) {
+            Ok(one) => out.extend(one.into_iter().map(Ok)),
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    out.push(check_read_apply_grouping::<f32>(
+        gpu,
+        s(53),
+        576,
+        32,
+        &[129, 64, 300, 7],
+        2,
+    ));
     for (i, (d, d_mem, m, correction)) in [
         (128, 16, 8, true),
         (576, 32, 16, false),
@@ -749,7 +778,7 @@ mod tests {
     #[test]
     fn read_term_is_of_the_order_of_h() {
         let mut rng = Rng::new(7);
-        let c = read_cell(&mut rng, 50, 128, 16);
+        let c = read_cell::<bf16>(&mut rng, 50, 128, 16);
         let mut h = c.h.clone();
         read_apply(&mut h, &c.num, &c.phi, &c.z);
         let rel = compare("", String::new(), &c.h, &h, 0.0).rel_err;

@@ -7,7 +7,7 @@ use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layou
 use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
 use crate::attention::attention_causal;
 use crate::params::Span;
-use crate::reference::attention::causal_gqa_attention;
+use crate::reference::attention::{causal_gqa_attention, causal_gqa_attention_cached};
 use crate::{Gpu, KernelError};
 
 /// The head shape of a check.
@@ -54,6 +54,11 @@ impl Case {
     }
 
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+        self.run_at(gpu, spans, &vec![0; spans.len()])
+    }
+
+    /// As `run`, span `i`'s queries from position `starts[i]` (the rows before it act as a KV cache).
+    fn run_at(&self, gpu: &Gpu, spans: &[Span], starts: &[usize]) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
         let qkv = upload_bf16(stream, &self.qkv)?;
         let mut out = poisoned_bf16(gpu, stream, self.layout.out_rows * self.out_ld)?;
@@ -66,6 +71,7 @@ impl Case {
             &mut out,
             self.out_ld,
             spans,
+            starts,
             s.heads,
             s.kv_heads,
             s.head_dim,
@@ -136,6 +142,69 @@ pub fn check_attention_grouping(
     ))
 }
 
+/// The new rows of open segments: span `i` has `cached[i]` rows already in the buffer (its KV cache) and the rest of
+/// its `rows[i]` are new queries from position `cached[i]`, written from the span's out_row. Against the f32
+/// reference for cached attention (tolerance [`ROW_KERNEL_TOL`], as the square case), and bitwise equal to the same
+/// queries computed inside the whole span: decoding a token gives the bits a prefill of the text would.
+pub fn check_attention_cached(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    cached: &[usize],
+    shape: AttentionShape,
+) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, shape);
+    let whole = case.run(gpu, &case.layout.spans)?;
+    let new: Vec<Span> = case
+        .layout
+        .spans
+        .iter()
+        .zip(cached)
+        .map(|(s, &c)| Span { rows: s.rows - c, ..*s })
+        .collect();
+    let out = case.run_at(gpu, &new, cached)?;
+    let AttentionShape {
+        heads,
+        kv_heads,
+        head_dim,
+    } = shape;
+    let (qw, kw) = (heads * head_dim, kv_heads * head_dim);
+    let (mut got, mut want, mut inside) = (Vec::new(), Vec::new(), Vec::new());
+    for ((s, n), &c) in case.layout.spans.iter().zip(&new).zip(cached) {
+        let q = gather(&case.qkv, case.qkv_ld, s.in_row + c, n.rows, 0, qw);
+        let k = gather(&case.qkv, case.qkv_ld, s.in_row, s.rows, qw, kw);
+        let v = gather(&case.qkv, case.qkv_ld, s.in_row, s.rows, qw + kw, kw);
+        let mut o = vec![0.0; n.rows * qw];
+        causal_gqa_attention_cached(
+            &q, &k, &v, n.rows, s.rows, heads, kv_heads, head_dim, case.scale, &mut o,
+        );
+        want.extend(o);
+        got.extend(gather(&out, case.out_ld, n.out_row, n.rows, 0, qw));
+        inside.extend(gather(&whole, case.out_ld, s.out_row + c, n.rows, 0, qw));
+    }
+    let describe = format!("{} cached={cached:?} (bitwise = whole span)", case.describe());
+    let got_f32: Vec<f32> = got.iter().copied().map(f32::from).collect();
+    let check = compare(
+        "attention_causal_bf16",
+        describe.clone(),
+        &got_f32,
+        &want,
+        ROW_KERNEL_TOL,
+    );
+    let regions: Vec<_> = new.iter().map(|s| (s.out_row, s.rows, qw)).collect();
+    let check = fail_if(
+        check,
+        stray_writes(&out, case.out_ld, &regions, poison_bits),
+        "writes outside the spans",
+    );
+    let differ = got
+        .iter()
+        .zip(&inside)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    Ok(fail_if(check, differ, "elements differ in bits from the whole span's"))
+}
+
 /// Attention at the published head shapes and at awkward ones: every head size, GQA groups of 4, 3, 2 and 1, rows
 /// that are not multiples of the 64-query or 32-key tiles (1, 17, 40, 65, 1152 + a short last segment, 4352 = T + M
 /// at T = 4096, M = 256), several spans per launch, and the grouping check.
@@ -154,5 +223,9 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         check_attention(gpu, seed ^ 5, &[4352], shape(2, 1, 64)),
         check_attention_grouping(gpu, seed ^ 6, &[40, 17, 300, 129], 0, shape(32, 8, 64)),
         check_attention_grouping(gpu, seed ^ 7, &[200, 1, 70, 64], 2, shape(4, 2, 128)),
+        // decoding: one new row after 0, 63, 64 and 1023 cached rows; a few new rows after a tile edge
+        check_attention_cached(gpu, seed ^ 8, &[1, 64, 65, 1024], &[0, 63, 64, 1023], shape(9, 3, 64)),
+        check_attention_cached(gpu, seed ^ 9, &[100, 40], &[33, 31], shape(32, 8, 64)),
+        check_attention_cached(gpu, seed ^ 10, &[130, 7], &[129, 2], shape(8, 2, 128)),
     ]
 }

@@ -1,14 +1,15 @@
-//! `embed_segment_bf16` against [`reference::embed::segment_input`](crate::reference::embed::segment_input): a copy,
-//! so exact.
+//! `embed_segment_bf16` and `embed_segment_f32` against
+//! [`reference::embed::segment_input`](crate::reference::embed::segment_input): a copy, so exact. The hidden rows are
+//! read back as f32 (exact for both types), so one set of checks serves both.
 
 use half::bf16;
 
-use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layout};
-use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
-use crate::embed::{embed_segment, BAD_ID_BF16_BITS};
+use super::rms_norm::{bitwise, fail_if, gather, unpoisoned_outside, Layout};
+use super::{compare, download_hidden, hidden_poison_bits, poisoned_hidden, upload_bf16, Check, Rng};
+use crate::embed::{embed_segment, kernel, BAD_ID_F32_BITS};
 use crate::params::Span;
 use crate::reference::embed::segment_input;
-use crate::{Gpu, KernelError};
+use crate::{Gpu, HiddenElem, KernelError};
 
 struct Case {
     layout: Layout,
@@ -49,12 +50,13 @@ impl Case {
         format!("T_s={rows:?} M={} d={} V={}", self.mem_rows, self.d, self.vocab)
     }
 
-    fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+    /// Launches on `spans` over poisoned hidden rows of type `H`; returns the whole hidden buffer as f32.
+    fn run<H: HiddenElem>(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<f32>, KernelError> {
         let stream = gpu.stream();
         let ids = stream.clone_htod(&self.ids)?;
         let embed = upload_bf16(stream, &self.embed)?;
         let memory = upload_bf16(stream, &self.memory)?;
-        let mut hidden = poisoned_bf16(gpu, stream, self.layout.out_rows * self.d)?;
+        let mut hidden = poisoned_hidden::<H>(gpu, stream, self.layout.out_rows * self.d)?;
         embed_segment(
             gpu,
             stream,
@@ -66,7 +68,7 @@ impl Case {
             self.d,
             self.vocab,
         )?;
-        Ok(stream.clone_dtoh(&hidden)?)
+        download_hidden(stream, &hidden)
     }
 
     /// The rows each span writes: `(out_row, T_s + M, d)`.
@@ -92,9 +94,10 @@ impl Case {
     }
 }
 
-/// The segment inputs of one span per entry of `rows` (T_s text rows each; the last may be short) against the
-/// reference. Tolerance 0: the kernel copies bf16 rows, so every element must equal the table's.
-pub fn check_embed(
+/// The segment inputs of one span per entry of `rows` (T_s text rows each; the last may be short), written as hidden
+/// rows of type `H`, against the reference. Tolerance 0: the kernel copies bf16 rows (into bf16, or exactly into f32),
+/// so every element must equal the table's.
+pub fn check_embed<H: HiddenElem>(
     gpu: &Gpu,
     seed: u64,
     rows: &[usize],
@@ -103,27 +106,24 @@ pub fn check_embed(
     mem_rows: usize,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, d, vocab, mem_rows);
-    let hidden = case.run(gpu, &case.layout.spans)?;
+    let hidden = case.run::<H>(gpu, &case.layout.spans)?;
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for s in &case.layout.spans {
         want.extend(case.reference(&case.ids, s));
-        got.extend(
-            gather(&hidden, d, s.out_row, s.rows + mem_rows, 0, d)
-                .into_iter()
-                .map(f32::from),
-        );
+        got.extend(gather(&hidden, d, s.out_row, s.rows + mem_rows, 0, d));
     }
-    let check = compare("embed_segment_bf16", case.describe(), &got, &want, 0.0);
+    let check = compare(kernel::<H>().entry, case.describe(), &got, &want, 0.0);
     Ok(fail_if(
         check,
-        stray_writes(&hidden, d, &case.regions(), poison_bits),
+        unpoisoned_outside(&hidden, d, &case.regions(), hidden_poison_bits::<H>()),
         "writes outside the spans",
     ))
 }
 
 /// Ids `>= vocab` inside the spans (`vocab` itself and `u32::MAX`): their rows must be the NaN
-/// [`BAD_ID_BF16_BITS`], every other row exact. Tolerance 0.
-pub fn check_embed_bad_ids(gpu: &Gpu, seed: u64) -> Result<Check, KernelError> {
+/// [`BAD_ID_BF16_BITS`](crate::embed::BAD_ID_BF16_BITS) (in f32 rows [`BAD_ID_F32_BITS`], which is also what a bf16
+/// NaN row reads back as), every other row exact. Tolerance 0.
+pub fn check_embed_bad_ids<H: HiddenElem>(gpu: &Gpu, seed: u64) -> Result<Check, KernelError> {
     let (d, vocab, mem_rows) = (64, 50, 3);
     let mut case = Case::new(seed, &[9, 4], d, vocab, mem_rows);
     let spans = case.layout.spans.clone();
@@ -131,7 +131,7 @@ pub fn check_embed_bad_ids(gpu: &Gpu, seed: u64) -> Result<Check, KernelError> {
     for &(i, id) in &bad {
         case.ids[i] = id;
     }
-    let hidden = case.run(gpu, &spans)?;
+    let hidden = case.run::<H>(gpu, &spans)?;
     let (mut got, mut want, mut not_nan) = (Vec::new(), Vec::new(), 0);
     // The reference with valid ids in the bad places; the bad rows are then compared by bits instead.
     let mut valid_ids = case.ids.clone();
@@ -144,34 +144,40 @@ pub fn check_embed_bad_ids(gpu: &Gpu, seed: u64) -> Result<Check, KernelError> {
         for row in 0..s.rows + mem_rows {
             let out = &hidden[(s.out_row + row) * d..(s.out_row + row + 1) * d];
             if row == bad_row {
-                not_nan += out.iter().filter(|v| v.to_bits() != BAD_ID_BF16_BITS).count();
+                not_nan += out.iter().filter(|v| v.to_bits() != BAD_ID_F32_BITS).count();
             } else {
                 want.extend_from_slice(&r[row * d..(row + 1) * d]);
-                got.extend(out.iter().map(|v| v.to_f32()));
+                got.extend_from_slice(out);
             }
         }
     }
     let mut shape = case.describe();
     shape.push_str(" ids >= V");
-    let check = compare("embed_segment_bf16", shape, &got, &want, 0.0);
+    let check = compare(kernel::<H>().entry, shape, &got, &want, 0.0);
     let check = fail_if(check, not_nan, "elements of bad-id rows are not the NaN 0x7FFF");
     Ok(fail_if(
         check,
-        stray_writes(&hidden, d, &case.regions(), poison_bits),
+        unpoisoned_outside(&hidden, d, &case.regions(), hidden_poison_bits::<H>()),
         "writes outside the spans",
     ))
 }
 
-/// The cell of `rows[target]` launched alone and inside the launch of all `rows`: identical bits.
-pub fn check_embed_grouping(gpu: &Gpu, seed: u64, rows: &[usize], target: usize) -> Result<Check, KernelError> {
+/// The cell of `rows[target]` launched alone and inside the launch of all `rows` (hidden rows of type `H`): identical
+/// bits.
+pub fn check_embed_grouping<H: HiddenElem>(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    target: usize,
+) -> Result<Check, KernelError> {
     let (d, vocab, mem_rows) = (576, 1000, 16);
     let case = Case::new(seed, rows, d, vocab, mem_rows);
     let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, d, s.out_row, s.rows + mem_rows, 0, d);
+    let alone = case.run::<H>(gpu, &[s])?;
+    let grouped = case.run::<H>(gpu, &case.layout.spans)?;
+    let pick = |y: &[f32]| gather(y, d, s.out_row, s.rows + mem_rows, 0, d);
     Ok(bitwise(
-        "embed_segment_bf16",
+        kernel::<H>().entry,
         format!("{} cell {target} alone vs grouped", case.describe()),
         &pick(&alone),
         &pick(&grouped),
@@ -179,13 +185,18 @@ pub fn check_embed_grouping(gpu: &Gpu, seed: u64, rows: &[usize], target: usize)
 }
 
 /// Segment inputs at SmolLM2's and Llama-3.2-1B's widths, full and short last segments, with and without memory
-/// rows, bad ids, and the grouping check.
+/// rows, bad ids, and the grouping check; each for bf16 and for f32 hidden rows.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     vec![
-        check_embed(gpu, seed, &[40, 17], 576, 1000, 16),
-        check_embed(gpu, seed ^ 1, &[128, 128, 5], 2048, 3000, 128),
-        check_embed(gpu, seed ^ 2, &[7, 1], 100, 37, 0),
-        check_embed_bad_ids(gpu, seed ^ 3),
-        check_embed_grouping(gpu, seed ^ 4, &[40, 17, 128, 3], 1),
+        check_embed::<bf16>(gpu, seed, &[40, 17], 576, 1000, 16),
+        check_embed::<bf16>(gpu, seed ^ 1, &[128, 128, 5], 2048, 3000, 128),
+        check_embed::<bf16>(gpu, seed ^ 2, &[7, 1], 100, 37, 0),
+        check_embed_bad_ids::<bf16>(gpu, seed ^ 3),
+        check_embed_grouping::<bf16>(gpu, seed ^ 4, &[40, 17, 128, 3], 1),
+        check_embed::<f32>(gpu, seed ^ 5, &[40, 17], 576, 1000, 16),
+        check_embed::<f32>(gpu, seed ^ 6, &[128, 128, 5], 2048, 3000, 128),
+        check_embed::<f32>(gpu, seed ^ 7, &[7, 1], 100, 37, 0),
+        check_embed_bad_ids::<f32>(gpu, seed ^ 8),
+        check_embed_grouping::<f32>(gpu, seed ^ 9, &[40, 17, 128, 3], 1),
     ]
 }

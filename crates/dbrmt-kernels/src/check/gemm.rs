@@ -1,5 +1,9 @@
 //! Checks of the grouped matrix products (`cuda/gemm_bf16.cu`, `cuda/gemm_f32.cu`) against `reference::gemm`.
 //!
+//! `gemm_bf16_nt_f32_af32` reads an f32 A and rounds it to bf16 as it stages it: its inputs are unrounded f32 values,
+//! its reference sees them rounded to bf16, and [`check_gemm_af32_rounding`] requires its bits to be those of
+//! `gemm_bf16_nt_f32` on A rounded to bf16 on the host.
+//!
 //! Every case lays its groups out the way the engine does (cells' rows stacked in shared activation buffers, with
 //! a gap row between cells; weights or memory states stacked per layer, group g using layer g), optionally with row
 //! strides wider than the rows (`pad`). Every element of A and B that no group may read is NaN, so a read past an
@@ -12,10 +16,10 @@ use cudarc::driver::CudaStream;
 use half::bf16;
 
 use super::{
-    compare, download_bf16, download_f32, poisoned_bf16, poisoned_f32, upload_bf16, upload_f32, Check, Rng,
+    compare, download_bf16, download_f32, poisoned_bf16, poisoned_f32, round_bf16, upload_bf16, upload_f32, Check, Rng,
     POISON_BF16_BITS,
 };
-use crate::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_f32_nn, gemm_f32_tn, GemmGroup, Layout};
+use crate::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup, Layout};
 use crate::poison::POISON_F32_BITS;
 use crate::reference::gemm::{linear, linear_add, matmul, matmul_tn_add};
 use crate::{Gpu, KernelError};
@@ -37,6 +41,8 @@ pub enum GemmKernel {
     Bf16NtBf16,
     /// `gemm_bf16_nt_f32`: C f32 = A·Bᵀ, bf16 inputs.
     Bf16NtF32,
+    /// `gemm_bf16_nt_f32_af32`: C f32 = bf16(A)·Bᵀ, A f32 (rounded to bf16 by the kernel), B bf16.
+    Bf16NtF32Af32,
     /// `gemm_f32_nn`: C = A·B, f32.
     F32Nn,
     /// `gemm_f32_tn`: C = Aᵀ·B, f32.
@@ -44,10 +50,11 @@ pub enum GemmKernel {
 }
 
 impl GemmKernel {
-    /// All four entry points.
-    pub const ALL: [GemmKernel; 4] = [
+    /// All five entry points.
+    pub const ALL: [GemmKernel; 5] = [
         GemmKernel::Bf16NtBf16,
         GemmKernel::Bf16NtF32,
+        GemmKernel::Bf16NtF32Af32,
         GemmKernel::F32Nn,
         GemmKernel::F32Tn,
     ];
@@ -57,6 +64,7 @@ impl GemmKernel {
         match self {
             GemmKernel::Bf16NtBf16 => "gemm_bf16_nt_bf16",
             GemmKernel::Bf16NtF32 => "gemm_bf16_nt_f32",
+            GemmKernel::Bf16NtF32Af32 => "gemm_bf16_nt_f32_af32",
             GemmKernel::F32Nn => "gemm_f32_nn",
             GemmKernel::F32Tn => "gemm_f32_tn",
         }
@@ -64,14 +72,28 @@ impl GemmKernel {
 
     fn layout(self) -> Layout {
         match self {
-            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 => Layout::Nt,
+            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 | GemmKernel::Bf16NtF32Af32 => Layout::Nt,
             GemmKernel::F32Nn => Layout::Nn,
             GemmKernel::F32Tn => Layout::Tn,
         }
     }
 
-    fn bf16_inputs(self) -> bool {
+    /// Whether A is stored in bf16.
+    fn bf16_a(self) -> bool {
         matches!(self, GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32)
+    }
+
+    /// Whether B is stored in bf16.
+    fn bf16_b(self) -> bool {
+        matches!(
+            self,
+            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 | GemmKernel::Bf16NtF32Af32
+        )
+    }
+
+    /// Whether the kernel rounds its (f32) A to bf16 before multiplying.
+    fn rounds_a(self) -> bool {
+        self == GemmKernel::Bf16NtF32Af32
     }
 
     fn bf16_output(self) -> bool {
@@ -218,16 +240,16 @@ struct Inputs {
 
 fn inputs(case: &GemmCase, l: &Layout3, rng: &mut Rng) -> Inputs {
     let layout = case.kernel.layout();
-    let mut draw = |len: usize, std: f64| {
-        if case.kernel.bf16_inputs() {
+    let mut draw = |len: usize, std: f64, bf16: bool| {
+        if bf16 {
             rng.bf16_normal(len, std)
         } else {
             rng.f32_normal(len, std)
         }
     };
-    let mut a = draw(l.a_len, 1.0);
+    let mut a = draw(l.a_len, 1.0, case.kernel.bf16_a());
     // Scaled so that every product has entries of order 1, like the residual they may be added to.
-    let mut b = draw(l.b_len, 1.0 / (case.k.max(1) as f64).sqrt());
+    let mut b = draw(l.b_len, 1.0 / (case.k.max(1) as f64).sqrt(), case.kernel.bf16_b());
     let (mut a_mask, mut b_mask, mut c_mask) = (vec![false; l.a_len], vec![false; l.b_len], vec![false; l.c_len]);
     for g in &l.groups {
         let (ar, aw) = if layout == Layout::Tn { (g.k, g.m) } else { (g.m, g.k) };
@@ -277,7 +299,10 @@ fn reference(case: &GemmCase, l: &Layout3, x: &Inputs) -> Vec<f32> {
         if k > 0 {
             match case.kernel.layout() {
                 Layout::Nt => {
-                    let a = gather(&x.a, g.a_offset, m, k, g.lda);
+                    let mut a = gather(&x.a, g.a_offset, m, k, g.lda);
+                    if case.kernel.rounds_a() {
+                        a.iter_mut().for_each(|v| *v = round_bf16(*v));
+                    }
                     let w = gather(&x.b, g.b_offset, n, k, g.ldb);
                     if case.accumulate {
                         linear_add(&a, &w, m, k, n, &mut y);
@@ -331,7 +356,16 @@ fn run_gpu(
     x: &Inputs,
 ) -> Result<Vec<f32>, KernelError> {
     let acc = case.accumulate;
-    if case.kernel.bf16_inputs() {
+    if case.kernel.rounds_a() {
+        let (a, b) = (upload_f32(stream, &x.a)?, upload_bf16(stream, &x.b)?);
+        let mut c = if acc {
+            upload_f32(stream, &x.c0)?
+        } else {
+            poisoned_f32(gpu, stream, x.c0.len())?
+        };
+        gemm_bf16_nt_f32_af32(gpu, stream, &a, &b, &mut c, groups, acc)?;
+        download_f32(stream, &c)
+    } else if case.kernel.bf16_a() {
         let (a, b) = (upload_bf16(stream, &x.a)?, upload_bf16(stream, &x.b)?);
         if case.kernel.bf16_output() {
             let mut c = if acc {
@@ -445,6 +479,48 @@ pub fn check_gemm_grouping(gpu: &Gpu, seed: u64, kernel: GemmKernel, accumulate:
     Ok(check)
 }
 
+/// `gemm_bf16_nt_f32_af32` against `gemm_bf16_nt_f32` on A rounded to bf16 on the host (to nearest, ties to even),
+/// the same groups, C and B: identical bits, since the kernel rounds A the same way as it stages it and runs the same
+/// tile loop. Every eighth element of A is made an exact tie between two bf16 values (so rounding half up, or
+/// truncating, shows). Tolerance 0: any differing bit fails.
+pub fn check_gemm_af32_rounding(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
+    assert_eq!(
+        case.kernel,
+        GemmKernel::Bf16NtF32Af32,
+        "the rounding check is for the af32 kernel"
+    );
+    let stream = gpu.stream();
+    let l = lay_out(case);
+    let mut x = inputs(case, &l, &mut Rng::new(seed));
+    for v in x.a.iter_mut().step_by(8).filter(|v| v.is_finite()) {
+        *v = f32::from_bits((v.to_bits() & 0xFFFF_0000) | 0x8000);
+    }
+    let got = run_gpu(gpu, stream, case, &l.groups, &x)?;
+    let rounded = Inputs {
+        a: x.a.iter().map(|&v| round_bf16(v)).collect(),
+        b: x.b.clone(),
+        c0: x.c0.clone(),
+        c_mask: x.c_mask.clone(),
+    };
+    let bf16_case = GemmCase {
+        kernel: GemmKernel::Bf16NtF32,
+        ..case.clone()
+    };
+    let want = run_gpu(gpu, stream, &bf16_case, &l.groups, &rounded)?;
+    let shape = format!("{} vs gemm_bf16_nt_f32(bf16(A)), ties", case.shape());
+    let mut check = judge(case.kernel.entry(), shape, &got, &want, &x.c_mask, 0.0);
+    let differing = got
+        .iter()
+        .zip(&want)
+        .zip(&x.c_mask)
+        .filter(|((a, b), &m)| m && a.to_bits() != b.to_bits())
+        .count();
+    if differing > 0 {
+        check.rel_err = check.rel_err.max(differing as f64 / got.len() as f64);
+    }
+    Ok(check)
+}
+
 /// Every gemm check: each entry point at shapes that are not multiples of the tiles, several groups of different
 /// row counts (a short last segment among them), padded row strides, accumulate on and off, k = 0 and empty
 /// groups, the model's real shapes, and the bitwise grouping check.
@@ -484,6 +560,11 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     // ARMT projections [K|V|β] (64 + 2048 + 1 columns) of M = 128 memory rows; an LM head (SmolLM2's vocab, odd).
     cases.push(case(GemmKernel::Bf16NtF32, &[128, 128, 128], 2113, 2048, false));
     cases.push(case(GemmKernel::Bf16NtF32, &[1, 3], 49157, 576, false));
+    // With f32 hidden rows: the o projection's residual add into them (f32 C, accumulating), and the products that
+    // read them (A f32): the ARMT projections of the memory rows and the read's W_q (d_mem = 64) over T + M rows.
+    cases.push(case(GemmKernel::Bf16NtF32, &[1152, 500], 2048, 2048, true));
+    cases.push(case(GemmKernel::Bf16NtF32Af32, &[128, 128, 128], 2113, 2048, false));
+    cases.push(case(GemmKernel::Bf16NtF32Af32, &[1152, 300], 64, 2048, false));
     // The memory read φ(q)·A (D = 384) and the update A += Kᵀ·U (M = 128).
     cases.push(case(GemmKernel::F32Nn, &[1152, 144], 2048, 384, false));
     cases.push(case(GemmKernel::F32Tn, &[384, 384, 384], 2048, 128, true));
@@ -498,6 +579,22 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
             let s = seed.wrapping_add(1000 + 2 * i as u64 + accumulate as u64);
             results.push(check_gemm_grouping(gpu, s, kernel, accumulate));
         }
+    }
+    // The af32 kernel's rounding: 16-byte-aligned rows (the vector loads) with a K tail, then odd strides (the
+    // element loads) with empty groups, accumulating.
+    for (i, (ms, n, k, pad, accumulate)) in [(vec![1, 37, 130], 200, 300, 0, false), (vec![5, 0, 9], 33, 17, 3, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let case = GemmCase {
+            kernel: GemmKernel::Bf16NtF32Af32,
+            ms,
+            n,
+            k,
+            pad,
+            accumulate,
+        };
+        results.push(check_gemm_af32_rounding(gpu, seed.wrapping_add(2000 + i as u64), &case));
     }
     results
 }

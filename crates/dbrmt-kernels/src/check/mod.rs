@@ -10,7 +10,7 @@ use cudarc::driver::{CudaSlice, CudaStream};
 use half::bf16;
 
 use crate::poison::{poison_f32, poison_u32, POISON_F32_BITS};
-use crate::{Gpu, KernelError};
+use crate::{Gpu, HiddenElem, KernelError};
 
 pub mod armt;
 pub mod attention;
@@ -165,6 +165,14 @@ impl Rng {
         (0..n).map(|_| (self.normal() * std) as f32).collect()
     }
 
+    /// `n` values from N(0, std²) as hidden rows of type `H` hold them: [`Rng::bf16_normal`] for bf16,
+    /// [`Rng::f32_normal`] for f32 (the same draws).
+    pub fn hidden_normal<H: HiddenElem>(&mut self, n: usize, std: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| H::from_f32((self.normal() * std) as f32).to_f32())
+            .collect()
+    }
+
     /// Uniform integer in `0..n`.
     pub fn below(&mut self, n: usize) -> usize {
         (self.uniform() * n as f64) as usize % n.max(1)
@@ -195,6 +203,40 @@ pub fn download_bf16(stream: &Arc<CudaStream>, x: &CudaSlice<bf16>) -> Result<Ve
 /// Downloads f32 values (synchronising the stream).
 pub fn download_f32(stream: &Arc<CudaStream>, x: &CudaSlice<f32>) -> Result<Vec<f32>, KernelError> {
     Ok(stream.clone_dtoh(x)?)
+}
+
+/// Uploads f32 values as hidden rows of type `H` (rounded to bf16, or as they are).
+pub fn upload_hidden<H: HiddenElem>(stream: &Arc<CudaStream>, x: &[f32]) -> Result<CudaSlice<H>, KernelError> {
+    let h: Vec<H> = x.iter().map(|&v| H::from_f32(v)).collect();
+    Ok(stream.clone_htod(&h)?)
+}
+
+/// Downloads hidden rows of type `H` as f32 (exact, so bits compare as the stored bits do; synchronising the stream).
+pub fn download_hidden<H: HiddenElem>(stream: &Arc<CudaStream>, x: &CudaSlice<H>) -> Result<Vec<f32>, KernelError> {
+    Ok(stream.clone_dtoh(x)?.into_iter().map(H::to_f32).collect())
+}
+
+/// A buffer of `n` hidden elements of type `H`, every element poisoned: [`POISON_BF16_BITS`] or [`POISON_F32_BITS`].
+pub fn poisoned_hidden<H: HiddenElem>(
+    gpu: &Gpu,
+    stream: &Arc<CudaStream>,
+    n: usize,
+) -> Result<CudaSlice<H>, KernelError> {
+    let mut words: CudaSlice<u32> = stream.alloc_zeros(n)?;
+    poison_u32(gpu, stream, &mut words, POISON_F32_BITS)?;
+    // f32 → bf16 keeps a NaN's high half (and sets its quiet bit, already set): the bf16 poison.
+    let host: Vec<H> = stream
+        .clone_dtoh(&words)?
+        .into_iter()
+        .map(|w| H::from_f32(f32::from_bits(w)))
+        .collect();
+    Ok(stream.clone_htod(&host)?)
+}
+
+/// The bits of a [`poisoned_hidden`] element of type `H` as [`download_hidden`] reads it back: [`POISON_BF16_BITS`]
+/// widened, or [`POISON_F32_BITS`].
+pub fn hidden_poison_bits<H: HiddenElem>() -> u32 {
+    H::pick((POISON_BF16_BITS as u32) << 16, POISON_F32_BITS)
 }
 
 /// A bf16 buffer of `n` elements, every element poisoned (a NaN).
@@ -235,6 +277,18 @@ mod tests {
         assert!(c.passed() && c.rel_err == 0.0);
         let nan = compare("k", "s".into(), &[f32::NAN], &[1.0], 1e-3);
         assert!(!nan.passed());
+    }
+
+    #[test]
+    fn hidden_helpers_match_the_typed_ones() {
+        let (mut a, mut b) = (Rng::new(3), Rng::new(3));
+        assert_eq!(a.hidden_normal::<bf16>(100, 2.0), b.bf16_normal(100, 2.0));
+        assert_eq!(a.hidden_normal::<f32>(100, 2.0), b.f32_normal(100, 2.0));
+        let p = f32::from_bits(POISON_F32_BITS);
+        assert_eq!(<bf16 as HiddenElem>::from_f32(p).to_bits(), POISON_BF16_BITS);
+        assert_eq!(hidden_poison_bits::<f32>(), POISON_F32_BITS);
+        let widened = HiddenElem::to_f32(bf16::from_bits(POISON_BF16_BITS)).to_bits();
+        assert_eq!(hidden_poison_bits::<bf16>(), widened);
     }
 
     #[test]

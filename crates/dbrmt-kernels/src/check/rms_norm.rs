@@ -1,13 +1,14 @@
-//! `rms_norm_bf16` against [`reference::norm::rms_norm`](crate::reference::norm::rms_norm), and the row layouts
-//! and comparisons shared by the checks of the decoder layer's row kernels (rope, attention, swiglu, embed).
+//! `rms_norm_bf16` and `rms_norm_f32` (bf16 or f32 input rows) against
+//! [`reference::norm::rms_norm`](crate::reference::norm::rms_norm), and the row layouts and comparisons shared by the
+//! checks of the decoder layer's row kernels (rope, attention, swiglu, embed).
 
 use half::bf16;
 
-use super::{compare, poisoned_bf16, upload_bf16, Check, Rng, POISON_BF16_BITS};
+use super::{compare, poisoned_bf16, upload_bf16, upload_hidden, Check, Rng, POISON_BF16_BITS};
 use crate::params::Span;
 use crate::reference::norm::rms_norm as rms_norm_ref;
-use crate::rms_norm::rms_norm;
-use crate::{Gpu, KernelError};
+use crate::rms_norm::{kernel, rms_norm};
+use crate::{Gpu, HiddenElem, KernelError};
 
 /// The ε of LLaMA's RMSNorm (and ARMT's config).
 const EPS: f32 = 1e-5;
@@ -96,6 +97,22 @@ pub(crate) fn stray_writes(
         .count()
 }
 
+/// Elements of a poisoned output read back as f32 ([`download_hidden`](super::download_hidden), exact for bf16 and
+/// f32; row stride `ld`) outside the regions `(row, rows, width)` whose bits are no longer `poison`
+/// ([`hidden_poison_bits`](super::hidden_poison_bits)): writes a kernel must not have made.
+pub(crate) fn unpoisoned_outside(buf: &[f32], ld: usize, regions: &[(usize, usize, usize)], poison: u32) -> usize {
+    let mut inside = vec![false; buf.len()];
+    for &(row, rows, width) in regions {
+        for r in row..row + rows {
+            inside[r * ld..r * ld + width].iter_mut().for_each(|x| *x = true);
+        }
+    }
+    buf.iter()
+        .zip(&inside)
+        .filter(|&(&v, &inside)| !inside && v.to_bits() != poison)
+        .count()
+}
+
 /// `expected` for [`stray_writes`] on a poisoned buffer.
 pub(crate) fn poison_bits(_: usize) -> u16 {
     POISON_BF16_BITS
@@ -111,19 +128,22 @@ pub(crate) fn fail_if(mut check: Check, bad: usize, what: &str) -> Check {
 }
 
 /// The bitwise grouping check: the bits `alone` (the cell launched on its own) and `grouped` (the same cell inside a
-/// larger launch) must be identical. `rel_err` is exactly 0 when they are, ∞ otherwise; tol 0.
-pub(crate) fn bitwise(kernel: &'static str, shape: String, alone: &[bf16], grouped: &[bf16]) -> Check {
-    let f = |v: &[bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
-    let check = compare(kernel, shape, &f(grouped), &f(alone), 0.0);
+/// larger launch) must be identical (bf16 values, or f32 ones: hidden rows of either type read back as f32, which
+/// keeps every bit). `rel_err` is exactly 0 when they are, ∞ otherwise; tol 0.
+pub(crate) fn bitwise<T: HiddenElem>(kernel: &'static str, shape: String, alone: &[T], grouped: &[T]) -> Check {
+    let f = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+    let (alone, grouped) = (f(alone), f(grouped));
+    let check = compare(kernel, shape, &grouped, &alone, 0.0);
     let differ = alone
         .iter()
-        .zip(grouped)
+        .zip(&grouped)
         .filter(|(a, b)| a.to_bits() != b.to_bits())
         .count();
     fail_if(check, differ, "elements differ in bits")
 }
 
-/// Random RMSNorm inputs and weights, laid out for `rows` (one span per entry).
+/// Random RMSNorm inputs (as input rows of type `X` hold them: bf16-rounded or f32) and weights, laid out for `rows`
+/// (one span per entry).
 struct Case {
     layout: Layout,
     d: usize,
@@ -135,12 +155,12 @@ struct Case {
 }
 
 impl Case {
-    fn new(seed: u64, rows: &[usize], d: usize, layers: usize) -> Case {
+    fn new<X: HiddenElem>(seed: u64, rows: &[usize], d: usize, layers: usize) -> Case {
         let mut rng = Rng::new(seed);
         let layout = Layout::new(rows, layers, false, 0);
         // Strides wider than d (odd ones too): the kernel must use them, not d.
         let (x_ld, y_ld) = (d + 3, d + 5);
-        let x = rng.bf16_normal(layout.in_rows * x_ld, 1.5);
+        let x = rng.hidden_normal::<X>(layout.in_rows * x_ld, 1.5);
         let w = rng
             .bf16_normal(layers * d, 0.2)
             .into_iter()
@@ -162,10 +182,11 @@ impl Case {
         format!("rows={rows:?} d={} layers={}", self.d, self.layers)
     }
 
-    /// Launches on `spans` over poisoned outputs; returns the whole output buffer.
-    fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+    /// Launches on `spans` (input rows of type `X`, as drawn by `new::<X>`) over poisoned outputs; returns the whole
+    /// output buffer.
+    fn run<X: HiddenElem>(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
-        let x = upload_bf16(stream, &self.x)?;
+        let x = upload_hidden::<X>(stream, &self.x)?;
         let w = upload_bf16(stream, &self.w)?;
         let mut y = poisoned_bf16(gpu, stream, self.layout.out_rows * self.y_ld)?;
         rms_norm(gpu, stream, &x, self.x_ld, &w, &mut y, self.y_ld, spans, self.d, EPS)?;
@@ -173,12 +194,18 @@ impl Case {
     }
 }
 
-/// RMSNorm of one span per entry of `rows` (each with its own layer's weights, `layers` stacked), against the f32
-/// reference. Tolerance [`ROW_KERNEL_TOL`]: the output's one bf16 rounding (the mean square differs from the
-/// reference's f64 sum by ~1e-7 relative).
-pub fn check_rms_norm(gpu: &Gpu, seed: u64, rows: &[usize], d: usize, layers: usize) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, d, layers);
-    let y = case.run(gpu, &case.layout.spans)?;
+/// RMSNorm of one span per entry of `rows` (each with its own layer's weights, `layers` stacked; input rows of type
+/// `X`), against the f32 reference. Tolerance [`ROW_KERNEL_TOL`] for both input types: the output's one bf16 rounding
+/// (the mean square differs from the reference's f64 sum by ~1e-7 relative).
+pub fn check_rms_norm<X: HiddenElem>(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    d: usize,
+    layers: usize,
+) -> Result<Check, KernelError> {
+    let case = Case::new::<X>(seed, rows, d, layers);
+    let y = case.run::<X>(gpu, &case.layout.spans)?;
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for s in &case.layout.spans {
         let x = gather(&case.x, case.x_ld, s.in_row, s.rows, 0, d);
@@ -191,7 +218,7 @@ pub fn check_rms_norm(gpu: &Gpu, seed: u64, rows: &[usize], d: usize, layers: us
                 .map(f32::from),
         );
     }
-    let check = compare("rms_norm_bf16", case.shape(), &got, &want, ROW_KERNEL_TOL);
+    let check = compare(kernel::<X>().entry, case.shape(), &got, &want, ROW_KERNEL_TOL);
     let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.out_row, s.rows, d)).collect();
     Ok(fail_if(
         check,
@@ -200,21 +227,22 @@ pub fn check_rms_norm(gpu: &Gpu, seed: u64, rows: &[usize], d: usize, layers: us
     ))
 }
 
-/// The cell of `rows[target]` launched alone and inside the launch of all `rows` (in their order): identical bits.
-pub fn check_rms_norm_grouping(
+/// The cell of `rows[target]` launched alone and inside the launch of all `rows` (in their order; input rows of type
+/// `X`): identical bits.
+pub fn check_rms_norm_grouping<X: HiddenElem>(
     gpu: &Gpu,
     seed: u64,
     rows: &[usize],
     target: usize,
     d: usize,
 ) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, d, rows.len());
+    let case = Case::new::<X>(seed, rows, d, rows.len());
     let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
+    let alone = case.run::<X>(gpu, &[s])?;
+    let grouped = case.run::<X>(gpu, &case.layout.spans)?;
     let pick = |y: &[bf16]| gather(y, case.y_ld, s.out_row, s.rows, 0, d);
     Ok(bitwise(
-        "rms_norm_bf16",
+        kernel::<X>().entry,
         format!("{} cell {target} alone vs grouped", case.shape()),
         &pick(&alone),
         &pick(&grouped),
@@ -222,14 +250,19 @@ pub fn check_rms_norm_grouping(
 }
 
 /// RMSNorm at the shapes the engine uses and at awkward ones (d not a multiple of the block, rows 1 and 17, a
-/// short last segment), plus the grouping check.
+/// short last segment), plus the grouping check; each for bf16 and for f32 input rows.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     vec![
-        check_rms_norm(gpu, seed, &[40, 17], 576, 2),
-        check_rms_norm(gpu, seed ^ 1, &[130, 1, 64, 77], 2048, 3),
-        check_rms_norm(gpu, seed ^ 2, &[33, 5], 3072, 2),
-        check_rms_norm(gpu, seed ^ 3, &[9, 300, 2], 100, 1),
-        check_rms_norm_grouping(gpu, seed ^ 4, &[40, 17, 200, 3], 1, 576),
+        check_rms_norm::<bf16>(gpu, seed, &[40, 17], 576, 2),
+        check_rms_norm::<bf16>(gpu, seed ^ 1, &[130, 1, 64, 77], 2048, 3),
+        check_rms_norm::<bf16>(gpu, seed ^ 2, &[33, 5], 3072, 2),
+        check_rms_norm::<bf16>(gpu, seed ^ 3, &[9, 300, 2], 100, 1),
+        check_rms_norm_grouping::<bf16>(gpu, seed ^ 4, &[40, 17, 200, 3], 1, 576),
+        check_rms_norm::<f32>(gpu, seed ^ 5, &[40, 17], 576, 2),
+        check_rms_norm::<f32>(gpu, seed ^ 6, &[130, 1, 64, 77], 2048, 3),
+        check_rms_norm::<f32>(gpu, seed ^ 7, &[33, 5], 3072, 2),
+        check_rms_norm::<f32>(gpu, seed ^ 8, &[9, 300, 2], 100, 1),
+        check_rms_norm_grouping::<f32>(gpu, seed ^ 9, &[40, 17, 200, 3], 1, 576),
     ]
 }
 
@@ -272,5 +305,23 @@ mod tests {
         assert!(bitwise("k", "s".into(), &a, &a).passed());
         let b = [bf16::from_f32(1.0), bf16::from_f32(-0.0)];
         assert!(!bitwise("k", "s".into(), &a, &b).passed());
+        let (x, y) = ([1.0f32, 2.0], [1.0f32, 2.0000002]);
+        assert!(bitwise("k", "s".into(), &x, &x).passed());
+        assert!(!bitwise("k", "s".into(), &x, &y).passed());
+    }
+
+    #[test]
+    fn unpoisoned_outside_counts_changed_bits() {
+        let pf = crate::poison::POISON_F32_BITS;
+        let p = f32::from_bits(pf);
+        // 3 rows, ld 2; region: row 1, column 0.
+        assert_eq!(unpoisoned_outside(&[p, p, 1.0, p, p, p], 2, &[(1, 1, 1)], pf), 0);
+        // f32::NAN is a NaN, but not the poison.
+        assert_eq!(
+            unpoisoned_outside(&[p, p, 1.0, 0.0, f32::NAN, p], 2, &[(1, 1, 1)], pf),
+            2
+        );
+        let pb = (POISON_BF16_BITS as u32) << 16;
+        assert_eq!(unpoisoned_outside(&[f32::from_bits(pb), 1.0], 2, &[(0, 1, 0)], pb), 1);
     }
 }

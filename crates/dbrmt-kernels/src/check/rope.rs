@@ -67,13 +67,18 @@ impl Case {
 
     /// Uploads the buffer, rotates it on `spans` and downloads it.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+        self.run_at(gpu, spans, &vec![0; spans.len()])
+    }
+
+    /// As `run`, span `i`'s first row at position `starts[i]`.
+    fn run_at(&self, gpu: &Gpu, spans: &[Span], starts: &[usize]) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
         let mut qkv = upload_bf16(stream, &self.qkv)?;
         let cos = upload_f32(stream, &self.table.cos)?;
         let sin = upload_f32(stream, &self.table.sin)?;
         let s = self.shape;
         rope(
-            gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, s.heads, s.kv_heads, s.head_dim,
+            gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, starts, s.heads, s.kv_heads, s.head_dim,
         )?;
         Ok(stream.clone_dtoh(&qkv)?)
     }
@@ -133,6 +138,52 @@ pub fn check_rope_grouping(
     ))
 }
 
+/// The new rows of open segments: of each span's `rows[i]` rows, only those from `cached[i]` on are rotated, launched
+/// as a span starting at position `cached[i]`. Their bits must equal those of the whole span's rotation (the same
+/// table row, the same arithmetic), and the cached rows must keep theirs.
+pub fn check_rope_at(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    cached: &[usize],
+    shape: RopeShape,
+) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, shape);
+    let whole = case.run(gpu, &case.layout.spans)?;
+    let new: Vec<Span> = case
+        .layout
+        .spans
+        .iter()
+        .zip(cached)
+        .map(|(s, &c)| Span {
+            in_row: s.in_row + c,
+            out_row: s.in_row + c,
+            rows: s.rows - c,
+            ..*s
+        })
+        .collect();
+    let out = case.run_at(gpu, &new, cached)?;
+    let width = case.width();
+    let pick = |y: &[bf16]| -> Vec<bf16> {
+        new.iter()
+            .flat_map(|s| gather(y, case.ld, s.in_row, s.rows, 0, width))
+            .collect()
+    };
+    let check = bitwise(
+        "rope_bf16",
+        format!("{} cached={cached:?} vs whole spans", case.describe()),
+        &pick(&out),
+        &pick(&whole),
+    );
+    let regions: Vec<_> = new.iter().map(|s| (s.in_row, s.rows, width)).collect();
+    let original = |i: usize| bf16::from_f32(case.qkv[i]).to_bits();
+    Ok(fail_if(
+        check,
+        stray_writes(&out, case.ld, &regions, original),
+        "elements outside the new rows' q/k changed",
+    ))
+}
+
 /// RoPE with llama3-scaled and plain tables, head sizes 32/64/128, GQA and MHA, rows not multiples of anything.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let shape = |heads, kv_heads, head_dim, llama3| RopeShape {
@@ -148,6 +199,13 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         check_rope(gpu, seed ^ 3, &[100, 7], shape(4, 2, 32, false)),
         check_rope(gpu, seed ^ 4, &[70, 3, 129], shape(24, 8, 128, true)),
         check_rope(gpu, seed ^ 5, &[4352], shape(2, 2, 64, true)),
+        check_rope_at(
+            gpu,
+            seed ^ 7,
+            &[1, 64, 1024, 40],
+            &[0, 63, 1023, 17],
+            shape(9, 3, 64, false),
+        ),
         check_rope_grouping(gpu, seed ^ 6, &[40, 17, 300, 5], 1, shape(32, 8, 64, true)),
     ]
 }

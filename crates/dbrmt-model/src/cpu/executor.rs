@@ -37,7 +37,7 @@ impl Default for RunOptions {
 }
 
 /// The CPU model over borrowed config and weights.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CpuModel<'m> {
     cfg: &'m ModelConfig,
     weights: &'m Weights,
@@ -85,11 +85,11 @@ impl<'m> CpuModel<'m> {
         Self { cfg, weights, rope }
     }
 
-    pub fn config(&self) -> &ModelConfig {
+    pub fn config(&self) -> &'m ModelConfig {
         self.cfg
     }
 
-    pub fn weights(&self) -> &Weights {
+    pub fn weights(&self) -> &'m Weights {
         self.weights
     }
 

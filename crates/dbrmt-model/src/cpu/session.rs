@@ -22,7 +22,8 @@ use dbrmt_kernels::reference::{armt::armt_read, embed::segment_input, gemm::line
 /// One request's generation on the CPU model.
 #[derive(Debug)]
 pub struct Session<'m> {
-    model: &'m CpuModel<'m>,
+    /// A copy of the model handle (borrowed weights, own RoPE table), so a session outlives the caller's handle.
+    model: CpuModel<'m>,
     state: MemoryState,
     segments_closed: usize,
     /// Text ids of the open segment, and its KV cache per layer.
@@ -34,16 +35,16 @@ pub struct Session<'m> {
 
 impl<'m> Session<'m> {
     /// A new request.
-    pub fn new(model: &'m CpuModel<'m>) -> Self {
+    pub fn new(model: &CpuModel<'m>) -> Self {
         Self::resume(model, SavedState::fresh(model.zero_state()))
     }
 
     /// Continues from a saved state (its open tokens are re-run on the next [`Session::prefill`] or
     /// [`Session::push`]).
-    pub fn resume(model: &'m CpuModel<'m>, saved: SavedState) -> Self {
+    pub fn resume(model: &CpuModel<'m>, saved: SavedState) -> Self {
         let layers = model.config().num_layers;
         Self {
-            model,
+            model: model.clone(),
             state: saved.state,
             segments_closed: saved.segments,
             open: saved.open_ids,

@@ -41,6 +41,11 @@ impl DeviceState {
         })
     }
 
+    /// Device bytes held.
+    pub fn bytes(&self) -> usize {
+        (self.a.len() + self.z.len()) * 4
+    }
+
     /// Resets every state to zero (a new request).
     pub fn clear(&mut self, stream: &Arc<CudaStream>) -> Result<(), KernelError> {
         stream.memset_zeros(&mut self.a)?;

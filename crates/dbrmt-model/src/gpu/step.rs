@@ -9,7 +9,7 @@ use dbrmt_kernels::{
     attention::attention_causal,
     dpfp::dpfp,
     embed::embed_segment,
-    gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_f32_nn, gemm_f32_tn, GemmGroup},
+    gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup},
     params::{Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
@@ -34,6 +34,17 @@ pub struct StepCell {
     pub first_segment: bool,
     /// At layer 0 the segment enters: its embeddings are written first, from this offset in [`Workspace::ids`].
     pub enters_at_token: Option<usize>,
+    /// `Some(p)`: new text rows of an **open** segment (generation), at positions `p..p + text_rows`. They run in
+    /// generate mode: no memory rows and no write; their q/k/v rows go to the layer's rows of the KV cache
+    /// ([`Workspace::cache_row`]) and attend to the `p` rows cached before them. `None`: a whole segment.
+    pub open_at: Option<usize>,
+}
+
+impl StepCell {
+    /// Rows this cell runs: its text rows, and the memory rows unless it is an open segment's.
+    fn rows(&self, mem: usize) -> usize {
+        self.text_rows + if self.open_at.is_some() { 0 } else { mem }
+    }
 }
 
 /// The model on the device: config and weights.
@@ -49,7 +60,7 @@ fn packed_rows(cells: &[StepCell], mem: usize) -> Vec<(usize, usize)> {
     cells
         .iter()
         .map(|c| {
-            let r = c.text_rows + mem;
+            let r = c.rows(mem);
             at += r;
             (at - r, r)
         })
@@ -67,6 +78,22 @@ impl GpuModel {
         st: &mut DeviceState,
         cells: &[StepCell],
     ) -> Result<(), KernelError> {
+        let t = self.cfg.armt.segment_size;
+        for x in cells {
+            if let Some(p) = x.open_at {
+                if ws.cache_layers <= x.layer || p + x.text_rows > t {
+                    return Err(KernelError::InvalidArgument {
+                        kernel: "step".into(),
+                        msg: format!(
+                            "open rows {p}..{} of layer {}: the workspace caches {} layers of {t} rows",
+                            p + x.text_rows,
+                            x.layer,
+                            ws.cache_layers
+                        ),
+                    });
+                }
+            }
+        }
         for chunk in cells.chunks(ws.max_cells.min(MAX_GROUPS)) {
             self.step_chunk(gpu, stream, ws, st, chunk)?;
         }
@@ -86,7 +113,6 @@ impl GpuModel {
         let (d, m, r) = (c.hidden_size, c.armt.num_mem_tokens, ws.rows);
         let (dm, dk, inter, q) = (c.armt.d_mem, c.d_key(), c.intermediate_size, c.q_dim());
         let qkv = q + 2 * c.kv_dim();
-        let kvb = dm + d + 1;
         let packed = packed_rows(cells, m);
         let hid = |x: &StepCell| x.slot * r;
 
@@ -161,7 +187,7 @@ impl GpuModel {
                     gemm(i, (hid(x) * d, x.layer * dm * d, packed[i].0 * dm), (dm, d), (d, d, dm))
                 })
                 .collect();
-            gemm_bf16_nt_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &g, false)?;
+            gemm_bf16_nt_f32_af32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &g, false)?;
             dpfp(
                 gpu,
                 stream,
@@ -211,13 +237,20 @@ impl GpuModel {
             d,
             c.rms_norm_eps,
         )?;
+        // q/k/v rows: a whole segment's in the packed scratch, an open segment's in its layer's KV cache rows
+        let cache_row = |layer: usize| ws.cache_row(layer);
+        let cache_rows: Vec<usize> = cells.iter().map(|x| cache_row(x.layer)).collect();
+        let qkv_row = |i: usize, x: &StepCell| match x.open_at {
+            None => packed[i].0,
+            Some(p) => cache_rows[i] + p,
+        };
         let g: Vec<GemmGroup> = cells
             .iter()
             .enumerate()
             .map(|(i, x)| {
                 gemm(
                     i,
-                    (packed[i].0 * d, x.layer * qkv * d, packed[i].0 * qkv),
+                    (packed[i].0 * d, x.layer * qkv * d, qkv_row(i, x) * qkv),
                     (qkv, d),
                     (d, d, qkv),
                 )
@@ -225,6 +258,16 @@ impl GpuModel {
             .collect();
         gemm_bf16_nt(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &g, false)?;
         let (h, kvh, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let starts: Vec<usize> = cells.iter().map(|x| x.open_at.unwrap_or(0)).collect();
+        let rotate: Vec<Span> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, x)| Span {
+                in_row: qkv_row(i, x),
+                out_row: qkv_row(i, x),
+                ..in_scratch[i]
+            })
+            .collect();
         rope(
             gpu,
             stream,
@@ -232,11 +275,21 @@ impl GpuModel {
             qkv,
             &w.rope_cos,
             &w.rope_sin,
-            &in_scratch,
+            &rotate,
+            &starts,
             h,
             kvh,
             hd,
         )?;
+        // keys from the segment's row 0: for an open segment, its cache rows before the new ones
+        let attend: Vec<Span> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, x)| Span {
+                in_row: qkv_row(i, x) - starts[i],
+                ..in_scratch[i]
+            })
+            .collect();
         let scale = 1.0 / (hd as f32).sqrt();
         attention_causal(
             gpu,
@@ -245,7 +298,8 @@ impl GpuModel {
             qkv,
             &mut ws.attn,
             q,
-            &in_scratch,
+            &attend,
+            &starts,
             h,
             kvh,
             hd,
@@ -256,7 +310,7 @@ impl GpuModel {
             .enumerate()
             .map(|(i, x)| gemm(i, (packed[i].0 * q, x.layer * d * q, hid(x) * d), (d, q), (q, q, d)))
             .collect();
-        gemm_bf16_nt(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &g, true)?;
+        gemm_bf16_nt_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &g, true)?;
 
         // 4. MLP block: x += down(silu(gate(norm(x))) · up(norm(x)))
         rms_norm(
@@ -306,11 +360,47 @@ impl GpuModel {
                 )
             })
             .collect();
-        gemm_bf16_nt(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &g, true)?;
+        gemm_bf16_nt_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &g, true)?;
 
-        // 5. the write from the M post-block memory rows
-        let mem: Vec<Span> = (0..cells.len())
-            .map(|i| Span {
+        // 5. the write from the M post-block memory rows (whole segments only; an open segment writes when it closes)
+        let writers: Vec<(usize, &StepCell)> = cells.iter().enumerate().filter(|(_, x)| x.open_at.is_none()).collect();
+        if writers.is_empty() {
+            return Ok(());
+        }
+        self.write(gpu, stream, ws, st, &writers, &in_scratch)
+    }
+
+    /// The write of `cells` (index in the step, cell): their M memory rows, left in the hidden slots after the layer,
+    /// update `A` and `z` (scratch rows: the cell's index · M).
+    fn write(
+        &self,
+        gpu: &Gpu,
+        stream: &Arc<CudaStream>,
+        ws: &mut Workspace,
+        st: &mut DeviceState,
+        cells: &[(usize, &StepCell)],
+        in_scratch: &[Span],
+    ) -> Result<(), KernelError> {
+        let c = &self.cfg;
+        let w = &self.weights;
+        let (d, m, r) = (c.hidden_size, c.armt.num_mem_tokens, ws.rows);
+        let (dm, dk) = (c.armt.d_mem, c.d_key());
+        let kvb = dm + d + 1;
+        let hid = |x: &StepCell| x.slot * r;
+        let gemm = |off: (usize, usize, usize), nk: (usize, usize), ld: (usize, usize, usize)| GemmGroup {
+            a_offset: off.0,
+            b_offset: off.1,
+            c_offset: off.2,
+            m,
+            n: nk.0,
+            k: nk.1,
+            lda: ld.0,
+            ldb: ld.1,
+            ldc: ld.2,
+        };
+        let mem: Vec<Span> = cells
+            .iter()
+            .map(|&(i, _)| Span {
                 in_row: i * m,
                 out_row: i * m,
                 rows: m,
@@ -320,23 +410,20 @@ impl GpuModel {
         let mem_gemm = |g: GemmGroup| GemmGroup { m, ..g };
         let g: Vec<GemmGroup> = cells
             .iter()
-            .enumerate()
-            .map(|(i, x)| {
+            .map(|&(i, x)| {
                 mem_gemm(gemm(
-                    i,
                     ((hid(x) + x.text_rows) * d, x.layer * kvb * d, i * m * kvb),
                     (kvb, d),
                     (d, d, kvb),
                 ))
             })
             .collect();
-        gemm_bf16_nt_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &g, false)?;
+        gemm_bf16_nt_f32_af32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &g, false)?;
         dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, dm, c.armt.nu)?;
         let g: Vec<GemmGroup> = cells
             .iter()
-            .enumerate()
             .filter(|(_, x)| !x.first_segment)
-            .map(|(i, x)| mem_gemm(gemm(i, (i * m * dk, x.state * dk * d, i * m * d), (d, dk), (dk, d, d))))
+            .map(|&(i, x)| mem_gemm(gemm((i * m * dk, x.state * dk * d, i * m * d), (d, dk), (dk, d, d))))
             .collect();
         if !g.is_empty() {
             gemm_f32_nn(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &g, false)?;
@@ -361,8 +448,7 @@ impl GpuModel {
         // A += Kᵀ U: K stored [M, D] is the transposed left operand of a [D, d] product over M
         let g: Vec<GemmGroup> = cells
             .iter()
-            .enumerate()
-            .map(|(i, x)| GemmGroup {
+            .map(|&(i, x)| GemmGroup {
                 a_offset: i * m * dk,
                 b_offset: i * m * d,
                 c_offset: x.state * dk * d,

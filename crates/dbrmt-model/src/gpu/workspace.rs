@@ -8,18 +8,25 @@ use half::bf16;
 
 use crate::config::ModelConfig;
 
-/// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, and the logits of
-/// `logit_rows` rows.
+/// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
+/// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers.
 #[derive(Debug)]
 pub struct Workspace {
     pub max_cells: usize,
-    /// Rows of a full segment, `T + M`.
+    /// Rows of a full segment, `T + M`, and its text rows `T`.
     pub rows: usize,
+    pub segment_size: usize,
     pub slots: usize,
-    /// Hidden rows of every live segment, `[slots · rows, d]`: slot `k` holds rows `k·rows..`.
-    pub hidden: CudaSlice<bf16>,
+    /// Layers whose open-segment q/k/v rows are cached (0 without generation; see [`Workspace::cache_row`]).
+    pub cache_layers: usize,
+    /// Hidden rows of every live segment, `[slots · rows, d]`: slot `k` holds rows `k·rows..`. The residual stream
+    /// is f32 (the o and down projections add into it in f32; norms and the memory projections read it), so 30
+    /// layers of residual adds are not rounded to bf16 each time.
+    pub hidden: CudaSlice<f32>,
     /// Per-step scratch, cells packed one after another (`[max_cells · rows, width]`).
     pub normed: CudaSlice<bf16>,
+    /// The packed q/k/v rows of a step, `[max_cells · rows, q + 2·kv]`, then the KV cache of an open segment:
+    /// `T` rows per cached layer (q kept too, so the rows are the same as a whole segment's).
     pub qkv: CudaSlice<bf16>,
     pub attn: CudaSlice<bf16>,
     pub gate_up: CudaSlice<bf16>,
@@ -49,6 +56,7 @@ impl Workspace {
         max_cells: usize,
         slots: usize,
         logit_rows: usize,
+        cache_layers: usize,
     ) -> Result<Self, KernelError> {
         let (d, m) = (cfg.hidden_size, cfg.armt.num_mem_tokens);
         let rows = cfg.segment_rows();
@@ -60,10 +68,12 @@ impl Workspace {
         Ok(Self {
             max_cells,
             rows,
+            segment_size: cfg.armt.segment_size,
             slots,
-            hidden: bf(slots * rows * d)?,
+            cache_layers,
+            hidden: f(slots * rows * d)?,
             normed: bf(g * d)?,
-            qkv: bf(g * qkv)?,
+            qkv: bf((g + cache_layers * cfg.armt.segment_size) * qkv)?,
             attn: bf(g * cfg.q_dim())?,
             gate_up: bf(g * 2 * inter)?,
             act: bf(g * inter)?,
@@ -81,6 +91,11 @@ impl Workspace {
         })
     }
 
+    /// Row of [`Workspace::qkv`] where layer `layer`'s KV cache starts (position `p` of the open segment is this + p).
+    pub fn cache_row(&self, layer: usize) -> usize {
+        self.max_cells * self.rows + layer * self.segment_size
+    }
+
     /// Uploads the token ids of a prefill (allocates only when they do not fit).
     pub fn set_ids(&mut self, stream: &Arc<CudaStream>, ids: &[u32]) -> Result<(), KernelError> {
         if ids.len() > self.ids.len() {
@@ -93,7 +108,6 @@ impl Workspace {
     /// Device bytes held.
     pub fn bytes(&self) -> usize {
         let bf = [
-            &self.hidden,
             &self.normed,
             &self.qkv,
             &self.attn,
@@ -102,6 +116,7 @@ impl Workspace {
             &self.final_hidden,
         ];
         let f = [
+            &self.hidden,
             &self.u,
             &self.phi,
             &self.num,

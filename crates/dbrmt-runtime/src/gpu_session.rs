@@ -1,0 +1,219 @@
+//! Generation on the GPU: the device twin of [`dbrmt_model::cpu::Session`], with the memory state and a KV cache
+//! kept on the device.
+//!
+//! A session holds the memory after its closed segments and one **open** segment (the last 1..=T text tokens),
+//! whose rows ran through every layer in generate mode (the read at every layer, no memory rows, no write), their
+//! q/k/v rows kept per layer in the workspace's KV cache. Prefilling closes every full segment but the last with
+//! the diagonal schedule; a pushed token runs as one new open row per layer, attending to the cached rows; when the
+//! open segment is full, the next token first closes it (its T text rows and M memory rows run again as whole
+//! cells, with the write) and opens a fresh one — so generation has no length limit. A decoded token gets the bits
+//! a GPU prefill of the whole text gives at its position: every kernel computes a row the same way whatever rows
+//! share its launch (the attention over cached rows included; see `cuda/attention.cu`).
+
+use dbrmt_model::{
+    gpu::{DeviceState, StepCell, Workspace},
+    LogitsMode, ModelError, SavedState,
+};
+use dbrmt_schedule::Grid;
+
+use crate::error::EngineError;
+use crate::gpu::GpuEngine;
+
+/// One request's generation on a [`GpuEngine`].
+#[derive(Debug)]
+pub struct GpuSession<'e> {
+    engine: &'e GpuEngine,
+    ws: Workspace,
+    state: DeviceState,
+    segments_closed: usize,
+    /// Text ids of the open segment; the first `cached` of them have their rows in the KV cache.
+    open: Vec<u32>,
+    cached: usize,
+    /// Logits after the last token (empty before the first).
+    logits: Vec<f32>,
+}
+
+impl GpuEngine {
+    /// A new request on this GPU.
+    pub fn session(&self) -> Result<GpuSession<'_>, EngineError> {
+        let cfg = &self.model.cfg;
+        let state = DeviceState::zeros(&self.stream, cfg.num_layers, cfg.d_key(), cfg.hidden_size)?;
+        self.session_with(state, 0, Vec::new())
+    }
+
+    /// Continues from a saved state (its shape checked against the model; its open tokens are re-run on the next
+    /// [`GpuSession::prefill`] or [`GpuSession::push`]).
+    pub fn resume(&self, saved: SavedState) -> Result<GpuSession<'_>, EngineError> {
+        let state = self.upload_state(&saved.state)?;
+        self.session_with(state, saved.segments, saved.open_ids)
+    }
+
+    fn session_with(
+        &self,
+        state: DeviceState,
+        segments_closed: usize,
+        open: Vec<u32>,
+    ) -> Result<GpuSession<'_>, EngineError> {
+        let cfg = &self.model.cfg;
+        let layers = cfg.num_layers;
+        // a diagonal over any number of segments has at most one cell per layer and one live segment per layer
+        let ws = Workspace::new(&self.stream, cfg, layers, layers, 1, layers)?;
+        Ok(GpuSession {
+            engine: self,
+            ws,
+            state,
+            segments_closed,
+            open,
+            cached: 0,
+            logits: Vec::new(),
+        })
+    }
+}
+
+impl GpuSession<'_> {
+    /// The next-token logits (after the last prefilled or pushed token).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// Segments closed so far (their memory is in the state).
+    pub fn segments_closed(&self) -> usize {
+        self.segments_closed
+    }
+
+    /// Text tokens of the open segment.
+    pub fn open_tokens(&self) -> &[u32] {
+        &self.open
+    }
+
+    /// Device bytes of the session's workspace (KV cache included) and memory state.
+    pub fn device_bytes(&self) -> usize {
+        self.ws.bytes() + self.state.bytes()
+    }
+
+    /// What a state file needs to continue this session elsewhere (the memory is copied to the host).
+    pub fn saved(&self) -> Result<SavedState, EngineError> {
+        let layers = self.engine.model.cfg.num_layers;
+        Ok(SavedState {
+            state: self.state.download(&self.engine.stream, 0, layers)?,
+            segments: self.segments_closed,
+            open_ids: self.open.clone(),
+        })
+    }
+
+    /// Appends `ids` (checked against the vocabulary): every full segment but the last is closed through the
+    /// diagonal schedule; the rest becomes the open segment, and its last row gives the next-token logits.
+    pub fn prefill(&mut self, ids: &[u32]) -> Result<(), EngineError> {
+        self.prefill_chunked(ids, usize::MAX, |_| {})
+    }
+
+    /// As [`GpuSession::prefill`], closing at most `segments_per_chunk` segments per diagonal run and calling
+    /// `progress(tokens consumed)` after each — the same bits as one run.
+    pub fn prefill_chunked(
+        &mut self,
+        ids: &[u32],
+        segments_per_chunk: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<(), EngineError> {
+        let cfg = &self.engine.model.cfg;
+        check_ids(ids, cfg.vocab_size)?;
+        let t = cfg.armt.segment_size;
+        let reopened = self.open.len();
+        let mut all = std::mem::take(&mut self.open);
+        all.extend_from_slice(ids);
+        if all.is_empty() {
+            return Err(ModelError::EmptyInput.into());
+        }
+        let closing = (all.len() - 1) / t;
+        let mut done = 0;
+        while done < closing {
+            let n = segments_per_chunk.max(1).min(closing - done);
+            self.close(&all[done * t..(done + n) * t], n)?;
+            done += n;
+            progress((done * t).saturating_sub(reopened));
+        }
+        if closing > 0 || self.cached != reopened {
+            // new segment, or a resumed one whose cache is not built: run its rows from position 0
+            self.cached = 0;
+        }
+        self.open = all[closing * t..].to_vec();
+        // with nothing new, the last row runs again (same bits into the same cache rows) for its logits
+        let from = self.cached.min(self.open.len() - 1);
+        self.run_open_rows(from)?;
+        progress(ids.len());
+        Ok(())
+    }
+
+    /// Appends one token and computes the logits after it. A full open segment is closed first.
+    pub fn push(&mut self, id: u32) -> Result<&[f32], EngineError> {
+        let t = self.engine.model.cfg.armt.segment_size;
+        check_ids(&[id], self.engine.model.cfg.vocab_size)?;
+        if self.open.len() == t {
+            let full = std::mem::take(&mut self.open);
+            self.close(&full, 1)?;
+            self.cached = 0;
+        }
+        self.open.push(id);
+        // rows not cached yet (all of a resumed segment's, else the new one)
+        let from = self.cached.min(self.open.len() - 1);
+        self.run_open_rows(from)?;
+        Ok(&self.logits)
+    }
+
+    /// Closes `segments` full segments of `ids` through whole cells (diagonal schedule), from the device state.
+    fn close(&mut self, ids: &[u32], segments: usize) -> Result<(), EngineError> {
+        let layers = self.engine.model.cfg.num_layers;
+        let schedule = Grid::new(layers, segments).diagonal();
+        self.engine.run(
+            &mut self.ws,
+            &mut self.state,
+            ids,
+            &schedule,
+            self.segments_closed,
+            LogitsMode::None,
+            false,
+        )?;
+        self.segments_closed += segments;
+        Ok(())
+    }
+
+    /// Runs the open segment's rows from position `from` on through every layer (their q/k/v rows join the cache),
+    /// then the final norm and LM head of the last row.
+    fn run_open_rows(&mut self, from: usize) -> Result<(), EngineError> {
+        let e = self.engine;
+        let cfg = &e.model.cfg;
+        let n = self.open.len() - from;
+        self.ws.set_ids(&e.stream, &self.open[from..])?;
+        for layer in 0..cfg.num_layers {
+            let cell = StepCell {
+                layer,
+                state: layer,
+                slot: 0,
+                text_rows: n,
+                first_segment: self.segments_closed == 0,
+                enters_at_token: (layer == 0).then_some(0),
+                open_at: Some(from),
+            };
+            e.model
+                .step(&e.gpu, &e.stream, &mut self.ws, &mut self.state, &[cell])?;
+        }
+        self.cached = self.open.len();
+        let rows = e
+            .model
+            .finish(&e.gpu, &e.stream, &mut self.ws, 0, n, LogitsMode::Last)?;
+        debug_assert_eq!(rows, 1);
+        self.logits = e.stream.clone_dtoh(&self.ws.logits.slice(..cfg.vocab_size))?;
+        Ok(())
+    }
+}
+
+fn check_ids(ids: &[u32], vocab: usize) -> Result<(), ModelError> {
+    match ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
+        Some((position, &id)) => Err(ModelError::IdOutOfRange {
+            position,
+            id: id as i64,
+            vocab,
+        }),
+        None => Ok(()),
+    }
+}
