@@ -22,6 +22,10 @@ namespace {
 // A bf16 table value into a hidden row of type H (exact for both).
 __device__ __forceinline__ void store_hidden(__nv_bfloat16* dst, __nv_bfloat16 v) { *dst = v; }
 __device__ __forceinline__ void store_hidden(float* dst, __nv_bfloat16 v) { *dst = __bfloat162float(v); }
+// The bad-id NaN, written by its bits: converting the bf16 NaN need not keep its payload (on an H100 the f32 rows
+// did not read back as the widened 0x7FFF0000 the host expects).
+__device__ __forceinline__ void store_bad_id(__nv_bfloat16* dst) { *dst = __ushort_as_bfloat16((unsigned short)0x7FFF); }
+__device__ __forceinline__ void store_bad_id(float* dst) { *dst = __uint_as_float(0x7FFF0000u); }
 
 template <typename H>
 __device__ __forceinline__ void embed_segment(const RowSpan span, const unsigned int* __restrict__ ids,
@@ -36,8 +40,7 @@ __device__ __forceinline__ void embed_segment(const RowSpan span, const unsigned
     if (r < span.rows) {
         const unsigned int id = ids[span.in_row + r];
         if (id >= (unsigned int)vocab) {
-            const __nv_bfloat16 nan = __ushort_as_bfloat16((unsigned short)0x7FFF);
-            for (int c = threadIdx.x; c < d; c += EMBED_THREADS) store_hidden(out + c, nan);
+            for (int c = threadIdx.x; c < d; c += EMBED_THREADS) store_bad_id(out + c);
             return;
         }
         src = embed + (size_t)id * d;

@@ -1,13 +1,13 @@
 //! SmolLM2-135M-Instruct on the GPU (bf16; needs the model on the GPU host, so not in `cargo xtask bundle --gpu`:
 //! run `dist/tests/dbrmt-runtime__smollm2_gpu --ignored` from a full bundle) against the CPU model (f32) on the fixture prompts of
-//! `testdata/smollm2`: logits within 2e-2, and greedy 32-token continuations decoded on the GPU (a GPU session: KV
-//! cache, one row per token) against HF's.
+//! `testdata/smollm2`: logits within 2e-2, and greedy continuations decoded on the GPU (a GPU session: KV cache, one
+//! row per token) against HF's, step by step, wherever HF's choice is resolvable in bf16.
 
 use std::path::PathBuf;
 
 use dbrmt_model::{
     config::ArmtParams,
-    cpu::{CpuModel, RunOptions},
+    cpu::{CpuModel, RunOptions, Session},
     load_model,
     sampling::argmax,
     LoadOptions, LogitsMode,
@@ -103,15 +103,22 @@ fn smollm2_gpu_logits_are_within_2e_2_of_the_cpu_model() {
     }
 }
 
+/// HF's top-2 margin below which bf16 may pick either token. The GPU's logits move by ≈ 1e-2 relative here; at
+/// prompt 0's first step HF's margin is 0.0105 and the GPU's is −0.0069 (the other token), an error of 0.017 in the
+/// difference. HF transformers itself in bf16 ties that step (8.125 vs 8.125) and misses 4 of the 96 steps; see
+/// docs/KERNELS.md.
+const BF16_RESOLUTION: f32 = 0.05;
+
 /// Greedy decoding on the GPU (a [`dbrmt_runtime::Session`] on the device: prefill, then one row per token over the
-/// KV cache) against HF's continuation. Each step prints HF's own top-2 margin where it is below 0.1 logits: the
-/// fixture prompts have near-ties (prompt 0: 0.0105 at its first token, 0.023 at its third), which any bf16
-/// computation may resolve either way.
+/// KV cache), teacher-forced on HF's continuation, step by step against HF's choice: equal wherever HF's own top-2
+/// margin (from the f32 CPU model, which matches HF to 3.4e-6) is at least [`BF16_RESOLUTION`]; the near-ties below
+/// it are printed with the choice made.
 #[test]
 #[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
 fn smollm2_gpu_greedy_continuations_equal_hf() {
     let (engine, prompts, _) = setup();
-    let mut all_same = true;
+    let cpu = CpuModel::new(&engine.model().config, &engine.model().weights);
+    let mut wrong = 0;
     for (p, prompt) in prompts.iter().enumerate() {
         let ids: Vec<u32> = ids(prompt).iter().map(|&x| x as u32).collect();
         let want: Vec<u32> = prompt["greedy_32"]
@@ -120,32 +127,50 @@ fn smollm2_gpu_greedy_continuations_equal_hf() {
             .iter()
             .map(|x| x.as_u64().unwrap() as u32)
             .collect();
-        let mut session = engine.session().expect("session");
-        session.prefill(&ids).unwrap();
-        let mut greedy = Vec::new();
-        let mut close = Vec::new();
+        let mut gpu = engine.session().expect("session");
+        let mut reference = Session::new(&cpu);
+        gpu.prefill(&ids).unwrap();
+        reference.prefill(&ids).unwrap();
+        let (mut same, mut notes) = (0, Vec::new());
         for (i, &hf) in want.iter().enumerate() {
-            let logits = session.logits();
-            let next = argmax(logits);
-            let mut top: Vec<f32> = logits.to_vec();
-            top.sort_by(|a, b| b.total_cmp(a));
-            if top[0] - top[1] < 0.1 {
-                close.push(format!("step {i}: our margin {:.4}", top[0] - top[1]));
+            let ours = argmax(gpu.logits());
+            let r = reference.logits();
+            assert_eq!(
+                argmax(r),
+                hf,
+                "prompt {p} step {i}: the f32 CPU model's choice is not HF's"
+            );
+            let runner_up = r
+                .iter()
+                .enumerate()
+                .filter(|&(t, _)| t != hf as usize)
+                .map(|(_, &x)| x)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let margin = r[hf as usize] - runner_up;
+            if ours == hf {
+                same += 1;
             }
-            greedy.push(next);
-            // teacher-forced: a miss does not derail the steps after it
-            session.push(hf).unwrap();
+            if margin < BF16_RESOLUTION {
+                notes.push(format!(
+                    "step {i}: HF margin {margin:.4}, GPU {}",
+                    if ours == hf { "same" } else { "other" }
+                ));
+            } else if ours != hf {
+                wrong += 1;
+                notes.push(format!(
+                    "step {i}: HF margin {margin:.4} but the GPU chose {ours} over {hf}"
+                ));
+            }
+            gpu.push(hf).unwrap();
+            reference.push(hf).unwrap();
         }
-        let same = greedy.iter().zip(&want).filter(|(a, b)| a == b).count();
-        let first_miss = greedy.iter().zip(&want).position(|(a, b)| a != b);
         println!(
-            "prompt {p}: greedy on the GPU: {same} of 32 tokens equal HF's (first miss: {first_miss:?}); {}",
-            close.join(", ")
+            "prompt {p}: the GPU's greedy choice equals HF's at {same} of 32 steps; {}",
+            notes.join("; ")
         );
-        all_same &= same == 32;
     }
-    assert!(
-        all_same,
-        "a greedy continuation on the GPU differs from HF's (see the lines above)"
+    assert_eq!(
+        wrong, 0,
+        "the GPU chose differently where HF's margin is at least {BF16_RESOLUTION}"
     );
 }
