@@ -26,6 +26,42 @@ pub fn segment_range(s: usize, tokens: usize, segment_size: usize) -> std::ops::
     start..tokens.min(start + segment_size)
 }
 
+/// The prefill step both generation sessions (CPU and GPU) take: `all` is the open segment's `reopened` tokens followed
+/// by the new ones; every full segment but the last is handed to `close(ids, segments)` in runs of at most
+/// `per_chunk` segments, with `progress(new tokens consumed)` after each. Returns how many segments were closed (the
+/// rest of `all`, 1..=T tokens, is the new open segment). `all` must not be empty.
+pub fn close_full_segments<E>(
+    all: &[u32],
+    segment_size: usize,
+    per_chunk: usize,
+    reopened: usize,
+    mut close: impl FnMut(&[u32], usize) -> Result<(), E>,
+    progress: &mut impl FnMut(usize),
+) -> Result<usize, E> {
+    let t = segment_size;
+    let closing = all.len().saturating_sub(1) / t;
+    let mut done = 0;
+    while done < closing {
+        let n = per_chunk.max(1).min(closing - done);
+        close(&all[done * t..(done + n) * t], n)?;
+        done += n;
+        progress((done * t).saturating_sub(reopened));
+    }
+    Ok(closing)
+}
+
+/// Ids already in `u32` (a session's tokens): every one must be below `vocab`.
+pub fn check_ids(ids: &[u32], vocab: usize) -> Result<(), ModelError> {
+    match ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
+        Some((position, &id)) => Err(ModelError::IdOutOfRange {
+            position,
+            id: id as i64,
+            vocab,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +92,30 @@ mod tests {
     fn segments_are_left_aligned() {
         assert_eq!(segment_range(0, 150, 32), 0..32);
         assert_eq!(segment_range(4, 150, 32), 128..150);
+    }
+
+    #[test]
+    fn full_segments_close_in_chunks_and_the_last_stays_open() {
+        let all: Vec<u32> = (0..70).collect();
+        let (mut runs, mut seen) = (Vec::new(), Vec::new());
+        let closing = super::close_full_segments(
+            &all,
+            16,
+            2,
+            5,
+            |ids: &[u32], n| {
+                runs.push((ids[0], ids.len(), n));
+                Ok::<(), ()>(())
+            },
+            &mut |done| seen.push(done),
+        )
+        .unwrap();
+        // 70 tokens, T = 16: four full segments close (in runs of 2), 6 tokens stay open
+        assert_eq!(closing, 4);
+        assert_eq!(runs, vec![(0, 32, 2), (32, 32, 2)]);
+        assert_eq!(seen, vec![27, 59]); // new tokens consumed: the 5 reopened ones do not count
+                                        // exactly T tokens: nothing closes (the segment stays open for the next token)
+        let closing = super::close_full_segments(&all[..16], 16, 8, 0, |_, _| Err(()), &mut |_| {}).unwrap();
+        assert_eq!(closing, 0);
     }
 }

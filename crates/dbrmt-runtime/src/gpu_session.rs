@@ -12,6 +12,7 @@
 
 use dbrmt_model::{
     gpu::{DeviceState, StepCell, Workspace},
+    input::{check_ids, close_full_segments},
     LogitsMode, ModelError, SavedState,
 };
 use dbrmt_schedule::Grid;
@@ -124,14 +125,14 @@ impl GpuSession<'_> {
         if all.is_empty() {
             return Err(ModelError::EmptyInput.into());
         }
-        let closing = (all.len() - 1) / t;
-        let mut done = 0;
-        while done < closing {
-            let n = segments_per_chunk.max(1).min(closing - done);
-            self.close(&all[done * t..(done + n) * t], n)?;
-            done += n;
-            progress((done * t).saturating_sub(reopened));
-        }
+        let closing = close_full_segments(
+            &all,
+            t,
+            segments_per_chunk,
+            reopened,
+            |ids, n| self.close(ids, n),
+            &mut progress,
+        )?;
         if closing > 0 || self.cached != reopened {
             // new segment, or a resumed one whose cache is not built: run its rows from position 0
             self.cached = 0;
@@ -204,16 +205,5 @@ impl GpuSession<'_> {
         debug_assert_eq!(rows, 1);
         self.logits = e.stream.clone_dtoh(&self.ws.logits.slice(..cfg.vocab_size))?;
         Ok(())
-    }
-}
-
-fn check_ids(ids: &[u32], vocab: usize) -> Result<(), ModelError> {
-    match ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
-        Some((position, &id)) => Err(ModelError::IdOutOfRange {
-            position,
-            id: id as i64,
-            vocab,
-        }),
-        None => Ok(()),
     }
 }

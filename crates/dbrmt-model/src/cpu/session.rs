@@ -12,6 +12,7 @@ use dbrmt_schedule::Grid;
 
 use super::cell::{decoder_layer, KvCache};
 use super::executor::{CpuModel, Resume, RunOptions};
+use crate::input::{check_ids, close_full_segments};
 use crate::{
     error::ModelError,
     output::LogitsMode,
@@ -102,13 +103,7 @@ impl<'m> Session<'m> {
         mut progress: impl FnMut(usize),
     ) -> Result<(), ModelError> {
         let cfg = self.model.config();
-        if let Some((position, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
-            return Err(ModelError::IdOutOfRange {
-                position,
-                id: id as i64,
-                vocab: cfg.vocab_size,
-            });
-        }
+        check_ids(ids, cfg.vocab_size)?;
         let reopened = self.open.len();
         let mut all = std::mem::take(&mut self.open);
         all.extend_from_slice(ids);
@@ -116,14 +111,14 @@ impl<'m> Session<'m> {
             return Err(ModelError::EmptyInput);
         }
         let t = cfg.armt.segment_size;
-        let closing = (all.len() - 1) / t;
-        let mut done = 0;
-        while done < closing {
-            let n = segments_per_chunk.max(1).min(closing - done);
-            self.close(&all[done * t..(done + n) * t], n)?;
-            done += n;
-            progress((done * t).saturating_sub(reopened));
-        }
+        let closing = close_full_segments(
+            &all,
+            t,
+            segments_per_chunk,
+            reopened,
+            |ids, n| self.close(ids, n),
+            &mut progress,
+        )?;
         self.open_segment(&all[closing * t..]);
         progress(ids.len());
         Ok(())
@@ -132,13 +127,7 @@ impl<'m> Session<'m> {
     /// Appends one token and computes the logits after it. A full open segment is closed first.
     pub fn push(&mut self, id: u32) -> Result<&[f32], ModelError> {
         let cfg = self.model.config();
-        if id as usize >= cfg.vocab_size {
-            return Err(ModelError::IdOutOfRange {
-                position: 0,
-                id: id as i64,
-                vocab: cfg.vocab_size,
-            });
-        }
+        check_ids(&[id], cfg.vocab_size)?;
         if self.open.len() == cfg.armt.segment_size {
             let full = std::mem::take(&mut self.open);
             self.close(&full, 1)?;
