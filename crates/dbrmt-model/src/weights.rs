@@ -102,4 +102,82 @@ impl Weights {
     pub fn lm_head(&self) -> &[f32] {
         self.lm_head.as_deref().unwrap_or(&self.embed)
     }
+
+    /// These weights with every tensor the GPU holds in bf16 rounded to bf16 (to nearest, ties to even), as the
+    /// upload does — all but the β biases. The CPU model on them is the oracle for the GPU (docs/ARCHITECTURE.md,
+    /// numerics): the same weights, f32 arithmetic.
+    pub fn rounded_to_bf16(&self) -> Weights {
+        let round = |t: &[f32]| -> Vec<f32> { t.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect() };
+        Weights {
+            embed: round(&self.embed),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerWeights {
+                    input_norm: round(&l.input_norm),
+                    q: round(&l.q),
+                    k: round(&l.k),
+                    v: round(&l.v),
+                    o: round(&l.o),
+                    post_norm: round(&l.post_norm),
+                    gate: round(&l.gate),
+                    up: round(&l.up),
+                    down: round(&l.down),
+                    mem_q: round(&l.mem_q),
+                    mem_k: round(&l.mem_k),
+                    mem_v: round(&l.mem_v),
+                    mem_beta: round(&l.mem_beta),
+                    mem_beta_bias: l.mem_beta_bias,
+                })
+                .collect(),
+            norm: round(&self.norm),
+            lm_head: self.lm_head.as_deref().map(round),
+            memory: round(&self.memory),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounded_to_bf16_rounds_what_the_gpu_rounds() {
+        let t = |k: f32| vec![1.0 + k * 1e-3, -0.3 + k * 1e-4, 1.0 / 3.0 + k];
+        let layer = LayerWeights {
+            input_norm: t(1.0),
+            q: t(2.0),
+            k: t(3.0),
+            v: t(4.0),
+            o: t(5.0),
+            post_norm: t(6.0),
+            gate: t(7.0),
+            up: t(8.0),
+            down: t(9.0),
+            mem_q: t(10.0),
+            mem_k: t(11.0),
+            mem_v: t(12.0),
+            mem_beta: t(13.0),
+            mem_beta_bias: 0.123_456_7,
+        };
+        let w = Weights {
+            embed: t(0.5),
+            layers: vec![layer],
+            norm: t(0.25),
+            lm_head: None,
+            memory: t(0.125),
+        };
+        let r = w.rounded_to_bf16();
+        let is_bf16 = |v: &[f32]| v.iter().all(|&x| half::bf16::from_f32(x).to_f32() == x);
+        let l = &r.layers[0];
+        let mut tensors: Vec<&[f32]> = l.backbone().to_vec();
+        tensors.extend(l.memory_tensors());
+        tensors.extend([r.embed.as_slice(), r.norm.as_slice(), r.memory.as_slice()]);
+        assert!(tensors.iter().all(|t| is_bf16(t)));
+        assert_ne!(r.embed, w.embed, "the inputs are not all bf16 values already");
+        assert_eq!(l.mem_beta_bias, 0.123_456_7, "the β bias stays f32 on the GPU");
+        assert!(r.lm_head.is_none());
+        // rounding twice changes nothing
+        assert_eq!(r.rounded_to_bf16(), r);
+    }
 }

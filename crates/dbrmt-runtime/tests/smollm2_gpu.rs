@@ -1,7 +1,8 @@
 //! SmolLM2-135M-Instruct on the GPU (bf16; needs the model on the GPU host, so not in `cargo xtask bundle --gpu`:
 //! run `dist/tests/dbrmt-runtime__smollm2_gpu --ignored` from a full bundle) against the CPU model (f32) on the fixture prompts of
 //! `testdata/smollm2`: logits within 2e-2, and greedy continuations decoded on the GPU (a GPU session: KV cache, one
-//! row per token) against HF's, step by step, wherever HF's choice is resolvable in bf16.
+//! row per token) against HF's, step by step, wherever HF's choice is resolvable in bf16, and free-running against
+//! the GPU's oracle (the f32 CPU model on the same bf16-rounded weights).
 
 use std::path::PathBuf;
 
@@ -173,4 +174,44 @@ fn smollm2_gpu_greedy_continuations_equal_hf() {
         wrong, 0,
         "the GPU chose differently where HF's margin is at least {BF16_RESOLUTION}"
     );
+}
+
+/// Free-running greedy decoding, 32 tokens, on the GPU (session: KV-cache decoding) against the oracle the GPU is
+/// built to match (docs/ARCHITECTURE.md, numerics): the f32 CPU model on the same bf16-rounded weights. HF's
+/// continuation is printed beside them.
+#[test]
+#[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
+fn smollm2_gpu_greedy_equals_the_cpu_oracle_on_bf16_weights() {
+    let (engine, prompts, _) = setup();
+    let rounded = engine.model().weights.rounded_to_bf16();
+    let oracle = CpuModel::new(&engine.model().config, &rounded);
+    let mut all_same = true;
+    for (p, prompt) in prompts.iter().enumerate() {
+        let ids: Vec<u32> = ids(prompt).iter().map(|&x| x as u32).collect();
+        let hf: Vec<u32> = prompt["greedy_32"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
+        let mut gpu = engine.session().expect("session");
+        let mut cpu = Session::new(&oracle);
+        gpu.prefill(&ids).unwrap();
+        cpu.prefill(&ids).unwrap();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..32 {
+            let (a, b) = (argmax(gpu.logits()), argmax(cpu.logits()));
+            ours.push(a);
+            theirs.push(b);
+            gpu.push(a).unwrap();
+            cpu.push(b).unwrap();
+        }
+        let same = ours.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+        let hf_same = theirs.iter().zip(&hf).take_while(|(a, b)| a == b).count();
+        println!(
+            "prompt {p}: GPU greedy = oracle's for the first {same} of 32 tokens (the oracle = HF's for {hf_same})"
+        );
+        all_same &= same == 32;
+    }
+    assert!(all_same, "a GPU greedy continuation differs from the oracle's");
 }
