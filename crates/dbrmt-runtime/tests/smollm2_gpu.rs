@@ -104,6 +104,30 @@ fn smollm2_gpu_logits_are_within_2e_2_of_the_cpu_model() {
     }
 }
 
+/// HF's greedy continuation of a fixture prompt.
+fn hf_greedy(prompt: &serde_json::Value) -> Vec<u32> {
+    prompt["greedy_32"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// A GPU session and a CPU session on `cpu`, both after prefilling the prompt.
+fn prefilled_pair<'a>(
+    engine: &'a Engine,
+    cpu: &CpuModel<'a>,
+    prompt: &serde_json::Value,
+) -> (dbrmt_runtime::Session<'a>, Session<'a>) {
+    let ids: Vec<u32> = ids(prompt).iter().map(|&x| x as u32).collect();
+    let mut gpu = engine.session().expect("session");
+    let mut reference = Session::new(cpu);
+    gpu.prefill(&ids).unwrap();
+    reference.prefill(&ids).unwrap();
+    (gpu, reference)
+}
+
 /// HF's top-2 margin below which bf16 may pick either token. The GPU's logits move by ≈ 1e-2 relative here; at
 /// prompt 0's first step HF's margin is 0.0105 and the GPU's is −0.0069 (the other token), an error of 0.017 in the
 /// difference. HF transformers itself in bf16 ties that step (8.125 vs 8.125) and misses 4 of the 96 steps; see
@@ -121,17 +145,8 @@ fn smollm2_gpu_greedy_continuations_equal_hf() {
     let cpu = CpuModel::new(&engine.model().config, &engine.model().weights);
     let mut wrong = 0;
     for (p, prompt) in prompts.iter().enumerate() {
-        let ids: Vec<u32> = ids(prompt).iter().map(|&x| x as u32).collect();
-        let want: Vec<u32> = prompt["greedy_32"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect();
-        let mut gpu = engine.session().expect("session");
-        let mut reference = Session::new(&cpu);
-        gpu.prefill(&ids).unwrap();
-        reference.prefill(&ids).unwrap();
+        let want = hf_greedy(prompt);
+        let (mut gpu, mut reference) = prefilled_pair(&engine, &cpu, prompt);
         let (mut same, mut notes) = (0, Vec::new());
         for (i, &hf) in want.iter().enumerate() {
             let ours = argmax(gpu.logits());
@@ -187,17 +202,8 @@ fn smollm2_gpu_greedy_equals_the_cpu_oracle_on_bf16_weights() {
     let oracle = CpuModel::new(&engine.model().config, &rounded);
     let mut all_same = true;
     for (p, prompt) in prompts.iter().enumerate() {
-        let ids: Vec<u32> = ids(prompt).iter().map(|&x| x as u32).collect();
-        let hf: Vec<u32> = prompt["greedy_32"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect();
-        let mut gpu = engine.session().expect("session");
-        let mut cpu = Session::new(&oracle);
-        gpu.prefill(&ids).unwrap();
-        cpu.prefill(&ids).unwrap();
+        let hf = hf_greedy(prompt);
+        let (mut gpu, mut cpu) = prefilled_pair(&engine, &oracle, prompt);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..32 {
             let (a, b) = (argmax(gpu.logits()), argmax(cpu.logits()));
