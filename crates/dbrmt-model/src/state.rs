@@ -36,6 +36,19 @@ impl MemoryState {
             layers: vec![layer; layers],
         }
     }
+
+    /// Whether this state fits a model of `layers` layers, feature size `d_key` and hidden size `hidden`; a clear
+    /// error if not (a state of another model shape must not reach the kernels or the reference ops).
+    pub fn check_shape(&self, layers: usize, d_key: usize, hidden: usize) -> Result<(), ModelError> {
+        let shape = (self.layers.len(), self.d_key, self.hidden);
+        if shape == (layers, d_key, hidden) {
+            return Ok(());
+        }
+        Err(ModelError::InvalidInput(format!(
+            "memory state of {} layers × D {} × d {} does not fit this model ({layers} × {d_key} × {hidden})",
+            shape.0, shape.1, shape.2
+        )))
+    }
 }
 
 /// What continues a request elsewhere: the memory state after `segments` closed segments, and the text ids of

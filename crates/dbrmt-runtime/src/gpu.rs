@@ -108,16 +108,11 @@ impl GpuEngine {
         end.synchronize()?;
         let ms = start.elapsed_ms(&end)?;
         let state: MemoryState = state.download(stream, 0, layers)?;
-        let logit_rows = match logits {
-            LogitsMode::None => 0,
-            LogitsMode::Last => 1,
-            LogitsMode::All => ids.len(),
-        };
         let output = Output {
             tokens: ids.len(),
             segments,
+            logit_rows: logits_out.len() / v,
             logits: logits_out,
-            logit_rows,
             hidden,
             state,
         };
@@ -127,14 +122,7 @@ impl GpuEngine {
     /// Uploads a memory state after checking that it fits this model.
     pub(crate) fn upload_state(&self, state: &MemoryState) -> Result<DeviceState, EngineError> {
         let cfg = &self.model.cfg;
-        let shape = (state.layers.len(), state.d_key, state.hidden);
-        if shape != (cfg.num_layers, cfg.d_key(), cfg.hidden_size) {
-            return Err(ModelError::InvalidInput(format!(
-                "memory state of {} layers × D {} × d {} does not fit this model",
-                shape.0, shape.1, shape.2
-            ))
-            .into());
-        }
+        state.check_shape(cfg.num_layers, cfg.d_key(), cfg.hidden_size)?;
         Ok(DeviceState::upload(&self.stream, state)?)
     }
 

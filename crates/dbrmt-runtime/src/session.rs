@@ -33,14 +33,7 @@ impl Engine {
             Some(gpu) => Ok(Session::Gpu(Box::new(gpu.resume(saved)?))),
             None => {
                 let cfg = &self.model().config;
-                let shape = (saved.state.layers.len(), saved.state.d_key, saved.state.hidden);
-                if shape != (cfg.num_layers, cfg.d_key(), cfg.hidden_size) {
-                    return Err(dbrmt_model::ModelError::InvalidInput(format!(
-                        "memory state of {} layers × D {} × d {} does not fit this model",
-                        shape.0, shape.1, shape.2
-                    ))
-                    .into());
-                }
+                saved.state.check_shape(cfg.num_layers, cfg.d_key(), cfg.hidden_size)?;
                 Ok(Session::Cpu(cpu::Session::resume(&self.cpu_model(), saved)))
             }
         }

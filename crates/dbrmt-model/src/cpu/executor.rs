@@ -10,7 +10,7 @@ use super::cell::{forward, CellInput};
 use crate::{
     config::ModelConfig,
     error::ModelError,
-    input::segment_range,
+    input::{check_ids, segment_range},
     output::{LogitsMode, Output},
     state::{LayerState, MemoryState},
     weights::Weights,
@@ -148,26 +148,11 @@ impl<'m> CpuModel<'m> {
         let mut runs: Vec<RequestRun<'_>> = requests
             .into_iter()
             .map(|(ids, resume)| {
-                let shape = (resume.state.layers.len(), resume.state.d_key, resume.state.hidden);
-                if shape != (layers, cfg.d_key(), d) {
-                    return Err(ModelError::InvalidInput(format!(
-                        "memory state of {} layers × D {} × d {} does not fit this model ({layers} × {} × {d})",
-                        shape.0,
-                        shape.1,
-                        shape.2,
-                        cfg.d_key()
-                    )));
-                }
+                resume.state.check_shape(layers, cfg.d_key(), d)?;
                 if ids.is_empty() {
                     return Err(ModelError::EmptyInput);
                 }
-                if let Some((position, &id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= cfg.vocab_size) {
-                    return Err(ModelError::IdOutOfRange {
-                        position,
-                        id: id as i64,
-                        vocab: cfg.vocab_size,
-                    });
-                }
+                check_ids(ids, cfg.vocab_size)?;
                 let segments = cfg.segments_for(ids.len());
                 let logit_rows = match opts.logits {
                     LogitsMode::None => 0,

@@ -238,8 +238,7 @@ impl GpuModel {
             c.rms_norm_eps,
         )?;
         // q/k/v rows: a whole segment's in the packed scratch, an open segment's in its layer's KV cache rows
-        let cache_row = |layer: usize| ws.cache_row(layer);
-        let cache_rows: Vec<usize> = cells.iter().map(|x| cache_row(x.layer)).collect();
+        let cache_rows: Vec<usize> = cells.iter().map(|x| ws.cache_row(x.layer)).collect();
         let qkv_row = |i: usize, x: &StepCell| match x.open_at {
             None => packed[i].0,
             Some(p) => cache_rows[i] + p,
