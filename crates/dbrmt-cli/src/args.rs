@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dbrmt_model::{ArmtParams, LoadOptions, LogitsMode};
+use dbrmt_formats::{ArmtParams, LoadOptions};
+use dbrmt_model::LogitsMode;
 use dbrmt_runtime::ScheduleKind;
 
 #[derive(Debug, Parser)]

@@ -12,9 +12,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dbrmt_model::{
-    identity::model_identity, input::validate_ids, load_model, npy, sampling::Sampler, Model, SavedState,
-};
+use dbrmt_formats::{identity::model_identity, load_model, npy, Model, SavedState};
+use dbrmt_model::{input::validate_ids, sampling::Sampler};
 use dbrmt_runtime::{Device, Engine, Session};
 use dbrmt_tokenizer::Tokenizer;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -82,13 +81,19 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 
     // the model moves into the engine (uploaded to the GPU when there is one)
     let engine = open_engine(a.device, model)?;
-    let on_gpu = engine.gpu_engine().is_some();
+    let on_gpu = engine.gpu_executor().is_some();
     let cfg = &engine.model().config;
     let identity = model_identity(cfg, &engine.model().weights);
     let mut session = match &a.load_state {
         Some(path) => engine.resume(
-            SavedState::load(path, &identity, cfg.num_layers, cfg.d_key(), cfg.hidden_size)
-                .with_context(|| "--load-state")?,
+            SavedState::load(
+                path,
+                &identity,
+                cfg.llama.num_layers,
+                cfg.d_key(),
+                cfg.llama.hidden_size,
+            )
+            .with_context(|| "--load-state")?,
         )?,
         None => engine.session()?,
     };
@@ -97,7 +102,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let prompt_tokens = match (&a.file, tokenizer.as_ref()) {
         (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat)?,
         _ => {
-            let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.vocab_size)?;
+            let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.llama.vocab_size)?;
             let bar = progress_bar(ids.len() as u64, ids.len() > 8 * cfg.armt.segment_size, "tokens");
             session.prefill_chunked(&ids, 8, |done| bar.set_position(done as u64))?;
             bar.finish_and_clear();

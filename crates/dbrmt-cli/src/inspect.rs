@@ -1,7 +1,7 @@
 //! `dbrmt inspect DIR`: what a model directory holds.
 
 use anyhow::Context;
-use dbrmt_model::load_model;
+use dbrmt_formats::load_model;
 
 use crate::args::InspectArgs;
 
@@ -17,26 +17,32 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
         .sum::<usize>()
         + w.memory.len();
     let backbone = w.embed.len() + layer_params + w.norm.len() + w.lm_head.as_ref().map_or(0, Vec::len);
-    let state_bytes = c.num_layers * (c.d_key() * c.hidden_size + c.d_key()) * 4;
+    let state_bytes = c.llama.num_layers * (c.d_key() * c.llama.hidden_size + c.d_key()) * 4;
 
     println!("model        {}", a.dir.display());
     println!("names        {}", m.layout);
     println!(
         "backbone     LLaMA: {} layers, hidden {}, MLP {}, {} heads / {} KV heads × {}, vocab {}",
-        c.num_layers, c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size
+        c.llama.num_layers,
+        c.llama.hidden_size,
+        c.llama.intermediate_size,
+        c.llama.num_heads,
+        c.llama.num_kv_heads,
+        c.llama.head_dim,
+        c.llama.vocab_size
     );
     println!(
         "rope         θ = {}, scaling {}",
-        c.rope_theta,
-        c.rope_scaling.map_or("none".to_string(), |s| format!(
+        c.llama.rope_theta,
+        c.llama.rope_scaling.map_or("none".to_string(), |s| format!(
             "llama3 (factor {}, low {}, high {}, original {})",
             s.factor, s.low_freq_factor, s.high_freq_factor, s.original_max_position_embeddings
         ))
     );
     println!(
         "norm eps     {:e}; lm_head {}",
-        c.rms_norm_eps,
-        if c.tie_word_embeddings {
+        c.llama.rms_norm_eps,
+        if c.llama.tie_word_embeddings {
             "tied to the embedding"
         } else {
             "separate"
@@ -54,7 +60,7 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
         state_bytes,
         state_bytes as f64 / (1 << 20) as f64,
         c.d_key(),
-        c.hidden_size,
+        c.llama.hidden_size,
         c.d_key()
     );
     if !m.unused_tensors.is_empty() {

@@ -3,14 +3,15 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use dbrmt_model::{npy, LogitsMode};
+use dbrmt_formats::npy;
+use dbrmt_model::LogitsMode;
 use dbrmt_runtime::{Device, Engine, ScheduleKind};
 
 use crate::args::{DeviceArg, RunArgs};
 
 pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let ids = npy::read_ids(&a.input_ids).with_context(|| "reading --input-ids")?;
-    let model = dbrmt_model::load_model(&a.model, &a.armt.load_options())
+    let model = dbrmt_formats::load_model(&a.model, &a.armt.load_options())
         .with_context(|| format!("loading model {}", a.model.display()))?;
     let engine = match a.device {
         DeviceArg::Cpu => Engine::from_model(model, Device::Cpu)?,
@@ -41,9 +42,9 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     println!(
         "model     {} ({} layers, hidden {}, vocab {}, T={}, M={}, d_mem={})",
         a.model.display(),
-        cfg.num_layers,
-        cfg.hidden_size,
-        cfg.vocab_size,
+        cfg.llama.num_layers,
+        cfg.llama.hidden_size,
+        cfg.llama.vocab_size,
         cfg.armt.segment_size,
         cfg.armt.num_mem_tokens,
         cfg.armt.d_mem
@@ -58,7 +59,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         println!("device    {ms:.2} ms between the first and last launch (CUDA events)");
     }
     if out.logit_rows > 0 {
-        let v = cfg.vocab_size;
+        let v = cfg.llama.vocab_size;
         let last = &out.logits[(out.logit_rows - 1) * v..];
         let mut top: Vec<(usize, f32)> = last.iter().copied().enumerate().collect();
         top.sort_by(|x, y| y.1.total_cmp(&x.1));
@@ -66,12 +67,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         println!("next      top-5 token ids after the last token: {}", shown.join(", "));
     }
     if let Some(path) = &a.dump_logits {
-        npy::write_f32(path, &[out.logit_rows, cfg.vocab_size], &out.logits)
+        npy::write_f32(path, &[out.logit_rows, cfg.llama.vocab_size], &out.logits)
             .with_context(|| "writing --dump-logits")?;
         println!(
             "logits    [{}, {}] → {}",
             out.logit_rows,
-            cfg.vocab_size,
+            cfg.llama.vocab_size,
             path.display()
         );
     }
@@ -81,9 +82,9 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
             .with_context(|| "writing --dump-state")?;
         println!(
             "state     {} layers of A [{}, {}], z [{}] → {}",
-            cfg.num_layers,
+            cfg.llama.num_layers,
             cfg.d_key(),
-            cfg.hidden_size,
+            cfg.llama.hidden_size,
             cfg.d_key(),
             path.display()
         );

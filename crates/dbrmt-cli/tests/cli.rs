@@ -127,9 +127,9 @@ fn main_job_runs_and_schedules_write_identical_bytes() {
     assert!(dumps[0] == dumps[1], "sequential and diagonal dumps differ");
 
     // the dumped logits are the golden ones (fp64 reference) within 1e-5
-    let (shape, got) = dbrmt_model::npy::read_f32(&dir.join("diagonal.npy")).unwrap();
+    let (shape, got) = dbrmt_formats::npy::read_f32(&dir.join("diagonal.npy")).unwrap();
     assert_eq!(shape, vec![160, 512]);
-    let (_, want) = dbrmt_model::npy::read_f32(&model.join("logits.npy")).unwrap();
+    let (_, want) = dbrmt_formats::npy::read_f32(&model.join("logits.npy")).unwrap();
     let num: f64 = got
         .iter()
         .zip(&want)

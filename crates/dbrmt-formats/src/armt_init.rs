@@ -6,44 +6,7 @@
 //! `AssociativeMemoryCell.create_memory` does. The random numbers come from SplitMix64, not from PyTorch's
 //! generator: the same seed gives bitwise the same weights here, not the original's values.
 
-/// SplitMix64 (Steele, Lea & Flood 2014): tiny, and every seed gives a full-period stream.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in [−bound, bound).
-    pub fn uniform(&mut self, bound: f64) -> f32 {
-        ((2.0 * self.next_f64() - 1.0) * bound) as f32
-    }
-
-    /// Standard normal (Box–Muller; one value per call, the second of each pair discarded for simplicity).
-    pub fn normal(&mut self) -> f64 {
-        // 1 − u lies in (0, 1], so the logarithm is finite.
-        let r = (-2.0 * (1.0 - self.next_f64()).ln()).sqrt();
-        r * (2.0 * std::f64::consts::PI * self.next_f64()).cos()
-    }
-}
+use crate::rng::SplitMix64;
 
 /// The initialised ARMT parameters of one layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,26 +75,6 @@ fn sample_std(x: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splitmix_reference_values() {
-        // First outputs for seed 1234567 from the reference C implementation (Vigna's splitmix64.c).
-        let mut r = SplitMix64::new(1234567);
-        assert_eq!(r.next_u64(), 6457827717110365317);
-        assert_eq!(r.next_u64(), 3203168211198807973);
-    }
-
-    #[test]
-    fn distributions_have_the_intended_moments() {
-        let mut r = SplitMix64::new(7);
-        let n = 200_000;
-        let xs: Vec<f64> = (0..n).map(|_| r.normal()).collect();
-        let mean = xs.iter().sum::<f64>() / n as f64;
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "mean {mean} var {var}");
-        let us: Vec<f32> = (0..n).map(|_| r.uniform(0.5)).collect();
-        assert!(us.iter().all(|u| (-0.5..0.5).contains(u)));
-    }
 
     #[test]
     fn init_is_deterministic_and_shaped() {

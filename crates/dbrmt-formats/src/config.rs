@@ -4,10 +4,31 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
-pub use dbrmt_kernels::reference::armt::MemShape;
-pub use dbrmt_kernels::reference::rope::Llama3Scaling;
+/// Shapes of one layer's memory: `d` hidden, `d_mem`, `nu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemShape {
+    pub hidden: usize,
+    pub d_mem: usize,
+    pub nu: usize,
+}
+
+impl MemShape {
+    /// `D = 2·ν·d_mem`, the feature size.
+    pub fn d_key(&self) -> usize {
+        2 * self.nu * self.d_mem
+    }
+}
+
+/// The `rope_scaling` object of a `rope_type: "llama3"` config (Llama 3.1/3.2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Llama3Scaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position_embeddings: f64,
+}
 
 /// The ARMT hyper-parameters (`armt` object of `config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,20 +45,10 @@ pub struct ArmtParams {
     pub correction: bool,
 }
 
-/// Everything the model needs to know about its shapes.
+/// Everything the model needs to know about its shapes: the LLaMA backbone and the ARMT memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub intermediate_size: usize,
-    pub num_layers: usize,
-    pub num_heads: usize,
-    pub num_kv_heads: usize,
-    pub head_dim: usize,
-    pub rms_norm_eps: f32,
-    pub rope_theta: f64,
-    pub rope_scaling: Option<Llama3Scaling>,
-    pub tie_word_embeddings: bool,
+    pub llama: LlamaConfig,
     pub armt: ArmtParams,
 }
 
@@ -45,7 +56,7 @@ impl ModelConfig {
     /// The memory shape of every layer.
     pub fn mem_shape(&self) -> MemShape {
         MemShape {
-            hidden: self.hidden_size,
+            hidden: self.llama.hidden_size,
             d_mem: self.armt.d_mem,
             nu: self.armt.nu,
         }
@@ -54,16 +65,6 @@ impl ModelConfig {
     /// D = 2·ν·d_mem.
     pub fn d_key(&self) -> usize {
         self.mem_shape().d_key()
-    }
-
-    /// Width of the query projection (`H · hd`).
-    pub fn q_dim(&self) -> usize {
-        self.num_heads * self.head_dim
-    }
-
-    /// Width of each of the key and value projections (`KV · hd`).
-    pub fn kv_dim(&self) -> usize {
-        self.num_kv_heads * self.head_dim
     }
 
     /// Rows of one full segment: `T + M`.
@@ -105,8 +106,8 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     /// Reads and parses `path` (normally `<model dir>/config.json`).
-    pub fn read(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+    pub fn read(path: &Path) -> Result<Self, FormatError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FormatError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -114,8 +115,8 @@ impl ConfigFile {
     }
 
     /// Parses the text of a `config.json`; `path` is only used in error messages.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, ModelError> {
-        let bad = |msg: String| ModelError::Config {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, FormatError> {
+        let bad = |msg: String| FormatError::Config {
             path: path.to_path_buf(),
             msg,
         };
@@ -143,8 +144,8 @@ impl ConfigFile {
 
     /// The model config. The file's `armt` object wins; `fallback` (the caller's ARMT parameters) is used only
     /// for a plain LLaMA config without one, and neither present is an error.
-    pub fn model_config(&self, fallback: Option<ArmtParams>) -> Result<ModelConfig, ModelError> {
-        let bad = |msg: String| ModelError::Config {
+    pub fn model_config(&self, fallback: Option<ArmtParams>) -> Result<ModelConfig, FormatError> {
+        let bad = |msg: String| FormatError::Config {
             path: self.path.clone(),
             msg,
         };
@@ -169,26 +170,23 @@ impl ConfigFile {
 impl LlamaConfig {
     /// Adds the ARMT parameters.
     pub fn with_armt(self, armt: ArmtParams) -> ModelConfig {
-        ModelConfig {
-            vocab_size: self.vocab_size,
-            hidden_size: self.hidden_size,
-            intermediate_size: self.intermediate_size,
-            num_layers: self.num_layers,
-            num_heads: self.num_heads,
-            num_kv_heads: self.num_kv_heads,
-            head_dim: self.head_dim,
-            rms_norm_eps: self.rms_norm_eps,
-            rope_theta: self.rope_theta,
-            rope_scaling: self.rope_scaling,
-            tie_word_embeddings: self.tie_word_embeddings,
-            armt,
-        }
+        ModelConfig { llama: self, armt }
+    }
+
+    /// Width of the query projection (`H · hd`).
+    pub fn q_dim(&self) -> usize {
+        self.num_heads * self.head_dim
+    }
+
+    /// Width of each of the key and value projections (`KV · hd`).
+    pub fn kv_dim(&self) -> usize {
+        self.num_kv_heads * self.head_dim
     }
 }
 
 impl ModelConfig {
     /// Reads `path`; `fallback` supplies the ARMT parameters when it has no `armt` object.
-    pub fn read(path: &Path, fallback: Option<ArmtParams>) -> Result<Self, ModelError> {
+    pub fn read(path: &Path, fallback: Option<ArmtParams>) -> Result<Self, FormatError> {
         ConfigFile::read(path)?.model_config(fallback)
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::armt_init::init_armt;
 use crate::checkpoint::Checkpoint;
 use crate::config::{ArmtParams, ConfigFile, ModelConfig};
-use crate::error::ModelError;
+use crate::error::FormatError;
 use crate::names::{LayerTensor, NameLayout, TensorId};
 use crate::weights::{LayerWeights, Weights};
 
@@ -60,7 +60,7 @@ impl Model {
 /// Loads the model at `dir`: a directory with `config.json` plus safetensors (see [`Checkpoint::open`]), or a
 /// LLaMA GGUF file — given as the file or as a directory whose only weights are one `*.gguf` file — which needs
 /// `opts.armt_init` and `opts.armt_params` (see [`crate::gguf::load_gguf`]).
-pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
+pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, FormatError> {
     if let Some(gguf) = crate::gguf::gguf_path(dir)? {
         return crate::gguf::load_gguf(&gguf, opts);
     }
@@ -76,18 +76,18 @@ pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
 
     // Decide how the memory is obtained before reading anything large.
     let mut armt_found = 0;
-    for id in TensorId::armt_tensors(config.num_layers) {
+    for id in TensorId::armt_tensors(config.llama.num_layers) {
         armt_found += usize::from(reader.locate(id)?.is_some());
     }
     let initialise = match (armt_found, opts.armt_init) {
         (0, None) => {
-            return Err(ModelError::NoArmtTensors {
+            return Err(FormatError::NoArmtTensors {
                 path: dir.to_path_buf(),
             })
         }
         (0, Some(seed)) => Some(seed),
         (_, Some(_)) => {
-            return Err(ModelError::ArmtInitConflict {
+            return Err(FormatError::ArmtInitConflict {
                 path: dir.to_path_buf(),
             })
         }
@@ -96,8 +96,8 @@ pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
     };
 
     let (embed, lm_head) = reader.embedding_and_head()?;
-    let mut layers = Vec::with_capacity(config.num_layers);
-    for i in 0..config.num_layers {
+    let mut layers = Vec::with_capacity(config.llama.num_layers);
+    for i in 0..config.llama.num_layers {
         use LayerTensor as T;
         let mut read = |t: LayerTensor| reader.read(TensorId::Layer(i, t));
         // memory tensors: from the checkpoint here, or from the seed below once the embedding is known
@@ -119,8 +119,8 @@ pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
             let armt = &config.armt;
             let (init, memory) = init_armt(
                 seed,
-                config.num_layers,
-                config.hidden_size,
+                config.llama.num_layers,
+                config.llama.hidden_size,
                 armt.d_mem,
                 armt.num_mem_tokens,
                 &embed,
@@ -154,16 +154,16 @@ pub fn load_model(dir: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
 
 /// The shape `config.json` implies for a tensor (`nn.Linear` weights are `[out, in]`).
 pub fn expected_shape(id: TensorId, c: &ModelConfig) -> Vec<usize> {
-    let (d, v, i) = (c.hidden_size, c.vocab_size, c.intermediate_size);
+    let (d, v, i) = (c.llama.hidden_size, c.llama.vocab_size, c.llama.intermediate_size);
     match id {
         TensorId::Embed | TensorId::LmHead => vec![v, d],
         TensorId::Norm => vec![d],
         TensorId::Memory => vec![c.armt.num_mem_tokens, d],
         TensorId::Layer(_, t) => match t {
             LayerTensor::InputNorm | LayerTensor::PostNorm => vec![d],
-            LayerTensor::Q => vec![c.q_dim(), d],
-            LayerTensor::K | LayerTensor::V => vec![c.kv_dim(), d],
-            LayerTensor::O => vec![d, c.q_dim()],
+            LayerTensor::Q => vec![c.llama.q_dim(), d],
+            LayerTensor::K | LayerTensor::V => vec![c.llama.kv_dim(), d],
+            LayerTensor::O => vec![d, c.llama.q_dim()],
             LayerTensor::Gate | LayerTensor::Up => vec![i, d],
             LayerTensor::Down => vec![d, i],
             LayerTensor::MemQ | LayerTensor::MemK => vec![c.armt.d_mem, d],
@@ -185,7 +185,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// The checkpoint name holding `id`, if any. When a file holds both aliases of a layer tensor they must be
     /// identical (the original loads either, so differing copies make the checkpoint ambiguous).
-    fn locate(&self, id: TensorId) -> Result<Option<String>, ModelError> {
+    fn locate(&self, id: TensorId) -> Result<Option<String>, FormatError> {
         let mut present = self
             .layout
             .candidates(id)
@@ -198,7 +198,7 @@ impl Reader<'_> {
             let kind = |n: &str| self.checkpoint.entry(n).map(|e| (e.dtype, e.shape.clone()));
             let same = kind(&first) == kind(&other) && self.checkpoint.bytes(&first) == self.checkpoint.bytes(&other);
             if !same {
-                return Err(ModelError::Checkpoint {
+                return Err(FormatError::Checkpoint {
                     path: self.checkpoint.path_of(&other).to_path_buf(),
                     msg: format!("`{first}` and its alias `{other}` differ"),
                 });
@@ -216,16 +216,16 @@ impl Reader<'_> {
         }
     }
 
-    /// Reads `id` with its shape checked; absent → [`ModelError::MissingTensor`].
-    fn read(&mut self, id: TensorId) -> Result<Vec<f32>, ModelError> {
+    /// Reads `id` with its shape checked; absent → [`FormatError::MissingTensor`].
+    fn read(&mut self, id: TensorId) -> Result<Vec<f32>, FormatError> {
         self.read_as(id, id)
     }
 
     /// Reads the tensor stored as `stored` with the shape `id` must have (a tied head stored only as
     /// `lm_head` is read as the embedding).
-    fn read_as(&mut self, stored: TensorId, id: TensorId) -> Result<Vec<f32>, ModelError> {
+    fn read_as(&mut self, stored: TensorId, id: TensorId) -> Result<Vec<f32>, FormatError> {
         let Some(name) = self.locate(stored)? else {
-            return Err(ModelError::MissingTensor {
+            return Err(FormatError::MissingTensor {
                 path: self.checkpoint.dir().to_path_buf(),
                 name: self.layout.name(stored),
                 layout: self.layout,
@@ -240,8 +240,8 @@ impl Reader<'_> {
 
     /// The embedding and, when untied, the LM head. A tied model may store its one matrix under either name
     /// (`safetensors.torch.save_model` keeps `lm_head`); a stored tied head is accepted and ignored.
-    fn embedding_and_head(&mut self) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
-        if !self.config.tie_word_embeddings {
+    fn embedding_and_head(&mut self) -> Result<(Vec<f32>, Option<Vec<f32>>), FormatError> {
+        if !self.config.llama.tie_word_embeddings {
             return Ok((self.read(TensorId::Embed)?, Some(self.read(TensorId::LmHead)?)));
         }
         let embed_stored = self.locate(TensorId::Embed)?.is_some();

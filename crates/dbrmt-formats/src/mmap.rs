@@ -5,11 +5,11 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 /// Maps `path` read-only.
-pub(crate) fn map_file(path: &Path) -> Result<Mmap, ModelError> {
-    let io = |source| ModelError::Io {
+pub(crate) fn map_file(path: &Path) -> Result<Mmap, FormatError> {
+    let io = |source| FormatError::Io {
         path: path.to_path_buf(),
         source,
     };

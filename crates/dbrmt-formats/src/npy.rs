@@ -6,7 +6,7 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// NumPy pads the whole preamble (magic, version, length, header) to a multiple of this, so data is aligned.
@@ -15,19 +15,19 @@ const ALIGN: usize = 64;
 const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 
 /// Reads token ids: a C-order `<i4` or `<i8` array of shape `[N]` or `[1, N]`.
-pub fn read_ids(path: &Path) -> Result<Vec<i64>, ModelError> {
+pub fn read_ids(path: &Path) -> Result<Vec<i64>, FormatError> {
     let bytes = read_file(path)?;
     parse_ids(&bytes).map_err(|msg| npy_error(path, msg))
 }
 
 /// Reads a C-order `<f4` array: its shape and row-major data.
-pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), FormatError> {
     let bytes = read_file(path)?;
     parse_f32(&bytes).map_err(|msg| npy_error(path, msg))
 }
 
 /// Writes `data` as a C-order `<f4` array of `shape` (format version 1.0, as `numpy.save` writes it).
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), ModelError> {
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), FormatError> {
     let count = element_count(shape).map_err(|msg| npy_error(path, msg))?;
     if count != data.len() {
         return Err(npy_error(
@@ -36,7 +36,7 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Model
         ));
     }
     let preamble = preamble_v1("<f4", shape).map_err(|msg| npy_error(path, msg))?;
-    let io = |source| ModelError::Io {
+    let io = |source| FormatError::Io {
         path: path.to_path_buf(),
         source,
     };
@@ -49,15 +49,15 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Model
     out.flush().map_err(io)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
-    std::fs::read(path).map_err(|source| ModelError::Io {
+fn read_file(path: &Path) -> Result<Vec<u8>, FormatError> {
+    std::fs::read(path).map_err(|source| FormatError::Io {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn npy_error(path: &Path, msg: String) -> ModelError {
-    ModelError::Npy {
+fn npy_error(path: &Path, msg: String) -> FormatError {
+    FormatError::Npy {
         path: path.to_path_buf(),
         msg,
     }

@@ -9,21 +9,22 @@ use std::thread;
 
 use crate::{
     config::ModelConfig,
+    rng::{stream_seed, SplitMix64},
     weights::{LayerWeights, Weights},
 };
 
 /// Deterministic weights of `cfg`'s shapes from `seed` (the same seed gives the same bits on any machine).
 pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Weights {
     let (d, inter, v, m) = (
-        cfg.hidden_size,
-        cfg.intermediate_size,
-        cfg.vocab_size,
+        cfg.llama.hidden_size,
+        cfg.llama.intermediate_size,
+        cfg.llama.vocab_size,
         cfg.armt.num_mem_tokens,
     );
-    let (q, kv, dm) = (cfg.q_dim(), cfg.kv_dim(), cfg.armt.d_mem);
+    let (q, kv, dm) = (cfg.llama.q_dim(), cfg.llama.kv_dim(), cfg.armt.d_mem);
     let fan = |n: usize| 1.0 / (n as f32).sqrt();
     let layers = thread::scope(|s| {
-        let handles: Vec<_> = (0..cfg.num_layers)
+        let handles: Vec<_> = (0..cfg.llama.num_layers)
             .map(|l| {
                 s.spawn(move || {
                     let mut r = Stream::new(seed, 1 + l as u64);
@@ -56,35 +57,24 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Weights {
         embed: r.uniform(v * d, 1.0),
         layers,
         norm: r.around_one(d),
-        lm_head: (!cfg.tie_word_embeddings).then(|| r.uniform(v * d, fan(d))),
+        lm_head: (!cfg.llama.tie_word_embeddings).then(|| r.uniform(v * d, fan(d))),
         memory: r.uniform(m * d, 1.0),
     }
 }
 
-/// xorshift64* per (seed, stream): fast, and independent streams let layers be drawn in parallel.
-struct Stream(u64);
+/// One independent stream of the weights' random numbers (one per layer, so layers are drawn in parallel).
+struct Stream(SplitMix64);
 
 impl Stream {
     fn new(seed: u64, stream: u64) -> Self {
-        let mut s = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        for _ in 0..4 {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        }
-        Stream(s | 1)
+        Stream(SplitMix64::new(stream_seed(seed, stream)))
     }
 
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// `n` values uniform in `[−√3·std, √3·std)` (standard deviation `std`).
+    /// `n` values uniform in `[−√3·std, √3·std)` (standard deviation `std`), from 24 random bits each.
     fn uniform(&mut self, n: usize, std: f32) -> Vec<f32> {
         let a = std * 3f32.sqrt();
         (0..n)
-            .map(|_| ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a)
+            .map(|_| ((self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a)
             .collect()
     }
 
@@ -96,21 +86,23 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ArmtParams;
+    use crate::config::{ArmtParams, LlamaConfig};
 
     fn tiny() -> ModelConfig {
         ModelConfig {
-            vocab_size: 50,
-            hidden_size: 16,
-            intermediate_size: 24,
-            num_layers: 2,
-            num_heads: 4,
-            num_kv_heads: 2,
-            head_dim: 4,
-            rms_norm_eps: 1e-5,
-            rope_theta: 1e4,
-            rope_scaling: None,
-            tie_word_embeddings: true,
+            llama: LlamaConfig {
+                vocab_size: 50,
+                hidden_size: 16,
+                intermediate_size: 24,
+                num_layers: 2,
+                num_heads: 4,
+                num_kv_heads: 2,
+                head_dim: 4,
+                rms_norm_eps: 1e-5,
+                rope_theta: 1e4,
+                rope_scaling: None,
+                tie_word_embeddings: true,
+            },
             armt: ArmtParams {
                 num_mem_tokens: 3,
                 d_mem: 4,

@@ -6,7 +6,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 /// `A` and `z` of one layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,12 +39,12 @@ impl MemoryState {
 
     /// Whether this state fits a model of `layers` layers, feature size `d_key` and hidden size `hidden`; a clear
     /// error if not (a state of another model shape must not reach the kernels or the reference ops).
-    pub fn check_shape(&self, layers: usize, d_key: usize, hidden: usize) -> Result<(), ModelError> {
+    pub fn check_shape(&self, layers: usize, d_key: usize, hidden: usize) -> Result<(), FormatError> {
         let shape = (self.layers.len(), self.d_key, self.hidden);
         if shape == (layers, d_key, hidden) {
             return Ok(());
         }
-        Err(ModelError::InvalidInput(format!(
+        Err(FormatError::StateShape(format!(
             "memory state of {} layers × D {} × d {} does not fit this model ({layers} × {d_key} × {hidden})",
             shape.0, shape.1, shape.2
         )))
@@ -76,7 +76,7 @@ impl SavedState {
 
     /// Writes `layers.{i}.A` (f32 `[D, d]`) and `layers.{i}.z` (f32 `[D]`), with the model's identity
     /// ([`crate::identity::model_identity`]), the segments consumed and the open ids in the metadata.
-    pub fn save(&self, path: &Path, model_identity: &str) -> Result<(), ModelError> {
+    pub fn save(&self, path: &Path, model_identity: &str) -> Result<(), FormatError> {
         let open: Vec<String> = self.open_ids.iter().map(u32::to_string).collect();
         let meta = HashMap::from([
             (KEY_MODEL.to_string(), model_identity.to_string()),
@@ -94,12 +94,12 @@ impl SavedState {
         layers: usize,
         d_key: usize,
         hidden: usize,
-    ) -> Result<Self, ModelError> {
-        let bad = |msg: String| ModelError::Checkpoint {
+    ) -> Result<Self, FormatError> {
+        let bad = |msg: String| FormatError::Checkpoint {
             path: path.to_path_buf(),
             msg,
         };
-        let bytes = std::fs::read(path).map_err(|e| ModelError::Io {
+        let bytes = std::fs::read(path).map_err(|e| FormatError::Io {
             path: path.to_path_buf(),
             source: e,
         })?;
@@ -128,7 +128,7 @@ impl SavedState {
                 .map_err(|_| bad(format!("bad `{KEY_OPEN}`")))?
         };
         let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a state file: {e}")))?;
-        let read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>, ModelError> {
+        let read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>, FormatError> {
             let t = tensors
                 .tensor(&name)
                 .map_err(|_| bad(format!("missing tensor `{name}`")))?;
@@ -151,7 +151,7 @@ impl SavedState {
                     z: read(format!("layers.{i}.z"), vec![d_key])?,
                 })
             })
-            .collect::<Result<Vec<_>, ModelError>>()?;
+            .collect::<Result<Vec<_>, FormatError>>()?;
         Ok(Self {
             state: MemoryState { d_key, hidden, layers },
             segments,
@@ -162,12 +162,12 @@ impl SavedState {
 
 impl MemoryState {
     /// Writes `layers.{i}.A` (f32 `[D, d]`) and `layers.{i}.z` (f32 `[D]`) to a safetensors file.
-    pub fn save_safetensors(&self, path: &Path) -> Result<(), ModelError> {
+    pub fn save_safetensors(&self, path: &Path) -> Result<(), FormatError> {
         self.write(path, None)
     }
 
-    fn write(&self, path: &Path, meta: Option<HashMap<String, String>>) -> Result<(), ModelError> {
-        let io = |e: std::io::Error| ModelError::Io {
+    fn write(&self, path: &Path, meta: Option<HashMap<String, String>>) -> Result<(), FormatError> {
+        let io = |e: std::io::Error| FormatError::Io {
             path: path.to_path_buf(),
             source: e,
         };

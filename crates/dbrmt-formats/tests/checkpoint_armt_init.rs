@@ -3,7 +3,7 @@
 mod checkpoint_support;
 
 use checkpoint_support::{edited_fixture, fixture, fixture_config, fixture_tensors, is_armt_name, model_dir, Scratch};
-use dbrmt_model::{load_model, ArmtParams, LoadOptions, Model, ModelError};
+use dbrmt_formats::{load_model, ArmtParams, FormatError, LoadOptions, Model};
 
 /// `tiny-hf-tied-partial` without its ARMT tensors, with `config` as its config.json.
 fn plain_llama(config: &str) -> Scratch {
@@ -29,7 +29,7 @@ fn std_dev(x: &[f32]) -> f64 {
 fn plain_llama_needs_a_seed() {
     let dir = plain_llama(&fixture_config("tiny-hf-tied-partial"));
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
-    assert!(matches!(err, ModelError::NoArmtTensors { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::NoArmtTensors { .. }), "{err:?}");
     assert!(
         err.to_string()
             .ends_with("no ARMT tensors found; pass --armt-init SEED to initialise the memory"),
@@ -98,7 +98,7 @@ fn same_seed_same_bits() {
 #[test]
 fn seed_with_stored_armt_tensors_is_ambiguous() {
     let err = load_model(&fixture("tiny-armt-names"), &with_seed(1)).unwrap_err();
-    assert!(matches!(err, ModelError::ArmtInitConflict { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::ArmtInitConflict { .. }), "{err:?}");
     assert!(err.to_string().contains("drop --armt-init"), "{err}");
 }
 
@@ -109,19 +109,19 @@ fn some_armt_tensors_missing_is_an_error() {
     });
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(
-        matches!(&err, ModelError::MissingTensor { name, .. } if name == "model.layers.2.W_mv.weight"),
+        matches!(&err, FormatError::MissingTensor { name, .. } if name == "model.layers.2.W_mv.weight"),
         "{err}"
     );
     // A seed does not paper over a partial set either.
     let err = load_model(dir.path(), &with_seed(1)).unwrap_err();
-    assert!(matches!(err, ModelError::ArmtInitConflict { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::ArmtInitConflict { .. }), "{err:?}");
 
     let dir = edited_fixture("tiny-armt-names", |t| {
         t.remove("memory_cell.memory").unwrap();
     });
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(
-        matches!(&err, ModelError::MissingTensor { name, .. } if name == "memory_cell.memory"),
+        matches!(&err, FormatError::MissingTensor { name, .. } if name == "memory_cell.memory"),
         "{err}"
     );
 }
@@ -133,7 +133,7 @@ fn config_without_armt_takes_the_callers_parameters() {
     let dir = plain_llama(&config.to_string());
 
     let err = load_model(dir.path(), &with_seed(3)).unwrap_err();
-    assert!(matches!(err, ModelError::Config { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::Config { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
         msg.contains("config.json: no `armt` object") && msg.contains("--armt-init"),

@@ -3,9 +3,9 @@
 mod checkpoint_support;
 
 use checkpoint_support::{fixture, fixture_tensors};
-use dbrmt_model::checkpoint::Checkpoint;
-use dbrmt_model::names::{LayerTensor, TensorId};
-use dbrmt_model::{load_model, LoadOptions, Model, NameLayout};
+use dbrmt_formats::checkpoint::Checkpoint;
+use dbrmt_formats::names::{LayerTensor, TensorId};
+use dbrmt_formats::{load_model, LoadOptions, Model, NameLayout};
 use half::bf16;
 use safetensors::Dtype;
 
@@ -52,10 +52,10 @@ fn loaded(m: &Model, id: TensorId) -> Vec<f32> {
 
 fn all_ids(m: &Model) -> Vec<TensorId> {
     let mut ids = vec![TensorId::Embed, TensorId::Norm, TensorId::Memory];
-    if !m.config.tie_word_embeddings {
+    if !m.config.llama.tie_word_embeddings {
         ids.push(TensorId::LmHead);
     }
-    for i in 0..m.config.num_layers {
+    for i in 0..m.config.llama.num_layers {
         ids.extend(
             LayerTensor::BACKBONE
                 .iter()
@@ -91,12 +91,12 @@ fn every_fixture_loads_in_its_layout() {
     for (name, layout, tied) in expect {
         let m = load(name);
         assert_eq!(m.layout, layout, "{name}");
-        assert_eq!(m.config.tie_word_embeddings, tied, "{name}");
+        assert_eq!(m.config.llama.tie_word_embeddings, tied, "{name}");
         assert_eq!(m.weights.lm_head.is_none(), tied, "{name}");
         assert!(m.unused_tensors.is_empty(), "{name}: {:?}", m.unused_tensors);
         assert_eq!(m.unused_tensors_warning(), None);
         assert!(!m.armt_initialised);
-        assert_eq!(m.weights.layers.len(), m.config.num_layers);
+        assert_eq!(m.weights.layers.len(), m.config.llama.num_layers);
     }
 }
 
@@ -147,13 +147,18 @@ fn fixture_configs_are_read() {
     let m = load("small-bf16");
     let c = &m.config;
     assert_eq!(
-        (c.vocab_size, c.hidden_size, c.intermediate_size, c.num_layers),
+        (
+            c.llama.vocab_size,
+            c.llama.hidden_size,
+            c.llama.intermediate_size,
+            c.llama.num_layers
+        ),
         (1000, 256, 512, 6)
     );
-    assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim), (8, 2, 32));
-    assert_eq!(c.rms_norm_eps, 1e-5);
-    assert_eq!(c.rope_theta, 500000.0);
-    let s = c.rope_scaling.unwrap();
+    assert_eq!((c.llama.num_heads, c.llama.num_kv_heads, c.llama.head_dim), (8, 2, 32));
+    assert_eq!(c.llama.rms_norm_eps, 1e-5);
+    assert_eq!(c.llama.rope_theta, 500000.0);
+    let s = c.llama.rope_scaling.unwrap();
     assert_eq!(
         (
             s.factor,

@@ -3,8 +3,8 @@
 mod checkpoint_support;
 
 use checkpoint_support::{raw_file, Scratch};
-use dbrmt_model::checkpoint::Checkpoint;
-use dbrmt_model::npy;
+use dbrmt_formats::checkpoint::Checkpoint;
+use dbrmt_formats::npy;
 use proptest::prelude::*;
 
 /// A small valid file: three tensors of different dtypes, header not padded.

@@ -5,8 +5,8 @@ mod checkpoint_support;
 use std::collections::BTreeMap;
 
 use checkpoint_support::{edited_fixture, fixture, fixture_config, fixture_tensors, serialize, Raw, Scratch};
-use dbrmt_model::checkpoint::INDEX_FILE;
-use dbrmt_model::{load_model, LoadOptions, Model, ModelError, NameLayout};
+use dbrmt_formats::checkpoint::INDEX_FILE;
+use dbrmt_formats::{load_model, FormatError, LoadOptions, Model, NameLayout};
 
 fn load(dir: &std::path::Path) -> Model {
     load_model(dir, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
@@ -97,7 +97,7 @@ fn tied_model_without_either_matrix() {
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     let expected = "model.embed_tokens.weight";
     assert!(
-        matches!(&err, ModelError::MissingTensor { name, layout: NameLayout::Hf, .. } if name == expected),
+        matches!(&err, FormatError::MissingTensor { name, layout: NameLayout::Hf, .. } if name == expected),
         "{err:?}"
     );
 }
@@ -157,7 +157,7 @@ fn sharded_checkpoint_loads_identically() {
     assert_eq!(m.weights, r.weights);
     assert_eq!(m.config, r.config);
     assert_eq!(m.layout, NameLayout::Armt);
-    let ckpt = dbrmt_model::checkpoint::Checkpoint::open(dir.path()).unwrap();
+    let ckpt = dbrmt_formats::checkpoint::Checkpoint::open(dir.path()).unwrap();
     assert_eq!(ckpt.files().count(), 2);
 }
 
@@ -177,7 +177,7 @@ fn sharded_index_must_match_its_shards() {
     dir.write(INDEX_FILE, index.to_string());
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(
-        matches!(&err, ModelError::Io { path, .. } if path.ends_with("gone.safetensors")),
+        matches!(&err, FormatError::Io { path, .. } if path.ends_with("gone.safetensors")),
         "{err:?}"
     );
     dir.write(INDEX_FILE, "{}");

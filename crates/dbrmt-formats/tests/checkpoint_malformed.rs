@@ -3,8 +3,8 @@
 mod checkpoint_support;
 
 use checkpoint_support::{edited_fixture, fixture, raw_file, Raw, Scratch};
-use dbrmt_model::checkpoint::Checkpoint;
-use dbrmt_model::{load_model, LoadOptions, ModelError, NameLayout};
+use dbrmt_formats::checkpoint::Checkpoint;
+use dbrmt_formats::{load_model, FormatError, LoadOptions, NameLayout};
 use safetensors::Dtype;
 
 /// Opens a directory holding only `model.safetensors` with these bytes; returns the error's message.
@@ -12,7 +12,7 @@ fn open_error(label: &str, bytes: &[u8]) -> String {
     let dir = Scratch::new(label);
     dir.write("model.safetensors", bytes);
     let err = Checkpoint::open(dir.path()).expect_err("malformed file must not open");
-    assert!(matches!(err, ModelError::Checkpoint { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::Checkpoint { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("model.safetensors"), "names the file: {msg}");
     assert!(!msg.contains('\n'), "one line: {msg}");
@@ -124,7 +124,7 @@ fn a_valid_hand_built_file_opens() {
     let ckpt = Checkpoint::open(dir.path()).unwrap();
     assert_eq!(ckpt.read_f32("b").unwrap(), (vec![2], vec![3.0, 4.0]));
     assert_eq!(ckpt.read_f32("z").unwrap(), (vec![0], vec![]));
-    assert!(matches!(ckpt.read_f32("nope"), Err(ModelError::Checkpoint { .. })));
+    assert!(matches!(ckpt.read_f32("nope"), Err(FormatError::Checkpoint { .. })));
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn missing_tensor_names_it_and_the_layout() {
     });
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     match &err {
-        ModelError::MissingTensor { name, layout, .. } => {
+        FormatError::MissingTensor { name, layout, .. } => {
             assert_eq!(name, "memory_cell.model.model.layers.2.layer.mlp.up_proj.weight");
             assert_eq!(*layout, NameLayout::Armt);
         }
@@ -156,7 +156,7 @@ fn untied_model_needs_its_lm_head() {
     });
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(
-        matches!(&err, ModelError::MissingTensor { name, .. } if name == "memory_cell.model.lm_head.weight"),
+        matches!(&err, FormatError::MissingTensor { name, .. } if name == "memory_cell.model.lm_head.weight"),
         "{err}"
     );
 }
@@ -168,7 +168,7 @@ fn wrong_shape_names_tensor_and_both_shapes() {
     });
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
     match &err {
-        ModelError::Shape {
+        FormatError::Shape {
             name, expected, found, ..
         } => {
             assert_eq!(
@@ -207,7 +207,7 @@ fn unsupported_dtypes_name_tensor_and_dtype() {
         });
         let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
         match &err {
-            ModelError::Dtype { name, dtype: found, .. } => {
+            FormatError::Dtype { name, dtype: found, .. } => {
                 assert_eq!(name, "model.norm.weight");
                 assert_eq!(*found, dtype.to_string());
             }
@@ -248,11 +248,11 @@ fn directory_without_a_checkpoint() {
     let dir = Scratch::new("nofile");
     dir.write("config.json", checkpoint_support::fixture_config("tiny-armt-names"));
     let err = load_model(dir.path(), &LoadOptions::default()).unwrap_err();
-    assert!(matches!(err, ModelError::Checkpoint { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::Checkpoint { .. }), "{err:?}");
     assert!(err.to_string().contains("no model.safetensors"), "{err}");
 
     let missing = Checkpoint::open(&dir.path().join("does-not-exist")).unwrap_err();
-    assert!(matches!(missing, ModelError::Io { .. }), "{missing:?}");
+    assert!(matches!(missing, FormatError::Io { .. }), "{missing:?}");
 }
 
 #[test]
@@ -265,5 +265,5 @@ fn config_errors_come_before_the_checkpoint() {
         "{err}"
     );
     let err = load_model(&dir.path().join("nowhere"), &LoadOptions::default()).unwrap_err();
-    assert!(matches!(err, ModelError::Io { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::Io { .. }), "{err:?}");
 }

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use dbrmt_model::config::{ConfigFile, Llama3Scaling};
-use dbrmt_model::{ArmtParams, ModelConfig, ModelError};
+use dbrmt_formats::config::{ConfigFile, Llama3Scaling};
+use dbrmt_formats::{ArmtParams, FormatError, ModelConfig};
 use serde_json::{json, Value};
 
 const PATH: &str = "models/x/config.json";
@@ -16,7 +16,7 @@ fn base() -> Value {
     })
 }
 
-fn parse(v: &Value) -> Result<ModelConfig, ModelError> {
+fn parse(v: &Value) -> Result<ModelConfig, FormatError> {
     ConfigFile::parse(&v.to_string(), Path::new(PATH))?.model_config(None)
 }
 
@@ -25,7 +25,7 @@ fn error_of(edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
     let mut v = base();
     edit(v.as_object_mut().unwrap());
     let err = parse(&v).expect_err("config must be rejected");
-    assert!(matches!(err, ModelError::Config { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::Config { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.starts_with("models/x/config.json: "), "{msg}");
     assert!(!msg.contains('\n'), "{msg}");
@@ -35,12 +35,12 @@ fn error_of(edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
 #[test]
 fn hf_defaults() {
     let c = parse(&base()).unwrap();
-    assert_eq!(c.num_kv_heads, 4);
-    assert_eq!(c.head_dim, 32);
-    assert_eq!(c.rms_norm_eps, 1e-6);
-    assert_eq!(c.rope_theta, 10000.0);
-    assert_eq!(c.rope_scaling, None);
-    assert!(!c.tie_word_embeddings);
+    assert_eq!(c.llama.num_kv_heads, 4);
+    assert_eq!(c.llama.head_dim, 32);
+    assert_eq!(c.llama.rms_norm_eps, 1e-6);
+    assert_eq!(c.llama.rope_theta, 10000.0);
+    assert_eq!(c.llama.rope_scaling, None);
+    assert!(!c.llama.tie_word_embeddings);
     assert_eq!(
         c.armt,
         ArmtParams {
@@ -71,10 +71,15 @@ fn explicit_fields_and_nulls() {
     );
     let c = parse(&v).unwrap();
     assert_eq!(
-        (c.num_kv_heads, c.head_dim, c.rms_norm_eps, c.rope_theta),
+        (
+            c.llama.num_kv_heads,
+            c.llama.head_dim,
+            c.llama.rms_norm_eps,
+            c.llama.rope_theta
+        ),
         (2, 64, 1e-5, 500000.0)
     );
-    assert!(c.tie_word_embeddings);
+    assert!(c.llama.tie_word_embeddings);
     assert_eq!(
         c.armt,
         ArmtParams {
@@ -92,7 +97,10 @@ fn explicit_fields_and_nulls() {
     v["num_key_value_heads"] = Value::Null;
     v["rope_scaling"] = Value::Null;
     let c = parse(&v).unwrap();
-    assert_eq!((c.head_dim, c.num_kv_heads, c.rope_scaling), (32, 4, None));
+    assert_eq!(
+        (c.llama.head_dim, c.llama.num_kv_heads, c.llama.rope_scaling),
+        (32, 4, None)
+    );
 }
 
 #[test]
@@ -102,13 +110,13 @@ fn rope_scaling_variants() {
         v["rope_scaling"] = rs;
         parse(&v)
     };
-    assert_eq!(with(json!({"rope_type": "default"})).unwrap().rope_scaling, None);
-    assert_eq!(with(json!({"type": "default"})).unwrap().rope_scaling, None);
-    assert_eq!(with(json!({})).unwrap().rope_scaling, None);
+    assert_eq!(with(json!({"rope_type": "default"})).unwrap().llama.rope_scaling, None);
+    assert_eq!(with(json!({"type": "default"})).unwrap().llama.rope_scaling, None);
+    assert_eq!(with(json!({})).unwrap().llama.rope_scaling, None);
     let llama3 = json!({"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                         "original_max_position_embeddings": 8192});
     assert_eq!(
-        with(llama3.clone()).unwrap().rope_scaling,
+        with(llama3.clone()).unwrap().llama.rope_scaling,
         Some(Llama3Scaling {
             factor: 32.0,
             low_freq_factor: 1.0,
@@ -252,7 +260,7 @@ fn not_json() {
     let err = ConfigFile::parse("[1, 2]", Path::new(PATH)).unwrap_err();
     assert!(err.to_string().ends_with("not a JSON object"), "{err}");
     let err = ConfigFile::read(Path::new("/nonexistent/config.json")).unwrap_err();
-    assert!(matches!(err, ModelError::Io { .. }));
+    assert!(matches!(err, FormatError::Io { .. }));
 }
 
 #[test]
@@ -286,8 +294,8 @@ fn fixture_configs() {
     ] {
         let c = ModelConfig::read(&root.join(name).join("config.json"), None).unwrap();
         assert_eq!(c.armt.nu, 3);
-        assert!(c.rope_scaling.is_some());
-        assert_eq!(c.tie_word_embeddings, name == "tiny-hf-tied-partial");
+        assert!(c.llama.rope_scaling.is_some());
+        assert_eq!(c.llama.tie_word_embeddings, name == "tiny-hf-tied-partial");
         assert_eq!(c.d_key(), 2 * 3 * c.armt.d_mem);
     }
 }

@@ -2,8 +2,8 @@
 //! (Q4 nibbles: low nibbles are elements 0..16, high nibbles 16..32), negative scales, the 6-bit scale packing of
 //! Q4_K and the bit layout of Q6_K; and refusals.
 
-use dbrmt_model::gguf::dequant::{dequantize, DequantError};
-use dbrmt_model::gguf::GgmlType;
+use dbrmt_formats::gguf::dequant::{dequantize, DequantError};
+use dbrmt_formats::gguf::GgmlType;
 
 /// f16 bit patterns used below.
 const H_ONE: u16 = 0x3c00; // 1.0

@@ -1,11 +1,12 @@
 //! Random corruptions of a valid GGUF model: every one must give `Ok` or an error, never a panic — opening the
 //! file, reading every tensor, and loading it as a model.
 
-mod gguf_support;
-
-use dbrmt_model::gguf::GgufFile;
-use dbrmt_model::load_model;
-use gguf_support::{armt_options, tiny_llama, Scratch};
+use dbrmt_formats::gguf::GgufFile;
+use dbrmt_formats::load_model;
+use dbrmt_testkit::{
+    gguf::{armt_options, tiny_llama},
+    Scratch,
+};
 use proptest::prelude::*;
 
 /// The tiny model's file and where its data section starts (corruptions aim mostly at the header before it).

@@ -1,13 +1,14 @@
-//! Every bad GGUF input is a `ModelError` that names the file and what is wrong, never a panic.
+//! Every bad GGUF input is a `FormatError` that names the file and what is wrong, never a panic.
 
-mod gguf_support;
-
-use dbrmt_model::gguf::{GgmlType, GgufFile, MetaValue};
-use dbrmt_model::{load_model, LoadOptions, ModelError, NameLayout};
-use gguf_support::{armt_options, tiny_llama, GgufBuilder, Scratch};
+use dbrmt_formats::gguf::{GgmlType, GgufFile, MetaValue};
+use dbrmt_formats::{load_model, FormatError, LoadOptions, NameLayout};
+use dbrmt_testkit::{
+    gguf::{armt_options, tiny_llama, GgufBuilder},
+    Scratch,
+};
 
 /// Opens `bytes` written as a GGUF file and returns the error, which must name the file.
-fn open_error(bytes: &[u8]) -> ModelError {
+fn open_error(bytes: &[u8]) -> FormatError {
     let dir = Scratch::new("bad");
     let path = dir.write("bad.gguf", bytes);
     let err = GgufFile::open(&path).expect_err("must be refused");
@@ -18,13 +19,13 @@ fn open_error(bytes: &[u8]) -> ModelError {
 /// The message of an invalid-file error.
 fn invalid(bytes: &[u8]) -> String {
     match open_error(bytes) {
-        ModelError::Gguf { msg, .. } => msg,
-        other => panic!("expected ModelError::Gguf, got {other:?}"),
+        FormatError::Gguf { msg, .. } => msg,
+        other => panic!("expected FormatError::Gguf, got {other:?}"),
     }
 }
 
 /// Loads `builder` as a model (with --armt-init) and returns the error.
-fn load_error(builder: &GgufBuilder, opts: &LoadOptions) -> ModelError {
+fn load_error(builder: &GgufBuilder, opts: &LoadOptions) -> FormatError {
     let dir = Scratch::new("badload");
     let path = dir.write("m.gguf", builder.bytes());
     let err = load_model(&path, opts).expect_err("must be refused");
@@ -110,7 +111,7 @@ fn known_but_unsupported_tensor_type() {
     t.type_id = GgmlType::Q5_0.id();
     t.data = vec![0; (cols * rows / 32 * 22) as usize];
     match load_error(&g, &armt_options(0)) {
-        ModelError::GgufTensorType { name, ggml_type, .. } => {
+        FormatError::GgufTensorType { name, ggml_type, .. } => {
             assert_eq!((name.as_str(), ggml_type.as_str()), ("blk.0.attn_v.weight", "Q5_0"))
         }
         other => panic!("{other:?}"),
@@ -181,7 +182,7 @@ fn missing_tensor_and_wrong_shape() {
     let mut g = tiny();
     g.remove_tensor("blk.1.ffn_up.weight");
     match load_error(&g, &armt_options(0)) {
-        ModelError::MissingTensor { name, layout, .. } => {
+        FormatError::MissingTensor { name, layout, .. } => {
             assert_eq!((name.as_str(), layout), ("blk.1.ffn_up.weight", NameLayout::Gguf))
         }
         other => panic!("{other:?}"),
@@ -190,7 +191,7 @@ fn missing_tensor_and_wrong_shape() {
     let mut g = tiny();
     g.meta("llama.block_count", MetaValue::U32(u32::MAX));
     match load_error(&g, &armt_options(0)) {
-        ModelError::MissingTensor { name, .. } => assert_eq!(name, "blk.2.attn_norm.weight"),
+        FormatError::MissingTensor { name, .. } => assert_eq!(name, "blk.2.attn_norm.weight"),
         other => panic!("{other:?}"),
     }
     let mut g = tiny();
@@ -198,7 +199,7 @@ fn missing_tensor_and_wrong_shape() {
     let t = g.find("blk.0.attn_k.weight");
     t.dims = vec![t.dims[0] / 2, t.dims[1] * 2];
     match load_error(&g, &armt_options(0)) {
-        ModelError::GgufShape {
+        FormatError::GgufShape {
             name, expected, found, ..
         } => {
             assert_eq!(name, "blk.0.attn_k.weight");
@@ -212,10 +213,10 @@ fn missing_tensor_and_wrong_shape() {
 type Edit = fn(&mut GgufBuilder);
 
 /// The message of a metadata (config) error.
-fn config_msg(err: ModelError) -> String {
+fn config_msg(err: FormatError) -> String {
     match err {
-        ModelError::Config { msg, .. } => msg,
-        other => panic!("expected ModelError::Config, got {other:?}"),
+        FormatError::Config { msg, .. } => msg,
+        other => panic!("expected FormatError::Config, got {other:?}"),
     }
 }
 
@@ -323,7 +324,7 @@ fn metadata_errors() {
 #[test]
 fn gguf_needs_armt_init_and_params() {
     let err = load_error(&tiny(), &LoadOptions::default());
-    assert!(matches!(err, ModelError::NoArmtTensors { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::NoArmtTensors { .. }), "{err:?}");
     assert!(err.to_string().contains("pass --armt-init SEED"), "{err}");
     let mut opts = armt_options(0);
     opts.armt_params = None;
@@ -357,7 +358,7 @@ fn a_missing_gguf_file_is_named() {
     let dir = Scratch::new("missing");
     let path = dir.path().join("absent.gguf");
     let err = load_model(&path, &armt_options(0)).unwrap_err();
-    assert!(matches!(err, ModelError::Io { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("absent.gguf: "), "{err}");
     assert!(!err.to_string().contains("config.json"), "{err}");
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use dbrmt_model::gguf::{GgmlType, GgufFile, MetaValue};
+use dbrmt_formats::gguf::{GgmlType, GgufFile, MetaValue};
 
 fn reference() -> GgufFile {
     let root = std::env::var_os("DBRMT_REPO_ROOT")

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use dbrmt_model::gguf::{GgmlType, GgufFile};
-use dbrmt_model::{load_model, ArmtParams, LoadOptions, NameLayout};
+use dbrmt_formats::gguf::{GgmlType, GgufFile};
+use dbrmt_formats::{load_model, ArmtParams, LoadOptions, NameLayout};
 
 const FILE: &str = "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 const NEEDS: &str = "needs models/smollm2: cargo xtask fetch-model smollm2";
@@ -66,18 +66,21 @@ fn loads_with_the_published_config() {
     let c = &m.config;
     assert_eq!(
         (
-            c.num_layers,
-            c.hidden_size,
-            c.intermediate_size,
-            c.num_heads,
-            c.num_kv_heads,
-            c.head_dim
+            c.llama.num_layers,
+            c.llama.hidden_size,
+            c.llama.intermediate_size,
+            c.llama.num_heads,
+            c.llama.num_kv_heads,
+            c.llama.head_dim
         ),
         (30, 576, 1536, 9, 3, 64)
     );
-    assert_eq!((c.vocab_size, c.rope_theta, c.rope_scaling), (49152, 1e5, None));
-    assert_eq!(c.rms_norm_eps, 1e-5);
-    assert!(c.tie_word_embeddings && m.weights.lm_head.is_none());
+    assert_eq!(
+        (c.llama.vocab_size, c.llama.rope_theta, c.llama.rope_scaling),
+        (49152, 1e5, None)
+    );
+    assert_eq!(c.llama.rms_norm_eps, 1e-5);
+    assert!(c.llama.tie_word_embeddings && m.weights.lm_head.is_none());
     assert_eq!(m.layout, NameLayout::Gguf);
     assert!(
         m.armt_initialised && m.unused_tensors.is_empty(),

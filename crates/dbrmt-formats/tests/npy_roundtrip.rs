@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dbrmt_model::{npy, ModelError};
+use dbrmt_formats::{npy, FormatError};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/fixtures");
 
@@ -47,7 +47,7 @@ fn i4(values: &[i32]) -> Vec<u8> {
 fn ids_error(bytes: &[u8]) -> String {
     let f = TempFile::with("bad", bytes);
     let err = npy::read_ids(&f.0).expect_err("must be rejected");
-    assert!(matches!(err, ModelError::Npy { .. }), "{err:?}");
+    assert!(matches!(err, FormatError::Npy { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.starts_with(&f.0.display().to_string()), "{msg}");
     assert!(!msg.contains('\n'), "{msg}");
@@ -221,5 +221,5 @@ fn malformed_files() {
     ));
     assert!(msg.contains("not a NumPy header dict"), "{msg}");
     let missing = npy::read_ids(Path::new("/nonexistent/ids.npy")).unwrap_err();
-    assert!(matches!(missing, ModelError::Io { .. }));
+    assert!(matches!(missing, FormatError::Io { .. }));
 }

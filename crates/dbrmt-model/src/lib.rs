@@ -1,29 +1,18 @@
-//! ARMT-LLaMA: the config, checkpoint loading, host weights, and the f32 CPU model that is the oracle for every
-//! GPU result.
+//! ARMT-LLaMA on two backends, side by side: the f32 CPU model (`cpu/`, the oracle for every GPU result) and the
+//! GPU model on raw device buffers (`gpu/`). Each backend has its model (one cell, or one step of cells), an
+//! executor that walks any schedule over it, and a generation session; [`Session`] is either session.
+//!
+//! The files a model comes from (config, checkpoints, GGUF, saved states) are `dbrmt-formats`; the kernels and
+//! their references are `dbrmt-kernels`; the schedules are `dbrmt-schedule`.
 
-pub mod armt_init;
-pub mod checkpoint;
-pub mod config;
 pub mod cpu;
 pub mod error;
-pub mod gguf;
 pub mod gpu;
-pub mod identity;
 pub mod input;
-pub mod load;
-mod mmap;
-pub mod names;
-pub mod npy;
 pub mod output;
-pub mod random;
 pub mod sampling;
-pub mod state;
-pub mod weights;
+mod session;
 
-pub use config::{ArmtParams, ModelConfig};
 pub use error::ModelError;
-pub use load::{load_model, LoadOptions, Model};
-pub use names::NameLayout;
 pub use output::{LogitsMode, Output};
-pub use state::{MemoryState, SavedState};
-pub use weights::{LayerWeights, Weights};
+pub use session::Session;

@@ -1,6 +1,6 @@
 //! What a forward returns, on any device.
 
-use crate::state::MemoryState;
+use dbrmt_formats::MemoryState;
 
 /// Which logits to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

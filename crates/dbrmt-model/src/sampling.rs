@@ -1,7 +1,9 @@
 //! Choosing the next token from logits: greedy at temperature 0, else temperature and nucleus (top-p) sampling
 //! from a seeded generator (the same seed gives the same text).
 
-use crate::{armt_init::SplitMix64, error::ModelError};
+use dbrmt_formats::rng::SplitMix64;
+
+use crate::error::ModelError;
 
 /// Temperature, top-p and a seeded generator.
 #[derive(Debug, Clone)]

@@ -1,13 +1,8 @@
-//! [`Session`]: one request's generation on the engine's device — the CPU model's session or the GPU's.
+//! [`Session`]: one request's generation on either backend — the CPU model's session or the GPU's.
 
-use dbrmt_model::{
-    cpu::{self, CpuModel},
-    SavedState,
-};
+use dbrmt_formats::SavedState;
 
-use crate::engine::Engine;
-use crate::error::EngineError;
-use crate::gpu_session::GpuSession;
+use crate::{cpu, gpu, ModelError};
 
 /// One request's generation: prefill, then one token at a time, with no length limit (a full open segment is
 /// closed and generation goes on in a fresh one). Both devices compute the same thing: the CPU in f32, the GPU in
@@ -15,38 +10,12 @@ use crate::gpu_session::GpuSession;
 #[derive(Debug)]
 pub enum Session<'e> {
     Cpu(cpu::Session<'e>),
-    Gpu(Box<GpuSession<'e>>),
-}
-
-impl Engine {
-    /// A new request on this engine's device.
-    pub fn session(&self) -> Result<Session<'_>, EngineError> {
-        match self.gpu_engine() {
-            Some(gpu) => Ok(Session::Gpu(Box::new(gpu.session()?))),
-            None => Ok(Session::Cpu(cpu::Session::new(&self.cpu_model()))),
-        }
-    }
-
-    /// Continues from a saved state (checked against the model's shape; check its identity when loading it).
-    pub fn resume(&self, saved: SavedState) -> Result<Session<'_>, EngineError> {
-        match self.gpu_engine() {
-            Some(gpu) => Ok(Session::Gpu(Box::new(gpu.resume(saved)?))),
-            None => {
-                let cfg = &self.model().config;
-                saved.state.check_shape(cfg.num_layers, cfg.d_key(), cfg.hidden_size)?;
-                Ok(Session::Cpu(cpu::Session::resume(&self.cpu_model(), saved)))
-            }
-        }
-    }
-
-    fn cpu_model(&self) -> CpuModel<'_> {
-        CpuModel::new(&self.model().config, &self.model().weights)
-    }
+    Gpu(Box<gpu::Session<'e>>),
 }
 
 impl Session<'_> {
     /// Appends `ids` (checked against the vocabulary), closing every full segment but the last.
-    pub fn prefill(&mut self, ids: &[u32]) -> Result<(), EngineError> {
+    pub fn prefill(&mut self, ids: &[u32]) -> Result<(), ModelError> {
         self.prefill_chunked(ids, usize::MAX, |_| {})
     }
 
@@ -57,17 +26,17 @@ impl Session<'_> {
         ids: &[u32],
         segments_per_chunk: usize,
         progress: impl FnMut(usize),
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), ModelError> {
         match self {
-            Session::Cpu(s) => Ok(s.prefill_chunked(ids, segments_per_chunk, progress)?),
+            Session::Cpu(s) => s.prefill_chunked(ids, segments_per_chunk, progress),
             Session::Gpu(s) => s.prefill_chunked(ids, segments_per_chunk, progress),
         }
     }
 
     /// Appends one token and computes the logits after it.
-    pub fn push(&mut self, id: u32) -> Result<&[f32], EngineError> {
+    pub fn push(&mut self, id: u32) -> Result<&[f32], ModelError> {
         match self {
-            Session::Cpu(s) => Ok(s.push(id)?),
+            Session::Cpu(s) => s.push(id),
             Session::Gpu(s) => s.push(id),
         }
     }
@@ -81,7 +50,7 @@ impl Session<'_> {
     }
 
     /// What a state file needs to continue this session.
-    pub fn saved(&self) -> Result<SavedState, EngineError> {
+    pub fn saved(&self) -> Result<SavedState, ModelError> {
         match self {
             Session::Cpu(s) => Ok(s.saved()),
             Session::Gpu(s) => s.saved(),

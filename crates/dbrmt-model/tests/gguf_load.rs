@@ -2,17 +2,17 @@
 //! tokenizer metadata) and as the equivalent Hugging Face safetensors directory: both load to the same model,
 //! and the CPU model gives bitwise identical logits.
 
-mod gguf_support;
-
+use dbrmt_formats::gguf::{GgufFile, MetaValue};
+use dbrmt_formats::{load_model, Model, NameLayout};
 use dbrmt_model::cpu::{CpuModel, RunOptions};
-use dbrmt_model::gguf::{GgufFile, MetaValue};
-use dbrmt_model::{load_model, LogitsMode, Model, NameLayout};
+use dbrmt_model::LogitsMode;
 use dbrmt_schedule::Grid;
-use gguf_support::{armt_options, tiny_llama, Scratch, HEAD_DIM, LAYERS, VOCAB};
+use dbrmt_testkit::gguf::{armt_options, tiny_llama, HEAD_DIM, LAYERS, VOCAB};
+use dbrmt_testkit::Scratch;
 
 fn logits(m: &Model, ids: &[u32]) -> Vec<f32> {
     let cpu = CpuModel::new(&m.config, &m.weights);
-    let grid = Grid::new(m.config.num_layers, m.config.segments_for(ids.len()));
+    let grid = Grid::new(m.config.llama.num_layers, m.config.segments_for(ids.len()));
     let opts = RunOptions {
         logits: LogitsMode::All,
         keep_hidden: false,
@@ -40,8 +40,8 @@ fn gguf_and_safetensors_give_the_same_model_and_logits() {
         assert_eq!(from_gguf.layout, NameLayout::Gguf);
         assert_eq!(from_st.layout, NameLayout::Hf);
         assert_eq!(from_gguf.config, from_st.config, "tied {tied}");
-        assert_eq!(from_gguf.config.tie_word_embeddings, tied);
-        assert_eq!(from_gguf.config.head_dim, HEAD_DIM);
+        assert_eq!(from_gguf.config.llama.tie_word_embeddings, tied);
+        assert_eq!(from_gguf.config.llama.head_dim, HEAD_DIM);
         assert!(from_gguf.unused_tensors.is_empty(), "{:?}", from_gguf.unused_tensors);
         // Bitwise equal weights: names, ne order, dequantisation and the q/k rows all mapped right. The ARMT
         // memory comes from the same seed and embedding on both paths.

@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
+use dbrmt_formats::{load_model, npy, LoadOptions, Model};
 use dbrmt_model::{
     cpu::{CpuModel, RunOptions},
     input::validate_ids,
-    load_model, npy, LoadOptions, LogitsMode, Model, Output,
+    LogitsMode, Output,
 };
 use dbrmt_schedule::{packed, Grid, Schedule};
 
@@ -40,7 +41,7 @@ fn load(name: &str) -> (Model, Vec<u32>) {
     let dir = fixture(name);
     let model = load_model(&dir, &LoadOptions::default()).expect("fixture loads");
     let ids = npy::read_ids(&dir.join("input_ids.npy")).expect("ids load");
-    let ids = validate_ids(&ids, model.config.vocab_size).expect("ids in range");
+    let ids = validate_ids(&ids, model.config.llama.vocab_size).expect("ids in range");
     (model, ids)
 }
 
@@ -71,7 +72,7 @@ fn cpu_model_reproduces_every_golden_case() {
         let out = run(
             &model,
             &ids,
-            &Grid::new(cfg.num_layers, cfg.segments_for(ids.len())).sequential(),
+            &Grid::new(cfg.llama.num_layers, cfg.segments_for(ids.len())).sequential(),
             1,
         );
         let dir = fixture(name);
@@ -79,14 +80,17 @@ fn cpu_model_reproduces_every_golden_case() {
         let (_, hidden) = npy::read_f32(&dir.join("final_hidden.npy")).unwrap();
         let (a_shape, a_ref) = npy::read_f32(&dir.join("mem_A.npy")).unwrap();
         let (_, z_ref) = npy::read_f32(&dir.join("mem_z.npy")).unwrap();
-        assert_eq!(a_shape, vec![cfg.num_layers, 1, cfg.d_key(), cfg.hidden_size]);
+        assert_eq!(
+            a_shape,
+            vec![cfg.llama.num_layers, 1, cfg.d_key(), cfg.llama.hidden_size]
+        );
 
         let e_logits = rel_err(&out.logits, &logits);
         let e_hidden = rel_err(out.hidden.as_ref().unwrap(), &hidden);
         println!("{name}: logits {e_logits:.2e}, final hidden {e_hidden:.2e}");
         assert!(e_logits <= TOL, "{name}: logits rel err {e_logits:.3e}");
         assert!(e_hidden <= TOL, "{name}: hidden rel err {e_hidden:.3e}");
-        let (da, dz) = (cfg.d_key() * cfg.hidden_size, cfg.d_key());
+        let (da, dz) = (cfg.d_key() * cfg.llama.hidden_size, cfg.d_key());
         for (l, st) in out.state.layers.iter().enumerate() {
             let ea = rel_err(&st.a, &a_ref[l * da..(l + 1) * da]);
             let ez = rel_err(&st.z, &z_ref[l * dz..(l + 1) * dz]);
@@ -100,7 +104,7 @@ fn cpu_model_reproduces_every_golden_case() {
 fn diagonal_and_sequential_are_bitwise_identical() {
     for name in CASES {
         let (model, ids) = load(name);
-        let grid = Grid::new(model.config.num_layers, model.config.segments_for(ids.len()));
+        let grid = Grid::new(model.config.llama.num_layers, model.config.segments_for(ids.len()));
         let seq = bytes(&run(&model, &ids, &grid.sequential(), 1));
         for threads in [1, 2, 4] {
             let diag = bytes(&run(&model, &ids, &grid.diagonal(), threads));
@@ -125,9 +129,11 @@ fn packed_requests_match_their_separate_runs_bitwise() {
         keep_hidden: true,
         threads: 2,
     };
-    let together = cpu.run_many(&reqs, &packed(cfg.num_layers, &counts), &opts).unwrap();
+    let together = cpu
+        .run_many(&reqs, &packed(cfg.llama.num_layers, &counts), &opts)
+        .unwrap();
     for (r, ids) in reqs.iter().enumerate() {
-        let alone = run(&model, ids, &Grid::new(cfg.num_layers, counts[r]).sequential(), 1);
+        let alone = run(&model, ids, &Grid::new(cfg.llama.num_layers, counts[r]).sequential(), 1);
         assert!(bytes(&together[r]) == bytes(&alone), "request {r} differs when packed");
     }
 }
@@ -136,11 +142,11 @@ fn packed_requests_match_their_separate_runs_bitwise() {
 fn invalid_schedules_are_refused() {
     let (model, ids) = load("tiny-single-short");
     let cpu = CpuModel::new(&model.config, &model.weights);
-    let mut bad = Grid::new(model.config.num_layers, 1).sequential();
+    let mut bad = Grid::new(model.config.llama.num_layers, 1).sequential();
     bad.steps.swap(0, 1); // layer 1 before layer 0
     let err = cpu.run(&ids, &bad, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("before its dependencies"), "{err}");
-    let mut short = Grid::new(model.config.num_layers, 1).sequential();
+    let mut short = Grid::new(model.config.llama.num_layers, 1).sequential();
     short.steps.pop();
     let err = cpu.run(&ids, &short, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("ends before every cell"), "{err}");
@@ -149,7 +155,7 @@ fn invalid_schedules_are_refused() {
 #[test]
 fn last_logits_equal_the_last_row_of_all() {
     let (model, ids) = load("tiny-armt-names");
-    let grid = Grid::new(model.config.num_layers, model.config.segments_for(ids.len()));
+    let grid = Grid::new(model.config.llama.num_layers, model.config.segments_for(ids.len()));
     let cpu = CpuModel::new(&model.config, &model.weights);
     let all = run(&model, &ids, &grid.diagonal(), 2);
     let last = cpu
@@ -172,7 +178,7 @@ fn last_logits_equal_the_last_row_of_all() {
             },
         )
         .unwrap();
-    let v = model.config.vocab_size;
+    let v = model.config.llama.vocab_size;
     assert_eq!(last.logit_rows, 1);
     // the same row through a one-row product (dot products) instead of a many-row one: equal up to f32 rounding
     let e = rel_err(&last.logits, &all.logits[(ids.len() - 1) * v..]);

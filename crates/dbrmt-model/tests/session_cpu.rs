@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
+use dbrmt_formats::{identity::model_identity, load_model, npy, LoadOptions, Model, SavedState};
 use dbrmt_model::{
     cpu::{CpuModel, RunOptions, Session},
-    identity::model_identity,
     input::validate_ids,
-    load_model, npy, LoadOptions, LogitsMode, Model, SavedState,
+    LogitsMode,
 };
 use dbrmt_schedule::Grid;
 
@@ -24,7 +24,7 @@ fn load(name: &str) -> (Model, Vec<u32>) {
     let model = load_model(&dir, &LoadOptions::default()).unwrap();
     let ids = validate_ids(
         &npy::read_ids(&dir.join("input_ids.npy")).unwrap(),
-        model.config.vocab_size,
+        model.config.llama.vocab_size,
     )
     .unwrap();
     (model, ids)
@@ -33,7 +33,7 @@ fn load(name: &str) -> (Model, Vec<u32>) {
 /// Last-token logits of a full prefill (the reference for a session).
 fn prefill_last(cpu: &CpuModel<'_>, ids: &[u32]) -> Vec<f32> {
     let cfg = cpu.config();
-    let grid = Grid::new(cfg.num_layers, cfg.segments_for(ids.len()));
+    let grid = Grid::new(cfg.llama.num_layers, cfg.segments_for(ids.len()));
     let opts = RunOptions {
         logits: LogitsMode::Last,
         keep_hidden: false,
@@ -96,7 +96,14 @@ fn a_saved_state_continues_bitwise_and_forks_are_independent() {
     let path = std::env::temp_dir().join(format!("dbrmt-state-{}.safetensors", std::process::id()));
     first.saved().save(&path, &identity).unwrap();
     let cfg = &model.config;
-    let loaded = SavedState::load(&path, &identity, cfg.num_layers, cfg.d_key(), cfg.hidden_size).unwrap();
+    let loaded = SavedState::load(
+        &path,
+        &identity,
+        cfg.llama.num_layers,
+        cfg.d_key(),
+        cfg.llama.hidden_size,
+    )
+    .unwrap();
     assert_eq!(loaded, first.saved());
 
     let mut resumed = Session::resume(&cpu, loaded.clone());
@@ -141,9 +148,9 @@ fn a_state_from_another_model_is_refused() {
     let err = SavedState::load(
         &path,
         &model_identity(cfg, &other.weights),
-        cfg.num_layers,
+        cfg.llama.num_layers,
         cfg.d_key(),
-        cfg.hidden_size,
+        cfg.llama.hidden_size,
     )
     .unwrap_err();
     assert!(err.to_string().contains("another model"), "{err}");

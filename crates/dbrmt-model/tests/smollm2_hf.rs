@@ -6,11 +6,11 @@
 
 use std::path::PathBuf;
 
+use dbrmt_formats::{load_model, npy, ArmtParams, LoadOptions};
 use dbrmt_model::{
     cpu::{CpuModel, RunOptions, Session},
-    load_model, npy,
     sampling::argmax,
-    ArmtParams, LoadOptions, LogitsMode,
+    LogitsMode,
 };
 use dbrmt_schedule::Grid;
 
@@ -39,7 +39,7 @@ fn smollm2_matches_hf_transformers() {
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("testdata/smollm2/reference.json")).unwrap()).unwrap();
     let (shape, hf_logits) = npy::read_f32(&root.join("testdata/smollm2/logits.npy")).unwrap();
-    let v = model.config.vocab_size;
+    let v = model.config.llama.vocab_size;
     assert_eq!(shape[2], v);
 
     let cpu = CpuModel::new(&model.config, &model.weights);
@@ -57,7 +57,7 @@ fn smollm2_matches_hf_transformers() {
             threads: 0,
         };
         let out = cpu
-            .run(&ids, &Grid::new(model.config.num_layers, 1).diagonal(), &opts)
+            .run(&ids, &Grid::new(model.config.llama.num_layers, 1).diagonal(), &opts)
             .unwrap();
         for (i, pos) in prompt["positions"].as_array().unwrap().iter().enumerate() {
             let pos = pos.as_u64().unwrap() as usize;

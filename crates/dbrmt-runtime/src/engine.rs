@@ -3,15 +3,16 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use dbrmt_formats::{LoadOptions, Model, SavedState};
 use dbrmt_model::{
-    cpu::{CpuModel, Resume, RunOptions},
+    cpu::{self, CpuModel, Resume, RunOptions},
+    gpu::GpuExecutor,
     input::validate_ids,
-    LogitsMode, Output,
+    LogitsMode, Output, Session,
 };
 use dbrmt_schedule::{Grid, Schedule};
 
 use crate::error::EngineError;
-use crate::gpu::GpuEngine;
 
 /// Where a forward runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,34 +56,34 @@ impl FromStr for ScheduleKind {
 /// A loaded model bound to a device.
 #[derive(Debug)]
 pub struct Engine {
-    model: dbrmt_model::Model,
+    model: Model,
     device: Device,
-    gpu: Option<GpuEngine>,
+    gpu: Option<GpuExecutor>,
 }
 
 impl Engine {
     /// Loads `dir` (config.json + safetensors) for `device`. A GPU that is absent, or kernels that were not built,
     /// give an error here rather than at the first forward.
-    pub fn load(dir: &Path, opts: &dbrmt_model::LoadOptions, device: Device) -> Result<Self, EngineError> {
+    pub fn load(dir: &Path, opts: &LoadOptions, device: Device) -> Result<Self, EngineError> {
         if let Device::Cuda(_) = device {
             // fail before reading a large checkpoint when there is no driver at all
             if !dbrmt_kernels::driver_present() {
                 return Err(dbrmt_kernels::KernelError::NoGpu.into());
             }
         }
-        Self::from_model(dbrmt_model::load_model(dir, opts)?, device)
+        Self::from_model(dbrmt_formats::load_model(dir, opts)?, device)
     }
 
     /// Binds an already loaded model to `device` (for CUDA: opens the GPU and uploads the weights).
-    pub fn from_model(model: dbrmt_model::Model, device: Device) -> Result<Self, EngineError> {
+    pub fn from_model(model: Model, device: Device) -> Result<Self, EngineError> {
         let gpu = match device {
             Device::Cpu => None,
-            Device::Cuda(ordinal) => Some(GpuEngine::new(ordinal, &model)?),
+            Device::Cuda(ordinal) => Some(GpuExecutor::new(ordinal, &model)?),
         };
         Ok(Self { model, device, gpu })
     }
 
-    pub fn model(&self) -> &dbrmt_model::Model {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 
@@ -91,7 +92,7 @@ impl Engine {
     }
 
     /// The GPU side of a CUDA engine.
-    pub fn gpu_engine(&self) -> Option<&GpuEngine> {
+    pub fn gpu_executor(&self) -> Option<&GpuExecutor> {
         self.gpu.as_ref()
     }
 
@@ -129,12 +130,12 @@ impl Engine {
         resume: Option<&Resume>,
     ) -> Result<(Output, Option<f32>), EngineError> {
         let cfg = &self.model.config;
-        let ids = validate_ids(ids, cfg.vocab_size)?;
-        let grid = Grid::new(cfg.num_layers, cfg.segments_for(ids.len()));
+        let ids = validate_ids(ids, cfg.llama.vocab_size)?;
+        let grid = Grid::new(cfg.llama.num_layers, cfg.segments_for(ids.len()));
         let plan = schedule.build(grid);
         match &self.gpu {
             None => {
-                let cpu = CpuModel::new(cfg, &self.model.weights);
+                let cpu = self.cpu_model();
                 let opts = RunOptions {
                     logits,
                     keep_hidden,
@@ -151,5 +152,34 @@ impl Engine {
                 Ok((out, Some(timing.ms)))
             }
         }
+    }
+}
+
+impl Engine {
+    /// A new request on this engine's device.
+    pub fn session(&self) -> Result<Session<'_>, EngineError> {
+        match self.gpu_executor() {
+            Some(gpu) => Ok(Session::Gpu(Box::new(gpu.session()?))),
+            None => Ok(Session::Cpu(cpu::Session::new(&self.cpu_model()))),
+        }
+    }
+
+    /// Continues from a saved state (checked against the model's shape; check its identity when loading it).
+    pub fn resume(&self, saved: SavedState) -> Result<Session<'_>, EngineError> {
+        match self.gpu_executor() {
+            Some(gpu) => Ok(Session::Gpu(Box::new(gpu.resume(saved)?))),
+            None => {
+                let cfg = &self.model().config;
+                saved
+                    .state
+                    .check_shape(cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)
+                    .map_err(dbrmt_model::ModelError::from)?;
+                Ok(Session::Cpu(cpu::Session::resume(&self.cpu_model(), saved)))
+            }
+        }
+    }
+
+    fn cpu_model(&self) -> CpuModel<'_> {
+        CpuModel::new(&self.model().config, &self.model().weights)
     }
 }

@@ -1,15 +1,12 @@
-//! The dbrmt executor and its public API, [`Engine`]: load a model directory, prefill token ids on the CPU model
-//! or a CUDA GPU under a sequential or diagonal schedule, get logits and the memory state back.
+//! The dbrmt runtime and its public API, [`Engine`]: load a model for a device (the CPU model or a CUDA GPU),
+//! prefill token ids under a sequential or diagonal schedule, get logits and the memory state back, or open a
+//! generation [`Session`]. The backends themselves (model, executor, session of each) are in `dbrmt-model`; the
+//! runtime picks one and orchestrates.
 
 mod engine;
 mod error;
-mod gpu;
-mod gpu_session;
 pub mod selftest;
-mod session;
 
+pub use dbrmt_model::Session;
 pub use engine::{Device, Engine, ScheduleKind};
 pub use error::EngineError;
-pub use gpu::{DeviceTiming, GpuEngine};
-pub use gpu_session::GpuSession;
-pub use session::Session;

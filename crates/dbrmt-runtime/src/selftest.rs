@@ -3,14 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use dbrmt_formats::{
+    load_model, npy, random::random_weights, ArmtParams, Llama3Scaling, LlamaConfig, LoadOptions, Model, ModelConfig,
+};
 use dbrmt_kernels::check::{compare, Check};
 use dbrmt_model::{
-    config::{ArmtParams, Llama3Scaling},
     cpu::{CpuModel, Resume, RunOptions},
     input::validate_ids,
-    load_model, npy,
-    random::random_weights,
-    LoadOptions, LogitsMode, Model, ModelConfig, Output,
+    LogitsMode, Output,
 };
 use dbrmt_schedule::Grid;
 
@@ -40,8 +40,8 @@ pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Che
     let dir = fixtures.join(case);
     let model = load_model(&dir, &LoadOptions::default())?;
     let ids = npy::read_ids(&dir.join("input_ids.npy"))?;
-    let checked = validate_ids(&ids, model.config.vocab_size)?;
-    let grid = Grid::new(model.config.num_layers, model.config.segments_for(checked.len()));
+    let checked = validate_ids(&ids, model.config.llama.vocab_size)?;
+    let grid = Grid::new(model.config.llama.num_layers, model.config.segments_for(checked.len()));
     let opts = RunOptions {
         logits: LogitsMode::All,
         keep_hidden: true,
@@ -75,7 +75,7 @@ pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Che
 /// from its saved state in a new session, whose open tokens run again); the logits after every token must have the
 /// bits of the prefill's at that position.
 pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &'static str) -> Result<Check, EngineError> {
-    let v = engine.model().config.vocab_size;
+    let v = engine.model().config.llama.vocab_size;
     let first = (ids.len() / 3).max(1);
     let resume_at = (first + ids.len()) / 2;
     let mut session = engine.session()?;
@@ -127,7 +127,7 @@ pub fn resume_check(
     if segments < 2 {
         return Ok(None);
     }
-    let (v, d) = (cfg.vocab_size, cfg.hidden_size);
+    let (v, d) = (cfg.llama.vocab_size, cfg.llama.hidden_size);
     let split = segments / 2 * cfg.armt.segment_size;
     let (first, _) = engine.prefill_from(&ids[..split], ScheduleKind::Diagonal, LogitsMode::None, false, None)?;
     let resume = Resume {
@@ -162,11 +162,11 @@ pub fn resume_check(
 pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
     let config = llama32_1b_config(1024, 128, 64);
     let weights = random_weights(&config, seed);
-    let vocab = config.vocab_size as u64;
+    let vocab = config.llama.vocab_size as u64;
     let model = Model {
         config,
         weights,
-        layout: dbrmt_model::names::NameLayout::Hf,
+        layout: dbrmt_formats::NameLayout::Hf,
         unused_tensors: Vec::new(),
         armt_initialised: false,
     };
@@ -194,22 +194,24 @@ pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineE
 /// The shapes of Llama-3.2-1B with an ARMT memory.
 pub fn llama32_1b_config(segment_size: usize, num_mem_tokens: usize, d_mem: usize) -> ModelConfig {
     ModelConfig {
-        vocab_size: 128256,
-        hidden_size: 2048,
-        intermediate_size: 8192,
-        num_layers: 16,
-        num_heads: 32,
-        num_kv_heads: 8,
-        head_dim: 64,
-        rms_norm_eps: 1e-5,
-        rope_theta: 500000.0,
-        rope_scaling: Some(Llama3Scaling {
-            factor: 32.0,
-            low_freq_factor: 1.0,
-            high_freq_factor: 4.0,
-            original_max_position_embeddings: 8192.0,
-        }),
-        tie_word_embeddings: true,
+        llama: LlamaConfig {
+            vocab_size: 128256,
+            hidden_size: 2048,
+            intermediate_size: 8192,
+            num_layers: 16,
+            num_heads: 32,
+            num_kv_heads: 8,
+            head_dim: 64,
+            rms_norm_eps: 1e-5,
+            rope_theta: 500000.0,
+            rope_scaling: Some(Llama3Scaling {
+                factor: 32.0,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_max_position_embeddings: 8192.0,
+            }),
+            tie_word_embeddings: true,
+        },
         armt: ArmtParams {
             num_mem_tokens,
             d_mem,

@@ -34,7 +34,7 @@ fn llama_1b_shape_diagonal_equals_sequential_bitwise() {
 /// Runs everywhere: without a driver the error says so; with one, the GPU opens.
 #[test]
 fn cuda_without_a_driver_is_a_clear_error() {
-    let model = dbrmt_model::load_model(&fixtures().join("tiny-single-short"), &Default::default()).unwrap();
+    let model = dbrmt_formats::load_model(&fixtures().join("tiny-single-short"), &Default::default()).unwrap();
     match Engine::from_model(model, Device::Cuda(0)) {
         Err(EngineError::Kernel(dbrmt_kernels::KernelError::NoGpu)) => assert!(!dbrmt_kernels::driver_present()),
         Err(e) => assert!(

@@ -13,7 +13,7 @@ fn resumed_prefill_is_bitwise_the_whole_one() {
     for case in GOLDEN_CASES {
         let dir = root.join("testdata/fixtures").join(case);
         let engine = Engine::load(&dir, &Default::default(), Device::Cpu).unwrap();
-        let ids = dbrmt_model::npy::read_ids(&dir.join("input_ids.npy")).unwrap();
+        let ids = dbrmt_formats::npy::read_ids(&dir.join("input_ids.npy")).unwrap();
         let whole = engine
             .prefill(&ids, ScheduleKind::Diagonal, dbrmt_model::LogitsMode::All, true)
             .unwrap();

@@ -6,12 +6,11 @@
 
 use std::path::PathBuf;
 
+use dbrmt_formats::{load_model, ArmtParams, LoadOptions};
 use dbrmt_model::{
-    config::ArmtParams,
     cpu::{CpuModel, RunOptions, Session},
-    load_model,
     sampling::argmax,
-    LoadOptions, LogitsMode,
+    LogitsMode,
 };
 use dbrmt_runtime::{Device, Engine, ScheduleKind};
 use dbrmt_schedule::Grid;
@@ -63,7 +62,7 @@ fn setup() -> (Engine, Vec<serde_json::Value>, Vec<Vec<f32>>) {
             };
             cpu.run(
                 &ids(p).iter().map(|&x| x as u32).collect::<Vec<u32>>(),
-                &Grid::new(model.config.num_layers, 1).diagonal(),
+                &Grid::new(model.config.llama.num_layers, 1).diagonal(),
                 &o,
             )
             .unwrap()

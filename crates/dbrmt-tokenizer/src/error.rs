@@ -18,7 +18,7 @@ pub enum TokenizerError {
     UnsupportedModel { model: String },
     /// The GGUF file itself could not be read.
     #[error("reading the GGUF file: {0}")]
-    Gguf(#[from] dbrmt_model::ModelError),
+    Gguf(#[from] dbrmt_formats::FormatError),
     /// A file next to the model (`tokenizer.json`, `tokenizer_config.json`) is absent or unreadable.
     #[error("{path}: {msg}")]
     File { path: PathBuf, msg: String },

@@ -25,7 +25,7 @@ mod source;
 mod tokenizer;
 mod tokenizer_json;
 
-use dbrmt_model::gguf;
+use dbrmt_formats::gguf;
 
 pub use chat::ChatTemplate;
 pub use decode_stream::DecodeStream;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use dbrmt_model::gguf::GgufFile;
+use dbrmt_formats::gguf::GgufFile;
 use dbrmt_tokenizer::Tokenizer;
 use serde_json::Value;
 

@@ -3,12 +3,13 @@
 
 mod support;
 
-use dbrmt_model::gguf::GgufFile;
+use dbrmt_formats::gguf::GgufFile;
+use dbrmt_formats::gguf::MetaValue;
+use dbrmt_testkit::gguf::{i32_array, str_array};
 use dbrmt_tokenizer::{Tokenizer, TokenizerError};
-use support::gguf_writer::Value;
 use support::tiny_vocab::{self, metadata, with};
 
-fn load(test: &str, kvs: &[(&str, Value)]) -> Result<Tokenizer, TokenizerError> {
+fn load(test: &str, kvs: &[(&str, MetaValue)]) -> Result<Tokenizer, TokenizerError> {
     let path = tiny_vocab::write(&tiny_vocab::temp_dir(test), kvs);
     let file = GgufFile::open(&path).expect("the test GGUF file parses");
     Tokenizer::from_gguf(&file)
@@ -117,8 +118,12 @@ fn bos_and_eos_follow_the_metadata() {
         hello,
         "absent means no BOS for a byte-level vocabulary"
     );
-    let on = with(metadata(&[]), "tokenizer.ggml.add_bos_token", Some(Value::Bool(true)));
-    let on = with(on, "tokenizer.ggml.add_eos_token", Some(Value::Bool(true)));
+    let on = with(
+        metadata(&[]),
+        "tokenizer.ggml.add_bos_token",
+        Some(MetaValue::Bool(true)),
+    );
+    let on = with(on, "tokenizer.ggml.add_eos_token", Some(MetaValue::Bool(true)));
     let on = load("bos-on", &on).unwrap();
     assert_eq!(on.encode(text).unwrap(), [vec![1], hello.clone(), vec![2]].concat());
     assert_eq!(on.encode_plain(text).unwrap(), hello, "encode_plain adds nothing");
@@ -202,7 +207,7 @@ fn chat_prompt_from_the_metadata_template() {
     let other = with(
         metadata(&[]),
         "tokenizer.chat_template",
-        Some(Value::Str("{{ messages }}".into())),
+        Some(MetaValue::Str("{{ messages }}".into())),
     );
     let other = load("chat-other", &other).unwrap();
     assert!(matches!(
@@ -252,7 +257,11 @@ fn missing_metadata_is_named() {
 
 #[test]
 fn other_tokenizer_models_are_refused() {
-    let kvs = with(metadata(&[]), "tokenizer.ggml.model", Some(Value::Str("llama".into())));
+    let kvs = with(
+        metadata(&[]),
+        "tokenizer.ggml.model",
+        Some(MetaValue::Str("llama".into())),
+    );
     let e = load("model", &kvs).unwrap_err();
     assert!(
         matches!(e, TokenizerError::UnsupportedModel { ref model } if model == "llama"),
@@ -262,7 +271,7 @@ fn other_tokenizer_models_are_refused() {
 }
 
 /// Loads with one key replaced and returns the error, which must name the key.
-fn bad(test: &str, key: &'static str, value: Value) -> TokenizerError {
+fn bad(test: &str, key: &'static str, value: MetaValue) -> TokenizerError {
     let e = load(test, &with(metadata(&[]), key, Some(value))).unwrap_err();
     assert!(e.to_string().contains(key), "{e}");
     e
@@ -271,27 +280,19 @@ fn bad(test: &str, key: &'static str, value: Value) -> TokenizerError {
 #[test]
 fn malformed_metadata_is_an_error_not_a_panic() {
     let n = tiny_vocab::tokens(&[]).len() as u32;
-    bad("pre", "tokenizer.ggml.pre", Value::Str("llama-bpe".into()));
-    bad("model-type", "tokenizer.ggml.model", Value::U32(2));
-    bad("tokens-type", "tokenizer.ggml.tokens", Value::I32Array(vec![1, 2]));
-    bad("tokens-empty", "tokenizer.ggml.tokens", Value::StrArray(vec![]));
-    bad("types-len", "tokenizer.ggml.token_type", Value::I32Array(vec![3, 1]));
-    bad("bos-range", "tokenizer.ggml.bos_token_id", Value::U32(n));
-    bad("eos-negative", "tokenizer.ggml.eos_token_id", Value::I32(-1));
-    bad("add-bos-type", "tokenizer.ggml.add_bos_token", Value::U32(1));
-    bad(
-        "merge-spaces",
-        "tokenizer.ggml.merges",
-        Value::StrArray(vec!["a  b".into()]),
-    );
-    bad("merge-one", "tokenizer.ggml.merges", Value::StrArray(vec!["ab".into()]));
-    bad("template-type", "tokenizer.chat_template", Value::U32(0));
+    bad("pre", "tokenizer.ggml.pre", MetaValue::Str("llama-bpe".into()));
+    bad("model-type", "tokenizer.ggml.model", MetaValue::U32(2));
+    bad("tokens-type", "tokenizer.ggml.tokens", i32_array(vec![1, 2]));
+    bad("tokens-empty", "tokenizer.ggml.tokens", str_array(Vec::<String>::new()));
+    bad("types-len", "tokenizer.ggml.token_type", i32_array(vec![3, 1]));
+    bad("bos-range", "tokenizer.ggml.bos_token_id", MetaValue::U32(n));
+    bad("eos-negative", "tokenizer.ggml.eos_token_id", MetaValue::I32(-1));
+    bad("add-bos-type", "tokenizer.ggml.add_bos_token", MetaValue::U32(1));
+    bad("merge-spaces", "tokenizer.ggml.merges", str_array(["a  b"]));
+    bad("merge-one", "tokenizer.ggml.merges", str_array(["ab"]));
+    bad("template-type", "tokenizer.chat_template", MetaValue::U32(0));
     // A merge of tokens the vocabulary lacks is refused by the BPE builder.
-    let kvs = with(
-        metadata(&[]),
-        "tokenizer.ggml.merges",
-        Some(Value::StrArray(vec!["q z".into()])),
-    );
+    let kvs = with(metadata(&[]), "tokenizer.ggml.merges", Some(str_array(["q z"])));
     let e = load("merge-unknown", &kvs).unwrap_err();
     assert!(matches!(e, TokenizerError::Library(_)), "{e}");
 }
@@ -329,7 +330,7 @@ fn a_space_prefix_is_added_where_the_metadata_asks() {
     let kvs = with(
         metadata(&[]),
         "tokenizer.ggml.add_space_prefix",
-        Some(Value::Bool(true)),
+        Some(MetaValue::Bool(true)),
     );
     let tok = load("space-prefix", &kvs).unwrap();
     assert_eq!(tok.encode("hello").unwrap(), ids(&tok, &["Ġ", "hello"]));

@@ -8,7 +8,7 @@ use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 /// Bytes of the little-endian header length that starts every safetensors file.
 const LEN_BYTES: usize = 8;
@@ -35,9 +35,9 @@ pub struct SafetensorsFile {
 impl SafetensorsFile {
     /// Maps `path` and validates its header: length, JSON, dtypes, shapes, and that the tensors' byte ranges
     /// tile the data section exactly (no overlap, no gap, nothing out of bounds).
-    pub fn open(path: &Path) -> Result<Self, ModelError> {
+    pub fn open(path: &Path) -> Result<Self, FormatError> {
         let mmap = crate::mmap::map_file(path)?;
-        let tensors = parse_table(&mmap).map_err(|msg| ModelError::Checkpoint {
+        let tensors = parse_table(&mmap).map_err(|msg| FormatError::Checkpoint {
             path: path.to_path_buf(),
             msg,
         })?;

@@ -5,18 +5,18 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 /// The name of the index file of a sharded checkpoint.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// Reads the index's `weight_map` (tensor name → shard file name, relative to the model directory).
-pub fn read_weight_map(path: &Path) -> Result<BTreeMap<String, String>, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+pub fn read_weight_map(path: &Path) -> Result<BTreeMap<String, String>, FormatError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FormatError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_weight_map(&text).map_err(|msg| ModelError::Checkpoint {
+    parse_weight_map(&text).map_err(|msg| FormatError::Checkpoint {
         path: path.to_path_buf(),
         msg,
     })

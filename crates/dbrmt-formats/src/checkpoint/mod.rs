@@ -12,7 +12,7 @@ pub use file::{SafetensorsFile, TensorEntry};
 pub use index::INDEX_FILE;
 pub use safetensors::Dtype;
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 /// The single-file checkpoint name looked for first.
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -29,7 +29,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Opens the checkpoint in `dir`: the shards of `model.safetensors.index.json` if present, else
     /// `model.safetensors`, else the only `*.safetensors` file.
-    pub fn open(dir: &Path) -> Result<Self, ModelError> {
+    pub fn open(dir: &Path) -> Result<Self, FormatError> {
         let index_path = dir.join(INDEX_FILE);
         if index_path.is_file() {
             return Self::open_sharded(dir, &index_path);
@@ -53,7 +53,7 @@ impl Checkpoint {
         }
     }
 
-    fn open_sharded(dir: &Path, index_path: &Path) -> Result<Self, ModelError> {
+    fn open_sharded(dir: &Path, index_path: &Path) -> Result<Self, FormatError> {
         let weight_map = index::read_weight_map(index_path)?;
         let mut shard_of: BTreeMap<&str, usize> = BTreeMap::new();
         let mut files = Vec::new();
@@ -68,7 +68,7 @@ impl Checkpoint {
         for (name, shard) in &weight_map {
             let i = shard_of.get(shard.as_str()).copied().unwrap_or_default();
             if !files.get(i).is_some_and(|f| f.tensors().contains_key(name)) {
-                return Err(ModelError::Checkpoint {
+                return Err(FormatError::Checkpoint {
                     path: index_path.to_path_buf(),
                     msg: format!("lists tensor `{name}` in {shard}, which does not hold it"),
                 });
@@ -125,12 +125,12 @@ impl Checkpoint {
     }
 
     /// Reads `name` as f32 (from BF16, F16 or F32), returning its shape and row-major data.
-    pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
-        let (file, entry) = self.lookup(name).ok_or_else(|| ModelError::Checkpoint {
+    pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), FormatError> {
+        let (file, entry) = self.lookup(name).ok_or_else(|| FormatError::Checkpoint {
             path: self.dir.clone(),
             msg: format!("no tensor `{name}`"),
         })?;
-        let dtype_error = || ModelError::Dtype {
+        let dtype_error = || FormatError::Dtype {
             path: file.path().to_path_buf(),
             name: name.to_string(),
             dtype: entry.dtype.to_string(),
@@ -138,7 +138,7 @@ impl Checkpoint {
         if !convert::is_supported(entry.dtype) {
             return Err(dtype_error());
         }
-        let bytes = file.bytes(entry).ok_or_else(|| ModelError::Checkpoint {
+        let bytes = file.bytes(entry).ok_or_else(|| FormatError::Checkpoint {
             path: file.path().to_path_buf(),
             msg: format!("tensor `{name}` lies outside the file"),
         })?;
@@ -147,10 +147,10 @@ impl Checkpoint {
     }
 
     /// Reads `name` as f32 after checking that its shape is `expected` (error names both shapes).
-    pub fn read_f32_shaped(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, ModelError> {
+    pub fn read_f32_shaped(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, FormatError> {
         if let Some(entry) = self.entry(name) {
             if entry.shape != expected {
-                return Err(ModelError::Shape {
+                return Err(FormatError::Shape {
                     path: self.path_of(name).to_path_buf(),
                     name: name.to_string(),
                     expected: expected.to_vec(),
@@ -163,8 +163,8 @@ impl Checkpoint {
 }
 
 /// The one `*.safetensors` file of `dir` (used when there is neither an index nor `model.safetensors`).
-fn only_safetensors_file(dir: &Path) -> Result<PathBuf, ModelError> {
-    let io = |source| ModelError::Io {
+fn only_safetensors_file(dir: &Path) -> Result<PathBuf, FormatError> {
+    let io = |source| FormatError::Io {
         path: dir.to_path_buf(),
         source,
     };
@@ -176,7 +176,7 @@ fn only_safetensors_file(dir: &Path) -> Result<PathBuf, ModelError> {
         }
     }
     found.sort();
-    let bad = |msg: String| ModelError::Checkpoint {
+    let bad = |msg: String| FormatError::Checkpoint {
         path: dir.to_path_buf(),
         msg,
     };

@@ -10,7 +10,7 @@ use super::permute::unpermute_rows;
 use super::reader::GgufFile;
 use crate::armt_init::init_armt;
 use crate::config::{ConfigFile, LlamaConfig, ModelConfig};
-use crate::error::ModelError;
+use crate::error::FormatError;
 use crate::load::{expected_shape, LoadOptions, Model};
 use crate::names::{LayerTensor, NameLayout, TensorId};
 use crate::weights::{LayerWeights, Weights};
@@ -48,7 +48,7 @@ pub fn tensor_name(id: TensorId) -> Option<String> {
 
 /// The backbone config from the metadata of a `general.architecture = "llama"` file. Tied embeddings are
 /// inferred from the absence of `output.weight`, as llama.cpp does.
-pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, ModelError> {
+pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, FormatError> {
     let meta = Meta { file };
     let arch = meta
         .get("general.architecture")
@@ -106,7 +106,7 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, ModelError> {
 }
 
 /// `llama.attention.key_length` or hidden/heads; RoPE must rotate all of it and values must have its width.
-fn head_dim(meta: &Meta, hidden_size: usize, num_heads: usize) -> Result<usize, ModelError> {
+fn head_dim(meta: &Meta, hidden_size: usize, num_heads: usize) -> Result<usize, FormatError> {
     let head_dim = match meta.usize("llama.attention.key_length")? {
         Some(hd) => hd,
         None if hidden_size.is_multiple_of(num_heads) => hidden_size / num_heads,
@@ -136,7 +136,7 @@ fn head_dim(meta: &Meta, hidden_size: usize, num_heads: usize) -> Result<usize, 
 
 /// Absent or `none` → no scaling. llama3 scaling is stored as the `rope_freqs.weight` tensor, which the model
 /// cannot take yet; other kinds (linear, yarn, …) are refused rather than run with the wrong positions.
-fn rope_scaling(meta: &Meta) -> Result<Option<crate::config::Llama3Scaling>, ModelError> {
+fn rope_scaling(meta: &Meta) -> Result<Option<crate::config::Llama3Scaling>, FormatError> {
     if meta.file.tensor(ROPE_FREQS).is_some() {
         return Err(meta.error(format!(
             "llama3 RoPE scaling (tensor `{ROPE_FREQS}`) is not supported yet"
@@ -156,16 +156,16 @@ fn rope_scaling(meta: &Meta) -> Result<Option<crate::config::Llama3Scaling>, Mod
 
 /// Loads a LLaMA GGUF file. GGUF has no ARMT tensors, so `opts` must give `armt_init` (the seed) and
 /// `armt_params` (segment size, memory tokens, d_mem).
-pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
+pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, FormatError> {
     let file = GgufFile::open(path)?;
     let llama = llama_config(&file)?;
     let Some(seed) = opts.armt_init else {
-        return Err(ModelError::NoArmtTensors {
+        return Err(FormatError::NoArmtTensors {
             path: path.to_path_buf(),
         });
     };
     let Some(params) = opts.armt_params else {
-        return Err(ModelError::Config {
+        return Err(FormatError::Config {
             path: path.to_path_buf(),
             msg: "a GGUF file has no ARMT parameters: give them with --armt-init SEED --segment-size T \
                   --mem-tokens M --d-mem D"
@@ -190,19 +190,19 @@ pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
     reader.check_present()?;
 
     let embed = reader.read(TensorId::Embed)?;
-    let lm_head = match config.tie_word_embeddings {
+    let lm_head = match config.llama.tie_word_embeddings {
         true => None,
         false => Some(reader.read(TensorId::LmHead)?),
     };
     let (init, memory) = init_armt(
         seed,
-        config.num_layers,
-        config.hidden_size,
+        config.llama.num_layers,
+        config.llama.hidden_size,
         config.armt.d_mem,
         config.armt.num_mem_tokens,
         &embed,
     );
-    let mut layers = Vec::with_capacity(config.num_layers);
+    let mut layers = Vec::with_capacity(config.llama.num_layers);
     for (i, init) in init.into_iter().enumerate() {
         let mut layer = LayerWeights::read_backbone(|t| reader.read(TensorId::Layer(i, t)))?;
         init.apply(&mut layer);
@@ -233,14 +233,14 @@ pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, ModelError> {
 }
 
 /// LLaMA projections have no bias; a file with attention biases is another model, not one to run without them.
-fn refuse_biases(file: &GgufFile) -> Result<(), ModelError> {
+fn refuse_biases(file: &GgufFile) -> Result<(), FormatError> {
     let bias = file
         .tensors()
         .iter()
         .find(|t| t.name.starts_with("blk.") && t.name.contains(".attn_") && t.name.ends_with(".bias"));
     match bias {
         None => Ok(()),
-        Some(t) => Err(ModelError::Config {
+        Some(t) => Err(FormatError::Config {
             path: file.path().to_path_buf(),
             msg: format!(
                 "tensor `{}`: attention biases are not supported (LLaMA has none)",
@@ -261,8 +261,8 @@ impl Reader<'_> {
     /// Every backbone tensor the config calls for, in loading order.
     fn backbone(&self) -> impl Iterator<Item = TensorId> {
         let c = self.config;
-        let head = (!c.tie_word_embeddings).then_some(TensorId::LmHead);
-        let layers = (0..c.num_layers).flat_map(|i| LayerTensor::BACKBONE.map(|t| TensorId::Layer(i, t)));
+        let head = (!c.llama.tie_word_embeddings).then_some(TensorId::LmHead);
+        let layers = (0..c.llama.num_layers).flat_map(|i| LayerTensor::BACKBONE.map(|t| TensorId::Layer(i, t)));
         [TensorId::Embed]
             .into_iter()
             .chain(head)
@@ -270,12 +270,12 @@ impl Reader<'_> {
             .chain([TensorId::Norm])
     }
 
-    /// The first backbone tensor absent from the file, as [`ModelError::MissingTensor`].
-    fn check_present(&self) -> Result<(), ModelError> {
+    /// The first backbone tensor absent from the file, as [`FormatError::MissingTensor`].
+    fn check_present(&self) -> Result<(), FormatError> {
         for id in self.backbone() {
             let name = tensor_name(id).unwrap_or_default();
             if self.file.tensor(&name).is_none() {
-                return Err(ModelError::MissingTensor {
+                return Err(FormatError::MissingTensor {
                     path: self.file.path().to_path_buf(),
                     name,
                     layout: NameLayout::Gguf,
@@ -285,19 +285,19 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn read(&mut self, id: TensorId) -> Result<Vec<f32>, ModelError> {
+    fn read(&mut self, id: TensorId) -> Result<Vec<f32>, FormatError> {
         let path = || self.file.path().to_path_buf();
         let name = tensor_name(id).unwrap_or_default();
         let shape = expected_shape(id, self.config);
         let data = self.file.read_f32_shaped(&name, &shape)?;
         let n_head = match id {
-            TensorId::Layer(_, LayerTensor::Q) => Some(self.config.num_heads),
-            TensorId::Layer(_, LayerTensor::K) => Some(self.config.num_kv_heads),
+            TensorId::Layer(_, LayerTensor::Q) => Some(self.config.llama.num_heads),
+            TensorId::Layer(_, LayerTensor::K) => Some(self.config.llama.num_kv_heads),
             _ => None,
         };
         let data = match n_head {
             // The shape was checked: [n_head · head_dim, hidden] with an even head_dim, so this succeeds.
-            Some(n) => unpermute_rows(&data, n, self.config.hidden_size).ok_or_else(|| ModelError::Gguf {
+            Some(n) => unpermute_rows(&data, n, self.config.llama.hidden_size).ok_or_else(|| FormatError::Gguf {
                 path: path(),
                 msg: format!("tensor `{name}` does not split into {n} heads"),
             })?,
@@ -318,8 +318,8 @@ impl Meta<'_> {
         self.file.meta(key)
     }
 
-    fn error(&self, msg: String) -> ModelError {
-        ModelError::Config {
+    fn error(&self, msg: String) -> FormatError {
+        FormatError::Config {
             path: self.path(),
             msg: format!("GGUF metadata: {msg}"),
         }
@@ -329,7 +329,7 @@ impl Meta<'_> {
         self.file.path().to_path_buf()
     }
 
-    fn usize(&self, key: &str) -> Result<Option<usize>, ModelError> {
+    fn usize(&self, key: &str) -> Result<Option<usize>, FormatError> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
@@ -340,7 +340,7 @@ impl Meta<'_> {
     }
 
     /// A required size of at least 1.
-    fn size(&self, key: &str) -> Result<usize, ModelError> {
+    fn size(&self, key: &str) -> Result<usize, FormatError> {
         match self.usize(key)? {
             None => Err(self.error(format!("missing `{key}`"))),
             Some(0) => Err(self.error(format!("`{key}` must be at least 1"))),
@@ -349,7 +349,7 @@ impl Meta<'_> {
     }
 
     /// A number that must be finite and positive when present.
-    fn positive(&self, key: &str) -> Result<Option<f64>, ModelError> {
+    fn positive(&self, key: &str) -> Result<Option<f64>, FormatError> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };

@@ -12,7 +12,7 @@ use super::cursor::Cursor;
 use super::dequant;
 use super::ggml_type::GgmlType;
 use super::metadata::{read_value, MetaValue};
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 /// The four bytes every GGUF file starts with.
 pub const MAGIC: [u8; 4] = *b"GGUF";
@@ -84,9 +84,9 @@ impl fmt::Debug for GgufFile {
 impl GgufFile {
     /// Maps `path` and parses its header: magic, version (2 or 3), metadata, tensor infos; checks that every
     /// tensor's type is known, its row a whole number of blocks, and its data inside the file.
-    pub fn open(path: &Path) -> Result<Self, ModelError> {
+    pub fn open(path: &Path) -> Result<Self, FormatError> {
         let mmap = crate::mmap::map_file(path)?;
-        let header = parse_header(&mmap).map_err(|msg| ModelError::Gguf {
+        let header = parse_header(&mmap).map_err(|msg| FormatError::Gguf {
             path: path.to_path_buf(),
             msg,
         })?;
@@ -154,13 +154,13 @@ impl GgufFile {
     }
 
     /// Reads `name` dequantised to f32: its row-major shape and data.
-    pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+    pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), FormatError> {
         let (tensor, bytes) = self
             .tensor(name)
             .zip(self.tensor_data(name))
             .ok_or_else(|| self.error(format!("no tensor `{name}`")))?;
         let data = dequant::dequantize(tensor.ggml_type, bytes).map_err(|e| match e {
-            dequant::DequantError::Unsupported(t) => ModelError::GgufTensorType {
+            dequant::DequantError::Unsupported(t) => FormatError::GgufTensorType {
                 path: self.path.clone(),
                 name: name.to_string(),
                 ggml_type: t.to_string(),
@@ -171,10 +171,10 @@ impl GgufFile {
     }
 
     /// Reads `name` as f32 after checking that its row-major shape is `expected`.
-    pub fn read_f32_shaped(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, ModelError> {
+    pub fn read_f32_shaped(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, FormatError> {
         if let Some(t) = self.tensor(name) {
             if t.shape() != expected {
-                return Err(ModelError::GgufShape {
+                return Err(FormatError::GgufShape {
                     path: self.path.clone(),
                     name: name.to_string(),
                     expected: expected.to_vec(),
@@ -185,9 +185,9 @@ impl GgufFile {
         self.read_f32(name).map(|(_, data)| data)
     }
 
-    /// A [`ModelError::Gguf`] about this file.
-    fn error(&self, msg: String) -> ModelError {
-        ModelError::Gguf {
+    /// A [`FormatError::Gguf`] about this file.
+    fn error(&self, msg: String) -> FormatError {
+        FormatError::Gguf {
             path: self.path.clone(),
             msg,
         }

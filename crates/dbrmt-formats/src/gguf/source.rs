@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::ModelError;
+use crate::error::FormatError;
 
 /// The GGUF file `path` stands for: `path` itself when it is a `*.gguf` file (or names one that does not exist,
 /// so that opening it reports the missing file); the one `*.gguf` file of a directory without `*.safetensors`
 /// files; `None` otherwise (a safetensors model directory, or nothing readable, which the safetensors loader then
 /// reports). Several `*.gguf` files and no safetensors is an error.
-pub fn gguf_path(path: &Path) -> Result<Option<PathBuf>, ModelError> {
+pub fn gguf_path(path: &Path) -> Result<Option<PathBuf>, FormatError> {
     if path.is_file() || !path.exists() {
         return Ok(has_extension(path, "gguf").then(|| path.to_path_buf()));
     }
@@ -18,7 +18,7 @@ pub fn gguf_path(path: &Path) -> Result<Option<PathBuf>, ModelError> {
     let (mut gguf, mut safetensors) = (Vec::new(), false);
     for entry in entries {
         let file = entry
-            .map_err(|source| ModelError::Io {
+            .map_err(|source| FormatError::Io {
                 path: path.to_path_buf(),
                 source,
             })?
@@ -41,7 +41,7 @@ pub fn gguf_path(path: &Path) -> Result<Option<PathBuf>, ModelError> {
                 .filter_map(|p| p.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
-            Err(ModelError::Checkpoint {
+            Err(FormatError::Checkpoint {
                 path: path.to_path_buf(),
                 msg: format!(
                     "several *.gguf files ({}) and no safetensors: pass the one to load as --model",

@@ -30,20 +30,7 @@ pub fn dpfp(u: &[f32], d_mem: usize, nu: usize, out: &mut [f32]) {
     }
 }
 
-/// Shapes of one layer's memory: `d` hidden, `d_mem`, `nu`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemShape {
-    pub hidden: usize,
-    pub d_mem: usize,
-    pub nu: usize,
-}
-
-impl MemShape {
-    /// `D = 2·ν·d_mem`, the feature size.
-    pub fn d_key(&self) -> usize {
-        2 * self.nu * self.d_mem
-    }
-}
+pub use dbrmt_formats::MemShape;
 
 /// The read (segment ≥ 1 only): `h += φ(h W_qᵀ) A / (φ(h W_qᵀ) · z + ε)` on every row of `h` `[rows, d]`.
 /// `w_q` is `[d_mem, d]`. Composed of the pieces the GPU runs as separate launches: a product, [`dpfp`], a product

@@ -4,14 +4,7 @@
 //! frequencies and angles are computed in f64 and rounded once to f32 (closer to the fp64 golden cases than HF's
 //! f32 arithmetic, and identical for every cell).
 
-/// The `rope_scaling` object of a `rope_type: "llama3"` config (Llama 3.1/3.2).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Llama3Scaling {
-    pub factor: f64,
-    pub low_freq_factor: f64,
-    pub high_freq_factor: f64,
-    pub original_max_position_embeddings: f64,
-}
+pub use dbrmt_formats::Llama3Scaling;
 
 /// Inverse frequencies `1 / θ^(2i/hd)` for `i < hd/2`, rescaled as HF `_compute_llama3_parameters` does.
 pub fn inv_freq(head_dim: usize, theta: f64, scaling: Option<&Llama3Scaling>) -> Vec<f64> {

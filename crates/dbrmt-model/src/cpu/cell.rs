@@ -10,7 +10,7 @@ use dbrmt_kernels::reference::{
     rope::{apply_rope_at, RopeTable},
 };
 
-use crate::{config::ModelConfig, state::LayerState, weights::LayerWeights};
+use dbrmt_formats::{state::LayerState, LayerWeights, ModelConfig};
 
 /// What a cell needs besides its weights: the hidden rows `[text_rows + M, d]` left by the layer below (or the
 /// segment's embeddings at layer 0), whether this is segment 0 (no read, write with `V̄ = 0`, `γ = 1`), and the
@@ -32,7 +32,7 @@ pub struct KvCache {
 
 /// Runs one cell in place: `hidden` becomes this layer's output, `state` the state after this segment.
 pub fn forward(cfg: &ModelConfig, w: &LayerWeights, rope: &RopeTable, cell: CellInput<'_>) {
-    let d = cfg.hidden_size;
+    let d = cfg.llama.hidden_size;
     let x = cell.hidden;
     let shape = cfg.mem_shape();
     if !cell.first_segment {
@@ -62,26 +62,26 @@ pub fn forward(cfg: &ModelConfig, w: &LayerWeights, rope: &RopeTable, cell: Cell
 /// `cache rows ..`): RMSNorm → q, k, v → RoPE → causal GQA attention over the cache and these rows → o + residual →
 /// RMSNorm → SwiGLU MLP + residual. Appends this call's k, v to `cache`.
 pub fn decoder_layer(cfg: &ModelConfig, w: &LayerWeights, rope: &RopeTable, x: &mut [f32], cache: &mut KvCache) {
-    let d = cfg.hidden_size;
+    let d = cfg.llama.hidden_size;
     let rows = x.len() / d;
-    let (qd, kvd) = (cfg.q_dim(), cfg.kv_dim());
+    let (qd, kvd) = (cfg.llama.q_dim(), cfg.llama.kv_dim());
     let first = cache.k.len() / kvd;
 
     let mut h = vec![0.0f32; rows * d];
-    rms_norm(x, &w.input_norm, cfg.rms_norm_eps, &mut h);
+    rms_norm(x, &w.input_norm, cfg.llama.rms_norm_eps, &mut h);
     let mut q = vec![0.0f32; rows * qd];
     let mut k = vec![0.0f32; rows * kvd];
     let mut v = vec![0.0f32; rows * kvd];
     linear(&h, &w.q, rows, d, qd, &mut q);
     linear(&h, &w.k, rows, d, kvd, &mut k);
     linear(&h, &w.v, rows, d, kvd, &mut v);
-    apply_rope_at(&mut q, rows, cfg.num_heads, rope, first);
-    apply_rope_at(&mut k, rows, cfg.num_kv_heads, rope, first);
+    apply_rope_at(&mut q, rows, cfg.llama.num_heads, rope, first);
+    apply_rope_at(&mut k, rows, cfg.llama.num_kv_heads, rope, first);
     cache.k.extend_from_slice(&k);
     cache.v.extend_from_slice(&v);
     let mut attn = vec![0.0f32; rows * qd];
-    let scale = 1.0 / (cfg.head_dim as f32).sqrt();
-    let (heads, kv_heads, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+    let scale = 1.0 / (cfg.llama.head_dim as f32).sqrt();
+    let (heads, kv_heads, hd) = (cfg.llama.num_heads, cfg.llama.num_kv_heads, cfg.llama.head_dim);
     causal_gqa_attention_cached(
         &q,
         &cache.k,
@@ -96,8 +96,8 @@ pub fn decoder_layer(cfg: &ModelConfig, w: &LayerWeights, rope: &RopeTable, x: &
     );
     linear_add(&attn, &w.o, rows, qd, d, x);
 
-    let inter = cfg.intermediate_size;
-    rms_norm(x, &w.post_norm, cfg.rms_norm_eps, &mut h);
+    let inter = cfg.llama.intermediate_size;
+    rms_norm(x, &w.post_norm, cfg.llama.rms_norm_eps, &mut h);
     let mut gate = vec![0.0f32; rows * inter];
     let mut up = vec![0.0f32; rows * inter];
     linear(&h, &w.gate, rows, d, inter, &mut gate);

@@ -7,13 +7,15 @@ use dbrmt_kernels::reference::{embed::segment_input, gemm::linear, norm::rms_nor
 use dbrmt_schedule::{Schedule, Task, Tracker};
 
 use super::cell::{forward, CellInput};
+use dbrmt_formats::{
+    state::{LayerState, MemoryState},
+    ModelConfig, Weights,
+};
+
 use crate::{
-    config::ModelConfig,
     error::ModelError,
     input::{check_ids, segment_range},
     output::{LogitsMode, Output},
-    state::{LayerState, MemoryState},
-    weights::Weights,
 };
 
 /// How to run.
@@ -77,9 +79,9 @@ struct Job {
 impl<'m> CpuModel<'m> {
     pub fn new(cfg: &'m ModelConfig, weights: &'m Weights) -> Self {
         let rope = RopeTable::new(
-            cfg.head_dim,
-            cfg.rope_theta,
-            cfg.rope_scaling.as_ref(),
+            cfg.llama.head_dim,
+            cfg.llama.rope_theta,
+            cfg.llama.rope_scaling.as_ref(),
             cfg.segment_rows(),
         );
         Self { cfg, weights, rope }
@@ -134,7 +136,7 @@ impl<'m> CpuModel<'m> {
 
     /// The state before segment 0.
     pub fn zero_state(&self) -> MemoryState {
-        MemoryState::zeros(self.cfg.num_layers, self.cfg.d_key(), self.cfg.hidden_size)
+        MemoryState::zeros(self.cfg.llama.num_layers, self.cfg.d_key(), self.cfg.llama.hidden_size)
     }
 
     fn run_requests(
@@ -144,7 +146,7 @@ impl<'m> CpuModel<'m> {
         opts: &RunOptions,
     ) -> Result<Vec<Output>, ModelError> {
         let cfg = self.cfg;
-        let (layers, d) = (cfg.num_layers, cfg.hidden_size);
+        let (layers, d) = (cfg.llama.num_layers, cfg.llama.hidden_size);
         let mut runs: Vec<RequestRun<'_>> = requests
             .into_iter()
             .map(|(ids, resume)| {
@@ -152,7 +154,7 @@ impl<'m> CpuModel<'m> {
                 if ids.is_empty() {
                     return Err(ModelError::EmptyInput);
                 }
-                check_ids(ids, cfg.vocab_size)?;
+                check_ids(ids, cfg.llama.vocab_size)?;
                 let segments = cfg.segments_for(ids.len());
                 let logit_rows = match opts.logits {
                     LogitsMode::None => 0,
@@ -166,7 +168,7 @@ impl<'m> CpuModel<'m> {
                     hidden: vec![None; segments],
                     state: resume.state,
                     mode: opts.logits,
-                    logits: vec![0.0; logit_rows * cfg.vocab_size],
+                    logits: vec![0.0; logit_rows * cfg.llama.vocab_size],
                     logit_rows,
                     final_hidden: opts.keep_hidden.then(|| vec![0.0; ids.len() * d]),
                 })
@@ -217,12 +219,12 @@ impl<'m> CpuModel<'m> {
             Some(h) => h,
             None => {
                 let text = &run.ids[segment_range(s, run.ids.len(), self.cfg.armt.segment_size)];
-                let mut h = vec![0.0; (text.len() + self.cfg.armt.num_mem_tokens) * self.cfg.hidden_size];
+                let mut h = vec![0.0; (text.len() + self.cfg.armt.num_mem_tokens) * self.cfg.llama.hidden_size];
                 segment_input(
                     text,
                     &self.weights.embed,
                     &self.weights.memory,
-                    self.cfg.hidden_size,
+                    self.cfg.llama.hidden_size,
                     &mut h,
                 );
                 h
@@ -261,7 +263,7 @@ impl<'m> CpuModel<'m> {
     fn run_job(&self, job: &mut Job) {
         let cfg = self.cfg;
         let cell = job.task.cell;
-        let text_rows = job.hidden.len() / cfg.hidden_size - cfg.armt.num_mem_tokens;
+        let text_rows = job.hidden.len() / cfg.llama.hidden_size - cfg.armt.num_mem_tokens;
         let input = CellInput {
             hidden: &mut job.hidden,
             text_rows,
@@ -277,24 +279,24 @@ impl<'m> CpuModel<'m> {
         let run = &mut runs[job.task.request];
         let (l, s) = (job.task.cell.layer, job.task.cell.segment);
         run.state.layers[l] = job.state;
-        if l + 1 < cfg.num_layers {
+        if l + 1 < cfg.llama.num_layers {
             run.hidden[s] = Some(job.hidden);
             return;
         }
-        let d = cfg.hidden_size;
+        let d = cfg.llama.hidden_size;
         let range = segment_range(s, run.ids.len(), cfg.armt.segment_size);
         let rows = range.len();
         let mut normed = vec![0.0f32; rows * d];
         rms_norm(
             &job.hidden[..rows * d],
             &self.weights.norm,
-            cfg.rms_norm_eps,
+            cfg.llama.rms_norm_eps,
             &mut normed,
         );
         if let Some(h) = run.final_hidden.as_mut() {
             h[range.start * d..range.end * d].copy_from_slice(&normed);
         }
-        let v = cfg.vocab_size;
+        let v = cfg.llama.vocab_size;
         let head = self.weights.lm_head();
         match run.mode {
             LogitsMode::None => {}

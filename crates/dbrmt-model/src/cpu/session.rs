@@ -13,11 +13,8 @@ use dbrmt_schedule::Grid;
 use super::cell::{decoder_layer, KvCache};
 use super::executor::{CpuModel, Resume, RunOptions};
 use crate::input::{check_ids, close_full_segments};
-use crate::{
-    error::ModelError,
-    output::LogitsMode,
-    state::{MemoryState, SavedState},
-};
+use crate::{error::ModelError, output::LogitsMode};
+use dbrmt_formats::{MemoryState, SavedState};
 use dbrmt_kernels::reference::{armt::armt_read, embed::segment_input, gemm::linear, norm::rms_norm};
 
 /// One request's generation on the CPU model.
@@ -43,7 +40,7 @@ impl<'m> Session<'m> {
     /// Continues from a saved state (its open tokens are re-run on the next [`Session::prefill`] or
     /// [`Session::push`]).
     pub fn resume(model: &CpuModel<'m>, saved: SavedState) -> Self {
-        let layers = model.config().num_layers;
+        let layers = model.config().llama.num_layers;
         Self {
             model: model.clone(),
             state: saved.state,
@@ -103,7 +100,7 @@ impl<'m> Session<'m> {
         mut progress: impl FnMut(usize),
     ) -> Result<(), ModelError> {
         let cfg = self.model.config();
-        check_ids(ids, cfg.vocab_size)?;
+        check_ids(ids, cfg.llama.vocab_size)?;
         let reopened = self.open.len();
         let mut all = std::mem::take(&mut self.open);
         all.extend_from_slice(ids);
@@ -127,7 +124,7 @@ impl<'m> Session<'m> {
     /// Appends one token and computes the logits after it. A full open segment is closed first.
     pub fn push(&mut self, id: u32) -> Result<&[f32], ModelError> {
         let cfg = self.model.config();
-        check_ids(&[id], cfg.vocab_size)?;
+        check_ids(&[id], cfg.llama.vocab_size)?;
         if self.open.len() == cfg.armt.segment_size {
             let full = std::mem::take(&mut self.open);
             self.close(&full, 1)?;
@@ -138,7 +135,7 @@ impl<'m> Session<'m> {
             self.open_segment(&open);
         }
         self.open.push(id);
-        let d = cfg.hidden_size;
+        let d = cfg.llama.hidden_size;
         let mut x = self.model.weights().embed[id as usize * d..(id as usize + 1) * d].to_vec();
         self.run_open_rows(&mut x);
         Ok(&self.logits)
@@ -149,7 +146,7 @@ impl<'m> Session<'m> {
         if segments == 0 {
             return Ok(());
         }
-        let layers = self.model.config().num_layers;
+        let layers = self.model.config().llama.num_layers;
         let opts = RunOptions {
             logits: LogitsMode::None,
             keep_hidden: false,
@@ -170,7 +167,7 @@ impl<'m> Session<'m> {
     /// Makes `ids` (1..=T tokens) the open segment: runs their rows with fresh caches.
     fn open_segment(&mut self, ids: &[u32]) {
         let cfg = self.model.config();
-        let d = cfg.hidden_size;
+        let d = cfg.llama.hidden_size;
         self.open = ids.to_vec();
         self.caches.iter_mut().for_each(|c| *c = KvCache::default());
         let mut x = vec![0.0f32; ids.len() * d];
@@ -191,11 +188,11 @@ impl<'m> Session<'m> {
             }
             decoder_layer(cfg, lw, self.model.rope(), x, cache);
         }
-        let d = cfg.hidden_size;
+        let d = cfg.llama.hidden_size;
         let last = &x[x.len() - d..];
         let mut normed = vec![0.0f32; d];
-        rms_norm(last, &w.norm, cfg.rms_norm_eps, &mut normed);
-        self.logits = vec![0.0f32; cfg.vocab_size];
-        linear(&normed, w.lm_head(), 1, d, cfg.vocab_size, &mut self.logits);
+        rms_norm(last, &w.norm, cfg.llama.rms_norm_eps, &mut normed);
+        self.logits = vec![0.0f32; cfg.llama.vocab_size];
+        linear(&normed, w.lm_head(), 1, d, cfg.llama.vocab_size, &mut self.logits);
     }
 }

@@ -1,22 +1,18 @@
-//! The GPU executor: walks a schedule over the GPU model on one CUDA stream.
+//! The GPU executor: walks a schedule over the GPU model on one CUDA stream (the twin of `cpu/executor.rs`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::CudaStream;
+use dbrmt_formats::{MemoryState, Model};
 use dbrmt_kernels::Gpu;
-use dbrmt_model::{
-    cpu::Resume,
-    gpu::{DeviceState, DeviceWeights, GpuModel, StepCell, Workspace},
-    input::segment_range,
-    LogitsMode, MemoryState, Model, ModelError, Output,
-};
-use dbrmt_schedule::{Schedule, Tracker};
 
-use crate::error::EngineError;
+use super::{DeviceState, DeviceWeights, GpuModel, StepCell, Workspace};
+use crate::{cpu::Resume, input::segment_range, LogitsMode, ModelError, Output};
+use dbrmt_schedule::{Schedule, Tracker};
 
 /// A model on one GPU, with a workspace kept between prefills.
 #[derive(Debug)]
-pub struct GpuEngine {
+pub struct GpuExecutor {
     pub(crate) gpu: Gpu,
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) model: GpuModel,
@@ -29,9 +25,9 @@ pub struct DeviceTiming {
     pub ms: f32,
 }
 
-impl GpuEngine {
+impl GpuExecutor {
     /// Opens GPU `ordinal` and uploads the weights as bf16.
-    pub fn new(ordinal: usize, model: &Model) -> Result<Self, EngineError> {
+    pub fn new(ordinal: usize, model: &Model) -> Result<Self, ModelError> {
         let gpu = Gpu::new(ordinal)?;
         let stream = gpu.stream().clone();
         let weights = DeviceWeights::upload(&stream, &model.config, &model.weights)?;
@@ -58,11 +54,11 @@ impl GpuEngine {
         schedule: &Schedule,
         logits: LogitsMode,
         keep_hidden: bool,
-    ) -> Result<(Output, DeviceTiming), EngineError> {
+    ) -> Result<(Output, DeviceTiming), ModelError> {
         self.prefill_from(ids, schedule, logits, keep_hidden, None)
     }
 
-    /// As [`GpuEngine::prefill`], continuing from `resume` (the memory state after earlier segments; the segments
+    /// As [`GpuExecutor::prefill`], continuing from `resume` (the memory state after earlier segments; the segments
     /// of `ids` are numbered on from there).
     pub fn prefill_from(
         &self,
@@ -71,9 +67,14 @@ impl GpuEngine {
         logits: LogitsMode,
         keep_hidden: bool,
         resume: Option<&Resume>,
-    ) -> Result<(Output, DeviceTiming), EngineError> {
+    ) -> Result<(Output, DeviceTiming), ModelError> {
         let cfg = &self.model.cfg;
-        let (layers, d, v, t) = (cfg.num_layers, cfg.hidden_size, cfg.vocab_size, cfg.armt.segment_size);
+        let (layers, d, v, t) = (
+            cfg.llama.num_layers,
+            cfg.llama.hidden_size,
+            cfg.llama.vocab_size,
+            cfg.armt.segment_size,
+        );
         let segments = cfg.segments_for(ids.len());
         let stream = &self.stream;
         let slots = max_live_segments(schedule, layers);
@@ -120,9 +121,9 @@ impl GpuEngine {
     }
 
     /// Uploads a memory state after checking that it fits this model.
-    pub(crate) fn upload_state(&self, state: &MemoryState) -> Result<DeviceState, EngineError> {
+    pub(crate) fn upload_state(&self, state: &MemoryState) -> Result<DeviceState, ModelError> {
         let cfg = &self.model.cfg;
-        state.check_shape(cfg.num_layers, cfg.d_key(), cfg.hidden_size)?;
+        state.check_shape(cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)?;
         Ok(DeviceState::upload(&self.stream, state)?)
     }
 
@@ -138,9 +139,14 @@ impl GpuEngine {
         segments_before: usize,
         logits: LogitsMode,
         keep_hidden: bool,
-    ) -> Result<(Vec<f32>, Option<Vec<f32>>), EngineError> {
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
         let cfg = &self.model.cfg;
-        let (layers, d, v, t) = (cfg.num_layers, cfg.hidden_size, cfg.vocab_size, cfg.armt.segment_size);
+        let (layers, d, v, t) = (
+            cfg.llama.num_layers,
+            cfg.llama.hidden_size,
+            cfg.llama.vocab_size,
+            cfg.armt.segment_size,
+        );
         let segments = cfg.segments_for(ids.len());
         let stream = &self.stream;
         ws.set_ids(stream, ids)?;
@@ -165,7 +171,7 @@ impl GpuEngine {
                 if l == 0 {
                     slot_of[s] = free
                         .pop()
-                        .ok_or_else(|| EngineError::Gpu("no free hidden slot".into()))?;
+                        .ok_or_else(|| ModelError::InvalidSchedule("no free hidden slot".into()))?;
                 }
                 cells.push(StepCell {
                     layer: l,
@@ -209,7 +215,9 @@ impl GpuEngine {
             }
         }
         if !tracker.finished(0) {
-            return Err(ModelError::InvalidSchedule("the schedule ends before every cell ran".into()).into());
+            return Err(ModelError::InvalidSchedule(
+                "the schedule ends before every cell ran".into(),
+            ));
         }
         Ok((out_logits, out_hidden))
     }

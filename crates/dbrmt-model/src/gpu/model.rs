@@ -18,7 +18,9 @@ use dbrmt_kernels::{
 };
 
 use super::{DeviceState, DeviceWeights, Workspace};
-use crate::{config::ModelConfig, output::LogitsMode};
+use dbrmt_formats::ModelConfig;
+
+use crate::output::LogitsMode;
 
 /// One cell of a step, as the device sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +112,9 @@ impl GpuModel {
     ) -> Result<(), KernelError> {
         let c = &self.cfg;
         let w = &self.weights;
-        let (d, m, r) = (c.hidden_size, c.armt.num_mem_tokens, ws.rows);
-        let (dm, dk, inter, q) = (c.armt.d_mem, c.d_key(), c.intermediate_size, c.q_dim());
-        let qkv = q + 2 * c.kv_dim();
+        let (d, m, r) = (c.llama.hidden_size, c.armt.num_mem_tokens, ws.rows);
+        let (dm, dk, inter, q) = (c.armt.d_mem, c.d_key(), c.llama.intermediate_size, c.llama.q_dim());
+        let qkv = q + 2 * c.llama.kv_dim();
         let packed = packed_rows(cells, m);
         let hid = |x: &StepCell| x.slot * r;
 
@@ -172,7 +174,7 @@ impl GpuModel {
                 &mut ws.hidden,
                 &entering,
                 d,
-                c.vocab_size,
+                c.llama.vocab_size,
             )?;
         }
 
@@ -235,7 +237,7 @@ impl GpuModel {
             d,
             &to_scratch,
             d,
-            c.rms_norm_eps,
+            c.llama.rms_norm_eps,
         )?;
         // q/k/v rows: a whole segment's in the packed scratch, an open segment's in its layer's KV cache rows
         let cache_rows: Vec<usize> = cells.iter().map(|x| ws.cache_row(x.layer)).collect();
@@ -256,7 +258,7 @@ impl GpuModel {
             })
             .collect();
         gemm_bf16_nt(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &g, false)?;
-        let (h, kvh, hd) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let (h, kvh, hd) = (c.llama.num_heads, c.llama.num_kv_heads, c.llama.head_dim);
         let starts: Vec<usize> = cells.iter().map(|x| x.open_at.unwrap_or(0)).collect();
         let rotate: Vec<Span> = cells
             .iter()
@@ -322,7 +324,7 @@ impl GpuModel {
             d,
             &to_scratch,
             d,
-            c.rms_norm_eps,
+            c.llama.rms_norm_eps,
         )?;
         let g: Vec<GemmGroup> = cells
             .iter()
@@ -382,7 +384,7 @@ impl GpuModel {
     ) -> Result<(), KernelError> {
         let c = &self.cfg;
         let w = &self.weights;
-        let (d, m, r) = (c.hidden_size, c.armt.num_mem_tokens, ws.rows);
+        let (d, m, r) = (c.llama.hidden_size, c.armt.num_mem_tokens, ws.rows);
         let (dm, dk) = (c.armt.d_mem, c.d_key());
         let kvb = dm + d + 1;
         let hid = |x: &StepCell| x.slot * r;
@@ -476,7 +478,7 @@ impl GpuModel {
         text_rows: usize,
         logits: LogitsMode,
     ) -> Result<usize, KernelError> {
-        let (d, v) = (self.cfg.hidden_size, self.cfg.vocab_size);
+        let (d, v) = (self.cfg.llama.hidden_size, self.cfg.llama.vocab_size);
         let span = Span {
             in_row: slot * ws.rows,
             out_row: 0,
@@ -496,7 +498,7 @@ impl GpuModel {
             d,
             &[span],
             d,
-            self.cfg.rms_norm_eps,
+            self.cfg.llama.rms_norm_eps,
         )?;
         let (first, rows) = match logits {
             LogitsMode::None => return Ok(0),

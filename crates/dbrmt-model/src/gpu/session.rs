@@ -1,4 +1,4 @@
-//! Generation on the GPU: the device twin of [`dbrmt_model::cpu::Session`], with the memory state and a KV cache
+//! Generation on the GPU: the device twin of [`crate::cpu::Session`], with the memory state and a KV cache
 //! kept on the device.
 //!
 //! A session holds the memory after its closed segments and one **open** segment (the last 1..=T text tokens),
@@ -10,20 +10,17 @@
 //! a GPU prefill of the whole text gives at its position: every kernel computes a row the same way whatever rows
 //! share its launch (the attention over cached rows included; see `cuda/attention.cu`).
 
-use dbrmt_model::{
-    gpu::{DeviceState, StepCell, Workspace},
-    input::{check_ids, close_full_segments},
-    LogitsMode, ModelError, SavedState,
-};
+use dbrmt_formats::SavedState;
 use dbrmt_schedule::Grid;
 
-use crate::error::EngineError;
-use crate::gpu::GpuEngine;
+use super::{DeviceState, GpuExecutor, StepCell, Workspace};
+use crate::input::{check_ids, close_full_segments};
+use crate::{LogitsMode, ModelError};
 
-/// One request's generation on a [`GpuEngine`].
+/// One request's generation on a [`GpuExecutor`].
 #[derive(Debug)]
-pub struct GpuSession<'e> {
-    engine: &'e GpuEngine,
+pub struct Session<'e> {
+    engine: &'e GpuExecutor,
     ws: Workspace,
     state: DeviceState,
     segments_closed: usize,
@@ -34,17 +31,17 @@ pub struct GpuSession<'e> {
     logits: Vec<f32>,
 }
 
-impl GpuEngine {
+impl GpuExecutor {
     /// A new request on this GPU.
-    pub fn session(&self) -> Result<GpuSession<'_>, EngineError> {
+    pub fn session(&self) -> Result<Session<'_>, ModelError> {
         let cfg = &self.model.cfg;
-        let state = DeviceState::zeros(&self.stream, cfg.num_layers, cfg.d_key(), cfg.hidden_size)?;
+        let state = DeviceState::zeros(&self.stream, cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)?;
         self.session_with(state, 0, Vec::new())
     }
 
     /// Continues from a saved state (its shape checked against the model; its open tokens are re-run on the next
-    /// [`GpuSession::prefill`] or [`GpuSession::push`]).
-    pub fn resume(&self, saved: SavedState) -> Result<GpuSession<'_>, EngineError> {
+    /// [`Session::prefill`] or [`Session::push`]).
+    pub fn resume(&self, saved: SavedState) -> Result<Session<'_>, ModelError> {
         let state = self.upload_state(&saved.state)?;
         self.session_with(state, saved.segments, saved.open_ids)
     }
@@ -54,12 +51,12 @@ impl GpuEngine {
         state: DeviceState,
         segments_closed: usize,
         open: Vec<u32>,
-    ) -> Result<GpuSession<'_>, EngineError> {
+    ) -> Result<Session<'_>, ModelError> {
         let cfg = &self.model.cfg;
-        let layers = cfg.num_layers;
+        let layers = cfg.llama.num_layers;
         // a diagonal over any number of segments has at most one cell per layer and one live segment per layer
         let ws = Workspace::new(&self.stream, cfg, layers, layers, 1, layers)?;
-        Ok(GpuSession {
+        Ok(Session {
             engine: self,
             ws,
             state,
@@ -71,7 +68,7 @@ impl GpuEngine {
     }
 }
 
-impl GpuSession<'_> {
+impl Session<'_> {
     /// The next-token logits (after the last prefilled or pushed token).
     pub fn logits(&self) -> &[f32] {
         &self.logits
@@ -93,8 +90,8 @@ impl GpuSession<'_> {
     }
 
     /// What a state file needs to continue this session elsewhere (the memory is copied to the host).
-    pub fn saved(&self) -> Result<SavedState, EngineError> {
-        let layers = self.engine.model.cfg.num_layers;
+    pub fn saved(&self) -> Result<SavedState, ModelError> {
+        let layers = self.engine.model.cfg.llama.num_layers;
         Ok(SavedState {
             state: self.state.download(&self.engine.stream, 0, layers)?,
             segments: self.segments_closed,
@@ -104,26 +101,26 @@ impl GpuSession<'_> {
 
     /// Appends `ids` (checked against the vocabulary): every full segment but the last is closed through the
     /// diagonal schedule; the rest becomes the open segment, and its last row gives the next-token logits.
-    pub fn prefill(&mut self, ids: &[u32]) -> Result<(), EngineError> {
+    pub fn prefill(&mut self, ids: &[u32]) -> Result<(), ModelError> {
         self.prefill_chunked(ids, usize::MAX, |_| {})
     }
 
-    /// As [`GpuSession::prefill`], closing at most `segments_per_chunk` segments per diagonal run and calling
+    /// As [`Session::prefill`], closing at most `segments_per_chunk` segments per diagonal run and calling
     /// `progress(tokens consumed)` after each — the same bits as one run.
     pub fn prefill_chunked(
         &mut self,
         ids: &[u32],
         segments_per_chunk: usize,
         mut progress: impl FnMut(usize),
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), ModelError> {
         let cfg = &self.engine.model.cfg;
-        check_ids(ids, cfg.vocab_size)?;
+        check_ids(ids, cfg.llama.vocab_size)?;
         let t = cfg.armt.segment_size;
         let reopened = self.open.len();
         let mut all = std::mem::take(&mut self.open);
         all.extend_from_slice(ids);
         if all.is_empty() {
-            return Err(ModelError::EmptyInput.into());
+            return Err(ModelError::EmptyInput);
         }
         let closing = close_full_segments(
             &all,
@@ -146,9 +143,9 @@ impl GpuSession<'_> {
     }
 
     /// Appends one token and computes the logits after it. A full open segment is closed first.
-    pub fn push(&mut self, id: u32) -> Result<&[f32], EngineError> {
+    pub fn push(&mut self, id: u32) -> Result<&[f32], ModelError> {
         let t = self.engine.model.cfg.armt.segment_size;
-        check_ids(&[id], self.engine.model.cfg.vocab_size)?;
+        check_ids(&[id], self.engine.model.cfg.llama.vocab_size)?;
         if self.open.len() == t {
             let full = std::mem::take(&mut self.open);
             self.close(&full, 1)?;
@@ -162,8 +159,8 @@ impl GpuSession<'_> {
     }
 
     /// Closes `segments` full segments of `ids` through whole cells (diagonal schedule), from the device state.
-    fn close(&mut self, ids: &[u32], segments: usize) -> Result<(), EngineError> {
-        let layers = self.engine.model.cfg.num_layers;
+    fn close(&mut self, ids: &[u32], segments: usize) -> Result<(), ModelError> {
+        let layers = self.engine.model.cfg.llama.num_layers;
         let schedule = Grid::new(layers, segments).diagonal();
         self.engine.run(
             &mut self.ws,
@@ -180,12 +177,12 @@ impl GpuSession<'_> {
 
     /// Runs the open segment's rows from position `from` on through every layer (their q/k/v rows join the cache),
     /// then the final norm and LM head of the last row.
-    fn run_open_rows(&mut self, from: usize) -> Result<(), EngineError> {
+    fn run_open_rows(&mut self, from: usize) -> Result<(), ModelError> {
         let e = self.engine;
         let cfg = &e.model.cfg;
         let n = self.open.len() - from;
         self.ws.set_ids(&e.stream, &self.open[from..])?;
-        for layer in 0..cfg.num_layers {
+        for layer in 0..cfg.llama.num_layers {
             let cell = StepCell {
                 layer,
                 state: layer,
@@ -203,7 +200,7 @@ impl GpuSession<'_> {
             .model
             .finish(&e.gpu, &e.stream, &mut self.ws, 0, n, LogitsMode::Last)?;
         debug_assert_eq!(rows, 1);
-        self.logits = e.stream.clone_dtoh(&self.ws.logits.slice(..cfg.vocab_size))?;
+        self.logits = e.stream.clone_dtoh(&self.ws.logits.slice(..cfg.llama.vocab_size))?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::KernelError;
 
-use crate::state::{LayerState, MemoryState};
+use dbrmt_formats::state::{LayerState, MemoryState};
 
 /// `states` memory states (one per layer and request slot), zero before segment 0.
 #[derive(Debug)]

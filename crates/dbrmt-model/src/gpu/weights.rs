@@ -6,7 +6,7 @@ use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{reference::rope::RopeTable, KernelError};
 use half::bf16;
 
-use crate::{config::ModelConfig, weights::Weights};
+use dbrmt_formats::{ModelConfig, Weights};
 
 /// Every weight of the model on the device.
 #[derive(Debug)]
@@ -46,9 +46,9 @@ impl DeviceWeights {
     pub fn upload(stream: &Arc<CudaStream>, cfg: &ModelConfig, w: &Weights) -> Result<Self, KernelError> {
         let layers = &w.layers;
         let rope = RopeTable::new(
-            cfg.head_dim,
-            cfg.rope_theta,
-            cfg.rope_scaling.as_ref(),
+            cfg.llama.head_dim,
+            cfg.llama.rope_theta,
+            cfg.llama.rope_scaling.as_ref(),
             cfg.segment_rows(),
         );
         let beta_bias: Vec<f32> = layers.iter().map(|l| l.mem_beta_bias).collect();

@@ -6,7 +6,7 @@ use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::KernelError;
 use half::bf16;
 
-use crate::config::ModelConfig;
+use dbrmt_formats::ModelConfig;
 
 /// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
 /// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers.
@@ -58,11 +58,11 @@ impl Workspace {
         logit_rows: usize,
         cache_layers: usize,
     ) -> Result<Self, KernelError> {
-        let (d, m) = (cfg.hidden_size, cfg.armt.num_mem_tokens);
+        let (d, m) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens);
         let rows = cfg.segment_rows();
         let (g, gm) = (max_cells * rows, max_cells * m);
-        let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.intermediate_size);
-        let qkv = cfg.q_dim() + 2 * cfg.kv_dim();
+        let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.llama.intermediate_size);
+        let qkv = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
         let bf = |n: usize| stream.alloc_zeros::<bf16>(n.max(1));
         let f = |n: usize| stream.alloc_zeros::<f32>(n.max(1));
         Ok(Self {
@@ -74,7 +74,7 @@ impl Workspace {
             hidden: f(slots * rows * d)?,
             normed: bf(g * d)?,
             qkv: bf((g + cache_layers * cfg.armt.segment_size) * qkv)?,
-            attn: bf(g * cfg.q_dim())?,
+            attn: bf(g * cfg.llama.q_dim())?,
             gate_up: bf(g * 2 * inter)?,
             act: bf(g * inter)?,
             u: f(g * dm)?,
@@ -86,7 +86,7 @@ impl Workspace {
             upd: f(gm * d)?,
             gamma: f(gm)?,
             final_hidden: bf(cfg.armt.segment_size * d)?,
-            logits: f(logit_rows * cfg.vocab_size)?,
+            logits: f(logit_rows * cfg.llama.vocab_size)?,
             ids: stream.alloc_zeros::<u32>(1)?,
         })
     }

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::gguf_writer::{write_gguf, Value};
+use dbrmt_formats::gguf::MetaValue;
+use dbrmt_testkit::gguf::{i32_array, metadata_only, str_array};
 
 /// The control tokens, ids 0, 1, 2 (as in SmolLM2).
 pub const SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
@@ -50,7 +51,7 @@ pub fn tokens(drop_bytes: &[u8]) -> Vec<String> {
 }
 
 /// The metadata of the tiny vocabulary (SmolLM2's keys): `drop_bytes` are left out of the vocabulary.
-pub fn metadata(drop_bytes: &[u8]) -> Vec<(&'static str, Value)> {
+pub fn metadata(drop_bytes: &[u8]) -> Vec<(&'static str, MetaValue)> {
     let tokens = tokens(drop_bytes);
     let user_defined_from = tokens.len() - USER_DEFINED.len();
     let types: Vec<i32> = (0..tokens.len())
@@ -61,31 +62,28 @@ pub fn metadata(drop_bytes: &[u8]) -> Vec<(&'static str, Value)> {
         })
         .collect();
     vec![
-        ("general.architecture", Value::Str("llama".into())),
-        ("tokenizer.ggml.model", Value::Str("gpt2".into())),
-        ("tokenizer.ggml.pre", Value::Str("smollm".into())),
-        ("tokenizer.ggml.tokens", Value::StrArray(tokens)),
-        ("tokenizer.ggml.token_type", Value::I32Array(types)),
-        (
-            "tokenizer.ggml.merges",
-            Value::StrArray(MERGES.iter().map(|m| m.to_string()).collect()),
-        ),
-        ("tokenizer.ggml.bos_token_id", Value::U32(1)),
-        ("tokenizer.ggml.eos_token_id", Value::U32(2)),
-        ("tokenizer.ggml.unknown_token_id", Value::U32(0)),
-        ("tokenizer.ggml.padding_token_id", Value::U32(2)),
-        ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
-        ("tokenizer.chat_template", Value::Str(CHAT_TEMPLATE.into())),
+        ("general.architecture", MetaValue::Str("llama".into())),
+        ("tokenizer.ggml.model", MetaValue::Str("gpt2".into())),
+        ("tokenizer.ggml.pre", MetaValue::Str("smollm".into())),
+        ("tokenizer.ggml.tokens", str_array(tokens)),
+        ("tokenizer.ggml.token_type", i32_array(types)),
+        ("tokenizer.ggml.merges", str_array(MERGES.iter().copied())),
+        ("tokenizer.ggml.bos_token_id", MetaValue::U32(1)),
+        ("tokenizer.ggml.eos_token_id", MetaValue::U32(2)),
+        ("tokenizer.ggml.unknown_token_id", MetaValue::U32(0)),
+        ("tokenizer.ggml.padding_token_id", MetaValue::U32(2)),
+        ("tokenizer.ggml.add_space_prefix", MetaValue::Bool(false)),
+        ("tokenizer.ggml.add_bos_token", MetaValue::Bool(false)),
+        ("tokenizer.chat_template", MetaValue::Str(CHAT_TEMPLATE.into())),
     ]
 }
 
 /// Replaces (or with `None` removes) one key.
 pub fn with(
-    mut kvs: Vec<(&'static str, Value)>,
+    mut kvs: Vec<(&'static str, MetaValue)>,
     key: &'static str,
-    value: Option<Value>,
-) -> Vec<(&'static str, Value)> {
+    value: Option<MetaValue>,
+) -> Vec<(&'static str, MetaValue)> {
     kvs.retain(|(k, _)| *k != key);
     kvs.extend(value.map(|v| (key, v)));
     kvs
@@ -100,8 +98,8 @@ pub fn temp_dir(test: &str) -> PathBuf {
 }
 
 /// Writes `kvs` as `dir/tiny.gguf` and returns its path.
-pub fn write(dir: &Path, kvs: &[(&str, Value)]) -> PathBuf {
+pub fn write(dir: &Path, kvs: &[(&str, MetaValue)]) -> PathBuf {
     let path = dir.join("tiny.gguf");
-    write_gguf(&path, kvs);
+    std::fs::write(&path, metadata_only(kvs)).expect("writing the test GGUF file");
     path
 }

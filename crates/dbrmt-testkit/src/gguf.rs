@@ -1,50 +1,15 @@
-//! Helpers of the GGUF tests: a GGUF writer (from the format description, independent of the reader), random
-//! blocks of every supported type, llama.cpp's q/k row permutation as its converter applies it, and a tiny
-//! two-layer LLaMA written both as GGUF and as an equivalent safetensors model directory.
-
-#![allow(dead_code)] // each test file uses a different subset
+//! A GGUF writer for tests, written from the format description (llama.cpp's `docs/gguf.md`), independent of the
+//! reader it tests: header, metadata, tensor infos, padding, then each tensor's data padded to the alignment.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dbrmt_model::gguf::dequant::dequantize;
-use dbrmt_model::gguf::{GgmlType, MetaValue};
-use dbrmt_model::{ArmtParams, LoadOptions};
+use dbrmt_formats::gguf::dequant::dequantize;
+use dbrmt_formats::gguf::{GgmlType, MetaValue};
+use dbrmt_formats::{ArmtParams, LoadOptions};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-/// A fresh directory under the system temp dir, removed on drop.
-#[derive(Debug)]
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(label: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("dbrmt-gguf-{}-{label}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `name` in the directory and returns its path.
-    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::{Scratch, SplitMix64};
 
 /// One tensor to write: ggml `ne` dims (fastest first), the type id, the raw bytes, and optionally a data offset
 /// to store instead of the computed one.
@@ -196,30 +161,13 @@ fn put_value(out: &mut Vec<u8>, v: &MetaValue) {
     }
 }
 
-/// A small deterministic generator (xorshift64*), so the tests need no RNG crate.
-#[derive(Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+/// The bytes of a GGUF v3 file with these metadata pairs and no tensors (enough for tokenizer tests).
+pub fn metadata_only(kvs: &[(&str, MetaValue)]) -> Vec<u8> {
+    let mut b = GgufBuilder::default();
+    for (key, value) in kvs {
+        b.meta(key, value.clone());
     }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn byte(&mut self) -> u8 {
-        (self.next() >> 56) as u8
-    }
-
-    /// Uniform in [-1, 1).
-    pub fn unit(&mut self) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
+    b.bytes()
 }
 
 /// Byte offsets of the f16 scale fields of a block (set to small finite values so weights stay sane).
@@ -233,14 +181,16 @@ fn scale_fields(t: GgmlType) -> &'static [usize] {
 }
 
 /// Random stored bytes of `elements` values of type `t`, with magnitudes around `scale`.
-pub fn random_data(t: GgmlType, elements: usize, scale: f32, rng: &mut Rng) -> Vec<u8> {
+pub fn random_data(t: GgmlType, elements: usize, scale: f32, rng: &mut SplitMix64) -> Vec<u8> {
     match t {
-        GgmlType::F32 => (0..elements).flat_map(|_| (rng.unit() * scale).to_le_bytes()).collect(),
+        GgmlType::F32 => (0..elements)
+            .flat_map(|_| (rng.signed_unit() * scale).to_le_bytes())
+            .collect(),
         GgmlType::F16 => (0..elements)
-            .flat_map(|_| half::f16::from_f32(rng.unit() * scale).to_le_bytes())
+            .flat_map(|_| half::f16::from_f32(rng.signed_unit() * scale).to_le_bytes())
             .collect(),
         GgmlType::BF16 => (0..elements)
-            .flat_map(|_| half::bf16::from_f32(rng.unit() * scale).to_le_bytes())
+            .flat_map(|_| half::bf16::from_f32(rng.signed_unit() * scale).to_le_bytes())
             .collect(),
         _ => {
             let blocks = elements / t.block_size();
@@ -255,7 +205,7 @@ pub fn random_data(t: GgmlType, elements: usize, scale: f32, rng: &mut Rng) -> V
             };
             for b in 0..blocks {
                 for &at in scale_fields(t) {
-                    let d = half::f16::from_f32(rng.unit() * scale / code);
+                    let d = half::f16::from_f32(rng.signed_unit() * scale / code);
                     let at = b * t.block_bytes() + at;
                     data[at..at + 2].copy_from_slice(&d.to_le_bytes());
                 }
@@ -320,7 +270,7 @@ pub struct TinyLlama {
 struct Tensors {
     g: GgufBuilder,
     hf: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-    rng: Rng,
+    rng: SplitMix64,
 }
 
 impl Tensors {
@@ -339,7 +289,7 @@ impl Tensors {
 
     /// An F32 norm weight around 1.
     fn norm(&mut self, names: (&str, &str)) {
-        let values: Vec<f32> = (0..HIDDEN).map(|_| 1.0 + 0.2 * self.rng.unit()).collect();
+        let values: Vec<f32> = (0..HIDDEN).map(|_| 1.0 + 0.2 * self.rng.signed_unit()).collect();
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.g.tensor(names.0, &[HIDDEN as u64], GgmlType::F32.id(), bytes);
         self.hf.insert(names.1.to_string(), (vec![HIDDEN], values));
@@ -385,7 +335,7 @@ pub fn tiny_llama(seed: u64, tied: bool) -> TinyLlama {
     let mut ts = Tensors {
         g,
         hf: BTreeMap::new(),
-        rng: Rng::new(seed),
+        rng: SplitMix64::new(seed),
     };
     let (q, kv) = (HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM);
     ts.matrix(
@@ -473,4 +423,14 @@ impl TinyLlama {
             .collect();
         dir.write("model.safetensors", safetensors::serialize(views, None).unwrap());
     }
+}
+
+/// A metadata array of strings.
+pub fn str_array<S: Into<String>>(items: impl IntoIterator<Item = S>) -> MetaValue {
+    MetaValue::Array(items.into_iter().map(|s| MetaValue::Str(s.into())).collect())
+}
+
+/// A metadata array of i32.
+pub fn i32_array(items: impl IntoIterator<Item = i32>) -> MetaValue {
+    MetaValue::Array(items.into_iter().map(MetaValue::I32).collect())
 }
