@@ -31,7 +31,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SelftestArgs {
-    /// The golden cases (default: testdata/fixtures under $DBRMT_REPO_ROOT or the current directory).
+    /// Also run the golden cases in DIR (default: testdata/fixtures under $DBRMT_REPO_ROOT or the current
+    /// directory, when there is one; the generated cases always run).
     #[arg(long, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
     /// Seed of the random inputs (default: a fresh one, printed).

@@ -14,6 +14,7 @@ pub mod load;
 mod mmap;
 pub mod names;
 pub mod npy;
+pub mod presets;
 pub mod random;
 pub mod rng;
 pub mod state;

@@ -1,10 +1,18 @@
 //! `dbrmt selftest`: every kernel against its CPU reference, then whole forwards on the GPU — against the CPU
-//! model (relative error ≤ 2e-2 on logits, A and z) and diagonal against sequential (bitwise).
+//! model (relative error ≤ 2e-2 on logits, A and z), diagonal against sequential (bitwise), a prefill in two pieces
+//! against one (bitwise) and decoding against the prefill (bitwise).
+//!
+//! The model cases are generated in memory from the golden-case generator's presets ([`generated_cases`]), so the
+//! binary needs no files and runs from any directory on a GPU host. In a checkout the golden cases of
+//! `testdata/fixtures` (made by the PyTorch reference of the original code) run too ([`fixture_cases`]).
 
 use std::path::{Path, PathBuf};
 
 use dbrmt_formats::{
-    load_model, npy, random::random_weights, ArmtParams, Llama3Scaling, LlamaConfig, LoadOptions, Model, ModelConfig,
+    load_model, npy, presets,
+    random::random_weights,
+    rng::{stream_seed, SplitMix64},
+    LoadOptions, Model, ModelConfig,
 };
 use dbrmt_kernels::check::{compare, Check};
 use dbrmt_model::{
@@ -24,6 +32,66 @@ pub const GOLDEN_CASES: [&str; 4] = [
     "small-bf16",
 ];
 
+/// One model case: a model, its input, and the CPU model's weights it is judged against.
+#[derive(Debug)]
+pub struct Case {
+    pub name: String,
+    pub model: Model,
+    pub ids: Vec<i64>,
+}
+
+/// Cases of the golden presets' shapes with random weights (from `seed`) rounded to bf16 — so the CPU model on them
+/// is exactly the GPU's oracle — covering what the golden files cover: full segments, a tied head with a short last
+/// segment, one short segment only, and a larger shape with a partial last segment.
+pub fn generated_cases(seed: u64) -> Vec<Case> {
+    let case = |name: &str, config: ModelConfig, tokens: usize, k: u64| {
+        let weights = random_weights(&config, stream_seed(seed, k)).rounded_to_bf16();
+        let ids = random_ids(tokens, config.llama.vocab_size, stream_seed(seed, 100 + k));
+        Case {
+            name: format!("generated {name}"),
+            model: in_memory(config, weights),
+            ids,
+        }
+    };
+    vec![
+        case("tiny, 5 segments", presets::tiny(false), 5 * 32, 1),
+        case("tiny tied, partial last segment", presets::tiny(true), 4 * 32 + 13, 2),
+        case("tiny, one short segment", presets::tiny(false), 20, 3),
+        case("small, partial last segment", presets::small(), 1000, 4),
+    ]
+}
+
+/// The golden cases in `fixtures` (a directory of case directories), as files.
+pub fn fixture_cases(fixtures: &Path) -> Result<Vec<Case>, EngineError> {
+    GOLDEN_CASES
+        .iter()
+        .map(|case| {
+            let dir = fixtures.join(case);
+            Ok(Case {
+                name: (*case).into(),
+                model: load_model(&dir, &LoadOptions::default())?,
+                ids: npy::read_ids(&dir.join("input_ids.npy"))?,
+            })
+        })
+        .collect()
+}
+
+fn in_memory(config: ModelConfig, weights: dbrmt_formats::Weights) -> Model {
+    Model {
+        config,
+        weights,
+        layout: dbrmt_formats::NameLayout::Hf,
+        unused_tensors: Vec::new(),
+        armt_initialised: false,
+    }
+}
+
+/// `n` token ids below `vocab` from `seed`.
+fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<i64> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| (rng.next_u64() % vocab as u64) as i64).collect()
+}
+
 /// GPU (bf16 weights and activations, f32 state) against the f32 CPU model.
 pub const GPU_VS_CPU_TOL: f64 = 2e-2;
 
@@ -35,11 +103,10 @@ pub fn kernel_checks(seed: u64) -> Result<Vec<Check>, EngineError> {
         .collect::<Result<_, _>>()?)
 }
 
-/// One golden case on the GPU: against the CPU model, and diagonal against sequential.
-pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Check>, EngineError> {
-    let dir = fixtures.join(case);
-    let model = load_model(&dir, &LoadOptions::default())?;
-    let ids = npy::read_ids(&dir.join("input_ids.npy"))?;
+/// One case on the GPU: against the CPU model, diagonal against sequential, resumed against whole, decoding against
+/// the prefill.
+pub fn case_checks(case: Case) -> Result<Vec<Check>, EngineError> {
+    let Case { name, model, ids } = case;
     let checked = validate_ids(&ids, model.config.llama.vocab_size)?;
     let grid = Grid::new(model.config.llama.num_layers, model.config.segments_for(checked.len()));
     let opts = RunOptions {
@@ -56,17 +123,17 @@ pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Che
     let mut checks = vec![
         compare(
             "gpu vs cpu: logits",
-            case.into(),
+            name.clone(),
             &diag.logits,
             &cpu.logits,
             GPU_VS_CPU_TOL,
         ),
-        compare("gpu vs cpu: A", case.into(), &a_gpu, &a_cpu, GPU_VS_CPU_TOL),
-        compare("gpu vs cpu: z", case.into(), &z_gpu, &z_cpu, GPU_VS_CPU_TOL),
-        bitwise("gpu diagonal = sequential", case.into(), &diag, &seq),
+        compare("gpu vs cpu: A", name.clone(), &a_gpu, &a_cpu, GPU_VS_CPU_TOL),
+        compare("gpu vs cpu: z", name.clone(), &z_gpu, &z_cpu, GPU_VS_CPU_TOL),
+        bitwise("gpu diagonal = sequential", name.clone(), &diag, &seq),
     ];
-    checks.extend(resume_check(&engine, &ids, &diag, case)?);
-    checks.push(session_check(&engine, &checked, &diag.logits, case)?);
+    checks.extend(resume_check(&engine, &ids, &diag, &name)?);
+    checks.push(session_check(&engine, &checked, &diag.logits, &name)?);
     Ok(checks)
 }
 
@@ -74,7 +141,7 @@ pub fn golden_case_checks(fixtures: &Path, case: &'static str) -> Result<Vec<Che
 /// `ids`, then pushes the rest one token at a time (closing segments as they fill, and halfway through continuing
 /// from its saved state in a new session, whose open tokens run again); the logits after every token must have the
 /// bits of the prefill's at that position.
-pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &'static str) -> Result<Check, EngineError> {
+pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &str) -> Result<Check, EngineError> {
     let v = engine.model().config.llama.vocab_size;
     let first = (ids.len() / 3).max(1);
     let resume_at = (first + ids.len()) / 2;
@@ -116,12 +183,7 @@ pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &'static
 
 /// A prefill in two pieces — the first half of the segments, then the rest resumed from its state — against the
 /// whole prefill `whole` (all logits, final hidden states kept): bitwise. `None` for a single segment.
-pub fn resume_check(
-    engine: &Engine,
-    ids: &[i64],
-    whole: &Output,
-    case: &'static str,
-) -> Result<Option<Check>, EngineError> {
+pub fn resume_check(engine: &Engine, ids: &[i64], whole: &Output, case: &str) -> Result<Option<Check>, EngineError> {
     let cfg = &engine.model().config;
     let segments = cfg.segments_for(ids.len());
     if segments < 2 {
@@ -154,31 +216,15 @@ pub fn resume_check(
     } else {
         "gpu resumed = whole"
     };
-    Ok(Some(bitwise(name, case.into(), &rest, &tail)))
+    Ok(Some(bitwise(name, case.to_string(), &rest, &tail)))
 }
 
 /// A random ARMT of Llama-3.2-1B's shape (T = 1024, M = 128, d_mem = 64) over `tokens` tokens: diagonal against
 /// sequential, bitwise, on logits of the last token, every final hidden state and every layer's A and z.
 pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
-    let config = llama32_1b_config(1024, 128, 64);
-    let weights = random_weights(&config, seed);
-    let vocab = config.llama.vocab_size as u64;
-    let model = Model {
-        config,
-        weights,
-        layout: dbrmt_formats::NameLayout::Hf,
-        unused_tensors: Vec::new(),
-        armt_initialised: false,
-    };
-    let mut x = seed | 1;
-    let ids: Vec<i64> = (0..tokens)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % vocab) as i64
-        })
-        .collect();
+    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
+    let ids = random_ids(tokens, config.llama.vocab_size, seed);
+    let model = in_memory(config.clone(), random_weights(&config, seed));
     let engine = Engine::from_model(model, Device::Cuda(0))?;
     let (diag, ms_d) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)?;
     let (seq, ms_s) = engine.prefill_timed(&ids, ScheduleKind::Sequential, LogitsMode::Last, true)?;
@@ -189,37 +235,6 @@ pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineE
         ms_s.unwrap_or(f32::NAN)
     );
     Ok(bitwise("gpu diagonal = sequential", shape, &diag, &seq))
-}
-
-/// The shapes of Llama-3.2-1B with an ARMT memory.
-pub fn llama32_1b_config(segment_size: usize, num_mem_tokens: usize, d_mem: usize) -> ModelConfig {
-    ModelConfig {
-        llama: LlamaConfig {
-            vocab_size: 128256,
-            hidden_size: 2048,
-            intermediate_size: 8192,
-            num_layers: 16,
-            num_heads: 32,
-            num_kv_heads: 8,
-            head_dim: 64,
-            rms_norm_eps: 1e-5,
-            rope_theta: 500000.0,
-            rope_scaling: Some(Llama3Scaling {
-                factor: 32.0,
-                low_freq_factor: 1.0,
-                high_freq_factor: 4.0,
-                original_max_position_embeddings: 8192.0,
-            }),
-            tie_word_embeddings: true,
-        },
-        armt: ArmtParams {
-            num_mem_tokens,
-            d_mem,
-            segment_size,
-            nu: 3,
-            correction: true,
-        },
-    }
 }
 
 /// How much of the self-test to run.
@@ -233,15 +248,19 @@ pub enum Scope {
     Full,
 }
 
-/// The checks of `scope`.
-pub fn all(fixtures: &Path, seed: u64, scope: Scope) -> Result<Vec<Check>, EngineError> {
+/// The checks of `scope`: the generated cases always, the golden files of `fixtures` where given.
+pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check>, EngineError> {
     let mut checks = if scope == Scope::Small {
         Vec::new()
     } else {
         kernel_checks(seed)?
     };
-    for case in GOLDEN_CASES {
-        checks.extend(golden_case_checks(fixtures, case)?);
+    let mut cases = generated_cases(seed);
+    if let Some(dir) = fixtures {
+        cases.extend(fixture_cases(dir)?);
+    }
+    for case in cases {
+        checks.extend(case_checks(case)?);
     }
     if scope == Scope::Full {
         checks.push(llama_1b_bitwise_check(16 * 1024 - 300, seed)?);
@@ -249,13 +268,14 @@ pub fn all(fixtures: &Path, seed: u64, scope: Scope) -> Result<Vec<Check>, Engin
     Ok(checks)
 }
 
-/// Where the fixtures are: `$DBRMT_REPO_ROOT/testdata/fixtures`, else `testdata/fixtures` under the current
-/// directory.
-pub fn default_fixtures() -> PathBuf {
-    std::env::var_os("DBRMT_REPO_ROOT")
+/// The golden fixtures if this runs in a checkout: `$DBRMT_REPO_ROOT/testdata/fixtures`, else
+/// `testdata/fixtures` under the current directory, when that directory exists.
+pub fn default_fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("DBRMT_REPO_ROOT")
         .map(PathBuf::from)
         .unwrap_or_default()
-        .join("testdata/fixtures")
+        .join("testdata/fixtures");
+    dir.is_dir().then_some(dir)
 }
 
 fn flat_state(o: &Output) -> (Vec<f32>, Vec<f32>) {

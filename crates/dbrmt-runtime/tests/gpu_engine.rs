@@ -1,25 +1,31 @@
 //! The GPU engine on an H100: golden cases against the CPU model, diagonal against sequential bitwise, and a
 //! Llama-3.2-1B-shaped model over 16K tokens (bitwise). Ignored without a GPU (`cargo test -- --ignored` on one).
 
-use dbrmt_runtime::selftest::{default_fixtures, golden_case_checks, llama_1b_bitwise_check, GOLDEN_CASES};
+use dbrmt_kernels::check::Check;
+use dbrmt_runtime::selftest::{case_checks, fixture_cases, generated_cases, llama_1b_bitwise_check};
 use dbrmt_runtime::{Device, Engine, EngineError};
+use dbrmt_testkit::paths;
 
-fn fixtures() -> std::path::PathBuf {
-    if std::env::var_os("DBRMT_REPO_ROOT").is_some() {
-        default_fixtures()
-    } else {
-        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/fixtures"))
+fn assert_passed(checks: Vec<Check>) {
+    for check in &checks {
+        println!("{check}");
     }
+    assert!(checks.iter().all(Check::passed), "a check failed (above)");
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn golden_cases_on_the_gpu() {
-    for case in GOLDEN_CASES {
-        for check in golden_case_checks(&fixtures(), case).expect("gpu run") {
-            println!("{check}");
-            assert!(check.passed(), "{check}");
-        }
+    for case in fixture_cases(&paths::fixtures()).expect("golden cases") {
+        assert_passed(case_checks(case).expect("gpu run"));
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn generated_cases_on_the_gpu() {
+    for case in generated_cases(5) {
+        assert_passed(case_checks(case).expect("gpu run"));
     }
 }
 
@@ -34,7 +40,7 @@ fn llama_1b_shape_diagonal_equals_sequential_bitwise() {
 /// Runs everywhere: without a driver the error says so; with one, the GPU opens.
 #[test]
 fn cuda_without_a_driver_is_a_clear_error() {
-    let model = dbrmt_formats::load_model(&fixtures().join("tiny-single-short"), &Default::default()).unwrap();
+    let model = dbrmt_formats::load_model(&paths::fixture("tiny-single-short"), &Default::default()).unwrap();
     match Engine::from_model(model, Device::Cuda(0)) {
         Err(EngineError::Kernel(dbrmt_kernels::KernelError::NoGpu)) => assert!(!dbrmt_kernels::driver_present()),
         Err(e) => assert!(

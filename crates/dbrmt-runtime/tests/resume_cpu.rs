@@ -6,12 +6,9 @@ use dbrmt_runtime::{Device, Engine, ScheduleKind};
 
 #[test]
 fn resumed_prefill_is_bitwise_the_whole_one() {
-    let root = std::env::var_os("DBRMT_REPO_ROOT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")));
     let mut checked = 0;
     for case in GOLDEN_CASES {
-        let dir = root.join("testdata/fixtures").join(case);
+        let dir = dbrmt_testkit::paths::fixture(case);
         let engine = Engine::load(&dir, &Default::default(), Device::Cpu).unwrap();
         let ids = dbrmt_formats::npy::read_ids(&dir.join("input_ids.npy")).unwrap();
         let whole = engine

@@ -2,9 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-/// The repository root (this crate sits at `crates/dbrmt-testkit`).
+/// The repository root: `$DBRMT_REPO_ROOT` where set (test executables copied to a GPU host by `cargo xtask bundle`
+/// run there), else the checkout this crate was built in (it sits at `crates/dbrmt-testkit`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    match std::env::var_os("DBRMT_REPO_ROOT") {
+        Some(root) => PathBuf::from(root),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    }
 }
 
 /// `testdata/fixtures`: the golden cases made by `testdata/fixtures/generator/make_case.py`.
@@ -16,14 +20,6 @@ pub fn fixtures() -> PathBuf {
 pub fn fixture(name: &str) -> PathBuf {
     fixtures().join(name)
 }
-
-/// The golden cases every model test runs.
-pub const GOLDEN_CASES: [&str; 4] = [
-    "tiny-armt-names",
-    "tiny-hf-tied-partial",
-    "tiny-single-short",
-    "small-bf16",
-];
 
 /// `models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` (fetched by `cargo xtask fetch-model smollm2`), if present.
 pub fn smollm2_gguf() -> Option<PathBuf> {
