@@ -37,10 +37,13 @@ Structure (per CTA; 384 threads = 3 warpgroups; persistent: grid = number of SMs
     operands stream in while the consumers run the epilogue.
   warpgroups 0 and 1, consumers (setmaxnreg.inc 232): warpgroup w owns rows 64w .. 64w+63 of the 128-row tile and
     all BN columns: per k-block, 4 x wgmma m64nBNk16 (descriptors into the stage), commit, wait until at most the
-    newest batch is in flight, then release the previous stage. Epilogue: accumulators -> this warpgroup's 16 KB
-    shared staging buffer (XOR-swizzled 16-byte chunks: conflict-free both ways) -> 16-byte coalesced global
-    stores, rows >= m_p and columns >= n (n/2 for SwiGLU) never stored. A warpgroup whose 64 rows all lie past
-    m_p skips its MMAs (it still waits and releases every stage).
+    newest batch is in flight, then release the previous stage. Epilogue, in passes of 256 output bytes per row:
+    accumulators -> this warpgroup's 17 KB shared staging buffer (64 rows, 272-byte pitch: conflict-free) ->
+    one asynchronous bulk copy per valid row (cp.async.bulk shared -> global, sm90/bulk.cuh), so the warpgroup
+    goes on to the next tile's MMAs while the rows drain; when accumulating (f32 C is read) the pass instead does
+    coalesced 16-byte loads of C, the add, and 16-byte stores. Rows >= m_p and columns >= n (n/2 for SwiGLU) are
+    never stored. A warpgroup whose 64 rows all lie past m_p skips its MMAs (it still waits and releases every
+    stage).
 Determinism: no split-K, no atomics; each output element is the sum over k-blocks 0, 1, ... in order, each k-block
 4 chained wgmma in order; a tile's bits depend only on its A rows, B rows and k. So a problem gives the same bytes
 alone or inside any grouped launch, with any grid size.
@@ -50,6 +53,7 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include "sm90/bulk.cuh"
 #include "sm90/mbarrier.cuh"
 #include "sm90/scheduler.cuh"
 #include "sm90/tma.cuh"
@@ -86,17 +90,22 @@ constexpr int BK = 64;       // k per stage: 128 bytes of bf16, one 128B swizzle
 constexpr int THREADS = 384; // 2 consumer warpgroups + 1 producer warpgroup
 constexpr int PRODUCER_REGS = 40;
 constexpr int CONSUMER_REGS = 232;
-constexpr int STAGING_BYTES = 16384;  // per consumer warpgroup: 64 rows x 256 bytes
+// Epilogue staging, per consumer warpgroup: 64 rows of 256 bytes, each followed by 16 bytes of padding. Rows stay
+// contiguous (one bulk copy per row) and the 272-byte pitch = 17 chunks of 16 bytes puts rows r .. r+7 of one chunk
+// column on 8 different bank groups: the fragment writes and the row reads are conflict-free.
+constexpr int STAGE_PITCH = 272;
+constexpr int STAGING_BYTES = 64 * STAGE_PITCH;  // 17408
 
 enum class Epi { Bf16, F32, SwiGlu };
 
 // Shared memory plan for tile width BN (host and device): stages of A (16 KB) and B (BN x 128 B) tiles, the two
-// staging buffers, the 2*STAGES mbarriers, plus 1 KB to align the base to 1024 bytes at run time.
+// staging buffers and the 2*STAGES mbarriers. The dynamic shared memory base is 1024-byte aligned (it is the start
+// of the block's window; the kernel traps if not), which the 128B swizzle needs.
 __host__ __device__ constexpr int stages_for(int bn) { return bn <= 128 ? 6 : 4; }
 __host__ __device__ constexpr int a_tile_bytes() { return BM * BK * 2; }
 __host__ __device__ constexpr int b_tile_bytes(int bn) { return bn * BK * 2; }
 __host__ __device__ constexpr int smem_bytes(int bn) {
-    return 1024 + stages_for(bn) * (a_tile_bytes() + b_tile_bytes(bn)) + 2 * STAGING_BYTES + 2 * stages_for(bn) * 8;
+    return stages_for(bn) * (a_tile_bytes() + b_tile_bytes(bn)) + 2 * STAGING_BYTES + 2 * stages_for(bn) * 8;
 }
 static_assert(smem_bytes(128) <= 232448 && smem_bytes(192) <= 232448 && smem_bytes(256) <= 232448,
               "fits the 227 KB of dynamic shared memory per block");
@@ -125,17 +134,19 @@ __device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
     return v;
 }
 
-// Staging buffer layout (per consumer warpgroup): 64 rows x 256 bytes; the 16-byte chunk q of row r lives at
-// r*256 + ((q ^ (r & 7)) * 16). Writes from the accumulator fragment (8 rows x one or two chunks per warp
-// instruction) hit 8 distinct chunk positions = all 32 banks; reads (8 lanes of one row, consecutive chunks) too.
+// The 16-byte chunk q of staged row r. A warp's fragment write covers rows r0 .. r0+7 of one or two chunk
+// columns: bank group (17 r + q) mod 8 differs across the 8 rows, so 128 bytes per wavefront; a quarter-warp's
+// 16-byte reads of 8 consecutive chunks of one row are conflict-free too.
 __device__ __forceinline__ uint32_t staged(uint32_t buf, int r, int q) {
-    return buf + (uint32_t)(r * 256 + ((q ^ (r & 7)) << 4));
+    return buf + (uint32_t)(r * STAGE_PITCH + q * 16);
 }
 
-// One pass of the epilogue of a consumer warpgroup through its 16 KB staging buffer (256-byte rows): accumulator
-// columns ACC0 .. ACC0 + WIDTH - 1 of its 64 rows (row0 .. row0 + 63 of the problem, `rows` of them to store).
+// One pass of the epilogue of a consumer warpgroup through its staging buffer (256-byte rows): accumulator
+// columns ACC0 .. ACC0 + WIDTH - 1 of its 64 rows (row0 .. row0 + 63 of the problem, `rows` of them stored).
 // Compile-time ACC0 and WIDTH keep every accumulator index a constant (the array stays in registers).
-template <int BN, Epi E, int ACC0, int WIDTH>
+// Stores: asynchronous bulk copies, one per valid row, issued by threads 0..63 of the warpgroup (ASYNC and not
+// accumulating); or, when accumulating (C is read) or !ASYNC, 16-byte coalesced loads/stores by all 128 threads.
+template <int BN, Epi E, int ACC0, int WIDTH, bool ASYNC>
 __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                               char* c_base, long long ldc_bytes, int row0, int rows, int col0,
                                               int n_out, bool accumulate) {
@@ -149,13 +160,16 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
     const int lane = wtid & 31;
     const int r_lo = (wtid >> 5) * 16 + (lane >> 2);  // this thread's fragment rows: r_lo and r_lo + 8
     const int out_col0 = E == Epi::SwiGlu ? (col0 + ACC0) / 2 : col0 + ACC0;
+    const bool async = ASYNC && !(E == Epi::F32 && accumulate);
 
-    // The previous pass (or tile) has finished reading the buffer.
+    // The buffer is free: the bulk copies issued from it (previous pass or tile) have read it, and every thread
+    // has finished its own reads of it.
+    if (wtid < 64) bulk_wait_read_all();
     named_barrier_sync(bar_id, 128);
     if constexpr (E == Epi::F32) {
 #pragma unroll
         for (int jj = 0; jj < WIDTH / 8; ++jj) {
-            const int j = ACC0 / 8 + jj;  // 8-column group of the fragment
+            const int j = ACC0 / 8 + jj;  // 8-column group of the fragment: bytes 32 jj .. 32 jj + 31 of the row
             const int q = 2 * jj + ((lane & 3) >> 1);
             const uint32_t off = (lane & 1) * 8;
             st_shared_v2f32(staged(buf, r_lo, q) + off, acc[4 * j + 0], acc[4 * j + 1]);
@@ -164,7 +178,7 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
     } else if constexpr (E == Epi::Bf16) {
 #pragma unroll
         for (int jj = 0; jj < WIDTH / 8; ++jj) {
-            const int j = ACC0 / 8 + jj;
+            const int j = ACC0 / 8 + jj;  // bytes 16 jj .. 16 jj + 15 of the row
             const uint32_t off = (lane & 3) * 4;
             st_shared_b32(staged(buf, r_lo, jj) + off, pack_bf16x2(acc[4 * j + 0], acc[4 * j + 1]));
             st_shared_b32(staged(buf, r_lo + 8, jj) + off, pack_bf16x2(acc[4 * j + 2], acc[4 * j + 3]));
@@ -186,8 +200,23 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
             }
         }
     }
-    named_barrier_sync(bar_id, 128);
 
+    if (async) {
+        // Ordinary stores feed the async proxy: fence, meet, then one bulk copy per valid row.
+        fence_proxy_async_shared();
+        named_barrier_sync(bar_id, 128);
+        if (wtid < 64) {
+            const int bytes = min(ROW_BYTES, (n_out - out_col0) * OUT_BYTES);
+            if (wtid < rows && bytes > 0) {
+                bulk_store(c_base + (long long)(row0 + wtid) * ldc_bytes + (long long)out_col0 * OUT_BYTES,
+                           staged(buf, wtid, 0), (uint32_t)bytes);
+            }
+            bulk_commit();
+        }
+        return;
+    }
+
+    named_barrier_sync(bar_id, 128);
     // Coalesced copy out: consecutive threads take consecutive 16-byte pieces of a row (a warp covers whole rows).
     if (E == Epi::F32 && accumulate) {
         // All loads of C first, then the adds and stores, so that the loads overlap one another.
@@ -241,20 +270,22 @@ __host__ __device__ constexpr int pass_width() {
 }
 
 // The epilogue of one consumer warpgroup: the passes ACC0 = 0, PASS, 2*PASS, ... (the last one may be narrower).
-template <int BN, Epi E, int ACC0 = 0>
+template <int BN, Epi E, bool ASYNC, int ACC0 = 0>
 __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                          char* c_base, long long ldc_bytes, int row0, int rows, int col0, int n_out,
                                          bool accumulate) {
     if constexpr (ACC0 < BN) {
         constexpr int WIDTH = BN - ACC0 < pass_width<E>() ? BN - ACC0 : pass_width<E>();
-        epilogue_pass<BN, E, ACC0, WIDTH>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
-                                          accumulate);
-        epilogue<BN, E, ACC0 + WIDTH>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
-                                      accumulate);
+        epilogue_pass<BN, E, ACC0, WIDTH, ASYNC>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
+                                                 accumulate);
+        epilogue<BN, E, ASYNC, ACC0 + WIDTH>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
+                                             accumulate);
     }
 }
 
-template <int BN, Epi E>
+// ASYNC: bulk-copy stores (the default); false: the synchronous 16-byte stores for every output (kept so that the
+// development harness can time both).
+template <int BN, Epi E, bool ASYNC = true>
 __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
     static_assert(BN == 128 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper");
     static_assert(E != Epi::SwiGlu || BN % 128 == 0, "SwiGLU tiles hold whole 64-gate + 64-up blocks");
@@ -264,7 +295,8 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "every tile 1024-byte aligned (128B swizzle)");
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t base = smem_u32(smem_raw);
+    if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
     const uint32_t a_smem = base;                            // STAGES x A tile
     const uint32_t b_smem = a_smem + STAGES * A_BYTES;       // STAGES x B tile
     const uint32_t staging = b_smem + STAGES * B_BYTES;      // 2 x STAGING_BYTES
@@ -366,7 +398,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 const int last = s == 0 ? STAGES - 1 : s - 1;
                 if (lane0) mbar_arrive(empty_bar + 8 * last);
                 constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
-                epilogue<BN, E>(acc, buf, wtid, 1 + wg, reinterpret_cast<char*>(pr.c), (long long)pr.ldc * OUT_BYTES,
+                epilogue<BN, E, ASYNC>(acc, buf, wtid, 1 + wg, reinterpret_cast<char*>(pr.c), (long long)pr.ldc * OUT_BYTES,
                                 row0, rows, t.n_tile * BN, E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
             } else {
                 // No row of this warpgroup is stored: skip the MMAs, but keep the pipeline in step.
@@ -380,6 +412,8 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 }
             }
         }
+        // The staging buffers must outlive the bulk copies reading them.
+        if (wtid < 64) bulk_wait_all();
     }
 }
 

@@ -1,0 +1,1007 @@
+/*
+Development harness of the v2 grouped GEMM (cuda/gemm_sm90.cu): correctness against references, bitwise
+alone-vs-grouped, stray-write checks, and timing against cuBLAS. Standalone (no Rust): built on the GPU host with
+
+    nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -o gemm_sm90_dev cuda/dev/gemm_sm90.cu -lcuda -lcublas
+
+See cuda/dev/README.md for the flags and what it prints. Exits non-zero on any failed check.
+*/
+#include "../gemm_sm90.cu"
+
+#include <cublas_v2.h>
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+typedef __nv_bfloat16 bf16;
+using sm90::Epi;
+
+// ----------------------------------------------------------------------------------------------------------------
+// Error checks
+
+#define CUDA_CHECK(x)                                                                                       \
+    do {                                                                                                    \
+        cudaError_t e_ = (x);                                                                               \
+        if (e_ != cudaSuccess) {                                                                            \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));      \
+            exit(2);                                                                                        \
+        }                                                                                                   \
+    } while (0)
+#define CU_CHECK(x)                                                                                         \
+    do {                                                                                                    \
+        CUresult r_ = (x);                                                                                  \
+        if (r_ != CUDA_SUCCESS) {                                                                           \
+            const char* s_ = nullptr;                                                                       \
+            cuGetErrorString(r_, &s_);                                                                      \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x, s_ ? s_ : "?");              \
+            exit(2);                                                                                        \
+        }                                                                                                   \
+    } while (0)
+#define CUBLAS_CHECK(x)                                                                                     \
+    do {                                                                                                    \
+        cublasStatus_t s_ = (x);                                                                            \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                  \
+            fprintf(stderr, "%s:%d: %s failed: status %d\n", __FILE__, __LINE__, #x, (int)s_);              \
+            exit(2);                                                                                        \
+        }                                                                                                   \
+    } while (0)
+
+static_assert(sizeof(CUtensorMap) == sizeof(sm90::TmaMap), "the kernel's TmaMap is a CUtensorMap");
+
+// ----------------------------------------------------------------------------------------------------------------
+// Options and bookkeeping
+
+struct Options {
+    bool quick = false;        // correctness only
+    std::string bn = "auto";   // auto | all | 128 | 192 | 256
+    std::string filter;        // substring of the timed shape names
+    int reps = 25;             // timed repetitions (median)
+    int grid = 0;              // 0: number of SMs
+    std::string epilogue = "async";  // async | sync | both (timed variants; correctness always checks both)
+} opt;
+
+static int g_sms = 0;
+static int g_failures = 0;
+static int g_checks = 0;
+static cublasHandle_t g_blas;
+
+static void record(bool ok, const char* what) {
+    ++g_checks;
+    if (!ok) {
+        ++g_failures;
+        printf("  FAIL: %s\n", what);
+    }
+}
+
+static const char* epi_name(Epi e) { return e == Epi::Bf16 ? "bf16" : (e == Epi::F32 ? "f32" : "swiglu"); }
+
+// The tile-width rule (a function of n and k only; docs/log/gemm_sm90.md has the model behind it). `n` = columns of
+// the product (B rows per problem; for SwiGLU 2*I). Provisional until measured with --bn all.
+static int bn_rule(Epi e, int n, int k) {
+    (void)k;
+    if (e == Epi::SwiGlu) return n >= 1024 ? 256 : 128;
+    return n >= 2560 ? 256 : 192;
+}
+
+static std::vector<int> bn_list(Epi e, int n, int k) {
+    if (opt.bn == "auto") return {bn_rule(e, n, k)};
+    if (opt.bn == "all") {
+        if (e == Epi::SwiGlu) return {128, 256};
+        return {128, 192, 256};
+    }
+    const int b = atoi(opt.bn.c_str());
+    if (e == Epi::SwiGlu && b == 192) return {bn_rule(e, n, k)};
+    return {b};
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Device helpers: random inputs, poison, references, comparisons
+
+__host__ __device__ inline uint64_t splitmix(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+// A standard normal sample for index i (Box-Muller on a hash).
+__host__ __device__ inline float normal_at(uint64_t seed, uint64_t i) {
+    const uint64_t h = splitmix(seed ^ splitmix(i));
+    const float u1 = (float)((h >> 40) + 1) * (1.0f / 16777216.0f);  // (0, 1]
+    const float u2 = (float)(h & 0xFFFFFF) * (1.0f / 16777216.0f);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307f * u2);
+}
+
+__global__ void fill_normal_bf16(bf16* p, size_t n, uint64_t seed, float scale) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        bf16 v = __float2bfloat16_rn(normal_at(seed, i) * scale);
+        if (__bfloat162float(v) == 0.0f) v = __float2bfloat16_rn(scale * 0.0078125f);  // never zero
+        p[i] = v;
+    }
+}
+
+constexpr uint16_t POISON_BF16 = 0x7FDE;      // a NaN
+constexpr uint32_t POISON_F32 = 0x7FC0DEADu;  // a NaN (the project's pattern)
+
+struct DevProb {
+    long long c_off;  // element offset of C_p[0][0] in the C buffer
+    int m, ldc, n_out, _pad;
+};
+
+// Is element e of the C buffer inside a problem? (problems sorted by c_off, regions disjoint)
+__device__ inline bool inside(const DevProb* probs, int count, long long e) {
+    int lo = 0, hi = count - 1, best = -1;
+    while (lo <= hi) {
+        const int mid = (lo + hi) / 2;
+        if (probs[mid].c_off <= e) {
+            best = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (best < 0) return false;
+    const long long rel = e - probs[best].c_off;
+    const long long row = rel / probs[best].ldc, col = rel % probs[best].ldc;
+    return row < probs[best].m && col < probs[best].n_out;
+}
+
+__device__ inline float c_init_value(uint64_t seed, long long e) { return normal_at(seed, (uint64_t)e); }
+
+// Poisons every element of the C buffer; with `init`, elements inside problems get c_init_value instead (the C of
+// an accumulating launch).
+__global__ void prepare_c(void* c, long long elems, int esize, const DevProb* probs, int count, bool init,
+                          uint64_t seed) {
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < elems;
+         e += (long long)gridDim.x * blockDim.x) {
+        const bool in = init && inside(probs, count, e);
+        if (esize == 2) {
+            static_cast<uint16_t*>(c)[e] = in ? __bfloat16_as_ushort(__float2bfloat16_rn(c_init_value(seed, e)))
+                                              : POISON_BF16;
+        } else {
+            static_cast<uint32_t*>(c)[e] = in ? __float_as_uint(c_init_value(seed, e)) : POISON_F32;
+        }
+    }
+}
+
+// Counts elements outside every problem that are not the poison pattern (stray writes).
+__global__ void count_stray(const void* c, long long elems, int esize, const DevProb* probs, int count,
+                            unsigned long long* stray) {
+    unsigned long long local = 0;
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < elems;
+         e += (long long)gridDim.x * blockDim.x) {
+        const bool poisoned = esize == 2 ? static_cast<const uint16_t*>(c)[e] == POISON_BF16
+                                         : static_cast<const uint32_t*>(c)[e] == POISON_F32;
+        if (!poisoned && !inside(probs, count, e)) ++local;
+    }
+    if (local) atomicAdd(stray, local);
+}
+
+// ref[r, c] = sum_k A[a_row + r, k] * B[b_row + c, k] in double, stored f32 (ld = n). 32x32 output tile per block.
+__global__ void reference_gemm(const bf16* A, long long a_row, int lda, const bf16* B, long long b_row, int k, int m,
+                               int n, float* ref, int ldr) {
+    __shared__ float as[32][33];
+    __shared__ float bs[32][33];
+    const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;  // 32 x 8 threads
+    const int r0 = blockIdx.y * 32, c0 = blockIdx.x * 32;
+    double acc[4] = {0, 0, 0, 0};
+    for (int k0 = 0; k0 < k; k0 += 32) {
+        for (int i = ty; i < 32; i += 8) {
+            const int r = r0 + i, c = c0 + i, kk = k0 + tx;
+            as[i][tx] = (r < m && kk < k) ? __bfloat162float(A[(a_row + r) * (long long)lda + kk]) : 0.0f;
+            bs[i][tx] = (c < n && kk < k) ? __bfloat162float(B[(b_row + c) * (long long)k + kk]) : 0.0f;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < 32; ++kk) {
+            const double b = bs[tx][kk];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) acc[j] += (double)as[ty + 8 * j][kk] * b;
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int r = r0 + ty + 8 * j, c = c0 + tx;
+        if (r < m && c < n) ref[(long long)r * ldr + c] = (float)acc[j];
+    }
+}
+
+// Compares one problem's output with its reference (f32 [m, n] of the product, ld ldr): sums of squared error and
+// of squared reference (double), and counts in-problem elements that are poison or not finite.
+__global__ void compare_problem(const void* c, int esize, long long c_off, int ldc, int m, int n_out,
+                                const float* ref, int ldr, bool swiglu, bool accumulate, uint64_t seed,
+                                double* sums, unsigned long long* bad) {
+    double e2 = 0.0, r2 = 0.0;
+    unsigned long long nbad = 0;
+    const long long total = (long long)m * n_out;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x) {
+        const int r = (int)(idx / n_out), col = (int)(idx % n_out);
+        const long long e = c_off + (long long)r * ldc + col;
+        double out;
+        if (esize == 2) {
+            const uint16_t bits = static_cast<const uint16_t*>(c)[e];
+            out = __bfloat162float(__ushort_as_bfloat16(bits));
+            if (bits == POISON_BF16) ++nbad;
+        } else {
+            const uint32_t bits = static_cast<const uint32_t*>(c)[e];
+            out = __uint_as_float(bits);
+            if (bits == POISON_F32) ++nbad;
+        }
+        if (!isfinite(out)) {
+            ++nbad;
+            continue;
+        }
+        double want;
+        if (swiglu) {
+            const float* row = ref + (long long)r * ldr + (col / 64) * 128 + col % 64;
+            const double g = row[0], u = row[64];
+            want = g / (1.0 + exp(-g)) * u;
+        } else {
+            want = ref[(long long)r * ldr + col];
+        }
+        if (accumulate) want += (double)c_init_value(seed, e);
+        e2 += (out - want) * (out - want);
+        r2 += want * want;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        e2 += __shfl_down_sync(0xffffffffu, e2, o);
+        r2 += __shfl_down_sync(0xffffffffu, r2, o);
+        nbad += __shfl_down_sync(0xffffffffu, nbad, o);
+    }
+    if ((threadIdx.x & 31) == 0) {
+        atomicAdd(&sums[0], e2);
+        atomicAdd(&sums[1], r2);
+        if (nbad) atomicAdd(bad, nbad);
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// A grouped launch: inputs, layout, tensor maps, launch
+
+struct Setup {
+    std::string name;
+    Epi epi = Epi::Bf16;
+    bool accumulate = false;
+    int n = 0, k = 0, lda = 0, layers = 1;
+    std::vector<int> m, layer, ldc;  // per problem
+    // derived by layout()
+    std::vector<int> a_row;
+    std::vector<long long> c_off;
+    long long a_rows = 0, c_elems = 0;
+    int n_out = 0, esize = 2;
+    // device
+    bf16* A = nullptr;
+    bf16* B = nullptr;
+    void* C = nullptr;
+    DevProb* probs = nullptr;
+    int count() const { return (int)m.size(); }
+    double flop() const {
+        double s = 0;
+        for (int x : m) s += x;
+        return 2.0 * s * n * k;
+    }
+    long long rows() const {
+        long long s = 0;
+        for (int x : m) s += x;
+        return s;
+    }
+};
+
+// Packs A rows, places C regions with poisoned gaps between them (and before/after), 16-byte aligned.
+static void layout(Setup& s) {
+    s.n_out = s.epi == Epi::SwiGlu ? s.n / 2 : s.n;
+    s.esize = s.epi == Epi::F32 ? 4 : 2;
+    if (s.ldc.empty()) s.ldc.assign(s.m.size(), s.n_out);
+    if (s.layer.empty())
+        for (int i = 0; i < s.count(); ++i) s.layer.push_back(i % s.layers);
+    s.a_row.clear();
+    s.c_off.clear();
+    long long ar = 0, co = 8;
+    for (int i = 0; i < s.count(); ++i) {
+        s.a_row.push_back((int)ar);
+        ar += s.m[i];
+        s.c_off.push_back(co);
+        co += (long long)s.m[i] * s.ldc[i] + 24;
+        co = (co + 7) / 8 * 8;
+    }
+    s.a_rows = std::max(ar, 1LL);
+    s.c_elems = co + 8;
+}
+
+static void fill(bf16* p, size_t n, uint64_t seed, float scale) {
+    fill_normal_bf16<<<1024, 256>>>(p, n, seed, scale);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+static void alloc(Setup& s, uint64_t seed) {
+    layout(s);
+    const size_t a_elems = (size_t)s.a_rows * s.lda, b_elems = (size_t)s.layers * s.n * s.k;
+    CUDA_CHECK(cudaMalloc(&s.A, a_elems * 2));
+    CUDA_CHECK(cudaMalloc(&s.B, b_elems * 2));
+    CUDA_CHECK(cudaMalloc(&s.C, (size_t)s.c_elems * s.esize));
+    fill(s.A, a_elems, seed * 3 + 1, 1.0f);
+    fill(s.B, b_elems, seed * 3 + 2, 1.0f / sqrtf((float)s.k));
+    std::vector<DevProb> hp(s.count());
+    for (int i = 0; i < s.count(); ++i) hp[i] = {s.c_off[i], s.m[i], s.ldc[i], s.n_out, 0};
+    CUDA_CHECK(cudaMalloc(&s.probs, sizeof(DevProb) * std::max(1, s.count())));
+    CUDA_CHECK(cudaMemcpy(s.probs, hp.data(), sizeof(DevProb) * s.count(), cudaMemcpyHostToDevice));
+}
+
+static void release(Setup& s) {
+    CUDA_CHECK(cudaFree(s.A));
+    CUDA_CHECK(cudaFree(s.B));
+    CUDA_CHECK(cudaFree(s.C));
+    CUDA_CHECK(cudaFree(s.probs));
+    s.A = s.B = nullptr;
+    s.C = nullptr;
+    s.probs = nullptr;
+}
+
+// The host side of the launch contract (what the Rust launcher will do).
+static CUtensorMap tensor_map(const bf16* base, long long rows, int k, int ld, int box_rows) {
+    CUtensorMap map;
+    const cuuint64_t dims[2] = {(cuuint64_t)k, (cuuint64_t)rows};
+    const cuuint64_t strides[1] = {(cuuint64_t)ld * 2};
+    const cuuint32_t box[2] = {64, (cuuint32_t)box_rows};
+    const cuuint32_t estr[2] = {1, 1};
+    CU_CHECK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void*)base, dims, strides, box, estr,
+                                    CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    return map;
+}
+
+typedef void (*KernelFn)(const sm90::TmaMap, const sm90::TmaMap, const GemmSm90Params);
+
+// The synchronous-store epilogue (sm90::gemm_sm90<..., ASYNC = false>), instantiated here only, for comparison.
+#define DEV_SYNC_ENTRY(NAME, BN, EPI)                                                                         \
+    __global__ void __launch_bounds__(sm90::THREADS, 1)                                                       \
+        NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,          \
+             const __grid_constant__ GemmSm90Params params) {                                                 \
+        sm90::gemm_sm90<BN, EPI, false>(a_map, b_map, params);                                                \
+    }
+DEV_SYNC_ENTRY(dev_sync_bf16_bn128, 128, Epi::Bf16)
+DEV_SYNC_ENTRY(dev_sync_bf16_bn192, 192, Epi::Bf16)
+DEV_SYNC_ENTRY(dev_sync_bf16_bn256, 256, Epi::Bf16)
+DEV_SYNC_ENTRY(dev_sync_f32_bn128, 128, Epi::F32)
+DEV_SYNC_ENTRY(dev_sync_f32_bn192, 192, Epi::F32)
+DEV_SYNC_ENTRY(dev_sync_f32_bn256, 256, Epi::F32)
+DEV_SYNC_ENTRY(dev_sync_swiglu_bn128, 128, Epi::SwiGlu)
+DEV_SYNC_ENTRY(dev_sync_swiglu_bn256, 256, Epi::SwiGlu)
+
+static KernelFn kernel_for(Epi e, int bn, bool async) {
+    if (e == Epi::Bf16) {
+        if (bn == 128) return async ? gemm_sm90_nt_bf16_bf16_bf16_bn128 : dev_sync_bf16_bn128;
+        if (bn == 192) return async ? gemm_sm90_nt_bf16_bf16_bf16_bn192 : dev_sync_bf16_bn192;
+        if (bn == 256) return async ? gemm_sm90_nt_bf16_bf16_bf16_bn256 : dev_sync_bf16_bn256;
+    } else if (e == Epi::F32) {
+        if (bn == 128) return async ? gemm_sm90_nt_bf16_bf16_f32_bn128 : dev_sync_f32_bn128;
+        if (bn == 192) return async ? gemm_sm90_nt_bf16_bf16_f32_bn192 : dev_sync_f32_bn192;
+        if (bn == 256) return async ? gemm_sm90_nt_bf16_bf16_f32_bn256 : dev_sync_f32_bn256;
+    } else {
+        if (bn == 128) return async ? gemm_sm90_nt_bf16_bf16_swiglu_bn128 : dev_sync_swiglu_bn128;
+        if (bn == 256) return async ? gemm_sm90_nt_bf16_bf16_swiglu_bn256 : dev_sync_swiglu_bn256;
+    }
+    fprintf(stderr, "no kernel for %s BN=%d\n", epi_name(e), bn);
+    exit(2);
+}
+
+struct Launch {
+    KernelFn fn;
+    sm90::TmaMap a, b;
+    GemmSm90Params p;
+    int grid, smem;
+    void operator()() const {
+        void* args[] = {(void*)&a, (void*)&b, (void*)&p};
+        CUDA_CHECK(cudaLaunchKernel((const void*)fn, dim3(grid), dim3(sm90::THREADS), args, smem, 0));
+    }
+};
+
+// A launch of problems `which` (all when empty) of `s`, writing into the C buffer `c` (same layout as s.C).
+static Launch make_launch(const Setup& s, int bn, int grid, void* c, const std::vector<int>& which = {},
+                          bool async = true) {
+    Launch L;
+    L.fn = kernel_for(s.epi, bn, async);
+    L.smem = sm90::smem_bytes(bn);
+    L.grid = grid > 0 ? grid : g_sms;
+    const CUtensorMap a = tensor_map(s.A, s.a_rows, s.k, s.lda, sm90::BM);
+    const CUtensorMap b = tensor_map(s.B, (long long)s.layers * s.n, s.k, s.k, bn);
+    memcpy(&L.a, &a, sizeof a);
+    memcpy(&L.b, &b, sizeof b);
+    memset(&L.p, 0, sizeof L.p);
+    std::vector<int> idx = which;
+    if (idx.empty())
+        for (int i = 0; i < s.count(); ++i) idx.push_back(i);
+    L.p.count = (int)idx.size();
+    L.p.n = s.n;
+    L.p.k = s.k;
+    L.p.accumulate = s.accumulate ? 1 : 0;
+    for (size_t j = 0; j < idx.size(); ++j) {
+        const int i = idx[j];
+        GemmSm90Problem& q = L.p.problems[j];
+        q.c = (unsigned long long)((char*)c + s.c_off[i] * s.esize);
+        q.a_row = s.a_row[i];
+        q.b_row = s.layer[i] * s.n;
+        q.m = s.m[i];
+        q.ldc = s.ldc[i];
+    }
+    static bool attr_set[3][3][2] = {};
+    const int ei = (int)s.epi, bi = bn == 128 ? 0 : (bn == 192 ? 1 : 2);
+    if (!attr_set[ei][bi][async]) {
+        CUDA_CHECK(cudaFuncSetAttribute((const void*)L.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L.smem));
+        attr_set[ei][bi][async] = true;
+    }
+    return L;
+}
+
+static const uint64_t C_SEED = 0xC0FFEE;
+
+static void prepare(const Setup& s, void* c) {
+    prepare_c<<<1024, 256>>>(c, s.c_elems, s.esize, s.probs, s.count(), s.accumulate, C_SEED);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Reference of problem i: f32 [m, n] with leading dimension ldr, in device memory.
+using RefFn = std::function<const float*(int i, int* ldr)>;
+
+struct CheckResult {
+    double rel = 0;
+    unsigned long long bad = 0, stray = 0;
+};
+
+static double tolerance(Epi e, int k) {
+    if (e != Epi::F32) return 8e-3;
+    // f32 output: 1e-5 up to k = 2048; beyond, the tensor cores' f32 accumulation error grows with the number of
+    // chained k16 steps (cuBLAS shows the same), so the bound grows in proportion.
+    return 1e-5 * std::max(1.0, k / 2048.0);
+}
+
+static CheckResult check(const Setup& s, const void* c, const RefFn& ref, const std::vector<int>& which = {}) {
+    double* sums;
+    unsigned long long* counts;
+    CUDA_CHECK(cudaMalloc(&sums, 2 * sizeof(double)));
+    CUDA_CHECK(cudaMalloc(&counts, 2 * sizeof(unsigned long long)));
+    CUDA_CHECK(cudaMemset(sums, 0, 2 * sizeof(double)));
+    CUDA_CHECK(cudaMemset(counts, 0, 2 * sizeof(unsigned long long)));
+    std::vector<int> idx = which;
+    if (idx.empty())
+        for (int i = 0; i < s.count(); ++i) idx.push_back(i);
+    for (int i : idx) {
+        if (s.m[i] == 0) continue;
+        int ldr = 0;
+        const float* r = ref(i, &ldr);
+        compare_problem<<<512, 256>>>(c, s.esize, s.c_off[i], s.ldc[i], s.m[i], s.n_out, r, ldr,
+                                      s.epi == Epi::SwiGlu, s.accumulate, C_SEED, sums, counts);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    // Stray writes: only meaningful when every problem of the layout was launched.
+    if (which.empty()) count_stray<<<1024, 256>>>(c, s.c_elems, s.esize, s.probs, s.count(), counts + 1);
+    CUDA_CHECK(cudaGetLastError());
+    double hs[2];
+    unsigned long long hc[2];
+    CUDA_CHECK(cudaMemcpy(hs, sums, sizeof hs, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(hc, counts, sizeof hc, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaFree(sums));
+    CUDA_CHECK(cudaFree(counts));
+    CheckResult res;
+    res.rel = hs[1] > 0 ? sqrt(hs[0] / hs[1]) : sqrt(hs[0]);
+    res.bad = hc[0];
+    res.stray = hc[1];
+    return res;
+}
+
+// Largest relative error seen per epilogue (and its bound) since the last section_begin(): printed per section.
+static double g_max_rel[3], g_max_tol[3];
+static int g_section_checks = 0, g_section_failures = 0;
+
+static void section_begin() {
+    for (int i = 0; i < 3; ++i) g_max_rel[i] = g_max_tol[i] = 0;
+    g_section_checks = g_checks;
+    g_section_failures = g_failures;
+}
+
+static void section_end(const char* name) {
+    printf("  %s: %d checks, %d failed; largest rel err: bf16 %.2e, f32 %.2e (bound up to %.1e), swiglu %.2e\n", name,
+           g_checks - g_section_checks, g_failures - g_section_failures, g_max_rel[0], g_max_rel[1], g_max_tol[1],
+           g_max_rel[2]);
+    fflush(stdout);
+}
+
+static bool judge(const Setup& s, const CheckResult& r, const std::string& what) {
+    const double tol = tolerance(s.epi, s.k);
+    g_max_rel[(int)s.epi] = std::max(g_max_rel[(int)s.epi], r.rel);
+    g_max_tol[(int)s.epi] = std::max(g_max_tol[(int)s.epi], tol);
+    const bool ok = r.rel <= tol && r.bad == 0 && r.stray == 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s: rel err %.3e (bound %.1e), unwritten/non-finite %llu, stray writes %llu",
+             what.c_str(), r.rel, tol, r.bad, r.stray);
+    if (!ok || getenv("GEMM_SM90_VERBOSE")) printf("  %s %s\n", ok ? "ok  " : "FAIL", buf);
+    ++g_checks;
+    if (!ok) ++g_failures;
+    return ok;
+}
+
+// Reference for all rows of a setup, computed once on the GPU (double accumulation): [a_rows, n], row a_row[i] + r.
+struct FullRef {
+    float* d = nullptr;
+    int ld = 0;
+    RefFn fn(const Setup& s) const {
+        const float* base = d;
+        const int l = ld;
+        return [base, l, &s](int i, int* ldr) {
+            *ldr = l;
+            return base + (long long)s.a_row[i] * l;
+        };
+    }
+};
+
+static FullRef gpu_reference(const Setup& s) {
+    FullRef r;
+    r.ld = s.n;
+    CUDA_CHECK(cudaMalloc(&r.d, (size_t)s.a_rows * s.n * sizeof(float)));
+    for (int i = 0; i < s.count(); ++i) {
+        if (s.m[i] == 0) continue;
+        dim3 grid((s.n + 31) / 32, (s.m[i] + 31) / 32);
+        reference_gemm<<<grid, 256>>>(s.A, s.a_row[i], s.lda, s.B, (long long)s.layer[i] * s.n, s.k, s.m[i], s.n,
+                                      r.d + (long long)s.a_row[i] * s.n, s.n);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    return r;
+}
+
+// cuBLAS: C[m, n] (row-major, ldc) = A[m, k] (lda) . B[n, k]^T, i.e. column-major C^T = B . A^T.
+static void cublas_nt(const bf16* A, int lda, const bf16* B, int ldb, void* C, cudaDataType ct, int ldc, int m, int n,
+                      int k, float beta) {
+    const float alpha = 1.0f;
+    CUBLAS_CHECK(cublasGemmEx(g_blas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF,
+                              lda, &beta, C, ct, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Correctness
+
+// A small case against a CPU double reference (independent of every GPU reference path).
+static void test_cpu_reference() {
+    printf("[cpu] small grouped case vs a CPU double reference\n");
+    for (Epi e : {Epi::Bf16, Epi::F32, Epi::SwiGlu}) {
+        for (int acc = 0; acc < (e == Epi::F32 ? 2 : 1); ++acc) {
+            Setup s;
+            s.epi = e;
+            s.accumulate = acc;
+            s.n = e == Epi::SwiGlu ? 256 : 192;
+            s.k = 576;
+            s.lda = 584;
+            s.layers = 3;
+            s.m = {7, 129, 64};
+            s.layer = {2, 0, 1};
+            s.ldc = {};
+            layout(s);
+            s.ldc = {s.n_out, s.n_out + 8, s.n_out + 16};
+            alloc(s, 11 + (int)e);
+            // CPU double reference
+            std::vector<uint16_t> ha((size_t)s.a_rows * s.lda), hb((size_t)s.layers * s.n * s.k);
+            CUDA_CHECK(cudaMemcpy(ha.data(), s.A, ha.size() * 2, cudaMemcpyDeviceToHost));
+            CUDA_CHECK(cudaMemcpy(hb.data(), s.B, hb.size() * 2, cudaMemcpyDeviceToHost));
+            auto tof = [](uint16_t b) {
+                uint32_t u = (uint32_t)b << 16;
+                float f;
+                memcpy(&f, &u, 4);
+                return (double)f;
+            };
+            std::vector<float> ref((size_t)s.a_rows * s.n);
+            for (int i = 0; i < s.count(); ++i)
+                for (int r = 0; r < s.m[i]; ++r)
+                    for (int c = 0; c < s.n; ++c) {
+                        double sum = 0;
+                        const uint16_t* ar = &ha[(size_t)(s.a_row[i] + r) * s.lda];
+                        const uint16_t* br = &hb[(size_t)(s.layer[i] * s.n + c) * s.k];
+                        for (int kk = 0; kk < s.k; ++kk) sum += tof(ar[kk]) * tof(br[kk]);
+                        ref[(size_t)(s.a_row[i] + r) * s.n + c] = (float)sum;
+                    }
+            FullRef fr;
+            fr.ld = s.n;
+            CUDA_CHECK(cudaMalloc(&fr.d, ref.size() * sizeof(float)));
+            CUDA_CHECK(cudaMemcpy(fr.d, ref.data(), ref.size() * sizeof(float), cudaMemcpyHostToDevice));
+            for (int bn : (e == Epi::SwiGlu ? std::vector<int>{128, 256} : std::vector<int>{128, 192, 256})) {
+                for (int async = 1; async >= 0; --async) {
+                    prepare(s, s.C);
+                    make_launch(s, bn, 0, s.C, {}, async)();
+                    CUDA_CHECK(cudaDeviceSynchronize());
+                    char what[128];
+                    snprintf(what, sizeof what, "cpu-ref %s%s BN=%d %s", epi_name(e), acc ? " accumulate" : "", bn,
+                             async ? "async" : "sync");
+                    judge(s, check(s, s.C, fr.fn(s)), what);
+                }
+            }
+            CUDA_CHECK(cudaFree(fr.d));
+            release(s);
+        }
+    }
+}
+
+// Off-tile shapes: every m of the list in one grouped launch (mixed order and layers, padded ldc on some
+// problems, lda > k on some k), for each n, k, epilogue and BN; GPU double reference.
+static void test_off_tile() {
+    printf("[off-tile] m in {1,7,64,127,129,428,1152} grouped, n in {64,192,960,3072}, k in {64,576,2048}\n");
+    const std::vector<int> ns = {64, 192, 960, 3072}, ks = {64, 576, 2048};
+    int combo = 0;
+    for (int n_out : ns) {
+        for (int k : ks) {
+            ++combo;
+            for (int variant = 0; variant < 2; ++variant) {  // 0: plain product (bf16, f32); 1: SwiGLU
+                Setup s;
+                s.epi = variant ? Epi::SwiGlu : Epi::Bf16;
+                s.n = variant ? 2 * ((n_out + 63) / 64) * 64 : n_out;
+                if (variant && s.n % 128) continue;
+                s.k = k;
+                s.lda = combo % 2 ? k : k + 8;
+                s.layers = 4;
+                s.m = {428, 1, 1152, 7, 127, 64, 129};
+                for (int i = 0; i < 7; ++i) s.layer.push_back((3 * i + 1) % 4);
+                layout(s);
+                for (int i = 0; i < 7; ++i) s.ldc[i] = s.n_out + (i % 3 == 1 ? 8 : 0);
+                alloc(s, 100 + combo * 2 + variant);
+                FullRef fr = gpu_reference(s);
+                const RefFn rf = fr.fn(s);
+                std::vector<Epi> epis = variant ? std::vector<Epi>{Epi::SwiGlu} : std::vector<Epi>{Epi::Bf16, Epi::F32};
+                for (Epi e : epis) {
+                    for (int acc = 0; acc < (e == Epi::F32 ? 2 : 1); ++acc) {
+                        // The C buffer type changes with the epilogue: re-lay out C (same A, B).
+                        Setup t = s;
+                        t.epi = e;
+                        t.accumulate = acc;
+                        t.esize = e == Epi::F32 ? 4 : 2;
+                        CUDA_CHECK(cudaMalloc(&t.C, (size_t)t.c_elems * t.esize));
+                        for (int bn : (e == Epi::SwiGlu ? std::vector<int>{128, 256} : std::vector<int>{128, 192, 256})) {
+                            for (int async = 1; async >= 0; --async) {
+                                prepare(t, t.C);
+                                make_launch(t, bn, 0, t.C, {}, async)();
+                                CUDA_CHECK(cudaDeviceSynchronize());
+                                char what[160];
+                                snprintf(what, sizeof what, "off-tile %s%s n=%d k=%d lda=%d BN=%d %s", epi_name(e),
+                                         acc ? " accumulate" : "", t.n, k, t.lda, bn, async ? "async" : "sync");
+                                judge(t, check(t, t.C, rf), what);
+                            }
+                        }
+                        CUDA_CHECK(cudaFree(t.C));
+                    }
+                }
+                CUDA_CHECK(cudaFree(fr.d));
+                release(s);
+            }
+        }
+    }
+}
+
+// The same problem alone, inside a 16-problem launch, and with a different grid: identical bytes.
+static void test_bitwise() {
+    printf("[bitwise] a problem alone == inside a 16-problem launch == with another grid size\n");
+    struct Case {
+        Epi e;
+        bool acc;
+        int n, k, bn;
+    };
+    const std::vector<Case> cases = {{Epi::Bf16, false, 3072, 2048, 256}, {Epi::Bf16, false, 960, 576, 128},
+                                     {Epi::Bf16, false, 192, 64, 192},    {Epi::F32, false, 2048, 2048, 256},
+                                     {Epi::F32, true, 768, 3072, 128},    {Epi::SwiGlu, false, 1024, 2048, 256},
+                                     {Epi::SwiGlu, false, 384, 576, 128}};
+    int ci = 0;
+    for (const Case& c : cases) {
+        Setup s;
+        s.epi = c.e;
+        s.accumulate = c.acc;
+        s.n = c.n;
+        s.k = c.k;
+        s.lda = c.k;
+        s.layers = 16;
+        s.m = {1152, 428, 1, 1152, 7, 640, 129, 1152, 64, 1152, 300, 127, 1152, 1152, 2, 1152};
+        for (int i = 0; i < 16; ++i) s.layer.push_back((5 * i + 3) % 16);
+        alloc(s, 500 + ci++);
+        const size_t bytes = (size_t)s.c_elems * s.esize;
+        void *grouped, *other;
+        CUDA_CHECK(cudaMalloc(&grouped, bytes));
+        CUDA_CHECK(cudaMalloc(&other, bytes));
+        prepare(s, grouped);
+        make_launch(s, c.bn, 0, grouped)();
+        std::vector<char> hg(bytes), ho(bytes);
+        CUDA_CHECK(cudaMemcpy(hg.data(), grouped, bytes, cudaMemcpyDeviceToHost));
+        // Another grid size: the tiles land on other CTAs.
+        prepare(s, other);
+        make_launch(s, c.bn, 7, other)();
+        CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
+        char what[200];
+        snprintf(what, sizeof what, "bitwise %s%s n=%d k=%d BN=%d: grid %d == grid 7", epi_name(c.e),
+                 c.acc ? " accumulate" : "", c.n, c.k, c.bn, g_sms);
+        record(memcmp(hg.data(), ho.data(), bytes) == 0, what);
+        // Each of several problems alone (count = 1), into a freshly prepared buffer.
+        for (int i : {0, 1, 2, 5, 13, 15}) {
+            prepare(s, other);
+            make_launch(s, c.bn, 0, other, {i})();
+            CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
+            bool same = true;
+            for (int r = 0; r < s.m[i] && same; ++r) {
+                const size_t off = (size_t)(s.c_off[i] + (long long)r * s.ldc[i]) * s.esize;
+                same = memcmp(hg.data() + off, ho.data() + off, (size_t)s.n_out * s.esize) == 0;
+            }
+            snprintf(what, sizeof what, "bitwise %s%s n=%d k=%d BN=%d: problem %d (m=%d) alone == grouped",
+                     epi_name(c.e), c.acc ? " accumulate" : "", c.n, c.k, c.bn, i, s.m[i]);
+            record(same, what);
+        }
+        // And the grouped result is right (GPU double reference).
+        FullRef fr = gpu_reference(s);
+        CUDA_CHECK(cudaMemcpy(s.C, grouped, bytes, cudaMemcpyDeviceToDevice));
+        snprintf(what, sizeof what, "bitwise case %s%s n=%d k=%d BN=%d vs reference", epi_name(c.e),
+                 c.acc ? " accumulate" : "", c.n, c.k, c.bn);
+        judge(s, check(s, s.C, fr.fn(s)), what);
+        CUDA_CHECK(cudaFree(fr.d));
+        CUDA_CHECK(cudaFree(grouped));
+        CUDA_CHECK(cudaFree(other));
+        release(s);
+    }
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// Speed
+
+static void* g_flush = nullptr;
+static const size_t FLUSH_BYTES = 128ull << 20;  // > the 50 MB L2 of an H100/H200
+
+template <class F>
+static double time_ms(const F& launch, int reps) {
+    for (int i = 0; i < 3; ++i) launch();
+    std::vector<cudaEvent_t> ev(2 * reps);
+    for (auto& e : ev) CUDA_CHECK(cudaEventCreate(&e));
+    for (int r = 0; r < reps; ++r) {
+        CUDA_CHECK(cudaMemsetAsync(g_flush, r & 0xFF, FLUSH_BYTES, 0));  // L2 flush
+        CUDA_CHECK(cudaEventRecord(ev[2 * r], 0));
+        launch();
+        CUDA_CHECK(cudaEventRecord(ev[2 * r + 1], 0));
+    }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> t(reps);
+    for (int r = 0; r < reps; ++r) CUDA_CHECK(cudaEventElapsedTime(&t[r], ev[2 * r], ev[2 * r + 1]));
+    for (auto& e : ev) CUDA_CHECK(cudaEventDestroy(e));
+    std::sort(t.begin(), t.end());
+    return reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+}
+
+struct Row {
+    std::string name;
+    int cells;
+    long long rows;
+    int n, k, bn;
+    double ms, tflops, cublas_tflops, batched_tflops, rel;
+    bool ok;
+};
+static std::vector<Row> g_rows;
+
+struct Shape {
+    std::string name;
+    Epi epi;
+    bool acc;
+    int n, k;
+    std::vector<int> m;
+};
+
+static std::vector<int> cells(int count, int rows, int last = -1) {
+    std::vector<int> v(count, rows);
+    if (last >= 0) v.back() = last;
+    return v;
+}
+
+static std::vector<Shape> shapes() {
+    std::vector<Shape> v;
+    struct Proj {
+        const char* kind;
+        int n, k;
+    };
+    // Llama-3.2-1B: d 2048, 32 q / 8 kv heads of 64, inter 8192; rows per cell 1024 + 128.
+    const Proj p1b[] = {{"qkv", 3072, 2048}, {"o", 2048, 2048}, {"gateup", 16384, 2048}, {"down", 2048, 8192}};
+    const std::pair<const char*, std::vector<int>> cfg1b[] = {
+        {"x1", cells(1, 1152)}, {"x4", cells(4, 1152)}, {"x16", cells(16, 1152)}, {"x16s", cells(16, 1152, 428)}};
+    for (const auto& p : p1b)
+        for (const auto& c : cfg1b) v.push_back({std::string("1B ") + p.kind + " " + c.first, Epi::Bf16, false, p.n, p.k, c.second});
+    for (const auto& c : cfg1b) v.push_back({std::string("1B gateup-swiglu ") + c.first, Epi::SwiGlu, false, 16384, 2048, c.second});
+    for (const auto& p : {p1b[1], p1b[3]})
+        for (const auto& c : cfg1b)
+            v.push_back({std::string("1B ") + p.kind + "-f32acc " + c.first, Epi::F32, true, p.n, p.k, c.second});
+    // LLaMA-160M: d 768, 12 heads, inter 3072; 12 cells of 512 + 128.
+    const Proj p160[] = {{"qkv", 2304, 768}, {"o", 768, 768}, {"gateup", 6144, 768}, {"down", 768, 3072}};
+    for (const auto& p : p160) v.push_back({std::string("160M ") + p.kind + " x12", Epi::Bf16, false, p.n, p.k, cells(12, 640)});
+    // Llama-3.2-3B: d 3072, 24 q / 8 kv heads of 128, inter 8192, 28 layers.
+    const Proj p3b[] = {{"qkv", 5120, 3072}, {"o", 3072, 3072}, {"gateup", 16384, 3072}, {"down", 3072, 8192}};
+    for (const auto& p : p3b)
+        for (int c : {1, 28}) v.push_back({std::string("3B ") + p.kind + " x" + std::to_string(c), Epi::Bf16, false, p.n, p.k, cells(c, 1152)});
+    // Llama-3.1-8B: d 4096, 32 q / 8 kv heads of 128, inter 14336, 32 layers.
+    const Proj p8b[] = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gateup", 28672, 4096}, {"down", 4096, 14336}};
+    for (const auto& p : p8b)
+        for (int c : {1, 32}) v.push_back({std::string("8B ") + p.kind + " x" + std::to_string(c), Epi::Bf16, false, p.n, p.k, cells(c, 1152)});
+    return v;
+}
+
+static void bench_shape(const Shape& sh) {
+    Setup s;
+    s.name = sh.name;
+    s.epi = sh.epi;
+    s.accumulate = sh.acc;
+    s.n = sh.n;
+    s.k = sh.k;
+    s.lda = sh.k;
+    s.m = sh.m;
+    s.layers = (int)sh.m.size();  // every cell its own layer's weights
+    alloc(s, std::hash<std::string>()(sh.name) & 0xFFFF);
+    const long long M = s.rows();
+    const bool f32out = s.epi == Epi::F32;
+    const cudaDataType ct = f32out ? CUDA_R_32F : CUDA_R_16BF;
+    const float beta = s.accumulate ? 1.0f : 0.0f;
+
+    // cuBLAS, as one GEMM over all rows (one weight), and strided-batched when the cells are alike.
+    void* cb;
+    CUDA_CHECK(cudaMalloc(&cb, (size_t)M * s.n * (f32out ? 4 : 2)));
+    CUDA_CHECK(cudaMemset(cb, 0, (size_t)M * s.n * (f32out ? 4 : 2)));
+    const double t_blas = time_ms([&] { cublas_nt(s.A, s.lda, s.B, s.k, cb, ct, s.n, (int)M, s.n, s.k, beta); },
+                                  opt.reps);
+    double t_batched = 0;
+    const bool uniform = std::all_of(s.m.begin(), s.m.end(), [&](int x) { return x == s.m[0]; });
+    if (uniform && s.count() > 1) {
+        const float alpha = 1.0f;
+        t_batched = time_ms(
+            [&] {
+                CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+                    g_blas, CUBLAS_OP_T, CUBLAS_OP_N, s.n, s.m[0], s.k, &alpha, s.B, CUDA_R_16BF, s.k,
+                    (long long)s.n * s.k, s.A, CUDA_R_16BF, s.lda, (long long)s.m[0] * s.lda, &beta, cb, ct, s.n,
+                    (long long)s.m[0] * s.n, s.count(), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+            },
+            opt.reps);
+    }
+    CUDA_CHECK(cudaFree(cb));
+
+    // Per-problem f32 reference from cuBLAS for the check.
+    float* ref;
+    const int max_m = *std::max_element(s.m.begin(), s.m.end());
+    CUDA_CHECK(cudaMalloc(&ref, (size_t)max_m * s.n * sizeof(float)));
+    const RefFn rf = [&](int i, int* ldr) {
+        cublas_nt(s.A + (long long)s.a_row[i] * s.lda, s.lda, s.B + (long long)s.layer[i] * s.n * s.k, s.k, ref,
+                  CUDA_R_32F, s.n, s.m[i], s.n, s.k, 0.0f);
+        *ldr = s.n;
+        return (const float*)ref;
+    };
+
+    std::vector<int> modes;
+    if (opt.epilogue != "sync") modes.push_back(1);
+    if (opt.epilogue != "async") modes.push_back(0);
+    for (int bn : bn_list(s.epi, s.n, s.k)) {
+      for (int async : modes) {
+        const Launch L = make_launch(s, bn, opt.grid, s.C, {}, async);
+        const double t = time_ms(L, opt.reps);
+        // Checked run: fresh poison (or initial C), one launch, compare.
+        prepare(s, s.C);
+        L();
+        CUDA_CHECK(cudaDeviceSynchronize());
+        const CheckResult r = check(s, s.C, rf);
+        const std::string label = sh.name + (async ? "" : " sync");
+        const bool ok = judge(s, r, label + " BN=" + std::to_string(bn));
+        Row row;
+        row.name = label;
+        row.cells = s.count();
+        row.rows = M;
+        row.n = s.n;
+        row.k = s.k;
+        row.bn = bn;
+        row.ms = t;
+        row.tflops = s.flop() / (t * 1e-3) / 1e12;
+        row.cublas_tflops = s.flop() / (t_blas * 1e-3) / 1e12;
+        row.batched_tflops = t_batched > 0 ? s.flop() / (t_batched * 1e-3) / 1e12 : 0;
+        row.rel = r.rel;
+        row.ok = ok;
+        g_rows.push_back(row);
+        printf("  %-24s BN=%d  %8.3f ms  %6.1f TFLOP/s  (cuBLAS %6.1f, batched %6.1f)  err %.2e %s\n",
+               label.c_str(), bn, t, row.tflops, row.cublas_tflops, row.batched_tflops, r.rel, ok ? "" : "FAIL");
+        fflush(stdout);
+      }
+    }
+    CUDA_CHECK(cudaFree(ref));
+    release(s);
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+
+static void usage() {
+    printf(
+        "gemm_sm90_dev [--quick] [--bn auto|all|128|192|256] [--epilogue async|sync|both] [--shape SUBSTR]\n"
+        "              [--reps N] [--grid N]\n"
+        "  --quick   correctness only (no timing)\n"
+        "  --bn      tile width: the rule (auto, default), every width (all), or one\n"
+        "  --epilogue  timed store path: bulk async copies (async, default; the exported kernels), the\n"
+        "            synchronous 16-byte stores (sync), or both; correctness checks both always\n"
+        "  --shape   time only the shapes whose name contains SUBSTR (e.g. '1B', 'gateup', '8B down')\n"
+        "  --reps    timed repetitions per measurement (median; default 25)\n"
+        "  --grid    CTAs of our kernel (default: the number of SMs)\n");
+}
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                usage();
+                exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--quick") opt.quick = true;
+        else if (a == "--bn") opt.bn = next();
+        else if (a == "--shape") opt.filter = next();
+        else if (a == "--reps") opt.reps = std::max(1, atoi(next().c_str()));
+        else if (a == "--grid") opt.grid = atoi(next().c_str());
+        else if (a == "--epilogue") opt.epilogue = next();
+        else {
+            usage();
+            return a == "--help" || a == "-h" ? 0 : 2;
+        }
+    }
+    if (!(opt.bn == "auto" || opt.bn == "all" || opt.bn == "128" || opt.bn == "192" || opt.bn == "256") ||
+        !(opt.epilogue == "async" || opt.epilogue == "sync" || opt.epilogue == "both")) {
+        usage();
+        return 2;
+    }
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    g_sms = prop.multiProcessorCount;
+    printf("device: %s, %d SMs, cc %d.%d; smem/block optin %zu; kernel smem BN128 %d, BN192 %d, BN256 %d bytes\n",
+           prop.name, g_sms, prop.major, prop.minor, prop.sharedMemPerBlockOptin, sm90::smem_bytes(128),
+           sm90::smem_bytes(192), sm90::smem_bytes(256));
+    if (prop.major != 9) {
+        printf("needs an sm_90 GPU (H100/H200)\n");
+        return 2;
+    }
+    CUBLAS_CHECK(cublasCreate(&g_blas));
+    CUDA_CHECK(cudaMalloc(&g_flush, FLUSH_BYTES));
+
+    section_begin();
+    test_cpu_reference();
+    section_end("cpu");
+    section_begin();
+    test_off_tile();
+    section_end("off-tile");
+    section_begin();
+    test_bitwise();
+    section_end("bitwise");
+    CUDA_CHECK(cudaDeviceSynchronize());
+    printf("correctness: %d checks, %d failed\n", g_checks, g_failures);
+
+    if (!opt.quick) {
+        printf("[speed] median of %d after warm-up, L2 flushed (128 MB write) before each run; grid %d\n", opt.reps,
+               opt.grid > 0 ? opt.grid : g_sms);
+        for (const Shape& sh : shapes()) {
+            if (!opt.filter.empty() && sh.name.find(opt.filter) == std::string::npos) continue;
+            bench_shape(sh);
+        }
+    }
+
+    printf("%s: %d checks, %d failed\n", g_failures ? "FAILED" : "PASSED", g_checks, g_failures);
+    if (!g_rows.empty()) {
+        printf("\n%-24s %5s %6s %6s %6s %4s %9s %8s %8s %8s %7s %9s %s\n", "shape", "cells", "rows", "n", "k", "BN",
+               "ms", "TFLOP/s", "cuBLAS", "batched", "%cuBLAS", "rel err", "check");
+        for (const Row& r : g_rows) {
+            const double best = std::max(r.cublas_tflops, r.batched_tflops);
+            char batched[16];
+            if (r.batched_tflops > 0) snprintf(batched, sizeof batched, "%8.1f", r.batched_tflops);
+            else snprintf(batched, sizeof batched, "%8s", "-");
+            printf("%-24s %5d %6lld %6d %6d %4d %9.3f %8.1f %8.1f %s %6.1f%% %9.2e %s\n", r.name.c_str(), r.cells,
+                   r.rows, r.n, r.k, r.bn, r.ms, r.tflops, r.cublas_tflops, batched, 100.0 * r.tflops / best, r.rel,
+                   r.ok ? "ok" : "FAIL");
+        }
+    }
+    CUBLAS_CHECK(cublasDestroy(g_blas));
+    return g_failures ? 1 : 0;
+}
