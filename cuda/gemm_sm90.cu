@@ -54,6 +54,7 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 #include <stdint.h>
 
 #include "sm90/bulk.cuh"
+#include "sm90/cluster.cuh"
 #include "sm90/mbarrier.cuh"
 #include "sm90/scheduler.cuh"
 #include "sm90/tma.cuh"
@@ -285,14 +286,20 @@ __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], uint32_t bu
 
 // ASYNC: bulk-copy stores (the default); false: the synchronous 16-byte stores for every output (kept so that the
 // development harness can time both).
-template <int BN, Epi E, bool ASYNC = true>
+// CL: 1, or 2 for the 2-CTA cluster variant (the kernel must then carry __cluster_dims__(2, 1, 1) and the B map a
+// box of {64, BN/2}): the two CTAs compute consecutive tiles of the list and, when those share a B tile, each loads
+// one half of it multicast to both (sm90/cluster.cuh). Same tiles, same bytes as CL = 1.
+template <int BN, Epi E, bool ASYNC = true, int CL = 1>
 __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
     static_assert(BN == 128 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper");
     static_assert(E != Epi::SwiGlu || BN % 128 == 0, "SwiGLU tiles hold whole 64-gate + 64-up blocks");
+    static_assert(CL == 1 || CL == 2, "clusters of 1 or 2 CTAs");
     constexpr int STAGES = stages_for(BN);
     constexpr uint32_t A_BYTES = a_tile_bytes();
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
-    static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0, "every tile 1024-byte aligned (128B swizzle)");
+    constexpr uint32_t B_HALF = B_BYTES / 2;  // CL = 2: B is loaded as two boxes of BN/2 rows
+    static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0 && B_HALF % 1024 == 0,
+                  "every tile (and half B tile) 1024-byte aligned (128B swizzle)");
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
@@ -308,6 +315,8 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
     const int tiles_n = (P.n + BN - 1) / BN;
     const int k_blocks = (P.k + BK - 1) / BK;
+    const uint32_t rank = CL == 2 ? cluster_ctarank() : 0;
+    const uint32_t peer = rank ^ 1;
 
     if (threadIdx.x == 256) {
         tma_prefetch_map(&a_map);
@@ -315,28 +324,67 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 #pragma unroll
         for (int s = 0; s < STAGES; ++s) {
             mbar_init(full_bar + 8 * s, 1);
-            mbar_init(empty_bar + 8 * s, 8);  // 8 consumer warps
+            mbar_init(empty_bar + 8 * s, 8 * CL);  // 8 consumer warps (of each CTA of the cluster)
         }
         mbar_fence_init();
     }
-    __syncthreads();
+    if constexpr (CL == 2) {
+        cluster_sync();  // the peer's barriers are initialised before any multicast or remote arrive
+    } else {
+        __syncthreads();
+    }
+
+    // The tile sequence of this CTA. CL = 1: global tiles blockIdx.x + i * gridDim.x. CL = 2: pairs (see
+    // PairWalk); `mc` = the pair shares its B tile (multicast), `peer_busy` = the peer CTA has a tile in this pair
+    // (it then takes part in every stage of it: it releases our stages and we release its).
+    TileWalk<BM, GemmSm90Params> walk(P, tiles_n, blockIdx.x, gridDim.x);
+    PairWalk<BM, GemmSm90Params> pairs(P, tiles_n, blockIdx.x / 2, gridDim.x / 2);
+    auto next_tile = [&](Tile& t, bool& mc, bool& peer_busy) -> bool {
+        if constexpr (CL == 1) {
+            mc = false;
+            peer_busy = false;
+            return walk.advance(t);
+        } else {
+            Tile t0, t1;
+            bool has1 = false;
+            if (!pairs.advance(t0, t1, has1)) return false;
+            if (rank == 1 && !has1) return false;  // the list ended inside this pair
+            t = rank == 0 ? t0 : t1;
+            peer_busy = has1;
+            mc = has1 && t0.p == t1.p && t0.n_tile == t1.n_tile;
+            return true;
+        }
+    };
 
     if (wg == 2) {
         // ---------------- producer ----------------
         setmaxnreg_dec<PRODUCER_REGS>();
         if (threadIdx.x == 256) {
-            TileWalk<BM, GemmSm90Params> walk(P, tiles_n, blockIdx.x, gridDim.x);
             Tile t;
+            bool mc, peer_busy;
             int s = 0;
             uint32_t phase = 0;
-            while (walk.advance(t)) {
+            while (next_tile(t, mc, peer_busy)) {
                 const int a_row = P.problems[t.p].a_row + t.m_tile * BM;
                 const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
                 for (int kb = 0; kb < k_blocks; ++kb) {
+                    const uint32_t full = full_bar + 8 * s;
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
-                    mbar_arrive_expect_tx(full_bar + 8 * s, A_BYTES + B_BYTES);
-                    tma_load_2d(a_smem + s * A_BYTES, &a_map, full_bar + 8 * s, kb * BK, a_row);
-                    tma_load_2d(b_smem + s * B_BYTES, &b_map, full_bar + 8 * s, kb * BK, b_row);
+                    // The whole A and B tile land in this stage either way (with multicast, half of B comes from
+                    // the peer's copy).
+                    mbar_arrive_expect_tx(full, A_BYTES + B_BYTES);
+                    tma_load_2d(a_smem + s * A_BYTES, &a_map, full, kb * BK, a_row);
+                    if constexpr (CL == 2) {
+                        if (mc) {
+                            tma_load_2d_multicast(b_smem + s * B_BYTES + rank * B_HALF, &b_map, full, kb * BK,
+                                                  b_row + (int)rank * (BN / 2), (uint16_t)0x3);
+                        } else {
+                            tma_load_2d(b_smem + s * B_BYTES, &b_map, full, kb * BK, b_row);
+                            tma_load_2d(b_smem + s * B_BYTES + B_HALF, &b_map, full, kb * BK, b_row + BN / 2);
+                        }
+                    } else {
+                        tma_load_2d(b_smem + s * B_BYTES, &b_map, full, kb * BK, b_row);
+                    }
                     if (++s == STAGES) {
                         s = 0;
                         phase ^= 1;
@@ -353,16 +401,32 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         const uint64_t b_desc0 = wgmma_desc_k128(b_smem);
         const uint32_t buf = staging + wg * STAGING_BYTES;
         const bool accumulate = P.accumulate != 0;
+        // Stage release: our own empty barrier, and with a peer in this pair also the peer's (its producer may
+        // multicast into our copy of the stage, and ours into its); with no peer, we stand in for its warps.
+        auto release = [&](int stage, bool peer_busy) {
+            if (!lane0) return;
+            const uint32_t bar = empty_bar + 8 * stage;
+            if constexpr (CL == 2) {
+                if (peer_busy) {
+                    mbar_arrive(bar);
+                    mbar_arrive_remote(bar, peer);
+                } else {
+                    mbar_arrive_count(bar, 2);
+                }
+            } else {
+                mbar_arrive(bar);
+            }
+        };
 
         float acc[BN / 2];
 #pragma unroll
         for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
 
-        TileWalk<BM, GemmSm90Params> walk(P, tiles_n, blockIdx.x, gridDim.x);
         Tile t;
+        bool mc, peer_busy;
         int s = 0;
         uint32_t phase = 0;
-        while (walk.advance(t)) {
+        while (next_tile(t, mc, peer_busy)) {
             const GemmSm90Problem& pr = P.problems[t.p];
             const int row0 = t.m_tile * BM + wg * 64;  // first row of this warpgroup within the problem
             const int rows = pr.m - row0;              // rows of this warpgroup to store (may be <= 0)
@@ -386,8 +450,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     // its stage may be refilled.
                     wgmma_wait<1>();
                     fence_operand(acc);
-                    const int prev = s == 0 ? STAGES - 1 : s - 1;
-                    if (kb > 0 && lane0) mbar_arrive(empty_bar + 8 * prev);
+                    if (kb > 0) release(s == 0 ? STAGES - 1 : s - 1, peer_busy);
                     if (++s == STAGES) {
                         s = 0;
                         phase ^= 1;
@@ -395,16 +458,16 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 }
                 wgmma_wait<0>();
                 fence_operand(acc);
-                const int last = s == 0 ? STAGES - 1 : s - 1;
-                if (lane0) mbar_arrive(empty_bar + 8 * last);
+                release(s == 0 ? STAGES - 1 : s - 1, peer_busy);
                 constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
-                epilogue<BN, E, ASYNC>(acc, buf, wtid, 1 + wg, reinterpret_cast<char*>(pr.c), (long long)pr.ldc * OUT_BYTES,
-                                row0, rows, t.n_tile * BN, E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
+                epilogue<BN, E, ASYNC>(acc, buf, wtid, 1 + wg, reinterpret_cast<char*>(pr.c),
+                                       (long long)pr.ldc * OUT_BYTES, row0, rows, t.n_tile * BN,
+                                       E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
             } else {
                 // No row of this warpgroup is stored: skip the MMAs, but keep the pipeline in step.
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
-                    if (lane0) mbar_arrive(empty_bar + 8 * s);
+                    release(s, peer_busy);
                     if (++s == STAGES) {
                         s = 0;
                         phase ^= 1;
@@ -414,6 +477,11 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         }
         // The staging buffers must outlive the bulk copies reading them.
         if (wtid < 64) bulk_wait_all();
+    }
+    if constexpr (CL == 2) {
+        // No CTA leaves while its peer may still arrive on its barriers or multicast into its shared memory.
+        __syncwarp();
+        cluster_sync();
     }
 }
 

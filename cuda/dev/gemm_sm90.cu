@@ -67,6 +67,7 @@ struct Options {
     int reps = 25;             // timed repetitions (median)
     int grid = 0;              // 0: number of SMs
     std::string epilogue = "async";  // async | sync | both (timed variants; correctness always checks both)
+    std::string cluster = "1";       // 1 | 2 | both: the 2-CTA multicast variant (checked and timed only if asked)
 } opt;
 
 static int g_sms = 0;
@@ -378,8 +379,38 @@ DEV_SYNC_ENTRY(dev_sync_f32_bn256, 256, Epi::F32)
 DEV_SYNC_ENTRY(dev_sync_swiglu_bn128, 128, Epi::SwiGlu)
 DEV_SYNC_ENTRY(dev_sync_swiglu_bn256, 256, Epi::SwiGlu)
 
-static KernelFn kernel_for(Epi e, int bn, bool async) {
-    if (e == Epi::Bf16) {
+// The 2-CTA cluster variant (TMA multicast of B; sm90::gemm_sm90<..., CL = 2>), instantiated here only.
+#define DEV_CL2_ENTRY(NAME, BN, EPI)                                                                          \
+    __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(sm90::THREADS, 1)                             \
+        NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,          \
+             const __grid_constant__ GemmSm90Params params) {                                                 \
+        sm90::gemm_sm90<BN, EPI, true, 2>(a_map, b_map, params);                                              \
+    }
+DEV_CL2_ENTRY(dev_cl2_bf16_bn128, 128, Epi::Bf16)
+DEV_CL2_ENTRY(dev_cl2_bf16_bn192, 192, Epi::Bf16)
+DEV_CL2_ENTRY(dev_cl2_bf16_bn256, 256, Epi::Bf16)
+DEV_CL2_ENTRY(dev_cl2_f32_bn128, 128, Epi::F32)
+DEV_CL2_ENTRY(dev_cl2_f32_bn192, 192, Epi::F32)
+DEV_CL2_ENTRY(dev_cl2_f32_bn256, 256, Epi::F32)
+DEV_CL2_ENTRY(dev_cl2_swiglu_bn128, 128, Epi::SwiGlu)
+DEV_CL2_ENTRY(dev_cl2_swiglu_bn256, 256, Epi::SwiGlu)
+
+// cl: 1, or 2 for the cluster variant (async stores only).
+static KernelFn kernel_for(Epi e, int bn, bool async, int cl = 1) {
+    if (cl == 2) {
+        if (e == Epi::Bf16) {
+            if (bn == 128) return dev_cl2_bf16_bn128;
+            if (bn == 192) return dev_cl2_bf16_bn192;
+            if (bn == 256) return dev_cl2_bf16_bn256;
+        } else if (e == Epi::F32) {
+            if (bn == 128) return dev_cl2_f32_bn128;
+            if (bn == 192) return dev_cl2_f32_bn192;
+            if (bn == 256) return dev_cl2_f32_bn256;
+        } else {
+            if (bn == 128) return dev_cl2_swiglu_bn128;
+            if (bn == 256) return dev_cl2_swiglu_bn256;
+        }
+    } else if (e == Epi::Bf16) {
         if (bn == 128) return async ? gemm_sm90_nt_bf16_bf16_bf16_bn128 : dev_sync_bf16_bn128;
         if (bn == 192) return async ? gemm_sm90_nt_bf16_bf16_bf16_bn192 : dev_sync_bf16_bn192;
         if (bn == 256) return async ? gemm_sm90_nt_bf16_bf16_bf16_bn256 : dev_sync_bf16_bn256;
@@ -391,7 +422,7 @@ static KernelFn kernel_for(Epi e, int bn, bool async) {
         if (bn == 128) return async ? gemm_sm90_nt_bf16_bf16_swiglu_bn128 : dev_sync_swiglu_bn128;
         if (bn == 256) return async ? gemm_sm90_nt_bf16_bf16_swiglu_bn256 : dev_sync_swiglu_bn256;
     }
-    fprintf(stderr, "no kernel for %s BN=%d\n", epi_name(e), bn);
+    fprintf(stderr, "no kernel for %s BN=%d cluster %d\n", epi_name(e), bn, cl);
     exit(2);
 }
 
@@ -407,14 +438,16 @@ struct Launch {
 };
 
 // A launch of problems `which` (all when empty) of `s`, writing into the C buffer `c` (same layout as s.C).
+// cl = 2: the cluster variant (B map box BN/2 rows, an even grid).
 static Launch make_launch(const Setup& s, int bn, int grid, void* c, const std::vector<int>& which = {},
-                          bool async = true) {
+                          bool async = true, int cl = 1) {
     Launch L;
-    L.fn = kernel_for(s.epi, bn, async);
+    L.fn = kernel_for(s.epi, bn, async, cl);
     L.smem = sm90::smem_bytes(bn);
     L.grid = grid > 0 ? grid : g_sms;
+    if (cl == 2) L.grid &= ~1;
     const CUtensorMap a = tensor_map(s.A, s.a_rows, s.k, s.lda, sm90::BM);
-    const CUtensorMap b = tensor_map(s.B, (long long)s.layers * s.n, s.k, s.k, bn);
+    const CUtensorMap b = tensor_map(s.B, (long long)s.layers * s.n, s.k, s.k, bn / cl);
     memcpy(&L.a, &a, sizeof a);
     memcpy(&L.b, &b, sizeof b);
     memset(&L.p, 0, sizeof L.p);
@@ -434,13 +467,25 @@ static Launch make_launch(const Setup& s, int bn, int grid, void* c, const std::
         q.m = s.m[i];
         q.ldc = s.ldc[i];
     }
-    static bool attr_set[3][3][2] = {};
-    const int ei = (int)s.epi, bi = bn == 128 ? 0 : (bn == 192 ? 1 : 2);
-    if (!attr_set[ei][bi][async]) {
+    static bool attr_set[3][3][3] = {};
+    const int ei = (int)s.epi, bi = bn == 128 ? 0 : (bn == 192 ? 1 : 2), vi = cl == 2 ? 2 : (int)async;
+    if (!attr_set[ei][bi][vi]) {
         CUDA_CHECK(cudaFuncSetAttribute((const void*)L.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L.smem));
-        attr_set[ei][bi][async] = true;
+        attr_set[ei][bi][vi] = true;
     }
     return L;
+}
+
+// The variants a correctness check runs: {async, cluster}. The cluster variant only with --cluster 2|both.
+struct Variant {
+    bool async;
+    int cl;
+    const char* name;
+};
+static std::vector<Variant> check_variants() {
+    std::vector<Variant> v = {{true, 1, "async"}, {false, 1, "sync"}};
+    if (opt.cluster != "1") v.push_back({true, 2, "cluster2"});
+    return v;
 }
 
 static const uint64_t C_SEED = 0xC0FFEE;
@@ -612,13 +657,13 @@ static void test_cpu_reference() {
             CUDA_CHECK(cudaMalloc(&fr.d, ref.size() * sizeof(float)));
             CUDA_CHECK(cudaMemcpy(fr.d, ref.data(), ref.size() * sizeof(float), cudaMemcpyHostToDevice));
             for (int bn : (e == Epi::SwiGlu ? std::vector<int>{128, 256} : std::vector<int>{128, 192, 256})) {
-                for (int async = 1; async >= 0; --async) {
+                for (const Variant& v : check_variants()) {
                     prepare(s, s.C);
-                    make_launch(s, bn, 0, s.C, {}, async)();
+                    make_launch(s, bn, 0, s.C, {}, v.async, v.cl)();
                     CUDA_CHECK(cudaDeviceSynchronize());
                     char what[128];
                     snprintf(what, sizeof what, "cpu-ref %s%s BN=%d %s", epi_name(e), acc ? " accumulate" : "", bn,
-                             async ? "async" : "sync");
+                             v.name);
                     judge(s, check(s, s.C, fr.fn(s)), what);
                 }
             }
@@ -662,13 +707,13 @@ static void test_off_tile() {
                         t.esize = e == Epi::F32 ? 4 : 2;
                         CUDA_CHECK(cudaMalloc(&t.C, (size_t)t.c_elems * t.esize));
                         for (int bn : (e == Epi::SwiGlu ? std::vector<int>{128, 256} : std::vector<int>{128, 192, 256})) {
-                            for (int async = 1; async >= 0; --async) {
+                            for (const Variant& v : check_variants()) {
                                 prepare(t, t.C);
-                                make_launch(t, bn, 0, t.C, {}, async)();
+                                make_launch(t, bn, 0, t.C, {}, v.async, v.cl)();
                                 CUDA_CHECK(cudaDeviceSynchronize());
                                 char what[160];
                                 snprintf(what, sizeof what, "off-tile %s%s n=%d k=%d lda=%d BN=%d %s", epi_name(e),
-                                         acc ? " accumulate" : "", t.n, k, t.lda, bn, async ? "async" : "sync");
+                                         acc ? " accumulate" : "", t.n, k, t.lda, bn, v.name);
                                 judge(t, check(t, t.C, rf), what);
                             }
                         }
@@ -722,6 +767,38 @@ static void test_bitwise() {
         snprintf(what, sizeof what, "bitwise %s%s n=%d k=%d BN=%d: grid %d == grid 7", epi_name(c.e),
                  c.acc ? " accumulate" : "", c.n, c.k, c.bn, g_sms);
         record(memcmp(hg.data(), ho.data(), bytes) == 0, what);
+        // The other store path and the cluster variant: the same bytes.
+        for (const Variant& v : check_variants()) {
+            if (v.async && v.cl == 1) continue;
+            prepare(s, other);
+            make_launch(s, c.bn, 0, other, {}, v.async, v.cl)();
+            CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
+            snprintf(what, sizeof what, "bitwise %s%s n=%d k=%d BN=%d: %s == async", epi_name(c.e),
+                     c.acc ? " accumulate" : "", c.n, c.k, c.bn, v.name);
+            record(memcmp(hg.data(), ho.data(), bytes) == 0, what);
+            if (v.cl == 2) {
+                // Alone in a cluster launch: the pair logic with a partner-less last tile.
+                for (int i : {1, 2, 15}) {
+                    prepare(s, other);
+                    make_launch(s, c.bn, 0, other, {i}, true, 2)();
+                    CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
+                    bool same = true;
+                    for (int r = 0; r < s.m[i] && same; ++r) {
+                        const size_t off = (size_t)(s.c_off[i] + (long long)r * s.ldc[i]) * s.esize;
+                        same = memcmp(hg.data() + off, ho.data() + off, (size_t)s.n_out * s.esize) == 0;
+                    }
+                    snprintf(what, sizeof what, "bitwise %s n=%d k=%d BN=%d: problem %d alone, cluster2 == grouped",
+                             epi_name(c.e), c.n, c.k, c.bn, i);
+                    record(same, what);
+                }
+                prepare(s, other);
+                make_launch(s, c.bn, 6, other, {}, true, 2)();
+                CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
+                snprintf(what, sizeof what, "bitwise %s n=%d k=%d BN=%d: cluster2 grid 6 == async", epi_name(c.e), c.n,
+                         c.k, c.bn);
+                record(memcmp(hg.data(), ho.data(), bytes) == 0, what);
+            }
+        }
         // Each of several problems alone (count = 1), into a freshly prepared buffer.
         for (int i : {0, 1, 2, 5, 13, 15}) {
             prepare(s, other);
@@ -876,19 +953,22 @@ static void bench_shape(const Shape& sh) {
         return (const float*)ref;
     };
 
-    std::vector<int> modes;
-    if (opt.epilogue != "sync") modes.push_back(1);
-    if (opt.epilogue != "async") modes.push_back(0);
+    std::vector<Variant> modes;
+    if (opt.cluster != "2") {
+        if (opt.epilogue != "sync") modes.push_back({true, 1, ""});
+        if (opt.epilogue != "async") modes.push_back({false, 1, " sync"});
+    }
+    if (opt.cluster != "1") modes.push_back({true, 2, " cl2"});
     for (int bn : bn_list(s.epi, s.n, s.k)) {
-      for (int async : modes) {
-        const Launch L = make_launch(s, bn, opt.grid, s.C, {}, async);
+      for (const Variant& v : modes) {
+        const Launch L = make_launch(s, bn, opt.grid, s.C, {}, v.async, v.cl);
         const double t = time_ms(L, opt.reps);
         // Checked run: fresh poison (or initial C), one launch, compare.
         prepare(s, s.C);
         L();
         CUDA_CHECK(cudaDeviceSynchronize());
         const CheckResult r = check(s, s.C, rf);
-        const std::string label = sh.name + (async ? "" : " sync");
+        const std::string label = sh.name + v.name;
         const bool ok = judge(s, r, label + " BN=" + std::to_string(bn));
         Row row;
         row.name = label;
@@ -917,12 +997,14 @@ static void bench_shape(const Shape& sh) {
 
 static void usage() {
     printf(
-        "gemm_sm90_dev [--quick] [--bn auto|all|128|192|256] [--epilogue async|sync|both] [--shape SUBSTR]\n"
-        "              [--reps N] [--grid N]\n"
+        "gemm_sm90_dev [--quick] [--bn auto|all|128|192|256] [--epilogue async|sync|both] [--cluster 1|2|both]\n"
+        "              [--shape SUBSTR] [--reps N] [--grid N]\n"
         "  --quick   correctness only (no timing)\n"
         "  --bn      tile width: the rule (auto, default), every width (all), or one\n"
         "  --epilogue  timed store path: bulk async copies (async, default; the exported kernels), the\n"
         "            synchronous 16-byte stores (sync), or both; correctness checks both always\n"
+        "  --cluster   1 (default): the exported kernels; 2: the 2-CTA TMA-multicast variant (checked, incl.\n"
+        "            bitwise against the default, and timed); both: both\n"
         "  --shape   time only the shapes whose name contains SUBSTR (e.g. '1B', 'gateup', '8B down')\n"
         "  --reps    timed repetitions per measurement (median; default 25)\n"
         "  --grid    CTAs of our kernel (default: the number of SMs)\n");
@@ -944,13 +1026,15 @@ int main(int argc, char** argv) {
         else if (a == "--reps") opt.reps = std::max(1, atoi(next().c_str()));
         else if (a == "--grid") opt.grid = atoi(next().c_str());
         else if (a == "--epilogue") opt.epilogue = next();
+        else if (a == "--cluster") opt.cluster = next();
         else {
             usage();
             return a == "--help" || a == "-h" ? 0 : 2;
         }
     }
     if (!(opt.bn == "auto" || opt.bn == "all" || opt.bn == "128" || opt.bn == "192" || opt.bn == "256") ||
-        !(opt.epilogue == "async" || opt.epilogue == "sync" || opt.epilogue == "both")) {
+        !(opt.epilogue == "async" || opt.epilogue == "sync" || opt.epilogue == "both") ||
+        !(opt.cluster == "1" || opt.cluster == "2" || opt.cluster == "both")) {
         usage();
         return 2;
     }

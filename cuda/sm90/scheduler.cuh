@@ -30,22 +30,28 @@ template <int BM, typename Params>
 struct TileWalk {
     const Params& P;
     int tiles_n;
-    int next;     // next global tile index of this CTA
-    int stride;   // grid size
+    int next;     // next global tile index of this CTA (advance)
+    int stride;   // grid size (advance)
     int p;        // current problem
     int base;     // global index of problem p's first tile
     int tiles_m;  // row tiles of problem p
     int tiles_p;  // tiles of problem p
+    bool done;    // the list is exhausted
 
     __device__ __forceinline__ TileWalk(const Params& params, int tiles_n_, int first, int stride_)
-        : P(params), tiles_n(tiles_n_), next(first), stride(stride_), p(-1), base(0), tiles_m(0), tiles_p(0) {}
+        : P(params), tiles_n(tiles_n_), next(first), stride(stride_), p(-1), base(0), tiles_m(0), tiles_p(0),
+          done(false) {}
 
-    // The next tile of this CTA, or false when the list is exhausted. `next` only grows, so `p` only moves forward.
-    __device__ __forceinline__ bool advance(Tile& t) {
-        const int g = next;
+    // Global tile g, or false past the end of the list. Successive calls must not decrease g (the cursor over
+    // the problems only moves forward).
+    __device__ __forceinline__ bool locate(int g, Tile& t) {
+        if (done) return false;
         while (g >= base + tiles_p) {
             base += tiles_p;
-            if (++p >= P.count) return false;
+            if (++p >= P.count) {
+                done = true;
+                return false;
+            }
             const int m = P.problems[p].m;
             tiles_m = m > 0 ? (m + BM - 1) / BM : 0;
             tiles_p = tiles_m * tiles_n;
@@ -54,7 +60,34 @@ struct TileWalk {
         t.p = p;
         t.n_tile = local / tiles_m;
         t.m_tile = local - t.n_tile * tiles_m;
-        next = g + stride;
+        return true;
+    }
+
+    // The next tile of this CTA (global tiles first, first + stride, ...), or false when the list is exhausted.
+    __device__ __forceinline__ bool advance(Tile& t) {
+        const bool ok = locate(next, t);
+        next += stride;
+        return ok;
+    }
+};
+
+// The 2-CTA cluster variant walks *pairs* of consecutive global tiles (2j, 2j+1): cluster c of C takes pairs
+// j = c, c + C, ...; CTA rank r of the cluster computes tile 2j + r. Both CTAs see the same pair sequence, so their
+// pipelines stay in step. The pair shares B (multicast) when both tiles exist and lie in the same problem and
+// column; at a column or problem boundary each CTA loads its own B. The tile order, and so every tile's bits, are
+// those of TileWalk.
+template <int BM, typename Params>
+struct PairWalk {
+    TileWalk<BM, Params> w;
+    int j, stride;
+    __device__ __forceinline__ PairWalk(const Params& params, int tiles_n, int cluster, int clusters)
+        : w(params, tiles_n, 0, 0), j(cluster), stride(clusters) {}
+
+    // Tiles 2j and 2j+1 of the next pair; false when tile 2j is past the list. has1: tile 2j+1 exists.
+    __device__ __forceinline__ bool advance(Tile& t0, Tile& t1, bool& has1) {
+        if (!w.locate(2 * j, t0)) return false;
+        has1 = w.locate(2 * j + 1, t1);
+        j += stride;
         return true;
     }
 };

@@ -41,4 +41,15 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const TmaMap* map, uin
         : "memory");
 }
 
+// As tma_load_2d, and the same box also lands at the same shared offset of every CTA of the cluster in `mask`, each
+// completing `bytes` on the barrier at the same offset in its own shared memory (2-CTA variant, B tiles).
+__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const TmaMap* map, uint32_t bar, int c0, int c1,
+                                                      uint16_t mask) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1, {%3, %4}], [%2], %5;\n" ::"r"(dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "h"(mask)
+        : "memory");
+}
+
 }  // namespace sm90
