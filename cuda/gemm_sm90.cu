@@ -29,6 +29,12 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
         silu(x) = x / (1 + expf(-x)) in f32 (as swiglu.cu), rounded to bf16 once. ldc is in output elements.
 All take (const __grid_constant__ TmaMap a_map, const __grid_constant__ TmaMap b_map,
           const __grid_constant__ GemmSm90Params params).
+Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory sm90::smem_bytes(BN)
+(set cudaFuncAttributeMaxDynamicSharedMemorySize to it), no cluster. Tile width, chosen by the host from (n, k)
+only: SwiGLU BN = 256 if n >= 1024 else 128; otherwise BN = 256 if n >= 2560 else 192 (provisional, to be refitted
+on measurements; docs/log/gemm_sm90.md). The B map's box is {64, BN}.
+Not exported: gemm_sm90<BN, E, true, 2>, a 2-CTA cluster variant (__cluster_dims__(2, 1, 1), B box {64, BN/2},
+even grid) that multicasts the shared B tile; the development harness instantiates, checks and times it.
 
 Structure (per CTA; 384 threads = 3 warpgroups; persistent: grid = number of SMs, see sm90/scheduler.cuh):
   warpgroup 2, producer (setmaxnreg.dec 40): one thread walks the tile list and, per k-block of 64, waits for an
