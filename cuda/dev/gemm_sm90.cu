@@ -445,7 +445,23 @@ static Launch make_launch(const Setup& s, int bn, int grid, void* c, const std::
     L.fn = kernel_for(s.epi, bn, async, cl);
     L.smem = sm90::smem_bytes(bn);
     L.grid = grid > 0 ? grid : g_sms;
-    if (cl == 2) L.grid &= ~1;
+    if (cl == 2) {
+        if (grid <= 0) {
+            // As many clusters as can be resident at once (a GPC with an odd number of free SMs cannot hold a
+            // pair): a persistent grid larger than that would run its last clusters in a second round.
+            CUDA_CHECK(cudaFuncSetAttribute((const void*)L.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L.smem));
+            cudaLaunchConfig_t cfg = {};
+            cfg.gridDim = dim3(g_sms);
+            cfg.blockDim = dim3(sm90::THREADS);
+            cfg.dynamicSmemBytes = L.smem;
+            int clusters = 0;
+            if (cudaOccupancyMaxActiveClusters(&clusters, (const void*)L.fn, &cfg) == cudaSuccess && clusters > 0) {
+                L.grid = std::min(L.grid, 2 * clusters);
+            }
+            (void)cudaGetLastError();
+        }
+        L.grid &= ~1;
+    }
     const CUtensorMap a = tensor_map(s.A, s.a_rows, s.k, s.lda, sm90::BM);
     const CUtensorMap b = tensor_map(s.B, (long long)s.layers * s.n, s.k, s.k, bn / cl);
     memcpy(&L.a, &a, sizeof a);
@@ -984,8 +1000,9 @@ static void bench_shape(const Shape& sh) {
         row.rel = r.rel;
         row.ok = ok;
         g_rows.push_back(row);
-        printf("  %-24s BN=%d  %8.3f ms  %6.1f TFLOP/s  (cuBLAS %6.1f, batched %6.1f)  err %.2e %s\n",
-               label.c_str(), bn, t, row.tflops, row.cublas_tflops, row.batched_tflops, r.rel, ok ? "" : "FAIL");
+        printf("  %-28s BN=%d grid %3d  %8.3f ms  %6.1f TFLOP/s  (cuBLAS %6.1f, batched %6.1f)  err %.2e %s\n",
+               label.c_str(), bn, L.grid, t, row.tflops, row.cublas_tflops, row.batched_tflops, r.rel,
+               ok ? "" : "FAIL");
         fflush(stdout);
       }
     }
@@ -1074,14 +1091,14 @@ int main(int argc, char** argv) {
 
     printf("%s: %d checks, %d failed\n", g_failures ? "FAILED" : "PASSED", g_checks, g_failures);
     if (!g_rows.empty()) {
-        printf("\n%-24s %5s %6s %6s %6s %4s %9s %8s %8s %8s %7s %9s %s\n", "shape", "cells", "rows", "n", "k", "BN",
+        printf("\n%-28s %5s %6s %6s %6s %4s %9s %8s %8s %8s %7s %9s %s\n", "shape", "cells", "rows", "n", "k", "BN",
                "ms", "TFLOP/s", "cuBLAS", "batched", "%cuBLAS", "rel err", "check");
         for (const Row& r : g_rows) {
             const double best = std::max(r.cublas_tflops, r.batched_tflops);
             char batched[16];
             if (r.batched_tflops > 0) snprintf(batched, sizeof batched, "%8.1f", r.batched_tflops);
             else snprintf(batched, sizeof batched, "%8s", "-");
-            printf("%-24s %5d %6lld %6d %6d %4d %9.3f %8.1f %8.1f %s %6.1f%% %9.2e %s\n", r.name.c_str(), r.cells,
+            printf("%-28s %5d %6lld %6d %6d %4d %9.3f %8.1f %8.1f %s %6.1f%% %9.2e %s\n", r.name.c_str(), r.cells,
                    r.rows, r.n, r.k, r.bn, r.ms, r.tflops, r.cublas_tflops, batched, 100.0 * r.tflops / best, r.rel,
                    r.ok ? "ok" : "FAIL");
         }
