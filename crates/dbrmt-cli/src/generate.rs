@@ -12,13 +12,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dbrmt_formats::{identity::model_identity, load_model, npy, Model, SavedState};
+use dbrmt_formats::{npy, SavedState};
 use dbrmt_model::{input::validate_ids, sampling::Sampler};
-use dbrmt_runtime::{Device, Engine, Session};
+use dbrmt_runtime::Session;
 use dbrmt_tokenizer::Tokenizer;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{ArmtInitArgs, DeviceArg};
+use crate::engine::open_engine;
 use crate::text_chunks::TextChunks;
 
 #[derive(Debug, Args)]
@@ -68,8 +69,6 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         bail!("--max-new-tokens must be at least 1");
     }
     let mut sampler = Sampler::new(a.temperature, a.top_p, a.seed)?;
-    let model =
-        load_model(&a.model, &a.armt.load_options()).with_context(|| format!("loading {}", a.model.display()))?;
     let tokenizer = match Tokenizer::for_model(&a.model) {
         Ok(t) => Some(t),
         Err(e) if a.input_ids.is_some() && !a.chat => {
@@ -79,21 +78,14 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("loading the tokenizer"),
     };
 
-    // the model moves into the engine (uploaded to the GPU when there is one)
-    let engine = open_engine(a.device, model)?;
+    let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let on_gpu = engine.gpu_executor().is_some();
-    let cfg = &engine.model().config;
-    let identity = model_identity(cfg, &engine.model().weights);
+    let cfg = engine.config();
+    let identity = &engine.info().identity;
     let mut session = match &a.load_state {
         Some(path) => engine.resume(
-            SavedState::load(
-                path,
-                &identity,
-                cfg.llama.num_layers,
-                cfg.d_key(),
-                cfg.llama.hidden_size,
-            )
-            .with_context(|| "--load-state")?,
+            SavedState::load(path, identity, cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)
+                .with_context(|| "--load-state")?,
         )?,
         None => engine.session()?,
     };
@@ -111,7 +103,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     };
     let prefill_s = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.save_state {
-        session.saved()?.save(path, &identity).with_context(|| "--save-state")?;
+        session.saved()?.save(path, identity).with_context(|| "--save-state")?;
         eprintln!(
             "state after {} closed segments (+{} open tokens) → {}",
             session.segments_closed(),
@@ -197,26 +189,6 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
         bail!("{} holds no text", path.display());
     }
     Ok(tokens)
-}
-
-/// `--device cuda`: the GPU or an error; `auto`: the GPU when GPU 0 opens, else the CPU model; `cpu`: the CPU.
-fn open_engine(device: DeviceArg, model: Model) -> anyhow::Result<Engine> {
-    let on = |model, device| Engine::from_model(model, device);
-    match device {
-        DeviceArg::Cpu => Ok(on(model, Device::Cpu)?),
-        DeviceArg::Cuda => Ok(on(model, Device::Cuda(0)).context("opening CUDA device 0")?),
-        DeviceArg::Auto if !dbrmt_kernels::driver_present() || !dbrmt_kernels::cubins_built() => {
-            Ok(on(model, Device::Cpu)?)
-        }
-        // probe first, so that the model is moved (not copied) into an engine that will open
-        DeviceArg::Auto => match dbrmt_kernels::Gpu::new(0) {
-            Ok(_) => Ok(on(model, Device::Cuda(0)).context("opening CUDA device 0")?),
-            Err(e) => {
-                eprintln!("note: no usable GPU ({e}); running on the CPU model");
-                Ok(on(model, Device::Cpu)?)
-            }
-        },
-    }
 }
 
 /// A progress bar on stderr when `show`, else a hidden one.

@@ -1,6 +1,7 @@
 //! `dbrmt`: run ARMT-LLaMA models over inputs of any length with diagonal batching.
 
 mod args;
+mod engine;
 mod generate;
 mod inspect;
 mod run;

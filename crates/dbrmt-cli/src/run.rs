@@ -5,33 +5,15 @@ use std::time::Instant;
 use anyhow::Context;
 use dbrmt_formats::npy;
 use dbrmt_model::LogitsMode;
-use dbrmt_runtime::{Device, Engine, ScheduleKind};
+use dbrmt_runtime::ScheduleKind;
 
-use crate::args::{DeviceArg, RunArgs};
+use crate::args::RunArgs;
+use crate::engine::open_engine;
 
 pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let ids = npy::read_ids(&a.input_ids).with_context(|| "reading --input-ids")?;
-    let model = dbrmt_formats::load_model(&a.model, &a.armt.load_options())
-        .with_context(|| format!("loading model {}", a.model.display()))?;
-    let engine = match a.device {
-        DeviceArg::Cpu => Engine::from_model(model, Device::Cpu)?,
-        DeviceArg::Cuda => Engine::from_model(model, Device::Cuda(0)).context("opening CUDA device 0")?,
-        DeviceArg::Auto => {
-            if !dbrmt_kernels::driver_present() || !dbrmt_kernels::cubins_built() {
-                Engine::from_model(model, Device::Cpu)?
-            } else {
-                // the weights are uploaded by value, so keep a copy for the fallback only where a GPU is tried
-                match Engine::from_model(model.clone(), Device::Cuda(0)) {
-                    Ok(engine) => engine,
-                    Err(e) => {
-                        eprintln!("note: no usable GPU ({e}); running on the CPU model");
-                        Engine::from_model(model, Device::Cpu)?
-                    }
-                }
-            }
-        }
-    };
-    let cfg = &engine.model().config;
+    let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
+    let cfg = engine.config();
     let schedule: ScheduleKind = a.schedule.into();
     let logits: LogitsMode = a.logits.into();
 

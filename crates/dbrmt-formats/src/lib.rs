@@ -17,6 +17,7 @@ pub mod npy;
 pub mod presets;
 pub mod random;
 pub mod rng;
+pub mod source;
 pub mod state;
 pub mod weights;
 
@@ -24,5 +25,6 @@ pub use config::{ArmtParams, Llama3Scaling, LlamaConfig, MemShape, ModelConfig};
 pub use error::FormatError;
 pub use load::{load_model, LoadOptions, Model};
 pub use names::NameLayout;
+pub use source::{ModelSource, TensorRead};
 pub use state::{MemoryState, SavedState};
 pub use weights::{LayerWeights, Weights};

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// One tensor of a decoder layer (backbone or ARMT memory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LayerTensor {
     InputNorm,
     Q,
@@ -65,7 +65,7 @@ impl LayerTensor {
 }
 
 /// Any tensor of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TensorId {
     Embed,
     Layer(usize, LayerTensor),

@@ -1,6 +1,6 @@
 //! Host weights in f32, each tensor row-major with the checkpoint's `[out, in]` layout.
 
-use crate::names::LayerTensor;
+use crate::names::{LayerTensor, TensorId};
 
 /// Loading a model directory into these structs lives in [`crate::load`].
 pub use crate::load::{load_model, LoadOptions, Model};
@@ -40,7 +40,7 @@ pub struct LayerWeights {
 
 impl LayerWeights {
     /// A layer whose backbone tensors come from `read` (any checkpoint format's reader) and whose memory tensors
-    /// are still empty: they are read next, or set by [`crate::armt_init::InitLayer::apply`].
+    /// are still empty (they are read next).
     pub fn read_backbone<E>(mut read: impl FnMut(LayerTensor) -> Result<Vec<f32>, E>) -> Result<Self, E> {
         use LayerTensor as T;
         Ok(Self {
@@ -98,6 +98,36 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// Tensor `id` (`None`: the LM head of a tied model). The β bias is a one-element slice.
+    pub fn tensor(&self, id: TensorId) -> Option<&[f32]> {
+        use LayerTensor as T;
+        Some(match id {
+            TensorId::Embed => &self.embed,
+            TensorId::Norm => &self.norm,
+            TensorId::LmHead => self.lm_head.as_deref()?,
+            TensorId::Memory => &self.memory,
+            TensorId::Layer(i, t) => {
+                let l = self.layers.get(i)?;
+                match t {
+                    T::InputNorm => &l.input_norm,
+                    T::Q => &l.q,
+                    T::K => &l.k,
+                    T::V => &l.v,
+                    T::O => &l.o,
+                    T::PostNorm => &l.post_norm,
+                    T::Gate => &l.gate,
+                    T::Up => &l.up,
+                    T::Down => &l.down,
+                    T::MemQ => &l.mem_q,
+                    T::MemK => &l.mem_k,
+                    T::MemV => &l.mem_v,
+                    T::MemBeta => &l.mem_beta,
+                    T::MemBetaBias => std::slice::from_ref(&l.mem_beta_bias),
+                }
+            }
+        })
+    }
+
     /// The LM head matrix (the embedding when tied).
     pub fn lm_head(&self) -> &[f32] {
         self.lm_head.as_deref().unwrap_or(&self.embed)

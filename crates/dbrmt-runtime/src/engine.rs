@@ -3,7 +3,10 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use dbrmt_formats::{LoadOptions, Model, SavedState};
+use dbrmt_formats::{
+    identity::model_identity, load::unused_tensors_warning, source::read_weights, LoadOptions, Model, ModelConfig,
+    ModelSource, NameLayout, SavedState, TensorRead, Weights,
+};
 use dbrmt_model::{
     cpu::{self, CpuModel, Resume, RunOptions},
     gpu::GpuExecutor,
@@ -53,38 +56,136 @@ impl FromStr for ScheduleKind {
     }
 }
 
+/// What is known of a loaded model besides its weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub config: ModelConfig,
+    /// What saved states record ([`dbrmt_formats::identity`]).
+    pub identity: String,
+    /// The tensor-name layout found in the checkpoint.
+    pub layout: NameLayout,
+    /// Checkpoint tensors the model does not use, sorted.
+    pub unused_tensors: Vec<String>,
+    /// Whether the ARMT memory was initialised from a seed rather than loaded.
+    pub armt_initialised: bool,
+}
+
+impl ModelInfo {
+    /// A one-line warning listing the unused checkpoint tensors, if there are any.
+    pub fn unused_tensors_warning(&self) -> Option<String> {
+        unused_tensors_warning(&self.unused_tensors)
+    }
+}
+
+/// Where the weights live.
+#[derive(Debug)]
+enum Backend {
+    /// f32 host weights for the CPU model.
+    Cpu(Weights),
+    /// bf16 device weights; no host copy.
+    Gpu(Box<GpuExecutor>),
+}
+
 /// A loaded model bound to a device.
 #[derive(Debug)]
 pub struct Engine {
-    model: Model,
+    info: ModelInfo,
+    backend: Backend,
     device: Device,
-    gpu: Option<GpuExecutor>,
 }
 
 impl Engine {
-    /// Loads `dir` (config.json + safetensors) for `device`. A GPU that is absent, or kernels that were not built,
-    /// give an error here rather than at the first forward.
-    pub fn load(dir: &Path, opts: &LoadOptions, device: Device) -> Result<Self, EngineError> {
-        if let Device::Cuda(_) = device {
-            // fail before reading a large checkpoint when there is no driver at all
-            if !dbrmt_kernels::driver_present() {
-                return Err(dbrmt_kernels::KernelError::NoGpu.into());
+    /// Loads the model at `path` for `device`. On a GPU the weights go from the memory-mapped checkpoint straight to
+    /// bf16 device buffers (stored bf16 copied as is, anything else converted in bounded pieces), so no f32 host
+    /// copy is made; on the CPU they become the CPU model's f32 weights. A GPU that is absent, or kernels that were
+    /// not built, give an error before the checkpoint is read.
+    pub fn load(path: &Path, opts: &LoadOptions, device: Device) -> Result<Self, EngineError> {
+        match device {
+            Device::Cpu => Self::from_model(dbrmt_formats::load_model(path, opts)?, device),
+            Device::Cuda(ordinal) => {
+                if !dbrmt_kernels::driver_present() {
+                    return Err(dbrmt_kernels::KernelError::NoGpu.into());
+                }
+                let source = ModelSource::open(path, opts)?;
+                let (gpu, identity) = GpuExecutor::new(ordinal, &source)?;
+                let info = ModelInfo {
+                    identity,
+                    armt_initialised: source.armt_initialised(),
+                    config: source.config,
+                    layout: source.layout,
+                    unused_tensors: source.unused_tensors,
+                };
+                Ok(Self {
+                    info,
+                    backend: Backend::Gpu(Box::new(gpu)),
+                    device,
+                })
             }
         }
-        Self::from_model(dbrmt_formats::load_model(dir, opts)?, device)
     }
 
-    /// Binds an already loaded model to `device` (for CUDA: opens the GPU and uploads the weights).
+    /// Binds a model held in memory to `device` (for CUDA: opens the GPU and uploads the weights, which are then
+    /// dropped from the host).
     pub fn from_model(model: Model, device: Device) -> Result<Self, EngineError> {
-        let gpu = match device {
-            Device::Cpu => None,
-            Device::Cuda(ordinal) => Some(GpuExecutor::new(ordinal, &model)?),
+        let mut info = ModelInfo {
+            config: model.config.clone(),
+            identity: String::new(),
+            layout: model.layout,
+            unused_tensors: model.unused_tensors.clone(),
+            armt_initialised: model.armt_initialised,
         };
-        Ok(Self { model, device, gpu })
+        let backend = match device {
+            Device::Cpu => {
+                info.identity = model_identity(&model.config, &model.weights);
+                Backend::Cpu(model.weights)
+            }
+            Device::Cuda(ordinal) => {
+                let (gpu, identity) = GpuExecutor::new(ordinal, &model)?;
+                info.identity = identity;
+                Backend::Gpu(Box::new(gpu))
+            }
+        };
+        Ok(Self { info, backend, device })
     }
 
-    pub fn model(&self) -> &Model {
-        &self.model
+    /// Binds a model served tensor by tensor — random weights of a published shape for benchmarks, say — to
+    /// `device`; on a GPU the tensors stream to the device without a host copy.
+    pub fn from_tensors(src: &impl TensorRead, device: Device) -> Result<Self, EngineError> {
+        match device {
+            Device::Cpu => Self::from_model(
+                Model {
+                    config: src.config().clone(),
+                    weights: read_weights(src)?,
+                    layout: NameLayout::Hf,
+                    unused_tensors: Vec::new(),
+                    armt_initialised: false,
+                },
+                device,
+            ),
+            Device::Cuda(ordinal) => {
+                let (gpu, identity) = GpuExecutor::new(ordinal, src)?;
+                let info = ModelInfo {
+                    config: src.config().clone(),
+                    identity,
+                    layout: NameLayout::Hf,
+                    unused_tensors: Vec::new(),
+                    armt_initialised: false,
+                };
+                Ok(Self {
+                    info,
+                    backend: Backend::Gpu(Box::new(gpu)),
+                    device,
+                })
+            }
+        }
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.info.config
     }
 
     pub fn device(&self) -> Device {
@@ -93,7 +194,18 @@ impl Engine {
 
     /// The GPU side of a CUDA engine.
     pub fn gpu_executor(&self) -> Option<&GpuExecutor> {
-        self.gpu.as_ref()
+        match &self.backend {
+            Backend::Gpu(gpu) => Some(gpu),
+            Backend::Cpu(_) => None,
+        }
+    }
+
+    /// The f32 weights of a CPU engine.
+    pub fn cpu_weights(&self) -> Option<&Weights> {
+        match &self.backend {
+            Backend::Cpu(w) => Some(w),
+            Backend::Gpu(_) => None,
+        }
     }
 
     /// Prefills `ids` (checked against the vocabulary) and returns logits and the final memory state.
@@ -129,13 +241,13 @@ impl Engine {
         keep_hidden: bool,
         resume: Option<&Resume>,
     ) -> Result<(Output, Option<f32>), EngineError> {
-        let cfg = &self.model.config;
+        let cfg = self.config();
         let ids = validate_ids(ids, cfg.llama.vocab_size)?;
         let grid = Grid::new(cfg.llama.num_layers, cfg.segments_for(ids.len()));
         let plan = schedule.build(grid);
-        match &self.gpu {
-            None => {
-                let cpu = self.cpu_model();
+        match &self.backend {
+            Backend::Cpu(weights) => {
+                let cpu = CpuModel::new(cfg, weights);
                 let opts = RunOptions {
                     logits,
                     keep_hidden,
@@ -147,7 +259,7 @@ impl Engine {
                 });
                 Ok((cpu.run_from(&ids, &plan, &opts, resume)?, None))
             }
-            Some(gpu) => {
+            Backend::Gpu(gpu) => {
                 let (out, timing) = gpu.prefill_from(&ids, &plan, logits, keep_hidden, resume)?;
                 Ok((out, Some(timing.ms)))
             }
@@ -158,28 +270,24 @@ impl Engine {
 impl Engine {
     /// A new request on this engine's device.
     pub fn session(&self) -> Result<Session<'_>, EngineError> {
-        match self.gpu_executor() {
-            Some(gpu) => Ok(Session::Gpu(Box::new(gpu.session()?))),
-            None => Ok(Session::Cpu(cpu::Session::new(&self.cpu_model()))),
+        match &self.backend {
+            Backend::Gpu(gpu) => Ok(Session::Gpu(Box::new(gpu.session()?))),
+            Backend::Cpu(w) => Ok(Session::Cpu(cpu::Session::new(&CpuModel::new(self.config(), w)))),
         }
     }
 
     /// Continues from a saved state (checked against the model's shape; check its identity when loading it).
     pub fn resume(&self, saved: SavedState) -> Result<Session<'_>, EngineError> {
-        match self.gpu_executor() {
-            Some(gpu) => Ok(Session::Gpu(Box::new(gpu.resume(saved)?))),
-            None => {
-                let cfg = &self.model().config;
+        match &self.backend {
+            Backend::Gpu(gpu) => Ok(Session::Gpu(Box::new(gpu.resume(saved)?))),
+            Backend::Cpu(w) => {
+                let cfg = self.config();
                 saved
                     .state
                     .check_shape(cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)
                     .map_err(dbrmt_model::ModelError::from)?;
-                Ok(Session::Cpu(cpu::Session::resume(&self.cpu_model(), saved)))
+                Ok(Session::Cpu(cpu::Session::resume(&CpuModel::new(cfg, w), saved)))
             }
         }
-    }
-
-    fn cpu_model(&self) -> CpuModel<'_> {
-        CpuModel::new(&self.model().config, &self.model().weights)
     }
 }

@@ -8,5 +8,5 @@ mod error;
 pub mod selftest;
 
 pub use dbrmt_model::Session;
-pub use engine::{Device, Engine, ScheduleKind};
+pub use engine::{Device, Engine, ModelInfo, ScheduleKind};
 pub use error::EngineError;

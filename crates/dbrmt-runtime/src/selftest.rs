@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use dbrmt_formats::{
     load_model, npy, presets,
-    random::random_weights,
+    random::{random_weights, RandomModel},
     rng::{stream_seed, SplitMix64},
     LoadOptions, Model, ModelConfig,
 };
@@ -142,7 +142,7 @@ pub fn case_checks(case: Case) -> Result<Vec<Check>, EngineError> {
 /// from its saved state in a new session, whose open tokens run again); the logits after every token must have the
 /// bits of the prefill's at that position.
 pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &str) -> Result<Check, EngineError> {
-    let v = engine.model().config.llama.vocab_size;
+    let v = engine.config().llama.vocab_size;
     let first = (ids.len() / 3).max(1);
     let resume_at = (first + ids.len()) / 2;
     let mut session = engine.session()?;
@@ -184,7 +184,7 @@ pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &str) ->
 /// A prefill in two pieces — the first half of the segments, then the rest resumed from its state — against the
 /// whole prefill `whole` (all logits, final hidden states kept): bitwise. `None` for a single segment.
 pub fn resume_check(engine: &Engine, ids: &[i64], whole: &Output, case: &str) -> Result<Option<Check>, EngineError> {
-    let cfg = &engine.model().config;
+    let cfg = engine.config();
     let segments = cfg.segments_for(ids.len());
     if segments < 2 {
         return Ok(None);
@@ -224,8 +224,8 @@ pub fn resume_check(engine: &Engine, ids: &[i64], whole: &Output, case: &str) ->
 pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
     let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
     let ids = random_ids(tokens, config.llama.vocab_size, seed);
-    let model = in_memory(config.clone(), random_weights(&config, seed));
-    let engine = Engine::from_model(model, Device::Cuda(0))?;
+    let model = RandomModel::new(config, seed);
+    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
     let (diag, ms_d) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)?;
     let (seq, ms_s) = engine.prefill_timed(&ids, ScheduleKind::Sequential, LogitsMode::Last, true)?;
     let shape = format!(

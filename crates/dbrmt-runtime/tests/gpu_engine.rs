@@ -60,3 +60,32 @@ fn out_of_gpu_memory_is_a_clear_error() {
     assert!(matches!(err, dbrmt_kernels::KernelError::OutOfMemory), "{err}");
     assert!(err.to_string().contains("out of GPU memory"), "{err}");
 }
+
+/// Weights streamed from the checkpoint to the GPU (no f32 host model) give the bits the in-memory upload gives,
+/// and the identity the CPU model computes.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn streamed_weights_equal_the_in_memory_upload() {
+    use dbrmt_model::LogitsMode;
+    use dbrmt_runtime::ScheduleKind;
+    for case in ["tiny-armt-names", "tiny-hf-tied-partial", "small-bf16"] {
+        let dir = paths::fixture(case);
+        let ids = dbrmt_formats::npy::read_ids(&dir.join("input_ids.npy")).unwrap();
+        let model = dbrmt_formats::load_model(&dir, &Default::default()).unwrap();
+        let cpu_identity = Engine::from_model(model.clone(), Device::Cpu)
+            .unwrap()
+            .info()
+            .identity
+            .clone();
+        let in_memory = Engine::from_model(model, Device::Cuda(0)).unwrap();
+        let streamed = Engine::load(&dir, &Default::default(), Device::Cuda(0)).unwrap();
+        assert_eq!(streamed.info().identity, cpu_identity, "{case}");
+        assert_eq!(in_memory.info().identity, cpu_identity, "{case}");
+        let run = |e: &Engine| e.prefill(&ids, ScheduleKind::Diagonal, LogitsMode::All, true).unwrap();
+        let (a, b) = (run(&in_memory), run(&streamed));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.logits), bits(&b.logits), "{case}: logits");
+        assert_eq!(a.state, b.state, "{case}: state");
+        println!("{case}: streamed = in-memory upload, bitwise; identity {cpu_identity}");
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use dbrmt_formats::{load_model, ArmtParams, LoadOptions};
+use dbrmt_formats::{load_model, ArmtParams, LoadOptions, Model};
 use dbrmt_model::{
     cpu::{CpuModel, RunOptions, Session},
     sampling::argmax,
@@ -28,7 +28,9 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// The SmolLM2 engine on GPU 0, the fixture prompts, and their CPU-model logits (all positions).
-fn setup() -> (Engine, Vec<serde_json::Value>, Vec<Vec<f32>>) {
+/// The GPU engine (weights streamed from the GGUF to the device), the CPU model of the same file, the fixture
+/// prompts and the CPU model's logits on them.
+fn setup() -> (Engine, Model, Vec<serde_json::Value>, Vec<Vec<f32>>) {
     let root = repo();
     let armt = ArmtParams {
         num_mem_tokens: 16,
@@ -70,7 +72,8 @@ fn setup() -> (Engine, Vec<serde_json::Value>, Vec<Vec<f32>>) {
         })
         .collect();
     (
-        Engine::from_model(model, Device::Cuda(0)).expect("gpu"),
+        Engine::load(&path, &opts, Device::Cuda(0)).expect("gpu"),
+        model,
         prompts,
         cpu_logits,
     )
@@ -88,7 +91,7 @@ fn ids(prompt: &serde_json::Value) -> Vec<i64> {
 #[test]
 #[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
 fn smollm2_gpu_logits_are_within_2e_2_of_the_cpu_model() {
-    let (engine, prompts, cpu_logits) = setup();
+    let (engine, _, prompts, cpu_logits) = setup();
     for (p, prompt) in prompts.iter().enumerate() {
         let ids = ids(prompt);
         let gpu = engine
@@ -140,8 +143,8 @@ const BF16_RESOLUTION: f32 = 0.05;
 #[test]
 #[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
 fn smollm2_gpu_greedy_continuations_equal_hf() {
-    let (engine, prompts, _) = setup();
-    let cpu = CpuModel::new(&engine.model().config, &engine.model().weights);
+    let (engine, model, prompts, _) = setup();
+    let cpu = CpuModel::new(&model.config, &model.weights);
     let mut wrong = 0;
     for (p, prompt) in prompts.iter().enumerate() {
         let want = hf_greedy(prompt);
@@ -196,9 +199,9 @@ fn smollm2_gpu_greedy_continuations_equal_hf() {
 #[test]
 #[ignore = "needs a CUDA GPU and models/smollm2 (cargo xtask fetch-model smollm2)"]
 fn smollm2_gpu_greedy_equals_the_cpu_oracle_on_bf16_weights() {
-    let (engine, prompts, _) = setup();
-    let rounded = engine.model().weights.rounded_to_bf16();
-    let oracle = CpuModel::new(&engine.model().config, &rounded);
+    let (engine, model, prompts, _) = setup();
+    let rounded = model.weights.rounded_to_bf16();
+    let oracle = CpuModel::new(&model.config, &rounded);
     let mut all_same = true;
     for (p, prompt) in prompts.iter().enumerate() {
         let hf = hf_greedy(prompt);

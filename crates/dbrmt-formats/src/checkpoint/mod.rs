@@ -1,7 +1,7 @@
 //! safetensors checkpoints: one file, or shards listed by `model.safetensors.index.json`; every file is
 //! memory-mapped once and fully validated on open, and tensors are read as f32.
 
-mod convert;
+pub(crate) mod convert;
 mod file;
 mod index;
 

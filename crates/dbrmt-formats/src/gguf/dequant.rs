@@ -32,6 +32,21 @@ pub const SUPPORTED: [GgmlType; 8] = [
     GgmlType::Q6_K,
 ];
 
+/// Whether [`dequantize`] converts tensors of type `t`.
+pub fn is_supported(t: GgmlType) -> bool {
+    matches!(
+        t,
+        GgmlType::F32
+            | GgmlType::F16
+            | GgmlType::BF16
+            | GgmlType::Q8_0
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q4_K
+            | GgmlType::Q6_K
+    )
+}
+
 /// Dequantises `bytes` of type `t` to f32, in storage order.
 pub fn dequantize(t: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, DequantError> {
     let block: fn(&[u8], &mut Vec<f32>) = match t {

@@ -1,19 +1,14 @@
-//! A llama.cpp LLaMA GGUF → [`Model`]: the config from the `llama.*` metadata, the backbone tensors under
-//! their llama.cpp names dequantised to f32 (`attn_q`/`attn_k` rows put back in Hugging Face order), and the
-//! ARMT memory — which no GGUF file has — initialised from `LoadOptions::armt_init`.
+//! A llama.cpp LLaMA GGUF as a model: the config from the `llama.*` metadata and the llama.cpp names of the
+//! backbone tensors. [`crate::source::ModelSource`] reads them (dequantised, `attn_q`/`attn_k` rows put back in
+//! Hugging Face order) and initialises the ARMT memory — which no GGUF file has — from `LoadOptions::armt_init`.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::metadata::MetaValue;
-use super::permute::unpermute_rows;
 use super::reader::GgufFile;
-use crate::armt_init::init_armt;
-use crate::config::{ConfigFile, LlamaConfig, ModelConfig};
+use crate::config::LlamaConfig;
 use crate::error::FormatError;
-use crate::load::{expected_shape, LoadOptions, Model};
-use crate::names::{LayerTensor, NameLayout, TensorId};
-use crate::weights::{LayerWeights, Weights};
+use crate::names::{LayerTensor, TensorId};
 
 /// The only `general.architecture` this loader maps.
 pub const ARCHITECTURE: &str = "llama";
@@ -154,86 +149,8 @@ fn rope_scaling(meta: &Meta) -> Result<Option<crate::config::Llama3Scaling>, For
     }
 }
 
-/// Loads a LLaMA GGUF file. GGUF has no ARMT tensors, so `opts` must give `armt_init` (the seed) and
-/// `armt_params` (segment size, memory tokens, d_mem).
-pub fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<Model, FormatError> {
-    let file = GgufFile::open(path)?;
-    let llama = llama_config(&file)?;
-    let Some(seed) = opts.armt_init else {
-        return Err(FormatError::NoArmtTensors {
-            path: path.to_path_buf(),
-        });
-    };
-    let Some(params) = opts.armt_params else {
-        return Err(FormatError::Config {
-            path: path.to_path_buf(),
-            msg: "a GGUF file has no ARMT parameters: give them with --armt-init SEED --segment-size T \
-                  --mem-tokens M --d-mem D"
-                .into(),
-        });
-    };
-    // The same validation as for a config.json without an `armt` object.
-    let config = ConfigFile {
-        path: path.to_path_buf(),
-        llama,
-        armt: None,
-    }
-    .model_config(Some(params))?;
-    refuse_biases(&file)?;
-    let mut reader = Reader {
-        file: &file,
-        config: &config,
-        used: BTreeSet::new(),
-    };
-    // Every tensor is looked up before anything is allocated from the metadata's sizes: a corrupt block count
-    // stops at the first missing layer instead of allocating for it.
-    reader.check_present()?;
-
-    let embed = reader.read(TensorId::Embed)?;
-    let lm_head = match config.llama.tie_word_embeddings {
-        true => None,
-        false => Some(reader.read(TensorId::LmHead)?),
-    };
-    let (init, memory) = init_armt(
-        seed,
-        config.llama.num_layers,
-        config.llama.hidden_size,
-        config.armt.d_mem,
-        config.armt.num_mem_tokens,
-        &embed,
-    );
-    let mut layers = Vec::with_capacity(config.llama.num_layers);
-    for (i, init) in init.into_iter().enumerate() {
-        let mut layer = LayerWeights::read_backbone(|t| reader.read(TensorId::Layer(i, t)))?;
-        init.apply(&mut layer);
-        layers.push(layer);
-    }
-    let norm = reader.read(TensorId::Norm)?;
-    let unused_tensors = file
-        .tensors()
-        .iter()
-        .map(|t| t.name.clone())
-        .filter(|n| !reader.used.contains(n))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    Ok(Model {
-        weights: Weights {
-            embed,
-            layers,
-            norm,
-            lm_head,
-            memory,
-        },
-        config,
-        layout: NameLayout::Gguf,
-        unused_tensors,
-        armt_initialised: true,
-    })
-}
-
 /// LLaMA projections have no bias; a file with attention biases is another model, not one to run without them.
-fn refuse_biases(file: &GgufFile) -> Result<(), FormatError> {
+pub(crate) fn refuse_biases(file: &GgufFile) -> Result<(), FormatError> {
     let bias = file
         .tensors()
         .iter()
@@ -247,64 +164,6 @@ fn refuse_biases(file: &GgufFile) -> Result<(), FormatError> {
                 t.name
             ),
         }),
-    }
-}
-
-/// Reads tensors by [`TensorId`], shape-checked, remembering which names it consumed.
-struct Reader<'a> {
-    file: &'a GgufFile,
-    config: &'a ModelConfig,
-    used: BTreeSet<String>,
-}
-
-impl Reader<'_> {
-    /// Every backbone tensor the config calls for, in loading order.
-    fn backbone(&self) -> impl Iterator<Item = TensorId> {
-        let c = self.config;
-        let head = (!c.llama.tie_word_embeddings).then_some(TensorId::LmHead);
-        let layers = (0..c.llama.num_layers).flat_map(|i| LayerTensor::BACKBONE.map(|t| TensorId::Layer(i, t)));
-        [TensorId::Embed]
-            .into_iter()
-            .chain(head)
-            .chain(layers)
-            .chain([TensorId::Norm])
-    }
-
-    /// The first backbone tensor absent from the file, as [`FormatError::MissingTensor`].
-    fn check_present(&self) -> Result<(), FormatError> {
-        for id in self.backbone() {
-            let name = tensor_name(id).unwrap_or_default();
-            if self.file.tensor(&name).is_none() {
-                return Err(FormatError::MissingTensor {
-                    path: self.file.path().to_path_buf(),
-                    name,
-                    layout: NameLayout::Gguf,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn read(&mut self, id: TensorId) -> Result<Vec<f32>, FormatError> {
-        let path = || self.file.path().to_path_buf();
-        let name = tensor_name(id).unwrap_or_default();
-        let shape = expected_shape(id, self.config);
-        let data = self.file.read_f32_shaped(&name, &shape)?;
-        let n_head = match id {
-            TensorId::Layer(_, LayerTensor::Q) => Some(self.config.llama.num_heads),
-            TensorId::Layer(_, LayerTensor::K) => Some(self.config.llama.num_kv_heads),
-            _ => None,
-        };
-        let data = match n_head {
-            // The shape was checked: [n_head · head_dim, hidden] with an even head_dim, so this succeeds.
-            Some(n) => unpermute_rows(&data, n, self.config.llama.hidden_size).ok_or_else(|| FormatError::Gguf {
-                path: path(),
-                msg: format!("tensor `{name}` does not split into {n} heads"),
-            })?,
-            None => data,
-        };
-        self.used.insert(name);
-        Ok(data)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::CudaStream;
-use dbrmt_formats::{MemoryState, Model};
+use dbrmt_formats::{MemoryState, ModelConfig, TensorRead};
 use dbrmt_kernels::Gpu;
 
 use super::{DeviceState, DeviceWeights, GpuModel, StepCell, Workspace};
@@ -26,21 +26,28 @@ pub struct DeviceTiming {
 }
 
 impl GpuExecutor {
-    /// Opens GPU `ordinal` and uploads the weights as bf16.
-    pub fn new(ordinal: usize, model: &Model) -> Result<Self, ModelError> {
+    /// Opens GPU `ordinal` and uploads the weights of `src` as bf16 (a checkpoint streamed from its file, or a
+    /// model in memory); also returns the model's identity.
+    pub fn new(ordinal: usize, src: &impl TensorRead) -> Result<(Self, String), ModelError> {
         let gpu = Gpu::new(ordinal)?;
         let stream = gpu.stream().clone();
-        let weights = DeviceWeights::upload(&stream, &model.config, &model.weights)?;
+        let (weights, identity) = DeviceWeights::upload(&stream, src)?;
         let model = GpuModel {
-            cfg: model.config.clone(),
+            cfg: src.config().clone(),
             weights,
         };
-        Ok(Self {
+        let executor = Self {
             gpu,
             stream,
             model,
             workspace: Mutex::new(None),
-        })
+        };
+        Ok((executor, identity))
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &ModelConfig {
+        &self.model.cfg
     }
 
     pub fn gpu(&self) -> &Gpu {

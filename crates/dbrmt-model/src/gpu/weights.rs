@@ -1,12 +1,16 @@
-//! Weights on the device: bf16, stacked per kind.
+//! Weights on the device: bf16, stacked per kind, uploaded straight from the checkpoint.
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream};
-use dbrmt_kernels::{reference::rope::RopeTable, KernelError};
+use dbrmt_formats::identity::IdentityBuilder;
+use dbrmt_formats::names::{LayerTensor, TensorId};
+use dbrmt_formats::source::to_bf16;
+use dbrmt_formats::TensorRead;
+use dbrmt_kernels::reference::rope::RopeTable;
 use half::bf16;
 
-use dbrmt_formats::{ModelConfig, Weights};
+use crate::ModelError;
 
 /// Every weight of the model on the device.
 #[derive(Debug)]
@@ -41,45 +45,57 @@ pub struct DeviceWeights {
     pub rope_sin: CudaSlice<f32>,
 }
 
+/// Elements converted per piece when a tensor is not stored as bf16: bounds the host memory of an upload
+/// (64 MB of f32 and 32 MB of bf16 staging) whatever the model's size.
+const PIECE: usize = 1 << 24;
+
 impl DeviceWeights {
-    /// Uploads `w` (rounding f32 to bf16; bf16 checkpoints round-trip exactly).
-    pub fn upload(stream: &Arc<CudaStream>, cfg: &ModelConfig, w: &Weights) -> Result<Self, KernelError> {
-        let layers = &w.layers;
+    /// Uploads every tensor of `src` as bf16, stacked per kind. Tensors stored as bf16 are copied as they are (from
+    /// the memory-mapped file); others are converted in pieces of at most [`PIECE`] elements, rounding to nearest
+    /// even — so no f32 copy of the model is ever made. Returns the weights and the model's identity
+    /// ([`dbrmt_formats::identity`]), sampled as the tensors pass.
+    pub fn upload(stream: &Arc<CudaStream>, src: &impl TensorRead) -> Result<(Self, String), ModelError> {
+        let cfg = src.config();
+        let layers = cfg.llama.num_layers;
         let rope = RopeTable::new(
             cfg.llama.head_dim,
             cfg.llama.rope_theta,
             cfg.llama.rope_scaling.as_ref(),
             cfg.segment_rows(),
         );
-        let beta_bias: Vec<f32> = layers.iter().map(|l| l.mem_beta_bias).collect();
-        let one = |t: &[f32]| upload_bf16(stream, [t]);
-        Ok(Self {
-            embed: one(&w.embed)?,
-            lm_head: w.lm_head.as_deref().map(one).transpose()?,
-            memory: one(&w.memory)?,
-            final_norm: one(&w.norm)?,
-            input_norm: upload_bf16(stream, layers.iter().map(|l| l.input_norm.as_slice()))?,
-            post_norm: upload_bf16(stream, layers.iter().map(|l| l.post_norm.as_slice()))?,
-            qkv: upload_bf16(
-                stream,
-                layers
-                    .iter()
-                    .flat_map(|l| [l.q.as_slice(), l.k.as_slice(), l.v.as_slice()]),
-            )?,
-            o: upload_bf16(stream, layers.iter().map(|l| l.o.as_slice()))?,
-            gate_up: upload_bf16(stream, layers.iter().flat_map(|l| [l.gate.as_slice(), l.up.as_slice()]))?,
-            down: upload_bf16(stream, layers.iter().map(|l| l.down.as_slice()))?,
-            mem_q: upload_bf16(stream, layers.iter().map(|l| l.mem_q.as_slice()))?,
-            mem_kvb: upload_bf16(
-                stream,
-                layers
-                    .iter()
-                    .flat_map(|l| [l.mem_k.as_slice(), l.mem_v.as_slice(), l.mem_beta.as_slice()]),
-            )?,
-            beta_bias: stream.clone_htod(&beta_bias)?,
+        let mut up = Uploader {
+            stream,
+            src,
+            identity: IdentityBuilder::new(cfg),
+            staging: Vec::new(),
+        };
+        let per_layer = |kinds: &[LayerTensor]| -> Vec<TensorId> {
+            (0..layers)
+                .flat_map(|i| kinds.iter().map(move |&t| TensorId::Layer(i, t)))
+                .collect()
+        };
+        use LayerTensor as T;
+        let weights = Self {
+            embed: up.stacked(&[TensorId::Embed])?,
+            lm_head: match cfg.llama.tie_word_embeddings {
+                true => None,
+                false => Some(up.stacked(&[TensorId::LmHead])?),
+            },
+            memory: up.stacked(&[TensorId::Memory])?,
+            final_norm: up.stacked(&[TensorId::Norm])?,
+            input_norm: up.stacked(&per_layer(&[T::InputNorm]))?,
+            post_norm: up.stacked(&per_layer(&[T::PostNorm]))?,
+            qkv: up.stacked(&per_layer(&[T::Q, T::K, T::V]))?,
+            o: up.stacked(&per_layer(&[T::O]))?,
+            gate_up: up.stacked(&per_layer(&[T::Gate, T::Up]))?,
+            down: up.stacked(&per_layer(&[T::Down]))?,
+            mem_q: up.stacked(&per_layer(&[T::MemQ]))?,
+            mem_kvb: up.stacked(&per_layer(&[T::MemK, T::MemV, T::MemBeta]))?,
+            beta_bias: up.f32s(&per_layer(&[T::MemBetaBias]))?,
             rope_cos: stream.clone_htod(&rope.cos)?,
             rope_sin: stream.clone_htod(&rope.sin)?,
-        })
+        };
+        Ok((weights, up.identity.finish()))
     }
 
     /// The LM head matrix (the embedding when tied).
@@ -88,14 +104,57 @@ impl DeviceWeights {
     }
 }
 
-/// Concatenates `parts` (f32) and uploads them as one bf16 buffer.
-fn upload_bf16<'a>(
-    stream: &Arc<CudaStream>,
-    parts: impl IntoIterator<Item = &'a [f32]>,
-) -> Result<CudaSlice<bf16>, KernelError> {
-    let host: Vec<bf16> = parts
-        .into_iter()
-        .flat_map(|p| p.iter().map(|&x| bf16::from_f32(x)))
-        .collect();
-    Ok(stream.clone_htod(&host)?)
+/// One upload's state: the identity being sampled and the reused staging buffer.
+struct Uploader<'a, R> {
+    stream: &'a Arc<CudaStream>,
+    src: &'a R,
+    identity: IdentityBuilder,
+    staging: Vec<bf16>,
+}
+
+impl<R: TensorRead> Uploader<'_, R> {
+    /// The tensors `parts`, one after another in one new device buffer.
+    fn stacked(&mut self, parts: &[TensorId]) -> Result<CudaSlice<bf16>, ModelError> {
+        let total: usize = parts.iter().map(|&id| self.src.len(id)).sum();
+        let mut dev = self.stream.alloc_zeros::<bf16>(total.max(1))?;
+        let mut at = 0;
+        for &id in parts {
+            let len = self.src.len(id);
+            let stored = self.src.stored_bf16(id).filter(|b| b.len() == 2 * len);
+            match stored.and_then(|b| bytemuck::try_cast_slice::<u8, bf16>(b).ok()) {
+                Some(values) => {
+                    self.identity.bf16_bytes(id, stored.unwrap_or_default());
+                    self.stream.memcpy_htod(values, &mut dev.slice_mut(at..at + len))?;
+                }
+                None => {
+                    let (stream, identity, staging) = (self.stream, &mut self.identity, &mut self.staging);
+                    self.src.read_pieces(id, PIECE, |first, values| {
+                        identity.piece(id, len, first, values);
+                        to_bf16(values, staging);
+                        let to = at + first;
+                        // a pageable copy returns once the driver has taken the bytes, so the staging is reusable
+                        stream.memcpy_htod(staging.as_slice(), &mut dev.slice_mut(to..to + values.len()))?;
+                        Ok::<(), ModelError>(())
+                    })?;
+                }
+            }
+            at += len;
+        }
+        Ok(dev)
+    }
+
+    /// The tensors `parts` as f32 (the β biases).
+    fn f32s(&mut self, parts: &[TensorId]) -> Result<CudaSlice<f32>, ModelError> {
+        let mut host = Vec::new();
+        for &id in parts {
+            let len = self.src.len(id);
+            let identity = &mut self.identity;
+            self.src.read_pieces(id, PIECE, |first, values| {
+                identity.piece(id, len, first, values);
+                host.extend_from_slice(values);
+                Ok::<(), ModelError>(())
+            })?;
+        }
+        Ok(self.stream.clone_htod(&host)?)
+    }
 }

@@ -1,0 +1,592 @@
+//! [`ModelSource`]: an opened model whose tensors are read one at a time — as f32 pieces of bounded size, or as
+//! the stored bf16 bytes themselves — so that a GPU upload never builds an f32 copy of the model, and the CPU
+//! model's f32 weights ([`ModelSource::load`]) are read through the same code.
+//!
+//! Opening checks everything that can be checked without reading tensor data: the config, that every tensor the
+//! config calls for is present (in either name layout, aliases identical), its shape and its dtype; reading a
+//! tensor afterwards cannot fail on a well-formed file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use half::bf16;
+use safetensors::Dtype;
+
+use crate::armt_init::{init_armt, ArmtInit};
+use crate::checkpoint::{convert, Checkpoint};
+use crate::config::{ConfigFile, ModelConfig};
+use crate::error::FormatError;
+use crate::gguf::{self, GgmlType, GgufFile};
+use crate::load::{expected_shape, LoadOptions, Model, CONFIG_FILE};
+use crate::names::{LayerTensor, NameLayout, TensorId};
+use crate::weights::{LayerWeights, Weights};
+
+/// Largest piece [`ModelSource::read_f32`] converts at once when it reads a whole tensor: whole tensors are read
+/// only by the CPU model, which holds them anyway.
+const WHOLE: usize = usize::MAX;
+
+/// An opened model: its config, and where each of its tensors is.
+#[derive(Debug)]
+pub struct ModelSource {
+    pub config: ModelConfig,
+    /// The tensor-name layout found in the checkpoint.
+    pub layout: NameLayout,
+    /// Checkpoint tensors the model does not use (e.g. rotary `inv_freq` buffers), sorted.
+    pub unused_tensors: Vec<String>,
+    store: Store,
+    /// The memory parameters drawn from `LoadOptions::armt_init` for a checkpoint without them.
+    init: Option<ArmtInit>,
+}
+
+#[derive(Debug)]
+enum Store {
+    /// safetensors: the stored name of every tensor the model reads (a tied embedding stored only as `lm_head`
+    /// is read from there).
+    Safetensors {
+        checkpoint: Checkpoint,
+        names: BTreeMap<TensorId, String>,
+    },
+    /// A LLaMA GGUF (q/k rows stored in llama.cpp's order, put back as they are read).
+    Gguf(GgufFile),
+}
+
+impl ModelSource {
+    /// Opens the model at `path`: a directory with `config.json` plus safetensors (single or sharded), or a LLaMA
+    /// GGUF file — given as the file or as a directory whose only weights are one `*.gguf` file — which needs
+    /// `opts.armt_init` and `opts.armt_params`.
+    pub fn open(path: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
+        match gguf::gguf_path(path)? {
+            Some(file) => Self::open_gguf(&file, opts),
+            None => Self::open_safetensors(path, opts),
+        }
+    }
+
+    fn open_safetensors(dir: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
+        let config = ConfigFile::read(&dir.join(CONFIG_FILE))?.model_config(opts.armt_params)?;
+        let checkpoint = Checkpoint::open(dir)?;
+        let layout = NameLayout::detect(checkpoint.names());
+        let mut names = BTreeMap::new();
+        let locate = |id: TensorId| locate(&checkpoint, layout, id);
+
+        // Decide how the memory is obtained before looking further.
+        let mut armt_found = 0;
+        for id in TensorId::armt_tensors(config.llama.num_layers) {
+            armt_found += usize::from(locate(id)?.is_some());
+        }
+        let seed = match (armt_found, opts.armt_init) {
+            (0, None) => {
+                return Err(FormatError::NoArmtTensors {
+                    path: dir.to_path_buf(),
+                })
+            }
+            (0, Some(seed)) => Some(seed),
+            (_, Some(_)) => {
+                return Err(FormatError::ArmtInitConflict {
+                    path: dir.to_path_buf(),
+                })
+            }
+            // Some but not all present: looking them up below names the first missing one.
+            (_, None) => None,
+        };
+
+        let tied = config.llama.tie_word_embeddings;
+        let mut used = BTreeSet::new();
+        let mut mark_used = |id: TensorId| {
+            for name in layout.candidates(id) {
+                if checkpoint.contains(&name) {
+                    used.insert(name);
+                }
+            }
+        };
+        for id in tensor_ids(&config) {
+            if seed.is_some() && id.is_armt() {
+                continue;
+            }
+            // A tied model may store its one matrix under either name (`safetensors.torch.save_model` keeps
+            // `lm_head`); a stored tied head is accepted and ignored.
+            let stored = match id {
+                TensorId::Embed if tied && locate(id)?.is_none() && locate(TensorId::LmHead)?.is_some() => {
+                    TensorId::LmHead
+                }
+                _ => id,
+            };
+            let Some(name) = locate(stored)? else {
+                return Err(FormatError::MissingTensor {
+                    path: checkpoint.dir().to_path_buf(),
+                    name: layout.name(stored),
+                    layout,
+                });
+            };
+            check_entry(&checkpoint, &name, &expected_shape(id, &config))?;
+            mark_used(stored);
+            names.insert(id, name);
+        }
+        if tied {
+            mark_used(TensorId::LmHead);
+        }
+        let unused_tensors = checkpoint
+            .names()
+            .filter(|n| !used.contains(*n))
+            .map(String::from)
+            .collect();
+        let mut source = Self {
+            config,
+            layout,
+            unused_tensors,
+            store: Store::Safetensors { checkpoint, names },
+            init: None,
+        };
+        if let Some(seed) = seed {
+            source.init = Some(source.draw_init(seed)?);
+        }
+        Ok(source)
+    }
+
+    fn open_gguf(path: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
+        let file = GgufFile::open(path)?;
+        let llama = gguf::llama_config(&file)?;
+        let Some(seed) = opts.armt_init else {
+            return Err(FormatError::NoArmtTensors {
+                path: path.to_path_buf(),
+            });
+        };
+        let Some(params) = opts.armt_params else {
+            return Err(FormatError::Config {
+                path: path.to_path_buf(),
+                msg: "a GGUF file has no ARMT parameters: give them with --armt-init SEED --segment-size T \
+                      --mem-tokens M --d-mem D"
+                    .into(),
+            });
+        };
+        // The same validation as for a config.json without an `armt` object.
+        let config = ConfigFile {
+            path: path.to_path_buf(),
+            llama,
+            armt: None,
+        }
+        .model_config(Some(params))?;
+        gguf::llama::refuse_biases(&file)?;
+        // Every tensor is looked up and checked before anything is allocated from the metadata's sizes: a corrupt
+        // block count stops at the first missing layer instead of allocating for it.
+        let mut used = BTreeSet::new();
+        for id in tensor_ids(&config).filter(|id| !id.is_armt()) {
+            let name = gguf::llama::tensor_name(id).unwrap_or_default();
+            let Some(t) = file.tensor(&name) else {
+                return Err(FormatError::MissingTensor {
+                    path: path.to_path_buf(),
+                    name,
+                    layout: NameLayout::Gguf,
+                });
+            };
+            let expected = expected_shape(id, &config);
+            if t.shape() != expected {
+                return Err(FormatError::GgufShape {
+                    path: path.to_path_buf(),
+                    name,
+                    expected,
+                    found: t.shape(),
+                });
+            }
+            if !gguf::dequant::is_supported(t.ggml_type) {
+                return Err(FormatError::GgufTensorType {
+                    path: path.to_path_buf(),
+                    name,
+                    ggml_type: t.ggml_type.to_string(),
+                });
+            }
+            if unpermute_heads(id, &config).is_some_and(|n| !expected[0].is_multiple_of(2 * n)) {
+                return Err(FormatError::Gguf {
+                    path: path.to_path_buf(),
+                    msg: format!("tensor `{name}` does not split into heads of an even size"),
+                });
+            }
+            used.insert(name);
+        }
+        let unused_tensors = file
+            .tensors()
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|n| !used.contains(n))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut source = Self {
+            config,
+            layout: NameLayout::Gguf,
+            unused_tensors,
+            store: Store::Gguf(file),
+            init: None,
+        };
+        source.init = Some(source.draw_init(seed)?);
+        Ok(source)
+    }
+
+    /// The memory parameters from `seed`, as the original initialises them (the memory tokens scaled by the
+    /// embedding's standard deviation, read in pieces).
+    fn draw_init(&self, seed: u64) -> Result<ArmtInit, FormatError> {
+        const PIECE: usize = 1 << 22;
+        let c = &self.config;
+        let n = self.len(TensorId::Embed);
+        let mut sum = 0.0f64;
+        self.read_pieces(TensorId::Embed, PIECE, |_, x| {
+            // one running sum in element order: the same bits as `sample_std` over the whole matrix
+            for &v in x {
+                sum += f64::from(v);
+            }
+            Ok::<(), FormatError>(())
+        })?;
+        let mean = sum / n as f64;
+        let mut squares = 0.0f64;
+        self.read_pieces(TensorId::Embed, PIECE, |_, x| {
+            for &v in x {
+                squares += (f64::from(v) - mean).powi(2);
+            }
+            Ok::<(), FormatError>(())
+        })?;
+        let std = if n < 2 {
+            0.0
+        } else {
+            (squares / (n as f64 - 1.0)).sqrt()
+        };
+        Ok(init_armt(
+            seed,
+            c.llama.num_layers,
+            c.llama.hidden_size,
+            c.armt.d_mem,
+            c.armt.num_mem_tokens,
+            std,
+        ))
+    }
+
+    /// Whether the memory was initialised from a seed rather than loaded.
+    pub fn armt_initialised(&self) -> bool {
+        self.init.is_some()
+    }
+
+    /// Every tensor of the model, in the canonical order (the order of the model's identity): the embedding, the
+    /// final norm, the memory tokens, the LM head when untied, then each layer's backbone and memory tensors.
+    pub fn tensor_ids(&self) -> impl Iterator<Item = TensorId> {
+        tensor_ids(&self.config)
+    }
+
+    /// Elements of tensor `id`.
+    pub fn len(&self, id: TensorId) -> usize {
+        expected_shape(id, &self.config).iter().product()
+    }
+
+    /// The stored bytes of `id` when it is stored as little-endian bf16 in the model's row order (to copy as they
+    /// are); `None` when it must be converted.
+    pub fn stored_bf16(&self, id: TensorId) -> Option<&[u8]> {
+        if self.init.is_some() && id.is_armt() {
+            return None;
+        }
+        match &self.store {
+            Store::Safetensors { checkpoint, names } => {
+                let name = names.get(&id)?;
+                (checkpoint.entry(name)?.dtype == Dtype::BF16)
+                    .then(|| checkpoint.bytes(name))
+                    .flatten()
+            }
+            Store::Gguf(file) => {
+                let name = gguf::llama::tensor_name(id)?;
+                let stored_as_is =
+                    file.tensor(&name)?.ggml_type == GgmlType::BF16 && unpermute_heads(id, &self.config).is_none();
+                stored_as_is.then(|| file.tensor_data(&name)).flatten()
+            }
+        }
+    }
+
+    /// Calls `f(first, values)` on consecutive pieces of tensor `id` as f32 (row-major, in the model's row order),
+    /// `first` being the index of the piece's first element. Pieces hold whole rows (whole heads for GGUF q/k) and
+    /// at most `max` elements unless one row (head) is larger.
+    pub fn read_pieces<E: From<FormatError>>(
+        &self,
+        id: TensorId,
+        max: usize,
+        mut f: impl FnMut(usize, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let shape = expected_shape(id, &self.config);
+        let len: usize = shape.iter().product();
+        // a matrix is read by rows; a vector is one row
+        let (rows, cols) = match shape[..] {
+            [r, c] => (r, c),
+            _ => (1, len),
+        };
+        if let (Some(init), true) = (&self.init, id.is_armt()) {
+            return match init.values(id) {
+                Some(values) => f(0, values),
+                // W_v: zero, never stored
+                None => {
+                    let zeros = vec![0.0f32; max.clamp(1, len).div_ceil(cols) * cols];
+                    let mut at = 0;
+                    while at < len {
+                        let n = zeros.len().min(len - at);
+                        f(at, &zeros[..n])?;
+                        at += n;
+                    }
+                    Ok(())
+                }
+            };
+        }
+        // rows per piece: whole rows, and for GGUF q/k whole heads
+        let group = match (&self.store, unpermute_heads(id, &self.config)) {
+            (Store::Gguf(_), Some(heads)) => rows / heads,
+            _ => 1,
+        };
+        let step = (max / (cols * group)).max(1) * group;
+        let mut row = 0;
+        while row < rows {
+            let n = step.min(rows - row);
+            let piece = self.rows_f32(id, row, n, cols)?;
+            f(row * cols, &piece)?;
+            row += n;
+        }
+        Ok(())
+    }
+
+    /// Rows `row .. row + n` of `id` (a `[.., cols]` matrix, or a vector as one row) as f32.
+    fn rows_f32(&self, id: TensorId, row: usize, n: usize, cols: usize) -> Result<Vec<f32>, FormatError> {
+        match &self.store {
+            Store::Safetensors { checkpoint, names } => {
+                let name = names.get(&id).ok_or_else(|| internal(id))?;
+                let entry = checkpoint.entry(name).ok_or_else(|| internal(id))?;
+                let bytes = checkpoint.bytes(name).ok_or_else(|| internal(id))?;
+                let size = entry.dtype.bitsize() / 8;
+                let piece = bytes
+                    .get(row * cols * size..(row + n) * cols * size)
+                    .ok_or_else(|| internal(id))?;
+                convert::to_f32(entry.dtype, piece).ok_or_else(|| internal(id))
+            }
+            Store::Gguf(file) => {
+                let name = gguf::llama::tensor_name(id).ok_or_else(|| internal(id))?;
+                let t = file.tensor(&name).ok_or_else(|| internal(id))?;
+                let row_bytes = t.ggml_type.bytes_for(cols as u64).ok_or_else(|| internal(id))? as usize;
+                let bytes = file.tensor_data(&name).ok_or_else(|| internal(id))?;
+                let piece = bytes
+                    .get(row * row_bytes..(row + n) * row_bytes)
+                    .ok_or_else(|| internal(id))?;
+                let values = gguf::dequant::dequantize(t.ggml_type, piece).map_err(|e| FormatError::Gguf {
+                    path: file.path().to_path_buf(),
+                    msg: format!("tensor `{name}`: {e}"),
+                })?;
+                match unpermute_heads(id, &self.config) {
+                    // whole heads (read_pieces cuts at head boundaries), each put back in Hugging Face order
+                    Some(heads) => {
+                        let hd = expected_shape(id, &self.config)[0] / heads;
+                        gguf::permute::unpermute_rows(&values, n / hd, cols).ok_or_else(|| internal(id))
+                    }
+                    None => Ok(values),
+                }
+            }
+        }
+    }
+
+    /// Tensor `id` as f32, whole.
+    pub fn read_f32(&self, id: TensorId) -> Result<Vec<f32>, FormatError> {
+        let mut out = Vec::with_capacity(self.len(id));
+        self.read_pieces(id, WHOLE, |_, x| {
+            out.extend_from_slice(x);
+            Ok::<(), FormatError>(())
+        })?;
+        Ok(out)
+    }
+
+    /// The f32 host model (what the CPU backend runs).
+    pub fn load(self) -> Result<Model, FormatError> {
+        let weights = read_weights(&self)?;
+        let armt_initialised = self.armt_initialised();
+        Ok(Model {
+            config: self.config,
+            weights,
+            layout: self.layout,
+            unused_tensors: self.unused_tensors,
+            armt_initialised,
+        })
+    }
+}
+
+/// Every tensor of `src` as f32 host weights (the CPU model's form).
+pub fn read_weights(src: &impl TensorRead) -> Result<Weights, FormatError> {
+    let c = src.config();
+    let read = |id| -> Result<Vec<f32>, FormatError> {
+        let mut out = Vec::with_capacity(src.len(id));
+        src.read_pieces(id, WHOLE, |_, x| {
+            out.extend_from_slice(x);
+            Ok::<(), FormatError>(())
+        })?;
+        Ok(out)
+    };
+    let embed = read(TensorId::Embed)?;
+    let lm_head = match c.llama.tie_word_embeddings {
+        true => None,
+        false => Some(read(TensorId::LmHead)?),
+    };
+    let mut layers = Vec::with_capacity(c.llama.num_layers);
+    for i in 0..c.llama.num_layers {
+        use LayerTensor as T;
+        let layer_read = |t| read(TensorId::Layer(i, t));
+        let mut layer = LayerWeights::read_backbone(layer_read)?;
+        layer.mem_q = layer_read(T::MemQ)?;
+        layer.mem_k = layer_read(T::MemK)?;
+        layer.mem_v = layer_read(T::MemV)?;
+        layer.mem_beta = layer_read(T::MemBeta)?;
+        // Shape [1] was checked, so there is exactly one value.
+        layer.mem_beta_bias = layer_read(T::MemBetaBias)?.first().copied().unwrap_or_default();
+        layers.push(layer);
+    }
+    Ok(Weights {
+        embed,
+        layers,
+        norm: read(TensorId::Norm)?,
+        lm_head,
+        memory: read(TensorId::Memory)?,
+    })
+}
+
+/// What a backend needs to take a model's tensors: its config, the stored bf16 bytes where a tensor has them, and
+/// every tensor as f32 pieces. [`ModelSource`] reads a checkpoint this way; a [`Model`] in memory (random weights,
+/// tests) serves the same interface, so the GPU upload has one path.
+pub trait TensorRead {
+    fn config(&self) -> &ModelConfig;
+    /// See [`ModelSource::stored_bf16`].
+    fn stored_bf16(&self, id: TensorId) -> Option<&[u8]>;
+    /// See [`ModelSource::read_pieces`].
+    fn read_pieces<E: From<FormatError>>(
+        &self,
+        id: TensorId,
+        max: usize,
+        f: impl FnMut(usize, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E>;
+    /// Elements of tensor `id`.
+    fn len(&self, id: TensorId) -> usize {
+        expected_shape(id, self.config()).iter().product()
+    }
+}
+
+impl TensorRead for ModelSource {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn stored_bf16(&self, id: TensorId) -> Option<&[u8]> {
+        ModelSource::stored_bf16(self, id)
+    }
+
+    fn read_pieces<E: From<FormatError>>(
+        &self,
+        id: TensorId,
+        max: usize,
+        f: impl FnMut(usize, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        ModelSource::read_pieces(self, id, max, f)
+    }
+}
+
+impl TensorRead for Model {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn stored_bf16(&self, _: TensorId) -> Option<&[u8]> {
+        None
+    }
+
+    /// The whole tensor as one piece (it is in memory already); a tensor the model lacks (a tied head) is empty.
+    fn read_pieces<E: From<FormatError>>(
+        &self,
+        id: TensorId,
+        _max: usize,
+        mut f: impl FnMut(usize, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        f(0, self.weights.tensor(id).unwrap_or_default())
+    }
+}
+
+/// The canonical tensor order of a model of `config` (see [`ModelSource::tensor_ids`]).
+pub fn tensor_ids(config: &ModelConfig) -> impl Iterator<Item = TensorId> {
+    let head = (!config.llama.tie_word_embeddings).then_some(TensorId::LmHead);
+    let layers = (0..config.llama.num_layers).flat_map(|i| {
+        LayerTensor::BACKBONE
+            .into_iter()
+            .chain(LayerTensor::ARMT)
+            .map(move |t| TensorId::Layer(i, t))
+    });
+    [TensorId::Embed, TensorId::Norm, TensorId::Memory]
+        .into_iter()
+        .chain(head)
+        .chain(layers)
+}
+
+/// The heads whose rows a GGUF stores permuted (q: all heads, k: the kv heads).
+fn unpermute_heads(id: TensorId, c: &ModelConfig) -> Option<usize> {
+    match id {
+        TensorId::Layer(_, LayerTensor::Q) => Some(c.llama.num_heads),
+        TensorId::Layer(_, LayerTensor::K) => Some(c.llama.num_kv_heads),
+        _ => None,
+    }
+}
+
+/// The checkpoint name holding `id` in `layout`, if any. When a file holds both aliases of a layer tensor they must
+/// be identical (the original loads either, so differing copies make the checkpoint ambiguous).
+fn locate(checkpoint: &Checkpoint, layout: NameLayout, id: TensorId) -> Result<Option<String>, FormatError> {
+    let mut present = layout.candidates(id).into_iter().filter(|n| checkpoint.contains(n));
+    let Some(first) = present.next() else {
+        return Ok(None);
+    };
+    for other in present {
+        let kind = |n: &str| checkpoint.entry(n).map(|e| (e.dtype, e.shape.clone()));
+        let same = kind(&first) == kind(&other) && checkpoint.bytes(&first) == checkpoint.bytes(&other);
+        if !same {
+            return Err(FormatError::Checkpoint {
+                path: checkpoint.path_of(&other).to_path_buf(),
+                msg: format!("`{first}` and its alias `{other}` differ"),
+            });
+        }
+    }
+    Ok(Some(first))
+}
+
+/// `name`'s shape must be `expected`, its dtype one the loader converts, and its bytes inside its file.
+fn check_entry(checkpoint: &Checkpoint, name: &str, expected: &[usize]) -> Result<(), FormatError> {
+    let path = || checkpoint.path_of(name).to_path_buf();
+    let entry = checkpoint.entry(name).ok_or_else(|| FormatError::Checkpoint {
+        path: checkpoint.dir().to_path_buf(),
+        msg: format!("no tensor `{name}`"),
+    })?;
+    if entry.shape != expected {
+        return Err(FormatError::Shape {
+            path: path(),
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            found: entry.shape.clone(),
+        });
+    }
+    if !convert::is_supported(entry.dtype) {
+        return Err(FormatError::Dtype {
+            path: path(),
+            name: name.to_string(),
+            dtype: entry.dtype.to_string(),
+        });
+    }
+    if checkpoint.bytes(name).is_none() {
+        return Err(FormatError::Checkpoint {
+            path: path(),
+            msg: format!("tensor `{name}` lies outside the file"),
+        });
+    }
+    Ok(())
+}
+
+/// A tensor that `open` checked cannot be read: a bug, reported rather than panicking.
+fn internal(id: TensorId) -> FormatError {
+    FormatError::Checkpoint {
+        path: Default::default(),
+        msg: format!("internal error: tensor {id:?} was checked on open but cannot be read"),
+    }
+}
+
+/// bf16 from f32, round to nearest even (the GPU's weights).
+pub fn to_bf16(values: &[f32], out: &mut Vec<bf16>) {
+    out.clear();
+    out.extend(values.iter().map(|&x| bf16::from_f32(x)));
+}
