@@ -2,7 +2,7 @@
 //!
 //! The read of a cell (segment ≥ 1) is `u = h·W_qᵀ` (grouped GEMM), `φ = dpfp(u)` ([`crate::dpfp::dpfp`]),
 //! `num = φ·A` (grouped GEMM, f32 out), then this kernel; the math is
-//! [`reference::armt::read_apply`](crate::reference::armt::read_apply) with `h` (the hidden rows, [`HiddenElem`])
+//! [`reference::armt_read::read_apply`](crate::reference::armt_read::read_apply) with `h` (the hidden rows, [`HiddenElem`])
 //! stored in bf16 (rounded once after the add) or f32.
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};

@@ -9,8 +9,8 @@
 //! 5. `A += kφᵀ·u` (grouped GEMM);
 //! 6. [`armt_z_update`]: `z += Σₜ γₜ kφₜ` — after step 4, which reads the old `z`.
 //!
-//! The math is [`reference::armt::write_prep`](crate::reference::armt::write_prep) and
-//! [`reference::armt::z_update`](crate::reference::armt::z_update).
+//! The math is [`reference::armt_write::write_prep`](crate::reference::armt_write::write_prep) and
+//! [`reference::armt_write::z_update`](crate::reference::armt_write::z_update).
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 

@@ -2,7 +2,7 @@
 //!
 //! The read applies it to `h·W_qᵀ` (`d_mem` columns), the write to the raw K columns of the fused product
 //! `P·[W_k|W_v|w_β]ᵀ` (columns `0..d_mem` of a wider matrix, hence `u_ld` and `u_col`). The math is
-//! [`reference::armt::dpfp`](crate::reference::armt::dpfp), feature for feature.
+//! [`reference::dpfp::dpfp`](crate::reference::dpfp::dpfp), feature for feature.
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 

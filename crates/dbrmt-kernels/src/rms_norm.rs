@@ -2,7 +2,7 @@
 //!
 //! `y = w[layer] · (x · rsqrt(mean(x²) + eps))` per row (HF `LlamaRMSNorm`'s order, f32 math; x bf16 or f32, the
 //! hidden rows' type [`HiddenElem`]; y bf16), one span per cell, each with its own layer's weight row. Also the final
-//! norm before the LM head (layer 0 of a one-row weight). The CPU reference is [`crate::reference::norm::rms_norm`].
+//! norm before the LM head (layer 0 of a one-row weight). The CPU reference is [`crate::reference::rms_norm::rms_norm`].
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use half::bf16;

@@ -1,7 +1,7 @@
 //! Launcher of `cuda/swiglu.cu`: the SwiGLU activation of the LLaMA MLP over the rows of the cells of one step.
 //!
 //! The fused gate/up product holds gate in columns `0..I` and up in `I..2I` of each row; the output is
-//! `silu(gate) · up` (f32 math, bf16 storage). The CPU reference is [`crate::reference::mlp::swiglu`].
+//! `silu(gate) · up` (f32 math, bf16 storage). The CPU reference is [`crate::reference::swiglu::swiglu`].
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use half::bf16;

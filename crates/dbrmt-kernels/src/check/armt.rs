@@ -1,4 +1,4 @@
-//! The ARMT memory kernels against [`reference::armt`](crate::reference::armt): `armt_read_apply_bf16` and
+//! The ARMT memory kernels against the references [`armt_read`](crate::reference::armt_read) and [`armt_write`](crate::reference::armt_write): `armt_read_apply_bf16` and
 //! `armt_read_apply_f32` ([`read_apply`], bf16 or f32 hidden rows), `armt_write_prep_f32` ([`write_prep`]) and
 //! `armt_z_update_f32` ([`z_update`]), each also run as the only span of a launch and compared bit for bit with the
 //! same cell inside a launch of four.
@@ -16,8 +16,10 @@ use crate::armt_read::{armt_read_apply, kernel as read_kernel};
 use crate::armt_write::{armt_write_prep, armt_z_update};
 use crate::params::Span;
 use crate::poison::POISON_F32_BITS;
-use crate::reference::armt::{dpfp, read_apply, write_prep, z_update, WriteFlags};
-use crate::reference::MEM_EPS;
+use crate::reference::armt_read::read_apply;
+use crate::reference::armt_write::{write_prep, z_update, WriteFlags};
+use crate::reference::dpfp::dpfp;
+use crate::reference::ARMT_EPS;
 use crate::{Gpu, HiddenElem, KernelError};
 
 /// `h` is stored in bf16: the output rounding alone is up to 2⁻⁹ ≈ 2e-3 relative per element (about 1e-3 in the
@@ -72,7 +74,7 @@ fn read_cell<H: HiddenElem>(rng: &mut Rng, rows: usize, d: usize, d_mem: usize) 
     let h = rng.hidden_normal::<H>(rows * d, 1.0);
     let mut num = Vec::with_capacity(rows * d);
     for q in phi.chunks_exact(dk) {
-        let den = dot64(q, &z) + MEM_EPS as f64;
+        let den = dot64(q, &z) + ARMT_EPS as f64;
         num.extend((0..d).map(|_| (rng.normal() * den) as f32));
     }
     ReadCell { phi, num, h, z }
@@ -228,7 +230,7 @@ fn write_cell(rng: &mut Rng, m: usize, d: usize, d_mem: usize, first: bool) -> W
     let logit = rng.f32_normal(m, 2.0);
     let mut ka = Vec::with_capacity(m * d);
     for k in kphi.chunks_exact(dk) {
-        let delta = dot64(k, &z) + MEM_EPS as f64;
+        let delta = dot64(k, &z) + ARMT_EPS as f64;
         ka.extend((0..d).map(|_| (rng.normal() * delta) as f32));
     }
     let b_beta = rng.normal() as f32;

@@ -1,9 +1,9 @@
-//! `dpfp_f32` against [`reference::armt::dpfp`](crate::reference::armt::dpfp).
+//! `dpfp_f32` against [`reference::dpfp::dpfp`](crate::reference::dpfp::dpfp).
 
 use super::armt::{bitwise, extract, flag_strays, poisoned_strays, Layout};
 use super::{compare, download_f32, poisoned_f32, upload_f32, Check, Rng};
 use crate::dpfp::dpfp;
-use crate::reference::armt::dpfp as dpfp_ref;
+use crate::reference::dpfp::dpfp as dpfp_ref;
 use crate::{Gpu, KernelError};
 
 /// Each feature is one rounded f32 product of the same two f32 values on both sides (relu is exact), so GPU and

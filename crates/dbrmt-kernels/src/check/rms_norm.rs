@@ -1,12 +1,12 @@
 //! `rms_norm_bf16` and `rms_norm_f32` (bf16 or f32 input rows) against
-//! [`reference::norm::rms_norm`](crate::reference::norm::rms_norm), and the row layouts and comparisons shared by the
+//! [`reference::rms_norm::rms_norm`](crate::reference::rms_norm::rms_norm), and the row layouts and comparisons shared by the
 //! checks of the decoder layer's row kernels (rope, attention, swiglu, embed).
 
 use half::bf16;
 
 use super::{compare, poisoned_bf16, upload_bf16, upload_hidden, Check, Rng, POISON_BF16_BITS};
 use crate::params::Span;
-use crate::reference::norm::rms_norm as rms_norm_ref;
+use crate::reference::rms_norm::rms_norm as rms_norm_ref;
 use crate::rms_norm::{kernel, rms_norm};
 use crate::{Gpu, HiddenElem, KernelError};
 

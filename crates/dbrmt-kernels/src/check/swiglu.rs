@@ -1,11 +1,11 @@
-//! `swiglu_bf16` against [`reference::mlp::swiglu`](crate::reference::mlp::swiglu).
+//! `swiglu_bf16` against [`reference::swiglu::swiglu`](crate::reference::swiglu::swiglu).
 
 use half::bf16;
 
 use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layout, ROW_KERNEL_TOL};
 use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
 use crate::params::Span;
-use crate::reference::mlp::swiglu as swiglu_ref;
+use crate::reference::swiglu::swiglu as swiglu_ref;
 use crate::swiglu::swiglu;
 use crate::{Gpu, KernelError};
 
