@@ -3,46 +3,27 @@
 
 use dbrmt_kernels::armt_read::armt_read_apply;
 use dbrmt_kernels::armt_write::{armt_write_prep, armt_z_update};
-use dbrmt_kernels::check::{self, fresh_seed, Check};
+use dbrmt_kernels::check::{self, assert_suite_passes};
 use dbrmt_kernels::dpfp::dpfp;
 use dbrmt_kernels::params::Span;
 use dbrmt_kernels::{Gpu, KernelError};
 
-/// Prints every check and fails if any did not pass or could not run.
-fn assert_all_pass(seed: u64, results: Vec<Result<Check, KernelError>>) {
-    println!("seed {seed} (replay with DBRMT_SEED={seed})");
-    let mut failures = Vec::new();
-    for result in results {
-        match result {
-            Ok(c) => {
-                println!("{c}");
-                if !c.passed() {
-                    failures.push(format!("{} {}", c.kernel, c.shape));
-                }
-            }
-            Err(e) => {
-                println!("error: {e}");
-                failures.push(e.to_string());
-            }
-        }
-    }
-    assert!(failures.is_empty(), "seed {seed}: failed: {failures:#?}");
-}
-
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn dpfp_matches_reference() {
-    let gpu = Gpu::new(0).expect("open GPU 0");
-    let seed = fresh_seed();
-    assert_all_pass(seed, check::dpfp::checks(&gpu, seed));
+    assert_suite_passes(check::dpfp::checks);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn armt_read_and_write_match_reference() {
-    let gpu = Gpu::new(0).expect("open GPU 0");
-    let seed = fresh_seed();
-    assert_all_pass(seed, check::armt::checks(&gpu, seed));
+fn armt_read_matches_reference() {
+    assert_suite_passes(check::armt_read::checks);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn armt_write_matches_reference() {
+    assert_suite_passes(check::armt_write::checks);
 }
 
 fn rejected(r: Result<(), KernelError>) -> bool {

@@ -1,8 +1,8 @@
 //! The grouped matrix products on a GPU: every check of `check::gemm` (each entry point against the f32 CPU
 //! reference, and the bitwise grouping check), and the launchers' refusals with real buffers.
 
-use dbrmt_kernels::check::fresh_seed;
 use dbrmt_kernels::check::gemm::{check_gemm_grouping, checks, GemmKernel};
+use dbrmt_kernels::check::{assert_suite_passes, fresh_seed};
 use dbrmt_kernels::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup};
 use dbrmt_kernels::params::MAX_GROUPS;
 use dbrmt_kernels::{Gpu, KernelError};
@@ -17,21 +17,7 @@ fn seed() -> u64 {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gemm_kernels_match_the_reference() {
-    let gpu = Gpu::new(0).expect("open GPU 0");
-    let mut failed = 0;
-    for result in checks(&gpu, seed()) {
-        match result {
-            Ok(check) => {
-                eprintln!("{check}");
-                failed += usize::from(!check.passed());
-            }
-            Err(err) => {
-                eprintln!("error: {err}");
-                failed += 1;
-            }
-        }
-    }
-    assert_eq!(failed, 0, "{failed} gemm checks failed (see above)");
+    assert_suite_passes(checks);
 }
 
 /// Also inside `checks`; on its own so that a grouping failure is named by the test that fails.

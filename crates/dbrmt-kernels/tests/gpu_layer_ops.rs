@@ -3,65 +3,39 @@
 //!
 //! Every check draws fresh random inputs from the printed seed; replay a failure with `DBRMT_SEED=<seed>`.
 
-use dbrmt_kernels::check::{fresh_seed, Check};
+use dbrmt_kernels::check::assert_suite_passes;
 use dbrmt_kernels::params::Span;
 use dbrmt_kernels::{check, Gpu, KernelError};
 use half::bf16;
 
-fn run_checks(what: &str, checks: impl FnOnce(&Gpu, u64) -> Vec<Result<Check, KernelError>>) {
-    let gpu = Gpu::new(0).expect("open GPU 0");
-    let seed = fresh_seed();
-    println!("{what}: seed {seed} (replay with DBRMT_SEED={seed})");
-    let results = checks(&gpu, seed);
-    let mut failed = 0;
-    for r in &results {
-        match r {
-            Ok(c) => {
-                println!("{c}");
-                failed += usize::from(!c.passed());
-            }
-            Err(e) => {
-                println!("{what}: error: {e}");
-                failed += 1;
-            }
-        }
-    }
-    assert_eq!(
-        failed,
-        0,
-        "{what}: {failed} of {} checks failed (seed {seed})",
-        results.len()
-    );
-}
-
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn rms_norm_matches_reference() {
-    run_checks("rms_norm", check::rms_norm::checks);
+    assert_suite_passes(check::rms_norm::checks);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn rope_matches_reference() {
-    run_checks("rope", check::rope::checks);
+    assert_suite_passes(check::rope::checks);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn attention_matches_reference() {
-    run_checks("attention", check::attention::checks);
+    assert_suite_passes(check::attention::checks);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn swiglu_matches_reference() {
-    run_checks("swiglu", check::swiglu::checks);
+    assert_suite_passes(check::swiglu::checks);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn embed_matches_reference() {
-    run_checks("embed", check::embed::checks);
+    assert_suite_passes(check::embed::checks);
 }
 
 fn span(in_row: usize, out_row: usize, rows: usize, layer: usize) -> Span {

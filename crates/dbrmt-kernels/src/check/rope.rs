@@ -3,8 +3,10 @@
 
 use half::bf16;
 
-use super::rms_norm::{bitwise, fail_if, gather, stray_writes, Layout, ROW_KERNEL_TOL};
-use super::{compare, upload_bf16, upload_f32, Check, Rng};
+use super::harness::{
+    bf16_normal, bitwise, changed_outside, compare, fail_if, gather, upload_bf16, upload_f32, Block, Check, Layout,
+    SplitMix64, BF16_OUT_TOL,
+};
 use crate::params::Span;
 use crate::reference::rope::{apply_rope, Llama3Scaling, RopeTable};
 use crate::rope::rope;
@@ -39,8 +41,8 @@ struct Case {
 
 impl Case {
     fn new(seed: u64, rows: &[usize], shape: RopeShape) -> Case {
-        let mut rng = Rng::new(seed);
-        let layout = Layout::new(rows, 1, true, 0);
+        let mut rng = SplitMix64::new(seed);
+        let layout = Layout::rows(rows, 1, true, 0);
         let ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + 6;
         let positions = rows.iter().copied().max().unwrap_or(0) + 3;
         let table = if shape.llama3 {
@@ -48,7 +50,7 @@ impl Case {
         } else {
             RopeTable::new(shape.head_dim, 10000.0, None, positions)
         };
-        let qkv = rng.bf16_normal(layout.in_rows * ld, 1.0);
+        let qkv = bf16_normal(&mut rng, layout.in_rows * ld, 1.0);
         Case {
             layout,
             shape,
@@ -83,6 +85,11 @@ impl Case {
         Ok(stream.clone_dtoh(&qkv)?)
     }
 
+    /// The bits of element `i` of the buffer before the kernel, as a bf16 widened to f32.
+    fn original_bits(&self, i: usize) -> u32 {
+        f32::from(bf16::from_f32(self.qkv[i])).to_bits()
+    }
+
     /// Columns rotated per row.
     fn width(&self) -> usize {
         (self.shape.heads + self.shape.kv_heads) * self.shape.head_dim
@@ -90,7 +97,7 @@ impl Case {
 }
 
 /// RoPE of one span per entry of `rows` against the f32 reference; every element the kernel must not touch (v
-/// columns, row padding, rows outside the spans) must keep its bits. Tolerance [`ROW_KERNEL_TOL`]: each output is one
+/// columns, row padding, rows outside the spans) must keep its bits. Tolerance [`BF16_OUT_TOL`]: each output is one
 /// f32 rotation of bf16 inputs (an FMA where the reference rounds twice: ~1e-7) rounded once to bf16.
 pub fn check_rope(gpu: &Gpu, seed: u64, rows: &[usize], shape: RopeShape) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
@@ -107,12 +114,16 @@ pub fn check_rope(gpu: &Gpu, seed: u64, rows: &[usize], shape: RopeShape) -> Res
                 .map(f32::from),
         );
     }
-    let check = compare("rope_bf16", case.describe(), &got, &want, ROW_KERNEL_TOL);
-    let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.in_row, s.rows, width)).collect();
-    let original = |i: usize| bf16::from_f32(case.qkv[i]).to_bits();
+    let check = compare("rope_bf16", case.describe(), &got, &want, BF16_OUT_TOL);
+    let regions: Vec<Block> = case
+        .layout
+        .spans
+        .iter()
+        .map(|s| Block::rows(case.ld, s.in_row, s.rows, 0, width))
+        .collect();
     Ok(fail_if(
         check,
-        stray_writes(&out, case.ld, &regions, original),
+        changed_outside(&out, &regions, |i| case.original_bits(i)),
         "elements outside q/k of the spans changed",
     ))
 }
@@ -175,11 +186,13 @@ pub fn check_rope_at(
         &pick(&out),
         &pick(&whole),
     );
-    let regions: Vec<_> = new.iter().map(|s| (s.in_row, s.rows, width)).collect();
-    let original = |i: usize| bf16::from_f32(case.qkv[i]).to_bits();
+    let regions: Vec<Block> = new
+        .iter()
+        .map(|s| Block::rows(case.ld, s.in_row, s.rows, 0, width))
+        .collect();
     Ok(fail_if(
         check,
-        stray_writes(&out, case.ld, &regions, original),
+        changed_outside(&out, &regions, |i| case.original_bits(i)),
         "elements outside the new rows' q/k changed",
     ))
 }

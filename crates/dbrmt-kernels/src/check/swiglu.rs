@@ -2,8 +2,10 @@
 
 use half::bf16;
 
-use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layout, ROW_KERNEL_TOL};
-use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
+use super::harness::{
+    bf16_normal, bitwise, changed_outside, compare, fail_if, gather, poison_bits, poisoned_bf16, upload_bf16, Check,
+    Layout, SplitMix64, BF16_OUT_TOL,
+};
 use crate::params::Span;
 use crate::reference::swiglu::swiglu as swiglu_ref;
 use crate::swiglu::swiglu;
@@ -19,11 +21,11 @@ struct Case {
 
 impl Case {
     fn new(seed: u64, rows: &[usize], inter: usize) -> Case {
-        let mut rng = Rng::new(seed);
-        let layout = Layout::new(rows, 1, false, 0);
+        let mut rng = SplitMix64::new(seed);
+        let layout = Layout::rows(rows, 1, false, 0);
         let (gu_ld, act_ld) = (2 * inter + 4, inter + 3);
         // std 3: gates from deep in silu's negative tail to its linear part.
-        let gu = rng.bf16_normal(layout.in_rows * gu_ld, 3.0);
+        let gu = bf16_normal(&mut rng, layout.in_rows * gu_ld, 3.0);
         Case {
             layout,
             inter,
@@ -47,7 +49,7 @@ impl Case {
     }
 }
 
-/// SwiGLU of one span per entry of `rows` against the f32 reference. Tolerance [`ROW_KERNEL_TOL`]: the same f32
+/// SwiGLU of one span per entry of `rows` against the f32 reference. Tolerance [`BF16_OUT_TOL`]: the same f32
 /// formula (device `expf` and the host's `exp` differ by an ulp or two) rounded once to bf16.
 pub fn check_swiglu(gpu: &Gpu, seed: u64, rows: &[usize], inter: usize) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, inter);
@@ -65,13 +67,11 @@ pub fn check_swiglu(gpu: &Gpu, seed: u64, rows: &[usize], inter: usize) -> Resul
                 .map(f32::from),
         );
     }
-    let check = compare("swiglu_bf16", case.describe(), &got, &want, ROW_KERNEL_TOL);
-    let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.out_row, s.rows, inter)).collect();
-    Ok(fail_if(
-        check,
-        stray_writes(&act, case.act_ld, &regions, poison_bits),
-        "writes outside the spans",
-    ))
+    let check = compare("swiglu_bf16", case.describe(), &got, &want, BF16_OUT_TOL);
+    let strays = changed_outside(&act, &case.layout.out_blocks(case.act_ld, inter, 0), |_| {
+        poison_bits::<bf16>()
+    });
+    Ok(fail_if(check, strays, "writes outside the spans"))
 }
 
 /// The cell of `rows[target]` launched alone and inside the launch of all `rows`: identical bits.
