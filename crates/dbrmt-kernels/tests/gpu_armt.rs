@@ -2,7 +2,7 @@
 //! launchers' refusal of spans that do not fit.
 
 use dbrmt_kernels::armt_read::armt_read_apply;
-use dbrmt_kernels::armt_write::{armt_write_prep, armt_z_update};
+use dbrmt_kernels::armt_write::{armt_write_prep, armt_z_update, WritePrep};
 use dbrmt_kernels::check::{self, assert_suite_passes};
 use dbrmt_kernels::dpfp::dpfp;
 use dbrmt_kernels::params::Span;
@@ -38,6 +38,7 @@ fn span(in_row: usize, out_row: usize, rows: usize, layer: usize, state: usize, 
         layer,
         flag,
         state,
+        pos: 0,
     }
 }
 
@@ -122,11 +123,19 @@ fn launchers_reject_spans_that_do_not_fit() {
     let kvb_ld = d_mem + d + 1;
     let (kvb, ka, b_beta) = (f32s(rows * kvb_ld), f32s(rows * d), f32s(3));
     let (mut uu, mut gamma) = (f32s(rows * d), f32s(rows));
-    let mut prep = |spans: &[Span]| {
-        armt_write_prep(
-            &gpu, s, &kvb, kvb_ld, d_mem, &phi, &ka, &z, &b_beta, &mut uu, &mut gamma, spans, d, dk, true,
-        )
+    let inputs = WritePrep {
+        kvb: &kvb,
+        kvb_ld,
+        v_col: d_mem,
+        kphi: &phi,
+        ka: &ka,
+        z: &z,
+        b_beta: &b_beta,
+        d,
+        d_key: dk,
+        correction: true,
     };
+    let mut prep = |spans: &[Span]| armt_write_prep(&gpu, s, &inputs, &mut uu, &mut gamma, spans);
     assert!(prep(&[span(0, 0, rows, 2, 1, false)]).is_ok());
     assert!(rejected(prep(&[span(0, 0, rows, 3, 1, false)])), "layer out of range");
     assert!(rejected(prep(&[span(0, 0, rows, 0, 2, false)])), "state out of range");

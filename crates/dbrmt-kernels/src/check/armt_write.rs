@@ -18,7 +18,7 @@ use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, poisoned_f32, put, upload_f32, Block,
     Check, Layout, SplitMix64, F32_OUT_TOL,
 };
-use crate::armt_write::{armt_write_prep, armt_z_update};
+use crate::armt_write::{armt_write_prep, armt_z_update, WritePrep};
 use crate::poison::POISON_F32_BITS;
 use crate::reference::armt_write::{write_prep, z_update, WriteFlags};
 use crate::reference::dpfp::dpfp;
@@ -232,23 +232,19 @@ fn run_write_prep(
     let (z_d, b_beta_d) = (upload_f32(stream, &z)?, upload_f32(stream, &b_beta)?);
     let mut u = poisoned_f32(gpu, stream, layout.out_rows * d)?;
     let mut gamma = poisoned_f32(gpu, stream, layout.out_rows)?;
-    armt_write_prep(
-        gpu,
-        stream,
-        &kvb_d,
+    let inputs = WritePrep {
+        kvb: &kvb_d,
         kvb_ld,
-        d_mem,
-        &kphi_d,
-        &ka_d,
-        &z_d,
-        &b_beta_d,
-        &mut u,
-        &mut gamma,
-        &layout.spans_flagged(&flags),
+        v_col: d_mem,
+        kphi: &kphi_d,
+        ka: &ka_d,
+        z: &z_d,
+        b_beta: &b_beta_d,
         d,
-        dk,
+        d_key: dk,
         correction,
-    )?;
+    };
+    armt_write_prep(gpu, stream, &inputs, &mut u, &mut gamma, &layout.spans_flagged(&flags))?;
     Ok((download_f32(stream, &u)?, download_f32(stream, &gamma)?))
 }
 

@@ -8,21 +8,13 @@ use super::harness::{
     upload_bf16, Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
 };
 use crate::attention::attention_causal;
-use crate::params::Span;
+use crate::params::{Heads, Span};
 use crate::reference::attention::{causal_gqa_attention, causal_gqa_attention_cached};
 use crate::{Gpu, KernelError};
 
-/// The head shape of a check.
-#[derive(Debug, Clone, Copy)]
-pub struct AttentionShape {
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub head_dim: usize,
-}
-
 struct Case {
     layout: Layout,
-    shape: AttentionShape,
+    shape: Heads,
     qkv_ld: usize,
     out_ld: usize,
     scale: f32,
@@ -30,7 +22,7 @@ struct Case {
 }
 
 impl Case {
-    fn new(seed: u64, rows: &[usize], shape: AttentionShape) -> Case {
+    fn new(seed: u64, rows: &[usize], shape: Heads) -> Case {
         let mut rng = SplitMix64::new(seed);
         let layout = Layout::rows(rows, 1, false, 0);
         // Padded (even) strides: the kernel must use them, not the widths.
@@ -55,16 +47,12 @@ impl Case {
         format!("rows={rows:?} H={} KV={} hd={}", s.heads, s.kv_heads, s.head_dim)
     }
 
+    /// Launches on `spans` (a span's queries from its position `pos`: the rows before it act as a KV cache) over a
+    /// poisoned output; returns the whole output buffer.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
-        self.run_at(gpu, spans, &vec![0; spans.len()])
-    }
-
-    /// As `run`, span `i`'s queries from position `starts[i]` (the rows before it act as a KV cache).
-    fn run_at(&self, gpu: &Gpu, spans: &[Span], starts: &[usize]) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
         let qkv = upload_bf16(stream, &self.qkv)?;
         let mut out = poisoned_bf16(gpu, stream, self.layout.out_rows * self.out_ld)?;
-        let s = self.shape;
         attention_causal(
             gpu,
             stream,
@@ -73,10 +61,7 @@ impl Case {
             &mut out,
             self.out_ld,
             spans,
-            starts,
-            s.heads,
-            s.kv_heads,
-            s.head_dim,
+            self.shape,
             self.scale,
         )?;
         Ok(stream.clone_dtoh(&out)?)
@@ -91,10 +76,10 @@ impl Case {
 /// and sums the softmax in f64). Tolerance [`BF16_OUT_TOL`]: q, k, v are the same bf16 values on both sides and the
 /// kernel keeps scores, probabilities and the accumulator in f32, so the error is the output's one bf16 rounding
 /// (≈ 1e-3 RMS) plus f32 accumulation-order differences over up to 4352 keys (~1e-5).
-pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: AttentionShape) -> Result<Check, KernelError> {
+pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: Heads) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
     let out = case.run(gpu, &case.layout.spans)?;
-    let AttentionShape {
+    let Heads {
         heads,
         kv_heads,
         head_dim,
@@ -127,7 +112,7 @@ pub fn check_attention_grouping(
     seed: u64,
     rows: &[usize],
     target: usize,
-    shape: AttentionShape,
+    shape: Heads,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
     let s = case.layout.spans[target];
@@ -151,7 +136,7 @@ pub fn check_attention_cached(
     seed: u64,
     rows: &[usize],
     cached: &[usize],
-    shape: AttentionShape,
+    shape: Heads,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
     let whole = case.run(gpu, &case.layout.spans)?;
@@ -160,10 +145,14 @@ pub fn check_attention_cached(
         .spans
         .iter()
         .zip(cached)
-        .map(|(s, &c)| Span { rows: s.rows - c, ..*s })
+        .map(|(s, &c)| Span {
+            rows: s.rows - c,
+            pos: c,
+            ..*s
+        })
         .collect();
-    let out = case.run_at(gpu, &new, cached)?;
-    let AttentionShape {
+    let out = case.run(gpu, &new)?;
+    let Heads {
         heads,
         kv_heads,
         head_dim,
@@ -205,7 +194,7 @@ pub fn check_attention_cached(
 /// that are not multiples of the 64-query or 32-key tiles (1, 17, 40, 65, 1152 + a short last segment, 4352 = T + M
 /// at T = 4096, M = 256), several spans per launch, and the grouping check.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let shape = |heads, kv_heads, head_dim| AttentionShape {
+    let shape = |heads, kv_heads, head_dim| Heads {
         heads,
         kv_heads,
         head_dim,

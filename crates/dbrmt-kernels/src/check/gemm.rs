@@ -1,16 +1,14 @@
 //! Checks of the grouped matrix products (`cuda/gemm_bf16.cu`, `cuda/gemm_f32.cu`) against `reference::gemm`.
 //!
-//! `gemm_bf16_nt_f32_af32` reads an f32 A and rounds it to bf16 as it stages it: its inputs are unrounded f32 values,
-//! its reference sees them rounded to bf16, and [`check_gemm_af32_rounding`] requires its bits to be those of
-//! `gemm_bf16_nt_f32` on A rounded to bf16 on the host.
+//! `gemm_nt_f32_bf16_f32` reads an f32 A and rounds it to bf16 as it stages it: its inputs are unrounded f32 values,
+//! its reference sees them rounded to bf16, and [`check_gemm_rounds_a`] requires its bits to be those of
+//! `gemm_nt_bf16_bf16_f32` on A rounded to bf16 on the host.
 //!
 //! Every case lays its groups out the way the engine does (cells' rows stacked in shared activation buffers, with
 //! a gap row between cells; weights or memory states stacked per layer, group g using layer g), optionally with row
 //! strides wider than the rows (`pad`). Every element of A and B that no group may read is NaN, so a read past an
 //! operand's edge poisons the result, and every element of C that no group may write holds the poison pattern and
 //! must still hold it afterwards (a stray write fails the check).
-
-use std::sync::Arc;
 
 use cudarc::driver::CudaStream;
 use half::bf16;
@@ -20,82 +18,50 @@ use super::harness::{
     poison_bits, poisoned_bf16, poisoned_f32, round_bf16, upload_bf16, upload_f32, Block, Check, SplitMix64,
     BF16_OUT_TOL, F32_OUT_TOL, POISON_BF16_BITS,
 };
-use crate::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup, Layout};
+use crate::gemm::{
+    gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
+    Dtype, GemmGroup, GemmKernel, Layout,
+};
 use crate::poison::POISON_F32_BITS;
 use crate::reference::gemm::{linear, linear_add, matmul, matmul_tn_add};
 use crate::{Gpu, KernelError};
 
-/// The entry points checked here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GemmKernel {
-    /// `gemm_bf16_nt_bf16`: C bf16 = A·Bᵀ.
-    Bf16NtBf16,
-    /// `gemm_bf16_nt_f32`: C f32 = A·Bᵀ, bf16 inputs.
-    Bf16NtF32,
-    /// `gemm_bf16_nt_f32_af32`: C f32 = bf16(A)·Bᵀ, A f32 (rounded to bf16 by the kernel), B bf16.
-    Bf16NtF32Af32,
-    /// `gemm_f32_nn`: C = A·B, f32.
-    F32Nn,
-    /// `gemm_f32_tn`: C = Aᵀ·B, f32.
-    F32Tn,
+/// What a check needs to know of a kernel beyond the registry: its tolerance and its C's poison.
+trait Judged {
+    /// Whether A is stored in bf16.
+    fn bf16_a(self) -> bool;
+    /// Whether B is stored in bf16.
+    fn bf16_b(self) -> bool;
+    /// Whether the kernel rounds its (f32) A to bf16 before multiplying (an f32 A with a bf16 B).
+    fn rounds_a(self) -> bool;
+    fn bf16_output(self) -> bool;
+    /// The tolerance of its output type.
+    fn tol(self) -> f64;
+    /// The bits an element of C that no group may write keeps (read back as f32): the poison of its output type.
+    fn poison(self) -> u32;
 }
 
-impl GemmKernel {
-    /// All five entry points.
-    pub const ALL: [GemmKernel; 5] = [
-        GemmKernel::Bf16NtBf16,
-        GemmKernel::Bf16NtF32,
-        GemmKernel::Bf16NtF32Af32,
-        GemmKernel::F32Nn,
-        GemmKernel::F32Tn,
-    ];
-
-    /// The kernel's entry point name.
-    pub fn entry(self) -> &'static str {
-        match self {
-            GemmKernel::Bf16NtBf16 => "gemm_bf16_nt_bf16",
-            GemmKernel::Bf16NtF32 => "gemm_bf16_nt_f32",
-            GemmKernel::Bf16NtF32Af32 => "gemm_bf16_nt_f32_af32",
-            GemmKernel::F32Nn => "gemm_f32_nn",
-            GemmKernel::F32Tn => "gemm_f32_tn",
-        }
-    }
-
-    fn layout(self) -> Layout {
-        match self {
-            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 | GemmKernel::Bf16NtF32Af32 => Layout::Nt,
-            GemmKernel::F32Nn => Layout::Nn,
-            GemmKernel::F32Tn => Layout::Tn,
-        }
-    }
-
-    /// Whether A is stored in bf16.
+impl Judged for GemmKernel {
     fn bf16_a(self) -> bool {
-        matches!(self, GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32)
+        self.dtypes()[0] == Dtype::Bf16
     }
 
-    /// Whether B is stored in bf16.
     fn bf16_b(self) -> bool {
-        matches!(
-            self,
-            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 | GemmKernel::Bf16NtF32Af32
-        )
+        self.dtypes()[1] == Dtype::Bf16
     }
 
-    /// Whether the kernel rounds its (f32) A to bf16 before multiplying.
     fn rounds_a(self) -> bool {
-        self == GemmKernel::Bf16NtF32Af32
+        !self.bf16_a() && self.bf16_b()
     }
 
     fn bf16_output(self) -> bool {
-        self == GemmKernel::Bf16NtBf16
+        self.dtypes()[2] == Dtype::Bf16
     }
 
-    /// The tolerance of its output type: [`BF16_OUT_TOL`] (one rounding of the f32 result), or [`F32_OUT_TOL`] (from
-    /// bf16 inputs, whose products are exact in f32, or from f32 inputs, only the order of the f32 summation differs
-    /// from the reference, a relative error of a few 1e-7 · √k; measured on an H100: 2.1e-6 for bf16 inputs at
-    /// k = 2048, 2.8e-7 for f32 at k = 384).
-    pub fn tol(self) -> f64 {
+    /// [`BF16_OUT_TOL`] (one rounding of the f32 result), or [`F32_OUT_TOL`] (from bf16 inputs, whose products are
+    /// exact in f32, or from f32 inputs, only the order of the f32 summation differs from the reference, a relative
+    /// error of a few 1e-7 · √k; measured on an H100: 2.1e-6 for bf16 inputs at k = 2048, 2.8e-7 for f32 at k = 384).
+    fn tol(self) -> f64 {
         if self.bf16_output() {
             BF16_OUT_TOL
         } else {
@@ -103,7 +69,6 @@ impl GemmKernel {
         }
     }
 
-    /// The bits an element of C that no group may write keeps (read back as f32): the poison of its output type.
     fn poison(self) -> u32 {
         if self.bf16_output() {
             poison_bits::<bf16>()
@@ -369,7 +334,7 @@ fn to_bf16_keep_poison(x: &[f32]) -> Vec<bf16> {
 /// Uploads the inputs, poisons (or fills) C, runs the launch over `groups` and downloads the whole of C.
 fn run_gpu(
     gpu: &Gpu,
-    stream: &Arc<CudaStream>,
+    stream: &std::sync::Arc<CudaStream>,
     case: &GemmCase,
     groups: &[GemmGroup],
     x: &Inputs,
@@ -382,7 +347,7 @@ fn run_gpu(
         } else {
             poisoned_f32(gpu, stream, x.c0.len())?
         };
-        gemm_bf16_nt_f32_af32(gpu, stream, &a, &b, &mut c, groups, acc)?;
+        gemm_nt_f32_bf16_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
         download_f32(stream, &c)
     } else if case.kernel.bf16_a() {
         let (a, b) = (upload_bf16(stream, &x.a)?, upload_bf16(stream, &x.b)?);
@@ -392,7 +357,7 @@ fn run_gpu(
             } else {
                 poisoned_bf16(gpu, stream, x.c0.len())?
             };
-            gemm_bf16_nt(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            gemm_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, groups, acc)?;
             download_bf16(stream, &c)
         } else {
             let mut c = if acc {
@@ -400,7 +365,7 @@ fn run_gpu(
             } else {
                 poisoned_f32(gpu, stream, x.c0.len())?
             };
-            gemm_bf16_nt_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            gemm_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
             download_f32(stream, &c)
         }
     } else {
@@ -410,10 +375,10 @@ fn run_gpu(
         } else {
             poisoned_f32(gpu, stream, x.c0.len())?
         };
-        if case.kernel == GemmKernel::F32Nn {
-            gemm_f32_nn(gpu, stream, &a, &b, &mut c, groups, acc)?;
+        if case.kernel == GemmKernel::NnF32F32F32 {
+            gemm_nn_f32_f32_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
         } else {
-            gemm_f32_tn(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            gemm_tn_f32_f32_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
         }
         download_f32(stream, &c)
     }
@@ -437,7 +402,7 @@ fn judge(
 }
 
 /// Runs one case on fresh random inputs drawn from `seed` and compares it with the f32 reference, with the
-/// tolerance of the kernel's output type ([`GemmKernel::tol`]).
+/// tolerance of the kernel's output type ([`Judged::tol`]).
 pub fn check_gemm(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
     let stream = gpu.stream();
     let l = lay_out(case);
@@ -484,14 +449,14 @@ pub fn check_gemm_grouping(gpu: &Gpu, seed: u64, kernel: GemmKernel, accumulate:
     Ok(bitwise(kernel.entry(), shape, &alone, &all))
 }
 
-/// `gemm_bf16_nt_f32_af32` against `gemm_bf16_nt_f32` on A rounded to bf16 on the host (to nearest, ties to even),
+/// `gemm_nt_f32_bf16_f32` against `gemm_nt_bf16_bf16_f32` on A rounded to bf16 on the host (to nearest, ties to even),
 /// the same groups, C and B: identical bits, since the kernel rounds A the same way as it stages it and runs the same
 /// tile loop. Every eighth element of A is made an exact tie between two bf16 values (so rounding half up, or
 /// truncating, shows). Tolerance 0: any differing bit fails.
-pub fn check_gemm_af32_rounding(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
+pub fn check_gemm_rounds_a(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
     assert_eq!(
         case.kernel,
-        GemmKernel::Bf16NtF32Af32,
+        GemmKernel::NtF32Bf16F32,
         "the rounding check is for the af32 kernel"
     );
     let stream = gpu.stream();
@@ -508,11 +473,11 @@ pub fn check_gemm_af32_rounding(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result
         c_mask: x.c_mask.clone(),
     };
     let bf16_case = GemmCase {
-        kernel: GemmKernel::Bf16NtF32,
+        kernel: GemmKernel::NtBf16Bf16F32,
         ..case.clone()
     };
     let want = run_gpu(gpu, stream, &bf16_case, &l.groups, &rounded)?;
-    let shape = format!("{} vs gemm_bf16_nt_f32(bf16(A)), ties", case.shape());
+    let shape = format!("{} vs gemm_nt_bf16_bf16_f32(bf16(A)), ties", case.shape());
     let blocks = c_blocks(&l.groups);
     let check = judge(
         case.kernel.entry(),
@@ -565,19 +530,19 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         accumulate,
     };
     // The decoder's projections: T + M = 1152 rows, d = 2048 (a down projection with residual: k = 2048).
-    cases.push(case(GemmKernel::Bf16NtBf16, &[1152, 1152], 2048, 2048, false));
-    cases.push(case(GemmKernel::Bf16NtBf16, &[1152, 500], 2048, 2048, true));
+    cases.push(case(GemmKernel::NtBf16Bf16Bf16, &[1152, 1152], 2048, 2048, false));
+    cases.push(case(GemmKernel::NtBf16Bf16Bf16, &[1152, 500], 2048, 2048, true));
     // ARMT projections [K|V|β] (64 + 2048 + 1 columns) of M = 128 memory rows; an LM head (SmolLM2's vocab, odd).
-    cases.push(case(GemmKernel::Bf16NtF32, &[128, 128, 128], 2113, 2048, false));
-    cases.push(case(GemmKernel::Bf16NtF32, &[1, 3], 49157, 576, false));
+    cases.push(case(GemmKernel::NtBf16Bf16F32, &[128, 128, 128], 2113, 2048, false));
+    cases.push(case(GemmKernel::NtBf16Bf16F32, &[1, 3], 49157, 576, false));
     // With f32 hidden rows: the o projection's residual add into them (f32 C, accumulating), and the products that
     // read them (A f32): the ARMT projections of the memory rows and the read's W_q (d_mem = 64) over T + M rows.
-    cases.push(case(GemmKernel::Bf16NtF32, &[1152, 500], 2048, 2048, true));
-    cases.push(case(GemmKernel::Bf16NtF32Af32, &[128, 128, 128], 2113, 2048, false));
-    cases.push(case(GemmKernel::Bf16NtF32Af32, &[1152, 300], 64, 2048, false));
+    cases.push(case(GemmKernel::NtBf16Bf16F32, &[1152, 500], 2048, 2048, true));
+    cases.push(case(GemmKernel::NtF32Bf16F32, &[128, 128, 128], 2113, 2048, false));
+    cases.push(case(GemmKernel::NtF32Bf16F32, &[1152, 300], 64, 2048, false));
     // The memory read φ(q)·A (D = 384) and the update A += Kᵀ·U (M = 128).
-    cases.push(case(GemmKernel::F32Nn, &[1152, 144], 2048, 384, false));
-    cases.push(case(GemmKernel::F32Tn, &[384, 384, 384], 2048, 128, true));
+    cases.push(case(GemmKernel::NnF32F32F32, &[1152, 144], 2048, 384, false));
+    cases.push(case(GemmKernel::TnF32F32F32, &[384, 384, 384], 2048, 128, true));
 
     let mut results: Vec<Result<Check, KernelError>> = cases
         .iter()
@@ -597,14 +562,14 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         .enumerate()
     {
         let case = GemmCase {
-            kernel: GemmKernel::Bf16NtF32Af32,
+            kernel: GemmKernel::NtF32Bf16F32,
             ms,
             n,
             k,
             pad,
             accumulate,
         };
-        results.push(check_gemm_af32_rounding(gpu, seed.wrapping_add(2000 + i as u64), &case));
+        results.push(check_gemm_rounds_a(gpu, seed.wrapping_add(2000 + i as u64), &case));
     }
     results
 }

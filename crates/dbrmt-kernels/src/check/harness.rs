@@ -572,7 +572,11 @@ mod tests {
         let mut z = vec![0u32; 12];
         b.scatter(&mut z, &[1, 2, 3, 4]);
         put(&mut z, 4, 2, &[7, 7], 2);
-        assert_eq!(z, [0, 0, 0, 1, 2, 0, 0, 0, 7, 7, 0, 0], "row 2 overwrites the block's second row");
+        assert_eq!(
+            z,
+            [0, 0, 0, 1, 2, 0, 0, 0, 7, 7, 0, 0],
+            "row 2 overwrites the block's second row"
+        );
 
         let (p, one) = (bf16::from_bits(POISON_BF16_BITS), bf16::from_f32(1.0));
         let poisoned = |_| poison_bits::<bf16>();

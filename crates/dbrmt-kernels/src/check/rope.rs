@@ -7,7 +7,7 @@ use super::harness::{
     bf16_normal, bitwise, changed_outside, compare, fail_if, gather, upload_bf16, upload_f32, Block, Check, Layout,
     SplitMix64, BF16_OUT_TOL,
 };
-use crate::params::Span;
+use crate::params::{Heads, Span};
 use crate::reference::rope::{apply_rope, Llama3Scaling, RopeTable};
 use crate::rope::rope;
 use crate::{Gpu, KernelError};
@@ -67,21 +67,19 @@ impl Case {
         format!("rows={rows:?} H={} KV={} hd={} {t}", s.heads, s.kv_heads, s.head_dim)
     }
 
-    /// Uploads the buffer, rotates it on `spans` and downloads it.
+    /// Uploads the buffer, rotates it on `spans` (a span's first row at its position `pos`) and downloads it.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
-        self.run_at(gpu, spans, &vec![0; spans.len()])
-    }
-
-    /// As `run`, span `i`'s first row at position `starts[i]`.
-    fn run_at(&self, gpu: &Gpu, spans: &[Span], starts: &[usize]) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
         let mut qkv = upload_bf16(stream, &self.qkv)?;
         let cos = upload_f32(stream, &self.table.cos)?;
         let sin = upload_f32(stream, &self.table.sin)?;
         let s = self.shape;
-        rope(
-            gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, starts, s.heads, s.kv_heads, s.head_dim,
-        )?;
+        let heads = Heads {
+            heads: s.heads,
+            kv_heads: s.kv_heads,
+            head_dim: s.head_dim,
+        };
+        rope(gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, heads)?;
         Ok(stream.clone_dtoh(&qkv)?)
     }
 
@@ -170,10 +168,11 @@ pub fn check_rope_at(
             in_row: s.in_row + c,
             out_row: s.in_row + c,
             rows: s.rows - c,
+            pos: c,
             ..*s
         })
         .collect();
-    let out = case.run_at(gpu, &new, cached)?;
+    let out = case.run(gpu, &new)?;
     let width = case.width();
     let pick = |y: &[bf16]| -> Vec<bf16> {
         new.iter()

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use cudarc::driver::CudaStream;
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
-    armt_write::{armt_write_prep, armt_z_update},
+    armt_write::{armt_write_prep, armt_z_update, WritePrep},
     attention::attention_causal,
     dpfp::dpfp,
     embed::embed_segment,
-    gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup},
-    params::{Span, MAX_GROUPS},
+    gemm::{
+        gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
+        GemmGroup,
+    },
+    params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
     swiglu::swiglu,
@@ -126,6 +129,7 @@ impl GpuModel {
             layer: x.layer,
             flag: x.first_segment,
             state: x.state,
+            pos: 0,
         };
         let to_scratch: Vec<Span> = cells
             .iter()
@@ -158,9 +162,7 @@ impl GpuModel {
                     in_row: tok,
                     out_row: hid(x),
                     rows: x.text_rows,
-                    layer: 0,
-                    flag: false,
-                    state: 0,
+                    ..Span::default()
                 })
             })
             .collect();
@@ -189,7 +191,7 @@ impl GpuModel {
                     gemm(i, (hid(x) * d, x.layer * dm * d, packed[i].0 * dm), (dm, d), (d, d, dm))
                 })
                 .collect();
-            gemm_bf16_nt_f32_af32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &g, false)?;
+            gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &g, false)?;
             dpfp(
                 gpu,
                 stream,
@@ -214,7 +216,7 @@ impl GpuModel {
                     )
                 })
                 .collect();
-            gemm_f32_nn(gpu, stream, &ws.phi, &st.a, &mut ws.num, &g, false)?;
+            gemm_nn_f32_f32_f32(gpu, stream, &ws.phi, &st.a, &mut ws.num, &g, false)?;
             let apply: Vec<Span> = readers
                 .iter()
                 .map(|&i| Span {
@@ -257,8 +259,12 @@ impl GpuModel {
                 )
             })
             .collect();
-        gemm_bf16_nt(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &g, false)?;
-        let (h, kvh, hd) = (c.llama.num_heads, c.llama.num_kv_heads, c.llama.head_dim);
+        gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &g, false)?;
+        let heads = Heads {
+            heads: c.llama.num_heads,
+            kv_heads: c.llama.num_kv_heads,
+            head_dim: c.llama.head_dim,
+        };
         let starts: Vec<usize> = cells.iter().map(|x| x.open_at.unwrap_or(0)).collect();
         let rotate: Vec<Span> = cells
             .iter()
@@ -266,52 +272,29 @@ impl GpuModel {
             .map(|(i, x)| Span {
                 in_row: qkv_row(i, x),
                 out_row: qkv_row(i, x),
+                pos: starts[i],
                 ..in_scratch[i]
             })
             .collect();
-        rope(
-            gpu,
-            stream,
-            &mut ws.qkv,
-            qkv,
-            &w.rope_cos,
-            &w.rope_sin,
-            &rotate,
-            &starts,
-            h,
-            kvh,
-            hd,
-        )?;
+        rope(gpu, stream, &mut ws.qkv, qkv, &w.rope_cos, &w.rope_sin, &rotate, heads)?;
         // keys from the segment's row 0: for an open segment, its cache rows before the new ones
         let attend: Vec<Span> = cells
             .iter()
             .enumerate()
             .map(|(i, x)| Span {
                 in_row: qkv_row(i, x) - starts[i],
+                pos: starts[i],
                 ..in_scratch[i]
             })
             .collect();
-        let scale = 1.0 / (hd as f32).sqrt();
-        attention_causal(
-            gpu,
-            stream,
-            &ws.qkv,
-            qkv,
-            &mut ws.attn,
-            q,
-            &attend,
-            &starts,
-            h,
-            kvh,
-            hd,
-            scale,
-        )?;
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        attention_causal(gpu, stream, &ws.qkv, qkv, &mut ws.attn, q, &attend, heads, scale)?;
         let g: Vec<GemmGroup> = cells
             .iter()
             .enumerate()
             .map(|(i, x)| gemm(i, (packed[i].0 * q, x.layer * d * q, hid(x) * d), (d, q), (q, q, d)))
             .collect();
-        gemm_bf16_nt_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &g, true)?;
+        gemm_nt_bf16_bf16_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &g, true)?;
 
         // 4. MLP block: x += down(silu(gate(norm(x))) · up(norm(x)))
         rms_norm(
@@ -338,7 +321,7 @@ impl GpuModel {
                 )
             })
             .collect();
-        gemm_bf16_nt(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &g, false)?;
+        gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &g, false)?;
         swiglu(
             gpu,
             stream,
@@ -361,7 +344,7 @@ impl GpuModel {
                 )
             })
             .collect();
-        gemm_bf16_nt_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &g, true)?;
+        gemm_nt_bf16_bf16_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &g, true)?;
 
         // 5. the write from the M post-block memory rows (whole segments only; an open segment writes when it closes)
         let writers: Vec<(usize, &StepCell)> = cells.iter().enumerate().filter(|(_, x)| x.open_at.is_none()).collect();
@@ -419,7 +402,7 @@ impl GpuModel {
                 ))
             })
             .collect();
-        gemm_bf16_nt_f32_af32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &g, false)?;
+        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &g, false)?;
         dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, dm, c.armt.nu)?;
         let g: Vec<GemmGroup> = cells
             .iter()
@@ -427,25 +410,21 @@ impl GpuModel {
             .map(|&(i, x)| mem_gemm(gemm((i * m * dk, x.state * dk * d, i * m * d), (d, dk), (dk, d, d))))
             .collect();
         if !g.is_empty() {
-            gemm_f32_nn(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &g, false)?;
+            gemm_nn_f32_f32_f32(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &g, false)?;
         }
-        armt_write_prep(
-            gpu,
-            stream,
-            &ws.kvb,
-            kvb,
-            dm,
-            &ws.kphi,
-            &ws.ka,
-            &st.z,
-            &w.beta_bias,
-            &mut ws.upd,
-            &mut ws.gamma,
-            &mem,
+        let prep = WritePrep {
+            kvb: &ws.kvb,
+            kvb_ld: kvb,
+            v_col: dm,
+            kphi: &ws.kphi,
+            ka: &ws.ka,
+            z: &st.z,
+            b_beta: &w.beta_bias,
             d,
-            dk,
-            c.armt.correction,
-        )?;
+            d_key: dk,
+            correction: c.armt.correction,
+        };
+        armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
         // A += Kᵀ U: K stored [M, D] is the transposed left operand of a [D, d] product over M
         let g: Vec<GemmGroup> = cells
             .iter()
@@ -461,7 +440,7 @@ impl GpuModel {
                 ldc: d,
             })
             .collect();
-        gemm_f32_tn(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &g, true)?;
+        gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &g, true)?;
         armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
         Ok(())
     }
@@ -483,9 +462,7 @@ impl GpuModel {
             in_row: slot * ws.rows,
             out_row: 0,
             rows: text_rows,
-            layer: 0,
-            flag: false,
-            state: 0,
+            ..Span::default()
         };
         let w = &self.weights;
         rms_norm(
@@ -516,7 +493,7 @@ impl GpuModel {
             ldb: d,
             ldc: v,
         };
-        gemm_bf16_nt_f32(gpu, stream, &ws.final_hidden, w.lm_head(), &mut ws.logits, &[g], false)?;
+        gemm_nt_bf16_bf16_f32(gpu, stream, &ws.final_hidden, w.lm_head(), &mut ws.logits, &[g], false)?;
         Ok(rows)
     }
 }
