@@ -21,18 +21,37 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// How to get nvcc where no CUDA toolkit is installed (pinned: an unpinned nvvm breaks ptxas).
-const HOW_TO_GET_NVCC: &str = "python3 -m venv .nvcc && .nvcc/bin/pip install \
-nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88 \
-nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85 && \
-export NVCC=$PWD/.nvcc/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc";
+/// The pinned nvcc wheels (`cuda/nvcc-wheels.txt`, one `name==version` per line; the list `.ci/run` installs).
+const NVCC_WHEELS: &str = include_str!("../../cuda/nvcc-wheels.txt");
 
-/// The only target: our kernels use Hopper-only instructions (wgmma, TMA), and a single real
+/// The wheels of [`NVCC_WHEELS`] on one line, separated by spaces.
+fn nvcc_wheels() -> String {
+    let wheels: Vec<&str> = NVCC_WHEELS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    wheels.join(" ")
+}
+
+/// How to get nvcc where no CUDA toolkit is installed (pinned: an unpinned nvvm breaks ptxas).
+fn how_to_get_nvcc() -> String {
+    format!(
+        "python3 -m venv .nvcc && .nvcc/bin/pip install {} && \
+         export NVCC=$PWD/.nvcc/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc",
+        nvcc_wheels()
+    )
+}
+
+/// The only target, sm_90a: the version-1 kernels need nothing beyond sm_90, but the arch-specific instructions
+/// (wgmma, TMA) that Hopper kernels of later versions are written with exist only in sm_90a, and a single real
 /// target keeps nvcc from running a compute_90 PTX pass that such code fails.
 const GENCODE: &str = "-gencode=arch=compute_90a,code=sm_90a";
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(dbrmt_has_cubins)");
+    // For KernelError::NotBuilt's message.
+    println!("cargo::rustc-env=DBRMT_NVCC_WHEELS={}", nvcc_wheels());
     for var in ["NVCC", "CUDA_HOME", "PATH", "DBRMT_REQUIRE_NVCC"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
@@ -54,13 +73,15 @@ fn main() {
         if require_nvcc {
             panic!(
                 "DBRMT_REQUIRE_NVCC is set but no nvcc was found (NVCC, $CUDA_HOME/bin/nvcc, PATH). \
-                 Get one with: {HOW_TO_GET_NVCC}"
+                 Get one with: {}",
+                how_to_get_nvcc()
             );
         }
         println!(
             "cargo::warning=dbrmt-kernels: no nvcc found (NVCC, $CUDA_HOME/bin/nvcc, PATH), so the \
              GPU kernels are not built and every launch will return KernelError::NotBuilt. \
-             Get nvcc with: {HOW_TO_GET_NVCC}"
+             Get nvcc with: {}",
+            how_to_get_nvcc()
         );
         println!("cargo::rustc-env=DBRMT_NVCC_USED=0");
         write_cubins_rs(&out_dir, &kernels, false);
