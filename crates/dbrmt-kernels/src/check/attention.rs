@@ -4,8 +4,8 @@
 use half::bf16;
 
 use super::harness::{
-    bf16_normal, bitwise, changed_outside, compare, differing_bits, fail_if, gather, poison_bits, poisoned_bf16,
-    upload_bf16, Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
+    alone_vs_grouped, bf16_normal, changed_outside, compare, differing_bits, fail_if, gather, poison_bits,
+    poisoned_bf16, upload_bf16, Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
 };
 use crate::attention::attention_causal;
 use crate::params::{Heads, Span};
@@ -115,16 +115,13 @@ pub fn check_attention_grouping(
     shape: Heads,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
-    let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, case.out_ld, s.out_row, s.rows, 0, case.q_width());
-    Ok(bitwise(
+    alone_vs_grouped(
         "attention_causal_bf16",
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run(gpu, spans),
+        |s| Block::rows(case.out_ld, s.out_row, s.rows, 0, case.q_width()),
+    )
 }
 
 /// The new rows of open segments: span `i` has `cached[i]` rows already in the buffer (its KV cache) and the rest of

@@ -5,7 +5,7 @@
 use half::bf16;
 
 use super::harness::{
-    below, bf16_normal, bitwise, changed_outside, compare, download_hidden, fail_if, gather, poison_bits,
+    alone_vs_grouped, below, bf16_normal, changed_outside, compare, download_hidden, fail_if, gather, poison_bits,
     poisoned_hidden, upload_bf16, Block, Check, Layout, SplitMix64,
 };
 use crate::embed::{embed_segment, kernel, BAD_ID_F32_BITS};
@@ -170,16 +170,13 @@ pub fn check_embed_grouping<H: HiddenElem>(
 ) -> Result<Check, KernelError> {
     let (d, vocab, mem_rows) = (576, 1000, 16);
     let case = Case::new(seed, rows, d, vocab, mem_rows);
-    let s = case.layout.spans[target];
-    let alone = case.run::<H>(gpu, &[s])?;
-    let grouped = case.run::<H>(gpu, &case.layout.spans)?;
-    let pick = |y: &[f32]| gather(y, d, s.out_row, s.rows + mem_rows, 0, d);
-    Ok(bitwise(
+    alone_vs_grouped(
         kernel::<H>().entry,
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run::<H>(gpu, spans),
+        |s| Block::rows(d, s.out_row, s.rows + mem_rows, 0, d),
+    )
 }
 
 /// Segment inputs at SmolLM2's and Llama-3.2-1B's widths, full and short last segments, with and without memory

@@ -438,6 +438,23 @@ pub fn bitwise<T: HiddenElem>(kernel: &'static str, shape: String, alone: &[T], 
     fail_if(check, differing_bits(alone, grouped), "elements differ in bits")
 }
 
+/// The grouping check of a kernel over spans: `run` launched with span `target` of `spans` alone and with all of
+/// them; the block `out(target span)` of the output must have the same bits in both (tolerance 0).
+pub fn alone_vs_grouped<T: HiddenElem>(
+    kernel: &'static str,
+    shape: String,
+    (spans, target): (&[Span], usize),
+    run: impl Fn(&[Span]) -> Result<Vec<T>, KernelError>,
+    out: impl Fn(&Span) -> Block,
+) -> Result<Check, KernelError> {
+    let s = spans[target];
+    let alone = run(&[s])?;
+    let grouped = run(spans)?;
+    let b = out(&s);
+    let shape = format!("{shape} cell {target} alone vs grouped");
+    Ok(bitwise(kernel, shape, &b.gather(&alone), &b.gather(&grouped)))
+}
+
 // ------------------------------------------------------------------------------------------------------------------
 // Reporting
 

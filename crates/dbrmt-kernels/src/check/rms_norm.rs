@@ -4,8 +4,8 @@
 use half::bf16;
 
 use super::harness::{
-    bf16_normal, bitwise, changed_outside, compare, fail_if, gather, hidden_normal, poison_bits, poisoned_bf16,
-    round_bf16, upload_bf16, upload_hidden, Check, Layout, SplitMix64, BF16_OUT_TOL,
+    alone_vs_grouped, bf16_normal, changed_outside, compare, fail_if, gather, hidden_normal, poison_bits,
+    poisoned_bf16, round_bf16, upload_bf16, upload_hidden, Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
 };
 use crate::params::Span;
 use crate::reference::rms_norm::rms_norm as rms_norm_ref;
@@ -105,16 +105,13 @@ pub fn check_rms_norm_grouping<X: HiddenElem>(
     d: usize,
 ) -> Result<Check, KernelError> {
     let case = Case::new::<X>(seed, rows, d, rows.len());
-    let s = case.layout.spans[target];
-    let alone = case.run::<X>(gpu, &[s])?;
-    let grouped = case.run::<X>(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, case.y_ld, s.out_row, s.rows, 0, d);
-    Ok(bitwise(
+    alone_vs_grouped(
         kernel::<X>().entry,
-        format!("{} cell {target} alone vs grouped", case.shape()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.shape(),
+        (&case.layout.spans, target),
+        |spans| case.run::<X>(gpu, spans),
+        |s| Block::rows(case.y_ld, s.out_row, s.rows, 0, d),
+    )
 }
 
 /// RMSNorm at the shapes the engine uses and at awkward ones (d not a multiple of the block, rows 1 and 17, a

@@ -4,8 +4,8 @@
 use half::bf16;
 
 use super::harness::{
-    bf16_normal, bitwise, changed_outside, compare, fail_if, gather, upload_bf16, upload_f32, Block, Check, Layout,
-    SplitMix64, BF16_OUT_TOL,
+    alone_vs_grouped, bf16_normal, bitwise, changed_outside, compare, fail_if, gather, upload_bf16, upload_f32, Block,
+    Check, Layout, SplitMix64, BF16_OUT_TOL,
 };
 use crate::params::{Heads, Span};
 use crate::reference::rope::{apply_rope, Llama3Scaling, RopeTable};
@@ -135,16 +135,13 @@ pub fn check_rope_grouping(
     shape: RopeShape,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
-    let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, case.ld, s.in_row, s.rows, 0, case.width());
-    Ok(bitwise(
+    alone_vs_grouped(
         "rope_bf16",
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run(gpu, spans),
+        |s| Block::rows(case.ld, s.in_row, s.rows, 0, case.width()),
+    )
 }
 
 /// The new rows of open segments: of each span's `rows[i]` rows, only those from `cached[i]` on are rotated, launched

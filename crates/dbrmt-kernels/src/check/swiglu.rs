@@ -3,8 +3,8 @@
 use half::bf16;
 
 use super::harness::{
-    bf16_normal, bitwise, changed_outside, compare, fail_if, gather, poison_bits, poisoned_bf16, upload_bf16, Check,
-    Layout, SplitMix64, BF16_OUT_TOL,
+    alone_vs_grouped, bf16_normal, changed_outside, compare, fail_if, gather, poison_bits, poisoned_bf16, upload_bf16,
+    Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
 };
 use crate::params::Span;
 use crate::reference::swiglu::swiglu as swiglu_ref;
@@ -83,16 +83,13 @@ pub fn check_swiglu_grouping(
     inter: usize,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, inter);
-    let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, case.act_ld, s.out_row, s.rows, 0, inter);
-    Ok(bitwise(
+    alone_vs_grouped(
         "swiglu_bf16",
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run(gpu, spans),
+        |s| Block::rows(case.act_ld, s.out_row, s.rows, 0, inter),
+    )
 }
 
 /// SwiGLU at SmolLM2's and Llama-3.2-1B's intermediate sizes and at an odd one, short spans included.
