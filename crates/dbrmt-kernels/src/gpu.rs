@@ -98,24 +98,24 @@ impl Gpu {
     /// Fails with [`KernelError::NotBuilt`] when the crate was built without nvcc.
     pub fn function(&self, kernel: &Kernel) -> Result<CudaFunction, KernelError> {
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = loaded.functions.get(&(kernel.file, kernel.entry)) {
+        if let Some(f) = loaded.functions.get(&(kernel.file(), kernel.entry)) {
             return Ok(f.clone());
         }
-        let module = match loaded.modules.get(kernel.file) {
+        let module = match loaded.modules.get(kernel.file()) {
             Some(module) => module.clone(),
             None => {
-                if kernel.cubin.is_empty() {
+                if kernel.cubin.bytes.is_empty() {
                     return Err(KernelError::NotBuilt);
                 }
                 // Copied into a Vec: cuModuleLoadData wants an aligned image, which the heap
                 // gives and include_bytes! does not promise.
-                let module = self.ctx.load_module(Ptx::from_binary(kernel.cubin.to_vec()))?;
-                loaded.modules.insert(kernel.file, module.clone());
+                let module = self.ctx.load_module(Ptx::from_binary(kernel.cubin.bytes.to_vec()))?;
+                loaded.modules.insert(kernel.file(), module.clone());
                 module
             }
         };
         let f = module.load_function(kernel.entry)?;
-        loaded.functions.insert((kernel.file, kernel.entry), f.clone());
+        loaded.functions.insert((kernel.file(), kernel.entry), f.clone());
         Ok(f)
     }
 }
