@@ -9,8 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 mkdir -p target/dev
+rm -f target/dev/attention_sm90_dev
 echo "building target/dev/attention_sm90_dev with $NVCC ($("$NVCC" --version | tail -1))"
+# The ptxas report of the two kernels (registers, spills, wgmma serialisation warnings), then the harness.
 "$NVCC" -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a -Xptxas -v -o target/dev/attention_sm90_dev \
-    cuda/dev/attention_sm90.cu -lcuda 2>&1 | grep -E "attention_sm90_causal|Used|spill|C75|error|warning" || true
-test -x target/dev/attention_sm90_dev
+    cuda/dev/attention_sm90.cu -lcuda > target/dev/attention_sm90_build.log 2>&1 || { cat target/dev/attention_sm90_build.log; exit 1; }
+grep -A2 -E "Compiling entry function 'attention_sm90" target/dev/attention_sm90_build.log | grep -vE "^--$" || true
+grep -E "C75[0-9]{2}|error" target/dev/attention_sm90_build.log || true
 exec target/dev/attention_sm90_dev "$@"
