@@ -281,7 +281,7 @@ fn tiles(g: &GemmGroup) -> usize {
 /// Two regions with the same row stride that do not wrap around it are rectangles of the same grid, so they are
 /// compared exactly (groups may own different column blocks of the same rows); otherwise their element ranges
 /// `[first, last]` must not overlap (conservative: interleaved regions with different strides are refused).
-fn check_disjoint_c(kernel: &str, groups: &[GemmGroup]) -> Result<(), KernelError> {
+pub(crate) fn check_disjoint_c(kernel: &str, groups: &[GemmGroup]) -> Result<(), KernelError> {
     let nonempty: Vec<(usize, &GemmGroup)> = groups.iter().enumerate().filter(|(_, g)| g.m > 0 && g.n > 0).collect();
     for (x, &(i, gi)) in nonempty.iter().enumerate() {
         for &(j, gj) in &nonempty[x + 1..] {

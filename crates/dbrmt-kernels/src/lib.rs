@@ -8,6 +8,7 @@ pub mod dpfp;
 pub mod embed;
 pub mod error;
 pub mod gemm;
+pub mod gemm_sm90;
 pub mod gpu;
 pub mod hidden;
 pub mod kernel;

@@ -165,3 +165,11 @@ fn bad_groups_are_refused_before_launch() {
     )));
     stream.synchronize().unwrap();
 }
+
+/// The v2 GEMM (`cuda/gemm_sm90.cu`): every epilogue against the reference, off-tile shapes, stray writes, and a
+/// cell alone vs grouped (bitwise).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_sm90_matches_the_reference_and_is_bitwise_alone_vs_grouped() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::checks);
+}

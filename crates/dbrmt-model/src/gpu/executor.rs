@@ -6,7 +6,7 @@ use cudarc::driver::CudaStream;
 use dbrmt_formats::{MemoryState, ModelConfig, TensorRead};
 use dbrmt_kernels::Gpu;
 
-use super::{DeviceState, DeviceWeights, GpuModel, StepCell, Workspace};
+use super::{DeviceState, DeviceWeights, GpuModel, Projections, StepCell, Workspace};
 use crate::{cpu::Resume, input::segment_range, LogitsMode, ModelError, Output};
 use dbrmt_schedule::{Schedule, Tracker};
 
@@ -31,10 +31,12 @@ impl GpuExecutor {
     pub fn new(ordinal: usize, src: &impl TensorRead) -> Result<(Self, String), ModelError> {
         let gpu = Gpu::new(ordinal)?;
         let stream = gpu.stream().clone();
-        let (weights, identity) = DeviceWeights::upload(&stream, src)?;
+        let projections = Projections::for_model(src.config());
+        let (weights, identity) = DeviceWeights::upload(&stream, src, projections == Projections::Sm90)?;
         let model = GpuModel {
             cfg: src.config().clone(),
             weights,
+            projections,
         };
         let executor = Self {
             gpu,
@@ -103,6 +105,7 @@ impl GpuExecutor {
                 slots.max(1),
                 logit_rows,
                 0,
+                self.model.projections,
             )?);
         }
         let ws = guard.as_mut().expect("workspace just ensured");

@@ -19,7 +19,7 @@ mod weights;
 mod workspace;
 
 pub use executor::{DeviceTiming, GpuExecutor};
-pub use model::{GpuModel, StepCell};
+pub use model::{GpuModel, Projections, StepCell};
 pub use session::Session;
 pub use state::DeviceState;
 pub use weights::DeviceWeights;

@@ -1,6 +1,6 @@
 //! One diagonal step on the device: up to `max_cells` cells, each a group of every grouped launch.
 
-use cudarc::driver::CudaStream;
+use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
     armt_write::{armt_write_prep, armt_z_update, WritePrep},
@@ -11,12 +11,15 @@ use dbrmt_kernels::{
         gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
         GemmGroup,
     },
+    gemm_sm90::{gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
     swiglu::swiglu,
     Gpu, KernelError,
 };
+
+use half::bf16;
 
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
@@ -50,11 +53,39 @@ impl StepCell {
     }
 }
 
-/// The model on the device: config and weights.
+/// Which kernels run the bf16 projections (q/k/v, o, gate/up, down, the LM head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projections {
+    /// The version-1 WMMA kernels (`cuda/gemm_bf16.cu`) and a separate SwiGLU kernel.
+    V1,
+    /// The sm_90a v2 GEMM (`cuda/gemm_sm90.cu`: TMA, wgmma, persistent), SwiGLU fused into the gate/up product
+    /// (gate/up weights interleaved on upload).
+    Sm90,
+}
+
+impl Projections {
+    /// The v2 GEMM where every projection of `cfg` has shapes it takes (widths multiples of 8, the MLP width a
+    /// multiple of 64), else v1. `DBRMT_GEMM=v1` forces v1 (to compare the two on one build). The choice is per
+    /// model, never per step, so diagonal and sequential runs use the same kernels.
+    pub fn for_model(cfg: &ModelConfig) -> Self {
+        let l = &cfg.llama;
+        let widths = [l.hidden_size, l.q_dim(), l.q_dim() + 2 * l.kv_dim(), l.vocab_size];
+        let fits = widths.iter().all(|w| w.is_multiple_of(8)) && l.intermediate_size.is_multiple_of(64);
+        let forced_v1 = std::env::var("DBRMT_GEMM").is_ok_and(|v| v == "v1");
+        if fits && !forced_v1 {
+            Projections::Sm90
+        } else {
+            Projections::V1
+        }
+    }
+}
+
+/// The model on the device: config, weights, and the kernels of its projections.
 #[derive(Debug)]
 pub struct GpuModel {
     pub cfg: ModelConfig,
     pub weights: DeviceWeights,
+    pub projections: Projections,
 }
 
 /// `(offset, rows)` of each cell in the step's packed scratch.
@@ -219,7 +250,7 @@ impl GpuModel {
             l.rms_norm_eps,
         )?;
         let qkv: Vec<GemmGroup> = all.clone().map(|i| at.qkv(i)).collect();
-        gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv, false)?;
+        self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
         let heads = Heads {
             heads: l.num_heads,
             kv_heads: l.num_kv_heads,
@@ -250,7 +281,7 @@ impl GpuModel {
             scale,
         )?;
         let o: Vec<GemmGroup> = all.map(|i| at.o(i)).collect();
-        gemm_nt_bf16_bf16_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)
+        self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)
     }
 
     /// The MLP block: `x += down(silu(gate(norm(x))) · up(norm(x)))`.
@@ -270,21 +301,61 @@ impl GpuModel {
             at.d,
             l.rms_norm_eps,
         )?;
-        let gate_up: Vec<GemmGroup> = all.clone().map(|i| at.gate_up(i)).collect();
-        gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &gate_up, false)?;
-        let in_scratch: Vec<Span> = all.clone().map(|i| at.in_scratch(i)).collect();
-        swiglu(
-            gpu,
-            stream,
-            &ws.gate_up,
-            2 * at.inter,
-            &mut ws.act,
-            at.inter,
-            &in_scratch,
-            at.inter,
-        )?;
+        if self.projections == Projections::Sm90 {
+            // silu(gate)·up straight out of the gate/up product (weights interleaved on upload)
+            let act: Vec<GemmGroup> = all.clone().map(|i| at.gate_up_swiglu(i)).collect();
+            gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
+        } else {
+            let gate_up: Vec<GemmGroup> = all.clone().map(|i| at.gate_up(i)).collect();
+            gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &gate_up, false)?;
+            let in_scratch: Vec<Span> = all.clone().map(|i| at.in_scratch(i)).collect();
+            swiglu(
+                gpu,
+                stream,
+                &ws.gate_up,
+                2 * at.inter,
+                &mut ws.act,
+                at.inter,
+                &in_scratch,
+                at.inter,
+            )?;
+        }
         let down: Vec<GemmGroup> = all.map(|i| at.down(i)).collect();
-        gemm_nt_bf16_bf16_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)
+        self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)
+    }
+
+    /// A bf16 projection with a bf16 result, on the model's GEMM.
+    fn linear_bf16(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        a: &CudaSlice<bf16>,
+        b: &CudaSlice<bf16>,
+        c: &mut CudaSlice<bf16>,
+        groups: &[GemmGroup],
+    ) -> Result<(), KernelError> {
+        match self.projections {
+            Projections::Sm90 => gemm_sm90_nt_bf16_bf16_bf16(gpu, stream, a, b, c, groups),
+            Projections::V1 => gemm_nt_bf16_bf16_bf16(gpu, stream, a, b, c, groups, false),
+        }
+    }
+
+    /// A bf16 projection with an f32 result (accumulating: the residual adds), on the model's GEMM.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_f32(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        a: &CudaSlice<bf16>,
+        b: &CudaSlice<bf16>,
+        c: &mut CudaSlice<f32>,
+        groups: &[GemmGroup],
+        accumulate: bool,
+    ) -> Result<(), KernelError> {
+        match self.projections {
+            Projections::Sm90 => gemm_sm90_nt_bf16_bf16_f32(gpu, stream, a, b, c, groups, accumulate),
+            Projections::V1 => gemm_nt_bf16_bf16_f32(gpu, stream, a, b, c, groups, accumulate),
+        }
     }
 
     /// The write of the chunk's whole segments (an open segment writes when it closes): their M memory rows, left in
@@ -382,7 +453,7 @@ impl GpuModel {
             n: v,
         }
         .group();
-        gemm_nt_bf16_bf16_f32(gpu, stream, &ws.final_hidden, w.lm_head(), &mut ws.logits, &[g], false)?;
+        self.linear_f32(gpu, stream, &ws.final_hidden, w.lm_head(), &mut ws.logits, &[g], false)?;
         Ok(rows)
     }
 }
@@ -664,6 +735,16 @@ impl<'a> Chunk<'a> {
             n: 2 * self.inter,
         }
         .group()
+    }
+
+    /// The gate/up product with the SwiGLU fused (v2 GEMM): normed scratch rows × the interleaved `gate_up[layer]`
+    /// `[2I, d]` → `silu(gate)·up` in the activation scratch rows `[.., I]`.
+    fn gate_up_swiglu(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            c_offset: self.scratch_row(i) * self.inter,
+            ldc: self.inter,
+            ..self.gate_up(i)
+        }
     }
 
     /// The down projection with the residual add: activation scratch rows × `down[layer]` `[d, I]` → += hidden rows.

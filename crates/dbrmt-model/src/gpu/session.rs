@@ -55,7 +55,7 @@ impl GpuExecutor {
         let cfg = &self.model.cfg;
         let layers = cfg.llama.num_layers;
         // a diagonal over any number of segments has at most one cell per layer and one live segment per layer
-        let ws = Workspace::new(&self.stream, cfg, layers, layers, 1, layers)?;
+        let ws = Workspace::new(&self.stream, cfg, layers, layers, 1, layers, self.model.projections)?;
         Ok(Session {
             engine: self,
             ws,

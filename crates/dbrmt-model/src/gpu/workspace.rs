@@ -8,6 +8,8 @@ use half::bf16;
 
 use dbrmt_formats::ModelConfig;
 
+use super::Projections;
+
 /// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
 /// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers.
 #[derive(Debug)]
@@ -29,6 +31,7 @@ pub struct Workspace {
     /// `T` rows per cached layer (q kept too, so the rows are the same as a whole segment's).
     pub qkv: CudaSlice<bf16>,
     pub attn: CudaSlice<bf16>,
+    /// The gate/up product `[.., 2I]` (v1 projections only: the v2 GEMM fuses SwiGLU and writes `act` directly).
     pub gate_up: CudaSlice<bf16>,
     pub act: CudaSlice<bf16>,
     /// Read: `u = H W_qᵀ` `[.., d_mem]`, `φ(u)` `[.., D]`, `φ(u)·A` `[.., d]`, f32.
@@ -57,6 +60,7 @@ impl Workspace {
         slots: usize,
         logit_rows: usize,
         cache_layers: usize,
+        projections: Projections,
     ) -> Result<Self, KernelError> {
         let (d, m) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens);
         let rows = cfg.segment_rows();
@@ -75,7 +79,11 @@ impl Workspace {
             normed: bf(g * d)?,
             qkv: bf((g + cache_layers * cfg.armt.segment_size) * qkv)?,
             attn: bf(g * cfg.llama.q_dim())?,
-            gate_up: bf(g * 2 * inter)?,
+            gate_up: bf(if projections == Projections::V1 {
+                g * 2 * inter
+            } else {
+                0
+            })?,
             act: bf(g * inter)?,
             u: f(g * dm)?,
             phi: f(g * dk)?,
