@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cargo;
-use crate::svg::{Plot, Series};
+use crate::svg::{Bars, Plot, Series};
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut dir = None;
@@ -216,6 +216,7 @@ impl Report {
         self.decode_table(&mut md)?;
         self.load_table(&mut md)?;
         self.attention_table(&mut md)?;
+        self.profiles(&mut md, plots)?;
         self.plots(&mut md, plots)?;
         Ok(md)
     }
@@ -376,6 +377,49 @@ impl Report {
                 l["tflops"].as_f64().map_or("—".into(), |x| format!("{x:.0}")),
                 l["gbps"].as_f64().map_or("—".into(), |x| format!("{x:.0}")),
             )?;
+        }
+        Ok(())
+    }
+
+    /// The step profiles: a table and a bar chart each.
+    fn profiles(&self, md: &mut String, dir: &Path) -> Result<()> {
+        let profiles: Vec<&Value> = self.of_kind("profile").collect();
+        if profiles.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            md,
+            "\n## Step profile\n\nThe mean time per step of each launch over the full diagonal steps (every layer busy) of \
+             a prefill, from CUDA events recorded between the launches (`dbrmt bench profile`); the largest share is \
+             where the next kernel work goes."
+        )?;
+        for p in profiles {
+            let model = p["model"].as_str().unwrap_or("?");
+            let segment = p["segment"].as_u64().unwrap_or(0);
+            writeln!(
+                md,
+                "\n### {model}, T = {segment}: {} cells per step, {:.3} ms per step (projections {}, attention {})\n\n| launch | ms | share |\n|---|---:|---:|",
+                p["cells"],
+                p["step_ms"].as_f64().unwrap_or(f64::NAN),
+                p["projections"].as_str().unwrap_or("?"),
+                p["attention"].as_str().unwrap_or("?"),
+            )?;
+            let mut bars = Vec::new();
+            for part in p["parts"].as_array().into_iter().flatten() {
+                let label = part["label"].as_str().unwrap_or("?");
+                let ms = part["ms"].as_f64().unwrap_or(f64::NAN);
+                let share = part["share"].as_f64().unwrap_or(f64::NAN);
+                writeln!(md, "| {label} | {ms:.3} | {:.1}% |", 100.0 * share)?;
+                bars.push((label.to_string(), 100.0 * share));
+            }
+            let file = format!("profile-{model}-t{segment}.svg");
+            let chart = Bars {
+                title: format!("{model}, T = {segment}: share of a {}-cell diagonal step", p["cells"]),
+                unit: "%".into(),
+                bars,
+            };
+            fs::write(dir.join(&file), chart.svg())?;
+            writeln!(md, "\n![step profile of {model}](bench/{file})")?;
         }
         Ok(())
     }

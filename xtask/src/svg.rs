@@ -223,6 +223,52 @@ impl Plot {
     }
 }
 
+/// Horizontal bars, one per label, longest scale at the widest bar (for a profile's shares).
+#[derive(Debug, Clone)]
+pub struct Bars {
+    pub title: String,
+    pub unit: String,
+    pub bars: Vec<(String, f64)>,
+}
+
+impl Bars {
+    pub fn svg(&self) -> String {
+        let (left, bar_h, gap, top) = (240.0, 18.0, 6.0, 40.0);
+        let h = top + (bar_h + gap) * self.bars.len() as f64 + 20.0;
+        let max = self.bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12);
+        let scale = (W - left - 120.0) / max;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(s, r#"<rect width="{W}" height="{h}" fill="white"/>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="10" y="22" font-size="14" font-weight="bold">{}</text>"#,
+            escape(&self.title)
+        );
+        for (i, (label, v)) in self.bars.iter().enumerate() {
+            let y = top + (bar_h + gap) * i as f64;
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect x="{left}" y="{y:.1}" width="{:.1}" height="{bar_h}" fill="{}"/><text x="{:.1}" y="{:.1}">{} {}</text>"##,
+                left - 8.0,
+                y + 13.0,
+                escape(label),
+                v * scale,
+                COLOURS[i % COLOURS.len()],
+                left + v * scale + 6.0,
+                y + 13.0,
+                trim(*v),
+                escape(&self.unit)
+            );
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +291,17 @@ mod tests {
         assert!(svg.contains("t &lt;x&gt;"));
         assert!(svg.contains(">1K<") && svg.contains(">1M<") && svg.contains(">1K<"));
         assert!(svg.ends_with("</svg>\n"));
+    }
+
+    #[test]
+    fn bars_have_one_rect_per_label() {
+        let b = Bars {
+            title: "p".into(),
+            unit: "%".into(),
+            bars: vec![("gemm".into(), 60.0), ("attention <x>".into(), 40.0)],
+        };
+        let svg = b.svg();
+        assert_eq!(svg.matches("<rect x=").count(), 2);
+        assert!(svg.contains("attention &lt;x&gt;"));
     }
 }

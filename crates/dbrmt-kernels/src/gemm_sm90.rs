@@ -13,16 +13,14 @@
 //! (`silu(gate)·up` of a gate/up weight stored interleaved in blocks of 64 rows, [`interleave_gate_up`]; the output
 //! has `n/2` columns).
 
-use cudarc::driver::sys::{
-    cuTensorMapEncodeTiled, CUfunction_attribute, CUresult, CUtensorMap, CUtensorMapDataType, CUtensorMapFloatOOBfill,
-    CUtensorMapInterleave, CUtensorMapL2promotion, CUtensorMapSwizzle,
-};
+use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
 use half::bf16;
 
 use crate::gemm::GemmGroup;
 use crate::launch::{addr, addr_mut, check_groups, invalid};
 use crate::params::MAX_GROUPS;
+use crate::tma::{self, TmaMap};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 /// Threads per block (`sm90::THREADS`: two consumer warpgroups and a producer warpgroup).
@@ -30,8 +28,10 @@ const THREADS: u32 = 384;
 /// Rows per tile (`sm90::BM`) and k per pipeline stage (`sm90::BK`).
 const BM: usize = 128;
 const BK: usize = 64;
-/// Bytes of one epilogue staging buffer (`sm90::STAGING_BYTES`), two per block.
+/// Bytes of one epilogue staging buffer (`sm90::STAGING_BYTES`), two per block; the dynamic shared memory a block may
+/// have (`sm90::SMEM_LIMIT`).
 const STAGING_BYTES: usize = 64 * 272;
+const SMEM_LIMIT: usize = 232448;
 
 /// The epilogue, which also fixes C's element type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,23 +44,63 @@ pub enum Epilogue {
     SwiGlu,
 }
 
-/// Tile width (`BN`) for products of `n` columns over `k`: from the shapes only, so that a cell's tiles — and bits —
-/// are the same alone and in any launch. Fitted on the H200 (docs/log/gemm_sm90.md).
-pub fn tile_width(n: usize, _k: usize, epilogue: Epilogue) -> usize {
-    match epilogue {
-        Epilogue::SwiGlu if n >= 1024 => 256,
-        Epilogue::SwiGlu => 128,
-        _ if n >= 2560 => 256,
-        _ => 192,
+/// The tile widths with entry points (SwiGLU: 128 and 256 only), ascending (`GEMM_SM90_BN_LIST`).
+pub const TILE_WIDTHS: [usize; 8] = [128, 144, 152, 160, 192, 208, 224, 256];
+
+/// Tile width (`BN`) for products of `n` columns over `k` on a device of `sms` multiprocessors: the mirror of
+/// `gemm_sm90_bn_rule` in `cuda/gemm_sm90.cu` (whose comment and docs/log/gemm_sm90.md give the model). A function
+/// of the shapes and the device only, never of the rows or cells of a launch, so a cell's tiles — and bits — are the
+/// same alone and in any launch.
+pub fn tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize) -> usize {
+    if epilogue == Epilogue::SwiGlu {
+        return if n >= 1024 { 256 } else { 128 };
     }
+    let sms = if sms < 1 { 132 } else { sms } as f64;
+    let kb = k.div_ceil(64) as f64;
+    let counts = [1.0, 4.0, 16.0];
+    let f32_out = matches!(epilogue, Epilogue::F32 { .. });
+    let cost = |bn: usize, c: f64| {
+        let bnf = bn as f64;
+        let bytes_per_flop = (128.0 + bnf) / (128.0 * bnf);
+        let eff = 1.0 + 0.25 * (bytes_per_flop / (384.0 / 32768.0) - 1.0);
+        let ovh = if f32_out { 250.0 + 2.6 * bnf } else { 125.0 + 0.8 * bnf };
+        let tiles = 9.0 * c * n.div_ceil(bn) as f64;
+        let waves = (tiles / sms).ceil();
+        waves * (bnf * kb * eff + ovh)
+    };
+    let best: Vec<f64> = counts
+        .iter()
+        .map(|&c| TILE_WIDTHS.iter().map(|&bn| cost(bn, c)).fold(f64::INFINITY, f64::min))
+        .collect();
+    let score = |bn: usize| {
+        counts
+            .iter()
+            .zip(&best)
+            .map(|(&c, &b)| cost(bn, c) / b)
+            .fold(0.0, f64::max)
+    };
+    let min = TILE_WIDTHS.iter().map(|&bn| score(bn)).fold(f64::INFINITY, f64::min);
+    // the list ascends: the widest tie (within 0.5%) wins
+    TILE_WIDTHS
+        .iter()
+        .copied()
+        .rfind(|&bn| score(bn) <= min * 1.005)
+        .unwrap_or(128)
 }
 
-/// Pipeline stages of tile width `bn` (`sm90::stages_for`).
+/// Pipeline stages of tile width `bn` (`sm90::stages_for`): the v2 widths keep theirs, the others as many as fit.
 const fn stages(bn: usize) -> usize {
-    if bn <= 128 {
-        6
-    } else {
-        4
+    match bn {
+        128 => 6,
+        192 | 256 => 4,
+        _ => {
+            let fit = (SMEM_LIMIT - 2 * STAGING_BYTES - 128) / (BM * BK * 2 + bn * BK * 2);
+            if fit > 6 {
+                6
+            } else {
+                fit
+            }
+        }
     }
 }
 
@@ -69,17 +109,31 @@ pub const fn smem_bytes(bn: usize) -> usize {
     stages(bn) * (BM * BK * 2 + bn * BK * 2) + 2 * STAGING_BYTES + 2 * stages(bn) * 8
 }
 
+/// The entry point of `epilogue` at tile width `bn` (`gemm_sm90_nt_bf16_bf16_<out>_bn<BN>`).
 fn kernel(epilogue: Epilogue, bn: usize) -> Option<Kernel> {
-    let entry = match (epilogue, bn) {
-        (Epilogue::Bf16, 128) => "gemm_sm90_nt_bf16_bf16_bf16_bn128",
-        (Epilogue::Bf16, 192) => "gemm_sm90_nt_bf16_bf16_bf16_bn192",
-        (Epilogue::Bf16, 256) => "gemm_sm90_nt_bf16_bf16_bf16_bn256",
-        (Epilogue::F32 { .. }, 128) => "gemm_sm90_nt_bf16_bf16_f32_bn128",
-        (Epilogue::F32 { .. }, 192) => "gemm_sm90_nt_bf16_bf16_f32_bn192",
-        (Epilogue::F32 { .. }, 256) => "gemm_sm90_nt_bf16_bf16_f32_bn256",
-        (Epilogue::SwiGlu, 128) => "gemm_sm90_nt_bf16_bf16_swiglu_bn128",
-        (Epilogue::SwiGlu, 256) => "gemm_sm90_nt_bf16_bf16_swiglu_bn256",
-        _ => return None,
+    macro_rules! widths {
+        ($out:literal) => {
+            match bn {
+                128 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn128"),
+                144 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn144"),
+                152 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn152"),
+                160 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn160"),
+                192 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn192"),
+                208 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn208"),
+                224 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn224"),
+                256 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn256"),
+                _ => return None,
+            }
+        };
+    }
+    let entry = match epilogue {
+        Epilogue::Bf16 => widths!("bf16"),
+        Epilogue::F32 { .. } => widths!("f32"),
+        Epilogue::SwiGlu => match bn {
+            128 => "gemm_sm90_nt_bf16_bf16_swiglu_bn128",
+            256 => "gemm_sm90_nt_bf16_bf16_swiglu_bn256",
+            _ => return None,
+        },
     };
     Some(Kernel::new(cubins::GEMM_SM90, entry))
 }
@@ -106,16 +160,9 @@ pub struct Sm90Params {
     pub accumulate: i32,
 }
 
-/// A TMA descriptor as the kernel takes it (`sm90::TmaMap`: 128 bytes, 64-byte aligned).
-#[repr(C, align(64))]
-#[derive(Debug, Clone, Copy)]
-struct TmaMap([u64; 16]);
-
 // SAFETY: #[repr(C)] plain-old-data mirrors of gemm_sm90.cu's structs (sizes checked by the tests below against
 // its static_asserts); the addresses in them are formed by the launcher after its checks, never dereferenced here.
 unsafe impl DeviceRepr for Sm90Params {}
-// SAFETY: an opaque 128-byte descriptor filled by the driver (cuTensorMapEncodeTiled), passed by value.
-unsafe impl DeviceRepr for TmaMap {}
 
 /// Whether the v2 kernel can run `groups` (see the module doc) with element sizes of C `c_size`; the reason if not.
 pub fn supports(groups: &[GemmGroup], epilogue: Epilogue) -> Result<(), String> {
@@ -228,7 +275,7 @@ fn validate(
 }
 
 /// A 2-D bf16 tensor map over `rows` rows of `k` elements (stride `ld` elements) at device address `base`, with
-/// boxes of 64 × `box_rows`, 128-byte swizzled, zero-filled outside.
+/// boxes of 64 × `box_rows`.
 fn tensor_map(
     entry: &str,
     base: u64,
@@ -237,38 +284,13 @@ fn tensor_map(
     ld: usize,
     box_rows: usize,
 ) -> Result<TmaMap, KernelError> {
-    let mut map = std::mem::MaybeUninit::<CUtensorMap>::uninit();
-    let dims = [k as u64, rows as u64];
-    let strides = [(ld * 2) as u64];
-    let boxes = [BK as u32, box_rows as u32];
-    let element_strides = [1u32, 1];
-    // SAFETY: cuTensorMapEncodeTiled writes the 128-byte descriptor into `map` and reads the four small arrays
-    // above (rank 2: two dims, one stride, two box sizes, two element strides), all live for the call. `base` is a
-    // device address of a buffer holding at least `rows × ld` bf16 elements (the launcher derived `rows` from its
-    // length), 16-byte aligned (cudaMalloc), with `ld · 2` a multiple of 16 (checked by `supports`).
-    let status = unsafe {
-        cuTensorMapEncodeTiled(
-            map.as_mut_ptr(),
-            CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-            2,
-            base as *mut std::ffi::c_void,
-            dims.as_ptr(),
-            strides.as_ptr(),
-            boxes.as_ptr(),
-            element_strides.as_ptr(),
-            CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
-            CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-            CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
-        )
-    };
-    if status != CUresult::CUDA_SUCCESS {
-        return Err(invalid(entry, format!("cuTensorMapEncodeTiled failed: {status:?}")));
-    }
-    // SAFETY: the call succeeded, so the driver wrote the whole descriptor; CUtensorMap is 128 bytes of u64s.
-    let map = unsafe { map.assume_init() };
-    // SAFETY: CUtensorMap and TmaMap are both 128 bytes of plain data (TmaMap only adds the 64-byte alignment).
-    Ok(TmaMap(unsafe { std::mem::transmute::<CUtensorMap, [u64; 16]>(map) }))
+    tma::bf16_map(
+        entry,
+        base,
+        &[k as u64, rows as u64],
+        &[(ld * 2) as u64],
+        &[BK as u32, box_rows as u32],
+    )
 }
 
 fn launch<TC: DeviceRepr>(
@@ -279,11 +301,8 @@ fn launch<TC: DeviceRepr>(
     groups: &[GemmGroup],
     epilogue: Epilogue,
 ) -> Result<(), KernelError> {
-    let bn = tile_width(
-        groups.first().map_or(0, |g| g.n),
-        groups.first().map_or(0, |g| g.k),
-        epilogue,
-    );
+    let (n0, k0) = groups.first().map_or((0, 0), |g| (g.n, g.k));
+    let bn = tile_width(n0, k0, epilogue, gpu.sm_count());
     let kernel = kernel(epilogue, bn).ok_or_else(|| invalid("gemm_sm90", format!("no kernel of tile width {bn}")))?;
     let (mut params, a_rows, b_rows) = validate(kernel.entry, groups, a.len(), b.len(), c.len(), epilogue)?;
     let c_size = size_of::<TC>();
@@ -382,22 +401,45 @@ mod tests {
         // the static_asserts of gemm_sm90.cu: 24-byte problems, 64 of them + 16 bytes
         assert_eq!(size_of::<Sm90Problem>(), 24);
         assert_eq!(size_of::<Sm90Params>(), 24 * MAX_GROUPS + 16);
-        assert_eq!(size_of::<TmaMap>(), 128);
-        assert_eq!(align_of::<TmaMap>(), 64);
-        assert_eq!(size_of::<CUtensorMap>(), 128);
     }
 
     #[test]
     fn shared_memory_plans_match_the_kernel() {
-        // sm90::smem_bytes, as the harness printed it on the H200
-        assert_eq!(smem_bytes(128), 231520);
-        assert_eq!(smem_bytes(192), 198720);
-        assert_eq!(smem_bytes(256), 231488);
+        // sm90::smem_bytes: the static_assert of gemm_sm90.cu and the sizes its notes give for the v3 widths
+        let want = [
+            (128, 231520),
+            (144, 208976),
+            (152, 214096),
+            (160, 219216),
+            (192, 198720),
+            (208, 206912),
+            (224, 215104),
+            (256, 231488),
+        ];
+        for (bn, bytes) in want {
+            assert_eq!(smem_bytes(bn), bytes, "BN {bn}");
+        }
         for e in [Epilogue::Bf16, Epilogue::F32 { accumulate: true }, Epilogue::SwiGlu] {
             for n in [64, 768, 2048, 3072, 16384] {
-                assert!(kernel(e, tile_width(n, 2048, e)).is_some(), "{e:?} n {n}");
+                assert!(kernel(e, tile_width(n, 2048, e, 132)).is_some(), "{e:?} n {n}");
             }
         }
+    }
+
+    #[test]
+    fn tile_rule_picks_what_the_notes_say() {
+        // docs/log/gemm_sm90.md, v3 tile rule on 132 SMs
+        let bf16 = |n, k| tile_width(n, k, Epilogue::Bf16, 132);
+        assert_eq!(bf16(2048, 2048), 152);
+        assert_eq!(bf16(3072, 2048), 224);
+        assert_eq!(bf16(4096, 4096), 144);
+        assert_eq!(bf16(5120, 3072), 192);
+        assert_eq!(bf16(6144, 4096), 224);
+        assert_eq!(bf16(2304, 768), 224);
+        assert_eq!(bf16(768, 768), 128);
+        assert_eq!(bf16(16384, 2048), 192);
+        assert_eq!(bf16(28672, 4096), 256);
+        assert_eq!(tile_width(16384, 2048, Epilogue::SwiGlu, 132), 256);
     }
 
     fn group(m: usize, n: usize, k: usize, a_row: usize, layer: usize, c_offset: usize) -> GemmGroup {

@@ -2,6 +2,7 @@
 pub mod armt_read;
 pub mod armt_write;
 pub mod attention;
+pub mod attention_sm90;
 pub mod check;
 pub mod cubins;
 pub mod dpfp;
@@ -19,6 +20,7 @@ pub mod reference;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
+pub(crate) mod tma;
 
 pub use cubins::cubins_built;
 pub use error::KernelError;

@@ -26,6 +26,14 @@ fn attention_matches_reference() {
     assert_suite_passes(check::attention::checks);
 }
 
+/// The tensor-core attention (`cuda/attention_sm90.cu`): the same cases, bitwise alone vs grouped and decode rows
+/// equal to the same rows inside their whole span.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn attention_sm90_matches_reference() {
+    assert_suite_passes(check::attention::checks_sm90);
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn swiglu_matches_reference() {

@@ -3,12 +3,14 @@
 //! turns the lines of one run — ours and the PyTorch baselines' (`benches/python/`) — into `docs/BENCHMARKS.md`.
 //!
 //! * `matrix`: the end-to-end rows of `benches/matrix.toml` (prefill and decode) on random weights;
+//! * `profile`: the share of a full diagonal step each launch takes;
 //! * `write-checkpoint` / `load`: a random bf16 checkpoint written to disk, then loaded onto the GPU in a fresh
 //!   process (load time, host anonymous memory, logits bitwise against the in-memory upload).
 
 mod e2e;
 mod load;
 mod matrix;
+mod profile;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -57,6 +59,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Where the time of a full diagonal step goes, launch by launch (CUDA events between launches).
+    Profile {
+        #[arg(long, default_value = "benches/matrix.toml")]
+        matrix: PathBuf,
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        segment: usize,
+        /// Tokens of the profiled prefill (enough segments for full steps: at least layers × segment).
+        #[arg(long)]
+        tokens: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Load a checkpoint written by write-checkpoint onto GPU 0 and time it (run in a fresh process).
     Load {
         #[arg(long)]
@@ -97,6 +115,21 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             seed,
         } => load::write_checkpoint(&Matrix::read(matrix)?, model, *segment, dir, *seed),
         BenchCommand::Load { dir, seed, out } => load::load(dir, *seed, &mut Out::append(out)?),
+        BenchCommand::Profile {
+            matrix,
+            model,
+            segment,
+            tokens,
+            out,
+            seed,
+        } => profile::profile(
+            &Matrix::read(matrix)?,
+            model,
+            *segment,
+            *tokens,
+            &mut Out::append(out)?,
+            *seed,
+        ),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `attention_causal_bf16_hd*` against
-//! [`reference::attention::causal_gqa_attention`](crate::reference::attention::causal_gqa_attention).
+//! The attention kernels — `attention_causal_bf16_hd*` (SIMT) and `attention_sm90_causal_bf16_hd*` (tensor cores) —
+//! against [`reference::attention::causal_gqa_attention`](crate::reference::attention::causal_gqa_attention): the
+//! same cases for both, the same tolerance, the same bitwise grouping and decode-equals-prefill checks.
 
 use half::bf16;
 
@@ -8,11 +9,31 @@ use super::harness::{
     poisoned_bf16, upload_bf16, Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
 };
 use crate::attention::attention_causal;
+use crate::attention_sm90::attention_sm90_causal;
 use crate::params::{Heads, Span};
 use crate::reference::attention::{causal_gqa_attention, causal_gqa_attention_cached};
 use crate::{Gpu, KernelError};
 
+/// Which attention kernel a check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention {
+    /// `cuda/attention.cu`.
+    Simt,
+    /// `cuda/attention_sm90.cu`.
+    Sm90,
+}
+
+impl Attention {
+    fn name(self) -> &'static str {
+        match self {
+            Attention::Simt => "attention_causal_bf16",
+            Attention::Sm90 => "attention_sm90_causal",
+        }
+    }
+}
+
 struct Case {
+    kernel: Attention,
     layout: Layout,
     shape: Heads,
     qkv_ld: usize,
@@ -22,16 +43,22 @@ struct Case {
 }
 
 impl Case {
-    fn new(seed: u64, rows: &[usize], shape: Heads) -> Case {
+    fn new(kernel: Attention, seed: u64, rows: &[usize], shape: Heads) -> Case {
         let mut rng = SplitMix64::new(seed);
         let layout = Layout::rows(rows, 1, false, 0);
-        // Padded (even) strides: the kernel must use them, not the widths.
-        let qkv_ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + 8;
-        let out_ld = shape.heads * shape.head_dim + 2;
+        // Padded strides, the kernel must use them, not the widths: even for SIMT; for the tensor-core kernel the
+        // strides TMA and its 16-byte stores take (qkv_ld a multiple of the head dim, out_ld of 8).
+        let (qkv_pad, out_pad) = match kernel {
+            Attention::Simt => (8, 2),
+            Attention::Sm90 => (shape.head_dim, 8),
+        };
+        let qkv_ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + qkv_pad;
+        let out_ld = shape.heads * shape.head_dim + out_pad;
         // N(0, 1) q and k: scores q·k/√hd of standard deviation 1, a softmax neither flat nor one-hot.
         let qkv = bf16_normal(&mut rng, layout.in_rows * qkv_ld, 1.0);
         let scale = 1.0 / (shape.head_dim as f32).sqrt();
         Case {
+            kernel,
             layout,
             shape,
             qkv_ld,
@@ -53,7 +80,11 @@ impl Case {
         let stream = gpu.stream();
         let qkv = upload_bf16(stream, &self.qkv)?;
         let mut out = poisoned_bf16(gpu, stream, self.layout.out_rows * self.out_ld)?;
-        attention_causal(
+        let launch = match self.kernel {
+            Attention::Simt => attention_causal,
+            Attention::Sm90 => attention_sm90_causal,
+        };
+        launch(
             gpu,
             stream,
             &qkv,
@@ -76,8 +107,14 @@ impl Case {
 /// and sums the softmax in f64). Tolerance [`BF16_OUT_TOL`]: q, k, v are the same bf16 values on both sides and the
 /// kernel keeps scores, probabilities and the accumulator in f32, so the error is the output's one bf16 rounding
 /// (≈ 1e-3 RMS) plus f32 accumulation-order differences over up to 4352 keys (~1e-5).
-pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: Heads) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, shape);
+pub fn check_attention(
+    gpu: &Gpu,
+    kernel: Attention,
+    seed: u64,
+    rows: &[usize],
+    shape: Heads,
+) -> Result<Check, KernelError> {
+    let case = Case::new(kernel, seed, rows, shape);
     let out = case.run(gpu, &case.layout.spans)?;
     let Heads {
         heads,
@@ -99,7 +136,7 @@ pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: Heads) -> Re
                 .map(f32::from),
         );
     }
-    let check = compare("attention_causal_bf16", case.describe(), &got, &want, BF16_OUT_TOL);
+    let check = compare(kernel.name(), case.describe(), &got, &want, BF16_OUT_TOL);
     let strays = changed_outside(&out, &case.layout.out_blocks(case.out_ld, qw, 0), |_| {
         poison_bits::<bf16>()
     });
@@ -109,14 +146,15 @@ pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: Heads) -> Re
 /// The cell of `rows[target]` launched alone and inside the launch of all `rows`: identical bits.
 pub fn check_attention_grouping(
     gpu: &Gpu,
+    kernel: Attention,
     seed: u64,
     rows: &[usize],
     target: usize,
     shape: Heads,
 ) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, shape);
+    let case = Case::new(kernel, seed, rows, shape);
     alone_vs_grouped(
-        "attention_causal_bf16",
+        kernel.name(),
         case.describe(),
         (&case.layout.spans, target),
         |spans| case.run(gpu, spans),
@@ -130,12 +168,13 @@ pub fn check_attention_grouping(
 /// queries computed inside the whole span: decoding a token gives the bits a prefill of the text would.
 pub fn check_attention_cached(
     gpu: &Gpu,
+    kernel: Attention,
     seed: u64,
     rows: &[usize],
     cached: &[usize],
     shape: Heads,
 ) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, shape);
+    let case = Case::new(kernel, seed, rows, shape);
     let whole = case.run(gpu, &case.layout.spans)?;
     let new: Vec<Span> = case
         .layout
@@ -170,7 +209,7 @@ pub fn check_attention_cached(
     }
     let describe = format!("{} cached={cached:?} (bitwise = whole span)", case.describe());
     let got_f32: Vec<f32> = got.iter().copied().map(f32::from).collect();
-    let check = compare("attention_causal_bf16", describe, &got_f32, &want, BF16_OUT_TOL);
+    let check = compare(kernel.name(), describe, &got_f32, &want, BF16_OUT_TOL);
     let regions: Vec<Block> = new
         .iter()
         .map(|s| Block::rows(case.out_ld, s.out_row, s.rows, 0, qw))
@@ -191,23 +230,42 @@ pub fn check_attention_cached(
 /// that are not multiples of the 64-query or 32-key tiles (1, 17, 40, 65, 1152 + a short last segment, 4352 = T + M
 /// at T = 4096, M = 256), several spans per launch, and the grouping check.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    checks_of(gpu, seed, Attention::Simt)
+}
+
+/// The same cases on the tensor-core kernel (its head dims, 64 and 128).
+pub fn checks_sm90(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    checks_of(gpu, seed, Attention::Sm90)
+}
+
+fn checks_of(gpu: &Gpu, seed: u64, k: Attention) -> Vec<Result<Check, KernelError>> {
     let shape = |heads, kv_heads, head_dim| Heads {
         heads,
         kv_heads,
         head_dim,
     };
-    vec![
-        check_attention(gpu, seed, &[40, 17, 130], shape(4, 2, 32)),
-        check_attention(gpu, seed ^ 1, &[1152, 65, 1], shape(32, 8, 64)),
-        check_attention(gpu, seed ^ 2, &[1152, 200], shape(9, 3, 64)),
-        check_attention(gpu, seed ^ 3, &[300, 64, 63], shape(8, 2, 128)),
-        check_attention(gpu, seed ^ 4, &[97, 33], shape(4, 4, 128)),
-        check_attention(gpu, seed ^ 5, &[4352], shape(2, 1, 64)),
-        check_attention_grouping(gpu, seed ^ 6, &[40, 17, 300, 129], 0, shape(32, 8, 64)),
-        check_attention_grouping(gpu, seed ^ 7, &[200, 1, 70, 64], 2, shape(4, 2, 128)),
+    let mut all = vec![
+        check_attention(gpu, k, seed ^ 1, &[1152, 65, 1], shape(32, 8, 64)),
+        check_attention(gpu, k, seed ^ 2, &[1152, 200], shape(9, 3, 64)),
+        check_attention(gpu, k, seed ^ 3, &[300, 64, 63], shape(8, 2, 128)),
+        check_attention(gpu, k, seed ^ 4, &[97, 33], shape(4, 4, 128)),
+        check_attention(gpu, k, seed ^ 5, &[4352], shape(2, 1, 64)),
+        check_attention_grouping(gpu, k, seed ^ 6, &[40, 17, 300, 129], 0, shape(32, 8, 64)),
+        check_attention_grouping(gpu, k, seed ^ 7, &[200, 1, 70, 64], 2, shape(4, 2, 128)),
         // decoding: one new row after 0, 63, 64 and 1023 cached rows; a few new rows after a tile edge
-        check_attention_cached(gpu, seed ^ 8, &[1, 64, 65, 1024], &[0, 63, 64, 1023], shape(9, 3, 64)),
-        check_attention_cached(gpu, seed ^ 9, &[100, 40], &[33, 31], shape(32, 8, 64)),
-        check_attention_cached(gpu, seed ^ 10, &[130, 7], &[129, 2], shape(8, 2, 128)),
-    ]
+        check_attention_cached(
+            gpu,
+            k,
+            seed ^ 8,
+            &[1, 64, 65, 1024],
+            &[0, 63, 64, 1023],
+            shape(9, 3, 64),
+        ),
+        check_attention_cached(gpu, k, seed ^ 9, &[100, 40], &[33, 31], shape(32, 8, 64)),
+        check_attention_cached(gpu, k, seed ^ 10, &[130, 7], &[129, 2], shape(8, 2, 128)),
+    ];
+    if k == Attention::Simt {
+        all.insert(0, check_attention(gpu, k, seed, &[40, 17, 130], shape(4, 2, 32)));
+    }
+    all
 }

@@ -26,13 +26,14 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 10] = [
+    let suites: [Suite; 11] = [
         embed::checks,
         rms_norm::checks,
         gemm::checks,
         gemm_sm90::checks,
         rope::checks,
         attention::checks,
+        attention::checks_sm90,
         swiglu::checks,
         dpfp::checks,
         armt_read::checks,

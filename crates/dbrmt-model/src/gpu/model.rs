@@ -5,6 +5,7 @@ use dbrmt_kernels::{
     armt_read::armt_read_apply,
     armt_write::{armt_write_prep, armt_z_update, WritePrep},
     attention::attention_causal,
+    attention_sm90::{self, attention_sm90_causal},
     dpfp::dpfp,
     embed::embed_segment,
     gemm::{
@@ -80,12 +81,41 @@ impl Projections {
     }
 }
 
-/// The model on the device: config, weights, and the kernels of its projections.
+/// Which kernel runs the attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// `cuda/attention.cu`: SIMT, every head dim.
+    Simt,
+    /// `cuda/attention_sm90.cu`: tensor cores, head dims 64 and 128.
+    Sm90,
+}
+
+impl AttentionKernel {
+    /// The tensor-core kernel where it takes the model's heads, else SIMT; `DBRMT_ATTENTION=simt` forces SIMT (to
+    /// compare). Per model, so prefill, decoding, diagonal and sequential runs all use the same kernel.
+    pub fn for_model(cfg: &ModelConfig) -> Self {
+        let l = &cfg.llama;
+        let heads = Heads {
+            heads: l.num_heads,
+            kv_heads: l.num_kv_heads,
+            head_dim: l.head_dim,
+        };
+        let forced = std::env::var("DBRMT_ATTENTION").is_ok_and(|v| v == "simt");
+        if attention_sm90::supports(heads) && !forced {
+            AttentionKernel::Sm90
+        } else {
+            AttentionKernel::Simt
+        }
+    }
+}
+
+/// The model on the device: config, weights, and the kernels of its projections and attention.
 #[derive(Debug)]
 pub struct GpuModel {
     pub cfg: ModelConfig,
     pub weights: DeviceWeights,
     pub projections: Projections,
+    pub attention: AttentionKernel,
 }
 
 /// `(offset, rows)` of each cell in the step's packed scratch.
@@ -146,6 +176,9 @@ impl GpuModel {
         cells: &[StepCell],
     ) -> Result<(), KernelError> {
         let at = Chunk::new(&self.cfg, cells, ws.rows, |layer| ws.cache_row(layer));
+        if let Some(p) = ws.profile.as_mut() {
+            p.begin(stream, cells.len())?;
+        }
         self.embed_entering(gpu, stream, ws, &at)?;
         self.read(gpu, stream, ws, st, &at)?;
         self.attention_block(gpu, stream, ws, &at)?;
@@ -186,7 +219,8 @@ impl GpuModel {
             &entering,
             l.hidden_size,
             l.vocab_size,
-        )
+        )?;
+        ws.mark(stream, "embed")
     }
 
     /// The read, from segment 1 on: `H += φ(H W_qᵀ) A / (φ(H W_qᵀ)·z + ε)`.
@@ -207,6 +241,7 @@ impl GpuModel {
         let in_scratch: Vec<Span> = readers.iter().map(|&i| at.in_scratch(i)).collect();
         let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
         gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        ws.mark(stream, "read: q projection")?;
         dpfp(
             gpu,
             stream,
@@ -219,10 +254,13 @@ impl GpuModel {
             a.d_mem,
             a.nu,
         )?;
+        ws.mark(stream, "read: dpfp")?;
         let num: Vec<GemmGroup> = readers.iter().map(|&i| at.read_num(i)).collect();
         gemm_nn_f32_f32_f32(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num, false)?;
+        ws.mark(stream, "read: φ·A")?;
         let apply: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
-        armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)
+        armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)?;
+        ws.mark(stream, "read: apply")
     }
 
     /// The attention block: `x += o(attn(rope(qkv(norm(x)))))`. The q/k/v rows of a whole segment go to the packed
@@ -249,8 +287,10 @@ impl GpuModel {
             at.d,
             l.rms_norm_eps,
         )?;
+        ws.mark(stream, "rms_norm")?;
         let qkv: Vec<GemmGroup> = all.clone().map(|i| at.qkv(i)).collect();
         self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
+        ws.mark(stream, "q/k/v projection")?;
         let heads = Heads {
             heads: l.num_heads,
             kv_heads: l.num_kv_heads,
@@ -267,9 +307,14 @@ impl GpuModel {
             &rotate,
             heads,
         )?;
+        ws.mark(stream, "rope")?;
         let attend: Vec<Span> = all.clone().map(|i| at.attend(i)).collect();
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
-        attention_causal(
+        let attention = match self.attention {
+            AttentionKernel::Sm90 => attention_sm90_causal,
+            AttentionKernel::Simt => attention_causal,
+        };
+        attention(
             gpu,
             stream,
             &ws.qkv,
@@ -280,8 +325,10 @@ impl GpuModel {
             heads,
             scale,
         )?;
+        ws.mark(stream, "attention")?;
         let o: Vec<GemmGroup> = all.map(|i| at.o(i)).collect();
-        self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)
+        self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)?;
+        ws.mark(stream, "o projection + residual")
     }
 
     /// The MLP block: `x += down(silu(gate(norm(x))) · up(norm(x)))`.
@@ -301,13 +348,16 @@ impl GpuModel {
             at.d,
             l.rms_norm_eps,
         )?;
+        ws.mark(stream, "rms_norm")?;
         if self.projections == Projections::Sm90 {
             // silu(gate)·up straight out of the gate/up product (weights interleaved on upload)
             let act: Vec<GemmGroup> = all.clone().map(|i| at.gate_up_swiglu(i)).collect();
             gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
+            ws.mark(stream, "gate/up projection + swiglu")?;
         } else {
             let gate_up: Vec<GemmGroup> = all.clone().map(|i| at.gate_up(i)).collect();
             gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &gate_up, false)?;
+            ws.mark(stream, "gate/up projection")?;
             let in_scratch: Vec<Span> = all.clone().map(|i| at.in_scratch(i)).collect();
             swiglu(
                 gpu,
@@ -319,9 +369,11 @@ impl GpuModel {
                 &in_scratch,
                 at.inter,
             )?;
+            ws.mark(stream, "swiglu")?;
         }
         let down: Vec<GemmGroup> = all.map(|i| at.down(i)).collect();
-        self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)
+        self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)?;
+        ws.mark(stream, "down projection + residual")
     }
 
     /// A bf16 projection with a bf16 result, on the model's GEMM.
@@ -378,7 +430,9 @@ impl GpuModel {
         // P·[W_k|W_v|w_β]ᵀ, then kφ = dpfp(K raw)
         let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
         gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        ws.mark(stream, "write: k/v/β projection")?;
         dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, a.d_mem, a.nu)?;
+        ws.mark(stream, "write: dpfp")?;
         // kφ·A_old, not for segment 0
         let ka: Vec<GemmGroup> = writers
             .iter()
@@ -387,6 +441,7 @@ impl GpuModel {
             .collect();
         if !ka.is_empty() {
             gemm_nn_f32_f32_f32(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka, false)?;
+            ws.mark(stream, "write: kφ·A")?;
         }
         let prep = WritePrep {
             kvb: &ws.kvb,
@@ -401,9 +456,12 @@ impl GpuModel {
             correction: a.correction,
         };
         armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
+        ws.mark(stream, "write: prep")?;
         let update: Vec<GemmGroup> = writers.iter().map(|&i| at.write_update(i)).collect();
         gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?;
-        armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)
+        ws.mark(stream, "write: A += kφᵀ·u")?;
+        armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
+        ws.mark(stream, "write: z update")
     }
 
     /// A segment leaving the top layer: the final norm of its text rows (kept in [`Workspace::final_hidden`]) and,

@@ -8,7 +8,7 @@ use half::bf16;
 
 use dbrmt_formats::ModelConfig;
 
-use super::Projections;
+use super::{Projections, StepProfile};
 
 /// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
 /// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers.
@@ -50,6 +50,8 @@ pub struct Workspace {
     pub logits: CudaSlice<f32>,
     /// Token ids of the current request(s).
     pub ids: CudaSlice<u32>,
+    /// Events between the launches of every step, when profiling ([`StepProfile`]).
+    pub profile: Option<StepProfile>,
 }
 
 impl Workspace {
@@ -96,7 +98,16 @@ impl Workspace {
             final_hidden: bf(cfg.armt.segment_size * d)?,
             logits: f(logit_rows * cfg.llama.vocab_size)?,
             ids: stream.alloc_zeros::<u32>(1)?,
+            profile: None,
         })
+    }
+
+    /// Records that the launch just made on `stream` is `label`, when profiling.
+    pub(crate) fn mark(&mut self, stream: &CudaStream, label: &'static str) -> Result<(), KernelError> {
+        match self.profile.as_mut() {
+            Some(p) => p.mark(stream, label),
+            None => Ok(()),
+        }
     }
 
     /// Row of [`Workspace::qkv`] where layer `layer`'s KV cache starts (position `p` of the open segment is this + p).
