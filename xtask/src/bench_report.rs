@@ -30,7 +30,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let matrix = Matrix::read(&cargo::repo_root().join("benches/matrix.toml"))?;
     let plots = out.parent().unwrap_or(Path::new(".")).join("bench");
     fs::create_dir_all(&plots)?;
-    let report = Report { lines, matrix };
+    let run_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let report = Report { lines, matrix, run_name };
     let text = report.markdown(&plots)?;
     fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
     println!(
@@ -147,6 +148,8 @@ impl Matrix {
 struct Report {
     lines: Vec<Value>,
     matrix: Matrix,
+    /// The results directory's name (e.g. `2026-11-30-h200`).
+    run_name: String,
 }
 
 /// Methods in table order, with their column titles.
@@ -195,10 +198,12 @@ impl Report {
             md,
             "# Benchmarks\n\nMeasured on one **{}**; every number on this page comes from one run of \
              `dist/run.sh bench` (or `cargo xtask bench` on a GPU host), ours and the PyTorch baselines on the same GPU, \
-             and was turned into this page by `cargo xtask bench-report`. Times are CUDA-event medians after warm-up \
-             (`benches/matrix.toml` gives the runs per row); random weights of the published shapes, bf16, \
-             M = {} memory tokens, d_mem = {}, batch 1.\n",
+             kept as JSON lines in `benches/results/{}/` and turned into this page by `cargo xtask bench-report \
+             benches/results/{}`. Times are CUDA-event medians after warm-up (`benches/matrix.toml` gives the runs per \
+             row); random weights of the published shapes, bf16, M = {} memory tokens, d_mem = {}, batch 1.\n",
             self.device(),
+            self.run_name,
+            self.run_name,
             self.matrix.defaults.mem_tokens,
             self.matrix.defaults.d_mem
         )?;

@@ -2,6 +2,7 @@
 //! ([`super::Workspace::profile`]). Events cost a microsecond or two each, so a profiled run is slightly slower than
 //! a plain one; the shares are what matter.
 
+use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::{CudaEvent, CudaStream};
 use dbrmt_kernels::KernelError;
 
@@ -32,7 +33,7 @@ impl StepProfile {
     pub(crate) fn begin(&mut self, stream: &CudaStream, cells: usize) -> Result<(), KernelError> {
         self.steps.push(StepMarks {
             cells,
-            start: stream.record_event(None)?,
+            start: timed_event(stream)?,
             marks: Vec::new(),
         });
         Ok(())
@@ -41,7 +42,7 @@ impl StepProfile {
     /// The launch just made is `label`.
     pub(crate) fn mark(&mut self, stream: &CudaStream, label: &'static str) -> Result<(), KernelError> {
         if let Some(step) = self.steps.last_mut() {
-            step.marks.push((label, stream.record_event(None)?));
+            step.marks.push((label, timed_event(stream)?));
         }
         Ok(())
     }
@@ -83,4 +84,9 @@ impl StepProfile {
             })
             .collect())
     }
+}
+
+/// An event recorded on `stream` that can be timed (cudarc's default events have timing disabled).
+fn timed_event(stream: &CudaStream) -> Result<CudaEvent, KernelError> {
+    Ok(stream.record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?)
 }
