@@ -30,8 +30,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let matrix = Matrix::read(&cargo::repo_root().join("benches/matrix.toml"))?;
     let plots = out.parent().unwrap_or(Path::new(".")).join("bench");
     fs::create_dir_all(&plots)?;
-    let run_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let report = Report { lines, matrix, run_name };
+    let run_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let report = Report {
+        lines,
+        matrix,
+        run_name,
+    };
     let text = report.markdown(&plots)?;
     fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
     println!(
@@ -220,6 +227,7 @@ impl Report {
         self.e2e_table(&mut md, gemm)?;
         self.decode_table(&mut md)?;
         self.load_table(&mut md)?;
+        self.kernel_table(&mut md)?;
         self.attention_table(&mut md)?;
         self.profiles(&mut md, plots)?;
         self.plots(&mut md, plots)?;
@@ -352,6 +360,72 @@ impl Report {
                 } else {
                     "DIFFER"
                 },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Our kernels beside their yardsticks of the same run: cuBLAS (the better of one GEMM and batched) for the
+    /// products, PyTorch SDPA (the better of flash and cuDNN) for attention, the copy bandwidth for row kernels.
+    fn kernel_table(&self, md: &mut String) -> Result<()> {
+        let rows: Vec<&Value> = self.of_kind("kernel").collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let best = |kind: &str, field: &str, shape: &str, methods: &[&str]| {
+            self.of_kind(kind)
+                .filter(|l| l["shape"] == shape && methods.iter().any(|m| l["method"] == *m))
+                .filter_map(|l| l[field].as_f64())
+                .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+        };
+        let copy = self
+            .of_kind("kernel")
+            .filter(|l| l["op"] == "copy")
+            .filter_map(|l| l["gbps"].as_f64())
+            .last();
+        writeln!(
+            md,
+            "\n## Kernels at the models' shapes\n\nOurs beside the yardstick measured in the same run (`dbrmt bench kernels`, \
+             CUDA events, L2 flushed, median): cuBLAS bf16 (f32 compute; the better of one GEMM over all the rows and \
+             a strided-batched GEMM of the cells) for the projections — ours run as the engine runs them (o and down \
+             accumulating into f32 rows, gate/up with SwiGLU fused); PyTorch SDPA (the better of its flash and cuDNN \
+             backends) for attention; the device copy for the row kernels.\n\n| op | shape | ours | ms | TFLOP/s or GB/s | yardstick | % of it |\n|---|---|---|---:|---:|---:|---:|"
+        )?;
+        for l in rows {
+            let (op, shape, imp) = (
+                l["op"].as_str().unwrap_or("?"),
+                l["shape"].as_str().unwrap_or("?"),
+                l["method"].as_str().unwrap_or("?"),
+            );
+            if imp.starts_with("cublas") {
+                continue;
+            }
+            let ms = l["ms"].as_f64().unwrap_or(f64::NAN);
+            let (rate, yard) = match op {
+                "gemm" => (
+                    l["tflops"].as_f64(),
+                    best("kernel", "tflops", shape, &["cublas", "cublas-batched"]),
+                ),
+                "attention" if shape.contains("decode") => (
+                    l["gbps"].as_f64(),
+                    best("attention", "gbps", shape, &["torch-sdpa-flash", "torch-sdpa-cudnn"]),
+                ),
+                "attention" => (
+                    l["tflops"].as_f64(),
+                    best("attention", "tflops", shape, &["torch-sdpa-flash", "torch-sdpa-cudnn"]),
+                ),
+                "copy" => (l["gbps"].as_f64(), None),
+                _ => (l["gbps"].as_f64(), copy),
+            };
+            let pct = match (rate, yard) {
+                (Some(r), Some(y)) if y > 0.0 => format!("{:.0}%", 100.0 * r / y),
+                _ => "—".into(),
+            };
+            writeln!(
+                md,
+                "| {op} | {shape} | {imp} | {ms:.3} | {} | {} | {pct} |",
+                rate.map_or("—".into(), |r| format!("{r:.0}")),
+                yard.map_or("—".into(), |y| format!("{y:.0}")),
             )?;
         }
         Ok(())

@@ -182,6 +182,7 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #   dist/run.sh selftest   only `dbrmt selftest`
 #   dist/run.sh bench [OUT] [PART...]
 #                          the benchmarks, JSON lines into OUT (default bench-results/): PARTs (default all)
+#                          kernels (dbrmt bench kernels: every kernel beside cuBLAS / the copy bandwidth),
 #                          matrix (dbrmt bench matrix), profile (the step profile of 1B T=1024 and 160M T=512),
 #                          baselines (benches/python/baselines.py), attention
 #                          (benches/python/sdpa_attention.py: SDPA and the same-run GEMM/copy ceilings), load
@@ -205,7 +206,7 @@ if [ "$mode" = bench ]; then
   out="${1:-bench-results}"
   [ $# -gt 0 ] && shift
   parts=("$@")
-  [ ${#parts[@]} -eq 0 ] && parts=(attention matrix profile baselines load)
+  [ ${#parts[@]} -eq 0 ] && parts=(kernels attention matrix profile baselines load)
   mkdir -p "$out"
   filter=()
   [ -n "${BENCH_FILTER:-}" ] && filter=(--filter "$BENCH_FILTER")
@@ -218,6 +219,7 @@ if [ "$mode" = bench ]; then
       matrix) "$DIST/dbrmt" bench matrix --out "$out/dbrmt.jsonl" "${filter[@]}" || status=1 ;;
       baselines) PYTHONUNBUFFERED=1 python3 benches/python/baselines.py --out "$out/torch.jsonl" "${pyfilter[@]}" || status=1 ;;
       attention) PYTHONUNBUFFERED=1 python3 benches/python/sdpa_attention.py --out "$out/torch.jsonl" || status=1 ;;
+      kernels) LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$DIST/dbrmt" bench kernels --out "$out/dbrmt.jsonl" || status=1 ;;
       profile)
         "$DIST/dbrmt" bench profile --model llama-3.2-1b --segment 1024 --tokens 32768 --out "$out/dbrmt.jsonl" || status=1
         "$DIST/dbrmt" bench profile --model llama-160m --segment 512 --tokens 16384 --out "$out/dbrmt.jsonl" || status=1 ;;
@@ -228,7 +230,7 @@ if [ "$mode" = bench ]; then
             "$DIST/dbrmt" bench load --dir "$dir" --out "$out/dbrmt.jsonl" || status=1
           rm -rf "$dir"
         done ;;
-      *) echo "unknown bench part $part (matrix, profile, baselines, attention, load)" >&2; status=2 ;;
+      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load)" >&2; status=2 ;;
     esac
   done
   exit $status

@@ -3,6 +3,7 @@ pub mod armt_read;
 pub mod armt_write;
 pub mod attention;
 pub mod attention_sm90;
+pub mod bench;
 pub mod check;
 pub mod cubins;
 pub mod dpfp;

@@ -3,6 +3,7 @@
 //! turns the lines of one run — ours and the PyTorch baselines' (`benches/python/`) — into `docs/BENCHMARKS.md`.
 //!
 //! * `matrix`: the end-to-end rows of `benches/matrix.toml` (prefill and decode) on random weights;
+//! * `kernels`: every kernel beside its yardstick in the same run (cuBLAS for the products, the copy bandwidth);
 //! * `profile`: the share of a full diagonal step each launch takes;
 //! * `write-checkpoint` / `load`: a random bf16 checkpoint written to disk, then loaded onto the GPU in a fresh
 //!   process (load time, host anonymous memory, logits bitwise against the in-memory upload).
@@ -58,6 +59,11 @@ pub enum BenchCommand {
         dir: PathBuf,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Every kernel at the models' shapes beside its same-run yardstick (cuBLAS, the copy bandwidth).
+    Kernels {
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Where the time of a full diagonal step goes, launch by launch (CUDA events between launches).
     Profile {
@@ -115,6 +121,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             seed,
         } => load::write_checkpoint(&Matrix::read(matrix)?, model, *segment, dir, *seed),
         BenchCommand::Load { dir, seed, out } => load::load(dir, *seed, &mut Out::append(out)?),
+        BenchCommand::Kernels { out } => kernels(&mut Out::append(out)?),
         BenchCommand::Profile {
             matrix,
             model,
@@ -131,6 +138,28 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             *seed,
         ),
     }
+}
+
+/// `dbrmt bench kernels`: every kernel benchmark of `dbrmt_kernels::bench`, one JSON line each.
+fn kernels(out: &mut Out) -> anyhow::Result<()> {
+    let gpu = dbrmt_kernels::Gpu::new(0).context("opening GPU 0")?;
+    let device = device_name();
+    for m in dbrmt_kernels::bench::all(&gpu)? {
+        eprintln!(
+            "bench: {:<10} {:<22} {:<16} {:>9.4} ms  {:>7.1} TFLOP/s  {:>7.0} GB/s",
+            m.op,
+            m.shape,
+            m.imp,
+            m.ms,
+            m.tflops(),
+            m.gbps()
+        );
+        out.line(serde_json::json!({
+            "kind": "kernel", "op": m.op, "shape": m.shape, "method": m.imp, "ms": m.ms,
+            "tflops": m.tflops(), "gbps": m.gbps(), "device": device,
+        }))?;
+    }
+    Ok(())
 }
 
 /// The JSON-lines output, appended and flushed line by line (a run cut short keeps what it measured).
