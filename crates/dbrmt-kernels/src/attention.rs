@@ -79,6 +79,21 @@ pub fn attention_causal(
     Ok(())
 }
 
+/// Every span's key rows (its cached rows included) inside `qkv` and its output rows inside `out`, and no two spans
+/// writing the same output rows (shared by both attention launchers).
+pub(crate) fn check_spans(kernel: &str, qkv: Rows, out: Rows, spans: &[Span], heads: Heads) -> Result<(), KernelError> {
+    for s in spans {
+        let keys = s
+            .pos
+            .checked_add(s.rows)
+            .filter(|&k| k <= i32::MAX as usize)
+            .ok_or_else(|| invalid(kernel, format!("pos {} + rows {} beyond 32 bits", s.pos, s.rows)))?;
+        check_rows(kernel, "qkv", qkv, s.in_row, keys, 0, heads.qkv_width())?;
+        check_rows(kernel, "out", out, s.out_row, s.rows, 0, heads.q_width())?;
+    }
+    check_disjoint_outputs(kernel, spans)
+}
+
 /// The launcher's checks, on buffer lengths only (so they are tested without a GPU); returns the entry point for
 /// `head_dim` and the launch's grid: (query tiles of the longest span, heads, spans).
 fn validate(
@@ -121,16 +136,7 @@ fn validate(
     if !scale.is_finite() {
         return Err(invalid(k, format!("scale = {scale}")));
     }
-    for s in spans {
-        let keys = s
-            .pos
-            .checked_add(s.rows)
-            .filter(|&k| k <= i32::MAX as usize)
-            .ok_or_else(|| invalid(k, format!("pos {} + rows {} beyond 32 bits", s.pos, s.rows)))?;
-        check_rows(k, "qkv", qkv, s.in_row, keys, 0, heads.qkv_width())?;
-        check_rows(k, "out", out, s.out_row, s.rows, 0, heads.q_width())?;
-    }
-    check_disjoint_outputs(k, spans)?;
+    check_spans(k, qkv, out, spans, heads)?;
     let rows = row_grid(spans, THREADS);
     let cfg = LaunchConfig {
         grid_dim: (

@@ -9,7 +9,8 @@ use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, Rows};
+use crate::attention::check_spans;
+use crate::launch::{addr, addr_mut, check_groups, invalid, Rows};
 use crate::params::{Heads, Span, Spans};
 use crate::tma;
 use crate::{cubins, Gpu, Kernel, KernelError};
@@ -87,16 +88,7 @@ fn validate(qkv: Rows, out: Rows, spans: &[Span], heads: Heads, scale: f32) -> R
     if !scale.is_finite() || qkv.len / qkv.ld.max(1) > i32::MAX as usize {
         return Err(invalid(entry, format!("scale {scale} or rows beyond 32 bits")));
     }
-    for s in spans {
-        let keys = s
-            .pos
-            .checked_add(s.rows)
-            .filter(|&k| k <= i32::MAX as usize)
-            .ok_or_else(|| invalid(entry, format!("pos {} + rows {} beyond 32 bits", s.pos, s.rows)))?;
-        check_rows(entry, "qkv", qkv, s.in_row, keys, 0, heads.qkv_width())?;
-        check_rows(entry, "out", out, s.out_row, s.rows, 0, heads.q_width())?;
-    }
-    check_disjoint_outputs(entry, spans)?;
+    check_spans(entry, qkv, out, spans, heads)?;
     Ok(Kernel::new(cubins::ATTENTION_SM90, entry))
 }
 
