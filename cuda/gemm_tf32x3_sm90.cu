@@ -74,6 +74,34 @@ typedef struct {
 static_assert(sizeof(GemmTf32x3Problem) == 24, "GemmTf32x3Problem layout is mirrored by the Rust launcher");
 static_assert(sizeof(GemmTf32x3Params) == 24 * GEMM_TF32X3_MAX_PROBLEMS + 16, "GemmTf32x3Params layout is mirrored");
 
+// The launch contract, checked on the host (the harness calls it before every launch; the Rust launcher mirrors
+// it). tn: 0 for the NN entry, 1 for TN. lda, ldb: row strides (f32 elements) of the buffers the A and B maps cover;
+// a_cols: the A map's globalDim[0] (NN: k columns, TN: the m columns of the stored [k, m] blocks); b_cols: the B
+// map's globalDim[0] (n). Returns nullptr when every requirement holds, else the first broken one.
+// The tensor-map rules behind the stride conditions (cuTensorMapEncodeTiled): global address 16-byte aligned,
+// globalStrides multiples of 16 bytes (so lda, ldb % 4 == 0), boxDim[i] in 1..256, boxDim[0]*4 a multiple of 16,
+// and with SWIZZLE_128B boxDim[0]*4 <= 128 (the A boxes are 32 f32 wide: exactly the span).
+inline const char* gemm_tf32x3_check(const GemmTf32x3Params* p, int tn, long long lda, long long ldb,
+                                     long long a_cols, long long b_cols) {
+    if (p->count < 1 || p->count > GEMM_TF32X3_MAX_PROBLEMS) return "count must be 1..64";
+    if (p->n <= 0 || p->n % 4 != 0) return "n must be a positive multiple of 4";
+    if (p->k <= 0 || p->k % 32 != 0) return "k must be a positive multiple of 32";
+    if (lda % 4 != 0 || ldb % 4 != 0) return "lda and ldb must be multiples of 4 (16-byte tensor-map strides)";
+    if (a_cols < 1 || lda < a_cols) return "lda must be >= the A map's column count";
+    if (b_cols < p->n || ldb < b_cols) return "the B map must cover n columns (ldb >= its column count >= n)";
+    if (!tn && a_cols < p->k) return "NN: the A map must cover k columns";
+    for (int i = 0; i < p->count; ++i) {
+        const GemmTf32x3Problem& q = p->problems[i];
+        if (q.m < 0) return "m must be >= 0";
+        if (q.m == 0) continue;
+        if (q.c % 16 != 0) return "every C address must be 16-byte aligned";
+        if (q.ldc % 4 != 0 || q.ldc < p->n) return "ldc must be a multiple of 4 and >= n";
+        if (q.a_row < 0 || q.b_row < 0) return "map rows must be >= 0";
+        if (tn && a_cols < q.m) return "TN: the A map must cover m columns";
+    }
+    return nullptr;
+}
+
 namespace tf32x3 {
 
 using sm90::TmaMap;
@@ -87,10 +115,22 @@ constexpr int PRODUCER_REGS = 40;
 constexpr int CONSUMER_REGS = 232;
 constexpr int CONVERTERS = 96;  // threads 288 .. 383
 
+// Tensor-map boxes (host and device agree on them; the transaction count is A_BYTES + B_RAW_BYTES).
+constexpr int A_BOX_COLS = 32;      // A maps: 32 f32 = 128 bytes inner, SWIZZLE_128B
+constexpr int A_BOX_ROWS_NN = 128;  // NN: one box per k-block
+constexpr int A_BOX_ROWS_TN = 32;   // TN: four boxes per k-block (m0 + 32j, k rows)
+constexpr int B_BOX_COLS = 128;     // B map: 128 f32 = 512 bytes inner, SWIZZLE_NONE
+constexpr int B_BOX_ROWS = 32;
+
 constexpr int A_BYTES = BM * BK * 4;      // 16384: A block (NN: [128 m][32 k] swizzled; TN: 4 x [32 k][32 m])
 constexpr int B_RAW_BYTES = BK * BN * 4;  // 16384: B block [32 k][128 n], dense
 constexpr int B_CONV_BYTES = BN * BK * 4; // 16384: one converted tile [128 n][32 k] tf32, swizzled
 constexpr int STAGE_BYTES = A_BYTES + B_RAW_BYTES + 2 * B_CONV_BYTES;  // 65536
+static_assert(A_BOX_COLS * 4 == 128 && A_BOX_COLS == BK, "A boxes: one 128-byte swizzle row of k (NN) or m (TN)");
+static_assert(A_BOX_COLS * A_BOX_ROWS_NN * 4 == A_BYTES && 4 * A_BOX_COLS * A_BOX_ROWS_TN * 4 == A_BYTES,
+              "the A boxes fill the A block");
+static_assert(B_BOX_COLS == BN && B_BOX_ROWS == BK && B_BOX_COLS * B_BOX_ROWS * 4 == B_RAW_BYTES && B_BOX_COLS <= 256,
+              "the B box is the raw B block");
 
 __host__ __device__ constexpr int smem_bytes() { return STAGES * STAGE_BYTES + 2 * sm90::STAGING_BYTES + 3 * STAGES * 8; }
 static_assert(smem_bytes() <= 232448, "fits the 227 KB of dynamic shared memory per block");

@@ -239,8 +239,11 @@ static void alloc(Setup& s, uint64_t seed) {
     }
     s.a_rows = std::max(ar, 1LL);
     s.a_cols = s.layout == Layout::NN ? s.k : max_m;
-    if (s.lda == 0) s.lda = (int)s.a_cols;
-    if (s.ldb == 0) s.ldb = s.n;
+    // Row strides in elements, multiples of 4 (the tensor maps need 16-byte strides; the kernel's contract says
+    // lda % 4 == 0). The first device run stopped here: the TN case with m = {7, 130, 64} took lda = max m = 130,
+    // a 520-byte stride, and cuTensorMapEncodeTiled refused it.
+    if (s.lda == 0) s.lda = (int)((s.a_cols + 3) / 4 * 4);
+    if (s.ldb == 0) s.ldb = (s.n + 3) / 4 * 4;
     s.b_rows = br;
     s.c_elems = co + 8;
     CUDA_CHECK(cudaMalloc(&s.A, (size_t)s.a_rows * s.lda * 4));
@@ -267,18 +270,38 @@ static void prepare(const Setup& s, float* c) {
     CUDA_CHECK(cudaGetLastError());
 }
 
-static CUtensorMap f32_map(const float* base, long long rows, long long cols, int ld, int box_cols, int box_rows,
-                           bool swizzle) {
-    CUtensorMap map;
+// Builds a rank-2 f32 tensor map. On failure it prints every parameter of the refused map (and which documented
+// rule, if any, it breaks) and returns false: the launch that needed it is then skipped and its check fails, so one
+// refused map no longer ends the whole run.
+static bool f32_map(CUtensorMap* map, const char* which, const float* base, long long rows, long long cols, int ld,
+                    int box_cols, int box_rows, bool swizzle) {
     const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows};
     const cuuint64_t strides[1] = {(cuuint64_t)ld * 4};
     const cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows};
     const cuuint32_t estr[2] = {1, 1};
-    CU_CHECK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, (void*)base, dims, strides, box, estr,
-                                    CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                    swizzle ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
-                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
-    return map;
+    const CUresult r = cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, (void*)base, dims, strides, box,
+                                              estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                              swizzle ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_NONE,
+                                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r == CUDA_SUCCESS) return true;
+    const char* es = nullptr;
+    cuGetErrorString(r, &es);
+    std::string broken;
+    if ((uintptr_t)base % 16) broken += " [global address not 16-byte aligned]";
+    if (strides[0] % 16) broken += " [row stride not a multiple of 16 bytes]";
+    if (strides[0] < dims[0] * 4) broken += " [row stride < row bytes]";
+    if (box[0] == 0 || box[1] == 0 || box[0] > 256 || box[1] > 256) broken += " [box dim not in 1..256]";
+    if ((box[0] * 4) % 16) broken += " [box inner bytes not a multiple of 16]";
+    if (swizzle && box[0] * 4 > 128) broken += " [SWIZZLE_128B needs box inner bytes <= 128]";
+    if (dims[0] == 0 || dims[1] == 0) broken += " [zero global dim]";
+    if (box[0] > dims[0] || box[1] > dims[1]) broken += " (note: box larger than the tensor; documented as allowed)";
+    printf("  FAIL: cuTensorMapEncodeTiled refused the %s map: %s; FLOAT32 rank 2 base %p globalDim {%llu, %llu} "
+           "globalStrides {%llu} bytes boxDim {%u, %u} elementStrides {1, 1} INTERLEAVE_NONE %s L2_256B OOB_NONE%s\n",
+           which, es ? es : "?", (const void*)base, (unsigned long long)dims[0], (unsigned long long)dims[1],
+           (unsigned long long)strides[0], box[0], box[1], swizzle ? "SWIZZLE_128B" : "SWIZZLE_NONE",
+           broken.empty() ? " (no documented rule broken)" : broken.c_str());
+    fflush(stdout);
+    return false;
 }
 
 struct Launch {
@@ -286,7 +309,9 @@ struct Launch {
     sm90::TmaMap a, b;
     GemmTf32x3Params p;
     int grid;
+    bool ok = true;  // false: a map was refused or the contract is broken (printed); the launch does nothing
     void operator()() const {
+        if (!ok) return;
         void* args[] = {(void*)&a, (void*)&b, (void*)&p};
         CUDA_CHECK(cudaLaunchKernel(fn, dim3(grid), dim3(tf32x3::THREADS), args, tf32x3::smem_bytes(), 0));
     }
@@ -303,11 +328,18 @@ static Launch make_launch(const Setup& s, int grid, float* c, const std::vector<
         CUDA_CHECK(cudaFuncSetAttribute(L.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, tf32x3::smem_bytes()));
         attr[(int)s.layout] = true;
     }
-    const CUtensorMap a = s.layout == Layout::NN ? f32_map(s.A, s.a_rows, s.a_cols, s.lda, 32, 128, true)
-                                                 : f32_map(s.A, s.a_rows, s.a_cols, s.lda, 32, 32, true);
-    const CUtensorMap b = f32_map(s.B, s.b_rows, s.n, s.ldb, 128, 32, false);
+    // The maps of the contract (gemm_tf32x3_sm90.cu): A NN box {32, 128}, A TN box {32, 32}, both SWIZZLE_128B
+    // (32 f32 = 128 bytes, the swizzle span); B box {128, 32} SWIZZLE_NONE (512-byte rows, multiple of 16).
+    CUtensorMap a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    const bool a_ok = f32_map(&a, s.layout == Layout::NN ? "A (NN)" : "A (TN)", s.A, s.a_rows, s.a_cols, s.lda,
+                              tf32x3::A_BOX_COLS, s.layout == Layout::NN ? tf32x3::A_BOX_ROWS_NN : tf32x3::A_BOX_ROWS_TN,
+                              true);
+    const bool b_ok = f32_map(&b, "B", s.B, s.b_rows, s.n, s.ldb, tf32x3::B_BOX_COLS, tf32x3::B_BOX_ROWS, false);
     memcpy(&L.a, &a, sizeof a);
     memcpy(&L.b, &b, sizeof b);
+    L.ok = a_ok && b_ok;
     memset(&L.p, 0, sizeof L.p);
     std::vector<int> idx = which;
     if (idx.empty())
@@ -324,6 +356,12 @@ static Launch make_launch(const Setup& s, int grid, float* c, const std::vector<
         q.b_row = s.b_row[i];
         q.m = s.m[i];
         q.ldc = s.ldc[i];
+    }
+    // The launcher-side contract check (what the Rust launcher mirrors): a broken requirement is a failed check.
+    const char* why = gemm_tf32x3_check(&L.p, s.layout == Layout::TN ? 1 : 0, s.lda, s.ldb, s.a_cols, s.n);
+    if (why) {
+        printf("  FAIL: launch contract: %s\n", why);
+        L.ok = false;
     }
     return L;
 }
@@ -484,7 +522,7 @@ static void test_accuracy() {
     double worst[2][3] = {{0, 0, 0}, {0, 0, 0}};  // [layout][dist] at k in {128, 384}
     int combo = 0;
     for (Layout l : {Layout::NN, Layout::TN}) {
-        for (int n : {96, 200, 2048}) {
+        for (int n : {2048, 200, 96}) {  // 2048 (the model) first; 96 < the B box width last
             for (int k : {32, 128, 384, 1024}) {
                 for (int dist = 0; dist < 3; ++dist) {
                     if (n != 2048 && dist != SIGNED) continue;

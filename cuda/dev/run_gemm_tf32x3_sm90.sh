@@ -11,6 +11,7 @@ BIN=target/dev/gemm_tf32x3_dev
 mkdir -p target/dev
 if [[ ! -x $BIN || -n $(find cuda/gemm_tf32x3_sm90.cu cuda/gemm_f32.cu cuda/common cuda/sm90 cuda/dev/gemm_tf32x3_sm90.cu -newer $BIN 2>/dev/null) ]]; then
     echo "building $BIN with $NVCC ($("$NVCC" --version | tail -1))"
-    "$NVCC" -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a -o $BIN cuda/dev/gemm_tf32x3_sm90.cu -lcuda -lcublas
+    "$NVCC" -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a -o $BIN cuda/dev/gemm_tf32x3_sm90.cu -lcuda -lcublas \
+        || exit 2
 fi
 exec $BIN "$@"
