@@ -1,5 +1,5 @@
 /*
-Grouped bf16 GEMM, version 3, for sm_90a (H100/H200): TMA loads, wgmma, warp specialisation, persistent tiles.
+Grouped bf16 GEMM, version 4, for sm_90a (H100/H200): TMA loads, wgmma, warp specialisation, persistent tiles.
 For every problem p of a launch: C_p[m_p, n] (+)= A_p[m_p, k] . B_p[n, k]^T ("NT": A row-major, B an nn.Linear
 weight [out, in]), bf16 inputs, f32 accumulation. These are the QKV / O / gate-up / down projections of the cells
 of one diagonal step (one problem per cell).
@@ -27,13 +27,16 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
             B_interleaved[128*b + 64 + r] = W_up  [64*b + r]
         for b in 0 .. I/64 - 1 (per layer; layers stacked as usual, b_row = layer * 2I). Output column
         j = 64*b + r is silu(g) * u with g, u the f32 accumulators of B rows 128b + r and 128b + 64 + r,
-        silu(x) = x / (1 + expf(-x)) in f32 (as swiglu.cu), rounded to bf16 once. ldc is in output elements.
+        silu(x) = x * rcp.approx(1 + ex2.approx(-x * log2 e)) in f32 (v4; v2/v3: x / (1 + expf(-x)) as swiglu.cu;
+        the two differ by ~1e-6 relative, far below the bf16 rounding of the output), rounded to bf16 once. ldc is
+        in output elements.
 All take (const __grid_constant__ TmaMap a_map, const __grid_constant__ TmaMap b_map,
           const __grid_constant__ GemmSm90Params params)  -- unchanged since v2.
-Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory sm90::smem_bytes(BN)
-(set cudaFuncAttributeMaxDynamicSharedMemorySize to it; the v2 widths keep their v2 values), no cluster. The B map's
-box is {64, BN}. Tile width: gemm_sm90_bn_rule(epilogue, n, k, number of SMs) below, a function of (n, k) and the
-device only (never of m or of the number of problems); docs/log/gemm_sm90.md has the model behind it.
+Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory
+gemm_sm90_smem_bytes(epilogue, BN) (set cudaFuncAttributeMaxDynamicSharedMemorySize to it; a larger value up to
+232448 is fine, so launchers that pass the v2 sizes of bn128/192/256 keep working), no cluster. The B map's box is
+{64, BN}. Tile width: gemm_sm90_bn_rule(epilogue, n, k, number of SMs) below, a function of (n, k) and the device
+only (never of m or of the number of problems); docs/log/gemm_sm90.md has the model behind it.
 Not exported: gemm_sm90<..., CL = 2>, a 2-CTA cluster variant (__cluster_dims__(2, 1, 1), B box {64, BN/2}, even
 grid) that multicasts the shared B tile; the v2 per-row bulk-copy epilogue (Store::Bulk); a profiled variant
 (PROF) that records per-CTA phase times. The development harness instantiates, checks and times them.
@@ -54,6 +57,12 @@ Structure (per CTA; 384 threads = 3 warpgroups; persistent: grid = number of SMs
     C rows are prefetched into L2 a few k-blocks before the mainloop ends and each pass issues its C loads before
     it stages the accumulators. Rows >= m_p and columns >= n (n/2 for SwiGLU) are never stored. A warpgroup whose
     64 rows all lie past m_p skips its MMAs (it still waits and releases every stage).
+  v4, the offloaded epilogue (Store::Off; the exported f32 entries of width 128..160 and both SwiGLU entries;
+    sm90/epilogue.cuh has the protocol): the consumers write the finished tile (f32: acc, or C + acc in place;
+    SwiGLU: silu(g) * u) into a whole-tile shared buffer OUT and go straight on to the next tile's MMAs; warps 9-11
+    of the producer warpgroup (the "storer", otherwise idle) load the tile's C into OUT with cp.async while the
+    tile's mainloop runs (accumulating) and copy OUT to global memory during the next tile's mainloop. So neither
+    the C loads nor any global store of these entries is on the tensor cores' path any more.
 Determinism: no split-K, no atomics; each output element is the sum over k-blocks 0, 1, ... in order, each k-block
 4 chained wgmma in order; a tile's bits depend only on its A rows, B rows and k. So a problem gives the same bytes
 alone or inside any grouped launch, with any grid size. (The harness also checks, on the device, whether the bytes
@@ -112,7 +121,8 @@ static_assert(sizeof(GemmSm90Params) == 24 * GEMM_SM90_MAX_PROBLEMS + 16, "GemmS
 // that each cost BN * k_blocks * eff(BN) + overhead(BN) (units: one column for one k-block); eff(BN) charges the
 // smaller tiles' extra operand traffic (L2 bytes per FLOP grow as 1/128 + 1/BN), the overhead is the exposed
 // epilogue of a tile. Each width's score is its worst slowdown over the three cell counts against the best width for
-// that count; the smallest score wins (ties within 0.5%: the wider tile).
+// that count; the smallest score wins (ties within 0.5%: the wider tile). Units: one tile column for one k-block
+// = 4 tensor-core cycles.
 inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
     const int gemm_sm90_bn_list[GEMM_SM90_NUM_BN] = GEMM_SM90_BN_LIST;
     if (epi == GEMM_SM90_EPI_SWIGLU) return n >= 1024 ? 256 : 128;
@@ -125,7 +135,11 @@ inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
         const int bn = gemm_sm90_bn_list[b];
         const double bytes_per_flop = (128.0 + bn) / (128.0 * bn);
         const double eff = 1.0 + 0.25 * (bytes_per_flop / (384.0 / 32768.0) - 1.0);
-        const double ovh = epi == GEMM_SM90_EPI_F32 ? 250.0 + 2.6 * bn : 125.0 + 0.8 * bn;
+        // f32 (v4): the offloaded epilogue of widths <= 160 exposes only the shared-memory read-modify-write of
+        // the tile (8*BN cycles accumulating, + ~300 fixed: 75 + 2*BN units); v3's inline epilogue (still used at
+        // 192..256) measured ~3 us per BN-152 tile more than bf16's on the H200 (250 + 9*BN units).
+        const double ovh = epi == GEMM_SM90_EPI_F32 ? (bn <= 160 ? 75.0 + 2.0 * bn : 250.0 + 9.0 * bn)
+                                                    : 125.0 + 0.8 * bn;
         for (int c = 0; c < 3; ++c) {
             const long long tiles = 9LL * counts[c] * ((n + bn - 1) / bn);
             const long long waves = (tiles + sms - 1) / sms;
@@ -171,30 +185,63 @@ __host__ __device__ constexpr bool bn_supported(int bn) {
 // aligned (it is the start of the block's window; the kernel traps if not), which the 128B swizzle needs.
 __host__ __device__ constexpr int a_tile_bytes() { return BM * BK * 2; }
 __host__ __device__ constexpr int b_tile_bytes(int bn) { return bn * BK * 2; }
-__host__ __device__ constexpr int stages_for(int bn) {
-    return bn == 128 ? 6
-           : (bn == 192 || bn == 256)
-               ? 4
-               : ((SMEM_LIMIT - 2 * STAGING_BYTES - 128) / (a_tile_bytes() + b_tile_bytes(bn)) > 6
-                      ? 6
-                      : (SMEM_LIMIT - 2 * STAGING_BYTES - 128) / (a_tile_bytes() + b_tile_bytes(bn)));
+// Epilogue shared memory: Stg/Bulk: the two 17 KB staging buffers; Off: the whole-tile output buffer OUT
+// (sm90/epilogue.cuh) plus its two mbarriers.
+__host__ __device__ constexpr int epi_smem_bytes(int bn, Epi e, Store s) {
+    return s == Store::Off ? out_bytes_for(bn, e) + 16 : 2 * STAGING_BYTES;
 }
-__host__ __device__ constexpr int smem_bytes(int bn) {
-    return stages_for(bn) * (a_tile_bytes() + b_tile_bytes(bn)) + 2 * STAGING_BYTES + 2 * stages_for(bn) * 8;
+// Stages: Stg/Bulk keep v3's counts (the v2 widths their v2 counts: 6 at 128, 4 at 192 and 256); Off takes as many
+// as fit next to OUT, at most 6.
+__host__ __device__ constexpr int stages_fit(int bn, int epi_bytes) {
+    return (SMEM_LIMIT - epi_bytes - 128) / (a_tile_bytes() + b_tile_bytes(bn)) > 6
+               ? 6
+               : (SMEM_LIMIT - epi_bytes - 128) / (a_tile_bytes() + b_tile_bytes(bn));
 }
+__host__ __device__ constexpr int stages_for(int bn, Epi e = Epi::Bf16, Store s = Store::Stg) {
+    return s == Store::Off ? stages_fit(bn, epi_smem_bytes(bn, e, s))
+           : bn == 128     ? 6
+           : (bn == 192 || bn == 256) ? 4
+                                      : stages_fit(bn, 2 * STAGING_BYTES);
+}
+__host__ __device__ constexpr int smem_bytes(int bn, Epi e = Epi::Bf16, Store s = Store::Stg) {
+    return stages_for(bn, e, s) * (a_tile_bytes() + b_tile_bytes(bn)) + epi_smem_bytes(bn, e, s) +
+           2 * stages_for(bn, e, s) * 8;
+}
+// The store path and silu of the exported entry points (v4): the offloaded epilogue for f32 output at the widths
+// whose whole f32 tile fits next to 4-5 stages (128..160) and for SwiGLU (its bf16 tile is at most 32 KB);
+// v3's inline epilogue elsewhere (bf16 output, f32 at 192..256).
+__host__ __device__ constexpr Store exported_store(int bn, Epi e) {
+    return (e == Epi::SwiGlu || (e == Epi::F32 && bn <= 160)) ? Store::Off : Store::Stg;
+}
+__host__ __device__ constexpr Silu exported_silu(Epi e) { return e == Epi::SwiGlu ? Silu::Fast : Silu::Exact; }
+__host__ __device__ constexpr int exported_smem_bytes(int bn, Epi e) { return smem_bytes(bn, e, exported_store(bn, e)); }
 static_assert(smem_bytes(128) == 231520 && smem_bytes(192) == 198720 && smem_bytes(256) == 231488,
-              "the v2 widths keep their v2 shared memory sizes");
+              "the v2 widths keep their v2 shared memory sizes (Stg)");
+static_assert(exported_smem_bytes(128, Epi::F32) <= 231520 && exported_smem_bytes(128, Epi::SwiGlu) <= 231520 &&
+                  exported_smem_bytes(256, Epi::SwiGlu) <= 231488,
+              "a launcher that still passes the v2 sizes gives the v4 entries enough shared memory");
 static_assert(smem_bytes(144) <= SMEM_LIMIT && smem_bytes(152) <= SMEM_LIMIT && smem_bytes(160) <= SMEM_LIMIT &&
                   smem_bytes(208) <= SMEM_LIMIT && smem_bytes(224) <= SMEM_LIMIT,
               "fits the 227 KB of dynamic shared memory per block");
+static_assert(smem_bytes(128, Epi::F32, Store::Off) <= SMEM_LIMIT && smem_bytes(160, Epi::F32, Store::Off) <= SMEM_LIMIT &&
+                  smem_bytes(192, Epi::Bf16, Store::Off) <= SMEM_LIMIT &&
+                  smem_bytes(256, Epi::SwiGlu, Store::Off) <= SMEM_LIMIT,
+              "the offloaded plans fit");
+static_assert(stages_for(128, Epi::F32, Store::Off) == 5 && stages_for(152, Epi::F32, Store::Off) == 4 &&
+                  stages_for(160, Epi::F32, Store::Off) == 4 && stages_for(256, Epi::SwiGlu, Store::Off) == 4 &&
+                  stages_for(128, Epi::SwiGlu, Store::Off) == 6,
+              "the stage counts the notes state");
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
+constexpr int STORER_THREADS = 96;  // Off: warps 9-11
+constexpr int STORER_BARRIER = 3;   // Off: named barrier of the storer warps (1, 2: the consumer warpgroups)
 
 // Per-CTA phase record of the profiled variant (PROF): 8 x u64 per CTA, written by consumer warpgroup 0's thread 0.
 //   [0] %globaltimer at entry (ns)   [1] %globaltimer at exit    [2] clock64 cycles entry -> exit
 //   [3] cycles waiting for the first stage of each tile (sum)    [4] cycles of the k-loops (sum, from the first
 //   stage's arrival to the last wgmma's completion)              [5] cycles of the epilogues (sum)
 //   [6] tiles (with rows for warpgroup 0)                        [7] k-blocks of those tiles (sum)
-constexpr int PROF_WORDS = 8;
+//   Off only, written by storer thread 0: [8] %globaltimer when it has issued its last stores.
+constexpr int PROF_WORDS = 9;
 
 __device__ __forceinline__ uint64_t global_timer() {
     uint64_t t;
@@ -207,28 +254,35 @@ __device__ __forceinline__ uint64_t global_timer() {
 // box of {64, BN/2}): the two CTAs compute consecutive tiles of the list and, when those share a B tile, each loads
 // one half of it multicast to both (sm90/cluster.cuh). Same tiles, same bytes as CL = 1.
 // PROF: record per-CTA phase times into prof[blockIdx.x * PROF_WORDS ..] (harness only; prof unused otherwise).
-template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false>
+// SL: silu of the SwiGLU epilogue (Off only; Stg and Bulk always use the exact one).
+template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact>
 __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
                                           unsigned long long* prof = nullptr) {
     static_assert(bn_supported(BN), "tile widths with a wgmma wrapper and an entry point");
     static_assert(E != Epi::SwiGlu || BN % 128 == 0, "SwiGLU tiles hold whole 64-gate + 64-up blocks");
     static_assert(CL == 1 || CL == 2, "clusters of 1 or 2 CTAs");
-    constexpr int STAGES = stages_for(BN);
+    static_assert(S != Store::Off || CL == 1, "the offloaded epilogue is for single-CTA launches");
+    static_assert(S == Store::Off || SL == Silu::Exact, "the inline epilogues use the exact silu");
+    constexpr bool OFF = S == Store::Off;
+    constexpr int STAGES = stages_for(BN, E, S);
+    constexpr int EPI_BYTES = epi_smem_bytes(BN, E, S) - (OFF ? 16 : 0);  // staging buffers, or OUT
     constexpr uint32_t A_BYTES = a_tile_bytes();
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
     constexpr uint32_t B_HALF = B_BYTES / 2;  // CL = 2: B is loaded as two boxes of BN/2 rows
     static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0 && (CL == 1 || B_HALF % 1024 == 0),
                   "every tile (and half B tile) 1024-byte aligned (128B swizzle)");
-    static_assert(smem_bytes(BN) <= SMEM_LIMIT, "shared memory plan");
+    static_assert(smem_bytes(BN, E, S) <= SMEM_LIMIT, "shared memory plan");
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
     if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
     const uint32_t a_smem = base;                            // STAGES x A tile
     const uint32_t b_smem = a_smem + STAGES * A_BYTES;       // STAGES x B tile
-    const uint32_t staging = b_smem + STAGES * B_BYTES;      // 2 x STAGING_BYTES
-    const uint32_t full_bar = staging + 2 * STAGING_BYTES;   // STAGES x 8 bytes
+    const uint32_t staging = b_smem + STAGES * B_BYTES;      // Stg/Bulk: 2 x STAGING_BYTES; Off: OUT (1024-aligned)
+    const uint32_t full_bar = staging + EPI_BYTES;           // STAGES x 8 bytes
     const uint32_t empty_bar = full_bar + STAGES * 8;        // STAGES x 8 bytes
+    const uint32_t out_free = empty_bar + STAGES * 8;        // Off: OUT may be written (and holds C if accumulating)
+    const uint32_t out_full = out_free + 8;                  // Off: OUT holds the finished tile
 
     if (PROF && threadIdx.x == 0) {
         // Entry times go straight to the record (no register held across the kernel for them).
@@ -251,6 +305,10 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         for (int s = 0; s < STAGES; ++s) {
             mbar_init(full_bar + 8 * s, 1);
             mbar_init(empty_bar + 8 * s, 8 * CL);  // 8 consumer warps (of each CTA of the cluster)
+        }
+        if constexpr (OFF) {
+            mbar_init(out_free, 1);  // storer thread 0, once per tile
+            mbar_init(out_full, 2);  // one thread per consumer warpgroup, once per tile
         }
         mbar_fence_init();
     }
@@ -317,6 +375,44 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     }
                 }
             }
+        } else if constexpr (OFF) {
+            if (threadIdx.x >= 256 + 32) {
+                // ---------------- storer (warps 9-11; sm90/epilogue.cuh, "The offloaded epilogue") ----------------
+                const int stid = threadIdx.x - (256 + 32);
+                constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
+                constexpr int BN_OUT = E == Epi::SwiGlu ? BN / 2 : BN;
+                const bool load_c = E == Epi::F32 && P.accumulate != 0;
+                const int n_out = E == Epi::SwiGlu ? P.n / 2 : P.n;
+                Tile t;
+                bool mc, peer_busy;
+                uint32_t ph = 0;
+                bool first = true;
+                while (next_tile(t, mc, peer_busy)) {
+                    const GemmSm90Problem& pr = P.problems[t.p];
+                    const int row0 = t.m_tile * BM;
+                    const int rows = min(BM, pr.m - row0);
+                    const int col0 = t.n_tile * BN_OUT;
+                    const int cols = min(BN_OUT, n_out - col0);
+                    const long long ldc_bytes = (long long)pr.ldc * OUT_BYTES;
+                    char* const c_tile =
+                        reinterpret_cast<char*>(pr.c) + (long long)row0 * ldc_bytes + (long long)col0 * OUT_BYTES;
+                    // Every storer read of OUT (previous tile) is done before OUT is refilled or handed back.
+                    if (!first) named_barrier_sync(STORER_BARRIER, STORER_THREADS);
+                    if (load_c) {
+                        storer_copy<BN, E, STORER_THREADS>(staging, stid, c_tile, ldc_bytes, rows, cols, true);
+                        cp_async_wait_all();
+                        named_barrier_sync(STORER_BARRIER, STORER_THREADS);
+                    }
+                    if (stid == 0) mbar_arrive(out_free);
+                    mbar_wait(out_full, ph);
+                    storer_copy<BN, E, STORER_THREADS>(staging, stid, c_tile, ldc_bytes, rows, cols, false);
+                    ph ^= 1;
+                    first = false;
+                }
+                // PROF: when the last stores were issued (a storer waiting for OUT shows up as the consumers' wait
+                // for out_free in their epilogue time). Nothing is held across the loop for it (40 registers).
+                if (PROF && stid == 0) prof[(size_t)blockIdx.x * PROF_WORDS + 8] = global_timer();
+            }
         }
     } else {
         // ---------------- consumers ----------------
@@ -359,6 +455,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         bool mc, peer_busy;
         int s = 0;
         uint32_t phase = 0;
+        uint32_t out_phase = 0;  // Off: parity of this tile's out_free / out_full phases
         while (next_tile(t, mc, peer_busy)) {
             const GemmSm90Problem& pr = P.problems[t.p];
             const int row0 = t.m_tile * BM + wg * 64;  // first row of this warpgroup within the problem
@@ -385,7 +482,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     }
                     wgmma_commit();
                     fence_operand(acc);
-                    if (E == Epi::F32 && accumulate && kb == pf_kb) {
+                    if (!OFF && E == Epi::F32 && accumulate && kb == pf_kb) {
                         prefetch_c_rows<BN>(c_base, ldc_bytes, row0, rows, t.n_tile * BN, P.n, wtid);
                     }
                     // At most the batch just issued is in flight: the batch of k-block kb - 1 has completed, so
@@ -402,8 +499,17 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 fence_operand(acc);
                 release(s == 0 ? STAGES - 1 : s - 1, peer_busy);
                 if (prof_thread) c2 = (uint32_t)clock64();
-                epilogue<BN, E, S>(acc, buf, wtid, 1 + wg, c_base, ldc_bytes, row0, rows, t.n_tile * BN,
-                                   E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
+                if constexpr (OFF) {
+                    // OUT is ours once the storer has drained the previous tile (and, accumulating, loaded C).
+                    mbar_wait(out_free, out_phase);
+                    epilogue_to_out<BN, E, SL>(acc, staging, wg, wtid, accumulate);
+                    named_barrier_sync(1 + wg, 128);
+                    if (wtid == 0) mbar_arrive(out_full);
+                    out_phase ^= 1;
+                } else {
+                    epilogue<BN, E, S>(acc, buf, wtid, 1 + wg, c_base, ldc_bytes, row0, rows, t.n_tile * BN,
+                                       E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
+                }
                 if (prof_thread) {
                     const uint32_t c3 = (uint32_t)clock64();
                     prof_rec[3] += (uint32_t)(c1 - c0);
@@ -421,6 +527,12 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                         s = 0;
                         phase ^= 1;
                     }
+                }
+                if constexpr (OFF) {
+                    // Nothing to write, but the tile's handover still needs this warpgroup (see epilogue.cuh).
+                    mbar_wait(out_free, out_phase);
+                    if (wtid == 0) mbar_arrive(out_full);
+                    out_phase ^= 1;
                 }
             }
         }
@@ -440,14 +552,23 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 
 }  // namespace sm90
 
+// The dynamic shared memory of the exported entry point of (epilogue, BN), in bytes (host and device; the Rust
+// launcher mirrors it). Set cudaFuncAttributeMaxDynamicSharedMemorySize to it and launch with it (any larger value
+// up to 232448 works too). The table is in docs/log/gemm_sm90.md and cuda/dev/README.md.
+__host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
+    return sm90::exported_smem_bytes(bn, (sm90::Epi)epi);
+}
+
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
+// Each entry point: its width's exported store path and silu (v4: Off for f32 at 128..160 and for SwiGLU).
 #define GEMM_SM90_ENTRY(NAME, BN, EPI)                                                                            \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
              const __grid_constant__ GemmSm90Params params) {                                                     \
-        sm90::gemm_sm90<BN, EPI>(a_map, b_map, params);                                                           \
+        sm90::gemm_sm90<BN, EPI, sm90::exported_store(BN, EPI), 1, false, sm90::exported_silu(EPI)>(a_map, b_map, \
+                                                                                                  params);        \
     }
 
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn128, 128, sm90::Epi::Bf16)

@@ -1,5 +1,5 @@
 /*
-Development harness of the grouped GEMM (cuda/gemm_sm90.cu, v3): correctness against references, bitwise
+Development harness of the grouped GEMM (cuda/gemm_sm90.cu, v4): correctness against references, bitwise
 alone-vs-grouped, tile-width invariance, stray-write checks, per-phase profiles, and timing against cuBLAS.
 Standalone (no Rust): built on the GPU host with
 
@@ -73,7 +73,7 @@ struct Options {
     std::string filter;          // substring of the timed shape names
     int reps = 25;               // timed repetitions (median)
     int grid = 0;                // 0: number of SMs
-    std::string epilogue = "stg";  // stg | bulk | both: timed store paths (correctness always checks both)
+    std::string epilogue = "exp";  // timed store paths: exp,stg,bulk,off,offx (comma list) or all
     std::string cluster = "1";     // 1 | 2 | both: the 2-CTA multicast variant (checked and timed only if asked)
 } opt;
 
@@ -377,15 +377,21 @@ static CUtensorMap tensor_map(const bf16* base, long long rows, int k, int ld, i
     return map;
 }
 
+using sm90::Silu;
 using sm90::Store;
 
-// The kernels the harness launches: the exported entry points (Store::Stg, no cluster) and, instantiated here only,
-// v2's per-row bulk-copy epilogue (Store::Bulk), the 2-CTA cluster variant (Stg) and the profiled variant (Stg,
-// one extra parameter: the per-CTA record buffer).
+// The kernels the harness launches. Each is keyed by (epilogue, BN, store path, silu, cluster size, profiled):
+//   - the exported entry points (v4: store Off for f32 at 128..160 and for SwiGLU, with the fast silu; Stg
+//     elsewhere), registered under their own store path and silu;
+//   - instantiated here only: v3's inline epilogue (Stg) where the export is now Off, v2's per-row bulk copies
+//     (Bulk), the offloaded epilogue for bf16 (Off at 128, 144, 152, 192: the widths where OUT costs no stage),
+//     SwiGLU offloaded with the exact silu (to separate the two v4 changes), the 2-CTA cluster variant (Stg), and a
+//     profiled twin (one extra parameter: the per-CTA record buffer) of every exported kernel and of the v3 / Off
+//     alternatives.
 struct KernelKey {
-    int epi, bn, store, cl, prof;
+    int epi, bn, store, silu, cl, prof;
     bool operator<(const KernelKey& o) const {
-        return std::tie(epi, bn, store, cl, prof) < std::tie(o.epi, o.bn, o.store, o.cl, o.prof);
+        return std::tie(epi, bn, store, silu, cl, prof) < std::tie(o.epi, o.bn, o.store, o.silu, o.cl, o.prof);
     }
 };
 static std::map<KernelKey, const void*>& kernel_table() {
@@ -393,33 +399,41 @@ static std::map<KernelKey, const void*>& kernel_table() {
     return t;
 }
 struct KernelReg {
-    KernelReg(Epi e, int bn, Store st, int cl, int prof, const void* fn) {
-        kernel_table()[{(int)e, bn, (int)st, cl, prof}] = fn;
+    KernelReg(Epi e, int bn, Store st, Silu sl, int cl, int prof, const void* fn) {
+        kernel_table()[{(int)e, bn, (int)st, (int)sl, cl, prof}] = fn;
     }
 };
 
-#define DEV_REG_EXPORTED(NAME, BN, EPI) static KernelReg reg_##NAME(EPI, BN, Store::Stg, 1, 0, (const void*)NAME);
-#define DEV_BULK_ENTRY(NAME, BN, EPI)                                                                         \
+#define DEV_REG_EXPORTED(NAME, BN, EPI)                                                                       \
+    static KernelReg reg_##NAME(EPI, BN, sm90::exported_store(BN, EPI), sm90::exported_silu(EPI), 1, 0,      \
+                                (const void*)NAME);
+// A harness-only kernel: store ST, silu SL.
+#define DEV_ENTRY(NAME, BN, EPI, ST, SL)                                                                      \
     __global__ void __launch_bounds__(sm90::THREADS, 1)                                                       \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,          \
              const __grid_constant__ GemmSm90Params params) {                                                 \
-        sm90::gemm_sm90<BN, EPI, Store::Bulk>(a_map, b_map, params);                                          \
+        sm90::gemm_sm90<BN, EPI, ST, 1, false, SL>(a_map, b_map, params);                                     \
     }                                                                                                         \
-    static KernelReg reg_##NAME(EPI, BN, Store::Bulk, 1, 0, (const void*)NAME);
+    static KernelReg reg_##NAME(EPI, BN, ST, SL, 1, 0, (const void*)NAME);
+#define DEV_BULK_ENTRY(NAME, BN, EPI) DEV_ENTRY(NAME, BN, EPI, Store::Bulk, Silu::Exact)
 #define DEV_CL2_ENTRY(NAME, BN, EPI)                                                                          \
     __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(sm90::THREADS, 1)                             \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,          \
              const __grid_constant__ GemmSm90Params params) {                                                 \
         sm90::gemm_sm90<BN, EPI, Store::Stg, 2>(a_map, b_map, params);                                        \
     }                                                                                                         \
-    static KernelReg reg_##NAME(EPI, BN, Store::Stg, 2, 0, (const void*)NAME);
-#define DEV_PROF_ENTRY(NAME, BN, EPI)                                                                         \
+    static KernelReg reg_##NAME(EPI, BN, Store::Stg, Silu::Exact, 2, 0, (const void*)NAME);
+// The profiled twin of (BN, EPI, ST, SL).
+#define DEV_PROF_ENTRY_V(NAME, BN, EPI, ST, SL)                                                               \
     __global__ void __launch_bounds__(sm90::THREADS, 1)                                                       \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,          \
              const __grid_constant__ GemmSm90Params params, unsigned long long* prof) {                       \
-        sm90::gemm_sm90<BN, EPI, Store::Stg, 1, true>(a_map, b_map, params, prof);                            \
+        sm90::gemm_sm90<BN, EPI, ST, 1, true, SL>(a_map, b_map, params, prof);                                \
     }                                                                                                         \
-    static KernelReg reg_##NAME(EPI, BN, Store::Stg, 1, 1, (const void*)NAME);
+    static KernelReg reg_##NAME(EPI, BN, ST, SL, 1, 1, (const void*)NAME);
+// The profiled twin of the exported kernel of (BN, EPI).
+#define DEV_PROF_ENTRY(NAME, BN, EPI)                                                                         \
+    DEV_PROF_ENTRY_V(NAME, BN, EPI, sm90::exported_store(BN, EPI), sm90::exported_silu(EPI))
 
 // Every width for bf16 and f32, 128/256 for SwiGLU; the cluster variant needs BN/2 rows of B to be a multiple of 8
 // (1024-byte half tiles), so no BN 152 there.
@@ -454,6 +468,27 @@ DEV_REG_EXPORTED(gemm_sm90_nt_bf16_bf16_swiglu_bn128, 128, Epi::SwiGlu)
 DEV_REG_EXPORTED(gemm_sm90_nt_bf16_bf16_swiglu_bn256, 256, Epi::SwiGlu)
 DEV_ALL_WIDTHS(DEV_BULK_ENTRY, dev_bulk)
 DEV_ALL_WIDTHS(DEV_PROF_ENTRY, dev_prof)
+// v3's inline epilogue where the export is now offloaded (and its profiled twin).
+#define DEV_V3(BN, EPI, NAME)                                                                                 \
+    DEV_ENTRY(dev_stg_##NAME, BN, EPI, Store::Stg, Silu::Exact)                                              \
+    DEV_PROF_ENTRY_V(dev_prof_stg_##NAME, BN, EPI, Store::Stg, Silu::Exact)
+DEV_V3(128, Epi::F32, f32_bn128)
+DEV_V3(144, Epi::F32, f32_bn144)
+DEV_V3(152, Epi::F32, f32_bn152)
+DEV_V3(160, Epi::F32, f32_bn160)
+DEV_V3(128, Epi::SwiGlu, swiglu_bn128)
+DEV_V3(256, Epi::SwiGlu, swiglu_bn256)
+// The offloaded epilogue where it is not exported: bf16 at the widths where OUT costs no stage; SwiGLU with the
+// exact silu.
+#define DEV_OFF(BN, EPI, SL, NAME)                                                                            \
+    DEV_ENTRY(dev_off_##NAME, BN, EPI, Store::Off, SL)                                                       \
+    DEV_PROF_ENTRY_V(dev_prof_off_##NAME, BN, EPI, Store::Off, SL)
+DEV_OFF(128, Epi::Bf16, Silu::Exact, bf16_bn128)
+DEV_OFF(144, Epi::Bf16, Silu::Exact, bf16_bn144)
+DEV_OFF(152, Epi::Bf16, Silu::Exact, bf16_bn152)
+DEV_OFF(192, Epi::Bf16, Silu::Exact, bf16_bn192)
+DEV_OFF(128, Epi::SwiGlu, Silu::Exact, swiglu_bn128_exact)
+DEV_OFF(256, Epi::SwiGlu, Silu::Exact, swiglu_bn256_exact)
 DEV_CL2_ENTRY(dev_cl2_bf16_bn128, 128, Epi::Bf16)
 DEV_CL2_ENTRY(dev_cl2_bf16_bn144, 144, Epi::Bf16)
 DEV_CL2_ENTRY(dev_cl2_bf16_bn160, 160, Epi::Bf16)
@@ -471,22 +506,43 @@ DEV_CL2_ENTRY(dev_cl2_f32_bn256, 256, Epi::F32)
 DEV_CL2_ENTRY(dev_cl2_swiglu_bn128, 128, Epi::SwiGlu)
 DEV_CL2_ENTRY(dev_cl2_swiglu_bn256, 256, Epi::SwiGlu)
 
-// A launch variant: store path, cluster size (2: the multicast variant), profiled.
+// A launch variant: store path, silu, cluster size. "exp" is not a kernel of its own: it resolves, per (epilogue,
+// BN), to the exported entry's variant (variant_exported), named after its store path.
 struct Variant {
     Store store = Store::Stg;
+    Silu silu = Silu::Exact;
     int cl = 1;
     const char* name = "stg";
 };
-static const Variant V_STG = {Store::Stg, 1, "stg"};
-static const Variant V_BULK = {Store::Bulk, 1, "bulk"};
-static const Variant V_CL2 = {Store::Stg, 2, "cl2"};
-
-static bool has_kernel(Epi e, int bn, const Variant& v, bool prof = false) {
-    return kernel_table().count({(int)e, bn, (int)v.store, v.cl, prof ? 1 : 0}) != 0;
+static const Variant V_STG = {Store::Stg, Silu::Exact, 1, "stg"};     // v3 inline epilogue
+static const Variant V_BULK = {Store::Bulk, Silu::Exact, 1, "bulk"};  // v2 per-row bulk copies
+static const Variant V_OFF = {Store::Off, Silu::Fast, 1, "off"};      // v4 offloaded (SwiGLU: fast silu)
+static const Variant V_OFFX = {Store::Off, Silu::Exact, 1, "offx"};   // v4 offloaded, exact silu
+static const Variant V_CL2 = {Store::Stg, Silu::Exact, 2, "cl2"};
+static Variant normalize(Epi e, Variant v) {  // the silu is meaningless outside SwiGLU: key by Exact
+    if (e != Epi::SwiGlu) v.silu = Silu::Exact;
+    return v;
+}
+static Variant variant_exported(Epi e, int bn) {
+    return sm90::exported_store(bn, e) == Store::Off ? normalize(e, V_OFF) : V_STG;
+}
+static bool same_variant(Epi e, const Variant& a, const Variant& b) {
+    const Variant x = normalize(e, a), y = normalize(e, b);
+    return x.store == y.store && x.silu == y.silu && x.cl == y.cl;
+}
+// Same numerics (so the bytes must match): everything but the SwiGLU silu flavour.
+static bool same_numerics(Epi e, const Variant& a, const Variant& b) {
+    return e != Epi::SwiGlu || normalize(e, a).silu == normalize(e, b).silu;
 }
 
-static const void* kernel_for(Epi e, int bn, const Variant& v, bool prof = false) {
-    auto it = kernel_table().find({(int)e, bn, (int)v.store, v.cl, prof ? 1 : 0});
+static bool has_kernel(Epi e, int bn, const Variant& v0, bool prof = false) {
+    const Variant v = normalize(e, v0);
+    return kernel_table().count({(int)e, bn, (int)v.store, (int)v.silu, v.cl, prof ? 1 : 0}) != 0;
+}
+
+static const void* kernel_for(Epi e, int bn, const Variant& v0, bool prof = false) {
+    const Variant v = normalize(e, v0);
+    auto it = kernel_table().find({(int)e, bn, (int)v.store, (int)v.silu, v.cl, prof ? 1 : 0});
     if (it == kernel_table().end()) {
         fprintf(stderr, "no kernel for %s BN=%d %s%s\n", epi_name(e), bn, v.name, prof ? " prof" : "");
         exit(2);
@@ -508,12 +564,18 @@ struct Launch {
 
 // A launch of problems `which` (all when empty) of `s`, writing into the C buffer `c` (same layout as s.C).
 // Variant cl = 2: the cluster variant (B map box BN/2 rows, an even grid).
+// v: the variant; nullptr = the exported kernel of (s.epi, bn).
 static Launch make_launch(const Setup& s, int bn, int grid, void* c, const std::vector<int>& which = {},
-                          const Variant& v = V_STG, unsigned long long* prof = nullptr) {
+                          const Variant* vp = nullptr, unsigned long long* prof = nullptr) {
+    const Variant v = vp ? normalize(s.epi, *vp) : variant_exported(s.epi, bn);
     Launch L;
     L.fn = kernel_for(s.epi, bn, v, prof != nullptr);
     L.prof = prof;
-    L.smem = sm90::smem_bytes(bn);
+    L.smem = sm90::smem_bytes(bn, s.epi, v.store);
+    if (v.store == sm90::exported_store(bn, s.epi) && v.cl == 1 && L.smem != gemm_sm90_smem_bytes((int)s.epi, bn)) {
+        fprintf(stderr, "smem plan mismatch for %s BN=%d\n", epi_name(s.epi), bn);
+        exit(2);
+    }
     L.grid = grid > 0 ? grid : g_sms;
     static std::set<const void*> attr_set;
     if (!attr_set.count(L.fn)) {
@@ -563,9 +625,66 @@ static Launch make_launch(const Setup& s, int bn, int grid, void* c, const std::
 // The variants a correctness check runs: stg always; bulk (v2's store path, not exported) at BN 128 and 256, or at
 // every width when it is timed (--epilogue bulk|both); the cluster variant only with --cluster 2|both. (Every timed
 // configuration is also checked after its timing.)
+// --epilogue: a comma-separated list of exp (the exported kernel of each width, default), stg (v3's inline
+// epilogue), bulk (v2's), off (v4's offloaded one; SwiGLU with the fast silu), offx (SwiGLU offloaded with the
+// exact silu), or all.
+static bool epilogue_listed(const char* name) {
+    if (opt.epilogue == "all") return true;
+    const std::string want = name;
+    size_t pos = 0;
+    while (pos <= opt.epilogue.size()) {
+        size_t next = opt.epilogue.find(',', pos);
+        if (next == std::string::npos) next = opt.epilogue.size();
+        if (opt.epilogue.substr(pos, next - pos) == want) return true;
+        pos = next + 1;
+    }
+    return false;
+}
+static bool epilogue_option_valid() {
+    if (opt.epilogue == "all") return true;
+    size_t pos = 0;
+    while (pos <= opt.epilogue.size()) {
+        size_t next = opt.epilogue.find(',', pos);
+        if (next == std::string::npos) next = opt.epilogue.size();
+        const std::string w = opt.epilogue.substr(pos, next - pos);
+        if (w != "exp" && w != "stg" && w != "bulk" && w != "off" && w != "offx") return false;
+        pos = next + 1;
+    }
+    return true;
+}
+// The timed variants of (e, bn): those listed by --epilogue that have a kernel, the exported one first, no
+// duplicates; with --cluster 2|both the cluster variant too (--cluster 2: only it).
+static std::vector<Variant> timed_variants(Epi e, int bn) {
+    std::vector<Variant> v;
+    auto add = [&](const Variant& c) {
+        if (!has_kernel(e, bn, c)) return;
+        for (const Variant& x : v)
+            if (same_variant(e, x, c)) return;
+        v.push_back(normalize(e, c));
+    };
+    if (opt.cluster != "2") {
+        if (epilogue_listed("exp")) add(variant_exported(e, bn));
+        if (epilogue_listed("stg")) add(V_STG);
+        if (epilogue_listed("bulk")) add(V_BULK);
+        if (epilogue_listed("off")) add(V_OFF);
+        if (epilogue_listed("offx")) add(V_OFFX);
+    }
+    if (opt.cluster != "1") add(V_CL2);
+    return v;
+}
+
+// The variants a correctness check runs (the exported one first): v3's inline epilogue where the export is now
+// offloaded; the offloaded one where it is not exported (bf16 at 128/144/152/192) and SwiGLU's exact-silu offload;
+// bulk at BN 128 and 256, or at every width when it is timed; the cluster variant only with --cluster 2|both.
 static std::vector<Variant> check_variants(Epi e, int bn) {
-    std::vector<Variant> v = {V_STG};
-    if (opt.epilogue != "stg" || bn == 128 || bn == 256) v.push_back(V_BULK);
+    std::vector<Variant> v = {variant_exported(e, bn)};
+    for (const Variant& c : {V_STG, V_OFF, V_OFFX}) {
+        if (!has_kernel(e, bn, c)) continue;
+        bool dup = false;
+        for (const Variant& x : v) dup = dup || same_variant(e, x, c);
+        if (!dup) v.push_back(normalize(e, c));
+    }
+    if (epilogue_listed("bulk") || bn == 128 || bn == 256) v.push_back(V_BULK);
     if (opt.cluster != "1" && has_kernel(e, bn, V_CL2)) v.push_back(V_CL2);
     return v;
 }
@@ -741,7 +860,7 @@ static void test_cpu_reference() {
             for (int bn : widths(e)) {
                 for (const Variant& v : check_variants(e, bn)) {
                     prepare(s, s.C);
-                    make_launch(s, bn, 0, s.C, {}, v)();
+                    make_launch(s, bn, 0, s.C, {}, &v)();
                     CUDA_CHECK(cudaDeviceSynchronize());
                     char what[128];
                     snprintf(what, sizeof what, "cpu-ref %s%s BN=%d %s", epi_name(e), acc ? " accumulate" : "", bn,
@@ -791,7 +910,7 @@ static void test_off_tile() {
                         for (int bn : widths(e)) {
                             for (const Variant& v : check_variants(e, bn)) {
                                 prepare(t, t.C);
-                                make_launch(t, bn, 0, t.C, {}, v)();
+                                make_launch(t, bn, 0, t.C, {}, &v)();
                                 CUDA_CHECK(cudaDeviceSynchronize());
                                 char what[160];
                                 snprintf(what, sizeof what, "off-tile %s%s n=%d k=%d lda=%d BN=%d %s", epi_name(e),
@@ -821,7 +940,12 @@ static void test_bitwise() {
                                      {Epi::Bf16, false, 192, 64, 192},    {Epi::F32, false, 2048, 2048, 256},
                                      {Epi::F32, true, 768, 3072, 128},    {Epi::SwiGlu, false, 1024, 2048, 256},
                                      {Epi::SwiGlu, false, 384, 576, 128}, {Epi::Bf16, false, 2048, 2048, 152},
-                                     {Epi::F32, true, 2048, 8192, 144},   {Epi::Bf16, false, 3072, 768, 224}};
+                                     {Epi::F32, true, 2048, 8192, 144},   {Epi::Bf16, false, 3072, 768, 224},
+                                     // v4: the offloaded epilogue at the model's f32-accumulate width; with one
+                                     // k-block (k_blocks <= STAGES: the storer handover with a warpgroup that has
+                                     // no rows, see sm90/epilogue.cuh); and bf16 at 192 (Off variant checked too)
+                                     {Epi::F32, true, 2048, 2048, 152},   {Epi::F32, false, 960, 64, 160},
+                                     {Epi::F32, true, 960, 64, 128},      {Epi::Bf16, false, 2304, 768, 192}};
     int ci = 0;
     for (const Case& c : cases) {
         Setup s;
@@ -850,36 +974,47 @@ static void test_bitwise() {
         snprintf(what, sizeof what, "bitwise %s%s n=%d k=%d BN=%d: grid %d == grid 7", epi_name(c.e),
                  c.acc ? " accumulate" : "", c.n, c.k, c.bn, g_sms);
         record(memcmp(hg.data(), ho.data(), bytes) == 0, what);
-        // The other store path and the cluster variant: the same bytes.
+        // The other store paths and the cluster variant: the same bytes as the exported kernel (SwiGLU variants with
+        // the other silu: the same bytes as the first of them, e.g. offx == stg == bulk == cl2, all exact).
+        const Variant vexp = variant_exported(c.e, c.bn);
+        std::vector<char> hx;
+        const char* hx_name = nullptr;
         for (const Variant& v : check_variants(c.e, c.bn)) {
-            if (v.store == Store::Stg && v.cl == 1) continue;
+            if (same_variant(c.e, v, vexp)) continue;
             prepare(s, other);
-            make_launch(s, c.bn, 0, other, {}, v)();
+            make_launch(s, c.bn, 0, other, {}, &v)();
             CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
-            snprintf(what, sizeof what, "bitwise %s%s n=%d k=%d BN=%d: %s == stg", epi_name(c.e),
-                     c.acc ? " accumulate" : "", c.n, c.k, c.bn, v.name);
-            record(memcmp(hg.data(), ho.data(), bytes) == 0, what);
+            const bool alike = same_numerics(c.e, v, vexp);
+            if (!alike && !hx_name) {
+                hx = ho;  // the reference of the other numerics (checked against the double reference elsewhere)
+                hx_name = v.name;
+                continue;
+            }
+            const std::vector<char>& ref = alike ? hg : hx;
+            snprintf(what, sizeof what, "bitwise %s%s n=%d k=%d BN=%d: %s == %s", epi_name(c.e),
+                     c.acc ? " accumulate" : "", c.n, c.k, c.bn, v.name, alike ? vexp.name : hx_name);
+            record(memcmp(ref.data(), ho.data(), bytes) == 0, what);
             if (v.cl == 2) {
                 // Alone in a cluster launch: the pair logic with a partner-less last tile.
                 for (int i : {1, 2, 15}) {
                     prepare(s, other);
-                    make_launch(s, c.bn, 0, other, {i}, V_CL2)();
+                    make_launch(s, c.bn, 0, other, {i}, &V_CL2)();
                     CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
                     bool same = true;
                     for (int r = 0; r < s.m[i] && same; ++r) {
                         const size_t off = (size_t)(s.c_off[i] + (long long)r * s.ldc[i]) * s.esize;
-                        same = memcmp(hg.data() + off, ho.data() + off, (size_t)s.n_out * s.esize) == 0;
+                        same = memcmp(ref.data() + off, ho.data() + off, (size_t)s.n_out * s.esize) == 0;
                     }
                     snprintf(what, sizeof what, "bitwise %s n=%d k=%d BN=%d: problem %d alone, cl2 == grouped",
                              epi_name(c.e), c.n, c.k, c.bn, i);
                     record(same, what);
                 }
                 prepare(s, other);
-                make_launch(s, c.bn, 6, other, {}, V_CL2)();
+                make_launch(s, c.bn, 6, other, {}, &V_CL2)();
                 CUDA_CHECK(cudaMemcpy(ho.data(), other, bytes, cudaMemcpyDeviceToHost));
-                snprintf(what, sizeof what, "bitwise %s n=%d k=%d BN=%d: cl2 grid 6 == stg", epi_name(c.e), c.n,
-                         c.k, c.bn);
-                record(memcmp(hg.data(), ho.data(), bytes) == 0, what);
+                snprintf(what, sizeof what, "bitwise %s n=%d k=%d BN=%d: cl2 grid 6 == %s", epi_name(c.e), c.n,
+                         c.k, c.bn, alike ? vexp.name : hx_name);
+                record(memcmp(ref.data(), ho.data(), bytes) == 0, what);
             }
         }
         // Each of several problems alone (count = 1), into a freshly prepared buffer.
@@ -941,20 +1076,25 @@ static void test_tile_invariance() {
         const size_t bytes = (size_t)s.c_elems * s.esize;
         void* out;
         CUDA_CHECK(cudaMalloc(&out, bytes));
-        std::vector<char> first(bytes), other(bytes);
-        int first_bn = 0, differing = 0, compared = 0;
+        // Per numerics class (SwiGLU: one per silu flavour), the first launch's bytes are the reference.
+        std::vector<char> first[2], other(bytes);
+        std::string first_name[2];
+        int differing = 0, compared = 0;
         std::string diff_list;
         for (int bn : widths(c.e)) {
-            for (const Variant& v : {V_STG, V_BULK}) {
+            for (const Variant& v : check_variants(c.e, bn)) {
+                if (v.cl != 1) continue;
+                const int cls = c.e == Epi::SwiGlu && normalize(c.e, v).silu == Silu::Fast ? 1 : 0;
                 prepare(s, out);
-                make_launch(s, bn, 0, out, {}, v)();
-                CUDA_CHECK(cudaMemcpy(first_bn ? other.data() : first.data(), out, bytes, cudaMemcpyDeviceToHost));
-                if (!first_bn) {
-                    first_bn = bn;
+                make_launch(s, bn, 0, out, {}, &v)();
+                CUDA_CHECK(cudaMemcpy(other.data(), out, bytes, cudaMemcpyDeviceToHost));
+                if (first[cls].empty()) {
+                    first[cls] = other;
+                    first_name[cls] = std::to_string(bn) + "/" + v.name;
                     continue;
                 }
                 ++compared;
-                if (memcmp(first.data(), other.data(), bytes) != 0) {
+                if (memcmp(first[cls].data(), other.data(), bytes) != 0) {
                     ++differing;
                     diff_list += " " + std::to_string(bn) + "/" + v.name;
                 }
@@ -962,8 +1102,9 @@ static void test_tile_invariance() {
         }
         ++g_tile_invariance_cases;
         if (differing) g_tile_invariant = false;
-        printf("  %s%s n=%d k=%d: %d width/store variants vs BN=%d stg: %s%s\n", epi_name(c.e),
-               c.acc ? " accumulate" : "", c.n, c.k, compared, first_bn,
+        printf("  %s%s n=%d k=%d: %d width/store variants vs %s%s%s: %s%s\n", epi_name(c.e),
+               c.acc ? " accumulate" : "", c.n, c.k, compared, first_name[0].c_str(),
+               first_name[1].empty() ? "" : " (fast silu: vs ", first_name[1].empty() ? "" : (first_name[1] + ")").c_str(),
                differing ? "DIFFER:" : "all byte-identical", diff_list.c_str());
         CUDA_CHECK(cudaFree(out));
         release(s);
@@ -1062,9 +1203,11 @@ static std::vector<Shape> shapes() {
     return v;
 }
 
-// One profiled run of our kernel (the PROF variant of the Stg kernel, same tiles and bytes): per-CTA phase times,
+// One profiled run of our kernel (the PROF twin of variant v, same tiles and bytes): per-CTA phase times,
 // summarised as one line. The tensor-core bound of a k-block is 4*BN cycles (2 warpgroups x 4 x m64nBNk16).
-static void profile_run(const Setup& s, int bn) {
+// Off kernels also report when the storer issued its last stores (the last tile's stores drain after the consumers
+// are done); a storer that cannot keep up shows as a long epilogue (the consumers' wait for out_free).
+static void profile_run(const Setup& s, int bn, const Variant& v) {
     unsigned long long* prof;
     const int grid = opt.grid > 0 ? opt.grid : g_sms;
     const size_t words = (size_t)grid * sm90::PROF_WORDS;
@@ -1072,12 +1215,12 @@ static void profile_run(const Setup& s, int bn) {
     CUDA_CHECK(cudaMemset(prof, 0, words * 8));
     prepare(s, s.C);
     CUDA_CHECK(cudaMemsetAsync(g_flush, 1, FLUSH_BYTES, 0));
-    make_launch(s, bn, opt.grid, s.C, {}, V_STG, prof)();
+    make_launch(s, bn, opt.grid, s.C, {}, &v, prof)();
     CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<unsigned long long> h(words);
     CUDA_CHECK(cudaMemcpy(h.data(), prof, words * 8, cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaFree(prof));
-    unsigned long long t_min = ~0ull, t_max = 0, tiles = 0, kbs = 0, tmax = 0, tmin = ~0ull;
+    unsigned long long t_min = ~0ull, t_max = 0, t_store = 0, tiles = 0, kbs = 0, tmax = 0, tmin = ~0ull;
     double wait = 0, main = 0, epi = 0, mhz_sum = 0;
     int ctas = 0;
     for (int b = 0; b < grid; ++b) {
@@ -1086,6 +1229,7 @@ static void profile_run(const Setup& s, int bn) {
         ++ctas;
         t_min = std::min(t_min, o[0]);
         t_max = std::max(t_max, o[1]);
+        t_store = std::max(t_store, o[8]);
         mhz_sum += (double)o[2] / (double)(o[1] - o[0]) * 1e3;
         wait += o[3];
         main += o[4];
@@ -1102,11 +1246,15 @@ static void profile_run(const Setup& s, int bn) {
     const double mhz = mhz_sum / ctas;
     const double us_per_clk = 1.0 / mhz;
     const double per_kb = main / kbs;
-    printf("    prof BN=%d: span %.1f us, SM clock %.0f MHz; per tile (warpgroup 0, %llu tiles, %llu-%llu per CTA): "
+    char storer[128] = "";
+    if (normalize(s.epi, v).store == Store::Off)
+        snprintf(storer, sizeof storer, "; storer's last stores issued %.2f us after the consumers' end",
+                 t_store > t_max ? (t_store - t_max) * 1e-3 : 0.0);
+    printf("    prof %s BN=%d: span %.1f us, SM clock %.0f MHz; per tile (warpgroup 0, %llu tiles, %llu-%llu per CTA): "
            "first-stage wait %.2f us, k-loop %.2f us (%.0f clk per k-block = %.1f%% of the tensor bound), "
-           "epilogue %.2f us\n",
-           bn, (t_max - t_min) * 1e-3, mhz, tiles, tmin, tmax, wait / tiles * us_per_clk, main / tiles * us_per_clk,
-           per_kb, 100.0 * 4.0 * bn / per_kb, epi / tiles * us_per_clk);
+           "epilogue %.2f us%s\n",
+           v.name, bn, (std::max(t_max, t_store) - t_min) * 1e-3, mhz, tiles, tmin, tmax, wait / tiles * us_per_clk,
+           main / tiles * us_per_clk, per_kb, 100.0 * 4.0 * bn / per_kb, epi / tiles * us_per_clk, storer);
     fflush(stdout);
 }
 
@@ -1146,12 +1294,6 @@ static void bench_shape(const Shape& sh) {
     }
     const size_t n_blas = fns.size();
 
-    std::vector<Variant> modes;
-    if (opt.cluster != "2") {
-        if (opt.epilogue != "bulk") modes.push_back(V_STG);
-        if (opt.epilogue != "stg") modes.push_back(V_BULK);
-    }
-    if (opt.cluster != "1") modes.push_back(V_CL2);
     struct Ours {
         int bn;
         Variant v;
@@ -1159,8 +1301,7 @@ static void bench_shape(const Shape& sh) {
     };
     std::vector<Ours> ours;
     for (int bn : bn_list(s.epi, s.n, s.k))
-        for (const Variant& v : modes)
-            if (has_kernel(s.epi, bn, v)) ours.push_back({bn, v, make_launch(s, bn, opt.grid, s.C, {}, v)});
+        for (const Variant& v : timed_variants(s.epi, bn)) ours.push_back({bn, v, make_launch(s, bn, opt.grid, s.C, {}, &v)});
     for (const Ours& o : ours) fns.push_back([&o] { o.L(); });
     const std::vector<double> t = time_interleaved(fns, opt.reps);
     CUDA_CHECK(cudaFree(cb));
@@ -1206,7 +1347,7 @@ static void bench_shape(const Shape& sh) {
                sh.name.c_str(), o.v.name, o.bn, o.L.grid, tm, row.tflops, row.cublas_tflops, row.batched_tflops,
                100.0 * row.tflops / best, r.rel, ok ? "" : "FAIL");
         fflush(stdout);
-        if (opt.profile && o.v.store == Store::Stg && o.v.cl == 1) profile_run(s, o.bn);
+        if (opt.profile && o.v.cl == 1 && has_kernel(s.epi, o.bn, o.v, true)) profile_run(s, o.bn, o.v);
     }
     CUDA_CHECK(cudaFree(ref));
     release(s);
@@ -1216,14 +1357,16 @@ static void bench_shape(const Shape& sh) {
 
 static void usage() {
     printf(
-        "gemm_sm90_dev [--quick | --skip-checks] [--bn rule|all|W[,W..]] [--epilogue stg|bulk|both]\n"
+        "gemm_sm90_dev [--quick | --skip-checks] [--bn rule|all|W[,W..]] [--epilogue exp,stg,bulk,off,offx|all]\n"
         "              [--cluster 1|2|both] [--profile] [--shape SUBSTR] [--reps N] [--grid N]\n"
         "  --quick        correctness only (no timing)\n"
         "  --skip-checks  timing only (no correctness sections; every timed run is still checked)\n"
         "  --bn           tile width of the timed runs: the host rule (rule, default), every width (all), or a list\n"
         "                 (widths: 128,144,152,160,192,208,224,256; SwiGLU 128,256)\n"
-        "  --epilogue     timed store path: stg (coalesced stores, the exported kernels; default), bulk (v2's\n"
-        "                 one cp.async.bulk per row), or both; correctness always checks both\n"
+        "  --epilogue     timed store paths, a comma list of: exp (each width's exported kernel; default), stg (v3's\n"
+        "                 inline epilogue), bulk (v2's per-row bulk copies), off (v4's offloaded epilogue; SwiGLU\n"
+        "                 with the fast silu), offx (SwiGLU offloaded, exact silu); or all. Variants without a\n"
+        "                 kernel at a width are skipped. Correctness checks every variant that has a kernel.\n"
         "  --cluster      1 (default): the exported kernels; 2: the 2-CTA TMA-multicast variant (checked, incl.\n"
         "                 bitwise against the default, and timed); both: both\n"
         "  --profile      after each timed run of a stg kernel, one profiled run: SM clock, per-tile first-stage\n"
@@ -1258,9 +1401,10 @@ int main(int argc, char** argv) {
             return a == "--help" || a == "-h" ? 0 : 2;
         }
     }
-    if (opt.epilogue == "async") opt.epilogue = "bulk";  // v2's names
+    if (opt.epilogue == "both") opt.epilogue = "exp,stg,bulk";  // v3's name for "both store paths"
+    if (opt.epilogue == "async") opt.epilogue = "bulk";         // v2's names
     if (opt.epilogue == "sync") opt.epilogue = "stg";
-    if (!(opt.epilogue == "stg" || opt.epilogue == "bulk" || opt.epilogue == "both") ||
+    if (!epilogue_option_valid() ||
         !(opt.cluster == "1" || opt.cluster == "2" || opt.cluster == "both") || (opt.quick && opt.skip_checks)) {
         usage();
         return 2;
@@ -1268,9 +1412,16 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     g_sms = prop.multiProcessorCount;
-    printf("device: %s, %d SMs, cc %d.%d; smem/block optin %zu; kernel smem by BN:", prop.name, g_sms, prop.major,
-           prop.minor, prop.sharedMemPerBlockOptin);
-    for (int bn : ALL_BN) printf(" %d:%d", bn, sm90::smem_bytes(bn));
+    printf("device: %s, %d SMs, cc %d.%d; smem/block optin %zu; exported kernels' smem (BN:bytes/stages):", prop.name,
+           g_sms, prop.major, prop.minor, prop.sharedMemPerBlockOptin);
+    for (Epi e : {Epi::Bf16, Epi::F32, Epi::SwiGlu}) {
+        printf(" %s", epi_name(e));
+        for (int bn : widths(e))
+            printf(" %d:%d/%d%s", bn, gemm_sm90_smem_bytes((int)e, bn),
+                   sm90::stages_for(bn, e, sm90::exported_store(bn, e)),
+                   sm90::exported_store(bn, e) == Store::Off ? "off" : "");
+        printf(";");
+    }
     printf("\n");
     if (prop.major != 9) {
         printf("needs an sm_90 GPU (H100/H200)\n");
