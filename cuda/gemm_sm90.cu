@@ -34,7 +34,8 @@ All take (const __grid_constant__ TmaMap a_map, const __grid_constant__ TmaMap b
           const __grid_constant__ GemmSm90Params params)  -- unchanged since v2.
 Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory
 gemm_sm90_smem_bytes(epilogue, BN) (set cudaFuncAttributeMaxDynamicSharedMemorySize to it; a larger value up to
-232448 is fine, so launchers that pass the v2 sizes of bn128/192/256 keep working), no cluster. The B map's box is
+232448 is fine, so launchers that pass the v2 sizes of bn128/192/256 keep working; less traps at entry; v4's f32
+entries of width 144/152/160 need more than v3's sizes), no cluster. The B map's box is
 {64, BN}. Tile width: gemm_sm90_bn_rule(epilogue, n, k, number of SMs) below, a function of (n, k) and the device
 only (never of m or of the number of problems); docs/log/gemm_sm90.md has the model behind it.
 Not exported: gemm_sm90<..., CL = 2>, a 2-CTA cluster variant (__cluster_dims__(2, 1, 1), B box {64, BN/2}, even
@@ -276,6 +277,13 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
     if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
+    {
+        // A launch with less dynamic shared memory than this plan (e.g. a launcher still using v3's sizes for the
+        // f32 widths 144-160, which v4 enlarged) traps instead of overrunning the block's window.
+        uint32_t dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
+        if (dyn < (uint32_t)smem_bytes(BN, E, S)) __trap();
+    }
     const uint32_t a_smem = base;                            // STAGES x A tile
     const uint32_t b_smem = a_smem + STAGES * A_BYTES;       // STAGES x B tile
     const uint32_t staging = b_smem + STAGES * B_BYTES;      // Stg/Bulk: 2 x STAGING_BYTES; Off: OUT (1024-aligned)
