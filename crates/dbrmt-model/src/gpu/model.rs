@@ -13,6 +13,7 @@ use dbrmt_kernels::{
         GemmGroup,
     },
     gemm_sm90::{gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu},
+    gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
@@ -109,6 +110,28 @@ impl AttentionKernel {
     }
 }
 
+/// Which kernels run the memory's f32 products (the read's `φ·A`, the write's `kφ·A` and `A += kφᵀ·u`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryProducts {
+    /// `φ·A` and `kφ·A` on the tensor cores (`gemm_sm90_nn_f32_f32_f32_tf32x3`), else SIMT (`gemm_nn_f32_f32_f32`).
+    pub nn_tf32x3: bool,
+    /// `A += kφᵀ·u` on the tensor cores (`gemm_sm90_tn_f32_f32_f32_tf32x3`), else SIMT (`gemm_tn_f32_f32_f32`).
+    pub tn_tf32x3: bool,
+}
+
+impl MemoryProducts {
+    /// The tensor-core kernels where the shapes take them (D = 2·ν·d_mem a multiple of 32 and d of 4; for the update
+    /// also M a multiple of 32); `DBRMT_MEMORY=simt` forces SIMT (to compare). Per model, like the other choices.
+    pub fn for_model(cfg: &ModelConfig) -> Self {
+        let forced = std::env::var("DBRMT_MEMORY").is_ok_and(|v| v == "simt");
+        let nn = !forced && cfg.d_key().is_multiple_of(32) && cfg.llama.hidden_size.is_multiple_of(4);
+        MemoryProducts {
+            nn_tf32x3: nn,
+            tn_tf32x3: nn && cfg.armt.num_mem_tokens.is_multiple_of(32),
+        }
+    }
+}
+
 /// The model on the device: config, weights, and the kernels of its projections and attention.
 #[derive(Debug)]
 pub struct GpuModel {
@@ -116,6 +139,7 @@ pub struct GpuModel {
     pub weights: DeviceWeights,
     pub projections: Projections,
     pub attention: AttentionKernel,
+    pub memory: MemoryProducts,
 }
 
 /// `(offset, rows)` of each cell in the step's packed scratch.
@@ -256,7 +280,7 @@ impl GpuModel {
         )?;
         ws.mark(stream, "read: dpfp")?;
         let num: Vec<GemmGroup> = readers.iter().map(|&i| at.read_num(i)).collect();
-        gemm_nn_f32_f32_f32(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num, false)?;
+        self.state_product(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num)?;
         ws.mark(stream, "read: φ·A")?;
         let apply: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
         armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)?;
@@ -376,6 +400,22 @@ impl GpuModel {
         ws.mark(stream, "down projection + residual")
     }
 
+    /// A product with the memory state, `Y = X · A[state]` (f32), on the model's kernel for it.
+    fn state_product(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        x: &CudaSlice<f32>,
+        a: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+        groups: &[GemmGroup],
+    ) -> Result<(), KernelError> {
+        match self.memory.nn_tf32x3 {
+            true => gemm_sm90_nn_f32_f32_f32_tf32x3(gpu, stream, x, a, y, groups, false),
+            false => gemm_nn_f32_f32_f32(gpu, stream, x, a, y, groups, false),
+        }
+    }
+
     /// A bf16 projection with a bf16 result, on the model's GEMM.
     fn linear_bf16(
         &self,
@@ -440,7 +480,7 @@ impl GpuModel {
             .map(|&i| at.write_ka(i))
             .collect();
         if !ka.is_empty() {
-            gemm_nn_f32_f32_f32(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka, false)?;
+            self.state_product(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka)?;
             ws.mark(stream, "write: kφ·A")?;
         }
         let prep = WritePrep {
@@ -458,7 +498,10 @@ impl GpuModel {
         armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
         ws.mark(stream, "write: prep")?;
         let update: Vec<GemmGroup> = writers.iter().map(|&i| at.write_update(i)).collect();
-        gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?;
+        match self.memory.tn_tf32x3 {
+            true => gemm_sm90_tn_f32_f32_f32_tf32x3(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
+            false => gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
+        }
         ws.mark(stream, "write: A += kφᵀ·u")?;
         armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
         ws.mark(stream, "write: z update")
