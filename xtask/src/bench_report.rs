@@ -34,10 +34,13 @@ pub fn run(args: &[String]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A run's own words (what ran where, what is odd about it) go at the top of the report.
+    let notes = fs::read_to_string(dir.join("NOTES.md")).unwrap_or_default();
     let report = Report {
         lines,
         matrix,
         run_name,
+        notes,
     };
     let text = report.markdown(&plots)?;
     fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
@@ -157,6 +160,8 @@ struct Report {
     matrix: Matrix,
     /// The results directory's name (e.g. `2026-11-30-h200`).
     run_name: String,
+    /// `NOTES.md` of the results directory, printed after the introduction.
+    notes: String,
 }
 
 /// Methods in table order, with their column titles.
@@ -214,6 +219,9 @@ impl Report {
             self.matrix.defaults.mem_tokens,
             self.matrix.defaults.d_mem
         )?;
+        if !self.notes.trim().is_empty() {
+            writeln!(md, "{}\n", self.notes.trim())?;
+        }
         writeln!(
             md,
             "## Ceilings, measured in the same run\n\n| what | rate |\n|---|---|"
@@ -389,7 +397,8 @@ impl Report {
              CUDA events, L2 flushed, median): cuBLAS bf16 (f32 compute; the better of one GEMM over all the rows and \
              a strided-batched GEMM of the cells) for the projections — ours run as the engine runs them (o and down \
              accumulating into f32 rows, gate/up with SwiGLU fused); PyTorch SDPA (the better of its flash and cuDNN \
-             backends) for attention; the device copy for the row kernels.\n\n| op | shape | ours | ms | TFLOP/s or GB/s | yardstick | % of it |\n|---|---|---|---:|---:|---:|---:|"
+             backends) for attention; cuBLAS SGEMM for the memory's f32 products; the device copy (`cuMemcpyDtoD`, \
+             read + write) for the row kernels.\n\n| op | shape | ours | ms | TFLOP/s or GB/s | yardstick | % of it |\n|---|---|---|---:|---:|---:|---:|"
         )?;
         for l in rows {
             let (op, shape, imp) = (
@@ -414,6 +423,8 @@ impl Report {
                     l["tflops"].as_f64(),
                     best("attention", "tflops", shape, &["torch-sdpa-flash", "torch-sdpa-cudnn"]),
                 ),
+                // The memory's products are f32 GEMMs: cuBLAS SGEMM (f32 CUDA cores) is their yardstick.
+                "memory" => (l["tflops"].as_f64(), best("kernel", "tflops", shape, &["cublas-sgemm"])),
                 "copy" => (l["gbps"].as_f64(), None),
                 _ => (l["gbps"].as_f64(), copy),
             };
