@@ -23,22 +23,23 @@ use crate::engine::open_engine;
 use crate::text_chunks::TextChunks;
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).args(["prompt", "file", "input_ids"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["prompt", "file", "input_ids"]))]
 pub struct GenerateArgs {
     /// A GGUF file, or a model directory (config.json + safetensors, and tokenizer.json for text).
     #[arg(long = "model", value_name = "PATH")]
     pub model: PathBuf,
     #[command(flatten)]
     pub armt: ArmtInitArgs,
-    /// The prompt text.
-    #[arg(long)]
-    pub prompt: Option<String>,
+    /// The prompt text. Several prompts, files and id arrays (repeat the options, or give several values) are
+    /// several requests, generated together in one packed schedule, each as it would be alone.
+    #[arg(long, num_args = 1..)]
+    pub prompt: Vec<String>,
     /// Read the prompt from a file.
-    #[arg(long, value_name = "PATH")]
-    pub file: Option<PathBuf>,
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub file: Vec<PathBuf>,
     /// The prompt as token ids (.npy, int32 or int64).
-    #[arg(long, value_name = "IDS.npy")]
-    pub input_ids: Option<PathBuf>,
+    #[arg(long, value_name = "IDS.npy", num_args = 1..)]
+    pub input_ids: Vec<PathBuf>,
     /// Wrap the prompt in the model's chat template (one user turn; ChatML for SmolLM2).
     #[arg(long)]
     pub chat: bool,
@@ -56,8 +57,9 @@ pub struct GenerateArgs {
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
     /// Write the memory state after the prefill (A, z per layer; the model's identity, segments consumed and the
-    /// open segment's ids in the metadata).
-    #[arg(long, value_name = "STATE.safetensors")]
+    /// open segment's ids in the metadata). With several inputs, a directory: `<name>.safetensors` per request,
+    /// written when it finishes (after its generated tokens that ran).
+    #[arg(long, value_name = "STATE.safetensors|DIR")]
     pub save_state: Option<PathBuf>,
     /// Continue from a saved state of the same model (the prompt is appended to it).
     #[arg(long, value_name = "STATE.safetensors")]
@@ -68,10 +70,13 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     if a.max_new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
     }
+    if a.prompt.len() + a.file.len() + a.input_ids.len() > 1 {
+        return crate::generate_many::generate_many(a);
+    }
     let mut sampler = Sampler::new(a.temperature, a.top_p, a.seed)?;
     let tokenizer = match Tokenizer::for_model(&a.model) {
         Ok(t) => Some(t),
-        Err(e) if a.input_ids.is_some() && !a.chat => {
+        Err(e) if !a.input_ids.is_empty() && !a.chat => {
             eprintln!("note: no tokenizer ({e}); printing token ids");
             None
         }
@@ -91,7 +96,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     };
 
     let t0 = Instant::now();
-    let prompt_tokens = match (&a.file, tokenizer.as_ref()) {
+    let prompt_tokens = match (a.file.first(), tokenizer.as_ref()) {
         (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat)?,
         _ => {
             let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.llama.vocab_size)?;
@@ -192,7 +197,7 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
 }
 
 /// A progress bar on stderr when `show`, else a hidden one.
-fn progress_bar(len: u64, show: bool, unit: &str) -> ProgressBar {
+pub(crate) fn progress_bar(len: u64, show: bool, unit: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
@@ -205,7 +210,7 @@ fn progress_bar(len: u64, show: bool, unit: &str) -> ProgressBar {
 }
 
 /// The process's peak resident memory, from /proc (Linux), or "unknown".
-fn peak_rss() -> String {
+pub(crate) fn peak_rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -218,10 +223,10 @@ fn peak_rss() -> String {
 
 /// The prompt's ids: from text (optionally in the chat template), a file, or a .npy array.
 fn prompt_ids(a: &GenerateArgs, tokenizer: Option<&Tokenizer>) -> anyhow::Result<Vec<i64>> {
-    if let Some(path) = &a.input_ids {
+    if let Some(path) = a.input_ids.first() {
         return npy::read_ids(path).context("reading --input-ids");
     }
-    let Some(text) = &a.prompt else {
+    let Some(text) = a.prompt.first() else {
         bail!("--file needs the model's tokenizer")
     };
     let Some(t) = tokenizer else {

@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod engine;
 mod generate;
+mod generate_many;
 mod inspect;
 mod run;
 mod selftest;

@@ -71,7 +71,11 @@ pub fn mix(seed: u64, count: usize, segment: usize, vocab: usize, long_segments:
 /// Runs the mix on one request set (each joining before its step), steps to the end, and gathers each request's
 /// outcome in the order of `mix`.
 pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runtime::requests::Occupancy) {
-    let mut set = engine.requests(Limits::default()).expect("request set");
+    let limits = Limits {
+        max_requests: mix.len().max(1),
+        device_bytes: None,
+    };
+    let mut set = engine.requests(limits).expect("request set");
     let mut ids: Vec<Option<RequestId>> = vec![None; mix.len()];
     let mut outcomes: BTreeMap<RequestId, Outcome> = BTreeMap::new();
     let mut step = 0;
