@@ -234,6 +234,7 @@ impl Report {
         }
         self.e2e_table(&mut md, gemm)?;
         self.decode_table(&mut md)?;
+        crate::bench_requests::section(&self.lines, &mut md)?;
         self.load_table(&mut md)?;
         self.kernel_table(&mut md)?;
         self.attention_table(&mut md)?;

@@ -10,6 +10,7 @@
 //! - `bench-report DIR`: the JSON lines of a benchmark run into `docs/BENCHMARKS.md` and its SVG plots.
 
 mod bench_report;
+mod bench_requests;
 mod bundle;
 mod cargo;
 mod ci;
