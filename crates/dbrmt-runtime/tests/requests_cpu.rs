@@ -79,7 +79,7 @@ fn a_resumed_generation_and_a_cancelled_neighbour() {
     let mut resumed = Generate::greedy(vec![5, 6, 7], 7);
     resumed.resume = saved;
     // beside it, a long prefill that is cancelled half way: the other request does not notice
-    let joining = vec![
+    let joining = [
         Joining {
             at_step: 0,
             request: Request::Generate(resumed.clone()),

@@ -46,7 +46,7 @@ pub fn requests(m: &Matrix, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     let mut cache = EngineCache::default();
     let engine = cache.get(m, &plan.model, plan.segment, plan.seed)?;
     let vocab = engine.config().llama.vocab_size;
-    let prompt = |r: usize| random_ids(plan.tokens, vocab, plan.seed ^ (r as u64 + 1) * 0x9e37);
+    let prompt = |r: usize| random_ids(plan.tokens, vocab, plan.seed ^ ((r as u64 + 1) * 0x9e37));
     // warm-up: kernels loaded, pools touched
     let warm: Vec<Request> = (0..2).map(|r| prefill(prompt(r))).collect();
     run(engine, warm, 0)?;

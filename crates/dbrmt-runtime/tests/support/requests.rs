@@ -42,10 +42,10 @@ pub fn mix(seed: u64, count: usize, segment: usize, vocab: usize, long_segments:
         let at_step = below(24);
         let kind = below(5);
         let tokens = match kind {
-            0 => 1 + below(segment as u64),                                         // one segment
-            1 => segment * (1 + below(3) as usize) + 1 + below(segment as u64 - 1), // partial last
-            2 => segment * long_segments,                                           // many segments
-            _ => 1 + below(3 * segment as u64),                                     // a prompt
+            0 => 1 + below(segment as u64),                                // one segment
+            1 => segment * (1 + below(3)) + 1 + below(segment as u64 - 1), // partial last
+            2 => segment * long_segments,                                  // many segments
+            _ => 1 + below(3 * segment as u64),                            // a prompt
         };
         let seed = below(1 << 30) as u64;
         let mut r = SplitMix64::new(seed);
