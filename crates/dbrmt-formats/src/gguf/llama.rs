@@ -85,7 +85,7 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, FormatError> {
     if vocab_size == 0 {
         return Err(meta.error("the vocabulary is empty".into()));
     }
-    Ok(LlamaConfig {
+    let config = LlamaConfig {
         vocab_size,
         hidden_size,
         intermediate_size: meta.size("llama.feed_forward_length")?,
@@ -97,7 +97,34 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, FormatError> {
         rope_theta: meta.positive("llama.rope.freq_base")?.unwrap_or(10000.0),
         rope_scaling: rope_scaling(&meta)?,
         tie_word_embeddings: file.tensor("output.weight").is_none(),
-    })
+    };
+    crate::limits::check_llama(&config, &crate::limits::GGUF).map_err(|msg| meta.error(msg))?;
+    check_block_count(file, config.num_layers).map_err(|msg| meta.error(msg))?;
+    Ok(config)
+}
+
+/// `llama.block_count` must be the number of `blk.N` layers the file holds: fewer would drop layers without a
+/// word, more would be missing tensors.
+fn check_block_count(file: &GgufFile, block_count: usize) -> Result<(), String> {
+    let mut layers: Option<u64> = None;
+    for t in file.tensors() {
+        let Some(rest) = t.name.strip_prefix("blk.") else {
+            continue;
+        };
+        let index = rest.split('.').next().and_then(|n| n.parse::<u64>().ok());
+        match index {
+            Some(i) => layers = Some(layers.map_or(i, |m| m.max(i))),
+            None => return Err(format!("tensor `{}` is named blk.* but has no layer number", t.name)),
+        }
+    }
+    let present = layers.map_or(0, |m| m.saturating_add(1));
+    if present != block_count as u64 {
+        return Err(format!(
+            "`llama.block_count` = {block_count} but the file holds tensors of {present} layers (blk.N): the \
+             block count must equal the layers present"
+        ));
+    }
+    Ok(())
 }
 
 /// `llama.attention.key_length` or hidden/heads; RoPE must rotate all of it and values must have its width.
