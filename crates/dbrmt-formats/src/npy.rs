@@ -30,6 +30,16 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), FormatError> {
     parse_f32(&bytes).map_err(|msg| npy_error(path, msg))
 }
 
+/// Token ids from the bytes of a `.npy` file (as [`read_ids`]; the message names no file).
+pub fn ids_from_bytes(bytes: &[u8]) -> Result<Vec<i64>, String> {
+    parse_ids(bytes)
+}
+
+/// A `<f4` array from the bytes of a `.npy` file (as [`read_f32`]; the message names no file).
+pub fn f32_from_bytes(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
+    parse_f32(bytes)
+}
+
 /// Writes `data` as a C-order `<f4` array of `shape` (format version 1.0, as `numpy.save` writes it).
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), FormatError> {
     let count = element_count(shape).map_err(|msg| npy_error(path, msg))?;

@@ -144,7 +144,12 @@ impl ModelSource {
     }
 
     fn open_gguf(path: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
-        let file = GgufFile::open(path)?;
+        Self::from_gguf(GgufFile::open(path)?, opts)
+    }
+
+    /// The model of an opened LLaMA GGUF file (which needs `opts.armt_init` and `opts.armt_params`).
+    pub fn from_gguf(file: GgufFile, opts: &LoadOptions) -> Result<Self, FormatError> {
+        let path = &file.path().to_path_buf();
         let llama = gguf::llama_config(&file)?;
         let Some(seed) = opts.armt_init else {
             return Err(FormatError::NoArmtTensors {

@@ -155,11 +155,24 @@ impl SavedState {
     /// of it. A file without a checksum (written before dbrmt stored one) is accepted when everything else holds,
     /// with a warning.
     pub fn load_checked(path: &Path, expect: &StateExpect<'_>) -> Result<LoadedState, FormatError> {
+        Self::check_file(path, SafetensorsFile::open(path), expect)
+    }
+
+    /// As [`SavedState::load_checked`], from bytes in memory (`path` only names them in messages).
+    pub fn from_bytes(path: &Path, bytes: &[u8], expect: &StateExpect<'_>) -> Result<LoadedState, FormatError> {
+        Self::check_file(path, SafetensorsFile::from_bytes(path, bytes), expect)
+    }
+
+    fn check_file(
+        path: &Path,
+        file: Result<SafetensorsFile, FormatError>,
+        expect: &StateExpect<'_>,
+    ) -> Result<LoadedState, FormatError> {
         let bad = |msg: String| FormatError::Checkpoint {
             path: path.to_path_buf(),
             msg,
         };
-        let file = SafetensorsFile::open(path).map_err(|e| match e {
+        let file = file.map_err(|e| match e {
             FormatError::Checkpoint { msg, .. } => bad(format!("not a state file: {msg}")),
             other => other,
         })?;

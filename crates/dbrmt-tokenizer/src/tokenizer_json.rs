@@ -36,12 +36,26 @@ impl Tokenizer {
         };
         let chat_template = config.as_ref().and_then(|c| chat_template(c.get("chat_template")?));
         let vocab_size = inner.get_vocab_size(true);
+        // a byte-level vocabulary must spell every byte text can hold, as a GGUF one must
+        let byte_level = matches!(inner.get_decoder(), Some(tokenizers::DecoderWrapper::ByteLevel(_)));
+        let unspellable = if byte_level {
+            let alphabet = crate::byte_level::ByteAlphabet::new();
+            crate::byte_level::check_byte_tokens(&alphabet, |t| inner.token_to_id(t).is_some()).map_err(|e| {
+                TokenizerError::File {
+                    path: path.to_path_buf(),
+                    msg: e.to_string(),
+                }
+            })?
+        } else {
+            Vec::new()
+        };
         Ok(Tokenizer::assemble(
             inner,
             special,
             (false, false),
             vocab_size,
             chat_template,
+            unspellable,
         ))
     }
 }

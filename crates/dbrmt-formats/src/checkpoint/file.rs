@@ -39,6 +39,23 @@ impl SafetensorsFile {
     /// tile the data section exactly (no overlap, no gap, nothing out of bounds).
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let mmap = crate::mmap::map_file(path)?;
+        Self::from_map(path, mmap)
+    }
+
+    /// As [`SafetensorsFile::open`], from bytes in memory (`path` only names them in messages).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, FormatError> {
+        parse_table(bytes).map_err(|msg| FormatError::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        })?;
+        let mmap = crate::mmap::map_bytes(bytes).map_err(|source| FormatError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_map(path, mmap)
+    }
+
+    fn from_map(path: &Path, mmap: Mmap) -> Result<Self, FormatError> {
         let (tensors, metadata) = parse_table(&mmap).map_err(|msg| FormatError::Checkpoint {
             path: path.to_path_buf(),
             msg,

@@ -87,6 +87,25 @@ impl GgufFile {
     /// tensor's type is known, its row a whole number of blocks, and its data inside the file.
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let mmap = crate::mmap::map_file(path)?;
+        Self::from_map(path, mmap)
+    }
+
+    /// As [`GgufFile::open`], from bytes in memory (`path` only names them in messages).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, FormatError> {
+        let error = |msg| FormatError::Gguf {
+            path: path.to_path_buf(),
+            msg,
+        };
+        // validated on the slice first, so nothing is copied for a bad input
+        parse_header(bytes).map_err(error)?;
+        let mmap = crate::mmap::map_bytes(bytes).map_err(|source| FormatError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_map(path, mmap)
+    }
+
+    fn from_map(path: &Path, mmap: Mmap) -> Result<Self, FormatError> {
         let header = parse_header(&mmap).map_err(|msg| FormatError::Gguf {
             path: path.to_path_buf(),
             msg,
