@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dbrmt_formats::{npy, SavedState};
+use dbrmt_formats::{npy, SavedState, StateExpect};
 use dbrmt_model::{input::validate_ids, sampling::Sampler};
 use dbrmt_runtime::Session;
 use dbrmt_tokenizer::Tokenizer;
@@ -77,16 +77,24 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).context("loading the tokenizer"),
     };
+    // a tokenizer whose ids the model does not have is found now, not mid-generation
+    if let Some(t) = &tokenizer {
+        crate::tokenize::check_pairing(t, &a.model)?;
+    }
 
     let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let on_gpu = engine.gpu_executor().is_some();
     let cfg = engine.config();
     let identity = &engine.info().identity;
     let mut session = match &a.load_state {
-        Some(path) => engine.resume(
-            SavedState::load(path, identity, cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)
-                .with_context(|| "--load-state")?,
-        )?,
+        Some(path) => {
+            let loaded = SavedState::load_checked(path, &StateExpect::for_model(identity, cfg))
+                .with_context(|| "--load-state")?;
+            if let Some(w) = &loaded.warning {
+                eprintln!("warning: {w}");
+            }
+            engine.resume(loaded.saved)?
+        }
         None => engine.session()?,
     };
 
@@ -118,6 +126,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let stop: Vec<u32> = tokenizer.as_ref().map(|t| t.stop_ids().to_vec()).unwrap_or_default();
     let mut generated = 0;
     for i in 0..a.max_new_tokens {
+        check_finite(session.logits(), prompt_tokens + i)?;
         let id = sampler.sample(session.logits());
         if stop.contains(&id) {
             break;
@@ -149,6 +158,19 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses logits holding a NaN or an infinity (broken weights or state): sampling from them would print
+/// garbage with exit 0.
+pub fn check_finite(logits: &[f32], after_tokens: usize) -> anyhow::Result<()> {
+    if let Some(i) = logits.iter().position(|x| !x.is_finite()) {
+        bail!(
+            "the model produced a non-finite logit ({} for token id {i}) after {after_tokens} tokens: its weights or \
+             memory state are broken",
+            logits[i]
+        );
+    }
+    Ok(())
+}
+
 /// Streams `--file` into the session: its text (inside the chat template with `--chat`) is read and tokenised in
 /// pieces that tokenise exactly as the whole text ([`TextChunks`]) and prefilled as they come, so host memory holds
 /// one piece and the open segment, whatever the file's length. Returns the number of tokens.
@@ -168,8 +190,16 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
     let bar = progress_bar(bytes, bytes > 8 * PIECE as u64, "bytes");
     let (mut tokens, mut read) = (0usize, 0u64);
     let mut first = true;
-    for piece in TextChunks::new(reader, PIECE) {
+    let mut warned = false;
+    for piece in TextChunks::new(reader, PIECE).with_origin(prefix.len() as u64) {
         let piece = piece.with_context(|| format!("reading {}", path.display()))?;
+        if !warned {
+            if let Some((at, byte)) = t.unspellable_in(&piece) {
+                let at = (read + at as u64).saturating_sub(prefix.len() as u64);
+                eprintln!("{}", unspellable_warning(byte, &format!("byte {at} of {}", path.display())));
+                warned = true;
+            }
+        }
         let mut ids = t.encode_plain(&piece)?;
         if first && !chat && t.adds_bos() {
             ids.splice(0..0, t.bos_id());
@@ -227,6 +257,17 @@ fn prompt_ids(a: &GenerateArgs, tokenizer: Option<&Tokenizer>) -> anyhow::Result
     let Some(t) = tokenizer else {
         bail!("a text prompt needs the model's tokenizer")
     };
+    if let Some((at, byte)) = t.unspellable_in(text) {
+        eprintln!("{}", unspellable_warning(byte, &format!("byte {at} of the prompt")));
+    }
     let ids = if a.chat { t.encode_chat(text)? } else { t.encode(text)? };
     Ok(ids.into_iter().map(i64::from).collect())
+}
+
+/// The warning for a byte the vocabulary cannot spell (it is left out of the ids, as Hugging Face does).
+pub fn unspellable_warning(byte: u8, at: &str) -> String {
+    format!(
+        "warning: the text holds byte 0x{byte:02x} ({at}, and maybe more), which the model's vocabulary cannot \
+         spell: it is left out of the ids"
+    )
 }

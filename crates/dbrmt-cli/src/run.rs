@@ -20,6 +20,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let (out, device_ms) = engine.prefill_timed(&ids, schedule, logits, false).context("prefill")?;
     let secs = t0.elapsed().as_secs_f64();
+    crate::generate::check_finite(&out.logits, out.tokens)?;
 
     println!(
         "model     {} ({} layers, hidden {}, vocab {}, T={}, M={}, d_mem={})",

@@ -91,6 +91,39 @@ impl Workspace {
         })
     }
 
+    /// Device bytes [`Workspace::new`] allocates for these arguments (saturating: an absurd shape never wraps), to
+    /// compare with the free device memory before allocating.
+    pub fn bytes_for(cfg: &ModelConfig, max_cells: usize, slots: usize, logit_rows: usize, cache_layers: usize) -> u64 {
+        let m = |f: &[usize]| dbrmt_formats::memory::mul_bytes(f);
+        let (d, mt, t) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens, cfg.armt.segment_size);
+        let rows = t.saturating_add(mt);
+        let (g, gm) = (max_cells.saturating_mul(rows), max_cells.saturating_mul(mt));
+        let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.llama.intermediate_size);
+        let qkv = cfg.llama.q_dim().saturating_add(cfg.llama.kv_dim().saturating_mul(2));
+        let bf16 = [
+            m(&[g, d]),
+            m(&[g.saturating_add(cache_layers.saturating_mul(t)), qkv]),
+            m(&[g, cfg.llama.q_dim()]),
+            m(&[g, 2, inter]),
+            m(&[g, inter]),
+            m(&[t, d]),
+        ];
+        let f32s = [
+            m(&[slots, rows, d]),
+            m(&[g, dm]),
+            m(&[g, dk]),
+            m(&[g, d]),
+            m(&[gm, dm.saturating_add(d).saturating_add(1)]),
+            m(&[gm, dk]),
+            m(&[gm, d]),
+            m(&[gm, d]),
+            m(&[gm]),
+            m(&[logit_rows, cfg.llama.vocab_size]),
+        ];
+        let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
+        sum(&bf16, 2).saturating_add(sum(&f32s, 4))
+    }
+
     /// Row of [`Workspace::qkv`] where layer `layer`'s KV cache starts (position `p` of the open segment is this + p).
     pub fn cache_row(&self, layer: usize) -> usize {
         self.max_cells * self.rows + layer * self.segment_size
