@@ -35,7 +35,9 @@ pub fn safetensors_header(data: &[u8]) {
         return;
     };
     for (name, entry) in file.tensors() {
-        let bytes = file.bytes(entry).unwrap_or_else(|| panic!("`{name}` was validated but lies outside"));
+        let bytes = file
+            .bytes(entry)
+            .unwrap_or_else(|| panic!("`{name}` was validated but lies outside"));
         let elements = entry.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if let Some(n) = elements.and_then(|n| n.checked_mul(entry.dtype.bitsize())) {
             assert_eq!(n.div_ceil(8), bytes.len(), "`{name}`: shape and bytes disagree");
@@ -65,7 +67,10 @@ pub fn gguf(data: &[u8]) {
     };
     if let Ok(source) = ModelSource::from_gguf(file, &opts) {
         if let Ok(model) = source.load() {
-            assert!(model.weights.embed.iter().all(|x| x.is_finite()), "non-finite weights loaded");
+            assert!(
+                model.weights.embed.iter().all(|x| x.is_finite()),
+                "non-finite weights loaded"
+            );
         }
     }
 }
@@ -226,7 +231,10 @@ pub fn tokenizer(data: &[u8]) {
         meta.insert("tokenizer.ggml.add_bos_token".into(), MetaValue::Bool(true));
     }
     let Ok(tok) = Tokenizer::from_gguf_metadata(&meta) else {
-        assert!(!dropped.is_empty() || tokens.len() > base, "the 256 byte tokens alone must build");
+        assert!(
+            !dropped.is_empty() || tokens.len() > base,
+            "the 256 byte tokens alone must build"
+        );
         return;
     };
     assert!(tok.id_bound() <= tokens.len());
@@ -240,7 +248,10 @@ pub fn tokenizer(data: &[u8]) {
 /// Encodes `text`, checks the ids, decodes them whole and streamed (both must agree); returns the decoded text.
 fn tokenizer_round_trip(tok: &Tokenizer, text: &str) -> Option<String> {
     let ids = tok.encode_plain(text).ok()?;
-    assert!(ids.iter().all(|&id| (id as usize) < tok.id_bound()), "an id outside the tokenizer");
+    assert!(
+        ids.iter().all(|&id| (id as usize) < tok.id_bound()),
+        "an id outside the tokenizer"
+    );
     let whole = tok.decode(&ids).expect("ids the tokenizer gave decode");
     let mut stream = tok.decode_stream(false);
     let mut pieces = String::new();

@@ -178,6 +178,14 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
     const PIECE: usize = 1 << 16;
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // a regular file is checked as text (UTF-8, no NUL) in one pass before any of it is prefilled, so that a bad
+    // byte anywhere is reported (at its position) before minutes of work; a pipe or device is checked as it streams
+    if file.metadata().is_ok_and(|m| m.is_file()) {
+        let check = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        for piece in TextChunks::new(BufReader::new(check), PIECE) {
+            piece.with_context(|| format!("reading {}", path.display()))?;
+        }
+    }
     let (prefix, suffix) = if chat {
         // the template around a marker: everything before the user's text, and after it
         let rendered = t.apply_chat("\u{1}")?;
@@ -196,7 +204,10 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
         if !warned {
             if let Some((at, byte)) = t.unspellable_in(&piece) {
                 let at = (read + at as u64).saturating_sub(prefix.len() as u64);
-                eprintln!("{}", unspellable_warning(byte, &format!("byte {at} of {}", path.display())));
+                eprintln!(
+                    "{}",
+                    unspellable_warning(byte, &format!("byte {at} of {}", path.display()))
+                );
                 warned = true;
             }
         }

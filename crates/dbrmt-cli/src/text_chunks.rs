@@ -303,7 +303,10 @@ mod tests {
             .with_origin(prefix.len() as u64)
             .find_map(Result::err)
             .unwrap();
-        assert!(err.to_string().contains("byte 100000 of the file: 0xff is not UTF-8"), "{err}");
+        assert!(
+            err.to_string().contains("byte 100000 of the file: 0xff is not UTF-8"),
+            "{err}"
+        );
         let err = TextChunks::new(&b"abc def\0"[..], 16).find_map(Result::err).unwrap();
         assert!(err.to_string().contains("byte 7 of the file: a NUL byte"), "{err}");
     }
@@ -317,7 +320,11 @@ mod tests {
             .collect::<std::io::Result<_>>()
             .unwrap();
         assert_eq!(p.concat(), text);
-        assert!(p.iter().all(|piece| piece.len() <= 10_000 + 1000), "{:?}", p.iter().map(String::len).collect::<Vec<_>>());
+        assert!(
+            p.iter().all(|piece| piece.len() <= 10_000 + 1000),
+            "{:?}",
+            p.iter().map(String::len).collect::<Vec<_>>()
+        );
         assert!(p.len() >= 10);
         // without spaces but with punctuation: cut where a word meets punctuation
         let text = "東京,大阪;".repeat(5000);

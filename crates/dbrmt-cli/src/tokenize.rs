@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use dbrmt_formats::config::ConfigFile;
 use dbrmt_formats::gguf::{self, GgufFile};
+
 use dbrmt_formats::load::CONFIG_FILE;
 use dbrmt_tokenizer::Tokenizer;
 
@@ -27,7 +28,10 @@ pub fn tokenize(a: &TokenizeArgs) -> anyhow::Result<()> {
         Tokenizer::for_model(&a.model).with_context(|| format!("loading the tokenizer of {}", a.model.display()))?;
     check_pairing(&tokenizer, &a.model)?;
     if let Some((at, byte)) = tokenizer.unspellable_in(&a.text) {
-        eprintln!("{}", crate::generate::unspellable_warning(byte, &format!("byte {at} of --text")));
+        eprintln!(
+            "{}",
+            crate::generate::unspellable_warning(byte, &format!("byte {at} of --text"))
+        );
     }
     let ids = if a.chat {
         tokenizer.encode_chat(&a.text)?
@@ -49,8 +53,15 @@ fn ids_line(ids: &[u32]) -> String {
 pub fn check_pairing(t: &Tokenizer, model: &Path) -> anyhow::Result<()> {
     let vocab = match gguf::gguf_path(model)? {
         Some(file) => {
+            // the rows of the embedding where there is one (a tokenizer-only file has none)
             let file = GgufFile::open(&file)?;
-            gguf::llama_config(&file)?.vocab_size
+            match file
+                .tensor("token_embd.weight")
+                .and_then(|t| t.shape().first().copied())
+            {
+                Some(rows) => rows,
+                None => return Ok(()),
+            }
         }
         None => {
             let dir = if model.is_dir() {

@@ -17,6 +17,12 @@ pub fn write_atomically(
         path: path.to_path_buf(),
         source,
     };
+    // a device or a pipe (/dev/stdout, a FIFO) is written as it is: renaming over it would replace it
+    if path.exists() && !path.is_file() && !path.is_dir() {
+        let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+        let mut out = BufWriter::new(file);
+        return write(&mut out).and_then(|()| out.flush()).map_err(io);
+    }
     let tmp = temporary_beside(path);
     let result = (|| {
         let file = File::create(&tmp)?;

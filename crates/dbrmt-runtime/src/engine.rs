@@ -4,8 +4,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use dbrmt_formats::{
-    identity::model_identity, memory, load::unused_tensors_warning, source::read_weights, LoadOptions, Model, ModelConfig,
-    ModelSource, NameLayout, SavedState, TensorRead, Weights,
+    identity::model_identity, load::unused_tensors_warning, memory, source::read_weights, LoadOptions, Model,
+    ModelConfig, ModelSource, NameLayout, SavedState, TensorRead, Weights,
 };
 use dbrmt_model::{
     cpu::{self, CpuModel, Resume, RunOptions},
@@ -295,7 +295,11 @@ impl Engine {
             Backend::Gpu(_) => {
                 let (v, d) = (cfg.llama.vocab_size, cfg.llama.hidden_size);
                 let out = memory::mul_bytes(&[logit_rows, v, 4]);
-                let hidden = if keep_hidden { memory::mul_bytes(&[tokens, d, 4]) } else { 0 };
+                let hidden = if keep_hidden {
+                    memory::mul_bytes(&[tokens, d, 4])
+                } else {
+                    0
+                };
                 out.saturating_add(hidden)
                     .saturating_add(memory::state_bytes(cfg).saturating_mul(2))
             }

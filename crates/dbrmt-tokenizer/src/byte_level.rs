@@ -59,20 +59,25 @@ pub(crate) fn build(vocab: &GgufVocab) -> Result<(tokenizers::Tokenizer, Vec<u8>
     Ok((tokenizer, unspellable))
 }
 
-/// Whether UTF-8 text may hold byte `b` and a byte-level vocabulary must therefore spell it: every byte but the
-/// ASCII control bytes other than tab, newline and carriage return (which real vocabularies lack — SmolLM2 has
-/// six of them missing; such a byte is left out of the ids, as Hugging Face does, and `Tokenizer::unspellable`
-/// names them so callers can warn) and the bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5–0xFF).
+/// Whether text may hold byte `b` and a byte-level vocabulary must therefore spell it: every byte but the ASCII
+/// control bytes other than tab, newline and carriage return, the lead bytes 0xF1 and 0xF2 (which only start code
+/// points of the unassigned planes 4–11) — real vocabularies lack these: SmolLM2 misses six controls, 0xF1 and
+/// 0xF2; such a byte is left out of the ids, as Hugging Face does, and `Tokenizer::unspellable_in` finds them so
+/// callers can warn — and the bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5–0xFF).
 fn required_byte(b: u8) -> bool {
     let control = (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
+    let unassigned_planes = matches!(b, 0xf1 | 0xf2);
     let never_in_utf8 = matches!(b, 0xc0 | 0xc1 | 0xf5..=0xff);
-    !control && !never_in_utf8
+    !control && !unassigned_planes && !never_in_utf8
 }
 
 /// Refuses a vocabulary (`has(token)`) without a byte token that text may need: without it, text holding that
 /// byte would be dropped without a word (byte-level BPE has no unknown token). Returns the bytes it lacks that
-/// text rarely holds (ASCII controls), to warn about.
-pub(crate) fn check_byte_tokens(alphabet: &ByteAlphabet, has: impl Fn(&str) -> bool) -> Result<Vec<u8>, TokenizerError> {
+/// text rarely holds (ASCII controls, unassigned planes), to warn about.
+pub(crate) fn check_byte_tokens(
+    alphabet: &ByteAlphabet,
+    has: impl Fn(&str) -> bool,
+) -> Result<Vec<u8>, TokenizerError> {
     let missing: Vec<u8> = (0..=255u8)
         .filter(|&b| !has(alphabet.chars[usize::from(b)].to_string().as_str()))
         .collect();
@@ -87,7 +92,7 @@ pub(crate) fn check_byte_tokens(alphabet: &ByteAlphabet, has: impl Fn(&str) -> b
             ),
         });
     }
-    Ok(missing.into_iter().filter(|&b| b < 0x80).collect())
+    Ok(missing)
 }
 
 /// GPT-2's byte-level spelling: each byte stands for one character (printable Latin-1 bytes for themselves, the

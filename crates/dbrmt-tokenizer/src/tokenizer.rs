@@ -45,7 +45,7 @@ pub struct Tokenizer {
     stop_ids: Vec<u32>,
     /// One more than the largest id the tokenizer can produce (added tokens included).
     id_bound: usize,
-    /// ASCII bytes the vocabulary cannot spell (left out of the ids, as Hugging Face does).
+    /// Bytes the vocabulary cannot spell (left out of the ids, as Hugging Face does): ASCII controls, unassigned planes.
     unspellable: Vec<u8>,
 }
 
@@ -127,7 +127,7 @@ impl Tokenizer {
         Ok(())
     }
 
-    /// The first byte of `text` that the vocabulary cannot spell (an ASCII control byte such a vocabulary lacks),
+    /// The first byte of `text` that the vocabulary cannot spell (an ASCII control byte such a vocabulary lacks, say),
     /// with its offset: it would be left out of the ids.
     pub fn unspellable_in(&self, text: &str) -> Option<(usize, u8)> {
         if self.unspellable.is_empty() {

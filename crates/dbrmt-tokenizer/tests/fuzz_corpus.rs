@@ -68,9 +68,18 @@ fn tokenizer() {
 #[test]
 fn state_seeds_load() {
     let dir = repo().join("fuzz/corpus/saved_state");
-    let load = |name: &str| SavedState::from_bytes(Path::new(name), &std::fs::read(dir.join(name)).unwrap(), &harness::STATE_EXPECT);
+    let load = |name: &str| {
+        SavedState::from_bytes(
+            Path::new(name),
+            &std::fs::read(dir.join(name)).unwrap(),
+            &harness::STATE_EXPECT,
+        )
+    };
     let closed = load("closed-3-open-2.safetensors").unwrap();
-    assert_eq!((closed.saved.segments, closed.saved.open_ids.clone(), closed.warning), (3, vec![1, 2], None));
+    assert_eq!(
+        (closed.saved.segments, closed.saved.open_ids.clone(), closed.warning),
+        (3, vec![1, 2], None)
+    );
     assert!(load("fresh.safetensors").unwrap().warning.is_none());
     let old = load("no-checksum.safetensors").unwrap();
     assert!(old.warning.unwrap().contains("no checksum"));

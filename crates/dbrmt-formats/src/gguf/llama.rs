@@ -64,9 +64,16 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, FormatError> {
             )));
         }
     }
+    // each size against its limit as it is read, before anything is computed from it
+    use crate::limits::{check_size, GGUF, MAX_HEADS, MAX_HIDDEN};
     let hidden_size = meta.size("llama.embedding_length")?;
+    check_size(GGUF.hidden_size, hidden_size, MAX_HIDDEN, "Llama-3.1-405B has 16384").map_err(|m| meta.error(m))?;
     let num_heads = meta.size("llama.attention.head_count")?;
+    check_size(GGUF.num_heads, num_heads, MAX_HEADS, "Llama-3.1-405B has 128").map_err(|m| meta.error(m))?;
     let num_kv_heads = meta.usize("llama.attention.head_count_kv")?.unwrap_or(num_heads);
+    if num_kv_heads > 0 {
+        check_size(GGUF.num_kv_heads, num_kv_heads, MAX_HEADS, "Llama-3.1-405B has 8").map_err(|m| meta.error(m))?;
+    }
     if num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
         return Err(meta.error(format!(
             "llama.attention.head_count ({num_heads}) must be a multiple of llama.attention.head_count_kv \
@@ -144,6 +151,13 @@ fn head_dim(meta: &Meta, hidden_size: usize, num_heads: usize) -> Result<usize, 
             "the head dimension must be even and at least 2 (RoPE rotates pairs), found {head_dim}"
         )));
     }
+    crate::limits::check_size(
+        crate::limits::GGUF.head_dim,
+        head_dim,
+        crate::limits::MAX_HEAD_DIM,
+        "LLaMA uses 64 or 128",
+    )
+    .map_err(|m| meta.error(m))?;
     for key in ["llama.attention.value_length", "llama.rope.dimension_count"] {
         if let Some(n) = meta.usize(key)? {
             if n != head_dim {
