@@ -214,7 +214,7 @@ fn smollm2() -> Option<PathBuf> {
     dbrmt_testkit::paths::smollm2_gguf()
 }
 
-/// 1. Sizes near 2^64 that used to wrap `2·ν·d_mem`, `T + M`, `heads·head_dim` into values that passed the shape
+/// Class 1: sizes near 2^64 that used to wrap `2·ν·d_mem`, `T + M`, `heads·head_dim` into values that passed the shape
 /// checks and panicked in the references: each is refused naming the field and its value, unwrapped.
 mod wrapping {
     use super::*;
@@ -294,7 +294,7 @@ mod wrapping {
     }
 }
 
-/// 2. Sizes that are legal but absurd, which used to allocate tens of GB and abort: refused by the limits, or by
+/// Class 2: sizes that are legal but absurd, which used to allocate tens of GB and abort: refused by the limits, or by
 /// the memory estimate ("needs N GB, has M") before anything is allocated.
 mod absurd_sizes {
     use super::*;
@@ -361,7 +361,7 @@ mod absurd_sizes {
     }
 }
 
-/// 3. Inputs that used to hang.
+/// Class 3: inputs that used to hang.
 mod hangs {
     use super::*;
 
@@ -413,7 +413,7 @@ mod hangs {
     }
 }
 
-/// 4. Inputs that used to give a wrong result with exit 0.
+/// Class 4: inputs that used to give a wrong result with exit 0.
 mod silently_wrong {
     use super::*;
 
@@ -654,7 +654,7 @@ mod silently_wrong {
     }
 }
 
-/// 5. Messages that were unclear: positions, pairing, files, escapes.
+/// Class 5: messages that were unclear: positions, pairing, files, escapes.
 mod messages {
     use super::*;
 
