@@ -299,6 +299,37 @@ mod tests {
         }
     }
 
+    /// Every published shape, with the largest ARMT setup in use, passes: SmolLM2-135M, LLaMA-160M, Llama-3.2-1B
+    /// and 3B, Llama-3.1-8B, 70B and 405B.
+    #[test]
+    fn real_llama_shapes_pass() {
+        // (vocab, hidden, MLP, layers, heads, kv heads, head dim)
+        let shapes = [
+            (49152, 576, 1536, 30, 9, 3, 64),
+            (32000, 768, 3072, 12, 12, 12, 64),
+            (128256, 2048, 8192, 16, 32, 8, 64),
+            (128256, 3072, 8192, 28, 24, 8, 128),
+            (128256, 4096, 14336, 32, 32, 8, 128),
+            (128256, 8192, 28672, 80, 64, 8, 128),
+            (128256, 16384, 53248, 126, 128, 8, 128),
+            (256000, 3072, 24576, 28, 16, 16, 256),
+        ];
+        for (v, d, i, l, h, kv, hd) in shapes {
+            let mut c = presets::tiny(false);
+            c.llama.vocab_size = v;
+            c.llama.hidden_size = d;
+            c.llama.intermediate_size = i;
+            c.llama.num_layers = l;
+            c.llama.num_heads = h;
+            c.llama.num_kv_heads = kv;
+            c.llama.head_dim = hd;
+            c.llama.rope_theta = 500000.0;
+            c.armt = presets::armt(4096, 128, 64);
+            check_model(&c, &CONFIG_JSON, &ARMT_JSON).unwrap_or_else(|e| panic!("{v} {d}: {e}"));
+            assert!(parameter_count(&c).unwrap() > v * d);
+        }
+    }
+
     #[test]
     fn sizes_are_named_with_their_value() {
         let mut c = presets::tiny(true);

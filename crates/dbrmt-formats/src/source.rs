@@ -664,3 +664,29 @@ pub fn to_bf16(values: &[f32], out: &mut Vec<bf16>) {
     out.clear();
     out.extend(values.iter().map(|&x| bf16::from_f32(x)));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_scan_finds_nan_and_inf_only() {
+        let bytes = |xs: &[f32]| -> Vec<u8> { xs.iter().flat_map(|&x| bf16::from_f32(x).to_le_bytes()).collect() };
+        let finite = [0.0, -0.0, 1.0, -3.3e38, 3.3e38, f32::MIN_POSITIVE, 1e-40, -65504.0];
+        assert!(bf16_all_finite(&bytes(&finite)));
+        for bad in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut xs = finite.to_vec();
+            xs.insert(3, bad);
+            assert!(!bf16_all_finite(&bytes(&xs)), "{bad}");
+        }
+        // every bit pattern: the scan agrees with the f32 value
+        for bits in 0..=u16::MAX {
+            let v = bf16::from_bits(bits);
+            assert_eq!(
+                bf16_all_finite(&bits.to_le_bytes()),
+                v.to_f32().is_finite(),
+                "{bits:#06x}"
+            );
+        }
+    }
+}
