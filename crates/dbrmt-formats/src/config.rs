@@ -110,10 +110,11 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and parses `path` (normally `<model dir>/config.json`).
     pub fn read(path: &Path) -> Result<Self, FormatError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::files::read_text_capped(path, limits::MAX_CONFIG_BYTES).map_err(|source| FormatError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::parse(&text, path)
     }
 

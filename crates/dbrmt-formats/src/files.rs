@@ -38,6 +38,29 @@ pub fn write_atomically(
     result.map_err(io)
 }
 
+/// Reads a text file of at most `cap` bytes (a config, an index, a tokenizer): a larger one is refused before it is
+/// read, and a file that grows while read is cut off at the cap — never read whole into memory.
+pub fn read_text_capped(path: &Path, cap: usize) -> Result<String, std::io::Error> {
+    use std::io::Read;
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let too_large = |n: u64| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file has {n} bytes, more than the {cap} a file of its kind may have"),
+        )
+    };
+    if len > cap as u64 {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(cap as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > cap {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// `dir/.name.tmp-PID` beside `path`.
 fn temporary_beside(path: &Path) -> PathBuf {
     let name = path

@@ -55,6 +55,12 @@ pub const MAX_GGUF_ARRAY_LEN: usize = 1 << 25;
 pub const MAX_GGUF_TENSORS: usize = 1 << 16;
 /// Metadata pairs of one GGUF file: real files have ~40.
 pub const MAX_GGUF_METADATA_KEYS: usize = 1 << 16;
+/// `config.json`: a few KB in every real model.
+pub const MAX_CONFIG_BYTES: usize = 16 << 20;
+/// `model.safetensors.index.json`: ~100 KB for a 405B model.
+pub const MAX_INDEX_BYTES: usize = 64 << 20;
+/// `tokenizer.json` (and `tokenizer_config.json`): ~35 MB for Gemma's 256K vocabulary.
+pub const MAX_TOKENIZER_JSON_BYTES: usize = 256 << 20;
 /// A `.npy` header: NumPy writes them below 64 KB (format 1.0 cannot be longer); 2.0/3.0 allow 4 GB.
 pub const MAX_NPY_HEADER: usize = 1 << 20;
 

@@ -233,6 +233,12 @@ impl ModelSource {
     fn draw_init(&self, seed: u64) -> Result<ArmtInit, FormatError> {
         const PIECE: usize = 1 << 22;
         let c = &self.config;
+        let (l, d) = (c.llama.num_layers, c.llama.hidden_size);
+        let per_layer = crate::memory::mul_bytes(&[2, c.armt.d_mem, d]).saturating_add(d as u64 + 1);
+        let values = per_layer
+            .saturating_mul(l as u64)
+            .saturating_add(crate::memory::mul_bytes(&[c.armt.num_mem_tokens, d]));
+        crate::memory::check_host("the memory parameters drawn for --armt-init", values.saturating_mul(4))?;
         let n = self.len(TensorId::Embed);
         let mut sum = 0.0f64;
         self.read_pieces(TensorId::Embed, PIECE, |_, x| {

@@ -13,10 +13,13 @@ impl Tokenizer {
     /// `tokenizer_config.json` in the same directory, the ids from `config.json` where that file lacks them.
     /// BOS / EOS are added by the file's own post-processor.
     pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::File {
+        let file_error = |msg: String| TokenizerError::File {
             path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
+            msg,
+        };
+        let text = dbrmt_formats::files::read_text_capped(path, dbrmt_formats::limits::MAX_TOKENIZER_JSON_BYTES)
+            .map_err(|e| file_error(e.to_string()))?;
+        let inner: tokenizers::Tokenizer = text.parse().map_err(|e: tokenizers::Error| file_error(e.to_string()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let config = read_json(&dir.join("tokenizer_config.json"))?;
         let model_config = read_json(&dir.join("config.json"))?;
@@ -62,7 +65,7 @@ impl Tokenizer {
 
 /// The parsed file, `None` when it does not exist.
 fn read_json(path: &Path) -> Result<Option<Value>, TokenizerError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match dbrmt_formats::files::read_text_capped(path, dbrmt_formats::limits::MAX_TOKENIZER_JSON_BYTES) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
