@@ -72,7 +72,10 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let tokenizer = match Tokenizer::for_model(&a.model) {
         Ok(t) => Some(t),
         Err(e) if a.input_ids.is_some() && !a.chat => {
-            eprintln!("note: no tokenizer ({e}); printing token ids");
+            eprintln!(
+                "note: no tokenizer ({}); printing token ids",
+                crate::terminal_safe(&e.to_string())
+            );
             None
         }
         Err(e) => return Err(e).context("loading the tokenizer"),
@@ -91,7 +94,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
             let loaded = SavedState::load_checked(path, &StateExpect::for_model(identity, cfg))
                 .with_context(|| "--load-state")?;
             if let Some(w) = &loaded.warning {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", crate::terminal_safe(w));
             }
             engine.resume(loaded.saved)?
         }
@@ -102,7 +105,12 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let prompt_tokens = match (&a.file, tokenizer.as_ref()) {
         (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat)?,
         _ => {
-            let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.llama.vocab_size)?;
+            let source = match &a.input_ids {
+                Some(path) => format!("--input-ids {}", path.display()),
+                None => "the prompt".to_string(),
+            };
+            let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.llama.vocab_size)
+                .with_context(|| format!("checking {source} against the model's vocabulary"))?;
             let bar = progress_bar(ids.len() as u64, ids.len() > 8 * cfg.armt.segment_size, "tokens");
             session.prefill_chunked(&ids, 8, |done| bar.set_position(done as u64))?;
             bar.finish_and_clear();

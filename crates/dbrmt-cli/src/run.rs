@@ -18,7 +18,9 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let logits: LogitsMode = a.logits.into();
 
     let t0 = Instant::now();
-    let (out, device_ms) = engine.prefill_timed(&ids, schedule, logits, false).context("prefill")?;
+    let (out, device_ms) = engine
+        .prefill_timed(&ids, schedule, logits, false)
+        .with_context(|| format!("prefilling --input-ids {}", a.input_ids.display()))?;
     let secs = t0.elapsed().as_secs_f64();
     crate::generate::check_finite(&out.logits, out.tokens)?;
 

@@ -735,6 +735,19 @@ mod messages {
     }
 
     #[test]
+    fn escapes_in_names_and_values_are_not_echoed_raw() {
+        let out = run_edited("tiny-armt-names", |c| c["hidden_act"] = Value::from("\u{1b}[2Jgelu"));
+        assert_refused(&out, "hidden_act");
+        assert!(!out.stderr.contains(&0x1b), "a raw escape reached the terminal");
+        let scratch = Scratch::new("hostile-escape-gguf");
+        let mut g = tiny_llama(1, true).gguf;
+        g.meta("general.architecture", MetaValue::Str("\u{1b}]0;pwned\u{7}llama".into()));
+        let out = run_gguf(&gguf_file(&scratch, &g), &[]);
+        assert_refused(&out, "is not supported");
+        assert!(!out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07));
+    }
+
+    #[test]
     fn a_shard_that_leads_out_of_the_model_directory() {
         let scratch = Scratch::new("hostile-shard");
         let dir = scratch.path().join("model");
