@@ -78,7 +78,7 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
             );
             None
         }
-        Err(e) => return Err(e).context("loading the tokenizer"),
+        Err(e) => return Err(e).with_context(|| format!("loading the tokenizer of {}", a.model.display())),
     };
     // a tokenizer whose ids the model does not have is found now, not mid-generation
     if let Some(t) = &tokenizer {
