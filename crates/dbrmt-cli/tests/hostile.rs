@@ -741,7 +741,10 @@ mod messages {
         assert!(!out.stderr.contains(&0x1b), "a raw escape reached the terminal");
         let scratch = Scratch::new("hostile-escape-gguf");
         let mut g = tiny_llama(1, true).gguf;
-        g.meta("general.architecture", MetaValue::Str("\u{1b}]0;pwned\u{7}llama".into()));
+        g.meta(
+            "general.architecture",
+            MetaValue::Str("\u{1b}]0;pwned\u{7}llama".into()),
+        );
         let out = run_gguf(&gguf_file(&scratch, &g), &[]);
         assert_refused(&out, "is not supported");
         assert!(!out.stderr.contains(&0x1b) && !out.stderr.contains(&0x07));
