@@ -151,3 +151,26 @@ fn saved_states_round_trip_and_every_check_holds() {
     state(1, vec![99], 0.5).save(&path, ID).unwrap();
     assert_eq!(SavedState::load(&path, ID, 2, 3, 2).unwrap().open_ids, vec![99]);
 }
+
+#[test]
+fn shards_stay_inside_the_model_directory_or_its_hf_cache_repository() {
+    let fixture = dbrmt_testkit::paths::fixture("tiny-armt-names");
+    let root = Scratch::new("hostile-links");
+    // a Hugging Face cache snapshot: links into the repository's blobs/ are fine
+    let repo = root.path().join("models--org--tiny");
+    let snapshot = repo.join("snapshots/0123abcd");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    std::fs::copy(fixture.join("model.safetensors"), repo.join("blobs/feed")).unwrap();
+    std::os::unix::fs::symlink("../../blobs/feed", snapshot.join("model.safetensors")).unwrap();
+    let ckpt = dbrmt_formats::checkpoint::Checkpoint::open(&snapshot).unwrap();
+    assert!(ckpt.names().count() > 10);
+    // the same link from a plain directory leads out of it
+    let plain = root.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::os::unix::fs::symlink(repo.join("blobs/feed"), plain.join("model.safetensors")).unwrap();
+    let err = dbrmt_formats::checkpoint::Checkpoint::open(&plain)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("leads out of the model directory"), "{err}");
+}

@@ -40,6 +40,7 @@ impl Checkpoint {
         } else {
             only_safetensors_file(dir)?
         };
+        check_inside(dir, &path)?;
         Ok(Self::single(dir, SafetensorsFile::open(&path)?))
     }
 
@@ -164,8 +165,8 @@ impl Checkpoint {
     }
 }
 
-/// A shard must be a file of the model directory: a symlink that leads out of it (to another user's files, say)
-/// is refused. The one exception is the layout of a Hugging Face cache snapshot
+/// A shard (or the single weights file) must be a file of the model directory: a symlink that leads out of it (to
+/// another user's files, say) is refused. The one exception is the layout of a Hugging Face cache snapshot
 /// (`models--org--name/snapshots/REV/x.safetensors` → `../../blobs/HASH`), whose links stay inside its repository.
 fn check_inside(dir: &Path, shard: &Path) -> Result<(), FormatError> {
     let io = |path: &Path| {
@@ -185,7 +186,8 @@ fn check_inside(dir: &Path, shard: &Path) -> Result<(), FormatError> {
     Err(FormatError::Checkpoint {
         path: shard.to_path_buf(),
         msg: format!(
-            "the shard leads out of the model directory (to {}): refused",
+            "the shard leads out of the model directory (to {}): refused (copy it in, or give the directory it \
+             is in as the model)",
             target.display()
         ),
     })
