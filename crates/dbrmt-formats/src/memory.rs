@@ -243,9 +243,25 @@ fn kib_field(line: &str) -> Option<u64> {
 
 fn cgroup_available() -> Option<u64> {
     let read = |p: &str| std::fs::read_to_string(p).ok();
-    // cgroup v2, then v1
-    let (max, current) = match read("/sys/fs/cgroup/memory.max") {
-        Some(max) => (max, read("/sys/fs/cgroup/memory.current")),
+    // cgroup v2 (the process's own group, from /proc/self/cgroup, else the mount's root), then v1
+    let own = read("/proc/self/cgroup")
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))
+        })
+        .map(|p| format!("/sys/fs/cgroup{}", if p == "/" { String::new() } else { p }));
+    let v2 = own
+        .iter()
+        .map(String::as_str)
+        .chain(["/sys/fs/cgroup"])
+        .find_map(|dir| {
+            Some((
+                read(&format!("{dir}/memory.max"))?,
+                read(&format!("{dir}/memory.current")),
+            ))
+        });
+    let (max, current) = match v2 {
+        Some(found) => found,
         None => (
             read("/sys/fs/cgroup/memory/memory.limit_in_bytes")?,
             read("/sys/fs/cgroup/memory/memory.usage_in_bytes"),
