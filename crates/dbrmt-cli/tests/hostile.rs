@@ -294,6 +294,87 @@ mod wrapping {
     }
 }
 
+/// Every numeric GGUF key and ARMT flag over values from 0 to 2^64 − 1: each run ends cleanly — exit 0, or exit 1
+/// or 2 with an error line — never a panic, a signal or a hang.
+mod sweeps {
+    use super::*;
+
+    #[track_caller]
+    fn assert_clean(out: &Output, label: &str) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let code = out.status.code();
+        assert!(matches!(code, Some(0..=2)), "{label}: {:?}; stderr: {err}", out.status);
+        assert!(!err.contains("panicked"), "{label}: panic: {err}");
+        if code != Some(0) {
+            assert!(
+                err.lines().any(|l| l.starts_with("error: ")),
+                "{label}: no error line: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn gguf_metadata_values() {
+        let scratch = Scratch::new("hostile-sweep-gguf");
+        let keys = [
+            "llama.block_count",
+            "llama.embedding_length",
+            "llama.feed_forward_length",
+            "llama.attention.head_count",
+            "llama.attention.head_count_kv",
+            "llama.attention.key_length",
+            "llama.attention.value_length",
+            "llama.rope.dimension_count",
+            "llama.vocab_size",
+            "llama.context_length",
+            "general.alignment",
+            "llama.attention.layer_norm_rms_epsilon",
+            "llama.rope.freq_base",
+        ];
+        let values = [0, 1, 2, 3, 16, 1 << 31, (1 << 32) + 1, 1 << 63, u64::MAX];
+        for key in keys {
+            for v in values {
+                let mut g = tiny_llama(1, true).gguf;
+                g.meta(key, MetaValue::U64(v));
+                assert_clean(&run_gguf(&gguf_file(&scratch, &g), &[]), &format!("{key} = {v}"));
+            }
+            for v in [f32::NAN, f32::INFINITY, -1.0, 1e-45, 3e38] {
+                let mut g = tiny_llama(1, true).gguf;
+                g.meta(key, MetaValue::F32(v));
+                assert_clean(&run_gguf(&gguf_file(&scratch, &g), &[]), &format!("{key} = {v}"));
+            }
+            let mut g = tiny_llama(1, true).gguf;
+            g.meta(key, MetaValue::Str("12".into()));
+            assert_clean(&run_gguf(&gguf_file(&scratch, &g), &[]), &format!("{key} = \"12\""));
+        }
+    }
+
+    #[test]
+    fn armt_flag_values() {
+        let scratch = Scratch::new("hostile-sweep-flags");
+        let path = gguf_file(&scratch, &tiny_llama(1, true).gguf);
+        let values = [
+            "0",
+            "1",
+            "4096",
+            "4097",
+            "1048576",
+            "1048577",
+            "4294967297",
+            "18446744073709551615",
+        ];
+        for flag in ["--segment-size", "--mem-tokens", "--d-mem"] {
+            for v in values {
+                // a 1M-token segment of 5 ids runs (the RoPE table of 2^20 positions is built once)
+                assert_clean(&run_gguf(&path, &[(flag, v)]), &format!("{flag} {v}"));
+            }
+        }
+        let out = run_gguf(&path, &[("--segment-size", "-3")]);
+        assert_clean(&out, "--segment-size -3");
+        assert_eq!(out.status.code(), Some(2), "a usage error");
+    }
+}
+
 /// Class 2: sizes that are legal but absurd, which used to allocate tens of GB and abort: refused by the limits, or by
 /// the memory estimate ("needs N GB, has M") before anything is allocated.
 mod absurd_sizes {
