@@ -13,14 +13,13 @@ FLOPs: rows · (2·D + 2·d) — divide by the time for the achieved bandwidth.
 */
 #include <cuda_bf16.h>
 
+#include "common/armt.cuh"
 #include "common/common.cuh"
 #include "common/params.h"
 
 // Fixed, not a launch parameter: the reduction order (which features each thread sums) depends on it.
 #define READ_THREADS 256
 #define READ_WARPS (READ_THREADS / 32)
-// The ε the original ARMT code adds to the denominator (reference::MEM_EPS).
-#define ARMT_EPS 1e-5f
 
 namespace {
 

@@ -8,12 +8,13 @@ kφ. In order:
     without the correction). One block per row (blockIdx.y the span, blockIdx.x the row); the two dot products over
     the D features are reduced in a fixed order (strided per-thread sums, a xor butterfly per warp, warps in order).
   armt_z_update_f32 — z[state] += Σ_t γ_t · kφ_t, accumulated onto z in the order t = 0, 1, … (one thread per feature,
-    one rounded product and one rounded add per term, exactly as reference::armt::z_update). Runs after the prep,
+    one rounded product and one rounded add per term, exactly as reference::armt_write::z_update). Runs after the prep,
     which reads the old z.
 Neither has atomics or any order that depends on the grid, so a cell's bits never depend on its neighbours.
 Bytes: prep rows · (4·(d + 1) + 4·D + 4·d + 4·d) (V and logit, kφ, KA read; u written); z update
 rows · 4·(D + 1) + 8·D per cell. FLOPs: prep rows · (4·D + 3·d), z update 2 · rows · D per cell.
 */
+#include "common/armt.cuh"
 #include "common/common.cuh"
 #include "common/params.h"
 
@@ -22,8 +23,6 @@ rows · 4·(D + 1) + 8·D per cell. FLOPs: prep rows · (4·D + 3·d), z update 
 #define WRITE_WARPS (WRITE_THREADS / 32)
 // Threads per block of the z update (one thread per feature).
 #define Z_THREADS 128
-// The ε the original ARMT code adds to δ and to ‖kφ‖² (reference::MEM_EPS).
-#define ARMT_EPS 1e-5f
 
 // ----------------------------------------------------------------------------
 // CUDA kernels
@@ -42,7 +41,7 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
     if (t >= span.rows) return;  // block-uniform: no thread of this block reaches the barrier below
 
     const float* v = kvb + (size_t)(span.in_row + t) * kvb_ld + v_col;
-    // As reference::mlp::sigmoid: 1 / (1 + exp(−x)), x = logit + bias in f32.
+    // As reference::armt_write::sigmoid: 1 / (1 + exp(−x)), x = logit + bias in f32.
     const float beta = 1.0f / (1.0f + expf(-(v[d] + b_beta[span.layer])));
     float* ut = u + (size_t)(span.out_row + t) * d;
 

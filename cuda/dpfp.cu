@@ -3,7 +3,7 @@ DPFP (deterministic parameter-free projection), the feature map of ARMT's associ
 the rows of the cells of one step: per row, u (d_mem values, read from column u_col of a wider matrix so that the K
 columns of the fused write product P·[W_k|W_v|w_β]ᵀ need no copy) becomes x = [relu(u), relu(−u)] (2·d_mem values)
 and φ (D = 2·ν·d_mem values), whose block j = 1..ν holds x ⊙ roll(x, j): φ[(j−1)·2d_m + i] = x[i] · x[(i − j) mod 2d_m],
-the feature order of reference::armt::dpfp. Every feature is one f32 product of two values it reads itself, so a
+the feature order of reference::dpfp::dpfp. Every feature is one f32 product of two values it reads itself, so a
 thread computes any element on its own: a grid-stride loop over the span's rows × D elements, blockIdx.y the span.
 No reduction at all, hence trivially independent of which spans share the launch.
 Bytes: 4 · rows · (d_mem + D) of DRAM traffic (u read once, each value re-read from L1 2·ν times; φ written once);

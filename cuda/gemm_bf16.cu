@@ -3,8 +3,8 @@ Grouped bf16 matrix products on tensor cores: for each problem p of a GroupedGem
 A and B bf16 row-major (B is an nn.Linear weight stored [out, in]), f32 accumulation, C bf16 (rounded once, after the
 optional residual add in f32) or f32. These are the QKV / O / gate-up / down projections of every cell of a diagonal
 step (one problem per cell, each with its own layer's weights and row count), the ARMT projections, and the LM head.
-`gemm_bf16_nt_f32_af32` takes A in f32 (the f32 hidden rows) and rounds it to bf16 (to nearest, ties to even) as it
-stages it into shared memory: its tiles, and so its bits, are exactly those of `gemm_bf16_nt_f32` on A rounded to
+`gemm_nt_f32_bf16_f32` takes A in f32 (the f32 hidden rows) and rounds it to bf16 (to nearest, ties to even) as it
+stages it into shared memory: its tiles, and so its bits, are exactly those of `gemm_nt_bf16_bf16_f32` on A rounded to
 bf16 beforehand.
 The simple first rung of the ladder: a 64×64 output tile per 128-thread block (4 warps of 32×32, WMMA 16×16×16 bf16
 fragments), 32-wide K tiles staged through shared memory with zero-filled edges (any m, n, k, any row stride; 16-byte
@@ -214,16 +214,18 @@ __device__ __forceinline__ void gemm_nt(const GroupedGemm& params) {
 
 // __grid_constant__: the problem table is indexed by blockIdx.y, which would otherwise copy the whole 3 KB
 // parameter struct to local memory.
-extern "C" __global__ void __launch_bounds__(THREADS) gemm_bf16_nt_bf16(const __grid_constant__ GroupedGemm params) {
+extern "C" __global__ void __launch_bounds__(THREADS)
+    gemm_nt_bf16_bf16_bf16(const __grid_constant__ GroupedGemm params) {
     gemm_nt<__nv_bfloat16, __nv_bfloat16>(params);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) gemm_bf16_nt_f32(const __grid_constant__ GroupedGemm params) {
+extern "C" __global__ void __launch_bounds__(THREADS)
+    gemm_nt_bf16_bf16_f32(const __grid_constant__ GroupedGemm params) {
     gemm_nt<__nv_bfloat16, float>(params);
 }
 
 // A f32 (rounded to bf16 in shared memory), B bf16, C f32: the projections that read the f32 hidden rows.
 extern "C" __global__ void __launch_bounds__(THREADS)
-    gemm_bf16_nt_f32_af32(const __grid_constant__ GroupedGemm params) {
+    gemm_nt_f32_bf16_f32(const __grid_constant__ GroupedGemm params) {
     gemm_nt<float, float>(params);
 }

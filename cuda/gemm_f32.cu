@@ -1,8 +1,8 @@
 /*
 Grouped f32 matrix products for the associative memory, whose state A (D × d) and normaliser stay f32: for each
 problem p of a GroupedGemm, C_p[m, n] (+)= op(A_p) · B_p with B_p row-major [k, n] and op(A) either A row-major
-[m, k] (`gemm_f32_nn`: the reads φ(q)·A and φ(k)·A) or Aᵀ with A stored row-major [k, m] (`gemm_f32_tn`: the memory
-update A += Kᵀ·U, K [M, D], U [M, d]). A classic SIMT tiled kernel, the simple first rung: a 64×64 output tile per
+[m, k] (`gemm_nn_f32_f32_f32`: the reads φ(q)·A and φ(k)·A) or Aᵀ with A stored row-major [k, m]
+(`gemm_tn_f32_f32_f32`: the memory update A += Kᵀ·U, K [M, D], U [M, d]). A classic SIMT tiled kernel, the simple first rung: a 64×64 output tile per
 256-thread block, 4×4 outputs per thread (rows ty + 16·i, columns tx + 16·j, so shared-memory reads are broadcasts
 or consecutive words), 16-deep K tiles staged through shared memory with zero-filled edges, so any m, n, k and any
 row strides work. Each output is one f32 sum over k in increasing order (fmaf), added to C at the end when
@@ -126,10 +126,12 @@ __device__ __forceinline__ void gemm_f32(const GroupedGemm& params) {
 
 // __grid_constant__: the problem table is indexed by blockIdx.y, which would otherwise copy the whole 3 KB
 // parameter struct to local memory.
-extern "C" __global__ void __launch_bounds__(THREADS) gemm_f32_nn(const __grid_constant__ GroupedGemm params) {
+extern "C" __global__ void __launch_bounds__(THREADS)
+    gemm_nn_f32_f32_f32(const __grid_constant__ GroupedGemm params) {
     gemm_f32<false>(params);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) gemm_f32_tn(const __grid_constant__ GroupedGemm params) {
+extern "C" __global__ void __launch_bounds__(THREADS)
+    gemm_tn_f32_f32_f32(const __grid_constant__ GroupedGemm params) {
     gemm_f32<true>(params);
 }

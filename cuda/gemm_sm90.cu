@@ -1,5 +1,5 @@
 /*
-Grouped bf16 GEMM, version 2, for sm_90a (H100/H200): TMA loads, wgmma, warp specialisation, persistent tiles.
+Grouped bf16 GEMM, version 4, for sm_90a (H100/H200): TMA loads, wgmma, warp specialisation, persistent tiles.
 For every problem p of a launch: C_p[m_p, n] (+)= A_p[m_p, k] . B_p[n, k]^T ("NT": A row-major, B an nn.Linear
 weight [out, in]), bf16 inputs, f32 accumulation. These are the QKV / O / gate-up / down projections of the cells
 of one diagonal step (one problem per cell).
@@ -16,9 +16,10 @@ Operands (see sm90/tma.cuh for the tensor maps the host builds):
   4 (f32 out), 1 <= count <= 64, m_p >= 0, tensor-map row indices < 2^31. SwiGLU: n % 128 == 0 and BN in {128, 256}.
 
 Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>_<layout>_<A>_<B>_<C>_bn<BN>):
-  gemm_sm90_nt_bf16_bf16_bf16_bn{128,192,256}   C bf16, rounded to nearest even once from the f32 accumulator.
-  gemm_sm90_nt_bf16_bf16_f32_bn{128,192,256}    C f32; params.accumulate != 0: C = C + A.B^T (one f32 add, read
-                                                once, written once: the fused residual add into the f32 hidden rows).
+  gemm_sm90_nt_bf16_bf16_bf16_bn{128,144,152,160,192,208,224,256}  C bf16, rounded to nearest even once from the
+                                                f32 accumulator. (v2 had bn128/192/256; v3 adds the other widths.)
+  gemm_sm90_nt_bf16_bf16_f32_bn{128,144,152,160,192,208,224,256}   C f32; params.accumulate != 0: C = C + A.B^T
+                                                (one f32 add, C read once, written once: the fused residual add).
   gemm_sm90_nt_bf16_bf16_swiglu_bn{128,256}     fused SwiGLU, output bf16 [m, n/2] (n = 2*I, B rows). B is the
         gate/up weight interleaved in blocks of 64 rows: for output columns j0 .. j0+63 (j0 = 64*b), B rows
         128*b .. 128*b+63 are gate rows j0 .. j0+63 and B rows 128*b+64 .. 128*b+127 are up rows j0 .. j0+63, i.e.
@@ -26,15 +27,20 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
             B_interleaved[128*b + 64 + r] = W_up  [64*b + r]
         for b in 0 .. I/64 - 1 (per layer; layers stacked as usual, b_row = layer * 2I). Output column
         j = 64*b + r is silu(g) * u with g, u the f32 accumulators of B rows 128b + r and 128b + 64 + r,
-        silu(x) = x / (1 + expf(-x)) in f32 (as swiglu.cu), rounded to bf16 once. ldc is in output elements.
+        silu(x) = x * rcp.approx(1 + ex2.approx(-x * log2 e)) in f32 (v4; v2/v3: x / (1 + expf(-x)) as swiglu.cu;
+        the two differ by ~1e-6 relative, far below the bf16 rounding of the output), rounded to bf16 once. ldc is
+        in output elements.
 All take (const __grid_constant__ TmaMap a_map, const __grid_constant__ TmaMap b_map,
-          const __grid_constant__ GemmSm90Params params).
-Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory sm90::smem_bytes(BN)
-(set cudaFuncAttributeMaxDynamicSharedMemorySize to it), no cluster. Tile width, chosen by the host from (n, k)
-only: SwiGLU BN = 256 if n >= 1024 else 128; otherwise BN = 256 if n >= 2560 else 192 (provisional, to be refitted
-on measurements; docs/log/gemm_sm90.md). The B map's box is {64, BN}.
-Not exported: gemm_sm90<BN, E, true, 2>, a 2-CTA cluster variant (__cluster_dims__(2, 1, 1), B box {64, BN/2},
-even grid) that multicasts the shared B tile; the development harness instantiates, checks and times it.
+          const __grid_constant__ GemmSm90Params params)  -- unchanged since v2.
+Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory
+gemm_sm90_smem_bytes(epilogue, BN) (set cudaFuncAttributeMaxDynamicSharedMemorySize to it; a larger value up to
+232448 is fine, so launchers that pass the v2 sizes of bn128/192/256 keep working; less traps at entry; v4's f32
+entries of width 144/152/160 need more than v3's sizes), no cluster. The B map's box is
+{64, BN}. Tile width: gemm_sm90_bn_rule(epilogue, n, k, number of SMs) below, a function of (n, k) and the device
+only (never of m or of the number of problems); docs/log/gemm_sm90.md has the model behind it.
+Not exported: gemm_sm90<..., CL = 2>, a 2-CTA cluster variant (__cluster_dims__(2, 1, 1), B box {64, BN/2}, even
+grid) that multicasts the shared B tile; the v2 per-row bulk-copy epilogue (Store::Bulk); a profiled variant
+(PROF) that records per-CTA phase times. The development harness instantiates, checks and times them.
 
 Structure (per CTA; 384 threads = 3 warpgroups; persistent: grid = number of SMs, see sm90/scheduler.cuh):
   warpgroup 2, producer (setmaxnreg.dec 40): one thread walks the tile list and, per k-block of 64, waits for an
@@ -45,22 +51,32 @@ Structure (per CTA; 384 threads = 3 warpgroups; persistent: grid = number of SMs
     all BN columns: per k-block, 4 x wgmma m64nBNk16 (descriptors into the stage), commit, wait until at most the
     newest batch is in flight, then release the previous stage. Epilogue, in passes of 256 output bytes per row:
     accumulators -> this warpgroup's 17 KB shared staging buffer (64 rows, 272-byte pitch: conflict-free) ->
-    one asynchronous bulk copy per valid row (cp.async.bulk shared -> global, sm90/bulk.cuh), so the warpgroup
-    goes on to the next tile's MMAs while the rows drain; when accumulating (f32 C is read) the pass instead does
-    coalesced 16-byte loads of C, the add, and 16-byte stores. Rows >= m_p and columns >= n (n/2 for SwiGLU) are
-    never stored. A warpgroup whose 64 rows all lie past m_p skips its MMAs (it still waits and releases every
-    stage).
+    coalesced 16-byte global stores (a warp writes whole 256-byte row pieces). v3: these ordinary stores replace
+    v2's one-bulk-copy-per-row (cp.async.bulk): those went through the SM's single TMA unit, one instruction per row
+    (serialised over the lanes of a warp in SASS), ahead of the producer's next loads; the v2 measurements put the
+    cost of a tile's epilogue at ~2.8-4.2 us (docs/log/gemm_sm90.md). When accumulating (f32 C is read), the tile's
+    C rows are prefetched into L2 a few k-blocks before the mainloop ends and each pass issues its C loads before
+    it stages the accumulators. Rows >= m_p and columns >= n (n/2 for SwiGLU) are never stored. A warpgroup whose
+    64 rows all lie past m_p skips its MMAs (it still waits and releases every stage).
+  v4, the offloaded epilogue (Store::Off; the exported f32 entries of width 128..160 and both SwiGLU entries;
+    sm90/epilogue.cuh has the protocol): the consumers write the finished tile (f32: acc, or C + acc in place;
+    SwiGLU: silu(g) * u) into a whole-tile shared buffer OUT and go straight on to the next tile's MMAs; warps 9-11
+    of the producer warpgroup (the "storer", otherwise idle) load the tile's C into OUT with cp.async while the
+    tile's mainloop runs (accumulating) and copy OUT to global memory during the next tile's mainloop. So neither
+    the C loads nor any global store of these entries is on the tensor cores' path any more.
 Determinism: no split-K, no atomics; each output element is the sum over k-blocks 0, 1, ... in order, each k-block
 4 chained wgmma in order; a tile's bits depend only on its A rows, B rows and k. So a problem gives the same bytes
-alone or inside any grouped launch, with any grid size.
+alone or inside any grouped launch, with any grid size. (The harness also checks, on the device, whether the bytes
+depend on the tile width at all.)
 Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct layers) + out*sum(m_p)*n_out
-(x2 when accumulating). Tile choice (BN by (n, k) only) and measured speed: docs/log/gemm_sm90.md.
+(x2 when accumulating). Tile choice and measured speed: docs/log/gemm_sm90.md.
 */
 #include <cuda_bf16.h>
 #include <stdint.h>
 
 #include "sm90/bulk.cuh"
 #include "sm90/cluster.cuh"
+#include "sm90/epilogue.cuh"
 #include "sm90/mbarrier.cuh"
 #include "sm90/scheduler.cuh"
 #include "sm90/tma.cuh"
@@ -69,7 +85,7 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 
 #define GEMM_SM90_MAX_PROBLEMS 64
 
-// One problem of a v2 grouped GEMM launch (24 bytes, 8-byte aligned).
+// One problem of a grouped GEMM launch (24 bytes, 8-byte aligned). Unchanged since v2.
 typedef struct {
     unsigned long long c;  // device address of C_p[0][0] (16-byte aligned)
     int a_row;             // row of the A tensor map holding A_p[0]
@@ -78,7 +94,7 @@ typedef struct {
     int ldc;               // row stride of C_p in elements of the output type
 } GemmSm90Problem;
 
-// The launch (1552 bytes; with the two tensor maps the parameters are 1808 bytes, under the 4 KB limit).
+// The launch (1552 bytes; with the two tensor maps the parameters are 1808 bytes, under the 4 KB limit). Unchanged.
 typedef struct {
     GemmSm90Problem problems[GEMM_SM90_MAX_PROBLEMS];
     int count;       // problems used, 1 .. 64
@@ -90,6 +106,64 @@ typedef struct {
 static_assert(sizeof(GemmSm90Problem) == 24, "GemmSm90Problem layout is mirrored by the Rust launcher");
 static_assert(sizeof(GemmSm90Params) == 24 * GEMM_SM90_MAX_PROBLEMS + 16, "GemmSm90Params layout is mirrored");
 
+// The epilogue kinds, as the tile rule takes them (also sm90::Epi).
+#define GEMM_SM90_EPI_BF16 0
+#define GEMM_SM90_EPI_F32 1
+#define GEMM_SM90_EPI_SWIGLU 2
+
+// The tile widths with entry points (bf16 and f32 output; SwiGLU only 128 and 256), ascending.
+#define GEMM_SM90_NUM_BN 8
+#define GEMM_SM90_BN_LIST {128, 144, 152, 160, 192, 208, 224, 256}
+
+// The host-side tile-width rule (the Rust launcher mirrors it). A function of the epilogue, n, k and the device's
+// SM count only, never of the rows or the number of problems of a launch, so a cell's tile shape (and hence its
+// bits) never depends on its neighbours. Model (docs/log/gemm_sm90.md, "tile rule"): for a reference cell of 1152
+// rows (9 row tiles of 128) and 1, 4 and 16 cells, the persistent schedule runs ceil(tiles / sms) waves of tiles
+// that each cost BN * k_blocks * eff(BN) + overhead(BN) (units: one column for one k-block); eff(BN) charges the
+// smaller tiles' extra operand traffic (L2 bytes per FLOP grow as 1/128 + 1/BN), the overhead is the exposed
+// epilogue of a tile. Each width's score is its worst slowdown over the three cell counts against the best width for
+// that count; the smallest score wins (ties within 0.5%: the wider tile). Units: one tile column for one k-block
+// = 4 tensor-core cycles.
+inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
+    const int gemm_sm90_bn_list[GEMM_SM90_NUM_BN] = GEMM_SM90_BN_LIST;
+    if (epi == GEMM_SM90_EPI_SWIGLU) return n >= 1024 ? 256 : 128;
+    if (sms < 1) sms = 132;
+    const int kb = (k + 63) / 64;
+    const int counts[3] = {1, 4, 16};
+    double cost[GEMM_SM90_NUM_BN][3];
+    double best[3] = {1e300, 1e300, 1e300};
+    for (int b = 0; b < GEMM_SM90_NUM_BN; ++b) {
+        const int bn = gemm_sm90_bn_list[b];
+        const double bytes_per_flop = (128.0 + bn) / (128.0 * bn);
+        const double eff = 1.0 + 0.25 * (bytes_per_flop / (384.0 / 32768.0) - 1.0);
+        // f32 (v4): the offloaded epilogue of widths <= 160 exposes only the shared-memory read-modify-write of
+        // the tile (8*BN cycles accumulating, + ~300 fixed: 75 + 2*BN units); v3's inline epilogue (still used at
+        // 192..256) measured ~3 us per BN-152 tile more than bf16's on the H200 (250 + 9*BN units).
+        const double ovh = epi == GEMM_SM90_EPI_F32 ? (bn <= 160 ? 75.0 + 2.0 * bn : 250.0 + 9.0 * bn)
+                                                    : 125.0 + 0.8 * bn;
+        for (int c = 0; c < 3; ++c) {
+            const long long tiles = 9LL * counts[c] * ((n + bn - 1) / bn);
+            const long long waves = (tiles + sms - 1) / sms;
+            cost[b][c] = (double)waves * (bn * kb * eff + ovh);
+            if (cost[b][c] < best[c]) best[c] = cost[b][c];
+        }
+    }
+    double score[GEMM_SM90_NUM_BN];
+    double min_score = 1e300;
+    for (int b = 0; b < GEMM_SM90_NUM_BN; ++b) {
+        score[b] = 0.0;
+        for (int c = 0; c < 3; ++c) {
+            const double s = cost[b][c] / best[c];
+            if (s > score[b]) score[b] = s;
+        }
+        if (score[b] < min_score) min_score = score[b];
+    }
+    int pick = 128;
+    for (int b = 0; b < GEMM_SM90_NUM_BN; ++b)
+        if (score[b] <= min_score * 1.005) pick = gemm_sm90_bn_list[b];  // the list ascends: the widest tie wins
+    return pick;
+}
+
 namespace sm90 {
 
 constexpr int BM = 128;      // rows per tile: two consumer warpgroups of 64
@@ -97,224 +171,132 @@ constexpr int BK = 64;       // k per stage: 128 bytes of bf16, one 128B swizzle
 constexpr int THREADS = 384; // 2 consumer warpgroups + 1 producer warpgroup
 constexpr int PRODUCER_REGS = 40;
 constexpr int CONSUMER_REGS = 232;
-// Epilogue staging, per consumer warpgroup: 64 rows of 256 bytes, each followed by 16 bytes of padding. Rows stay
-// contiguous (one bulk copy per row) and the 272-byte pitch = 17 chunks of 16 bytes puts rows r .. r+7 of one chunk
-// column on 8 different bank groups: the fragment writes and the row reads are conflict-free.
-constexpr int STAGE_PITCH = 272;
-constexpr int STAGING_BYTES = 64 * STAGE_PITCH;  // 17408
+constexpr int SMEM_LIMIT = 232448;  // dynamic shared memory per block (227 KB)
+static_assert((int)Epi::Bf16 == GEMM_SM90_EPI_BF16 && (int)Epi::F32 == GEMM_SM90_EPI_F32 &&
+                  (int)Epi::SwiGlu == GEMM_SM90_EPI_SWIGLU,
+              "the rule's epilogue codes");
 
-enum class Epi { Bf16, F32, SwiGlu };
+__host__ __device__ constexpr bool bn_supported(int bn) {
+    return bn == 128 || bn == 144 || bn == 152 || bn == 160 || bn == 192 || bn == 208 || bn == 224 || bn == 256;
+}
 
 // Shared memory plan for tile width BN (host and device): stages of A (16 KB) and B (BN x 128 B) tiles, the two
-// staging buffers and the 2*STAGES mbarriers. The dynamic shared memory base is 1024-byte aligned (it is the start
-// of the block's window; the kernel traps if not), which the 128B swizzle needs.
-__host__ __device__ constexpr int stages_for(int bn) { return bn <= 128 ? 6 : 4; }
+// staging buffers and the 2*STAGES mbarriers. The v2 widths keep their v2 stage counts (6, 4, 4: the launcher's
+// smem sizes stay valid); the others take as many stages as fit. The dynamic shared memory base is 1024-byte
+// aligned (it is the start of the block's window; the kernel traps if not), which the 128B swizzle needs.
 __host__ __device__ constexpr int a_tile_bytes() { return BM * BK * 2; }
 __host__ __device__ constexpr int b_tile_bytes(int bn) { return bn * BK * 2; }
-__host__ __device__ constexpr int smem_bytes(int bn) {
-    return stages_for(bn) * (a_tile_bytes() + b_tile_bytes(bn)) + 2 * STAGING_BYTES + 2 * stages_for(bn) * 8;
+// Epilogue shared memory: Stg/Bulk: the two 17 KB staging buffers; Off: the whole-tile output buffer OUT
+// (sm90/epilogue.cuh) plus its two mbarriers.
+__host__ __device__ constexpr int epi_smem_bytes(int bn, Epi e, Store s) {
+    return s == Store::Off ? out_bytes_for(bn, e) + 16 : 2 * STAGING_BYTES;
 }
-static_assert(smem_bytes(128) <= 232448 && smem_bytes(192) <= 232448 && smem_bytes(256) <= 232448,
+// Stages: Stg/Bulk keep v3's counts (the v2 widths their v2 counts: 6 at 128, 4 at 192 and 256); Off takes as many
+// as fit next to OUT, at most 6.
+__host__ __device__ constexpr int stages_fit(int bn, int epi_bytes) {
+    return (SMEM_LIMIT - epi_bytes - 128) / (a_tile_bytes() + b_tile_bytes(bn)) > 6
+               ? 6
+               : (SMEM_LIMIT - epi_bytes - 128) / (a_tile_bytes() + b_tile_bytes(bn));
+}
+__host__ __device__ constexpr int stages_for(int bn, Epi e = Epi::Bf16, Store s = Store::Stg) {
+    return s == Store::Off ? stages_fit(bn, epi_smem_bytes(bn, e, s))
+           : bn == 128     ? 6
+           : (bn == 192 || bn == 256) ? 4
+                                      : stages_fit(bn, 2 * STAGING_BYTES);
+}
+__host__ __device__ constexpr int smem_bytes(int bn, Epi e = Epi::Bf16, Store s = Store::Stg) {
+    return stages_for(bn, e, s) * (a_tile_bytes() + b_tile_bytes(bn)) + epi_smem_bytes(bn, e, s) +
+           2 * stages_for(bn, e, s) * 8;
+}
+// The store path and silu of the exported entry points (v4): the offloaded epilogue for f32 output at the widths
+// whose whole f32 tile fits next to 4-5 stages (128..160) and for SwiGLU (its bf16 tile is at most 32 KB);
+// v3's inline epilogue elsewhere (bf16 output, f32 at 192..256).
+__host__ __device__ constexpr Store exported_store(int bn, Epi e) {
+    return (e == Epi::SwiGlu || (e == Epi::F32 && bn <= 160)) ? Store::Off : Store::Stg;
+}
+__host__ __device__ constexpr Silu exported_silu(Epi e) { return e == Epi::SwiGlu ? Silu::Fast : Silu::Exact; }
+__host__ __device__ constexpr int exported_smem_bytes(int bn, Epi e) { return smem_bytes(bn, e, exported_store(bn, e)); }
+static_assert(smem_bytes(128) == 231520 && smem_bytes(192) == 198720 && smem_bytes(256) == 231488,
+              "the v2 widths keep their v2 shared memory sizes (Stg)");
+static_assert(exported_smem_bytes(128, Epi::F32) <= 231520 && exported_smem_bytes(128, Epi::SwiGlu) <= 231520 &&
+                  exported_smem_bytes(256, Epi::SwiGlu) <= 231488,
+              "a launcher that still passes the v2 sizes gives the v4 entries enough shared memory");
+static_assert(smem_bytes(144) <= SMEM_LIMIT && smem_bytes(152) <= SMEM_LIMIT && smem_bytes(160) <= SMEM_LIMIT &&
+                  smem_bytes(208) <= SMEM_LIMIT && smem_bytes(224) <= SMEM_LIMIT,
               "fits the 227 KB of dynamic shared memory per block");
+static_assert(smem_bytes(128, Epi::F32, Store::Off) <= SMEM_LIMIT && smem_bytes(160, Epi::F32, Store::Off) <= SMEM_LIMIT &&
+                  smem_bytes(192, Epi::Bf16, Store::Off) <= SMEM_LIMIT &&
+                  smem_bytes(256, Epi::SwiGlu, Store::Off) <= SMEM_LIMIT,
+              "the offloaded plans fit");
+static_assert(stages_for(128, Epi::F32, Store::Off) == 5 && stages_for(152, Epi::F32, Store::Off) == 4 &&
+                  stages_for(160, Epi::F32, Store::Off) == 4 && stages_for(256, Epi::SwiGlu, Store::Off) == 4 &&
+                  stages_for(128, Epi::SwiGlu, Store::Off) == 6,
+              "the stage counts the notes state");
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
+constexpr int STORER_THREADS = 96;  // Off: warps 9-11
+constexpr int STORER_BARRIER = 3;   // Off: named barrier of the storer warps (1, 2: the consumer warpgroups)
 
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-    // __floats2bfloat162_rn: round to nearest even, lo in the low half (the lower address).
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
+// Per-CTA phase record of the profiled variant (PROF): 8 x u64 per CTA, written by consumer warpgroup 0's thread 0.
+//   [0] %globaltimer at entry (ns)   [1] %globaltimer at exit    [2] clock64 cycles entry -> exit
+//   [3] cycles waiting for the first stage of each tile (sum)    [4] cycles of the k-loops (sum, from the first
+//   stage's arrival to the last wgmma's completion)              [5] cycles of the epilogues (sum)
+//   [6] tiles (with rows for warpgroup 0)                        [7] k-blocks of those tiles (sum)
+//   Off only, written by storer thread 0: [8] %globaltimer when it has issued its last stores.
+constexpr int PROF_WORDS = 9;
+
+__device__ __forceinline__ uint64_t global_timer() {
+    uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
 }
 
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
-
-__device__ __forceinline__ void st_shared_b32(uint32_t addr, uint32_t v) {
-    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
-}
-__device__ __forceinline__ void st_shared_v2f32(uint32_t addr, float a, float b) {
-    asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(addr), "f"(a), "f"(b) : "memory");
-}
-__device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
-    uint4 v;
-    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "r"(addr)
-                 : "memory");
-    return v;
-}
-
-// The 16-byte chunk q of staged row r. A warp's fragment write covers rows r0 .. r0+7 of one or two chunk
-// columns: bank group (17 r + q) mod 8 differs across the 8 rows, so 128 bytes per wavefront; a quarter-warp's
-// 16-byte reads of 8 consecutive chunks of one row are conflict-free too.
-__device__ __forceinline__ uint32_t staged(uint32_t buf, int r, int q) {
-    return buf + (uint32_t)(r * STAGE_PITCH + q * 16);
-}
-
-// One pass of the epilogue of a consumer warpgroup through its staging buffer (256-byte rows): accumulator
-// columns ACC0 .. ACC0 + WIDTH - 1 of its 64 rows (row0 .. row0 + 63 of the problem, `rows` of them stored).
-// Compile-time ACC0 and WIDTH keep every accumulator index a constant (the array stays in registers).
-// Stores: asynchronous bulk copies, one per valid row, issued by threads 0..63 of the warpgroup (ASYNC and not
-// accumulating); or, when accumulating (C is read) or !ASYNC, 16-byte coalesced loads/stores by all 128 threads.
-template <int BN, Epi E, int ACC0, int WIDTH, bool ASYNC>
-__device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
-                                              char* c_base, long long ldc_bytes, int row0, int rows, int col0,
-                                              int n_out, bool accumulate) {
-    constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
-    constexpr int PIECE = 16 / OUT_BYTES;  // output elements per 16-byte piece
-    // Output bytes per row staged by this pass, and 16-byte pieces per row (8 or 16).
-    constexpr int ROW_BYTES = E == Epi::F32 ? WIDTH * 4 : (E == Epi::Bf16 ? WIDTH * 2 : WIDTH);
-    constexpr int PPR = ROW_BYTES / 16;
-    constexpr int ITERS = 64 * PPR / 128;
-    static_assert(ROW_BYTES <= 256 && (PPR == 8 || PPR == 16), "a pass fills whole 128- or 256-byte rows");
-    const int lane = wtid & 31;
-    const int r_lo = (wtid >> 5) * 16 + (lane >> 2);  // this thread's fragment rows: r_lo and r_lo + 8
-    const int out_col0 = E == Epi::SwiGlu ? (col0 + ACC0) / 2 : col0 + ACC0;
-    const bool async = ASYNC && !(E == Epi::F32 && accumulate);
-
-    // The buffer is free: the bulk copies issued from it (previous pass or tile) have read it, and every thread
-    // has finished its own reads of it.
-    if (wtid < 64) bulk_wait_read_all();
-    named_barrier_sync(bar_id, 128);
-    if constexpr (E == Epi::F32) {
-#pragma unroll
-        for (int jj = 0; jj < WIDTH / 8; ++jj) {
-            const int j = ACC0 / 8 + jj;  // 8-column group of the fragment: bytes 32 jj .. 32 jj + 31 of the row
-            const int q = 2 * jj + ((lane & 3) >> 1);
-            const uint32_t off = (lane & 1) * 8;
-            st_shared_v2f32(staged(buf, r_lo, q) + off, acc[4 * j + 0], acc[4 * j + 1]);
-            st_shared_v2f32(staged(buf, r_lo + 8, q) + off, acc[4 * j + 2], acc[4 * j + 3]);
-        }
-    } else if constexpr (E == Epi::Bf16) {
-#pragma unroll
-        for (int jj = 0; jj < WIDTH / 8; ++jj) {
-            const int j = ACC0 / 8 + jj;  // bytes 16 jj .. 16 jj + 15 of the row
-            const uint32_t off = (lane & 3) * 4;
-            st_shared_b32(staged(buf, r_lo, jj) + off, pack_bf16x2(acc[4 * j + 0], acc[4 * j + 1]));
-            st_shared_b32(staged(buf, r_lo + 8, jj) + off, pack_bf16x2(acc[4 * j + 2], acc[4 * j + 3]));
-        }
-    } else {
-        // Each 128 accumulator columns: 64 gate then 64 up columns of the same 64 outputs; the thread holds both.
-#pragma unroll
-        for (int blk = 0; blk < WIDTH / 128; ++blk) {
-#pragma unroll
-            for (int jj = 0; jj < 8; ++jj) {
-                const int jg = ACC0 / 8 + blk * 16 + jj;  // gate group
-                const int ju = jg + 8;                    // up group: the same output columns
-                const uint32_t off = (lane & 3) * 4;
-                const int q = blk * 8 + jj;
-                st_shared_b32(staged(buf, r_lo, q) + off, pack_bf16x2(silu(acc[4 * jg + 0]) * acc[4 * ju + 0],
-                                                                      silu(acc[4 * jg + 1]) * acc[4 * ju + 1]));
-                st_shared_b32(staged(buf, r_lo + 8, q) + off, pack_bf16x2(silu(acc[4 * jg + 2]) * acc[4 * ju + 2],
-                                                                          silu(acc[4 * jg + 3]) * acc[4 * ju + 3]));
-            }
-        }
-    }
-
-    if (async) {
-        // Ordinary stores feed the async proxy: fence, meet, then one bulk copy per valid row.
-        fence_proxy_async_shared();
-        named_barrier_sync(bar_id, 128);
-        if (wtid < 64) {
-            const int bytes = min(ROW_BYTES, (n_out - out_col0) * OUT_BYTES);
-            if (wtid < rows && bytes > 0) {
-                bulk_store(c_base + (long long)(row0 + wtid) * ldc_bytes + (long long)out_col0 * OUT_BYTES,
-                           staged(buf, wtid, 0), (uint32_t)bytes);
-            }
-            bulk_commit();
-        }
-        return;
-    }
-
-    named_barrier_sync(bar_id, 128);
-    // Coalesced copy out: consecutive threads take consecutive 16-byte pieces of a row (a warp covers whole rows).
-    if (E == Epi::F32 && accumulate) {
-        // All loads of C first, then the adds and stores, so that the loads overlap one another.
-        float4 old[ITERS];
-#pragma unroll
-        for (int it = 0; it < ITERS; ++it) {
-            const int i = wtid + it * 128;
-            const int r = i / PPR, q = i % PPR;
-            const int col = out_col0 + q * PIECE;
-            old[it] = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (r < rows && col < n_out) {
-                old[it] = *reinterpret_cast<const float4*>(c_base + (long long)(row0 + r) * ldc_bytes +
-                                                           (long long)col * OUT_BYTES);
-            }
-        }
-#pragma unroll
-        for (int it = 0; it < ITERS; ++it) {
-            const int i = wtid + it * 128;
-            const int r = i / PPR, q = i % PPR;
-            const int col = out_col0 + q * PIECE;
-            if (r < rows && col < n_out) {
-                const uint4 v = ld_shared_v4(staged(buf, r, q));
-                float4 s;  // C + A.B^T: one f32 add per element
-                s.x = old[it].x + __uint_as_float(v.x);
-                s.y = old[it].y + __uint_as_float(v.y);
-                s.z = old[it].z + __uint_as_float(v.z);
-                s.w = old[it].w + __uint_as_float(v.w);
-                *reinterpret_cast<float4*>(c_base + (long long)(row0 + r) * ldc_bytes + (long long)col * OUT_BYTES) =
-                    s;
-            }
-        }
-    } else {
-#pragma unroll
-        for (int it = 0; it < ITERS; ++it) {
-            const int i = wtid + it * 128;
-            const int r = i / PPR, q = i % PPR;
-            const int col = out_col0 + q * PIECE;
-            if (r < rows && col < n_out) {
-                const uint4 v = ld_shared_v4(staged(buf, r, q));
-                *reinterpret_cast<uint4*>(c_base + (long long)(row0 + r) * ldc_bytes + (long long)col * OUT_BYTES) =
-                    v;
-            }
-        }
-    }
-}
-
-// Accumulator columns per pass: what fills 256-byte staging rows (64 f32, 128 bf16, 256 -> 128 SwiGLU outputs).
-template <Epi E>
-__host__ __device__ constexpr int pass_width() {
-    return E == Epi::F32 ? 64 : (E == Epi::Bf16 ? 128 : 256);
-}
-
-// The epilogue of one consumer warpgroup: the passes ACC0 = 0, PASS, 2*PASS, ... (the last one may be narrower).
-template <int BN, Epi E, bool ASYNC, int ACC0 = 0>
-__device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
-                                         char* c_base, long long ldc_bytes, int row0, int rows, int col0, int n_out,
-                                         bool accumulate) {
-    if constexpr (ACC0 < BN) {
-        constexpr int WIDTH = BN - ACC0 < pass_width<E>() ? BN - ACC0 : pass_width<E>();
-        epilogue_pass<BN, E, ACC0, WIDTH, ASYNC>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
-                                                 accumulate);
-        epilogue<BN, E, ASYNC, ACC0 + WIDTH>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
-                                             accumulate);
-    }
-}
-
-// ASYNC: bulk-copy stores (the default); false: the synchronous 16-byte stores for every output (kept so that the
-// development harness can time both).
+// S: how the epilogue stores (Stg, the exported kernels; Bulk, v2's, harness only).
 // CL: 1, or 2 for the 2-CTA cluster variant (the kernel must then carry __cluster_dims__(2, 1, 1) and the B map a
 // box of {64, BN/2}): the two CTAs compute consecutive tiles of the list and, when those share a B tile, each loads
 // one half of it multicast to both (sm90/cluster.cuh). Same tiles, same bytes as CL = 1.
-template <int BN, Epi E, bool ASYNC = true, int CL = 1>
-__device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
-    static_assert(BN == 128 || BN == 192 || BN == 256, "tile widths with a wgmma wrapper");
+// PROF: record per-CTA phase times into prof[blockIdx.x * PROF_WORDS ..] (harness only; prof unused otherwise).
+// SL: silu of the SwiGLU epilogue (Off only; Stg and Bulk always use the exact one).
+template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact>
+__device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
+                                          unsigned long long* prof = nullptr) {
+    static_assert(bn_supported(BN), "tile widths with a wgmma wrapper and an entry point");
     static_assert(E != Epi::SwiGlu || BN % 128 == 0, "SwiGLU tiles hold whole 64-gate + 64-up blocks");
     static_assert(CL == 1 || CL == 2, "clusters of 1 or 2 CTAs");
-    constexpr int STAGES = stages_for(BN);
+    static_assert(S != Store::Off || CL == 1, "the offloaded epilogue is for single-CTA launches");
+    static_assert(S == Store::Off || SL == Silu::Exact, "the inline epilogues use the exact silu");
+    constexpr bool OFF = S == Store::Off;
+    constexpr int STAGES = stages_for(BN, E, S);
+    constexpr int EPI_BYTES = epi_smem_bytes(BN, E, S) - (OFF ? 16 : 0);  // staging buffers, or OUT
     constexpr uint32_t A_BYTES = a_tile_bytes();
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
     constexpr uint32_t B_HALF = B_BYTES / 2;  // CL = 2: B is loaded as two boxes of BN/2 rows
-    static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0 && B_HALF % 1024 == 0,
+    static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0 && (CL == 1 || B_HALF % 1024 == 0),
                   "every tile (and half B tile) 1024-byte aligned (128B swizzle)");
+    static_assert(smem_bytes(BN, E, S) <= SMEM_LIMIT, "shared memory plan");
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
     if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
+    {
+        // A launch with less dynamic shared memory than this plan (e.g. a launcher still using v3's sizes for the
+        // f32 widths 144-160, which v4 enlarged) traps instead of overrunning the block's window.
+        uint32_t dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
+        if (dyn < (uint32_t)smem_bytes(BN, E, S)) __trap();
+    }
     const uint32_t a_smem = base;                            // STAGES x A tile
     const uint32_t b_smem = a_smem + STAGES * A_BYTES;       // STAGES x B tile
-    const uint32_t staging = b_smem + STAGES * B_BYTES;      // 2 x STAGING_BYTES
-    const uint32_t full_bar = staging + 2 * STAGING_BYTES;   // STAGES x 8 bytes
+    const uint32_t staging = b_smem + STAGES * B_BYTES;      // Stg/Bulk: 2 x STAGING_BYTES; Off: OUT (1024-aligned)
+    const uint32_t full_bar = staging + EPI_BYTES;           // STAGES x 8 bytes
     const uint32_t empty_bar = full_bar + STAGES * 8;        // STAGES x 8 bytes
+    const uint32_t out_free = empty_bar + STAGES * 8;        // Off: OUT may be written (and holds C if accumulating)
+    const uint32_t out_full = out_free + 8;                  // Off: OUT holds the finished tile
+
+    if (PROF && threadIdx.x == 0) {
+        // Entry times go straight to the record (no register held across the kernel for them).
+        prof[(size_t)blockIdx.x * PROF_WORDS + 0] = global_timer();
+        prof[(size_t)blockIdx.x * PROF_WORDS + 2] = clock64();
+    }
 
     // Warp-uniform for the compiler too (a shuffle of lane 0's value), so that the branches on it, and on what
     // derives from it, are not divergent paths around the wgmma.
@@ -331,6 +313,10 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         for (int s = 0; s < STAGES; ++s) {
             mbar_init(full_bar + 8 * s, 1);
             mbar_init(empty_bar + 8 * s, 8 * CL);  // 8 consumer warps (of each CTA of the cluster)
+        }
+        if constexpr (OFF) {
+            mbar_init(out_free, 1);  // storer thread 0, once per tile
+            mbar_init(out_full, 2);  // one thread per consumer warpgroup, once per tile
         }
         mbar_fence_init();
     }
@@ -397,16 +383,58 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     }
                 }
             }
+        } else if constexpr (OFF) {
+            if (threadIdx.x >= 256 + 32) {
+                // ---------------- storer (warps 9-11; sm90/epilogue.cuh, "The offloaded epilogue") ----------------
+                const int stid = threadIdx.x - (256 + 32);
+                constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
+                constexpr int BN_OUT = E == Epi::SwiGlu ? BN / 2 : BN;
+                const bool load_c = E == Epi::F32 && P.accumulate != 0;
+                const int n_out = E == Epi::SwiGlu ? P.n / 2 : P.n;
+                Tile t;
+                bool mc, peer_busy;
+                uint32_t ph = 0;
+                bool first = true;
+                while (next_tile(t, mc, peer_busy)) {
+                    const GemmSm90Problem& pr = P.problems[t.p];
+                    const int row0 = t.m_tile * BM;
+                    const int rows = min(BM, pr.m - row0);
+                    const int col0 = t.n_tile * BN_OUT;
+                    const int cols = min(BN_OUT, n_out - col0);
+                    const long long ldc_bytes = (long long)pr.ldc * OUT_BYTES;
+                    char* const c_tile =
+                        reinterpret_cast<char*>(pr.c) + (long long)row0 * ldc_bytes + (long long)col0 * OUT_BYTES;
+                    // Every storer read of OUT (previous tile) is done before OUT is refilled or handed back.
+                    if (!first) named_barrier_sync(STORER_BARRIER, STORER_THREADS);
+                    if (load_c) {
+                        storer_copy<BN, E, STORER_THREADS>(staging, stid, c_tile, ldc_bytes, rows, cols, true);
+                        cp_async_wait_all();
+                        named_barrier_sync(STORER_BARRIER, STORER_THREADS);
+                    }
+                    if (stid == 0) mbar_arrive(out_free);
+                    mbar_wait(out_full, ph);
+                    storer_copy<BN, E, STORER_THREADS>(staging, stid, c_tile, ldc_bytes, rows, cols, false);
+                    ph ^= 1;
+                    first = false;
+                }
+                // PROF: when the last stores were issued (a storer waiting for OUT shows up as the consumers' wait
+                // for out_free in their epilogue time). Nothing is held across the loop for it (40 registers).
+                if (PROF && stid == 0) prof[(size_t)blockIdx.x * PROF_WORDS + 8] = global_timer();
+            }
         }
     } else {
         // ---------------- consumers ----------------
         setmaxnreg_inc<CONSUMER_REGS>();
         const int wtid = threadIdx.x % 128;
         const bool lane0 = (threadIdx.x & 31) == 0;
+        const bool prof_thread = PROF && threadIdx.x == 0;
         const uint64_t a_desc0 = wgmma_desc_k128(a_smem + wg * 64 * 128);  // this warpgroup's 64 rows
         const uint64_t b_desc0 = wgmma_desc_k128(b_smem);
         const uint32_t buf = staging + wg * STAGING_BYTES;
         const bool accumulate = P.accumulate != 0;
+        // Accumulating: the k-block after whose issue the tile's C rows are prefetched into L2 (a few k-blocks before
+        // the end, so that the lines are still there when the epilogue reads them).
+        const int pf_kb = k_blocks > 6 ? k_blocks - 6 : 0;
         // Stage release: our own empty barrier, and with a peer in this pair also the peer's (its producer may
         // multicast into our copy of the stage, and ours into its); with no peer, we stand in for its warps.
         auto release = [&](int stage, bool peer_busy) {
@@ -428,19 +456,29 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 #pragma unroll
         for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
 
+        // PROF: the sums go straight to this CTA's record (zeroed by the host), so that no register is held across
+        // the tile loop for them.
+        unsigned long long* const prof_rec = PROF ? prof + (size_t)blockIdx.x * PROF_WORDS : nullptr;
         Tile t;
         bool mc, peer_busy;
         int s = 0;
         uint32_t phase = 0;
+        uint32_t out_phase = 0;  // Off: parity of this tile's out_free / out_full phases
         while (next_tile(t, mc, peer_busy)) {
             const GemmSm90Problem& pr = P.problems[t.p];
             const int row0 = t.m_tile * BM + wg * 64;  // first row of this warpgroup within the problem
             const int rows = pr.m - row0;              // rows of this warpgroup to store (may be <= 0)
+            constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
+            char* const c_base = reinterpret_cast<char*>(pr.c);
+            const long long ldc_bytes = (long long)pr.ldc * OUT_BYTES;
             // Warp-uniform for the compiler (see wg above): the MMA path below is then not a divergent path.
             const bool active = __shfl_sync(0xffffffffu, (int)(rows > 0), 0) != 0;
             if (active) {
+                uint32_t c0 = 0, c1 = 0, c2 = 0;  // 32-bit cycle counts: a tile is far shorter than 2^32 cycles
+                if (prof_thread) c0 = (uint32_t)clock64();
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
+                    if (prof_thread && kb == 0) c1 = (uint32_t)clock64();
                     fence_operand(acc);
                     wgmma_fence();
 #pragma unroll
@@ -452,6 +490,9 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     }
                     wgmma_commit();
                     fence_operand(acc);
+                    if (!OFF && E == Epi::F32 && accumulate && kb == pf_kb) {
+                        prefetch_c_rows<BN>(c_base, ldc_bytes, row0, rows, t.n_tile * BN, P.n, wtid);
+                    }
                     // At most the batch just issued is in flight: the batch of k-block kb - 1 has completed, so
                     // its stage may be refilled.
                     wgmma_wait<1>();
@@ -465,10 +506,26 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 wgmma_wait<0>();
                 fence_operand(acc);
                 release(s == 0 ? STAGES - 1 : s - 1, peer_busy);
-                constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
-                epilogue<BN, E, ASYNC>(acc, buf, wtid, 1 + wg, reinterpret_cast<char*>(pr.c),
-                                       (long long)pr.ldc * OUT_BYTES, row0, rows, t.n_tile * BN,
+                if (prof_thread) c2 = (uint32_t)clock64();
+                if constexpr (OFF) {
+                    // OUT is ours once the storer has drained the previous tile (and, accumulating, loaded C).
+                    mbar_wait(out_free, out_phase);
+                    epilogue_to_out<BN, E, SL>(acc, staging, wg, wtid, accumulate);
+                    named_barrier_sync(1 + wg, 128);
+                    if (wtid == 0) mbar_arrive(out_full);
+                    out_phase ^= 1;
+                } else {
+                    epilogue<BN, E, S>(acc, buf, wtid, 1 + wg, c_base, ldc_bytes, row0, rows, t.n_tile * BN,
                                        E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
+                }
+                if (prof_thread) {
+                    const uint32_t c3 = (uint32_t)clock64();
+                    prof_rec[3] += (uint32_t)(c1 - c0);
+                    prof_rec[4] += (uint32_t)(c2 - c1);
+                    prof_rec[5] += (uint32_t)(c3 - c2);
+                    prof_rec[6] += 1;
+                    prof_rec[7] += (uint64_t)k_blocks;
+                }
             } else {
                 // No row of this warpgroup is stored: skip the MMAs, but keep the pipeline in step.
                 for (int kb = 0; kb < k_blocks; ++kb) {
@@ -479,10 +536,20 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                         phase ^= 1;
                     }
                 }
+                if constexpr (OFF) {
+                    // Nothing to write, but the tile's handover still needs this warpgroup (see epilogue.cuh).
+                    mbar_wait(out_free, out_phase);
+                    if (wtid == 0) mbar_arrive(out_full);
+                    out_phase ^= 1;
+                }
             }
         }
         // The staging buffers must outlive the bulk copies reading them.
-        if (wtid < 64) bulk_wait_all();
+        if (S == Store::Bulk && wtid < 64) bulk_wait_all();
+        if (prof_thread) {
+            prof_rec[1] = global_timer();
+            prof_rec[2] = clock64() - prof_rec[2];
+        }
     }
     if constexpr (CL == 2) {
         // No CTA leaves while its peer may still arrive on its barriers or multicast into its shared memory.
@@ -493,21 +560,40 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 
 }  // namespace sm90
 
+// The dynamic shared memory of the exported entry point of (epilogue, BN), in bytes (host and device; the Rust
+// launcher mirrors it). Set cudaFuncAttributeMaxDynamicSharedMemorySize to it and launch with it (any larger value
+// up to 232448 works too). The table is in docs/log/gemm_sm90.md and cuda/dev/README.md.
+__host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
+    return sm90::exported_smem_bytes(bn, (sm90::Epi)epi);
+}
+
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
+// Each entry point: its width's exported store path and silu (v4: Off for f32 at 128..160 and for SwiGLU).
 #define GEMM_SM90_ENTRY(NAME, BN, EPI)                                                                            \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
              const __grid_constant__ GemmSm90Params params) {                                                     \
-        sm90::gemm_sm90<BN, EPI>(a_map, b_map, params);                                                           \
+        sm90::gemm_sm90<BN, EPI, sm90::exported_store(BN, EPI), 1, false, sm90::exported_silu(EPI)>(a_map, b_map, \
+                                                                                                  params);        \
     }
 
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn128, 128, sm90::Epi::Bf16)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn144, 144, sm90::Epi::Bf16)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn152, 152, sm90::Epi::Bf16)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn160, 160, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn192, 192, sm90::Epi::Bf16)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn208, 208, sm90::Epi::Bf16)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn224, 224, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn256, 256, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn128, 128, sm90::Epi::F32)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn144, 144, sm90::Epi::F32)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn152, 152, sm90::Epi::F32)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn160, 160, sm90::Epi::F32)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn192, 192, sm90::Epi::F32)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn208, 208, sm90::Epi::F32)
+GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn224, 224, sm90::Epi::F32)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn256, 256, sm90::Epi::F32)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_swiglu_bn128, 128, sm90::Epi::SwiGlu)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_swiglu_bn256, 256, sm90::Epi::SwiGlu)

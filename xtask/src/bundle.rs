@@ -180,6 +180,15 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #   dist/run.sh            GPU tests (the ignored tests of tests/gpu_*.rs), then `dbrmt selftest`
 #   dist/run.sh all        every test, CPU and GPU, then `dbrmt selftest`
 #   dist/run.sh selftest   only `dbrmt selftest`
+#   dist/run.sh bench [OUT] [PART...]
+#                          the benchmarks, JSON lines into OUT (default bench-results/): PARTs (default all)
+#                          kernels (dbrmt bench kernels: every kernel beside cuBLAS / the copy bandwidth),
+#                          matrix (dbrmt bench matrix), profile (the step profile of 1B T=1024 and 160M T=512),
+#                          baselines (benches/python/baselines.py), attention
+#                          (benches/python/sdpa_attention.py: SDPA and the same-run GEMM/copy ceilings), load
+#                          (random 1B and 8B-shaped bf16 checkpoints written to /tmp, then loaded in a fresh
+#                          process). BENCH_FILTER=TEXT keeps only the rows whose id contains TEXT. Then, where the
+#                          results land: cargo xtask bench-report OUT
 # Any further arguments go to every test executable (e.g. a test name filter).
 #
 # Tests run from the repository root with DBRMT_REPO_ROOT set to it: the executables were built on
@@ -193,11 +202,44 @@ export DBRMT_REPO_ROOT="$ROOT"
 
 mode="${1:-gpu}"
 [ $# -gt 0 ] && shift
+if [ "$mode" = bench ]; then
+  out="${1:-bench-results}"
+  [ $# -gt 0 ] && shift
+  parts=("$@")
+  [ ${#parts[@]} -eq 0 ] && parts=(kernels attention matrix profile baselines load)
+  mkdir -p "$out"
+  filter=()
+  [ -n "${BENCH_FILTER:-}" ] && filter=(--filter "$BENCH_FILTER")
+  pyfilter=()
+  [ -n "${BENCH_FILTER:-}" ] && pyfilter=(--filter "$BENCH_FILTER")
+  status=0
+  for part in "${parts[@]}"; do
+    echo "=== bench $part" >&2
+    case "$part" in
+      matrix) "$DIST/dbrmt" bench matrix --out "$out/dbrmt.jsonl" "${filter[@]}" || status=1 ;;
+      baselines) PYTHONUNBUFFERED=1 python3 benches/python/baselines.py --out "$out/torch.jsonl" "${pyfilter[@]}" || status=1 ;;
+      attention) PYTHONUNBUFFERED=1 python3 benches/python/sdpa_attention.py --out "$out/torch.jsonl" || status=1 ;;
+      kernels) LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$DIST/dbrmt" bench kernels --out "$out/dbrmt.jsonl" || status=1 ;;
+      profile)
+        "$DIST/dbrmt" bench profile --model llama-3.2-1b --segment 1024 --tokens 32768 --out "$out/dbrmt.jsonl" || status=1
+        "$DIST/dbrmt" bench profile --model llama-160m --segment 512 --tokens 16384 --out "$out/dbrmt.jsonl" || status=1 ;;
+      load)
+        for model in llama-3.2-1b llama-3.1-8b; do
+          dir="/tmp/dbrmt-bench-ckpt-$model"
+          "$DIST/dbrmt" bench write-checkpoint --model "$model" --dir "$dir" &&
+            "$DIST/dbrmt" bench load --dir "$dir" --out "$out/dbrmt.jsonl" || status=1
+          rm -rf "$dir"
+        done ;;
+      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load)" >&2; status=2 ;;
+    esac
+  done
+  exit $status
+fi
 case "$mode" in
   gpu) filter=(--ignored) ;;
   all) filter=(--include-ignored) ;;
   selftest) filter=() ;;
-  *) echo "usage: dist/run.sh [gpu|all|selftest] [test args...]" >&2; exit 2 ;;
+  *) echo "usage: dist/run.sh [gpu|all|selftest] [test args...] | dist/run.sh bench [OUT] [PART...]" >&2; exit 2 ;;
 esac
 
 passed=0

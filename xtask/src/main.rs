@@ -8,7 +8,9 @@
 //! - `fetch-model NAME`: download a model the tests and the demo use into `models/NAME/` (sha256-checked).
 //! - `fuzz [--seconds N] [--target T]...`: the cargo-fuzz targets of `fuzz/`, N seconds each (nightly).
 //! - `demo`: the main job — SmolLM2 answers a question at the end of a long built-in document.
+//! - `bench-report DIR`: the JSON lines of a benchmark run into `docs/BENCHMARKS.md` and its SVG plots.
 
+mod bench_report;
 mod bundle;
 mod cargo;
 mod ci;
@@ -17,6 +19,7 @@ mod fetch_model;
 mod fuzz;
 mod kernels;
 mod ptxas;
+mod svg;
 
 use std::process::ExitCode;
 
@@ -35,7 +38,10 @@ tasks:
             run the cargo-fuzz targets of fuzz/ for N seconds each (default 60; needs nightly and
             cargo-fuzz); a crash leaves its input in fuzz/artifacts/T/
   demo      fetch SmolLM2, build dbrmt, and answer a question at the end of a long built-in document
-            (extra arguments go to `dbrmt generate`, e.g. --device cpu)";
+            (extra arguments go to `dbrmt generate`, e.g. --device cpu)
+  bench-report DIR [--out FILE]
+            the JSON lines of one benchmark run (DIR/*.jsonl, from `dist/run.sh bench` on a GPU host)
+            into docs/BENCHMARKS.md and the SVG plots in docs/bench/";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
         Some("fetch-model") => fetch_model::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("bench-report") => bench_report::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

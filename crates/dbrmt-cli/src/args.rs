@@ -27,6 +27,8 @@ pub enum Command {
     /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against
     /// the CPU model and diagonal against sequential (bitwise). Prints a table; exits non-zero on any failure.
     Selftest(SelftestArgs),
+    /// On a CUDA GPU: the benchmark matrix, load times (see benches/README.md); results as JSON lines.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

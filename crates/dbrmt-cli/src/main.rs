@@ -1,6 +1,7 @@
 //! `dbrmt`: run ARMT-LLaMA models over inputs of any length with diagonal batching.
 
 mod args;
+mod bench;
 mod engine;
 mod generate;
 mod inspect;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         args::Command::Generate(a) => generate::generate(&a),
         args::Command::Selftest(a) => selftest::selftest(&a),
         args::Command::Tokenize(a) => tokenize::tokenize(&a),
+        args::Command::Bench(a) => bench::bench(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -192,6 +192,45 @@ impl LlamaConfig {
 }
 
 impl ModelConfig {
+    /// This config as a `config.json` (Hugging Face LLaMA fields plus the `armt` object) that [`ConfigFile`] reads
+    /// back to the same config.
+    pub fn to_json(&self) -> Value {
+        let l = &self.llama;
+        let rope_scaling = match &l.rope_scaling {
+            None => Value::Null,
+            Some(s) => serde_json::json!({
+                "rope_type": "llama3",
+                "factor": s.factor,
+                "low_freq_factor": s.low_freq_factor,
+                "high_freq_factor": s.high_freq_factor,
+                "original_max_position_embeddings": s.original_max_position_embeddings,
+            }),
+        };
+        serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_act": "silu",
+            "vocab_size": l.vocab_size,
+            "hidden_size": l.hidden_size,
+            "intermediate_size": l.intermediate_size,
+            "num_hidden_layers": l.num_layers,
+            "num_attention_heads": l.num_heads,
+            "num_key_value_heads": l.num_kv_heads,
+            "head_dim": l.head_dim,
+            "rms_norm_eps": l.rms_norm_eps,
+            "rope_theta": l.rope_theta,
+            "rope_scaling": rope_scaling,
+            "tie_word_embeddings": l.tie_word_embeddings,
+            "armt": {
+                "num_mem_tokens": self.armt.num_mem_tokens,
+                "d_mem": self.armt.d_mem,
+                "segment_size": self.armt.segment_size,
+                "nu": self.armt.nu,
+                "correction": self.armt.correction,
+            },
+        })
+    }
+
     /// Reads `path`; `fallback` supplies the ARMT parameters when it has no `armt` object.
     pub fn read(path: &Path, fallback: Option<ArmtParams>) -> Result<Self, FormatError> {
         ConfigFile::read(path)?.model_config(fallback)
@@ -393,5 +432,27 @@ fn validate_armt(a: &ArmtParams, label: &str) -> Result<(), String> {
     match sizes.iter().find(|(_, v)| *v == 0) {
         Some((key, _)) => Err(format!("{label}{key}` must be at least 1")),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    #[test]
+    fn to_json_reads_back_to_the_same_config() {
+        for c in [
+            presets::tiny(true),
+            presets::small(),
+            presets::llama_3_2_1b(presets::armt(1024, 128, 64)),
+        ] {
+            let text = c.to_json().to_string();
+            let back = ConfigFile::parse(&text, Path::new("config.json"))
+                .unwrap()
+                .model_config(None)
+                .unwrap();
+            assert_eq!(back, c);
+        }
     }
 }

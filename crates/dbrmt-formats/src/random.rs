@@ -26,11 +26,23 @@ const PARALLEL_ABOVE: usize = 1 << 20;
 pub struct RandomModel {
     pub config: ModelConfig,
     pub seed: u64,
+    /// Every value rounded to bf16 (as a bf16 checkpoint stores it), so that a model written to a file and read back
+    /// is exactly this one.
+    pub bf16: bool,
 }
 
 impl RandomModel {
     pub fn new(config: ModelConfig, seed: u64) -> Self {
-        Self { config, seed }
+        Self {
+            config,
+            seed,
+            bf16: false,
+        }
+    }
+
+    /// The same weights rounded to bf16.
+    pub fn rounded_to_bf16(self) -> Self {
+        Self { bf16: true, ..self }
     }
 
     /// `(center, standard deviation)` of tensor `id`'s values.
@@ -68,6 +80,9 @@ impl RandomModel {
         for (k, x) in out.iter_mut().enumerate() {
             let h = mix(key.wrapping_add(((first + k) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
             *x = center + ((h >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a;
+            if self.bf16 {
+                *x = half::bf16::from_f32(*x).to_f32();
+            }
         }
     }
 

@@ -2,25 +2,19 @@
 //!
 //! The read of a cell (segment ≥ 1) is `u = h·W_qᵀ` (grouped GEMM), `φ = dpfp(u)` ([`crate::dpfp::dpfp`]),
 //! `num = φ·A` (grouped GEMM, f32 out), then this kernel; the math is
-//! [`reference::armt::read_apply`](crate::reference::armt::read_apply) with `h` (the hidden rows, [`HiddenElem`])
+//! [`reference::armt_read::read_apply`](crate::reference::armt_read::read_apply) with `h` (the hidden rows, [`HiddenElem`])
 //! stored in bf16 (rounded once after the add) or f32.
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
+use crate::launch::{
+    addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_index, check_rows, row_grid, Rows,
+};
 use crate::params::{Span, Spans};
 use crate::{cubins, Gpu, HiddenElem, Kernel, KernelError};
 
-const ARMT_READ_APPLY_BF16: Kernel = Kernel {
-    file: "armt_read",
-    cubin: cubins::ARMT_READ,
-    entry: "armt_read_apply_bf16",
-};
-const ARMT_READ_APPLY_F32: Kernel = Kernel {
-    file: "armt_read",
-    cubin: cubins::ARMT_READ,
-    entry: "armt_read_apply_f32",
-};
+const ARMT_READ_APPLY_BF16: Kernel = Kernel::new(cubins::ARMT_READ, "armt_read_apply_bf16");
+const ARMT_READ_APPLY_F32: Kernel = Kernel::new(cubins::ARMT_READ, "armt_read_apply_f32");
 
 /// The entry point for hidden rows of type `H`: `armt_read_apply_bf16` or `armt_read_apply_f32`.
 pub(crate) fn kernel<H: HiddenElem>() -> &'static Kernel {
@@ -56,24 +50,17 @@ pub fn armt_read_apply<H: HiddenElem>(
     d_key: usize,
 ) -> Result<(), KernelError> {
     let kernel = kernel::<H>();
-    validate(
-        kernel.entry,
-        num.len(),
-        phi.len(),
-        z.len(),
-        h.len(),
-        h_ld,
-        spans,
-        d,
-        d_key,
-    )?;
-    let f = gpu.function(kernel)?;
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0).max(1);
-    let cfg = LaunchConfig {
-        grid_dim: (max_rows as u32, spans.len() as u32, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
+    let lens = ReadLens {
+        num: num.len(),
+        phi: phi.len(),
+        z: z.len(),
+        h: Rows::of(h, h_ld),
     };
+    let cfg = validate(kernel.entry, &lens, spans, d, d_key)?;
+    if cfg.grid_dim.0 == 0 {
+        return Ok(());
+    }
+    let f = gpu.function(kernel)?;
     let params = Spans::pack(spans);
     let (num_ptr, phi_ptr, z_ptr) = (addr(num, stream), addr(phi, stream), addr(z, stream));
     let h_ptr = addr_mut(h, stream);
@@ -100,48 +87,38 @@ pub fn armt_read_apply<H: HiddenElem>(
     Ok(())
 }
 
-/// Fails unless `index < count` (a state or layer index that the kernel turns into an address) and it fits an i32.
-pub(crate) fn check_index(kernel: &str, what: &str, index: usize, count: usize) -> Result<(), KernelError> {
-    if index >= count || index > i32::MAX as usize {
-        return Err(invalid(
-            kernel,
-            format!("{what} {index} out of range (the buffer holds {count})"),
-        ));
-    }
-    Ok(())
+/// Buffer lengths of [`armt_read_apply`], in elements (and h's row stride).
+struct ReadLens {
+    num: usize,
+    phi: usize,
+    z: usize,
+    h: Rows,
 }
 
-/// Fails unless `1 ≤ n < 2³¹`.
-pub(crate) fn check_dim(kernel: &str, what: &str, n: usize) -> Result<(), KernelError> {
-    if n == 0 || n > i32::MAX as usize {
-        return Err(invalid(kernel, format!("{what} = {n} (must be 1 to 2³¹ − 1)")));
-    }
-    Ok(())
-}
-
-/// The launcher's checks, on buffer lengths only (so they are tested without a GPU).
-#[allow(clippy::too_many_arguments)]
-fn validate(
-    k: &str,
-    num_len: usize,
-    phi_len: usize,
-    z_len: usize,
-    h_len: usize,
-    h_ld: usize,
-    spans: &[Span],
-    d: usize,
-    d_key: usize,
-) -> Result<(), KernelError> {
+/// The launcher's checks, on buffer lengths only (so they are tested without a GPU); returns the launch's grid.
+fn validate(k: &str, lens: &ReadLens, spans: &[Span], d: usize, d_key: usize) -> Result<LaunchConfig, KernelError> {
     check_groups(k, spans.len())?;
     check_dim(k, "d", d)?;
     check_dim(k, "d_key", d_key)?;
     for s in spans {
-        check_rows(k, "num", num_len, s.in_row, s.rows, d, 0, d)?;
-        check_rows(k, "phi", phi_len, s.in_row, s.rows, d_key, 0, d_key)?;
-        check_rows(k, "h", h_len, s.out_row, s.rows, h_ld, 0, d)?;
-        check_index(k, "state", s.state, z_len / d_key)?;
+        check_rows(k, "num", Rows { len: lens.num, ld: d }, s.in_row, s.rows, 0, d)?;
+        check_rows(
+            k,
+            "phi",
+            Rows {
+                len: lens.phi,
+                ld: d_key,
+            },
+            s.in_row,
+            s.rows,
+            0,
+            d_key,
+        )?;
+        check_rows(k, "h", lens.h, s.out_row, s.rows, 0, d)?;
+        check_index(k, "state", s.state, lens.z / d_key)?;
     }
-    check_disjoint_outputs(k, spans)
+    check_disjoint_outputs(k, spans)?;
+    Ok(row_grid(spans, THREADS))
 }
 
 #[cfg(test)]
@@ -149,6 +126,7 @@ mod tests {
     use half::bf16;
 
     use super::*;
+    use crate::launch::tests::rejected;
 
     fn span(in_row: usize, out_row: usize, rows: usize, state: usize) -> Span {
         Span {
@@ -158,10 +136,6 @@ mod tests {
             state,
             ..Span::default()
         }
-    }
-
-    fn rejected(r: Result<(), KernelError>) -> bool {
-        matches!(r, Err(KernelError::InvalidArgument { .. }))
     }
 
     #[test]
@@ -174,40 +148,46 @@ mod tests {
     #[test]
     fn validate_checks_rows_states_and_overlaps() {
         // d = 8, D = 12: num/phi 10 rows, h 10 rows of stride 9, z 3 states.
-        let (num, phi, z, h) = (80, 120, 36, 89);
+        let lens = || ReadLens {
+            num: 80,
+            phi: 120,
+            z: 36,
+            h: Rows { len: 89, ld: 9 },
+        };
+        let v = |lens: &ReadLens, spans: &[Span]| validate("k", lens, spans, 8, 12);
         let ok = [span(0, 6, 4, 2), span(4, 0, 6, 0)];
-        assert!(validate("k", num, phi, z, h, 9, &ok, 8, 12).is_ok());
-        assert!(rejected(validate("k", num - 1, phi, z, h, 9, &ok, 8, 12)), "num short");
-        assert!(rejected(validate("k", num, phi - 1, z, h, 9, &ok, 8, 12)), "phi short");
-        assert!(rejected(validate("k", num, phi, z, h - 1, 9, &ok, 8, 12)), "h short");
+        assert_eq!(v(&lens(), &ok).unwrap().grid_dim, (6, 2, 1));
+        assert!(rejected(v(&ReadLens { num: 79, ..lens() }, &ok)), "num short");
+        assert!(rejected(v(&ReadLens { phi: 119, ..lens() }, &ok)), "phi short");
         assert!(
-            rejected(validate("k", num, phi, z, h, 7, &ok, 8, 12)),
+            rejected(v(
+                &ReadLens {
+                    h: Rows { len: 88, ld: 9 },
+                    ..lens()
+                },
+                &ok
+            )),
+            "h short"
+        );
+        assert!(
+            rejected(v(
+                &ReadLens {
+                    h: Rows { len: 89, ld: 7 },
+                    ..lens()
+                },
+                &ok
+            )),
             "h stride below d"
         );
         assert!(
-            rejected(validate("k", num, phi, 35, h, 9, &ok, 8, 12)),
+            rejected(v(&ReadLens { z: 35, ..lens() }, &ok)),
             "state 2 needs 36 z values"
         );
-        assert!(
-            rejected(validate("k", num, phi, z, h, 9, &[span(0, 0, 4, 3)], 8, 12)),
-            "state out of range"
-        );
-        assert!(
-            rejected(validate(
-                "k",
-                num,
-                phi,
-                z,
-                h,
-                9,
-                &[span(0, 0, 4, 0), span(4, 3, 4, 1)],
-                8,
-                12
-            )),
-            "overlap"
-        );
-        assert!(rejected(validate("k", num, phi, z, h, 9, &ok, 0, 12)), "d 0");
-        assert!(rejected(validate("k", num, phi, z, h, 9, &ok, 8, 0)), "d_key 0");
-        assert!(rejected(validate("k", num, phi, z, h, 9, &[], 8, 12)), "no spans");
+        assert!(rejected(v(&lens(), &[span(0, 0, 4, 3)])), "state out of range");
+        assert!(rejected(v(&lens(), &[span(0, 0, 4, 0), span(4, 3, 4, 1)])), "overlap");
+        assert!(rejected(validate("k", &lens(), &ok, 0, 12)), "d 0");
+        assert!(rejected(validate("k", &lens(), &ok, 8, 0)), "d_key 0");
+        assert!(rejected(v(&lens(), &[])), "no spans");
+        assert!(rejected(v(&lens(), &vec![span(0, 0, 0, 0); 65])), "65 spans");
     }
 }

@@ -9,87 +9,87 @@
 //! 5. `A += kφᵀ·u` (grouped GEMM);
 //! 6. [`armt_z_update`]: `z += Σₜ γₜ kφₜ` — after step 4, which reads the old `z`.
 //!
-//! The math is [`reference::armt::write_prep`](crate::reference::armt::write_prep) and
-//! [`reference::armt::z_update`](crate::reference::armt::z_update).
+//! The math is [`reference::armt_write::write_prep`](crate::reference::armt_write::write_prep) and
+//! [`reference::armt_write::z_update`](crate::reference::armt_write::z_update).
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 
-use crate::armt_read::{check_dim, check_index};
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
+use crate::launch::{
+    addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, row_grid, Rows,
+};
 use crate::params::{Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
-const ARMT_WRITE_PREP_F32: Kernel = Kernel {
-    file: "armt_write",
-    cubin: cubins::ARMT_WRITE,
-    entry: "armt_write_prep_f32",
-};
+const ARMT_WRITE_PREP_F32: Kernel = Kernel::new(cubins::ARMT_WRITE, "armt_write_prep_f32");
 
-const ARMT_Z_UPDATE_F32: Kernel = Kernel {
-    file: "armt_write",
-    cubin: cubins::ARMT_WRITE,
-    entry: "armt_z_update_f32",
-};
+const ARMT_Z_UPDATE_F32: Kernel = Kernel::new(cubins::ARMT_WRITE, "armt_z_update_f32");
 
 /// `WRITE_THREADS` of armt_write.cu (one block per memory row).
 const WRITE_THREADS: u32 = 256;
 /// `Z_THREADS` of armt_write.cu (one thread per feature).
 const Z_THREADS: u32 = 128;
 
+/// The inputs of [`armt_write_prep`], at rows `span.in_row..+rows` of the buffers with rows.
+#[derive(Debug, Clone, Copy)]
+pub struct WritePrep<'a> {
+    /// The fused write product `P·[W_k|W_v|w_β]ᵀ`, row stride `kvb_ld`: V at columns `v_col..v_col + d`, the β logit
+    /// at column `v_col + d` (`v_col = d_mem` for the fused product).
+    pub kvb: &'a CudaSlice<f32>,
+    pub kvb_ld: usize,
+    pub v_col: usize,
+    /// kφ `[*, d_key]`.
+    pub kphi: &'a CudaSlice<f32>,
+    /// `kφ·A_old` `[*, d]` (neither checked nor read for segment-0 spans).
+    pub ka: &'a CudaSlice<f32>,
+    /// The old normalisers `[states, d_key]` (row `span.state`).
+    pub z: &'a CudaSlice<f32>,
+    /// The β biases `[layers]` (element `span.layer`).
+    pub b_beta: &'a CudaSlice<f32>,
+    /// Hidden size (the width of V and of `u`) and `D = 2·ν·d_mem` (the width of kφ).
+    pub d: usize,
+    pub d_key: usize,
+    /// Whether `γ` is corrected (`clip(1 − δ / (‖kφ‖² + ε), 0, 1)`) or 1.
+    pub correction: bool,
+}
+
 /// Per memory row `t` of every span (one span per cell, `rows` = M): `β = σ(kvb[t][v_col + d] + b_beta[layer])`;
 /// segment 0 (`span.flag`): `u_t = β·V_t`, `γ_t = 1`; otherwise `δ = kφ_t · z[state] + ε`,
 /// `u_t = β·(V_t − ka_t / δ)` and `γ_t = clip(1 − δ / (‖kφ_t‖² + ε), 0, 1)` with `correction`, else 1.
 ///
-/// Inputs at rows `span.in_row..+rows`: `kvb` (row stride `kvb_ld`; V at columns `v_col..v_col + d`, the β logit
-/// at column `v_col + d`; `v_col = d_mem` for the fused product), `kphi` `[*, d_key]`, `ka` `[*, d]` (`kφ·A_old`;
-/// neither checked nor read for segment-0 spans). `z` `[states, d_key]` (old state, row `span.state`), `b_beta`
-/// `[layers]`. Outputs at rows `span.out_row..+rows`: `u` `[*, d]`, `gamma` `[*]`.
+/// Inputs: [`WritePrep`]. Outputs at rows `span.out_row..+rows`: `u` `[*, d]`, `gamma` `[*]`.
 ///
 /// Fails with [`KernelError::InvalidArgument`] (before anything is launched) unless `1 ≤ spans.len() ≤ MAX_GROUPS`,
 /// `d, d_key ≥ 1`, every span fits every buffer it uses, its `state` is a row of `z`, its `layer` an element of
 /// `b_beta`, and no two spans write the same rows of `u`/`gamma`. Asynchronous on `stream`.
-#[allow(clippy::too_many_arguments)]
 pub fn armt_write_prep(
     gpu: &Gpu,
     stream: &CudaStream,
-    kvb: &CudaSlice<f32>,
-    kvb_ld: usize,
-    v_col: usize,
-    kphi: &CudaSlice<f32>,
-    ka: &CudaSlice<f32>,
-    z: &CudaSlice<f32>,
-    b_beta: &CudaSlice<f32>,
+    prep: &WritePrep<'_>,
     u: &mut CudaSlice<f32>,
     gamma: &mut CudaSlice<f32>,
     spans: &[Span],
-    d: usize,
-    d_key: usize,
-    correction: bool,
 ) -> Result<(), KernelError> {
     let lens = PrepLens {
-        kvb: kvb.len(),
-        kphi: kphi.len(),
-        ka: ka.len(),
-        z: z.len(),
-        b_beta: b_beta.len(),
+        kvb: prep.kvb.len(),
+        kphi: prep.kphi.len(),
+        ka: prep.ka.len(),
+        z: prep.z.len(),
+        b_beta: prep.b_beta.len(),
         u: u.len(),
         gamma: gamma.len(),
     };
-    validate_prep(&lens, kvb_ld, v_col, spans, d, d_key)?;
+    let cfg = validate_prep(&lens, prep.kvb_ld, prep.v_col, spans, prep.d, prep.d_key)?;
+    if cfg.grid_dim.0 == 0 {
+        return Ok(());
+    }
     let f = gpu.function(&ARMT_WRITE_PREP_F32)?;
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0).max(1);
-    let cfg = LaunchConfig {
-        grid_dim: (max_rows as u32, spans.len() as u32, 1),
-        block_dim: (WRITE_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
     let params = Spans::pack(spans);
-    let (kvb_ptr, kphi_ptr, ka_ptr) = (addr(kvb, stream), addr(kphi, stream), addr(ka, stream));
-    let (z_ptr, b_beta_ptr) = (addr(z, stream), addr(b_beta, stream));
+    let (kvb_ptr, kphi_ptr, ka_ptr) = (addr(prep.kvb, stream), addr(prep.kphi, stream), addr(prep.ka, stream));
+    let (z_ptr, b_beta_ptr) = (addr(prep.z, stream), addr(prep.b_beta, stream));
     let (u_ptr, gamma_ptr) = (addr_mut(u, stream), addr_mut(gamma, stream));
     // All fit in i32: `validate_prep` checked them.
-    let (kvb_ld, v_col, d, d_key) = (kvb_ld as i32, v_col as i32, d as i32, d_key as i32);
-    let correction = correction as i32;
+    let (kvb_ld, v_col) = (prep.kvb_ld as i32, prep.v_col as i32);
+    let (d, d_key, correction) = (prep.d as i32, prep.d_key as i32, prep.correction as i32);
     let mut launch = stream.launch_builder(&f);
     launch
         .arg(&params)
@@ -134,13 +134,8 @@ pub fn armt_z_update(
     spans: &[Span],
     d_key: usize,
 ) -> Result<(), KernelError> {
-    validate_z(kphi.len(), gamma.len(), z.len(), spans, d_key)?;
+    let cfg = validate_z(kphi.len(), gamma.len(), z.len(), spans, d_key)?;
     let f = gpu.function(&ARMT_Z_UPDATE_F32)?;
-    let cfg = LaunchConfig {
-        grid_dim: (d_key.div_ceil(Z_THREADS as usize) as u32, spans.len() as u32, 1),
-        block_dim: (Z_THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
     let params = Spans::pack(spans);
     let (kphi_ptr, gamma_ptr, z_ptr) = (addr(kphi, stream), addr(gamma, stream), addr_mut(z, stream));
     let d_key = d_key as i32; // `validate_z` checked it fits
@@ -171,7 +166,8 @@ struct PrepLens {
     gamma: usize,
 }
 
-/// The checks of [`armt_write_prep`], on buffer lengths only (so they are tested without a GPU).
+/// The checks of [`armt_write_prep`], on buffer lengths only (so they are tested without a GPU); returns the launch's
+/// grid (one block per memory row).
 fn validate_prep(
     lens: &PrepLens,
     kvb_ld: usize,
@@ -179,40 +175,75 @@ fn validate_prep(
     spans: &[Span],
     d: usize,
     d_key: usize,
-) -> Result<(), KernelError> {
+) -> Result<LaunchConfig, KernelError> {
     let k = ARMT_WRITE_PREP_F32.entry;
     check_groups(k, spans.len())?;
     check_dim(k, "d", d)?;
     check_dim(k, "d_key", d_key)?;
     for s in spans {
         // V and the logit right after it.
-        check_rows(k, "kvb", lens.kvb, s.in_row, s.rows, kvb_ld, v_col, d + 1)?;
-        check_rows(k, "kphi", lens.kphi, s.in_row, s.rows, d_key, 0, d_key)?;
+        check_rows(
+            k,
+            "kvb",
+            Rows {
+                len: lens.kvb,
+                ld: kvb_ld,
+            },
+            s.in_row,
+            s.rows,
+            v_col,
+            d + 1,
+        )?;
+        check_rows(
+            k,
+            "kphi",
+            Rows {
+                len: lens.kphi,
+                ld: d_key,
+            },
+            s.in_row,
+            s.rows,
+            0,
+            d_key,
+        )?;
         if !s.flag {
-            check_rows(k, "ka", lens.ka, s.in_row, s.rows, d, 0, d)?;
+            check_rows(k, "ka", Rows { len: lens.ka, ld: d }, s.in_row, s.rows, 0, d)?;
         }
         check_index(k, "state", s.state, lens.z / d_key)?;
         check_index(k, "layer", s.layer, lens.b_beta)?;
-        check_rows(k, "u", lens.u, s.out_row, s.rows, d, 0, d)?;
-        check_rows(k, "gamma", lens.gamma, s.out_row, s.rows, 1, 0, 1)?;
+        check_rows(k, "u", Rows { len: lens.u, ld: d }, s.out_row, s.rows, 0, d)?;
+        check_rows(k, "gamma", Rows { len: lens.gamma, ld: 1 }, s.out_row, s.rows, 0, 1)?;
     }
-    check_disjoint_outputs(k, spans)
+    check_disjoint_outputs(k, spans)?;
+    Ok(row_grid(spans, WRITE_THREADS))
 }
 
-/// The checks of [`armt_z_update`], on buffer lengths only.
+/// The checks of [`armt_z_update`], on buffer lengths only; returns the launch's grid (one thread per feature, one
+/// row of blocks per span).
 fn validate_z(
     kphi_len: usize,
     gamma_len: usize,
     z_len: usize,
     spans: &[Span],
     d_key: usize,
-) -> Result<(), KernelError> {
+) -> Result<LaunchConfig, KernelError> {
     let k = ARMT_Z_UPDATE_F32.entry;
     check_groups(k, spans.len())?;
     check_dim(k, "d_key", d_key)?;
     for s in spans {
-        check_rows(k, "kphi", kphi_len, s.in_row, s.rows, d_key, 0, d_key)?;
-        check_rows(k, "gamma", gamma_len, s.out_row, s.rows, 1, 0, 1)?;
+        check_rows(
+            k,
+            "kphi",
+            Rows {
+                len: kphi_len,
+                ld: d_key,
+            },
+            s.in_row,
+            s.rows,
+            0,
+            d_key,
+        )?;
+        check_rows(k, "gamma", Rows { len: gamma_len, ld: 1 }, s.out_row, s.rows, 0, 1)?;
         check_index(k, "state", s.state, z_len / d_key)?;
     }
     let mut states: Vec<usize> = spans.iter().map(|s| s.state).collect();
@@ -220,12 +251,17 @@ fn validate_z(
     if states.windows(2).any(|w| w[0] == w[1]) {
         return Err(invalid(k, "two spans update the same state".into()));
     }
-    Ok(())
+    Ok(LaunchConfig {
+        grid_dim: (d_key.div_ceil(Z_THREADS as usize) as u32, spans.len() as u32, 1),
+        block_dim: (Z_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::launch::tests::rejected;
 
     fn span(in_row: usize, out_row: usize, rows: usize, layer: usize, state: usize, flag: bool) -> Span {
         Span {
@@ -235,11 +271,8 @@ mod tests {
             layer,
             flag,
             state,
+            pos: 0,
         }
-    }
-
-    fn rejected(r: Result<(), KernelError>) -> bool {
-        matches!(r, Err(KernelError::InvalidArgument { .. }))
     }
 
     #[test]
@@ -247,6 +280,9 @@ mod tests {
         let cu = include_str!("../../../cuda/armt_write.cu");
         assert!(cu.contains(&format!("#define WRITE_THREADS {WRITE_THREADS}\n")));
         assert!(cu.contains(&format!("#define Z_THREADS {Z_THREADS}\n")));
+        for k in [ARMT_WRITE_PREP_F32, ARMT_Z_UPDATE_F32] {
+            assert!(cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
+        }
     }
 
     /// d = 8, D = 12, d_mem = 2: kvb stride 11 (V at 2..10, logit at 10), 8 input rows, 8 output rows, 2 states,
@@ -266,7 +302,7 @@ mod tests {
     #[test]
     fn validate_prep_checks_every_buffer() {
         let ok = [span(0, 4, 4, 2, 1, false), span(4, 0, 4, 0, 0, true)];
-        assert!(validate_prep(&lens(), 11, 2, &ok, 8, 12).is_ok());
+        assert_eq!(validate_prep(&lens(), 11, 2, &ok, 8, 12).unwrap().grid_dim, (4, 2, 1));
         for (what, l) in [
             ("kvb", PrepLens { kvb: 87, ..lens() }),
             ("kphi", PrepLens { kphi: 95, ..lens() }),
@@ -311,7 +347,7 @@ mod tests {
     #[test]
     fn validate_z_rejects_shared_states_and_overruns() {
         let ok = [span(0, 4, 4, 0, 1, false), span(4, 0, 4, 0, 0, true)];
-        assert!(validate_z(96, 8, 24, &ok, 12).is_ok());
+        assert_eq!(validate_z(96, 8, 24, &ok, 12).unwrap().grid_dim, (1, 2, 1));
         assert!(rejected(validate_z(95, 8, 24, &ok, 12)), "kphi short");
         assert!(rejected(validate_z(96, 7, 24, &ok, 12)), "gamma short");
         assert!(rejected(validate_z(96, 8, 23, &ok, 12)), "z short");

@@ -10,16 +10,12 @@
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
-use crate::params::{Span, Spans};
+use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows};
+use crate::params::{Heads, Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 const fn entry(entry: &'static str) -> Kernel {
-    Kernel {
-        file: "attention",
-        cubin: cubins::ATTENTION,
-        entry,
-    }
+    Kernel::new(cubins::ATTENTION, entry)
 }
 const ATTENTION_HD32: Kernel = entry("attention_causal_bf16_hd32");
 const ATTENTION_HD64: Kernel = entry("attention_causal_bf16_hd64");
@@ -33,10 +29,10 @@ const BLOCK_Q: usize = 64;
 const THREADS: u32 = 256;
 
 /// Causal GQA attention for each span: its segment's rows start at row `in_row` of `qkv` (row stride `qkv_ld`,
-/// columns `0..(heads + 2·kv_heads)·head_dim`); its queries are the `rows` rows from position `starts[i]`, each
-/// attending to the rows `0..=` its own; query `starts[i] + r` goes to row `out_row + r` of `out` (row stride
-/// `out_ld`, columns `0..heads·head_dim`). Scores are scaled by `scale` (normally `1/√head_dim`); runs on `stream`.
-/// `starts` is as long as `spans` (all 0 for whole segments).
+/// columns `0..heads.qkv_width()`); its queries are the `rows` rows from position `pos`, each attending to the rows
+/// `0..=` its own; query `pos + r` goes to row `out_row + r` of `out` (row stride `out_ld`, columns
+/// `0..heads.q_width()`). Scores are scaled by `scale` (normally `1/√head_dim`); runs on `stream`. `pos` is 0 for
+/// whole segments.
 ///
 /// `head_dim` must be one of [`HEAD_DIMS`], `heads` a multiple of `kv_heads`, both strides even (the kernel moves
 /// bf16 pairs); every span must fit its buffers and no two spans may write the same output rows. Anything else is a
@@ -51,70 +47,18 @@ pub fn attention_causal(
     out: &mut CudaSlice<bf16>,
     out_ld: usize,
     spans: &[Span],
-    starts: &[usize],
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
+    heads: Heads,
     scale: f32,
 ) -> Result<(), KernelError> {
-    let kernel = match head_dim {
-        32 => ATTENTION_HD32,
-        64 => ATTENTION_HD64,
-        128 => ATTENTION_HD128,
-        _ => {
-            return Err(invalid(
-                "attention_causal_bf16",
-                format!("head_dim {head_dim} (supported: {HEAD_DIMS:?})"),
-            ))
-        }
-    };
-    let name = kernel.entry;
-    check_groups(name, spans.len())?;
-    if starts.len() != spans.len() {
-        return Err(invalid(
-            name,
-            format!("{} starts for {} spans", starts.len(), spans.len()),
-        ));
-    }
-    if kv_heads == 0 || heads == 0 || !heads.is_multiple_of(kv_heads) || heads > u16::MAX as usize {
-        return Err(invalid(
-            name,
-            format!("heads {heads}, kv_heads {kv_heads}: heads must be a positive multiple of kv_heads, at most 65535"),
-        ));
-    }
-    if !qkv_ld.is_multiple_of(2) || !out_ld.is_multiple_of(2) {
-        return Err(invalid(
-            name,
-            format!("row strides must be even (qkv_ld {qkv_ld}, out_ld {out_ld})"),
-        ));
-    }
-    if !scale.is_finite() {
-        return Err(invalid(name, format!("scale = {scale}")));
-    }
-    let (q_width, qkv_width) = (heads * head_dim, (heads + 2 * kv_heads) * head_dim);
-    for (s, &start) in spans.iter().zip(starts) {
-        let keys = start
-            .checked_add(s.rows)
-            .filter(|&k| k <= i32::MAX as usize)
-            .ok_or_else(|| invalid(name, format!("start {start} + rows {} beyond 32 bits", s.rows)))?;
-        check_rows(name, "qkv", qkv.len(), s.in_row, keys, qkv_ld, 0, qkv_width)?;
-        check_rows(name, "out", out.len(), s.out_row, s.rows, out_ld, 0, q_width)?;
-    }
-    check_disjoint_outputs(name, spans)?;
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
-    if max_rows == 0 {
+    let (kernel, cfg) = validate(Rows::of(qkv, qkv_ld), Rows::of(out, out_ld), spans, heads, scale)?;
+    if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
-
     let f = gpu.function(&kernel)?;
-    let params = Spans::pack_at(spans, starts);
+    let params = Spans::pack(spans);
     let (qkv_ptr, out_ptr) = (addr(qkv, stream), addr_mut(out, stream));
-    let (qkv_ld, out_ld, h, kv) = (qkv_ld as i32, out_ld as i32, heads as i32, kv_heads as i32);
-    let cfg = LaunchConfig {
-        grid_dim: (max_rows.div_ceil(BLOCK_Q) as u32, heads as u32, spans.len() as u32),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    // All fit in i32: `validate` checked them.
+    let (qkv_ld, out_ld, h, kv) = (qkv_ld as i32, out_ld as i32, heads.heads as i32, heads.kv_heads as i32);
     let mut launch = stream.launch_builder(&f);
     launch
         .arg(&params)
@@ -126,10 +70,160 @@ pub fn attention_causal(
         .arg(&kv)
         .arg(&scale);
     // SAFETY: the arguments match `attention_causal_bf16_hd<head_dim>(Spans, const bf16* qkv, int qkv_ld, bf16* out,
-    // int out_ld, int heads, int kv_heads, float scale)` in order and size. Every span was checked above: the rows
-    // (its start's cached rows included) and columns it reads from qkv and writes in out lie inside those buffers (out borrowed mutably, so the two do
-    // not alias), no two spans write the same rows, and the even strides keep the kernel's 4-byte pair accesses
-    // aligned (cudarc allocations are 256-byte aligned). Blocks past a span's rows return before touching memory.
+    // int out_ld, int heads, int kv_heads, float scale)` in order and size. `validate` checked every span: the rows
+    // (its pos's cached rows included) and columns it reads from qkv and writes in out lie inside those buffers (out
+    // borrowed mutably, so the two do not alias), no two spans write the same rows, and the even strides keep the
+    // kernel's 4-byte pair accesses aligned (cudarc allocations are 256-byte aligned). Blocks past a span's rows
+    // return before touching memory.
     unsafe { launch.launch(cfg) }?;
     Ok(())
+}
+
+/// Every span's key rows (its cached rows included) inside `qkv` and its output rows inside `out`, and no two spans
+/// writing the same output rows (shared by both attention launchers).
+pub(crate) fn check_spans(kernel: &str, qkv: Rows, out: Rows, spans: &[Span], heads: Heads) -> Result<(), KernelError> {
+    for s in spans {
+        let keys = s
+            .pos
+            .checked_add(s.rows)
+            .filter(|&k| k <= i32::MAX as usize)
+            .ok_or_else(|| invalid(kernel, format!("pos {} + rows {} beyond 32 bits", s.pos, s.rows)))?;
+        check_rows(kernel, "qkv", qkv, s.in_row, keys, 0, heads.qkv_width())?;
+        check_rows(kernel, "out", out, s.out_row, s.rows, 0, heads.q_width())?;
+    }
+    check_disjoint_outputs(kernel, spans)
+}
+
+/// The launcher's checks, on buffer lengths only (so they are tested without a GPU); returns the entry point for
+/// `head_dim` and the launch's grid: (query tiles of the longest span, heads, spans).
+fn validate(
+    qkv: Rows,
+    out: Rows,
+    spans: &[Span],
+    heads: Heads,
+    scale: f32,
+) -> Result<(Kernel, LaunchConfig), KernelError> {
+    let Heads {
+        heads: h,
+        kv_heads,
+        head_dim,
+    } = heads;
+    let kernel = match head_dim {
+        32 => ATTENTION_HD32,
+        64 => ATTENTION_HD64,
+        128 => ATTENTION_HD128,
+        _ => {
+            return Err(invalid(
+                "attention_causal_bf16",
+                format!("head_dim {head_dim} (supported: {HEAD_DIMS:?})"),
+            ))
+        }
+    };
+    let k = kernel.entry;
+    check_groups(k, spans.len())?;
+    if kv_heads == 0 || h == 0 || !h.is_multiple_of(kv_heads) || h > u16::MAX as usize {
+        return Err(invalid(
+            k,
+            format!("heads {h}, kv_heads {kv_heads}: heads must be a positive multiple of kv_heads, at most 65535"),
+        ));
+    }
+    if !qkv.ld.is_multiple_of(2) || !out.ld.is_multiple_of(2) {
+        return Err(invalid(
+            k,
+            format!("row strides must be even (qkv_ld {}, out_ld {})", qkv.ld, out.ld),
+        ));
+    }
+    if !scale.is_finite() {
+        return Err(invalid(k, format!("scale = {scale}")));
+    }
+    check_spans(k, qkv, out, spans, heads)?;
+    let rows = row_grid(spans, THREADS);
+    let cfg = LaunchConfig {
+        grid_dim: (
+            (rows.grid_dim.0 as usize).div_ceil(BLOCK_Q) as u32,
+            h as u32,
+            spans.len() as u32,
+        ),
+        ..rows
+    };
+    Ok((kernel, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::tests::{rejected, span};
+
+    #[test]
+    fn tiles_threads_and_entries_match_the_kernel() {
+        let cu = include_str!("../../../cuda/attention.cu");
+        assert!(cu.contains(&format!("#define ATT_BQ {BLOCK_Q} ")));
+        assert!(cu.contains(&format!("#define ATT_THREADS {THREADS} ")));
+        assert!(cu.contains("attention_causal_bf16_hd##HD("));
+        for (hd, k) in HEAD_DIMS
+            .into_iter()
+            .zip([ATTENTION_HD32, ATTENTION_HD64, ATTENTION_HD128])
+        {
+            assert_eq!(k.entry, format!("attention_causal_bf16_hd{hd}"));
+            assert!(cu.contains(&format!("ATTENTION_ENTRY({hd})\n")));
+        }
+    }
+
+    #[test]
+    fn validate_checks_heads_strides_cached_rows_and_overlaps() {
+        // 2 q heads + 1 k head + 1 v head of 32 = 128 columns, 10 rows; out 10 rows of 64.
+        let (qkv, out) = (Rows { len: 1280, ld: 128 }, Rows { len: 640, ld: 64 });
+        let heads = Heads {
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 32,
+        };
+        let v = |qkv: Rows, out: Rows, spans: &[Span], heads: Heads| validate(qkv, out, spans, heads, 0.1);
+        let at = |pos| Span {
+            pos,
+            ..span(0, 0, 2, 0)
+        };
+        let (big_qkv, big_out) = (Rows { len: 128 * 70, ld: 128 }, Rows { len: 64 * 70, ld: 64 });
+        let (k, cfg) = v(big_qkv, big_out, &[at(8), span(0, 2, 65, 0)], heads).unwrap();
+        assert_eq!((k.entry, cfg.grid_dim), ("attention_causal_bf16_hd32", (2, 2, 2)));
+        assert!(
+            rejected(v(qkv, out, &[at(9)], heads)),
+            "cached rows + new rows past the end of qkv"
+        );
+        assert!(
+            rejected(v(qkv, out, &[at(0)], Heads { head_dim: 96, ..heads })),
+            "head_dim 96"
+        );
+        assert!(
+            rejected(v(
+                qkv,
+                out,
+                &[at(0)],
+                Heads {
+                    heads: 3,
+                    kv_heads: 2,
+                    ..heads
+                }
+            )),
+            "heads not a multiple"
+        );
+        assert!(
+            rejected(v(qkv, out, &[at(0)], Heads { kv_heads: 2, ..heads })),
+            "q/k/v wider than the stride"
+        );
+        assert!(
+            rejected(v(Rows { ld: 127, len: 1270 }, out, &[at(0)], heads)),
+            "odd stride"
+        );
+        assert!(
+            rejected(v(qkv, out, &[span(0, 9, 2, 0)], heads)),
+            "output rows past the end"
+        );
+        assert!(
+            rejected(v(qkv, out, &[span(0, 0, 3, 0), span(3, 2, 3, 0)], heads)),
+            "overlap"
+        );
+        assert!(rejected(v(qkv, out, &[], heads)), "no spans");
+        assert!(rejected(validate(qkv, out, &[at(0)], heads, f32::NAN)), "scale");
+    }
 }

@@ -2,19 +2,15 @@
 //!
 //! The read applies it to `h·W_qᵀ` (`d_mem` columns), the write to the raw K columns of the fused product
 //! `P·[W_k|W_v|w_β]ᵀ` (columns `0..d_mem` of a wider matrix, hence `u_ld` and `u_col`). The math is
-//! [`reference::armt::dpfp`](crate::reference::armt::dpfp), feature for feature.
+//! [`reference::dpfp::dpfp`](crate::reference::dpfp::dpfp), feature for feature.
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
+use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, Rows};
 use crate::params::{Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
-const DPFP_F32: Kernel = Kernel {
-    file: "dpfp",
-    cubin: cubins::DPFP,
-    entry: "dpfp_f32",
-};
+const DPFP_F32: Kernel = Kernel::new(cubins::DPFP, "dpfp_f32");
 
 /// `DPFP_THREADS` of dpfp.cu.
 const THREADS: usize = 256;
@@ -41,16 +37,8 @@ pub fn dpfp(
     d_mem: usize,
     nu: usize,
 ) -> Result<(), KernelError> {
-    validate(u.len(), u_ld, u_col, phi.len(), phi_ld, spans, d_mem, nu)?;
+    let cfg = validate(Rows::of(u, u_ld), u_col, Rows::of(phi, phi_ld), spans, d_mem, nu)?;
     let f = gpu.function(&DPFP_F32)?;
-    let width = 2 * nu * d_mem;
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
-    let blocks = (max_rows * width).div_ceil(THREADS).clamp(1, MAX_BLOCKS_X);
-    let cfg = LaunchConfig {
-        grid_dim: (blocks as u32, spans.len() as u32, 1),
-        block_dim: (THREADS as u32, 1, 1),
-        shared_mem_bytes: 0,
-    };
     let params = Spans::pack(spans);
     let (u_ptr, phi_ptr) = (addr(u, stream), addr_mut(phi, stream));
     // All fit in i32: `validate` checked them.
@@ -74,18 +62,16 @@ pub fn dpfp(
     Ok(())
 }
 
-/// The launcher's checks, on buffer lengths only (so they are tested without a GPU).
-#[allow(clippy::too_many_arguments)]
+/// The launcher's checks, on buffer lengths only (so they are tested without a GPU); returns the launch's grid: a
+/// grid-stride loop over the longest span's elements (at least one block, at most [`MAX_BLOCKS_X`]) per span.
 fn validate(
-    u_len: usize,
-    u_ld: usize,
+    u: Rows,
     u_col: usize,
-    phi_len: usize,
-    phi_ld: usize,
+    phi: Rows,
     spans: &[Span],
     d_mem: usize,
     nu: usize,
-) -> Result<(), KernelError> {
+) -> Result<LaunchConfig, KernelError> {
     let k = DPFP_F32.entry;
     check_groups(k, spans.len())?;
     if d_mem == 0 || nu == 0 || nu.saturating_mul(d_mem) > (i32::MAX / 2) as usize {
@@ -96,15 +82,23 @@ fn validate(
     }
     let width = 2 * nu * d_mem;
     for s in spans {
-        check_rows(k, "u", u_len, s.in_row, s.rows, u_ld, u_col, d_mem)?;
-        check_rows(k, "phi", phi_len, s.out_row, s.rows, phi_ld, 0, width)?;
+        check_rows(k, "u", u, s.in_row, s.rows, u_col, d_mem)?;
+        check_rows(k, "phi", phi, s.out_row, s.rows, 0, width)?;
     }
-    check_disjoint_outputs(k, spans)
+    check_disjoint_outputs(k, spans)?;
+    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
+    let blocks = (max_rows * width).div_ceil(THREADS).clamp(1, MAX_BLOCKS_X);
+    Ok(LaunchConfig {
+        grid_dim: (blocks as u32, spans.len() as u32, 1),
+        block_dim: (THREADS as u32, 1, 1),
+        shared_mem_bytes: 0,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::launch::tests::rejected;
 
     fn span(in_row: usize, out_row: usize, rows: usize) -> Span {
         Span {
@@ -115,10 +109,6 @@ mod tests {
         }
     }
 
-    fn rejected(r: Result<(), KernelError>) -> bool {
-        matches!(r, Err(KernelError::InvalidArgument { .. }))
-    }
-
     #[test]
     fn threads_match_the_kernel() {
         let cu = include_str!("../../../cuda/dpfp.cu");
@@ -127,37 +117,52 @@ mod tests {
 
     #[test]
     fn validate_accepts_exact_fits_and_rejects_overruns() {
+        // (u length, u stride, u column, phi length, phi stride, spans, d_mem, nu), as the launcher's arguments.
+        #[allow(clippy::too_many_arguments)]
+        fn v(
+            u_len: usize,
+            u_ld: usize,
+            u_col: usize,
+            phi_len: usize,
+            phi_ld: usize,
+            spans: &[Span],
+            d_mem: usize,
+            nu: usize,
+        ) -> Result<LaunchConfig, KernelError> {
+            let (u, phi) = (
+                Rows { len: u_len, ld: u_ld },
+                Rows {
+                    len: phi_len,
+                    ld: phi_ld,
+                },
+            );
+            validate(u, u_col, phi, spans, d_mem, nu)
+        }
         // u: 10 rows of stride 20, K columns 3..19; phi: 10 rows of stride 96 (D = 96 for d_mem 16, nu 3).
         let ok = [span(0, 5, 5), span(5, 0, 5)];
-        assert!(validate(200, 20, 3, 960, 96, &ok, 16, 3).is_ok());
+        assert_eq!(v(200, 20, 3, 960, 96, &ok, 16, 3).unwrap().grid_dim, (2, 2, 1));
         // u's last element read is row 9, column 18: index 198, so 199 elements suffice and 198 do not.
-        assert!(validate(199, 20, 3, 960, 96, &ok, 16, 3).is_ok());
-        assert!(rejected(validate(198, 20, 3, 960, 96, &ok, 16, 3)));
+        assert!(v(199, 20, 3, 960, 96, &ok, 16, 3).is_ok());
+        assert!(rejected(v(198, 20, 3, 960, 96, &ok, 16, 3)));
+        assert!(rejected(v(200, 20, 5, 960, 96, &ok, 16, 3)), "columns past the stride");
+        assert!(rejected(v(200, 20, 3, 959, 96, &ok, 16, 3)), "phi too short");
+        assert!(rejected(v(200, 20, 3, 960, 95, &ok, 16, 3)), "phi stride below D");
         assert!(
-            rejected(validate(200, 20, 5, 960, 96, &ok, 16, 3)),
-            "columns past the stride"
-        );
-        assert!(rejected(validate(200, 20, 3, 959, 96, &ok, 16, 3)), "phi too short");
-        assert!(
-            rejected(validate(200, 20, 3, 960, 95, &ok, 16, 3)),
-            "phi stride below D"
-        );
-        assert!(
-            rejected(validate(200, 20, 3, 960, 96, &[span(0, 0, 5), span(5, 4, 5)], 16, 3)),
+            rejected(v(200, 20, 3, 960, 96, &[span(0, 0, 5), span(5, 4, 5)], 16, 3)),
             "overlap"
         );
         assert!(
-            rejected(validate(200, 20, 3, 960, 96, &[span(6, 0, 5)], 16, 3)),
+            rejected(v(200, 20, 3, 960, 96, &[span(6, 0, 5)], 16, 3)),
             "u rows past the end"
         );
-        assert!(rejected(validate(200, 20, 3, 960, 96, &[], 16, 3)), "no spans");
+        assert!(rejected(v(200, 20, 3, 960, 96, &[], 16, 3)), "no spans");
         assert!(
-            rejected(validate(200, 20, 3, 960, 96, &vec![span(0, 0, 0); 65], 16, 3)),
+            rejected(v(200, 20, 3, 960, 96, &vec![span(0, 0, 0); 65], 16, 3)),
             "too many spans"
         );
-        assert!(rejected(validate(200, 20, 3, 960, 96, &ok, 0, 3)), "d_mem 0");
-        assert!(rejected(validate(200, 20, 3, 960, 96, &ok, 16, 0)), "nu 0");
+        assert!(rejected(v(200, 20, 3, 960, 96, &ok, 0, 3)), "d_mem 0");
+        assert!(rejected(v(200, 20, 3, 960, 96, &ok, 16, 0)), "nu 0");
         // An empty span only needs its columns to fit.
-        assert!(validate(0, 20, 3, 0, 96, &[span(1000, 1000, 0)], 16, 3).is_ok());
+        assert!(v(0, 20, 3, 0, 96, &[span(1000, 1000, 0)], 16, 3).is_ok());
     }
 }

@@ -9,20 +9,14 @@
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
+use crate::launch::{
+    addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows,
+};
 use crate::params::{Span, Spans};
 use crate::{cubins, Gpu, HiddenElem, Kernel, KernelError};
 
-const EMBED_SEGMENT_BF16: Kernel = Kernel {
-    file: "embed",
-    cubin: cubins::EMBED,
-    entry: "embed_segment_bf16",
-};
-const EMBED_SEGMENT_F32: Kernel = Kernel {
-    file: "embed",
-    cubin: cubins::EMBED,
-    entry: "embed_segment_f32",
-};
+const EMBED_SEGMENT_BF16: Kernel = Kernel::new(cubins::EMBED, "embed_segment_bf16");
+const EMBED_SEGMENT_F32: Kernel = Kernel::new(cubins::EMBED, "embed_segment_f32");
 
 /// The entry point for hidden rows of type `H`: `embed_segment_bf16` or `embed_segment_f32`.
 pub(crate) fn kernel<H: HiddenElem>() -> &'static Kernel {
@@ -47,9 +41,8 @@ pub const BAD_ID_F32_BITS: u32 = (BAD_ID_BF16_BITS as u32) << 16;
 /// Span fields: `in_row` = index of the segment's first id in `ids`, `rows` = its text rows T_s, `out_row` = its
 /// first row in `hidden`; it writes `T_s + M` rows. Ids are not read on the host (they are on the device): the
 /// caller validates them before upload; an id `>= vocab` gets a row of NaNs ([`BAD_ID_BF16_BITS`], in f32
-/// [`BAD_ID_F32_BITS`]), never an
-/// out-of-bounds read. Spans that do not fit their buffers or write overlapping rows are a
-/// [`KernelError::InvalidArgument`].
+/// [`BAD_ID_F32_BITS`]), never an out-of-bounds read. Spans that do not fit their buffers or write overlapping rows
+/// are a [`KernelError::InvalidArgument`].
 #[allow(clippy::too_many_arguments)]
 pub fn embed_segment<H: HiddenElem>(
     gpu: &Gpu,
@@ -63,47 +56,22 @@ pub fn embed_segment<H: HiddenElem>(
     vocab: usize,
 ) -> Result<(), KernelError> {
     let kernel = kernel::<H>();
-    let name = kernel.entry;
-    check_groups(name, spans.len())?;
-    if d == 0 || d > i32::MAX as usize || vocab == 0 || vocab > i32::MAX as usize {
-        return Err(invalid(name, format!("d = {d}, vocab = {vocab}")));
-    }
-    if !memory.len().is_multiple_of(d) {
-        return Err(invalid(
-            name,
-            format!("memory holds {} elements, not [M, {d}]", memory.len()),
-        ));
-    }
-    let mem_rows = memory.len() / d;
-    check_rows(name, "embed", embed.len(), 0, vocab, d, 0, d)?;
-    // The rows each span writes: text and memory rows.
-    let written: Vec<Span> = spans
-        .iter()
-        .map(|s| Span {
-            rows: s.rows + mem_rows,
-            ..*s
-        })
-        .collect();
-    for (s, w) in spans.iter().zip(&written) {
-        check_rows(name, "ids", ids.len(), s.in_row, s.rows, 1, 0, 1)?;
-        check_rows(name, "hidden", hidden.len(), w.out_row, w.rows, d, 0, d)?;
-    }
-    check_disjoint_outputs(name, &written)?;
-    let max_rows = written.iter().map(|s| s.rows).max().unwrap_or(0);
-    if max_rows == 0 {
+    let lens = EmbedLens {
+        ids: ids.len(),
+        embed: embed.len(),
+        memory: memory.len(),
+        hidden: hidden.len(),
+    };
+    let cfg = validate(kernel.entry, &lens, spans, d, vocab)?;
+    if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
-
     let f = gpu.function(kernel)?;
     let params = Spans::pack(spans);
     let (ids_ptr, embed_ptr, memory_ptr) = (addr(ids, stream), addr(embed, stream), addr(memory, stream));
     let hidden_ptr = addr_mut(hidden, stream);
-    let (mem_rows, d, vocab) = (mem_rows as i32, d as i32, vocab as i32);
-    let cfg = LaunchConfig {
-        grid_dim: (max_rows as u32, spans.len() as u32, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    // All fit in i32: `validate` checked them.
+    let (mem_rows, d, vocab) = ((memory.len() / d) as i32, d as i32, vocab as i32);
     let mut launch = stream.launch_builder(&f);
     launch
         .arg(&params)
@@ -116,17 +84,67 @@ pub fn embed_segment<H: HiddenElem>(
         .arg(&vocab);
     // SAFETY: the arguments match `embed_segment_<H>(Spans, const unsigned* ids, const bf16* embed, const bf16*
     // memory, H* hidden, int mem_rows, int d, int vocab)` in order and size, the entry point picked by `H` (half::bf16
-    // is the 2-byte __nv_bfloat16, f32 is float, and `hidden` holds H). Every span was checked above: the ids
-    // it reads lie inside ids, the T_s + M rows it writes lie inside hidden (borrowed mutably, so it aliases none of
-    // the inputs) and no two spans write the same rows; memory holds mem_rows · d elements and embed vocab · d, and
-    // the kernel reads embed only for ids below vocab.
+    // is the 2-byte __nv_bfloat16, f32 is float, and `hidden` holds H). `validate` checked every span: the ids it
+    // reads lie inside ids, the T_s + M rows it writes lie inside hidden (borrowed mutably, so it aliases none of the
+    // inputs) and no two spans write the same rows; memory holds mem_rows · d elements and embed vocab · d, and the
+    // kernel reads embed only for ids below vocab.
     unsafe { launch.launch(cfg) }?;
     Ok(())
+}
+
+/// Buffer lengths of [`embed_segment`], in elements.
+struct EmbedLens {
+    ids: usize,
+    embed: usize,
+    memory: usize,
+    hidden: usize,
+}
+
+/// The launcher's checks, on buffer lengths only (so they are tested without a GPU); returns the launch's grid (one
+/// block per written row: text and memory rows).
+fn validate(k: &str, lens: &EmbedLens, spans: &[Span], d: usize, vocab: usize) -> Result<LaunchConfig, KernelError> {
+    check_groups(k, spans.len())?;
+    check_dim(k, "d", d)?;
+    check_dim(k, "vocab", vocab)?;
+    if !lens.memory.is_multiple_of(d) {
+        return Err(invalid(
+            k,
+            format!("memory holds {} elements, not [M, {d}]", lens.memory),
+        ));
+    }
+    let mem_rows = lens.memory / d;
+    check_rows(k, "embed", Rows { len: lens.embed, ld: d }, 0, vocab, 0, d)?;
+    // The rows each span writes: text and memory rows.
+    let written: Vec<Span> = spans
+        .iter()
+        .map(|s| Span {
+            rows: s.rows + mem_rows,
+            ..*s
+        })
+        .collect();
+    for (s, w) in spans.iter().zip(&written) {
+        check_rows(k, "ids", Rows { len: lens.ids, ld: 1 }, s.in_row, s.rows, 0, 1)?;
+        check_rows(
+            k,
+            "hidden",
+            Rows {
+                len: lens.hidden,
+                ld: d,
+            },
+            w.out_row,
+            w.rows,
+            0,
+            d,
+        )?;
+    }
+    check_disjoint_outputs(k, &written)?;
+    Ok(row_grid(&written, THREADS))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::launch::tests::{rejected, span};
 
     #[test]
     fn entries_are_named_after_the_hidden_type() {
@@ -135,5 +153,41 @@ mod tests {
         assert!(cu.contains(&format!("#define EMBED_THREADS {THREADS}\n")));
         assert_eq!(f32::from(bf16::from_bits(BAD_ID_BF16_BITS)).to_bits(), BAD_ID_F32_BITS);
         assert_ne!(BAD_ID_F32_BITS, crate::poison::POISON_F32_BITS);
+    }
+
+    #[test]
+    fn validate_checks_ids_rows_and_overlaps() {
+        // d = 4, vocab 100, M = 3: 8 ids, hidden 10 rows.
+        let lens = || EmbedLens {
+            ids: 8,
+            embed: 400,
+            memory: 12,
+            hidden: 40,
+        };
+        let v = |lens: &EmbedLens, spans: &[Span], vocab: usize| validate("k", lens, spans, 4, vocab);
+        // 2 text + 3 memory rows each: rows 0..5 and 5..10.
+        let ok = [span(0, 5, 2, 0), span(2, 0, 2, 0)];
+        assert_eq!(v(&lens(), &ok, 100).unwrap().grid_dim, (5, 2, 1));
+        assert!(
+            rejected(v(&lens(), &[span(0, 2, 6, 0)], 100)),
+            "memory rows past the end"
+        );
+        assert!(rejected(v(&lens(), &[span(6, 0, 3, 0)], 100)), "ids past the end");
+        assert!(rejected(v(&lens(), &ok, 101)), "vocab beyond the table");
+        assert!(
+            rejected(v(&lens(), &[span(0, 0, 2, 0), span(2, 4, 1, 0)], 100)),
+            "text and memory rows overlap"
+        );
+        assert!(
+            rejected(v(&EmbedLens { memory: 13, ..lens() }, &ok, 100)),
+            "memory not [M, d]"
+        );
+        assert!(
+            rejected(v(&EmbedLens { hidden: 39, ..lens() }, &ok, 100)),
+            "hidden short"
+        );
+        assert!(rejected(v(&lens(), &[], 100)), "no spans");
+        assert!(rejected(v(&lens(), &ok, 0)), "vocab 0");
+        assert!(rejected(validate("k", &lens(), &ok, 0, 100)), "d 0");
     }
 }

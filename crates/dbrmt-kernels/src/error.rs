@@ -17,18 +17,18 @@ pub enum KernelError {
     )]
     NoGpu,
 
-    /// The crate was compiled where no nvcc was found, so its cubins are empty.
+    /// The crate was compiled where no nvcc was found, so its cubins are empty. The message names the pinned wheels
+    /// of `cuda/nvcc-wheels.txt` (passed in by `build.rs`).
     #[error(
         "dbrmt was built without nvcc, so it has no GPU kernels; install nvcc \
-         (python3 -m venv .nvcc && .nvcc/bin/pip install nvidia-cuda-nvcc==13.0.88 \
-         nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-cuda-runtime==13.0.96 \
-         nvidia-cuda-cccl==13.0.85; export \
-         NVCC=$PWD/.nvcc/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc) and rebuild"
+         (python3 -m venv .nvcc && .nvcc/bin/pip install {wheels}; export \
+         NVCC=$PWD/.nvcc/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc) and rebuild",
+        wheels = env!("DBRMT_NVCC_WHEELS")
     )]
     NotBuilt,
 
-    /// The GPU is not a compute capability 9.0 part. Our cubins are compiled for sm_90a, whose
-    /// arch-specific instructions (wgmma, TMA) load on Hopper only.
+    /// The GPU is not a compute capability 9.0 part. Our cubins are compiled for the arch-specific target sm_90a,
+    /// which loads on compute capability 9.0 only.
     #[error(
         "GPU {ordinal} ({name}) has compute capability {major}.{minor}, but dbrmt's kernels are \
          sm_90a cubins and run only on compute capability 9.0 (H100, H200, GH200)"

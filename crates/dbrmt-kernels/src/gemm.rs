@@ -10,12 +10,10 @@
 //! The launchers are safe: every problem is checked against its buffers' lengths ([`KernelError::InvalidArgument`]
 //! otherwise) before any device address is formed, and the output regions of different problems must not overlap.
 
-use std::sync::Arc;
-
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_groups, check_rows, invalid};
+use crate::launch::{addr, addr_mut, check_groups, check_rows, invalid, Rows};
 use crate::params::{GemmProblem, GroupedGemm, MAX_GROUPS};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
@@ -45,31 +43,94 @@ pub struct GemmGroup {
     pub ldc: usize,
 }
 
-const GEMM_BF16_NT_BF16: Kernel = Kernel {
-    file: "gemm_bf16",
-    cubin: cubins::GEMM_BF16,
-    entry: "gemm_bf16_nt_bf16",
-};
-const GEMM_BF16_NT_F32: Kernel = Kernel {
-    file: "gemm_bf16",
-    cubin: cubins::GEMM_BF16,
-    entry: "gemm_bf16_nt_f32",
-};
-const GEMM_BF16_NT_F32_AF32: Kernel = Kernel {
-    file: "gemm_bf16",
-    cubin: cubins::GEMM_BF16,
-    entry: "gemm_bf16_nt_f32_af32",
-};
-const GEMM_F32_NN: Kernel = Kernel {
-    file: "gemm_f32",
-    cubin: cubins::GEMM_F32,
-    entry: "gemm_f32_nn",
-};
-const GEMM_F32_TN: Kernel = Kernel {
-    file: "gemm_f32",
-    cubin: cubins::GEMM_F32,
-    entry: "gemm_f32_tn",
-};
+/// The element type of a GEMM operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    Bf16,
+    F32,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub const fn size(self) -> usize {
+        match self {
+            Dtype::Bf16 => 2,
+            Dtype::F32 => 4,
+        }
+    }
+}
+
+/// Every grouped GEMM kernel, the one registry of them (launchers, checks and tests use it). Entry points are named
+/// `gemm_<layout>_<A>_<B>_<C>` after how A and B are read ([`Layout`]) and the three element types, and each has a
+/// launcher of the same name; bf16 B (the weights) in `cuda/gemm_bf16.cu`, f32 in `cuda/gemm_f32.cu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// `gemm_nt_bf16_bf16_bf16`: C bf16 (+)= A·Bᵀ, A and B bf16.
+    NtBf16Bf16Bf16,
+    /// `gemm_nt_bf16_bf16_f32`: C f32 (+)= A·Bᵀ, A and B bf16.
+    NtBf16Bf16F32,
+    /// `gemm_nt_f32_bf16_f32`: C f32 (+)= bf16(A)·Bᵀ, A f32 (rounded to bf16 by the kernel), B bf16.
+    NtF32Bf16F32,
+    /// `gemm_nn_f32_f32_f32`: C (+)= A·B, all f32.
+    NnF32F32F32,
+    /// `gemm_tn_f32_f32_f32`: C (+)= Aᵀ·B, all f32.
+    TnF32F32F32,
+}
+
+impl GemmKernel {
+    /// All five.
+    pub const ALL: [GemmKernel; 5] = [
+        GemmKernel::NtBf16Bf16Bf16,
+        GemmKernel::NtBf16Bf16F32,
+        GemmKernel::NtF32Bf16F32,
+        GemmKernel::NnF32F32F32,
+        GemmKernel::TnF32F32F32,
+    ];
+
+    /// The entry point and its cubin.
+    pub const fn kernel(self) -> Kernel {
+        match self {
+            GemmKernel::NtBf16Bf16Bf16 => Kernel::new(cubins::GEMM_BF16, "gemm_nt_bf16_bf16_bf16"),
+            GemmKernel::NtBf16Bf16F32 => Kernel::new(cubins::GEMM_BF16, "gemm_nt_bf16_bf16_f32"),
+            GemmKernel::NtF32Bf16F32 => Kernel::new(cubins::GEMM_BF16, "gemm_nt_f32_bf16_f32"),
+            GemmKernel::NnF32F32F32 => Kernel::new(cubins::GEMM_F32, "gemm_nn_f32_f32_f32"),
+            GemmKernel::TnF32F32F32 => Kernel::new(cubins::GEMM_F32, "gemm_tn_f32_f32_f32"),
+        }
+    }
+
+    /// The entry point's name (and its launcher's).
+    pub const fn entry(self) -> &'static str {
+        self.kernel().entry
+    }
+
+    /// How it reads A and B.
+    pub const fn layout(self) -> Layout {
+        match self {
+            GemmKernel::NtBf16Bf16Bf16 | GemmKernel::NtBf16Bf16F32 | GemmKernel::NtF32Bf16F32 => Layout::Nt,
+            GemmKernel::NnF32F32F32 => Layout::Nn,
+            GemmKernel::TnF32F32F32 => Layout::Tn,
+        }
+    }
+
+    /// The element types of A, B and C.
+    pub const fn dtypes(self) -> [Dtype; 3] {
+        use Dtype::{Bf16, F32};
+        match self {
+            GemmKernel::NtBf16Bf16Bf16 => [Bf16, Bf16, Bf16],
+            GemmKernel::NtBf16Bf16F32 => [Bf16, Bf16, F32],
+            GemmKernel::NtF32Bf16F32 => [F32, Bf16, F32],
+            GemmKernel::NnF32F32F32 | GemmKernel::TnF32F32F32 => [F32, F32, F32],
+        }
+    }
+
+    /// Threads per block: `gemm_bf16.cu` (4 warps) or `gemm_f32.cu` (16 × 16).
+    const fn threads(self) -> u32 {
+        match self.dtypes()[1] {
+            Dtype::Bf16 => THREADS_BF16,
+            Dtype::F32 => THREADS_F32,
+        }
+    }
+}
 
 /// Output tile of every kernel of both files (rows × columns of C per block); blockIdx.x walks a problem's tiles.
 const TILE_M: usize = 64;
@@ -81,9 +142,9 @@ const THREADS_F32: u32 = 256;
 /// (`k0 += 32`, `m0 + 64`) cannot overflow.
 const MAX_DIM: usize = 1 << 30;
 
-/// How the kernel reads A and B (C is always row-major `[m, n]`).
+/// How the kernel reads A and B (C is always row-major `[m, n]`): the `<layout>` of its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Layout {
+pub enum Layout {
     /// A `[m, k]`, B `[n, k]` (an `nn.Linear` weight): `C = A·Bᵀ`.
     Nt,
     /// A `[m, k]`, B `[k, n]`: `C = A·B`.
@@ -202,10 +263,9 @@ fn check_operand(
     check_rows(
         kernel,
         &format!("group {i}: {what}"),
-        len - offset,
+        Rows { len: len - offset, ld },
         0,
         rows,
-        ld,
         0,
         width,
     )
@@ -221,7 +281,7 @@ fn tiles(g: &GemmGroup) -> usize {
 /// Two regions with the same row stride that do not wrap around it are rectangles of the same grid, so they are
 /// compared exactly (groups may own different column blocks of the same rows); otherwise their element ranges
 /// `[first, last]` must not overlap (conservative: interleaved regions with different strides are refused).
-fn check_disjoint_c(kernel: &str, groups: &[GemmGroup]) -> Result<(), KernelError> {
+pub(crate) fn check_disjoint_c(kernel: &str, groups: &[GemmGroup]) -> Result<(), KernelError> {
     let nonempty: Vec<(usize, &GemmGroup)> = groups.iter().enumerate().filter(|(_, g)| g.m > 0 && g.n > 0).collect();
     for (x, &(i, gi)) in nonempty.iter().enumerate() {
         for &(j, gj) in &nonempty[x + 1..] {
@@ -257,22 +317,26 @@ pub fn gemm_flops(groups: &[GemmGroup]) -> f64 {
     groups.iter().map(|g| 2.0 * g.m as f64 * g.n as f64 * g.k as f64).sum()
 }
 
-/// Validates, turns offsets into device addresses and launches one grouped kernel.
-#[allow(clippy::too_many_arguments)]
+/// Validates, turns offsets into device addresses and launches one grouped kernel, whose A, B and C element types
+/// are `TA`, `TB`, `TC` (each public launcher below pairs its kernel with the buffer types it reads and writes).
 fn launch<TA: DeviceRepr, TB: DeviceRepr, TC: DeviceRepr>(
     gpu: &Gpu,
-    stream: &Arc<CudaStream>,
-    kernel: &Kernel,
-    threads: u32,
-    layout: Layout,
-    a: &CudaSlice<TA>,
-    b: &CudaSlice<TB>,
+    stream: &CudaStream,
+    gemm: GemmKernel,
+    (a, b): (&CudaSlice<TA>, &CudaSlice<TB>),
     c: &mut CudaSlice<TC>,
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    let mut problems = validate(kernel.entry, groups, a.len(), b.len(), c.len(), layout)?;
-    let f = gpu.function(kernel)?;
+    let sizes = gemm.dtypes().map(Dtype::size);
+    assert_eq!(
+        [size_of::<TA>(), size_of::<TB>(), size_of::<TC>()],
+        sizes,
+        "{gemm:?}: buffer types"
+    );
+    let kernel = gemm.kernel();
+    let mut problems = validate(kernel.entry, groups, a.len(), b.len(), c.len(), gemm.layout())?;
+    let f = gpu.function(&kernel)?;
     let max_tiles = groups.iter().map(tiles).max().unwrap_or(0);
     if max_tiles == 0 {
         // Every problem has m = 0 or n = 0: nothing to write.
@@ -288,151 +352,94 @@ fn launch<TA: DeviceRepr, TB: DeviceRepr, TC: DeviceRepr>(
     let cfg = LaunchConfig {
         // validate() bounds each problem's tiles by i32::MAX; at most MAX_GROUPS (64) problems in y.
         grid_dim: (max_tiles as u32, problems.len() as u32, 1),
-        block_dim: (threads, 1, 1),
+        block_dim: (gemm.threads(), 1, 1),
         shared_mem_bytes: 0,
     };
     let mut builder = stream.launch_builder(&f);
     builder.arg(&params);
     // SAFETY: the kernel takes one `GroupedGemm` by value, and `params` is its #[repr(C)] mirror, whose addresses
-    // were formed above with the element sizes of TA, TB, TC. validate() checked that every element each problem
-    // reads (A, B) or writes (C) lies inside `a`, `b`, `c`, whose element types are the kernel's (bf16 or f32, per
-    // `kernel`: each public launcher below pairs its entry point with the buffer types it reads and writes, e.g.
-    // gemm_bf16_nt_f32_af32 with an f32 A, bf16 B, f32 C), that no two problems write the same element of C, and that
-    // the dimensions fit the kernel's ints; `c` is borrowed mutably, so it aliases neither input. Blocks past a
-    // problem's tiles (or past `count`) exit without touching memory.
+    // were formed above with the element sizes of TA, TB, TC, which are those of the kernel's A, B, C (asserted
+    // above; each public launcher pairs its entry point with the buffer types it reads and writes, e.g.
+    // gemm_nt_f32_bf16_f32 with an f32 A, bf16 B, f32 C). validate() checked that every element each problem reads
+    // (A, B) or writes (C) lies inside `a`, `b`, `c`, that no two problems write the same element of C, and that the
+    // dimensions fit the kernel's ints; `c` is borrowed mutably, so it aliases neither input. Blocks past a problem's
+    // tiles (or past `count`) exit without touching memory.
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
 
-/// `C = A·Bᵀ` (or `C += A·Bᵀ` with `accumulate`) for each group, bf16 in and out, f32 accumulation.
-///
-/// Per group: A `[m, k]` (row stride `lda ≥ k`) from `a_offset` in `a`, B `[n, k]` (an `nn.Linear` weight, row
-/// stride `ldb ≥ k`) from `b_offset` in `b`, C `[m, n]` (`ldc ≥ n`) from `c_offset` in `c`. The product is rounded
-/// to bf16 once; accumulating, `C = bf16(f32(C) + A·Bᵀ)` (the residual add of the o and down projections).
-pub fn gemm_bf16_nt(
-    gpu: &Gpu,
-    stream: &Arc<CudaStream>,
-    a: &CudaSlice<bf16>,
-    b: &CudaSlice<bf16>,
-    c: &mut CudaSlice<bf16>,
-    groups: &[GemmGroup],
-    accumulate: bool,
-) -> Result<(), KernelError> {
-    launch(
-        gpu,
-        stream,
-        &GEMM_BF16_NT_BF16,
-        THREADS_BF16,
-        Layout::Nt,
-        a,
-        b,
-        c,
-        groups,
-        accumulate,
-    )
+/// One public launcher per [`GemmKernel`], named after its entry point, with the buffer types of its A, B and C.
+macro_rules! gemm_launcher {
+    ($(#[$doc:meta])* $name:ident, $kernel:ident, $ta:ty, $tb:ty, $tc:ty) => {
+        $(#[$doc])*
+        pub fn $name(
+            gpu: &Gpu,
+            stream: &CudaStream,
+            a: &CudaSlice<$ta>,
+            b: &CudaSlice<$tb>,
+            c: &mut CudaSlice<$tc>,
+            groups: &[GemmGroup],
+            accumulate: bool,
+        ) -> Result<(), KernelError> {
+            launch(gpu, stream, GemmKernel::$kernel, (a, b), c, groups, accumulate)
+        }
+    };
 }
 
-/// As [`gemm_bf16_nt`], with an f32 C (accumulating adds in f32): the ARMT projections, the LM head logits, and,
-/// accumulating, the residual adds of the o and down projections into f32 hidden rows.
-pub fn gemm_bf16_nt_f32(
-    gpu: &Gpu,
-    stream: &Arc<CudaStream>,
-    a: &CudaSlice<bf16>,
-    b: &CudaSlice<bf16>,
-    c: &mut CudaSlice<f32>,
-    groups: &[GemmGroup],
-    accumulate: bool,
-) -> Result<(), KernelError> {
-    launch(
-        gpu,
-        stream,
-        &GEMM_BF16_NT_F32,
-        THREADS_BF16,
-        Layout::Nt,
-        a,
-        b,
-        c,
-        groups,
-        accumulate,
-    )
-}
+gemm_launcher!(
+    /// `C = A·Bᵀ` (or `C += A·Bᵀ` with `accumulate`) for each group, bf16 in and out, f32 accumulation.
+    ///
+    /// Per group: A `[m, k]` (row stride `lda ≥ k`) from `a_offset` in `a`, B `[n, k]` (an `nn.Linear` weight, row
+    /// stride `ldb ≥ k`) from `b_offset` in `b`, C `[m, n]` (`ldc ≥ n`) from `c_offset` in `c`. The product is
+    /// rounded to bf16 once; accumulating, `C = bf16(f32(C) + A·Bᵀ)`.
+    gemm_nt_bf16_bf16_bf16,
+    NtBf16Bf16Bf16,
+    bf16,
+    bf16,
+    bf16
+);
 
-/// As [`gemm_bf16_nt_f32`], with an f32 A (the f32 hidden rows): `C (+)= bf16(A)·Bᵀ`, each element of A rounded to
-/// bf16 (to nearest, ties to even) as the kernel stages it, B bf16, C f32 (accumulating adds in f32). A problem's
-/// result is bit for bit that of [`gemm_bf16_nt_f32`] on A rounded to bf16 beforehand (the same tiles, the same
-/// loop). Per group: A `[m, k]` (`lda ≥ k`), B `[n, k]` (`ldb ≥ k`), C `[m, n]` (`ldc ≥ n`).
-pub fn gemm_bf16_nt_f32_af32(
-    gpu: &Gpu,
-    stream: &Arc<CudaStream>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<bf16>,
-    c: &mut CudaSlice<f32>,
-    groups: &[GemmGroup],
-    accumulate: bool,
-) -> Result<(), KernelError> {
-    launch(
-        gpu,
-        stream,
-        &GEMM_BF16_NT_F32_AF32,
-        THREADS_BF16,
-        Layout::Nt,
-        a,
-        b,
-        c,
-        groups,
-        accumulate,
-    )
-}
+gemm_launcher!(
+    /// As [`gemm_nt_bf16_bf16_bf16`], with an f32 C (accumulating adds in f32): the ARMT projections, the LM head
+    /// logits, and, accumulating, the residual adds of the o and down projections into f32 hidden rows.
+    gemm_nt_bf16_bf16_f32,
+    NtBf16Bf16F32,
+    bf16,
+    bf16,
+    f32
+);
 
-/// `C (+)= A·B` for each group, all f32: A `[m, k]` (`lda ≥ k`), B `[k, n]` (`ldb ≥ n`), C `[m, n]` (`ldc ≥ n`).
-/// The memory reads φ(q)·A_state and φ(k)·A_state.
-pub fn gemm_f32_nn(
-    gpu: &Gpu,
-    stream: &Arc<CudaStream>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
-    c: &mut CudaSlice<f32>,
-    groups: &[GemmGroup],
-    accumulate: bool,
-) -> Result<(), KernelError> {
-    launch(
-        gpu,
-        stream,
-        &GEMM_F32_NN,
-        THREADS_F32,
-        Layout::Nn,
-        a,
-        b,
-        c,
-        groups,
-        accumulate,
-    )
-}
+gemm_launcher!(
+    /// As [`gemm_nt_bf16_bf16_f32`], with an f32 A (the f32 hidden rows): `C (+)= bf16(A)·Bᵀ`, each element of A
+    /// rounded to bf16 (to nearest, ties to even) as the kernel stages it, B bf16, C f32 (accumulating adds in f32).
+    /// A problem's result is bit for bit that of [`gemm_nt_bf16_bf16_f32`] on A rounded to bf16 beforehand (the same
+    /// tiles, the same loop). Per group: A `[m, k]` (`lda ≥ k`), B `[n, k]` (`ldb ≥ k`), C `[m, n]` (`ldc ≥ n`).
+    gemm_nt_f32_bf16_f32,
+    NtF32Bf16F32,
+    f32,
+    bf16,
+    f32
+);
 
-/// `C (+)= Aᵀ·B` for each group, all f32: A stored `[k, m]` (`lda ≥ m`), B `[k, n]` (`ldb ≥ n`), C `[m, n]`
-/// (`ldc ≥ n`). The memory update A_state `[D, d]` += Kᵀ `[M, D]`ᵀ · U `[M, d]` (with `accumulate`).
-pub fn gemm_f32_tn(
-    gpu: &Gpu,
-    stream: &Arc<CudaStream>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
-    c: &mut CudaSlice<f32>,
-    groups: &[GemmGroup],
-    accumulate: bool,
-) -> Result<(), KernelError> {
-    launch(
-        gpu,
-        stream,
-        &GEMM_F32_TN,
-        THREADS_F32,
-        Layout::Tn,
-        a,
-        b,
-        c,
-        groups,
-        accumulate,
-    )
-}
+gemm_launcher!(
+    /// `C (+)= A·B` for each group, all f32: A `[m, k]` (`lda ≥ k`), B `[k, n]` (`ldb ≥ n`), C `[m, n]`
+    /// (`ldc ≥ n`). The memory reads φ(q)·A_state and φ(k)·A_state.
+    gemm_nn_f32_f32_f32,
+    NnF32F32F32,
+    f32,
+    f32,
+    f32
+);
+
+gemm_launcher!(
+    /// `C (+)= Aᵀ·B` for each group, all f32: A stored `[k, m]` (`lda ≥ m`), B `[k, n]` (`ldb ≥ n`), C `[m, n]`
+    /// (`ldc ≥ n`). The memory update A_state `[D, d]` += Kᵀ `[M, D]`ᵀ · U `[M, d]` (with `accumulate`).
+    gemm_tn_f32_f32_f32,
+    TnF32F32F32,
+    f32,
+    f32,
+    f32
+);
 
 #[cfg(test)]
 mod tests {
@@ -643,18 +650,33 @@ mod tests {
         assert!(is_invalid(validate("t", &[g], usize::MAX, usize::MAX, 10, Layout::Nt)));
     }
 
+    /// Each entry point is defined in its file, named `gemm_<layout>_<A>_<B>_<C>` after the registry's layout and
+    /// types, in `gemm_bf16.cu` when B is bf16 and `gemm_f32.cu` when it is f32; tiles and threads are the files'.
     #[test]
-    fn entries_exist_in_their_files() {
+    fn entries_follow_the_naming_rule_and_exist_in_their_files() {
         let bf16_cu = include_str!("../../../cuda/gemm_bf16.cu");
         let f32_cu = include_str!("../../../cuda/gemm_f32.cu");
-        for k in [GEMM_BF16_NT_BF16, GEMM_BF16_NT_F32, GEMM_BF16_NT_F32_AF32] {
-            assert!(bf16_cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
-            assert_eq!(k.file, "gemm_bf16");
+        let dtype = |t: Dtype| if t == Dtype::Bf16 { "bf16" } else { "f32" };
+        for g in GemmKernel::ALL {
+            let layout = format!("{:?}", g.layout()).to_lowercase();
+            let [a, b, c] = g.dtypes().map(dtype);
+            assert_eq!(g.entry(), format!("gemm_{layout}_{a}_{b}_{c}"));
+            let (file, cu) = if b == "bf16" {
+                ("gemm_bf16", bf16_cu)
+            } else {
+                ("gemm_f32", f32_cu)
+            };
+            assert_eq!(g.kernel().file(), file);
+            assert!(cu.contains(&format!(" {}(", g.entry())), "{}", g.entry());
         }
-        for k in [GEMM_F32_NN, GEMM_F32_TN] {
-            assert!(f32_cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
-            assert_eq!(k.file, "gemm_f32");
+        for cu in [bf16_cu, f32_cu] {
+            assert!(cu.contains(&format!("constexpr int BM = {TILE_M};")));
+            assert!(cu.contains(&format!("constexpr int BN = {TILE_N};")));
         }
+        assert!(bf16_cu.contains(&format!("constexpr int THREADS = {THREADS_BF16};")));
+        assert_eq!(THREADS_F32, 16 * 16);
+        assert!(f32_cu.contains("constexpr int THREADS = TX * TY;"));
+        assert!(f32_cu.contains("constexpr int TX = 16;") && f32_cu.contains("constexpr int TY = 16;"));
     }
 
     #[test]

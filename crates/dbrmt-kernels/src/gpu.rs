@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 use cudarc::nvrtc::Ptx;
 
@@ -32,6 +33,8 @@ pub struct Gpu {
     ordinal: usize,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
+    /// Streaming multiprocessors: the grid of the persistent kernels.
+    sm_count: usize,
     loaded: Mutex<Loaded>,
 }
 
@@ -70,10 +73,12 @@ impl Gpu {
         // stream is created, so no tracked and untracked buffers get mixed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream()?;
+        let sm_count = ctx.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
         Ok(Gpu {
             ordinal,
             ctx,
             stream,
+            sm_count: usize::try_from(sm_count).unwrap_or(1).max(1),
             loaded: Mutex::new(Loaded::default()),
         })
     }
@@ -81,6 +86,11 @@ impl Gpu {
     /// The device ordinal this handle was opened with.
     pub fn ordinal(&self) -> usize {
         self.ordinal
+    }
+
+    /// Streaming multiprocessors of the device.
+    pub fn sm_count(&self) -> usize {
+        self.sm_count
     }
 
     /// The CUDA context (the device's primary context).
@@ -98,24 +108,24 @@ impl Gpu {
     /// Fails with [`KernelError::NotBuilt`] when the crate was built without nvcc.
     pub fn function(&self, kernel: &Kernel) -> Result<CudaFunction, KernelError> {
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = loaded.functions.get(&(kernel.file, kernel.entry)) {
+        if let Some(f) = loaded.functions.get(&(kernel.file(), kernel.entry)) {
             return Ok(f.clone());
         }
-        let module = match loaded.modules.get(kernel.file) {
+        let module = match loaded.modules.get(kernel.file()) {
             Some(module) => module.clone(),
             None => {
-                if kernel.cubin.is_empty() {
+                if kernel.cubin.bytes.is_empty() {
                     return Err(KernelError::NotBuilt);
                 }
                 // Copied into a Vec: cuModuleLoadData wants an aligned image, which the heap
                 // gives and include_bytes! does not promise.
-                let module = self.ctx.load_module(Ptx::from_binary(kernel.cubin.to_vec()))?;
-                loaded.modules.insert(kernel.file, module.clone());
+                let module = self.ctx.load_module(Ptx::from_binary(kernel.cubin.bytes.to_vec()))?;
+                loaded.modules.insert(kernel.file(), module.clone());
                 module
             }
         };
         let f = module.load_function(kernel.entry)?;
-        loaded.functions.insert((kernel.file, kernel.entry), f.clone());
+        loaded.functions.insert((kernel.file(), kernel.entry), f.clone());
         Ok(f)
     }
 }

@@ -1,7 +1,10 @@
 //! Checks that every launcher runs before it turns buffers into device addresses: a span or problem that does not
 //! fit its buffer is a [`KernelError::InvalidArgument`], never an out-of-bounds access on the device.
+//!
+//! Every launcher has the same shape: a pure `validate` on buffer lengths (unit-tested on the CPU) that checks every
+//! argument with the functions here and returns the launch's parameters (its [`LaunchConfig`]), then the launch.
 
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig};
 
 use crate::params::{Span, MAX_GROUPS};
 use crate::KernelError;
@@ -14,19 +17,30 @@ pub(crate) fn check_groups(kernel: &str, n: usize) -> Result<(), KernelError> {
     Ok(())
 }
 
-/// Fails unless rows `row..row + rows`, columns `col..col + width` of a row-major matrix with row stride `ld`
-/// lie inside a buffer of `len` elements.
-#[allow(clippy::too_many_arguments)]
+/// A buffer of rows as the checks see it: its length in elements and its row stride.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rows {
+    pub len: usize,
+    pub ld: usize,
+}
+
+impl Rows {
+    pub(crate) fn of<T>(buf: &CudaSlice<T>, ld: usize) -> Rows {
+        Rows { len: buf.len(), ld }
+    }
+}
+
+/// Fails unless rows `row..row + rows`, columns `col..col + width` of the row-major matrix `m` lie inside it.
 pub(crate) fn check_rows(
     kernel: &str,
     what: &str,
-    len: usize,
+    m: Rows,
     row: usize,
     rows: usize,
-    ld: usize,
     col: usize,
     width: usize,
 ) -> Result<(), KernelError> {
+    let Rows { len, ld } = m;
     if col + width > ld {
         return Err(invalid(
             kernel,
@@ -46,6 +60,36 @@ pub(crate) fn check_rows(
         return Err(invalid(kernel, format!("{what}: index beyond 32 bits")));
     }
     Ok(())
+}
+
+/// Fails unless `index < count` (a state or layer index that the kernel turns into an address) and it fits an i32.
+pub(crate) fn check_index(kernel: &str, what: &str, index: usize, count: usize) -> Result<(), KernelError> {
+    if index >= count || index > i32::MAX as usize {
+        return Err(invalid(
+            kernel,
+            format!("{what} {index} out of range (the buffer holds {count})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails unless `1 ≤ n < 2³¹`.
+pub(crate) fn check_dim(kernel: &str, what: &str, n: usize) -> Result<(), KernelError> {
+    if n == 0 || n > i32::MAX as usize {
+        return Err(invalid(kernel, format!("{what} = {n} (must be 1 to 2³¹ − 1)")));
+    }
+    Ok(())
+}
+
+/// The grid of a row kernel: one block of `threads` per row of the longest span (x), one row of blocks per span (y).
+/// No spans with rows: x is 0, and the launcher launches nothing.
+pub(crate) fn row_grid(spans: &[Span], threads: u32) -> LaunchConfig {
+    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
+    LaunchConfig {
+        grid_dim: (max_rows as u32, spans.len() as u32, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// Fails if two spans write overlapping output rows (the cells of one launch must not race).
@@ -76,4 +120,43 @@ pub(crate) fn addr<T: DeviceRepr>(buf: &CudaSlice<T>, stream: &CudaStream) -> u6
 pub(crate) fn addr_mut<T: DeviceRepr>(buf: &mut CudaSlice<T>, stream: &CudaStream) -> u64 {
     let (ptr, _guard) = buf.device_ptr_mut(stream);
     ptr
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Whether a launcher's validation refused its arguments (rather than accepting them or failing otherwise).
+    pub(crate) fn rejected<T: std::fmt::Debug>(r: Result<T, KernelError>) -> bool {
+        matches!(r, Err(KernelError::InvalidArgument { .. }))
+    }
+
+    /// A span at the given rows, layer and state 0.
+    pub(crate) fn span(in_row: usize, out_row: usize, rows: usize, layer: usize) -> Span {
+        Span {
+            in_row,
+            out_row,
+            rows,
+            layer,
+            ..Span::default()
+        }
+    }
+
+    #[test]
+    fn rows_indices_and_dims() {
+        let m = Rows { len: 21, ld: 8 };
+        // 3 rows of width 5 from row 0: the last ends at 2·8 + 5 = 21.
+        assert!(check_rows("k", "m", m, 0, 3, 0, 5).is_ok());
+        assert!(rejected(check_rows("k", "m", m, 0, 3, 1, 5)), "last row past the end");
+        assert!(rejected(check_rows("k", "m", m, 0, 1, 4, 5)), "columns past the stride");
+        assert!(check_rows("k", "m", m, 1000, 0, 0, 5).is_ok(), "no rows");
+        assert!(check_index("k", "state", 2, 3).is_ok() && rejected(check_index("k", "state", 3, 3)));
+        assert!(check_dim("k", "d", 1).is_ok() && rejected(check_dim("k", "d", 0)));
+        assert!(rejected(check_dim("k", "d", 1 << 31)));
+        assert!(rejected(check_groups("k", 0)) && rejected(check_groups("k", MAX_GROUPS + 1)));
+        let overlap = [span(0, 0, 3, 0), span(3, 2, 3, 0)];
+        assert!(rejected(check_disjoint_outputs("k", &overlap)));
+        let cfg = row_grid(&[span(0, 0, 3, 0), span(3, 3, 5, 0)], 128);
+        assert_eq!((cfg.grid_dim, cfg.block_dim), ((5, 2, 1), (128, 1, 1)));
+    }
 }

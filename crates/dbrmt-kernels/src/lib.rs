@@ -2,12 +2,15 @@
 pub mod armt_read;
 pub mod armt_write;
 pub mod attention;
+pub mod attention_sm90;
+pub mod bench;
 pub mod check;
 pub mod cubins;
 pub mod dpfp;
 pub mod embed;
 pub mod error;
 pub mod gemm;
+pub mod gemm_sm90;
 pub mod gpu;
 pub mod hidden;
 pub mod kernel;
@@ -18,6 +21,7 @@ pub mod reference;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
+pub(crate) mod tma;
 
 pub use cubins::cubins_built;
 pub use error::KernelError;

@@ -75,23 +75,46 @@ pub struct Span {
     pub flag: bool,
     /// Index of the cell's memory state (`layer` for one request).
     pub state: usize,
+    /// Position inside its segment of the span's first row (RoPE and attention): 0 for whole segments; for the new
+    /// rows of an open segment, the rows already in its KV cache.
+    pub pos: usize,
+}
+
+/// The attention heads of a fused QKV row (RoPE, attention): `heads` query heads at column 0, then `kv_heads` key
+/// heads and `kv_heads` value heads, each `head_dim` wide; query head `h` reads KV head `h / (heads / kv_heads)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Heads {
+    /// Columns of the q heads, `heads · head_dim`.
+    pub fn q_width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// Columns of the k (or v) heads, `kv_heads · head_dim`.
+    pub fn kv_width(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+
+    /// Columns of a fused QKV row, `(heads + 2·kv_heads) · head_dim`.
+    pub fn qkv_width(&self) -> usize {
+        self.q_width() + 2 * self.kv_width()
+    }
 }
 
 impl Spans {
-    /// Packs up to [`MAX_GROUPS`] spans (the caller has checked the count and the bounds), every first row at
-    /// position 0.
+    /// Packs up to [`MAX_GROUPS`] spans (the caller has checked the count and the bounds).
     pub(crate) fn pack(spans: &[Span]) -> Self {
-        Self::pack_at(spans, &[])
-    }
-
-    /// As [`Spans::pack`], span `i`'s first row at position `starts[i]` (0 where `starts` is shorter).
-    pub(crate) fn pack_at(spans: &[Span], starts: &[usize]) -> Self {
         let mut s = Spans {
             spans: [RowSpan::default(); MAX_GROUPS],
             count: spans.len() as i32,
             _pad: [0; 3],
         };
-        for (i, (dst, src)) in s.spans.iter_mut().zip(spans).enumerate() {
+        for (dst, src) in s.spans.iter_mut().zip(spans) {
             *dst = RowSpan {
                 in_row: src.in_row as i32,
                 out_row: src.out_row as i32,
@@ -99,7 +122,7 @@ impl Spans {
                 layer: src.layer as i32,
                 flag: src.flag as i32,
                 state: src.state as i32,
-                pos: starts.get(i).copied().unwrap_or(0) as i32,
+                pos: src.pos as i32,
                 _pad: 0,
             };
         }

@@ -12,11 +12,7 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 /// The bits [`poison_f32`] writes: a quiet NaN with a recognisable payload.
 pub const POISON_F32_BITS: u32 = 0x7FC0_DEAD;
 
-const POISON_U32: Kernel = Kernel {
-    file: "poison",
-    cubin: cubins::POISON,
-    entry: "poison_u32",
-};
+const POISON_U32: Kernel = Kernel::new(cubins::POISON, "poison_u32");
 
 const BLOCK_SIZE: u32 = 256;
 /// The kernel loops over the buffer (grid-stride), so the grid is capped: enough blocks to fill

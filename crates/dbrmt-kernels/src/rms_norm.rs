@@ -2,25 +2,19 @@
 //!
 //! `y = w[layer] · (x · rsqrt(mean(x²) + eps))` per row (HF `LlamaRMSNorm`'s order, f32 math; x bf16 or f32, the
 //! hidden rows' type [`HiddenElem`]; y bf16), one span per cell, each with its own layer's weight row. Also the final
-//! norm before the LM head (layer 0 of a one-row weight). The CPU reference is [`crate::reference::norm::rms_norm`].
+//! norm before the LM head (layer 0 of a one-row weight). The CPU reference is [`crate::reference::rms_norm::rms_norm`].
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid};
+use crate::launch::{
+    addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, row_grid, Rows,
+};
 use crate::params::{Span, Spans};
 use crate::{cubins, Gpu, HiddenElem, Kernel, KernelError};
 
-const RMS_NORM_BF16: Kernel = Kernel {
-    file: "rms_norm",
-    cubin: cubins::RMS_NORM,
-    entry: "rms_norm_bf16",
-};
-const RMS_NORM_F32: Kernel = Kernel {
-    file: "rms_norm",
-    cubin: cubins::RMS_NORM,
-    entry: "rms_norm_f32",
-};
+const RMS_NORM_BF16: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16");
+const RMS_NORM_F32: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32");
 
 /// The entry point for input rows of type `X`: `rms_norm_bf16` or `rms_norm_f32` (the output is bf16 for both).
 pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
@@ -51,34 +45,23 @@ pub fn rms_norm<X: HiddenElem>(
     eps: f32,
 ) -> Result<(), KernelError> {
     let kernel = kernel::<X>();
-    let name = kernel.entry;
-    check_groups(name, spans.len())?;
-    if d == 0 || d > i32::MAX as usize {
-        return Err(invalid(name, format!("d = {d}")));
-    }
-    if !(eps.is_finite() && eps >= 0.0) {
-        return Err(invalid(name, format!("eps = {eps}")));
-    }
-    for s in spans {
-        check_rows(name, "x", x.len(), s.in_row, s.rows, x_ld, 0, d)?;
-        check_rows(name, "y", y.len(), s.out_row, s.rows, y_ld, 0, d)?;
-        check_rows(name, "w", w.len(), s.layer, 1, d, 0, d)?;
-    }
-    check_disjoint_outputs(name, spans)?;
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
-    if max_rows == 0 {
+    let cfg = validate(
+        kernel.entry,
+        Rows::of(x, x_ld),
+        w.len(),
+        Rows::of(y, y_ld),
+        spans,
+        d,
+        eps,
+    )?;
+    if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
-
     let f = gpu.function(kernel)?;
     let params = Spans::pack(spans);
     let (x_ptr, w_ptr, y_ptr) = (addr(x, stream), addr(w, stream), addr_mut(y, stream));
+    // All fit in i32: `validate` checked them.
     let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
-    let cfg = LaunchConfig {
-        grid_dim: (max_rows as u32, spans.len() as u32, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
     let mut launch = stream.launch_builder(&f);
     launch
         .arg(&params)
@@ -91,21 +74,80 @@ pub fn rms_norm<X: HiddenElem>(
         .arg(&eps);
     // SAFETY: the arguments match `rms_norm_<X>(Spans, const X* x, int x_ld, const bf16* w, bf16* y, int y_ld,
     // int d, float eps)` in order and size, the entry point picked by `X` (half::bf16 is the 2-byte __nv_bfloat16, f32
-    // is float, and `x` holds X). Every span was checked above: the rows it reads from x, the weight row it
+    // is float, and `x` holds X). `validate` checked every span: the rows it reads from x, the weight row it
     // reads from w and the rows it writes in y lie inside those buffers, which this call borrows (y mutably, so it
     // aliases neither x nor w), and no two spans write the same rows. Blocks past a span's rows write nothing.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
 
+/// The launcher's checks, on buffer lengths only (so they are tested without a GPU); returns the launch's grid.
+fn validate(
+    k: &str,
+    x: Rows,
+    w_len: usize,
+    y: Rows,
+    spans: &[Span],
+    d: usize,
+    eps: f32,
+) -> Result<LaunchConfig, KernelError> {
+    check_groups(k, spans.len())?;
+    check_dim(k, "d", d)?;
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(invalid(k, format!("eps = {eps}")));
+    }
+    for s in spans {
+        check_rows(k, "x", x, s.in_row, s.rows, 0, d)?;
+        check_rows(k, "y", y, s.out_row, s.rows, 0, d)?;
+        check_index(k, "layer", s.layer, w_len / d)?;
+    }
+    check_disjoint_outputs(k, spans)?;
+    Ok(row_grid(spans, THREADS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::launch::tests::{rejected, span};
 
     #[test]
     fn entries_are_named_after_the_input_type() {
         let cu = include_str!("../../../cuda/rms_norm.cu");
         crate::hidden::assert_entries("rms_norm", cu, [kernel::<bf16>().entry, kernel::<f32>().entry]);
         assert!(cu.contains(&format!("#define RMS_NORM_THREADS {THREADS}\n")));
+    }
+
+    #[test]
+    fn validate_checks_rows_layers_and_overlaps() {
+        // d = 8: x 10 rows of stride 9, y 10 rows of stride 8, w 2 layers.
+        let (x, y, w) = (Rows { len: 89, ld: 9 }, Rows { len: 80, ld: 8 }, 16);
+        let ok = [span(0, 5, 5, 1), span(5, 0, 5, 0)];
+        let v = |x: Rows, w: usize, y: Rows, spans: &[Span], d: usize, eps: f32| validate("k", x, w, y, spans, d, eps);
+        let cfg = v(x, w, y, &ok, 8, 1e-5).unwrap();
+        assert_eq!((cfg.grid_dim, cfg.block_dim.0), ((5, 2, 1), THREADS));
+        assert!(rejected(v(Rows { len: 88, ..x }, w, y, &ok, 8, 1e-5)), "x short");
+        assert!(rejected(v(x, w, Rows { len: 79, ..y }, &ok, 8, 1e-5)), "y short");
+        assert!(rejected(v(Rows { ld: 7, ..x }, w, y, &ok, 8, 1e-5)), "x stride below d");
+        assert!(rejected(v(x, 15, y, &ok, 8, 1e-5)), "layer 1 needs 16 weights");
+        assert!(
+            rejected(v(x, w, y, &[span(0, 0, 3, 2)], 8, 1e-5)),
+            "layer past the weights"
+        );
+        assert!(
+            rejected(v(x, w, y, &[span(0, 0, 3, 0), span(4, 2, 3, 1)], 8, 1e-5)),
+            "overlapping outputs"
+        );
+        assert!(rejected(v(x, w, y, &[], 8, 1e-5)), "no spans");
+        assert!(rejected(v(x, w, y, &vec![span(0, 0, 0, 0); 65], 8, 1e-5)), "65 spans");
+        assert!(rejected(v(x, w, y, &ok, 0, 1e-5)), "d 0");
+        assert!(
+            rejected(v(x, w, y, &ok, 8, f32::NAN)) && rejected(v(x, w, y, &ok, 8, -1.0)),
+            "eps"
+        );
+        assert_eq!(
+            v(x, w, y, &[span(0, 0, 0, 0)], 8, 1e-5).unwrap().grid_dim.0,
+            0,
+            "nothing to launch"
+        );
     }
 }

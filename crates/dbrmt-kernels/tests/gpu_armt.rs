@@ -2,47 +2,28 @@
 //! launchers' refusal of spans that do not fit.
 
 use dbrmt_kernels::armt_read::armt_read_apply;
-use dbrmt_kernels::armt_write::{armt_write_prep, armt_z_update};
-use dbrmt_kernels::check::{self, fresh_seed, Check};
+use dbrmt_kernels::armt_write::{armt_write_prep, armt_z_update, WritePrep};
+use dbrmt_kernels::check::{self, assert_suite_passes};
 use dbrmt_kernels::dpfp::dpfp;
 use dbrmt_kernels::params::Span;
 use dbrmt_kernels::{Gpu, KernelError};
 
-/// Prints every check and fails if any did not pass or could not run.
-fn assert_all_pass(seed: u64, results: Vec<Result<Check, KernelError>>) {
-    println!("seed {seed} (replay with DBRMT_SEED={seed})");
-    let mut failures = Vec::new();
-    for result in results {
-        match result {
-            Ok(c) => {
-                println!("{c}");
-                if !c.passed() {
-                    failures.push(format!("{} {}", c.kernel, c.shape));
-                }
-            }
-            Err(e) => {
-                println!("error: {e}");
-                failures.push(e.to_string());
-            }
-        }
-    }
-    assert!(failures.is_empty(), "seed {seed}: failed: {failures:#?}");
-}
-
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn dpfp_matches_reference() {
-    let gpu = Gpu::new(0).expect("open GPU 0");
-    let seed = fresh_seed();
-    assert_all_pass(seed, check::dpfp::checks(&gpu, seed));
+    assert_suite_passes(check::dpfp::checks);
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn armt_read_and_write_match_reference() {
-    let gpu = Gpu::new(0).expect("open GPU 0");
-    let seed = fresh_seed();
-    assert_all_pass(seed, check::armt::checks(&gpu, seed));
+fn armt_read_matches_reference() {
+    assert_suite_passes(check::armt_read::checks);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn armt_write_matches_reference() {
+    assert_suite_passes(check::armt_write::checks);
 }
 
 fn rejected(r: Result<(), KernelError>) -> bool {
@@ -57,6 +38,7 @@ fn span(in_row: usize, out_row: usize, rows: usize, layer: usize, state: usize, 
         layer,
         flag,
         state,
+        pos: 0,
     }
 }
 
@@ -141,11 +123,19 @@ fn launchers_reject_spans_that_do_not_fit() {
     let kvb_ld = d_mem + d + 1;
     let (kvb, ka, b_beta) = (f32s(rows * kvb_ld), f32s(rows * d), f32s(3));
     let (mut uu, mut gamma) = (f32s(rows * d), f32s(rows));
-    let mut prep = |spans: &[Span]| {
-        armt_write_prep(
-            &gpu, s, &kvb, kvb_ld, d_mem, &phi, &ka, &z, &b_beta, &mut uu, &mut gamma, spans, d, dk, true,
-        )
+    let inputs = WritePrep {
+        kvb: &kvb,
+        kvb_ld,
+        v_col: d_mem,
+        kphi: &phi,
+        ka: &ka,
+        z: &z,
+        b_beta: &b_beta,
+        d,
+        d_key: dk,
+        correction: true,
     };
+    let mut prep = |spans: &[Span]| armt_write_prep(&gpu, s, &inputs, &mut uu, &mut gamma, spans);
     assert!(prep(&[span(0, 0, rows, 2, 1, false)]).is_ok());
     assert!(rejected(prep(&[span(0, 0, rows, 3, 1, false)])), "layer out of range");
     assert!(rejected(prep(&[span(0, 0, rows, 0, 2, false)])), "state out of range");

@@ -1,9 +1,12 @@
 //! The grouped matrix products on a GPU: every check of `check::gemm` (each entry point against the f32 CPU
 //! reference, and the bitwise grouping check), and the launchers' refusals with real buffers.
 
-use dbrmt_kernels::check::fresh_seed;
-use dbrmt_kernels::check::gemm::{check_gemm_grouping, checks, GemmKernel};
-use dbrmt_kernels::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup};
+use dbrmt_kernels::check::gemm::{check_gemm_grouping, checks};
+use dbrmt_kernels::check::{assert_suite_passes, fresh_seed};
+use dbrmt_kernels::gemm::{
+    gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
+    GemmGroup, GemmKernel,
+};
 use dbrmt_kernels::params::MAX_GROUPS;
 use dbrmt_kernels::{Gpu, KernelError};
 use half::bf16;
@@ -17,21 +20,7 @@ fn seed() -> u64 {
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn gemm_kernels_match_the_reference() {
-    let gpu = Gpu::new(0).expect("open GPU 0");
-    let mut failed = 0;
-    for result in checks(&gpu, seed()) {
-        match result {
-            Ok(check) => {
-                eprintln!("{check}");
-                failed += usize::from(!check.passed());
-            }
-            Err(err) => {
-                eprintln!("error: {err}");
-                failed += 1;
-            }
-        }
-    }
-    assert_eq!(failed, 0, "{failed} gemm checks failed (see above)");
+    assert_suite_passes(checks);
 }
 
 /// Also inside `checks`; on its own so that a grouping failure is named by the test that fails.
@@ -68,13 +57,21 @@ fn bad_groups_are_refused_before_launch() {
         ldc: n,
         ..Default::default()
     };
-    gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[good], false).expect("a fitting group runs");
+    gemm_nt_bf16_bf16_bf16(&gpu, stream, &a, &b, &mut c, &[good], false).expect("a fitting group runs");
 
     let invalid = |r: Result<(), KernelError>| matches!(r, Err(KernelError::InvalidArgument { .. }));
     // One row too many for A (and C).
     let tall = GemmGroup { m: m + 1, ..good };
-    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[tall], false)));
-    assert!(invalid(gemm_bf16_nt_f32(
+    assert!(invalid(gemm_nt_bf16_bf16_bf16(
+        &gpu,
+        stream,
+        &a,
+        &b,
+        &mut c,
+        &[tall],
+        false
+    )));
+    assert!(invalid(gemm_nt_bf16_bf16_f32(
         &gpu,
         stream,
         &a,
@@ -85,8 +82,8 @@ fn bad_groups_are_refused_before_launch() {
     )));
     // The same with an f32 A (f32 hidden rows): it fits as a bf16 A does, and one row too many is refused.
     let a32 = stream.alloc_zeros::<f32>(m * k).unwrap();
-    gemm_bf16_nt_f32_af32(&gpu, stream, &a32, &b, &mut c32, &[good], true).expect("a fitting f32-A group runs");
-    assert!(invalid(gemm_bf16_nt_f32_af32(
+    gemm_nt_f32_bf16_f32(&gpu, stream, &a32, &b, &mut c32, &[good], true).expect("a fitting f32-A group runs");
+    assert!(invalid(gemm_nt_f32_bf16_f32(
         &gpu,
         stream,
         &a32,
@@ -97,15 +94,41 @@ fn bad_groups_are_refused_before_launch() {
     )));
     // B shifted by one element.
     let shifted = GemmGroup { b_offset: 1, ..good };
-    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[shifted], false)));
+    assert!(invalid(gemm_nt_bf16_bf16_bf16(
+        &gpu,
+        stream,
+        &a,
+        &b,
+        &mut c,
+        &[shifted],
+        false
+    )));
     // No groups; more than one launch takes; two groups writing the same C.
-    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[], false)));
+    assert!(invalid(gemm_nt_bf16_bf16_bf16(
+        &gpu,
+        stream,
+        &a,
+        &b,
+        &mut c,
+        &[],
+        false
+    )));
     let empty = GemmGroup { m: 0, ..good };
     let many = vec![empty; MAX_GROUPS + 1];
-    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &many, false)));
-    assert!(invalid(gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &[good, good], true)));
+    assert!(invalid(gemm_nt_bf16_bf16_bf16(
+        &gpu, stream, &a, &b, &mut c, &many, false
+    )));
+    assert!(invalid(gemm_nt_bf16_bf16_bf16(
+        &gpu,
+        stream,
+        &a,
+        &b,
+        &mut c,
+        &[good, good],
+        true
+    )));
     // Only empty problems: nothing to do, not an error.
-    gemm_bf16_nt(&gpu, stream, &a, &b, &mut c, &many[..MAX_GROUPS], false).expect("empty groups are a no-op");
+    gemm_nt_bf16_bf16_bf16(&gpu, stream, &a, &b, &mut c, &many[..MAX_GROUPS], false).expect("empty groups are a no-op");
 
     // f32 layouts: B is [k, n] (ldb ≥ n) and, for tn, A is stored [k, m] (lda ≥ m).
     let af = stream.alloc_zeros::<f32>(m * k).unwrap();
@@ -119,8 +142,8 @@ fn bad_groups_are_refused_before_launch() {
         ldc: n,
         ..Default::default()
     };
-    gemm_f32_nn(&gpu, stream, &af, &bf, &mut c32, &[nn], false).expect("nn fits");
-    assert!(invalid(gemm_f32_nn(
+    gemm_nn_f32_f32_f32(&gpu, stream, &af, &bf, &mut c32, &[nn], false).expect("nn fits");
+    assert!(invalid(gemm_nn_f32_f32_f32(
         &gpu,
         stream,
         &af,
@@ -130,8 +153,8 @@ fn bad_groups_are_refused_before_launch() {
         false
     )));
     let tn = GemmGroup { lda: m, ..nn };
-    gemm_f32_tn(&gpu, stream, &af, &bf, &mut c32, &[tn], true).expect("tn fits");
-    assert!(invalid(gemm_f32_tn(
+    gemm_tn_f32_f32_f32(&gpu, stream, &af, &bf, &mut c32, &[tn], true).expect("tn fits");
+    assert!(invalid(gemm_tn_f32_f32_f32(
         &gpu,
         stream,
         &af,
@@ -141,4 +164,12 @@ fn bad_groups_are_refused_before_launch() {
         true
     )));
     stream.synchronize().unwrap();
+}
+
+/// The v2 GEMM (`cuda/gemm_sm90.cu`): every epilogue against the reference, off-tile shapes, stray writes, and a
+/// cell alone vs grouped (bitwise).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_sm90_matches_the_reference_and_is_bitwise_alone_vs_grouped() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::checks);
 }

@@ -77,12 +77,13 @@ fn cubins_are_embedded_exactly_when_nvcc_was_used() {
     let nvcc_used = env!("DBRMT_NVCC_USED") == "1";
     assert_eq!(cubins_built(), nvcc_used);
     assert_eq!(cubins::NVCC_VERSION.is_some(), nvcc_used);
-    assert!(cubins::ALL.iter().any(|(name, _)| *name == "poison"));
-    for (name, cubin) in cubins::ALL {
+    assert!(cubins::ALL.iter().any(|c| c.stem == "poison"));
+    assert_eq!(cubins::POISON.stem, "poison");
+    for c in cubins::ALL {
         if nvcc_used {
-            assert!(cubin.starts_with(b"\x7fELF"), "{name}: not an ELF cubin");
+            assert!(c.bytes.starts_with(b"\x7fELF"), "{}: not an ELF cubin", c.stem);
         } else {
-            assert!(cubin.is_empty(), "{name}: bytes without nvcc");
+            assert!(c.bytes.is_empty(), "{}: bytes without nvcc", c.stem);
         }
     }
     // CI sets DBRMT_REQUIRE_NVCC=1: there the kernels must really have been compiled.
@@ -94,10 +95,15 @@ fn cubins_are_embedded_exactly_when_nvcc_was_used() {
 #[test]
 fn errors_say_what_to_do() {
     let not_built = KernelError::NotBuilt.to_string();
-    assert!(
-        not_built.contains("pip install nvidia-cuda-nvcc==13.0.88"),
-        "{not_built}"
-    );
+    assert!(not_built.contains("pip install nvidia-cuda-nvcc=="), "{not_built}");
+    // Every pinned wheel of the one list, which .ci/run installs.
+    let wheels = include_str!("../../../cuda/nvcc-wheels.txt");
+    for wheel in wheels.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        assert!(
+            wheel.contains("==") && not_built.contains(wheel.trim()),
+            "{wheel}: {not_built}"
+        );
+    }
     assert!(not_built.contains("NVCC="), "{not_built}");
     assert!(KernelError::NoGpu.to_string().contains("libcuda.so"));
     let unsupported = KernelError::UnsupportedDevice {

@@ -14,7 +14,7 @@ use dbrmt_formats::{
     rng::{stream_seed, SplitMix64},
     LoadOptions, Model, ModelConfig,
 };
-use dbrmt_kernels::check::{compare, Check};
+use dbrmt_kernels::check::{self, compare, Check};
 use dbrmt_model::{
     cpu::{CpuModel, Resume, RunOptions},
     input::validate_ids,
@@ -147,22 +147,13 @@ pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &str) ->
     let resume_at = (first + ids.len()) / 2;
     let mut session = engine.session()?;
     session.prefill(&ids[..first])?;
-    let (mut got, mut differ) = (Vec::with_capacity(whole.len()), 0usize);
-    let mut record = |pos: usize, logits: &[f32]| {
-        let want = &whole[pos * v..(pos + 1) * v];
-        differ += logits
-            .iter()
-            .zip(want)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        got.extend_from_slice(logits);
-    };
-    record(first - 1, session.logits());
+    let mut got = Vec::with_capacity(whole.len());
+    got.extend_from_slice(session.logits());
     for (pos, &id) in ids.iter().enumerate().skip(first) {
         if pos == resume_at {
             session = engine.resume(session.saved()?)?;
         }
-        record(pos, session.push(id)?);
+        got.extend_from_slice(session.push(id)?);
     }
     let name = if engine.device() == Device::Cpu {
         "cpu decode = prefill"
@@ -173,12 +164,7 @@ pub fn session_check(engine: &Engine, ids: &[u32], whole: &[f32], case: &str) ->
         "{case}: {first} prefilled + {} pushed, resumed at {resume_at}",
         ids.len() - first
     );
-    let mut check = compare(name, shape, &got, &whole[(first - 1) * v..], 0.0);
-    if differ > 0 {
-        check.rel_err = f64::INFINITY;
-        check.shape.push_str(&format!(" [{differ} logits differ in bits]"));
-    }
-    Ok(check)
+    Ok(check::bitwise(name, shape, &whole[(first - 1) * v..], &got))
 }
 
 /// A prefill in two pieces — the first half of the segments, then the rest resumed from its state — against the
@@ -284,32 +270,16 @@ fn flat_state(o: &Output) -> (Vec<f32>, Vec<f32>) {
     (a, z)
 }
 
-/// Bytes of logits, final hidden states and state; a check that passes only when they are identical.
+/// Logits, final hidden states and state, bit for bit ([`check::bitwise`]): a check that passes only when they are
+/// identical.
 fn bitwise(kernel: &'static str, shape: String, a: &Output, b: &Output) -> Check {
-    let bytes = |o: &Output| -> Vec<u32> {
-        let mut v: Vec<u32> = o.logits.iter().map(|x| x.to_bits()).collect();
-        v.extend(o.hidden.iter().flatten().map(|x| x.to_bits()));
+    let words = |o: &Output| -> Vec<f32> {
+        let mut v = o.logits.clone();
+        v.extend(o.hidden.iter().flatten());
         for l in &o.state.layers {
-            v.extend(l.a.iter().chain(&l.z).map(|x| x.to_bits()));
+            v.extend(l.a.iter().chain(&l.z));
         }
         v
     };
-    let (x, y) = (bytes(a), bytes(b));
-    let differing = x.len().abs_diff(y.len()) + x.iter().zip(&y).filter(|(p, q)| p != q).count();
-    let (xf, yf): (Vec<f32>, Vec<f32>) = (
-        x.iter().map(|&w| f32::from_bits(w)).collect(),
-        y.iter().map(|&w| f32::from_bits(w)).collect(),
-    );
-    let shape = if differing == 0 {
-        shape
-    } else {
-        format!("{shape}; {differing} words differ")
-    };
-    let mut check = compare(kernel, shape, &xf, &yf[..xf.len().min(yf.len())], 0.0);
-    check.unwritten = 0;
-    if differing > 0 {
-        // any differing word fails, even one whose value difference rounds to a zero relative error
-        check.rel_err = check.rel_err.max(f64::MIN_POSITIVE);
-    }
-    check
+    check::bitwise(kernel, shape, &words(a), &words(b))
 }

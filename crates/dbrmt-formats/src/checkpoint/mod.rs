@@ -4,6 +4,7 @@
 pub(crate) mod convert;
 mod file;
 mod index;
+pub mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

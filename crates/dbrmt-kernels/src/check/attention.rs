@@ -1,26 +1,41 @@
-//! `attention_causal_bf16_hd*` against
-//! [`reference::attention::causal_gqa_attention`](crate::reference::attention::causal_gqa_attention).
+//! The attention kernels — `attention_causal_bf16_hd*` (SIMT) and `attention_sm90_causal_bf16_hd*` (tensor cores) —
+//! against [`reference::attention::causal_gqa_attention`](crate::reference::attention::causal_gqa_attention): the
+//! same cases for both, the same tolerance, the same bitwise grouping and decode-equals-prefill checks.
 
 use half::bf16;
 
-use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layout, ROW_KERNEL_TOL};
-use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
+use super::harness::{
+    alone_vs_grouped, bf16_normal, changed_outside, compare, differing_bits, fail_if, gather, poison_bits,
+    poisoned_bf16, upload_bf16, Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
+};
 use crate::attention::attention_causal;
-use crate::params::Span;
+use crate::attention_sm90::attention_sm90_causal;
+use crate::params::{Heads, Span};
 use crate::reference::attention::{causal_gqa_attention, causal_gqa_attention_cached};
 use crate::{Gpu, KernelError};
 
-/// The head shape of a check.
-#[derive(Debug, Clone, Copy)]
-pub struct AttentionShape {
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub head_dim: usize,
+/// Which attention kernel a check runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention {
+    /// `cuda/attention.cu`.
+    Simt,
+    /// `cuda/attention_sm90.cu`.
+    Sm90,
+}
+
+impl Attention {
+    fn name(self) -> &'static str {
+        match self {
+            Attention::Simt => "attention_causal_bf16",
+            Attention::Sm90 => "attention_sm90_causal",
+        }
+    }
 }
 
 struct Case {
+    kernel: Attention,
     layout: Layout,
-    shape: AttentionShape,
+    shape: Heads,
     qkv_ld: usize,
     out_ld: usize,
     scale: f32,
@@ -28,16 +43,22 @@ struct Case {
 }
 
 impl Case {
-    fn new(seed: u64, rows: &[usize], shape: AttentionShape) -> Case {
-        let mut rng = Rng::new(seed);
-        let layout = Layout::new(rows, 1, false, 0);
-        // Padded (even) strides: the kernel must use them, not the widths.
-        let qkv_ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + 8;
-        let out_ld = shape.heads * shape.head_dim + 2;
+    fn new(kernel: Attention, seed: u64, rows: &[usize], shape: Heads) -> Case {
+        let mut rng = SplitMix64::new(seed);
+        let layout = Layout::rows(rows, 1, false, 0);
+        // Padded strides, the kernel must use them, not the widths: even for SIMT; for the tensor-core kernel the
+        // strides TMA and its 16-byte stores take (qkv_ld a multiple of the head dim, out_ld of 8).
+        let (qkv_pad, out_pad) = match kernel {
+            Attention::Simt => (8, 2),
+            Attention::Sm90 => (shape.head_dim, 8),
+        };
+        let qkv_ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + qkv_pad;
+        let out_ld = shape.heads * shape.head_dim + out_pad;
         // N(0, 1) q and k: scores q·k/√hd of standard deviation 1, a softmax neither flat nor one-hot.
-        let qkv = rng.bf16_normal(layout.in_rows * qkv_ld, 1.0);
+        let qkv = bf16_normal(&mut rng, layout.in_rows * qkv_ld, 1.0);
         let scale = 1.0 / (shape.head_dim as f32).sqrt();
         Case {
+            kernel,
             layout,
             shape,
             qkv_ld,
@@ -53,17 +74,17 @@ impl Case {
         format!("rows={rows:?} H={} KV={} hd={}", s.heads, s.kv_heads, s.head_dim)
     }
 
+    /// Launches on `spans` (a span's queries from its position `pos`: the rows before it act as a KV cache) over a
+    /// poisoned output; returns the whole output buffer.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
-        self.run_at(gpu, spans, &vec![0; spans.len()])
-    }
-
-    /// As `run`, span `i`'s queries from position `starts[i]` (the rows before it act as a KV cache).
-    fn run_at(&self, gpu: &Gpu, spans: &[Span], starts: &[usize]) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
         let qkv = upload_bf16(stream, &self.qkv)?;
         let mut out = poisoned_bf16(gpu, stream, self.layout.out_rows * self.out_ld)?;
-        let s = self.shape;
-        attention_causal(
+        let launch = match self.kernel {
+            Attention::Simt => attention_causal,
+            Attention::Sm90 => attention_sm90_causal,
+        };
+        launch(
             gpu,
             stream,
             &qkv,
@@ -71,10 +92,7 @@ impl Case {
             &mut out,
             self.out_ld,
             spans,
-            starts,
-            s.heads,
-            s.kv_heads,
-            s.head_dim,
+            self.shape,
             self.scale,
         )?;
         Ok(stream.clone_dtoh(&out)?)
@@ -86,13 +104,19 @@ impl Case {
 }
 
 /// Causal GQA attention of one span per entry of `rows` against the f32 reference (which forms the full score matrix
-/// and sums the softmax in f64). Tolerance [`ROW_KERNEL_TOL`]: q, k, v are the same bf16 values on both sides and the
+/// and sums the softmax in f64). Tolerance [`BF16_OUT_TOL`]: q, k, v are the same bf16 values on both sides and the
 /// kernel keeps scores, probabilities and the accumulator in f32, so the error is the output's one bf16 rounding
 /// (≈ 1e-3 RMS) plus f32 accumulation-order differences over up to 4352 keys (~1e-5).
-pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: AttentionShape) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, shape);
+pub fn check_attention(
+    gpu: &Gpu,
+    kernel: Attention,
+    seed: u64,
+    rows: &[usize],
+    shape: Heads,
+) -> Result<Check, KernelError> {
+    let case = Case::new(kernel, seed, rows, shape);
     let out = case.run(gpu, &case.layout.spans)?;
-    let AttentionShape {
+    let Heads {
         heads,
         kv_heads,
         head_dim,
@@ -112,58 +136,59 @@ pub fn check_attention(gpu: &Gpu, seed: u64, rows: &[usize], shape: AttentionSha
                 .map(f32::from),
         );
     }
-    let check = compare("attention_causal_bf16", case.describe(), &got, &want, ROW_KERNEL_TOL);
-    let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.out_row, s.rows, qw)).collect();
-    Ok(fail_if(
-        check,
-        stray_writes(&out, case.out_ld, &regions, poison_bits),
-        "writes outside the spans",
-    ))
+    let check = compare(kernel.name(), case.describe(), &got, &want, BF16_OUT_TOL);
+    let strays = changed_outside(&out, &case.layout.out_blocks(case.out_ld, qw, 0), |_| {
+        poison_bits::<bf16>()
+    });
+    Ok(fail_if(check, strays, "writes outside the spans"))
 }
 
 /// The cell of `rows[target]` launched alone and inside the launch of all `rows`: identical bits.
 pub fn check_attention_grouping(
     gpu: &Gpu,
+    kernel: Attention,
     seed: u64,
     rows: &[usize],
     target: usize,
-    shape: AttentionShape,
+    shape: Heads,
 ) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, shape);
-    let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, case.out_ld, s.out_row, s.rows, 0, case.q_width());
-    Ok(bitwise(
-        "attention_causal_bf16",
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+    let case = Case::new(kernel, seed, rows, shape);
+    alone_vs_grouped(
+        kernel.name(),
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run(gpu, spans),
+        |s| Block::rows(case.out_ld, s.out_row, s.rows, 0, case.q_width()),
+    )
 }
 
 /// The new rows of open segments: span `i` has `cached[i]` rows already in the buffer (its KV cache) and the rest of
 /// its `rows[i]` are new queries from position `cached[i]`, written from the span's out_row. Against the f32
-/// reference for cached attention (tolerance [`ROW_KERNEL_TOL`], as the square case), and bitwise equal to the same
+/// reference for cached attention (tolerance [`BF16_OUT_TOL`], as the square case), and bitwise equal to the same
 /// queries computed inside the whole span: decoding a token gives the bits a prefill of the text would.
 pub fn check_attention_cached(
     gpu: &Gpu,
+    kernel: Attention,
     seed: u64,
     rows: &[usize],
     cached: &[usize],
-    shape: AttentionShape,
+    shape: Heads,
 ) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, shape);
+    let case = Case::new(kernel, seed, rows, shape);
     let whole = case.run(gpu, &case.layout.spans)?;
     let new: Vec<Span> = case
         .layout
         .spans
         .iter()
         .zip(cached)
-        .map(|(s, &c)| Span { rows: s.rows - c, ..*s })
+        .map(|(s, &c)| Span {
+            rows: s.rows - c,
+            pos: c,
+            ..*s
+        })
         .collect();
-    let out = case.run_at(gpu, &new, cached)?;
-    let AttentionShape {
+    let out = case.run(gpu, &new)?;
+    let Heads {
         heads,
         kv_heads,
         head_dim,
@@ -184,48 +209,63 @@ pub fn check_attention_cached(
     }
     let describe = format!("{} cached={cached:?} (bitwise = whole span)", case.describe());
     let got_f32: Vec<f32> = got.iter().copied().map(f32::from).collect();
-    let check = compare(
-        "attention_causal_bf16",
-        describe.clone(),
-        &got_f32,
-        &want,
-        ROW_KERNEL_TOL,
-    );
-    let regions: Vec<_> = new.iter().map(|s| (s.out_row, s.rows, qw)).collect();
+    let check = compare(kernel.name(), describe, &got_f32, &want, BF16_OUT_TOL);
+    let regions: Vec<Block> = new
+        .iter()
+        .map(|s| Block::rows(case.out_ld, s.out_row, s.rows, 0, qw))
+        .collect();
     let check = fail_if(
         check,
-        stray_writes(&out, case.out_ld, &regions, poison_bits),
+        changed_outside(&out, &regions, |_| poison_bits::<bf16>()),
         "writes outside the spans",
     );
-    let differ = got
-        .iter()
-        .zip(&inside)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    Ok(fail_if(check, differ, "elements differ in bits from the whole span's"))
+    Ok(fail_if(
+        check,
+        differing_bits(&got, &inside),
+        "elements differ in bits from the whole span's",
+    ))
 }
 
 /// Attention at the published head shapes and at awkward ones: every head size, GQA groups of 4, 3, 2 and 1, rows
 /// that are not multiples of the 64-query or 32-key tiles (1, 17, 40, 65, 1152 + a short last segment, 4352 = T + M
 /// at T = 4096, M = 256), several spans per launch, and the grouping check.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let shape = |heads, kv_heads, head_dim| AttentionShape {
+    checks_of(gpu, seed, Attention::Simt)
+}
+
+/// The same cases on the tensor-core kernel (its head dims, 64 and 128).
+pub fn checks_sm90(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    checks_of(gpu, seed, Attention::Sm90)
+}
+
+fn checks_of(gpu: &Gpu, seed: u64, k: Attention) -> Vec<Result<Check, KernelError>> {
+    let shape = |heads, kv_heads, head_dim| Heads {
         heads,
         kv_heads,
         head_dim,
     };
-    vec![
-        check_attention(gpu, seed, &[40, 17, 130], shape(4, 2, 32)),
-        check_attention(gpu, seed ^ 1, &[1152, 65, 1], shape(32, 8, 64)),
-        check_attention(gpu, seed ^ 2, &[1152, 200], shape(9, 3, 64)),
-        check_attention(gpu, seed ^ 3, &[300, 64, 63], shape(8, 2, 128)),
-        check_attention(gpu, seed ^ 4, &[97, 33], shape(4, 4, 128)),
-        check_attention(gpu, seed ^ 5, &[4352], shape(2, 1, 64)),
-        check_attention_grouping(gpu, seed ^ 6, &[40, 17, 300, 129], 0, shape(32, 8, 64)),
-        check_attention_grouping(gpu, seed ^ 7, &[200, 1, 70, 64], 2, shape(4, 2, 128)),
+    let mut all = vec![
+        check_attention(gpu, k, seed ^ 1, &[1152, 65, 1], shape(32, 8, 64)),
+        check_attention(gpu, k, seed ^ 2, &[1152, 200], shape(9, 3, 64)),
+        check_attention(gpu, k, seed ^ 3, &[300, 64, 63], shape(8, 2, 128)),
+        check_attention(gpu, k, seed ^ 4, &[97, 33], shape(4, 4, 128)),
+        check_attention(gpu, k, seed ^ 5, &[4352], shape(2, 1, 64)),
+        check_attention_grouping(gpu, k, seed ^ 6, &[40, 17, 300, 129], 0, shape(32, 8, 64)),
+        check_attention_grouping(gpu, k, seed ^ 7, &[200, 1, 70, 64], 2, shape(4, 2, 128)),
         // decoding: one new row after 0, 63, 64 and 1023 cached rows; a few new rows after a tile edge
-        check_attention_cached(gpu, seed ^ 8, &[1, 64, 65, 1024], &[0, 63, 64, 1023], shape(9, 3, 64)),
-        check_attention_cached(gpu, seed ^ 9, &[100, 40], &[33, 31], shape(32, 8, 64)),
-        check_attention_cached(gpu, seed ^ 10, &[130, 7], &[129, 2], shape(8, 2, 128)),
-    ]
+        check_attention_cached(
+            gpu,
+            k,
+            seed ^ 8,
+            &[1, 64, 65, 1024],
+            &[0, 63, 64, 1023],
+            shape(9, 3, 64),
+        ),
+        check_attention_cached(gpu, k, seed ^ 9, &[100, 40], &[33, 31], shape(32, 8, 64)),
+        check_attention_cached(gpu, k, seed ^ 10, &[130, 7], &[129, 2], shape(8, 2, 128)),
+    ];
+    if k == Attention::Simt {
+        all.insert(0, check_attention(gpu, k, seed, &[40, 17, 130], shape(4, 2, 32)));
+    }
+    all
 }

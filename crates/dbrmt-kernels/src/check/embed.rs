@@ -4,8 +4,10 @@
 
 use half::bf16;
 
-use super::rms_norm::{bitwise, fail_if, gather, unpoisoned_outside, Layout};
-use super::{compare, download_hidden, hidden_poison_bits, poisoned_hidden, upload_bf16, Check, Rng};
+use super::harness::{
+    alone_vs_grouped, below, bf16_normal, changed_outside, compare, download_hidden, fail_if, gather, poison_bits,
+    poisoned_hidden, upload_bf16, Block, Check, Layout, SplitMix64,
+};
 use crate::embed::{embed_segment, kernel, BAD_ID_F32_BITS};
 use crate::params::Span;
 use crate::reference::embed::segment_input;
@@ -23,17 +25,17 @@ struct Case {
 
 impl Case {
     fn new(seed: u64, rows: &[usize], d: usize, vocab: usize, mem_rows: usize) -> Case {
-        let mut rng = Rng::new(seed);
-        let layout = Layout::new(rows, 1, false, mem_rows);
+        let mut rng = SplitMix64::new(seed);
+        let layout = Layout::rows(rows, 1, false, mem_rows);
         // Ids outside the spans are out of range: a kernel reading the wrong ids writes NaN rows and fails.
         let mut ids = vec![u32::MAX; layout.in_rows];
         for s in &layout.spans {
             ids[s.in_row..s.in_row + s.rows]
                 .iter_mut()
-                .for_each(|id| *id = rng.below(vocab) as u32);
+                .for_each(|id| *id = below(&mut rng, vocab) as u32);
         }
-        let embed = rng.bf16_normal(vocab * d, 1.0);
-        let memory = rng.bf16_normal(mem_rows * d, 0.5);
+        let embed = bf16_normal(&mut rng, vocab * d, 1.0);
+        let memory = bf16_normal(&mut rng, mem_rows * d, 0.5);
         Case {
             layout,
             d,
@@ -71,13 +73,9 @@ impl Case {
         download_hidden(stream, &hidden)
     }
 
-    /// The rows each span writes: `(out_row, T_s + M, d)`.
-    fn regions(&self) -> Vec<(usize, usize, usize)> {
-        self.layout
-            .spans
-            .iter()
-            .map(|s| (s.out_row, s.rows + self.mem_rows, self.d))
-            .collect()
+    /// The rows each span writes: `T_s + M` rows from its out_row.
+    fn regions(&self) -> Vec<Block> {
+        self.layout.out_blocks(self.d, self.d, self.mem_rows)
     }
 
     /// The reference rows of span `s`, with the ids of `ids`.
@@ -115,7 +113,7 @@ pub fn check_embed<H: HiddenElem>(
     let check = compare(kernel::<H>().entry, case.describe(), &got, &want, 0.0);
     Ok(fail_if(
         check,
-        unpoisoned_outside(&hidden, d, &case.regions(), hidden_poison_bits::<H>()),
+        changed_outside(&hidden, &case.regions(), |_| poison_bits::<H>()),
         "writes outside the spans",
     ))
 }
@@ -157,7 +155,7 @@ pub fn check_embed_bad_ids<H: HiddenElem>(gpu: &Gpu, seed: u64) -> Result<Check,
     let check = fail_if(check, not_nan, "elements of bad-id rows are not the NaN 0x7FFF");
     Ok(fail_if(
         check,
-        unpoisoned_outside(&hidden, d, &case.regions(), hidden_poison_bits::<H>()),
+        changed_outside(&hidden, &case.regions(), |_| poison_bits::<H>()),
         "writes outside the spans",
     ))
 }
@@ -172,16 +170,13 @@ pub fn check_embed_grouping<H: HiddenElem>(
 ) -> Result<Check, KernelError> {
     let (d, vocab, mem_rows) = (576, 1000, 16);
     let case = Case::new(seed, rows, d, vocab, mem_rows);
-    let s = case.layout.spans[target];
-    let alone = case.run::<H>(gpu, &[s])?;
-    let grouped = case.run::<H>(gpu, &case.layout.spans)?;
-    let pick = |y: &[f32]| gather(y, d, s.out_row, s.rows + mem_rows, 0, d);
-    Ok(bitwise(
+    alone_vs_grouped(
         kernel::<H>().entry,
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run::<H>(gpu, spans),
+        |s| Block::rows(d, s.out_row, s.rows + mem_rows, 0, d),
+    )
 }
 
 /// Segment inputs at SmolLM2's and Llama-3.2-1B's widths, full and short last segments, with and without memory

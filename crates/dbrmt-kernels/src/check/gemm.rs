@@ -1,8 +1,8 @@
 //! Checks of the grouped matrix products (`cuda/gemm_bf16.cu`, `cuda/gemm_f32.cu`) against `reference::gemm`.
 //!
-//! `gemm_bf16_nt_f32_af32` reads an f32 A and rounds it to bf16 as it stages it: its inputs are unrounded f32 values,
-//! its reference sees them rounded to bf16, and [`check_gemm_af32_rounding`] requires its bits to be those of
-//! `gemm_bf16_nt_f32` on A rounded to bf16 on the host.
+//! `gemm_nt_f32_bf16_f32` reads an f32 A and rounds it to bf16 as it stages it: its inputs are unrounded f32 values,
+//! its reference sees them rounded to bf16, and [`check_gemm_rounds_a`] requires its bits to be those of
+//! `gemm_nt_bf16_bf16_f32` on A rounded to bf16 on the host.
 //!
 //! Every case lays its groups out the way the engine does (cells' rows stacked in shared activation buffers, with
 //! a gap row between cells; weights or memory states stacked per layer, group g using layer g), optionally with row
@@ -10,102 +10,70 @@
 //! operand's edge poisons the result, and every element of C that no group may write holds the poison pattern and
 //! must still hold it afterwards (a stray write fails the check).
 
-use std::sync::Arc;
-
 use cudarc::driver::CudaStream;
 use half::bf16;
 
-use super::{
-    compare, download_bf16, download_f32, poisoned_bf16, poisoned_f32, round_bf16, upload_bf16, upload_f32, Check, Rng,
-    POISON_BF16_BITS,
+use super::harness::{
+    self, bf16_normal, bitwise, changed_outside, compare, download_bf16, download_f32, f32_normal, fail_if, mask,
+    poison_bits, poisoned_bf16, poisoned_f32, round_bf16, upload_bf16, upload_f32, Block, Check, SplitMix64,
+    BF16_OUT_TOL, F32_OUT_TOL, POISON_BF16_BITS,
 };
-use crate::gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup, Layout};
+use crate::gemm::{
+    gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
+    Dtype, GemmGroup, GemmKernel, Layout,
+};
 use crate::poison::POISON_F32_BITS;
 use crate::reference::gemm::{linear, linear_add, matmul, matmul_tn_add};
 use crate::{Gpu, KernelError};
 
-/// Tolerance on ‖gpu − ref‖ / ‖ref‖ for a bf16 output: the f32 result is rounded to bf16 once (relative error at
-/// most 2⁻⁹, about 2⁻¹⁰ on average, per element), and the f32 summation-order differences are far below that;
-/// 8e-3 ≈ 2⁻⁷ leaves room for a wrong rounding mode but not for a wrong element.
-pub const TOL_BF16_OUT: f64 = 8e-3;
-
-/// Tolerance for an f32 output (from bf16 inputs, whose products are exact in f32, or from f32 inputs): only the
-/// order of the f32 summation differs from the reference, a relative error of a few 1e-7 · √k; 1e-5 holds for
-/// k up to a few thousand (measured on an H100: 2.1e-6 for bf16 inputs at k = 2048, 2.8e-7 for f32 at k = 384).
-pub const TOL_F32_OUT: f64 = 1e-5;
-
-/// The entry points checked here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GemmKernel {
-    /// `gemm_bf16_nt_bf16`: C bf16 = A·Bᵀ.
-    Bf16NtBf16,
-    /// `gemm_bf16_nt_f32`: C f32 = A·Bᵀ, bf16 inputs.
-    Bf16NtF32,
-    /// `gemm_bf16_nt_f32_af32`: C f32 = bf16(A)·Bᵀ, A f32 (rounded to bf16 by the kernel), B bf16.
-    Bf16NtF32Af32,
-    /// `gemm_f32_nn`: C = A·B, f32.
-    F32Nn,
-    /// `gemm_f32_tn`: C = Aᵀ·B, f32.
-    F32Tn,
+/// What a check needs to know of a kernel beyond the registry: its tolerance and its C's poison.
+trait Judged {
+    /// Whether A is stored in bf16.
+    fn bf16_a(self) -> bool;
+    /// Whether B is stored in bf16.
+    fn bf16_b(self) -> bool;
+    /// Whether the kernel rounds its (f32) A to bf16 before multiplying (an f32 A with a bf16 B).
+    fn rounds_a(self) -> bool;
+    fn bf16_output(self) -> bool;
+    /// The tolerance of its output type.
+    fn tol(self) -> f64;
+    /// The bits an element of C that no group may write keeps (read back as f32): the poison of its output type.
+    fn poison(self) -> u32;
 }
 
-impl GemmKernel {
-    /// All five entry points.
-    pub const ALL: [GemmKernel; 5] = [
-        GemmKernel::Bf16NtBf16,
-        GemmKernel::Bf16NtF32,
-        GemmKernel::Bf16NtF32Af32,
-        GemmKernel::F32Nn,
-        GemmKernel::F32Tn,
-    ];
-
-    /// The kernel's entry point name.
-    pub fn entry(self) -> &'static str {
-        match self {
-            GemmKernel::Bf16NtBf16 => "gemm_bf16_nt_bf16",
-            GemmKernel::Bf16NtF32 => "gemm_bf16_nt_f32",
-            GemmKernel::Bf16NtF32Af32 => "gemm_bf16_nt_f32_af32",
-            GemmKernel::F32Nn => "gemm_f32_nn",
-            GemmKernel::F32Tn => "gemm_f32_tn",
-        }
-    }
-
-    fn layout(self) -> Layout {
-        match self {
-            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 | GemmKernel::Bf16NtF32Af32 => Layout::Nt,
-            GemmKernel::F32Nn => Layout::Nn,
-            GemmKernel::F32Tn => Layout::Tn,
-        }
-    }
-
-    /// Whether A is stored in bf16.
+impl Judged for GemmKernel {
     fn bf16_a(self) -> bool {
-        matches!(self, GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32)
+        self.dtypes()[0] == Dtype::Bf16
     }
 
-    /// Whether B is stored in bf16.
     fn bf16_b(self) -> bool {
-        matches!(
-            self,
-            GemmKernel::Bf16NtBf16 | GemmKernel::Bf16NtF32 | GemmKernel::Bf16NtF32Af32
-        )
+        self.dtypes()[1] == Dtype::Bf16
     }
 
-    /// Whether the kernel rounds its (f32) A to bf16 before multiplying.
     fn rounds_a(self) -> bool {
-        self == GemmKernel::Bf16NtF32Af32
+        !self.bf16_a() && self.bf16_b()
     }
 
     fn bf16_output(self) -> bool {
-        self == GemmKernel::Bf16NtBf16
+        self.dtypes()[2] == Dtype::Bf16
     }
 
-    /// The tolerance of its output type ([`TOL_BF16_OUT`] or [`TOL_F32_OUT`]).
-    pub fn tol(self) -> f64 {
+    /// [`BF16_OUT_TOL`] (one rounding of the f32 result), or [`F32_OUT_TOL`] (from bf16 inputs, whose products are
+    /// exact in f32, or from f32 inputs, only the order of the f32 summation differs from the reference, a relative
+    /// error of a few 1e-7 · √k; measured on an H100: 2.1e-6 for bf16 inputs at k = 2048, 2.8e-7 for f32 at k = 384).
+    fn tol(self) -> f64 {
         if self.bf16_output() {
-            TOL_BF16_OUT
+            BF16_OUT_TOL
         } else {
-            TOL_F32_OUT
+            F32_OUT_TOL
+        }
+    }
+
+    fn poison(self) -> u32 {
+        if self.bf16_output() {
+            poison_bits::<bf16>()
+        } else {
+            poison_bits::<f32>()
         }
     }
 }
@@ -210,25 +178,6 @@ fn lay_out(case: &GemmCase) -> Layout3 {
     }
 }
 
-/// Marks the elements of a `rows × width` block (row stride `ld`) from `offset`.
-fn mark(mask: &mut [bool], offset: usize, rows: usize, width: usize, ld: usize) {
-    for r in 0..rows {
-        mask[offset + r * ld..offset + r * ld + width].fill(true);
-    }
-}
-
-fn gather(buf: &[f32], offset: usize, rows: usize, width: usize, ld: usize) -> Vec<f32> {
-    (0..rows)
-        .flat_map(|r| buf[offset + r * ld..offset + r * ld + width].iter().copied())
-        .collect()
-}
-
-fn scatter(buf: &mut [f32], offset: usize, rows: usize, width: usize, ld: usize, x: &[f32]) {
-    for r in 0..rows {
-        buf[offset + r * ld..offset + r * ld + width].copy_from_slice(&x[r * width..(r + 1) * width]);
-    }
-}
-
 /// Host inputs of a case: A, B (NaN where no group reads), the initial C (poison where no group writes, and
 /// everywhere when not accumulating) and the mask of C elements the groups write.
 struct Inputs {
@@ -238,26 +187,29 @@ struct Inputs {
     c_mask: Vec<bool>,
 }
 
-fn inputs(case: &GemmCase, l: &Layout3, rng: &mut Rng) -> Inputs {
+fn inputs(case: &GemmCase, l: &Layout3, rng: &mut SplitMix64) -> Inputs {
     let layout = case.kernel.layout();
     let mut draw = |len: usize, std: f64, bf16: bool| {
         if bf16 {
-            rng.bf16_normal(len, std)
+            bf16_normal(rng, len, std)
         } else {
-            rng.f32_normal(len, std)
+            f32_normal(rng, len, std)
         }
     };
     let mut a = draw(l.a_len, 1.0, case.kernel.bf16_a());
     // Scaled so that every product has entries of order 1, like the residual they may be added to.
     let mut b = draw(l.b_len, 1.0 / (case.k.max(1) as f64).sqrt(), case.kernel.bf16_b());
-    let (mut a_mask, mut b_mask, mut c_mask) = (vec![false; l.a_len], vec![false; l.b_len], vec![false; l.c_len]);
-    for g in &l.groups {
-        let (ar, aw) = if layout == Layout::Tn { (g.k, g.m) } else { (g.m, g.k) };
-        let (br, bw) = if layout == Layout::Nt { (g.n, g.k) } else { (g.k, g.n) };
-        mark(&mut a_mask, g.a_offset, ar, aw, g.lda);
-        mark(&mut b_mask, g.b_offset, br, bw, g.ldb);
-        mark(&mut c_mask, g.c_offset, g.m, g.n, g.ldc);
-    }
+    let (a_mask, b_mask, c_mask) = (
+        mask(
+            l.a_len,
+            &l.groups.iter().map(|g| a_block(layout, g)).collect::<Vec<_>>(),
+        ),
+        mask(
+            l.b_len,
+            &l.groups.iter().map(|g| b_block(layout, g)).collect::<Vec<_>>(),
+        ),
+        mask(l.c_len, &c_blocks(&l.groups)),
+    );
     for (x, _) in a.iter_mut().zip(&a_mask).filter(|(_, &m)| !m) {
         *x = f32::NAN;
     }
@@ -267,9 +219,9 @@ fn inputs(case: &GemmCase, l: &Layout3, rng: &mut Rng) -> Inputs {
     let poison = f32::from_bits(POISON_F32_BITS);
     let c0: Vec<f32> = if case.accumulate {
         let fresh = if case.kernel.bf16_output() {
-            rng.bf16_normal(l.c_len, 1.0)
+            bf16_normal(rng, l.c_len, 1.0)
         } else {
-            rng.f32_normal(l.c_len, 1.0)
+            f32_normal(rng, l.c_len, 1.0)
         };
         fresh
             .into_iter()
@@ -282,6 +234,42 @@ fn inputs(case: &GemmCase, l: &Layout3, rng: &mut Rng) -> Inputs {
     Inputs { a, b, c0, c_mask }
 }
 
+/// Group `g`'s A as stored (`[m, k]`, or `[k, m]` for `Tn`).
+fn a_block(layout: Layout, g: &GemmGroup) -> Block {
+    let (rows, width) = if layout == Layout::Tn { (g.k, g.m) } else { (g.m, g.k) };
+    Block {
+        offset: g.a_offset,
+        rows,
+        width,
+        ld: g.lda,
+    }
+}
+
+/// Group `g`'s B as stored (`[n, k]` for `Nt`, else `[k, n]`).
+fn b_block(layout: Layout, g: &GemmGroup) -> Block {
+    let (rows, width) = if layout == Layout::Nt { (g.n, g.k) } else { (g.k, g.n) };
+    Block {
+        offset: g.b_offset,
+        rows,
+        width,
+        ld: g.ldb,
+    }
+}
+
+/// Group `g`'s C, `[m, n]`.
+fn c_block(g: &GemmGroup) -> Block {
+    Block {
+        offset: g.c_offset,
+        rows: g.m,
+        width: g.n,
+        ld: g.ldc,
+    }
+}
+
+fn c_blocks(groups: &[GemmGroup]) -> Vec<Block> {
+    groups.iter().map(c_block).collect()
+}
+
 /// The f32 reference of the whole C buffer: each group's product (plus its initial C when accumulating) where it
 /// writes, the initial contents elsewhere.
 fn reference(case: &GemmCase, l: &Layout3, x: &Inputs) -> Vec<f32> {
@@ -292,18 +280,18 @@ fn reference(case: &GemmCase, l: &Layout3, x: &Inputs) -> Vec<f32> {
             continue;
         }
         let mut y = if case.accumulate {
-            gather(&x.c0, g.c_offset, m, n, g.ldc)
+            c_block(g).gather(&x.c0)
         } else {
             vec![0.0; m * n]
         };
         if k > 0 {
             match case.kernel.layout() {
                 Layout::Nt => {
-                    let mut a = gather(&x.a, g.a_offset, m, k, g.lda);
+                    let mut a = a_block(Layout::Nt, g).gather(&x.a);
                     if case.kernel.rounds_a() {
                         a.iter_mut().for_each(|v| *v = round_bf16(*v));
                     }
-                    let w = gather(&x.b, g.b_offset, n, k, g.ldb);
+                    let w = b_block(Layout::Nt, g).gather(&x.b);
                     if case.accumulate {
                         linear_add(&a, &w, m, k, n, &mut y);
                     } else {
@@ -311,21 +299,21 @@ fn reference(case: &GemmCase, l: &Layout3, x: &Inputs) -> Vec<f32> {
                     }
                 }
                 Layout::Nn => {
-                    let a = gather(&x.a, g.a_offset, m, k, g.lda);
-                    let b = gather(&x.b, g.b_offset, k, n, g.ldb);
+                    let a = a_block(Layout::Nn, g).gather(&x.a);
+                    let b = b_block(Layout::Nn, g).gather(&x.b);
                     let mut p = vec![0.0; m * n];
                     matmul(&a, &b, m, k, n, &mut p);
                     // The kernel adds the finished product to C, as here.
                     y.iter_mut().zip(&p).for_each(|(y, p)| *y += p);
                 }
                 Layout::Tn => {
-                    let a = gather(&x.a, g.a_offset, k, m, g.lda);
-                    let b = gather(&x.b, g.b_offset, k, n, g.ldb);
+                    let a = a_block(Layout::Tn, g).gather(&x.a);
+                    let b = b_block(Layout::Tn, g).gather(&x.b);
                     matmul_tn_add(&a, &b, m, k, n, &mut y);
                 }
             }
         }
-        scatter(&mut out, g.c_offset, m, n, g.ldc, &y);
+        c_block(g).scatter(&mut out, &y);
     }
     out
 }
@@ -343,14 +331,10 @@ fn to_bf16_keep_poison(x: &[f32]) -> Vec<bf16> {
         .collect()
 }
 
-fn is_poison(x: f32) -> bool {
-    x.to_bits() == POISON_F32_BITS || x.to_bits() == (POISON_BF16_BITS as u32) << 16
-}
-
 /// Uploads the inputs, poisons (or fills) C, runs the launch over `groups` and downloads the whole of C.
 fn run_gpu(
     gpu: &Gpu,
-    stream: &Arc<CudaStream>,
+    stream: &std::sync::Arc<CudaStream>,
     case: &GemmCase,
     groups: &[GemmGroup],
     x: &Inputs,
@@ -363,7 +347,7 @@ fn run_gpu(
         } else {
             poisoned_f32(gpu, stream, x.c0.len())?
         };
-        gemm_bf16_nt_f32_af32(gpu, stream, &a, &b, &mut c, groups, acc)?;
+        gemm_nt_f32_bf16_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
         download_f32(stream, &c)
     } else if case.kernel.bf16_a() {
         let (a, b) = (upload_bf16(stream, &x.a)?, upload_bf16(stream, &x.b)?);
@@ -373,7 +357,7 @@ fn run_gpu(
             } else {
                 poisoned_bf16(gpu, stream, x.c0.len())?
             };
-            gemm_bf16_nt(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            gemm_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, groups, acc)?;
             download_bf16(stream, &c)
         } else {
             let mut c = if acc {
@@ -381,7 +365,7 @@ fn run_gpu(
             } else {
                 poisoned_f32(gpu, stream, x.c0.len())?
             };
-            gemm_bf16_nt_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            gemm_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
             download_f32(stream, &c)
         }
     } else {
@@ -391,40 +375,38 @@ fn run_gpu(
         } else {
             poisoned_f32(gpu, stream, x.c0.len())?
         };
-        if case.kernel == GemmKernel::F32Nn {
-            gemm_f32_nn(gpu, stream, &a, &b, &mut c, groups, acc)?;
+        if case.kernel == GemmKernel::NnF32F32F32 {
+            gemm_nn_f32_f32_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
         } else {
-            gemm_f32_tn(gpu, stream, &a, &b, &mut c, groups, acc)?;
+            gemm_tn_f32_f32_f32(gpu, stream, &a, &b, &mut c, groups, acc)?;
         }
         download_f32(stream, &c)
     }
 }
 
-/// Compares the written part of C with the reference and fails the check (rel_err = ∞, noted in the shape) if
-/// any element outside it lost its poison.
-fn judge(kernel: &'static str, shape: String, gpu: &[f32], reference: &[f32], mask: &[bool], tol: f64) -> Check {
-    let pick = |v: &[f32], want: bool| -> Vec<f32> {
-        v.iter()
-            .zip(mask)
-            .filter(|(_, &m)| m == want)
-            .map(|(&x, _)| x)
-            .collect()
-    };
-    let stray = pick(gpu, false).iter().filter(|&&x| !is_poison(x)).count();
-    let mut check = compare(kernel, shape, &pick(gpu, true), &pick(reference, true), tol);
-    if stray > 0 {
-        check.rel_err = f64::INFINITY;
-        check.shape.push_str(&format!(" STRAY WRITES: {stray}"));
-    }
-    check
+/// Compares the written part of C (the groups' `blocks`) with the reference and fails the check if any element
+/// outside it lost the `poison` of C's type (a stray write).
+fn judge(
+    kernel: &'static str,
+    shape: String,
+    gpu: &[f32],
+    reference: &[f32],
+    blocks: &[Block],
+    tol: f64,
+    poison: u32,
+) -> Check {
+    let inside = mask(gpu.len(), blocks);
+    let pick = |v: &[f32]| -> Vec<f32> { v.iter().zip(&inside).filter(|(_, &m)| m).map(|(&x, _)| x).collect() };
+    let check = compare(kernel, shape, &pick(gpu), &pick(reference), tol);
+    fail_if(check, changed_outside(gpu, blocks, |_| poison), "stray writes")
 }
 
 /// Runs one case on fresh random inputs drawn from `seed` and compares it with the f32 reference, with the
-/// tolerance of the kernel's output type ([`GemmKernel::tol`]).
+/// tolerance of the kernel's output type ([`Judged::tol`]).
 pub fn check_gemm(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
     let stream = gpu.stream();
     let l = lay_out(case);
-    let x = inputs(case, &l, &mut Rng::new(seed));
+    let x = inputs(case, &l, &mut SplitMix64::new(seed));
     let want = reference(case, &l, &x);
     let got = run_gpu(gpu, stream, case, &l.groups, &x)?;
     Ok(judge(
@@ -432,8 +414,9 @@ pub fn check_gemm(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, Kernel
         case.shape(),
         &got,
         &want,
-        &x.c_mask,
+        &c_blocks(&l.groups),
         case.kernel.tol(),
+        case.kernel.poison(),
     ))
 }
 
@@ -451,14 +434,11 @@ pub fn check_gemm_grouping(gpu: &Gpu, seed: u64, kernel: GemmKernel, accumulate:
         accumulate,
     };
     let l = lay_out(&case);
-    let x = inputs(&case, &l, &mut Rng::new(seed));
+    let x = inputs(&case, &l, &mut SplitMix64::new(seed));
     let all = run_gpu(gpu, stream, &case, &l.groups, &x)?;
     let alone = run_gpu(gpu, stream, &case, &l.groups[TARGET..=TARGET], &x)?;
-    let g = l.groups[TARGET];
-    let (all, alone) = (
-        gather(&all, g.c_offset, g.m, g.n, g.ldc),
-        gather(&alone, g.c_offset, g.m, g.n, g.ldc),
-    );
+    let c = c_block(&l.groups[TARGET]);
+    let (all, alone) = (c.gather(&all), c.gather(&alone));
     let shape = format!(
         "m=37 alone vs group {TARGET} of {:?}, n={} k={}{}",
         case.ms,
@@ -466,32 +446,22 @@ pub fn check_gemm_grouping(gpu: &Gpu, seed: u64, kernel: GemmKernel, accumulate:
         case.k,
         if accumulate { " acc" } else { "" }
     );
-    let mut check = compare(kernel.entry(), shape, &alone, &all, 0.0);
-    let differing = alone
-        .iter()
-        .zip(&all)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    if differing > 0 {
-        // Bits differ even where the values compare equal (±0): report the fraction of differing elements.
-        check.rel_err = check.rel_err.max(differing as f64 / alone.len() as f64);
-    }
-    Ok(check)
+    Ok(bitwise(kernel.entry(), shape, &alone, &all))
 }
 
-/// `gemm_bf16_nt_f32_af32` against `gemm_bf16_nt_f32` on A rounded to bf16 on the host (to nearest, ties to even),
+/// `gemm_nt_f32_bf16_f32` against `gemm_nt_bf16_bf16_f32` on A rounded to bf16 on the host (to nearest, ties to even),
 /// the same groups, C and B: identical bits, since the kernel rounds A the same way as it stages it and runs the same
 /// tile loop. Every eighth element of A is made an exact tie between two bf16 values (so rounding half up, or
 /// truncating, shows). Tolerance 0: any differing bit fails.
-pub fn check_gemm_af32_rounding(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
+pub fn check_gemm_rounds_a(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result<Check, KernelError> {
     assert_eq!(
         case.kernel,
-        GemmKernel::Bf16NtF32Af32,
+        GemmKernel::NtF32Bf16F32,
         "the rounding check is for the af32 kernel"
     );
     let stream = gpu.stream();
     let l = lay_out(case);
-    let mut x = inputs(case, &l, &mut Rng::new(seed));
+    let mut x = inputs(case, &l, &mut SplitMix64::new(seed));
     for v in x.a.iter_mut().step_by(8).filter(|v| v.is_finite()) {
         *v = f32::from_bits((v.to_bits() & 0xFFFF_0000) | 0x8000);
     }
@@ -503,22 +473,27 @@ pub fn check_gemm_af32_rounding(gpu: &Gpu, seed: u64, case: &GemmCase) -> Result
         c_mask: x.c_mask.clone(),
     };
     let bf16_case = GemmCase {
-        kernel: GemmKernel::Bf16NtF32,
+        kernel: GemmKernel::NtBf16Bf16F32,
         ..case.clone()
     };
     let want = run_gpu(gpu, stream, &bf16_case, &l.groups, &rounded)?;
-    let shape = format!("{} vs gemm_bf16_nt_f32(bf16(A)), ties", case.shape());
-    let mut check = judge(case.kernel.entry(), shape, &got, &want, &x.c_mask, 0.0);
-    let differing = got
-        .iter()
-        .zip(&want)
-        .zip(&x.c_mask)
-        .filter(|((a, b), &m)| m && a.to_bits() != b.to_bits())
-        .count();
-    if differing > 0 {
-        check.rel_err = check.rel_err.max(differing as f64 / got.len() as f64);
-    }
-    Ok(check)
+    let shape = format!("{} vs gemm_nt_bf16_bf16_f32(bf16(A)), ties", case.shape());
+    let blocks = c_blocks(&l.groups);
+    let check = judge(
+        case.kernel.entry(),
+        shape,
+        &got,
+        &want,
+        &blocks,
+        0.0,
+        case.kernel.poison(),
+    );
+    let written = |v: &[f32]| -> Vec<f32> { blocks.iter().flat_map(|b| b.gather(v)).collect() };
+    Ok(fail_if(
+        check,
+        harness::differing_bits(&written(&got), &written(&want)),
+        "elements differ in bits",
+    ))
 }
 
 /// Every gemm check: each entry point at shapes that are not multiples of the tiles, several groups of different
@@ -555,19 +530,19 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         accumulate,
     };
     // The decoder's projections: T + M = 1152 rows, d = 2048 (a down projection with residual: k = 2048).
-    cases.push(case(GemmKernel::Bf16NtBf16, &[1152, 1152], 2048, 2048, false));
-    cases.push(case(GemmKernel::Bf16NtBf16, &[1152, 500], 2048, 2048, true));
+    cases.push(case(GemmKernel::NtBf16Bf16Bf16, &[1152, 1152], 2048, 2048, false));
+    cases.push(case(GemmKernel::NtBf16Bf16Bf16, &[1152, 500], 2048, 2048, true));
     // ARMT projections [K|V|β] (64 + 2048 + 1 columns) of M = 128 memory rows; an LM head (SmolLM2's vocab, odd).
-    cases.push(case(GemmKernel::Bf16NtF32, &[128, 128, 128], 2113, 2048, false));
-    cases.push(case(GemmKernel::Bf16NtF32, &[1, 3], 49157, 576, false));
+    cases.push(case(GemmKernel::NtBf16Bf16F32, &[128, 128, 128], 2113, 2048, false));
+    cases.push(case(GemmKernel::NtBf16Bf16F32, &[1, 3], 49157, 576, false));
     // With f32 hidden rows: the o projection's residual add into them (f32 C, accumulating), and the products that
     // read them (A f32): the ARMT projections of the memory rows and the read's W_q (d_mem = 64) over T + M rows.
-    cases.push(case(GemmKernel::Bf16NtF32, &[1152, 500], 2048, 2048, true));
-    cases.push(case(GemmKernel::Bf16NtF32Af32, &[128, 128, 128], 2113, 2048, false));
-    cases.push(case(GemmKernel::Bf16NtF32Af32, &[1152, 300], 64, 2048, false));
+    cases.push(case(GemmKernel::NtBf16Bf16F32, &[1152, 500], 2048, 2048, true));
+    cases.push(case(GemmKernel::NtF32Bf16F32, &[128, 128, 128], 2113, 2048, false));
+    cases.push(case(GemmKernel::NtF32Bf16F32, &[1152, 300], 64, 2048, false));
     // The memory read φ(q)·A (D = 384) and the update A += Kᵀ·U (M = 128).
-    cases.push(case(GemmKernel::F32Nn, &[1152, 144], 2048, 384, false));
-    cases.push(case(GemmKernel::F32Tn, &[384, 384, 384], 2048, 128, true));
+    cases.push(case(GemmKernel::NnF32F32F32, &[1152, 144], 2048, 384, false));
+    cases.push(case(GemmKernel::TnF32F32F32, &[384, 384, 384], 2048, 128, true));
 
     let mut results: Vec<Result<Check, KernelError>> = cases
         .iter()
@@ -587,14 +562,14 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         .enumerate()
     {
         let case = GemmCase {
-            kernel: GemmKernel::Bf16NtF32Af32,
+            kernel: GemmKernel::NtF32Bf16F32,
             ms,
             n,
             k,
             pad,
             accumulate,
         };
-        results.push(check_gemm_af32_rounding(gpu, seed.wrapping_add(2000 + i as u64), &case));
+        results.push(check_gemm_rounds_a(gpu, seed.wrapping_add(2000 + i as u64), &case));
     }
     results
 }
@@ -624,10 +599,10 @@ mod tests {
                 };
                 let l = lay_out(&case);
                 validate("t", &l.groups, l.a_len, l.b_len, l.c_len, kernel.layout()).unwrap();
-                let x = inputs(&case, &l, &mut Rng::new(7));
+                let x = inputs(&case, &l, &mut SplitMix64::new(7));
                 let r = reference(&case, &l, &x);
                 for ((&v, &m), &c0) in r.iter().zip(&x.c_mask).zip(&x.c0) {
-                    assert_eq!(m, !is_poison(v), "{case:?}");
+                    assert_eq!(m, v.to_bits() != POISON_F32_BITS, "{case:?}");
                     if !m {
                         assert_eq!(v.to_bits(), c0.to_bits());
                     }
@@ -640,12 +615,20 @@ mod tests {
     #[test]
     fn judge_flags_stray_writes_and_passes_exact_results() {
         let p = f32::from_bits(POISON_F32_BITS);
-        let mask = [true, false, true];
-        let ok = judge("k", "s".into(), &[1.0, p, 2.0], &[1.0, p, 2.0], &mask, 1e-5);
+        // Elements 0 and 2 written: two blocks of one element.
+        let one = |offset| Block {
+            offset,
+            rows: 1,
+            width: 1,
+            ld: 1,
+        };
+        let blocks = [one(0), one(2)];
+        let judge = |gpu: &[f32]| judge("k", "s".into(), gpu, &[1.0, p, 2.0], &blocks, 1e-5, POISON_F32_BITS);
+        let ok = judge(&[1.0, p, 2.0]);
         assert!(ok.passed(), "{ok}");
-        let stray = judge("k", "s".into(), &[1.0, 0.5, 2.0], &[1.0, p, 2.0], &mask, 1e-5);
-        assert!(!stray.passed() && stray.shape.contains("STRAY"));
-        let unwritten = judge("k", "s".into(), &[p, p, 2.0], &[1.0, p, 2.0], &mask, 1e-5);
+        let stray = judge(&[1.0, 0.5, 2.0]);
+        assert!(!stray.passed() && stray.shape.contains("stray"));
+        let unwritten = judge(&[p, p, 2.0]);
         assert!(!unwritten.passed() && unwritten.unwritten == 1);
     }
 }

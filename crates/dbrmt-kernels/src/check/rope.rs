@@ -3,9 +3,11 @@
 
 use half::bf16;
 
-use super::rms_norm::{bitwise, fail_if, gather, stray_writes, Layout, ROW_KERNEL_TOL};
-use super::{compare, upload_bf16, upload_f32, Check, Rng};
-use crate::params::Span;
+use super::harness::{
+    alone_vs_grouped, bf16_normal, bitwise, changed_outside, compare, fail_if, gather, upload_bf16, upload_f32, Block,
+    Check, Layout, SplitMix64, BF16_OUT_TOL,
+};
+use crate::params::{Heads, Span};
 use crate::reference::rope::{apply_rope, Llama3Scaling, RopeTable};
 use crate::rope::rope;
 use crate::{Gpu, KernelError};
@@ -39,8 +41,8 @@ struct Case {
 
 impl Case {
     fn new(seed: u64, rows: &[usize], shape: RopeShape) -> Case {
-        let mut rng = Rng::new(seed);
-        let layout = Layout::new(rows, 1, true, 0);
+        let mut rng = SplitMix64::new(seed);
+        let layout = Layout::rows(rows, 1, true, 0);
         let ld = (shape.heads + 2 * shape.kv_heads) * shape.head_dim + 6;
         let positions = rows.iter().copied().max().unwrap_or(0) + 3;
         let table = if shape.llama3 {
@@ -48,7 +50,7 @@ impl Case {
         } else {
             RopeTable::new(shape.head_dim, 10000.0, None, positions)
         };
-        let qkv = rng.bf16_normal(layout.in_rows * ld, 1.0);
+        let qkv = bf16_normal(&mut rng, layout.in_rows * ld, 1.0);
         Case {
             layout,
             shape,
@@ -65,22 +67,25 @@ impl Case {
         format!("rows={rows:?} H={} KV={} hd={} {t}", s.heads, s.kv_heads, s.head_dim)
     }
 
-    /// Uploads the buffer, rotates it on `spans` and downloads it.
+    /// Uploads the buffer, rotates it on `spans` (a span's first row at its position `pos`) and downloads it.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
-        self.run_at(gpu, spans, &vec![0; spans.len()])
-    }
-
-    /// As `run`, span `i`'s first row at position `starts[i]`.
-    fn run_at(&self, gpu: &Gpu, spans: &[Span], starts: &[usize]) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
         let mut qkv = upload_bf16(stream, &self.qkv)?;
         let cos = upload_f32(stream, &self.table.cos)?;
         let sin = upload_f32(stream, &self.table.sin)?;
         let s = self.shape;
-        rope(
-            gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, starts, s.heads, s.kv_heads, s.head_dim,
-        )?;
+        let heads = Heads {
+            heads: s.heads,
+            kv_heads: s.kv_heads,
+            head_dim: s.head_dim,
+        };
+        rope(gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, heads)?;
         Ok(stream.clone_dtoh(&qkv)?)
+    }
+
+    /// The bits of element `i` of the buffer before the kernel, as a bf16 widened to f32.
+    fn original_bits(&self, i: usize) -> u32 {
+        f32::from(bf16::from_f32(self.qkv[i])).to_bits()
     }
 
     /// Columns rotated per row.
@@ -90,7 +95,7 @@ impl Case {
 }
 
 /// RoPE of one span per entry of `rows` against the f32 reference; every element the kernel must not touch (v
-/// columns, row padding, rows outside the spans) must keep its bits. Tolerance [`ROW_KERNEL_TOL`]: each output is one
+/// columns, row padding, rows outside the spans) must keep its bits. Tolerance [`BF16_OUT_TOL`]: each output is one
 /// f32 rotation of bf16 inputs (an FMA where the reference rounds twice: ~1e-7) rounded once to bf16.
 pub fn check_rope(gpu: &Gpu, seed: u64, rows: &[usize], shape: RopeShape) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
@@ -107,12 +112,16 @@ pub fn check_rope(gpu: &Gpu, seed: u64, rows: &[usize], shape: RopeShape) -> Res
                 .map(f32::from),
         );
     }
-    let check = compare("rope_bf16", case.describe(), &got, &want, ROW_KERNEL_TOL);
-    let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.in_row, s.rows, width)).collect();
-    let original = |i: usize| bf16::from_f32(case.qkv[i]).to_bits();
+    let check = compare("rope_bf16", case.describe(), &got, &want, BF16_OUT_TOL);
+    let regions: Vec<Block> = case
+        .layout
+        .spans
+        .iter()
+        .map(|s| Block::rows(case.ld, s.in_row, s.rows, 0, width))
+        .collect();
     Ok(fail_if(
         check,
-        stray_writes(&out, case.ld, &regions, original),
+        changed_outside(&out, &regions, |i| case.original_bits(i)),
         "elements outside q/k of the spans changed",
     ))
 }
@@ -126,16 +135,13 @@ pub fn check_rope_grouping(
     shape: RopeShape,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
-    let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, case.ld, s.in_row, s.rows, 0, case.width());
-    Ok(bitwise(
+    alone_vs_grouped(
         "rope_bf16",
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run(gpu, spans),
+        |s| Block::rows(case.ld, s.in_row, s.rows, 0, case.width()),
+    )
 }
 
 /// The new rows of open segments: of each span's `rows[i]` rows, only those from `cached[i]` on are rotated, launched
@@ -159,10 +165,11 @@ pub fn check_rope_at(
             in_row: s.in_row + c,
             out_row: s.in_row + c,
             rows: s.rows - c,
+            pos: c,
             ..*s
         })
         .collect();
-    let out = case.run_at(gpu, &new, cached)?;
+    let out = case.run(gpu, &new)?;
     let width = case.width();
     let pick = |y: &[bf16]| -> Vec<bf16> {
         new.iter()
@@ -175,11 +182,13 @@ pub fn check_rope_at(
         &pick(&out),
         &pick(&whole),
     );
-    let regions: Vec<_> = new.iter().map(|s| (s.in_row, s.rows, width)).collect();
-    let original = |i: usize| bf16::from_f32(case.qkv[i]).to_bits();
+    let regions: Vec<Block> = new
+        .iter()
+        .map(|s| Block::rows(case.ld, s.in_row, s.rows, 0, width))
+        .collect();
     Ok(fail_if(
         check,
-        stray_writes(&out, case.ld, &regions, original),
+        changed_outside(&out, &regions, |i| case.original_bits(i)),
         "elements outside the new rows' q/k changed",
     ))
 }

@@ -1,11 +1,13 @@
-//! `swiglu_bf16` against [`reference::mlp::swiglu`](crate::reference::mlp::swiglu).
+//! `swiglu_bf16` against [`reference::swiglu::swiglu`](crate::reference::swiglu::swiglu).
 
 use half::bf16;
 
-use super::rms_norm::{bitwise, fail_if, gather, poison_bits, stray_writes, Layout, ROW_KERNEL_TOL};
-use super::{compare, poisoned_bf16, upload_bf16, Check, Rng};
+use super::harness::{
+    alone_vs_grouped, bf16_normal, changed_outside, compare, fail_if, gather, poison_bits, poisoned_bf16, upload_bf16,
+    Block, Check, Layout, SplitMix64, BF16_OUT_TOL,
+};
 use crate::params::Span;
-use crate::reference::mlp::swiglu as swiglu_ref;
+use crate::reference::swiglu::swiglu as swiglu_ref;
 use crate::swiglu::swiglu;
 use crate::{Gpu, KernelError};
 
@@ -19,11 +21,11 @@ struct Case {
 
 impl Case {
     fn new(seed: u64, rows: &[usize], inter: usize) -> Case {
-        let mut rng = Rng::new(seed);
-        let layout = Layout::new(rows, 1, false, 0);
+        let mut rng = SplitMix64::new(seed);
+        let layout = Layout::rows(rows, 1, false, 0);
         let (gu_ld, act_ld) = (2 * inter + 4, inter + 3);
         // std 3: gates from deep in silu's negative tail to its linear part.
-        let gu = rng.bf16_normal(layout.in_rows * gu_ld, 3.0);
+        let gu = bf16_normal(&mut rng, layout.in_rows * gu_ld, 3.0);
         Case {
             layout,
             inter,
@@ -47,7 +49,7 @@ impl Case {
     }
 }
 
-/// SwiGLU of one span per entry of `rows` against the f32 reference. Tolerance [`ROW_KERNEL_TOL`]: the same f32
+/// SwiGLU of one span per entry of `rows` against the f32 reference. Tolerance [`BF16_OUT_TOL`]: the same f32
 /// formula (device `expf` and the host's `exp` differ by an ulp or two) rounded once to bf16.
 pub fn check_swiglu(gpu: &Gpu, seed: u64, rows: &[usize], inter: usize) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, inter);
@@ -65,13 +67,11 @@ pub fn check_swiglu(gpu: &Gpu, seed: u64, rows: &[usize], inter: usize) -> Resul
                 .map(f32::from),
         );
     }
-    let check = compare("swiglu_bf16", case.describe(), &got, &want, ROW_KERNEL_TOL);
-    let regions: Vec<_> = case.layout.spans.iter().map(|s| (s.out_row, s.rows, inter)).collect();
-    Ok(fail_if(
-        check,
-        stray_writes(&act, case.act_ld, &regions, poison_bits),
-        "writes outside the spans",
-    ))
+    let check = compare("swiglu_bf16", case.describe(), &got, &want, BF16_OUT_TOL);
+    let strays = changed_outside(&act, &case.layout.out_blocks(case.act_ld, inter, 0), |_| {
+        poison_bits::<bf16>()
+    });
+    Ok(fail_if(check, strays, "writes outside the spans"))
 }
 
 /// The cell of `rows[target]` launched alone and inside the launch of all `rows`: identical bits.
@@ -83,16 +83,13 @@ pub fn check_swiglu_grouping(
     inter: usize,
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, inter);
-    let s = case.layout.spans[target];
-    let alone = case.run(gpu, &[s])?;
-    let grouped = case.run(gpu, &case.layout.spans)?;
-    let pick = |y: &[bf16]| gather(y, case.act_ld, s.out_row, s.rows, 0, inter);
-    Ok(bitwise(
+    alone_vs_grouped(
         "swiglu_bf16",
-        format!("{} cell {target} alone vs grouped", case.describe()),
-        &pick(&alone),
-        &pick(&grouped),
-    ))
+        case.describe(),
+        (&case.layout.spans, target),
+        |spans| case.run(gpu, spans),
+        |s| Block::rows(case.act_ld, s.out_row, s.rows, 0, inter),
+    )
 }
 
 /// SwiGLU at SmolLM2's and Llama-3.2-1B's intermediate sizes and at an odd one, short spans included.

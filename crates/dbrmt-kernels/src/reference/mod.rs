@@ -5,13 +5,40 @@
 //! single-threaded and free of hidden state: the same inputs give the same bits, whichever schedule calls them.
 //! The math is that of `shared/reference/armt-spec.md` §1 (the original ARMT code), in f32.
 
-pub mod armt;
+//!
+//! One file per op, named as the op's kernel file (`cuda/rms_norm.cu` ↔ `reference/rms_norm.rs`).
+
+pub mod armt_read;
+pub mod armt_write;
 pub mod attention;
+pub mod dpfp;
 pub mod embed;
 pub mod gemm;
-pub mod mlp;
-pub mod norm;
+pub mod rms_norm;
 pub mod rope;
+pub mod swiglu;
 
-/// The ε the original ARMT code adds to the read/write denominators and to ‖φ(k)‖² (hard-coded 1e-5 there).
-pub const MEM_EPS: f32 = 1e-5;
+/// The ε the original ARMT code adds to the read/write denominators and to ‖φ(k)‖² (hard-coded 1e-5 there); the
+/// kernels' `ARMT_EPS` of `cuda/common/armt.cuh` (a unit test checks that they agree).
+pub const ARMT_EPS: f32 = 1e-5;
+
+/// Dot product summed in f64, rounded once (the memory's denominators).
+pub(crate) fn dot_f64(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() as f32
+}
+
+#[cfg(test)]
+mod tests {
+    /// `ARMT_EPS` is defined once for the kernels, in `cuda/common/armt.cuh`, with the value of this crate's.
+    #[test]
+    fn armt_eps_matches_the_kernels_header() {
+        let h = include_str!("../../../../cuda/common/armt.cuh");
+        assert!(h.contains(&format!("#define ARMT_EPS {:e}f\n", super::ARMT_EPS)), "{h}");
+        for cu in [
+            include_str!("../../../../cuda/armt_read.cu"),
+            include_str!("../../../../cuda/armt_write.cu"),
+        ] {
+            assert!(cu.contains("#include \"common/armt.cuh\"") && !cu.contains("#define ARMT_EPS"));
+        }
+    }
+}

@@ -2,12 +2,13 @@
 //! layer on its own over a KV cache, which the open segment of a generation uses.
 
 use dbrmt_kernels::reference::{
-    armt::{armt_read, armt_write, WriteWeights},
+    armt_read::armt_read,
+    armt_write::{armt_write, WriteWeights},
     attention::causal_gqa_attention_cached,
     gemm::{linear, linear_add},
-    mlp::swiglu,
-    norm::rms_norm,
+    rms_norm::rms_norm,
     rope::{apply_rope_at, RopeTable},
+    swiglu::swiglu,
 };
 
 use dbrmt_formats::{state::LayerState, LayerWeights, ModelConfig};

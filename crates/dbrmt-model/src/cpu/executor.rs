@@ -3,7 +3,7 @@
 
 use std::thread;
 
-use dbrmt_kernels::reference::{embed::segment_input, gemm::linear, norm::rms_norm, rope::RopeTable};
+use dbrmt_kernels::reference::{embed::segment_input, gemm::linear, rms_norm::rms_norm, rope::RopeTable};
 use dbrmt_schedule::{Schedule, Task, Tracker};
 
 use super::cell::{forward, CellInput};

@@ -15,7 +15,7 @@ use super::executor::{CpuModel, Resume, RunOptions};
 use crate::input::{check_ids, close_full_segments};
 use crate::{error::ModelError, output::LogitsMode};
 use dbrmt_formats::{MemoryState, SavedState};
-use dbrmt_kernels::reference::{armt::armt_read, embed::segment_input, gemm::linear, norm::rms_norm};
+use dbrmt_kernels::reference::{armt_read::armt_read, embed::segment_input, gemm::linear, rms_norm::rms_norm};
 
 /// One request's generation on the CPU model.
 #[derive(Debug)]

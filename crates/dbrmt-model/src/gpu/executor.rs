@@ -1,12 +1,13 @@
 //! The GPU executor: walks a schedule over the GPU model on one CUDA stream (the twin of `cpu/executor.rs`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cudarc::driver::CudaStream;
 use dbrmt_formats::{MemoryState, ModelConfig, TensorRead};
 use dbrmt_kernels::Gpu;
 
-use super::{DeviceState, DeviceWeights, GpuModel, StepCell, Workspace};
+use super::{AttentionKernel, DeviceState, DeviceWeights, GpuModel, Projections, StepCell, StepProfile, Workspace};
 use crate::{cpu::Resume, input::segment_range, LogitsMode, ModelError, Output};
 use dbrmt_schedule::{Schedule, Tracker};
 
@@ -17,6 +18,9 @@ pub struct GpuExecutor {
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) model: GpuModel,
     workspace: Mutex<Option<Workspace>>,
+    /// Whether prefills record a [`StepProfile`] (events between launches), kept in `last_profile`.
+    profiling: AtomicBool,
+    last_profile: Mutex<Option<StepProfile>>,
 }
 
 /// How long the last prefill ran on the device (CUDA events around its launches).
@@ -48,18 +52,28 @@ impl GpuExecutor {
             dbrmt_formats::memory::gpu_weights_bytes(src.config()),
         )?;
         let stream = gpu.stream().clone();
-        let (weights, identity) = DeviceWeights::upload(&stream, src)?;
+        let projections = Projections::for_model(src.config());
+        let (weights, identity) = DeviceWeights::upload(&stream, src, projections == Projections::Sm90)?;
         let model = GpuModel {
             cfg: src.config().clone(),
             weights,
+            projections,
+            attention: AttentionKernel::for_model(src.config()),
         };
         let executor = Self {
             gpu,
             stream,
             model,
             workspace: Mutex::new(None),
+            profiling: AtomicBool::new(false),
+            last_profile: Mutex::new(None),
         };
         Ok((executor, identity))
+    }
+
+    /// The kernels the model's projections and attention run on.
+    pub fn kernels(&self) -> (Projections, AttentionKernel) {
+        (self.model.projections, self.model.attention)
     }
 
     /// The model's config.
@@ -122,6 +136,7 @@ impl GpuExecutor {
                 slots.max(1),
                 logit_rows,
                 0,
+                self.model.projections,
             )?);
         }
         let ws = guard.as_mut().expect("workspace just ensured");
@@ -129,11 +144,16 @@ impl GpuExecutor {
             None => (DeviceState::zeros(stream, layers, cfg.d_key(), d)?, 0),
             Some(r) => (self.upload_state(&r.state)?, r.segments_before),
         };
+        let profiling = self.profiling.load(Ordering::Relaxed);
+        ws.profile = profiling.then(StepProfile::default);
         let start = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
         let (logits_out, hidden) = self.run(ws, &mut state, ids, schedule, segments_before, logits, keep_hidden)?;
         let end = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
         end.synchronize()?;
         let ms = start.elapsed_ms(&end)?;
+        if profiling {
+            *self.last_profile.lock().unwrap_or_else(PoisonError::into_inner) = ws.profile.take();
+        }
         let state: MemoryState = state.download(stream, 0, layers)?;
         let output = Output {
             tokens: ids.len(),
@@ -144,6 +164,16 @@ impl GpuExecutor {
             state,
         };
         Ok((output, DeviceTiming { ms }))
+    }
+
+    /// Whether the next prefills record where each step's time goes (events between launches; a little slower).
+    pub fn set_profiling(&self, on: bool) {
+        self.profiling.store(on, Ordering::Relaxed);
+    }
+
+    /// The step profile of the last prefill run with profiling on.
+    pub fn take_profile(&self) -> Option<StepProfile> {
+        self.last_profile.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// Uploads a memory state after checking that it fits this model.

@@ -13,13 +13,15 @@
 
 mod executor;
 mod model;
+mod profile;
 mod session;
 mod state;
 mod weights;
 mod workspace;
 
 pub use executor::{DeviceTiming, GpuExecutor};
-pub use model::{GpuModel, StepCell};
+pub use model::{AttentionKernel, GpuModel, Projections, StepCell};
+pub use profile::{ProfilePart, StepProfile};
 pub use session::Session;
 pub use state::DeviceState;
 pub use weights::DeviceWeights;

@@ -1,21 +1,26 @@
 //! One diagonal step on the device: up to `max_cells` cells, each a group of every grouped launch.
 
-use std::sync::Arc;
-
-use cudarc::driver::CudaStream;
+use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
-    armt_write::{armt_write_prep, armt_z_update},
+    armt_write::{armt_write_prep, armt_z_update, WritePrep},
     attention::attention_causal,
+    attention_sm90::{self, attention_sm90_causal},
     dpfp::dpfp,
     embed::embed_segment,
-    gemm::{gemm_bf16_nt, gemm_bf16_nt_f32, gemm_bf16_nt_f32_af32, gemm_f32_nn, gemm_f32_tn, GemmGroup},
-    params::{Span, MAX_GROUPS},
+    gemm::{
+        gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
+        GemmGroup,
+    },
+    gemm_sm90::{gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu},
+    params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
     swiglu::swiglu,
     Gpu, KernelError,
 };
+
+use half::bf16;
 
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
@@ -49,11 +54,68 @@ impl StepCell {
     }
 }
 
-/// The model on the device: config and weights.
+/// Which kernels run the bf16 projections (q/k/v, o, gate/up, down, the LM head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projections {
+    /// The version-1 WMMA kernels (`cuda/gemm_bf16.cu`) and a separate SwiGLU kernel.
+    V1,
+    /// The sm_90a v2 GEMM (`cuda/gemm_sm90.cu`: TMA, wgmma, persistent), SwiGLU fused into the gate/up product
+    /// (gate/up weights interleaved on upload).
+    Sm90,
+}
+
+impl Projections {
+    /// The v2 GEMM where every projection of `cfg` has shapes it takes (widths multiples of 8, the MLP width a
+    /// multiple of 64), else v1. `DBRMT_GEMM=v1` forces v1 (to compare the two on one build). The choice is per
+    /// model, never per step, so diagonal and sequential runs use the same kernels.
+    pub fn for_model(cfg: &ModelConfig) -> Self {
+        let l = &cfg.llama;
+        let widths = [l.hidden_size, l.q_dim(), l.q_dim() + 2 * l.kv_dim(), l.vocab_size];
+        let fits = widths.iter().all(|w| w.is_multiple_of(8)) && l.intermediate_size.is_multiple_of(64);
+        let forced_v1 = std::env::var("DBRMT_GEMM").is_ok_and(|v| v == "v1");
+        if fits && !forced_v1 {
+            Projections::Sm90
+        } else {
+            Projections::V1
+        }
+    }
+}
+
+/// Which kernel runs the attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// `cuda/attention.cu`: SIMT, every head dim.
+    Simt,
+    /// `cuda/attention_sm90.cu`: tensor cores, head dims 64 and 128.
+    Sm90,
+}
+
+impl AttentionKernel {
+    /// The tensor-core kernel where it takes the model's heads, else SIMT; `DBRMT_ATTENTION=simt` forces SIMT (to
+    /// compare). Per model, so prefill, decoding, diagonal and sequential runs all use the same kernel.
+    pub fn for_model(cfg: &ModelConfig) -> Self {
+        let l = &cfg.llama;
+        let heads = Heads {
+            heads: l.num_heads,
+            kv_heads: l.num_kv_heads,
+            head_dim: l.head_dim,
+        };
+        let forced = std::env::var("DBRMT_ATTENTION").is_ok_and(|v| v == "simt");
+        if attention_sm90::supports(heads) && !forced {
+            AttentionKernel::Sm90
+        } else {
+            AttentionKernel::Simt
+        }
+    }
+}
+
+/// The model on the device: config, weights, and the kernels of its projections and attention.
 #[derive(Debug)]
 pub struct GpuModel {
     pub cfg: ModelConfig,
     pub weights: DeviceWeights,
+    pub projections: Projections,
+    pub attention: AttentionKernel,
 }
 
 /// `(offset, rows)` of each cell in the step's packed scratch.
@@ -75,7 +137,7 @@ impl GpuModel {
     pub fn step(
         &self,
         gpu: &Gpu,
-        stream: &Arc<CudaStream>,
+        stream: &CudaStream,
         ws: &mut Workspace,
         st: &mut DeviceState,
         cells: &[StepCell],
@@ -102,368 +164,304 @@ impl GpuModel {
         Ok(())
     }
 
+    /// One chunk of a step (at most a launch's groups and the workspace's cells), as [`cpu::cell`](crate::cpu::cell)
+    /// runs one cell: the embedding of entering segments, then the read, the attention block, the MLP block and the
+    /// write, each one grouped launch per op over all the chunk's cells.
     fn step_chunk(
         &self,
         gpu: &Gpu,
-        stream: &Arc<CudaStream>,
+        stream: &CudaStream,
         ws: &mut Workspace,
         st: &mut DeviceState,
         cells: &[StepCell],
     ) -> Result<(), KernelError> {
-        let c = &self.cfg;
-        let w = &self.weights;
-        let (d, m, r) = (c.llama.hidden_size, c.armt.num_mem_tokens, ws.rows);
-        let (dm, dk, inter, q) = (c.armt.d_mem, c.d_key(), c.llama.intermediate_size, c.llama.q_dim());
-        let qkv = q + 2 * c.llama.kv_dim();
-        let packed = packed_rows(cells, m);
-        let hid = |x: &StepCell| x.slot * r;
+        let at = Chunk::new(&self.cfg, cells, ws.rows, |layer| ws.cache_row(layer));
+        if let Some(p) = ws.profile.as_mut() {
+            p.begin(stream, cells.len())?;
+        }
+        self.embed_entering(gpu, stream, ws, &at)?;
+        self.read(gpu, stream, ws, st, &at)?;
+        self.attention_block(gpu, stream, ws, &at)?;
+        self.mlp_block(gpu, stream, ws, &at)?;
+        self.write(gpu, stream, ws, st, &at)
+    }
 
-        // Spans: hidden rows → packed scratch rows, packed → packed, packed → hidden.
-        let span = |i: usize, x: &StepCell, in_row: usize, out_row: usize| Span {
-            in_row,
-            out_row,
-            rows: packed[i].1,
-            layer: x.layer,
-            flag: x.first_segment,
-            state: x.state,
-        };
-        let to_scratch: Vec<Span> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| span(i, x, hid(x), packed[i].0))
-            .collect();
-        let in_scratch: Vec<Span> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| span(i, x, packed[i].0, packed[i].0))
-            .collect();
-        // group of cell i: offsets (a, b, c) and (n, k) with row strides (lda, ldb, ldc); m = the cell's rows
-        let gemm = |i: usize, off: (usize, usize, usize), nk: (usize, usize), ld: (usize, usize, usize)| GemmGroup {
-            a_offset: off.0,
-            b_offset: off.1,
-            c_offset: off.2,
-            m: packed[i].1,
-            n: nk.0,
-            k: nk.1,
-            lda: ld.0,
-            ldb: ld.1,
-            ldc: ld.2,
-        };
-
-        // 1. segments entering layer 0: their embeddings and memory rows
-        let entering: Vec<Span> = cells
-            .iter()
-            .filter_map(|x| {
+    /// Segments entering layer 0: their embeddings and memory rows, into their hidden slots.
+    fn embed_entering(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        at: &Chunk,
+    ) -> Result<(), KernelError> {
+        let entering: Vec<Span> = (0..at.len())
+            .filter_map(|i| {
+                let x = &at.cells[i];
                 x.enters_at_token.map(|tok| Span {
                     in_row: tok,
-                    out_row: hid(x),
+                    out_row: at.hidden_row(i),
                     rows: x.text_rows,
-                    layer: 0,
-                    flag: false,
-                    state: 0,
+                    ..Span::default()
                 })
             })
             .collect();
-        if !entering.is_empty() {
-            embed_segment(
-                gpu,
-                stream,
-                &ws.ids,
-                &w.embed,
-                &w.memory,
-                &mut ws.hidden,
-                &entering,
-                d,
-                c.llama.vocab_size,
-            )?;
+        if entering.is_empty() {
+            return Ok(());
         }
+        let (w, l) = (&self.weights, &self.cfg.llama);
+        embed_segment(
+            gpu,
+            stream,
+            &ws.ids,
+            &w.embed,
+            &w.memory,
+            &mut ws.hidden,
+            &entering,
+            l.hidden_size,
+            l.vocab_size,
+        )?;
+        ws.mark(stream, "embed")
+    }
 
-        // 2. the read, from segment 1 on: H += φ(H W_qᵀ) A / (φ(H W_qᵀ)·z + ε)
-        let readers: Vec<usize> = (0..cells.len()).filter(|&i| !cells[i].first_segment).collect();
-        if !readers.is_empty() {
-            let pick = |v: &[Span]| readers.iter().map(|&i| v[i]).collect::<Vec<Span>>();
-            let g: Vec<GemmGroup> = readers
-                .iter()
-                .map(|&i| {
-                    let x = &cells[i];
-                    gemm(i, (hid(x) * d, x.layer * dm * d, packed[i].0 * dm), (dm, d), (d, d, dm))
-                })
-                .collect();
-            gemm_bf16_nt_f32_af32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &g, false)?;
-            dpfp(
-                gpu,
-                stream,
-                &ws.u,
-                dm,
-                0,
-                &mut ws.phi,
-                dk,
-                &pick(&in_scratch),
-                dm,
-                c.armt.nu,
-            )?;
-            let g: Vec<GemmGroup> = readers
-                .iter()
-                .map(|&i| {
-                    let x = &cells[i];
-                    gemm(
-                        i,
-                        (packed[i].0 * dk, x.state * dk * d, packed[i].0 * d),
-                        (d, dk),
-                        (dk, d, d),
-                    )
-                })
-                .collect();
-            gemm_f32_nn(gpu, stream, &ws.phi, &st.a, &mut ws.num, &g, false)?;
-            let apply: Vec<Span> = readers
-                .iter()
-                .map(|&i| Span {
-                    in_row: packed[i].0,
-                    out_row: hid(&cells[i]),
-                    ..in_scratch[i]
-                })
-                .collect();
-            armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)?;
+    /// The read, from segment 1 on: `H += φ(H W_qᵀ) A / (φ(H W_qᵀ)·z + ε)`.
+    fn read(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        st: &DeviceState,
+        at: &Chunk,
+    ) -> Result<(), KernelError> {
+        let readers: Vec<usize> = (0..at.len()).filter(|&i| !at.cells[i].first_segment).collect();
+        if readers.is_empty() {
+            return Ok(());
         }
+        let (w, a) = (&self.weights, &self.cfg.armt);
+        let (d, dk) = (at.d, at.d_key);
+        let in_scratch: Vec<Span> = readers.iter().map(|&i| at.in_scratch(i)).collect();
+        let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
+        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        ws.mark(stream, "read: q projection")?;
+        dpfp(
+            gpu,
+            stream,
+            &ws.u,
+            a.d_mem,
+            0,
+            &mut ws.phi,
+            dk,
+            &in_scratch,
+            a.d_mem,
+            a.nu,
+        )?;
+        ws.mark(stream, "read: dpfp")?;
+        let num: Vec<GemmGroup> = readers.iter().map(|&i| at.read_num(i)).collect();
+        gemm_nn_f32_f32_f32(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num, false)?;
+        ws.mark(stream, "read: φ·A")?;
+        let apply: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
+        armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)?;
+        ws.mark(stream, "read: apply")
+    }
 
-        // 3. attention block: x += o(attn(rope(qkv(norm(x)))))
+    /// The attention block: `x += o(attn(rope(qkv(norm(x)))))`. The q/k/v rows of a whole segment go to the packed
+    /// scratch, an open segment's to its layer's KV cache rows, after the rows cached before them.
+    fn attention_block(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        at: &Chunk,
+    ) -> Result<(), KernelError> {
+        let (w, l) = (&self.weights, &self.cfg.llama);
+        let all = 0..at.len();
+        let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
         rms_norm(
             gpu,
             stream,
             &ws.hidden,
-            d,
+            at.d,
             &w.input_norm,
             &mut ws.normed,
-            d,
+            at.d,
             &to_scratch,
-            d,
-            c.llama.rms_norm_eps,
+            at.d,
+            l.rms_norm_eps,
         )?;
-        // q/k/v rows: a whole segment's in the packed scratch, an open segment's in its layer's KV cache rows
-        let cache_rows: Vec<usize> = cells.iter().map(|x| ws.cache_row(x.layer)).collect();
-        let qkv_row = |i: usize, x: &StepCell| match x.open_at {
-            None => packed[i].0,
-            Some(p) => cache_rows[i] + p,
+        ws.mark(stream, "rms_norm")?;
+        let qkv: Vec<GemmGroup> = all.clone().map(|i| at.qkv(i)).collect();
+        self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
+        ws.mark(stream, "q/k/v projection")?;
+        let heads = Heads {
+            heads: l.num_heads,
+            kv_heads: l.num_kv_heads,
+            head_dim: l.head_dim,
         };
-        let g: Vec<GemmGroup> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                gemm(
-                    i,
-                    (packed[i].0 * d, x.layer * qkv * d, qkv_row(i, x) * qkv),
-                    (qkv, d),
-                    (d, d, qkv),
-                )
-            })
-            .collect();
-        gemm_bf16_nt(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &g, false)?;
-        let (h, kvh, hd) = (c.llama.num_heads, c.llama.num_kv_heads, c.llama.head_dim);
-        let starts: Vec<usize> = cells.iter().map(|x| x.open_at.unwrap_or(0)).collect();
-        let rotate: Vec<Span> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| Span {
-                in_row: qkv_row(i, x),
-                out_row: qkv_row(i, x),
-                ..in_scratch[i]
-            })
-            .collect();
+        let rotate: Vec<Span> = all.clone().map(|i| at.rotate(i)).collect();
         rope(
             gpu,
             stream,
             &mut ws.qkv,
-            qkv,
+            at.qkv_width,
             &w.rope_cos,
             &w.rope_sin,
             &rotate,
-            &starts,
-            h,
-            kvh,
-            hd,
+            heads,
         )?;
-        // keys from the segment's row 0: for an open segment, its cache rows before the new ones
-        let attend: Vec<Span> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| Span {
-                in_row: qkv_row(i, x) - starts[i],
-                ..in_scratch[i]
-            })
-            .collect();
-        let scale = 1.0 / (hd as f32).sqrt();
-        attention_causal(
+        ws.mark(stream, "rope")?;
+        let attend: Vec<Span> = all.clone().map(|i| at.attend(i)).collect();
+        let scale = 1.0 / (heads.head_dim as f32).sqrt();
+        let attention = match self.attention {
+            AttentionKernel::Sm90 => attention_sm90_causal,
+            AttentionKernel::Simt => attention_causal,
+        };
+        attention(
             gpu,
             stream,
             &ws.qkv,
-            qkv,
+            at.qkv_width,
             &mut ws.attn,
-            q,
+            at.q_width,
             &attend,
-            &starts,
-            h,
-            kvh,
-            hd,
+            heads,
             scale,
         )?;
-        let g: Vec<GemmGroup> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| gemm(i, (packed[i].0 * q, x.layer * d * q, hid(x) * d), (d, q), (q, q, d)))
-            .collect();
-        gemm_bf16_nt_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &g, true)?;
+        ws.mark(stream, "attention")?;
+        let o: Vec<GemmGroup> = all.map(|i| at.o(i)).collect();
+        self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)?;
+        ws.mark(stream, "o projection + residual")
+    }
 
-        // 4. MLP block: x += down(silu(gate(norm(x))) · up(norm(x)))
+    /// The MLP block: `x += down(silu(gate(norm(x))) · up(norm(x)))`.
+    fn mlp_block(&self, gpu: &Gpu, stream: &CudaStream, ws: &mut Workspace, at: &Chunk) -> Result<(), KernelError> {
+        let (w, l) = (&self.weights, &self.cfg.llama);
+        let all = 0..at.len();
+        let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
         rms_norm(
             gpu,
             stream,
             &ws.hidden,
-            d,
+            at.d,
             &w.post_norm,
             &mut ws.normed,
-            d,
+            at.d,
             &to_scratch,
-            d,
-            c.llama.rms_norm_eps,
+            at.d,
+            l.rms_norm_eps,
         )?;
-        let g: Vec<GemmGroup> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                gemm(
-                    i,
-                    (packed[i].0 * d, x.layer * 2 * inter * d, packed[i].0 * 2 * inter),
-                    (2 * inter, d),
-                    (d, d, 2 * inter),
-                )
-            })
-            .collect();
-        gemm_bf16_nt(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &g, false)?;
-        swiglu(
-            gpu,
-            stream,
-            &ws.gate_up,
-            2 * inter,
-            &mut ws.act,
-            inter,
-            &in_scratch,
-            inter,
-        )?;
-        let g: Vec<GemmGroup> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                gemm(
-                    i,
-                    (packed[i].0 * inter, x.layer * d * inter, hid(x) * d),
-                    (d, inter),
-                    (inter, inter, d),
-                )
-            })
-            .collect();
-        gemm_bf16_nt_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &g, true)?;
-
-        // 5. the write from the M post-block memory rows (whole segments only; an open segment writes when it closes)
-        let writers: Vec<(usize, &StepCell)> = cells.iter().enumerate().filter(|(_, x)| x.open_at.is_none()).collect();
-        if writers.is_empty() {
-            return Ok(());
+        ws.mark(stream, "rms_norm")?;
+        if self.projections == Projections::Sm90 {
+            // silu(gate)·up straight out of the gate/up product (weights interleaved on upload)
+            let act: Vec<GemmGroup> = all.clone().map(|i| at.gate_up_swiglu(i)).collect();
+            gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
+            ws.mark(stream, "gate/up projection + swiglu")?;
+        } else {
+            let gate_up: Vec<GemmGroup> = all.clone().map(|i| at.gate_up(i)).collect();
+            gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &gate_up, false)?;
+            ws.mark(stream, "gate/up projection")?;
+            let in_scratch: Vec<Span> = all.clone().map(|i| at.in_scratch(i)).collect();
+            swiglu(
+                gpu,
+                stream,
+                &ws.gate_up,
+                2 * at.inter,
+                &mut ws.act,
+                at.inter,
+                &in_scratch,
+                at.inter,
+            )?;
+            ws.mark(stream, "swiglu")?;
         }
-        self.write(gpu, stream, ws, st, &writers, &in_scratch)
+        let down: Vec<GemmGroup> = all.map(|i| at.down(i)).collect();
+        self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)?;
+        ws.mark(stream, "down projection + residual")
     }
 
-    /// The write of `cells` (index in the step, cell): their M memory rows, left in the hidden slots after the layer,
-    /// update `A` and `z` (scratch rows: the cell's index · M).
+    /// A bf16 projection with a bf16 result, on the model's GEMM.
+    fn linear_bf16(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        a: &CudaSlice<bf16>,
+        b: &CudaSlice<bf16>,
+        c: &mut CudaSlice<bf16>,
+        groups: &[GemmGroup],
+    ) -> Result<(), KernelError> {
+        match self.projections {
+            Projections::Sm90 => gemm_sm90_nt_bf16_bf16_bf16(gpu, stream, a, b, c, groups),
+            Projections::V1 => gemm_nt_bf16_bf16_bf16(gpu, stream, a, b, c, groups, false),
+        }
+    }
+
+    /// A bf16 projection with an f32 result (accumulating: the residual adds), on the model's GEMM.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_f32(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        a: &CudaSlice<bf16>,
+        b: &CudaSlice<bf16>,
+        c: &mut CudaSlice<f32>,
+        groups: &[GemmGroup],
+        accumulate: bool,
+    ) -> Result<(), KernelError> {
+        match self.projections {
+            Projections::Sm90 => gemm_sm90_nt_bf16_bf16_f32(gpu, stream, a, b, c, groups, accumulate),
+            Projections::V1 => gemm_nt_bf16_bf16_f32(gpu, stream, a, b, c, groups, accumulate),
+        }
+    }
+
+    /// The write of the chunk's whole segments (an open segment writes when it closes): their M memory rows, left in
+    /// the hidden slots after the layer, update `A` and `z` (scratch rows of cell `i`: `i · M..`).
     fn write(
         &self,
         gpu: &Gpu,
-        stream: &Arc<CudaStream>,
+        stream: &CudaStream,
         ws: &mut Workspace,
         st: &mut DeviceState,
-        cells: &[(usize, &StepCell)],
-        in_scratch: &[Span],
+        at: &Chunk,
     ) -> Result<(), KernelError> {
-        let c = &self.cfg;
-        let w = &self.weights;
-        let (d, m, r) = (c.llama.hidden_size, c.armt.num_mem_tokens, ws.rows);
-        let (dm, dk) = (c.armt.d_mem, c.d_key());
-        let kvb = dm + d + 1;
-        let hid = |x: &StepCell| x.slot * r;
-        let gemm = |off: (usize, usize, usize), nk: (usize, usize), ld: (usize, usize, usize)| GemmGroup {
-            a_offset: off.0,
-            b_offset: off.1,
-            c_offset: off.2,
-            m,
-            n: nk.0,
-            k: nk.1,
-            lda: ld.0,
-            ldb: ld.1,
-            ldc: ld.2,
-        };
-        let mem: Vec<Span> = cells
-            .iter()
-            .map(|&(i, _)| Span {
-                in_row: i * m,
-                out_row: i * m,
-                rows: m,
-                ..in_scratch[i]
-            })
-            .collect();
-        let mem_gemm = |g: GemmGroup| GemmGroup { m, ..g };
-        let g: Vec<GemmGroup> = cells
-            .iter()
-            .map(|&(i, x)| {
-                mem_gemm(gemm(
-                    ((hid(x) + x.text_rows) * d, x.layer * kvb * d, i * m * kvb),
-                    (kvb, d),
-                    (d, d, kvb),
-                ))
-            })
-            .collect();
-        gemm_bf16_nt_f32_af32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &g, false)?;
-        dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, dm, c.armt.nu)?;
-        let g: Vec<GemmGroup> = cells
-            .iter()
-            .filter(|(_, x)| !x.first_segment)
-            .map(|&(i, x)| mem_gemm(gemm((i * m * dk, x.state * dk * d, i * m * d), (d, dk), (dk, d, d))))
-            .collect();
-        if !g.is_empty() {
-            gemm_f32_nn(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &g, false)?;
+        let writers: Vec<usize> = (0..at.len()).filter(|&i| at.cells[i].open_at.is_none()).collect();
+        if writers.is_empty() {
+            return Ok(());
         }
-        armt_write_prep(
-            gpu,
-            stream,
-            &ws.kvb,
-            kvb,
-            dm,
-            &ws.kphi,
-            &ws.ka,
-            &st.z,
-            &w.beta_bias,
-            &mut ws.upd,
-            &mut ws.gamma,
-            &mem,
-            d,
-            dk,
-            c.armt.correction,
-        )?;
-        // A += Kᵀ U: K stored [M, D] is the transposed left operand of a [D, d] product over M
-        let g: Vec<GemmGroup> = cells
+        let (w, a) = (&self.weights, &self.cfg.armt);
+        let (d, dk, kvb) = (at.d, at.d_key, at.kvb_width);
+        let mem: Vec<Span> = writers.iter().map(|&i| at.mem_span(i)).collect();
+        // P·[W_k|W_v|w_β]ᵀ, then kφ = dpfp(K raw)
+        let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
+        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        ws.mark(stream, "write: k/v/β projection")?;
+        dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, a.d_mem, a.nu)?;
+        ws.mark(stream, "write: dpfp")?;
+        // kφ·A_old, not for segment 0
+        let ka: Vec<GemmGroup> = writers
             .iter()
-            .map(|&(i, x)| GemmGroup {
-                a_offset: i * m * dk,
-                b_offset: i * m * d,
-                c_offset: x.state * dk * d,
-                m: dk,
-                n: d,
-                k: m,
-                lda: dk,
-                ldb: d,
-                ldc: d,
-            })
+            .filter(|&&i| !at.cells[i].first_segment)
+            .map(|&i| at.write_ka(i))
             .collect();
-        gemm_f32_tn(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &g, true)?;
+        if !ka.is_empty() {
+            gemm_nn_f32_f32_f32(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka, false)?;
+            ws.mark(stream, "write: kφ·A")?;
+        }
+        let prep = WritePrep {
+            kvb: &ws.kvb,
+            kvb_ld: kvb,
+            v_col: a.d_mem,
+            kphi: &ws.kphi,
+            ka: &ws.ka,
+            z: &st.z,
+            b_beta: &w.beta_bias,
+            d,
+            d_key: dk,
+            correction: a.correction,
+        };
+        armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
+        ws.mark(stream, "write: prep")?;
+        let update: Vec<GemmGroup> = writers.iter().map(|&i| at.write_update(i)).collect();
+        gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?;
+        ws.mark(stream, "write: A += kφᵀ·u")?;
         armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
-        Ok(())
+        ws.mark(stream, "write: z update")
     }
 
     /// A segment leaving the top layer: the final norm of its text rows (kept in [`Workspace::final_hidden`]) and,
@@ -472,7 +470,7 @@ impl GpuModel {
     pub fn finish(
         &self,
         gpu: &Gpu,
-        stream: &Arc<CudaStream>,
+        stream: &CudaStream,
         ws: &mut Workspace,
         slot: usize,
         text_rows: usize,
@@ -483,9 +481,7 @@ impl GpuModel {
             in_row: slot * ws.rows,
             out_row: 0,
             rows: text_rows,
-            layer: 0,
-            flag: false,
-            state: 0,
+            ..Span::default()
         };
         let w = &self.weights;
         rms_norm(
@@ -505,18 +501,547 @@ impl GpuModel {
             LogitsMode::Last => (text_rows - 1, 1),
             LogitsMode::All => (0, text_rows),
         };
-        let g = GemmGroup {
-            a_offset: first * d,
-            b_offset: 0,
-            c_offset: 0,
-            m: rows,
-            n: v,
+        // rows first.. of the final-norm'ed rows × the LM head [V, d]ᵀ → logit rows 0..
+        let g = Linear {
+            rows,
+            x_row: first,
+            y_row: 0,
+            layer: 0,
             k: d,
-            lda: d,
-            ldb: d,
-            ldc: v,
-        };
-        gemm_bf16_nt_f32(gpu, stream, &ws.final_hidden, w.lm_head(), &mut ws.logits, &[g], false)?;
+            n: v,
+        }
+        .group();
+        self.linear_f32(gpu, stream, &ws.final_hidden, w.lm_head(), &mut ws.logits, &[g], false)?;
         Ok(rows)
+    }
+}
+
+/// A cell's `nn.Linear` product on dense rows: `Y (+)= X · W[layer]ᵀ` for `rows` rows, X from row `x_row` of a
+/// `[*, k]` buffer, Y from row `y_row` of a `[*, n]` buffer, W the `layer`-th `[n, k]` of a stacked weight.
+#[derive(Debug, Clone, Copy)]
+struct Linear {
+    rows: usize,
+    x_row: usize,
+    y_row: usize,
+    layer: usize,
+    /// Input width (the summed dimension).
+    k: usize,
+    /// Output width.
+    n: usize,
+}
+
+impl Linear {
+    fn group(self) -> GemmGroup {
+        let Linear {
+            rows,
+            x_row,
+            y_row,
+            layer,
+            k,
+            n,
+        } = self;
+        GemmGroup {
+            a_offset: x_row * k,
+            b_offset: layer * n * k,
+            c_offset: y_row * n,
+            m: rows,
+            n,
+            k,
+            lda: k,
+            ldb: k,
+            ldc: n,
+        }
+    }
+}
+
+/// A cell's product with its memory state `A` (`[D, d]` per state): `Y[rows, d] = X[rows, D] · A[state]`, X from
+/// row `x_row` of a `[*, D]` buffer (φ or kφ), Y from row `y_row` of a `[*, d]` buffer.
+#[derive(Debug, Clone, Copy)]
+struct StateProduct {
+    rows: usize,
+    x_row: usize,
+    y_row: usize,
+    state: usize,
+    d_key: usize,
+    d: usize,
+}
+
+impl StateProduct {
+    fn group(self) -> GemmGroup {
+        let StateProduct {
+            rows,
+            x_row,
+            y_row,
+            state,
+            d_key,
+            d,
+        } = self;
+        GemmGroup {
+            a_offset: x_row * d_key,
+            b_offset: state * d_key * d,
+            c_offset: y_row * d,
+            m: rows,
+            n: d,
+            k: d_key,
+            lda: d_key,
+            ldb: d,
+            ldc: d,
+        }
+    }
+}
+
+/// Where the cells of one chunk sit in the workspace, and each op's spans and GEMM groups per cell (named per
+/// tensor, as llm.c's `gpt2_forward` names its per-layer pointers).
+///
+/// Rows: cell `i` runs `rows(i)` rows (text, and memory unless open), held in its segment's hidden slot from
+/// `hidden_row(i)` and packed one cell after another in the per-step scratch from `scratch_row(i)`; its q/k/v rows are
+/// `qkv_row(i)..` (the scratch for a whole segment, its layer's KV cache for an open one); its write uses `M` scratch
+/// rows from `i · M`.
+#[derive(Debug)]
+struct Chunk<'a> {
+    cells: &'a [StepCell],
+    /// `(scratch row, rows)` of each cell.
+    packed: Vec<(usize, usize)>,
+    /// Row of each cell's layer's KV cache in the q/k/v buffer.
+    cache_rows: Vec<usize>,
+    /// Rows of a hidden slot, `T + M`.
+    slot_rows: usize,
+    d: usize,
+    mem: usize,
+    d_mem: usize,
+    d_key: usize,
+    inter: usize,
+    q_width: usize,
+    qkv_width: usize,
+    /// The write product's width, `d_mem + d + 1` (`[K | V | β]`).
+    kvb_width: usize,
+}
+
+impl<'a> Chunk<'a> {
+    fn new(cfg: &ModelConfig, cells: &'a [StepCell], slot_rows: usize, cache_row: impl Fn(usize) -> usize) -> Self {
+        let (l, m) = (&cfg.llama, cfg.armt.num_mem_tokens);
+        Chunk {
+            cells,
+            packed: packed_rows(cells, m),
+            cache_rows: cells.iter().map(|x| cache_row(x.layer)).collect(),
+            slot_rows,
+            d: l.hidden_size,
+            mem: m,
+            d_mem: cfg.armt.d_mem,
+            d_key: cfg.d_key(),
+            inter: l.intermediate_size,
+            q_width: l.q_dim(),
+            qkv_width: l.q_dim() + 2 * l.kv_dim(),
+            kvb_width: cfg.armt.d_mem + l.hidden_size + 1,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Rows cell `i` runs.
+    fn rows(&self, i: usize) -> usize {
+        self.packed[i].1
+    }
+
+    /// First row of cell `i`'s hidden slot.
+    fn hidden_row(&self, i: usize) -> usize {
+        self.cells[i].slot * self.slot_rows
+    }
+
+    /// First row of cell `i` in the packed scratch.
+    fn scratch_row(&self, i: usize) -> usize {
+        self.packed[i].0
+    }
+
+    /// First q/k/v row of cell `i`: in the scratch for a whole segment, after the cached rows for an open one.
+    fn qkv_row(&self, i: usize) -> usize {
+        match self.cells[i].open_at {
+            None => self.scratch_row(i),
+            Some(p) => self.cache_rows[i] + p,
+        }
+    }
+
+    /// Position of cell `i`'s first row in its segment (0 but for an open segment's new rows).
+    fn pos(&self, i: usize) -> usize {
+        self.cells[i].open_at.unwrap_or(0)
+    }
+
+    /// Cell `i`'s rows from `in_row` to `out_row`, with its layer, state and segment-0 flag.
+    fn span(&self, i: usize, in_row: usize, out_row: usize) -> Span {
+        let x = &self.cells[i];
+        Span {
+            in_row,
+            out_row,
+            rows: self.rows(i),
+            layer: x.layer,
+            flag: x.first_segment,
+            state: x.state,
+            pos: 0,
+        }
+    }
+
+    /// Hidden rows → packed scratch rows (the norms).
+    fn to_scratch(&self, i: usize) -> Span {
+        self.span(i, self.hidden_row(i), self.scratch_row(i))
+    }
+
+    /// Packed scratch rows → the same rows of another scratch buffer.
+    fn in_scratch(&self, i: usize) -> Span {
+        self.span(i, self.scratch_row(i), self.scratch_row(i))
+    }
+
+    /// The read's last step: from the scratch rows of num and φ into the hidden rows.
+    fn read_apply(&self, i: usize) -> Span {
+        Span {
+            out_row: self.hidden_row(i),
+            ..self.in_scratch(i)
+        }
+    }
+
+    /// RoPE, in place on the q/k rows, from the position of the cell's first row.
+    fn rotate(&self, i: usize) -> Span {
+        Span {
+            in_row: self.qkv_row(i),
+            out_row: self.qkv_row(i),
+            pos: self.pos(i),
+            ..self.in_scratch(i)
+        }
+    }
+
+    /// Attention: keys from the segment's row 0 (for an open segment, its cache rows before the new ones), queries
+    /// from `pos`, output to the attention scratch rows.
+    fn attend(&self, i: usize) -> Span {
+        Span {
+            in_row: self.qkv_row(i) - self.pos(i),
+            pos: self.pos(i),
+            ..self.in_scratch(i)
+        }
+    }
+
+    /// The write's M scratch rows of cell `i`.
+    fn mem_span(&self, i: usize) -> Span {
+        Span {
+            in_row: i * self.mem,
+            out_row: i * self.mem,
+            rows: self.mem,
+            ..self.in_scratch(i)
+        }
+    }
+
+    /// The read's query projection `u = H·W_qᵀ`: hidden rows × `mem_q[layer]` `[d_mem, d]` → u's scratch rows.
+    fn read_q(&self, i: usize) -> GemmGroup {
+        Linear {
+            rows: self.rows(i),
+            x_row: self.hidden_row(i),
+            y_row: self.scratch_row(i),
+            layer: self.cells[i].layer,
+            k: self.d,
+            n: self.d_mem,
+        }
+        .group()
+    }
+
+    /// The read's numerator `φ·A`: φ's scratch rows × the cell's state → num's scratch rows.
+    fn read_num(&self, i: usize) -> GemmGroup {
+        StateProduct {
+            rows: self.rows(i),
+            x_row: self.scratch_row(i),
+            y_row: self.scratch_row(i),
+            state: self.cells[i].state,
+            d_key: self.d_key,
+            d: self.d,
+        }
+        .group()
+    }
+
+    /// The fused q/k/v projection: normed scratch rows × `qkv[layer]` `[q + 2·kv, d]` → the cell's q/k/v rows.
+    fn qkv(&self, i: usize) -> GemmGroup {
+        Linear {
+            rows: self.rows(i),
+            x_row: self.scratch_row(i),
+            y_row: self.qkv_row(i),
+            layer: self.cells[i].layer,
+            k: self.d,
+            n: self.qkv_width,
+        }
+        .group()
+    }
+
+    /// The o projection with the residual add: attention scratch rows × `o[layer]` `[d, q]` → += hidden rows.
+    fn o(&self, i: usize) -> GemmGroup {
+        Linear {
+            rows: self.rows(i),
+            x_row: self.scratch_row(i),
+            y_row: self.hidden_row(i),
+            layer: self.cells[i].layer,
+            k: self.q_width,
+            n: self.d,
+        }
+        .group()
+    }
+
+    /// The fused gate/up projection: normed scratch rows × `gate_up[layer]` `[2I, d]` → gate/up scratch rows.
+    fn gate_up(&self, i: usize) -> GemmGroup {
+        Linear {
+            rows: self.rows(i),
+            x_row: self.scratch_row(i),
+            y_row: self.scratch_row(i),
+            layer: self.cells[i].layer,
+            k: self.d,
+            n: 2 * self.inter,
+        }
+        .group()
+    }
+
+    /// The gate/up product with the SwiGLU fused (v2 GEMM): normed scratch rows × the interleaved `gate_up[layer]`
+    /// `[2I, d]` → `silu(gate)·up` in the activation scratch rows `[.., I]`.
+    fn gate_up_swiglu(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            c_offset: self.scratch_row(i) * self.inter,
+            ldc: self.inter,
+            ..self.gate_up(i)
+        }
+    }
+
+    /// The down projection with the residual add: activation scratch rows × `down[layer]` `[d, I]` → += hidden rows.
+    fn down(&self, i: usize) -> GemmGroup {
+        Linear {
+            rows: self.rows(i),
+            x_row: self.scratch_row(i),
+            y_row: self.hidden_row(i),
+            layer: self.cells[i].layer,
+            k: self.inter,
+            n: self.d,
+        }
+        .group()
+    }
+
+    /// The write product `P·[W_k|W_v|w_β]ᵀ`: the M memory rows after the text rows of the hidden slot ×
+    /// `mem_kvb[layer]` `[d_mem + d + 1, d]` → the cell's M write scratch rows.
+    fn write_kvb(&self, i: usize) -> GemmGroup {
+        Linear {
+            rows: self.mem,
+            x_row: self.hidden_row(i) + self.cells[i].text_rows,
+            y_row: i * self.mem,
+            layer: self.cells[i].layer,
+            k: self.d,
+            n: self.kvb_width,
+        }
+        .group()
+    }
+
+    /// The write's `kφ·A_old`: kφ's M write scratch rows × the cell's state → ka's.
+    fn write_ka(&self, i: usize) -> GemmGroup {
+        StateProduct {
+            rows: self.mem,
+            x_row: i * self.mem,
+            y_row: i * self.mem,
+            state: self.cells[i].state,
+            d_key: self.d_key,
+            d: self.d,
+        }
+        .group()
+    }
+
+    /// The state update `A[state] += Kᵀ·U`: kφ stored `[M, D]` is the transposed left operand of a `[D, d]` product
+    /// over M, U the `[M, d]` rows of `β(V − V̄)`.
+    fn write_update(&self, i: usize) -> GemmGroup {
+        let (m, dk, d) = (self.mem, self.d_key, self.d);
+        GemmGroup {
+            a_offset: i * m * dk,
+            b_offset: i * m * d,
+            c_offset: self.cells[i].state * dk * d,
+            m: dk,
+            n: d,
+            k: m,
+            lda: dk,
+            ldb: d,
+            ldc: d,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dbrmt_formats::{ArmtParams, LlamaConfig};
+
+    use super::*;
+
+    fn config() -> ModelConfig {
+        ModelConfig {
+            llama: LlamaConfig {
+                vocab_size: 11,
+                hidden_size: 8,
+                intermediate_size: 6,
+                num_layers: 3,
+                num_heads: 2,
+                num_kv_heads: 1,
+                head_dim: 4,
+                rms_norm_eps: 1e-5,
+                rope_theta: 10000.0,
+                rope_scaling: None,
+                tie_word_embeddings: true,
+            },
+            armt: ArmtParams {
+                num_mem_tokens: 3,
+                d_mem: 2,
+                segment_size: 5,
+                nu: 3,
+                correction: true,
+            },
+        }
+    }
+
+    /// The spans and groups of a chunk are those of the step as first written (positional offsets, kept here as the
+    /// oracle): a whole first segment entering, a short one reading, an open one at position 3.
+    #[test]
+    fn chunk_offsets_are_the_steps() {
+        let cfg = config();
+        let cell = |layer, state, slot, text_rows, first_segment, open_at| StepCell {
+            layer,
+            state,
+            slot,
+            text_rows,
+            first_segment,
+            enters_at_token: None,
+            open_at,
+        };
+        let cells = [
+            StepCell {
+                enters_at_token: Some(0),
+                ..cell(0, 0, 2, 5, true, None)
+            },
+            cell(1, 3, 0, 2, false, None),
+            cell(2, 1, 1, 1, false, Some(3)),
+        ];
+        let (r, cache) = (8, |layer: usize| 100 + 5 * layer);
+        let at = Chunk::new(&cfg, &cells, r, cache);
+
+        let (d, m, dm, dk, inter) = (8, 3, 2, 12, 6);
+        let (q, qkv, kvb) = (8, 16, dm + d + 1);
+        let packed = packed_rows(&cells, m);
+        assert_eq!(packed, [(0, 8), (8, 5), (13, 1)]);
+        let hid = |x: &StepCell| x.slot * r;
+        let qkv_row = |i: usize, x: &StepCell| match x.open_at {
+            None => packed[i].0,
+            Some(p) => cache(x.layer) + p,
+        };
+        type Triple = (usize, usize, usize);
+        let gemm = |m: usize, off: Triple, nk: (usize, usize), ld: Triple| GemmGroup {
+            a_offset: off.0,
+            b_offset: off.1,
+            c_offset: off.2,
+            m,
+            n: nk.0,
+            k: nk.1,
+            lda: ld.0,
+            ldb: ld.1,
+            ldc: ld.2,
+        };
+        let span = |i: usize, x: &StepCell, in_row, out_row| Span {
+            in_row,
+            out_row,
+            rows: packed[i].1,
+            layer: x.layer,
+            flag: x.first_segment,
+            state: x.state,
+            pos: 0,
+        };
+        for (i, x) in cells.iter().enumerate() {
+            let rows = packed[i].1;
+            let start = x.open_at.unwrap_or(0);
+            let in_scratch = span(i, x, packed[i].0, packed[i].0);
+            assert_eq!(at.to_scratch(i), span(i, x, hid(x), packed[i].0));
+            assert_eq!(at.in_scratch(i), in_scratch);
+            assert_eq!(
+                at.read_apply(i),
+                Span {
+                    in_row: packed[i].0,
+                    out_row: hid(x),
+                    ..in_scratch
+                }
+            );
+            assert_eq!(
+                at.rotate(i),
+                Span {
+                    in_row: qkv_row(i, x),
+                    out_row: qkv_row(i, x),
+                    pos: start,
+                    ..in_scratch
+                }
+            );
+            assert_eq!(
+                at.attend(i),
+                Span {
+                    in_row: qkv_row(i, x) - start,
+                    pos: start,
+                    ..in_scratch
+                }
+            );
+            assert_eq!(
+                at.mem_span(i),
+                Span {
+                    in_row: i * m,
+                    out_row: i * m,
+                    rows: m,
+                    ..in_scratch
+                }
+            );
+            let p = packed[i].0;
+            let (l, s) = (x.layer, x.state);
+            assert_eq!(
+                at.read_q(i),
+                gemm(rows, (hid(x) * d, l * dm * d, p * dm), (dm, d), (d, d, dm))
+            );
+            assert_eq!(
+                at.read_num(i),
+                gemm(rows, (p * dk, s * dk * d, p * d), (d, dk), (dk, d, d))
+            );
+            assert_eq!(
+                at.qkv(i),
+                gemm(rows, (p * d, l * qkv * d, qkv_row(i, x) * qkv), (qkv, d), (d, d, qkv))
+            );
+            assert_eq!(at.o(i), gemm(rows, (p * q, l * d * q, hid(x) * d), (d, q), (q, q, d)));
+            let gu = 2 * inter;
+            assert_eq!(
+                at.gate_up(i),
+                gemm(rows, (p * d, l * gu * d, p * gu), (gu, d), (d, d, gu))
+            );
+            assert_eq!(
+                at.down(i),
+                gemm(
+                    rows,
+                    (p * inter, l * d * inter, hid(x) * d),
+                    (d, inter),
+                    (inter, inter, d)
+                )
+            );
+            let kvb_row = (hid(x) + x.text_rows) * d;
+            assert_eq!(
+                at.write_kvb(i),
+                gemm(m, (kvb_row, l * kvb * d, i * m * kvb), (kvb, d), (d, d, kvb))
+            );
+            assert_eq!(
+                at.write_ka(i),
+                gemm(m, (i * m * dk, s * dk * d, i * m * d), (d, dk), (dk, d, d))
+            );
+            assert_eq!(
+                at.write_update(i),
+                gemm(dk, (i * m * dk, i * m * d, s * dk * d), (d, m), (dk, d, d))
+            );
+        }
+        // the LM head of `finish`: rows first.. of the final hidden rows → logit rows 0..
+        let (first, rows, v) = (4, 1, 11);
+        let lm_head = Linear {
+            rows,
+            x_row: first,
+            y_row: 0,
+            layer: 0,
+            k: d,
+            n: v,
+        };
+        assert_eq!(lm_head.group(), gemm(rows, (first * d, 0, 0), (v, d), (d, d, v)));
     }
 }

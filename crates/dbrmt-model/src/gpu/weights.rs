@@ -7,6 +7,7 @@ use dbrmt_formats::identity::IdentityBuilder;
 use dbrmt_formats::names::{LayerTensor, TensorId};
 use dbrmt_formats::source::to_bf16;
 use dbrmt_formats::TensorRead;
+use dbrmt_kernels::gemm_sm90::interleave_gate_up;
 use dbrmt_kernels::reference::rope::RopeTable;
 use half::bf16;
 
@@ -30,8 +31,12 @@ pub struct DeviceWeights {
     pub qkv: CudaSlice<bf16>,
     /// `[L, d, H·hd]`.
     pub o: CudaSlice<bf16>,
-    /// `[L, 2·I, d]`: gate rows, then up.
+    /// `[L, 2·I, d]`: gate rows, then up; or, for the fused SwiGLU of the v2 GEMM
+    /// ([`dbrmt_kernels::gemm_sm90::interleave_gate_up`]), in blocks of 64 gate rows then the 64 up rows of the same
+    /// columns.
     pub gate_up: CudaSlice<bf16>,
+    /// Whether `gate_up` is interleaved.
+    pub gate_up_interleaved: bool,
     /// `[L, d, I]`.
     pub down: CudaSlice<bf16>,
     /// `[L, d_mem, d]`.
@@ -54,7 +59,11 @@ impl DeviceWeights {
     /// the memory-mapped file); others are converted in pieces of at most [`PIECE`] elements, rounding to nearest
     /// even — so no f32 copy of the model is ever made. Returns the weights and the model's identity
     /// ([`dbrmt_formats::identity`]), sampled as the tensors pass.
-    pub fn upload(stream: &Arc<CudaStream>, src: &impl TensorRead) -> Result<(Self, String), ModelError> {
+    pub fn upload(
+        stream: &Arc<CudaStream>,
+        src: &impl TensorRead,
+        interleave_gate_up: bool,
+    ) -> Result<(Self, String), ModelError> {
         let cfg = src.config();
         let layers = cfg.llama.num_layers;
         let rope = RopeTable::new(
@@ -87,7 +96,11 @@ impl DeviceWeights {
             post_norm: up.stacked(&per_layer(&[T::PostNorm]))?,
             qkv: up.stacked(&per_layer(&[T::Q, T::K, T::V]))?,
             o: up.stacked(&per_layer(&[T::O]))?,
-            gate_up: up.stacked(&per_layer(&[T::Gate, T::Up]))?,
+            gate_up: match interleave_gate_up {
+                false => up.stacked(&per_layer(&[T::Gate, T::Up]))?,
+                true => up.gate_up_interleaved(layers, cfg.llama.intermediate_size, cfg.llama.hidden_size)?,
+            },
+            gate_up_interleaved: interleave_gate_up,
             down: up.stacked(&per_layer(&[T::Down]))?,
             mem_q: up.stacked(&per_layer(&[T::MemQ]))?,
             mem_kvb: up.stacked(&per_layer(&[T::MemK, T::MemV, T::MemBeta]))?,
@@ -139,6 +152,45 @@ impl<R: TensorRead> Uploader<'_, R> {
                 }
             }
             at += len;
+        }
+        Ok(dev)
+    }
+
+    /// Every layer's gate and up weights, stacked `[L, 2I, d]` with the rows of each layer interleaved in blocks of 64
+    /// ([`interleave_gate_up`]): each piece is copied as runs of rows that stay contiguous.
+    fn gate_up_interleaved(&mut self, layers: usize, inter: usize, d: usize) -> Result<CudaSlice<bf16>, ModelError> {
+        let mut dev = self.stream.alloc_zeros::<bf16>((layers * 2 * inter * d).max(1))?;
+        let stream = self.stream;
+        // rows row0.. of `half` (0 gate, 1 up) of `layer`, as bf16, to their interleaved rows: runs stay contiguous
+        // until the next block of 64
+        let mut copy_rows = |layer: usize, half: usize, row0: usize, rows: &[bf16]| -> Result<(), ModelError> {
+            let n = rows.len() / d;
+            let mut r = 0;
+            while r < n {
+                let run = (64 - (row0 + r) % 64).min(n - r);
+                let to = (layer * 2 * inter + interleave_gate_up(half * inter + row0 + r, inter)) * d;
+                stream.memcpy_htod(&rows[r * d..(r + run) * d], &mut dev.slice_mut(to..to + run * d))?;
+                r += run;
+            }
+            Ok(())
+        };
+        for layer in 0..layers {
+            for (half, t) in [LayerTensor::Gate, LayerTensor::Up].into_iter().enumerate() {
+                let id = TensorId::Layer(layer, t);
+                let len = self.src.len(id);
+                let stored = self.src.stored_bf16(id).filter(|b| b.len() == 2 * len);
+                if let Some(values) = stored.and_then(|b| bytemuck::try_cast_slice::<u8, bf16>(b).ok()) {
+                    self.identity.bf16_bytes(id, stored.unwrap_or_default());
+                    copy_rows(layer, half, 0, values)?;
+                    continue;
+                }
+                let (identity, staging) = (&mut self.identity, &mut self.staging);
+                self.src.read_pieces(id, PIECE, |first, values| {
+                    identity.piece(id, len, first, values);
+                    to_bf16(values, staging);
+                    copy_rows(layer, half, first / d, staging)
+                })?;
+            }
         }
         Ok(dev)
     }

@@ -8,6 +8,8 @@ use half::bf16;
 
 use dbrmt_formats::ModelConfig;
 
+use super::{Projections, StepProfile};
+
 /// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
 /// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers.
 #[derive(Debug)]
@@ -29,6 +31,7 @@ pub struct Workspace {
     /// `T` rows per cached layer (q kept too, so the rows are the same as a whole segment's).
     pub qkv: CudaSlice<bf16>,
     pub attn: CudaSlice<bf16>,
+    /// The gate/up product `[.., 2I]` (v1 projections only: the v2 GEMM fuses SwiGLU and writes `act` directly).
     pub gate_up: CudaSlice<bf16>,
     pub act: CudaSlice<bf16>,
     /// Read: `u = H W_qᵀ` `[.., d_mem]`, `φ(u)` `[.., D]`, `φ(u)·A` `[.., d]`, f32.
@@ -47,6 +50,8 @@ pub struct Workspace {
     pub logits: CudaSlice<f32>,
     /// Token ids of the current request(s).
     pub ids: CudaSlice<u32>,
+    /// Events between the launches of every step, when profiling ([`StepProfile`]).
+    pub profile: Option<StepProfile>,
 }
 
 impl Workspace {
@@ -57,6 +62,7 @@ impl Workspace {
         slots: usize,
         logit_rows: usize,
         cache_layers: usize,
+        projections: Projections,
     ) -> Result<Self, KernelError> {
         let (d, m) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens);
         let rows = cfg.segment_rows();
@@ -75,7 +81,11 @@ impl Workspace {
             normed: bf(g * d)?,
             qkv: bf((g + cache_layers * cfg.armt.segment_size) * qkv)?,
             attn: bf(g * cfg.llama.q_dim())?,
-            gate_up: bf(g * 2 * inter)?,
+            gate_up: bf(if projections == Projections::V1 {
+                g * 2 * inter
+            } else {
+                0
+            })?,
             act: bf(g * inter)?,
             u: f(g * dm)?,
             phi: f(g * dk)?,
@@ -88,11 +98,13 @@ impl Workspace {
             final_hidden: bf(cfg.armt.segment_size * d)?,
             logits: f(logit_rows * cfg.llama.vocab_size)?,
             ids: stream.alloc_zeros::<u32>(1)?,
+            profile: None,
         })
     }
 
-    /// Device bytes [`Workspace::new`] allocates for these arguments (saturating: an absurd shape never wraps), to
-    /// compare with the free device memory before allocating.
+    /// At most the device bytes [`Workspace::new`] allocates for these arguments (the gate/up scratch counted
+    /// whatever the projections; saturating: an absurd shape never wraps), to compare with the free device memory
+    /// before allocating.
     pub fn bytes_for(cfg: &ModelConfig, max_cells: usize, slots: usize, logit_rows: usize, cache_layers: usize) -> u64 {
         let m = |f: &[usize]| dbrmt_formats::memory::mul_bytes(f);
         let (d, mt, t) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens, cfg.armt.segment_size);
@@ -122,6 +134,14 @@ impl Workspace {
         ];
         let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
         sum(&bf16, 2).saturating_add(sum(&f32s, 4))
+    }
+
+    /// Records that the launch just made on `stream` is `label`, when profiling.
+    pub(crate) fn mark(&mut self, stream: &CudaStream, label: &'static str) -> Result<(), KernelError> {
+        match self.profile.as_mut() {
+            Some(p) => p.mark(stream, label),
+            None => Ok(()),
+        }
     }
 
     /// Row of [`Workspace::qkv`] where layer `layer`'s KV cache starts (position `p` of the open segment is this + p).

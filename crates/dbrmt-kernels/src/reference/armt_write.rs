@@ -1,72 +1,12 @@
-//! The ARMT associative memory of one layer: the DPFP feature map, the read before the block and the delta-rule
-//! write after it (armt-spec §1.2–§1.5).
+//! ARMT's delta-rule memory write after the block (armt-spec §1.4–§1.5), from the post-block memory rows.
 //!
 //! State per layer: `A` `[D, d]` and `z` `[D]` in f32, `D = 2·ν·d_mem`.
 
+use dbrmt_formats::MemShape;
+
+use super::dpfp::dpfp;
 use super::gemm::{linear, matmul, matmul_tn_add};
-use super::mlp::sigmoid;
-use super::MEM_EPS;
-
-/// DPFP with order `nu`, per row: `x = [relu(u), relu(−u)]` (`2·d_mem`), then block `j = 1..=nu` holds
-/// `x ⊙ roll(x, j)` with `roll(x, j)ᵢ = x₍ᵢ₋ⱼ₎ mod 2d_mem`. `u` `[rows, d_mem]` → `out` `[rows, 2·nu·d_mem]`.
-pub fn dpfp(u: &[f32], d_mem: usize, nu: usize, out: &mut [f32]) {
-    let w = 2 * d_mem;
-    assert!(
-        u.len().is_multiple_of(d_mem) && out.len() == u.len() / d_mem * nu * w,
-        "dpfp: shape mismatch"
-    );
-    let mut x = vec![0.0f32; w];
-    for (ur, or) in u.chunks_exact(d_mem).zip(out.chunks_exact_mut(nu * w)) {
-        for (i, &v) in ur.iter().enumerate() {
-            x[i] = v.max(0.0);
-            x[d_mem + i] = (-v).max(0.0);
-        }
-        for j in 1..=nu {
-            let block = &mut or[(j - 1) * w..j * w];
-            for i in 0..w {
-                block[i] = x[i] * x[(i + w - j % w) % w];
-            }
-        }
-    }
-}
-
-pub use dbrmt_formats::MemShape;
-
-/// The read (segment ≥ 1 only): `h += φ(h W_qᵀ) A / (φ(h W_qᵀ) · z + ε)` on every row of `h` `[rows, d]`.
-/// `w_q` is `[d_mem, d]`. Composed of the pieces the GPU runs as separate launches: a product, [`dpfp`], a product
-/// with `A`, and [`read_apply`].
-pub fn armt_read(h: &mut [f32], w_q: &[f32], a: &[f32], z: &[f32], shape: MemShape) {
-    let (d, dm, dk) = (shape.hidden, shape.d_mem, shape.d_key());
-    let rows = h.len() / d;
-    assert!(
-        h.len() == rows * d && a.len() == dk * d && z.len() == dk,
-        "armt_read: shape mismatch"
-    );
-    let mut u = vec![0.0f32; rows * dm];
-    linear(h, w_q, rows, d, dm, &mut u);
-    let mut q = vec![0.0f32; rows * dk];
-    dpfp(&u, dm, shape.nu, &mut q);
-    let mut num = vec![0.0f32; rows * d];
-    matmul(&q, a, rows, dk, d, &mut num);
-    read_apply(h, &num, &q, z);
-}
-
-/// The last piece of the read: `h[r] += num[r] / (q[r] · z + ε)` for `h`, `num` `[rows, d]`, `q` `[rows, D]`.
-pub fn read_apply(h: &mut [f32], num: &[f32], q: &[f32], z: &[f32]) {
-    let dk = z.len();
-    let rows = q.len() / dk;
-    let d = h.len() / rows.max(1);
-    assert!(
-        q.len() == rows * dk && h.len() == rows * d && num.len() == h.len(),
-        "read_apply: shape mismatch"
-    );
-    for ((hr, nr), qr) in h.chunks_exact_mut(d).zip(num.chunks_exact(d)).zip(q.chunks_exact(dk)) {
-        let den = dot(qr, z) + MEM_EPS;
-        for (x, &n) in hr.iter_mut().zip(nr) {
-            *x += n / den;
-        }
-    }
-}
+use super::{dot_f64, ARMT_EPS};
 
 /// One layer's write-side parameters: `W_k` `[d_mem, d]`, `W_v` `[d, d]`, `w_β` `[d]`, `b_β`.
 #[derive(Debug, Clone, Copy)]
@@ -163,9 +103,9 @@ pub fn write_prep(
             }
             continue;
         }
-        let delta = dot(kt, z) + MEM_EPS;
+        let delta = dot_f64(kt, z) + ARMT_EPS;
         gamma[t] = if flags.correction {
-            (1.0 - delta / (dot(kt, kt) + MEM_EPS)).clamp(0.0, 1.0)
+            (1.0 - delta / (dot_f64(kt, kt) + ARMT_EPS)).clamp(0.0, 1.0)
         } else {
             1.0
         };
@@ -186,23 +126,15 @@ pub fn z_update(k: &[f32], gamma: &[f32], z: &mut [f32]) {
     }
 }
 
-/// Dot product summed in f64, rounded once.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() as f32
+/// `1 / (1 + e^-x)`: the write strength `β = σ(P w_β + b_β)`.
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dpfp_pairs_at_cyclic_distance() {
-        // u = [1, -2]: x = [1, 0, 0, 2]
-        let mut out = [f32::NAN; 3 * 4];
-        dpfp(&[1.0, -2.0], 2, 3, &mut out);
-        // j=1: x * [2, 1, 0, 0] ; j=2: x * [0, 2, 1, 0] ; j=3: x * [0, 0, 2, 1]
-        assert_eq!(out, [2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]);
-    }
+    use crate::reference::armt_read::armt_read;
 
     #[test]
     fn first_write_then_read_retrieves_scaled_value() {
@@ -241,7 +173,7 @@ mod tests {
         let mut h = p.to_vec();
         armt_read(&mut h, w.w_k, &a, &z, shape);
         // read = K A / (K·z + ε) = .25·β·[1, .5] / (.25 + ε)
-        let f = 0.25 * beta / (0.25 + MEM_EPS);
+        let f = 0.25 * beta / (0.25 + ARMT_EPS);
         assert!((h[0] - (1.0 + f)).abs() < 1e-6 && (h[1] - (0.5 + 0.5 * f)).abs() < 1e-6);
     }
 }

@@ -1,0 +1,225 @@
+//! `dbrmt bench`: the benchmark harness on a GPU host (no cargo needed). Every measurement is one JSON line
+//! (schema in `benches/README.md`) appended to `--out`, with a progress line on stderr; `cargo xtask bench-report`
+//! turns the lines of one run — ours and the PyTorch baselines' (`benches/python/`) — into `docs/BENCHMARKS.md`.
+//!
+//! * `matrix`: the end-to-end rows of `benches/matrix.toml` (prefill and decode) on random weights;
+//! * `kernels`: every kernel beside its yardstick in the same run (cuBLAS for the products, the copy bandwidth);
+//! * `profile`: the share of a full diagonal step each launch takes;
+//! * `write-checkpoint` / `load`: a random bf16 checkpoint written to disk, then loaded onto the GPU in a fresh
+//!   process (load time, host anonymous memory, logits bitwise against the in-memory upload).
+
+mod e2e;
+mod load;
+mod matrix;
+mod profile;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use matrix::Matrix;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The end-to-end rows of the matrix (methods dbrmt-diagonal, dbrmt-sequential, and the decode rows).
+    Matrix {
+        /// The matrix file.
+        #[arg(long, default_value = "benches/matrix.toml")]
+        matrix: PathBuf,
+        /// Append the JSON lines here.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only the rows whose id contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Seed of the random weights and ids.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Write a random bf16 checkpoint (config.json + model.safetensors) of a matrix model's shape.
+    WriteCheckpoint {
+        #[arg(long, default_value = "benches/matrix.toml")]
+        matrix: PathBuf,
+        /// A model of the matrix, e.g. llama-3.2-1b.
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 1024)]
+        segment: usize,
+        /// The directory to write.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Every kernel at the models' shapes beside its same-run yardstick (cuBLAS, the copy bandwidth).
+    Kernels {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Where the time of a full diagonal step goes, launch by launch (CUDA events between launches).
+    Profile {
+        #[arg(long, default_value = "benches/matrix.toml")]
+        matrix: PathBuf,
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        segment: usize,
+        /// Tokens of the profiled prefill (enough segments for full steps: at least layers × segment).
+        #[arg(long)]
+        tokens: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Load a checkpoint written by write-checkpoint onto GPU 0 and time it (run in a fresh process).
+    Load {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The seed it was written with (for the bitwise check against the in-memory upload).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
+    match &a.what {
+        BenchCommand::Matrix {
+            matrix,
+            out,
+            filter,
+            seed,
+        } => {
+            let m = Matrix::read(matrix)?;
+            let mut out = Out::append(out)?;
+            let keep = |id: &str| filter.as_deref().is_none_or(|f| id.contains(f));
+            let mut cache = e2e::EngineCache::default();
+            for row in m.row.iter().filter(|r| keep(&r.id)) {
+                e2e::prefill_row(&m, row, &mut cache, &mut out, *seed)?;
+            }
+            for row in m.decode.iter().filter(|r| keep(&r.id)) {
+                e2e::decode_row(&m, row, &mut cache, &mut out, *seed)?;
+            }
+            Ok(())
+        }
+        BenchCommand::WriteCheckpoint {
+            matrix,
+            model,
+            segment,
+            dir,
+            seed,
+        } => load::write_checkpoint(&Matrix::read(matrix)?, model, *segment, dir, *seed),
+        BenchCommand::Load { dir, seed, out } => load::load(dir, *seed, &mut Out::append(out)?),
+        BenchCommand::Kernels { out } => kernels(&mut Out::append(out)?),
+        BenchCommand::Profile {
+            matrix,
+            model,
+            segment,
+            tokens,
+            out,
+            seed,
+        } => profile::profile(
+            &Matrix::read(matrix)?,
+            model,
+            *segment,
+            *tokens,
+            &mut Out::append(out)?,
+            *seed,
+        ),
+    }
+}
+
+/// `dbrmt bench kernels`: every kernel benchmark of `dbrmt_kernels::bench`, one JSON line each.
+fn kernels(out: &mut Out) -> anyhow::Result<()> {
+    let gpu = dbrmt_kernels::Gpu::new(0).context("opening GPU 0")?;
+    let device = device_name();
+    for m in dbrmt_kernels::bench::all(&gpu)? {
+        eprintln!(
+            "bench: {:<10} {:<22} {:<16} {:>9.4} ms  {:>7.1} TFLOP/s  {:>7.0} GB/s",
+            m.op,
+            m.shape,
+            m.imp,
+            m.ms,
+            m.tflops(),
+            m.gbps()
+        );
+        out.line(serde_json::json!({
+            "kind": "kernel", "op": m.op, "shape": m.shape, "method": m.imp, "ms": m.ms,
+            "tflops": m.tflops(), "gbps": m.gbps(), "device": device,
+        }))?;
+    }
+    Ok(())
+}
+
+/// The JSON-lines output, appended and flushed line by line (a run cut short keeps what it measured).
+pub struct Out {
+    file: File,
+    path: PathBuf,
+}
+
+impl Out {
+    fn append(path: &Path) -> anyhow::Result<Self> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn line(&mut self, v: serde_json::Value) -> anyhow::Result<()> {
+        writeln!(self.file, "{v}")
+            .and_then(|()| self.file.flush())
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+/// The median of `xs` (NaN when empty).
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
+/// GPU 0's name.
+fn device_name() -> String {
+    cudarc::driver::CudaContext::new(0)
+        .and_then(|c| c.name())
+        .unwrap_or_else(|_| "unknown GPU".into())
+}
+
+/// Bytes in use on GPU 0 (its total minus its free memory).
+fn gpu_used_bytes() -> anyhow::Result<usize> {
+    let ctx = cudarc::driver::CudaContext::new(0).context("opening GPU 0")?;
+    ctx.bind_to_thread()?;
+    let (free, total) = cudarc::driver::result::mem_get_info()?;
+    Ok(total - free)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(super::median(&[]).is_nan());
+    }
+}

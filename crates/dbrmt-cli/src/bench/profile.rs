@@ -1,0 +1,51 @@
+//! The step profile: where the time of a full diagonal step goes (one grouped launch per op, its cells one per
+//! layer), from CUDA events between the launches of a profiled prefill over random weights.
+
+use anyhow::Context;
+use dbrmt_formats::random::RandomModel;
+use dbrmt_model::LogitsMode;
+use dbrmt_runtime::{Device, Engine, ScheduleKind};
+use serde_json::json;
+
+use super::matrix::Matrix;
+use super::{device_name, Out};
+
+/// Profiles a prefill of `tokens` random ids of `model` with segments of `segment`: the mean time per step of each
+/// launch over the steps with the most cells (all layers busy), printed as a table and written as one JSON line.
+pub fn profile(m: &Matrix, model: &str, segment: usize, tokens: usize, out: &mut Out, seed: u64) -> anyhow::Result<()> {
+    let cfg = m.config(model, segment)?;
+    let engine = Engine::from_tensors(&RandomModel::new(cfg.clone(), seed), Device::Cuda(0))
+        .with_context(|| format!("uploading random {model} weights"))?;
+    let gpu = engine.gpu_executor().context("a CUDA engine")?;
+    let ids: Vec<i64> = (0..tokens as i64)
+        .map(|i| (i * 7919 + 13) % cfg.llama.vocab_size as i64)
+        .collect();
+    // warm-up, then the profiled run
+    engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::None, false)?;
+    gpu.set_profiling(true);
+    let (_, ms) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::None, false)?;
+    gpu.set_profiling(false);
+    let profile = gpu.take_profile().context("the profiled run left no profile")?;
+    let cells = profile.widest();
+    let parts = profile.summary(cells)?;
+    let step_ms: f64 = parts.iter().map(|p| p.ms).sum();
+    let (projections, attention) = gpu.kernels();
+    eprintln!(
+        "bench: profile {model} T = {segment}, {tokens} tokens ({:.1} ms in all): {} steps of {cells} cells, {step_ms:.3} ms each \
+         (projections {projections:?}, attention {attention:?})",
+        ms.unwrap_or(f32::NAN),
+        profile.steps_of(cells)
+    );
+    for p in &parts {
+        eprintln!("  {:<30} {:>8.3} ms  {:>5.1}%", p.label, p.ms, 100.0 * p.share);
+    }
+    let parts_json: Vec<_> = parts
+        .iter()
+        .map(|p| json!({"label": p.label, "ms": p.ms, "share": p.share}))
+        .collect();
+    out.line(json!({
+        "kind": "profile", "model": model, "segment": segment, "tokens": tokens, "cells": cells,
+        "steps": profile.steps_of(cells), "step_ms": step_ms, "prefill_ms": ms, "parts": parts_json,
+        "projections": format!("{projections:?}"), "attention": format!("{attention:?}"), "device": device_name(),
+    }))
+}

@@ -1,0 +1,223 @@
+//! Launcher of `cuda/attention_sm90.cu`: causal GQA attention on the tensor cores (TMA loads, wgmma, a producer and
+//! two consumer warpgroups, persistent), with the contract of [`crate::attention::attention_causal`] — the same spans,
+//! the same `pos` for the new rows of an open segment — for head dims 64 and 128. A query row is computed the same
+//! way whatever span it is in (its tile is fixed by its position and head, its key tiles are walked in the same order
+//! with the same instructions), so a decoded row has the bits of the same row inside its whole span, and a span's
+//! bits never depend on the other spans of the launch.
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use half::bf16;
+
+use crate::attention::check_spans;
+use crate::launch::{addr, addr_mut, check_groups, invalid, Rows};
+use crate::params::{Heads, Span, Spans};
+use crate::tma;
+use crate::{cubins, Gpu, Kernel, KernelError};
+
+/// Threads per block (`attn90::THREADS`) and keys per tile (`attn90::BN`).
+const THREADS: u32 = 384;
+const KEY_TILE: u32 = 128;
+
+/// The head sizes the kernel is instantiated for (others: [`crate::attention::attention_causal`]).
+pub const HEAD_DIMS: [usize; 2] = [64, 128];
+
+/// `AttnSm90Params` in attention_sm90.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Params {
+    out: u64,
+    out_ld: i32,
+    heads: i32,
+    kv_heads: i32,
+    scale: f32,
+}
+
+// SAFETY: a #[repr(C)] plain-old-data mirror of AttnSm90Params (24 bytes, checked below against the kernel's
+// static_assert); its address is formed by the launcher after its checks.
+unsafe impl DeviceRepr for Params {}
+
+/// Dynamic shared memory of the kernel for `head_dim` (`attn90::smem_bytes`).
+const fn smem_bytes(head_dim: usize) -> usize {
+    if head_dim == 64 {
+        180896
+    } else {
+        229984
+    }
+}
+
+/// Whether the tensor-core kernel runs heads of this shape (else use [`crate::attention::attention_causal`]).
+pub fn supports(heads: Heads) -> bool {
+    HEAD_DIMS.contains(&heads.head_dim)
+        && heads.kv_heads > 0
+        && heads.heads.is_multiple_of(heads.kv_heads)
+        && heads.heads / heads.kv_heads <= 64
+}
+
+/// The checks, on lengths only: the entry point for the head dim.
+fn validate(qkv: Rows, out: Rows, spans: &[Span], heads: Heads, scale: f32) -> Result<Kernel, KernelError> {
+    let entry = match heads.head_dim {
+        64 => "attention_sm90_causal_bf16_hd64",
+        128 => "attention_sm90_causal_bf16_hd128",
+        hd => {
+            return Err(invalid(
+                "attention_sm90_causal_bf16",
+                format!("head_dim {hd} (supported: {HEAD_DIMS:?})"),
+            ))
+        }
+    };
+    check_groups(entry, spans.len())?;
+    if !supports(heads) || heads.heads > i32::MAX as usize {
+        return Err(invalid(
+            entry,
+            format!(
+                "heads {} / kv_heads {}: heads must be a multiple of kv_heads, at most 64 per kv head",
+                heads.heads, heads.kv_heads
+            ),
+        ));
+    }
+    if !qkv.ld.is_multiple_of(heads.head_dim) || !out.ld.is_multiple_of(8) {
+        return Err(invalid(
+            entry,
+            format!(
+                "qkv_ld {} must be a multiple of head_dim, out_ld {} of 8 (TMA strides, 16-byte stores)",
+                qkv.ld, out.ld
+            ),
+        ));
+    }
+    if !scale.is_finite() || qkv.len / qkv.ld.max(1) > i32::MAX as usize {
+        return Err(invalid(entry, format!("scale {scale} or rows beyond 32 bits")));
+    }
+    check_spans(entry, qkv, out, spans, heads)?;
+    Ok(Kernel::new(cubins::ATTENTION_SM90, entry))
+}
+
+/// Causal GQA attention for each span on the tensor cores: as [`crate::attention::attention_causal`] (the same
+/// arguments and results, within the same tolerance of the reference), for head dims 64 and 128
+/// ([`supports`]), `qkv_ld` a multiple of the head dim and `out_ld` of 8.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_sm90_causal(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    qkv: &CudaSlice<bf16>,
+    qkv_ld: usize,
+    out: &mut CudaSlice<bf16>,
+    out_ld: usize,
+    spans: &[Span],
+    heads: Heads,
+    scale: f32,
+) -> Result<(), KernelError> {
+    let kernel = validate(Rows::of(qkv, qkv_ld), Rows::of(out, out_ld), spans, heads, scale)?;
+    if spans.iter().all(|s| s.rows == 0) {
+        return Ok(());
+    }
+    let Heads {
+        heads: h,
+        kv_heads: kv,
+        head_dim: hd,
+    } = heads;
+    let rows = qkv.len() / qkv_ld;
+    let r = h / kv;
+    let base = addr(qkv, stream);
+    // q heads: {hd, H, rows} with boxes of one 64-column half × the R heads of a KV head × 64/R positions
+    let q_map = tma::bf16_map(
+        kernel.entry,
+        base,
+        &[hd as u64, h as u64, rows as u64],
+        &[(hd * 2) as u64, (qkv_ld * 2) as u64],
+        &[64, r as u32, (64 / r) as u32],
+    )?;
+    // k and v heads, from column H·hd: {2·KV·hd, rows}, boxes of 64 columns × 128 keys
+    let kv_map = tma::bf16_map(
+        kernel.entry,
+        base + (h * hd * 2) as u64,
+        &[(2 * kv * hd) as u64, rows as u64],
+        &[(qkv_ld * 2) as u64],
+        &[64, KEY_TILE],
+    )?;
+    let spans_param = Spans::pack(spans);
+    let params = Params {
+        out: addr_mut(out, stream),
+        out_ld: out_ld as i32,
+        heads: h as i32,
+        kv_heads: kv as i32,
+        scale,
+    };
+    let f = gpu.function(&kernel)?;
+    let smem = smem_bytes(hd);
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        smem as i32,
+    )?;
+    let cfg = LaunchConfig {
+        grid_dim: (gpu.sm_count() as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: smem as u32,
+    };
+    let mut builder = stream.launch_builder(&f);
+    builder.arg(&q_map).arg(&kv_map).arg(&spans_param).arg(&params);
+    // SAFETY: the arguments are the kernel's (TmaMap q_map, TmaMap kv_map, Spans, AttnSm90Params), by value, as
+    // their #[repr(C)] mirrors. Both maps cover exactly the rows of `qkv` (its whole length in rows of `qkv_ld`;
+    // TMA zero-fills past them), and validate() checked every span's key rows (its cached rows included) and output
+    // rows against `qkv` and `out`, the strides TMA and the 16-byte stores need, and that no two spans write the same
+    // output rows; `out` is borrowed mutably, so it aliases nothing read. The dynamic shared memory is the kernel's
+    // plan for this head dim, its limit raised on the function.
+    unsafe { builder.launch(cfg) }?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(in_row: usize, out_row: usize, rows: usize, pos: usize) -> Span {
+        Span {
+            in_row,
+            out_row,
+            rows,
+            pos,
+            ..Span::default()
+        }
+    }
+
+    #[test]
+    fn params_mirror_the_kernel() {
+        assert_eq!(size_of::<Params>(), 24);
+    }
+
+    #[test]
+    fn validates_heads_strides_and_spans() {
+        let heads = Heads {
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 64,
+        };
+        let ld = heads.qkv_width();
+        let qkv = Rows { len: 2048 * ld, ld };
+        let out = Rows {
+            len: 2048 * heads.q_width(),
+            ld: heads.q_width(),
+        };
+        let ok = [span(0, 0, 1152, 0), span(1152, 1152, 1, 500)];
+        assert!(validate(qkv, out, &ok, heads, 0.125).is_ok());
+        // head dim 32 stays on the SIMT kernel; heads not a multiple; qkv_ld not a multiple of hd
+        assert!(validate(qkv, out, &ok, Heads { head_dim: 32, ..heads }, 0.125).is_err());
+        assert!(validate(qkv, out, &ok, Heads { kv_heads: 5, ..heads }, 0.125).is_err());
+        assert!(validate(
+            Rows {
+                len: 2048 * (ld + 8),
+                ld: ld + 8
+            },
+            out,
+            &ok,
+            heads,
+            0.125
+        )
+        .is_err());
+        // keys past the buffer (cached rows counted), outputs overlapping, a NaN scale
+        assert!(validate(qkv, out, &[span(2000, 0, 10, 40)], heads, 0.125).is_err());
+        assert!(validate(qkv, out, &[span(0, 0, 10, 0), span(10, 5, 10, 0)], heads, 0.125).is_err());
+        assert!(validate(qkv, out, &ok, heads, f32::NAN).is_err());
+        assert!(supports(heads) && !supports(Heads { head_dim: 32, ..heads }));
+    }
+}

@@ -1,0 +1,226 @@
+//! The projections of every model shape as the engine runs them — q/k/v (bf16 out), o and down (f32, accumulating
+//! into the residual), gate/up with SwiGLU fused — on the v2 kernel (`gemm_sm90`), beside cuBLAS bf16 (f32 compute)
+//! on the same total rows as one GEMM and, where the cells are equal, as a strided-batched GEMM of the cells; and the
+//! version-1 kernel at the 1B shapes for the ladder. Shapes are those of `check/gemm_sm90.rs`'s real cases and issue
+//! #12: cells of T + M = 1152 rows (a short cell of 300 + 128 among 16), LLaMA-160M's 12 cells of 640.
+
+use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
+use cudarc::driver::CudaSlice;
+use half::bf16;
+
+use super::{l2_flusher, random_bf16, random_f32, time, Measured};
+use crate::gemm::{gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, GemmGroup};
+use crate::gemm_sm90::{gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu};
+use crate::{Gpu, KernelError};
+
+const WARMUP: usize = 3;
+const REPS: usize = 10;
+
+/// How the engine runs a projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proj {
+    /// q/k/v: bf16 out.
+    Qkv,
+    /// o and down: f32 out, added into the residual.
+    Residual,
+    /// gate/up with SwiGLU: `n` = 2I B rows, I outputs.
+    GateUp,
+}
+
+/// One shape: a projection of a model, `n` columns (B rows) over `k`, for cells of the given rows.
+struct Shape {
+    name: String,
+    proj: Proj,
+    n: usize,
+    k: usize,
+    cells: Vec<usize>,
+    /// Distinct layers the cells use (one per cell up to the model's layers).
+    layers: usize,
+}
+
+fn shapes() -> Vec<Shape> {
+    let mut out = Vec::new();
+    // (model, layers, d, qkv width, inter, cell counts (each 1152 rows unless 160M))
+    let models: [(&str, usize, usize, usize, usize); 4] = [
+        ("1b", 16, 2048, 3072, 8192),
+        ("160m", 12, 768, 2304, 3072),
+        ("3b", 28, 3072, 5120, 8192),
+        ("8b", 32, 4096, 6144, 14336),
+    ];
+    for (model, layers, d, qkv, inter) in models {
+        let counts: Vec<(String, Vec<usize>)> = match model {
+            "1b" => vec![
+                ("x1".into(), vec![1152]),
+                ("x4".into(), vec![1152; 4]),
+                ("x16".into(), vec![1152; 16]),
+                ("x16s".into(), [vec![1152; 15], vec![428]].concat()),
+            ],
+            "160m" => vec![("x12".into(), vec![640; 12])],
+            _ => vec![("x1".into(), vec![1152]), (format!("x{layers}"), vec![1152; layers])],
+        };
+        for (tag, cells) in counts {
+            // o reads the attention output, whose width (H·hd) is d for these models
+            for (proj, pname, n, k) in [
+                (Proj::Qkv, "qkv", qkv, d),
+                (Proj::Residual, "o", d, d),
+                (Proj::GateUp, "gateup-swiglu", 2 * inter, d),
+                (Proj::Residual, "down", d, inter),
+            ] {
+                out.push(Shape {
+                    name: format!("{model} {pname} {tag}"),
+                    proj,
+                    n,
+                    k,
+                    layers: cells.len().min(layers),
+                    cells: cells.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Every projection shape: ours (v2), cuBLAS one GEMM and batched; v1 at the 1B ×16 shapes.
+pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
+    let stream = gpu.stream();
+    let blas = CudaBlas::new(stream.clone()).map_err(|e| KernelError::InvalidArgument {
+        kernel: "cublas".into(),
+        msg: format!("cuBLAS did not load: {e}"),
+    })?;
+    let mut flush = l2_flusher(stream)?;
+    let mut out = Vec::new();
+    for (i, s) in shapes().iter().enumerate() {
+        let rows: usize = s.cells.iter().sum();
+        let flops = 2.0 * rows as f64 * s.n as f64 * s.k as f64;
+        let a = random_bf16(stream, rows * s.k, 1.0, 10 + i as u64)?;
+        let b = random_bf16(stream, s.layers * s.n * s.k, 1.0 / (s.k as f32).sqrt(), 20 + i as u64)?;
+        let out_cols = if s.proj == Proj::GateUp { s.n / 2 } else { s.n };
+        let mut row = 0;
+        let groups: Vec<GemmGroup> = s
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(c, &m)| {
+                let g = GemmGroup {
+                    a_offset: row * s.k,
+                    b_offset: (c % s.layers) * s.n * s.k,
+                    c_offset: row * out_cols,
+                    m,
+                    n: s.n,
+                    k: s.k,
+                    lda: s.k,
+                    ldb: s.k,
+                    ldc: out_cols,
+                };
+                row += m;
+                g
+            })
+            .collect();
+        let mut measure = |imp: &str, ms: f64| {
+            out.push(Measured {
+                op: "gemm",
+                shape: s.name.clone(),
+                imp: imp.into(),
+                ms,
+                flops,
+                bytes: 0.0,
+            })
+        };
+        // ours, as the engine calls it
+        let ms = match s.proj {
+            Proj::Qkv => {
+                let mut c: CudaSlice<bf16> = stream.alloc_zeros(rows * out_cols)?;
+                time(stream, &mut flush, WARMUP, REPS, || {
+                    gemm_sm90_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, &groups)
+                })?
+            }
+            Proj::Residual => {
+                let mut c = random_f32(stream, rows * out_cols, 1.0, 30)?;
+                time(stream, &mut flush, WARMUP, REPS, || {
+                    gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, &groups, true)
+                })?
+            }
+            Proj::GateUp => {
+                let mut c: CudaSlice<bf16> = stream.alloc_zeros(rows * out_cols)?;
+                time(stream, &mut flush, WARMUP, REPS, || {
+                    gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &a, &b, &mut c, &groups)
+                })?
+            }
+        };
+        measure("gemm_sm90", ms);
+        // version 1 at the 1B x16 shapes (the ladder); its gate/up has no fused SwiGLU, so it is timed bf16-out
+        if s.name.starts_with("1b ") && s.name.ends_with(" x16") {
+            let ms = match s.proj {
+                Proj::Residual => {
+                    let mut c = random_f32(stream, rows * out_cols, 1.0, 31)?;
+                    time(stream, &mut flush, WARMUP, REPS, || {
+                        gemm_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, &groups, true)
+                    })?
+                }
+                _ => {
+                    let plain: Vec<GemmGroup> = groups
+                        .iter()
+                        .map(|g| GemmGroup {
+                            c_offset: g.a_offset / s.k * s.n,
+                            ldc: s.n,
+                            ..*g
+                        })
+                        .collect();
+                    let mut c: CudaSlice<bf16> = stream.alloc_zeros(rows * s.n)?;
+                    time(stream, &mut flush, WARMUP, REPS, || {
+                        gemm_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, &plain, false)
+                    })?
+                }
+            };
+            measure("gemm_v1", ms);
+        }
+        // cuBLAS, bf16 out (its fastest output), C = A·Bᵀ with layer 0's B for all rows as one GEMM
+        let mut c: CudaSlice<bf16> = stream.alloc_zeros(rows * s.n)?;
+        let cfg = GemmConfig {
+            transa: cublasOperation_t::CUBLAS_OP_T,
+            transb: cublasOperation_t::CUBLAS_OP_N,
+            m: s.n as i32,
+            n: rows as i32,
+            k: s.k as i32,
+            alpha: bf16::ONE,
+            lda: s.k as i32,
+            ldb: s.k as i32,
+            beta: bf16::ZERO,
+            ldc: s.n as i32,
+        };
+        let ms = time(stream, &mut flush, WARMUP, REPS, || {
+            // SAFETY: column-major C^T[n, rows] = B[n, k] (as its transpose of the stored [k, n]) · A^T[k, rows]:
+            // B holds at least n·k elements (layer 0), A rows·k, C rows·n; the leading dimensions are the stored row
+            // lengths, so every access lies inside the three buffers.
+            unsafe { blas.gemm(cfg, &b, &a, &mut c) }.map_err(|e| KernelError::InvalidArgument {
+                kernel: "cublas".into(),
+                msg: e.to_string(),
+            })
+        })?;
+        measure("cublas", ms);
+        let equal = s.cells.windows(2).all(|w| w[0] == w[1]);
+        if s.cells.len() > 1 && equal {
+            let m = s.cells[0];
+            let batched = StridedBatchedConfig {
+                gemm: GemmConfig { n: m as i32, ..cfg },
+                batch_size: s.cells.len() as i32,
+                stride_a: (s.n * s.k * usize::from(s.layers > 1)) as i64,
+                stride_b: (m * s.k) as i64,
+                stride_c: (m * s.n) as i64,
+            };
+            let ms = time(stream, &mut flush, WARMUP, REPS, || {
+                // SAFETY: batch i reads B layer (i if several layers else 0) — at most `layers` blocks of n·k, all
+                // inside b since cells ≤ layers or the stride is 0 — and A rows i·m.., writing C rows i·m..: with
+                // cells·m = rows, every access lies inside the buffers.
+                unsafe { blas.gemm_strided_batched(batched, &b, &a, &mut c) }.map_err(|e| {
+                    KernelError::InvalidArgument {
+                        kernel: "cublas".into(),
+                        msg: e.to_string(),
+                    }
+                })
+            })?;
+            measure("cublas-batched", ms);
+        }
+    }
+    Ok(out)
+}

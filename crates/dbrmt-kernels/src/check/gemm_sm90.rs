@@ -1,0 +1,312 @@
+//! Checks of the v2 grouped GEMM (`cuda/gemm_sm90.cu`) against `reference::gemm`, laid out as the engine lays out a
+//! step: the cells' rows stacked in one A buffer with a NaN spare row between cells (whole 128-row tiles read across
+//! them, so a tile that leaked another row into a result would poison it), the weights of every layer stacked dense
+//! `[L·n, k]` (group g uses layer g mod L), C rows with a spare row between cells and a row stride wider than the
+//! output (poison wherever no group writes, which must survive). Off-tile m (1, 7, 129, 300 + 128) and n (not
+//! multiples of the tile width) are included; one cell alone must give the bits it gives inside the launch.
+
+use half::bf16;
+
+use super::harness::{
+    bf16_normal, bitwise, changed_outside, compare, download_bf16, download_f32, fail_if, poison_bits, poisoned_bf16,
+    poisoned_f32, upload_bf16, upload_f32, Block, Check, SplitMix64, BF16_OUT_TOL, F32_OUT_TOL,
+};
+use crate::gemm::GemmGroup;
+use crate::gemm_sm90::{
+    gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu, interleave_gate_up,
+    Epilogue,
+};
+use crate::reference::gemm::linear;
+use crate::reference::swiglu::silu;
+use crate::{Gpu, KernelError};
+
+/// Layers of the stacked weight in every case.
+const LAYERS: usize = 3;
+
+/// One checked launch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sm90Case {
+    pub epilogue: Epilogue,
+    /// m of each group.
+    pub ms: Vec<usize>,
+    /// B rows per layer (for SwiGLU `2·I`; the output has `n/2` columns).
+    pub n: usize,
+    pub k: usize,
+}
+
+impl Sm90Case {
+    fn out_cols(&self) -> usize {
+        if self.epilogue == Epilogue::SwiGlu {
+            self.n / 2
+        } else {
+            self.n
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self.epilogue {
+            Epilogue::Bf16 => "gemm_sm90_nt_bf16_bf16_bf16",
+            Epilogue::F32 { .. } => "gemm_sm90_nt_bf16_bf16_f32",
+            Epilogue::SwiGlu => "gemm_sm90_nt_bf16_bf16_swiglu",
+        }
+    }
+
+    fn shape(&self) -> String {
+        let acc = if self.epilogue == (Epilogue::F32 { accumulate: true }) {
+            " acc"
+        } else {
+            ""
+        };
+        format!("ms={:?} n={} k={}{acc}", self.ms, self.n, self.k)
+    }
+}
+
+/// Where everything lives: A and C rows of cell g from row `row0[g]`, one spare row between cells.
+struct Layout {
+    groups: Vec<GemmGroup>,
+    a_rows: usize,
+    lda: usize,
+    ldc: usize,
+}
+
+fn lay_out(case: &Sm90Case) -> Layout {
+    // A rows a little wider than k (a stride the TMA map must honour); C rows wider than the output
+    let (lda, ldc) = (case.k + 8, case.out_cols() + 8);
+    let mut row = 0;
+    let groups = case
+        .ms
+        .iter()
+        .enumerate()
+        .map(|(g, &m)| {
+            let group = GemmGroup {
+                a_offset: row * lda,
+                b_offset: (g % LAYERS) * case.n * case.k,
+                c_offset: row * ldc,
+                m,
+                n: case.n,
+                k: case.k,
+                lda,
+                ldb: case.k,
+                ldc,
+            };
+            row += m + 1;
+            group
+        })
+        .collect();
+    Layout {
+        groups,
+        a_rows: row.max(1),
+        lda,
+        ldc,
+    }
+}
+
+/// Runs `case` (its groups `only`, or all) on fresh inputs from `seed` and returns C as f32 (bf16 widened).
+fn run(gpu: &Gpu, case: &Sm90Case, l: &Layout, host: &Host, only: Option<usize>) -> Result<Vec<f32>, KernelError> {
+    let stream = gpu.stream();
+    let groups: Vec<GemmGroup> = match only {
+        Some(g) => vec![l.groups[g]],
+        None => l.groups.clone(),
+    };
+    let a = upload_bf16(stream, &host.a)?;
+    let b = upload_bf16(stream, &host.b_stored)?;
+    let c_len = l.a_rows * l.ldc;
+    match case.epilogue {
+        Epilogue::Bf16 | Epilogue::SwiGlu => {
+            let mut c = poisoned_bf16(gpu, stream, c_len)?;
+            if case.epilogue == Epilogue::Bf16 {
+                gemm_sm90_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, &groups)?;
+            } else {
+                gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &a, &b, &mut c, &groups)?;
+            }
+            download_bf16(stream, &c)
+        }
+        Epilogue::F32 { accumulate } => {
+            let mut c = match accumulate {
+                true => upload_f32(stream, &host.c0)?,
+                false => poisoned_f32(gpu, stream, c_len)?,
+            };
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, &groups, accumulate)?;
+            download_f32(stream, &c)
+        }
+    }
+}
+
+/// Host inputs: A (NaN in the spare rows and the row padding), B as stored (SwiGLU: interleaved), B as the
+/// reference multiplies it (SwiGLU: gate rows then up rows), and C before an accumulating launch.
+struct Host {
+    a: Vec<f32>,
+    b_stored: Vec<f32>,
+    b_plain: Vec<f32>,
+    c0: Vec<f32>,
+}
+
+fn host_inputs(case: &Sm90Case, l: &Layout, seed: u64) -> Host {
+    let mut rng = SplitMix64::new(seed);
+    let mut a = vec![f32::NAN; l.a_rows * l.lda];
+    for g in &l.groups {
+        let row0 = g.a_offset / l.lda;
+        for r in row0..row0 + g.m {
+            let vals = bf16_normal(&mut rng, case.k, 1.0);
+            a[r * l.lda..r * l.lda + case.k].copy_from_slice(&vals);
+        }
+    }
+    let b_plain = bf16_normal(&mut rng, LAYERS * case.n * case.k, 1.0 / (case.k as f64).sqrt());
+    let b_stored = match case.epilogue {
+        Epilogue::SwiGlu => {
+            let (rows, k) = (case.n, case.k);
+            let mut b = vec![0.0; b_plain.len()];
+            for layer in 0..LAYERS {
+                for r in 0..rows {
+                    let to = layer * rows + interleave_gate_up(r, rows / 2);
+                    let from = layer * rows + r;
+                    b[to * k..(to + 1) * k].copy_from_slice(&b_plain[from * k..(from + 1) * k]);
+                }
+            }
+            b
+        }
+        _ => b_plain.clone(),
+    };
+    let poison = f32::from_bits(poison_bits::<f32>());
+    let mut c0 = vec![poison; l.a_rows * l.ldc];
+    if case.epilogue == (Epilogue::F32 { accumulate: true }) {
+        for g in &l.groups {
+            for r in 0..g.m {
+                let at = g.c_offset + r * l.ldc;
+                c0[at..at + case.n].copy_from_slice(&super::harness::f32_normal(&mut rng, case.n, 1.0));
+            }
+        }
+    }
+    Host {
+        a,
+        b_stored,
+        b_plain,
+        c0,
+    }
+}
+
+/// The reference of group `g`'s output rows, `[m, out_cols]`.
+fn reference(case: &Sm90Case, l: &Layout, host: &Host, g: usize) -> Vec<f32> {
+    let grp = &l.groups[g];
+    let (n, k, m) = (case.n, case.k, grp.m);
+    let row0 = grp.a_offset / l.lda;
+    let x: Vec<f32> = (row0..row0 + m)
+        .flat_map(|r| host.a[r * l.lda..r * l.lda + k].iter().copied())
+        .collect();
+    let w = &host.b_plain[(g % LAYERS) * n * k..(g % LAYERS + 1) * n * k];
+    let mut y = vec![0.0; m * n];
+    linear(&x, w, m, k, n, &mut y);
+    match case.epilogue {
+        Epilogue::SwiGlu => {
+            let i = n / 2;
+            (0..m)
+                .flat_map(|r| (0..i).map(move |j| (r, j)))
+                .map(|(r, j)| silu(y[r * n + j]) * y[r * n + i + j])
+                .collect()
+        }
+        Epilogue::F32 { accumulate: true } => (0..m * n)
+            .map(|e| host.c0[grp.c_offset + (e / n) * l.ldc + e % n] + y[e])
+            .collect(),
+        _ => y,
+    }
+}
+
+/// One case: every group against the reference, unwritten and stray elements, and group `alone` alone vs grouped.
+pub fn check(gpu: &Gpu, case: &Sm90Case, seed: u64) -> Result<Vec<Check>, KernelError> {
+    let l = lay_out(case);
+    let host = host_inputs(case, &l, seed);
+    let out = run(gpu, case, &l, &host, None)?;
+    let cols = case.out_cols();
+    let blocks: Vec<Block> = l
+        .groups
+        .iter()
+        .map(|g| Block::rows(l.ldc, g.c_offset / l.ldc, g.m, 0, cols))
+        .collect();
+    let got: Vec<f32> = blocks.iter().flat_map(|b| b.gather(&out)).collect();
+    let want: Vec<f32> = (0..l.groups.len())
+        .flat_map(|g| reference(case, &l, &host, g))
+        .collect();
+    let tol = if matches!(case.epilogue, Epilogue::F32 { .. }) {
+        F32_OUT_TOL
+    } else {
+        BF16_OUT_TOL
+    };
+    let accumulating = case.epilogue == (Epilogue::F32 { accumulate: true });
+    let expected_outside = |i: usize| host.c0[i].to_bits();
+    let strays = if matches!(case.epilogue, Epilogue::F32 { .. }) {
+        changed_outside(&out, &blocks, |i| {
+            if accumulating {
+                expected_outside(i)
+            } else {
+                poison_bits::<f32>()
+            }
+        })
+    } else {
+        let as_bf16: Vec<bf16> = out.iter().map(|&x| bf16::from_f32(x)).collect();
+        changed_outside(&as_bf16, &blocks, |_| poison_bits::<bf16>())
+    };
+    let mut checks = vec![fail_if(
+        compare(case.name(), case.shape(), &got, &want, tol),
+        strays,
+        "elements written outside the groups",
+    )];
+    // the largest group alone, against itself inside the launch
+    let target = (0..l.groups.len()).max_by_key(|&g| l.groups[g].m).unwrap_or(0);
+    let alone = run(gpu, case, &l, &host, Some(target))?;
+    let b = blocks[target];
+    checks.push(bitwise(
+        case.name(),
+        format!("{} cell {target} alone vs grouped", case.shape()),
+        &b.gather(&alone),
+        &b.gather(&out),
+    ));
+    Ok(checks)
+}
+
+/// The cases of the suite: every epilogue at small, off-tile and real shapes.
+pub fn cases() -> Vec<Sm90Case> {
+    let mixed = vec![1, 7, 129, 428, 64];
+    let mut out = Vec::new();
+    for epilogue in [
+        Epilogue::Bf16,
+        Epilogue::F32 { accumulate: false },
+        Epilogue::F32 { accumulate: true },
+    ] {
+        for (n, k) in [(64, 64), (200, 576), (960, 576), (3072, 2048)] {
+            out.push(Sm90Case {
+                epilogue,
+                ms: mixed.clone(),
+                n,
+                k,
+            });
+        }
+    }
+    for (n, k) in [(256, 64), (3072, 576), (2 * 8192, 2048)] {
+        out.push(Sm90Case {
+            epilogue: Epilogue::SwiGlu,
+            ms: if n > 8192 { vec![300, 1] } else { mixed.clone() },
+            n,
+            k,
+        });
+    }
+    // down-projection depth, one full cell and a short one
+    out.push(Sm90Case {
+        epilogue: Epilogue::F32 { accumulate: true },
+        ms: vec![1152, 300],
+        n: 2048,
+        k: 8192,
+    });
+    out
+}
+
+/// Every case.
+pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    cases()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, case)| match check(gpu, case, seed.wrapping_add(i as u64)) {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        })
+        .collect()
+}

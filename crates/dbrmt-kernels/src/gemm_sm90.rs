@@ -1,0 +1,495 @@
+//! Launchers of `cuda/gemm_sm90.cu`: the version-2 grouped GEMM (TMA loads, wgmma, a producer and two consumer
+//! warpgroups, a persistent tile scheduler) for the bf16 projections, `C = A·Bᵀ` with A the rows of the cells
+//! (`[rows, k]`, one buffer, row stride `lda`) and B the stacked weights of every layer (`[L·n, k]`, dense).
+//!
+//! The same [`GemmGroup`]s as the version-1 launchers describe the problems; this file adds the conditions the
+//! tensor-memory accelerator needs ([`supports`]): `k`, `n` and `lda` multiples of 8 (16-byte rows), every group's A
+//! starting on a row of the A buffer (`a_offset % lda == 0`), B dense (`ldb == k`) with each group's B on a row of
+//! the stack, every C 16-byte aligned. A caller checks [`supports`] once per model and falls back to
+//! [`crate::gemm`] otherwise. Tile width is chosen from `(n, k)` only ([`tile_width`]), never from the cells of the
+//! launch, and there is no split-K: a cell's bits do not depend on the other cells of its launch.
+//!
+//! Three epilogues: bf16 C, f32 C (optionally accumulating: the residual adds into the f32 hidden rows), and SwiGLU
+//! (`silu(gate)·up` of a gate/up weight stored interleaved in blocks of 64 rows, [`interleave_gate_up`]; the output
+//! has `n/2` columns).
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use half::bf16;
+
+use crate::gemm::GemmGroup;
+use crate::launch::{addr, addr_mut, check_groups, invalid};
+use crate::params::MAX_GROUPS;
+use crate::tma::{self, TmaMap};
+use crate::{cubins, Gpu, Kernel, KernelError};
+
+/// Threads per block (`sm90::THREADS`: two consumer warpgroups and a producer warpgroup).
+const THREADS: u32 = 384;
+/// Rows per tile (`sm90::BM`) and k per pipeline stage (`sm90::BK`).
+const BM: usize = 128;
+const BK: usize = 64;
+/// Bytes of one epilogue staging buffer (`sm90::STAGING_BYTES`), two per block; the dynamic shared memory a block may
+/// have (`sm90::SMEM_LIMIT`).
+const STAGING_BYTES: usize = 64 * 272;
+const SMEM_LIMIT: usize = 232448;
+
+/// The epilogue, which also fixes C's element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    /// C bf16, rounded once.
+    Bf16,
+    /// C f32; `accumulate`: `C += A·Bᵀ`.
+    F32 { accumulate: bool },
+    /// C bf16 `[m, n/2]` = `silu(gate)·up`, B interleaved ([`interleave_gate_up`]).
+    SwiGlu,
+}
+
+/// The tile widths with entry points (SwiGLU: 128 and 256 only), ascending (`GEMM_SM90_BN_LIST`).
+pub const TILE_WIDTHS: [usize; 8] = [128, 144, 152, 160, 192, 208, 224, 256];
+
+/// Tile width (`BN`) for products of `n` columns over `k` on a device of `sms` multiprocessors: the mirror of
+/// `gemm_sm90_bn_rule` in `cuda/gemm_sm90.cu` (whose comment and docs/log/gemm_sm90.md give the model). A function
+/// of the shapes and the device only, never of the rows or cells of a launch, so a cell's tiles — and bits — are the
+/// same alone and in any launch.
+pub fn tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize) -> usize {
+    if epilogue == Epilogue::SwiGlu {
+        return if n >= 1024 { 256 } else { 128 };
+    }
+    let sms = if sms < 1 { 132 } else { sms } as f64;
+    let kb = k.div_ceil(64) as f64;
+    let counts = [1.0, 4.0, 16.0];
+    let f32_out = matches!(epilogue, Epilogue::F32 { .. });
+    let cost = |bn: usize, c: f64| {
+        let bnf = bn as f64;
+        let bytes_per_flop = (128.0 + bnf) / (128.0 * bnf);
+        let eff = 1.0 + 0.25 * (bytes_per_flop / (384.0 / 32768.0) - 1.0);
+        let ovh = if f32_out { 250.0 + 2.6 * bnf } else { 125.0 + 0.8 * bnf };
+        let tiles = 9.0 * c * n.div_ceil(bn) as f64;
+        let waves = (tiles / sms).ceil();
+        waves * (bnf * kb * eff + ovh)
+    };
+    let best: Vec<f64> = counts
+        .iter()
+        .map(|&c| TILE_WIDTHS.iter().map(|&bn| cost(bn, c)).fold(f64::INFINITY, f64::min))
+        .collect();
+    let score = |bn: usize| {
+        counts
+            .iter()
+            .zip(&best)
+            .map(|(&c, &b)| cost(bn, c) / b)
+            .fold(0.0, f64::max)
+    };
+    let min = TILE_WIDTHS.iter().map(|&bn| score(bn)).fold(f64::INFINITY, f64::min);
+    // the list ascends: the widest tie (within 0.5%) wins
+    TILE_WIDTHS
+        .iter()
+        .copied()
+        .rfind(|&bn| score(bn) <= min * 1.005)
+        .unwrap_or(128)
+}
+
+/// Pipeline stages of tile width `bn` (`sm90::stages_for`): the v2 widths keep theirs, the others as many as fit.
+const fn stages(bn: usize) -> usize {
+    match bn {
+        128 => 6,
+        192 | 256 => 4,
+        _ => {
+            let fit = (SMEM_LIMIT - 2 * STAGING_BYTES - 128) / (BM * BK * 2 + bn * BK * 2);
+            if fit > 6 {
+                6
+            } else {
+                fit
+            }
+        }
+    }
+}
+
+/// Dynamic shared memory of tile width `bn` (`sm90::smem_bytes`).
+pub const fn smem_bytes(bn: usize) -> usize {
+    stages(bn) * (BM * BK * 2 + bn * BK * 2) + 2 * STAGING_BYTES + 2 * stages(bn) * 8
+}
+
+/// The entry point of `epilogue` at tile width `bn` (`gemm_sm90_nt_bf16_bf16_<out>_bn<BN>`).
+fn kernel(epilogue: Epilogue, bn: usize) -> Option<Kernel> {
+    macro_rules! widths {
+        ($out:literal) => {
+            match bn {
+                128 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn128"),
+                144 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn144"),
+                152 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn152"),
+                160 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn160"),
+                192 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn192"),
+                208 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn208"),
+                224 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn224"),
+                256 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn256"),
+                _ => return None,
+            }
+        };
+    }
+    let entry = match epilogue {
+        Epilogue::Bf16 => widths!("bf16"),
+        Epilogue::F32 { .. } => widths!("f32"),
+        Epilogue::SwiGlu => match bn {
+            128 => "gemm_sm90_nt_bf16_bf16_swiglu_bn128",
+            256 => "gemm_sm90_nt_bf16_bf16_swiglu_bn256",
+            _ => return None,
+        },
+    };
+    Some(Kernel::new(cubins::GEMM_SM90, entry))
+}
+
+/// One problem (`GemmSm90Problem` in gemm_sm90.cu).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sm90Problem {
+    pub c: u64,
+    pub a_row: i32,
+    pub b_row: i32,
+    pub m: i32,
+    pub ldc: i32,
+}
+
+/// `GemmSm90Params` in gemm_sm90.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Sm90Params {
+    pub problems: [Sm90Problem; MAX_GROUPS],
+    pub count: i32,
+    pub n: i32,
+    pub k: i32,
+    pub accumulate: i32,
+}
+
+// SAFETY: #[repr(C)] plain-old-data mirrors of gemm_sm90.cu's structs (sizes checked by the tests below against
+// its static_asserts); the addresses in them are formed by the launcher after its checks, never dereferenced here.
+unsafe impl DeviceRepr for Sm90Params {}
+
+/// Whether the v2 kernel can run `groups` (see the module doc) with element sizes of C `c_size`; the reason if not.
+pub fn supports(groups: &[GemmGroup], epilogue: Epilogue) -> Result<(), String> {
+    let Some(g0) = groups.first() else {
+        return Err("no groups".into());
+    };
+    let (n, k, lda) = (g0.n, g0.k, g0.lda);
+    if !(k.is_multiple_of(8) && lda.is_multiple_of(8) && n.is_multiple_of(8)) {
+        return Err(format!(
+            "k = {k}, n = {n} and lda = {lda} must be multiples of 8 (16-byte TMA rows)"
+        ));
+    }
+    if epilogue == Epilogue::SwiGlu && !n.is_multiple_of(128) {
+        return Err(format!(
+            "SwiGLU needs n = {n} to be a multiple of 128 (interleaved blocks of 64)"
+        ));
+    }
+    for (i, g) in groups.iter().enumerate() {
+        if (g.n, g.k, g.lda) != (n, k, lda) {
+            return Err(format!(
+                "group {i}: n, k and lda differ from group 0's (one tensor map per launch)"
+            ));
+        }
+        if g.ldb != k || !g.b_offset.is_multiple_of(k) {
+            return Err(format!("group {i}: B must be dense rows (ldb = k) starting on a row"));
+        }
+        if !g.a_offset.is_multiple_of(lda) {
+            return Err(format!("group {i}: A must start on a row of its buffer"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `groups` against the buffers and returns the kernel's parameters with C addresses relative to C's base (in
+/// elements) and the rows of the A and B maps.
+fn validate(
+    entry: &str,
+    groups: &[GemmGroup],
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+    epilogue: Epilogue,
+) -> Result<(Sm90Params, usize, usize), KernelError> {
+    if groups.len() > MAX_GROUPS {
+        return Err(invalid(
+            entry,
+            format!("{} groups, but one launch takes at most {MAX_GROUPS}", groups.len()),
+        ));
+    }
+    check_groups(entry, groups.len())?;
+    supports(groups, epilogue).map_err(|msg| invalid(entry, msg))?;
+    let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
+    let out_cols = if epilogue == Epilogue::SwiGlu { n / 2 } else { n };
+    let c_size = if matches!(epilogue, Epilogue::F32 { .. }) { 4 } else { 2 };
+    let (a_rows, b_rows) = (a_len / lda, b_len / k);
+    if k > lda || a_rows > i32::MAX as usize || b_rows > i32::MAX as usize || n > i32::MAX as usize {
+        return Err(invalid(
+            entry,
+            format!("k = {k} > lda = {lda}, or dimensions beyond 32 bits"),
+        ));
+    }
+    let mut p = Sm90Params {
+        problems: [Sm90Problem::default(); MAX_GROUPS],
+        count: groups.len() as i32,
+        n: n as i32,
+        k: k as i32,
+        accumulate: i32::from(epilogue == Epilogue::F32 { accumulate: true }),
+    };
+    for (i, g) in groups.iter().enumerate() {
+        let (a_row, b_row) = (g.a_offset / lda, g.b_offset / k);
+        if a_row + g.m > a_rows {
+            return Err(invalid(
+                entry,
+                format!("group {i}: A rows {a_row}..{} past {a_rows}", a_row + g.m),
+            ));
+        }
+        if b_row + n > b_rows {
+            return Err(invalid(
+                entry,
+                format!("group {i}: B rows {b_row}..{} past {b_rows}", b_row + n),
+            ));
+        }
+        if g.ldc < out_cols || (g.ldc * c_size) % 16 != 0 || (g.c_offset * c_size) % 16 != 0 {
+            return Err(invalid(
+                entry,
+                format!(
+                    "group {i}: C row stride {} must hold {out_cols} columns, and C rows must be 16-byte aligned",
+                    g.ldc
+                ),
+            ));
+        }
+        if g.m > 0 && g.c_offset + (g.m - 1) * g.ldc + out_cols > c_len {
+            return Err(invalid(entry, format!("group {i}: C past its {c_len} elements")));
+        }
+        if g.m > i32::MAX as usize || g.ldc > i32::MAX as usize {
+            return Err(invalid(entry, format!("group {i}: m or ldc beyond 32 bits")));
+        }
+        p.problems[i] = Sm90Problem {
+            c: g.c_offset as u64,
+            a_row: a_row as i32,
+            b_row: b_row as i32,
+            m: g.m as i32,
+            ldc: g.ldc as i32,
+        };
+    }
+    // two problems writing one C element would race
+    let as_c: Vec<GemmGroup> = groups.iter().map(|g| GemmGroup { n: out_cols, ..*g }).collect();
+    crate::gemm::check_disjoint_c(entry, &as_c)?;
+    Ok((p, a_rows, b_rows))
+}
+
+/// A 2-D bf16 tensor map over `rows` rows of `k` elements (stride `ld` elements) at device address `base`, with
+/// boxes of 64 × `box_rows`.
+fn tensor_map(
+    entry: &str,
+    base: u64,
+    k: usize,
+    rows: usize,
+    ld: usize,
+    box_rows: usize,
+) -> Result<TmaMap, KernelError> {
+    tma::bf16_map(
+        entry,
+        base,
+        &[k as u64, rows as u64],
+        &[(ld * 2) as u64],
+        &[BK as u32, box_rows as u32],
+    )
+}
+
+fn launch<TC: DeviceRepr>(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (a, b): (&CudaSlice<bf16>, &CudaSlice<bf16>),
+    c: &mut CudaSlice<TC>,
+    groups: &[GemmGroup],
+    epilogue: Epilogue,
+) -> Result<(), KernelError> {
+    let (n0, k0) = groups.first().map_or((0, 0), |g| (g.n, g.k));
+    let bn = tile_width(n0, k0, epilogue, gpu.sm_count());
+    let kernel = kernel(epilogue, bn).ok_or_else(|| invalid("gemm_sm90", format!("no kernel of tile width {bn}")))?;
+    let (mut params, a_rows, b_rows) = validate(kernel.entry, groups, a.len(), b.len(), c.len(), epilogue)?;
+    let c_size = size_of::<TC>();
+    assert_eq!(
+        c_size,
+        if matches!(epilogue, Epilogue::F32 { .. }) { 4 } else { 2 },
+        "C's element type"
+    );
+    if groups.iter().all(|g| g.m == 0) {
+        return Ok(());
+    }
+    let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
+    let a_map = tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, BM)?;
+    let b_map = tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, bn)?;
+    let c_base = addr_mut(c, stream);
+    for p in &mut params.problems[..groups.len()] {
+        p.c = c_base + p.c * c_size as u64;
+    }
+    let f = gpu.function(&kernel)?;
+    let smem = smem_bytes(bn);
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        smem as i32,
+    )?;
+    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(BM)).sum::<usize>() * n.div_ceil(bn);
+    let cfg = LaunchConfig {
+        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: smem as u32,
+    };
+    let mut builder = stream.launch_builder(&f);
+    builder.arg(&a_map).arg(&b_map).arg(&params);
+    // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value; these are their #[repr(C)]
+    // mirrors. The maps cover exactly the A buffer (`a_rows` whole rows of `lda`) and the B buffer (`b_rows` rows of
+    // `k`), so TMA never reads outside them (it zero-fills past their edges); validate() checked every problem's A and
+    // B rows against them and its C region (m rows of the output width, stride ldc, 16-byte aligned) against `c`,
+    // and that no two problems write the same element of C; `c` is borrowed mutably, so it aliases neither input.
+    // C's element size matches the epilogue (asserted above). The dynamic shared memory is the kernel's plan for
+    // this tile width, and its limit was raised to it on the function.
+    unsafe { builder.launch(cfg) }?;
+    Ok(())
+}
+
+/// `C = A·Bᵀ` for each group, bf16 C (v2 kernel). See [`supports`] for the shapes it takes.
+pub fn gemm_sm90_nt_bf16_bf16_bf16(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    a: &CudaSlice<bf16>,
+    b: &CudaSlice<bf16>,
+    c: &mut CudaSlice<bf16>,
+    groups: &[GemmGroup],
+) -> Result<(), KernelError> {
+    launch(gpu, stream, (a, b), c, groups, Epilogue::Bf16)
+}
+
+/// `C (+)= A·Bᵀ` for each group, f32 C (v2 kernel): the residual adds into the f32 hidden rows, and the logits.
+pub fn gemm_sm90_nt_bf16_bf16_f32(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    a: &CudaSlice<bf16>,
+    b: &CudaSlice<bf16>,
+    c: &mut CudaSlice<f32>,
+    groups: &[GemmGroup],
+    accumulate: bool,
+) -> Result<(), KernelError> {
+    launch(gpu, stream, (a, b), c, groups, Epilogue::F32 { accumulate })
+}
+
+/// `C = silu(A·Gᵀ) ⊙ (A·Uᵀ)` for each group (v2 kernel), from a gate/up weight interleaved by
+/// [`interleave_gate_up`]: a group's `n` is `2·I` (its B rows) and its C has `I` columns.
+pub fn gemm_sm90_nt_bf16_bf16_swiglu(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    a: &CudaSlice<bf16>,
+    b: &CudaSlice<bf16>,
+    c: &mut CudaSlice<bf16>,
+    groups: &[GemmGroup],
+) -> Result<(), KernelError> {
+    launch(gpu, stream, (a, b), c, groups, Epilogue::SwiGlu)
+}
+
+/// The row of the interleaved gate/up weight that holds row `r` of a layer's `[gate (I rows); up (I rows)]`: for every
+/// 64 output columns `j0..j0+64`, 64 gate rows then 64 up rows (so a 128-wide tile holds gate and up of the same
+/// columns). `i` (= I) must be a multiple of 64.
+pub fn interleave_gate_up(r: usize, i: usize) -> usize {
+    let (half, j) = if r < i { (0, r) } else { (1, r - i) };
+    128 * (j / 64) + 64 * half + j % 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_layout_matches_gemm_sm90_cu() {
+        // the static_asserts of gemm_sm90.cu: 24-byte problems, 64 of them + 16 bytes
+        assert_eq!(size_of::<Sm90Problem>(), 24);
+        assert_eq!(size_of::<Sm90Params>(), 24 * MAX_GROUPS + 16);
+    }
+
+    #[test]
+    fn shared_memory_plans_match_the_kernel() {
+        // sm90::smem_bytes: the static_assert of gemm_sm90.cu and the sizes its notes give for the v3 widths
+        let want = [
+            (128, 231520),
+            (144, 208976),
+            (152, 214096),
+            (160, 219216),
+            (192, 198720),
+            (208, 206912),
+            (224, 215104),
+            (256, 231488),
+        ];
+        for (bn, bytes) in want {
+            assert_eq!(smem_bytes(bn), bytes, "BN {bn}");
+        }
+        for e in [Epilogue::Bf16, Epilogue::F32 { accumulate: true }, Epilogue::SwiGlu] {
+            for n in [64, 768, 2048, 3072, 16384] {
+                assert!(kernel(e, tile_width(n, 2048, e, 132)).is_some(), "{e:?} n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn tile_rule_picks_what_the_notes_say() {
+        // docs/log/gemm_sm90.md, v3 tile rule on 132 SMs
+        let bf16 = |n, k| tile_width(n, k, Epilogue::Bf16, 132);
+        assert_eq!(bf16(2048, 2048), 152);
+        assert_eq!(bf16(3072, 2048), 224);
+        assert_eq!(bf16(4096, 4096), 144);
+        assert_eq!(bf16(5120, 3072), 192);
+        assert_eq!(bf16(6144, 4096), 224);
+        assert_eq!(bf16(2304, 768), 224);
+        assert_eq!(bf16(768, 768), 128);
+        assert_eq!(bf16(16384, 2048), 192);
+        assert_eq!(bf16(28672, 4096), 256);
+        assert_eq!(tile_width(16384, 2048, Epilogue::SwiGlu, 132), 256);
+    }
+
+    fn group(m: usize, n: usize, k: usize, a_row: usize, layer: usize, c_offset: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: a_row * k,
+            b_offset: layer * n * k,
+            c_offset,
+            m,
+            n,
+            k,
+            lda: k,
+            ldb: k,
+            ldc: n,
+        }
+    }
+
+    #[test]
+    fn validates_shapes_and_buffers() {
+        let e = Epilogue::Bf16;
+        let ok = [group(100, 256, 64, 0, 0, 0), group(28, 256, 64, 100, 1, 100 * 256)];
+        let (p, a_rows, b_rows) = validate("t", &ok, 128 * 64, 2 * 256 * 64, 128 * 256, e).unwrap();
+        assert_eq!((a_rows, b_rows, p.count, p.n, p.k), (128, 512, 2, 256, 64));
+        assert_eq!(
+            (p.problems[1].a_row, p.problems[1].b_row, p.problems[1].m),
+            (100, 256, 28)
+        );
+        // A past its buffer, B past the stack, C past its buffer, C misaligned, overlapping C, mixed n, odd k
+        assert!(validate("t", &[group(129, 256, 64, 0, 0, 0)], 128 * 64, 512 * 64, 1 << 20, e).is_err());
+        assert!(validate("t", &[group(1, 256, 64, 0, 2, 0)], 128 * 64, 512 * 64, 1 << 20, e).is_err());
+        assert!(validate("t", &[group(100, 256, 64, 0, 0, 0)], 128 * 64, 512 * 64, 99 * 256, e).is_err());
+        assert!(validate("t", &[group(1, 256, 64, 0, 0, 3)], 128 * 64, 512 * 64, 1 << 20, e).is_err());
+        let overlap = [group(10, 256, 64, 0, 0, 0), group(10, 256, 64, 10, 0, 256)];
+        assert!(validate("t", &overlap, 128 * 64, 512 * 64, 1 << 20, e).is_err());
+        let mixed = [group(1, 256, 64, 0, 0, 0), group(1, 128, 64, 1, 0, 256)];
+        assert!(validate("t", &mixed, 128 * 64, 512 * 64, 1 << 20, e).is_err());
+        assert!(supports(&[group(1, 256, 60, 0, 0, 0)], e).is_err());
+        assert!(supports(&[group(1, 192, 64, 0, 0, 0)], Epilogue::SwiGlu).is_err());
+        assert!(validate("t", &[], 1, 1, 1, e).is_err());
+    }
+
+    #[test]
+    fn gate_up_interleave_is_a_permutation_in_blocks_of_64() {
+        let i = 256;
+        let rows: Vec<usize> = (0..2 * i).map(|r| interleave_gate_up(r, i)).collect();
+        let mut sorted = rows.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..2 * i).collect::<Vec<_>>());
+        assert_eq!(&rows[..3], &[0, 1, 2]); // gate 0.. first
+        assert_eq!(rows[64], 128); // gate 64 opens the second block
+        assert_eq!(rows[i], 64); // up 0 follows gate 0..63
+        assert_eq!(rows[i + 65], 128 + 64 + 1);
+    }
+}

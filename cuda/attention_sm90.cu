@@ -1,0 +1,602 @@
+/*
+Causal grouped-query attention for sm_90a (H100/H200) on the tensor cores: TMA loads, wgmma, warp specialisation,
+persistent CTAs. It computes what cuda/attention.cu computes (same contract; that file's header is the reference),
+for head dims 64 and 128:
+
+  q, k and v come from the fused QKV buffer, bf16 [rows_total, qkv_ld] (q heads at column 0, k heads at H*hd, v heads
+  at H*hd + KV*hd; RoPE already applied); query head h reads KV head h / (H / KV). A span with pos = 0 is a whole
+  segment: its `rows` rows attend causally among themselves. A span with pos > 0 is the new rows of an open segment
+  whose rows 0 .. pos - 1 are already in the buffer (a KV cache): queries are rows pos .. pos + rows - 1 of the
+  segment (segment row 0 = qkv row in_row), each attending to rows 0 ..= its own; query pos + i goes to output row
+  out_row + i (H*hd bf16 columns). Scores are scaled by `scale`; softmax in f32; the output is rounded to bf16 once.
+
+ABI (extern "C", one entry per head dim):
+  attention_sm90_causal_bf16_hd64, attention_sm90_causal_bf16_hd128
+  (const __grid_constant__ sm90::TmaMap q_map,      // byte offset 0    (CUtensorMap, 128 bytes, 64-aligned)
+   const __grid_constant__ sm90::TmaMap kv_map,     // byte offset 128
+   const __grid_constant__ Spans spans,             // byte offset 256  (common/params.h: 64 RowSpan + count)
+   const __grid_constant__ AttnSm90Params params)   // byte offset 2320 (24 bytes, below); 2344 bytes in all
+  Spans: count 0..64; per span in_row, out_row, rows (>= 0; 0 = no work), pos (>= 0); layer/flag/state unused.
+  AttnSm90Params: out (device address of the bf16 output, 16-byte aligned), out_ld (elements, multiple of 8),
+  heads H, kv_heads KV (H % KV == 0, R = H / KV <= 64), scale (finite).
+  Requirements (the launcher checks): qkv_ld a multiple of hd (the q map's nested strides; the fused buffer has
+  qkv_ld = (H + 2*KV)*hd) and the qkv base 16-byte aligned (TMA strides and addresses);
+  in_row + pos + rows <= rows_total of the maps; output rows of different spans disjoint; rows_total < 2^31.
+Tensor maps (cuTensorMapEncodeTiled, bf16, INTERLEAVE_NONE, SWIZZLE_128B, L2_PROMOTION_L2_256B,
+FLOAT_OOB_FILL_NONE = zeros, element strides all 1):
+  q_map:  rank 3 over the q heads: base = qkv, globalDim {hd, H, rows_total}, globalStrides {hd*2, qkv_ld*2} bytes,
+          boxDim {64, R, P} with P = 64 / R (the packed-GQA tile below).
+  kv_map: rank 2 over the k and v heads: base = qkv + H*hd elements, globalDim {2*KV*hd, rows_total},
+          globalStrides {qkv_ld*2} bytes, boxDim {64, 128}.
+  Both depend only on the buffer, its shape and (H, KV, hd), so a launcher can build them once per buffer.
+Launch: grid = number of SMs (persistent; any grid >= 1 gives the same bytes), block 384, no cluster, dynamic shared
+memory attn90::smem_bytes(hd) (180896 bytes at hd 64, 229984 at hd 128; set cudaFuncAttributeMaxDynamicSharedMemory-
+Size to it). The dynamic shared memory base must be 1024-byte aligned (the kernel traps if not).
+
+Structure (per CTA: warpgroups 0 and 1 consume, warpgroup 2 produces; sm90/warpgroup.cuh register split 40/232):
+  - GQA packing: a consumer warpgroup owns a 64-row tile of the packed M dimension = P = 64 / R consecutive query
+    positions times the R query heads of one KV head (row = position_offset * R + head_offset; rows R*P .. 63 are
+    padding when R does not divide 64). So the R heads that share a K/V tile read it from shared memory together,
+    and a decode row (one position) fills R rows of a tile instead of 1.
+  - Work items (attention_sm90/schedule.cuh): (span, KV head, level c); the two consumer warpgroups take warpgroup
+    blocks 2c and 2c + 1 (positions 2cP .. 2cP + 2P - 1, aligned at position 0 of the segment). Longest-first order,
+    static stride over the persistent grid.
+  - Producer thread (warp 8, lane 0): per item, the Q tile of each active warpgroup (one 3-D TMA box {64, R, P} per
+    64-column half; 2 slots, double-buffered across items), then key tiles n = 0 .. kt-1 (K and V tiles of 128
+    keys, one 2-D box {64, 128} per half) into STAGES stages with full (K), full (V) and empty mbarriers.
+  - V-fixup warp (warp 9): waits for every V tile; rows of a tile at or past the span's last key (pos + rows) are
+    garbage for this span (other cells' rows, not yet written cache rows, poison) and are zeroed, then the warp
+    arrives on vready. A masked probability is exactly 0, but 0 * NaN would not be.
+  - Consumers, per key tile n (FA3's intra-warpgroup overlap): issue S_n = Q K_n^T (m64n128k16, Q and K from shared
+    memory), issue O += P_{n-1} V_{n-1} (m64n{hd}k16, P from registers, V MN-major via the transposed-B descriptor),
+    wait for S_n, run the online softmax of tile n while the P.V product runs, wait for it, release stage n-1,
+    rescale O, convert P_n to bf16 in registers. The causal mask is applied only to tiles that reach past the
+    warpgroup's first position. Epilogue: O / l rounded to bf16, staged in shared memory (XOR-swizzled 16-byte
+    chunks: conflict-free), then 16-byte coalesced stores of the rows inside [pos, pos + rows) only.
+
+The canonical computation of one query row (head h, segment position q) — requirement (b), decode == prefill:
+  C1. Its warpgroup tile is fixed by (q, h) alone: block b = floor(q / P) (positions aligned at segment row 0, never
+      at the span's pos), row (q - bP) * R + (h mod R), KV head h / R. Every path (whole span, pos > 0 with 1 or more
+      rows, any neighbours in the launch) computes the row as that row of that tile.
+  C2. Key tiles are 128 keys aligned at segment row 0 (tile n = keys 128n .. 128n + 127), walked in order n = 0, 1,
+      ..., T-1, where T >= floor(q / 128) + 1 (every key <= q is covered). The score of (row, key) is the f32 output
+      of the same wgmma instructions (4 (hd 64) or 8 (hd 128) chained m64n128k16 over the same k16 order) from the
+      same Q row and K row; a wgmma output element depends only on its own A row and B column, never on the other
+      rows of the tile (rows before pos in a decode tile, padding rows, rows past the segment: any values, even NaN).
+  C3. Per tile, with explicit _rn intrinsics (no contraction or reordering can differ between code paths): mask
+      key > q to -inf (select); row max m_t over the tile, quad max via shuffles (max is exact and order-free);
+      m_new = max(m, m_t); alpha = (m_new == m) ? 1 : 2^((m - m_new) * scale*log2e); p = 2^(fma(s, scale*log2e,
+      -(m_new * scale*log2e))) (ex2.approx.ftz); per-thread partial sum in a fixed order, l = fma(l, alpha, sum);
+      O = O * alpha, then O += bf16(p) . V (wgmma, k16 order fixed). First tile: m = m_t, l = sum, the first P.V with
+      scale-d = 0. End: l summed over the quad (xor 1 then 2: commutative, so all four threads agree), O * rcp_rn(l),
+      rounded to bf16.
+  C4. A tile whose keys are all > q (a trailing tile the other rows of the tile needed) is an exact no-op for the
+      row: every score is masked, so m_t = -inf, m_new = m (m is finite from tile 0 on: key 0 <= q), alpha = 1
+      exactly (the select, not ex2(0)), p = +0 for every key, l = fma(l, 1, +0) = l, O * 1 = O, and O + sum(0 * v)
+      = O because V is finite there: keys <= the span's last key are real rows, keys past it are zeroed by the
+      fixup warp (the same zeroing in every path).
+  So a path that walks fewer trailing tiles (a decode span stops at the tile of its last key, a whole span at the
+  tile of the warpgroup's last row) produces the same bits: the extra tiles are no-ops (C4), everything else is the
+  same instructions on the same values (C1-C3). The same kernel runs every path, so the instruction choice
+  (FFMA vs FMUL+FADD, MUFU.EX2) is identical by construction; the _rn intrinsics pin it besides. Requirement (a)
+  follows from the schedule (an item's bits never depend on the CTA that runs it or on other spans).
+Decode (one new row per span over a long cache) is not split across CTAs: a span's item for one KV head holds the R
+query heads of that head in one tile and streams the cache once; with a step's spans (one per layer) and KV heads
+the grid is full (16 x 8 = 128 items for Llama-3.2-1B), and the time is the HBM time of reading K and V. Splitting the
+keys of one row would need a chunked canonical form (and its combine in prefill too); docs/log/attention_sm90.md
+has the numbers behind not doing it now.
+FLOPs: 4 * hd * H * rows^2 / 2 per whole span (QK^T and PV, causal half); bytes: K and V once per (span, KV head,
+item) from L2, Q once, output once.
+*/
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "attention_sm90/ptx.cuh"
+#include "attention_sm90/schedule.cuh"
+#include "common/params.h"
+#include "sm90/bulk.cuh"
+#include "sm90/mbarrier.cuh"
+#include "sm90/tma.cuh"
+#include "sm90/warpgroup.cuh"
+#include "sm90/wgmma.cuh"
+
+// The scalar parameters of a launch (24 bytes, 8-byte aligned).
+typedef struct {
+    unsigned long long out;  // device address of output row 0, column 0 (bf16), 16-byte aligned
+    int out_ld;              // output row stride in elements, a multiple of 8
+    int heads;               // H, query heads
+    int kv_heads;            // KV; H % KV == 0 and H / KV <= 64
+    float scale;             // score scale (normally 1 / sqrt(hd)), finite
+} AttnSm90Params;
+
+static_assert(sizeof(AttnSm90Params) == 24, "AttnSm90Params layout is mirrored by the launchers");
+
+namespace attn90 {
+
+constexpr int BN = 128;       // keys per tile
+constexpr int THREADS = 384;  // 2 consumer warpgroups + 1 producer warpgroup
+constexpr int PRODUCER_REGS = 40;
+constexpr int CONSUMER_REGS = 232;
+constexpr int FIXUP_WARP = 9;  // warp 1 of the producer warpgroup
+static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
+
+// Shared memory plan (offsets from the 1024-aligned dynamic base).
+template <int HD>
+struct Smem {
+    static constexpr int HALVES = HD / 64;                 // 64-column (128-byte) halves of a head row
+    static constexpr int STAGES = HD == 64 ? 4 : 2;        // K/V pipeline depth
+    static constexpr uint32_t HALF_TILE = BN * 128;        // one half of a K or V tile: [128 keys][64 columns]
+    static constexpr uint32_t KV_TILE = HALF_TILE * HALVES;
+    static constexpr uint32_t Q_HALF = 64 * 128;           // one half of a warpgroup's Q tile: [64 rows][64]
+    static constexpr uint32_t Q_TILE = Q_HALF * HALVES;
+    static constexpr uint32_t O_TILE = 64 * HD * 2;        // a warpgroup's output staging: [64 rows][hd] bf16
+    static constexpr uint32_t K_OFF = 0;
+    static constexpr uint32_t V_OFF = K_OFF + STAGES * KV_TILE;
+    static constexpr uint32_t Q_OFF = V_OFF + STAGES * KV_TILE;  // [slot 0..1][warpgroup 0..1]
+    static constexpr uint32_t O_OFF = Q_OFF + 4 * Q_TILE;        // [warpgroup 0..1]
+    static constexpr uint32_t BAR_OFF = O_OFF + 2 * O_TILE;
+    // mbarrier indices
+    static constexpr int FULL_K = 0;                 // [STAGES] count 1: producer expect_tx + TMA bytes of K
+    static constexpr int FULL_V = STAGES;            // [STAGES] count 1: same for V
+    static constexpr int VREADY = 2 * STAGES;        // [STAGES] count 32: the fixup warp's lanes
+    static constexpr int EMPTY = 3 * STAGES;         // [STAGES] count 8: the consumer warps
+    static constexpr int Q_FULL = 4 * STAGES;        // [2] count 1: producer expect_tx + TMA bytes of Q
+    static constexpr int Q_EMPTY = 4 * STAGES + 2;   // [2] count 8: the consumer warps
+    static constexpr int NBARS = 4 * STAGES + 4;
+    static constexpr uint32_t LEVEL_OFF = BAR_OFF + NBARS * 8;  // int lo[64], hi[64] (schedule.cuh)
+    static constexpr uint32_t BYTES = LEVEL_OFF + 2 * DBRMT_MAX_GROUPS * 4;
+    static_assert(K_OFF % 1024 == 0 && V_OFF % 1024 == 0 && Q_OFF % 1024 == 0 && KV_TILE % 1024 == 0 &&
+                      Q_TILE % 1024 == 0,
+                  "128B-swizzled tiles start 1024-byte aligned");
+    static_assert(BYTES <= 232448, "fits the 227 KB of dynamic shared memory per block");
+};
+
+__host__ __device__ constexpr int smem_bytes(int hd) {
+    return hd == 64 ? (int)Smem<64>::BYTES : (int)Smem<128>::BYTES;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // round to nearest even; lo in the low half
+    return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// One work item as every role derives it from the walk position.
+struct Item {
+    int in_row, out_row, pos, kv_len;  // the span: kv_len = pos + rows (the segment's rows so far)
+    int g;                             // KV head
+    int p00, p01;                      // first position of warpgroup 0's and 1's block
+    int kt0, kt1;                      // key tiles of each warpgroup (0: no query of the span in its block)
+    int kt;                            // key tiles the producer loads: max(kt0, kt1) >= 1
+};
+
+__device__ __forceinline__ Item make_item(const Spans& spans, const ItemWalk& w, int bp) {
+    Item it;
+    const RowSpan& sp = spans.spans[w.s];
+    it.in_row = sp.in_row;
+    it.out_row = sp.out_row;
+    it.pos = sp.pos;
+    it.kv_len = sp.pos + sp.rows;
+    it.g = w.g;
+    it.p00 = 2 * w.c * bp;
+    it.p01 = it.p00 + bp;
+    // A block needs the key tiles up to the one holding its last query inside the span (C2: at least the tile of
+    // every query it stores).
+    const bool a0 = it.p00 < it.kv_len && it.p00 + bp > it.pos;
+    const bool a1 = it.p01 < it.kv_len && it.p01 + bp > it.pos;
+    it.kt0 = a0 ? (min(it.p00 + bp, it.kv_len) - 1) / BN + 1 : 0;
+    it.kt1 = a1 ? (min(it.p01 + bp, it.kv_len) - 1) / BN + 1 : 0;
+    it.kt = max(it.kt0, it.kt1);
+    return it;
+}
+
+// S[64 x 128] = Q[64 x hd] . K[128 x hd]^T: hd/16 chained m64n128k16, both operands K-major 128B-swizzled.
+template <int HD>
+__device__ __forceinline__ void s_gemm(float (&s)[64], uint32_t q_tile, uint32_t k_tile) {
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+        const uint32_t qa = q_tile + (kk / 4) * Smem<HD>::Q_HALF + (kk % 4) * 32;
+        const uint32_t ka = k_tile + (kk / 4) * Smem<HD>::HALF_TILE + (kk % 4) * 32;
+        sm90::wgmma_m64k16<BN>(s, sm90::wgmma_desc_k128(qa), sm90::wgmma_desc_k128(ka), kk > 0);
+    }
+}
+
+// O[64 x hd] (+)= P[64 x 128] . V[128 x hd]: 8 chained m64n{hd}k16, P from registers, V MN-major (ptx.cuh).
+// first: the first product of the item overwrites O (scale-d = 0 on its first k16 step).
+template <int HD>
+__device__ __forceinline__ void pv_gemm(float (&o)[HD / 2], const uint32_t (&p)[32], uint32_t v_tile, bool first) {
+#pragma unroll
+    for (int kc = 0; kc < BN / 16; ++kc) {
+        const uint32_t a[4] = {p[4 * kc], p[4 * kc + 1], p[4 * kc + 2], p[4 * kc + 3]};
+        const uint64_t d = wgmma_desc_mn128(v_tile + kc * 2048, Smem<HD>::HALF_TILE);
+        const int scale_d = (!first || kc > 0) ? 1 : 0;
+        if constexpr (HD == 64) {
+            wgmma_m64n64k16_rs_tb(o, a, d, scale_d);
+        } else {
+            wgmma_m64n128k16_rs_tb(o, a, d, scale_d);
+        }
+    }
+}
+
+// The online softmax of one score tile (C3), in place: s becomes p. This thread holds rows a and b (16w + lane/4 and
+// + 8) and columns key0 + 8j + {0, 1} (j = 0..15) of each; element i is row (i & 2 ? b : a), column key0 + 8(i/4) +
+// (i & 1). FIRST: the first tile of the item; MASK: some key of the tile may lie past some row's position.
+template <bool FIRST, bool MASK>
+__device__ __forceinline__ void softmax_tile(float (&s)[64], float& m_a, float& m_b, float& l_a, float& l_b,
+                                             float& al_a, float& al_b, int key0, int pos_a, int pos_b, float sl2) {
+    if constexpr (MASK) {
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+            const int key = key0 + 8 * (i >> 2) + (i & 1);
+            const int pos = (i & 2) ? pos_b : pos_a;
+            s[i] = key > pos ? -INFINITY : s[i];
+        }
+    }
+    float xa[4], xb[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) xa[k] = xb[k] = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+        const int k = (j & 1) * 2;
+        xa[k] = fmaxf(xa[k], s[4 * j]);
+        xa[k + 1] = fmaxf(xa[k + 1], s[4 * j + 1]);
+        xb[k] = fmaxf(xb[k], s[4 * j + 2]);
+        xb[k + 1] = fmaxf(xb[k + 1], s[4 * j + 3]);
+    }
+    float mx_a = fmaxf(fmaxf(xa[0], xa[1]), fmaxf(xa[2], xa[3]));
+    float mx_b = fmaxf(fmaxf(xb[0], xb[1]), fmaxf(xb[2], xb[3]));
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+    float mn_a, mn_b;
+    if constexpr (FIRST) {
+        mn_a = mx_a;
+        mn_b = mx_b;
+        al_a = 0.0f;
+        al_b = 0.0f;
+    } else {
+        mn_a = fmaxf(m_a, mx_a);
+        mn_b = fmaxf(m_b, mx_b);
+        al_a = mn_a == m_a ? 1.0f : ex2(__fmul_rn(__fsub_rn(m_a, mn_a), sl2));
+        al_b = mn_b == m_b ? 1.0f : ex2(__fmul_rn(__fsub_rn(m_b, mn_b), sl2));
+    }
+    const float ms_a = -__fmul_rn(mn_a, sl2);
+    const float ms_b = -__fmul_rn(mn_b, sl2);
+    float ta[4], tb[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) ta[k] = tb[k] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+        const int k = (j & 1) * 2;
+        s[4 * j] = ex2(__fmaf_rn(s[4 * j], sl2, ms_a));
+        s[4 * j + 1] = ex2(__fmaf_rn(s[4 * j + 1], sl2, ms_a));
+        s[4 * j + 2] = ex2(__fmaf_rn(s[4 * j + 2], sl2, ms_b));
+        s[4 * j + 3] = ex2(__fmaf_rn(s[4 * j + 3], sl2, ms_b));
+        ta[k] = __fadd_rn(ta[k], s[4 * j]);
+        ta[k + 1] = __fadd_rn(ta[k + 1], s[4 * j + 1]);
+        tb[k] = __fadd_rn(tb[k], s[4 * j + 2]);
+        tb[k + 1] = __fadd_rn(tb[k + 1], s[4 * j + 3]);
+    }
+    const float sum_a = __fadd_rn(__fadd_rn(ta[0], ta[1]), __fadd_rn(ta[2], ta[3]));
+    const float sum_b = __fadd_rn(__fadd_rn(tb[0], tb[1]), __fadd_rn(tb[2], tb[3]));
+    if constexpr (FIRST) {
+        l_a = sum_a;
+        l_b = sum_b;
+    } else {
+        l_a = __fmaf_rn(l_a, al_a, sum_a);
+        l_b = __fmaf_rn(l_b, al_b, sum_b);
+    }
+    m_a = mn_a;
+    m_b = mn_b;
+}
+
+template <bool FIRST>
+__device__ __forceinline__ void softmax_any(bool mask, float (&s)[64], float& m_a, float& m_b, float& l_a,
+                                            float& l_b, float& al_a, float& al_b, int key0, int pos_a, int pos_b,
+                                            float sl2) {
+    if (mask) {
+        softmax_tile<FIRST, true>(s, m_a, m_b, l_a, l_b, al_a, al_b, key0, pos_a, pos_b, sl2);
+    } else {
+        softmax_tile<FIRST, false>(s, m_a, m_b, l_a, l_b, al_a, al_b, key0, pos_a, pos_b, sl2);
+    }
+}
+
+// P (bf16 A fragments, ptx.cuh) from the probabilities in s.
+__device__ __forceinline__ void convert_p(uint32_t (&p)[32], const float (&s)[64]) {
+#pragma unroll
+    for (int k = 0; k < 32; ++k) p[k] = pack_bf16x2(s[2 * k], s[2 * k + 1]);
+}
+
+template <int HD>
+__device__ __forceinline__ void rescale_o(float (&o)[HD / 2], float al_a, float al_b) {
+#pragma unroll
+    for (int i = 0; i < HD / 2; ++i) o[i] = __fmul_rn(o[i], (i & 2) ? al_b : al_a);
+}
+
+template <int HD>
+__device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const sm90::TmaMap& kv_map,
+                                               const Spans& spans, const AttnSm90Params& P) {
+    using L = Smem<HD>;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = sm90::smem_u32(smem_raw);
+    if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
+    int* lvl_lo = reinterpret_cast<int*>(smem_raw + L::LEVEL_OFF);
+    int* lvl_hi = lvl_lo + DBRMT_MAX_GROUPS;
+    auto bar = [&](int i) -> uint32_t { return base + L::BAR_OFF + 8u * (uint32_t)i; };
+
+    const int R = P.heads / P.kv_heads;  // query heads per KV head
+    const int BP = 64 / R;               // positions per warpgroup block
+    const int KV = P.kv_heads;
+    const int count = min(spans.count, DBRMT_MAX_GROUPS);
+
+    if (threadIdx.x < DBRMT_MAX_GROUPS) {
+        int lo = 1, hi = 0;  // empty
+        if ((int)threadIdx.x < count) {
+            const RowSpan& sp = spans.spans[threadIdx.x];
+            if (sp.rows > 0) {
+                lo = sp.pos / (2 * BP);
+                hi = (sp.pos + sp.rows - 1) / (2 * BP);
+            }
+        }
+        lvl_lo[threadIdx.x] = lo;
+        lvl_hi[threadIdx.x] = hi;
+    }
+    if (threadIdx.x == 256) {
+        sm90::tma_prefetch_map(&q_map);
+        sm90::tma_prefetch_map(&kv_map);
+#pragma unroll
+        for (int s = 0; s < L::STAGES; ++s) {
+            sm90::mbar_init(bar(L::FULL_K + s), 1);
+            sm90::mbar_init(bar(L::FULL_V + s), 1);
+            sm90::mbar_init(bar(L::VREADY + s), 32);
+            sm90::mbar_init(bar(L::EMPTY + s), 8);
+        }
+        for (int q = 0; q < 2; ++q) {
+            sm90::mbar_init(bar(L::Q_FULL + q), 1);
+            sm90::mbar_init(bar(L::Q_EMPTY + q), 8);
+        }
+        sm90::mbar_fence_init();
+    }
+    __syncthreads();
+
+    // Warp-uniform for the compiler too (a shuffle of lane 0's value), so that the branches on it are not divergent
+    // paths around the wgmma.
+    const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
+    ItemWalk walk(lvl_lo, lvl_hi, count, KV);
+
+    if (wg == 2) {
+        // ---------------- producer warpgroup ----------------
+        sm90::setmaxnreg_dec<PRODUCER_REGS>();
+        const int warp = (int)threadIdx.x / 32;
+        if (threadIdx.x == 256) {
+            int st = 0;
+            uint32_t ph = 0;
+            for (int it = 0; walk.advance(it == 0 ? (int)blockIdx.x : (int)gridDim.x); ++it) {
+                const Item item = make_item(spans, walk, BP);
+                const int slot = it & 1;
+                sm90::mbar_wait(bar(L::Q_EMPTY + slot), ((it >> 1) & 1) ^ 1);
+                const uint32_t qfull = bar(L::Q_FULL + slot);
+                const int nq = (item.kt0 > 0) + (item.kt1 > 0);
+                // The box is {64, R, BP}: R * BP rows of 128 bytes per half, zero-filled parts included.
+                sm90::mbar_arrive_expect_tx(qfull, (uint32_t)(nq * L::HALVES * R * BP * 128));
+#pragma unroll
+                for (int w = 0; w < 2; ++w) {
+                    if ((w ? item.kt1 : item.kt0) == 0) continue;
+                    const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * 2 + w) * L::Q_TILE;
+#pragma unroll
+                    for (int h = 0; h < L::HALVES; ++h)
+                        tma_load_3d(q_tile + h * L::Q_HALF, &q_map, qfull, h * 64, item.g * R,
+                                    item.in_row + (w ? item.p01 : item.p00));
+                }
+                for (int n = 0; n < item.kt; ++n) {
+                    sm90::mbar_wait(bar(L::EMPTY + st), ph ^ 1);
+                    const int row = item.in_row + n * BN;
+                    const uint32_t fk = bar(L::FULL_K + st), fv = bar(L::FULL_V + st);
+                    sm90::mbar_arrive_expect_tx(fk, L::KV_TILE);
+#pragma unroll
+                    for (int h = 0; h < L::HALVES; ++h)
+                        sm90::tma_load_2d(base + L::K_OFF + st * L::KV_TILE + h * L::HALF_TILE, &kv_map, fk,
+                                          item.g * HD + h * 64, row);
+                    sm90::mbar_arrive_expect_tx(fv, L::KV_TILE);
+#pragma unroll
+                    for (int h = 0; h < L::HALVES; ++h)
+                        sm90::tma_load_2d(base + L::V_OFF + st * L::KV_TILE + h * L::HALF_TILE, &kv_map, fv,
+                                          (KV + item.g) * HD + h * 64, row);
+                    if (++st == L::STAGES) {
+                        st = 0;
+                        ph ^= 1;
+                    }
+                }
+            }
+        } else if (warp == FIXUP_WARP) {
+            const int lane = (int)threadIdx.x & 31;
+            int st = 0;
+            uint32_t ph = 0;
+            for (int it = 0; walk.advance(it == 0 ? (int)blockIdx.x : (int)gridDim.x); ++it) {
+                const Item item = make_item(spans, walk, BP);
+                for (int n = 0; n < item.kt; ++n) {
+                    sm90::mbar_wait(bar(L::FULL_V + st), ph);
+                    const int valid = item.kv_len - n * BN;  // >= 1: keys of this tile inside the span's rows
+                    if (valid < BN) {
+                        const uint32_t vt = base + L::V_OFF + st * L::KV_TILE + (uint32_t)valid * 128;
+                        const int chunks = (BN - valid) * 8;  // 16-byte chunks past the last key, per half
+#pragma unroll
+                        for (int h = 0; h < L::HALVES; ++h)
+                            for (int i = lane; i < chunks; i += 32) st_shared_v4_zero(vt + h * L::HALF_TILE + i * 16);
+                        // Generic-proxy writes, read next by wgmma (async proxy): fence before the release.
+                        sm90::fence_proxy_async_shared();
+                    }
+                    sm90::mbar_arrive(bar(L::VREADY + st));
+                    if (++st == L::STAGES) {
+                        st = 0;
+                        ph ^= 1;
+                    }
+                }
+            }
+        }
+    } else {
+        // ---------------- consumer warpgroups ----------------
+        sm90::setmaxnreg_inc<CONSUMER_REGS>();
+        const int wtid = (int)threadIdx.x & 127;
+        const int warp = wtid >> 5;
+        const int lane = (int)threadIdx.x & 31;
+        const bool lane0 = lane == 0;
+        const int r_a = 16 * warp + (lane >> 2);  // this thread's two rows of the tile: r_a and r_a + 8
+        const int off_a = r_a / R, off_b = (r_a + 8) / R;
+        const float sl2 = __fmul_rn(P.scale, 1.4426950408889634f);  // scores in base 2
+        const uint32_t o_stage = base + L::O_OFF + (uint32_t)wg * L::O_TILE;
+        char* const out = reinterpret_cast<char*>(P.out);
+
+        float o[HD / 2], s[64];
+        uint32_t p[32];
+#pragma unroll
+        for (int i = 0; i < HD / 2; ++i) o[i] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 64; ++i) s[i] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 32; ++i) p[i] = 0u;
+
+        int st = 0;
+        uint32_t ph = 0;
+        for (int it = 0;; ++it) {
+            // The walk reads shared memory; lane 0's position, shuffled, makes everything derived from it warp-uniform
+            // for the compiler (the branches and loops around the wgmma are then not divergent paths).
+            const bool more = walk.advance(it == 0 ? (int)blockIdx.x : (int)gridDim.x);
+            if (!__shfl_sync(0xffffffffu, (int)more, 0)) break;
+            walk.c = __shfl_sync(0xffffffffu, walk.c, 0);
+            walk.s = __shfl_sync(0xffffffffu, walk.s, 0);
+            walk.g = __shfl_sync(0xffffffffu, walk.g, 0);
+            const Item item = make_item(spans, walk, BP);
+            const int slot = it & 1;
+            const int kt = wg ? item.kt1 : item.kt0;
+            const int p0 = wg ? item.p01 : item.p00;
+            sm90::mbar_wait(bar(L::Q_FULL + slot), (it >> 1) & 1);
+            float m_a = 0.f, m_b = 0.f, l_a = 0.f, l_b = 0.f, al_a = 0.f, al_b = 0.f;
+            if (kt > 0) {
+                const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * 2 + wg) * L::Q_TILE;
+                const int pos_a = p0 + off_a, pos_b = p0 + off_b;
+                const int key_lane = 2 * (lane & 3);
+                // Tile 0.
+                sm90::mbar_wait(bar(L::FULL_K + st), ph);
+                sm90::wgmma_fence();
+                s_gemm<HD>(s, q_tile, base + L::K_OFF + st * L::KV_TILE);
+                sm90::wgmma_commit();
+                sm90::wgmma_wait<0>();
+                sm90::fence_operand(s);
+                softmax_any<true>(BN - 1 > p0, s, m_a, m_b, l_a, l_b, al_a, al_b, key_lane, pos_a, pos_b, sl2);
+                convert_p(p, s);
+                int prev = st;
+                uint32_t prev_ph = ph;
+                if (++st == L::STAGES) {
+                    st = 0;
+                    ph ^= 1;
+                }
+                for (int n = 1; n < kt; ++n) {
+                    sm90::mbar_wait(bar(L::FULL_K + st), ph);
+                    sm90::mbar_wait(bar(L::VREADY + prev), prev_ph);
+                    sm90::wgmma_fence();  // P and O were written by ordinary instructions
+                    s_gemm<HD>(s, q_tile, base + L::K_OFF + st * L::KV_TILE);
+                    sm90::wgmma_commit();
+                    pv_gemm<HD>(o, p, base + L::V_OFF + prev * L::KV_TILE, n == 1);
+                    sm90::wgmma_commit();
+                    sm90::fence_operand(o);
+                    fence_regs(p);
+                    sm90::wgmma_wait<1>();  // S_n is done; P_{n-1}.V_{n-1} may still run
+                    sm90::fence_operand(s);
+                    const int k0 = n * BN;
+                    softmax_any<false>(k0 + BN - 1 > p0, s, m_a, m_b, l_a, l_b, al_a, al_b, k0 + key_lane, pos_a,
+                                       pos_b, sl2);
+                    sm90::wgmma_wait<0>();
+                    sm90::fence_operand(o);
+                    fence_regs(p);
+                    if (lane0) sm90::mbar_arrive(bar(L::EMPTY + prev));
+                    rescale_o<HD>(o, al_a, al_b);
+                    convert_p(p, s);
+                    prev = st;
+                    prev_ph = ph;
+                    if (++st == L::STAGES) {
+                        st = 0;
+                        ph ^= 1;
+                    }
+                }
+                sm90::mbar_wait(bar(L::VREADY + prev), prev_ph);
+                sm90::wgmma_fence();
+                pv_gemm<HD>(o, p, base + L::V_OFF + prev * L::KV_TILE, kt == 1);
+                sm90::wgmma_commit();
+                sm90::fence_operand(o);
+                fence_regs(p);
+                sm90::wgmma_wait<0>();
+                sm90::fence_operand(o);
+                fence_regs(p);
+                if (lane0) sm90::mbar_arrive(bar(L::EMPTY + prev));
+            }
+            // Q of this slot is no longer read; tiles this warpgroup does not need are released as they arrive (after
+            // the full barrier, so that a release never counts towards an earlier round of the stage).
+            if (lane0) sm90::mbar_arrive(bar(L::Q_EMPTY + slot));
+            for (int n = kt; n < item.kt; ++n) {
+                sm90::mbar_wait(bar(L::FULL_K + st), ph);
+                if (lane0) sm90::mbar_arrive(bar(L::EMPTY + st));
+                if (++st == L::STAGES) {
+                    st = 0;
+                    ph ^= 1;
+                }
+            }
+            if (kt == 0) continue;
+
+            // Epilogue: O / l to bf16, staged (16-byte chunk c of row r at (c ^ (r & 7)) * 16), then the rows of the
+            // span stored with 16-byte coalesced stores.
+            l_a = __fadd_rn(l_a, __shfl_xor_sync(0xffffffffu, l_a, 1));
+            l_b = __fadd_rn(l_b, __shfl_xor_sync(0xffffffffu, l_b, 1));
+            l_a = __fadd_rn(l_a, __shfl_xor_sync(0xffffffffu, l_a, 2));
+            l_b = __fadd_rn(l_b, __shfl_xor_sync(0xffffffffu, l_b, 2));
+            const float inv_a = __frcp_rn(l_a), inv_b = __frcp_rn(l_b);
+            constexpr int ROWB = HD * 2;  // staged row bytes
+            constexpr int CPR = HD / 8;   // 16-byte chunks per row
+            sm90::named_barrier_sync(1 + wg, 128);  // the previous item's reads of the staging buffer are done
+            {
+                const uint32_t wa = o_stage + (uint32_t)(r_a * ROWB + (lane & 3) * 4);
+                const uint32_t wb = wa + 8 * ROWB;
+                const int sw = r_a & 7;  // = (r_a + 8) & 7
+#pragma unroll
+                for (int j = 0; j < CPR; ++j) {
+                    st_shared_u32(wa + ((j ^ sw) * 16),
+                                  pack_bf16x2(__fmul_rn(o[4 * j], inv_a), __fmul_rn(o[4 * j + 1], inv_a)));
+                    st_shared_u32(wb + ((j ^ sw) * 16),
+                                  pack_bf16x2(__fmul_rn(o[4 * j + 2], inv_b), __fmul_rn(o[4 * j + 3], inv_b)));
+                }
+            }
+            sm90::named_barrier_sync(1 + wg, 128);
+            const int rows_used = R * BP;
+#pragma unroll
+            for (int k = 0; k < 64 * CPR / 128; ++k) {
+                const int idx = wtid + 128 * k;
+                const int row = idx / CPR, q = idx % CPR;
+                if (row < rows_used) {
+                    const int pos = p0 + row / R;
+                    if (pos >= item.pos && pos < item.kv_len) {
+                        const int head = item.g * R + row % R;
+                        const uint4 v = ld_shared_v4(o_stage + (uint32_t)(row * ROWB + ((q ^ (row & 7)) * 16)));
+                        const long long e =
+                            (long long)(item.out_row + pos - item.pos) * P.out_ld + (long long)head * HD + q * 8;
+                        *reinterpret_cast<uint4*>(out + 2 * e) = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace attn90
+
+// ----------------------------------------------------------------------------
+// CUDA kernels
+
+#define ATTENTION_SM90_ENTRY(HD)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(attn90::THREADS, 1) attention_sm90_causal_bf16_hd##HD(           \
+        const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,                   \
+        const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) {                      \
+        attn90::attention_sm90<HD>(q_map, kv_map, spans, params);                                                  \
+    }
+
+ATTENTION_SM90_ENTRY(64)
+ATTENTION_SM90_ENTRY(128)
