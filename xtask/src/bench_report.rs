@@ -34,10 +34,13 @@ pub fn run(args: &[String]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A run's own words (what ran where, what is odd about it) go at the top of the report.
+    let notes = fs::read_to_string(dir.join("NOTES.md")).unwrap_or_default();
     let report = Report {
         lines,
         matrix,
         run_name,
+        notes,
     };
     let text = report.markdown(&plots)?;
     fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
@@ -157,6 +160,8 @@ struct Report {
     matrix: Matrix,
     /// The results directory's name (e.g. `2026-11-30-h200`).
     run_name: String,
+    /// `NOTES.md` of the results directory, printed after the introduction.
+    notes: String,
 }
 
 /// Methods in table order, with their column titles.
@@ -214,6 +219,9 @@ impl Report {
             self.matrix.defaults.mem_tokens,
             self.matrix.defaults.d_mem
         )?;
+        if !self.notes.trim().is_empty() {
+            writeln!(md, "{}\n", self.notes.trim())?;
+        }
         writeln!(
             md,
             "## Ceilings, measured in the same run\n\n| what | rate |\n|---|---|"
@@ -388,8 +396,10 @@ impl Report {
             "\n## Kernels at the models' shapes\n\nOurs beside the yardstick measured in the same run (`dbrmt bench kernels`, \
              CUDA events, L2 flushed, median): cuBLAS bf16 (f32 compute; the better of one GEMM over all the rows and \
              a strided-batched GEMM of the cells) for the projections — ours run as the engine runs them (o and down \
-             accumulating into f32 rows, gate/up with SwiGLU fused); PyTorch SDPA (the better of its flash and cuDNN \
-             backends) for attention; the device copy for the row kernels.\n\n| op | shape | ours | ms | TFLOP/s or GB/s | yardstick | % of it |\n|---|---|---|---:|---:|---:|---:|"
+             accumulating into f32 rows, set against cuBLAS doing the same, f32 C += A·Bᵀ, where the run measured \
+             it; gate/up with SwiGLU fused, against cuBLAS's plain gate/up product); PyTorch SDPA (the better of its flash and cuDNN \
+             backends) for attention; cuBLAS SGEMM for the memory's f32 products; the device copy (`cuMemcpyDtoD`, \
+             read + write) for the row kernels.\n\n| op | shape | ours | ms | TFLOP/s or GB/s | yardstick | % of it |\n|---|---|---|---:|---:|---:|---:|"
         )?;
         for l in rows {
             let (op, shape, imp) = (
@@ -402,9 +412,11 @@ impl Report {
             }
             let ms = l["ms"].as_f64().unwrap_or(f64::NAN);
             let (rate, yard) = match op {
+                // o and down add into f32 rows: set against cuBLAS doing the same (f32 C += A·Bᵀ) where measured
                 "gemm" => (
                     l["tflops"].as_f64(),
-                    best("kernel", "tflops", shape, &["cublas", "cublas-batched"]),
+                    best("kernel", "tflops", shape, &["cublas-f32acc", "cublas-f32acc-batched"])
+                        .or_else(|| best("kernel", "tflops", shape, &["cublas", "cublas-batched"])),
                 ),
                 "attention" if shape.contains("decode") => (
                     l["gbps"].as_f64(),
@@ -414,6 +426,8 @@ impl Report {
                     l["tflops"].as_f64(),
                     best("attention", "tflops", shape, &["torch-sdpa-flash", "torch-sdpa-cudnn"]),
                 ),
+                // The memory's products are f32 GEMMs: cuBLAS SGEMM (f32 CUDA cores) is their yardstick.
+                "memory" => (l["tflops"].as_f64(), best("kernel", "tflops", shape, &["cublas-sgemm"])),
                 "copy" => (l["gbps"].as_f64(), None),
                 _ => (l["gbps"].as_f64(), copy),
             };

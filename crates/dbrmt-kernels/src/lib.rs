@@ -11,6 +11,7 @@ pub mod embed;
 pub mod error;
 pub mod gemm;
 pub mod gemm_sm90;
+pub mod gemm_tf32x3_sm90;
 pub mod gpu;
 pub mod hidden;
 pub mod kernel;
@@ -22,6 +23,7 @@ pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
 pub(crate) mod tma;
+pub mod to_bf16;
 
 pub use cubins::cubins_built;
 pub use error::KernelError;

@@ -18,14 +18,35 @@ pub(crate) struct TmaMap([u64; 16]);
 // SAFETY: an opaque 128-byte descriptor filled by the driver (cuTensorMapEncodeTiled), passed by value.
 unsafe impl DeviceRepr for TmaMap {}
 
-/// A bf16 tensor map of rank `dims.len()` (2 or 3) at device address `base`: `dims` innermost first, `strides` the
-/// byte strides of dims 1.. , `boxes` the box of one copy; 128-byte swizzled, zero-filled outside the tensor.
+/// Element types of the maps the kernels use.
+pub(crate) const BF16: CUtensorMapDataType = CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+pub(crate) const F32: CUtensorMapDataType = CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+/// Shared-memory layouts of a copied box.
+pub(crate) const SWIZZLE_128B: CUtensorMapSwizzle = CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B;
+pub(crate) const SWIZZLE_NONE: CUtensorMapSwizzle = CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_NONE;
+
+/// A bf16 tensor map of rank `dims.len()` (2 or 3), 128-byte swizzled (see [`map`]).
 pub(crate) fn bf16_map(
     entry: &str,
     base: u64,
     dims: &[u64],
     strides: &[u64],
     boxes: &[u32],
+) -> Result<TmaMap, KernelError> {
+    map(entry, BF16, base, dims, strides, boxes, SWIZZLE_128B)
+}
+
+/// A tensor map of `dtype` elements, rank `dims.len()` (2 or 3), at device address `base`: `dims` innermost first,
+/// `strides` the byte strides of dims 1.., `boxes` the box of one copy, laid out in shared memory by `swizzle`;
+/// zero-filled outside the tensor.
+pub(crate) fn map(
+    entry: &str,
+    dtype: CUtensorMapDataType,
+    base: u64,
+    dims: &[u64],
+    strides: &[u64],
+    boxes: &[u32],
+    swizzle: CUtensorMapSwizzle,
 ) -> Result<TmaMap, KernelError> {
     let rank = dims.len();
     if !(2..=3).contains(&rank) || strides.len() + 1 != rank || boxes.len() != rank {
@@ -49,7 +70,7 @@ pub(crate) fn bf16_map(
     let status = unsafe {
         cuTensorMapEncodeTiled(
             map.as_mut_ptr(),
-            CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            dtype,
             rank as u32,
             base as *mut std::ffi::c_void,
             dims.as_ptr(),
@@ -57,7 +78,7 @@ pub(crate) fn bf16_map(
             boxes.as_ptr(),
             element_strides.as_ptr(),
             CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
-            CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            swizzle,
             CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
             CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
         )

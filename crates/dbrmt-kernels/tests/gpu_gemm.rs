@@ -173,3 +173,11 @@ fn bad_groups_are_refused_before_launch() {
 fn gemm_sm90_matches_the_reference_and_is_bitwise_alone_vs_grouped() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90::checks);
 }
+
+/// The memory path's tensor-core products (`cuda/gemm_tf32x3_sm90.cu`, 3×TF32): within the f32 tolerance, bitwise
+/// alone vs grouped.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_tf32x3_matches_the_f32_reference() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_tf32x3_sm90::checks);
+}

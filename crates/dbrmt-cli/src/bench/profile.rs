@@ -29,10 +29,10 @@ pub fn profile(m: &Matrix, model: &str, segment: usize, tokens: usize, out: &mut
     let cells = profile.widest();
     let parts = profile.summary(cells)?;
     let step_ms: f64 = parts.iter().map(|p| p.ms).sum();
-    let (projections, attention) = gpu.kernels();
+    let (projections, attention, memory) = gpu.kernels();
     eprintln!(
         "bench: profile {model} T = {segment}, {tokens} tokens ({:.1} ms in all): {} steps of {cells} cells, {step_ms:.3} ms each \
-         (projections {projections:?}, attention {attention:?})",
+         (projections {projections:?}, attention {attention:?}, memory {memory:?})",
         ms.unwrap_or(f32::NAN),
         profile.steps_of(cells)
     );
@@ -46,6 +46,7 @@ pub fn profile(m: &Matrix, model: &str, segment: usize, tokens: usize, out: &mut
     out.line(json!({
         "kind": "profile", "model": model, "segment": segment, "tokens": tokens, "cells": cells,
         "steps": profile.steps_of(cells), "step_ms": step_ms, "prefill_ms": ms, "parts": parts_json,
-        "projections": format!("{projections:?}"), "attention": format!("{attention:?}"), "device": device_name(),
+        "projections": format!("{projections:?}"), "attention": format!("{attention:?}"),
+        "memory": format!("{memory:?}"), "device": device_name(),
     }))
 }

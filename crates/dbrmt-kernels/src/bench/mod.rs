@@ -9,6 +9,7 @@
 
 pub mod attention;
 pub mod gemm;
+pub mod memory;
 pub mod rows;
 
 use std::sync::Arc;
@@ -110,6 +111,7 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
     let mut out = Vec::new();
     out.extend(rows::copy_bandwidth(gpu)?);
     out.extend(gemm::all(gpu)?);
+    out.extend(memory::all(gpu)?);
     out.extend(attention::all(gpu)?);
     out.extend(rows::all(gpu)?);
     Ok(out)

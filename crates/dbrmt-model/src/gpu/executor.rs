@@ -7,7 +7,10 @@ use cudarc::driver::CudaStream;
 use dbrmt_formats::{MemoryState, ModelConfig, TensorRead};
 use dbrmt_kernels::Gpu;
 
-use super::{AttentionKernel, DeviceState, DeviceWeights, GpuModel, Projections, StepCell, StepProfile, Workspace};
+use super::{
+    AttentionKernel, DeviceState, DeviceWeights, GpuModel, MemoryProducts, Projections, StepCell, StepProfile,
+    Workspace,
+};
 use crate::{cpu::Resume, input::segment_range, LogitsMode, ModelError, Output};
 use dbrmt_schedule::{Schedule, Tracker};
 
@@ -59,6 +62,7 @@ impl GpuExecutor {
             weights,
             projections,
             attention: AttentionKernel::for_model(src.config()),
+            memory: MemoryProducts::for_model(src.config()),
         };
         let executor = Self {
             gpu,
@@ -71,9 +75,9 @@ impl GpuExecutor {
         Ok((executor, identity))
     }
 
-    /// The kernels the model's projections and attention run on.
-    pub fn kernels(&self) -> (Projections, AttentionKernel) {
-        (self.model.projections, self.model.attention)
+    /// The kernels the model's projections, attention and memory products run on.
+    pub fn kernels(&self) -> (Projections, AttentionKernel, MemoryProducts) {
+        (self.model.projections, self.model.attention, self.model.memory)
     }
 
     /// The model's config.

@@ -20,7 +20,7 @@ mod weights;
 mod workspace;
 
 pub use executor::{DeviceTiming, GpuExecutor};
-pub use model::{AttentionKernel, GpuModel, Projections, StepCell};
+pub use model::{AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell};
 pub use profile::{ProfilePart, StepProfile};
 pub use session::Session;
 pub use state::DeviceState;

@@ -13,15 +13,18 @@ use dbrmt_kernels::{
         GemmGroup,
     },
     gemm_sm90::{gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu},
+    gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
     swiglu::swiglu,
+    to_bf16::to_bf16,
     Gpu, KernelError,
 };
 
 use half::bf16;
 
+use super::weights::kvb_rows;
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
 
@@ -109,6 +112,28 @@ impl AttentionKernel {
     }
 }
 
+/// Which kernels run the memory's f32 products (the read's `φ·A`, the write's `kφ·A` and `A += kφᵀ·u`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryProducts {
+    /// `φ·A` and `kφ·A` on the tensor cores (`gemm_sm90_nn_f32_f32_f32_tf32x3`), else SIMT (`gemm_nn_f32_f32_f32`).
+    pub nn_tf32x3: bool,
+    /// `A += kφᵀ·u` on the tensor cores (`gemm_sm90_tn_f32_f32_f32_tf32x3`), else SIMT (`gemm_tn_f32_f32_f32`).
+    pub tn_tf32x3: bool,
+}
+
+impl MemoryProducts {
+    /// The tensor-core kernels where the shapes take them (D = 2·ν·d_mem a multiple of 32 and d of 4; for the update
+    /// also M a multiple of 32); `DBRMT_MEMORY=simt` forces SIMT (to compare). Per model, like the other choices.
+    pub fn for_model(cfg: &ModelConfig) -> Self {
+        let forced = std::env::var("DBRMT_MEMORY").is_ok_and(|v| v == "simt");
+        let nn = !forced && cfg.d_key().is_multiple_of(32) && cfg.llama.hidden_size.is_multiple_of(4);
+        MemoryProducts {
+            nn_tf32x3: nn,
+            tn_tf32x3: nn && cfg.armt.num_mem_tokens.is_multiple_of(32),
+        }
+    }
+}
+
 /// The model on the device: config, weights, and the kernels of its projections and attention.
 #[derive(Debug)]
 pub struct GpuModel {
@@ -116,6 +141,7 @@ pub struct GpuModel {
     pub weights: DeviceWeights,
     pub projections: Projections,
     pub attention: AttentionKernel,
+    pub memory: MemoryProducts,
 }
 
 /// `(offset, rows)` of each cell in the step's packed scratch.
@@ -239,8 +265,17 @@ impl GpuModel {
         let (w, a) = (&self.weights, &self.cfg.armt);
         let (d, dk) = (at.d, at.d_key);
         let in_scratch: Vec<Span> = readers.iter().map(|&i| at.in_scratch(i)).collect();
-        let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
-        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        if self.memory_projections_on_sm90() {
+            // the hidden rows rounded to bf16 once, into the norm scratch (free until the attention block's norm)
+            let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
+            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+            ws.mark(stream, "read: rows to bf16")?;
+            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q_from_scratch(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_q, &mut ws.u, &q, false)?;
+        } else {
+            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
+            gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        }
         ws.mark(stream, "read: q projection")?;
         dpfp(
             gpu,
@@ -256,7 +291,7 @@ impl GpuModel {
         )?;
         ws.mark(stream, "read: dpfp")?;
         let num: Vec<GemmGroup> = readers.iter().map(|&i| at.read_num(i)).collect();
-        gemm_nn_f32_f32_f32(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num, false)?;
+        self.state_product(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num)?;
         ws.mark(stream, "read: φ·A")?;
         let apply: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
         armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)?;
@@ -376,6 +411,30 @@ impl GpuModel {
         ws.mark(stream, "down projection + residual")
     }
 
+    /// Whether the memory's projections (the read's `H·W_qᵀ`, the write's `P·[W_k|W_v|w_β]ᵀ`) run on the v2 GEMM,
+    /// from the f32 hidden rows rounded to bf16 by `to_bf16` first (the values v1's `gemm_nt_f32_bf16_f32` rounds
+    /// them to as it stages them): with the v2 projections and `d_mem` a multiple of 8 (the write's width is padded
+    /// to one, [`super::weights::kvb_rows`]). Per model, like every kernel choice.
+    fn memory_projections_on_sm90(&self) -> bool {
+        self.projections == Projections::Sm90 && self.cfg.armt.d_mem.is_multiple_of(8)
+    }
+
+    /// A product with the memory state, `Y = X · A[state]` (f32), on the model's kernel for it.
+    fn state_product(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        x: &CudaSlice<f32>,
+        a: &CudaSlice<f32>,
+        y: &mut CudaSlice<f32>,
+        groups: &[GemmGroup],
+    ) -> Result<(), KernelError> {
+        match self.memory.nn_tf32x3 {
+            true => gemm_sm90_nn_f32_f32_f32_tf32x3(gpu, stream, x, a, y, groups, false),
+            false => gemm_nn_f32_f32_f32(gpu, stream, x, a, y, groups, false),
+        }
+    }
+
     /// A bf16 projection with a bf16 result, on the model's GEMM.
     fn linear_bf16(
         &self,
@@ -428,8 +487,17 @@ impl GpuModel {
         let (d, dk, kvb) = (at.d, at.d_key, at.kvb_width);
         let mem: Vec<Span> = writers.iter().map(|&i| at.mem_span(i)).collect();
         // P·[W_k|W_v|w_β]ᵀ, then kφ = dpfp(K raw)
-        let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
-        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        if self.memory_projections_on_sm90() {
+            // the memory rows rounded to bf16 once, into the norm scratch (free after the MLP's gate/up product)
+            let rows: Vec<Span> = writers.iter().map(|&i| at.mem_from_hidden(i)).collect();
+            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+            ws.mark(stream, "write: rows to bf16")?;
+            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb_from_scratch(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        } else {
+            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
+            gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        }
         ws.mark(stream, "write: k/v/β projection")?;
         dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, a.d_mem, a.nu)?;
         ws.mark(stream, "write: dpfp")?;
@@ -440,7 +508,7 @@ impl GpuModel {
             .map(|&i| at.write_ka(i))
             .collect();
         if !ka.is_empty() {
-            gemm_nn_f32_f32_f32(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka, false)?;
+            self.state_product(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka)?;
             ws.mark(stream, "write: kφ·A")?;
         }
         let prep = WritePrep {
@@ -458,7 +526,10 @@ impl GpuModel {
         armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
         ws.mark(stream, "write: prep")?;
         let update: Vec<GemmGroup> = writers.iter().map(|&i| at.write_update(i)).collect();
-        gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?;
+        match self.memory.tn_tf32x3 {
+            true => gemm_sm90_tn_f32_f32_f32_tf32x3(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
+            false => gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
+        }
         ws.mark(stream, "write: A += kφᵀ·u")?;
         armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
         ws.mark(stream, "write: z update")
@@ -613,7 +684,7 @@ struct Chunk<'a> {
     inter: usize,
     q_width: usize,
     qkv_width: usize,
-    /// The write product's width, `d_mem + d + 1` (`[K | V | β]`).
+    /// The write product's width: `d_mem + d + 1` (`[K | V | β]`) padded to a multiple of 8 ([`kvb_rows`]).
     kvb_width: usize,
 }
 
@@ -632,7 +703,7 @@ impl<'a> Chunk<'a> {
             inter: l.intermediate_size,
             q_width: l.q_dim(),
             qkv_width: l.q_dim() + 2 * l.kv_dim(),
-            kvb_width: cfg.armt.d_mem + l.hidden_size + 1,
+            kvb_width: kvb_rows(cfg),
         }
     }
 
@@ -743,6 +814,14 @@ impl<'a> Chunk<'a> {
         .group()
     }
 
+    /// [`Chunk::read_q`] from the cell's rows rounded to bf16 in the packed scratch ([`Chunk::to_scratch`]).
+    fn read_q_from_scratch(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: self.scratch_row(i) * self.d,
+            ..self.read_q(i)
+        }
+    }
+
     /// The read's numerator `φ·A`: φ's scratch rows × the cell's state → num's scratch rows.
     fn read_num(&self, i: usize) -> GemmGroup {
         StateProduct {
@@ -830,6 +909,22 @@ impl<'a> Chunk<'a> {
             n: self.kvb_width,
         }
         .group()
+    }
+
+    /// The M memory rows after the text rows of cell `i`'s hidden slot → its M write scratch rows.
+    fn mem_from_hidden(&self, i: usize) -> Span {
+        Span {
+            in_row: self.hidden_row(i) + self.cells[i].text_rows,
+            ..self.mem_span(i)
+        }
+    }
+
+    /// [`Chunk::write_kvb`] from the memory rows rounded to bf16 in the write scratch rows ([`Chunk::mem_from_hidden`]).
+    fn write_kvb_from_scratch(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: i * self.mem * self.d,
+            ..self.write_kvb(i)
+        }
     }
 
     /// The write's `kφ·A_old`: kφ's M write scratch rows × the cell's state → ka's.
@@ -920,7 +1015,7 @@ mod tests {
         let at = Chunk::new(&cfg, &cells, r, cache);
 
         let (d, m, dm, dk, inter) = (8, 3, 2, 12, 6);
-        let (q, qkv, kvb) = (8, 16, dm + d + 1);
+        let (q, qkv, kvb) = (8, 16, (dm + d + 1usize).next_multiple_of(8));
         let packed = packed_rows(&cells, m);
         assert_eq!(packed, [(0, 8), (8, 5), (13, 1)]);
         let hid = |x: &StepCell| x.slot * r;

@@ -8,6 +8,7 @@ use half::bf16;
 
 use dbrmt_formats::ModelConfig;
 
+use super::weights::kvb_rows;
 use super::{Projections, StepProfile};
 
 /// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
@@ -38,7 +39,7 @@ pub struct Workspace {
     pub u: CudaSlice<f32>,
     pub phi: CudaSlice<f32>,
     pub num: CudaSlice<f32>,
-    /// Write, M rows per cell: `P [W_k|W_v|w_β]ᵀ` `[.., d_mem + d + 1]`, `φ(K)` `[.., D]`, `K·A` `[.., d]`,
+    /// Write, M rows per cell: `P [W_k|W_v|w_β]ᵀ` `[.., kvb_rows]` (`d_mem + d + 1` padded to a multiple of 8), `φ(K)` `[.., D]`, `K·A` `[.., d]`,
     /// `β(V − V̄)` `[.., d]`, `γ` `[..]`, f32.
     pub kvb: CudaSlice<f32>,
     pub kphi: CudaSlice<f32>,
@@ -90,7 +91,7 @@ impl Workspace {
             u: f(g * dm)?,
             phi: f(g * dk)?,
             num: f(g * d)?,
-            kvb: f(gm * (dm + d + 1))?,
+            kvb: f(gm * kvb_rows(cfg))?,
             kphi: f(gm * dk)?,
             ka: f(gm * d)?,
             upd: f(gm * d)?,
