@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use dbrmt_formats::{npy, SavedState};
+use dbrmt_formats::{npy, SavedState, StateExpect};
 use dbrmt_runtime::{Event, FinishReason, Generate, Limits, Request};
 use dbrmt_tokenizer::Tokenizer;
 
@@ -28,6 +28,10 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).context("loading the tokenizer"),
     };
+    // a tokenizer whose ids the model does not have is found now, not mid-generation
+    if let Some(t) = &tokenizer {
+        crate::tokenize::check_pairing(t, &a.model)?;
+    }
     let inputs = inputs(a, tokenizer.as_ref())?;
     if let Some(dir) = &a.save_state {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -36,10 +40,14 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
     let cfg = engine.config();
     let identity = &engine.info().identity;
     let resume = match &a.load_state {
-        Some(path) => Some(
-            SavedState::load(path, identity, cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)
-                .with_context(|| "--load-state")?,
-        ),
+        Some(path) => {
+            let loaded = SavedState::load_checked(path, &StateExpect::for_model(identity, cfg))
+                .with_context(|| "--load-state")?;
+            if let Some(w) = &loaded.warning {
+                eprintln!("warning: {}", crate::terminal_safe(w));
+            }
+            Some(loaded.saved)
+        }
         None => None,
     };
     let stop: Vec<u32> = tokenizer.as_ref().map(|t| t.stop_ids().to_vec()).unwrap_or_default();

@@ -23,8 +23,11 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let logits: LogitsMode = a.logits.into();
 
     let t0 = Instant::now();
-    let (out, device_ms) = engine.prefill_timed(&ids, schedule, logits, false).context("prefill")?;
+    let (out, device_ms) = engine
+        .prefill_timed(&ids, schedule, logits, false)
+        .with_context(|| format!("prefilling --input-ids {}", a.input_ids[0].display()))?;
     let secs = t0.elapsed().as_secs_f64();
+    crate::generate::check_finite(&out.logits, out.tokens)?;
 
     print_model(&a.model, cfg);
     println!("input     {} tokens in {} segments", out.tokens, out.segments);
@@ -83,6 +86,7 @@ fn run_many(a: &RunArgs) -> anyhow::Result<()> {
             cfg.segments_for(inputs[i].len())
         );
         let rows = r.logits.len() / v;
+        crate::generate::check_finite(&r.logits, inputs[i].len()).with_context(|| stem.clone())?;
         print_top(&r.logits, rows, v);
         if let Some(dir) = &a.dump_logits {
             dump_logits(&dir.join(format!("{stem}.npy")), &r.logits, rows, cfg)?;

@@ -18,11 +18,13 @@ use dbrmt_kernels::{
     rms_norm::rms_norm,
     rope::rope,
     swiglu::swiglu,
+    to_bf16::to_bf16,
     Gpu, KernelError,
 };
 
 use half::bf16;
 
+use super::weights::kvb_rows;
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
 
@@ -294,8 +296,17 @@ impl GpuModel {
         let (w, a) = (&self.weights, &self.cfg.armt);
         let (d, dk) = (at.d, at.d_key);
         let in_scratch: Vec<Span> = readers.iter().map(|&i| at.in_scratch(i)).collect();
-        let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
-        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        if self.memory_projections_on_sm90() {
+            // the hidden rows rounded to bf16 once, into the norm scratch (free until the attention block's norm)
+            let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
+            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+            ws.mark(stream, "read: rows to bf16")?;
+            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q_from_scratch(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_q, &mut ws.u, &q, false)?;
+        } else {
+            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
+            gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        }
         ws.mark(stream, "read: q projection")?;
         dpfp(
             gpu,
@@ -431,6 +442,14 @@ impl GpuModel {
         ws.mark(stream, "down projection + residual")
     }
 
+    /// Whether the memory's projections (the read's `H·W_qᵀ`, the write's `P·[W_k|W_v|w_β]ᵀ`) run on the v2 GEMM,
+    /// from the f32 hidden rows rounded to bf16 by `to_bf16` first (the values v1's `gemm_nt_f32_bf16_f32` rounds
+    /// them to as it stages them): with the v2 projections and `d_mem` a multiple of 8 (the write's width is padded
+    /// to one, [`super::weights::kvb_rows`]). Per model, like every kernel choice.
+    fn memory_projections_on_sm90(&self) -> bool {
+        self.projections == Projections::Sm90 && self.cfg.armt.d_mem.is_multiple_of(8)
+    }
+
     /// A product with the memory state, `Y = X · A[state]` (f32), on the model's kernel for it.
     fn state_product(
         &self,
@@ -499,8 +518,17 @@ impl GpuModel {
         let (d, dk, kvb) = (at.d, at.d_key, at.kvb_width);
         let mem: Vec<Span> = writers.iter().map(|&i| at.mem_span(i)).collect();
         // P·[W_k|W_v|w_β]ᵀ, then kφ = dpfp(K raw)
-        let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
-        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        if self.memory_projections_on_sm90() {
+            // the memory rows rounded to bf16 once, into the norm scratch (free after the MLP's gate/up product)
+            let rows: Vec<Span> = writers.iter().map(|&i| at.mem_from_hidden(i)).collect();
+            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+            ws.mark(stream, "write: rows to bf16")?;
+            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb_from_scratch(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        } else {
+            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
+            gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        }
         ws.mark(stream, "write: k/v/β projection")?;
         dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, a.d_mem, a.nu)?;
         ws.mark(stream, "write: dpfp")?;
@@ -796,7 +824,7 @@ struct Chunk<'a> {
     inter: usize,
     q_width: usize,
     qkv_width: usize,
-    /// The write product's width, `d_mem + d + 1` (`[K | V | β]`).
+    /// The write product's width: `d_mem + d + 1` (`[K | V | β]`) padded to a multiple of 8 ([`kvb_rows`]).
     kvb_width: usize,
 }
 
@@ -823,7 +851,7 @@ impl<'a> Chunk<'a> {
             inter: l.intermediate_size,
             q_width: l.q_dim(),
             qkv_width: l.q_dim() + 2 * l.kv_dim(),
-            kvb_width: cfg.armt.d_mem + l.hidden_size + 1,
+            kvb_width: kvb_rows(cfg),
         }
     }
 
@@ -935,6 +963,14 @@ impl<'a> Chunk<'a> {
         .group()
     }
 
+    /// [`Chunk::read_q`] from the cell's rows rounded to bf16 in the packed scratch ([`Chunk::to_scratch`]).
+    fn read_q_from_scratch(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: self.scratch_row(i) * self.d,
+            ..self.read_q(i)
+        }
+    }
+
     /// The read's numerator `φ·A`: φ's scratch rows × the cell's state → num's scratch rows.
     fn read_num(&self, i: usize) -> GemmGroup {
         StateProduct {
@@ -1022,6 +1058,22 @@ impl<'a> Chunk<'a> {
             n: self.kvb_width,
         }
         .group()
+    }
+
+    /// The M memory rows after the text rows of cell `i`'s hidden slot → its M write scratch rows.
+    fn mem_from_hidden(&self, i: usize) -> Span {
+        Span {
+            in_row: self.hidden_row(i) + self.cells[i].text_rows,
+            ..self.mem_span(i)
+        }
+    }
+
+    /// [`Chunk::write_kvb`] from the memory rows rounded to bf16 in the write scratch rows ([`Chunk::mem_from_hidden`]).
+    fn write_kvb_from_scratch(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: i * self.mem * self.d,
+            ..self.write_kvb(i)
+        }
     }
 
     /// The write's `kφ·A_old`: kφ's M write scratch rows × the cell's state → ka's.
@@ -1113,7 +1165,7 @@ mod tests {
         let at = Chunk::new(&cfg, &cells, r, cache);
 
         let (d, m, dm, dk, inter) = (8, 3, 2, 12, 6);
-        let (q, qkv, kvb) = (8, 16, dm + d + 1);
+        let (q, qkv, kvb) = (8, 16, (dm + d + 1usize).next_multiple_of(8));
         let packed = packed_rows(&cells, m);
         assert_eq!(packed, [(0, 8), (8, 5), (13, 1)]);
         let hid = |x: &StepCell| x.slot * r;

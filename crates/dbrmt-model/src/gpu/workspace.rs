@@ -9,6 +9,7 @@ use half::bf16;
 
 use dbrmt_formats::ModelConfig;
 
+use super::weights::kvb_rows;
 use super::{Projections, StepProfile};
 
 /// What a workspace holds room for.
@@ -57,7 +58,7 @@ pub struct Workspace {
     pub u: CudaSlice<f32>,
     pub phi: CudaSlice<f32>,
     pub num: CudaSlice<f32>,
-    /// Write, M rows per cell: `P [W_k|W_v|w_β]ᵀ` `[.., d_mem + d + 1]`, `φ(K)` `[.., D]`, `K·A` `[.., d]`,
+    /// Write, M rows per cell: `P [W_k|W_v|w_β]ᵀ` `[.., kvb_rows]` (`d_mem + d + 1` padded to a multiple of 8), `φ(K)` `[.., D]`, `K·A` `[.., d]`,
     /// `β(V − V̄)` `[.., d]`, `γ` `[..]`, f32.
     pub kvb: CudaSlice<f32>,
     pub kphi: CudaSlice<f32>,
@@ -130,7 +131,7 @@ impl Workspace {
             u: f(g * dm)?,
             phi: f(g * dk)?,
             num: f(g * d)?,
-            kvb: f(gm * (dm + d + 1))?,
+            kvb: f(gm * kvb_rows(cfg))?,
             kphi: f(gm * dk)?,
             ka: f(gm * d)?,
             upd: f(gm * d)?,
@@ -190,6 +191,40 @@ impl Workspace {
             self.logits = stream.alloc_zeros::<f32>(rows * v)?;
         }
         Ok(())
+    }
+
+    /// At most the device bytes [`Workspace::new`] allocates for these arguments (the gate/up scratch counted
+    /// whatever the projections; saturating: an absurd shape never wraps), to compare with the free device memory
+    /// before allocating.
+    pub fn bytes_for(cfg: &ModelConfig, max_cells: usize, slots: usize, logit_rows: usize, cache_layers: usize) -> u64 {
+        let m = |f: &[usize]| dbrmt_formats::memory::mul_bytes(f);
+        let (d, mt, t) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens, cfg.armt.segment_size);
+        let rows = t.saturating_add(mt);
+        let (g, gm) = (max_cells.saturating_mul(rows), max_cells.saturating_mul(mt));
+        let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.llama.intermediate_size);
+        let qkv = cfg.llama.q_dim().saturating_add(cfg.llama.kv_dim().saturating_mul(2));
+        let bf16 = [
+            m(&[g, d]),
+            m(&[g.saturating_add(cache_layers.saturating_mul(t)), qkv]),
+            m(&[g, cfg.llama.q_dim()]),
+            m(&[g, 2, inter]),
+            m(&[g, inter]),
+            m(&[t, d]),
+        ];
+        let f32s = [
+            m(&[slots, rows, d]),
+            m(&[g, dm]),
+            m(&[g, dk]),
+            m(&[g, d]),
+            m(&[gm, dm.saturating_add(d).saturating_add(1)]),
+            m(&[gm, dk]),
+            m(&[gm, d]),
+            m(&[gm, d]),
+            m(&[gm]),
+            m(&[logit_rows, cfg.llama.vocab_size]),
+        ];
+        let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
+        sum(&bf16, 2).saturating_add(sum(&f32s, 4))
     }
 
     /// Records that the launch just made on `stream` is `label`, when profiling.
