@@ -64,6 +64,7 @@ pub fn gguf(data: &[u8]) {
     let opts = LoadOptions {
         armt_init: Some(7),
         armt_params: Some(ARMT),
+        armt_file: None,
     };
     if let Ok(source) = ModelSource::from_gguf(file, &opts) {
         if let Ok(model) = source.load() {

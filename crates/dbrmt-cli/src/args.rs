@@ -53,8 +53,13 @@ pub struct SelftestArgs {
 pub struct ArmtInitArgs {
     /// Initialise the ARMT memory parameters from this seed (for a plain LLaMA checkpoint without them; W_v = 0
     /// as in the original, so the model equals its backbone per segment).
-    #[arg(long, value_name = "SEED")]
+    #[arg(long, value_name = "SEED", conflicts_with = "armt")]
     pub armt_init: Option<u64>,
+    /// Apply a trained ARMT memory to a GGUF backbone: a safetensors file of the memory tensors under the
+    /// original ARMT code's names, whose metadata gives d_mem, ν, M, T and the sha256 of the GGUF it was trained
+    /// on (refused for any other file).
+    #[arg(long, value_name = "FILE")]
+    pub armt: Option<PathBuf>,
     /// Text tokens per segment, for a config without an `armt` object.
     #[arg(long, value_name = "T", default_value_t = 1024, requires = "armt_init")]
     pub segment_size: usize,
@@ -78,6 +83,7 @@ impl ArmtInitArgs {
         LoadOptions {
             armt_init: self.armt_init,
             armt_params,
+            armt_file: self.armt.clone(),
         }
     }
 }

@@ -48,7 +48,7 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
             "separate"
         }
     );
-    println!("armt         T = {} text tokens per segment, M = {} memory tokens, d_mem = {}, ν = {}, D = {}, correction {}{}", c.armt.segment_size, c.armt.num_mem_tokens, c.armt.d_mem, c.armt.nu, c.d_key(), c.armt.correction, if m.armt_initialised { " (memory parameters initialised from --armt-init)" } else { "" });
+    println!("armt         T = {} text tokens per segment, M = {} memory tokens, d_mem = {}, ν = {}, D = {}, correction {}{}", c.armt.segment_size, c.armt.num_mem_tokens, c.armt.d_mem, c.armt.nu, c.d_key(), c.armt.correction, armt_origin(a, m.armt_initialised));
     println!(
         "parameters   {} ({} backbone + {} ARMT)",
         backbone + armt_params,
@@ -71,4 +71,13 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where the memory parameters came from, for the `armt` line.
+fn armt_origin(a: &InspectArgs, initialised: bool) -> String {
+    match (&a.armt.armt, initialised) {
+        (Some(file), _) => format!(" (trained memory from --armt {})", file.display()),
+        (None, true) => " (memory parameters initialised from --armt-init)".to_string(),
+        (None, false) => String::new(),
+    }
 }

@@ -15,6 +15,7 @@ fn plain_llama(config: &str) -> Scratch {
 fn with_seed(seed: u64) -> LoadOptions {
     LoadOptions {
         armt_init: Some(seed),
+        armt_file: None,
         armt_params: None,
     }
 }
@@ -151,6 +152,7 @@ fn config_without_armt_takes_the_callers_parameters() {
         dir.path(),
         &LoadOptions {
             armt_init: Some(3),
+            armt_file: None,
             armt_params: Some(params),
         },
     )
@@ -165,6 +167,7 @@ fn config_without_armt_takes_the_callers_parameters() {
         dir.path(),
         &LoadOptions {
             armt_init: Some(3),
+            armt_file: None,
             armt_params: Some(zero),
         },
     )
@@ -189,6 +192,7 @@ fn config_armt_object_wins_over_callers_parameters() {
         dir.path(),
         &LoadOptions {
             armt_init: Some(3),
+            armt_file: None,
             armt_params: Some(params),
         },
     )

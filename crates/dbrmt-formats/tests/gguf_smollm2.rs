@@ -23,6 +23,7 @@ fn model_path() -> PathBuf {
 fn armt_options() -> LoadOptions {
     LoadOptions {
         armt_init: Some(0),
+        armt_file: None,
         armt_params: Some(ArmtParams {
             num_mem_tokens: 16,
             d_mem: 64,
