@@ -68,7 +68,7 @@ def zeroed_copy(src: str, dst: str):
     save_file(out, dst, metadata=meta)
 
 
-def random_memory(cfg: at.Config, seed: int, wv_scale: float = 0.3) -> Dict[str, torch.Tensor]:
+def random_memory(cfg: at.Config, seed: int, wv_scale: float = 0.02) -> Dict[str, torch.Tensor]:
     """Non-zero memory parameters (W_mv included) for parity tests: the memory path is exercised."""
     g = torch.Generator().manual_seed(seed)
     d, dm = cfg.hidden_size, cfg.d_mem

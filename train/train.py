@@ -12,7 +12,7 @@ exact match at its longest length reaches --advance-at; the next stage starts fr
 
 Outputs in --out: `curves.jsonl` (one JSON object per logged step and per evaluation), `armt.safetensors` (the
 final memory, the engine's `--armt` file; metadata has the run's settings and last evaluation), `armt-stage{k}`
-after each stage, `ckpt.pt` (memory + optimizer, for --resume), `summary.json`.
+after each stage, `ckpt.pt` (memory + optimizer, for --init), `summary.json`.
 """
 from __future__ import annotations
 
@@ -107,7 +107,8 @@ def main():
     ap.add_argument("--advance-at", type=float, default=0.95)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", help="a ckpt.pt of an earlier run: start from its memory and optimizer state")
+    ap.add_argument("--stage-offset", type=int, default=0, help="number the stages from here (for --init runs)")
     ap.add_argument("--save-dtype", default="bf16", choices=["bf16", "fp32"],
                     help="dtype of the written --armt file (bf16: half the size; the engine's GPU runs bf16)")
     a = ap.parse_args()
@@ -124,13 +125,12 @@ def main():
     n_params = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd)
     stages = parse_stages(a.stages)
-    start_stage, start_step = 0, 0
     ck = os.path.join(a.out, "ckpt.pt")
-    if a.resume and os.path.exists(ck):
-        st = torch.load(ck, map_location=dev)
+    if a.init:
+        st = torch.load(a.init, map_location=dev)
         model.load_memory(st["memory"])
         opt.load_state_dict(st["opt"])
-        start_stage = st["stage"]
+        print(f"# from {a.init} (after stage {st['stage'] - 1})", flush=True)
     curves = open(os.path.join(a.out, "curves.jsonl"), "a")
 
     def log(obj):
@@ -145,15 +145,15 @@ def main():
     gen = task.TaskGen(task.Pieces.load(), cfg.segment_size, seed=a.seed + 1)
     budget_s = a.budget_min * 60
     evals = []
-    for si in range(start_stage, len(stages)):
-        s = stages[si]
+    for k in range(len(stages)):
+        s, si = stages[k], k + a.stage_offset
         # what is left of the whole budget is shared by the remaining stages
         left = budget_s - (time.time() - t_run)
-        rest_share = sum(x["share"] for x in stages[si:])
+        rest_share = sum(x["share"] for x in stages[k:])
         stage_budget = max(0.0, left * s["share"] / rest_share)
         t_stage = time.time()
         best = -1.0
-        step = start_step if si == start_stage else 0
+        step = 0
         print(f"# stage {si}: segments {s['seg_lo']}-{s['seg_hi']}, facts ≤ {s['facts']}, batch {s['batch']}, "
               f"≤ {s['steps']} steps, {stage_budget/60:.1f} min", flush=True)
         step_times = []
