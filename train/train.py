@@ -64,7 +64,7 @@ def answer_logits(model: at.ARMT, ids: torch.Tensor, ans_start: int, ans_len: in
     hs, _ = model.forward_ids(ids, last_write=False, checkpoint=ckpt)
     T = model.cfg.segment_size
     last_start = (len(hs) - 1) * T
-    pos = torch.arange(ans_start - 1, ans_start - 1 + ans_len) - last_start
+    pos = torch.arange(ans_start - 1, ans_start - 1 + ans_len, device=ids.device) - last_start
     h = hs[-1][:, pos]
     return model.logits(h).float(), ids[:, ans_start:ans_start + ans_len]
 
@@ -95,7 +95,11 @@ def main():
     ap.add_argument("--stages", default=DEFAULT_STAGES,
                     help="segs:facts:batch:max_steps:budget_share, comma-separated (segs = N or LO-HI)")
     ap.add_argument("--budget-min", type=float, default=13.0, help="training wall-time budget, all stages")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1e-3, help="W_mq, W_mk, W_mb and the memory embeddings")
+    ap.add_argument("--lr-wv", type=float, default=1e-5,
+                    help="W_mv: the read is about a β-weighted mean of the values P W_mv, and SmolLM2's memory rows"
+                         " have norms of 40-600, so Adam steps of 1e-3 on W_mv make reads of norm ~1000 within a"
+                         " few steps (the CPU smoke run diverged at step 5)")
     ap.add_argument("--wd", type=float, default=0.01)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--warmup", type=int, default=20)
@@ -123,7 +127,8 @@ def main():
     model = at.ARMT(cfg, backbone, seed=a.seed, backbone_dtype=bdt).to_device(dev)
     params = [model.W_mq, model.W_mk, model.W_mv, model.W_mb, model.b_mb, model.memory]
     n_params = sum(p.numel() for p in params)
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd)
+    opt = torch.optim.AdamW([dict(params=[model.W_mq, model.W_mk, model.W_mb, model.b_mb, model.memory], lr=a.lr),
+                             dict(params=[model.W_mv], lr=a.lr_wv)], lr=a.lr, weight_decay=a.wd)
     stages = parse_stages(a.stages)
     ck = os.path.join(a.out, "ckpt.pt")
     if a.init:
@@ -160,8 +165,8 @@ def main():
         while step < s["steps"] and time.time() - t_stage < stage_budget:
             frac = (time.time() - t_stage) / max(stage_budget, 1e-9)
             lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1))))
-            for g in opt.param_groups:
-                g["lr"] = lr
+            opt.param_groups[0]["lr"] = lr
+            opt.param_groups[1]["lr"] = lr * a.lr_wv / a.lr
             n_seg = gen.rng.randint(s["seg_lo"], s["seg_hi"])
             ids, a0, al = make_batch(gen, n_seg, s["facts"], s["batch"], "train", cfg.segment_size)
             if dev.type == "cuda":
@@ -208,7 +213,7 @@ def main():
         torch.save(dict(memory=model.memory_state_dict(), opt=opt.state_dict(), stage=si + 1), ck)
         armt_io.save_armt(model, os.path.join(a.out, f"armt-stage{si}.safetensors"), sha,
                           dtype=torch.bfloat16 if a.save_dtype == "bf16" else torch.float32)
-    extra = {"trained_by": "train/train.py", "stages": a.stages, "lr": a.lr, "budget_min": a.budget_min,
+    extra = {"trained_by": "train/train.py", "stages": a.stages, "lr": a.lr, "lr_wv": a.lr_wv, "budget_min": a.budget_min,
              "backbone_dtype": a.dtype, "evals": evals}
     out = os.path.join(a.out, "armt.safetensors")
     armt_io.save_armt(model, out, sha, dtype=torch.bfloat16 if a.save_dtype == "bf16" else torch.float32,
