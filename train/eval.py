@@ -136,6 +136,8 @@ def main():
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-control", action="store_true")
+    ap.add_argument("--no-fact-control", action="store_true",
+                    help="skip the second control: the trained memory on documents without the fact")
     ap.add_argument("--parity", type=int, default=0, help="also compare engine vs training forward at N segments")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -158,7 +160,20 @@ def main():
             files.append(f)
             want.append(doc.value)
         row = dict(segments=n, tokens_per_doc=round(float(np.mean([len(np.load(f)) for f in files]))), docs=a.docs)
-        for label, armt in [("trained", a.armt)] + ([] if a.no_control else [("control", control)]):
+        nofact = []
+        if not a.no_fact_control:
+            gen2 = task.TaskGen(pieces, T, seed=a.seed + 1000 + n)
+            for k in range(a.docs):
+                doc = gen2.sample(n, a.facts, split="valid", fact_region=a.fact_region, drop_facts=True)
+                f = os.path.join(d, f"nofact{k:04d}.npy")
+                np.save(f, np.asarray(doc.prompt, dtype=np.int32))
+                nofact.append((f, doc.value))
+        runs = [("trained", a.armt, files, want)]
+        if not a.no_control:
+            runs.append(("control", control, files, want))
+        if nofact:
+            runs.append(("nofact", a.armt, [f for f, _ in nofact], [v for _, v in nofact]))
+        for label, armt, files, want in runs:
             got, dt = generate(a.dbrmt, a.gguf, armt, files, a.device, os.path.join(d, f"{label}.log"))
             em = sum(g.strip() == w for g, w in zip(got, want)) / len(want)
             row[f"em_{label}"] = em
@@ -175,11 +190,12 @@ def main():
     print()
     print(f"exact match on held-out facts (fact in {'segment 0' if a.fact_region == 'first' else 'any earlier segment'},"
           f" {a.docs} documents per length, T = {T}, greedy through dbrmt --device {a.device})")
-    print("| segments | tokens | trained memory | memory zeroed (W_mv = 0) |")
-    print("|---|---|---|---|")
+    print("| segments | tokens | trained memory | memory zeroed (W_mv = 0) | trained, no fact in the document |")
+    print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['segments']} | {r['tokens_per_doc']} | {r['em_trained']:.0%} | "
-              f"{r.get('em_control', float('nan')):.0%} |")
+              f"{r.get('em_control', float('nan')):.0%} | {r.get('em_nofact', float('nan')):.0%} |")
+    print("chance: 1 in 9000 (4 random digits)")
 
 
 if __name__ == "__main__":

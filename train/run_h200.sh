@@ -44,7 +44,8 @@ prepare() {
 }
 
 train1() {
-  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-8}" 2>&1 | tee -a "$RUN/train1.log"
+  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-8}" \
+    --probe-lr-wv "${PROBE_LR_WV:-3e-6,1e-5,3e-5}" --probe-steps 40 2>&1 | tee -a "$RUN/train1.log"
 }
 
 train2() {

@@ -111,10 +111,11 @@ class TaskGen:
         return out[:length]
 
     def sample(self, n_segments: int, n_facts: int = 1, split: str = "train", fact_region: str = "any",
-               last_len: int = 0) -> Doc:
+               last_len: int = 0, drop_facts: bool = False) -> Doc:
         """A document of `n_segments` segments with `n_facts` facts. `fact_region='first'` puts the facts in
         segment 0 (the farthest from the question). `last_len` fixes the last segment's length (documents of one
-        batch share it, so they need no padding); 0 draws it."""
+        batch share it, so they need no padding); 0 draws it. `drop_facts` leaves the facts out (the same question,
+        nothing to answer it from: a control)."""
         p, T, r = self.p, self.T, self.rng
         names, texts = (p.names_train, p.name_text_train) if split == "train" else (p.names_valid, p.name_text_valid)
         which = r.sample(range(len(names)), n_facts)
@@ -129,6 +130,8 @@ class TaskGen:
         min_last = min(T, tail + max(8, sum(len(f) for f in facts) + 8 if n_segments == 1 else 8))
         last = max(min_last, min(T, last_len)) if last_len else r.randrange(min_last, T + 1)
         positions: List[int] = []
+        if drop_facts:
+            facts = []
         if n_segments == 1:
             body = self._fill(last - tail, facts, positions)
         else:
@@ -140,7 +143,7 @@ class TaskGen:
             else:
                 body = self._fill(ctx, facts, positions)
             body = body + self._fill(last - tail, [], [])
-        fact_pos = list(positions)   # fact i starts at positions[i] (inserted in list order)
+        fact_pos = list(positions) or [-1] * n_facts   # fact i starts at positions[i] (inserted in list order)
         ids = body + question + answer
         return Doc(ids=ids, answer_start=len(body) + len(question), answer_ids=answer,
                    key=texts[which[q]], value=values[q], query_index=q, fact_positions=fact_pos)

@@ -111,6 +111,10 @@ def main():
     ap.add_argument("--advance-at", type=float, default=0.95)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--probe-lr-wv", default="",
+                    help="comma-separated W_mv LRs to try first (each --probe-steps steps of the first stage, from the"
+                         " same start); the one with the lowest mean loss over its last 10 steps is used")
+    ap.add_argument("--probe-steps", type=int, default=40)
     ap.add_argument("--init", help="a ckpt.pt of an earlier run: start from its memory and optimizer state")
     ap.add_argument("--stage-offset", type=int, default=0, help="number the stages from here (for --init runs)")
     ap.add_argument("--save-dtype", default="bf16", choices=["bf16", "fp32"],
@@ -135,6 +139,7 @@ def main():
         st = torch.load(a.init, map_location=dev)
         model.load_memory(st["memory"])
         opt.load_state_dict(st["opt"])
+        a.lr_wv = st.get("lr_wv", a.lr_wv)
         print(f"# from {a.init} (after stage {st['stage'] - 1})", flush=True)
     curves = open(os.path.join(a.out, "curves.jsonl"), "a")
 
@@ -148,6 +153,41 @@ def main():
           f"d_mem={cfg.d_mem}; {n_params/1e6:.2f} M trained parameters; device {dev}, {a.dtype}; base sha256 {sha}",
           flush=True)
     gen = task.TaskGen(task.Pieces.load(), cfg.segment_size, seed=a.seed + 1)
+    if a.probe_lr_wv and not a.init:
+        start = model.memory_state_dict()
+        s0 = stages[0]
+        results = {}
+        for v in [float(x) for x in a.probe_lr_wv.split(",")]:
+            model.load_memory(start)
+            popt = torch.optim.AdamW([dict(params=[model.W_mq, model.W_mk, model.W_mb, model.b_mb, model.memory],
+                                           lr=a.lr), dict(params=[model.W_mv], lr=v)], weight_decay=a.wd)
+            pgen = task.TaskGen(task.Pieces.load(), cfg.segment_size, seed=a.seed + 7)
+            losses = []
+            t0 = time.time()
+            for st in range(a.probe_steps):
+                w = min(1.0, (st + 1) / a.warmup)
+                popt.param_groups[0]["lr"], popt.param_groups[1]["lr"] = a.lr * w, v * w
+                ids, a0, al = make_batch(pgen, pgen.rng.randint(s0["seg_lo"], s0["seg_hi"]), s0["facts"],
+                                         s0["batch"], "train", cfg.segment_size)
+                lg, tgt = answer_logits(model, ids.to(dev), a0, al, a.checkpoint)
+                loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), tgt.to(dev).reshape(-1))
+                popt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, a.clip)
+                popt.step()
+                losses.append(loss.item())
+            tail = losses[-10:]
+            score = sum(tail) / len(tail) if all(math.isfinite(x) for x in tail) else float("inf")
+            results[v] = score
+            rec = dict(kind="probe", lr_wv=v, steps=a.probe_steps, mean_loss_last10=score, losses=losses,
+                       s_per_step=round((time.time() - t0) / a.probe_steps, 4))
+            log(rec)
+            print(json.dumps({k: x for k, x in rec.items() if k != "losses"}), flush=True)
+        a.lr_wv = min(results, key=results.get)
+        print(f"# probe: lr_wv = {a.lr_wv}", flush=True)
+        model.load_memory(start)
+        opt = torch.optim.AdamW([dict(params=[model.W_mq, model.W_mk, model.W_mb, model.b_mb, model.memory],
+                                      lr=a.lr), dict(params=[model.W_mv], lr=a.lr_wv)], weight_decay=a.wd)
     budget_s = a.budget_min * 60
     evals = []
     for k in range(len(stages)):
@@ -200,7 +240,7 @@ def main():
                 log(rec)
                 print(json.dumps(rec), flush=True)
                 best = max(best, em)
-                torch.save(dict(memory=model.memory_state_dict(), opt=opt.state_dict(), stage=si), ck)
+                torch.save(dict(memory=model.memory_state_dict(), opt=opt.state_dict(), stage=si, lr_wv=a.lr_wv), ck)
                 if em >= a.advance_at:
                     break
         em, vl = evaluate(model, 1234, s["seg_hi"], s["facts"], a.eval_docs, s["batch"], dev, cfg.segment_size)
@@ -210,7 +250,7 @@ def main():
         log(rec)
         print(json.dumps(rec), flush=True)
         evals.append(rec)
-        torch.save(dict(memory=model.memory_state_dict(), opt=opt.state_dict(), stage=si + 1), ck)
+        torch.save(dict(memory=model.memory_state_dict(), opt=opt.state_dict(), stage=si + 1, lr_wv=a.lr_wv), ck)
         armt_io.save_armt(model, os.path.join(a.out, f"armt-stage{si}.safetensors"), sha,
                           dtype=torch.bfloat16 if a.save_dtype == "bf16" else torch.float32)
     extra = {"trained_by": "train/train.py", "stages": a.stages, "lr": a.lr, "lr_wv": a.lr_wv, "budget_min": a.budget_min,
