@@ -6,8 +6,8 @@
 # Phases (each well under the device tool's 10-minute limit per command; ignored outputs such as runs/ stay on the
 # warm machine between calls, so the phases can be separate calls):
 #   prepare  assemble models/smollm2 from carried parts if needed, check its sha256, python/torch/GPU, dbrmt
-#   train1   stages 0-1: 2 segments, then 2-4 segments with up to 2 facts           (TRAIN1_MIN, default 8 min)
-#   train2   stage 2: 2-8 segments, up to 3 facts, from train1's weights          (TRAIN2_MIN, default 8 min)
+#   train1   stages 0-1: 2 segments, then 2-4 segments with up to 2 facts           (TRAIN1_MIN, default 7 min)
+#   train2   stage 2: 2-8 segments, up to 3 facts, from train1's weights          (TRAIN2_MIN, default 7.5 min)
 #   eval     exact match at 2, 8, 32 segments of 1024 through dbrmt on the GPU, control with the memory zeroed,
 #            engine-vs-training parity at 8 segments; the table last                 (about 2-4 min)
 #
@@ -44,13 +44,13 @@ prepare() {
 }
 
 train1() {
-  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-8}" \
+  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-7}" \
     --probe-lr-wv "${PROBE_LR_WV:-3e-6,1e-5,3e-5}" --probe-steps 40 2>&1 | tee -a "$RUN/train1.log"
 }
 
 train2() {
   [ -f "$RUN/ckpt.pt" ] || { echo "run_h200: train1 first (no $RUN/ckpt.pt)" >&2; exit 1; }
-  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES2" --budget-min "${TRAIN2_MIN:-8}" --init "$RUN/ckpt.pt" \
+  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES2" --budget-min "${TRAIN2_MIN:-7.5}" --init "$RUN/ckpt.pt" \
     --stage-offset 2 2>&1 | tee -a "$RUN/train2.log"
 }
 
