@@ -119,7 +119,6 @@ def parity(a, T):
              A_rel_max=max(rel(st[f"layers.{i}.A"], A[i, 0].cpu()) for i in range(L)),
              z_rel_max=max(rel(st[f"layers.{i}.z"], z[i, 0].cpu()) for i in range(L)),
              A_norm=float(A.norm()), diagonal_equals_sequential_bytes=same)
-    # note: the engine's prefill writes the open last segment's state only when it is whole; compare like for like
     return r
 
 

@@ -64,7 +64,7 @@ eval_() {
 # goes in two parts (cat armt.part-* > armt.safetensors here).
 collect() {
   [ -n "${OUT:-}" ] || return 0
-  for f in curves.jsonl summary.json eval/eval.json eval.log; do
+  for f in curves.jsonl summary.json eval/eval.json eval.log train1.log train2.log; do
     [ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/$(basename "$f")"
   done
   [ -f "$RUN/armt.safetensors" ] && split -b 15M -d "$RUN/armt.safetensors" "$OUT/armt.part-"
@@ -76,8 +76,8 @@ table() { echo; sed -n '/^exact match on held-out facts/,$p' "$RUN/eval.log"; }
 
 case "$PHASE" in
   prepare) prepare ;;
-  train1) train1 ;;
-  train2) train2 ;;
+  train1) train1; collect ;;
+  train2) train2; collect ;;
   eval) eval_; collect; table ;;
   all) prepare; train1; train2; eval_; collect; table ;;
   *) echo "usage: $0 [all|prepare|train1|train2|eval]" >&2; exit 2 ;;
