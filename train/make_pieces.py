@@ -72,11 +72,11 @@ def main():
         "name_text_valid": valid,
         "names_train": [tok(" " + n) for n in train],
         "names_valid": [tok(" " + n) for n in valid],
-        "fact_prefix": tok(" One of the special magic numbers for"),
-        "fact_mid": tok(" is:"),
+        "fact_prefix": tok(" The special magic number for"),
+        "fact_mid": tok(" is"),
         "fact_end": tok("."),
-        "question_prefix": tok(" What is the special magic number for"),
-        "question_end": tok("? Answer:"),
+        "question_prefix": tok(" The special magic number for"),
+        "question_end": tok(" is"),
         "space": None,
         "digits": [],
     }
@@ -94,8 +94,8 @@ def main():
         name = r.choice(names)
         val = str(r.randrange(1000, 10000))
         s1, s2 = r.sample(sentences, 2)
-        text = (f" {s1} One of the special magic numbers for {name} is: {val}. {s2}"
-                f" What is the special magic number for {name}? Answer: {val}")
+        text = (f" {s1} The special magic number for {name} is {val}. {s2}"
+                f" The special magic number for {name} is {val}")
         ids_name = tok(" " + name)
         num = [p["space"]] + [p["digits"][int(c)] for c in val]
         built = (tok(" " + s1) + p["fact_prefix"] + ids_name + p["fact_mid"] + num + p["fact_end"] + tok(" " + s2)

@@ -5,12 +5,14 @@ in the last segment. Everything is built from token ids pre-computed with the en
 Document of n segments of T text tokens: (n − 1) full segments, then a last segment of r ≤ T tokens that ends with
 the question and the answer:
 
-    … filler … <fact 1> … filler … <fact k> … filler …  |  … filler … What is the special magic number for NAME? Answer: 4821
+    … filler … <fact 1> … filler … <fact k> … filler …  |  … filler … The special magic number for NAME is 4821
     └──────────── segments 0 … n−2 (facts only here) ────────┘└────────────── last segment ───────────────────┘
 
 For n = 1 the facts are in the last (only) segment, before the question (stage 0: the backbone alone can answer).
-Facts: " One of the special magic numbers for NAME is: 4821." with distinct names per document; the question asks
-about one of them. Names are split into train and held-out ("valid") lists; numbers are fresh random draws.
+Facts: " The special magic number for NAME is 4821." with distinct names per document; the question — a cloze,
+" The special magic number for NAME is" — asks about one of them. (The cloze, not a "What is …? Answer:" question:
+base SmolLM2-135M completes the cloze from a fact in the same segment in 16/16 documents, the question form in 2/16;
+the memory should not have to make up for the backbone's reading of the prompt.) Names are split into train and held-out ("valid") lists; numbers are fresh random draws.
 The answer is " " + 4 digits (SmolLM2 tokenises digits one by one), 5 tokens; exact match = all 5 right, so
 chance is about 1 in 9000.
 """
@@ -33,11 +35,11 @@ class Pieces:
     names_valid: List[List[int]]
     name_text_train: List[str]
     name_text_valid: List[str]
-    fact_prefix: List[int]           # " One of the special magic numbers for"
-    fact_mid: List[int]              # " is:"
+    fact_prefix: List[int]           # " The special magic number for"
+    fact_mid: List[int]              # " is"
     fact_end: List[int]              # "."
-    question_prefix: List[int]       # " What is the special magic number for"
-    question_end: List[int]          # "? Answer:"
+    question_prefix: List[int]       # " The special magic number for"
+    question_end: List[int]          # " is"
     space: int                       # " " before the digits
     digits: List[int]                # ids of "0" … "9"
 
