@@ -14,6 +14,10 @@
 # Needs on the host: python3 with torch (CUDA), numpy, safetensors (the H200 image has them); the repository; the
 # GGUF at models/smollm2/ (or its parts, see train/README.md: 98 MB is more than one call carries); a dbrmt
 # binary built for sm_90a at dist/dbrmt (or $DBRMT). Nothing is downloaded. Outputs under runs/h200/ ($RUN).
+# A dry run of the whole flow on a CPU (minutes, tiny shapes; checks the script, not the training):
+#   RUN=runs/dry DEVICE=cpu DTYPE=fp32 SEG=48 STAGES1=2:1:1:1:0.5,2-3:2:1:1:0.5 STAGES2=2-4:3:1:1:1 \
+#   PROBE_LR_WV=1e-5,3e-5 PROBE_STEPS=1 EVAL_EVERY=1000 EVAL_DOCS_TRAIN=2 EVAL_SEGMENTS=2,3 EVAL_DOCS=2 PARITY=3 \
+#   DBRMT=target/release/dbrmt PYTHON=/path/to/venv/bin/python train/run_h200.sh all
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,8 +33,9 @@ mkdir -p "$RUN"
 # The curriculum: segs:facts:batch:max_steps:budget_share (see train/train.py). T = 1024, M = 16, d_mem = 64.
 STAGES1="${STAGES1:-2:1:32:1500:0.5,2-4:2:16:1500:0.5}"
 STAGES2="${STAGES2:-2-8:3:8:1500:1}"
-COMMON=(--gguf "$GGUF" --out "$RUN" --segment-size 1024 --mem-tokens 16 --d-mem 64 --device cuda --dtype bf16
-        --eval-every 100 --eval-docs 64)
+DEVICE="${DEVICE:-cuda}"
+COMMON=(--gguf "$GGUF" --out "$RUN" --segment-size "${SEG:-1024}" --mem-tokens 16 --d-mem 64 --device "$DEVICE"
+        --dtype "${DTYPE:-bf16}" --eval-every "${EVAL_EVERY:-100}" --eval-docs "${EVAL_DOCS_TRAIN:-64}")
 
 prepare() {
   if [ ! -f "$GGUF" ] && compgen -G "models/smollm2/parts/*" >/dev/null; then
@@ -45,7 +50,7 @@ prepare() {
 
 train1() {
   "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-7}" \
-    --probe-lr-wv "${PROBE_LR_WV:-3e-6,1e-5,3e-5}" --probe-steps 40 2>&1 | tee -a "$RUN/train1.log"
+    --probe-lr-wv "${PROBE_LR_WV:-3e-6,1e-5,3e-5}" --probe-steps "${PROBE_STEPS:-40}" 2>&1 | tee -a "$RUN/train1.log"
 }
 
 train2() {
@@ -56,8 +61,9 @@ train2() {
 
 eval_() {
   [ -f "$RUN/armt.safetensors" ] || { echo "run_h200: no $RUN/armt.safetensors: train first" >&2; exit 1; }
-  "$PY" train/eval.py --dbrmt "$DBRMT" --gguf "$GGUF" --armt "$RUN/armt.safetensors" --segments 2,8,32 \
-    --docs "${EVAL_DOCS:-100}" --device cuda --out "$RUN/eval" --parity 8 2>&1 | tee "$RUN/eval.log"
+  "$PY" train/eval.py --dbrmt "$DBRMT" --gguf "$GGUF" --armt "$RUN/armt.safetensors" \
+    --segments "${EVAL_SEGMENTS:-2,8,32}" --docs "${EVAL_DOCS:-100}" --device "$DEVICE" --out "$RUN/eval" \
+    --parity "${PARITY:-8}" 2>&1 | tee "$RUN/eval.log"
 }
 
 # What comes back from the device tool: $OUT takes at most 8 files of 16 MiB; the bf16 memory file is ~24 MB, so it
