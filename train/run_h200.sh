@@ -50,7 +50,7 @@ prepare() {
 
 train1() {
   "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-7}" \
-    --probe-lr-wv "${PROBE_LR_WV:-3e-6,1e-5,3e-5}" --probe-steps "${PROBE_STEPS:-40}" 2>&1 | tee -a "$RUN/train1.log"
+    --probe-lr-wv "${PROBE_LR_WV:-3e-6,1e-5,3e-5,1e-4}" --probe-steps "${PROBE_STEPS:-40}" 2>&1 | tee -a "$RUN/train1.log"
 }
 
 train2() {
