@@ -3,8 +3,9 @@
 The engine (`crates/dbrmt-formats/src/gguf/dequant.rs`) computes ggml's reference `dequantize_row_*` in f32 with
 no fused operations: Q4_1 `x = f32(q) * d + m` (two roundings), Q8_0 `x = f32(q) * d`, Q4_0 `x = f32(q - 8) * d`;
 F16/BF16 are widened exactly. numpy's float32 `*` and `+` round the same way, so the values here are the engine's
-bits (checked by `test_armt_torch.py` against `dbrmt run` logits, and bitwise against the engine's loader by
-`check_engine.py`). `attn_q` / `attn_k` rows are put back from llama.cpp's interleaved order into Hugging Face's
+bits. Checked end to end, not tensor by tensor: `test_armt_torch.py` runs the same model through `dbrmt run
+--device cpu` (logits within 2e-6, A and z within 1e-4), which a dequantisation slip would break by orders of
+magnitude. `attn_q` / `attn_k` rows are put back from llama.cpp's interleaved order into Hugging Face's
 rotate-half order, as the engine does (`gguf/permute.rs`).
 
 No third-party GGUF package is used (the H200 host has none): the header layout follows llama.cpp's
