@@ -21,6 +21,6 @@ split -b 36M -d -a 2 "$GGUF" models/smollm2/parts/gguf.
 [ -n "${NVCC:-}" ] || echo "device_parts: NVCC is not set; the binary may be built without kernels" >&2
 cargo build --release -p dbrmt-cli
 cp "${CARGO_TARGET_DIR:-target}/release/dbrmt" dist/dbrmt
-strings dist/dbrmt | grep -q sm_90a || { echo "device_parts: dist/dbrmt has no sm_90a kernels" >&2; exit 1; }
+[ "$(strings dist/dbrmt | grep -c sm_90a)" -gt 0 ] || { echo "device_parts: dist/dbrmt has no sm_90a kernels" >&2; exit 1; }
 ls -la models/smollm2/parts dist/dbrmt
 du -sh models/smollm2/parts/* dist/dbrmt
