@@ -7,6 +7,9 @@ use crate::args::InspectArgs;
 
 pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
     let m = load_model(&a.dir, &a.armt.load_options()).with_context(|| format!("loading model {}", a.dir.display()))?;
+    if let Some(seed) = m.armt_seed {
+        eprintln!("{}", crate::engine::untrained_memory_note(&a.dir, seed));
+    }
     let c = &m.config;
     let w = &m.weights;
     let layer_params: usize = w.layers.iter().flat_map(|l| l.backbone()).map(<[f32]>::len).sum();
@@ -48,7 +51,22 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
             "separate"
         }
     );
-    println!("armt         T = {} text tokens per segment, M = {} memory tokens, d_mem = {}, ν = {}, D = {}, correction {}{}", c.armt.segment_size, c.armt.num_mem_tokens, c.armt.d_mem, c.armt.nu, c.d_key(), c.armt.correction, if m.armt_initialised { " (memory parameters initialised from --armt-init)" } else { "" });
+    println!(
+        "armt         T = {} text tokens per segment, M = {} memory tokens, d_mem = {}, ν = {}, D = {}, correction {}",
+        c.armt.segment_size,
+        c.armt.num_mem_tokens,
+        c.armt.d_mem,
+        c.armt.nu,
+        c.d_key(),
+        c.armt.correction
+    );
+    println!(
+        "memory       {}",
+        match m.armt_seed {
+            Some(seed) => format!("untrained: initialised from seed {seed} (a plain LLaMA checkpoint)"),
+            None => "trained: loaded from the checkpoint".to_string(),
+        }
+    );
     println!(
         "parameters   {} ({} backbone + {} ARMT)",
         backbone + armt_params,

@@ -6,6 +6,8 @@ mod engine;
 mod generate;
 mod generate_many;
 mod inspect;
+mod numbers;
+mod progress;
 mod run;
 mod selftest;
 mod text_chunks;

@@ -66,8 +66,8 @@ pub struct ModelInfo {
     pub layout: NameLayout,
     /// Checkpoint tensors the model does not use, sorted.
     pub unused_tensors: Vec<String>,
-    /// Whether the ARMT memory was initialised from a seed rather than loaded.
-    pub armt_initialised: bool,
+    /// The seed the ARMT memory was initialised from (a plain LLaMA checkpoint); `None` when it was loaded.
+    pub armt_seed: Option<u64>,
 }
 
 impl ModelInfo {
@@ -110,7 +110,7 @@ impl Engine {
                 let (gpu, identity) = GpuExecutor::new(ordinal, &source)?;
                 let info = ModelInfo {
                     identity,
-                    armt_initialised: source.armt_initialised(),
+                    armt_seed: source.armt_seed(),
                     config: source.config,
                     layout: source.layout,
                     unused_tensors: source.unused_tensors,
@@ -132,7 +132,7 @@ impl Engine {
             identity: String::new(),
             layout: model.layout,
             unused_tensors: model.unused_tensors.clone(),
-            armt_initialised: model.armt_initialised,
+            armt_seed: model.armt_seed,
         };
         let backend = match device {
             Device::Cpu => {
@@ -158,7 +158,7 @@ impl Engine {
                     weights: read_weights(src)?,
                     layout: NameLayout::Hf,
                     unused_tensors: Vec::new(),
-                    armt_initialised: false,
+                    armt_seed: None,
                 },
                 device,
             ),
@@ -169,7 +169,7 @@ impl Engine {
                     identity,
                     layout: NameLayout::Hf,
                     unused_tensors: Vec::new(),
-                    armt_initialised: false,
+                    armt_seed: None,
                 };
                 Ok(Self {
                     info,
