@@ -24,7 +24,7 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Prefill a prompt and generate text token by token, with no length limit (segments close as they fill).
     Generate(crate::generate::GenerateArgs),
-    /// Print the token ids of a text on one line, separated by spaces.
+    /// The token ids of a text (or a file, or standard input): printed on one line, or written as .npy.
     Tokenize(crate::tokenize::TokenizeArgs),
     /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against
     /// the CPU model and diagonal against sequential (bitwise). Prints a table; exits non-zero on any failure.

@@ -94,6 +94,20 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         crate::tokenize::check_pairing(t, &a.model)?;
     }
 
+    // inputs and outputs are checked before the model loads and the work starts
+    for path in &a.file {
+        std::fs::File::open(path).with_context(|| format!("reading --file {}", path.display()))?;
+    }
+    if let Some(path) = &a.load_state {
+        std::fs::File::open(path).with_context(|| format!("reading --load-state {}", path.display()))?;
+    }
+    let prompt = match a.file.is_empty() {
+        true => Some(prompt_ids(a, tokenizer.as_ref())?),
+        false => None,
+    };
+    if let Some(path) = &a.save_state {
+        crate::outputs::check_file("--save-state", path)?;
+    }
     let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let on_gpu = engine.gpu_executor().is_some();
     let cfg = engine.config();
@@ -112,14 +126,15 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 
     let per_update = segments_per_update(on_gpu);
     let t0 = Instant::now();
-    let prompt_tokens = match (a.file.first(), tokenizer.as_ref()) {
-        (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat, per_update)?,
-        _ => {
+    let prompt_tokens = match (a.file.first(), tokenizer.as_ref(), prompt) {
+        (Some(path), Some(t), _) => prefill_file(&mut session, t, path, a.chat, per_update)?,
+        (_, _, None) => bail!("--file needs the model's tokenizer"),
+        (_, _, Some(prompt)) => {
             let source = match a.input_ids.first() {
                 Some(path) => format!("--input-ids {}", path.display()),
                 None => "the prompt".to_string(),
             };
-            let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.llama.vocab_size)
+            let ids = validate_ids(&prompt, cfg.llama.vocab_size)
                 .with_context(|| format!("checking {source} against the model's vocabulary"))?;
             let progress = Progress::new("prefill", ids.len() as u64, Basis::Tokens);
             session.prefill_chunked(&ids, per_update, |done| progress.set(done as u64, done as u64))?;

@@ -7,6 +7,7 @@ mod generate;
 mod generate_many;
 mod inspect;
 mod numbers;
+mod outputs;
 mod progress;
 mod run;
 mod selftest;

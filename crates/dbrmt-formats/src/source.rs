@@ -62,6 +62,9 @@ impl ModelSource {
     }
 
     fn open_safetensors(dir: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
+        if dir.is_file() {
+            return Err(not_a_model(dir));
+        }
         let config = ConfigFile::read(&dir.join(CONFIG_FILE))?.model_config(opts.armt_params)?;
         let checkpoint = Checkpoint::open(dir)?;
         check_layer_count(&checkpoint, config.llama.num_layers)?;
@@ -458,6 +461,22 @@ impl ModelSource {
             unused_tensors: self.unused_tensors,
             armt_seed,
         })
+    }
+}
+
+/// Why a file that is not GGUF cannot be a model: a safetensors file needs its directory (for `config.json`),
+/// anything else is named for what it is not.
+fn not_a_model(path: &Path) -> FormatError {
+    let msg = if crate::checkpoint::looks_like_safetensors(path) {
+        "this is a safetensors file: pass the directory that holds it with its config.json".to_string()
+    } else {
+        "neither a GGUF file (it does not start with the GGUF magic) nor a model directory (config.json and \
+         safetensors)"
+            .to_string()
+    };
+    FormatError::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
     }
 }
 

@@ -268,6 +268,58 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// As [`Engine::prefill_timed`], in pieces of `segments_per_piece` segments, each continuing from the state
+    /// the one before left (the same bits as one prefill), with `progress(tokens done)` after each: a long prefill
+    /// on the CPU model can say how far it is. The device times of the pieces are summed.
+    pub fn prefill_with_progress(
+        &self,
+        ids: &[i64],
+        schedule: ScheduleKind,
+        logits: LogitsMode,
+        segments_per_piece: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<(Output, Option<f32>), EngineError> {
+        let piece = self.config().armt.segment_size.saturating_mul(segments_per_piece.max(1));
+        if ids.len() <= piece {
+            return self.prefill_timed(ids, schedule, logits, false);
+        }
+        let mut out: Option<Output> = None;
+        let mut device_ms: Option<f32> = None;
+        for (k, chunk) in ids.chunks(piece).enumerate() {
+            let last = (k + 1) * piece >= ids.len();
+            // only the last piece's last row is the input's last row
+            let rows = match (logits, last) {
+                (LogitsMode::Last, false) => LogitsMode::None,
+                (mode, _) => mode,
+            };
+            let resume = out.as_ref().map(|o| Resume {
+                state: o.state.clone(),
+                segments_before: o.segments,
+            });
+            let (part, ms) = self.prefill_from(chunk, schedule, rows, false, resume.as_ref())?;
+            device_ms = match (device_ms, ms) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            out = Some(match out {
+                None => part,
+                Some(mut o) => {
+                    o.tokens += part.tokens;
+                    o.segments += part.segments;
+                    o.logits.extend(part.logits);
+                    o.logit_rows += part.logit_rows;
+                    o.state = part.state;
+                    o
+                }
+            });
+            progress(out.as_ref().map_or(0, |o| o.tokens));
+        }
+        let out = out.ok_or(EngineError::Model(dbrmt_model::ModelError::EmptyInput))?;
+        Ok((out, device_ms))
+    }
+}
+
 /// Worker threads of the CPU model (one per core).
 fn cpu_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
