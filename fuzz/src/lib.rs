@@ -131,6 +131,7 @@ pub const STATE_EXPECT: StateExpect<'static> = StateExpect {
     hidden: 4,
     vocab: Some(100),
     segment_size: Some(8),
+    parts: None,
 };
 
 /// A saved memory state: refused unless its tensors, values, metadata and checksum all hold.

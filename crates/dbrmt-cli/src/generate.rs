@@ -114,8 +114,11 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let identity = &engine.info().identity;
     let mut session = match &a.load_state {
         Some(path) => {
-            let loaded = SavedState::load_checked(path, &StateExpect::for_model(identity, cfg))
-                .with_context(|| "--load-state")?;
+            let loaded = SavedState::load_checked(
+                path,
+                &StateExpect::for_model(identity, cfg).with_parts(engine.info().parts()),
+            )
+            .with_context(|| "--load-state")?;
             if let Some(w) = &loaded.warning {
                 eprintln!("warning: {}", crate::terminal_safe(w));
             }
@@ -144,7 +147,10 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     };
     let prefill_s = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.save_state {
-        session.saved()?.save(path, identity).with_context(|| "--save-state")?;
+        session
+            .saved()?
+            .save_with_parts(path, identity, &engine.info().parts())
+            .with_context(|| "--save-state")?;
         eprintln!(
             "state after {} closed segments (+{} open tokens) → {}",
             session.segments_closed(),
@@ -343,7 +349,12 @@ pub(crate) fn peak_rss() -> String {
         .ok()
         .and_then(|s| {
             let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-            let kib: u64 = line["VmHWM:".len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+            let kib: u64 = line["VmHWM:".len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
             Some(format!("{} MiB", kib / 1024))
         })
         .unwrap_or_else(|| "unknown".into())

@@ -42,8 +42,11 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
     let identity = &engine.info().identity;
     let resume = match &a.load_state {
         Some(path) => {
-            let loaded = SavedState::load_checked(path, &StateExpect::for_model(identity, cfg))
-                .with_context(|| "--load-state")?;
+            let loaded = SavedState::load_checked(
+                path,
+                &StateExpect::for_model(identity, cfg).with_parts(engine.info().parts()),
+            )
+            .with_context(|| "--load-state")?;
             if let Some(w) = &loaded.warning {
                 eprintln!("warning: {}", crate::terminal_safe(w));
             }
@@ -117,7 +120,9 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         }
         if let Some(dir) = &a.save_state {
             let path = dir.join(format!("{}.safetensors", input.name));
-            state.save(&path, identity).with_context(|| "--save-state")?;
+            state
+                .save_with_parts(&path, identity, &engine.info().parts())
+                .with_context(|| "--save-state")?;
         }
     }
     let generated: usize = tokens.iter().map(Vec::len).sum();

@@ -67,7 +67,9 @@ mod tests {
         assert!(seed("-1").unwrap_err().contains("expected a whole number, got -1"));
         assert!(seed("x").unwrap_err().contains("whole number"));
         assert_eq!(temperature("0"), Ok(0.0));
-        assert!(temperature("-1").unwrap_err().contains("0 (greedy) or a positive number, got -1"));
+        assert!(temperature("-1")
+            .unwrap_err()
+            .contains("0 (greedy) or a positive number, got -1"));
         assert!(temperature("inf").is_err());
         assert!(top_p("1.5").unwrap_err().contains("(0, 1]"));
         assert!(top_p("0").is_err());

@@ -172,10 +172,23 @@ mod tests {
 
     #[test]
     fn the_line_gives_tokens_rate_and_eta() {
-        let s = render("prefill", Basis::Tokens, 3000, Some(12000), 3000, Duration::from_secs(6));
-        assert_eq!(s, "prefill [######------------------] 3,000/12,000 tokens, 500 tokens/s, eta 18 s");
+        let s = render(
+            "prefill",
+            Basis::Tokens,
+            3000,
+            Some(12000),
+            3000,
+            Duration::from_secs(6),
+        );
+        assert_eq!(
+            s,
+            "prefill [######------------------] 3,000/12,000 tokens, 500 tokens/s, eta 18 s"
+        );
         let s = render("prefill", Basis::Bytes, 50, Some(100), 1234, Duration::from_secs(100));
-        assert!(s.contains("50% of the file, 1,234 tokens, 12 tokens/s, eta 1 min 40 s"), "{s}");
+        assert!(
+            s.contains("50% of the file, 1,234 tokens, 12 tokens/s, eta 1 min 40 s"),
+            "{s}"
+        );
         let s = render("prefill", Basis::Tokens, 0, Some(10), 0, Duration::from_secs(2));
         assert!(s.ends_with("0/10 tokens, 2 s"), "{s}");
         assert_eq!(thousands(1234567), "1,234,567");

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use dbrmt_formats::{npy, MemoryState, ModelConfig, SavedState};
 use dbrmt_model::LogitsMode;
-use dbrmt_runtime::{Engine, Event, Limits, Request, ScheduleKind};
+use dbrmt_runtime::{Engine, Event, Limits, ModelInfo, Request, ScheduleKind};
 
 use crate::args::RunArgs;
 use crate::engine::open_engine;
@@ -38,14 +38,20 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let progress = Progress::new("prefill", ids.len() as u64, Basis::Tokens);
     let (out, device_ms) = engine
-        .prefill_with_progress(&ids, schedule, logits, per_piece, |done| progress.set(done as u64, done as u64))
+        .prefill_with_progress(&ids, schedule, logits, per_piece, |done| {
+            progress.set(done as u64, done as u64)
+        })
         .with_context(|| format!("prefilling --input-ids {}", a.input_ids[0].display()))?;
     progress.finish();
     let secs = t0.elapsed().as_secs_f64();
     crate::generate::check_finite(&out.logits, out.tokens)?;
 
     print_model(&a.model, cfg);
-    println!("input     {} tokens in {} segments", out.tokens, out.segments);
+    println!(
+        "input     {} tokens in {}",
+        out.tokens,
+        crate::generate::plural(out.segments, "segment")
+    );
     println!(
         "run       {schedule:?} on {:?}: {secs:.3} s, {:.0} tokens/s",
         engine.device(),
@@ -64,7 +70,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
             segments: out.segments,
             open_ids: Vec::new(),
         };
-        dump_state(path, &saved, &engine.info().identity, cfg)?;
+        dump_state(path, &saved, engine.info(), cfg)?;
     }
     Ok(())
 }
@@ -115,7 +121,7 @@ fn run_many(a: &RunArgs) -> anyhow::Result<()> {
             dump_logits(&dir.join(format!("{stem}.npy")), &r.logits, rows, cfg)?;
         }
         if let Some(dir) = &a.dump_state {
-            dump_state(&dir.join(format!("{stem}.safetensors")), &r.state, &engine.info().identity, cfg)?;
+            dump_state(&dir.join(format!("{stem}.safetensors")), &r.state, engine.info(), cfg)?;
         }
     }
     Ok(())
@@ -238,15 +244,17 @@ fn dump_logits(path: &Path, logits: &[f32], rows: usize, cfg: &ModelConfig) -> a
 /// The state after the run, in the format `generate --save-state` writes (the model's identity, the segments
 /// consumed, a checksum), so that `generate --load-state` continues from it. A run closes every segment, the last
 /// one too, so there are no open ids: what follows starts a fresh segment.
-fn dump_state(path: &Path, saved: &SavedState, identity: &str, cfg: &ModelConfig) -> anyhow::Result<()> {
-    saved.save(path, identity).with_context(|| "writing --dump-state")?;
+fn dump_state(path: &Path, saved: &SavedState, info: &ModelInfo, cfg: &ModelConfig) -> anyhow::Result<()> {
+    saved
+        .save_with_parts(path, &info.identity, &info.parts())
+        .with_context(|| "writing --dump-state")?;
     println!(
-        "state     {} layers of A [{}, {}], z [{}] after {} segments → {}",
+        "state     {} layers of A [{}, {}], z [{}] after {} → {}",
         cfg.llama.num_layers,
         cfg.d_key(),
         cfg.llama.hidden_size,
         cfg.d_key(),
-        saved.segments,
+        crate::generate::plural(saved.segments, "segment"),
         path.display()
     );
     Ok(())

@@ -74,7 +74,11 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     let mut bytes = Vec::new();
     let limit = MAX_TEXT as u64 + 1;
     if path == Path::new("-") {
-        std::io::stdin().lock().take(limit).read_to_end(&mut bytes).context("reading standard input")?;
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
     } else {
         let file = std::fs::File::open(path).with_context(|| format!("reading --file {}", path.display()))?;
         file.take(limit)

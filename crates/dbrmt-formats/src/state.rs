@@ -8,6 +8,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use crate::checkpoint::SafetensorsFile;
 use crate::error::{printable, FormatError};
 use crate::identity::Fnv;
+use crate::identity_parts::ModelParts;
 
 /// `A` and `z` of one layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,8 @@ pub struct SavedState {
 const KEY_MODEL: &str = "dbrmt.model";
 const KEY_SEGMENTS: &str = "dbrmt.segments";
 const KEY_OPEN: &str = "dbrmt.open_ids";
+/// The readable parts of the model's identity ([`ModelParts`]), to say what differs when the identity does.
+const KEY_PARTS: &str = "dbrmt.model_parts";
 /// FNV-1a over the other metadata values and every tensor's bytes ([`checksum`]).
 const KEY_CHECKSUM: &str = "dbrmt.checksum";
 
@@ -79,6 +82,9 @@ pub struct StateExpect<'a> {
     pub vocab: Option<usize>,
     /// The open segment holds at most this many ids (`None`: not checked).
     pub segment_size: Option<usize>,
+    /// The model's readable parts, compared with the state's when the identities differ (`None`: the message
+    /// shows the two identities).
+    pub parts: Option<ModelParts>,
 }
 
 impl<'a> StateExpect<'a> {
@@ -91,7 +97,14 @@ impl<'a> StateExpect<'a> {
             hidden: cfg.llama.hidden_size,
             vocab: Some(cfg.llama.vocab_size),
             segment_size: Some(cfg.armt.segment_size),
+            parts: None,
         }
+    }
+
+    /// Also names what differs from a state of another model, given where this model's memory came from.
+    pub fn with_parts(mut self, parts: ModelParts) -> Self {
+        self.parts = Some(parts);
+        self
     }
 }
 
@@ -116,15 +129,28 @@ impl SavedState {
     /// ([`crate::identity::model_identity`]), the segments consumed, the open ids and a checksum of all of it in
     /// the metadata. The file is replaced atomically: an error leaves any old file as it was.
     pub fn save(&self, path: &Path, model_identity: &str) -> Result<(), FormatError> {
+        self.write(path, model_identity, None)
+    }
+
+    /// As [`SavedState::save`], also recording the model's readable parts, so that loading the state into another
+    /// model can say what differs.
+    pub fn save_with_parts(&self, path: &Path, model_identity: &str, parts: &ModelParts) -> Result<(), FormatError> {
+        self.write(path, model_identity, Some(parts))
+    }
+
+    fn write(&self, path: &Path, model_identity: &str, parts: Option<&ModelParts>) -> Result<(), FormatError> {
         let open: Vec<String> = self.open_ids.iter().map(u32::to_string).collect();
         let (segments, open) = (self.segments.to_string(), open.join(","));
         let sum = checksum(model_identity, &segments, &open, &self.state.layers);
-        let meta = HashMap::from([
+        let mut meta = HashMap::from([
             (KEY_MODEL.to_string(), model_identity.to_string()),
             (KEY_SEGMENTS.to_string(), segments),
             (KEY_OPEN.to_string(), open),
             (KEY_CHECKSUM.to_string(), sum),
         ]);
+        if let Some(parts) = parts {
+            meta.insert(KEY_PARTS.to_string(), parts.to_text());
+        }
         self.state.write(path, Some(meta))
     }
 
@@ -145,6 +171,7 @@ impl SavedState {
             hidden,
             vocab: None,
             segment_size: None,
+            parts: None,
         };
         Self::load_checked(path, &expect).map(|l| l.saved)
     }
@@ -183,11 +210,7 @@ impl SavedState {
         };
         let saved_for = get(KEY_MODEL)?;
         if saved_for != expect.identity {
-            return Err(bad(format!(
-                "this state was saved from another model ({}); the loaded model is {}",
-                printable(saved_for),
-                expect.identity
-            )));
+            return Err(bad(another_model(saved_for, meta.get(KEY_PARTS), expect)));
         }
         let segments_text = get(KEY_SEGMENTS)?;
         let segments = segments_text
@@ -307,6 +330,29 @@ impl SavedState {
             },
             warning,
         })
+    }
+}
+
+/// Why a state of another model is refused: what differs in the parts both record, else the weights, else (a state
+/// without parts) the two identities.
+fn another_model(saved_for: &str, saved_parts: Option<&String>, expect: &StateExpect<'_>) -> String {
+    let there = saved_parts.and_then(|t| ModelParts::parse(t));
+    match (there, expect.parts) {
+        (Some(there), Some(here)) => {
+            let differences = there.differences(&here);
+            if differences.is_empty() {
+                "this state was saved from another model: the same shape and memory, other weights (another \
+                 checkpoint)"
+                    .to_string()
+            } else {
+                format!("this state was saved from another model: {}", differences.join("; "))
+            }
+        }
+        _ => format!(
+            "this state was saved from another model ({}); the loaded model is {}",
+            printable(saved_for),
+            expect.identity
+        ),
     }
 }
 

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use dbrmt_formats::{
-    identity::model_identity, load::unused_tensors_warning, memory, source::read_weights, LoadOptions, Model,
-    ModelConfig, ModelSource, NameLayout, SavedState, TensorRead, Weights,
+    identity::model_identity, identity_parts::ModelParts, load::unused_tensors_warning, memory, source::read_weights,
+    LoadOptions, Model, ModelConfig, ModelSource, NameLayout, SavedState, TensorRead, Weights,
 };
 use dbrmt_model::{
     cpu::{self, CpuModel, Resume, RunOptions},
@@ -74,6 +74,11 @@ impl ModelInfo {
     /// A one-line warning listing the unused checkpoint tensors, if there are any.
     pub fn unused_tensors_warning(&self) -> Option<String> {
         unused_tensors_warning(&self.unused_tensors)
+    }
+
+    /// The readable parts of the identity, which saved states record to say what differs from another model.
+    pub fn parts(&self) -> ModelParts {
+        ModelParts::new(&self.config, self.armt_seed)
     }
 }
 
@@ -280,7 +285,11 @@ impl Engine {
         segments_per_piece: usize,
         mut progress: impl FnMut(usize),
     ) -> Result<(Output, Option<f32>), EngineError> {
-        let piece = self.config().armt.segment_size.saturating_mul(segments_per_piece.max(1));
+        let piece = self
+            .config()
+            .armt
+            .segment_size
+            .saturating_mul(segments_per_piece.max(1));
         if ids.len() <= piece {
             return self.prefill_timed(ids, schedule, logits, false);
         }
