@@ -7,10 +7,15 @@ use dbrmt_formats::{ArmtParams, LoadOptions};
 use dbrmt_model::LogitsMode;
 use dbrmt_runtime::ScheduleKind;
 
-use crate::numbers;
+use crate::{examples, numbers};
 
 #[derive(Debug, Parser)]
-#[command(name = "dbrmt", version, about = "ARMT-LLaMA inference with diagonal batching")]
+#[command(
+    name = "dbrmt",
+    version,
+    about = "ARMT-LLaMA inference with diagonal batching",
+    after_help = examples::MAIN
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -19,12 +24,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Prefill token ids through the model; print a summary, optionally dump logits and memory state.
+    #[command(after_help = examples::RUN)]
     Run(RunArgs),
     /// Print a model's config, parameter count, memory-state size and tensor-name layout.
+    #[command(after_help = examples::INSPECT)]
     Inspect(InspectArgs),
     /// Prefill a prompt and generate text token by token, with no length limit (segments close as they fill).
+    #[command(after_help = examples::GENERATE)]
     Generate(crate::generate::GenerateArgs),
     /// The token ids of a text (or a file, or standard input): printed on one line, or written as .npy.
+    #[command(after_help = examples::TOKENIZE)]
     Tokenize(crate::tokenize::TokenizeArgs),
     /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against
     /// the CPU model and diagonal against sequential (bitwise). Prints a table; exits non-zero on any failure.

@@ -152,9 +152,9 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
             .save_with_parts(path, identity, &engine.info().parts())
             .with_context(|| "--save-state")?;
         eprintln!(
-            "state after {} closed segments (+{} open tokens) → {}",
-            session.segments_closed(),
-            session.open_tokens().len(),
+            "state after {} (+{} in the open one) → {}",
+            plural(session.segments_closed(), "closed segment"),
+            plural(session.open_tokens().len(), "token"),
             path.display()
         );
     }
@@ -231,8 +231,8 @@ impl std::fmt::Display for Speeds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "prefill {} tokens in {:.2} s ({:.0} tokens/s); {} generated",
-            self.prompt_tokens,
+            "prefill {} in {:.2} s ({:.0} tokens/s); {} generated",
+            plural(self.prompt_tokens, "token"),
             self.prefill_s,
             self.prompt_tokens as f64 / self.prefill_s.max(1e-9),
             plural(self.generated, "token")

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod engine;
+mod examples;
 mod generate;
 mod generate_many;
 mod inspect;
