@@ -114,8 +114,11 @@ pub struct RunArgs {
     /// Where to run: `auto` takes the GPU when there is a usable one (and kernels were built), else the CPU model.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// The order of the (layer, segment) cells: `diagonal` runs each anti-diagonal as one grouped step,
+    /// `sequential` one segment after another; both give the same bits.
     #[arg(long, value_enum, default_value_t = ScheduleArg::Diagonal)]
     pub schedule: ScheduleArg,
+    /// Which logits to keep: none, the last token's, or every token's (tokens × vocabulary × 4 bytes of memory).
     #[arg(long, value_enum, default_value_t = LogitsArg::Last)]
     pub logits: LogitsArg,
     /// Write the logits as float32 [rows, vocab] .npy (rows = tokens for --logits all, 1 for last). With several

@@ -361,7 +361,7 @@ fn smollm2() -> PathBuf {
 
 /// `--file` is read and tokenised in pieces; the result must be that of the whole text.
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn a_streamed_file_generates_what_the_whole_prompt_does() {
     let text: String = fs::read_to_string(repo().join("docs/demo/logbook.txt"))
         .unwrap()
@@ -410,7 +410,7 @@ fn a_streamed_file_generates_what_the_whole_prompt_does() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn tokenize_prints_hf_ids() {
     let cases: serde_json::Value =
         serde_json::from_slice(&fs::read(repo().join("testdata/smollm2/tokenizer_cases.json")).unwrap()).unwrap();

@@ -35,7 +35,7 @@ fn armt_options() -> LoadOptions {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn header_metadata_and_tensor_types() {
     let file = GgufFile::open(&model_path()).unwrap();
     assert_eq!(file.version(), 3);
@@ -59,7 +59,7 @@ fn header_metadata_and_tensor_types() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn loads_with_the_published_config() {
     let t0 = Instant::now();
     let m = load_model(&model_path(), &armt_options()).unwrap();
