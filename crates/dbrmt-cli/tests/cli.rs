@@ -317,7 +317,10 @@ fn generate_prints_the_tokens_and_speeds() {
         "greedy first token = the top-1 of `dbrmt run` on this case"
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tokens/s") && err.contains("decode 7 tokens"), "{err}");
+    assert!(
+        err.contains("7 tokens generated, 6 decode steps in") && err.contains("tokens/s"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -393,7 +393,39 @@ impl MemoryState {
             views.push((format!("layers.{i}.A"), a));
             views.push((format!("layers.{i}.z"), z));
         }
-        let bytes = safetensors::serialize(views, meta).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let mut bytes = safetensors::serialize(views, meta).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        sort_header(&mut bytes);
         crate::files::write_atomically(path, |out| out.write_all(&bytes))
+    }
+}
+
+/// Rewrites a serialised safetensors header with its keys in sorted order. The crate writes the metadata map in hash
+/// order, which changes from process to process, so two runs that compute the same state would write different
+/// bytes; sorted, the same state is the same file. The header keeps its length (the same JSON, reordered), so the
+/// data offsets and the padding stand; anything unexpected leaves the bytes as they were.
+fn sort_header(bytes: &mut [u8]) {
+    let Some(len) = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+    else {
+        return;
+    };
+    let Some(end) = usize::try_from(len).ok().and_then(|l| l.checked_add(8)) else {
+        return;
+    };
+    let Some(header) = bytes.get_mut(8..end) else {
+        return;
+    };
+    // serde_json's map is ordered by key (no `preserve_order`), so writing the parsed header sorts it
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return;
+    };
+    let Ok(sorted) = serde_json::to_vec(&value) else {
+        return;
+    };
+    if sorted.len() <= header.len() {
+        header[..sorted.len()].copy_from_slice(&sorted);
+        header[sorted.len()..].fill(b' ');
     }
 }

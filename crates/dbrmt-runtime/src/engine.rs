@@ -293,6 +293,10 @@ impl Engine {
         if ids.len() <= piece {
             return self.prefill_timed(ids, schedule, logits, false);
         }
+        // the whole input is checked before the first piece: a bad id at its end, or logits of every token that
+        // do not fit, are refused now rather than after minutes of work
+        validate_ids(ids, self.config().llama.vocab_size)?;
+        self.check_prefill_memory(ids.len(), logits, false)?;
         let mut out: Option<Output> = None;
         let mut device_ms: Option<f32> = None;
         for (k, chunk) in ids.chunks(piece).enumerate() {
