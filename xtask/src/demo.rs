@@ -15,7 +15,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let model = fetch_model::ensure(&fetch_model::SMOLLM2)?;
     cargo::run(&["build", "-q", "--release", "-p", "dbrmt-cli"])?;
     let root = repo_root();
-    let binary = root.join("target/release/dbrmt");
+    // where cargo put it: CARGO_TARGET_DIR when set (relative to the root, as cargo runs there), else target/
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d));
+    let binary = target.join("release/dbrmt");
     let model = model.strip_prefix(&root).unwrap_or(&model).to_path_buf();
     let mut line: Vec<String> = [
         "generate",
