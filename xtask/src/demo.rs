@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> Result<()> {
     .map(|s| s.to_string())
     .collect();
     line.extend(args.iter().cloned());
-    // the command as a person would type it after `cargo install --path crates/dbrmt-cli`
+    // the command as a person would type it after `cargo install --locked --path crates/dbrmt-cli`
     println!("$ dbrmt {}", line.join(" "));
     let status = std::process::Command::new(&binary)
         .args(&line)
@@ -44,7 +44,7 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("dbrmt generate failed ({status})");
     }
     println!(
-        "xtask demo: the binary is {} (`cargo install --path crates/dbrmt-cli` puts `dbrmt` on PATH)",
+        "xtask demo: the binary is {} (`cargo install --locked --path crates/dbrmt-cli` puts `dbrmt` on PATH)",
         binary.strip_prefix(&root).unwrap_or(&binary).display()
     );
     Ok(())

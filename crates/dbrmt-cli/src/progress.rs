@@ -75,10 +75,11 @@ impl Progress {
     }
 }
 
-/// `prefill [#####-----] 12,288/30,412 tokens, 512 tokens/s, eta 36 s` (for a file: `40% of the file, 12,288
+/// `prefill [####--------] 12,288/30,412 tokens, 512 tokens/s, eta 36 s` (for a file: `40% of file, 12,288
 /// tokens, …`).
 fn render(what: &str, basis: Basis, pos: u64, len: Option<u64>, tokens: u64, elapsed: Duration) -> String {
-    const WIDTH: usize = 24;
+    // short enough that the whole line fits 80 columns in the common cases (a wrapped line redraws badly)
+    const WIDTH: usize = 12;
     let len = len.unwrap_or(0).max(1);
     let share = (pos as f64 / len as f64).clamp(0.0, 1.0);
     let filled = (share * WIDTH as f64).round() as usize;
@@ -88,7 +89,7 @@ fn render(what: &str, basis: Basis, pos: u64, len: Option<u64>, tokens: u64, ela
             let _ = write!(s, "{}/{} tokens", thousands(tokens), thousands(len));
         }
         Basis::Bytes => {
-            let _ = write!(s, "{:.0}% of the file, {} tokens", share * 100.0, thousands(tokens));
+            let _ = write!(s, "{:.0}% of file, {} tokens", share * 100.0, thousands(tokens));
         }
     }
     let secs = elapsed.as_secs_f64();
@@ -180,13 +181,10 @@ mod tests {
             3000,
             Duration::from_secs(6),
         );
-        assert_eq!(
-            s,
-            "prefill [######------------------] 3,000/12,000 tokens, 500 tokens/s, eta 18 s"
-        );
+        assert_eq!(s, "prefill [###---------] 3,000/12,000 tokens, 500 tokens/s, eta 18 s");
         let s = render("prefill", Basis::Bytes, 50, Some(100), 1234, Duration::from_secs(100));
         assert!(
-            s.contains("50% of the file, 1,234 tokens, 12 tokens/s, eta 1 min 40 s"),
+            s.contains("50% of file, 1,234 tokens, 12 tokens/s, eta 1 min 40 s"),
             "{s}"
         );
         let s = render("prefill", Basis::Tokens, 0, Some(10), 0, Duration::from_secs(2));

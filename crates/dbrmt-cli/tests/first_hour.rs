@@ -458,7 +458,7 @@ fn thousands(n: usize) -> String {
 fn the_readme_says_where_the_binary_is_and_what_a_run_costs() {
     let readme = fs::read_to_string(repo().join("README.md")).unwrap();
     for needle in [
-        "cargo install --path crates/dbrmt-cli",
+        "cargo install --locked --path crates/dbrmt-cli",
         "target/release/dbrmt",
         "memory",
         "minutes",
@@ -567,8 +567,12 @@ fn the_readmes_cargo_lines_name_what_exists() {
     assert!(lines.len() >= 5, "{lines:?}");
     let xtask = fs::read_to_string(repo().join("xtask/src/main.rs")).unwrap();
     for line in lines.iter().filter(|l| l.starts_with("cargo ")) {
-        if let Some(path) = line.strip_prefix("cargo install --path ") {
-            let manifest = fs::read_to_string(repo().join(path.trim()).join("Cargo.toml")).unwrap();
+        if line.starts_with("cargo install ") {
+            let path = line
+                .split_once("--path ")
+                .map(|(_, p)| p.split_whitespace().next().unwrap_or(""));
+            let path = path.unwrap_or_else(|| panic!("{line}: no --path"));
+            let manifest = fs::read_to_string(repo().join(path).join("Cargo.toml")).unwrap();
             assert!(manifest.contains("name = \"dbrmt\""), "{line}: no dbrmt binary there");
         } else if let Some(rest) = line.strip_prefix("cargo xtask ") {
             let name = rest.split_whitespace().next().unwrap();
