@@ -70,3 +70,43 @@ pub fn run() -> Result<()> {
     println!("xtask ci: fmt, clippy, tests, the SmolLM2 model tests and the fuzz targets passed");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every test file whose tests are ignored for needing SmolLM2 is among the targets this runs, so none is left
+    /// out of CI; and every test run is quiet, so cargo's replayed build-script warning shows once (at clippy).
+    #[test]
+    fn every_smollm2_test_target_runs_and_the_test_runs_are_quiet() {
+        let crates = cargo::repo_root().join("crates");
+        let mut found = Vec::new();
+        for package in std::fs::read_dir(&crates).unwrap().flatten() {
+            let Ok(tests) = std::fs::read_dir(package.path().join("tests")) else {
+                continue;
+            };
+            for file in tests.flatten() {
+                let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+                if text.contains("cargo xtask ci runs it in release") {
+                    let stem = file.path().file_stem().unwrap().to_string_lossy().into_owned();
+                    found.push((package.file_name().to_string_lossy().into_owned(), stem));
+                }
+            }
+        }
+        assert!(found.len() >= 5, "{found:?}");
+        for (package, target) in &found {
+            assert!(
+                MODEL_TESTS.iter().any(|(p, t)| p == package && t == target),
+                "{package} --test {target} has SmolLM2 tests that xtask ci does not run"
+            );
+        }
+        let args = model_tests();
+        assert!(
+            args.starts_with(&["test", "-q"]) && args.ends_with(&["--", "--ignored"]),
+            "{args:?}"
+        );
+        for step in STEPS.iter().filter(|s| s[0] == "test") {
+            assert!(step.contains(&"-q"), "{step:?}");
+        }
+    }
+}
