@@ -1,7 +1,7 @@
 //! `dbrmt inspect DIR`: what a model directory holds.
 
 use anyhow::Context;
-use dbrmt_formats::load_model;
+use dbrmt_formats::{load_model, memory};
 
 use crate::args::InspectArgs;
 
@@ -80,6 +80,25 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
         c.d_key(),
         c.llama.hidden_size,
         c.d_key()
+    );
+    // a long prefill's work does not grow past the diagonal's live segments, so 64 segments stand for any length
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let work = memory::cpu_prefill_bytes(
+        c,
+        memory::PrefillShape {
+            tokens: c.armt.segment_size.saturating_mul(64),
+            logit_rows: 1,
+            keep_hidden: false,
+            threads,
+        },
+    );
+    println!(
+        "needs        CPU model: at most ≈ {} of host memory (the estimate checked before allocating: {} with the \
+         f32 weights, {} for a long prefill on {threads} threads); GPU: ≈ {} of device memory for the bf16 weights",
+        memory::human(memory::cpu_model_bytes(c).saturating_add(work)),
+        memory::human(memory::cpu_model_bytes(c)),
+        memory::human(work),
+        memory::human(memory::gpu_weights_bytes(c))
     );
     if !m.unused_tensors.is_empty() {
         println!(

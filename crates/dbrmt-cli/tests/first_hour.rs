@@ -108,6 +108,15 @@ fn a_plain_llama_checkpoint_runs_as_it_is_with_memory_from_seed_0() {
     let err = ok(&inspect);
     let all = format!("{}{err}", text(&inspect.stdout));
     assert!(all.contains("seed 0"), "{all}");
+    let needs = text(&inspect.stdout);
+    let needs = needs
+        .lines()
+        .find(|l| l.starts_with("needs "))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(
+        needs.contains("of host memory") && needs.contains("of device memory"),
+        "{needs}"
+    );
 
     let state = |name: &str, extra: &[&str]| {
         let path = dir.path().join(name);
