@@ -192,7 +192,9 @@ impl SavedState {
             let mut fields = meta.clone();
             fields.remove(KEY_CHECKSUM);
             if *sum != checksum(&fields, &state) {
-                return Err(bad("the state is corrupted (its checksum does not match its contents)".into()));
+                return Err(bad(
+                    "the state is corrupted (its checksum does not match its contents)".into()
+                ));
             }
         }
         Ok(Self {

@@ -133,7 +133,10 @@ mod tests {
         let tail = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n\
                     <|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n";
         let rendered = t.render(&talk, false);
-        assert!(rendered.starts_with("<|im_start|>system\nYou are a helpful AI assistant"), "{rendered}");
+        assert!(
+            rendered.starts_with("<|im_start|>system\nYou are a helpful AI assistant"),
+            "{rendered}"
+        );
         assert!(rendered.ends_with(tail), "{rendered}");
         // a conversation's own system prompt replaces the default one; a continued one gets none
         let own = t.render(&[turn("system", "Be brief."), turn("user", "Hi")], false);
