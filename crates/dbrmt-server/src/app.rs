@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use dbrmt_runtime::Engine;
@@ -32,6 +31,8 @@ pub struct ModelFacts {
     pub mem_tokens: usize,
     /// Host bytes of one stored state (A, z of every layer and a full open segment).
     pub state_bytes: usize,
+    /// Bytes of the largest state file: the tensors, and a header with the open ids and the metadata.
+    pub state_file_bytes: usize,
     /// Unix seconds the server started (`created` of `/v1/models`).
     pub created: u64,
 }
@@ -50,6 +51,7 @@ impl ModelFacts {
             segment_size: cfg.armt.segment_size,
             mem_tokens: cfg.armt.num_mem_tokens,
             state_bytes: 4 * (layers * d_key * (hidden + 1) + cfg.armt.segment_size),
+            state_file_bytes: 4 * layers * d_key * (hidden + 1) + 16 * cfg.armt.segment_size + (64 << 10),
             created: unix_now(),
         }
     }
@@ -135,26 +137,22 @@ impl App {
     }
 }
 
-/// Every route. Bodies are bounded (`--max-body-mb`; a state upload by the size of a state file).
+/// Every route. Handlers read bodies themselves, within `--max-body-mb` (a state upload: the size of a state file).
 pub fn router(app: Arc<App>) -> Router {
-    let body = DefaultBodyLimit::max(app.limits.max_body_bytes);
-    // a state file: the tensors, and a header with the open ids and the metadata
-    let state_body = DefaultBodyLimit::max(app.model.state_bytes + 16 * app.model.segment_size + (64 << 10));
     Router::new()
-        .route("/v1/completions", post(routes::generate::completions).layer(body))
-        .route("/v1/chat/completions", post(routes::generate::chat).layer(body))
+        .route("/v1/completions", post(routes::generate::completions))
+        .route("/v1/chat/completions", post(routes::generate::chat))
         .route("/v1/models", get(routes::info::models))
         .route("/health", get(routes::info::health))
         .route("/metrics", get(routes::info::metrics))
-        .route("/tokenize", post(routes::tokenize::tokenize).layer(body))
-        .route("/detokenize", post(routes::tokenize::detokenize).layer(body))
+        .route("/tokenize", post(routes::tokenize::tokenize))
+        .route("/detokenize", post(routes::tokenize::detokenize))
         .route("/v1/states", get(routes::states::list))
         .route(
             "/v1/states/{id}",
             get(routes::states::export)
                 .put(routes::states::import)
-                .delete(routes::states::delete)
-                .layer(state_body),
+                .delete(routes::states::delete),
         )
         .fallback(routes::info::no_route)
         .method_not_allowed_fallback(routes::info::no_method)

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,25 +17,21 @@ use crate::error::ApiError;
 use crate::protocol::{parse_json, Endpoint, GenerateRequest, Shape};
 use crate::scheduler::{Event, Job};
 
-pub async fn completions(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn completions(State(app): State<Arc<App>>, body: Body) -> Response {
     generate(app, Endpoint::Completions, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn chat(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn chat(State(app): State<Arc<App>>, body: Body) -> Response {
     generate(app, Endpoint::Chat, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn generate(
-    app: Arc<App>,
-    endpoint: Endpoint,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+async fn generate(app: Arc<App>, endpoint: Endpoint, body: Body) -> Result<Response, ApiError> {
     let arrived = Instant::now();
-    let body = super::body(body, app.limits.max_body_bytes)?;
+    let body = super::body(body, app.limits.max_body_bytes).await?;
     let request: GenerateRequest = parse_json(&body)?;
     let v = request.validate(endpoint, &app.model.name, &app.limits)?;
     let state = match &v.state {
@@ -76,9 +71,11 @@ async fn generate(
         created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         model: app.model.name.clone(),
     };
+    // without a tokenizer the ids are the only output
+    let token_ids = v.token_ids || app.shared.tokenizer.is_none();
     if v.stream {
         let opts = StreamOptions {
-            token_ids: v.token_ids,
+            token_ids,
             include_usage: v.include_usage,
         };
         return Ok(sse(shape, events, opts, app.limits.keep_alive).into_response());

@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,15 +72,11 @@ pub async fn export(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-pub async fn import(
-    State(app): State<Arc<App>>,
-    UrlPath(id): UrlPath<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn import(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>, body: Body) -> Response {
     let run = async {
+        // the body is read first: answering before it is read would reset a client still sending
+        let body = super::body(body, app.model.state_file_bytes).await?;
         check_id(&id)?;
-        let limit = app.model.state_bytes + 16 * app.model.segment_size + (64 << 10);
-        let body = super::body(body, limit)?;
         let facts = app.model.clone();
         let state = tokio::task::spawn_blocking(move || read_state(&body, &facts))
             .await

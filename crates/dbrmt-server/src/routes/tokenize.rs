@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -45,9 +44,9 @@ fn check_model(app: &App, model: Option<&String>) -> Result<(), ApiError> {
     }
 }
 
-pub async fn tokenize(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn tokenize(State(app): State<Arc<App>>, body: Body) -> Response {
     let run = async {
-        let body = super::body(body, app.limits.max_body_bytes)?;
+        let body = super::body(body, app.limits.max_body_bytes).await?;
         let r: TokenizeRequest = parse_json(&body)?;
         check_model(&app, r.model.as_ref())?;
         let (prompt, plain) = match (r.prompt, r.messages) {
@@ -70,9 +69,9 @@ pub async fn tokenize(State(app): State<Arc<App>>, body: Result<Bytes, BytesReje
         .map_or_else(IntoResponse::into_response, IntoResponse::into_response)
 }
 
-pub async fn detokenize(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn detokenize(State(app): State<Arc<App>>, body: Body) -> Response {
     let run = async {
-        let body = super::body(body, app.limits.max_body_bytes)?;
+        let body = super::body(body, app.limits.max_body_bytes).await?;
         let r: DetokenizeRequest = parse_json(&body)?;
         check_model(&app, r.model.as_ref())?;
         let tok = app.tokenizer()?;
