@@ -187,7 +187,9 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                          baselines (benches/python/baselines.py), attention
 #                          (benches/python/sdpa_attention.py: SDPA and the same-run GEMM/copy ceilings), load
 #                          (random 1B and 8B-shaped bf16 checkpoints written to /tmp, then loaded in a fresh
-#                          process). BENCH_FILTER=TEXT keeps only the rows whose id contains TEXT. Then, where the
+#                          process), serve (benches/python/serve_load.py: dbrmt serve on a random 1B, 64 clients,
+#                          1,000 token-id prompts of 1K-64K tokens; not in the default list).
+#                          BENCH_FILTER=TEXT keeps only the rows whose id contains TEXT. Then, where the
 #                          results land: cargo xtask bench-report OUT
 # Any further arguments go to every test executable (e.g. a test name filter).
 #
@@ -230,7 +232,8 @@ if [ "$mode" = bench ]; then
             "$DIST/dbrmt" bench load --dir "$dir" --out "$out/dbrmt.jsonl" || status=1
           rm -rf "$dir"
         done ;;
-      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load)" >&2; status=2 ;;
+      serve) PYTHONUNBUFFERED=1 python3 benches/python/serve_load.py --dbrmt "$DIST/dbrmt" --preset llama-3.2-1b --out "$out/serve.jsonl" || status=1 ;;
+      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load, serve)" >&2; status=2 ;;
     esac
   done
   exit $status

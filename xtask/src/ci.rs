@@ -57,6 +57,16 @@ const MODEL_TESTS: &[&[&str]] = &[
         "--",
         "--ignored",
     ],
+    &[
+        "test",
+        "--release",
+        "-p",
+        "dbrmt-cli",
+        "--test",
+        "serve_smollm2",
+        "--",
+        "--ignored",
+    ],
 ];
 
 pub fn run() -> Result<()> {
