@@ -25,8 +25,26 @@ fn the_load_client_sends_every_request_and_reports() {
         .arg(repo().join("benches/python/serve_load.py"))
         .args(["--dbrmt", env!("CARGO_BIN_EXE_dbrmt"), "--model"])
         .arg(repo().join("testdata/fixtures/tiny-armt-names"))
-        .args(["--device", "cpu", "--requests", "24", "--clients", "6", "--max-concurrent", "4"])
-        .args(["--min-prompt", "8", "--max-prompt", "300", "--gen-tokens", "5", "--per-request", "--out"])
+        .args([
+            "--device",
+            "cpu",
+            "--requests",
+            "24",
+            "--clients",
+            "6",
+            "--max-concurrent",
+            "4",
+        ])
+        .args([
+            "--min-prompt",
+            "8",
+            "--max-prompt",
+            "300",
+            "--gen-tokens",
+            "5",
+            "--per-request",
+            "--out",
+        ])
         .arg(&out_path)
         .output()
         .unwrap();
@@ -40,12 +58,21 @@ fn the_load_client_sends_every_request_and_reports() {
     assert_eq!(lines.len(), 25);
     let summary = lines.last().unwrap();
     assert_eq!(summary["bench"], "serve_load");
-    assert_eq!((summary["ok"].as_u64(), summary["errors"].as_u64()), (Some(24), Some(0)));
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["errors"].as_u64()),
+        (Some(24), Some(0))
+    );
     assert_eq!(summary["generated_tokens_total"], 24 * 5);
     let prompts: u64 = lines[..24].iter().map(|r| r["prompt_tokens"].as_u64().unwrap()).sum();
     assert_eq!(summary["prompt_tokens_total"].as_u64(), Some(prompts));
     // the server counted the same tokens
-    assert_eq!(summary["server_metrics"]["dbrmt_prompt_tokens_total"].as_u64(), Some(prompts));
-    assert_eq!(summary["server_metrics"]["dbrmt_generation_tokens_total"].as_u64(), Some(24 * 5));
+    assert_eq!(
+        summary["server_metrics"]["dbrmt_prompt_tokens_total"].as_u64(),
+        Some(prompts)
+    );
+    assert_eq!(
+        summary["server_metrics"]["dbrmt_generation_tokens_total"].as_u64(),
+        Some(24 * 5)
+    );
     assert!(summary["ttft_p50_s"].as_f64().unwrap() <= summary["ttft_p99_s"].as_f64().unwrap());
 }

@@ -90,7 +90,16 @@ fn text_and_chat_stream_what_they_answer_whole_and_stop_strings_cut() {
 #[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
 fn eight_concurrent_clients_each_get_what_they_get_alone() {
     let server = serve(&["--max-concurrent", "8"]);
-    let topics = ["rivers", "bread", "the moon", "violins", "glaciers", "chess", "bees", "lighthouses"];
+    let topics = [
+        "rivers",
+        "bread",
+        "the moon",
+        "violins",
+        "glaciers",
+        "chess",
+        "bees",
+        "lighthouses",
+    ];
     let requests: Vec<Value> = topics
         .iter()
         .enumerate()
@@ -117,7 +126,12 @@ fn a_stored_text_state_continues_as_the_whole_text() {
     let ids = |text: &str, special: bool| -> Vec<u64> {
         let (status, v) = server.post("/tokenize", &json!({"prompt": text, "add_special_tokens": special}));
         assert_eq!(status, 200, "{v}");
-        v["tokens"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+        v["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
     };
     let (a, b) = (ids(&first, true), ids(&second, false));
     assert!(a.len() > 2 * 64, "the prefix crosses segments: {} tokens", a.len());
@@ -128,7 +142,11 @@ fn a_stored_text_state_continues_as_the_whole_text() {
     assert_eq!(stored["usage"]["prompt_tokens"], a.len());
     let cont = server.complete(&json!({"prompt": second, "state": stored["state_id"], "max_tokens": 8,
                                        "temperature": 0, "return_token_ids": true}));
-    assert_eq!(cont["usage"]["prompt_tokens"], b.len(), "the continuation is read as continuing text");
+    assert_eq!(
+        cont["usage"]["prompt_tokens"],
+        b.len(),
+        "the continuation is read as continuing text"
+    );
     assert_eq!(cont["usage"]["prompt_tokens_details"]["cached_tokens"], a.len());
     assert_eq!(token_ids(&cont), token_ids(&want));
     assert_eq!(text(&cont), text(&want));
@@ -184,7 +202,10 @@ fn the_official_openai_python_client_works() {
         .args([&server.base, &name])
         .output()
         .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(out.status.success(), "{stdout}\n{stderr}\nserver:\n{}", server.log());
     assert!(stdout.contains("checks passed"), "{stdout}");
     eprintln!("{stdout}");

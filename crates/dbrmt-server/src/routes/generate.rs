@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::prompt_ids::prompt_ids;
+use super::prompt_ids::{prompt_ids, Continues};
 use super::stream::{sse, StreamOptions};
 use crate::app::App;
 use crate::error::ApiError;
@@ -44,7 +44,12 @@ async fn generate(app: Arc<App>, endpoint: Endpoint, body: Body) -> Result<Respo
     if !v.stop.is_empty() {
         app.tokenizer()?;
     }
-    let ids = prompt_ids(&app, v.prompt.clone(), state.is_some()).await?;
+    let continues = match (&state, app.shared.tokenizer.as_deref()) {
+        (None, _) => Continues::No,
+        (Some(s), Some(t)) if s.open_ids.last().is_some_and(|id| t.stop_ids().contains(id)) => Continues::AfterTurn,
+        (Some(_), _) => Continues::Yes,
+    };
+    let ids = prompt_ids(&app, v.prompt.clone(), continues).await?;
     if ids.is_empty() && state.as_ref().is_none_or(|s| s.open_ids.is_empty()) {
         return Err(ApiError::invalid_field("prompt", "the prompt is empty"));
     }

@@ -10,9 +10,20 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::protocol::PromptInput;
 
-/// The ids of `prompt`. `continues`: the text goes on from a stored state, so no BOS is added and a chat gets no
-/// default system prompt.
-pub async fn prompt_ids(app: &Arc<App>, prompt: PromptInput, continues: bool) -> Result<Vec<u32>, ApiError> {
+/// How a prompt relates to what the model has read before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continues {
+    /// Nothing: a new text (BOS where the model adds one; a chat gets the template's default system prompt).
+    No,
+    /// The text goes on from a stored state: no BOS, no default system prompt.
+    Yes,
+    /// As `Yes`, and the state ends with an end-of-turn token, which the chat template follows with a newline.
+    AfterTurn,
+}
+
+/// The ids of `prompt`.
+pub async fn prompt_ids(app: &Arc<App>, prompt: PromptInput, continues: Continues) -> Result<Vec<u32>, ApiError> {
+    let plain = continues != Continues::No;
     let vocab = app.model.vocab;
     let ids = match prompt {
         PromptInput::Ids(ids) if ids.is_empty() => return Ok(Vec::new()),
@@ -20,7 +31,7 @@ pub async fn prompt_ids(app: &Arc<App>, prompt: PromptInput, continues: bool) ->
         PromptInput::Text(text) => {
             let tok = app.tokenizer()?.clone();
             blocking(move || {
-                let ids = if continues {
+                let ids = if plain {
                     tok.encode_plain(&text)
                 } else {
                     tok.encode(&text)
@@ -36,9 +47,12 @@ pub async fn prompt_ids(app: &Arc<App>, prompt: PromptInput, continues: bool) ->
                     .iter()
                     .map(|(role, content)| ChatMessage { role, content })
                     .collect();
-                let text = tok
-                    .apply_chat_messages(&messages, continues)
+                let mut text = tok
+                    .apply_chat_messages(&messages, plain)
                     .map_err(|e| ApiError::invalid_field("messages", format!("the chat template: {e}")))?;
+                if continues == Continues::AfterTurn {
+                    text.insert(0, '\n');
+                }
                 tok.encode_plain(&text)
                     .map_err(|e| ApiError::invalid_field("messages", format!("tokenising the chat: {e}")))
             })

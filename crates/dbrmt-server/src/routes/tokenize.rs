@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::prompt_ids::prompt_ids;
+use super::prompt_ids::{prompt_ids, Continues};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::protocol::{parse_json, Message, PromptInput};
@@ -49,20 +49,26 @@ pub async fn tokenize(State(app): State<Arc<App>>, body: Body) -> Response {
         let body = super::body(body, app.limits.max_body_bytes).await?;
         let r: TokenizeRequest = parse_json(&body)?;
         check_model(&app, r.model.as_ref())?;
-        let (prompt, plain) = match (r.prompt, r.messages) {
-            (Some(p), None) => (PromptInput::Text(p), !r.add_special_tokens.unwrap_or(true)),
+        let (prompt, continues) = match (r.prompt, r.messages) {
+            (Some(p), None) => {
+                let special = r.add_special_tokens.unwrap_or(true);
+                (
+                    PromptInput::Text(p),
+                    if special { Continues::No } else { Continues::Yes },
+                )
+            }
             (None, Some(m)) => {
                 let turns = m
                     .into_iter()
                     .enumerate()
                     .map(|(i, m)| m.into_turn(i))
                     .collect::<Result<_, _>>()?;
-                (PromptInput::Chat(turns), false)
+                (PromptInput::Chat(turns), Continues::No)
             }
             _ => return Err(ApiError::invalid("give one of `prompt` and `messages`")),
         };
         app.tokenizer()?;
-        let ids = prompt_ids(&app, prompt, plain).await?;
+        let ids = prompt_ids(&app, prompt, continues).await?;
         Ok(Json(json!({"tokens": ids, "count": ids.len()})))
     };
     run.await
