@@ -10,7 +10,7 @@ for head dims 64 and 128:
   segment (segment row 0 = qkv row in_row), each attending to rows 0 ..= its own; query pos + i goes to output row
   out_row + i (H*hd bf16 columns). Scores are scaled by `scale`; softmax in f32; the output is rounded to bf16 once.
 
-ABI (extern "C", one entry per head dim):
+ABI (extern "C", one entry per head dim; unchanged from version 1):
   attention_sm90_causal_bf16_hd64, attention_sm90_causal_bf16_hd128
   (const __grid_constant__ sm90::TmaMap q_map,      // byte offset 0    (CUtensorMap, 128 bytes, 64-aligned)
    const __grid_constant__ sm90::TmaMap kv_map,     // byte offset 128
@@ -30,8 +30,9 @@ FLOAT_OOB_FILL_NONE = zeros, element strides all 1):
           globalStrides {qkv_ld*2} bytes, boxDim {64, 128}.
   Both depend only on the buffer, its shape and (H, KV, hd), so a launcher can build them once per buffer.
 Launch: grid = number of SMs (persistent; any grid >= 1 gives the same bytes), block 384, no cluster, dynamic shared
-memory attn90::smem_bytes(hd) (180896 bytes at hd 64, 229984 at hd 128; set cudaFuncAttributeMaxDynamicSharedMemory-
-Size to it). The dynamic shared memory base must be 1024-byte aligned (the kernel traps if not).
+memory attn90::smem_bytes(hd) (180896 bytes at hd 64, 229984 at hd 128, as in version 1; version 2 uses at most that;
+set cudaFuncAttributeMaxDynamicSharedMemorySize to it). The dynamic shared memory base must be 1024-byte aligned
+(the kernel traps if not).
 
 Structure (per CTA: warpgroups 0 and 1 consume, warpgroup 2 produces; sm90/warpgroup.cuh register split 40/232):
   - GQA packing: a consumer warpgroup owns a 64-row tile of the packed M dimension = P = 64 / R consecutive query
@@ -39,20 +40,29 @@ Structure (per CTA: warpgroups 0 and 1 consume, warpgroup 2 produces; sm90/warpg
     padding when R does not divide 64). So the R heads that share a K/V tile read it from shared memory together,
     and a decode row (one position) fills R rows of a tile instead of 1.
   - Work items (attention_sm90/schedule.cuh): (span, KV head, level c); the two consumer warpgroups take warpgroup
-    blocks 2c and 2c + 1 (positions 2cP .. 2cP + 2P - 1, aligned at position 0 of the segment). Longest-first order,
-    static stride over the persistent grid.
-  - Producer thread (warp 8, lane 0): per item, the Q tile of each active warpgroup (one 3-D TMA box {64, R, P} per
-    64-column half; 2 slots, double-buffered across items), then key tiles n = 0 .. kt-1 (K and V tiles of 128
-    keys, one 2-D box {64, 128} per half) into STAGES stages with full (K), full (V) and empty mbarriers.
+    blocks 2c and 2c + 1 (positions 2cP .. 2cP + 2P - 1, aligned at position 0 of the segment). Items come in L2
+    sections of a few spans, longest first inside a section, snake order over the persistent grid; every role
+    walks the list itself with whole-warp ballots.
+  - Producer warp (warp 8; lane 0 issues): per item, the Q tile of each active warpgroup (one 3-D TMA box {64, R, P}
+    per 64-column half; 2 slots, double-buffered across items), then K and V tiles of 128 keys (one 2-D box {64, 128}
+    per half) into two separate rings (KS and VS stages, full and empty mbarriers each), K one tile ahead of V:
+    K0, K1, V0, K2, V1, ... A K stage is released as soon as the S product that reads it has completed, a V stage
+    when its P.V product has completed, so the loads of the next tiles start about one iteration earlier than with
+    version 1's shared K+V stage (released only after P.V, which left hd 128 with ~0.1 iteration of prefetch).
   - V-fixup warp (warp 9): waits for every V tile; rows of a tile at or past the span's last key (pos + rows) are
     garbage for this span (other cells' rows, not yet written cache rows, poison) and are zeroed, then the warp
     arrives on vready. A masked probability is exactly 0, but 0 * NaN would not be.
   - Consumers, per key tile n (FA3's intra-warpgroup overlap): issue S_n = Q K_n^T (m64n128k16, Q and K from shared
     memory), issue O += P_{n-1} V_{n-1} (m64n{hd}k16, P from registers, V MN-major via the transposed-B descriptor),
-    wait for S_n, run the online softmax of tile n while the P.V product runs, wait for it, release stage n-1,
-    rescale O, convert P_n to bf16 in registers. The causal mask is applied only to tiles that reach past the
-    warpgroup's first position. Epilogue: O / l rounded to bf16, staged in shared memory (XOR-swizzled 16-byte
+    wait for S_n, release K_n, run the online softmax of tile n while the P.V product runs, wait for it, release
+    V_{n-1}, rescale O, convert P_n to bf16 in registers. The causal mask is applied only to tiles that reach past
+    the warpgroup's first position. Epilogue: O / l rounded to bf16, staged in shared memory (XOR-swizzled 16-byte
     chunks: conflict-free), then 16-byte coalesced stores of the rows inside [pos, pos + rows) only.
+  - Pingpong (FA3's warp scheduler barriers): when both warpgroups have rows in the item, they take turns issuing
+    their GEMMs (named barriers 3 and 4: a warpgroup waits for its turn, issues S_n and P_{n-1}.V_{n-1}, hands the
+    turn over, then runs its softmax while the other warpgroup's GEMMs use the tensor cores). For equal turn counts
+    both walk max(kt0, kt1) key tiles; the extra tile of the warpgroup with fewer is a no-op for its rows (C4). An
+    item where one warpgroup has no rows (decode) runs the other alone, without turns.
 
 The canonical computation of one query row (head h, segment position q) — requirement (b), decode == prefill:
   C1. Its warpgroup tile is fixed by (q, h) alone: block b = floor(q / P) (positions aligned at segment row 0, never
@@ -70,21 +80,19 @@ The canonical computation of one query row (head h, segment position q) — requ
       O = O * alpha, then O += bf16(p) . V (wgmma, k16 order fixed). First tile: m = m_t, l = sum, the first P.V with
       scale-d = 0. End: l summed over the quad (xor 1 then 2: commutative, so all four threads agree), O * rcp_rn(l),
       rounded to bf16.
-  C4. A tile whose keys are all > q (a trailing tile the other rows of the tile needed) is an exact no-op for the
-      row: every score is masked, so m_t = -inf, m_new = m (m is finite from tile 0 on: key 0 <= q), alpha = 1
-      exactly (the select, not ex2(0)), p = +0 for every key, l = fma(l, 1, +0) = l, O * 1 = O, and O + sum(0 * v)
-      = O because V is finite there: keys <= the span's last key are real rows, keys past it are zeroed by the
-      fixup warp (the same zeroing in every path).
+  C4. A tile whose keys are all > q (a trailing tile the other rows of the tile, or the other warpgroup, needed) is
+      an exact no-op for the row: every score is masked, so m_t = -inf, m_new = m (m is finite from tile 0 on: key
+      0 <= q), alpha = 1 exactly (the select, not ex2(0)), p = +0 for every key, l = fma(l, 1, +0) = l, O * 1 = O,
+      and O + sum(0 * v) = O because V is finite there: keys <= the span's last key are real rows, keys past it are
+      zeroed by the fixup warp (the same zeroing in every path).
   So a path that walks fewer trailing tiles (a decode span stops at the tile of its last key, a whole span at the
-  tile of the warpgroup's last row) produces the same bits: the extra tiles are no-ops (C4), everything else is the
+  tile of the item's last row) produces the same bits: the extra tiles are no-ops (C4), everything else is the
   same instructions on the same values (C1-C3). The same kernel runs every path, so the instruction choice
   (FFMA vs FMUL+FADD, MUFU.EX2) is identical by construction; the _rn intrinsics pin it besides. Requirement (a)
-  follows from the schedule (an item's bits never depend on the CTA that runs it or on other spans).
+  follows from the schedule (an item's bits never depend on the CTA that runs it, on the order, or on other spans).
 Decode (one new row per span over a long cache) is not split across CTAs: a span's item for one KV head holds the R
-query heads of that head in one tile and streams the cache once; with a step's spans (one per layer) and KV heads
-the grid is full (16 x 8 = 128 items for Llama-3.2-1B), and the time is the HBM time of reading K and V. Splitting the
-keys of one row would need a chunked canonical form (and its combine in prefill too); docs/log/attention_sm90.md
-has the numbers behind not doing it now.
+query heads of that head in one tile and streams the cache once; docs/log/attention_sm90.md has the numbers behind
+not doing it now.
 FLOPs: 4 * hd * H * rows^2 / 2 per whole span (QK^T and PV, causal half); bytes: K and V once per (span, KV head,
 item) from L2, Q once, output once.
 */
@@ -117,48 +125,67 @@ constexpr int BN = 128;       // keys per tile
 constexpr int THREADS = 384;  // 2 consumer warpgroups + 1 producer warpgroup
 constexpr int PRODUCER_REGS = 40;
 constexpr int CONSUMER_REGS = 232;
-constexpr int FIXUP_WARP = 9;  // warp 1 of the producer warpgroup
+constexpr int PRODUCER_WARP = 8;  // warp 0 of the producer warpgroup (lane 0 issues the TMA)
+constexpr int FIXUP_WARP = 9;     // warp 1 of the producer warpgroup
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
+// The dynamic shared memory a launch provides (the ABI of version 1; the kernel may use less).
+constexpr int SMEM_ABI_HD64 = 180896;
+constexpr int SMEM_ABI_HD128 = 229984;
+// Named barriers: 0 = __syncthreads; 1 + w = consumer warpgroup w's own (128 threads, the epilogue staging);
+// TURN + w = warpgroup w's pingpong turn (256 threads: w syncs, the other warpgroup arrives).
+constexpr uint32_t TURN = 3;
 
 // Shared memory plan (offsets from the 1024-aligned dynamic base).
 template <int HD>
 struct Smem {
     static constexpr int HALVES = HD / 64;                 // 64-column (128-byte) halves of a head row
-    static constexpr int STAGES = HD == 64 ? 4 : 2;        // K/V pipeline depth
+    static constexpr int KS = HD == 64 ? 4 : 2;            // K ring depth
+    static constexpr int VS = HD == 64 ? 4 : 2;            // V ring depth
     static constexpr uint32_t HALF_TILE = BN * 128;        // one half of a K or V tile: [128 keys][64 columns]
     static constexpr uint32_t KV_TILE = HALF_TILE * HALVES;
     static constexpr uint32_t Q_HALF = 64 * 128;           // one half of a warpgroup's Q tile: [64 rows][64]
     static constexpr uint32_t Q_TILE = Q_HALF * HALVES;
     static constexpr uint32_t O_TILE = 64 * HD * 2;        // a warpgroup's output staging: [64 rows][hd] bf16
     static constexpr uint32_t K_OFF = 0;
-    static constexpr uint32_t V_OFF = K_OFF + STAGES * KV_TILE;
-    static constexpr uint32_t Q_OFF = V_OFF + STAGES * KV_TILE;  // [slot 0..1][warpgroup 0..1]
-    static constexpr uint32_t O_OFF = Q_OFF + 4 * Q_TILE;        // [warpgroup 0..1]
+    static constexpr uint32_t V_OFF = K_OFF + KS * KV_TILE;
+    static constexpr uint32_t Q_OFF = V_OFF + VS * KV_TILE;  // [slot 0..1][warpgroup 0..1]
+    static constexpr uint32_t O_OFF = Q_OFF + 4 * Q_TILE;    // [warpgroup 0..1]
     static constexpr uint32_t BAR_OFF = O_OFF + 2 * O_TILE;
     // mbarrier indices
-    static constexpr int FULL_K = 0;                 // [STAGES] count 1: producer expect_tx + TMA bytes of K
-    static constexpr int FULL_V = STAGES;            // [STAGES] count 1: same for V
-    static constexpr int VREADY = 2 * STAGES;        // [STAGES] count 32: the fixup warp's lanes
-    static constexpr int EMPTY = 3 * STAGES;         // [STAGES] count 8: the consumer warps
-    static constexpr int Q_FULL = 4 * STAGES;        // [2] count 1: producer expect_tx + TMA bytes of Q
-    static constexpr int Q_EMPTY = 4 * STAGES + 2;   // [2] count 8: the consumer warps
-    static constexpr int NBARS = 4 * STAGES + 4;
-    static constexpr uint32_t LEVEL_OFF = BAR_OFF + NBARS * 8;  // int lo[64], hi[64] (schedule.cuh)
-    static constexpr uint32_t BYTES = LEVEL_OFF + 2 * DBRMT_MAX_GROUPS * 4;
+    static constexpr int FULL_K = 0;               // [KS] count 1: producer expect_tx + TMA bytes of K
+    static constexpr int EMPTY_K = KS;             // [KS] count 8: the consumer warps, after their S product
+    static constexpr int FULL_V = 2 * KS;          // [VS] count 1: producer expect_tx + TMA bytes of V
+    static constexpr int VREADY = 2 * KS + VS;     // [VS] count 32: the fixup warp's lanes
+    static constexpr int EMPTY_V = 2 * KS + 2 * VS;  // [VS] count 8: the consumer warps, after their P.V product
+    static constexpr int Q_FULL = 2 * KS + 3 * VS;   // [2] count 1: producer expect_tx + TMA bytes of Q
+    static constexpr int Q_EMPTY = Q_FULL + 2;       // [2] count 8: the consumer warps
+    static constexpr int NBARS = Q_EMPTY + 2;
+    static constexpr uint32_t BYTES = BAR_OFF + NBARS * 8;
     static_assert(K_OFF % 1024 == 0 && V_OFF % 1024 == 0 && Q_OFF % 1024 == 0 && KV_TILE % 1024 == 0 &&
                       Q_TILE % 1024 == 0,
                   "128B-swizzled tiles start 1024-byte aligned");
-    static_assert(BYTES <= 232448, "fits the 227 KB of dynamic shared memory per block");
+    static_assert(BYTES <= (HD == 64 ? SMEM_ABI_HD64 : SMEM_ABI_HD128), "fits the launch's dynamic shared memory");
 };
 
-__host__ __device__ constexpr int smem_bytes(int hd) {
-    return hd == 64 ? (int)Smem<64>::BYTES : (int)Smem<128>::BYTES;
-}
+__host__ __device__ constexpr int smem_bytes(int hd) { return hd == 64 ? SMEM_ABI_HD64 : SMEM_ABI_HD128; }
 
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
     const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // round to nearest even; lo in the low half
     return *reinterpret_cast<const uint32_t*>(&v);
 }
+
+// A stage ring position: index and the parity of the current round.
+template <int N>
+struct Ring {
+    int i = 0;
+    uint32_t ph = 0;
+    __device__ __forceinline__ void next() {
+        if (++i == N) {
+            i = 0;
+            ph ^= 1;
+        }
+    }
+};
 
 // One work item as every role derives it from the walk position.
 struct Item {
@@ -169,7 +196,7 @@ struct Item {
     int kt;                            // key tiles the producer loads: max(kt0, kt1) >= 1
 };
 
-__device__ __forceinline__ Item make_item(const Spans& spans, const ItemWalk& w, int bp) {
+__device__ __forceinline__ Item make_item(const Spans& spans, const Walk& w, int bp) {
     Item it;
     const RowSpan& sp = spans.spans[w.s];
     it.in_row = sp.in_row;
@@ -177,7 +204,7 @@ __device__ __forceinline__ Item make_item(const Spans& spans, const ItemWalk& w,
     it.pos = sp.pos;
     it.kv_len = sp.pos + sp.rows;
     it.g = w.g;
-    it.p00 = 2 * w.c * bp;
+    it.p00 = 2 * w.level() * bp;
     it.p01 = it.p00 + bp;
     // A block needs the key tiles up to the one holding its last query inside the span (C2: at least the tile of
     // every query it stores).
@@ -188,6 +215,28 @@ __device__ __forceinline__ Item make_item(const Spans& spans, const ItemWalk& w,
     it.kt = max(it.kt0, it.kt1);
     return it;
 }
+
+// Profiling records (the harness's profiling build only; the production entries compile all of it out): per CTA
+// three records of PF_N counters: consumer warpgroup 0, consumer warpgroup 1 (measured by its warp 0, lane 0), the
+// producer (warp 8, lane 0). Cycle counters (SM clock) except the counts and the global-timer stamps.
+enum Prof : int {
+    PF_TOTAL = 0,  // cycles from the role's start to its end
+    PF_ITEM,       // consumers: walk + item + Q wait; producer: walk + Q-slot wait
+    PF_WAITK,      // consumers: waits for a K tile; producer: waits for a free K stage
+    PF_TURN,       // consumers: waits for the pingpong turn
+    PF_WAITV,      // consumers: waits for a ready V tile; producer: waits for a free V stage
+    PF_WAITS,      // consumers: waits for the S product
+    PF_SOFT,       // consumers: softmax, rescale, convert
+    PF_WAITPV,     // consumers: waits for the P.V product (including the last one of the item)
+    PF_TAIL,       // consumers: releasing the tiles of an item the warpgroup does not compute
+    PF_EPI,        // consumers: epilogue
+    PF_ISSUE,      // consumers: wgmma issue (fences, descriptors, the instructions)
+    PF_TILES,      // count: key tiles computed (consumers) or loaded (producer)
+    PF_ITEMS,      // count: items
+    PF_T0,         // global timer at the role's start (ns)
+    PF_T1,         // global timer at its end (ns)
+    PF_N = 16
+};
 
 // S[64 x 128] = Q[64 x hd] . K[128 x hd]^T: hd/16 chained m64n128k16, both operands K-major 128B-swizzled.
 template <int HD>
@@ -313,43 +362,54 @@ __device__ __forceinline__ void rescale_o(float (&o)[HD / 2], float al_a, float 
     for (int i = 0; i < HD / 2; ++i) o[i] = __fmul_rn(o[i], (i & 2) ? al_b : al_a);
 }
 
-template <int HD>
+// Timing helper of the profiling build: adds the cycles since `t` to acc[f] and restarts `t` (no code otherwise).
+// 32-bit cycle counts (a launch is far shorter than 2^32 clocks).
+template <bool PROF>
+struct Clock {
+    uint32_t t = 0;
+    __device__ __forceinline__ void start() {
+        if constexpr (PROF) t = (uint32_t)clock();
+    }
+    __device__ __forceinline__ void lap(uint32_t (&acc)[PF_N], int f) {
+        if constexpr (PROF) {
+            const uint32_t now = (uint32_t)clock();
+            acc[f] += now - t;
+            t = now;
+        }
+    }
+};
+
+// Version 2 of the kernel. PINGPONG: the two consumer warpgroups take turns on the tensor cores; SECTIONS: the item
+// order keeps the K/V of a few spans in flight (schedule.cuh); PROF: the profiling counters (dev harness only).
+// The production entries are <HD, true, true, false>; the other variants exist for the harness's A/B runs and
+// compute the same bytes (the order of items and the turns never reach the arithmetic).
+template <int HD, bool PINGPONG, bool SECTIONS, bool PROF>
 __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const sm90::TmaMap& kv_map,
-                                               const Spans& spans, const AttnSm90Params& P) {
+                                               const Spans& spans, const AttnSm90Params& P,
+                                               unsigned long long* prof) {
     using L = Smem<HD>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = sm90::smem_u32(smem_raw);
     if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
-    int* lvl_lo = reinterpret_cast<int*>(smem_raw + L::LEVEL_OFF);
-    int* lvl_hi = lvl_lo + DBRMT_MAX_GROUPS;
     auto bar = [&](int i) -> uint32_t { return base + L::BAR_OFF + 8u * (uint32_t)i; };
 
     const int R = P.heads / P.kv_heads;  // query heads per KV head
     const int BP = 64 / R;               // positions per warpgroup block
     const int KV = P.kv_heads;
-    const int count = min(spans.count, DBRMT_MAX_GROUPS);
 
-    if (threadIdx.x < DBRMT_MAX_GROUPS) {
-        int lo = 1, hi = 0;  // empty
-        if ((int)threadIdx.x < count) {
-            const RowSpan& sp = spans.spans[threadIdx.x];
-            if (sp.rows > 0) {
-                lo = sp.pos / (2 * BP);
-                hi = (sp.pos + sp.rows - 1) / (2 * BP);
-            }
-        }
-        lvl_lo[threadIdx.x] = lo;
-        lvl_hi[threadIdx.x] = hi;
-    }
-    if (threadIdx.x == 256) {
+    if (threadIdx.x == 32 * PRODUCER_WARP) {
         sm90::tma_prefetch_map(&q_map);
         sm90::tma_prefetch_map(&kv_map);
 #pragma unroll
-        for (int s = 0; s < L::STAGES; ++s) {
+        for (int s = 0; s < L::KS; ++s) {
             sm90::mbar_init(bar(L::FULL_K + s), 1);
+            sm90::mbar_init(bar(L::EMPTY_K + s), 8);
+        }
+#pragma unroll
+        for (int s = 0; s < L::VS; ++s) {
             sm90::mbar_init(bar(L::FULL_V + s), 1);
             sm90::mbar_init(bar(L::VREADY + s), 32);
-            sm90::mbar_init(bar(L::EMPTY + s), 8);
+            sm90::mbar_init(bar(L::EMPTY_V + s), 8);
         }
         for (int q = 0; q < 2; ++q) {
             sm90::mbar_init(bar(L::Q_FULL + q), 1);
@@ -362,63 +422,102 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
     // Warp-uniform for the compiler too (a shuffle of lane 0's value), so that the branches on it are not divergent
     // paths around the wgmma.
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
-    ItemWalk walk(lvl_lo, lvl_hi, count, KV);
+    const int warp = __shfl_sync(0xffffffffu, (int)threadIdx.x / 32, 0);
+    const int lane = (int)threadIdx.x & 31;
+    uint32_t acc[PF_N];
+    unsigned long long prof_t0 = 0;
+    if constexpr (PROF) {
+#pragma unroll
+        for (int i = 0; i < PF_N; ++i) acc[i] = 0;
+        prof_t0 = globaltimer_ns();
+        acc[PF_TOTAL] = (uint32_t)clock();
+    }
+    // Writes this role's record (one thread per role).
+    auto prof_write = [&](int role) {
+        if constexpr (PROF) {
+            acc[PF_TOTAL] = (uint32_t)clock() - acc[PF_TOTAL];
+            unsigned long long* rec = prof + ((size_t)blockIdx.x * 3 + role) * PF_N;
+#pragma unroll
+            for (int i = 0; i < PF_N; ++i) rec[i] = acc[i];
+            rec[PF_T0] = prof_t0;
+            rec[PF_T1] = globaltimer_ns();
+        }
+    };
 
     if (wg == 2) {
         // ---------------- producer warpgroup ----------------
         sm90::setmaxnreg_dec<PRODUCER_REGS>();
-        const int warp = (int)threadIdx.x / 32;
-        if (threadIdx.x == 256) {
-            int st = 0;
-            uint32_t ph = 0;
-            for (int it = 0; walk.advance(it == 0 ? (int)blockIdx.x : (int)gridDim.x); ++it) {
+        if (warp == PRODUCER_WARP) {
+            Walk walk;
+            walk.init<SECTIONS>(spans, KV, 2 * BP, HD * 4);
+            Ring<L::KS> kr;
+            Ring<L::VS> vr;
+            Clock<PROF> clk;
+            clk.start();
+            for (int it = 0; walk.next(); ++it) {
                 const Item item = make_item(spans, walk, BP);
-                const int slot = it & 1;
-                sm90::mbar_wait(bar(L::Q_EMPTY + slot), ((it >> 1) & 1) ^ 1);
-                const uint32_t qfull = bar(L::Q_FULL + slot);
-                const int nq = (item.kt0 > 0) + (item.kt1 > 0);
-                // The box is {64, R, BP}: R * BP rows of 128 bytes per half, zero-filled parts included.
-                sm90::mbar_arrive_expect_tx(qfull, (uint32_t)(nq * L::HALVES * R * BP * 128));
+                if (lane == 0) {
+                    const int slot = it & 1;
+                    sm90::mbar_wait(bar(L::Q_EMPTY + slot), ((it >> 1) & 1) ^ 1);
+                    clk.lap(acc, PF_ITEM);
+                    const uint32_t qfull = bar(L::Q_FULL + slot);
+                    const int nq = (item.kt0 > 0) + (item.kt1 > 0);
+                    // The box is {64, R, BP}: R * BP rows of 128 bytes per half, zero-filled parts included.
+                    sm90::mbar_arrive_expect_tx(qfull, (uint32_t)(nq * L::HALVES * R * BP * 128));
 #pragma unroll
-                for (int w = 0; w < 2; ++w) {
-                    if ((w ? item.kt1 : item.kt0) == 0) continue;
-                    const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * 2 + w) * L::Q_TILE;
+                    for (int w = 0; w < 2; ++w) {
+                        if ((w ? item.kt1 : item.kt0) == 0) continue;
+                        const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * 2 + w) * L::Q_TILE;
 #pragma unroll
-                    for (int h = 0; h < L::HALVES; ++h)
-                        tma_load_3d(q_tile + h * L::Q_HALF, &q_map, qfull, h * 64, item.g * R,
-                                    item.in_row + (w ? item.p01 : item.p00));
-                }
-                for (int n = 0; n < item.kt; ++n) {
-                    sm90::mbar_wait(bar(L::EMPTY + st), ph ^ 1);
-                    const int row = item.in_row + n * BN;
-                    const uint32_t fk = bar(L::FULL_K + st), fv = bar(L::FULL_V + st);
-                    sm90::mbar_arrive_expect_tx(fk, L::KV_TILE);
+                        for (int h = 0; h < L::HALVES; ++h)
+                            tma_load_3d(q_tile + h * L::Q_HALF, &q_map, qfull, h * 64, item.g * R,
+                                        item.in_row + (w ? item.p01 : item.p00));
+                    }
+                    // K one tile ahead of V (the consumers need K_n at the start of iteration n, V_n one iteration
+                    // later): K0, K1, V0, K2, V1, ..., K_{kt-1}, V_{kt-2}, V_{kt-1}.
+                    for (int n = 0; n <= item.kt; ++n) {
+                        if (n < item.kt) {
+                            sm90::mbar_wait(bar(L::EMPTY_K + kr.i), kr.ph ^ 1);
+                            clk.lap(acc, PF_WAITK);
+                            const uint32_t fk = bar(L::FULL_K + kr.i);
+                            sm90::mbar_arrive_expect_tx(fk, L::KV_TILE);
 #pragma unroll
-                    for (int h = 0; h < L::HALVES; ++h)
-                        sm90::tma_load_2d(base + L::K_OFF + st * L::KV_TILE + h * L::HALF_TILE, &kv_map, fk,
-                                          item.g * HD + h * 64, row);
-                    sm90::mbar_arrive_expect_tx(fv, L::KV_TILE);
+                            for (int h = 0; h < L::HALVES; ++h)
+                                sm90::tma_load_2d(base + L::K_OFF + kr.i * L::KV_TILE + h * L::HALF_TILE, &kv_map,
+                                                  fk, item.g * HD + h * 64, item.in_row + n * BN);
+                            kr.next();
+                        }
+                        if (n > 0) {
+                            sm90::mbar_wait(bar(L::EMPTY_V + vr.i), vr.ph ^ 1);
+                            clk.lap(acc, PF_WAITV);
+                            const uint32_t fv = bar(L::FULL_V + vr.i);
+                            sm90::mbar_arrive_expect_tx(fv, L::KV_TILE);
 #pragma unroll
-                    for (int h = 0; h < L::HALVES; ++h)
-                        sm90::tma_load_2d(base + L::V_OFF + st * L::KV_TILE + h * L::HALF_TILE, &kv_map, fv,
-                                          (KV + item.g) * HD + h * 64, row);
-                    if (++st == L::STAGES) {
-                        st = 0;
-                        ph ^= 1;
+                            for (int h = 0; h < L::HALVES; ++h)
+                                sm90::tma_load_2d(base + L::V_OFF + vr.i * L::KV_TILE + h * L::HALF_TILE, &kv_map,
+                                                  fv, (KV + item.g) * HD + h * 64, item.in_row + (n - 1) * BN);
+                            vr.next();
+                        }
+                    }
+                    if constexpr (PROF) {
+                        acc[PF_TILES] += item.kt;
+                        acc[PF_ITEMS] += 1;
                     }
                 }
+                __syncwarp();
             }
+            if (lane == 0) prof_write(2);
         } else if (warp == FIXUP_WARP) {
-            const int lane = (int)threadIdx.x & 31;
-            int st = 0;
-            uint32_t ph = 0;
-            for (int it = 0; walk.advance(it == 0 ? (int)blockIdx.x : (int)gridDim.x); ++it) {
+            Walk walk;
+            walk.init<SECTIONS>(spans, KV, 2 * BP, HD * 4);
+            Ring<L::VS> vr;
+            while (walk.next()) {
                 const Item item = make_item(spans, walk, BP);
                 for (int n = 0; n < item.kt; ++n) {
-                    sm90::mbar_wait(bar(L::FULL_V + st), ph);
+                    sm90::mbar_wait(bar(L::FULL_V + vr.i), vr.ph);
                     const int valid = item.kv_len - n * BN;  // >= 1: keys of this tile inside the span's rows
                     if (valid < BN) {
-                        const uint32_t vt = base + L::V_OFF + st * L::KV_TILE + (uint32_t)valid * 128;
+                        const uint32_t vt = base + L::V_OFF + vr.i * L::KV_TILE + (uint32_t)valid * 128;
                         const int chunks = (BN - valid) * 8;  // 16-byte chunks past the last key, per half
 #pragma unroll
                         for (int h = 0; h < L::HALVES; ++h)
@@ -426,11 +525,8 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
                         // Generic-proxy writes, read next by wgmma (async proxy): fence before the release.
                         sm90::fence_proxy_async_shared();
                     }
-                    sm90::mbar_arrive(bar(L::VREADY + st));
-                    if (++st == L::STAGES) {
-                        st = 0;
-                        ph ^= 1;
-                    }
+                    sm90::mbar_arrive(bar(L::VREADY + vr.i));
+                    vr.next();
                 }
             }
         }
@@ -438,14 +534,15 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
         // ---------------- consumer warpgroups ----------------
         sm90::setmaxnreg_inc<CONSUMER_REGS>();
         const int wtid = (int)threadIdx.x & 127;
-        const int warp = wtid >> 5;
-        const int lane = (int)threadIdx.x & 31;
+        const int wwarp = wtid >> 5;
         const bool lane0 = lane == 0;
-        const int r_a = 16 * warp + (lane >> 2);  // this thread's two rows of the tile: r_a and r_a + 8
+        const int r_a = 16 * wwarp + (lane >> 2);  // this thread's two rows of the tile: r_a and r_a + 8
         const int off_a = r_a / R, off_b = (r_a + 8) / R;
+        const int rdiv = (65536 + R - 1) / R;      // row / R == (row * rdiv) >> 16 for row < 64, R <= 64
         const float sl2 = __fmul_rn(P.scale, 1.4426950408889634f);  // scores in base 2
         const uint32_t o_stage = base + L::O_OFF + (uint32_t)wg * L::O_TILE;
         char* const out = reinterpret_cast<char*>(P.out);
+        const bool rec = PROF && wtid == 0;
 
         float o[HD / 2], s[64];
         uint32_t p[32];
@@ -456,91 +553,128 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
 #pragma unroll
         for (int i = 0; i < 32; ++i) p[i] = 0u;
 
-        int st = 0;
-        uint32_t ph = 0;
-        for (int it = 0;; ++it) {
-            // The walk reads shared memory; lane 0's position, shuffled, makes everything derived from it warp-uniform
-            // for the compiler (the branches and loops around the wgmma are then not divergent paths).
-            const bool more = walk.advance(it == 0 ? (int)blockIdx.x : (int)gridDim.x);
-            if (!__shfl_sync(0xffffffffu, (int)more, 0)) break;
-            walk.c = __shfl_sync(0xffffffffu, walk.c, 0);
-            walk.s = __shfl_sync(0xffffffffu, walk.s, 0);
-            walk.g = __shfl_sync(0xffffffffu, walk.g, 0);
+        // The pingpong turns: warpgroup 0 issues first; warpgroup 1 hands it the first turn.
+        if constexpr (PINGPONG) {
+            if (wg == 1) named_barrier_arrive(TURN + 0, 256);
+        }
+        auto turn_wait = [&]() { sm90::named_barrier_sync(TURN + wg, 256); };
+        auto turn_pass = [&]() { named_barrier_arrive(TURN + (wg ^ 1), 256); };
+
+        Walk walk;
+        walk.init<SECTIONS>(spans, KV, 2 * BP, HD * 4);
+        Ring<L::KS> kr;
+        Ring<L::VS> vr;
+        Clock<PROF> clk;
+        clk.start();
+        for (int it = 0; walk.next(); ++it) {
             const Item item = make_item(spans, walk, BP);
             const int slot = it & 1;
             const int kt = wg ? item.kt1 : item.kt0;
             const int p0 = wg ? item.p01 : item.p00;
+            // Both warpgroups active: pingpong over max(kt0, kt1) tiles each (equal turn counts). Otherwise the
+            // active warpgroup runs alone.
+            const bool pp = PINGPONG && item.kt0 > 0 && item.kt1 > 0;
+            const int nt = pp ? item.kt : kt;
             sm90::mbar_wait(bar(L::Q_FULL + slot), (it >> 1) & 1);
+            if (rec) clk.lap(acc, PF_ITEM);
             float m_a = 0.f, m_b = 0.f, l_a = 0.f, l_b = 0.f, al_a = 0.f, al_b = 0.f;
-            if (kt > 0) {
+            if (nt > 0) {
                 const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * 2 + wg) * L::Q_TILE;
                 const int pos_a = p0 + off_a, pos_b = p0 + off_b;
                 const int key_lane = 2 * (lane & 3);
                 // Tile 0.
-                sm90::mbar_wait(bar(L::FULL_K + st), ph);
+                sm90::mbar_wait(bar(L::FULL_K + kr.i), kr.ph);
+                if (rec) clk.lap(acc, PF_WAITK);
+                if (pp) {
+                    turn_wait();
+                    if (rec) clk.lap(acc, PF_TURN);
+                }
                 sm90::wgmma_fence();
-                s_gemm<HD>(s, q_tile, base + L::K_OFF + st * L::KV_TILE);
+                s_gemm<HD>(s, q_tile, base + L::K_OFF + kr.i * L::KV_TILE);
                 sm90::wgmma_commit();
+                if (pp) turn_pass();
+                if (rec) clk.lap(acc, PF_ISSUE);
                 sm90::wgmma_wait<0>();
                 sm90::fence_operand(s);
+                if (lane0) sm90::mbar_arrive(bar(L::EMPTY_K + kr.i));
+                kr.next();
+                if (rec) clk.lap(acc, PF_WAITS);
                 softmax_any<true>(BN - 1 > p0, s, m_a, m_b, l_a, l_b, al_a, al_b, key_lane, pos_a, pos_b, sl2);
                 convert_p(p, s);
-                int prev = st;
-                uint32_t prev_ph = ph;
-                if (++st == L::STAGES) {
-                    st = 0;
-                    ph ^= 1;
-                }
-                for (int n = 1; n < kt; ++n) {
-                    sm90::mbar_wait(bar(L::FULL_K + st), ph);
-                    sm90::mbar_wait(bar(L::VREADY + prev), prev_ph);
+                if (rec) clk.lap(acc, PF_SOFT);
+                for (int n = 1; n < nt; ++n) {
+                    sm90::mbar_wait(bar(L::FULL_K + kr.i), kr.ph);
+                    if (rec) clk.lap(acc, PF_WAITK);
+                    if (pp) {
+                        turn_wait();
+                        if (rec) clk.lap(acc, PF_TURN);
+                    }
                     sm90::wgmma_fence();  // P and O were written by ordinary instructions
-                    s_gemm<HD>(s, q_tile, base + L::K_OFF + st * L::KV_TILE);
+                    s_gemm<HD>(s, q_tile, base + L::K_OFF + kr.i * L::KV_TILE);
                     sm90::wgmma_commit();
-                    pv_gemm<HD>(o, p, base + L::V_OFF + prev * L::KV_TILE, n == 1);
+                    if (rec) clk.lap(acc, PF_ISSUE);
+                    sm90::mbar_wait(bar(L::VREADY + vr.i), vr.ph);
+                    if (rec) clk.lap(acc, PF_WAITV);
+                    sm90::wgmma_fence();  // (the wait above sits between the two products; S_n keeps running)
+                    pv_gemm<HD>(o, p, base + L::V_OFF + vr.i * L::KV_TILE, n == 1);
                     sm90::wgmma_commit();
+                    if (pp) turn_pass();
                     sm90::fence_operand(o);
                     fence_regs(p);
+                    if (rec) clk.lap(acc, PF_ISSUE);
                     sm90::wgmma_wait<1>();  // S_n is done; P_{n-1}.V_{n-1} may still run
                     sm90::fence_operand(s);
+                    if (lane0) sm90::mbar_arrive(bar(L::EMPTY_K + kr.i));
+                    kr.next();
+                    if (rec) clk.lap(acc, PF_WAITS);
                     const int k0 = n * BN;
                     softmax_any<false>(k0 + BN - 1 > p0, s, m_a, m_b, l_a, l_b, al_a, al_b, k0 + key_lane, pos_a,
                                        pos_b, sl2);
+                    if (rec) clk.lap(acc, PF_SOFT);
                     sm90::wgmma_wait<0>();
                     sm90::fence_operand(o);
                     fence_regs(p);
-                    if (lane0) sm90::mbar_arrive(bar(L::EMPTY + prev));
+                    if (lane0) sm90::mbar_arrive(bar(L::EMPTY_V + vr.i));
+                    vr.next();
+                    if (rec) clk.lap(acc, PF_WAITPV);
                     rescale_o<HD>(o, al_a, al_b);
                     convert_p(p, s);
-                    prev = st;
-                    prev_ph = ph;
-                    if (++st == L::STAGES) {
-                        st = 0;
-                        ph ^= 1;
-                    }
+                    if (rec) clk.lap(acc, PF_SOFT);
                 }
-                sm90::mbar_wait(bar(L::VREADY + prev), prev_ph);
+                // The last P.V (outside the turns, as in FA3: the other warpgroup's turn count does not see it).
+                sm90::mbar_wait(bar(L::VREADY + vr.i), vr.ph);
+                if (rec) clk.lap(acc, PF_WAITV);
                 sm90::wgmma_fence();
-                pv_gemm<HD>(o, p, base + L::V_OFF + prev * L::KV_TILE, kt == 1);
+                pv_gemm<HD>(o, p, base + L::V_OFF + vr.i * L::KV_TILE, nt == 1);
                 sm90::wgmma_commit();
                 sm90::fence_operand(o);
                 fence_regs(p);
+                if (rec) clk.lap(acc, PF_ISSUE);
                 sm90::wgmma_wait<0>();
                 sm90::fence_operand(o);
                 fence_regs(p);
-                if (lane0) sm90::mbar_arrive(bar(L::EMPTY + prev));
+                if (lane0) sm90::mbar_arrive(bar(L::EMPTY_V + vr.i));
+                vr.next();
+                if (rec) clk.lap(acc, PF_WAITPV);
+                if constexpr (PROF) acc[PF_TILES] += nt;
             }
-            // Q of this slot is no longer read; tiles this warpgroup does not need are released as they arrive (after
-            // the full barrier, so that a release never counts towards an earlier round of the stage).
+            // Q of this slot is no longer read; tiles this warpgroup does not compute are released as they arrive
+            // (after their full barrier, so that a release never counts towards an earlier round of the stage).
+            // V waits on vready, as the computing path does, not on full: every phase of every barrier a warpgroup
+            // waits on is waited in order. Otherwise a warpgroup that skipped VS or more V tiles could pass a later
+            // vready wait on the parity of a phase two rounds old (the fixup warp lagging one round), before its
+            // tile is there (found by the protocol model, docs/log/attention_sm90.md §7).
             if (lane0) sm90::mbar_arrive(bar(L::Q_EMPTY + slot));
-            for (int n = kt; n < item.kt; ++n) {
-                sm90::mbar_wait(bar(L::FULL_K + st), ph);
-                if (lane0) sm90::mbar_arrive(bar(L::EMPTY + st));
-                if (++st == L::STAGES) {
-                    st = 0;
-                    ph ^= 1;
-                }
+            for (int n = nt; n < item.kt; ++n) {
+                sm90::mbar_wait(bar(L::FULL_K + kr.i), kr.ph);
+                if (lane0) sm90::mbar_arrive(bar(L::EMPTY_K + kr.i));
+                kr.next();
+                sm90::mbar_wait(bar(L::VREADY + vr.i), vr.ph);
+                if (lane0) sm90::mbar_arrive(bar(L::EMPTY_V + vr.i));
+                vr.next();
             }
+            if (rec) clk.lap(acc, PF_TAIL);
+            if constexpr (PROF) acc[PF_ITEMS] += 1;
             if (kt == 0) continue;
 
             // Epilogue: O / l to bf16, staged (16-byte chunk c of row r at (c ^ (r & 7)) * 16), then the rows of the
@@ -571,18 +705,23 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
             for (int k = 0; k < 64 * CPR / 128; ++k) {
                 const int idx = wtid + 128 * k;
                 const int row = idx / CPR, q = idx % CPR;
-                if (row < rows_used) {
-                    const int pos = p0 + row / R;
-                    if (pos >= item.pos && pos < item.kv_len) {
-                        const int head = item.g * R + row % R;
-                        const uint4 v = ld_shared_v4(o_stage + (uint32_t)(row * ROWB + ((q ^ (row & 7)) * 16)));
-                        const long long e =
-                            (long long)(item.out_row + pos - item.pos) * P.out_ld + (long long)head * HD + q * 8;
-                        *reinterpret_cast<uint4*>(out + 2 * e) = v;
-                    }
+                const int po = (row * rdiv) >> 16;  // row / R
+                const int pos = p0 + po;
+                if (row < rows_used && pos >= item.pos && pos < item.kv_len) {
+                    const int head = item.g * R + (row - po * R);
+                    const uint4 v = ld_shared_v4(o_stage + (uint32_t)(row * ROWB + ((q ^ (row & 7)) * 16)));
+                    const long long e =
+                        (long long)(item.out_row + pos - item.pos) * P.out_ld + (long long)head * HD + q * 8;
+                    *reinterpret_cast<uint4*>(out + 2 * e) = v;
                 }
             }
+            if (rec) clk.lap(acc, PF_EPI);
         }
+        // Warpgroup 0 takes the last turn warpgroup 1 handed over (one more arrival than turns: the first one).
+        if constexpr (PINGPONG) {
+            if (wg == 0) turn_wait();
+        }
+        if (wtid == 0) prof_write(wg);
     }
 }
 
@@ -595,7 +734,7 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
     extern "C" __global__ void __launch_bounds__(attn90::THREADS, 1) attention_sm90_causal_bf16_hd##HD(           \
         const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,                   \
         const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) {                      \
-        attn90::attention_sm90<HD>(q_map, kv_map, spans, params);                                                  \
+        attn90::attention_sm90<HD, true, true, false>(q_map, kv_map, spans, params, nullptr);                      \
     }
 
 ATTENTION_SM90_ENTRY(64)

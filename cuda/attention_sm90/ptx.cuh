@@ -107,6 +107,19 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const sm90::TmaMap* ma
         : "memory");
 }
 
+// Arrives on named barrier `id` (counted in threads, whole warps) without waiting: the other side of a bar.sync
+// with the same id and count (the pingpong turns of the two consumer warpgroups; sm90/warpgroup.cuh has the sync).
+__device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threads) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// Nanoseconds of the global timer (the same clock on every SM; profiling builds of the harness only).
+__device__ __forceinline__ unsigned long long globaltimer_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+
 __device__ __forceinline__ void st_shared_v4_zero(uint32_t addr) {
     asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" ::"r"(addr), "r"(0) : "memory");
 }

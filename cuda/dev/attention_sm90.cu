@@ -7,6 +7,10 @@ Standalone (no Rust): built on the GPU host with
     nvcc -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a -o attention_sm90_dev cuda/dev/attention_sm90.cu -lcuda
 
 See cuda/dev/README.md for the flags and what it prints. Exits non-zero on any failed check.
+
+Besides the production entries it instantiates three dev variants of the same kernel template (same bytes, checked
+bitwise in [group] and [sections]): no pingpong, no L2 sections (the A/B columns of the speed table), and the
+profiling build (per-CTA phase counters: [profile]).
 */
 #include "../attention.cu"
 #include "../attention_sm90.cu"
@@ -27,6 +31,21 @@ See cuda/dev/README.md for the flags and what it prints. Exits non-zero on any f
 #include <vector>
 
 typedef __nv_bfloat16 bf16;
+
+// Dev variants of the kernel (not in the production cubin): <hd, pingpong, sections, profile>.
+template <int HD, bool PP, bool SEC, bool PROF>
+__global__ void __launch_bounds__(attn90::THREADS, 1)
+    attn_dev(const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,
+             const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params,
+             unsigned long long* prof) {
+    attn90::attention_sm90<HD, PP, SEC, PROF>(q_map, kv_map, spans, params, prof);
+}
+
+enum Variant { V_PROD = 0, V_NOPP, V_NOSEC, V_PROF, V_COUNT };
+static const char* variant_name(int v) {
+    static const char* n[] = {"production", "no pingpong", "no sections", "profiling"};
+    return n[v];
+}
 
 // ----------------------------------------------------------------------------------------------------------------
 // Error checks
@@ -61,6 +80,7 @@ struct Options {
     int reps = 25;          // timed repetitions (median)
     int grid = 0;           // 0: number of SMs
     bool simt = true;       // time the SIMT kernel too
+    bool variants = true;   // time the no-pingpong and no-sections variants (A/B) and run the profile
 } opt;
 
 static int g_sms = 0;
@@ -229,6 +249,7 @@ struct Setup {
     int qkv_pad = 0, out_pad = 0;  // extra columns: NaN in qkv (a multiple of hd), poisoned in out (of 8)
     int seg_gap = 0, out_gap = 0;  // NaN qkv rows after every segment; poisoned output rows between spans
     float qscale = 1.0f;
+    bool share_input = false;  // every span reads the same qkv segment (same in_row): the L2 working-set probe
     uint64_t seed = 1;
     // derived by layout()
     int qkv_ld = 0, out_ld = 0, width = 0, q_width = 0;
@@ -250,8 +271,13 @@ static void layout(Setup& s) {
     s.out_row.clear();
     long long r = 0, o = s.out_gap;
     for (const SpanDesc& d : s.spans) {
-        s.in_row.push_back((int)r);
-        r += d.pos + d.rows + s.seg_gap;
+        if (s.share_input) {
+            s.in_row.push_back(0);
+            r = std::max(r, (long long)(d.pos + d.rows + s.seg_gap));
+        } else {
+            s.in_row.push_back((int)r);
+            r += d.pos + d.rows + s.seg_gap;
+        }
         s.out_row.push_back((int)o);
         o += d.rows + s.out_gap;
     }
@@ -264,7 +290,7 @@ static void alloc(Setup& s) {
     std::vector<long long> info(s.qkv_rows, -1);
     for (int i = 0; i < s.count(); ++i) {
         const SpanDesc& d = s.spans[i];
-        const long long sid = d.sid >= 0 ? d.sid : i;
+        const long long sid = s.share_input ? 0 : (d.sid >= 0 ? d.sid : i);
         for (int r = 0; r < d.pos + d.rows; ++r) info[s.in_row[i] + r] = (sid << 32) | r;
     }
     long long* dinfo;
@@ -341,21 +367,41 @@ static CUtensorMap kv_tensor_map(const bf16* qkv, long long rows, int qkv_ld, in
     return m;
 }
 
+typedef void (*DevFn)(const sm90::TmaMap, const sm90::TmaMap, const Spans, const AttnSm90Params,
+                      unsigned long long*);
+
+static const void* variant_fn(int v, int hd) {
+    switch (v) {
+        case V_NOPP: return hd == 64 ? (const void*)attn_dev<64, false, true, false>
+                                     : (const void*)attn_dev<128, false, true, false>;
+        case V_NOSEC: return hd == 64 ? (const void*)attn_dev<64, true, false, false>
+                                      : (const void*)attn_dev<128, true, false, false>;
+        case V_PROF: return hd == 64 ? (const void*)attn_dev<64, true, true, true>
+                                     : (const void*)attn_dev<128, true, true, true>;
+        default: return hd == 64 ? (const void*)attention_sm90_causal_bf16_hd64
+                                 : (const void*)attention_sm90_causal_bf16_hd128;
+    }
+}
+
 struct Sm90Launch {
-    Sm90Fn fn;
+    const void* fn;
+    bool dev;  // a dev variant: one more parameter (the profile buffer)
     sm90::TmaMap q, kv;
     Spans spans;
     AttnSm90Params p;
+    unsigned long long* prof = nullptr;
     int grid, smem;
     void operator()() const {
-        void* args[] = {(void*)&q, (void*)&kv, (void*)&spans, (void*)&p};
-        CUDA_CHECK(cudaLaunchKernel((const void*)fn, dim3(grid), dim3(attn90::THREADS), args, smem, 0));
+        void* args[] = {(void*)&q, (void*)&kv, (void*)&spans, (void*)&p, (void*)&prof};
+        CUDA_CHECK(cudaLaunchKernel(fn, dim3(grid), dim3(attn90::THREADS), args, smem, 0));
     }
 };
 
-static Sm90Launch sm90_launch(const Setup& s, bf16* out, const std::vector<int>& which, int grid = 0) {
+static Sm90Launch sm90_launch(const Setup& s, bf16* out, const std::vector<int>& which, int grid = 0,
+                              int variant = V_PROD) {
     Sm90Launch L;
-    L.fn = s.hd == 64 ? attention_sm90_causal_bf16_hd64 : attention_sm90_causal_bf16_hd128;
+    L.fn = variant_fn(variant, s.hd);
+    L.dev = variant != V_PROD;
     L.smem = attn90::smem_bytes(s.hd);
     L.grid = grid > 0 ? grid : (opt.grid > 0 ? opt.grid : g_sms);
     const CUtensorMap q = q_tensor_map(s.qkv, s.qkv_rows, s.qkv_ld, s.H, s.KV, s.hd);
@@ -368,10 +414,10 @@ static Sm90Launch sm90_launch(const Setup& s, bf16* out, const std::vector<int>&
     L.p.heads = s.H;
     L.p.kv_heads = s.KV;
     L.p.scale = s.scale();
-    static bool attr_set[2] = {false, false};
-    if (!attr_set[s.hd == 128]) {
-        CUDA_CHECK(cudaFuncSetAttribute((const void*)L.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L.smem));
-        attr_set[s.hd == 128] = true;
+    static bool attr_set[V_COUNT][2] = {};
+    if (!attr_set[variant][s.hd == 128]) {
+        CUDA_CHECK(cudaFuncSetAttribute(L.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L.smem));
+        attr_set[variant][s.hd == 128] = true;
     }
     return L;
 }
@@ -616,6 +662,75 @@ static Setup mixed_setup(const Cfg& c, float qscale, uint64_t seed) {
     return s;
 }
 
+static unsigned long long* g_prof = nullptr;  // profile records: grid x 3 x attn90::PF_N
+static size_t g_prof_grid = 0;
+
+static unsigned long long* prof_buffer(int grid) {
+    if ((size_t)grid > g_prof_grid) {
+        if (g_prof) CUDA_CHECK(cudaFree(g_prof));
+        CUDA_CHECK(cudaMalloc(&g_prof, (size_t)grid * 3 * attn90::PF_N * sizeof(unsigned long long)));
+        g_prof_grid = grid;
+    }
+    CUDA_CHECK(cudaMemset(g_prof, 0, (size_t)grid * 3 * attn90::PF_N * sizeof(unsigned long long)));
+    return g_prof;
+}
+
+// The dev variants (no pingpong, no sections, profiling) write the same bytes as the production kernel.
+static void check_variants(const Setup& s, const std::vector<uint16_t>& expect, const std::string& name) {
+    for (int v : {V_NOPP, V_NOSEC, V_PROF}) {
+        poison(s, s.out);
+        Sm90Launch L = sm90_launch(s, s.out, all_spans(s), 0, v);
+        if (v == V_PROF) L.prof = prof_buffer(L.grid);
+        L();
+        sync_or_die("attention_sm90 [variant]");
+        record(download(s, s.out) == expect, "bitwise " + name + ": " + variant_name(v) + " == production");
+    }
+}
+
+// [sections] a launch whose K/V (21 spans of ~1152 rows, 32/8 hd 64 and 24/8 hd 128: 47 / 94 MB) turns the L2
+// sections on (schedule.cuh), against the GPU reference; bitwise: grid 7 == grid #SMs, the variants, spans alone ==
+// grouped.
+static void test_sections() {
+    printf("[sections] launches large enough for L2 sections vs a GPU reference; bitwise variants, grids, alone\n");
+    const Cfg cfgs[] = {{32, 8, 64}, {24, 8, 128}};
+    int k = 0;
+    for (const Cfg& c : cfgs) {
+        Setup s;
+        s.H = c.H;
+        s.KV = c.KV;
+        s.hd = c.hd;
+        for (int i = 0; i < 20; ++i) s.spans.push_back({i == 7 ? 1000 : 1152, 0, -1});
+        s.spans.push_back({3, 1500, -1});  // a decode-like span in a late section
+        s.seg_gap = 2;
+        s.out_gap = 1;
+        s.seed = 3000 + (k++);
+        alloc(s);
+        const std::string name = cfg_name(s) + " x21";
+        const std::vector<float> ref = gpu_reference(s);
+        poison(s, s.out);
+        sm90_launch(s, s.out, all_spans(s))();
+        sync_or_die("attention_sm90 [sections]");
+        const std::vector<uint16_t> grouped = download(s, s.out);
+        judge(check_output(s, grouped, &ref, all_spans(s)), "sections " + name);
+        poison(s, s.out);
+        sm90_launch(s, s.out, all_spans(s), 7)();
+        sync_or_die("attention_sm90 [sections, grid 7]");
+        record(download(s, s.out) == grouped, "bitwise " + name + ": grid 7 == grid #SMs");
+        check_variants(s, grouped, name);
+        for (int i : {0, 7, 19, 20}) {
+            poison(s, s.out);
+            sm90_launch(s, s.out, {i})();
+            sync_or_die("attention_sm90 [sections alone]");
+            const std::vector<uint16_t> alone = download(s, s.out);
+            long long d = 0;
+            const bool same = same_rows(s, alone, i, s, grouped, i, 0, s.spans[i].rows, &d);
+            record(same, "bitwise " + name + ": span " + std::to_string(i) + " alone == grouped (" +
+                             std::to_string(d) + " elements differ)");
+        }
+        release(s);
+    }
+}
+
 // [group] the mixed launch against the GPU reference; bitwise: the whole launch with grid = #SMs == grid 7 == grid 1,
 // and spans 0, 1, 2, 5, 13, 16 launched alone == inside the launch.
 static void test_grouped() {
@@ -640,6 +755,7 @@ static void test_grouped() {
                 sync_or_die("attention_sm90 [group, small grid]");
                 record(download(s, s.out) == grouped, "bitwise " + name + ": grid " + std::to_string(grid) + " == grid #SMs");
             }
+            check_variants(s, grouped, name);
             for (int i : {0, 1, 2, 5, 13, 16}) {
                 poison(s, s.out);
                 sm90_launch(s, s.out, {i})();
@@ -742,6 +858,7 @@ static void test_decode() {
 
 static void* g_flush = nullptr;
 static const size_t FLUSH_BYTES = 128ull << 20;  // > the 50 MB L2 of an H100/H200
+static double g_clock_mhz = 0;                      // the device's maximum SM clock
 
 template <class F>
 static double time_ms(const F& launch, int reps) {
@@ -763,32 +880,139 @@ static double time_ms(const F& launch, int reps) {
     return reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
 }
 
+// Back-to-back launches without a flush (how benches/python/sdpa_attention.py times SDPA: graph replays of n calls):
+// the median over 5 batches of the time per launch in a batch of n.
+template <class F>
+static double time_b2b_ms(const F& launch, int n) {
+    for (int i = 0; i < 3; ++i) launch();
+    sync_or_die("warm-up", 120);
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<float> t;
+    for (int b = 0; b < 5; ++b) {
+        CUDA_CHECK(cudaEventRecord(e0, 0));
+        for (int i = 0; i < n; ++i) launch();
+        CUDA_CHECK(cudaEventRecord(e1, 0));
+        sync_or_die("b2b runs", 300);
+        float ms;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        t.push_back(ms / n);
+    }
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    std::sort(t.begin(), t.end());
+    return t[2];
+}
+
 struct Shape {
     std::string name;
     int H, KV, hd;
     int cells, rows, pos;  // cells spans of `rows` queries after `pos` cached rows
+    double pred;           // version-2 prediction (TFLOP/s, or GB/s for decode); docs/log/attention_sm90.md §6
+    bool shared = false;   // every span reads the same segment (the L2 probe)
 };
 
 static std::vector<Shape> shapes() {
     return {
-        {"1B step 16x1152", 32, 8, 64, 16, 1152, 0},
-        {"160M step 12x640", 12, 12, 64, 12, 640, 0},
-        {"SmolLM2 step 30x1152", 9, 3, 64, 30, 1152, 0},
-        {"3B 1x4224", 24, 8, 128, 1, 4224, 0},
-        {"8B 1x4224", 32, 8, 128, 1, 4224, 0},
-        {"3B step 28x1152", 24, 8, 128, 28, 1152, 0},
-        {"1B decode 16x1@4223", 32, 8, 64, 16, 1, 4223},
-        {"SmolLM2 decode 30x1@4223", 9, 3, 64, 30, 1, 4223},
-        {"3B decode 28x1@4223", 24, 8, 128, 28, 1, 4223},
-        {"1B decode 1x1@4223", 32, 8, 64, 1, 1, 4223},
+        {"1B step 16x1152", 32, 8, 64, 16, 1152, 0, 330},
+        {"160M step 12x640", 12, 12, 64, 12, 640, 0, 190},
+        {"SmolLM2 step 30x1152", 9, 3, 64, 30, 1152, 0, 260},
+        {"3B 1x4224", 24, 8, 128, 1, 4224, 0, 470},
+        {"8B 1x4224", 32, 8, 128, 1, 4224, 0, 500},
+        {"3B step 28x1152", 24, 8, 128, 28, 1152, 0, 430},
+        {"1B decode 16x1@4223", 32, 8, 64, 16, 1, 4223, 2800},
+        {"SmolLM2 decode 30x1@4223", 9, 3, 64, 30, 1, 4223, 2400},
+        {"3B decode 28x1@4223", 24, 8, 128, 28, 1, 4223, 3200},
+        {"1B decode 1x1@4223", 32, 8, 64, 1, 1, 4223, 290},
+        {"1B step, shared K/V (L2)", 32, 8, 64, 16, 1152, 0, 0, true},
     };
+}
+
+// The work model of a launch: warpgroup tiles computed (with the pingpong rule), K/V tile pairs loaded, items.
+struct Work {
+    long long items = 0, wg_tiles = 0, loads = 0;
+    double tma_bytes = 0, tensor_us = 0, mufu_us = 0;
+};
+
+static Work work_model(const Setup& s) {
+    Work w;
+    const int R = s.H / s.KV, BP = 64 / R;
+    for (const SpanDesc& d : s.spans) {
+        if (d.rows == 0) continue;
+        const int kvl = d.pos + d.rows;
+        for (int c = d.pos / (2 * BP); c <= (kvl - 1) / (2 * BP); ++c) {
+            const int p00 = 2 * c * BP, p01 = p00 + BP;
+            const bool a0 = p00 < kvl && p00 + BP > d.pos, a1 = p01 < kvl && p01 + BP > d.pos;
+            const int kt0 = a0 ? (std::min(p00 + BP, kvl) - 1) / 128 + 1 : 0;
+            const int kt1 = a1 ? (std::min(p01 + BP, kvl) - 1) / 128 + 1 : 0;
+            const int kt = std::max(kt0, kt1);
+            w.items += s.KV;
+            w.loads += (long long)kt * s.KV;
+            w.wg_tiles += (long long)(kt0 > 0 && kt1 > 0 ? 2 * kt : kt0 + kt1) * s.KV;
+        }
+    }
+    const double clk = g_clock_mhz * 1e6;
+    w.tma_bytes = (double)w.loads * 2 * 128 * s.hd * 2;
+    w.tensor_us = (double)w.wg_tiles * (4.0 * 64 * 128 * s.hd / 4096) / g_sms / clk * 1e6;
+    w.mufu_us = (double)w.wg_tiles * (64.0 * 128 / 16) / g_sms / clk * 1e6;
+    return w;
+}
+
+// [profile] one run of the profiling variant: where the consumer warpgroups' and the producer's cycles go.
+static std::string profile_line(const Setup& s) {
+    Sm90Launch L = sm90_launch(s, s.out, all_spans(s), 0, V_PROF);
+    L.prof = prof_buffer(L.grid);
+    L();
+    L.prof = prof_buffer(L.grid);  // a second run: warm instruction caches and clocks
+    L();
+    sync_or_die("attention_sm90 [profile]");
+    const int N = attn90::PF_N;
+    std::vector<unsigned long long> h((size_t)L.grid * 3 * N);
+    CUDA_CHECK(cudaMemcpy(h.data(), L.prof, h.size() * 8, cudaMemcpyDeviceToHost));
+    double c[N] = {}, pr[N] = {};
+    double t0 = 1e300, t1 = 0, busy = 0, cyc = 0, ns = 0;
+    int ctas = 0;
+    for (int b = 0; b < L.grid; ++b) {
+        const unsigned long long* w0 = &h[((size_t)b * 3 + 0) * N];
+        const unsigned long long* w1 = &h[((size_t)b * 3 + 1) * N];
+        const unsigned long long* p = &h[((size_t)b * 3 + 2) * N];
+        if (p[attn90::PF_T1] == 0) continue;
+        for (const unsigned long long* w : {w0, w1})
+            for (int i = 0; i < N; ++i) c[i] += (double)w[i];
+        for (int i = 0; i < N; ++i) pr[i] += (double)p[i];
+        const double a = (double)std::min(w0[attn90::PF_T0], p[attn90::PF_T0]);
+        const double e = (double)std::max(std::max(w0[attn90::PF_T1], w1[attn90::PF_T1]), p[attn90::PF_T1]);
+        t0 = std::min(t0, a);
+        t1 = std::max(t1, e);
+        busy += e - a;
+        cyc += (double)w0[attn90::PF_TOTAL];
+        ns += (double)(w0[attn90::PF_T1] - w0[attn90::PF_T0]);
+        ++ctas;
+    }
+    char buf[640];
+    if (ctas == 0 || c[attn90::PF_TOTAL] == 0) return "no profile";
+    const double tot = c[attn90::PF_TOTAL], tiles = std::max(1.0, c[attn90::PF_TILES]);
+    auto pc = [&](int f) { return 100.0 * c[f] / tot; };
+    snprintf(buf, sizeof buf,
+             "WG: %5.0f clk/tile, %5.1f tiles/item | item %4.1f%% waitK %4.1f%% turn %4.1f%% issue %4.1f%% waitS "
+             "%4.1f%% soft %4.1f%% waitV %4.1f%% waitPV %4.1f%% tail %4.1f%% epi %4.1f%% | prod: waitQ %4.1f%% "
+             "waitKst %4.1f%% waitVst %4.1f%% | CTA busy %4.1f%% of %.1f us | %4.0f MHz",
+             tot / tiles, tiles / std::max(1.0, c[attn90::PF_ITEMS]), pc(attn90::PF_ITEM), pc(attn90::PF_WAITK),
+             pc(attn90::PF_TURN), pc(attn90::PF_ISSUE), pc(attn90::PF_WAITS), pc(attn90::PF_SOFT),
+             pc(attn90::PF_WAITV), pc(attn90::PF_WAITPV), pc(attn90::PF_TAIL), pc(attn90::PF_EPI),
+             100.0 * pr[attn90::PF_ITEM] / pr[attn90::PF_TOTAL], 100.0 * pr[attn90::PF_WAITK] / pr[attn90::PF_TOTAL],
+             100.0 * pr[attn90::PF_WAITV] / pr[attn90::PF_TOTAL], 100.0 * busy / ctas / (t1 - t0), (t1 - t0) / 1e3,
+             ns > 0 ? cyc / ns * 1e3 : 0.0);
+    return buf;
 }
 
 struct Row {
     std::string name;
     int cells, rows, pos, H, KV, hd;
     bool decode;
-    double ms, rate, simt_ms, simt_rate, rel;
+    double ms, rate, b2b_ms, b2b_rate, pred, nopp_ms, nosec_ms, simt_ms, simt_rate, rel;
+    double clk_per_tile, l2_tbs;
     bool ok;
 };
 static std::vector<Row> g_rows;
@@ -799,6 +1023,7 @@ static void bench_shape(const Shape& sh) {
     s.H = sh.H;
     s.KV = sh.KV;
     s.hd = sh.hd;
+    s.share_input = sh.shared;
     for (int i = 0; i < sh.cells; ++i) s.spans.push_back({sh.rows, sh.pos, -1});
     s.seed = std::hash<std::string>()(sh.name) & 0xFFFF;
     alloc(s);
@@ -811,8 +1036,17 @@ static void bench_shape(const Shape& sh) {
                        : 4.0 * s.hd * s.H * (double)d.rows * d.rows / 2.0;
         bytes += 2.0 * (d.pos + d.rows) * s.KV * s.hd * 2 + 2.0 * d.rows * s.H * s.hd * 2;
     }
+    auto rate = [&](double ms) {
+        return ms > 0 ? (decode ? bytes / (ms * 1e-3) / 1e9 : flop / (ms * 1e-3) / 1e12) : 0;
+    };
     const Sm90Launch L = sm90_launch(s, s.out, all_spans(s));
     const double t = time_ms(L, opt.reps);
+    const double tb = time_b2b_ms(L, 20);
+    double t_nopp = 0, t_nosec = 0;
+    if (opt.variants && !decode) {
+        t_nopp = time_ms(sm90_launch(s, s.out, all_spans(s), 0, V_NOPP), opt.reps);
+        t_nosec = time_ms(sm90_launch(s, s.out, all_spans(s), 0, V_NOSEC), opt.reps);
+    }
     // Checked run: fresh poison, one launch, compare with the reference.
     poison(s, s.out);
     L();
@@ -822,13 +1056,14 @@ static void bench_shape(const Shape& sh) {
     const CheckResult r = check_output(s, out, &ref, all_spans(s));
     const bool ok = judge(r, "timed " + sh.name + " " + cfg_name(s));
     double ts = 0;
-    if (opt.simt) {
+    if (opt.simt && !sh.shared) {
         bf16* so;
         CUDA_CHECK(cudaMalloc(&so, (size_t)s.out_rows * s.out_ld * 2));
         const SimtLaunch S = simt_launch(s, so);
         ts = time_ms(S, std::max(3, opt.reps / 3));
         CUDA_CHECK(cudaFree(so));
     }
+    const Work w = work_model(s);
     Row row;
     row.name = sh.name;
     row.cells = sh.cells;
@@ -839,14 +1074,31 @@ static void bench_shape(const Shape& sh) {
     row.hd = sh.hd;
     row.decode = decode;
     row.ms = t;
-    row.rate = decode ? bytes / (t * 1e-3) / 1e9 : flop / (t * 1e-3) / 1e12;
+    row.rate = rate(t);
+    row.b2b_ms = tb;
+    row.b2b_rate = rate(tb);
+    row.pred = sh.pred;
+    row.nopp_ms = t_nopp;
+    row.nosec_ms = t_nosec;
     row.simt_ms = ts;
-    row.simt_rate = ts > 0 ? (decode ? bytes / (ts * 1e-3) / 1e9 : flop / (ts * 1e-3) / 1e12) : 0;
+    row.simt_rate = rate(ts);
     row.rel = r.rel;
     row.ok = ok;
+    row.clk_per_tile = t * 1e-3 * g_clock_mhz * 1e6 * g_sms / std::max(1LL, w.wg_tiles);
+    row.l2_tbs = w.tma_bytes / (t * 1e-3) / 1e12;
     g_rows.push_back(row);
-    printf("  %-26s %-12s grid %3d  %8.4f ms  %8.1f %s   (SIMT %8.4f ms)  err %.2e %s\n", sh.name.c_str(),
-           cfg_name(s).c_str(), L.grid, t, row.rate, decode ? "GB/s   " : "TFLOP/s", ts, r.rel, ok ? "" : "FAIL");
+    printf("  %-26s %-12s %8.4f ms %8.1f %s (b2b %8.4f ms %8.1f)", sh.name.c_str(), cfg_name(s).c_str(), t, row.rate,
+           decode ? "GB/s   " : "TFLOP/s", tb, row.b2b_rate);
+    if (t_nopp > 0) printf("  no-pp %.4f  no-sec %.4f", t_nopp, t_nosec);
+    if (ts > 0) printf("  (SIMT %.4f ms)", ts);
+    printf("  err %.2e %s\n", r.rel, ok ? "" : "FAIL");
+    printf("      model: %lld items, %lld WG tiles, %lld K/V tile pairs = %.0f MB (%.2f TB/s), tensor %.1f us, MUFU "
+           "%.1f us at peak; %.0f clk per WG tile (SM time)\n",
+           w.items, w.wg_tiles, w.loads, w.tma_bytes / 1e6, row.l2_tbs, w.tensor_us, w.mufu_us, row.clk_per_tile);
+    if (opt.variants) {
+        const std::string pl = profile_line(s);
+        printf("      profile: %s\n", pl.c_str());
+    }
     fflush(stdout);
     release(s);
 }
@@ -860,7 +1112,8 @@ static void usage() {
         "  --shape    time only the shapes whose name contains SUBSTR (e.g. '1B', 'decode', '4224')\n"
         "  --reps     timed repetitions per measurement (median; default 25; the SIMT kernel gets a third)\n"
         "  --grid     CTAs of our kernel (default: the number of SMs)\n"
-        "  --no-simt  do not time the SIMT kernel\n");
+        "  --no-simt  do not time the SIMT kernel\n"
+        "  --no-variants  do not time the no-pingpong / no-sections variants nor run the profile\n");
 }
 
 int main(int argc, char** argv) {
@@ -878,6 +1131,7 @@ int main(int argc, char** argv) {
         else if (a == "--reps") opt.reps = std::max(1, atoi(next().c_str()));
         else if (a == "--grid") opt.grid = atoi(next().c_str());
         else if (a == "--no-simt") opt.simt = false;
+        else if (a == "--no-variants") opt.variants = false;
         else {
             usage();
             return a == "--help" || a == "-h" ? 0 : 2;
@@ -888,6 +1142,7 @@ int main(int argc, char** argv) {
     g_sms = prop.multiProcessorCount;
     int clock_khz = 0;
     (void)cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
+    g_clock_mhz = clock_khz > 0 ? clock_khz / 1e3 : 1830.0;
     printf("device: %s, %d SMs, cc %d.%d, %.0f MHz; smem/block optin %zu; kernel smem hd64 %d, hd128 %d bytes\n",
            prop.name, g_sms, prop.major, prop.minor, clock_khz / 1e3, prop.sharedMemPerBlockOptin,
            attn90::smem_bytes(64), attn90::smem_bytes(128));
@@ -895,9 +1150,10 @@ int main(int argc, char** argv) {
         printf("needs an sm_90 GPU (H100/H200)\n");
         return 2;
     }
-    for (Sm90Fn f : {attention_sm90_causal_bf16_hd64, attention_sm90_causal_bf16_hd128}) {
+    for (const void* f :
+         {(const void*)attention_sm90_causal_bf16_hd64, (const void*)attention_sm90_causal_bf16_hd128}) {
         cudaFuncAttributes fa;
-        CUDA_CHECK(cudaFuncGetAttributes(&fa, (const void*)f));
+        CUDA_CHECK(cudaFuncGetAttributes(&fa, f));
         printf("  sm90 kernel: %d registers (launch), %zu bytes local, %d max threads\n", fa.numRegs,
                fa.localSizeBytes, fa.maxThreadsPerBlock);
     }
@@ -909,6 +1165,9 @@ int main(int argc, char** argv) {
     c0 = g_checks, f0 = g_failures;
     test_grouped();
     printf("  group: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
+    c0 = g_checks, f0 = g_failures;
+    test_sections();
+    printf("  sections: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
     c0 = g_checks, f0 = g_failures;
     test_decode();
     printf("  decode: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
@@ -927,16 +1186,31 @@ int main(int argc, char** argv) {
 
     printf("%s: %d checks, %d failed\n", g_failures ? "FAILED" : "PASSED", g_checks, g_failures);
     if (!g_rows.empty()) {
-        printf("\n%-26s %5s %5s %5s %6s %4s %9s %14s %9s %14s %7s %9s %s\n", "shape", "spans", "rows", "pos", "H/KV",
-               "hd", "ms", "rate", "SIMT ms", "SIMT rate", "speedup", "rel err", "check");
+        printf("\nversion 2 (production: pingpong + L2 sections). ms: median of %d, L2 flushed; b2b: back-to-back, "
+               "no flush (as benches/python/sdpa_attention.py times SDPA); pred: docs/log/attention_sm90.md s6; "
+               "no-pp / no-sec: the A/B variants (flushed); %%SDPA: rate / 349 TFLOP/s (SDPA flash, 1B step, this "
+               "H200)\n",
+               opt.reps);
+        printf("%-26s %5s %5s %5s %6s %4s %9s %14s %14s %7s %6s %6s %9s %9s %9s %9s %8s %9s %s\n", "shape", "spans",
+               "rows", "pos", "H/KV", "hd", "ms", "rate", "b2b rate", "pred", "m/pred", "%SDPA", "no-pp ms",
+               "no-sec ms", "clk/tile", "SIMT ms", "speedup", "rel err", "check");
         for (const Row& r : g_rows) {
-            char hkv[16], rate[32], srate[32];
+            char hkv[16], rate[32], brate[32], sdpa[16], nopp[16], nosec[16], pred[16], mp[16];
             snprintf(hkv, sizeof hkv, "%d/%d", r.H, r.KV);
             snprintf(rate, sizeof rate, "%8.1f %s", r.rate, r.decode ? "GB/s  " : "TFLOP/s");
-            snprintf(srate, sizeof srate, "%8.1f %s", r.simt_rate, r.decode ? "GB/s  " : "TFLOP/s");
-            printf("%-26s %5d %5d %5d %6s %4d %9.4f %14s %9.4f %14s %6.1fx %9.2e %s\n", r.name.c_str(), r.cells,
-                   r.rows, r.pos, hkv, r.hd, r.ms, rate, r.simt_ms, srate, r.simt_ms > 0 ? r.simt_ms / r.ms : 0.0,
-                   r.rel, r.ok ? "ok" : "FAIL");
+            snprintf(brate, sizeof brate, "%8.1f %s", r.b2b_rate, r.decode ? "GB/s  " : "TFLOP/s");
+            const bool is1b = r.name == "1B step 16x1152";
+            if (is1b)
+                snprintf(sdpa, sizeof sdpa, "%.0f%%", 100.0 * r.rate / 349.0);
+            else
+                snprintf(sdpa, sizeof sdpa, "-");
+            snprintf(nopp, sizeof nopp, r.nopp_ms > 0 ? "%.4f" : "-", r.nopp_ms);
+            snprintf(nosec, sizeof nosec, r.nosec_ms > 0 ? "%.4f" : "-", r.nosec_ms);
+            snprintf(pred, sizeof pred, r.pred > 0 ? "%.0f" : "-", r.pred);
+            snprintf(mp, sizeof mp, r.pred > 0 ? "%.2f" : "-", r.pred > 0 ? r.rate / r.pred : 0.0);
+            printf("%-26s %5d %5d %5d %6s %4d %9.4f %14s %14s %7s %6s %6s %9s %9s %9.0f %9.4f %7.1fx %9.2e %s\n",
+                   r.name.c_str(), r.cells, r.rows, r.pos, hkv, r.hd, r.ms, rate, brate, pred, mp, sdpa, nopp, nosec,
+                   r.clk_per_tile, r.simt_ms, r.simt_ms > 0 ? r.simt_ms / r.ms : 0.0, r.rel, r.ok ? "ok" : "FAIL");
         }
     }
     return g_failures ? 1 : 0;

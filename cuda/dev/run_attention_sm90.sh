@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds and runs the development harness of the sm_90a tensor-core attention (cuda/attention_sm90.cu) on a GPU host
 # with CUDA 13 (nvcc, an sm_90 GPU). Arguments go to the harness (see the header of cuda/dev/attention_sm90.cu), e.g.
-#     cuda/dev/run_attention_sm90.sh                 # all checks, then the timed shapes (with the SIMT ladder)
+#     cuda/dev/run_attention_sm90.sh                 # all checks, then the timed shapes (SIMT ladder, the no-pingpong /
+#                                                    # no-sections A/B columns, one profiling run per shape); < 2 min
 #     cuda/dev/run_attention_sm90.sh --quick         # checks only
 #     cuda/dev/run_attention_sm90.sh --shape decode --reps 50
+#     cuda/dev/run_attention_sm90.sh --no-variants --no-simt   # production timings only
 # The binary goes to target/dev/ (ignored by git); nvcc is $NVCC, else nvcc on PATH, else /usr/local/cuda/bin/nvcc.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use dbrmt_formats::SavedState;
+use dbrmt_formats::{SavedState, StateExpect};
 use serde_json::{json, Value};
 use serve_support::{read_first_event, repo, stream_token_ids, token_ids, Server};
 
@@ -319,11 +319,20 @@ fn stored_states_continue_exactly_and_travel_as_files() {
     let mut corrupted = file.clone();
     let at = corrupted.len() - 10;
     corrupted[at] ^= 1;
-    let saved = SavedState::from_bytes(&file, Path::new("t"), &identity(&server), 4, 96, 128).unwrap();
+    let id = identity(&server);
+    let expect = StateExpect {
+        identity: &id,
+        layers: 4,
+        d_key: 96,
+        hidden: 128,
+        vocab: None,
+        segment_size: None,
+    };
+    let saved = SavedState::from_bytes(Path::new("t"), &file, &expect).unwrap().saved;
     let foreign = saved.to_bytes("dbrmt-id1:00000000deadbeef").unwrap();
     for (name, bytes, needle) in [
         ("imported", &file[..file.len() / 2], "not a state file"),
-        ("imported", &corrupted[..], "corrupted"),
+        ("imported", &corrupted[..], "checksum"),
         ("imported", &foreign[..], "another model"),
         ("other", &b"hello"[..], "not a state file"),
         ("bad%20id", &file[..], "state id"),

@@ -1,13 +1,23 @@
-//! Saved states as bytes: `to_bytes` and `save` read back exactly, and a truncated,
-//! corrupted or other-model state is refused with an error (never a panic, never a wrong state).
+//! Saved states as bytes (what `dbrmt serve` exports and imports): `to_bytes` reads back exactly through
+//! `from_bytes` and through the file `save` writes, and a truncated, corrupted or other-model state is refused.
 
 use std::path::Path;
 
 use dbrmt_formats::rng::SplitMix64;
-use dbrmt_formats::{MemoryState, SavedState};
+use dbrmt_formats::{MemoryState, SavedState, StateExpect};
 
 const ID: &str = "dbrmt-id1:0123456789abcdef";
-const ORIGIN: &str = "<upload>";
+
+fn expect(identity: &str, layers: usize, hidden: usize) -> StateExpect<'_> {
+    StateExpect {
+        identity,
+        layers,
+        d_key: 12,
+        hidden,
+        vocab: Some(512),
+        segment_size: Some(8),
+    }
+}
 
 fn sample(seed: u64) -> SavedState {
     let mut rng = SplitMix64::new(seed);
@@ -24,14 +34,15 @@ fn sample(seed: u64) -> SavedState {
 }
 
 fn read(bytes: &[u8]) -> Result<SavedState, dbrmt_formats::FormatError> {
-    SavedState::from_bytes(bytes, Path::new(ORIGIN), ID, 3, 12, 8)
+    let loaded = SavedState::from_bytes(Path::new("<upload>"), bytes, &expect(ID, 3, 8))?;
+    assert_eq!(loaded.warning, None, "a state of this version has a checksum");
+    Ok(loaded.saved)
 }
 
 #[test]
 fn bytes_round_trip_and_match_the_file() {
     let saved = sample(1);
     let bytes = saved.to_bytes(ID).unwrap();
-    assert!(SavedState::has_checksum(&bytes));
     assert_eq!(read(&bytes).unwrap(), saved);
     let dir = std::env::temp_dir().join(format!("dbrmt-state-bytes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -39,10 +50,8 @@ fn bytes_round_trip_and_match_the_file() {
     saved.save(&path, ID).unwrap();
     // the file holds the same state (its metadata may be in another order: safetensors writes a map)
     let file = std::fs::read(&path).unwrap();
-    assert!(file.len() == bytes.len() && SavedState::has_checksum(&file));
-    assert_eq!(SavedState::load(&path, ID, 3, 12, 8).unwrap(), saved);
-    // nothing but the file is left behind (the temporary was renamed over it)
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert_eq!(file.len(), bytes.len());
+    assert_eq!(read(&file).unwrap(), saved);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(saved.bytes(), 4 * (3 * (12 * 8 + 12) + 3));
 }
@@ -53,16 +62,16 @@ fn truncated_corrupted_and_foreign_states_are_refused() {
     let bytes = saved.to_bytes(ID).unwrap();
     for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
         let e = read(&bytes[..cut]).unwrap_err().to_string();
-        assert!(e.contains(ORIGIN), "{e}");
+        assert!(e.contains("<upload>"), "{e}");
     }
     // one flipped bit in the tensor data (the last bytes of the file) is caught by the checksum
     let mut flipped = bytes.clone();
     let last = flipped.len() - 3;
     flipped[last] ^= 0x10;
-    assert!(read(&flipped).unwrap_err().to_string().contains("corrupted"));
+    assert!(read(&flipped).unwrap_err().to_string().contains("checksum"));
     // another model, other shapes
-    let e = SavedState::from_bytes(&bytes, Path::new(ORIGIN), "dbrmt-id1:ffff", 3, 12, 8).unwrap_err();
+    let e = SavedState::from_bytes(Path::new("<upload>"), &bytes, &expect("dbrmt-id1:ffff", 3, 8)).unwrap_err();
     assert!(e.to_string().contains("another model"), "{e}");
-    assert!(SavedState::from_bytes(&bytes, Path::new(ORIGIN), ID, 4, 12, 8).is_err());
-    assert!(SavedState::from_bytes(&bytes, Path::new(ORIGIN), ID, 3, 12, 9).is_err());
+    assert!(SavedState::from_bytes(Path::new("<upload>"), &bytes, &expect(ID, 4, 8)).is_err());
+    assert!(SavedState::from_bytes(Path::new("<upload>"), &bytes, &expect(ID, 3, 9)).is_err());
 }

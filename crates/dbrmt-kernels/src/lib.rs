@@ -23,6 +23,7 @@ pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
 pub(crate) mod tma;
+pub mod to_bf16;
 
 pub use cubins::cubins_built;
 pub use error::KernelError;

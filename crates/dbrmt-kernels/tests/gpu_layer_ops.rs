@@ -1,4 +1,4 @@
-//! The row kernels of the decoder layer (RMSNorm, RoPE, causal GQA attention, SwiGLU, segment embedding) on a GPU,
+//! The row kernels of the decoder layer (RMSNorm, the f32 → bf16 rounding, RoPE, causal GQA attention, SwiGLU, segment embedding) on a GPU,
 //! against their f32 CPU references, and their launchers' argument checks.
 //!
 //! Every check draws fresh random inputs from the printed seed; replay a failure with `DBRMT_SEED=<seed>`.
@@ -12,6 +12,13 @@ use half::bf16;
 #[ignore = "needs a CUDA GPU"]
 fn rms_norm_matches_reference() {
     assert_suite_passes(check::rms_norm::checks);
+}
+
+/// The f32 → bf16 rounding of the rows the memory projections read: bit for bit.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn to_bf16_matches_reference() {
+    assert_suite_passes(check::to_bf16::checks);
 }
 
 #[test]

@@ -289,6 +289,16 @@ pub fn cases() -> Vec<Sm90Case> {
             k,
         });
     }
+    // the memory's projections (f32 out): the read's H·W_qᵀ (n = d_mem) and the write's P·[W_k|W_v|w_β]ᵀ (n =
+    // d_mem + d + 1 padded to 8), Llama-3.2-1B widths
+    for (n, ms) in [(64, vec![1152, 1, 300]), (2120, vec![128, 128, 7])] {
+        out.push(Sm90Case {
+            epilogue: Epilogue::F32 { accumulate: false },
+            ms,
+            n,
+            k: 2048,
+        });
+    }
     // down-projection depth, one full cell and a short one
     out.push(Sm90Case {
         epilogue: Epilogue::F32 { accumulate: true },

@@ -21,15 +21,17 @@ pub mod harness;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
+pub mod to_bf16;
 
 /// One kernel's checks at all its shapes.
 pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 12] = [
+    let suites: [Suite; 13] = [
         embed::checks,
         rms_norm::checks,
+        to_bf16::checks,
         gemm::checks,
         gemm_sm90::checks,
         gemm_tf32x3_sm90::checks,

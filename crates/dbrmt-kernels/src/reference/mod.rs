@@ -17,6 +17,7 @@ pub mod gemm;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
+pub mod to_bf16;
 
 /// The ε the original ARMT code adds to the read/write denominators and to ‖φ(k)‖² (hard-coded 1e-5 there); the
 /// kernels' `ARMT_EPS` of `cuda/common/armt.cuh` (a unit test checks that they agree).

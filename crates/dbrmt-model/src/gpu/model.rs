@@ -18,11 +18,13 @@ use dbrmt_kernels::{
     rms_norm::rms_norm,
     rope::rope,
     swiglu::swiglu,
+    to_bf16::to_bf16,
     Gpu, KernelError,
 };
 
 use half::bf16;
 
+use super::weights::kvb_rows;
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
 
@@ -142,6 +144,27 @@ pub struct GpuModel {
     pub memory: MemoryProducts,
 }
 
+/// The chunks a step runs in, in order: each at most a launch's groups, `max_writers` whole cells (their write
+/// scratch) and `scratch_rows` rows (every cell fits on its own: [`GpuModel::step`] checks).
+fn chunks(cells: &[StepCell], mem: usize, max_writers: usize, scratch_rows: usize) -> Vec<&[StepCell]> {
+    let mut out = Vec::new();
+    let (mut start, mut rows, mut writers) = (0, 0, 0);
+    for (i, c) in cells.iter().enumerate() {
+        let writes = usize::from(c.open_at.is_none());
+        let full = i - start == MAX_GROUPS || rows + c.rows(mem) > scratch_rows || writers + writes > max_writers;
+        if full && i > start {
+            out.push(&cells[start..i]);
+            (start, rows, writers) = (i, 0, 0);
+        }
+        rows += c.rows(mem);
+        writers += writes;
+    }
+    if start < cells.len() {
+        out.push(&cells[start..]);
+    }
+    out
+}
+
 /// `(offset, rows)` of each cell in the step's packed scratch.
 fn packed_rows(cells: &[StepCell], mem: usize) -> Vec<(usize, usize)> {
     let mut at = 0;
@@ -166,23 +189,33 @@ impl GpuModel {
         st: &mut DeviceState,
         cells: &[StepCell],
     ) -> Result<(), KernelError> {
-        let t = self.cfg.armt.segment_size;
+        let (t, m) = (self.cfg.armt.segment_size, self.cfg.armt.num_mem_tokens);
         for x in cells {
             if let Some(p) = x.open_at {
-                if ws.cache_layers <= x.layer || p + x.text_rows > t {
+                if ws.cache_states <= x.state || p + x.text_rows > t {
                     return Err(KernelError::InvalidArgument {
                         kernel: "step".into(),
                         msg: format!(
-                            "open rows {p}..{} of layer {}: the workspace caches {} layers of {t} rows",
+                            "open rows {p}..{} of state {}: the workspace caches {} states of {t} rows",
                             p + x.text_rows,
-                            x.layer,
-                            ws.cache_layers
+                            x.state,
+                            ws.cache_states
                         ),
                     });
                 }
             }
+            if x.rows(m) > ws.scratch_rows {
+                return Err(KernelError::InvalidArgument {
+                    kernel: "step".into(),
+                    msg: format!(
+                        "a cell of {} rows, the step scratch holds {}",
+                        x.rows(m),
+                        ws.scratch_rows
+                    ),
+                });
+            }
         }
-        for chunk in cells.chunks(ws.max_cells.min(MAX_GROUPS)) {
+        for chunk in chunks(cells, m, ws.max_cells.max(1), ws.scratch_rows) {
             self.step_chunk(gpu, stream, ws, st, chunk)?;
         }
         Ok(())
@@ -263,8 +296,17 @@ impl GpuModel {
         let (w, a) = (&self.weights, &self.cfg.armt);
         let (d, dk) = (at.d, at.d_key);
         let in_scratch: Vec<Span> = readers.iter().map(|&i| at.in_scratch(i)).collect();
-        let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
-        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        if self.memory_projections_on_sm90() {
+            // the hidden rows rounded to bf16 once, into the norm scratch (free until the attention block's norm)
+            let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
+            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+            ws.mark(stream, "read: rows to bf16")?;
+            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q_from_scratch(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_q, &mut ws.u, &q, false)?;
+        } else {
+            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
+            gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
+        }
         ws.mark(stream, "read: q projection")?;
         dpfp(
             gpu,
@@ -400,6 +442,14 @@ impl GpuModel {
         ws.mark(stream, "down projection + residual")
     }
 
+    /// Whether the memory's projections (the read's `H·W_qᵀ`, the write's `P·[W_k|W_v|w_β]ᵀ`) run on the v2 GEMM,
+    /// from the f32 hidden rows rounded to bf16 by `to_bf16` first (the values v1's `gemm_nt_f32_bf16_f32` rounds
+    /// them to as it stages them): with the v2 projections and `d_mem` a multiple of 8 (the write's width is padded
+    /// to one, [`super::weights::kvb_rows`]). Per model, like every kernel choice.
+    fn memory_projections_on_sm90(&self) -> bool {
+        self.projections == Projections::Sm90 && self.cfg.armt.d_mem.is_multiple_of(8)
+    }
+
     /// A product with the memory state, `Y = X · A[state]` (f32), on the model's kernel for it.
     fn state_product(
         &self,
@@ -468,8 +518,17 @@ impl GpuModel {
         let (d, dk, kvb) = (at.d, at.d_key, at.kvb_width);
         let mem: Vec<Span> = writers.iter().map(|&i| at.mem_span(i)).collect();
         // P·[W_k|W_v|w_β]ᵀ, then kφ = dpfp(K raw)
-        let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
-        gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        if self.memory_projections_on_sm90() {
+            // the memory rows rounded to bf16 once, into the norm scratch (free after the MLP's gate/up product)
+            let rows: Vec<Span> = writers.iter().map(|&i| at.mem_from_hidden(i)).collect();
+            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+            ws.mark(stream, "write: rows to bf16")?;
+            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb_from_scratch(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        } else {
+            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
+            gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+        }
         ws.mark(stream, "write: k/v/β projection")?;
         dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, a.d_mem, a.nu)?;
         ws.mark(stream, "write: dpfp")?;
@@ -559,6 +618,113 @@ impl GpuModel {
     }
 }
 
+/// A segment, or an open segment's new rows, leaving the top layer, as [`GpuModel::finish_many`] takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finishing {
+    /// Its hidden slot.
+    pub slot: usize,
+    pub text_rows: usize,
+    pub logits: LogitsMode,
+}
+
+impl Finishing {
+    /// `(first text row, rows)` whose logits it asks for.
+    fn logit_rows(&self) -> (usize, usize) {
+        match self.logits {
+            LogitsMode::None => (0, 0),
+            LogitsMode::Last => (self.text_rows - 1, 1),
+            LogitsMode::All => (0, self.text_rows),
+        }
+    }
+}
+
+impl GpuModel {
+    /// The logits of several finishing segments together: for each, the final norm of the rows it asks for (its last
+    /// text row, or all) and their LM head — one span and one group per item, so each gets the bits
+    /// [`GpuModel::finish`] gives it alone (a row's norm and product never depend on the other rows of a launch).
+    /// Runs in launches of at most [`MAX_GROUPS`] items and the rows [`Workspace::final_hidden`] and
+    /// [`Workspace::logits`] hold (each item must fit alone: see [`Workspace::ensure_finish_rows`]). Returns each
+    /// item's `[rows, V]` logits on the host (empty for `LogitsMode::None`).
+    pub fn finish_many(
+        &self,
+        gpu: &Gpu,
+        stream: &std::sync::Arc<CudaStream>,
+        ws: &mut Workspace,
+        items: &[Finishing],
+    ) -> Result<Vec<Vec<f32>>, KernelError> {
+        let (d, v) = (self.cfg.llama.hidden_size, self.cfg.llama.vocab_size);
+        let capacity = (ws.final_hidden.len() / d).min(ws.logits.len() / v);
+        let mut out = vec![Vec::new(); items.len()];
+        let asking: Vec<usize> = (0..items.len()).filter(|&i| items[i].logit_rows().1 > 0).collect();
+        let mut next = 0;
+        while next < asking.len() {
+            // the next launch: items in order while they fit
+            let (mut spans, mut groups, mut rows) = (Vec::new(), Vec::new(), 0);
+            let start = next;
+            while next < asking.len() && spans.len() < MAX_GROUPS {
+                let item = &items[asking[next]];
+                let (first, n) = item.logit_rows();
+                if rows + n > capacity {
+                    if spans.is_empty() {
+                        return Err(KernelError::InvalidArgument {
+                            kernel: "finish_many".into(),
+                            msg: format!("{n} logit rows, the workspace holds {capacity}"),
+                        });
+                    }
+                    break;
+                }
+                spans.push(Span {
+                    in_row: item.slot * ws.rows + first,
+                    out_row: rows,
+                    rows: n,
+                    ..Span::default()
+                });
+                groups.push(
+                    Linear {
+                        rows: n,
+                        x_row: rows,
+                        y_row: rows,
+                        layer: 0,
+                        k: d,
+                        n: v,
+                    }
+                    .group(),
+                );
+                rows += n;
+                next += 1;
+            }
+            let w = &self.weights;
+            rms_norm(
+                gpu,
+                stream,
+                &ws.hidden,
+                d,
+                &w.final_norm,
+                &mut ws.final_hidden,
+                d,
+                &spans,
+                d,
+                self.cfg.llama.rms_norm_eps,
+            )?;
+            self.linear_f32(
+                gpu,
+                stream,
+                &ws.final_hidden,
+                w.lm_head(),
+                &mut ws.logits,
+                &groups,
+                false,
+            )?;
+            let host = stream.clone_dtoh(&ws.logits.slice(..rows * v))?;
+            for (k, &i) in asking[start..next].iter().enumerate() {
+                let at = spans[k].out_row * v;
+                out[i] = host[at..at + spans[k].rows * v].to_vec();
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A cell's `nn.Linear` product on dense rows: `Y (+)= X · W[layer]ᵀ` for `rows` rows, X from row `x_row` of a
 /// `[*, k]` buffer, Y from row `y_row` of a `[*, n]` buffer, W the `layer`-th `[n, k]` of a stacked weight.
 #[derive(Debug, Clone, Copy)]
@@ -638,15 +804,17 @@ impl StateProduct {
 ///
 /// Rows: cell `i` runs `rows(i)` rows (text, and memory unless open), held in its segment's hidden slot from
 /// `hidden_row(i)` and packed one cell after another in the per-step scratch from `scratch_row(i)`; its q/k/v rows are
-/// `qkv_row(i)..` (the scratch for a whole segment, its layer's KV cache for an open one); its write uses `M` scratch
-/// rows from `i · M`.
+/// `qkv_row(i)..` (the scratch for a whole segment, its state's KV cache for an open one); its write uses `M` scratch
+/// rows from `write_rank(i) · M` (open cells do not write, so the write scratch holds the chunk's whole cells only).
 #[derive(Debug)]
 struct Chunk<'a> {
     cells: &'a [StepCell],
     /// `(scratch row, rows)` of each cell.
     packed: Vec<(usize, usize)>,
-    /// Row of each cell's layer's KV cache in the q/k/v buffer.
+    /// Row of each cell's KV cache (its state's) in the q/k/v buffer.
     cache_rows: Vec<usize>,
+    /// Whole cells before each cell: where its write scratch rows are (`rank · M..`).
+    write_rank: Vec<usize>,
     /// Rows of a hidden slot, `T + M`.
     slot_rows: usize,
     d: usize,
@@ -656,7 +824,7 @@ struct Chunk<'a> {
     inter: usize,
     q_width: usize,
     qkv_width: usize,
-    /// The write product's width, `d_mem + d + 1` (`[K | V | β]`).
+    /// The write product's width: `d_mem + d + 1` (`[K | V | β]`) padded to a multiple of 8 ([`kvb_rows`]).
     kvb_width: usize,
 }
 
@@ -666,7 +834,15 @@ impl<'a> Chunk<'a> {
         Chunk {
             cells,
             packed: packed_rows(cells, m),
-            cache_rows: cells.iter().map(|x| cache_row(x.layer)).collect(),
+            cache_rows: cells.iter().map(|x| cache_row(x.state)).collect(),
+            write_rank: cells
+                .iter()
+                .scan(0, |n, x| {
+                    let rank = *n;
+                    *n += usize::from(x.open_at.is_none());
+                    Some(rank)
+                })
+                .collect(),
             slot_rows,
             d: l.hidden_size,
             mem: m,
@@ -675,7 +851,7 @@ impl<'a> Chunk<'a> {
             inter: l.intermediate_size,
             q_width: l.q_dim(),
             qkv_width: l.q_dim() + 2 * l.kv_dim(),
-            kvb_width: cfg.armt.d_mem + l.hidden_size + 1,
+            kvb_width: kvb_rows(cfg),
         }
     }
 
@@ -765,9 +941,10 @@ impl<'a> Chunk<'a> {
 
     /// The write's M scratch rows of cell `i`.
     fn mem_span(&self, i: usize) -> Span {
+        let at = self.write_rank[i] * self.mem;
         Span {
-            in_row: i * self.mem,
-            out_row: i * self.mem,
+            in_row: at,
+            out_row: at,
             rows: self.mem,
             ..self.in_scratch(i)
         }
@@ -784,6 +961,14 @@ impl<'a> Chunk<'a> {
             n: self.d_mem,
         }
         .group()
+    }
+
+    /// [`Chunk::read_q`] from the cell's rows rounded to bf16 in the packed scratch ([`Chunk::to_scratch`]).
+    fn read_q_from_scratch(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: self.scratch_row(i) * self.d,
+            ..self.read_q(i)
+        }
     }
 
     /// The read's numerator `φ·A`: φ's scratch rows × the cell's state → num's scratch rows.
@@ -867,7 +1052,7 @@ impl<'a> Chunk<'a> {
         Linear {
             rows: self.mem,
             x_row: self.hidden_row(i) + self.cells[i].text_rows,
-            y_row: i * self.mem,
+            y_row: self.write_rank[i] * self.mem,
             layer: self.cells[i].layer,
             k: self.d,
             n: self.kvb_width,
@@ -875,12 +1060,28 @@ impl<'a> Chunk<'a> {
         .group()
     }
 
+    /// The M memory rows after the text rows of cell `i`'s hidden slot → its M write scratch rows.
+    fn mem_from_hidden(&self, i: usize) -> Span {
+        Span {
+            in_row: self.hidden_row(i) + self.cells[i].text_rows,
+            ..self.mem_span(i)
+        }
+    }
+
+    /// [`Chunk::write_kvb`] from the memory rows rounded to bf16 in the write scratch rows ([`Chunk::mem_from_hidden`]).
+    fn write_kvb_from_scratch(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: i * self.mem * self.d,
+            ..self.write_kvb(i)
+        }
+    }
+
     /// The write's `kφ·A_old`: kφ's M write scratch rows × the cell's state → ka's.
     fn write_ka(&self, i: usize) -> GemmGroup {
         StateProduct {
             rows: self.mem,
-            x_row: i * self.mem,
-            y_row: i * self.mem,
+            x_row: self.write_rank[i] * self.mem,
+            y_row: self.write_rank[i] * self.mem,
             state: self.cells[i].state,
             d_key: self.d_key,
             d: self.d,
@@ -892,9 +1093,10 @@ impl<'a> Chunk<'a> {
     /// over M, U the `[M, d]` rows of `β(V − V̄)`.
     fn write_update(&self, i: usize) -> GemmGroup {
         let (m, dk, d) = (self.mem, self.d_key, self.d);
+        let at = self.write_rank[i] * m;
         GemmGroup {
-            a_offset: i * m * dk,
-            b_offset: i * m * d,
+            a_offset: at * dk,
+            b_offset: at * d,
             c_offset: self.cells[i].state * dk * d,
             m: dk,
             n: d,
@@ -963,13 +1165,13 @@ mod tests {
         let at = Chunk::new(&cfg, &cells, r, cache);
 
         let (d, m, dm, dk, inter) = (8, 3, 2, 12, 6);
-        let (q, qkv, kvb) = (8, 16, dm + d + 1);
+        let (q, qkv, kvb) = (8, 16, (dm + d + 1usize).next_multiple_of(8));
         let packed = packed_rows(&cells, m);
         assert_eq!(packed, [(0, 8), (8, 5), (13, 1)]);
         let hid = |x: &StepCell| x.slot * r;
         let qkv_row = |i: usize, x: &StepCell| match x.open_at {
             None => packed[i].0,
-            Some(p) => cache(x.layer) + p,
+            Some(p) => cache(x.state) + p,
         };
         type Triple = (usize, usize, usize);
         let gemm = |m: usize, off: Triple, nk: (usize, usize), ld: Triple| GemmGroup {

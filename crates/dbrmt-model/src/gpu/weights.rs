@@ -6,7 +6,7 @@ use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_formats::identity::IdentityBuilder;
 use dbrmt_formats::names::{LayerTensor, TensorId};
 use dbrmt_formats::source::to_bf16;
-use dbrmt_formats::TensorRead;
+use dbrmt_formats::{ModelConfig, TensorRead};
 use dbrmt_kernels::gemm_sm90::interleave_gate_up;
 use dbrmt_kernels::reference::rope::RopeTable;
 use half::bf16;
@@ -41,13 +41,19 @@ pub struct DeviceWeights {
     pub down: CudaSlice<bf16>,
     /// `[L, d_mem, d]`.
     pub mem_q: CudaSlice<bf16>,
-    /// `[L, d_mem + d + 1, d]`: `W_k` rows, `W_v` rows, `w_β`.
+    /// `[L, kvb_rows, d]`: `W_k` rows, `W_v` rows, `w_β`, then zero rows up to [`kvb_rows`] (a multiple of 8).
     pub mem_kvb: CudaSlice<bf16>,
     /// `[L]` f32: `b_β`.
     pub beta_bias: CudaSlice<f32>,
     /// `[T + M, hd/2]` f32 each: the RoPE table (positions restart every segment, so one table serves all).
     pub rope_cos: CudaSlice<f32>,
     pub rope_sin: CudaSlice<f32>,
+}
+
+/// Rows of each layer's write projection `[W_k | W_v | w_β]`: `d_mem + d + 1` rounded up to a multiple of 8 with zero
+/// rows, so the product's width suits the sm_90a GEMM (16-byte rows of its output) and its rows stay aligned.
+pub fn kvb_rows(cfg: &ModelConfig) -> usize {
+    (cfg.armt.d_mem + cfg.llama.hidden_size + 1).next_multiple_of(8)
 }
 
 /// Elements converted per piece when a tensor is not stored as bf16: bounds the host memory of an upload
@@ -103,7 +109,12 @@ impl DeviceWeights {
             gate_up_interleaved: interleave_gate_up,
             down: up.stacked(&per_layer(&[T::Down]))?,
             mem_q: up.stacked(&per_layer(&[T::MemQ]))?,
-            mem_kvb: up.stacked(&per_layer(&[T::MemK, T::MemV, T::MemBeta]))?,
+            mem_kvb: {
+                let blocks: Vec<Vec<TensorId>> = (0..layers)
+                    .map(|i| [T::MemK, T::MemV, T::MemBeta].map(|t| TensorId::Layer(i, t)).to_vec())
+                    .collect();
+                up.stacked_in_blocks(&blocks, kvb_rows(cfg) * cfg.llama.hidden_size)?
+            },
             beta_bias: up.f32s(&per_layer(&[T::MemBetaBias]))?,
             rope_cos: stream.clone_htod(&rope.cos)?,
             rope_sin: stream.clone_htod(&rope.sin)?,
@@ -129,8 +140,23 @@ impl<R: TensorRead> Uploader<'_, R> {
     /// The tensors `parts`, one after another in one new device buffer.
     fn stacked(&mut self, parts: &[TensorId]) -> Result<CudaSlice<bf16>, ModelError> {
         let total: usize = parts.iter().map(|&id| self.src.len(id)).sum();
-        let mut dev = self.stream.alloc_zeros::<bf16>(total.max(1))?;
-        let mut at = 0;
+        self.stacked_in_blocks(&[parts.to_vec()], total)
+    }
+
+    /// Each block's tensors one after another from element `b · block_len` of one new device buffer; what a block
+    /// leaves of its `block_len` stays zero (zero rows that pad a width for the GEMM's 16-byte rows).
+    fn stacked_in_blocks(&mut self, blocks: &[Vec<TensorId>], block_len: usize) -> Result<CudaSlice<bf16>, ModelError> {
+        let mut dev = self.stream.alloc_zeros::<bf16>((blocks.len() * block_len).max(1))?;
+        for (b, parts) in blocks.iter().enumerate() {
+            let used: usize = parts.iter().map(|&id| self.src.len(id)).sum();
+            debug_assert!(used <= block_len, "a block's tensors exceed its length");
+            self.copy_parts(parts, &mut dev, b * block_len)?;
+        }
+        Ok(dev)
+    }
+
+    /// The tensors `parts`, one after another into `dev` from element `at`.
+    fn copy_parts(&mut self, parts: &[TensorId], dev: &mut CudaSlice<bf16>, mut at: usize) -> Result<(), ModelError> {
         for &id in parts {
             let len = self.src.len(id);
             let stored = self.src.stored_bf16(id).filter(|b| b.len() == 2 * len);
@@ -153,7 +179,7 @@ impl<R: TensorRead> Uploader<'_, R> {
             }
             at += len;
         }
-        Ok(dev)
+        Ok(())
     }
 
     /// Every layer's gate and up weights, stacked `[L, 2I, d]` with the rows of each layer interleaved in blocks of 64

@@ -10,7 +10,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dbrmt_formats::SavedState;
+use dbrmt_formats::{SavedState, StateExpect};
 use serde_json::json;
 
 use crate::app::App;
@@ -106,29 +106,22 @@ pub async fn delete(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// A state file for this model, or the 400 that says what is wrong with it.
+/// A state file for this model, or the 400 that says what is wrong with it: the checks of
+/// [`SavedState::from_bytes`] (identity, tensors, shapes, finite values, open ids), and a checksum, which a stored
+/// state must have — without one a corrupted tensor cannot be told from a good one.
 fn read_state(bytes: &[u8], m: &crate::app::ModelFacts) -> Result<SavedState, ApiError> {
     let bad = |msg: String| ApiError::invalid(format!("refused state: {msg}"));
-    let state = SavedState::from_bytes(bytes, Path::new("upload"), &m.identity, m.layers, m.d_key, m.hidden)
-        .map_err(|e| bad(e.to_string()))?;
-    // without a checksum a corrupted tensor cannot be told from a good one
-    if !SavedState::has_checksum(bytes) {
-        return Err(bad(
-            "it has no checksum (written by an older dbrmt); save it again with this one".into(),
-        ));
+    let expect = StateExpect {
+        identity: &m.identity,
+        layers: m.layers,
+        d_key: m.d_key,
+        hidden: m.hidden,
+        vocab: Some(m.vocab),
+        segment_size: Some(m.segment_size),
+    };
+    let loaded = SavedState::from_bytes(Path::new("upload"), bytes, &expect).map_err(|e| bad(e.to_string()))?;
+    if loaded.warning.is_some() {
+        return Err(bad("it has no checksum (written by an older dbrmt); save it again with this one".into()));
     }
-    if state.open_ids.len() > m.segment_size {
-        return Err(bad(format!(
-            "its open segment holds {} tokens, more than a segment ({})",
-            state.open_ids.len(),
-            m.segment_size
-        )));
-    }
-    if let Some(id) = state.open_ids.iter().find(|&&id| id as usize >= m.vocab) {
-        return Err(bad(format!(
-            "open token id {id} is outside the vocabulary ({})",
-            m.vocab
-        )));
-    }
-    Ok(state)
+    Ok(loaded.saved)
 }
