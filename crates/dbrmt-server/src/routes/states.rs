@@ -121,7 +121,9 @@ fn read_state(bytes: &[u8], m: &crate::app::ModelFacts) -> Result<SavedState, Ap
     };
     let loaded = SavedState::from_bytes(Path::new("upload"), bytes, &expect).map_err(|e| bad(e.to_string()))?;
     if loaded.warning.is_some() {
-        return Err(bad("it has no checksum (written by an older dbrmt); save it again with this one".into()));
+        return Err(bad(
+            "it has no checksum (written by an older dbrmt); save it again with this one".into(),
+        ));
     }
     Ok(loaded.saved)
 }
