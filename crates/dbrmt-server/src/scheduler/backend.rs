@@ -3,9 +3,9 @@
 //!
 //! `SessionBackend` runs one request's unit of work per [`Backend::step`] — a prefill piece (a few segments) or one
 //! decoded token — taking the live requests in turn, so every client makes progress at token granularity. The
-//! engine of many requests in one packed schedule (issue #14) implements the same trait with a `step` that runs
-//! one packed step for all of them; swapping it in changes this file and the line in `worker.rs` that builds the
-//! backend, nothing else.
+//! engine of many requests in one packed schedule (`dbrmt_runtime::Requests`, issue #14) goes here as a second
+//! implementation whose `step` runs one packed step for all of them; docs/ARCHITECTURE.md ("Serving") lists what
+//! that swap needs (it samples inside the engine, and its finished state leaves out the last token).
 
 use std::sync::Arc;
 
