@@ -7,7 +7,7 @@ sends --requests requests from --clients concurrent clients (prompt lengths log-
 --max-prompt], ids uniform in the vocabulary, --gen-tokens generated each, end-of-sequence ignored), polls
 nvidia-smi for the GPU memory in use, and writes JSON lines to --out: one per request (with --per-request) and a
 summary with throughput, time to first token p50/p99, latency, errors, the peak GPU memory and the server's own
-metrics.
+metrics (among them how many requests shared the engine's packed steps). It ends by printing a short table.
 
 On the H200 (from a checkout with dist/ from `cargo xtask bundle --gpu`):
     python3 benches/python/serve_load.py --dbrmt dist/dbrmt --preset llama-3.2-1b --out bench-results/serve.jsonl
@@ -47,7 +47,6 @@ def parse_args():
     p.add_argument("--max-prompt", type=int, default=65536)
     p.add_argument("--gen-tokens", type=int, default=16)
     p.add_argument("--max-concurrent", type=int, default=64, help="dbrmt serve --max-concurrent")
-    p.add_argument("--prefill-chunk-segments", type=int, default=8, help="dbrmt serve --prefill-chunk-segments")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deadline-s", type=float, default=540.0,
                    help="send no new request after this many seconds (the run reports what finished)")
@@ -64,7 +63,6 @@ class Server:
         cmd = [args.dbrmt, "serve", "--model", model, "--device", args.device, "--port", "0",
                "--max-concurrent", str(args.max_concurrent), "--max-queued", str(max(args.clients, 1)),
                "--max-tokens", str(max(args.gen_tokens, 1)),
-               "--prefill-chunk-segments", str(args.prefill_chunk_segments),
                "--max-body-mb", str(max(32, args.max_prompt * 12 >> 20))]
         print("serve_load: " + " ".join(cmd), file=sys.stderr, flush=True)
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -195,6 +193,31 @@ def model_facts(url):
         conn.close()
 
 
+def table(s, m):
+    """The summary as a short Markdown table."""
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+    steps = m.get("dbrmt_engine_steps_total") or 0
+    per_step = m.get("dbrmt_engine_request_steps_total", 0) / steps if steps else None
+    peak = s["gpu_memory_peak_mib"]
+    rows = [
+        ("model", f"{s['model']} ({s['layers']} layers, T = {s['segment_size']}), {s['device']}"),
+        ("requests", f"{s['ok']} ok of {s['requests']} ({s['errors']} errors, {s['not_sent']} not sent), "
+                     f"{s['clients']} clients, prompts {s['prompt_tokens_min']}-{s['prompt_tokens_max']} ids, "
+                     f"{s['gen_tokens']} generated each"),
+        ("wall", f"{s['wall_s']:.1f} s"),
+        ("throughput", f"{s['prompt_tokens_per_s']:,.0f} prompt tokens/s, {s['generated_tokens_per_s']:,.1f} "
+                       f"generated tokens/s, {s['requests_per_s']:.2f} requests/s"),
+        ("TTFT p50 / p99", f"{num(s['ttft_p50_s'], '.3f')} s / {num(s['ttft_p99_s'], '.3f')} s"),
+        ("e2e p50 / p99", f"{num(s['e2e_p50_s'], '.3f')} s / {num(s['e2e_p99_s'], '.3f')} s"),
+        ("peak GPU memory", "n/a (no nvidia-smi)" if peak is None else
+         f"{peak:,} MiB (before the server: {s['gpu_memory_baseline_mib']:,} MiB); requests held at most "
+         f"{m.get('dbrmt_engine_peak_device_bytes', 0) / 2**20:,.0f} MiB"),
+        ("requests per step", f"mean {num(per_step, '.1f')}, max {m.get('dbrmt_engine_max_requests_per_step', 0):.0f}"),
+    ]
+    return "\n".join(["| serve load | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+
+
 def main():
     args = parse_args()
     tmp = None
@@ -298,6 +321,7 @@ def main():
                 f.write(json.dumps({"bench": "serve_load_request", **r}) + "\n")
         f.write(json.dumps(summary) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "server_metrics"}, indent=1))
+    print(table(summary, server_metrics))
     return 0 if summary["errors"] == 0 and summary["not_sent"] == 0 else 1
 
 

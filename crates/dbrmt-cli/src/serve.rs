@@ -30,7 +30,7 @@ pub struct ServeArgs {
     /// The model name clients send (default: the model file's or directory's name).
     #[arg(long, value_name = "NAME")]
     pub served_model_name: Option<String>,
-    /// Requests computed at once (each holds a session: its memory state and KV cache).
+    /// Requests computed at once, together in the engine's packed schedule.
     #[arg(long, default_value_t = Limits::default().max_concurrent)]
     pub max_concurrent: usize,
     /// Requests waiting for a slot; past both bounds the answer is 429.
@@ -48,9 +48,10 @@ pub struct ServeArgs {
     /// Host memory for stored states, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = Limits::default().max_state_bytes >> 20)]
     pub max_state_mb: usize,
-    /// Segments a long prompt closes per turn before the other requests get theirs.
-    #[arg(long, default_value_t = Limits::default().prefill_chunk_segments)]
-    pub prefill_chunk_segments: usize,
+    /// Device memory the live requests may hold, in MiB (default: what the GPU has free, less a reserve); a
+    /// request that does not fit waits for one to finish.
+    #[arg(long, value_name = "MIB")]
+    pub max_device_mb: Option<usize>,
 }
 
 pub fn serve(a: &ServeArgs) -> anyhow::Result<()> {
@@ -78,7 +79,7 @@ pub fn serve(a: &ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: a.max_body_mb << 20,
         max_states: a.max_states,
         max_state_bytes: a.max_state_mb << 20,
-        prefill_chunk_segments: a.prefill_chunk_segments,
+        max_device_bytes: a.max_device_mb.map(|m| m << 20),
         keep_alive: Duration::from_secs(5),
         ..Limits::default()
     };

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dbrmt_formats::{SavedState, StateExpect};
 use serde_json::{json, Value};
-use serve_support::{read_first_event, repo, stream_token_ids, token_ids, Server};
+use serve_support::{metric, read_first_event, repo, stream_token_ids, token_ids, Server};
 
 fn tiny() -> String {
     repo()
@@ -78,8 +78,7 @@ fn write_ids_npy(path: &Path, ids: &[u64]) {
 
 #[test]
 fn greedy_output_matches_generate_and_streaming_matches_the_whole_answer() {
-    // one prefill piece per segment: the cut prompt must give what one prefill gives
-    let server = serve(&["--prefill-chunk-segments", "1"]);
+    let server = serve(&[]);
     let prompt = ids(150, 1); // 4 full segments and a partial one
     let whole = server.complete(&greedy(&prompt, 40)); // decoding closes a segment too
     let got = token_ids(&whole);
@@ -106,7 +105,7 @@ fn greedy_output_matches_generate_and_streaming_matches_the_whole_answer() {
 
 #[test]
 fn concurrent_clients_each_get_what_they_get_alone() {
-    let server = serve(&["--prefill-chunk-segments", "1", "--max-concurrent", "8"]);
+    let server = serve(&["--max-concurrent", "8"]);
     // different lengths (one to several segments), greedy and seeded sampling
     let requests: Vec<Value> = (0..8u64)
         .map(|k| {
@@ -129,9 +128,48 @@ fn concurrent_clients_each_get_what_they_get_alone() {
             assert_eq!(&h.join().unwrap(), want, "client {k}");
         }
     });
-    // they did share the engine: more than one ran at once at some point is not observable afterwards, but every
-    // one of the 16 requests finished
+    // every one of the 16 requests finished (`requests_share_the_engines_steps` shows that they share steps)
     assert_eq!(server.metric("dbrmt_requests_total{outcome=\"length\"}"), 16.0);
+}
+
+/// Continuous batching: a request that arrives while another runs joins the engine's packed schedule at the next
+/// step, so the two share steps (a running generation has a cell in every step) — and it still gets exactly what
+/// it gets alone.
+#[test]
+fn requests_share_the_engines_steps() {
+    let server = serve(&["--max-concurrent", "4", "--max-tokens", "1000000"]);
+    let prompt = ids(100, 9);
+    let alone = token_ids(&server.complete(&greedy(&prompt, 30)));
+    assert_eq!(server.metric("dbrmt_engine_max_requests_per_step"), 1.0);
+    let steps_alone = server.metric("dbrmt_engine_steps_total");
+    assert!(steps_alone > 30.0, "{steps_alone}");
+    assert_eq!(server.metric("dbrmt_engine_request_steps_total"), steps_alone);
+
+    let endless = json!({"prompt": ids(40, 3), "max_tokens": 1_000_000, "stream": true});
+    let (status, mut running) = server.open_stream("/v1/completions", &endless);
+    assert_eq!(status, 200);
+    read_first_event(&mut running);
+    // (steps and request-steps from one page: the server updates them together)
+    let totals = || {
+        let text = server.get("/metrics").1;
+        (
+            metric(&text, "dbrmt_engine_steps_total"),
+            metric(&text, "dbrmt_engine_request_steps_total"),
+        )
+    };
+    let (steps, shared) = totals();
+    assert_eq!(token_ids(&server.complete(&greedy(&prompt, 30))), alone);
+    // every step of the second request also carried the first (a generation has a cell in every step), and it
+    // had a cell in at least as many steps as alone: that many steps held two requests
+    let (steps_now, shared_now) = totals();
+    let (more_steps, more_requests) = (steps_now - steps, shared_now - shared);
+    assert!(
+        more_requests - more_steps >= steps_alone,
+        "{more_steps} steps, {more_requests} request-steps"
+    );
+    assert_eq!(server.metric("dbrmt_engine_max_requests_per_step"), 2.0);
+    assert_eq!(server.metric("dbrmt_num_requests_running"), 1.0);
+    drop(running);
 }
 
 #[test]
@@ -273,7 +311,7 @@ fn a_client_that_leaves_frees_its_slot_running_or_queued() {
 /// it; refused uploads change nothing.
 #[test]
 fn stored_states_continue_exactly_and_travel_as_files() {
-    let server = serve(&["--prefill-chunk-segments", "2"]);
+    let server = serve(&[]);
     let (first, second) = (ids(70, 4), ids(45, 5));
     let whole: Vec<u64> = first.iter().chain(&second).copied().collect();
     let want = token_ids(&server.complete(&greedy(&whole, 12)));
@@ -404,7 +442,7 @@ fn metrics_move_as_requests_run() {
 
 #[test]
 fn long_prompts_report_prefill_progress_when_asked() {
-    let server = serve(&["--prefill-chunk-segments", "1"]);
+    let server = serve(&[]);
     let body = json!({"prompt": ids(200, 7), "max_tokens": 2, "stream": true, "return_progress": true});
     let events = server.stream("/v1/completions", &body);
     let progress: Vec<u64> = events
@@ -412,8 +450,8 @@ fn long_prompts_report_prefill_progress_when_asked() {
         .filter(|e| e["object"] == "prefill.progress")
         .map(|e| e["prompt_progress"]["processed"].as_u64().unwrap())
         .collect();
-    // one piece per segment (T = 32): 33, 65, …, then the whole prompt
-    assert_eq!(progress, vec![33, 65, 97, 129, 161, 193, 200]);
+    // one event per segment that leaves the top layer (T = 32), then the open segment's rows: the whole prompt
+    assert_eq!(progress, vec![32, 64, 96, 128, 160, 192, 200]);
     assert!(events
         .iter()
         .all(|e| e["object"] != "prefill.progress" || e["prompt_progress"]["total"] == 200));

@@ -27,8 +27,6 @@ fn serve(extra: &[&str]) -> Server {
         "64",
         "--device",
         "cpu",
-        "--prefill-chunk-segments",
-        "1",
     ];
     args.extend_from_slice(extra);
     Server::start(&args)

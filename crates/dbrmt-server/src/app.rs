@@ -91,7 +91,7 @@ impl App {
             shared.clone(),
             limits.max_concurrent,
             limits.max_queued,
-            limits.prefill_chunk_segments,
+            limits.max_device_bytes,
         )?;
         Ok(Arc::new(Self {
             scheduler,

@@ -16,8 +16,12 @@ pub struct ServerConfig {
 /// Bounds on the work and memory the server takes on; past each one a request gets a clear 4xx.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// Requests computed at once (each holds a session: its memory state and KV cache).
+    /// Requests computed at once in the engine's packed schedule (each holds its memory state and the KV cache of
+    /// its open segment).
     pub max_concurrent: usize,
+    /// Device bytes the live requests may hold (`None`: what the GPU has free, less a reserve); a request that
+    /// does not fit waits for one to finish.
+    pub max_device_bytes: Option<usize>,
     /// Requests waiting for a slot; past `max_concurrent + max_queued` the answer is 429.
     pub max_queued: usize,
     /// The largest `max_tokens` a request may ask for.
@@ -29,8 +33,6 @@ pub struct Limits {
     /// Stored memory states, in count and host bytes; the least recently used goes first.
     pub max_states: usize,
     pub max_state_bytes: usize,
-    /// Segments a long prompt closes per turn before other requests get theirs (see `scheduler::prefill_cut`).
-    pub prefill_chunk_segments: usize,
     /// Comment lines on a quiet stream (a long prefill), so clients and proxies do not time out.
     pub keep_alive: Duration,
 }
@@ -39,13 +41,13 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_concurrent: 8,
+            max_device_bytes: None,
             max_queued: 64,
             max_tokens: 4096,
             default_max_tokens: 16,
             max_body_bytes: 32 << 20,
             max_states: 64,
             max_state_bytes: 4 << 30,
-            prefill_chunk_segments: 8,
             keep_alive: Duration::from_secs(5),
         }
     }

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use dbrmt_runtime::requests::Occupancy;
+
 /// Upper bounds, in seconds, of latency buckets (vLLM's TTFT buckets, extended for minute-long prefills).
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
@@ -101,6 +103,19 @@ pub struct Metrics {
     /// Finished requests by finish reason (`stop`, `length`), and ended ones by cause (`cancelled`, `error`,
     /// `rejected`).
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
+    /// The engine's packed steps, updated together.
+    engine: Mutex<EngineStats>,
+}
+
+/// The engine's packed steps (steps run, requests summed over steps, the most requests in one step) and the device
+/// bytes the live requests hold now and held at most.
+#[derive(Debug, Clone, Copy, Default)]
+struct EngineStats {
+    steps: u64,
+    request_steps: u64,
+    max_step_requests: u64,
+    device_bytes: u64,
+    peak_device_bytes: u64,
 }
 
 /// Gauges read at render time.
@@ -121,6 +136,7 @@ impl Default for Metrics {
             cached_tokens: AtomicU64::new(0),
             generation_tokens: AtomicU64::new(0),
             outcomes: Mutex::new(BTreeMap::new()),
+            engine: Mutex::new(EngineStats::default()),
         }
     }
 }
@@ -140,6 +156,19 @@ impl Metrics {
 
     pub fn add_generated_token(&self) {
         self.generation_tokens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The engine's totals after a step (they only grow), and the device bytes its requests hold.
+    pub fn engine(&self, o: Occupancy, device_bytes: usize) {
+        if let Ok(mut e) = self.engine.lock() {
+            *e = EngineStats {
+                steps: o.steps as u64,
+                request_steps: o.request_steps as u64,
+                max_step_requests: o.max_step_requests as u64,
+                device_bytes: device_bytes as u64,
+                peak_device_bytes: e.peak_device_bytes.max(device_bytes as u64),
+            };
+        }
     }
 
     /// A request ended: `stop`, `length`, `cancelled`, `error`, `rejected`.
@@ -207,6 +236,37 @@ impl Metrics {
             "Tokens generated.",
             load(&self.generation_tokens),
         );
+        let e = self.engine.lock().map(|e| *e).unwrap_or_default();
+        counter(
+            &mut out,
+            "dbrmt_engine_steps_total",
+            "Packed steps the engine ran.",
+            e.steps,
+        );
+        counter(
+            &mut out,
+            "dbrmt_engine_request_steps_total",
+            "Requests summed over steps; over dbrmt_engine_steps_total, the mean number of requests sharing a step.",
+            e.request_steps,
+        );
+        gauge(
+            &mut out,
+            "dbrmt_engine_max_requests_per_step",
+            "The most requests that shared one step.",
+            e.max_step_requests as f64,
+        );
+        gauge(
+            &mut out,
+            "dbrmt_engine_device_bytes",
+            "Device bytes the live requests hold (state, caches, step buffers; 0 on the CPU).",
+            e.device_bytes as f64,
+        );
+        gauge(
+            &mut out,
+            "dbrmt_engine_peak_device_bytes",
+            "The most device bytes the live requests held.",
+            e.peak_device_bytes as f64,
+        );
         let _ = writeln!(
             out,
             "# HELP dbrmt_requests_total Requests ended, by how: a finish reason (stop, length) or cancelled, \
@@ -250,6 +310,15 @@ mod tests {
         m.add_generated_token();
         m.outcome("stop");
         m.outcome("stop");
+        let mut o = Occupancy {
+            steps: 10,
+            request_steps: 25,
+            max_step_requests: 4,
+            ..Occupancy::default()
+        };
+        m.engine(o, 300);
+        o.steps = 11;
+        m.engine(o, 200);
         let text = m.render(Gauges {
             running: 2,
             waiting: 1,
@@ -270,5 +339,10 @@ mod tests {
         assert_eq!(sample(&text, "dbrmt_num_requests_running"), 2.0);
         assert_eq!(sample(&text, "dbrmt_num_requests_waiting"), 1.0);
         assert_eq!(sample(&text, "dbrmt_request_queue_time_seconds_count"), 0.0);
+        assert_eq!(sample(&text, "dbrmt_engine_steps_total"), 11.0);
+        assert_eq!(sample(&text, "dbrmt_engine_request_steps_total"), 25.0);
+        assert_eq!(sample(&text, "dbrmt_engine_max_requests_per_step"), 4.0);
+        assert_eq!(sample(&text, "dbrmt_engine_device_bytes"), 200.0);
+        assert_eq!(sample(&text, "dbrmt_engine_peak_device_bytes"), 300.0);
     }
 }

@@ -1,14 +1,13 @@
 //! The scheduler: one thread owns the engine (compute blocks; it never runs on the HTTP reactor), takes
-//! submitted requests from a bounded queue, runs them interleaved, and sends each request's events back over its
-//! own channel. A request whose receiver is dropped (its client went away) is cancelled, queued or running, and
-//! its slot is freed.
+//! submitted requests from a bounded queue, runs them together in the engine's packed schedule
+//! (`dbrmt_runtime::Requests`: a request joins at the next step, and every step carries a cell of every live
+//! request), and sends each request's events back over its own channel. A request whose receiver is dropped (its
+//! client went away) is cancelled, queued or running, and its slot is freed.
 //!
-//! `backend.rs` is the seam to compute ([`backend::Backend`]); `worker.rs` the loop; `request.rs` one request's
-//! sampling, text and events; `admission.rs` the bounds that give 429.
+//! `worker.rs` is the loop; `request.rs` one request's text, stop strings and events; `admission.rs` the bounds
+//! that give 429.
 
 mod admission;
-pub mod backend;
-mod prefill_cut;
 mod request;
 mod worker;
 
@@ -124,14 +123,14 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Moves `engine` to its own thread and starts taking requests: at most `max_concurrent` computed at once,
-    /// `max_queued` more waiting.
+    /// Moves `engine` to its own thread and starts taking requests: at most `max_concurrent` computed at once
+    /// (holding at most `device_bytes` of device memory, when given), `max_queued` more waiting.
     pub fn start(
         engine: Engine,
         shared: Shared,
         max_concurrent: usize,
         max_queued: usize,
-        chunk_segments: usize,
+        device_bytes: Option<usize>,
     ) -> Result<Self, ServerError> {
         let (tx, rx) = mpsc::channel();
         let admission = Arc::new(Admission::new(max_concurrent, max_queued));
@@ -140,7 +139,7 @@ impl Scheduler {
             rx,
             admission: admission.clone(),
             shared,
-            chunk_segments,
+            device_bytes,
         };
         let flag = alive.clone();
         std::thread::Builder::new()

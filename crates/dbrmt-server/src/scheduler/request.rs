@@ -1,9 +1,9 @@
-//! One live request on the worker: sampling its next token from the logits the backend gives, its text and stop
-//! strings, its timings, and the events it sends back.
+//! One live request on the worker: what the engine is asked for, the tokens the engine samples turned into text
+//! (stop strings), its timings, and the events it sends back.
 
 use std::time::Instant;
 
-use dbrmt_model::sampling::Sampler;
+use dbrmt_runtime::Generate;
 use dbrmt_tokenizer::Tokenizer;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -12,57 +12,64 @@ use crate::error::ApiError;
 use crate::metrics::{Latency, Metrics};
 use crate::text::TextOutput;
 
-/// What the worker does next for a request, after its logits came.
+/// What the worker does after a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Push this sampled id into the backend.
-    Push(u32),
-    /// Finished: store its state first (the last sampled id, if any, has been run).
-    Save(FinishReason),
-    /// Finished.
-    Done(FinishReason),
+    /// Keep generating (the engine decides when `max_tokens` or a stop id ends it).
+    Continue,
+    /// A stop string ended the text: end the request in the engine.
+    Stop,
 }
 
 #[derive(Debug)]
 pub struct Request<'t> {
     events: UnboundedSender<Event>,
-    sampler: Sampler,
-    max_tokens: usize,
-    /// Ids that end generation (none with `ignore_eos` or without a tokenizer).
-    stop_ids: &'t [u32],
     text: Option<TextOutput<'t>>,
-    store_state: bool,
+    pub store_state: bool,
     progress: bool,
+    /// Prompt tokens the engine reads before the new ones (the stored state's open segment).
+    reopened: usize,
+    /// New prompt tokens reported as read so far.
+    reported: usize,
     usage: Usage,
     arrived: Instant,
     started: Instant,
     last_token: Option<Instant>,
-    /// Set once generation has ended and the state is being brought up to date before it is stored.
-    saving: Option<FinishReason>,
+    /// Set once a stop string has ended the text; the engine is finishing the request (its state is wanted).
+    pub ending: Option<FinishReason>,
 }
 
 impl<'t> Request<'t> {
-    /// A request whose compute starts now. Its sampling parameters were checked when it was read.
+    /// A request whose compute starts now, and what the engine is asked to do for it. Its sampling parameters
+    /// were checked when it was read (the engine checks them again).
     pub fn new(
         job: &Job,
         events: UnboundedSender<Event>,
         tokenizer: Option<&'t Tokenizer>,
         cached_tokens: usize,
-    ) -> Result<Self, ApiError> {
-        let sampler =
-            Sampler::new(job.temperature, job.top_p, job.seed).map_err(|e| ApiError::invalid(e.to_string()))?;
+    ) -> (Self, Generate) {
         let stop_ids = match tokenizer {
-            Some(t) if !job.ignore_eos => t.stop_ids(),
-            _ => &[],
+            Some(t) if !job.ignore_eos => t.stop_ids().to_vec(),
+            _ => Vec::new(),
         };
-        Ok(Self {
+        let generate = Generate {
+            prompt: job.ids.iter().map(|&id| id as i64).collect(),
+            max_new_tokens: job.max_tokens,
+            temperature: job.temperature,
+            top_p: job.top_p,
+            seed: job.seed,
+            stop: stop_ids,
+            resume: job.state.as_deref().cloned(),
+            // a stored state holds every generated token, the last one and a stop token included
+            keep_last_token: job.store_state,
+        };
+        let request = Self {
             events,
-            sampler,
-            max_tokens: job.max_tokens,
-            stop_ids,
             text: tokenizer.map(|t| TextOutput::new(t, job.stop.clone())),
             store_state: job.store_state,
             progress: job.progress,
+            reopened: job.state.as_ref().map_or(0, |s| s.open_ids.len()),
+            reported: 0,
             usage: Usage {
                 prompt_tokens: job.ids.len(),
                 completion_tokens: 0,
@@ -71,8 +78,9 @@ impl<'t> Request<'t> {
             arrived: job.arrived,
             started: Instant::now(),
             last_token: None,
-            saving: None,
-        })
+            ending: None,
+        };
+        (request, generate)
     }
 
     /// Whether the client has gone (its receiver was dropped).
@@ -80,30 +88,22 @@ impl<'t> Request<'t> {
         self.events.is_closed()
     }
 
-    pub fn prefill_progress(&self, processed: usize, total: usize) {
-        if self.progress {
+    /// The engine has read `done` of its `total` input tokens (the reopened ones of a stored state first).
+    pub fn prefill_progress(&mut self, done: usize) {
+        let processed = done.saturating_sub(self.reopened).min(self.usage.prompt_tokens);
+        if self.progress && processed > self.reported {
+            self.reported = processed;
             let _ = self.events.send(Event::Progress {
                 processed,
-                total,
+                total: self.usage.prompt_tokens,
                 elapsed: self.started.elapsed(),
             });
         }
     }
 
-    /// The backend has the next-token logits: sample, send the text, and say what comes next.
-    pub fn on_logits(&mut self, logits: &[f32], metrics: &Metrics) -> Result<Next, ApiError> {
-        if let Some(reason) = self.saving {
-            return Ok(Next::Save(reason));
-        }
-        if self.usage.completion_tokens == 0 {
-            if self.progress {
-                self.prefill_progress(self.usage.prompt_tokens, self.usage.prompt_tokens);
-            }
-            if self.max_tokens == 0 {
-                return Ok(self.end(FinishReason::Length, None));
-            }
-        }
-        let id = self.sampler.sample(logits);
+    /// The engine sampled `id` (a stop id too, when the engine finished on it): send its text, and say whether a
+    /// stop string ended the text.
+    pub fn on_token(&mut self, id: u32, is_stop_id: bool, metrics: &Metrics) -> Result<Next, ApiError> {
         let now = Instant::now();
         match self.last_token {
             None => metrics.observe(Latency::TimeToFirstToken, now - self.arrived),
@@ -113,8 +113,8 @@ impl<'t> Request<'t> {
         self.usage.completion_tokens += 1;
         metrics.add_generated_token();
 
-        let mut stopped = self.stop_ids.contains(&id);
-        let text = match (&mut self.text, stopped) {
+        let mut stopped = false;
+        let text = match (&mut self.text, is_stop_id) {
             (Some(out), false) => {
                 let piece = out
                     .push(id)
@@ -125,25 +125,7 @@ impl<'t> Request<'t> {
             _ => String::new(),
         };
         let _ = self.events.send(Event::Delta { text, ids: vec![id] });
-        if stopped {
-            return Ok(self.end(FinishReason::Stop, Some(id)));
-        }
-        if self.usage.completion_tokens == self.max_tokens {
-            return Ok(self.end(FinishReason::Length, Some(id)));
-        }
-        Ok(Next::Push(id))
-    }
-
-    /// Generation ended with `last` sampled: a state to store must hold it too, so it is run first.
-    fn end(&mut self, reason: FinishReason, last: Option<u32>) -> Next {
-        match (self.store_state, last) {
-            (true, Some(id)) => {
-                self.saving = Some(reason);
-                Next::Push(id)
-            }
-            (true, None) => Next::Save(reason),
-            (false, _) => Next::Done(reason),
-        }
+        Ok(if stopped { Next::Stop } else { Next::Continue })
     }
 
     /// Sends the held-back text and the end.
