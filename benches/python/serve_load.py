@@ -48,7 +48,7 @@ def parse_args():
     p.add_argument("--gen-tokens", type=int, default=16)
     p.add_argument("--max-concurrent", type=int, default=64, help="dbrmt serve --max-concurrent")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--deadline-s", type=float, default=540.0,
+    p.add_argument("--deadline-s", type=float, default=420.0,
                    help="send no new request after this many seconds (the run reports what finished)")
     p.add_argument("--timeout-s", type=float, default=1800.0, help="per-request timeout")
     p.add_argument("--out", required=True, help="JSON lines are appended here")
