@@ -1,5 +1,6 @@
-//! The bounds on work: requests running (each holds a session) and waiting. Counted when a request is submitted
-//! and released when it ends, so a full server answers 429 at once instead of queueing without end.
+//! The bounds on work: requests running (live in the engine: a memory state and a KV cache each) and waiting.
+//! Counted when a request is submitted and released when it ends, so a full server answers 429 at once instead of
+//! queueing without end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
