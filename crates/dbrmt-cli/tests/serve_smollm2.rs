@@ -75,6 +75,34 @@ fn text_and_chat_stream_what_they_answer_whole_and_stop_strings_cut() {
     assert_eq!(text(&v), whole[..whole.find(&word).unwrap()]);
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(streamed(&server, "/v1/completions", &stopping), text(&v));
+    // storing its state: the engine ends the request after the token that completed the stop string, and the
+    // state holds every generated token — continuing it is one request carrying all of them
+    let mut keep = stopping.clone();
+    keep["store_state"] = json!(true);
+    keep["return_token_ids"] = json!(true);
+    let kept = server.complete(&keep);
+    assert_eq!(text(&kept), text(&v));
+    assert_eq!(kept["choices"][0]["finish_reason"], "stop");
+    let generated = token_ids(&kept);
+    assert_eq!(kept["usage"]["completion_tokens"], generated.len());
+    let tokenize = |text: &str, special: bool| -> Vec<u64> {
+        let (status, t) = server.post("/tokenize", &json!({"prompt": text, "add_special_tokens": special}));
+        assert_eq!(status, 200, "{t}");
+        t["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    let prompt = completion["prompt"].as_str().unwrap();
+    let next = " and";
+    let all_ids: Vec<u64> = [tokenize(prompt, true), generated, tokenize(next, false)].concat();
+    let cont = server.complete(&json!({"prompt": next, "state": kept["state_id"], "max_tokens": 6,
+                                       "temperature": 0, "return_token_ids": true}));
+    let want = server.complete(&json!({"prompt": all_ids, "max_tokens": 6, "temperature": 0,
+                                       "return_token_ids": true}));
+    assert_eq!(token_ids(&cont), token_ids(&want));
 
     // tokenize / detokenize round trip
     let (status, t) = server.post("/tokenize", &json!({"prompt": whole, "add_special_tokens": false}));
