@@ -32,9 +32,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(180);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Server {
-    /// `dbrmt serve --port 0 ARGS…`, once it prints the address it listens on.
+    /// `dbrmt serve --port 0 ARGS…`, once it prints the address it listens on. The binary is `dist/dbrmt` on a GPU
+    /// host running a bundle, else the one cargo built with this test.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dbrmt"))
+        let dist = repo().join("dist/dbrmt");
+        let bin = if dist.exists() {
+            dist
+        } else {
+            PathBuf::from(env!("CARGO_BIN_EXE_dbrmt"))
+        };
+        let mut child = Command::new(bin)
             .arg("serve")
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(args)

@@ -144,8 +144,8 @@ impl<'t> Live<'_, '_, 't> {
                     RequestError::OutOfDeviceMemory { .. } => ApiError::unavailable(e.to_string()),
                     _ => ApiError::internal(format!("starting the request: {e}")),
                 };
-                request.fail(error, w.metrics());
                 w.admission.leave();
+                request.fail(error, w.metrics());
                 Admitted::No
             }
         }
@@ -254,11 +254,13 @@ impl<'t> Live<'_, '_, 't> {
             None => Ok((reason, None)),
         });
         let worker = self.worker;
+        // the counts change before the client hears the end, so what it reads next is up to date
+        worker.admission.leave();
+        worker.admission.set_running(self.requests.len());
         let metrics = worker.metrics();
         match how {
             Ok((reason, state_id)) => request.finish(reason, state_id, metrics),
             Err(e) => request.fail(e, metrics),
         }
-        self.worker.admission.leave();
     }
 }
