@@ -20,7 +20,7 @@ fn greedy(prompt: &[u64], max_tokens: usize) -> Value {
 #[ignore = "needs a CUDA GPU"]
 fn the_server_batches_requests_on_the_gpu() {
     let model = repo().join("testdata/fixtures/tiny-armt-names");
-    let server = Server::start(&[
+    let server = Server::start_bundled(&[
         "--model",
         model.to_str().unwrap(),
         "--device",

@@ -32,15 +32,25 @@ const START_TIMEOUT: Duration = Duration::from_secs(180);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Server {
-    /// `dbrmt serve --port 0 ARGS…`, once it prints the address it listens on. The binary is `dist/dbrmt` on a GPU
-    /// host running a bundle, else the one cargo built with this test.
+    /// `dbrmt serve --port 0 ARGS…` of the binary cargo built with this test, once it prints the address it
+    /// listens on.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_binary(PathBuf::from(env!("CARGO_BIN_EXE_dbrmt")), args)
+    }
+
+    /// As [`Server::start`], with `dist/dbrmt` where there is one (a GPU host running a bundle: the test
+    /// executables were built elsewhere, so cargo's path does not exist there).
+    pub fn start_bundled(args: &[&str]) -> Server {
         let dist = repo().join("dist/dbrmt");
         let bin = if dist.exists() {
             dist
         } else {
             PathBuf::from(env!("CARGO_BIN_EXE_dbrmt"))
         };
+        Self::start_binary(bin, args)
+    }
+
+    fn start_binary(bin: PathBuf, args: &[&str]) -> Server {
         let mut child = Command::new(bin)
             .arg("serve")
             .args(["--host", "127.0.0.1", "--port", "0"])
