@@ -85,6 +85,12 @@ fn text_and_chat_stream_what_they_answer_whole_and_stop_strings_cut() {
     assert_eq!(kept["choices"][0]["finish_reason"], "stop");
     let generated = token_ids(&kept);
     assert_eq!(kept["usage"]["completion_tokens"], generated.len());
+    // when the token that completes the stop string is also the last one allowed, the stop string wins
+    let mut last = keep.clone();
+    last["max_tokens"] = json!(generated.len());
+    let at_last = server.complete(&last);
+    assert_eq!(at_last["choices"][0]["finish_reason"], "stop");
+    assert_eq!(text(&at_last), text(&v));
     let tokenize = |text: &str, special: bool| -> Vec<u64> {
         let (status, t) = server.post("/tokenize", &json!({"prompt": text, "add_special_tokens": special}));
         assert_eq!(status, 200, "{t}");

@@ -215,14 +215,18 @@ impl<'t> Live<'_, '_, 't> {
                 }
             }
             EngineEvent::Finished { reason, state, .. } => {
-                let reason = match reason {
-                    Why::Length => FinishReason::Length,
-                    Why::Stop(token) => match request.on_token(token, true, metrics) {
+                let reason = match (request.ending, reason) {
+                    // a stop string (completed by the last token, too) wins over the length the engine finished at
+                    (Some(ending), _) => ending,
+                    (None, Why::Length) => FinishReason::Length,
+                    (None, Why::Stop(token)) => match request.on_token(token, true, metrics) {
                         Ok(_) => FinishReason::Stop,
                         Err(e) => return self.end(id, Err(e)),
                     },
-                    Why::Ended => request.ending.unwrap_or(FinishReason::Stop),
-                    Why::Prefilled => return self.end(id, Err(ApiError::internal("a generation ended as a prefill"))),
+                    (None, Why::Ended) => FinishReason::Stop,
+                    (None, Why::Prefilled) => {
+                        return self.end(id, Err(ApiError::internal("a generation ended as a prefill")))
+                    }
                 };
                 let state = request.store_state.then_some(state);
                 self.end(id, Ok((reason, state)));
