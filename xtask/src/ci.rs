@@ -30,6 +30,7 @@ const MODEL_TESTS: &[(&str, &str)] = &[
     ("dbrmt-cli", "cli"),
     ("dbrmt-cli", "hostile"),
     ("dbrmt-cli", "first_hour"),
+    ("dbrmt-cli", "serve_smollm2"),
 ];
 
 /// Seconds each fuzz target runs in CI (six targets: two minutes, plus building them).

@@ -32,6 +32,8 @@ pub enum Command {
     /// Prefill a prompt and generate text token by token, with no length limit (segments close as they fill).
     #[command(after_help = examples::GENERATE)]
     Generate(crate::generate::GenerateArgs),
+    /// Serve the model over HTTP: OpenAI-compatible completions and chat, streaming, stored memory states.
+    Serve(crate::serve::ServeArgs),
     /// The token ids of a text (or a file, or standard input): printed on one line, or written as .npy.
     #[command(after_help = examples::TOKENIZE)]
     Tokenize(crate::tokenize::TokenizeArgs),

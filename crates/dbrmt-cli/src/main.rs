@@ -12,6 +12,7 @@ mod outputs;
 mod progress;
 mod run;
 mod selftest;
+mod serve;
 mod text_chunks;
 mod tokenize;
 
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         args::Command::Inspect(a) => inspect::inspect(&a),
         args::Command::Generate(a) => generate::generate(&a),
         args::Command::Selftest(a) => selftest::selftest(&a),
+        args::Command::Serve(a) => serve::serve(&a),
         args::Command::Tokenize(a) => tokenize::tokenize(&a),
         args::Command::Bench(a) => bench::bench(&a),
     };
