@@ -63,6 +63,7 @@ pub fn gguf(data: &[u8]) {
     let _ = dbrmt_formats::gguf::llama_config(&file);
     let opts = LoadOptions {
         armt_init: Some(7),
+        armt_init_when_missing: None,
         armt_params: Some(ARMT),
         armt_file: None,
     };
@@ -131,6 +132,7 @@ pub const STATE_EXPECT: StateExpect<'static> = StateExpect {
     hidden: 4,
     vocab: Some(100),
     segment_size: Some(8),
+    parts: None,
 };
 
 /// A saved memory state: refused unless its tensors, values, metadata and checksum all hold.

@@ -43,8 +43,8 @@ pub struct ModelSource {
 /// Where the memory parameters of a checkpoint without them come from.
 #[derive(Debug)]
 enum Memory {
-    /// Drawn from a seed (`W_mv` zero, not stored).
-    Init(ArmtInit),
+    /// Drawn from a seed (`W_mv` zero, not stored), and the seed.
+    Init(u64, ArmtInit),
     /// A trained ARMT file.
     File(ArmtFile),
 }
@@ -53,7 +53,7 @@ impl Memory {
     /// The values of memory tensor `id`; `None` for a zero `W_mv` and for tensors that are not memory tensors.
     fn values(&self, id: TensorId) -> Option<&[f32]> {
         match self {
-            Memory::Init(init) => init.values(id),
+            Memory::Init(_, init) => init.values(id),
             Memory::File(file) => file.values(id),
         }
     }
@@ -83,6 +83,9 @@ impl ModelSource {
     }
 
     fn open_safetensors(dir: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
+        if dir.is_file() {
+            return Err(not_a_model(dir));
+        }
         if opts.armt_file.is_some() {
             return Err(FormatError::Config {
                 path: dir.to_path_buf(),
@@ -104,11 +107,14 @@ impl ModelSource {
             armt_found += usize::from(locate(id)?.is_some());
         }
         let seed = match (armt_found, opts.armt_init) {
-            (0, None) => {
-                return Err(FormatError::NoArmtTensors {
-                    path: dir.to_path_buf(),
-                })
-            }
+            (0, None) => match opts.armt_init_when_missing {
+                Some(seed) => Some(seed),
+                None => {
+                    return Err(FormatError::NoArmtTensors {
+                        path: dir.to_path_buf(),
+                    })
+                }
+            },
             (0, Some(seed)) => Some(seed),
             (_, Some(_)) => {
                 return Err(FormatError::ArmtInitConflict {
@@ -167,7 +173,7 @@ impl ModelSource {
             init: None,
         };
         if let Some(seed) = seed {
-            source.init = Some(Memory::Init(source.draw_init(seed)?));
+            source.init = Some(Memory::Init(seed, source.draw_init(seed)?));
         }
         Ok(source)
     }
@@ -193,12 +199,12 @@ impl ModelSource {
                 let trained = ArmtFile::open(armt, llama.num_layers, llama.hidden_size, path, &sha)?;
                 (trained.params, None, Some(trained))
             }
-            (None, None) => {
-                return Err(FormatError::NoArmtTensors {
-                    path: path.to_path_buf(),
-                })
-            }
-            (None, Some(seed)) => {
+            (None, seed) => {
+                let Some(seed) = seed.or(opts.armt_init_when_missing) else {
+                    return Err(FormatError::NoArmtTensors {
+                        path: path.to_path_buf(),
+                    });
+                };
                 let Some(params) = opts.armt_params else {
                     return Err(FormatError::Config {
                         path: path.to_path_buf(),
@@ -271,7 +277,7 @@ impl ModelSource {
             init: trained.map(Memory::File),
         };
         if let Some(seed) = seed {
-            source.init = Some(Memory::Init(source.draw_init(seed)?));
+            source.init = Some(Memory::Init(seed, source.draw_init(seed)?));
         }
         Ok(source)
     }
@@ -321,13 +327,21 @@ impl ModelSource {
 
     /// Whether the memory was initialised from a seed rather than loaded.
     pub fn armt_initialised(&self) -> bool {
-        matches!(self.init, Some(Memory::Init(_)))
+        matches!(self.init, Some(Memory::Init(..)))
     }
 
     /// The trained ARMT file applied on top of the backbone (`--armt`), if any.
     pub fn armt_file(&self) -> Option<&ArmtFile> {
         match &self.init {
             Some(Memory::File(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The seed the memory was initialised from; `None` when it is loaded (trained).
+    pub fn armt_seed(&self) -> Option<u64> {
+        match &self.init {
+            Some(Memory::Init(seed, _)) => Some(*seed),
             _ => None,
         }
     }
@@ -508,14 +522,30 @@ impl ModelSource {
             crate::memory::cpu_model_bytes(&self.config),
         )?;
         let weights = read_weights(&self)?;
-        let armt_initialised = self.armt_initialised();
+        let armt_seed = self.armt_seed();
         Ok(Model {
             config: self.config,
             weights,
             layout: self.layout,
             unused_tensors: self.unused_tensors,
-            armt_initialised,
+            armt_seed,
         })
+    }
+}
+
+/// Why a file that is not GGUF cannot be a model: a safetensors file needs its directory (for `config.json`),
+/// anything else is named for what it is not.
+fn not_a_model(path: &Path) -> FormatError {
+    let msg = if crate::checkpoint::looks_like_safetensors(path) {
+        "this is a safetensors file: pass the directory that holds it with its config.json".to_string()
+    } else {
+        "neither a GGUF file (it does not start with the GGUF magic) nor a model directory (config.json and \
+         safetensors)"
+            .to_string()
+    };
+    FormatError::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
     }
 }
 

@@ -41,6 +41,7 @@ fn setup() -> (Engine, Model, Vec<serde_json::Value>, Vec<Vec<f32>>) {
     };
     let opts = LoadOptions {
         armt_init: Some(0),
+        armt_init_when_missing: None,
         armt_file: None,
         armt_params: Some(armt),
     };
