@@ -67,16 +67,7 @@ fn tiny_ids() -> PathBuf {
 
 /// Writes a 1-D .npy array with the given dtype descriptor and raw little-endian data.
 fn write_npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    fs::write(path, bytes).unwrap();
+    fs::write(path, dbrmt_testkit::npy::npy_bytes(descr, shape, data)).unwrap();
 }
 
 /// Rewrites the safetensors header of `dir/model.safetensors` with `edit`, keeping the data.

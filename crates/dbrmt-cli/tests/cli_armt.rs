@@ -56,19 +56,7 @@ fn write_armt(dir: &Scratch, name: &str, sha: &str, wv: f32) -> PathBuf {
 
 /// A 1-D int32 `.npy` of `ids`.
 fn write_ids(dir: &Scratch, ids: &[i32]) -> PathBuf {
-    let mut header = format!(
-        "{{'descr': '<i4', 'fortran_order': False, 'shape': ({},), }}",
-        ids.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend(ids.iter().flat_map(|x| x.to_le_bytes()));
-    dir.write("ids.npy", bytes)
+    dir.write("ids.npy", dbrmt_testkit::npy::ids_i32(ids))
 }
 
 fn s(p: &Path) -> &str {

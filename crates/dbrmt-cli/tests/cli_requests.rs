@@ -25,19 +25,7 @@ fn scratch(test: &str) -> PathBuf {
 
 /// Writes ids as a 1-D int64 .npy.
 fn write_ids(path: &Path, ids: &[i64]) {
-    let mut header = format!(
-        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
-        ids.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(ids.iter().flat_map(|x| x.to_le_bytes()));
-    fs::write(path, bytes).unwrap();
+    fs::write(path, dbrmt_testkit::npy::ids_i64(ids)).unwrap();
 }
 
 /// Three inputs of the tiny case: all 160 ids (5 segments), a partial-segment prefix, a one-segment prefix.

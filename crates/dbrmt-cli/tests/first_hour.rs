@@ -63,19 +63,7 @@ fn s(p: &Path) -> &str {
 
 /// Writes ids as a 1-D int32 .npy.
 fn write_ids(path: &Path, ids: &[i32]) {
-    let mut header = format!(
-        "{{'descr': '<i4', 'fortran_order': False, 'shape': ({},), }}",
-        ids.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(ids.iter().flat_map(|i| i.to_le_bytes()));
-    fs::write(path, bytes).unwrap();
+    fs::write(path, dbrmt_testkit::npy::ids_i32(ids)).unwrap();
 }
 
 /// `n` ids of the tiny model's vocabulary.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use dbrmt_formats::gguf::MetaValue;
 use dbrmt_testkit::gguf::{tiny_llama, GgufBuilder};
+use dbrmt_testkit::npy::{self, npy_bytes};
 use dbrmt_testkit::Scratch;
 use serde_json::Value;
 
@@ -162,23 +163,8 @@ fn run_gguf(path: &Path, overrides: &[(&str, &str)]) -> Output {
     dbrmt(&all)
 }
 
-/// A `.npy` header dict padded as NumPy pads it, then `data`.
-fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    bytes
-}
-
 fn write_ids(scratch: &Scratch, ids: &[i32]) -> PathBuf {
-    let data: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
-    scratch.write("ids.npy", npy("<i4", &format!("({},)", ids.len()), &data))
+    scratch.write("ids.npy", npy::ids_i32(ids))
 }
 
 /// The safetensors header of `path` and where its data starts.
@@ -790,7 +776,7 @@ mod messages {
     #[test]
     fn npy_headers_are_not_echoed_raw() {
         let scratch = Scratch::new("hostile-npy");
-        let evil = scratch.write("ids.npy", npy("<\x1b[2J\x1b[31mi4", "(3,)", &[0; 12]));
+        let evil = scratch.write("ids.npy", npy_bytes("<\x1b[2J\x1b[31mi4", "(3,)", &[0; 12]));
         let out = dbrmt(&[
             "run",
             "--model",
@@ -801,7 +787,7 @@ mod messages {
         assert_refused(&out, "\\x1b[2J");
         assert!(!out.stderr.contains(&0x1b), "a raw escape reached the terminal");
         // a header that is not even text
-        let mut bytes = npy("<i4", "(3,)", &[0; 12]);
+        let mut bytes = npy_bytes("<i4", "(3,)", &[0; 12]);
         bytes[12] = 0x9b; // a C1 control byte (CSI) in place of a quote
         let evil = scratch.write("bad.npy", bytes);
         let out = dbrmt(&[

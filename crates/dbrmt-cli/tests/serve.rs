@@ -59,21 +59,8 @@ fn generate_cli(prompt: &[u64], max_tokens: usize) -> Vec<u64> {
 }
 
 fn write_ids_npy(path: &Path, ids: &[u64]) {
-    let mut header = format!(
-        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
-        ids.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for &id in ids {
-        bytes.extend((id as i64).to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
+    let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+    std::fs::write(path, dbrmt_testkit::npy::ids_i64(&ids)).unwrap();
 }
 
 #[test]
