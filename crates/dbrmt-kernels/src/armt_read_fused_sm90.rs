@@ -327,11 +327,19 @@ mod tests {
     #[test]
     fn validates_the_1b_step() {
         // 16 cells of 1152 rows, u and h packed differently, states out of order
-        let spans: Vec<Span> = (0..16).map(|i| span(i * 1152, (15 - i) * 1152, 1152, (i * 7) % 16)).collect();
+        let spans: Vec<Span> = (0..16)
+            .map(|i| span(i * 1152, (15 - i) * 1152, 1152, (i * 7) % 16))
+            .collect();
         let c = validate("t", lens(16 * 1152, 16, 16 * 1152), &spans, B1).unwrap();
-        assert_eq!((c.tiles, c.u_rows, c.a_rows, c.params.count), (16 * 9 * 16, 16 * 1152, 16 * 384, 16));
+        assert_eq!(
+            (c.tiles, c.u_rows, c.a_rows, c.params.count),
+            (16 * 9 * 16, 16 * 1152, 16 * 384, 16)
+        );
         let p = c.params.problems[1];
-        assert_eq!((p.h, p.z, p.u_row, p.a_row, p.m, p.h_ld), (14 * 1152 * 2048, 7 * 384, 1152, 7 * 384, 1152, 2048));
+        assert_eq!(
+            (p.h, p.z, p.u_row, p.a_row, p.m, p.h_ld),
+            (14 * 1152 * 2048, 7 * 384, 1152, 7 * 384, 1152, 2048)
+        );
         assert_eq!((c.params.n, c.params.d_mem, c.params.nu), (2048, 64, 3));
     }
 
@@ -343,19 +351,37 @@ mod tests {
         assert!(rejected(v(lens(127, 2, 128), &ok, B1)), "u short");
         assert!(rejected(v(lens(128, 2, 127), &ok, B1)), "h short");
         assert!(rejected(v(lens(128, 1, 128), &ok, B1)), "state 1 of 1");
-        let short_z = Lens { z: 384, ..lens(128, 2, 128) };
+        let short_z = Lens {
+            z: 384,
+            ..lens(128, 2, 128)
+        };
         assert!(rejected(v(short_z, &ok, B1)), "z of one state");
-        assert!(rejected(v(lens(128, 2, 128), &[span(0, 0, 100, 0), span(100, 99, 28, 1)], B1)), "overlap");
+        assert!(
+            rejected(v(lens(128, 2, 128), &[span(0, 0, 100, 0), span(100, 99, 28, 1)], B1)),
+            "overlap"
+        );
         assert!(rejected(v(lens(128, 2, 128), &[], B1)), "no spans");
-        assert!(rejected(v(lens(128, 2, 128), &vec![span(0, 0, 0, 0); 65], B1)), "65 spans");
+        assert!(
+            rejected(v(lens(128, 2, 128), &vec![span(0, 0, 0, 0); 65], B1)),
+            "65 spans"
+        );
         let odd_h = Lens {
-            h: Rows { len: 128 * 2050, ld: 2050 },
+            h: Rows {
+                len: 128 * 2050,
+                ld: 2050,
+            },
             ..lens(128, 2, 128)
         };
         assert!(rejected(v(odd_h, &ok, B1)), "h stride not a multiple of 4");
-        assert!(rejected(v(lens(128, 2, 128), &ok, ReadShape { d_mem: 16, ..B1 })), "d_mem 16");
+        assert!(
+            rejected(v(lens(128, 2, 128), &ok, ReadShape { d_mem: 16, ..B1 })),
+            "d_mem 16"
+        );
         assert!(rejected(v(lens(128, 2, 128), &ok, ReadShape { nu: 5, ..B1 })), "D 640");
-        assert!(rejected(v(lens(128, 2, 128), &ok, ReadShape { d: 2046, ..B1 })), "d % 4");
+        assert!(
+            rejected(v(lens(128, 2, 128), &ok, ReadShape { d: 2046, ..B1 })),
+            "d % 4"
+        );
         // an empty span is no tile and needs nothing
         assert_eq!(v(lens(0, 1, 0), &[span(5000, 5000, 0, 0)], B1).unwrap(), 0);
     }

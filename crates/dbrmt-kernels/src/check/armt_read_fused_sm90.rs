@@ -72,9 +72,23 @@ fn run(
         put(&mut z, dk, s.state, &c.z, dk);
         put(&mut h, h_ld, s.out_row, &c.h, d);
     }
-    let (u_d, a_d, z_d) = (upload_f32(stream, &u)?, upload_f32(stream, &a)?, upload_f32(stream, &z)?);
+    let (u_d, a_d, z_d) = (
+        upload_f32(stream, &u)?,
+        upload_f32(stream, &a)?,
+        upload_f32(stream, &z)?,
+    );
     let mut h_d = upload_f32(stream, &h)?;
-    armt_read_fused_sm90(gpu, stream, (&u_d, dm), &a_d, &z_d, (&mut h_d, h_ld), spans, shape, split)?;
+    armt_read_fused_sm90(
+        gpu,
+        stream,
+        (&u_d, dm),
+        &a_d,
+        &z_d,
+        (&mut h_d, h_ld),
+        spans,
+        shape,
+        split,
+    )?;
     Ok((h, download_f32(stream, &h_d)?))
 }
 
@@ -106,7 +120,10 @@ pub fn check_read_fused(
     let strays = changed_outside(&after, &layout.out_blocks(h_ld, d, 0), |e| before[e].to_bits());
     let signal = compare("", String::new(), &old, &want, 0.0).rel_err;
     let name = split.entry();
-    let what = format!("{} rows={rows:?} h_ld={h_ld} |read|/|h|={signal:.2}", describe(shape, split));
+    let what = format!(
+        "{} rows={rows:?} h_ld={h_ld} |read|/|h|={signal:.2}",
+        describe(shape, split)
+    );
     let mut check = fail_if(compare(name, what, &got, &want, F32_OUT_TOL), strays, "stray writes");
     if signal < 0.1 {
         check.rel_err = f64::INFINITY;
@@ -136,7 +153,11 @@ pub fn check_read_fused_grouping(
     let one = &refs[alone..=alone];
     let (_, h) = run(gpu, &mut rng, (one, &single, &single.spans), shape, d, split)?;
     let by_itself = gather(&h, d, single.spans[0].out_row, rows[alone], 0, d);
-    let what = format!("{} alone vs {} cells: cell {alone} of rows={rows:?}", describe(shape, split), rows.len());
+    let what = format!(
+        "{} alone vs {} cells: cell {alone} of rows={rows:?}",
+        describe(shape, split),
+        rows.len()
+    );
     Ok(bitwise(split.entry(), what, &by_itself, &grouped))
 }
 

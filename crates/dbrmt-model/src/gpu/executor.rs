@@ -122,6 +122,7 @@ impl GpuExecutor {
                 logit_rows,
                 0,
                 self.model.projections,
+                self.model.memory.read_fused,
             )?);
         }
         let ws = guard.as_mut().expect("workspace just ensured");

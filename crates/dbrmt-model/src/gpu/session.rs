@@ -55,7 +55,16 @@ impl GpuExecutor {
         let cfg = &self.model.cfg;
         let layers = cfg.llama.num_layers;
         // a diagonal over any number of segments has at most one cell per layer and one live segment per layer
-        let ws = Workspace::new(&self.stream, cfg, layers, layers, 1, layers, self.model.projections)?;
+        let ws = Workspace::new(
+            &self.stream,
+            cfg,
+            layers,
+            layers,
+            1,
+            layers,
+            self.model.projections,
+            self.model.memory.read_fused,
+        )?;
         Ok(Session {
             engine: self,
             ws,

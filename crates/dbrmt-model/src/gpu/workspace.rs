@@ -12,7 +12,8 @@ use super::weights::kvb_rows;
 use super::{Projections, StepProfile};
 
 /// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
-/// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers.
+/// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers; the read's φ
+/// and φ·A buffers only where the read is not fused ([`super::MemoryProducts::read_fused`]).
 #[derive(Debug)]
 pub struct Workspace {
     pub max_cells: usize,
@@ -35,7 +36,8 @@ pub struct Workspace {
     /// The gate/up product `[.., 2I]` (v1 projections only: the v2 GEMM fuses SwiGLU and writes `act` directly).
     pub gate_up: CudaSlice<bf16>,
     pub act: CudaSlice<bf16>,
-    /// Read: `u = H W_qᵀ` `[.., d_mem]`, `φ(u)` `[.., D]`, `φ(u)·A` `[.., d]`, f32.
+    /// Read: `u = H W_qᵀ` `[.., d_mem]`, `φ(u)` `[.., D]`, `φ(u)·A` `[.., d]`, f32 (φ and φ·A only for the unfused
+    /// read: the fused one keeps them on chip).
     pub u: CudaSlice<f32>,
     pub phi: CudaSlice<f32>,
     pub num: CudaSlice<f32>,
@@ -56,6 +58,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         stream: &Arc<CudaStream>,
         cfg: &ModelConfig,
@@ -64,6 +67,7 @@ impl Workspace {
         logit_rows: usize,
         cache_layers: usize,
         projections: Projections,
+        read_fused: bool,
     ) -> Result<Self, KernelError> {
         let (d, m) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens);
         let rows = cfg.segment_rows();
@@ -89,8 +93,8 @@ impl Workspace {
             })?,
             act: bf(g * inter)?,
             u: f(g * dm)?,
-            phi: f(g * dk)?,
-            num: f(g * d)?,
+            phi: f(if read_fused { 0 } else { g * dk })?,
+            num: f(if read_fused { 0 } else { g * d })?,
             kvb: f(gm * kvb_rows(cfg))?,
             kphi: f(gm * dk)?,
             ka: f(gm * d)?,
