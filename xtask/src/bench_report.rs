@@ -234,6 +234,7 @@ impl Report {
         }
         self.e2e_table(&mut md, gemm)?;
         self.decode_table(&mut md)?;
+        crate::bench_requests::section(&self.lines, &mut md)?;
         self.load_table(&mut md)?;
         self.kernel_table(&mut md)?;
         self.attention_table(&mut md)?;
@@ -396,7 +397,8 @@ impl Report {
             "\n## Kernels at the models' shapes\n\nOurs beside the yardstick measured in the same run (`dbrmt bench kernels`, \
              CUDA events, L2 flushed, median): cuBLAS bf16 (f32 compute; the better of one GEMM over all the rows and \
              a strided-batched GEMM of the cells) for the projections — ours run as the engine runs them (o and down \
-             accumulating into f32 rows, gate/up with SwiGLU fused); PyTorch SDPA (the better of its flash and cuDNN \
+             accumulating into f32 rows, set against cuBLAS doing the same, f32 C += A·Bᵀ, where the run measured \
+             it; gate/up with SwiGLU fused, against cuBLAS's plain gate/up product); PyTorch SDPA (the better of its flash and cuDNN \
              backends) for attention; cuBLAS SGEMM for the memory's f32 products; the device copy (`cuMemcpyDtoD`, \
              read + write) for the row kernels.\n\n| op | shape | ours | ms | TFLOP/s or GB/s | yardstick | % of it |\n|---|---|---|---:|---:|---:|---:|"
         )?;
@@ -411,9 +413,11 @@ impl Report {
             }
             let ms = l["ms"].as_f64().unwrap_or(f64::NAN);
             let (rate, yard) = match op {
+                // o and down add into f32 rows: set against cuBLAS doing the same (f32 C += A·Bᵀ) where measured
                 "gemm" => (
                     l["tflops"].as_f64(),
-                    best("kernel", "tflops", shape, &["cublas", "cublas-batched"]),
+                    best("kernel", "tflops", shape, &["cublas-f32acc", "cublas-f32acc-batched"])
+                        .or_else(|| best("kernel", "tflops", shape, &["cublas", "cublas-batched"])),
                 ),
                 "attention" if shape.contains("decode") => (
                     l["gbps"].as_f64(),

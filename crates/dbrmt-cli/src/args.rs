@@ -90,9 +90,10 @@ pub struct RunArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub armt: ArmtInitArgs,
-    /// Token ids: a .npy array of int32 or int64, shape [N] (or [1, N]).
-    #[arg(long, value_name = "IDS.npy")]
-    pub input_ids: PathBuf,
+    /// Token ids: a .npy array of int32 or int64, shape [N] (or [1, N]). Several files are several requests, run
+    /// together in one packed schedule (each gives bitwise what it gives alone).
+    #[arg(long, value_name = "IDS.npy", num_args = 1.., required = true)]
+    pub input_ids: Vec<PathBuf>,
     /// Where to run: `auto` takes the GPU when there is a usable one (and kernels were built), else the CPU model.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
@@ -100,11 +101,13 @@ pub struct RunArgs {
     pub schedule: ScheduleArg,
     #[arg(long, value_enum, default_value_t = LogitsArg::Last)]
     pub logits: LogitsArg,
-    /// Write the logits as float32 [rows, vocab] .npy (rows = tokens for --logits all, 1 for last).
-    #[arg(long, value_name = "OUT.npy")]
+    /// Write the logits as float32 [rows, vocab] .npy (rows = tokens for --logits all, 1 for last). With several
+    /// inputs, a directory: `<input file stem>.npy` per request.
+    #[arg(long, value_name = "OUT.npy|DIR")]
     pub dump_logits: Option<PathBuf>,
-    /// Write every layer's memory state (layers.{i}.A, layers.{i}.z, f32) as safetensors.
-    #[arg(long, value_name = "STATE.safetensors")]
+    /// Write every layer's memory state (layers.{i}.A, layers.{i}.z, f32) as safetensors. With several inputs, a
+    /// directory: `<input file stem>.safetensors` per request.
+    #[arg(long, value_name = "STATE.safetensors|DIR")]
     pub dump_state: Option<PathBuf>,
 }
 

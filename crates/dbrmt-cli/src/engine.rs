@@ -37,7 +37,7 @@ pub fn open_engine(device: DeviceArg, path: &Path, opts: &LoadOptions) -> anyhow
         t0.elapsed().as_secs_f64()
     );
     if let Some(w) = engine.info().unused_tensors_warning() {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::terminal_safe(&w));
     }
     Ok(engine)
 }

@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod engine;
 mod generate;
+mod generate_many;
 mod inspect;
 mod run;
 mod selftest;
@@ -33,8 +34,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, skipping a cause whose text its parent already quotes.
+/// `s` with control characters escaped (`\u{1b}`): names and values from a hostile file must not reach the
+/// terminal as escape sequences, nor break the one-line message.
+pub fn terminal_safe(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The error and its causes on one line, skipping a cause whose text its parent already quotes; control
+/// characters escaped.
 fn describe(e: &anyhow::Error) -> String {
+    terminal_safe(&describe_raw(e))
+}
+
+fn describe_raw(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain().map(|c| c.to_string()) {
         if !out.contains(&cause) {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::FormatError;
+use crate::limits::{self, ArmtFields, LlamaFields};
 
 /// Shapes of one layer's memory: `d` hidden, `d_mem`, `nu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,15 +103,18 @@ pub struct ConfigFile {
     pub llama: LlamaConfig,
     /// `None` for a plain LLaMA config.
     pub armt: Option<ArmtParams>,
+    /// What the backbone's fields are called in the file (`config.json` or GGUF metadata), for messages.
+    pub fields: LlamaFields,
 }
 
 impl ConfigFile {
     /// Reads and parses `path` (normally `<model dir>/config.json`).
     pub fn read(path: &Path) -> Result<Self, FormatError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FormatError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::files::read_text_capped(path, limits::MAX_CONFIG_BYTES).map_err(|source| FormatError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::parse(&text, path)
     }
 
@@ -139,6 +143,7 @@ impl ConfigFile {
             path: path.to_path_buf(),
             llama,
             armt,
+            fields: limits::CONFIG_JSON,
         })
     }
 
@@ -149,11 +154,11 @@ impl ConfigFile {
             path: self.path.clone(),
             msg,
         };
-        let armt = match (self.armt, fallback) {
-            (Some(a), _) => a,
+        let (armt, armt_fields): (ArmtParams, &ArmtFields) = match (self.armt, fallback) {
+            (Some(a), _) => (a, &limits::ARMT_JSON),
             (None, Some(a)) => {
                 validate_armt(&a, "ARMT parameter `").map_err(bad)?;
-                a
+                (a, &limits::ARMT_FLAGS)
             }
             (None, None) => {
                 return Err(bad(
@@ -163,7 +168,9 @@ impl ConfigFile {
                 ))
             }
         };
-        Ok(self.llama.clone().with_armt(armt))
+        let config = self.llama.clone().with_armt(armt);
+        limits::check_model(&config, &self.fields, armt_fields).map_err(bad)?;
+        Ok(config)
     }
 }
 
@@ -342,7 +349,7 @@ fn parse_llama(f: &Fields) -> Result<LlamaConfig, String> {
             ));
         }
     }
-    Ok(LlamaConfig {
+    let config = LlamaConfig {
         vocab_size,
         hidden_size,
         intermediate_size,
@@ -354,7 +361,9 @@ fn parse_llama(f: &Fields) -> Result<LlamaConfig, String> {
         rope_theta: f.positive("rope_theta")?.unwrap_or(10000.0),
         rope_scaling: parse_rope_scaling(f)?,
         tie_word_embeddings: f.bool("tie_word_embeddings")?.unwrap_or(false),
-    })
+    };
+    limits::check_llama(&config, &limits::CONFIG_JSON)?;
+    Ok(config)
 }
 
 /// `rope_scaling`: absent, `null` or type `default` → none; `llama3` → its four parameters; anything else is
@@ -408,6 +417,7 @@ fn parse_armt(f: &Fields) -> Result<ArmtParams, String> {
         correction: f.bool("correction")?.unwrap_or(true),
     };
     validate_armt(&armt, "field `armt.")?;
+    limits::check_armt(&armt, &limits::ARMT_JSON)?;
     Ok(armt)
 }
 

@@ -62,6 +62,26 @@ pub enum FormatError {
         name: String,
         ggml_type: String,
     },
+    /// A run would need more memory than the machine has (estimated before allocating; see [`crate::memory`]).
+    #[error(
+        "not enough memory for {what}: needs {}, has {} ({limited_by})",
+        crate::memory::human(*needed),
+        crate::memory::human(*available)
+    )]
+    OutOfMemory {
+        what: String,
+        needed: u64,
+        available: u64,
+        limited_by: String,
+    },
+    /// A tensor holds a NaN or an infinity: the model would compute NaN logits (or none) without a word.
+    #[error("{path}: tensor `{name}` holds {value} at element {index}; the weights must be finite")]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        index: usize,
+        value: f32,
+    },
     /// A GGUF tensor's shape (row-major, i.e. ggml's `ne` reversed) does not match the metadata.
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?} from the GGUF metadata")]
     GgufShape {
@@ -70,4 +90,14 @@ pub enum FormatError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+}
+
+/// `s` with control characters escaped, for messages: a name or value from a hostile file may hold terminal
+/// escape sequences, which must not reach the terminal as such.
+pub fn printable(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.escape_debug().to_string()
+    } else {
+        s.to_string()
+    }
 }

@@ -102,14 +102,15 @@ fn config_text(cfg: &ModelConfig) -> String {
     format!("ModelConfig {{ {fields}, armt: {:?} }}", cfg.armt)
 }
 
-struct Fnv(u64);
+/// FNV-1a, 64 bits.
+pub(crate) struct Fnv(pub(crate) u64);
 
 impl Fnv {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
 
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         for &x in b {
             self.0 = (self.0 ^ x as u64).wrapping_mul(0x0100_0000_01b3);
         }

@@ -19,3 +19,11 @@ pub(crate) fn map_file(path: &Path) -> Result<Mmap, FormatError> {
     // readers use is validated against the length the file had when mapped.
     unsafe { Mmap::map(&file) }.map_err(io)
 }
+
+/// A read-only map holding a copy of `bytes` (anonymous memory): parsers that work on maps can read bytes that
+/// never were a file (fuzzing, tests).
+pub(crate) fn map_bytes(bytes: &[u8]) -> std::io::Result<Mmap> {
+    let mut map = memmap2::MmapOptions::new().len(bytes.len()).map_anon()?;
+    map.copy_from_slice(bytes);
+    map.make_read_only()
+}

@@ -3,7 +3,6 @@
 //! Only what the engine exchanges: little-endian `<i4`/`<i8` token ids of shape `[N]` or `[1, N]`, and `<f4`
 //! arrays of any shape, all in C order. Everything else is refused with an error naming the file.
 
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::FormatError;
@@ -17,6 +16,11 @@ const GROWTH_AXIS_MAX_DIGITS: usize = 21;
 /// Reads token ids: a C-order `<i4` or `<i8` array of shape `[N]` or `[1, N]`.
 pub fn read_ids(path: &Path) -> Result<Vec<i64>, FormatError> {
     let bytes = read_file(path)?;
+    // int32 ids widen to int64: up to twice the file again
+    crate::memory::check_host(
+        &format!("the token ids of {}", path.display()),
+        (bytes.len() as u64).saturating_mul(2),
+    )?;
     parse_ids(&bytes).map_err(|msg| npy_error(path, msg))
 }
 
@@ -24,6 +28,16 @@ pub fn read_ids(path: &Path) -> Result<Vec<i64>, FormatError> {
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), FormatError> {
     let bytes = read_file(path)?;
     parse_f32(&bytes).map_err(|msg| npy_error(path, msg))
+}
+
+/// Token ids from the bytes of a `.npy` file (as [`read_ids`]; the message names no file).
+pub fn ids_from_bytes(bytes: &[u8]) -> Result<Vec<i64>, String> {
+    parse_ids(bytes)
+}
+
+/// A `<f4` array from the bytes of a `.npy` file (as [`read_f32`]; the message names no file).
+pub fn f32_from_bytes(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
+    parse_f32(bytes)
 }
 
 /// Writes `data` as a C-order `<f4` array of `shape` (format version 1.0, as `numpy.save` writes it).
@@ -36,24 +50,53 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Forma
         ));
     }
     let preamble = preamble_v1("<f4", shape).map_err(|msg| npy_error(path, msg))?;
+    crate::files::write_atomically(path, |out| {
+        out.write_all(&preamble)?;
+        for chunk in data.chunks(1 << 14) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+            out.write_all(&bytes)?;
+        }
+        Ok(())
+    })
+}
+
+/// The whole file, refused before reading when the machine cannot hold it (a regular file's size is known; a pipe
+/// is read up to what is available).
+fn read_file(path: &Path) -> Result<Vec<u8>, FormatError> {
+    use std::io::Read;
     let io = |source| FormatError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut out = BufWriter::new(std::fs::File::create(path).map_err(io)?);
-    out.write_all(&preamble).map_err(io)?;
-    for chunk in data.chunks(1 << 14) {
-        let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-        out.write_all(&bytes).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let what = format!("reading {}", path.display());
+    if len > 0 {
+        crate::memory::check_host(&what, len)?;
     }
-    out.flush().map_err(io)
+    let cap = crate::memory::host_available().map_or(u64::MAX, |a| a.bytes);
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let read = file.take(cap.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    if read as u64 > cap {
+        crate::memory::check_host(&what, read as u64)?;
+    }
+    Ok(bytes)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, FormatError> {
-    std::fs::read(path).map_err(|source| FormatError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+/// `text` with every byte that is not printable ASCII escaped (`\x1b`), for messages: a hostile header must not
+/// reach the terminal as escape sequences.
+fn sanitize(text: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let mut out: String = text
+        .iter()
+        .take(SHOWN)
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    if text.len() > SHOWN {
+        out.push('…');
+    }
+    out
 }
 
 fn npy_error(path: &Path, msg: String) -> FormatError {
@@ -75,7 +118,8 @@ fn parse_ids(bytes: &[u8]) -> Result<Vec<i64>, String> {
             .collect()),
         "<i8" => Ok(elements::<8>(data, n)?.map(i64::from_le_bytes).collect()),
         other => Err(format!(
-            "token ids must be little-endian int32 or int64 (`<i4`/`<i8`), found dtype `{other}`"
+            "token ids must be little-endian int32 or int64 (`<i4`/`<i8`), found dtype `{}`",
+            sanitize(other.as_bytes())
         )),
     }
 }
@@ -85,7 +129,7 @@ fn parse_f32(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
     if header.descr != "<f4" {
         return Err(format!(
             "expected a little-endian float32 array (`<f4`), found dtype `{}`",
-            header.descr
+            sanitize(header.descr.as_bytes())
         ));
     }
     let n = element_count(&header.shape)?;
@@ -140,15 +184,26 @@ fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
         .iter()
         .rev()
         .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    if header_len > crate::limits::MAX_NPY_HEADER {
+        return Err(format!(
+            "header length {header_len} is more than the limit of {} bytes (NumPy writes < 64 KB)",
+            crate::limits::MAX_NPY_HEADER
+        ));
+    }
     let header_end = header_start + header_len;
-    let text = bytes.get(header_start..header_end).ok_or_else(|| {
+    let raw = bytes.get(header_start..header_end).ok_or_else(|| {
         format!(
             "header length {header_len} runs past the end of the file ({} bytes)",
             bytes.len()
         )
     })?;
-    let text = std::str::from_utf8(text).map_err(|_| "header is not text".to_string())?;
-    let dict = parse_dict(text).map_err(|e| format!("header is not a NumPy header dict ({e}): {}", text.trim_end()))?;
+    let text = std::str::from_utf8(raw).map_err(|_| format!("header is not text: {}", sanitize(raw)))?;
+    let dict = parse_dict(text).map_err(|e| {
+        format!(
+            "header is not a NumPy header dict ({e}): {}",
+            sanitize(text.trim_end().as_bytes())
+        )
+    })?;
     let mut descr = None;
     let mut fortran_order = None;
     let mut shape = None;

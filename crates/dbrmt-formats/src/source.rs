@@ -64,6 +64,7 @@ impl ModelSource {
     fn open_safetensors(dir: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
         let config = ConfigFile::read(&dir.join(CONFIG_FILE))?.model_config(opts.armt_params)?;
         let checkpoint = Checkpoint::open(dir)?;
+        check_layer_count(&checkpoint, config.llama.num_layers)?;
         let layout = NameLayout::detect(checkpoint.names());
         let mut names = BTreeMap::new();
         let locate = |id: TensorId| locate(&checkpoint, layout, id);
@@ -143,7 +144,12 @@ impl ModelSource {
     }
 
     fn open_gguf(path: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
-        let file = GgufFile::open(path)?;
+        Self::from_gguf(GgufFile::open(path)?, opts)
+    }
+
+    /// The model of an opened LLaMA GGUF file (which needs `opts.armt_init` and `opts.armt_params`).
+    pub fn from_gguf(file: GgufFile, opts: &LoadOptions) -> Result<Self, FormatError> {
+        let path = &file.path().to_path_buf();
         let llama = gguf::llama_config(&file)?;
         let Some(seed) = opts.armt_init else {
             return Err(FormatError::NoArmtTensors {
@@ -163,6 +169,7 @@ impl ModelSource {
             path: path.to_path_buf(),
             llama,
             armt: None,
+            fields: crate::limits::GGUF,
         }
         .model_config(Some(params))?;
         gguf::llama::refuse_biases(&file)?;
@@ -226,6 +233,12 @@ impl ModelSource {
     fn draw_init(&self, seed: u64) -> Result<ArmtInit, FormatError> {
         const PIECE: usize = 1 << 22;
         let c = &self.config;
+        let (l, d) = (c.llama.num_layers, c.llama.hidden_size);
+        let per_layer = crate::memory::mul_bytes(&[2, c.armt.d_mem, d]).saturating_add(d as u64 + 1);
+        let values = per_layer
+            .saturating_mul(l as u64)
+            .saturating_add(crate::memory::mul_bytes(&[c.armt.num_mem_tokens, d]));
+        crate::memory::check_host("the memory parameters drawn for --armt-init", values.saturating_mul(4))?;
         let n = self.len(TensorId::Embed);
         let mut sum = 0.0f64;
         self.read_pieces(TensorId::Embed, PIECE, |_, x| {
@@ -275,8 +288,13 @@ impl ModelSource {
     }
 
     /// The stored bytes of `id` when it is stored as little-endian bf16 in the model's row order (to copy as they
-    /// are); `None` when it must be converted.
+    /// are); `None` when it must be converted — and when it holds a NaN or an infinity, so that the caller's
+    /// fallback, [`ModelSource::read_pieces`], reports it.
     pub fn stored_bf16(&self, id: TensorId) -> Option<&[u8]> {
+        self.stored_bf16_unchecked(id).filter(|b| bf16_all_finite(b))
+    }
+
+    fn stored_bf16_unchecked(&self, id: TensorId) -> Option<&[u8]> {
         if self.init.is_some() && id.is_armt() {
             return None;
         }
@@ -338,10 +356,35 @@ impl ModelSource {
         while row < rows {
             let n = step.min(rows - row);
             let piece = self.rows_f32(id, row, n, cols)?;
+            // a NaN or an infinity in the weights makes every logit NaN (or 0) without a word: refuse it here,
+            // where every piece of every tensor passes on its way to either backend
+            if let Some(i) = piece.iter().position(|x| !x.is_finite()) {
+                return Err(self.non_finite(id, row * cols + i, piece[i]).into());
+            }
             f(row * cols, &piece)?;
             row += n;
         }
         Ok(())
+    }
+
+    /// The error for a NaN or infinity at element `index` of tensor `id`.
+    fn non_finite(&self, id: TensorId, index: usize, value: f32) -> FormatError {
+        let (path, name) = match &self.store {
+            Store::Safetensors { checkpoint, names } => {
+                let name = names.get(&id).cloned().unwrap_or_else(|| format!("{id:?}"));
+                (checkpoint.path_of(&name).to_path_buf(), name)
+            }
+            Store::Gguf(file) => (
+                file.path().to_path_buf(),
+                gguf::llama::tensor_name(id).unwrap_or_else(|| format!("{id:?}")),
+            ),
+        };
+        FormatError::NonFinite {
+            path,
+            name,
+            index,
+            value,
+        }
     }
 
     /// Rows `row .. row + n` of `id` (a `[.., cols]` matrix, or a vector as one row) as f32.
@@ -391,8 +434,13 @@ impl ModelSource {
         Ok(out)
     }
 
-    /// The f32 host model (what the CPU backend runs).
+    /// The f32 host model (what the CPU backend runs); refused before anything is read when the machine cannot
+    /// hold it.
     pub fn load(self) -> Result<Model, FormatError> {
+        crate::memory::check_host(
+            "the CPU model's f32 weights",
+            crate::memory::cpu_model_bytes(&self.config),
+        )?;
         let weights = read_weights(&self)?;
         let armt_initialised = self.armt_initialised();
         Ok(Model {
@@ -517,6 +565,33 @@ pub fn tensor_ids(config: &ModelConfig) -> impl Iterator<Item = TensorId> {
         .chain(layers)
 }
 
+/// The checkpoint may not hold layers beyond the config's `num_hidden_layers`: their weights would be dropped
+/// without a word (fewer layers are reported as the first missing tensor). A layer counts when it holds a weight
+/// of the model (`…layers.{i}.…q_proj.weight`, `…layers.{i}.W_mq.weight`, …); other tensors under a layer's name
+/// (rotary `inv_freq` buffers) are only listed as unused.
+fn check_layer_count(checkpoint: &Checkpoint, layers: usize) -> Result<(), FormatError> {
+    let extra = checkpoint.names().find_map(|name| {
+        let (_, after) = name.split_once("layers.")?;
+        let (index, rest) = after.split_once('.')?;
+        let index = index.parse::<u64>().ok()?;
+        let weight = LayerTensor::BACKBONE
+            .into_iter()
+            .chain(LayerTensor::ARMT)
+            .any(|t| rest.ends_with(t.key()));
+        (weight && index >= layers as u64).then_some((index, name))
+    });
+    match extra {
+        None => Ok(()),
+        Some((index, name)) => Err(FormatError::Checkpoint {
+            path: checkpoint.path_of(name).to_path_buf(),
+            msg: format!(
+                "holds layer {index} (tensor `{name}`) but config.json has num_hidden_layers = {layers}: the \
+                 checkpoint's layer count must equal the config's"
+            ),
+        }),
+    }
+}
+
 /// The heads whose rows a GGUF stores permuted (q: all heads, k: the kv heads).
 fn unpermute_heads(id: TensorId, c: &ModelConfig) -> Option<usize> {
     match id {
@@ -585,8 +660,39 @@ fn internal(id: TensorId) -> FormatError {
     }
 }
 
+/// Whether little-endian bf16 `bytes` hold only finite values (a NaN or an infinity has all exponent bits set).
+pub fn bf16_all_finite(bytes: &[u8]) -> bool {
+    bytes.chunks_exact(2).all(|b| b[1] & 0x7f != 0x7f || b[0] & 0x80 == 0)
+}
+
 /// bf16 from f32, round to nearest even (the GPU's weights).
 pub fn to_bf16(values: &[f32], out: &mut Vec<bf16>) {
     out.clear();
     out.extend(values.iter().map(|&x| bf16::from_f32(x)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_scan_finds_nan_and_inf_only() {
+        let bytes = |xs: &[f32]| -> Vec<u8> { xs.iter().flat_map(|&x| bf16::from_f32(x).to_le_bytes()).collect() };
+        let finite = [0.0, -0.0, 1.0, -3.3e38, 3.3e38, f32::MIN_POSITIVE, 1e-40, -65504.0];
+        assert!(bf16_all_finite(&bytes(&finite)));
+        for bad in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut xs = finite.to_vec();
+            xs.insert(3, bad);
+            assert!(!bf16_all_finite(&bytes(&xs)), "{bad}");
+        }
+        // every bit pattern: the scan agrees with the f32 value
+        for bits in 0..=u16::MAX {
+            let v = bf16::from_bits(bits);
+            assert_eq!(
+                bf16_all_finite(&bits.to_le_bytes()),
+                v.to_f32().is_finite(),
+                "{bits:#06x}"
+            );
+        }
+    }
 }

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
-use safetensors::SafeTensors;
 
-use crate::error::FormatError;
+use crate::checkpoint::SafetensorsFile;
+use crate::error::{printable, FormatError};
+use crate::identity::Fnv;
 
 /// `A` and `z` of one layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +64,43 @@ pub struct SavedState {
 const KEY_MODEL: &str = "dbrmt.model";
 const KEY_SEGMENTS: &str = "dbrmt.segments";
 const KEY_OPEN: &str = "dbrmt.open_ids";
+/// FNV-1a over the other metadata values and every tensor's bytes ([`checksum`]).
+const KEY_CHECKSUM: &str = "dbrmt.checksum";
+
+/// What a state file must fit: the model it was saved from and its shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateExpect<'a> {
+    /// The model's identity ([`crate::identity`]).
+    pub identity: &'a str,
+    pub layers: usize,
+    pub d_key: usize,
+    pub hidden: usize,
+    /// Open ids must lie below this (`None`: not checked).
+    pub vocab: Option<usize>,
+    /// The open segment holds at most this many ids (`None`: not checked).
+    pub segment_size: Option<usize>,
+}
+
+impl<'a> StateExpect<'a> {
+    /// Everything a state of the model `cfg` with identity `identity` must fit.
+    pub fn for_model(identity: &'a str, cfg: &crate::ModelConfig) -> Self {
+        Self {
+            identity,
+            layers: cfg.llama.num_layers,
+            d_key: cfg.d_key(),
+            hidden: cfg.llama.hidden_size,
+            vocab: Some(cfg.llama.vocab_size),
+            segment_size: Some(cfg.armt.segment_size),
+        }
+    }
+}
+
+/// A state read by [`SavedState::load_checked`], with a warning when it had no checksum to verify.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedState {
+    pub saved: SavedState,
+    pub warning: Option<String>,
+}
 
 impl SavedState {
     /// A new request's state.
@@ -75,19 +113,24 @@ impl SavedState {
     }
 
     /// Writes `layers.{i}.A` (f32 `[D, d]`) and `layers.{i}.z` (f32 `[D]`), with the model's identity
-    /// ([`crate::identity::model_identity`]), the segments consumed and the open ids in the metadata.
+    /// ([`crate::identity::model_identity`]), the segments consumed, the open ids and a checksum of all of it in
+    /// the metadata. The file is replaced atomically: an error leaves any old file as it was.
     pub fn save(&self, path: &Path, model_identity: &str) -> Result<(), FormatError> {
         let open: Vec<String> = self.open_ids.iter().map(u32::to_string).collect();
+        let (segments, open) = (self.segments.to_string(), open.join(","));
+        let sum = checksum(model_identity, &segments, &open, &self.state.layers);
         let meta = HashMap::from([
             (KEY_MODEL.to_string(), model_identity.to_string()),
-            (KEY_SEGMENTS.to_string(), self.segments.to_string()),
-            (KEY_OPEN.to_string(), open.join(",")),
+            (KEY_SEGMENTS.to_string(), segments),
+            (KEY_OPEN.to_string(), open),
+            (KEY_CHECKSUM.to_string(), sum),
         ]);
         self.state.write(path, Some(meta))
     }
 
     /// Reads a state written by [`SavedState::save`] for the model `model_identity` of `layers` layers, `D` and
-    /// `d`; a state of another model, or of other shapes, is refused.
+    /// `d`; a state of another model, or of other shapes, is refused. See [`SavedState::load_checked`], which also
+    /// checks the open ids against the model and returns the warning for a file without a checksum.
     pub fn load(
         path: &Path,
         model_identity: &str,
@@ -95,69 +138,191 @@ impl SavedState {
         d_key: usize,
         hidden: usize,
     ) -> Result<Self, FormatError> {
+        let expect = StateExpect {
+            identity: model_identity,
+            layers,
+            d_key,
+            hidden,
+            vocab: None,
+            segment_size: None,
+        };
+        Self::load_checked(path, &expect).map(|l| l.saved)
+    }
+
+    /// Reads and checks a state file against `expect`: the model's identity; exactly the tensors `layers.{i}.A`
+    /// and `layers.{i}.z` of f32 and the model's shapes, every value finite; a plausible segment count (a state of
+    /// no closed segment is all zeros); at most T open ids, each inside the vocabulary; and the checksum over all
+    /// of it. A file without a checksum (written before dbrmt stored one) is accepted when everything else holds,
+    /// with a warning.
+    pub fn load_checked(path: &Path, expect: &StateExpect<'_>) -> Result<LoadedState, FormatError> {
+        Self::check_file(path, SafetensorsFile::open(path), expect)
+    }
+
+    /// As [`SavedState::load_checked`], from bytes in memory (`path` only names them in messages).
+    pub fn from_bytes(path: &Path, bytes: &[u8], expect: &StateExpect<'_>) -> Result<LoadedState, FormatError> {
+        Self::check_file(path, SafetensorsFile::from_bytes(path, bytes), expect)
+    }
+
+    fn check_file(
+        path: &Path,
+        file: Result<SafetensorsFile, FormatError>,
+        expect: &StateExpect<'_>,
+    ) -> Result<LoadedState, FormatError> {
         let bad = |msg: String| FormatError::Checkpoint {
             path: path.to_path_buf(),
             msg,
         };
-        let bytes = std::fs::read(path).map_err(|e| FormatError::Io {
-            path: path.to_path_buf(),
-            source: e,
+        let file = file.map_err(|e| match e {
+            FormatError::Checkpoint { msg, .. } => bad(format!("not a state file: {msg}")),
+            other => other,
         })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a state file: {e}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
+        let meta = file.metadata();
         let get = |k: &str| {
             meta.get(k)
                 .ok_or_else(|| bad(format!("not a dbrmt state file (no `{k}` in its metadata)")))
         };
         let saved_for = get(KEY_MODEL)?;
-        if saved_for != model_identity {
+        if saved_for != expect.identity {
             return Err(bad(format!(
-                "this state was saved from another model ({saved_for}); the loaded model is {model_identity}"
+                "this state was saved from another model ({}); the loaded model is {}",
+                printable(saved_for),
+                expect.identity
             )));
         }
-        let segments = get(KEY_SEGMENTS)?
-            .parse()
-            .map_err(|_| bad(format!("bad `{KEY_SEGMENTS}`")))?;
+        let segments_text = get(KEY_SEGMENTS)?;
+        let segments = segments_text
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n <= crate::limits::MAX_SEGMENTS)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                bad(format!(
+                    "bad `{KEY_SEGMENTS}` {:?}: expected a segment count of at most {}",
+                    printable(segments_text),
+                    crate::limits::MAX_SEGMENTS
+                ))
+            })?;
         let open = get(KEY_OPEN)?;
-        let open_ids = if open.is_empty() {
+        let open_ids: Vec<u32> = if open.is_empty() {
             Vec::new()
         } else {
             open.split(',')
                 .map(|x| x.parse::<u32>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| bad(format!("bad `{KEY_OPEN}`")))?
+                .map_err(|_| bad(format!("bad `{KEY_OPEN}`: expected token ids separated by commas")))?
         };
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a state file: {e}")))?;
-        let read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>, FormatError> {
-            let t = tensors
-                .tensor(&name)
-                .map_err(|_| bad(format!("missing tensor `{name}`")))?;
-            if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
+        if let Some(t) = expect.segment_size {
+            if open_ids.len() > t {
                 return Err(bad(format!(
-                    "`{name}` is {:?} {:?}, expected F32 {shape:?}",
-                    t.dtype(),
-                    t.shape()
+                    "`{KEY_OPEN}` holds {} ids, more than a segment of the model ({t})",
+                    open_ids.len()
                 )));
             }
-            Ok(t.data()
+        }
+        if let Some(vocab) = expect.vocab {
+            if let Some((i, id)) = open_ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
+                return Err(bad(format!(
+                    "open id {id} (at {i}) is outside the model's vocabulary (size {vocab})"
+                )));
+            }
+        }
+
+        let expected_tensors = expect.layers.saturating_mul(2);
+        if file.tensors().len() != expected_tensors {
+            return Err(bad(format!(
+                "holds {} tensors; a state of this model has {expected_tensors} (layers.{{i}}.A and layers.{{i}}.z)",
+                file.tensors().len()
+            )));
+        }
+        let read = |name: String, shape: Vec<usize>| -> Result<Vec<f32>, FormatError> {
+            let entry = file
+                .tensors()
+                .get(&name)
+                .ok_or_else(|| bad(format!("missing tensor `{name}`")))?;
+            if entry.dtype != Dtype::F32 || entry.shape != shape {
+                return Err(bad(format!(
+                    "`{name}` is {:?} {:?}, expected F32 {shape:?}",
+                    entry.dtype, entry.shape
+                )));
+            }
+            let bytes = file
+                .bytes(entry)
+                .ok_or_else(|| bad(format!("`{name}` lies outside the file")))?;
+            let values: Vec<f32> = bytes
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+                .collect();
+            if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+                return Err(bad(format!(
+                    "`{name}` holds {} at element {i}; a memory state is finite",
+                    values[i]
+                )));
+            }
+            Ok(values)
         };
-        let layers = (0..layers)
+        crate::memory::check_host(
+            &format!("the memory state of {}", path.display()),
+            crate::memory::mul_bytes(&[expect.layers, expect.d_key.saturating_add(1), expect.hidden, 4]),
+        )?;
+        let layers = (0..expect.layers)
             .map(|i| {
                 Ok(LayerState {
-                    a: read(format!("layers.{i}.A"), vec![d_key, hidden])?,
-                    z: read(format!("layers.{i}.z"), vec![d_key])?,
+                    a: read(format!("layers.{i}.A"), vec![expect.d_key, expect.hidden])?,
+                    z: read(format!("layers.{i}.z"), vec![expect.d_key])?,
                 })
             })
             .collect::<Result<Vec<_>, FormatError>>()?;
-        Ok(Self {
-            state: MemoryState { d_key, hidden, layers },
-            segments,
-            open_ids,
+        if segments == 0 && layers.iter().any(|l| l.a.iter().chain(&l.z).any(|&x| x != 0.0)) {
+            return Err(bad(format!(
+                "`{KEY_SEGMENTS}` is 0 but the state is not all zeros (only a closed segment writes the memory)"
+            )));
+        }
+        let warning = match meta.get(KEY_CHECKSUM) {
+            Some(stored) => {
+                let sum = checksum(expect.identity, segments_text, open, &layers);
+                if *stored != sum {
+                    return Err(bad(format!(
+                        "checksum mismatch (stored {}, contents give {sum}): the file was modified or damaged \
+                         since it was saved",
+                        printable(stored)
+                    )));
+                }
+                None
+            }
+            None => Some(format!(
+                "{}: this state has no checksum (saved by an older dbrmt); its shapes, values and metadata were \
+                 checked, but edits to it cannot be detected",
+                path.display()
+            )),
+        };
+        Ok(LoadedState {
+            saved: Self {
+                state: MemoryState {
+                    d_key: expect.d_key,
+                    hidden: expect.hidden,
+                    layers,
+                },
+                segments,
+                open_ids,
+            },
+            warning,
         })
     }
+}
+
+/// `dbrmt-sum1:<16 hex digits>`: FNV-1a over the identity, segment count and open ids as stored, then every
+/// layer's `A` and `z` bytes in order.
+fn checksum(identity: &str, segments: &str, open: &str, layers: &[LayerState]) -> String {
+    let mut h = Fnv::new();
+    for part in [identity, segments, open] {
+        h.bytes(&(part.len() as u64).to_le_bytes());
+        h.bytes(part.as_bytes());
+    }
+    for l in layers {
+        h.bytes(bytemuck::cast_slice(&l.a));
+        h.bytes(bytemuck::cast_slice(&l.z));
+    }
+    format!("dbrmt-sum1:{:016x}", h.0)
 }
 
 impl MemoryState {
@@ -182,6 +347,7 @@ impl MemoryState {
             views.push((format!("layers.{i}.A"), a));
             views.push((format!("layers.{i}.z"), z));
         }
-        safetensors::serialize_to_file(views, meta, path).map_err(|e| io(std::io::Error::other(e.to_string())))
+        let bytes = safetensors::serialize(views, meta).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        crate::files::write_atomically(path, |out| out.write_all(&bytes))
     }
 }

@@ -187,12 +187,25 @@ fn missing_tensor_and_wrong_shape() {
         }
         other => panic!("{other:?}"),
     }
-    // A corrupt block count stops at the first absent layer, before allocating anything for the others.
+    // A corrupt block count is refused before anything is allocated for it: beyond the limit of layers, or
+    // different from the layers the file holds (more would be missing tensors, fewer would drop layers).
     let mut g = tiny();
     g.meta("llama.block_count", MetaValue::U32(u32::MAX));
-    match load_error(&g, &armt_options(0)) {
-        FormatError::MissingTensor { name, .. } => assert_eq!(name, "blk.2.attn_norm.weight"),
-        other => panic!("{other:?}"),
+    let msg = config_msg(load_error(&g, &armt_options(0)));
+    assert!(
+        msg.contains("`llama.block_count` = 4294967295 is more than the limit of 1024"),
+        "{msg}"
+    );
+    for count in [1, 3] {
+        let mut g = tiny();
+        g.meta("llama.block_count", MetaValue::U32(count));
+        let msg = config_msg(load_error(&g, &armt_options(0)));
+        assert!(
+            msg.contains(&format!(
+                "`llama.block_count` = {count} but the file holds tensors of 2 layers"
+            )),
+            "{msg}"
+        );
     }
     let mut g = tiny();
     // attn_k ([out 32, in 64]) stored as [64, 32]: the same element count and bytes, the wrong shape.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gpu;
 pub mod input;
 pub mod output;
+pub mod packed;
 pub mod sampling;
 mod session;
 

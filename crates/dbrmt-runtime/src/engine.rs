@@ -4,8 +4,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use dbrmt_formats::{
-    identity::model_identity, load::unused_tensors_warning, source::read_weights, LoadOptions, Model, ModelConfig,
-    ModelSource, NameLayout, SavedState, TensorRead, Weights,
+    identity::model_identity, load::unused_tensors_warning, memory, source::read_weights, LoadOptions, Model,
+    ModelConfig, ModelSource, NameLayout, SavedState, TensorRead, Weights,
 };
 use dbrmt_model::{
     cpu::{self, CpuModel, Resume, RunOptions},
@@ -243,6 +243,7 @@ impl Engine {
     ) -> Result<(Output, Option<f32>), EngineError> {
         let cfg = self.config();
         let ids = validate_ids(ids, cfg.llama.vocab_size)?;
+        self.check_prefill_memory(ids.len(), logits, keep_hidden)?;
         let grid = Grid::new(cfg.llama.num_layers, cfg.segments_for(ids.len()));
         let plan = schedule.build(grid);
         match &self.backend {
@@ -267,9 +268,62 @@ impl Engine {
     }
 }
 
+/// Worker threads of the CPU model (one per core).
+fn cpu_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl Engine {
+    /// Refuses, before anything is allocated, a prefill whose host memory (the CPU model's activations, or the
+    /// logits, hidden rows and state a GPU run returns) the machine cannot hold — `--logits all` over 50K ids is
+    /// 10 GB of logits for a 50K vocabulary.
+    fn check_prefill_memory(&self, tokens: usize, logits: LogitsMode, keep_hidden: bool) -> Result<(), EngineError> {
+        let cfg = self.config();
+        let logit_rows = match logits {
+            LogitsMode::None => 0,
+            LogitsMode::Last => 1,
+            LogitsMode::All => tokens,
+        };
+        let shape = memory::PrefillShape {
+            tokens,
+            logit_rows,
+            keep_hidden,
+            threads: cpu_threads(),
+        };
+        let needed = match &self.backend {
+            Backend::Cpu(_) => memory::cpu_prefill_bytes(cfg, shape),
+            Backend::Gpu(_) => {
+                let (v, d) = (cfg.llama.vocab_size, cfg.llama.hidden_size);
+                let out = memory::mul_bytes(&[logit_rows, v, 4]);
+                let hidden = if keep_hidden {
+                    memory::mul_bytes(&[tokens, d, 4])
+                } else {
+                    0
+                };
+                out.saturating_add(hidden)
+                    .saturating_add(memory::state_bytes(cfg).saturating_mul(2))
+            }
+        };
+        let what = format!(
+            "prefilling {tokens} tokens ({} logits rows of {} ids)",
+            logit_rows, cfg.llama.vocab_size
+        );
+        memory::check_host(&what, needed)?;
+        Ok(())
+    }
+
+    /// Refuses a CPU generation session the machine cannot hold (its KV caches and a run closing segments).
+    fn check_session_memory(&self) -> Result<(), EngineError> {
+        if let Backend::Cpu(_) = &self.backend {
+            let needed = memory::cpu_session_bytes(self.config(), self.config().llama.num_layers, cpu_threads());
+            memory::check_host("a generation session on the CPU model", needed)?;
+        }
+        Ok(())
+    }
+
     /// A new request on this engine's device.
     pub fn session(&self) -> Result<Session<'_>, EngineError> {
+        self.check_session_memory()?;
         match &self.backend {
             Backend::Gpu(gpu) => Ok(Session::Gpu(Box::new(gpu.session()?))),
             Backend::Cpu(w) => Ok(Session::Cpu(cpu::Session::new(&CpuModel::new(self.config(), w)))),
@@ -278,6 +332,7 @@ impl Engine {
 
     /// Continues from a saved state (checked against the model's shape; check its identity when loading it).
     pub fn resume(&self, saved: SavedState) -> Result<Session<'_>, EngineError> {
+        self.check_session_memory()?;
         match &self.backend {
             Backend::Gpu(gpu) => Ok(Session::Gpu(Box::new(gpu.resume(saved)?))),
             Backend::Cpu(w) => {

@@ -5,8 +5,10 @@
 
 mod engine;
 mod error;
+pub mod requests;
 pub mod selftest;
 
 pub use dbrmt_model::Session;
 pub use engine::{Device, Engine, ModelInfo, ScheduleKind};
 pub use error::EngineError;
+pub use requests::{Event, FinishReason, Generate, Limits, Request, RequestError, RequestId, Requests};

@@ -15,6 +15,9 @@
 //! - [`packed`]: several requests in one schedule, each layer running at most one cell per step, so one
 //!   request's ramp-down overlaps the next one's ramp-up.
 //!
+//! [`Wavefront`] is the packed schedule while it runs: requests join and leave between steps, each a queue of passes
+//! (whole segments, or new rows of an open segment while generating) appended as they become known.
+//!
 //! [`stages`] splits the layers into contiguous pipeline stages, one per device.
 //!
 //! ```
@@ -30,8 +33,10 @@ mod grid;
 mod packed;
 mod stages;
 mod tracker;
+mod wavefront;
 
 pub use grid::{Cell, Grid, Schedule, Step, Task};
 pub use packed::packed;
 pub use stages::{stages, StageError};
 pub use tracker::Tracker;
+pub use wavefront::{LiveTask, PassKind, Wavefront, WavefrontError};

@@ -19,7 +19,8 @@ use crate::gguf_vocab::GgufVocab;
 use crate::TokenizerError;
 
 /// Builds the tokenizer for `vocab` (no post-processor: BOS and EOS are added by the caller).
-pub(crate) fn build(vocab: &GgufVocab) -> Result<tokenizers::Tokenizer, TokenizerError> {
+/// Also returns the ASCII bytes the vocabulary cannot spell (see [`check_byte_tokens`]).
+pub(crate) fn build(vocab: &GgufVocab) -> Result<(tokenizers::Tokenizer, Vec<u8>), TokenizerError> {
     let alphabet = ByteAlphabet::new();
     // As in HF (a dict comprehension), a token string that occurs twice keeps its last id.
     let ids: Vocab = vocab
@@ -28,6 +29,7 @@ pub(crate) fn build(vocab: &GgufVocab) -> Result<tokenizers::Tokenizer, Tokenize
         .enumerate()
         .map(|(id, token)| (alphabet.respell(token), id as u32))
         .collect();
+    let unspellable = check_byte_tokens(&alphabet, |t| ids.contains_key(t))?;
     let bpe = BPE::builder()
         .vocab_and_merges(ids, vocab.merges.clone())
         .build()
@@ -54,18 +56,54 @@ pub(crate) fn build(vocab: &GgufVocab) -> Result<tokenizers::Tokenizer, Tokenize
         .map(|token| AddedToken::from(token.clone(), false).normalized(false))
         .collect();
     tokenizer.add_tokens(&user_defined);
-    Ok(tokenizer)
+    Ok((tokenizer, unspellable))
+}
+
+/// Whether text may hold byte `b` and a byte-level vocabulary must therefore spell it: every byte but the ASCII
+/// control bytes other than tab, newline and carriage return, the lead bytes 0xF1 and 0xF2 (which only start code
+/// points of the unassigned planes 4–11) — real vocabularies lack these: SmolLM2 misses six controls, 0xF1 and
+/// 0xF2; such a byte is left out of the ids, as Hugging Face does, and `Tokenizer::unspellable_in` finds them so
+/// callers can warn — and the bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5–0xFF).
+fn required_byte(b: u8) -> bool {
+    let control = (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
+    let unassigned_planes = matches!(b, 0xf1 | 0xf2);
+    let never_in_utf8 = matches!(b, 0xc0 | 0xc1 | 0xf5..=0xff);
+    !control && !unassigned_planes && !never_in_utf8
+}
+
+/// Refuses a vocabulary (`has(token)`) without a byte token that text may need: without it, text holding that
+/// byte would be dropped without a word (byte-level BPE has no unknown token). Returns the bytes it lacks that
+/// text rarely holds (ASCII controls, unassigned planes), to warn about.
+pub(crate) fn check_byte_tokens(
+    alphabet: &ByteAlphabet,
+    has: impl Fn(&str) -> bool,
+) -> Result<Vec<u8>, TokenizerError> {
+    let missing: Vec<u8> = (0..=255u8)
+        .filter(|&b| !has(alphabet.chars[usize::from(b)].to_string().as_str()))
+        .collect();
+    if let Some(&b) = missing.iter().find(|&&b| required_byte(b)) {
+        return Err(TokenizerError::BadMetadata {
+            key: "tokenizer.ggml.tokens".into(),
+            msg: format!(
+                "the vocabulary has no token for byte 0x{b:02x} (`{}`, {} byte tokens missing in all): a byte-level \
+                 vocabulary must spell every byte text can hold, or such text would be dropped silently",
+                alphabet.chars[usize::from(b)],
+                missing.len()
+            ),
+        });
+    }
+    Ok(missing)
 }
 
 /// GPT-2's byte-level spelling: each byte stands for one character (printable Latin-1 bytes for themselves, the
 /// others shifted to U+0100 and up, in byte order).
-struct ByteAlphabet {
+pub(crate) struct ByteAlphabet {
     chars: [char; 256],
     set: HashSet<char>,
 }
 
 impl ByteAlphabet {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let printable = |b: u32| (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
         let mut chars = ['\0'; 256];
         let mut shifted = 0;

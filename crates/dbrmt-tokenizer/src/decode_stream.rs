@@ -2,12 +2,21 @@
 
 use crate::{Tokenizer, TokenizerError};
 
+/// Ids held back while the decoded text keeps ending in U+FFFD. A character is at most 4 bytes, so an incomplete
+/// one spans at most 3 ids; a longer run of ids ending in U+FFFD is a real U+FFFD (or invalid bytes), which must
+/// not hold the stream back for ever — each push re-decodes every held id, so holding without bound is quadratic.
+const MAX_HELD: usize = 16;
+
 /// Turns a stream of generated ids into text pieces.
 ///
 /// A byte-level token can hold part of a character (an emoji is often three tokens), so a piece is released only
 /// when the decoded text no longer ends in an incomplete sequence (U+FFFD). The text of earlier tokens is kept as
 /// context, as in `tokenizers`' `DecodeStream`, so decoders that look at neighbours (a stripped leading space)
-/// give the same text as decoding all ids at once.
+/// give the same text as decoding all ids at once. Text that really ends in U+FFFD (a model emitting the
+/// replacement character or invalid bytes) is released once [`MAX_HELD`] ids are held, all but the last few (which
+/// may be a character still incomplete), cut where both halves decode to the whole, and the stream goes on from
+/// there without context: bounded work per id, and the same text as decoding all ids at once (unless no such cut
+/// is found among 8 positions, where a character may come out as U+FFFD).
 #[derive(Debug)]
 pub struct DecodeStream<'t> {
     tokenizer: &'t Tokenizer,
@@ -36,6 +45,33 @@ impl<'t> DecodeStream<'t> {
     pub fn push(&mut self, id: u32) -> Result<Option<String>, TokenizerError> {
         self.ids.push(id);
         let text = self.tokenizer.decode_with(&self.ids, self.skip_special)?;
+        let held = self.ids.len() - self.context;
+        if held >= MAX_HELD && text.ends_with(char::REPLACEMENT_CHARACTER) {
+            // a real U+FFFD run: release all but the last few ids, cut where the two halves decode to the whole
+            // (a character boundary), and go on from the rest without context
+            let n = self.ids.len();
+            let mut chosen = None;
+            for cut in (self.context + 1..=n - 3).rev().take(8) {
+                let left = self.tokenizer.decode_with(&self.ids[..cut], self.skip_special)?;
+                let right = self.tokenizer.decode_with(&self.ids[cut..], self.skip_special)?;
+                if left.len() + right.len() == text.len() && text.starts_with(&left) && text.ends_with(&right) {
+                    chosen = Some((cut, left));
+                    break;
+                }
+            }
+            let (cut, released) = match chosen {
+                Some(found) => found,
+                None => (
+                    n - 3,
+                    self.tokenizer.decode_with(&self.ids[..n - 3], self.skip_special)?,
+                ),
+            };
+            let piece = self.new_text(released)?;
+            self.ids.drain(..cut);
+            self.context = 0;
+            self.prefix.clear();
+            return Ok(Some(piece));
+        }
         if text.len() <= self.prefix.len() || text.ends_with(char::REPLACEMENT_CHARACTER) {
             return Ok(None);
         }

@@ -31,6 +31,12 @@ pub enum TokenizerError {
     /// A token id to decode is not in the vocabulary.
     #[error("token id {id} is outside the vocabulary (size {vocab_size})")]
     IdOutOfRange { id: u32, vocab_size: usize },
+    /// The tokenizer can produce ids the model's vocabulary does not have.
+    #[error(
+        "the tokenizer's ids go up to {tokenizer} but the model's vocabulary has {model} ids: they do not belong \
+         together"
+    )]
+    VocabMismatch { tokenizer: usize, model: usize },
     /// The model has no chat template and `--chat` asked for one.
     #[error("the model has no chat template (tokenizer.chat_template); drop --chat")]
     NoChatTemplate,

@@ -43,6 +43,10 @@ pub struct Tokenizer {
     vocab_size: usize,
     chat_template: Option<String>,
     stop_ids: Vec<u32>,
+    /// One more than the largest id the tokenizer can produce (added tokens included).
+    id_bound: usize,
+    /// Bytes the vocabulary cannot spell (left out of the ids, as Hugging Face does): ASCII controls, unassigned planes.
+    unspellable: Vec<u8>,
 }
 
 impl Tokenizer {
@@ -54,7 +58,7 @@ impl Tokenizer {
     /// As [`Tokenizer::from_gguf`], from the metadata alone.
     pub fn from_gguf_metadata(meta: &BTreeMap<String, MetaValue>) -> Result<Self, TokenizerError> {
         let vocab = GgufVocab::from_metadata(meta)?;
-        let inner = byte_level::build(&vocab)?;
+        let (inner, unspellable) = byte_level::build(&vocab)?;
         let special = SpecialIds {
             bos: vocab.bos_id,
             eos: vocab.eos_id,
@@ -67,6 +71,7 @@ impl Tokenizer {
             (vocab.add_bos, vocab.add_eos),
             vocab.tokens.len(),
             vocab.chat_template,
+            unspellable,
         ))
     }
 
@@ -77,6 +82,7 @@ impl Tokenizer {
         (add_bos, add_eos): (bool, bool),
         vocab_size: usize,
         chat_template: Option<String>,
+        unspellable: Vec<u8>,
     ) -> Self {
         let mut stop_ids: Vec<u32> = special.eos.into_iter().collect();
         for (id, token) in inner.get_added_tokens_decoder() {
@@ -85,6 +91,12 @@ impl Tokenizer {
             }
         }
         stop_ids.sort_unstable();
+        let id_bound = inner
+            .get_vocab(true)
+            .values()
+            .max()
+            .map_or(0, |&id| id as usize + 1)
+            .max(vocab_size);
         Tokenizer {
             inner,
             special,
@@ -93,7 +105,35 @@ impl Tokenizer {
             vocab_size,
             chat_template,
             stop_ids,
+            id_bound,
+            unspellable,
         }
+    }
+
+    /// One more than the largest id this tokenizer can produce: a model whose vocabulary is smaller cannot take
+    /// its ids (checked when the two are paired, before any work).
+    pub fn id_bound(&self) -> usize {
+        self.id_bound
+    }
+
+    /// Refuses pairing with a model of `model_vocab` ids when this tokenizer can produce ids outside it.
+    pub fn check_model_vocab(&self, model_vocab: usize) -> Result<(), TokenizerError> {
+        if self.id_bound > model_vocab {
+            return Err(TokenizerError::VocabMismatch {
+                tokenizer: self.id_bound,
+                model: model_vocab,
+            });
+        }
+        Ok(())
+    }
+
+    /// The first byte of `text` that the vocabulary cannot spell (an ASCII control byte such a vocabulary lacks, say),
+    /// with its offset: it would be left out of the ids.
+    pub fn unspellable_in(&self, text: &str) -> Option<(usize, u8)> {
+        if self.unspellable.is_empty() {
+            return None;
+        }
+        text.bytes().enumerate().find(|(_, b)| self.unspellable.contains(b))
     }
 
     /// The ids of `text`, with BOS / EOS added where the model asks for them. Special tokens written in the text

@@ -13,10 +13,13 @@ impl Tokenizer {
     /// `tokenizer_config.json` in the same directory, the ids from `config.json` where that file lacks them.
     /// BOS / EOS are added by the file's own post-processor.
     pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::File {
+        let file_error = |msg: String| TokenizerError::File {
             path: path.to_path_buf(),
-            msg: e.to_string(),
-        })?;
+            msg,
+        };
+        let text = dbrmt_formats::files::read_text_capped(path, dbrmt_formats::limits::MAX_TOKENIZER_JSON_BYTES)
+            .map_err(|e| file_error(e.to_string()))?;
+        let inner: tokenizers::Tokenizer = text.parse().map_err(|e: tokenizers::Error| file_error(e.to_string()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let config = read_json(&dir.join("tokenizer_config.json"))?;
         let model_config = read_json(&dir.join("config.json"))?;
@@ -36,19 +39,33 @@ impl Tokenizer {
         };
         let chat_template = config.as_ref().and_then(|c| chat_template(c.get("chat_template")?));
         let vocab_size = inner.get_vocab_size(true);
+        // a byte-level vocabulary must spell every byte text can hold, as a GGUF one must
+        let byte_level = matches!(inner.get_decoder(), Some(tokenizers::DecoderWrapper::ByteLevel(_)));
+        let unspellable = if byte_level {
+            let alphabet = crate::byte_level::ByteAlphabet::new();
+            crate::byte_level::check_byte_tokens(&alphabet, |t| inner.token_to_id(t).is_some()).map_err(|e| {
+                TokenizerError::File {
+                    path: path.to_path_buf(),
+                    msg: e.to_string(),
+                }
+            })?
+        } else {
+            Vec::new()
+        };
         Ok(Tokenizer::assemble(
             inner,
             special,
             (false, false),
             vocab_size,
             chat_template,
+            unspellable,
         ))
     }
 }
 
 /// The parsed file, `None` when it does not exist.
 fn read_json(path: &Path) -> Result<Option<Value>, TokenizerError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match dbrmt_formats::files::read_text_capped(path, dbrmt_formats::limits::MAX_TOKENIZER_JSON_BYTES) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {

@@ -24,7 +24,7 @@ pub struct EngineCache {
 }
 
 impl EngineCache {
-    fn get(&mut self, m: &Matrix, model: &str, segment: usize, seed: u64) -> anyhow::Result<&Engine> {
+    pub fn get(&mut self, m: &Matrix, model: &str, segment: usize, seed: u64) -> anyhow::Result<&Engine> {
         let key = (model.to_string(), segment);
         if self.key.as_ref() != Some(&key) {
             self.engine = None; // free the previous model first

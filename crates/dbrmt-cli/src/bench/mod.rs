@@ -5,6 +5,8 @@
 //! * `matrix`: the end-to-end rows of `benches/matrix.toml` (prefill and decode) on random weights;
 //! * `kernels`: every kernel beside its yardstick in the same run (cuBLAS for the products, the copy bandwidth);
 //! * `profile`: the share of a full diagonal step each launch takes;
+//! * `requests`: many requests in one packed schedule — prefill throughput packed against one after another, and
+//!   decode tokens/s summed over concurrent requests;
 //! * `write-checkpoint` / `load`: a random bf16 checkpoint written to disk, then loaded onto the GPU in a fresh
 //!   process (load time, host anonymous memory, logits bitwise against the in-memory upload).
 
@@ -12,6 +14,7 @@ mod e2e;
 mod load;
 mod matrix;
 mod profile;
+mod requests;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -81,6 +84,36 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Many requests in one packed schedule on random weights of a matrix shape: `--requests N` prefills of `--tokens
+    /// K` packed and one after another, or with `--decode D`, `N` concurrent generations of `D` tokens after
+    /// prompts of `K` (tokens/s summed). `--requests 1,4,16,64` runs each count.
+    Requests {
+        #[arg(long, default_value = "benches/matrix.toml")]
+        matrix: PathBuf,
+        #[arg(long, default_value = "llama-3.2-1b")]
+        model: String,
+        #[arg(long, default_value_t = 1024)]
+        segment: usize,
+        /// Concurrent requests (a comma list runs each).
+        #[arg(long, value_delimiter = ',', default_value = "16")]
+        requests: Vec<usize>,
+        /// Tokens of each request (its prompt when decoding).
+        #[arg(long)]
+        tokens: usize,
+        /// Tokens each request generates (0: prefill throughput).
+        #[arg(long, default_value_t = 0)]
+        decode: usize,
+        /// Timed runs per measurement (the median is reported), after one warm-up.
+        #[arg(long, default_value_t = 1)]
+        iters: usize,
+        /// Skip the one-after-another prefill.
+        #[arg(long)]
+        no_serial: bool,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Load a checkpoint written by write-checkpoint onto GPU 0 and time it (run in a fresh process).
     Load {
         #[arg(long)]
@@ -120,6 +153,30 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             dir,
             seed,
         } => load::write_checkpoint(&Matrix::read(matrix)?, model, *segment, dir, *seed),
+        BenchCommand::Requests {
+            matrix,
+            model,
+            segment,
+            requests,
+            tokens,
+            decode,
+            iters,
+            no_serial,
+            out,
+            seed,
+        } => {
+            let plan = requests::Plan {
+                model: model.clone(),
+                segment: *segment,
+                requests: requests.clone(),
+                tokens: *tokens,
+                decode: *decode,
+                iters: *iters,
+                serial: !no_serial,
+                seed: *seed,
+            };
+            requests::requests(&Matrix::read(matrix)?, &plan, &mut Out::append(out)?)
+        }
         BenchCommand::Load { dir, seed, out } => load::load(dir, *seed, &mut Out::append(out)?),
         BenchCommand::Kernels { out } => kernels(&mut Out::append(out)?),
         BenchCommand::Profile {

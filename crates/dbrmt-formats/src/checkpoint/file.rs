@@ -30,6 +30,8 @@ pub struct SafetensorsFile {
     path: PathBuf,
     mmap: Mmap,
     tensors: BTreeMap<String, TensorEntry>,
+    /// The header's `__metadata__` (string keys to string values), empty when absent.
+    metadata: BTreeMap<String, String>,
 }
 
 impl SafetensorsFile {
@@ -37,7 +39,24 @@ impl SafetensorsFile {
     /// tile the data section exactly (no overlap, no gap, nothing out of bounds).
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let mmap = crate::mmap::map_file(path)?;
-        let tensors = parse_table(&mmap).map_err(|msg| FormatError::Checkpoint {
+        Self::from_map(path, mmap)
+    }
+
+    /// As [`SafetensorsFile::open`], from bytes in memory (`path` only names them in messages).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, FormatError> {
+        parse_table(bytes).map_err(|msg| FormatError::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        })?;
+        let mmap = crate::mmap::map_bytes(bytes).map_err(|source| FormatError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_map(path, mmap)
+    }
+
+    fn from_map(path: &Path, mmap: Mmap) -> Result<Self, FormatError> {
+        let (tensors, metadata) = parse_table(&mmap).map_err(|msg| FormatError::Checkpoint {
             path: path.to_path_buf(),
             msg,
         })?;
@@ -45,7 +64,13 @@ impl SafetensorsFile {
             path: path.to_path_buf(),
             mmap,
             tensors,
+            metadata,
         })
+    }
+
+    /// The header's `__metadata__`.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
     }
 
     /// The file this was read from.
@@ -65,7 +90,9 @@ impl SafetensorsFile {
 }
 
 /// Validates the whole file and returns its tensor table, or a one-line description of what is wrong.
-fn parse_table(buf: &[u8]) -> Result<BTreeMap<String, TensorEntry>, String> {
+type Table = (BTreeMap<String, TensorEntry>, BTreeMap<String, String>);
+
+fn parse_table(buf: &[u8]) -> Result<Table, String> {
     let data_start = check_offsets(buf)?;
     // Our own checks above cover what safetensors leaves to arithmetic that could overflow on a hostile header;
     // it checks the rest (dtype names, shape × dtype = byte length, the data section covered exactly).
@@ -88,7 +115,8 @@ fn parse_table(buf: &[u8]) -> Result<BTreeMap<String, TensorEntry>, String> {
             },
         );
     }
-    Ok(table)
+    let user = metadata.metadata().clone().unwrap_or_default().into_iter().collect();
+    Ok((table, user))
 }
 
 /// Checks the header length and every tensor's `data_offsets` against the data section, naming the offending
@@ -114,6 +142,13 @@ fn check_offsets(buf: &[u8]) -> Result<usize, String> {
                 buf.len()
             )
         })?;
+    // checked before the JSON is parsed (which takes several times its size in memory)
+    if header_len > crate::limits::MAX_SAFETENSORS_HEADER as u64 {
+        return Err(format!(
+            "header length {header_len} is more than the limit of {} bytes (real headers are below 1 MB)",
+            crate::limits::MAX_SAFETENSORS_HEADER
+        ));
+    }
     let header = buf.get(LEN_BYTES..data_start).unwrap_or_default();
     let header = std::str::from_utf8(header).map_err(|e| format!("header is not UTF-8: {e}"))?;
     let header: serde_json::Map<String, Value> =

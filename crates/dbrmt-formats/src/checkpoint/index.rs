@@ -12,10 +12,11 @@ pub const INDEX_FILE: &str = "model.safetensors.index.json";
 
 /// Reads the index's `weight_map` (tensor name → shard file name, relative to the model directory).
 pub fn read_weight_map(path: &Path) -> Result<BTreeMap<String, String>, FormatError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FormatError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::files::read_text_capped(path, crate::limits::MAX_INDEX_BYTES).map_err(|source| FormatError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_weight_map(&text).map_err(|msg| FormatError::Checkpoint {
         path: path.to_path_buf(),
         msg,

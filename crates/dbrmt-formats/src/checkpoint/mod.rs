@@ -41,6 +41,7 @@ impl Checkpoint {
         } else {
             only_safetensors_file(dir)?
         };
+        check_inside(dir, &path)?;
         Ok(Self::single(dir, SafetensorsFile::open(&path)?))
     }
 
@@ -61,7 +62,9 @@ impl Checkpoint {
         for shard in weight_map.values() {
             if !shard_of.contains_key(shard.as_str()) {
                 shard_of.insert(shard, files.len());
-                files.push(SafetensorsFile::open(&dir.join(shard))?);
+                let path = dir.join(shard);
+                check_inside(dir, &path)?;
+                files.push(SafetensorsFile::open(&path)?);
             }
         }
         // The index is authoritative: tensors a shard holds but the index does not list are not part of the model.
@@ -161,6 +164,34 @@ impl Checkpoint {
         }
         self.read_f32(name).map(|(_, data)| data)
     }
+}
+
+/// A shard (or the single weights file) must be a file of the model directory: a symlink that leads out of it (to
+/// another user's files, say) is refused. The one exception is the layout of a Hugging Face cache snapshot
+/// (`models--org--name/snapshots/REV/x.safetensors` → `../../blobs/HASH`), whose links stay inside its repository.
+fn check_inside(dir: &Path, shard: &Path) -> Result<(), FormatError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FormatError::Io { path, source }
+    };
+    let root = dir.canonicalize().map_err(io(dir))?;
+    let target = shard.canonicalize().map_err(io(shard))?;
+    let snapshot_repo = root
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "snapshots"))
+        .and_then(Path::parent)
+        .map(|repo| repo.join("blobs"));
+    if target.starts_with(&root) || snapshot_repo.is_some_and(|blobs| target.starts_with(blobs)) {
+        return Ok(());
+    }
+    Err(FormatError::Checkpoint {
+        path: shard.to_path_buf(),
+        msg: format!(
+            "the shard leads out of the model directory (to {}): refused (copy it in, or give the directory it \
+             is in as the model)",
+            target.display()
+        ),
+    })
 }
 
 /// The one `*.safetensors` file of `dir` (used when there is neither an index nor `model.safetensors`).

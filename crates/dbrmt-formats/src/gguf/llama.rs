@@ -64,9 +64,16 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, FormatError> {
             )));
         }
     }
+    // each size against its limit as it is read, before anything is computed from it
+    use crate::limits::{check_size, GGUF, MAX_HEADS, MAX_HIDDEN};
     let hidden_size = meta.size("llama.embedding_length")?;
+    check_size(GGUF.hidden_size, hidden_size, MAX_HIDDEN, "Llama-3.1-405B has 16384").map_err(|m| meta.error(m))?;
     let num_heads = meta.size("llama.attention.head_count")?;
+    check_size(GGUF.num_heads, num_heads, MAX_HEADS, "Llama-3.1-405B has 128").map_err(|m| meta.error(m))?;
     let num_kv_heads = meta.usize("llama.attention.head_count_kv")?.unwrap_or(num_heads);
+    if num_kv_heads > 0 {
+        check_size(GGUF.num_kv_heads, num_kv_heads, MAX_HEADS, "Llama-3.1-405B has 8").map_err(|m| meta.error(m))?;
+    }
     if num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
         return Err(meta.error(format!(
             "llama.attention.head_count ({num_heads}) must be a multiple of llama.attention.head_count_kv \
@@ -85,7 +92,7 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, FormatError> {
     if vocab_size == 0 {
         return Err(meta.error("the vocabulary is empty".into()));
     }
-    Ok(LlamaConfig {
+    let config = LlamaConfig {
         vocab_size,
         hidden_size,
         intermediate_size: meta.size("llama.feed_forward_length")?,
@@ -97,7 +104,34 @@ pub fn llama_config(file: &GgufFile) -> Result<LlamaConfig, FormatError> {
         rope_theta: meta.positive("llama.rope.freq_base")?.unwrap_or(10000.0),
         rope_scaling: rope_scaling(&meta)?,
         tie_word_embeddings: file.tensor("output.weight").is_none(),
-    })
+    };
+    crate::limits::check_llama(&config, &crate::limits::GGUF).map_err(|msg| meta.error(msg))?;
+    check_block_count(file, config.num_layers).map_err(|msg| meta.error(msg))?;
+    Ok(config)
+}
+
+/// `llama.block_count` must be the number of `blk.N` layers the file holds: fewer would drop layers without a
+/// word, more would be missing tensors.
+fn check_block_count(file: &GgufFile, block_count: usize) -> Result<(), String> {
+    let mut layers: Option<u64> = None;
+    for t in file.tensors() {
+        let Some(rest) = t.name.strip_prefix("blk.") else {
+            continue;
+        };
+        let index = rest.split('.').next().and_then(|n| n.parse::<u64>().ok());
+        match index {
+            Some(i) => layers = Some(layers.map_or(i, |m| m.max(i))),
+            None => return Err(format!("tensor `{}` is named blk.* but has no layer number", t.name)),
+        }
+    }
+    let present = layers.map_or(0, |m| m.saturating_add(1));
+    if present != block_count as u64 {
+        return Err(format!(
+            "`llama.block_count` = {block_count} but the file holds tensors of {present} layers (blk.N): the \
+             block count must equal the layers present"
+        ));
+    }
+    Ok(())
 }
 
 /// `llama.attention.key_length` or hidden/heads; RoPE must rotate all of it and values must have its width.
@@ -117,6 +151,13 @@ fn head_dim(meta: &Meta, hidden_size: usize, num_heads: usize) -> Result<usize, 
             "the head dimension must be even and at least 2 (RoPE rotates pairs), found {head_dim}"
         )));
     }
+    crate::limits::check_size(
+        crate::limits::GGUF.head_dim,
+        head_dim,
+        crate::limits::MAX_HEAD_DIM,
+        "LLaMA uses 64 or 128",
+    )
+    .map_err(|m| meta.error(m))?;
     for key in ["llama.attention.value_length", "llama.rope.dimension_count"] {
         if let Some(n) = meta.usize(key)? {
             if n != head_dim {

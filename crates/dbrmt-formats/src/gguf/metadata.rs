@@ -133,12 +133,59 @@ impl fmt::Display for MetaValue {
     }
 }
 
-/// Reads one value of type id `ty` (the file's `gguf_metadata_value_type`).
-pub(super) fn read_value(c: &mut Cursor<'_>, ty: u32, what: &str) -> Result<MetaValue, String> {
-    read_nested(c, ty, what, 0)
+/// How much memory the parsed metadata may still take ([`crate::limits::MAX_GGUF_METADATA_MEMORY`]): every value
+/// costs its `MetaValue` and every string its bytes, charged before anything is allocated for them — so an array
+/// of a billion one-byte values (32 GB as `MetaValue`s) is refused rather than materialised.
+#[derive(Debug)]
+pub(super) struct Budget {
+    left: usize,
 }
 
-fn read_nested(c: &mut Cursor<'_>, ty: u32, what: &str, depth: usize) -> Result<MetaValue, String> {
+impl Budget {
+    pub(super) fn new() -> Self {
+        Self {
+            left: crate::limits::MAX_GGUF_METADATA_MEMORY,
+        }
+    }
+
+    fn charge(&mut self, bytes: usize, what: &str) -> Result<(), String> {
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(format!(
+                "{what}: the metadata would take more than {} MB in memory (limit of the reader)",
+                crate::limits::MAX_GGUF_METADATA_MEMORY >> 20
+            )),
+        }
+    }
+}
+
+/// Reads one value of type id `ty` (the file's `gguf_metadata_value_type`).
+#[cfg(test)]
+pub(super) fn read_value(c: &mut Cursor<'_>, ty: u32, what: &str) -> Result<MetaValue, String> {
+    read_value_budgeted(c, ty, what, &mut Budget::new())
+}
+
+/// As `read_value`, charging what it allocates to `budget`.
+pub(super) fn read_value_budgeted(
+    c: &mut Cursor<'_>,
+    ty: u32,
+    what: &str,
+    budget: &mut Budget,
+) -> Result<MetaValue, String> {
+    budget.charge(std::mem::size_of::<MetaValue>(), what)?;
+    read_nested(c, ty, what, 0, budget)
+}
+
+fn read_nested(
+    c: &mut Cursor<'_>,
+    ty: u32,
+    what: &str,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<MetaValue, String> {
     Ok(match ty {
         0 => MetaValue::U8(c.u8(what)?),
         1 => MetaValue::I8(c.i8(what)?),
@@ -159,7 +206,11 @@ fn read_nested(c: &mut Cursor<'_>, ty: u32, what: &str, depth: usize) -> Result<
                 }
             }
         }
-        8 => MetaValue::Str(c.string(what)?),
+        8 => {
+            let s = c.string(what)?;
+            budget.charge(s.len(), what)?;
+            MetaValue::Str(s)
+        }
         9 => {
             if depth >= MAX_ARRAY_DEPTH {
                 return Err(format!("{what}: arrays nested deeper than {MAX_ARRAY_DEPTH} levels"));
@@ -167,9 +218,16 @@ fn read_nested(c: &mut Cursor<'_>, ty: u32, what: &str, depth: usize) -> Result<
             let elem_ty = c.u32(what)?;
             let min = min_value_bytes(elem_ty).ok_or_else(|| unknown_type(what, elem_ty))?;
             let n = c.count(min, &format!("{what}: array length"))?;
+            if n > crate::limits::MAX_GGUF_ARRAY_LEN {
+                return Err(format!(
+                    "{what}: array of {n} elements is longer than the limit of {} (a vocabulary has < 10⁶)",
+                    crate::limits::MAX_GGUF_ARRAY_LEN
+                ));
+            }
+            budget.charge(n.saturating_mul(std::mem::size_of::<MetaValue>()), what)?;
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
-                items.push(read_nested(c, elem_ty, what, depth + 1)?);
+                items.push(read_nested(c, elem_ty, what, depth + 1, budget)?);
             }
             MetaValue::Array(items)
         }

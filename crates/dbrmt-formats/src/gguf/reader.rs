@@ -11,8 +11,9 @@ use memmap2::Mmap;
 use super::cursor::Cursor;
 use super::dequant;
 use super::ggml_type::GgmlType;
-use super::metadata::{read_value, MetaValue};
-use crate::error::FormatError;
+use super::metadata::{read_value_budgeted, Budget, MetaValue};
+use crate::error::{printable, FormatError};
+use crate::limits::{MAX_GGUF_METADATA_KEYS, MAX_GGUF_TENSORS};
 
 /// The four bytes every GGUF file starts with.
 pub const MAGIC: [u8; 4] = *b"GGUF";
@@ -86,6 +87,25 @@ impl GgufFile {
     /// tensor's type is known, its row a whole number of blocks, and its data inside the file.
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let mmap = crate::mmap::map_file(path)?;
+        Self::from_map(path, mmap)
+    }
+
+    /// As [`GgufFile::open`], from bytes in memory (`path` only names them in messages).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, FormatError> {
+        let error = |msg| FormatError::Gguf {
+            path: path.to_path_buf(),
+            msg,
+        };
+        // validated on the slice first, so nothing is copied for a bad input
+        parse_header(bytes).map_err(error)?;
+        let mmap = crate::mmap::map_bytes(bytes).map_err(|source| FormatError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_map(path, mmap)
+    }
+
+    fn from_map(path: &Path, mmap: Mmap) -> Result<Self, FormatError> {
         let header = parse_header(&mmap).map_err(|msg| FormatError::Gguf {
             path: path.to_path_buf(),
             msg,
@@ -222,16 +242,27 @@ fn parse_header(buf: &[u8]) -> Result<Header, String> {
         v => return Err(format!("GGUF version {v} is not supported (only 2 and 3)")),
     }
     let n_tensors = c.count(MIN_TENSOR_INFO_BYTES, "tensor count")?;
+    if n_tensors > MAX_GGUF_TENSORS {
+        return Err(format!(
+            "tensor count {n_tensors} is more than the limit of {MAX_GGUF_TENSORS}"
+        ));
+    }
     let n_kv = c.count(MIN_KV_BYTES, "metadata count")?;
+    if n_kv > MAX_GGUF_METADATA_KEYS {
+        return Err(format!(
+            "metadata count {n_kv} is more than the limit of {MAX_GGUF_METADATA_KEYS}"
+        ));
+    }
 
     let mut metadata = BTreeMap::new();
+    let mut budget = Budget::new();
     for i in 0..n_kv {
         let key = c.string(&format!("metadata key #{i}"))?;
-        let what = format!("metadata `{key}`");
+        let what = format!("metadata `{}`", printable(&key));
         let ty = c.u32(&what)?;
-        let value = read_value(&mut c, ty, &what)?;
+        let value = read_value_budgeted(&mut c, ty, &what, &mut budget)?;
         if metadata.insert(key.clone(), value).is_some() {
-            return Err(format!("metadata key `{key}` appears twice"));
+            return Err(format!("metadata key `{}` appears twice", printable(&key)));
         }
     }
     let alignment = alignment(&metadata)?;
@@ -241,7 +272,7 @@ fn parse_header(buf: &[u8]) -> Result<Header, String> {
     for i in 0..n_tensors {
         let info = read_tensor_info(&mut c, i, alignment)?;
         if !seen.insert(info.0.clone()) {
-            return Err(format!("tensor `{}` appears twice", info.0));
+            return Err(format!("tensor `{}` appears twice", printable(&info.0)));
         }
         infos.push(info);
     }
@@ -268,6 +299,7 @@ fn parse_header(buf: &[u8]) -> Result<Header, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
+    check_no_overlap(&tensors)?;
     Ok(Header {
         version,
         alignment,
@@ -275,6 +307,26 @@ fn parse_header(buf: &[u8]) -> Result<Header, String> {
         metadata,
         tensors,
     })
+}
+
+/// No two tensors may share bytes: overlapping or aliased data would make two weights one without a word.
+fn check_no_overlap(tensors: &[GgufTensor]) -> Result<(), String> {
+    let mut spans: Vec<(&Range<usize>, &str)> = tensors
+        .iter()
+        .filter(|t| !t.range.is_empty())
+        .map(|t| (&t.range, t.name.as_str()))
+        .collect();
+    spans.sort_by_key(|(r, _)| (r.start, r.end));
+    for pair in spans.windows(2) {
+        let ((a, a_name), (b, b_name)) = (pair[0], pair[1]);
+        if b.start < a.end {
+            return Err(format!(
+                "tensors `{a_name}` (bytes {}..{}) and `{b_name}` (bytes {}..{}) overlap",
+                a.start, a.end, b.start, b.end
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `general.alignment`: a power of two; 32 when absent.
@@ -297,7 +349,7 @@ fn read_tensor_info(
     alignment: usize,
 ) -> Result<(String, Vec<usize>, GgmlType, u64, usize), String> {
     let name = c.string(&format!("name of tensor #{index}"))?;
-    let what = format!("tensor `{name}`");
+    let what = format!("tensor `{}`", printable(&name));
     let n_dims = c.u32(&what)?;
     if n_dims == 0 || n_dims as usize > MAX_DIMS {
         return Err(format!("{what} has {n_dims} dimensions (ggml allows 1 to {MAX_DIMS})"));

@@ -1,7 +1,8 @@
 //! The projections of every model shape as the engine runs them — q/k/v (bf16 out), o and down (f32, accumulating
 //! into the residual), gate/up with SwiGLU fused — on the v2 kernel (`gemm_sm90`), beside cuBLAS bf16 (f32 compute)
 //! on the same total rows as one GEMM and, where the cells are equal, as a strided-batched GEMM of the cells; and the
-//! version-1 kernel at the 1B shapes for the ladder. Shapes are those of `check/gemm_sm90.rs`'s real cases and issue
+//! version-1 kernel at the 1B shapes for the ladder. For o and down cuBLAS also runs the engine's work exactly
+//! (`cublas-f32acc`: f32 C += A·Bᵀ), the fair yardstick for them. Shapes are those of `check/gemm_sm90.rs`'s real cases and issue
 //! #12: cells of T + M = 1152 rows (a short cell of 300 + 128 among 16), LLaMA-160M's 12 cells of 640.
 
 use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
@@ -221,6 +222,135 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
             })?;
             measure("cublas-batched", ms);
         }
+        if s.proj == Proj::Residual {
+            // the same work as ours: C (f32) += A·Bᵀ, so the yardstick reads and writes the f32 rows too
+            let mut c = random_f32(stream, rows * s.n, 1.0, 32)?;
+            let ms = time(stream, &mut flush, WARMUP, REPS, || {
+                cublas_f32_accumulate(&blas, stream, (s.n, rows, s.k), &b, &a, &mut c, None)
+            })?;
+            measure("cublas-f32acc", ms);
+            if s.cells.len() > 1 && equal {
+                let m = s.cells[0];
+                let strides = BatchStrides {
+                    count: s.cells.len(),
+                    b: s.n * s.k * usize::from(s.layers > 1),
+                    a: m * s.k,
+                    c: m * s.n,
+                };
+                let ms = time(stream, &mut flush, WARMUP, REPS, || {
+                    cublas_f32_accumulate(&blas, stream, (s.n, m, s.k), &b, &a, &mut c, Some(strides))
+                })?;
+                measure("cublas-f32acc-batched", ms);
+            }
+        }
     }
     Ok(out)
+}
+
+/// Strides (in elements) of a strided-batched GEMM over the cells.
+#[derive(Debug, Clone, Copy)]
+struct BatchStrides {
+    count: usize,
+    b: usize,
+    a: usize,
+    c: usize,
+}
+
+/// cuBLAS `C += A·Bᵀ` with bf16 A and B, f32 C and f32 compute (`cublasGemmEx`, or `cublasGemmStridedBatchedEx` over
+/// `batch`), row-major: `(n, rows, k)` with C `[rows, n]`, A `[rows, k]`, B `[n, k]`.
+fn cublas_f32_accumulate(
+    blas: &CudaBlas,
+    stream: &cudarc::driver::CudaStream,
+    (n, rows, k): (usize, usize, usize),
+    b: &CudaSlice<bf16>,
+    a: &CudaSlice<bf16>,
+    c: &mut CudaSlice<f32>,
+    batch: Option<BatchStrides>,
+) -> Result<(), KernelError> {
+    use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasStatus_t, cudaDataType};
+    use cudarc::driver::{DevicePtr, DevicePtrMut};
+    let count = batch.map_or(1, |s| s.count);
+    let (sa, sb, sc) = batch.map_or((0, 0, 0), |s| (s.a, s.b, s.c));
+    // Every access must lie inside the buffers (the SAFETY argument below rests on these).
+    let fits = (count - 1) * sb + n * k <= b.len()
+        && (count - 1) * sa + rows * k <= a.len()
+        && (count - 1) * sc + rows * n <= c.len();
+    if !fits {
+        return Err(KernelError::InvalidArgument {
+            kernel: "cublas".into(),
+            msg: "the GEMM does not fit its buffers".into(),
+        });
+    }
+    let (alpha, beta) = (1.0f32, 1.0f32);
+    let (t, nn) = (cublasOperation_t::CUBLAS_OP_T, cublasOperation_t::CUBLAS_OP_N);
+    let (bf, f) = (cudaDataType::CUDA_R_16BF, cudaDataType::CUDA_R_32F);
+    let (compute, algo) = (
+        cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+    );
+    let (b_ptr, _gb) = b.device_ptr(stream);
+    let (a_ptr, _ga) = a.device_ptr(stream);
+    let (c_ptr, _gc) = c.device_ptr_mut(stream);
+    let (n, rows, k) = (n as i32, rows as i32, k as i32);
+    // SAFETY: column-major C^T[n, rows] += B^T-op[n, k] · A[k, rows] (the stored row-major B [n, k] read transposed,
+    // A [rows, k] as column-major [k, rows]); the checks above keep every batch's B, A and C inside the three
+    // buffers, whose device pointers outlive the call (the guards are held); alpha and beta are f32 host scalars, as
+    // CUBLAS_COMPUTE_32F with the default (host) pointer mode takes them; the handle is bound to `stream`.
+    let status = unsafe {
+        match batch {
+            None => cudarc::cublas::sys::cublasGemmEx(
+                *blas.handle(),
+                t,
+                nn,
+                n,
+                rows,
+                k,
+                (&alpha as *const f32).cast(),
+                b_ptr as *const _,
+                bf,
+                k,
+                a_ptr as *const _,
+                bf,
+                k,
+                (&beta as *const f32).cast(),
+                c_ptr as *mut _,
+                f,
+                n,
+                compute,
+                algo,
+            ),
+            Some(_) => cudarc::cublas::sys::cublasGemmStridedBatchedEx(
+                *blas.handle(),
+                t,
+                nn,
+                n,
+                rows,
+                k,
+                (&alpha as *const f32).cast(),
+                b_ptr as *const _,
+                bf,
+                k,
+                sb as i64,
+                a_ptr as *const _,
+                bf,
+                k,
+                sa as i64,
+                (&beta as *const f32).cast(),
+                c_ptr as *mut _,
+                f,
+                n,
+                sc as i64,
+                count as i32,
+                compute,
+                algo,
+            ),
+        }
+    };
+    if status != cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+        return Err(KernelError::InvalidArgument {
+            kernel: "cublas".into(),
+            msg: format!("cublasGemmEx: {status:?}"),
+        });
+    }
+    Ok(())
 }

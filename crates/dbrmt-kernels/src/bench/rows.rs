@@ -9,6 +9,7 @@ use super::{l2_flusher, random_bf16, random_f32, time, Measured};
 use crate::params::Span;
 use crate::rms_norm::rms_norm;
 use crate::swiglu::swiglu;
+use crate::to_bf16::to_bf16;
 use crate::{Gpu, KernelError};
 
 const ROWS: usize = 16 * 1152;
@@ -33,7 +34,8 @@ pub fn copy_bandwidth(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
     }])
 }
 
-/// RMSNorm (f32 hidden rows in, bf16 out) and SwiGLU (bf16 gate/up in, bf16 out) over a 1B step's rows.
+/// RMSNorm (f32 hidden rows in, bf16 out), the f32 → bf16 rounding of the rows the memory's projections read, and
+/// SwiGLU (bf16 gate/up in, bf16 out) over a 1B step's rows.
 pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
     let stream = gpu.stream();
     let mut flush = l2_flusher(stream)?;
@@ -52,6 +54,17 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
         op: "rms_norm",
         shape: "1b-16x1152".into(),
         imp: "rms_norm_f32".into(),
+        ms,
+        flops: 0.0,
+        bytes: (ROWS * D * (4 + 2)) as f64,
+    });
+    let ms = time(stream, &mut flush, 3, 10, || {
+        to_bf16(gpu, stream, &hidden, D, &mut normed, D, &spans, D)
+    })?;
+    out.push(Measured {
+        op: "to_bf16",
+        shape: "1b-16x1152".into(),
+        imp: "to_bf16_f32".into(),
         ms,
         flops: 0.0,
         bytes: (ROWS * D * (4 + 2)) as f64,

@@ -7,8 +7,10 @@
 
 mod cell;
 mod executor;
+mod packed;
 mod session;
 
 pub use cell::{CellInput, KvCache};
 pub use executor::{CpuModel, Resume, RunOptions};
+pub use packed::PackedExecutor;
 pub use session::Session;

@@ -32,11 +32,28 @@ pub struct DeviceTiming {
     pub ms: f32,
 }
 
+/// Refuses `needed` device bytes for `what` when GPU `gpu` has less free memory (`cuMemGetInfo`), before
+/// allocating: "needs N GB, has M".
+pub fn check_device(gpu: &Gpu, what: &str, needed: u64) -> Result<(), ModelError> {
+    let (free, _total) = gpu.context().mem_get_info()?;
+    let available = dbrmt_formats::memory::Available {
+        bytes: free as u64,
+        limited_by: "free memory of the GPU (cuMemGetInfo)",
+    };
+    dbrmt_formats::memory::check_against(&format!("{what} on GPU {}", gpu.ordinal()), needed, Some(available))?;
+    Ok(())
+}
+
 impl GpuExecutor {
     /// Opens GPU `ordinal` and uploads the weights of `src` as bf16 (a checkpoint streamed from its file, or a
     /// model in memory); also returns the model's identity.
     pub fn new(ordinal: usize, src: &impl TensorRead) -> Result<(Self, String), ModelError> {
         let gpu = Gpu::new(ordinal)?;
+        check_device(
+            &gpu,
+            "the model's bf16 weights",
+            dbrmt_formats::memory::gpu_weights_bytes(src.config()),
+        )?;
         let stream = gpu.stream().clone();
         let projections = Projections::for_model(src.config());
         let (weights, identity) = DeviceWeights::upload(&stream, src, projections == Projections::Sm90)?;
@@ -114,6 +131,8 @@ impl GpuExecutor {
         });
         if !fits {
             *guard = None; // free the old one before allocating the new
+            let bytes = Workspace::bytes_for(cfg, schedule.max_width().max(1), slots.max(1), logit_rows, 0);
+            check_device(&self.gpu, "the step workspace", bytes)?;
             *guard = Some(Workspace::new(
                 stream,
                 cfg,
@@ -122,7 +141,6 @@ impl GpuExecutor {
                 logit_rows,
                 0,
                 self.model.projections,
-                self.model.memory.read_fused,
             )?);
         }
         let ws = guard.as_mut().expect("workspace just ensured");

@@ -13,6 +13,7 @@
 
 mod executor;
 mod model;
+mod packed;
 mod profile;
 mod session;
 mod state;
@@ -20,9 +21,10 @@ mod weights;
 mod workspace;
 
 pub use executor::{DeviceTiming, GpuExecutor};
-pub use model::{AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell};
+pub use model::{AttentionKernel, Finishing, GpuModel, MemoryProducts, Projections, StepCell};
+pub use packed::PackedExecutor;
 pub use profile::{ProfilePart, StepProfile};
 pub use session::Session;
 pub use state::DeviceState;
 pub use weights::DeviceWeights;
-pub use workspace::Workspace;
+pub use workspace::{Workspace, WorkspaceShape};

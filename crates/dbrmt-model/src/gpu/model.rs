@@ -164,6 +164,27 @@ pub struct GpuModel {
     pub memory: MemoryProducts,
 }
 
+/// The chunks a step runs in, in order: each at most a launch's groups, `max_writers` whole cells (their write
+/// scratch) and `scratch_rows` rows (every cell fits on its own: [`GpuModel::step`] checks).
+fn chunks(cells: &[StepCell], mem: usize, max_writers: usize, scratch_rows: usize) -> Vec<&[StepCell]> {
+    let mut out = Vec::new();
+    let (mut start, mut rows, mut writers) = (0, 0, 0);
+    for (i, c) in cells.iter().enumerate() {
+        let writes = usize::from(c.open_at.is_none());
+        let full = i - start == MAX_GROUPS || rows + c.rows(mem) > scratch_rows || writers + writes > max_writers;
+        if full && i > start {
+            out.push(&cells[start..i]);
+            (start, rows, writers) = (i, 0, 0);
+        }
+        rows += c.rows(mem);
+        writers += writes;
+    }
+    if start < cells.len() {
+        out.push(&cells[start..]);
+    }
+    out
+}
+
 /// `(offset, rows)` of each cell in the step's packed scratch.
 fn packed_rows(cells: &[StepCell], mem: usize) -> Vec<(usize, usize)> {
     let mut at = 0;
@@ -188,23 +209,33 @@ impl GpuModel {
         st: &mut DeviceState,
         cells: &[StepCell],
     ) -> Result<(), KernelError> {
-        let t = self.cfg.armt.segment_size;
+        let (t, m) = (self.cfg.armt.segment_size, self.cfg.armt.num_mem_tokens);
         for x in cells {
             if let Some(p) = x.open_at {
-                if ws.cache_layers <= x.layer || p + x.text_rows > t {
+                if ws.cache_states <= x.state || p + x.text_rows > t {
                     return Err(KernelError::InvalidArgument {
                         kernel: "step".into(),
                         msg: format!(
-                            "open rows {p}..{} of layer {}: the workspace caches {} layers of {t} rows",
+                            "open rows {p}..{} of state {}: the workspace caches {} states of {t} rows",
                             p + x.text_rows,
-                            x.layer,
-                            ws.cache_layers
+                            x.state,
+                            ws.cache_states
                         ),
                     });
                 }
             }
+            if x.rows(m) > ws.scratch_rows {
+                return Err(KernelError::InvalidArgument {
+                    kernel: "step".into(),
+                    msg: format!(
+                        "a cell of {} rows, the step scratch holds {}",
+                        x.rows(m),
+                        ws.scratch_rows
+                    ),
+                });
+            }
         }
-        for chunk in cells.chunks(ws.max_cells.min(MAX_GROUPS)) {
+        for chunk in chunks(cells, m, ws.max_cells.max(1), ws.scratch_rows) {
             self.step_chunk(gpu, stream, ws, st, chunk)?;
         }
         Ok(())
@@ -628,6 +659,113 @@ impl GpuModel {
     }
 }
 
+/// A segment, or an open segment's new rows, leaving the top layer, as [`GpuModel::finish_many`] takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finishing {
+    /// Its hidden slot.
+    pub slot: usize,
+    pub text_rows: usize,
+    pub logits: LogitsMode,
+}
+
+impl Finishing {
+    /// `(first text row, rows)` whose logits it asks for.
+    fn logit_rows(&self) -> (usize, usize) {
+        match self.logits {
+            LogitsMode::None => (0, 0),
+            LogitsMode::Last => (self.text_rows - 1, 1),
+            LogitsMode::All => (0, self.text_rows),
+        }
+    }
+}
+
+impl GpuModel {
+    /// The logits of several finishing segments together: for each, the final norm of the rows it asks for (its last
+    /// text row, or all) and their LM head — one span and one group per item, so each gets the bits
+    /// [`GpuModel::finish`] gives it alone (a row's norm and product never depend on the other rows of a launch).
+    /// Runs in launches of at most [`MAX_GROUPS`] items and the rows [`Workspace::final_hidden`] and
+    /// [`Workspace::logits`] hold (each item must fit alone: see [`Workspace::ensure_finish_rows`]). Returns each
+    /// item's `[rows, V]` logits on the host (empty for `LogitsMode::None`).
+    pub fn finish_many(
+        &self,
+        gpu: &Gpu,
+        stream: &std::sync::Arc<CudaStream>,
+        ws: &mut Workspace,
+        items: &[Finishing],
+    ) -> Result<Vec<Vec<f32>>, KernelError> {
+        let (d, v) = (self.cfg.llama.hidden_size, self.cfg.llama.vocab_size);
+        let capacity = (ws.final_hidden.len() / d).min(ws.logits.len() / v);
+        let mut out = vec![Vec::new(); items.len()];
+        let asking: Vec<usize> = (0..items.len()).filter(|&i| items[i].logit_rows().1 > 0).collect();
+        let mut next = 0;
+        while next < asking.len() {
+            // the next launch: items in order while they fit
+            let (mut spans, mut groups, mut rows) = (Vec::new(), Vec::new(), 0);
+            let start = next;
+            while next < asking.len() && spans.len() < MAX_GROUPS {
+                let item = &items[asking[next]];
+                let (first, n) = item.logit_rows();
+                if rows + n > capacity {
+                    if spans.is_empty() {
+                        return Err(KernelError::InvalidArgument {
+                            kernel: "finish_many".into(),
+                            msg: format!("{n} logit rows, the workspace holds {capacity}"),
+                        });
+                    }
+                    break;
+                }
+                spans.push(Span {
+                    in_row: item.slot * ws.rows + first,
+                    out_row: rows,
+                    rows: n,
+                    ..Span::default()
+                });
+                groups.push(
+                    Linear {
+                        rows: n,
+                        x_row: rows,
+                        y_row: rows,
+                        layer: 0,
+                        k: d,
+                        n: v,
+                    }
+                    .group(),
+                );
+                rows += n;
+                next += 1;
+            }
+            let w = &self.weights;
+            rms_norm(
+                gpu,
+                stream,
+                &ws.hidden,
+                d,
+                &w.final_norm,
+                &mut ws.final_hidden,
+                d,
+                &spans,
+                d,
+                self.cfg.llama.rms_norm_eps,
+            )?;
+            self.linear_f32(
+                gpu,
+                stream,
+                &ws.final_hidden,
+                w.lm_head(),
+                &mut ws.logits,
+                &groups,
+                false,
+            )?;
+            let host = stream.clone_dtoh(&ws.logits.slice(..rows * v))?;
+            for (k, &i) in asking[start..next].iter().enumerate() {
+                let at = spans[k].out_row * v;
+                out[i] = host[at..at + spans[k].rows * v].to_vec();
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A cell's `nn.Linear` product on dense rows: `Y (+)= X · W[layer]ᵀ` for `rows` rows, X from row `x_row` of a
 /// `[*, k]` buffer, Y from row `y_row` of a `[*, n]` buffer, W the `layer`-th `[n, k]` of a stacked weight.
 #[derive(Debug, Clone, Copy)]
@@ -707,15 +845,17 @@ impl StateProduct {
 ///
 /// Rows: cell `i` runs `rows(i)` rows (text, and memory unless open), held in its segment's hidden slot from
 /// `hidden_row(i)` and packed one cell after another in the per-step scratch from `scratch_row(i)`; its q/k/v rows are
-/// `qkv_row(i)..` (the scratch for a whole segment, its layer's KV cache for an open one); its write uses `M` scratch
-/// rows from `i · M`.
+/// `qkv_row(i)..` (the scratch for a whole segment, its state's KV cache for an open one); its write uses `M` scratch
+/// rows from `write_rank(i) · M` (open cells do not write, so the write scratch holds the chunk's whole cells only).
 #[derive(Debug)]
 struct Chunk<'a> {
     cells: &'a [StepCell],
     /// `(scratch row, rows)` of each cell.
     packed: Vec<(usize, usize)>,
-    /// Row of each cell's layer's KV cache in the q/k/v buffer.
+    /// Row of each cell's KV cache (its state's) in the q/k/v buffer.
     cache_rows: Vec<usize>,
+    /// Whole cells before each cell: where its write scratch rows are (`rank · M..`).
+    write_rank: Vec<usize>,
     /// Rows of a hidden slot, `T + M`.
     slot_rows: usize,
     d: usize,
@@ -735,7 +875,15 @@ impl<'a> Chunk<'a> {
         Chunk {
             cells,
             packed: packed_rows(cells, m),
-            cache_rows: cells.iter().map(|x| cache_row(x.layer)).collect(),
+            cache_rows: cells.iter().map(|x| cache_row(x.state)).collect(),
+            write_rank: cells
+                .iter()
+                .scan(0, |n, x| {
+                    let rank = *n;
+                    *n += usize::from(x.open_at.is_none());
+                    Some(rank)
+                })
+                .collect(),
             slot_rows,
             d: l.hidden_size,
             mem: m,
@@ -834,9 +982,10 @@ impl<'a> Chunk<'a> {
 
     /// The write's M scratch rows of cell `i`.
     fn mem_span(&self, i: usize) -> Span {
+        let at = self.write_rank[i] * self.mem;
         Span {
-            in_row: i * self.mem,
-            out_row: i * self.mem,
+            in_row: at,
+            out_row: at,
             rows: self.mem,
             ..self.in_scratch(i)
         }
@@ -944,7 +1093,7 @@ impl<'a> Chunk<'a> {
         Linear {
             rows: self.mem,
             x_row: self.hidden_row(i) + self.cells[i].text_rows,
-            y_row: i * self.mem,
+            y_row: self.write_rank[i] * self.mem,
             layer: self.cells[i].layer,
             k: self.d,
             n: self.kvb_width,
@@ -972,8 +1121,8 @@ impl<'a> Chunk<'a> {
     fn write_ka(&self, i: usize) -> GemmGroup {
         StateProduct {
             rows: self.mem,
-            x_row: i * self.mem,
-            y_row: i * self.mem,
+            x_row: self.write_rank[i] * self.mem,
+            y_row: self.write_rank[i] * self.mem,
             state: self.cells[i].state,
             d_key: self.d_key,
             d: self.d,
@@ -985,9 +1134,10 @@ impl<'a> Chunk<'a> {
     /// over M, U the `[M, d]` rows of `β(V − V̄)`.
     fn write_update(&self, i: usize) -> GemmGroup {
         let (m, dk, d) = (self.mem, self.d_key, self.d);
+        let at = self.write_rank[i] * m;
         GemmGroup {
-            a_offset: i * m * dk,
-            b_offset: i * m * d,
+            a_offset: at * dk,
+            b_offset: at * d,
             c_offset: self.cells[i].state * dk * d,
             m: dk,
             n: d,
@@ -1081,7 +1231,7 @@ mod tests {
         let hid = |x: &StepCell| x.slot * r;
         let qkv_row = |i: usize, x: &StepCell| match x.open_at {
             None => packed[i].0,
-            Some(p) => cache(x.layer) + p,
+            Some(p) => cache(x.state) + p,
         };
         type Triple = (usize, usize, usize);
         let gemm = |m: usize, off: Triple, nk: (usize, usize), ld: Triple| GemmGroup {

@@ -55,16 +55,9 @@ impl GpuExecutor {
         let cfg = &self.model.cfg;
         let layers = cfg.llama.num_layers;
         // a diagonal over any number of segments has at most one cell per layer and one live segment per layer
-        let ws = Workspace::new(
-            &self.stream,
-            cfg,
-            layers,
-            layers,
-            1,
-            layers,
-            self.model.projections,
-            self.model.memory.read_fused,
-        )?;
+        let bytes = Workspace::bytes_for(cfg, layers, layers, 1, layers);
+        super::executor::check_device(&self.gpu, "a generation session's workspace", bytes)?;
+        let ws = Workspace::new(&self.stream, cfg, layers, layers, 1, layers, self.model.projections)?;
         Ok(Session {
             engine: self,
             ws,

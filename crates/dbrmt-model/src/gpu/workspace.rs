@@ -1,4 +1,5 @@
-//! Every buffer one step needs, allocated once for the largest step.
+//! Every buffer one step needs, allocated once for the largest step (and grown, contents kept, when a packed run of
+//! many requests needs more hidden slots or KV caches).
 
 use std::sync::Arc;
 
@@ -11,33 +12,49 @@ use dbrmt_formats::ModelConfig;
 use super::weights::kvb_rows;
 use super::{Projections, StepProfile};
 
-/// Scratch for steps of up to `max_cells` cells of `rows = T + M` rows, `slots` live segments, the logits of
-/// `logit_rows` rows, and (for generation) the KV cache of one open segment in `cache_layers` layers; the read's φ
-/// and φ·A buffers only where the read is not fused ([`super::MemoryProducts::read_fused`]).
+/// What a workspace holds room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkspaceShape {
+    /// Whole segments per chunk of a step (their write scratch: `M` rows each).
+    pub max_cells: usize,
+    /// Rows per chunk of a step, all cells together (the packed scratch).
+    pub scratch_rows: usize,
+    /// Hidden slots of `T + M` rows (live segments, open rows in flight).
+    pub slots: usize,
+    /// Logit rows and final-norm rows of the segments leaving the top layer together.
+    pub logit_rows: usize,
+    pub final_rows: usize,
+    /// KV caches of `T` rows (one per memory state that generates: layer `l` of request slot `r` is state
+    /// `r · L + l`).
+    pub cache_states: usize,
+}
+
+/// Scratch for steps of up to `max_cells` whole cells and `scratch_rows` rows, `slots` live segments of `rows = T + M`
+/// rows, the logits of `logit_rows` rows, and (for generation) `cache_states` KV caches of one open segment.
 #[derive(Debug)]
 pub struct Workspace {
     pub max_cells: usize,
+    pub scratch_rows: usize,
     /// Rows of a full segment, `T + M`, and its text rows `T`.
     pub rows: usize,
     pub segment_size: usize,
     pub slots: usize,
-    /// Layers whose open-segment q/k/v rows are cached (0 without generation; see [`Workspace::cache_row`]).
-    pub cache_layers: usize,
+    /// Memory states whose open-segment q/k/v rows are cached (0 without generation; see [`Workspace::cache_row`]).
+    pub cache_states: usize,
     /// Hidden rows of every live segment, `[slots · rows, d]`: slot `k` holds rows `k·rows..`. The residual stream
     /// is f32 (the o and down projections add into it in f32; norms and the memory projections read it), so 30
     /// layers of residual adds are not rounded to bf16 each time.
     pub hidden: CudaSlice<f32>,
-    /// Per-step scratch, cells packed one after another (`[max_cells · rows, width]`).
+    /// Per-step scratch, cells packed one after another (`[scratch_rows, width]`).
     pub normed: CudaSlice<bf16>,
-    /// The packed q/k/v rows of a step, `[max_cells · rows, q + 2·kv]`, then the KV cache of an open segment:
-    /// `T` rows per cached layer (q kept too, so the rows are the same as a whole segment's).
+    /// The packed q/k/v rows of a step, `[scratch_rows, q + 2·kv]`, then the KV caches of open segments: `T` rows
+    /// per cached state (q kept too, so the rows are the same as a whole segment's).
     pub qkv: CudaSlice<bf16>,
     pub attn: CudaSlice<bf16>,
     /// The gate/up product `[.., 2I]` (v1 projections only: the v2 GEMM fuses SwiGLU and writes `act` directly).
     pub gate_up: CudaSlice<bf16>,
     pub act: CudaSlice<bf16>,
-    /// Read: `u = H W_qᵀ` `[.., d_mem]`, `φ(u)` `[.., D]`, `φ(u)·A` `[.., d]`, f32 (φ and φ·A only for the unfused
-    /// read: the fused one keeps them on chip).
+    /// Read: `u = H W_qᵀ` `[.., d_mem]`, `φ(u)` `[.., D]`, `φ(u)·A` `[.., d]`, f32.
     pub u: CudaSlice<f32>,
     pub phi: CudaSlice<f32>,
     pub num: CudaSlice<f32>,
@@ -48,7 +65,8 @@ pub struct Workspace {
     pub ka: CudaSlice<f32>,
     pub upd: CudaSlice<f32>,
     pub gamma: CudaSlice<f32>,
-    /// Final-norm'ed text rows of one finishing segment `[T, d]`, and their logits `[logit_rows, V]`.
+    /// Final-norm'ed text rows of the segments finishing together `[final_rows, d]`, and their logits
+    /// `[logit_rows, V]`.
     pub final_hidden: CudaSlice<bf16>,
     pub logits: CudaSlice<f32>,
     /// Token ids of the current request(s).
@@ -58,7 +76,8 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    #[allow(clippy::too_many_arguments)]
+    /// Room for steps of `max_cells` whole cells, `slots` live segments, `logit_rows` logit rows of one finishing
+    /// segment, and `cache_layers` KV caches (one request's layers).
     pub fn new(
         stream: &Arc<CudaStream>,
         cfg: &ModelConfig,
@@ -67,24 +86,41 @@ impl Workspace {
         logit_rows: usize,
         cache_layers: usize,
         projections: Projections,
-        read_fused: bool,
+    ) -> Result<Self, KernelError> {
+        let shape = WorkspaceShape {
+            max_cells,
+            scratch_rows: max_cells * cfg.segment_rows(),
+            slots,
+            logit_rows,
+            final_rows: cfg.armt.segment_size,
+            cache_states: cache_layers,
+        };
+        Self::with_shape(stream, cfg, shape, projections)
+    }
+
+    pub fn with_shape(
+        stream: &Arc<CudaStream>,
+        cfg: &ModelConfig,
+        shape: WorkspaceShape,
+        projections: Projections,
     ) -> Result<Self, KernelError> {
         let (d, m) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens);
         let rows = cfg.segment_rows();
-        let (g, gm) = (max_cells * rows, max_cells * m);
+        let (g, gm) = (shape.scratch_rows, shape.max_cells * m);
         let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.llama.intermediate_size);
         let qkv = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
         let bf = |n: usize| stream.alloc_zeros::<bf16>(n.max(1));
         let f = |n: usize| stream.alloc_zeros::<f32>(n.max(1));
         Ok(Self {
-            max_cells,
+            max_cells: shape.max_cells,
+            scratch_rows: g,
             rows,
             segment_size: cfg.armt.segment_size,
-            slots,
-            cache_layers,
-            hidden: f(slots * rows * d)?,
+            slots: shape.slots,
+            cache_states: shape.cache_states,
+            hidden: f(shape.slots * rows * d)?,
             normed: bf(g * d)?,
-            qkv: bf((g + cache_layers * cfg.armt.segment_size) * qkv)?,
+            qkv: bf((g + shape.cache_states * cfg.armt.segment_size) * qkv)?,
             attn: bf(g * cfg.llama.q_dim())?,
             gate_up: bf(if projections == Projections::V1 {
                 g * 2 * inter
@@ -93,18 +129,102 @@ impl Workspace {
             })?,
             act: bf(g * inter)?,
             u: f(g * dm)?,
-            phi: f(if read_fused { 0 } else { g * dk })?,
-            num: f(if read_fused { 0 } else { g * d })?,
+            phi: f(g * dk)?,
+            num: f(g * d)?,
             kvb: f(gm * kvb_rows(cfg))?,
             kphi: f(gm * dk)?,
             ka: f(gm * d)?,
             upd: f(gm * d)?,
             gamma: f(gm)?,
-            final_hidden: bf(cfg.armt.segment_size * d)?,
-            logits: f(logit_rows * cfg.llama.vocab_size)?,
+            final_hidden: bf(shape.final_rows * d)?,
+            logits: f(shape.logit_rows * cfg.llama.vocab_size)?,
             ids: stream.alloc_zeros::<u32>(1)?,
             profile: None,
         })
+    }
+
+    /// Grows the hidden slots to `slots` and the KV caches to `cache_states` (never shrinks): new buffers, the old
+    /// contents copied to the same rows (slot `k` and cache `s` stay where they were).
+    pub fn grow(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        cfg: &ModelConfig,
+        slots: usize,
+        cache_states: usize,
+    ) -> Result<(), KernelError> {
+        if slots > self.slots {
+            let mut hidden = stream.alloc_zeros::<f32>(slots * self.rows * cfg.llama.hidden_size)?;
+            stream.memcpy_dtod(&self.hidden, &mut hidden.slice_mut(..self.hidden.len()))?;
+            self.hidden = hidden;
+            self.slots = slots;
+        }
+        if cache_states > self.cache_states {
+            let width = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
+            let mut qkv = stream.alloc_zeros::<bf16>((self.scratch_rows + cache_states * self.segment_size) * width)?;
+            stream.memcpy_dtod(&self.qkv, &mut qkv.slice_mut(..self.qkv.len()))?;
+            self.qkv = qkv;
+            self.cache_states = cache_states;
+        }
+        Ok(())
+    }
+
+    /// Drops every KV cache (a packed run with no live request gives their memory back).
+    pub fn drop_caches(&mut self, stream: &Arc<CudaStream>, cfg: &ModelConfig) -> Result<(), KernelError> {
+        let width = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
+        self.qkv = stream.alloc_zeros::<bf16>((self.scratch_rows * width).max(1))?;
+        self.cache_states = 0;
+        Ok(())
+    }
+
+    /// Room for `rows` final-norm'ed rows and logit rows of finishing segments (the old contents are not kept).
+    pub fn ensure_finish_rows(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        cfg: &ModelConfig,
+        rows: usize,
+    ) -> Result<(), KernelError> {
+        let (d, v) = (cfg.llama.hidden_size, cfg.llama.vocab_size);
+        if self.final_hidden.len() < rows * d {
+            self.final_hidden = stream.alloc_zeros::<bf16>(rows * d)?;
+        }
+        if self.logits.len() < rows * v {
+            self.logits = stream.alloc_zeros::<f32>(rows * v)?;
+        }
+        Ok(())
+    }
+
+    /// At most the device bytes [`Workspace::new`] allocates for these arguments (the gate/up scratch counted
+    /// whatever the projections; saturating: an absurd shape never wraps), to compare with the free device memory
+    /// before allocating.
+    pub fn bytes_for(cfg: &ModelConfig, max_cells: usize, slots: usize, logit_rows: usize, cache_layers: usize) -> u64 {
+        let m = |f: &[usize]| dbrmt_formats::memory::mul_bytes(f);
+        let (d, mt, t) = (cfg.llama.hidden_size, cfg.armt.num_mem_tokens, cfg.armt.segment_size);
+        let rows = t.saturating_add(mt);
+        let (g, gm) = (max_cells.saturating_mul(rows), max_cells.saturating_mul(mt));
+        let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.llama.intermediate_size);
+        let qkv = cfg.llama.q_dim().saturating_add(cfg.llama.kv_dim().saturating_mul(2));
+        let bf16 = [
+            m(&[g, d]),
+            m(&[g.saturating_add(cache_layers.saturating_mul(t)), qkv]),
+            m(&[g, cfg.llama.q_dim()]),
+            m(&[g, 2, inter]),
+            m(&[g, inter]),
+            m(&[t, d]),
+        ];
+        let f32s = [
+            m(&[slots, rows, d]),
+            m(&[g, dm]),
+            m(&[g, dk]),
+            m(&[g, d]),
+            m(&[gm, dm.saturating_add(d).saturating_add(1)]),
+            m(&[gm, dk]),
+            m(&[gm, d]),
+            m(&[gm, d]),
+            m(&[gm]),
+            m(&[logit_rows, cfg.llama.vocab_size]),
+        ];
+        let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
+        sum(&bf16, 2).saturating_add(sum(&f32s, 4))
     }
 
     /// Records that the launch just made on `stream` is `label`, when profiling.
@@ -115,9 +235,10 @@ impl Workspace {
         }
     }
 
-    /// Row of [`Workspace::qkv`] where layer `layer`'s KV cache starts (position `p` of the open segment is this + p).
-    pub fn cache_row(&self, layer: usize) -> usize {
-        self.max_cells * self.rows + layer * self.segment_size
+    /// Row of [`Workspace::qkv`] where the KV cache of memory state `state` starts (position `p` of the open segment
+    /// is this + p). One request's layer `l` is state `l`.
+    pub fn cache_row(&self, state: usize) -> usize {
+        self.scratch_rows + state * self.segment_size
     }
 
     /// Uploads the token ids of a prefill (allocates only when they do not fit).

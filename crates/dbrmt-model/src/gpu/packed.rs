@@ -1,0 +1,322 @@
+//! Several requests in one stream of steps on the GPU (the twin of `cpu/packed.rs`).
+//!
+//! Every request holds a **request slot**: its memory states `r·L .. (r+1)·L` in one [`DeviceState`] and the KV caches
+//! of the same state indices in the workspace (the kernels take one buffer per operand, so the requests' states and
+//! caches are rows of shared buffers, told apart by each cell's state index). Every pass in flight holds a hidden slot
+//! from its entry at layer 0 until it leaves the top layer. A step's cells become [`StepCell`]s of one
+//! [`GpuModel::step`] — whole segments and open rows of many requests in the same grouped launches — and the passes
+//! leaving the top layer get their logits in one [`GpuModel::finish_many`]. Each cell is the cell the
+//! single-request paths run (the same rows, layer, flags and positions; only its buffer rows differ), and no kernel's
+//! arithmetic for a cell depends on the other cells of its launch or on where its rows lie, so each request gets the
+//! bits it gets alone.
+//!
+//! Slots are pooled: a finished request's slot is free for the next at once; the pool grows (by doubling, contents
+//! copied) when every slot is taken and gives its device memory back when no request is live.
+
+use std::collections::{HashMap, HashSet};
+
+use dbrmt_formats::MemoryState;
+
+use super::{DeviceState, Finishing, GpuExecutor, StepCell, Workspace, WorkspaceShape};
+use crate::packed::{check_cell, PassCell, PassId, PassLogits, PassRows};
+use crate::{LogitsMode, ModelError};
+
+/// Rows of open segments a step's scratch holds beside `L` whole segments (decode rows of many requests; more are
+/// run in further chunks of the step).
+const OPEN_ROWS: usize = 256;
+
+/// The live requests of a packed run on one GPU.
+#[derive(Debug)]
+pub struct PackedExecutor<'e> {
+    engine: &'e GpuExecutor,
+    ws: Workspace,
+    /// `capacity · L` memory states.
+    state: DeviceState,
+    /// Per request slot: live, and the rows each layer's KV cache holds.
+    slots: Vec<Option<Vec<usize>>>,
+    /// The hidden slot and request slot of each pass in flight.
+    hidden: HashMap<PassId, (usize, usize)>,
+    free_hidden: Vec<usize>,
+}
+
+impl GpuExecutor {
+    /// An empty packed run on this GPU: the step scratch for `L` whole segments and some open rows; request slots
+    /// are allocated as requests are admitted.
+    pub fn packed(&self) -> Result<PackedExecutor<'_>, ModelError> {
+        let cfg = &self.model.cfg;
+        let layers = cfg.llama.num_layers;
+        let shape = WorkspaceShape {
+            max_cells: layers,
+            scratch_rows: layers * cfg.segment_rows() + OPEN_ROWS.max(cfg.armt.segment_size),
+            slots: layers + 1,
+            logit_rows: 64,
+            final_rows: 64,
+            cache_states: 0,
+        };
+        let ws = Workspace::with_shape(&self.stream, cfg, shape, self.model.projections)?;
+        let state = DeviceState::zeros(&self.stream, 0, cfg.d_key(), cfg.llama.hidden_size)?;
+        Ok(PackedExecutor {
+            engine: self,
+            free_hidden: (0..ws.slots).rev().collect(),
+            ws,
+            state,
+            slots: Vec::new(),
+            hidden: HashMap::new(),
+        })
+    }
+}
+
+impl PackedExecutor<'_> {
+    /// Device memory kept free for the driver and the step's transient needs when admitting a request.
+    pub const RESERVE_BYTES: usize = 1 << 30;
+
+    fn layers(&self) -> usize {
+        self.engine.model.cfg.llama.num_layers
+    }
+
+    /// Device bytes of one request slot: its memory states, its KV caches and one hidden slot.
+    pub fn bytes_per_request(&self) -> usize {
+        let cfg = &self.engine.model.cfg;
+        let (l, d, dk) = (cfg.llama.num_layers, cfg.llama.hidden_size, cfg.d_key());
+        let qkv = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
+        l * (dk * d + dk) * 4 + l * cfg.armt.segment_size * qkv * 2 + cfg.segment_rows() * d * 4
+    }
+
+    /// Device bytes admitting one more request takes: nothing while a slot is free, else the grown pool (the old
+    /// one is freed after its contents are copied, so the new one must fit beside it).
+    pub fn bytes_to_admit(&self) -> usize {
+        match self.slots.iter().any(Option::is_none) {
+            true => 0,
+            false => (self.slots.len() * 2).max(1) * self.bytes_per_request(),
+        }
+    }
+
+    /// Device bytes held: the workspace, the states and caches.
+    pub fn device_bytes(&self) -> usize {
+        self.ws.bytes() + self.state.bytes()
+    }
+
+    /// Free device memory (cuMemGetInfo).
+    pub fn free_device_bytes(&self) -> Result<usize, ModelError> {
+        Ok(self.engine.gpu.context().mem_get_info()?.0)
+    }
+
+    /// Requests holding a slot.
+    pub fn live(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Takes a request slot, its memory set to `state` (checked against the model) or zeros.
+    pub fn admit(&mut self, state: Option<&MemoryState>) -> Result<usize, ModelError> {
+        let (cfg, stream) = (&self.engine.model.cfg, &self.engine.stream);
+        let (layers, dk, d) = (cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size);
+        if let Some(s) = state {
+            s.check_shape(layers, dk, d)?;
+        }
+        let slot = match self.slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                let first_new = self.slots.len();
+                self.grow((first_new * 2).max(1))?;
+                first_new
+            }
+        };
+        let (a_len, z_len) = (layers * dk * d, layers * dk);
+        let (a, z) = (slot * a_len..(slot + 1) * a_len, slot * z_len..(slot + 1) * z_len);
+        match state {
+            None => {
+                stream.memset_zeros(&mut self.state.a.slice_mut(a))?;
+                stream.memset_zeros(&mut self.state.z.slice_mut(z))?;
+            }
+            Some(s) => {
+                let host_a: Vec<f32> = s.layers.iter().flat_map(|l| l.a.iter().copied()).collect();
+                let host_z: Vec<f32> = s.layers.iter().flat_map(|l| l.z.iter().copied()).collect();
+                stream.memcpy_htod(&host_a, &mut self.state.a.slice_mut(a))?;
+                stream.memcpy_htod(&host_z, &mut self.state.z.slice_mut(z))?;
+            }
+        }
+        self.slots[slot] = Some(vec![0; layers]);
+        Ok(slot)
+    }
+
+    /// Grows the pool to `capacity` request slots: states and caches copied to the same rows, one more hidden slot
+    /// per request slot.
+    fn grow(&mut self, capacity: usize) -> Result<(), ModelError> {
+        let (cfg, stream) = (&self.engine.model.cfg, &self.engine.stream);
+        let layers = cfg.llama.num_layers;
+        let mut state = DeviceState::zeros(stream, capacity * layers, cfg.d_key(), cfg.llama.hidden_size)?;
+        if self.state.states > 0 {
+            stream.memcpy_dtod(&self.state.a, &mut state.a.slice_mut(..self.state.a.len()))?;
+            stream.memcpy_dtod(&self.state.z, &mut state.z.slice_mut(..self.state.z.len()))?;
+        }
+        self.state = state;
+        // one open pass in flight per request beside the whole segments of the layers
+        let hidden = self.ws.slots.max(layers + 1 + capacity);
+        self.free_hidden.extend((self.ws.slots..hidden).rev());
+        self.ws.grow(stream, cfg, hidden, capacity * layers)?;
+        self.slots.resize(capacity, None);
+        Ok(())
+    }
+
+    /// Frees a request slot (for the next request at once) and the hidden slots of its passes in flight; with no
+    /// request left, the pool's states and caches go back to the device.
+    pub fn release(&mut self, request: usize) -> Result<(), ModelError> {
+        self.check_live(request)?;
+        self.slots[request] = None;
+        let free = &mut self.free_hidden;
+        self.hidden.retain(|_, &mut (r, h)| {
+            if r == request {
+                free.push(h);
+            }
+            r != request
+        });
+        if self.live() == 0 && !self.slots.is_empty() {
+            let (cfg, stream) = (&self.engine.model.cfg, &self.engine.stream);
+            self.state = DeviceState::zeros(stream, 0, cfg.d_key(), cfg.llama.hidden_size)?;
+            self.ws.drop_caches(stream, cfg)?;
+            self.slots.clear();
+        }
+        Ok(())
+    }
+
+    /// A request's memory state, copied to the host.
+    pub fn state(&self, request: usize) -> Result<MemoryState, ModelError> {
+        self.check_live(request)?;
+        let layers = self.layers();
+        Ok(self.state.download(&self.engine.stream, request * layers, layers)?)
+    }
+
+    fn check_live(&self, request: usize) -> Result<&Vec<usize>, ModelError> {
+        self.slots
+            .get(request)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| ModelError::InvalidInput(format!("no live request in slot {request}")))
+    }
+
+    /// Runs one step: every cell's layer in one [`GpuModel::step`](super::GpuModel::step); passes leaving the top
+    /// layer return their logits (if they ask for any). Every cell is checked before any runs.
+    pub fn step(&mut self, cells: &[PassCell<'_>]) -> Result<Vec<PassLogits>, ModelError> {
+        self.check_step(cells)?;
+        let e = self.engine;
+        let (cfg, stream) = (&e.model.cfg, &e.stream);
+        let layers = cfg.llama.num_layers;
+        // hidden slots for the passes entering layer 0 (grown, contents kept, if the pool is short)
+        let entering = cells.iter().filter(|c| c.layer == 0).count();
+        if entering > self.free_hidden.len() {
+            let slots = self.ws.slots + entering - self.free_hidden.len();
+            self.free_hidden.extend((self.ws.slots..slots).rev());
+            self.ws.grow(stream, cfg, slots, self.ws.cache_states)?;
+        }
+        // the entering passes' ids, one after another
+        let mut ids = Vec::new();
+        let mut steps = Vec::with_capacity(cells.len());
+        for c in cells {
+            let p = c.pass;
+            let (enters_at_token, slot) = if c.layer == 0 {
+                let slot = self.free_hidden.pop().expect("hidden slots just ensured");
+                self.hidden.insert(c.id, (p.request, slot));
+                ids.extend_from_slice(&p.tokens);
+                (Some(ids.len() - p.tokens.len()), slot)
+            } else {
+                (None, self.hidden[&c.id].1)
+            };
+            steps.push(StepCell {
+                layer: c.layer,
+                state: p.request * layers + c.layer,
+                slot,
+                text_rows: p.tokens.len(),
+                first_segment: p.first_segment,
+                enters_at_token,
+                open_at: match p.rows {
+                    PassRows::Whole => None,
+                    PassRows::Open { at } => Some(at),
+                },
+            });
+        }
+        if !ids.is_empty() {
+            self.ws.set_ids(stream, &ids)?;
+        }
+        e.model.step(&e.gpu, stream, &mut self.ws, &mut self.state, &steps)?;
+        for c in cells {
+            if let PassRows::Open { at } = c.pass.rows {
+                self.slots[c.pass.request].as_mut().expect("checked live")[c.layer] = at + c.pass.tokens.len();
+            }
+        }
+        // the passes leaving the top layer: their logits, then their hidden slots are free
+        let top: Vec<(usize, Finishing)> = cells
+            .iter()
+            .zip(&steps)
+            .enumerate()
+            .filter(|(_, (c, _))| c.layer + 1 == layers)
+            .map(|(i, (c, s))| {
+                let f = Finishing {
+                    slot: s.slot,
+                    text_rows: s.text_rows,
+                    logits: c.pass.logits,
+                };
+                (i, f)
+            })
+            .collect();
+        let most = top.iter().map(|(_, f)| rows_asked(f)).max().unwrap_or(0);
+        self.ws.ensure_finish_rows(stream, cfg, most)?;
+        let items: Vec<Finishing> = top.iter().map(|(_, f)| *f).collect();
+        let logits = e.model.finish_many(&e.gpu, stream, &mut self.ws, &items)?;
+        let mut out = Vec::new();
+        for ((i, f), l) in top.iter().zip(logits) {
+            let c = &cells[*i];
+            if let Some((_, slot)) = self.hidden.remove(&c.id) {
+                self.free_hidden.push(slot);
+            }
+            if f.logits != LogitsMode::None {
+                out.push(PassLogits {
+                    id: c.id,
+                    rows: rows_asked(f),
+                    logits: l,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every cell valid: a live request, its rows where the previous layer left them, no two cells on one request's
+    /// layer, an open pass's cache holding exactly the rows before it, ids in the vocabulary.
+    fn check_step(&self, cells: &[PassCell<'_>]) -> Result<(), ModelError> {
+        let cfg = &self.engine.model.cfg;
+        let layers = cfg.llama.num_layers;
+        let (mut layers_seen, mut passes_seen) = (HashSet::new(), HashSet::new());
+        for c in cells {
+            check_cell(c, layers, cfg.armt.segment_size)?;
+            crate::input::check_ids(&c.pass.tokens, cfg.llama.vocab_size)?;
+            let cached = self.check_live(c.pass.request)?;
+            let bad = |msg: &str| {
+                Err(ModelError::InvalidInput(format!(
+                    "pass {} at layer {}: {msg}",
+                    c.id, c.layer
+                )))
+            };
+            if !layers_seen.insert((c.pass.request, c.layer)) || !passes_seen.insert(c.id) {
+                return bad("a request's layer, or a pass, twice in one step");
+            }
+            match self.hidden.get(&c.id) {
+                Some(&(r, _)) if c.layer > 0 && r == c.pass.request => {}
+                None if c.layer == 0 => {}
+                _ => return bad("its rows are not where the previous layer left them"),
+            }
+            if let PassRows::Open { at } = c.pass.rows {
+                if at > 0 && cached[c.layer] != at {
+                    return bad("the KV cache does not hold the rows before it");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Logit rows a finishing pass asks for.
+fn rows_asked(f: &Finishing) -> usize {
+    match f.logits {
+        LogitsMode::None => 0,
+        LogitsMode::Last => 1,
+        LogitsMode::All => f.text_rows,
+    }
+}

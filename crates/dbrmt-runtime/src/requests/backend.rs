@@ -1,0 +1,72 @@
+//! The packed executor of the engine's device: the CPU model's or the GPU's, behind one set of calls.
+
+use dbrmt_formats::MemoryState;
+use dbrmt_model::{
+    cpu, gpu,
+    packed::{PassCell, PassLogits},
+    ModelError,
+};
+
+/// Either backend's packed executor.
+#[derive(Debug)]
+pub(crate) enum Packed<'e> {
+    Cpu(cpu::PackedExecutor<'e>),
+    Gpu(Box<gpu::PackedExecutor<'e>>),
+}
+
+impl Packed<'_> {
+    pub fn admit(&mut self, state: Option<&MemoryState>) -> Result<usize, ModelError> {
+        match self {
+            Packed::Cpu(x) => x.admit(state),
+            Packed::Gpu(x) => x.admit(state),
+        }
+    }
+
+    pub fn release(&mut self, slot: usize) -> Result<(), ModelError> {
+        match self {
+            Packed::Cpu(x) => x.release(slot),
+            Packed::Gpu(x) => x.release(slot),
+        }
+    }
+
+    pub fn state(&self, slot: usize) -> Result<MemoryState, ModelError> {
+        match self {
+            Packed::Cpu(x) => x.state(slot),
+            Packed::Gpu(x) => x.state(slot),
+        }
+    }
+
+    pub fn step(&mut self, cells: &[PassCell<'_>]) -> Result<Vec<PassLogits>, ModelError> {
+        match self {
+            Packed::Cpu(x) => x.step(cells),
+            Packed::Gpu(x) => x.step(cells),
+        }
+    }
+
+    /// Device bytes one more request would add, and the bytes available to it (`limit`: the most the executor may
+    /// hold); `None` on the CPU.
+    pub fn admission_bytes(&self, limit: Option<usize>) -> Result<Option<(usize, usize)>, ModelError> {
+        match self {
+            Packed::Cpu(_) => Ok(None),
+            Packed::Gpu(x) => {
+                let need = x.bytes_to_admit();
+                let free = x
+                    .free_device_bytes()?
+                    .saturating_sub(gpu::PackedExecutor::RESERVE_BYTES);
+                let available = match limit {
+                    Some(l) => free.min(l.saturating_sub(x.device_bytes())),
+                    None => free,
+                };
+                Ok(Some((need, available)))
+            }
+        }
+    }
+
+    /// Device bytes held (0 on the CPU).
+    pub fn device_bytes(&self) -> usize {
+        match self {
+            Packed::Cpu(_) => 0,
+            Packed::Gpu(x) => x.device_bytes(),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Many requests in one schedule: [`Requests`] holds the live requests of an engine — each with its own memory
+//! state, open segment and KV cache — and runs them together, step by step, in the packed schedule
+//! ([`dbrmt_schedule::Wavefront`]): every step fills the layer slots with whole segments of all the requests (a new
+//! request's first segment enters layer 0 as soon as that slot is free) and adds the new rows of every decoding
+//! request, so one grouped launch carries prefill cells and decode rows of many requests.
+//!
+//! Requests join ([`Requests::add`]) and leave ([`Requests::cancel`], or by finishing) between steps; each
+//! [`Requests::step`] returns what happened to each request ([`Event`]). A finished or cancelled request's state and
+//! cache are freed at once. Each request's logits, tokens and final state are bitwise what it gets alone: a cell's
+//! arithmetic never depends on the other cells of its step (see docs/ARCHITECTURE.md, "Many requests").
+
+mod backend;
+mod event;
+mod limits;
+mod request;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use dbrmt_formats::SavedState;
+use dbrmt_model::{
+    cpu::{CpuModel, PackedExecutor},
+    packed::{Pass, PassCell, PassId, PassRows},
+};
+use dbrmt_schedule::{PassKind, Wavefront};
+
+use crate::Engine;
+use backend::Packed;
+pub use event::{Event, FinishReason};
+pub use limits::{Limits, RequestError};
+use request::Live;
+pub use request::{Generate, Request};
+
+/// A request's handle, unique within one [`Requests`].
+pub type RequestId = u64;
+
+/// How full the steps were: the figure of merit of packing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    pub steps: usize,
+    /// Whole-segment cells run (at most one per layer per step).
+    pub whole_cells: usize,
+    /// Open-segment cells run (decode rows, a generation's open segment).
+    pub open_cells: usize,
+    pub layers: usize,
+}
+
+impl Occupancy {
+    /// The share of the `steps × layers` layer slots that ran a whole segment.
+    pub fn slot_occupancy(&self) -> f64 {
+        self.whole_cells as f64 / (self.steps * self.layers).max(1) as f64
+    }
+}
+
+/// The live requests of one engine and their packed schedule.
+#[derive(Debug)]
+pub struct Requests<'e> {
+    engine: &'e Engine,
+    limits: Limits,
+    packed: Packed<'e>,
+    wave: Wavefront,
+    live: BTreeMap<RequestId, (Live, VecDeque<(PassId, Pass)>)>,
+    next_id: RequestId,
+    next_pass: PassId,
+    occupancy: Occupancy,
+}
+
+impl Engine {
+    /// An empty set of requests on this engine's device, under `limits`.
+    pub fn requests(&self, limits: Limits) -> Result<Requests<'_>, RequestError> {
+        if limits.max_requests == 0 {
+            return Err(RequestError::Invalid("max_requests must be at least 1".into()));
+        }
+        let packed = match (self.gpu_executor(), self.cpu_weights()) {
+            (Some(gpu), _) => Packed::Gpu(Box::new(gpu.packed()?)),
+            (None, Some(w)) => Packed::Cpu(PackedExecutor::new(&CpuModel::new(self.config(), w), 0)),
+            (None, None) => unreachable!("an engine has one backend"),
+        };
+        let layers = self.config().llama.num_layers;
+        Ok(Requests {
+            engine: self,
+            limits,
+            packed,
+            wave: Wavefront::new(layers),
+            live: BTreeMap::new(),
+            next_id: 0,
+            next_pass: 0,
+            occupancy: Occupancy {
+                layers,
+                ..Occupancy::default()
+            },
+        })
+    }
+}
+
+impl Requests<'_> {
+    /// Admits a request; its first segment runs in the next step. Refused (nothing admitted) when the request is
+    /// invalid, when `max_requests` are live, or when its state and cache would not fit in device memory.
+    pub fn add(&mut self, request: Request) -> Result<RequestId, RequestError> {
+        let id = self.next_id;
+        let resume = match &request {
+            Request::Generate(g) => g.resume.as_ref().map(|s| s.state.clone()),
+            Request::Prefill { .. } => None,
+        };
+        let (mut live, passes) = Live::new(id, request, self.engine.config())?;
+        if self.live.len() >= self.limits.max_requests {
+            return Err(RequestError::TooManyRequests {
+                live: self.live.len(),
+                limit: self.limits.max_requests,
+            });
+        }
+        if let Some((need, available)) = self.packed.admission_bytes(self.limits.device_bytes)? {
+            if need > available {
+                return Err(RequestError::OutOfDeviceMemory { need, available });
+            }
+        }
+        live.slot = self.packed.admit(resume.as_ref())?;
+        self.wave.add_request(id)?;
+        self.next_id += 1;
+        self.live.insert(id, (live, VecDeque::new()));
+        self.push_passes(id, passes)?;
+        Ok(id)
+    }
+
+    /// Drops a live request at once: its passes in flight, state and cache are freed.
+    pub fn cancel(&mut self, id: RequestId) -> Result<(), RequestError> {
+        let (live, _) = self.live.remove(&id).ok_or(RequestError::UnknownRequest(id))?;
+        self.wave.remove_request(id)?;
+        self.packed.release(live.slot)?;
+        Ok(())
+    }
+
+    /// Runs one step of every live request; returns what happened (nothing when no request is live).
+    pub fn step(&mut self) -> Result<Vec<Event>, RequestError> {
+        let tasks = self.wave.next_step();
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cells = Vec::with_capacity(tasks.len());
+        for t in &tasks {
+            let (live, passes) = self
+                .live
+                .get(&t.request)
+                .ok_or(RequestError::UnknownRequest(t.request))?;
+            // the wavefront and `passes` drop finished passes together, so their oldest unfinished passes agree
+            let first = live.passes_pushed - passes.len();
+            let (id, pass) = t
+                .pass
+                .checked_sub(first)
+                .and_then(|i| passes.get(i))
+                .ok_or_else(|| RequestError::Invalid(format!("pass {} of request {}", t.pass, t.request)))?;
+            cells.push(PassCell {
+                id: *id,
+                pass,
+                layer: t.layer,
+            });
+        }
+        self.occupancy.steps += 1;
+        for c in &cells {
+            match c.pass.rows {
+                PassRows::Whole => self.occupancy.whole_cells += 1,
+                PassRows::Open { .. } => self.occupancy.open_cells += 1,
+            }
+        }
+        let mut logits = self.packed.step(&cells)?;
+        let finished = self.wave.complete(&tasks)?;
+        let mut events = Vec::new();
+        for (request, _) in finished {
+            let t = self.engine.config().armt.segment_size;
+            let entry = self
+                .live
+                .get_mut(&request)
+                .ok_or(RequestError::UnknownRequest(request))?;
+            let (pass_id, pass) = entry.1.pop_front().ok_or(RequestError::UnknownRequest(request))?;
+            let got = logits
+                .iter()
+                .position(|l| l.id == pass_id)
+                .map(|i| logits.swap_remove(i));
+            let outcome = entry.0.pass_done(&pass, got, t);
+            events.extend(outcome.events);
+            if let Some((reason, segments, open_ids)) = outcome.finished {
+                let slot = entry.0.slot;
+                let state = self.packed.state(slot)?;
+                self.cancel(request)?;
+                events.push(Event::Finished {
+                    id: request,
+                    reason,
+                    state: SavedState {
+                        state,
+                        segments,
+                        open_ids,
+                    },
+                });
+            } else {
+                self.push_passes(request, outcome.passes)?;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Steps until no request is live, handing every event to `on_event`.
+    pub fn run_to_end(&mut self, mut on_event: impl FnMut(Event)) -> Result<(), RequestError> {
+        while !self.is_idle() {
+            self.step()?.into_iter().for_each(&mut on_event);
+        }
+        Ok(())
+    }
+
+    /// Whether no request is live.
+    pub fn is_idle(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Live requests.
+    pub fn live(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Steps run and cells per kind so far.
+    pub fn occupancy(&self) -> Occupancy {
+        self.occupancy
+    }
+
+    /// Device bytes the requests' state, caches and step buffers hold (0 on the CPU).
+    pub fn device_bytes(&self) -> usize {
+        self.packed.device_bytes()
+    }
+
+    fn push_passes(&mut self, id: RequestId, passes: Vec<Pass>) -> Result<(), RequestError> {
+        let entry = self.live.get_mut(&id).ok_or(RequestError::UnknownRequest(id))?;
+        for mut pass in passes {
+            pass.request = entry.0.slot;
+            let kind = match pass.rows {
+                PassRows::Whole => PassKind::Whole,
+                PassRows::Open { .. } => PassKind::Open,
+            };
+            self.wave.push_pass(id, kind)?;
+            entry.0.passes_pushed += 1;
+            entry.1.push_back((self.next_pass, pass));
+            self.next_pass += 1;
+        }
+        Ok(())
+    }
+}

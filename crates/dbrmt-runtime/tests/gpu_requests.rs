@@ -1,0 +1,89 @@
+//! Many requests in one schedule on the GPU: each request's logits, tokens and final state are bitwise what it gets
+//! alone on the same GPU (a prefill through `Engine::prefill`, a generation through a session), for fixed kinds of
+//! mixes drawn from a fresh seed (printed): prefills of 1, partial and 64 segments and generations joining at random
+//! steps; many decoding requests at once (more cells of one layer than a launch holds); a small and a tiny shape.
+//! Ignored without a GPU (`cargo test -- --ignored` on one, or `dist/run.sh`).
+
+#[path = "support/requests.rs"]
+mod support;
+
+use dbrmt_formats::{presets, random::random_weights, Model, ModelConfig, NameLayout};
+use dbrmt_runtime::{Device, Engine, Generate, Request};
+use support::{alone, ids, mix, run_packed, Joining};
+
+fn engine(config: ModelConfig, seed: u64) -> Engine {
+    let model = Model {
+        weights: random_weights(&config, seed).rounded_to_bf16(),
+        config,
+        layout: NameLayout::Hf,
+        unused_tensors: Vec::new(),
+        armt_initialised: false,
+    };
+    Engine::from_model(model, Device::Cuda(0)).expect("the GPU engine")
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("DBRMT_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    println!("seed {seed} (DBRMT_TEST_SEED={seed} repeats it)");
+    seed
+}
+
+fn assert_alone(engine: &Engine, mix: &[Joining], what: &str) {
+    let (packed, occupancy) = run_packed(engine, mix);
+    for (i, (j, got)) in mix.iter().zip(&packed).enumerate() {
+        let want = alone(engine, &j.request);
+        assert!(got == &want, "{what}: request {i} ({:?}) differs from alone", j.request);
+    }
+    println!(
+        "{what}: {} requests bitwise as alone; {} steps, {} whole + {} open cells, slot occupancy {:.2}",
+        mix.len(),
+        occupancy.steps,
+        occupancy.whole_cells,
+        occupancy.open_cells,
+        occupancy.slot_occupancy()
+    );
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn random_mixes_are_bitwise_as_alone() {
+    let seed = seed();
+    for (k, config) in [presets::tiny(false), presets::tiny(true), presets::small()]
+        .into_iter()
+        .enumerate()
+    {
+        let engine = engine(config.clone(), seed ^ k as u64);
+        for round in 0..2u64 {
+            let (t, v) = (config.armt.segment_size, config.llama.vocab_size);
+            let m = mix(seed.wrapping_add(97 * round + k as u64), 6, t, v, 64);
+            assert_alone(&engine, &m, &format!("shape {k}, mix {round}"));
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn many_decoders_share_steps_bitwise() {
+    let seed = seed();
+    let config = presets::tiny(false);
+    let engine = engine(config.clone(), seed);
+    let mut rng = dbrmt_formats::rng::SplitMix64::new(seed);
+    // 70 requests decoding together: 70 open cells of one layer per step, more than a launch's 64 groups
+    let m: Vec<Joining> = (0..70)
+        .map(|i| {
+            let prompt = ids(&mut rng, 1 + (i * 7) % 45, config.llama.vocab_size);
+            Joining {
+                at_step: i % 3,
+                request: Request::Generate(Generate::greedy(prompt, 4 + i % 5)),
+            }
+        })
+        .collect();
+    assert_alone(&engine, &m, "70 decoders");
+}
