@@ -1112,7 +1112,7 @@ impl<'a> Chunk<'a> {
     /// [`Chunk::write_kvb`] from the memory rows rounded to bf16 in the write scratch rows ([`Chunk::mem_from_hidden`]).
     fn write_kvb_from_scratch(&self, i: usize) -> GemmGroup {
         GemmGroup {
-            a_offset: i * self.mem * self.d,
+            a_offset: self.write_rank[i] * self.mem * self.d,
             ..self.write_kvb(i)
         }
     }
@@ -1336,6 +1336,34 @@ mod tests {
                 at.write_update(i),
                 gemm(dk, (i * m * dk, i * m * d, s * dk * d), (d, m), (dk, d, d))
             );
+            // the v2 GEMM's memory projections read the bf16-rounded rows: the read's from the cell's scratch rows,
+            // the write's from its write scratch rows
+            assert_eq!(
+                at.read_q_from_scratch(i),
+                GemmGroup {
+                    a_offset: p * d,
+                    ..at.read_q(i)
+                }
+            );
+            if x.open_at.is_none() {
+                assert_eq!(
+                    at.mem_from_hidden(i),
+                    Span {
+                        in_row: hid(x) + x.text_rows,
+                        ..at.mem_span(i)
+                    }
+                );
+                assert_eq!(at.write_kvb_from_scratch(i).a_offset, at.mem_span(i).out_row * d);
+            }
+        }
+        // an open cell before whole ones: the write scratch goes by the rank among whole cells, not the index
+        let reordered = [cells[2], cells[0], cells[1]];
+        let at = Chunk::new(&cfg, &reordered, r, cache);
+        for (i, rank) in [(1, 0), (2, 1)] {
+            assert_eq!(at.mem_span(i).out_row, rank * m);
+            assert_eq!(at.mem_from_hidden(i).out_row, rank * m);
+            assert_eq!(at.write_kvb_from_scratch(i).a_offset, rank * m * d);
+            assert_eq!(at.write_kvb(i).c_offset, rank * m * kvb);
         }
         // the LM head of `finish`: rows first.. of the final hidden rows → logit rows 0..
         let (first, rows, v) = (4, 1, 11);

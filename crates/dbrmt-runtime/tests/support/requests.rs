@@ -20,7 +20,31 @@ pub struct Outcome {
     pub tokens: Vec<u32>,
     pub token_logits: Vec<Vec<u32>>,
     pub reason: Option<FinishReason>,
-    pub state: Option<SavedState>,
+    pub state: Option<StateBits>,
+}
+
+/// A saved state compared bit for bit (random weights may drive a long request's state to NaN, which `==` on f32
+/// would never call equal even when both runs made exactly the same bits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateBits {
+    pub shape: (usize, usize, usize),
+    pub a: Vec<Vec<u32>>,
+    pub z: Vec<Vec<u32>>,
+    pub segments: usize,
+    pub open_ids: Vec<u32>,
+}
+
+impl From<SavedState> for StateBits {
+    fn from(s: SavedState) -> Self {
+        let m = &s.state;
+        StateBits {
+            shape: (m.d_key, m.hidden, m.layers.len()),
+            a: m.layers.iter().map(|l| bits(&l.a)).collect(),
+            z: m.layers.iter().map(|l| bits(&l.z)).collect(),
+            segments: s.segments,
+            open_ids: s.open_ids,
+        }
+    }
 }
 
 fn bits(x: &[f32]) -> Vec<u32> {
@@ -101,7 +125,7 @@ pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runt
                 }
                 Event::Finished { reason, state, .. } => {
                     o.reason = Some(reason);
-                    o.state = Some(state);
+                    o.state = Some(state.into());
                 }
             }
         }
@@ -136,11 +160,14 @@ pub fn alone(engine: &Engine, request: &Request) -> Outcome {
                 .expect("prefill");
             o.logits = bits(&out.logits);
             o.reason = Some(FinishReason::Prefilled);
-            o.state = Some(SavedState {
-                state: out.state,
-                segments: out.segments,
-                open_ids: Vec::new(),
-            });
+            o.state = Some(
+                SavedState {
+                    state: out.state,
+                    segments: out.segments,
+                    open_ids: Vec::new(),
+                }
+                .into(),
+            );
         }
         Request::Generate(g) => {
             let mut session = match &g.resume {
@@ -163,7 +190,7 @@ pub fn alone(engine: &Engine, request: &Request) -> Outcome {
                     session.push(token).expect("push");
                 }
             }
-            o.state = Some(session.saved().expect("saved"));
+            o.state = Some(session.saved().expect("saved").into());
         }
     }
     o
