@@ -3,11 +3,16 @@
 mod args;
 mod bench;
 mod engine;
+mod examples;
 mod generate;
 mod generate_many;
 mod inspect;
+mod numbers;
+mod outputs;
+mod progress;
 mod run;
 mod selftest;
+mod serve;
 mod text_chunks;
 mod tokenize;
 
@@ -22,6 +27,7 @@ fn main() -> ExitCode {
         args::Command::Inspect(a) => inspect::inspect(&a),
         args::Command::Generate(a) => generate::generate(&a),
         args::Command::Selftest(a) => selftest::selftest(&a),
+        args::Command::Serve(a) => serve::serve(&a),
         args::Command::Tokenize(a) => tokenize::tokenize(&a),
         args::Command::Bench(a) => bench::bench(&a),
     };

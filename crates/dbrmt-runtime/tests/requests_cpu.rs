@@ -36,7 +36,7 @@ fn engine(seed: u64) -> Engine {
         config,
         layout: NameLayout::Hf,
         unused_tensors: Vec::new(),
-        armt_initialised: false,
+        armt_seed: None,
     };
     Engine::from_model(model, Device::Cpu).unwrap()
 }
@@ -141,8 +141,16 @@ fn limits_and_bad_requests_are_errors() {
     assert!(set.add(prefill(vec![])).unwrap_err().to_string().contains("no tokens"));
     let err = set.add(prefill(vec![1, 61])).unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");
-    let err = set.add(Request::Generate(Generate::greedy(vec![1], 0))).unwrap_err();
-    assert!(matches!(err, RequestError::Invalid(_)), "{err}");
+    let mut cold = Generate::greedy(vec![1], 3);
+    cold.temperature = -1.0;
+    let err = set.add(Request::Generate(cold)).unwrap_err();
+    assert!(err.to_string().contains("temperature"), "{err}");
+    // an empty prompt needs a state with open tokens to continue
+    let err = set.add(Request::Generate(Generate::greedy(vec![], 3))).unwrap_err();
+    assert!(err.to_string().contains("no tokens"), "{err}");
+    // only a live generation can be ended
+    assert!(matches!(set.end(99), Err(RequestError::UnknownRequest(99))));
+    assert!(matches!(set.end(0), Err(RequestError::Invalid(_))));
     assert!(matches!(set.cancel(99), Err(RequestError::UnknownRequest(99))));
     assert_eq!(set.live(), 2);
     // finishing frees the slots at once
@@ -162,4 +170,57 @@ fn limits_and_bad_requests_are_errors() {
         device_bytes: None,
     };
     assert!(engine.requests(zero).is_err());
+}
+
+/// A generation ended by the caller after its fifth token finishes with `Ended` and a state holding those five tokens
+/// (the state a session has after pushing them); a request continuing that state with no new prompt token gives what
+/// a resumed session gives; a neighbour in the same steps does not notice either.
+#[test]
+fn an_ended_generation_keeps_every_emitted_token() {
+    let engine = engine(5);
+    let prompt: Vec<i64> = (0..7).map(|i| (i * 13 + 2) % 61).collect();
+    let mut sampled = Generate::greedy(prompt.clone(), 40);
+    (sampled.temperature, sampled.top_p, sampled.seed) = (0.9, 0.95, 77);
+    let neighbour = Request::Generate(Generate::greedy((0..30).collect(), 12));
+    let mut set = engine.requests(Limits::default()).unwrap();
+    let a = set.add(Request::Generate(sampled.clone())).unwrap();
+    let b = set.add(neighbour.clone()).unwrap();
+    let (mut tokens, mut other, mut finished) = (Vec::new(), Vec::new(), None);
+    while !set.is_idle() {
+        for e in set.step().unwrap() {
+            match e {
+                Event::Token { id, token, .. } if id == a => {
+                    tokens.push(token);
+                    if tokens.len() == 5 {
+                        set.end(a).unwrap();
+                        set.end(a).unwrap();
+                    }
+                }
+                Event::Token { id, token, .. } if id == b => other.push(token),
+                Event::Finished { id, reason, state } if id == a => finished = Some((reason, state)),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(other, alone(&engine, &neighbour).tokens);
+    let mut whole = sampled.clone();
+    whole.max_new_tokens = 5;
+    whole.keep_last_token = true;
+    let want = alone(&engine, &Request::Generate(whole));
+    assert_eq!(tokens, want.tokens);
+    let (reason, state) = finished.expect("finished");
+    assert_eq!(reason, FinishReason::Ended);
+    assert_eq!(Some(support::StateBits::from(state.clone())), want.state);
+    // the 12 tokens cross a segment closing (T = 4): the open segment holds the last of them
+    assert_eq!(state.segments * 4 + state.open_ids.len(), 7 + 5);
+    let mut resumed = Generate::greedy(Vec::new(), 6);
+    resumed.resume = Some(state);
+    check_mix(
+        &engine,
+        &[Joining {
+            at_step: 0,
+            request: Request::Generate(resumed),
+        }],
+    )
+    .unwrap();
 }

@@ -42,6 +42,11 @@ pub struct Occupancy {
     /// Open-segment cells run (decode rows, a generation's open segment).
     pub open_cells: usize,
     pub layers: usize,
+    /// Requests summed over steps (each request with a cell in a step counts once): over `steps`, the mean number
+    /// of requests sharing a step.
+    pub request_steps: usize,
+    /// The most requests that shared one step.
+    pub max_step_requests: usize,
 }
 
 impl Occupancy {
@@ -121,6 +126,14 @@ impl Requests<'_> {
         Ok(id)
     }
 
+    /// Ends a generation early: no token is sampled after those already emitted; the passes in flight (the last
+    /// emitted token's, or the prompt's) run, and it finishes with [`FinishReason::Ended`] and a state that holds
+    /// every emitted token. Ending a request that is already ending changes nothing; a prefill cannot be ended.
+    pub fn end(&mut self, id: RequestId) -> Result<(), RequestError> {
+        let (live, _) = self.live.get_mut(&id).ok_or(RequestError::UnknownRequest(id))?;
+        live.end()
+    }
+
     /// Drops a live request at once: its passes in flight, state and cache are freed.
     pub fn cancel(&mut self, id: RequestId) -> Result<(), RequestError> {
         let (live, _) = self.live.remove(&id).ok_or(RequestError::UnknownRequest(id))?;
@@ -155,6 +168,11 @@ impl Requests<'_> {
             });
         }
         self.occupancy.steps += 1;
+        let mut in_step: Vec<RequestId> = tasks.iter().map(|t| t.request).collect();
+        in_step.sort_unstable();
+        in_step.dedup();
+        self.occupancy.request_steps += in_step.len();
+        self.occupancy.max_step_requests = self.occupancy.max_step_requests.max(in_step.len());
         for c in &cells {
             match c.pass.rows {
                 PassRows::Whole => self.occupancy.whole_cells += 1,

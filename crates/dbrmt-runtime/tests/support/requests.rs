@@ -78,7 +78,9 @@ pub fn mix(seed: u64, count: usize, segment: usize, vocab: usize, long_segments:
             let logits = [LogitsMode::None, LogitsMode::Last, LogitsMode::All][below(3)];
             Request::Prefill { ids, logits }
         } else {
-            let mut g = Generate::greedy(ids, 1 + below(segment as u64 + 3));
+            // 0 new tokens reads the prompt only; the state keeps the last token or not
+            let mut g = Generate::greedy(ids, below(segment as u64 + 4));
+            g.keep_last_token = below(2) == 1;
             if kind == 4 {
                 g.temperature = 0.8;
                 g.top_p = 0.9;
@@ -178,17 +180,25 @@ pub fn alone(engine: &Engine, request: &Request) -> Outcome {
             session.prefill(&prompt).expect("prefill");
             let mut sampler = Sampler::new(g.temperature, g.top_p, g.seed).expect("sampler");
             o.reason = Some(FinishReason::Length);
+            let mut last = None;
             for i in 0..g.max_new_tokens {
                 let token = sampler.sample(session.logits());
                 if g.stop.contains(&token) {
                     o.reason = Some(FinishReason::Stop(token));
+                    last = Some(token);
                     break;
                 }
                 o.tokens.push(token);
                 o.token_logits.push(bits(session.logits()));
                 if i + 1 < g.max_new_tokens {
                     session.push(token).expect("push");
+                } else {
+                    last = Some(token);
                 }
+            }
+            // with `keep_last_token` the last token (emitted or stop) is run as `push` runs it
+            if let (true, Some(token)) = (g.keep_last_token, last) {
+                session.push(token).expect("push");
             }
             o.state = Some(session.saved().expect("saved").into());
         }
