@@ -1,5 +1,6 @@
 //! CUDA kernels for ARMT-LLaMA and their f32 CPU references.
 pub mod armt_read;
+pub mod armt_read_fused_sm90;
 pub mod armt_write;
 pub mod attention;
 pub mod attention_sm90;

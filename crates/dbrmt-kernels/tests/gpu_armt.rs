@@ -22,6 +22,18 @@ fn armt_read_matches_reference() {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
+fn armt_read_fused_sm90_matches_reference() {
+    assert_suite_passes(check::armt_read_fused_sm90::checks);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn armt_read_fused_sm90_tf32bf16_matches_reference() {
+    assert_suite_passes(check::armt_read_fused_sm90::checks_tf32bf16);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
 fn armt_write_matches_reference() {
     assert_suite_passes(check::armt_write::checks);
 }

@@ -10,6 +10,7 @@
 use crate::{Gpu, KernelError};
 
 pub mod armt_read;
+pub mod armt_read_fused_sm90;
 pub mod armt_write;
 pub mod attention;
 pub mod dpfp;
@@ -28,7 +29,7 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 13] = [
+    let suites: [Suite; 14] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
@@ -41,6 +42,7 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         swiglu::checks,
         dpfp::checks,
         armt_read::checks,
+        armt_read_fused_sm90::checks,
         armt_write::checks,
     ];
     suites

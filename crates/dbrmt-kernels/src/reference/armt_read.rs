@@ -20,8 +20,21 @@ pub fn armt_read(h: &mut [f32], w_q: &[f32], a: &[f32], z: &[f32], shape: MemSha
     );
     let mut u = vec![0.0f32; rows * dm];
     linear(h, w_q, rows, d, dm, &mut u);
+    read_from_u(h, &u, a, z, dm, shape.nu);
+}
+
+/// The read after the query projection (what the fused GPU read does in one launch): `φ = dpfp(u)` for `u`
+/// `[rows, d_mem]`, then `h += φ·A / (φ·z + ε)` on `h` `[rows, d]`, `A` `[D, d]`, `z` `[D]`, `D = 2·nu·d_mem`.
+pub fn read_from_u(h: &mut [f32], u: &[f32], a: &[f32], z: &[f32], d_mem: usize, nu: usize) {
+    let dk = 2 * nu * d_mem;
+    let rows = u.len() / d_mem;
+    let d = h.len() / rows.max(1);
+    assert!(
+        u.len() == rows * d_mem && h.len() == rows * d && a.len() == dk * d && z.len() == dk,
+        "read_from_u: shape mismatch"
+    );
     let mut q = vec![0.0f32; rows * dk];
-    dpfp(&u, dm, shape.nu, &mut q);
+    dpfp(u, d_mem, nu, &mut q);
     let mut num = vec![0.0f32; rows * d];
     matmul(&q, a, rows, dk, d, &mut num);
     read_apply(h, &num, &q, z);

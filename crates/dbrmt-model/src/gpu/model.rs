@@ -3,6 +3,7 @@
 use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
+    armt_read_fused_sm90::{self, armt_read_fused_sm90, ReadShape, ReadSplit},
     armt_write::{armt_write_prep, armt_z_update, WritePrep},
     attention::attention_causal,
     attention_sm90::{self, attention_sm90_causal},
@@ -112,24 +113,43 @@ impl AttentionKernel {
     }
 }
 
-/// Which kernels run the memory's f32 products (the read's `φ·A`, the write's `kφ·A` and `A += kφᵀ·u`).
+/// Which kernels run the memory's f32 products (the read's `φ·A`, the write's `kφ·A` and `A += kφᵀ·u`), and
+/// whether the read after its query projection is one fused launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryProducts {
     /// `φ·A` and `kφ·A` on the tensor cores (`gemm_sm90_nn_f32_f32_f32_tf32x3`), else SIMT (`gemm_nn_f32_f32_f32`).
     pub nn_tf32x3: bool,
     /// `A += kφᵀ·u` on the tensor cores (`gemm_sm90_tn_f32_f32_f32_tf32x3`), else SIMT (`gemm_tn_f32_f32_f32`).
     pub tn_tf32x3: bool,
+    /// The read's DPFP, `φ·A` (3×TF32) and `h += num / (φ·z + ε)` in one launch (`armt_read_fused_sm90_f32`), else
+    /// `dpfp`, the `φ·A` product and `armt_read_apply` as three.
+    pub read_fused: bool,
 }
 
 impl MemoryProducts {
     /// The tensor-core kernels where the shapes take them (D = 2·ν·d_mem a multiple of 32 and d of 4; for the update
-    /// also M a multiple of 32); `DBRMT_MEMORY=simt` forces SIMT (to compare). Per model, like the other choices.
+    /// also M a multiple of 32), the fused read where the tensor-core products run and it takes the shape (d_mem 32
+    /// or 64, D ≤ 512). `DBRMT_MEMORY=simt` forces SIMT (and the unfused read), `DBRMT_MEMORY=unfused` only the
+    /// unfused read (to compare on one build). Per model, like the other choices, so diagonal, sequential and
+    /// decoding runs use the same kernels.
     pub fn for_model(cfg: &ModelConfig) -> Self {
-        let forced = std::env::var("DBRMT_MEMORY").is_ok_and(|v| v == "simt");
-        let nn = !forced && cfg.d_key().is_multiple_of(32) && cfg.llama.hidden_size.is_multiple_of(4);
+        let choice = std::env::var("DBRMT_MEMORY").unwrap_or_default();
+        Self::for_shape(cfg, &choice)
+    }
+
+    /// [`MemoryProducts::for_model`] with the value of `DBRMT_MEMORY` given (`""` when unset).
+    fn for_shape(cfg: &ModelConfig, choice: &str) -> Self {
+        let simt = choice == "simt";
+        let nn = !simt && cfg.d_key().is_multiple_of(32) && cfg.llama.hidden_size.is_multiple_of(4);
+        let shape = ReadShape {
+            d: cfg.llama.hidden_size,
+            d_mem: cfg.armt.d_mem,
+            nu: cfg.armt.nu,
+        };
         MemoryProducts {
             nn_tf32x3: nn,
             tn_tf32x3: nn && cfg.armt.num_mem_tokens.is_multiple_of(32),
+            read_fused: nn && choice != "unfused" && armt_read_fused_sm90::supports(shape).is_ok(),
         }
     }
 }
@@ -308,6 +328,27 @@ impl GpuModel {
             gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
         }
         ws.mark(stream, "read: q projection")?;
+        if self.memory.read_fused {
+            // u's scratch rows → the cell's hidden rows, with its state (the spans of the unfused apply)
+            let spans: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
+            let shape = ReadShape {
+                d,
+                d_mem: a.d_mem,
+                nu: a.nu,
+            };
+            armt_read_fused_sm90(
+                gpu,
+                stream,
+                (&ws.u, a.d_mem),
+                &st.a,
+                &st.z,
+                (&mut ws.hidden, d),
+                &spans,
+                shape,
+                ReadSplit::Tf32x3,
+            )?;
+            return ws.mark(stream, "read: fused φ·A + apply");
+        }
         dpfp(
             gpu,
             stream,
@@ -1137,6 +1178,25 @@ mod tests {
                 correction: true,
             },
         }
+    }
+
+    /// The fused read where the tensor-core products run and d_mem is 32 or 64; `unfused` and `simt` turn it off.
+    #[test]
+    fn memory_products_choose_the_fused_read() {
+        let mut cfg = config();
+        cfg.llama.hidden_size = 2048;
+        cfg.armt.d_mem = 64;
+        cfg.armt.num_mem_tokens = 128;
+        let on = MemoryProducts::for_shape(&cfg, "");
+        assert!(on.nn_tf32x3 && on.tn_tf32x3 && on.read_fused);
+        let unfused = MemoryProducts::for_shape(&cfg, "unfused");
+        assert!(unfused.nn_tf32x3 && !unfused.read_fused);
+        let simt = MemoryProducts::for_shape(&cfg, "simt");
+        assert!(!simt.nn_tf32x3 && !simt.tn_tf32x3 && !simt.read_fused);
+        cfg.armt.d_mem = 16; // D = 96: tensor-core products, but no fused read
+        let small = MemoryProducts::for_shape(&cfg, "");
+        assert!(small.nn_tf32x3 && !small.read_fused);
+        assert!(!MemoryProducts::for_shape(&config(), "").read_fused, "d_mem 2");
     }
 
     /// The spans and groups of a chunk are those of the step as first written (positional offsets, kept here as the

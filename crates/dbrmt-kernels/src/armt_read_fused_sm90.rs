@@ -1,0 +1,396 @@
+//! Launcher of `cuda/armt_read_fused_sm90.cu`: ARMT's whole associative read after the query projection, in one
+//! launch over the step's reading cells: `h += φ(u)·A / (φ(u)·z + ε)` with `u = h·W_qᵀ` `[rows, d_mem]` already
+//! computed, `φ` = DPFP(ν) made on the fly, `φ·A` on the tensor cores at f32 accuracy, straight into the f32 hidden
+//! rows. It replaces [`crate::dpfp::dpfp`] + the 3×TF32 `φ·A` + [`crate::armt_read::armt_read_apply`]; the math is
+//! [`reference::armt_read::read_from_u`](crate::reference::armt_read::read_from_u).
+//!
+//! One span per cell: `in_row` its first row of `u`, `out_row` its first hidden row, `rows`, `state` (its `A` and
+//! `z`). Tiles are 128 × 128 whatever the launch, with no split-K and no atomics, so a cell's bits never depend on
+//! the other cells of its launch (nor a row's on where it sits in a tile: decoded rows get the bits of a prefill).
+
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+
+use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, Rows};
+use crate::params::{Span, MAX_GROUPS};
+use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
+use crate::{cubins, Gpu, Kernel, KernelError};
+
+const THREADS: u32 = 384;
+/// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 32 KB u tile, 2 × 17408 epilogue staging, 11 barriers.
+const SMEM: usize = 3 * 49152 + 32768 + 2 * 17408 + 11 * 8;
+/// Tile rows and columns, and the u/A boxes (`read_fused::U_BOX_*`, `A_BOX_*`).
+const TILE: usize = 128;
+const U_BOX: [u32; 2] = [32, 128];
+const A_BOX: [u32; 2] = [128, 32];
+
+/// How `φ·A` is split over the tensor cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSplit {
+    /// 3×TF32 (`lo·hi + hi·lo + hi·hi`), as `gemm_tf32x3_sm90`: ~3e-7 per product. The engine's.
+    Tf32x3,
+    /// `hi·hi` in tf32 plus both corrections in one bf16 product: 2/3 of the tensor work, ~1e-6 per product. For
+    /// measurement (the development harness times both).
+    Tf32Bf16,
+}
+
+impl ReadSplit {
+    /// The entry point of the split.
+    pub fn entry(self) -> &'static str {
+        match self {
+            ReadSplit::Tf32x3 => "armt_read_fused_sm90_f32",
+            ReadSplit::Tf32Bf16 => "armt_read_fused_sm90_tf32bf16_f32",
+        }
+    }
+}
+
+/// The memory's sizes the read needs: hidden width `d`, `d_mem` and the DPFP order `nu` (`D = 2·nu·d_mem`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadShape {
+    pub d: usize,
+    pub d_mem: usize,
+    pub nu: usize,
+}
+
+impl ReadShape {
+    /// `D = 2·nu·d_mem`.
+    pub fn d_key(&self) -> usize {
+        2 * self.nu * self.d_mem
+    }
+}
+
+/// Whether the kernel takes the shape (`d_mem` 32 or 64, so a k-block of 32 features lies in one DPFP block and the
+/// u tile fits; `D ≤ 512`; `d` a multiple of 4); the reason if not.
+pub fn supports(shape: ReadShape) -> Result<(), String> {
+    let ReadShape { d, d_mem, nu } = shape;
+    if d_mem != 32 && d_mem != 64 {
+        return Err(format!("d_mem = {d_mem}: the fused read takes 32 or 64"));
+    }
+    if nu == 0 || shape.d_key() > 512 {
+        return Err(format!("D = 2·{nu}·{d_mem}: must be 1..=512"));
+    }
+    if d == 0 || !d.is_multiple_of(4) || d > i32::MAX as usize {
+        return Err(format!("d = {d}: must be a positive multiple of 4"));
+    }
+    Ok(())
+}
+
+/// `ReadFusedProblem` of the kernel (32 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Problem {
+    /// Offset of the cell's first h element (validate) / its device address (launch).
+    h: u64,
+    /// Offset of `z[state]` / its device address.
+    z: u64,
+    u_row: i32,
+    a_row: i32,
+    m: i32,
+    h_ld: i32,
+}
+
+/// `ReadFusedParams` of the kernel (2064 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Params {
+    problems: [Problem; MAX_GROUPS],
+    count: i32,
+    n: i32,
+    d_mem: i32,
+    nu: i32,
+}
+
+// SAFETY: plain-old-data #[repr(C)] structs of integers with the layout of the kernel's ReadFusedProblem /
+// ReadFusedParams (the static_asserts there, the layout test here); the addresses in them are only dereferenced by
+// the kernel, after validate() checked every region they cover.
+unsafe impl DeviceRepr for Params {}
+
+/// Buffer lengths (elements) and row strides of a launch.
+#[derive(Debug, Clone, Copy)]
+struct Lens {
+    u: Rows,
+    a: usize,
+    z: usize,
+    h: Rows,
+}
+
+/// What [`validate`] returns: the parameters (offsets in elements), the rows the u and A maps cover, and the tiles.
+struct Checked {
+    params: Params,
+    u_rows: usize,
+    a_rows: usize,
+    tiles: usize,
+}
+
+/// The launcher's checks, on buffer lengths only.
+fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result<Checked, KernelError> {
+    check_groups(entry, spans.len())?;
+    supports(shape).map_err(|m| invalid(entry, m))?;
+    let (d, dk) = (shape.d, shape.d_key());
+    let (u, h) = (lens.u, lens.h);
+    if !u.ld.is_multiple_of(4) || !h.ld.is_multiple_of(4) {
+        return Err(invalid(
+            entry,
+            format!("u_ld = {}, h_ld = {}: 16-byte rows need multiples of 4", u.ld, h.ld),
+        ));
+    }
+    let (u_rows, a_rows, states) = (u.len / u.ld.max(1), lens.a / d, lens.z / dk);
+    if u_rows > i32::MAX as usize || a_rows > i32::MAX as usize {
+        return Err(invalid(entry, "u or A rows beyond 32 bits".into()));
+    }
+    let mut p = Params {
+        problems: [Problem::default(); MAX_GROUPS],
+        count: spans.len() as i32,
+        n: d as i32,
+        d_mem: shape.d_mem as i32,
+        nu: shape.nu as i32,
+    };
+    for (i, s) in spans.iter().enumerate() {
+        check_rows(entry, "u", u, s.in_row, s.rows, 0, shape.d_mem)?;
+        check_rows(entry, "h", h, s.out_row, s.rows, 0, d)?;
+        check_index(entry, "state (z)", s.state, states)?;
+        check_index(entry, "state (A)", s.state, a_rows / dk)?;
+        p.problems[i] = Problem {
+            h: (s.out_row * h.ld) as u64,
+            z: (s.state * dk) as u64,
+            u_row: s.in_row as i32,
+            a_row: (s.state * dk) as i32,
+            m: s.rows as i32,
+            h_ld: h.ld as i32,
+        };
+    }
+    check_disjoint_outputs(entry, spans)?;
+    let tiles = spans.iter().map(|s| s.rows.div_ceil(TILE)).sum::<usize>() * d.div_ceil(TILE);
+    Ok(Checked {
+        params: p,
+        u_rows,
+        a_rows,
+        tiles,
+    })
+}
+
+/// For every span (a reading cell) and each of its rows `r`: `h[out_row + r] += φ·A[state] / (φ·z[state] + ε)` with
+/// `φ = dpfp(u[in_row + r], nu)`, in one launch (see the module doc). `u` is `[*, u_ld]` (the query projection,
+/// `d_mem` columns), `a` the stacked states `[S·D, d]`, `z` `[S, D]`, `h` the f32 hidden rows `[*, h_ld]`, updated
+/// in place. `span.layer` and `span.flag` are not used (the caller leaves segment-0 cells out).
+///
+/// Fails with [`KernelError::InvalidArgument`] (before anything is launched) unless `1 ≤ spans.len() ≤ MAX_GROUPS`,
+/// the shape is one [`supports`] takes, `u_ld` and `h_ld` are multiples of 4, every span fits `u` and `h`, every
+/// state is one of `a` and `z`, and no two spans write the same rows of `h`. Asynchronous on `stream`.
+#[allow(clippy::too_many_arguments)]
+pub fn armt_read_fused_sm90(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (u, u_ld): (&CudaSlice<f32>, usize),
+    a: &CudaSlice<f32>,
+    z: &CudaSlice<f32>,
+    (h, h_ld): (&mut CudaSlice<f32>, usize),
+    spans: &[Span],
+    shape: ReadShape,
+    split: ReadSplit,
+) -> Result<(), KernelError> {
+    let entry = split.entry();
+    let lens = Lens {
+        u: Rows { len: u.len(), ld: u_ld },
+        a: a.len(),
+        z: z.len(),
+        h: Rows { len: h.len(), ld: h_ld },
+    };
+    let Checked {
+        mut params,
+        u_rows,
+        a_rows,
+        tiles,
+    } = validate(entry, lens, spans, shape)?;
+    if tiles == 0 {
+        return Ok(());
+    }
+    let u_map = tma::map(
+        entry,
+        F32,
+        addr(u, stream),
+        &[shape.d_mem as u64, u_rows as u64],
+        &[(u_ld * 4) as u64],
+        &U_BOX,
+        SWIZZLE_128B,
+    )?;
+    let a_map = tma::map(
+        entry,
+        F32,
+        addr(a, stream),
+        &[shape.d as u64, a_rows as u64],
+        &[(shape.d * 4) as u64],
+        &A_BOX,
+        SWIZZLE_NONE,
+    )?;
+    let (h_base, z_base) = (addr_mut(h, stream), addr(z, stream));
+    for p in &mut params.problems[..spans.len()] {
+        p.h = h_base + p.h * 4;
+        p.z = z_base + p.z * 4;
+    }
+    let f = gpu.function(&Kernel::new(cubins::ARMT_READ_FUSED_SM90, entry))?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM as i32,
+    )?;
+    let cfg = LaunchConfig {
+        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: SMEM as u32,
+    };
+    let mut builder = stream.launch_builder(&f);
+    builder.arg(&u_map).arg(&a_map).arg(&params);
+    // SAFETY: the kernel takes (TmaMap u_map, TmaMap a_map, ReadFusedParams) by value; Params mirrors
+    // ReadFusedParams (layout test below, static_asserts in the kernel). The maps cover the whole u and A buffers
+    // (their lengths in rows of u_ld and d; TMA zero-fills past them). validate() checked the shape, every span's u
+    // and h rows, its state against A and z, the 16-byte row strides (h addresses: base + out_row·h_ld·4) and that no
+    // two spans write the same rows; `h` is borrowed mutably, so it aliases no input. The dynamic shared memory is
+    // the kernel's plan, its limit raised on the function.
+    unsafe { builder.launch(cfg) }?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use super::*;
+    use crate::launch::tests::rejected;
+
+    const CU: &str = include_str!("../../../cuda/armt_read_fused_sm90.cu");
+
+    fn span(in_row: usize, out_row: usize, rows: usize, state: usize) -> Span {
+        Span {
+            in_row,
+            out_row,
+            rows,
+            state,
+            ..Span::default()
+        }
+    }
+
+    const B1: ReadShape = ReadShape {
+        d: 2048,
+        d_mem: 64,
+        nu: 3,
+    };
+
+    fn lens(u_rows: usize, states: usize, h_rows: usize) -> Lens {
+        Lens {
+            u: Rows {
+                len: u_rows * 64,
+                ld: 64,
+            },
+            a: states * 384 * 2048,
+            z: states * 384,
+            h: Rows {
+                len: h_rows * 2048,
+                ld: 2048,
+            },
+        }
+    }
+
+    #[test]
+    fn constants_match_the_kernel() {
+        for (name, value) in [
+            ("BM", TILE),
+            ("BN", TILE),
+            ("STAGES", 3),
+            ("THREADS", THREADS as usize),
+            ("U_BOX_COLS", U_BOX[0] as usize),
+            ("U_BOX_ROWS", U_BOX[1] as usize),
+            ("A_BOX_COLS", A_BOX[0] as usize),
+            ("A_BOX_ROWS", A_BOX[1] as usize),
+            ("MAX_D_MEM", 64),
+        ] {
+            assert!(CU.contains(&format!("constexpr int {name} = {value};")), "{name}");
+        }
+        // smem_bytes() = STAGES * STAGE_BYTES + U_BYTES + 2 * STAGING_BYTES + (3 * STAGES + 2) * 8
+        assert!(CU.contains("return STAGES * STAGE_BYTES + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;"));
+        assert_eq!(SMEM, 215128);
+        for split in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16] {
+            assert!(CU.contains(&format!("    {}(", split.entry())), "{}", split.entry());
+        }
+    }
+
+    #[test]
+    fn params_layout_matches_the_kernel() {
+        assert_eq!(size_of::<Problem>(), 32);
+        assert_eq!(offset_of!(Problem, u_row), 16);
+        assert_eq!(offset_of!(Problem, h_ld), 28);
+        assert_eq!(size_of::<Params>(), 32 * MAX_GROUPS + 16);
+        assert_eq!(offset_of!(Params, count), 32 * MAX_GROUPS);
+        assert_eq!(offset_of!(Params, nu), 32 * MAX_GROUPS + 12);
+        assert!(CU.contains("#define READ_FUSED_MAX_PROBLEMS 64"));
+    }
+
+    #[test]
+    fn validates_the_1b_step() {
+        // 16 cells of 1152 rows, u and h packed differently, states out of order
+        let spans: Vec<Span> = (0..16)
+            .map(|i| span(i * 1152, (15 - i) * 1152, 1152, (i * 7) % 16))
+            .collect();
+        let c = validate("t", lens(16 * 1152, 16, 16 * 1152), &spans, B1).unwrap();
+        assert_eq!(
+            (c.tiles, c.u_rows, c.a_rows, c.params.count),
+            (16 * 9 * 16, 16 * 1152, 16 * 384, 16)
+        );
+        let p = c.params.problems[1];
+        assert_eq!(
+            (p.h, p.z, p.u_row, p.a_row, p.m, p.h_ld),
+            (14 * 1152 * 2048, 7 * 384, 1152, 7 * 384, 1152, 2048)
+        );
+        assert_eq!((c.params.n, c.params.d_mem, c.params.nu), (2048, 64, 3));
+    }
+
+    #[test]
+    fn refuses_what_does_not_fit() {
+        let ok = [span(0, 0, 100, 0), span(100, 100, 28, 1)];
+        let v = |l: Lens, s: &[Span], shape: ReadShape| validate("t", l, s, shape).map(|c| c.tiles);
+        assert_eq!(v(lens(128, 2, 128), &ok, B1).unwrap(), 2 * 16);
+        assert!(rejected(v(lens(127, 2, 128), &ok, B1)), "u short");
+        assert!(rejected(v(lens(128, 2, 127), &ok, B1)), "h short");
+        assert!(rejected(v(lens(128, 1, 128), &ok, B1)), "state 1 of 1");
+        let short_z = Lens {
+            z: 384,
+            ..lens(128, 2, 128)
+        };
+        assert!(rejected(v(short_z, &ok, B1)), "z of one state");
+        assert!(
+            rejected(v(lens(128, 2, 128), &[span(0, 0, 100, 0), span(100, 99, 28, 1)], B1)),
+            "overlap"
+        );
+        assert!(rejected(v(lens(128, 2, 128), &[], B1)), "no spans");
+        assert!(
+            rejected(v(lens(128, 2, 128), &vec![span(0, 0, 0, 0); 65], B1)),
+            "65 spans"
+        );
+        let odd_h = Lens {
+            h: Rows {
+                len: 128 * 2050,
+                ld: 2050,
+            },
+            ..lens(128, 2, 128)
+        };
+        assert!(rejected(v(odd_h, &ok, B1)), "h stride not a multiple of 4");
+        assert!(
+            rejected(v(lens(128, 2, 128), &ok, ReadShape { d_mem: 16, ..B1 })),
+            "d_mem 16"
+        );
+        assert!(rejected(v(lens(128, 2, 128), &ok, ReadShape { nu: 5, ..B1 })), "D 640");
+        assert!(
+            rejected(v(lens(128, 2, 128), &ok, ReadShape { d: 2046, ..B1 })),
+            "d % 4"
+        );
+        // an empty span is no tile and needs nothing
+        assert_eq!(v(lens(0, 1, 0), &[span(5000, 5000, 0, 0)], B1).unwrap(), 0);
+    }
+
+    #[test]
+    fn supports_the_model_shapes() {
+        assert!(supports(B1).is_ok());
+        assert!(supports(ReadShape { d: 768, ..B1 }).is_ok()); // LLaMA-160M
+        assert!(supports(ReadShape { d_mem: 32, ..B1 }).is_ok());
+        assert!(supports(ReadShape { d_mem: 2, ..B1 }).is_err());
+    }
+}

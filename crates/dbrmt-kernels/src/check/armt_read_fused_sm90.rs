@@ -1,0 +1,263 @@
+//! The fused read (`cuda/armt_read_fused_sm90.cu`) against
+//! [`reference::armt_read::read_from_u`](crate::reference::armt_read::read_from_u) (DPFP, the f32 product with the
+//! state, then `h += num / (φ·z + ε)`), on fresh random inputs at the engine's layout: each cell its own u rows
+//! (NaN rows between cells: a tile overhanging a cell reads them, and they must reach no stored row), its own state
+//! `A`, `z` (states out of order, unused states around them), its hidden rows in reverse order with rows between them
+//! that must not change, and f32 outputs within [`F32_OUT_TOL`]. Bitwise: a cell alone against the same cell inside
+//! the launch, and a single row launched alone (as a decoded row is) against the same row inside its whole span.
+//!
+//! Inputs: u ~ N(0, 1) (as `h·W_qᵀ` of normed rows), `A` ~ N(0, 30²) and `z` positive and large
+//! ([`positive_z`]), so that the read term `num / den` is O(1) like `h` (a read far below `h` would test nothing: the
+//! check fails if it moves `h` by less than 10% in the norm). Tolerance: [`F32_OUT_TOL`]; the product's error is
+//! ~3e-7 (3×TF32) or ~1e-6 (tf32 + bf16 corrections) relative to `num`, the denominator an f32 fma chain against the
+//! reference's f64 dot (≲ 1e-6), the division correctly rounded, then one add.
+
+use super::armt_read::positive_z;
+use super::harness::{
+    bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, put, upload_f32, Check, Layout,
+    SplitMix64, F32_OUT_TOL,
+};
+use crate::armt_read_fused_sm90::{armt_read_fused_sm90, ReadShape, ReadSplit};
+use crate::params::Span;
+use crate::reference::armt_read::read_from_u;
+use crate::{Gpu, KernelError};
+
+/// Standard deviation of the state `A`: makes `num / den` O(1) for u ~ N(0, 1) and z ≈ 5 (see the module doc).
+const A_STD: f64 = 30.0;
+
+/// One reading cell: u `[rows, d_mem]`, its state `A` `[D, d]` and `z` `[D]`, its hidden rows `[rows, d]`.
+struct Cell {
+    u: Vec<f32>,
+    a: Vec<f32>,
+    z: Vec<f32>,
+    h: Vec<f32>,
+}
+
+fn cell(rng: &mut SplitMix64, rows: usize, shape: ReadShape) -> Cell {
+    let (d, dk) = (shape.d, shape.d_key());
+    Cell {
+        u: f32_normal(rng, rows * shape.d_mem, 1.0),
+        a: f32_normal(rng, dk * d, A_STD),
+        z: positive_z(rng, dk),
+        h: f32_normal(rng, rows * d, 1.0),
+    }
+}
+
+/// The reference: `cell.h` after the read.
+fn expected(c: &Cell, shape: ReadShape) -> Vec<f32> {
+    let mut h = c.h.clone();
+    read_from_u(&mut h, &c.u, &c.a, &c.z, shape.d_mem, shape.nu);
+    h
+}
+
+/// One launch over `cells` placed by `layout` (spans as given, e.g. narrowed to one row); returns the whole h buffer
+/// (row stride `h_ld`) before and after.
+fn run(
+    gpu: &Gpu,
+    rng: &mut SplitMix64,
+    (cells, layout, spans): (&[&Cell], &Layout, &[Span]),
+    shape: ReadShape,
+    h_ld: usize,
+    split: ReadSplit,
+) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
+    let stream = gpu.stream();
+    let (d, dm, dk) = (shape.d, shape.d_mem, shape.d_key());
+    let mut u = vec![f32::NAN; layout.in_rows * dm];
+    let mut a = f32_normal(rng, layout.slots * dk * d, A_STD);
+    let mut z = positive_z(rng, layout.slots * dk);
+    let mut h = f32_normal(rng, layout.out_rows * h_ld, 1.0);
+    for (c, s) in cells.iter().zip(&layout.spans) {
+        put(&mut u, dm, s.in_row, &c.u, dm);
+        put(&mut a, d, s.state * dk, &c.a, d);
+        put(&mut z, dk, s.state, &c.z, dk);
+        put(&mut h, h_ld, s.out_row, &c.h, d);
+    }
+    let (u_d, a_d, z_d) = (
+        upload_f32(stream, &u)?,
+        upload_f32(stream, &a)?,
+        upload_f32(stream, &z)?,
+    );
+    let mut h_d = upload_f32(stream, &h)?;
+    armt_read_fused_sm90(
+        gpu,
+        stream,
+        (&u_d, dm),
+        &a_d,
+        &z_d,
+        (&mut h_d, h_ld),
+        spans,
+        shape,
+        split,
+    )?;
+    Ok((h, download_f32(stream, &h_d)?))
+}
+
+fn describe(shape: ReadShape, split: ReadSplit) -> String {
+    format!("d={} d_mem={} nu={} {:?}", shape.d, shape.d_mem, shape.nu, split)
+}
+
+/// One launch of cells of `rows` rows (h stride `d + h_pad`) against the reference, f32 tolerance, no stray writes.
+pub fn check_read_fused(
+    gpu: &Gpu,
+    seed: u64,
+    shape: ReadShape,
+    rows: &[usize],
+    h_pad: usize,
+    split: ReadSplit,
+) -> Result<Check, KernelError> {
+    let mut rng = SplitMix64::new(seed);
+    let cells: Vec<Cell> = rows.iter().map(|&r| cell(&mut rng, r, shape)).collect();
+    let refs: Vec<&Cell> = cells.iter().collect();
+    let layout = Layout::cells(rows, 1);
+    let (d, h_ld) = (shape.d, shape.d + h_pad);
+    let (before, after) = run(gpu, &mut rng, (&refs, &layout, &layout.spans), shape, h_ld, split)?;
+    let (mut got, mut want, mut old) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, s) in cells.iter().zip(&layout.spans) {
+        want.extend(expected(c, shape));
+        old.extend(&c.h);
+        got.extend(gather(&after, h_ld, s.out_row, s.rows, 0, d));
+    }
+    let strays = changed_outside(&after, &layout.out_blocks(h_ld, d, 0), |e| before[e].to_bits());
+    let signal = compare("", String::new(), &old, &want, 0.0).rel_err;
+    let name = split.entry();
+    let what = format!(
+        "{} rows={rows:?} h_ld={h_ld} |read|/|h|={signal:.2}",
+        describe(shape, split)
+    );
+    let mut check = fail_if(compare(name, what, &got, &want, F32_OUT_TOL), strays, "stray writes");
+    if signal < 0.1 {
+        check.rel_err = f64::INFINITY;
+        check.shape += " READ TERM TOO SMALL TO TEST";
+    }
+    Ok(check)
+}
+
+/// Cell `alone` of a launch of `rows.len()` cells, run again as the only cell of a launch (other rows, another state
+/// slot): its hidden rows must have the same bits.
+pub fn check_read_fused_grouping(
+    gpu: &Gpu,
+    seed: u64,
+    shape: ReadShape,
+    rows: &[usize],
+    alone: usize,
+    split: ReadSplit,
+) -> Result<Check, KernelError> {
+    let mut rng = SplitMix64::new(seed);
+    let cells: Vec<Cell> = rows.iter().map(|&r| cell(&mut rng, r, shape)).collect();
+    let refs: Vec<&Cell> = cells.iter().collect();
+    let d = shape.d;
+    let group = Layout::cells(rows, 1);
+    let (_, h) = run(gpu, &mut rng, (&refs, &group, &group.spans), shape, d, split)?;
+    let grouped = gather(&h, d, group.spans[alone].out_row, rows[alone], 0, d);
+    let single = Layout::cells(&rows[alone..=alone], 3);
+    let one = &refs[alone..=alone];
+    let (_, h) = run(gpu, &mut rng, (one, &single, &single.spans), shape, d, split)?;
+    let by_itself = gather(&h, d, single.spans[0].out_row, rows[alone], 0, d);
+    let what = format!(
+        "{} alone vs {} cells: cell {alone} of rows={rows:?}",
+        describe(shape, split),
+        rows.len()
+    );
+    Ok(bitwise(split.entry(), what, &by_itself, &grouped))
+}
+
+/// Row `k` of a cell of `rows` rows, launched as a span of one row (first in its tile, as a decoded row runs): the
+/// same bits as inside the whole span (where it sits at tile row `k % 128`).
+pub fn check_read_fused_row_position(
+    gpu: &Gpu,
+    seed: u64,
+    shape: ReadShape,
+    rows: usize,
+    k: usize,
+    split: ReadSplit,
+) -> Result<Check, KernelError> {
+    let mut rng = SplitMix64::new(seed);
+    let c = cell(&mut rng, rows, shape);
+    let layout = Layout::cells(&[rows], 1);
+    let d = shape.d;
+    let s = layout.spans[0];
+    let (_, whole) = run(gpu, &mut rng.clone(), (&[&c], &layout, &layout.spans), shape, d, split)?;
+    let row = Span {
+        in_row: s.in_row + k,
+        out_row: s.out_row + k,
+        rows: 1,
+        ..s
+    };
+    let (_, single) = run(gpu, &mut rng, (&[&c], &layout, &[row]), shape, d, split)?;
+    let what = format!("{} row {k} of {rows} alone vs in its span", describe(shape, split));
+    Ok(bitwise(
+        split.entry(),
+        what,
+        &gather(&single, d, s.out_row + k, 1, 0, d),
+        &gather(&whole, d, s.out_row + k, 1, 0, d),
+    ))
+}
+
+/// The checks of one split: the Llama-3.2-1B shape (cells of 1152, 300, 129 and 1 rows), LLaMA-160M's (d = 768),
+/// d_mem 32 with a width that is no multiple of the 128-column tile (d = 200) and a padded h stride; grouping and row
+/// position bitwise.
+fn checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, KernelError>> {
+    let s = |i: u64| seed.wrapping_add(i);
+    let b1 = ReadShape {
+        d: 2048,
+        d_mem: 64,
+        nu: 3,
+    };
+    let m160 = ReadShape { d: 768, ..b1 };
+    let small = ReadShape {
+        d: 200,
+        d_mem: 32,
+        nu: 3,
+    };
+    vec![
+        check_read_fused(gpu, s(0), b1, &[1152, 1, 300, 129], 0, split),
+        check_read_fused(gpu, s(1), m160, &[640, 77, 5], 4, split),
+        check_read_fused(gpu, s(2), small, &[1, 200, 64, 130], 8, split),
+        check_read_fused_grouping(gpu, s(3), m160, &[129, 64, 300, 7], 2, split),
+        check_read_fused_row_position(gpu, s(4), b1, 300, 201, split),
+    ]
+}
+
+/// The engine's fused read (3×TF32), every shape: the GPU tests and `dbrmt selftest`.
+pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    checks_of(gpu, seed, ReadSplit::Tf32x3)
+}
+
+/// The 2-pass split (tf32 + bf16 corrections) at the same shapes and tolerance (a GPU test; not in the selftest,
+/// which checks what the engine runs).
+pub fn checks_tf32bf16(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    checks_of(gpu, seed, ReadSplit::Tf32Bf16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inputs make the read term O(1) against h at the 1B and small shapes (the check's premise).
+    #[test]
+    fn read_term_is_of_the_order_of_h() {
+        for (shape, rows) in [
+            (
+                ReadShape {
+                    d: 2048,
+                    d_mem: 64,
+                    nu: 3,
+                },
+                20,
+            ),
+            (
+                ReadShape {
+                    d: 200,
+                    d_mem: 32,
+                    nu: 3,
+                },
+                50,
+            ),
+        ] {
+            let mut rng = SplitMix64::new(11);
+            let c = cell(&mut rng, rows, shape);
+            let rel = compare("", String::new(), &c.h, &expected(&c, shape), 0.0).rel_err;
+            assert!(rel > 0.3 && rel < 3.0, "{shape:?}: {rel}");
+        }
+    }
+}

@@ -1,0 +1,485 @@
+/*
+ARMT's associative read in one pass (armt-spec §1.3), sm_90a: for every cell of a step and every row r of it,
+    h[r] += φ(u[r])·A / (φ(u[r])·z + ε)          u = h·W_qᵀ (already computed, f32 [rows, d_mem]), φ = DPFP(ν)
+with the cell's own state A[state] (f32 [D, d]) and z[state] (f32 [D]), straight into the f32 hidden rows. It replaces
+dpfp_f32 + gemm_sm90_nn_f32_f32_f32_tf32x3 (φ·A) + armt_read_apply_f32: no φ buffer, no num buffer, one launch.
+
+  - φ is never stored: each consumer thread computes the DPFP features of its register-A fragment (its two rows, the
+    features f ≡ lane % 4 of each k-block) from the tile's u rows in shared memory, in the shadow of the previous
+    k-block's tensor-core work, and splits them into the tf32 parts in registers.
+  - φ·A is the 3×TF32 product of gemm_tf32x3_sm90.cu (Split::Tf32x3: lo·hi + hi·lo + hi·hi, each k-block of 32
+    accumulated from zero and added to the running f32 sums with round-to-nearest adds), or (Split::Tf32Bf16, for
+    measurement) hi·hi in tf32 plus both corrections in one bf16 wgmma: A' = [bf16(lo_a), bf16(hi_a)] against
+    B' = [bf16(hi_b), bf16(lo_b)] interleaved along k (2/3 of the tensor work; the bf16 roundings of the correction
+    operands cost <= 2^-19 of a product, ~1e-6 of a sum).
+  - φ·z: the same thread accumulates φ_f·z_f of the features it computes (an f32 fma chain in k order), the four lanes
+    of a row are added with two xor shuffles (the same bits in all four), then + ε.
+  - the epilogue divides the row's sums by the denominator (r = RN(1/den); q = RN(num·r); q += RN(num − den·q)·r:
+    Markstein's correctly rounded quotient, den >= ε is normal) and adds them into h through sm90/epilogue.cuh's f32
+    accumulate path (h prefetched into L2 during the mainloop): h + num/den, one division and one add, as
+    armt_read_apply_f32 computes it.
+
+Entries: armt_read_fused_sm90_f32 (Split::Tf32x3, the engine's) and armt_read_fused_sm90_tf32bf16_f32 (the 2-pass
+split, for the harness). Signature (u_map, a_map, ReadFusedParams), all by value (__grid_constant__).
+Tensor maps (cuTensorMapEncodeTiled, FLOAT32, rank 2, INTERLEAVE_NONE, L2_256B, OOB zero fill, 16-byte aligned base):
+  u map: dims {d_mem, rows}, row stride u_ld*4 bytes, box {32, 128}, SWIZZLE_128B; the cell's row i of u is at
+         (column 0.., row u_row + i). d_mem/32 boxes per tile land in [128 rows][32 cols] swizzled blocks.
+  A map: dims {d, S*D}, row stride a_ld*4 bytes, box {128, 32}, SWIZZLE_NONE; A[state][k][c] is at (c, a_row + k)
+         (the stacked states [S*D, d], a_row = state*D), as gemm_tf32x3_sm90.cu's B map.
+Requirements (read_fused_check below; the Rust launcher mirrors it): d_mem ∈ {32, 64} (the features of a k-block of
+32 then lie in one DPFP block and one half of x; the u tile fits), D = 2·ν·d_mem ≤ 512, n = d a positive multiple of
+4, u_ld and a_ld multiples of 4, every h address 16-byte aligned and h_ld % 4 == 0, z 4-byte aligned, count 1..64.
+Launch: grid = min(#SMs, tiles) (any grid >= 1 gives the same bytes), block 384, dynamic shared memory
+read_fused::smem_bytes() (traps if less), no cluster. Tiles 128 × 128 for every launch.
+
+Structure (per CTA; persistent over sm90/scheduler.cuh's tile list, rows fastest; 3 warpgroups), as gemm_tf32x3:
+  warp 8 lane 0, producer: per tile, once the consumers have released the u buffer, the tile's u rows (u_full);
+    per k-block, A's [32 k][128 n] f32 block into a free stage (full).
+  warps 9-11, converters: the stage's A block -> hi and lo (or bf16 pair) K-major 128B-swizzled tiles (conv).
+  warpgroups 0, 1, consumers (rows 64w .. 64w+63 of the tile): the loop described above, then the epilogue.
+Barriers: full/conv/empty per stage (sm90/mbarrier.cuh's protocol, unchanged), and u_full (count 1 + tx) / u_empty
+(count 8 consumer warps) for the single u buffer. Every consumer warp waits every u_full phase and arrives once per
+tile on u_empty (a warpgroup without rows right after its wait), so a parity can never be confused: u_full cannot
+complete tile t+1's phase before every consumer warp arrived for tile t.
+Determinism: no split-K, no atomics, k-blocks in order, a row's features and denominator computed by the same lanes
+in the same order wherever the row sits in a tile: a cell's bytes never depend on the others of its launch, on the
+grid, or on its rows' position (decode rows = the same rows inside their segment).
+Work: 2·m·D·d FLOP per cell on the tensor cores (×3 or ×2 tf32-equivalent), rows·D·(3 + 2) SIMT FLOP for φ and φ·z;
+bytes at least 4·(m·d_mem + S·D·d) + 8·m·d (h read and written).
+*/
+#include <stdint.h>
+
+#include "common/armt.cuh"
+#include "sm90/epilogue.cuh"
+#include "sm90/mbarrier.cuh"
+#include "sm90/scheduler.cuh"
+#include "sm90/tma.cuh"
+#include "sm90/warpgroup.cuh"
+#include "sm90/wgmma.cuh"
+
+#define READ_FUSED_MAX_PROBLEMS 64
+
+// One cell (32 bytes).
+typedef struct {
+    unsigned long long h;  //  0: device address of the cell's hidden row 0 (f32), 16-byte aligned
+    unsigned long long z;  //  8: device address of z[state][0] (f32, D values)
+    int u_row;             // 16: row of the u map holding the cell's row 0
+    int a_row;             // 20: row of the A map holding A[state][0][*] (state · D)
+    int m;                 // 24: rows, >= 0 (0: no work)
+    int h_ld;              // 28: row stride of h in f32 elements (multiple of 4)
+} ReadFusedProblem;
+
+// The launch (2064 bytes; with the two maps the parameters take 2320 bytes).
+typedef struct {
+    ReadFusedProblem problems[READ_FUSED_MAX_PROBLEMS];  //    0
+    int count;  // 2048: problems used, 1 .. 64
+    int n;      // 2052: d, the hidden width (multiple of 4)
+    int d_mem;  // 2056: 32 or 64
+    int nu;     // 2060: DPFP order; D = 2·nu·d_mem <= 512
+} ReadFusedParams;
+
+static_assert(sizeof(ReadFusedProblem) == 32, "ReadFusedProblem layout is mirrored by the Rust launcher");
+static_assert(sizeof(ReadFusedParams) == 32 * READ_FUSED_MAX_PROBLEMS + 16, "ReadFusedParams layout is mirrored");
+
+// The launch contract, checked on the host (the harness calls it before every launch; the Rust launcher mirrors it).
+// u_ld, a_ld: row strides (f32 elements) of the buffers the u and A maps cover. nullptr when every requirement
+// holds, else the first broken one.
+inline const char* read_fused_check(const ReadFusedParams* p, long long u_ld, long long a_ld) {
+    if (p->count < 1 || p->count > READ_FUSED_MAX_PROBLEMS) return "count must be 1..64";
+    if (p->n <= 0 || p->n % 4 != 0) return "n (d) must be a positive multiple of 4";
+    if (p->d_mem != 32 && p->d_mem != 64) return "d_mem must be 32 or 64";
+    if (p->nu < 1 || 2 * p->nu * p->d_mem > 512) return "D = 2 nu d_mem must be 1..512";
+    if (u_ld % 4 != 0 || u_ld < p->d_mem) return "u_ld must be a multiple of 4 and >= d_mem";
+    if (a_ld % 4 != 0 || a_ld < p->n) return "a_ld must be a multiple of 4 and >= n";
+    for (int i = 0; i < p->count; ++i) {
+        const ReadFusedProblem& q = p->problems[i];
+        if (q.m < 0) return "m must be >= 0";
+        if (q.m == 0) continue;
+        if (q.h % 16 != 0) return "every h address must be 16-byte aligned";
+        if (q.z % 4 != 0) return "every z address must be 4-byte aligned";
+        if (q.h_ld % 4 != 0 || q.h_ld < p->n) return "h_ld must be a multiple of 4 and >= n";
+        if (q.u_row < 0 || q.a_row < 0) return "map rows must be >= 0";
+    }
+    return nullptr;
+}
+
+namespace read_fused {
+
+using sm90::TmaMap;
+
+enum class Split { Tf32x3, Tf32Bf16 };
+
+constexpr int BM = 128;       // tile rows: two consumer warpgroups of 64
+constexpr int BN = 128;       // tile columns of h
+constexpr int BK = 32;        // features per stage: 128 bytes of f32, one 128B swizzle row
+constexpr int STAGES = 3;
+constexpr int THREADS = 384;  // 2 consumer warpgroups + producer warp + 3 converter warps
+constexpr int PRODUCER_REGS = 40;
+constexpr int CONSUMER_REGS = 232;
+constexpr int CONVERTERS = 96;  // threads 288 .. 383
+constexpr int MAX_D_MEM = 64;
+
+// Tensor-map boxes (host and device agree on them).
+constexpr int U_BOX_COLS = 32;   // u map: 32 f32 = 128 bytes inner, SWIZZLE_128B
+constexpr int U_BOX_ROWS = 128;  // one tile of rows
+constexpr int A_BOX_COLS = 128;  // A map: 128 f32 = 512 bytes inner, SWIZZLE_NONE
+constexpr int A_BOX_ROWS = 32;
+
+constexpr int U_BOX_BYTES = U_BOX_COLS * U_BOX_ROWS * 4;          // 16384
+constexpr int U_BYTES = MAX_D_MEM / U_BOX_COLS * U_BOX_BYTES;    // 32768: the u tile buffer
+constexpr int B_RAW_BYTES = BK * BN * 4;                          // 16384: A block [32 k][128 n], dense
+constexpr int B_CONV_BYTES = BN * BK * 4;                         // 16384: one converted tile [128 n][32 k]
+constexpr int STAGE_BYTES = B_RAW_BYTES + 2 * B_CONV_BYTES;       // 49152
+static_assert(U_BOX_COLS == BK && U_BOX_ROWS == BM && A_BOX_COLS == BN && A_BOX_ROWS == BK, "boxes are the tiles");
+static_assert(STAGE_BYTES % 1024 == 0 && U_BOX_BYTES % 1024 == 0, "swizzled tiles stay 1024-byte aligned");
+
+__host__ __device__ constexpr int smem_bytes() {
+    return STAGES * STAGE_BYTES + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;
+}
+static_assert(smem_bytes() <= 232448, "fits the 227 KB of dynamic shared memory per block");
+static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return r;
+}
+
+__device__ __forceinline__ float lds_f32(uint32_t addr) {
+    float v;
+    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(addr) : "memory");
+    return v;
+}
+
+__device__ __forceinline__ void sts_v4(uint32_t addr, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+
+// u[r][c] of the tile (tile row r, column c < d_mem) in the u buffer: block c/32 holds columns 32(c/32).. as TMA
+// wrote them, [128 rows][32 cols] with the 128B swizzle: row r at r*128, 16-byte chunk q at (q ^ (r % 8))*16.
+// A warp's 8 rows (r % 8 all different) × 4 consecutive columns hit 32 different banks.
+__device__ __forceinline__ uint32_t u_addr(uint32_t u_buf, int r, int c) {
+    return u_buf + (uint32_t)((c >> 5) * U_BOX_BYTES + r * 128 + ((((c & 31) >> 2) ^ (r & 7)) << 4) + (c & 3) * 4);
+}
+
+// x = [relu(u), relu(−u)] of DPFP: element i < d_mem is relu(u[i]), else relu(−u[i − d_mem]) (fmaxf, as dpfp.cu).
+__device__ __forceinline__ float relu_signed(float v, bool negate) { return fmaxf(negate ? -v : v, 0.0f); }
+
+// The register-A fragments of one k-block (4 k8 steps): hi = tf32(φ); lo = tf32(φ − hi) (Tf32x3) or the bf16 pair
+// {bf16(φ − hi), bf16(hi)} (Tf32Bf16, the lower column in the low half).
+struct Frag {
+    uint32_t hi[4][4];
+    uint32_t lo[4][4];
+};
+
+// Keeps a fragment alive (and unmodified) up to this point for the compiler: called after the wgmma.wait_group
+// that completes the instructions reading it.
+__device__ __forceinline__ void keep(const Frag& f) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        asm volatile("" ::"r"(f.hi[kk][0]), "r"(f.hi[kk][1]), "r"(f.hi[kk][2]), "r"(f.hi[kk][3]));
+        asm volatile("" ::"r"(f.lo[kk][0]), "r"(f.lo[kk][1]), "r"(f.lo[kk][2]), "r"(f.lo[kk][3]));
+    }
+}
+
+// The DPFP features of k-block kb for this thread's rows lr0 and lr0 + 8 (tile rows) and columns f ≡ tq (mod 4):
+// feature f = 32 kb + 8 kk + 4 h + tq (k8 step kk, half h) is register v = row + 2h of step kk (the tf32 m64nNk8
+// register-A layout). Feature f is block j = f / (2 d_mem) + 1, position i = f % (2 d_mem) of DPFP:
+// φ_f = x_i · x_{(i − j) mod 2d_mem} (one rounded f32 product, as reference::dpfp). Also adds φ_f·z_f to den[row].
+template <Split SP>
+__device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_buf, const float* __restrict__ z, int kb,
+                                         int lr0, int tq, int d_mem) {
+    const int w = 2 * d_mem;  // 64 or 128: a power of two
+    const int f0 = kb * BK;
+    const int j = (f0 >> (d_mem == 32 ? 6 : 7)) + 1;  // f0 / w (w = 64 or 128)
+    const int i0 = f0 & (w - 1);       // a multiple of 32: the k-block lies in one half of x
+    const bool neg_i = i0 >= d_mem;     // uniform over the k-block
+    const int ci0 = i0 & (d_mem - 1);  // u column of x_{i0}
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 2 * kk + h;  // feature f0 + 4t + tq
+            const int ci = ci0 + 4 * t + tq;
+            const int k = (i0 + 4 * t + tq + w - j) & (w - 1);
+            const bool neg_k = k >= d_mem;
+            const int ck = k & (d_mem - 1);
+            const float zf = __ldg(z + f0 + 4 * t + tq);
+#pragma unroll
+            for (int rr = 0; rr < 2; ++rr) {
+                const int r = lr0 + 8 * rr;
+                const float xi = relu_signed(lds_f32(u_addr(u_buf, r, ci)), neg_i);
+                const float xk = relu_signed(lds_f32(u_addr(u_buf, r, ck)), neg_k);
+                const float phi = __fmul_rn(xi, xk);
+                den[rr] = __fmaf_rn(phi, zf, den[rr]);
+                const uint32_t hi = to_tf32(phi);
+                const float lo = phi - __uint_as_float(hi);  // exact
+                F.hi[kk][rr + 2 * h] = hi;
+                if constexpr (SP == Split::Tf32x3) {
+                    F.lo[kk][rr + 2 * h] = to_tf32(lo);
+                } else {
+                    F.lo[kk][rr + 2 * h] = sm90::pack_bf16x2(lo, __uint_as_float(hi));
+                }
+            }
+        }
+    }
+}
+
+template <Split SP>
+__device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P) {
+    using namespace sm90;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = smem_u32(smem_raw);
+    if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
+    {
+        uint32_t dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
+        if (dyn < (uint32_t)smem_bytes()) __trap();
+    }
+    // Stage s: A raw block | hi tile | lo tile (each 16 KB, 1024-aligned). Then the u tile, the epilogue staging, the
+    // barriers.
+    auto b_raw = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES); };
+    auto b_hi = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES); };
+    auto b_lo = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES + B_CONV_BYTES); };
+    const uint32_t u_buf = base + STAGES * STAGE_BYTES;
+    const uint32_t staging = u_buf + U_BYTES;               // 2 x STAGING_BYTES
+    const uint32_t full_bar = staging + 2 * STAGING_BYTES;  // STAGES x 8: TMA bytes landed
+    const uint32_t conv_bar = full_bar + STAGES * 8;        // STAGES x 8: hi/lo tiles written
+    const uint32_t empty_bar = conv_bar + STAGES * 8;       // STAGES x 8: stage consumed
+    const uint32_t u_full = empty_bar + STAGES * 8;         // the tile's u rows landed
+    const uint32_t u_empty = u_full + 8;                    // every consumer warp is done with them
+
+    const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
+    const int tiles_n = (P.n + BN - 1) / BN;
+    const int d_mem = P.d_mem;
+    const int k_blocks = 2 * P.nu * d_mem / BK;  // even: d_mem is a multiple of 32
+
+    if (threadIdx.x == 256) {
+        tma_prefetch_map(&u_map);
+        tma_prefetch_map(&a_map);
+#pragma unroll
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(full_bar + 8 * s, 1);
+            mbar_init(conv_bar + 8 * s, CONVERTERS / 32);
+            mbar_init(empty_bar + 8 * s, 8);  // 8 consumer warps
+        }
+        mbar_init(u_full, 1);
+        mbar_init(u_empty, 8);
+        mbar_fence_init();
+    }
+    __syncthreads();
+
+    TileWalk<BM, ReadFusedParams> walk(P, tiles_n, blockIdx.x, gridDim.x);
+
+    if (wg == 2) {
+        setmaxnreg_dec<PRODUCER_REGS>();
+        if (threadIdx.x == 256) {
+            // ---------------- producer ----------------
+            Tile t;
+            int s = 0;
+            uint32_t phase = 0, u_phase = 0;
+            while (walk.advance(t)) {
+                const ReadFusedProblem& pr = P.problems[t.p];
+                const int m0 = t.m_tile * BM, n0 = t.n_tile * BN;
+                mbar_wait(u_empty, u_phase ^ 1);
+                mbar_arrive_expect_tx(u_full, (d_mem / U_BOX_COLS) * U_BOX_BYTES);
+                for (int b = 0; b < d_mem / U_BOX_COLS; ++b)
+                    tma_load_2d(u_buf + b * U_BOX_BYTES, &u_map, u_full, b * U_BOX_COLS, pr.u_row + m0);
+                u_phase ^= 1;
+                for (int kb = 0; kb < k_blocks; ++kb) {
+                    const uint32_t full = full_bar + 8 * s;
+                    mbar_wait(empty_bar + 8 * s, phase ^ 1);
+                    mbar_arrive_expect_tx(full, B_RAW_BYTES);
+                    tma_load_2d(b_raw(s), &a_map, full, n0, pr.a_row + kb * BK);
+                    if (++s == STAGES) {
+                        s = 0;
+                        phase ^= 1;
+                    }
+                }
+            }
+        } else if (threadIdx.x >= 256 + 32) {
+            // ---------------- converters: A [32 k][128 n] f32 -> hi, lo [128 n][32 k] ----------------
+            // As gemm_tf32x3_sm90.cu: item i = (chunk c = i / 128, column n = i % 128), k = 4c .. 4c+3 of column n,
+            // one 16-byte chunk of each converted tile. Tf32Bf16: the lo tile holds, per k, the bf16 pair
+            // {bf16(hi), bf16(lo)} (64 bf16 = 128 bytes per row: chunk c is k = 4c .. 4c+3 again).
+            const int ctid = threadIdx.x - (256 + 32);
+            const bool lane0 = (threadIdx.x & 31) == 0;
+            Tile t;
+            int s = 0;
+            uint32_t phase = 0;
+            while (walk.advance(t)) {
+                for (int kb = 0; kb < k_blocks; ++kb) {
+                    mbar_wait(full_bar + 8 * s, phase);
+                    const uint32_t raw = b_raw(s), hi = b_hi(s), lo = b_lo(s);
+#pragma unroll 2
+                    for (int i = ctid; i < BN * (BK / 4); i += CONVERTERS) {
+                        const int n = i % BN, c = i / BN;
+                        uint32_t h[4], l[4];
+#pragma unroll
+                        for (int jj = 0; jj < 4; ++jj) {
+                            const float x = lds_f32(raw + (uint32_t)(((4 * c + jj) * BN + n) * 4));
+                            h[jj] = to_tf32(x);
+                            const float xl = x - __uint_as_float(h[jj]);
+                            if constexpr (SP == Split::Tf32x3) {
+                                l[jj] = to_tf32(xl);
+                            } else {
+                                l[jj] = pack_bf16x2(__uint_as_float(h[jj]), xl);
+                            }
+                        }
+                        const uint32_t off = (uint32_t)(n * 128 + ((c ^ (n & 7)) << 4));
+                        sts_v4(hi + off, h[0], h[1], h[2], h[3]);
+                        sts_v4(lo + off, l[0], l[1], l[2], l[3]);
+                    }
+                    // Generic-proxy writes, read next by wgmma (async proxy): fence, then publish the stage.
+                    fence_proxy_async_shared();
+                    __syncwarp();
+                    if (lane0) mbar_arrive(conv_bar + 8 * s);
+                    if (++s == STAGES) {
+                        s = 0;
+                        phase ^= 1;
+                    }
+                }
+            }
+        }
+    } else {
+        // ---------------- consumers ----------------
+        setmaxnreg_inc<CONSUMER_REGS>();
+        const int wtid = threadIdx.x % 128;
+        const int lane = threadIdx.x & 31;
+        const bool lane0 = lane == 0;
+        const int g = lane >> 2, tq = lane & 3;
+        const int lr0 = wg * 64 + (wtid >> 5) * 16 + g;  // this thread's tile rows: lr0 and lr0 + 8
+        const uint32_t buf = staging + wg * STAGING_BYTES;
+        const int pf_kb = k_blocks > 6 ? k_blocks - 6 : 0;
+
+        float acc[BN / 2];  // the current k-block's products (from zero)
+        float sum[BN / 2];  // the tile's running sums (round-to-nearest adds of the k-blocks)
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+
+        Tile t;
+        int s = 0;
+        uint32_t phase = 0, u_phase = 0;
+        while (walk.advance(t)) {
+            const ReadFusedProblem& pr = P.problems[t.p];
+            const int row0 = t.m_tile * BM + wg * 64;
+            const int rows = pr.m - row0;
+            const int col0 = t.n_tile * BN;
+            char* const h_base = reinterpret_cast<char*>(pr.h);
+            const long long ldh_bytes = (long long)pr.h_ld * 4;
+            const float* const z = reinterpret_cast<const float*>(pr.z);
+            const bool active = __shfl_sync(0xffffffffu, (int)(rows > 0), 0) != 0;
+            mbar_wait(u_full, u_phase);
+            if (active) {
+#pragma unroll
+                for (int i = 0; i < BN / 2; ++i) sum[i] = 0.0f;
+                float den[2] = {0.0f, 0.0f};
+                Frag fa, fb;
+                features<SP>(fa, den, u_buf, z, 0, lr0, tq, d_mem);
+
+                // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
+                auto step = [&](const Frag& cur, Frag& nxt, int kb) {
+                    mbar_wait(full_bar + 8 * s, phase);
+                    mbar_wait(conv_bar + 8 * s, phase);
+                    const uint64_t dh = wgmma_desc_k128(b_hi(s));
+                    const uint64_t dl = wgmma_desc_k128(b_lo(s));
+                    fence_operand(acc);
+                    wgmma_fence();
+                    if constexpr (SP == Split::Tf32x3) {
+#pragma unroll
+                        for (int kk = 0; kk < 4; ++kk) {
+                            // +32 bytes per k8 step inside the 128-byte swizzled row.
+                            wgmma_m64k8_tf32_rs<BN>(acc, cur.lo[kk], dh + 2 * kk, kk != 0);
+                            wgmma_m64k8_tf32_rs<BN>(acc, cur.hi[kk], dl + 2 * kk, 1);
+                            wgmma_m64k8_tf32_rs<BN>(acc, cur.hi[kk], dh + 2 * kk, 1);
+                        }
+                    } else {
+                        // Accumulator chaining needs no fence only between wgmma of one shape: the tf32 k8 and the
+                        // bf16 k16 instructions are two batches with a wgmma.fence between them.
+#pragma unroll
+                        for (int kk = 0; kk < 4; ++kk) wgmma_m64k16_bf16_rs<BN>(acc, cur.lo[kk], dl + 2 * kk, kk != 0);
+                        wgmma_fence();
+#pragma unroll
+                        for (int kk = 0; kk < 4; ++kk) wgmma_m64k8_tf32_rs<BN>(acc, cur.hi[kk], dh + 2 * kk, 1);
+                    }
+                    wgmma_commit();
+                    if (kb + 1 < k_blocks) {
+                        features<SP>(nxt, den, u_buf, z, kb + 1, lr0, tq, d_mem);
+                    } else {
+                        // The last features are made: the u buffer may take the next tile's rows.
+                        __syncwarp();
+                        if (lane0) mbar_arrive(u_empty);
+                    }
+                    fence_operand(acc);
+                    wgmma_wait<0>();
+                    fence_operand(acc);
+                    keep(cur);
+#pragma unroll
+                    for (int i = 0; i < BN / 2; ++i) sum[i] += acc[i];
+                    if (kb == pf_kb) prefetch_c_rows<BN>(h_base, ldh_bytes, row0, rows, col0, P.n, wtid);
+                    // Release the stage (the wgmma reads of it are complete: wait_group 0 above).
+                    __syncwarp();
+                    if (lane0) mbar_arrive(empty_bar + 8 * s);
+                    if (++s == STAGES) {
+                        s = 0;
+                        phase ^= 1;
+                    }
+                };
+                for (int kb = 0; kb < k_blocks; kb += 2) {
+                    step(fa, fb, kb);
+                    step(fb, fa, kb + 1);
+                }
+
+                // The denominators of rows lr0 and lr0 + 8: the four lanes of a row hold the partial sums of the
+                // features ≡ 0, 1, 2, 3 (mod 4); two xor shuffles give every lane the same bits.
+#pragma unroll
+                for (int rr = 0; rr < 2; ++rr) {
+                    den[rr] += __shfl_xor_sync(0xffffffffu, den[rr], 1);
+                    den[rr] += __shfl_xor_sync(0xffffffffu, den[rr], 2);
+                    den[rr] += ARMT_EPS;
+                }
+                const float y[2] = {__frcp_rn(den[0]), __frcp_rn(den[1])};
+#pragma unroll
+                for (int i = 0; i < BN / 2; ++i) {
+                    const int rr = (i % 4) / 2;  // accumulator i is row lr0 + 8 rr (sm90/wgmma.cuh's layout)
+                    const float q0 = __fmul_rn(sum[i], y[rr]);
+                    const float rem = __fmaf_rn(-den[rr], q0, sum[i]);  // exact
+                    sum[i] = __fmaf_rn(rem, y[rr], q0);                  // RN(num / den)
+                }
+                // h += num / den: the f32 accumulate epilogue (one add per element).
+                epilogue<BN, Epi::F32, Store::Stg>(sum, buf, wtid, 1 + wg, h_base, ldh_bytes, row0, rows, col0, P.n,
+                                                   true);
+            } else {
+                __syncwarp();
+                if (lane0) mbar_arrive(u_empty);
+                for (int kb = 0; kb < k_blocks; ++kb) {
+                    mbar_wait(full_bar + 8 * s, phase);
+                    mbar_wait(conv_bar + 8 * s, phase);
+                    if (lane0) mbar_arrive(empty_bar + 8 * s);
+                    if (++s == STAGES) {
+                        s = 0;
+                        phase ^= 1;
+                    }
+                }
+            }
+            u_phase ^= 1;
+        }
+    }
+}
+
+}  // namespace read_fused
+
+// The engine's read: φ·A in 3×TF32.
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
+                             const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32x3>(u_map, a_map, params);
+}
+
+// The same read with φ·A as tf32 hi·hi + one bf16 correction product (2/3 of the tensor work), for measurement.
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_tf32bf16_f32(const __grid_constant__ sm90::TmaMap u_map,
+                                      const __grid_constant__ sm90::TmaMap a_map,
+                                      const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32Bf16>(u_map, a_map, params);
+}
