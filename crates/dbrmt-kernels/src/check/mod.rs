@@ -15,11 +15,13 @@ pub mod attention;
 pub mod dpfp;
 pub mod embed;
 pub mod gemm;
+pub mod gemm_rows;
 pub mod gemm_sm90;
 pub mod gemm_tf32x3_sm90;
 pub mod harness;
 pub mod rms_norm;
 pub mod rope;
+pub mod rows;
 pub mod swiglu;
 pub mod to_bf16;
 
@@ -28,13 +30,14 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 13] = [
+    let suites: [Suite; 14] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
         gemm::checks,
         gemm_sm90::checks,
         gemm_tf32x3_sm90::checks,
+        rows::checks,
         rope::checks,
         attention::checks,
         attention::checks_sm90,
