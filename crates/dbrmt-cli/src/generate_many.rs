@@ -81,7 +81,7 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         };
         match e {
             Event::Token { token, .. } => tokens[i].push(token),
-            Event::Finished { reason, state, .. } => finished[i] = Some((reason, state)),
+            Event::Finished { reason, state, .. } => finished[i] = state.map(|s| (reason, s)),
             Event::Progress { .. } | Event::Logits { .. } => {}
         }
     })?;

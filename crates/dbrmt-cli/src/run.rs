@@ -141,8 +141,8 @@ fn run_requests(engine: &Engine, inputs: &[Vec<i64>], logits: LogitsMode) -> any
         };
         match e {
             Event::Logits { logits, .. } => requests[i].logits.extend(logits),
-            Event::Finished { state, .. } => requests[i].state = state.state,
-            Event::Progress { .. } | Event::Token { .. } => {}
+            Event::Finished { state: Some(s), .. } => requests[i].state = s.state,
+            Event::Finished { state: None, .. } | Event::Progress { .. } | Event::Token { .. } => {}
         }
     })?;
     let occupancy = set.occupancy();

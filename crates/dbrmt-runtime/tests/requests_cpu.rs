@@ -72,7 +72,7 @@ fn a_resumed_generation_and_a_cancelled_neighbour() {
     let mut saved = None;
     set.run_to_end(|e| {
         if let Event::Finished { state, .. } = e {
-            saved = Some(state)
+            saved = state
         }
     })
     .unwrap();

@@ -10,11 +10,16 @@
 //! arithmetic for a cell depends on the other cells of its launch or on where its rows lie, so each request gets the
 //! bits it gets alone.
 //!
-//! Slots are pooled: a finished request's slot is free for the next at once; the pool grows (by doubling, contents
-//! copied) when every slot is taken and gives its device memory back when no request is live.
+//! Slots are pooled: a finished request's slot is free for the next at once. The pool is sized up front for the
+//! requests the caller expects ([`PackedExecutor::reserve`]: no allocation while requests come and go); past that it
+//! grows (by doubling, contents copied) when every slot is taken, and gives the grown part back when no request is
+//! live. A request's state is copied to the host only when asked ([`PackedExecutor::state`]), through page-locked
+//! staging buffers.
 
 use std::collections::{HashMap, HashSet};
 
+use cudarc::driver::PinnedHostSlice;
+use dbrmt_formats::state::LayerState;
 use dbrmt_formats::MemoryState;
 
 use super::{DeviceState, Finishing, GpuExecutor, StepCell, Workspace, WorkspaceShape};
@@ -37,6 +42,10 @@ pub struct PackedExecutor<'e> {
     /// The hidden slot and request slot of each pass in flight.
     hidden: HashMap<PassId, (usize, usize)>,
     free_hidden: Vec<usize>,
+    /// Request slots sized up front ([`PackedExecutor::reserve`]): the pool is kept when no request is live.
+    reserved: usize,
+    /// Page-locked host buffers of one request's `A` and `z`, allocated at the first state copied out.
+    staging: Option<(PinnedHostSlice<f32>, PinnedHostSlice<f32>)>,
 }
 
 impl GpuExecutor {
@@ -62,6 +71,8 @@ impl GpuExecutor {
             state,
             slots: Vec::new(),
             hidden: HashMap::new(),
+            reserved: 0,
+            staging: None,
         })
     }
 }
@@ -104,6 +115,16 @@ impl PackedExecutor<'_> {
     /// Requests holding a slot.
     pub fn live(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Sizes the pool for `requests` live requests at once (request slots, their states and KV caches, a hidden
+    /// slot each) now, so that admitting and finishing them allocates nothing; kept while the executor lives.
+    pub fn reserve(&mut self, requests: usize) -> Result<(), ModelError> {
+        if requests > self.slots.len() {
+            self.grow(requests)?;
+        }
+        self.reserved = self.reserved.max(requests);
+        Ok(())
     }
 
     /// Takes a request slot, its memory set to `state` (checked against the model) or zeros.
@@ -170,20 +191,58 @@ impl PackedExecutor<'_> {
             }
             r != request
         });
-        if self.live() == 0 && !self.slots.is_empty() {
+        if self.live() == 0 && self.slots.len() > self.reserved {
             let (cfg, stream) = (&self.engine.model.cfg, &self.engine.stream);
             self.state = DeviceState::zeros(stream, 0, cfg.d_key(), cfg.llama.hidden_size)?;
             self.ws.drop_caches(stream, cfg)?;
             self.slots.clear();
+            let reserved = std::mem::take(&mut self.reserved);
+            self.reserve(reserved)?;
         }
         Ok(())
     }
 
-    /// A request's memory state, copied to the host.
-    pub fn state(&self, request: usize) -> Result<MemoryState, ModelError> {
+    /// Waits for every launch so far to finish.
+    pub fn synchronize(&self) -> Result<(), ModelError> {
+        Ok(self.engine.stream.synchronize()?)
+    }
+
+    /// A request's memory state, copied to the host (through the page-locked staging buffers; waits for the launches
+    /// before it).
+    pub fn state(&mut self, request: usize) -> Result<MemoryState, ModelError> {
         self.check_live(request)?;
-        let layers = self.layers();
-        Ok(self.state.download(&self.engine.stream, request * layers, layers)?)
+        let (layers, stream) = (self.layers(), &self.engine.stream);
+        let (dk, d) = (self.state.d_key, self.state.hidden);
+        let (a_len, z_len) = (layers * dk * d, layers * dk);
+        if self.staging.is_none() {
+            let ctx = self.engine.gpu.context();
+            let pinned = |len: usize| -> Result<PinnedHostSlice<f32>, ModelError> {
+                // SAFETY: cuMemHostAlloc (flags 0: page-locked, cached, read by the host) of `len` f32; the memory is
+                // filled with zeros below before anything reads it, and every bit pattern is a valid f32.
+                let mut buf = unsafe { ctx.alloc_pinned_with_flags::<f32>(len, 0) }?;
+                buf.as_mut_slice()?.fill(0.0);
+                Ok(buf)
+            };
+            self.staging = Some((pinned(a_len)?, pinned(z_len)?));
+        }
+        let (host_a, host_z) = self.staging.as_mut().expect("just allocated");
+        stream.memcpy_dtoh(&self.state.a.slice(request * a_len..(request + 1) * a_len), host_a)?;
+        stream.memcpy_dtoh(&self.state.z.slice(request * z_len..(request + 1) * z_len), host_z)?;
+        // `as_slice` waits for the copies
+        let (a, z) = (host_a.as_slice()?, host_z.as_slice()?);
+        let layers = a
+            .chunks_exact(dk * d)
+            .zip(z.chunks_exact(dk))
+            .map(|(a, z)| LayerState {
+                a: a.to_vec(),
+                z: z.to_vec(),
+            })
+            .collect();
+        Ok(MemoryState {
+            d_key: dk,
+            hidden: d,
+            layers,
+        })
     }
 
     fn check_live(&self, request: usize) -> Result<&Vec<usize>, ModelError> {

@@ -29,10 +29,33 @@ impl Packed<'_> {
         }
     }
 
-    pub fn state(&self, slot: usize) -> Result<MemoryState, ModelError> {
+    pub fn state(&mut self, slot: usize) -> Result<MemoryState, ModelError> {
         match self {
             Packed::Cpu(x) => x.state(slot),
             Packed::Gpu(x) => x.state(slot),
+        }
+    }
+
+    /// Sizes the device pool for `requests` live requests up front, as far as `limit` and the free memory (less the
+    /// reserve) allow; nothing on the CPU.
+    pub fn reserve(&mut self, requests: usize, limit: Option<usize>) -> Result<(), ModelError> {
+        let Packed::Gpu(x) = self else { return Ok(()) };
+        let per = x.bytes_per_request().max(1);
+        let free = x
+            .free_device_bytes()?
+            .saturating_sub(gpu::PackedExecutor::RESERVE_BYTES);
+        let available = match limit {
+            Some(l) => free.min(l.saturating_sub(x.device_bytes())),
+            None => free,
+        };
+        x.reserve(requests.min(available / per))
+    }
+
+    /// Waits for the device (nothing on the CPU).
+    pub fn synchronize(&self) -> Result<(), ModelError> {
+        match self {
+            Packed::Cpu(_) => Ok(()),
+            Packed::Gpu(x) => x.synchronize(),
         }
     }
 

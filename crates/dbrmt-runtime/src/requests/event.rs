@@ -24,11 +24,12 @@ pub enum Event {
         logits: Vec<f32>,
     },
     /// The request is done and its state and cache are freed; `state` continues it (the memory after its closed
-    /// segments, and the open segment's ids).
+    /// segments, and the open segment's ids), copied out only when the set keeps states
+    /// ([`Requests::keep_states`](super::Requests::keep_states), the default), else `None`.
     Finished {
         id: RequestId,
         reason: FinishReason,
-        state: SavedState,
+        state: Option<SavedState>,
     },
 }
 

@@ -15,6 +15,7 @@ mod limits;
 mod request;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use dbrmt_formats::SavedState;
 use dbrmt_model::{
@@ -51,6 +52,29 @@ impl Occupancy {
     }
 }
 
+/// Host wall-clock time a set of requests spent, by phase (launches are asynchronous: device time shows up where the
+/// host waits for it — the logits copied out inside the steps, a finished request's state, or
+/// [`Requests::synchronize`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// In [`Requests::add`]: checks, the memory check, the slot's state set.
+    pub admission: Duration,
+    /// In [`Requests::step`], less the state copies: scheduling, launches, the logits copied out, sampling.
+    pub steps: Duration,
+    /// Waiting for the device before a finished request's state is copied out.
+    pub state_wait: Duration,
+    /// Copying finished requests' states to the host.
+    pub state_copy: Duration,
+    /// In [`Requests::synchronize`].
+    pub device_wait: Duration,
+}
+
+impl Phases {
+    pub fn total(&self) -> Duration {
+        self.admission + self.steps + self.state_wait + self.state_copy + self.device_wait
+    }
+}
+
 /// The live requests of one engine and their packed schedule.
 #[derive(Debug)]
 pub struct Requests<'e> {
@@ -62,19 +86,25 @@ pub struct Requests<'e> {
     next_id: RequestId,
     next_pass: PassId,
     occupancy: Occupancy,
+    /// Whether finished requests' states are copied out ([`Event::Finished`]).
+    keep_states: bool,
+    phases: Phases,
 }
 
 impl Engine {
-    /// An empty set of requests on this engine's device, under `limits`.
+    /// An empty set of requests on this engine's device, under `limits`. On a GPU, the pool of request slots (state,
+    /// KV caches, a hidden slot each) is allocated now for `max_requests` (as far as the device memory allows), so
+    /// that requests coming and going allocate nothing.
     pub fn requests(&self, limits: Limits) -> Result<Requests<'_>, RequestError> {
         if limits.max_requests == 0 {
             return Err(RequestError::Invalid("max_requests must be at least 1".into()));
         }
-        let packed = match (self.gpu_executor(), self.cpu_weights()) {
+        let mut packed = match (self.gpu_executor(), self.cpu_weights()) {
             (Some(gpu), _) => Packed::Gpu(Box::new(gpu.packed()?)),
             (None, Some(w)) => Packed::Cpu(PackedExecutor::new(&CpuModel::new(self.config(), w), 0)),
             (None, None) => unreachable!("an engine has one backend"),
         };
+        packed.reserve(limits.max_requests, limits.device_bytes)?;
         let layers = self.config().llama.num_layers;
         Ok(Requests {
             engine: self,
@@ -88,6 +118,8 @@ impl Engine {
                 layers,
                 ..Occupancy::default()
             },
+            keep_states: true,
+            phases: Phases::default(),
         })
     }
 }
@@ -96,6 +128,13 @@ impl Requests<'_> {
     /// Admits a request; its first segment runs in the next step. Refused (nothing admitted) when the request is
     /// invalid, when `max_requests` are live, or when its state and cache would not fit in device memory.
     pub fn add(&mut self, request: Request) -> Result<RequestId, RequestError> {
+        let t0 = Instant::now();
+        let added = self.admit(request);
+        self.phases.admission += t0.elapsed();
+        added
+    }
+
+    fn admit(&mut self, request: Request) -> Result<RequestId, RequestError> {
         let id = self.next_id;
         let resume = match &request {
             Request::Generate(g) => g.resume.as_ref().map(|s| s.state.clone()),
@@ -131,6 +170,15 @@ impl Requests<'_> {
 
     /// Runs one step of every live request; returns what happened (nothing when no request is live).
     pub fn step(&mut self) -> Result<Vec<Event>, RequestError> {
+        let t0 = Instant::now();
+        let before = self.phases.state_wait + self.phases.state_copy;
+        let events = self.run_step();
+        let states = self.phases.state_wait + self.phases.state_copy - before;
+        self.phases.steps += t0.elapsed().saturating_sub(states);
+        events
+    }
+
+    fn run_step(&mut self) -> Result<Vec<Event>, RequestError> {
         let tasks = self.wave.next_step();
         if tasks.is_empty() {
             return Ok(Vec::new());
@@ -179,16 +227,27 @@ impl Requests<'_> {
             events.extend(outcome.events);
             if let Some((reason, segments, open_ids)) = outcome.finished {
                 let slot = entry.0.slot;
-                let state = self.packed.state(slot)?;
+                let state = match self.keep_states {
+                    true => {
+                        let t0 = Instant::now();
+                        self.packed.synchronize()?;
+                        let t1 = Instant::now();
+                        let state = self.packed.state(slot)?;
+                        self.phases.state_wait += t1 - t0;
+                        self.phases.state_copy += t1.elapsed();
+                        Some(SavedState {
+                            state,
+                            segments,
+                            open_ids,
+                        })
+                    }
+                    false => None,
+                };
                 self.cancel(request)?;
                 events.push(Event::Finished {
                     id: request,
                     reason,
-                    state: SavedState {
-                        state,
-                        segments,
-                        open_ids,
-                    },
+                    state,
                 });
             } else {
                 self.push_passes(request, outcome.passes)?;
@@ -203,6 +262,25 @@ impl Requests<'_> {
             self.step()?.into_iter().for_each(&mut on_event);
         }
         Ok(())
+    }
+
+    /// Whether finished requests' states are copied to the host (the default) or dropped ([`Event::Finished`] with
+    /// `state: None`: nothing waits for the device when a request finishes).
+    pub fn keep_states(&mut self, keep: bool) {
+        self.keep_states = keep;
+    }
+
+    /// Waits for every launch so far (timed as [`Phases::device_wait`]).
+    pub fn synchronize(&mut self) -> Result<(), RequestError> {
+        let t0 = Instant::now();
+        self.packed.synchronize()?;
+        self.phases.device_wait += t0.elapsed();
+        Ok(())
+    }
+
+    /// Host time spent so far, by phase.
+    pub fn phases(&self) -> Phases {
+        self.phases
     }
 
     /// Whether no request is live.

@@ -125,7 +125,7 @@ pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runt
                 }
                 Event::Finished { reason, state, .. } => {
                     o.reason = Some(reason);
-                    o.state = Some(state.into());
+                    o.state = Some(state.expect("states are kept by default").into());
                 }
             }
         }
