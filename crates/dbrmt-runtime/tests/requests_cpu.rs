@@ -163,3 +163,45 @@ fn limits_and_bad_requests_are_errors() {
     };
     assert!(engine.requests(zero).is_err());
 }
+
+#[test]
+fn states_are_copied_out_only_when_kept_and_time_is_split_by_phase() {
+    let engine = engine(2);
+    let request = || Request::Prefill {
+        ids: (0..12).collect(),
+        logits: LogitsMode::Last,
+    };
+    let finished_state = |keep: bool| {
+        let mut set = engine.requests(Limits::default()).unwrap();
+        set.keep_states(keep);
+        set.add(request()).unwrap();
+        let (mut state, mut logits) = (None, Vec::new());
+        set.run_to_end(|e| match e {
+            Event::Finished { state: s, .. } => state = Some(s),
+            Event::Logits { logits: l, .. } => logits = l,
+            _ => {}
+        })
+        .unwrap();
+        set.synchronize().unwrap();
+        let p = set.phases();
+        assert!(p.admission > std::time::Duration::ZERO && p.steps > std::time::Duration::ZERO);
+        assert_eq!(
+            p.total(),
+            p.admission + p.steps + p.state_wait + p.state_copy + p.device_wait
+        );
+        (state.expect("a Finished event"), logits, p)
+    };
+    let (kept, logits, _) = finished_state(true);
+    let (dropped, same_logits, p) = finished_state(false);
+    assert!(kept.is_some() && dropped.is_none());
+    assert_eq!(
+        p.state_copy,
+        std::time::Duration::ZERO,
+        "nothing copied when states are dropped"
+    );
+    // the request's results do not depend on whether its state is kept
+    assert_eq!(
+        logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        same_logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+}
