@@ -56,6 +56,8 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         device_bytes: None,
     };
     let mut set = engine.requests(limits)?;
+    // the final states are copied out only for --save-state
+    set.keep_states(a.save_state.is_some());
     let t0 = Instant::now();
     let mut ids = Vec::new();
     for input in &inputs {
@@ -74,14 +76,14 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         );
     }
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); inputs.len()];
-    let mut finished: Vec<Option<(FinishReason, SavedState)>> = vec![None; inputs.len()];
+    let mut finished: Vec<Option<(FinishReason, Option<SavedState>)>> = vec![None; inputs.len()];
     set.run_to_end(|e| {
         let Some(i) = ids.iter().position(|&id| id == e.id()) else {
             return;
         };
         match e {
             Event::Token { token, .. } => tokens[i].push(token),
-            Event::Finished { reason, state, .. } => finished[i] = state.map(|s| (reason, s)),
+            Event::Finished { reason, state, .. } => finished[i] = Some((reason, state)),
             Event::Progress { .. } | Event::Logits { .. } => {}
         }
     })?;
@@ -107,6 +109,7 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         }
         if let Some(dir) = &a.save_state {
             let path = dir.join(format!("{}.safetensors", input.name));
+            let state = state.as_ref().context("the set kept no state")?;
             state.save(&path, identity).with_context(|| "--save-state")?;
         }
     }

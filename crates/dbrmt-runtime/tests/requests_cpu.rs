@@ -187,7 +187,7 @@ fn states_are_copied_out_only_when_kept_and_time_is_split_by_phase() {
         assert!(p.admission > std::time::Duration::ZERO && p.steps > std::time::Duration::ZERO);
         assert_eq!(
             p.total(),
-            p.admission + p.steps + p.state_wait + p.state_copy + p.device_wait
+            p.admission + p.steps + p.state_start + p.state_take + p.device_wait
         );
         (state.expect("a Finished event"), logits, p)
     };
@@ -195,7 +195,7 @@ fn states_are_copied_out_only_when_kept_and_time_is_split_by_phase() {
     let (dropped, same_logits, p) = finished_state(false);
     assert!(kept.is_some() && dropped.is_none());
     assert_eq!(
-        p.state_copy,
+        p.state_start + p.state_take,
         std::time::Duration::ZERO,
         "nothing copied when states are dropped"
     );

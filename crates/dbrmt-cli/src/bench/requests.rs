@@ -192,8 +192,8 @@ fn minus(a: Phases, b: Phases) -> Phases {
     Phases {
         admission: a.admission.saturating_sub(b.admission),
         steps: a.steps.saturating_sub(b.steps),
-        state_wait: a.state_wait.saturating_sub(b.state_wait),
-        state_copy: a.state_copy.saturating_sub(b.state_copy),
+        state_start: a.state_start.saturating_sub(b.state_start),
+        state_take: a.state_take.saturating_sub(b.state_take),
         device_wait: a.device_wait.saturating_sub(b.device_wait),
     }
 }
@@ -202,8 +202,8 @@ fn plus(a: Phases, b: Phases) -> Phases {
     Phases {
         admission: a.admission + b.admission,
         steps: a.steps + b.steps,
-        state_wait: a.state_wait + b.state_wait,
-        state_copy: a.state_copy + b.state_copy,
+        state_start: a.state_start + b.state_start,
+        state_take: a.state_take + b.state_take,
         device_wait: a.device_wait + b.device_wait,
     }
 }
@@ -237,17 +237,17 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
     let msf = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let other = last.ms - msf(ph.total());
     eprintln!(
-        "bench:   phases (ms): admission {:.1}, steps {:.1}, state wait {:.1}, state copy {:.1}, device wait {:.1}, \
+        "bench:   phases (ms): admission {:.1}, steps {:.1}, state start {:.1}, state take {:.1}, device wait {:.1}, \
          other {other:.1}",
         msf(ph.admission),
         msf(ph.steps),
-        msf(ph.state_wait),
-        msf(ph.state_copy),
+        msf(ph.state_start),
+        msf(ph.state_take),
         msf(ph.device_wait)
     );
     let phase_ms = json!({
-        "admission": msf(ph.admission), "steps": msf(ph.steps), "state_wait": msf(ph.state_wait),
-        "state_copy": msf(ph.state_copy), "device_wait": msf(ph.device_wait), "other": other,
+        "admission": msf(ph.admission), "steps": msf(ph.steps), "state_start": msf(ph.state_start),
+        "state_take": msf(ph.state_take), "device_wait": msf(ph.device_wait), "other": other,
     });
     out.line(json!({
         "kind": "requests", "mode": mode, "method": method, "requests": n, "tokens": plan.tokens,

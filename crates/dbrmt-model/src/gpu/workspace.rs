@@ -247,7 +247,8 @@ impl Workspace {
         }
         let host = self.logits_host.as_mut().expect("just allocated");
         stream.memcpy_dtoh(&src, host)?;
-        // `as_slice` waits for the copy
+        // the engine's context tracks no events (`Gpu` disables it), so the pinned slice's own wait would not wait
+        stream.synchronize()?;
         Ok(host.as_slice()?[..len].to_vec())
     }
 

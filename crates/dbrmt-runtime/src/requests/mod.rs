@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use dbrmt_formats::SavedState;
 use dbrmt_model::{
     cpu::{CpuModel, PackedExecutor},
+    gpu,
     packed::{Pass, PassCell, PassId, PassRows},
 };
 use dbrmt_schedule::{PassKind, Wavefront};
 
 use crate::Engine;
-use backend::Packed;
+use backend::{Packed, Staged};
 pub use event::{Event, FinishReason};
 pub use limits::{Limits, RequestError};
 use request::Live;
@@ -61,17 +62,17 @@ pub struct Phases {
     pub admission: Duration,
     /// In [`Requests::step`], less the state copies: scheduling, launches, the logits copied out, sampling.
     pub steps: Duration,
-    /// Waiting for the device before a finished request's state is copied out.
-    pub state_wait: Duration,
-    /// Copying finished requests' states to the host.
-    pub state_copy: Duration,
+    /// Starting the copies of finished requests' states (on the CPU: the copies).
+    pub state_start: Duration,
+    /// Taking the states copied out: waiting for the copies (on the GPU), then the host's state.
+    pub state_take: Duration,
     /// In [`Requests::synchronize`].
     pub device_wait: Duration,
 }
 
 impl Phases {
     pub fn total(&self) -> Duration {
-        self.admission + self.steps + self.state_wait + self.state_copy + self.device_wait
+        self.admission + self.steps + self.state_start + self.state_take + self.device_wait
     }
 }
 
@@ -88,7 +89,19 @@ pub struct Requests<'e> {
     occupancy: Occupancy,
     /// Whether finished requests' states are copied out ([`Event::Finished`]).
     keep_states: bool,
+    /// Finished requests whose state copy runs: their [`Event::Finished`] comes with the next step.
+    finishing: VecDeque<Finishing>,
     phases: Phases,
+}
+
+/// A finished request whose state is being copied out.
+#[derive(Debug)]
+struct Finishing {
+    id: RequestId,
+    reason: FinishReason,
+    segments: usize,
+    open_ids: Vec<u32>,
+    staged: Staged,
 }
 
 impl Engine {
@@ -119,6 +132,7 @@ impl Engine {
                 ..Occupancy::default()
             },
             keep_states: true,
+            finishing: VecDeque::new(),
             phases: Phases::default(),
         })
     }
@@ -171,9 +185,9 @@ impl Requests<'_> {
     /// Runs one step of every live request; returns what happened (nothing when no request is live).
     pub fn step(&mut self) -> Result<Vec<Event>, RequestError> {
         let t0 = Instant::now();
-        let before = self.phases.state_wait + self.phases.state_copy;
+        let before = self.phases.state_start + self.phases.state_take;
         let events = self.run_step();
-        let states = self.phases.state_wait + self.phases.state_copy - before;
+        let states = self.phases.state_start + self.phases.state_take - before;
         self.phases.steps += t0.elapsed().saturating_sub(states);
         events
     }
@@ -181,7 +195,8 @@ impl Requests<'_> {
     fn run_step(&mut self) -> Result<Vec<Event>, RequestError> {
         let tasks = self.wave.next_step();
         if tasks.is_empty() {
-            return Ok(Vec::new());
+            // only state copies left (or nothing)
+            return self.take_states(0);
         }
         let mut cells = Vec::with_capacity(tasks.len());
         for t in &tasks {
@@ -210,8 +225,10 @@ impl Requests<'_> {
             }
         }
         let mut logits = self.packed.step(&cells)?;
+        // the states staged in the previous step: their copies ran before this step's launches, which the device runs
+        // while the host takes them
+        let mut events = self.take_states(0)?;
         let finished = self.wave.complete(&tasks)?;
-        let mut events = Vec::new();
         for (request, _) in finished {
             let t = self.engine.config().armt.segment_size;
             let entry = self
@@ -227,28 +244,31 @@ impl Requests<'_> {
             events.extend(outcome.events);
             if let Some((reason, segments, open_ids)) = outcome.finished {
                 let slot = entry.0.slot;
-                let state = match self.keep_states {
+                match self.keep_states {
                     true => {
+                        // a bounded number of copies in flight: take the oldest first when full
+                        events.extend(self.take_states(gpu::PackedExecutor::STAGED - 1)?);
                         let t0 = Instant::now();
-                        self.packed.synchronize()?;
-                        let t1 = Instant::now();
-                        let state = self.packed.state(slot)?;
-                        self.phases.state_wait += t1 - t0;
-                        self.phases.state_copy += t1.elapsed();
-                        Some(SavedState {
-                            state,
+                        let staged = self.packed.stage_state(slot)?;
+                        self.phases.state_start += t0.elapsed();
+                        self.finishing.push_back(Finishing {
+                            id: request,
+                            reason,
                             segments,
                             open_ids,
-                        })
+                            staged,
+                        });
+                        self.cancel(request)?;
                     }
-                    false => None,
-                };
-                self.cancel(request)?;
-                events.push(Event::Finished {
-                    id: request,
-                    reason,
-                    state,
-                });
+                    false => {
+                        self.cancel(request)?;
+                        events.push(Event::Finished {
+                            id: request,
+                            reason,
+                            state: None,
+                        });
+                    }
+                }
             } else {
                 self.push_passes(request, outcome.passes)?;
             }
@@ -264,8 +284,32 @@ impl Requests<'_> {
         Ok(())
     }
 
+    /// The [`Event::Finished`] of the oldest finished requests whose state copies run, until at most `keep` are left
+    /// (waits for their copies).
+    fn take_states(&mut self, keep: usize) -> Result<Vec<Event>, RequestError> {
+        let mut events = Vec::new();
+        while self.finishing.len() > keep {
+            let f = self.finishing.pop_front().expect("more than `keep`");
+            let t0 = Instant::now();
+            let state = self.packed.take_state(f.staged)?;
+            self.phases.state_take += t0.elapsed();
+            events.push(Event::Finished {
+                id: f.id,
+                reason: f.reason,
+                state: Some(SavedState {
+                    state,
+                    segments: f.segments,
+                    open_ids: f.open_ids,
+                }),
+            });
+        }
+        Ok(events)
+    }
+
     /// Whether finished requests' states are copied to the host (the default) or dropped ([`Event::Finished`] with
-    /// `state: None`: nothing waits for the device when a request finishes).
+    /// `state: None`). A kept state's copy starts when the request finishes and is taken in the next step (or the
+    /// next call when no pass is left), so the host does not wait for the device when a request finishes: its
+    /// [`Event::Finished`] comes one step after its last other event.
     pub fn keep_states(&mut self, keep: bool) {
         self.keep_states = keep;
     }
@@ -283,9 +327,9 @@ impl Requests<'_> {
         self.phases
     }
 
-    /// Whether no request is live.
+    /// Whether no request is live and every finished request's [`Event::Finished`] is out.
     pub fn is_idle(&self) -> bool {
-        self.live.is_empty()
+        self.live.is_empty() && self.finishing.is_empty()
     }
 
     /// Live requests.
