@@ -8,7 +8,7 @@
 //!
 //! Host wall-clock time around the steps (what a server sees: launches, the copies of logits, sampling) until the
 //! device is done, median of `--iters` runs after one warm-up; finished requests' states are not copied out (nothing
-//! reads them), and each set's pool is allocated before the timing. "serial" runs the requests one after another
+//! reads them) unless `--keep-states`, and each set's pool is allocated before the timing. "serial" runs the requests one after another
 //! through one set. One JSON line per method and request count, with the slot occupancy and the host time by phase
 //! (admission, steps, waits for the device; `DBRMT_MERGE_ROWS=off` turns off the merged decode rows, to compare).
 
@@ -37,6 +37,8 @@ pub struct Plan {
     pub decode: usize,
     pub iters: usize,
     pub serial: bool,
+    /// Finished requests' states copied to the host (else dropped).
+    pub keep_states: bool,
     pub seed: u64,
 }
 
@@ -58,7 +60,7 @@ pub fn requests(m: &Matrix, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     // warm-up: kernels loaded (prefill, decode, the merged rows' moves), pools touched
     let mut warm: Vec<Request> = (0..2).map(|r| prefill(prompt(r))).collect();
     warm.extend((0..2).map(|r| Request::Generate(Generate::greedy(prompt(r).into_iter().take(16).collect(), 2))));
-    run(engine, warm, 0)?;
+    run(engine, warm, 0, true)?;
     for &n in &plan.requests {
         let methods: &[&str] = match (plan.decode, plan.serial) {
             (0, true) => &["packed", "serial"],
@@ -72,8 +74,8 @@ pub fn requests(m: &Matrix, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
                     d => Request::Generate(Generate::greedy(prompt(r), d)),
                 };
                 let t = match method {
-                    "packed" => run(engine, (0..n).map(make).collect(), plan.decode)?,
-                    _ => serial(engine, (0..n).map(make).collect())?,
+                    "packed" => run(engine, (0..n).map(make).collect(), plan.decode, plan.keep_states)?,
+                    _ => serial(engine, (0..n).map(make).collect(), plan.keep_states)?,
                 };
                 runs.push(t);
             }
@@ -90,21 +92,21 @@ fn prefill(ids: Vec<i64>) -> Request {
     }
 }
 
-/// A set for `n` requests at once (its pool allocated now, outside the timing), dropping finished requests' states
-/// (the benchmark reads none).
-fn new_set(engine: &Engine, n: usize) -> anyhow::Result<Requests<'_>> {
+/// A set for `n` requests at once (its pool allocated now, outside the timing), keeping or dropping finished requests'
+/// states.
+fn new_set(engine: &Engine, n: usize, keep_states: bool) -> anyhow::Result<Requests<'_>> {
     let limits = Limits {
         max_requests: n.max(1),
         device_bytes: None,
     };
     let mut set = engine.requests(limits)?;
-    set.keep_states(false);
+    set.keep_states(keep_states);
     Ok(set)
 }
 
 /// All requests admitted at once, stepped to the end, in a set of their own.
-fn run(engine: &Engine, requests: Vec<Request>, decode: usize) -> anyhow::Result<Timed> {
-    let mut set = new_set(engine, requests.len())?;
+fn run(engine: &Engine, requests: Vec<Request>, decode: usize, keep_states: bool) -> anyhow::Result<Timed> {
+    let mut set = new_set(engine, requests.len(), keep_states)?;
     drive(&mut set, requests, decode)
 }
 
@@ -163,8 +165,8 @@ fn drive(set: &mut Requests, requests: Vec<Request>, decode: usize) -> anyhow::R
 }
 
 /// The same requests one after another, each alone in one set (as a server with one request at a time runs them).
-fn serial(engine: &Engine, requests: Vec<Request>) -> anyhow::Result<Timed> {
-    let mut set = new_set(engine, 1)?;
+fn serial(engine: &Engine, requests: Vec<Request>, keep_states: bool) -> anyhow::Result<Timed> {
+    let mut set = new_set(engine, 1, keep_states)?;
     let (mut ms, mut tokens, mut bytes) = (0.0, 0, 0);
     let mut occupancy = Occupancy::default();
     let mut phases = Phases::default();
@@ -220,7 +222,7 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
     let mode = if plan.decode > 0 { "decode" } else { "prefill" };
     eprintln!(
         "bench: requests {mode:<7} {n:>3} × {:>6} tokens{} {method:<6} {ms:>9.1} ms  {tokens_per_s:>9.0} tokens/s  \
-         {} steps, slot occupancy {:.2}, {:.2} GiB",
+         {} steps, slot occupancy {:.2}, {:.2} GiB{}",
         plan.tokens,
         if plan.decode > 0 {
             format!(" + {} new", plan.decode)
@@ -229,7 +231,8 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
         },
         occupancy.steps,
         occupancy.slot_occupancy(),
-        last.bytes as f64 / (1u64 << 30) as f64
+        last.bytes as f64 / (1u64 << 30) as f64,
+        if plan.keep_states { ", states kept" } else { "" }
     );
     // where the host's time went (the last run): launches are asynchronous, so device time shows up in `steps` only
     // where a step waits for it (logits copied out), else in the final wait for the device
@@ -255,7 +258,7 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
         "counted_tokens": last.tokens, "tokens_per_s": tokens_per_s, "steps": occupancy.steps,
         "whole_cells": occupancy.whole_cells, "open_cells": occupancy.open_cells, "layers": occupancy.layers,
         "slot_occupancy": occupancy.slot_occupancy(), "requests_gib": last.bytes as f64 / (1u64 << 30) as f64,
-        "phase_ms": phase_ms, "merge_rows": std::env::var("DBRMT_MERGE_ROWS").unwrap_or_else(|_| "on".into()),
+        "phase_ms": phase_ms, "keep_states": plan.keep_states, "merge_rows": std::env::var("DBRMT_MERGE_ROWS").unwrap_or_else(|_| "on".into()),
         "device": device_name(),
     }))
 }
