@@ -54,6 +54,19 @@ pub struct PackedExecutor<'e> {
 /// One request's `A` and `z` on the host, page-locked.
 type Staging = (PinnedHostSlice<f32>, PinnedHostSlice<f32>);
 
+impl Drop for PackedExecutor<'_> {
+    /// Page-locked buffers are freed only once the copies into them are done (their own wait is a no-op in a context
+    /// that tracks no events).
+    fn drop(&mut self) {
+        for (_, copy) in &self.staging {
+            if let Some(done) = copy {
+                // an error here is the device's, reported by the next call on the stream
+                let _ = done.synchronize();
+            }
+        }
+    }
+}
+
 impl GpuExecutor {
     /// An empty packed run on this GPU: the step scratch for `L` whole segments and some open rows; request slots
     /// are allocated as requests are admitted.
