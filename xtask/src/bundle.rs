@@ -188,7 +188,11 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                          (benches/python/sdpa_attention.py: SDPA and the same-run GEMM/copy ceilings), load
 #                          (random 1B and 8B-shaped bf16 checkpoints written to /tmp, then loaded in a fresh
 #                          process), requests (dbrmt bench requests, 1B T=1024: 16 × 8K and 4 × 32K prefills packed
-#                          against one after another; decode tokens/s of 1, 4, 16, 64 concurrent requests). BENCH_FILTER=TEXT keeps only the rows whose id contains TEXT. Then, where the
+#                          against one after another; decode tokens/s of 1, 4, 16, 64 concurrent requests), serve
+#                          (benches/python/serve_load.py: dbrmt serve on a random 1B, 64 clients, 1,000 token-id
+#                          prompts of 1K-64K tokens, a summary table at the end; SERVE_LOAD_ARGS adds options of
+#                          serve_load.py; not in the default list). BENCH_FILTER=TEXT keeps only the rows
+#                          whose id contains TEXT. Then, where the
 #                          results land: cargo xtask bench-report OUT
 # Any further arguments go to every test executable (e.g. a test name filter).
 #
@@ -235,7 +239,8 @@ if [ "$mode" = bench ]; then
         "$DIST/dbrmt" bench requests --requests 16 --tokens 8192 --out "$out/dbrmt.jsonl" || status=1
         "$DIST/dbrmt" bench requests --requests 4 --tokens 32768 --out "$out/dbrmt.jsonl" || status=1
         "$DIST/dbrmt" bench requests --requests 1,4,16,64 --tokens 128 --decode 64 --no-serial --out "$out/dbrmt.jsonl" || status=1 ;;
-      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load, requests)" >&2; status=2 ;;
+      serve) PYTHONUNBUFFERED=1 python3 benches/python/serve_load.py --dbrmt "$DIST/dbrmt" --preset llama-3.2-1b --out "$out/serve.jsonl" ${SERVE_LOAD_ARGS:-} || status=1 ;;
+      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load, requests, serve)" >&2; status=2 ;;
     esac
   done
   exit $status

@@ -69,6 +69,16 @@ const MODEL_TESTS: &[&[&str]] = &[
         "--",
         "--ignored",
     ],
+    &[
+        "test",
+        "--release",
+        "-p",
+        "dbrmt-cli",
+        "--test",
+        "serve_smollm2",
+        "--",
+        "--ignored",
+    ],
 ];
 
 /// Seconds each fuzz target runs in CI (six targets: two minutes, plus building them).

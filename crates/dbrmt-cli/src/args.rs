@@ -22,6 +22,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Prefill a prompt and generate text token by token, with no length limit (segments close as they fill).
     Generate(crate::generate::GenerateArgs),
+    /// Serve the model over HTTP: OpenAI-compatible completions and chat, streaming, stored memory states.
+    Serve(crate::serve::ServeArgs),
     /// Print the token ids of a text on one line, separated by spaces.
     Tokenize(crate::tokenize::TokenizeArgs),
     /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against

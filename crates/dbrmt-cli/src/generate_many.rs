@@ -69,6 +69,7 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
             seed: a.seed,
             stop: stop.clone(),
             resume: resume.clone(),
+            keep_last_token: false,
         };
         ids.push(
             set.add(Request::Generate(request))
@@ -96,6 +97,7 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
             FinishReason::Stop(id) => format!("stop token {id}"),
             FinishReason::Length => "--max-new-tokens".into(),
             FinishReason::Prefilled => "prefilled".into(),
+            FinishReason::Ended => "ended".into(),
         };
         println!(
             "=== [{i}] {}: {} prompt tokens, {} generated ({why})",

@@ -8,6 +8,7 @@ mod generate_many;
 mod inspect;
 mod run;
 mod selftest;
+mod serve;
 mod text_chunks;
 mod tokenize;
 
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         args::Command::Inspect(a) => inspect::inspect(&a),
         args::Command::Generate(a) => generate::generate(&a),
         args::Command::Selftest(a) => selftest::selftest(&a),
+        args::Command::Serve(a) => serve::serve(&a),
         args::Command::Tokenize(a) => tokenize::tokenize(&a),
         args::Command::Bench(a) => bench::bench(&a),
     };

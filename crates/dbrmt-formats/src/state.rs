@@ -116,16 +116,34 @@ impl SavedState {
     /// ([`crate::identity::model_identity`]), the segments consumed, the open ids and a checksum of all of it in
     /// the metadata. The file is replaced atomically: an error leaves any old file as it was.
     pub fn save(&self, path: &Path, model_identity: &str) -> Result<(), FormatError> {
+        self.state.write(path, Some(self.metadata(model_identity)))
+    }
+
+    /// The bytes of the file [`SavedState::save`] writes (what a server exports; [`SavedState::from_bytes`] reads
+    /// them back).
+    pub fn to_bytes(&self, model_identity: &str) -> Result<Vec<u8>, FormatError> {
+        self.state
+            .serialize(Some(self.metadata(model_identity)))
+            .map_err(|e| FormatError::StateShape(format!("serialising the state: {e}")))
+    }
+
+    /// Host bytes the state holds (A, z and the open ids).
+    pub fn bytes(&self) -> usize {
+        let floats: usize = self.state.layers.iter().map(|l| l.a.len() + l.z.len()).sum();
+        4 * (floats + self.open_ids.len())
+    }
+
+    /// The identity, segment count, open ids and their checksum.
+    fn metadata(&self, model_identity: &str) -> HashMap<String, String> {
         let open: Vec<String> = self.open_ids.iter().map(u32::to_string).collect();
         let (segments, open) = (self.segments.to_string(), open.join(","));
         let sum = checksum(model_identity, &segments, &open, &self.state.layers);
-        let meta = HashMap::from([
+        HashMap::from([
             (KEY_MODEL.to_string(), model_identity.to_string()),
             (KEY_SEGMENTS.to_string(), segments),
             (KEY_OPEN.to_string(), open),
             (KEY_CHECKSUM.to_string(), sum),
-        ]);
-        self.state.write(path, Some(meta))
+        ])
     }
 
     /// Reads a state written by [`SavedState::save`] for the model `model_identity` of `layers` layers, `D` and
@@ -336,18 +354,23 @@ impl MemoryState {
             path: path.to_path_buf(),
             source: e,
         };
+        let bytes = self.serialize(meta).map_err(io)?;
+        crate::files::write_atomically(path, |out| out.write_all(&bytes))
+    }
+
+    /// The safetensors bytes of `layers.{i}.A` and `layers.{i}.z` with `meta`.
+    fn serialize(&self, meta: Option<HashMap<String, String>>) -> Result<Vec<u8>, std::io::Error> {
         let mut views = Vec::with_capacity(2 * self.layers.len());
         for (i, l) in self.layers.iter().enumerate() {
             let a = TensorView::new(Dtype::F32, vec![self.d_key, self.hidden], bytemuck::cast_slice(&l.a));
             let z = TensorView::new(Dtype::F32, vec![self.d_key], bytemuck::cast_slice(&l.z));
             let (a, z) = match (a, z) {
                 (Ok(a), Ok(z)) => (a, z),
-                _ => return Err(io(std::io::Error::other("state tensor has an inconsistent size"))),
+                _ => return Err(std::io::Error::other("state tensor has an inconsistent size")),
             };
             views.push((format!("layers.{i}.A"), a));
             views.push((format!("layers.{i}.z"), z));
         }
-        let bytes = safetensors::serialize(views, meta).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        crate::files::write_atomically(path, |out| out.write_all(&bytes))
+        safetensors::serialize(views, meta).map_err(|e| std::io::Error::other(e.to_string()))
     }
 }

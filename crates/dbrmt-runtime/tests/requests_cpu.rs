@@ -9,7 +9,7 @@ use dbrmt_formats::{presets::armt, random::random_weights, LlamaConfig, Model, M
 use dbrmt_model::LogitsMode;
 use dbrmt_runtime::{Device, Engine, Event, FinishReason, Generate, Limits, Request, RequestError};
 use proptest::prelude::*;
-use support::{alone, mix, run_packed, Joining};
+use support::{alone, mix, run_packed, run_packed_keeping, Joining};
 
 /// A model small enough that 64 segments run in milliseconds: 3 layers, T = 4, M = 2.
 fn micro() -> ModelConfig {
@@ -59,6 +59,24 @@ proptest! {
         let engine = engine(seed ^ 0x5eed);
         let cfg = engine.config().clone();
         check_mix(&engine, &mix(seed, count, cfg.armt.segment_size, cfg.llama.vocab_size, 64))?;
+    }
+
+    /// With the set dropping states and some requests keeping theirs (`keep_state`), every request still gets what
+    /// it gets alone — the kept states too, their `Finished` a step later than the dropped ones'.
+    #[test]
+    fn requests_that_keep_their_state_beside_ones_that_drop_it(seed in any::<u64>(), count in 1usize..7) {
+        let engine = engine(seed ^ 0xd20b);
+        let cfg = engine.config().clone();
+        let mix = mix(seed, count, cfg.armt.segment_size, cfg.llama.vocab_size, 64);
+        let keep = |i: usize| (i as u64 ^ seed).is_multiple_of(2);
+        let (packed, _) = run_packed_keeping(&engine, &mix, keep);
+        for (i, (j, got)) in mix.iter().zip(&packed).enumerate() {
+            let mut want = alone(&engine, &j.request);
+            if !keep(i) {
+                want.state = None;
+            }
+            prop_assert_eq!(got, &want, "request {} of the mix ({:?}) differs from alone", i, j);
+        }
     }
 }
 
@@ -141,8 +159,16 @@ fn limits_and_bad_requests_are_errors() {
     assert!(set.add(prefill(vec![])).unwrap_err().to_string().contains("no tokens"));
     let err = set.add(prefill(vec![1, 61])).unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");
-    let err = set.add(Request::Generate(Generate::greedy(vec![1], 0))).unwrap_err();
-    assert!(matches!(err, RequestError::Invalid(_)), "{err}");
+    let mut cold = Generate::greedy(vec![1], 3);
+    cold.temperature = -1.0;
+    let err = set.add(Request::Generate(cold)).unwrap_err();
+    assert!(err.to_string().contains("temperature"), "{err}");
+    // an empty prompt needs a state with open tokens to continue
+    let err = set.add(Request::Generate(Generate::greedy(vec![], 3))).unwrap_err();
+    assert!(err.to_string().contains("no tokens"), "{err}");
+    // only a live generation can be ended
+    assert!(matches!(set.end(99), Err(RequestError::UnknownRequest(99))));
+    assert!(matches!(set.end(0), Err(RequestError::Invalid(_))));
     assert!(matches!(set.cancel(99), Err(RequestError::UnknownRequest(99))));
     assert_eq!(set.live(), 2);
     // finishing frees the slots at once
@@ -204,4 +230,129 @@ fn states_are_copied_out_only_when_kept_and_time_is_split_by_phase() {
         logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
         same_logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
     );
+}
+
+/// A generation ended by the caller after its fifth token finishes with `Ended` and a state holding those five tokens
+/// (the state a session has after pushing them); a request continuing that state with no new prompt token gives what
+/// a resumed session gives; a neighbour in the same steps does not notice either.
+#[test]
+fn an_ended_generation_keeps_every_emitted_token() {
+    let engine = engine(5);
+    let prompt: Vec<i64> = (0..7).map(|i| (i * 13 + 2) % 61).collect();
+    let mut sampled = Generate::greedy(prompt.clone(), 40);
+    (sampled.temperature, sampled.top_p, sampled.seed) = (0.9, 0.95, 77);
+    let neighbour = Request::Generate(Generate::greedy((0..30).collect(), 12));
+    let mut set = engine.requests(Limits::default()).unwrap();
+    let a = set.add(Request::Generate(sampled.clone())).unwrap();
+    let b = set.add(neighbour.clone()).unwrap();
+    let (mut tokens, mut other, mut finished) = (Vec::new(), Vec::new(), None);
+    while !set.is_idle() {
+        for e in set.step().unwrap() {
+            match e {
+                Event::Token { id, token, .. } if id == a => {
+                    tokens.push(token);
+                    if tokens.len() == 5 {
+                        set.end(a).unwrap();
+                        set.end(a).unwrap();
+                    }
+                }
+                Event::Token { id, token, .. } if id == b => other.push(token),
+                Event::Finished { id, reason, state } if id == a => finished = Some((reason, state)),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(other, alone(&engine, &neighbour).tokens);
+    let mut whole = sampled.clone();
+    whole.max_new_tokens = 5;
+    whole.keep_last_token = true;
+    let want = alone(&engine, &Request::Generate(whole));
+    assert_eq!(tokens, want.tokens);
+    let (reason, state) = finished.expect("finished");
+    let state = state.expect("states are kept by default");
+    assert_eq!(reason, FinishReason::Ended);
+    assert_eq!(Some(support::StateBits::from(state.clone())), want.state);
+    // the 12 tokens cross a segment closing (T = 4): the open segment holds the last of them
+    assert_eq!(state.segments * 4 + state.open_ids.len(), 7 + 5);
+    let mut resumed = Generate::greedy(Vec::new(), 6);
+    resumed.resume = Some(state);
+    check_mix(
+        &engine,
+        &[Joining {
+            at_step: 0,
+            request: Request::Generate(resumed),
+        }],
+    )
+    .unwrap();
+}
+
+/// A request that has finished but whose `Finished` has not come yet (its state is being copied out) can still be
+/// ended (nothing changes: it finishes as it did) and cancelled (no event comes, ever); one that drops its state
+/// finishes in the step of its last token; `keep_state` is refused once a request has finished.
+#[test]
+fn a_finished_request_whose_state_is_on_its_way() {
+    let engine = engine(6);
+    let g = |n| Request::Generate(Generate::greedy((0..9).collect(), n));
+    for cancel in [false, true] {
+        let mut set = engine.requests(Limits::default()).unwrap();
+        let (kept, dropped) = (set.add(g(3)).unwrap(), set.add(g(3)).unwrap());
+        set.keep_state(dropped, false).unwrap();
+        let (mut events, mut checked) = (Vec::new(), false);
+        while !set.is_idle() {
+            let step = set.step().unwrap();
+            let tokens = |of: u64, events: &[Event]| {
+                events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Token { id, .. } if *id == of))
+                    .count()
+            };
+            let finished = |of: u64, events: &[Event]| {
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::Finished { id, .. } if *id == of))
+            };
+            // the dropped state's `Finished` comes with the last token, the kept one's a step later
+            if tokens(dropped, &step) == 1 && tokens(dropped, &events) == 2 {
+                assert!(step
+                    .iter()
+                    .any(|e| matches!(e, Event::Finished { id, state: None, .. } if *id == dropped)));
+            }
+            let last_of_kept = tokens(kept, &step) == 1 && tokens(kept, &events) == 2;
+            events.extend(step);
+            if last_of_kept {
+                checked = true;
+                assert!(!finished(kept, &events) && !set.is_idle());
+                assert!(matches!(
+                    set.keep_state(kept, false),
+                    Err(RequestError::UnknownRequest(_))
+                ));
+                set.end(kept).unwrap();
+                if cancel {
+                    set.cancel(kept).unwrap();
+                    assert!(matches!(set.cancel(kept), Err(RequestError::UnknownRequest(_))));
+                    assert!(matches!(set.end(kept), Err(RequestError::UnknownRequest(_))));
+                }
+            }
+        }
+        assert!(checked);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Finished { id, state: None, .. } if *id == dropped)));
+        let finished: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Finished { id, reason, state } if *id == kept => Some((*reason, state.clone())),
+                _ => None,
+            })
+            .collect();
+        if cancel {
+            assert!(finished.is_empty(), "no event after the cancel");
+        } else {
+            let want = alone(&engine, &g(3)).state;
+            assert_eq!(finished.len(), 1);
+            assert_eq!(finished[0].0, FinishReason::Length);
+            assert_eq!(finished[0].1.clone().map(support::StateBits::from), want);
+        }
+        assert_eq!(set.live(), 0);
+    }
 }

@@ -54,18 +54,41 @@ impl ChatTemplate {
 
     /// The prompt for one user turn followed by the opening of the assistant's turn.
     pub fn render_user(&self, user: &str) -> String {
+        self.render(
+            &[ChatMessage {
+                role: "user",
+                content: user,
+            }],
+            false,
+        )
+    }
+
+    /// The prompt for a conversation followed by the opening of the assistant's turn. With `continues`, the
+    /// messages go on a conversation whose earlier turns the model has already read (a stored memory state), so
+    /// the template's default system prompt, which belongs at the start of a conversation, is not inserted.
+    pub fn render(&self, messages: &[ChatMessage<'_>], continues: bool) -> String {
         match self {
             ChatTemplate::ChatMl { default_system } => {
                 let mut out = String::new();
-                if let Some(system) = default_system {
+                let has_system = messages.first().is_some_and(|m| m.role == "system");
+                if let (Some(system), false, false) = (default_system, has_system, continues) {
                     out.push_str(&chatml_turn("system", system));
                 }
-                out.push_str(&chatml_turn("user", user));
+                for m in messages {
+                    out.push_str(&chatml_turn(m.role, m.content));
+                }
                 out.push_str("<|im_start|>assistant\n");
                 out
             }
         }
     }
+}
+
+/// One message of a conversation: its role (`system`, `user`, `assistant`) and text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatMessage<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
 }
 
 fn chatml_turn(role: &str, content: &str) -> String {
@@ -100,6 +123,28 @@ mod tests {
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
              <|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn conversations_render_every_turn() {
+        let t = ChatTemplate::recognise(SMOLLM2).unwrap();
+        let turn = |role, content| ChatMessage { role, content };
+        let talk = [turn("user", "Hi"), turn("assistant", "Hello!"), turn("user", "Bye")];
+        let tail = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n\
+                    <|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n";
+        let rendered = t.render(&talk, false);
+        assert!(
+            rendered.starts_with("<|im_start|>system\nYou are a helpful AI assistant"),
+            "{rendered}"
+        );
+        assert!(rendered.ends_with(tail), "{rendered}");
+        // a conversation's own system prompt replaces the default one; a continued one gets none
+        let own = t.render(&[turn("system", "Be brief."), turn("user", "Hi")], false);
+        assert_eq!(
+            own,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        assert_eq!(t.render(&talk, true), tail);
     }
 
     #[test]

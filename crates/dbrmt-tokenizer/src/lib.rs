@@ -27,7 +27,7 @@ mod tokenizer_json;
 
 use dbrmt_formats::gguf;
 
-pub use chat::ChatTemplate;
+pub use chat::{ChatMessage, ChatTemplate};
 pub use decode_stream::DecodeStream;
 pub use error::TokenizerError;
 pub use tokenizer::{SpecialIds, Tokenizer};

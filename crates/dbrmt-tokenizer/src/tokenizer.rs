@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::chat::ChatTemplate;
+use crate::chat::{ChatMessage, ChatTemplate};
 use crate::decode_stream::DecodeStream;
 use crate::gguf::{GgufFile, MetaValue};
 use crate::gguf_vocab::GgufVocab;
@@ -191,6 +191,13 @@ impl Tokenizer {
     pub fn apply_chat(&self, user: &str) -> Result<String, TokenizerError> {
         let template = self.chat_template.as_deref().ok_or(TokenizerError::NoChatTemplate)?;
         Ok(ChatTemplate::recognise(template)?.render_user(user))
+    }
+
+    /// The prompt for a conversation in the model's chat template, ending where the assistant's answer begins
+    /// ([`ChatTemplate::render`]; `continues`: the conversation's earlier turns are already in the model's memory).
+    pub fn apply_chat_messages(&self, messages: &[ChatMessage<'_>], continues: bool) -> Result<String, TokenizerError> {
+        let template = self.chat_template.as_deref().ok_or(TokenizerError::NoChatTemplate)?;
+        Ok(ChatTemplate::recognise(template)?.render(messages, continues))
     }
 
     /// The ids of [`Tokenizer::apply_chat`]'s prompt. As Hugging Face's `apply_chat_template`, no BOS / EOS is

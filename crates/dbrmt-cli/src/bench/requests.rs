@@ -153,6 +153,9 @@ fn drive(set: &mut Requests, requests: Vec<Request>, decode: usize) -> anyhow::R
         whole_cells: end.whole_cells - at_start.whole_cells,
         open_cells: end.open_cells - at_start.open_cells,
         layers: end.layers,
+        request_steps: end.request_steps - at_start.request_steps,
+        // (a maximum: over the whole run, prompts included)
+        max_step_requests: end.max_step_requests,
     };
     let tokens = if decode > 0 { generated } else { tokens };
     Ok(Timed {
@@ -179,6 +182,8 @@ fn serial(engine: &Engine, requests: Vec<Request>, keep_states: bool) -> anyhow:
         occupancy.whole_cells += t.occupancy.whole_cells;
         occupancy.open_cells += t.occupancy.open_cells;
         occupancy.layers = t.occupancy.layers;
+        occupancy.request_steps += t.occupancy.request_steps;
+        occupancy.max_step_requests = occupancy.max_step_requests.max(t.occupancy.max_step_requests);
         phases = plus(phases, t.phases);
     }
     Ok(Timed {

@@ -24,8 +24,10 @@ pub enum Event {
         logits: Vec<f32>,
     },
     /// The request is done and its state and cache are freed; `state` continues it (the memory after its closed
-    /// segments, and the open segment's ids), copied out only when the set keeps states
-    /// ([`Requests::keep_states`](super::Requests::keep_states), the default), else `None`.
+    /// segments, and the open segment's ids; a generation's last token is in it only with `keep_last_token` or
+    /// after [`super::Requests::end`]), copied out only when the request's state is kept
+    /// ([`Requests::keep_states`](super::Requests::keep_states), the default, or
+    /// [`Requests::keep_state`](super::Requests::keep_state)), else `None`.
     Finished {
         id: RequestId,
         reason: FinishReason,
@@ -52,6 +54,8 @@ pub enum FinishReason {
     Prefilled,
     /// Generation sampled this stop token (not emitted).
     Stop(u32),
-    /// Generation emitted its maximum number of tokens.
+    /// Generation emitted its maximum number of tokens (or read its prompt, asked for none).
     Length,
+    /// The caller ended the generation ([`super::Requests::end`]).
+    Ended,
 }

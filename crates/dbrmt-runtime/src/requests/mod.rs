@@ -44,6 +44,11 @@ pub struct Occupancy {
     /// Open-segment cells run (decode rows, a generation's open segment).
     pub open_cells: usize,
     pub layers: usize,
+    /// Requests summed over steps (each request with a cell in a step counts once): over `steps`, the mean number
+    /// of requests sharing a step.
+    pub request_steps: usize,
+    /// The most requests that shared one step.
+    pub max_step_requests: usize,
 }
 
 impl Occupancy {
@@ -87,7 +92,8 @@ pub struct Requests<'e> {
     next_id: RequestId,
     next_pass: PassId,
     occupancy: Occupancy,
-    /// Whether finished requests' states are copied out ([`Event::Finished`]).
+    /// Whether finished requests' states are copied out ([`Event::Finished`]) unless a request says otherwise
+    /// ([`Requests::keep_state`]).
     keep_states: bool,
     /// Finished requests whose state copy runs: their [`Event::Finished`] comes with the next step.
     finishing: VecDeque<Finishing>,
@@ -102,6 +108,8 @@ struct Finishing {
     segments: usize,
     open_ids: Vec<u32>,
     staged: Staged,
+    /// Cancelled before its event came out: the copy is taken (its buffer freed) and no event comes.
+    cancelled: bool,
 }
 
 impl Engine {
@@ -174,12 +182,51 @@ impl Requests<'_> {
         Ok(id)
     }
 
-    /// Drops a live request at once: its passes in flight, state and cache are freed.
+    /// Ends a generation early: no token is sampled after those already emitted; the passes in flight (the last
+    /// emitted token's, or the prompt's) run, and it finishes with [`FinishReason::Ended`] and a state that holds
+    /// every emitted token. Ending a request that is already ending changes nothing, nor does ending one that has
+    /// finished but whose [`Event::Finished`] has not come yet (its state copy runs: it keeps its reason); a prefill
+    /// cannot be ended.
+    pub fn end(&mut self, id: RequestId) -> Result<(), RequestError> {
+        if let Some((live, _)) = self.live.get_mut(&id) {
+            return live.end();
+        }
+        match self.finishing(id) {
+            Some(_) => Ok(()),
+            None => Err(RequestError::UnknownRequest(id)),
+        }
+    }
+
+    /// Whether this request's final state is copied out ([`Event::Finished`]'s `state`), whatever
+    /// [`Requests::keep_states`] says for the set. Refused once the request has finished.
+    pub fn keep_state(&mut self, id: RequestId, keep: bool) -> Result<(), RequestError> {
+        let (live, _) = self.live.get_mut(&id).ok_or(RequestError::UnknownRequest(id))?;
+        live.keep_state = Some(keep);
+        Ok(())
+    }
+
+    /// Drops a request at once: its passes in flight, state and cache are freed, and no more events come for it —
+    /// also when it has finished but its [`Event::Finished`] has not come yet (its state copy is then dropped).
     pub fn cancel(&mut self, id: RequestId) -> Result<(), RequestError> {
+        if !self.live.contains_key(&id) {
+            let f = self.finishing(id).ok_or(RequestError::UnknownRequest(id))?;
+            self.finishing[f].cancelled = true;
+            return Ok(());
+        }
+        self.release(id)
+    }
+
+    /// Frees a live request's slot, passes and place in the schedule.
+    fn release(&mut self, id: RequestId) -> Result<(), RequestError> {
         let (live, _) = self.live.remove(&id).ok_or(RequestError::UnknownRequest(id))?;
         self.wave.remove_request(id)?;
         self.packed.release(live.slot)?;
         Ok(())
+    }
+
+    /// The index of a finished request whose [`Event::Finished`] has not come out (and which was not cancelled).
+    fn finishing(&self, id: RequestId) -> Option<usize> {
+        self.finishing.iter().position(|f| f.id == id && !f.cancelled)
     }
 
     /// Runs one step of every live request; returns what happened (nothing when no request is live).
@@ -218,6 +265,11 @@ impl Requests<'_> {
             });
         }
         self.occupancy.steps += 1;
+        let mut in_step: Vec<RequestId> = tasks.iter().map(|t| t.request).collect();
+        in_step.sort_unstable();
+        in_step.dedup();
+        self.occupancy.request_steps += in_step.len();
+        self.occupancy.max_step_requests = self.occupancy.max_step_requests.max(in_step.len());
         for c in &cells {
             match c.pass.rows {
                 PassRows::Whole => self.occupancy.whole_cells += 1,
@@ -244,7 +296,7 @@ impl Requests<'_> {
             events.extend(outcome.events);
             if let Some((reason, segments, open_ids)) = outcome.finished {
                 let slot = entry.0.slot;
-                match self.keep_states {
+                match entry.0.keep_state.unwrap_or(self.keep_states) {
                     true => {
                         // a bounded number of copies in flight: take the oldest first when full
                         events.extend(self.take_states(gpu::PackedExecutor::STAGED - 1)?);
@@ -257,11 +309,12 @@ impl Requests<'_> {
                             segments,
                             open_ids,
                             staged,
+                            cancelled: false,
                         });
-                        self.cancel(request)?;
+                        self.release(request)?;
                     }
                     false => {
-                        self.cancel(request)?;
+                        self.release(request)?;
                         events.push(Event::Finished {
                             id: request,
                             reason,
@@ -293,6 +346,9 @@ impl Requests<'_> {
             let t0 = Instant::now();
             let state = self.packed.take_state(f.staged)?;
             self.phases.state_take += t0.elapsed();
+            if f.cancelled {
+                continue;
+            }
             events.push(Event::Finished {
                 id: f.id,
                 reason: f.reason,
@@ -307,7 +363,7 @@ impl Requests<'_> {
     }
 
     /// Whether finished requests' states are copied to the host (the default) or dropped ([`Event::Finished`] with
-    /// `state: None`). A kept state's copy starts when the request finishes and is taken in the next step (or the
+    /// `state: None`), for every request that does not say otherwise ([`Requests::keep_state`]). A kept state's copy starts when the request finishes and is taken in the next step (or the
     /// next call when no pass is left), so the host does not wait for the device when a request finishes: its
     /// [`Event::Finished`] comes one step after its last other event.
     pub fn keep_states(&mut self, keep: bool) {

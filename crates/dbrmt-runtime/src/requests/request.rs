@@ -24,7 +24,7 @@ pub enum Request {
 }
 
 /// A generation: the prompt (appended to `resume`'s open segment when given), then up to `max_new_tokens` tokens,
-/// stopping before any of `stop`.
+/// stopping before any of `stop`. `max_new_tokens: 0` reads the prompt only and finishes with the state after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generate {
     pub prompt: Vec<i64>,
@@ -35,7 +35,12 @@ pub struct Generate {
     pub seed: u64,
     pub stop: Vec<u32>,
     /// Continue from a saved state of the same model (its shape is checked; check its identity when loading it).
+    /// The prompt may then be empty if the state's open segment is not.
     pub resume: Option<SavedState>,
+    /// The finished state holds the last token too — the last emitted one, or the stop token — run through the
+    /// model as a session's `push` runs it (one more decode row). Without it the last token is emitted, not run,
+    /// as in the sampling loop of `dbrmt generate`.
+    pub keep_last_token: bool,
 }
 
 impl Generate {
@@ -49,6 +54,7 @@ impl Generate {
             seed: 0,
             stop: Vec::new(),
             resume: None,
+            keep_last_token: false,
         }
     }
 }
@@ -61,6 +67,8 @@ pub(crate) struct Live {
     pub slot: usize,
     /// Passes sent so far (the next one's index in the schedule).
     pub passes_pushed: usize,
+    /// Whether its final state is copied out, when not the set's choice ([`super::Requests::keep_state`]).
+    pub keep_state: Option<bool>,
     /// Input tokens (prefill ids, or reopened + prompt tokens) and how many have left the top layer.
     total: usize,
     done: usize,
@@ -83,6 +91,9 @@ enum Kind {
         segments_closed: usize,
         /// Text ids of the open segment (those whose rows are in flight or cached).
         open: Vec<u32>,
+        keep_last: bool,
+        /// Set when no more tokens are sampled: the request finishes for this reason once its last pass is out.
+        ending: Option<FinishReason>,
     },
 }
 
@@ -121,6 +132,7 @@ impl Live {
                     id,
                     slot: 0,
                     passes_pushed: 0,
+                    keep_state: None,
                     total: ids.len(),
                     done: 0,
                     kind: Kind::Prefill {
@@ -132,11 +144,12 @@ impl Live {
                 Ok((live, passes))
             }
             Request::Generate(g) => {
-                if g.max_new_tokens == 0 {
-                    return Err(RequestError::Invalid("max_new_tokens must be at least 1".into()));
-                }
                 let sampler = Sampler::new(g.temperature, g.top_p, g.seed)?;
-                let prompt = validate_ids(&g.prompt, vocab)?;
+                let prompt = match &g.resume {
+                    // a state whose open segment holds tokens may continue with no new ones
+                    Some(saved) if g.prompt.is_empty() && !saved.open_ids.is_empty() => Vec::new(),
+                    _ => validate_ids(&g.prompt, vocab)?,
+                };
                 let (segments_before, mut all) = match &g.resume {
                     Some(saved) => {
                         saved
@@ -179,6 +192,7 @@ impl Live {
                     id,
                     slot: 0,
                     passes_pushed: 0,
+                    keep_state: None,
                     total: all.len(),
                     done: 0,
                     kind: Kind::Generate {
@@ -188,10 +202,27 @@ impl Live {
                         generated: 0,
                         segments_closed,
                         open,
+                        keep_last: g.keep_last_token,
+                        ending: (g.max_new_tokens == 0).then_some(FinishReason::Length),
                     },
                 };
                 Ok((live, passes))
             }
+        }
+    }
+
+    /// Samples no more tokens: the request finishes with `FinishReason::Ended` once the passes in flight (the last
+    /// emitted token's, or the prompt's) are out, its state holding every token emitted.
+    pub fn end(&mut self) -> Result<(), RequestError> {
+        match &mut self.kind {
+            Kind::Generate { ending, .. } => {
+                ending.get_or_insert(FinishReason::Ended);
+                Ok(())
+            }
+            Kind::Prefill { .. } => Err(RequestError::Invalid(format!(
+                "request {} is a prefill; only a generation can be ended (cancel it instead)",
+                self.id
+            ))),
         }
     }
 
@@ -234,24 +265,35 @@ impl Live {
                 generated,
                 segments_closed,
                 open,
+                keep_last,
+                ending,
             } => {
                 // a closing pass only updates the state; an open pass's last row gives the next token
                 let Some(l) = logits else { return out };
-                let token = sampler.sample(&l.logits);
-                if stop.contains(&token) {
-                    out.finished = Some((FinishReason::Stop(token), *segments_closed, open.clone()));
+                if let Some(reason) = *ending {
+                    // the last token (or the prompt) has run: the state holds it
+                    out.finished = Some((reason, *segments_closed, open.clone()));
                     return out;
                 }
-                *generated += 1;
-                out.events.push(Event::Token {
-                    id,
-                    token,
-                    logits: l.logits,
-                });
-                if *generated == *max_new {
-                    // as the sampling loop of a session: the last token is emitted, not run
-                    out.finished = Some((FinishReason::Length, *segments_closed, open.clone()));
-                    return out;
+                let token = sampler.sample(&l.logits);
+                let reason = if stop.contains(&token) {
+                    Some(FinishReason::Stop(token))
+                } else {
+                    *generated += 1;
+                    out.events.push(Event::Token {
+                        id,
+                        token,
+                        logits: l.logits,
+                    });
+                    (*generated == *max_new).then_some(FinishReason::Length)
+                };
+                if let Some(reason) = reason {
+                    if !*keep_last {
+                        // as the sampling loop of a session: the last token is not run
+                        out.finished = Some((reason, *segments_closed, open.clone()));
+                        return out;
+                    }
+                    *ending = Some(reason);
                 }
                 if open.len() == t {
                     // the full open segment closes (a whole cell with its write), then a fresh one opens

@@ -78,7 +78,9 @@ pub fn mix(seed: u64, count: usize, segment: usize, vocab: usize, long_segments:
             let logits = [LogitsMode::None, LogitsMode::Last, LogitsMode::All][below(3)];
             Request::Prefill { ids, logits }
         } else {
-            let mut g = Generate::greedy(ids, 1 + below(segment as u64 + 3));
+            // 0 new tokens reads the prompt only; the state keeps the last token or not
+            let mut g = Generate::greedy(ids, below(segment as u64 + 4));
+            g.keep_last_token = below(2) == 1;
             if kind == 4 {
                 g.temperature = 0.8;
                 g.top_p = 0.9;
@@ -95,11 +97,23 @@ pub fn mix(seed: u64, count: usize, segment: usize, vocab: usize, long_segments:
 /// Runs the mix on one request set (each joining before its step), steps to the end, and gathers each request's
 /// outcome in the order of `mix`.
 pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runtime::requests::Occupancy) {
+    run_packed_keeping(engine, mix, |_| true)
+}
+
+/// [`run_packed`] with the set dropping states (`keep_states(false)`) and only the requests `keep` picks (by their
+/// index in `mix`) keeping theirs (`keep_state`): the others' outcomes have no state.
+#[allow(dead_code)] // (used by the CPU tests only)
+pub fn run_packed_keeping(
+    engine: &Engine,
+    mix: &[Joining],
+    keep: impl Fn(usize) -> bool,
+) -> (Vec<Outcome>, dbrmt_runtime::requests::Occupancy) {
     let limits = Limits {
         max_requests: mix.len().max(1),
         device_bytes: None,
     };
     let mut set = engine.requests(limits).expect("request set");
+    set.keep_states(false);
     let mut ids: Vec<Option<RequestId>> = vec![None; mix.len()];
     let mut outcomes: BTreeMap<RequestId, Outcome> = BTreeMap::new();
     let mut step = 0;
@@ -107,6 +121,7 @@ pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runt
         for (i, j) in mix.iter().enumerate() {
             if j.at_step == step {
                 let id = set.add(j.request.clone()).expect("admitted");
+                set.keep_state(id, keep(i)).expect("live");
                 ids[i] = Some(id);
                 outcomes.insert(id, empty());
             }
@@ -125,7 +140,7 @@ pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runt
                 }
                 Event::Finished { reason, state, .. } => {
                     o.reason = Some(reason);
-                    o.state = Some(state.expect("states are kept by default").into());
+                    o.state = state.map(Into::into);
                 }
             }
         }
@@ -178,17 +193,25 @@ pub fn alone(engine: &Engine, request: &Request) -> Outcome {
             session.prefill(&prompt).expect("prefill");
             let mut sampler = Sampler::new(g.temperature, g.top_p, g.seed).expect("sampler");
             o.reason = Some(FinishReason::Length);
+            let mut last = None;
             for i in 0..g.max_new_tokens {
                 let token = sampler.sample(session.logits());
                 if g.stop.contains(&token) {
                     o.reason = Some(FinishReason::Stop(token));
+                    last = Some(token);
                     break;
                 }
                 o.tokens.push(token);
                 o.token_logits.push(bits(session.logits()));
                 if i + 1 < g.max_new_tokens {
                     session.push(token).expect("push");
+                } else {
+                    last = Some(token);
                 }
+            }
+            // with `keep_last_token` the last token (emitted or stop) is run as `push` runs it
+            if let (true, Some(token)) = (g.keep_last_token, last) {
+                session.push(token).expect("push");
             }
             o.state = Some(session.saved().expect("saved").into());
         }
