@@ -63,6 +63,7 @@ pub fn gguf(data: &[u8]) {
     let _ = dbrmt_formats::gguf::llama_config(&file);
     let opts = LoadOptions {
         armt_init: Some(7),
+        armt_init_when_missing: None,
         armt_params: Some(ARMT),
     };
     if let Ok(source) = ModelSource::from_gguf(file, &opts) {
@@ -130,6 +131,7 @@ pub const STATE_EXPECT: StateExpect<'static> = StateExpect {
     hidden: 4,
     vocab: Some(100),
     segment_size: Some(8),
+    parts: None,
 };
 
 /// A saved memory state: refused unless its tensors, values, metadata and checksum all hold.

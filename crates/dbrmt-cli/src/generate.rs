@@ -16,10 +16,11 @@ use dbrmt_formats::{npy, SavedState, StateExpect};
 use dbrmt_model::{input::validate_ids, sampling::Sampler};
 use dbrmt_runtime::Session;
 use dbrmt_tokenizer::Tokenizer;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{ArmtInitArgs, DeviceArg};
 use crate::engine::open_engine;
+use crate::numbers;
+use crate::progress::{Basis, Progress};
 use crate::text_chunks::TextChunks;
 
 #[derive(Debug, Args)]
@@ -40,18 +41,21 @@ pub struct GenerateArgs {
     /// The prompt as token ids (.npy, int32 or int64).
     #[arg(long, value_name = "IDS.npy", num_args = 1..)]
     pub input_ids: Vec<PathBuf>,
-    /// Wrap the prompt in the model's chat template (one user turn; ChatML for SmolLM2).
-    #[arg(long)]
+    /// Wrap the prompt in the model's chat template (one user turn; ChatML for SmolLM2). Text only: token ids
+    /// are taken as they are.
+    #[arg(long, conflicts_with = "input_ids")]
     pub chat: bool,
     /// Tokens to generate (at least 1); generation also stops at an end-of-sequence token.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = numbers::at_least_one, allow_negative_numbers = true)]
     pub max_new_tokens: usize,
-    /// 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    /// Sampling temperature; 0 is greedy (always the most likely token).
+    #[arg(long, default_value_t = 0.0, value_parser = numbers::temperature, allow_negative_numbers = true)]
     pub temperature: f32,
-    #[arg(long, default_value_t = 1.0)]
+    /// Sample from the smallest set of tokens whose probability reaches P (1: all tokens).
+    #[arg(long, default_value_t = 1.0, value_parser = numbers::top_p, allow_negative_numbers = true)]
     pub top_p: f32,
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the sampling (with a temperature above 0).
+    #[arg(long, default_value_t = 0, value_parser = numbers::seed, allow_negative_numbers = true)]
     pub seed: u64,
     /// Where the prefill and the decoding run: `auto` takes the GPU when there is a usable one.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
@@ -90,14 +94,31 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         crate::tokenize::check_pairing(t, &a.model)?;
     }
 
+    // inputs and outputs are checked before the model loads and the work starts
+    for path in &a.file {
+        std::fs::File::open(path).with_context(|| format!("reading --file {}", path.display()))?;
+    }
+    if let Some(path) = &a.load_state {
+        std::fs::File::open(path).with_context(|| format!("reading --load-state {}", path.display()))?;
+    }
+    let prompt = match a.file.is_empty() {
+        true => Some(prompt_ids(a, tokenizer.as_ref())?),
+        false => None,
+    };
+    if let Some(path) = &a.save_state {
+        crate::outputs::check_file("--save-state", path)?;
+    }
     let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let on_gpu = engine.gpu_executor().is_some();
     let cfg = engine.config();
     let identity = &engine.info().identity;
     let mut session = match &a.load_state {
         Some(path) => {
-            let loaded = SavedState::load_checked(path, &StateExpect::for_model(identity, cfg))
-                .with_context(|| "--load-state")?;
+            let loaded = SavedState::load_checked(
+                path,
+                &StateExpect::for_model(identity, cfg).with_parts(engine.info().parts()),
+            )
+            .with_context(|| "--load-state")?;
             if let Some(w) = &loaded.warning {
                 eprintln!("warning: {}", crate::terminal_safe(w));
             }
@@ -106,34 +127,40 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         None => engine.session()?,
     };
 
+    let per_update = segments_per_update(on_gpu);
     let t0 = Instant::now();
-    let prompt_tokens = match (a.file.first(), tokenizer.as_ref()) {
-        (Some(path), Some(t)) => prefill_file(&mut session, t, path, a.chat)?,
-        _ => {
+    let prompt_tokens = match (a.file.first(), tokenizer.as_ref(), prompt) {
+        (Some(path), Some(t), _) => prefill_file(&mut session, t, path, a.chat, per_update)?,
+        (_, _, None) => bail!("--file needs the model's tokenizer"),
+        (_, _, Some(prompt)) => {
             let source = match a.input_ids.first() {
                 Some(path) => format!("--input-ids {}", path.display()),
                 None => "the prompt".to_string(),
             };
-            let ids = validate_ids(&prompt_ids(a, tokenizer.as_ref())?, cfg.llama.vocab_size)
+            let ids = validate_ids(&prompt, cfg.llama.vocab_size)
                 .with_context(|| format!("checking {source} against the model's vocabulary"))?;
-            let bar = progress_bar(ids.len() as u64, ids.len() > 8 * cfg.armt.segment_size, "tokens");
-            session.prefill_chunked(&ids, 8, |done| bar.set_position(done as u64))?;
-            bar.finish_and_clear();
+            let progress = Progress::new("prefill", ids.len() as u64, Basis::Tokens);
+            session.prefill_chunked(&ids, per_update, |done| progress.set(done as u64, done as u64))?;
+            progress.finish();
             ids.len()
         }
     };
     let prefill_s = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.save_state {
-        session.saved()?.save(path, identity).with_context(|| "--save-state")?;
+        session
+            .saved()?
+            .save_with_parts(path, identity, &engine.info().parts())
+            .with_context(|| "--save-state")?;
         eprintln!(
-            "state after {} closed segments (+{} open tokens) → {}",
-            session.segments_closed(),
-            session.open_tokens().len(),
+            "state after {} (+{} in the open one) → {}",
+            plural(session.segments_closed(), "closed segment"),
+            plural(session.open_tokens().len(), "token"),
             path.display()
         );
     }
 
     let t1 = Instant::now();
+    let mut steps = 0usize;
     let mut out = std::io::stdout().lock();
     let mut stream = tokenizer.as_ref().map(|t| t.decode_stream(true));
     let stop: Vec<u32> = tokenizer.as_ref().map(|t| t.stop_ids().to_vec()).unwrap_or_default();
@@ -156,19 +183,71 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         out.flush()?;
         if i + 1 < a.max_new_tokens {
             session.push(id)?;
+            steps += 1;
         }
     }
     writeln!(out)?;
-    let decode_s = t1.elapsed().as_secs_f64();
+    let speeds = Speeds {
+        prompt_tokens,
+        prefill_s,
+        generated,
+        steps,
+        decode_s: t1.elapsed().as_secs_f64(),
+    };
     eprintln!(
-        "prefill {prompt_tokens} tokens in {prefill_s:.2} s ({:.0} tokens/s); decode {generated} tokens in {decode_s:.2} s \
-         ({:.1} tokens/s); {}; host peak RSS {}",
-        prompt_tokens as f64 / prefill_s,
-        generated as f64 / decode_s.max(1e-9),
+        "{speeds}; {}; host peak RSS {}",
         if on_gpu { "on the GPU" } else { "on the CPU model" },
         peak_rss()
     );
     Ok(())
+}
+
+/// Segments a prefill closes between two progress updates: on the CPU model, one per core (a diagonal step of that
+/// many cells keeps every core busy, so the update costs no speed); on a GPU, 8.
+pub fn segments_per_update(on_gpu: bool) -> usize {
+    if on_gpu {
+        8
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+    }
+}
+
+/// The speeds of one generation, counted honestly: the first new token is sampled from the prefill's last logits
+/// (its forward pass is the prefill's), so the decode rate is decode forward passes over their time, and a run
+/// with none says so instead of dividing one token by the microseconds of sampling.
+#[derive(Debug, Clone, Copy)]
+pub struct Speeds {
+    pub prompt_tokens: usize,
+    pub prefill_s: f64,
+    /// Tokens printed.
+    pub generated: usize,
+    /// Forward passes of one token each after the prefill.
+    pub steps: usize,
+    /// Seconds from the end of the prefill to the last token.
+    pub decode_s: f64,
+}
+
+impl std::fmt::Display for Speeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prefill {} in {:.2} s ({:.0} tokens/s); {} generated",
+            plural(self.prompt_tokens, "token"),
+            self.prefill_s,
+            self.prompt_tokens as f64 / self.prefill_s.max(1e-9),
+            plural(self.generated, "token")
+        )?;
+        match self.steps {
+            0 => write!(f, " (sampled from the prefill's logits, no decode step)"),
+            n => write!(
+                f,
+                ", {} in {:.2} s ({:.1} tokens/s)",
+                plural(n, "decode step"),
+                self.decode_s,
+                n as f64 / self.decode_s.max(1e-9)
+            ),
+        }
+    }
 }
 
 /// Refuses logits holding a NaN or an infinity (broken weights or state): sampling from them would print
@@ -187,7 +266,13 @@ pub fn check_finite(logits: &[f32], after_tokens: usize) -> anyhow::Result<()> {
 /// Streams `--file` into the session: its text (inside the chat template with `--chat`) is read and tokenised in
 /// pieces that tokenise exactly as the whole text ([`TextChunks`]) and prefilled as they come, so host memory holds
 /// one piece and the open segment, whatever the file's length. Returns the number of tokens.
-fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: bool) -> anyhow::Result<usize> {
+fn prefill_file(
+    session: &mut Session<'_>,
+    t: &Tokenizer,
+    path: &Path,
+    chat: bool,
+    per_update: usize,
+) -> anyhow::Result<usize> {
     const PIECE: usize = 1 << 16;
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -208,7 +293,7 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
         (String::new(), String::new())
     };
     let reader = prefix.as_bytes().chain(BufReader::new(file)).chain(suffix.as_bytes());
-    let bar = progress_bar(bytes, bytes > 8 * PIECE as u64, "bytes");
+    let progress = Progress::new("prefill", bytes.max(1), Basis::Bytes);
     let (mut tokens, mut read) = (0usize, 0u64);
     let mut first = true;
     let mut warned = false;
@@ -229,43 +314,48 @@ fn prefill_file(session: &mut Session<'_>, t: &Tokenizer, path: &Path, chat: boo
             ids.splice(0..0, t.bos_id());
         }
         first = false;
+        // within a piece, the file position advances with its tokens
+        let (before, piece_bytes, n) = (tokens as u64, piece.len() as u64, ids.len().max(1) as u64);
+        session.prefill_chunked(&ids, per_update, |done| {
+            let at = read + piece_bytes * done as u64 / n;
+            progress.set(before + done as u64, at.saturating_sub(prefix.len() as u64));
+        })?;
         tokens += ids.len();
-        read += piece.len() as u64;
-        session.prefill(&ids)?;
-        bar.set_position(read);
+        read += piece_bytes;
     }
     if !chat && t.adds_eos() {
         session.prefill(&t.eos_id().into_iter().collect::<Vec<u32>>())?;
         tokens += 1;
     }
-    bar.finish_and_clear();
+    progress.finish();
     if tokens == 0 {
         bail!("{} holds no text", path.display());
     }
     Ok(tokens)
 }
 
-/// A progress bar on stderr when `show`, else a hidden one.
-pub(crate) fn progress_bar(len: u64, show: bool, unit: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
+/// `1 token`, `2 tokens`.
+pub(crate) fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
-    let bar = ProgressBar::new(len);
-    let template = format!("prefill {{bar:40}} {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}}");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(style);
-    }
-    bar
 }
 
-/// The process's peak resident memory, from /proc (Linux), or "unknown".
+/// The process's peak resident memory (`VmHWM` of /proc, Linux) in MiB, or "unknown".
 pub(crate) fn peak_rss() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l["VmHWM:".len()..].trim().to_string())
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kib: u64 = line["VmHWM:".len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(format!("{} MiB", kib / 1024))
         })
         .unwrap_or_else(|| "unknown".into())
 }

@@ -12,6 +12,7 @@ use dbrmt_tokenizer::Tokenizer;
 
 use crate::engine::open_engine;
 use crate::generate::{peak_rss, GenerateArgs};
+use crate::progress::{Basis, Progress};
 
 /// One input and the name its results go by.
 struct Input {
@@ -34,15 +35,18 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
     }
     let inputs = inputs(a, tokenizer.as_ref())?;
     if let Some(dir) = &a.save_state {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::outputs::check_dir("--save-state", dir)?;
     }
     let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let cfg = engine.config();
     let identity = &engine.info().identity;
     let resume = match &a.load_state {
         Some(path) => {
-            let loaded = SavedState::load_checked(path, &StateExpect::for_model(identity, cfg))
-                .with_context(|| "--load-state")?;
+            let loaded = SavedState::load_checked(
+                path,
+                &StateExpect::for_model(identity, cfg).with_parts(engine.info().parts()),
+            )
+            .with_context(|| "--load-state")?;
             if let Some(w) = &loaded.warning {
                 eprintln!("warning: {}", crate::terminal_safe(w));
             }
@@ -76,6 +80,9 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
                 .with_context(|| input.name.clone())?,
         );
     }
+    let total: usize = inputs.iter().map(|x| x.ids.len()).sum();
+    let progress = Progress::new("prefill", total as u64, Basis::Tokens);
+    let mut done = vec![0usize; inputs.len()];
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); inputs.len()];
     let mut finished: Vec<Option<(FinishReason, Option<SavedState>)>> = vec![None; inputs.len()];
     set.run_to_end(|e| {
@@ -85,9 +92,15 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         match e {
             Event::Token { token, .. } => tokens[i].push(token),
             Event::Finished { reason, state, .. } => finished[i] = Some((reason, state)),
-            Event::Progress { .. } | Event::Logits { .. } => {}
+            Event::Progress { done: d, .. } => {
+                done[i] = d;
+                let all = done.iter().sum::<usize>() as u64;
+                progress.set(all, all);
+            }
+            Event::Logits { .. } => {}
         }
     })?;
+    progress.finish();
     let secs = t0.elapsed().as_secs_f64();
     let occupancy = set.occupancy();
 
@@ -112,7 +125,9 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         if let Some(dir) = &a.save_state {
             let path = dir.join(format!("{}.safetensors", input.name));
             let state = state.as_ref().context("the set kept no state")?;
-            state.save(&path, identity).with_context(|| "--save-state")?;
+            state
+                .save_with_parts(&path, identity, &engine.info().parts())
+                .with_context(|| "--save-state")?;
         }
     }
     let generated: usize = tokens.iter().map(Vec::len).sum();

@@ -1,12 +1,15 @@
 //! `dbrmt inspect DIR`: what a model directory holds.
 
 use anyhow::Context;
-use dbrmt_formats::load_model;
+use dbrmt_formats::{load_model, memory};
 
 use crate::args::InspectArgs;
 
 pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
     let m = load_model(&a.dir, &a.armt.load_options()).with_context(|| format!("loading model {}", a.dir.display()))?;
+    if let Some(seed) = m.armt_seed {
+        eprintln!("{}", crate::engine::untrained_memory_note(&a.dir, seed));
+    }
     let c = &m.config;
     let w = &m.weights;
     let layer_params: usize = w.layers.iter().flat_map(|l| l.backbone()).map(<[f32]>::len).sum();
@@ -48,7 +51,22 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
             "separate"
         }
     );
-    println!("armt         T = {} text tokens per segment, M = {} memory tokens, d_mem = {}, ν = {}, D = {}, correction {}{}", c.armt.segment_size, c.armt.num_mem_tokens, c.armt.d_mem, c.armt.nu, c.d_key(), c.armt.correction, if m.armt_initialised { " (memory parameters initialised from --armt-init)" } else { "" });
+    println!(
+        "armt         T = {} text tokens per segment, M = {} memory tokens, d_mem = {}, ν = {}, D = {}, correction {}",
+        c.armt.segment_size,
+        c.armt.num_mem_tokens,
+        c.armt.d_mem,
+        c.armt.nu,
+        c.d_key(),
+        c.armt.correction
+    );
+    println!(
+        "memory       {}",
+        match m.armt_seed {
+            Some(seed) => format!("untrained: initialised from seed {seed} (a plain LLaMA checkpoint)"),
+            None => "trained: loaded from the checkpoint".to_string(),
+        }
+    );
     println!(
         "parameters   {} ({} backbone + {} ARMT)",
         backbone + armt_params,
@@ -62,6 +80,25 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
         c.d_key(),
         c.llama.hidden_size,
         c.d_key()
+    );
+    // a long prefill's work does not grow past the diagonal's live segments, so 64 segments stand for any length
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let work = memory::cpu_prefill_bytes(
+        c,
+        memory::PrefillShape {
+            tokens: c.armt.segment_size.saturating_mul(64),
+            logit_rows: 1,
+            keep_hidden: false,
+            threads,
+        },
+    );
+    println!(
+        "needs        CPU model: at most ≈ {} of host memory (the estimate checked before allocating: {} with the \
+         f32 weights, {} for a long prefill on {threads} threads); GPU: ≈ {} of device memory for the bf16 weights",
+        memory::human(memory::cpu_model_bytes(c).saturating_add(work)),
+        memory::human(memory::cpu_model_bytes(c)),
+        memory::human(work),
+        memory::human(memory::gpu_weights_bytes(c))
     );
     if !m.unused_tensors.is_empty() {
         println!(

@@ -3,9 +3,13 @@
 mod args;
 mod bench;
 mod engine;
+mod examples;
 mod generate;
 mod generate_many;
 mod inspect;
+mod numbers;
+mod outputs;
+mod progress;
 mod run;
 mod selftest;
 mod serve;

@@ -5,32 +5,53 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use dbrmt_formats::{npy, MemoryState, ModelConfig};
+use dbrmt_formats::{npy, MemoryState, ModelConfig, SavedState};
 use dbrmt_model::LogitsMode;
-use dbrmt_runtime::{Engine, Event, Limits, Request, ScheduleKind};
+use dbrmt_runtime::{Engine, Event, Limits, ModelInfo, Request, ScheduleKind};
 
 use crate::args::RunArgs;
 use crate::engine::open_engine;
+use crate::generate::segments_per_update;
+use crate::outputs;
+use crate::progress::{Basis, Progress};
 
 pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     if a.input_ids.len() > 1 {
         return run_many(a);
     }
     let ids = npy::read_ids(&a.input_ids[0]).with_context(|| "reading --input-ids")?;
+    if let Some(path) = &a.dump_logits {
+        outputs::check_file("--dump-logits", path)?;
+    }
+    if let Some(path) = &a.dump_state {
+        outputs::check_file("--dump-state", path)?;
+    }
     let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let cfg = engine.config();
     let schedule: ScheduleKind = a.schedule.into();
     let logits: LogitsMode = a.logits.into();
 
+    // on the CPU model the prefill goes in pieces of a few segments, so that it can show its progress (the same
+    // bits as one piece); a GPU takes it whole
+    let on_gpu = engine.gpu_executor().is_some();
+    let per_piece = if on_gpu { usize::MAX } else { segments_per_update(false) };
     let t0 = Instant::now();
+    let progress = Progress::new("prefill", ids.len() as u64, Basis::Tokens);
     let (out, device_ms) = engine
-        .prefill_timed(&ids, schedule, logits, false)
+        .prefill_with_progress(&ids, schedule, logits, per_piece, |done| {
+            progress.set(done as u64, done as u64)
+        })
         .with_context(|| format!("prefilling --input-ids {}", a.input_ids[0].display()))?;
+    progress.finish();
     let secs = t0.elapsed().as_secs_f64();
     crate::generate::check_finite(&out.logits, out.tokens)?;
 
     print_model(&a.model, cfg);
-    println!("input     {} tokens in {} segments", out.tokens, out.segments);
+    println!(
+        "input     {} tokens in {}",
+        out.tokens,
+        crate::generate::plural(out.segments, "segment")
+    );
     println!(
         "run       {schedule:?} on {:?}: {secs:.3} s, {:.0} tokens/s",
         engine.device(),
@@ -44,7 +65,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         dump_logits(path, &out.logits, out.logit_rows, cfg)?;
     }
     if let Some(path) = &a.dump_state {
-        dump_state(path, &out.state, cfg)?;
+        let saved = SavedState {
+            state: out.state,
+            segments: out.segments,
+            open_ids: Vec::new(),
+        };
+        dump_state(path, &saved, engine.info(), cfg)?;
     }
     Ok(())
 }
@@ -58,8 +84,11 @@ fn run_many(a: &RunArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| npy::read_ids(p).with_context(|| format!("reading {}", p.display())))
         .collect::<anyhow::Result<_>>()?;
-    for dir in [&a.dump_logits, &a.dump_state].into_iter().flatten() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(dir) = &a.dump_logits {
+        outputs::check_dir("--dump-logits", dir)?;
+    }
+    if let Some(dir) = &a.dump_state {
+        outputs::check_dir("--dump-state", dir)?;
     }
     let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let cfg = engine.config();
@@ -92,7 +121,7 @@ fn run_many(a: &RunArgs) -> anyhow::Result<()> {
             dump_logits(&dir.join(format!("{stem}.npy")), &r.logits, rows, cfg)?;
         }
         if let Some(dir) = &a.dump_state {
-            dump_state(&dir.join(format!("{stem}.safetensors")), &r.state, cfg)?;
+            dump_state(&dir.join(format!("{stem}.safetensors")), &r.state, engine.info(), cfg)?;
         }
     }
     Ok(())
@@ -101,7 +130,7 @@ fn run_many(a: &RunArgs) -> anyhow::Result<()> {
 /// One request's results.
 struct Prefilled {
     logits: Vec<f32>,
-    state: MemoryState,
+    state: SavedState,
 }
 
 struct Results {
@@ -130,10 +159,13 @@ fn run_requests(engine: &Engine, inputs: &[Vec<i64>], logits: LogitsMode, states
             .with_context(|| format!("input {i}"))?;
         ids.push(id);
     }
+    let total: usize = inputs.iter().map(Vec::len).sum();
+    let progress = Progress::new("prefill", total as u64, Basis::Tokens);
+    let mut done = vec![0usize; inputs.len()];
     let mut requests: Vec<Prefilled> = (0..inputs.len())
         .map(|_| Prefilled {
             logits: Vec::new(),
-            state: MemoryState::default(),
+            state: SavedState::fresh(MemoryState::default()),
         })
         .collect();
     set.run_to_end(|e| {
@@ -142,12 +174,18 @@ fn run_requests(engine: &Engine, inputs: &[Vec<i64>], logits: LogitsMode, states
         };
         match e {
             Event::Logits { logits, .. } => requests[i].logits.extend(logits),
-            Event::Finished { state: Some(s), .. } => requests[i].state = s.state,
-            Event::Finished { state: None, .. } | Event::Progress { .. } | Event::Token { .. } => {}
+            Event::Finished { state: Some(s), .. } => requests[i].state = s,
+            Event::Progress { done: d, .. } => {
+                done[i] = d;
+                let all = done.iter().sum::<usize>() as u64;
+                progress.set(all, all);
+            }
+            Event::Finished { state: None, .. } | Event::Token { .. } => {}
         }
     })?;
     // the device done too (nothing waits for it when no logits or states are copied out)
     set.synchronize()?;
+    progress.finish();
     let occupancy = set.occupancy();
     Ok(Results {
         requests,
@@ -206,14 +244,20 @@ fn dump_logits(path: &Path, logits: &[f32], rows: usize, cfg: &ModelConfig) -> a
     Ok(())
 }
 
-fn dump_state(path: &Path, state: &MemoryState, cfg: &ModelConfig) -> anyhow::Result<()> {
-    state.save_safetensors(path).with_context(|| "writing --dump-state")?;
+/// The state after the run, in the format `generate --save-state` writes (the model's identity, the segments
+/// consumed, a checksum), so that `generate --load-state` continues from it. A run closes every segment, the last
+/// one too, so there are no open ids: what follows starts a fresh segment.
+fn dump_state(path: &Path, saved: &SavedState, info: &ModelInfo, cfg: &ModelConfig) -> anyhow::Result<()> {
+    saved
+        .save_with_parts(path, &info.identity, &info.parts())
+        .with_context(|| "writing --dump-state")?;
     println!(
-        "state     {} layers of A [{}, {}], z [{}] → {}",
+        "state     {} layers of A [{}, {}], z [{}] after {} → {}",
         cfg.llama.num_layers,
         cfg.d_key(),
         cfg.llama.hidden_size,
         cfg.d_key(),
+        crate::generate::plural(saved.segments, "segment"),
         path.display()
     );
     Ok(())

@@ -458,7 +458,7 @@ mod hangs {
     }
 
     #[test]
-    #[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+    #[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
     fn generate_from_dev_zero() {
         let Some(model) = smollm2() else { return };
         let mut args = vec![
@@ -476,7 +476,7 @@ mod hangs {
     }
 
     #[test]
-    #[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+    #[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
     fn generate_from_random_bytes() {
         let Some(model) = smollm2() else { return };
         let mut args = vec![
@@ -865,7 +865,7 @@ mod messages {
     }
 
     #[test]
-    #[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+    #[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
     fn positions_are_positions_in_the_file() {
         let Some(model) = smollm2() else { return };
         let scratch = Scratch::new("hostile-positions");
@@ -887,7 +887,7 @@ mod messages {
     }
 
     #[test]
-    #[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+    #[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
     fn logits_of_every_token_of_a_real_vocabulary() {
         // --logits all on 50K ids of SmolLM2 (49152 ids): 9.8 GB of logits under an 8 GB address space
         let Some(model) = smollm2() else { return };

@@ -365,6 +365,7 @@ fn stored_states_continue_exactly_and_travel_as_files() {
         hidden: 128,
         vocab: None,
         segment_size: None,
+        parts: None,
     };
     let saved = SavedState::from_bytes(Path::new("t"), &file, &expect).unwrap().saved;
     let foreign = saved.to_bytes("dbrmt-id1:00000000deadbeef").unwrap();

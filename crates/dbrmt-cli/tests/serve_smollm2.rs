@@ -49,7 +49,7 @@ fn streamed(server: &Server, path: &str, body: &Value) -> String {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn text_and_chat_stream_what_they_answer_whole_and_stop_strings_cut() {
     let server = serve(&[]);
     let completion = json!({"prompt": "The three primary colours are", "max_tokens": 12, "temperature": 0});
@@ -119,7 +119,7 @@ fn text_and_chat_stream_what_they_answer_whole_and_stop_strings_cut() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn eight_concurrent_clients_each_get_what_they_get_alone() {
     let server = serve(&["--max-concurrent", "8"]);
     let topics = [
@@ -151,7 +151,7 @@ fn eight_concurrent_clients_each_get_what_they_get_alone() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn a_stored_text_state_continues_as_the_whole_text() {
     let server = serve(&[]);
     let (first, second) = (document(700), " The next entry in the logbook says".to_string());
@@ -214,7 +214,7 @@ fn openai_python() -> Option<PathBuf> {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn the_official_openai_python_client_works() {
     let Some(python) = openai_python() else {
         eprintln!(

@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod gguf;
 pub mod identity;
+pub mod identity_parts;
 pub mod limits;
 pub mod load;
 pub mod memory;

@@ -15,8 +15,13 @@ pub const CONFIG_FILE: &str = "config.json";
 /// What the caller adds to what the model directory says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Initialise the ARMT memory from this seed (`--armt-init SEED`); only for checkpoints without ARMT tensors.
+    /// Initialise the ARMT memory from this seed (`--armt-init SEED`); only for checkpoints without ARMT tensors
+    /// (one with them is refused: the seed would discard trained memory).
     pub armt_init: Option<u64>,
+    /// The seed for a checkpoint without ARMT tensors when `armt_init` is not given, ignored for one with them. The
+    /// CLI passes 0, so that a plain LLaMA checkpoint runs as it is (untrained memory, as the original initialises
+    /// it); `None` refuses such a checkpoint ([`FormatError::NoArmtTensors`](crate::FormatError::NoArmtTensors)).
+    pub armt_init_when_missing: Option<u64>,
     /// ARMT parameters for a `config.json` without an `armt` object (ignored when it has one).
     pub armt_params: Option<ArmtParams>,
 }
@@ -30,8 +35,9 @@ pub struct Model {
     pub layout: NameLayout,
     /// Checkpoint tensors the model does not use (e.g. rotary `inv_freq` buffers), sorted; worth a warning.
     pub unused_tensors: Vec<String>,
-    /// Whether the ARMT memory was initialised from `LoadOptions::armt_init` rather than loaded.
-    pub armt_initialised: bool,
+    /// The seed the ARMT memory was initialised from (`LoadOptions::armt_init`, or `armt_init_when_missing` for a
+    /// plain LLaMA checkpoint); `None` when it was loaded (trained).
+    pub armt_seed: Option<u64>,
 }
 
 impl Model {

@@ -40,6 +40,19 @@ pub fn f32_from_bytes(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
     parse_f32(bytes)
 }
 
+/// Writes token ids as a 1-D `<i4` array (what `run --input-ids` reads; `numpy.load` gives int32).
+pub fn write_ids(path: &Path, ids: &[u32]) -> Result<(), FormatError> {
+    if let Some(&id) = ids.iter().find(|&&id| id > i32::MAX as u32) {
+        return Err(npy_error(path, format!("token id {id} does not fit an int32 array")));
+    }
+    let preamble = preamble_v1("<i4", &[ids.len()]).map_err(|msg| npy_error(path, msg))?;
+    crate::files::write_atomically(path, |out| {
+        out.write_all(&preamble)?;
+        let bytes: Vec<u8> = ids.iter().flat_map(|&x| (x as i32).to_le_bytes()).collect();
+        out.write_all(&bytes)
+    })
+}
+
 /// Writes `data` as a C-order `<f4` array of `shape` (format version 1.0, as `numpy.save` writes it).
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), FormatError> {
     let count = element_count(shape).map_err(|msg| npy_error(path, msg))?;

@@ -34,8 +34,8 @@ pub struct ModelSource {
     /// Checkpoint tensors the model does not use (e.g. rotary `inv_freq` buffers), sorted.
     pub unused_tensors: Vec<String>,
     store: Store,
-    /// The memory parameters drawn from `LoadOptions::armt_init` for a checkpoint without them.
-    init: Option<ArmtInit>,
+    /// The memory parameters drawn for a checkpoint without them, and the seed they were drawn from.
+    init: Option<(u64, ArmtInit)>,
 }
 
 #[derive(Debug)]
@@ -62,6 +62,9 @@ impl ModelSource {
     }
 
     fn open_safetensors(dir: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
+        if dir.is_file() {
+            return Err(not_a_model(dir));
+        }
         let config = ConfigFile::read(&dir.join(CONFIG_FILE))?.model_config(opts.armt_params)?;
         let checkpoint = Checkpoint::open(dir)?;
         check_layer_count(&checkpoint, config.llama.num_layers)?;
@@ -75,11 +78,14 @@ impl ModelSource {
             armt_found += usize::from(locate(id)?.is_some());
         }
         let seed = match (armt_found, opts.armt_init) {
-            (0, None) => {
-                return Err(FormatError::NoArmtTensors {
-                    path: dir.to_path_buf(),
-                })
-            }
+            (0, None) => match opts.armt_init_when_missing {
+                Some(seed) => Some(seed),
+                None => {
+                    return Err(FormatError::NoArmtTensors {
+                        path: dir.to_path_buf(),
+                    })
+                }
+            },
             (0, Some(seed)) => Some(seed),
             (_, Some(_)) => {
                 return Err(FormatError::ArmtInitConflict {
@@ -138,7 +144,7 @@ impl ModelSource {
             init: None,
         };
         if let Some(seed) = seed {
-            source.init = Some(source.draw_init(seed)?);
+            source.init = Some((seed, source.draw_init(seed)?));
         }
         Ok(source)
     }
@@ -151,7 +157,7 @@ impl ModelSource {
     pub fn from_gguf(file: GgufFile, opts: &LoadOptions) -> Result<Self, FormatError> {
         let path = &file.path().to_path_buf();
         let llama = gguf::llama_config(&file)?;
-        let Some(seed) = opts.armt_init else {
+        let Some(seed) = opts.armt_init.or(opts.armt_init_when_missing) else {
             return Err(FormatError::NoArmtTensors {
                 path: path.to_path_buf(),
             });
@@ -224,7 +230,7 @@ impl ModelSource {
             store: Store::Gguf(file),
             init: None,
         };
-        source.init = Some(source.draw_init(seed)?);
+        source.init = Some((seed, source.draw_init(seed)?));
         Ok(source)
     }
 
@@ -274,6 +280,11 @@ impl ModelSource {
     /// Whether the memory was initialised from a seed rather than loaded.
     pub fn armt_initialised(&self) -> bool {
         self.init.is_some()
+    }
+
+    /// The seed the memory was initialised from; `None` when it is loaded (trained).
+    pub fn armt_seed(&self) -> Option<u64> {
+        self.init.as_ref().map(|(seed, _)| *seed)
     }
 
     /// Every tensor of the model, in the canonical order (the order of the model's identity): the embedding, the
@@ -330,7 +341,7 @@ impl ModelSource {
             [r, c] => (r, c),
             _ => (1, len),
         };
-        if let (Some(init), true) = (&self.init, id.is_armt()) {
+        if let (Some((_, init)), true) = (&self.init, id.is_armt()) {
             return match init.values(id) {
                 Some(values) => f(0, values),
                 // W_v: zero, never stored
@@ -442,14 +453,30 @@ impl ModelSource {
             crate::memory::cpu_model_bytes(&self.config),
         )?;
         let weights = read_weights(&self)?;
-        let armt_initialised = self.armt_initialised();
+        let armt_seed = self.armt_seed();
         Ok(Model {
             config: self.config,
             weights,
             layout: self.layout,
             unused_tensors: self.unused_tensors,
-            armt_initialised,
+            armt_seed,
         })
+    }
+}
+
+/// Why a file that is not GGUF cannot be a model: a safetensors file needs its directory (for `config.json`),
+/// anything else is named for what it is not.
+fn not_a_model(path: &Path) -> FormatError {
+    let msg = if crate::checkpoint::looks_like_safetensors(path) {
+        "this is a safetensors file: pass the directory that holds it with its config.json".to_string()
+    } else {
+        "neither a GGUF file (it does not start with the GGUF magic) nor a model directory (config.json and \
+         safetensors)"
+            .to_string()
+    };
+    FormatError::Checkpoint {
+        path: path.to_path_buf(),
+        msg,
     }
 }
 

@@ -8,6 +8,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use crate::checkpoint::SafetensorsFile;
 use crate::error::{printable, FormatError};
 use crate::identity::Fnv;
+use crate::identity_parts::ModelParts;
 
 /// `A` and `z` of one layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,8 @@ pub struct SavedState {
 const KEY_MODEL: &str = "dbrmt.model";
 const KEY_SEGMENTS: &str = "dbrmt.segments";
 const KEY_OPEN: &str = "dbrmt.open_ids";
+/// The readable parts of the model's identity ([`ModelParts`]), to say what differs when the identity does.
+const KEY_PARTS: &str = "dbrmt.model_parts";
 /// FNV-1a over the other metadata values and every tensor's bytes ([`checksum`]).
 const KEY_CHECKSUM: &str = "dbrmt.checksum";
 
@@ -79,6 +82,9 @@ pub struct StateExpect<'a> {
     pub vocab: Option<usize>,
     /// The open segment holds at most this many ids (`None`: not checked).
     pub segment_size: Option<usize>,
+    /// The model's readable parts, compared with the state's when the identities differ (`None`: the message
+    /// shows the two identities).
+    pub parts: Option<ModelParts>,
 }
 
 impl<'a> StateExpect<'a> {
@@ -91,7 +97,14 @@ impl<'a> StateExpect<'a> {
             hidden: cfg.llama.hidden_size,
             vocab: Some(cfg.llama.vocab_size),
             segment_size: Some(cfg.armt.segment_size),
+            parts: None,
         }
+    }
+
+    /// Also names what differs from a state of another model, given where this model's memory came from.
+    pub fn with_parts(mut self, parts: ModelParts) -> Self {
+        self.parts = Some(parts);
+        self
     }
 }
 
@@ -116,14 +129,20 @@ impl SavedState {
     /// ([`crate::identity::model_identity`]), the segments consumed, the open ids and a checksum of all of it in
     /// the metadata. The file is replaced atomically: an error leaves any old file as it was.
     pub fn save(&self, path: &Path, model_identity: &str) -> Result<(), FormatError> {
-        self.state.write(path, Some(self.metadata(model_identity)))
+        self.state.write(path, Some(self.metadata(model_identity, None)))
+    }
+
+    /// As [`SavedState::save`], also recording the model's readable parts, so that loading the state into another
+    /// model can say what differs.
+    pub fn save_with_parts(&self, path: &Path, model_identity: &str, parts: &ModelParts) -> Result<(), FormatError> {
+        self.state.write(path, Some(self.metadata(model_identity, Some(parts))))
     }
 
     /// The bytes of the file [`SavedState::save`] writes (what a server exports; [`SavedState::from_bytes`] reads
     /// them back).
     pub fn to_bytes(&self, model_identity: &str) -> Result<Vec<u8>, FormatError> {
         self.state
-            .serialize(Some(self.metadata(model_identity)))
+            .serialize(Some(self.metadata(model_identity, None)))
             .map_err(|e| FormatError::StateShape(format!("serialising the state: {e}")))
     }
 
@@ -133,17 +152,21 @@ impl SavedState {
         4 * (floats + self.open_ids.len())
     }
 
-    /// The identity, segment count, open ids and their checksum.
-    fn metadata(&self, model_identity: &str) -> HashMap<String, String> {
+    /// The identity, segment count, open ids and their checksum, and the model's readable parts when given.
+    fn metadata(&self, model_identity: &str, parts: Option<&ModelParts>) -> HashMap<String, String> {
         let open: Vec<String> = self.open_ids.iter().map(u32::to_string).collect();
         let (segments, open) = (self.segments.to_string(), open.join(","));
         let sum = checksum(model_identity, &segments, &open, &self.state.layers);
-        HashMap::from([
+        let mut meta = HashMap::from([
             (KEY_MODEL.to_string(), model_identity.to_string()),
             (KEY_SEGMENTS.to_string(), segments),
             (KEY_OPEN.to_string(), open),
             (KEY_CHECKSUM.to_string(), sum),
-        ])
+        ]);
+        if let Some(parts) = parts {
+            meta.insert(KEY_PARTS.to_string(), parts.to_text());
+        }
+        meta
     }
 
     /// Reads a state written by [`SavedState::save`] for the model `model_identity` of `layers` layers, `D` and
@@ -163,6 +186,7 @@ impl SavedState {
             hidden,
             vocab: None,
             segment_size: None,
+            parts: None,
         };
         Self::load_checked(path, &expect).map(|l| l.saved)
     }
@@ -201,11 +225,7 @@ impl SavedState {
         };
         let saved_for = get(KEY_MODEL)?;
         if saved_for != expect.identity {
-            return Err(bad(format!(
-                "this state was saved from another model ({}); the loaded model is {}",
-                printable(saved_for),
-                expect.identity
-            )));
+            return Err(bad(another_model(saved_for, meta.get(KEY_PARTS), expect)));
         }
         let segments_text = get(KEY_SEGMENTS)?;
         let segments = segments_text
@@ -328,6 +348,29 @@ impl SavedState {
     }
 }
 
+/// Why a state of another model is refused: what differs in the parts both record, else the weights, else (a state
+/// without parts) the two identities.
+fn another_model(saved_for: &str, saved_parts: Option<&String>, expect: &StateExpect<'_>) -> String {
+    let there = saved_parts.and_then(|t| ModelParts::parse(t));
+    match (there, expect.parts) {
+        (Some(there), Some(here)) => {
+            let differences = there.differences(&here);
+            if differences.is_empty() {
+                "this state was saved from another model: the same shape and memory, other weights (another \
+                 checkpoint)"
+                    .to_string()
+            } else {
+                format!("this state was saved from another model: {}", differences.join("; "))
+            }
+        }
+        _ => format!(
+            "this state was saved from another model ({}); the loaded model is {}",
+            printable(saved_for),
+            expect.identity
+        ),
+    }
+}
+
 /// `dbrmt-sum1:<16 hex digits>`: FNV-1a over the identity, segment count and open ids as stored, then every
 /// layer's `A` and `z` bytes in order.
 fn checksum(identity: &str, segments: &str, open: &str, layers: &[LayerState]) -> String {
@@ -371,6 +414,39 @@ impl MemoryState {
             views.push((format!("layers.{i}.A"), a));
             views.push((format!("layers.{i}.z"), z));
         }
-        safetensors::serialize(views, meta).map_err(|e| std::io::Error::other(e.to_string()))
+        let mut bytes = safetensors::serialize(views, meta).map_err(|e| std::io::Error::other(e.to_string()))?;
+        sort_header(&mut bytes);
+        Ok(bytes)
+    }
+}
+
+/// Rewrites a serialised safetensors header with its keys in sorted order. The crate writes the metadata map in hash
+/// order, which changes from process to process, so two runs that compute the same state would write different
+/// bytes; sorted, the same state is the same file. The header keeps its length (the same JSON, reordered), so the
+/// data offsets and the padding stand; anything unexpected leaves the bytes as they were.
+fn sort_header(bytes: &mut [u8]) {
+    let Some(len) = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+    else {
+        return;
+    };
+    let Some(end) = usize::try_from(len).ok().and_then(|l| l.checked_add(8)) else {
+        return;
+    };
+    let Some(header) = bytes.get_mut(8..end) else {
+        return;
+    };
+    // serde_json's map is ordered by key (no `preserve_order`), so writing the parsed header sorts it
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return;
+    };
+    let Ok(sorted) = serde_json::to_vec(&value) else {
+        return;
+    };
+    if sorted.len() <= header.len() {
+        header[..sorted.len()].copy_from_slice(&sorted);
+        header[sorted.len()..].fill(b' ');
     }
 }

@@ -15,6 +15,7 @@ fn plain_llama(config: &str) -> Scratch {
 fn with_seed(seed: u64) -> LoadOptions {
     LoadOptions {
         armt_init: Some(seed),
+        armt_init_when_missing: None,
         armt_params: None,
     }
 }
@@ -42,7 +43,7 @@ fn seed_initialises_the_memory_like_the_original() {
     let dir = plain_llama(&fixture_config("tiny-hf-tied-partial"));
     let m = load_model(dir.path(), &with_seed(7)).unwrap();
     let reference = load_model(&fixture("tiny-hf-tied-partial"), &LoadOptions::default()).unwrap();
-    assert!(m.armt_initialised);
+    assert_eq!(m.armt_seed, Some(7));
     assert!(m.unused_tensors.is_empty());
     // The backbone is the checkpoint's.
     assert_eq!(m.weights.embed, reference.weights.embed);
@@ -151,6 +152,7 @@ fn config_without_armt_takes_the_callers_parameters() {
         dir.path(),
         &LoadOptions {
             armt_init: Some(3),
+            armt_init_when_missing: None,
             armt_params: Some(params),
         },
     )
@@ -165,6 +167,7 @@ fn config_without_armt_takes_the_callers_parameters() {
         dir.path(),
         &LoadOptions {
             armt_init: Some(3),
+            armt_init_when_missing: None,
             armt_params: Some(zero),
         },
     )
@@ -189,6 +192,7 @@ fn config_armt_object_wins_over_callers_parameters() {
         dir.path(),
         &LoadOptions {
             armt_init: Some(3),
+            armt_init_when_missing: None,
             armt_params: Some(params),
         },
     )
@@ -201,4 +205,29 @@ fn config_armt_object_wins_over_callers_parameters() {
         ),
         (8, 16, 32)
     );
+}
+
+#[test]
+fn seed_when_missing_runs_a_plain_checkpoint_and_leaves_a_trained_one_alone() {
+    let when_missing = |seed| LoadOptions {
+        armt_init_when_missing: Some(seed),
+        ..LoadOptions::default()
+    };
+    // a plain LLaMA checkpoint: initialised from that seed, the same weights as asking for it
+    let dir = plain_llama(&fixture_config("tiny-hf-tied-partial"));
+    let m = load_model(dir.path(), &when_missing(0)).unwrap();
+    assert_eq!(m.armt_seed, Some(0));
+    assert_eq!(m.weights, load_model(dir.path(), &with_seed(0)).unwrap().weights);
+    // an explicit seed wins over it
+    let explicit = LoadOptions {
+        armt_init: Some(5),
+        armt_init_when_missing: Some(0),
+        armt_params: None,
+    };
+    assert_eq!(load_model(dir.path(), &explicit).unwrap().armt_seed, Some(5));
+    // a checkpoint with trained memory: loaded as it is, no conflict
+    let trained = load_model(&fixture("tiny-hf-tied-partial"), &when_missing(0)).unwrap();
+    assert_eq!(trained.armt_seed, None);
+    let reference = load_model(&fixture("tiny-hf-tied-partial"), &LoadOptions::default()).unwrap();
+    assert_eq!(trained.weights, reference.weights);
 }

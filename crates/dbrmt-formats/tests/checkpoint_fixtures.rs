@@ -95,7 +95,7 @@ fn every_fixture_loads_in_its_layout() {
         assert_eq!(m.weights.lm_head.is_none(), tied, "{name}");
         assert!(m.unused_tensors.is_empty(), "{name}: {:?}", m.unused_tensors);
         assert_eq!(m.unused_tensors_warning(), None);
-        assert!(!m.armt_initialised);
+        assert!(m.armt_seed.is_none());
         assert_eq!(m.weights.layers.len(), m.config.llama.num_layers);
     }
 }

@@ -23,6 +23,7 @@ fn model_path() -> PathBuf {
 fn armt_options() -> LoadOptions {
     LoadOptions {
         armt_init: Some(0),
+        armt_init_when_missing: None,
         armt_params: Some(ArmtParams {
             num_mem_tokens: 16,
             d_mem: 64,
@@ -34,7 +35,7 @@ fn armt_options() -> LoadOptions {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn header_metadata_and_tensor_types() {
     let file = GgufFile::open(&model_path()).unwrap();
     assert_eq!(file.version(), 3);
@@ -58,7 +59,7 @@ fn header_metadata_and_tensor_types() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn loads_with_the_published_config() {
     let t0 = Instant::now();
     let m = load_model(&model_path(), &armt_options()).unwrap();
@@ -83,7 +84,7 @@ fn loads_with_the_published_config() {
     assert!(c.llama.tie_word_embeddings && m.weights.lm_head.is_none());
     assert_eq!(m.layout, NameLayout::Gguf);
     assert!(
-        m.armt_initialised && m.unused_tensors.is_empty(),
+        m.armt_seed == Some(0) && m.unused_tensors.is_empty(),
         "{:?}",
         m.unused_tensors
     );

@@ -93,6 +93,7 @@ fn expect() -> StateExpect<'static> {
         hidden: 2,
         vocab: Some(50),
         segment_size: Some(4),
+        parts: None,
     }
 }
 

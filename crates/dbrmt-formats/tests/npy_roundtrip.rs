@@ -223,3 +223,14 @@ fn malformed_files() {
     let missing = npy::read_ids(Path::new("/nonexistent/ids.npy")).unwrap_err();
     assert!(matches!(missing, FormatError::Io { .. }));
 }
+
+#[test]
+fn written_ids_read_back() {
+    let dir = std::env::temp_dir().join(format!("dbrmt-npy-ids-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ids.npy");
+    dbrmt_formats::npy::write_ids(&path, &[1, 0, 49151, 7]).unwrap();
+    assert_eq!(dbrmt_formats::npy::read_ids(&path).unwrap(), vec![1, 0, 49151, 7]);
+    assert!(dbrmt_formats::npy::write_ids(&path, &[u32::MAX]).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,6 +16,7 @@ fn expect(identity: &str, layers: usize, hidden: usize) -> StateExpect<'_> {
         hidden,
         vocab: Some(512),
         segment_size: Some(8),
+        parts: None,
     }
 }
 

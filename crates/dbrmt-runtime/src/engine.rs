@@ -4,8 +4,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use dbrmt_formats::{
-    identity::model_identity, load::unused_tensors_warning, memory, source::read_weights, LoadOptions, Model,
-    ModelConfig, ModelSource, NameLayout, SavedState, TensorRead, Weights,
+    identity::model_identity, identity_parts::ModelParts, load::unused_tensors_warning, memory, source::read_weights,
+    LoadOptions, Model, ModelConfig, ModelSource, NameLayout, SavedState, TensorRead, Weights,
 };
 use dbrmt_model::{
     cpu::{self, CpuModel, Resume, RunOptions},
@@ -66,14 +66,19 @@ pub struct ModelInfo {
     pub layout: NameLayout,
     /// Checkpoint tensors the model does not use, sorted.
     pub unused_tensors: Vec<String>,
-    /// Whether the ARMT memory was initialised from a seed rather than loaded.
-    pub armt_initialised: bool,
+    /// The seed the ARMT memory was initialised from (a plain LLaMA checkpoint); `None` when it was loaded.
+    pub armt_seed: Option<u64>,
 }
 
 impl ModelInfo {
     /// A one-line warning listing the unused checkpoint tensors, if there are any.
     pub fn unused_tensors_warning(&self) -> Option<String> {
         unused_tensors_warning(&self.unused_tensors)
+    }
+
+    /// The readable parts of the identity, which saved states record to say what differs from another model.
+    pub fn parts(&self) -> ModelParts {
+        ModelParts::new(&self.config, self.armt_seed)
     }
 }
 
@@ -110,7 +115,7 @@ impl Engine {
                 let (gpu, identity) = GpuExecutor::new(ordinal, &source)?;
                 let info = ModelInfo {
                     identity,
-                    armt_initialised: source.armt_initialised(),
+                    armt_seed: source.armt_seed(),
                     config: source.config,
                     layout: source.layout,
                     unused_tensors: source.unused_tensors,
@@ -132,7 +137,7 @@ impl Engine {
             identity: String::new(),
             layout: model.layout,
             unused_tensors: model.unused_tensors.clone(),
-            armt_initialised: model.armt_initialised,
+            armt_seed: model.armt_seed,
         };
         let backend = match device {
             Device::Cpu => {
@@ -158,7 +163,7 @@ impl Engine {
                     weights: read_weights(src)?,
                     layout: NameLayout::Hf,
                     unused_tensors: Vec::new(),
-                    armt_initialised: false,
+                    armt_seed: None,
                 },
                 device,
             ),
@@ -169,7 +174,7 @@ impl Engine {
                     identity,
                     layout: NameLayout::Hf,
                     unused_tensors: Vec::new(),
-                    armt_initialised: false,
+                    armt_seed: None,
                 };
                 Ok(Self {
                     info,
@@ -265,6 +270,66 @@ impl Engine {
                 Ok((out, Some(timing.ms)))
             }
         }
+    }
+}
+
+impl Engine {
+    /// As [`Engine::prefill_timed`], in pieces of `segments_per_piece` segments, each continuing from the state
+    /// the one before left (the same bits as one prefill), with `progress(tokens done)` after each: a long prefill
+    /// on the CPU model can say how far it is. The device times of the pieces are summed.
+    pub fn prefill_with_progress(
+        &self,
+        ids: &[i64],
+        schedule: ScheduleKind,
+        logits: LogitsMode,
+        segments_per_piece: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<(Output, Option<f32>), EngineError> {
+        let piece = self
+            .config()
+            .armt
+            .segment_size
+            .saturating_mul(segments_per_piece.max(1));
+        if ids.len() <= piece {
+            return self.prefill_timed(ids, schedule, logits, false);
+        }
+        // the whole input is checked before the first piece: a bad id at its end, or logits of every token that
+        // do not fit, are refused now rather than after minutes of work
+        validate_ids(ids, self.config().llama.vocab_size)?;
+        self.check_prefill_memory(ids.len(), logits, false)?;
+        let mut out: Option<Output> = None;
+        let mut device_ms: Option<f32> = None;
+        for (k, chunk) in ids.chunks(piece).enumerate() {
+            let last = (k + 1) * piece >= ids.len();
+            // only the last piece's last row is the input's last row
+            let rows = match (logits, last) {
+                (LogitsMode::Last, false) => LogitsMode::None,
+                (mode, _) => mode,
+            };
+            let resume = out.as_ref().map(|o| Resume {
+                state: o.state.clone(),
+                segments_before: o.segments,
+            });
+            let (part, ms) = self.prefill_from(chunk, schedule, rows, false, resume.as_ref())?;
+            device_ms = match (device_ms, ms) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            out = Some(match out {
+                None => part,
+                Some(mut o) => {
+                    o.tokens += part.tokens;
+                    o.segments += part.segments;
+                    o.logits.extend(part.logits);
+                    o.logit_rows += part.logit_rows;
+                    o.state = part.state;
+                    o
+                }
+            });
+            progress(out.as_ref().map_or(0, |o| o.tokens));
+        }
+        let out = out.ok_or(EngineError::Model(dbrmt_model::ModelError::EmptyInput))?;
+        Ok((out, device_ms))
     }
 }
 

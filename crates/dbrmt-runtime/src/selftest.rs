@@ -82,7 +82,7 @@ fn in_memory(config: ModelConfig, weights: dbrmt_formats::Weights) -> Model {
         weights,
         layout: dbrmt_formats::NameLayout::Hf,
         unused_tensors: Vec::new(),
-        armt_initialised: false,
+        armt_seed: None,
     }
 }
 

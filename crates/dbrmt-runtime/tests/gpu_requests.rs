@@ -17,7 +17,7 @@ fn engine(config: ModelConfig, seed: u64) -> Engine {
         config,
         layout: NameLayout::Hf,
         unused_tensors: Vec::new(),
-        armt_initialised: false,
+        armt_seed: None,
     };
     Engine::from_model(model, Device::Cuda(0)).expect("the GPU engine")
 }

@@ -36,7 +36,7 @@ fn engine(seed: u64) -> Engine {
         config,
         layout: NameLayout::Hf,
         unused_tensors: Vec::new(),
-        armt_initialised: false,
+        armt_seed: None,
     };
     Engine::from_model(model, Device::Cpu).unwrap()
 }

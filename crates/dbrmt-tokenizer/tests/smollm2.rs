@@ -57,7 +57,7 @@ fn cases() -> Vec<(String, Vec<u32>)> {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn metadata_is_read_as_stated() {
     let tok = smollm2();
     assert_eq!(tok.vocab_size(), 49152);
@@ -68,7 +68,7 @@ fn metadata_is_read_as_stated() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn every_case_gives_hf_ids_and_round_trips() {
     let tok = smollm2();
     let mut failures = Vec::new();
@@ -93,7 +93,7 @@ fn every_case_gives_hf_ids_and_round_trips() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn streaming_decode_gives_the_same_text() {
     let tok = smollm2();
     for (text, ids) in cases() {
@@ -108,7 +108,7 @@ fn streaming_decode_gives_the_same_text() {
 }
 
 #[test]
-#[ignore = "needs models/smollm2: cargo xtask fetch-model smollm2"]
+#[ignore = "SmolLM2 on the CPU model: cargo xtask ci runs it in release (after cargo xtask fetch-model smollm2)"]
 fn chat_prompt_matches_hf() {
     let tok = smollm2();
     let chat = fixture("chat_template.json");

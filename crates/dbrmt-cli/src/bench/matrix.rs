@@ -73,7 +73,14 @@ pub struct DecodeRow {
 
 impl Matrix {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            let hint = if path.is_relative() && !path.exists() {
+                " (a path from the current directory: run from the repository's root, or give --matrix PATH)"
+            } else {
+                ""
+            };
+            format!("reading {}{hint}", path.display())
+        })?;
         let m: Matrix = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for model in m.row.iter().map(|r| &r.model).chain(m.decode.iter().map(|r| &r.model)) {
             if !m.models.contains_key(model) {

@@ -13,6 +13,17 @@ pub use file::{SafetensorsFile, TensorEntry};
 pub use index::INDEX_FILE;
 pub use safetensors::Dtype;
 
+/// Whether the file at `path` looks like a safetensors file: an 8-byte little-endian header length, then the JSON
+/// header's `{`.
+pub fn looks_like_safetensors(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 9];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    read.is_ok()
+        && head[8] == b'{'
+        && u64::from_le_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]) > 1
+}
+
 use crate::error::FormatError;
 
 /// The single-file checkpoint name looked for first.

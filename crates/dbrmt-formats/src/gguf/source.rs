@@ -1,16 +1,19 @@
-//! Whether a `--model` path means a GGUF file: a `*.gguf` file, or a directory whose only weights are one.
+//! Whether a `--model` path means a GGUF file: a file that starts with GGUF's magic (whatever its name: a symlink,
+//! a cache blob) or is named `*.gguf`, or a directory whose only weights are one `*.gguf` file.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::FormatError;
 
-/// The GGUF file `path` stands for: `path` itself when it is a `*.gguf` file (or names one that does not exist,
-/// so that opening it reports the missing file); the one `*.gguf` file of a directory without `*.safetensors`
-/// files; `None` otherwise (a safetensors model directory, or nothing readable, which the safetensors loader then
-/// reports). Several `*.gguf` files and no safetensors is an error.
+/// The GGUF file `path` stands for: `path` itself when it is a file that starts with the GGUF magic or is named
+/// `*.gguf` (or names a `*.gguf` file that does not exist, so that opening it reports the missing file); the one
+/// `*.gguf` file of a directory without `*.safetensors` files; `None` otherwise (a safetensors model directory, or
+/// nothing readable, which the safetensors loader then reports). Several `*.gguf` files and no safetensors is an
+/// error.
 pub fn gguf_path(path: &Path) -> Result<Option<PathBuf>, FormatError> {
     if path.is_file() || !path.exists() {
-        return Ok(has_extension(path, "gguf").then(|| path.to_path_buf()));
+        let gguf = has_extension(path, "gguf") || starts_with(path, &super::MAGIC);
+        return Ok(gguf.then(|| path.to_path_buf()));
     }
     let Ok(entries) = std::fs::read_dir(path) else {
         return Ok(None);
@@ -54,4 +57,13 @@ pub fn gguf_path(path: &Path) -> Result<Option<PathBuf>, FormatError> {
 
 fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// Whether the file at `path` begins with `magic` (false when it cannot be read).
+pub(crate) fn starts_with(path: &Path, magic: &[u8]) -> bool {
+    use std::io::Read;
+    let mut head = vec![0u8; magic.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == magic)
 }

@@ -118,6 +118,7 @@ fn read_state(bytes: &[u8], m: &crate::app::ModelFacts) -> Result<SavedState, Ap
         hidden: m.hidden,
         vocab: Some(m.vocab),
         segment_size: Some(m.segment_size),
+        parts: None,
     };
     let loaded = SavedState::from_bytes(Path::new("upload"), bytes, &expect).map_err(|e| bad(e.to_string()))?;
     if loaded.warning.is_some() {
