@@ -65,6 +65,7 @@ pub fn gguf(data: &[u8]) {
         armt_init: Some(7),
         armt_init_when_missing: None,
         armt_params: Some(ARMT),
+        armt_file: None,
     };
     if let Ok(source) = ModelSource::from_gguf(file, &opts) {
         if let Ok(model) = source.load() {

@@ -69,6 +69,11 @@ pub struct ArmtInitArgs {
     /// checkpoint with trained memory.
     #[arg(long, value_name = "SEED", value_parser = numbers::seed, allow_negative_numbers = true)]
     pub armt_init: Option<u64>,
+    /// Apply a trained ARMT memory to a GGUF backbone: a safetensors file of the memory tensors under the
+    /// original ARMT code's names, whose metadata gives d_mem, ν, M, T and the sha256 of the GGUF it was trained
+    /// on (refused for any other file).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["armt_init", "segment_size", "mem_tokens", "d_mem"])]
+    pub armt: Option<PathBuf>,
     /// Text tokens per segment, for a model without an `armt` config (a GGUF file, a plain LLaMA directory).
     #[arg(long, value_name = "T", default_value_t = 1024, value_parser = numbers::at_least_one, allow_negative_numbers = true)]
     pub segment_size: usize,
@@ -89,7 +94,11 @@ impl ArmtInitArgs {
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             armt_init: self.armt_init,
-            armt_init_when_missing: Some(DEFAULT_ARMT_SEED),
+            armt_init_when_missing: if self.armt.is_some() {
+                None
+            } else {
+                Some(DEFAULT_ARMT_SEED)
+            },
             armt_params: Some(ArmtParams {
                 num_mem_tokens: self.mem_tokens,
                 d_mem: self.d_mem,
@@ -97,6 +106,7 @@ impl ArmtInitArgs {
                 nu: 3,
                 correction: true,
             }),
+            armt_file: self.armt.clone(),
         }
     }
 }

@@ -64,7 +64,10 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<()> {
         "memory       {}",
         match m.armt_seed {
             Some(seed) => format!("untrained: initialised from seed {seed} (a plain LLaMA checkpoint)"),
-            None => "trained: loaded from the checkpoint".to_string(),
+            None => match &a.armt.armt {
+                Some(file) => format!("trained memory from --armt {}", file.display()),
+                None => "trained: loaded from the checkpoint".to_string(),
+            },
         }
     );
     println!(

@@ -82,6 +82,9 @@ pub enum FormatError {
         index: usize,
         value: f32,
     },
+    /// A trained ARMT memory file (`--armt`) cannot be applied to the model.
+    #[error(transparent)]
+    ArmtFile(#[from] crate::armt_file::ArmtFileError),
     /// A GGUF tensor's shape (row-major, i.e. ggml's `ne` reversed) does not match the metadata.
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?} from the GGUF metadata")]
     GgufShape {

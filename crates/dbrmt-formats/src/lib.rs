@@ -4,6 +4,7 @@
 //!
 //! The tokenizer, the CPU model and the GPU model all start here; nothing in this crate knows about devices.
 
+pub mod armt_file;
 pub mod armt_init;
 pub mod checkpoint;
 pub mod config;

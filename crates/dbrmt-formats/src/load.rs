@@ -1,7 +1,7 @@
 //! A model path → [`Model`], the f32 host weights the CPU backend runs (through [`ModelSource`], which also feeds
 //! the GPU upload), and the shapes a config implies for every tensor.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::{ArmtParams, ModelConfig};
 use crate::error::FormatError;
@@ -13,7 +13,7 @@ use crate::weights::Weights;
 pub const CONFIG_FILE: &str = "config.json";
 
 /// What the caller adds to what the model directory says.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Initialise the ARMT memory from this seed (`--armt-init SEED`); only for checkpoints without ARMT tensors
     /// (one with them is refused: the seed would discard trained memory).
@@ -24,6 +24,9 @@ pub struct LoadOptions {
     pub armt_init_when_missing: Option<u64>,
     /// ARMT parameters for a `config.json` without an `armt` object (ignored when it has one).
     pub armt_params: Option<ArmtParams>,
+    /// A trained ARMT memory to apply on top of a GGUF backbone (`--armt FILE`, see [`crate::armt_file`]); its
+    /// metadata gives the ARMT parameters, and it must have been trained on this very GGUF file (sha256).
+    pub armt_file: Option<PathBuf>,
 }
 
 /// A loaded model: its config and f32 host weights, and how the checkpoint was read.

@@ -12,6 +12,7 @@ use std::path::Path;
 use half::bf16;
 use safetensors::Dtype;
 
+use crate::armt_file::{sha256_hex, ArmtFile};
 use crate::armt_init::{init_armt, ArmtInit};
 use crate::checkpoint::{convert, Checkpoint};
 use crate::config::{ConfigFile, ModelConfig};
@@ -34,8 +35,28 @@ pub struct ModelSource {
     /// Checkpoint tensors the model does not use (e.g. rotary `inv_freq` buffers), sorted.
     pub unused_tensors: Vec<String>,
     store: Store,
-    /// The memory parameters drawn for a checkpoint without them, and the seed they were drawn from.
-    init: Option<(u64, ArmtInit)>,
+    /// The memory parameters of a checkpoint without them: drawn from `LoadOptions::armt_init`, or read from
+    /// `LoadOptions::armt_file`.
+    init: Option<Memory>,
+}
+
+/// Where the memory parameters of a checkpoint without them come from.
+#[derive(Debug)]
+enum Memory {
+    /// Drawn from a seed (`W_mv` zero, not stored), and the seed.
+    Init(u64, ArmtInit),
+    /// A trained ARMT file.
+    File(ArmtFile),
+}
+
+impl Memory {
+    /// The values of memory tensor `id`; `None` for a zero `W_mv` and for tensors that are not memory tensors.
+    fn values(&self, id: TensorId) -> Option<&[f32]> {
+        match self {
+            Memory::Init(_, init) => init.values(id),
+            Memory::File(file) => file.values(id),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -64,6 +85,14 @@ impl ModelSource {
     fn open_safetensors(dir: &Path, opts: &LoadOptions) -> Result<Self, FormatError> {
         if dir.is_file() {
             return Err(not_a_model(dir));
+        }
+        if opts.armt_file.is_some() {
+            return Err(FormatError::Config {
+                path: dir.to_path_buf(),
+                msg: "--armt applies a trained memory to a GGUF backbone; a safetensors checkpoint carries its \
+                      memory tensors itself"
+                    .into(),
+            });
         }
         let config = ConfigFile::read(&dir.join(CONFIG_FILE))?.model_config(opts.armt_params)?;
         let checkpoint = Checkpoint::open(dir)?;
@@ -144,7 +173,7 @@ impl ModelSource {
             init: None,
         };
         if let Some(seed) = seed {
-            source.init = Some((seed, source.draw_init(seed)?));
+            source.init = Some(Memory::Init(seed, source.draw_init(seed)?));
         }
         Ok(source)
     }
@@ -157,18 +186,35 @@ impl ModelSource {
     pub fn from_gguf(file: GgufFile, opts: &LoadOptions) -> Result<Self, FormatError> {
         let path = &file.path().to_path_buf();
         let llama = gguf::llama_config(&file)?;
-        let Some(seed) = opts.armt_init.or(opts.armt_init_when_missing) else {
-            return Err(FormatError::NoArmtTensors {
-                path: path.to_path_buf(),
-            });
-        };
-        let Some(params) = opts.armt_params else {
-            return Err(FormatError::Config {
-                path: path.to_path_buf(),
-                msg: "a GGUF file has no ARMT parameters: give them with --armt-init SEED --segment-size T \
-                      --mem-tokens M --d-mem D"
-                    .into(),
-            });
+        let (params, seed, trained) = match (&opts.armt_file, opts.armt_init) {
+            (Some(_), Some(_)) => {
+                return Err(FormatError::Config {
+                    path: path.to_path_buf(),
+                    msg: "--armt (a trained memory) and --armt-init (a memory drawn from a seed) exclude each other"
+                        .into(),
+                })
+            }
+            (Some(armt), None) => {
+                let sha = sha256_hex(file.file_bytes());
+                let trained = ArmtFile::open(armt, llama.num_layers, llama.hidden_size, path, &sha)?;
+                (trained.params, None, Some(trained))
+            }
+            (None, seed) => {
+                let Some(seed) = seed.or(opts.armt_init_when_missing) else {
+                    return Err(FormatError::NoArmtTensors {
+                        path: path.to_path_buf(),
+                    });
+                };
+                let Some(params) = opts.armt_params else {
+                    return Err(FormatError::Config {
+                        path: path.to_path_buf(),
+                        msg: "a GGUF file has no ARMT parameters: give them with --armt-init SEED --segment-size T \
+                              --mem-tokens M --d-mem D"
+                            .into(),
+                    });
+                };
+                (params, Some(seed), None)
+            }
         };
         // The same validation as for a config.json without an `armt` object.
         let config = ConfigFile {
@@ -228,9 +274,11 @@ impl ModelSource {
             layout: NameLayout::Gguf,
             unused_tensors,
             store: Store::Gguf(file),
-            init: None,
+            init: trained.map(Memory::File),
         };
-        source.init = Some((seed, source.draw_init(seed)?));
+        if let Some(seed) = seed {
+            source.init = Some(Memory::Init(seed, source.draw_init(seed)?));
+        }
         Ok(source)
     }
 
@@ -279,12 +327,23 @@ impl ModelSource {
 
     /// Whether the memory was initialised from a seed rather than loaded.
     pub fn armt_initialised(&self) -> bool {
-        self.init.is_some()
+        matches!(self.init, Some(Memory::Init(..)))
+    }
+
+    /// The trained ARMT file applied on top of the backbone (`--armt`), if any.
+    pub fn armt_file(&self) -> Option<&ArmtFile> {
+        match &self.init {
+            Some(Memory::File(f)) => Some(f),
+            _ => None,
+        }
     }
 
     /// The seed the memory was initialised from; `None` when it is loaded (trained).
     pub fn armt_seed(&self) -> Option<u64> {
-        self.init.as_ref().map(|(seed, _)| *seed)
+        match &self.init {
+            Some(Memory::Init(seed, _)) => Some(*seed),
+            _ => None,
+        }
     }
 
     /// Every tensor of the model, in the canonical order (the order of the model's identity): the embedding, the
@@ -341,9 +400,19 @@ impl ModelSource {
             [r, c] => (r, c),
             _ => (1, len),
         };
-        if let (Some((_, init)), true) = (&self.init, id.is_armt()) {
+        if let (Some(init), true) = (&self.init, id.is_armt()) {
             return match init.values(id) {
-                Some(values) => f(0, values),
+                // whole rows, at most `max` elements unless one row is larger
+                Some(values) => {
+                    let step = (max / cols).max(1) * cols;
+                    let mut at = 0;
+                    while at < values.len() {
+                        let n = step.min(values.len() - at);
+                        f(at, &values[at..at + n])?;
+                        at += n;
+                    }
+                    Ok(())
+                }
                 // W_v: zero, never stored
                 None => {
                     let zeros = vec![0.0f32; max.clamp(1, len).div_ceil(cols) * cols];

@@ -16,6 +16,7 @@ fn with_seed(seed: u64) -> LoadOptions {
     LoadOptions {
         armt_init: Some(seed),
         armt_init_when_missing: None,
+        armt_file: None,
         armt_params: None,
     }
 }
@@ -153,6 +154,7 @@ fn config_without_armt_takes_the_callers_parameters() {
         &LoadOptions {
             armt_init: Some(3),
             armt_init_when_missing: None,
+            armt_file: None,
             armt_params: Some(params),
         },
     )
@@ -168,6 +170,7 @@ fn config_without_armt_takes_the_callers_parameters() {
         &LoadOptions {
             armt_init: Some(3),
             armt_init_when_missing: None,
+            armt_file: None,
             armt_params: Some(zero),
         },
     )
@@ -193,6 +196,7 @@ fn config_armt_object_wins_over_callers_parameters() {
         &LoadOptions {
             armt_init: Some(3),
             armt_init_when_missing: None,
+            armt_file: None,
             armt_params: Some(params),
         },
     )
@@ -223,6 +227,7 @@ fn seed_when_missing_runs_a_plain_checkpoint_and_leaves_a_trained_one_alone() {
         armt_init: Some(5),
         armt_init_when_missing: Some(0),
         armt_params: None,
+        armt_file: None,
     };
     assert_eq!(load_model(dir.path(), &explicit).unwrap().armt_seed, Some(5));
     // a checkpoint with trained memory: loaded as it is, no conflict

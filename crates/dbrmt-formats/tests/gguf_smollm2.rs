@@ -24,6 +24,7 @@ fn armt_options() -> LoadOptions {
     LoadOptions {
         armt_init: Some(0),
         armt_init_when_missing: None,
+        armt_file: None,
         armt_params: Some(ArmtParams {
             num_mem_tokens: 16,
             d_mem: 64,

@@ -34,6 +34,7 @@ fn smollm2_matches_hf_transformers() {
     let opts = LoadOptions {
         armt_init: Some(0),
         armt_init_when_missing: None,
+        armt_file: None,
         armt_params: Some(armt),
     };
     let model = load_model(&root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), &opts).expect("model");

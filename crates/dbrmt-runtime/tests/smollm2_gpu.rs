@@ -42,6 +42,7 @@ fn setup() -> (Engine, Model, Vec<serde_json::Value>, Vec<Vec<f32>>) {
     let opts = LoadOptions {
         armt_init: Some(0),
         armt_init_when_missing: None,
+        armt_file: None,
         armt_params: Some(armt),
     };
     let path = root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");

@@ -249,6 +249,7 @@ pub fn armt_options(seed: u64) -> LoadOptions {
     LoadOptions {
         armt_init: Some(seed),
         armt_init_when_missing: None,
+        armt_file: None,
         armt_params: Some(ArmtParams {
             num_mem_tokens: 4,
             d_mem: 8,

@@ -158,6 +158,11 @@ impl GgufFile {
         self.metadata.get(key)
     }
 
+    /// The whole file as read (e.g. to hash it).
+    pub fn file_bytes(&self) -> &[u8] {
+        &self.mmap
+    }
+
     /// Every tensor, in file order.
     pub fn tensors(&self) -> &[GgufTensor] {
         &self.tensors
