@@ -60,6 +60,8 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         device_bytes: None,
     };
     let mut set = engine.requests(limits)?;
+    // the final states are copied out only for --save-state
+    set.keep_states(a.save_state.is_some());
     let t0 = Instant::now();
     let mut ids = Vec::new();
     for input in &inputs {
@@ -82,7 +84,7 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
     let progress = Progress::new("prefill", total as u64, Basis::Tokens);
     let mut done = vec![0usize; inputs.len()];
     let mut tokens: Vec<Vec<u32>> = vec![Vec::new(); inputs.len()];
-    let mut finished: Vec<Option<(FinishReason, SavedState)>> = vec![None; inputs.len()];
+    let mut finished: Vec<Option<(FinishReason, Option<SavedState>)>> = vec![None; inputs.len()];
     set.run_to_end(|e| {
         let Some(i) = ids.iter().position(|&id| id == e.id()) else {
             return;
@@ -122,6 +124,7 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
         }
         if let Some(dir) = &a.save_state {
             let path = dir.join(format!("{}.safetensors", input.name));
+            let state = state.as_ref().context("the set kept no state")?;
             state
                 .save_with_parts(&path, identity, &engine.info().parts())
                 .with_context(|| "--save-state")?;

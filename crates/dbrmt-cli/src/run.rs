@@ -93,7 +93,7 @@ fn run_many(a: &RunArgs) -> anyhow::Result<()> {
     let engine = open_engine(a.device, &a.model, &a.armt.load_options())?;
     let cfg = engine.config();
     let logits: LogitsMode = a.logits.into();
-    let results = run_requests(&engine, &inputs, logits)?;
+    let results = run_requests(&engine, &inputs, logits, a.dump_state.is_some())?;
 
     print_model(&a.model, cfg);
     let tokens: usize = inputs.iter().map(Vec::len).sum();
@@ -140,13 +140,14 @@ struct Results {
     occupancy: f64,
 }
 
-/// Runs every input as a prefill request of one set, to the end.
-fn run_requests(engine: &Engine, inputs: &[Vec<i64>], logits: LogitsMode) -> anyhow::Result<Results> {
+/// Runs every input as a prefill request of one set, to the end; the final states are copied out when `states`.
+fn run_requests(engine: &Engine, inputs: &[Vec<i64>], logits: LogitsMode, states: bool) -> anyhow::Result<Results> {
     let limits = Limits {
         max_requests: inputs.len(),
         device_bytes: None,
     };
     let mut set = engine.requests(limits)?;
+    set.keep_states(states);
     let t0 = Instant::now();
     let mut ids = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
@@ -173,15 +174,17 @@ fn run_requests(engine: &Engine, inputs: &[Vec<i64>], logits: LogitsMode) -> any
         };
         match e {
             Event::Logits { logits, .. } => requests[i].logits.extend(logits),
-            Event::Finished { state, .. } => requests[i].state = state,
+            Event::Finished { state: Some(s), .. } => requests[i].state = s,
             Event::Progress { done: d, .. } => {
                 done[i] = d;
                 let all = done.iter().sum::<usize>() as u64;
                 progress.set(all, all);
             }
-            Event::Token { .. } => {}
+            Event::Finished { state: None, .. } | Event::Token { .. } => {}
         }
     })?;
+    // the device done too (nothing waits for it when no logits or states are copied out)
+    set.synchronize()?;
     progress.finish();
     let occupancy = set.occupancy();
     Ok(Results {

@@ -133,7 +133,7 @@ impl GemmKernel {
 }
 
 /// Output tile of every kernel of both files (rows × columns of C per block); blockIdx.x walks a problem's tiles.
-const TILE_M: usize = 64;
+pub const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 /// Threads per block: `gemm_bf16.cu` (4 warps) and `gemm_f32.cu` (16 × 16).
 const THREADS_BF16: u32 = 128;

@@ -22,6 +22,7 @@ pub mod poison;
 pub mod reference;
 pub mod rms_norm;
 pub mod rope;
+pub mod rows;
 pub mod swiglu;
 pub(crate) mod tma;
 pub mod to_bf16;

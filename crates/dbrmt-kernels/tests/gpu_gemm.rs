@@ -181,3 +181,13 @@ fn gemm_sm90_matches_the_reference_and_is_bitwise_alone_vs_grouped() {
 fn gemm_tf32x3_matches_the_f32_reference() {
     assert_suite_passes(dbrmt_kernels::check::gemm_tf32x3_sm90::checks);
 }
+
+/// Decode rows of several requests in one group (also inside the suites; here so a failure names it): a row's bits
+/// alone vs at every position of a merged tile, and the engine's merged path (one group + copy_rows / add_rows)
+/// against one group per request — v1 and v2.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn merged_rows_are_bitwise_the_rows_alone() {
+    assert_suite_passes(dbrmt_kernels::check::gemm::row_checks);
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::row_checks);
+}

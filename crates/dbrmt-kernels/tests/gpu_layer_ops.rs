@@ -143,3 +143,10 @@ fn launchers_refuse_what_does_not_fit() {
     attention_causal(&gpu, stream, &qkv, 128, &mut out, 64, &[from(rows - 2)], heads, 0.1).expect("a valid launch");
     stream.synchronize().expect("no fault");
 }
+
+/// The row moves of merged decode rows (`cuda/rows.cu`): a copy keeps the bits, the add is the host's f32 add.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn row_moves_match_the_host() {
+    assert_suite_passes(check::rows::checks);
+}

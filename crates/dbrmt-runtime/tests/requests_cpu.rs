@@ -9,7 +9,7 @@ use dbrmt_formats::{presets::armt, random::random_weights, LlamaConfig, Model, M
 use dbrmt_model::LogitsMode;
 use dbrmt_runtime::{Device, Engine, Event, FinishReason, Generate, Limits, Request, RequestError};
 use proptest::prelude::*;
-use support::{alone, mix, run_packed, Joining};
+use support::{alone, mix, run_packed, run_packed_keeping, Joining};
 
 /// A model small enough that 64 segments run in milliseconds: 3 layers, T = 4, M = 2.
 fn micro() -> ModelConfig {
@@ -60,6 +60,24 @@ proptest! {
         let cfg = engine.config().clone();
         check_mix(&engine, &mix(seed, count, cfg.armt.segment_size, cfg.llama.vocab_size, 64))?;
     }
+
+    /// With the set dropping states and some requests keeping theirs (`keep_state`), every request still gets what
+    /// it gets alone — the kept states too, their `Finished` a step later than the dropped ones'.
+    #[test]
+    fn requests_that_keep_their_state_beside_ones_that_drop_it(seed in any::<u64>(), count in 1usize..7) {
+        let engine = engine(seed ^ 0xd20b);
+        let cfg = engine.config().clone();
+        let mix = mix(seed, count, cfg.armt.segment_size, cfg.llama.vocab_size, 64);
+        let keep = |i: usize| (i as u64 ^ seed).is_multiple_of(2);
+        let (packed, _) = run_packed_keeping(&engine, &mix, keep);
+        for (i, (j, got)) in mix.iter().zip(&packed).enumerate() {
+            let mut want = alone(&engine, &j.request);
+            if !keep(i) {
+                want.state = None;
+            }
+            prop_assert_eq!(got, &want, "request {} of the mix ({:?}) differs from alone", i, j);
+        }
+    }
 }
 
 #[test]
@@ -72,7 +90,7 @@ fn a_resumed_generation_and_a_cancelled_neighbour() {
     let mut saved = None;
     set.run_to_end(|e| {
         if let Event::Finished { state, .. } = e {
-            saved = Some(state)
+            saved = state
         }
     })
     .unwrap();
@@ -172,6 +190,48 @@ fn limits_and_bad_requests_are_errors() {
     assert!(engine.requests(zero).is_err());
 }
 
+#[test]
+fn states_are_copied_out_only_when_kept_and_time_is_split_by_phase() {
+    let engine = engine(2);
+    let request = || Request::Prefill {
+        ids: (0..12).collect(),
+        logits: LogitsMode::Last,
+    };
+    let finished_state = |keep: bool| {
+        let mut set = engine.requests(Limits::default()).unwrap();
+        set.keep_states(keep);
+        set.add(request()).unwrap();
+        let (mut state, mut logits) = (None, Vec::new());
+        set.run_to_end(|e| match e {
+            Event::Finished { state: s, .. } => state = Some(s),
+            Event::Logits { logits: l, .. } => logits = l,
+            _ => {}
+        })
+        .unwrap();
+        set.synchronize().unwrap();
+        let p = set.phases();
+        assert!(p.admission > std::time::Duration::ZERO && p.steps > std::time::Duration::ZERO);
+        assert_eq!(
+            p.total(),
+            p.admission + p.steps + p.state_start + p.state_take + p.device_wait
+        );
+        (state.expect("a Finished event"), logits, p)
+    };
+    let (kept, logits, _) = finished_state(true);
+    let (dropped, same_logits, p) = finished_state(false);
+    assert!(kept.is_some() && dropped.is_none());
+    assert_eq!(
+        p.state_start + p.state_take,
+        std::time::Duration::ZERO,
+        "nothing copied when states are dropped"
+    );
+    // the request's results do not depend on whether its state is kept
+    assert_eq!(
+        logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        same_logits.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+}
+
 /// A generation ended by the caller after its fifth token finishes with `Ended` and a state holding those five tokens
 /// (the state a session has after pushing them); a request continuing that state with no new prompt token gives what
 /// a resumed session gives; a neighbour in the same steps does not notice either.
@@ -209,6 +269,7 @@ fn an_ended_generation_keeps_every_emitted_token() {
     let want = alone(&engine, &Request::Generate(whole));
     assert_eq!(tokens, want.tokens);
     let (reason, state) = finished.expect("finished");
+    let state = state.expect("states are kept by default");
     assert_eq!(reason, FinishReason::Ended);
     assert_eq!(Some(support::StateBits::from(state.clone())), want.state);
     // the 12 tokens cross a segment closing (T = 4): the open segment holds the last of them
@@ -223,4 +284,75 @@ fn an_ended_generation_keeps_every_emitted_token() {
         }],
     )
     .unwrap();
+}
+
+/// A request that has finished but whose `Finished` has not come yet (its state is being copied out) can still be
+/// ended (nothing changes: it finishes as it did) and cancelled (no event comes, ever); one that drops its state
+/// finishes in the step of its last token; `keep_state` is refused once a request has finished.
+#[test]
+fn a_finished_request_whose_state_is_on_its_way() {
+    let engine = engine(6);
+    let g = |n| Request::Generate(Generate::greedy((0..9).collect(), n));
+    for cancel in [false, true] {
+        let mut set = engine.requests(Limits::default()).unwrap();
+        let (kept, dropped) = (set.add(g(3)).unwrap(), set.add(g(3)).unwrap());
+        set.keep_state(dropped, false).unwrap();
+        let (mut events, mut checked) = (Vec::new(), false);
+        while !set.is_idle() {
+            let step = set.step().unwrap();
+            let tokens = |of: u64, events: &[Event]| {
+                events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Token { id, .. } if *id == of))
+                    .count()
+            };
+            let finished = |of: u64, events: &[Event]| {
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::Finished { id, .. } if *id == of))
+            };
+            // the dropped state's `Finished` comes with the last token, the kept one's a step later
+            if tokens(dropped, &step) == 1 && tokens(dropped, &events) == 2 {
+                assert!(step
+                    .iter()
+                    .any(|e| matches!(e, Event::Finished { id, state: None, .. } if *id == dropped)));
+            }
+            let last_of_kept = tokens(kept, &step) == 1 && tokens(kept, &events) == 2;
+            events.extend(step);
+            if last_of_kept {
+                checked = true;
+                assert!(!finished(kept, &events) && !set.is_idle());
+                assert!(matches!(
+                    set.keep_state(kept, false),
+                    Err(RequestError::UnknownRequest(_))
+                ));
+                set.end(kept).unwrap();
+                if cancel {
+                    set.cancel(kept).unwrap();
+                    assert!(matches!(set.cancel(kept), Err(RequestError::UnknownRequest(_))));
+                    assert!(matches!(set.end(kept), Err(RequestError::UnknownRequest(_))));
+                }
+            }
+        }
+        assert!(checked);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Finished { id, state: None, .. } if *id == dropped)));
+        let finished: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Finished { id, reason, state } if *id == kept => Some((*reason, state.clone())),
+                _ => None,
+            })
+            .collect();
+        if cancel {
+            assert!(finished.is_empty(), "no event after the cancel");
+        } else {
+            let want = alone(&engine, &g(3)).state;
+            assert_eq!(finished.len(), 1);
+            assert_eq!(finished[0].0, FinishReason::Length);
+            assert_eq!(finished[0].1.clone().map(support::StateBits::from), want);
+        }
+        assert_eq!(set.live(), 0);
+    }
 }

@@ -11,6 +11,11 @@
 //! enters layer 0 as soon as the slot is free), and **every** ready open cell (the new rows of decoding requests are
 //! small; all of them share the step). With every request admitted before the first step and whole passes only, the
 //! steps are exactly [`packed`](crate::packed)'s.
+//!
+//! **Open passes move in layer lockstep**: an open pass enters layer 0 only while no other request's open pass is
+//! in flight (at layers `1..L`); it waits (fewer than `L` steps) for them to come back to layer 0. Decoding requests'
+//! next passes enter together (a token's pass follows the previous one by `L` steps), so the open cells of one step
+//! are of one layer and the executor runs them as one product per projection, reading the layer's weights once.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -132,13 +137,21 @@ impl Wavefront {
     pub fn next_step(&self) -> Vec<LiveTask> {
         let mut whole_taken = vec![false; self.layers];
         let mut tasks = Vec::new();
+        // requests with an open pass past layer 0: another request's open pass waits for them to re-enter layer 0
+        let in_flight = |lane: &Lane| {
+            lane.passes
+                .iter()
+                .any(|&(kind, done)| kind == PassKind::Open && done > 0 && done < self.layers)
+        };
+        let decoding: Vec<u64> = self.lanes.iter().filter(|l| in_flight(l)).map(|l| l.id).collect();
         for lane in &self.lanes {
             let mut ahead = self.layers + 1; // layers done by the previous pass (none: no constraint)
             for (i, &(kind, done)) in lane.passes.iter().enumerate() {
                 // (p, l − 1) is done by definition of `done`; (p − 1, l) is done when the previous pass is past l
                 let ready = done < self.layers && ahead > done;
                 ahead = done;
-                if !ready || (kind == PassKind::Whole && std::mem::replace(&mut whole_taken[done], true)) {
+                let waits = kind == PassKind::Open && done == 0 && decoding.iter().any(|&id| id != lane.id);
+                if !ready || waits || (kind == PassKind::Whole && std::mem::replace(&mut whole_taken[done], true)) {
                     continue;
                 }
                 tasks.push(LiveTask {
@@ -247,6 +260,49 @@ mod tests {
                 vec![(0, 1, 1)],
             ]
         );
+    }
+
+    #[test]
+    fn a_late_open_pass_waits_for_the_decoding_ones_to_reenter_layer_0() {
+        let mut w = Wavefront::new(3);
+        w.add_request(0).unwrap();
+        w.push_pass(0, PassKind::Open).unwrap();
+        assert!(w.complete(&w.next_step()).unwrap().is_empty());
+        // request 1 joins while request 0's pass is at layer 1: it waits, and request 0's next pass (pushed when
+        // the previous one leaves the top layer) enters layer 0 beside it
+        w.add_request(1).unwrap();
+        w.push_pass(1, PassKind::Open).unwrap();
+        assert_eq!(
+            w.next_step(),
+            [LiveTask {
+                request: 0,
+                pass: 0,
+                layer: 1
+            }]
+        );
+        w.complete(&w.next_step()).unwrap();
+        let top = w.next_step();
+        assert_eq!(
+            top,
+            [LiveTask {
+                request: 0,
+                pass: 0,
+                layer: 2
+            }]
+        );
+        assert_eq!(w.complete(&top).unwrap(), [(0, 0)]);
+        w.push_pass(0, PassKind::Open).unwrap();
+        let together: Vec<(u64, usize)> = w.next_step().iter().map(|t| (t.request, t.layer)).collect();
+        assert_eq!(together, [(0, 0), (1, 0)]);
+        // whole passes never wait
+        let mut w = Wavefront::new(3);
+        w.add_request(0).unwrap();
+        w.push_pass(0, PassKind::Open).unwrap();
+        w.complete(&w.next_step()).unwrap();
+        w.add_request(1).unwrap();
+        w.push_pass(1, PassKind::Whole).unwrap();
+        let step: Vec<(u64, usize)> = w.next_step().iter().map(|t| (t.request, t.layer)).collect();
+        assert_eq!(step, [(1, 0), (0, 1)]);
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub enum BenchCommand {
         /// Skip the one-after-another prefill.
         #[arg(long)]
         no_serial: bool,
+        /// Copy every finished request's state to the host, as a caller that keeps them (the default drops them).
+        #[arg(long)]
+        keep_states: bool,
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 0)]
@@ -162,6 +165,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             decode,
             iters,
             no_serial,
+            keep_states,
             out,
             seed,
         } => {
@@ -173,6 +177,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 decode: *decode,
                 iters: *iters,
                 serial: !no_serial,
+                keep_states: *keep_states,
                 seed: *seed,
             };
             requests::requests(&Matrix::read(matrix)?, &plan, &mut Out::append(out)?)

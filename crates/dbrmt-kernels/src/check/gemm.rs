@@ -571,7 +571,49 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         };
         results.push(check_gemm_rounds_a(gpu, seed.wrapping_add(2000 + i as u64), &case));
     }
+    results.extend(row_checks(gpu, seed.wrapping_add(3000)));
     results
+}
+
+/// Decode rows of several requests in one group on the v1 kernels (see `check/gemm_rows.rs`): a row alone vs at
+/// every position of a merged 64-row tile, for the bf16-A entries the engine merges (q/k/v, gate/up, o and down
+/// with the residual add, the LM head), and the engine's two row moves. (`gemm_nt_f32_bf16_f32`, v1's memory
+/// projection, reads the hidden rows in place, which are not contiguous across requests: never merged.)
+pub fn row_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    use super::gemm_rows::{check_engine_add, check_engine_copy, check_positions, Product, RowShape};
+    use cudarc::driver::CudaSlice;
+    use std::sync::Arc;
+    type Bf16s = CudaSlice<bf16>;
+    type F32s = CudaSlice<f32>;
+    type Res = Result<(), KernelError>;
+    fn bf16_out(gpu: &Gpu, st: &Arc<CudaStream>, a: &Bf16s, b: &Bf16s, c: &mut Bf16s, g: &[GemmGroup]) -> Res {
+        gemm_nt_bf16_bf16_bf16(gpu, st, a, b, c, g, false)
+    }
+    fn f32_out(gpu: &Gpu, st: &Arc<CudaStream>, a: &Bf16s, b: &Bf16s, c: &mut F32s, g: &[GemmGroup], acc: bool) -> Res {
+        gemm_nt_bf16_bf16_f32(gpu, st, a, b, c, g, acc)
+    }
+    let shape = |n: usize, k: usize| RowShape {
+        n,
+        k,
+        out_cols: n,
+        tile_m: crate::gemm::TILE_M,
+    };
+    let (bf16_name, f32_name) = (GemmKernel::NtBf16Bf16Bf16.entry(), GemmKernel::NtBf16Bf16F32.entry());
+    let acc = Product::F32 {
+        launch: &f32_out,
+        accumulate: true,
+    };
+    let plain = Product::F32 {
+        launch: &f32_out,
+        accumulate: false,
+    };
+    vec![
+        check_positions(gpu, seed, bf16_name, &Product::Bf16(&bf16_out), shape(960, 576)),
+        check_positions(gpu, seed ^ 1, f32_name, &acc, shape(576, 1536)),
+        check_positions(gpu, seed ^ 2, f32_name, &plain, shape(1000, 576)),
+        check_engine_copy(gpu, seed ^ 3, bf16_name, &bf16_out, shape(960, 576)),
+        check_engine_add(gpu, seed ^ 4, f32_name, &f32_out, shape(576, 1536)),
+    ]
 }
 
 #[cfg(test)]

@@ -309,14 +309,75 @@ pub fn cases() -> Vec<Sm90Case> {
     out
 }
 
-/// Every case.
+/// Every case, then the merged-row checks.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    cases()
+    let mut out: Vec<Result<Check, KernelError>> = cases()
         .iter()
         .enumerate()
         .flat_map(|(i, case)| match check(gpu, case, seed.wrapping_add(i as u64)) {
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(e) => vec![Err(e)],
         })
-        .collect()
+        .collect();
+    out.extend(row_checks(gpu, seed.wrapping_add(500)));
+    out
+}
+
+/// Tile height of the v2 GEMM (`BM`).
+const TILE_M: usize = 128;
+
+/// Decode rows of several requests in one group (see `check/gemm_rows.rs`): every epilogue at the 1B model's
+/// projection shapes (q/k/v, o, the fused gate/up, the memory's q and k/v/β, an LM-head-like width), a row alone vs
+/// at every position of a merged tile; and the engine's two row moves against the one-group-per-request launches.
+pub fn row_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    use super::gemm_rows::{check_engine_add, check_engine_copy, check_positions, Product, RowShape};
+    use cudarc::driver::{CudaSlice, CudaStream};
+    use std::sync::Arc;
+    type Bf16s = CudaSlice<bf16>;
+    type F32s = CudaSlice<f32>;
+    type Res = Result<(), KernelError>;
+    fn bf16_out(gpu: &Gpu, st: &Arc<CudaStream>, a: &Bf16s, b: &Bf16s, c: &mut Bf16s, g: &[GemmGroup]) -> Res {
+        gemm_sm90_nt_bf16_bf16_bf16(gpu, st, a, b, c, g)
+    }
+    fn swiglu(gpu: &Gpu, st: &Arc<CudaStream>, a: &Bf16s, b: &Bf16s, c: &mut Bf16s, g: &[GemmGroup]) -> Res {
+        gemm_sm90_nt_bf16_bf16_swiglu(gpu, st, a, b, c, g)
+    }
+    fn f32_out(gpu: &Gpu, st: &Arc<CudaStream>, a: &Bf16s, b: &Bf16s, c: &mut F32s, g: &[GemmGroup], acc: bool) -> Res {
+        gemm_sm90_nt_bf16_bf16_f32(gpu, st, a, b, c, g, acc)
+    }
+    let shape = |n: usize, k: usize, out_cols: usize| RowShape {
+        n,
+        k,
+        out_cols,
+        tile_m: TILE_M,
+    };
+    let (bf16_name, f32_name, swiglu_name) = (
+        "gemm_sm90_nt_bf16_bf16_bf16",
+        "gemm_sm90_nt_bf16_bf16_f32",
+        "gemm_sm90_nt_bf16_bf16_swiglu",
+    );
+    let acc = Product::F32 {
+        launch: &f32_out,
+        accumulate: true,
+    };
+    let plain = Product::F32 {
+        launch: &f32_out,
+        accumulate: false,
+    };
+    vec![
+        check_positions(gpu, seed, bf16_name, &Product::Bf16(&bf16_out), shape(3072, 2048, 3072)),
+        check_positions(
+            gpu,
+            seed ^ 1,
+            swiglu_name,
+            &Product::Bf16(&swiglu),
+            shape(2048, 576, 1024),
+        ),
+        check_positions(gpu, seed ^ 2, f32_name, &acc, shape(2048, 2048, 2048)),
+        check_positions(gpu, seed ^ 3, f32_name, &plain, shape(64, 2048, 64)),
+        check_positions(gpu, seed ^ 4, f32_name, &plain, shape(2120, 2048, 2120)),
+        check_engine_copy(gpu, seed ^ 5, bf16_name, &bf16_out, shape(3072, 2048, 3072)),
+        check_engine_add(gpu, seed ^ 6, f32_name, &f32_out, shape(2048, 2048, 2048)),
+        check_engine_add(gpu, seed ^ 7, f32_name, &f32_out, shape(2048, 8192, 2048)),
+    ]
 }

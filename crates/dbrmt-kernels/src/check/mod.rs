@@ -16,11 +16,13 @@ pub mod attention;
 pub mod dpfp;
 pub mod embed;
 pub mod gemm;
+pub mod gemm_rows;
 pub mod gemm_sm90;
 pub mod gemm_tf32x3_sm90;
 pub mod harness;
 pub mod rms_norm;
 pub mod rope;
+pub mod rows;
 pub mod swiglu;
 pub mod to_bf16;
 
@@ -36,6 +38,7 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         gemm::checks,
         gemm_sm90::checks,
         gemm_tf32x3_sm90::checks,
+        rows::checks,
         rope::checks,
         attention::checks,
         attention::checks_sm90,

@@ -15,6 +15,7 @@ mod executor;
 mod model;
 mod packed;
 mod profile;
+mod runs;
 mod session;
 mod state;
 mod weights;

@@ -18,13 +18,17 @@ use dbrmt_kernels::{
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
+    rows::{add_rows_f32, copy_rows_bf16},
     swiglu::swiglu,
     to_bf16::to_bf16,
     Gpu, KernelError,
 };
 
+use std::ops::Range;
+
 use half::bf16;
 
+use super::runs;
 use super::weights::kvb_rows;
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
@@ -185,6 +189,12 @@ fn chunks(cells: &[StepCell], mem: usize, max_writers: usize, scratch_rows: usiz
     out
 }
 
+/// Whether the open cells of one layer share one group per projection (`DBRMT_MERGE_ROWS=off`: one group per cell, to
+/// compare; the bits are the same either way, see [`runs`]).
+fn merge_rows() -> bool {
+    !std::env::var("DBRMT_MERGE_ROWS").is_ok_and(|v| v == "off")
+}
+
 /// `(offset, rows)` of each cell in the step's packed scratch.
 fn packed_rows(cells: &[StepCell], mem: usize) -> Vec<(usize, usize)> {
     let mut at = 0;
@@ -235,7 +245,9 @@ impl GpuModel {
                 });
             }
         }
-        for chunk in chunks(cells, m, ws.max_cells.max(1), ws.scratch_rows) {
+        // open cells of one layer side by side, so that each chunk merges them (any order of a step's cells is valid)
+        let sorted: Vec<StepCell> = runs::merge_order(cells).into_iter().map(|i| cells[i]).collect();
+        for chunk in chunks(&sorted, m, ws.max_cells.max(1), ws.scratch_rows) {
             self.step_chunk(gpu, stream, ws, st, chunk)?;
         }
         Ok(())
@@ -321,7 +333,13 @@ impl GpuModel {
             let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
             to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
             ws.mark(stream, "read: rows to bf16")?;
-            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q_from_scratch(i)).collect();
+            // a merged run's rows are one group (A and u both in the packed scratch)
+            let q: Vec<GemmGroup> = at
+                .runs
+                .iter()
+                .filter(|r| !at.cells[r.start].first_segment)
+                .map(|r| at.merged(r, at.read_q_from_scratch(r.start)))
+                .collect();
             gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_q, &mut ws.u, &q, false)?;
         } else {
             let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
@@ -395,9 +413,21 @@ impl GpuModel {
             l.rms_norm_eps,
         )?;
         ws.mark(stream, "rms_norm")?;
-        let qkv: Vec<GemmGroup> = all.clone().map(|i| at.qkv(i)).collect();
+        let (alone, merged) = runs::split(&at.runs);
+        // a merged run's q/k/v rows go to its scratch rows first, then to each request's cache rows
+        let mut qkv: Vec<GemmGroup> = alone.iter().map(|&i| at.qkv(i)).collect();
+        qkv.extend(merged.iter().map(|r| at.qkv_merged(r)));
         self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
         ws.mark(stream, "q/k/v projection")?;
+        if !merged.is_empty() {
+            let to_cache: Vec<Span> = merged
+                .iter()
+                .flat_map(|r| r.clone())
+                .map(|i| at.qkv_to_cache(i))
+                .collect();
+            copy_rows_bf16(gpu, stream, &mut ws.qkv, at.qkv_width, &to_cache, at.qkv_width)?;
+            ws.mark(stream, "q/k/v rows to the caches")?;
+        }
         let heads = Heads {
             heads: l.num_heads,
             kv_heads: l.num_kv_heads,
@@ -433,8 +463,21 @@ impl GpuModel {
             scale,
         )?;
         ws.mark(stream, "attention")?;
-        let o: Vec<GemmGroup> = all.map(|i| at.o(i)).collect();
-        self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)?;
+        let o: Vec<GemmGroup> = alone.iter().map(|&i| at.o(i)).collect();
+        if !o.is_empty() {
+            self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)?;
+        }
+        if !merged.is_empty() {
+            // a merged run's o product into the f32 scratch (free after the read), then added to each hidden row
+            let o: Vec<GemmGroup> = merged.iter().map(|r| at.merged_to_scratch(r, at.o(r.start))).collect();
+            self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.num, &o, false)?;
+            let add: Vec<Span> = merged
+                .iter()
+                .flat_map(|r| r.clone())
+                .map(|i| at.scratch_to_hidden(i))
+                .collect();
+            add_rows_f32(gpu, stream, &ws.num, at.d, &mut ws.hidden, at.d, &add, at.d)?;
+        }
         ws.mark(stream, "o projection + residual")
     }
 
@@ -456,13 +499,18 @@ impl GpuModel {
             l.rms_norm_eps,
         )?;
         ws.mark(stream, "rms_norm")?;
+        // every run's rows (one cell, or the merged open cells of one layer) are one group: A and C in the scratch
         if self.projections == Projections::Sm90 {
             // silu(gate)·up straight out of the gate/up product (weights interleaved on upload)
-            let act: Vec<GemmGroup> = all.clone().map(|i| at.gate_up_swiglu(i)).collect();
+            let act: Vec<GemmGroup> = at
+                .runs
+                .iter()
+                .map(|r| at.merged(r, at.gate_up_swiglu(r.start)))
+                .collect();
             gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
             ws.mark(stream, "gate/up projection + swiglu")?;
         } else {
-            let gate_up: Vec<GemmGroup> = all.clone().map(|i| at.gate_up(i)).collect();
+            let gate_up: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.gate_up(r.start))).collect();
             gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &gate_up, false)?;
             ws.mark(stream, "gate/up projection")?;
             let in_scratch: Vec<Span> = all.clone().map(|i| at.in_scratch(i)).collect();
@@ -478,8 +526,25 @@ impl GpuModel {
             )?;
             ws.mark(stream, "swiglu")?;
         }
-        let down: Vec<GemmGroup> = all.map(|i| at.down(i)).collect();
-        self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)?;
+        let (alone, merged) = runs::split(&at.runs);
+        let down: Vec<GemmGroup> = alone.iter().map(|&i| at.down(i)).collect();
+        if !down.is_empty() {
+            self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)?;
+        }
+        if !merged.is_empty() {
+            // as the o projection: the merged product into the f32 scratch, then one f32 add per hidden element
+            let down: Vec<GemmGroup> = merged
+                .iter()
+                .map(|r| at.merged_to_scratch(r, at.down(r.start)))
+                .collect();
+            self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.num, &down, false)?;
+            let add: Vec<Span> = merged
+                .iter()
+                .flat_map(|r| r.clone())
+                .map(|i| at.scratch_to_hidden(i))
+                .collect();
+            add_rows_f32(gpu, stream, &ws.num, at.d, &mut ws.hidden, at.d, &add, at.d)?;
+        }
         ws.mark(stream, "down projection + residual")
     }
 
@@ -681,8 +746,9 @@ impl Finishing {
 
 impl GpuModel {
     /// The logits of several finishing segments together: for each, the final norm of the rows it asks for (its last
-    /// text row, or all) and their LM head — one span and one group per item, so each gets the bits
-    /// [`GpuModel::finish`] gives it alone (a row's norm and product never depend on the other rows of a launch).
+    /// text row, or all) and their LM head — one span per item and one group of all the rows, so each gets the bits
+    /// [`GpuModel::finish`] gives it alone (a row's norm and product never depend on the other rows of a launch or of
+    /// a GEMM group: the LM head runs all the rows of a launch as one group).
     /// Runs in launches of at most [`MAX_GROUPS`] items and the rows [`Workspace::final_hidden`] and
     /// [`Workspace::logits`] hold (each item must fit alone: see [`Workspace::ensure_finish_rows`]). Returns each
     /// item's `[rows, V]` logits on the host (empty for `LogitsMode::None`).
@@ -700,7 +766,7 @@ impl GpuModel {
         let mut next = 0;
         while next < asking.len() {
             // the next launch: items in order while they fit
-            let (mut spans, mut groups, mut rows) = (Vec::new(), Vec::new(), 0);
+            let (mut spans, mut rows) = (Vec::new(), 0);
             let start = next;
             while next < asking.len() && spans.len() < MAX_GROUPS {
                 let item = &items[asking[next]];
@@ -720,17 +786,6 @@ impl GpuModel {
                     rows: n,
                     ..Span::default()
                 });
-                groups.push(
-                    Linear {
-                        rows: n,
-                        x_row: rows,
-                        y_row: rows,
-                        layer: 0,
-                        k: d,
-                        n: v,
-                    }
-                    .group(),
-                );
                 rows += n;
                 next += 1;
             }
@@ -747,6 +802,27 @@ impl GpuModel {
                 d,
                 self.cfg.llama.rms_norm_eps,
             )?;
+            // the items' rows follow one another in both buffers: one group of all of them (the LM head is read once;
+            // a row's product does not depend on the other rows of its tile: `check::gemm_rows`); or one per item
+            let item = |s: &Span| {
+                Linear {
+                    rows: s.rows,
+                    x_row: s.out_row,
+                    y_row: s.out_row,
+                    layer: 0,
+                    k: d,
+                    n: v,
+                }
+                .group()
+            };
+            let groups: Vec<GemmGroup> = match merge_rows() {
+                true => vec![item(&Span {
+                    out_row: 0,
+                    rows,
+                    ..Span::default()
+                })],
+                false => spans.iter().map(item).collect(),
+            };
             self.linear_f32(
                 gpu,
                 stream,
@@ -756,7 +832,7 @@ impl GpuModel {
                 &groups,
                 false,
             )?;
-            let host = stream.clone_dtoh(&ws.logits.slice(..rows * v))?;
+            let host = ws.logits_to_host(stream, rows * v)?;
             for (k, &i) in asking[start..next].iter().enumerate() {
                 let at = spans[k].out_row * v;
                 out[i] = host[at..at + spans[k].rows * v].to_vec();
@@ -850,6 +926,9 @@ impl StateProduct {
 #[derive(Debug)]
 struct Chunk<'a> {
     cells: &'a [StepCell],
+    /// The runs of cells that share one group per projection ([`runs::runs`]): adjacent open cells of one layer and
+    /// segment-0 flag, or one cell alone.
+    runs: Vec<Range<usize>>,
     /// `(scratch row, rows)` of each cell.
     packed: Vec<(usize, usize)>,
     /// Row of each cell's KV cache (its state's) in the q/k/v buffer.
@@ -874,6 +953,10 @@ impl<'a> Chunk<'a> {
         let (l, m) = (&cfg.llama, cfg.armt.num_mem_tokens);
         Chunk {
             cells,
+            runs: match merge_rows() {
+                true => runs::runs(cells),
+                false => (0..cells.len()).map(|i| i..i + 1).collect(),
+            },
             packed: packed_rows(cells, m),
             cache_rows: cells.iter().map(|x| cache_row(x.state)).collect(),
             write_rank: cells
@@ -1009,6 +1092,52 @@ impl<'a> Chunk<'a> {
         GemmGroup {
             a_offset: self.scratch_row(i) * self.d,
             ..self.read_q(i)
+        }
+    }
+
+    /// `g`, a group of run `r`'s first cell whose A and C rows are in packed scratch buffers, widened to the rows of
+    /// every cell of the run (they follow one another in the scratch).
+    fn merged(&self, r: &Range<usize>, g: GemmGroup) -> GemmGroup {
+        GemmGroup {
+            m: r.clone().map(|i| self.rows(i)).sum(),
+            ..g
+        }
+    }
+
+    /// [`Chunk::merged`] with C moved to the run's rows of an f32 scratch `[.., n]` (num: the o and down products of a
+    /// merged run, added to the hidden rows after by [`Chunk::scratch_to_hidden`]).
+    fn merged_to_scratch(&self, r: &Range<usize>, g: GemmGroup) -> GemmGroup {
+        GemmGroup {
+            c_offset: self.scratch_row(r.start) * g.n,
+            ldc: g.n,
+            ..self.merged(r, g)
+        }
+    }
+
+    /// Cell `i`'s rows of the f32 scratch → its hidden rows (the residual add of a merged run's product).
+    fn scratch_to_hidden(&self, i: usize) -> Span {
+        Span {
+            out_row: self.hidden_row(i),
+            ..self.in_scratch(i)
+        }
+    }
+
+    /// The q/k/v projection of a merged run: into the run's scratch rows of the q/k/v buffer (open cells keep their
+    /// rows in their caches, so these scratch rows are free), moved to the caches by [`Chunk::qkv_to_cache`].
+    fn qkv_merged(&self, r: &Range<usize>) -> GemmGroup {
+        GemmGroup {
+            c_offset: self.scratch_row(r.start) * self.qkv_width,
+            ..self.merged(r, self.qkv(r.start))
+        }
+    }
+
+    /// Cell `i`'s q/k/v rows from its scratch rows to its own rows ([`Chunk::qkv_row`]: the cache for an open cell).
+    fn qkv_to_cache(&self, i: usize) -> Span {
+        Span {
+            in_row: self.scratch_row(i),
+            out_row: self.qkv_row(i),
+            rows: self.rows(i),
+            ..Span::default()
         }
     }
 
@@ -1365,6 +1494,51 @@ mod tests {
             assert_eq!(at.write_kvb_from_scratch(i).a_offset, rank * m * d);
             assert_eq!(at.write_kvb(i).c_offset, rank * m * kvb);
         }
+        // three open cells of layer 2 after a whole cell: one run of three, its groups widened over their scratch rows
+        let open = |state, slot, p| cell(2, state, slot, 1, false, Some(p));
+        let cells = [
+            cell(2, 0, 0, 5, false, None),
+            open(4, 1, 3),
+            open(7, 3, 0),
+            open(1, 2, 4),
+        ];
+        let at = Chunk::new(&cfg, &cells, r, cache);
+        assert_eq!(at.runs, [0..1, 1..4]);
+        let run = 1..4;
+        assert_eq!(at.scratch_row(1), 8);
+        let g = at.qkv_merged(&run);
+        assert_eq!((g.m, g.a_offset, g.c_offset), (3, 8 * d, 8 * qkv));
+        assert_eq!((g.b_offset, g.ldc), (2 * qkv * d, qkv));
+        for (i, s) in [(1, 4), (2, 7), (3, 1)] {
+            let x = &cells[i];
+            assert_eq!(
+                at.qkv_to_cache(i),
+                Span {
+                    in_row: 8 + i - 1,
+                    out_row: cache(s) + x.open_at.unwrap(),
+                    rows: 1,
+                    ..Span::default()
+                }
+            );
+            assert_eq!(
+                at.scratch_to_hidden(i),
+                Span {
+                    in_row: 8 + i - 1,
+                    out_row: x.slot * r,
+                    ..at.in_scratch(i)
+                }
+            );
+        }
+        let o = at.merged_to_scratch(&run, at.o(1));
+        assert_eq!((o.m, o.a_offset, o.c_offset, o.ldc), (3, 8 * q, 8 * d, d));
+        let down = at.merged_to_scratch(&run, at.down(1));
+        assert_eq!((down.m, down.a_offset, down.c_offset), (3, 8 * inter, 8 * d));
+        let act = at.merged(&run, at.gate_up_swiglu(1));
+        assert_eq!((act.m, act.a_offset, act.c_offset), (3, 8 * d, 8 * inter));
+        let q_read = at.merged(&run, at.read_q_from_scratch(1));
+        assert_eq!((q_read.m, q_read.a_offset, q_read.c_offset), (3, 8 * d, 8 * dm));
+        // a run of one is the cell's own group
+        assert_eq!(at.merged(&(0..1), at.qkv(0)), at.qkv(0));
         // the LM head of `finish`: rows first.. of the final hidden rows → logit rows 0..
         let (first, rows, v) = (4, 1, 11);
         let lm_head = Linear {

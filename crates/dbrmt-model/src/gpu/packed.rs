@@ -10,11 +10,17 @@
 //! arithmetic for a cell depends on the other cells of its launch or on where its rows lie, so each request gets the
 //! bits it gets alone.
 //!
-//! Slots are pooled: a finished request's slot is free for the next at once; the pool grows (by doubling, contents
-//! copied) when every slot is taken and gives its device memory back when no request is live.
+//! Slots are pooled: a finished request's slot is free for the next at once. The pool is sized up front for the
+//! requests the caller expects ([`PackedExecutor::reserve`]: no allocation while requests come and go); past that it
+//! grows (by doubling, contents copied) when every slot is taken, and gives the grown part back when no request is
+//! live. A request's state is copied to the host only when asked, through page-locked staging buffers, either at once
+//! ([`PackedExecutor::state`]) or started after the launches so far and taken later
+//! ([`PackedExecutor::stage_state`], [`PackedExecutor::take_state`]: the host need not wait for the device).
 
 use std::collections::{HashMap, HashSet};
 
+use cudarc::driver::{CudaEvent, PinnedHostSlice};
+use dbrmt_formats::state::LayerState;
 use dbrmt_formats::MemoryState;
 
 use super::{DeviceState, Finishing, GpuExecutor, StepCell, Workspace, WorkspaceShape};
@@ -37,6 +43,28 @@ pub struct PackedExecutor<'e> {
     /// The hidden slot and request slot of each pass in flight.
     hidden: HashMap<PassId, (usize, usize)>,
     free_hidden: Vec<usize>,
+    /// Request slots sized up front ([`PackedExecutor::reserve`]): the pool is kept when no request is live.
+    reserved: usize,
+    /// Page-locked host buffers of one request's `A` and `z` each, allocated as states are copied out (at most
+    /// [`PackedExecutor::STAGED`]), and the event after the copy each holds that is not yet taken
+    /// ([`PackedExecutor::take_state`]).
+    staging: Vec<(Staging, Option<CudaEvent>)>,
+}
+
+/// One request's `A` and `z` on the host, page-locked.
+type Staging = (PinnedHostSlice<f32>, PinnedHostSlice<f32>);
+
+impl Drop for PackedExecutor<'_> {
+    /// Page-locked buffers are freed only once the copies into them are done (their own wait is a no-op in a context
+    /// that tracks no events).
+    fn drop(&mut self) {
+        for (_, copy) in &self.staging {
+            if let Some(done) = copy {
+                // an error here is the device's, reported by the next call on the stream
+                let _ = done.synchronize();
+            }
+        }
+    }
 }
 
 impl GpuExecutor {
@@ -62,6 +90,8 @@ impl GpuExecutor {
             state,
             slots: Vec::new(),
             hidden: HashMap::new(),
+            reserved: 0,
+            staging: Vec::new(),
         })
     }
 }
@@ -104,6 +134,16 @@ impl PackedExecutor<'_> {
     /// Requests holding a slot.
     pub fn live(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Sizes the pool for `requests` live requests at once (request slots, their states and KV caches, a hidden
+    /// slot each) now, so that admitting and finishing them allocates nothing; kept while the executor lives.
+    pub fn reserve(&mut self, requests: usize) -> Result<(), ModelError> {
+        if requests > self.slots.len() {
+            self.grow(requests)?;
+        }
+        self.reserved = self.reserved.max(requests);
+        Ok(())
     }
 
     /// Takes a request slot, its memory set to `state` (checked against the model) or zeros.
@@ -170,20 +210,94 @@ impl PackedExecutor<'_> {
             }
             r != request
         });
-        if self.live() == 0 && !self.slots.is_empty() {
+        if self.live() == 0 && self.slots.len() > self.reserved {
             let (cfg, stream) = (&self.engine.model.cfg, &self.engine.stream);
             self.state = DeviceState::zeros(stream, 0, cfg.d_key(), cfg.llama.hidden_size)?;
             self.ws.drop_caches(stream, cfg)?;
             self.slots.clear();
+            let reserved = std::mem::take(&mut self.reserved);
+            self.reserve(reserved)?;
         }
         Ok(())
     }
 
-    /// A request's memory state, copied to the host.
-    pub fn state(&self, request: usize) -> Result<MemoryState, ModelError> {
+    /// Waits for every launch so far to finish.
+    pub fn synchronize(&self) -> Result<(), ModelError> {
+        Ok(self.engine.stream.synchronize()?)
+    }
+
+    /// States copied out at once at most ([`PackedExecutor::stage_state`]): page-locked buffers of one request's state
+    /// each.
+    pub const STAGED: usize = 4;
+
+    /// A request's memory state, copied to the host (waits for the launches before it).
+    pub fn state(&mut self, request: usize) -> Result<MemoryState, ModelError> {
+        let staged = self.stage_state(request)?;
+        self.take_state(staged)
+    }
+
+    /// Starts copying a request's memory state to a page-locked host buffer, after the launches so far, and returns
+    /// the buffer's index for [`PackedExecutor::take_state`]; nothing waits. The request's slot may be released and
+    /// reused at once (later launches run after the copy). Refused when [`PackedExecutor::STAGED`] copies are not
+    /// yet taken.
+    pub fn stage_state(&mut self, request: usize) -> Result<usize, ModelError> {
         self.check_live(request)?;
-        let layers = self.layers();
-        Ok(self.state.download(&self.engine.stream, request * layers, layers)?)
+        let (layers, stream) = (self.layers(), &self.engine.stream);
+        let (dk, d) = (self.state.d_key, self.state.hidden);
+        let (a_len, z_len) = (layers * dk * d, layers * dk);
+        let free = match self.staging.iter().position(|(_, copy)| copy.is_none()) {
+            Some(free) => free,
+            None if self.staging.len() < Self::STAGED => {
+                let ctx = self.engine.gpu.context();
+                let pinned = |len: usize| -> Result<PinnedHostSlice<f32>, ModelError> {
+                    // SAFETY: cuMemHostAlloc (flags 0: page-locked, cached, read by the host) of `len` f32; filled
+                    // with zeros below before anything reads it, and every bit pattern is a valid f32.
+                    let mut buf = unsafe { ctx.alloc_pinned_with_flags::<f32>(len, 0) }?;
+                    buf.as_mut_slice()?.fill(0.0);
+                    Ok(buf)
+                };
+                self.staging.push(((pinned(a_len)?, pinned(z_len)?), None));
+                self.staging.len() - 1
+            }
+            None => {
+                return Err(ModelError::InvalidInput(format!(
+                    "{} state copies not yet taken",
+                    Self::STAGED
+                )))
+            }
+        };
+        let ((host_a, host_z), copy) = &mut self.staging[free];
+        stream.memcpy_dtoh(&self.state.a.slice(request * a_len..(request + 1) * a_len), host_a)?;
+        stream.memcpy_dtoh(&self.state.z.slice(request * z_len..(request + 1) * z_len), host_z)?;
+        // the engine's context tracks no events (`Gpu` disables it): the copies' end is this event
+        *copy = Some(stream.record_event(None)?);
+        Ok(free)
+    }
+
+    /// The state a [`PackedExecutor::stage_state`] copy holds, once the copy is done (waits for it); its buffer is
+    /// free again.
+    pub fn take_state(&mut self, staged: usize) -> Result<MemoryState, ModelError> {
+        let (dk, d) = (self.state.d_key, self.state.hidden);
+        let ((host_a, host_z), copy) = self
+            .staging
+            .get_mut(staged)
+            .filter(|(_, copy)| copy.is_some())
+            .ok_or_else(|| ModelError::InvalidInput(format!("no state copy {staged}")))?;
+        copy.take().expect("filtered").synchronize()?;
+        let (a, z) = (host_a.as_slice()?, host_z.as_slice()?);
+        let layers = a
+            .chunks_exact(dk * d)
+            .zip(z.chunks_exact(dk))
+            .map(|(a, z)| LayerState {
+                a: a.to_vec(),
+                z: z.to_vec(),
+            })
+            .collect();
+        Ok(MemoryState {
+            d_key: dk,
+            hidden: d,
+            layers,
+        })
     }
 
     fn check_live(&self, request: usize) -> Result<&Vec<usize>, ModelError> {

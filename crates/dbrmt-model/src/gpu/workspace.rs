@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaStream};
+use cudarc::driver::{CudaSlice, CudaStream, PinnedHostSlice};
 use dbrmt_kernels::KernelError;
 use half::bf16;
 
@@ -69,6 +69,8 @@ pub struct Workspace {
     /// `[logit_rows, V]`.
     pub final_hidden: CudaSlice<bf16>,
     pub logits: CudaSlice<f32>,
+    /// Page-locked host copy of the first logit rows ([`Workspace::logits_to_host`]), allocated at first use.
+    logits_host: Option<PinnedHostSlice<f32>>,
     /// Token ids of the current request(s).
     pub ids: CudaSlice<u32>,
     /// Events between the launches of every step, when profiling ([`StepProfile`]).
@@ -138,6 +140,7 @@ impl Workspace {
             gamma: f(gm)?,
             final_hidden: bf(shape.final_rows * d)?,
             logits: f(shape.logit_rows * cfg.llama.vocab_size)?,
+            logits_host: None,
             ids: stream.alloc_zeros::<u32>(1)?,
             profile: None,
         })
@@ -226,6 +229,32 @@ impl Workspace {
         let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
         sum(&bf16, 2).saturating_add(sum(&f32s, 4))
     }
+
+    /// The first `len` values of [`Workspace::logits`] on the host, once the launches before are done: through a
+    /// page-locked buffer (DMA straight from the device, one host copy fewer than a pageable copy) while `len` is at
+    /// most [`Workspace::PINNED_LOGITS`] values, else a pageable copy.
+    pub fn logits_to_host(&mut self, stream: &Arc<CudaStream>, len: usize) -> Result<Vec<f32>, KernelError> {
+        let src = self.logits.slice(..len);
+        if len > Self::PINNED_LOGITS {
+            return Ok(stream.clone_dtoh(&src)?);
+        }
+        if self.logits_host.is_none() {
+            // SAFETY: cuMemHostAlloc (flags 0: page-locked, cached, read by the host) of PINNED_LOGITS f32; filled with
+            // zeros below before anything reads it, and every bit pattern is a valid f32.
+            let mut host = unsafe { stream.context().alloc_pinned_with_flags::<f32>(Self::PINNED_LOGITS, 0) }?;
+            host.as_mut_slice()?.fill(0.0);
+            self.logits_host = Some(host);
+        }
+        let host = self.logits_host.as_mut().expect("just allocated");
+        stream.memcpy_dtoh(&src, host)?;
+        // the engine's context tracks no events (`Gpu` disables it), so the pinned slice's own wait would not wait
+        stream.synchronize()?;
+        Ok(host.as_slice()?[..len].to_vec())
+    }
+
+    /// Logit values copied out through the page-locked buffer (more go through a pageable copy): 64 decode rows of a
+    /// 128K vocabulary, 32 MiB.
+    pub const PINNED_LOGITS: usize = 64 * 128 * 1024;
 
     /// Records that the launch just made on `stream` is `label`, when profiling.
     pub(crate) fn mark(&mut self, stream: &CudaStream, label: &'static str) -> Result<(), KernelError> {

@@ -7,6 +7,15 @@ use dbrmt_model::{
     ModelError,
 };
 
+/// A state copy started by [`Packed::stage_state`].
+#[derive(Debug)]
+pub(crate) enum Staged {
+    /// Already on the host (the CPU backend).
+    Ready(MemoryState),
+    /// In a page-locked buffer of the GPU executor, once the copy is done.
+    Gpu(usize),
+}
+
 /// Either backend's packed executor.
 #[derive(Debug)]
 pub(crate) enum Packed<'e> {
@@ -29,10 +38,43 @@ impl Packed<'_> {
         }
     }
 
-    pub fn state(&self, slot: usize) -> Result<MemoryState, ModelError> {
+    /// Starts copying a request's state to the host, after the launches so far (on the CPU: copies it now).
+    pub fn stage_state(&mut self, slot: usize) -> Result<Staged, ModelError> {
         match self {
-            Packed::Cpu(x) => x.state(slot),
-            Packed::Gpu(x) => x.state(slot),
+            Packed::Cpu(x) => Ok(Staged::Ready(x.state(slot)?)),
+            Packed::Gpu(x) => Ok(Staged::Gpu(x.stage_state(slot)?)),
+        }
+    }
+
+    /// The state of a [`Packed::stage_state`] copy (waits for it on the GPU).
+    pub fn take_state(&mut self, staged: Staged) -> Result<MemoryState, ModelError> {
+        match (self, staged) {
+            (_, Staged::Ready(state)) => Ok(state),
+            (Packed::Gpu(x), Staged::Gpu(i)) => x.take_state(i),
+            (Packed::Cpu(_), Staged::Gpu(i)) => Err(ModelError::InvalidInput(format!("no state copy {i}"))),
+        }
+    }
+
+    /// Sizes the device pool for `requests` live requests up front, as far as `limit` and the free memory (less the
+    /// reserve) allow; nothing on the CPU.
+    pub fn reserve(&mut self, requests: usize, limit: Option<usize>) -> Result<(), ModelError> {
+        let Packed::Gpu(x) = self else { return Ok(()) };
+        let per = x.bytes_per_request().max(1);
+        let free = x
+            .free_device_bytes()?
+            .saturating_sub(gpu::PackedExecutor::RESERVE_BYTES);
+        let available = match limit {
+            Some(l) => free.min(l.saturating_sub(x.device_bytes())),
+            None => free,
+        };
+        x.reserve(requests.min(available / per))
+    }
+
+    /// Waits for the device (nothing on the CPU).
+    pub fn synchronize(&self) -> Result<(), ModelError> {
+        match self {
+            Packed::Cpu(_) => Ok(()),
+            Packed::Gpu(x) => x.synchronize(),
         }
     }
 

@@ -25,11 +25,13 @@ pub enum Event {
     },
     /// The request is done and its state and cache are freed; `state` continues it (the memory after its closed
     /// segments, and the open segment's ids; a generation's last token is in it only with `keep_last_token` or
-    /// after [`super::Requests::end`]).
+    /// after [`super::Requests::end`]), copied out only when the request's state is kept
+    /// ([`Requests::keep_states`](super::Requests::keep_states), the default, or
+    /// [`Requests::keep_state`](super::Requests::keep_state)), else `None`.
     Finished {
         id: RequestId,
         reason: FinishReason,
-        state: SavedState,
+        state: Option<SavedState>,
     },
 }
 

@@ -67,6 +67,8 @@ pub(crate) struct Live {
     pub slot: usize,
     /// Passes sent so far (the next one's index in the schedule).
     pub passes_pushed: usize,
+    /// Whether its final state is copied out, when not the set's choice ([`super::Requests::keep_state`]).
+    pub keep_state: Option<bool>,
     /// Input tokens (prefill ids, or reopened + prompt tokens) and how many have left the top layer.
     total: usize,
     done: usize,
@@ -130,6 +132,7 @@ impl Live {
                     id,
                     slot: 0,
                     passes_pushed: 0,
+                    keep_state: None,
                     total: ids.len(),
                     done: 0,
                     kind: Kind::Prefill {
@@ -189,6 +192,7 @@ impl Live {
                     id,
                     slot: 0,
                     passes_pushed: 0,
+                    keep_state: None,
                     total: all.len(),
                     done: 0,
                     kind: Kind::Generate {

@@ -97,11 +97,23 @@ pub fn mix(seed: u64, count: usize, segment: usize, vocab: usize, long_segments:
 /// Runs the mix on one request set (each joining before its step), steps to the end, and gathers each request's
 /// outcome in the order of `mix`.
 pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runtime::requests::Occupancy) {
+    run_packed_keeping(engine, mix, |_| true)
+}
+
+/// [`run_packed`] with the set dropping states (`keep_states(false)`) and only the requests `keep` picks (by their
+/// index in `mix`) keeping theirs (`keep_state`): the others' outcomes have no state.
+#[allow(dead_code)] // (used by the CPU tests only)
+pub fn run_packed_keeping(
+    engine: &Engine,
+    mix: &[Joining],
+    keep: impl Fn(usize) -> bool,
+) -> (Vec<Outcome>, dbrmt_runtime::requests::Occupancy) {
     let limits = Limits {
         max_requests: mix.len().max(1),
         device_bytes: None,
     };
     let mut set = engine.requests(limits).expect("request set");
+    set.keep_states(false);
     let mut ids: Vec<Option<RequestId>> = vec![None; mix.len()];
     let mut outcomes: BTreeMap<RequestId, Outcome> = BTreeMap::new();
     let mut step = 0;
@@ -109,6 +121,7 @@ pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runt
         for (i, j) in mix.iter().enumerate() {
             if j.at_step == step {
                 let id = set.add(j.request.clone()).expect("admitted");
+                set.keep_state(id, keep(i)).expect("live");
                 ids[i] = Some(id);
                 outcomes.insert(id, empty());
             }
@@ -127,7 +140,7 @@ pub fn run_packed(engine: &Engine, mix: &[Joining]) -> (Vec<Outcome>, dbrmt_runt
                 }
                 Event::Finished { reason, state, .. } => {
                     o.reason = Some(reason);
-                    o.state = Some(state.into());
+                    o.state = state.map(Into::into);
                 }
             }
         }

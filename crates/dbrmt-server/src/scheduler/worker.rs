@@ -40,13 +40,15 @@ impl Worker {
             max_requests: self.admission.max_concurrent(),
             device_bytes: self.device_bytes,
         };
-        let set = match engine.requests(limits) {
+        let mut set = match engine.requests(limits) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("dbrmt serve: the engine cannot take requests: {e}");
                 return;
             }
         };
+        // a finished request's state is copied out only for a request that stores it (`Live::admit`)
+        set.keep_states(false);
         let tokenizer = self.shared.tokenizer.clone();
         let mut live = Live {
             set,
@@ -112,8 +114,9 @@ struct Live<'w, 'e, 't> {
 impl<'t> Live<'_, '_, 't> {
     fn admit(&mut self, s: Submission, tokenizer: Option<&'t dbrmt_tokenizer::Tokenizer>) -> Admitted {
         let w = self.worker;
-        if self.set.live() >= self.set.limits().max_requests {
-            // (checked first: the request below copies its prompt and stored state)
+        // (checked first: the request below copies its prompt and stored state) a request whose state is still being
+        // copied out holds its place until its `Finished` comes, though the engine has freed its slot
+        if self.requests.len() >= self.set.limits().max_requests {
             return Admitted::Full(s);
         }
         let cached = s
@@ -124,6 +127,9 @@ impl<'t> Live<'_, '_, 't> {
         let (request, generate) = Request::new(&s.job, s.events.clone(), tokenizer, cached);
         match self.set.add(Work::Generate(generate)) {
             Ok(id) => {
+                // only a state to store is copied out (its `Finished` then comes a step after it finishes);
+                // the request was just admitted, so this cannot fail (and were it to, the end says so)
+                let _ = self.set.keep_state(id, request.store_state);
                 let job = &s.job;
                 w.metrics().observe(Latency::Queue, Instant::now() - job.arrived);
                 w.metrics().add_prompt_tokens(job.ids.len(), cached);
@@ -228,7 +234,11 @@ impl<'t> Live<'_, '_, 't> {
                         return self.end(id, Err(ApiError::internal("a generation ended as a prefill")))
                     }
                 };
-                let state = request.store_state.then_some(state);
+                let state = match (request.store_state, state) {
+                    (true, Some(state)) => Some(state),
+                    (true, None) => return self.end(id, Err(ApiError::internal("the engine kept no state to store"))),
+                    (false, _) => None,
+                };
                 self.end(id, Ok((reason, state)));
             }
         }
