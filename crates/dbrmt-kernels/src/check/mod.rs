@@ -31,7 +31,7 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 14] = [
+    let suites: [Suite; 15] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
