@@ -239,17 +239,21 @@ impl Workspace {
             return Ok(stream.clone_dtoh(&src)?);
         }
         if self.logits_host.is_none() {
-            // SAFETY: cuMemHostAlloc (flags 0: page-locked, cached, read by the host) of PINNED_LOGITS f32; filled with
+            let values = self.logits.len().min(Self::PINNED_LOGITS);
+            // SAFETY: cuMemHostAlloc (flags 0: page-locked, cached, read by the host) of `values` f32; filled with
             // zeros below before anything reads it, and every bit pattern is a valid f32.
-            let mut host = unsafe { stream.context().alloc_pinned_with_flags::<f32>(Self::PINNED_LOGITS, 0) }?;
+            let mut host = unsafe { stream.context().alloc_pinned_with_flags::<f32>(values, 0) }?;
             host.as_mut_slice()?.fill(0.0);
             self.logits_host = Some(host);
         }
-        let host = self.logits_host.as_mut().expect("just allocated");
-        stream.memcpy_dtoh(&src, host)?;
-        // the engine's context tracks no events (`Gpu` disables it), so the pinned slice's own wait would not wait
+        let host = self.logits_host.as_mut().expect("just allocated").as_mut_slice()?;
+        // only `len` values: a copy into the whole page-locked slice would copy its length, past the end of `src`
+        // (CUDA_ERROR_INVALID_VALUE where the logits buffer is smaller than the staging buffer)
+        let dst = &mut host[..len];
+        stream.memcpy_dtoh(&src, dst)?;
+        // the engine's context tracks no events (`Gpu` disables it), so a pinned slice's own wait would not wait
         stream.synchronize()?;
-        Ok(host.as_slice()?[..len].to_vec())
+        Ok(dst.to_vec())
     }
 
     /// Logit values copied out through the page-locked buffer (more go through a pageable copy): 64 decode rows of a
