@@ -1,4 +1,5 @@
 //! CUDA kernels for ARMT-LLaMA and their f32 CPU references.
+pub mod argmax_rows;
 pub mod armt_read;
 pub mod armt_read_fused_sm90;
 pub mod armt_write;

@@ -9,6 +9,7 @@
 
 use crate::{Gpu, KernelError};
 
+pub mod argmax_rows;
 pub mod armt_read;
 pub mod armt_read_fused_sm90;
 pub mod armt_write;
@@ -29,9 +30,10 @@ pub mod to_bf16;
 /// One kernel's checks at all its shapes.
 pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 
-/// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory).
+/// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory, the greedy
+/// ids of the logits).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 15] = [
+    let suites: [Suite; 16] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
@@ -47,6 +49,7 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         armt_read::checks,
         armt_read_fused_sm90::checks,
         armt_write::checks,
+        argmax_rows::checks,
     ];
     suites
         .iter()

@@ -8,6 +8,7 @@
 //!
 //! One file per op, named as the op's kernel file (`cuda/rms_norm.cu` ↔ `reference/rms_norm.rs`).
 
+pub mod argmax_rows;
 pub mod armt_read;
 pub mod armt_write;
 pub mod attention;
