@@ -74,6 +74,8 @@ pub fn generate_many(a: &GenerateArgs) -> anyhow::Result<()> {
             stop: stop.clone(),
             resume: resume.clone(),
             keep_last_token: false,
+            // only the ids are printed: a greedy token is chosen on the device
+            token_logits: false,
         };
         ids.push(
             set.add(Request::Generate(request))

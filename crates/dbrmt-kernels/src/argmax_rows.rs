@@ -83,8 +83,15 @@ mod tests {
         assert!(rejected(v(Rows { len: 88, ..x }, 6, &[span(9, 0, 1, 0)], 8)), "x short");
         assert!(rejected(v(x, 6, &ok, 10)), "n past the stride");
         assert!(rejected(v(x, 6, &ok, 0)), "n 0");
-        assert!(rejected(v(x, 6, &[span(0, 0, 2, 0), span(2, 1, 1, 0)], 8)), "two spans write id 1");
+        assert!(
+            rejected(v(x, 6, &[span(0, 0, 2, 0), span(2, 1, 1, 0)], 8)),
+            "two spans write id 1"
+        );
         assert!(rejected(v(x, 6, &[], 8)), "no spans");
-        assert_eq!(v(x, 6, &[span(0, 0, 0, 0)], 8).unwrap().grid_dim.0, 0, "nothing to launch");
+        assert_eq!(
+            v(x, 6, &[span(0, 0, 0, 0)], 8).unwrap().grid_dim.0,
+            0,
+            "nothing to launch"
+        );
     }
 }

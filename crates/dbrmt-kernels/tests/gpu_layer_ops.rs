@@ -1,4 +1,5 @@
-//! The row kernels of the decoder layer (RMSNorm, the f32 → bf16 rounding, RoPE, causal GQA attention, SwiGLU, segment embedding) on a GPU,
+//! The row kernels of the decoder layer (RMSNorm, the f32 → bf16 rounding, RoPE, causal GQA attention, SwiGLU, segment embedding) and the
+//! greedy ids of the logits (argmax) on a GPU,
 //! against their f32 CPU references, and their launchers' argument checks.
 //!
 //! Every check draws fresh random inputs from the printed seed; replay a failure with `DBRMT_SEED=<seed>`.
@@ -51,6 +52,13 @@ fn swiglu_matches_reference() {
 #[ignore = "needs a CUDA GPU"]
 fn embed_matches_reference() {
     assert_suite_passes(check::embed::checks);
+}
+
+/// Greedy ids of logit rows: every id equal to the host's argmax (ties, NaNs, infinities, signed zeros planted).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn argmax_rows_matches_the_host() {
+    assert_suite_passes(check::argmax_rows::checks);
 }
 
 fn span(in_row: usize, out_row: usize, rows: usize, layer: usize) -> Span {

@@ -33,6 +33,12 @@ pub struct Pass {
     pub first_segment: bool,
     /// Logits when it leaves the top layer: none, its last row, or every row (whole segments only).
     pub logits: LogitsMode,
+    /// Only the greedy id of its last row is needed (a token sampled at temperature 0 whose logits nobody reads;
+    /// with `logits: LogitsMode::Last` only): a backend may return that id ([`PassLogits::argmax`], the host's
+    /// [`argmax`](crate::sampling::argmax) of the same logits) instead of the logits. The GPU does, unless told not to
+    /// (`DBRMT_DEVICE_ARGMAX=off`, [`crate::gpu::PackedExecutor::set_device_argmax`]); the CPU model returns the
+    /// logits.
+    pub argmax: bool,
 }
 
 /// A pass at the layer it runs in this step.
@@ -43,12 +49,16 @@ pub struct PassCell<'a> {
     pub layer: usize,
 }
 
-/// Logits of a pass that left the top layer: `[rows, vocab]`.
+/// Logits of a pass that left the top layer: `[rows, vocab]`; or, for a pass that asked for its greedy id only
+/// ([`Pass::argmax`]) and got it, `argmax` with no logits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassLogits {
     pub id: PassId,
     pub rows: usize,
+    /// `[rows, vocab]`; empty when `argmax` is given.
     pub logits: Vec<f32>,
+    /// The index of the largest logit of the last row (the first on ties), computed where the logits are.
+    pub argmax: Option<u32>,
 }
 
 /// Checks what every backend needs of a cell before touching any data: its layer exists, its rows fit a segment,
@@ -71,6 +81,9 @@ pub(crate) fn check_cell(cell: &PassCell<'_>, layers: usize, segment_size: usize
     }
     if matches!(p.rows, PassRows::Open { .. }) && p.logits == LogitsMode::All {
         return bad("an open pass gives its last row's logits only".into());
+    }
+    if p.argmax && p.logits != LogitsMode::Last {
+        return bad("only a pass asking for its last row's logits may ask for their greedy id".into());
     }
     Ok(())
 }

@@ -33,6 +33,11 @@ impl Sampler {
         })
     }
 
+    /// Temperature 0: the next token is the [`argmax`] of the logits, and the generator is never drawn from.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0
+    }
+
     /// The next token id.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         if self.temperature == 0.0 {
@@ -69,16 +74,9 @@ impl Sampler {
     }
 }
 
-/// The index of the largest value (the first one on ties).
-pub fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
+/// The index of the largest value (the first one on ties; NaNs as the scan sees them): the one definition, shared with
+/// the device's greedy ids (`cuda/argmax_rows.cu`, checked against it).
+pub use dbrmt_kernels::reference::argmax_rows::argmax;
 
 #[cfg(test)]
 mod tests {

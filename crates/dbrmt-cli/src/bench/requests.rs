@@ -11,6 +11,8 @@
 //! reads them) unless `--keep-states`, and each set's pool is allocated before the timing. "serial" runs the requests one after another
 //! through one set. One JSON line per method and request count, with the slot occupancy and the host time by phase
 //! (admission, steps, waits for the device; `DBRMT_MERGE_ROWS=off` turns off the merged decode rows, to compare).
+//! Decoding asks for the tokens only, so greedy ids are chosen on the device (4 bytes per row copied out);
+//! `DBRMT_DEVICE_ARGMAX=off` copies every row's logits to the host for its argmax instead, to compare.
 
 use std::time::Instant;
 
@@ -52,6 +54,15 @@ struct Timed {
     phases: Phases,
 }
 
+/// A greedy generation whose tokens come without their logits, as `dbrmt generate` and the server ask for them (the
+/// ids chosen on the device unless `DBRMT_DEVICE_ARGMAX=off`).
+fn ids_only(prompt: Vec<i64>, tokens: usize) -> Request {
+    Request::Generate(Generate {
+        token_logits: false,
+        ..Generate::greedy(prompt, tokens)
+    })
+}
+
 pub fn requests(m: &Matrix, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     let mut cache = EngineCache::default();
     let engine = cache.get(m, &plan.model, plan.segment, plan.seed)?;
@@ -59,7 +70,7 @@ pub fn requests(m: &Matrix, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
     let prompt = |r: usize| random_ids(plan.tokens, vocab, plan.seed ^ ((r as u64 + 1) * 0x9e37));
     // warm-up: kernels loaded (prefill, decode, the merged rows' moves), pools touched
     let mut warm: Vec<Request> = (0..2).map(|r| prefill(prompt(r))).collect();
-    warm.extend((0..2).map(|r| Request::Generate(Generate::greedy(prompt(r).into_iter().take(16).collect(), 2))));
+    warm.extend((0..2).map(|r| ids_only(prompt(r).into_iter().take(16).collect(), 2)));
     run(engine, warm, 0, true)?;
     for &n in &plan.requests {
         let methods: &[&str] = match (plan.decode, plan.serial) {
@@ -71,7 +82,7 @@ pub fn requests(m: &Matrix, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
             for _ in 0..plan.iters.max(1) {
                 let make = |r: usize| match plan.decode {
                     0 => prefill(prompt(r)),
-                    d => Request::Generate(Generate::greedy(prompt(r), d)),
+                    d => ids_only(prompt(r), d),
                 };
                 let t = match method {
                     "packed" => run(engine, (0..n).map(make).collect(), plan.decode, plan.keep_states)?,
@@ -264,6 +275,7 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
         "whole_cells": occupancy.whole_cells, "open_cells": occupancy.open_cells, "layers": occupancy.layers,
         "slot_occupancy": occupancy.slot_occupancy(), "requests_gib": last.bytes as f64 / (1u64 << 30) as f64,
         "phase_ms": phase_ms, "keep_states": plan.keep_states, "merge_rows": std::env::var("DBRMT_MERGE_ROWS").unwrap_or_else(|_| "on".into()),
+        "device_argmax": std::env::var("DBRMT_DEVICE_ARGMAX").unwrap_or_else(|_| "on".into()),
         "device": device_name(),
     }))
 }

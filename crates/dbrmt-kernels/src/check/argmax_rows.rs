@@ -20,7 +20,12 @@ const THREADS: usize = 512;
 /// reference must agree: a unit test checks it).
 fn plant(kind: usize, row: &mut [f32], rng: &mut SplitMix64) -> u32 {
     let n = row.len();
-    let max = |row: &[f32]| row.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    let max = |row: &[f32]| {
+        row.iter()
+            .copied()
+            .filter(|v| !v.is_nan())
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
     let first_of = |row: &[f32], m: f32| row.iter().position(|&v| v == m).unwrap_or(0) as u32;
     // two distinct indices i < j (equal when n = 1)
     let pair = |rng: &mut SplitMix64| match n {
@@ -201,7 +206,11 @@ pub fn check_argmax(gpu: &Gpu, seed: u64, rows: &[usize], n: usize, ld: usize) -
     };
     let check = fail_if(check, wrong, "ids differ from the host's argmax");
     let check = fail_if(check, strays, "ids written outside the spans");
-    Ok(fail_if(check, designed_wrong, "planted rows the host scan answers otherwise"))
+    Ok(fail_if(
+        check,
+        designed_wrong,
+        "planted rows the host scan answers otherwise",
+    ))
 }
 
 /// The decode rows of 64 requests at Llama-3's vocabulary (128,256) and of a prefill's last rows at SmolLM2's (49,152),

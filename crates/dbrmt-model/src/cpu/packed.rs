@@ -251,6 +251,12 @@ impl<'m> PackedExecutor<'m> {
         );
         let mut logits = vec![0.0f32; rows * v];
         linear(&normed, w.lm_head(), rows, d, v, &mut logits);
-        Some(PassLogits { id: c.id, rows, logits })
+        // the CPU model's greedy id is the sampler's, on these logits (`Pass::argmax` is left to the caller)
+        Some(PassLogits {
+            id: c.id,
+            rows,
+            logits,
+            argmax: None,
+        })
     }
 }

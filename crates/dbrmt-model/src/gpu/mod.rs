@@ -22,7 +22,7 @@ mod weights;
 mod workspace;
 
 pub use executor::{DeviceTiming, GpuExecutor};
-pub use model::{AttentionKernel, Finishing, GpuModel, MemoryProducts, Projections, StepCell};
+pub use model::{AttentionKernel, Finished, Finishing, GpuModel, MemoryProducts, Projections, StepCell};
 pub use packed::PackedExecutor;
 pub use profile::{ProfilePart, StepProfile};
 pub use session::Session;

@@ -5,7 +5,8 @@
 //! caches are rows of shared buffers, told apart by each cell's state index). Every pass in flight holds a hidden slot
 //! from its entry at layer 0 until it leaves the top layer. A step's cells become [`StepCell`]s of one
 //! [`GpuModel::step`] — whole segments and open rows of many requests in the same grouped launches — and the passes
-//! leaving the top layer get their logits in one [`GpuModel::finish_many`]. Each cell is the cell the
+//! leaving the top layer get their logits in one [`GpuModel::finish_many`] (a pass that wants only its greedy token gets
+//! the id, chosen on the device). Each cell is the cell the
 //! single-request paths run (the same rows, layer, flags and positions; only its buffer rows differ), and no kernel's
 //! arithmetic for a cell depends on the other cells of its launch or on where its rows lie, so each request gets the
 //! bits it gets alone.
@@ -49,6 +50,9 @@ pub struct PackedExecutor<'e> {
     /// [`PackedExecutor::STAGED`]), and the event after the copy each holds that is not yet taken
     /// ([`PackedExecutor::take_state`]).
     staging: Vec<(Staging, Option<CudaEvent>)>,
+    /// Whether passes that want only the greedy id of their last row get it from the device
+    /// ([`PackedExecutor::set_device_argmax`]).
+    device_argmax: bool,
 }
 
 /// One request's `A` and `z` on the host, page-locked.
@@ -92,6 +96,7 @@ impl GpuExecutor {
             hidden: HashMap::new(),
             reserved: 0,
             staging: Vec::new(),
+            device_argmax: !std::env::var("DBRMT_DEVICE_ARGMAX").is_ok_and(|v| v == "off"),
         })
     }
 }
@@ -129,6 +134,17 @@ impl PackedExecutor<'_> {
     /// Free device memory (cuMemGetInfo).
     pub fn free_device_bytes(&self) -> Result<usize, ModelError> {
         Ok(self.engine.gpu.context().mem_get_info()?.0)
+    }
+
+    /// Whether a pass that wants only the greedy id of its last row ([`Pass::argmax`](crate::packed::Pass::argmax))
+    /// gets it from the device (`argmax_rows_f32`: 4 bytes copied out instead of the vocabulary's logits) — the
+    /// default, unless `DBRMT_DEVICE_ARGMAX=off` — or gets its logits, for the host's argmax (to compare the two).
+    pub fn set_device_argmax(&mut self, on: bool) {
+        self.device_argmax = on;
+    }
+
+    pub fn device_argmax(&self) -> bool {
+        self.device_argmax
     }
 
     /// Requests holding a slot.
@@ -367,6 +383,7 @@ impl PackedExecutor<'_> {
                     slot: s.slot,
                     text_rows: s.text_rows,
                     logits: c.pass.logits,
+                    argmax: c.pass.argmax && self.device_argmax,
                 };
                 (i, f)
             })
@@ -376,7 +393,7 @@ impl PackedExecutor<'_> {
         let items: Vec<Finishing> = top.iter().map(|(_, f)| *f).collect();
         let logits = e.model.finish_many(&e.gpu, stream, &mut self.ws, &items)?;
         let mut out = Vec::new();
-        for ((i, f), l) in top.iter().zip(logits) {
+        for ((i, f), (logits, argmax)) in top.iter().zip(logits) {
             let c = &cells[*i];
             if let Some((_, slot)) = self.hidden.remove(&c.id) {
                 self.free_hidden.push(slot);
@@ -385,7 +402,8 @@ impl PackedExecutor<'_> {
                 out.push(PassLogits {
                     id: c.id,
                     rows: rows_asked(f),
-                    logits: l,
+                    logits,
+                    argmax,
                 });
             }
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream, PinnedHostSlice};
-use dbrmt_kernels::KernelError;
+use dbrmt_kernels::{params::MAX_GROUPS, KernelError};
 use half::bf16;
 
 use dbrmt_formats::ModelConfig;
@@ -69,6 +69,8 @@ pub struct Workspace {
     /// `[logit_rows, V]`.
     pub final_hidden: CudaSlice<bf16>,
     pub logits: CudaSlice<f32>,
+    /// Greedy ids of logit rows (`argmax_rows_f32`), one per item of a launch of finishing segments.
+    pub argmax: CudaSlice<u32>,
     /// Page-locked host copy of the first logit rows ([`Workspace::logits_to_host`]), allocated at first use.
     logits_host: Option<PinnedHostSlice<f32>>,
     /// Token ids of the current request(s).
@@ -140,6 +142,7 @@ impl Workspace {
             gamma: f(gm)?,
             final_hidden: bf(shape.final_rows * d)?,
             logits: f(shape.logit_rows * cfg.llama.vocab_size)?,
+            argmax: stream.alloc_zeros::<u32>(MAX_GROUPS)?,
             logits_host: None,
             ids: stream.alloc_zeros::<u32>(1)?,
             profile: None,
@@ -225,6 +228,7 @@ impl Workspace {
             m(&[gm, d]),
             m(&[gm]),
             m(&[logit_rows, cfg.llama.vocab_size]),
+            m(&[MAX_GROUPS]),
         ];
         let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
         sum(&bf16, 2).saturating_add(sum(&f32s, 4))
@@ -305,6 +309,8 @@ impl Workspace {
             &self.gamma,
             &self.logits,
         ];
-        bf.iter().map(|b| b.len() * 2).sum::<usize>() + f.iter().map(|b| b.len() * 4).sum::<usize>()
+        bf.iter().map(|b| b.len() * 2).sum::<usize>()
+            + f.iter().map(|b| b.len() * 4).sum::<usize>()
+            + self.argmax.len() * 4
     }
 }

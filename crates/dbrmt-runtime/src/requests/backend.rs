@@ -70,6 +70,13 @@ impl Packed<'_> {
         x.reserve(requests.min(available / per))
     }
 
+    /// Whether greedy ids are chosen on the device (the GPU's default; the CPU model always returns logits).
+    pub fn set_device_argmax(&mut self, on: bool) {
+        if let Packed::Gpu(x) = self {
+            x.set_device_argmax(on);
+        }
+    }
+
     /// Waits for the device (nothing on the CPU).
     pub fn synchronize(&self) -> Result<(), ModelError> {
         match self {

@@ -370,6 +370,13 @@ impl Requests<'_> {
         self.keep_states = keep;
     }
 
+    /// Whether a greedy token whose logits are not asked for ([`Generate::token_logits`] false) is chosen on the
+    /// device, only its id copied out (on a GPU the default, unless `DBRMT_DEVICE_ARGMAX=off`), or from its logits
+    /// copied to the host. Both give the same id (the host's argmax); the CPU model always uses the host's.
+    pub fn device_argmax(&mut self, on: bool) {
+        self.packed.set_device_argmax(on);
+    }
+
     /// Waits for every launch so far (timed as [`Phases::device_wait`]).
     pub fn synchronize(&mut self) -> Result<(), RequestError> {
         let t0 = Instant::now();

@@ -41,10 +41,14 @@ pub struct Generate {
     /// model as a session's `push` runs it (one more decode row). Without it the last token is emitted, not run,
     /// as in the sampling loop of `dbrmt generate`.
     pub keep_last_token: bool,
+    /// [`Event::Token`] carries the logits its token was sampled from. Without it the event's `logits` are empty,
+    /// and a greedy token (temperature 0) is chosen where the logits are — on a GPU, on the device, so that only its
+    /// id is copied to the host (the same id as the host's argmax of the same logits).
+    pub token_logits: bool,
 }
 
 impl Generate {
-    /// Greedy generation of `max_new_tokens` tokens after `prompt`, no stop token.
+    /// Greedy generation of `max_new_tokens` tokens after `prompt`, no stop token, each token with its logits.
     pub fn greedy(prompt: Vec<i64>, max_new_tokens: usize) -> Self {
         Self {
             prompt,
@@ -55,6 +59,7 @@ impl Generate {
             stop: Vec::new(),
             resume: None,
             keep_last_token: false,
+            token_logits: true,
         }
     }
 }
@@ -92,6 +97,9 @@ enum Kind {
         /// Text ids of the open segment (those whose rows are in flight or cached).
         open: Vec<u32>,
         keep_last: bool,
+        /// Whether its tokens' events carry their logits; without them a greedy request's passes ask only for the
+        /// greedy id ([`Pass::argmax`]).
+        token_logits: bool,
         /// Set when no more tokens are sampled: the request finishes for this reason once its last pass is out.
         ending: Option<FinishReason>,
     },
@@ -126,6 +134,7 @@ impl Live {
                             LogitsMode::Last if s + 1 < segments => LogitsMode::None,
                             mode => mode,
                         },
+                        argmax: false,
                     })
                     .collect();
                 let live = Live {
@@ -145,6 +154,7 @@ impl Live {
             }
             Request::Generate(g) => {
                 let sampler = Sampler::new(g.temperature, g.top_p, g.seed)?;
+                let argmax = sampler.is_greedy() && !g.token_logits;
                 let prompt = match &g.resume {
                     // a state whose open segment holds tokens may continue with no new ones
                     Some(saved) if g.prompt.is_empty() && !saved.open_ids.is_empty() => Vec::new(),
@@ -177,6 +187,7 @@ impl Live {
                         tokens: all[s * t..(s + 1) * t].to_vec(),
                         first_segment: segments_before + s == 0,
                         logits: LogitsMode::None,
+                        argmax: false,
                     })
                     .collect();
                 let segments_closed = segments_before + closing;
@@ -187,6 +198,7 @@ impl Live {
                     tokens: open.clone(),
                     first_segment: segments_closed == 0,
                     logits: LogitsMode::Last,
+                    argmax,
                 });
                 let live = Live {
                     id,
@@ -203,6 +215,7 @@ impl Live {
                         segments_closed,
                         open,
                         keep_last: g.keep_last_token,
+                        token_logits: g.token_logits,
                         ending: (g.max_new_tokens == 0).then_some(FinishReason::Length),
                     },
                 };
@@ -266,6 +279,7 @@ impl Live {
                 segments_closed,
                 open,
                 keep_last,
+                token_logits,
                 ending,
             } => {
                 // a closing pass only updates the state; an open pass's last row gives the next token
@@ -275,7 +289,11 @@ impl Live {
                     out.finished = Some((reason, *segments_closed, open.clone()));
                     return out;
                 }
-                let token = sampler.sample(&l.logits);
+                // the greedy id where the backend chose it from these logits, else the host's choice
+                let token = match l.argmax {
+                    Some(id) => id,
+                    None => sampler.sample(&l.logits),
+                };
                 let reason = if stop.contains(&token) {
                     Some(FinishReason::Stop(token))
                 } else {
@@ -283,7 +301,10 @@ impl Live {
                     out.events.push(Event::Token {
                         id,
                         token,
-                        logits: l.logits,
+                        logits: match token_logits {
+                            true => l.logits,
+                            false => Vec::new(),
+                        },
                     });
                     (*generated == *max_new).then_some(FinishReason::Length)
                 };
@@ -303,6 +324,7 @@ impl Live {
                         tokens: std::mem::take(open),
                         first_segment: *segments_closed == 0,
                         logits: LogitsMode::None,
+                        argmax: false,
                     });
                     *segments_closed += 1;
                 }
@@ -313,6 +335,7 @@ impl Live {
                     tokens: vec![token],
                     first_segment: *segments_closed == 0,
                     logits: LogitsMode::Last,
+                    argmax: sampler.is_greedy() && !*token_logits,
                 });
             }
         }

@@ -62,6 +62,8 @@ impl<'t> Request<'t> {
             resume: job.state.as_deref().cloned(),
             // a stored state holds every generated token, the last one and a stop token included
             keep_last_token: job.store_state,
+            // the answer is text or ids: a greedy token is chosen on the device
+            token_logits: false,
         };
         let request = Self {
             events,
