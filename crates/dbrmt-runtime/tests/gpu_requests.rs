@@ -9,7 +9,7 @@ mod support;
 
 use dbrmt_formats::{presets, random::random_weights, Model, ModelConfig, NameLayout};
 use dbrmt_runtime::{Device, Engine, Generate, Request};
-use support::{alone, ids, mix, run_packed, Joining};
+use support::{alone, ids, mix, run_packed, run_packed_with, Joining};
 
 fn engine(config: ModelConfig, seed: u64) -> Engine {
     let model = Model {
@@ -86,4 +86,56 @@ fn many_decoders_share_steps_bitwise() {
         })
         .collect();
     assert_alone(&engine, &m, "70 decoders");
+}
+
+/// Greedy tokens chosen on the device (`argmax_rows_f32`, tokens asked without their logits) are the host's argmax:
+/// 70 decoders (more rows than one launch of the LM head holds) on two shapes, beside sampled requests, run three
+/// ways — tokens with their logits (the host's argmax of the copied logits), without (the device's ids), and without
+/// under `DBRMT_DEVICE_ARGMAX=off` (`Requests::device_argmax(false)`: the logits copied, the host's argmax) — give the
+/// same tokens, reasons and states, and each request is what it is alone (a session's logits, the host's argmax).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn device_argmax_tokens_are_the_host_argmax() {
+    let seed = seed();
+    for (k, config) in [presets::tiny(false), presets::small()].into_iter().enumerate() {
+        let engine = engine(config.clone(), seed ^ (k as u64 + 7));
+        let mut rng = dbrmt_formats::rng::SplitMix64::new(seed ^ k as u64);
+        let (t, v) = (config.armt.segment_size, config.llama.vocab_size);
+        let make = |token_logits: bool, rng: &mut dbrmt_formats::rng::SplitMix64| -> Vec<Joining> {
+            (0..70)
+                .map(|i| {
+                    // prompts and outputs that cross segment closings; every tenth request sampled
+                    let mut g = Generate::greedy(ids(rng, 1 + (i * 13) % (2 * t), v), 3 + i % (t + 3));
+                    g.token_logits = token_logits;
+                    if i % 10 == 9 {
+                        (g.temperature, g.top_p, g.seed) = (0.7, 0.95, i as u64);
+                    }
+                    Joining {
+                        at_step: i % 4,
+                        request: Request::Generate(g),
+                    }
+                })
+                .collect()
+        };
+        let with = make(true, &mut rng.clone());
+        let without = make(false, &mut rng);
+        let (host, _) = run_packed(&engine, &with);
+        let (device, occupancy) = run_packed_with(&engine, &without, |_| true, true);
+        let (off, _) = run_packed_with(&engine, &without, |_| true, false);
+        let mut tokens = 0;
+        for (i, ((h, d), o)) in host.iter().zip(&device).zip(&off).enumerate() {
+            assert_eq!(d.tokens, h.tokens, "shape {k}, request {i}: device ids vs the host's argmax");
+            assert_eq!((&d.reason, &d.state), (&h.reason, &h.state), "shape {k}, request {i}");
+            assert!(d.token_logits.iter().all(Vec::is_empty), "no logits asked for");
+            assert!(o == d, "shape {k}, request {i}: DBRMT_DEVICE_ARGMAX=off differs");
+            tokens += d.tokens.len();
+        }
+        for (i, (j, got)) in without.iter().zip(&device).enumerate() {
+            assert!(got == &alone(&engine, &j.request), "shape {k}, request {i} differs from alone");
+        }
+        println!(
+            "shape {k}: {tokens} tokens of 70 requests, device ids = host argmax; {} steps, {} open cells",
+            occupancy.steps, occupancy.open_cells
+        );
+    }
 }

@@ -6,10 +6,10 @@
 mod support;
 
 use dbrmt_formats::{presets::armt, random::random_weights, LlamaConfig, Model, ModelConfig, NameLayout};
-use dbrmt_model::LogitsMode;
+use dbrmt_model::{sampling::argmax, LogitsMode};
 use dbrmt_runtime::{Device, Engine, Event, FinishReason, Generate, Limits, Request, RequestError};
 use proptest::prelude::*;
-use support::{alone, mix, run_packed, run_packed_keeping, Joining};
+use support::{alone, mix, run_packed, run_packed_keeping, run_packed_with, Joining};
 
 /// A model small enough that 64 segments run in milliseconds: 3 layers, T = 4, M = 2.
 fn micro() -> ModelConfig {
@@ -77,6 +77,44 @@ proptest! {
             }
             prop_assert_eq!(got, &want, "request {} of the mix ({:?}) differs from alone", i, j);
         }
+    }
+}
+
+/// A greedy generation whose tokens come without their logits (`token_logits: false`, as the CLI and the server ask)
+/// gives the tokens of one that carries them, each the host's argmax of those logits, beside a sampled neighbour; its
+/// events carry no logits; on the CPU model the device switch changes nothing.
+#[test]
+fn tokens_without_logits_are_the_argmax_of_their_logits() {
+    let engine = engine(11);
+    // 9 prompt tokens and 10 new ones: segments of 4 close while decoding
+    let with = Generate::greedy((0..9).collect(), 10);
+    let without = Generate {
+        token_logits: false,
+        ..with.clone()
+    };
+    let mut sampled = Generate::greedy((20..27).collect(), 8);
+    (sampled.temperature, sampled.seed, sampled.token_logits) = (0.9, 5, false);
+    let mix = |g: &Generate| {
+        [g, &sampled].map(|g| Joining {
+            at_step: 0,
+            request: Request::Generate(g.clone()),
+        })
+    };
+    let (a, _) = run_packed(&engine, &mix(&with));
+    let (b, _) = run_packed_with(&engine, &mix(&without), |_| true, true);
+    let (c, _) = run_packed_with(&engine, &mix(&without), |_| true, false);
+    assert_eq!(a[0].tokens.len(), 10);
+    for (token, logits) in a[0].tokens.iter().zip(&a[0].token_logits) {
+        let logits: Vec<f32> = logits.iter().map(|&b| f32::from_bits(b)).collect();
+        assert_eq!(*token, argmax(&logits));
+    }
+    assert_eq!(b[0].tokens, a[0].tokens);
+    assert_eq!((&b[0].reason, &b[0].state), (&a[0].reason, &a[0].state));
+    assert!(b[0].token_logits.iter().all(Vec::is_empty) && b[0].token_logits.len() == 10);
+    assert_eq!(b, c);
+    assert_eq!(a[1], b[1], "the sampled neighbour (no logits either way)");
+    for (j, got) in mix(&without).iter().zip(&b) {
+        assert_eq!(got, &alone(&engine, &j.request));
     }
 }
 

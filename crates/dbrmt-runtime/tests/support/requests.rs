@@ -81,6 +81,8 @@ pub fn mix(seed: u64, count: usize, segment: usize, vocab: usize, long_segments:
             // 0 new tokens reads the prompt only; the state keeps the last token or not
             let mut g = Generate::greedy(ids, below(segment as u64 + 4));
             g.keep_last_token = below(2) == 1;
+            // tokens without their logits: a greedy one is chosen where the logits are (on a GPU, on the device)
+            g.token_logits = below(2) == 1;
             if kind == 4 {
                 g.temperature = 0.8;
                 g.top_p = 0.9;
@@ -108,11 +110,23 @@ pub fn run_packed_keeping(
     mix: &[Joining],
     keep: impl Fn(usize) -> bool,
 ) -> (Vec<Outcome>, dbrmt_runtime::requests::Occupancy) {
+    run_packed_with(engine, mix, keep, true)
+}
+
+/// [`run_packed_keeping`], greedy ids of tokens without logits chosen on the device or not
+/// (`Requests::device_argmax`; no change on the CPU model).
+pub fn run_packed_with(
+    engine: &Engine,
+    mix: &[Joining],
+    keep: impl Fn(usize) -> bool,
+    device_argmax: bool,
+) -> (Vec<Outcome>, dbrmt_runtime::requests::Occupancy) {
     let limits = Limits {
         max_requests: mix.len().max(1),
         device_bytes: None,
     };
     let mut set = engine.requests(limits).expect("request set");
+    set.device_argmax(device_argmax);
     set.keep_states(false);
     let mut ids: Vec<Option<RequestId>> = vec![None; mix.len()];
     let mut outcomes: BTreeMap<RequestId, Outcome> = BTreeMap::new();
@@ -202,7 +216,10 @@ pub fn alone(engine: &Engine, request: &Request) -> Outcome {
                     break;
                 }
                 o.tokens.push(token);
-                o.token_logits.push(bits(session.logits()));
+                o.token_logits.push(match g.token_logits {
+                    true => bits(session.logits()),
+                    false => Vec::new(),
+                });
                 if i + 1 < g.max_new_tokens {
                     session.push(token).expect("push");
                 } else {
