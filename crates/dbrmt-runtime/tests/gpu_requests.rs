@@ -124,14 +124,20 @@ fn device_argmax_tokens_are_the_host_argmax() {
         let (off, _) = run_packed_with(&engine, &without, |_| true, false);
         let mut tokens = 0;
         for (i, ((h, d), o)) in host.iter().zip(&device).zip(&off).enumerate() {
-            assert_eq!(d.tokens, h.tokens, "shape {k}, request {i}: device ids vs the host's argmax");
+            assert_eq!(
+                d.tokens, h.tokens,
+                "shape {k}, request {i}: device ids vs the host's argmax"
+            );
             assert_eq!((&d.reason, &d.state), (&h.reason, &h.state), "shape {k}, request {i}");
             assert!(d.token_logits.iter().all(Vec::is_empty), "no logits asked for");
             assert!(o == d, "shape {k}, request {i}: DBRMT_DEVICE_ARGMAX=off differs");
             tokens += d.tokens.len();
         }
         for (i, (j, got)) in without.iter().zip(&device).enumerate() {
-            assert!(got == &alone(&engine, &j.request), "shape {k}, request {i} differs from alone");
+            assert!(
+                got == &alone(&engine, &j.request),
+                "shape {k}, request {i} differs from alone"
+            );
         }
         println!(
             "shape {k}: {tokens} tokens of 70 requests, device ids = host argmax; {} steps, {} open cells",
