@@ -165,9 +165,19 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let mut stream = tokenizer.as_ref().map(|t| t.decode_stream(true));
     let stop: Vec<u32> = tokenizer.as_ref().map(|t| t.stop_ids().to_vec()).unwrap_or_default();
     let mut generated = 0;
+    // greedy decoding needs only the ids: on the GPU each pushed token's is chosen on the device (the prompt's logits,
+    // copied out, are checked and give the first token; DBRMT_DEVICE_ARGMAX=off copies every token's logits)
+    if sampler.is_greedy() {
+        session.set_greedy_ids(true);
+    }
     for i in 0..a.max_new_tokens {
-        check_finite(session.logits(), prompt_tokens + i)?;
-        let id = sampler.sample(session.logits());
+        let id = match session.logits().is_empty() {
+            true => session.argmax(),
+            false => {
+                check_finite(session.logits(), prompt_tokens + i)?;
+                sampler.sample(session.logits())
+            }
+        };
         if stop.contains(&id) {
             break;
         }

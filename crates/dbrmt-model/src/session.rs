@@ -41,11 +41,28 @@ impl Session<'_> {
         }
     }
 
-    /// The next-token logits (empty before the first token).
+    /// The next-token logits (empty before the first token, and on the GPU after a token run in greedy-id mode).
     pub fn logits(&self) -> &[f32] {
         match self {
             Session::Cpu(s) => s.logits(),
             Session::Gpu(s) => s.logits(),
+        }
+    }
+
+    /// Greedy-id mode: on the GPU, from the next prefill or push on, only the next token's greedy id is computed (on
+    /// the device) and copied out, not its logits ([`Session::argmax`]); the CPU model keeps its logits.
+    pub fn set_greedy_ids(&mut self, on: bool) {
+        if let Session::Gpu(s) = self {
+            s.set_greedy_ids(on);
+        }
+    }
+
+    /// The greedy next token: the host's [`argmax`](crate::sampling::argmax) of the logits, or the same id chosen on
+    /// the device in greedy-id mode.
+    pub fn argmax(&self) -> u32 {
+        match self {
+            Session::Cpu(s) => crate::sampling::argmax(s.logits()),
+            Session::Gpu(s) => s.argmax(),
         }
     }
 

@@ -96,7 +96,7 @@ impl GpuExecutor {
             hidden: HashMap::new(),
             reserved: 0,
             staging: Vec::new(),
-            device_argmax: !std::env::var("DBRMT_DEVICE_ARGMAX").is_ok_and(|v| v == "off"),
+            device_argmax: crate::sampling::device_argmax_allowed(),
         })
     }
 }

@@ -11,6 +11,7 @@
 //! share its launch (the attention over cached rows included; see `cuda/attention.cu`).
 
 use dbrmt_formats::SavedState;
+use dbrmt_kernels::{argmax_rows::argmax_rows_f32, params::Span};
 use dbrmt_schedule::Grid;
 
 use super::{DeviceState, GpuExecutor, StepCell, Workspace};
@@ -27,8 +28,12 @@ pub struct Session<'e> {
     /// Text ids of the open segment; the first `cached` of them have their rows in the KV cache.
     open: Vec<u32>,
     cached: usize,
-    /// Logits after the last token (empty before the first).
+    /// Logits after the last token (empty before the first, and in greedy-id mode).
     logits: Vec<f32>,
+    /// Greedy-id mode ([`Session::set_greedy_ids`]): the next token's id is chosen on the device, no logits copied.
+    greedy_ids: bool,
+    /// The greedy id after the last token, in greedy-id mode.
+    greedy: Option<u32>,
 }
 
 impl GpuExecutor {
@@ -66,14 +71,29 @@ impl GpuExecutor {
             open,
             cached: 0,
             logits: Vec::new(),
+            greedy_ids: false,
+            greedy: None,
         })
     }
 }
 
 impl Session<'_> {
-    /// The next-token logits (after the last prefilled or pushed token).
+    /// The next-token logits (after the last prefilled or pushed token); empty when that token ran in greedy-id mode.
     pub fn logits(&self) -> &[f32] {
         &self.logits
+    }
+
+    /// From the next prefill or push on, only the greedy id of the next token is computed — `argmax_rows_f32` on the
+    /// device, 4 bytes copied to the host ([`Session::argmax`]) — and no logits (unless `DBRMT_DEVICE_ARGMAX=off`,
+    /// which keeps copying them; the ids are the same). `false` brings the logits back.
+    pub fn set_greedy_ids(&mut self, on: bool) {
+        self.greedy_ids = on && crate::sampling::device_argmax_allowed();
+    }
+
+    /// The greedy next token: the id chosen on the device in greedy-id mode, else the host's argmax of
+    /// [`Session::logits`] — the same id for the same logits.
+    pub fn argmax(&self) -> u32 {
+        self.greedy.unwrap_or_else(|| crate::sampling::argmax(&self.logits))
     }
 
     /// Segments closed so far (their memory is in the state).
@@ -202,7 +222,19 @@ impl Session<'_> {
             .model
             .finish(&e.gpu, &e.stream, &mut self.ws, 0, n, LogitsMode::Last)?;
         debug_assert_eq!(rows, 1);
-        self.logits = e.stream.clone_dtoh(&self.ws.logits.slice(..cfg.llama.vocab_size))?;
+        let v = cfg.llama.vocab_size;
+        if self.greedy_ids {
+            let row = Span {
+                rows: 1,
+                ..Span::default()
+            };
+            argmax_rows_f32(&e.gpu, &e.stream, &self.ws.logits, v, &mut self.ws.argmax, &[row], v)?;
+            self.greedy = Some(e.stream.clone_dtoh(&self.ws.argmax.slice(..1))?[0]);
+            self.logits.clear();
+        } else {
+            self.greedy = None;
+            self.logits = e.stream.clone_dtoh(&self.ws.logits.slice(..v))?;
+        }
         Ok(())
     }
 }
