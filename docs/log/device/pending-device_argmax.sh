@@ -7,7 +7,9 @@
 #      49,152, odd widths; planted ties, NaNs, infinities, signed zeros, denormals; exact ids); gpu_requests (random
 #      mixes and 70 decoders bitwise as alone — the mixes now draw tokens without logits, chosen on the device — and
 #      device_argmax_tokens_are_the_host_argmax: 70 decoders on two shapes, device ids vs the logits copied and
-#      DBRMT_DEVICE_ARGMAX=off, same tokens and states); gpu_generate; gpu_serve (the server asks for ids only: its
+#      DBRMT_DEVICE_ARGMAX=off, same tokens and states); gpu_generate (device_ids_are_the_host_argmax: `generate --device
+#      cuda` with one input — the session's greedy-id mode — and three, tokens equal to DBRMT_DEVICE_ARGMAX=off's and
+#      packed = alone); gpu_serve (the server asks for ids only: its
 #      greedy tokens come from the device, each request as it gets alone); `dbrmt selftest --quick` (its kernel table
 #      includes argmax_rows_f32).
 #   2. `dbrmt bench requests` decode on 1B-shaped random weights (vocabulary 128,256), T = 1024: 1/4/16/64 requests,
@@ -38,7 +40,7 @@ gpu_test argmax_rows dbrmt-kernels__gpu_layer_ops 60 argmax_rows_matches_the_hos
 grep -E "argmax_rows_f32" "$OUT/t-argmax_rows.log" | head -8
 gpu_test gpu_requests dbrmt-runtime__gpu_requests 120
 grep -E "^shape .*device ids" "$OUT/t-gpu_requests.log"
-gpu_test gpu_generate dbrmt-cli__gpu_generate 60
+gpu_test gpu_generate dbrmt-cli__gpu_generate 90
 gpu_test gpu_serve dbrmt-cli__gpu_serve 90
 if (cd /tmp && timeout 60 "$R/dist/dbrmt" selftest --quick > "$OUT/selftest.log" 2>&1); then
   note "selftest --quick: $(tail -1 "$OUT/selftest.log")"
