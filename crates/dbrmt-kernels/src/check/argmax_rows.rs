@@ -246,6 +246,61 @@ mod tests {
         }
     }
 
+    /// The kernel's reduction step by step on the host (each thread's strided scan, the shuffle-down tree in each warp
+    /// — a lane past 31 reads its own pair —, thread 0 over the warps in order, the NaN-first rule), as in
+    /// `cuda/argmax_rows.cu`.
+    fn as_the_kernel(x: &[f32]) -> u32 {
+        let better = |v: f32, i: i32, bv: f32, bi: i32| v > bv || (v == bv && i < bi);
+        let mut best = vec![(f32::NEG_INFINITY, i32::MAX); THREADS];
+        for (t, b) in best.iter_mut().enumerate() {
+            for c in (t..x.len()).step_by(THREADS) {
+                if better(x[c], c as i32, b.0, b.1) {
+                    *b = (x[c], c as i32);
+                }
+            }
+        }
+        for warp in best.chunks_exact_mut(32) {
+            let mut o = 16;
+            while o > 0 {
+                let before = warp.to_vec();
+                for lane in 0..32 {
+                    let (ov, oi) = before[if lane + o < 32 { lane + o } else { lane }];
+                    if better(ov, oi, warp[lane].0, warp[lane].1) {
+                        warp[lane] = (ov, oi);
+                    }
+                }
+                o /= 2;
+            }
+        }
+        let (mut bv, mut bi) = best[0];
+        for w in 1..THREADS / 32 {
+            let (v, i) = best[w * 32];
+            if better(v, i, bv, bi) {
+                (bv, bi) = (v, i);
+            }
+        }
+        match bi == i32::MAX || x[0].is_nan() {
+            true => 0,
+            false => bi as u32,
+        }
+    }
+
+    /// The kernel's algorithm gives the host's id on every planted kind (so a GPU failure is the CUDA code's, not the
+    /// reduction's design).
+    #[test]
+    fn the_kernels_reduction_is_the_host_scan() {
+        for seed in 0..12u64 {
+            let mut rng = SplitMix64::new(seed);
+            for n in [1, 3, 31, 100, 511, 512, 513, 1000, 5000] {
+                for kind in 0..KINDS {
+                    let mut row = f32_normal(&mut rng, n, 4.0);
+                    plant(kind, &mut row, &mut rng);
+                    assert_eq!(as_the_kernel(&row), argmax(&row), "kind {kind} n {n} seed {seed}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn spans_keep_outputs_apart() {
         let (spans, x_rows, out_len) = spans_for(&[2, 1, 3]);
