@@ -9,7 +9,8 @@ a NaN is never greater and never beaten, so:
 Each thread keeps the best (value, index) of its columns under the order "larger value, then smaller index", with NaNs
 never taken and (-inf, INT_MAX) as "nothing yet"; this is a total order on the pairs, so the block's reduction (a
 shuffle tree in each warp, then the warps in order) gives the same pair whatever the order of its steps. No atomics.
-  argmax_rows_f32: out[out_row + r] = argmax(x[in_row + r, 0..n]) for each span's rows (u32 ids).
+  argmax_rows_f32: out[out_row + r] = argmax(x[in_row + r, 0..n]) for each span's rows (u32 ids), with bit 31 set
+  when the row holds a NaN or an infinity (the host checks the logits it copies for that; ids stay below 2^31).
 One block per row: blockIdx.y is the span, blockIdx.x the row inside it. Bytes: 4 · n per row (the logits are read
 once), 4 per row written.
 */
@@ -37,10 +38,12 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     float bv = __int_as_float(0xff800000);  // -inf
     int bi = INT_MAX;
+    bool non_finite = false;
     // columns in increasing order per thread: a tie keeps the first
 #pragma unroll 4
     for (int c = threadIdx.x; c < n; c += ARGMAX_THREADS) {
         const float v = xr[c];
+        non_finite |= !isfinite(v);
         if (better(v, c, bv, bi)) {
             bv = v;
             bi = c;
@@ -60,7 +63,8 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
         warp_v[threadIdx.x >> 5] = bv;
         warp_i[threadIdx.x >> 5] = bi;
     }
-    __syncthreads();
+    // every thread of the block gets here (the early return above is block-uniform)
+    non_finite = __syncthreads_or(non_finite);
     if (threadIdx.x == 0) {
         for (int w = 1; w < ARGMAX_THREADS / 32; ++w) {
             if (better(warp_v[w], warp_i[w], bv, bi)) {
@@ -70,6 +74,7 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
         }
         // nothing taken (every value NaN), or a NaN first: the host never moves from index 0
         const bool first_nan = xr[0] != xr[0];
-        out[span.out_row + r] = (bi == INT_MAX || first_nan) ? 0u : (unsigned int)bi;
+        const unsigned int id = (bi == INT_MAX || first_nan) ? 0u : (unsigned int)bi;
+        out[span.out_row + r] = id | (non_finite ? 0x80000000u : 0u);
     }
 }

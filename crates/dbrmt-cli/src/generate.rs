@@ -172,7 +172,15 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     }
     for i in 0..a.max_new_tokens {
         let id = match session.logits().is_empty() {
-            true => session.argmax(),
+            true => {
+                if !session.greedy_logits_finite() {
+                    bail!(
+                        "the model produced a non-finite logit after {} tokens: its weights or memory state are broken",
+                        prompt_tokens + i
+                    );
+                }
+                session.argmax()
+            }
             false => {
                 check_finite(session.logits(), prompt_tokens + i)?;
                 sampler.sample(session.logits())

@@ -66,6 +66,15 @@ impl Session<'_> {
         }
     }
 
+    /// Whether the logits behind [`Session::argmax`] were all finite when the id was chosen on the device (the host's
+    /// logits are the caller's to check: always true for them).
+    pub fn greedy_logits_finite(&self) -> bool {
+        match self {
+            Session::Cpu(_) => true,
+            Session::Gpu(s) => s.greedy_logits_finite(),
+        }
+    }
+
     /// What a state file needs to continue this session.
     pub fn saved(&self) -> Result<SavedState, ModelError> {
         match self {

@@ -14,10 +14,19 @@ pub fn argmax(x: &[f32]) -> u32 {
     best as u32
 }
 
-/// [`argmax`] of each row of `x` (`[rows, n]`, `n > 0`).
+/// The bit `argmax_rows_f32` sets beside the id when its row holds a NaN or an infinity (ids are below 2^31): the
+/// host path checks the logits it copies for that, and a greedy id chosen on the device must be able to say so too.
+pub const NON_FINITE: u32 = 1 << 31;
+
+/// What `argmax_rows_f32` writes for one row: [`argmax`], with [`NON_FINITE`] set when a value is NaN or ±inf.
+pub fn argmax_flagged(x: &[f32]) -> u32 {
+    argmax(x) | if x.iter().all(|v| v.is_finite()) { 0 } else { NON_FINITE }
+}
+
+/// [`argmax_flagged`] of each row of `x` (`[rows, n]`, `n > 0`).
 pub fn argmax_rows(x: &[f32], n: usize) -> Vec<u32> {
     assert!(n > 0 && x.len().is_multiple_of(n), "argmax_rows: shape mismatch");
-    x.chunks_exact(n).map(argmax).collect()
+    x.chunks_exact(n).map(argmax_flagged).collect()
 }
 
 #[cfg(test)]
@@ -37,5 +46,9 @@ mod tests {
         assert_eq!(argmax(&[nan, nan]), 0);
         assert_eq!(argmax(&[]), 0);
         assert_eq!(argmax_rows(&[1.0, 2.0, 5.0, 4.0], 2), vec![1, 0]);
+        assert_eq!(argmax_flagged(&[1.0, inf, 0.0]), 1 | NON_FINITE);
+        assert_eq!(argmax_flagged(&[1.0, nan, 3.0]), 2 | NON_FINITE);
+        assert_eq!(argmax_flagged(&[-inf, 0.0]), 1 | NON_FINITE);
+        assert_eq!(argmax_flagged(&[1.0, 3.0]), 1);
     }
 }

@@ -17,6 +17,7 @@ use dbrmt_kernels::{
     gemm_sm90::{gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu},
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
+    reference::argmax_rows::NON_FINITE,
     rms_norm::rms_norm,
     rope::rope,
     rows::{add_rows_f32, copy_rows_bf16},
@@ -886,7 +887,8 @@ impl GpuModel {
             let mut next_id = ids.into_iter();
             for (k, &i) in launch.iter().enumerate() {
                 out[i] = match items[i].argmax_only() {
-                    true => (Vec::new(), next_id.next()),
+                    // the kernel's non-finite flag is dropped here: the host path of many requests never checked
+                    true => (Vec::new(), next_id.next().map(|id| id & !NON_FINITE)),
                     false => {
                         let at = spans[k].out_row * v;
                         (host[at..at + spans[k].rows * v].to_vec(), None)

@@ -11,7 +11,7 @@
 //! share its launch (the attention over cached rows included; see `cuda/attention.cu`).
 
 use dbrmt_formats::SavedState;
-use dbrmt_kernels::{argmax_rows::argmax_rows_f32, params::Span};
+use dbrmt_kernels::{argmax_rows::argmax_rows_f32, params::Span, reference::argmax_rows::NON_FINITE};
 use dbrmt_schedule::Grid;
 
 use super::{DeviceState, GpuExecutor, StepCell, Workspace};
@@ -93,7 +93,16 @@ impl Session<'_> {
     /// The greedy next token: the id chosen on the device in greedy-id mode, else the host's argmax of
     /// [`Session::logits`] — the same id for the same logits.
     pub fn argmax(&self) -> u32 {
-        self.greedy.unwrap_or_else(|| crate::sampling::argmax(&self.logits))
+        match self.greedy {
+            Some(id) => id & !NON_FINITE,
+            None => crate::sampling::argmax(&self.logits),
+        }
+    }
+
+    /// Whether the logits of the greedy id chosen on the device were all finite (`argmax_rows_f32` flags a row with a
+    /// NaN or an infinity); true when the logits came to the host (the caller checks those).
+    pub fn greedy_logits_finite(&self) -> bool {
+        self.greedy.is_none_or(|id| id & NON_FINITE == 0)
     }
 
     /// Segments closed so far (their memory is in the state).
