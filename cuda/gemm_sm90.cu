@@ -44,7 +44,7 @@ entries of width 144/152/160 need more than v3's sizes), no cluster. The B map's
 {64, BN}; the A map's box is {64, 128}, or {64, gemm_sm90_decode_a_rows(max m)} for the narrow widths. Tile
 width: gemm_sm90_bn_rule(epilogue, n, k, number of SMs) below, a function of (n, k) and the device only; v5: when
 every problem has m <= GEMM_SM90_DECODE_MAX_ROWS, gemm_sm90_decode_bn_rule(epilogue, n, k, SMs, problems with
-rows) instead, which may pick a narrow width -- allowed because no element's bits depend on the tile width (see
+rows, max m) instead, which may pick a narrow width -- allowed because no element's bits depend on the tile width (see
 Determinism); docs/log/gemm_sm90.md has the models behind both.
 Not exported: gemm_sm90<..., CL = 2>, a 2-CTA cluster variant (__cluster_dims__(2, 1, 1), B box {64, BN/2}, even
 grid) that multicasts the shared B tile; the v2 per-row bulk-copy epilogue (Store::Bulk); a profiled variant
@@ -182,8 +182,8 @@ inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
 //   waves  = ceil(tiles / sms)
 //   hbm    = tiles * kb * BN * 128 / 4000              (the B bytes at ~4 TB/s, the H200's usable HBM rate)
 //   sm     = waves * kb * (BN + a_rows) * 128 / 64     (one SM's operand bytes at ~64 GB/s: its TMA pipeline's rate
-//                                                      with this many bytes in flight; a_rows = 16 for the narrow
-//                                                      widths, whose A box is 8..64 rows, 128 for the others)
+//                                                      with this many bytes in flight; a_rows = the A box of the
+//                                                      narrow widths, gemm_sm90_decode_a_rows(max m), or 128)
 //   cost   = 1000 + 400 * waves + max(hbm, sm)         (pipeline fill once, an exposed epilogue per wave)
 // The smallest cost wins (ties within 0.5%: the wider tile). Allowed to depend on the rows and the problem count
 // only because a cell's bytes do not depend on the tile width at all (same k order, BK = 64, the same k16 wgmma
@@ -194,7 +194,14 @@ inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
 #define GEMM_SM90_DECODE_MAX_ROWS 64
 #define GEMM_SM90_NUM_DECODE_BN 3
 #define GEMM_SM90_DECODE_BN_LIST {16, 32, 64}
-inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tiles) {
+// The rows of the A box (and of the A bytes each stage expects) of a narrow-width launch whose largest problem has
+// max_m rows: 8, 16, 32 or 64. The launcher builds the A tensor map with this box; the kernel derives the same
+// number from the problems' m (one function, so the two agree; the Rust mirror is gemm_sm90::decode_a_rows).
+__host__ __device__ constexpr int gemm_sm90_decode_a_rows(int max_m) {
+    return max_m <= 8 ? 8 : (max_m <= 16 ? 16 : (max_m <= 32 ? 32 : 64));
+}
+
+inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tiles, int max_m) {
     if (epi == GEMM_SM90_EPI_SWIGLU) return gemm_sm90_bn_rule(epi, n, k, sms);
     if (sms < 1) sms = 132;
     if (row_tiles < 1) row_tiles = 1;
@@ -210,7 +217,7 @@ inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tile
         const int bn = list[b];
         const long long tiles = (long long)row_tiles * ((n + bn - 1) / bn);
         const long long waves = (tiles + sms - 1) / sms;
-        const double a_rows = bn < 128 ? 16.0 : 128.0;
+        const double a_rows = bn < 128 ? (double)gemm_sm90_decode_a_rows(max_m) : 128.0;
         const double hbm = (double)tiles * kb * bn * 128.0 / 4000.0;
         const double sm = (double)waves * kb * (bn + a_rows) * 128.0 / 64.0;
         cost[b] = 1000.0 + 400.0 * (double)waves + (hbm > sm ? hbm : sm);
@@ -220,13 +227,6 @@ inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tile
     for (int b = 0; b < GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN; ++b)
         if (cost[b] <= min_cost * 1.005) pick = list[b];  // the list ascends: the widest tie wins
     return pick;
-}
-
-// The rows of the A box (and of the A bytes each stage expects) of a narrow-width launch whose largest problem has
-// max_m rows: 8, 16, 32 or 64. The launcher builds the A tensor map with this box; the kernel derives the same
-// number from the problems' m (one function, so the two agree; the Rust mirror is gemm_sm90::decode_a_rows).
-__host__ __device__ constexpr int gemm_sm90_decode_a_rows(int max_m) {
-    return max_m <= 8 ? 8 : (max_m <= 16 ? 16 : (max_m <= 32 ? 32 : 64));
 }
 
 namespace sm90 {
