@@ -95,7 +95,7 @@ pub fn decode_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row
     let widths = || DECODE_TILE_WIDTHS.iter().chain(TILE_WIDTHS.iter()).copied();
     let min = widths().map(cost).fold(f64::INFINITY, f64::min);
     // the list ascends: the widest tie (within 0.5%) wins
-    widths().filter(|&bn| cost(bn) <= min * 1.005).last().unwrap_or(128)
+    widths().rfind(|&bn| cost(bn) <= min * 1.005).unwrap_or(128)
 }
 
 /// Whether launches of few rows may take the narrow widths: on unless the environment has `DBRMT_DECODE_TILES=off`
