@@ -6,14 +6,16 @@
 #   1. Checks. gpu_gemm: every ignored test, among them gemm_sm90_bytes_do_not_depend_on_the_tile_width (one
 #      problem set at all 11 tile widths bitwise, and decode rows alone bitwise the same rows of a 1152-row segment:
 #      IF THAT FAILS THE DECODE TILES ARE INVALID, run with DBRMT_DECODE_TILES=off) and the merged-row checks (a row
-#      alone, now at a narrow width, vs the same row in a 130-row group at a wide one). gpu_armt (the memory kernels,
-#      unchanged). `dbrmt selftest` (every kernel check, the width and decode checks included).
+#      alone, now at a narrow width, vs the same row in a 130-row group at a wide one). gpu_armt: the memory kernels,
+#      among them armt_read_fused_sm90_bytes_do_not_depend_on_the_column_tile (the fused read at 32, 64 and 128
+#      columns bitwise, and a decoded row vs its 1152-row cell: if it fails, the same switch). `dbrmt selftest`
+#      (every kernel check, the width and decode checks included).
 #   2. `dbrmt bench requests --requests 1 --tokens 4096 --decode 128 --no-serial` with the decode tiles (default)
 #      and with DBRMT_DECODE_TILES=off; `BENCH_FILTER=decode dist/run.sh bench OUT matrix` (the matrix's decode rows,
 #      smollm2-135m and llama-3.2-1b, 4K prompt + 256 tokens) with the decode tiles.
-#   3. If ncu is on the host: the device time of the first 48 narrow-width GEMM launches of a 1B decode (the
-#      per-kernel numbers docs/log/gemm_sm90.md v5 predicts: q/k/v BN 32 ~4.6 us, o BN 16 ~3.6, down BN 16 ~9.9,
-#      memory q BN 16 ~2.6).
+#   3. If ncu is on the host: the device time of the first 60 narrow launches of a 1B decode (the per-kernel
+#      numbers docs/log/gemm_sm90.md §12 predicts: q/k/v BN 32 ~4.6 us, o BN 16 ~3.6, down BN 16 ~9.9, memory q
+#      BN 16 ~2.6, the fused read at 32 columns ~6).
 set -uo pipefail
 R=$PWD
 OUT=${OUT:-$R/decode-tiles-out}
@@ -37,12 +39,13 @@ gpu_test() {
 gpu_test gpu_gemm dbrmt-kernels__gpu_gemm 150
 grep -E "BN \[|decode rows" "$OUT/t-gpu_gemm.log" | head -20
 gpu_test gpu_armt dbrmt-kernels__gpu_armt 90
+grep -E "column tiles|alone vs in its span" "$OUT/t-gpu_armt.log" | head -8
 if (cd /tmp && timeout 90 "$R/dist/dbrmt" selftest > "$OUT/selftest.log" 2>&1); then
   note "selftest: $(tail -1 "$OUT/selftest.log")"
 else
   note "selftest FAILED: $(tail -1 "$OUT/selftest.log")"; grep FAIL "$OUT/selftest.log" | head -8
 fi
-grep -E "BN \[|decode rows" "$OUT/selftest.log" | head -20
+grep -E "BN \[|decode rows|column tiles" "$OUT/selftest.log" | head -24
 echo "### checks took $((SECONDS - t0)) s"
 
 timeout 60 dist/dbrmt bench requests --requests 1 --tokens 4096 --decode 128 --no-serial \
@@ -56,7 +59,8 @@ BENCH_FILTER=decode timeout 120 dist/run.sh bench "$OUT/matrix" matrix 2> "$OUT/
 note "matrix decode rows rc $?"
 
 if command -v ncu > /dev/null; then
-  timeout 60 ncu --kernel-name regex:'gemm_sm90_nt_bf16_bf16_(bf16|f32)_bn(16|32|64)$' --launch-count 48 \
+  timeout 60 ncu --kernel-name regex:'(gemm_sm90_nt_bf16_bf16_(bf16|f32)_bn(16|32|64)|armt_read_fused_sm90_n(32|64)_f32)$' \
+    --launch-count 60 \
     --metrics gpu__time_duration.sum,launch__grid_size --csv --print-units base \
     dist/dbrmt bench requests --requests 1 --tokens 1024 --decode 4 --no-serial --out /dev/null \
     > "$OUT/ncu.csv" 2> "$OUT/ncu.log"
