@@ -13,9 +13,10 @@
 #   2. `dbrmt bench requests --requests 1 --tokens 4096 --decode 128 --no-serial` with the decode tiles (default)
 #      and with DBRMT_DECODE_TILES=off; `BENCH_FILTER=decode dist/run.sh bench OUT matrix` (the matrix's decode rows,
 #      smollm2-135m and llama-3.2-1b, 4K prompt + 256 tokens) with the decode tiles.
-#   3. If ncu is on the host: the device time of the first 60 narrow launches of a 1B decode (the per-kernel
-#      numbers docs/log/gemm_sm90.md §12 predicts: q/k/v BN 32 ~4.6 us, o BN 16 ~3.6, down BN 16 ~9.9, memory q
-#      BN 16 ~2.6, the fused read at 32 columns ~6).
+#   3. If ncu is on the host: kernel durations of the same decode window as docs/log/device/
+#      2026-12-01-h200-s5-call2.sh (450 launches after 4000, 1 request, 4K prompt), to compare per kernel with its
+#      ncu-decode-1b.csv (the per-kernel numbers docs/log/gemm_sm90.md §12 predicts: q/k/v BN 32 ~4.6 us, o BN 16
+#      ~3.6, down BN 16 ~9.9, memory q BN 16 ~2.6, the fused read at 32 columns ~6).
 set -uo pipefail
 R=$PWD
 OUT=${OUT:-$R/decode-tiles-out}
@@ -58,13 +59,13 @@ grep -h "bench:" "$OUT"/b-tiles.log "$OUT"/b-off.log
 BENCH_FILTER=decode timeout 120 dist/run.sh bench "$OUT/matrix" matrix 2> "$OUT/matrix.log"
 note "matrix decode rows rc $?"
 
-if command -v ncu > /dev/null; then
-  timeout 60 ncu --kernel-name regex:'(gemm_sm90_nt_bf16_bf16_(bf16|f32)_bn(16|32|64)|armt_read_fused_sm90_n(32|64)_f32)$' \
-    --launch-count 60 \
-    --metrics gpu__time_duration.sum,launch__grid_size --csv --print-units base \
-    dist/dbrmt bench requests --requests 1 --tokens 1024 --decode 4 --no-serial --out /dev/null \
-    > "$OUT/ncu.csv" 2> "$OUT/ncu.log"
-  note "ncu narrow GEMMs rc $?"
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if [ -n "$NCU" ]; then
+  # as docs/log/device/2026-12-01-h200-s5-call2.sh (its ncu-decode-1b.csv is the v4 baseline of the same window)
+  timeout 120 $NCU --clock-control none --metrics gpu__time_duration.sum --launch-skip 4000 --launch-count 450 --csv \
+    --log-file "$OUT/ncu-decode.csv" dist/dbrmt bench requests --requests 1 --tokens 4096 --decode 64 --no-serial \
+    --out /tmp/decode-tiles-ncu.jsonl > "$OUT/ncu.log" 2>&1
+  note "ncu decode rc $? ($NCU)"
 else
   note "ncu not on this host: no per-kernel times"
 fi
@@ -87,19 +88,27 @@ for r in rows(os.path.join(out, "matrix", "dbrmt.jsonl")):
     if r.get("kind") == "decode":
         print(f'matrix {r["row"]:<20} {r["tokens_per_s"]:7.0f} tokens/s, {r["ms_per_token"]:.3f} ms/token '
               f'(call8 before: smollm2 390, 1b 374)')
-path = os.path.join(out, "ncu.csv")
+path = os.path.join(out, "ncu-decode.csv")
 if os.path.exists(path):
-    lines = [l for l in open(path) if l.startswith('"')]
-    t, grid = defaultdict(list), {}
-    for r in csv.DictReader(lines):
-        k = r.get("Kernel Name", "?")
-        if r.get("Metric Name") == "gpu__time_duration.sum":
-            v = float(r["Metric Value"].replace(",", ""))
-            t[k].append(v / 1e3)  # --print-units base: ns
-        elif r.get("Metric Name") == "launch__grid_size":
-            grid[k] = r["Metric Value"]
-    for k, v in sorted(t.items()):
-        print(f'ncu {k:<40} grid {grid.get(k, "?"):>4}  {sum(v) / len(v):7.1f} us mean of {len(v)}, '
-              f'min {min(v):.1f}')
+    rows = [r for r in csv.reader(open(path)) if len(r) > 10]
+    if rows:
+        h, rows = rows[0], rows[1:]
+        ki, mi, vi, gi = (h.index(x) for x in ("Kernel Name", "Metric Name", "Metric Value", "Grid Size"))
+        ui = h.index("Metric Unit") if "Metric Unit" in h else None
+        t, grid = defaultdict(list), {}
+        for r in rows:
+            if r[mi] != "gpu__time_duration.sum":
+                continue
+            v = float(r[vi].replace(",", ""))
+            u = r[ui] if ui is not None else "ns"
+            v = v / 1000 if u in ("ns", "nsecond") else (v if u in ("us", "usecond") else v * 1000)
+            k = r[ki].split("(")[0][:60]
+            t[k].append(v)
+            grid[k] = r[gi]
+        tot = sum(sum(v) for v in t.values())
+        print(f"ncu: {sum(len(v) for v in t.values())} kernels, {tot:.0f} us of kernel time "
+              f"(v4, s5-call2: the same window)")
+        for k, v in sorted(t.items(), key=lambda x: -sum(x[1])):
+            print(f"  {k:<44} grid {grid[k]:<14} {len(v):4d} x {sum(v) / len(v):7.2f} us = {sum(v):8.1f} us")
 PY
 echo "===== summary"; printf '%s\n' "${summary[@]}"
