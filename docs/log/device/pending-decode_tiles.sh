@@ -9,7 +9,8 @@
 #      alone, now at a narrow width, vs the same row in a 130-row group at a wide one). gpu_armt: the memory kernels,
 #      among them armt_read_fused_sm90_bytes_do_not_depend_on_the_column_tile (the fused read at 32, 64 and 128
 #      columns bitwise, and a decoded row vs its 1152-row cell: if it fails, the same switch). `dbrmt selftest`
-#      (every kernel check, the width and decode checks included).
+#      (every kernel check, the width and decode checks included). gpu_engine and (time permitting) gpu_requests:
+#      the engine's decode-vs-prefill and many-requests-as-alone bitwise tests, now through the narrow tiles.
 #   2. `dbrmt bench requests --requests 1 --tokens 4096 --decode 128 --no-serial` with the decode tiles (default)
 #      and with DBRMT_DECODE_TILES=off; `BENCH_FILTER=decode dist/run.sh bench OUT matrix` (the matrix's decode rows,
 #      smollm2-135m and llama-3.2-1b, 4K prompt + 256 tokens) with the decode tiles.
@@ -47,6 +48,11 @@ else
   note "selftest FAILED: $(tail -1 "$OUT/selftest.log")"; grep FAIL "$OUT/selftest.log" | head -8
 fi
 grep -E "BN \[|decode rows|column tiles" "$OUT/selftest.log" | head -24
+# the engine's own decode-vs-prefill bitwise tests (decoded tokens = the whole text's bits; many requests as alone),
+# now through the narrow tiles; gpu_requests only if the run is still short
+gpu_test gpu_engine dbrmt-runtime__gpu_engine 60
+if [ $((SECONDS - t0)) -lt 120 ]; then gpu_test gpu_requests dbrmt-runtime__gpu_requests 90
+else note "gpu_requests skipped (time)"; fi
 echo "### checks took $((SECONDS - t0)) s"
 
 timeout 60 dist/dbrmt bench requests --requests 1 --tokens 4096 --decode 128 --no-serial \
