@@ -30,7 +30,12 @@ Requirements (read_fused_check below; the Rust launcher mirrors it): d_mem ∈ {
 32 then lie in one DPFP block and one half of x; the u tile fits), D = 2·ν·d_mem ≤ 512, n = d a positive multiple of
 4, u_ld and a_ld multiples of 4, every h address 16-byte aligned and h_ld % 4 == 0, z 4-byte aligned, count 1..64.
 Launch: grid = min(#SMs, tiles) (any grid >= 1 gives the same bytes), block 384, dynamic shared memory
-read_fused::smem_bytes() (traps if less), no cluster. Tiles 128 × 128 for every launch.
+read_fused::smem_bytes() (traps if less), no cluster. Tiles 128 × 128 (armt_read_fused_sm90_f32 and _tf32bf16_f32).
+Narrow column tiles (2026-12-01, for decode steps: one row gives only d/128 = 16 tiles): armt_read_fused_sm90_n64_f32
+and armt_read_fused_sm90_n32_f32 (3×TF32) take tiles of 128 rows × 64 or 32 columns, the A map's box {64 or 32, 32},
+read_fused::smem_bytes_for(64 or 32) of shared memory (6 or 8 stages). Same per-element arithmetic as the 128-wide
+entry (a column's products, running sums, the row's features and denominator and the division do not depend on the
+column tile; the launcher may choose the width by rows, check/armt_read_fused_sm90.rs checks the bytes are equal).
 
 Structure (per CTA; persistent over sm90/scheduler.cuh's tile list, rows fastest; 3 warpgroups), as gemm_tf32x3:
   warp 8 lane 0, producer: per tile, once the consumers have released the u buffer, the tile's u rows (u_full);
@@ -137,6 +142,23 @@ __host__ __device__ constexpr int smem_bytes() {
     return STAGES * STAGE_BYTES + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;
 }
 static_assert(smem_bytes() <= 232448, "fits the 227 KB of dynamic shared memory per block");
+
+// Column tile widths: BN (the plan above) or the narrow ones, 64 and 32 (stages of 3 x bn x 128 bytes: raw block, hi
+// and lo tiles; as many stages as fit, at most 8; the Rust launcher mirrors the sizes).
+__host__ __device__ constexpr bool bn_ok(int bn) { return bn == BN || bn == 64 || bn == 32; }
+__host__ __device__ constexpr int stage_bytes_for(int bn) { return 3 * BK * bn * 4; }
+__host__ __device__ constexpr int stages_for(int bn) {
+    return bn == BN ? STAGES
+                    : ((232448 - U_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24) > 8
+                           ? 8
+                           : (232448 - U_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24));
+}
+__host__ __device__ constexpr int smem_bytes_for(int bn) {
+    return stages_for(bn) * stage_bytes_for(bn) + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * stages_for(bn) + 2) * 8;
+}
+static_assert(smem_bytes_for(BN) == smem_bytes() && stages_for(64) == 6 && stages_for(32) == 8 &&
+                  smem_bytes_for(64) <= 232448 && smem_bytes_for(32) <= 232448,
+              "the narrow plans (6 and 8 stages) fit");
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {
@@ -225,16 +247,24 @@ __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_bu
     }
 }
 
-template <Split SP>
+template <Split SP, int TBN = BN>
 __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P) {
     using namespace sm90;
+    static_assert(bn_ok(TBN), "column tiles of 128, 64 or 32");
+    static_assert(TBN == BN || SP == Split::Tf32x3, "the narrow tiles are for the engine's split");
+    // The column tile's plan (TBN = BN: the constants above).
+    constexpr int B_RAW_BYTES = BK * TBN * 4;   // A block [32 k][TBN n], dense
+    constexpr int B_CONV_BYTES = TBN * BK * 4;  // one converted tile [TBN n][32 k]
+    constexpr int STAGE_BYTES = B_RAW_BYTES + 2 * B_CONV_BYTES;
+    constexpr int STAGES = stages_for(TBN);
+    static_assert(STAGE_BYTES == stage_bytes_for(TBN) && STAGE_BYTES % 1024 == 0, "1024-byte aligned stages");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
     if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
     {
         uint32_t dyn;
         asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
-        if (dyn < (uint32_t)smem_bytes()) __trap();
+        if (dyn < (uint32_t)smem_bytes_for(TBN)) __trap();
     }
     // Stage s: A raw block | hi tile | lo tile (each 16 KB, 1024-aligned). Then the u tile, the epilogue staging, the
     // barriers.
@@ -250,7 +280,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     const uint32_t u_empty = u_full + 8;                    // every consumer warp is done with them
 
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
-    const int tiles_n = (P.n + BN - 1) / BN;
+    const int tiles_n = (P.n + TBN - 1) / TBN;
     const int d_mem = P.d_mem;
     const int k_blocks = 2 * P.nu * d_mem / BK;  // even: d_mem is a multiple of 32
 
@@ -280,7 +310,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             uint32_t phase = 0, u_phase = 0;
             while (walk.advance(t)) {
                 const ReadFusedProblem& pr = P.problems[t.p];
-                const int m0 = t.m_tile * BM, n0 = t.n_tile * BN;
+                const int m0 = t.m_tile * BM, n0 = t.n_tile * TBN;
                 mbar_wait(u_empty, u_phase ^ 1);
                 mbar_arrive_expect_tx(u_full, (d_mem / U_BOX_COLS) * U_BOX_BYTES);
                 for (int b = 0; b < d_mem / U_BOX_COLS; ++b)
@@ -312,12 +342,12 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     mbar_wait(full_bar + 8 * s, phase);
                     const uint32_t raw = b_raw(s), hi = b_hi(s), lo = b_lo(s);
 #pragma unroll 2
-                    for (int i = ctid; i < BN * (BK / 4); i += CONVERTERS) {
-                        const int n = i % BN, c = i / BN;
+                    for (int i = ctid; i < TBN * (BK / 4); i += CONVERTERS) {
+                        const int n = i % TBN, c = i / TBN;
                         uint32_t h[4], l[4];
 #pragma unroll
                         for (int jj = 0; jj < 4; ++jj) {
-                            const float x = lds_f32(raw + (uint32_t)(((4 * c + jj) * BN + n) * 4));
+                            const float x = lds_f32(raw + (uint32_t)(((4 * c + jj) * TBN + n) * 4));
                             h[jj] = to_tf32(x);
                             const float xl = x - __uint_as_float(h[jj]);
                             if constexpr (SP == Split::Tf32x3) {
@@ -352,10 +382,10 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         const uint32_t buf = staging + wg * STAGING_BYTES;
         const int pf_kb = k_blocks > 6 ? k_blocks - 6 : 0;
 
-        float acc[BN / 2];  // the current k-block's products (from zero)
-        float sum[BN / 2];  // the tile's running sums (round-to-nearest adds of the k-blocks)
+        float acc[TBN / 2];  // the current k-block's products (from zero)
+        float sum[TBN / 2];  // the tile's running sums (round-to-nearest adds of the k-blocks)
 #pragma unroll
-        for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+        for (int i = 0; i < TBN / 2; ++i) acc[i] = 0.0f;
 
         Tile t;
         int s = 0;
@@ -364,7 +394,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             const ReadFusedProblem& pr = P.problems[t.p];
             const int row0 = t.m_tile * BM + wg * 64;
             const int rows = pr.m - row0;
-            const int col0 = t.n_tile * BN;
+            const int col0 = t.n_tile * TBN;
             char* const h_base = reinterpret_cast<char*>(pr.h);
             const long long ldh_bytes = (long long)pr.h_ld * 4;
             const float* const z = reinterpret_cast<const float*>(pr.z);
@@ -372,7 +402,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             mbar_wait(u_full, u_phase);
             if (active) {
 #pragma unroll
-                for (int i = 0; i < BN / 2; ++i) sum[i] = 0.0f;
+                for (int i = 0; i < TBN / 2; ++i) sum[i] = 0.0f;
                 float den[2] = {0.0f, 0.0f};
                 Frag fa, fb;
                 features<SP>(fa, den, u_buf, z, 0, lr0, tq, d_mem);
@@ -389,18 +419,18 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
 #pragma unroll
                         for (int kk = 0; kk < 4; ++kk) {
                             // +32 bytes per k8 step inside the 128-byte swizzled row.
-                            wgmma_m64k8_tf32_rs<BN>(acc, cur.lo[kk], dh + 2 * kk, kk != 0);
-                            wgmma_m64k8_tf32_rs<BN>(acc, cur.hi[kk], dl + 2 * kk, 1);
-                            wgmma_m64k8_tf32_rs<BN>(acc, cur.hi[kk], dh + 2 * kk, 1);
+                            wgmma_m64k8_tf32_rs<TBN>(acc, cur.lo[kk], dh + 2 * kk, kk != 0);
+                            wgmma_m64k8_tf32_rs<TBN>(acc, cur.hi[kk], dl + 2 * kk, 1);
+                            wgmma_m64k8_tf32_rs<TBN>(acc, cur.hi[kk], dh + 2 * kk, 1);
                         }
                     } else {
                         // Accumulator chaining needs no fence only between wgmma of one shape: the tf32 k8 and the
                         // bf16 k16 instructions are two batches with a wgmma.fence between them.
 #pragma unroll
-                        for (int kk = 0; kk < 4; ++kk) wgmma_m64k16_bf16_rs<BN>(acc, cur.lo[kk], dl + 2 * kk, kk != 0);
+                        for (int kk = 0; kk < 4; ++kk) wgmma_m64k16_bf16_rs<TBN>(acc, cur.lo[kk], dl + 2 * kk, kk != 0);
                         wgmma_fence();
 #pragma unroll
-                        for (int kk = 0; kk < 4; ++kk) wgmma_m64k8_tf32_rs<BN>(acc, cur.hi[kk], dh + 2 * kk, 1);
+                        for (int kk = 0; kk < 4; ++kk) wgmma_m64k8_tf32_rs<TBN>(acc, cur.hi[kk], dh + 2 * kk, 1);
                     }
                     wgmma_commit();
                     if (kb + 1 < k_blocks) {
@@ -415,8 +445,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     fence_operand(acc);
                     keep(cur);
 #pragma unroll
-                    for (int i = 0; i < BN / 2; ++i) sum[i] += acc[i];
-                    if (kb == pf_kb) prefetch_c_rows<BN>(h_base, ldh_bytes, row0, rows, col0, P.n, wtid);
+                    for (int i = 0; i < TBN / 2; ++i) sum[i] += acc[i];
+                    if (kb == pf_kb) prefetch_c_rows<TBN>(h_base, ldh_bytes, row0, rows, col0, P.n, wtid);
                     // Release the stage (the wgmma reads of it are complete: wait_group 0 above).
                     __syncwarp();
                     if (lane0) mbar_arrive(empty_bar + 8 * s);
@@ -440,15 +470,15 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 }
                 const float y[2] = {__frcp_rn(den[0]), __frcp_rn(den[1])};
 #pragma unroll
-                for (int i = 0; i < BN / 2; ++i) {
+                for (int i = 0; i < TBN / 2; ++i) {
                     const int rr = (i % 4) / 2;  // accumulator i is row lr0 + 8 rr (sm90/wgmma.cuh's layout)
                     const float q0 = __fmul_rn(sum[i], y[rr]);
                     const float rem = __fmaf_rn(-den[rr], q0, sum[i]);  // exact
                     sum[i] = __fmaf_rn(rem, y[rr], q0);                  // RN(num / den)
                 }
                 // h += num / den: the f32 accumulate epilogue (one add per element).
-                epilogue<BN, Epi::F32, Store::Stg>(sum, buf, wtid, 1 + wg, h_base, ldh_bytes, row0, rows, col0, P.n,
-                                                   true);
+                epilogue<TBN, Epi::F32, Store::Stg>(sum, buf, wtid, 1 + wg, h_base, ldh_bytes, row0, rows, col0, P.n,
+                                                    true);
             } else {
                 __syncwarp();
                 if (lane0) mbar_arrive(u_empty);
@@ -482,4 +512,18 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
                                       const __grid_constant__ sm90::TmaMap a_map,
                                       const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32Bf16>(u_map, a_map, params);
+}
+
+// The engine's read with narrow column tiles (64 or 32 columns: 2x or 4x the CTAs of a launch of few rows), the same
+// bytes as armt_read_fused_sm90_f32.
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_n64_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
+                                 const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32x3, 64>(u_map, a_map, params);
+}
+
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_n32_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
+                                 const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32x3, 32>(u_map, a_map, params);
 }

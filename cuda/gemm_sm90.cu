@@ -20,6 +20,11 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 f32 accumulator. (v2 had bn128/192/256; v3 adds the other widths.)
   gemm_sm90_nt_bf16_bf16_f32_bn{128,144,152,160,192,208,224,256}   C f32; params.accumulate != 0: C = C + A.B^T
                                                 (one f32 add, C read once, written once: the fused residual add).
+  gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}  v5, the narrow (decode) widths: the same numerics as the widths
+                                                above; only for launches whose problems all have m <= 64 (else
+                                                they trap); 64 A rows per stage, A box of gemm_sm90_decode_a_rows(
+                                                max m) rows (8..64), 12-19 stages, inline epilogue. Picked by
+                                                gemm_sm90_decode_bn_rule.
   gemm_sm90_nt_bf16_bf16_swiglu_bn{128,256}     fused SwiGLU, output bf16 [m, n/2] (n = 2*I, B rows). B is the
         gate/up weight interleaved in blocks of 64 rows: for output columns j0 .. j0+63 (j0 = 64*b), B rows
         128*b .. 128*b+63 are gate rows j0 .. j0+63 and B rows 128*b+64 .. 128*b+127 are up rows j0 .. j0+63, i.e.
@@ -36,8 +41,11 @@ Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shar
 gemm_sm90_smem_bytes(epilogue, BN) (set cudaFuncAttributeMaxDynamicSharedMemorySize to it; a larger value up to
 232448 is fine, so launchers that pass the v2 sizes of bn128/192/256 keep working; less traps at entry; v4's f32
 entries of width 144/152/160 need more than v3's sizes), no cluster. The B map's box is
-{64, BN}. Tile width: gemm_sm90_bn_rule(epilogue, n, k, number of SMs) below, a function of (n, k) and the device
-only (never of m or of the number of problems); docs/log/gemm_sm90.md has the model behind it.
+{64, BN}; the A map's box is {64, 128}, or {64, gemm_sm90_decode_a_rows(max m)} for the narrow widths. Tile
+width: gemm_sm90_bn_rule(epilogue, n, k, number of SMs) below, a function of (n, k) and the device only; v5: when
+every problem has m <= GEMM_SM90_DECODE_MAX_ROWS, gemm_sm90_decode_bn_rule(epilogue, n, k, SMs, problems with
+rows, max m) instead, which may pick a narrow width -- allowed because no element's bits depend on the tile width (see
+Determinism); docs/log/gemm_sm90.md has the models behind both.
 Not exported: gemm_sm90<..., CL = 2>, a 2-CTA cluster variant (__cluster_dims__(2, 1, 1), B box {64, BN/2}, even
 grid) that multicasts the shared B tile; the v2 per-row bulk-copy epilogue (Store::Bulk); a profiled variant
 (PROF) that records per-CTA phase times. The development harness instantiates, checks and times them.
@@ -66,8 +74,9 @@ Structure (per CTA; 384 threads = 3 warpgroups; persistent: grid = number of SMs
     the C loads nor any global store of these entries is on the tensor cores' path any more.
 Determinism: no split-K, no atomics; each output element is the sum over k-blocks 0, 1, ... in order, each k-block
 4 chained wgmma in order; a tile's bits depend only on its A rows, B rows and k. So a problem gives the same bytes
-alone or inside any grouped launch, with any grid size. (The harness also checks, on the device, whether the bytes
-depend on the tile width at all.)
+alone or inside any grouped launch, with any grid size, and (v5) the same bytes at every tile width: each element is the same
+chain of k16 wgmma steps over the same k-blocks and the same epilogue operation whatever BN and the A rows per
+stage are (check/gemm_sm90.rs checks it bitwise at every width on the device; the decode rule relies on it).
 Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct layers) + out*sum(m_p)*n_out
 (x2 when accumulating). Tile choice and measured speed: docs/log/gemm_sm90.md.
 */
@@ -164,6 +173,62 @@ inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
     return pick;
 }
 
+// Decode tiles (v5). A launch whose problems all have at most GEMM_SM90_DECODE_MAX_ROWS rows (decode steps: one row
+// per request, or a few merged) gets few CTAs from the rule above (n / BN of them: 14 for n = 2048 on 132 SMs), each
+// latency-bound on its own TMA pipeline. For such launches the narrow widths 16, 32, 64 exist (entry points
+// gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}: 64 A rows per stage, up to 19 stages; see sm90::decode_stages),
+// and this rule picks among every width with an entry point (narrow and wide), by a bandwidth model in ns:
+//   tiles  = row_tiles * ceil(n / BN)                  (row_tiles: problems with rows; each is one 128-row m-tile)
+//   waves  = ceil(tiles / sms)
+//   hbm    = tiles * kb * BN * 128 / 4000              (the B bytes at ~4 TB/s, the H200's usable HBM rate)
+//   sm     = waves * kb * (BN + a_rows) * 128 / 64     (one SM's operand bytes at ~64 GB/s: its TMA pipeline's rate
+//                                                      with this many bytes in flight; a_rows = the A box of the
+//                                                      narrow widths, gemm_sm90_decode_a_rows(max m), or 128)
+//   cost   = 1000 + 400 * waves + max(hbm, sm)         (pipeline fill once, an exposed epilogue per wave)
+// The smallest cost wins (ties within 0.5%: the wider tile). Allowed to depend on the rows and the problem count
+// only because a cell's bytes do not depend on the tile width at all (same k order, BK = 64, the same k16 wgmma
+// chain and epilogue arithmetic at every width: checked bitwise by check/gemm_sm90.rs's width checks on the device;
+// the harness's [tile-invariance] probe showed it for 128..256). SwiGLU keeps gemm_sm90_bn_rule (its tiles need
+// BN % 128 == 0). The Rust launcher mirrors this (gemm_sm90::decode_tile_width) and DBRMT_DECODE_TILES=off turns it
+// off there.
+#define GEMM_SM90_DECODE_MAX_ROWS 64
+#define GEMM_SM90_NUM_DECODE_BN 3
+#define GEMM_SM90_DECODE_BN_LIST {16, 32, 64}
+// The rows of the A box (and of the A bytes each stage expects) of a narrow-width launch whose largest problem has
+// max_m rows: 8, 16, 32 or 64. The launcher builds the A tensor map with this box; the kernel derives the same
+// number from the problems' m (one function, so the two agree; the Rust mirror is gemm_sm90::decode_a_rows).
+__host__ __device__ constexpr int gemm_sm90_decode_a_rows(int max_m) {
+    return max_m <= 8 ? 8 : (max_m <= 16 ? 16 : (max_m <= 32 ? 32 : 64));
+}
+
+inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tiles, int max_m) {
+    if (epi == GEMM_SM90_EPI_SWIGLU) return gemm_sm90_bn_rule(epi, n, k, sms);
+    if (sms < 1) sms = 132;
+    if (row_tiles < 1) row_tiles = 1;
+    const int narrow[GEMM_SM90_NUM_DECODE_BN] = GEMM_SM90_DECODE_BN_LIST;
+    const int wide[GEMM_SM90_NUM_BN] = GEMM_SM90_BN_LIST;
+    int list[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
+    for (int i = 0; i < GEMM_SM90_NUM_DECODE_BN; ++i) list[i] = narrow[i];
+    for (int i = 0; i < GEMM_SM90_NUM_BN; ++i) list[GEMM_SM90_NUM_DECODE_BN + i] = wide[i];
+    const double kb = (double)((k + 63) / 64);
+    double cost[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
+    double min_cost = 1e300;
+    for (int b = 0; b < GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN; ++b) {
+        const int bn = list[b];
+        const long long tiles = (long long)row_tiles * ((n + bn - 1) / bn);
+        const long long waves = (tiles + sms - 1) / sms;
+        const double a_rows = bn < 128 ? (double)gemm_sm90_decode_a_rows(max_m) : 128.0;
+        const double hbm = (double)tiles * kb * bn * 128.0 / 4000.0;
+        const double sm = (double)waves * kb * (bn + a_rows) * 128.0 / 64.0;
+        cost[b] = 1000.0 + 400.0 * (double)waves + (hbm > sm ? hbm : sm);
+        if (cost[b] < min_cost) min_cost = cost[b];
+    }
+    int pick = 128;
+    for (int b = 0; b < GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN; ++b)
+        if (cost[b] <= min_cost * 1.005) pick = list[b];  // the list ascends: the widest tie wins
+    return pick;
+}
+
 namespace sm90 {
 
 constexpr int BM = 128;      // rows per tile: two consumer warpgroups of 64
@@ -177,8 +242,11 @@ static_assert((int)Epi::Bf16 == GEMM_SM90_EPI_BF16 && (int)Epi::F32 == GEMM_SM90
               "the rule's epilogue codes");
 
 __host__ __device__ constexpr bool bn_supported(int bn) {
-    return bn == 128 || bn == 144 || bn == 152 || bn == 160 || bn == 192 || bn == 208 || bn == 224 || bn == 256;
+    return bn == 16 || bn == 32 || bn == 64 || bn == 128 || bn == 144 || bn == 152 || bn == 160 || bn == 192 ||
+           bn == 208 || bn == 224 || bn == 256;
 }
+// The narrow (decode) widths: 64 A rows per stage (DECODE_AR), the inline epilogue, more stages.
+__host__ __device__ constexpr bool bn_narrow(int bn) { return bn == 16 || bn == 32 || bn == 64; }
 
 // Shared memory plan for tile width BN (host and device): stages of A (16 KB) and B (BN x 128 B) tiles, the two
 // staging buffers and the 2*STAGES mbarriers. The v2 widths keep their v2 stage counts (6, 4, 4: the launcher's
@@ -215,7 +283,27 @@ __host__ __device__ constexpr Store exported_store(int bn, Epi e) {
     return (e == Epi::SwiGlu || (e == Epi::F32 && bn <= 160)) ? Store::Off : Store::Stg;
 }
 __host__ __device__ constexpr Silu exported_silu(Epi e) { return e == Epi::SwiGlu ? Silu::Fast : Silu::Exact; }
-__host__ __device__ constexpr int exported_smem_bytes(int bn, Epi e) { return smem_bytes(bn, e, exported_store(bn, e)); }
+// The narrow widths' plan (v5): the stage holds DECODE_AR = 64 A rows (8 KB; a launch of them has m <= 64 in every
+// problem, so consumer warpgroup 1 never computes) and a BN-row B tile; as many stages as fit beside the two Stg
+// staging buffers and 2 mbarriers per stage: 19 at BN 16, 16 at 32, 12 at 64. Bytes in flight per SM: 19 x 2 KB of
+// B at BN 16 (~38 KB; at ~1 us of latency that is ~38 GB/s per SM, ~5 TB/s over 128 CTAs).
+constexpr int DECODE_AR = 64;
+__host__ __device__ constexpr int decode_a_stage_bytes() { return DECODE_AR * BK * 2; }
+__host__ __device__ constexpr int decode_stages(int bn) {
+    return (SMEM_LIMIT - 2 * STAGING_BYTES) / (decode_a_stage_bytes() + b_tile_bytes(bn) + 16);
+}
+__host__ __device__ constexpr int decode_smem_bytes(int bn) {
+    return decode_stages(bn) * (decode_a_stage_bytes() + b_tile_bytes(bn)) + 2 * STAGING_BYTES +
+           2 * decode_stages(bn) * 8;
+}
+static_assert(decode_stages(16) == 19 && decode_stages(32) == 16 && decode_stages(64) == 12,
+              "the narrow widths' stage counts the notes state");
+static_assert(decode_smem_bytes(16) <= SMEM_LIMIT && decode_smem_bytes(32) <= SMEM_LIMIT &&
+                  decode_smem_bytes(64) <= SMEM_LIMIT,
+              "the narrow plans fit");
+__host__ __device__ constexpr int exported_smem_bytes(int bn, Epi e) {
+    return bn_narrow(bn) ? decode_smem_bytes(bn) : smem_bytes(bn, e, exported_store(bn, e));
+}
 static_assert(smem_bytes(128) == 231520 && smem_bytes(192) == 198720 && smem_bytes(256) == 231488,
               "the v2 widths keep their v2 shared memory sizes (Stg)");
 static_assert(exported_smem_bytes(128, Epi::F32) <= 231520 && exported_smem_bytes(128, Epi::SwiGlu) <= 231520 &&
@@ -256,7 +344,11 @@ __device__ __forceinline__ uint64_t global_timer() {
 // one half of it multicast to both (sm90/cluster.cuh). Same tiles, same bytes as CL = 1.
 // PROF: record per-CTA phase times into prof[blockIdx.x * PROF_WORDS ..] (harness only; prof unused otherwise).
 // SL: silu of the SwiGLU epilogue (Off only; Stg and Bulk always use the exact one).
-template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact>
+// AR: A rows per stage: BM (every wide width), or DECODE_AR (the narrow widths: every problem has m <= 64, so only
+// consumer warpgroup 0 computes; the A box has gemm_sm90_decode_a_rows(max m) <= 64 rows, the stage's rows past it
+// are never written and only feed accumulator rows >= max m, which are never stored; the per-element arithmetic of
+// a stored row is exactly the wide widths').
+template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact, int AR = BM>
 __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
                                           unsigned long long* prof = nullptr) {
     static_assert(bn_supported(BN), "tile widths with a wgmma wrapper and an entry point");
@@ -264,15 +356,20 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     static_assert(CL == 1 || CL == 2, "clusters of 1 or 2 CTAs");
     static_assert(S != Store::Off || CL == 1, "the offloaded epilogue is for single-CTA launches");
     static_assert(S == Store::Off || SL == Silu::Exact, "the inline epilogues use the exact silu");
+    static_assert(AR == BM || (AR == DECODE_AR && bn_narrow(BN) && S == Store::Stg && CL == 1 && E != Epi::SwiGlu),
+                  "the narrow widths: 64 A rows per stage, inline epilogue, no cluster, no SwiGLU");
+    static_assert(AR == DECODE_AR || !bn_narrow(BN), "the narrow widths exist with 64 A rows per stage only");
+    constexpr bool NARROW = AR != BM;
     constexpr bool OFF = S == Store::Off;
-    constexpr int STAGES = stages_for(BN, E, S);
+    constexpr int STAGES = NARROW ? decode_stages(BN) : stages_for(BN, E, S);
     constexpr int EPI_BYTES = epi_smem_bytes(BN, E, S) - (OFF ? 16 : 0);  // staging buffers, or OUT
-    constexpr uint32_t A_BYTES = a_tile_bytes();
+    constexpr uint32_t A_BYTES = AR * BK * 2;  // the A part of a stage (NARROW: the box may fill only its first rows)
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
     constexpr uint32_t B_HALF = B_BYTES / 2;  // CL = 2: B is loaded as two boxes of BN/2 rows
     static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0 && (CL == 1 || B_HALF % 1024 == 0),
                   "every tile (and half B tile) 1024-byte aligned (128B swizzle)");
-    static_assert(smem_bytes(BN, E, S) <= SMEM_LIMIT, "shared memory plan");
+    constexpr int PLAN_BYTES = NARROW ? decode_smem_bytes(BN) : smem_bytes(BN, E, S);
+    static_assert(PLAN_BYTES <= SMEM_LIMIT, "shared memory plan");
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
@@ -282,7 +379,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         // f32 widths 144-160, which v4 enlarged) traps instead of overrunning the block's window.
         uint32_t dyn;
         asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
-        if (dyn < (uint32_t)smem_bytes(BN, E, S)) __trap();
+        if (dyn < (uint32_t)PLAN_BYTES) __trap();
     }
     const uint32_t a_smem = base;                            // STAGES x A tile
     const uint32_t b_smem = a_smem + STAGES * A_BYTES;       // STAGES x B tile
@@ -352,6 +449,15 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         // ---------------- producer ----------------
         setmaxnreg_dec<PRODUCER_REGS>();
         if (threadIdx.x == 256) {
+            // The A bytes each stage receives: the whole tile, or (NARROW) the box of gemm_sm90_decode_a_rows(max m)
+            // rows the launcher built the A map with. A NARROW launch with a problem of more than 64 rows traps.
+            uint32_t a_tx = A_BYTES;
+            if constexpr (NARROW) {
+                int max_m = 0;
+                for (int p = 0; p < P.count; ++p) max_m = max(max_m, P.problems[p].m);
+                if (max_m > AR) __trap();
+                a_tx = (uint32_t)gemm_sm90_decode_a_rows(max_m) * BK * 2;
+            }
             Tile t;
             bool mc, peer_busy;
             int s = 0;
@@ -364,7 +470,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
                     // The whole A and B tile land in this stage either way (with multicast, half of B comes from
                     // the peer's copy).
-                    mbar_arrive_expect_tx(full, A_BYTES + B_BYTES);
+                    mbar_arrive_expect_tx(full, a_tx + B_BYTES);
                     tma_load_2d(a_smem + s * A_BYTES, &a_map, full, kb * BK, a_row);
                     if constexpr (CL == 2) {
                         if (mc) {
@@ -579,6 +685,21 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
                                                                                                   params);        \
     }
 
+// The narrow (decode) widths, v5: 64 A rows per stage, the inline (Stg) epilogue, exact numerics of the others.
+#define GEMM_SM90_NARROW_ENTRY(NAME, BN, EPI)                                                                     \
+    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
+        NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
+             const __grid_constant__ GemmSm90Params params) {                                                     \
+        sm90::gemm_sm90<BN, EPI, sm90::Store::Stg, 1, false, sm90::Silu::Exact, sm90::DECODE_AR>(a_map, b_map,    \
+                                                                                                 params);         \
+    }
+
+GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16, 16, sm90::Epi::Bf16)
+GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32, 32, sm90::Epi::Bf16)
+GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64, 64, sm90::Epi::Bf16)
+GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn16, 16, sm90::Epi::F32)
+GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn32, 32, sm90::Epi::F32)
+GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn64, 64, sm90::Epi::F32)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn128, 128, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn144, 144, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn152, 152, sm90::Epi::Bf16)

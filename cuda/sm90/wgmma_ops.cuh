@@ -16,6 +16,55 @@ with g = l/4, t = l%4. The registers of a must not change until a wgmma.wait_gro
 
 namespace sm90 {
 
+// m64n16k16 bf16, A and B from shared memory: 8 f32 accumulators per thread.
+__device__ __forceinline__ void wgmma_m64n16k16_bf16(float (&d)[8], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %10, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7}, "
+        "%8, %9, p, 1, 1, 0, 0;\n"
+        "}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+// m64n32k16 bf16, A and B from shared memory: 16 f32 accumulators per thread.
+__device__ __forceinline__ void wgmma_m64n32k16_bf16(float (&d)[16], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+        "%16, %17, p, 1, 1, 0, 0;\n"
+        "}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+// m64n64k16 bf16, A and B from shared memory: 32 f32 accumulators per thread.
+__device__ __forceinline__ void wgmma_m64n64k16_bf16(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "%32, %33, p, 1, 1, 0, 0;\n"
+        "}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
 // m64n128k16 bf16, A and B from shared memory: 64 f32 accumulators per thread.
 __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
     asm volatile(
@@ -218,6 +267,23 @@ __device__ __forceinline__ void wgmma_m64n256k16_bf16(float (&d)[128], uint64_t 
           "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
           "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
         : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+// m64n32k8 tf32, A from registers, B from shared memory: 16 f32 accumulators per thread.
+__device__ __forceinline__ void wgmma_m64n32k8_tf32_rs(float (&d)[16], const uint32_t (&a)[4], uint64_t desc_b,
+                                                   int scale_d) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+        "{%16, %17, %18, %19}, %20, p, 1, 1;\n"
+        "}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
 }
 
 // m64n64k8 tf32, A from registers, B from shared memory: 32 f32 accumulators per thread.
@@ -423,7 +489,10 @@ __device__ __forceinline__ void wgmma_m64n256k16_bf16_rs(float (&d)[128], const 
 // Dispatch on N (compile time).
 template <int N>
 __device__ __forceinline__ void wgmma_m64k16_bf16(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {
-    static_assert(N == 128 || N == 144 || N == 152 || N == 160 || N == 192 || N == 208 || N == 224 || N == 256, "no m64nNk16 bf16 wrapper for this N");
+    static_assert(N == 16 || N == 32 || N == 64 || N == 128 || N == 144 || N == 152 || N == 160 || N == 192 || N == 208 || N == 224 || N == 256, "no m64nNk16 bf16 wrapper for this N");
+    if constexpr (N == 16) wgmma_m64n16k16_bf16(d, desc_a, desc_b, scale_d);
+    if constexpr (N == 32) wgmma_m64n32k16_bf16(d, desc_a, desc_b, scale_d);
+    if constexpr (N == 64) wgmma_m64n64k16_bf16(d, desc_a, desc_b, scale_d);
     if constexpr (N == 128) wgmma_m64n128k16_bf16(d, desc_a, desc_b, scale_d);
     if constexpr (N == 144) wgmma_m64n144k16_bf16(d, desc_a, desc_b, scale_d);
     if constexpr (N == 152) wgmma_m64n152k16_bf16(d, desc_a, desc_b, scale_d);
@@ -436,7 +505,8 @@ __device__ __forceinline__ void wgmma_m64k16_bf16(float (&d)[N / 2], uint64_t de
 
 template <int N>
 __device__ __forceinline__ void wgmma_m64k8_tf32_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
-    static_assert(N == 64 || N == 128 || N == 192 || N == 256, "no m64nNk8 tf32 wrapper for this N");
+    static_assert(N == 32 || N == 64 || N == 128 || N == 192 || N == 256, "no m64nNk8 tf32 wrapper for this N");
+    if constexpr (N == 32) wgmma_m64n32k8_tf32_rs(d, a, desc_b, scale_d);
     if constexpr (N == 64) wgmma_m64n64k8_tf32_rs(d, a, desc_b, scale_d);
     if constexpr (N == 128) wgmma_m64n128k8_tf32_rs(d, a, desc_b, scale_d);
     if constexpr (N == 192) wgmma_m64n192k8_tf32_rs(d, a, desc_b, scale_d);

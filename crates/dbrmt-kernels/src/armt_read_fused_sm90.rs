@@ -17,12 +17,71 @@ use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 const THREADS: u32 = 384;
-/// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 32 KB u tile, 2 × 17408 epilogue staging, 11 barriers.
+/// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 32 KB u tile, 2 × 17408 epilogue staging, 11 barriers (the
+/// 128-wide plan; [`smem_for`] gives every width's).
+#[cfg(test)]
 const SMEM: usize = 3 * 49152 + 32768 + 2 * 17408 + 11 * 8;
-/// Tile rows and columns, and the u/A boxes (`read_fused::U_BOX_*`, `A_BOX_*`).
+/// Tile rows and columns, and the u/A boxes (`read_fused::U_BOX_*`, `A_BOX_*`; the narrow column tiles take an A box
+/// of `{width, 32}`).
 const TILE: usize = 128;
 const U_BOX: [u32; 2] = [32, 128];
 const A_BOX: [u32; 2] = [128, 32];
+
+/// The column tile widths with an entry point, ascending: 32 and 64 (`armt_read_fused_sm90_n32_f32`, `_n64_f32`:
+/// 3×TF32 only) and [`TILE`]. Every width gives the same bytes (the per-element arithmetic does not depend on the
+/// column tile; `check/armt_read_fused_sm90.rs` checks it bitwise), so [`read_width`] may choose by rows.
+pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
+
+/// `read_fused::smem_bytes_for(width)`: `stages_for(width)` stages of `3 · 32 · width · 4` bytes (raw block, hi and lo
+/// tiles; 3 at 128, else as many as fit, at most 8), the u tile, the epilogue staging, `3·stages + 2` barriers.
+pub fn smem_for(width: usize) -> usize {
+    let stage = 3 * 32 * width * 4;
+    let stages = if width == TILE {
+        3
+    } else {
+        ((232448 - 32768 - 2 * 17408 - 16) / (stage + 24)).min(8)
+    };
+    stages * stage + 32768 + 2 * 17408 + (3 * stages + 2) * 8
+}
+
+/// The entry point of `split` at column tile `width` (the tf32 + bf16 split only at 128).
+fn entry_at(split: ReadSplit, width: usize) -> Option<&'static str> {
+    match (split, width) {
+        (_, 128) => Some(split.entry()),
+        (ReadSplit::Tf32x3, 64) => Some("armt_read_fused_sm90_n64_f32"),
+        (ReadSplit::Tf32x3, 32) => Some("armt_read_fused_sm90_n32_f32"),
+        _ => None,
+    }
+}
+
+/// The column tile width of a read over `spans` on `sms` multiprocessors: [`TILE`] unless `decode` (the decode tiles
+/// are on, [`crate::gemm_sm90::decode_tiles_enabled`]) and every span has at most
+/// [`crate::gemm_sm90::DECODE_MAX_ROWS`] rows (a decode step: 16 tiles for one row at d = 2048); then the cheapest of
+/// [`READ_WIDTHS`] by the GEMM decode rule's bandwidth model (docs/log/gemm_sm90.md §12), in ns:
+/// `1000 + 400·waves + max(tiles·D·width·4 B / 4 TB/s, waves·(D·width·4 + 128·d_mem·4) B / 64 GB/s)` (a tile reads
+/// its D × width block of the state and the 128-row u tile), ties to the wider. One row of the 1B model: 32 (64 CTAs).
+pub fn read_width(spans: &[Span], shape: ReadShape, sms: usize, decode: bool) -> usize {
+    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
+    if !decode || max_rows > crate::gemm_sm90::DECODE_MAX_ROWS {
+        return TILE;
+    }
+    let row_tiles = spans.iter().filter(|s| s.rows > 0).count().max(1);
+    let (d, dk, dm) = (shape.d, shape.d_key(), shape.d_mem);
+    let sms = sms.max(1);
+    let cost = |w: usize| {
+        let tiles = row_tiles * d.div_ceil(w);
+        let waves = tiles.div_ceil(sms) as f64;
+        let hbm = (tiles * dk * w * 4) as f64 / 4000.0;
+        let sm = waves * (dk * w * 4 + 128 * dm * 4) as f64 / 64.0;
+        1000.0 + 400.0 * waves + hbm.max(sm)
+    };
+    let min = READ_WIDTHS.iter().map(|&w| cost(w)).fold(f64::INFINITY, f64::min);
+    READ_WIDTHS
+        .iter()
+        .copied()
+        .rfind(|&w| cost(w) <= min * 1.005)
+        .unwrap_or(TILE)
+}
 
 /// How `φ·A` is split over the tensor cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +248,30 @@ pub fn armt_read_fused_sm90(
     shape: ReadShape,
     split: ReadSplit,
 ) -> Result<(), KernelError> {
-    let entry = split.entry();
+    let width = match split {
+        ReadSplit::Tf32x3 => read_width(spans, shape, gpu.sm_count(), crate::gemm_sm90::decode_tiles_enabled()),
+        ReadSplit::Tf32Bf16 => TILE,
+    };
+    armt_read_fused_sm90_at(gpu, stream, (u, u_ld), a, z, (h, h_ld), spans, shape, split, width)
+}
+
+/// [`armt_read_fused_sm90`] at column tile `width` (one of [`READ_WIDTHS`]; the tf32 + bf16 split only at 128),
+/// whatever [`read_width`] would pick: for the checks that every width gives the same bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn armt_read_fused_sm90_at(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (u, u_ld): (&CudaSlice<f32>, usize),
+    a: &CudaSlice<f32>,
+    z: &CudaSlice<f32>,
+    (h, h_ld): (&mut CudaSlice<f32>, usize),
+    spans: &[Span],
+    shape: ReadShape,
+    split: ReadSplit,
+    width: usize,
+) -> Result<(), KernelError> {
+    let entry = entry_at(split, width)
+        .ok_or_else(|| invalid(split.entry(), format!("no entry point of column tile width {width}")))?;
     let lens = Lens {
         u: Rows { len: u.len(), ld: u_ld },
         a: a.len(),
@@ -205,6 +287,7 @@ pub fn armt_read_fused_sm90(
     if tiles == 0 {
         return Ok(());
     }
+    let tiles = tiles / shape.d.div_ceil(TILE) * shape.d.div_ceil(width);
     let u_map = tma::map(
         entry,
         F32,
@@ -220,7 +303,7 @@ pub fn armt_read_fused_sm90(
         addr(a, stream),
         &[shape.d as u64, a_rows as u64],
         &[(shape.d * 4) as u64],
-        &A_BOX,
+        &[width as u32, A_BOX[1]],
         SWIZZLE_NONE,
     )?;
     let (h_base, z_base) = (addr_mut(h, stream), addr(z, stream));
@@ -229,14 +312,15 @@ pub fn armt_read_fused_sm90(
         p.z = z_base + p.z * 4;
     }
     let f = gpu.function(&Kernel::new(cubins::ARMT_READ_FUSED_SM90, entry))?;
+    let smem = smem_for(width);
     f.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        SMEM as i32,
+        smem as i32,
     )?;
     let cfg = LaunchConfig {
         grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: SMEM as u32,
+        shared_mem_bytes: smem as u32,
     };
     let mut builder = stream.launch_builder(&f);
     builder.arg(&u_map).arg(&a_map).arg(&params);
@@ -245,7 +329,8 @@ pub fn armt_read_fused_sm90(
     // (their lengths in rows of u_ld and d; TMA zero-fills past them). validate() checked the shape, every span's u
     // and h rows, its state against A and z, the 16-byte row strides (h addresses: base + out_row·h_ld·4) and that no
     // two spans write the same rows; `h` is borrowed mutably, so it aliases no input. The dynamic shared memory is
-    // the kernel's plan, its limit raised on the function.
+    // the kernel's plan for this column width (smem_for mirrors smem_bytes_for), its limit raised on the function;
+    // the A map's box is the entry point's {width, 32}.
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -308,6 +393,15 @@ mod tests {
         // smem_bytes() = STAGES * STAGE_BYTES + U_BYTES + 2 * STAGING_BYTES + (3 * STAGES + 2) * 8
         assert!(CU.contains("return STAGES * STAGE_BYTES + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;"));
         assert_eq!(SMEM, 215128);
+        assert_eq!(smem_for(TILE), SMEM);
+        assert_eq!((smem_for(64), smem_for(32)), (215200, 166096));
+        assert!(CU.contains("stages_for(64) == 6 && stages_for(32) == 8"));
+        assert!(CU.contains("return 3 * BK * bn * 4;"));
+        for w in READ_WIDTHS {
+            let e = entry_at(ReadSplit::Tf32x3, w).unwrap();
+            assert!(CU.contains(&format!("    {e}(")), "{e}");
+        }
+        assert!(entry_at(ReadSplit::Tf32Bf16, 64).is_none());
         for split in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16] {
             assert!(CU.contains(&format!("    {}(", split.entry())), "{}", split.entry());
         }
@@ -384,6 +478,17 @@ mod tests {
         );
         // an empty span is no tile and needs nothing
         assert_eq!(v(lens(0, 1, 0), &[span(5000, 5000, 0, 0)], B1).unwrap(), 0);
+    }
+
+    #[test]
+    fn read_width_narrows_decode_steps_only() {
+        let one = [span(0, 0, 1, 0)];
+        assert_eq!(read_width(&one, B1, 132, true), 32); // one decode row: 64 CTAs instead of 16
+        assert_eq!(read_width(&one, B1, 132, false), 128); // DBRMT_DECODE_TILES=off
+        assert_eq!(read_width(&[span(0, 0, 65, 0)], B1, 132, true), 128); // more than 64 rows
+        assert_eq!(read_width(&[span(0, 0, 64, 0)], B1, 132, true), 32);
+        let eight: Vec<Span> = (0..8).map(|i| span(i, i, 1, i)).collect();
+        assert_eq!(read_width(&eight, B1, 132, true), 128); // 128 tiles already
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! tensor-memory accelerator needs ([`supports`]): `k`, `n` and `lda` multiples of 8 (16-byte rows), every group's A
 //! starting on a row of the A buffer (`a_offset % lda == 0`), B dense (`ldb == k`) with each group's B on a row of
 //! the stack, every C 16-byte aligned. A caller checks [`supports`] once per model and falls back to
-//! [`crate::gemm`] otherwise. Tile width is chosen from `(n, k)` only ([`tile_width`]), never from the cells of the
-//! launch, and there is no split-K: a cell's bits do not depend on the other cells of its launch.
+//! [`crate::gemm`] otherwise. Tile width is chosen from `(n, k)` only ([`tile_width`]), except for launches whose
+//! problems all have at most [`DECODE_MAX_ROWS`] rows (decode steps), which may take the narrow widths
+//! ([`decode_tile_width`]; `DBRMT_DECODE_TILES=off` turns that off). There is no split-K, and an element's bits do
+//! not depend on the tile width (the same k order and instructions at every width; `check/gemm_sm90.rs` checks it
+//! bitwise on the device): a cell's bits do not depend on the other cells of its launch, and a decode row has the
+//! bits of the same row inside its whole segment.
 //!
 //! Three epilogues: bf16 C, f32 C (optionally accumulating: the residual adds into the f32 hidden rows), and SwiGLU
 //! (`silu(gate)·up` of a gate/up weight stored interleaved in blocks of 64 rows, [`interleave_gate_up`]; the output
@@ -46,6 +50,74 @@ pub enum Epilogue {
 
 /// The tile widths with entry points (SwiGLU: 128 and 256 only), ascending (`GEMM_SM90_BN_LIST`).
 pub const TILE_WIDTHS: [usize; 8] = [128, 144, 152, 160, 192, 208, 224, 256];
+
+/// The narrow tile widths (`GEMM_SM90_DECODE_BN_LIST`), bf16 and f32 output only: 64 A rows per stage, so only for
+/// launches whose problems all have at most [`DECODE_MAX_ROWS`] rows.
+pub const DECODE_TILE_WIDTHS: [usize; 3] = [16, 32, 64];
+
+/// The most rows a problem may have in a launch that takes [`decode_tile_width`] (`GEMM_SM90_DECODE_MAX_ROWS`): the
+/// narrow widths hold 64 A rows per stage (one consumer warpgroup's wgmma height), so a larger problem would need the
+/// second warpgroup and the 128-row stage of the wide widths. Decode steps have 1 row per request (merged: one row
+/// per open request of the layer), so 64 covers every step of up to 64 requests.
+pub const DECODE_MAX_ROWS: usize = 64;
+
+/// The A box rows of a narrow-width launch whose largest problem has `max_m` rows: 8, 16, 32 or 64 (mirror of
+/// `gemm_sm90_decode_a_rows`; the kernel expects exactly these bytes per stage).
+pub fn decode_a_rows(max_m: usize) -> usize {
+    match max_m {
+        0..=8 => 8,
+        9..=16 => 16,
+        17..=32 => 32,
+        _ => 64,
+    }
+}
+
+/// Tile width of a launch whose problems all have at most [`DECODE_MAX_ROWS`] rows: `row_tiles` problems with rows,
+/// the largest `max_m` rows. The mirror of `gemm_sm90_decode_bn_rule` in `cuda/gemm_sm90.cu` (the bandwidth model
+/// is in its comment and docs/log/gemm_sm90.md, v5): every width with an entry point, narrow and wide, costed in ns
+/// as `1000 + 400·waves + max(B bytes / 4 TB/s, one SM's operand bytes / 64 GB/s)`; the cheapest wins, ties (0.5%)
+/// to the wider. SwiGLU keeps [`tile_width`].
+pub fn decode_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row_tiles: usize, max_m: usize) -> usize {
+    if epilogue == Epilogue::SwiGlu {
+        return tile_width(n, k, epilogue, sms);
+    }
+    let sms = sms.max(1);
+    let row_tiles = row_tiles.max(1);
+    let kb = k.div_ceil(64) as f64;
+    let cost = |bn: usize| {
+        let tiles = row_tiles * n.div_ceil(bn);
+        let waves = tiles.div_ceil(sms) as f64;
+        let a_rows = if bn < 128 { decode_a_rows(max_m) } else { 128 } as f64;
+        let hbm = tiles as f64 * kb * bn as f64 * 128.0 / 4000.0;
+        let sm = waves * kb * (bn as f64 + a_rows) * 128.0 / 64.0;
+        1000.0 + 400.0 * waves + hbm.max(sm)
+    };
+    let widths = || DECODE_TILE_WIDTHS.iter().chain(TILE_WIDTHS.iter()).copied();
+    let min = widths().map(cost).fold(f64::INFINITY, f64::min);
+    // the list ascends: the widest tie (within 0.5%) wins
+    widths().rfind(|&bn| cost(bn) <= min * 1.005).unwrap_or(128)
+}
+
+/// Whether launches of few rows may take the narrow widths: on unless the environment has `DBRMT_DECODE_TILES=off`
+/// (read once), which restores the `(n, k)`-only rule for every launch.
+pub fn decode_tiles_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| !std::env::var("DBRMT_DECODE_TILES").is_ok_and(|v| v == "off"))
+}
+
+/// The tile width a launch of `groups` takes on `sms` multiprocessors: [`decode_tile_width`] when `decode` (see
+/// [`decode_tiles_enabled`]) and every group has at most [`DECODE_MAX_ROWS`] rows (SwiGLU aside), else
+/// [`tile_width`].
+pub fn launch_tile_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, decode: bool) -> usize {
+    let (n, k) = groups.first().map_or((0, 0), |g| (g.n, g.k));
+    let max_m = groups.iter().map(|g| g.m).max().unwrap_or(0);
+    if decode && epilogue != Epilogue::SwiGlu && max_m <= DECODE_MAX_ROWS {
+        let row_tiles = groups.iter().filter(|g| g.m > 0).count();
+        decode_tile_width(n, k, epilogue, sms, row_tiles, max_m)
+    } else {
+        tile_width(n, k, epilogue, sms)
+    }
+}
 
 /// Tile width (`BN`) for products of `n` columns over `k` on a device of `sms` multiprocessors: the mirror of
 /// `gemm_sm90_bn_rule` in `cuda/gemm_sm90.cu` (whose comment and docs/log/gemm_sm90.md give the model). A function
@@ -98,6 +170,9 @@ fn kernel(epilogue: Epilogue, bn: usize) -> Option<Kernel> {
     macro_rules! widths {
         ($out:literal) => {
             match bn {
+                16 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn16"),
+                32 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn32"),
+                64 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn64"),
                 128 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn128"),
                 144 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn144"),
                 152 => concat!("gemm_sm90_nt_bf16_bf16_", $out, "_bn152"),
@@ -285,10 +360,35 @@ fn launch<TC: DeviceRepr>(
     groups: &[GemmGroup],
     epilogue: Epilogue,
 ) -> Result<(), KernelError> {
-    let (n0, k0) = groups.first().map_or((0, 0), |g| (g.n, g.k));
-    let bn = tile_width(n0, k0, epilogue, gpu.sm_count());
+    let bn = launch_tile_width(groups, epilogue, gpu.sm_count(), decode_tiles_enabled());
+    launch_at_width(gpu, stream, (a, b), c, groups, epilogue, bn)
+}
+
+/// The launch of `groups` at tile width `bn` (any width with an entry point for `epilogue`: [`TILE_WIDTHS`], and
+/// [`DECODE_TILE_WIDTHS`] when every group has at most [`DECODE_MAX_ROWS`] rows), whatever the rule would pick: for
+/// the checks that every width gives the same bytes (`check/gemm_sm90.rs`) and for benchmarks. C's element type must
+/// match the epilogue (f32 for [`Epilogue::F32`], bf16 otherwise).
+pub fn launch_at_width<TC: DeviceRepr>(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (a, b): (&CudaSlice<bf16>, &CudaSlice<bf16>),
+    c: &mut CudaSlice<TC>,
+    groups: &[GemmGroup],
+    epilogue: Epilogue,
+    bn: usize,
+) -> Result<(), KernelError> {
     let kernel = kernel(epilogue, bn).ok_or_else(|| invalid("gemm_sm90", format!("no kernel of tile width {bn}")))?;
     let (mut params, a_rows, b_rows) = validate(kernel.entry, groups, a.len(), b.len(), c.len(), epilogue)?;
+    let max_m = groups.iter().map(|g| g.m).max().unwrap_or(0);
+    let narrow = DECODE_TILE_WIDTHS.contains(&bn);
+    if narrow && max_m > DECODE_MAX_ROWS {
+        return Err(invalid(
+            kernel.entry,
+            format!("a problem of {max_m} rows, but the narrow widths take at most {DECODE_MAX_ROWS}"),
+        ));
+    }
+    // the A box: a whole 128-row tile, or (narrow widths) the rows the kernel expects per stage
+    let a_box = if narrow { decode_a_rows(max_m) } else { BM };
     let c_size = size_of::<TC>();
     assert_eq!(
         c_size,
@@ -299,7 +399,7 @@ fn launch<TC: DeviceRepr>(
         return Ok(());
     }
     let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
-    let a_map = tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, BM)?;
+    let a_map = tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, a_box)?;
     let b_map = tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, bn)?;
     let c_base = addr_mut(c, stream);
     for p in &mut params.problems[..groups.len()] {
@@ -325,7 +425,9 @@ fn launch<TC: DeviceRepr>(
     // B rows against them and its C region (m rows of the output width, stride ldc, 16-byte aligned) against `c`,
     // and that no two problems write the same element of C; `c` is borrowed mutably, so it aliases neither input.
     // C's element size matches the epilogue (asserted above). The dynamic shared memory is the kernel's plan for
-    // this tile width, and its limit was raised to it on the function.
+    // this tile width, and its limit was raised to it on the function. A narrow width is launched only with every
+    // problem at most DECODE_MAX_ROWS rows and an A box of decode_a_rows(max m) rows, the bytes the kernel expects
+    // per stage (it derives the same number from the problems and traps on a larger m).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -410,6 +512,119 @@ mod tests {
         assert_eq!(bf16(16384, 2048), 192);
         assert_eq!(bf16(28672, 4096), 256);
         assert_eq!(tile_width(16384, 2048, Epilogue::SwiGlu, 132), 256);
+    }
+
+    /// `gemm_sm90_decode_bn_rule` of cuda/gemm_sm90.cu on 132 SMs, computed by the C++ itself (its host code from
+    /// `#define GEMM_SM90_EPI_BF16` to `namespace sm90`, compiled with g++): per line `epilogue n k:` then the picks for
+    /// row_tiles 1, 2, 4, 8, 16, 64 (outer) × max m 1, 8, 16, 33, 64 (inner). The Rust mirror must give the same.
+    const CUDA_DECODE_PICKS: &str = "\
+0 3072 2048: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 3072 2048: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 2048 2048: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+1 2048 2048: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+0 2048 8192: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+1 2048 8192: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+0 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32
+1 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32
+0 2120 2048: 32 32 32 32 32 64 64 64 64 64 64 64 32 128 128 144 144 144 144 144 144 144 144 144 144 152 152 152 152 152
+1 2120 2048: 32 32 32 32 32 64 64 64 64 64 64 64 32 128 128 144 144 144 144 144 144 144 144 144 144 152 152 152 152 152
+0 128256 2048: 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 128256 2048: 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 512 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 256 256 256 256 256
+1 512 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 256 256 256 256 256
+0 16384 2048: 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 16384 2048: 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 768 768: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256
+1 768 768: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256
+0 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 144 144 144 144 144 144 144 144 144 144 256 256 256 256 256
+1 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 144 144 144 144 144 144 144 144 144 144 256 256 256 256 256
+0 4096 4096: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 4096 4096: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 6144 4096: 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 6144 4096: 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 4096 14336: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 4096 14336: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 960 576: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 192 192 192 192 192
+1 960 576: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 192 192 192 192 192
+0 200 576: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 128 128 128 128 128
+1 200 576: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 128 128 128 128 128
+";
+
+    #[test]
+    fn decode_rule_mirrors_the_cuda_rule() {
+        let mut lines = 0;
+        for line in CUDA_DECODE_PICKS.lines() {
+            let (head, picks) = line.split_once(':').unwrap();
+            let h: Vec<usize> = head.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            let e = if h[0] == 0 {
+                Epilogue::Bf16
+            } else {
+                Epilogue::F32 { accumulate: true }
+            };
+            let picks: Vec<usize> = picks.split_whitespace().map(|x| x.parse().unwrap()).collect();
+            assert_eq!(picks.len(), 30);
+            let mut i = 0;
+            for rt in [1, 2, 4, 8, 16, 64] {
+                for mm in [1, 8, 16, 33, 64] {
+                    assert_eq!(
+                        decode_tile_width(h[1], h[2], e, 132, rt, mm),
+                        picks[i],
+                        "{line}: rt {rt} m {mm}"
+                    );
+                    i += 1;
+                }
+            }
+            lines += 1;
+        }
+        assert_eq!(lines, 30);
+    }
+
+    #[test]
+    fn decode_rule_picks_what_the_notes_say() {
+        // docs/log/gemm_sm90.md v5: Llama-3.2-1B decoding one request (one row per step) on 132 SMs
+        let one = |n, k, e| launch_tile_width(&[group(1, n, k, 0, 0, 0)], e, 132, true);
+        let f32acc = Epilogue::F32 { accumulate: true };
+        assert_eq!(one(3072, 2048, Epilogue::Bf16), 32); // q/k/v: 96 CTAs
+        assert_eq!(one(2048, 2048, f32acc), 16); // o: 128 CTAs
+        assert_eq!(one(2048, 8192, f32acc), 16); // down: 128 CTAs
+        assert_eq!(one(64, 2048, Epilogue::F32 { accumulate: false }), 16); // the memory read's q: 4 CTAs
+        assert_eq!(one(16384, 2048, Epilogue::SwiGlu), 256); // gate/up: unchanged
+        assert_eq!(one(128256, 2048, Epilogue::F32 { accumulate: false }), 256); // an LM head stays wide
+                                                                                 // the switch, and launches with a problem of more than DECODE_MAX_ROWS rows: the (n, k) rule
+        assert_eq!(
+            launch_tile_width(&[group(1, 2048, 2048, 0, 0, 0)], f32acc, 132, false),
+            152
+        );
+        let mixed = [group(1, 2048, 2048, 0, 0, 0), group(65, 2048, 2048, 1, 1, 2048)];
+        assert_eq!(launch_tile_width(&mixed, f32acc, 132, true), 152);
+        let merged = [group(64, 2048, 2048, 0, 0, 0)];
+        assert_eq!(launch_tile_width(&merged, f32acc, 132, true), 16);
+        // every pick has an entry point, the narrow ones bf16 and f32 only
+        for e in [Epilogue::Bf16, f32acc] {
+            for bn in DECODE_TILE_WIDTHS {
+                assert!(kernel(e, bn).is_some());
+            }
+        }
+        assert!(kernel(Epilogue::SwiGlu, 16).is_none());
+    }
+
+    #[test]
+    fn decode_a_rows_match_the_kernel() {
+        let cu = include_str!("../../../cuda/gemm_sm90.cu");
+        assert!(cu.contains(&format!("#define GEMM_SM90_DECODE_MAX_ROWS {DECODE_MAX_ROWS}\n")));
+        assert!(cu.contains("#define GEMM_SM90_DECODE_BN_LIST {16, 32, 64}\n"));
+        assert!(cu.contains("#define GEMM_SM90_BN_LIST {128, 144, 152, 160, 192, 208, 224, 256}\n"));
+        assert!(cu.contains("return max_m <= 8 ? 8 : (max_m <= 16 ? 16 : (max_m <= 32 ? 32 : 64));"));
+        let rows: Vec<usize> = [0, 1, 8, 9, 16, 17, 32, 33, 64].map(decode_a_rows).to_vec();
+        assert_eq!(rows, [8, 8, 8, 16, 16, 32, 32, 64, 64]);
+        for bn in DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS) {
+            for out in ["bf16", "f32"] {
+                assert!(
+                    cu.contains(&format!("(gemm_sm90_nt_bf16_bf16_{out}_bn{bn}, {bn},")),
+                    "{out} {bn}"
+                );
+            }
+        }
     }
 
     fn group(m: usize, n: usize, k: usize, a_row: usize, layer: usize, c_offset: usize) -> GemmGroup {

@@ -26,6 +26,14 @@ fn armt_read_fused_sm90_matches_reference() {
     assert_suite_passes(check::armt_read_fused_sm90::checks);
 }
 
+/// The fused read's narrow column tiles (decode steps): every column tile width gives the same bytes, and a decoded
+/// row (narrow tiles) has the bits of the same row inside its 1152-row cell (also in the suite above).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn armt_read_fused_sm90_bytes_do_not_depend_on_the_column_tile() {
+    assert_suite_passes(check::armt_read_fused_sm90::width_checks);
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn armt_read_fused_sm90_tf32bf16_matches_reference() {

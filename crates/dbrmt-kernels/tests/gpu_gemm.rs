@@ -174,6 +174,16 @@ fn gemm_sm90_matches_the_reference_and_is_bitwise_alone_vs_grouped() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90::checks);
 }
 
+/// The decode tiles (v5; also inside the suite above, here so that a failure names them): one problem set at every
+/// tile width gives the same bytes, and decode rows launched alone (the narrow widths) have the bits of the same rows
+/// inside a 1152-row segment (a wide width). A failure here invalidates the decode tiles: `DBRMT_DECODE_TILES=off`.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_sm90_bytes_do_not_depend_on_the_tile_width() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::width_checks);
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::decode_checks);
+}
+
 /// The memory path's tensor-core products (`cuda/gemm_tf32x3_sm90.cu`, 3×TF32): within the f32 tolerance, bitwise
 /// alone vs grouped.
 #[test]

@@ -4,7 +4,10 @@
 //! (NaN rows between cells: a tile overhanging a cell reads them, and they must reach no stored row), its own state
 //! `A`, `z` (states out of order, unused states around them), its hidden rows in reverse order with rows between them
 //! that must not change, and f32 outputs within [`F32_OUT_TOL`]. Bitwise: a cell alone against the same cell inside
-//! the launch, and a single row launched alone (as a decoded row is) against the same row inside its whole span.
+//! the launch, and a single row launched alone (as a decoded row is; with the decode tiles on, at the narrow column
+//! width the launcher picks for one row) against the same row inside its whole span (128-wide tiles); and the same
+//! launch at every column tile width ([`READ_WIDTHS`]) byte for byte ([`check_read_fused_widths`]: the launcher may
+//! choose the width by rows only because of it).
 //!
 //! Inputs: u ~ N(0, 1) (as `h·W_qᵀ` of normed rows), `A` ~ N(0, 30²) and `z` positive and large
 //! ([`positive_z`]), so that the read term `num / den` is O(1) like `h` (a read far below `h` would test nothing: the
@@ -17,7 +20,7 @@ use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, put, upload_f32, Check, Layout,
     SplitMix64, F32_OUT_TOL,
 };
-use crate::armt_read_fused_sm90::{armt_read_fused_sm90, ReadShape, ReadSplit};
+use crate::armt_read_fused_sm90::{armt_read_fused_sm90, armt_read_fused_sm90_at, ReadShape, ReadSplit, READ_WIDTHS};
 use crate::params::Span;
 use crate::reference::armt_read::read_from_u;
 use crate::{Gpu, KernelError};
@@ -50,14 +53,14 @@ fn expected(c: &Cell, shape: ReadShape) -> Vec<f32> {
     h
 }
 
-/// One launch over `cells` placed by `layout` (spans as given, e.g. narrowed to one row); returns the whole h buffer
-/// (row stride `h_ld`) before and after.
+/// One launch over `cells` placed by `layout` (spans as given, e.g. narrowed to one row) at column tile width `at`
+/// (`None`: the launcher's choice); returns the whole h buffer (row stride `h_ld`) before and after.
 fn run(
     gpu: &Gpu,
     rng: &mut SplitMix64,
     (cells, layout, spans): (&[&Cell], &Layout, &[Span]),
     shape: ReadShape,
-    h_ld: usize,
+    (h_ld, at): (usize, Option<usize>),
     split: ReadSplit,
 ) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
     let stream = gpu.stream();
@@ -78,17 +81,11 @@ fn run(
         upload_f32(stream, &z)?,
     );
     let mut h_d = upload_f32(stream, &h)?;
-    armt_read_fused_sm90(
-        gpu,
-        stream,
-        (&u_d, dm),
-        &a_d,
-        &z_d,
-        (&mut h_d, h_ld),
-        spans,
-        shape,
-        split,
-    )?;
+    let (u_in, h_out) = ((&u_d, dm), (&mut h_d, h_ld));
+    match at {
+        Some(w) => armt_read_fused_sm90_at(gpu, stream, u_in, &a_d, &z_d, h_out, spans, shape, split, w)?,
+        None => armt_read_fused_sm90(gpu, stream, u_in, &a_d, &z_d, h_out, spans, shape, split)?,
+    }
     Ok((h, download_f32(stream, &h_d)?))
 }
 
@@ -110,7 +107,14 @@ pub fn check_read_fused(
     let refs: Vec<&Cell> = cells.iter().collect();
     let layout = Layout::cells(rows, 1);
     let (d, h_ld) = (shape.d, shape.d + h_pad);
-    let (before, after) = run(gpu, &mut rng, (&refs, &layout, &layout.spans), shape, h_ld, split)?;
+    let (before, after) = run(
+        gpu,
+        &mut rng,
+        (&refs, &layout, &layout.spans),
+        shape,
+        (h_ld, None),
+        split,
+    )?;
     let (mut got, mut want, mut old) = (Vec::new(), Vec::new(), Vec::new());
     for (c, s) in cells.iter().zip(&layout.spans) {
         want.extend(expected(c, shape));
@@ -147,11 +151,11 @@ pub fn check_read_fused_grouping(
     let refs: Vec<&Cell> = cells.iter().collect();
     let d = shape.d;
     let group = Layout::cells(rows, 1);
-    let (_, h) = run(gpu, &mut rng, (&refs, &group, &group.spans), shape, d, split)?;
+    let (_, h) = run(gpu, &mut rng, (&refs, &group, &group.spans), shape, (d, None), split)?;
     let grouped = gather(&h, d, group.spans[alone].out_row, rows[alone], 0, d);
     let single = Layout::cells(&rows[alone..=alone], 3);
     let one = &refs[alone..=alone];
-    let (_, h) = run(gpu, &mut rng, (one, &single, &single.spans), shape, d, split)?;
+    let (_, h) = run(gpu, &mut rng, (one, &single, &single.spans), shape, (d, None), split)?;
     let by_itself = gather(&h, d, single.spans[0].out_row, rows[alone], 0, d);
     let what = format!(
         "{} alone vs {} cells: cell {alone} of rows={rows:?}",
@@ -176,20 +180,76 @@ pub fn check_read_fused_row_position(
     let layout = Layout::cells(&[rows], 1);
     let d = shape.d;
     let s = layout.spans[0];
-    let (_, whole) = run(gpu, &mut rng.clone(), (&[&c], &layout, &layout.spans), shape, d, split)?;
+    let (_, whole) = run(
+        gpu,
+        &mut rng.clone(),
+        (&[&c], &layout, &layout.spans),
+        shape,
+        (d, None),
+        split,
+    )?;
     let row = Span {
         in_row: s.in_row + k,
         out_row: s.out_row + k,
         rows: 1,
         ..s
     };
-    let (_, single) = run(gpu, &mut rng, (&[&c], &layout, &[row]), shape, d, split)?;
+    let (_, single) = run(gpu, &mut rng, (&[&c], &layout, &[row]), shape, (d, None), split)?;
     let what = format!("{} row {k} of {rows} alone vs in its span", describe(shape, split));
     Ok(bitwise(
         split.entry(),
         what,
         &gather(&single, d, s.out_row + k, 1, 0, d),
         &gather(&whole, d, s.out_row + k, 1, 0, d),
+    ))
+}
+
+/// One launch of cells of `rows` rows (3×TF32, h stride `d + 4`) at every column tile width of [`READ_WIDTHS`], the
+/// same inputs each time: the narrowest against the reference (f32 tolerance), every width's whole h buffer bitwise
+/// against the narrowest's (the cells' rows and the rows around them), no stray writes.
+pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[usize]) -> Result<Check, KernelError> {
+    let split = ReadSplit::Tf32x3;
+    let mut rng = SplitMix64::new(seed);
+    let cells: Vec<Cell> = rows.iter().map(|&r| cell(&mut rng, r, shape)).collect();
+    let refs: Vec<&Cell> = cells.iter().collect();
+    let layout = Layout::cells(rows, 1);
+    let (d, h_ld) = (shape.d, shape.d + 4);
+    let mut outs = Vec::new();
+    for w in READ_WIDTHS {
+        let lay = (&refs[..], &layout, &layout.spans[..]);
+        outs.push(run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), split)?);
+    }
+    let (before, first) = &outs[0];
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for (c, s) in cells.iter().zip(&layout.spans) {
+        want.extend(expected(c, shape));
+        got.extend(gather(first, h_ld, s.out_row, s.rows, 0, d));
+    }
+    let blocks = layout.out_blocks(h_ld, d, 0);
+    let mut strays = 0;
+    let (mut differing, mut which) = (0, Vec::new());
+    for (w, (_, after)) in READ_WIDTHS.iter().zip(&outs) {
+        strays += changed_outside(after, &blocks, |e| before[e].to_bits());
+        let n = super::harness::differing_bits(after, first);
+        if n > 0 {
+            differing += n;
+            which.push(*w);
+        }
+    }
+    let what = format!(
+        "{} rows={rows:?} column tiles {READ_WIDTHS:?} (ref: {}; bitwise: all)",
+        describe(shape, split),
+        READ_WIDTHS[0]
+    );
+    let check = fail_if(
+        compare(split.entry(), what, &got, &want, F32_OUT_TOL),
+        strays,
+        "stray writes",
+    );
+    Ok(fail_if(
+        check,
+        differing,
+        &format!("elements differ in bits from width {} at {which:?}", READ_WIDTHS[0]),
     ))
 }
 
@@ -218,9 +278,32 @@ fn checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, Kernel
     ]
 }
 
+/// The column-width checks (3×TF32 only: the narrow widths exist for it): the 1B shape with cells of 1, 7, 64 and
+/// 129 rows, and d = 200 (not a multiple of 32) with d_mem 32; and the last row of a 1152-row cell alone (the
+/// launcher's narrow width) against it inside the cell.
+pub fn width_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let b1 = ReadShape {
+        d: 2048,
+        d_mem: 64,
+        nu: 3,
+    };
+    let small = ReadShape {
+        d: 200,
+        d_mem: 32,
+        nu: 3,
+    };
+    vec![
+        check_read_fused_widths(gpu, seed, b1, &[1, 7, 64, 129]),
+        check_read_fused_widths(gpu, seed.wrapping_add(1), small, &[1, 64, 130]),
+        check_read_fused_row_position(gpu, seed.wrapping_add(2), b1, 1152, 1151, ReadSplit::Tf32x3),
+    ]
+}
+
 /// The engine's fused read (3×TF32), every shape: the GPU tests and `dbrmt selftest`.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    checks_of(gpu, seed, ReadSplit::Tf32x3)
+    let mut out = checks_of(gpu, seed, ReadSplit::Tf32x3);
+    out.extend(width_checks(gpu, seed.wrapping_add(100)));
+    out
 }
 
 /// The 2-pass split (tf32 + bf16 corrections) at the same shapes and tolerance (a GPU test; not in the selftest,

@@ -4,6 +4,13 @@
 //! `[L·n, k]` (group g uses layer g mod L), C rows with a spare row between cells and a row stride wider than the
 //! output (poison wherever no group writes, which must survive). Off-tile m (1, 7, 129, 300 + 128) and n (not
 //! multiples of the tile width) are included; one cell alone must give the bits it gives inside the launch.
+//!
+//! Two more bitwise checks hold up the decode tiles (v5: launches of few rows may take narrow tile widths, chosen by
+//! rows, which is only sound if no element's bits depend on the tile width): [`width_checks`] runs one problem set at
+//! every tile width with an entry point and requires identical bytes (and the reference, and no stray writes), and
+//! [`decode_checks`] requires decode rows launched alone (the rule's narrow widths) to have the bits of the same rows
+//! inside a 1152-row whole-segment launch (the rule's wide width). If either fails on a device, the decode tiles are
+//! invalid: `DBRMT_DECODE_TILES=off` restores the `(n, k)` rule.
 
 use half::bf16;
 
@@ -13,8 +20,8 @@ use super::harness::{
 };
 use crate::gemm::GemmGroup;
 use crate::gemm_sm90::{
-    gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu, interleave_gate_up,
-    Epilogue,
+    decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
+    interleave_gate_up, launch_at_width, launch_tile_width, Epilogue, DECODE_MAX_ROWS, DECODE_TILE_WIDTHS, TILE_WIDTHS,
 };
 use crate::reference::gemm::linear;
 use crate::reference::swiglu::silu;
@@ -101,8 +108,21 @@ fn lay_out(case: &Sm90Case) -> Layout {
     }
 }
 
-/// Runs `case` (its groups `only`, or all) on fresh inputs from `seed` and returns C as f32 (bf16 widened).
+/// Runs `case` (its groups `only`, or all) on fresh inputs from `seed` and returns C as f32 (bf16 widened), at the
+/// rule's tile width.
 fn run(gpu: &Gpu, case: &Sm90Case, l: &Layout, host: &Host, only: Option<usize>) -> Result<Vec<f32>, KernelError> {
+    run_at(gpu, case, l, host, only, None)
+}
+
+/// [`run`] at tile width `at` (`None`: the rule's).
+fn run_at(
+    gpu: &Gpu,
+    case: &Sm90Case,
+    l: &Layout,
+    host: &Host,
+    only: Option<usize>,
+    at: Option<usize>,
+) -> Result<Vec<f32>, KernelError> {
     let stream = gpu.stream();
     let groups: Vec<GemmGroup> = match only {
         Some(g) => vec![l.groups[g]],
@@ -114,7 +134,9 @@ fn run(gpu: &Gpu, case: &Sm90Case, l: &Layout, host: &Host, only: Option<usize>)
     match case.epilogue {
         Epilogue::Bf16 | Epilogue::SwiGlu => {
             let mut c = poisoned_bf16(gpu, stream, c_len)?;
-            if case.epilogue == Epilogue::Bf16 {
+            if let Some(bn) = at {
+                launch_at_width(gpu, stream, (&a, &b), &mut c, &groups, case.epilogue, bn)?;
+            } else if case.epilogue == Epilogue::Bf16 {
                 gemm_sm90_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, &groups)?;
             } else {
                 gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &a, &b, &mut c, &groups)?;
@@ -126,7 +148,10 @@ fn run(gpu: &Gpu, case: &Sm90Case, l: &Layout, host: &Host, only: Option<usize>)
                 true => upload_f32(stream, &host.c0)?,
                 false => poisoned_f32(gpu, stream, c_len)?,
             };
-            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, &groups, accumulate)?;
+            match at {
+                Some(bn) => launch_at_width(gpu, stream, (&a, &b), &mut c, &groups, case.epilogue, bn)?,
+                None => gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, &groups, accumulate)?,
+            }
             download_f32(stream, &c)
         }
     }
@@ -309,7 +334,219 @@ pub fn cases() -> Vec<Sm90Case> {
     out
 }
 
-/// Every case, then the merged-row checks.
+/// The elements of C outside the groups' blocks that changed: against C before the launch when accumulating, else
+/// against the poison.
+fn strays(case: &Sm90Case, host: &Host, out: &[f32], blocks: &[Block]) -> usize {
+    match case.epilogue {
+        Epilogue::F32 { accumulate: true } => changed_outside(out, blocks, |i| host.c0[i].to_bits()),
+        Epilogue::F32 { accumulate: false } => changed_outside(out, blocks, |_| poison_bits::<f32>()),
+        _ => changed_outside(out, blocks, |_| poison_bits::<bf16>()),
+    }
+}
+
+/// The problem sets of [`width_checks`]: every problem at most [`DECODE_MAX_ROWS`] rows (so that every width, narrow
+/// and wide, has an entry point for it), every epilogue with a narrow width (bf16, f32, f32 accumulate), off-tile m
+/// (1, 7, 33, and an empty group), n not a multiple of 16 (200, 2120), a k edge (584 = 9·64 + 8, zero-filled by
+/// TMA), and the 1B model's decode shapes (q/k/v, o, down, the memory read's q).
+pub fn width_cases() -> Vec<Sm90Case> {
+    let small = vec![1, 7, DECODE_MAX_ROWS, 0, 33];
+    let mut out = Vec::new();
+    for epilogue in [
+        Epilogue::Bf16,
+        Epilogue::F32 { accumulate: false },
+        Epilogue::F32 { accumulate: true },
+    ] {
+        out.push(Sm90Case {
+            epilogue,
+            ms: small.clone(),
+            n: 200,
+            k: 584,
+        });
+    }
+    let case = |epilogue, ms: &[usize], n, k| Sm90Case {
+        epilogue,
+        ms: ms.to_vec(),
+        n,
+        k,
+    };
+    let acc = Epilogue::F32 { accumulate: true };
+    let plain = Epilogue::F32 { accumulate: false };
+    out.push(case(Epilogue::Bf16, &[1, 3], 3072, 2048));
+    out.push(case(acc, &[1, 64], 2048, 2048));
+    out.push(case(acc, &[1], 2048, 8192));
+    out.push(case(plain, &[1, 5], 64, 2048));
+    out.push(case(plain, &[8], 2120, 2048));
+    out.push(case(Epilogue::Bf16, &[64, 64, 17], 2120, 576));
+    out
+}
+
+/// One problem set at every tile width with an entry point ([`DECODE_TILE_WIDTHS`] then [`TILE_WIDTHS`]), the same
+/// fresh inputs, C poisoned (or, accumulating, the same C) before each launch: the narrowest width against the
+/// reference (and no writes outside the groups), then every other width's whole output bitwise against it (and no
+/// writes outside the groups). One check per case; a failure names the widths that differ.
+pub fn width_check(gpu: &Gpu, case: &Sm90Case, seed: u64) -> Result<Check, KernelError> {
+    let l = lay_out(case);
+    let host = host_inputs(case, &l, seed);
+    let cols = case.out_cols();
+    let blocks: Vec<Block> = l
+        .groups
+        .iter()
+        .map(|g| Block::rows(l.ldc, g.c_offset / l.ldc, g.m, 0, cols))
+        .collect();
+    let gather = |out: &[f32]| -> Vec<f32> { blocks.iter().flat_map(|b| b.gather(out)).collect() };
+    let widths: Vec<usize> = DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS).copied().collect();
+    let first = run_at(gpu, case, &l, &host, None, Some(widths[0]))?;
+    let first_rows = gather(&first);
+    let want: Vec<f32> = (0..l.groups.len())
+        .flat_map(|g| reference(case, &l, &host, g))
+        .collect();
+    let tol = if matches!(case.epilogue, Epilogue::F32 { .. }) {
+        F32_OUT_TOL
+    } else {
+        BF16_OUT_TOL
+    };
+    let mut bad_strays = strays(case, &host, &first, &blocks);
+    let (mut differing, mut which) = (0, Vec::new());
+    for &bn in &widths[1..] {
+        let out = run_at(gpu, case, &l, &host, None, Some(bn))?;
+        bad_strays += strays(case, &host, &out, &blocks);
+        let d = super::harness::differing_bits(&gather(&out), &first_rows);
+        if d > 0 {
+            differing += d;
+            which.push(bn);
+        }
+    }
+    let shape = format!(
+        "{} at BN {:?} (ref: BN {}; bitwise: all)",
+        case.shape(),
+        widths,
+        widths[0]
+    );
+    let check = compare(case.name(), shape, &first_rows, &want, tol);
+    let check = fail_if(check, bad_strays, "elements written outside the groups");
+    Ok(fail_if(
+        check,
+        differing,
+        &format!("elements differ in bits from BN {} at BN {which:?}", widths[0]),
+    ))
+}
+
+/// [`width_check`] over [`width_cases`].
+pub fn width_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    width_cases()
+        .iter()
+        .enumerate()
+        .map(|(i, case)| width_check(gpu, case, seed.wrapping_add(i as u64)))
+        .collect()
+}
+
+/// Rows of the whole segment of [`decode_check`] (9 tiles of 128: a segment of the 1B model).
+const SEGMENT: usize = 1152;
+
+/// A decode row against the same row of its whole segment: one layer's weight, a segment of [`SEGMENT`] rows
+/// computed as one problem (the rule's width for 1152 rows: a wide one), then decode launches of one row alone (rows
+/// 0, 1, 127, 128, 700, 1151) and of 8 rows merged (1144..1151), each at the rule's width for its rows (narrow when
+/// decode tiles are on): every decode row must have the bits of the segment's row, and no decode launch may write
+/// outside its rows. Accumulating, every launch starts from the same C. The widths taken are in the shape.
+pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize) -> Result<Check, KernelError> {
+    let stream = gpu.stream();
+    let mut rng = SplitMix64::new(seed);
+    let a_host = bf16_normal(&mut rng, SEGMENT * k, 1.0);
+    let b_host = bf16_normal(&mut rng, n * k, 1.0 / (k as f64).sqrt());
+    let accumulating = epilogue == (Epilogue::F32 { accumulate: true });
+    let c0 = if accumulating {
+        super::harness::f32_normal(&mut rng, SEGMENT * n, 1.0)
+    } else {
+        Vec::new()
+    };
+    let a = upload_bf16(stream, &a_host)?;
+    let b = upload_bf16(stream, &b_host)?;
+    let group = |row: usize, m: usize| GemmGroup {
+        a_offset: row * k,
+        b_offset: 0,
+        c_offset: row * n,
+        m,
+        n,
+        k,
+        lda: k,
+        ldb: k,
+        ldc: n,
+    };
+    let launch = |groups: &[GemmGroup]| -> Result<Vec<f32>, KernelError> {
+        match epilogue {
+            Epilogue::F32 { accumulate } => {
+                let mut c = match accumulate {
+                    true => upload_f32(stream, &c0)?,
+                    false => poisoned_f32(gpu, stream, SEGMENT * n)?,
+                };
+                gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, groups, accumulate)?;
+                download_f32(stream, &c)
+            }
+            _ => {
+                let mut c = poisoned_bf16(gpu, stream, SEGMENT * n)?;
+                gemm_sm90_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, groups)?;
+                download_bf16(stream, &c)
+            }
+        }
+    };
+    let width = |groups: &[GemmGroup]| launch_tile_width(groups, epilogue, gpu.sm_count(), decode_tiles_enabled());
+    let whole_groups = [group(0, SEGMENT)];
+    let whole = launch(&whole_groups)?;
+    let (mut got, mut want, mut bad_strays, mut widths) = (Vec::new(), Vec::new(), 0, Vec::new());
+    for (row, m) in [
+        (0, 1),
+        (1, 1),
+        (127, 1),
+        (128, 1),
+        (700, 1),
+        (SEGMENT - 1, 1),
+        (SEGMENT - 8, 8),
+    ] {
+        let groups = [group(row, m)];
+        widths.push(width(&groups));
+        let out = launch(&groups)?;
+        let block = Block::rows(n, row, m, 0, n);
+        got.extend(block.gather(&out));
+        want.extend(block.gather(&whole));
+        bad_strays += match epilogue {
+            Epilogue::F32 { accumulate: true } => changed_outside(&out, &[block], |i| c0[i].to_bits()),
+            Epilogue::F32 { .. } => changed_outside(&out, &[block], |_| poison_bits::<f32>()),
+            _ => changed_outside(&out, &[block], |_| poison_bits::<bf16>()),
+        };
+    }
+    let name = match epilogue {
+        Epilogue::F32 { .. } => "gemm_sm90_nt_bf16_bf16_f32",
+        _ => "gemm_sm90_nt_bf16_bf16_bf16",
+    };
+    let shape = format!(
+        "n={n} k={k}{} decode rows (BN {widths:?}) vs a {SEGMENT}-row segment (BN {})",
+        if accumulating { " acc" } else { "" },
+        width(&whole_groups)
+    );
+    Ok(fail_if(
+        bitwise(name, shape, &got, &want),
+        bad_strays,
+        "elements written outside the decode rows",
+    ))
+}
+
+/// [`decode_check`] at the 1B model's decode shapes: q/k/v (bf16), o and down (f32 accumulate), the memory read's q
+/// (f32).
+pub fn decode_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let acc = Epilogue::F32 { accumulate: true };
+    [
+        (Epilogue::Bf16, 3072, 2048),
+        (acc, 2048, 2048),
+        (acc, 2048, 8192),
+        (Epilogue::F32 { accumulate: false }, 64, 2048),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &(e, n, k))| decode_check(gpu, seed.wrapping_add(i as u64), e, n, k))
+    .collect()
+}
+
+/// Every case, the width and decode checks, then the merged-row checks.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let mut out: Vec<Result<Check, KernelError>> = cases()
         .iter()
@@ -319,6 +556,8 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
             Err(e) => vec![Err(e)],
         })
         .collect();
+    out.extend(width_checks(gpu, seed.wrapping_add(300)));
+    out.extend(decode_checks(gpu, seed.wrapping_add(400)));
     out.extend(row_checks(gpu, seed.wrapping_add(500)));
     out
 }
