@@ -62,6 +62,7 @@ pub fn plan(n: usize, rows: usize) -> Plan {
 /// spans; `SCRATCH_PER_ROW · out.len()` always suffices), overwritten. Refused ([`KernelError::InvalidArgument`]) when
 /// a span's rows do not fit `x`, `out` or `scratch`, two spans write the same ids, or `n` is 0; 1 to
 /// [`MAX_GROUPS`](crate::params::MAX_GROUPS) spans per launch. A row's id depends on that row only.
+#[allow(clippy::too_many_arguments)]
 pub fn argmax_rows_f32(
     gpu: &Gpu,
     stream: &CudaStream,
