@@ -174,7 +174,7 @@ mod tests {
     use crate::launch::tests::{rejected, span};
 
     #[test]
-    fn the_block_size_and_entries_are_the_kernels() {
+    fn the_block_size_and_entry_are_the_kernels() {
         let cu = include_str!("../../../cuda/argmax_rows.cu");
         assert!(cu.contains(&format!("#define ARGMAX_CHUNK_THREADS {CHUNK_THREADS}\n")));
         assert!(cu.contains(&format!("__launch_bounds__({REDUCE_THREADS})")));
@@ -210,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn validate_checks_rows_ids_scratch_and_overlaps() {
+    fn validate_checks_rows_ids_and_overlaps() {
         // n = 8: x 10 rows of stride 9, 6 ids, one chunk per row: 2 u32s of scratch per id
         let x = Rows { len: 89, ld: 9 };
         let v = |x: Rows, out: usize, spans: &[Span], n: usize| validate("k", x, out, 12, spans, n);
