@@ -1,25 +1,34 @@
 //! `argmax_rows_f32` (`cuda/argmax_rows.cu`) against [`reference::argmax_rows::argmax_flagged`](crate::reference::argmax_rows)
-//! — the sampler's greedy choice: every id equal, on fresh random logits with planted ties (across threads, warps and
-//! inside one thread's columns), NaNs (first, sprinkled, everywhere), infinities, signed zeros, denormals and rows of
-//! few distinct values; outputs poisoned, and nothing written outside the spans.
+//! — the sampler's greedy choice: every id equal, on fresh random logits with planted ties (across threads, warps,
+//! inside one thread's columns, and on both sides of a chunk boundary), NaNs (first, sprinkled, everywhere, just before
+//! a boundary), infinities, signed zeros, denormals and rows of few distinct values; float4 and scalar (odd stride)
+//! reads; outputs poisoned, and nothing written outside the spans.
 
 use super::harness::{below, f32_normal, fail_if, Check, SplitMix64};
-use crate::argmax_rows::{argmax_rows_f32, ARGMAX_ROWS_F32};
+use crate::argmax_rows::{argmax_rows_f32, plan, ARGMAX_ROWS_F32, SCRATCH_PER_ROW};
 use crate::params::Span;
 use crate::poison::{poison_u32, POISON_F32_BITS};
 use crate::reference::argmax_rows::{argmax, argmax_flagged};
 use crate::{Gpu, KernelError};
 
 /// Kinds of planted rows ([`plant`]).
-const KINDS: usize = 13;
+const KINDS: usize = 18;
 
-/// `ARGMAX_THREADS` of the kernel: ties `THREADS` columns apart are in one thread's columns.
-const THREADS: usize = 512;
+/// `ARGMAX_CHUNK_THREADS` of the kernel: with scalar reads, ties `THREADS` columns apart are in one thread's columns
+/// (with float4 reads, ties 1 to 3 columns apart may be).
+const THREADS: usize = 256;
 
 /// Makes `row` (fresh N(0, 4²) values) a case of kind `kind` and returns the id the scan must give, as designed (the
-/// reference must agree: a unit test checks it).
-fn plant(kind: usize, row: &mut [f32], rng: &mut SplitMix64) -> u32 {
+/// reference must agree: a unit test checks it). `chunk`: the kernel's chunk width for this row (kinds 13 to 17 plant
+/// on both sides of a boundary between chunks; with one chunk, of a random column).
+fn plant(kind: usize, row: &mut [f32], chunk: usize, rng: &mut SplitMix64) -> u32 {
     let n = row.len();
+    // a chunk boundary b (1 <= b < n; 0 when n = 1): column b - 1 ends a chunk, b starts the next
+    let boundary = |rng: &mut SplitMix64| match (n - 1) / chunk {
+        _ if n == 1 => 0,
+        0 => 1 + below(rng, n - 1),
+        k => chunk * (1 + below(rng, k)),
+    };
     let max = |row: &[f32]| {
         row.iter()
             .copied()
@@ -135,9 +144,59 @@ fn plant(kind: usize, row: &mut [f32], rng: &mut SplitMix64) -> u32 {
             j as u32
         }
         // -inf first, every other value NaN: 0
-        _ => {
+        12 => {
             row.fill(f32::NAN);
             row[0] = f32::NEG_INFINITY;
+            0
+        }
+        // the largest value on both sides of a chunk boundary: the one before it
+        13 => {
+            let b = boundary(rng);
+            let m = max(row) + 1.0;
+            row[b] = m;
+            row[b.saturating_sub(1)] = m;
+            b.saturating_sub(1) as u32
+        }
+        // the largest value at the start of a chunk, one column later and at the start of the next chunk; a NaN
+        // before it: the first
+        14 => {
+            let b = boundary(rng);
+            let m = max(row) + 1.0;
+            for p in [b + chunk, b + 1, b] {
+                if p < n {
+                    row[p] = m;
+                }
+            }
+            if b > 1 {
+                row[b - 1] = f32::NAN;
+            }
+            b as u32
+        }
+        // everything negative, -0 ending a chunk and +0 starting the next (in either order): the first
+        15 => {
+            row.iter_mut().for_each(|v| *v = -v.abs() - 1.0);
+            let b = boundary(rng);
+            let (a, z) = if rng.next_f64() < 0.5 { (0.0, -0.0) } else { (-0.0, 0.0) };
+            (row[b.saturating_sub(1)], row[b]) = (a, z);
+            b.saturating_sub(1) as u32
+        }
+        // +inf starting a chunk and in the last column, -inf ending the chunk before: the first +inf
+        16 => {
+            let b = boundary(rng);
+            row[n - 1] = f32::INFINITY;
+            row[b] = f32::INFINITY;
+            if b > 0 {
+                row[b - 1] = f32::NEG_INFINITY;
+            }
+            b as u32
+        }
+        // NaN first and the largest value on both sides of a boundary: 0
+        _ => {
+            let b = boundary(rng);
+            let m = max(row) + 1.0;
+            row[b] = m;
+            row[b.saturating_sub(1)] = m;
+            row[0] = f32::NAN;
             0
         }
     }
@@ -165,18 +224,19 @@ fn spans_for(rows: &[usize]) -> (Vec<Span>, usize, usize) {
 }
 
 /// The ids of `rows` (one span each) of width `n` and stride `ld`, against the host's argmax: every id equal, none
-/// unwritten, nothing written outside the spans. Row `k` (counted over the spans) is of kind `k % KINDS`.
+/// unwritten, nothing written outside the spans. Row `k` (counted over the spans) is of kind `(k + seed) % KINDS`.
 pub fn check_argmax(gpu: &Gpu, seed: u64, rows: &[usize], n: usize, ld: usize) -> Result<Check, KernelError> {
     let stream = gpu.stream();
     let (spans, x_rows, out_len) = spans_for(rows);
+    let chunk = plan(n, rows.iter().sum()).chunk_cols;
     let mut rng = SplitMix64::new(seed);
     let mut x = f32_normal(&mut rng, x_rows * ld, 4.0);
     let (mut want, mut designed_wrong) = (vec![u32::MAX; out_len], 0);
-    let mut k = 0;
+    let mut k = seed as usize % KINDS;
     for s in &spans {
         for r in 0..s.rows {
             let row = &mut x[(s.in_row + r) * ld..][..n];
-            let designed = plant(k % KINDS, row, &mut rng);
+            let designed = plant(k % KINDS, row, chunk, &mut rng);
             want[s.out_row + r] = argmax_flagged(row);
             designed_wrong += usize::from(designed != argmax(row));
             k += 1;
@@ -185,7 +245,9 @@ pub fn check_argmax(gpu: &Gpu, seed: u64, rows: &[usize], n: usize, ld: usize) -
     let xd = stream.clone_htod(&x)?;
     let mut out = stream.alloc_zeros::<u32>(out_len)?;
     poison_u32(gpu, stream, &mut out, POISON_F32_BITS)?;
-    argmax_rows_f32(gpu, stream, &xd, ld, &mut out, &spans, n)?;
+    let mut scratch = stream.alloc_zeros::<u32>(out_len * SCRATCH_PER_ROW)?;
+    poison_u32(gpu, stream, &mut scratch, POISON_F32_BITS)?;
+    argmax_rows_f32(gpu, stream, &xd, ld, &mut out, &mut scratch, &spans, n)?;
     let got = stream.clone_dtoh(&out)?;
     let inside = |i: usize| spans.iter().any(|s| (s.out_row..s.out_row + s.rows).contains(&i));
     let (mut unwritten, mut wrong, mut strays) = (0, 0, 0);
@@ -198,7 +260,7 @@ pub fn check_argmax(gpu: &Gpu, seed: u64, rows: &[usize], n: usize, ld: usize) -
     }
     let check = Check {
         kernel: ARGMAX_ROWS_F32.entry,
-        shape: format!("rows={rows:?} n={n} ld={ld}"),
+        shape: format!("rows={rows:?} n={n} ld={ld} chunk={chunk}"),
         rel_err: 0.0,
         max_abs: 0.0,
         tol: 0.0,
@@ -213,92 +275,166 @@ pub fn check_argmax(gpu: &Gpu, seed: u64, rows: &[usize], n: usize, ld: usize) -
     ))
 }
 
-/// The decode rows of 64 requests at Llama-3's vocabulary (128,256) and of a prefill's last rows at SmolLM2's (49,152),
-/// a span of many rows, and widths below the block, odd, and of one column.
+/// The decode rows of 1, 13 and 64 requests at Llama-3's vocabulary (128,256: 126 chunks of 1,024 for one row, 16 of
+/// 8,192 for 64) and at SmolLM2's (49,152), float4 reads and scalar ones (odd stride), one row alone on several
+/// seeds (every kind across 126 chunk boundaries), a span of many rows, a width not a multiple of 4 read as float4,
+/// and widths below the block, odd, and of one column.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    vec![
+    let mut checks = vec![
         check_argmax(gpu, seed, &[1; 64], 128_256, 128_256),
         check_argmax(gpu, seed ^ 1, &[1; 13], 49_152, 49_152),
+        check_argmax(gpu, seed ^ 7, &[64], 49_152, 49_152 + 3),
+        check_argmax(gpu, seed ^ 8, &[1; 13], 128_256, 128_256 + 3),
+        check_argmax(gpu, seed ^ 9, &[1; 64], 49_152, 49_152),
+        check_argmax(gpu, seed ^ 10, &[3, 2], 128_257, 128_260),
         check_argmax(gpu, seed ^ 2, &[17, 1, 5], 49_152, 49_152 + 3),
         check_argmax(gpu, seed ^ 3, &[40, 3], 1000, 1001),
         check_argmax(gpu, seed ^ 4, &[26], 100, 100),
         check_argmax(gpu, seed ^ 5, &[13, 13], 3, 5),
         check_argmax(gpu, seed ^ 6, &[13], 1, 1),
-    ]
+    ];
+    // one row of each vocabulary alone, of every kind (a seed's first row is of kind seed % KINDS), float4 and scalar
+    let k = KINDS as u64;
+    let base = seed.wrapping_mul(2 * k) % (1 << 40);
+    for kind in 0..k {
+        checks.push(check_argmax(gpu, base + kind, &[1], 128_256, 128_256));
+        checks.push(check_argmax(gpu, base + k + kind, &[1], 49_152, 49_152 + 1));
+    }
+    checks
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference::argmax_rows::NON_FINITE;
 
-    /// Every planted kind gives the id it was designed for, by the host's scan, at many widths and seeds.
+    /// Every planted kind gives the id it was designed for, by the host's scan, at many widths, chunk widths and seeds.
     #[test]
     fn planted_rows_answer_as_designed() {
         for seed in 0..40u64 {
             let mut rng = SplitMix64::new(seed);
-            for n in [1, 2, 3, 100, 513, 1000, 4096] {
-                for kind in 0..KINDS {
-                    let mut row = f32_normal(&mut rng, n, 4.0);
-                    let designed = plant(kind, &mut row, &mut rng);
-                    assert_eq!(argmax(&row), designed, "kind {kind} n {n} seed {seed}");
+            for n in [1, 2, 3, 100, 513, 1000, 4096, 5001] {
+                for chunk in [4, 64, 1024] {
+                    for kind in 0..KINDS {
+                        let mut row = f32_normal(&mut rng, n, 4.0);
+                        let designed = plant(kind, &mut row, chunk, &mut rng);
+                        assert_eq!(argmax(&row), designed, "kind {kind} n {n} chunk {chunk} seed {seed}");
+                    }
                 }
             }
         }
     }
 
-    /// The kernel's reduction step by step on the host (each thread's strided scan, the shuffle-down tree in each warp
-    /// — a lane past 31 reads its own pair —, thread 0 over the warps in order, the NaN-first rule), as in
-    /// `cuda/argmax_rows.cu`.
-    fn as_the_kernel(x: &[f32]) -> u32 {
-        let better = |v: f32, i: i32, bv: f32, bi: i32| v > bv || (v == bv && i < bi);
-        let mut best = vec![(f32::NEG_INFINITY, i32::MAX); THREADS];
-        for (t, b) in best.iter_mut().enumerate() {
-            for c in (t..x.len()).step_by(THREADS) {
-                if better(x[c], c as i32, b.0, b.1) {
+    type Pair = (f32, i32);
+
+    fn better((v, i): Pair, (bv, bi): Pair) -> bool {
+        v > bv || (v == bv && i < bi)
+    }
+
+    /// The shuffle-down tree of one warp (a lane past 31 reads its own pair): lane 0's pair.
+    fn warp_best(warp: &mut [Pair]) -> Pair {
+        let mut o = 16;
+        while o > 0 {
+            let before = warp.to_vec();
+            for lane in 0..32 {
+                let other = before[if lane + o < 32 { lane + o } else { lane }];
+                if better(other, warp[lane]) {
+                    warp[lane] = other;
+                }
+            }
+            o /= 2;
+        }
+        warp[0]
+    }
+
+    /// The kernel's two passes step by step on the host, as in `cuda/argmax_rows.cu`: per chunk of `chunk_cols`
+    /// columns, each thread's float4 quads (with `vec4`) then its strided tail columns, the shuffle tree in each warp,
+    /// thread 0 over the warps in order, a candidate per chunk with its non-finite flag; then the lanes of one warp
+    /// over the candidates (lane l: l, l + 32, ...), the tree, the OR of the flags and the NaN-first rule.
+    fn as_the_kernel(x: &[f32], chunk_cols: usize, vec4: bool) -> u32 {
+        let n = x.len();
+        let nothing = (f32::NEG_INFINITY, i32::MAX);
+        let mut candidates: Vec<(Pair, bool)> = Vec::new();
+        for c0 in (0..n).step_by(chunk_cols) {
+            let c1 = (c0 + chunk_cols).min(n);
+            let mut best = vec![nothing; THREADS];
+            let mut non_finite = false;
+            let mut take = |b: &mut Pair, c: usize| {
+                non_finite |= !x[c].is_finite();
+                if better((x[c], c as i32), *b) {
                     *b = (x[c], c as i32);
                 }
-            }
-        }
-        for warp in best.chunks_exact_mut(32) {
-            let mut o = 16;
-            while o > 0 {
-                let before = warp.to_vec();
-                for lane in 0..32 {
-                    let (ov, oi) = before[if lane + o < 32 { lane + o } else { lane }];
-                    if better(ov, oi, warp[lane].0, warp[lane].1) {
-                        warp[lane] = (ov, oi);
+            };
+            let quads = if vec4 { (c1 - c0) / 4 } else { 0 };
+            for (t, b) in best.iter_mut().enumerate() {
+                for q in (t..quads).step_by(THREADS) {
+                    for e in 0..4 {
+                        take(b, c0 + 4 * q + e);
                     }
                 }
-                o /= 2;
+                for c in (c0 + 4 * quads + t..c1).step_by(THREADS) {
+                    take(b, c);
+                }
+            }
+            let warps: Vec<Pair> = best.chunks_exact_mut(32).map(warp_best).collect();
+            let mut b = warps[0];
+            for &w in &warps[1..] {
+                if better(w, b) {
+                    b = w;
+                }
+            }
+            candidates.push((b, non_finite));
+        }
+        let mut lanes = vec![nothing; 32];
+        for (l, b) in lanes.iter_mut().enumerate() {
+            for &(c, _) in candidates.iter().skip(l).step_by(32) {
+                if better(c, *b) {
+                    *b = c;
+                }
             }
         }
-        let (mut bv, mut bi) = best[0];
-        for w in 1..THREADS / 32 {
-            let (v, i) = best[w * 32];
-            if better(v, i, bv, bi) {
-                (bv, bi) = (v, i);
-            }
-        }
-        match bi == i32::MAX || x[0].is_nan() {
+        let (_, bi) = warp_best(&mut lanes);
+        let flag = match candidates.iter().any(|&(_, f)| f) {
+            true => NON_FINITE,
+            false => 0,
+        };
+        flag | match bi == i32::MAX || x[0].is_nan() {
             true => 0,
             false => bi as u32,
         }
     }
 
-    /// The kernel's algorithm gives the host's id on every planted kind (so a GPU failure is the CUDA code's, not the
-    /// reduction's design).
+    /// The kernel's algorithm gives the host's flagged id on every planted kind, with float4 and scalar reads, one
+    /// chunk or many (so a GPU failure is the CUDA code's, not the reduction's design).
     #[test]
     fn the_kernels_reduction_is_the_host_scan() {
-        for seed in 0..12u64 {
+        for seed in 0..6u64 {
             let mut rng = SplitMix64::new(seed);
-            for n in [1, 3, 31, 100, 511, 512, 513, 1000, 5000] {
-                for kind in 0..KINDS {
-                    let mut row = f32_normal(&mut rng, n, 4.0);
-                    plant(kind, &mut row, &mut rng);
-                    assert_eq!(as_the_kernel(&row), argmax(&row), "kind {kind} n {n} seed {seed}");
+            for n in [1, 3, 31, 100, 511, 512, 513, 1000, 5000, 5001] {
+                for chunk_cols in [4, 1024, 2048] {
+                    for kind in 0..KINDS {
+                        let mut row = f32_normal(&mut rng, n, 4.0);
+                        plant(kind, &mut row, chunk_cols, &mut rng);
+                        for vec4 in [false, true] {
+                            assert_eq!(
+                                as_the_kernel(&row, chunk_cols, vec4),
+                                argmax_flagged(&row),
+                                "kind {kind} n {n} chunk {chunk_cols} vec4 {vec4} seed {seed}"
+                            );
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// The split the checks use puts chunk boundaries inside the rows they plant on.
+    #[test]
+    fn the_checked_rows_have_many_chunks() {
+        assert_eq!(plan(128_256, 1).chunks, 126);
+        assert_eq!(plan(128_256, 64).chunks, 16);
+        assert_eq!(plan(49_152, 13).chunks, 48);
+        assert_eq!(plan(49_152, 64).chunks, 16);
     }
 
     #[test]

@@ -869,7 +869,16 @@ impl GpuModel {
             let ids = match id_spans.is_empty() {
                 true => Vec::new(),
                 false => {
-                    argmax_rows_f32(gpu, stream, &ws.logits, v, &mut ws.argmax, &id_spans, v)?;
+                    argmax_rows_f32(
+                        gpu,
+                        stream,
+                        &ws.logits,
+                        v,
+                        &mut ws.argmax,
+                        &mut ws.argmax_scratch,
+                        &id_spans,
+                        v,
+                    )?;
                     stream.clone_dtoh(&ws.argmax.slice(..id_spans.len()))?
                 }
             };

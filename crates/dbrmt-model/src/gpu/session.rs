@@ -237,7 +237,17 @@ impl Session<'_> {
                 rows: 1,
                 ..Span::default()
             };
-            argmax_rows_f32(&e.gpu, &e.stream, &self.ws.logits, v, &mut self.ws.argmax, &[row], v)?;
+            let ws = &mut self.ws;
+            argmax_rows_f32(
+                &e.gpu,
+                &e.stream,
+                &ws.logits,
+                v,
+                &mut ws.argmax,
+                &mut ws.argmax_scratch,
+                &[row],
+                v,
+            )?;
             self.greedy = Some(e.stream.clone_dtoh(&self.ws.argmax.slice(..1))?[0]);
             self.logits.clear();
         } else {

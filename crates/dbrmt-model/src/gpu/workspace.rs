@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream, PinnedHostSlice};
-use dbrmt_kernels::{params::MAX_GROUPS, KernelError};
+use dbrmt_kernels::{argmax_rows::SCRATCH_PER_ROW, params::MAX_GROUPS, KernelError};
 use half::bf16;
 
 use dbrmt_formats::ModelConfig;
@@ -71,6 +71,8 @@ pub struct Workspace {
     pub logits: CudaSlice<f32>,
     /// Greedy ids of logit rows (`argmax_rows_f32`), one per item of a launch of finishing segments.
     pub argmax: CudaSlice<u32>,
+    /// The candidates of `argmax_rows_f32`'s chunks: [`SCRATCH_PER_ROW`] u32s per id of `argmax`.
+    pub argmax_scratch: CudaSlice<u32>,
     /// Page-locked host copy of the first logit rows ([`Workspace::logits_to_host`]), allocated at first use.
     logits_host: Option<PinnedHostSlice<f32>>,
     /// Token ids of the current request(s).
@@ -143,6 +145,7 @@ impl Workspace {
             final_hidden: bf(shape.final_rows * d)?,
             logits: f(shape.logit_rows * cfg.llama.vocab_size)?,
             argmax: stream.alloc_zeros::<u32>(MAX_GROUPS)?,
+            argmax_scratch: stream.alloc_zeros::<u32>(MAX_GROUPS * SCRATCH_PER_ROW)?,
             logits_host: None,
             ids: stream.alloc_zeros::<u32>(1)?,
             profile: None,
@@ -229,6 +232,7 @@ impl Workspace {
             m(&[gm]),
             m(&[logit_rows, cfg.llama.vocab_size]),
             m(&[MAX_GROUPS]),
+            m(&[MAX_GROUPS, SCRATCH_PER_ROW]),
         ];
         let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
         sum(&bf16, 2).saturating_add(sum(&f32s, 4))
@@ -311,6 +315,6 @@ impl Workspace {
         ];
         bf.iter().map(|b| b.len() * 2).sum::<usize>()
             + f.iter().map(|b| b.len() * 4).sum::<usize>()
-            + self.argmax.len() * 4
+            + (self.argmax.len() + self.argmax_scratch.len()) * 4
     }
 }
