@@ -18,6 +18,7 @@ once), 4 per row written.
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 // Fixed: the launcher's THREADS (a unit test checks they agree).
 #define ARGMAX_THREADS 512
@@ -30,7 +31,7 @@ __device__ __forceinline__ bool better(float v, int i, float bv, int bi) { retur
 }  // namespace
 
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
-    argmax_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, unsigned int* __restrict__ out, int n) {
+    argmax_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, unsigned int* __restrict__ out, int n) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;  // block-uniform: no thread of this block reaches the barrier below

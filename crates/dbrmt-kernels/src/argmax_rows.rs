@@ -4,7 +4,7 @@
 //! host's scan — exactly [`crate::reference::argmax_rows::argmax`] (the sampler's greedy choice) on every input, so a
 //! decode row at temperature 0 needs 4 bytes copied to the host instead of its vocabulary of logits.
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 
 use crate::launch::{addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, row_grid, Rows};
 use crate::params::{Span, Spans};
@@ -36,7 +36,7 @@ pub fn argmax_rows_f32(
     let params = Spans::pack(spans);
     let (x_ptr, out_ptr) = (addr(x, stream), addr_mut(out, stream));
     let (x_ld, n) = (x_ld as i32, n as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch.arg(&params).arg(&x_ptr).arg(&x_ld).arg(&out_ptr).arg(&n);
     // SAFETY: the arguments match `argmax_rows_f32(Spans, const float* x, int x_ld, unsigned int* out, int n)` in order
     // and size. `validate` checked that every span's rows of x (n columns, stride x_ld) and its ids in out lie inside
