@@ -27,6 +27,7 @@ Bytes: 4 · n per row read once, 8 per chunk written and read back, 4 per row wr
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 // Fixed: the launcher's CHUNK_THREADS and COLUMN_UNIT / 4 (a unit test checks they agree).
 #define ARGMAX_CHUNK_THREADS 256
@@ -62,7 +63,7 @@ __device__ __forceinline__ void warp_best(float& bv, int& bi) {
 
 extern "C" __global__ void __launch_bounds__(ARGMAX_CHUNK_THREADS)
     argmax_rows_chunks_f32(const Spans spans, const float* __restrict__ x, int x_ld, int n, int chunk_cols,
-                           int chunks, int vec4, uint2* __restrict__ scratch) {
+                           int chunks, int vec4, uint2* __restrict__ scratch) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.z];
     const int r = blockIdx.x;
     if (r >= span.rows) return;  // block-uniform: no thread of this block reaches the barrier below
@@ -115,7 +116,7 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_CHUNK_THREADS)
 
 extern "C" __global__ void __launch_bounds__(32)
     argmax_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, const uint2* __restrict__ scratch,
-                    int chunks, unsigned int* __restrict__ out) {
+                    int chunks, unsigned int* __restrict__ out) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;  // block-uniform

@@ -16,6 +16,7 @@ FLOPs: rows · (2·D + 2·d) — divide by the time for the achieved bandwidth.
 #include "common/armt.cuh"
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 // Fixed, not a launch parameter: the reduction order (which features each thread sums) depends on it.
 #define READ_THREADS 256
@@ -64,7 +65,7 @@ __device__ __forceinline__ void armt_read_apply(const RowSpan span, const float*
 
 extern "C" __global__ void __launch_bounds__(READ_THREADS)
     armt_read_apply_bf16(const Spans spans, const float* __restrict__ num, const float* __restrict__ phi,
-                         const float* __restrict__ z, __nv_bfloat16* __restrict__ h, int h_ld, int d, int d_key) {
+                         const float* __restrict__ z, __nv_bfloat16* __restrict__ h, int h_ld, int d, int d_key) { pdl_entry();
     if ((int)blockIdx.y >= spans.count) return;
     armt_read_apply(spans.spans[blockIdx.y], num, phi, z, h, h_ld, d, d_key);
 }
@@ -72,7 +73,7 @@ extern "C" __global__ void __launch_bounds__(READ_THREADS)
 // As armt_read_apply_bf16, with f32 hidden rows (no rounding after the add).
 extern "C" __global__ void __launch_bounds__(READ_THREADS)
     armt_read_apply_f32(const Spans spans, const float* __restrict__ num, const float* __restrict__ phi,
-                        const float* __restrict__ z, float* __restrict__ h, int h_ld, int d, int d_key) {
+                        const float* __restrict__ z, float* __restrict__ h, int h_ld, int d, int d_key) { pdl_entry();
     if ((int)blockIdx.y >= spans.count) return;
     armt_read_apply(spans.spans[blockIdx.y], num, phi, z, h, h_ld, d, d_key);
 }

@@ -61,6 +61,7 @@ bytes at least 4·(m·d_mem + S·D·d) + 8·m·d (h read and written).
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
 #include "sm90/wgmma.cuh"
+#include "common/pdl.cuh"
 
 #define READ_FUSED_MAX_PROBLEMS 64
 
@@ -502,7 +503,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
 // The engine's read: φ·A in 3×TF32.
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
-                             const __grid_constant__ ReadFusedParams params) {
+                             const __grid_constant__ ReadFusedParams params) { pdl_entry();
     read_fused::read_fused<read_fused::Split::Tf32x3>(u_map, a_map, params);
 }
 
@@ -510,7 +511,7 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_tf32bf16_f32(const __grid_constant__ sm90::TmaMap u_map,
                                       const __grid_constant__ sm90::TmaMap a_map,
-                                      const __grid_constant__ ReadFusedParams params) {
+                                      const __grid_constant__ ReadFusedParams params) { pdl_entry();
     read_fused::read_fused<read_fused::Split::Tf32Bf16>(u_map, a_map, params);
 }
 
@@ -518,12 +519,12 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
 // bytes as armt_read_fused_sm90_f32.
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_n64_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
-                                 const __grid_constant__ ReadFusedParams params) {
+                                 const __grid_constant__ ReadFusedParams params) { pdl_entry();
     read_fused::read_fused<read_fused::Split::Tf32x3, 64>(u_map, a_map, params);
 }
 
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_n32_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
-                                 const __grid_constant__ ReadFusedParams params) {
+                                 const __grid_constant__ ReadFusedParams params) { pdl_entry();
     read_fused::read_fused<read_fused::Split::Tf32x3, 32>(u_map, a_map, params);
 }

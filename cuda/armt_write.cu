@@ -17,6 +17,7 @@ rows · 4·(D + 1) + 8·D per cell. FLOPs: prep rows · (4·D + 3·d), z update 
 #include "common/armt.cuh"
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 // Fixed, not a launch parameter: the reduction order (which features each thread sums) depends on it.
 #define WRITE_THREADS 256
@@ -34,7 +35,7 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
     armt_write_prep_f32(const Spans spans, const float* __restrict__ kvb, int kvb_ld, int v_col,
                         const float* __restrict__ kphi, const float* __restrict__ ka, const float* __restrict__ z,
                         const float* __restrict__ b_beta, float* __restrict__ u, float* __restrict__ gamma, int d,
-                        int d_key, int correction) {
+                        int d_key, int correction) { pdl_entry();
     if ((int)blockIdx.y >= spans.count) return;
     const RowSpan span = spans.spans[blockIdx.y];
     const int t = blockIdx.x;
@@ -92,7 +93,7 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
 // d_key], z[span.state] updated in place. blockIdx.y is the span, blockIdx.x · Z_THREADS + threadIdx.x the feature.
 extern "C" __global__ void __launch_bounds__(Z_THREADS)
     armt_z_update_f32(const Spans spans, const float* __restrict__ kphi, const float* __restrict__ gamma,
-                      float* __restrict__ z, int d_key) {
+                      float* __restrict__ z, int d_key) { pdl_entry();
     if ((int)blockIdx.y >= spans.count) return;
     const RowSpan span = spans.spans[blockIdx.y];
     const int j = blockIdx.x * Z_THREADS + threadIdx.x;

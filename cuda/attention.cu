@@ -21,6 +21,7 @@ per query tile that needs them (from L2) + rows · H · hd · 2 written.
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 #define ATT_BQ 64        // queries per block
 #define ATT_BK 32        // keys per shared-memory tile
@@ -165,7 +166,7 @@ __device__ __forceinline__ void attention_causal(const RowSpan span, const __nv_
     extern "C" __global__ void __launch_bounds__(ATT_THREADS)                                                          \
         attention_causal_bf16_hd##HD(const Spans spans, const __nv_bfloat16* __restrict__ qkv, int qkv_ld,            \
                                      __nv_bfloat16* __restrict__ out, int out_ld, int heads, int kv_heads,             \
-                                     float scale) {                                                                    \
+                                     float scale) { pdl_entry();                                                                    \
         attention_causal<HD>(spans.spans[blockIdx.z], qkv, qkv_ld, out, out_ld, heads, kv_heads, scale);              \
     }
 

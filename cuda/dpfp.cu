@@ -11,6 +11,7 @@ FLOPs: rows · D products — divide by the time for the achieved bandwidth.
 */
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 // Threads per block; each thread handles every (DPFP_THREADS · gridDim.x)-th element of its span.
 #define DPFP_THREADS 256
@@ -25,7 +26,7 @@ __device__ __forceinline__ float dpfp_x(const float* ur, int i, int d_mem) {
 
 extern "C" __global__ void __launch_bounds__(DPFP_THREADS)
     dpfp_f32(const Spans spans, const float* __restrict__ u, int u_ld, int u_col, float* __restrict__ phi, int phi_ld,
-             int d_mem, int nu) {
+             int d_mem, int nu) { pdl_entry();
     if ((int)blockIdx.y >= spans.count) return;
     const RowSpan span = spans.spans[blockIdx.y];
     const int w = 2 * d_mem;   // length of x

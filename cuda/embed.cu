@@ -14,6 +14,7 @@ Bytes: (T_s + M) · d · (2 + sizeof(H)) per span (bf16 rows read, H rows writte
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 #define EMBED_THREADS 128
 
@@ -59,7 +60,7 @@ __device__ __forceinline__ void embed_segment(const RowSpan span, const unsigned
 extern "C" __global__ void __launch_bounds__(EMBED_THREADS)
     embed_segment_bf16(const Spans spans, const unsigned int* __restrict__ ids, const __nv_bfloat16* __restrict__ embed,
                        const __nv_bfloat16* __restrict__ memory, __nv_bfloat16* __restrict__ hidden, int mem_rows,
-                       int d, int vocab) {
+                       int d, int vocab) { pdl_entry();
     embed_segment(spans.spans[blockIdx.y], ids, embed, memory, hidden, mem_rows, d, vocab);
 }
 
@@ -67,6 +68,6 @@ extern "C" __global__ void __launch_bounds__(EMBED_THREADS)
 extern "C" __global__ void __launch_bounds__(EMBED_THREADS)
     embed_segment_f32(const Spans spans, const unsigned int* __restrict__ ids, const __nv_bfloat16* __restrict__ embed,
                       const __nv_bfloat16* __restrict__ memory, float* __restrict__ hidden, int mem_rows, int d,
-                      int vocab) {
+                      int vocab) { pdl_entry();
     embed_segment(spans.spans[blockIdx.y], ids, embed, memory, hidden, mem_rows, d, vocab);
 }

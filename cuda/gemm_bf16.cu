@@ -19,6 +19,7 @@ accumulating).
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 namespace {
 
@@ -215,17 +216,17 @@ __device__ __forceinline__ void gemm_nt(const GroupedGemm& params) {
 // __grid_constant__: the problem table is indexed by blockIdx.y, which would otherwise copy the whole 3 KB
 // parameter struct to local memory.
 extern "C" __global__ void __launch_bounds__(THREADS)
-    gemm_nt_bf16_bf16_bf16(const __grid_constant__ GroupedGemm params) {
+    gemm_nt_bf16_bf16_bf16(const __grid_constant__ GroupedGemm params) { pdl_entry();
     gemm_nt<__nv_bfloat16, __nv_bfloat16>(params);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
-    gemm_nt_bf16_bf16_f32(const __grid_constant__ GroupedGemm params) {
+    gemm_nt_bf16_bf16_f32(const __grid_constant__ GroupedGemm params) { pdl_entry();
     gemm_nt<__nv_bfloat16, float>(params);
 }
 
 // A f32 (rounded to bf16 in shared memory), B bf16, C f32: the projections that read the f32 hidden rows.
 extern "C" __global__ void __launch_bounds__(THREADS)
-    gemm_nt_f32_bf16_f32(const __grid_constant__ GroupedGemm params) {
+    gemm_nt_f32_bf16_f32(const __grid_constant__ GroupedGemm params) { pdl_entry();
     gemm_nt<float, float>(params);
 }

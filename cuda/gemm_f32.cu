@@ -11,6 +11,7 @@ Work: 2·m·n·k FLOP per problem; bytes moved at least 4·(m·k + k·n + m·n) 
 */
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 namespace {
 
@@ -127,11 +128,11 @@ __device__ __forceinline__ void gemm_f32(const GroupedGemm& params) {
 // __grid_constant__: the problem table is indexed by blockIdx.y, which would otherwise copy the whole 3 KB
 // parameter struct to local memory.
 extern "C" __global__ void __launch_bounds__(THREADS)
-    gemm_nn_f32_f32_f32(const __grid_constant__ GroupedGemm params) {
+    gemm_nn_f32_f32_f32(const __grid_constant__ GroupedGemm params) { pdl_entry();
     gemm_f32<false>(params);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS)
-    gemm_tn_f32_f32_f32(const __grid_constant__ GroupedGemm params) {
+    gemm_tn_f32_f32_f32(const __grid_constant__ GroupedGemm params) { pdl_entry();
     gemm_f32<true>(params);
 }

@@ -91,6 +91,7 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
 #include "sm90/wgmma.cuh"
+#include "common/pdl.cuh"
 
 #define GEMM_SM90_MAX_PROBLEMS 64
 
@@ -680,7 +681,7 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
 #define GEMM_SM90_ENTRY(NAME, BN, EPI)                                                                            \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params) {                                                     \
+             const __grid_constant__ GemmSm90Params params) { pdl_entry();                                                     \
         sm90::gemm_sm90<BN, EPI, sm90::exported_store(BN, EPI), 1, false, sm90::exported_silu(EPI)>(a_map, b_map, \
                                                                                                   params);        \
     }
@@ -689,7 +690,7 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
 #define GEMM_SM90_NARROW_ENTRY(NAME, BN, EPI)                                                                     \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params) {                                                     \
+             const __grid_constant__ GemmSm90Params params) { pdl_entry();                                                     \
         sm90::gemm_sm90<BN, EPI, sm90::Store::Stg, 1, false, sm90::Silu::Exact, sm90::DECODE_AR>(a_map, b_map,    \
                                                                                                  params);         \
     }

@@ -50,6 +50,7 @@ Work: 2 m n k FLOP per problem (6 m n k on the tensor cores); bytes at least 4 (
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
 #include "sm90/wgmma.cuh"
+#include "common/pdl.cuh"
 
 #define GEMM_TF32X3_MAX_PROBLEMS 64
 
@@ -377,13 +378,13 @@ __device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b
 extern "C" __global__ void __launch_bounds__(tf32x3::THREADS, 1)
     gemm_sm90_nn_f32_f32_f32_tf32x3(const __grid_constant__ sm90::TmaMap a_map,
                                     const __grid_constant__ sm90::TmaMap b_map,
-                                    const __grid_constant__ GemmTf32x3Params params) {
+                                    const __grid_constant__ GemmTf32x3Params params) { pdl_entry();
     tf32x3::gemm_tf32x3<tf32x3::Layout::NN>(a_map, b_map, params);
 }
 
 extern "C" __global__ void __launch_bounds__(tf32x3::THREADS, 1)
     gemm_sm90_tn_f32_f32_f32_tf32x3(const __grid_constant__ sm90::TmaMap a_map,
                                     const __grid_constant__ sm90::TmaMap b_map,
-                                    const __grid_constant__ GemmTf32x3Params params) {
+                                    const __grid_constant__ GemmTf32x3Params params) { pdl_entry();
     tf32x3::gemm_tf32x3<tf32x3::Layout::TN>(a_map, b_map, params);
 }

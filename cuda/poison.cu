@@ -6,13 +6,14 @@ instead of passing by luck on zeroed memory. It is also the smallest real kernel
 that proves the build (nvcc -> sm_90a cubin -> include_bytes! -> cuModuleLoadData) end to end.
 */
 #include "common/common.cuh"
+#include "common/pdl.cuh"
 
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
 // Grid-stride loop, so any grid size covers any n (the launcher caps the grid). The word type is
 // unsigned int whatever the buffer holds: only the bits are written.
-extern "C" __global__ void poison_u32(unsigned int* out, unsigned long long n, unsigned int pattern) {
+extern "C" __global__ void poison_u32(unsigned int* out, unsigned long long n, unsigned int pattern) { pdl_entry();
     const unsigned long long stride = (unsigned long long)gridDim.x * blockDim.x;
     for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         out[i] = pattern;

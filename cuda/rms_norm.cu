@@ -12,6 +12,7 @@ from L1/L2) — divide by the time for the achieved bandwidth.
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 // Fixed, not a launch parameter: the reduction order (which columns each thread sums) depends on it.
 #define RMS_NORM_THREADS 256
@@ -65,13 +66,13 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
 
 extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     rms_norm_bf16(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
-                  __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
+                  __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) { pdl_entry();
     rms_norm(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }
 
 // As rms_norm_bf16, with f32 input rows (the f32 hidden rows); the output stays bf16.
 extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     rms_norm_f32(const Spans spans, const float* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
-                 __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
+                 __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) { pdl_entry();
     rms_norm(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }

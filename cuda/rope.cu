@@ -11,6 +11,7 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written) + the table rows (row
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 #define ROPE_THREADS 256
 
@@ -20,7 +21,7 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written) + the table rows (row
 // `rot_heads` = H + KV (the heads that rotate), `half` = hd / 2.
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     rope_bf16(const Spans spans, __nv_bfloat16* __restrict__ qkv, int ld, const float* __restrict__ cos_table,
-              const float* __restrict__ sin_table, int rot_heads, int half) {
+              const float* __restrict__ sin_table, int rot_heads, int half) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;

@@ -16,11 +16,12 @@ Bytes: copy 4 · rows · d; add 12 · rows · d.
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 #define ROWS_THREADS 256
 
 extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
-    copy_rows_bf16(const Spans spans, __nv_bfloat16* __restrict__ buf, int ld, int d) {
+    copy_rows_bf16(const Spans spans, __nv_bfloat16* __restrict__ buf, int ld, int d) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;
@@ -30,7 +31,7 @@ extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
 }
 
 extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
-    add_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, float* __restrict__ y, int y_ld, int d) {
+    add_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, float* __restrict__ y, int y_ld, int d) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;

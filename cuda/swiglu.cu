@@ -9,6 +9,7 @@ Bytes: rows · I · 6 (gate and up read, act written, bf16).
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 #define SWIGLU_THREADS 256
 
@@ -18,7 +19,7 @@ Bytes: rows · I · 6 (gate and up read, act written, bf16).
 // `inter` = I, the MLP's intermediate size.
 extern "C" __global__ void __launch_bounds__(SWIGLU_THREADS)
     swiglu_bf16(const Spans spans, const __nv_bfloat16* __restrict__ gu, int gu_ld, __nv_bfloat16* __restrict__ act,
-                int act_ld, int inter) {
+                int act_ld, int inter) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;

@@ -9,12 +9,13 @@ depend on the other spans of the launch. Bytes: 6 · rows · d (f32 read, bf16 w
 
 #include "common/common.cuh"
 #include "common/params.h"
+#include "common/pdl.cuh"
 
 #define TO_BF16_THREADS 256
 
 extern "C" __global__ void __launch_bounds__(TO_BF16_THREADS)
     to_bf16_f32(const Spans spans, const float* __restrict__ x, int x_ld, __nv_bfloat16* __restrict__ y, int y_ld,
-                int d) {
+                int d) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;

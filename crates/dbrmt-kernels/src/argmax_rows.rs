@@ -9,7 +9,7 @@
 //! reduces its candidates (`argmax_rows_f32`). One row of Llama-3's vocabulary (128,256) is 126 blocks: the whole GPU
 //! reads it, where one block per row read it at ~15 GB/s.
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 
 use crate::launch::{addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, invalid, Rows};
 use crate::params::{Span, Spans};
@@ -91,7 +91,7 @@ pub fn argmax_rows_f32(
     let vec4 = i32::from(x_ld.is_multiple_of(4) && x_ptr.is_multiple_of(16));
     let (x_ld, n) = (x_ld as i32, n as i32);
     let (chunk_cols, chunks) = (plan.chunk_cols as i32, plan.chunks as i32);
-    let mut launch = stream.launch_builder(&chunk_f);
+    let mut launch = crate::launch::Launch::new(stream, &chunk_f);
     launch
         .arg(&params)
         .arg(&x_ptr)
@@ -108,7 +108,7 @@ pub fn argmax_rows_f32(
     // vec4 is set only when x's start and stride make every row 16-byte aligned. Blocks past a span's rows write
     // nothing.
     unsafe { launch.launch(chunk_cfg) }?;
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&x_ptr)

@@ -5,7 +5,7 @@
 //! [`reference::armt_read::read_apply`](crate::reference::armt_read::read_apply) with `h` (the hidden rows, [`HiddenElem`])
 //! stored in bf16 (rounded once after the add) or f32.
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 
 use crate::launch::{
     addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_index, check_rows, row_grid, Rows,
@@ -66,7 +66,7 @@ pub fn armt_read_apply<H: HiddenElem>(
     let h_ptr = addr_mut(h, stream);
     // All fit in i32: `validate` checked them.
     let (h_ld, d, d_key) = (h_ld as i32, d as i32, d_key as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&num_ptr)

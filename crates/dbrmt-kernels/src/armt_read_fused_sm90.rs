@@ -9,7 +9,7 @@
 //! the other cells of its launch (nor a row's on where it sits in a tile: decoded rows get the bits of a prefill).
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, Rows};
 use crate::params::{Span, MAX_GROUPS};
@@ -322,7 +322,7 @@ pub fn armt_read_fused_sm90_at(
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: smem as u32,
     };
-    let mut builder = stream.launch_builder(&f);
+    let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&u_map).arg(&a_map).arg(&params);
     // SAFETY: the kernel takes (TmaMap u_map, TmaMap a_map, ReadFusedParams) by value; Params mirrors
     // ReadFusedParams (layout test below, static_asserts in the kernel). The maps cover the whole u and A buffers

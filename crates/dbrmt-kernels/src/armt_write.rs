@@ -12,7 +12,7 @@
 //! The math is [`reference::armt_write::write_prep`](crate::reference::armt_write::write_prep) and
 //! [`reference::armt_write::z_update`](crate::reference::armt_write::z_update).
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 
 use crate::launch::{
     addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, row_grid, Rows,
@@ -90,7 +90,7 @@ pub fn armt_write_prep(
     // All fit in i32: `validate_prep` checked them.
     let (kvb_ld, v_col) = (prep.kvb_ld as i32, prep.v_col as i32);
     let (d, d_key, correction) = (prep.d as i32, prep.d_key as i32, prep.correction as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&kvb_ptr)
@@ -139,7 +139,7 @@ pub fn armt_z_update(
     let params = Spans::pack(spans);
     let (kphi_ptr, gamma_ptr, z_ptr) = (addr(kphi, stream), addr(gamma, stream), addr_mut(z, stream));
     let d_key = d_key as i32; // `validate_z` checked it fits
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&kphi_ptr)

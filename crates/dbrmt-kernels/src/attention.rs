@@ -7,7 +7,7 @@
 //! buffer): its queries then attend to the cached rows too, with the same bits as inside a whole span. The CPU
 //! reference is [`crate::reference::attention::causal_gqa_attention_cached`].
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows};
@@ -59,7 +59,7 @@ pub fn attention_causal(
     let (qkv_ptr, out_ptr) = (addr(qkv, stream), addr_mut(out, stream));
     // All fit in i32: `validate` checked them.
     let (qkv_ld, out_ld, h, kv) = (qkv_ld as i32, out_ld as i32, heads.heads as i32, heads.kv_heads as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&qkv_ptr)

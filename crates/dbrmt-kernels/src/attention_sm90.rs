@@ -6,7 +6,7 @@
 //! bits never depend on the other spans of the launch.
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 use half::bf16;
 
 use crate::attention::check_spans;
@@ -154,7 +154,7 @@ pub fn attention_sm90_causal(
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: smem as u32,
     };
-    let mut builder = stream.launch_builder(&f);
+    let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&q_map).arg(&kv_map).arg(&spans_param).arg(&params);
     // SAFETY: the arguments are the kernel's (TmaMap q_map, TmaMap kv_map, Spans, AttnSm90Params), by value, as
     // their #[repr(C)] mirrors. Both maps cover exactly the rows of `qkv` (its whole length in rows of `qkv_ld`;

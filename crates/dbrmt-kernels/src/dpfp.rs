@@ -4,7 +4,7 @@
 //! `P·[W_k|W_v|w_β]ᵀ` (columns `0..d_mem` of a wider matrix, hence `u_ld` and `u_col`). The math is
 //! [`reference::dpfp::dpfp`](crate::reference::dpfp::dpfp), feature for feature.
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, Rows};
 use crate::params::{Span, Spans};
@@ -44,7 +44,7 @@ pub fn dpfp(
     // All fit in i32: `validate` checked them.
     let (u_ld, u_col, phi_ld) = (u_ld as i32, u_col as i32, phi_ld as i32);
     let (d_mem, nu) = (d_mem as i32, nu as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&u_ptr)

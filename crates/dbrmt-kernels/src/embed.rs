@@ -6,7 +6,7 @@
 //! exactly the tables' values (bf16 tables; hidden rows bf16 or f32, [`HiddenElem`], and bf16 → f32 is exact). The CPU
 //! reference is [`crate::reference::embed::segment_input`].
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{
@@ -72,7 +72,7 @@ pub fn embed_segment<H: HiddenElem>(
     let hidden_ptr = addr_mut(hidden, stream);
     // All fit in i32: `validate` checked them.
     let (mem_rows, d, vocab) = ((memory.len() / d) as i32, d as i32, vocab as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&ids_ptr)

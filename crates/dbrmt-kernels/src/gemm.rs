@@ -10,7 +10,7 @@
 //! The launchers are safe: every problem is checked against its buffers' lengths ([`KernelError::InvalidArgument`]
 //! otherwise) before any device address is formed, and the output regions of different problems must not overlap.
 
-use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{addr, addr_mut, check_groups, check_rows, invalid, Rows};
@@ -355,7 +355,7 @@ fn launch<TA: DeviceRepr, TB: DeviceRepr, TC: DeviceRepr>(
         block_dim: (gemm.threads(), 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut builder = stream.launch_builder(&f);
+    let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&params);
     // SAFETY: the kernel takes one `GroupedGemm` by value, and `params` is its #[repr(C)] mirror, whose addresses
     // were formed above with the element sizes of TA, TB, TC, which are those of the kernel's A, B, C (asserted

@@ -18,7 +18,7 @@
 //! has `n/2` columns).
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 use half::bf16;
 
 use crate::gemm::GemmGroup;
@@ -417,7 +417,7 @@ pub fn launch_at_width<TC: DeviceRepr>(
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: smem as u32,
     };
-    let mut builder = stream.launch_builder(&f);
+    let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params);
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value; these are their #[repr(C)]
     // mirrors. The maps cover exactly the A buffer (`a_rows` whole rows of `lda`) and the B buffer (`b_rows` rows of

@@ -10,7 +10,7 @@
 //! cells of its launch.
 
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 
 use crate::gemm::{check_disjoint_c, GemmGroup, Layout};
 use crate::gemm_sm90::{Sm90Params, Sm90Problem};
@@ -173,7 +173,7 @@ fn launch(
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: SMEM as u32,
     };
-    let mut builder = stream.launch_builder(&f);
+    let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params);
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmTf32x3Params) by value; GemmTf32x3Params has the
     // layout of GemmSm90Params (gemm_tf32x3_sm90.cu's static_asserts; Sm90Params mirrors it). The maps cover the

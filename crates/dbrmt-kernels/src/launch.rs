@@ -4,10 +4,107 @@
 //! Every launcher has the same shape: a pure `validate` on buffer lengths (unit-tested on the CPU) that checks every
 //! argument with the functions here and returns the launch's parameters (its [`LaunchConfig`]), then the launch.
 
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig};
+use std::ffi::c_void;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use cudarc::driver::LaunchConfig;
+use cudarc::driver::{sys, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, DriverError};
 
 use crate::params::{Span, MAX_GROUPS};
 use crate::KernelError;
+
+/// A kernel launch: the arguments pushed in order, then [`Launch::launch`] — as `cudarc`'s launch builder, but through
+/// `cuLaunchKernelEx` with programmatic dependent launch allowed (unless `DBRMT_PDL=off`): the kernel may be launched
+/// while the one before it on the stream finishes, and waits for it in its first instruction (`pdl_entry()`,
+/// `cuda/common/pdl.cuh`), so the launch latency of a chain of short kernels overlaps their tails and no kernel's
+/// arithmetic changes.
+pub(crate) struct Launch<'a> {
+    stream: &'a CudaStream,
+    func: &'a CudaFunction,
+    args: Vec<*mut c_void>,
+    /// The arguments are borrowed for `'a`: their addresses stay valid until the launch.
+    _args: PhantomData<&'a ()>,
+}
+
+impl<'a> Launch<'a> {
+    pub(crate) fn new(stream: &'a CudaStream, func: &'a CudaFunction) -> Self {
+        Self {
+            stream,
+            func,
+            args: Vec::with_capacity(12),
+            _args: PhantomData,
+        }
+    }
+
+    /// The next kernel parameter: `x`'s bytes, as the kernel declares it (a device address as `u64`, `i32`, `f32`, a
+    /// `#[repr(C)]` parameter struct).
+    pub(crate) fn arg<T: DeviceRepr>(&mut self, x: &'a T) -> &mut Self {
+        self.args.push(x as *const T as *mut c_void);
+        self
+    }
+
+    /// Launches the kernel on the stream.
+    ///
+    /// # Safety
+    /// The pushed arguments match the kernel's parameters in number, order and size, and every device address among
+    /// them points into a live buffer the kernel may access as it does (each launcher's `validate` checks that).
+    pub(crate) unsafe fn launch(&mut self, cfg: LaunchConfig) -> Result<(), DriverError> {
+        self.stream.context().bind_to_thread()?;
+        // SAFETY: an all-zero attribute is a valid value of the plain C union; the one field set is an int
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let config = sys::CUlaunchConfig {
+            gridDimX: cfg.grid_dim.0,
+            gridDimY: cfg.grid_dim.1,
+            gridDimZ: cfg.grid_dim.2,
+            blockDimX: cfg.block_dim.0,
+            blockDimY: cfg.block_dim.1,
+            blockDimZ: cfg.block_dim.2,
+            sharedMemBytes: cfg.shared_mem_bytes,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: u32::from(pdl_enabled()),
+        };
+        // SAFETY: `config` and `attr` live through the call; `args` holds one pointer per kernel parameter, each to a
+        // value borrowed for `'a` (the caller's contract above); the function belongs to the stream's context.
+        unsafe {
+            sys::cuLaunchKernelEx(
+                &config,
+                self.func.cu_function(),
+                self.args.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        }
+        .result()
+    }
+}
+
+/// Whether launches allow programmatic dependent launch: on unless the environment says `DBRMT_PDL=off` (read at the
+/// first launch), or [`set_pdl`] said otherwise.
+pub fn pdl_enabled() -> bool {
+    match PDL.load(Ordering::Relaxed) {
+        PDL_ON => true,
+        PDL_OFF => false,
+        _ => {
+            let on = std::env::var("DBRMT_PDL").map_or(true, |v| v != "off");
+            set_pdl(on);
+            on
+        }
+    }
+}
+
+/// Turns programmatic dependent launch on or off for the launches that follow (the process-wide switch
+/// `DBRMT_PDL=off` sets; tests compare both).
+pub fn set_pdl(on: bool) {
+    PDL.store(if on { PDL_ON } else { PDL_OFF }, Ordering::Relaxed);
+}
+
+const PDL_ON: u8 = 1;
+const PDL_OFF: u8 = 2;
+/// 0: not read yet.
+static PDL: AtomicU8 = AtomicU8::new(0);
 
 /// Fails unless `1 ≤ n ≤ MAX_GROUPS`.
 pub(crate) fn check_groups(kernel: &str, n: usize) -> Result<(), KernelError> {

@@ -33,3 +33,4 @@ pub use error::KernelError;
 pub use gpu::{driver_present, Gpu};
 pub use hidden::HiddenElem;
 pub use kernel::Kernel;
+pub use launch::{pdl_enabled, set_pdl};

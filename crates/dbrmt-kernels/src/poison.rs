@@ -5,7 +5,7 @@
 //! with the CPU reference lets through.
 
 use bytemuck::AnyBitPattern;
-use cudarc::driver::{CudaStream, DevicePtrMut, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaStream, DevicePtrMut, LaunchConfig};
 
 use crate::{cubins, Gpu, Kernel, KernelError};
 
@@ -51,7 +51,7 @@ where
     // 4-byte element type. `_write` records the write for cudarc's stream ordering and must live
     // until the launch is enqueued.
     let (ptr, _write) = buf.device_ptr_mut(stream);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch.arg(&ptr).arg(&n).arg(&pattern);
     // SAFETY: the arguments match `poison_u32(unsigned int* out, unsigned long long n, unsigned
     // int pattern)` in order and size (a device pointer is 8 bytes). `ptr` points at `n` elements

@@ -4,7 +4,7 @@
 //! hidden rows' type [`HiddenElem`]; y bf16), one span per cell, each with its own layer's weight row. Also the final
 //! norm before the LM head (layer 0 of a one-row weight). The CPU reference is [`crate::reference::rms_norm::rms_norm`].
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{
@@ -62,7 +62,7 @@ pub fn rms_norm<X: HiddenElem>(
     let (x_ptr, w_ptr, y_ptr) = (addr(x, stream), addr(w, stream), addr_mut(y, stream));
     // All fit in i32: `validate` checked them.
     let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&x_ptr)

@@ -7,7 +7,7 @@
 //! [`RopeTable`](crate::reference::rope::RopeTable) and uploaded once. The CPU reference is
 //! [`crate::reference::rope::apply_rope`].
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows};
@@ -49,7 +49,7 @@ pub fn rope(
         (heads.heads + heads.kv_heads) as i32,
         (heads.head_dim / 2) as i32,
     );
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&qkv_ptr)

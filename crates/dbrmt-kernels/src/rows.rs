@@ -4,7 +4,7 @@
 //! there to each request's KV cache rows (the same buffer), [`add_rows_f32`] adds o and down products into each
 //! request's f32 hidden rows with the single f32 add the GEMMs' fused residual add makes (so the bits are the same).
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{
@@ -38,7 +38,7 @@ pub fn copy_rows_bf16(
     let params = Spans::pack(spans);
     let ptr = addr_mut(buf, stream);
     let (ld, d) = (ld as i32, d as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch.arg(&params).arg(&ptr).arg(&ld).arg(&d);
     // SAFETY: the arguments match `copy_rows_bf16(Spans, bf16* buf, int ld, int d)` in order and size (half::bf16
     // is the 2-byte __nv_bfloat16). `validate_copy` checked that every span's rows lie inside `buf` (borrowed
@@ -68,7 +68,7 @@ pub fn add_rows_f32(
     let params = Spans::pack(spans);
     let (x_ptr, y_ptr) = (addr(x, stream), addr_mut(y, stream));
     let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&x_ptr)

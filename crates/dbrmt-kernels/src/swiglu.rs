@@ -3,7 +3,7 @@
 //! The fused gate/up product holds gate in columns `0..I` and up in `I..2I` of each row; the output is
 //! `silu(gate) · up` (f32 math, bf16 storage). The CPU reference is [`crate::reference::swiglu::swiglu`].
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows};
@@ -41,7 +41,7 @@ pub fn swiglu(
     let (gu_ptr, act_ptr) = (addr(gu, stream), addr_mut(act, stream));
     // All fit in i32: `validate` checked them.
     let (gu_ld, act_ld, inter) = (gu_ld as i32, act_ld as i32, intermediate as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&gu_ptr)

@@ -3,7 +3,7 @@
 //! The engine's memory projections read the f32 hidden rows; rounding them once lets the sm_90a GEMM (bf16 A through
 //! TMA) run them. The CPU reference is [`crate::reference::to_bf16::to_bf16`].
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, row_grid, Rows};
@@ -41,7 +41,7 @@ pub fn to_bf16(
     let (x_ptr, y_ptr) = (addr(x, stream), addr_mut(y, stream));
     // All fit in i32: `validate` checked them.
     let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
-    let mut launch = stream.launch_builder(&f);
+    let mut launch = crate::launch::Launch::new(stream, &f);
     launch
         .arg(&params)
         .arg(&x_ptr)

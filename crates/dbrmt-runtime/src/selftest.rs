@@ -223,6 +223,30 @@ pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineE
     Ok(bitwise("gpu diagonal = sequential", shape, &diag, &seq))
 }
 
+/// The same random 1B-shaped ARMT over `tokens` tokens, diagonal, with programmatic dependent launch on and off
+/// (`dbrmt_kernels::set_pdl`): bitwise, since PDL only lets a launch start early and every kernel waits for its
+/// predecessor before touching memory. The switch is left as it was.
+pub fn pdl_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
+    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
+    let ids = random_ids(tokens, config.llama.vocab_size, seed);
+    let model = RandomModel::new(config, seed);
+    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let was = dbrmt_kernels::pdl_enabled();
+    let run = |on: bool| {
+        dbrmt_kernels::set_pdl(on);
+        engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)
+    };
+    let (with, without) = (run(true), run(false));
+    dbrmt_kernels::set_pdl(was);
+    let ((with, ms_on), (without, ms_off)) = (with?, without?);
+    let shape = format!(
+        "1B shape, {tokens} tokens, diagonal; PDL on {:.0} ms, off {:.0} ms",
+        ms_on.unwrap_or(f32::NAN),
+        ms_off.unwrap_or(f32::NAN)
+    );
+    Ok(bitwise("gpu PDL on = off", shape, &with, &without))
+}
+
 /// How much of the self-test to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -230,7 +254,8 @@ pub enum Scope {
     Small,
     /// Kernels at all their shapes, and the golden cases.
     Quick,
-    /// Also the Llama-3.2-1B-shaped bitwise check over 16K tokens with a short last segment.
+    /// Also the Llama-3.2-1B-shaped bitwise checks: diagonal against sequential over 16K tokens with a short last
+    /// segment, and PDL on against off over 8K.
     Full,
 }
 
@@ -250,6 +275,7 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
     }
     if scope == Scope::Full {
         checks.push(llama_1b_bitwise_check(16 * 1024 - 300, seed)?);
+        checks.push(pdl_bitwise_check(8 * 1024 - 100, seed ^ 0x9d1)?);
     }
     Ok(checks)
 }
