@@ -301,8 +301,31 @@ static_assert(decode_stages(16) == 19 && decode_stages(32) == 16 && decode_stage
 static_assert(decode_smem_bytes(16) <= SMEM_LIMIT && decode_smem_bytes(32) <= SMEM_LIMIT &&
                   decode_smem_bytes(64) <= SMEM_LIMIT,
               "the narrow plans fit");
+// v6: the narrow widths' plan (the kernel gemm_sm90_narrow below has the design).
+__host__ __device__ constexpr int narrow_ks(int bn) { return bn >= 128 ? 1 : 128 / bn; }
+constexpr int NARROW_MAX_STAGES = 16;
+// The stage area (1024-aligned), then the two staging buffers, then 2 * NARROW_MAX_STAGES mbarriers.
+constexpr int NARROW_AREA = ((SMEM_LIMIT - 2 * STAGING_BYTES - 2 * NARROW_MAX_STAGES * 8) / 1024) * 1024;
+__host__ __device__ constexpr int narrow_smem_bytes() {
+    return NARROW_AREA + 2 * STAGING_BYTES + 2 * NARROW_MAX_STAGES * 8;
+}
+__host__ __device__ constexpr int narrow_stride(int bn, int a_rows) { return narrow_ks(bn) * (a_rows + bn) * BK * 2; }
+__host__ __device__ constexpr int narrow_stages(int bn, int a_rows) {
+    return NARROW_AREA / narrow_stride(bn, a_rows) > NARROW_MAX_STAGES ? NARROW_MAX_STAGES
+                                                                       : NARROW_AREA / narrow_stride(bn, a_rows);
+}
+static_assert(narrow_smem_bytes() <= SMEM_LIMIT, "the v6 narrow plan fits");
+static_assert(narrow_stages(16, 64) >= 2 && narrow_stages(32, 64) >= 2 && narrow_stages(64, 64) >= 2 &&
+                  narrow_stages(128, 64) >= 2,
+              "at least two stages at every A box (the release of stage s - 1 waits for stage s)");
+static_assert(narrow_stages(16, 8) == 8 && narrow_stages(32, 8) == 9 && narrow_stages(64, 8) == 10,
+              "the one-row stage counts the notes state");
+static_assert(narrow_ks(16) * b_tile_bytes(16) == 16384 && narrow_ks(32) * b_tile_bytes(32) == 16384 &&
+                  narrow_ks(64) * b_tile_bytes(64) == 16384,
+              "16 KB of B per stage");
+
 __host__ __device__ constexpr int exported_smem_bytes(int bn, Epi e) {
-    return bn_narrow(bn) ? decode_smem_bytes(bn) : smem_bytes(bn, e, exported_store(bn, e));
+    return bn_narrow(bn) ? narrow_smem_bytes() : smem_bytes(bn, e, exported_store(bn, e));
 }
 static_assert(smem_bytes(128) == 231520 && smem_bytes(192) == 198720 && smem_bytes(256) == 231488,
               "the v2 widths keep their v2 shared memory sizes (Stg)");
@@ -664,6 +687,188 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// v6: the narrow (decode) widths with several k-blocks per pipeline stage (the exported bn16/32/64 entries).
+//
+// v5 ran these widths with one k-block of 64 per stage; on the H200 each k-block cost ~170 ns per CTA (barrier
+// round trip, two TMA issues, 4 tiny wgmma, wait, release) while bringing only 2-4 KB of B: down (128 k-blocks) took
+// 22.7 us, o (32) 8.8 us. v6 puts NARROW_KS(BN) = 128 / BN k-blocks in a stage (8 at BN 16, 4 at 32, 2 at 64: 16 KB
+// of B per stage at every width), one full barrier expecting all of the stage's bytes, 2 * KS TMA boxes per stage,
+// and one wgmma batch of 4 * KS k16 steps per stage (commit, wait for the previous stage's batch, release it).
+// A stage's A part holds KS slots of a_rows * 128 bytes (a_rows = gemm_sm90_decode_a_rows(max m), 8..64 rows: the
+// A box), so the layout is runtime: stage stride = KS * (a_rows + BN) * 128, stages = min(NARROW_MAX_STAGES,
+// NARROW_AREA / stride) (8 / 9 / 10 at BN 16 / 32 / 64 for one row; at least 2 always). The wgmma reads 64 A rows
+// from a slot: rows past the box read the following slots of the same stage (or its B part), which have landed
+// with the stage; they feed only accumulator rows >= max m, which are never stored (a wgmma output row depends only
+// on its own A row). Only consumer warpgroup 0 computes (every problem has m <= 64): warpgroup 1 leaves at once and
+// the empty barriers count warpgroup 0's 4 warps.
+// Numerics: unchanged. Element (r, c) is acc = sum over k-blocks 0, 1, .. in order, 4 k16 wgmma each, chained in
+// order into the same registers, scale-d 0 only on the tile's first k16; then the same epilogue operation. A stage
+// only groups consecutive k-blocks; the last stage of a tile holds k_blocks - KS * (stages - 1) of them (no box past
+// k_blocks is loaded, none of its wgmma issued, and the barrier expects exactly the boxes issued; inside the last
+// k-block TMA zero-fills k >= K and counts the whole box, as in every width).
+template <int BN, Epi E, Silu SL = Silu::Exact>
+__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
+    static_assert(bn_narrow(BN), "the narrow widths");
+    static_assert(E != Epi::SwiGlu, "SwiGLU has no narrow entry yet");
+    constexpr int KS = narrow_ks(BN);
+    constexpr uint32_t B_BYTES = b_tile_bytes(BN);
+    static_assert(B_BYTES % 1024 == 0, "B slots 1024-byte aligned (128B swizzle)");
+
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = smem_u32(smem_raw);
+    if (base & 1023u) __trap();
+    {
+        uint32_t dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
+        if (dyn < (uint32_t)narrow_smem_bytes()) __trap();
+    }
+    const uint32_t staging = base + NARROW_AREA;
+    const uint32_t full_bar = staging + 2 * STAGING_BYTES;
+    const uint32_t empty_bar = full_bar + NARROW_MAX_STAGES * 8;
+
+    // The plan of this launch (the same in every thread): the A box rows from the problems' m (the launcher built
+    // the A map with the same number), the stage stride and count. A problem of more than 64 rows traps.
+    int max_m = 0;
+    for (int p = 0; p < P.count; ++p) max_m = max(max_m, P.problems[p].m);
+    if (max_m > DECODE_AR) __trap();
+    const int a_rows = gemm_sm90_decode_a_rows(max_m);
+    const uint32_t a_slot = (uint32_t)a_rows * BK * 2;  // 1024-byte multiple: 8..64 rows of 128 bytes
+    const uint32_t stride = KS * (a_slot + B_BYTES);
+    const int stages = narrow_stages(BN, a_rows);
+
+    const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
+    const int tiles_n = (P.n + BN - 1) / BN;
+    const int k_blocks = (P.k + BK - 1) / BK;
+    const int k_stages = (k_blocks + KS - 1) / KS;
+
+    if (threadIdx.x == 256) {
+        tma_prefetch_map(&a_map);
+        tma_prefetch_map(&b_map);
+        for (int s = 0; s < NARROW_MAX_STAGES; ++s) {
+            mbar_init(full_bar + 8 * s, 1);
+            mbar_init(empty_bar + 8 * s, 4);  // the 4 warps of consumer warpgroup 0
+        }
+        mbar_fence_init();
+    }
+    __syncthreads();
+
+    TileWalk<BM, GemmSm90Params> walk(P, tiles_n, blockIdx.x, gridDim.x);
+    if (wg == 2) {
+        // ---------------- producer: per stage, up to KS pairs of boxes on one full barrier ----------------
+        setmaxnreg_dec<PRODUCER_REGS>();
+        if (threadIdx.x == 256) {
+            Tile t;
+            int s = 0;
+            uint32_t phase = 0;
+            while (walk.advance(t)) {
+                const int a_row = P.problems[t.p].a_row;  // m <= 64: one row tile, m_tile 0
+                const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
+                for (int st = 0; st < k_stages; ++st) {
+                    const int kb0 = st * KS;
+                    const int nkb = min(KS, k_blocks - kb0);
+                    const uint32_t full = full_bar + 8 * s;
+                    const uint32_t stage = base + (uint32_t)s * stride;
+                    mbar_wait(empty_bar + 8 * s, phase ^ 1);
+                    mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
+                    if (nkb == KS) {
+#pragma unroll
+                        for (int j = 0; j < KS; ++j) {
+                            tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
+                            tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                        }
+                    } else {
+                        // The tile's last stage, partial: only the boxes of k-blocks < k_blocks.
+                        for (int j = 0; j < nkb; ++j) {
+                            tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
+                            tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                        }
+                    }
+                    if (++s == stages) {
+                        s = 0;
+                        phase ^= 1;
+                    }
+                }
+            }
+        }
+    } else {
+        setmaxnreg_inc<CONSUMER_REGS>();
+        if (wg != 0) return;  // every problem has m <= 64: warpgroup 1 has no row to compute
+        // ---------------- consumer warpgroup 0 ----------------
+        const int wtid = threadIdx.x % 128;
+        const bool lane0 = (threadIdx.x & 31) == 0;
+        const uint64_t desc0 = wgmma_desc_k128(base);
+        const bool accumulate = P.accumulate != 0;
+        const int pf_st = (k_blocks > 6 ? k_blocks - 6 : 0) / KS;  // accumulating: when C is prefetched into L2
+
+        float acc[BN / 2];
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+
+        Tile t;
+        int s = 0;
+        uint32_t phase = 0;
+        while (walk.advance(t)) {
+            const GemmSm90Problem& pr = P.problems[t.p];
+            const int rows = pr.m;  // > 0: the walk skips problems without rows
+            constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
+            char* const c_base = reinterpret_cast<char*>(pr.c);
+            const long long ldc_bytes = (long long)pr.ldc * OUT_BYTES;
+            for (int st = 0; st < k_stages; ++st) {
+                // Warp-uniform for the compiler (a shuffle, as `wg`): the branch on it is then no divergent path
+                // around the wgmma (which ptxas would serialise).
+                const int nkb = __shfl_sync(0xffffffffu, min(KS, k_blocks - st * KS), 0);
+                mbar_wait(full_bar + 8 * s, phase);
+                const uint32_t stage = (uint32_t)s * stride;
+                fence_operand(acc);
+                wgmma_fence();
+                // Descriptors of the stage's first A and B slot; +32 bytes (2 in descriptor units) per k16 step
+                // inside the 128-byte swizzled row (see wgmma.cuh), + one slot per k-block.
+                const uint64_t da0 = desc0 + (stage >> 4);
+                const uint64_t db0 = desc0 + ((stage + KS * a_slot) >> 4);
+                const uint32_t a_step = a_slot >> 4;
+                if (nkb == KS) {
+#pragma unroll
+                    for (int j = 0; j < KS; ++j) {
+#pragma unroll
+                        for (int kk = 0; kk < BK / 16; ++kk) {
+                            wgmma_m64k16<BN>(acc, da0 + j * a_step + 2 * kk, db0 + j * (B_BYTES >> 4) + 2 * kk,
+                                             (st | j | kk) != 0);
+                        }
+                    }
+                } else {
+                    // The tile's last stage, holding nkb < KS k-blocks (k_blocks not a multiple of KS).
+                    for (int j = 0; j < nkb; ++j) {
+#pragma unroll
+                        for (int kk = 0; kk < BK / 16; ++kk) {
+                            wgmma_m64k16<BN>(acc, da0 + j * a_step + 2 * kk, db0 + j * (B_BYTES >> 4) + 2 * kk,
+                                             (st | j | kk) != 0);
+                        }
+                    }
+                }
+                wgmma_commit();
+                fence_operand(acc);
+                if (E == Epi::F32 && accumulate && st == pf_st) {
+                    prefetch_c_rows<BN>(c_base, ldc_bytes, 0, rows, t.n_tile * BN, P.n, wtid);
+                }
+                // The batch of the previous stage has completed: its stage may be refilled.
+                wgmma_wait<1>();
+                fence_operand(acc);
+                if (st > 0 && lane0) mbar_arrive(empty_bar + 8 * (s == 0 ? stages - 1 : s - 1));
+                if (++s == stages) {
+                    s = 0;
+                    phase ^= 1;
+                }
+            }
+            wgmma_wait<0>();
+            fence_operand(acc);
+            if (lane0) mbar_arrive(empty_bar + 8 * (s == 0 ? stages - 1 : s - 1));
+            epilogue<BN, E, Store::Stg>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN, P.n,
+                                        accumulate);
+        }
+    }
+}
+
 }  // namespace sm90
 
 // The dynamic shared memory of the exported entry point of (epilogue, BN), in bytes (host and device; the Rust
@@ -690,8 +895,7 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
              const __grid_constant__ GemmSm90Params params) {                                                     \
-        sm90::gemm_sm90<BN, EPI, sm90::Store::Stg, 1, false, sm90::Silu::Exact, sm90::DECODE_AR>(a_map, b_map,    \
-                                                                                                 params);         \
+        sm90::gemm_sm90_narrow<BN, EPI>(a_map, b_map, params);                                                     \
     }
 
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16, 16, sm90::Epi::Bf16)
