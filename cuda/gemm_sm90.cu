@@ -173,18 +173,23 @@ inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
     return pick;
 }
 
-// Decode tiles (v5). A launch whose problems all have at most GEMM_SM90_DECODE_MAX_ROWS rows (decode steps: one row
-// per request, or a few merged) gets few CTAs from the rule above (n / BN of them: 14 for n = 2048 on 132 SMs), each
-// latency-bound on its own TMA pipeline. For such launches the narrow widths 16, 32, 64 exist (entry points
-// gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}: 64 A rows per stage, up to 19 stages; see sm90::decode_stages),
-// and this rule picks among every width with an entry point (narrow and wide), by a bandwidth model in ns:
+// Decode tiles (v5, v6). A launch whose problems all have at most GEMM_SM90_DECODE_MAX_ROWS rows (decode steps: one
+// row per request, or a few merged) gets few CTAs from the rule above (n / BN of them: 14 for n = 2048 on 132 SMs),
+// each latency-bound on its own TMA pipeline. For such launches the narrow widths 16, 32, 64 exist (entry points
+// gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}; v6: 128 / BN k-blocks of 64 per stage, see sm90::gemm_sm90_narrow),
+// and this rule picks among every width with an entry point (narrow and wide), by a time model in ns refitted (v6)
+// on the v5 measurements (ncu, H200, one row: ~160 ns per k-block per CTA at one k-block per stage, ~2.5 us fixed):
 //   tiles  = row_tiles * ceil(n / BN)                  (row_tiles: problems with rows; each is one 128-row m-tile)
 //   waves  = ceil(tiles / sms)
 //   hbm    = tiles * kb * BN * 128 / 4000              (the B bytes at ~4 TB/s, the H200's usable HBM rate)
-//   sm     = waves * kb * (BN + a_rows) * 128 / 64     (one SM's operand bytes at ~64 GB/s: its TMA pipeline's rate
-//                                                      with this many bytes in flight; a_rows = the A box of the
-//                                                      narrow widths, gemm_sm90_decode_a_rows(max m), or 128)
-//   cost   = 1000 + 400 * waves + max(hbm, sm)         (pipeline fill once, an exposed epilogue per wave)
+//   step   = narrow: max(120 + 40 * KS, KS * (BN + a_rows) * 128 / 100) per stage of KS = 128 / BN k-blocks
+//                                                      (a barrier round trip ~120 ns + ~40 ns of TMA issue and a
+//                                                      k-block's 4 chained wgmma; or the stage's bytes at ~100 GB/s
+//                                                      per SM; a_rows = gemm_sm90_decode_a_rows(max m))
+//            wide:   max(160, (BN + 128) * 128 / 90)    per k-block (v4/v5 measured: 128-row A tile + B at ~90 GB/s)
+//   sm     = waves * steps * step                      (steps = ceil(kb / KS) narrow, kb wide)
+//   cost   = 2500 + 400 * (waves - 1) + max(hbm, sm)   (launch, pipeline fill and the last epilogue; one more
+//                                                      exposed epilogue per further wave)
 // The smallest cost wins (ties within 0.5%: the wider tile). Allowed to depend on the rows and the problem count
 // only because a cell's bytes do not depend on the tile width at all (same k order, BK = 64, the same k16 wgmma
 // chain and epilogue arithmetic at every width: checked bitwise by check/gemm_sm90.rs's width checks on the device;
@@ -210,17 +215,29 @@ inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tile
     int list[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
     for (int i = 0; i < GEMM_SM90_NUM_DECODE_BN; ++i) list[i] = narrow[i];
     for (int i = 0; i < GEMM_SM90_NUM_BN; ++i) list[GEMM_SM90_NUM_DECODE_BN + i] = wide[i];
-    const double kb = (double)((k + 63) / 64);
+    const int kbi = (k + 63) / 64;
+    const double kb = (double)kbi;
     double cost[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
     double min_cost = 1e300;
     for (int b = 0; b < GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN; ++b) {
         const int bn = list[b];
         const long long tiles = (long long)row_tiles * ((n + bn - 1) / bn);
         const long long waves = (tiles + sms - 1) / sms;
-        const double a_rows = bn < 128 ? (double)gemm_sm90_decode_a_rows(max_m) : 128.0;
         const double hbm = (double)tiles * kb * bn * 128.0 / 4000.0;
-        const double sm = (double)waves * kb * (bn + a_rows) * 128.0 / 64.0;
-        cost[b] = 1000.0 + 400.0 * (double)waves + (hbm > sm ? hbm : sm);
+        double steps, step;
+        if (bn < 128) {
+            const int ks = 128 / bn;  // sm90::narrow_ks
+            const double a_rows = (double)gemm_sm90_decode_a_rows(max_m);
+            const double fixed = 120.0 + 40.0 * ks, bytes = ks * (bn + a_rows) * 128.0 / 100.0;
+            steps = (double)((kbi + ks - 1) / ks);
+            step = fixed > bytes ? fixed : bytes;
+        } else {
+            const double bytes = (bn + 128.0) * 128.0 / 90.0;
+            steps = kb;
+            step = bytes > 160.0 ? bytes : 160.0;
+        }
+        const double sm = (double)waves * steps * step;
+        cost[b] = 2500.0 + 400.0 * (double)(waves - 1) + (hbm > sm ? hbm : sm);
         if (cost[b] < min_cost) min_cost = cost[b];
     }
     int pick = 128;
