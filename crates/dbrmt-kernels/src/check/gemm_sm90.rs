@@ -377,6 +377,12 @@ pub fn width_cases() -> Vec<Sm90Case> {
     out.push(case(plain, &[1, 5], 64, 2048));
     out.push(case(plain, &[8], 2120, 2048));
     out.push(case(Epilogue::Bf16, &[64, 64, 17], 2120, 576));
+    // v6: the narrow widths' stages hold 128/BN k-blocks and A slots of the A box's rows (8, 16, 32 or 64, from the
+    // largest m): boxes of 16 and 32 rows, a k of fewer k-blocks than a stage holds (k = 200: 4 k-blocks, the last
+    // zero-filled past 200; one partial stage at BN 16, one full at 32, two at 64) and a single k-block
+    out.push(case(acc, &[16, 2], 2048, 2048));
+    out.push(case(Epilogue::Bf16, &[32, 9], 960, 200));
+    out.push(case(plain, &[12, 1], 200, 64));
     out
 }
 
