@@ -193,8 +193,8 @@ inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
 // The smallest cost wins (ties within 0.5%: the wider tile). Allowed to depend on the rows and the problem count
 // only because a cell's bytes do not depend on the tile width at all (same k order, BK = 64, the same k16 wgmma
 // chain and epilogue arithmetic at every width: checked bitwise by check/gemm_sm90.rs's width checks on the device;
-// the harness's [tile-invariance] probe showed it for 128..256). SwiGLU keeps gemm_sm90_bn_rule (its tiles need
-// BN % 128 == 0). The Rust launcher mirrors this (gemm_sm90::decode_tile_width) and DBRMT_DECODE_TILES=off turns it
+// the harness's [tile-invariance] probe showed it for 128..256). SwiGLU (v6): the narrow SwiGLU tile (below) or
+// gemm_sm90_bn_rule's width, whichever the same model finds cheaper. The Rust launcher mirrors this (gemm_sm90::decode_tile_width) and DBRMT_DECODE_TILES=off turns it
 // off there.
 #define GEMM_SM90_DECODE_MAX_ROWS 64
 #define GEMM_SM90_NUM_DECODE_BN 3
@@ -206,38 +206,53 @@ __host__ __device__ constexpr int gemm_sm90_decode_a_rows(int max_m) {
     return max_m <= 8 ? 8 : (max_m <= 16 ? 16 : (max_m <= 32 ? 32 : 64));
 }
 
+// The decode model's cost in ns of a launch at width bn (see above): ks = the k-blocks per stage of a narrow entry
+// (128 / BN; 1 for the narrow SwiGLU tile of 128 B rows), or 0 for a wide entry.
+inline double gemm_sm90_decode_cost(int bn, int ks, int n, int k, int sms, int row_tiles, int max_m) {
+    const int kbi = (k + 63) / 64;
+    const double kb = (double)kbi;
+    const long long tiles = (long long)row_tiles * ((n + bn - 1) / bn);
+    const long long waves = (tiles + sms - 1) / sms;
+    const double hbm = (double)tiles * kb * bn * 128.0 / 4000.0;
+    double steps, step;
+    if (ks > 0) {
+        const double a_rows = (double)gemm_sm90_decode_a_rows(max_m);
+        const double fixed = 120.0 + 40.0 * ks, bytes = ks * (bn + a_rows) * 128.0 / 100.0;
+        steps = (double)((kbi + ks - 1) / ks);
+        step = fixed > bytes ? fixed : bytes;
+    } else {
+        const double bytes = (bn + 128.0) * 128.0 / 90.0;
+        steps = kb;
+        step = bytes > 160.0 ? bytes : 160.0;
+    }
+    const double sm = (double)waves * steps * step;
+    return 2500.0 + 400.0 * (double)(waves - 1) + (hbm > sm ? hbm : sm);
+}
+
+// v6: the narrow SwiGLU entry gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode (128 interleaved B rows = 64 outputs per
+// tile, one k-block per stage) is named GEMM_SM90_DECODE_SWIGLU_BN (64, its output columns) by the decode rule, which
+// picks it for SwiGLU when its cost is below the (n, k) rule's width's by more than 0.5% (ties: the wide one).
+#define GEMM_SM90_DECODE_SWIGLU_BN 64
+
 inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tiles, int max_m) {
-    if (epi == GEMM_SM90_EPI_SWIGLU) return gemm_sm90_bn_rule(epi, n, k, sms);
     if (sms < 1) sms = 132;
     if (row_tiles < 1) row_tiles = 1;
+    if (epi == GEMM_SM90_EPI_SWIGLU) {
+        const int wide_bn = gemm_sm90_bn_rule(epi, n, k, sms);
+        const double wide = gemm_sm90_decode_cost(wide_bn, 0, n, k, sms, row_tiles, max_m);
+        const double narrow = gemm_sm90_decode_cost(128, 1, n, k, sms, row_tiles, max_m);
+        return narrow * 1.005 < wide ? GEMM_SM90_DECODE_SWIGLU_BN : wide_bn;
+    }
     const int narrow[GEMM_SM90_NUM_DECODE_BN] = GEMM_SM90_DECODE_BN_LIST;
     const int wide[GEMM_SM90_NUM_BN] = GEMM_SM90_BN_LIST;
     int list[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
     for (int i = 0; i < GEMM_SM90_NUM_DECODE_BN; ++i) list[i] = narrow[i];
     for (int i = 0; i < GEMM_SM90_NUM_BN; ++i) list[GEMM_SM90_NUM_DECODE_BN + i] = wide[i];
-    const int kbi = (k + 63) / 64;
-    const double kb = (double)kbi;
     double cost[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
     double min_cost = 1e300;
     for (int b = 0; b < GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN; ++b) {
         const int bn = list[b];
-        const long long tiles = (long long)row_tiles * ((n + bn - 1) / bn);
-        const long long waves = (tiles + sms - 1) / sms;
-        const double hbm = (double)tiles * kb * bn * 128.0 / 4000.0;
-        double steps, step;
-        if (bn < 128) {
-            const int ks = 128 / bn;  // sm90::narrow_ks
-            const double a_rows = (double)gemm_sm90_decode_a_rows(max_m);
-            const double fixed = 120.0 + 40.0 * ks, bytes = ks * (bn + a_rows) * 128.0 / 100.0;
-            steps = (double)((kbi + ks - 1) / ks);
-            step = fixed > bytes ? fixed : bytes;
-        } else {
-            const double bytes = (bn + 128.0) * 128.0 / 90.0;
-            steps = kb;
-            step = bytes > 160.0 ? bytes : 160.0;
-        }
-        const double sm = (double)waves * steps * step;
-        cost[b] = 2500.0 + 400.0 * (double)(waves - 1) + (hbm > sm ? hbm : sm);
+        cost[b] = gemm_sm90_decode_cost(bn, bn < 128 ? 128 / bn : 0, n, k, sms, row_tiles, max_m);  // sm90::narrow_ks
         if (cost[b] < min_cost) min_cost = cost[b];
     }
     int pick = 128;
@@ -335,7 +350,8 @@ static_assert(narrow_smem_bytes() <= SMEM_LIMIT, "the v6 narrow plan fits");
 static_assert(narrow_stages(16, 64) >= 2 && narrow_stages(32, 64) >= 2 && narrow_stages(64, 64) >= 2 &&
                   narrow_stages(128, 64) >= 2,
               "at least two stages at every A box (the release of stage s - 1 waits for stage s)");
-static_assert(narrow_stages(16, 8) == 8 && narrow_stages(32, 8) == 9 && narrow_stages(64, 8) == 10,
+static_assert(narrow_stages(16, 8) == 8 && narrow_stages(32, 8) == 9 && narrow_stages(64, 8) == 10 &&
+                  narrow_stages(128, 8) == 11,
               "the one-row stage counts the notes state");
 static_assert(narrow_ks(16) * b_tile_bytes(16) == 16384 && narrow_ks(32) * b_tile_bytes(32) == 16384 &&
                   narrow_ks(64) * b_tile_bytes(64) == 16384,
@@ -726,8 +742,9 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 // k-block TMA zero-fills k >= K and counts the whole box, as in every width).
 template <int BN, Epi E, Silu SL = Silu::Exact>
 __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
-    static_assert(bn_narrow(BN), "the narrow widths");
-    static_assert(E != Epi::SwiGlu, "SwiGLU has no narrow entry yet");
+    static_assert((bn_narrow(BN) && E != Epi::SwiGlu) || (BN == 128 && E == Epi::SwiGlu),
+                  "the narrow widths (bf16, f32) and the narrow SwiGLU tile (128 B rows: 64 gate + 64 up)");
+    static_assert(E == Epi::SwiGlu || SL == Silu::Exact, "silu only in SwiGLU");
     constexpr int KS = narrow_ks(BN);
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
     static_assert(B_BYTES % 1024 == 0, "B slots 1024-byte aligned (128B swizzle)");
@@ -880,8 +897,8 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             wgmma_wait<0>();
             fence_operand(acc);
             if (lane0) mbar_arrive(empty_bar + 8 * (s == 0 ? stages - 1 : s - 1));
-            epilogue<BN, E, Store::Stg>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN, P.n,
-                                        accumulate);
+            epilogue<BN, E, Store::Stg, 0, SL>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN,
+                                               E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
         }
     }
 }
@@ -915,6 +932,15 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
         sm90::gemm_sm90_narrow<BN, EPI>(a_map, b_map, params);                                                     \
     }
 
+// v6: the narrow SwiGLU tile (launches whose problems all have m <= 64; gemm_sm90_decode_swiglu_narrow picks it):
+// 128 interleaved B rows (64 outputs) per tile, one k-block per stage (16 KB of B), the exported SwiGLU entries'
+// fast silu (the same bytes as theirs).
+extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)
+    gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode(const __grid_constant__ sm90::TmaMap a_map,
+                                               const __grid_constant__ sm90::TmaMap b_map,
+                                               const __grid_constant__ GemmSm90Params params) {
+    sm90::gemm_sm90_narrow<128, sm90::Epi::SwiGlu, sm90::Silu::Fast>(a_map, b_map, params);
+}
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16, 16, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32, 32, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64, 64, sm90::Epi::Bf16)
