@@ -2,8 +2,8 @@
 # Decode tiles v6 (branch decode-v6, gemm_sm90 v6: docs/log/gemm_sm90.md §13): run on the GPU host from the
 # repository root of a bundle of the branch (`cargo xtask bundle --gpu`: dist/dbrmt, dist/run.sh,
 # dist/tests/<crate>__<test>), with DBRMT_REPO_ROOT=$PWD. Logs and JSON lines go to $OUT; a short table is printed
-# last. Expected ~3 minutes on an H200 (at most ~4: every part is under `timeout`; a failing part prints where it
-# stopped).
+# last. Expected ~3 minutes on an H200 (v5's script took ~2.5); every part is under `timeout` (sum of the limits
+# ~10 minutes, only reached if every part hangs; a failing part prints where it stopped).
 #   1. Checks. gpu_gemm: every ignored test, among them gemm_sm90_bytes_do_not_depend_on_the_tile_width (one
 #      problem set at all 11 tile widths bitwise, v6: with A boxes of 8/16/32/64 rows, k = 64, 200, 576, 584 (partial
 #      last stages of the multi-k-block narrow stages) and SwiGLU at its narrow tile + 128 + 256; and decode rows alone
