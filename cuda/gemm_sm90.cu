@@ -22,9 +22,13 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 (one f32 add, C read once, written once: the fused residual add).
   gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}  v5, the narrow (decode) widths: the same numerics as the widths
                                                 above; only for launches whose problems all have m <= 64 (else
-                                                they trap); 64 A rows per stage, A box of gemm_sm90_decode_a_rows(
-                                                max m) rows (8..64), 12-19 stages, inline epilogue. Picked by
-                                                gemm_sm90_decode_bn_rule.
+                                                they trap); A box of gemm_sm90_decode_a_rows(max m) rows (8..64),
+                                                inline epilogue; v6: 128/BN k-blocks per stage, 2-16 stages
+                                                (sm90::gemm_sm90_narrow). Picked by gemm_sm90_decode_bn_rule.
+  gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode    v6, the narrow SwiGLU tile (128 interleaved B rows, 64 outputs;
+                                                m <= 64; one k-block per stage, up to 11 stages; the fast silu of
+                                                the SwiGLU entries below, the same bytes). The decode rule's
+                                                GEMM_SM90_DECODE_SWIGLU_BN.
   gemm_sm90_nt_bf16_bf16_swiglu_bn{128,256}     fused SwiGLU, output bf16 [m, n/2] (n = 2*I, B rows). B is the
         gate/up weight interleaved in blocks of 64 rows: for output columns j0 .. j0+63 (j0 = 64*b), B rows
         128*b .. 128*b+63 are gate rows j0 .. j0+63 and B rows 128*b+64 .. 128*b+127 are up rows j0 .. j0+63, i.e.
