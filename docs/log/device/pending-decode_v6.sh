@@ -72,6 +72,18 @@ if [ -n "$NCU" ]; then
     --log-file "$OUT/ncu-decode.csv" dist/dbrmt bench requests --requests 1 --tokens 4096 --decode 64 --no-serial \
     --out /tmp/decode-v6-ncu.jsonl > "$OUT/ncu.log" 2>&1
   note "ncu decode rc $? ($NCU)"
+  # v6's open question (docs/log/gemm_sm90.md §13, "Risk"): is a narrow stage's time the barriers or the chained
+  # wgmma? The warp states of a few bn16 launches (o / down: f32 accumulate) answer it; skipped when short of time.
+  if [ $((SECONDS - t0)) -lt 200 ]; then
+    timeout 60 $NCU --clock-control none --kernel-name regex:gemm_sm90_nt_bf16_bf16_f32_bn16 --launch-skip 100 \
+      --launch-count 2 --section WarpStateStats --section SchedulerStats --section LaunchStats \
+      dist/dbrmt bench requests --requests 1 --tokens 4096 --decode 16 --no-serial \
+      --out /tmp/decode-v6-ncu2.jsonl > "$OUT/ncu-stalls.log" 2>&1
+    note "ncu warp states of bn16 rc $?"
+    grep -E "gemm_sm90|Stall|Warp Cycles|Issued|Eligible|No Eligible|Active Warps" "$OUT/ncu-stalls.log" | head -40
+  else
+    note "ncu warp states skipped (time)"
+  fi
 else
   note "ncu not on this host: no per-kernel times"
 fi
