@@ -395,7 +395,8 @@ fn launch<TC: DeviceRepr>(
 }
 
 /// The launch of `groups` at tile width `bn` (any width with an entry point for `epilogue`: [`TILE_WIDTHS`], and
-/// [`DECODE_TILE_WIDTHS`] when every group has at most [`DECODE_MAX_ROWS`] rows), whatever the rule would pick: for
+/// [`DECODE_TILE_WIDTHS`] when every group has at most [`DECODE_MAX_ROWS`] rows; SwiGLU: 128, 256 and
+/// [`SWIGLU_DECODE_WIDTH`]), whatever the rule would pick: for
 /// the checks that every width gives the same bytes (`check/gemm_sm90.rs`) and for benchmarks. C's element type must
 /// match the epilogue (f32 for [`Epilogue::F32`], bf16 otherwise).
 pub fn launch_at_width<TC: DeviceRepr>(
