@@ -319,7 +319,9 @@ __host__ __device__ constexpr Store exported_store(int bn, Epi e) {
     return (e == Epi::SwiGlu || (e == Epi::F32 && bn <= 160)) ? Store::Off : Store::Stg;
 }
 __host__ __device__ constexpr Silu exported_silu(Epi e) { return e == Epi::SwiGlu ? Silu::Fast : Silu::Exact; }
-// The narrow widths' plan (v5): the stage holds DECODE_AR = 64 A rows (8 KB; a launch of them has m <= 64 in every
+// The narrow widths' plan of v5 (since v6 only the gemm_sm90 template's AR = DECODE_AR path, not exported: the
+// exported narrow entries run sm90::gemm_sm90_narrow, whose plan is narrow_smem_bytes below): the stage holds
+// DECODE_AR = 64 A rows (8 KB; a launch of them has m <= 64 in every
 // problem, so consumer warpgroup 1 never computes) and a BN-row B tile; as many stages as fit beside the two Stg
 // staging buffers and 2 mbarriers per stage: 19 at BN 16, 16 at 32, 12 at 64. Bytes in flight per SM: 19 x 2 KB of
 // B at BN 16 (~38 KB; at ~1 us of latency that is ~38 GB/s per SM, ~5 TB/s over 128 CTAs).
