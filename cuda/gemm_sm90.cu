@@ -22,9 +22,13 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 (one f32 add, C read once, written once: the fused residual add).
   gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}  v5, the narrow (decode) widths: the same numerics as the widths
                                                 above; only for launches whose problems all have m <= 64 (else
-                                                they trap); 64 A rows per stage, A box of gemm_sm90_decode_a_rows(
-                                                max m) rows (8..64), 12-19 stages, inline epilogue. Picked by
-                                                gemm_sm90_decode_bn_rule.
+                                                they trap); A box of gemm_sm90_decode_a_rows(max m) rows (8..64),
+                                                inline epilogue; v6: 128/BN k-blocks per stage, 2-16 stages
+                                                (sm90::gemm_sm90_narrow). Picked by gemm_sm90_decode_bn_rule.
+  gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode    v6, the narrow SwiGLU tile (128 interleaved B rows, 64 outputs;
+                                                m <= 64; one k-block per stage, up to 11 stages; the fast silu of
+                                                the SwiGLU entries below, the same bytes). The decode rule's
+                                                GEMM_SM90_DECODE_SWIGLU_BN.
   gemm_sm90_nt_bf16_bf16_swiglu_bn{128,256}     fused SwiGLU, output bf16 [m, n/2] (n = 2*I, B rows). B is the
         gate/up weight interleaved in blocks of 64 rows: for output columns j0 .. j0+63 (j0 = 64*b), B rows
         128*b .. 128*b+63 are gate rows j0 .. j0+63 and B rows 128*b+64 .. 128*b+127 are up rows j0 .. j0+63, i.e.
@@ -174,23 +178,28 @@ inline int gemm_sm90_bn_rule(int epi, int n, int k, int sms) {
     return pick;
 }
 
-// Decode tiles (v5). A launch whose problems all have at most GEMM_SM90_DECODE_MAX_ROWS rows (decode steps: one row
-// per request, or a few merged) gets few CTAs from the rule above (n / BN of them: 14 for n = 2048 on 132 SMs), each
-// latency-bound on its own TMA pipeline. For such launches the narrow widths 16, 32, 64 exist (entry points
-// gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}: 64 A rows per stage, up to 19 stages; see sm90::decode_stages),
-// and this rule picks among every width with an entry point (narrow and wide), by a bandwidth model in ns:
+// Decode tiles (v5, v6). A launch whose problems all have at most GEMM_SM90_DECODE_MAX_ROWS rows (decode steps: one
+// row per request, or a few merged) gets few CTAs from the rule above (n / BN of them: 14 for n = 2048 on 132 SMs),
+// each latency-bound on its own TMA pipeline. For such launches the narrow widths 16, 32, 64 exist (entry points
+// gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}; v6: 128 / BN k-blocks of 64 per stage, see sm90::gemm_sm90_narrow),
+// and this rule picks among every width with an entry point (narrow and wide), by a time model in ns refitted (v6)
+// on the v5 measurements (ncu, H200, one row: ~160 ns per k-block per CTA at one k-block per stage, ~2.5 us fixed):
 //   tiles  = row_tiles * ceil(n / BN)                  (row_tiles: problems with rows; each is one 128-row m-tile)
 //   waves  = ceil(tiles / sms)
 //   hbm    = tiles * kb * BN * 128 / 4000              (the B bytes at ~4 TB/s, the H200's usable HBM rate)
-//   sm     = waves * kb * (BN + a_rows) * 128 / 64     (one SM's operand bytes at ~64 GB/s: its TMA pipeline's rate
-//                                                      with this many bytes in flight; a_rows = the A box of the
-//                                                      narrow widths, gemm_sm90_decode_a_rows(max m), or 128)
-//   cost   = 1000 + 400 * waves + max(hbm, sm)         (pipeline fill once, an exposed epilogue per wave)
+//   step   = narrow: max(120 + 40 * KS, KS * (BN + a_rows) * 128 / 100) per stage of KS = 128 / BN k-blocks
+//                                                      (a barrier round trip ~120 ns + ~40 ns of TMA issue and a
+//                                                      k-block's 4 chained wgmma; or the stage's bytes at ~100 GB/s
+//                                                      per SM; a_rows = gemm_sm90_decode_a_rows(max m))
+//            wide:   max(160, (BN + 128) * 128 / 90)    per k-block (v4/v5 measured: 128-row A tile + B at ~90 GB/s)
+//   sm     = waves * steps * step                      (steps = ceil(kb / KS) narrow, kb wide)
+//   cost   = 2500 + 400 * (waves - 1) + max(hbm, sm)   (launch, pipeline fill and the last epilogue; one more
+//                                                      exposed epilogue per further wave)
 // The smallest cost wins (ties within 0.5%: the wider tile). Allowed to depend on the rows and the problem count
 // only because a cell's bytes do not depend on the tile width at all (same k order, BK = 64, the same k16 wgmma
 // chain and epilogue arithmetic at every width: checked bitwise by check/gemm_sm90.rs's width checks on the device;
-// the harness's [tile-invariance] probe showed it for 128..256). SwiGLU keeps gemm_sm90_bn_rule (its tiles need
-// BN % 128 == 0). The Rust launcher mirrors this (gemm_sm90::decode_tile_width) and DBRMT_DECODE_TILES=off turns it
+// the harness's [tile-invariance] probe showed it for 128..256). SwiGLU (v6): the narrow SwiGLU tile (below) or
+// gemm_sm90_bn_rule's width, whichever the same model finds cheaper. The Rust launcher mirrors this (gemm_sm90::decode_tile_width) and DBRMT_DECODE_TILES=off turns it
 // off there.
 #define GEMM_SM90_DECODE_MAX_ROWS 64
 #define GEMM_SM90_NUM_DECODE_BN 3
@@ -202,26 +211,53 @@ __host__ __device__ constexpr int gemm_sm90_decode_a_rows(int max_m) {
     return max_m <= 8 ? 8 : (max_m <= 16 ? 16 : (max_m <= 32 ? 32 : 64));
 }
 
+// The decode model's cost in ns of a launch at width bn (see above): ks = the k-blocks per stage of a narrow entry
+// (128 / BN; 1 for the narrow SwiGLU tile of 128 B rows), or 0 for a wide entry.
+inline double gemm_sm90_decode_cost(int bn, int ks, int n, int k, int sms, int row_tiles, int max_m) {
+    const int kbi = (k + 63) / 64;
+    const double kb = (double)kbi;
+    const long long tiles = (long long)row_tiles * ((n + bn - 1) / bn);
+    const long long waves = (tiles + sms - 1) / sms;
+    const double hbm = (double)tiles * kb * bn * 128.0 / 4000.0;
+    double steps, step;
+    if (ks > 0) {
+        const double a_rows = (double)gemm_sm90_decode_a_rows(max_m);
+        const double fixed = 120.0 + 40.0 * ks, bytes = ks * (bn + a_rows) * 128.0 / 100.0;
+        steps = (double)((kbi + ks - 1) / ks);
+        step = fixed > bytes ? fixed : bytes;
+    } else {
+        const double bytes = (bn + 128.0) * 128.0 / 90.0;
+        steps = kb;
+        step = bytes > 160.0 ? bytes : 160.0;
+    }
+    const double sm = (double)waves * steps * step;
+    return 2500.0 + 400.0 * (double)(waves - 1) + (hbm > sm ? hbm : sm);
+}
+
+// v6: the narrow SwiGLU entry gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode (128 interleaved B rows = 64 outputs per
+// tile, one k-block per stage) is named GEMM_SM90_DECODE_SWIGLU_BN (64, its output columns) by the decode rule, which
+// picks it for SwiGLU when its cost is below the (n, k) rule's width's by more than 0.5% (ties: the wide one).
+#define GEMM_SM90_DECODE_SWIGLU_BN 64
+
 inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tiles, int max_m) {
-    if (epi == GEMM_SM90_EPI_SWIGLU) return gemm_sm90_bn_rule(epi, n, k, sms);
     if (sms < 1) sms = 132;
     if (row_tiles < 1) row_tiles = 1;
+    if (epi == GEMM_SM90_EPI_SWIGLU) {
+        const int wide_bn = gemm_sm90_bn_rule(epi, n, k, sms);
+        const double wide = gemm_sm90_decode_cost(wide_bn, 0, n, k, sms, row_tiles, max_m);
+        const double narrow = gemm_sm90_decode_cost(128, 1, n, k, sms, row_tiles, max_m);
+        return narrow * 1.005 < wide ? GEMM_SM90_DECODE_SWIGLU_BN : wide_bn;
+    }
     const int narrow[GEMM_SM90_NUM_DECODE_BN] = GEMM_SM90_DECODE_BN_LIST;
     const int wide[GEMM_SM90_NUM_BN] = GEMM_SM90_BN_LIST;
     int list[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
     for (int i = 0; i < GEMM_SM90_NUM_DECODE_BN; ++i) list[i] = narrow[i];
     for (int i = 0; i < GEMM_SM90_NUM_BN; ++i) list[GEMM_SM90_NUM_DECODE_BN + i] = wide[i];
-    const double kb = (double)((k + 63) / 64);
     double cost[GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN];
     double min_cost = 1e300;
     for (int b = 0; b < GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN; ++b) {
         const int bn = list[b];
-        const long long tiles = (long long)row_tiles * ((n + bn - 1) / bn);
-        const long long waves = (tiles + sms - 1) / sms;
-        const double a_rows = bn < 128 ? (double)gemm_sm90_decode_a_rows(max_m) : 128.0;
-        const double hbm = (double)tiles * kb * bn * 128.0 / 4000.0;
-        const double sm = (double)waves * kb * (bn + a_rows) * 128.0 / 64.0;
-        cost[b] = 1000.0 + 400.0 * (double)waves + (hbm > sm ? hbm : sm);
+        cost[b] = gemm_sm90_decode_cost(bn, bn < 128 ? 128 / bn : 0, n, k, sms, row_tiles, max_m);  // sm90::narrow_ks
         if (cost[b] < min_cost) min_cost = cost[b];
     }
     int pick = 128;
@@ -284,7 +320,9 @@ __host__ __device__ constexpr Store exported_store(int bn, Epi e) {
     return (e == Epi::SwiGlu || (e == Epi::F32 && bn <= 160)) ? Store::Off : Store::Stg;
 }
 __host__ __device__ constexpr Silu exported_silu(Epi e) { return e == Epi::SwiGlu ? Silu::Fast : Silu::Exact; }
-// The narrow widths' plan (v5): the stage holds DECODE_AR = 64 A rows (8 KB; a launch of them has m <= 64 in every
+// The narrow widths' plan of v5 (since v6 only the gemm_sm90 template's AR = DECODE_AR path, not exported: the
+// exported narrow entries run sm90::gemm_sm90_narrow, whose plan is narrow_smem_bytes below): the stage holds
+// DECODE_AR = 64 A rows (8 KB; a launch of them has m <= 64 in every
 // problem, so consumer warpgroup 1 never computes) and a BN-row B tile; as many stages as fit beside the two Stg
 // staging buffers and 2 mbarriers per stage: 19 at BN 16, 16 at 32, 12 at 64. Bytes in flight per SM: 19 x 2 KB of
 // B at BN 16 (~38 KB; at ~1 us of latency that is ~38 GB/s per SM, ~5 TB/s over 128 CTAs).
@@ -302,8 +340,32 @@ static_assert(decode_stages(16) == 19 && decode_stages(32) == 16 && decode_stage
 static_assert(decode_smem_bytes(16) <= SMEM_LIMIT && decode_smem_bytes(32) <= SMEM_LIMIT &&
                   decode_smem_bytes(64) <= SMEM_LIMIT,
               "the narrow plans fit");
+// v6: the narrow widths' plan (the kernel gemm_sm90_narrow below has the design).
+__host__ __device__ constexpr int narrow_ks(int bn) { return bn >= 128 ? 1 : 128 / bn; }
+constexpr int NARROW_MAX_STAGES = 16;
+// The stage area (1024-aligned), then the two staging buffers, then 2 * NARROW_MAX_STAGES mbarriers.
+constexpr int NARROW_AREA = ((SMEM_LIMIT - 2 * STAGING_BYTES - 2 * NARROW_MAX_STAGES * 8) / 1024) * 1024;
+__host__ __device__ constexpr int narrow_smem_bytes() {
+    return NARROW_AREA + 2 * STAGING_BYTES + 2 * NARROW_MAX_STAGES * 8;
+}
+__host__ __device__ constexpr int narrow_stride(int bn, int a_rows) { return narrow_ks(bn) * (a_rows + bn) * BK * 2; }
+__host__ __device__ constexpr int narrow_stages(int bn, int a_rows) {
+    return NARROW_AREA / narrow_stride(bn, a_rows) > NARROW_MAX_STAGES ? NARROW_MAX_STAGES
+                                                                       : NARROW_AREA / narrow_stride(bn, a_rows);
+}
+static_assert(narrow_smem_bytes() <= SMEM_LIMIT, "the v6 narrow plan fits");
+static_assert(narrow_stages(16, 64) >= 2 && narrow_stages(32, 64) >= 2 && narrow_stages(64, 64) >= 2 &&
+                  narrow_stages(128, 64) >= 2,
+              "at least two stages at every A box (the release of stage s - 1 waits for stage s)");
+static_assert(narrow_stages(16, 8) == 8 && narrow_stages(32, 8) == 9 && narrow_stages(64, 8) == 10 &&
+                  narrow_stages(128, 8) == 11,
+              "the one-row stage counts the notes state");
+static_assert(narrow_ks(16) * b_tile_bytes(16) == 16384 && narrow_ks(32) * b_tile_bytes(32) == 16384 &&
+                  narrow_ks(64) * b_tile_bytes(64) == 16384,
+              "16 KB of B per stage");
+
 __host__ __device__ constexpr int exported_smem_bytes(int bn, Epi e) {
-    return bn_narrow(bn) ? decode_smem_bytes(bn) : smem_bytes(bn, e, exported_store(bn, e));
+    return bn_narrow(bn) ? narrow_smem_bytes() : smem_bytes(bn, e, exported_store(bn, e));
 }
 static_assert(smem_bytes(128) == 231520 && smem_bytes(192) == 198720 && smem_bytes(256) == 231488,
               "the v2 widths keep their v2 shared memory sizes (Stg)");
@@ -665,6 +727,189 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// v6: the narrow (decode) widths with several k-blocks per pipeline stage (the exported bn16/32/64 entries).
+//
+// v5 ran these widths with one k-block of 64 per stage; on the H200 each k-block cost ~170 ns per CTA (barrier
+// round trip, two TMA issues, 4 tiny wgmma, wait, release) while bringing only 2-4 KB of B: down (128 k-blocks) took
+// 22.7 us, o (32) 8.8 us. v6 puts NARROW_KS(BN) = 128 / BN k-blocks in a stage (8 at BN 16, 4 at 32, 2 at 64: 16 KB
+// of B per stage at every width), one full barrier expecting all of the stage's bytes, 2 * KS TMA boxes per stage,
+// and one wgmma batch of 4 * KS k16 steps per stage (commit, wait for the previous stage's batch, release it).
+// A stage's A part holds KS slots of a_rows * 128 bytes (a_rows = gemm_sm90_decode_a_rows(max m), 8..64 rows: the
+// A box), so the layout is runtime: stage stride = KS * (a_rows + BN) * 128, stages = min(NARROW_MAX_STAGES,
+// NARROW_AREA / stride) (8 / 9 / 10 at BN 16 / 32 / 64 for one row; at least 2 always). The wgmma reads 64 A rows
+// from a slot: rows past the box read the following slots of the same stage (or its B part), which have landed
+// with the stage; they feed only accumulator rows >= max m, which are never stored (a wgmma output row depends only
+// on its own A row). Only consumer warpgroup 0 computes (every problem has m <= 64): warpgroup 1 leaves at once and
+// the empty barriers count warpgroup 0's 4 warps.
+// Numerics: unchanged. Element (r, c) is acc = sum over k-blocks 0, 1, .. in order, 4 k16 wgmma each, chained in
+// order into the same registers, scale-d 0 only on the tile's first k16; then the same epilogue operation. A stage
+// only groups consecutive k-blocks; the last stage of a tile holds k_blocks - KS * (stages - 1) of them (no box past
+// k_blocks is loaded, none of its wgmma issued, and the barrier expects exactly the boxes issued; inside the last
+// k-block TMA zero-fills k >= K and counts the whole box, as in every width).
+template <int BN, Epi E, Silu SL = Silu::Exact>
+__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
+    static_assert((bn_narrow(BN) && E != Epi::SwiGlu) || (BN == 128 && E == Epi::SwiGlu),
+                  "the narrow widths (bf16, f32) and the narrow SwiGLU tile (128 B rows: 64 gate + 64 up)");
+    static_assert(E == Epi::SwiGlu || SL == Silu::Exact, "silu only in SwiGLU");
+    constexpr int KS = narrow_ks(BN);
+    constexpr uint32_t B_BYTES = b_tile_bytes(BN);
+    static_assert(B_BYTES % 1024 == 0, "B slots 1024-byte aligned (128B swizzle)");
+
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = smem_u32(smem_raw);
+    if (base & 1023u) __trap();
+    {
+        uint32_t dyn;
+        asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
+        if (dyn < (uint32_t)narrow_smem_bytes()) __trap();
+    }
+    const uint32_t staging = base + NARROW_AREA;
+    const uint32_t full_bar = staging + 2 * STAGING_BYTES;
+    const uint32_t empty_bar = full_bar + NARROW_MAX_STAGES * 8;
+
+    // The plan of this launch (the same in every thread): the A box rows from the problems' m (the launcher built
+    // the A map with the same number), the stage stride and count. A problem of more than 64 rows traps.
+    int max_m = 0;
+    for (int p = 0; p < P.count; ++p) max_m = max(max_m, P.problems[p].m);
+    if (max_m > DECODE_AR) __trap();
+    const int a_rows = gemm_sm90_decode_a_rows(max_m);
+    const uint32_t a_slot = (uint32_t)a_rows * BK * 2;  // 1024-byte multiple: 8..64 rows of 128 bytes
+    const uint32_t stride = KS * (a_slot + B_BYTES);
+    const int stages = narrow_stages(BN, a_rows);
+
+    const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
+    const int tiles_n = (P.n + BN - 1) / BN;
+    const int k_blocks = (P.k + BK - 1) / BK;
+    const int k_stages = (k_blocks + KS - 1) / KS;
+
+    if (threadIdx.x == 256) {
+        tma_prefetch_map(&a_map);
+        tma_prefetch_map(&b_map);
+        for (int s = 0; s < NARROW_MAX_STAGES; ++s) {
+            mbar_init(full_bar + 8 * s, 1);
+            mbar_init(empty_bar + 8 * s, 4);  // the 4 warps of consumer warpgroup 0
+        }
+        mbar_fence_init();
+    }
+    __syncthreads();
+
+    TileWalk<BM, GemmSm90Params> walk(P, tiles_n, blockIdx.x, gridDim.x);
+    if (wg == 2) {
+        // ---------------- producer: per stage, up to KS pairs of boxes on one full barrier ----------------
+        setmaxnreg_dec<PRODUCER_REGS>();
+        if (threadIdx.x == 256) {
+            Tile t;
+            int s = 0;
+            uint32_t phase = 0;
+            while (walk.advance(t)) {
+                const int a_row = P.problems[t.p].a_row;  // m <= 64: one row tile, m_tile 0
+                const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
+                for (int st = 0; st < k_stages; ++st) {
+                    const int kb0 = st * KS;
+                    const int nkb = min(KS, k_blocks - kb0);
+                    const uint32_t full = full_bar + 8 * s;
+                    const uint32_t stage = base + (uint32_t)s * stride;
+                    mbar_wait(empty_bar + 8 * s, phase ^ 1);
+                    mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
+                    if (nkb == KS) {
+#pragma unroll
+                        for (int j = 0; j < KS; ++j) {
+                            tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
+                            tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                        }
+                    } else {
+                        // The tile's last stage, partial: only the boxes of k-blocks < k_blocks.
+                        for (int j = 0; j < nkb; ++j) {
+                            tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
+                            tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                        }
+                    }
+                    if (++s == stages) {
+                        s = 0;
+                        phase ^= 1;
+                    }
+                }
+            }
+        }
+    } else {
+        setmaxnreg_inc<CONSUMER_REGS>();
+        if (wg != 0) return;  // every problem has m <= 64: warpgroup 1 has no row to compute
+        // ---------------- consumer warpgroup 0 ----------------
+        const int wtid = threadIdx.x % 128;
+        const bool lane0 = (threadIdx.x & 31) == 0;
+        const uint64_t desc0 = wgmma_desc_k128(base);
+        const bool accumulate = P.accumulate != 0;
+        const int pf_st = (k_blocks > 6 ? k_blocks - 6 : 0) / KS;  // accumulating: when C is prefetched into L2
+
+        float acc[BN / 2];
+#pragma unroll
+        for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+
+        Tile t;
+        int s = 0;
+        uint32_t phase = 0;
+        while (walk.advance(t)) {
+            const GemmSm90Problem& pr = P.problems[t.p];
+            const int rows = pr.m;  // > 0: the walk skips problems without rows
+            constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
+            char* const c_base = reinterpret_cast<char*>(pr.c);
+            const long long ldc_bytes = (long long)pr.ldc * OUT_BYTES;
+            for (int st = 0; st < k_stages; ++st) {
+                // Warp-uniform for the compiler (a shuffle, as `wg`): the branch on it is then no divergent path
+                // around the wgmma (which ptxas would serialise).
+                const int nkb = __shfl_sync(0xffffffffu, min(KS, k_blocks - st * KS), 0);
+                mbar_wait(full_bar + 8 * s, phase);
+                const uint32_t stage = (uint32_t)s * stride;
+                fence_operand(acc);
+                wgmma_fence();
+                // Descriptors of the stage's first A and B slot; +32 bytes (2 in descriptor units) per k16 step
+                // inside the 128-byte swizzled row (see wgmma.cuh), + one slot per k-block.
+                const uint64_t da0 = desc0 + (stage >> 4);
+                const uint64_t db0 = desc0 + ((stage + KS * a_slot) >> 4);
+                const uint32_t a_step = a_slot >> 4;
+                if (nkb == KS) {
+#pragma unroll
+                    for (int j = 0; j < KS; ++j) {
+#pragma unroll
+                        for (int kk = 0; kk < BK / 16; ++kk) {
+                            wgmma_m64k16<BN>(acc, da0 + j * a_step + 2 * kk, db0 + j * (B_BYTES >> 4) + 2 * kk,
+                                             (st | j | kk) != 0);
+                        }
+                    }
+                } else {
+                    // The tile's last stage, holding nkb < KS k-blocks (k_blocks not a multiple of KS).
+                    for (int j = 0; j < nkb; ++j) {
+#pragma unroll
+                        for (int kk = 0; kk < BK / 16; ++kk) {
+                            wgmma_m64k16<BN>(acc, da0 + j * a_step + 2 * kk, db0 + j * (B_BYTES >> 4) + 2 * kk,
+                                             (st | j | kk) != 0);
+                        }
+                    }
+                }
+                wgmma_commit();
+                fence_operand(acc);
+                if (E == Epi::F32 && accumulate && st == pf_st) {
+                    prefetch_c_rows<BN>(c_base, ldc_bytes, 0, rows, t.n_tile * BN, P.n, wtid);
+                }
+                // The batch of the previous stage has completed: its stage may be refilled.
+                wgmma_wait<1>();
+                fence_operand(acc);
+                if (st > 0 && lane0) mbar_arrive(empty_bar + 8 * (s == 0 ? stages - 1 : s - 1));
+                if (++s == stages) {
+                    s = 0;
+                    phase ^= 1;
+                }
+            }
+            wgmma_wait<0>();
+            fence_operand(acc);
+            if (lane0) mbar_arrive(empty_bar + 8 * (s == 0 ? stages - 1 : s - 1));
+            epilogue<BN, E, Store::Stg, 0, SL>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN,
+                                               E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
+        }
+    }
+}
+
 }  // namespace sm90
 
 // The dynamic shared memory of the exported entry point of (epilogue, BN), in bytes (host and device; the Rust
@@ -690,11 +935,20 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
 #define GEMM_SM90_NARROW_ENTRY(NAME, BN, EPI)                                                                     \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params) { pdl_entry();                                                     \
-        sm90::gemm_sm90<BN, EPI, sm90::Store::Stg, 1, false, sm90::Silu::Exact, sm90::DECODE_AR>(a_map, b_map,    \
-                                                                                                 params);         \
+             const __grid_constant__ GemmSm90Params params) { pdl_entry();                                        \
+        sm90::gemm_sm90_narrow<BN, EPI>(a_map, b_map, params);                                                     \
     }
 
+// v6: the narrow SwiGLU tile (launches whose problems all have m <= 64; gemm_sm90_decode_swiglu_narrow picks it):
+// 128 interleaved B rows (64 outputs) per tile, one k-block per stage (16 KB of B), the exported SwiGLU entries'
+// fast silu (the same bytes as theirs).
+extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)
+    gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode(const __grid_constant__ sm90::TmaMap a_map,
+                                               const __grid_constant__ sm90::TmaMap b_map,
+                                               const __grid_constant__ GemmSm90Params params) {
+    pdl_entry();
+    sm90::gemm_sm90_narrow<128, sm90::Epi::SwiGlu, sm90::Silu::Fast>(a_map, b_map, params);
+}
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16, 16, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32, 32, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64, 64, sm90::Epi::Bf16)

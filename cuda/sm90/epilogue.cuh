@@ -102,7 +102,8 @@ __device__ __forceinline__ uint32_t staged(uint32_t buf, int r, int q) {
 // stored). Compile-time ACC0 and WIDTH keep every accumulator index a constant (the array stays in registers).
 // Stores: Stg (and always when accumulating): 16-byte coalesced loads/stores by all 128 threads, consecutive threads
 // on consecutive 16-byte pieces of a row; Bulk: one cp.async.bulk per valid row, issued by threads 0..63.
-template <int BN, Epi E, int ACC0, int WIDTH, Store S>
+// SL: SwiGLU's silu (v6: the narrow SwiGLU entry uses the exported SwiGLU entries' fast one; default the exact one).
+template <int BN, Epi E, int ACC0, int WIDTH, Store S, Silu SL = Silu::Exact>
 __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                               char* c_base, long long ldc_bytes, int row0, int rows, int col0,
                                               int n_out, bool accumulate) {
@@ -169,10 +170,12 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
                 const int ju = jg + 8;                    // up group: the same output columns
                 const uint32_t off = (lane & 3) * 4;
                 const int q = blk * 8 + jj;
-                st_shared_b32(staged(buf, r_lo, q) + off, pack_bf16x2(silu(acc[4 * jg + 0]) * acc[4 * ju + 0],
-                                                                      silu(acc[4 * jg + 1]) * acc[4 * ju + 1]));
-                st_shared_b32(staged(buf, r_lo + 8, q) + off, pack_bf16x2(silu(acc[4 * jg + 2]) * acc[4 * ju + 2],
-                                                                          silu(acc[4 * jg + 3]) * acc[4 * ju + 3]));
+                st_shared_b32(staged(buf, r_lo, q) + off,
+                              pack_bf16x2(silu_of<SL>(acc[4 * jg + 0]) * acc[4 * ju + 0],
+                                          silu_of<SL>(acc[4 * jg + 1]) * acc[4 * ju + 1]));
+                st_shared_b32(staged(buf, r_lo + 8, q) + off,
+                              pack_bf16x2(silu_of<SL>(acc[4 * jg + 2]) * acc[4 * ju + 2],
+                                          silu_of<SL>(acc[4 * jg + 3]) * acc[4 * ju + 3]));
             }
         }
     }
@@ -220,16 +223,16 @@ __host__ __device__ constexpr int pass_width() {
 }
 
 // The epilogue of one consumer warpgroup: the passes ACC0 = 0, PASS, 2*PASS, ... (the last one may be narrower).
-template <int BN, Epi E, Store S, int ACC0 = 0>
+template <int BN, Epi E, Store S, int ACC0 = 0, Silu SL = Silu::Exact>
 __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                          char* c_base, long long ldc_bytes, int row0, int rows, int col0, int n_out,
                                          bool accumulate) {
     if constexpr (ACC0 < BN) {
         constexpr int WIDTH = BN - ACC0 < pass_width<E>() ? BN - ACC0 : pass_width<E>();
-        epilogue_pass<BN, E, ACC0, WIDTH, S>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
+        epilogue_pass<BN, E, ACC0, WIDTH, S, SL>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
+                                                 n_out, accumulate);
+        epilogue<BN, E, S, ACC0 + WIDTH, SL>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
                                              accumulate);
-        epilogue<BN, E, S, ACC0 + WIDTH>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
-                                         accumulate);
     }
 }
 

@@ -55,6 +55,12 @@ pub const TILE_WIDTHS: [usize; 8] = [128, 144, 152, 160, 192, 208, 224, 256];
 /// launches whose problems all have at most [`DECODE_MAX_ROWS`] rows.
 pub const DECODE_TILE_WIDTHS: [usize; 3] = [16, 32, 64];
 
+/// The narrow SwiGLU tile (v6, entry `gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode`: 128 interleaved B rows, i.e. 64
+/// gate + 64 up rows, 64 outputs per tile; one k-block per stage), named by its 64 output columns
+/// (`GEMM_SM90_DECODE_SWIGLU_BN`) so that it differs from the wide SwiGLU widths (128, 256: B rows) and is one of
+/// [`DECODE_TILE_WIDTHS`] (launches whose problems all have at most [`DECODE_MAX_ROWS`] rows).
+pub const SWIGLU_DECODE_WIDTH: usize = 64;
+
 /// The most rows a problem may have in a launch that takes [`decode_tile_width`] (`GEMM_SM90_DECODE_MAX_ROWS`): the
 /// narrow widths hold 64 A rows per stage (one consumer warpgroup's wgmma height), so a larger problem would need the
 /// second warpgroup and the 128-row stage of the wide widths. Decode steps have 1 row per request (merged: one row
@@ -74,28 +80,51 @@ pub fn decode_a_rows(max_m: usize) -> usize {
 
 /// Tile width of a launch whose problems all have at most [`DECODE_MAX_ROWS`] rows: `row_tiles` problems with rows,
 /// the largest `max_m` rows. The mirror of `gemm_sm90_decode_bn_rule` in `cuda/gemm_sm90.cu` (the bandwidth model
-/// is in its comment and docs/log/gemm_sm90.md, v5): every width with an entry point, narrow and wide, costed in ns
-/// as `1000 + 400·waves + max(B bytes / 4 TB/s, one SM's operand bytes / 64 GB/s)`; the cheapest wins, ties (0.5%)
-/// to the wider. SwiGLU keeps [`tile_width`].
+/// is in its comment and docs/log/gemm_sm90.md, v6): every width with an entry point, narrow and wide, costed in ns
+/// as `2500 + 400·(waves − 1) + max(B bytes / 4 TB/s, waves · steps · step)` (a narrow step: a stage of 128/BN
+/// k-blocks, `max(120 + 40·KS, its bytes / 100 GB/s)`; a wide step: a k-block, `max(160, its bytes / 90 GB/s)`);
+/// the cheapest wins, ties (0.5%) to the wider. SwiGLU: [`SWIGLU_DECODE_WIDTH`] if the same model finds it cheaper
+/// than [`tile_width`]'s width by more than 0.5%, else that width.
 pub fn decode_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row_tiles: usize, max_m: usize) -> usize {
-    if epilogue == Epilogue::SwiGlu {
-        return tile_width(n, k, epilogue, sms);
-    }
     let sms = sms.max(1);
     let row_tiles = row_tiles.max(1);
-    let kb = k.div_ceil(64) as f64;
-    let cost = |bn: usize| {
-        let tiles = row_tiles * n.div_ceil(bn);
-        let waves = tiles.div_ceil(sms) as f64;
-        let a_rows = if bn < 128 { decode_a_rows(max_m) } else { 128 } as f64;
-        let hbm = tiles as f64 * kb * bn as f64 * 128.0 / 4000.0;
-        let sm = waves * kb * (bn as f64 + a_rows) * 128.0 / 64.0;
-        1000.0 + 400.0 * waves + hbm.max(sm)
-    };
+    let cost = |bn: usize, ks: usize| decode_cost(bn, ks, n, k, sms, row_tiles, max_m);
+    if epilogue == Epilogue::SwiGlu {
+        // v6: the narrow SwiGLU tile (128 B rows, 1 k-block per stage) if cheaper by more than 0.5%
+        let wide = tile_width(n, k, epilogue, sms);
+        return if cost(128, 1) * 1.005 < cost(wide, 0) {
+            SWIGLU_DECODE_WIDTH
+        } else {
+            wide
+        };
+    }
     let widths = || DECODE_TILE_WIDTHS.iter().chain(TILE_WIDTHS.iter()).copied();
-    let min = widths().map(cost).fold(f64::INFINITY, f64::min);
+    let ks = |bn: usize| if bn < 128 { 128 / bn } else { 0 };
+    let min = widths().map(|bn| cost(bn, ks(bn))).fold(f64::INFINITY, f64::min);
     // the list ascends: the widest tie (within 0.5%) wins
-    widths().rfind(|&bn| cost(bn) <= min * 1.005).unwrap_or(128)
+    widths().rfind(|&bn| cost(bn, ks(bn)) <= min * 1.005).unwrap_or(128)
+}
+
+/// The decode model's cost in ns of a launch at width `bn` (`gemm_sm90_decode_cost`): `ks` k-blocks per stage of a
+/// narrow entry (128 / BN; 1 for the narrow SwiGLU tile), or 0 for a wide entry.
+fn decode_cost(bn: usize, ks: usize, n: usize, k: usize, sms: usize, row_tiles: usize, max_m: usize) -> f64 {
+    let kbi = k.div_ceil(64);
+    let kb = kbi as f64;
+    let tiles = row_tiles * n.div_ceil(bn);
+    let waves = tiles.div_ceil(sms) as f64;
+    let hbm = tiles as f64 * kb * bn as f64 * 128.0 / 4000.0;
+    let (steps, step) = if ks > 0 {
+        // v6: stages of ks k-blocks: a barrier round trip, ks k-blocks of issue and wgmma, or the stage's bytes at
+        // ~100 GB/s per SM
+        let a_rows = decode_a_rows(max_m) as f64;
+        let fixed = 120.0 + 40.0 * ks as f64;
+        let bytes = ks as f64 * (bn as f64 + a_rows) * 128.0 / 100.0;
+        (kbi.div_ceil(ks) as f64, fixed.max(bytes))
+    } else {
+        (kb, ((bn as f64 + 128.0) * 128.0 / 90.0).max(160.0))
+    };
+    let sm = waves * steps * step;
+    2500.0 + 400.0 * (waves - 1.0) + hbm.max(sm)
 }
 
 /// Whether launches of few rows may take the narrow widths: on unless the environment has `DBRMT_DECODE_TILES=off`
@@ -106,12 +135,12 @@ pub fn decode_tiles_enabled() -> bool {
 }
 
 /// The tile width a launch of `groups` takes on `sms` multiprocessors: [`decode_tile_width`] when `decode` (see
-/// [`decode_tiles_enabled`]) and every group has at most [`DECODE_MAX_ROWS`] rows (SwiGLU aside), else
+/// [`decode_tiles_enabled`]) and every group has at most [`DECODE_MAX_ROWS`] rows, else
 /// [`tile_width`].
 pub fn launch_tile_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, decode: bool) -> usize {
     let (n, k) = groups.first().map_or((0, 0), |g| (g.n, g.k));
     let max_m = groups.iter().map(|g| g.m).max().unwrap_or(0);
-    if decode && epilogue != Epilogue::SwiGlu && max_m <= DECODE_MAX_ROWS {
+    if decode && max_m <= DECODE_MAX_ROWS {
         let row_tiles = groups.iter().filter(|g| g.m > 0).count();
         decode_tile_width(n, k, epilogue, sms, row_tiles, max_m)
     } else {
@@ -189,6 +218,7 @@ fn kernel(epilogue: Epilogue, bn: usize) -> Option<Kernel> {
         Epilogue::Bf16 => widths!("bf16"),
         Epilogue::F32 { .. } => widths!("f32"),
         Epilogue::SwiGlu => match bn {
+            SWIGLU_DECODE_WIDTH => "gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode",
             128 => "gemm_sm90_nt_bf16_bf16_swiglu_bn128",
             256 => "gemm_sm90_nt_bf16_bf16_swiglu_bn256",
             _ => return None,
@@ -365,7 +395,8 @@ fn launch<TC: DeviceRepr>(
 }
 
 /// The launch of `groups` at tile width `bn` (any width with an entry point for `epilogue`: [`TILE_WIDTHS`], and
-/// [`DECODE_TILE_WIDTHS`] when every group has at most [`DECODE_MAX_ROWS`] rows), whatever the rule would pick: for
+/// [`DECODE_TILE_WIDTHS`] when every group has at most [`DECODE_MAX_ROWS`] rows; SwiGLU: 128, 256 and
+/// [`SWIGLU_DECODE_WIDTH`]), whatever the rule would pick: for
 /// the checks that every width gives the same bytes (`check/gemm_sm90.rs`) and for benchmarks. C's element type must
 /// match the epilogue (f32 for [`Epilogue::F32`], bf16 otherwise).
 pub fn launch_at_width<TC: DeviceRepr>(
@@ -400,7 +431,13 @@ pub fn launch_at_width<TC: DeviceRepr>(
     }
     let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
     let a_map = tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, a_box)?;
-    let b_map = tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, bn)?;
+    // B rows per tile: the width, but 128 for the narrow SwiGLU tile (named by its 64 outputs)
+    let b_box = if epilogue == Epilogue::SwiGlu && narrow {
+        128
+    } else {
+        bn
+    };
+    let b_map = tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, b_box)?;
     let c_base = addr_mut(c, stream);
     for p in &mut params.problems[..groups.len()] {
         p.c = c_base + p.c * c_size as u64;
@@ -411,7 +448,7 @@ pub fn launch_at_width<TC: DeviceRepr>(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
         smem as i32,
     )?;
-    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(BM)).sum::<usize>() * n.div_ceil(bn);
+    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(BM)).sum::<usize>() * n.div_ceil(b_box);
     let cfg = LaunchConfig {
         grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
@@ -515,39 +552,46 @@ mod tests {
     }
 
     /// `gemm_sm90_decode_bn_rule` of cuda/gemm_sm90.cu on 132 SMs, computed by the C++ itself (its host code from
-    /// `#define GEMM_SM90_EPI_BF16` to `namespace sm90`, compiled with g++): per line `epilogue n k:` then the picks for
+    /// `#define GEMM_SM90_EPI_BF16` to `namespace sm90`, compiled with g++; epilogue codes 0 bf16, 1 f32, 2 SwiGLU,
+    /// whose narrow tile prints as 64): per line `epilogue n k:` then the picks for
     /// row_tiles 1, 2, 4, 8, 16, 64 (outer) × max m 1, 8, 16, 33, 64 (inner). The Rust mirror must give the same.
     const CUDA_DECODE_PICKS: &str = "\
-0 3072 2048: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 3072 2048: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-0 2048 2048: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
-1 2048 2048: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
-0 2048 8192: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
-1 2048 8192: 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
-0 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32
-1 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32
-0 2120 2048: 32 32 32 32 32 64 64 64 64 64 64 64 32 128 128 144 144 144 144 144 144 144 144 144 144 152 152 152 152 152
-1 2120 2048: 32 32 32 32 32 64 64 64 64 64 64 64 32 128 128 144 144 144 144 144 144 144 144 144 144 152 152 152 152 152
+0 3072 2048: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 3072 2048: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 2048 2048: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+1 2048 2048: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+0 2048 8192: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+1 2048 8192: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
+0 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 64 64 64 32 32
+1 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 64 64 64 32 32
+0 2120 2048: 32 32 32 32 32 64 64 64 64 64 64 64 64 64 64 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152
+1 2120 2048: 32 32 32 32 32 64 64 64 64 64 64 64 64 64 64 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152
 0 128256 2048: 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
 1 128256 2048: 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-0 512 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 256 256 256 256 256
-1 512 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 256 256 256 256 256
-0 16384 2048: 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 16384 2048: 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-0 768 768: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256
-1 768 768: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256
-0 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 144 144 144 144 144 144 144 144 144 144 256 256 256 256 256
-1 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 128 128 144 144 144 144 144 144 144 144 144 144 256 256 256 256 256
-0 4096 4096: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 4096 4096: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-0 6144 4096: 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 6144 4096: 64 64 64 64 64 64 64 64 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-0 4096 14336: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 4096 14336: 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-0 960 576: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 192 192 192 192 192
-1 960 576: 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 192 192 192 192 192
-0 200 576: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 128 128 128 128 128
-1 200 576: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 32 32 32 32 32 128 128 128 128 128
+0 512 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 256 256 256 256 256
+1 512 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 256 256 256 256 256
+0 16384 2048: 208 208 208 208 208 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 16384 2048: 208 208 208 208 208 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 768 768: 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256
+1 768 768: 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256
+0 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 64 64 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 64 64 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 4096 4096: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 4096 4096: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 6144 4096: 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 6144 4096: 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 4096 14336: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+1 4096 14336: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+0 960 576: 32 32 32 32 32 32 32 32 32 32 64 64 64 32 32 64 64 64 64 64 192 192 192 192 192 192 192 192 192 192
+1 960 576: 32 32 32 32 32 32 32 32 32 32 64 64 64 32 32 64 64 64 64 64 192 192 192 192 192 192 192 192 192 192
+0 200 576: 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 208 208 208 208 208
+1 200 576: 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 208 208 208 208 208
+2 16384 2048: 64 64 64 64 64 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+2 6144 768: 64 64 64 64 64 64 64 64 64 64 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+2 16384 3072: 64 64 64 64 64 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+2 28672 4096: 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
+2 512 2048: 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 128 128 128 128 128
+2 1024 576: 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 256 256 256 256 256
 ";
 
     #[test]
@@ -556,10 +600,10 @@ mod tests {
         for line in CUDA_DECODE_PICKS.lines() {
             let (head, picks) = line.split_once(':').unwrap();
             let h: Vec<usize> = head.split_whitespace().map(|x| x.parse().unwrap()).collect();
-            let e = if h[0] == 0 {
-                Epilogue::Bf16
-            } else {
-                Epilogue::F32 { accumulate: true }
+            let e = match h[0] {
+                0 => Epilogue::Bf16,
+                1 => Epilogue::F32 { accumulate: true },
+                _ => Epilogue::SwiGlu,
             };
             let picks: Vec<usize> = picks.split_whitespace().map(|x| x.parse().unwrap()).collect();
             assert_eq!(picks.len(), 30);
@@ -576,19 +620,19 @@ mod tests {
             }
             lines += 1;
         }
-        assert_eq!(lines, 30);
+        assert_eq!(lines, 36);
     }
 
     #[test]
     fn decode_rule_picks_what_the_notes_say() {
-        // docs/log/gemm_sm90.md v5: Llama-3.2-1B decoding one request (one row per step) on 132 SMs
+        // docs/log/gemm_sm90.md v5/v6: Llama-3.2-1B decoding one request (one row per step) on 132 SMs
         let one = |n, k, e| launch_tile_width(&[group(1, n, k, 0, 0, 0)], e, 132, true);
         let f32acc = Epilogue::F32 { accumulate: true };
         assert_eq!(one(3072, 2048, Epilogue::Bf16), 32); // q/k/v: 96 CTAs
         assert_eq!(one(2048, 2048, f32acc), 16); // o: 128 CTAs
         assert_eq!(one(2048, 8192, f32acc), 16); // down: 128 CTAs
         assert_eq!(one(64, 2048, Epilogue::F32 { accumulate: false }), 16); // the memory read's q: 4 CTAs
-        assert_eq!(one(16384, 2048, Epilogue::SwiGlu), 256); // gate/up: unchanged
+        assert_eq!(one(16384, 2048, Epilogue::SwiGlu), SWIGLU_DECODE_WIDTH); // gate/up (v6): 128 CTAs
         assert_eq!(one(128256, 2048, Epilogue::F32 { accumulate: false }), 256); // an LM head stays wide
                                                                                  // the switch, and launches with a problem of more than DECODE_MAX_ROWS rows: the (n, k) rule
         assert_eq!(
@@ -606,6 +650,7 @@ mod tests {
             }
         }
         assert!(kernel(Epilogue::SwiGlu, 16).is_none());
+        assert!(kernel(Epilogue::SwiGlu, SWIGLU_DECODE_WIDTH).is_some());
     }
 
     #[test]
@@ -613,6 +658,8 @@ mod tests {
         let cu = include_str!("../../../cuda/gemm_sm90.cu");
         assert!(cu.contains(&format!("#define GEMM_SM90_DECODE_MAX_ROWS {DECODE_MAX_ROWS}\n")));
         assert!(cu.contains("#define GEMM_SM90_DECODE_BN_LIST {16, 32, 64}\n"));
+        assert!(cu.contains(&format!("#define GEMM_SM90_DECODE_SWIGLU_BN {SWIGLU_DECODE_WIDTH}\n")));
+        assert!(cu.contains("gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode("));
         assert!(cu.contains("#define GEMM_SM90_BN_LIST {128, 144, 152, 160, 192, 208, 224, 256}\n"));
         assert!(cu.contains("return max_m <= 8 ? 8 : (max_m <= 16 ? 16 : (max_m <= 32 ? 32 : 64));"));
         let rows: Vec<usize> = [0, 1, 8, 9, 16, 17, 32, 33, 64].map(decode_a_rows).to_vec();

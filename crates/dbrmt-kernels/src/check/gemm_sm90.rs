@@ -21,7 +21,8 @@ use super::harness::{
 use crate::gemm::GemmGroup;
 use crate::gemm_sm90::{
     decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
-    interleave_gate_up, launch_at_width, launch_tile_width, Epilogue, DECODE_MAX_ROWS, DECODE_TILE_WIDTHS, TILE_WIDTHS,
+    interleave_gate_up, launch_at_width, launch_tile_width, Epilogue, DECODE_MAX_ROWS, DECODE_TILE_WIDTHS,
+    SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
 };
 use crate::reference::gemm::linear;
 use crate::reference::swiglu::silu;
@@ -347,7 +348,8 @@ fn strays(case: &Sm90Case, host: &Host, out: &[f32], blocks: &[Block]) -> usize 
 /// The problem sets of [`width_checks`]: every problem at most [`DECODE_MAX_ROWS`] rows (so that every width, narrow
 /// and wide, has an entry point for it), every epilogue with a narrow width (bf16, f32, f32 accumulate), off-tile m
 /// (1, 7, 33, and an empty group), n not a multiple of 16 (200, 2120), a k edge (584 = 9·64 + 8, zero-filled by
-/// TMA), and the 1B model's decode shapes (q/k/v, o, down, the memory read's q).
+/// TMA), and the 1B model's decode shapes (q/k/v, o, down, the memory read's q); v6: A boxes of 16 and 32 rows,
+/// k shorter than a stage, and SwiGLU (its narrow tile and its two wide widths).
 pub fn width_cases() -> Vec<Sm90Case> {
     let small = vec![1, 7, DECODE_MAX_ROWS, 0, 33];
     let mut out = Vec::new();
@@ -377,6 +379,18 @@ pub fn width_cases() -> Vec<Sm90Case> {
     out.push(case(plain, &[1, 5], 64, 2048));
     out.push(case(plain, &[8], 2120, 2048));
     out.push(case(Epilogue::Bf16, &[64, 64, 17], 2120, 576));
+    // v6: the narrow widths' stages hold 128/BN k-blocks and A slots of the A box's rows (8, 16, 32 or 64, from the
+    // largest m): boxes of 16 and 32 rows, a k of fewer k-blocks than a stage holds (k = 200: 4 k-blocks, the last
+    // zero-filled past 200; one partial stage at BN 16, one full at 32, two at 64) and a single k-block
+    out.push(case(acc, &[16, 2], 2048, 2048));
+    out.push(case(Epilogue::Bf16, &[32, 9], 960, 200));
+    out.push(case(plain, &[12, 1], 200, 64));
+    // v6: SwiGLU at its narrow tile and both wide widths: off-tile m and an empty group with the k edge, a k shorter
+    // than two k-blocks, and the 1B gate/up of one row
+    let swiglu = Epilogue::SwiGlu;
+    out.push(case(swiglu, &small, 1024, 584));
+    out.push(case(swiglu, &[8, 1], 256, 72));
+    out.push(case(swiglu, &[1], 16384, 2048));
     out
 }
 
@@ -394,7 +408,12 @@ pub fn width_check(gpu: &Gpu, case: &Sm90Case, seed: u64) -> Result<Check, Kerne
         .map(|g| Block::rows(l.ldc, g.c_offset / l.ldc, g.m, 0, cols))
         .collect();
     let gather = |out: &[f32]| -> Vec<f32> { blocks.iter().flat_map(|b| b.gather(out)).collect() };
-    let widths: Vec<usize> = DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS).copied().collect();
+    let widths: Vec<usize> = if case.epilogue == Epilogue::SwiGlu {
+        // the narrow SwiGLU tile (v6; named by its 64 outputs) and the two wide SwiGLU widths
+        vec![SWIGLU_DECODE_WIDTH, 128, 256]
+    } else {
+        DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS).copied().collect()
+    };
     let first = run_at(gpu, case, &l, &host, None, Some(widths[0]))?;
     let first_rows = gather(&first);
     let want: Vec<f32> = (0..l.groups.len())
@@ -453,6 +472,8 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
     let mut rng = SplitMix64::new(seed);
     let a_host = bf16_normal(&mut rng, SEGMENT * k, 1.0);
     let b_host = bf16_normal(&mut rng, n * k, 1.0 / (k as f64).sqrt());
+    // output columns (SwiGLU: n/2 from the n interleaved B rows; B's values are random either way)
+    let cols = if epilogue == Epilogue::SwiGlu { n / 2 } else { n };
     let accumulating = epilogue == (Epilogue::F32 { accumulate: true });
     let c0 = if accumulating {
         super::harness::f32_normal(&mut rng, SEGMENT * n, 1.0)
@@ -464,13 +485,13 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
     let group = |row: usize, m: usize| GemmGroup {
         a_offset: row * k,
         b_offset: 0,
-        c_offset: row * n,
+        c_offset: row * cols,
         m,
         n,
         k,
         lda: k,
         ldb: k,
-        ldc: n,
+        ldc: cols,
     };
     let launch = |groups: &[GemmGroup]| -> Result<Vec<f32>, KernelError> {
         match epilogue {
@@ -482,7 +503,12 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
                 gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &a, &b, &mut c, groups, accumulate)?;
                 download_f32(stream, &c)
             }
-            _ => {
+            Epilogue::SwiGlu => {
+                let mut c = poisoned_bf16(gpu, stream, SEGMENT * cols)?;
+                gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &a, &b, &mut c, groups)?;
+                download_bf16(stream, &c)
+            }
+            Epilogue::Bf16 => {
                 let mut c = poisoned_bf16(gpu, stream, SEGMENT * n)?;
                 gemm_sm90_nt_bf16_bf16_bf16(gpu, stream, &a, &b, &mut c, groups)?;
                 download_bf16(stream, &c)
@@ -505,7 +531,7 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
         let groups = [group(row, m)];
         widths.push(width(&groups));
         let out = launch(&groups)?;
-        let block = Block::rows(n, row, m, 0, n);
+        let block = Block::rows(cols, row, m, 0, cols);
         got.extend(block.gather(&out));
         want.extend(block.gather(&whole));
         bad_strays += match epilogue {
@@ -516,7 +542,8 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
     }
     let name = match epilogue {
         Epilogue::F32 { .. } => "gemm_sm90_nt_bf16_bf16_f32",
-        _ => "gemm_sm90_nt_bf16_bf16_bf16",
+        Epilogue::SwiGlu => "gemm_sm90_nt_bf16_bf16_swiglu",
+        Epilogue::Bf16 => "gemm_sm90_nt_bf16_bf16_bf16",
     };
     let shape = format!(
         "n={n} k={k}{} decode rows (BN {widths:?}) vs a {SEGMENT}-row segment (BN {})",
@@ -531,7 +558,7 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
 }
 
 /// [`decode_check`] at the 1B model's decode shapes: q/k/v (bf16), o and down (f32 accumulate), the memory read's q
-/// (f32).
+/// (f32), gate/up (SwiGLU, v6).
 pub fn decode_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let acc = Epilogue::F32 { accumulate: true };
     [
@@ -539,6 +566,7 @@ pub fn decode_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         (acc, 2048, 2048),
         (acc, 2048, 8192),
         (Epilogue::F32 { accumulate: false }, 64, 2048),
+        (Epilogue::SwiGlu, 16384, 2048),
     ]
     .iter()
     .enumerate()
