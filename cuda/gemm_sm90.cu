@@ -282,7 +282,7 @@ __host__ __device__ constexpr bool bn_supported(int bn) {
     return bn == 16 || bn == 32 || bn == 64 || bn == 128 || bn == 144 || bn == 152 || bn == 160 || bn == 192 ||
            bn == 208 || bn == 224 || bn == 256;
 }
-// The narrow (decode) widths: 64 A rows per stage (DECODE_AR), the inline epilogue, more stages.
+// The narrow (decode) widths (gemm_sm90_narrow): launches whose problems all have m <= NARROW_MAX_ROWS.
 __host__ __device__ constexpr bool bn_narrow(int bn) { return bn == 16 || bn == 32 || bn == 64; }
 
 // Shared memory plan for tile width BN (host and device): stages of A (16 KB) and B (BN x 128 B) tiles, the two
@@ -320,26 +320,8 @@ __host__ __device__ constexpr Store exported_store(int bn, Epi e) {
     return (e == Epi::SwiGlu || (e == Epi::F32 && bn <= 160)) ? Store::Off : Store::Stg;
 }
 __host__ __device__ constexpr Silu exported_silu(Epi e) { return e == Epi::SwiGlu ? Silu::Fast : Silu::Exact; }
-// The narrow widths' plan of v5 (since v6 only the gemm_sm90 template's AR = DECODE_AR path, not exported: the
-// exported narrow entries run sm90::gemm_sm90_narrow, whose plan is narrow_smem_bytes below): the stage holds
-// DECODE_AR = 64 A rows (8 KB; a launch of them has m <= 64 in every
-// problem, so consumer warpgroup 1 never computes) and a BN-row B tile; as many stages as fit beside the two Stg
-// staging buffers and 2 mbarriers per stage: 19 at BN 16, 16 at 32, 12 at 64. Bytes in flight per SM: 19 x 2 KB of
-// B at BN 16 (~38 KB; at ~1 us of latency that is ~38 GB/s per SM, ~5 TB/s over 128 CTAs).
-constexpr int DECODE_AR = 64;
-__host__ __device__ constexpr int decode_a_stage_bytes() { return DECODE_AR * BK * 2; }
-__host__ __device__ constexpr int decode_stages(int bn) {
-    return (SMEM_LIMIT - 2 * STAGING_BYTES) / (decode_a_stage_bytes() + b_tile_bytes(bn) + 16);
-}
-__host__ __device__ constexpr int decode_smem_bytes(int bn) {
-    return decode_stages(bn) * (decode_a_stage_bytes() + b_tile_bytes(bn)) + 2 * STAGING_BYTES +
-           2 * decode_stages(bn) * 8;
-}
-static_assert(decode_stages(16) == 19 && decode_stages(32) == 16 && decode_stages(64) == 12,
-              "the narrow widths' stage counts the notes state");
-static_assert(decode_smem_bytes(16) <= SMEM_LIMIT && decode_smem_bytes(32) <= SMEM_LIMIT &&
-                  decode_smem_bytes(64) <= SMEM_LIMIT,
-              "the narrow plans fit");
+// The narrow widths' most rows: a launch of them has m <= 64 in every problem, so consumer warpgroup 0 alone computes.
+constexpr int NARROW_MAX_ROWS = 64;
 // v6: the narrow widths' plan (the kernel gemm_sm90_narrow below has the design).
 __host__ __device__ constexpr int narrow_ks(int bn) { return bn >= 128 ? 1 : 128 / bn; }
 constexpr int NARROW_MAX_STAGES = 16;
@@ -407,11 +389,7 @@ __device__ __forceinline__ uint64_t global_timer() {
 // one half of it multicast to both (sm90/cluster.cuh). Same tiles, same bytes as CL = 1.
 // PROF: record per-CTA phase times into prof[blockIdx.x * PROF_WORDS ..] (harness only; prof unused otherwise).
 // SL: silu of the SwiGLU epilogue (Off only; Stg and Bulk always use the exact one).
-// AR: A rows per stage: BM (every wide width), or DECODE_AR (the narrow widths: every problem has m <= 64, so only
-// consumer warpgroup 0 computes; the A box has gemm_sm90_decode_a_rows(max m) <= 64 rows, the stage's rows past it
-// are never written and only feed accumulator rows >= max m, which are never stored; the per-element arithmetic of
-// a stored row is exactly the wide widths').
-template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact, int AR = BM>
+template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact>
 __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
                                           unsigned long long* prof = nullptr) {
     static_assert(bn_supported(BN), "tile widths with a wgmma wrapper and an entry point");
@@ -419,19 +397,16 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     static_assert(CL == 1 || CL == 2, "clusters of 1 or 2 CTAs");
     static_assert(S != Store::Off || CL == 1, "the offloaded epilogue is for single-CTA launches");
     static_assert(S == Store::Off || SL == Silu::Exact, "the inline epilogues use the exact silu");
-    static_assert(AR == BM || (AR == DECODE_AR && bn_narrow(BN) && S == Store::Stg && CL == 1 && E != Epi::SwiGlu),
-                  "the narrow widths: 64 A rows per stage, inline epilogue, no cluster, no SwiGLU");
-    static_assert(AR == DECODE_AR || !bn_narrow(BN), "the narrow widths exist with 64 A rows per stage only");
-    constexpr bool NARROW = AR != BM;
+    static_assert(!bn_narrow(BN), "the narrow widths run gemm_sm90_narrow");
     constexpr bool OFF = S == Store::Off;
-    constexpr int STAGES = NARROW ? decode_stages(BN) : stages_for(BN, E, S);
+    constexpr int STAGES = stages_for(BN, E, S);
     constexpr int EPI_BYTES = epi_smem_bytes(BN, E, S) - (OFF ? 16 : 0);  // staging buffers, or OUT
-    constexpr uint32_t A_BYTES = AR * BK * 2;  // the A part of a stage (NARROW: the box may fill only its first rows)
+    constexpr uint32_t A_BYTES = a_tile_bytes();
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
     constexpr uint32_t B_HALF = B_BYTES / 2;  // CL = 2: B is loaded as two boxes of BN/2 rows
     static_assert(A_BYTES % 1024 == 0 && B_BYTES % 1024 == 0 && (CL == 1 || B_HALF % 1024 == 0),
                   "every tile (and half B tile) 1024-byte aligned (128B swizzle)");
-    constexpr int PLAN_BYTES = NARROW ? decode_smem_bytes(BN) : smem_bytes(BN, E, S);
+    constexpr int PLAN_BYTES = smem_bytes(BN, E, S);
     static_assert(PLAN_BYTES <= SMEM_LIMIT, "shared memory plan");
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -512,15 +487,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         // ---------------- producer ----------------
         setmaxnreg_dec<PRODUCER_REGS>();
         if (threadIdx.x == 256) {
-            // The A bytes each stage receives: the whole tile, or (NARROW) the box of gemm_sm90_decode_a_rows(max m)
-            // rows the launcher built the A map with. A NARROW launch with a problem of more than 64 rows traps.
-            uint32_t a_tx = A_BYTES;
-            if constexpr (NARROW) {
-                int max_m = 0;
-                for (int p = 0; p < P.count; ++p) max_m = max(max_m, P.problems[p].m);
-                if (max_m > AR) __trap();
-                a_tx = (uint32_t)gemm_sm90_decode_a_rows(max_m) * BK * 2;
-            }
+            const uint32_t a_tx = A_BYTES;  // the whole A tile each stage
             Tile t;
             bool mc, peer_busy;
             int s = 0;
@@ -772,7 +739,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     // the A map with the same number), the stage stride and count. A problem of more than 64 rows traps.
     int max_m = 0;
     for (int p = 0; p < P.count; ++p) max_m = max(max_m, P.problems[p].m);
-    if (max_m > DECODE_AR) __trap();
+    if (max_m > NARROW_MAX_ROWS) __trap();
     const int a_rows = gemm_sm90_decode_a_rows(max_m);
     const uint32_t a_slot = (uint32_t)a_rows * BK * 2;  // 1024-byte multiple: 8..64 rows of 128 bytes
     const uint32_t stride = KS * (a_slot + B_BYTES);
