@@ -5,13 +5,16 @@
 //! * [`DeviceState`]: `A` `[states, D, d]` and `z` `[states, D]` in f32;
 //! * [`Workspace`]: every buffer one step needs, sized once for the largest step (so no step allocates);
 //! * [`GpuModel::step`] (`model.rs`): one diagonal step — the read, the decoder layer and the write of up to
-//!   `max_cells` cells, each a grouped launch with one group per cell;
+//!   `max_cells` cells, each a grouped launch with one group per cell (the rows and groups of each cell:
+//!   `chunk.rs`); [`GpuModel::finish_many`] (`finish.rs`): the final norm, the LM head, logits or greedy ids;
 //! * [`GpuExecutor`] (`executor.rs`): walks a schedule over the model on one stream;
 //! * [`Session`] (`session.rs`): one request's generation with the state and a KV cache on the device.
 //!
 //! A cell's arithmetic never depends on the other cells of its step, so any schedule gives the same bits.
 
+mod chunk;
 mod executor;
+mod finish;
 mod model;
 mod packed;
 mod profile;
@@ -22,7 +25,8 @@ mod weights;
 mod workspace;
 
 pub use executor::{DeviceTiming, GpuExecutor};
-pub use model::{AttentionKernel, Finished, Finishing, GpuModel, MemoryProducts, Projections, StepCell};
+pub use finish::{Finished, Finishing};
+pub use model::{AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell};
 pub use packed::PackedExecutor;
 pub use profile::{ProfilePart, StepProfile};
 pub use session::Session;
