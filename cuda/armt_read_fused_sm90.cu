@@ -58,6 +58,7 @@ bytes at least 4·(m·d_mem + S·D·d) + 8·m·d (h read and written).
 #include "sm90/epilogue.cuh"
 #include "sm90/mbarrier.cuh"
 #include "sm90/scheduler.cuh"
+#include "sm90/tf32_split.cuh"
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
 #include "sm90/wgmma.cuh"
@@ -112,6 +113,9 @@ inline const char* read_fused_check(const ReadFusedParams* p, long long u_ld, lo
 namespace read_fused {
 
 using sm90::TmaMap;
+using sm90::lds_f32;
+using sm90::sts_v4;
+using sm90::to_tf32;
 
 enum class Split { Tf32x3, Tf32Bf16 };
 
@@ -161,22 +165,6 @@ static_assert(smem_bytes_for(BN) == smem_bytes() && stages_for(64) == 6 && stage
                   smem_bytes_for(64) <= 232448 && smem_bytes_for(32) <= 232448,
               "the narrow plans (6 and 8 stages) fit");
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-    return r;
-}
-
-__device__ __forceinline__ float lds_f32(uint32_t addr) {
-    float v;
-    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(addr) : "memory");
-    return v;
-}
-
-__device__ __forceinline__ void sts_v4(uint32_t addr, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
-}
 
 // u[r][c] of the tile (tile row r, column c < d_mem) in the u buffer: block c/32 holds columns 32(c/32).. as TMA
 // wrote them, [128 rows][32 cols] with the 128B swizzle: row r at r*128, 16-byte chunk q at (q ^ (r % 8))*16.
@@ -342,25 +330,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
                     const uint32_t raw = b_raw(s), hi = b_hi(s), lo = b_lo(s);
-#pragma unroll 2
-                    for (int i = ctid; i < TBN * (BK / 4); i += CONVERTERS) {
-                        const int n = i % TBN, c = i / TBN;
-                        uint32_t h[4], l[4];
-#pragma unroll
-                        for (int jj = 0; jj < 4; ++jj) {
-                            const float x = lds_f32(raw + (uint32_t)(((4 * c + jj) * TBN + n) * 4));
-                            h[jj] = to_tf32(x);
-                            const float xl = x - __uint_as_float(h[jj]);
-                            if constexpr (SP == Split::Tf32x3) {
-                                l[jj] = to_tf32(xl);
-                            } else {
-                                l[jj] = pack_bf16x2(__uint_as_float(h[jj]), xl);
-                            }
-                        }
-                        const uint32_t off = (uint32_t)(n * 128 + ((c ^ (n & 7)) << 4));
-                        sts_v4(hi + off, h[0], h[1], h[2], h[3]);
-                        sts_v4(lo + off, l[0], l[1], l[2], l[3]);
-                    }
+                    static_assert(BK == 32, "convert_stage converts 32 k per stage");
+                    sm90::convert_stage<TBN, CONVERTERS, SP == Split::Tf32Bf16>(raw, hi, lo, ctid);
                     // Generic-proxy writes, read next by wgmma (async proxy): fence, then publish the stage.
                     fence_proxy_async_shared();
                     __syncwarp();

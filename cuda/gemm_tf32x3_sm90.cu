@@ -47,6 +47,7 @@ Work: 2 m n k FLOP per problem (6 m n k on the tensor cores); bytes at least 4 (
 #include "sm90/epilogue.cuh"
 #include "sm90/mbarrier.cuh"
 #include "sm90/scheduler.cuh"
+#include "sm90/tf32_split.cuh"
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
 #include "sm90/wgmma.cuh"
@@ -106,6 +107,9 @@ inline const char* gemm_tf32x3_check(const GemmTf32x3Params* p, int tn, long lon
 namespace tf32x3 {
 
 using sm90::TmaMap;
+using sm90::lds_f32;
+using sm90::sts_v4;
+using sm90::to_tf32;
 
 constexpr int BM = 128;       // tile rows: two consumer warpgroups of 64
 constexpr int BN = 128;       // tile columns
@@ -138,22 +142,6 @@ static_assert(smem_bytes() <= 232448, "fits the 227 KB of dynamic shared memory 
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
 
 enum class Layout { NN, TN };
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-    return r;
-}
-
-__device__ __forceinline__ float lds_f32(uint32_t addr) {
-    float v;
-    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(addr) : "memory");
-    return v;
-}
-
-__device__ __forceinline__ void sts_v4(uint32_t addr, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
-}
 
 // Keeps a register-A fragment alive (and unmodified) up to this point for the compiler: called after the
 // wgmma.wait_group that completes the instructions reading it.
@@ -251,20 +239,8 @@ __device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
                     const uint32_t raw = b_raw(s), hi = b_hi(s), lo = b_lo(s);
-#pragma unroll 2
-                    for (int i = ctid; i < BN * (BK / 4); i += CONVERTERS) {
-                        const int n = i % BN, c = i / BN;
-                        uint32_t h[4], l[4];
-#pragma unroll
-                        for (int j = 0; j < 4; ++j) {
-                            const float x = lds_f32(raw + (uint32_t)(((4 * c + j) * BN + n) * 4));
-                            h[j] = to_tf32(x);
-                            l[j] = to_tf32(x - __uint_as_float(h[j]));
-                        }
-                        const uint32_t off = (uint32_t)(n * 128 + ((c ^ (n & 7)) << 4));
-                        sts_v4(hi + off, h[0], h[1], h[2], h[3]);
-                        sts_v4(lo + off, l[0], l[1], l[2], l[3]);
-                    }
+                    static_assert(BK == 32, "convert_stage converts 32 k per stage");
+                    sm90::convert_stage<BN, CONVERTERS, false>(raw, hi, lo, ctid);
                     // Generic-proxy writes, read next by wgmma (async proxy): fence, then publish the stage.
                     fence_proxy_async_shared();
                     __syncwarp();
