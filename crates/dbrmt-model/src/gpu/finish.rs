@@ -3,7 +3,6 @@
 
 use cudarc::driver::CudaStream;
 use dbrmt_kernels::{
-    argmax_rows::argmax_rows_f32,
     gemm::GemmGroup,
     params::{Span, MAX_GROUPS},
     reference::argmax_rows::NON_FINITE,
@@ -158,19 +157,7 @@ impl GpuModel {
                 .collect();
             let ids = match id_spans.is_empty() {
                 true => Vec::new(),
-                false => {
-                    argmax_rows_f32(
-                        gpu,
-                        stream,
-                        &ws.logits,
-                        v,
-                        &mut ws.argmax,
-                        &mut ws.argmax_scratch,
-                        &id_spans,
-                        v,
-                    )?;
-                    stream.clone_dtoh(&ws.argmax.slice(..id_spans.len()))?
-                }
+                false => ws.greedy_ids(gpu, stream, &id_spans, v)?,
             };
             // the logit rows of the others: the launch's first rows
             let logit_rows: usize = launch

@@ -11,7 +11,7 @@
 //! share its launch (the attention over cached rows included; see `cuda/attention.cu`).
 
 use dbrmt_formats::SavedState;
-use dbrmt_kernels::{argmax_rows::argmax_rows_f32, params::Span, reference::argmax_rows::NON_FINITE};
+use dbrmt_kernels::{params::Span, reference::argmax_rows::NON_FINITE};
 use dbrmt_schedule::Grid;
 
 use super::{DeviceState, GpuExecutor, StepCell, Workspace};
@@ -237,22 +237,11 @@ impl Session<'_> {
                 rows: 1,
                 ..Span::default()
             };
-            let ws = &mut self.ws;
-            argmax_rows_f32(
-                &e.gpu,
-                &e.stream,
-                &ws.logits,
-                v,
-                &mut ws.argmax,
-                &mut ws.argmax_scratch,
-                &[row],
-                v,
-            )?;
-            self.greedy = Some(e.stream.clone_dtoh(&self.ws.argmax.slice(..1))?[0]);
+            self.greedy = Some(self.ws.greedy_ids(&e.gpu, &e.stream, &[row], v)?[0]);
             self.logits.clear();
         } else {
             self.greedy = None;
-            self.logits = e.stream.clone_dtoh(&self.ws.logits.slice(..v))?;
+            self.logits = self.ws.logits_to_host(&e.stream, v)?;
         }
         Ok(())
     }

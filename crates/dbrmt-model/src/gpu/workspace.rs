@@ -4,7 +4,11 @@
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream, PinnedHostSlice};
-use dbrmt_kernels::{argmax_rows::SCRATCH_PER_ROW, params::MAX_GROUPS, KernelError};
+use dbrmt_kernels::{
+    argmax_rows::{argmax_rows_f32, SCRATCH_PER_ROW},
+    params::{Span, MAX_GROUPS},
+    Gpu, KernelError,
+};
 use half::bf16;
 
 use dbrmt_formats::ModelConfig;
@@ -262,6 +266,29 @@ impl Workspace {
         // the engine's context tracks no events (`Gpu` disables it), so a pinned slice's own wait would not wait
         stream.synchronize()?;
         Ok(dst.to_vec())
+    }
+
+    /// The greedy id of each row `spans` name in [`Workspace::logits`] (`vocab` wide), in span order: `argmax_rows_f32`
+    /// into [`Workspace::argmax`], then those ids (4 bytes each, with the kernel's non-finite flag, bit 31) to the host.
+    pub fn greedy_ids(
+        &mut self,
+        gpu: &Gpu,
+        stream: &Arc<CudaStream>,
+        spans: &[Span],
+        vocab: usize,
+    ) -> Result<Vec<u32>, KernelError> {
+        argmax_rows_f32(
+            gpu,
+            stream,
+            &self.logits,
+            vocab,
+            &mut self.argmax,
+            &mut self.argmax_scratch,
+            spans,
+            vocab,
+        )?;
+        let ids: usize = spans.iter().map(|s| s.rows).sum();
+        Ok(stream.clone_dtoh(&self.argmax.slice(..ids))?)
     }
 
     /// Logit values copied out through the page-locked buffer (more go through a pageable copy): 64 decode rows of a
