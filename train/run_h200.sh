@@ -6,8 +6,13 @@
 # Phases (each well under the device tool's 10-minute limit per command; ignored outputs such as runs/ stay on the
 # warm machine between calls, so the phases can be separate calls):
 #   prepare  assemble models/smollm2 from carried parts if needed, check its sha256, python/torch/GPU, dbrmt
-#   train1   stages 0-1: 2 segments, then 2-4 segments with up to 2 facts           (TRAIN1_MIN, default 7 min)
-#   train2   stage 2: 2-8 segments, up to 3 facts, from train1's weights          (TRAIN2_MIN, default 7.5 min)
+#   train1   the W_mv learning-rate probe, then stage 0: 2 segments, 1 fact, LR 1e-3 (TRAIN1_MIN, default 4 min);
+#            writes armt-stage0.safetensors
+#   train2   from that memory with a fresh optimizer, LR 5e-4: stage 1, 2-3 segments, then stage 2, 2-4 segments,
+#            1 fact                                                             (TRAIN2_MIN, default 9 min)
+#   (this is the recipe that made train/armt-smollm2-135m.safetensors on 2026-12-01; going on from stage 0 to 4
+#   segments with stage 0's optimizer and LR 1e-3 turned every weight into NaN at the first 4-segment batch: a memory
+#   trained on 2 segments only has never run the delta-rule update, and its recurrence diverged — docs/trained-memory.md)
 #   eval     exact match at 2, 8, 32 segments of 1024 through dbrmt on the GPU, control with the memory zeroed,
 #            engine-vs-training parity at 8 segments; the table last                 (about 2-4 min)
 #
@@ -31,8 +36,8 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$RUN"
 
 # The curriculum: segs:facts:batch:max_steps:budget_share (see train/train.py). T = 1024, M = 16, d_mem = 64.
-STAGES1="${STAGES1:-2:1:32:1500:0.5,2-4:2:16:1500:0.5}"
-STAGES2="${STAGES2:-2-8:3:8:1500:1}"
+STAGES1="${STAGES1:-2:1:32:1500:1}"
+STAGES2="${STAGES2:-2-3:1:24:3000:0.5,2-4:1:16:3000:0.5}"
 DEVICE="${DEVICE:-cuda}"
 COMMON=(--gguf "$GGUF" --out "$RUN" --segment-size "${SEG:-1024}" --mem-tokens 16 --d-mem 64 --device "$DEVICE"
         --dtype "${DTYPE:-bf16}" --eval-every "${EVAL_EVERY:-100}" --eval-docs "${EVAL_DOCS_TRAIN:-64}")
@@ -49,14 +54,18 @@ prepare() {
 }
 
 train1() {
-  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-7}" \
+  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES1" --budget-min "${TRAIN1_MIN:-4}" \
     --probe-lr-wv "${PROBE_LR_WV:-3e-6,1e-5,3e-5,1e-4}" --probe-steps "${PROBE_STEPS:-40}" 2>&1 | tee -a "$RUN/train1.log"
 }
 
+# INIT: where train2 starts — an --armt file (memory, fresh optimizer; default train1's armt-stage0.safetensors) or
+# a ckpt.pt (memory + optimizer); TRAIN2_ARGS: more train.py options
 train2() {
-  [ -f "$RUN/ckpt.pt" ] || { echo "run_h200: train1 first (no $RUN/ckpt.pt)" >&2; exit 1; }
-  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES2" --budget-min "${TRAIN2_MIN:-7.5}" --init "$RUN/ckpt.pt" \
-    --stage-offset 2 2>&1 | tee -a "$RUN/train2.log"
+  init="${INIT:-$RUN/armt-stage0.safetensors}"
+  [ -f "$init" ] || { echo "run_h200: train1 first (no $init)" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  "$PY" train/train.py "${COMMON[@]}" --stages "$STAGES2" --budget-min "${TRAIN2_MIN:-9}" --init "$init" \
+    --stage-offset "${STAGE_OFFSET:-1}" ${TRAIN2_ARGS:---lr 5e-4 --lr-wv 1e-5} 2>&1 | tee -a "$RUN/train2.log"
 }
 
 eval_() {

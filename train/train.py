@@ -135,7 +135,12 @@ def main():
                              dict(params=[model.W_mv], lr=a.lr_wv)], lr=a.lr, weight_decay=a.wd)
     stages = parse_stages(a.stages)
     ck = os.path.join(a.out, "ckpt.pt")
-    if a.init:
+    if a.init and a.init.endswith(".safetensors"):
+        # an --armt file (e.g. armt-stage0.safetensors): its memory, a fresh optimizer
+        tens, _ = armt_io.read_armt(a.init)
+        model.load_memory(tens)
+        print(f"# from {a.init} (memory only, fresh optimizer)", flush=True)
+    elif a.init:
         st = torch.load(a.init, map_location=dev)
         model.load_memory(st["memory"])
         opt.load_state_dict(st["opt"])
@@ -202,6 +207,7 @@ def main():
         print(f"# stage {si}: segments {s['seg_lo']}-{s['seg_hi']}, facts ≤ {s['facts']}, batch {s['batch']}, "
               f"≤ {s['steps']} steps, {stage_budget/60:.1f} min", flush=True)
         step_times = []
+        skipped = 0
         while step < s["steps"] and time.time() - t_stage < stage_budget:
             frac = (time.time() - t_stage) / max(stage_budget, 1e-9)
             lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1))))
@@ -217,6 +223,19 @@ def main():
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gn = torch.nn.utils.clip_grad_norm_(params, a.clip).item()
+            if not (math.isfinite(loss.item()) and math.isfinite(gn)):
+                # a non-finite loss or gradient would turn every parameter into NaN through Adam (the H200 run
+                # of 2026-12-01 lost its stage-0 weights that way at stage 1's first 4-segment batch): skip it
+                bad = [nm for nm, p in zip(("W_mq", "W_mk", "W_mv", "W_mb", "b_mb", "memory"), params)
+                       if p.grad is not None and not torch.isfinite(p.grad).all()]
+                opt.zero_grad(set_to_none=True)
+                skipped += 1
+                step += 1
+                rec = dict(kind="skip", stage=si, step=step, n_seg=n_seg, loss=loss.item(), grad_norm=gn,
+                           nonfinite_grads=bad, skipped=skipped)
+                log(rec)
+                print(json.dumps(rec), flush=True)
+                continue
             opt.step()
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -245,7 +264,7 @@ def main():
                     break
         em, vl = evaluate(model, 1234, s["seg_hi"], s["facts"], a.eval_docs, s["batch"], dev, cfg.segment_size)
         rec = dict(kind="eval", stage=si, step=step, n_seg=s["seg_hi"], facts=s["facts"], em=em, loss=round(vl, 5),
-                   end_of_stage=True, stage_min=round((time.time() - t_stage) / 60, 2),
+                   end_of_stage=True, skipped_steps=skipped, stage_min=round((time.time() - t_stage) / 60, 2),
                    median_s_per_step=round(sorted(step_times)[len(step_times) // 2], 4) if step_times else None)
         log(rec)
         print(json.dumps(rec), flush=True)

@@ -31,6 +31,7 @@ const MODEL_TESTS: &[(&str, &str)] = &[
     ("dbrmt-cli", "hostile"),
     ("dbrmt-cli", "first_hour"),
     ("dbrmt-cli", "serve_smollm2"),
+    ("dbrmt-cli", "trained_memory"),
 ];
 
 /// Seconds each fuzz target runs in CI (six targets: two minutes, plus building them).
