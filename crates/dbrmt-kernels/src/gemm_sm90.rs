@@ -131,7 +131,7 @@ fn decode_cost(bn: usize, ks: usize, n: usize, k: usize, sms: usize, row_tiles: 
 /// (read once), which restores the `(n, k)`-only rule for every launch.
 pub fn decode_tiles_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| !std::env::var("DBRMT_DECODE_TILES").is_ok_and(|v| v == "off"))
+    *ON.get_or_init(|| !crate::switches::is_off(crate::switches::DECODE_TILES))
 }
 
 /// The tile width a launch of `groups` takes on `sms` multiprocessors: [`decode_tile_width`] when `decode` (see

@@ -88,7 +88,7 @@ pub fn pdl_enabled() -> bool {
         PDL_ON => true,
         PDL_OFF => false,
         _ => {
-            let on = std::env::var("DBRMT_PDL").map_or(true, |v| v != "off");
+            let on = !crate::switches::is_off(crate::switches::PDL);
             set_pdl(on);
             on
         }

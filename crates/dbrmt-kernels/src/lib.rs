@@ -25,6 +25,7 @@ pub mod rms_norm;
 pub mod rope;
 pub mod rows;
 pub mod swiglu;
+pub mod switches;
 pub(crate) mod tma;
 pub mod to_bf16;
 

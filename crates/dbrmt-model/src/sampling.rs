@@ -77,7 +77,7 @@ impl Sampler {
 /// Whether greedy ids may be chosen on the device (`argmax_rows_f32`) where only the ids are wanted: yes unless
 /// `DBRMT_DEVICE_ARGMAX=off` (which copies the logits to the host for [`argmax`] instead, to compare; the same ids).
 pub fn device_argmax_allowed() -> bool {
-    !std::env::var("DBRMT_DEVICE_ARGMAX").is_ok_and(|v| v == "off")
+    !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::DEVICE_ARGMAX)
 }
 
 /// The index of the largest value (the first one on ties; NaNs as the scan sees them): the one definition, shared with

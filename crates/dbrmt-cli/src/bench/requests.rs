@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use dbrmt_formats::rng::SplitMix64;
+use dbrmt_kernels::switches;
 use dbrmt_model::LogitsMode;
 use dbrmt_runtime::{
     requests::{Occupancy, Phases},
@@ -274,8 +275,8 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
         "counted_tokens": last.tokens, "tokens_per_s": tokens_per_s, "steps": occupancy.steps,
         "whole_cells": occupancy.whole_cells, "open_cells": occupancy.open_cells, "layers": occupancy.layers,
         "slot_occupancy": occupancy.slot_occupancy(), "requests_gib": last.bytes as f64 / (1u64 << 30) as f64,
-        "phase_ms": phase_ms, "keep_states": plan.keep_states, "merge_rows": std::env::var("DBRMT_MERGE_ROWS").unwrap_or_else(|_| "on".into()),
-        "device_argmax": std::env::var("DBRMT_DEVICE_ARGMAX").unwrap_or_else(|_| "on".into()),
+        "phase_ms": phase_ms, "keep_states": plan.keep_states, "merge_rows": switches::state(switches::MERGE_ROWS),
+        "device_argmax": switches::state(switches::DEVICE_ARGMAX),
         "device": device_name(),
     }))
 }

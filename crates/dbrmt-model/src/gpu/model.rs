@@ -190,7 +190,7 @@ fn chunks(cells: &[StepCell], mem: usize, max_writers: usize, scratch_rows: usiz
 /// Whether the open cells of one layer share one group per projection (`DBRMT_MERGE_ROWS=off`: one group per cell, to
 /// compare; the bits are the same either way, see [`runs`]).
 pub(super) fn merge_rows() -> bool {
-    !std::env::var("DBRMT_MERGE_ROWS").is_ok_and(|v| v == "off")
+    !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::MERGE_ROWS)
 }
 
 impl GpuModel {
