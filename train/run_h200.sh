@@ -43,8 +43,9 @@ COMMON=(--gguf "$GGUF" --out "$RUN" --segment-size "${SEG:-1024}" --mem-tokens 1
         --dtype "${DTYPE:-bf16}" --eval-every "${EVAL_EVERY:-100}" --eval-docs "${EVAL_DOCS_TRAIN:-64}")
 
 prepare() {
-  if [ ! -f "$GGUF" ] && compgen -G "models/smollm2/parts/*" >/dev/null; then
-    cat models/smollm2/parts/* > "$GGUF"
+  if [ ! -f "$GGUF" ] && compgen -G "models/smollm2/parts/gguf.xz.*" >/dev/null; then
+    # the xz-compressed GGUF in parts (train/device_parts.sh); python's lzma, as the host may have no xz
+    "$PY" -c 'import glob, lzma, sys; open(sys.argv[1], "wb").write(lzma.decompress(b"".join(open(p, "rb").read() for p in sorted(glob.glob("models/smollm2/parts/gguf.xz.*")))))' "$GGUF"
   fi
   [ -f "$GGUF" ] || { echo "run_h200: no $GGUF (and no models/smollm2/parts/)" >&2; exit 1; }
   got=$(sha256sum "$GGUF" | cut -d' ' -f1)
