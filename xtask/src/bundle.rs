@@ -91,9 +91,9 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `dist.tar.xz` beside `dist/`: what a device call carries — about a tenth of `dist/` (xz shares what the executables share), which matters where the
-/// working tree and the carried files share one size limit. Python's `tarfile` unpacks it on a host without `xz`.
-/// `None` (and a note) where `tar` cannot write xz here.
+/// `dist.tar.xz` beside `dist/`: what a device call carries — about a tenth of `dist/` (xz shares what the
+/// executables share), which matters where the working tree and the carried files share one size limit. Python's
+/// `tarfile` unpacks it on a host without `xz`. `None` (and a note) where `tar` cannot write xz here.
 fn archive(root: &Path) -> Result<Option<u64>> {
     let out = root.join("dist.tar.xz");
     let _ = fs::remove_file(&out);
