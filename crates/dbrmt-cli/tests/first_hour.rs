@@ -477,11 +477,11 @@ fn smollm2() -> PathBuf {
     path
 }
 
-/// A directory that looks like the repository to a command written for its root (models/, docs/, testdata/ linked),
-/// where the commands' outputs land.
+/// A directory that looks like the repository to a command written for its root (models/, docs/, testdata/, train/
+/// linked), where the commands' outputs land.
 fn like_the_repo(label: &str) -> Scratch {
     let dir = Scratch::new(label);
-    for sub in ["models", "docs", "testdata"] {
+    for sub in ["models", "docs", "testdata", "train"] {
         std::os::unix::fs::symlink(repo().join(sub), dir.path().join(sub)).unwrap();
     }
     dir
