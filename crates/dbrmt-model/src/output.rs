@@ -14,6 +14,17 @@ pub enum LogitsMode {
     All,
 }
 
+impl LogitsMode {
+    /// The rows of `text_rows` whose logits it asks for, as `(first, count)`: none, the last one, or all.
+    pub fn rows(self, text_rows: usize) -> (usize, usize) {
+        match self {
+            LogitsMode::None => (0, 0),
+            LogitsMode::Last => (text_rows.saturating_sub(1), 1),
+            LogitsMode::All => (0, text_rows),
+        }
+    }
+}
+
 /// The result of prefilling one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
@@ -29,4 +40,16 @@ pub struct Output {
     pub hidden: Option<Vec<f32>>,
     /// `A`, `z` of every layer after the last segment.
     pub state: MemoryState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogitsMode;
+
+    #[test]
+    fn logits_mode_rows_are_none_the_last_or_all() {
+        assert_eq!(LogitsMode::None.rows(7), (0, 0));
+        assert_eq!(LogitsMode::Last.rows(7), (6, 1));
+        assert_eq!(LogitsMode::All.rows(7), (0, 7));
+    }
 }

@@ -344,11 +344,7 @@ impl Engine {
     /// 10 GB of logits for a 50K vocabulary.
     fn check_prefill_memory(&self, tokens: usize, logits: LogitsMode, keep_hidden: bool) -> Result<(), EngineError> {
         let cfg = self.config();
-        let logit_rows = match logits {
-            LogitsMode::None => 0,
-            LogitsMode::Last => 1,
-            LogitsMode::All => tokens,
-        };
+        let logit_rows = logits.rows(tokens).1;
         let shape = memory::PrefillShape {
             tokens,
             logit_rows,

@@ -156,11 +156,7 @@ impl<'m> CpuModel<'m> {
                 }
                 check_ids(ids, cfg.llama.vocab_size)?;
                 let segments = cfg.segments_for(ids.len());
-                let logit_rows = match opts.logits {
-                    LogitsMode::None => 0,
-                    LogitsMode::Last => 1,
-                    LogitsMode::All => ids.len(),
-                };
+                let logit_rows = opts.logits.rows(ids.len()).1;
                 Ok(RequestRun {
                     ids,
                     segments,

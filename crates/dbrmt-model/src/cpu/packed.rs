@@ -237,11 +237,10 @@ impl<'m> PackedExecutor<'m> {
         let w = self.model.weights();
         let (d, v) = (cfg.llama.hidden_size, cfg.llama.vocab_size);
         let n = c.pass.tokens.len();
-        let (first, rows) = match c.pass.logits {
-            LogitsMode::None => return None,
-            LogitsMode::Last => (n - 1, 1),
-            LogitsMode::All => (0, n),
-        };
+        if c.pass.logits == LogitsMode::None {
+            return None;
+        }
+        let (first, rows) = c.pass.logits.rows(n);
         let mut normed = vec![0.0f32; rows * d];
         rms_norm(
             &hidden[first * d..(first + rows) * d],

@@ -120,11 +120,7 @@ impl GpuExecutor {
         let segments = cfg.segments_for(ids.len());
         let stream = &self.stream;
         let slots = max_live_segments(schedule, layers);
-        let logit_rows = match logits {
-            LogitsMode::None => 0,
-            LogitsMode::Last => 1,
-            LogitsMode::All => t,
-        };
+        let logit_rows = logits.rows(t).1;
         let mut guard = self.workspace.lock().unwrap_or_else(PoisonError::into_inner);
         let fits = guard.as_ref().is_some_and(|w| {
             w.max_cells >= schedule.max_width() && w.slots >= slots && w.logits.len() >= logit_rows * v
@@ -213,11 +209,7 @@ impl GpuExecutor {
         let mut tracker = Tracker::new(layers, &[segments]);
         let mut slot_of = vec![usize::MAX; segments];
         let mut free: Vec<usize> = (0..ws.slots).rev().collect();
-        let logit_rows = match logits {
-            LogitsMode::None => 0,
-            LogitsMode::Last => 1,
-            LogitsMode::All => ids.len(),
-        };
+        let logit_rows = logits.rows(ids.len()).1;
         let mut out_logits = vec![0.0f32; logit_rows * v];
         let mut out_hidden = keep_hidden.then(|| vec![0.0f32; ids.len() * d]);
         for (i, step) in schedule.steps.iter().enumerate() {

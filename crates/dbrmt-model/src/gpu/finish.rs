@@ -1,5 +1,5 @@
 //! The end of a pass: the final norm, the LM head and the logits (or only the greedy ids) of the segments leaving the
-//! top layer, several at once ([`GpuModel::finish_many`]).
+//! top layer, one ([`GpuModel::finish`]) or several at once ([`GpuModel::finish_many`]).
 
 use cudarc::driver::CudaStream;
 use dbrmt_kernels::{
@@ -39,15 +39,80 @@ impl Finishing {
 
     /// `(first text row, rows)` whose logits it asks for.
     pub(super) fn logit_rows(&self) -> (usize, usize) {
-        match self.logits {
-            LogitsMode::None => (0, 0),
-            LogitsMode::Last => (self.text_rows - 1, 1),
-            LogitsMode::All => (0, self.text_rows),
-        }
+        self.logits.rows(self.text_rows)
     }
 }
 
 impl GpuModel {
+    /// The final RMSNorm of the hidden rows `spans` name into [`Workspace::final_hidden`].
+    fn final_norm(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        spans: &[Span],
+    ) -> Result<(), KernelError> {
+        let d = self.cfg.llama.hidden_size;
+        rms_norm(
+            gpu,
+            stream,
+            &ws.hidden,
+            d,
+            &self.weights.final_norm,
+            &mut ws.final_hidden,
+            d,
+            spans,
+            d,
+            self.cfg.llama.rms_norm_eps,
+        )
+    }
+
+    /// A segment leaving the top layer: the final norm of its text rows (kept in [`Workspace::final_hidden`]) and,
+    /// as asked, the logits of all of them or of the last one only (in [`Workspace::logits`]). Returns the number of
+    /// logit rows written.
+    pub fn finish(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        slot: usize,
+        text_rows: usize,
+        logits: LogitsMode,
+    ) -> Result<usize, KernelError> {
+        let (d, v) = (self.cfg.llama.hidden_size, self.cfg.llama.vocab_size);
+        let span = Span {
+            in_row: slot * ws.rows,
+            out_row: 0,
+            rows: text_rows,
+            ..Span::default()
+        };
+        self.final_norm(gpu, stream, ws, &[span])?;
+        let (first, rows) = logits.rows(text_rows);
+        if rows == 0 {
+            return Ok(0);
+        }
+        // rows first.. of the final-norm'ed rows × the LM head [V, d]ᵀ → logit rows 0..
+        let g = Linear {
+            rows,
+            x_row: first,
+            y_row: 0,
+            layer: 0,
+            k: d,
+            n: v,
+        }
+        .group();
+        self.linear_f32(
+            gpu,
+            stream,
+            &ws.final_hidden,
+            self.weights.lm_head(),
+            &mut ws.logits,
+            &[g],
+            false,
+        )?;
+        Ok(rows)
+    }
+
     /// The logits of several finishing segments together: for each, the final norm of the rows it asks for (its last
     /// text row, or all) and their LM head — one span per item and one group of all the rows, so each gets the bits
     /// [`GpuModel::finish`] gives it alone (a row's norm and product never depend on the other rows of a launch or of
@@ -99,18 +164,7 @@ impl GpuModel {
                 next += 1;
             }
             let w = &self.weights;
-            rms_norm(
-                gpu,
-                stream,
-                &ws.hidden,
-                d,
-                &w.final_norm,
-                &mut ws.final_hidden,
-                d,
-                &spans,
-                d,
-                self.cfg.llama.rms_norm_eps,
-            )?;
+            self.final_norm(gpu, stream, ws, &spans)?;
             // the items' rows follow one another in both buffers: one group of all of them (the LM head is read once;
             // a row's product does not depend on the other rows of its tile: `check::gemm_rows`); or one per item
             let item = |s: &Span| {

@@ -26,12 +26,10 @@ use dbrmt_kernels::{
 
 use half::bf16;
 
-use super::chunk::{Chunk, Linear};
+use super::chunk::Chunk;
 use super::runs;
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
-
-use crate::output::LogitsMode;
 
 /// One cell of a step, as the device sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -655,57 +653,6 @@ impl GpuModel {
         ws.mark(stream, "write: A += kφᵀ·u")?;
         armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
         ws.mark(stream, "write: z update")
-    }
-
-    /// A segment leaving the top layer: the final norm of its text rows (kept in [`Workspace::final_hidden`]) and,
-    /// as asked, the logits of all of them or of the last one only (in [`Workspace::logits`]). Returns the number of
-    /// logit rows written.
-    pub fn finish(
-        &self,
-        gpu: &Gpu,
-        stream: &CudaStream,
-        ws: &mut Workspace,
-        slot: usize,
-        text_rows: usize,
-        logits: LogitsMode,
-    ) -> Result<usize, KernelError> {
-        let (d, v) = (self.cfg.llama.hidden_size, self.cfg.llama.vocab_size);
-        let span = Span {
-            in_row: slot * ws.rows,
-            out_row: 0,
-            rows: text_rows,
-            ..Span::default()
-        };
-        let w = &self.weights;
-        rms_norm(
-            gpu,
-            stream,
-            &ws.hidden,
-            d,
-            &w.final_norm,
-            &mut ws.final_hidden,
-            d,
-            &[span],
-            d,
-            self.cfg.llama.rms_norm_eps,
-        )?;
-        let (first, rows) = match logits {
-            LogitsMode::None => return Ok(0),
-            LogitsMode::Last => (text_rows - 1, 1),
-            LogitsMode::All => (0, text_rows),
-        };
-        // rows first.. of the final-norm'ed rows × the LM head [V, d]ᵀ → logit rows 0..
-        let g = Linear {
-            rows,
-            x_row: first,
-            y_row: 0,
-            layer: 0,
-            k: d,
-            n: v,
-        }
-        .group();
-        self.linear_f32(gpu, stream, &ws.final_hidden, w.lm_head(), &mut ws.logits, &[g], false)?;
-        Ok(rows)
     }
 }
 

@@ -388,7 +388,7 @@ impl PackedExecutor<'_> {
                 (i, f)
             })
             .collect();
-        let most = top.iter().map(|(_, f)| rows_asked(f)).max().unwrap_or(0);
+        let most = top.iter().map(|(_, f)| f.logit_rows().1).max().unwrap_or(0);
         self.ws.ensure_finish_rows(stream, cfg, most)?;
         let items: Vec<Finishing> = top.iter().map(|(_, f)| *f).collect();
         let logits = e.model.finish_many(&e.gpu, stream, &mut self.ws, &items)?;
@@ -401,7 +401,7 @@ impl PackedExecutor<'_> {
             if f.logits != LogitsMode::None {
                 out.push(PassLogits {
                     id: c.id,
-                    rows: rows_asked(f),
+                    rows: f.logit_rows().1,
                     logits,
                     argmax,
                 });
@@ -441,14 +441,5 @@ impl PackedExecutor<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// Logit rows a finishing pass asks for.
-fn rows_asked(f: &Finishing) -> usize {
-    match f.logits {
-        LogitsMode::None => 0,
-        LogitsMode::Last => 1,
-        LogitsMode::All => f.text_rows,
     }
 }
