@@ -8,6 +8,9 @@ tail (many short launches: a decode step, the 160M model's steps). Every entry p
   * `griddepcontrol.launch_dependents` then lets the next kernel be launched (its blocks wait in their own
     `pdl_entry`).
 Without the launch attribute (DBRMT_PDL=off, the dev harnesses) both instructions return at once.
+One exception to "first": the GEMM entries (gemm_sm90.cu, GEMM_SM90_EARLY_B) and the fused read
+(armt_read_fused_sm90.cu, READ_FUSED_EARLY_STATE) let their producer thread request tiles that the kernel before them
+does not write (weights; the memory state) before it calls pdl_entry(); every other thread of theirs calls it first.
 */
 #pragma once
 

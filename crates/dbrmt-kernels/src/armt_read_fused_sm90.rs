@@ -148,7 +148,7 @@ struct Problem {
     h_ld: i32,
 }
 
-/// `ReadFusedParams` of the kernel (2064 bytes).
+/// `ReadFusedParams` of the kernel (2072 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct Params {
@@ -157,7 +157,14 @@ struct Params {
     n: i32,
     d_mem: i32,
     nu: i32,
+    /// [`FLAG_EARLY_STATE`] or 0.
+    flags: i32,
+    reserved: i32,
 }
+
+/// `flags`: the state is not written by the kernel launched just before on the stream, so the kernel requests its
+/// first stages of it before `griddepcontrol.wait` (`READ_FUSED_EARLY_STATE`; the same bits without it).
+const FLAG_EARLY_STATE: i32 = 1;
 
 // SAFETY: plain-old-data #[repr(C)] structs of integers with the layout of the kernel's ReadFusedProblem /
 // ReadFusedParams (the static_asserts there, the layout test here); the addresses in them are only dereferenced by
@@ -203,6 +210,8 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
         n: d as i32,
         d_mem: shape.d_mem as i32,
         nu: shape.nu as i32,
+        flags: 0,
+        reserved: 0,
     };
     for (i, s) in spans.iter().enumerate() {
         check_rows(entry, "u", u, s.in_row, s.rows, 0, shape.d_mem)?;
@@ -236,6 +245,9 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
 /// Fails with [`KernelError::InvalidArgument`] (before anything is launched) unless `1 ≤ spans.len() ≤ MAX_GROUPS`,
 /// the shape is one [`supports`] takes, `u_ld` and `h_ld` are multiples of 4, every span fits `u` and `h`, every
 /// state is one of `a` and `z`, and no two spans write the same rows of `h`. Asynchronous on `stream`.
+///
+/// The kernel launched just before this one on `stream` must not write `a`: the read requests its first blocks of
+/// the state before that kernel has finished (programmatic dependent launch; `DBRMT_EARLY_WEIGHTS=off` waits).
 #[allow(clippy::too_many_arguments)]
 pub fn armt_read_fused_sm90(
     gpu: &Gpu,
@@ -287,6 +299,9 @@ pub fn armt_read_fused_sm90_at(
     if tiles == 0 {
         return Ok(());
     }
+    if crate::gemm_sm90::early_weights_enabled() {
+        params.flags = FLAG_EARLY_STATE;
+    }
     let tiles = tiles / shape.d.div_ceil(TILE) * shape.d.div_ceil(width);
     let u_map = tma::map(
         entry,
@@ -330,7 +345,9 @@ pub fn armt_read_fused_sm90_at(
     // and h rows, its state against A and z, the 16-byte row strides (h addresses: base + out_row·h_ld·4) and that no
     // two spans write the same rows; `h` is borrowed mutably, so it aliases no input. The dynamic shared memory is
     // the kernel's plan for this column width (smem_for mirrors smem_bytes_for), its limit raised on the function;
-    // the A map's box is the entry point's {width, 32}.
+    // the A map's box is the entry point's {width, 32}. With FLAG_EARLY_STATE the kernel reads the state before the
+    // previous kernel on the stream has finished: the launcher's contract (its doc) is that that kernel does not
+    // write it (the engine launches the read right after its q projection; the checks upload the state).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -412,7 +429,9 @@ mod tests {
         assert_eq!(size_of::<Problem>(), 32);
         assert_eq!(offset_of!(Problem, u_row), 16);
         assert_eq!(offset_of!(Problem, h_ld), 28);
-        assert_eq!(size_of::<Params>(), 32 * MAX_GROUPS + 16);
+        assert_eq!(size_of::<Params>(), 32 * MAX_GROUPS + 24);
+        assert_eq!(offset_of!(Params, flags), 32 * MAX_GROUPS + 16);
+        assert!(CU.contains(&format!("#define READ_FUSED_EARLY_STATE {FLAG_EARLY_STATE}\n")));
         assert_eq!(offset_of!(Params, count), 32 * MAX_GROUPS);
         assert_eq!(offset_of!(Params, nu), 32 * MAX_GROUPS + 12);
         assert!(CU.contains("#define READ_FUSED_MAX_PROBLEMS 64"));

@@ -6,6 +6,9 @@
 pub const DECODE_TILES: &str = "DBRMT_DECODE_TILES";
 /// Programmatic dependent launch on every kernel (`launch::pdl_enabled`).
 pub const PDL: &str = "DBRMT_PDL";
+/// The GEMMs request their weights, the fused read its state, before the previous kernel has finished
+/// (`gemm_sm90::FLAG_EARLY_B`).
+pub const EARLY_WEIGHTS: &str = "DBRMT_EARLY_WEIGHTS";
 /// One GEMM group per projection for a layer's open cells, instead of one per cell (`dbrmt-model`).
 pub const MERGE_ROWS: &str = "DBRMT_MERGE_ROWS";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).

@@ -21,6 +21,7 @@ use super::harness::{
     SplitMix64, F32_OUT_TOL,
 };
 use crate::armt_read_fused_sm90::{armt_read_fused_sm90, armt_read_fused_sm90_at, ReadShape, ReadSplit, READ_WIDTHS};
+use crate::gemm_sm90::{early_weights_enabled, set_early_weights};
 use crate::params::Span;
 use crate::reference::armt_read::read_from_u;
 use crate::{Gpu, KernelError};
@@ -214,11 +215,22 @@ pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[u
     let refs: Vec<&Cell> = cells.iter().collect();
     let layout = Layout::cells(rows, 1);
     let (d, h_ld) = (shape.d, shape.d + 4);
-    let mut outs = Vec::new();
-    for w in READ_WIDTHS {
-        let lay = (&refs[..], &layout, &layout.spans[..]);
-        outs.push(run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), split)?);
-    }
+    // every width with the state requested early (FLAG_EARLY_STATE) and after the wait
+    let plans: Vec<(usize, bool)> = [true, false]
+        .into_iter()
+        .flat_map(|early| READ_WIDTHS.map(|w| (w, early)))
+        .collect();
+    let early_before = early_weights_enabled();
+    let outs: Result<Vec<_>, KernelError> = plans
+        .iter()
+        .map(|&(w, early)| {
+            set_early_weights(early);
+            let lay = (&refs[..], &layout, &layout.spans[..]);
+            run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), split)
+        })
+        .collect();
+    set_early_weights(early_before);
+    let outs = outs?;
     let (before, first) = &outs[0];
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for (c, s) in cells.iter().zip(&layout.spans) {
@@ -228,16 +240,16 @@ pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[u
     let blocks = layout.out_blocks(h_ld, d, 0);
     let mut strays = 0;
     let (mut differing, mut which) = (0, Vec::new());
-    for (w, (_, after)) in READ_WIDTHS.iter().zip(&outs) {
+    for (plan, (_, after)) in plans.iter().zip(&outs) {
         strays += changed_outside(after, &blocks, |e| before[e].to_bits());
         let n = super::harness::differing_bits(after, first);
         if n > 0 {
             differing += n;
-            which.push(*w);
+            which.push(*plan);
         }
     }
     let what = format!(
-        "{} rows={rows:?} column tiles {READ_WIDTHS:?} (ref: {}; bitwise: all)",
+        "{} rows={rows:?} column tiles {READ_WIDTHS:?}, state early and not (ref: {}; bitwise: all)",
         describe(shape, split),
         READ_WIDTHS[0]
     );
