@@ -83,12 +83,13 @@ typedef struct {
     int n;      // 2052: d, the hidden width (multiple of 4)
     int d_mem;  // 2056: 32 or 64
     int nu;     // 2060: DPFP order; D = 2·nu·d_mem <= 512
-    int flags;  // 2064: READ_FUSED_EARLY_STATE or 0
+    int flags;  // 2064: early stages * READ_FUSED_EARLY_STATE (0: none)
     int reserved;
 } ReadFusedParams;
 
-// flags: the state A is not written by the kernel launched just before this one on the stream (in the engine the
-// read's q projection precedes it), so the first tile's first stages of A are requested before griddepcontrol.wait;
+// flags (bits 0..7, READ_FUSED_EARLY_STATE times the count): the state A is not written by the kernel launched just
+// before this one on the stream (in the engine the read's q projection precedes it), so that many of the first
+// tile's first stages of A are requested before griddepcontrol.wait;
 // under programmatic dependent launch they stream in while that kernel finishes. The same bits either way.
 #define READ_FUSED_EARLY_STATE 1
 
@@ -310,8 +311,9 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             {
                 TileWalk<BM, ReadFusedParams> first = walk;
                 Tile t0;
-                if ((P.flags & READ_FUSED_EARLY_STATE) != 0 && first.advance(t0)) {
-                    early = min(STAGES, k_blocks);
+                const int ask = (P.flags / READ_FUSED_EARLY_STATE) & 0xff;
+                if (ask > 0 && first.advance(t0)) {
+                    early = min(min(STAGES, k_blocks), ask);
                     const int a_row0 = P.problems[t0.p].a_row, n00 = t0.n_tile * TBN;
                     for (int kb = 0; kb < early; ++kb) {
                         mbar_arrive_expect_tx(full_bar + 8 * kb, B_RAW_BYTES);

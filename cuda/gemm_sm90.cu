@@ -114,16 +114,17 @@ typedef struct {
     int count;       // problems used, 1 .. 64
     int n;           // columns of every product (B rows per problem; for SwiGLU 2*I, the output has n/2)
     int k;           // the summed dimension (k % 8 == 0)
-    int flags;       // GEMM_SM90_ACCUMULATE | GEMM_SM90_EARLY_B (below)
+    int flags;       // GEMM_SM90_ACCUMULATE | early stages * GEMM_SM90_EARLY_B (below)
 } GemmSm90Params;
 
 // flags: f32 output only: C += A.B^T (the fused residual add).
 #define GEMM_SM90_ACCUMULATE 1
-// B is not written by the kernel launched just before this one on the stream (true of weights): the producer then
-// requests its first tile's first stages of B before griddepcontrol.wait (not in the 2-CTA cluster variant), so under programmatic dependent
+// Bits 8..15 of flags, GEMM_SM90_EARLY_B times the count: B is not written by the kernel launched just before this
+// one on the stream (true of weights), and the producer requests that many of its first tile's first stages of B
+// before griddepcontrol.wait (not in the 2-CTA cluster variant), so under programmatic dependent
 // launch the weights stream in while that kernel finishes. Changes no element's bits (the same boxes land in the
 // same slots before the same wgmma).
-#define GEMM_SM90_EARLY_B 2
+#define GEMM_SM90_EARLY_B 256
 
 static_assert(sizeof(GemmSm90Problem) == 24, "GemmSm90Problem layout is mirrored by the Rust launcher");
 static_assert(sizeof(GemmSm90Params) == 24 * GEMM_SM90_MAX_PROBLEMS + 16, "GemmSm90Params layout is mirrored");
@@ -505,8 +506,9 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
             if constexpr (CL == 1) {
                 TileWalk<BM, GemmSm90Params> first = walk;
                 Tile t0;
-                if ((P.flags & GEMM_SM90_EARLY_B) != 0 && first.advance(t0)) {
-                    early = min(STAGES, k_blocks);
+                const int ask = (P.flags / GEMM_SM90_EARLY_B) & 0xff;
+                if (ask > 0 && first.advance(t0)) {
+                    early = min(min(STAGES, k_blocks), ask);
                     const int b_row0 = P.problems[t0.p].b_row + t0.n_tile * BN;
                     for (int kb = 0; kb < early; ++kb) {
                         mbar_arrive_expect_tx(full_bar + 8 * kb, a_tx + B_BYTES);
@@ -812,8 +814,9 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             {
                 TileWalk<BM, GemmSm90Params> first = walk;
                 Tile t0;
-                if ((P.flags & GEMM_SM90_EARLY_B) != 0 && first.advance(t0)) {
-                    early = min(stages, k_stages);
+                const int ask = (P.flags / GEMM_SM90_EARLY_B) & 0xff;
+                if (ask > 0 && first.advance(t0)) {
+                    early = min(min(stages, k_stages), ask);
                     const int b_row0 = P.problems[t0.p].b_row + t0.n_tile * BN;
                     for (int st = 0; st < early; ++st) {
                         const int nkb = min(KS, k_blocks - st * KS);

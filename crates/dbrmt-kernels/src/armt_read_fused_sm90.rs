@@ -162,9 +162,28 @@ struct Params {
     reserved: i32,
 }
 
-/// `flags`: the state is not written by the kernel launched just before on the stream, so the kernel requests its
-/// first stages of it before `griddepcontrol.wait` (`READ_FUSED_EARLY_STATE`; the same bits without it).
+/// `flags`, times a count of stages: the state is not written by the kernel launched just before on the stream, so the
+/// kernel requests that many of its first stages of it before `griddepcontrol.wait` (`READ_FUSED_EARLY_STATE`; the
+/// same bits with any count).
 const FLAG_EARLY_STATE: i32 = 1;
+
+/// How many stages of the state a launch requests before the previous kernel on the stream has finished (0: none):
+/// `DBRMT_EARLY_STATE` (`off` or a count, read at the first launch), else [`EARLY_STATE_STAGES`]; or what
+/// [`set_early_state`] said.
+pub fn early_state_stages() -> u8 {
+    EARLY_STATE.get()
+}
+
+/// Sets [`early_state_stages`] for the launches that follow (process-wide; the checks compare counts).
+pub fn set_early_state(stages: u8) {
+    EARLY_STATE.set(stages);
+}
+
+/// The default of [`early_state_stages`].
+pub const EARLY_STATE_STAGES: u8 = 255;
+
+static EARLY_STATE: crate::switches::Count =
+    crate::switches::Count::new(crate::switches::EARLY_STATE, EARLY_STATE_STAGES);
 
 // SAFETY: plain-old-data #[repr(C)] structs of integers with the layout of the kernel's ReadFusedProblem /
 // ReadFusedParams (the static_asserts there, the layout test here); the addresses in them are only dereferenced by
@@ -247,7 +266,7 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
 /// state is one of `a` and `z`, and no two spans write the same rows of `h`. Asynchronous on `stream`.
 ///
 /// The kernel launched just before this one on `stream` must not write `a`: the read requests its first blocks of
-/// the state before that kernel has finished (programmatic dependent launch; `DBRMT_EARLY_WEIGHTS=off` waits).
+/// the state before that kernel has finished (programmatic dependent launch; `DBRMT_EARLY_STATE=off` waits).
 #[allow(clippy::too_many_arguments)]
 pub fn armt_read_fused_sm90(
     gpu: &Gpu,
@@ -299,9 +318,7 @@ pub fn armt_read_fused_sm90_at(
     if tiles == 0 {
         return Ok(());
     }
-    if crate::gemm_sm90::early_weights_enabled() {
-        params.flags = FLAG_EARLY_STATE;
-    }
+    params.flags = FLAG_EARLY_STATE * i32::from(early_state_stages());
     let tiles = tiles / shape.d.div_ceil(TILE) * shape.d.div_ceil(width);
     let u_map = tma::map(
         entry,

@@ -18,13 +18,12 @@
 //! has `n/2` columns).
 //!
 //! B is read early: a launch requests its first stages of B before the kernel launched just before it on the stream
-//! has finished (programmatic dependent launch, [`FLAG_EARLY_B`]), so that kernel must not write B.
+//! has finished (programmatic dependent launch, [`early_weight_stages`]), so that kernel must not write B.
 //! Weights never are written; `DBRMT_EARLY_WEIGHTS=off` ([`set_early_weights`]) waits for it first.
 
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 use half::bf16;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::gemm::GemmGroup;
 use crate::launch::{addr, addr_mut, check_groups, invalid};
@@ -251,38 +250,34 @@ pub struct Sm90Params {
     pub count: i32,
     pub n: i32,
     pub k: i32,
-    /// [`FLAG_ACCUMULATE`] | [`FLAG_EARLY_B`].
+    /// [`FLAG_ACCUMULATE`] | early stages × [`FLAG_EARLY_B`].
     pub flags: i32,
 }
 
 /// `flags`: f32 output only, `C += A·Bᵀ` (`GEMM_SM90_ACCUMULATE`).
 pub const FLAG_ACCUMULATE: i32 = 1;
-/// `flags`: B is not written by the kernel launched just before on the stream, so the kernel requests its first
-/// stages of B before `griddepcontrol.wait` (`GEMM_SM90_EARLY_B`; the bits are the same without it).
-pub const FLAG_EARLY_B: i32 = 2;
+/// `flags`, times a count of stages (bits 8..15): B is not written by the kernel launched just before on the stream,
+/// so the kernel requests that many of its first stages of B before `griddepcontrol.wait` (`GEMM_SM90_EARLY_B`; the
+/// bits are the same with any count).
+pub const FLAG_EARLY_B: i32 = 256;
 
-/// Whether the GEMMs may request their weights before the previous kernel has finished (`FLAG_EARLY_B`): on
-/// unless the environment has `DBRMT_EARLY_WEIGHTS=off` (read at the first launch), or [`set_early_weights`] said
-/// otherwise.
-pub fn early_weights_enabled() -> bool {
-    match EARLY_WEIGHTS.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = !crate::switches::is_off(crate::switches::EARLY_WEIGHTS);
-            set_early_weights(on);
-            on
-        }
-    }
+/// How many stages of B a launch requests before the previous kernel on the stream has finished (0: none):
+/// `DBRMT_EARLY_WEIGHTS` (`off` or a count, read at the first launch), else [`EARLY_WEIGHT_STAGES`]; or what
+/// [`set_early_weights`] said.
+pub fn early_weight_stages() -> u8 {
+    EARLY_WEIGHTS.get()
 }
 
-/// Turns [`early_weights_enabled`] on or off for the launches that follow (process-wide; the checks compare both).
-pub fn set_early_weights(on: bool) {
-    EARLY_WEIGHTS.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+/// Sets [`early_weight_stages`] for the launches that follow (process-wide; the checks compare counts).
+pub fn set_early_weights(stages: u8) {
+    EARLY_WEIGHTS.set(stages);
 }
 
-/// 0: not read yet, 1: on, 2: off.
-static EARLY_WEIGHTS: AtomicU8 = AtomicU8::new(0);
+/// The default of [`early_weight_stages`].
+pub const EARLY_WEIGHT_STAGES: u8 = 255;
+
+static EARLY_WEIGHTS: crate::switches::Count =
+    crate::switches::Count::new(crate::switches::EARLY_WEIGHTS, EARLY_WEIGHT_STAGES);
 
 // SAFETY: #[repr(C)] plain-old-data mirrors of gemm_sm90.cu's structs (sizes checked by the tests below against
 // its static_asserts); the addresses in them are formed by the launcher after its checks, never dereferenced here.
@@ -477,9 +472,7 @@ pub fn launch_at_width<TC: DeviceRepr>(
         bn
     };
     let b_map = tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, b_box)?;
-    if early_weights_enabled() {
-        params.flags |= FLAG_EARLY_B;
-    }
+    params.flags |= FLAG_EARLY_B * i32::from(early_weight_stages());
     let c_base = addr_mut(c, stream);
     for p in &mut params.problems[..groups.len()] {
         p.c = c_base + p.c * c_size as u64;

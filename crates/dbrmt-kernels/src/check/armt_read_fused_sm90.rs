@@ -20,8 +20,10 @@ use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, put, upload_f32, Check, Layout,
     SplitMix64, F32_OUT_TOL,
 };
-use crate::armt_read_fused_sm90::{armt_read_fused_sm90, armt_read_fused_sm90_at, ReadShape, ReadSplit, READ_WIDTHS};
-use crate::gemm_sm90::{early_weights_enabled, set_early_weights};
+use crate::armt_read_fused_sm90::{
+    armt_read_fused_sm90, armt_read_fused_sm90_at, early_state_stages, set_early_state, ReadShape, ReadSplit,
+    READ_WIDTHS,
+};
 use crate::params::Span;
 use crate::reference::armt_read::read_from_u;
 use crate::{Gpu, KernelError};
@@ -215,21 +217,21 @@ pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[u
     let refs: Vec<&Cell> = cells.iter().collect();
     let layout = Layout::cells(rows, 1);
     let (d, h_ld) = (shape.d, shape.d + 4);
-    // every width with the state requested early (FLAG_EARLY_STATE) and after the wait
-    let plans: Vec<(usize, bool)> = [true, false]
+    // every width with all, none and two of the state's first stages requested before the wait
+    let plans: Vec<(usize, u8)> = [255, 0, 2]
         .into_iter()
         .flat_map(|early| READ_WIDTHS.map(|w| (w, early)))
         .collect();
-    let early_before = early_weights_enabled();
+    let early_before = early_state_stages();
     let outs: Result<Vec<_>, KernelError> = plans
         .iter()
         .map(|&(w, early)| {
-            set_early_weights(early);
+            set_early_state(early);
             let lay = (&refs[..], &layout, &layout.spans[..]);
             run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), split)
         })
         .collect();
-    set_early_weights(early_before);
+    set_early_state(early_before);
     let outs = outs?;
     let (before, first) = &outs[0];
     let (mut got, mut want) = (Vec::new(), Vec::new());
@@ -249,7 +251,7 @@ pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[u
         }
     }
     let what = format!(
-        "{} rows={rows:?} column tiles {READ_WIDTHS:?}, state early and not (ref: {}; bitwise: all)",
+        "{} rows={rows:?} column tiles {READ_WIDTHS:?}, early state stages 255, 0, 2 (ref: {}; bitwise: all)",
         describe(shape, split),
         READ_WIDTHS[0]
     );
