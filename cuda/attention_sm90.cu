@@ -419,6 +419,8 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
         sm90::mbar_fence_init();
     }
     __syncthreads();
+    // Programmatic dependent launch: the set-up above (no global memory) overlaps the previous kernel's tail.
+    pdl_entry();
 
     // Warp-uniform for the compiler too (a shuffle of lane 0's value), so that the branches on it are not divergent
     // paths around the wgmma.
@@ -734,7 +736,7 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
 #define ATTENTION_SM90_ENTRY(HD)                                                                                   \
     extern "C" __global__ void __launch_bounds__(attn90::THREADS, 1) attention_sm90_causal_bf16_hd##HD(           \
         const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,                   \
-        const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) { pdl_entry();                      \
+        const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) {                                   \
         attn90::attention_sm90<HD, true, true, false>(q_map, kv_map, spans, params, nullptr);                      \
     }
 

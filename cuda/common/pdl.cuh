@@ -1,16 +1,19 @@
 /*
 Programmatic dependent launch (PDL, sm_90): the launcher (crates/dbrmt-kernels/src/launch.rs, `Launch`) lets a kernel
 start while the one before it on the stream is finishing, so the next launch's set-up overlaps the previous kernel's
-tail (many short launches: a decode step, the 160M model's steps). Every entry point calls `pdl_entry()` first:
+tail (many short launches: a decode step, the 160M model's steps). Every entry point calls `pdl_entry()` first
+(but see below):
   * `griddepcontrol.wait` blocks until the previous grid has completed and its writes are visible, before this kernel
     reads or writes any global memory — so no kernel ever sees a half-written input, and nothing changes in any
     kernel's arithmetic (the bits are the same with PDL on or off);
   * `griddepcontrol.launch_dependents` then lets the next kernel be launched (its blocks wait in their own
     `pdl_entry`).
 Without the launch attribute (DBRMT_PDL=off, the dev harnesses) both instructions return at once.
-One exception to "first": the GEMM entries (gemm_sm90.cu, GEMM_SM90_EARLY_B) and the fused read
-(armt_read_fused_sm90.cu, READ_FUSED_EARLY_STATE) let their producer thread request tiles that the kernel before them
-does not write (weights; the memory state) before it calls pdl_entry(); every other thread of theirs calls it first.
+The Hopper kernels with a set-up (mbarrier initialisation, tensor-map prefetch: gemm_sm90.cu, armt_read_fused_sm90.cu,
+attention_sm90.cu) do it first and call pdl_entry() after, before their first global memory access, so the set-up
+overlaps the previous kernel too. The GEMM's and the fused read's producer thread may also request tiles that the
+kernel before them does not write (weights; the memory state: GEMM_SM90_EARLY_B, READ_FUSED_EARLY_STATE) before it
+calls pdl_entry().
 */
 #pragma once
 
