@@ -76,25 +76,17 @@ typedef struct {
     int h_ld;              // 28: row stride of h in f32 elements (multiple of 4)
 } ReadFusedProblem;
 
-// The launch (2072 bytes; with the two maps the parameters take 2328 bytes).
+// The launch (2064 bytes; with the two maps the parameters take 2320 bytes).
 typedef struct {
     ReadFusedProblem problems[READ_FUSED_MAX_PROBLEMS];  //    0
     int count;  // 2048: problems used, 1 .. 64
     int n;      // 2052: d, the hidden width (multiple of 4)
     int d_mem;  // 2056: 32 or 64
     int nu;     // 2060: DPFP order; D = 2·nu·d_mem <= 512
-    int flags;  // 2064: early stages * READ_FUSED_EARLY_STATE (0: none)
-    int reserved;
 } ReadFusedParams;
 
-// flags (bits 0..7, READ_FUSED_EARLY_STATE times the count): the state A is not written by the kernel launched just
-// before this one on the stream (in the engine the read's q projection precedes it), so that many of the first
-// tile's first stages of A are requested before griddepcontrol.wait;
-// under programmatic dependent launch they stream in while that kernel finishes. The same bits either way.
-#define READ_FUSED_EARLY_STATE 1
-
 static_assert(sizeof(ReadFusedProblem) == 32, "ReadFusedProblem layout is mirrored by the Rust launcher");
-static_assert(sizeof(ReadFusedParams) == 32 * READ_FUSED_MAX_PROBLEMS + 24, "ReadFusedParams layout is mirrored");
+static_assert(sizeof(ReadFusedParams) == 32 * READ_FUSED_MAX_PROBLEMS + 16, "ReadFusedParams layout is mirrored");
 
 // The launch contract, checked on the host (the harness calls it before every launch; the Rust launcher mirrors it).
 // u_ld, a_ld: row strides (f32 elements) of the buffers the u and A maps cover. nullptr when every requirement
@@ -281,9 +273,6 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     const int d_mem = P.d_mem;
     const int k_blocks = 2 * P.nu * d_mem / BK;  // even: d_mem is a multiple of 32
 
-    // Programmatic dependent launch: every thread waits for the previous kernel before its first global access,
-    // except the producer thread, which first requests the state's early stages (READ_FUSED_EARLY_STATE).
-    if (threadIdx.x != 256) pdl_entry();
     if (threadIdx.x == 256) {
         tma_prefetch_map(&u_map);
         tma_prefetch_map(&a_map);
@@ -298,6 +287,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         mbar_fence_init();
     }
     __syncthreads();
+    // Programmatic dependent launch: the set-up above (no global memory) overlaps the previous kernel's tail.
+    pdl_entry();
 
     TileWalk<BM, ReadFusedParams> walk(P, tiles_n, blockIdx.x, gridDim.x);
 
@@ -305,23 +296,6 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         setmaxnreg_dec<PRODUCER_REGS>();
         if (threadIdx.x == 256) {
             // ---------------- producer ----------------
-            // Early state: the first tile's first `early` A blocks (empty stages 0.., phase 0) now; its u rows and
-            // the rest after the wait, in the loop below.
-            int early = 0;
-            {
-                TileWalk<BM, ReadFusedParams> first = walk;
-                Tile t0;
-                const int ask = (P.flags / READ_FUSED_EARLY_STATE) & 0xff;
-                if (ask > 0 && first.advance(t0)) {
-                    early = min(min(STAGES, k_blocks), ask);
-                    const int a_row0 = P.problems[t0.p].a_row, n00 = t0.n_tile * TBN;
-                    for (int kb = 0; kb < early; ++kb) {
-                        mbar_arrive_expect_tx(full_bar + 8 * kb, B_RAW_BYTES);
-                        tma_load_2d(b_raw(kb), &a_map, full_bar + 8 * kb, n00, a_row0 + kb * BK);
-                    }
-                }
-            }
-            pdl_entry();
             Tile t;
             int s = 0;
             uint32_t phase = 0, u_phase = 0;
@@ -335,13 +309,9 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 u_phase ^= 1;
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     const uint32_t full = full_bar + 8 * s;
-                    if (early > 0) {
-                        --early;  // requested before the wait (s == kb, phase 0)
-                    } else {
-                        mbar_wait(empty_bar + 8 * s, phase ^ 1);
-                        mbar_arrive_expect_tx(full, B_RAW_BYTES);
-                        tma_load_2d(b_raw(s), &a_map, full, n0, pr.a_row + kb * BK);
-                    }
+                    mbar_wait(empty_bar + 8 * s, phase ^ 1);
+                    mbar_arrive_expect_tx(full, B_RAW_BYTES);
+                    tma_load_2d(b_raw(s), &a_map, full, n0, pr.a_row + kb * BK);
                     if (++s == STAGES) {
                         s = 0;
                         phase ^= 1;
@@ -506,7 +476,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
 // The engine's read: φ·A in 3×TF32.
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
-                             const __grid_constant__ ReadFusedParams params) {  // pdl_entry(): inside
+                             const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32x3>(u_map, a_map, params);
 }
 
@@ -514,7 +484,7 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_tf32bf16_f32(const __grid_constant__ sm90::TmaMap u_map,
                                       const __grid_constant__ sm90::TmaMap a_map,
-                                      const __grid_constant__ ReadFusedParams params) {  // pdl_entry(): inside
+                                      const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32Bf16>(u_map, a_map, params);
 }
 
@@ -522,12 +492,12 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
 // bytes as armt_read_fused_sm90_f32.
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_n64_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
-                                 const __grid_constant__ ReadFusedParams params) {  // pdl_entry(): inside
+                                 const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32x3, 64>(u_map, a_map, params);
 }
 
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_n32_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
-                                 const __grid_constant__ ReadFusedParams params) {  // pdl_entry(): inside
+                                 const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32x3, 32>(u_map, a_map, params);
 }

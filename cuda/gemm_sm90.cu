@@ -18,7 +18,7 @@ Operands (see sm90/tma.cuh for the tensor maps the host builds):
 Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>_<layout>_<A>_<B>_<C>_bn<BN>):
   gemm_sm90_nt_bf16_bf16_bf16_bn{128,144,152,160,192,208,224,256}  C bf16, rounded to nearest even once from the
                                                 f32 accumulator. (v2 had bn128/192/256; v3 adds the other widths.)
-  gemm_sm90_nt_bf16_bf16_f32_bn{128,144,152,160,192,208,224,256}   C f32; GEMM_SM90_ACCUMULATE: C = C + A.B^T
+  gemm_sm90_nt_bf16_bf16_f32_bn{128,144,152,160,192,208,224,256}   C f32; params.accumulate != 0: C = C + A.B^T
                                                 (one f32 add, C read once, written once: the fused residual add).
   gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}  v5, the narrow (decode) widths: the same numerics as the widths
                                                 above; only for launches whose problems all have m <= 64 (else
@@ -114,17 +114,8 @@ typedef struct {
     int count;       // problems used, 1 .. 64
     int n;           // columns of every product (B rows per problem; for SwiGLU 2*I, the output has n/2)
     int k;           // the summed dimension (k % 8 == 0)
-    int flags;       // GEMM_SM90_ACCUMULATE | early stages * GEMM_SM90_EARLY_B (below)
+    int accumulate;  // f32 output only: nonzero -> C += A.B^T
 } GemmSm90Params;
-
-// flags: f32 output only: C += A.B^T (the fused residual add).
-#define GEMM_SM90_ACCUMULATE 1
-// Bits 8..15 of flags, GEMM_SM90_EARLY_B times the count: B is not written by the kernel launched just before this
-// one on the stream (true of weights), and the producer requests that many of its first tile's first stages of B
-// before griddepcontrol.wait (not in the 2-CTA cluster variant), so under programmatic dependent
-// launch the weights stream in while that kernel finishes. Changes no element's bits (the same boxes land in the
-// same slots before the same wgmma).
-#define GEMM_SM90_EARLY_B 256
 
 static_assert(sizeof(GemmSm90Problem) == 24, "GemmSm90Problem layout is mirrored by the Rust launcher");
 static_assert(sizeof(GemmSm90Params) == 24 * GEMM_SM90_MAX_PROBLEMS + 16, "GemmSm90Params layout is mirrored");
@@ -450,9 +441,6 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     const uint32_t rank = CL == 2 ? cluster_ctarank() : 0;
     const uint32_t peer = rank ^ 1;
 
-    // Programmatic dependent launch: every thread waits for the previous kernel before its first global access,
-    // except the producer thread, which first requests B's early stages (GEMM_SM90_EARLY_B) and waits after.
-    if (threadIdx.x != 256) pdl_entry();
     if (threadIdx.x == 256) {
         tma_prefetch_map(&a_map);
         tma_prefetch_map(&b_map);
@@ -472,6 +460,8 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     } else {
         __syncthreads();
     }
+    // Programmatic dependent launch: the set-up above (no global memory) overlaps the previous kernel's tail.
+    pdl_entry();
 
     // The tile sequence of this CTA. CL = 1: global tiles blockIdx.x + i * gridDim.x. CL = 2: pairs (see
     // PairWalk); `mc` = the pair shares its B tile (multicast), `peer_busy` = the peer CTA has a tile in this pair
@@ -500,23 +490,6 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         setmaxnreg_dec<PRODUCER_REGS>();
         if (threadIdx.x == 256) {
             const uint32_t a_tx = A_BYTES;  // the whole A tile each stage
-            // Early B (not in the cluster variant): the first tile's first `early` k-blocks (empty stages 0..,
-            // phase 0) get their byte count and B box now, their A box after the wait, in the loop below.
-            int early = 0;
-            if constexpr (CL == 1) {
-                TileWalk<BM, GemmSm90Params> first = walk;
-                Tile t0;
-                const int ask = (P.flags / GEMM_SM90_EARLY_B) & 0xff;
-                if (ask > 0 && first.advance(t0)) {
-                    early = min(min(STAGES, k_blocks), ask);
-                    const int b_row0 = P.problems[t0.p].b_row + t0.n_tile * BN;
-                    for (int kb = 0; kb < early; ++kb) {
-                        mbar_arrive_expect_tx(full_bar + 8 * kb, a_tx + B_BYTES);
-                        tma_load_2d(b_smem + kb * B_BYTES, &b_map, full_bar + 8 * kb, kb * BK, b_row0);
-                    }
-                }
-            }
-            pdl_entry();
             Tile t;
             bool mc, peer_busy;
             int s = 0;
@@ -526,16 +499,6 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     const uint32_t full = full_bar + 8 * s;
-                    if (early > 0) {
-                        // an early k-block of the first tile (s == kb, phase 0): its B is in flight, A now
-                        tma_load_2d(a_smem + s * A_BYTES, &a_map, full, kb * BK, a_row);
-                        --early;
-                        if (++s == STAGES) {
-                            s = 0;
-                            phase ^= 1;
-                        }
-                        continue;
-                    }
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
                     // The whole A and B tile land in this stage either way (with multicast, half of B comes from
                     // the peer's copy).
@@ -564,7 +527,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 const int stid = threadIdx.x - (256 + 32);
                 constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
                 constexpr int BN_OUT = E == Epi::SwiGlu ? BN / 2 : BN;
-                const bool load_c = E == Epi::F32 && (P.flags & GEMM_SM90_ACCUMULATE) != 0;
+                const bool load_c = E == Epi::F32 && P.accumulate != 0;
                 const int n_out = E == Epi::SwiGlu ? P.n / 2 : P.n;
                 Tile t;
                 bool mc, peer_busy;
@@ -606,7 +569,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         const uint64_t a_desc0 = wgmma_desc_k128(a_smem + wg * 64 * 128);  // this warpgroup's 64 rows
         const uint64_t b_desc0 = wgmma_desc_k128(b_smem);
         const uint32_t buf = staging + wg * STAGING_BYTES;
-        const bool accumulate = (P.flags & GEMM_SM90_ACCUMULATE) != 0;
+        const bool accumulate = P.accumulate != 0;
         // Accumulating: the k-block after whose issue the tile's C rows are prefetched into L2 (a few k-blocks before
         // the end, so that the lines are still there when the epilogue reads them).
         const int pf_kb = k_blocks > 6 ? k_blocks - 6 : 0;
@@ -789,9 +752,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     const int k_blocks = (P.k + BK - 1) / BK;
     const int k_stages = (k_blocks + KS - 1) / KS;
 
-    // Programmatic dependent launch: every thread waits for the previous kernel before its first global access,
-    // except the producer thread, which first requests B's early stages (GEMM_SM90_EARLY_B) and waits after.
-    if (threadIdx.x != 256) pdl_entry();
     if (threadIdx.x == 256) {
         tma_prefetch_map(&a_map);
         tma_prefetch_map(&b_map);
@@ -802,33 +762,14 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
         mbar_fence_init();
     }
     __syncthreads();
+    // Programmatic dependent launch: the set-up above (no global memory) overlaps the previous kernel's tail.
+    pdl_entry();
 
     TileWalk<BM, GemmSm90Params> walk(P, tiles_n, blockIdx.x, gridDim.x);
     if (wg == 2) {
         // ---------------- producer: per stage, up to KS pairs of boxes on one full barrier ----------------
         setmaxnreg_dec<PRODUCER_REGS>();
         if (threadIdx.x == 256) {
-            // Early B: the first tile's first `early` stages (empty, phase 0: stage st is slot st) get their full
-            // barrier's byte count and their B boxes now; their A boxes follow the wait, in the loop below.
-            int early = 0;
-            {
-                TileWalk<BM, GemmSm90Params> first = walk;
-                Tile t0;
-                const int ask = (P.flags / GEMM_SM90_EARLY_B) & 0xff;
-                if (ask > 0 && first.advance(t0)) {
-                    early = min(min(stages, k_stages), ask);
-                    const int b_row0 = P.problems[t0.p].b_row + t0.n_tile * BN;
-                    for (int st = 0; st < early; ++st) {
-                        const int nkb = min(KS, k_blocks - st * KS);
-                        const uint32_t full = full_bar + 8 * st;
-                        const uint32_t stage = base + (uint32_t)st * stride;
-                        mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
-                        for (int j = 0; j < nkb; ++j)
-                            tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (st * KS + j) * BK, b_row0);
-                    }
-                }
-            }
-            pdl_entry();
             Tile t;
             int s = 0;
             uint32_t phase = 0;
@@ -840,17 +781,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                     const int nkb = min(KS, k_blocks - kb0);
                     const uint32_t full = full_bar + 8 * s;
                     const uint32_t stage = base + (uint32_t)s * stride;
-                    if (early > 0) {
-                        // an early stage of the first tile (s == st, phase 0): its B is in flight, A now
-                        for (int j = 0; j < nkb; ++j)
-                            tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
-                        --early;
-                        if (++s == stages) {
-                            s = 0;
-                            phase ^= 1;
-                        }
-                        continue;
-                    }
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
                     mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
                     if (nkb == KS) {
@@ -880,7 +810,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
         const int wtid = threadIdx.x % 128;
         const bool lane0 = (threadIdx.x & 31) == 0;
         const uint64_t desc0 = wgmma_desc_k128(base);
-        const bool accumulate = (P.flags & GEMM_SM90_ACCUMULATE) != 0;
+        const bool accumulate = P.accumulate != 0;
         const int pf_st = (k_blocks > 6 ? k_blocks - 6 : 0) / KS;  // accumulating: when C is prefetched into L2
 
         float acc[BN / 2];
@@ -967,7 +897,7 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
 #define GEMM_SM90_ENTRY(NAME, BN, EPI)                                                                            \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params) { /* its threads call pdl_entry() */               \
+             const __grid_constant__ GemmSm90Params params) {                                                                  \
         sm90::gemm_sm90<BN, EPI, sm90::exported_store(BN, EPI), 1, false, sm90::exported_silu(EPI)>(a_map, b_map, \
                                                                                                   params);        \
     }
@@ -977,7 +907,7 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
              const __grid_constant__ GemmSm90Params params) {                                                     \
-        sm90::gemm_sm90_narrow<BN, EPI>(a_map, b_map, params); /* its threads call pdl_entry() */                 \
+        sm90::gemm_sm90_narrow<BN, EPI>(a_map, b_map, params);                                                     \
     }
 
 // v6: the narrow SwiGLU tile (launches whose problems all have m <= 64; gemm_sm90_decode_swiglu_narrow picks it):
@@ -987,7 +917,7 @@ extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)
     gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode(const __grid_constant__ sm90::TmaMap a_map,
                                                const __grid_constant__ sm90::TmaMap b_map,
                                                const __grid_constant__ GemmSm90Params params) {
-    sm90::gemm_sm90_narrow<128, sm90::Epi::SwiGlu, sm90::Silu::Fast>(a_map, b_map, params);  // calls pdl_entry()
+    sm90::gemm_sm90_narrow<128, sm90::Epi::SwiGlu, sm90::Silu::Fast>(a_map, b_map, params);
 }
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16, 16, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32, 32, sm90::Epi::Bf16)

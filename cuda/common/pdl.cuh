@@ -10,10 +10,9 @@ tail (many short launches: a decode step, the 160M model's steps). Every entry p
     `pdl_entry`).
 Without the launch attribute (DBRMT_PDL=off, the dev harnesses) both instructions return at once.
 The Hopper kernels with a set-up (mbarrier initialisation, tensor-map prefetch: gemm_sm90.cu, armt_read_fused_sm90.cu,
-attention_sm90.cu) do it first and call pdl_entry() after, before their first global memory access, so the set-up
-overlaps the previous kernel too. The GEMM's and the fused read's producer thread may also request tiles that the
-kernel before them does not write (weights; the memory state: GEMM_SM90_EARLY_B, READ_FUSED_EARLY_STATE) before it
-calls pdl_entry().
+attention_sm90.cu) do it first and call pdl_entry() right after, before their first global memory access, so the
+set-up overlaps the previous kernel too (1B decode +2-3%, docs/log/gemm_sm90.md §14). Requesting weights before the
+wait as well (which no kernel writes) was measured and made decode slower (same section).
 */
 #pragma once
 

@@ -609,7 +609,7 @@ static Launch make_launch(const Setup& s, int bn, int grid, void* c, const std::
     L.p.count = (int)idx.size();
     L.p.n = s.n;
     L.p.k = s.k;
-    L.p.flags = s.accumulate ? GEMM_SM90_ACCUMULATE : 0;
+    L.p.accumulate = s.accumulate ? 1 : 0;
     for (size_t j = 0; j < idx.size(); ++j) {
         const int i = idx[j];
         GemmSm90Problem& q = L.p.problems[j];

@@ -148,7 +148,7 @@ struct Problem {
     h_ld: i32,
 }
 
-/// `ReadFusedParams` of the kernel (2072 bytes).
+/// `ReadFusedParams` of the kernel (2064 bytes).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 struct Params {
@@ -157,33 +157,7 @@ struct Params {
     n: i32,
     d_mem: i32,
     nu: i32,
-    /// [`FLAG_EARLY_STATE`] or 0.
-    flags: i32,
-    reserved: i32,
 }
-
-/// `flags`, times a count of stages: the state is not written by the kernel launched just before on the stream, so the
-/// kernel requests that many of its first stages of it before `griddepcontrol.wait` (`READ_FUSED_EARLY_STATE`; the
-/// same bits with any count).
-const FLAG_EARLY_STATE: i32 = 1;
-
-/// How many stages of the state a launch requests before the previous kernel on the stream has finished (0: none):
-/// `DBRMT_EARLY_STATE` (`off` or a count, read at the first launch), else [`EARLY_STATE_STAGES`]; or what
-/// [`set_early_state`] said.
-pub fn early_state_stages() -> u8 {
-    EARLY_STATE.get()
-}
-
-/// Sets [`early_state_stages`] for the launches that follow (process-wide; the checks compare counts).
-pub fn set_early_state(stages: u8) {
-    EARLY_STATE.set(stages);
-}
-
-/// The default of [`early_state_stages`].
-pub const EARLY_STATE_STAGES: u8 = 255;
-
-static EARLY_STATE: crate::switches::Count =
-    crate::switches::Count::new(crate::switches::EARLY_STATE, EARLY_STATE_STAGES);
 
 // SAFETY: plain-old-data #[repr(C)] structs of integers with the layout of the kernel's ReadFusedProblem /
 // ReadFusedParams (the static_asserts there, the layout test here); the addresses in them are only dereferenced by
@@ -229,8 +203,6 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
         n: d as i32,
         d_mem: shape.d_mem as i32,
         nu: shape.nu as i32,
-        flags: 0,
-        reserved: 0,
     };
     for (i, s) in spans.iter().enumerate() {
         check_rows(entry, "u", u, s.in_row, s.rows, 0, shape.d_mem)?;
@@ -264,9 +236,6 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
 /// Fails with [`KernelError::InvalidArgument`] (before anything is launched) unless `1 ≤ spans.len() ≤ MAX_GROUPS`,
 /// the shape is one [`supports`] takes, `u_ld` and `h_ld` are multiples of 4, every span fits `u` and `h`, every
 /// state is one of `a` and `z`, and no two spans write the same rows of `h`. Asynchronous on `stream`.
-///
-/// The kernel launched just before this one on `stream` must not write `a`: the read requests its first blocks of
-/// the state before that kernel has finished (programmatic dependent launch; `DBRMT_EARLY_STATE=off` waits).
 #[allow(clippy::too_many_arguments)]
 pub fn armt_read_fused_sm90(
     gpu: &Gpu,
@@ -318,7 +287,6 @@ pub fn armt_read_fused_sm90_at(
     if tiles == 0 {
         return Ok(());
     }
-    params.flags = FLAG_EARLY_STATE * i32::from(early_state_stages());
     let tiles = tiles / shape.d.div_ceil(TILE) * shape.d.div_ceil(width);
     let u_map = tma::map(
         entry,
@@ -362,9 +330,7 @@ pub fn armt_read_fused_sm90_at(
     // and h rows, its state against A and z, the 16-byte row strides (h addresses: base + out_row·h_ld·4) and that no
     // two spans write the same rows; `h` is borrowed mutably, so it aliases no input. The dynamic shared memory is
     // the kernel's plan for this column width (smem_for mirrors smem_bytes_for), its limit raised on the function;
-    // the A map's box is the entry point's {width, 32}. With FLAG_EARLY_STATE the kernel reads the state before the
-    // previous kernel on the stream has finished: the launcher's contract (its doc) is that that kernel does not
-    // write it (the engine launches the read right after its q projection; the checks upload the state).
+    // the A map's box is the entry point's {width, 32}.
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -446,9 +412,7 @@ mod tests {
         assert_eq!(size_of::<Problem>(), 32);
         assert_eq!(offset_of!(Problem, u_row), 16);
         assert_eq!(offset_of!(Problem, h_ld), 28);
-        assert_eq!(size_of::<Params>(), 32 * MAX_GROUPS + 24);
-        assert_eq!(offset_of!(Params, flags), 32 * MAX_GROUPS + 16);
-        assert!(CU.contains(&format!("#define READ_FUSED_EARLY_STATE {FLAG_EARLY_STATE}\n")));
+        assert_eq!(size_of::<Params>(), 32 * MAX_GROUPS + 16);
         assert_eq!(offset_of!(Params, count), 32 * MAX_GROUPS);
         assert_eq!(offset_of!(Params, nu), 32 * MAX_GROUPS + 12);
         assert!(CU.contains("#define READ_FUSED_MAX_PROBLEMS 64"));

@@ -16,10 +16,6 @@
 //! Three epilogues: bf16 C, f32 C (optionally accumulating: the residual adds into the f32 hidden rows), and SwiGLU
 //! (`silu(gate)·up` of a gate/up weight stored interleaved in blocks of 64 rows, [`interleave_gate_up`]; the output
 //! has `n/2` columns).
-//!
-//! B is read early: a launch requests its first stages of B before the kernel launched just before it on the stream
-//! has finished (programmatic dependent launch, [`early_weight_stages`]), so that kernel must not write B.
-//! Weights never are written; `DBRMT_EARLY_WEIGHTS=off` ([`set_early_weights`]) waits for it first.
 
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
@@ -250,34 +246,8 @@ pub struct Sm90Params {
     pub count: i32,
     pub n: i32,
     pub k: i32,
-    /// [`FLAG_ACCUMULATE`] | early stages × [`FLAG_EARLY_B`].
-    pub flags: i32,
+    pub accumulate: i32,
 }
-
-/// `flags`: f32 output only, `C += A·Bᵀ` (`GEMM_SM90_ACCUMULATE`).
-pub const FLAG_ACCUMULATE: i32 = 1;
-/// `flags`, times a count of stages (bits 8..15): B is not written by the kernel launched just before on the stream,
-/// so the kernel requests that many of its first stages of B before `griddepcontrol.wait` (`GEMM_SM90_EARLY_B`; the
-/// bits are the same with any count).
-pub const FLAG_EARLY_B: i32 = 256;
-
-/// How many stages of B a launch requests before the previous kernel on the stream has finished (0: none):
-/// `DBRMT_EARLY_WEIGHTS` (`off` or a count, read at the first launch), else [`EARLY_WEIGHT_STAGES`]; or what
-/// [`set_early_weights`] said.
-pub fn early_weight_stages() -> u8 {
-    EARLY_WEIGHTS.get()
-}
-
-/// Sets [`early_weight_stages`] for the launches that follow (process-wide; the checks compare counts).
-pub fn set_early_weights(stages: u8) {
-    EARLY_WEIGHTS.set(stages);
-}
-
-/// The default of [`early_weight_stages`].
-pub const EARLY_WEIGHT_STAGES: u8 = 255;
-
-static EARLY_WEIGHTS: crate::switches::Count =
-    crate::switches::Count::new(crate::switches::EARLY_WEIGHTS, EARLY_WEIGHT_STAGES);
 
 // SAFETY: #[repr(C)] plain-old-data mirrors of gemm_sm90.cu's structs (sizes checked by the tests below against
 // its static_asserts); the addresses in them are formed by the launcher after its checks, never dereferenced here.
@@ -348,11 +318,7 @@ fn validate(
         count: groups.len() as i32,
         n: n as i32,
         k: k as i32,
-        flags: if epilogue == (Epilogue::F32 { accumulate: true }) {
-            FLAG_ACCUMULATE
-        } else {
-            0
-        },
+        accumulate: i32::from(epilogue == Epilogue::F32 { accumulate: true }),
     };
     for (i, g) in groups.iter().enumerate() {
         let (a_row, b_row) = (g.a_offset / lda, g.b_offset / k);
@@ -472,7 +438,6 @@ pub fn launch_at_width<TC: DeviceRepr>(
         bn
     };
     let b_map = tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, b_box)?;
-    params.flags |= FLAG_EARLY_B * i32::from(early_weight_stages());
     let c_base = addr_mut(c, stream);
     for p in &mut params.problems[..groups.len()] {
         p.c = c_base + p.c * c_size as u64;
@@ -497,9 +462,7 @@ pub fn launch_at_width<TC: DeviceRepr>(
     // B rows against them and its C region (m rows of the output width, stride ldc, 16-byte aligned) against `c`,
     // and that no two problems write the same element of C; `c` is borrowed mutably, so it aliases neither input.
     // C's element size matches the epilogue (asserted above). The dynamic shared memory is the kernel's plan for
-    // this tile width, and its limit was raised to it on the function. With FLAG_EARLY_B the kernel reads B before
-    // the previous kernel on the stream has finished: every caller's B is a weight (or host-uploaded test data),
-    // which no kernel writes (the launchers' docs state the rule). A narrow width is launched only with every
+    // this tile width, and its limit was raised to it on the function. A narrow width is launched only with every
     // problem at most DECODE_MAX_ROWS rows and an A box of decode_a_rows(max m) rows, the bytes the kernel expects
     // per stage (it derives the same number from the problems and traps on a larger m).
     unsafe { builder.launch(cfg) }?;
@@ -694,8 +657,6 @@ mod tests {
     fn decode_a_rows_match_the_kernel() {
         let cu = include_str!("../../../cuda/gemm_sm90.cu");
         assert!(cu.contains(&format!("#define GEMM_SM90_DECODE_MAX_ROWS {DECODE_MAX_ROWS}\n")));
-        assert!(cu.contains(&format!("#define GEMM_SM90_ACCUMULATE {FLAG_ACCUMULATE}\n")));
-        assert!(cu.contains(&format!("#define GEMM_SM90_EARLY_B {FLAG_EARLY_B}\n")));
         assert!(cu.contains("#define GEMM_SM90_DECODE_BN_LIST {16, 32, 64}\n"));
         assert!(cu.contains(&format!("#define GEMM_SM90_DECODE_SWIGLU_BN {SWIGLU_DECODE_WIDTH}\n")));
         assert!(cu.contains("gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode("));

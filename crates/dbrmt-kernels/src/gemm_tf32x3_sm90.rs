@@ -13,7 +13,7 @@ use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 
 use crate::gemm::{check_disjoint_c, GemmGroup, Layout};
-use crate::gemm_sm90::{Sm90Params, Sm90Problem, FLAG_ACCUMULATE};
+use crate::gemm_sm90::{Sm90Params, Sm90Problem};
 use crate::launch::{addr, addr_mut, check_groups, invalid};
 use crate::params::MAX_GROUPS;
 use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
@@ -84,7 +84,7 @@ fn validate(
         count: groups.len() as i32,
         n: n as i32,
         k: k as i32,
-        flags: if accumulate { FLAG_ACCUMULATE } else { 0 },
+        accumulate: i32::from(accumulate),
     };
     for (i, g) in groups.iter().enumerate() {
         let (a_row, b_row) = (g.a_offset / lda, g.b_offset / ldb);
@@ -262,7 +262,7 @@ mod tests {
         };
         let lens = (2 * 128 * 384, 2 * 128 * 2048, 2 * 384 * 2048);
         let (p, _, _) = validate("t", &[g], lens, Layout::Tn, true).unwrap();
-        assert_eq!((p.problems[0].a_row, p.problems[0].b_row, p.flags), (128, 128, 1));
+        assert_eq!((p.problems[0].a_row, p.problems[0].b_row, p.accumulate), (128, 128, 1));
         assert!(validate("t", &[GemmGroup { m: 400, ..g }], lens, Layout::Tn, true).is_err());
         // m > lda
     }

@@ -20,10 +20,7 @@ use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, put, upload_f32, Check, Layout,
     SplitMix64, F32_OUT_TOL,
 };
-use crate::armt_read_fused_sm90::{
-    armt_read_fused_sm90, armt_read_fused_sm90_at, early_state_stages, set_early_state, ReadShape, ReadSplit,
-    READ_WIDTHS,
-};
+use crate::armt_read_fused_sm90::{armt_read_fused_sm90, armt_read_fused_sm90_at, ReadShape, ReadSplit, READ_WIDTHS};
 use crate::params::Span;
 use crate::reference::armt_read::read_from_u;
 use crate::{Gpu, KernelError};
@@ -217,22 +214,11 @@ pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[u
     let refs: Vec<&Cell> = cells.iter().collect();
     let layout = Layout::cells(rows, 1);
     let (d, h_ld) = (shape.d, shape.d + 4);
-    // every width with all, none and two of the state's first stages requested before the wait
-    let plans: Vec<(usize, u8)> = [255, 0, 2]
-        .into_iter()
-        .flat_map(|early| READ_WIDTHS.map(|w| (w, early)))
-        .collect();
-    let early_before = early_state_stages();
-    let outs: Result<Vec<_>, KernelError> = plans
-        .iter()
-        .map(|&(w, early)| {
-            set_early_state(early);
-            let lay = (&refs[..], &layout, &layout.spans[..]);
-            run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), split)
-        })
-        .collect();
-    set_early_state(early_before);
-    let outs = outs?;
+    let mut outs = Vec::new();
+    for w in READ_WIDTHS {
+        let lay = (&refs[..], &layout, &layout.spans[..]);
+        outs.push(run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), split)?);
+    }
     let (before, first) = &outs[0];
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for (c, s) in cells.iter().zip(&layout.spans) {
@@ -242,16 +228,16 @@ pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[u
     let blocks = layout.out_blocks(h_ld, d, 0);
     let mut strays = 0;
     let (mut differing, mut which) = (0, Vec::new());
-    for (plan, (_, after)) in plans.iter().zip(&outs) {
+    for (w, (_, after)) in READ_WIDTHS.iter().zip(&outs) {
         strays += changed_outside(after, &blocks, |e| before[e].to_bits());
         let n = super::harness::differing_bits(after, first);
         if n > 0 {
             differing += n;
-            which.push(*plan);
+            which.push(*w);
         }
     }
     let what = format!(
-        "{} rows={rows:?} column tiles {READ_WIDTHS:?}, early state stages 255, 0, 2 (ref: {}; bitwise: all)",
+        "{} rows={rows:?} column tiles {READ_WIDTHS:?} (ref: {}; bitwise: all)",
         describe(shape, split),
         READ_WIDTHS[0]
     );

@@ -20,9 +20,9 @@ use super::harness::{
 };
 use crate::gemm::GemmGroup;
 use crate::gemm_sm90::{
-    decode_tiles_enabled, early_weight_stages, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32,
-    gemm_sm90_nt_bf16_bf16_swiglu, interleave_gate_up, launch_at_width, launch_tile_width, set_early_weights, Epilogue,
-    DECODE_MAX_ROWS, DECODE_TILE_WIDTHS, SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
+    decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
+    interleave_gate_up, launch_at_width, launch_tile_width, Epilogue, DECODE_MAX_ROWS, DECODE_TILE_WIDTHS,
+    SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
 };
 use crate::reference::gemm::linear;
 use crate::reference::swiglu::silu;
@@ -519,9 +519,7 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
     let whole_groups = [group(0, SEGMENT)];
     let whole = launch(&whole_groups)?;
     let (mut got, mut want, mut bad_strays, mut widths) = (Vec::new(), Vec::new(), 0, Vec::new());
-    // every decode row with all, none and two of its first stages of weights requested before the wait: the same bytes
-    let early_before = early_weight_stages();
-    let rows = [
+    for (row, m) in [
         (0, 1),
         (1, 1),
         (127, 1),
@@ -529,16 +527,10 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
         (700, 1),
         (SEGMENT - 1, 1),
         (SEGMENT - 8, 8),
-    ];
-    for (early, (row, m)) in [255, 0, 2].into_iter().flat_map(|e| rows.map(|r| (e, r))) {
-        set_early_weights(early);
+    ] {
         let groups = [group(row, m)];
-        if early == 255 {
-            widths.push(width(&groups));
-        }
-        let out = launch(&groups);
-        set_early_weights(early_before);
-        let out = out?;
+        widths.push(width(&groups));
+        let out = launch(&groups)?;
         let block = Block::rows(cols, row, m, 0, cols);
         got.extend(block.gather(&out));
         want.extend(block.gather(&whole));
@@ -554,7 +546,7 @@ pub fn decode_check(gpu: &Gpu, seed: u64, epilogue: Epilogue, n: usize, k: usize
         Epilogue::Bf16 => "gemm_sm90_nt_bf16_bf16_bf16",
     };
     let shape = format!(
-        "n={n} k={k}{} decode rows (BN {widths:?}; early weight stages 255, 0, 2) vs a {SEGMENT}-row segment (BN {})",
+        "n={n} k={k}{} decode rows (BN {widths:?}) vs a {SEGMENT}-row segment (BN {})",
         if accumulating { " acc" } else { "" },
         width(&whole_groups)
     );
