@@ -8,8 +8,8 @@ dpfp_f32 + gemm_sm90_nn_f32_f32_f32_tf32x3 (φ·A) + armt_read_apply_f32: no φ 
     features f ≡ lane % 4 of each k-block) from the tile's u rows in shared memory, in the shadow of the previous
     k-block's tensor-core work, and splits them into the tf32 parts in registers.
   - φ·A is the 3×TF32 product of gemm_tf32x3_sm90.cu (Split::Tf32x3: lo·hi + hi·lo + hi·hi, each k-block of 32
-    accumulated from zero and added to the running f32 sums with round-to-nearest adds), or (Split::Tf32Bf16, for
-    measurement) hi·hi in tf32 plus both corrections in one bf16 wgmma: A' = [bf16(lo_a), bf16(hi_a)] against
+    accumulated from zero and added to the running f32 sums with round-to-nearest adds), or (Split::Tf32Bf16, the
+    engine's since 2026-12-01) hi·hi in tf32 plus both corrections in one bf16 wgmma: A' = [bf16(lo_a), bf16(hi_a)] against
     B' = [bf16(hi_b), bf16(lo_b)] interleaved along k (2/3 of the tensor work; the bf16 roundings of the correction
     operands cost <= 2^-19 of a product, ~1e-6 of a sum).
   - φ·z: the same thread accumulates φ_f·z_f of the features it computes (an f32 fma chain in k order), the four lanes
@@ -19,8 +19,8 @@ dpfp_f32 + gemm_sm90_nn_f32_f32_f32_tf32x3 (φ·A) + armt_read_apply_f32: no φ 
     accumulate path (h prefetched into L2 during the mainloop): h + num/den, one division and one add, as
     armt_read_apply_f32 computes it.
 
-Entries: armt_read_fused_sm90_f32 (Split::Tf32x3, the engine's) and armt_read_fused_sm90_tf32bf16_f32 (the 2-pass
-split, for the harness). Signature (u_map, a_map, ReadFusedParams), all by value (__grid_constant__).
+Entries: armt_read_fused_sm90_f32 (Split::Tf32x3) and armt_read_fused_sm90_tf32bf16_f32 (Split::Tf32Bf16), each also
+at narrow column tiles (below). Signature (u_map, a_map, ReadFusedParams), all by value (__grid_constant__).
 Tensor maps (cuTensorMapEncodeTiled, FLOAT32, rank 2, INTERLEAVE_NONE, L2_256B, OOB zero fill, 16-byte aligned base):
   u map: dims {d_mem, rows}, row stride u_ld*4 bytes, box {32, 128}, SWIZZLE_128B; the cell's row i of u is at
          (column 0.., row u_row + i). d_mem/32 boxes per tile land in [128 rows][32 cols] swizzled blocks.
@@ -32,7 +32,7 @@ Requirements (read_fused_check below; the Rust launcher mirrors it): d_mem ∈ {
 Launch: grid = min(#SMs, tiles) (any grid >= 1 gives the same bytes), block 384, dynamic shared memory
 read_fused::smem_bytes() (traps if less), no cluster. Tiles 128 × 128 (armt_read_fused_sm90_f32 and _tf32bf16_f32).
 Narrow column tiles (2026-12-01, for decode steps: one row gives only d/128 = 16 tiles): armt_read_fused_sm90_n64_f32
-and armt_read_fused_sm90_n32_f32 (3×TF32) take tiles of 128 rows × 64 or 32 columns, the A map's box {64 or 32, 32},
+and armt_read_fused_sm90_n32_f32 (3×TF32), armt_read_fused_sm90_tf32bf16_n{64,32}_f32 (tf32 + bf16) take tiles of 128 rows × 64 or 32 columns, the A map's box {64 or 32, 32},
 read_fused::smem_bytes_for(64 or 32) of shared memory (6 or 8 stages). Same per-element arithmetic as the 128-wide
 entry (a column's products, running sums, the row's features and denominator and the division do not depend on the
 column tile; the launcher may choose the width by rows, check/armt_read_fused_sm90.rs checks the bytes are equal).
@@ -240,7 +240,6 @@ template <Split SP, int TBN = BN>
 __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P) {
     using namespace sm90;
     static_assert(bn_ok(TBN), "column tiles of 128, 64 or 32");
-    static_assert(TBN == BN || SP == Split::Tf32x3, "the narrow tiles are for the engine's split");
     // The column tile's plan (TBN = BN: the constants above).
     constexpr int B_RAW_BYTES = BK * TBN * 4;   // A block [32 k][TBN n], dense
     constexpr int B_CONV_BYTES = TBN * BK * 4;  // one converted tile [TBN n][32 k]
@@ -480,7 +479,7 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     read_fused::read_fused<read_fused::Split::Tf32x3>(u_map, a_map, params);
 }
 
-// The same read with φ·A as tf32 hi·hi + one bf16 correction product (2/3 of the tensor work), for measurement.
+// The same read with φ·A as tf32 hi·hi + one bf16 correction product (2/3 of the tensor work): the engine's.
 extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_tf32bf16_f32(const __grid_constant__ sm90::TmaMap u_map,
                                       const __grid_constant__ sm90::TmaMap a_map,
@@ -500,4 +499,19 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
     armt_read_fused_sm90_n32_f32(const __grid_constant__ sm90::TmaMap u_map, const __grid_constant__ sm90::TmaMap a_map,
                                  const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32x3, 32>(u_map, a_map, params);
+}
+
+// The tf32 + bf16 split at the narrow column tiles (the same bytes as armt_read_fused_sm90_tf32bf16_f32).
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_tf32bf16_n64_f32(const __grid_constant__ sm90::TmaMap u_map,
+                                          const __grid_constant__ sm90::TmaMap a_map,
+                                          const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32Bf16, 64>(u_map, a_map, params);
+}
+
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_tf32bf16_n32_f32(const __grid_constant__ sm90::TmaMap u_map,
+                                          const __grid_constant__ sm90::TmaMap a_map,
+                                          const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32Bf16, 32>(u_map, a_map, params);
 }

@@ -6,7 +6,7 @@ Run from the repository root:  python3 cuda/sm90/gen_wgmma_ops.py > cuda/sm90/wg
 
 BF16_SS = [16, 32, 64, 128, 144, 152, 160, 192, 208, 224, 256]  # m64nNk16 bf16 x bf16 -> f32, A and B from shared memory
 TF32_RS = [32, 64, 128, 192, 256]                      # m64nNk8 tf32 x tf32 -> f32, A from registers, B from smem
-BF16_RS = [64, 128, 192, 256]                       # m64nNk16 bf16 x bf16 -> f32, A from registers, B from smem
+BF16_RS = [32, 64, 128, 192, 256]                      # m64nNk16 bf16 x bf16 -> f32, A from registers, B from smem
 
 
 def acc_list(n):

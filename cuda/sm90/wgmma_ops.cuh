@@ -386,6 +386,23 @@ __device__ __forceinline__ void wgmma_m64n256k8_tf32_rs(float (&d)[128], const u
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
 }
 
+// m64n32k16 bf16, A from registers, B from shared memory (K-major): 16 f32 accumulators per thread.
+__device__ __forceinline__ void wgmma_m64n32k16_bf16_rs(float (&d)[16], const uint32_t (&a)[4], uint64_t desc_b,
+                                                    int scale_d) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, "
+        "{%16, %17, %18, %19}, %20, p, 1, 1, 0;\n"
+        "}\n"
+        :
+          "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
+}
+
 // m64n64k16 bf16, A from registers, B from shared memory (K-major): 32 f32 accumulators per thread.
 __device__ __forceinline__ void wgmma_m64n64k16_bf16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b,
                                                     int scale_d) {
@@ -515,7 +532,8 @@ __device__ __forceinline__ void wgmma_m64k8_tf32_rs(float (&d)[N / 2], const uin
 
 template <int N>
 __device__ __forceinline__ void wgmma_m64k16_bf16_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {
-    static_assert(N == 64 || N == 128 || N == 192 || N == 256, "no m64nNk16 bf16 register-A wrapper for this N");
+    static_assert(N == 32 || N == 64 || N == 128 || N == 192 || N == 256, "no m64nNk16 bf16 register-A wrapper for this N");
+    if constexpr (N == 32) wgmma_m64n32k16_bf16_rs(d, a, desc_b, scale_d);
     if constexpr (N == 64) wgmma_m64n64k16_bf16_rs(d, a, desc_b, scale_d);
     if constexpr (N == 128) wgmma_m64n128k16_bf16_rs(d, a, desc_b, scale_d);
     if constexpr (N == 192) wgmma_m64n192k16_bf16_rs(d, a, desc_b, scale_d);

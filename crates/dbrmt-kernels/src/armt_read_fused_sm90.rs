@@ -27,8 +27,8 @@ const TILE: usize = 128;
 const U_BOX: [u32; 2] = [32, 128];
 const A_BOX: [u32; 2] = [128, 32];
 
-/// The column tile widths with an entry point, ascending: 32 and 64 (`armt_read_fused_sm90_n32_f32`, `_n64_f32`:
-/// 3×TF32 only) and [`TILE`]. Every width gives the same bytes (the per-element arithmetic does not depend on the
+/// The column tile widths with an entry point of each split, ascending: 32 and 64 (`armt_read_fused_sm90_n32_f32`,
+/// `_n64_f32`, `_tf32bf16_n32_f32`, `_tf32bf16_n64_f32`) and [`TILE`]. Every width gives the same bytes (the per-element arithmetic does not depend on the
 /// column tile; `check/armt_read_fused_sm90.rs` checks it bitwise), so [`read_width`] may choose by rows.
 pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
 
@@ -44,12 +44,14 @@ pub fn smem_for(width: usize) -> usize {
     stages * stage + 32768 + 2 * 17408 + (3 * stages + 2) * 8
 }
 
-/// The entry point of `split` at column tile `width` (the tf32 + bf16 split only at 128).
+/// The entry point of `split` at column tile `width`.
 fn entry_at(split: ReadSplit, width: usize) -> Option<&'static str> {
     match (split, width) {
         (_, 128) => Some(split.entry()),
         (ReadSplit::Tf32x3, 64) => Some("armt_read_fused_sm90_n64_f32"),
         (ReadSplit::Tf32x3, 32) => Some("armt_read_fused_sm90_n32_f32"),
+        (ReadSplit::Tf32Bf16, 64) => Some("armt_read_fused_sm90_tf32bf16_n64_f32"),
+        (ReadSplit::Tf32Bf16, 32) => Some("armt_read_fused_sm90_tf32bf16_n32_f32"),
         _ => None,
     }
 }
@@ -86,10 +88,11 @@ pub fn read_width(spans: &[Span], shape: ReadShape, sms: usize, decode: bool) ->
 /// How `φ·A` is split over the tensor cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadSplit {
-    /// 3×TF32 (`lo·hi + hi·lo + hi·hi`), as `gemm_tf32x3_sm90`: ~3e-7 per product. The engine's.
+    /// 3×TF32 (`lo·hi + hi·lo + hi·hi`), as `gemm_tf32x3_sm90`: ~3e-7 per product (`DBRMT_MEMORY=tf32x3` makes it
+    /// the engine's).
     Tf32x3,
-    /// `hi·hi` in tf32 plus both corrections in one bf16 product: 2/3 of the tensor work, ~1e-6 per product. For
-    /// measurement (the development harness times both).
+    /// `hi·hi` in tf32 plus both corrections in one bf16 product: 2/3 of the tensor work, ~1e-6 per product (measured
+    /// 4.7e-7 of a 1B read, against 1.6e-7; the contract is 1e-5). The engine's.
     Tf32Bf16,
 }
 
@@ -248,14 +251,11 @@ pub fn armt_read_fused_sm90(
     shape: ReadShape,
     split: ReadSplit,
 ) -> Result<(), KernelError> {
-    let width = match split {
-        ReadSplit::Tf32x3 => read_width(spans, shape, gpu.sm_count(), crate::gemm_sm90::decode_tiles_enabled()),
-        ReadSplit::Tf32Bf16 => TILE,
-    };
+    let width = read_width(spans, shape, gpu.sm_count(), crate::gemm_sm90::decode_tiles_enabled());
     armt_read_fused_sm90_at(gpu, stream, (u, u_ld), a, z, (h, h_ld), spans, shape, split, width)
 }
 
-/// [`armt_read_fused_sm90`] at column tile `width` (one of [`READ_WIDTHS`]; the tf32 + bf16 split only at 128),
+/// [`armt_read_fused_sm90`] at column tile `width` (one of [`READ_WIDTHS`]),
 /// whatever [`read_width`] would pick: for the checks that every width gives the same bytes.
 #[allow(clippy::too_many_arguments)]
 pub fn armt_read_fused_sm90_at(
@@ -397,11 +397,14 @@ mod tests {
         assert_eq!((smem_for(64), smem_for(32)), (215200, 166096));
         assert!(CU.contains("stages_for(64) == 6 && stages_for(32) == 8"));
         assert!(CU.contains("return 3 * BK * bn * 4;"));
-        for w in READ_WIDTHS {
-            let e = entry_at(ReadSplit::Tf32x3, w).unwrap();
+        for (split, w) in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16]
+            .into_iter()
+            .flat_map(|s| READ_WIDTHS.map(|w| (s, w)))
+        {
+            let e = entry_at(split, w).unwrap();
             assert!(CU.contains(&format!("    {e}(")), "{e}");
         }
-        assert!(entry_at(ReadSplit::Tf32Bf16, 64).is_none());
+        assert!(entry_at(ReadSplit::Tf32Bf16, 96).is_none());
         for split in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16] {
             assert!(CU.contains(&format!("    {}(", split.entry())), "{}", split.entry());
         }

@@ -36,8 +36,8 @@ fn armt_read_fused_sm90_bytes_do_not_depend_on_the_column_tile() {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn armt_read_fused_sm90_tf32bf16_matches_reference() {
-    assert_suite_passes(check::armt_read_fused_sm90::checks_tf32bf16);
+fn armt_read_fused_sm90_tf32x3_matches_reference() {
+    assert_suite_passes(check::armt_read_fused_sm90::checks_tf32x3);
 }
 
 #[test]

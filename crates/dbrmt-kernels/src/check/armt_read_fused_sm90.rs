@@ -207,8 +207,13 @@ pub fn check_read_fused_row_position(
 /// One launch of cells of `rows` rows (3×TF32, h stride `d + 4`) at every column tile width of [`READ_WIDTHS`], the
 /// same inputs each time: the narrowest against the reference (f32 tolerance), every width's whole h buffer bitwise
 /// against the narrowest's (the cells' rows and the rows around them), no stray writes.
-pub fn check_read_fused_widths(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[usize]) -> Result<Check, KernelError> {
-    let split = ReadSplit::Tf32x3;
+pub fn check_read_fused_widths(
+    gpu: &Gpu,
+    seed: u64,
+    shape: ReadShape,
+    rows: &[usize],
+    split: ReadSplit,
+) -> Result<Check, KernelError> {
     let mut rng = SplitMix64::new(seed);
     let cells: Vec<Cell> = rows.iter().map(|&r| cell(&mut rng, r, shape)).collect();
     let refs: Vec<&Cell> = cells.iter().collect();
@@ -278,10 +283,10 @@ fn checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, Kernel
     ]
 }
 
-/// The column-width checks (3×TF32 only: the narrow widths exist for it): the 1B shape with cells of 1, 7, 64 and
-/// 129 rows, and d = 200 (not a multiple of 32) with d_mem 32; and the last row of a 1152-row cell alone (the
-/// launcher's narrow width) against it inside the cell.
-pub fn width_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+/// The column-width checks of `split`: the 1B shape with cells of 1, 7, 64 and 129 rows, and d = 200 (not a multiple
+/// of 32) with d_mem 32; and the last row of a 1152-row cell alone (the launcher's narrow width) against it inside the
+/// cell.
+fn width_checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, KernelError>> {
     let b1 = ReadShape {
         d: 2048,
         d_mem: 64,
@@ -293,23 +298,32 @@ pub fn width_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         nu: 3,
     };
     vec![
-        check_read_fused_widths(gpu, seed, b1, &[1, 7, 64, 129]),
-        check_read_fused_widths(gpu, seed.wrapping_add(1), small, &[1, 64, 130]),
-        check_read_fused_row_position(gpu, seed.wrapping_add(2), b1, 1152, 1151, ReadSplit::Tf32x3),
+        check_read_fused_widths(gpu, seed, b1, &[1, 7, 64, 129], split),
+        check_read_fused_widths(gpu, seed.wrapping_add(1), small, &[1, 64, 130], split),
+        check_read_fused_row_position(gpu, seed.wrapping_add(2), b1, 1152, 1151, split),
     ]
 }
 
-/// The engine's fused read (3×TF32), every shape: the GPU tests and `dbrmt selftest`.
-pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let mut out = checks_of(gpu, seed, ReadSplit::Tf32x3);
-    out.extend(width_checks(gpu, seed.wrapping_add(100)));
+/// The column-width checks of both splits (decode steps take the narrow widths).
+pub fn width_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let mut out = width_checks_of(gpu, seed, ReadSplit::Tf32Bf16);
+    out.extend(width_checks_of(gpu, seed.wrapping_add(10), ReadSplit::Tf32x3));
     out
 }
 
-/// The 2-pass split (tf32 + bf16 corrections) at the same shapes and tolerance (a GPU test; not in the selftest,
-/// which checks what the engine runs).
-pub fn checks_tf32bf16(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    checks_of(gpu, seed, ReadSplit::Tf32Bf16)
+/// The engine's fused read (tf32 + bf16), every shape and width: the GPU tests and `dbrmt selftest`.
+pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let mut out = checks_of(gpu, seed, ReadSplit::Tf32Bf16);
+    out.extend(width_checks_of(gpu, seed.wrapping_add(100), ReadSplit::Tf32Bf16));
+    out
+}
+
+/// The 3×TF32 split (`DBRMT_MEMORY=tf32x3`) at the same shapes, widths and tolerance: the GPU tests and
+/// `dbrmt selftest`.
+pub fn checks_tf32x3(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let mut out = checks_of(gpu, seed, ReadSplit::Tf32x3);
+    out.extend(width_checks_of(gpu, seed.wrapping_add(100), ReadSplit::Tf32x3));
+    out
 }
 
 #[cfg(test)]

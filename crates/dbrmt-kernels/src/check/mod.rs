@@ -33,7 +33,7 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory, the greedy
 /// ids of the logits).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 16] = [
+    let suites: [Suite; 17] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
@@ -48,6 +48,7 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         dpfp::checks,
         armt_read::checks,
         armt_read_fused_sm90::checks,
+        armt_read_fused_sm90::checks_tf32x3,
         armt_write::checks,
         argmax_rows::checks,
     ];

@@ -121,16 +121,18 @@ pub struct MemoryProducts {
     pub nn_tf32x3: bool,
     /// `A += kφᵀ·u` on the tensor cores (`gemm_sm90_tn_f32_f32_f32_tf32x3`), else SIMT (`gemm_tn_f32_f32_f32`).
     pub tn_tf32x3: bool,
-    /// The read's DPFP, `φ·A` (3×TF32) and `h += num / (φ·z + ε)` in one launch (`armt_read_fused_sm90_f32`), else
-    /// `dpfp`, the `φ·A` product and `armt_read_apply` as three.
-    pub read_fused: bool,
+    /// The read's DPFP, `φ·A` and `h += num / (φ·z + ε)` in one launch (`armt_read_fused_sm90_*`) with this split of
+    /// `φ·A` (tf32 + bf16; 3×TF32 with `DBRMT_MEMORY=tf32x3`), else (`None`) `dpfp`, the `φ·A` product and
+    /// `armt_read_apply` as three.
+    pub read_fused: Option<ReadSplit>,
 }
 
 impl MemoryProducts {
     /// The tensor-core kernels where the shapes take them (D = 2·ν·d_mem a multiple of 32 and d of 4; for the update
     /// also M a multiple of 32), the fused read where the tensor-core products run and it takes the shape (d_mem 32
-    /// or 64, D ≤ 512). `DBRMT_MEMORY=simt` forces SIMT (and the unfused read), `DBRMT_MEMORY=unfused` only the
-    /// unfused read (to compare on one build). Per model, like the other choices, so diagonal, sequential and
+    /// or 64, D ≤ 512), its `φ·A` split tf32 + bf16. `DBRMT_MEMORY=simt` forces SIMT (and the unfused read),
+    /// `DBRMT_MEMORY=unfused` only the unfused read, `DBRMT_MEMORY=tf32x3` the fused read in 3×TF32 (to compare on one
+    /// build). Per model, like the other choices, so diagonal, sequential and
     /// decoding runs use the same kernels.
     pub fn for_model(cfg: &ModelConfig) -> Self {
         let choice = std::env::var("DBRMT_MEMORY").unwrap_or_default();
@@ -149,7 +151,12 @@ impl MemoryProducts {
         MemoryProducts {
             nn_tf32x3: nn,
             tn_tf32x3: nn && cfg.armt.num_mem_tokens.is_multiple_of(32),
-            read_fused: nn && choice != "unfused" && armt_read_fused_sm90::supports(shape).is_ok(),
+            read_fused: (nn && choice != "unfused" && armt_read_fused_sm90::supports(shape).is_ok()).then_some(
+                match choice {
+                    "tf32x3" => ReadSplit::Tf32x3,
+                    _ => ReadSplit::Tf32Bf16,
+                },
+            ),
         }
     }
 }
@@ -329,7 +336,7 @@ impl GpuModel {
             gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
         }
         ws.mark(stream, "read: q projection")?;
-        if self.memory.read_fused {
+        if let Some(split) = self.memory.read_fused {
             // u's scratch rows → the cell's hidden rows, with its state (the spans of the unfused apply)
             let spans: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
             let shape = ReadShape {
@@ -346,7 +353,7 @@ impl GpuModel {
                 (&mut ws.hidden, d),
                 &spans,
                 shape,
-                ReadSplit::Tf32x3,
+                split,
             )?;
             return ws.mark(stream, "read: fused φ·A + apply");
         }
@@ -687,7 +694,8 @@ pub(super) mod tests {
         }
     }
 
-    /// The fused read where the tensor-core products run and d_mem is 32 or 64; `unfused` and `simt` turn it off.
+    /// The fused read (tf32 + bf16; `tf32x3` picks 3×TF32) where the tensor-core products run and d_mem is 32 or 64;
+    /// `unfused` and `simt` turn it off.
     #[test]
     fn memory_products_choose_the_fused_read() {
         let mut cfg = config();
@@ -695,14 +703,16 @@ pub(super) mod tests {
         cfg.armt.d_mem = 64;
         cfg.armt.num_mem_tokens = 128;
         let on = MemoryProducts::for_shape(&cfg, "");
-        assert!(on.nn_tf32x3 && on.tn_tf32x3 && on.read_fused);
+        assert!(on.nn_tf32x3 && on.tn_tf32x3 && on.read_fused == Some(ReadSplit::Tf32Bf16));
+        let x3 = MemoryProducts::for_shape(&cfg, "tf32x3");
+        assert_eq!(x3.read_fused, Some(ReadSplit::Tf32x3));
         let unfused = MemoryProducts::for_shape(&cfg, "unfused");
-        assert!(unfused.nn_tf32x3 && !unfused.read_fused);
+        assert!(unfused.nn_tf32x3 && unfused.read_fused.is_none());
         let simt = MemoryProducts::for_shape(&cfg, "simt");
-        assert!(!simt.nn_tf32x3 && !simt.tn_tf32x3 && !simt.read_fused);
+        assert!(!simt.nn_tf32x3 && !simt.tn_tf32x3 && simt.read_fused.is_none());
         cfg.armt.d_mem = 16; // D = 96: tensor-core products, but no fused read
         let small = MemoryProducts::for_shape(&cfg, "");
-        assert!(small.nn_tf32x3 && !small.read_fused);
-        assert!(!MemoryProducts::for_shape(&config(), "").read_fused, "d_mem 2");
+        assert!(small.nn_tf32x3 && small.read_fused.is_none());
+        assert!(MemoryProducts::for_shape(&config(), "").read_fused.is_none(), "d_mem 2");
     }
 }
