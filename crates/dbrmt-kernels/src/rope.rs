@@ -17,7 +17,7 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 const ROPE_BF16: Kernel = Kernel::new(cubins::ROPE, "rope_bf16");
 
 /// `ROPE_THREADS` of rope.cu.
-const THREADS: u32 = 256;
+const THREADS: u32 = 128;
 
 /// Rotates, in place, the q and k heads of rows `in_row..in_row + rows` of `qkv` (row stride `ld`) for each span,
 /// row `in_row + r` at position `pos + r`, with the tables `cos`/`sin` (`[positions, head_dim / 2]` each), on `stream`.
