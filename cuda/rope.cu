@@ -13,7 +13,8 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written) + the table rows (row
 #include "common/params.h"
 #include "common/pdl.cuh"
 
-#define ROPE_THREADS 128
+// At most (the launch bounds); the launcher gives 128 or 256 (launch::row_threads): element-wise, the same bits.
+#define ROPE_THREADS 256
 
 // ----------------------------------------------------------------------------
 // CUDA kernels
@@ -31,7 +32,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     const float* s = sin_table + (size_t)(span.pos + r) * half;
     const int pairs = rot_heads * half;
 #pragma unroll 2
-    for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
+    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
         const int head = p / half;
         const int i = p - head * half;
         const int col = head * 2 * half + i;
