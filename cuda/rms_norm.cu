@@ -14,12 +14,9 @@ from L1/L2) — divide by the time for the achieved bandwidth.
 #include "common/params.h"
 #include "common/pdl.cuh"
 
-// The reduction's virtual threads: virtual thread v sums columns v, v + 256, ... (an fma chain), the 32 of a virtual
-// warp meet in a fixed xor butterfly, the 8 warp sums are added in order. A block has 256 real threads (one virtual
-// thread each) or 128 (two each: v and v + 128, whose virtual warps w and w + 4 live in the same real warp), chosen
-// by the launcher (128 for launches of many rows: twice the rows in flight per SM; 256 for a decode row): the same
-// operations in the same order either way, so the same bits.
-#define RMS_NORM_THREADS 256
+// Fixed, not a launch parameter: the reduction order (which columns each thread sums) depends on it. 128 (256 until
+// 2026-12-01): twice the rows in flight per SM at the same thread occupancy, for the short rows of small models.
+#define RMS_NORM_THREADS 128
 
 namespace {
 
@@ -36,21 +33,19 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
     const X* xr = x + (size_t)(span.in_row + r) * x_ld;
     const __nv_bfloat16* wr = w + (size_t)span.layer * d;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
-    const int T = (int)blockDim.x;  // 256 or 128 (the launcher's)
+
+    float ss = 0.0f;
+#pragma unroll 4
+    for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
+        const float v = load_x(xr + c);
+        ss = fmaf(v, v, ss);
+    }
+    // xor butterfly: every lane ends with the same bits (fp addition is commutative).
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
 
     __shared__ float warp_sums[RMS_NORM_THREADS / 32];
     __shared__ float row_scale;
-    for (int v = threadIdx.x; v < RMS_NORM_THREADS; v += T) {
-        float ss = 0.0f;
-#pragma unroll 4
-        for (int c = v; c < d; c += RMS_NORM_THREADS) {
-            const float xv = load_x(xr + c);
-            ss = fmaf(xv, xv, ss);
-        }
-        // xor butterfly: every lane ends with the same bits (fp addition is commutative).
-        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-        if ((v & 31) == 0) warp_sums[v >> 5] = ss;
-    }
+    if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = ss;
     __syncthreads();
     if (threadIdx.x == 0) {
         float total = 0.0f;
@@ -61,7 +56,7 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
     const float s = row_scale;
 
 #pragma unroll 4
-    for (int c = threadIdx.x; c < d; c += T) {
+    for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
         const float v = load_x(xr + c);
         yr[c] = __float2bfloat16(__bfloat162float(wr[c]) * (v * s));
     }

@@ -13,8 +13,7 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written) + the table rows (row
 #include "common/params.h"
 #include "common/pdl.cuh"
 
-// At most (the launch bounds); the launcher gives 128 or 256 (launch::row_threads): element-wise, the same bits.
-#define ROPE_THREADS 256
+#define ROPE_THREADS 128
 
 // ----------------------------------------------------------------------------
 // CUDA kernels
@@ -32,7 +31,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     const float* s = sin_table + (size_t)(span.pos + r) * half;
     const int pairs = rot_heads * half;
 #pragma unroll 2
-    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+    for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
         const int head = p / half;
         const int i = p - head * half;
         const int col = head * 2 * half + i;

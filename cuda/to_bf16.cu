@@ -11,8 +11,7 @@ depend on the other spans of the launch. Bytes: 6 · rows · d (f32 read, bf16 w
 #include "common/params.h"
 #include "common/pdl.cuh"
 
-// At most (the launch bounds); the launcher gives 128 or 256 (launch::row_threads): element-wise, the same bits.
-#define TO_BF16_THREADS 256
+#define TO_BF16_THREADS 128
 
 extern "C" __global__ void __launch_bounds__(TO_BF16_THREADS)
     to_bf16_f32(const Spans spans, const float* __restrict__ x, int x_ld, __nv_bfloat16* __restrict__ y, int y_ld,
@@ -23,5 +22,5 @@ extern "C" __global__ void __launch_bounds__(TO_BF16_THREADS)
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
 #pragma unroll 4
-    for (int c = threadIdx.x; c < d; c += blockDim.x) yr[c] = __float2bfloat16_rn(xr[c]);
+    for (int c = threadIdx.x; c < d; c += TO_BF16_THREADS) yr[c] = __float2bfloat16_rn(xr[c]);
 }

@@ -178,18 +178,6 @@ pub(crate) fn check_dim(kernel: &str, what: &str, n: usize) -> Result<(), Kernel
     Ok(())
 }
 
-/// Threads of a row kernel's block (one block per row: `rms_norm`, `to_bf16`, `rope`; at most their `THREADS`): 128
-/// for launches of many rows (twice the rows in flight per SM at the same occupancy, which the short rows of small
-/// models need), 256 when every span has at most 64 rows (a decode step: one row's work over more threads). No
-/// kernel's bits depend on it (`rms_norm` keeps 256 virtual threads either way).
-pub(crate) fn row_threads(spans: &[Span]) -> u32 {
-    if spans.iter().all(|s| s.rows <= 64) {
-        256
-    } else {
-        128
-    }
-}
-
 /// The grid of a row kernel: one block of `threads` per row of the longest span (x), one row of blocks per span (y).
 /// No spans with rows: x is 0, and the launcher launches nothing.
 pub(crate) fn row_grid(spans: &[Span], threads: u32) -> LaunchConfig {
@@ -238,13 +226,6 @@ pub(crate) mod tests {
     /// Whether a launcher's validation refused its arguments (rather than accepting them or failing otherwise).
     pub(crate) fn rejected<T: std::fmt::Debug>(r: Result<T, KernelError>) -> bool {
         matches!(r, Err(KernelError::InvalidArgument { .. }))
-    }
-
-    #[test]
-    fn row_blocks_are_narrower_for_launches_of_many_rows() {
-        assert_eq!(row_threads(&[span(0, 0, 1, 0)]), 256, "a decode row");
-        assert_eq!(row_threads(&[span(0, 0, 64, 0), span(64, 64, 3, 1)]), 256);
-        assert_eq!(row_threads(&[span(0, 0, 65, 0), span(65, 65, 1, 1)]), 128);
     }
 
     /// A span at the given rows, layer and state 0.

@@ -22,7 +22,7 @@ pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
 }
 
 /// `RMS_NORM_THREADS` of rms_norm.cu.
-const THREADS: u32 = 256;
+const THREADS: u32 = 128;
 
 /// Normalises rows `in_row..in_row + rows` of `x` (`d` columns, row stride `x_ld`) into rows `out_row..` of `y` (row
 /// stride `y_ld`) for each span, with weight row `w[layer]` of the stacked weights `w` (`[layers, d]`), on `stream`.
@@ -102,7 +102,7 @@ fn validate(
         check_index(k, "layer", s.layer, w_len / d)?;
     }
     check_disjoint_outputs(k, spans)?;
-    Ok(row_grid(spans, crate::launch::row_threads(spans).min(THREADS)))
+    Ok(row_grid(spans, THREADS))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 const ROPE_BF16: Kernel = Kernel::new(cubins::ROPE, "rope_bf16");
 
 /// `ROPE_THREADS` of rope.cu.
-const THREADS: u32 = 256;
+const THREADS: u32 = 128;
 
 /// Rotates, in place, the q and k heads of rows `in_row..in_row + rows` of `qkv` (row stride `ld`) for each span,
 /// row `in_row + r` at position `pos + r`, with the tables `cos`/`sin` (`[positions, head_dim / 2]` each), on `stream`.
@@ -115,7 +115,7 @@ fn validate(qkv: Rows, tables: (usize, usize), spans: &[Span], heads: Heads) -> 
         check_rows(k, "qkv", qkv, s.in_row, s.rows, 0, width)?;
     }
     check_disjoint_outputs(k, spans)?;
-    Ok(row_grid(spans, crate::launch::row_threads(spans).min(THREADS)))
+    Ok(row_grid(spans, THREADS))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 pub(crate) const TO_BF16_F32: Kernel = Kernel::new(cubins::TO_BF16, "to_bf16_f32");
 
 /// `TO_BF16_THREADS` of to_bf16.cu.
-const THREADS: u32 = 256;
+const THREADS: u32 = 128;
 
 /// Rounds rows `in_row..in_row + rows` of `x` (`d` columns, row stride `x_ld`) to bf16 into rows `out_row..` of `y`
 /// (row stride `y_ld`) for each span, on `stream`.
@@ -66,7 +66,7 @@ fn validate(k: &str, x: Rows, y: Rows, spans: &[Span], d: usize) -> Result<Launc
         check_rows(k, "y", y, s.out_row, s.rows, 0, d)?;
     }
     check_disjoint_outputs(k, spans)?;
-    Ok(row_grid(spans, crate::launch::row_threads(spans).min(THREADS)))
+    Ok(row_grid(spans, THREADS))
 }
 
 #[cfg(test)]

@@ -96,8 +96,7 @@ pub fn check_rms_norm<X: HiddenElem>(
 }
 
 /// The cell of `rows[target]` launched alone and inside the launch of all `rows` (in their order; input rows of type
-/// `X`): identical bits — also across block sizes when the cell alone has at most 64 rows and the launch more
-/// (`launch::row_threads`: 256 threads against 128, the same virtual-thread reduction).
+/// `X`): identical bits.
 pub fn check_rms_norm_grouping<X: HiddenElem>(
     gpu: &Gpu,
     seed: u64,
