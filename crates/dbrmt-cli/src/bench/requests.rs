@@ -214,6 +214,7 @@ fn minus(a: Phases, b: Phases) -> Phases {
         state_start: a.state_start.saturating_sub(b.state_start),
         state_take: a.state_take.saturating_sub(b.state_take),
         device_wait: a.device_wait.saturating_sub(b.device_wait),
+        copy_wait: a.copy_wait.saturating_sub(b.copy_wait),
     }
 }
 
@@ -224,6 +225,7 @@ fn plus(a: Phases, b: Phases) -> Phases {
         state_start: a.state_start + b.state_start,
         state_take: a.state_take + b.state_take,
         device_wait: a.device_wait + b.device_wait,
+        copy_wait: a.copy_wait + b.copy_wait,
     }
 }
 
@@ -257,17 +259,19 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
     let msf = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let other = last.ms - msf(ph.total());
     eprintln!(
-        "bench:   phases (ms): admission {:.1}, steps {:.1}, state start {:.1}, state take {:.1}, device wait {:.1}, \
-         other {other:.1}",
+        "bench:   phases (ms): admission {:.1}, steps {:.1} (of which waiting for the GPU at the copy-out {:.1}), \
+         state start {:.1}, state take {:.1}, device wait {:.1}, other {other:.1}",
         msf(ph.admission),
         msf(ph.steps),
+        msf(ph.copy_wait),
         msf(ph.state_start),
         msf(ph.state_take),
         msf(ph.device_wait)
     );
     let phase_ms = json!({
-        "admission": msf(ph.admission), "steps": msf(ph.steps), "state_start": msf(ph.state_start),
-        "state_take": msf(ph.state_take), "device_wait": msf(ph.device_wait), "other": other,
+        "admission": msf(ph.admission), "steps": msf(ph.steps), "copy_wait": msf(ph.copy_wait),
+        "state_start": msf(ph.state_start), "state_take": msf(ph.state_take), "device_wait": msf(ph.device_wait),
+        "other": other,
     });
     out.line(json!({
         "kind": "requests", "mode": mode, "method": method, "requests": n, "tokens": plan.tokens,

@@ -238,6 +238,12 @@ impl PackedExecutor<'_> {
     }
 
     /// Waits for every launch so far to finish.
+    /// Host time spent waiting for the device before the copies of logits or greedy ids out of the steps so far
+    /// ([`Workspace::copy_wait`]).
+    pub fn copy_wait(&self) -> std::time::Duration {
+        self.ws.copy_wait
+    }
+
     pub fn synchronize(&self) -> Result<(), ModelError> {
         Ok(self.engine.stream.synchronize()?)
     }

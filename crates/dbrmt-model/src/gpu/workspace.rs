@@ -2,6 +2,7 @@
 //! many requests needs more hidden slots or KV caches).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cudarc::driver::{CudaSlice, CudaStream, PinnedHostSlice};
 use dbrmt_kernels::{
@@ -83,6 +84,10 @@ pub struct Workspace {
     pub ids: CudaSlice<u32>,
     /// Events between the launches of every step, when profiling ([`StepProfile`]).
     pub profile: Option<StepProfile>,
+    /// Host time spent waiting for the device before copying logits or greedy ids out (every launch before the copy
+    /// has finished by then): with the host's wall time of the same calls, it says whether a decode loop waits for the
+    /// GPU (kernel-bound) or the GPU for the host (launch-bound).
+    pub copy_wait: Duration,
 }
 
 impl Workspace {
@@ -153,6 +158,7 @@ impl Workspace {
             logits_host: None,
             ids: stream.alloc_zeros::<u32>(1)?,
             profile: None,
+            copy_wait: Duration::ZERO,
         })
     }
 
@@ -246,6 +252,7 @@ impl Workspace {
     /// page-locked buffer (DMA straight from the device, one host copy fewer than a pageable copy) while `len` is at
     /// most [`Workspace::PINNED_LOGITS`] values, else a pageable copy.
     pub fn logits_to_host(&mut self, stream: &Arc<CudaStream>, len: usize) -> Result<Vec<f32>, KernelError> {
+        self.wait_for_launches(stream)?;
         let src = self.logits.slice(..len);
         if len > Self::PINNED_LOGITS {
             return Ok(stream.clone_dtoh(&src)?);
@@ -288,7 +295,16 @@ impl Workspace {
             vocab,
         )?;
         let ids: usize = spans.iter().map(|s| s.rows).sum();
+        self.wait_for_launches(stream)?;
         Ok(stream.clone_dtoh(&self.argmax.slice(..ids))?)
+    }
+
+    /// Waits for every launch on `stream`, timed into [`Workspace::copy_wait`] (the copy after it would wait anyway).
+    fn wait_for_launches(&mut self, stream: &CudaStream) -> Result<(), KernelError> {
+        let t0 = Instant::now();
+        stream.synchronize()?;
+        self.copy_wait += t0.elapsed();
+        Ok(())
     }
 
     /// Logit values copied out through the page-locked buffer (more go through a pageable copy): 64 decode rows of a

@@ -78,6 +78,14 @@ impl Packed<'_> {
     }
 
     /// Waits for the device (nothing on the CPU).
+    /// Host time the GPU executor's steps waited for the device before copying logits or ids out (zero on the CPU).
+    pub fn copy_wait(&self) -> std::time::Duration {
+        match self {
+            Packed::Cpu(_) => std::time::Duration::ZERO,
+            Packed::Gpu(x) => x.copy_wait(),
+        }
+    }
+
     pub fn synchronize(&self) -> Result<(), ModelError> {
         match self {
             Packed::Cpu(_) => Ok(()),

@@ -73,6 +73,10 @@ pub struct Phases {
     pub state_take: Duration,
     /// In [`Requests::synchronize`].
     pub device_wait: Duration,
+    /// Part of `steps`: waiting for the device before the logits or greedy ids were copied out (on the GPU; the rest
+    /// of `steps` is the host's own work). Near `steps`: the host waits for the kernels; near zero: the kernels wait
+    /// for the host's launches.
+    pub copy_wait: Duration,
 }
 
 impl Phases {
@@ -387,7 +391,10 @@ impl Requests<'_> {
 
     /// Host time spent so far, by phase.
     pub fn phases(&self) -> Phases {
-        self.phases
+        Phases {
+            copy_wait: self.packed.copy_wait(),
+            ..self.phases
+        }
     }
 
     /// Whether no request is live and every finished request's [`Event::Finished`] is out.
