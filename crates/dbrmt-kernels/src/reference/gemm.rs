@@ -1,9 +1,4 @@
-//! Matrix products (through `matrixmultiply`, single-threaded and deterministic). The few-row products of decoding
-//! may be split over threads ([`with_threads`]); each output is still one thread's dot product, so the bits are the
-//! same.
-
-use std::cell::Cell;
-use std::thread;
+//! Matrix products (through `matrixmultiply`, single-threaded and deterministic).
 
 /// `c = alpha·a·b + beta·c` for `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, each given by (row stride, column stride).
 #[allow(clippy::too_many_arguments)]
@@ -58,73 +53,19 @@ fn sgemm(
 pub fn linear(x: &[f32], w: &[f32], m: usize, k: usize, n: usize, y: &mut [f32]) {
     check(x, m * k, w, n * k, y, m * n);
     if m <= FEW_ROWS && k > 0 {
-        let threads = THREADS.get().min(n * k / PER_THREAD).max(1);
-        if threads == 1 {
-            dots(x, w, k, n, y, 0..n);
-            return;
-        }
-        // output columns in `threads` runs; a run's outputs of every row go to its thread
-        let run = n.div_ceil(threads);
-        let mut parts: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(run)).map(|_| Vec::with_capacity(m)).collect();
-        for yr in y.chunks_exact_mut(n) {
-            for (part, out) in parts.iter_mut().zip(yr.chunks_mut(run)) {
-                part.push(out);
+        for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
+            for (o, wr) in yr.iter_mut().zip(w.chunks_exact(k)) {
+                *o = dot(xr, wr);
             }
         }
-        thread::scope(|scope| {
-            for (i, mut outs) in parts.into_iter().enumerate() {
-                scope.spawn(move || {
-                    let cols = i * run..((i + 1) * run).min(n);
-                    for (xr, out) in x.chunks_exact(k).zip(outs.iter_mut()) {
-                        for (o, wr) in out.iter_mut().zip(w[cols.start * k..cols.end * k].chunks_exact(k)) {
-                            *o = dot(xr, wr);
-                        }
-                    }
-                });
-            }
-        });
         return;
     }
     let (ki, ni) = (k as isize, n as isize);
     sgemm(m, k, n, (x, ki, 1), (w, 1, ki), 0.0, (y, ni, 1));
 }
 
-/// `y[r][c] = x[r]·w[c]` for the columns `cols` of every row (the few-row path of [`linear`]).
-fn dots(x: &[f32], w: &[f32], k: usize, n: usize, y: &mut [f32], cols: std::ops::Range<usize>) {
-    for (xr, yr) in x.chunks_exact(k).zip(y.chunks_exact_mut(n)) {
-        for (o, wr) in yr[cols.clone()]
-            .iter_mut()
-            .zip(w[cols.start * k..cols.end * k].chunks_exact(k))
-        {
-            *o = dot(xr, wr);
-        }
-    }
-}
-
 /// Row counts up to which [`linear`] uses dot products.
 const FEW_ROWS: usize = 2;
-
-/// Multiply-adds per row below which a thread of [`linear`]'s few-row path is not worth its start (~10–20 µs).
-const PER_THREAD: usize = 1 << 17;
-
-thread_local! {
-    /// Threads [`linear`]'s few-row products may use on this thread ([`with_threads`]); 1 outside.
-    static THREADS: Cell<usize> = const { Cell::new(1) };
-}
-
-/// Runs `f` with [`linear`]'s few-row products (decoding) split over up to `threads` threads: for a caller that runs
-/// one cell at a time and has the cores to spare. Every output is one thread's dot product either way, so the bits
-/// do not depend on `threads`.
-pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
-    struct Restore(usize);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            THREADS.set(self.0);
-        }
-    }
-    let _restore = Restore(THREADS.replace(threads.max(1)));
-    f()
-}
 
 /// A dot product with eight independent partial sums (so the compiler vectorises it), then summed in order.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -227,25 +168,6 @@ mod tests {
         linear_add(&x, &w, m, k, n, &mut y2);
         for (a, b) in y2.iter().zip(&r) {
             assert!((a - (b + 1.0)).abs() < 1e-5);
-        }
-    }
-
-    #[test]
-    fn few_row_products_have_the_same_bits_on_any_number_of_threads() {
-        // 1 and 2 rows (the dot-product path), columns that split unevenly, enough work per thread to split
-        for (m, k, n) in [(1, 640, 1000), (2, 576, 1537), (1, 64, 3)] {
-            let (x, w) = (rnd(m * k, 5), rnd(n * k, 6));
-            let mut one = vec![f32::NAN; m * n];
-            linear(&x, &w, m, k, n, &mut one);
-            for threads in [2, 3, 8] {
-                let mut many = vec![f32::NAN; m * n];
-                with_threads(threads, || linear(&x, &w, m, k, n, &mut many));
-                assert!(
-                    one.iter().zip(&many).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "m {m} k {k} n {n} on {threads} threads"
-                );
-            }
-            assert_eq!(THREADS.get(), 1, "restored after with_threads");
         }
     }
 

@@ -3,12 +3,7 @@
 
 use std::thread;
 
-use dbrmt_kernels::reference::{
-    embed::segment_input,
-    gemm::{linear, with_threads},
-    rms_norm::rms_norm,
-    rope::RopeTable,
-};
+use dbrmt_kernels::reference::{embed::segment_input, gemm::linear, rms_norm::rms_norm, rope::RopeTable};
 use dbrmt_schedule::{Schedule, Task, Tracker};
 
 use super::cell::{forward, CellInput};
@@ -250,8 +245,7 @@ impl<'m> CpuModel<'m> {
     fn run_jobs(&self, mut jobs: Vec<Job>, threads: usize) -> Vec<Job> {
         let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
         if jobs.len() <= 1 || threads <= 1 {
-            // one cell (a sequential schedule, a step at a diagonal's end): its few-row products may use the threads
-            with_threads(threads, || jobs.iter_mut().for_each(|j| self.run_job(j)));
+            jobs.iter_mut().for_each(|j| self.run_job(j));
             return jobs;
         }
         thread::scope(|scope| {

@@ -8,12 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::thread;
 
 use dbrmt_formats::state::{LayerState, MemoryState};
-use dbrmt_kernels::reference::{
-    armt_read::armt_read,
-    embed::segment_input,
-    gemm::{linear, with_threads},
-    rms_norm::rms_norm,
-};
+use dbrmt_kernels::reference::{armt_read::armt_read, embed::segment_input, gemm::linear, rms_norm::rms_norm};
 
 use super::cell::{decoder_layer, forward, CellInput, KvCache};
 use super::executor::CpuModel;
@@ -120,10 +115,7 @@ impl<'m> PackedExecutor<'m> {
         };
         let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
         if jobs.len() <= 1 || threads <= 1 {
-            // one cell: its few-row products (a decoding request's row) may use the threads
-            with_threads(threads, || {
-                jobs.iter_mut().for_each(|j| self.run_job(&cells[j.index], j))
-            });
+            jobs.iter_mut().for_each(|j| self.run_job(&cells[j.index], j));
         } else {
             let this = &*self;
             thread::scope(|scope| {

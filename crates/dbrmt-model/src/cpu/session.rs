@@ -8,8 +8,6 @@
 //! opens a fresh one. So the tokens a session produces have the logits a prefill of the whole text would give, and
 //! generation never hits a context limit.
 
-use std::thread;
-
 use dbrmt_schedule::Grid;
 
 use super::cell::{decoder_layer, KvCache};
@@ -17,12 +15,7 @@ use super::executor::{CpuModel, Resume, RunOptions};
 use crate::input::{check_ids, close_full_segments};
 use crate::{error::ModelError, output::LogitsMode};
 use dbrmt_formats::{MemoryState, SavedState};
-use dbrmt_kernels::reference::{
-    armt_read::armt_read,
-    embed::segment_input,
-    gemm::{linear, with_threads},
-    rms_norm::rms_norm,
-};
+use dbrmt_kernels::reference::{armt_read::armt_read, embed::segment_input, gemm::linear, rms_norm::rms_norm};
 
 /// One request's generation on the CPU model.
 #[derive(Debug)]
@@ -185,12 +178,6 @@ impl<'m> Session<'m> {
     /// Runs new rows of the open segment through every layer (read from segment 1 on, decoder layer over the
     /// cache; no write), then the final norm and LM head of the last row.
     fn run_open_rows(&mut self, x: &mut [f32]) {
-        // one row per layer at a time when decoding: its products may use every core (the same bits on any number)
-        let threads = thread::available_parallelism().map_or(1, |n| n.get());
-        with_threads(threads, || self.run_open_rows_on(x));
-    }
-
-    fn run_open_rows_on(&mut self, x: &mut [f32]) {
         let cfg = self.model.config();
         let w = self.model.weights();
         let first = self.segments_closed == 0;
