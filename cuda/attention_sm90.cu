@@ -736,7 +736,7 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
 #define ATTENTION_SM90_ENTRY(HD)                                                                                   \
     extern "C" __global__ void __launch_bounds__(attn90::THREADS, 1) attention_sm90_causal_bf16_hd##HD(           \
         const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,                   \
-        const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) {                                   \
+        const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) {                      \
         attn90::attention_sm90<HD, true, true, false>(q_map, kv_map, spans, params, nullptr);                      \
     }
 

@@ -897,7 +897,7 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
 #define GEMM_SM90_ENTRY(NAME, BN, EPI)                                                                            \
     extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
         NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params) {                                                                  \
+             const __grid_constant__ GemmSm90Params params) {                                                     \
         sm90::gemm_sm90<BN, EPI, sm90::exported_store(BN, EPI), 1, false, sm90::exported_silu(EPI)>(a_map, b_map, \
                                                                                                   params);        \
     }

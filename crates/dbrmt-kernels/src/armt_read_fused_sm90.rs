@@ -28,8 +28,9 @@ const U_BOX: [u32; 2] = [32, 128];
 const A_BOX: [u32; 2] = [128, 32];
 
 /// The column tile widths with an entry point of each split, ascending: 32 and 64 (`armt_read_fused_sm90_n32_f32`,
-/// `_n64_f32`, `_tf32bf16_n32_f32`, `_tf32bf16_n64_f32`) and [`TILE`]. Every width gives the same bytes (the per-element arithmetic does not depend on the
-/// column tile; `check/armt_read_fused_sm90.rs` checks it bitwise), so [`read_width`] may choose by rows.
+/// `_n64_f32`, `_tf32bf16_n32_f32`, `_tf32bf16_n64_f32`) and [`TILE`]. Every width gives the same bytes (the
+/// per-element arithmetic does not depend on the column tile; `check/armt_read_fused_sm90.rs` checks it bitwise), so
+/// [`read_width`] may choose by rows.
 pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
 
 /// `read_fused::smem_bytes_for(width)`: `stages_for(width)` stages of `3 · 32 · width · 4` bytes (raw block, hi and lo

@@ -204,7 +204,7 @@ pub fn check_read_fused_row_position(
     ))
 }
 
-/// One launch of cells of `rows` rows (3×TF32, h stride `d + 4`) at every column tile width of [`READ_WIDTHS`], the
+/// One launch of cells of `rows` rows (`split`, h stride `d + 4`) at every column tile width of [`READ_WIDTHS`], the
 /// same inputs each time: the narrowest against the reference (f32 tolerance), every width's whole h buffer bitwise
 /// against the narrowest's (the cells' rows and the rows around them), no stray writes.
 pub fn check_read_fused_widths(
@@ -311,19 +311,22 @@ pub fn width_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     out
 }
 
+/// Every shape and width of `split`.
+fn suite_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, KernelError>> {
+    let mut out = checks_of(gpu, seed, split);
+    out.extend(width_checks_of(gpu, seed.wrapping_add(100), split));
+    out
+}
+
 /// The engine's fused read (tf32 + bf16), every shape and width: the GPU tests and `dbrmt selftest`.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let mut out = checks_of(gpu, seed, ReadSplit::Tf32Bf16);
-    out.extend(width_checks_of(gpu, seed.wrapping_add(100), ReadSplit::Tf32Bf16));
-    out
+    suite_of(gpu, seed, ReadSplit::Tf32Bf16)
 }
 
 /// The 3×TF32 split (`DBRMT_MEMORY=tf32x3`) at the same shapes, widths and tolerance: the GPU tests and
 /// `dbrmt selftest`.
 pub fn checks_tf32x3(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let mut out = checks_of(gpu, seed, ReadSplit::Tf32x3);
-    out.extend(width_checks_of(gpu, seed.wrapping_add(100), ReadSplit::Tf32x3));
-    out
+    suite_of(gpu, seed, ReadSplit::Tf32x3)
 }
 
 #[cfg(test)]

@@ -132,8 +132,7 @@ impl MemoryProducts {
     /// also M a multiple of 32), the fused read where the tensor-core products run and it takes the shape (d_mem 32
     /// or 64, D ≤ 512), its `φ·A` split tf32 + bf16. `DBRMT_MEMORY=simt` forces SIMT (and the unfused read),
     /// `DBRMT_MEMORY=unfused` only the unfused read, `DBRMT_MEMORY=tf32x3` the fused read in 3×TF32 (to compare on one
-    /// build). Per model, like the other choices, so diagonal, sequential and
-    /// decoding runs use the same kernels.
+    /// build). Per model, like the other choices, so diagonal, sequential and decoding runs use the same kernels.
     pub fn for_model(cfg: &ModelConfig) -> Self {
         let choice = std::env::var("DBRMT_MEMORY").unwrap_or_default();
         Self::for_shape(cfg, &choice)

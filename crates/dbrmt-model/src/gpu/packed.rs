@@ -237,13 +237,13 @@ impl PackedExecutor<'_> {
         Ok(())
     }
 
-    /// Waits for every launch so far to finish.
     /// Host time spent waiting for the device before the copies of logits or greedy ids out of the steps so far
     /// ([`Workspace::copy_wait`]).
     pub fn copy_wait(&self) -> std::time::Duration {
         self.ws.copy_wait
     }
 
+    /// Waits for every launch so far to finish.
     pub fn synchronize(&self) -> Result<(), ModelError> {
         Ok(self.engine.stream.synchronize()?)
     }

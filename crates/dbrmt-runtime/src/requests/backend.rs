@@ -77,7 +77,6 @@ impl Packed<'_> {
         }
     }
 
-    /// Waits for the device (nothing on the CPU).
     /// Host time the GPU executor's steps waited for the device before copying logits or ids out (zero on the CPU).
     pub fn copy_wait(&self) -> std::time::Duration {
         match self {
@@ -86,6 +85,7 @@ impl Packed<'_> {
         }
     }
 
+    /// Waits for the device (nothing on the CPU).
     pub fn synchronize(&self) -> Result<(), ModelError> {
         match self {
             Packed::Cpu(_) => Ok(()),
