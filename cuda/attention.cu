@@ -6,7 +6,8 @@ column 0, k heads at H·hd, v heads at H·hd + KV·hd); query head h reads KV he
 open segment whose earlier rows are already in the buffer (a KV cache): its queries are rows pos .. pos + rows (from
 in_row, the segment's row 0) and attend to rows 0 ..= their own; row pos + i goes to out_row + i. A query's bits are
 the same as when it was computed inside a whole span (pos = 0): the same key tiles in the same order, and any extra
-tile is wholly masked for it (alpha = 1, p = 0). One block per (tile of 64 queries, head,
+tile is wholly masked for it (alpha = 1, p = 0). A dynamic span's pos is read on the device (span_pos, params.h), so
+a captured decode step replays at any position. One block per (tile of 64 queries, head,
 span): the block stages its Q tile in shared memory, then walks the K/V tiles of 32 keys up to its last query, keeping
 an online softmax in f32 (running max m, running sum l, accumulator o rescaled by 2^(m_old − m_new)); scores are taken
 in base 2 (scale · log2 e folded in), which is the same softmax. Four threads own one query row: each computes the
@@ -166,8 +167,11 @@ __device__ __forceinline__ void attention_causal(const RowSpan span, const __nv_
     extern "C" __global__ void __launch_bounds__(ATT_THREADS)                                                          \
         attention_causal_bf16_hd##HD(const Spans spans, const __nv_bfloat16* __restrict__ qkv, int qkv_ld,            \
                                      __nv_bfloat16* __restrict__ out, int out_ld, int heads, int kv_heads,             \
-                                     float scale) { pdl_entry();                                                                    \
-        attention_causal<HD>(spans.spans[blockIdx.z], qkv, qkv_ld, out, out_ld, heads, kv_heads, scale);              \
+                                     float scale) {                                                            \
+        pdl_entry();                                                                                                   \
+        RowSpan span = spans.spans[blockIdx.z];                                                                        \
+        span.pos = span_pos(spans, span); /* a dynamic span's position, read on the device */                          \
+        attention_causal<HD>(span, qkv, qkv_ld, out, out_ld, heads, kv_heads, scale);                                  \
     }
 
 ATTENTION_ENTRY(32)

@@ -16,7 +16,8 @@ ABI (extern "C", one entry per head dim; unchanged from version 1):
    const __grid_constant__ sm90::TmaMap kv_map,     // byte offset 128
    const __grid_constant__ Spans spans,             // byte offset 256  (common/params.h: 64 RowSpan + count)
    const __grid_constant__ AttnSm90Params params)   // byte offset 2320 (24 bytes, below); 2344 bytes in all
-  Spans: count 0..64; per span in_row, out_row, rows (>= 0; 0 = no work), pos (>= 0); layer/flag/state unused.
+  Spans: count 0..64; per span in_row, out_row, rows (>= 0; 0 = no work), pos (>= 0; or, dynamic, positions[state]
+  read on the device, at most pos); layer/flag unused.
   AttnSm90Params: out (device address of the bf16 output, 16-byte aligned), out_ld (elements, multiple of 8),
   heads H, kv_heads KV (H % KV == 0, R = H / KV <= 64), scale (finite).
   Requirements (the launcher checks): qkv_ld a multiple of hd (the q map's nested strides; the fused buffer has
@@ -197,13 +198,13 @@ struct Item {
     int kt;                            // key tiles the producer loads: max(kt0, kt1) >= 1
 };
 
-__device__ __forceinline__ Item make_item(const Spans& spans, const Walk& w, int bp) {
+__device__ __forceinline__ Item make_item(const Spans& spans, const int* pos, const Walk& w, int bp) {
     Item it;
     const RowSpan& sp = spans.spans[w.s];
     it.in_row = sp.in_row;
     it.out_row = sp.out_row;
-    it.pos = sp.pos;
-    it.kv_len = sp.pos + sp.rows;
+    it.pos = pos[w.s];
+    it.kv_len = it.pos + sp.rows;
     it.g = w.g;
     it.p00 = 2 * w.level() * bp;
     it.p01 = it.p00 + bp;
@@ -421,6 +422,12 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
     __syncthreads();
     // Programmatic dependent launch: the set-up above (no global memory) overlaps the previous kernel's tail.
     pdl_entry();
+    // Each span's position, a dynamic span's read from the positions buffer (once per CTA, so that the walk and the
+    // items of every role read it from shared memory).
+    __shared__ int span_pos_s[DBRMT_MAX_GROUPS];
+    if (threadIdx.x < min(spans.count, DBRMT_MAX_GROUPS))
+        span_pos_s[threadIdx.x] = span_pos(spans, spans.spans[threadIdx.x]);
+    __syncthreads();
 
     // Warp-uniform for the compiler too (a shuffle of lane 0's value), so that the branches on it are not divergent
     // paths around the wgmma.
@@ -452,13 +459,13 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
         sm90::setmaxnreg_dec<PRODUCER_REGS>();
         if (warp == PRODUCER_WARP) {
             Walk walk;
-            walk.init<SECTIONS>(spans, KV, 2 * BP, HD * 4);
+            walk.init<SECTIONS>(spans, span_pos_s, KV, 2 * BP, HD * 4);
             Ring<L::KS> kr;
             Ring<L::VS> vr;
             Clock<PROF> clk;
             clk.start();
             for (int it = 0; walk.next(); ++it) {
-                const Item item = make_item(spans, walk, BP);
+                const Item item = make_item(spans, span_pos_s, walk, BP);
                 if (lane == 0) {
                     const int slot = it & 1;
                     sm90::mbar_wait(bar(L::Q_EMPTY + slot), ((it >> 1) & 1) ^ 1);
@@ -512,10 +519,10 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
             if (lane == 0) prof_write(2);
         } else if (warp == FIXUP_WARP) {
             Walk walk;
-            walk.init<SECTIONS>(spans, KV, 2 * BP, HD * 4);
+            walk.init<SECTIONS>(spans, span_pos_s, KV, 2 * BP, HD * 4);
             Ring<L::VS> vr;
             while (walk.next()) {
-                const Item item = make_item(spans, walk, BP);
+                const Item item = make_item(spans, span_pos_s, walk, BP);
                 for (int n = 0; n < item.kt; ++n) {
                     sm90::mbar_wait(bar(L::FULL_V + vr.i), vr.ph);
                     const int valid = item.kv_len - n * BN;  // >= 1: keys of this tile inside the span's rows
@@ -564,13 +571,13 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
         auto turn_pass = [&]() { named_barrier_arrive(TURN + (wg ^ 1), 256); };
 
         Walk walk;
-        walk.init<SECTIONS>(spans, KV, 2 * BP, HD * 4);
+        walk.init<SECTIONS>(spans, span_pos_s, KV, 2 * BP, HD * 4);
         Ring<L::KS> kr;
         Ring<L::VS> vr;
         Clock<PROF> clk;
         clk.start();
         for (int it = 0; walk.next(); ++it) {
-            const Item item = make_item(spans, walk, BP);
+            const Item item = make_item(spans, span_pos_s, walk, BP);
             const int slot = it & 1;
             const int kt = wg ? item.kt1 : item.kt0;
             const int p0 = wg ? item.p01 : item.p00;

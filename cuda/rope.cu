@@ -1,11 +1,17 @@
 /*
-Rotary position embedding, in place on the fused QKV rows of the cells of one step, in HF LLaMA's rotate_half layout:
-for each q and k head of a row and i < hd/2, (x1, x2) = (x[i], x[i + hd/2]) -> (x1·cos − x2·sin, x2·cos + x1·sin) with
-cos/sin read from f32 tables [positions, hd/2] (built on the host, identical for every cell) at position = span.pos +
-the row's index inside its span (positions restart at 0 every segment; pos > 0 for new rows of an open segment). The q heads [0, H·hd) and k heads [H·hd, (H+KV)·hd) are
-contiguous, so a row is H + KV rotated heads; v is not touched. One block per row (blockIdx.y the span, blockIdx.x the
-row); each (head, i) pair is read and written by exactly one thread, so in-place is race-free.
-Bytes: rows · (H + KV) · hd · 4 (bf16 read and written) + the table rows (rows · hd/2 · 8, cached across heads).
+Rotary position embedding on the fused QKV rows of the cells of one step, in HF LLaMA's rotate_half layout: for each
+q and k head of a row and i < hd/2, (x1, x2) = (x[i], x[i + hd/2]) -> (x1·cos − x2·sin, x2·cos + x1·sin) with cos/sin
+read from f32 tables [positions, hd/2] (built on the host, identical for every cell) at position = pos + the row's
+index inside its span (positions restart at 0 every segment; pos > 0 for new rows of an open segment). Row r of a span
+is read from in_row + r and written to out_row + pos + r (out_row: the output's row of segment position 0): in place
+for whole segments (pos = 0, in_row = out_row); an open segment's new rows go from the step's scratch rows into its KV
+cache, v copied beside the rotated q and k. pos is the span's, or for a dynamic span its state's entry of the
+positions buffer, read here (span_pos, params.h): a captured decode step replays at any position. The q heads
+[0, H·hd) and k heads [H·hd, (H+KV)·hd) are contiguous, so a row is H + KV rotated heads, then KV v heads. One block
+per row (blockIdx.y the span, blockIdx.x the row); each (head, i) pair is read and written by exactly one thread, so
+in-place is race-free (the launcher refuses other overlaps of read and written rows).
+Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when v is copied) + the table rows (rows · hd/2
+· 8, cached across heads).
 */
 #include <cuda_bf16.h>
 
@@ -18,27 +24,34 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written) + the table rows (row
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
-// `rot_heads` = H + KV (the heads that rotate), `half` = hd / 2.
+// `rot_heads` = H + KV (the heads that rotate), `half` = hd / 2, `v_cols` = KV · hd (copied when not in place).
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
-    rope_bf16(const Spans spans, __nv_bfloat16* __restrict__ qkv, int ld, const float* __restrict__ cos_table,
-              const float* __restrict__ sin_table, int rot_heads, int half) { pdl_entry();
+    rope_bf16(const Spans spans, __nv_bfloat16* qkv, int ld, const float* __restrict__ cos_table,
+              const float* __restrict__ sin_table, int rot_heads, int half, int v_cols) {
+    pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
     const int r = blockIdx.x;
     if (r >= span.rows) return;
 
-    __nv_bfloat16* row = qkv + (size_t)(span.in_row + r) * ld;  // in place: in_row == out_row (launcher checks)
-    const float* c = cos_table + (size_t)(span.pos + r) * half;
-    const float* s = sin_table + (size_t)(span.pos + r) * half;
+    const int pos = span_pos(spans, span);
+    const __nv_bfloat16* src = qkv + (size_t)(span.in_row + r) * ld;
+    __nv_bfloat16* dst = qkv + (size_t)(span.out_row + pos + r) * ld;  // == src in place
+    const float* c = cos_table + (size_t)(pos + r) * half;
+    const float* s = sin_table + (size_t)(pos + r) * half;
     const int pairs = rot_heads * half;
 #pragma unroll 2
     for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
         const int head = p / half;
         const int i = p - head * half;
         const int col = head * 2 * half + i;
-        const float x1 = __bfloat162float(row[col]);
-        const float x2 = __bfloat162float(row[col + half]);
+        const float x1 = __bfloat162float(src[col]);
+        const float x2 = __bfloat162float(src[col + half]);
         const float ci = c[i], si = s[i];
-        row[col] = __float2bfloat16(x1 * ci - x2 * si);
-        row[col + half] = __float2bfloat16(x2 * ci + x1 * si);
+        dst[col] = __float2bfloat16(x1 * ci - x2 * si);
+        dst[col + half] = __float2bfloat16(x2 * ci + x1 * si);
+    }
+    if (dst != src) {
+        const int v0 = rot_heads * 2 * half;
+        for (int col = v0 + (int)threadIdx.x; col < v0 + v_cols; col += ROPE_THREADS) dst[col] = src[col];
     }
 }

@@ -57,9 +57,10 @@ struct Walk {
     int b, G;      // this CTA and the grid
 
     // Must be called by all 32 lanes of a warp (ballots and reductions); every result is warp-uniform.
-    // two_bp = 2P (positions per item); hd_bytes4 = hd * 4 (K+V bytes per key and KV head).
+    // pos = each span's position (dynamic ones resolved, in shared memory); two_bp = 2P (positions per item);
+    // hd_bytes4 = hd * 4 (K+V bytes per key and KV head).
     template <bool SECTIONS>
-    __device__ __forceinline__ void init(const Spans& spans, int kv_, int two_bp, int hd_bytes4) {
+    __device__ __forceinline__ void init(const Spans& spans, const int* pos, int kv_, int two_bp, int hd_bytes4) {
         const int lane = (int)threadIdx.x & 31;
         const int count = min(spans.count, DBRMT_MAX_GROUPS);
         kv = kv_;
@@ -68,17 +69,19 @@ struct Walk {
         if (lane < count) {
             const RowSpan& sp = spans.spans[lane];
             if (sp.rows > 0) {
-                lo0 = sp.pos / two_bp;
-                hi0 = (sp.pos + sp.rows - 1) / two_bp;
-                units += (unsigned)((sp.pos + sp.rows + 63) / 64);
+                const int p = pos[lane];
+                lo0 = p / two_bp;
+                hi0 = (p + sp.rows - 1) / two_bp;
+                units += (unsigned)((p + sp.rows + 63) / 64);
             }
         }
         if (lane + 32 < count) {
             const RowSpan& sp = spans.spans[lane + 32];
             if (sp.rows > 0) {
-                lo1 = sp.pos / two_bp;
-                hi1 = (sp.pos + sp.rows - 1) / two_bp;
-                units += (unsigned)((sp.pos + sp.rows + 63) / 64);
+                const int p = pos[lane + 32];
+                lo1 = p / two_bp;
+                hi1 = (p + sp.rows - 1) / two_bp;
+                units += (unsigned)((p + sp.rows + 63) / 64);
             }
         }
         int m = DBRMT_MAX_GROUPS;

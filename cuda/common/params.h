@@ -35,17 +35,20 @@ typedef struct {
 // stacked weight of the cell, `state` its memory state (A, z) — the same as `layer` for one request, different when
 // several requests share a step; `flag` is kernel-specific (e.g. "segment 0"). `pos` is the position inside its
 // segment of the span's first row: 0 for whole segments; for new rows of an open (generating) segment, the rows
-// already in its KV cache (RoPE and attention read it).
+// already in its KV cache (RoPE and attention read it). `pos_dynamic` nonzero: the position is the device's
+// `positions[state]` (Spans.positions), read when the kernel runs — at most `pos`, which then is only the bound the
+// launcher checked the buffers against — so a captured CUDA graph replays for any position (span_pos below).
 typedef struct {
     int in_row, out_row, rows, layer;
     int flag, state, pos;
-    int _pad;
+    int pos_dynamic;
 } RowSpan;
 
 typedef struct {
     RowSpan spans[DBRMT_MAX_GROUPS];
     int count;
-    int _pad[3];
+    int _pad;
+    const int* positions;  // per memory state: the rows its KV cache holds (dynamic spans only; else null)
 } Spans;
 
 static_assert(sizeof(GemmProblem) == 48, "GemmProblem layout is mirrored in params.rs");
@@ -53,3 +56,16 @@ static_assert(sizeof(GroupedGemm) == 48 * DBRMT_MAX_GROUPS + 16, "GroupedGemm la
 static_assert(sizeof(RowSpan) == 32, "RowSpan layout is mirrored in params.rs");
 static_assert(offsetof(RowSpan, pos) == 24, "RowSpan layout is mirrored in params.rs");
 static_assert(sizeof(Spans) == 32 * DBRMT_MAX_GROUPS + 16, "Spans layout is mirrored in params.rs");
+static_assert(offsetof(Spans, positions) == 32 * DBRMT_MAX_GROUPS + 8, "Spans layout is mirrored in params.rs");
+
+#ifdef __CUDACC__
+// A span's position: its own `pos`, or (dynamic) its state's entry of `positions`, written by the host before the
+// launch (or the graph replay) and checked there; a value past the bound the buffers were checked against traps
+// rather than touch rows outside them.
+__device__ __forceinline__ int span_pos(const Spans& s, const RowSpan& sp) {
+    if (!sp.pos_dynamic) return sp.pos;
+    const int p = s.positions[sp.state];
+    if (p < 0 || p > sp.pos) __trap();
+    return p;
+}
+#endif

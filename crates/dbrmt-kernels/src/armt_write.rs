@@ -271,7 +271,7 @@ mod tests {
             layer,
             flag,
             state,
-            pos: 0,
+            ..Span::default()
         }
     }
 

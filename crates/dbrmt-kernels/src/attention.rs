@@ -10,7 +10,10 @@
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows};
+use crate::launch::{
+    addr, addr_mut, check_disjoint_outputs, check_groups, check_positions, check_rows, invalid, positions_addr,
+    row_grid, Rows,
+};
 use crate::params::{Heads, Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
@@ -32,7 +35,8 @@ const THREADS: u32 = 256;
 /// columns `0..heads.qkv_width()`); its queries are the `rows` rows from position `pos`, each attending to the rows
 /// `0..=` its own; query `pos + r` goes to row `out_row + r` of `out` (row stride `out_ld`, columns
 /// `0..heads.q_width()`). Scores are scaled by `scale` (normally `1/√head_dim`); runs on `stream`. `pos` is 0 for
-/// whole segments.
+/// whole segments. A dynamic span's `pos` is its state's entry of `positions`, read when the kernel runs (its `pos`
+/// field: the largest value that entry may hold, which the buffers are checked against).
 ///
 /// `head_dim` must be one of [`HEAD_DIMS`], `heads` a multiple of `kv_heads`, both strides even (the kernel moves
 /// bf16 pairs); every span must fit its buffers and no two spans may write the same output rows. Anything else is a
@@ -47,15 +51,17 @@ pub fn attention_causal(
     out: &mut CudaSlice<bf16>,
     out_ld: usize,
     spans: &[Span],
+    positions: Option<&CudaSlice<i32>>,
     heads: Heads,
     scale: f32,
 ) -> Result<(), KernelError> {
     let (kernel, cfg) = validate(Rows::of(qkv, qkv_ld), Rows::of(out, out_ld), spans, heads, scale)?;
+    check_positions(kernel.entry, spans, positions.map(|p| p.len()))?;
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
     let f = gpu.function(&kernel)?;
-    let params = Spans::pack(spans);
+    let params = Spans::pack_with(spans, positions_addr(positions, stream));
     let (qkv_ptr, out_ptr) = (addr(qkv, stream), addr_mut(out, stream));
     // All fit in i32: `validate` checked them.
     let (qkv_ld, out_ld, h, kv) = (qkv_ld as i32, out_ld as i32, heads.heads as i32, heads.kv_heads as i32);
@@ -74,7 +80,8 @@ pub fn attention_causal(
     // (its pos's cached rows included) and columns it reads from qkv and writes in out lie inside those buffers (out
     // borrowed mutably, so the two do not alias), no two spans write the same rows, and the even strides keep the
     // kernel's 4-byte pair accesses aligned (cudarc allocations are 256-byte aligned). Blocks past a span's rows
-    // return before touching memory.
+    // return before touching memory. A dynamic span's checks used its bound (the kernel traps past it), and its state
+    // indexes the positions buffer whose address `params` carries.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }

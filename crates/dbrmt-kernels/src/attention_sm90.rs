@@ -10,7 +10,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 use half::bf16;
 
 use crate::attention::check_spans;
-use crate::launch::{addr, addr_mut, check_groups, invalid, Rows};
+use crate::launch::{addr, addr_mut, check_groups, check_positions, invalid, positions_addr, Rows};
 use crate::params::{Heads, Span, Spans};
 use crate::tma;
 use crate::{cubins, Gpu, Kernel, KernelError};
@@ -104,10 +104,12 @@ pub fn attention_sm90_causal(
     out: &mut CudaSlice<bf16>,
     out_ld: usize,
     spans: &[Span],
+    positions: Option<&CudaSlice<i32>>,
     heads: Heads,
     scale: f32,
 ) -> Result<(), KernelError> {
     let kernel = validate(Rows::of(qkv, qkv_ld), Rows::of(out, out_ld), spans, heads, scale)?;
+    check_positions(kernel.entry, spans, positions.map(|p| p.len()))?;
     if spans.iter().all(|s| s.rows == 0) {
         return Ok(());
     }
@@ -135,7 +137,7 @@ pub fn attention_sm90_causal(
         &[(qkv_ld * 2) as u64],
         &[64, KEY_TILE],
     )?;
-    let spans_param = Spans::pack(spans);
+    let spans_param = Spans::pack_with(spans, positions_addr(positions, stream));
     let params = Params {
         out: addr_mut(out, stream),
         out_ld: out_ld as i32,
@@ -160,8 +162,9 @@ pub fn attention_sm90_causal(
     // their #[repr(C)] mirrors. Both maps cover exactly the rows of `qkv` (its whole length in rows of `qkv_ld`;
     // TMA zero-fills past them), and validate() checked every span's key rows (its cached rows included) and output
     // rows against `qkv` and `out`, the strides TMA and the 16-byte stores need, and that no two spans write the same
-    // output rows; `out` is borrowed mutably, so it aliases nothing read. The dynamic shared memory is the kernel's
-    // plan for this head dim, its limit raised on the function.
+    // output rows; `out` is borrowed mutably, so it aliases nothing read. A dynamic span's checks used its bound (the
+    // kernel traps past it), and its state indexes the positions buffer whose address `spans_param` carries. The
+    // dynamic shared memory is the kernel's plan for this head dim, its limit raised on the function.
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }

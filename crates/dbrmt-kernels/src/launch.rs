@@ -199,6 +199,24 @@ pub(crate) fn check_disjoint_outputs(kernel: &str, spans: &[Span]) -> Result<(),
     Ok(())
 }
 
+/// Fails unless every dynamic span ([`Span::dynamic`]) has its state's entry in the positions buffer: `positions` is
+/// that buffer's length, `None` when the launch has none. (The values are the caller's: each is at most its span's
+/// `pos`, the bound checked against the buffers, or the kernel traps.)
+pub(crate) fn check_positions(kernel: &str, spans: &[Span], positions: Option<usize>) -> Result<(), KernelError> {
+    for s in spans.iter().filter(|s| s.dynamic) {
+        match positions {
+            None => return Err(invalid(kernel, "a dynamic span, but no positions buffer".into())),
+            Some(n) => check_index(kernel, "dynamic span's state", s.state, n)?,
+        }
+    }
+    Ok(())
+}
+
+/// The device address of a launch's positions buffer (0 without one).
+pub(crate) fn positions_addr(positions: Option<&CudaSlice<i32>>, stream: &CudaStream) -> u64 {
+    positions.map_or(0, |p| addr(p, stream))
+}
+
 pub(crate) fn invalid(kernel: &str, msg: String) -> KernelError {
     KernelError::InvalidArgument {
         kernel: kernel.to_string(),
@@ -253,6 +271,21 @@ pub(crate) mod tests {
         assert!(rejected(check_groups("k", 0)) && rejected(check_groups("k", MAX_GROUPS + 1)));
         let overlap = [span(0, 0, 3, 0), span(3, 2, 3, 0)];
         assert!(rejected(check_disjoint_outputs("k", &overlap)));
+        let dynamic = Span {
+            dynamic: true,
+            state: 2,
+            ..span(0, 0, 1, 0)
+        };
+        assert!(
+            check_positions("k", &[span(0, 0, 1, 0)], None).is_ok(),
+            "static spans need no buffer"
+        );
+        assert!(check_positions("k", &[dynamic], Some(3)).is_ok());
+        assert!(rejected(check_positions("k", &[dynamic], None)), "no positions buffer");
+        assert!(
+            rejected(check_positions("k", &[dynamic], Some(2))),
+            "state past the buffer"
+        );
         let cfg = row_grid(&[span(0, 0, 3, 0), span(3, 3, 5, 0)], 128);
         assert_eq!((cfg.grid_dim, cfg.block_dim), ((5, 2, 1), (128, 1, 1)));
     }

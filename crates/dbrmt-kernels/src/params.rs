@@ -44,9 +44,11 @@ pub struct RowSpan {
     pub layer: i32,
     pub flag: i32,
     pub state: i32,
-    /// Position of the span's first row inside its segment (RoPE, attention); 0 for whole segments.
+    /// Position of the span's first row inside its segment (RoPE, attention); 0 for whole segments. The bound of a
+    /// dynamic span's position.
     pub pos: i32,
-    pub _pad: i32,
+    /// Nonzero: the position is `positions[state]` on the device (`span_pos` in params.h).
+    pub pos_dynamic: i32,
 }
 
 /// `Spans` in params.h.
@@ -55,7 +57,9 @@ pub struct RowSpan {
 pub struct Spans {
     pub spans: [RowSpan; MAX_GROUPS],
     pub count: i32,
-    pub _pad: [i32; 3],
+    pub _pad: i32,
+    /// Device address of the per-state positions of dynamic spans (0: none).
+    pub positions: u64,
 }
 
 // SAFETY: plain-old-data #[repr(C)] structs of integers whose layout equals the C structs of params.h (checked by
@@ -76,8 +80,13 @@ pub struct Span {
     /// Index of the cell's memory state (`layer` for one request).
     pub state: usize,
     /// Position inside its segment of the span's first row (RoPE and attention): 0 for whole segments; for the new
-    /// rows of an open segment, the rows already in its KV cache.
+    /// rows of an open segment, the rows already in its KV cache. For a dynamic span, the largest position the
+    /// device may hold (what the launcher checks the buffers against).
     pub pos: usize,
+    /// The position is read on the device, from the launch's positions buffer at the span's `state`, when the
+    /// kernel runs (`span_pos` in params.h): RoPE and attention take such spans, so that a captured decode step
+    /// replays at any position. Other kernels do not read positions.
+    pub dynamic: bool,
 }
 
 /// The attention heads of a fused QKV row (RoPE, attention): `heads` query heads at column 0, then `kv_heads` key
@@ -109,10 +118,16 @@ impl Heads {
 impl Spans {
     /// Packs up to [`MAX_GROUPS`] spans (the caller has checked the count and the bounds).
     pub(crate) fn pack(spans: &[Span]) -> Self {
+        Self::pack_with(spans, 0)
+    }
+
+    /// [`Spans::pack`] with the device address of the positions buffer of its dynamic spans.
+    pub(crate) fn pack_with(spans: &[Span], positions: u64) -> Self {
         let mut s = Spans {
             spans: [RowSpan::default(); MAX_GROUPS],
             count: spans.len() as i32,
-            _pad: [0; 3],
+            _pad: 0,
+            positions,
         };
         for (dst, src) in s.spans.iter_mut().zip(spans) {
             *dst = RowSpan {
@@ -123,7 +138,7 @@ impl Spans {
                 flag: src.flag as i32,
                 state: src.state as i32,
                 pos: src.pos as i32,
-                _pad: 0,
+                pos_dynamic: i32::from(src.dynamic),
             };
         }
         s
@@ -163,6 +178,7 @@ mod tests {
         assert_eq!(offset_of!(RowSpan, pos), 24);
         assert_eq!(size_of::<Spans>(), 32 * MAX_GROUPS + 16);
         assert_eq!(offset_of!(Spans, count), 32 * MAX_GROUPS);
+        assert_eq!(offset_of!(Spans, positions), 32 * MAX_GROUPS + 8);
         let h = include_str!("../../../cuda/common/params.h");
         assert!(h.contains(&format!("#define DBRMT_MAX_GROUPS {MAX_GROUPS}")));
     }

@@ -1,8 +1,10 @@
-//! Launcher of `cuda/rope.cu`: rotary position embedding, in place on the fused QKV rows of the cells of one step.
+//! Launcher of `cuda/rope.cu`: rotary position embedding on the fused QKV rows of the cells of one step.
 //!
 //! The q heads (columns `0..H·hd`) and k heads (`H·hd..(H + KV)·hd`) of each row are rotated in HF's `rotate_half`
 //! layout at position = the span's `pos` + the row's index inside it (positions restart at 0 every segment; `pos` is
-//! 0 for whole segments, the cached rows for new rows of an open segment); v is untouched.
+//! 0 for whole segments, the cached rows for new rows of an open segment). Whole segments rotate in place; an open
+//! segment's new rows are read from the step's scratch and written, v heads copied beside them, into its KV cache —
+//! at a position the device may hold (a dynamic span), so that a captured decode step replays at any position.
 //! The cos/sin tables are f32 `[positions, hd/2]`, built on the host by
 //! [`RopeTable`](crate::reference::rope::RopeTable) and uploaded once. The CPU reference is
 //! [`crate::reference::rope::apply_rope`].
@@ -10,7 +12,9 @@
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows};
+use crate::launch::{
+    addr, addr_mut, check_groups, check_positions, check_rows, invalid, positions_addr, row_grid, Rows,
+};
 use crate::params::{Heads, Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
@@ -19,12 +23,16 @@ const ROPE_BF16: Kernel = Kernel::new(cubins::ROPE, "rope_bf16");
 /// `ROPE_THREADS` of rope.cu.
 const THREADS: u32 = 128;
 
-/// Rotates, in place, the q and k heads of rows `in_row..in_row + rows` of `qkv` (row stride `ld`) for each span,
-/// row `in_row + r` at position `pos + r`, with the tables `cos`/`sin` (`[positions, head_dim / 2]` each), on `stream`.
+/// Rotates the q and k heads of each span's rows of `qkv` (row stride `ld`) with the tables `cos`/`sin`
+/// (`[positions, head_dim / 2]` each), on `stream`: row `in_row + r` at position `pos + r`, written to row
+/// `out_row + pos + r` (`out_row` is the row of the segment's position 0) — in place when `in_row == out_row + pos`,
+/// else with its v heads copied beside the rotated q and k. A dynamic span's `pos` is its state's entry of
+/// `positions`, read when the kernel runs; its `pos` field is then the largest value that entry may hold, and every
+/// row it may write is checked.
 ///
-/// Each span must have `out_row == in_row` (the kernel works in place) and `pos + rows ≤ positions`; spans must not
-/// overlap; `head_dim` must be even and `heads` a multiple of `kv_heads`. Anything that does not fit is a
-/// [`KernelError::InvalidArgument`], found before the launch.
+/// `pos + rows ≤ positions`; the rows a span reads must not overlap the rows any span may write (but its own, in
+/// place), nor two spans' written rows; `head_dim` must be even and `heads` a multiple of `kv_heads`. Anything that
+/// does not fit is a [`KernelError::InvalidArgument`], found before the launch.
 #[allow(clippy::too_many_arguments)]
 pub fn rope(
     gpu: &Gpu,
@@ -34,20 +42,23 @@ pub fn rope(
     cos: &CudaSlice<f32>,
     sin: &CudaSlice<f32>,
     spans: &[Span],
+    positions: Option<&CudaSlice<i32>>,
     heads: Heads,
 ) -> Result<(), KernelError> {
-    let cfg = validate(Rows::of(qkv, ld), (cos.len(), sin.len()), spans, heads)?;
+    let tables = (cos.len(), sin.len());
+    let cfg = validate(Rows::of(qkv, ld), tables, spans, positions.map(|p| p.len()), heads)?;
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
     let f = gpu.function(&ROPE_BF16)?;
-    let params = Spans::pack(spans);
+    let params = Spans::pack_with(spans, positions_addr(positions, stream));
     let (cos_ptr, sin_ptr, qkv_ptr) = (addr(cos, stream), addr(sin, stream), addr_mut(qkv, stream));
     // All fit in i32: `validate` checked them.
-    let (ld, rot_heads, half) = (
+    let (ld, rot_heads, half, v_cols) = (
         ld as i32,
         (heads.heads + heads.kv_heads) as i32,
         (heads.head_dim / 2) as i32,
+        heads.kv_width() as i32,
     );
     let mut launch = crate::launch::Launch::new(stream, &f);
     launch
@@ -57,19 +68,41 @@ pub fn rope(
         .arg(&cos_ptr)
         .arg(&sin_ptr)
         .arg(&rot_heads)
-        .arg(&half);
+        .arg(&half)
+        .arg(&v_cols);
     // SAFETY: the arguments match `rope_bf16(Spans, bf16* qkv, int ld, const float* cos, const float* sin,
-    // int rot_heads, int half)` in order and size. `validate` checked every span: its rows, columns
-    // 0..(heads + kv_heads)·head_dim, lie inside qkv (borrowed mutably by this call), its rows index table rows below
-    // `positions` from its pos (cos and sin hold positions · half elements each), and no two spans touch the same
-    // rows.
+    // int rot_heads, int half, int v_cols)` in order and size. `validate` checked every span: the rows it reads and
+    // every row it may write (for a dynamic span, up to its bound; the kernel traps past it), their columns (v's too
+    // where it copies) inside qkv (borrowed mutably by this call); table rows below `positions` (cos and sin hold
+    // positions · half elements each); no row written by two spans or read by one and written by another; and each
+    // dynamic span's state inside the positions buffer, whose address `params` carries.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
 
+/// Rows a span reads, and the rows it may write (a dynamic span: any position up to its bound), as `start..end`.
+fn rows_touched(s: &Span) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let first = if s.dynamic { 0 } else { s.pos };
+    (
+        s.in_row..s.in_row + s.rows,
+        s.out_row + first..s.out_row + s.pos + s.rows,
+    )
+}
+
+/// Whether the span rotates its rows in place (then it writes exactly the rows it reads).
+fn in_place(s: &Span) -> bool {
+    !s.dynamic && s.in_row == s.out_row + s.pos
+}
+
 /// The launcher's checks, on buffer lengths only (so they are tested without a GPU): `tables` = the lengths of cos and
-/// sin. Returns the launch's grid.
-fn validate(qkv: Rows, tables: (usize, usize), spans: &[Span], heads: Heads) -> Result<LaunchConfig, KernelError> {
+/// sin, `positions` the length of the positions buffer (if any). Returns the launch's grid.
+fn validate(
+    qkv: Rows,
+    tables: (usize, usize),
+    spans: &[Span],
+    positions: Option<usize>,
+    heads: Heads,
+) -> Result<LaunchConfig, KernelError> {
     let k = ROPE_BF16.entry;
     check_groups(k, spans.len())?;
     let Heads {
@@ -91,30 +124,43 @@ fn validate(qkv: Rows, tables: (usize, usize), spans: &[Span], heads: Heads) -> 
             format!("cos/sin tables of {cos} and {sin} elements are not [positions, {half}]"),
         ));
     }
-    let positions = cos / half;
-    let width = (h + kv_heads)
+    let table_rows = cos / half;
+    let rotated = (h + kv_heads)
         .checked_mul(head_dim)
         .filter(|&w| w <= i32::MAX as usize)
         .ok_or_else(|| invalid(k, "heads × head_dim beyond 32 bits".into()))?;
+    let whole = rotated + heads.kv_width();
     for s in spans {
-        if s.in_row != s.out_row {
-            return Err(invalid(
-                k,
-                format!("in place: in_row {} != out_row {}", s.in_row, s.out_row),
-            ));
-        }
-        if s.pos.saturating_add(s.rows) > positions {
+        if s.pos.saturating_add(s.rows) > table_rows || s.out_row.saturating_add(s.pos + s.rows) > i32::MAX as usize {
             return Err(invalid(
                 k,
                 format!(
-                    "a span of {} rows from position {}, but the tables hold {positions} positions",
+                    "a span of {} rows from position {}, but the tables hold {table_rows} positions",
                     s.rows, s.pos
                 ),
             ));
         }
-        check_rows(k, "qkv", qkv, s.in_row, s.rows, 0, width)?;
+        // a span that moves its rows copies v too
+        let width = if in_place(s) { rotated } else { whole };
+        let (read, write) = rows_touched(s);
+        check_rows(k, "qkv", qkv, read.start, read.len(), 0, width)?;
+        check_rows(k, "qkv", qkv, write.start, write.len(), 0, width)?;
     }
-    check_disjoint_outputs(k, spans)?;
+    check_positions(k, spans, positions)?;
+    let live: Vec<&Span> = spans.iter().filter(|s| s.rows > 0).collect();
+    let meets = |a: &std::ops::Range<usize>, b: &std::ops::Range<usize>| a.start < b.end && b.start < a.end;
+    for (i, a) in live.iter().enumerate() {
+        let (read_a, write_a) = rows_touched(a);
+        if !in_place(a) && meets(&read_a, &write_a) {
+            return Err(invalid(k, "a span writes rows it reads, not in place".into()));
+        }
+        for b in &live[i + 1..] {
+            let (read_b, write_b) = rows_touched(b);
+            if meets(&write_a, &write_b) || meets(&read_a, &write_b) || meets(&read_b, &write_a) {
+                return Err(invalid(k, "two spans overlap where one writes".into()));
+            }
+        }
+    }
     Ok(row_grid(spans, THREADS))
 }
 
@@ -139,52 +185,81 @@ mod tests {
             kv_heads: 1,
             head_dim: 32,
         };
+        let v = |spans: &[Span]| validate(qkv, tables, spans, None, heads);
+        // in place at position 2: rows 2..4 of a segment from row 0
         let at = |pos| Span {
             pos,
-            ..span(0, 0, 2, 0)
+            ..span(pos, 0, 2, 0)
         };
-        assert_eq!(
-            validate(qkv, tables, &[at(2), span(5, 5, 4, 0)], heads)
-                .unwrap()
-                .grid_dim,
-            (4, 2, 1)
-        );
-        assert!(
-            rejected(validate(qkv, tables, &[span(0, 1, 2, 0)], heads)),
-            "not in place"
-        );
-        assert!(
-            rejected(validate(qkv, tables, &[span(0, 0, 5, 0)], heads)),
-            "more rows than positions"
-        );
-        assert!(
-            rejected(validate(qkv, tables, &[at(3)], heads)),
-            "pos + rows past the tables"
-        );
-        assert!(
-            rejected(validate(qkv, tables, &[span(9, 9, 2, 0)], heads)),
-            "rows past the end"
-        );
+        assert_eq!(v(&[at(2), span(5, 5, 4, 0)]).unwrap().grid_dim, (4, 2, 1));
+        assert!(v(&[span(0, 4, 2, 0)]).is_ok(), "moved to other rows");
+        assert!(rejected(v(&[span(0, 1, 2, 0)])), "moved onto its own rows");
+        assert!(rejected(v(&[span(0, 0, 5, 0)])), "more rows than positions");
+        assert!(rejected(v(&[at(3)])), "pos + rows past the tables");
+        assert!(rejected(v(&[span(9, 9, 2, 0)])), "rows past the end");
+        assert!(rejected(v(&[span(0, 9, 2, 0)])), "written rows past the end");
         let odd = Heads { head_dim: 31, ..heads };
-        assert!(rejected(validate(qkv, tables, &[at(0)], odd)), "odd head_dim");
+        assert!(rejected(validate(qkv, tables, &[at(0)], None, odd)), "odd head_dim");
         let gqa = Heads {
             kv_heads: 2,
             heads: 3,
             ..heads
         };
         assert!(
-            rejected(validate(qkv, tables, &[at(0)], gqa)),
+            rejected(validate(qkv, tables, &[at(0)], None, gqa)),
             "heads not a multiple of kv_heads"
         );
-        assert!(rejected(validate(qkv, (64, 48), &[at(0)], heads)), "cos and sin differ");
         assert!(
-            rejected(validate(Rows { ld: 95, ..qkv }, tables, &[at(0)], heads)),
+            rejected(validate(qkv, (64, 48), &[at(0)], None, heads)),
+            "cos and sin differ"
+        );
+        assert!(
+            rejected(validate(Rows { ld: 95, ..qkv }, tables, &[at(0)], None, heads)),
             "q/k wider than the stride"
         );
         assert!(
-            rejected(validate(qkv, tables, &[span(0, 0, 2, 0), span(1, 1, 2, 0)], heads)),
-            "overlap"
+            rejected(validate(
+                Rows { ld: 127, ..qkv },
+                tables,
+                &[span(0, 4, 2, 0)],
+                None,
+                heads
+            )),
+            "a moved row's v wider than the stride"
         );
-        assert!(rejected(validate(qkv, tables, &[], heads)), "no spans");
+        assert!(rejected(v(&[span(0, 0, 2, 0), span(1, 1, 2, 0)])), "overlap");
+        assert!(
+            rejected(v(&[span(0, 4, 2, 0), span(4, 4, 1, 0)])),
+            "one writes what the other reads"
+        );
+        assert!(rejected(v(&[])), "no spans");
+        // dynamic: one row from row 0 into a cache from row 6, at any position up to 2 (rows 6..9 may be written)
+        let dynamic = Span {
+            dynamic: true,
+            state: 1,
+            pos: 2,
+            ..span(0, 6, 1, 0)
+        };
+        assert!(validate(qkv, tables, &[dynamic], Some(2), heads).is_ok());
+        assert!(rejected(v(&[dynamic])), "no positions buffer");
+        assert!(
+            rejected(validate(qkv, tables, &[dynamic], Some(1), heads)),
+            "state past the positions"
+        );
+        let past = Span { pos: 4, ..dynamic };
+        assert!(
+            rejected(validate(qkv, tables, &[past], Some(2), heads)),
+            "bound past the tables"
+        );
+        let low = Span { out_row: 8, ..dynamic };
+        assert!(
+            rejected(validate(qkv, tables, &[low], Some(2), heads)),
+            "bound's row past the end"
+        );
+        let reader = span(6, 6, 1, 0);
+        assert!(
+            rejected(validate(qkv, tables, &[dynamic, reader], Some(2), heads)),
+            "another span in the rows it may write"
+        );
     }
 }

@@ -8,6 +8,8 @@ pub const DECODE_TILES: &str = "DBRMT_DECODE_TILES";
 pub const PDL: &str = "DBRMT_PDL";
 /// One GEMM group per projection for a layer's open cells, instead of one per cell (`dbrmt-model`).
 pub const MERGE_ROWS: &str = "DBRMT_MERGE_ROWS";
+/// Decode steps captured as CUDA graphs and replayed (`dbrmt-model`).
+pub const GRAPHS: &str = "DBRMT_GRAPHS";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

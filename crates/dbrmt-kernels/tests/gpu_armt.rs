@@ -58,7 +58,7 @@ fn span(in_row: usize, out_row: usize, rows: usize, layer: usize, state: usize, 
         layer,
         flag,
         state,
-        pos: 0,
+        ..Span::default()
     }
 }
 

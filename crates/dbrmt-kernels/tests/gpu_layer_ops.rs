@@ -114,14 +114,38 @@ fn launchers_refuse_what_does_not_fit() {
         pos,
         ..span(0, 0, 2, 0)
     };
+    // RoPE in place: rows pos.. of a segment from row 0
+    let rotate = |pos| Span {
+        pos,
+        ..span(pos, 0, 2, 0)
+    };
     assert_invalid(
         "rope: pos + rows past the tables",
-        rope(&gpu, stream, &mut qkv, 128, &table, &table, &[from(3)], heads),
+        rope(&gpu, stream, &mut qkv, 128, &table, &table, &[rotate(3)], None, heads),
+    );
+    let dynamic = Span {
+        dynamic: true,
+        ..rotate(2)
+    };
+    assert_invalid(
+        "rope: a dynamic span without positions",
+        rope(&gpu, stream, &mut qkv, 128, &table, &table, &[dynamic], None, heads),
     );
     let mut out = buf(rows * 64);
     assert_invalid(
         "attention: cached rows + new rows past the end of qkv",
-        attention_causal(&gpu, stream, &qkv, 128, &mut out, 64, &[from(rows - 1)], heads, 0.1),
+        attention_causal(
+            &gpu,
+            stream,
+            &qkv,
+            128,
+            &mut out,
+            64,
+            &[from(rows - 1)],
+            None,
+            heads,
+            0.1,
+        ),
     );
     assert_invalid(
         "swiglu: gate/up wider than the stride",
@@ -147,8 +171,20 @@ fn launchers_refuse_what_does_not_fit() {
 
     // After all that, valid launches still work (nothing faulted the context).
     rms_norm(&gpu, stream, &x, d, &w, &mut y, d, &[span(0, 0, rows, 1)], d, 1e-5).expect("a valid launch");
-    rope(&gpu, stream, &mut qkv, 128, &table, &table, &[from(2)], heads).expect("a valid launch");
-    attention_causal(&gpu, stream, &qkv, 128, &mut out, 64, &[from(rows - 2)], heads, 0.1).expect("a valid launch");
+    rope(&gpu, stream, &mut qkv, 128, &table, &table, &[rotate(2)], None, heads).expect("a valid launch");
+    attention_causal(
+        &gpu,
+        stream,
+        &qkv,
+        128,
+        &mut out,
+        64,
+        &[from(rows - 2)],
+        None,
+        heads,
+        0.1,
+    )
+    .expect("a valid launch");
     stream.synchronize().expect("no fault");
 }
 

@@ -75,6 +75,14 @@ impl Session<'_> {
         }
     }
 
+    /// Decode step shapes replayed as CUDA graphs so far (0 on the CPU).
+    pub fn captured_graphs(&self) -> usize {
+        match self {
+            Session::Cpu(_) => 0,
+            Session::Gpu(s) => s.captured_graphs(),
+        }
+    }
+
     /// What a state file needs to continue this session.
     pub fn saved(&self) -> Result<SavedState, ModelError> {
         match self {

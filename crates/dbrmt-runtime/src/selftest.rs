@@ -247,6 +247,38 @@ pub fn pdl_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError>
     Ok(bitwise("gpu PDL on = off", shape, &with, &without))
 }
 
+/// A random 1B-shaped ARMT decoding `pushed` tokens after a prompt of `prompt` tokens (crossing a segment end when
+/// the two do), with its decode steps replayed as CUDA graphs and as plain launches (`dbrmt_model::gpu::set_graphs`):
+/// the logits after every token, bitwise, and graphs must have run. The switch is left as it was.
+pub fn graphs_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Result<Check, EngineError> {
+    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
+    let v = config.llama.vocab_size;
+    let ids: Vec<u32> = random_ids(prompt + pushed, v, seed).iter().map(|&i| i as u32).collect();
+    let model = RandomModel::new(config, seed);
+    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let was = dbrmt_model::gpu::graphs_enabled();
+    let run = |on: bool| -> Result<(Vec<f32>, usize), EngineError> {
+        dbrmt_model::gpu::set_graphs(on);
+        let mut session = engine.session()?;
+        session.prefill(&ids[..prompt])?;
+        let mut logits = session.logits().to_vec();
+        for &id in &ids[prompt..] {
+            logits.extend_from_slice(session.push(id)?);
+        }
+        Ok((logits, session.captured_graphs()))
+    };
+    let (with, without) = (run(true), run(false));
+    dbrmt_model::gpu::set_graphs(was);
+    let ((with, graphs), (without, _)) = (with?, without?);
+    let shape = format!("1B shape, {prompt} + {pushed} pushed; {graphs} step shapes replayed");
+    let check = check::bitwise("gpu decode graphs on = off", shape, &without, &with);
+    Ok(check::harness::fail_if(
+        check,
+        usize::from(graphs == 0),
+        "no graph was captured",
+    ))
+}
+
 /// How much of the self-test to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -255,7 +287,7 @@ pub enum Scope {
     /// Kernels at all their shapes, and the golden cases.
     Quick,
     /// Also the Llama-3.2-1B-shaped bitwise checks: diagonal against sequential over 16K tokens with a short last
-    /// segment, and PDL on against off over 8K.
+    /// segment, PDL on against off over 8K, decode graphs on against off over a segment end.
     Full,
 }
 
@@ -276,6 +308,7 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
     if scope == Scope::Full {
         checks.push(llama_1b_bitwise_check(16 * 1024 - 300, seed)?);
         checks.push(pdl_bitwise_check(8 * 1024 - 100, seed ^ 0x9d1)?);
+        checks.push(graphs_bitwise_check(1000, 40, seed ^ 0x6a7)?);
     }
     Ok(checks)
 }

@@ -2,7 +2,9 @@
 //! Llama-3.2-1B-shaped model over 16K tokens (bitwise). Ignored without a GPU (`cargo test -- --ignored` on one).
 
 use dbrmt_kernels::check::Check;
-use dbrmt_runtime::selftest::{case_checks, fixture_cases, generated_cases, llama_1b_bitwise_check, pdl_bitwise_check};
+use dbrmt_runtime::selftest::{
+    case_checks, fixture_cases, generated_cases, graphs_bitwise_check, llama_1b_bitwise_check, pdl_bitwise_check,
+};
 use dbrmt_runtime::{Device, Engine, EngineError};
 use dbrmt_testkit::paths;
 
@@ -41,6 +43,14 @@ fn llama_1b_shape_diagonal_equals_sequential_bitwise() {
 #[ignore = "needs a CUDA GPU"]
 fn programmatic_dependent_launch_changes_no_bit() {
     let check = pdl_bitwise_check(8 * 1024 - 100, 12).expect("gpu run");
+    println!("{check}");
+    assert!(check.passed(), "{check}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn decode_graphs_change_no_bit() {
+    let check = graphs_bitwise_check(1000, 40, 13).expect("gpu run");
     println!("{check}");
     assert!(check.passed(), "{check}");
 }

@@ -75,12 +75,34 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
         };
         if supports(heads) {
             let ms = time(stream, &mut flush, WARMUP, REPS, || {
-                attention_sm90_causal(gpu, stream, &qkv, ld, &mut o, heads.q_width(), &spans, heads, scale)
+                attention_sm90_causal(
+                    gpu,
+                    stream,
+                    &qkv,
+                    ld,
+                    &mut o,
+                    heads.q_width(),
+                    &spans,
+                    None,
+                    heads,
+                    scale,
+                )
             })?;
             measure("attention_sm90", ms);
         }
         let ms = time(stream, &mut flush, 1, 3, || {
-            attention_causal(gpu, stream, &qkv, ld, &mut o, heads.q_width(), &spans, heads, scale)
+            attention_causal(
+                gpu,
+                stream,
+                &qkv,
+                ld,
+                &mut o,
+                heads.q_width(),
+                &spans,
+                None,
+                heads,
+                scale,
+            )
         })?;
         measure("attention_simt", ms);
     }

@@ -77,8 +77,14 @@ impl Case {
     /// Launches on `spans` (a span's queries from its position `pos`: the rows before it act as a KV cache) over a
     /// poisoned output; returns the whole output buffer.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+        self.run_at(gpu, spans, None)
+    }
+
+    /// [`Case::run`] with a positions buffer for dynamic spans.
+    fn run_at(&self, gpu: &Gpu, spans: &[Span], positions: Option<&[i32]>) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
         let qkv = upload_bf16(stream, &self.qkv)?;
+        let positions = positions.map(|p| stream.clone_htod(p)).transpose()?;
         let mut out = poisoned_bf16(gpu, stream, self.layout.out_rows * self.out_ld)?;
         let launch = match self.kernel {
             Attention::Simt => attention_causal,
@@ -92,6 +98,7 @@ impl Case {
             &mut out,
             self.out_ld,
             spans,
+            positions.as_ref(),
             self.shape,
             self.scale,
         )?;
@@ -165,7 +172,9 @@ pub fn check_attention_grouping(
 /// The new rows of open segments: span `i` has `cached[i]` rows already in the buffer (its KV cache) and the rest of
 /// its `rows[i]` are new queries from position `cached[i]`, written from the span's out_row. Against the f32
 /// reference for cached attention (tolerance [`BF16_OUT_TOL`], as the square case), and bitwise equal to the same
-/// queries computed inside the whole span: decoding a token gives the bits a prefill of the text would.
+/// queries computed inside the whole span: decoding a token gives the bits a prefill of the text would. `dynamic`:
+/// each position is read on the device (span `i` a dynamic span of state `i + 1`, bounded by its segment's end), as a
+/// captured decode step has it.
 pub fn check_attention_cached(
     gpu: &Gpu,
     kernel: Attention,
@@ -173,6 +182,7 @@ pub fn check_attention_cached(
     rows: &[usize],
     cached: &[usize],
     shape: Heads,
+    dynamic: bool,
 ) -> Result<Check, KernelError> {
     let case = Case::new(kernel, seed, rows, shape);
     let whole = case.run(gpu, &case.layout.spans)?;
@@ -181,13 +191,17 @@ pub fn check_attention_cached(
         .spans
         .iter()
         .zip(cached)
-        .map(|(s, &c)| Span {
+        .enumerate()
+        .map(|(i, (s, &c))| Span {
             rows: s.rows - c,
             pos: c,
+            dynamic,
+            state: i + 1,
             ..*s
         })
         .collect();
-    let out = case.run(gpu, &new)?;
+    let positions: Vec<i32> = [-1].into_iter().chain(cached.iter().map(|&c| c as i32)).collect();
+    let out = case.run_at(gpu, &new, dynamic.then_some(&positions[..]))?;
     let Heads {
         heads,
         kv_heads,
@@ -207,7 +221,8 @@ pub fn check_attention_cached(
         got.extend(gather(&out, case.out_ld, n.out_row, n.rows, 0, qw));
         inside.extend(gather(&whole, case.out_ld, s.out_row + c, n.rows, 0, qw));
     }
-    let describe = format!("{} cached={cached:?} (bitwise = whole span)", case.describe());
+    let how = if dynamic { ", dynamic" } else { "" };
+    let describe = format!("{} cached={cached:?}{how} (bitwise = whole span)", case.describe());
     let got_f32: Vec<f32> = got.iter().copied().map(f32::from).collect();
     let check = compare(kernel.name(), describe, &got_f32, &want, BF16_OUT_TOL);
     let regions: Vec<Block> = new
@@ -260,9 +275,20 @@ fn checks_of(gpu: &Gpu, seed: u64, k: Attention) -> Vec<Result<Check, KernelErro
             &[1, 64, 65, 1024],
             &[0, 63, 64, 1023],
             shape(9, 3, 64),
+            false,
         ),
-        check_attention_cached(gpu, k, seed ^ 9, &[100, 40], &[33, 31], shape(32, 8, 64)),
-        check_attention_cached(gpu, k, seed ^ 10, &[130, 7], &[129, 2], shape(8, 2, 128)),
+        check_attention_cached(gpu, k, seed ^ 9, &[100, 40], &[33, 31], shape(32, 8, 64), false),
+        check_attention_cached(gpu, k, seed ^ 10, &[130, 7], &[129, 2], shape(8, 2, 128), false),
+        // the same positions read on the device (a captured decode step)
+        check_attention_cached(
+            gpu,
+            k,
+            seed ^ 11,
+            &[1, 64, 65, 1024],
+            &[0, 63, 64, 1023],
+            shape(9, 3, 64),
+            true,
+        ),
     ];
     if k == Attention::Simt {
         all.insert(0, check_attention(gpu, k, seed, &[40, 17, 130], shape(4, 2, 32)));

@@ -69,8 +69,20 @@ impl Case {
 
     /// Uploads the buffer, rotates it on `spans` (a span's first row at its position `pos`) and downloads it.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
+        self.run_on(gpu, &self.qkv, spans, None)
+    }
+
+    /// [`Case::run`] on another buffer of the same row stride, with a positions buffer for dynamic spans.
+    fn run_on(
+        &self,
+        gpu: &Gpu,
+        buf: &[f32],
+        spans: &[Span],
+        positions: Option<&[i32]>,
+    ) -> Result<Vec<bf16>, KernelError> {
         let stream = gpu.stream();
-        let mut qkv = upload_bf16(stream, &self.qkv)?;
+        let mut qkv = upload_bf16(stream, buf)?;
+        let positions = positions.map(|p| stream.clone_htod(p)).transpose()?;
         let cos = upload_f32(stream, &self.table.cos)?;
         let sin = upload_f32(stream, &self.table.sin)?;
         let s = self.shape;
@@ -79,7 +91,17 @@ impl Case {
             kv_heads: s.kv_heads,
             head_dim: s.head_dim,
         };
-        rope(gpu, stream, &mut qkv, self.ld, &cos, &sin, spans, heads)?;
+        rope(
+            gpu,
+            stream,
+            &mut qkv,
+            self.ld,
+            &cos,
+            &sin,
+            spans,
+            positions.as_ref(),
+            heads,
+        )?;
         Ok(stream.clone_dtoh(&qkv)?)
     }
 
@@ -163,7 +185,7 @@ pub fn check_rope_at(
         .zip(cached)
         .map(|(s, &c)| Span {
             in_row: s.in_row + c,
-            out_row: s.in_row + c,
+            out_row: s.in_row,
             rows: s.rows - c,
             pos: c,
             ..*s
@@ -193,6 +215,65 @@ pub fn check_rope_at(
     ))
 }
 
+/// A decode step's RoPE: each span's new rows (from `cached[i]` of its `rows[i]`) sit in scratch rows after the
+/// buffer's and are rotated into their segment's rows at the position its state holds on the device (a dynamic span
+/// bounded by its segment's end, as a KV cache's). The rows written (q and k rotated, v copied) must have the bits the
+/// whole span's in-place rotation gives them; nothing else may change, the scratch rows included.
+pub fn check_rope_dynamic(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    cached: &[usize],
+    shape: RopeShape,
+) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, shape);
+    let whole = case.run(gpu, &case.layout.spans)?;
+    let ld = case.ld;
+    let full = (shape.heads + 2 * shape.kv_heads) * shape.head_dim;
+    // the new rows copied to scratch rows after the buffer; state i + 1 holds span i's position
+    let mut buf = case.qkv.clone();
+    let (mut spans, mut positions) = (Vec::new(), vec![-1i32; rows.len() + 2]);
+    for (i, (s, &c)) in case.layout.spans.iter().zip(cached).enumerate() {
+        let n = s.rows - c;
+        let scratch = buf.len() / ld;
+        buf.extend(gather(&case.qkv, ld, s.in_row + c, n, 0, ld));
+        spans.push(Span {
+            in_row: scratch,
+            out_row: s.in_row,
+            rows: n,
+            pos: s.rows - n,
+            dynamic: true,
+            state: i + 1,
+            ..*s
+        });
+        positions[i + 1] = c as i32;
+    }
+    let out = case.run_on(gpu, &buf, &spans, Some(&positions))?;
+    let written: Vec<Block> = case
+        .layout
+        .spans
+        .iter()
+        .zip(cached)
+        .map(|(s, &c)| Block::rows(ld, s.in_row + c, s.rows - c, 0, full))
+        .collect();
+    let pick = |y: &[bf16]| -> Vec<bf16> { written.iter().flat_map(|b| b.gather(y)).collect() };
+    let check = bitwise(
+        "rope_bf16",
+        format!(
+            "{} cached={cached:?}, dynamic, from scratch rows vs whole spans",
+            case.describe()
+        ),
+        &pick(&out),
+        &pick(&whole),
+    );
+    let original = |i: usize| f32::from(bf16::from_f32(buf[i])).to_bits();
+    Ok(fail_if(
+        check,
+        changed_outside(&out, &written, original),
+        "elements outside the written rows changed",
+    ))
+}
+
 /// RoPE with llama3-scaled and plain tables, head sizes 32/64/128, GQA and MHA, rows not multiples of anything.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let shape = |heads, kv_heads, head_dim, llama3| RopeShape {
@@ -214,6 +295,13 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
             &[1, 64, 1024, 40],
             &[0, 63, 1023, 17],
             shape(9, 3, 64, false),
+        ),
+        check_rope_dynamic(
+            gpu,
+            seed ^ 8,
+            &[1, 64, 1024, 40],
+            &[0, 63, 1023, 17],
+            shape(9, 3, 64, true),
         ),
         check_rope_grouping(gpu, seed ^ 6, &[40, 17, 300, 5], 1, shape(32, 8, 64, true)),
     ]

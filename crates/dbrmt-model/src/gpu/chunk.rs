@@ -89,8 +89,9 @@ impl StateProduct {
 /// tensor, as llm.c's `gpt2_forward` names its per-layer pointers).
 ///
 /// Rows: cell `i` runs `rows(i)` rows (text, and memory unless open), held in its segment's hidden slot from
-/// `hidden_row(i)` and packed one cell after another in the per-step scratch from `scratch_row(i)`; its q/k/v rows are
-/// `qkv_row(i)..` (the scratch for a whole segment, its state's KV cache for an open one); its write uses `M` scratch
+/// `hidden_row(i)` and packed one cell after another in the per-step scratch from `scratch_row(i)`; its segment's
+/// q/k/v rows start at `qkv_segment_row(i)` (the scratch for a whole segment, its state's KV cache for an open one,
+/// whose new rows RoPE moves there from the scratch, at a position the device holds); its write uses `M` scratch
 /// rows from `write_rank(i) · M` (open cells do not write, so the write scratch holds the chunk's whole cells only).
 #[derive(Debug)]
 pub(super) struct Chunk<'a> {
@@ -172,17 +173,19 @@ impl<'a> Chunk<'a> {
         self.packed[i].0
     }
 
-    /// First q/k/v row of cell `i`: in the scratch for a whole segment, after the cached rows for an open one.
-    pub(super) fn qkv_row(&self, i: usize) -> usize {
+    /// The q/k/v row of cell `i`'s segment position 0: its scratch rows for a whole segment, its state's KV cache for
+    /// an open one (whose new rows the q/k/v product writes to its scratch rows, and RoPE moves into the cache).
+    pub(super) fn qkv_segment_row(&self, i: usize) -> usize {
         match self.cells[i].open_at {
             None => self.scratch_row(i),
-            Some(p) => self.cache_rows[i] + p,
+            Some(_) => self.cache_rows[i],
         }
     }
 
-    /// Position of cell `i`'s first row in its segment (0 but for an open segment's new rows).
-    pub(super) fn pos(&self, i: usize) -> usize {
-        self.cells[i].open_at.unwrap_or(0)
+    /// The largest position an open cell's new rows may start at (its KV cache holds a segment's `T` rows): the bound
+    /// of its dynamic spans, whose position the device holds ([`super::Workspace::positions`]).
+    pub(super) fn max_pos(&self, i: usize) -> usize {
+        (self.slot_rows - self.mem).saturating_sub(self.rows(i))
     }
 
     /// Cell `i`'s rows from `in_row` to `out_row`, with its layer, state and segment-0 flag.
@@ -195,7 +198,7 @@ impl<'a> Chunk<'a> {
             layer: x.layer,
             flag: x.first_segment,
             state: x.state,
-            pos: 0,
+            ..Span::default()
         }
     }
 
@@ -217,23 +220,32 @@ impl<'a> Chunk<'a> {
         }
     }
 
-    /// RoPE, in place on the q/k rows, from the position of the cell's first row.
+    /// RoPE: a whole segment's q/k rows in place in the scratch; an open segment's new rows from the scratch into its
+    /// KV cache at the position the device holds for its state (a dynamic span: a captured decode step replays at
+    /// any position).
     pub(super) fn rotate(&self, i: usize) -> Span {
-        Span {
-            in_row: self.qkv_row(i),
-            out_row: self.qkv_row(i),
-            pos: self.pos(i),
-            ..self.in_scratch(i)
+        match self.cells[i].open_at {
+            None => self.in_scratch(i),
+            Some(_) => Span {
+                out_row: self.qkv_segment_row(i),
+                pos: self.max_pos(i),
+                dynamic: true,
+                ..self.in_scratch(i)
+            },
         }
     }
 
-    /// Attention: keys from the segment's row 0 (for an open segment, its cache rows before the new ones), queries
-    /// from `pos`, output to the attention scratch rows.
+    /// Attention: keys from the segment's row 0 (for an open segment, its cache rows before the new ones, at the
+    /// position the device holds), queries from `pos`, output to the attention scratch rows.
     pub(super) fn attend(&self, i: usize) -> Span {
-        Span {
-            in_row: self.qkv_row(i) - self.pos(i),
-            pos: self.pos(i),
-            ..self.in_scratch(i)
+        match self.cells[i].open_at {
+            None => self.in_scratch(i),
+            Some(_) => Span {
+                in_row: self.qkv_segment_row(i),
+                pos: self.max_pos(i),
+                dynamic: true,
+                ..self.in_scratch(i)
+            },
         }
     }
 
@@ -296,25 +308,6 @@ impl<'a> Chunk<'a> {
         }
     }
 
-    /// The q/k/v projection of a merged run: into the run's scratch rows of the q/k/v buffer (open cells keep their
-    /// rows in their caches, so these scratch rows are free), moved to the caches by [`Chunk::qkv_to_cache`].
-    pub(super) fn qkv_merged(&self, r: &Range<usize>) -> GemmGroup {
-        GemmGroup {
-            c_offset: self.scratch_row(r.start) * self.qkv_width,
-            ..self.merged(r, self.qkv(r.start))
-        }
-    }
-
-    /// Cell `i`'s q/k/v rows from its scratch rows to its own rows ([`Chunk::qkv_row`]: the cache for an open cell).
-    pub(super) fn qkv_to_cache(&self, i: usize) -> Span {
-        Span {
-            in_row: self.scratch_row(i),
-            out_row: self.qkv_row(i),
-            rows: self.rows(i),
-            ..Span::default()
-        }
-    }
-
     /// The read's numerator `φ·A`: φ's scratch rows × the cell's state → num's scratch rows.
     pub(super) fn read_num(&self, i: usize) -> GemmGroup {
         StateProduct {
@@ -328,12 +321,13 @@ impl<'a> Chunk<'a> {
         .group()
     }
 
-    /// The fused q/k/v projection: normed scratch rows × `qkv[layer]` `[q + 2·kv, d]` → the cell's q/k/v rows.
+    /// The fused q/k/v projection: normed scratch rows × `qkv[layer]` `[q + 2·kv, d]` → the cell's scratch rows of
+    /// the q/k/v buffer (an open cell's go to its KV cache through RoPE, [`Chunk::rotate`]).
     pub(super) fn qkv(&self, i: usize) -> GemmGroup {
         Linear {
             rows: self.rows(i),
             x_row: self.scratch_row(i),
-            y_row: self.qkv_row(i),
+            y_row: self.scratch_row(i),
             layer: self.cells[i].layer,
             k: self.d,
             n: self.qkv_width,
@@ -500,9 +494,9 @@ mod tests {
         let packed = packed_rows(&cells, m);
         assert_eq!(packed, [(0, 8), (8, 5), (13, 1)]);
         let hid = |x: &StepCell| x.slot * r;
-        let qkv_row = |i: usize, x: &StepCell| match x.open_at {
+        let segment_row = |i: usize, x: &StepCell| match x.open_at {
             None => packed[i].0,
-            Some(p) => cache(x.state) + p,
+            Some(_) => cache(x.state),
         };
         type Triple = (usize, usize, usize);
         let gemm = |m: usize, off: Triple, nk: (usize, usize), ld: Triple| GemmGroup {
@@ -523,11 +517,13 @@ mod tests {
             layer: x.layer,
             flag: x.first_segment,
             state: x.state,
-            pos: 0,
+            ..Span::default()
         };
+        // an open cell's new rows may start at any position up to T − rows (T = slot rows − M)
+        let t = r - m;
         for (i, x) in cells.iter().enumerate() {
             let rows = packed[i].1;
-            let start = x.open_at.unwrap_or(0);
+            let (open, bound) = (x.open_at.is_some(), if x.open_at.is_some() { t - rows } else { 0 });
             let in_scratch = span(i, x, packed[i].0, packed[i].0);
             assert_eq!(at.to_scratch(i), span(i, x, hid(x), packed[i].0));
             assert_eq!(at.in_scratch(i), in_scratch);
@@ -542,17 +538,18 @@ mod tests {
             assert_eq!(
                 at.rotate(i),
                 Span {
-                    in_row: qkv_row(i, x),
-                    out_row: qkv_row(i, x),
-                    pos: start,
+                    out_row: segment_row(i, x),
+                    pos: bound,
+                    dynamic: open,
                     ..in_scratch
                 }
             );
             assert_eq!(
                 at.attend(i),
                 Span {
-                    in_row: qkv_row(i, x) - start,
-                    pos: start,
+                    in_row: segment_row(i, x),
+                    pos: bound,
+                    dynamic: open,
                     ..in_scratch
                 }
             );
@@ -577,7 +574,7 @@ mod tests {
             );
             assert_eq!(
                 at.qkv(i),
-                gemm(rows, (p * d, l * qkv * d, qkv_row(i, x) * qkv), (qkv, d), (d, d, qkv))
+                gemm(rows, (p * d, l * qkv * d, p * qkv), (qkv, d), (d, d, qkv))
             );
             assert_eq!(at.o(i), gemm(rows, (p * q, l * d * q, hid(x) * d), (d, q), (q, q, d)));
             let gu = 2 * inter;
@@ -648,19 +645,15 @@ mod tests {
         assert_eq!(at.runs, [0..1, 1..4]);
         let run = 1..4;
         assert_eq!(at.scratch_row(1), 8);
-        let g = at.qkv_merged(&run);
+        let g = at.merged(&run, at.qkv(1));
         assert_eq!((g.m, g.a_offset, g.c_offset), (3, 8 * d, 8 * qkv));
         assert_eq!((g.b_offset, g.ldc), (2 * qkv * d, qkv));
         for (i, s) in [(1, 4), (2, 7), (3, 1)] {
             let x = &cells[i];
+            // RoPE moves each new row from the run's scratch rows into its own cache
             assert_eq!(
-                at.qkv_to_cache(i),
-                Span {
-                    in_row: 8 + i - 1,
-                    out_row: cache(s) + x.open_at.unwrap(),
-                    rows: 1,
-                    ..Span::default()
-                }
+                (at.rotate(i).in_row, at.rotate(i).out_row, at.rotate(i).state),
+                (8 + i - 1, cache(s), s)
             );
             assert_eq!(
                 at.scratch_to_hidden(i),

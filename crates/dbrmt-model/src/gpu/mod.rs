@@ -15,6 +15,7 @@
 mod chunk;
 mod executor;
 mod finish;
+mod graphs;
 mod model;
 mod packed;
 mod profile;
@@ -26,6 +27,7 @@ mod workspace;
 
 pub use executor::{DeviceTiming, GpuExecutor};
 pub use finish::{Finished, Finishing};
+pub use graphs::{graphs_enabled, set_graphs};
 pub use model::{AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell};
 pub use packed::PackedExecutor;
 pub use profile::{ProfilePart, StepProfile};

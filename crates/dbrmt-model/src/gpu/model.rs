@@ -1,5 +1,7 @@
 //! One diagonal step on the device: up to `max_cells` cells, each a group of every grouped launch.
 
+use std::sync::Arc;
+
 use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
@@ -18,7 +20,7 @@ use dbrmt_kernels::{
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
-    rows::{add_rows_f32, copy_rows_bf16},
+    rows::add_rows_f32,
     swiglu::swiglu,
     to_bf16::to_bf16,
     Gpu, KernelError,
@@ -27,6 +29,7 @@ use dbrmt_kernels::{
 use half::bf16;
 
 use super::chunk::Chunk;
+use super::graphs::{Buffers, StepShape};
 use super::runs;
 use super::{DeviceState, DeviceWeights, Workspace};
 use dbrmt_formats::ModelConfig;
@@ -199,11 +202,13 @@ pub(super) fn merge_rows() -> bool {
 
 impl GpuModel {
     /// Runs one step: every cell's read, decoder layer and write. The cells must be independent (one step of a
-    /// valid schedule); more than the workspace or a launch can hold are run in chunks, which is equally valid.
+    /// valid schedule); more than the workspace or a launch can hold are run in chunks, which is equally valid. A step
+    /// of open cells only (decode) runs as a CUDA graph once its shape has been seen ([`super::graphs`]): the same
+    /// launches, replayed.
     pub fn step(
         &self,
         gpu: &Gpu,
-        stream: &CudaStream,
+        stream: &Arc<CudaStream>,
         ws: &mut Workspace,
         st: &mut DeviceState,
         cells: &[StepCell],
@@ -234,12 +239,62 @@ impl GpuModel {
                 });
             }
         }
+        // open cells' positions, which RoPE and attention read on the device (uploaded only when one changed)
+        ws.set_positions(stream, cells.iter().filter_map(|x| x.open_at.map(|p| (x.state, p))))?;
         // open cells of one layer side by side, so that each chunk merges them (any order of a step's cells is valid)
         let sorted: Vec<StepCell> = runs::merge_order(cells).into_iter().map(|i| cells[i]).collect();
-        for chunk in chunks(&sorted, m, ws.max_cells.max(1), ws.scratch_rows) {
+        let shape = match ws.profile {
+            None => StepShape::of(&sorted, self.step_buffers(stream, ws, st)),
+            Some(_) => None,
+        };
+        let Some(shape) = shape else {
+            return self.step_chunks(gpu, stream, ws, st, &sorted);
+        };
+        let mut graphs = std::mem::take(&mut ws.graphs);
+        let ran = graphs.run(stream, shape, ws, |ws| self.step_chunks(gpu, stream, ws, st, &sorted));
+        ws.graphs = graphs;
+        ran.map(|_| ())
+    }
+
+    /// The step's cells in chunks of at most a launch's groups and the workspace's cells.
+    fn step_chunks(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        st: &mut DeviceState,
+        sorted: &[StepCell],
+    ) -> Result<(), KernelError> {
+        let m = self.cfg.armt.num_mem_tokens;
+        for chunk in chunks(sorted, m, ws.max_cells.max(1), ws.scratch_rows) {
             self.step_chunk(gpu, stream, ws, st, chunk)?;
         }
         Ok(())
+    }
+
+    /// Every buffer a step's launches take (a captured step is replayed only over the same ones), and the stream.
+    fn step_buffers<'s>(&self, stream: &'s CudaStream, ws: &Workspace, st: &DeviceState) -> Buffers<'s> {
+        let mut b = Buffers::new(stream);
+        b.add(&ws.hidden)
+            .add(&ws.normed)
+            .add(&ws.qkv)
+            .add(&ws.attn)
+            .add(&ws.gate_up);
+        b.add(&ws.act)
+            .add(&ws.u)
+            .add(&ws.phi)
+            .add(&ws.num)
+            .add(&ws.kvb)
+            .add(&ws.kphi);
+        b.add(&ws.ka)
+            .add(&ws.upd)
+            .add(&ws.gamma)
+            .add(&ws.ids)
+            .add(&ws.positions);
+        b.add(&st.a).add(&st.z);
+        // the model's weights (a workspace may serve another model) and the stream the graph was captured on
+        b.add(&self.weights.qkv).add_raw(stream.cu_stream() as u64);
+        b
     }
 
     /// One chunk of a step (at most a launch's groups and the workspace's cells), as [`cpu::cell`](crate::cpu::cell)
@@ -377,8 +432,8 @@ impl GpuModel {
         ws.mark(stream, "read: apply")
     }
 
-    /// The attention block: `x += o(attn(rope(qkv(norm(x)))))`. The q/k/v rows of a whole segment go to the packed
-    /// scratch, an open segment's to its layer's KV cache rows, after the rows cached before them.
+    /// The attention block: `x += o(attn(rope(qkv(norm(x)))))`. The q/k/v rows of every cell go to the packed
+    /// scratch; RoPE moves an open segment's into its layer's KV cache rows, after the rows cached before them.
     fn attention_block(
         &self,
         gpu: &Gpu,
@@ -402,21 +457,11 @@ impl GpuModel {
             l.rms_norm_eps,
         )?;
         ws.mark(stream, "rms_norm")?;
-        let (alone, merged) = runs::split(&at.runs);
-        // a merged run's q/k/v rows go to its scratch rows first, then to each request's cache rows
-        let mut qkv: Vec<GemmGroup> = alone.iter().map(|&i| at.qkv(i)).collect();
-        qkv.extend(merged.iter().map(|r| at.qkv_merged(r)));
+        // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
+        let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
         self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
         ws.mark(stream, "q/k/v projection")?;
-        if !merged.is_empty() {
-            let to_cache: Vec<Span> = merged
-                .iter()
-                .flat_map(|r| r.clone())
-                .map(|i| at.qkv_to_cache(i))
-                .collect();
-            copy_rows_bf16(gpu, stream, &mut ws.qkv, at.qkv_width, &to_cache, at.qkv_width)?;
-            ws.mark(stream, "q/k/v rows to the caches")?;
-        }
+        let (alone, merged) = runs::split(&at.runs);
         let heads = Heads {
             heads: l.num_heads,
             kv_heads: l.num_kv_heads,
@@ -431,6 +476,7 @@ impl GpuModel {
             &w.rope_cos,
             &w.rope_sin,
             &rotate,
+            Some(&ws.positions),
             heads,
         )?;
         ws.mark(stream, "rope")?;
@@ -448,6 +494,7 @@ impl GpuModel {
             &mut ws.attn,
             at.q_width,
             &attend,
+            Some(&ws.positions),
             heads,
             scale,
         )?;

@@ -115,6 +115,12 @@ impl Session<'_> {
         &self.open
     }
 
+    /// Decode step shapes this session replays as CUDA graphs (one per layer once a few tokens have been decoded,
+    /// unless `DBRMT_GRAPHS=off`).
+    pub fn captured_graphs(&self) -> usize {
+        self.ws.captured_graphs()
+    }
+
     /// Device bytes of the session's workspace (KV cache included) and memory state.
     pub fn device_bytes(&self) -> usize {
         self.ws.bytes() + self.state.bytes()
@@ -213,6 +219,9 @@ impl Session<'_> {
         let cfg = &e.model.cfg;
         let n = self.open.len() - from;
         self.ws.set_ids(&e.stream, &self.open[from..])?;
+        // every layer's new rows start at `from`: one upload of the positions for the whole pass
+        self.ws
+            .set_positions(&e.stream, (0..cfg.llama.num_layers).map(|layer| (layer, from)))?;
         for layer in 0..cfg.llama.num_layers {
             let cell = StepCell {
                 layer,

@@ -82,6 +82,13 @@ pub struct Workspace {
     logits_host: Option<PinnedHostSlice<f32>>,
     /// Token ids of the current request(s).
     pub ids: CudaSlice<u32>,
+    /// Per cached state (at least one entry): the rows its KV cache holds before a step's new rows — an open cell's
+    /// position, which RoPE and attention read on the device (dynamic spans), so that a captured step replays at
+    /// any position. Written by [`Workspace::set_positions`] only, whose host copy it mirrors.
+    pub positions: CudaSlice<i32>,
+    positions_host: Vec<i32>,
+    /// Captured decode steps ([`super::graphs`]), dropped whenever a buffer they use is replaced.
+    pub(crate) graphs: super::graphs::StepGraphs,
     /// Events between the launches of every step, when profiling ([`StepProfile`]).
     pub profile: Option<StepProfile>,
     /// Host time spent waiting for the device before copying logits or greedy ids out (every launch before the copy
@@ -157,6 +164,9 @@ impl Workspace {
             argmax_scratch: stream.alloc_zeros::<u32>(MAX_GROUPS * SCRATCH_PER_ROW)?,
             logits_host: None,
             ids: stream.alloc_zeros::<u32>(1)?,
+            positions: stream.alloc_zeros::<i32>(shape.cache_states.max(1))?,
+            positions_host: vec![0; shape.cache_states.max(1)],
+            graphs: Default::default(),
             profile: None,
             copy_wait: Duration::ZERO,
         })
@@ -183,7 +193,11 @@ impl Workspace {
             stream.memcpy_dtod(&self.qkv, &mut qkv.slice_mut(..self.qkv.len()))?;
             self.qkv = qkv;
             self.cache_states = cache_states;
+            self.positions_host.resize(cache_states, 0);
+            self.positions = stream.alloc_zeros::<i32>(cache_states)?;
+            stream.memcpy_htod(&self.positions_host, &mut self.positions)?;
         }
+        self.graphs.clear();
         Ok(())
     }
 
@@ -192,6 +206,7 @@ impl Workspace {
         let width = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
         self.qkv = stream.alloc_zeros::<bf16>((self.scratch_rows * width).max(1))?;
         self.cache_states = 0;
+        self.graphs.clear();
         Ok(())
     }
 
@@ -325,10 +340,45 @@ impl Workspace {
         self.scratch_rows + state * self.segment_size
     }
 
+    /// Sets the device positions of the states `(state, position)` names (open cells' first new rows), uploading
+    /// the whole small buffer (one copy, ordered before the launches that follow) only when a value changed. A state
+    /// without a KV cache, or a position past its segment, is an error.
+    pub fn set_positions(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        at: impl IntoIterator<Item = (usize, usize)>,
+    ) -> Result<(), KernelError> {
+        let mut changed = false;
+        for (state, pos) in at {
+            if state >= self.cache_states || pos >= self.segment_size {
+                return Err(KernelError::InvalidArgument {
+                    kernel: "set_positions".into(),
+                    msg: format!(
+                        "position {pos} of state {state}: {} KV caches of {} rows",
+                        self.cache_states, self.segment_size
+                    ),
+                });
+            }
+            let p = &mut self.positions_host[state];
+            changed |= *p != pos as i32;
+            *p = pos as i32;
+        }
+        if changed {
+            stream.memcpy_htod(&self.positions_host, &mut self.positions)?;
+        }
+        Ok(())
+    }
+
+    /// Step shapes replayed as CUDA graphs so far ([`super::graphs`]).
+    pub fn captured_graphs(&self) -> usize {
+        self.graphs.captured()
+    }
+
     /// Uploads the token ids of a prefill (allocates only when they do not fit).
     pub fn set_ids(&mut self, stream: &Arc<CudaStream>, ids: &[u32]) -> Result<(), KernelError> {
         if ids.len() > self.ids.len() {
             self.ids = stream.alloc_zeros::<u32>(ids.len())?;
+            self.graphs.clear();
         }
         stream.memcpy_htod(ids, &mut self.ids.slice_mut(..ids.len()))?;
         Ok(())
