@@ -270,7 +270,7 @@ pub fn graphs_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Result<C
     let (with, without) = (run(true), run(false));
     dbrmt_model::gpu::set_graphs(was);
     let ((with, graphs), (without, _)) = (with?, without?);
-    let shape = format!("1B shape, {prompt} + {pushed} pushed; {graphs} step shapes replayed");
+    let shape = format!("1B shape, {prompt} + {pushed} pushed; {graphs} pass shapes replayed");
     let check = check::bitwise("gpu decode graphs on = off", shape, &without, &with);
     Ok(check::harness::fail_if(
         check,

@@ -1,7 +1,8 @@
 //! Decode steps as CUDA graphs: a step whose cells are all open (the new rows of generating segments: a decode
 //! token's layer, many requests' at once) is about a dozen short launches, and with small models the host's launch
 //! calls, not the GPU, set the pace (`bench requests` prints the host's wait for the GPU: SmolLM2 decode waited 5 ms
-//! of 214). Such a step is captured once per shape and replayed with one `cuGraphLaunch`.
+//! of 214). Such a step is captured once per shape and replayed with one `cuGraphLaunch`; a session's decoded token
+//! is one graph for its whole pass (every layer's step, the final norm and the LM head: `session.rs`).
 //!
 //! A shape is everything a step's launch parameters are made of but the positions: the cells (layer, state, hidden
 //! slot, rows, flags, where the entering ids are) and the buffers (their device addresses and lengths), so a replay

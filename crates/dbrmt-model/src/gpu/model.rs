@@ -213,6 +213,42 @@ impl GpuModel {
         st: &mut DeviceState,
         cells: &[StepCell],
     ) -> Result<(), KernelError> {
+        let sorted = self.prepare_step(stream, ws, cells)?;
+        let shape = match ws.profile {
+            None => StepShape::of(&sorted, self.step_buffers(stream, ws, st)),
+            Some(_) => None,
+        };
+        let Some(shape) = shape else {
+            return self.step_chunks(gpu, stream, ws, st, &sorted);
+        };
+        let mut graphs = std::mem::take(&mut ws.graphs);
+        let ran = graphs.run(stream, shape, ws, |ws| self.step_chunks(gpu, stream, ws, st, &sorted));
+        ws.graphs = graphs;
+        ran.map(|_| ())
+    }
+
+    /// [`GpuModel::step`] as plain launches (inside a larger capture: a session's whole decode token).
+    pub(crate) fn step_launches(
+        &self,
+        gpu: &Gpu,
+        stream: &Arc<CudaStream>,
+        ws: &mut Workspace,
+        st: &mut DeviceState,
+        cells: &[StepCell],
+    ) -> Result<(), KernelError> {
+        let sorted = self.prepare_step(stream, ws, cells)?;
+        self.step_chunks(gpu, stream, ws, st, &sorted)
+    }
+
+    /// A step's checks, its open cells' positions (which RoPE and attention read on the device; uploaded only when one
+    /// changed), and its cells in launch order: open cells of one layer side by side, so that each chunk merges them
+    /// (any order of a step's cells is valid).
+    fn prepare_step(
+        &self,
+        stream: &Arc<CudaStream>,
+        ws: &mut Workspace,
+        cells: &[StepCell],
+    ) -> Result<Vec<StepCell>, KernelError> {
         let (t, m) = (self.cfg.armt.segment_size, self.cfg.armt.num_mem_tokens);
         for x in cells {
             if let Some(p) = x.open_at {
@@ -239,21 +275,8 @@ impl GpuModel {
                 });
             }
         }
-        // open cells' positions, which RoPE and attention read on the device (uploaded only when one changed)
         ws.set_positions(stream, cells.iter().filter_map(|x| x.open_at.map(|p| (x.state, p))))?;
-        // open cells of one layer side by side, so that each chunk merges them (any order of a step's cells is valid)
-        let sorted: Vec<StepCell> = runs::merge_order(cells).into_iter().map(|i| cells[i]).collect();
-        let shape = match ws.profile {
-            None => StepShape::of(&sorted, self.step_buffers(stream, ws, st)),
-            Some(_) => None,
-        };
-        let Some(shape) = shape else {
-            return self.step_chunks(gpu, stream, ws, st, &sorted);
-        };
-        let mut graphs = std::mem::take(&mut ws.graphs);
-        let ran = graphs.run(stream, shape, ws, |ws| self.step_chunks(gpu, stream, ws, st, &sorted));
-        ws.graphs = graphs;
-        ran.map(|_| ())
+        Ok(runs::merge_order(cells).into_iter().map(|i| cells[i]).collect())
     }
 
     /// The step's cells in chunks of at most a launch's groups and the workspace's cells.
@@ -273,7 +296,7 @@ impl GpuModel {
     }
 
     /// Every buffer a step's launches take (a captured step is replayed only over the same ones), and the stream.
-    fn step_buffers<'s>(&self, stream: &'s CudaStream, ws: &Workspace, st: &DeviceState) -> Buffers<'s> {
+    pub(crate) fn step_buffers<'s>(&self, stream: &'s CudaStream, ws: &Workspace, st: &DeviceState) -> Buffers<'s> {
         let mut b = Buffers::new(stream);
         b.add(&ws.hidden)
             .add(&ws.normed)

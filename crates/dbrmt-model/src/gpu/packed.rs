@@ -372,6 +372,18 @@ impl PackedExecutor<'_> {
         if !ids.is_empty() {
             self.ws.set_ids(stream, &ids)?;
         }
+        // an open pass entering at `at` runs next at that position on every layer whose cache holds `at` rows (all of
+        // them but where an earlier open pass is still on its way up): their positions now, one upload for the pass
+        // rather than one per layer's step
+        let mut positions = Vec::new();
+        for c in cells.iter().filter(|c| c.layer == 0) {
+            if let PassRows::Open { at } = c.pass.rows {
+                let held = self.slots[c.pass.request].as_ref().expect("checked live");
+                let ready = held.iter().enumerate().filter(|&(_, &h)| h == at);
+                positions.extend(ready.map(|(l, _)| (c.pass.request * layers + l, at)));
+            }
+        }
+        self.ws.set_positions(stream, positions)?;
         e.model.step(&e.gpu, stream, &mut self.ws, &mut self.state, &steps)?;
         for c in cells {
             if let PassRows::Open { at } = c.pass.rows {

@@ -8,15 +8,20 @@
 //! open segment is full, the next token first closes it (its T text rows and M memory rows run again as whole
 //! cells, with the write) and opens a fresh one — so generation has no length limit. A decoded token gets the bits
 //! a GPU prefill of the whole text gives at its position: every kernel computes a row the same way whatever rows
-//! share its launch (the attention over cached rows included; see `cuda/attention.cu`).
+//! share its launch (the attention over cached rows included; see `cuda/attention.cu`). A pushed token's whole pass
+//! (every layer and the LM head) is a CUDA graph from the second token of its shape on ([`super::graphs`]).
 
 use dbrmt_formats::SavedState;
-use dbrmt_kernels::{params::Span, reference::argmax_rows::NON_FINITE};
+use dbrmt_kernels::{params::Span, reference::argmax_rows::NON_FINITE, KernelError};
 use dbrmt_schedule::Grid;
 
+use super::graphs::StepShape;
 use super::{DeviceState, GpuExecutor, StepCell, Workspace};
 use crate::input::{check_ids, close_full_segments};
 use crate::{LogitsMode, ModelError};
+
+/// Marks a session's whole pass among the shapes of captured steps.
+const WHOLE_PASS: u64 = u64::MAX;
 
 /// One request's generation on a [`GpuExecutor`].
 #[derive(Debug)]
@@ -115,8 +120,8 @@ impl Session<'_> {
         &self.open
     }
 
-    /// Decode step shapes this session replays as CUDA graphs (one per layer once a few tokens have been decoded,
-    /// unless `DBRMT_GRAPHS=off`).
+    /// Pass shapes this session replays as CUDA graphs (a decoded token's whole pass from the second token on, unless
+    /// `DBRMT_GRAPHS=off`).
     pub fn captured_graphs(&self) -> usize {
         self.ws.captured_graphs()
     }
@@ -222,8 +227,8 @@ impl Session<'_> {
         // every layer's new rows start at `from`: one upload of the positions for the whole pass
         self.ws
             .set_positions(&e.stream, (0..cfg.llama.num_layers).map(|layer| (layer, from)))?;
-        for layer in 0..cfg.llama.num_layers {
-            let cell = StepCell {
+        let cells: Vec<StepCell> = (0..cfg.llama.num_layers)
+            .map(|layer| StepCell {
                 layer,
                 state: layer,
                 slot: 0,
@@ -231,15 +236,39 @@ impl Session<'_> {
                 first_segment: self.segments_closed == 0,
                 enters_at_token: (layer == 0).then_some(0),
                 open_at: Some(from),
-            };
+            })
+            .collect();
+        // the whole pass: every layer's step, then the final norm and the LM head of its last row
+        let pass = |(ws, st): &mut (&mut Workspace, &mut DeviceState)| -> Result<(), KernelError> {
+            for cell in &cells {
+                e.model
+                    .step_launches(&e.gpu, &e.stream, ws, st, std::slice::from_ref(cell))?;
+            }
             e.model
-                .step(&e.gpu, &e.stream, &mut self.ws, &mut self.state, &[cell])?;
-        }
+                .finish(&e.gpu, &e.stream, ws, 0, n, LogitsMode::Last)
+                .map(|_| ())
+        };
+        // a decode token's pass, from its second time on, is one graph (positions read on the device)
+        let shape = match self.ws.profile {
+            None => {
+                let mut buffers = e.model.step_buffers(&e.stream, &self.ws, &self.state);
+                buffers
+                    .add(&self.ws.final_hidden)
+                    .add(&self.ws.logits)
+                    .add_raw(WHOLE_PASS);
+                StepShape::of(&cells, buffers)
+            }
+            Some(_) => None,
+        };
+        let mut graphs = std::mem::take(&mut self.ws.graphs);
+        let mut work = (&mut self.ws, &mut self.state);
+        let ran = match shape {
+            Some(shape) => graphs.run(&e.stream, shape, &mut work, pass).map(|_| ()),
+            None => pass(&mut work),
+        };
+        self.ws.graphs = graphs;
+        ran?;
         self.cached = self.open.len();
-        let rows = e
-            .model
-            .finish(&e.gpu, &e.stream, &mut self.ws, 0, n, LogitsMode::Last)?;
-        debug_assert_eq!(rows, 1);
         let v = cfg.llama.vocab_size;
         if self.greedy_ids {
             let row = Span {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cudarc::driver::{CudaSlice, CudaStream, PinnedHostSlice};
+use cudarc::driver::{sys::CUstreamCaptureStatus, CudaSlice, CudaStream, PinnedHostSlice};
 use dbrmt_kernels::{
     argmax_rows::{argmax_rows_f32, SCRATCH_PER_ROW},
     params::{Span, MAX_GROUPS},
@@ -364,6 +364,14 @@ impl Workspace {
             *p = pos as i32;
         }
         if changed {
+            // a copy from host memory captured into a graph would replay these values: positions change between steps,
+            // never inside a capture (a session sets its pass's before capturing it)
+            if stream.capture_status()? != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
+                return Err(KernelError::InvalidArgument {
+                    kernel: "set_positions".into(),
+                    msg: "positions changed while the stream is capturing a graph".into(),
+                });
+            }
             stream.memcpy_htod(&self.positions_host, &mut self.positions)?;
         }
         Ok(())
