@@ -1,8 +1,9 @@
 //! Launchers of `cuda/rows.cu`: the row moves of a step whose decode rows of several requests share one GEMM group.
 //!
-//! A merged product writes its rows one after another in the packed scratch; [`copy_rows_bf16`] takes q/k/v rows from
-//! there to each request's KV cache rows (the same buffer), [`add_rows_f32`] adds o and down products into each
-//! request's f32 hidden rows with the single f32 add the GEMMs' fused residual add makes (so the bits are the same).
+//! A merged product writes its rows one after another in the packed scratch; [`add_rows_f32`] adds o and down products
+//! into each request's f32 hidden rows with the single f32 add the GEMMs' fused residual add makes (so the bits are
+//! the same). [`copy_rows_bf16`] moves bf16 rows within a buffer (the engine's q/k/v rows now reach the KV caches
+//! through RoPE, which moves them; the merged-rows check still uses it to compare a merged product's rows).
 
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;

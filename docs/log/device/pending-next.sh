@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 7, not run: the two measurements the next steps hang on, in one call (~3 min on an H200).
+# Prepared in session 7; run in session 8 (call 1: -s8-call1-*): the two measurements the next steps hang on, in one call (~3 min on an H200).
 # From the repository root of a `cargo xtask bundle --gpu` of main (dist/ unpacked), with DBRMT_REPO_ROOT=$PWD.
 #   1. Is decode kernel-bound or launch-bound? `bench requests` now prints, inside `steps`, the host's wait for the
 #      GPU at the copy-out (Phases::copy_wait). copy_wait ~ steps: the host waits for kernels (fusing kernels is the

@@ -5,8 +5,8 @@
 //! on the other rows of its tile (`dbrmt_kernels::check::gemm_rows` checks it, bitwise, at every position of a tile),
 //! so each request's rows get the bits they get alone. RoPE, attention and the read's `φ·A` stay per cell (each
 //! request's positions, KV cache and state); the outputs that do not live in the scratch are moved there after the
-//! product: the q/k/v rows to each request's cache rows (`copy_rows_bf16`), the o and down products added to each
-//! request's hidden rows (`add_rows_f32`, the one f32 add of the fused residual add).
+//! product: the q/k/v rows to each request's cache rows (by RoPE, as for every open cell), the o and down products
+//! added to each request's hidden rows (`add_rows_f32`, the one f32 add of the fused residual add).
 //!
 //! Whole cells are runs of one cell and keep their launches as they are; so does an open cell alone.
 
