@@ -144,9 +144,32 @@ pub fn launch_tile_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, d
         let row_tiles = groups.iter().filter(|g| g.m > 0).count();
         decode_tile_width(n, k, epilogue, sms, row_tiles, max_m)
     } else {
-        tile_width(n, k, epilogue, sms)
+        let row_tiles = groups.iter().map(|g| g.m.div_ceil(BM)).sum();
+        wide_tile_width(n, k, epilogue, sms, row_tiles)
     }
 }
+
+/// The tile width of a launch of `row_tiles` 128-row tiles that is not a decode launch: [`tile_width`]'s, but for f32
+/// output (the o and down projections) 128 where the launch has at least [`WAVE_ROW_TILES`] row tiles and 128 wastes
+/// less of the last wave than the rule's offloaded width (144–160) by 3% or more: with many tiles the waves' count,
+/// `ceil(tiles / SMs)` times the width, is the time (session 8, `bench kernels`: 1B o and down at 16 cells, 617 vs
+/// 585 and 695 vs 676 TFLOP/s; below a wave of row tiles 128 lost, 304 vs 407 at one cell). No element's bits depend
+/// on the width (`check::gemm_sm90::width_checks`).
+pub fn wide_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row_tiles: usize) -> usize {
+    let rule = tile_width(n, k, epilogue, sms);
+    if !matches!(epilogue, Epilogue::F32 { .. }) || !(144..=160).contains(&rule) || row_tiles < WAVE_ROW_TILES {
+        return rule;
+    }
+    let waves = |bn: usize| (row_tiles * n.div_ceil(bn)).div_ceil(sms.max(1)) * bn;
+    if waves(128) * 100 <= waves(rule) * 97 {
+        128
+    } else {
+        rule
+    }
+}
+
+/// Row tiles from which [`wide_tile_width`] weighs the last wave (about one wave of the H200's 132 SMs).
+pub const WAVE_ROW_TILES: usize = 128;
 
 /// Tile width (`BN`) for products of `n` columns over `k` on a device of `sms` multiprocessors: the mirror of
 /// `gemm_sm90_bn_rule` in `cuda/gemm_sm90.cu` (whose comment and docs/log/gemm_sm90.md give the model). A function
@@ -549,6 +572,23 @@ mod tests {
         assert_eq!(bf16(16384, 2048), 192);
         assert_eq!(bf16(28672, 4096), 256);
         assert_eq!(tile_width(16384, 2048, Epilogue::SwiGlu, 132), 256);
+    }
+
+    #[test]
+    fn wide_launches_weigh_the_last_wave_for_f32_output() {
+        let f32 = Epilogue::F32 { accumulate: true };
+        let w = |n, k, row_tiles| wide_tile_width(n, k, f32, 132, row_tiles);
+        // 1B o and down: the rule's 152 at 1 and 4 cells of 9 row tiles, 128 at 16 (and 15 + a 300-row cell)
+        for k in [2048, 8192] {
+            assert_eq!(tile_width(2048, k, f32, 132), 152);
+            assert_eq!(
+                (w(2048, k, 9), w(2048, k, 36), w(2048, k, 144), w(2048, k, 138)),
+                (152, 152, 128, 128)
+            );
+        }
+        // 8B o at 32 cells: the waves tie (within 3%), the rule stays; bf16 output never moves
+        assert_eq!(w(4096, 4096, 288), tile_width(4096, 4096, f32, 132));
+        assert_eq!(wide_tile_width(2048, 2048, Epilogue::Bf16, 132, 144), 152);
     }
 
     /// `gemm_sm90_decode_bn_rule` of cuda/gemm_sm90.cu on 132 SMs, computed by the C++ itself (its host code from

@@ -12,8 +12,8 @@ use half::bf16;
 use super::{l2_flusher, random_bf16, random_f32, time, Measured};
 use crate::gemm::{gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, GemmGroup};
 use crate::gemm_sm90::{
-    gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu, launch_at_width,
-    tile_width, Epilogue,
+    decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
+    launch_at_width, launch_tile_width, Epilogue,
 };
 use crate::{Gpu, KernelError};
 
@@ -152,11 +152,12 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
             }
         };
         measure("gemm_sm90", ms);
-        // o and down at the other offloaded-epilogue widths than the rule's (which the row above took): the same
+        // o and down at the other offloaded-epilogue widths than the launch's (which the row above took): the same
         // bytes at every width, so the tile rule may move to whichever is fastest here (#12's misses are these shapes)
         if s.proj == Proj::Residual {
-            let rule = tile_width(s.n, s.k, Epilogue::F32 { accumulate: true }, gpu.sm_count());
-            for bn in [128, 144, 160].into_iter().filter(|&bn| bn != rule) {
+            let f32_acc = Epilogue::F32 { accumulate: true };
+            let chosen = launch_tile_width(&groups, f32_acc, gpu.sm_count(), decode_tiles_enabled());
+            for bn in [128, 144, 152, 160].into_iter().filter(|&bn| bn != chosen) {
                 let mut c = random_f32(stream, rows * out_cols, 1.0, 30)?;
                 let ms = time(stream, &mut flush, WARMUP, REPS, || {
                     launch_at_width(
