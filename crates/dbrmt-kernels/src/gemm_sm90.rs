@@ -150,19 +150,23 @@ pub fn launch_tile_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, d
 }
 
 /// The tile width of a launch of `row_tiles` 128-row tiles that is not a decode launch: [`tile_width`]'s, but for f32
-/// output (the o and down projections) 128 where the launch has at least [`WAVE_ROW_TILES`] row tiles and 128 wastes
-/// less of the last wave than the rule's offloaded width (144–160) by 3% or more: with many tiles the waves' count,
-/// `ceil(tiles / SMs)` times the width, is the time (session 8, `bench kernels`: 1B o and down at 16 cells, 617 vs
-/// 585 and 695 vs 676 TFLOP/s; below a wave of row tiles 128 lost, 304 vs 407 at one cell). No element's bits depend
-/// on the width (`check::gemm_sm90::width_checks`).
+/// output (the o and down projections) at the offloaded-epilogue widths 128–160, in a launch of at least
+/// [`WAVE_ROW_TILES`] row tiles, the width whose waves cost least, `ceil(tiles / SMs) · (BN + 20)` (the 20: a tile's
+/// fixed cost in columns), where it beats the rule's by 2% or more. With many tiles the last wave's waste decides
+/// (session 8, `bench kernels`, each against the rule's width in the same run: 1B o and down at 16 cells 625 vs 592
+/// and 707 vs 689 TFLOP/s at 128; 8B at 32 cells 709 vs 688 and 757 vs 694 at 152); below a wave of row tiles the
+/// rule's minimax widths stay (128 lost there: 303 vs 406 for 1B o at one cell). No element's bits depend on the
+/// width (`check::gemm_sm90::width_checks`).
 pub fn wide_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row_tiles: usize) -> usize {
+    const OFFLOADED: [usize; 4] = [128, 144, 152, 160];
     let rule = tile_width(n, k, epilogue, sms);
-    if !matches!(epilogue, Epilogue::F32 { .. }) || !(144..=160).contains(&rule) || row_tiles < WAVE_ROW_TILES {
+    if !matches!(epilogue, Epilogue::F32 { .. }) || !OFFLOADED.contains(&rule) || row_tiles < WAVE_ROW_TILES {
         return rule;
     }
-    let waves = |bn: usize| (row_tiles * n.div_ceil(bn)).div_ceil(sms.max(1)) * bn;
-    if waves(128) * 100 <= waves(rule) * 97 {
-        128
+    let cost = |bn: usize| (row_tiles * n.div_ceil(bn)).div_ceil(sms.max(1)) * (bn + 20);
+    let best = OFFLOADED.into_iter().min_by_key(|&bn| (cost(bn), bn)).unwrap_or(rule);
+    if cost(best) * 100 <= cost(rule) * 98 {
+        best
     } else {
         rule
     }
@@ -586,8 +590,15 @@ mod tests {
                 (152, 152, 128, 128)
             );
         }
-        // 8B o at 32 cells: the waves tie (within 3%), the rule stays; bf16 output never moves
-        assert_eq!(w(4096, 4096, 288), tile_width(4096, 4096, f32, 132));
+        // 8B o and down at 32 cells: 152 for the rule's 144; 3B o at 28 cells keeps the rule's 128
+        for k in [4096, 14336] {
+            assert_eq!(
+                (tile_width(4096, k, f32, 132), w(4096, k, 288), w(4096, k, 9)),
+                (144, 152, 144)
+            );
+        }
+        assert_eq!((tile_width(3072, 3072, f32, 132), w(3072, 3072, 252)), (128, 128));
+        // bf16 output never moves
         assert_eq!(wide_tile_width(2048, 2048, Epilogue::Bf16, 132, 144), 152);
     }
 
