@@ -34,36 +34,40 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     if (r >= span.rows) return;
 
     const int pos = span_pos(spans, span);
-    const __nv_bfloat16* src = qkv + (size_t)(span.in_row + r) * ld;
-    __nv_bfloat16* dst = qkv + (size_t)(span.out_row + pos + r) * ld;  // == src in place
     const float* c = cos_table + (size_t)(pos + r) * half;
     const float* s = sin_table + (size_t)(pos + r) * half;
     const int pairs = rot_heads * half;
-    // two pairs per thread per round, both loaded before either is stored (src may be dst: the compiler could not
-    // move the second pair's loads above the first pair's stores itself)
-    for (int p0 = threadIdx.x; p0 < pairs; p0 += 2 * ROPE_THREADS) {
-        float x[2][2], cs[2][2];
-        int col[2];
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-            const int p = min(p0 + j * ROPE_THREADS, pairs - 1);  // a clamped second pair repeats the last one
+    const size_t in = (size_t)(span.in_row + r) * ld, out = (size_t)(span.out_row + pos + r) * ld;
+    if (in == out) {
+        // in place (whole segments): the one pointer is restrict, so the unrolled loop batches its loads
+        __nv_bfloat16* __restrict__ row = qkv + in;
+#pragma unroll 2
+        for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
             const int head = p / half;
             const int i = p - head * half;
-            col[j] = head * 2 * half + i;
-            x[j][0] = __bfloat162float(src[col[j]]);
-            x[j][1] = __bfloat162float(src[col[j] + half]);
-            cs[j][0] = c[i];
-            cs[j][1] = s[i];
+            const int col = head * 2 * half + i;
+            const float x1 = __bfloat162float(row[col]);
+            const float x2 = __bfloat162float(row[col + half]);
+            const float ci = c[i], si = s[i];
+            row[col] = __float2bfloat16(x1 * ci - x2 * si);
+            row[col + half] = __float2bfloat16(x2 * ci + x1 * si);
         }
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-            if (j == 1 && p0 + ROPE_THREADS >= pairs) break;
-            dst[col[j]] = __float2bfloat16(x[j][0] * cs[j][0] - x[j][1] * cs[j][1]);
-            dst[col[j] + half] = __float2bfloat16(x[j][1] * cs[j][0] + x[j][0] * cs[j][1]);
-        }
+        return;
     }
-    if (dst != src) {
-        const int v0 = rot_heads * 2 * half;
-        for (int col = v0 + (int)threadIdx.x; col < v0 + v_cols; col += ROPE_THREADS) dst[col] = src[col];
+    // moved (an open segment's new rows into its KV cache: other rows, the launcher checks), v copied beside
+    const __nv_bfloat16* __restrict__ src = qkv + in;
+    __nv_bfloat16* __restrict__ dst = qkv + out;
+#pragma unroll 2
+    for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
+        const int head = p / half;
+        const int i = p - head * half;
+        const int col = head * 2 * half + i;
+        const float x1 = __bfloat162float(src[col]);
+        const float x2 = __bfloat162float(src[col + half]);
+        const float ci = c[i], si = s[i];
+        dst[col] = __float2bfloat16(x1 * ci - x2 * si);
+        dst[col + half] = __float2bfloat16(x2 * ci + x1 * si);
     }
+    const int v0 = rot_heads * 2 * half;
+    for (int col = v0 + (int)threadIdx.x; col < v0 + v_cols; col += ROPE_THREADS) dst[col] = src[col];
 }
