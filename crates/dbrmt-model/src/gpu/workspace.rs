@@ -348,31 +348,25 @@ impl Workspace {
         stream: &Arc<CudaStream>,
         at: impl IntoIterator<Item = (usize, usize)>,
     ) -> Result<(), KernelError> {
-        let mut changed = false;
-        for (state, pos) in at {
-            if state >= self.cache_states || pos >= self.segment_size {
-                return Err(KernelError::InvalidArgument {
-                    kernel: "set_positions".into(),
-                    msg: format!(
-                        "position {pos} of state {state}: {} KV caches of {} rows",
-                        self.cache_states, self.segment_size
-                    ),
-                });
-            }
-            let p = &mut self.positions_host[state];
-            changed |= *p != pos as i32;
-            *p = pos as i32;
+        let updates = position_updates(self.cache_states, self.segment_size, at)?;
+        if updates.iter().all(|&(state, pos)| self.positions_host[state] == pos) {
+            return Ok(());
         }
-        if changed {
-            // a copy from host memory captured into a graph would replay these values: positions change between steps,
-            // never inside a capture (a session sets its pass's before capturing it)
-            if stream.capture_status()? != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
-                return Err(KernelError::InvalidArgument {
-                    kernel: "set_positions".into(),
-                    msg: "positions changed while the stream is capturing a graph".into(),
-                });
-            }
-            stream.memcpy_htod(&self.positions_host, &mut self.positions)?;
+        // a copy from host memory captured into a graph would replay these values: positions change between steps,
+        // never inside a capture (a session sets its pass's before capturing it)
+        if stream.capture_status()? != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE {
+            return Err(KernelError::InvalidArgument {
+                kernel: "set_positions".into(),
+                msg: "positions changed while the stream is capturing a graph".into(),
+            });
+        }
+        for (state, pos) in updates {
+            self.positions_host[state] = pos;
+        }
+        if let Err(e) = stream.memcpy_htod(&self.positions_host, &mut self.positions) {
+            // the device's copy is unknown now: no value matches, so the next call uploads again
+            self.positions_host.fill(i32::MIN);
+            return Err(e.into());
         }
         Ok(())
     }
@@ -417,5 +411,47 @@ impl Workspace {
         bf.iter().map(|b| b.len() * 2).sum::<usize>()
             + f.iter().map(|b| b.len() * 4).sum::<usize>()
             + (self.argmax.len() + self.argmax_scratch.len()) * 4
+    }
+}
+
+/// The `(state, position)` updates of [`Workspace::set_positions`], checked: each state has a KV cache (`< caches`)
+/// and each position lies inside its segment (`< segment`).
+fn position_updates(
+    caches: usize,
+    segment: usize,
+    at: impl IntoIterator<Item = (usize, usize)>,
+) -> Result<Vec<(usize, i32)>, KernelError> {
+    at.into_iter()
+        .map(|(state, pos)| {
+            if state >= caches || pos >= segment {
+                return Err(KernelError::InvalidArgument {
+                    kernel: "set_positions".into(),
+                    msg: format!("position {pos} of state {state}: {caches} KV caches of {segment} rows"),
+                });
+            }
+            Ok((state, pos as i32))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::position_updates;
+
+    #[test]
+    fn positions_are_checked_before_any_is_kept() {
+        assert_eq!(
+            position_updates(4, 1024, [(0, 0), (3, 1023)]).unwrap(),
+            [(0, 0), (3, 1023)]
+        );
+        assert!(
+            position_updates(4, 1024, [(0, 5), (4, 0)]).is_err(),
+            "a state without a cache"
+        );
+        assert!(
+            position_updates(4, 1024, [(1, 1024)]).is_err(),
+            "a position past the segment"
+        );
+        assert!(position_updates(0, 1024, [(0, 0)]).is_err(), "no caches at all");
     }
 }
