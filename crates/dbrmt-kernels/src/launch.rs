@@ -6,12 +6,12 @@
 
 use std::ffi::c_void;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use cudarc::driver::LaunchConfig;
 use cudarc::driver::{sys, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, DriverError};
 
 use crate::params::{Span, MAX_GROUPS};
+use crate::switches::RuntimeSwitch;
 use crate::KernelError;
 
 /// A kernel launch: the arguments pushed in order, then [`Launch::launch`] — as `cudarc`'s launch builder, but through
@@ -84,27 +84,16 @@ impl<'a> Launch<'a> {
 /// Whether launches allow programmatic dependent launch: on unless the environment says `DBRMT_PDL=off` (read at the
 /// first launch), or [`set_pdl`] said otherwise.
 pub fn pdl_enabled() -> bool {
-    match PDL.load(Ordering::Relaxed) {
-        PDL_ON => true,
-        PDL_OFF => false,
-        _ => {
-            let on = !crate::switches::is_off(crate::switches::PDL);
-            set_pdl(on);
-            on
-        }
-    }
+    PDL.enabled()
 }
 
 /// Turns programmatic dependent launch on or off for the launches that follow (the process-wide switch
 /// `DBRMT_PDL=off` sets; tests compare both).
 pub fn set_pdl(on: bool) {
-    PDL.store(if on { PDL_ON } else { PDL_OFF }, Ordering::Relaxed);
+    PDL.set(on);
 }
 
-const PDL_ON: u8 = 1;
-const PDL_OFF: u8 = 2;
-/// 0: not read yet.
-static PDL: AtomicU8 = AtomicU8::new(0);
+static PDL: RuntimeSwitch = RuntimeSwitch::new(crate::switches::PDL);
 
 /// Fails unless `1 ≤ n ≤ MAX_GROUPS`.
 pub(crate) fn check_groups(kernel: &str, n: usize) -> Result<(), KernelError> {

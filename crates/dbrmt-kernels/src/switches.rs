@@ -2,6 +2,8 @@
 //! step around it. Every one leaves the bits of every result as they are (each has a check that says so), except
 //! `DBRMT_MEMORY`, which picks the memory read's kernels (see the README's list). They are read here, one way.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 /// Narrow tiles for launches of few rows (`gemm_sm90::decode_tiles_enabled`).
 pub const DECODE_TILES: &str = "DBRMT_DECODE_TILES";
 /// Programmatic dependent launch on every kernel (`launch::pdl_enabled`).
@@ -16,6 +18,46 @@ pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 /// Whether the environment turns switch `name` off (`name=off`; unset or any other value: on).
 pub fn is_off(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "off")
+}
+
+/// A switch read from the environment at its first use (`NAME=off`: off) that a program or a test may then set: one
+/// process-wide state (programmatic dependent launch, decode graphs).
+#[derive(Debug)]
+pub struct RuntimeSwitch {
+    name: &'static str,
+    /// 0: not read yet.
+    state: AtomicU8,
+}
+
+impl RuntimeSwitch {
+    const ON: u8 = 1;
+    const OFF: u8 = 2;
+
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            state: AtomicU8::new(0),
+        }
+    }
+
+    /// On unless the environment turned it off (read once) or [`RuntimeSwitch::set`] said otherwise.
+    pub fn enabled(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            Self::ON => true,
+            Self::OFF => false,
+            _ => {
+                let on = !is_off(self.name);
+                self.set(on);
+                on
+            }
+        }
+    }
+
+    /// On or off for what follows.
+    pub fn set(&self, on: bool) {
+        self.state
+            .store(if on { Self::ON } else { Self::OFF }, Ordering::Relaxed);
+    }
 }
 
 /// `"on"` or `"off"`, as the benchmarks record a switch.
@@ -43,5 +85,19 @@ mod tests {
         assert!(is_off(name));
         assert_eq!(state(name), "off");
         std::env::remove_var(name);
+    }
+
+    #[test]
+    fn a_runtime_switch_reads_the_environment_once_then_keeps_what_it_is_set_to() {
+        let name = "DBRMT_SWITCHES_TEST_RUNTIME";
+        std::env::set_var(name, "off");
+        let switch = RuntimeSwitch::new(name);
+        assert!(!switch.enabled());
+        std::env::remove_var(name);
+        assert!(!switch.enabled(), "read once");
+        switch.set(true);
+        assert!(switch.enabled());
+        switch.set(false);
+        assert!(!switch.enabled());
     }
 }

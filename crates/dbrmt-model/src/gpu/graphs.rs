@@ -14,12 +14,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaGraph, CudaSlice, CudaStream, DevicePtr, DeviceRepr};
-use dbrmt_kernels::KernelError;
+use dbrmt_kernels::{switches::RuntimeSwitch, KernelError};
 
 use super::StepCell;
 
@@ -187,24 +186,13 @@ impl StepGraphs {
 /// Whether decode steps run as CUDA graphs: on unless the environment says `DBRMT_GRAPHS=off` (read at the first
 /// step), or [`set_graphs`] said otherwise.
 pub fn graphs_enabled() -> bool {
-    match GRAPHS.load(Ordering::Relaxed) {
-        ON => true,
-        OFF => false,
-        _ => {
-            let on = !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::GRAPHS);
-            set_graphs(on);
-            on
-        }
-    }
+    GRAPHS.enabled()
 }
 
 /// Turns decode graphs on or off for the steps that follow (the process-wide switch `DBRMT_GRAPHS=off` sets; tests
 /// compare both).
 pub fn set_graphs(on: bool) {
-    GRAPHS.store(if on { ON } else { OFF }, Ordering::Relaxed);
+    GRAPHS.set(on);
 }
 
-const ON: u8 = 1;
-const OFF: u8 = 2;
-/// 0: not read yet.
-static GRAPHS: AtomicU8 = AtomicU8::new(0);
+static GRAPHS: RuntimeSwitch = RuntimeSwitch::new(dbrmt_kernels::switches::GRAPHS);

@@ -298,25 +298,18 @@ impl GpuModel {
     /// Every buffer a step's launches take (a captured step is replayed only over the same ones), and the stream.
     pub(crate) fn step_buffers<'s>(&self, stream: &'s CudaStream, ws: &Workspace, st: &DeviceState) -> Buffers<'s> {
         let mut b = Buffers::new(stream);
-        b.add(&ws.hidden)
-            .add(&ws.normed)
-            .add(&ws.qkv)
-            .add(&ws.attn)
-            .add(&ws.gate_up);
-        b.add(&ws.act)
-            .add(&ws.u)
-            .add(&ws.phi)
-            .add(&ws.num)
-            .add(&ws.kvb)
-            .add(&ws.kphi);
-        b.add(&ws.ka)
-            .add(&ws.upd)
-            .add(&ws.gamma)
-            .add(&ws.ids)
-            .add(&ws.positions);
-        b.add(&st.a).add(&st.z);
-        // the model's weights (a workspace may serve another model) and the stream the graph was captured on
-        b.add(&self.weights.qkv).add_raw(stream.cu_stream() as u64);
+        let f32s = [
+            &ws.hidden, &ws.u, &ws.phi, &ws.num, &ws.kvb, &ws.kphi, &ws.ka, &ws.upd, &ws.gamma, &st.a, &st.z,
+        ];
+        for buf in f32s {
+            b.add(buf);
+        }
+        // the model's weights too (a workspace may serve another model)
+        for buf in [&ws.normed, &ws.qkv, &ws.attn, &ws.gate_up, &ws.act, &self.weights.qkv] {
+            b.add(buf);
+        }
+        // and the stream the graph was captured on
+        b.add(&ws.ids).add(&ws.positions).add_raw(stream.cu_stream() as u64);
         b
     }
 
