@@ -97,11 +97,17 @@ impl<'s> Buffers<'s> {
         self.out.push((value, 0));
         self
     }
+
+    /// The addresses and lengths collected.
+    pub(crate) fn into_inner(self) -> Vec<(u64, usize)> {
+        self.out
+    }
 }
 
 impl StepShape {
-    /// The shape of a step of `cells` over `buffers`, if graphs may run it: every cell open, graphs on.
-    pub(crate) fn of(cells: &[StepCell], buffers: Buffers<'_>) -> Option<StepShape> {
+    /// The shape of a step of `cells` over `buffers` (addresses and lengths, [`Buffers`]), if graphs may run it: every
+    /// cell open, graphs on.
+    pub(crate) fn of(cells: &[StepCell], buffers: Vec<(u64, usize)>) -> Option<StepShape> {
         if !graphs_enabled() || cells.is_empty() || cells.iter().any(|c| c.open_at.is_none()) {
             return None;
         }
@@ -116,10 +122,7 @@ impl StepShape {
                 enters_at_token: c.enters_at_token,
             })
             .collect();
-        Some(StepShape {
-            cells,
-            buffers: buffers.out,
-        })
+        Some(StepShape { cells, buffers })
     }
 }
 
@@ -196,3 +199,48 @@ pub fn set_graphs(on: bool) {
 }
 
 static GRAPHS: RuntimeSwitch = RuntimeSwitch::new(dbrmt_kernels::switches::GRAPHS);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(layer: usize, open_at: Option<usize>) -> StepCell {
+        StepCell {
+            layer,
+            state: layer,
+            slot: 0,
+            text_rows: 1,
+            first_segment: false,
+            enters_at_token: (layer == 0).then_some(0),
+            open_at,
+        }
+    }
+
+    /// Only steps of open cells have a shape, and the positions are not part of it (the kernels read them on the
+    /// device), while everything else a launch takes is.
+    #[test]
+    fn a_shape_is_a_decode_step_without_its_positions() {
+        let was = graphs_enabled();
+        set_graphs(true);
+        let buffers = vec![(0x1000, 64), (0x2000, 8)];
+        let at = |p| StepShape::of(&[cell(0, Some(p)), cell(3, Some(p))], buffers.clone());
+        assert!(at(5).is_some());
+        assert_eq!(at(5), at(6), "the position is not in the shape");
+        assert_ne!(
+            at(5),
+            StepShape::of(&[cell(0, Some(5)), cell(4, Some(5))], buffers.clone())
+        );
+        assert_ne!(
+            at(5),
+            StepShape::of(&[cell(0, Some(5)), cell(3, Some(5))], vec![(0x1000, 64)])
+        );
+        assert!(
+            StepShape::of(&[cell(0, Some(5)), cell(1, None)], buffers.clone()).is_none(),
+            "a whole cell"
+        );
+        assert!(StepShape::of(&[], buffers.clone()).is_none(), "no cells");
+        set_graphs(false);
+        assert!(at(5).is_none(), "graphs off");
+        set_graphs(was);
+    }
+}

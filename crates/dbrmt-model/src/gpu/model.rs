@@ -215,7 +215,7 @@ impl GpuModel {
     ) -> Result<(), KernelError> {
         let sorted = self.prepare_step(stream, ws, cells)?;
         let shape = match ws.profile {
-            None => StepShape::of(&sorted, self.step_buffers(stream, ws, st)),
+            None => StepShape::of(&sorted, self.step_buffers(stream, ws, st).into_inner()),
             Some(_) => None,
         };
         let Some(shape) = shape else {

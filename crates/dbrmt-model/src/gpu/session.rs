@@ -256,7 +256,7 @@ impl Session<'_> {
                     .add(&self.ws.final_hidden)
                     .add(&self.ws.logits)
                     .add_raw(WHOLE_PASS);
-                StepShape::of(&cells, buffers)
+                StepShape::of(&cells, buffers.into_inner())
             }
             Some(_) => None,
         };
