@@ -31,6 +31,21 @@ pub const HEAD_DIMS: [usize; 3] = [32, 64, 128];
 const BLOCK_Q: usize = 64;
 const THREADS: u32 = 256;
 
+/// The signature both attention launchers share ([`attention_causal`],
+/// [`attention_sm90_causal`](crate::attention_sm90::attention_sm90_causal)), for callers that pick one.
+pub type AttentionFn = fn(
+    &Gpu,
+    &CudaStream,
+    &CudaSlice<bf16>,
+    usize,
+    &mut CudaSlice<bf16>,
+    usize,
+    &[Span],
+    Option<&CudaSlice<i32>>,
+    Heads,
+    f32,
+) -> Result<(), KernelError>;
+
 /// Causal GQA attention for each span: its segment's rows start at row `in_row` of `qkv` (row stride `qkv_ld`,
 /// columns `0..heads.qkv_width()`); its queries are the `rows` rows from position `pos`, each attending to the rows
 /// `0..=` its own; query `pos + r` goes to row `out_row + r` of `out` (row stride `out_ld`, columns

@@ -158,19 +158,23 @@ pub fn launch_tile_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, d
 /// rule's minimax widths stay (128 lost there: 303 vs 406 for 1B o at one cell). No element's bits depend on the
 /// width (`check::gemm_sm90::width_checks`).
 pub fn wide_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row_tiles: usize) -> usize {
-    const OFFLOADED: [usize; 4] = [128, 144, 152, 160];
     let rule = tile_width(n, k, epilogue, sms);
-    if !matches!(epilogue, Epilogue::F32 { .. }) || !OFFLOADED.contains(&rule) || row_tiles < WAVE_ROW_TILES {
+    let offloaded = F32_OFFLOADED_WIDTHS;
+    if !matches!(epilogue, Epilogue::F32 { .. }) || !offloaded.contains(&rule) || row_tiles < WAVE_ROW_TILES {
         return rule;
     }
     let cost = |bn: usize| (row_tiles * n.div_ceil(bn)).div_ceil(sms.max(1)) * (bn + 20);
-    let best = OFFLOADED.into_iter().min_by_key(|&bn| (cost(bn), bn)).unwrap_or(rule);
+    let best = offloaded.into_iter().min_by_key(|&bn| (cost(bn), bn)).unwrap_or(rule);
     if cost(best) * 100 <= cost(rule) * 98 {
         best
     } else {
         rule
     }
 }
+
+/// The f32-output widths with the offloaded epilogue (`exported_store` in gemm_sm90.cu: `Store::Off` for f32 at 128..160),
+/// among which [`wide_tile_width`] chooses.
+pub const F32_OFFLOADED_WIDTHS: [usize; 4] = [128, 144, 152, 160];
 
 /// Row tiles from which [`wide_tile_width`] weighs the last wave (about one wave of the H200's 132 SMs).
 pub const WAVE_ROW_TILES: usize = 128;

@@ -7,7 +7,7 @@ use cudarc::driver::CudaSlice;
 use half::bf16;
 
 use super::{l2_flusher, random_bf16, time, Measured};
-use crate::attention::attention_causal;
+use crate::attention::{attention_causal, AttentionFn};
 use crate::attention_sm90::{attention_sm90_causal, supports};
 use crate::params::{Heads, Span};
 use crate::{Gpu, KernelError};
@@ -73,9 +73,9 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
                 bytes,
             })
         };
-        if supports(heads) {
-            let ms = time(stream, &mut flush, WARMUP, REPS, || {
-                attention_sm90_causal(
+        let mut run = |attention: AttentionFn, warmup: usize, reps: usize| {
+            time(stream, &mut flush, warmup, reps, || {
+                attention(
                     gpu,
                     stream,
                     &qkv,
@@ -87,23 +87,13 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
                     heads,
                     scale,
                 )
-            })?;
+            })
+        };
+        if supports(heads) {
+            let ms = run(attention_sm90_causal, WARMUP, REPS)?;
             measure("attention_sm90", ms);
         }
-        let ms = time(stream, &mut flush, 1, 3, || {
-            attention_causal(
-                gpu,
-                stream,
-                &qkv,
-                ld,
-                &mut o,
-                heads.q_width(),
-                &spans,
-                None,
-                heads,
-                scale,
-            )
-        })?;
+        let ms = run(attention_causal, 1, 3)?;
         measure("attention_simt", ms);
     }
     Ok(out)

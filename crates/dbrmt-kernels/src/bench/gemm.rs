@@ -13,7 +13,7 @@ use super::{l2_flusher, random_bf16, random_f32, time, Measured};
 use crate::gemm::{gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, GemmGroup};
 use crate::gemm_sm90::{
     decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
-    launch_at_width, launch_tile_width, Epilogue,
+    launch_at_width, launch_tile_width, Epilogue, F32_OFFLOADED_WIDTHS,
 };
 use crate::{Gpu, KernelError};
 
@@ -157,18 +157,10 @@ pub fn all(gpu: &Gpu) -> Result<Vec<Measured>, KernelError> {
         if s.proj == Proj::Residual {
             let f32_acc = Epilogue::F32 { accumulate: true };
             let chosen = launch_tile_width(&groups, f32_acc, gpu.sm_count(), decode_tiles_enabled());
-            for bn in [128, 144, 152, 160].into_iter().filter(|&bn| bn != chosen) {
+            for bn in F32_OFFLOADED_WIDTHS.into_iter().filter(|&bn| bn != chosen) {
                 let mut c = random_f32(stream, rows * out_cols, 1.0, 30)?;
                 let ms = time(stream, &mut flush, WARMUP, REPS, || {
-                    launch_at_width(
-                        gpu,
-                        stream,
-                        (&a, &b),
-                        &mut c,
-                        &groups,
-                        Epilogue::F32 { accumulate: true },
-                        bn,
-                    )
+                    launch_at_width(gpu, stream, (&a, &b), &mut c, &groups, f32_acc, bn)
                 })?;
                 measure(&format!("gemm_sm90 bn{bn}"), ms);
             }

@@ -107,7 +107,7 @@ impl Case {
 
     /// The bits of element `i` of the buffer before the kernel, as a bf16 widened to f32.
     fn original_bits(&self, i: usize) -> u32 {
-        f32::from(bf16::from_f32(self.qkv[i])).to_bits()
+        bf16_bits(&self.qkv, i)
     }
 
     /// Columns rotated per row.
@@ -266,12 +266,16 @@ pub fn check_rope_dynamic(
         &pick(&out),
         &pick(&whole),
     );
-    let original = |i: usize| f32::from(bf16::from_f32(buf[i])).to_bits();
     Ok(fail_if(
         check,
-        changed_outside(&out, &written, original),
+        changed_outside(&out, &written, |i| bf16_bits(&buf, i)),
         "elements outside the written rows changed",
     ))
+}
+
+/// The bits of element `i` of an f32 buffer uploaded as bf16, widened back to f32.
+fn bf16_bits(buf: &[f32], i: usize) -> u32 {
+    f32::from(bf16::from_f32(buf[i])).to_bits()
 }
 
 /// RoPE with llama3-scaled and plain tables, head sizes 32/64/128, GQA and MHA, rows not multiples of anything.
