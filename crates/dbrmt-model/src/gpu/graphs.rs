@@ -105,12 +105,13 @@ impl<'s> Buffers<'s> {
 }
 
 impl StepShape {
-    /// The shape of a step of `cells` over `buffers` (addresses and lengths, [`Buffers`]), if graphs may run it: every
-    /// cell open, graphs on.
-    pub(crate) fn of(cells: &[StepCell], buffers: Vec<(u64, usize)>) -> Option<StepShape> {
+    /// The shape of a step of `cells` over the buffers `buffers` collects (addresses and lengths, [`Buffers`]; only
+    /// called for such a step), if graphs may run it: every cell open, graphs on.
+    pub(crate) fn of(cells: &[StepCell], buffers: impl FnOnce() -> Vec<(u64, usize)>) -> Option<StepShape> {
         if !graphs_enabled() || cells.is_empty() || cells.iter().any(|c| c.open_at.is_none()) {
             return None;
         }
+        let buffers = buffers();
         let cells = cells
             .iter()
             .map(|c| CellShape {
@@ -223,22 +224,23 @@ mod tests {
         let was = graphs_enabled();
         set_graphs(true);
         let buffers = vec![(0x1000, 64), (0x2000, 8)];
-        let at = |p| StepShape::of(&[cell(0, Some(p)), cell(3, Some(p))], buffers.clone());
+        let at = |p| StepShape::of(&[cell(0, Some(p)), cell(3, Some(p))], || buffers.clone());
         assert!(at(5).is_some());
         assert_eq!(at(5), at(6), "the position is not in the shape");
         assert_ne!(
             at(5),
-            StepShape::of(&[cell(0, Some(5)), cell(4, Some(5))], buffers.clone())
+            StepShape::of(&[cell(0, Some(5)), cell(4, Some(5))], || buffers.clone())
         );
         assert_ne!(
             at(5),
-            StepShape::of(&[cell(0, Some(5)), cell(3, Some(5))], vec![(0x1000, 64)])
+            StepShape::of(&[cell(0, Some(5)), cell(3, Some(5))], || vec![(0x1000, 64)])
         );
-        assert!(
-            StepShape::of(&[cell(0, Some(5)), cell(1, None)], buffers.clone()).is_none(),
-            "a whole cell"
-        );
-        assert!(StepShape::of(&[], buffers.clone()).is_none(), "no cells");
+        // not even its buffers are collected
+        let whole = StepShape::of(&[cell(0, Some(5)), cell(1, None)], || {
+            unreachable!("a whole cell's buffers")
+        });
+        assert!(whole.is_none(), "a whole cell");
+        assert!(StepShape::of(&[], || buffers.clone()).is_none(), "no cells");
         set_graphs(false);
         assert!(at(5).is_none(), "graphs off");
         set_graphs(was);

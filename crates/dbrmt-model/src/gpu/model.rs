@@ -214,17 +214,10 @@ impl GpuModel {
         cells: &[StepCell],
     ) -> Result<(), KernelError> {
         let sorted = self.prepare_step(stream, ws, cells)?;
-        let shape = match ws.profile {
-            None => StepShape::of(&sorted, self.step_buffers(stream, ws, st).into_inner()),
-            Some(_) => None,
-        };
-        let Some(shape) = shape else {
-            return self.step_chunks(gpu, stream, ws, st, &sorted);
-        };
-        let mut graphs = std::mem::take(&mut ws.graphs);
-        let ran = graphs.run(stream, shape, ws, |ws| self.step_chunks(gpu, stream, ws, st, &sorted));
-        ws.graphs = graphs;
-        ran.map(|_| ())
+        let shape = StepShape::of(&sorted, || self.step_buffers(stream, ws, st).into_inner());
+        ws.launch_or_replay(stream, shape, st, |ws, st| {
+            self.step_chunks(gpu, stream, ws, st, &sorted)
+        })
     }
 
     /// [`GpuModel::step`] as plain launches (inside a larger capture: a session's whole decode token).

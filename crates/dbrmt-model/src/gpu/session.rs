@@ -12,7 +12,7 @@
 //! (every layer and the LM head) is a CUDA graph from the second token of its shape on ([`super::graphs`]).
 
 use dbrmt_formats::SavedState;
-use dbrmt_kernels::{params::Span, reference::argmax_rows::NON_FINITE, KernelError};
+use dbrmt_kernels::{params::Span, reference::argmax_rows::NON_FINITE};
 use dbrmt_schedule::Grid;
 
 use super::graphs::StepShape;
@@ -238,8 +238,17 @@ impl Session<'_> {
                 open_at: Some(from),
             })
             .collect();
+        // a decode token's pass, from its second time on, is one graph (positions read on the device)
+        let shape = StepShape::of(&cells, || {
+            let mut buffers = e.model.step_buffers(&e.stream, &self.ws, &self.state);
+            buffers
+                .add(&self.ws.final_hidden)
+                .add(&self.ws.logits)
+                .add_raw(WHOLE_PASS);
+            buffers.into_inner()
+        });
         // the whole pass: every layer's step, then the final norm and the LM head of its last row
-        let pass = |(ws, st): &mut (&mut Workspace, &mut DeviceState)| -> Result<(), KernelError> {
+        self.ws.launch_or_replay(&e.stream, shape, &mut self.state, |ws, st| {
             for cell in &cells {
                 e.model
                     .step_launches(&e.gpu, &e.stream, ws, st, std::slice::from_ref(cell))?;
@@ -247,27 +256,7 @@ impl Session<'_> {
             e.model
                 .finish(&e.gpu, &e.stream, ws, 0, n, LogitsMode::Last)
                 .map(|_| ())
-        };
-        // a decode token's pass, from its second time on, is one graph (positions read on the device)
-        let shape = match self.ws.profile {
-            None => {
-                let mut buffers = e.model.step_buffers(&e.stream, &self.ws, &self.state);
-                buffers
-                    .add(&self.ws.final_hidden)
-                    .add(&self.ws.logits)
-                    .add_raw(WHOLE_PASS);
-                StepShape::of(&cells, buffers.into_inner())
-            }
-            Some(_) => None,
-        };
-        let mut graphs = std::mem::take(&mut self.ws.graphs);
-        let mut work = (&mut self.ws, &mut self.state);
-        let ran = match shape {
-            Some(shape) => graphs.run(&e.stream, shape, &mut work, pass).map(|_| ()),
-            None => pass(&mut work),
-        };
-        self.ws.graphs = graphs;
-        ran?;
+        })?;
         self.cached = self.open.len();
         let v = cfg.llama.vocab_size;
         if self.greedy_ids {

@@ -14,8 +14,9 @@ use half::bf16;
 
 use dbrmt_formats::ModelConfig;
 
+use super::graphs::StepShape;
 use super::weights::kvb_rows;
-use super::{Projections, StepProfile};
+use super::{DeviceState, Projections, StepProfile};
 
 /// What a workspace holds room for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,6 +370,28 @@ impl Workspace {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// Runs `launch` (a decode step's or a session pass's launches) on this workspace and `st`: replayed from its
+    /// graph, or captured into one the second time, when `shape` names a step graphs may run and no profile is being
+    /// taken (its events between launches are not replayed); plainly otherwise ([`super::graphs`]).
+    pub(crate) fn launch_or_replay(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        shape: Option<StepShape>,
+        st: &mut DeviceState,
+        mut launch: impl FnMut(&mut Workspace, &mut DeviceState) -> Result<(), KernelError>,
+    ) -> Result<(), KernelError> {
+        match shape {
+            Some(shape) if self.profile.is_none() => {
+                let mut graphs = std::mem::take(&mut self.graphs);
+                let mut work = (&mut *self, &mut *st);
+                let ran = graphs.run(stream, shape, &mut work, |(ws, st)| launch(ws, st));
+                self.graphs = graphs;
+                ran.map(|_| ())
+            }
+            _ => launch(self, st),
+        }
     }
 
     /// Step shapes replayed as CUDA graphs so far ([`super::graphs`]).
