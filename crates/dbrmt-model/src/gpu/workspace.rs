@@ -195,8 +195,7 @@ impl Workspace {
             self.qkv = qkv;
             self.cache_states = cache_states;
             self.positions_host.resize(cache_states, 0);
-            self.positions = stream.alloc_zeros::<i32>(cache_states)?;
-            stream.memcpy_htod(&self.positions_host, &mut self.positions)?;
+            self.positions = stream.clone_htod(&self.positions_host)?;
         }
         self.graphs.clear();
         Ok(())
