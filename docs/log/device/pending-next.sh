@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Prepared in session 8, not run: the next call's first checks (~6 min on an H200).
 # From the repository root of a `cargo xtask bundle --gpu` of the tree to check (dist/ unpacked).
-#   1. Branch `row-launcher` (to_bf16 and add_rows_f32 through one launcher, host-side only, made after session 8's last
-#      GPU call): every GPU test and the selftest on its bundle before it merges.
+#   1. Main's host-only review changes after session 8's last GPU call (fb63d9c..: the graph cache's one
+#      launch_or_replay, StepShape::of's lazy buffers, the shared widths list, the attention bench's one closure):
+#      every GPU test and the selftest on main's bundle first; then the same on a bundle of branch `row-launcher`
+#      (to_bf16 and add_rows_f32 through one launcher) before it merges.
 #   2. Where a decode layer's time goes inside its two longest kernels (SmolLM2 per layer, session 8 call 4: the fused
 #      read 12.5 us at 18 blocks of 32 columns, attention 8.1 us for 3 KV heads): ncu's full section set on one decode
 #      instance of each (stall reasons, issue activity, memory throughput), to choose between a shorter k-chain for the
