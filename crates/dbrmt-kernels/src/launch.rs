@@ -10,9 +10,9 @@ use std::marker::PhantomData;
 use cudarc::driver::LaunchConfig;
 use cudarc::driver::{sys, CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, DriverError};
 
-use crate::params::{Span, MAX_GROUPS};
+use crate::params::{Span, Spans, MAX_GROUPS};
 use crate::switches::RuntimeSwitch;
-use crate::KernelError;
+use crate::{Gpu, Kernel, KernelError};
 
 /// A kernel launch: the arguments pushed in order, then [`Launch::launch`] — as `cudarc`'s launch builder, but through
 /// `cuLaunchKernelEx` with programmatic dependent launch allowed (unless `DBRMT_PDL=off`): the kernel may be launched
@@ -176,6 +176,68 @@ pub(crate) fn row_grid(spans: &[Span], threads: u32) -> LaunchConfig {
         block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     }
+}
+
+/// The checks of a row kernel that reads rows `in_row..` of `x` and writes rows `out_row..` of `y`, columns `0..d` of
+/// each span (`to_bf16_f32`, `add_rows_f32`): 1 to MAX_GROUPS spans, each inside both buffers, no two writing the same
+/// rows. Returns the grid of `threads`-thread blocks ([`row_grid`]).
+pub(crate) fn validate_x_to_y(
+    k: &str,
+    x: Rows,
+    y: Rows,
+    spans: &[Span],
+    d: usize,
+    threads: u32,
+) -> Result<LaunchConfig, KernelError> {
+    check_groups(k, spans.len())?;
+    check_dim(k, "d", d)?;
+    for s in spans {
+        check_rows(k, "x", x, s.in_row, s.rows, 0, d)?;
+        check_rows(k, "y", y, s.out_row, s.rows, 0, d)?;
+    }
+    check_disjoint_outputs(k, spans)?;
+    Ok(row_grid(spans, threads))
+}
+
+/// Checks ([`validate_x_to_y`]) and launches a row kernel `kernel(Spans, const X* x, int x_ld, Y* y, int y_ld, int d)`
+/// of `threads`-thread blocks over `spans`.
+///
+/// # Safety
+/// `kernel` takes exactly those parameters and, for each span, reads only rows `in_row..in_row + rows` of `x` and
+/// writes only rows `out_row..out_row + rows` of `y`, columns `0..d`; blocks past a span's rows touch nothing.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn launch_x_to_y<X: DeviceRepr, Y: DeviceRepr>(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    kernel: &Kernel,
+    threads: u32,
+    (x, x_ld): (&CudaSlice<X>, usize),
+    (y, y_ld): (&mut CudaSlice<Y>, usize),
+    spans: &[Span],
+    d: usize,
+) -> Result<(), KernelError> {
+    let cfg = validate_x_to_y(kernel.entry, Rows::of(x, x_ld), Rows::of(y, y_ld), spans, d, threads)?;
+    if cfg.grid_dim.0 == 0 {
+        return Ok(());
+    }
+    let f = gpu.function(kernel)?;
+    let params = Spans::pack(spans);
+    let (x_ptr, y_ptr) = (addr(x, stream), addr_mut(y, stream));
+    // All fit in i32: the checks above.
+    let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
+    let mut launch = Launch::new(stream, &f);
+    launch
+        .arg(&params)
+        .arg(&x_ptr)
+        .arg(&x_ld)
+        .arg(&y_ptr)
+        .arg(&y_ld)
+        .arg(&d);
+    // SAFETY: the arguments are the kernel's (the caller's contract) in order and size; the checks put every row a
+    // span reads inside x and every row it writes inside y, which this call borrows (y mutably, so they do not alias),
+    // and no two spans write the same rows.
+    unsafe { launch.launch(cfg) }?;
+    Ok(())
 }
 
 /// Fails if two spans write overlapping output rows (the cells of one launch must not race).

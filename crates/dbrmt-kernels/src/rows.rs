@@ -9,7 +9,7 @@ use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{
-    addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, invalid, row_grid, Rows,
+    addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, invalid, launch_x_to_y, row_grid, Rows,
 };
 use crate::params::{Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
@@ -61,27 +61,9 @@ pub fn add_rows_f32(
     spans: &[Span],
     d: usize,
 ) -> Result<(), KernelError> {
-    let cfg = validate_add(ADD_ROWS_F32.entry, Rows::of(x, x_ld), Rows::of(y, y_ld), spans, d)?;
-    if cfg.grid_dim.0 == 0 {
-        return Ok(());
-    }
-    let f = gpu.function(&ADD_ROWS_F32)?;
-    let params = Spans::pack(spans);
-    let (x_ptr, y_ptr) = (addr(x, stream), addr_mut(y, stream));
-    let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
-    let mut launch = crate::launch::Launch::new(stream, &f);
-    launch
-        .arg(&params)
-        .arg(&x_ptr)
-        .arg(&x_ld)
-        .arg(&y_ptr)
-        .arg(&y_ld)
-        .arg(&d);
-    // SAFETY: the arguments match `add_rows_f32(Spans, const float* x, int x_ld, float* y, int y_ld, int d)` in order
-    // and size. `validate_add` checked every span's rows against both buffers, which this call borrows (y mutably, so
-    // they do not alias), and that no two spans write the same rows.
-    unsafe { launch.launch(cfg) }?;
-    Ok(())
+    // SAFETY: add_rows_f32(Spans, const float* x, int x_ld, float* y, int y_ld, int d) reads row in_row + r of x and
+    // adds into row out_row + r of y, columns 0..d, per span row; blocks past a span's rows touch nothing.
+    unsafe { launch_x_to_y(gpu, stream, &ADD_ROWS_F32, THREADS, (x, x_ld), (y, y_ld), spans, d) }
 }
 
 fn validate_copy(k: &str, buf: Rows, spans: &[Span], d: usize) -> Result<LaunchConfig, KernelError> {
@@ -103,21 +85,11 @@ fn validate_copy(k: &str, buf: Rows, spans: &[Span], d: usize) -> Result<LaunchC
     Ok(row_grid(spans, THREADS))
 }
 
-fn validate_add(k: &str, x: Rows, y: Rows, spans: &[Span], d: usize) -> Result<LaunchConfig, KernelError> {
-    check_groups(k, spans.len())?;
-    check_dim(k, "d", d)?;
-    for s in spans {
-        check_rows(k, "x", x, s.in_row, s.rows, 0, d)?;
-        check_rows(k, "y", y, s.out_row, s.rows, 0, d)?;
-    }
-    check_disjoint_outputs(k, spans)?;
-    Ok(row_grid(spans, THREADS))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::launch::tests::{rejected, span};
+    use crate::launch::validate_x_to_y;
 
     #[test]
     fn the_block_size_and_entries_are_the_kernels() {
@@ -151,7 +123,7 @@ mod tests {
     #[test]
     fn add_checks_rows_and_overlaps() {
         let (x, y) = (Rows { len: 80, ld: 8 }, Rows { len: 89, ld: 9 });
-        let v = |x: Rows, y: Rows, spans: &[Span]| validate_add("k", x, y, spans, 8);
+        let v = |x: Rows, y: Rows, spans: &[Span]| validate_x_to_y("k", x, y, spans, 8, THREADS);
         let ok = [span(0, 5, 5, 0), span(5, 0, 5, 0)];
         assert_eq!(v(x, y, &ok).unwrap().grid_dim, (5, 2, 1));
         assert!(rejected(v(Rows { len: 79, ..x }, y, &ok)), "x short");

@@ -3,11 +3,11 @@
 //! The engine's memory projections read the f32 hidden rows; rounding them once lets the sm_90a GEMM (bf16 A through
 //! TMA) run them. The CPU reference is [`crate::reference::to_bf16::to_bf16`].
 
-use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
+use cudarc::driver::{CudaSlice, CudaStream};
 use half::bf16;
 
-use crate::launch::{addr, addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, row_grid, Rows};
-use crate::params::{Span, Spans};
+use crate::launch::launch_x_to_y;
+use crate::params::Span;
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 pub(crate) const TO_BF16_F32: Kernel = Kernel::new(cubins::TO_BF16, "to_bf16_f32");
@@ -32,47 +32,17 @@ pub fn to_bf16(
     spans: &[Span],
     d: usize,
 ) -> Result<(), KernelError> {
-    let cfg = validate(TO_BF16_F32.entry, Rows::of(x, x_ld), Rows::of(y, y_ld), spans, d)?;
-    if cfg.grid_dim.0 == 0 {
-        return Ok(());
-    }
-    let f = gpu.function(&TO_BF16_F32)?;
-    let params = Spans::pack(spans);
-    let (x_ptr, y_ptr) = (addr(x, stream), addr_mut(y, stream));
-    // All fit in i32: `validate` checked them.
-    let (x_ld, y_ld, d) = (x_ld as i32, y_ld as i32, d as i32);
-    let mut launch = crate::launch::Launch::new(stream, &f);
-    launch
-        .arg(&params)
-        .arg(&x_ptr)
-        .arg(&x_ld)
-        .arg(&y_ptr)
-        .arg(&y_ld)
-        .arg(&d);
-    // SAFETY: the arguments match `to_bf16_f32(Spans, const float* x, int x_ld, bf16* y, int y_ld, int d)` in order and
-    // size (half::bf16 is the 2-byte __nv_bfloat16). `validate` checked every span: the rows it reads from x and
-    // writes in y lie inside those buffers, which this call borrows (y mutably, so they do not alias), and no two
-    // spans write the same rows. Blocks past a span's rows write nothing.
-    unsafe { launch.launch(cfg) }?;
-    Ok(())
-}
-
-/// The launcher's checks, on buffer lengths only (so they are tested without a GPU); returns the launch's grid.
-fn validate(k: &str, x: Rows, y: Rows, spans: &[Span], d: usize) -> Result<LaunchConfig, KernelError> {
-    check_groups(k, spans.len())?;
-    check_dim(k, "d", d)?;
-    for s in spans {
-        check_rows(k, "x", x, s.in_row, s.rows, 0, d)?;
-        check_rows(k, "y", y, s.out_row, s.rows, 0, d)?;
-    }
-    check_disjoint_outputs(k, spans)?;
-    Ok(row_grid(spans, THREADS))
+    // SAFETY: to_bf16_f32(Spans, const float* x, int x_ld, bf16* y, int y_ld, int d) (half::bf16 is the 2-byte
+    // __nv_bfloat16) reads row in_row + r of x and writes row out_row + r of y, columns 0..d, per span row, and its
+    // blocks past a span's rows write nothing.
+    unsafe { launch_x_to_y(gpu, stream, &TO_BF16_F32, THREADS, (x, x_ld), (y, y_ld), spans, d) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::launch::tests::{rejected, span};
+    use crate::launch::{validate_x_to_y, Rows};
 
     #[test]
     fn the_block_size_is_the_kernels() {
@@ -86,7 +56,7 @@ mod tests {
         // d = 8: x 10 rows of stride 9, y 10 rows of stride 8.
         let (x, y) = (Rows { len: 89, ld: 9 }, Rows { len: 80, ld: 8 });
         let ok = [span(0, 5, 5, 0), span(5, 0, 5, 0)];
-        let v = |x: Rows, y: Rows, spans: &[Span], d: usize| validate("k", x, y, spans, d);
+        let v = |x: Rows, y: Rows, spans: &[Span], d: usize| validate_x_to_y("k", x, y, spans, d, THREADS);
         let cfg = v(x, y, &ok, 8).unwrap();
         assert_eq!((cfg.grid_dim, cfg.block_dim.0), ((5, 2, 1), THREADS));
         assert!(rejected(v(Rows { len: 88, ..x }, y, &ok, 8)), "x short");
