@@ -28,7 +28,7 @@ Tensor maps (cuTensorMapEncodeTiled, FLOAT32, rank 2, INTERLEAVE_NONE, L2_256B, 
          (the stacked states [S*D, d], a_row = state*D), as gemm_tf32x3_sm90.cu's B map.
 Requirements (read_fused_check below; the Rust launcher mirrors it): d_mem ∈ {32, 64} (the features of a k-block of
 32 then lie in one DPFP block and one half of x; the u tile fits), D = 2·ν·d_mem ≤ 512, n = d a positive multiple of
-4, u_ld and a_ld multiples of 4, every h address 16-byte aligned and h_ld % 4 == 0, z 4-byte aligned, count 1..64.
+4, u_ld and a_ld multiples of 4, every h address 16-byte aligned and h_ld % 4 == 0, z 16-byte aligned, count 1..64.
 Launch: grid = min(#SMs, tiles) (any grid >= 1 gives the same bytes), block 384, dynamic shared memory
 read_fused::smem_bytes() (traps if less), no cluster. Tiles 128 × 128 (armt_read_fused_sm90_f32 and _tf32bf16_f32).
 Narrow column tiles (2026-12-01, for decode steps: one row gives only d/128 = 16 tiles): armt_read_fused_sm90_n64_f32
@@ -38,7 +38,7 @@ entry (a column's products, running sums, the row's features and denominator and
 column tile; the launcher may choose the width by rows, check/armt_read_fused_sm90.rs checks the bytes are equal).
 
 Structure (per CTA; persistent over sm90/scheduler.cuh's tile list, rows fastest; 3 warpgroups), as gemm_tf32x3:
-  warp 8 lane 0, producer: per tile, once the consumers have released the u buffer, the tile's u rows (u_full);
+  warp 8 lane 0, producer: per tile, once the consumers have released the u buffer, the tile's u rows and its state's z (u_full);
     per k-block, A's [32 k][128 n] f32 block into a free stage (full).
   warps 9-11, converters: the stage's A block -> hi and lo (or bf16 pair) K-major 128B-swizzled tiles (conv).
   warpgroups 0, 1, consumers (rows 64w .. 64w+63 of the tile): the loop described above, then the epilogue.
@@ -103,7 +103,7 @@ inline const char* read_fused_check(const ReadFusedParams* p, long long u_ld, lo
         if (q.m < 0) return "m must be >= 0";
         if (q.m == 0) continue;
         if (q.h % 16 != 0) return "every h address must be 16-byte aligned";
-        if (q.z % 4 != 0) return "every z address must be 4-byte aligned";
+        if (q.z % 16 != 0) return "every z address must be 16-byte aligned";
         if (q.h_ld % 4 != 0 || q.h_ld < p->n) return "h_ld must be a multiple of 4 and >= n";
         if (q.u_row < 0 || q.a_row < 0) return "map rows must be >= 0";
     }
@@ -137,6 +137,7 @@ constexpr int A_BOX_ROWS = 32;
 
 constexpr int U_BOX_BYTES = U_BOX_COLS * U_BOX_ROWS * 4;          // 16384
 constexpr int U_BYTES = MAX_D_MEM / U_BOX_COLS * U_BOX_BYTES;    // 32768: the u tile buffer
+constexpr int Z_BYTES = 512 * 4;                                  // 2048: z[state] (D <= 512), beside the u tile
 constexpr int B_RAW_BYTES = BK * BN * 4;                          // 16384: A block [32 k][128 n], dense
 constexpr int B_CONV_BYTES = BN * BK * 4;                         // 16384: one converted tile [128 n][32 k]
 constexpr int STAGE_BYTES = B_RAW_BYTES + 2 * B_CONV_BYTES;       // 49152
@@ -144,7 +145,7 @@ static_assert(U_BOX_COLS == BK && U_BOX_ROWS == BM && A_BOX_COLS == BN && A_BOX_
 static_assert(STAGE_BYTES % 1024 == 0 && U_BOX_BYTES % 1024 == 0, "swizzled tiles stay 1024-byte aligned");
 
 __host__ __device__ constexpr int smem_bytes() {
-    return STAGES * STAGE_BYTES + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;
+    return STAGES * STAGE_BYTES + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;
 }
 static_assert(smem_bytes() <= 232448, "fits the 227 KB of dynamic shared memory per block");
 
@@ -154,12 +155,13 @@ __host__ __device__ constexpr bool bn_ok(int bn) { return bn == BN || bn == 64 |
 __host__ __device__ constexpr int stage_bytes_for(int bn) { return 3 * BK * bn * 4; }
 __host__ __device__ constexpr int stages_for(int bn) {
     return bn == BN ? STAGES
-                    : ((232448 - U_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24) > 8
+                    : ((232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24) > 8
                            ? 8
-                           : (232448 - U_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24));
+                           : (232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24));
 }
 __host__ __device__ constexpr int smem_bytes_for(int bn) {
-    return stages_for(bn) * stage_bytes_for(bn) + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * stages_for(bn) + 2) * 8;
+    return stages_for(bn) * stage_bytes_for(bn) + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES +
+           (3 * stages_for(bn) + 2) * 8;
 }
 static_assert(smem_bytes_for(BN) == smem_bytes() && stages_for(64) == 6 && stages_for(32) == 8 &&
                   smem_bytes_for(64) <= 232448 && smem_bytes_for(32) <= 232448,
@@ -198,8 +200,8 @@ __device__ __forceinline__ void keep(const Frag& f) {
 // register-A layout). Feature f is block j = f / (2 d_mem) + 1, position i = f % (2 d_mem) of DPFP:
 // φ_f = x_i · x_{(i − j) mod 2d_mem} (one rounded f32 product, as reference::dpfp). Also adds φ_f·z_f to den[row].
 template <Split SP>
-__device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_buf, const float* __restrict__ z, int kb,
-                                         int lr0, int tq, int d_mem) {
+__device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_buf, uint32_t z_buf, int kb, int lr0,
+                                         int tq, int d_mem) {
     const int w = 2 * d_mem;  // 64 or 128: a power of two
     const int f0 = kb * BK;
     const int j = (f0 >> (d_mem == 32 ? 6 : 7)) + 1;  // f0 / w (w = 64 or 128)
@@ -215,7 +217,7 @@ __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_bu
             const int k = (i0 + 4 * t + tq + w - j) & (w - 1);
             const bool neg_k = k >= d_mem;
             const int ck = k & (d_mem - 1);
-            const float zf = __ldg(z + f0 + 4 * t + tq);
+            const float zf = lds_f32(z_buf + 4 * (f0 + 4 * t + tq));  // a broadcast per 8 lanes
 #pragma unroll
             for (int rr = 0; rr < 2; ++rr) {
                 const int r = lr0 + 8 * rr;
@@ -260,7 +262,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     auto b_hi = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES); };
     auto b_lo = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES + B_CONV_BYTES); };
     const uint32_t u_buf = base + STAGES * STAGE_BYTES;
-    const uint32_t staging = u_buf + U_BYTES;               // 2 x STAGING_BYTES
+    const uint32_t z_buf = u_buf + U_BYTES;                 // z[state], D floats, loaded with the u rows
+    const uint32_t staging = z_buf + Z_BYTES;               // 2 x STAGING_BYTES
     const uint32_t full_bar = staging + 2 * STAGING_BYTES;  // STAGES x 8: TMA bytes landed
     const uint32_t conv_bar = full_bar + STAGES * 8;        // STAGES x 8: hi/lo tiles written
     const uint32_t empty_bar = conv_bar + STAGES * 8;       // STAGES x 8: stage consumed
@@ -270,7 +273,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
     const int tiles_n = (P.n + TBN - 1) / TBN;
     const int d_mem = P.d_mem;
-    const int k_blocks = 2 * P.nu * d_mem / BK;  // even: d_mem is a multiple of 32
+    const int d_key = 2 * P.nu * d_mem;         // D: features per row, the length of z
+    const int k_blocks = d_key / BK;             // even: d_mem is a multiple of 32
 
     if (threadIdx.x == 256) {
         tma_prefetch_map(&u_map);
@@ -302,9 +306,12 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 const ReadFusedProblem& pr = P.problems[t.p];
                 const int m0 = t.m_tile * BM, n0 = t.n_tile * TBN;
                 mbar_wait(u_empty, u_phase ^ 1);
-                mbar_arrive_expect_tx(u_full, (d_mem / U_BOX_COLS) * U_BOX_BYTES);
+                mbar_arrive_expect_tx(u_full, (d_mem / U_BOX_COLS) * U_BOX_BYTES + 4 * d_key);
                 for (int b = 0; b < d_mem / U_BOX_COLS; ++b)
                     tma_load_2d(u_buf + b * U_BOX_BYTES, &u_map, u_full, b * U_BOX_COLS, pr.u_row + m0);
+                // z[state] beside them: the features read it from shared memory (from global memory, its loads
+                // were on every k-block's dependent chain: a decode step's read waited on them).
+                bulk_load(z_buf, reinterpret_cast<const void*>(pr.z), 4 * d_key, u_full);
                 u_phase ^= 1;
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     const uint32_t full = full_bar + 8 * s;
@@ -370,7 +377,6 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             const int col0 = t.n_tile * TBN;
             char* const h_base = reinterpret_cast<char*>(pr.h);
             const long long ldh_bytes = (long long)pr.h_ld * 4;
-            const float* const z = reinterpret_cast<const float*>(pr.z);
             const bool active = __shfl_sync(0xffffffffu, (int)(rows > 0), 0) != 0;
             mbar_wait(u_full, u_phase);
             if (active) {
@@ -378,7 +384,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 for (int i = 0; i < TBN / 2; ++i) sum[i] = 0.0f;
                 float den[2] = {0.0f, 0.0f};
                 Frag fa, fb;
-                features<SP>(fa, den, u_buf, z, 0, lr0, tq, d_mem);
+                features<SP>(fa, den, u_buf, z_buf, 0, lr0, tq, d_mem);
 
                 // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
                 auto step = [&](const Frag& cur, Frag& nxt, int kb) {
@@ -407,7 +413,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     }
                     wgmma_commit();
                     if (kb + 1 < k_blocks) {
-                        features<SP>(nxt, den, u_buf, z, kb + 1, lr0, tq, d_mem);
+                        features<SP>(nxt, den, u_buf, z_buf, kb + 1, lr0, tq, d_mem);
                     } else {
                         // The last features are made: the u buffer may take the next tile's rows.
                         __syncwarp();

@@ -1,7 +1,8 @@
 /*
 Bulk (non-tensor) async copies from shared to global memory, used by the v2 GEMM's epilogue to store output rows
 without a tensor map (every problem has its own C pointer and ldc, so a C tensor map per problem would not fit the
-kernel parameters). Why a header of its own: the proxy fence and the wait/commit rules that make them safe.
+kernel parameters); and one load, global to shared on an mbarrier (the fused read's z vector). Why a header of its
+own: the proxy fence and the wait/commit rules that make them safe.
 
 Rules:
   - The staged bytes are written with ordinary st.shared (generic proxy); the bulk copy reads them through the
@@ -23,6 +24,15 @@ namespace sm90 {
 // Makes this thread's earlier generic-proxy shared-memory writes visible to the async proxy.
 __device__ __forceinline__ void fence_proxy_async_shared() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// Copies `bytes` from global address `src` to shared address `dst`; completes `bytes` on mbarrier `bar` (whose
+// expected transaction count must include them). Non-cluster launch: the CTA's shared::cta addresses are valid
+// shared::cluster addresses.
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+                 "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
 }
 
 // Copies `bytes` from shared address `src` to global address `dst`.

@@ -17,10 +17,10 @@ use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 const THREADS: u32 = 384;
-/// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 32 KB u tile, 2 × 17408 epilogue staging, 11 barriers (the
-/// 128-wide plan; [`smem_for`] gives every width's).
+/// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 32 KB u tile, 2 KB of z, 2 × 17408 epilogue staging, 11
+/// barriers (the 128-wide plan; [`smem_for`] gives every width's).
 #[cfg(test)]
-const SMEM: usize = 3 * 49152 + 32768 + 2 * 17408 + 11 * 8;
+const SMEM: usize = 3 * 49152 + 32768 + 2048 + 2 * 17408 + 11 * 8;
 /// Tile rows and columns, and the u/A boxes (`read_fused::U_BOX_*`, `A_BOX_*`; the narrow column tiles take an A box
 /// of `{width, 32}`).
 const TILE: usize = 128;
@@ -34,15 +34,16 @@ const A_BOX: [u32; 2] = [128, 32];
 pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
 
 /// `read_fused::smem_bytes_for(width)`: `stages_for(width)` stages of `3 · 32 · width · 4` bytes (raw block, hi and lo
-/// tiles; 3 at 128, else as many as fit, at most 8), the u tile, the epilogue staging, `3·stages + 2` barriers.
+/// tiles; 3 at 128, else as many as fit, at most 8), the u tile, z, the epilogue staging, `3·stages + 2` barriers.
 pub fn smem_for(width: usize) -> usize {
     let stage = 3 * 32 * width * 4;
+    let fixed = 32768 + 2048 + 2 * 17408;
     let stages = if width == TILE {
         3
     } else {
-        ((232448 - 32768 - 2 * 17408 - 16) / (stage + 24)).min(8)
+        ((232448 - fixed - 16) / (stage + 24)).min(8)
     };
-    stages * stage + 32768 + 2 * 17408 + (3 * stages + 2) * 8
+    stages * stage + fixed + (3 * stages + 2) * 8
 }
 
 /// The entry point of `split` at column tile `width`.
@@ -308,6 +309,11 @@ pub fn armt_read_fused_sm90_at(
         SWIZZLE_NONE,
     )?;
     let (h_base, z_base) = (addr_mut(h, stream), addr(z, stream));
+    // The kernel copies z[state] into shared memory with one bulk copy (16-byte aligned source): the offsets are
+    // multiples of D = 2·nu·d_mem floats (d_mem 32 or 64), so the base decides.
+    if z_base % 16 != 0 {
+        return Err(invalid(entry, format!("z at {z_base:#x}: the bulk copy needs 16-byte alignment")));
+    }
     for p in &mut params.problems[..spans.len()] {
         p.h = h_base + p.h * 4;
         p.z = z_base + p.z * 4;
@@ -391,11 +397,14 @@ mod tests {
         ] {
             assert!(CU.contains(&format!("constexpr int {name} = {value};")), "{name}");
         }
-        // smem_bytes() = STAGES * STAGE_BYTES + U_BYTES + 2 * STAGING_BYTES + (3 * STAGES + 2) * 8
-        assert!(CU.contains("return STAGES * STAGE_BYTES + U_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;"));
-        assert_eq!(SMEM, 215128);
+        // smem_bytes() = STAGES * STAGE_BYTES + U_BYTES + Z_BYTES + 2 * STAGING_BYTES + (3 * STAGES + 2) * 8
+        assert!(CU.contains(
+            "return STAGES * STAGE_BYTES + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;"
+        ));
+        assert!(CU.contains("constexpr int Z_BYTES = 512 * 4;"));
+        assert_eq!(SMEM, 217176);
         assert_eq!(smem_for(TILE), SMEM);
-        assert_eq!((smem_for(64), smem_for(32)), (215200, 166096));
+        assert_eq!((smem_for(64), smem_for(32)), (217248, 168144));
         assert!(CU.contains("stages_for(64) == 6 && stages_for(32) == 8"));
         assert!(CU.contains("return 3 * BK * bn * 4;"));
         for (split, w) in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16]
