@@ -199,12 +199,9 @@ __device__ __forceinline__ void keep(const Frag& f) {
 // feature f = 32 kb + 8 kk + 4 h + tq (k8 step kk, half h) is register v = row + 2h of step kk (the tf32 m64nNk8
 // register-A layout). Feature f is block j = f / (2 d_mem) + 1, position i = f % (2 d_mem) of DPFP:
 // φ_f = x_i · x_{(i − j) mod 2d_mem} (one rounded f32 product, as reference::dpfp). Also adds φ_f·z_f to den[row].
-// Rows the warp holds none of (warp_row0 + 8 rr >= rows: past the warpgroup's rows, e.g. a decode tile's padding)
-// are skipped, warp-uniformly: their fragment registers keep what they held (an output row of wgmma depends only on
-// its own A row, and those rows are never stored), which halves the features of a decoded row's warp.
 template <Split SP>
 __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_buf, uint32_t z_buf, int kb, int lr0,
-                                         int tq, int d_mem, int warp_row0, int rows) {
+                                         int tq, int d_mem) {
     const int w = 2 * d_mem;  // 64 or 128: a power of two
     const int f0 = kb * BK;
     const int j = (f0 >> (d_mem == 32 ? 6 : 7)) + 1;  // f0 / w (w = 64 or 128)
@@ -223,7 +220,6 @@ __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_bu
             const float zf = lds_f32(z_buf + 4 * (f0 + 4 * t + tq));  // a broadcast per 8 lanes
 #pragma unroll
             for (int rr = 0; rr < 2; ++rr) {
-                if (warp_row0 + 8 * rr >= rows) continue;
                 const int r = lr0 + 8 * rr;
                 const float xi = relu_signed(lds_f32(u_addr(u_buf, r, ci)), neg_i);
                 const float xk = relu_signed(lds_f32(u_addr(u_buf, r, ck)), neg_k);
@@ -362,8 +358,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         const int lane = threadIdx.x & 31;
         const bool lane0 = lane == 0;
         const int g = lane >> 2, tq = lane & 3;
-        const int warp_row0 = (wtid >> 5) * 16;         // the warp's first row in its warpgroup's 64
-        const int lr0 = wg * 64 + warp_row0 + g;         // this thread's tile rows: lr0 and lr0 + 8
+        const int lr0 = wg * 64 + (wtid >> 5) * 16 + g;  // this thread's tile rows: lr0 and lr0 + 8
         const uint32_t buf = staging + wg * STAGING_BYTES;
         const int pf_kb = k_blocks > 6 ? k_blocks - 6 : 0;
 
@@ -388,8 +383,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
 #pragma unroll
                 for (int i = 0; i < TBN / 2; ++i) sum[i] = 0.0f;
                 float den[2] = {0.0f, 0.0f};
-                Frag fa = {}, fb = {};
-                features<SP>(fa, den, u_buf, z_buf, 0, lr0, tq, d_mem, warp_row0, rows);
+                Frag fa, fb;
+                features<SP>(fa, den, u_buf, z_buf, 0, lr0, tq, d_mem);
 
                 // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
                 auto step = [&](const Frag& cur, Frag& nxt, int kb) {
@@ -418,7 +413,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     }
                     wgmma_commit();
                     if (kb + 1 < k_blocks) {
-                        features<SP>(nxt, den, u_buf, z_buf, kb + 1, lr0, tq, d_mem, warp_row0, rows);
+                        features<SP>(nxt, den, u_buf, z_buf, kb + 1, lr0, tq, d_mem);
                     } else {
                         // The last features are made: the u buffer may take the next tile's rows.
                         __syncwarp();
