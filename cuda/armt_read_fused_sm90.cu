@@ -22,8 +22,8 @@ dpfp_f32 + gemm_sm90_nn_f32_f32_f32_tf32x3 (φ·A) + armt_read_apply_f32: no φ 
 Entries: armt_read_fused_sm90_f32 (Split::Tf32x3) and armt_read_fused_sm90_tf32bf16_f32 (Split::Tf32Bf16), each also
 at narrow column tiles (below). Signature (u_map, a_map, ReadFusedParams), all by value (__grid_constant__).
 Tensor maps (cuTensorMapEncodeTiled, FLOAT32, rank 2, INTERLEAVE_NONE, L2_256B, OOB zero fill, 16-byte aligned base):
-  u map: dims {d_mem, rows}, row stride u_ld*4 bytes, box {32, 128}, SWIZZLE_128B; the cell's row i of u is at
-         (column 0.., row u_row + i). d_mem/32 boxes per tile land in [128 rows][32 cols] swizzled blocks.
+  u map: dims {d_mem, rows}, row stride u_ld*4 bytes, box {d_mem + 4, 128}, SWIZZLE_NONE; the cell's row i of u is at
+         (column 0.., row u_row + i). One box per tile lands as [128 rows][d_mem + 4] (4 zero-filled pad columns).
   A map: dims {d, S*D}, row stride a_ld*4 bytes, box {128, 32}, SWIZZLE_NONE; A[state][k][c] is at (c, a_row + k)
          (the stacked states [S*D, d], a_row = state*D), as gemm_tf32x3_sm90.cu's B map.
 Requirements (read_fused_check below; the Rust launcher mirrors it): d_mem ∈ {32, 64} (the features of a k-block of
@@ -130,19 +130,18 @@ constexpr int CONVERTERS = 96;  // threads 288 .. 383
 constexpr int MAX_D_MEM = 64;
 
 // Tensor-map boxes (host and device agree on them).
-constexpr int U_BOX_COLS = 32;   // u map: 32 f32 = 128 bytes inner, SWIZZLE_128B
+constexpr int U_PAD = 4;         // u map: box {d_mem + U_PAD, 128}, SWIZZLE_NONE (the pad columns are zero fill)
 constexpr int U_BOX_ROWS = 128;  // one tile of rows
 constexpr int A_BOX_COLS = 128;  // A map: 128 f32 = 512 bytes inner, SWIZZLE_NONE
 constexpr int A_BOX_ROWS = 32;
 
-constexpr int U_BOX_BYTES = U_BOX_COLS * U_BOX_ROWS * 4;          // 16384
-constexpr int U_BYTES = MAX_D_MEM / U_BOX_COLS * U_BOX_BYTES;    // 32768: the u tile buffer
+constexpr int U_BYTES = (MAX_D_MEM + U_PAD) * U_BOX_ROWS * 4;    // 34816: the u tile buffer
 constexpr int Z_BYTES = 512 * 4;                                  // 2048: z[state] (D <= 512), beside the u tile
 constexpr int B_RAW_BYTES = BK * BN * 4;                          // 16384: A block [32 k][128 n], dense
 constexpr int B_CONV_BYTES = BN * BK * 4;                         // 16384: one converted tile [128 n][32 k]
 constexpr int STAGE_BYTES = B_RAW_BYTES + 2 * B_CONV_BYTES;       // 49152
-static_assert(U_BOX_COLS == BK && U_BOX_ROWS == BM && A_BOX_COLS == BN && A_BOX_ROWS == BK, "boxes are the tiles");
-static_assert(STAGE_BYTES % 1024 == 0 && U_BOX_BYTES % 1024 == 0, "swizzled tiles stay 1024-byte aligned");
+static_assert(U_BOX_ROWS == BM && A_BOX_COLS == BN && A_BOX_ROWS == BK, "boxes are the tiles");
+static_assert(STAGE_BYTES % 1024 == 0 && U_BYTES % 1024 == 0, "swizzled tiles stay 1024-byte aligned");
 
 __host__ __device__ constexpr int smem_bytes() {
     return STAGES * STAGE_BYTES + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;
@@ -168,12 +167,12 @@ static_assert(smem_bytes_for(BN) == smem_bytes() && stages_for(64) == 6 && stage
               "the narrow plans (6 and 8 stages) fit");
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
 
-// u[r][c] of the tile (tile row r, column c < d_mem) in the u buffer: block c/32 holds columns 32(c/32).. as TMA
-// wrote them, [128 rows][32 cols] with the 128B swizzle: row r at r*128, 16-byte chunk q at (q ^ (r % 8))*16.
-// A warp's 8 rows (r % 8 all different) × 4 consecutive columns hit 32 different banks.
-__device__ __forceinline__ uint32_t u_addr(uint32_t u_buf, int r, int c) {
-    return u_buf + (uint32_t)((c >> 5) * U_BOX_BYTES + r * 128 + ((((c & 31) >> 2) ^ (r & 7)) << 4) + (c & 3) * 4);
-}
+// The u tile in shared memory: [128 rows][d_mem + U_PAD] f32 as TMA writes an unswizzled box (the last U_PAD columns
+// are zero fill). A row pitch of d_mem + 4 words (≡ 4 mod 32 banks) puts a warp's 8 rows × 4 consecutive columns on
+// 32 different banks, and a feature's address is a row base plus its column: v1 read a 128B-swizzled tile, whose
+// address arithmetic (~12 integer instructions a load, redone per row) was most of the features' instructions and
+// set the pace of the read (SASS: ~390 instructions per k-block per warp, 300 of them integer).
+__host__ __device__ constexpr int u_pitch_bytes(int d_mem) { return (d_mem + U_PAD) * 4; }
 
 // x = [relu(u), relu(−u)] of DPFP: element i < d_mem is relu(u[i]), else relu(−u[i − d_mem]) (fmaxf, as dpfp.cu).
 __device__ __forceinline__ float relu_signed(float v, bool negate) { return fmaxf(negate ? -v : v, 0.0f); }
@@ -208,21 +207,25 @@ __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_bu
     const int i0 = f0 & (w - 1);       // a multiple of 32: the k-block lies in one half of x
     const bool neg_i = i0 >= d_mem;     // uniform over the k-block
     const int ci0 = i0 & (d_mem - 1);  // u column of x_{i0}
+    // Feature f0 + 4t + tq: x_i at u column ci0 + 4t + tq; x_k with k = (i0 + 4t + tq − j) mod w, i.e. the unreduced
+    // k0 + 4t below: its u column is k & (d_mem − 1) and its sign bit k & d_mem (w = 2 d_mem is a power of two).
+    const int k0 = i0 + w - j + tq;
+    const uint32_t pitch = (uint32_t)u_pitch_bytes(d_mem);
+    const uint32_t row[2] = {u_buf + (uint32_t)lr0 * pitch, u_buf + (uint32_t)(lr0 + 8) * pitch};
+    const uint32_t xi_col = (uint32_t)(ci0 + tq) * 4;
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int t = 2 * kk + h;  // feature f0 + 4t + tq
-            const int ci = ci0 + 4 * t + tq;
-            const int k = (i0 + 4 * t + tq + w - j) & (w - 1);
-            const bool neg_k = k >= d_mem;
-            const int ck = k & (d_mem - 1);
+            const int k = k0 + 4 * t;
+            const bool neg_k = (k & d_mem) != 0;
+            const uint32_t xk_col = (uint32_t)(k & (d_mem - 1)) * 4;
             const float zf = lds_f32(z_buf + 4 * (f0 + 4 * t + tq));  // a broadcast per 8 lanes
 #pragma unroll
             for (int rr = 0; rr < 2; ++rr) {
-                const int r = lr0 + 8 * rr;
-                const float xi = relu_signed(lds_f32(u_addr(u_buf, r, ci)), neg_i);
-                const float xk = relu_signed(lds_f32(u_addr(u_buf, r, ck)), neg_k);
+                const float xi = relu_signed(lds_f32(row[rr] + xi_col + 16 * t), neg_i);
+                const float xk = relu_signed(lds_f32(row[rr] + xk_col), neg_k);
                 const float phi = __fmul_rn(xi, xk);
                 den[rr] = __fmaf_rn(phi, zf, den[rr]);
                 const uint32_t hi = to_tf32(phi);
@@ -306,9 +309,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 const ReadFusedProblem& pr = P.problems[t.p];
                 const int m0 = t.m_tile * BM, n0 = t.n_tile * TBN;
                 mbar_wait(u_empty, u_phase ^ 1);
-                mbar_arrive_expect_tx(u_full, (d_mem / U_BOX_COLS) * U_BOX_BYTES + 4 * d_key);
-                for (int b = 0; b < d_mem / U_BOX_COLS; ++b)
-                    tma_load_2d(u_buf + b * U_BOX_BYTES, &u_map, u_full, b * U_BOX_COLS, pr.u_row + m0);
+                mbar_arrive_expect_tx(u_full, (uint32_t)(u_pitch_bytes(d_mem) * U_BOX_ROWS + 4 * d_key));
+                tma_load_2d(u_buf, &u_map, u_full, 0, pr.u_row + m0);
                 // z[state] beside them: the features read it from shared memory (from global memory, its loads
                 // were on every k-block's dependent chain: a decode step's read waited on them).
                 bulk_load(z_buf, reinterpret_cast<const void*>(pr.z), 4 * d_key, u_full);

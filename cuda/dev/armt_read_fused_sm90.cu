@@ -200,7 +200,7 @@ static std::function<void()> fused(const Problem& p, Split split, int grid = 0, 
         attr[(int)split] = true;
     }
     CUtensorMap um, am;
-    tensor_map(&um, p.du, p.u_rows, p.d_mem, p.d_mem, read_fused::U_BOX_COLS, read_fused::U_BOX_ROWS, true);
+    tensor_map(&um, p.du, p.u_rows, p.d_mem, p.d_mem, p.d_mem + read_fused::U_PAD, read_fused::U_BOX_ROWS, false);
     tensor_map(&am, p.da, (long long)p.cells * p.dk(), p.d, p.d, read_fused::A_BOX_COLS, read_fused::A_BOX_ROWS, false);
     ReadFusedParams prm;
     memset(&prm, 0, sizeof prm);

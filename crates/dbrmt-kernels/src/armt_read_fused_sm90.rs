@@ -13,18 +13,20 @@ use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, Rows};
 use crate::params::{Span, MAX_GROUPS};
-use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
+use crate::tma::{self, F32, SWIZZLE_NONE};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 const THREADS: u32 = 384;
-/// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 32 KB u tile, 2 KB of z, 2 × 17408 epilogue staging, 11
-/// barriers (the 128-wide plan; [`smem_for`] gives every width's).
+/// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 34 KB u tile (128 rows of 68 f32), 2 KB of z, 2 × 17408
+/// epilogue staging, 11 barriers (the 128-wide plan; [`smem_for`] gives every width's).
 #[cfg(test)]
-const SMEM: usize = 3 * 49152 + 32768 + 2048 + 2 * 17408 + 11 * 8;
-/// Tile rows and columns, and the u/A boxes (`read_fused::U_BOX_*`, `A_BOX_*`; the narrow column tiles take an A box
-/// of `{width, 32}`).
+const SMEM: usize = 3 * 49152 + 34816 + 2048 + 2 * 17408 + 11 * 8;
+/// Tile rows and columns, and the A box (`read_fused::A_BOX_*`; the narrow column tiles take an A box of `{width, 32}`).
 const TILE: usize = 128;
-const U_BOX: [u32; 2] = [32, 128];
+/// The u box is `{d_mem + U_PAD, 128}`, unswizzled: one box a tile, rows padded by 4 zero-filled columns (the
+/// kernel's bank-conflict-free layout, `read_fused::u_pitch_bytes`).
+const U_PAD: usize = 4;
+const U_BOX_ROWS: u32 = 128;
 const A_BOX: [u32; 2] = [128, 32];
 
 /// The column tile widths with an entry point of each split, ascending: 32 and 64 (`armt_read_fused_sm90_n32_f32`,
@@ -37,7 +39,7 @@ pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
 /// tiles; 3 at 128, else as many as fit, at most 8), the u tile, z, the epilogue staging, `3·stages + 2` barriers.
 pub fn smem_for(width: usize) -> usize {
     let stage = 3 * 32 * width * 4;
-    let fixed = 32768 + 2048 + 2 * 17408;
+    let fixed = 34816 + 2048 + 2 * 17408;
     let stages = if width == TILE {
         3
     } else {
@@ -296,8 +298,8 @@ pub fn armt_read_fused_sm90_at(
         addr(u, stream),
         &[shape.d_mem as u64, u_rows as u64],
         &[(u_ld * 4) as u64],
-        &U_BOX,
-        SWIZZLE_128B,
+        &[(shape.d_mem + U_PAD) as u32, U_BOX_ROWS],
+        SWIZZLE_NONE,
     )?;
     let a_map = tma::map(
         entry,
@@ -389,8 +391,8 @@ mod tests {
             ("BN", TILE),
             ("STAGES", 3),
             ("THREADS", THREADS as usize),
-            ("U_BOX_COLS", U_BOX[0] as usize),
-            ("U_BOX_ROWS", U_BOX[1] as usize),
+            ("U_PAD", U_PAD),
+            ("U_BOX_ROWS", U_BOX_ROWS as usize),
             ("A_BOX_COLS", A_BOX[0] as usize),
             ("A_BOX_ROWS", A_BOX[1] as usize),
             ("MAX_D_MEM", 64),
@@ -402,9 +404,9 @@ mod tests {
             "return STAGES * STAGE_BYTES + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;"
         ));
         assert!(CU.contains("constexpr int Z_BYTES = 512 * 4;"));
-        assert_eq!(SMEM, 217176);
+        assert_eq!(SMEM, 219224);
         assert_eq!(smem_for(TILE), SMEM);
-        assert_eq!((smem_for(64), smem_for(32)), (217248, 168144));
+        assert_eq!((smem_for(64), smem_for(32)), (219296, 170192));
         assert!(CU.contains("stages_for(64) == 6 && stages_for(32) == 8"));
         assert!(CU.contains("return 3 * BK * bn * 4;"));
         for (split, w) in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16]
