@@ -1,8 +1,9 @@
 //! `cargo xtask bundle [-p PACKAGE]...`: everything a GPU host without Rust needs, in `dist/`.
 //!
 //! `--gpu` keeps only the GPU test executables (`tests/gpu_*.rs`), which keeps `dist/` small enough to travel to
-//! a GPU host with the working tree. With no `-p`, the whole workspace; with `-p`, only those packages' tests, and the `dbrmt`
-//! binary only if `-p dbrmt-cli` is among them (handy while another crate does not build).
+//! a GPU host with the working tree, and fails when nvcc is missing (`DBRMT_REQUIRE_NVCC=1`: a bundle without
+//! kernels is of no use on the GPU host). With no `-p`, the whole workspace; with `-p`, only those packages' tests,
+//! and the `dbrmt` binary only if `-p dbrmt-cli` is among them (handy while another crate does not build).
 //!
 //! - `dist/dbrmt`: the release binary (links only libc; cudarc loads libcuda at run time).
 //! - `dist/tests/<package>__<target>`: every test executable of the workspace, release build.
@@ -25,6 +26,11 @@ use crate::cargo;
 pub fn run(args: &[String]) -> Result<()> {
     let gpu_only = args.iter().any(|a| a == "--gpu");
     let args: Vec<String> = args.iter().filter(|a| *a != "--gpu").cloned().collect();
+    if gpu_only {
+        // A GPU bundle built without nvcc has no kernels, and every test of it fails on the device with
+        // "built without nvcc" (a whole device call lost): make a missing nvcc a build error instead.
+        std::env::set_var("DBRMT_REQUIRE_NVCC", "1");
+    }
     let packages = parse_packages(&args)?;
     let root = cargo::repo_root();
     let dist = root.join("dist");
