@@ -314,7 +314,10 @@ pub fn armt_read_fused_sm90_at(
     // The kernel copies z[state] into shared memory with one bulk copy (16-byte aligned source): the offsets are
     // multiples of D = 2·nu·d_mem floats (d_mem 32 or 64), so the base decides.
     if z_base % 16 != 0 {
-        return Err(invalid(entry, format!("z at {z_base:#x}: the bulk copy needs 16-byte alignment")));
+        return Err(invalid(
+            entry,
+            format!("z at {z_base:#x}: the bulk copy needs 16-byte alignment"),
+        ));
     }
     for p in &mut params.problems[..spans.len()] {
         p.h = h_base + p.h * 4;
