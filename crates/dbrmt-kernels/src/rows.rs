@@ -8,9 +8,7 @@
 use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
-use crate::launch::{
-    addr_mut, check_dim, check_disjoint_outputs, check_groups, check_rows, invalid, launch_x_to_y, row_grid, Rows,
-};
+use crate::launch::{addr_mut, invalid, launch_x_to_y, validate_x_to_y, Rows};
 use crate::params::{Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
@@ -66,14 +64,9 @@ pub fn add_rows_f32(
     unsafe { launch_x_to_y(gpu, stream, &ADD_ROWS_F32, THREADS, (x, x_ld), (y, y_ld), spans, d) }
 }
 
+/// [`validate_x_to_y`]'s checks with x and y the same buffer, and no span reading rows that a span writes.
 fn validate_copy(k: &str, buf: Rows, spans: &[Span], d: usize) -> Result<LaunchConfig, KernelError> {
-    check_groups(k, spans.len())?;
-    check_dim(k, "d", d)?;
-    for s in spans {
-        check_rows(k, "source", buf, s.in_row, s.rows, 0, d)?;
-        check_rows(k, "destination", buf, s.out_row, s.rows, 0, d)?;
-    }
-    check_disjoint_outputs(k, spans)?;
+    let cfg = validate_x_to_y(k, buf, buf, spans, d, THREADS)?;
     let reads_written = spans.iter().any(|w| {
         spans
             .iter()
@@ -82,14 +75,13 @@ fn validate_copy(k: &str, buf: Rows, spans: &[Span], d: usize) -> Result<LaunchC
     if reads_written {
         return Err(invalid(k, "a span writes rows that a span reads".into()));
     }
-    Ok(row_grid(spans, THREADS))
+    Ok(cfg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::launch::tests::{rejected, span};
-    use crate::launch::validate_x_to_y;
 
     #[test]
     fn the_block_size_and_entries_are_the_kernels() {
