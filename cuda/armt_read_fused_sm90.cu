@@ -38,7 +38,8 @@ entry (a column's products, running sums, the row's features and denominator and
 column tile; the launcher may choose the width by rows, check/armt_read_fused_sm90.rs checks the bytes are equal).
 
 Structure (per CTA; persistent over sm90/scheduler.cuh's tile list, rows fastest; 3 warpgroups), as gemm_tf32x3:
-  warp 8 lane 0, producer: per tile, once the consumers have released the u buffer, the tile's u rows and its state's z (u_full);
+  warp 8 lane 0, producer: per tile, once the consumers have released the u buffer, the tile's u rows and its
+    state's z (u_full);
     per k-block, A's [32 k][128 n] f32 block into a free stage (full).
   warps 9-11, converters: the stage's A block -> hi and lo (or bf16 pair) K-major 128B-swizzled tiles (conv).
   warpgroups 0, 1, consumers (rows 64w .. 64w+63 of the tile): the loop described above, then the epilogue.
@@ -153,10 +154,9 @@ static_assert(smem_bytes() <= 232448, "fits the 227 KB of dynamic shared memory 
 __host__ __device__ constexpr bool bn_ok(int bn) { return bn == BN || bn == 64 || bn == 32; }
 __host__ __device__ constexpr int stage_bytes_for(int bn) { return 3 * BK * bn * 4; }
 __host__ __device__ constexpr int stages_for(int bn) {
-    return bn == BN ? STAGES
-                    : ((232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24) > 8
-                           ? 8
-                           : (232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24));
+    // stages of a narrow plan: as many as the room left beside the fixed buffers takes (24 bytes of barriers each)
+    const int fit = (232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24);
+    return bn == BN ? STAGES : (fit > 8 ? 8 : fit);
 }
 __host__ __device__ constexpr int smem_bytes_for(int bn) {
     return stages_for(bn) * stage_bytes_for(bn) + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES +

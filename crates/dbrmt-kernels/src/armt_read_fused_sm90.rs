@@ -27,6 +27,11 @@ const TILE: usize = 128;
 /// kernel's bank-conflict-free layout, `read_fused::u_pitch_bytes`).
 const U_PAD: usize = 4;
 const U_BOX_ROWS: u32 = 128;
+/// The kernel's fixed buffers beside the stages (`read_fused::U_BYTES`, `Z_BYTES`, `sm90::STAGING_BYTES`): the u tile
+/// at the largest d_mem (64), z at the largest D (512), the two warpgroups' epilogue staging.
+const U_BYTES: usize = (64 + U_PAD) * U_BOX_ROWS as usize * 4;
+const Z_BYTES: usize = 512 * 4;
+const STAGING_BYTES: usize = 17408;
 const A_BOX: [u32; 2] = [128, 32];
 
 /// The column tile widths with an entry point of each split, ascending: 32 and 64 (`armt_read_fused_sm90_n32_f32`,
@@ -39,7 +44,7 @@ pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
 /// tiles; 3 at 128, else as many as fit, at most 8), the u tile, z, the epilogue staging, `3·stages + 2` barriers.
 pub fn smem_for(width: usize) -> usize {
     let stage = 3 * 32 * width * 4;
-    let fixed = 34816 + 2048 + 2 * 17408;
+    let fixed = U_BYTES + Z_BYTES + 2 * STAGING_BYTES;
     let stages = if width == TILE {
         3
     } else {
@@ -407,6 +412,7 @@ mod tests {
             "return STAGES * STAGE_BYTES + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES + (3 * STAGES + 2) * 8;"
         ));
         assert!(CU.contains("constexpr int Z_BYTES = 512 * 4;"));
+        assert!(CU.contains("constexpr int U_BYTES = (MAX_D_MEM + U_PAD) * U_BOX_ROWS * 4;"));
         assert_eq!(SMEM, 219224);
         assert_eq!(smem_for(TILE), SMEM);
         assert_eq!((smem_for(64), smem_for(32)), (219296, 170192));
