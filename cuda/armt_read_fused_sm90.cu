@@ -198,6 +198,18 @@ __device__ __forceinline__ void keep(const Frag& f) {
 // feature f = 32 kb + 8 kk + 4 h + tq (k8 step kk, half h) is register v = row + 2h of step kk (the tf32 m64nNk8
 // register-A layout). Feature f is block j = f / (2 d_mem) + 1, position i = f % (2 d_mem) of DPFP:
 // φ_f = x_i · x_{(i − j) mod 2d_mem} (one rounded f32 product, as reference::dpfp). Also adds φ_f·z_f to den[row].
+// Development only: with READ_FUSED_TRACE defined (cuda/dev/armt_read_fused_sm90.cu --trace), CTA 0 records the SM
+// clock at the events of its roles into g_read_fused_trace (slots in the harness); otherwise the stamps compile away.
+#ifdef READ_FUSED_TRACE
+__device__ long long g_read_fused_trace[256];
+#define READ_TRACE(slot, cond)                                                               \
+    do {                                                                                     \
+        if (blockIdx.x == 0 && (cond) && (slot) < 256) g_read_fused_trace[(slot)] = clock64(); \
+    } while (0)
+#else
+#define READ_TRACE(slot, cond) ((void)0)
+#endif
+
 template <Split SP>
 __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_buf, uint32_t z_buf, int kb, int lr0,
                                          int tq, int d_mem) {
@@ -293,8 +305,10 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         mbar_fence_init();
     }
     __syncthreads();
+    READ_TRACE(0, threadIdx.x == 0);
     // Programmatic dependent launch: the set-up above (no global memory) overlaps the previous kernel's tail.
     pdl_entry();
+    READ_TRACE(1, threadIdx.x == 0);
 
     TileWalk<BM, ReadFusedParams> walk(P, tiles_n, blockIdx.x, gridDim.x);
 
@@ -314,10 +328,12 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 // z[state] beside them: the features read it from shared memory (from global memory, its loads
                 // were on every k-block's dependent chain: a decode step's read waited on them).
                 bulk_load(z_buf, reinterpret_cast<const void*>(pr.z), 4 * d_key, u_full);
+                READ_TRACE(2, true);
                 u_phase ^= 1;
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     const uint32_t full = full_bar + 8 * s;
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
+                    READ_TRACE(10 + kb, true);
                     mbar_arrive_expect_tx(full, B_RAW_BYTES);
                     tma_load_2d(b_raw(s), &a_map, full, n0, pr.a_row + kb * BK);
                     if (++s == STAGES) {
@@ -339,6 +355,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             while (walk.advance(t)) {
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
+                    READ_TRACE(40 + kb, threadIdx.x == 288);
                     const uint32_t raw = b_raw(s), hi = b_hi(s), lo = b_lo(s);
                     static_assert(BK == 32, "convert_stage converts 32 k per stage");
                     sm90::convert_stage<TBN, CONVERTERS, SP == Split::Tf32Bf16>(raw, hi, lo, ctid);
@@ -346,6 +363,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     fence_proxy_async_shared();
                     __syncwarp();
                     if (lane0) mbar_arrive(conv_bar + 8 * s);
+                    READ_TRACE(70 + kb, threadIdx.x == 288);
                     if (++s == STAGES) {
                         s = 0;
                         phase ^= 1;
@@ -381,17 +399,20 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             const long long ldh_bytes = (long long)pr.h_ld * 4;
             const bool active = __shfl_sync(0xffffffffu, (int)(rows > 0), 0) != 0;
             mbar_wait(u_full, u_phase);
+            READ_TRACE(3, threadIdx.x == 0);
             if (active) {
 #pragma unroll
                 for (int i = 0; i < TBN / 2; ++i) sum[i] = 0.0f;
                 float den[2] = {0.0f, 0.0f};
                 Frag fa, fb;
                 features<SP>(fa, den, u_buf, z_buf, 0, lr0, tq, d_mem);
+                READ_TRACE(4, threadIdx.x == 0);
 
                 // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
                 auto step = [&](const Frag& cur, Frag& nxt, int kb) {
                     mbar_wait(full_bar + 8 * s, phase);
                     mbar_wait(conv_bar + 8 * s, phase);
+                    READ_TRACE(100 + kb, threadIdx.x == 0);
                     const uint64_t dh = wgmma_desc_k128(b_hi(s));
                     const uint64_t dl = wgmma_desc_k128(b_lo(s));
                     fence_operand(acc);
@@ -427,6 +448,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     keep(cur);
 #pragma unroll
                     for (int i = 0; i < TBN / 2; ++i) sum[i] += acc[i];
+                    READ_TRACE(130 + kb, threadIdx.x == 0);
                     if (kb == pf_kb) prefetch_c_rows<TBN>(h_base, ldh_bytes, row0, rows, col0, P.n, wtid);
                     // Release the stage (the wgmma reads of it are complete: wait_group 0 above).
                     __syncwarp();
@@ -458,8 +480,10 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     sum[i] = __fmaf_rn(rem, y[rr], q0);                  // RN(num / den)
                 }
                 // h += num / den: the f32 accumulate epilogue (one add per element).
+                READ_TRACE(5, threadIdx.x == 0);
                 epilogue<TBN, Epi::F32, Store::Stg>(sum, buf, wtid, 1 + wg, h_base, ldh_bytes, row0, rows, col0, P.n,
                                                     true);
+                READ_TRACE(6, threadIdx.x == 0);
             } else {
                 __syncwarp();
                 if (lane0) mbar_arrive(u_empty);

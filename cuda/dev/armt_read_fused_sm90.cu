@@ -53,7 +53,7 @@ static_assert(sizeof(CUtensorMap) == sizeof(sm90::TmaMap), "the kernel's TmaMap 
 using read_fused::Split;
 
 static struct {
-    bool quick = false, skip_checks = false;
+    bool quick = false, skip_checks = false, trace = false;
     int reps = 20;
 } opt;
 static int g_sms = 0, g_checks = 0, g_failures = 0;
@@ -491,6 +491,80 @@ static void bench(Problem& p, double step_ms, double predicted_ms) {
     fflush(stdout);
 }
 
+#ifdef READ_FUSED_TRACE
+// The engine's decode launch: the tf32 + bf16 split at 32-column tiles (armt_read_fused_sm90_tf32bf16_n32_f32), row
+// `row` of cell 0 only, one CTA per column tile.
+static std::function<void()> fused_decode(const Problem& p, int row) {
+    const void* fn = (const void*)armt_read_fused_sm90_tf32bf16_n32_f32;
+    static bool attr = false;
+    if (!attr) {
+        CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, read_fused::smem_bytes_for(32)));
+        attr = true;
+    }
+    CUtensorMap um, am;
+    tensor_map(&um, p.du, p.u_rows, p.d_mem, p.d_mem, p.d_mem + read_fused::U_PAD, read_fused::U_BOX_ROWS, false);
+    tensor_map(&am, p.da, (long long)p.cells * p.dk(), p.d, p.d, 32, read_fused::A_BOX_ROWS, false);
+    ReadFusedParams prm;
+    memset(&prm, 0, sizeof prm);
+    prm.count = 1;
+    prm.n = p.d;
+    prm.d_mem = p.d_mem;
+    prm.nu = p.nu;
+    ReadFusedProblem& q = prm.problems[0];
+    q.h = (unsigned long long)(p.dh + (size_t)(p.h_row[0] + row) * p.d);
+    q.z = (unsigned long long)p.dz;
+    q.u_row = p.u_row[0] + row;
+    q.a_row = 0;
+    q.m = 1;
+    q.h_ld = p.d;
+    const int g = p.d / 32;
+    sm90::TmaMap u_map, a_map;
+    memcpy(&u_map, &um, sizeof um);
+    memcpy(&a_map, &am, sizeof am);
+    return [fn, u_map, a_map, prm, g]() {
+        void* args[] = {(void*)&u_map, (void*)&a_map, (void*)&prm};
+        CUDA_CHECK(cudaLaunchKernel(fn, dim3(g), dim3(read_fused::THREADS), args, read_fused::smem_bytes_for(32), 0));
+    };
+}
+
+// --trace: CTA 0's timeline of one decode launch (cycles from the end of its set-up; see READ_TRACE's slots in the
+// kernel), with A in L2 (the launch repeated) and after an L2 flush.
+static void trace_decode(int d) {
+    Problem p;
+    p.name = "decode";
+    p.d = d;
+    p.rows = {4};
+    make(p, 77);
+    reset_h(p);
+    const auto launch = fused_decode(p, 2);
+    const int kbs = p.dk() / 32;
+    for (int cold = 0; cold < 2; ++cold) {
+        for (int i = 0; i < 10; ++i) launch();
+        if (cold) CUDA_CHECK(cudaMemset(g_flush, 7, FLUSH_BYTES));
+        long long zero[256] = {0}, t[256];
+        CUDA_CHECK(cudaMemcpyToSymbol(read_fused::g_read_fused_trace, zero, sizeof zero));
+        cudaEvent_t e0, e1;
+        CUDA_CHECK(cudaEventCreate(&e0));
+        CUDA_CHECK(cudaEventCreate(&e1));
+        CUDA_CHECK(cudaEventRecord(e0));
+        launch();
+        CUDA_CHECK(cudaEventRecord(e1));
+        CUDA_CHECK(cudaDeviceSynchronize());
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        CUDA_CHECK(cudaMemcpyFromSymbol(t, read_fused::g_read_fused_trace, sizeof t));
+        auto at = [&](int slot) { return t[slot] ? (long long)(t[slot] - t[0]) : -1LL; };
+        printf("[trace] d %d, %s: event %.2f us; pdl %lld, u issued %lld, u landed %lld, features 0 %lld, epilogue %lld .. %lld\n",
+               d, cold ? "L2 flushed" : "warm", ms * 1000.0f, at(1), at(2), at(3), at(4), at(5), at(6));
+        printf("  kb   A issued  A landed  converted  MMA issue  MMA done\n");
+        for (int kb = 0; kb < kbs; ++kb)
+            printf("  %2d %9lld %9lld %10lld %10lld %9lld\n", kb, at(10 + kb), at(40 + kb), at(70 + kb), at(100 + kb),
+                   at(130 + kb));
+    }
+    release(p);
+}
+#endif
+
 int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 1; i < argc; ++i) {
@@ -498,8 +572,9 @@ int main(int argc, char** argv) {
         if (a == "--quick") opt.quick = true;
         else if (a == "--skip-checks") opt.skip_checks = true;
         else if (a == "--reps" && i + 1 < argc) opt.reps = std::max(1, atoi(argv[++i]));
+        else if (a == "--trace") opt.trace = true;
         else {
-            printf("armt_read_fused_dev [--quick | --skip-checks] [--reps N]\n");
+            printf("armt_read_fused_dev [--quick | --skip-checks] [--reps N] [--trace (built with -DREAD_FUSED_TRACE)]\n");
             return a == "--help" || a == "-h" ? 0 : 2;
         }
     }
@@ -514,6 +589,16 @@ int main(int argc, char** argv) {
         return 2;
     }
     CUDA_CHECK(cudaMalloc(&g_flush, FLUSH_BYTES));
+    if (opt.trace) {
+#ifdef READ_FUSED_TRACE
+        trace_decode(576);
+        trace_decode(2048);
+        return 0;
+#else
+        printf("--trace needs the harness built with -DREAD_FUSED_TRACE\n");
+        return 2;
+#endif
+    }
     if (!opt.skip_checks) test_small();
 
     // The step shapes (docs/BENCHMARKS.md step profile: 1B 4.932 ms, 160M 0.654 ms per step); predictions from

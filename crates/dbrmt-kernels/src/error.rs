@@ -53,6 +53,16 @@ pub enum KernelError {
         msg: String,
     },
 
+    /// `DBRMT_CUBINS` names a directory whose cubin for a kernel file could not be read.
+    #[error("DBRMT_CUBINS: cannot read {}: {source}", path.display())]
+    CubinFile {
+        /// The file that was asked for.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The driver returned `CUDA_ERROR_OUT_OF_MEMORY`.
     #[error("out of GPU memory (CUDA_ERROR_OUT_OF_MEMORY)")]
     OutOfMemory,

@@ -114,12 +114,14 @@ impl Gpu {
         let module = match loaded.modules.get(kernel.file()) {
             Some(module) => module.clone(),
             None => {
-                if kernel.cubin.bytes.is_empty() {
-                    return Err(KernelError::NotBuilt);
-                }
-                // Copied into a Vec: cuModuleLoadData wants an aligned image, which the heap
-                // gives and include_bytes! does not promise.
-                let module = self.ctx.load_module(Ptx::from_binary(kernel.cubin.bytes.to_vec()))?;
+                let image = match cubin_override(kernel.cubin.stem)? {
+                    Some(image) => image,
+                    None if kernel.cubin.bytes.is_empty() => return Err(KernelError::NotBuilt),
+                    // Copied into a Vec: cuModuleLoadData wants an aligned image, which the heap
+                    // gives and include_bytes! does not promise.
+                    None => kernel.cubin.bytes.to_vec(),
+                };
+                let module = self.ctx.load_module(Ptx::from_binary(image))?;
                 loaded.modules.insert(kernel.file(), module.clone());
                 module
             }
@@ -127,5 +129,52 @@ impl Gpu {
         let f = module.load_function(kernel.entry)?;
         loaded.functions.insert((kernel.file(), kernel.entry), f.clone());
         Ok(f)
+    }
+}
+
+/// `DBRMT_CUBINS=DIR`: a kernel file's cubin is read from `DIR/<stem>.cubin` when that file exists, instead of the
+/// one embedded at build time — for kernel authors timing a rebuilt kernel (`nvcc -cubin`, the flags of `build.rs`)
+/// without rebuilding or carrying the binaries. The launchers still assume the embedded kernel's interface (entry
+/// points, parameters, shared memory), so only a change inside a kernel belongs there.
+pub const CUBINS: &str = "DBRMT_CUBINS";
+
+/// The cubin `DBRMT_CUBINS` names for kernel file `stem`, if the variable is set and the file exists.
+fn cubin_override(stem: &str) -> Result<Option<Vec<u8>>, KernelError> {
+    match std::env::var_os(CUBINS) {
+        Some(dir) => read_cubin_in(std::path::Path::new(&dir), stem),
+        None => Ok(None),
+    }
+}
+
+fn read_cubin_in(dir: &std::path::Path, stem: &str) -> Result<Option<Vec<u8>>, KernelError> {
+    let path = dir.join(format!("{stem}.cubin"));
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(KernelError::CubinFile { path, source }),
+    }
+}
+
+#[cfg(test)]
+mod cubin_override_tests {
+    use super::read_cubin_in;
+    use crate::KernelError;
+
+    #[test]
+    fn a_file_in_the_directory_replaces_the_embedded_cubin_and_a_missing_one_does_not() {
+        let dir = std::env::temp_dir().join(format!("dbrmt-cubins-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rope.cubin"), b"\x7fELF not really").unwrap();
+        assert_eq!(
+            read_cubin_in(&dir, "rope").unwrap().as_deref(),
+            Some(&b"\x7fELF not really"[..])
+        );
+        assert!(read_cubin_in(&dir, "rms_norm").unwrap().is_none());
+        // a directory where the file should be: an error that names the path, not a silent fallback
+        std::fs::create_dir_all(dir.join("embed.cubin")).unwrap();
+        let err = read_cubin_in(&dir, "embed").unwrap_err();
+        assert!(matches!(err, KernelError::CubinFile { .. }), "{err}");
+        assert!(err.to_string().contains("embed.cubin"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
