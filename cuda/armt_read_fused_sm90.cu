@@ -41,16 +41,12 @@ Structure (per CTA; persistent over sm90/scheduler.cuh's tile list, rows fastest
   warp 8 lane 0, producer: per tile, once the consumers have released the u buffer, the tile's u rows and its
     state's z (u_full);
     per k-block, A's [32 k][128 n] f32 block into a free stage (full).
-  warps 9-11, converters: the stage's A block -> hi and lo (or bf16 pair) K-major 128B-swizzled tiles (conv); at
-    32-column tiles each stage is one converter warp's, in turn (three stages in flight; conv counts 1 arrival).
+  warps 9-11, converters: the stage's A block -> hi and lo (or bf16 pair) K-major 128B-swizzled tiles (conv).
   warpgroups 0, 1, consumers (rows 64w .. 64w+63 of the tile): the loop described above, then the epilogue.
 Barriers: full/conv/empty per stage (sm90/mbarrier.cuh's protocol, unchanged), and u_full (count 1 + tx) / u_empty
 (count 8 consumer warps) for the single u buffer. Every consumer warp waits every u_full phase and arrives once per
 tile on u_empty (a warpgroup without rows right after its wait), so a parity can never be confused: u_full cannot
 complete tile t+1's phase before every consumer warp arrived for tile t.
-  A 32-column tile whose only row is its first (a decode step's single row) makes that row's features one per lane
-    (features_row0: the same φ, split and denominator chain, ~80 instructions a k-block instead of ~305) and zero
-    fragments for the other rows (docs/log/armt_read_fused_sm90.md §11).
 Determinism: no split-K, no atomics, k-blocks in order, a row's features and denominator computed by the same lanes
 in the same order wherever the row sits in a tile: a cell's bytes never depend on the others of its launch, on the
 grid, or on its rows' position (decode rows = the same rows inside their segment).
@@ -257,49 +253,6 @@ __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_bu
     }
 }
 
-// features() for a tile whose only row is its first (a decode step's single row): the same φ, tf32 split and
-// denominator chain of tile row 0 (lanes 0-3 of warp 0 of warpgroup 0), made from one feature per lane and eight
-// shuffles instead of each lane's 16 features (~80 instructions a k-block instead of ~305). Every other row's
-// fragments are zero: a wgmma output row depends only on its own A row, and those rows are never stored.
-template <Split SP>
-__device__ __forceinline__ void features_row0(Frag& F, float& den0, uint32_t u_buf, uint32_t z_buf, int kb,
-                                              bool row0, int lane, int d_mem) {
-    const int w = 2 * d_mem;
-    const int f0 = kb * BK;
-    const int j = (f0 >> (d_mem == 32 ? 6 : 7)) + 1;
-    const int i0 = f0 & (w - 1);
-    const bool neg_i = i0 >= d_mem;
-    const int ci0 = i0 & (d_mem - 1);
-    // this lane's feature f0 + lane (lane = 4t + tq in features()): x_i at u column ci0 + lane, x_k at k below
-    const int k = i0 + w - j + lane;
-    const float xi = relu_signed(lds_f32(u_buf + (uint32_t)(ci0 + lane) * 4), neg_i);
-    const float xk = relu_signed(lds_f32(u_buf + (uint32_t)(k & (d_mem - 1)) * 4), (k & d_mem) != 0);
-    const float mine = __fmul_rn(xi, xk);
-    const int tq = lane & 3;
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int t = 2 * kk + h;  // feature f0 + 4t + tq, as features() takes them
-            const float phi = __shfl_sync(0xffffffffu, mine, 4 * t + tq);
-            const float zf = lds_f32(z_buf + 4 * (f0 + 4 * t + tq));
-            den0 = __fmaf_rn(phi, zf, den0);
-            const uint32_t hi = to_tf32(phi);
-            const float lo = phi - __uint_as_float(hi);  // exact
-            uint32_t lo_bits;
-            if constexpr (SP == Split::Tf32x3) {
-                lo_bits = to_tf32(lo);
-            } else {
-                lo_bits = sm90::pack_bf16x2(lo, __uint_as_float(hi));
-            }
-            F.hi[kk][2 * h] = row0 ? hi : 0u;
-            F.lo[kk][2 * h] = row0 ? lo_bits : 0u;
-            F.hi[kk][1 + 2 * h] = 0u;
-            F.lo[kk][1 + 2 * h] = 0u;
-        }
-    }
-}
-
 template <Split SP, int TBN = BN>
 __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P) {
     using namespace sm90;
@@ -332,8 +285,6 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     const uint32_t u_full = empty_bar + STAGES * 8;         // the tile's u rows landed
     const uint32_t u_empty = u_full + 8;                    // every consumer warp is done with them
 
-    // 32-column (decode) tiles: each stage is converted by one converter warp (below).
-    constexpr bool OWNED_STAGES = TBN == 32;
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
     const int tiles_n = (P.n + TBN - 1) / TBN;
     const int d_mem = P.d_mem;
@@ -346,7 +297,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
 #pragma unroll
         for (int s = 0; s < STAGES; ++s) {
             mbar_init(full_bar + 8 * s, 1);
-            mbar_init(conv_bar + 8 * s, OWNED_STAGES ? 1 : CONVERTERS / 32);
+            mbar_init(conv_bar + 8 * s, CONVERTERS / 32);
             mbar_init(empty_bar + 8 * s, 8);  // 8 consumer warps
         }
         mbar_init(u_full, 1);
@@ -398,32 +349,11 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             // {bf16(hi), bf16(lo)} (64 bf16 = 128 bytes per row: chunk c is k = 4c .. 4c+3 again).
             const int ctid = threadIdx.x - (256 + 32);
             const bool lane0 = (threadIdx.x & 31) == 0;
-            const int cw = ctid / 32;
             Tile t;
-            int s = 0, owner = 0;
+            int s = 0;
             uint32_t phase = 0;
             while (walk.advance(t)) {
                 for (int kb = 0; kb < k_blocks; ++kb) {
-                    if constexpr (OWNED_STAGES) {
-                        // A 32-column stage is one converter warp's, in turn: three stages in flight (the three warps
-                        // on one stage took ~700 cycles a stage and paced a decode step's k-blocks: the trace, §11).
-                        const bool mine = owner == cw;
-                        if (++owner == CONVERTERS / 32) owner = 0;
-                        if (mine) {
-                            mbar_wait(full_bar + 8 * s, phase);
-                            READ_TRACE(40 + kb, lane0);
-                            sm90::convert_stage<TBN, 32, SP == Split::Tf32Bf16>(b_raw(s), b_hi(s), b_lo(s), ctid & 31);
-                            fence_proxy_async_shared();
-                            __syncwarp();
-                            if (lane0) mbar_arrive(conv_bar + 8 * s);
-                            READ_TRACE(70 + kb, lane0);
-                        }
-                        if (++s == STAGES) {
-                            s = 0;
-                            phase ^= 1;
-                        }
-                        continue;
-                    }
                     mbar_wait(full_bar + 8 * s, phase);
                     READ_TRACE(40 + kb, threadIdx.x == 288);
                     const uint32_t raw = b_raw(s), hi = b_hi(s), lo = b_lo(s);
@@ -475,13 +405,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 for (int i = 0; i < TBN / 2; ++i) sum[i] = 0.0f;
                 float den[2] = {0.0f, 0.0f};
                 Frag fa, fb;
-                // A 32-column tile of one row (a decode step's): features_row0, the same bits for that row.
-                const bool one_row = TBN == 32 && rows == 1;
-                auto make = [&](Frag& f, int kb) {
-                    if (one_row) features_row0<SP>(f, den[0], u_buf, z_buf, kb, lr0 == 0, lane, d_mem);
-                    else features<SP>(f, den, u_buf, z_buf, kb, lr0, tq, d_mem);
-                };
-                make(fa, 0);
+                features<SP>(fa, den, u_buf, z_buf, 0, lr0, tq, d_mem);
                 READ_TRACE(4, threadIdx.x == 0);
 
                 // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
@@ -512,7 +436,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     }
                     wgmma_commit();
                     if (kb + 1 < k_blocks) {
-                        make(nxt, kb + 1);
+                        features<SP>(nxt, den, u_buf, z_buf, kb + 1, lr0, tq, d_mem);
                     } else {
                         // The last features are made: the u buffer may take the next tile's rows.
                         __syncwarp();
