@@ -47,6 +47,9 @@ Barriers: full/conv/empty per stage (sm90/mbarrier.cuh's protocol, unchanged), a
 (count 8 consumer warps) for the single u buffer. Every consumer warp waits every u_full phase and arrives once per
 tile on u_empty (a warpgroup without rows right after its wait), so a parity can never be confused: u_full cannot
 complete tile t+1's phase before every consumer warp arrived for tile t.
+  A 32-column tile whose only row is its first (a decode step's single row) makes that row's features one per lane
+    (features_row0: the same φ, split and denominator chain, ~80 instructions a k-block instead of ~305) and zero
+    fragments for the other rows (docs/log/armt_read_fused_sm90.md §11).
 Determinism: no split-K, no atomics, k-blocks in order, a row's features and denominator computed by the same lanes
 in the same order wherever the row sits in a tile: a cell's bytes never depend on the others of its launch, on the
 grid, or on its rows' position (decode rows = the same rows inside their segment).
@@ -253,6 +256,49 @@ __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_bu
     }
 }
 
+// features() for a tile whose only row is its first (a decode step's single row): the same φ, tf32 split and
+// denominator chain of tile row 0 (lanes 0-3 of warp 0 of warpgroup 0), made from one feature per lane and eight
+// shuffles instead of each lane's 16 features (~80 instructions a k-block instead of ~305). Every other row's
+// fragments are zero: a wgmma output row depends only on its own A row, and those rows are never stored.
+template <Split SP>
+__device__ __forceinline__ void features_row0(Frag& F, float& den0, uint32_t u_buf, uint32_t z_buf, int kb,
+                                              bool row0, int lane, int d_mem) {
+    const int w = 2 * d_mem;
+    const int f0 = kb * BK;
+    const int j = (f0 >> (d_mem == 32 ? 6 : 7)) + 1;
+    const int i0 = f0 & (w - 1);
+    const bool neg_i = i0 >= d_mem;
+    const int ci0 = i0 & (d_mem - 1);
+    // this lane's feature f0 + lane (lane = 4t + tq in features()): x_i at u column ci0 + lane, x_k at k below
+    const int k = i0 + w - j + lane;
+    const float xi = relu_signed(lds_f32(u_buf + (uint32_t)(ci0 + lane) * 4), neg_i);
+    const float xk = relu_signed(lds_f32(u_buf + (uint32_t)(k & (d_mem - 1)) * 4), (k & d_mem) != 0);
+    const float mine = __fmul_rn(xi, xk);
+    const int tq = lane & 3;
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 2 * kk + h;  // feature f0 + 4t + tq, as features() takes them
+            const float phi = __shfl_sync(0xffffffffu, mine, 4 * t + tq);
+            const float zf = lds_f32(z_buf + 4 * (f0 + 4 * t + tq));
+            den0 = __fmaf_rn(phi, zf, den0);
+            const uint32_t hi = to_tf32(phi);
+            const float lo = phi - __uint_as_float(hi);  // exact
+            uint32_t lo_bits;
+            if constexpr (SP == Split::Tf32x3) {
+                lo_bits = to_tf32(lo);
+            } else {
+                lo_bits = sm90::pack_bf16x2(lo, __uint_as_float(hi));
+            }
+            F.hi[kk][2 * h] = row0 ? hi : 0u;
+            F.lo[kk][2 * h] = row0 ? lo_bits : 0u;
+            F.hi[kk][1 + 2 * h] = 0u;
+            F.lo[kk][1 + 2 * h] = 0u;
+        }
+    }
+}
+
 template <Split SP, int TBN = BN>
 __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P) {
     using namespace sm90;
@@ -405,7 +451,14 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 for (int i = 0; i < TBN / 2; ++i) sum[i] = 0.0f;
                 float den[2] = {0.0f, 0.0f};
                 Frag fa, fb;
-                features<SP>(fa, den, u_buf, z_buf, 0, lr0, tq, d_mem);
+                // A 32-column tile of one row (a decode step's): features_row0, the same bits for that row. (Width-32
+                // launches have at most 64 rows a problem, so only warpgroup 0 ever has rows there.)
+                const bool one_row = TBN == 32 && rows == 1;
+                auto make = [&](Frag& f, int kb) {
+                    if (one_row) features_row0<SP>(f, den[0], u_buf, z_buf, kb, lr0 == 0, lane, d_mem);
+                    else features<SP>(f, den, u_buf, z_buf, kb, lr0, tq, d_mem);
+                };
+                make(fa, 0);
                 READ_TRACE(4, threadIdx.x == 0);
 
                 // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
@@ -436,7 +489,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     }
                     wgmma_commit();
                     if (kb + 1 < k_blocks) {
-                        features<SP>(nxt, den, u_buf, z_buf, kb + 1, lr0, tq, d_mem);
+                        make(nxt, kb + 1);
                     } else {
                         // The last features are made: the u buffer may take the next tile's rows.
                         __syncwarp();
