@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepared in session 9, not run: the next session's first call (~5 min on an H200).
+# Session 10 call 1 (prepared in session 9 as pending-next.sh; run as it is): ~5 min on an H200.
 #   Carry two bundles (`cargo xtask bundle --gpu` with NVCC set; it now fails without nvcc): tmp-device/A.tar.xz of main,
 #   tmp-device/B.tar.xz of branch `read-decode-wg1` (the fused read's decode helper: warpgroup 1 makes warpgroup 0's
 #   fragments and denominators in a 32-column tile of <= 64 rows; docs/log/armt_read_fused_sm90.md §10). The working
