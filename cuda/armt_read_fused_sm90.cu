@@ -197,10 +197,6 @@ __device__ __forceinline__ void keep(const Frag& f) {
     }
 }
 
-// The DPFP features of k-block kb for this thread's rows lr0 and lr0 + 8 (tile rows) and columns f ≡ tq (mod 4):
-// feature f = 32 kb + 8 kk + 4 h + tq (k8 step kk, half h) is register v = row + 2h of step kk (the tf32 m64nNk8
-// register-A layout). Feature f is block j = f / (2 d_mem) + 1, position i = f % (2 d_mem) of DPFP:
-// φ_f = x_i · x_{(i − j) mod 2d_mem} (one rounded f32 product, as reference::dpfp). Also adds φ_f·z_f to den[row].
 // Development only: with READ_FUSED_TRACE defined (cuda/dev/armt_read_fused_sm90.cu --trace), CTA 0 records the SM
 // clock at the events of its roles into g_read_fused_trace (slots in the harness); otherwise the stamps compile away.
 #ifdef READ_FUSED_TRACE
@@ -213,6 +209,10 @@ __device__ long long g_read_fused_trace[256];
 #define READ_TRACE(slot, cond) ((void)0)
 #endif
 
+// The DPFP features of k-block kb for this thread's rows lr0 and lr0 + 8 (tile rows) and columns f ≡ tq (mod 4):
+// feature f = 32 kb + 8 kk + 4 h + tq (k8 step kk, half h) is register v = row + 2h of step kk (the tf32 m64nNk8
+// register-A layout). Feature f is block j = f / (2 d_mem) + 1, position i = f % (2 d_mem) of DPFP:
+// φ_f = x_i · x_{(i − j) mod 2d_mem} (one rounded f32 product, as reference::dpfp). Also adds φ_f·z_f to den[row].
 template <Split SP>
 __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_buf, uint32_t z_buf, int kb, int lr0,
                                          int tq, int d_mem) {
