@@ -529,15 +529,9 @@ static std::function<void()> fused_decode(const Problem& p, int row) {
 
 // --trace: CTA 0's timeline of one decode launch (cycles from the end of its set-up; see READ_TRACE's slots in the
 // kernel), with A in L2 (the launch repeated) and after an L2 flush.
-static void trace_decode(int d) {
-    Problem p;
-    p.name = "decode";
-    p.d = d;
-    p.rows = {4};
-    make(p, 77);
-    reset_h(p);
-    const auto launch = fused_decode(p, 2);
-    const int kbs = p.dk() / 32;
+// One launch's CTA-0 timeline, A warm (the launch repeated) and after an L2 flush; a CTA with several tiles leaves its
+// last tile's stamps.
+static void trace_launch(const std::string& what, const std::function<void()>& launch, int kbs) {
     for (int cold = 0; cold < 2; ++cold) {
         for (int i = 0; i < 10; ++i) launch();
         if (cold) CUDA_CHECK(cudaMemset(g_flush, 7, FLUSH_BYTES));
@@ -554,13 +548,41 @@ static void trace_decode(int d) {
         CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
         CUDA_CHECK(cudaMemcpyFromSymbol(t, read_fused::g_read_fused_trace, sizeof t));
         auto at = [&](int slot) { return t[slot] ? (long long)(t[slot] - t[0]) : -1LL; };
-        printf("[trace] d %d, %s: event %.2f us; pdl %lld, u issued %lld, u landed %lld, features 0 %lld, epilogue %lld .. %lld\n",
-               d, cold ? "L2 flushed" : "warm", ms * 1000.0f, at(1), at(2), at(3), at(4), at(5), at(6));
+        printf("[trace] %s, %s: event %.2f us; pdl %lld, u issued %lld, u landed %lld, features 0 %lld, epilogue %lld .. %lld\n",
+               what.c_str(), cold ? "L2 flushed" : "warm", ms * 1000.0f, at(1), at(2), at(3), at(4), at(5), at(6));
         printf("  kb   A issued  A landed  converted  MMA issue  MMA done\n");
         for (int kb = 0; kb < kbs; ++kb)
             printf("  %2d %9lld %9lld %10lld %10lld %9lld\n", kb, at(10 + kb), at(40 + kb), at(70 + kb), at(100 + kb),
                    at(130 + kb));
+        CUDA_CHECK(cudaEventDestroy(e0));
+        CUDA_CHECK(cudaEventDestroy(e1));
     }
+}
+
+// The engine's decode read: one row, 32-column tiles.
+static void trace_decode(int d) {
+    Problem p;
+    p.name = "decode";
+    p.d = d;
+    p.rows = {4};
+    make(p, 77);
+    reset_h(p);
+    trace_launch("decode d " + std::to_string(d), fused_decode(p, 2), p.dk() / 32);
+    release(p);
+}
+
+// A prefill read: four 1152-row cells at d = 2048 (576 tiles of 128 x 128 on the persistent grid; CTA 0's last tile).
+static void trace_prefill() {
+    Problem p;
+    p.name = "prefill";
+    p.d = 2048;
+    p.rows.assign(4, 1152);
+    make(p, 78);
+    reset_h(p);
+    const int tiles = 4 * 9 * 16;
+    trace_launch("prefill 4 x 1152, d 2048 (CTA 0's last of " + std::to_string((tiles + g_sms - 1) / g_sms) +
+                     " tiles)",
+                 fused(p, Split::Tf32Bf16), p.dk() / 32);
     release(p);
 }
 #endif
@@ -593,6 +615,7 @@ int main(int argc, char** argv) {
 #ifdef READ_FUSED_TRACE
         trace_decode(576);
         trace_decode(2048);
+        trace_prefill();
         return 0;
 #else
         printf("--trace needs the harness built with -DREAD_FUSED_TRACE\n");
