@@ -209,6 +209,16 @@ __device__ long long g_read_fused_trace[256];
 #define READ_TRACE(slot, cond) ((void)0)
 #endif
 
+// A feature's tf32 hi part and its lo register: tf32(φ − hi) (3xTF32) or the bf16 pair {bf16(φ − hi), bf16(hi)}
+// (tf32 + bf16), as the A fragments and the one-row path both need them.
+template <Split SP>
+__device__ __forceinline__ void split_feature(float phi, uint32_t& hi, uint32_t& lo_bits) {
+    hi = to_tf32(phi);
+    const float lo = phi - __uint_as_float(hi);  // exact
+    if constexpr (SP == Split::Tf32x3) lo_bits = to_tf32(lo);
+    else lo_bits = sm90::pack_bf16x2(lo, __uint_as_float(hi));
+}
+
 // The DPFP features of k-block kb for this thread's rows lr0 and lr0 + 8 (tile rows) and columns f ≡ tq (mod 4):
 // feature f = 32 kb + 8 kk + 4 h + tq (k8 step kk, half h) is register v = row + 2h of step kk (the tf32 m64nNk8
 // register-A layout). Feature f is block j = f / (2 d_mem) + 1, position i = f % (2 d_mem) of DPFP:
@@ -243,14 +253,7 @@ __device__ __forceinline__ void features(Frag& F, float (&den)[2], uint32_t u_bu
                 const float xk = relu_signed(lds_f32(row[rr] + xk_col), neg_k);
                 const float phi = __fmul_rn(xi, xk);
                 den[rr] = __fmaf_rn(phi, zf, den[rr]);
-                const uint32_t hi = to_tf32(phi);
-                const float lo = phi - __uint_as_float(hi);  // exact
-                F.hi[kk][rr + 2 * h] = hi;
-                if constexpr (SP == Split::Tf32x3) {
-                    F.lo[kk][rr + 2 * h] = to_tf32(lo);
-                } else {
-                    F.lo[kk][rr + 2 * h] = sm90::pack_bf16x2(lo, __uint_as_float(hi));
-                }
+                split_feature<SP>(phi, F.hi[kk][rr + 2 * h], F.lo[kk][rr + 2 * h]);
             }
         }
     }
@@ -283,14 +286,8 @@ __device__ __forceinline__ void features_row0(Frag& F, float& den0, uint32_t u_b
             const float phi = __shfl_sync(0xffffffffu, mine, 4 * t + tq);
             const float zf = lds_f32(z_buf + 4 * (f0 + 4 * t + tq));
             den0 = __fmaf_rn(phi, zf, den0);
-            const uint32_t hi = to_tf32(phi);
-            const float lo = phi - __uint_as_float(hi);  // exact
-            uint32_t lo_bits;
-            if constexpr (SP == Split::Tf32x3) {
-                lo_bits = to_tf32(lo);
-            } else {
-                lo_bits = sm90::pack_bf16x2(lo, __uint_as_float(hi));
-            }
+            uint32_t hi, lo_bits;
+            split_feature<SP>(phi, hi, lo_bits);
             F.hi[kk][2 * h] = row0 ? hi : 0u;
             F.lo[kk][2 * h] = row0 ? lo_bits : 0u;
             F.hi[kk][1 + 2 * h] = 0u;
