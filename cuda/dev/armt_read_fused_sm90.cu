@@ -187,21 +187,21 @@ static void tensor_map(CUtensorMap* map, const float* base, long long rows, long
 }
 
 // The fused read over cells `which` (all when empty), optionally only row `one_row` of each, with `grid` CTAs
-// (0: min(SMs, tiles)).
+// (0: min(SMs, tiles)), at column tile width `tbn` (128, or the decode launches' 32).
 static std::function<void()> fused(const Problem& p, Split split, int grid = 0, std::vector<int> which = {},
-                                   int one_row = -1) {
+                                   int one_row = -1, int tbn = 128) {
     if (which.empty())
         for (int c = 0; c < p.cells; ++c) which.push_back(c);
-    static bool attr[2] = {false, false};
-    const void* fn = split == Split::Tf32x3 ? (const void*)armt_read_fused_sm90_f32
-                                            : (const void*)armt_read_fused_sm90_tf32bf16_f32;
-    if (!attr[(int)split]) {
-        CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, read_fused::smem_bytes()));
-        attr[(int)split] = true;
-    }
+    const bool narrow = tbn == 32;
+    const void* fn = split == Split::Tf32x3
+                         ? (narrow ? (const void*)armt_read_fused_sm90_n32_f32 : (const void*)armt_read_fused_sm90_f32)
+                         : (narrow ? (const void*)armt_read_fused_sm90_tf32bf16_n32_f32
+                                   : (const void*)armt_read_fused_sm90_tf32bf16_f32);
+    const int smem = read_fused::smem_bytes_for(tbn);
+    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     CUtensorMap um, am;
     tensor_map(&um, p.du, p.u_rows, p.d_mem, p.d_mem, p.d_mem + read_fused::U_PAD, read_fused::U_BOX_ROWS, false);
-    tensor_map(&am, p.da, (long long)p.cells * p.dk(), p.d, p.d, read_fused::A_BOX_COLS, read_fused::A_BOX_ROWS, false);
+    tensor_map(&am, p.da, (long long)p.cells * p.dk(), p.d, p.d, tbn, read_fused::A_BOX_ROWS, false);
     ReadFusedParams prm;
     memset(&prm, 0, sizeof prm);
     prm.count = (int)which.size();
@@ -221,7 +221,7 @@ static std::function<void()> fused(const Problem& p, Split split, int grid = 0, 
         q.h_ld = p.d;
         tiles += (q.m + 127) / 128;
     }
-    tiles *= (p.d + 127) / 128;
+    tiles *= (p.d + tbn - 1) / tbn;
     const char* why = read_fused_check(&prm, p.d_mem, p.d);
     if (why) {
         printf("  FAIL: launch contract: %s\n", why);
@@ -232,9 +232,9 @@ static std::function<void()> fused(const Problem& p, Split split, int grid = 0, 
     sm90::TmaMap u_map, a_map;
     memcpy(&u_map, &um, sizeof um);
     memcpy(&a_map, &am, sizeof am);
-    return [fn, u_map, a_map, prm, g]() {
+    return [fn, u_map, a_map, prm, g, smem]() {
         void* args[] = {(void*)&u_map, (void*)&a_map, (void*)&prm};
-        CUDA_CHECK(cudaLaunchKernel(fn, dim3(g), dim3(read_fused::THREADS), args, read_fused::smem_bytes(), 0));
+        CUDA_CHECK(cudaLaunchKernel(fn, dim3(g), dim3(read_fused::THREADS), args, smem, 0));
     };
 }
 
@@ -492,45 +492,8 @@ static void bench(Problem& p, double step_ms, double predicted_ms) {
 }
 
 #ifdef READ_FUSED_TRACE
-// The engine's decode launch: the tf32 + bf16 split at 32-column tiles (armt_read_fused_sm90_tf32bf16_n32_f32), row
-// `row` of cell 0 only, one CTA per column tile.
-static std::function<void()> fused_decode(const Problem& p, int row) {
-    const void* fn = (const void*)armt_read_fused_sm90_tf32bf16_n32_f32;
-    static bool attr = false;
-    if (!attr) {
-        CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, read_fused::smem_bytes_for(32)));
-        attr = true;
-    }
-    CUtensorMap um, am;
-    tensor_map(&um, p.du, p.u_rows, p.d_mem, p.d_mem, p.d_mem + read_fused::U_PAD, read_fused::U_BOX_ROWS, false);
-    tensor_map(&am, p.da, (long long)p.cells * p.dk(), p.d, p.d, 32, read_fused::A_BOX_ROWS, false);
-    ReadFusedParams prm;
-    memset(&prm, 0, sizeof prm);
-    prm.count = 1;
-    prm.n = p.d;
-    prm.d_mem = p.d_mem;
-    prm.nu = p.nu;
-    ReadFusedProblem& q = prm.problems[0];
-    q.h = (unsigned long long)(p.dh + (size_t)(p.h_row[0] + row) * p.d);
-    q.z = (unsigned long long)p.dz;
-    q.u_row = p.u_row[0] + row;
-    q.a_row = 0;
-    q.m = 1;
-    q.h_ld = p.d;
-    const int g = p.d / 32;
-    sm90::TmaMap u_map, a_map;
-    memcpy(&u_map, &um, sizeof um);
-    memcpy(&a_map, &am, sizeof am);
-    return [fn, u_map, a_map, prm, g]() {
-        void* args[] = {(void*)&u_map, (void*)&a_map, (void*)&prm};
-        CUDA_CHECK(cudaLaunchKernel(fn, dim3(g), dim3(read_fused::THREADS), args, read_fused::smem_bytes_for(32), 0));
-    };
-}
-
-// --trace: CTA 0's timeline of one decode launch (cycles from the end of its set-up; see READ_TRACE's slots in the
-// kernel), with A in L2 (the launch repeated) and after an L2 flush.
-// One launch's CTA-0 timeline, A warm (the launch repeated) and after an L2 flush; a CTA with several tiles leaves its
-// last tile's stamps.
+// --trace: one launch's CTA-0 timeline (cycles from the end of its set-up; READ_TRACE's slots in the kernel), A warm
+// (the launch repeated) and after an L2 flush; a CTA with several tiles leaves its last tile's stamps.
 static void trace_launch(const std::string& what, const std::function<void()>& launch, int kbs) {
     for (int cold = 0; cold < 2; ++cold) {
         for (int i = 0; i < 10; ++i) launch();
@@ -567,7 +530,7 @@ static void trace_decode(int d) {
     p.rows = {4};
     make(p, 77);
     reset_h(p);
-    trace_launch("decode d " + std::to_string(d), fused_decode(p, 2), p.dk() / 32);
+    trace_launch("decode d " + std::to_string(d), fused(p, Split::Tf32Bf16, 0, {}, 2, 32), p.dk() / 32);
     release(p);
 }
 
