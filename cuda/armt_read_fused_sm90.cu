@@ -153,21 +153,26 @@ __host__ __device__ constexpr int smem_bytes() {
 static_assert(smem_bytes() <= 232448, "fits the 227 KB of dynamic shared memory per block");
 
 // Column tile widths: BN (the plan above) or the narrow ones, 64 and 32 (stages of 3 x bn x 128 bytes: raw block, hi
-// and lo tiles; as many stages as fit, at most 8; the Rust launcher mirrors the sizes).
+// and lo tiles; as many stages as fit, at most 8; the Rust launcher mirrors the sizes). A pre-split read (PRE: the
+// state arrives already split, armt_state_split.cu) has no raw block: stages of 2 x bn x 128 bytes, as many as fit
+// at every width (4 at 128).
 __host__ __device__ constexpr bool bn_ok(int bn) { return bn == BN || bn == 64 || bn == 32; }
-__host__ __device__ constexpr int stage_bytes_for(int bn) { return 3 * BK * bn * 4; }
-__host__ __device__ constexpr int stages_for(int bn) {
+__host__ __device__ constexpr int stage_bytes_for(int bn, bool pre = false) { return (pre ? 2 : 3) * BK * bn * 4; }
+__host__ __device__ constexpr int stages_for(int bn, bool pre = false) {
     // stages of a narrow plan: as many as the room left beside the fixed buffers takes (24 bytes of barriers each)
-    const int fit = (232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn) + 24);
-    return bn == BN ? STAGES : (fit > 8 ? 8 : fit);
+    const int fit = (232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn, pre) + 24);
+    return bn == BN && !pre ? STAGES : (fit > 8 ? 8 : fit);
 }
-__host__ __device__ constexpr int smem_bytes_for(int bn) {
-    return stages_for(bn) * stage_bytes_for(bn) + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES +
-           (3 * stages_for(bn) + 2) * 8;
+__host__ __device__ constexpr int smem_bytes_for(int bn, bool pre = false) {
+    return stages_for(bn, pre) * stage_bytes_for(bn, pre) + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES +
+           (3 * stages_for(bn, pre) + 2) * 8;
 }
 static_assert(smem_bytes_for(BN) == smem_bytes() && stages_for(64) == 6 && stages_for(32) == 8 &&
                   smem_bytes_for(64) <= 232448 && smem_bytes_for(32) <= 232448,
               "the narrow plans (6 and 8 stages) fit");
+static_assert(stages_for(BN, true) == 4 && stages_for(64, true) == 8 && stages_for(32, true) == 8 &&
+                  smem_bytes_for(BN, true) <= 232448 && smem_bytes_for(64, true) <= 232448,
+              "the pre-split plans (4, 8 and 8 stages) fit");
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
 
 // The u tile in shared memory: [128 rows][d_mem + U_PAD] f32 as TMA writes an unswizzled box (the last U_PAD columns
@@ -296,23 +301,28 @@ __device__ __forceinline__ void features_row0(Frag& F, float& den0, uint32_t u_b
     }
 }
 
-template <Split SP, int TBN = BN>
+// PRE (pre-split state, Split::Tf32Bf16 only): the A map is armt_state_split.cu's [S·d, 2D] u32 (per k-block, 32 tf32
+// hi then 32 bf16 pairs of each column n), box {32, TBN}, SWIZZLE_128B, and A[state] starts at map row a_row = state·d:
+// the producer's two loads land a stage's hi and lo tiles exactly as the converters would write them (the 128B
+// swizzle of convert_stage is TMA's), so there are no converters, no raw block and no conv barrier wait.
+template <Split SP, int TBN = BN, bool PRE = false>
 __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P) {
     using namespace sm90;
     static_assert(bn_ok(TBN), "column tiles of 128, 64 or 32");
+    static_assert(!PRE || SP == Split::Tf32Bf16, "the pre-split state is the tf32 + bf16 split");
     // The column tile's plan (TBN = BN: the constants above).
-    constexpr int B_RAW_BYTES = BK * TBN * 4;   // A block [32 k][TBN n], dense
-    constexpr int B_CONV_BYTES = TBN * BK * 4;  // one converted tile [TBN n][32 k]
+    constexpr int B_RAW_BYTES = PRE ? 0 : BK * TBN * 4;  // A block [32 k][TBN n], dense
+    constexpr int B_CONV_BYTES = TBN * BK * 4;           // one converted tile [TBN n][32 k]
     constexpr int STAGE_BYTES = B_RAW_BYTES + 2 * B_CONV_BYTES;
-    constexpr int STAGES = stages_for(TBN);
-    static_assert(STAGE_BYTES == stage_bytes_for(TBN) && STAGE_BYTES % 1024 == 0, "1024-byte aligned stages");
+    constexpr int STAGES = stages_for(TBN, PRE);
+    static_assert(STAGE_BYTES == stage_bytes_for(TBN, PRE) && STAGE_BYTES % 1024 == 0, "1024-byte aligned stages");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
     if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
     {
         uint32_t dyn;
         asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
-        if (dyn < (uint32_t)smem_bytes_for(TBN)) __trap();
+        if (dyn < (uint32_t)smem_bytes_for(TBN, PRE)) __trap();
     }
     // Stage s: A raw block | hi tile | lo tile (each 16 KB, 1024-aligned). Then the u tile, the epilogue staging, the
     // barriers.
@@ -377,15 +387,21 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     const uint32_t full = full_bar + 8 * s;
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
                     READ_TRACE(10 + kb, true);
-                    mbar_arrive_expect_tx(full, B_RAW_BYTES);
-                    tma_load_2d(b_raw(s), &a_map, full, n0, pr.a_row + kb * BK);
+                    if constexpr (PRE) {
+                        mbar_arrive_expect_tx(full, 2 * B_CONV_BYTES);
+                        tma_load_2d(b_hi(s), &a_map, full, kb * 2 * BK, pr.a_row + n0);
+                        tma_load_2d(b_lo(s), &a_map, full, kb * 2 * BK + BK, pr.a_row + n0);
+                    } else {
+                        mbar_arrive_expect_tx(full, B_RAW_BYTES);
+                        tma_load_2d(b_raw(s), &a_map, full, n0, pr.a_row + kb * BK);
+                    }
                     if (++s == STAGES) {
                         s = 0;
                         phase ^= 1;
                     }
                 }
             }
-        } else if (threadIdx.x >= 256 + 32) {
+        } else if (!PRE && threadIdx.x >= 256 + 32) {
             // ---------------- converters: A [32 k][128 n] f32 -> hi, lo [128 n][32 k] ----------------
             // As gemm_tf32x3_sm90.cu: item i = (chunk c = i / 128, column n = i % 128), k = 4c .. 4c+3 of column n,
             // one 16-byte chunk of each converted tile. Tf32Bf16: the lo tile holds, per k, the bf16 pair
@@ -461,7 +477,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
                 auto step = [&](const Frag& cur, Frag& nxt, int kb) {
                     mbar_wait(full_bar + 8 * s, phase);
-                    mbar_wait(conv_bar + 8 * s, phase);
+                    if constexpr (!PRE) mbar_wait(conv_bar + 8 * s, phase);
                     READ_TRACE(100 + kb, threadIdx.x == 0);
                     const uint64_t dh = wgmma_desc_k128(b_hi(s));
                     const uint64_t dl = wgmma_desc_k128(b_lo(s));
@@ -539,7 +555,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                 if (lane0) mbar_arrive(u_empty);
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
-                    mbar_wait(conv_bar + 8 * s, phase);
+                    if constexpr (!PRE) mbar_wait(conv_bar + 8 * s, phase);
                     if (lane0) mbar_arrive(empty_bar + 8 * s);
                     if (++s == STAGES) {
                         s = 0;
@@ -596,4 +612,28 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
                                           const __grid_constant__ sm90::TmaMap a_map,
                                           const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32Bf16, 32>(u_map, a_map, params);
+}
+
+// The tf32 + bf16 read of a pre-split state (PRE above; armt_state_split_tf32bf16 makes the A operand once per state
+// change instead of every read converting it), at each column tile width: the same bytes as
+// armt_read_fused_sm90_tf32bf16_f32.
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_split_f32(const __grid_constant__ sm90::TmaMap u_map,
+                                   const __grid_constant__ sm90::TmaMap a_map,
+                                   const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32Bf16, read_fused::BN, true>(u_map, a_map, params);
+}
+
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_split_n64_f32(const __grid_constant__ sm90::TmaMap u_map,
+                                       const __grid_constant__ sm90::TmaMap a_map,
+                                       const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32Bf16, 64, true>(u_map, a_map, params);
+}
+
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_split_n32_f32(const __grid_constant__ sm90::TmaMap u_map,
+                                       const __grid_constant__ sm90::TmaMap a_map,
+                                       const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32Bf16, 32, true>(u_map, a_map, params);
 }

@@ -36,6 +36,19 @@ __device__ __forceinline__ void sts_v4(uint32_t addr, uint32_t a, uint32_t b, ui
     asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
 }
 
+// One value of the B operand: hi = tf32(x), and lo = tf32(x - hi) or the bf16 pair {bf16(hi), bf16(x - hi)}. Shared
+// by convert_stage and armt_state_split.cu (the read's pre-split state), which must agree bit for bit.
+template <bool BF16_LO>
+__device__ __forceinline__ void split_b(float x, uint32_t& hi, uint32_t& lo) {
+    hi = to_tf32(x);
+    const float xl = x - __uint_as_float(hi);
+    if constexpr (BF16_LO) {
+        lo = pack_bf16x2(__uint_as_float(hi), xl);
+    } else {
+        lo = to_tf32(xl);
+    }
+}
+
 // One stage (32 k) of raw f32 [32 k][W n] at `raw` into the hi and lo tiles, by NTHREADS converter threads (this
 // one is `ctid`).
 template <int W, int NTHREADS, bool BF16_LO>
@@ -46,14 +59,7 @@ __device__ __forceinline__ void convert_stage(uint32_t raw, uint32_t hi, uint32_
         uint32_t h[4], l[4];
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-            const float x = lds_f32(raw + (uint32_t)(((4 * c + j) * W + n) * 4));
-            h[j] = to_tf32(x);
-            const float xl = x - __uint_as_float(h[j]);
-            if constexpr (BF16_LO) {
-                l[j] = pack_bf16x2(__uint_as_float(h[j]), xl);
-            } else {
-                l[j] = to_tf32(xl);
-            }
+            split_b<BF16_LO>(lds_f32(raw + (uint32_t)(((4 * c + j) * W + n) * 4)), h[j], l[j]);
         }
         const uint32_t off = (uint32_t)(n * 128 + ((c ^ (n & 7)) << 4));
         sts_v4(hi + off, h[0], h[1], h[2], h[3]);

@@ -13,7 +13,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, Rows};
 use crate::params::{Span, MAX_GROUPS};
-use crate::tma::{self, F32, SWIZZLE_NONE};
+use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 const THREADS: u32 = 384;
@@ -40,12 +40,14 @@ const A_BOX: [u32; 2] = [128, 32];
 /// [`read_width`] may choose by rows.
 pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
 
-/// `read_fused::smem_bytes_for(width)`: `stages_for(width)` stages of `3 · 32 · width · 4` bytes (raw block, hi and lo
-/// tiles; 3 at 128, else as many as fit, at most 8), the u tile, z, the epilogue staging, `3·stages + 2` barriers.
-pub fn smem_for(width: usize) -> usize {
-    let stage = 3 * 32 * width * 4;
+/// `read_fused::smem_bytes_for(width, pre)`: `stages_for(width, pre)` stages of `3 · 32 · width · 4` bytes (raw
+/// block, hi and lo tiles; 3 at 128, else as many as fit, at most 8) or, reading a pre-split state, `2 · 32 · width ·
+/// 4` (hi and lo tiles; as many as fit at every width, at most 8), the u tile, z, the epilogue staging, `3·stages + 2`
+/// barriers.
+pub fn smem_for(width: usize, pre: bool) -> usize {
+    let stage = if pre { 2 } else { 3 } * 32 * width * 4;
     let fixed = U_BYTES + Z_BYTES + 2 * STAGING_BYTES;
-    let stages = if width == TILE {
+    let stages = if width == TILE && !pre {
         3
     } else {
         ((232448 - fixed - 16) / (stage + 24)).min(8)
@@ -53,8 +55,16 @@ pub fn smem_for(width: usize) -> usize {
     stages * stage + fixed + (3 * stages + 2) * 8
 }
 
-/// The entry point of `split` at column tile `width`.
-fn entry_at(split: ReadSplit, width: usize) -> Option<&'static str> {
+/// The entry point of `split` at column tile `width`, reading the f32 state or (`pre`) its split form.
+fn entry_at(split: ReadSplit, width: usize, pre: bool) -> Option<&'static str> {
+    if pre {
+        return match (split, width) {
+            (ReadSplit::Tf32Bf16, 128) => Some("armt_read_fused_sm90_split_f32"),
+            (ReadSplit::Tf32Bf16, 64) => Some("armt_read_fused_sm90_split_n64_f32"),
+            (ReadSplit::Tf32Bf16, 32) => Some("armt_read_fused_sm90_split_n32_f32"),
+            _ => None,
+        };
+    }
     match (split, width) {
         (_, 128) => Some(split.entry()),
         (ReadSplit::Tf32x3, 64) => Some("armt_read_fused_sm90_n64_f32"),
@@ -113,6 +123,15 @@ impl ReadSplit {
             ReadSplit::Tf32Bf16 => "armt_read_fused_sm90_tf32bf16_f32",
         }
     }
+}
+
+/// The state a read takes: the stacked f32 states `[S·D, d]` (the kernel splits each block of `A` for the tensor
+/// cores as it reads it) or their split form `[S·d, 2·D]` u32 ([`crate::armt_state_split`], made when the states
+/// changed; [`ReadSplit::Tf32Bf16`] only), which the kernel loads as it is: the same bytes either way.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadState<'a> {
+    F32(&'a CudaSlice<f32>),
+    Split(&'a CudaSlice<u32>),
 }
 
 /// The memory's sizes the read needs: hidden width `d`, `d_mem` and the DPFP order `nu` (`D = 2·nu·d_mem`).
@@ -180,7 +199,9 @@ unsafe impl DeviceRepr for Params {}
 #[derive(Debug, Clone, Copy)]
 struct Lens {
     u: Rows,
+    /// Elements of the state operand: f32 `[S·D, d]`, or u32 `[S·d, 2·D]` when `pre`.
     a: usize,
+    pre: bool,
     z: usize,
     h: Rows,
 }
@@ -205,7 +226,12 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
             format!("u_ld = {}, h_ld = {}: 16-byte rows need multiples of 4", u.ld, h.ld),
         ));
     }
-    let (u_rows, a_rows, states) = (u.len / u.ld.max(1), lens.a / d, lens.z / dk);
+    // the state operand's rows (f32: D a state; split: d a state) and the states it holds
+    let (a_rows, a_states, a_row_of) = match lens.pre {
+        false => (lens.a / d, lens.a / d / dk, dk),
+        true => (lens.a / (2 * dk), lens.a / (2 * dk) / d, d),
+    };
+    let (u_rows, states) = (u.len / u.ld.max(1), lens.z / dk);
     if u_rows > i32::MAX as usize || a_rows > i32::MAX as usize {
         return Err(invalid(entry, "u or A rows beyond 32 bits".into()));
     }
@@ -220,12 +246,12 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
         check_rows(entry, "u", u, s.in_row, s.rows, 0, shape.d_mem)?;
         check_rows(entry, "h", h, s.out_row, s.rows, 0, d)?;
         check_index(entry, "state (z)", s.state, states)?;
-        check_index(entry, "state (A)", s.state, a_rows / dk)?;
+        check_index(entry, "state (A)", s.state, a_states)?;
         p.problems[i] = Problem {
             h: (s.out_row * h.ld) as u64,
             z: (s.state * dk) as u64,
             u_row: s.in_row as i32,
-            a_row: (s.state * dk) as i32,
+            a_row: (s.state * a_row_of) as i32,
             m: s.rows as i32,
             h_ld: h.ld as i32,
         };
@@ -253,7 +279,7 @@ pub fn armt_read_fused_sm90(
     gpu: &Gpu,
     stream: &CudaStream,
     (u, u_ld): (&CudaSlice<f32>, usize),
-    a: &CudaSlice<f32>,
+    a: ReadState<'_>,
     z: &CudaSlice<f32>,
     (h, h_ld): (&mut CudaSlice<f32>, usize),
     spans: &[Span],
@@ -271,7 +297,7 @@ pub fn armt_read_fused_sm90_at(
     gpu: &Gpu,
     stream: &CudaStream,
     (u, u_ld): (&CudaSlice<f32>, usize),
-    a: &CudaSlice<f32>,
+    a: ReadState<'_>,
     z: &CudaSlice<f32>,
     (h, h_ld): (&mut CudaSlice<f32>, usize),
     spans: &[Span],
@@ -279,11 +305,20 @@ pub fn armt_read_fused_sm90_at(
     split: ReadSplit,
     width: usize,
 ) -> Result<(), KernelError> {
-    let entry = entry_at(split, width)
-        .ok_or_else(|| invalid(split.entry(), format!("no entry point of column tile width {width}")))?;
+    let (pre, a_len, a_addr) = match a {
+        ReadState::F32(a) => (false, a.len(), addr(a, stream)),
+        ReadState::Split(a) => (true, a.len(), addr(a, stream)),
+    };
+    let entry = entry_at(split, width, pre).ok_or_else(|| {
+        invalid(
+            split.entry(),
+            format!("no entry point of column tile width {width} for this split and state (pre-split: {pre})"),
+        )
+    })?;
     let lens = Lens {
         u: Rows { len: u.len(), ld: u_ld },
-        a: a.len(),
+        a: a_len,
+        pre,
         z: z.len(),
         h: Rows { len: h.len(), ld: h_ld },
     };
@@ -306,15 +341,30 @@ pub fn armt_read_fused_sm90_at(
         &[(shape.d_mem + U_PAD) as u32, U_BOX_ROWS],
         SWIZZLE_NONE,
     )?;
-    let a_map = tma::map(
-        entry,
-        F32,
-        addr(a, stream),
-        &[shape.d as u64, a_rows as u64],
-        &[(shape.d * 4) as u64],
-        &[width as u32, A_BOX[1]],
-        SWIZZLE_NONE,
-    )?;
+    let a_map = if pre {
+        // [S·d, 2D] u32 (copied as f32: TMA moves the bits), a box of one k-block's 32 values of `width` columns,
+        // 128B-swizzled as the converters would have written the tile
+        let dk2 = 2 * shape.d_key();
+        tma::map(
+            entry,
+            F32,
+            a_addr,
+            &[dk2 as u64, a_rows as u64],
+            &[(dk2 * 4) as u64],
+            &[32, width as u32],
+            SWIZZLE_128B,
+        )?
+    } else {
+        tma::map(
+            entry,
+            F32,
+            a_addr,
+            &[shape.d as u64, a_rows as u64],
+            &[(shape.d * 4) as u64],
+            &[width as u32, A_BOX[1]],
+            SWIZZLE_NONE,
+        )?
+    };
     let (h_base, z_base) = (addr_mut(h, stream), addr(z, stream));
     // The kernel copies z[state] into shared memory with one bulk copy (16-byte aligned source): the offsets are
     // multiples of D = 2·nu·d_mem floats (d_mem 32 or 64), so the base decides.
@@ -329,7 +379,7 @@ pub fn armt_read_fused_sm90_at(
         p.z = z_base + p.z * 4;
     }
     let f = gpu.function(&Kernel::new(cubins::ARMT_READ_FUSED_SM90, entry))?;
-    let smem = smem_for(width);
+    let smem = smem_for(width, pre);
     f.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
         smem as i32,
@@ -347,7 +397,8 @@ pub fn armt_read_fused_sm90_at(
     // and h rows, its state against A and z, the 16-byte row strides (h addresses: base + out_row·h_ld·4) and that no
     // two spans write the same rows; `h` is borrowed mutably, so it aliases no input. The dynamic shared memory is
     // the kernel's plan for this column width (smem_for mirrors smem_bytes_for), its limit raised on the function;
-    // the A map's box is the entry point's {width, 32}.
+    // the A map's box is the entry point's: {width, 32} of the f32 state, or {32, width} 128B-swizzled of the split
+    // form (whose rows a span's state·d .. + d validate() checked like the f32 state's).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -384,6 +435,7 @@ mod tests {
                 ld: 64,
             },
             a: states * 384 * 2048,
+            pre: false,
             z: states * 384,
             h: Rows {
                 len: h_rows * 2048,
@@ -414,18 +466,29 @@ mod tests {
         assert!(CU.contains("constexpr int Z_BYTES = 512 * 4;"));
         assert!(CU.contains("constexpr int U_BYTES = (MAX_D_MEM + U_PAD) * U_BOX_ROWS * 4;"));
         assert_eq!(SMEM, 219224);
-        assert_eq!(smem_for(TILE), SMEM);
-        assert_eq!((smem_for(64), smem_for(32)), (219296, 170192));
+        assert_eq!(smem_for(TILE, false), SMEM);
+        assert_eq!((smem_for(64, false), smem_for(32, false)), (219296, 170192));
+        // pre-split: 4 stages of 32 KB at 128, 8 at 64 and 32
+        assert_eq!(
+            (smem_for(128, true), smem_for(64, true), smem_for(32, true)),
+            (202864, 202960, 137424)
+        );
+        assert!(CU.contains("stages_for(BN, true) == 4 && stages_for(64, true) == 8 && stages_for(32, true) == 8"));
+        assert!(CU.contains("return (pre ? 2 : 3) * BK * bn * 4;"));
         assert!(CU.contains("stages_for(64) == 6 && stages_for(32) == 8"));
-        assert!(CU.contains("return 3 * BK * bn * 4;"));
         for (split, w) in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16]
             .into_iter()
             .flat_map(|s| READ_WIDTHS.map(|w| (s, w)))
         {
-            let e = entry_at(split, w).unwrap();
+            let e = entry_at(split, w, false).unwrap();
             assert!(CU.contains(&format!("    {e}(")), "{e}");
+            // the pre-split state has entries of the tf32 + bf16 split only
+            match entry_at(split, w, true) {
+                Some(e) => assert!(split == ReadSplit::Tf32Bf16 && CU.contains(&format!("    {e}(")), "{e}"),
+                None => assert_eq!(split, ReadSplit::Tf32x3),
+            }
         }
-        assert!(entry_at(ReadSplit::Tf32Bf16, 96).is_none());
+        assert!(entry_at(ReadSplit::Tf32Bf16, 96, false).is_none());
         for split in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16] {
             assert!(CU.contains(&format!("    {}(", split.entry())), "{}", split.entry());
         }
@@ -459,6 +522,22 @@ mod tests {
             (14 * 1152 * 2048, 7 * 384, 1152, 7 * 384, 1152, 2048)
         );
         assert_eq!((c.params.n, c.params.d_mem, c.params.nu), (2048, 64, 3));
+    }
+
+    #[test]
+    fn validates_a_pre_split_state() {
+        // the split form holds 2·D·d u32 a state; a state's map rows start at state·d
+        let pre = |states: usize| Lens {
+            a: states * 2 * 384 * 2048,
+            pre: true,
+            ..lens(128, 2, 128)
+        };
+        let c = validate("t", pre(2), &[span(0, 0, 100, 1)], B1).unwrap();
+        assert_eq!((c.a_rows, c.params.problems[0].a_row), (2 * 2048, 2048));
+        assert!(
+            rejected(validate("t", pre(1), &[span(0, 0, 100, 1)], B1).map(|c| c.tiles)),
+            "state 1 of 1"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 pub mod argmax_rows;
 pub mod armt_read;
 pub mod armt_read_fused_sm90;
+pub mod armt_state_split;
 pub mod armt_write;
 pub mod attention;
 pub mod attention_sm90;

@@ -26,6 +26,16 @@ fn armt_read_fused_sm90_matches_reference() {
     assert_suite_passes(check::armt_read_fused_sm90::checks);
 }
 
+/// The engine's read: the state split once (`armt_state_split`, bitwise against its reference), then read by the
+/// pre-split entries (against the reference, grouping and row position bitwise; its bytes equal to the f32 state's
+/// at every width are in the column-tile test below).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn armt_read_fused_sm90_of_a_pre_split_state_matches_reference() {
+    assert_suite_passes(check::armt_state_split::checks);
+    assert_suite_passes(check::armt_read_fused_sm90::checks_pre_split);
+}
+
 /// The fused read's narrow column tiles (decode steps): every column tile width gives the same bytes, and a decoded
 /// row (narrow tiles) has the bits of the same row inside its 1152-row cell (also in the suite above).
 #[test]

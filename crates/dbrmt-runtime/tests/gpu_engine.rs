@@ -74,7 +74,7 @@ fn cuda_without_a_driver_is_a_clear_error() {
 fn out_of_gpu_memory_is_a_clear_error() {
     let gpu = dbrmt_kernels::Gpu::new(0).expect("gpu");
     // 2^20 states of a 1B-shaped layer: 3.3 TB of f32, far beyond any GPU
-    let err = dbrmt_model::gpu::DeviceState::zeros(gpu.stream(), 1 << 20, 384, 2048).unwrap_err();
+    let err = dbrmt_model::gpu::DeviceState::zeros(gpu.stream(), 1 << 20, 384, 2048, true).unwrap_err();
     assert!(matches!(err, dbrmt_kernels::KernelError::OutOfMemory), "{err}");
     assert!(err.to_string().contains("out of GPU memory"), "{err}");
 }

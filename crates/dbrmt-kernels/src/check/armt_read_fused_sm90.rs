@@ -7,7 +7,9 @@
 //! the launch, and a single row launched alone (as a decoded row is; with the decode tiles on, at the narrow column
 //! width the launcher picks for one row) against the same row inside its whole span (128-wide tiles); and the same
 //! launch at every column tile width ([`READ_WIDTHS`]) byte for byte ([`check_read_fused_widths`]: the launcher may
-//! choose the width by rows only because of it).
+//! choose the width by rows only because of it). The tf32 + bf16 read of a pre-split state (the state through
+//! [`armt_state_split`] first, then the `_split` entries: [`Variant::pre`]) is checked the same way, and its bytes
+//! against the f32 state's at every width.
 //!
 //! Inputs: u ~ N(0, 1) (as `h·W_qᵀ` of normed rows), `A` ~ N(0, 30²) and `z` positive and large
 //! ([`positive_z`]), so that the read term `num / den` is O(1) like `h` (a read far below `h` would test nothing: the
@@ -20,13 +22,41 @@ use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, put, upload_f32, Check, Layout,
     SplitMix64, F32_OUT_TOL,
 };
-use crate::armt_read_fused_sm90::{armt_read_fused_sm90, armt_read_fused_sm90_at, ReadShape, ReadSplit, READ_WIDTHS};
+use crate::armt_read_fused_sm90::{
+    armt_read_fused_sm90, armt_read_fused_sm90_at, ReadShape, ReadSplit, ReadState, READ_WIDTHS,
+};
+use crate::armt_state_split::{armt_state_split, split_len};
 use crate::params::Span;
 use crate::reference::armt_read::read_from_u;
 use crate::{Gpu, KernelError};
 
 /// Standard deviation of the state `A`: makes `num / den` O(1) for u ~ N(0, 1) and z ≈ 5 (see the module doc).
 const A_STD: f64 = 30.0;
+
+/// What a check launches: the split, and whether the state is split first ([`armt_state_split`]) and read by the
+/// pre-split entries (tf32 + bf16 only) or read as f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub split: ReadSplit,
+    pub pre: bool,
+}
+
+impl Variant {
+    const fn f32(split: ReadSplit) -> Self {
+        Self { split, pre: false }
+    }
+
+    /// The name a check reports.
+    fn entry(self) -> &'static str {
+        match self.pre {
+            true => "armt_read_fused_sm90_split_f32",
+            false => self.split.entry(),
+        }
+    }
+}
+
+/// Bits a split state buffer starts with: a NaN, so a tile the split kernel did not write cannot pass.
+const SPLIT_POISON: u32 = 0x7fc0_dead;
 
 /// One reading cell: u `[rows, d_mem]`, its state `A` `[D, d]` and `z` `[D]`, its hidden rows `[rows, d]`.
 struct Cell {
@@ -61,7 +91,7 @@ fn run(
     (cells, layout, spans): (&[&Cell], &Layout, &[Span]),
     shape: ReadShape,
     (h_ld, at): (usize, Option<usize>),
-    split: ReadSplit,
+    v: Variant,
 ) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
     let stream = gpu.stream();
     let (d, dm, dk) = (shape.d, shape.d_mem, shape.d_key());
@@ -82,15 +112,30 @@ fn run(
     );
     let mut h_d = upload_f32(stream, &h)?;
     let (u_in, h_out) = ((&u_d, dm), (&mut h_d, h_ld));
+    let pre_split = match v.pre {
+        true => {
+            let mut out = stream.clone_htod(&vec![SPLIT_POISON; split_len(layout.slots, dk, d)])?;
+            let states: Vec<usize> = layout.spans.iter().map(|s| s.state).collect();
+            armt_state_split(gpu, stream, &a_d, &mut out, &states, dk, d)?;
+            Some(out)
+        }
+        false => None,
+    };
+    let state = match &pre_split {
+        Some(s) => ReadState::Split(s),
+        None => ReadState::F32(&a_d),
+    };
+    let split = v.split;
     match at {
-        Some(w) => armt_read_fused_sm90_at(gpu, stream, u_in, &a_d, &z_d, h_out, spans, shape, split, w)?,
-        None => armt_read_fused_sm90(gpu, stream, u_in, &a_d, &z_d, h_out, spans, shape, split)?,
+        Some(w) => armt_read_fused_sm90_at(gpu, stream, u_in, state, &z_d, h_out, spans, shape, split, w)?,
+        None => armt_read_fused_sm90(gpu, stream, u_in, state, &z_d, h_out, spans, shape, split)?,
     }
     Ok((h, download_f32(stream, &h_d)?))
 }
 
-fn describe(shape: ReadShape, split: ReadSplit) -> String {
-    format!("d={} d_mem={} nu={} {:?}", shape.d, shape.d_mem, shape.nu, split)
+fn describe(shape: ReadShape, v: Variant) -> String {
+    let pre = if v.pre { " pre-split" } else { "" };
+    format!("d={} d_mem={} nu={} {:?}{pre}", shape.d, shape.d_mem, shape.nu, v.split)
 }
 
 /// One launch of cells of `rows` rows (h stride `d + h_pad`) against the reference, f32 tolerance, no stray writes.
@@ -100,21 +145,14 @@ pub fn check_read_fused(
     shape: ReadShape,
     rows: &[usize],
     h_pad: usize,
-    split: ReadSplit,
+    v: Variant,
 ) -> Result<Check, KernelError> {
     let mut rng = SplitMix64::new(seed);
     let cells: Vec<Cell> = rows.iter().map(|&r| cell(&mut rng, r, shape)).collect();
     let refs: Vec<&Cell> = cells.iter().collect();
     let layout = Layout::cells(rows, 1);
     let (d, h_ld) = (shape.d, shape.d + h_pad);
-    let (before, after) = run(
-        gpu,
-        &mut rng,
-        (&refs, &layout, &layout.spans),
-        shape,
-        (h_ld, None),
-        split,
-    )?;
+    let (before, after) = run(gpu, &mut rng, (&refs, &layout, &layout.spans), shape, (h_ld, None), v)?;
     let (mut got, mut want, mut old) = (Vec::new(), Vec::new(), Vec::new());
     for (c, s) in cells.iter().zip(&layout.spans) {
         want.extend(expected(c, shape));
@@ -123,10 +161,10 @@ pub fn check_read_fused(
     }
     let strays = changed_outside(&after, &layout.out_blocks(h_ld, d, 0), |e| before[e].to_bits());
     let signal = compare("", String::new(), &old, &want, 0.0).rel_err;
-    let name = split.entry();
+    let name = v.entry();
     let what = format!(
         "{} rows={rows:?} h_ld={h_ld} |read|/|h|={signal:.2}",
-        describe(shape, split)
+        describe(shape, v)
     );
     let mut check = fail_if(compare(name, what, &got, &want, F32_OUT_TOL), strays, "stray writes");
     if signal < 0.1 {
@@ -144,25 +182,25 @@ pub fn check_read_fused_grouping(
     shape: ReadShape,
     rows: &[usize],
     alone: usize,
-    split: ReadSplit,
+    v: Variant,
 ) -> Result<Check, KernelError> {
     let mut rng = SplitMix64::new(seed);
     let cells: Vec<Cell> = rows.iter().map(|&r| cell(&mut rng, r, shape)).collect();
     let refs: Vec<&Cell> = cells.iter().collect();
     let d = shape.d;
     let group = Layout::cells(rows, 1);
-    let (_, h) = run(gpu, &mut rng, (&refs, &group, &group.spans), shape, (d, None), split)?;
+    let (_, h) = run(gpu, &mut rng, (&refs, &group, &group.spans), shape, (d, None), v)?;
     let grouped = gather(&h, d, group.spans[alone].out_row, rows[alone], 0, d);
     let single = Layout::cells(&rows[alone..=alone], 3);
     let one = &refs[alone..=alone];
-    let (_, h) = run(gpu, &mut rng, (one, &single, &single.spans), shape, (d, None), split)?;
+    let (_, h) = run(gpu, &mut rng, (one, &single, &single.spans), shape, (d, None), v)?;
     let by_itself = gather(&h, d, single.spans[0].out_row, rows[alone], 0, d);
     let what = format!(
         "{} alone vs {} cells: cell {alone} of rows={rows:?}",
-        describe(shape, split),
+        describe(shape, v),
         rows.len()
     );
-    Ok(bitwise(split.entry(), what, &by_itself, &grouped))
+    Ok(bitwise(v.entry(), what, &by_itself, &grouped))
 }
 
 /// Row `k` of a cell of `rows` rows, launched as a span of one row (first in its tile, as a decoded row runs): the
@@ -173,7 +211,7 @@ pub fn check_read_fused_row_position(
     shape: ReadShape,
     rows: usize,
     k: usize,
-    split: ReadSplit,
+    v: Variant,
 ) -> Result<Check, KernelError> {
     let mut rng = SplitMix64::new(seed);
     let c = cell(&mut rng, rows, shape);
@@ -186,7 +224,7 @@ pub fn check_read_fused_row_position(
         (&[&c], &layout, &layout.spans),
         shape,
         (d, None),
-        split,
+        v,
     )?;
     let row = Span {
         in_row: s.in_row + k,
@@ -194,37 +232,45 @@ pub fn check_read_fused_row_position(
         rows: 1,
         ..s
     };
-    let (_, single) = run(gpu, &mut rng, (&[&c], &layout, &[row]), shape, (d, None), split)?;
-    let what = format!("{} row {k} of {rows} alone vs in its span", describe(shape, split));
+    let (_, single) = run(gpu, &mut rng, (&[&c], &layout, &[row]), shape, (d, None), v)?;
+    let what = format!("{} row {k} of {rows} alone vs in its span", describe(shape, v));
     Ok(bitwise(
-        split.entry(),
+        v.entry(),
         what,
         &gather(&single, d, s.out_row + k, 1, 0, d),
         &gather(&whole, d, s.out_row + k, 1, 0, d),
     ))
 }
 
-/// One launch of cells of `rows` rows (`split`, h stride `d + 4`) at every column tile width of [`READ_WIDTHS`], the
-/// same inputs each time: the narrowest against the reference (f32 tolerance), every width's whole h buffer bitwise
-/// against the narrowest's (the cells' rows and the rows around them), no stray writes.
+/// One launch of cells of `rows` rows (h stride `d + 4`) at every column tile width of [`READ_WIDTHS`], the same
+/// inputs each time, reading the f32 state and, for the tf32 + bf16 split, also the pre-split state (`v.pre` is not
+/// used: both forms run): the first launch against the reference (f32 tolerance), every launch's whole h buffer
+/// bitwise against the first's (the cells' rows and the rows around them), no stray writes.
 pub fn check_read_fused_widths(
     gpu: &Gpu,
     seed: u64,
     shape: ReadShape,
     rows: &[usize],
-    split: ReadSplit,
+    v: Variant,
 ) -> Result<Check, KernelError> {
     let mut rng = SplitMix64::new(seed);
     let cells: Vec<Cell> = rows.iter().map(|&r| cell(&mut rng, r, shape)).collect();
     let refs: Vec<&Cell> = cells.iter().collect();
     let layout = Layout::cells(rows, 1);
     let (d, h_ld) = (shape.d, shape.d + 4);
+    let forms: &[bool] = match v.split {
+        ReadSplit::Tf32Bf16 => &[false, true],
+        ReadSplit::Tf32x3 => &[false],
+    };
     let mut outs = Vec::new();
-    for w in READ_WIDTHS {
-        let lay = (&refs[..], &layout, &layout.spans[..]);
-        outs.push(run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), split)?);
+    for &pre in forms {
+        for w in READ_WIDTHS {
+            let lay = (&refs[..], &layout, &layout.spans[..]);
+            let form = Variant { split: v.split, pre };
+            outs.push(((w, pre), run(gpu, &mut rng.clone(), lay, shape, (h_ld, Some(w)), form)?));
+        }
     }
-    let (before, first) = &outs[0];
+    let (before, first) = &outs[0].1;
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for (c, s) in cells.iter().zip(&layout.spans) {
         want.extend(expected(c, shape));
@@ -233,35 +279,38 @@ pub fn check_read_fused_widths(
     let blocks = layout.out_blocks(h_ld, d, 0);
     let mut strays = 0;
     let (mut differing, mut which) = (0, Vec::new());
-    for (w, (_, after)) in READ_WIDTHS.iter().zip(&outs) {
+    for (at, (_, after)) in &outs {
         strays += changed_outside(after, &blocks, |e| before[e].to_bits());
         let n = super::harness::differing_bits(after, first);
         if n > 0 {
             differing += n;
-            which.push(*w);
+            which.push(*at);
         }
     }
     let what = format!(
-        "{} rows={rows:?} column tiles {READ_WIDTHS:?} (ref: {}; bitwise: all)",
-        describe(shape, split),
+        "{} rows={rows:?} column tiles {READ_WIDTHS:?}, pre-split {forms:?} (ref: {}; bitwise: all)",
+        describe(shape, Variant::f32(v.split)),
         READ_WIDTHS[0]
     );
     let check = fail_if(
-        compare(split.entry(), what, &got, &want, F32_OUT_TOL),
+        compare(v.entry(), what, &got, &want, F32_OUT_TOL),
         strays,
         "stray writes",
     );
     Ok(fail_if(
         check,
         differing,
-        &format!("elements differ in bits from width {} at {which:?}", READ_WIDTHS[0]),
+        &format!(
+            "elements differ in bits from width {} at (width, pre-split) {which:?}",
+            READ_WIDTHS[0]
+        ),
     ))
 }
 
-/// The checks of one split: the Llama-3.2-1B shape (cells of 1152, 300, 129 and 1 rows), LLaMA-160M's (d = 768),
+/// The checks of one variant: the Llama-3.2-1B shape (cells of 1152, 300, 129 and 1 rows), LLaMA-160M's (d = 768),
 /// d_mem 32 with a width that is no multiple of the 128-column tile (d = 200) and a padded h stride; grouping and row
 /// position bitwise.
-fn checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, KernelError>> {
+fn checks_of(gpu: &Gpu, seed: u64, v: Variant) -> Vec<Result<Check, KernelError>> {
     let s = |i: u64| seed.wrapping_add(i);
     let b1 = ReadShape {
         d: 2048,
@@ -275,18 +324,18 @@ fn checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, Kernel
         nu: 3,
     };
     vec![
-        check_read_fused(gpu, s(0), b1, &[1152, 1, 300, 129], 0, split),
-        check_read_fused(gpu, s(1), m160, &[640, 77, 5], 4, split),
-        check_read_fused(gpu, s(2), small, &[1, 200, 64, 130], 8, split),
-        check_read_fused_grouping(gpu, s(3), m160, &[129, 64, 300, 7], 2, split),
-        check_read_fused_row_position(gpu, s(4), b1, 300, 201, split),
+        check_read_fused(gpu, s(0), b1, &[1152, 1, 300, 129], 0, v),
+        check_read_fused(gpu, s(1), m160, &[640, 77, 5], 4, v),
+        check_read_fused(gpu, s(2), small, &[1, 200, 64, 130], 8, v),
+        check_read_fused_grouping(gpu, s(3), m160, &[129, 64, 300, 7], 2, v),
+        check_read_fused_row_position(gpu, s(4), b1, 300, 201, v),
     ]
 }
 
-/// The column-width checks of `split`: the 1B shape with cells of 1, 7, 64 and 129 rows, and d = 200 (not a multiple
-/// of 32) with d_mem 32; and the last row of a 1152-row cell alone (the launcher's narrow width) against it inside the
-/// cell.
-fn width_checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, KernelError>> {
+/// The column-width checks of a variant: the 1B shape with cells of 1, 7, 64 and 129 rows, and d = 200 (not a
+/// multiple of 32) with d_mem 32 (every width, both state forms of the tf32 + bf16 split); and the last row of a
+/// 1152-row cell alone (the launcher's narrow width) against it inside the cell.
+fn width_checks_of(gpu: &Gpu, seed: u64, v: Variant) -> Vec<Result<Check, KernelError>> {
     let b1 = ReadShape {
         d: 2048,
         d_mem: 64,
@@ -298,35 +347,76 @@ fn width_checks_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, 
         nu: 3,
     };
     vec![
-        check_read_fused_widths(gpu, seed, b1, &[1, 7, 64, 129], split),
-        check_read_fused_widths(gpu, seed.wrapping_add(1), small, &[1, 64, 130], split),
-        check_read_fused_row_position(gpu, seed.wrapping_add(2), b1, 1152, 1151, split),
+        check_read_fused_widths(gpu, seed, b1, &[1, 7, 64, 129], v),
+        check_read_fused_widths(gpu, seed.wrapping_add(1), small, &[1, 64, 130], v),
+        check_read_fused_row_position(gpu, seed.wrapping_add(2), b1, 1152, 1151, v),
     ]
 }
 
-/// The column-width checks of both splits (decode steps take the narrow widths).
+const TF32BF16: Variant = Variant::f32(ReadSplit::Tf32Bf16);
+const PRE_SPLIT: Variant = Variant {
+    split: ReadSplit::Tf32Bf16,
+    pre: true,
+};
+
+/// The column-width checks of both splits and of the pre-split state (decode steps take the narrow widths).
 pub fn width_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let mut out = width_checks_of(gpu, seed, ReadSplit::Tf32Bf16);
-    out.extend(width_checks_of(gpu, seed.wrapping_add(10), ReadSplit::Tf32x3));
+    let mut out = width_checks_of(gpu, seed, TF32BF16);
+    out.extend(width_checks_of(
+        gpu,
+        seed.wrapping_add(10),
+        Variant::f32(ReadSplit::Tf32x3),
+    ));
+    out.push(check_read_fused_row_position(
+        gpu,
+        seed.wrapping_add(20),
+        ReadShape {
+            d: 2048,
+            d_mem: 64,
+            nu: 3,
+        },
+        1152,
+        1151,
+        PRE_SPLIT,
+    ));
     out
 }
 
-/// Every shape and width of `split`.
-fn suite_of(gpu: &Gpu, seed: u64, split: ReadSplit) -> Vec<Result<Check, KernelError>> {
-    let mut out = checks_of(gpu, seed, split);
-    out.extend(width_checks_of(gpu, seed.wrapping_add(100), split));
+/// Every shape and width of a variant.
+fn suite_of(gpu: &Gpu, seed: u64, v: Variant) -> Vec<Result<Check, KernelError>> {
+    let mut out = checks_of(gpu, seed, v);
+    out.extend(width_checks_of(gpu, seed.wrapping_add(100), v));
     out
 }
 
-/// The engine's fused read (tf32 + bf16), every shape and width: the GPU tests and `dbrmt selftest`.
+/// The fused read (tf32 + bf16) of the f32 state, every shape and width: the GPU tests and `dbrmt selftest`.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    suite_of(gpu, seed, ReadSplit::Tf32Bf16)
+    suite_of(gpu, seed, TF32BF16)
+}
+
+/// The engine's read: tf32 + bf16 of the pre-split state ([`armt_state_split`] then the `_split` entries), every
+/// shape and width: the GPU tests and `dbrmt selftest`.
+pub fn checks_pre_split(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let mut out = checks_of(gpu, seed, PRE_SPLIT);
+    out.push(check_read_fused_row_position(
+        gpu,
+        seed.wrapping_add(100),
+        ReadShape {
+            d: 2048,
+            d_mem: 64,
+            nu: 3,
+        },
+        1152,
+        1151,
+        PRE_SPLIT,
+    ));
+    out
 }
 
 /// The 3×TF32 split (`DBRMT_MEMORY=tf32x3`) at the same shapes, widths and tolerance: the GPU tests and
 /// `dbrmt selftest`.
 pub fn checks_tf32x3(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    suite_of(gpu, seed, ReadSplit::Tf32x3)
+    suite_of(gpu, seed, Variant::f32(ReadSplit::Tf32x3))
 }
 
 #[cfg(test)]

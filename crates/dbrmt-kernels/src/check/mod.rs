@@ -12,6 +12,7 @@ use crate::{Gpu, KernelError};
 pub mod argmax_rows;
 pub mod armt_read;
 pub mod armt_read_fused_sm90;
+pub mod armt_state_split;
 pub mod armt_write;
 pub mod attention;
 pub mod dpfp;
@@ -33,7 +34,7 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory, the greedy
 /// ids of the logits).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 17] = [
+    let suites: [Suite; 19] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
@@ -47,7 +48,9 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         swiglu::checks,
         dpfp::checks,
         armt_read::checks,
+        armt_state_split::checks,
         armt_read_fused_sm90::checks,
+        armt_read_fused_sm90::checks_pre_split,
         armt_read_fused_sm90::checks_tf32x3,
         armt_write::checks,
         argmax_rows::checks,

@@ -10,6 +10,7 @@
 
 pub mod argmax_rows;
 pub mod armt_read;
+pub mod armt_state_split;
 pub mod armt_write;
 pub mod attention;
 pub mod dpfp;

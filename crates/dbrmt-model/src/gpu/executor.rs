@@ -141,7 +141,10 @@ impl GpuExecutor {
         }
         let ws = guard.as_mut().expect("workspace just ensured");
         let (mut state, segments_before) = match resume {
-            None => (DeviceState::zeros(stream, layers, cfg.d_key(), d)?, 0),
+            None => {
+                let pre_split = self.model.memory.read_pre_split;
+                (DeviceState::zeros(stream, layers, cfg.d_key(), d, pre_split)?, 0)
+            }
             Some(r) => (self.upload_state(&r.state)?, r.segments_before),
         };
         let profiling = self.profiling.load(Ordering::Relaxed);
@@ -180,7 +183,8 @@ impl GpuExecutor {
     pub(crate) fn upload_state(&self, state: &MemoryState) -> Result<DeviceState, ModelError> {
         let cfg = &self.model.cfg;
         state.check_shape(cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)?;
-        Ok(DeviceState::upload(&self.stream, state)?)
+        let pre_split = self.model.memory.read_pre_split.then_some(&self.gpu);
+        Ok(DeviceState::upload(&self.stream, state, pre_split)?)
     }
 
     /// Walks `schedule` over the segments of `ids` in `ws`, updating `state` (the memory after `segments_before`

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
-    armt_read_fused_sm90::{self, armt_read_fused_sm90, ReadShape, ReadSplit},
+    armt_read_fused_sm90::{self, armt_read_fused_sm90, ReadShape, ReadSplit, ReadState},
     armt_write::{armt_write_prep, armt_z_update, WritePrep},
     attention::attention_causal,
     attention_sm90::{self, attention_sm90_causal},
@@ -128,6 +128,10 @@ pub struct MemoryProducts {
     /// `φ·A` (tf32 + bf16; 3×TF32 with `DBRMT_MEMORY=tf32x3`), else (`None`) `dpfp`, the `φ·A` product and
     /// `armt_read_apply` as three.
     pub read_fused: Option<ReadSplit>,
+    /// The fused tf32 + bf16 read takes `A` split once per change (`armt_state_split` after the write, kept in
+    /// [`DeviceState::split`]) instead of converting it in every read: the same bits, no converter warps
+    /// (`DBRMT_READ_SPLIT=off` turns it off).
+    pub read_pre_split: bool,
 }
 
 impl MemoryProducts {
@@ -143,6 +147,12 @@ impl MemoryProducts {
 
     /// [`MemoryProducts::for_model`] with the value of `DBRMT_MEMORY` given (`""` when unset).
     fn for_shape(cfg: &ModelConfig, choice: &str) -> Self {
+        let pre_split = !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::READ_SPLIT);
+        Self::for_choices(cfg, choice, pre_split)
+    }
+
+    /// [`MemoryProducts::for_shape`] with the pre-split switch given.
+    fn for_choices(cfg: &ModelConfig, choice: &str, pre_split: bool) -> Self {
         let simt = choice == "simt";
         let nn = !simt && cfg.d_key().is_multiple_of(32) && cfg.llama.hidden_size.is_multiple_of(4);
         let shape = ReadShape {
@@ -150,15 +160,16 @@ impl MemoryProducts {
             d_mem: cfg.armt.d_mem,
             nu: cfg.armt.nu,
         };
+        let read_fused =
+            (nn && choice != "unfused" && armt_read_fused_sm90::supports(shape).is_ok()).then_some(match choice {
+                "tf32x3" => ReadSplit::Tf32x3,
+                _ => ReadSplit::Tf32Bf16,
+            });
         MemoryProducts {
             nn_tf32x3: nn,
             tn_tf32x3: nn && cfg.armt.num_mem_tokens.is_multiple_of(32),
-            read_fused: (nn && choice != "unfused" && armt_read_fused_sm90::supports(shape).is_ok()).then_some(
-                match choice {
-                    "tf32x3" => ReadSplit::Tf32x3,
-                    _ => ReadSplit::Tf32Bf16,
-                },
-            ),
+            read_fused,
+            read_pre_split: pre_split && read_fused == Some(ReadSplit::Tf32Bf16),
         }
     }
 }
@@ -297,6 +308,10 @@ impl GpuModel {
         for buf in f32s {
             b.add(buf);
         }
+        match &st.split {
+            Some(split) => b.add(split),
+            None => b.add_raw(0),
+        };
         // the model's weights too (a workspace may serve another model)
         for buf in [&ws.normed, &ws.qkv, &ws.attn, &ws.gate_up, &ws.act, &self.weights.qkv] {
             b.add(buf);
@@ -407,11 +422,16 @@ impl GpuModel {
                 d_mem: a.d_mem,
                 nu: a.nu,
             };
+            // the split form when the model keeps one (every write and upload made it again), else the f32 state
+            let state = match &st.split {
+                Some(split) if self.memory.read_pre_split => ReadState::Split(split),
+                _ => ReadState::F32(&st.a),
+            };
             armt_read_fused_sm90(
                 gpu,
                 stream,
                 (&ws.u, a.d_mem),
-                &st.a,
+                state,
                 &st.z,
                 (&mut ws.hidden, d),
                 &spans,
@@ -713,6 +733,12 @@ impl GpuModel {
             false => gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
         }
         ws.mark(stream, "write: A += kφᵀ·u")?;
+        if st.split.is_some() {
+            // A changed: its split form for the next reads (armt_state_split)
+            let states: Vec<usize> = writers.iter().map(|&i| at.cells[i].state).collect();
+            st.derive_split(gpu, stream, &states)?;
+            ws.mark(stream, "write: split A")?;
+        }
         armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
         ws.mark(stream, "write: z update")
     }
@@ -769,5 +795,22 @@ pub(super) mod tests {
         let small = MemoryProducts::for_shape(&cfg, "");
         assert!(small.nn_tf32x3 && small.read_fused.is_none());
         assert!(MemoryProducts::for_shape(&config(), "").read_fused.is_none(), "d_mem 2");
+    }
+
+    /// The pre-split state goes with the tf32 + bf16 fused read only, and the switch turns it off.
+    #[test]
+    fn the_pre_split_read_is_the_tf32_bf16_reads() {
+        let mut cfg = config();
+        cfg.llama.hidden_size = 2048;
+        cfg.armt.d_mem = 64;
+        cfg.armt.num_mem_tokens = 128;
+        assert!(MemoryProducts::for_choices(&cfg, "", true).read_pre_split);
+        assert!(!MemoryProducts::for_choices(&cfg, "", false).read_pre_split);
+        for other in ["tf32x3", "unfused", "simt"] {
+            assert!(
+                !MemoryProducts::for_choices(&cfg, other, true).read_pre_split,
+                "{other}"
+            );
+        }
     }
 }

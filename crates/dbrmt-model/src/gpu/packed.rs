@@ -86,7 +86,8 @@ impl GpuExecutor {
             cache_states: 0,
         };
         let ws = Workspace::with_shape(&self.stream, cfg, shape, self.model.projections)?;
-        let state = DeviceState::zeros(&self.stream, 0, cfg.d_key(), cfg.llama.hidden_size)?;
+        let pre_split = self.model.memory.read_pre_split;
+        let state = DeviceState::zeros(&self.stream, 0, cfg.d_key(), cfg.llama.hidden_size, pre_split)?;
         Ok(PackedExecutor {
             engine: self,
             free_hidden: (0..ws.slots).rev().collect(),
@@ -109,12 +110,18 @@ impl PackedExecutor<'_> {
         self.engine.model.cfg.llama.num_layers
     }
 
-    /// Device bytes of one request slot: its memory states, its KV caches and one hidden slot.
+    /// Device bytes of one request slot: its memory states (and their split form for the pre-split read), its KV
+    /// caches and one hidden slot.
     pub fn bytes_per_request(&self) -> usize {
         let cfg = &self.engine.model.cfg;
         let (l, d, dk) = (cfg.llama.num_layers, cfg.llama.hidden_size, cfg.d_key());
         let qkv = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
-        l * (dk * d + dk) * 4 + l * cfg.armt.segment_size * qkv * 2 + cfg.segment_rows() * d * 4
+        let split = if self.engine.model.memory.read_pre_split {
+            2 * dk * d
+        } else {
+            0
+        };
+        l * (dk * d + dk + split) * 4 + l * cfg.armt.segment_size * qkv * 2 + cfg.segment_rows() * d * 4
     }
 
     /// Device bytes admitting one more request takes: nothing while a slot is free, else the grown pool (the old
@@ -183,12 +190,19 @@ impl PackedExecutor<'_> {
             None => {
                 stream.memset_zeros(&mut self.state.a.slice_mut(a))?;
                 stream.memset_zeros(&mut self.state.z.slice_mut(z))?;
+                if let Some(split) = self.state.split.as_mut() {
+                    // zeros split to zeros
+                    let per = 2 * dk * d * layers;
+                    stream.memset_zeros(&mut split.slice_mut(slot * per..(slot + 1) * per))?;
+                }
             }
             Some(s) => {
                 let host_a: Vec<f32> = s.layers.iter().flat_map(|l| l.a.iter().copied()).collect();
                 let host_z: Vec<f32> = s.layers.iter().flat_map(|l| l.z.iter().copied()).collect();
                 stream.memcpy_htod(&host_a, &mut self.state.a.slice_mut(a))?;
                 stream.memcpy_htod(&host_z, &mut self.state.z.slice_mut(z))?;
+                let states: Vec<usize> = (slot * layers..(slot + 1) * layers).collect();
+                self.state.derive_split(&self.engine.gpu, stream, &states)?;
             }
         }
         self.slots[slot] = Some(vec![0; layers]);
@@ -200,10 +214,14 @@ impl PackedExecutor<'_> {
     fn grow(&mut self, capacity: usize) -> Result<(), ModelError> {
         let (cfg, stream) = (&self.engine.model.cfg, &self.engine.stream);
         let layers = cfg.llama.num_layers;
-        let mut state = DeviceState::zeros(stream, capacity * layers, cfg.d_key(), cfg.llama.hidden_size)?;
+        let pre_split = self.engine.model.memory.read_pre_split;
+        let mut state = DeviceState::zeros(stream, capacity * layers, cfg.d_key(), cfg.llama.hidden_size, pre_split)?;
         if self.state.states > 0 {
             stream.memcpy_dtod(&self.state.a, &mut state.a.slice_mut(..self.state.a.len()))?;
             stream.memcpy_dtod(&self.state.z, &mut state.z.slice_mut(..self.state.z.len()))?;
+            if let (Some(old), Some(new)) = (self.state.split.as_ref(), state.split.as_mut()) {
+                stream.memcpy_dtod(old, &mut new.slice_mut(..old.len()))?;
+            }
         }
         self.state = state;
         // one open pass in flight per request beside the whole segments of the layers
@@ -228,7 +246,8 @@ impl PackedExecutor<'_> {
         });
         if self.live() == 0 && self.slots.len() > self.reserved {
             let (cfg, stream) = (&self.engine.model.cfg, &self.engine.stream);
-            self.state = DeviceState::zeros(stream, 0, cfg.d_key(), cfg.llama.hidden_size)?;
+            let pre_split = self.engine.model.memory.read_pre_split;
+            self.state = DeviceState::zeros(stream, 0, cfg.d_key(), cfg.llama.hidden_size, pre_split)?;
             self.ws.drop_caches(stream, cfg)?;
             self.slots.clear();
             let reserved = std::mem::take(&mut self.reserved);

@@ -45,7 +45,8 @@ impl GpuExecutor {
     /// A new request on this GPU.
     pub fn session(&self) -> Result<Session<'_>, ModelError> {
         let cfg = &self.model.cfg;
-        let state = DeviceState::zeros(&self.stream, cfg.llama.num_layers, cfg.d_key(), cfg.llama.hidden_size)?;
+        let (layers, pre_split) = (cfg.llama.num_layers, self.model.memory.read_pre_split);
+        let state = DeviceState::zeros(&self.stream, layers, cfg.d_key(), cfg.llama.hidden_size, pre_split)?;
         self.session_with(state, 0, Vec::new())
     }
 
