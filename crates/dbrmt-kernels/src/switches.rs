@@ -14,7 +14,7 @@ pub const MERGE_ROWS: &str = "DBRMT_MERGE_ROWS";
 pub const GRAPHS: &str = "DBRMT_GRAPHS";
 /// The fused read of a pre-split state: `A` split for the tensor cores once per change (`armt_state_split`) instead
 /// of converted by every read (`dbrmt-model`'s `MemoryProducts::read_pre_split`).
-pub const READ_SPLIT: &str = "DBRMT_READ_SPLIT";
+pub const STATE_SPLIT: &str = "DBRMT_STATE_SPLIT";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

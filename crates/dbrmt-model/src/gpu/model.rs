@@ -130,7 +130,7 @@ pub struct MemoryProducts {
     pub read_fused: Option<ReadSplit>,
     /// The fused tf32 + bf16 read takes `A` split once per change (`armt_state_split` after the write, kept in
     /// [`DeviceState::split`]) instead of converting it in every read: the same bits, no converter warps
-    /// (`DBRMT_READ_SPLIT=off` turns it off).
+    /// (`DBRMT_STATE_SPLIT=off` turns it off).
     pub read_pre_split: bool,
 }
 
@@ -147,7 +147,7 @@ impl MemoryProducts {
 
     /// [`MemoryProducts::for_model`] with the value of `DBRMT_MEMORY` given (`""` when unset).
     fn for_shape(cfg: &ModelConfig, choice: &str) -> Self {
-        let pre_split = !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::READ_SPLIT);
+        let pre_split = !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::STATE_SPLIT);
         Self::for_choices(cfg, choice, pre_split)
     }
 
