@@ -163,20 +163,15 @@ __host__ __device__ constexpr int stages_for(int bn, bool pre = false) {
     const int fit = (232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn, pre) + 24);
     return bn == BN && !pre ? STAGES : (fit > 8 ? 8 : fit);
 }
-// The 32-column plan's one-row A tiles (the pipelined decode path): two k-blocks (by parity) of a tf32 hi and a
-// bf16-pair lo tile, 64 rows of 128 bytes each (K-major, 128B-swizzled; only row 0 is ever written after the zeroing).
-constexpr int ROW0_TILE_BYTES = 64 * 128;
-__host__ __device__ constexpr int row0_bytes_for(int bn) { return bn == 32 ? 4 * ROW0_TILE_BYTES : 0; }
 __host__ __device__ constexpr int smem_bytes_for(int bn, bool pre = false) {
-    return stages_for(bn, pre) * stage_bytes_for(bn, pre) + row0_bytes_for(bn) + U_BYTES + Z_BYTES +
-           2 * sm90::STAGING_BYTES + (3 * stages_for(bn, pre) + 2) * 8;
+    return stages_for(bn, pre) * stage_bytes_for(bn, pre) + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES +
+           (3 * stages_for(bn, pre) + 2) * 8;
 }
 static_assert(smem_bytes_for(BN) == smem_bytes() && stages_for(64) == 6 && stages_for(32) == 8 &&
                   smem_bytes_for(64) <= 232448 && smem_bytes_for(32) <= 232448,
               "the narrow plans (6 and 8 stages) fit");
 static_assert(stages_for(BN, true) == 4 && stages_for(64, true) == 8 && stages_for(32, true) == 8 &&
-                  smem_bytes_for(BN, true) <= 232448 && smem_bytes_for(64, true) <= 232448 &&
-                  smem_bytes_for(32, true) <= 232448,
+                  smem_bytes_for(BN, true) <= 232448 && smem_bytes_for(64, true) <= 232448,
               "the pre-split plans (4, 8 and 8 stages) fit");
 static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
 
@@ -306,37 +301,6 @@ __device__ __forceinline__ void features_row0(Frag& F, float& den0, uint32_t u_b
     }
 }
 
-// features_row0 for the shared-memory A of the pipelined one-row path: each lane's own feature (k = lane of the
-// k-block) split into tile row 0 (warp 0 of warpgroup 0 stores; the tiles' other rows stay zero), the denominator chain
-// as features_row0 (shuffles to lanes 0-3, same order). The caller fences and syncs before the MMAs read the tiles.
-template <Split SP>
-__device__ __forceinline__ void features_row0_smem(uint32_t a_hi, uint32_t a_lo, float& den0, uint32_t u_buf,
-                                                   uint32_t z_buf, int kb, bool store, int lane, int d_mem) {
-    const int w = 2 * d_mem;
-    const int f0 = kb * BK;
-    const int j = (f0 >> (d_mem == 32 ? 6 : 7)) + 1;
-    const int i0 = f0 & (w - 1);
-    const bool neg_i = i0 >= d_mem;
-    const int ci0 = i0 & (d_mem - 1);
-    const int k = i0 + w - j + lane;
-    const float xi = relu_signed(lds_f32(u_buf + (uint32_t)(ci0 + lane) * 4), neg_i);
-    const float xk = relu_signed(lds_f32(u_buf + (uint32_t)(k & (d_mem - 1)) * 4), (k & d_mem) != 0);
-    const float mine = __fmul_rn(xi, xk);
-    if (store) {
-        uint32_t hi, lo_bits;
-        split_feature<SP>(mine, hi, lo_bits);
-        // row 0 of a 128B-swizzled K-major tile: the k-th 32-bit element at 4k (the swizzle XORs with row % 8 = 0)
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a_hi + 4 * lane), "r"(hi) : "memory");
-        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a_lo + 4 * lane), "r"(lo_bits) : "memory");
-    }
-    const int tq = lane & 3;
-#pragma unroll
-    for (int t = 0; t < 8; ++t) {  // feature f0 + 4t + tq, in features()'s order
-        const float phi = __shfl_sync(0xffffffffu, mine, 4 * t + tq);
-        den0 = __fmaf_rn(phi, lds_f32(z_buf + 4 * (f0 + 4 * t + tq)), den0);
-    }
-}
-
 // PRE (pre-split state, Split::Tf32Bf16 only): the A map is armt_state_split.cu's [S·d, 2D] u32 (per k-block, 32 tf32
 // hi then 32 bf16 pairs of each column n), box {32, TBN}, SWIZZLE_128B, and A[state] starts at map row a_row = state·d:
 // the producer's two loads land a stage's hi and lo tiles exactly as the converters would write them (the 128B
@@ -365,8 +329,7 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     auto b_raw = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES); };
     auto b_hi = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES); };
     auto b_lo = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES + B_CONV_BYTES); };
-    const uint32_t a_row0 = base + STAGES * STAGE_BYTES;  // TBN 32: the one-row A tiles (hi 0, lo 0, hi 1, lo 1)
-    const uint32_t u_buf = a_row0 + row0_bytes_for(TBN);
+    const uint32_t u_buf = base + STAGES * STAGE_BYTES;
     const uint32_t z_buf = u_buf + U_BYTES;                 // z[state], D floats, loaded with the u rows
     const uint32_t staging = z_buf + Z_BYTES;               // 2 x STAGING_BYTES
     const uint32_t full_bar = staging + 2 * STAGING_BYTES;  // STAGES x 8: TMA bytes landed
@@ -508,15 +471,11 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                     if (one_row) features_row0<SP>(f, den[0], u_buf, z_buf, kb, lr0 == 0, lane, d_mem);
                     else features<SP>(f, den, u_buf, z_buf, kb, lr0, tq, d_mem);
                 };
-                // the pipelined one-row path below makes its own A (in shared memory)
-                const bool pipelined = TBN == 32 && one_row && k_blocks == 12;
-                if (!pipelined) {
-                    make(fa, 0);
-                    READ_TRACE(4, threadIdx.x == 0);
-                }
+                make(fa, 0);
+                READ_TRACE(4, threadIdx.x == 0);
 
-                // The MMAs of one k-block from fragments `cur` on stage s into `acc` (from zero), committed.
-                auto mma_block = [&](const Frag& cur, int kb) {
+                // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
+                auto step = [&](const Frag& cur, Frag& nxt, int kb) {
                     mbar_wait(full_bar + 8 * s, phase);
                     if constexpr (!PRE) mbar_wait(conv_bar + 8 * s, phase);
                     READ_TRACE(100 + kb, threadIdx.x == 0);
@@ -542,10 +501,6 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                         for (int kk = 0; kk < 4; ++kk) wgmma_m64k8_tf32_rs<TBN>(acc, cur.hi[kk], dh + 2 * kk, 1);
                     }
                     wgmma_commit();
-                };
-                // One k-block: the MMAs of `cur` on stage s, the next k-block's features into `nxt` while they run.
-                auto step = [&](const Frag& cur, Frag& nxt, int kb) {
-                    mma_block(cur, kb);
                     if (kb + 1 < k_blocks) {
                         make(nxt, kb + 1);
                     } else {
@@ -569,101 +524,9 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
                         phase ^= 1;
                     }
                 };
-                if (pipelined) {
-                    // A decode row (d_mem 64, nu 3): two k-blocks' MMAs in flight, A from shared memory (row 0 of
-                    // two tile pairs by k-block parity: no fragment registers, which spilled with two register sets).
-                    // k-block kb's products go to accumulator kb % 2; once kb's are issued, kb - 1's are waited for
-                    // (wait_group 1), added to the running sums (the same adds in the same order: the same bits) and
-                    // its A tiles remade for kb + 1. Unrolled: in a loop ptxas cannot tell which accumulator is in
-                    // flight (C7514) and serialises every wgmma.
-                    float acc1[TBN / 2];
-                    int rs = s;
-                    const uint32_t bar = 1 + wg;  // warpgroup 0's named barrier (the epilogue's)
-                    // zero the four tiles once (rows 1-63 stay zero), before warp 0 writes row 0
-                    for (int o = wtid * 16; o < 4 * ROW0_TILE_BYTES; o += 128 * 16)
-                        asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" ::"r"(a_row0 + o), "r"(0) : "memory");
-                    named_barrier_sync(bar, 128);
-                    auto a_hi = [&](int kb) { return a_row0 + (uint32_t)((kb & 1) * 2 * ROW0_TILE_BYTES); };
-                    auto a_lo = [&](int kb) { return a_hi(kb) + ROW0_TILE_BYTES; };
-                    auto make_a = [&](int kb) {
-                        uint32_t xh = a_hi(kb), xl = a_lo(kb), ub = u_buf, zb = z_buf;
-                        asm volatile("" : "+r"(xh), "+r"(xl), "+r"(ub), "+r"(zb));  // made here, not hoisted
-                        features_row0_smem<SP>(xh, xl, den[0], ub, zb, kb, wtid < 32, lane, d_mem);
-                        fence_proxy_async_shared();
-                        named_barrier_sync(bar, 128);
-                    };
-                    auto add_oldest = [&](float (&prev)[TBN / 2], int kb) {
-                        fence_operand(prev);
-#pragma unroll
-                        for (int i = 0; i < TBN / 2; ++i) sum[i] += prev[i];
-                        READ_TRACE(130 + kb, threadIdx.x == 0);
-                        if (kb == pf_kb) prefetch_c_rows<TBN>(h_base, ldh_bytes, row0, rows, col0, P.n, wtid);
-                        __syncwarp();
-                        if (lane0) mbar_arrive(empty_bar + 8 * rs);
-                        if (++rs == STAGES) rs = 0;
-                    };
-                    auto issue = [&](float (&acc)[TBN / 2], int kb) {
-                        mbar_wait(full_bar + 8 * s, phase);
-                        if constexpr (!PRE) mbar_wait(conv_bar + 8 * s, phase);
-                        READ_TRACE(100 + kb, threadIdx.x == 0);
-                        // The tiles' addresses made here, not hoisted: unrolled, the compiler kept all twelve
-                        // k-blocks' descriptors live from the start and spilled.
-                        uint32_t bh = b_hi(s), bl = b_lo(s), xh = a_hi(kb), xl = a_lo(kb);
-                        asm volatile("" : "+r"(bh), "+r"(bl), "+r"(xh), "+r"(xl));
-                        const uint64_t dh = wgmma_desc_k128(bh), dl = wgmma_desc_k128(bl);
-                        const uint64_t ah = wgmma_desc_k128(xh), al = wgmma_desc_k128(xl);
-                        fence_operand(acc);
-                        wgmma_fence();
-                        if constexpr (SP == Split::Tf32x3) {
-#pragma unroll
-                            for (int kk = 0; kk < 4; ++kk) {
-                                // lo_A.hi_B + hi_A.lo_B + hi_A.hi_B, as the register path: A's lo tile is tile "lo"
-                                wgmma_m64k8_tf32<TBN>(acc, al + 2 * kk, dh + 2 * kk, kk != 0);
-                                wgmma_m64k8_tf32<TBN>(acc, ah + 2 * kk, dl + 2 * kk, 1);
-                                wgmma_m64k8_tf32<TBN>(acc, ah + 2 * kk, dh + 2 * kk, 1);
-                            }
-                        } else {
-#pragma unroll
-                            for (int kk = 0; kk < 4; ++kk)
-                                wgmma_m64k16_bf16<TBN>(acc, al + 2 * kk, dl + 2 * kk, kk != 0);
-                            wgmma_fence();
-#pragma unroll
-                            for (int kk = 0; kk < 4; ++kk) wgmma_m64k8_tf32<TBN>(acc, ah + 2 * kk, dh + 2 * kk, 1);
-                        }
-                        wgmma_commit();
-                        if (++s == STAGES) {
-                            s = 0;
-                            phase ^= 1;
-                        }
-                    };
-                    constexpr int K = 12;
-                    make_a(0);
-                    READ_TRACE(4, threadIdx.x == 0);
-                    issue(acc, 0);
-                    make_a(1);
-#pragma unroll
-                    for (int kb = 1; kb + 1 < K; kb += 2) {
-                        issue(acc1, kb);
-                        wgmma_wait<1>();
-                        add_oldest(acc, kb - 1);
-                        make_a(kb + 1);
-                        issue(acc, kb + 1);
-                        wgmma_wait<1>();
-                        add_oldest(acc1, kb);
-                        make_a(kb + 2);
-                    }
-                    issue(acc1, K - 1);
-                    __syncwarp();
-                    if (lane0) mbar_arrive(u_empty);  // the last features are made
-                    wgmma_wait<1>();
-                    add_oldest(acc, K - 2);
-                    wgmma_wait<0>();
-                    add_oldest(acc1, K - 1);
-                } else {
-                    for (int kb = 0; kb < k_blocks; kb += 2) {
-                        step(fa, fb, kb);
-                        step(fb, fa, kb + 1);
-                    }
+                for (int kb = 0; kb < k_blocks; kb += 2) {
+                    step(fa, fb, kb);
+                    step(fb, fa, kb + 1);
                 }
 
                 // The denominators of rows lr0 and lr0 + 8: the four lanes of a row hold the partial sums of the

@@ -5,7 +5,6 @@ Run from the repository root:  python3 cuda/sm90/gen_wgmma_ops.py > cuda/sm90/wg
 """
 
 BF16_SS = [16, 32, 64, 128, 144, 152, 160, 192, 208, 224, 256]  # m64nNk16 bf16 x bf16 -> f32, A and B from shared memory
-TF32_SS = [32, 64, 128, 192, 256]                      # m64nNk8 tf32 x tf32 -> f32, A and B from shared memory
 TF32_RS = [32, 64, 128, 192, 256]                      # m64nNk8 tf32 x tf32 -> f32, A from registers, B from smem
 BF16_RS = [32, 64, 128, 192, 256]                      # m64nNk16 bf16 x bf16 -> f32, A from registers, B from smem
 
@@ -61,24 +60,6 @@ __device__ __forceinline__ void wgmma_m64n{n}k16_bf16(float (&d)[{k}], uint64_t 
 }}
 """)
 
-for n in TF32_SS:
-    k = n // 2
-    out.append(f"""// m64n{n}k8 tf32, A and B from shared memory (K-major): {n // 2} f32 accumulators per thread.
-__device__ __forceinline__ void wgmma_m64n{n}k8_tf32(float (&d)[{k}], uint64_t desc_a, uint64_t desc_b, int scale_d) {{
-    asm volatile(
-        "{{\\n"
-        ".reg .pred p;\\n"
-        "setp.ne.b32 p, %{k + 2}, 0;\\n"
-        "wgmma.mma_async.sync.aligned.m64n{n}k8.f32.tf32.tf32 "
-        "{acc_list(n)}, "
-        "%{k}, %{k + 1}, p, 1, 1;\\n"
-        "}}\\n"
-        :
-{acc_operands(n)}
-        : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}}
-""")
-
 for n in TF32_RS:
     k = n // 2
     out.append(f"""// m64n{n}k8 tf32, A from registers, B from shared memory: {n // 2} f32 accumulators per thread.
@@ -124,12 +105,6 @@ out.append("__device__ __forceinline__ void wgmma_m64k16_bf16(float (&d)[N / 2],
 out.append(f"    static_assert({' || '.join(f'N == {n}' for n in BF16_SS)}, \"no m64nNk16 bf16 wrapper for this N\");")
 for n in BF16_SS:
     out.append(f"    if constexpr (N == {n}) wgmma_m64n{n}k16_bf16(d, desc_a, desc_b, scale_d);")
-out.append("}\n")
-out.append("template <int N>")
-out.append("__device__ __forceinline__ void wgmma_m64k8_tf32(float (&d)[N / 2], uint64_t desc_a, uint64_t desc_b, int scale_d) {")
-out.append(f"    static_assert({' || '.join(f'N == {n}' for n in TF32_SS)}, \"no m64nNk8 tf32 shared-memory-A wrapper for this N\");")
-for n in TF32_SS:
-    out.append(f"    if constexpr (N == {n}) wgmma_m64n{n}k8_tf32(d, desc_a, desc_b, scale_d);")
 out.append("}\n")
 out.append("template <int N>")
 out.append("__device__ __forceinline__ void wgmma_m64k8_tf32_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc_b, int scale_d) {")

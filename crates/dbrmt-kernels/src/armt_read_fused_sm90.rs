@@ -42,9 +42,8 @@ pub const READ_WIDTHS: [usize; 3] = [32, 64, 128];
 
 /// `read_fused::smem_bytes_for(width, pre)`: `stages_for(width, pre)` stages of `3 · 32 · width · 4` bytes (raw
 /// block, hi and lo tiles; 3 at 128, else as many as fit, at most 8) or, reading a pre-split state, `2 · 32 · width ·
-/// 4` (hi and lo tiles; as many as fit at every width, at most 8), at 32 columns the one-row A tiles of the pipelined
-/// decode path (`row0_bytes_for`: four 8 KB tiles, not counted in the stages' room), the u tile, z, the epilogue
-/// staging, `3·stages + 2` barriers.
+/// 4` (hi and lo tiles; as many as fit at every width, at most 8), the u tile, z, the epilogue staging, `3·stages + 2`
+/// barriers.
 pub fn smem_for(width: usize, pre: bool) -> usize {
     let stage = if pre { 2 } else { 3 } * 32 * width * 4;
     let fixed = U_BYTES + Z_BYTES + 2 * STAGING_BYTES;
@@ -53,8 +52,7 @@ pub fn smem_for(width: usize, pre: bool) -> usize {
     } else {
         ((232448 - fixed - 16) / (stage + 24)).min(8)
     };
-    let row0 = if width == 32 { 4 * 64 * 128 } else { 0 };
-    stages * stage + row0 + fixed + (3 * stages + 2) * 8
+    stages * stage + fixed + (3 * stages + 2) * 8
 }
 
 /// The entry point of `split` at column tile `width`, reading the f32 state or (`pre`) its split form.
@@ -469,16 +467,14 @@ mod tests {
         assert!(CU.contains("constexpr int U_BYTES = (MAX_D_MEM + U_PAD) * U_BOX_ROWS * 4;"));
         assert_eq!(SMEM, 219224);
         assert_eq!(smem_for(TILE, false), SMEM);
-        assert_eq!((smem_for(64, false), smem_for(32, false)), (219296, 202960));
+        assert_eq!((smem_for(64, false), smem_for(32, false)), (219296, 170192));
         // pre-split: 4 stages of 32 KB at 128, 8 at 64 and 32
         assert_eq!(
             (smem_for(128, true), smem_for(64, true), smem_for(32, true)),
-            (202864, 202960, 170192)
+            (202864, 202960, 137424)
         );
         assert!(CU.contains("stages_for(BN, true) == 4 && stages_for(64, true) == 8 && stages_for(32, true) == 8"));
         assert!(CU.contains("return (pre ? 2 : 3) * BK * bn * 4;"));
-        assert!(CU.contains("return bn == 32 ? 4 * ROW0_TILE_BYTES : 0;"));
-        assert!(CU.contains("constexpr int ROW0_TILE_BYTES = 64 * 128;"));
         assert!(CU.contains("stages_for(64) == 6 && stages_for(32) == 8"));
         for (split, w) in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16]
             .into_iter()
