@@ -7,9 +7,12 @@ is read from in_row + r and written to out_row + pos + r (out_row: the output's 
 for whole segments (pos = 0, in_row = out_row); an open segment's new rows go from the step's scratch rows into its KV
 cache, v copied beside the rotated q and k. pos is the span's, or for a dynamic span its state's entry of the
 positions buffer, read here (span_pos, params.h): a captured decode step replays at any position. The q heads
-[0, H·hd) and k heads [H·hd, (H+KV)·hd) are contiguous, so a row is H + KV rotated heads, then KV v heads. One block
-per row (blockIdx.y the span, blockIdx.x the row); each (head, i) pair is read and written by exactly one thread, so
-in-place is race-free (the launcher refuses other overlaps of read and written rows).
+[0, H·hd) and k heads [H·hd, (H+KV)·hd) are contiguous, so a row is H + KV rotated heads, then KV v heads. `chunks`
+blocks per row (blockIdx.y the span, blockIdx.x = row · chunks + chunk; chunk c takes the pairs and v columns
+c·128 + t, stepping by chunks·128): 1 for many rows, enough for one pair a thread when a launch has few rows (a decode
+step: one block looped over the 1B row's 1,280 pairs took 8.4 µs, s11 ledger). Each (head, i) pair is read and written
+by exactly one thread, with the same arithmetic whatever `chunks` is, so in-place is race-free (the launcher refuses
+other overlaps of read and written rows) and the bits never depend on it.
 Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when v is copied) + the table rows (rows · hd/2
 · 8, cached across heads).
 */
@@ -27,11 +30,12 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when 
 // `rot_heads` = H + KV (the heads that rotate), `half` = hd / 2, `v_cols` = KV · hd (copied when not in place).
 extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     rope_bf16(const Spans spans, __nv_bfloat16* qkv, int ld, const float* __restrict__ cos_table,
-              const float* __restrict__ sin_table, int rot_heads, int half, int v_cols) {
+              const float* __restrict__ sin_table, int rot_heads, int half, int v_cols, int chunks) {
     pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = blockIdx.x;
+    const int r = (int)blockIdx.x / chunks;
     if (r >= span.rows) return;
+    const int first = ((int)blockIdx.x - r * chunks) * ROPE_THREADS + (int)threadIdx.x, step = chunks * ROPE_THREADS;
 
     const int pos = span_pos(spans, span);
     const float* c = cos_table + (size_t)(pos + r) * half;
@@ -42,7 +46,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
         // in place (whole segments): the one pointer is restrict, so the unrolled loop batches its loads
         __nv_bfloat16* __restrict__ row = qkv + in;
 #pragma unroll 2
-        for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
+        for (int p = first; p < pairs; p += step) {
             const int head = p / half;
             const int i = p - head * half;
             const int col = head * 2 * half + i;
@@ -58,7 +62,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     const __nv_bfloat16* __restrict__ src = qkv + in;
     __nv_bfloat16* __restrict__ dst = qkv + out;
 #pragma unroll 2
-    for (int p = threadIdx.x; p < pairs; p += ROPE_THREADS) {
+    for (int p = first; p < pairs; p += step) {
         const int head = p / half;
         const int i = p - head * half;
         const int col = head * 2 * half + i;
@@ -69,5 +73,5 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
         dst[col + half] = __float2bfloat16(x2 * ci + x1 * si);
     }
     const int v0 = rot_heads * 2 * half;
-    for (int col = v0 + (int)threadIdx.x; col < v0 + v_cols; col += ROPE_THREADS) dst[col] = src[col];
+    for (int col = v0 + first; col < v0 + v_cols; col += step) dst[col] = src[col];
 }

@@ -31,11 +31,15 @@ extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
 }
 
 extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
-    add_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, float* __restrict__ y, int y_ld, int d) { pdl_entry();
+    add_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, float* __restrict__ y, int y_ld, int d,
+                 int chunks) { pdl_entry();
+    // `chunks` blocks per row (launch.rs's row_chunks: several for a decode step's few rows); elementwise, so the bits
+    // do not depend on it
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = blockIdx.x;
+    const int r = (int)blockIdx.x / chunks;
     if (r >= span.rows) return;
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     float* yr = y + (size_t)(span.out_row + r) * y_ld;
-    for (int c = threadIdx.x; c < d; c += ROWS_THREADS) yr[c] = yr[c] + xr[c];
+    const int first = ((int)blockIdx.x - r * chunks) * ROWS_THREADS + (int)threadIdx.x;
+    for (int c = first; c < d; c += chunks * ROWS_THREADS) yr[c] = yr[c] + xr[c];
 }

@@ -2,8 +2,9 @@
 f32 rows to bf16 rows (round to nearest even, as __float2bfloat16 and half::bf16::from_f32): the f32 hidden rows a
 projection reads, rounded once so the sm_90a GEMM (bf16 A through TMA) can take them. v1's gemm_nt_f32_bf16_f32
 rounds the same way while it stages A, so the products see the same bf16 values either way.
-One block per row: blockIdx.y is the span (the cell), blockIdx.x the row inside it; no arithmetic, so the bits never
-depend on the other spans of the launch. Bytes: 6 · rows · d (f32 read, bf16 written).
+`chunks` blocks per row (launch.rs's row_chunks: several when a launch has few rows, a decode step): blockIdx.y is the
+span (the cell), blockIdx.x = row · chunks + chunk; no arithmetic, so the bits never depend on the other spans of the
+launch or on `chunks`. Bytes: 6 · rows · d (f32 read, bf16 written).
 */
 #include <cuda_bf16.h>
 
@@ -15,12 +16,13 @@ depend on the other spans of the launch. Bytes: 6 · rows · d (f32 read, bf16 w
 
 extern "C" __global__ void __launch_bounds__(TO_BF16_THREADS)
     to_bf16_f32(const Spans spans, const float* __restrict__ x, int x_ld, __nv_bfloat16* __restrict__ y, int y_ld,
-                int d) { pdl_entry();
+                int d, int chunks) { pdl_entry();
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = blockIdx.x;
+    const int r = (int)blockIdx.x / chunks;
     if (r >= span.rows) return;
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
+    const int first = ((int)blockIdx.x - r * chunks) * TO_BF16_THREADS + (int)threadIdx.x;
 #pragma unroll 4
-    for (int c = threadIdx.x; c < d; c += TO_BF16_THREADS) yr[c] = __float2bfloat16_rn(xr[c]);
+    for (int c = first; c < d; c += chunks * TO_BF16_THREADS) yr[c] = __float2bfloat16_rn(xr[c]);
 }

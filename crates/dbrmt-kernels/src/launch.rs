@@ -199,8 +199,20 @@ pub(crate) fn validate_x_to_y(
     Ok(row_grid(spans, threads))
 }
 
-/// Checks ([`validate_x_to_y`]) and launches a row kernel `kernel(Spans, const X* x, int x_ld, Y* y, int y_ld, int d)`
-/// of `threads`-thread blocks over `spans`.
+/// Blocks per row of an elementwise row kernel over `spans`: one per `threads` columns when every span has at most
+/// [`DECODE_MAX_ROWS`](crate::gemm_sm90::DECODE_MAX_ROWS) rows (a decode step's row is then one round of loads
+/// instead of a loop of them), else 1.
+pub(crate) fn row_chunks(spans: &[Span], d: usize, threads: u32) -> usize {
+    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
+    match max_rows > crate::gemm_sm90::DECODE_MAX_ROWS {
+        true => 1,
+        false => d.div_ceil(threads as usize).max(1),
+    }
+}
+
+/// Checks ([`validate_x_to_y`]) and launches an elementwise row kernel `kernel(Spans, const X* x, int x_ld, Y* y,
+/// int y_ld, int d, int chunks)` of `threads`-thread blocks over `spans`, [`row_chunks`] blocks per row
+/// (`blockIdx.x = row · chunks + chunk`; chunk c takes columns `c·threads + t`, stepping by `chunks·threads`).
 ///
 /// # Safety
 /// `kernel` takes exactly those parameters and, for each span, reads only rows `in_row..in_row + rows` of `x` and
@@ -216,10 +228,13 @@ pub(crate) unsafe fn launch_x_to_y<X: DeviceRepr, Y: DeviceRepr>(
     spans: &[Span],
     d: usize,
 ) -> Result<(), KernelError> {
-    let cfg = validate_x_to_y(kernel.entry, Rows::of(x, x_ld), Rows::of(y, y_ld), spans, d, threads)?;
+    let mut cfg = validate_x_to_y(kernel.entry, Rows::of(x, x_ld), Rows::of(y, y_ld), spans, d, threads)?;
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
+    let chunks = row_chunks(spans, d, threads);
+    cfg.grid_dim.0 *= chunks as u32;
+    let chunks = chunks as i32; // at most d / threads + 1: d fits an i32
     let f = gpu.function(kernel)?;
     let params = Spans::pack(spans);
     let (x_ptr, y_ptr) = (addr(x, stream), addr_mut(y, stream));
@@ -232,7 +247,8 @@ pub(crate) unsafe fn launch_x_to_y<X: DeviceRepr, Y: DeviceRepr>(
         .arg(&x_ld)
         .arg(&y_ptr)
         .arg(&y_ld)
-        .arg(&d);
+        .arg(&d)
+        .arg(&chunks);
     // SAFETY: the arguments are the kernel's (the caller's contract) in order and size; the checks put every row a
     // span reads inside x and every row it writes inside y, which this call borrows (y mutably, so they do not alias),
     // and no two spans write the same rows.
@@ -295,6 +311,15 @@ pub(crate) mod tests {
     /// Whether a launcher's validation refused its arguments (rather than accepting them or failing otherwise).
     pub(crate) fn rejected<T: std::fmt::Debug>(r: Result<T, KernelError>) -> bool {
         matches!(r, Err(KernelError::InvalidArgument { .. }))
+    }
+
+    #[test]
+    fn few_rows_take_a_block_per_threads_columns() {
+        // a decode row of 2048 f32 columns: 16 blocks of 128
+        assert_eq!(row_chunks(&[span(0, 0, 1, 0)], 2048, 128), 16);
+        assert_eq!(row_chunks(&[span(0, 0, 64, 0)], 2050, 128), 17);
+        assert_eq!(row_chunks(&[span(0, 0, 65, 0), span(65, 65, 1, 0)], 2048, 128), 1);
+        assert_eq!(row_chunks(&[span(0, 0, 1, 0)], 100, 256), 1);
     }
 
     /// A span at the given rows, layer and state 0.

@@ -46,10 +46,11 @@ pub fn rope(
     heads: Heads,
 ) -> Result<(), KernelError> {
     let tables = (cos.len(), sin.len());
-    let cfg = validate(Rows::of(qkv, ld), tables, spans, positions.map(|p| p.len()), heads)?;
+    let (cfg, chunks) = validate(Rows::of(qkv, ld), tables, spans, positions.map(|p| p.len()), heads)?;
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
+    let chunks = chunks as i32; // at most the pairs of a row over 128: validate checked the widths fit an i32
     let f = gpu.function(&ROPE_BF16)?;
     let params = Spans::pack_with(spans, positions_addr(positions, stream));
     let (cos_ptr, sin_ptr, qkv_ptr) = (addr(cos, stream), addr(sin, stream), addr_mut(qkv, stream));
@@ -69,9 +70,11 @@ pub fn rope(
         .arg(&sin_ptr)
         .arg(&rot_heads)
         .arg(&half)
-        .arg(&v_cols);
+        .arg(&v_cols)
+        .arg(&chunks);
     // SAFETY: the arguments match `rope_bf16(Spans, bf16* qkv, int ld, const float* cos, const float* sin,
-    // int rot_heads, int half, int v_cols)` in order and size. `validate` checked every span: the rows it reads and
+    // int rot_heads, int half, int v_cols, int chunks)` in order and size; the grid is `chunks` blocks per row of the
+    // longest span (blocks past a span's rows return). `validate` checked every span: the rows it reads and
     // every row it may write (for a dynamic span, up to its bound; the kernel traps past it), their columns (v's too
     // where it copies) inside qkv (borrowed mutably by this call); table rows below `positions` (cos and sin hold
     // positions · half elements each); no row written by two spans or read by one and written by another; and each
@@ -94,15 +97,27 @@ fn in_place(s: &Span) -> bool {
     !s.dynamic && s.in_row == s.out_row + s.pos
 }
 
+/// Blocks per row: enough for one pair (and one v column) a thread when every span has at most
+/// [`DECODE_MAX_ROWS`](crate::gemm_sm90::DECODE_MAX_ROWS) rows (a decode step: one block looping over a row's pairs
+/// is a chain of dependent loads), else 1. The kernel's arithmetic per pair does not depend on it.
+fn chunks_for(spans: &[Span], heads: Heads) -> usize {
+    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
+    if max_rows > crate::gemm_sm90::DECODE_MAX_ROWS {
+        return 1;
+    }
+    let pairs = (heads.heads + heads.kv_heads) * heads.head_dim / 2;
+    pairs.max(heads.kv_width()).div_ceil(THREADS as usize).max(1)
+}
+
 /// The launcher's checks, on buffer lengths only (so they are tested without a GPU): `tables` = the lengths of cos and
-/// sin, `positions` the length of the positions buffer (if any). Returns the launch's grid.
+/// sin, `positions` the length of the positions buffer (if any). Returns the launch's grid and its blocks per row.
 fn validate(
     qkv: Rows,
     tables: (usize, usize),
     spans: &[Span],
     positions: Option<usize>,
     heads: Heads,
-) -> Result<LaunchConfig, KernelError> {
+) -> Result<(LaunchConfig, usize), KernelError> {
     let k = ROPE_BF16.entry;
     check_groups(k, spans.len())?;
     let Heads {
@@ -161,7 +176,10 @@ fn validate(
             }
         }
     }
-    Ok(row_grid(spans, THREADS))
+    let chunks = chunks_for(spans, heads);
+    let mut cfg = row_grid(spans, THREADS);
+    cfg.grid_dim.0 *= chunks as u32;
+    Ok((cfg, chunks))
 }
 
 #[cfg(test)]
@@ -177,6 +195,29 @@ mod tests {
     }
 
     #[test]
+    fn decode_rows_take_one_pair_a_thread() {
+        let b1 = Heads {
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 64,
+        };
+        // 40 rotated heads × 32 pairs = 1,280 pairs: 10 blocks of 128 per row
+        assert_eq!(chunks_for(&[span(0, 0, 1, 0)], b1), 10);
+        assert_eq!(chunks_for(&[span(0, 0, 64, 0), span(64, 64, 1, 0)], b1), 10);
+        assert_eq!(
+            chunks_for(&[span(0, 0, 65, 0)], b1),
+            1,
+            "a segment's rows: one block a row"
+        );
+        let smol = Heads {
+            heads: 9,
+            kv_heads: 3,
+            head_dim: 64,
+        };
+        assert_eq!(chunks_for(&[span(0, 0, 1, 0)], smol), 3); // 384 pairs
+    }
+
+    #[test]
     fn validate_checks_place_positions_heads_and_rows() {
         // 2 q heads + 1 k head + 1 v head of 32 = 128 columns, 10 rows; tables for 4 positions.
         let (qkv, tables) = (Rows { len: 1280, ld: 128 }, (64, 64));
@@ -185,12 +226,13 @@ mod tests {
             kv_heads: 1,
             head_dim: 32,
         };
-        let v = |spans: &[Span]| validate(qkv, tables, spans, None, heads);
+        let v = |spans: &[Span]| validate(qkv, tables, spans, None, heads).map(|(cfg, _)| cfg);
         // in place at position 2: rows 2..4 of a segment from row 0
         let at = |pos| Span {
             pos,
             ..span(pos, 0, 2, 0)
         };
+        // few rows: one pair a thread, 48 pairs and 32 v columns of this row in one block of 128
         assert_eq!(v(&[at(2), span(5, 5, 4, 0)]).unwrap().grid_dim, (4, 2, 1));
         assert!(v(&[span(0, 4, 2, 0)]).is_ok(), "moved to other rows");
         assert!(rejected(v(&[span(0, 1, 2, 0)])), "moved onto its own rows");

@@ -59,8 +59,9 @@ pub fn add_rows_f32(
     spans: &[Span],
     d: usize,
 ) -> Result<(), KernelError> {
-    // SAFETY: add_rows_f32(Spans, const float* x, int x_ld, float* y, int y_ld, int d) reads row in_row + r of x and
-    // adds into row out_row + r of y, columns 0..d, per span row; blocks past a span's rows touch nothing.
+    // SAFETY: add_rows_f32(Spans, const float* x, int x_ld, float* y, int y_ld, int d, int chunks) reads row
+    // in_row + r of x and adds into row out_row + r of y, columns 0..d, per span row; blocks past a span's rows touch
+    // nothing.
     unsafe { launch_x_to_y(gpu, stream, &ADD_ROWS_F32, THREADS, (x, x_ld), (y, y_ld), spans, d) }
 }
 

@@ -32,9 +32,9 @@ pub fn to_bf16(
     spans: &[Span],
     d: usize,
 ) -> Result<(), KernelError> {
-    // SAFETY: to_bf16_f32(Spans, const float* x, int x_ld, bf16* y, int y_ld, int d) (half::bf16 is the 2-byte
-    // __nv_bfloat16) reads row in_row + r of x and writes row out_row + r of y, columns 0..d, per span row, and its
-    // blocks past a span's rows write nothing.
+    // SAFETY: to_bf16_f32(Spans, const float* x, int x_ld, bf16* y, int y_ld, int d, int chunks) (half::bf16 is
+    // the 2-byte __nv_bfloat16) reads row in_row + r of x and writes row out_row + r of y, columns 0..d, per span
+    // row, and its blocks past a span's rows write nothing.
     unsafe { launch_x_to_y(gpu, stream, &TO_BF16_F32, THREADS, (x, x_ld), (y, y_ld), spans, d) }
 }
 

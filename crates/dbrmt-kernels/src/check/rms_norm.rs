@@ -128,5 +128,8 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         check_rms_norm::<f32>(gpu, seed ^ 7, &[33, 5], 3072, 2),
         check_rms_norm::<f32>(gpu, seed ^ 8, &[9, 300, 2], 100, 1),
         check_rms_norm_grouping::<f32>(gpu, seed ^ 9, &[40, 17, 200, 3], 1, 576),
+        // rows wider than the registers hold (32 · 128 columns): the looping path
+        check_rms_norm::<f32>(gpu, seed ^ 10, &[3, 2], 5000, 2),
+        check_rms_norm::<bf16>(gpu, seed ^ 11, &[1, 70], 4100, 2),
     ]
 }
