@@ -34,12 +34,14 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
     const __nv_bfloat16* wr = w + (size_t)span.layer * d;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
 
-    // Rows of up to CACHED · 128 columns (every model we run: d <= 4096) are loaded once, all at the start, and kept
-    // in registers for the second pass: a decode step's single row otherwise waited for four rounds of dependent
-    // loads and read x twice (1B: 5.4 µs a norm, s11 ledger). The partial sums are the same fmaf chain in the same
-    // column order either way, so the bits are too.
+    // In a launch of few rows (a decode step: at most 64, gridDim.x being the longest span's rows), rows of up to
+    // CACHED · 128 columns (every model we run: d <= 4096) are loaded once, all at the start, and kept in registers
+    // for the second pass: a decoded row otherwise waited for four rounds of dependent loads and read x twice (1B:
+    // 5.4 µs a norm, s11 ledger). Many rows keep the loop (enough rows in flight; the 32 predicated slots cost the
+    // short rows of small models). The partial sums are the same fmaf chain in the same column order either way, so
+    // the bits are too (check::rms_norm's grouping checks compare a few-row launch with a many-row one).
     constexpr int CACHED = 32;
-    const bool cached = d <= CACHED * RMS_NORM_THREADS;
+    const bool cached = d <= CACHED * RMS_NORM_THREADS && gridDim.x <= 64;
     float xv[CACHED];
     float ss = 0.0f;
     if (cached) {
