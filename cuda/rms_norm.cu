@@ -23,7 +23,15 @@ namespace {
 __device__ __forceinline__ float load_x(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load_x(const float* p) { return *p; }
 
-template <typename X>
+// FEW (the `_few` entries, launches of at most 64 rows: a decode step): rows of up to CACHED · 128 columns (every model
+// we run: d <= 4096) are loaded once, all at the start, and kept in registers for the second pass; a decoded row
+// otherwise waited for four rounds of dependent loads and read x twice (1B: 5.4 µs a norm, s11 ledger). Separate
+// entries, because the cache's registers (48 against 25) would cost the many-row launches their occupancy (160M's
+// 131K prefill 1.7% slower, s11 call 7). The partial sums are the same fmaf chain in the same column order either way,
+// so the bits are too (check::rms_norm's grouping checks compare a few-row launch with a many-row one).
+constexpr int CACHED = 32;
+
+template <bool FEW, typename X>
 __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict__ x, int x_ld,
                                          const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y, int y_ld,
                                          int d, float eps) {
@@ -34,27 +42,23 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
     const __nv_bfloat16* wr = w + (size_t)span.layer * d;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
 
-    // In a launch of few rows (a decode step: at most 64, gridDim.x being the longest span's rows), rows of up to
-    // CACHED · 128 columns (every model we run: d <= 4096) are loaded once, all at the start, and kept in registers
-    // for the second pass: a decoded row otherwise waited for four rounds of dependent loads and read x twice (1B:
-    // 5.4 µs a norm, s11 ledger). Many rows keep the loop (enough rows in flight; the 32 predicated slots cost the
-    // short rows of small models). The partial sums are the same fmaf chain in the same column order either way, so
-    // the bits are too (check::rms_norm's grouping checks compare a few-row launch with a many-row one).
-    constexpr int CACHED = 32;
-    const bool cached = d <= CACHED * RMS_NORM_THREADS && gridDim.x <= 64;
-    float xv[CACHED];
+    const bool cached = FEW && d <= CACHED * RMS_NORM_THREADS;
+    float xv[FEW ? CACHED : 1];
     float ss = 0.0f;
-    if (cached) {
+    if constexpr (FEW) {
+        if (cached) {
 #pragma unroll
-        for (int j = 0; j < CACHED; ++j) {
-            const int c = threadIdx.x + j * RMS_NORM_THREADS;
-            xv[j] = c < d ? load_x(xr + c) : 0.0f;
-        }
+            for (int j = 0; j < CACHED; ++j) {
+                const int c = threadIdx.x + j * RMS_NORM_THREADS;
+                xv[j] = c < d ? load_x(xr + c) : 0.0f;
+            }
 #pragma unroll
-        for (int j = 0; j < CACHED; ++j) {
-            if (threadIdx.x + j * RMS_NORM_THREADS < d) ss = fmaf(xv[j], xv[j], ss);
+            for (int j = 0; j < CACHED; ++j) {
+                if (threadIdx.x + j * RMS_NORM_THREADS < d) ss = fmaf(xv[j], xv[j], ss);
+            }
         }
-    } else {
+    }
+    if (!cached) {
 #pragma unroll 4
         for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
             const float v = load_x(xr + c);
@@ -76,13 +80,15 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
     __syncthreads();
     const float s = row_scale;
 
-    if (cached) {
+    if constexpr (FEW) {
+        if (cached) {
 #pragma unroll
-        for (int j = 0; j < CACHED; ++j) {
-            const int c = threadIdx.x + j * RMS_NORM_THREADS;
-            if (c < d) yr[c] = __float2bfloat16(__bfloat162float(wr[c]) * (xv[j] * s));
+            for (int j = 0; j < CACHED; ++j) {
+                const int c = threadIdx.x + j * RMS_NORM_THREADS;
+                if (c < d) yr[c] = __float2bfloat16(__bfloat162float(wr[c]) * (xv[j] * s));
+            }
+            return;
         }
-        return;
     }
 #pragma unroll 4
     for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
@@ -99,12 +105,26 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
 extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     rms_norm_bf16(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
                   __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) { pdl_entry();
-    rms_norm(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+    rms_norm<false>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }
 
 // As rms_norm_bf16, with f32 input rows (the f32 hidden rows); the output stays bf16.
 extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     rms_norm_f32(const Spans spans, const float* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
                  __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) { pdl_entry();
-    rms_norm(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+    rms_norm<false>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+}
+
+// The same norms for launches of few rows (FEW above): the same bits.
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_bf16_few(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld,
+                      const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
+    pdl_entry();
+    rms_norm<true>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_f32_few(const Spans spans, const float* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
+                     __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) { pdl_entry();
+    rms_norm<true>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }

@@ -28,14 +28,17 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when 
 // CUDA kernels
 
 // `rot_heads` = H + KV (the heads that rotate), `half` = hd / 2, `v_cols` = KV · hd (copied when not in place).
-extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
-    rope_bf16(const Spans spans, __nv_bfloat16* qkv, int ld, const float* __restrict__ cos_table,
-              const float* __restrict__ sin_table, int rot_heads, int half, int v_cols, int chunks) {
-    pdl_entry();
+// CHUNKED: `chunks` blocks per row (the `_few` entry); else one block a row and `chunks` is 1 (the loop's stride a
+// constant: the many-row entry's code is the one before session 11's chunks).
+template <bool CHUNKED>
+__device__ __forceinline__ void rope(const Spans& spans, __nv_bfloat16* qkv, int ld, const float* __restrict__ cos_table,
+                                     const float* __restrict__ sin_table, int rot_heads, int half, int v_cols,
+                                     int chunks) {
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = (int)blockIdx.x / chunks;
+    const int r = CHUNKED ? (int)blockIdx.x / chunks : (int)blockIdx.x;
     if (r >= span.rows) return;
-    const int first = ((int)blockIdx.x - r * chunks) * ROPE_THREADS + (int)threadIdx.x, step = chunks * ROPE_THREADS;
+    const int first = CHUNKED ? ((int)blockIdx.x - r * chunks) * ROPE_THREADS + (int)threadIdx.x : (int)threadIdx.x;
+    const int step = CHUNKED ? chunks * ROPE_THREADS : ROPE_THREADS;
 
     const int pos = span_pos(spans, span);
     const float* c = cos_table + (size_t)(pos + r) * half;
@@ -74,4 +77,19 @@ extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
     }
     const int v0 = rot_heads * 2 * half;
     for (int col = v0 + first; col < v0 + v_cols; col += step) dst[col] = src[col];
+}
+
+extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
+    rope_bf16(const Spans spans, __nv_bfloat16* qkv, int ld, const float* __restrict__ cos_table,
+              const float* __restrict__ sin_table, int rot_heads, int half, int v_cols, int chunks) {
+    pdl_entry();
+    rope<false>(spans, qkv, ld, cos_table, sin_table, rot_heads, half, v_cols, chunks);
+}
+
+// rope_bf16 with `chunks` blocks per row (launches of few rows: a decode step); the same bits.
+extern "C" __global__ void __launch_bounds__(ROPE_THREADS)
+    rope_bf16_few(const Spans spans, __nv_bfloat16* qkv, int ld, const float* __restrict__ cos_table,
+                  const float* __restrict__ sin_table, int rot_heads, int half, int v_cols, int chunks) {
+    pdl_entry();
+    rope<true>(spans, qkv, ld, cos_table, sin_table, rot_heads, half, v_cols, chunks);
 }

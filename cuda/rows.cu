@@ -30,16 +30,29 @@ extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
     for (int c = threadIdx.x; c < d; c += ROWS_THREADS) dst[c] = src[c];
 }
 
-extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
-    add_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, float* __restrict__ y, int y_ld, int d,
-                 int chunks) { pdl_entry();
-    // `chunks` blocks per row (launch.rs's row_chunks: several for a decode step's few rows); elementwise, so the bits
-    // do not depend on it
+// CHUNKED (the `_few` entry): `chunks` blocks per row (launch.rs's row_chunks: several for a decode step's few rows);
+// else one block a row. Elementwise, so the bits do not depend on it.
+template <bool CHUNKED>
+__device__ __forceinline__ void add_rows(const Spans& spans, const float* __restrict__ x, int x_ld,
+                                         float* __restrict__ y, int y_ld, int d, int chunks) {
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = (int)blockIdx.x / chunks;
+    const int r = CHUNKED ? (int)blockIdx.x / chunks : (int)blockIdx.x;
     if (r >= span.rows) return;
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     float* yr = y + (size_t)(span.out_row + r) * y_ld;
-    const int first = ((int)blockIdx.x - r * chunks) * ROWS_THREADS + (int)threadIdx.x;
-    for (int c = first; c < d; c += chunks * ROWS_THREADS) yr[c] = yr[c] + xr[c];
+    const int first = CHUNKED ? ((int)blockIdx.x - r * chunks) * ROWS_THREADS + (int)threadIdx.x : (int)threadIdx.x;
+    const int step = CHUNKED ? chunks * ROWS_THREADS : ROWS_THREADS;
+    for (int c = first; c < d; c += step) yr[c] = yr[c] + xr[c];
+}
+
+extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
+    add_rows_f32(const Spans spans, const float* __restrict__ x, int x_ld, float* __restrict__ y, int y_ld, int d,
+                 int chunks) { pdl_entry();
+    add_rows<false>(spans, x, x_ld, y, y_ld, d, chunks);
+}
+
+extern "C" __global__ void __launch_bounds__(ROWS_THREADS)
+    add_rows_f32_few(const Spans spans, const float* __restrict__ x, int x_ld, float* __restrict__ y, int y_ld, int d,
+                     int chunks) { pdl_entry();
+    add_rows<true>(spans, x, x_ld, y, y_ld, d, chunks);
 }

@@ -14,15 +14,29 @@ launch or on `chunks`. Bytes: 6 · rows · d (f32 read, bf16 written).
 
 #define TO_BF16_THREADS 128
 
-extern "C" __global__ void __launch_bounds__(TO_BF16_THREADS)
-    to_bf16_f32(const Spans spans, const float* __restrict__ x, int x_ld, __nv_bfloat16* __restrict__ y, int y_ld,
-                int d, int chunks) { pdl_entry();
+// CHUNKED (the `_few` entry): `chunks` blocks per row; else one block a row (`chunks` is 1, the stride a constant).
+template <bool CHUNKED>
+__device__ __forceinline__ void to_bf16(const Spans& spans, const float* __restrict__ x, int x_ld,
+                                        __nv_bfloat16* __restrict__ y, int y_ld, int d, int chunks) {
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = (int)blockIdx.x / chunks;
+    const int r = CHUNKED ? (int)blockIdx.x / chunks : (int)blockIdx.x;
     if (r >= span.rows) return;
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
-    const int first = ((int)blockIdx.x - r * chunks) * TO_BF16_THREADS + (int)threadIdx.x;
+    const int first = CHUNKED ? ((int)blockIdx.x - r * chunks) * TO_BF16_THREADS + (int)threadIdx.x : (int)threadIdx.x;
+    const int step = CHUNKED ? chunks * TO_BF16_THREADS : TO_BF16_THREADS;
 #pragma unroll 4
-    for (int c = first; c < d; c += chunks * TO_BF16_THREADS) yr[c] = __float2bfloat16_rn(xr[c]);
+    for (int c = first; c < d; c += step) yr[c] = __float2bfloat16_rn(xr[c]);
+}
+
+extern "C" __global__ void __launch_bounds__(TO_BF16_THREADS)
+    to_bf16_f32(const Spans spans, const float* __restrict__ x, int x_ld, __nv_bfloat16* __restrict__ y, int y_ld,
+                int d, int chunks) { pdl_entry();
+    to_bf16<false>(spans, x, x_ld, y, y_ld, d, chunks);
+}
+
+extern "C" __global__ void __launch_bounds__(TO_BF16_THREADS)
+    to_bf16_f32_few(const Spans spans, const float* __restrict__ x, int x_ld, __nv_bfloat16* __restrict__ y, int y_ld,
+                    int d, int chunks) { pdl_entry();
+    to_bf16<true>(spans, x, x_ld, y, y_ld, d, chunks);
 }

@@ -211,29 +211,31 @@ pub(crate) fn row_chunks(spans: &[Span], d: usize, threads: u32) -> usize {
 }
 
 /// Checks ([`validate_x_to_y`]) and launches an elementwise row kernel `kernel(Spans, const X* x, int x_ld, Y* y,
-/// int y_ld, int d, int chunks)` of `threads`-thread blocks over `spans`, [`row_chunks`] blocks per row
-/// (`blockIdx.x = row · chunks + chunk`; chunk c takes columns `c·threads + t`, stepping by `chunks·threads`).
+/// int y_ld, int d, int chunks)` of `threads`-thread blocks over `spans`: `kernels.0` one block a row (`chunks` 1),
+/// or, when [`row_chunks`] gives more, `kernels.1` with that many blocks per row (`blockIdx.x = row · chunks +
+/// chunk`; chunk c takes columns `c·threads + t`, stepping by `chunks·threads`).
 ///
 /// # Safety
-/// `kernel` takes exactly those parameters and, for each span, reads only rows `in_row..in_row + rows` of `x` and
-/// writes only rows `out_row..out_row + rows` of `y`, columns `0..d`; blocks past a span's rows touch nothing.
+/// Both kernels take exactly those parameters and, for each span, read only rows `in_row..in_row + rows` of `x` and
+/// write only rows `out_row..out_row + rows` of `y`, columns `0..d`; blocks past a span's rows touch nothing.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn launch_x_to_y<X: DeviceRepr, Y: DeviceRepr>(
     gpu: &Gpu,
     stream: &CudaStream,
-    kernel: &Kernel,
+    kernels: (&Kernel, &Kernel),
     threads: u32,
     (x, x_ld): (&CudaSlice<X>, usize),
     (y, y_ld): (&mut CudaSlice<Y>, usize),
     spans: &[Span],
     d: usize,
 ) -> Result<(), KernelError> {
-    let mut cfg = validate_x_to_y(kernel.entry, Rows::of(x, x_ld), Rows::of(y, y_ld), spans, d, threads)?;
+    let mut cfg = validate_x_to_y(kernels.0.entry, Rows::of(x, x_ld), Rows::of(y, y_ld), spans, d, threads)?;
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
     let chunks = row_chunks(spans, d, threads);
     cfg.grid_dim.0 *= chunks as u32;
+    let kernel = if chunks > 1 { kernels.1 } else { kernels.0 };
     let chunks = chunks as i32; // at most d / threads + 1: d fits an i32
     let f = gpu.function(kernel)?;
     let params = Spans::pack(spans);

@@ -15,10 +15,23 @@ use crate::{cubins, Gpu, HiddenElem, Kernel, KernelError};
 
 const RMS_NORM_BF16: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16");
 const RMS_NORM_F32: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32");
+const RMS_NORM_BF16_FEW: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16_few");
+const RMS_NORM_F32_FEW: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32_few");
 
 /// The entry point for input rows of type `X`: `rms_norm_bf16` or `rms_norm_f32` (the output is bf16 for both).
 pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
     X::pick(&RMS_NORM_BF16, &RMS_NORM_F32)
+}
+
+/// The entry point of a launch over `spans`: [`kernel`]'s, or its `_few` twin (rows of up to 4,096 columns held in
+/// registers: one round of loads for a decoded row; the same bits) when every span has at most
+/// [`DECODE_MAX_ROWS`](crate::gemm_sm90::DECODE_MAX_ROWS) rows.
+fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize) -> &'static Kernel {
+    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
+    match max_rows <= crate::gemm_sm90::DECODE_MAX_ROWS && d <= 32 * THREADS as usize {
+        true => X::pick(&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW),
+        false => kernel::<X>(),
+    }
 }
 
 /// `RMS_NORM_THREADS` of rms_norm.cu.
@@ -44,7 +57,7 @@ pub fn rms_norm<X: HiddenElem>(
     d: usize,
     eps: f32,
 ) -> Result<(), KernelError> {
-    let kernel = kernel::<X>();
+    let kernel = kernel_for::<X>(spans, d);
     let cfg = validate(
         kernel.entry,
         Rows::of(x, x_ld),
@@ -72,7 +85,7 @@ pub fn rms_norm<X: HiddenElem>(
         .arg(&y_ld)
         .arg(&d)
         .arg(&eps);
-    // SAFETY: the arguments match `rms_norm_<X>(Spans, const X* x, int x_ld, const bf16* w, bf16* y, int y_ld,
+    // SAFETY: the arguments match `rms_norm_<X>[_few](Spans, const X* x, int x_ld, const bf16* w, bf16* y, int y_ld,
     // int d, float eps)` in order and size, the entry point picked by `X` (half::bf16 is the 2-byte __nv_bfloat16, f32
     // is float, and `x` holds X). `validate` checked every span: the rows it reads from x, the weight row it
     // reads from w and the rows it writes in y lie inside those buffers, which this call borrows (y mutably, so it
@@ -115,6 +128,26 @@ mod tests {
         let cu = include_str!("../../../cuda/rms_norm.cu");
         crate::hidden::assert_entries("rms_norm", cu, [kernel::<bf16>().entry, kernel::<f32>().entry]);
         assert!(cu.contains(&format!("#define RMS_NORM_THREADS {THREADS}\n")));
+        assert!(
+            cu.contains("constexpr int CACHED = 32;"),
+            "kernel_for's 32 · THREADS columns"
+        );
+        for k in [&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW] {
+            assert!(cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
+        }
+    }
+
+    #[test]
+    fn few_rows_take_the_register_cached_entries() {
+        let one = [span(0, 0, 1, 0)];
+        assert_eq!(kernel_for::<f32>(&one, 2048).entry, "rms_norm_f32_few");
+        assert_eq!(kernel_for::<bf16>(&one, 4096).entry, "rms_norm_bf16_few");
+        assert_eq!(
+            kernel_for::<f32>(&one, 4097).entry,
+            "rms_norm_f32",
+            "wider than the registers hold"
+        );
+        assert_eq!(kernel_for::<f32>(&[span(0, 0, 65, 0)], 2048).entry, "rms_norm_f32");
     }
 
     #[test]

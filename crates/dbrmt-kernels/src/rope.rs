@@ -19,6 +19,8 @@ use crate::params::{Heads, Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 const ROPE_BF16: Kernel = Kernel::new(cubins::ROPE, "rope_bf16");
+/// The same rotation with several blocks per row ([`chunks_for`] > 1: launches of few rows, a decode step).
+const ROPE_BF16_FEW: Kernel = Kernel::new(cubins::ROPE, "rope_bf16_few");
 
 /// `ROPE_THREADS` of rope.cu.
 const THREADS: u32 = 128;
@@ -51,7 +53,7 @@ pub fn rope(
         return Ok(());
     }
     let chunks = chunks as i32; // at most the pairs of a row over 128: validate checked the widths fit an i32
-    let f = gpu.function(&ROPE_BF16)?;
+    let f = gpu.function(if chunks > 1 { &ROPE_BF16_FEW } else { &ROPE_BF16 })?;
     let params = Spans::pack_with(spans, positions_addr(positions, stream));
     let (cos_ptr, sin_ptr, qkv_ptr) = (addr(cos, stream), addr(sin, stream), addr_mut(qkv, stream));
     // All fit in i32: `validate` checked them.
@@ -72,9 +74,9 @@ pub fn rope(
         .arg(&half)
         .arg(&v_cols)
         .arg(&chunks);
-    // SAFETY: the arguments match `rope_bf16(Spans, bf16* qkv, int ld, const float* cos, const float* sin,
+    // SAFETY: the arguments match `rope_bf16[_few](Spans, bf16* qkv, int ld, const float* cos, const float* sin,
     // int rot_heads, int half, int v_cols, int chunks)` in order and size; the grid is `chunks` blocks per row of the
-    // longest span (blocks past a span's rows return). `validate` checked every span: the rows it reads and
+    // longest span (blocks past a span's rows return; `chunks` is 1 for rope_bf16). `validate` checked every span: the rows it reads and
     // every row it may write (for a dynamic span, up to its bound; the kernel traps past it), their columns (v's too
     // where it copies) inside qkv (borrowed mutably by this call); table rows below `positions` (cos and sin hold
     // positions · half elements each); no row written by two spans or read by one and written by another; and each
@@ -192,6 +194,7 @@ mod tests {
         let cu = include_str!("../../../cuda/rope.cu");
         assert!(cu.contains(&format!("#define ROPE_THREADS {THREADS}\n")));
         assert!(cu.contains(&format!(" {}(", ROPE_BF16.entry)));
+        assert!(cu.contains(&format!(" {}(", ROPE_BF16_FEW.entry)));
     }
 
     #[test]

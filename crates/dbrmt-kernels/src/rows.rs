@@ -14,6 +14,8 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 
 pub(crate) const COPY_ROWS_BF16: Kernel = Kernel::new(cubins::ROWS, "copy_rows_bf16");
 pub(crate) const ADD_ROWS_F32: Kernel = Kernel::new(cubins::ROWS, "add_rows_f32");
+/// The same adds with several blocks per row, for launches of few rows (a decode step).
+const ADD_ROWS_F32_FEW: Kernel = Kernel::new(cubins::ROWS, "add_rows_f32_few");
 
 /// `ROWS_THREADS` of rows.cu.
 const THREADS: u32 = 256;
@@ -62,7 +64,10 @@ pub fn add_rows_f32(
     // SAFETY: add_rows_f32(Spans, const float* x, int x_ld, float* y, int y_ld, int d, int chunks) reads row
     // in_row + r of x and adds into row out_row + r of y, columns 0..d, per span row; blocks past a span's rows touch
     // nothing.
-    unsafe { launch_x_to_y(gpu, stream, &ADD_ROWS_F32, THREADS, (x, x_ld), (y, y_ld), spans, d) }
+    unsafe {
+        let kernels = (&ADD_ROWS_F32, &ADD_ROWS_F32_FEW);
+        launch_x_to_y(gpu, stream, kernels, THREADS, (x, x_ld), (y, y_ld), spans, d)
+    }
 }
 
 /// [`validate_x_to_y`]'s checks with x and y the same buffer, and no span reading rows that a span writes.
@@ -89,6 +94,7 @@ mod tests {
         let cu = include_str!("../../../cuda/rows.cu");
         assert!(cu.contains(&format!("#define ROWS_THREADS {THREADS}\n")));
         assert!(cu.contains(COPY_ROWS_BF16.entry) && cu.contains(ADD_ROWS_F32.entry));
+        assert!(cu.contains(&format!(" {}(", ADD_ROWS_F32_FEW.entry)));
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::params::Span;
 use crate::{cubins, Gpu, Kernel, KernelError};
 
 pub(crate) const TO_BF16_F32: Kernel = Kernel::new(cubins::TO_BF16, "to_bf16_f32");
+/// The same rounding with several blocks per row, for launches of few rows (a decode step).
+const TO_BF16_F32_FEW: Kernel = Kernel::new(cubins::TO_BF16, "to_bf16_f32_few");
 
 /// `TO_BF16_THREADS` of to_bf16.cu.
 const THREADS: u32 = 128;
@@ -35,7 +37,10 @@ pub fn to_bf16(
     // SAFETY: to_bf16_f32(Spans, const float* x, int x_ld, bf16* y, int y_ld, int d, int chunks) (half::bf16 is
     // the 2-byte __nv_bfloat16) reads row in_row + r of x and writes row out_row + r of y, columns 0..d, per span
     // row, and its blocks past a span's rows write nothing.
-    unsafe { launch_x_to_y(gpu, stream, &TO_BF16_F32, THREADS, (x, x_ld), (y, y_ld), spans, d) }
+    unsafe {
+        let kernels = (&TO_BF16_F32, &TO_BF16_F32_FEW);
+        launch_x_to_y(gpu, stream, kernels, THREADS, (x, x_ld), (y, y_ld), spans, d)
+    }
 }
 
 #[cfg(test)]
@@ -49,6 +54,7 @@ mod tests {
         let cu = include_str!("../../../cuda/to_bf16.cu");
         assert!(cu.contains(&format!("#define TO_BF16_THREADS {THREADS}\n")));
         assert!(cu.contains(TO_BF16_F32.entry));
+        assert!(cu.contains(&format!(" {}(", TO_BF16_F32_FEW.entry)));
     }
 
     #[test]
