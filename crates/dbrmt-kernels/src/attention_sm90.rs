@@ -55,22 +55,6 @@ pub fn supports(heads: Heads) -> bool {
 }
 
 /// The checks, on lengths only: the entry point for the head dim.
-/// The grid of a launch over `spans` on `sms` multiprocessors: one CTA per SM, but no more CTAs than the launch has
-/// items at most (cuda/attention_sm90/schedule.cuh: an item is a span's KV head at one level of `2·(64/R)` positions;
-/// a span of `rows` rows spans at most `(rows − 1) / (2·64/R) + 2` levels wherever its position is). A decode step has
-/// a few items (1B: 8 KV heads of one row); the other CTAs only set up and leave (s9: every SM ≥ 4.8K cycles for
-/// 3 items). An item's bits do not depend on the grid (schedule.cuh).
-fn grid_for(spans: &[Span], heads: Heads, sms: usize) -> u32 {
-    // 2P positions an item, P = 64 / R as the kernel computes it (schedule.cuh)
-    let two_bp = 2 * (64 / (heads.heads / heads.kv_heads.max(1)).max(1));
-    let items: usize = spans
-        .iter()
-        .filter(|s| s.rows > 0)
-        .map(|s| ((s.rows - 1) / two_bp.max(1) + 2) * heads.kv_heads)
-        .sum();
-    sms.min(items).max(1) as u32
-}
-
 fn validate(qkv: Rows, out: Rows, spans: &[Span], heads: Heads, scale: f32) -> Result<Kernel, KernelError> {
     let entry = match heads.head_dim {
         64 => "attention_sm90_causal_bf16_hd64",
@@ -168,7 +152,7 @@ pub fn attention_sm90_causal(
         smem as i32,
     )?;
     let cfg = LaunchConfig {
-        grid_dim: (grid_for(spans, heads, gpu.sm_count()), 1, 1),
+        grid_dim: (gpu.sm_count() as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: smem as u32,
     };
@@ -188,30 +172,6 @@ pub fn attention_sm90_causal(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decode_launches_take_a_cta_per_item() {
-        let b1 = Heads {
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 64,
-        };
-        let row = |rows| Span {
-            rows,
-            ..Span::default()
-        };
-        // one decoded row: at most 2 levels × 8 KV heads
-        assert_eq!(grid_for(&[row(1)], b1, 132), 16);
-        // a step's 16 segments of 1152 rows: every SM
-        assert_eq!(grid_for(&vec![row(1152); 16], b1, 132), 132);
-        let smol = Heads {
-            heads: 9,
-            kv_heads: 3,
-            head_dim: 64,
-        };
-        assert_eq!(grid_for(&[row(1), row(0)], smol, 132), 6);
-        assert_eq!(grid_for(&[row(0)], smol, 132), 1);
-    }
 
     fn span(in_row: usize, out_row: usize, rows: usize, pos: usize) -> Span {
         Span {
