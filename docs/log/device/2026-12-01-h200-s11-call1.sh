@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (Ran as session 11 call 1, after `python3` unpacked the xz-compressed cubins and trace binary it carried.)
 # Prepared in session 10, not run: the next session's first call (~8 min on an H200). Two questions about the decode
 # read (docs/log/armt_read_fused_sm90.md §11):
 #   1. Is the converter ownership (V1) racy? Session 10's call 6 saw, with V1 + the one-row features (V4), a 1B decode
