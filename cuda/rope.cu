@@ -35,10 +35,8 @@ __device__ __forceinline__ void rope(const Spans& spans, __nv_bfloat16* qkv, int
                                      const float* __restrict__ sin_table, int rot_heads, int half, int v_cols,
                                      int chunks) {
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = CHUNKED ? (int)blockIdx.x / chunks : (int)blockIdx.x;
+    const auto [r, first, step] = row_block<ROPE_THREADS, CHUNKED>(chunks);
     if (r >= span.rows) return;
-    const int first = CHUNKED ? ((int)blockIdx.x - r * chunks) * ROPE_THREADS + (int)threadIdx.x : (int)threadIdx.x;
-    const int step = CHUNKED ? chunks * ROPE_THREADS : ROPE_THREADS;
 
     const int pos = span_pos(spans, span);
     const float* c = cos_table + (size_t)(pos + r) * half;

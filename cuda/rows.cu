@@ -36,12 +36,10 @@ template <bool CHUNKED>
 __device__ __forceinline__ void add_rows(const Spans& spans, const float* __restrict__ x, int x_ld,
                                          float* __restrict__ y, int y_ld, int d, int chunks) {
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = CHUNKED ? (int)blockIdx.x / chunks : (int)blockIdx.x;
+    const auto [r, first, step] = row_block<ROWS_THREADS, CHUNKED>(chunks);
     if (r >= span.rows) return;
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     float* yr = y + (size_t)(span.out_row + r) * y_ld;
-    const int first = CHUNKED ? ((int)blockIdx.x - r * chunks) * ROWS_THREADS + (int)threadIdx.x : (int)threadIdx.x;
-    const int step = CHUNKED ? chunks * ROWS_THREADS : ROWS_THREADS;
     for (int c = first; c < d; c += step) yr[c] = yr[c] + xr[c];
 }
 

@@ -19,12 +19,10 @@ template <bool CHUNKED>
 __device__ __forceinline__ void to_bf16(const Spans& spans, const float* __restrict__ x, int x_ld,
                                         __nv_bfloat16* __restrict__ y, int y_ld, int d, int chunks) {
     const RowSpan span = spans.spans[blockIdx.y];
-    const int r = CHUNKED ? (int)blockIdx.x / chunks : (int)blockIdx.x;
+    const auto [r, first, step] = row_block<TO_BF16_THREADS, CHUNKED>(chunks);
     if (r >= span.rows) return;
     const float* xr = x + (size_t)(span.in_row + r) * x_ld;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
-    const int first = CHUNKED ? ((int)blockIdx.x - r * chunks) * TO_BF16_THREADS + (int)threadIdx.x : (int)threadIdx.x;
-    const int step = CHUNKED ? chunks * TO_BF16_THREADS : TO_BF16_THREADS;
 #pragma unroll 4
     for (int c = first; c < d; c += step) yr[c] = __float2bfloat16_rn(xr[c]);
 }

@@ -68,4 +68,19 @@ __device__ __forceinline__ int span_pos(const Spans& s, const RowSpan& sp) {
     if (p < 0 || p > sp.pos) __trap();
     return p;
 }
+
+// An elementwise row kernel's place (rope, to_bf16, add_rows): its block's row of the span, and this thread's first
+// column and stride. CHUNKED (the `_few` entries: launches of few rows, launch.rs's row_chunks): `chunks` blocks per
+// row, blockIdx.x = row · chunks + chunk, chunk c taking columns c·THREADS + t, stepping by chunks·THREADS; else one
+// block a row (the stride a constant, `chunks` unused).
+struct RowBlock {
+    int r, first, step;
+};
+
+template <int THREADS, bool CHUNKED>
+__device__ __forceinline__ RowBlock row_block(int chunks) {
+    const int r = CHUNKED ? (int)blockIdx.x / chunks : (int)blockIdx.x;
+    const int first = CHUNKED ? ((int)blockIdx.x - r * chunks) * THREADS + (int)threadIdx.x : (int)threadIdx.x;
+    return RowBlock{r, first, CHUNKED ? chunks * THREADS : THREADS};
+}
 #endif
