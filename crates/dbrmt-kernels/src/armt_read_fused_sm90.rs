@@ -82,8 +82,7 @@ fn entry_at(split: ReadSplit, width: usize, pre: bool) -> Option<&'static str> {
 /// `1000 + 400·waves + max(tiles·D·width·4 B / 4 TB/s, waves·(D·width·4 + 128·d_mem·4) B / 64 GB/s)` (a tile reads
 /// its D × width block of the state and the 128-row u tile), ties to the wider. One row of the 1B model: 32 (64 CTAs).
 pub fn read_width(spans: &[Span], shape: ReadShape, sms: usize, decode: bool) -> usize {
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
-    if !decode || max_rows > crate::gemm_sm90::DECODE_MAX_ROWS {
+    if !decode || !crate::launch::few_rows(spans) {
         return TILE;
     }
     let row_tiles = spans.iter().filter(|s| s.rows > 0).count().max(1);

@@ -199,14 +199,18 @@ pub(crate) fn validate_x_to_y(
     Ok(row_grid(spans, threads))
 }
 
-/// Blocks per row of an elementwise row kernel over `spans`: one per `threads` columns when every span has at most
-/// [`DECODE_MAX_ROWS`](crate::gemm_sm90::DECODE_MAX_ROWS) rows (a decode step's row is then one round of loads
-/// instead of a loop of them), else 1.
+/// Whether every span has at most [`DECODE_MAX_ROWS`](crate::gemm_sm90::DECODE_MAX_ROWS) rows: a launch of few
+/// rows (a decode step), which the row kernels' `_few` entries and the fused read's narrow tiles serve.
+pub(crate) fn few_rows(spans: &[Span]) -> bool {
+    spans.iter().all(|s| s.rows <= crate::gemm_sm90::DECODE_MAX_ROWS)
+}
+
+/// Blocks per row of an elementwise row kernel over `spans`: one per `threads` columns for [`few_rows`] (a decode
+/// step's row is then one round of loads instead of a loop of them), else 1.
 pub(crate) fn row_chunks(spans: &[Span], d: usize, threads: u32) -> usize {
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
-    match max_rows > crate::gemm_sm90::DECODE_MAX_ROWS {
-        true => 1,
-        false => d.div_ceil(threads as usize).max(1),
+    match few_rows(spans) {
+        true => d.div_ceil(threads as usize).max(1),
+        false => 1,
     }
 }
 

@@ -24,11 +24,9 @@ pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
 }
 
 /// The entry point of a launch over `spans`: [`kernel`]'s, or its `_few` twin (rows of up to 4,096 columns held in
-/// registers: one round of loads for a decoded row; the same bits) when every span has at most
-/// [`DECODE_MAX_ROWS`](crate::gemm_sm90::DECODE_MAX_ROWS) rows.
+/// registers: one round of loads for a decoded row; the same bits) for [`few_rows`](crate::launch::few_rows).
 fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize) -> &'static Kernel {
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
-    match max_rows <= crate::gemm_sm90::DECODE_MAX_ROWS && d <= 32 * THREADS as usize {
+    match crate::launch::few_rows(spans) && d <= 32 * THREADS as usize {
         true => X::pick(&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW),
         false => kernel::<X>(),
     }

@@ -13,7 +13,7 @@ use cudarc::driver::{CudaSlice, CudaStream, LaunchConfig};
 use half::bf16;
 
 use crate::launch::{
-    addr, addr_mut, check_groups, check_positions, check_rows, invalid, positions_addr, row_grid, Rows,
+    addr, addr_mut, check_groups, check_positions, check_rows, few_rows, invalid, positions_addr, row_grid, Rows,
 };
 use crate::params::{Heads, Span, Spans};
 use crate::{cubins, Gpu, Kernel, KernelError};
@@ -76,11 +76,11 @@ pub fn rope(
         .arg(&chunks);
     // SAFETY: the arguments match `rope_bf16[_few](Spans, bf16* qkv, int ld, const float* cos, const float* sin,
     // int rot_heads, int half, int v_cols, int chunks)` in order and size; the grid is `chunks` blocks per row of the
-    // longest span (blocks past a span's rows return; `chunks` is 1 for rope_bf16). `validate` checked every span: the rows it reads and
-    // every row it may write (for a dynamic span, up to its bound; the kernel traps past it), their columns (v's too
-    // where it copies) inside qkv (borrowed mutably by this call); table rows below `positions` (cos and sin hold
-    // positions · half elements each); no row written by two spans or read by one and written by another; and each
-    // dynamic span's state inside the positions buffer, whose address `params` carries.
+    // longest span (blocks past a span's rows return; `chunks` is 1 for rope_bf16). `validate` checked every span:
+    // the rows it reads and every row it may write (for a dynamic span, up to its bound; the kernel traps past it),
+    // their columns (v's too where it copies) inside qkv (borrowed mutably by this call); table rows below
+    // `positions` (cos and sin hold positions · half elements each); no row written by two spans or read by one and
+    // written by another; and each dynamic span's state inside the positions buffer, whose address `params` carries.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
@@ -99,12 +99,10 @@ fn in_place(s: &Span) -> bool {
     !s.dynamic && s.in_row == s.out_row + s.pos
 }
 
-/// Blocks per row: enough for one pair (and one v column) a thread when every span has at most
-/// [`DECODE_MAX_ROWS`](crate::gemm_sm90::DECODE_MAX_ROWS) rows (a decode step: one block looping over a row's pairs
-/// is a chain of dependent loads), else 1. The kernel's arithmetic per pair does not depend on it.
+/// Blocks per row: enough for one pair (and one v column) a thread for [`few_rows`] (a decode step: one block looping
+/// over a row's pairs is a chain of dependent loads), else 1. The kernel's arithmetic per pair does not depend on it.
 fn chunks_for(spans: &[Span], heads: Heads) -> usize {
-    let max_rows = spans.iter().map(|s| s.rows).max().unwrap_or(0);
-    if max_rows > crate::gemm_sm90::DECODE_MAX_ROWS {
+    if !few_rows(spans) {
         return 1;
     }
     let pairs = (heads.heads + heads.kv_heads) * heads.head_dim / 2;

@@ -18,6 +18,7 @@
 //! reference's f64 dot (≲ 1e-6), the division correctly rounded, then one add.
 
 use super::armt_read::positive_z;
+use super::armt_state_split::SPLIT_POISON;
 use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, put, upload_f32, Check, Layout,
     SplitMix64, F32_OUT_TOL,
@@ -54,9 +55,6 @@ impl Variant {
         }
     }
 }
-
-/// Bits a split state buffer starts with: a NaN, so a tile the split kernel did not write cannot pass.
-const SPLIT_POISON: u32 = 0x7fc0_dead;
 
 /// One reading cell: u `[rows, d_mem]`, its state `A` `[D, d]` and `z` `[D]`, its hidden rows `[rows, d]`.
 struct Cell {

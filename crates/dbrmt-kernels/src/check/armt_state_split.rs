@@ -8,8 +8,8 @@ use crate::armt_state_split::{armt_state_split, split_len, ARMT_STATE_SPLIT_TF32
 use crate::reference::armt_state_split::split_state;
 use crate::{Gpu, KernelError};
 
-/// The bits the split buffer starts with.
-const POISON: u32 = 0x7fc0_dead;
+/// The bits a split buffer starts with in the checks: a NaN, so a tile the split kernel did not write cannot pass.
+pub(crate) const SPLIT_POISON: u32 = 0x7fc0_dead;
 
 /// `slots` states of `D × d`, states `which` split: each against the reference bitwise, the others untouched.
 pub fn check_state_split(
@@ -32,7 +32,7 @@ pub fn check_state_split(
     }
     let stream = gpu.stream();
     let a_d = upload_f32(stream, &a)?;
-    let mut out_d = stream.clone_htod(&vec![POISON; split_len(slots, d_key, d)])?;
+    let mut out_d = stream.clone_htod(&vec![SPLIT_POISON; split_len(slots, d_key, d)])?;
     armt_state_split(gpu, stream, &a_d, &mut out_d, which, d_key, d)?;
     let out = stream.clone_dtoh(&out_d)?;
     let per = 2 * d_key * d;
@@ -51,7 +51,7 @@ pub fn check_state_split(
                 }
             }
         } else {
-            touched += got.iter().filter(|&&g| g != POISON).count();
+            touched += got.iter().filter(|&&g| g != SPLIT_POISON).count();
         }
     }
     let what = format!("D={d_key} d={d} states {which:?} of {slots}");

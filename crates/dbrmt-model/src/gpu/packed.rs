@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use cudarc::driver::{CudaEvent, PinnedHostSlice};
 use dbrmt_formats::state::LayerState;
 use dbrmt_formats::MemoryState;
+use dbrmt_kernels::armt_state_split::split_len;
 
 use super::{DeviceState, Finishing, GpuExecutor, StepCell, Workspace, WorkspaceShape};
 use crate::packed::{check_cell, PassCell, PassId, PassLogits, PassRows};
@@ -117,11 +118,11 @@ impl PackedExecutor<'_> {
         let (l, d, dk) = (cfg.llama.num_layers, cfg.llama.hidden_size, cfg.d_key());
         let qkv = cfg.llama.q_dim() + 2 * cfg.llama.kv_dim();
         let split = if self.engine.model.memory.read_pre_split {
-            2 * dk * d
+            split_len(l, dk, d)
         } else {
             0
         };
-        l * (dk * d + dk + split) * 4 + l * cfg.armt.segment_size * qkv * 2 + cfg.segment_rows() * d * 4
+        (l * (dk * d + dk) + split) * 4 + l * cfg.armt.segment_size * qkv * 2 + cfg.segment_rows() * d * 4
     }
 
     /// Device bytes admitting one more request takes: nothing while a slot is free, else the grown pool (the old
@@ -192,7 +193,7 @@ impl PackedExecutor<'_> {
                 stream.memset_zeros(&mut self.state.z.slice_mut(z))?;
                 if let Some(split) = self.state.split.as_mut() {
                     // zeros split to zeros
-                    let per = 2 * dk * d * layers;
+                    let per = split_len(layers, dk, d);
                     stream.memset_zeros(&mut split.slice_mut(slot * per..(slot + 1) * per))?;
                 }
             }
