@@ -80,17 +80,19 @@ typedef struct {
     int h_ld;              // 28: row stride of h in f32 elements (multiple of 4)
 } ReadFusedProblem;
 
-// The launch (2064 bytes; with the two maps the parameters take 2320 bytes).
+// The launch (2320 bytes; with three maps the parameters take 2704 bytes).
 typedef struct {
     ReadFusedProblem problems[READ_FUSED_MAX_PROBLEMS];  //    0
     int count;  // 2048: problems used, 1 .. 64
     int n;      // 2052: d, the hidden width (multiple of 4)
     int d_mem;  // 2056: 32 or 64
     int nu;     // 2060: DPFP order; D = 2·nu·d_mem <= 512
+    // 2064: the fused-q entries (FQ below): problem i's first row of the stacked W_mq (its layer · d_mem); unused else
+    int w_row[READ_FUSED_MAX_PROBLEMS];
 } ReadFusedParams;
 
 static_assert(sizeof(ReadFusedProblem) == 32, "ReadFusedProblem layout is mirrored by the Rust launcher");
-static_assert(sizeof(ReadFusedParams) == 32 * READ_FUSED_MAX_PROBLEMS + 16, "ReadFusedParams layout is mirrored");
+static_assert(sizeof(ReadFusedParams) == 36 * READ_FUSED_MAX_PROBLEMS + 16, "ReadFusedParams layout is mirrored");
 
 // The launch contract, checked on the host (the harness calls it before every launch; the Rust launcher mirrors it).
 // u_ld, a_ld: row strides (f32 elements) of the buffers the u and A maps cover. nullptr when every requirement
@@ -163,13 +165,20 @@ __host__ __device__ constexpr int stages_for(int bn, bool pre = false) {
     const int fit = (232448 - U_BYTES - Z_BYTES - 2 * sm90::STAGING_BYTES - 16) / (stage_bytes_for(bn, pre) + 24);
     return bn == BN && !pre ? STAGES : (fit > 8 ? 8 : fit);
 }
-__host__ __device__ constexpr int smem_bytes_for(int bn, bool pre = false) {
-    return stages_for(bn, pre) * stage_bytes_for(bn, pre) + U_BYTES + Z_BYTES + 2 * sm90::STAGING_BYTES +
-           (3 * stages_for(bn, pre) + 2) * 8;
+// The fused-q plan (FQ, decode launches at 32 columns): QSTAGES stages of the q product's operands — 64 bf16 rows of
+// x (128 bytes of k each) and the layer's W_mq rows (d_mem <= 64 of them) per k-block of 64 — and their barriers.
+constexpr int QSTAGES = 4;
+constexpr int QX_BYTES = 64 * 128;
+constexpr int QW_BYTES = 64 * 128;
+__host__ __device__ constexpr int q_bytes_for(bool fq) { return fq ? QSTAGES * (QX_BYTES + QW_BYTES) : 0; }
+__host__ __device__ constexpr int smem_bytes_for(int bn, bool pre = false, bool fq = false) {
+    return stages_for(bn, pre) * stage_bytes_for(bn, pre) + q_bytes_for(fq) + U_BYTES + Z_BYTES +
+           2 * sm90::STAGING_BYTES + (3 * stages_for(bn, pre) + 2 + (fq ? 2 * QSTAGES : 0)) * 8;
 }
 static_assert(smem_bytes_for(BN) == smem_bytes() && stages_for(64) == 6 && stages_for(32) == 8 &&
                   smem_bytes_for(64) <= 232448 && smem_bytes_for(32) <= 232448,
               "the narrow plans (6 and 8 stages) fit");
+static_assert(smem_bytes_for(32, true, true) <= 232448, "the fused-q plan fits");
 static_assert(stages_for(BN, true) == 4 && stages_for(64, true) == 8 && stages_for(32, true) == 8 &&
                   smem_bytes_for(BN, true) <= 232448 && smem_bytes_for(64, true) <= 232448,
               "the pre-split plans (4, 8 and 8 stages) fit");
@@ -301,15 +310,77 @@ __device__ __forceinline__ void features_row0(Frag& F, float& den0, uint32_t u_b
     }
 }
 
+// The fused q product (FQ below) of warpgroup 0: u[64 rows][N = d_mem] = x·W_mqᵀ over kq_blocks k-blocks of 64 from
+// the q stages, exactly gemm_sm90's chain (m64nNk16 in k order, scale_d = 0 on the first, one batch in flight), then
+// stored as f32 into the u buffer's rows (pitch d_mem + 4 words), where the u TMA would have put them.
+template <int N, typename XAddr, typename WAddr>
+__device__ __forceinline__ void q_product(XAddr q_x, WAddr q_w, uint32_t q_full, uint32_t q_empty, int& qs,
+                                          uint32_t& q_phase, int kq_blocks, uint32_t u_buf, int wtid, bool lane0) {
+    using namespace sm90;
+    float qa[N / 2];
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) qa[i] = 0.0f;
+    int prev = -1;  // the stage of the batch still in flight
+    for (int kq = 0; kq < kq_blocks; ++kq) {
+        mbar_wait(q_full + 8 * qs, q_phase);
+        const uint64_t da = wgmma_desc_k128(q_x(qs));
+        const uint64_t db = wgmma_desc_k128(q_w(qs));
+        fence_operand(qa);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wgmma_m64k16_bf16<N>(qa, da + 2 * kk, db + 2 * kk, (kq | kk) != 0);
+        wgmma_commit();
+        fence_operand(qa);
+        wgmma_wait<1>();  // the batch of k-block kq - 1 is done: its stage may be refilled
+        fence_operand(qa);
+        if (prev >= 0) {
+            __syncwarp();
+            if (lane0) mbar_arrive(q_empty + 8 * prev);
+        }
+        prev = qs;
+        if (++qs == QSTAGES) {
+            qs = 0;
+            q_phase ^= 1;
+        }
+    }
+    wgmma_wait<0>();
+    fence_operand(qa);
+    if (prev >= 0) {
+        __syncwarp();
+        if (lane0) mbar_arrive(q_empty + 8 * prev);
+    }
+    // accumulator i: row (warp)·16 + g + 8·((i % 4) / 2), column 8·(i / 4) + 2·tq + (i % 2) (sm90/wgmma.cuh)
+    const int g = (wtid & 31) >> 2, tq = wtid & 3;
+    const uint32_t pitch = (uint32_t)u_pitch_bytes(N);
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) {
+        const int row = (wtid >> 5) * 16 + g + 8 * ((i % 4) / 2);
+        const int col = 8 * (i / 4) + 2 * tq + (i % 2);
+        asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(u_buf + (uint32_t)row * pitch + 4u * (uint32_t)col), "f"(qa[i])
+                     : "memory");
+    }
+}
+
 // PRE (pre-split state, Split::Tf32Bf16 only): the A map is armt_state_split.cu's [S·d, 2D] u32 (per k-block, 32 tf32
 // hi then 32 bf16 pairs of each column n), box {32, TBN}, SWIZZLE_128B, and A[state] starts at map row a_row = state·d:
 // the producer's two loads land a stage's hi and lo tiles exactly as the converters would write them (the 128B
 // swizzle of convert_stage is TMA's), so there are no converters, no raw block and no conv barrier wait.
-template <Split SP, int TBN = BN, bool PRE = false>
-__device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P) {
+// FQ (fused q, decode launches: every problem at most 64 rows, 32-column tiles, a pre-split state): u is not loaded
+// but made here, u = x·W_mqᵀ for the tile's rows, as the q projection's GEMM (gemm_sm90_nt_bf16_bf16_f32) makes it:
+// x = to_bf16's bf16 rows (the map `u_map` is then x's: dims {d, rows}, box {64, 64}, 128B swizzle, the cell's rows
+// at u_row, where its u rows would be), W_mq's rows of the problem's layer (`w_map`: dims {d, L·d_mem}, box {64, d_mem},
+// 128B swizzle, from P.w_row), the same m64nNk16 chain over k in order from zero (scale_d = 0 on the first), so u has
+// the GEMM's bits (a product's bits depend neither on N nor on the tile: gemm_sm90's width checks) and decode ==
+// prefill holds with prefill keeping its q launch. Warpgroup 0 (the tile's 64 rows) makes u after the tile's z landed
+// and stores it into the u buffer as TMA would have; the features then read it as always. Not from h: the other
+// column tiles' epilogues update h in place while this CTA would still read it.
+template <Split SP, int TBN = BN, bool PRE = false, bool FQ = false>
+__device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P,
+                                           const TmaMap* w_map = nullptr) {
     using namespace sm90;
     static_assert(bn_ok(TBN), "column tiles of 128, 64 or 32");
     static_assert(!PRE || SP == Split::Tf32Bf16, "the pre-split state is the tf32 + bf16 split");
+    static_assert(!FQ || (PRE && TBN == 32), "the fused q is the decode launch's: pre-split, 32 columns");
     // The column tile's plan (TBN = BN: the constants above).
     constexpr int B_RAW_BYTES = PRE ? 0 : BK * TBN * 4;  // A block [32 k][TBN n], dense
     constexpr int B_CONV_BYTES = TBN * BK * 4;           // one converted tile [TBN n][32 k]
@@ -322,14 +393,17 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     {
         uint32_t dyn;
         asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
-        if (dyn < (uint32_t)smem_bytes_for(TBN, PRE)) __trap();
+        if (dyn < (uint32_t)smem_bytes_for(TBN, PRE, FQ)) __trap();
     }
     // Stage s: A raw block | hi tile | lo tile (each 16 KB, 1024-aligned). Then the u tile, the epilogue staging, the
     // barriers.
     auto b_raw = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES); };
     auto b_hi = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES); };
     auto b_lo = [&](int s) { return base + (uint32_t)(s * STAGE_BYTES + B_RAW_BYTES + B_CONV_BYTES); };
-    const uint32_t u_buf = base + STAGES * STAGE_BYTES;
+    const uint32_t q_base = base + STAGES * STAGE_BYTES;  // FQ: QSTAGES x (x tile | W_mq tile), 1024-aligned
+    auto q_x = [&](int qs) { return q_base + (uint32_t)(qs * (QX_BYTES + QW_BYTES)); };
+    auto q_w = [&](int qs) { return q_x(qs) + (uint32_t)QX_BYTES; };
+    const uint32_t u_buf = q_base + q_bytes_for(FQ);
     const uint32_t z_buf = u_buf + U_BYTES;                 // z[state], D floats, loaded with the u rows
     const uint32_t staging = z_buf + Z_BYTES;               // 2 x STAGING_BYTES
     const uint32_t full_bar = staging + 2 * STAGING_BYTES;  // STAGES x 8: TMA bytes landed
@@ -337,6 +411,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
     const uint32_t empty_bar = conv_bar + STAGES * 8;       // STAGES x 8: stage consumed
     const uint32_t u_full = empty_bar + STAGES * 8;         // the tile's u rows landed
     const uint32_t u_empty = u_full + 8;                    // every consumer warp is done with them
+    const uint32_t q_full = u_empty + 8;                    // FQ: QSTAGES x 8, a q stage's TMA bytes landed
+    const uint32_t q_empty = q_full + QSTAGES * 8;          // FQ: QSTAGES x 8, warpgroup 0's 4 warps done with it
 
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
     const int tiles_n = (P.n + TBN - 1) / TBN;
@@ -355,6 +431,14 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         }
         mbar_init(u_full, 1);
         mbar_init(u_empty, 8);
+        if constexpr (FQ) {
+            tma_prefetch_map(w_map);
+#pragma unroll
+            for (int q = 0; q < QSTAGES; ++q) {
+                mbar_init(q_full + 8 * q, 1);
+                mbar_init(q_empty + 8 * q, 4);  // warpgroup 0's warps
+            }
+        }
         mbar_fence_init();
     }
     __syncthreads();
@@ -370,19 +454,37 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         if (threadIdx.x == 256) {
             // ---------------- producer ----------------
             Tile t;
-            int s = 0;
-            uint32_t phase = 0, u_phase = 0;
+            int s = 0, qs = 0;
+            uint32_t phase = 0, u_phase = 0, q_phase = 0;
             while (walk.advance(t)) {
                 const ReadFusedProblem& pr = P.problems[t.p];
                 const int m0 = t.m_tile * BM, n0 = t.n_tile * TBN;
                 mbar_wait(u_empty, u_phase ^ 1);
-                mbar_arrive_expect_tx(u_full, (uint32_t)(u_pitch_bytes(d_mem) * U_BOX_ROWS + 4 * d_key));
-                tma_load_2d(u_buf, &u_map, u_full, 0, pr.u_row + m0);
+                if constexpr (FQ) {
+                    mbar_arrive_expect_tx(u_full, (uint32_t)(4 * d_key));  // z only: u is made here
+                } else {
+                    mbar_arrive_expect_tx(u_full, (uint32_t)(u_pitch_bytes(d_mem) * U_BOX_ROWS + 4 * d_key));
+                    tma_load_2d(u_buf, &u_map, u_full, 0, pr.u_row + m0);
+                }
                 // z[state] beside them: the features read it from shared memory (from global memory, its loads
                 // were on every k-block's dependent chain: a decode step's read waited on them).
                 bulk_load(z_buf, reinterpret_cast<const void*>(pr.z), 4 * d_key, u_full);
                 READ_TRACE(2, true);
                 u_phase ^= 1;
+                if constexpr (FQ) {
+                    // the q product's operands, k-block by k-block: 64 rows of x and the layer's d_mem W_mq rows
+                    const uint32_t q_tx = (uint32_t)(QX_BYTES + d_mem * 128);
+                    for (int kq = 0; kq < (P.n + 63) / 64; ++kq) {
+                        mbar_wait(q_empty + 8 * qs, q_phase ^ 1);
+                        mbar_arrive_expect_tx(q_full + 8 * qs, q_tx);
+                        tma_load_2d(q_x(qs), &u_map, q_full + 8 * qs, kq * 64, pr.u_row + m0);
+                        tma_load_2d(q_w(qs), w_map, q_full + 8 * qs, kq * 64, P.w_row[t.p]);
+                        if (++qs == QSTAGES) {
+                            qs = 0;
+                            q_phase ^= 1;
+                        }
+                    }
+                }
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     const uint32_t full = full_bar + 8 * s;
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
@@ -447,8 +549,8 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
         for (int i = 0; i < TBN / 2; ++i) acc[i] = 0.0f;
 
         Tile t;
-        int s = 0;
-        uint32_t phase = 0, u_phase = 0;
+        int s = 0, qs = 0;
+        uint32_t phase = 0, u_phase = 0, q_phase = 0;
         while (walk.advance(t)) {
             const ReadFusedProblem& pr = P.problems[t.p];
             const int row0 = t.m_tile * BM + wg * 64;
@@ -459,6 +561,17 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             const bool active = __shfl_sync(0xffffffffu, (int)(rows > 0), 0) != 0;
             mbar_wait(u_full, u_phase);
             READ_TRACE(3, threadIdx.x == 0);
+            if constexpr (FQ) {
+                // u = x·W_mqᵀ for warpgroup 0's 64 rows (the only warpgroup with rows at 32 columns), into the u buffer
+                if (active) {
+                    if (d_mem == 64) {
+                        q_product<64>(q_x, q_w, q_full, q_empty, qs, q_phase, (P.n + 63) / 64, u_buf, wtid, lane0);
+                    } else {
+                        q_product<32>(q_x, q_w, q_full, q_empty, qs, q_phase, (P.n + 63) / 64, u_buf, wtid, lane0);
+                    }
+                    named_barrier_sync(1 + wg, 128);  // every row of u stored before any thread's features
+                }
+            }
             if (active) {
 #pragma unroll
                 for (int i = 0; i < TBN / 2; ++i) sum[i] = 0.0f;
@@ -636,4 +749,15 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
                                        const __grid_constant__ sm90::TmaMap a_map,
                                        const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32Bf16, 32, true>(u_map, a_map, params);
+}
+
+// The decode read with its own q projection (FQ above): x = to_bf16's rows (map 1), the pre-split state (map 2),
+// the stacked W_mq (map 3); every problem at most 64 rows. The same bytes as the q GEMM then
+// armt_read_fused_sm90_split_n32_f32.
+extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
+    armt_read_fused_sm90_split_q_n32_f32(const __grid_constant__ sm90::TmaMap x_map,
+                                         const __grid_constant__ sm90::TmaMap a_map,
+                                         const __grid_constant__ sm90::TmaMap w_map,
+                                         const __grid_constant__ ReadFusedParams params) {
+    read_fused::read_fused<read_fused::Split::Tf32Bf16, 32, true, true>(x_map, a_map, params, &w_map);
 }

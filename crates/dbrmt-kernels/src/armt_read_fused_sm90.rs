@@ -15,6 +15,7 @@ use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_
 use crate::params::{Span, MAX_GROUPS};
 use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
 use crate::{cubins, Gpu, Kernel, KernelError};
+use half::bf16;
 
 const THREADS: u32 = 384;
 /// `read_fused::smem_bytes()`: 3 stages × 48 KB, the 34 KB u tile (128 rows of 68 f32), 2 KB of z, 2 × 17408
@@ -187,6 +188,8 @@ struct Params {
     n: i32,
     d_mem: i32,
     nu: i32,
+    /// The fused-q entry's first W_mq row of each problem (its layer · d_mem); 0 else.
+    w_row: [i32; MAX_GROUPS],
 }
 
 // SAFETY: plain-old-data #[repr(C)] structs of integers with the layout of the kernel's ReadFusedProblem /
@@ -240,6 +243,7 @@ fn validate(entry: &str, lens: Lens, spans: &[Span], shape: ReadShape) -> Result
         n: d as i32,
         d_mem: shape.d_mem as i32,
         nu: shape.nu as i32,
+        w_row: [0; MAX_GROUPS],
     };
     for (i, s) in spans.iter().enumerate() {
         check_rows(entry, "u", u, s.in_row, s.rows, 0, shape.d_mem)?;
@@ -402,6 +406,129 @@ pub fn armt_read_fused_sm90_at(
     Ok(())
 }
 
+/// The fused-q plan's shared memory: the pre-split 32-column plan, the q stages (4 × (64 x rows + 64 W_mq rows) of 128
+/// bytes) and their 8 barriers (`read_fused::smem_bytes_for(32, true, true)`).
+pub fn smem_for_q() -> usize {
+    smem_for(32, true) + 4 * 2 * 64 * 128 + 2 * 4 * 8
+}
+
+/// A decode step's read that makes its own query projection (`armt_read_fused_sm90_split_q_n32_f32`): for every span,
+/// `u = x[in_row ..]·W_mq[layer]ᵀ` with the q projection GEMM's chain (the same bits as
+/// `gemm_sm90_nt_bf16_bf16_f32` over those rows), then the read of the pre-split state as [`armt_read_fused_sm90_at`]
+/// at 32 columns: one launch instead of two. `x` is `to_bf16`'s rows `[*, x_ld]` (u's rows would be the same), `w`
+/// the stacked `W_mq` `[L·d_mem, d]`, `span.layer` the layer.
+///
+/// Fails with [`KernelError::InvalidArgument`] (before anything is launched) where [`armt_read_fused_sm90`] would, and
+/// unless every span has at most [`crate::gemm_sm90::DECODE_MAX_ROWS`] rows, x holds its rows' `d` columns and `w`
+/// its layer's rows. Asynchronous on `stream`.
+#[allow(clippy::too_many_arguments)]
+pub fn armt_read_fused_sm90_q(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (x, x_ld): (&CudaSlice<bf16>, usize),
+    w: &CudaSlice<bf16>,
+    state: &CudaSlice<u32>,
+    z: &CudaSlice<f32>,
+    (h, h_ld): (&mut CudaSlice<f32>, usize),
+    spans: &[Span],
+    shape: ReadShape,
+) -> Result<(), KernelError> {
+    const ENTRY: &str = "armt_read_fused_sm90_split_q_n32_f32";
+    let (d, dm) = (shape.d, shape.d_mem);
+    let lens = Lens {
+        u: Rows { len: x.len(), ld: x_ld },
+        a: state.len(),
+        pre: true,
+        z: z.len(),
+        h: Rows { len: h.len(), ld: h_ld },
+    };
+    let Checked {
+        mut params,
+        u_rows: x_rows,
+        a_rows,
+        tiles,
+    } = validate(ENTRY, lens, spans, shape)?;
+    let w_rows = w.len() / d;
+    for (i, s) in spans.iter().enumerate() {
+        if s.rows > crate::gemm_sm90::DECODE_MAX_ROWS {
+            return Err(invalid(
+                ENTRY,
+                format!(
+                    "a span of {} rows: the fused q takes at most {}",
+                    s.rows,
+                    crate::gemm_sm90::DECODE_MAX_ROWS
+                ),
+            ));
+        }
+        check_rows(ENTRY, "x", Rows { len: x.len(), ld: x_ld }, s.in_row, s.rows, 0, d)?;
+        check_index(ENTRY, "layer (W_mq)", s.layer, w_rows / dm)?;
+        params.w_row[i] = (s.layer * dm) as i32;
+    }
+    if tiles == 0 {
+        return Ok(());
+    }
+    if !x_ld.is_multiple_of(8) {
+        return Err(invalid(ENTRY, format!("x_ld = {x_ld}: TMA needs 16-byte rows")));
+    }
+    let tiles = tiles / d.div_ceil(TILE) * d.div_ceil(32);
+    let x_map = tma::bf16_map(
+        ENTRY,
+        addr(x, stream),
+        &[d as u64, x_rows as u64],
+        &[(x_ld * 2) as u64],
+        &[64, 64],
+    )?;
+    let w_map = tma::bf16_map(
+        ENTRY,
+        addr(w, stream),
+        &[d as u64, w_rows as u64],
+        &[(d * 2) as u64],
+        &[64, dm as u32],
+    )?;
+    let dk2 = 2 * shape.d_key();
+    let a_map = tma::map(
+        ENTRY,
+        F32,
+        addr(state, stream),
+        &[dk2 as u64, a_rows as u64],
+        &[(dk2 * 4) as u64],
+        &[32, 32],
+        SWIZZLE_128B,
+    )?;
+    let (h_base, z_base) = (addr_mut(h, stream), addr(z, stream));
+    if z_base % 16 != 0 {
+        return Err(invalid(
+            ENTRY,
+            format!("z at {z_base:#x}: the bulk copy needs 16-byte alignment"),
+        ));
+    }
+    for p in &mut params.problems[..spans.len()] {
+        p.h = h_base + p.h * 4;
+        p.z = z_base + p.z * 4;
+    }
+    let f = gpu.function(&Kernel::new(cubins::ARMT_READ_FUSED_SM90, ENTRY))?;
+    let smem = smem_for_q();
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        smem as i32,
+    )?;
+    let cfg = LaunchConfig {
+        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: smem as u32,
+    };
+    let mut builder = crate::launch::Launch::new(stream, &f);
+    builder.arg(&x_map).arg(&a_map).arg(&w_map).arg(&params);
+    // SAFETY: the kernel takes (TmaMap x_map, TmaMap a_map, TmaMap w_map, ReadFusedParams) by value; Params mirrors
+    // ReadFusedParams (layout test). The maps cover the whole x, split state and W_mq buffers (TMA zero-fills past
+    // them); validate() and the checks above put every span's x rows (d columns), h rows, state and layer inside
+    // their buffers, at most 64 rows a span, no two spans writing the same h rows; `h` is borrowed mutably, so it
+    // aliases no input. The dynamic shared memory is the fused-q plan (smem_for_q mirrors smem_bytes_for(32, true,
+    // true)), its limit raised on the function.
+    unsafe { builder.launch(cfg) }?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::mem::{offset_of, size_of};
@@ -474,6 +601,10 @@ mod tests {
         );
         assert!(CU.contains("stages_for(BN, true) == 4 && stages_for(64, true) == 8 && stages_for(32, true) == 8"));
         assert!(CU.contains("return (pre ? 2 : 3) * BK * bn * 4;"));
+        // the fused-q plan: 4 q stages of 16 KB and their 8 barriers beside the pre-split 32-column plan
+        assert_eq!(smem_for_q(), 203024);
+        assert!(CU.contains("constexpr int QSTAGES = 4;") && CU.contains("constexpr int QX_BYTES = 64 * 128;"));
+        assert!(CU.contains("    armt_read_fused_sm90_split_q_n32_f32("));
         assert!(CU.contains("stages_for(64) == 6 && stages_for(32) == 8"));
         for (split, w) in [ReadSplit::Tf32x3, ReadSplit::Tf32Bf16]
             .into_iter()
@@ -498,7 +629,8 @@ mod tests {
         assert_eq!(size_of::<Problem>(), 32);
         assert_eq!(offset_of!(Problem, u_row), 16);
         assert_eq!(offset_of!(Problem, h_ld), 28);
-        assert_eq!(size_of::<Params>(), 32 * MAX_GROUPS + 16);
+        assert_eq!(size_of::<Params>(), 36 * MAX_GROUPS + 16);
+        assert_eq!(offset_of!(Params, w_row), 32 * MAX_GROUPS + 16);
         assert_eq!(offset_of!(Params, count), 32 * MAX_GROUPS);
         assert_eq!(offset_of!(Params, nu), 32 * MAX_GROUPS + 12);
         assert!(CU.contains("#define READ_FUSED_MAX_PROBLEMS 64"));

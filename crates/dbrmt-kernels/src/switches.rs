@@ -15,6 +15,9 @@ pub const GRAPHS: &str = "DBRMT_GRAPHS";
 /// The fused read of a pre-split state: `A` split for the tensor cores once per change (`armt_state_split`) instead
 /// of converted by every read (`dbrmt-model`'s `MemoryProducts::read_pre_split`).
 pub const STATE_SPLIT: &str = "DBRMT_STATE_SPLIT";
+/// The decode read making its own query projection (`armt_read_fused_sm90_split_q_n32_f32`: one launch instead of
+/// the q GEMM and the read; `dbrmt-model`'s `MemoryProducts::read_fused_q`).
+pub const READ_Q: &str = "DBRMT_READ_Q";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

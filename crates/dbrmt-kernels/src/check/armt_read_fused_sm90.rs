@@ -23,10 +23,13 @@ use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, put, upload_f32, Check, Layout,
     SplitMix64, F32_OUT_TOL,
 };
+use crate::armt_read_fused_sm90::armt_read_fused_sm90_q;
 use crate::armt_read_fused_sm90::{
     armt_read_fused_sm90, armt_read_fused_sm90_at, ReadShape, ReadSplit, ReadState, READ_WIDTHS,
 };
 use crate::armt_state_split::{armt_state_split, split_len};
+use crate::gemm::GemmGroup;
+use crate::gemm_sm90::gemm_sm90_nt_bf16_bf16_f32;
 use crate::params::Span;
 use crate::reference::armt_read::read_from_u;
 use crate::{Gpu, KernelError};
@@ -362,6 +365,103 @@ fn decoded_row(gpu: &Gpu, seed: u64, v: Variant) -> Result<Check, KernelError> {
     check_read_fused_row_position(gpu, seed, b1, 1152, 1151, v)
 }
 
+/// The decode read with its own q projection (`armt_read_fused_sm90_split_q_n32_f32`) against the two launches it
+/// replaces — the q GEMM (`gemm_sm90_nt_bf16_bf16_f32`, the engine's) into u, then the pre-split read at 32 columns —
+/// on the same bf16 rows, `W_mq` of 3 layers and states: the whole h buffer bitwise (decode == prefill rests on it),
+/// and against the reference within the f32 tolerance through the GEMM's u.
+pub fn check_read_fused_q(gpu: &Gpu, seed: u64, shape: ReadShape, rows: &[usize]) -> Result<Check, KernelError> {
+    const ENTRY: &str = "armt_read_fused_sm90_split_q_n32_f32";
+    let mut rng = SplitMix64::new(seed);
+    let stream = gpu.stream();
+    let (d, dm, dk) = (shape.d, shape.d_mem, shape.d_key());
+    let layers = 3;
+    let mut layout = Layout::cells(rows, 1);
+    for (i, s) in layout.spans.iter_mut().enumerate() {
+        s.layer = (i * 2 + 1) % layers;
+    }
+    let x = f32_normal(&mut rng, layout.in_rows * d, 1.0);
+    let w = f32_normal(&mut rng, layers * dm * d, 1.0 / (d as f64).sqrt());
+    let a = f32_normal(&mut rng, layout.slots * dk * d, A_STD);
+    let z = positive_z(&mut rng, layout.slots * dk);
+    let h = f32_normal(&mut rng, layout.out_rows * d, 1.0);
+    let (x_d, w_d) = (
+        super::harness::upload_bf16(stream, &x)?,
+        super::harness::upload_bf16(stream, &w)?,
+    );
+    let (a_d, z_d) = (upload_f32(stream, &a)?, upload_f32(stream, &z)?);
+    let mut split = stream.clone_htod(&vec![SPLIT_POISON; split_len(layout.slots, dk, d)])?;
+    let states: Vec<usize> = layout.spans.iter().map(|s| s.state).collect();
+    armt_state_split(gpu, stream, &a_d, &mut split, &states, dk, d)?;
+    // the two launches: the q GEMM, then the read
+    let mut u_d = upload_f32(stream, &vec![f32::NAN; layout.in_rows * dm])?;
+    let groups: Vec<GemmGroup> = layout
+        .spans
+        .iter()
+        .map(|s| GemmGroup {
+            a_offset: s.in_row * d,
+            b_offset: s.layer * dm * d,
+            c_offset: s.in_row * dm,
+            m: s.rows,
+            n: dm,
+            k: d,
+            lda: d,
+            ldb: d,
+            ldc: dm,
+        })
+        .collect();
+    gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &x_d, &w_d, &mut u_d, &groups, false)?;
+    let mut h2 = upload_f32(stream, &h)?;
+    crate::armt_read_fused_sm90::armt_read_fused_sm90_at(
+        gpu,
+        stream,
+        (&u_d, dm),
+        ReadState::Split(&split),
+        &z_d,
+        (&mut h2, d),
+        &layout.spans,
+        shape,
+        ReadSplit::Tf32Bf16,
+        32,
+    )?;
+    let two = download_f32(stream, &h2)?;
+    // the one launch
+    let mut h1 = upload_f32(stream, &h)?;
+    armt_read_fused_sm90_q(
+        gpu,
+        stream,
+        (&x_d, d),
+        &w_d,
+        &split,
+        &z_d,
+        (&mut h1, d),
+        &layout.spans,
+        shape,
+    )?;
+    let one = download_f32(stream, &h1)?;
+    // the reference through the GEMM's u
+    let u = download_f32(stream, &u_d)?;
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for s in &layout.spans {
+        let mut hc = gather(&h, d, s.out_row, s.rows, 0, d);
+        let uc = gather(&u, dm, s.in_row, s.rows, 0, dm);
+        let ac = gather(&a, d, s.state * dk, dk, 0, d);
+        let zc = &z[s.state * dk..(s.state + 1) * dk];
+        read_from_u(&mut hc, &uc, &ac, zc, dm, shape.nu);
+        want.extend(hc);
+        got.extend(gather(&one, d, s.out_row, s.rows, 0, d));
+    }
+    let what = format!(
+        "{} rows={rows:?} fused q vs q GEMM + read (bitwise), ref",
+        describe(shape, PRE_SPLIT)
+    );
+    let check = compare(ENTRY, what, &got, &want, F32_OUT_TOL);
+    Ok(fail_if(
+        check,
+        super::harness::differing_bits(&one, &two),
+        "elements differ in bits from the two launches",
+    ))
+}
+
 const TF32BF16: Variant = Variant::f32(ReadSplit::Tf32Bf16);
 const PRE_SPLIT: Variant = Variant {
     split: ReadSplit::Tf32Bf16,
@@ -397,6 +497,28 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
 pub fn checks_pre_split(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let mut out = checks_of(gpu, seed, PRE_SPLIT);
     out.push(decoded_row(gpu, seed.wrapping_add(100), PRE_SPLIT));
+    let b1 = ReadShape {
+        d: 2048,
+        d_mem: 64,
+        nu: 3,
+    };
+    out.push(check_read_fused_q(gpu, seed.wrapping_add(101), b1, &[1, 1, 7, 64]));
+    out.push(check_read_fused_q(
+        gpu,
+        seed.wrapping_add(102),
+        ReadShape { d: 576, ..b1 },
+        &[1],
+    ));
+    out.push(check_read_fused_q(
+        gpu,
+        seed.wrapping_add(103),
+        ReadShape {
+            d: 200,
+            d_mem: 32,
+            nu: 3,
+        },
+        &[1, 3],
+    ));
     out
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
-    armt_read_fused_sm90::{self, armt_read_fused_sm90, ReadShape, ReadSplit, ReadState},
+    armt_read_fused_sm90::{self, armt_read_fused_sm90, armt_read_fused_sm90_q, ReadShape, ReadSplit, ReadState},
     armt_write::{armt_write_prep, armt_z_update, WritePrep},
     attention::attention_causal,
     attention_sm90::{self, attention_sm90_causal},
@@ -132,6 +132,9 @@ pub struct MemoryProducts {
     /// [`DeviceState::split`]) instead of converting it in every read: the same bits, no converter warps
     /// (`DBRMT_STATE_SPLIT=off` turns it off).
     pub read_pre_split: bool,
+    /// With the pre-split read, a decode step's read makes its own query projection (launches of ≤ 64 rows a cell
+    /// at 32 columns: `armt_read_fused_sm90_q`, the q GEMM's bits): one launch instead of two (`DBRMT_READ_Q=off`).
+    pub read_fused_q: bool,
 }
 
 impl MemoryProducts {
@@ -170,6 +173,9 @@ impl MemoryProducts {
             tn_tf32x3: nn && cfg.armt.num_mem_tokens.is_multiple_of(32),
             read_fused,
             read_pre_split: pre_split && read_fused == Some(ReadSplit::Tf32Bf16),
+            read_fused_q: pre_split
+                && read_fused == Some(ReadSplit::Tf32Bf16)
+                && !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::READ_Q),
         }
     }
 }
@@ -396,6 +402,43 @@ impl GpuModel {
         let (w, a) = (&self.weights, &self.cfg.armt);
         let (d, dk) = (at.d, at.d_key);
         let in_scratch: Vec<Span> = readers.iter().map(|&i| at.in_scratch(i)).collect();
+        let apply: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
+        let shape = ReadShape {
+            d,
+            d_mem: a.d_mem,
+            nu: a.nu,
+        };
+        // a decode step (≤ 64 rows a cell, the read at 32 columns): the read makes u itself from to_bf16's rows
+        let fused_q = match (&st.split, self.memory.read_fused_q && self.memory_projections_on_sm90()) {
+            (Some(split), true)
+                if armt_read_fused_sm90::read_width(
+                    &apply,
+                    shape,
+                    gpu.sm_count(),
+                    dbrmt_kernels::gemm_sm90::decode_tiles_enabled(),
+                ) == 32 =>
+            {
+                Some(split)
+            }
+            _ => None,
+        };
+        if let Some(split) = fused_q {
+            let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
+            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+            ws.mark(stream, "read: rows to bf16")?;
+            armt_read_fused_sm90_q(
+                gpu,
+                stream,
+                (&ws.normed, d),
+                &w.mem_q,
+                split,
+                &st.z,
+                (&mut ws.hidden, d),
+                &apply,
+                shape,
+            )?;
+            return ws.mark(stream, "read: q projection + fused φ·A + apply");
+        }
         if self.memory_projections_on_sm90() {
             // the hidden rows rounded to bf16 once, into the norm scratch (free until the attention block's norm)
             let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
@@ -415,13 +458,7 @@ impl GpuModel {
         }
         ws.mark(stream, "read: q projection")?;
         if let Some(split) = self.memory.read_fused {
-            // u's scratch rows → the cell's hidden rows, with its state (the spans of the unfused apply)
-            let spans: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
-            let shape = ReadShape {
-                d,
-                d_mem: a.d_mem,
-                nu: a.nu,
-            };
+            // u's scratch rows → the cell's hidden rows, with its state (`apply`, the spans of the unfused apply);
             // the split form when the model keeps one (every write and upload made it again), else the f32 state
             let state = match &st.split {
                 Some(split) if self.memory.read_pre_split => ReadState::Split(split),
@@ -434,7 +471,7 @@ impl GpuModel {
                 state,
                 &st.z,
                 (&mut ws.hidden, d),
-                &spans,
+                &apply,
                 shape,
                 split,
             )?;
@@ -456,7 +493,6 @@ impl GpuModel {
         let num: Vec<GemmGroup> = readers.iter().map(|&i| at.read_num(i)).collect();
         self.state_product(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num)?;
         ws.mark(stream, "read: φ·A")?;
-        let apply: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
         armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)?;
         ws.mark(stream, "read: apply")
     }
