@@ -467,8 +467,11 @@ pub fn armt_read_fused_sm90_q(
     if tiles == 0 {
         return Ok(());
     }
-    if !x_ld.is_multiple_of(8) {
-        return Err(invalid(ENTRY, format!("x_ld = {x_ld}: TMA needs 16-byte rows")));
+    if !x_ld.is_multiple_of(8) || !d.is_multiple_of(8) {
+        return Err(invalid(
+            ENTRY,
+            format!("x_ld = {x_ld}, d = {d}: TMA needs 16-byte rows of x and W_mq"),
+        ));
     }
     let tiles = tiles / d.div_ceil(TILE) * d.div_ceil(32);
     let x_map = tma::bf16_map(
