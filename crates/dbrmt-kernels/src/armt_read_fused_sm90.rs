@@ -449,17 +449,16 @@ pub fn armt_read_fused_sm90_q(
         tiles,
     } = validate(ENTRY, lens, spans, shape)?;
     let w_rows = w.len() / d;
+    if !crate::launch::few_rows(spans) {
+        return Err(invalid(
+            ENTRY,
+            format!(
+                "a span of more than {} rows: the fused q takes decode steps",
+                crate::gemm_sm90::DECODE_MAX_ROWS
+            ),
+        ));
+    }
     for (i, s) in spans.iter().enumerate() {
-        if s.rows > crate::gemm_sm90::DECODE_MAX_ROWS {
-            return Err(invalid(
-                ENTRY,
-                format!(
-                    "a span of {} rows: the fused q takes at most {}",
-                    s.rows,
-                    crate::gemm_sm90::DECODE_MAX_ROWS
-                ),
-            ));
-        }
         check_rows(ENTRY, "x", Rows { len: x.len(), ld: x_ld }, s.in_row, s.rows, 0, d)?;
         check_index(ENTRY, "layer (W_mq)", s.layer, w_rows / dm)?;
         params.w_row[i] = (s.layer * dm) as i32;
