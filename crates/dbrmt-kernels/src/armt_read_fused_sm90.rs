@@ -406,6 +406,18 @@ pub fn armt_read_fused_sm90_at(
     Ok(())
 }
 
+/// The widest hidden size at which the fused q pays: every tile of the read repeats the q projection's chain of
+/// `d/16` dependent wgmmas over the whole of `W_mq`'s layer, so the saved launch wins only while that chain is short.
+/// H200 (session 12, call 1, one binary on / off): SmolLM2 (d = 576) decode 1.21 vs 1.25 ms a token, Llama-3.2-1B
+/// (d = 2048) 1.42 vs 1.37.
+pub const FUSED_Q_MAX_D: usize = 1024;
+
+/// Whether a decode read of `shape` takes [`armt_read_fused_sm90_q`] (d ≤ [`FUSED_Q_MAX_D`]) rather than the q GEMM
+/// and the read.
+pub fn fused_q_pays(shape: ReadShape) -> bool {
+    shape.d <= FUSED_Q_MAX_D
+}
+
 /// The fused-q plan's shared memory: the pre-split 32-column plan, the q stages (4 × (64 x rows + 64 W_mq rows) of 128
 /// bytes) and their 8 barriers (`read_fused::smem_bytes_for(32, true, true)`).
 pub fn smem_for_q() -> usize {

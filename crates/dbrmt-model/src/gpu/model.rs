@@ -133,7 +133,8 @@ pub struct MemoryProducts {
     /// (`DBRMT_STATE_SPLIT=off` turns it off).
     pub read_pre_split: bool,
     /// With the pre-split read, a decode step's read makes its own query projection (launches of ≤ 64 rows a cell
-    /// at 32 columns: `armt_read_fused_sm90_q`, the q GEMM's bits): one launch instead of two (`DBRMT_READ_Q=off`).
+    /// at 32 columns: `armt_read_fused_sm90_q`, the q GEMM's bits): one launch instead of two, where the hidden size
+    /// lets it pay (`armt_read_fused_sm90::fused_q_pays`; `DBRMT_READ_Q=off`).
     pub read_fused_q: bool,
 }
 
@@ -175,6 +176,7 @@ impl MemoryProducts {
             read_pre_split: pre_split && read_fused == Some(ReadSplit::Tf32Bf16),
             read_fused_q: pre_split
                 && read_fused == Some(ReadSplit::Tf32Bf16)
+                && armt_read_fused_sm90::fused_q_pays(shape)
                 && !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::READ_Q),
         }
     }
