@@ -27,9 +27,48 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when 
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
+// One pair (x1, x2) -> (x1·cos − x2·sin, x2·cos + x1·sin); the one expression both paths below use, so the bits of
+// an element do not depend on which path rotated it.
+__device__ __forceinline__ void rotate(float x1, float x2, float ci, float si, float& y1, float& y2) {
+    y1 = x1 * ci - x2 * si;
+    y2 = x2 * ci + x1 * si;
+}
+
+// Pairs p and p + 1 (p even, `half` even: the same head) of the row `src` into `dst` (may be the same row), as
+// bfloat162 and float2 loads: half the load instructions of one pair a thread (session 12: the many-row launch ran at
+// about half the copy bandwidth, 1B 0.087 ms a step for 189 MB).
+__device__ __forceinline__ void rotate2(const __nv_bfloat16* src, __nv_bfloat16* dst, const float* c, const float* s,
+                                        int p, int half) {
+    const int head = p / half;
+    const int i = p - head * half;
+    const int col = head * 2 * half + i;
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(src + col));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(src + col + half));
+    const float2 ci = *reinterpret_cast<const float2*>(c + i);
+    const float2 si = *reinterpret_cast<const float2*>(s + i);
+    float y1x, y2x, y1y, y2y;
+    rotate(a.x, b.x, ci.x, si.x, y1x, y2x);
+    rotate(a.y, b.y, ci.y, si.y, y1y, y2y);
+    *reinterpret_cast<__nv_bfloat162*>(dst + col) = __floats2bfloat162_rn(y1x, y1y);
+    *reinterpret_cast<__nv_bfloat162*>(dst + col + half) = __floats2bfloat162_rn(y2x, y2y);
+}
+
+// One pair p of the row `src` into `dst` (rows of odd `ld` or heads of odd `half`: the tiny test shapes).
+__device__ __forceinline__ void rotate1(const __nv_bfloat16* src, __nv_bfloat16* dst, const float* c, const float* s,
+                                        int p, int half) {
+    const int head = p / half;
+    const int i = p - head * half;
+    const int col = head * 2 * half + i;
+    float y1, y2;
+    rotate(__bfloat162float(src[col]), __bfloat162float(src[col + half]), c[i], s[i], y1, y2);
+    dst[col] = __float2bfloat16(y1);
+    dst[col + half] = __float2bfloat16(y2);
+}
+
 // `rot_heads` = H + KV (the heads that rotate), `half` = hd / 2, `v_cols` = KV · hd (copied when not in place).
 // CHUNKED: `chunks` blocks per row (the `_few` entry); else one block a row and `chunks` is 1 (the loop's stride a
-// constant: the many-row entry's code is the one before session 11's chunks).
+// constant). A thread takes two pairs at a time (p = 2·q) where the rows and tables allow 4- and 8-byte accesses
+// (`ld` and `half` even, the usual case), else one.
 template <bool CHUNKED>
 __device__ __forceinline__ void rope(const Spans& spans, __nv_bfloat16* qkv, int ld, const float* __restrict__ cos_table,
                                      const float* __restrict__ sin_table, int rot_heads, int half, int v_cols,
@@ -43,37 +82,32 @@ __device__ __forceinline__ void rope(const Spans& spans, __nv_bfloat16* qkv, int
     const float* s = sin_table + (size_t)(pos + r) * half;
     const int pairs = rot_heads * half;
     const size_t in = (size_t)(span.in_row + r) * ld, out = (size_t)(span.out_row + pos + r) * ld;
+    const bool two = ((ld | half) & 1) == 0;  // every row and table row starts 4- / 8-byte aligned
     if (in == out) {
         // in place (whole segments): the one pointer is restrict, so the unrolled loop batches its loads
         __nv_bfloat16* __restrict__ row = qkv + in;
+        if (two) {
 #pragma unroll 2
-        for (int p = first; p < pairs; p += step) {
-            const int head = p / half;
-            const int i = p - head * half;
-            const int col = head * 2 * half + i;
-            const float x1 = __bfloat162float(row[col]);
-            const float x2 = __bfloat162float(row[col + half]);
-            const float ci = c[i], si = s[i];
-            row[col] = __float2bfloat16(x1 * ci - x2 * si);
-            row[col + half] = __float2bfloat16(x2 * ci + x1 * si);
+            for (int q = first; q < pairs / 2; q += step) rotate2(row, row, c, s, 2 * q, half);
+        } else {
+#pragma unroll 2
+            for (int p = first; p < pairs; p += step) rotate1(row, row, c, s, p, half);
         }
         return;
     }
     // moved (an open segment's new rows into its KV cache: other rows, the launcher checks), v copied beside
     const __nv_bfloat16* __restrict__ src = qkv + in;
     __nv_bfloat16* __restrict__ dst = qkv + out;
-#pragma unroll 2
-    for (int p = first; p < pairs; p += step) {
-        const int head = p / half;
-        const int i = p - head * half;
-        const int col = head * 2 * half + i;
-        const float x1 = __bfloat162float(src[col]);
-        const float x2 = __bfloat162float(src[col + half]);
-        const float ci = c[i], si = s[i];
-        dst[col] = __float2bfloat16(x1 * ci - x2 * si);
-        dst[col + half] = __float2bfloat16(x2 * ci + x1 * si);
-    }
     const int v0 = rot_heads * 2 * half;
+    if (two) {
+#pragma unroll 2
+        for (int q = first; q < pairs / 2; q += step) rotate2(src, dst, c, s, 2 * q, half);
+        for (int col = v0 + 2 * first; col < v0 + v_cols; col += 2 * step)
+            *reinterpret_cast<__nv_bfloat162*>(dst + col) = *reinterpret_cast<const __nv_bfloat162*>(src + col);
+        return;
+    }
+#pragma unroll 2
+    for (int p = first; p < pairs; p += step) rotate1(src, dst, c, s, p, half);
     for (int col = v0 + first; col < v0 + v_cols; col += step) dst[col] = src[col];
 }
 

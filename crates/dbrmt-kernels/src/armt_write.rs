@@ -26,8 +26,10 @@ const ARMT_Z_UPDATE_F32: Kernel = Kernel::new(cubins::ARMT_WRITE, "armt_z_update
 
 /// `WRITE_THREADS` of armt_write.cu (one block per memory row).
 const WRITE_THREADS: u32 = 256;
-/// `Z_THREADS` of armt_write.cu (one thread per feature).
-const Z_THREADS: u32 = 128;
+/// `Z_THREADS` of armt_write.cu (the z update's loaders).
+const Z_THREADS: u32 = 256;
+/// `Z_FEATURES` of armt_write.cu (features per block of the z update).
+const Z_FEATURES: u32 = 32;
 
 /// The inputs of [`armt_write_prep`], at rows `span.in_row..+rows` of the buffers with rows.
 #[derive(Debug, Clone, Copy)]
@@ -150,7 +152,7 @@ pub fn armt_z_update(
     // d_key)` in order and type (Spans mirrors params.h, addresses are 8 bytes). `validate_z` checked that each
     // span's rows lie inside `kphi` and `gamma`, that its state is a row of `z` and that no two spans share a state,
     // so each element of `z` has at most one writer; `z` is borrowed mutably for this call and the inputs shared.
-    // Threads with a feature index ≥ d_key return; grid.y = spans.len().
+    // Lanes with a feature index ≥ d_key only reach the barriers; grid.y = spans.len().
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
@@ -218,8 +220,8 @@ fn validate_prep(
     Ok(row_grid(spans, WRITE_THREADS))
 }
 
-/// The checks of [`armt_z_update`], on buffer lengths only; returns the launch's grid (one thread per feature, one
-/// row of blocks per span).
+/// The checks of [`armt_z_update`], on buffer lengths only; returns the launch's grid (a block per `Z_FEATURES`
+/// features, one row of blocks per span).
 fn validate_z(
     kphi_len: usize,
     gamma_len: usize,
@@ -252,7 +254,7 @@ fn validate_z(
         return Err(invalid(k, "two spans update the same state".into()));
     }
     Ok(LaunchConfig {
-        grid_dim: (d_key.div_ceil(Z_THREADS as usize) as u32, spans.len() as u32, 1),
+        grid_dim: (d_key.div_ceil(Z_FEATURES as usize) as u32, spans.len() as u32, 1),
         block_dim: (Z_THREADS, 1, 1),
         shared_mem_bytes: 0,
     })
@@ -280,6 +282,7 @@ mod tests {
         let cu = include_str!("../../../cuda/armt_write.cu");
         assert!(cu.contains(&format!("#define WRITE_THREADS {WRITE_THREADS}\n")));
         assert!(cu.contains(&format!("#define Z_THREADS {Z_THREADS}\n")));
+        assert!(cu.contains(&format!("#define Z_FEATURES {Z_FEATURES}\n")));
         for k in [ARMT_WRITE_PREP_F32, ARMT_Z_UPDATE_F32] {
             assert!(cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
         }

@@ -39,13 +39,31 @@ pub fn profile(m: &Matrix, model: &str, segment: usize, tokens: usize, out: &mut
     for p in &parts {
         eprintln!("  {:<30} {:>8.3} ms  {:>5.1}%", p.label, p.ms, 100.0 * p.share);
     }
+    // the whole run by step width: the full steps above, and the ramps' narrower steps (their share of the prefill)
+    let widths = profile.widths()?;
+    let all_ms: f64 = widths.iter().map(|w| w.total_ms).sum();
+    eprintln!("  steps by width (cells: steps × mean ms = ms, share of the steps' time):");
+    for w in &widths {
+        eprintln!(
+            "  {:>5}: {:>4} × {:>7.3} = {:>8.1}  {:>5.1}%",
+            w.cells,
+            w.steps,
+            w.mean_ms,
+            w.total_ms,
+            100.0 * w.total_ms / all_ms.max(f64::MIN_POSITIVE)
+        );
+    }
+    let widths_json: Vec<_> = widths
+        .iter()
+        .map(|w| json!({"cells": w.cells, "steps": w.steps, "mean_ms": w.mean_ms, "total_ms": w.total_ms}))
+        .collect();
     let parts_json: Vec<_> = parts
         .iter()
         .map(|p| json!({"label": p.label, "ms": p.ms, "share": p.share}))
         .collect();
     out.line(json!({
         "kind": "profile", "model": model, "segment": segment, "tokens": tokens, "cells": cells,
-        "steps": profile.steps_of(cells), "step_ms": step_ms, "prefill_ms": ms, "parts": parts_json,
+        "steps": profile.steps_of(cells), "step_ms": step_ms, "prefill_ms": ms, "parts": parts_json, "widths": widths_json,
         "projections": format!("{projections:?}"), "attention": format!("{attention:?}"),
         "memory": format!("{memory:?}"), "device": device_name(),
     }))

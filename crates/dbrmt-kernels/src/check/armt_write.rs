@@ -377,7 +377,8 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         }
     }
     out.push(check_write_prep_grouping(gpu, s(20), 576, 32, 16, 2));
-    for (i, (d_mem, m)) in [(16, 8), (32, 16), (64, 128)].into_iter().enumerate() {
+    // (20, 300): D = 120 features (a block's last 32 only partly) and rows past one round of the block's 128
+    for (i, (d_mem, m)) in [(16, 8), (32, 16), (64, 128), (20, 300)].into_iter().enumerate() {
         out.push(check_z_update(gpu, s(30 + i as u64), d_mem, m));
     }
     out.push(check_z_update_grouping(gpu, s(40), 64, 16, 2));

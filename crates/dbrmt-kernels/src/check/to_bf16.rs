@@ -22,11 +22,12 @@ struct Case {
 }
 
 impl Case {
-    fn new(seed: u64, rows: &[usize], d: usize) -> Case {
+    /// `aligned`: strides of multiples of 4 (with d one too, the kernel's four-columns-a-thread path), else odd ones.
+    fn new(seed: u64, rows: &[usize], d: usize, aligned: bool) -> Case {
         let mut rng = SplitMix64::new(seed);
         let layout = Layout::rows(rows, 1, false, 0);
-        // Strides wider than d (odd ones too): the kernel must use them, not d.
-        let (x_ld, y_ld) = (d + 3, d + 5);
+        // Strides wider than d: the kernel must use them, not d.
+        let (x_ld, y_ld) = if aligned { (d + 4, d + 8) } else { (d + 3, d + 5) };
         let mut x = f32_normal(&mut rng, layout.in_rows * x_ld, 2.0);
         for v in x.iter_mut().step_by(7) {
             // The low 16 bits 0x8000: exactly half a bf16 ulp above the truncation.
@@ -43,7 +44,7 @@ impl Case {
 
     fn shape(&self) -> String {
         let rows: Vec<usize> = self.layout.spans.iter().map(|s| s.rows).collect();
-        format!("rows={rows:?} d={}", self.d)
+        format!("rows={rows:?} d={} ld={}/{}", self.d, self.x_ld, self.y_ld)
     }
 
     /// Launches on `spans` over a poisoned output; returns the whole output buffer.
@@ -56,9 +57,10 @@ impl Case {
     }
 }
 
-/// One span per entry of `rows`, against the reference: identical bits (tolerance 0), nothing written outside.
-pub fn check_to_bf16(gpu: &Gpu, seed: u64, rows: &[usize], d: usize) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, d);
+/// One span per entry of `rows`, against the reference: identical bits (tolerance 0), nothing written outside
+/// (`aligned`: strides of multiples of 4).
+pub fn check_to_bf16(gpu: &Gpu, seed: u64, rows: &[usize], d: usize, aligned: bool) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, d, aligned);
     let y = case.run(gpu, &case.layout.spans)?;
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for s in &case.layout.spans {
@@ -81,7 +83,7 @@ pub fn check_to_bf16_grouping(
     target: usize,
     d: usize,
 ) -> Result<Check, KernelError> {
-    let case = Case::new(seed, rows, d);
+    let case = Case::new(seed, rows, d, true);
     alone_vs_grouped(
         TO_BF16_F32.entry,
         case.shape(),
@@ -91,12 +93,17 @@ pub fn check_to_bf16_grouping(
     )
 }
 
-/// At the engine's widths (the hidden rows of 576 and 2048) and awkward ones (d below the block, rows 1 and 300).
+/// At the engine's widths (the hidden rows of 576 and 2048) and awkward ones (d below the block, rows 1 and 300), with
+/// odd strides (one column a thread) and strides of multiples of 4 (four).
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     vec![
-        check_to_bf16(gpu, seed, &[40, 17], 576),
-        check_to_bf16(gpu, seed ^ 1, &[130, 1, 64, 77], 2048),
-        check_to_bf16(gpu, seed ^ 2, &[9, 300, 2], 100),
+        check_to_bf16(gpu, seed, &[40, 17], 576, false),
+        check_to_bf16(gpu, seed ^ 1, &[130, 1, 64, 77], 2048, false),
+        check_to_bf16(gpu, seed ^ 2, &[9, 300, 2], 100, false),
+        check_to_bf16(gpu, seed ^ 4, &[40, 17], 576, true),
+        check_to_bf16(gpu, seed ^ 5, &[130, 1, 64, 77], 2048, true),
+        check_to_bf16(gpu, seed ^ 6, &[1], 2048, true),
+        check_to_bf16(gpu, seed ^ 7, &[9, 300, 2], 100, true),
         check_to_bf16_grouping(gpu, seed ^ 3, &[40, 17, 200, 3], 1, 576),
     ]
 }

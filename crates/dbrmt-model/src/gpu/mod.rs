@@ -30,7 +30,7 @@ pub use finish::{Finished, Finishing};
 pub use graphs::{graphs_enabled, set_graphs};
 pub use model::{AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell};
 pub use packed::PackedExecutor;
-pub use profile::{ProfilePart, StepProfile};
+pub use profile::{ProfilePart, StepProfile, StepWidth};
 pub use session::Session;
 pub use state::DeviceState;
 pub use weights::DeviceWeights;

@@ -86,6 +86,44 @@ impl StepProfile {
     }
 }
 
+/// The steps of one width (cells) of a profiled run: how many there were, and their mean and summed time (first
+/// launch to last); the ramps of a diagonal prefill are its narrower steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepWidth {
+    pub cells: usize,
+    pub steps: usize,
+    pub mean_ms: f64,
+    pub total_ms: f64,
+}
+
+impl StepProfile {
+    /// Per width, widest first: the steps of that many cells and their time (waits for the events).
+    pub fn widths(&self) -> Result<Vec<StepWidth>, KernelError> {
+        let mut widths: Vec<StepWidth> = Vec::new();
+        for step in &self.steps {
+            let Some((_, last)) = step.marks.last() else { continue };
+            let ms = f64::from(step.start.elapsed_ms(last)?);
+            match widths.iter_mut().find(|w| w.cells == step.cells) {
+                Some(w) => {
+                    w.steps += 1;
+                    w.total_ms += ms;
+                }
+                None => widths.push(StepWidth {
+                    cells: step.cells,
+                    steps: 1,
+                    mean_ms: 0.0,
+                    total_ms: ms,
+                }),
+            }
+        }
+        widths.sort_by_key(|w| std::cmp::Reverse(w.cells));
+        for w in &mut widths {
+            w.mean_ms = w.total_ms / w.steps as f64;
+        }
+        Ok(widths)
+    }
+}
+
 /// An event recorded on `stream` that can be timed (cudarc's default events have timing disabled).
 fn timed_event(stream: &CudaStream) -> Result<CudaEvent, KernelError> {
     Ok(stream.record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))?)
