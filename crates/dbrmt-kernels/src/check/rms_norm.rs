@@ -131,5 +131,10 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         // rows wider than the registers hold (32 · 128 columns): the looping path
         check_rms_norm::<f32>(gpu, seed ^ 10, &[3, 2], 5000, 2),
         check_rms_norm::<bf16>(gpu, seed ^ 11, &[1, 70], 4100, 2),
+        // a decoded row (the register-cached few-row entry) against the same row in a prefill's launch: 1B, 8B, 160M
+        check_rms_norm_grouping::<f32>(gpu, seed ^ 13, &[1, 200], 0, 2048),
+        check_rms_norm_grouping::<f32>(gpu, seed ^ 14, &[3, 100], 0, 4096),
+        check_rms_norm_grouping::<f32>(gpu, seed ^ 15, &[2, 90], 0, 768),
+        check_rms_norm_grouping::<bf16>(gpu, seed ^ 16, &[1, 65], 0, 2048),
     ]
 }
