@@ -7,6 +7,12 @@ order) is the same whichever spans share the launch. Also the final norm before 
 Entry points `rms_norm_<X>`, X the input rows' type (bf16, f32; the output is bf16): one template.
 Bytes: (sizeof(X) + 2) · rows · d of DRAM traffic (x read once and y written once; x's second read and w[layer] come
 from L1/L2) — divide by the time for the achieved bandwidth.
+Launches of many rows whose width is a multiple of 128 and at most WARP_MAX_D (the 160M model's 768) take the `_warp`
+entries: a warp per row (four rows a block, no barrier), lane l loading columns 4l .. 4l + 3 of each 128 (one 16-
+or 8-byte load each) and so holding whole the partial sums of threads 4l .. 4l + 3 of the block per row; it ends
+them with the same butterfly (stages 16, 8, 4 across lanes, 2 and 1 inside a lane) and adds the four warp sums in
+warp order: the block's bits, one round of loads, no barrier (session 12; one block per row is latency-bound at 768
+columns, and a warp per row in its own order cost a decoded row more: docs/log/row_kernels.md).
 */
 #include <cuda_bf16.h>
 
@@ -17,6 +23,8 @@ from L1/L2) — divide by the time for the achieved bandwidth.
 // Fixed, not a launch parameter: the reduction order (which columns each thread sums) depends on it. 128 (256 until
 // 2026-12-01): twice the rows in flight per SM at the same thread occupancy, for the short rows of small models.
 #define RMS_NORM_THREADS 128
+// The widest row of the `_warp` entries (a multiple of 128): 4 · WARP_MAX_D / 128 columns a lane in registers.
+#define WARP_MAX_D 768
 
 namespace {
 
@@ -97,6 +105,74 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
     }
 }
 
+
+// Four consecutive values of a row as f32 (16 bytes of f32, 8 of bf16; the launcher checks the alignment).
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
+// A warp per row (row blockIdx.x · RMS_NORM_THREADS / 32 + warp), d a multiple of 128 and <= WARP_MAX_D: the bits of
+// rms_norm<false> above. Block thread T sums columns T, T + 128, ...; lane l holds T = 4l + i (i < 4) here. The
+// block's butterfly over warp w's threads (T = 32w + j, partner j ^ o) is, for o = 16, 8, 4, lane l ^ (o / 4) with
+// the same i, and for o = 2, 1 the lane's own i ^ o; every sum is self + partner, as ss += shfl(ss, o) is.
+template <typename X>
+__device__ __forceinline__ void rms_norm_warp(const RowSpan span, const X* __restrict__ x, int x_ld,
+                                              const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y,
+                                              int y_ld, int d, float eps) {
+    constexpr int MAX_K = WARP_MAX_D / 128;
+    const int lane = threadIdx.x & 31;
+    const int r = blockIdx.x * (RMS_NORM_THREADS / 32) + (threadIdx.x >> 5);
+    if (r >= span.rows) return;  // warp-uniform, and no block barrier follows
+    const X* xr = x + (size_t)(span.in_row + r) * x_ld + 4 * lane;
+    const __nv_bfloat16* wr = w + (size_t)span.layer * d + 4 * lane;
+    __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld + 4 * lane;
+    const int kk = d / 128;
+    float4 v[MAX_K];
+#pragma unroll
+    for (int k = 0; k < MAX_K; ++k) v[k] = k < kk ? load4(xr + 128 * k) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int k = 0; k < MAX_K; ++k) {
+        if (k < kk) {
+            c[0] = fmaf(v[k].x, v[k].x, c[0]);
+            c[1] = fmaf(v[k].y, v[k].y, c[1]);
+            c[2] = fmaf(v[k].z, v[k].z, c[2]);
+            c[3] = fmaf(v[k].w, v[k].w, c[3]);
+        }
+    }
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) c[i] += __shfl_xor_sync(0xffffffffu, c[i], o);
+    }
+    float e[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) e[i] = c[i] + c[i ^ 2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) c[i] = e[i] + e[i ^ 1];
+    // every lane of group g (lanes 8g .. 8g + 7) now holds warp g's sum of the block; thread 0's total, in warp order
+    float total = 0.0f;
+#pragma unroll
+    for (int g = 0; g < RMS_NORM_THREADS / 32; ++g) total += __shfl_sync(0xffffffffu, c[0], 8 * g);
+    const float s = rsqrtf(total / (float)d + eps);
+#pragma unroll
+    for (int k = 0; k < MAX_K; ++k) {
+        if (k < kk) {
+            const float4 wk = load4(wr + 128 * k);
+            const __nv_bfloat162 lo = __floats2bfloat162_rn(wk.x * (v[k].x * s), wk.y * (v[k].y * s));
+            const __nv_bfloat162 hi = __floats2bfloat162_rn(wk.z * (v[k].z * s), wk.w * (v[k].w * s));
+            uint2 packed;
+            packed.x = *reinterpret_cast<const unsigned*>(&lo);
+            packed.y = *reinterpret_cast<const unsigned*>(&hi);
+            *reinterpret_cast<uint2*>(yr + 128 * k) = packed;
+        }
+    }
+}
+
 }  // namespace
 
 // ----------------------------------------------------------------------------
@@ -127,4 +203,19 @@ extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     rms_norm_f32_few(const Spans spans, const float* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
                      __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) { pdl_entry();
     rms_norm<true>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+}
+
+// Launches of many rows of d = 128 · k <= WARP_MAX_D columns: a warp per row, the block per row's bits.
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_bf16_warp(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld,
+                       const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
+    pdl_entry();
+    rms_norm_warp(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_f32_warp(const Spans spans, const float* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
+                      __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
+    pdl_entry();
+    rms_norm_warp(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }

@@ -17,23 +17,33 @@ const RMS_NORM_BF16: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16");
 const RMS_NORM_F32: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32");
 const RMS_NORM_BF16_FEW: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16_few");
 const RMS_NORM_F32_FEW: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32_few");
+const RMS_NORM_BF16_WARP: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16_warp");
+const RMS_NORM_F32_WARP: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32_warp");
 
 /// The entry point for input rows of type `X`: `rms_norm_bf16` or `rms_norm_f32` (the output is bf16 for both).
 pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
     X::pick(&RMS_NORM_BF16, &RMS_NORM_F32)
 }
 
-/// The entry point of a launch over `spans`: [`kernel`]'s, or its `_few` twin (rows of up to 4,096 columns held in
-/// registers: one round of loads for a decoded row; the same bits) for [`few_rows`](crate::launch::few_rows).
-fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize) -> &'static Kernel {
-    match crate::launch::few_rows(spans) && d <= 32 * THREADS as usize {
-        true => X::pick(&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW),
+/// The entry point of a launch over `spans`: [`kernel`]'s (a block per row), its `_few` twin (rows of up to 4,096
+/// columns held in registers: one round of loads for a decoded row) for [`few_rows`](crate::launch::few_rows), or its
+/// `_warp` twin (a warp per row, four columns a lane per 128) for many rows of a multiple of 128 columns, at most
+/// [`WARP_MAX_D`], with row strides of multiples of 4. The same bits from all three.
+fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize, (x_ld, y_ld): (usize, usize)) -> &'static Kernel {
+    if crate::launch::few_rows(spans) && d <= 32 * THREADS as usize {
+        return X::pick(&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW);
+    }
+    let vectors = d.is_multiple_of(128) && x_ld.is_multiple_of(4) && y_ld.is_multiple_of(4);
+    match vectors && d <= WARP_MAX_D {
+        true => X::pick(&RMS_NORM_BF16_WARP, &RMS_NORM_F32_WARP),
         false => kernel::<X>(),
     }
 }
 
 /// `RMS_NORM_THREADS` of rms_norm.cu.
 const THREADS: u32 = 128;
+/// `WARP_MAX_D` of rms_norm.cu: the widest row of the `_warp` entries (a warp per row, `THREADS / 32` rows a block).
+const WARP_MAX_D: usize = 768;
 
 /// Normalises rows `in_row..in_row + rows` of `x` (`d` columns, row stride `x_ld`) into rows `out_row..` of `y` (row
 /// stride `y_ld`) for each span, with weight row `w[layer]` of the stacked weights `w` (`[layers, d]`), on `stream`.
@@ -55,8 +65,8 @@ pub fn rms_norm<X: HiddenElem>(
     d: usize,
     eps: f32,
 ) -> Result<(), KernelError> {
-    let kernel = kernel_for::<X>(spans, d);
-    let cfg = validate(
+    let kernel = kernel_for::<X>(spans, d, (x_ld, y_ld));
+    let mut cfg = validate(
         kernel.entry,
         Rows::of(x, x_ld),
         w.len(),
@@ -65,6 +75,9 @@ pub fn rms_norm<X: HiddenElem>(
         d,
         eps,
     )?;
+    if kernel.entry.ends_with("_warp") {
+        cfg.grid_dim.0 = cfg.grid_dim.0.div_ceil(THREADS / 32); // a warp per row
+    }
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
@@ -87,7 +100,9 @@ pub fn rms_norm<X: HiddenElem>(
     // int d, float eps)` in order and size, the entry point picked by `X` (half::bf16 is the 2-byte __nv_bfloat16, f32
     // is float, and `x` holds X). `validate` checked every span: the rows it reads from x, the weight row it
     // reads from w and the rows it writes in y lie inside those buffers, which this call borrows (y mutably, so it
-    // aliases neither x nor w), and no two spans write the same rows. Blocks past a span's rows write nothing.
+    // aliases neither x nor w), and no two spans write the same rows. Blocks (warps, in the `_warp` entries) past a
+    // span's rows write nothing. A `_warp` entry reads and writes 4 columns at once: `kernel_for` took it only for
+    // strides of multiples of 4 and d of 128, and a CudaSlice starts where its allocation does (256-byte aligned).
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
@@ -130,7 +145,13 @@ mod tests {
             cu.contains("constexpr int CACHED = 32;"),
             "kernel_for's 32 · THREADS columns"
         );
-        for k in [&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW] {
+        assert!(cu.contains(&format!("#define WARP_MAX_D {WARP_MAX_D}\n")));
+        for k in [
+            &RMS_NORM_BF16_FEW,
+            &RMS_NORM_F32_FEW,
+            &RMS_NORM_BF16_WARP,
+            &RMS_NORM_F32_WARP,
+        ] {
             assert!(cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
         }
     }
@@ -138,14 +159,37 @@ mod tests {
     #[test]
     fn few_rows_take_the_register_cached_entries() {
         let one = [span(0, 0, 1, 0)];
-        assert_eq!(kernel_for::<f32>(&one, 2048).entry, "rms_norm_f32_few");
-        assert_eq!(kernel_for::<bf16>(&one, 4096).entry, "rms_norm_bf16_few");
+        assert_eq!(kernel_for::<f32>(&one, 2048, (2048, 2048)).entry, "rms_norm_f32_few");
+        assert_eq!(kernel_for::<bf16>(&one, 4096, (4096, 4096)).entry, "rms_norm_bf16_few");
         assert_eq!(
-            kernel_for::<f32>(&one, 4097).entry,
+            kernel_for::<f32>(&one, 4097, (4097, 4097)).entry,
             "rms_norm_f32",
             "wider than the registers hold"
         );
-        assert_eq!(kernel_for::<f32>(&[span(0, 0, 65, 0)], 2048).entry, "rms_norm_f32");
+        assert_eq!(
+            kernel_for::<f32>(&[span(0, 0, 65, 0)], 2048, (2048, 2048)).entry,
+            "rms_norm_f32"
+        );
+        // many rows of 128·k <= 768 columns with strides of multiples of 4: a warp per row
+        let many = [span(0, 0, 65, 0)];
+        assert_eq!(kernel_for::<f32>(&many, 768, (768, 768)).entry, "rms_norm_f32_warp");
+        assert_eq!(kernel_for::<bf16>(&many, 512, (516, 520)).entry, "rms_norm_bf16_warp");
+        assert_eq!(kernel_for::<f32>(&one, 768, (768, 768)).entry, "rms_norm_f32_few");
+        assert_eq!(
+            kernel_for::<f32>(&many, 576, (576, 576)).entry,
+            "rms_norm_f32",
+            "not 128·k"
+        );
+        assert_eq!(
+            kernel_for::<f32>(&many, 768, (771, 768)).entry,
+            "rms_norm_f32",
+            "odd stride"
+        );
+        assert_eq!(
+            kernel_for::<f32>(&many, 896, (896, 896)).entry,
+            "rms_norm_f32",
+            "past WARP_MAX_D"
+        );
     }
 
     #[test]

@@ -28,11 +28,13 @@ struct Case {
 }
 
 impl Case {
-    fn new<X: HiddenElem>(seed: u64, rows: &[usize], d: usize, layers: usize) -> Case {
+    /// `aligned`: strides of multiples of 4 (with d a multiple of 128, many rows take the warp-per-row entries), else
+    /// odd ones.
+    fn new<X: HiddenElem>(seed: u64, rows: &[usize], d: usize, layers: usize, aligned: bool) -> Case {
         let mut rng = SplitMix64::new(seed);
         let layout = Layout::rows(rows, layers, false, 0);
-        // Strides wider than d (odd ones too): the kernel must use them, not d.
-        let (x_ld, y_ld) = (d + 3, d + 5);
+        // Strides wider than d: the kernel must use them, not d.
+        let (x_ld, y_ld) = if aligned { (d + 4, d + 8) } else { (d + 3, d + 5) };
         let x = hidden_normal::<X>(&mut rng, layout.in_rows * x_ld, 1.5);
         let w = bf16_normal(&mut rng, layers * d, 0.2)
             .into_iter()
@@ -51,7 +53,10 @@ impl Case {
 
     fn shape(&self) -> String {
         let rows: Vec<usize> = self.layout.spans.iter().map(|s| s.rows).collect();
-        format!("rows={rows:?} d={} layers={}", self.d, self.layers)
+        format!(
+            "rows={rows:?} d={} ld={}/{} layers={}",
+            self.d, self.x_ld, self.y_ld, self.layers
+        )
     }
 
     /// Launches on `spans` (input rows of type `X`, as drawn by `new::<X>`) over poisoned outputs; returns the whole
@@ -75,8 +80,9 @@ pub fn check_rms_norm<X: HiddenElem>(
     rows: &[usize],
     d: usize,
     layers: usize,
+    aligned: bool,
 ) -> Result<Check, KernelError> {
-    let case = Case::new::<X>(seed, rows, d, layers);
+    let case = Case::new::<X>(seed, rows, d, layers, aligned);
     let y = case.run::<X>(gpu, &case.layout.spans)?;
     let (mut got, mut want) = (Vec::new(), Vec::new());
     for s in &case.layout.spans {
@@ -104,7 +110,7 @@ pub fn check_rms_norm_grouping<X: HiddenElem>(
     target: usize,
     d: usize,
 ) -> Result<Check, KernelError> {
-    let case = Case::new::<X>(seed, rows, d, rows.len());
+    let case = Case::new::<X>(seed, rows, d, rows.len(), true);
     alone_vs_grouped(
         kernel::<X>().entry,
         case.shape(),
@@ -118,20 +124,27 @@ pub fn check_rms_norm_grouping<X: HiddenElem>(
 /// short last segment), plus the grouping check; each for bf16 and for f32 input rows.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     vec![
-        check_rms_norm::<bf16>(gpu, seed, &[40, 17], 576, 2),
-        check_rms_norm::<bf16>(gpu, seed ^ 1, &[130, 1, 64, 77], 2048, 3),
-        check_rms_norm::<bf16>(gpu, seed ^ 2, &[33, 5], 3072, 2),
-        check_rms_norm::<bf16>(gpu, seed ^ 3, &[9, 300, 2], 100, 1),
+        check_rms_norm::<bf16>(gpu, seed, &[40, 17], 576, 2, false),
+        check_rms_norm::<bf16>(gpu, seed ^ 1, &[130, 1, 64, 77], 2048, 3, false),
+        check_rms_norm::<bf16>(gpu, seed ^ 2, &[33, 5], 3072, 2, false),
+        check_rms_norm::<bf16>(gpu, seed ^ 3, &[9, 300, 2], 100, 1, false),
         check_rms_norm_grouping::<bf16>(gpu, seed ^ 4, &[40, 17, 200, 3], 1, 576),
-        check_rms_norm::<f32>(gpu, seed ^ 5, &[40, 17], 576, 2),
-        check_rms_norm::<f32>(gpu, seed ^ 6, &[130, 1, 64, 77], 2048, 3),
-        check_rms_norm::<f32>(gpu, seed ^ 7, &[33, 5], 3072, 2),
-        check_rms_norm::<f32>(gpu, seed ^ 8, &[9, 300, 2], 100, 1),
+        check_rms_norm::<f32>(gpu, seed ^ 5, &[40, 17], 576, 2, false),
+        check_rms_norm::<f32>(gpu, seed ^ 6, &[130, 1, 64, 77], 2048, 3, false),
+        check_rms_norm::<f32>(gpu, seed ^ 7, &[33, 5], 3072, 2, false),
+        check_rms_norm::<f32>(gpu, seed ^ 8, &[9, 300, 2], 100, 1, false),
         check_rms_norm_grouping::<f32>(gpu, seed ^ 9, &[40, 17, 200, 3], 1, 576),
         // rows wider than the registers hold (32 · 128 columns): the looping path
-        check_rms_norm::<f32>(gpu, seed ^ 10, &[3, 2], 5000, 2),
-        check_rms_norm::<bf16>(gpu, seed ^ 11, &[1, 70], 4100, 2),
-        // a decoded row (the register-cached few-row entry) against the same row in a prefill's launch: 1B, 8B, 160M
+        check_rms_norm::<f32>(gpu, seed ^ 10, &[3, 2], 5000, 2, false),
+        check_rms_norm::<bf16>(gpu, seed ^ 11, &[1, 70], 4100, 2, false),
+        // many rows of 128·k columns with strides of multiples of 4: the warp-per-row entries (160M's 768)
+        check_rms_norm::<f32>(gpu, seed ^ 18, &[130, 1, 200], 768, 3, true),
+        check_rms_norm::<bf16>(gpu, seed ^ 19, &[70, 3], 512, 2, true),
+        check_rms_norm::<f32>(gpu, seed ^ 20, &[65, 9], 128, 2, true),
+        check_rms_norm_grouping::<bf16>(gpu, seed ^ 21, &[2, 90], 0, 768),
+        check_rms_norm_grouping::<f32>(gpu, seed ^ 22, &[1, 100, 64], 0, 256),
+        // a decoded row (the register-cached few-row entry) against the same row in a prefill's launch (the
+        // warp-per-row entry at 768 and 256): 1B, 8B, 160M
         check_rms_norm_grouping::<f32>(gpu, seed ^ 13, &[1, 200], 0, 2048),
         check_rms_norm_grouping::<f32>(gpu, seed ^ 14, &[3, 100], 0, 4096),
         check_rms_norm_grouping::<f32>(gpu, seed ^ 15, &[2, 90], 0, 768),
