@@ -29,7 +29,7 @@ pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
 /// columns held in registers: one round of loads for a decoded row) for [`few_rows`](crate::launch::few_rows), or its
 /// `_warp` twin (a warp per row, four columns a lane per 128) for many rows of a multiple of 128 columns, at most
 /// [`WARP_MAX_D`], with row strides of multiples of 4. The same bits from all three.
-fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize, (x_ld, y_ld): (usize, usize)) -> &'static Kernel {
+pub(crate) fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize, (x_ld, y_ld): (usize, usize)) -> &'static Kernel {
     if crate::launch::few_rows(spans) && d <= 32 * THREADS as usize {
         return X::pick(&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW);
     }

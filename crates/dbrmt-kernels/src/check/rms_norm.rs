@@ -9,7 +9,7 @@ use super::harness::{
 };
 use crate::params::Span;
 use crate::reference::rms_norm::rms_norm as rms_norm_ref;
-use crate::rms_norm::{kernel, rms_norm};
+use crate::rms_norm::{kernel, kernel_for, rms_norm};
 use crate::{Gpu, HiddenElem, KernelError};
 
 /// The ε of LLaMA's RMSNorm (and ARMT's config).
@@ -96,7 +96,9 @@ pub fn check_rms_norm<X: HiddenElem>(
                 .map(f32::from),
         );
     }
-    let check = compare(kernel::<X>().entry, case.shape(), &got, &want, BF16_OUT_TOL);
+    // named after the entry the launch took (block, register-cached few rows, or warp per row)
+    let entry = kernel_for::<X>(&case.layout.spans, d, (case.x_ld, case.y_ld)).entry;
+    let check = compare(entry, case.shape(), &got, &want, BF16_OUT_TOL);
     let strays = changed_outside(&y, &case.layout.out_blocks(case.y_ld, d, 0), |_| poison_bits::<bf16>());
     Ok(fail_if(check, strays, "writes outside the spans"))
 }
