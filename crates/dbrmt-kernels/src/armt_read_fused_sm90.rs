@@ -368,30 +368,8 @@ pub fn armt_read_fused_sm90_at(
             SWIZZLE_NONE,
         )?
     };
-    let (h_base, z_base) = (addr_mut(h, stream), addr(z, stream));
-    // The kernel copies z[state] into shared memory with one bulk copy (16-byte aligned source): the offsets are
-    // multiples of D = 2·nu·d_mem floats (d_mem 32 or 64), so the base decides.
-    if z_base % 16 != 0 {
-        return Err(invalid(
-            entry,
-            format!("z at {z_base:#x}: the bulk copy needs 16-byte alignment"),
-        ));
-    }
-    for p in &mut params.problems[..spans.len()] {
-        p.h = h_base + p.h * 4;
-        p.z = z_base + p.z * 4;
-    }
-    let f = gpu.function(&Kernel::new(cubins::ARMT_READ_FUSED_SM90, entry))?;
-    let smem = smem_for(width, pre);
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        smem as i32,
-    )?;
-    let cfg = LaunchConfig {
-        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: smem as u32,
-    };
+    address_outputs(entry, &mut params, spans.len(), addr_mut(h, stream), addr(z, stream))?;
+    let (f, cfg) = function_and_grid(gpu, entry, smem_for(width, pre), tiles)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&u_map).arg(&a_map).arg(&params);
     // SAFETY: the kernel takes (TmaMap u_map, TmaMap a_map, ReadFusedParams) by value; Params mirrors
@@ -509,28 +487,8 @@ pub fn armt_read_fused_sm90_q(
         &[32, 32],
         SWIZZLE_128B,
     )?;
-    let (h_base, z_base) = (addr_mut(h, stream), addr(z, stream));
-    if z_base % 16 != 0 {
-        return Err(invalid(
-            ENTRY,
-            format!("z at {z_base:#x}: the bulk copy needs 16-byte alignment"),
-        ));
-    }
-    for p in &mut params.problems[..spans.len()] {
-        p.h = h_base + p.h * 4;
-        p.z = z_base + p.z * 4;
-    }
-    let f = gpu.function(&Kernel::new(cubins::ARMT_READ_FUSED_SM90, ENTRY))?;
-    let smem = smem_for_q();
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        smem as i32,
-    )?;
-    let cfg = LaunchConfig {
-        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: smem as u32,
-    };
+    address_outputs(ENTRY, &mut params, spans.len(), addr_mut(h, stream), addr(z, stream))?;
+    let (f, cfg) = function_and_grid(gpu, ENTRY, smem_for_q(), tiles)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&x_map).arg(&a_map).arg(&w_map).arg(&params);
     // SAFETY: the kernel takes (TmaMap x_map, TmaMap a_map, TmaMap w_map, ReadFusedParams) by value; Params mirrors
@@ -541,6 +499,49 @@ pub fn armt_read_fused_sm90_q(
     // true)), its limit raised on the function.
     unsafe { builder.launch(cfg) }?;
     Ok(())
+}
+
+/// The spans' h and z offsets (elements, from validate) made device addresses. The kernel copies z[state] into shared
+/// memory with one bulk copy (16-byte aligned source): the offsets are multiples of D = 2·nu·d_mem floats (d_mem 32
+/// or 64), so the base decides.
+fn address_outputs(
+    entry: &str,
+    params: &mut Params,
+    spans: usize,
+    h_base: u64,
+    z_base: u64,
+) -> Result<(), KernelError> {
+    if !z_base.is_multiple_of(16) {
+        return Err(invalid(
+            entry,
+            format!("z at {z_base:#x}: the bulk copy needs 16-byte alignment"),
+        ));
+    }
+    for p in &mut params.problems[..spans] {
+        p.h = h_base + p.h * 4;
+        p.z = z_base + p.z * 4;
+    }
+    Ok(())
+}
+
+/// The entry point with its dynamic shared memory limit raised to `smem`, and the persistent grid over `tiles`.
+fn function_and_grid(
+    gpu: &Gpu,
+    entry: &'static str,
+    smem: usize,
+    tiles: usize,
+) -> Result<(cudarc::driver::CudaFunction, LaunchConfig), KernelError> {
+    let f = gpu.function(&Kernel::new(cubins::ARMT_READ_FUSED_SM90, entry))?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        smem as i32,
+    )?;
+    let cfg = LaunchConfig {
+        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: smem as u32,
+    };
+    Ok((f, cfg))
 }
 
 #[cfg(test)]
