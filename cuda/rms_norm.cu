@@ -123,6 +123,8 @@ template <typename X>
 __device__ __forceinline__ void rms_norm_warp(const RowSpan span, const X* __restrict__ x, int x_ld,
                                               const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y,
                                               int y_ld, int d, float eps) {
+    // one lane's four columns per 128 are four threads of the block: the layout holds for 128 threads a block only
+    static_assert(RMS_NORM_THREADS == 128 && WARP_MAX_D % 128 == 0, "the warp entries mirror a 128-thread block");
     constexpr int MAX_K = WARP_MAX_D / 128;
     const int lane = threadIdx.x & 31;
     const int r = blockIdx.x * (RMS_NORM_THREADS / 32) + (threadIdx.x >> 5);
