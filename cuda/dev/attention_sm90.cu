@@ -925,6 +925,10 @@ static std::vector<Shape> shapes() {
         {"SmolLM2 decode 30x1@4223", 9, 3, 64, 30, 1, 4223, 2400},
         {"3B decode 28x1@4223", 24, 8, 128, 28, 1, 4223, 3200},
         {"1B decode 1x1@4223", 32, 8, 64, 1, 1, 4223, 290},
+        // the decode bench's case (4K prompt, T = 1024: the new tokens open a segment, 1-3 key tiles): one layer's
+        // launch, a lone span; its time is the kernel's fixed chain (the profile line says which phase), no prediction
+        {"SmolLM2 decode 1x1@200", 9, 3, 64, 1, 1, 200, 0},
+        {"1B decode 1x1@200", 32, 8, 64, 1, 1, 200, 0},
         {"1B step, shared K/V (L2)", 32, 8, 64, 16, 1152, 0, 0, true},
     };
 }
