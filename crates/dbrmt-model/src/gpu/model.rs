@@ -410,42 +410,21 @@ impl GpuModel {
             d_mem: a.d_mem,
             nu: a.nu,
         };
-        // a decode step (≤ 64 rows a cell, the read at 32 columns): the read makes u itself from to_bf16's rows
-        let fused_q = match (&st.split, self.memory.read_fused_q && self.memory_projections_on_sm90()) {
-            (Some(split), true)
-                if armt_read_fused_sm90::read_width(
-                    &apply,
-                    shape,
-                    gpu.sm_count(),
-                    dbrmt_kernels::gemm_sm90::decode_tiles_enabled(),
-                ) == 32 =>
-            {
-                Some(split)
-            }
-            _ => None,
-        };
-        if let Some(split) = fused_q {
-            let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
-            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
-            ws.mark(stream, "read: rows to bf16")?;
-            armt_read_fused_sm90_q(
-                gpu,
-                stream,
-                (&ws.normed, d),
-                &w.mem_q,
-                split,
-                &st.z,
-                (&mut ws.hidden, d),
-                &apply,
-                shape,
-            )?;
-            return ws.mark(stream, "read: q projection + fused φ·A + apply");
-        }
         if self.memory_projections_on_sm90() {
             // the hidden rows rounded to bf16 once, into the norm scratch (free until the attention block's norm)
             let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
             to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
             ws.mark(stream, "read: rows to bf16")?;
+            // a decode step (≤ 64 rows a cell, the read at 32 columns): the read makes u itself from those rows
+            let width = || {
+                let decode = dbrmt_kernels::gemm_sm90::decode_tiles_enabled();
+                armt_read_fused_sm90::read_width(&apply, shape, gpu.sm_count(), decode)
+            };
+            if let Some(split) = st.split.as_ref().filter(|_| self.memory.read_fused_q && width() == 32) {
+                let (x, hidden) = ((&ws.normed, d), (&mut ws.hidden, d));
+                armt_read_fused_sm90_q(gpu, stream, x, &w.mem_q, split, &st.z, hidden, &apply, shape)?;
+                return ws.mark(stream, "read: q projection + fused φ·A + apply");
+            }
             // a merged run's rows are one group (A and u both in the packed scratch)
             let q: Vec<GemmGroup> = at
                 .runs
