@@ -28,6 +28,16 @@ pub struct ProfilePart {
     pub share: f64,
 }
 
+/// The steps of one width (cells) of a profiled run: how many there were, and their mean and summed time (first
+/// launch to last); the ramps of a diagonal prefill are its narrower steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepWidth {
+    pub cells: usize,
+    pub steps: usize,
+    pub mean_ms: f64,
+    pub total_ms: f64,
+}
+
 impl StepProfile {
     /// A step of `cells` cells starts.
     pub(crate) fn begin(&mut self, stream: &CudaStream, cells: usize) -> Result<(), KernelError> {
@@ -84,19 +94,7 @@ impl StepProfile {
             })
             .collect())
     }
-}
 
-/// The steps of one width (cells) of a profiled run: how many there were, and their mean and summed time (first
-/// launch to last); the ramps of a diagonal prefill are its narrower steps.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepWidth {
-    pub cells: usize,
-    pub steps: usize,
-    pub mean_ms: f64,
-    pub total_ms: f64,
-}
-
-impl StepProfile {
     /// Per width, widest first: the steps of that many cells and their time (waits for the events).
     pub fn widths(&self) -> Result<Vec<StepWidth>, KernelError> {
         let mut widths: Vec<StepWidth> = Vec::new();
