@@ -9,8 +9,9 @@ cache, v copied beside the rotated q and k. pos is the span's, or for a dynamic 
 positions buffer, read here (span_pos, params.h): a captured decode step replays at any position. The q heads
 [0, H·hd) and k heads [H·hd, (H+KV)·hd) are contiguous, so a row is H + KV rotated heads, then KV v heads. `chunks`
 blocks per row (blockIdx.y the span, blockIdx.x = row · chunks + chunk; chunk c takes the pairs and v columns
-c·128 + t, stepping by chunks·128): 1 for many rows, enough for one pair a thread when a launch has few rows (a decode
-step: one block looped over the 1B row's 1,280 pairs took 8.4 µs, s11 ledger). Each (head, i) pair is read and written
+c·128 + t, stepping by chunks·128 — counted in pair pairs and column pairs where a thread takes two, below): 1 for many
+rows, enough for one pair a thread when a launch has few rows (a decode step: one block looped over the 1B row's 1,280
+pairs took 8.4 µs, s11 ledger; with two pairs a thread the upper half of those blocks finds no work). Each (head, i) pair is read and written
 by exactly one thread, with the same arithmetic whatever `chunks` is, so in-place is race-free (the launcher refuses
 other overlaps of read and written rows) and the bits never depend on it.
 Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when v is copied) + the table rows (rows · hd/2

@@ -100,7 +100,8 @@ fn in_place(s: &Span) -> bool {
 }
 
 /// Blocks per row: enough for one pair (and one v column) a thread for [`few_rows`] (a decode step: one block looping
-/// over a row's pairs is a chain of dependent loads), else 1. The kernel's arithmetic per pair does not depend on it.
+/// over a row's pairs is a chain of dependent loads), else 1 — counted for one pair a thread, so where the kernel
+/// takes two (even `ld` and hd/2) half of them find no work. The kernel's arithmetic per pair does not depend on it.
 fn chunks_for(spans: &[Span], heads: Heads) -> usize {
     if !few_rows(spans) {
         return 1;
@@ -233,7 +234,7 @@ mod tests {
             pos,
             ..span(pos, 0, 2, 0)
         };
-        // few rows: one pair a thread, 48 pairs and 32 v columns of this row in one block of 128
+        // few rows: 48 pairs and 32 v columns of this row in one block of 128
         assert_eq!(v(&[at(2), span(5, 5, 4, 0)]).unwrap().grid_dim, (4, 2, 1));
         assert!(v(&[span(0, 4, 2, 0)]).is_ok(), "moved to other rows");
         assert!(rejected(v(&[span(0, 1, 2, 0)])), "moved onto its own rows");
