@@ -152,7 +152,7 @@ pub fn attention_sm90_causal(
         smem as i32,
     )?;
     let cfg = LaunchConfig {
-        grid_dim: (grid(spans, heads, gpu.sm_count()), 1, 1),
+        grid_dim: (gpu.sm_count() as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: smem as u32,
     };
@@ -169,22 +169,6 @@ pub fn attention_sm90_causal(
     Ok(())
 }
 
-/// The persistent grid: one CTA an SM, or one an item when the launch has fewer (a decode step: a span of one row has
-/// `kv_heads` items, and SmolLM2 launched 132 CTAs for 3). A span of `rows` rows at position `pos` has items at levels
-/// `pos / 2P ..= (pos + rows − 1) / 2P` (P = 64 / R positions a warpgroup, R = heads / kv_heads; schedule.cuh): at
-/// most `(rows − 1) / 2P + 2` levels whatever `pos` (a dynamic span's is read on the device), each with an item per KV
-/// head. Any grid ≥ 1 gives the same bytes (the kernel's contract); fewer CTAs only start sooner.
-fn grid(spans: &[Span], heads: Heads, sms: usize) -> u32 {
-    let r = (heads.heads / heads.kv_heads.max(1)).max(1);
-    let two_p = 2 * (64 / r).max(1);
-    let levels: usize = spans
-        .iter()
-        .filter(|s| s.rows > 0)
-        .map(|s| (s.rows - 1) / two_p + 2)
-        .sum();
-    levels.saturating_mul(heads.kv_heads).clamp(1, sms.max(1)) as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,37 +180,6 @@ mod tests {
             rows,
             pos,
             ..Span::default()
-        }
-    }
-
-    #[test]
-    fn grid_is_an_sm_or_an_item_each() {
-        let smol = Heads {
-            heads: 9,
-            kv_heads: 3,
-            head_dim: 64,
-        };
-        let llama = Heads {
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 64,
-        };
-        // a decoded row: at most 2 levels (P = 21 for SmolLM2, 16 for 1B) × the KV heads
-        assert_eq!(grid(&[span(0, 0, 1, 200)], smol, 132), 6);
-        assert_eq!(grid(&[span(0, 0, 1, 200)], llama, 132), 16);
-        // four requests decoding, and an empty span
-        let four: Vec<Span> = (0..4).map(|i| span(i * 1024, i, 1, 100)).collect();
-        assert_eq!(grid(&four, llama, 132), 64);
-        assert_eq!(grid(&[span(0, 0, 0, 0), span(0, 0, 1, 7)], llama, 132), 16);
-        // a whole 1B step's span (1152 rows: 36 levels × 8 KV heads) fills the SMs
-        assert_eq!(grid(&[span(0, 0, 1152, 0)], llama, 132), 132);
-        // the bound covers every item: levels (pos / 2P ..= (pos + rows − 1) / 2P) for any pos
-        for rows in 1..200 {
-            for pos in 0..100 {
-                let two_p = 32;
-                let levels = (pos + rows - 1) / two_p - pos / two_p + 1;
-                assert!(levels * 8 <= grid(&[span(0, 0, rows, pos)], llama, usize::MAX) as usize);
-            }
         }
     }
 
