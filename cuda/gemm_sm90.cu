@@ -20,6 +20,12 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 f32 accumulator. (v2 had bn128/192/256; v3 adds the other widths.)
   gemm_sm90_nt_bf16_bf16_f32_bn{128,144,152,160,192,208,224,256}   C f32; params.accumulate != 0: C = C + A.B^T
                                                 (one f32 add, C read once, written once: the fused residual add).
+                                                v7: params.mirror_k != 0 (all f32 entries, narrow ones too): every
+                                                element stored to C also goes, rounded to nearest even bf16, to
+                                                address/2 + mirror_k, a bf16 buffer of C's layout (the engine's bf16
+                                                copy of the hidden rows, which the memory's projections read: no
+                                                to_bf16 pass). Written in a pass of its own after the f32 stores (the
+                                                storer's 40 registers and the inline epilogue's keep their sizes).
   gemm_sm90_nt_bf16_bf16_{bf16,f32}_bn{16,32,64}  v5, the narrow (decode) widths: the same numerics as the widths
                                                 above; only for launches whose problems all have m <= 64 (else
                                                 they trap); A box of gemm_sm90_decode_a_rows(max m) rows (8..64),
@@ -40,7 +46,8 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
         the two differ by ~1e-6 relative, far below the bf16 rounding of the output), rounded to bf16 once. ldc is
         in output elements.
 All take (const __grid_constant__ TmaMap a_map, const __grid_constant__ TmaMap b_map,
-          const __grid_constant__ GemmSm90Params params)  -- unchanged since v2.
+          const __grid_constant__ GemmSm90Params params)  -- unchanged since v2 but for v7's mirror_k (8 bytes at the
+          end; 0 = no mirror).
 Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory
 gemm_sm90_smem_bytes(epilogue, BN) (set cudaFuncAttributeMaxDynamicSharedMemorySize to it; a larger value up to
 232448 is fine, so launchers that pass the v2 sizes of bn128/192/256 keep working; less traps at entry; v4's f32
@@ -108,17 +115,21 @@ typedef struct {
     int ldc;               // row stride of C_p in elements of the output type
 } GemmSm90Problem;
 
-// The launch (1552 bytes; with the two tensor maps the parameters are 1808 bytes, under the 4 KB limit). Unchanged.
+// The launch (1560 bytes; with the two tensor maps the parameters are 1816 bytes, under the 4 KB limit). v7 added
+// mirror_k at the end.
 typedef struct {
     GemmSm90Problem problems[GEMM_SM90_MAX_PROBLEMS];
     int count;       // problems used, 1 .. 64
     int n;           // columns of every product (B rows per problem; for SwiGLU 2*I, the output has n/2)
     int k;           // the summed dimension (k % 8 == 0)
     int accumulate;  // f32 output only: nonzero -> C += A.B^T
+    // f32 output only (v7): nonzero -> every stored f32 element also goes, rounded to bf16, to its mirror at
+    // address/2 + mirror_k (sm90::store_mirror: a bf16 buffer of C's layout). 0: no mirror.
+    unsigned long long mirror_k;
 } GemmSm90Params;
 
 static_assert(sizeof(GemmSm90Problem) == 24, "GemmSm90Problem layout is mirrored by the Rust launcher");
-static_assert(sizeof(GemmSm90Params) == 24 * GEMM_SM90_MAX_PROBLEMS + 16, "GemmSm90Params layout is mirrored");
+static_assert(sizeof(GemmSm90Params) == 24 * GEMM_SM90_MAX_PROBLEMS + 24, "GemmSm90Params layout is mirrored");
 
 // The epilogue kinds, as the tile rule takes them (also sm90::Epi).
 #define GEMM_SM90_EPI_BF16 0
@@ -551,7 +562,8 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     }
                     if (stid == 0) mbar_arrive(out_free);
                     mbar_wait(out_full, ph);
-                    storer_copy<BN, E, STORER_THREADS>(staging, stid, c_tile, ldc_bytes, rows, cols, false);
+                    storer_copy<BN, E, STORER_THREADS>(staging, stid, c_tile, ldc_bytes, rows, cols, false,
+                                                       E == Epi::F32 ? P.mirror_k : 0ull);
                     ph ^= 1;
                     first = false;
                 }
@@ -654,7 +666,8 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     out_phase ^= 1;
                 } else {
                     epilogue<BN, E, S>(acc, buf, wtid, 1 + wg, c_base, ldc_bytes, row0, rows, t.n_tile * BN,
-                                       E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
+                                       E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate,
+                                       E == Epi::F32 ? P.mirror_k : 0ull);
                 }
                 if (prof_thread) {
                     const uint32_t c3 = (uint32_t)clock64();
@@ -876,7 +889,8 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             fence_operand(acc);
             if (lane0) mbar_arrive(empty_bar + 8 * (s == 0 ? stages - 1 : s - 1));
             epilogue<BN, E, Store::Stg, 0, SL>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN,
-                                               E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate);
+                                               E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate,
+                                               E == Epi::F32 ? P.mirror_k : 0ull);
         }
     }
 }

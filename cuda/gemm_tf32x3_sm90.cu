@@ -21,7 +21,7 @@ INTERLEAVE_NONE, L2_PROMOTION_L2_256B, FLOAT_OOB_FILL_NONE, element strides {1, 
              (the transposed operand) is at (column i, row a_row_p + kk).  (The K buffer [cells * M, D].)
   B map:     dims {n, rows},      row stride ldb*4 bytes, box {128, 32}, SWIZZLE_NONE; B_p[kk][j] is at
              (column j, row b_row_p + kk).  (The stacked states [S * D, d], or U [cells * M, d].)
-Parameters: GemmTf32x3Params below (the same 1552-byte layout as GemmSm90Params; b_row means the B row of k = 0).
+Parameters: GemmTf32x3Params below (the same 1560-byte layout as GemmSm90Params; b_row means the B row of k = 0).
 Requirements: k % 32 == 0 (a k-block never reads another problem's rows), n % 4 == 0, lda % 4 == 0, ldb % 4 == 0,
 ldc % 4 == 0, every C address 16-byte aligned, 1 <= count <= 64, m_p >= 0, map rows < 2^31.
 Launch: grid = number of SMs (any grid >= 1 is correct), block 384, dynamic shared memory tf32x3::smem_bytes() =
@@ -64,17 +64,18 @@ typedef struct {
     int ldc;               // 20: row stride of C_p in f32 elements (multiple of 4)
 } GemmTf32x3Problem;
 
-// The launch (1552 bytes; the parameters with the two maps take 1808 bytes).
+// The launch (1560 bytes; the parameters with the two maps take 1816 bytes).
 typedef struct {
     GemmTf32x3Problem problems[GEMM_TF32X3_MAX_PROBLEMS];  //    0
     int count;       // 1536: problems used, 1 .. 64
     int n;           // 1540: columns of every C_p (multiple of 4)
     int k;           // 1544: the summed dimension (multiple of 32)
     int accumulate;  // 1548: nonzero -> C += product
+    unsigned long long mirror_k;  // 1552: unused here (GemmSm90Params' bf16 mirror; the launcher passes 0)
 } GemmTf32x3Params;
 
 static_assert(sizeof(GemmTf32x3Problem) == 24, "GemmTf32x3Problem layout is mirrored by the Rust launcher");
-static_assert(sizeof(GemmTf32x3Params) == 24 * GEMM_TF32X3_MAX_PROBLEMS + 16, "GemmTf32x3Params layout is mirrored");
+static_assert(sizeof(GemmTf32x3Params) == 24 * GEMM_TF32X3_MAX_PROBLEMS + 24, "GemmTf32x3Params layout is mirrored");
 
 // The launch contract, checked on the host (the harness calls it before every launch; the Rust launcher mirrors
 // it). tn: 0 for the NN entry, 1 for TN. lda, ldb: row strides (f32 elements) of the buffers the A and B maps cover;

@@ -553,7 +553,7 @@ static const void* kernel_for(Epi e, int bn, const Variant& v0, bool prof = fals
 struct Launch {
     const void* fn = nullptr;
     sm90::TmaMap a, b;
-    GemmSm90Params p;
+    GemmSm90Params p{};  // zeroed: mirror_k = 0 (no bf16 mirror) unless a check sets it
     unsigned long long* prof = nullptr;  // profiled variant only
     int grid = 0, smem = 0;
     void operator()() const {

@@ -307,7 +307,7 @@ static bool f32_map(CUtensorMap* map, const char* which, const float* base, long
 struct Launch {
     const void* fn;
     sm90::TmaMap a, b;
-    GemmTf32x3Params p;
+    GemmTf32x3Params p{};  // zeroed (mirror_k unused)
     int grid;
     bool ok = true;  // false: a map was refused or the contract is broken (printed); the launch does nothing
     void operator()() const {

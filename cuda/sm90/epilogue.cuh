@@ -85,6 +85,20 @@ __device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
                  : "memory");
     return v;
 }
+// The bf16 mirror of f32 output (v7): an f32 element at byte address a also goes, rounded to bf16 (RNE, as to_bf16.cu),
+// to a/2 + mirror_k (mirror_k = mirror base − C base / 2, mod 2^64: the mirror has C's layout at 2 bytes an element);
+// mirror_k = 0: none. Four f32 of a 16-byte piece → 8 bytes.
+__device__ __forceinline__ void store_mirror(const void* c_piece, unsigned long long mirror_k, uint4 v) {
+    const unsigned long long m = (reinterpret_cast<unsigned long long>(c_piece) >> 1) + mirror_k;
+    const uint32_t lo = pack_bf16x2(__uint_as_float(v.x), __uint_as_float(v.y));
+    const uint32_t hi = pack_bf16x2(__uint_as_float(v.z), __uint_as_float(v.w));
+    asm volatile("st.global.v2.b32 [%0], {%1, %2};\n" ::"l"(m), "r"(lo), "r"(hi) : "memory");
+}
+
+__device__ __forceinline__ void st_shared_v4(uint32_t addr, uint4 v) {
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+                 : "memory");
+}
 // Prefetches the 128-byte line holding `p` into L2 (no register result; ignored for addresses it cannot map).
 __device__ __forceinline__ void prefetch_l2(const void* p) {
     asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
@@ -106,7 +120,7 @@ __device__ __forceinline__ uint32_t staged(uint32_t buf, int r, int q) {
 template <int BN, Epi E, int ACC0, int WIDTH, Store S, Silu SL = Silu::Exact>
 __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                               char* c_base, long long ldc_bytes, int row0, int rows, int col0,
-                                              int n_out, bool accumulate) {
+                                              int n_out, bool accumulate, unsigned long long mirror_k = 0) {
     constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
     constexpr int PIECE = 16 / OUT_BYTES;  // output elements per 16-byte piece
     // Output bytes per row staged by this pass, 16-byte pieces per row, pieces of the pass, per-thread iterations.
@@ -211,7 +225,25 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
                 v.z = __float_as_uint(old[it].z + __uint_as_float(v.z));
                 v.w = __float_as_uint(old[it].w + __uint_as_float(v.w));
             }
+            if (E == Epi::F32 && acc_c && mirror_k != 0) {
+                // the sum goes back to the staging buffer for the mirror's pass below (this thread's own piece)
+                st_shared_v4(staged(buf, r, q), v);
+            }
             *reinterpret_cast<uint4*>(c_base + (long long)(row0 + r) * ldc_bytes + (long long)col * OUT_BYTES) = v;
+        }
+    }
+    if (E == Epi::F32 && mirror_k != 0) {
+        // The bf16 mirror in a pass of its own, so the copy above keeps its registers (`old` is dead here): the same
+        // pieces, each thread reading back only its own (no barrier needed), which hold the stored values.
+#pragma unroll
+        for (int it = 0; it < ITERS; ++it) {
+            const int i = wtid + it * 128;
+            const int r = i / PPR, q = i % PPR;
+            const int col = out_col0 + q * PIECE;
+            if (i < PIECES && r < rows && col < n_out) {
+                store_mirror(c_base + (long long)(row0 + r) * ldc_bytes + (long long)col * OUT_BYTES, mirror_k,
+                             ld_shared_v4(staged(buf, r, q)));
+            }
         }
     }
 }
@@ -226,13 +258,13 @@ __host__ __device__ constexpr int pass_width() {
 template <int BN, Epi E, Store S, int ACC0 = 0, Silu SL = Silu::Exact>
 __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                          char* c_base, long long ldc_bytes, int row0, int rows, int col0, int n_out,
-                                         bool accumulate) {
+                                         bool accumulate, unsigned long long mirror_k = 0) {
     if constexpr (ACC0 < BN) {
         constexpr int WIDTH = BN - ACC0 < pass_width<E>() ? BN - ACC0 : pass_width<E>();
         epilogue_pass<BN, E, ACC0, WIDTH, S, SL>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
-                                                 n_out, accumulate);
+                                                 n_out, accumulate, mirror_k);
         epilogue<BN, E, S, ACC0 + WIDTH, SL>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
-                                             accumulate);
+                                             accumulate, mirror_k);
     }
 }
 
@@ -387,7 +419,7 @@ __device__ __forceinline__ void epilogue_to_out(const float (&acc)[BN / 2], uint
 // incremental (row, piece) walk keep it within the storer's 40 registers.
 template <int BN, Epi E, int NTHREADS>
 __device__ __forceinline__ void storer_copy(uint32_t out, int stid, char* c_tile, long long ldc_bytes, int rows,
-                                            int cols, bool load) {
+                                            int cols, bool load, unsigned long long mirror_k = 0) {
     constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
     constexpr int PIECE = 16 / OUT_BYTES;  // output elements per 16-byte piece
     constexpr uint32_t PPR = out_row_bytes<BN, E>() / 16;
@@ -426,6 +458,20 @@ __device__ __forceinline__ void storer_copy(uint32_t out, int stid, char* c_tile
             if (q >= PPR) {
                 q -= PPR;
                 ++r;
+            }
+        }
+        if (E == Epi::F32 && mirror_k != 0) {
+            // The bf16 mirror in a walk of its own (the copy above keeps its registers; OUT is still the tile's).
+            r = (uint32_t)stid / PPR;
+            q = (uint32_t)stid % PPR;
+#pragma unroll 1
+            for (; r < (uint32_t)rows; r += DR) {
+                if (q < valid) store_mirror(c_tile + r * ldcb + q * 16u, mirror_k, ld_shared_v4(out_chunk<P>(out, (int)r, (int)q)));
+                q += DQ;
+                if (q >= PPR) {
+                    q -= PPR;
+                    ++r;
+                }
             }
         }
     }

@@ -278,6 +278,8 @@ pub struct Sm90Params {
     pub n: i32,
     pub k: i32,
     pub accumulate: i32,
+    /// v7: the bf16 mirror of f32 output, `mirror base − C base / 2` (mod 2⁶⁴); 0: none.
+    pub mirror_k: u64,
 }
 
 // SAFETY: #[repr(C)] plain-old-data mirrors of gemm_sm90.cu's structs (sizes checked by the tests below against
@@ -350,6 +352,7 @@ fn validate(
         n: n as i32,
         k: k as i32,
         accumulate: i32::from(epilogue == Epilogue::F32 { accumulate: true }),
+        mirror_k: 0,
     };
     for (i, g) in groups.iter().enumerate() {
         let (a_row, b_row) = (g.a_offset / lda, g.b_offset / k);
@@ -439,6 +442,21 @@ pub fn launch_at_width<TC: DeviceRepr>(
     epilogue: Epilogue,
     bn: usize,
 ) -> Result<(), KernelError> {
+    launch_mirrored(gpu, stream, (a, b), (c, None), groups, epilogue, bn)
+}
+
+/// [`launch_at_width`] with, for f32 output, a bf16 mirror of C: every element the launch writes to C is also written,
+/// rounded to bf16 (round to nearest even, as [`crate::to_bf16::to_bf16`]), to the same index of `mirror`, which
+/// must have at least C's length.
+pub fn launch_mirrored<TC: DeviceRepr>(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (a, b): (&CudaSlice<bf16>, &CudaSlice<bf16>),
+    (c, mirror): (&mut CudaSlice<TC>, Option<&mut CudaSlice<bf16>>),
+    groups: &[GemmGroup],
+    epilogue: Epilogue,
+    bn: usize,
+) -> Result<(), KernelError> {
     let kernel = kernel(epilogue, bn).ok_or_else(|| invalid("gemm_sm90", format!("no kernel of tile width {bn}")))?;
     let (mut params, a_rows, b_rows) = validate(kernel.entry, groups, a.len(), b.len(), c.len(), epilogue)?;
     let max_m = groups.iter().map(|g| g.m).max().unwrap_or(0);
@@ -457,6 +475,16 @@ pub fn launch_at_width<TC: DeviceRepr>(
         if matches!(epilogue, Epilogue::F32 { .. }) { 4 } else { 2 },
         "C's element type"
     );
+    if let Some(m) = mirror.as_ref() {
+        if !matches!(epilogue, Epilogue::F32 { .. }) || m.len() < c.len() {
+            let why = format!(
+                "a bf16 mirror of {} elements for C of {} ({epilogue:?})",
+                m.len(),
+                c.len()
+            );
+            return Err(invalid(kernel.entry, why));
+        }
+    }
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
@@ -472,6 +500,16 @@ pub fn launch_at_width<TC: DeviceRepr>(
     let c_base = addr_mut(c, stream);
     for p in &mut params.problems[..groups.len()] {
         p.c = c_base + p.c * c_size as u64;
+    }
+    if let Some(m) = mirror {
+        // C element e at c_base + 4e goes to m_base + 2e = (c_base + 4e) / 2 + (m_base − c_base / 2)
+        params.mirror_k = addr_mut(m, stream).wrapping_sub(c_base / 2);
+        if params.mirror_k == 0 {
+            return Err(invalid(
+                kernel.entry,
+                "the mirror sits at C's address / 2 (reads as no mirror)".into(),
+            ));
+        }
     }
     let f = gpu.function(&kernel)?;
     let smem = SMEM_LIMIT;
@@ -495,7 +533,9 @@ pub fn launch_at_width<TC: DeviceRepr>(
     // C's element size matches the epilogue (asserted above). The dynamic shared memory is the kernel's plan for
     // this tile width, and its limit was raised to it on the function. A narrow width is launched only with every
     // problem at most DECODE_MAX_ROWS rows and an A box of decode_a_rows(max m) rows, the bytes the kernel expects
-    // per stage (it derives the same number from the problems and traps on a larger m).
+    // per stage (it derives the same number from the problems and traps on a larger m). With a mirror (f32 only,
+    // checked above), each C element e the kernel stores also goes to element e of `mirror` (at least C's length,
+    // borrowed mutably for this call, so it aliases nothing else of the launch).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -525,6 +565,23 @@ pub fn gemm_sm90_nt_bf16_bf16_f32(
     launch(gpu, stream, (a, b), c, groups, Epilogue::F32 { accumulate })
 }
 
+/// [`gemm_sm90_nt_bf16_bf16_f32`] that also writes every C element it stores, rounded to bf16, to the same index of
+/// `mirror` (at least C's length): the bf16 copy of the hidden rows that the memory's projections read, without a
+/// `to_bf16` pass of their own (the same bits as one).
+pub fn gemm_sm90_nt_bf16_bf16_f32_mirrored(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    a: &CudaSlice<bf16>,
+    b: &CudaSlice<bf16>,
+    (c, mirror): (&mut CudaSlice<f32>, &mut CudaSlice<bf16>),
+    groups: &[GemmGroup],
+    accumulate: bool,
+) -> Result<(), KernelError> {
+    let epilogue = Epilogue::F32 { accumulate };
+    let bn = launch_tile_width(groups, epilogue, gpu.sm_count(), decode_tiles_enabled());
+    launch_mirrored(gpu, stream, (a, b), (c, Some(mirror)), groups, epilogue, bn)
+}
+
 /// `C = silu(A·Gᵀ) ⊙ (A·Uᵀ)` for each group (v2 kernel), from a gate/up weight interleaved by
 /// [`interleave_gate_up`]: a group's `n` is `2·I` (its B rows) and its C has `I` columns.
 pub fn gemm_sm90_nt_bf16_bf16_swiglu(
@@ -552,9 +609,9 @@ mod tests {
 
     #[test]
     fn params_layout_matches_gemm_sm90_cu() {
-        // the static_asserts of gemm_sm90.cu: 24-byte problems, 64 of them + 16 bytes
+        // the static_asserts of gemm_sm90.cu: 24-byte problems, 64 of them + 24 bytes
         assert_eq!(size_of::<Sm90Problem>(), 24);
-        assert_eq!(size_of::<Sm90Params>(), 24 * MAX_GROUPS + 16);
+        assert_eq!(size_of::<Sm90Params>(), 24 * MAX_GROUPS + 24);
     }
 
     #[test]

@@ -85,6 +85,7 @@ fn validate(
         n: n as i32,
         k: k as i32,
         accumulate: i32::from(accumulate),
+        mirror_k: 0,
     };
     for (i, g) in groups.iter().enumerate() {
         let (a_row, b_row) = (g.a_offset / lda, g.b_offset / ldb);

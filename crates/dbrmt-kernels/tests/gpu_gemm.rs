@@ -184,6 +184,14 @@ fn gemm_sm90_bytes_do_not_depend_on_the_tile_width() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90::decode_checks);
 }
 
+/// The bf16 mirror of f32 output (v7; also inside the suite above): C unchanged, the mirror bf16(C) bitwise, nothing
+/// written outside the groups, at every width.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_sm90_mirror_is_bf16_of_c() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::mirror_checks);
+}
+
 /// The memory path's tensor-core products (`cuda/gemm_tf32x3_sm90.cu`, 3×TF32): within the f32 tolerance, bitwise
 /// alone vs grouped.
 #[test]

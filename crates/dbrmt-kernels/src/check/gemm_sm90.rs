@@ -21,8 +21,8 @@ use super::harness::{
 use crate::gemm::GemmGroup;
 use crate::gemm_sm90::{
     decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
-    interleave_gate_up, launch_at_width, launch_tile_width, Epilogue, DECODE_MAX_ROWS, DECODE_TILE_WIDTHS,
-    SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
+    interleave_gate_up, launch_at_width, launch_mirrored, launch_tile_width, Epilogue, DECODE_MAX_ROWS,
+    DECODE_TILE_WIDTHS, SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
 };
 use crate::reference::gemm::linear;
 use crate::reference::swiglu::silu;
@@ -574,6 +574,98 @@ pub fn decode_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     .collect()
 }
 
+/// The bf16 mirror of f32 output (v7, `launch_mirrored`) at each of `widths`: C must have the bits of the same launch
+/// without a mirror, the mirror inside the groups the bits of bf16(C) (round to nearest even, as `to_bf16`), and
+/// the mirror outside them its poison. One check per case; a failure names the widths.
+pub fn mirror_check(gpu: &Gpu, case: &Sm90Case, seed: u64, widths: &[usize]) -> Result<Check, KernelError> {
+    let Epilogue::F32 { accumulate } = case.epilogue else {
+        return Err(crate::launch::invalid("gemm_sm90 mirror_check", "an f32 case".into()));
+    };
+    let l = lay_out(case);
+    let host = host_inputs(case, &l, seed);
+    let blocks: Vec<Block> = l
+        .groups
+        .iter()
+        .map(|g| Block::rows(l.ldc, g.c_offset / l.ldc, g.m, 0, case.n))
+        .collect();
+    let gather = |out: &[f32]| -> Vec<f32> { blocks.iter().flat_map(|b| b.gather(out)).collect() };
+    let stream = gpu.stream();
+    let (a, b) = (upload_bf16(stream, &host.a)?, upload_bf16(stream, &host.b_stored)?);
+    let c_len = l.a_rows * l.ldc;
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    let (mut c_differ, mut strays_n, mut which) = (0, 0, Vec::new());
+    for &bn in widths {
+        let plain = run_at(gpu, case, &l, &host, None, Some(bn))?;
+        let mut c = match accumulate {
+            true => upload_f32(stream, &host.c0)?,
+            false => poisoned_f32(gpu, stream, c_len)?,
+        };
+        let mut mirror = poisoned_bf16(gpu, stream, c_len)?;
+        launch_mirrored(
+            gpu,
+            stream,
+            (&a, &b),
+            (&mut c, Some(&mut mirror)),
+            &l.groups,
+            case.epilogue,
+            bn,
+        )?;
+        let (c, mirror) = (download_f32(stream, &c)?, download_bf16(stream, &mirror)?);
+        let rounded: Vec<f32> = gather(&c).iter().map(|&x| bf16::from_f32(x).to_f32()).collect();
+        let (m_rows, d) = (
+            gather(&mirror),
+            super::harness::differing_bits(&gather(&mirror), &rounded),
+        );
+        let (cd, st) = (
+            super::harness::differing_bits(&c, &plain),
+            changed_outside(&mirror, &blocks, |_| poison_bits::<bf16>()),
+        );
+        if d + cd + st > 0 {
+            which.push(bn);
+        }
+        c_differ += cd;
+        strays_n += st;
+        got.extend(m_rows);
+        want.extend(rounded);
+    }
+    let shape = format!(
+        "{} mirror at BN {widths:?} (bf16(C) bitwise; C as unmirrored)",
+        case.shape()
+    );
+    let check = compare("gemm_sm90_nt_bf16_bf16_f32_mirrored", shape, &got, &want, 0.0);
+    let check = fail_if(
+        check,
+        super::harness::differing_bits(&got, &want),
+        "mirror elements differ from bf16(C)",
+    );
+    let check = fail_if(check, c_differ, "C elements differ from the launch without a mirror");
+    Ok(fail_if(
+        check,
+        strays_n,
+        &format!("mirror elements written outside the groups (BN {which:?})"),
+    ))
+}
+
+/// [`mirror_check`] at the 1B model's down projection in decode (one and 64 rows: the narrow widths and the wide
+/// ones), the 160M model's (two cells, off-tile rows, every wide width: the offloaded epilogue at 128–160 and the
+/// inline one at 192–256), and a plain f32 product with an n off every tile.
+pub fn mirror_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    let acc = Epilogue::F32 { accumulate: true };
+    let plain = Epilogue::F32 { accumulate: false };
+    let case = |epilogue, ms: &[usize], n, k| Sm90Case {
+        epilogue,
+        ms: ms.to_vec(),
+        n,
+        k,
+    };
+    let all: Vec<usize> = DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS).copied().collect();
+    vec![
+        mirror_check(gpu, &case(acc, &[1, 64], 2048, 8192), seed, &all),
+        mirror_check(gpu, &case(acc, &[640, 300, 0, 7], 768, 3072), seed ^ 1, &TILE_WIDTHS),
+        mirror_check(gpu, &case(plain, &[130, 1], 200, 584), seed ^ 2, &TILE_WIDTHS),
+    ]
+}
+
 /// Every case, the width and decode checks, then the merged-row checks.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let mut out: Vec<Result<Check, KernelError>> = cases()
@@ -587,6 +679,7 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     out.extend(width_checks(gpu, seed.wrapping_add(300)));
     out.extend(decode_checks(gpu, seed.wrapping_add(400)));
     out.extend(row_checks(gpu, seed.wrapping_add(500)));
+    out.extend(mirror_checks(gpu, seed.wrapping_add(600)));
     out
 }
 

@@ -207,6 +207,11 @@ impl<'a> Chunk<'a> {
         self.span(i, self.hidden_row(i), self.scratch_row(i))
     }
 
+    /// The cell's hidden rows → the same rows of another buffer of the hidden layout (`hidden` → `hidden_bf16`).
+    pub(super) fn in_hidden(&self, i: usize) -> Span {
+        self.span(i, self.hidden_row(i), self.hidden_row(i))
+    }
+
     /// Packed scratch rows → the same rows of another scratch buffer.
     pub(super) fn in_scratch(&self, i: usize) -> Span {
         self.span(i, self.scratch_row(i), self.scratch_row(i))
@@ -271,14 +276,6 @@ impl<'a> Chunk<'a> {
             n: self.d_mem,
         }
         .group()
-    }
-
-    /// [`Chunk::read_q`] from the cell's rows rounded to bf16 in the packed scratch ([`Chunk::to_scratch`]).
-    pub(super) fn read_q_from_scratch(&self, i: usize) -> GemmGroup {
-        GemmGroup {
-            a_offset: self.scratch_row(i) * self.d,
-            ..self.read_q(i)
-        }
     }
 
     /// `g`, a group of run `r`'s first cell whose A and C rows are in packed scratch buffers, widened to the rows of
@@ -396,22 +393,6 @@ impl<'a> Chunk<'a> {
             n: self.kvb_width,
         }
         .group()
-    }
-
-    /// The M memory rows after the text rows of cell `i`'s hidden slot → its M write scratch rows.
-    pub(super) fn mem_from_hidden(&self, i: usize) -> Span {
-        Span {
-            in_row: self.hidden_row(i) + self.cells[i].text_rows,
-            ..self.mem_span(i)
-        }
-    }
-
-    /// [`Chunk::write_kvb`] from the memory rows rounded to bf16 in the write scratch rows ([`Chunk::mem_from_hidden`]).
-    pub(super) fn write_kvb_from_scratch(&self, i: usize) -> GemmGroup {
-        GemmGroup {
-            a_offset: self.write_rank[i] * self.mem * self.d,
-            ..self.write_kvb(i)
-        }
     }
 
     /// The write's `kφ·A_old`: kφ's M write scratch rows × the cell's state → ka's.
@@ -606,22 +587,11 @@ mod tests {
             );
             // the v2 GEMM's memory projections read the bf16-rounded rows: the read's from the cell's scratch rows,
             // the write's from its write scratch rows
-            assert_eq!(
-                at.read_q_from_scratch(i),
-                GemmGroup {
-                    a_offset: p * d,
-                    ..at.read_q(i)
-                }
-            );
+            // the memory's projections read the hidden rows in bf16 (`hidden_bf16`, the hidden layout) in place
+            assert_eq!(at.in_hidden(i), span(i, x, hid(x), hid(x)));
+            assert_eq!(at.read_q(i).a_offset, hid(x) * d);
             if x.open_at.is_none() {
-                assert_eq!(
-                    at.mem_from_hidden(i),
-                    Span {
-                        in_row: hid(x) + x.text_rows,
-                        ..at.mem_span(i)
-                    }
-                );
-                assert_eq!(at.write_kvb_from_scratch(i).a_offset, at.mem_span(i).out_row * d);
+                assert_eq!(at.write_kvb(i).a_offset, (hid(x) + x.text_rows) * d);
             }
         }
         // an open cell before whole ones: the write scratch goes by the rank among whole cells, not the index
@@ -629,8 +599,6 @@ mod tests {
         let at = Chunk::new(&cfg, &reordered, r, cache);
         for (i, rank) in [(1, 0), (2, 1)] {
             assert_eq!(at.mem_span(i).out_row, rank * m);
-            assert_eq!(at.mem_from_hidden(i).out_row, rank * m);
-            assert_eq!(at.write_kvb_from_scratch(i).a_offset, rank * m * d);
             assert_eq!(at.write_kvb(i).c_offset, rank * m * kvb);
         }
         // three open cells of layer 2 after a whole cell: one run of three, its groups widened over their scratch rows
@@ -670,8 +638,8 @@ mod tests {
         assert_eq!((down.m, down.a_offset, down.c_offset), (3, 8 * inter, 8 * d));
         let act = at.merged(&run, at.gate_up_swiglu(1));
         assert_eq!((act.m, act.a_offset, act.c_offset), (3, 8 * d, 8 * inter));
-        let q_read = at.merged(&run, at.read_q_from_scratch(1));
-        assert_eq!((q_read.m, q_read.a_offset, q_read.c_offset), (3, 8 * d, 8 * dm));
+        // the read's q of a run is one group a cell (A in the hidden rows), its u in the run's scratch rows
+        assert_eq!((at.read_q(1).m, at.read_q(1).c_offset), (1, 8 * dm));
         // a run of one is the cell's own group
         assert_eq!(at.merged(&(0..1), at.qkv(0)), at.qkv(0));
         // the LM head of `finish`: rows first.. of the final hidden rows → logit rows 0..

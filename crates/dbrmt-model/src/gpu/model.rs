@@ -15,7 +15,10 @@ use dbrmt_kernels::{
         gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
         GemmGroup,
     },
-    gemm_sm90::{gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu},
+    gemm_sm90::{
+        gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored,
+        gemm_sm90_nt_bf16_bf16_swiglu,
+    },
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
@@ -321,7 +324,15 @@ impl GpuModel {
             None => b.add_raw(0),
         };
         // the model's weights too (a workspace may serve another model)
-        for buf in [&ws.normed, &ws.qkv, &ws.attn, &ws.gate_up, &ws.act, &self.weights.qkv] {
+        for buf in [
+            &ws.hidden_bf16,
+            &ws.normed,
+            &ws.qkv,
+            &ws.attn,
+            &ws.gate_up,
+            &ws.act,
+            &self.weights.qkv,
+        ] {
             b.add(buf);
         }
         // and the stream the graph was captured on
@@ -411,28 +422,38 @@ impl GpuModel {
             nu: a.nu,
         };
         if self.memory_projections_on_sm90() {
-            // the hidden rows rounded to bf16 once, into the norm scratch (free until the attention block's norm)
-            let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
-            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
-            ws.mark(stream, "read: rows to bf16")?;
+            // The rows in bf16 are `hidden_bf16`, written by the previous layer's down projection; a layer-0 cell's
+            // rows came from the embedding, which writes none: rounded here.
+            let embedded: Vec<Span> = readers
+                .iter()
+                .filter(|&&i| at.cells[i].layer == 0)
+                .map(|&i| at.in_hidden(i))
+                .collect();
+            if !embedded.is_empty() {
+                to_bf16(gpu, stream, &ws.hidden, d, &mut ws.hidden_bf16, d, &embedded, d)?;
+                ws.mark(stream, "read: embedded rows to bf16")?;
+            }
             // a decode step (≤ 64 rows a cell, the read at 32 columns): the read makes u itself from those rows
             let width = || {
                 let decode = dbrmt_kernels::gemm_sm90::decode_tiles_enabled();
                 armt_read_fused_sm90::read_width(&apply, shape, gpu.sm_count(), decode)
             };
             if let Some(split) = st.split.as_ref().filter(|_| self.memory.read_fused_q && width() == 32) {
-                let (x, hidden) = ((&ws.normed, d), (&mut ws.hidden, d));
-                armt_read_fused_sm90_q(gpu, stream, x, &w.mem_q, split, &st.z, hidden, &apply, shape)?;
+                // x's rows are the cells' hidden rows (the spans' in_row; the outputs stay `apply`'s)
+                let from_hidden: Vec<Span> = apply
+                    .iter()
+                    .map(|s| Span {
+                        in_row: s.out_row,
+                        ..*s
+                    })
+                    .collect();
+                let (x, hidden) = ((&ws.hidden_bf16, d), (&mut ws.hidden, d));
+                armt_read_fused_sm90_q(gpu, stream, x, &w.mem_q, split, &st.z, hidden, &from_hidden, shape)?;
                 return ws.mark(stream, "read: q projection + fused φ·A + apply");
             }
-            // a merged run's rows are one group (A and u both in the packed scratch)
-            let q: Vec<GemmGroup> = at
-                .runs
-                .iter()
-                .filter(|r| !at.cells[r.start].first_segment)
-                .map(|r| at.merged(r, at.read_q_from_scratch(r.start)))
-                .collect();
-            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_q, &mut ws.u, &q, false)?;
+            // one group a cell: A its hidden rows in bf16, u its scratch rows
+            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.hidden_bf16, &w.mem_q, &mut ws.u, &q, false)?;
         } else {
             let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
             gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
@@ -610,8 +631,15 @@ impl GpuModel {
         }
         let (alone, merged) = runs::split(&at.runs);
         let down: Vec<GemmGroup> = alone.iter().map(|&i| at.down(i)).collect();
+        let mirror = self.memory_projections_on_sm90();
         if !down.is_empty() {
-            self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)?;
+            if mirror {
+                // and the result rounded to bf16 into `hidden_bf16`, for the write's and the next read's projections
+                let (hidden, bf16_rows) = (&mut ws.hidden, &mut ws.hidden_bf16);
+                gemm_sm90_nt_bf16_bf16_f32_mirrored(gpu, stream, &ws.act, &w.down, (hidden, bf16_rows), &down, true)?;
+            } else {
+                self.linear_f32(gpu, stream, &ws.act, &w.down, &mut ws.hidden, &down, true)?;
+            }
         }
         if !merged.is_empty() {
             // as the o projection: the merged product into the f32 scratch, then one f32 add per hidden element
@@ -626,6 +654,10 @@ impl GpuModel {
                 .map(|i| at.scratch_to_hidden(i))
                 .collect();
             add_rows_f32(gpu, stream, &ws.num, at.d, &mut ws.hidden, at.d, &add, at.d)?;
+            if mirror {
+                let rows: Vec<Span> = merged.iter().flat_map(|r| r.clone()).map(|i| at.in_hidden(i)).collect();
+                to_bf16(gpu, stream, &ws.hidden, at.d, &mut ws.hidden_bf16, at.d, &rows, at.d)?;
+            }
         }
         ws.mark(stream, "down projection + residual")
     }
@@ -707,12 +739,17 @@ impl GpuModel {
         let mem: Vec<Span> = writers.iter().map(|&i| at.mem_span(i)).collect();
         // P·[W_k|W_v|w_β]ᵀ, then kφ = dpfp(K raw)
         if self.memory_projections_on_sm90() {
-            // the memory rows rounded to bf16 once, into the norm scratch (free after the MLP's gate/up product)
-            let rows: Vec<Span> = writers.iter().map(|&i| at.mem_from_hidden(i)).collect();
-            to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
-            ws.mark(stream, "write: rows to bf16")?;
-            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb_from_scratch(i)).collect();
-            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
+            // the memory rows in bf16: `hidden_bf16`, as the down projection just left them
+            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
+            gemm_sm90_nt_bf16_bf16_f32(
+                gpu,
+                stream,
+                &ws.hidden_bf16,
+                &w.mem_kvb,
+                &mut ws.kvb,
+                &kvb_groups,
+                false,
+            )?;
         } else {
             let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
             gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;

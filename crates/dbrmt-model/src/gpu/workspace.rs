@@ -51,6 +51,12 @@ pub struct Workspace {
     /// is f32 (the o and down projections add into it in f32; norms and the memory projections read it), so 30
     /// layers of residual adds are not rounded to bf16 each time.
     pub hidden: CudaSlice<f32>,
+    /// The hidden rows rounded to bf16, `hidden`'s layout (v2 projections; one element otherwise): written by every
+    /// down projection (its epilogue's mirror, or `to_bf16` after a merged run's add) and, for a layer-0 read, by
+    /// `to_bf16` of the embedded rows; read by the memory's projections (the read's q, the write's k/v/β) in place of a
+    /// `to_bf16` pass each. Only the rows of a cell's last down projection are current: the read's apply and the o
+    /// projection change `hidden` without it, and nothing reads it between them and the next down projection.
+    pub hidden_bf16: CudaSlice<bf16>,
     /// Per-step scratch, cells packed one after another (`[scratch_rows, width]`).
     pub normed: CudaSlice<bf16>,
     /// The packed q/k/v rows of a step, `[scratch_rows, q + 2·kv]`, then the KV caches of open segments: `T` rows
@@ -142,6 +148,11 @@ impl Workspace {
             slots: shape.slots,
             cache_states: shape.cache_states,
             hidden: f(shape.slots * rows * d)?,
+            hidden_bf16: bf(if projections == Projections::Sm90 {
+                shape.slots * rows * d
+            } else {
+                0
+            })?,
             normed: bf(g * d)?,
             qkv: bf((g + shape.cache_states * cfg.armt.segment_size) * qkv)?,
             attn: bf(g * cfg.llama.q_dim())?,
@@ -186,6 +197,11 @@ impl Workspace {
             let mut hidden = stream.alloc_zeros::<f32>(slots * self.rows * cfg.llama.hidden_size)?;
             stream.memcpy_dtod(&self.hidden, &mut hidden.slice_mut(..self.hidden.len()))?;
             self.hidden = hidden;
+            if self.hidden_bf16.len() > 1 {
+                let mut mirror = stream.alloc_zeros::<bf16>(slots * self.rows * cfg.llama.hidden_size)?;
+                stream.memcpy_dtod(&self.hidden_bf16, &mut mirror.slice_mut(..self.hidden_bf16.len()))?;
+                self.hidden_bf16 = mirror;
+            }
             self.slots = slots;
         }
         if cache_states > self.cache_states {
@@ -411,6 +427,7 @@ impl Workspace {
     /// Device bytes held.
     pub fn bytes(&self) -> usize {
         let bf = [
+            &self.hidden_bf16,
             &self.normed,
             &self.qkv,
             &self.attn,
