@@ -207,6 +207,15 @@ impl<'a> Chunk<'a> {
         self.span(i, self.hidden_row(i), self.scratch_row(i))
     }
 
+    /// [`Chunk::read_q`] from the cell's rows rounded to bf16 in the packed scratch ([`Chunk::to_scratch`]): a merged
+    /// run's rows follow one another there, so the run is one group ([`Chunk::merged`]).
+    pub(super) fn read_q_from_scratch(&self, i: usize) -> GemmGroup {
+        GemmGroup {
+            a_offset: self.scratch_row(i) * self.d,
+            ..self.read_q(i)
+        }
+    }
+
     /// The cell's hidden rows → the same rows of another buffer of the hidden layout (`hidden` → `hidden_bf16`).
     pub(super) fn in_hidden(&self, i: usize) -> Span {
         self.span(i, self.hidden_row(i), self.hidden_row(i))
@@ -638,8 +647,9 @@ mod tests {
         assert_eq!((down.m, down.a_offset, down.c_offset), (3, 8 * inter, 8 * d));
         let act = at.merged(&run, at.gate_up_swiglu(1));
         assert_eq!((act.m, act.a_offset, act.c_offset), (3, 8 * d, 8 * inter));
-        // the read's q of a run is one group a cell (A in the hidden rows), its u in the run's scratch rows
-        assert_eq!((at.read_q(1).m, at.read_q(1).c_offset), (1, 8 * dm));
+        // the read's q of a merged run: one group over the run's rows in the packed scratch
+        let q_read = at.merged(&run, at.read_q_from_scratch(1));
+        assert_eq!((q_read.m, q_read.a_offset, q_read.c_offset), (3, 8 * d, 8 * dm));
         // a run of one is the cell's own group
         assert_eq!(at.merged(&(0..1), at.qkv(0)), at.qkv(0));
         // the LM head of `finish`: rows first.. of the final hidden rows → logit rows 0..

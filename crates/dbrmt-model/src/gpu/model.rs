@@ -451,9 +451,25 @@ impl GpuModel {
                 armt_read_fused_sm90_q(gpu, stream, x, &w.mem_q, split, &st.z, hidden, &from_hidden, shape)?;
                 return ws.mark(stream, "read: q projection + fused φ·A + apply");
             }
-            // one group a cell: A its hidden rows in bf16, u its scratch rows
-            let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
-            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.hidden_bf16, &w.mem_q, &mut ws.u, &q, false)?;
+            let reading = |r: &&std::ops::Range<usize>| !at.cells[r.start].first_segment;
+            if at.runs.iter().filter(reading).all(|r| r.len() == 1) {
+                // one group a cell: A its hidden rows in bf16, u its scratch rows
+                let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
+                gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.hidden_bf16, &w.mem_q, &mut ws.u, &q, false)?;
+            } else {
+                // merged runs (several requests' decode rows of one layer): the rows rounded into the packed scratch
+                // so that a run is one group (the layer's W_mq read once for all its rows; the bits are the same)
+                let rows: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
+                to_bf16(gpu, stream, &ws.hidden, d, &mut ws.normed, d, &rows, d)?;
+                ws.mark(stream, "read: rows to bf16 (merged runs)")?;
+                let q: Vec<GemmGroup> = at
+                    .runs
+                    .iter()
+                    .filter(reading)
+                    .map(|r| at.merged(r, at.read_q_from_scratch(r.start)))
+                    .collect();
+                gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &ws.normed, &w.mem_q, &mut ws.u, &q, false)?;
+            }
         } else {
             let q: Vec<GemmGroup> = readers.iter().map(|&i| at.read_q(i)).collect();
             gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_q, &mut ws.u, &q, false)?;
