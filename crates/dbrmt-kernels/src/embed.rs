@@ -17,6 +17,7 @@ use crate::{cubins, Gpu, HiddenElem, Kernel, KernelError};
 
 const EMBED_SEGMENT_BF16: Kernel = Kernel::new(cubins::EMBED, "embed_segment_bf16");
 const EMBED_SEGMENT_F32: Kernel = Kernel::new(cubins::EMBED, "embed_segment_f32");
+const EMBED_SEGMENT_F32_MIRRORED: Kernel = Kernel::new(cubins::EMBED, "embed_segment_f32_mirrored");
 
 /// The entry point for hidden rows of type `H`: `embed_segment_bf16` or `embed_segment_f32`.
 pub(crate) fn kernel<H: HiddenElem>() -> &'static Kernel {
@@ -92,6 +93,65 @@ pub fn embed_segment<H: HiddenElem>(
     Ok(())
 }
 
+/// [`embed_segment`] into f32 hidden rows that also writes every row, in bf16, to the same rows of `mirror` (the
+/// hidden rows' layout, at least `hidden`'s length): the tables' own bf16 values, which is what `to_bf16` makes of
+/// the exact f32 copies — the engine's bf16 copy of the hidden rows (`embed_segment_f32_mirrored`).
+#[allow(clippy::too_many_arguments)]
+pub fn embed_segment_mirrored(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    ids: &CudaSlice<u32>,
+    embed: &CudaSlice<bf16>,
+    memory: &CudaSlice<bf16>,
+    (hidden, mirror): (&mut CudaSlice<f32>, &mut CudaSlice<bf16>),
+    spans: &[Span],
+    d: usize,
+    vocab: usize,
+) -> Result<(), KernelError> {
+    let kernel = &EMBED_SEGMENT_F32_MIRRORED;
+    let lens = EmbedLens {
+        ids: ids.len(),
+        embed: embed.len(),
+        memory: memory.len(),
+        hidden: hidden.len(),
+    };
+    let cfg = validate(kernel.entry, &lens, spans, d, vocab)?;
+    if mirror.len() < hidden.len() {
+        let why = format!(
+            "a mirror of {} elements for hidden rows of {}",
+            mirror.len(),
+            hidden.len()
+        );
+        return Err(invalid(kernel.entry, why));
+    }
+    if cfg.grid_dim.0 == 0 {
+        return Ok(());
+    }
+    let f = gpu.function(kernel)?;
+    let params = Spans::pack(spans);
+    let (ids_ptr, embed_ptr, memory_ptr) = (addr(ids, stream), addr(embed, stream), addr(memory, stream));
+    let (hidden_ptr, mirror_ptr) = (addr_mut(hidden, stream), addr_mut(mirror, stream));
+    // All fit in i32: `validate` checked them.
+    let (mem_rows, d, vocab) = ((memory.len() / d) as i32, d as i32, vocab as i32);
+    let mut launch = crate::launch::Launch::new(stream, &f);
+    launch
+        .arg(&params)
+        .arg(&ids_ptr)
+        .arg(&embed_ptr)
+        .arg(&memory_ptr)
+        .arg(&hidden_ptr)
+        .arg(&mirror_ptr)
+        .arg(&mem_rows)
+        .arg(&d)
+        .arg(&vocab);
+    // SAFETY: the arguments match `embed_segment_f32_mirrored(Spans, const unsigned* ids, const bf16* embed, const
+    // bf16* memory, float* hidden, bf16* mirror, int mem_rows, int d, int vocab)` in order and size. `validate`
+    // checked every span against ids and hidden as for `embed_segment`; `mirror` has at least hidden's elements and
+    // is written at the same indices; both are borrowed mutably (distinct buffers, aliasing no input).
+    unsafe { launch.launch(cfg) }?;
+    Ok(())
+}
+
 /// Buffer lengths of [`embed_segment`], in elements.
 struct EmbedLens {
     ids: usize,
@@ -151,6 +211,7 @@ mod tests {
         let cu = include_str!("../../../cuda/embed.cu");
         crate::hidden::assert_entries("embed_segment", cu, [kernel::<bf16>().entry, kernel::<f32>().entry]);
         assert!(cu.contains(&format!("#define EMBED_THREADS {THREADS}\n")));
+        assert!(cu.contains(&format!(" {}(", EMBED_SEGMENT_F32_MIRRORED.entry)));
         assert_eq!(f32::from(bf16::from_bits(BAD_ID_BF16_BITS)).to_bits(), BAD_ID_F32_BITS);
         assert_ne!(BAD_ID_F32_BITS, crate::poison::POISON_F32_BITS);
     }

@@ -8,7 +8,7 @@ use super::harness::{
     alone_vs_grouped, below, bf16_normal, changed_outside, compare, download_hidden, fail_if, gather, poison_bits,
     poisoned_hidden, upload_bf16, Block, Check, Layout, SplitMix64,
 };
-use crate::embed::{embed_segment, kernel, BAD_ID_F32_BITS};
+use crate::embed::{embed_segment, embed_segment_mirrored, kernel, BAD_ID_F32_BITS};
 use crate::params::Span;
 use crate::reference::embed::segment_input;
 use crate::{Gpu, HiddenElem, KernelError};
@@ -193,5 +193,59 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         check_embed::<f32>(gpu, seed ^ 7, &[7, 1], 100, 37, 0),
         check_embed_bad_ids::<f32>(gpu, seed ^ 8),
         check_embed_grouping::<f32>(gpu, seed ^ 9, &[40, 17, 128, 3], 1),
+        check_embed_mirrored(gpu, seed ^ 10, &[40, 17], 576, 1000, 16),
+        check_embed_mirrored(gpu, seed ^ 11, &[128, 1, 5], 2048, 3000, 128),
     ]
+}
+
+/// `embed_segment_f32_mirrored`: the f32 rows as `embed_segment_f32` writes them (bitwise; the reference, tolerance
+/// 0), the bf16 mirror the same values (bf16 → f32 exact, so compared as f32), and neither buffer written outside the
+/// spans' rows (both poisoned before).
+pub fn check_embed_mirrored(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    d: usize,
+    vocab: usize,
+    mem_rows: usize,
+) -> Result<Check, KernelError> {
+    let case = Case::new(seed, rows, d, vocab, mem_rows);
+    let plain = case.run::<f32>(gpu, &case.layout.spans)?;
+    let stream = gpu.stream();
+    let ids = stream.clone_htod(&case.ids)?;
+    let (embed, memory) = (upload_bf16(stream, &case.embed)?, upload_bf16(stream, &case.memory)?);
+    let n = case.layout.out_rows * d;
+    let mut hidden = poisoned_hidden::<f32>(gpu, stream, n)?;
+    let mut mirror = poisoned_hidden::<bf16>(gpu, stream, n)?;
+    let spans = &case.layout.spans;
+    embed_segment_mirrored(
+        gpu,
+        stream,
+        &ids,
+        &embed,
+        &memory,
+        (&mut hidden, &mut mirror),
+        spans,
+        d,
+        vocab,
+    )?;
+    let (hidden, mirror) = (download_hidden(stream, &hidden)?, download_hidden(stream, &mirror)?);
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for s in spans {
+        let r = case.reference(&case.ids, s);
+        got.extend(gather(&hidden, d, s.out_row, s.rows + mem_rows, 0, d));
+        got.extend(gather(&mirror, d, s.out_row, s.rows + mem_rows, 0, d));
+        want.extend(r.iter().copied());
+        want.extend(r);
+    }
+    let shape = format!("{} (f32 rows, then the bf16 mirror)", case.describe());
+    let check = compare("embed_segment_f32_mirrored", shape, &got, &want, 0.0);
+    let strays = changed_outside(&hidden, &case.regions(), |_| poison_bits::<f32>())
+        + changed_outside(&mirror, &case.regions(), |_| poison_bits::<bf16>());
+    let check = fail_if(check, strays, "writes outside the spans");
+    Ok(fail_if(
+        check,
+        super::harness::differing_bits(&hidden, &plain),
+        "f32 rows differ from embed_segment_f32's",
+    ))
 }

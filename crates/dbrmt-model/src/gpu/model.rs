@@ -10,7 +10,7 @@ use dbrmt_kernels::{
     attention::attention_causal,
     attention_sm90::{self, attention_sm90_causal},
     dpfp::dpfp,
-    embed::embed_segment,
+    embed::{embed_segment, embed_segment_mirrored},
     gemm::{
         gemm_nn_f32_f32_f32, gemm_nt_bf16_bf16_bf16, gemm_nt_bf16_bf16_f32, gemm_nt_f32_bf16_f32, gemm_tn_f32_f32_f32,
         GemmGroup,
@@ -385,17 +385,24 @@ impl GpuModel {
             return Ok(());
         }
         let (w, l) = (&self.weights, &self.cfg.llama);
-        embed_segment(
-            gpu,
-            stream,
-            &ws.ids,
-            &w.embed,
-            &w.memory,
-            &mut ws.hidden,
-            &entering,
-            l.hidden_size,
-            l.vocab_size,
-        )?;
+        let (d, vocab) = (l.hidden_size, l.vocab_size);
+        if self.memory_projections_on_sm90() {
+            // and the rows in bf16 into `hidden_bf16`, for a layer-0 read's q projection
+            let rows = (&mut ws.hidden, &mut ws.hidden_bf16);
+            embed_segment_mirrored(gpu, stream, &ws.ids, &w.embed, &w.memory, rows, &entering, d, vocab)?;
+        } else {
+            embed_segment(
+                gpu,
+                stream,
+                &ws.ids,
+                &w.embed,
+                &w.memory,
+                &mut ws.hidden,
+                &entering,
+                d,
+                vocab,
+            )?;
+        }
         ws.mark(stream, "embed")
     }
 
@@ -422,17 +429,8 @@ impl GpuModel {
             nu: a.nu,
         };
         if self.memory_projections_on_sm90() {
-            // The rows in bf16 are `hidden_bf16`, written by the previous layer's down projection; a layer-0 cell's
-            // rows came from the embedding, which writes none: rounded here.
-            let embedded: Vec<Span> = readers
-                .iter()
-                .filter(|&&i| at.cells[i].layer == 0)
-                .map(|&i| at.in_hidden(i))
-                .collect();
-            if !embedded.is_empty() {
-                to_bf16(gpu, stream, &ws.hidden, d, &mut ws.hidden_bf16, d, &embedded, d)?;
-                ws.mark(stream, "read: embedded rows to bf16")?;
-            }
+            // The rows in bf16 are `hidden_bf16`, written by the previous layer's down projection (layer 0: by the
+            // embedding, in this step).
             // a decode step (≤ 64 rows a cell, the read at 32 columns): the read makes u itself from those rows
             let width = || {
                 let decode = dbrmt_kernels::gemm_sm90::decode_tiles_enabled();

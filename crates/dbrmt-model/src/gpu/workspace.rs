@@ -52,8 +52,8 @@ pub struct Workspace {
     /// layers of residual adds are not rounded to bf16 each time.
     pub hidden: CudaSlice<f32>,
     /// The hidden rows rounded to bf16, `hidden`'s layout (v2 projections; one element otherwise): written by every
-    /// down projection (its epilogue's mirror, or `to_bf16` after a merged run's add) and, for a layer-0 read, by
-    /// `to_bf16` of the embedded rows; read by the memory's projections (the read's q, the write's k/v/β) in place of a
+    /// down projection (its epilogue's mirror, or `to_bf16` after a merged run's add) and by the embedding (the
+    /// tables' bf16 rows); read by the memory's projections (the read's q, the write's k/v/β) in place of a
     /// `to_bf16` pass each. Only the rows of a cell's last down projection are current: the read's apply and the o
     /// projection change `hidden` without it, and nothing reads it between them and the next down projection.
     pub hidden_bf16: CudaSlice<bf16>,
