@@ -56,41 +56,12 @@ pub fn embed_segment<H: HiddenElem>(
     d: usize,
     vocab: usize,
 ) -> Result<(), KernelError> {
-    let kernel = kernel::<H>();
-    let lens = EmbedLens {
-        ids: ids.len(),
-        embed: embed.len(),
-        memory: memory.len(),
-        hidden: hidden.len(),
+    let out = Out {
+        hidden_len: hidden.len(),
+        hidden: addr_mut(hidden, stream),
+        mirror: None,
     };
-    let cfg = validate(kernel.entry, &lens, spans, d, vocab)?;
-    if cfg.grid_dim.0 == 0 {
-        return Ok(());
-    }
-    let f = gpu.function(kernel)?;
-    let params = Spans::pack(spans);
-    let (ids_ptr, embed_ptr, memory_ptr) = (addr(ids, stream), addr(embed, stream), addr(memory, stream));
-    let hidden_ptr = addr_mut(hidden, stream);
-    // All fit in i32: `validate` checked them.
-    let (mem_rows, d, vocab) = ((memory.len() / d) as i32, d as i32, vocab as i32);
-    let mut launch = crate::launch::Launch::new(stream, &f);
-    launch
-        .arg(&params)
-        .arg(&ids_ptr)
-        .arg(&embed_ptr)
-        .arg(&memory_ptr)
-        .arg(&hidden_ptr)
-        .arg(&mem_rows)
-        .arg(&d)
-        .arg(&vocab);
-    // SAFETY: the arguments match `embed_segment_<H>(Spans, const unsigned* ids, const bf16* embed, const bf16*
-    // memory, H* hidden, int mem_rows, int d, int vocab)` in order and size, the entry point picked by `H` (half::bf16
-    // is the 2-byte __nv_bfloat16, f32 is float, and `hidden` holds H). `validate` checked every span: the ids it
-    // reads lie inside ids, the T_s + M rows it writes lie inside hidden (borrowed mutably, so it aliases none of the
-    // inputs) and no two spans write the same rows; memory holds mem_rows · d elements and embed vocab · d, and the
-    // kernel reads embed only for ids below vocab.
-    unsafe { launch.launch(cfg) }?;
-    Ok(())
+    launch(gpu, stream, kernel::<H>(), (ids, embed, memory), out, spans, (d, vocab))
 }
 
 /// [`embed_segment`] into f32 hidden rows that also writes every row, in bf16, to the same rows of `mirror` (the
@@ -109,13 +80,6 @@ pub fn embed_segment_mirrored(
     vocab: usize,
 ) -> Result<(), KernelError> {
     let kernel = &EMBED_SEGMENT_F32_MIRRORED;
-    let lens = EmbedLens {
-        ids: ids.len(),
-        embed: embed.len(),
-        memory: memory.len(),
-        hidden: hidden.len(),
-    };
-    let cfg = validate(kernel.entry, &lens, spans, d, vocab)?;
     if mirror.len() < hidden.len() {
         let why = format!(
             "a mirror of {} elements for hidden rows of {}",
@@ -124,13 +88,45 @@ pub fn embed_segment_mirrored(
         );
         return Err(invalid(kernel.entry, why));
     }
+    let out = Out {
+        hidden_len: hidden.len(),
+        hidden: addr_mut(hidden, stream),
+        mirror: Some(addr_mut(mirror, stream)),
+    };
+    launch(gpu, stream, kernel, (ids, embed, memory), out, spans, (d, vocab))
+}
+
+/// Where a launch writes: the hidden rows (their length in elements) and, for the mirrored entry, the bf16 mirror
+/// (as long as the hidden rows: its launcher checked).
+struct Out {
+    hidden: u64,
+    hidden_len: usize,
+    mirror: Option<u64>,
+}
+
+/// The launch of either entry: `kernel` is `embed_segment_<H>` (`out.mirror` None) or `embed_segment_f32_mirrored`.
+fn launch(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    kernel: &Kernel,
+    (ids, embed, memory): (&CudaSlice<u32>, &CudaSlice<bf16>, &CudaSlice<bf16>),
+    out: Out,
+    spans: &[Span],
+    (d, vocab): (usize, usize),
+) -> Result<(), KernelError> {
+    let lens = EmbedLens {
+        ids: ids.len(),
+        embed: embed.len(),
+        memory: memory.len(),
+        hidden: out.hidden_len,
+    };
+    let cfg = validate(kernel.entry, &lens, spans, d, vocab)?;
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
     let f = gpu.function(kernel)?;
     let params = Spans::pack(spans);
     let (ids_ptr, embed_ptr, memory_ptr) = (addr(ids, stream), addr(embed, stream), addr(memory, stream));
-    let (hidden_ptr, mirror_ptr) = (addr_mut(hidden, stream), addr_mut(mirror, stream));
     // All fit in i32: `validate` checked them.
     let (mem_rows, d, vocab) = ((memory.len() / d) as i32, d as i32, vocab as i32);
     let mut launch = crate::launch::Launch::new(stream, &f);
@@ -139,15 +135,19 @@ pub fn embed_segment_mirrored(
         .arg(&ids_ptr)
         .arg(&embed_ptr)
         .arg(&memory_ptr)
-        .arg(&hidden_ptr)
-        .arg(&mirror_ptr)
-        .arg(&mem_rows)
-        .arg(&d)
-        .arg(&vocab);
-    // SAFETY: the arguments match `embed_segment_f32_mirrored(Spans, const unsigned* ids, const bf16* embed, const
-    // bf16* memory, float* hidden, bf16* mirror, int mem_rows, int d, int vocab)` in order and size. `validate`
-    // checked every span against ids and hidden as for `embed_segment`; `mirror` has at least hidden's elements and
-    // is written at the same indices; both are borrowed mutably (distinct buffers, aliasing no input).
+        .arg(&out.hidden);
+    if let Some(mirror) = &out.mirror {
+        launch.arg(mirror);
+    }
+    launch.arg(&mem_rows).arg(&d).arg(&vocab);
+    // SAFETY: the arguments match `embed_segment_<H>(Spans, const unsigned* ids, const bf16* embed, const bf16*
+    // memory, H* hidden, int mem_rows, int d, int vocab)` in order and size, the entry point picked by `H` (half::bf16
+    // is the 2-byte __nv_bfloat16, f32 is float, and `hidden` holds H), or with `mirror` `embed_segment_f32_mirrored`,
+    // whose bf16* mirror follows hidden (f32). `validate` checked every span: the ids it reads lie inside ids, the
+    // T_s + M rows it writes lie inside hidden, and the mirror is at least as long and written at the same indices
+    // (both borrowed mutably by the public launchers, so they alias none of the inputs), and no two spans write the
+    // same rows; memory holds mem_rows · d elements and embed vocab · d, and the kernel reads embed only for ids below
+    // vocab.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! [`reference::embed::segment_input`](crate::reference::embed::segment_input): a copy, so exact. The hidden rows are
 //! read back as f32 (exact for both types), so one set of checks serves both.
 
+use cudarc::driver::CudaSlice;
 use half::bf16;
 
 use super::harness::{
@@ -12,6 +13,9 @@ use crate::embed::{embed_segment, embed_segment_mirrored, kernel, BAD_ID_F32_BIT
 use crate::params::Span;
 use crate::reference::embed::segment_input;
 use crate::{Gpu, HiddenElem, KernelError};
+
+/// The ids, the embedding table and the memory rows on the device.
+type Uploaded = (CudaSlice<u32>, CudaSlice<bf16>, CudaSlice<bf16>);
 
 struct Case {
     layout: Layout,
@@ -55,22 +59,36 @@ impl Case {
     /// Launches on `spans` over poisoned hidden rows of type `H`; returns the whole hidden buffer as f32.
     fn run<H: HiddenElem>(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<f32>, KernelError> {
         let stream = gpu.stream();
-        let ids = stream.clone_htod(&self.ids)?;
-        let embed = upload_bf16(stream, &self.embed)?;
-        let memory = upload_bf16(stream, &self.memory)?;
+        let (ids, embed, memory) = self.upload(gpu)?;
         let mut hidden = poisoned_hidden::<H>(gpu, stream, self.layout.out_rows * self.d)?;
-        embed_segment(
-            gpu,
-            stream,
-            &ids,
-            &embed,
-            &memory,
-            &mut hidden,
-            spans,
-            self.d,
-            self.vocab,
-        )?;
+        let (d, vocab) = (self.d, self.vocab);
+        embed_segment(gpu, stream, &ids, &embed, &memory, &mut hidden, spans, d, vocab)?;
         download_hidden(stream, &hidden)
+    }
+
+    /// `embed_segment_f32_mirrored` on all spans over poisoned f32 rows and a poisoned bf16 mirror; returns both as
+    /// f32.
+    fn run_mirrored(&self, gpu: &Gpu) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
+        let stream = gpu.stream();
+        let (ids, embed, memory) = self.upload(gpu)?;
+        let n = self.layout.out_rows * self.d;
+        let mut hidden = poisoned_hidden::<f32>(gpu, stream, n)?;
+        let mut mirror = poisoned_hidden::<bf16>(gpu, stream, n)?;
+        let (spans, d, vocab) = (&self.layout.spans, self.d, self.vocab);
+        let out = (&mut hidden, &mut mirror);
+        embed_segment_mirrored(gpu, stream, &ids, &embed, &memory, out, spans, d, vocab)?;
+        Ok((download_hidden(stream, &hidden)?, download_hidden(stream, &mirror)?))
+    }
+
+    /// The ids and both tables on the device.
+    fn upload(&self, gpu: &Gpu) -> Result<Uploaded, KernelError> {
+        let stream = gpu.stream();
+        let ids = stream.clone_htod(&self.ids)?;
+        Ok((
+            ids,
+            upload_bf16(stream, &self.embed)?,
+            upload_bf16(stream, &self.memory)?,
+        ))
     }
 
     /// The rows each span writes: `T_s + M` rows from its out_row.
@@ -211,27 +229,9 @@ pub fn check_embed_mirrored(
 ) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, d, vocab, mem_rows);
     let plain = case.run::<f32>(gpu, &case.layout.spans)?;
-    let stream = gpu.stream();
-    let ids = stream.clone_htod(&case.ids)?;
-    let (embed, memory) = (upload_bf16(stream, &case.embed)?, upload_bf16(stream, &case.memory)?);
-    let n = case.layout.out_rows * d;
-    let mut hidden = poisoned_hidden::<f32>(gpu, stream, n)?;
-    let mut mirror = poisoned_hidden::<bf16>(gpu, stream, n)?;
-    let spans = &case.layout.spans;
-    embed_segment_mirrored(
-        gpu,
-        stream,
-        &ids,
-        &embed,
-        &memory,
-        (&mut hidden, &mut mirror),
-        spans,
-        d,
-        vocab,
-    )?;
-    let (hidden, mirror) = (download_hidden(stream, &hidden)?, download_hidden(stream, &mirror)?);
+    let (hidden, mirror) = case.run_mirrored(gpu)?;
     let (mut got, mut want) = (Vec::new(), Vec::new());
-    for s in spans {
+    for s in &case.layout.spans {
         let r = case.reference(&case.ids, s);
         got.extend(gather(&hidden, d, s.out_row, s.rows + mem_rows, 0, d));
         got.extend(gather(&mirror, d, s.out_row, s.rows + mem_rows, 0, d));
