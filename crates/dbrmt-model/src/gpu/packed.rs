@@ -25,7 +25,7 @@ use dbrmt_formats::state::LayerState;
 use dbrmt_formats::MemoryState;
 use dbrmt_kernels::armt_state_split::split_len;
 
-use super::{DeviceState, Finishing, GpuExecutor, StepCell, Workspace, WorkspaceShape};
+use super::{DeviceState, Finishing, GpuExecutor, Projections, StepCell, Workspace, WorkspaceShape};
 use crate::packed::{check_cell, PassCell, PassId, PassLogits, PassRows};
 use crate::{LogitsMode, ModelError};
 
@@ -112,7 +112,7 @@ impl PackedExecutor<'_> {
     }
 
     /// Device bytes of one request slot: its memory states (and their split form for the pre-split read), its KV
-    /// caches and one hidden slot.
+    /// caches and one hidden slot (f32, and its bf16 copy with the v2 projections).
     pub fn bytes_per_request(&self) -> usize {
         let cfg = &self.engine.model.cfg;
         let (l, d, dk) = (cfg.llama.num_layers, cfg.llama.hidden_size, cfg.d_key());
@@ -122,7 +122,12 @@ impl PackedExecutor<'_> {
         } else {
             0
         };
-        (l * (dk * d + dk) + split) * 4 + l * cfg.armt.segment_size * qkv * 2 + cfg.segment_rows() * d * 4
+        let hidden = if self.engine.model.projections == Projections::Sm90 {
+            6
+        } else {
+            4
+        };
+        (l * (dk * d + dk) + split) * 4 + l * cfg.armt.segment_size * qkv * 2 + cfg.segment_rows() * d * hidden
     }
 
     /// Device bytes admitting one more request takes: nothing while a slot is free, else the grown pool (the old

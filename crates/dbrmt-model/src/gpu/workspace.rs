@@ -254,6 +254,8 @@ impl Workspace {
         let (dm, dk, inter) = (cfg.armt.d_mem, cfg.d_key(), cfg.llama.intermediate_size);
         let qkv = cfg.llama.q_dim().saturating_add(cfg.llama.kv_dim().saturating_mul(2));
         let bf16 = [
+            // hidden_bf16 (v2 projections; counted always, as gate_up below)
+            m(&[slots, rows, d]),
             m(&[g, d]),
             m(&[g.saturating_add(cache_layers.saturating_mul(t)), qkv]),
             m(&[g, cfg.llama.q_dim()]),
