@@ -502,14 +502,13 @@ pub fn launch_mirrored<TC: DeviceRepr>(
         p.c = c_base + p.c * c_size as u64;
     }
     if let Some(m) = mirror {
-        // C element e at c_base + 4e goes to m_base + 2e = (c_base + 4e) / 2 + (m_base − c_base / 2)
-        params.mirror_k = addr_mut(m, stream).wrapping_sub(c_base / 2);
-        if params.mirror_k == 0 {
-            return Err(invalid(
+        let why = || {
+            invalid(
                 kernel.entry,
                 "the mirror sits at C's address / 2 (reads as no mirror)".into(),
-            ));
-        }
+            )
+        };
+        params.mirror_k = mirror_k(c_base, addr_mut(m, stream)).ok_or_else(why)?;
     }
     let f = gpu.function(&kernel)?;
     let smem = SMEM_LIMIT;
@@ -538,6 +537,13 @@ pub fn launch_mirrored<TC: DeviceRepr>(
     // borrowed mutably for this call, so it aliases nothing else of the launch).
     unsafe { builder.launch(cfg) }?;
     Ok(())
+}
+
+/// The kernel's `mirror_k` for f32 C at `c_base` and its bf16 mirror at `m_base`: C element e at `c_base + 4e` goes
+/// to `m_base + 2e = (c_base + 4e) / 2 + (m_base − c_base / 2)` (mod 2⁶⁴). `None` where that is 0, which the kernel
+/// reads as no mirror.
+fn mirror_k(c_base: u64, m_base: u64) -> Option<u64> {
+    Some(m_base.wrapping_sub(c_base / 2)).filter(|&k| k != 0)
 }
 
 /// `C = A·Bᵀ` for each group, bf16 C (v2 kernel). See [`supports`] for the shapes it takes.
@@ -606,6 +612,20 @@ pub fn interleave_gate_up(r: usize, i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_k_maps_every_element_to_its_mirror() {
+        for (c, m) in [
+            (0x7f00_0000_0000u64, 0x7f10_0000_0100u64),
+            (0x7f10_0000_0000, 0x7f00_0000_0000),
+        ] {
+            let k = mirror_k(c, m).unwrap();
+            for e in [0u64, 1, 1000, 1 << 30] {
+                assert_eq!(((c + 4 * e) >> 1).wrapping_add(k), m + 2 * e);
+            }
+        }
+        assert_eq!(mirror_k(0x2000, 0x1000), None, "reads as no mirror");
+    }
 
     #[test]
     fn params_layout_matches_gemm_sm90_cu() {
