@@ -420,12 +420,12 @@ fn launch<TC: DeviceRepr>(
     gpu: &Gpu,
     stream: &CudaStream,
     (a, b): (&CudaSlice<bf16>, &CudaSlice<bf16>),
-    c: &mut CudaSlice<TC>,
+    out: (&mut CudaSlice<TC>, Option<&mut CudaSlice<bf16>>),
     groups: &[GemmGroup],
     epilogue: Epilogue,
 ) -> Result<(), KernelError> {
     let bn = launch_tile_width(groups, epilogue, gpu.sm_count(), decode_tiles_enabled());
-    launch_at_width(gpu, stream, (a, b), c, groups, epilogue, bn)
+    launch_mirrored(gpu, stream, (a, b), out, groups, epilogue, bn)
 }
 
 /// The launch of `groups` at tile width `bn` (any width with an entry point for `epilogue`: [`TILE_WIDTHS`], and
@@ -555,7 +555,7 @@ pub fn gemm_sm90_nt_bf16_bf16_bf16(
     c: &mut CudaSlice<bf16>,
     groups: &[GemmGroup],
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Epilogue::Bf16)
+    launch(gpu, stream, (a, b), (c, None), groups, Epilogue::Bf16)
 }
 
 /// `C (+)= A·Bᵀ` for each group, f32 C (v2 kernel): the residual adds into the f32 hidden rows, and the logits.
@@ -568,7 +568,7 @@ pub fn gemm_sm90_nt_bf16_bf16_f32(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Epilogue::F32 { accumulate })
+    launch(gpu, stream, (a, b), (c, None), groups, Epilogue::F32 { accumulate })
 }
 
 /// [`gemm_sm90_nt_bf16_bf16_f32`] that also writes every C element it stores, rounded to bf16, to the same index of
@@ -583,9 +583,14 @@ pub fn gemm_sm90_nt_bf16_bf16_f32_mirrored(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    let epilogue = Epilogue::F32 { accumulate };
-    let bn = launch_tile_width(groups, epilogue, gpu.sm_count(), decode_tiles_enabled());
-    launch_mirrored(gpu, stream, (a, b), (c, Some(mirror)), groups, epilogue, bn)
+    launch(
+        gpu,
+        stream,
+        (a, b),
+        (c, Some(mirror)),
+        groups,
+        Epilogue::F32 { accumulate },
+    )
 }
 
 /// `C = silu(A·Gᵀ) ⊙ (A·Uᵀ)` for each group (v2 kernel), from a gate/up weight interleaved by
@@ -598,7 +603,7 @@ pub fn gemm_sm90_nt_bf16_bf16_swiglu(
     c: &mut CudaSlice<bf16>,
     groups: &[GemmGroup],
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Epilogue::SwiGlu)
+    launch(gpu, stream, (a, b), (c, None), groups, Epilogue::SwiGlu)
 }
 
 /// The row of the interleaved gate/up weight that holds row `r` of a layer's `[gate (I rows); up (I rows)]`: for every

@@ -430,8 +430,8 @@ impl GpuModel {
         };
         if self.memory_projections_on_sm90() {
             // The rows in bf16 are `hidden_bf16`, written by the previous layer's down projection (layer 0: by the
-            // embedding, in this step).
-            // a decode step (≤ 64 rows a cell, the read at 32 columns): the read makes u itself from those rows
+            // embedding, in this step). A decode step (≤ 64 rows a cell, the read at 32 columns): the read makes u
+            // itself from those rows.
             let width = || {
                 let decode = dbrmt_kernels::gemm_sm90::decode_tiles_enabled();
                 armt_read_fused_sm90::read_width(&apply, shape, gpu.sm_count(), decode)
@@ -752,20 +752,12 @@ impl GpuModel {
         let (d, dk, kvb) = (at.d, at.d_key, at.kvb_width);
         let mem: Vec<Span> = writers.iter().map(|&i| at.mem_span(i)).collect();
         // P·[W_k|W_v|w_β]ᵀ, then kφ = dpfp(K raw)
+        let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
         if self.memory_projections_on_sm90() {
             // the memory rows in bf16: `hidden_bf16`, as the down projection just left them
-            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
-            gemm_sm90_nt_bf16_bf16_f32(
-                gpu,
-                stream,
-                &ws.hidden_bf16,
-                &w.mem_kvb,
-                &mut ws.kvb,
-                &kvb_groups,
-                false,
-            )?;
+            let (rows, kvb) = (&ws.hidden_bf16, &mut ws.kvb);
+            gemm_sm90_nt_bf16_bf16_f32(gpu, stream, rows, &w.mem_kvb, kvb, &kvb_groups, false)?;
         } else {
-            let kvb_groups: Vec<GemmGroup> = writers.iter().map(|&i| at.write_kvb(i)).collect();
             gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
         }
         ws.mark(stream, "write: k/v/β projection")?;
