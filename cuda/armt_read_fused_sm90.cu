@@ -66,7 +66,6 @@ bytes at least 4·(m·d_mem + S·D·d) + 8·m·d (h read and written).
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
 #include "sm90/wgmma.cuh"
-#include "common/norm_tail.cuh"
 #include "common/pdl.cuh"
 
 #define READ_FUSED_MAX_PROBLEMS 64
@@ -375,16 +374,11 @@ __device__ __forceinline__ void q_product(XAddr q_x, WAddr q_w, uint32_t q_full,
 // prefill holds with prefill keeping its q launch. Warpgroup 0 (the tile's 64 rows) makes u after the tile's z landed
 // and stores it into the u buffer as TMA would have; the features then read it as always. Not from h: the other
 // column tiles' epilogues update h in place while this CTA would still read it.
-// NT (the `_norm` entries, decode launches of 32 columns: every problem at most 64 rows, so only warpgroup 0 stores):
-// after its last tile warpgroup 0 runs the norm tail (common/norm_tail.cuh): the launch's last CTA normalises every
-// problem's h rows (all d columns) into the tail's bf16 rows — a decode step's norm before attention, without a
-// launch of its own.
-template <Split SP, int TBN = BN, bool PRE = false, bool FQ = false, bool NT = false>
+template <Split SP, int TBN = BN, bool PRE = false, bool FQ = false>
 __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_map, const ReadFusedParams& P,
-                                           const TmaMap* w_map = nullptr, const NormTail* tail = nullptr) {
+                                           const TmaMap* w_map = nullptr) {
     using namespace sm90;
     static_assert(bn_ok(TBN), "column tiles of 128, 64 or 32");
-    static_assert(!NT || TBN == 32, "the norm tail is the decode launch's: 32 columns, warpgroup 0's rows only");
     static_assert(!PRE || SP == Split::Tf32Bf16, "the pre-split state is the tf32 + bf16 split");
     static_assert(!FQ || (PRE && TBN == 32), "the fused q is the decode launch's: pre-split, 32 columns");
     // The column tile's plan (TBN = BN: the constants above).
@@ -684,21 +678,6 @@ __device__ __forceinline__ void read_fused(const TmaMap& u_map, const TmaMap& a_
             }
             u_phase ^= 1;
         }
-        if constexpr (NT) {
-            if (wg == 0) {
-                // only warpgroup 0 stored (warpgroup 1's stores would not be counted): the launcher's few rows
-                for (int p = 0; p < P.count; ++p) {
-                    if (P.problems[p].m > 64) __trap();
-                }
-                // warpgroup 0's staging buffer is free once its threads meet at the tail's first barrier
-                auto rows = [&](int p) {
-                    const ReadFusedProblem& pr = P.problems[p];
-                    return NormTailRows{reinterpret_cast<const float*>(pr.h), pr.h_ld, pr.m};
-                };
-                norm_tail(*tail, P.count, rows, wtid, smem_raw + (staging - base),
-                          [] { named_barrier_sync(1, 128); });
-            }
-        }
     }
 }
 
@@ -781,24 +760,4 @@ extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
                                          const __grid_constant__ sm90::TmaMap w_map,
                                          const __grid_constant__ ReadFusedParams params) {
     read_fused::read_fused<read_fused::Split::Tf32Bf16, 32, true, true>(x_map, a_map, params, &w_map);
-}
-
-// The decode reads with the norm tail (read_fused's NT): the same h bytes as armt_read_fused_sm90_split_n32_f32 and
-// armt_read_fused_sm90_split_q_n32_f32, then the launch's last CTA normalises the h rows into the tail's rows (a
-// decode step's norm before attention). The tail's parameters follow the launch's.
-extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
-    armt_read_fused_sm90_split_n32_f32_norm(const __grid_constant__ sm90::TmaMap u_map,
-                                            const __grid_constant__ sm90::TmaMap a_map,
-                                            const __grid_constant__ ReadFusedParams params,
-                                            const __grid_constant__ NormTail tail) {
-    read_fused::read_fused<read_fused::Split::Tf32Bf16, 32, true, false, true>(u_map, a_map, params, nullptr, &tail);
-}
-
-extern "C" __global__ void __launch_bounds__(read_fused::THREADS, 1)
-    armt_read_fused_sm90_split_q_n32_f32_norm(const __grid_constant__ sm90::TmaMap x_map,
-                                              const __grid_constant__ sm90::TmaMap a_map,
-                                              const __grid_constant__ sm90::TmaMap w_map,
-                                              const __grid_constant__ ReadFusedParams params,
-                                              const __grid_constant__ NormTail tail) {
-    read_fused::read_fused<read_fused::Split::Tf32Bf16, 32, true, true, true>(x_map, a_map, params, &w_map, &tail);
 }

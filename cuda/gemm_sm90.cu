@@ -102,7 +102,6 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
 #include "sm90/wgmma.cuh"
-#include "common/norm_tail.cuh"
 #include "common/pdl.cuh"
 
 #define GEMM_SM90_MAX_PROBLEMS 64
@@ -730,15 +729,10 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 // only groups consecutive k-blocks; the last stage of a tile holds k_blocks - KS * (stages - 1) of them (no box past
 // k_blocks is loaded, none of its wgmma issued, and the barrier expects exactly the boxes issued; inside the last
 // k-block TMA zero-fills k >= K and counts the whole box, as in every width).
-// NT (the `_norm` entries, f32 output): after its last tile, consumer warpgroup 0 runs the norm tail
-// (common/norm_tail.cuh): the launch's last CTA normalises every problem's C rows (all of its n = tail.d columns) into
-// the tail's bf16 rows — a decode step's norm after the o projection, without a launch of its own.
-template <int BN, Epi E, Silu SL = Silu::Exact, bool NT = false>
-__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
-                                                 const NormTail* tail = nullptr) {
+template <int BN, Epi E, Silu SL = Silu::Exact>
+__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
     static_assert((bn_narrow(BN) && E != Epi::SwiGlu) || (BN == 128 && E == Epi::SwiGlu),
                   "the narrow widths (bf16, f32) and the narrow SwiGLU tile (128 B rows: 64 gate + 64 up)");
-    static_assert(!NT || E == Epi::F32, "the norm tail reads f32 rows");
     static_assert(E == Epi::SwiGlu || SL == Silu::Exact, "silu only in SwiGLU");
     constexpr int KS = narrow_ks(BN);
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
@@ -898,14 +892,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                                                E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate,
                                                E == Epi::F32 ? P.mirror_k : 0ull);
         }
-        if constexpr (NT) {
-            // warpgroup 0's staging buffer is free once its threads meet at the tail's first barrier
-            auto rows = [&](int p) {
-                const GemmSm90Problem& pr = P.problems[p];
-                return NormTailRows{reinterpret_cast<const float*>(pr.c), pr.ldc, pr.m};
-            };
-            norm_tail(*tail, P.count, rows, wtid, smem_raw + NARROW_AREA, [] { named_barrier_sync(1, 128); });
-        }
     }
 }
 
@@ -953,18 +939,6 @@ GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64, 64, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn16, 16, sm90::Epi::F32)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn32, 32, sm90::Epi::F32)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn64, 64, sm90::Epi::F32)
-
-// The narrow f32 widths with the norm tail (gemm_sm90_narrow's NT): the same C bytes, then the launch's last CTA
-// normalises the C rows into the tail's rows (a decode step's norm after the o projection).
-#define GEMM_SM90_NORM_ENTRY(NAME, BN)                                                                             \
-    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
-        NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params, const __grid_constant__ NormTail tail) {              \
-        sm90::gemm_sm90_narrow<BN, sm90::Epi::F32, sm90::Silu::Exact, true>(a_map, b_map, params, &tail);         \
-    }
-GEMM_SM90_NORM_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn16_norm, 16)
-GEMM_SM90_NORM_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn32_norm, 32)
-GEMM_SM90_NORM_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn64_norm, 64)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn128, 128, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn144, 144, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn152, 152, sm90::Epi::Bf16)

@@ -19,7 +19,6 @@ columns, and a warp per row in its own order cost a decoded row more: docs/log/r
 #include "common/common.cuh"
 #include "common/params.h"
 #include "common/pdl.cuh"
-#include "common/rms_norm_row.cuh"
 
 // Fixed, not a launch parameter: the reduction order (which columns each thread sums) depends on it. 128 (256 until
 // 2026-12-01): twice the rows in flight per SM at the same thread occupancy, for the short rows of small models.
@@ -32,14 +31,13 @@ namespace {
 __device__ __forceinline__ float load_x(const __nv_bfloat16* p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float load_x(const float* p) { return *p; }
 
-// FEW (the `_few` entries, launches of at most 64 rows: a decode step): rows of up to RMS_ROW_CACHED · 128 columns
-// (every model we run: d <= 4096) are loaded once, all at the start, and kept in registers for the second pass
-// (common/rms_norm_row.cuh, which the norm tails of the launches before a norm share); a decoded row otherwise waited
-// for four rounds of dependent loads and read x twice (1B: 5.4 µs a norm, s11 ledger). Separate entries, because the
-// cache's registers (48 against 25) would cost the many-row launches their occupancy (160M's 131K prefill 1.7% slower,
-// s11 call 7). The partial sums are the same fmaf chain in the same column order either way, so the bits are too
-// (check::rms_norm's grouping checks compare a few-row launch with a many-row one).
-static_assert(RMS_ROW_THREADS == RMS_NORM_THREADS, "the cached row is the block's");
+// FEW (the `_few` entries, launches of at most 64 rows: a decode step): rows of up to CACHED · 128 columns (every model
+// we run: d <= 4096) are loaded once, all at the start, and kept in registers for the second pass; a decoded row
+// otherwise waited for four rounds of dependent loads and read x twice (1B: 5.4 µs a norm, s11 ledger). Separate
+// entries, because the cache's registers (48 against 25) would cost the many-row launches their occupancy (160M's
+// 131K prefill 1.7% slower, s11 call 7). The partial sums are the same fmaf chain in the same column order either way,
+// so the bits are too (check::rms_norm's grouping checks compare a few-row launch with a many-row one).
+constexpr int CACHED = 32;
 
 template <bool FEW, typename X>
 __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict__ x, int x_ld,
@@ -52,32 +50,54 @@ __device__ __forceinline__ void rms_norm(const RowSpan span, const X* __restrict
     const __nv_bfloat16* wr = w + (size_t)span.layer * d;
     __nv_bfloat16* yr = y + (size_t)(span.out_row + r) * y_ld;
 
-    __shared__ float warp_sums[RMS_NORM_THREADS / 32 + 1];  // + the row's scale
+    const bool cached = FEW && d <= CACHED * RMS_NORM_THREADS;
+    float xv[FEW ? CACHED : 1];
+    float ss = 0.0f;
     if constexpr (FEW) {
-        if (d <= RMS_ROW_CACHED * RMS_NORM_THREADS) {
-            rms_norm_row_cached([&](int c) { return load_x(xr + c); }, wr, yr, d, eps, threadIdx.x, warp_sums,
-                                [] { __syncthreads(); });
-            return;
+        if (cached) {
+#pragma unroll
+            for (int j = 0; j < CACHED; ++j) {
+                const int c = threadIdx.x + j * RMS_NORM_THREADS;
+                xv[j] = c < d ? load_x(xr + c) : 0.0f;
+            }
+#pragma unroll
+            for (int j = 0; j < CACHED; ++j) {
+                if (threadIdx.x + j * RMS_NORM_THREADS < d) ss = fmaf(xv[j], xv[j], ss);
+            }
         }
     }
-    float ss = 0.0f;
+    if (!cached) {
 #pragma unroll 4
-    for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
-        const float v = load_x(xr + c);
-        ss = fmaf(v, v, ss);
+        for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
+            const float v = load_x(xr + c);
+            ss = fmaf(v, v, ss);
+        }
     }
     // xor butterfly: every lane ends with the same bits (fp addition is commutative).
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
 
+    __shared__ float warp_sums[RMS_NORM_THREADS / 32];
+    __shared__ float row_scale;
     if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = ss;
     __syncthreads();
     if (threadIdx.x == 0) {
         float total = 0.0f;
         for (int i = 0; i < RMS_NORM_THREADS / 32; ++i) total += warp_sums[i];
-        warp_sums[RMS_NORM_THREADS / 32] = rsqrtf(total / (float)d + eps);
+        row_scale = rsqrtf(total / (float)d + eps);
     }
     __syncthreads();
-    const float s = warp_sums[RMS_NORM_THREADS / 32];
+    const float s = row_scale;
+
+    if constexpr (FEW) {
+        if (cached) {
+#pragma unroll
+            for (int j = 0; j < CACHED; ++j) {
+                const int c = threadIdx.x + j * RMS_NORM_THREADS;
+                if (c < d) yr[c] = __float2bfloat16(__bfloat162float(wr[c]) * (xv[j] * s));
+            }
+            return;
+        }
+    }
 #pragma unroll 4
     for (int c = threadIdx.x; c < d; c += RMS_NORM_THREADS) {
         const float v = load_x(xr + c);

@@ -12,7 +12,6 @@ use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 
 use crate::launch::{addr, addr_mut, check_disjoint_outputs, check_groups, check_index, check_rows, invalid, Rows};
-use crate::norm_tail::{NormAfter, NormTailParams, ProblemRows};
 use crate::params::{Span, MAX_GROUPS};
 use crate::tma::{self, F32, SWIZZLE_128B, SWIZZLE_NONE};
 use crate::{cubins, Gpu, Kernel, KernelError};
@@ -309,119 +308,14 @@ pub fn armt_read_fused_sm90_at(
     split: ReadSplit,
     width: usize,
 ) -> Result<(), KernelError> {
-    read_at(
-        gpu,
-        stream,
-        (u, u_ld),
-        a,
-        z,
-        (h, h_ld),
-        spans,
-        shape,
-        (split, width),
-        None,
-    )
-}
-
-/// [`armt_read_fused_sm90`] finishing with `norm` where it pays ([`crate::norm_tail`]): when the read takes the
-/// 32-column tiles of a pre-split state (a decode step) and [`crate::norm_tail::takes`] its spans, the launch's last
-/// CTA normalises the h rows into `norm.y` and this returns true; otherwise it returns false and the caller launches
-/// the norm (the same bytes either way). `norm.spans`: one a read span, `in_row` its `out_row`.
-#[allow(clippy::too_many_arguments)]
-pub fn armt_read_fused_sm90_then_norm(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (u, u_ld): (&CudaSlice<f32>, usize),
-    a: ReadState<'_>,
-    z: &CudaSlice<f32>,
-    (h, h_ld): (&mut CudaSlice<f32>, usize),
-    spans: &[Span],
-    shape: ReadShape,
-    split: ReadSplit,
-    norm: &mut NormAfter<'_>,
-) -> Result<bool, KernelError> {
-    let width = read_width(spans, shape, gpu.sm_count(), crate::gemm_sm90::decode_tiles_enabled());
-    let pre = matches!(a, ReadState::Split(_));
-    let tail = norm_entry(split, width, pre).is_some() && crate::norm_tail::takes(norm.spans, shape.d);
-    let norm = if tail { Some(norm) } else { None };
-    read_at(
-        gpu,
-        stream,
-        (u, u_ld),
-        a,
-        z,
-        (h, h_ld),
-        spans,
-        shape,
-        (split, width),
-        norm,
-    )?;
-    Ok(tail)
-}
-
-/// [`armt_read_fused_sm90_at`] of a pre-split state at 32 columns (the decode read) finishing with `norm` whatever
-/// [`crate::norm_tail::takes`] says: for the checks.
-#[allow(clippy::too_many_arguments)]
-pub fn armt_read_fused_sm90_with_norm(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (u, u_ld): (&CudaSlice<f32>, usize),
-    state: &CudaSlice<u32>,
-    z: &CudaSlice<f32>,
-    (h, h_ld): (&mut CudaSlice<f32>, usize),
-    spans: &[Span],
-    shape: ReadShape,
-    norm: &mut NormAfter<'_>,
-) -> Result<(), KernelError> {
-    let how = (ReadSplit::Tf32Bf16, 32);
-    read_at(
-        gpu,
-        stream,
-        (u, u_ld),
-        ReadState::Split(state),
-        z,
-        (h, h_ld),
-        spans,
-        shape,
-        how,
-        Some(norm),
-    )
-}
-
-/// The entry point with the norm tail: the decode read's (pre-split state, tf32 + bf16, 32 columns) only.
-fn norm_entry(split: ReadSplit, width: usize, pre: bool) -> Option<&'static str> {
-    (pre && split == ReadSplit::Tf32Bf16 && width == 32).then_some("armt_read_fused_sm90_split_n32_f32_norm")
-}
-
-/// Every read launch of a state `a`: at column tile `width`, with the norm tail or without.
-#[allow(clippy::too_many_arguments)]
-fn read_at(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (u, u_ld): (&CudaSlice<f32>, usize),
-    a: ReadState<'_>,
-    z: &CudaSlice<f32>,
-    (h, h_ld): (&mut CudaSlice<f32>, usize),
-    spans: &[Span],
-    shape: ReadShape,
-    (split, width): (ReadSplit, usize),
-    norm: Option<&mut NormAfter<'_>>,
-) -> Result<(), KernelError> {
     let (pre, a_len, a_addr) = match a {
         ReadState::F32(a) => (false, a.len(), addr(a, stream)),
         ReadState::Split(a) => (true, a.len(), addr(a, stream)),
     };
-    let entry = match norm {
-        None => entry_at(split, width, pre),
-        Some(_) => norm_entry(split, width, pre),
-    };
-    let entry = entry.ok_or_else(|| {
+    let entry = entry_at(split, width, pre).ok_or_else(|| {
         invalid(
             split.entry(),
-            format!(
-                "no entry point of column tile width {width} for this split and state (pre-split: {pre}, norm tail: {})",
-                norm.is_some()
-            ),
+            format!("no entry point of column tile width {width} for this split and state (pre-split: {pre})"),
         )
     })?;
     let lens = Lens {
@@ -437,7 +331,6 @@ fn read_at(
         a_rows,
         tiles,
     } = validate(entry, lens, spans, shape)?;
-    let tail = tail_params(entry, stream, norm, spans, shape.d)?;
     if tiles == 0 {
         return Ok(());
     }
@@ -479,21 +372,14 @@ fn read_at(
     let (f, cfg) = function_and_grid(gpu, entry, smem_for(width, pre), tiles)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&u_map).arg(&a_map).arg(&params);
-    if let Some(tail) = &tail {
-        builder.arg(tail);
-    }
-    // SAFETY: the kernel takes (TmaMap u_map, TmaMap a_map, ReadFusedParams) by value, the `_norm` entry (taken
-    // exactly when `tail` is Some) a NormTail after them; Params mirrors ReadFusedParams (layout test below,
-    // static_asserts in the kernel), NormTailParams NormTail (norm_tail.rs). The maps cover the whole u and A buffers
+    // SAFETY: the kernel takes (TmaMap u_map, TmaMap a_map, ReadFusedParams) by value; Params mirrors
+    // ReadFusedParams (layout test below, static_asserts in the kernel). The maps cover the whole u and A buffers
     // (their lengths in rows of u_ld and d; TMA zero-fills past them). validate() checked the shape, every span's u
     // and h rows, its state against A and z, the 16-byte row strides (h addresses: base + out_row·h_ld·4) and that no
     // two spans write the same rows; `h` is borrowed mutably, so it aliases no input. The dynamic shared memory is
     // the kernel's plan for this column width (smem_for mirrors smem_bytes_for), its limit raised on the function;
     // the A map's box is the entry point's: {width, 32} of the f32 state, or {32, width} 128B-swizzled of the split
-    // form (whose rows a span's state·d .. + d validate() checked like the f32 state's). The tail (few rows: every
-    // span at most 64, so only warpgroup 0 stores, which the kernel traps on otherwise): tail_params checked each
-    // span's h rows against its norm span, the output rows inside y (borrowed mutably: it aliases neither h nor an
-    // input), the layers, the counter.
+    // form (whose rows a span's state·d .. + d validate() checked like the f32 state's).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -537,54 +423,7 @@ pub fn armt_read_fused_sm90_q(
     spans: &[Span],
     shape: ReadShape,
 ) -> Result<(), KernelError> {
-    read_q(gpu, stream, (x, x_ld), w, (state, z), (h, h_ld), spans, shape, None)
-}
-
-/// [`armt_read_fused_sm90_q`] finishing with `norm` (`armt_read_fused_sm90_split_q_n32_f32_norm`): the launch's last
-/// CTA normalises the h rows into `norm.y` (`norm.spans`: one a read span, `in_row` its `out_row`). Whatever
-/// [`crate::norm_tail::takes`] says: the caller asks it.
-#[allow(clippy::too_many_arguments)]
-pub fn armt_read_fused_sm90_q_with_norm(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (x, x_ld): (&CudaSlice<bf16>, usize),
-    w: &CudaSlice<bf16>,
-    (state, z): (&CudaSlice<u32>, &CudaSlice<f32>),
-    (h, h_ld): (&mut CudaSlice<f32>, usize),
-    spans: &[Span],
-    shape: ReadShape,
-    norm: &mut NormAfter<'_>,
-) -> Result<(), KernelError> {
-    read_q(
-        gpu,
-        stream,
-        (x, x_ld),
-        w,
-        (state, z),
-        (h, h_ld),
-        spans,
-        shape,
-        Some(norm),
-    )
-}
-
-/// The fused-q read, with the norm tail or without.
-#[allow(clippy::too_many_arguments)]
-fn read_q(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (x, x_ld): (&CudaSlice<bf16>, usize),
-    w: &CudaSlice<bf16>,
-    (state, z): (&CudaSlice<u32>, &CudaSlice<f32>),
-    (h, h_ld): (&mut CudaSlice<f32>, usize),
-    spans: &[Span],
-    shape: ReadShape,
-    norm: Option<&mut NormAfter<'_>>,
-) -> Result<(), KernelError> {
-    let entry: &'static str = match norm {
-        None => "armt_read_fused_sm90_split_q_n32_f32",
-        Some(_) => "armt_read_fused_sm90_split_q_n32_f32_norm",
-    };
+    const ENTRY: &str = "armt_read_fused_sm90_split_q_n32_f32";
     let (d, dm) = (shape.d, shape.d_mem);
     let lens = Lens {
         u: Rows { len: x.len(), ld: x_ld },
@@ -598,11 +437,11 @@ fn read_q(
         u_rows: x_rows,
         a_rows,
         tiles,
-    } = validate(entry, lens, spans, shape)?;
+    } = validate(ENTRY, lens, spans, shape)?;
     let w_rows = w.len() / d;
     if !crate::launch::few_rows(spans) {
         return Err(invalid(
-            entry,
+            ENTRY,
             format!(
                 "a span of more than {} rows: the fused q takes decode steps",
                 crate::gemm_sm90::DECODE_MAX_ROWS
@@ -610,30 +449,29 @@ fn read_q(
         ));
     }
     for (i, s) in spans.iter().enumerate() {
-        check_rows(entry, "x", Rows { len: x.len(), ld: x_ld }, s.in_row, s.rows, 0, d)?;
-        check_index(entry, "layer (W_mq)", s.layer, w_rows / dm)?;
+        check_rows(ENTRY, "x", Rows { len: x.len(), ld: x_ld }, s.in_row, s.rows, 0, d)?;
+        check_index(ENTRY, "layer (W_mq)", s.layer, w_rows / dm)?;
         params.w_row[i] = (s.layer * dm) as i32;
     }
-    let tail = tail_params(entry, stream, norm, spans, d)?;
     if tiles == 0 {
         return Ok(());
     }
     if !x_ld.is_multiple_of(8) || !d.is_multiple_of(8) {
         return Err(invalid(
-            entry,
+            ENTRY,
             format!("x_ld = {x_ld}, d = {d}: TMA needs 16-byte rows of x and W_mq"),
         ));
     }
     let tiles = tiles / d.div_ceil(TILE) * d.div_ceil(32);
     let x_map = tma::bf16_map(
-        entry,
+        ENTRY,
         addr(x, stream),
         &[d as u64, x_rows as u64],
         &[(x_ld * 2) as u64],
         &[64, 64],
     )?;
     let w_map = tma::bf16_map(
-        entry,
+        ENTRY,
         addr(w, stream),
         &[d as u64, w_rows as u64],
         &[(d * 2) as u64],
@@ -641,7 +479,7 @@ fn read_q(
     )?;
     let dk2 = 2 * shape.d_key();
     let a_map = tma::map(
-        entry,
+        ENTRY,
         F32,
         addr(state, stream),
         &[dk2 as u64, a_rows as u64],
@@ -649,47 +487,18 @@ fn read_q(
         &[32, 32],
         SWIZZLE_128B,
     )?;
-    address_outputs(entry, &mut params, spans.len(), addr_mut(h, stream), addr(z, stream))?;
-    let (f, cfg) = function_and_grid(gpu, entry, smem_for_q(), tiles)?;
+    address_outputs(ENTRY, &mut params, spans.len(), addr_mut(h, stream), addr(z, stream))?;
+    let (f, cfg) = function_and_grid(gpu, ENTRY, smem_for_q(), tiles)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&x_map).arg(&a_map).arg(&w_map).arg(&params);
-    if let Some(tail) = &tail {
-        builder.arg(tail);
-    }
-    // SAFETY: the kernel takes (TmaMap x_map, TmaMap a_map, TmaMap w_map, ReadFusedParams) by value, the `_norm` entry
-    // (taken exactly when `tail` is Some) a NormTail after them; Params mirrors ReadFusedParams (layout test),
-    // NormTailParams NormTail (norm_tail.rs); the tail's rows, weights, output and counter are checked as in read_at. The maps cover the whole x, split state and W_mq buffers (TMA zero-fills past
+    // SAFETY: the kernel takes (TmaMap x_map, TmaMap a_map, TmaMap w_map, ReadFusedParams) by value; Params mirrors
+    // ReadFusedParams (layout test). The maps cover the whole x, split state and W_mq buffers (TMA zero-fills past
     // them); validate() and the checks above put every span's x rows (d columns), h rows, state and layer inside
     // their buffers, at most 64 rows a span, no two spans writing the same h rows; `h` is borrowed mutably, so it
     // aliases no input. The dynamic shared memory is the fused-q plan (smem_for_q mirrors smem_bytes_for(32, true,
     // true)), its limit raised on the function.
     unsafe { builder.launch(cfg) }?;
     Ok(())
-}
-
-/// The norm tail's parameters of a read over `spans` (each writes h rows `out_row..`), when it has one.
-fn tail_params(
-    entry: &str,
-    stream: &CudaStream,
-    norm: Option<&mut NormAfter<'_>>,
-    spans: &[Span],
-    d: usize,
-) -> Result<Option<NormTailParams>, KernelError> {
-    let Some(norm) = norm else {
-        return Ok(None);
-    };
-    if !crate::launch::few_rows(spans) {
-        let why = "the norm tail takes spans of at most 64 rows (warpgroup 0's)".to_string();
-        return Err(invalid(entry, why));
-    }
-    let rows: Vec<ProblemRows> = spans
-        .iter()
-        .map(|s| ProblemRows {
-            first: s.out_row,
-            rows: s.rows,
-        })
-        .collect();
-    norm.params(entry, stream, &rows, d).map(Some)
 }
 
 /// The spans' h and z offsets (elements, from validate) made device addresses. The kernel copies z[state] into shared

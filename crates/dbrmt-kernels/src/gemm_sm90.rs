@@ -23,7 +23,6 @@ use half::bf16;
 
 use crate::gemm::GemmGroup;
 use crate::launch::{addr, addr_mut, check_groups, invalid};
-use crate::norm_tail::{NormAfter, ProblemRows};
 use crate::params::MAX_GROUPS;
 use crate::tma::{self, TmaMap};
 use crate::{cubins, Gpu, Kernel, KernelError};
@@ -453,69 +452,12 @@ pub fn launch_mirrored<TC: DeviceRepr>(
     gpu: &Gpu,
     stream: &CudaStream,
     (a, b): (&CudaSlice<bf16>, &CudaSlice<bf16>),
-    out: (&mut CudaSlice<TC>, Option<&mut CudaSlice<bf16>>),
-    groups: &[GemmGroup],
-    epilogue: Epilogue,
-    bn: usize,
-) -> Result<(), KernelError> {
-    launch_full(gpu, stream, (a, b), out, groups, epilogue, bn, None)
-}
-
-/// [`launch_at_width`] of f32 output at a narrow width ([`DECODE_TILE_WIDTHS`]) that finishes with `norm`
-/// ([`crate::norm_tail`]): the launch's last CTA normalises every group's C rows (`n` columns, `n` ≤
-/// [`crate::norm_tail::MAX_D`]) into `norm.y`, with `norm.spans` (one a group, `in_row` the group's first C row). The
-/// same C bytes as without it, whatever [`crate::norm_tail::takes`] says (checks and benchmarks call this directly).
-#[allow(clippy::too_many_arguments)]
-pub fn launch_with_norm(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (a, b): (&CudaSlice<bf16>, &CudaSlice<bf16>),
-    c: &mut CudaSlice<f32>,
-    groups: &[GemmGroup],
-    accumulate: bool,
-    bn: usize,
-    norm: &mut NormAfter<'_>,
-) -> Result<(), KernelError> {
-    let epilogue = Epilogue::F32 { accumulate };
-    launch_full(gpu, stream, (a, b), (c, None), groups, epilogue, bn, Some(norm))
-}
-
-/// The narrow f32 entry with the norm tail at width `bn`.
-fn norm_kernel(bn: usize) -> Option<Kernel> {
-    let entry = match bn {
-        16 => "gemm_sm90_nt_bf16_bf16_f32_bn16_norm",
-        32 => "gemm_sm90_nt_bf16_bf16_f32_bn32_norm",
-        64 => "gemm_sm90_nt_bf16_bf16_f32_bn64_norm",
-        _ => return None,
-    };
-    Some(Kernel::new(cubins::GEMM_SM90, entry))
-}
-
-/// Every launch: at width `bn`, with a bf16 mirror of f32 C, or (f32, narrow widths) the norm tail.
-#[allow(clippy::too_many_arguments)]
-fn launch_full<TC: DeviceRepr>(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (a, b): (&CudaSlice<bf16>, &CudaSlice<bf16>),
     (c, mirror): (&mut CudaSlice<TC>, Option<&mut CudaSlice<bf16>>),
     groups: &[GemmGroup],
     epilogue: Epilogue,
     bn: usize,
-    norm: Option<&mut NormAfter<'_>>,
 ) -> Result<(), KernelError> {
-    let kernel = match (&norm, epilogue) {
-        (None, _) => kernel(epilogue, bn),
-        (Some(_), Epilogue::F32 { .. }) if mirror.is_none() => norm_kernel(bn),
-        (Some(_), _) => None,
-    };
-    let kernel = kernel.ok_or_else(|| {
-        let tail = if norm.is_some() {
-            " with the norm tail (narrow f32 widths, no mirror)"
-        } else {
-            ""
-        };
-        invalid("gemm_sm90", format!("no kernel of tile width {bn}{tail}"))
-    })?;
+    let kernel = kernel(epilogue, bn).ok_or_else(|| invalid("gemm_sm90", format!("no kernel of tile width {bn}")))?;
     let (mut params, a_rows, b_rows) = validate(kernel.entry, groups, a.len(), b.len(), c.len(), epilogue)?;
     let max_m = groups.iter().map(|g| g.m).max().unwrap_or(0);
     let narrow = DECODE_TILE_WIDTHS.contains(&bn);
@@ -543,27 +485,10 @@ fn launch_full<TC: DeviceRepr>(
             return Err(invalid(kernel.entry, why));
         }
     }
-    let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
-    let tail = match norm {
-        Some(norm) => {
-            let rows: Vec<ProblemRows> = groups
-                .iter()
-                .map(|g| ProblemRows {
-                    first: if g.c_offset.is_multiple_of(g.ldc) {
-                        g.c_offset / g.ldc
-                    } else {
-                        usize::MAX
-                    },
-                    rows: g.m,
-                })
-                .collect();
-            Some(norm.params(kernel.entry, stream, &rows, n)?)
-        }
-        None => None,
-    };
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
+    let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
     let a_map = tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, a_box)?;
     // B rows per tile: the width, but 128 for the narrow SwiGLU tile (named by its 64 outputs)
     let b_box = if epilogue == Epilogue::SwiGlu && narrow {
@@ -599,11 +524,8 @@ fn launch_full<TC: DeviceRepr>(
     };
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params);
-    if let Some(tail) = &tail {
-        builder.arg(tail);
-    }
-    // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value, and a `_norm` entry (taken
-    // exactly when `tail` is Some) a NormTail after them; these are their #[repr(C)] mirrors. The maps cover exactly the A buffer (`a_rows` whole rows of `lda`) and the B buffer (`b_rows` rows of
+    // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value; these are their #[repr(C)]
+    // mirrors. The maps cover exactly the A buffer (`a_rows` whole rows of `lda`) and the B buffer (`b_rows` rows of
     // `k`), so TMA never reads outside them (it zero-fills past their edges); validate() checked every problem's A and
     // B rows against them and its C region (m rows of the output width, stride ldc, 16-byte aligned) against `c`,
     // and that no two problems write the same element of C; `c` is borrowed mutably, so it aliases neither input.
@@ -612,11 +534,7 @@ fn launch_full<TC: DeviceRepr>(
     // problem at most DECODE_MAX_ROWS rows and an A box of decode_a_rows(max m) rows, the bytes the kernel expects
     // per stage (it derives the same number from the problems and traps on a larger m). With a mirror (f32 only,
     // checked above), each C element e the kernel stores also goes to element e of `mirror` (at least C's length,
-    // borrowed mutably for this call, so it aliases nothing else of the launch). With the norm tail,
-    // NormAfter::params checked that each group's C rows (its first row, its m rows of n ≤ 4,096 f32 columns, inside
-    // C as validate() checked) are its span's, that every output row lies inside y (bf16, borrowed mutably: it
-    // aliases neither C nor the inputs) with no two spans overlapping, every layer a row of the weights, and that the
-    // counter holds a u32 (the kernel leaves it 0, as it found it).
+    // borrowed mutably for this call, so it aliases nothing else of the launch).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -651,31 +569,6 @@ pub fn gemm_sm90_nt_bf16_bf16_f32(
     accumulate: bool,
 ) -> Result<(), KernelError> {
     launch(gpu, stream, (a, b), (c, None), groups, Epilogue::F32 { accumulate })
-}
-
-/// [`gemm_sm90_nt_bf16_bf16_f32`] finishing with `norm` where it pays ([`crate::norm_tail`]): when the launch takes a
-/// narrow width and [`crate::norm_tail::takes`] its spans, its last CTA normalises the C rows into `norm.y` and this
-/// returns true; otherwise it returns false and the caller launches the norm (the same bytes either way).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_sm90_nt_bf16_bf16_f32_then_norm(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    a: &CudaSlice<bf16>,
-    b: &CudaSlice<bf16>,
-    c: &mut CudaSlice<f32>,
-    groups: &[GemmGroup],
-    accumulate: bool,
-    norm: &mut NormAfter<'_>,
-) -> Result<bool, KernelError> {
-    let epilogue = Epilogue::F32 { accumulate };
-    let bn = launch_tile_width(groups, epilogue, gpu.sm_count(), decode_tiles_enabled());
-    let n = groups.first().map_or(0, |g| g.n);
-    if !(DECODE_TILE_WIDTHS.contains(&bn) && crate::norm_tail::takes(norm.spans, n)) {
-        launch(gpu, stream, (a, b), (c, None), groups, epilogue)?;
-        return Ok(false);
-    }
-    launch_with_norm(gpu, stream, (a, b), c, groups, accumulate, bn, norm)?;
-    Ok(true)
 }
 
 /// [`gemm_sm90_nt_bf16_bf16_f32`] that also writes every C element it stores, rounded to bf16, to the same index of

@@ -19,7 +19,6 @@ pub mod gpu;
 pub mod hidden;
 pub mod kernel;
 pub(crate) mod launch;
-pub mod norm_tail;
 pub mod params;
 pub mod poison;
 pub mod reference;

@@ -30,7 +30,7 @@ pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
 /// `_warp` twin (a warp per row, four columns a lane per 128) for many rows of a multiple of 128 columns, at most
 /// [`WARP_MAX_D`], with row strides of multiples of 4. The same bits from all three.
 pub(crate) fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize, (x_ld, y_ld): (usize, usize)) -> &'static Kernel {
-    if crate::launch::few_rows(spans) && d <= crate::norm_tail::MAX_D {
+    if crate::launch::few_rows(spans) && d <= 32 * THREADS as usize {
         return X::pick(&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW);
     }
     let vectors = d.is_multiple_of(128) && x_ld.is_multiple_of(4) && y_ld.is_multiple_of(4);
@@ -141,9 +141,8 @@ mod tests {
         let cu = include_str!("../../../cuda/rms_norm.cu");
         crate::hidden::assert_entries("rms_norm", cu, [kernel::<bf16>().entry, kernel::<f32>().entry]);
         assert!(cu.contains(&format!("#define RMS_NORM_THREADS {THREADS}\n")));
-        let row = include_str!("../../../cuda/common/rms_norm_row.cuh");
         assert!(
-            row.contains("constexpr int RMS_ROW_CACHED = 32;"),
+            cu.contains("constexpr int CACHED = 32;"),
             "kernel_for's 32 · THREADS columns"
         );
         assert!(cu.contains(&format!("#define WARP_MAX_D {WARP_MAX_D}\n")));

@@ -18,9 +18,6 @@ pub const STATE_SPLIT: &str = "DBRMT_STATE_SPLIT";
 /// The decode read making its own query projection (`armt_read_fused_sm90_split_q_n32_f32`: one launch instead of
 /// the q GEMM and the read; `dbrmt-model`'s `MemoryProducts::read_fused_q`).
 pub const READ_Q: &str = "DBRMT_READ_Q";
-/// The norm after a decode step's o projection or read done by that launch's last CTA (`norm_tail`) instead of a
-/// launch of its own.
-pub const NORM_TAIL: &str = "DBRMT_NORM_TAIL";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

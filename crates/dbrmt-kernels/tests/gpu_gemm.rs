@@ -192,14 +192,6 @@ fn gemm_sm90_mirror_is_bf16_of_c() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90::mirror_checks);
 }
 
-/// The norm tail of the narrow f32 widths (also inside the suite above): C unchanged, the tail's rows `rms_norm`'s
-/// bits, nothing else written, the counter reset (each launch twice).
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gemm_sm90_norm_tail_is_rms_norm() {
-    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::norm_tail_checks);
-}
-
 /// The memory path's tensor-core products (`cuda/gemm_tf32x3_sm90.cu`, 3×TF32): within the f32 tolerance, bitwise
 /// alone vs grouped.
 #[test]

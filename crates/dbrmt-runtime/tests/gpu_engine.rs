@@ -55,19 +55,6 @@ fn decode_graphs_change_no_bit() {
     assert!(check.passed(), "{check}");
 }
 
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn norm_tails_change_no_bit() {
-    use dbrmt_runtime::selftest::norm_tail_bitwise_check;
-    for check in [
-        norm_tail_bitwise_check(false, 1000, 40, 14).expect("gpu run"),
-        norm_tail_bitwise_check(true, 150, 50, 15).expect("gpu run"),
-    ] {
-        println!("{check}");
-        assert!(check.passed(), "{check}");
-    }
-}
-
 /// Runs everywhere: without a driver the error says so; with one, the GPU opens.
 #[test]
 fn cuda_without_a_driver_is_a_clear_error() {

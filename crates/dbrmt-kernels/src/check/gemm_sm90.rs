@@ -18,12 +18,11 @@ use super::harness::{
     bf16_normal, bitwise, changed_outside, compare, download_bf16, download_f32, fail_if, poison_bits, poisoned_bf16,
     poisoned_f32, upload_bf16, upload_f32, Block, Check, SplitMix64, BF16_OUT_TOL, F32_OUT_TOL,
 };
-use super::norm_tail::{Tail, TailResult};
 use crate::gemm::GemmGroup;
 use crate::gemm_sm90::{
     decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
-    interleave_gate_up, launch_at_width, launch_mirrored, launch_tile_width, launch_with_norm, Epilogue,
-    DECODE_MAX_ROWS, DECODE_TILE_WIDTHS, SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
+    interleave_gate_up, launch_at_width, launch_mirrored, launch_tile_width, Epilogue, DECODE_MAX_ROWS,
+    DECODE_TILE_WIDTHS, SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
 };
 use crate::reference::gemm::linear;
 use crate::reference::swiglu::silu;
@@ -667,87 +666,6 @@ pub fn mirror_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     ]
 }
 
-/// The norm tail (`launch_with_norm`) at every narrow width, each launched twice (the counter the first leaves must
-/// serve the second, `y` poisoned again between them): C must have the bits of the same launch without the tail, the
-/// tail's rows those of `rms_norm` over C's rows (`check/norm_tail.rs`).
-pub fn norm_tail_check(gpu: &Gpu, case: &Sm90Case, seed: u64) -> Result<Check, KernelError> {
-    let Epilogue::F32 { accumulate } = case.epilogue else {
-        return Err(crate::launch::invalid(
-            "gemm_sm90 norm_tail_check",
-            "an f32 case".into(),
-        ));
-    };
-    let l = lay_out(case);
-    let host = host_inputs(case, &l, seed);
-    let stream = gpu.stream();
-    let (a, b) = (upload_bf16(stream, &host.a)?, upload_bf16(stream, &host.b_stored)?);
-    let problems: Vec<(usize, usize)> = l.groups.iter().map(|g| (g.c_offset / l.ldc, g.m)).collect();
-    let mut tail = Tail::new(gpu, stream, seed ^ 0x7a11, &problems, LAYERS, case.n)?;
-    let mut found = TailResult::default();
-    let mut c_differ = 0;
-    for &bn in &DECODE_TILE_WIDTHS {
-        let plain = run_at(gpu, case, &l, &host, None, Some(bn))?;
-        for _ in 0..2 {
-            let mut c = match accumulate {
-                true => upload_f32(stream, &host.c0)?,
-                false => poisoned_f32(gpu, stream, l.a_rows * l.ldc)?,
-            };
-            tail.repoison(gpu, stream)?;
-            launch_with_norm(
-                gpu,
-                stream,
-                (&a, &b),
-                &mut c,
-                &l.groups,
-                accumulate,
-                bn,
-                &mut tail.after(),
-            )?;
-            found.add(tail.verify(gpu, stream, &c, l.ldc)?);
-            c_differ += super::harness::differing_bits(&download_f32(stream, &c)?, &plain);
-        }
-    }
-    let shape = format!(
-        "{} norm tail at BN {DECODE_TILE_WIDTHS:?} x2 (rms_norm's bits; C as without)",
-        case.shape()
-    );
-    let check = found.fold(compare(
-        "gemm_sm90_nt_bf16_bf16_f32_bn*_norm",
-        shape,
-        &found.got,
-        &found.want,
-        0.0,
-    ));
-    Ok(fail_if(
-        check,
-        c_differ,
-        "C elements differ from the launch without the tail",
-    ))
-}
-
-/// [`norm_tail_check`] at the o projections of a decode step (one row: SmolLM2-135M, Llama-3.2-1B, Llama-3.1-8B's
-/// widest row), several problems with several rows, and a width off every tile with a plain (not accumulating) product.
-pub fn norm_tail_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let acc = Epilogue::F32 { accumulate: true };
-    let case = |epilogue, ms: &[usize], n, k| Sm90Case {
-        epilogue,
-        ms: ms.to_vec(),
-        n,
-        k,
-    };
-    vec![
-        norm_tail_check(gpu, &case(acc, &[1], 576, 576), seed),
-        norm_tail_check(gpu, &case(acc, &[1], 2048, 2048), seed ^ 1),
-        norm_tail_check(gpu, &case(acc, &[1], 4096, 4096), seed ^ 2),
-        norm_tail_check(gpu, &case(acc, &[1, 3, 0, 2], 576, 576), seed ^ 3),
-        norm_tail_check(
-            gpu,
-            &case(Epilogue::F32 { accumulate: false }, &[2, 1], 200, 584),
-            seed ^ 4,
-        ),
-    ]
-}
-
 /// Every case, the width and decode checks, then the merged-row checks.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let mut out: Vec<Result<Check, KernelError>> = cases()
@@ -762,7 +680,6 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     out.extend(decode_checks(gpu, seed.wrapping_add(400)));
     out.extend(row_checks(gpu, seed.wrapping_add(500)));
     out.extend(mirror_checks(gpu, seed.wrapping_add(600)));
-    out.extend(norm_tail_checks(gpu, seed.wrapping_add(700)));
     out
 }
 

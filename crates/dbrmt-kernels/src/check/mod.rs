@@ -22,7 +22,6 @@ pub mod gemm_rows;
 pub mod gemm_sm90;
 pub mod gemm_tf32x3_sm90;
 pub mod harness;
-pub mod norm_tail;
 pub mod rms_norm;
 pub mod rope;
 pub mod rows;

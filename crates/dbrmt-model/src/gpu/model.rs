@@ -5,10 +5,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
-    armt_read_fused_sm90::{
-        self, armt_read_fused_sm90, armt_read_fused_sm90_q, armt_read_fused_sm90_q_with_norm,
-        armt_read_fused_sm90_then_norm, ReadShape, ReadSplit, ReadState,
-    },
+    armt_read_fused_sm90::{self, armt_read_fused_sm90, armt_read_fused_sm90_q, ReadShape, ReadSplit, ReadState},
     armt_write::{armt_write_prep, armt_z_update, WritePrep},
     attention::attention_causal,
     attention_sm90::{self, attention_sm90_causal},
@@ -20,10 +17,9 @@ use dbrmt_kernels::{
     },
     gemm_sm90::{
         gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored,
-        gemm_sm90_nt_bf16_bf16_f32_then_norm, gemm_sm90_nt_bf16_bf16_swiglu,
+        gemm_sm90_nt_bf16_bf16_swiglu,
     },
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
-    norm_tail::{self, NormAfter},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::rope,
@@ -340,8 +336,7 @@ impl GpuModel {
             b.add(buf);
         }
         // and the stream the graph was captured on
-        b.add(&ws.ids).add(&ws.positions).add(&ws.norm_counter);
-        b.add_raw(stream.cu_stream() as u64);
+        b.add(&ws.ids).add(&ws.positions).add_raw(stream.cu_stream() as u64);
         b
     }
 
@@ -361,10 +356,9 @@ impl GpuModel {
             p.begin(stream, cells.len())?;
         }
         self.embed_entering(gpu, stream, ws, &at)?;
-        // a decode step's read and o projection may each end with the norm after them (`norm_tail`)
-        let normed = self.read(gpu, stream, ws, st, &at)?;
-        let normed = self.attention_block(gpu, stream, ws, &at, normed)?;
-        self.mlp_block(gpu, stream, ws, &at, normed)?;
+        self.read(gpu, stream, ws, st, &at)?;
+        self.attention_block(gpu, stream, ws, &at)?;
+        self.mlp_block(gpu, stream, ws, &at)?;
         self.write(gpu, stream, ws, st, &at)
     }
 
@@ -412,8 +406,7 @@ impl GpuModel {
         ws.mark(stream, "embed")
     }
 
-    /// The read, from segment 1 on: `H += φ(H W_qᵀ) A / (φ(H W_qᵀ)·z + ε)`. Returns whether it also made the
-    /// attention block's input norm (a decode step's fused read, every cell reading: [`norm_tail`]).
+    /// The read, from segment 1 on: `H += φ(H W_qᵀ) A / (φ(H W_qᵀ)·z + ε)`.
     fn read(
         &self,
         gpu: &Gpu,
@@ -421,17 +414,12 @@ impl GpuModel {
         ws: &mut Workspace,
         st: &DeviceState,
         at: &Chunk,
-    ) -> Result<bool, KernelError> {
+    ) -> Result<(), KernelError> {
         let readers: Vec<usize> = (0..at.len()).filter(|&i| !at.cells[i].first_segment).collect();
         if readers.is_empty() {
-            return Ok(false);
+            return Ok(());
         }
-        // the input norm's spans, if the read may end with it: every cell of the chunk reads
-        let norm_spans: Vec<Span> = readers.iter().map(|&i| at.to_scratch(i)).collect();
-        let tail = readers.len() == at.len() && norm_tail::takes(&norm_spans, at.d);
-        let (w, l) = (&self.weights, &self.cfg.llama);
-        let eps = l.rms_norm_eps;
-        let a = &self.cfg.armt;
+        let (w, a) = (&self.weights, &self.cfg.armt);
         let (d, dk) = (at.d, at.d_key);
         let in_scratch: Vec<Span> = readers.iter().map(|&i| at.in_scratch(i)).collect();
         let apply: Vec<Span> = readers.iter().map(|&i| at.read_apply(i)).collect();
@@ -458,32 +446,8 @@ impl GpuModel {
                     })
                     .collect();
                 let (x, hidden) = ((&ws.hidden_bf16, d), (&mut ws.hidden, d));
-                if tail {
-                    let mut norm = NormAfter {
-                        counter: &mut ws.norm_counter,
-                        w: &w.input_norm,
-                        y: (&mut ws.normed, d),
-                        spans: &norm_spans,
-                        eps,
-                    };
-                    let state = (split, &st.z);
-                    armt_read_fused_sm90_q_with_norm(
-                        gpu,
-                        stream,
-                        x,
-                        &w.mem_q,
-                        state,
-                        hidden,
-                        &from_hidden,
-                        shape,
-                        &mut norm,
-                    )?;
-                    ws.mark(stream, "read: q projection + fused φ·A + apply + rms_norm")?;
-                    return Ok(true);
-                }
                 armt_read_fused_sm90_q(gpu, stream, x, &w.mem_q, split, &st.z, hidden, &from_hidden, shape)?;
-                ws.mark(stream, "read: q projection + fused φ·A + apply")?;
-                return Ok(false);
+                return ws.mark(stream, "read: q projection + fused φ·A + apply");
             }
             let reading = |r: &&std::ops::Range<usize>| !at.cells[r.start].first_segment;
             if at.runs.iter().filter(reading).all(|r| r.len() == 1) {
@@ -516,24 +480,18 @@ impl GpuModel {
                 Some(split) if self.memory.read_pre_split => ReadState::Split(split),
                 _ => ReadState::F32(&st.a),
             };
-            let (u, z, hidden) = ((&ws.u, a.d_mem), &st.z, (&mut ws.hidden, d));
-            if tail {
-                let mut norm = NormAfter {
-                    counter: &mut ws.norm_counter,
-                    w: &w.input_norm,
-                    y: (&mut ws.normed, d),
-                    spans: &norm_spans,
-                    eps,
-                };
-                if armt_read_fused_sm90_then_norm(gpu, stream, u, state, z, hidden, &apply, shape, split, &mut norm)? {
-                    ws.mark(stream, "read: fused φ·A + apply + rms_norm")?;
-                    return Ok(true);
-                }
-            } else {
-                armt_read_fused_sm90(gpu, stream, u, state, z, hidden, &apply, shape, split)?;
-            }
-            ws.mark(stream, "read: fused φ·A + apply")?;
-            return Ok(false);
+            armt_read_fused_sm90(
+                gpu,
+                stream,
+                (&ws.u, a.d_mem),
+                state,
+                &st.z,
+                (&mut ws.hidden, d),
+                &apply,
+                shape,
+                split,
+            )?;
+            return ws.mark(stream, "read: fused φ·A + apply");
         }
         dpfp(
             gpu,
@@ -552,40 +510,34 @@ impl GpuModel {
         self.state_product(gpu, stream, &ws.phi, &st.a, &mut ws.num, &num)?;
         ws.mark(stream, "read: φ·A")?;
         armt_read_apply(gpu, stream, &ws.num, &ws.phi, &st.z, &mut ws.hidden, d, &apply, d, dk)?;
-        ws.mark(stream, "read: apply")?;
-        Ok(false)
+        ws.mark(stream, "read: apply")
     }
 
     /// The attention block: `x += o(attn(rope(qkv(norm(x)))))`. The q/k/v rows of every cell go to the packed
     /// scratch; RoPE moves an open segment's into its layer's KV cache rows, after the rows cached before them.
-    /// `normed`: the read made the input norm already. Returns whether the o projection made the MLP block's norm
-    /// (a decode step's narrow o GEMM: [`norm_tail`]).
     fn attention_block(
         &self,
         gpu: &Gpu,
         stream: &CudaStream,
         ws: &mut Workspace,
         at: &Chunk,
-        normed: bool,
-    ) -> Result<bool, KernelError> {
+    ) -> Result<(), KernelError> {
         let (w, l) = (&self.weights, &self.cfg.llama);
         let all = 0..at.len();
         let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
-        if !normed {
-            rms_norm(
-                gpu,
-                stream,
-                &ws.hidden,
-                at.d,
-                &w.input_norm,
-                &mut ws.normed,
-                at.d,
-                &to_scratch,
-                at.d,
-                l.rms_norm_eps,
-            )?;
-            ws.mark(stream, "rms_norm")?;
-        }
+        rms_norm(
+            gpu,
+            stream,
+            &ws.hidden,
+            at.d,
+            &w.input_norm,
+            &mut ws.normed,
+            at.d,
+            &to_scratch,
+            at.d,
+            l.rms_norm_eps,
+        )?;
+        ws.mark(stream, "rms_norm")?;
         // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
         let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
         self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
@@ -629,19 +581,7 @@ impl GpuModel {
         )?;
         ws.mark(stream, "attention")?;
         let o: Vec<GemmGroup> = alone.iter().map(|&i| at.o(i)).collect();
-        let mut post_normed = false;
-        if merged.is_empty() && self.projections == Projections::Sm90 {
-            // every cell alone: the o product may end with the MLP block's norm of the same rows
-            let mut norm = NormAfter {
-                counter: &mut ws.norm_counter,
-                w: &w.post_norm,
-                y: (&mut ws.normed, at.d),
-                spans: &to_scratch,
-                eps: l.rms_norm_eps,
-            };
-            let (attn, hidden) = (&ws.attn, &mut ws.hidden);
-            post_normed = gemm_sm90_nt_bf16_bf16_f32_then_norm(gpu, stream, attn, &w.o, hidden, &o, true, &mut norm)?;
-        } else if !o.is_empty() {
+        if !o.is_empty() {
             self.linear_f32(gpu, stream, &ws.attn, &w.o, &mut ws.hidden, &o, true)?;
         }
         if !merged.is_empty() {
@@ -655,41 +595,27 @@ impl GpuModel {
                 .collect();
             add_rows_f32(gpu, stream, &ws.num, at.d, &mut ws.hidden, at.d, &add, at.d)?;
         }
-        match post_normed {
-            true => ws.mark(stream, "o projection + residual + rms_norm")?,
-            false => ws.mark(stream, "o projection + residual")?,
-        }
-        Ok(post_normed)
+        ws.mark(stream, "o projection + residual")
     }
 
     /// The MLP block: `x += down(silu(gate(norm(x))) · up(norm(x)))`.
-    /// `normed`: the o projection made the norm already.
-    fn mlp_block(
-        &self,
-        gpu: &Gpu,
-        stream: &CudaStream,
-        ws: &mut Workspace,
-        at: &Chunk,
-        normed: bool,
-    ) -> Result<(), KernelError> {
+    fn mlp_block(&self, gpu: &Gpu, stream: &CudaStream, ws: &mut Workspace, at: &Chunk) -> Result<(), KernelError> {
         let (w, l) = (&self.weights, &self.cfg.llama);
         let all = 0..at.len();
-        if !normed {
-            let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
-            rms_norm(
-                gpu,
-                stream,
-                &ws.hidden,
-                at.d,
-                &w.post_norm,
-                &mut ws.normed,
-                at.d,
-                &to_scratch,
-                at.d,
-                l.rms_norm_eps,
-            )?;
-            ws.mark(stream, "rms_norm")?;
-        }
+        let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
+        rms_norm(
+            gpu,
+            stream,
+            &ws.hidden,
+            at.d,
+            &w.post_norm,
+            &mut ws.normed,
+            at.d,
+            &to_scratch,
+            at.d,
+            l.rms_norm_eps,
+        )?;
+        ws.mark(stream, "rms_norm")?;
         // every run's rows (one cell, or the merged open cells of one layer) are one group: A and C in the scratch
         if self.projections == Projections::Sm90 {
             // silu(gate)·up straight out of the gate/up product (weights interleaved on upload)
