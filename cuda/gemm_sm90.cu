@@ -936,14 +936,13 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                     if (wg == 0 && accumulate && j == (mine > 3 ? mine - 3 : 0)) {
                         prefetch_c_rows<BN>(c_base, ldc_bytes, 0, rows, t.n_tile * BN, P.n, wtid);
                     }
-                    // The stage is released as soon as its own batch completes (not after the next stage's issue, as
-                    // one consumer does): two consumers each holding two slots would deadlock a ring of 2-3 stages
-                    // (64 A rows at BN 16: 2 stages). A chain's batches run one after another anyway.
-                    wgmma_wait<0>();
+                    wgmma_wait<1>();
                     fence_operand(acc);
-                    __syncwarp();
-                    if (lane0) mbar_arrive(empty_bar + 8 * s);
+                    if (j > 0 && lane0) mbar_arrive(empty_bar + 8 * (ring(j - 1) % stages));
                 }
+                wgmma_wait<0>();
+                fence_operand(acc);
+                if (lane0) mbar_arrive(empty_bar + 8 * (ring(mine - 1) % stages));
                 base_g += k_stages;
                 // warpgroup 1's sums to warpgroup 0, added once: first half + second half
                 if (wg == 1) {
