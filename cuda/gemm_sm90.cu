@@ -31,12 +31,6 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 they trap); A box of gemm_sm90_decode_a_rows(max m) rows (8..64),
                                                 inline epilogue; v6: 128/BN k-blocks per stage, 2-16 stages
                                                 (sm90::gemm_sm90_narrow). Picked by gemm_sm90_decode_bn_rule.
-  gemm_sm90_nt_bf16_bf16_f32_bn{16,32,64,128,144,152,160}_kh  v8, f32 products over K >= 4096 (the down
-                                                projections): (a_map, b_map, params, int k_half), every element the
-                                                sum of two chains (k-blocks [0, k_half) and [k_half, ..), each from
-                                                zero, first + second), which the narrow widths run at once on their
-                                                two consumer warpgroups (gemm_sm90_narrow's HALVES). The launcher
-                                                takes only these for such products, prefill and decode.
   gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode    v6, the narrow SwiGLU tile (128 interleaved B rows, 64 outputs;
                                                 m <= 64; one k-block per stage, up to 11 stages; the fast silu of
                                                 the SwiGLU entries below, the same bytes). The decode rule's
@@ -256,13 +250,7 @@ inline double gemm_sm90_decode_cost(int bn, int ks, int n, int k, int sms, int r
 // picks it for SwiGLU when its cost is below the (n, k) rule's width's by more than 0.5% (ties: the wide one).
 #define GEMM_SM90_DECODE_SWIGLU_BN 64
 
-// v8: products of f32 output over k >= GEMM_SM90_HALVES_MIN_K sum two halves of k (the `_kh` entries), which exist at
-// the narrow widths and at 128..160 only: the rules pick among those (Rust: gemm_sm90::k_half, widths_for).
-#define GEMM_SM90_HALVES_MIN_K 4096
-__host__ __device__ constexpr bool gemm_sm90_halves_width(int bn) { return bn <= 64 || (bn >= 128 && bn <= 160); }
-
 inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tiles, int max_m) {
-    const bool halves = epi == GEMM_SM90_EPI_F32 && k >= GEMM_SM90_HALVES_MIN_K;
     if (sms < 1) sms = 132;
     if (row_tiles < 1) row_tiles = 1;
     if (epi == GEMM_SM90_EPI_SWIGLU) {
@@ -281,7 +269,6 @@ inline int gemm_sm90_decode_bn_rule(int epi, int n, int k, int sms, int row_tile
     for (int b = 0; b < GEMM_SM90_NUM_DECODE_BN + GEMM_SM90_NUM_BN; ++b) {
         const int bn = list[b];
         cost[b] = gemm_sm90_decode_cost(bn, bn < 128 ? 128 / bn : 0, n, k, sms, row_tiles, max_m);  // sm90::narrow_ks
-        if (halves && !gemm_sm90_halves_width(bn)) cost[b] = 1e300;  // no `_kh` entry
         if (cost[b] < min_cost) min_cost = cost[b];
     }
     int pick = 128;
@@ -413,14 +400,9 @@ __device__ __forceinline__ uint64_t global_timer() {
 // one half of it multicast to both (sm90/cluster.cuh). Same tiles, same bytes as CL = 1.
 // PROF: record per-CTA phase times into prof[blockIdx.x * PROF_WORDS ..] (harness only; prof unused otherwise).
 // SL: silu of the SwiGLU epilogue (Off only; Stg and Bulk always use the exact one).
-// HALVES (v8, the `_kh` entries: f32 output at 128..160, the down projections of K >= 4096): each element is the sum
-// of two chains, k-blocks [0, k_half) and [k_half, k_blocks), each from zero, added once at the end (first + second)
-// before the epilogue's operation — the order the narrow entries' two warpgroups compute in parallel (see
-// gemm_sm90_narrow), so that a decoded row keeps the bits of its prefill with half the dependent chain.
-template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact,
-          bool HALVES = false>
+template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact>
 __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
-                                          unsigned long long* prof = nullptr, int k_half = 0) {
+                                          unsigned long long* prof = nullptr) {
     static_assert(bn_supported(BN), "tile widths with a wgmma wrapper and an entry point");
     static_assert(E != Epi::SwiGlu || BN % 128 == 0, "SwiGLU tiles hold whole 64-gate + 64-up blocks");
     static_assert(CL == 1 || CL == 2, "clusters of 1 or 2 CTAs");
@@ -467,7 +449,6 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
     const int tiles_n = (P.n + BN - 1) / BN;
     const int k_blocks = (P.k + BK - 1) / BK;
-    if (HALVES && (k_half <= 0 || k_half >= k_blocks)) __trap();
     const uint32_t rank = CL == 2 ? cluster_ctarank() : 0;
     const uint32_t peer = rank ^ 1;
 
@@ -624,7 +605,6 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
         float acc[BN / 2];
 #pragma unroll
         for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
-        float first_half[HALVES ? BN / 2 : 1];  // HALVES: the first chain's sums
 
         // PROF: the sums go straight to this CTA's record (zeroed by the host), so that no register is held across
         // the tile loop for them.
@@ -649,15 +629,6 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
                     if (prof_thread && kb == 0) c1 = (uint32_t)clock64();
-                    if constexpr (HALVES) {
-                        if (kb == k_half) {
-                            // the first chain is complete: keep its sums, start the second from zero
-                            wgmma_wait<0>();
-                            fence_operand(acc);
-#pragma unroll
-                            for (int i = 0; i < BN / 2; ++i) first_half[i] = acc[i];
-                        }
-                    }
                     fence_operand(acc);
                     wgmma_fence();
 #pragma unroll
@@ -665,11 +636,7 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                         // +32 bytes per k16 step inside the 128-byte swizzled row (see wgmma.cuh).
                         const uint64_t da = a_desc0 + ((s * A_BYTES + kk * 32) >> 4);
                         const uint64_t db = b_desc0 + ((s * B_BYTES + kk * 32) >> 4);
-                        if constexpr (HALVES) {
-                            wgmma_m64k16<BN>(acc, da, db, kk != 0 || (kb != 0 && kb != k_half));
-                        } else {
-                            wgmma_m64k16<BN>(acc, da, db, (kb | kk) != 0);
-                        }
+                        wgmma_m64k16<BN>(acc, da, db, (kb | kk) != 0);
                     }
                     wgmma_commit();
                     fence_operand(acc);
@@ -689,10 +656,6 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                 wgmma_wait<0>();
                 fence_operand(acc);
                 release(s == 0 ? STAGES - 1 : s - 1, peer_busy);
-                if constexpr (HALVES) {
-#pragma unroll
-                    for (int i = 0; i < BN / 2; ++i) acc[i] = __fadd_rn(first_half[i], acc[i]);
-                }
                 if (prof_thread) c2 = (uint32_t)clock64();
                 if constexpr (OFF) {
                     // OUT is ours once the storer has drained the previous tile (and, accumulating, loaded C).
@@ -766,18 +729,10 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 // only groups consecutive k-blocks; the last stage of a tile holds k_blocks - KS * (stages - 1) of them (no box past
 // k_blocks is loaded, none of its wgmma issued, and the barrier expects exactly the boxes issued; inside the last
 // k-block TMA zero-fills k >= K and counts the whole box, as in every width).
-// HALVES (v8, the `_kh` entries, f32 output): the two halves of k (k-blocks [0, k_half) and [k_half, k_blocks),
-// k_half a multiple of 8 k-blocks, so of every width's KS) run as two chains at once, warpgroup 0 the first and
-// warpgroup 1 the second (otherwise idle here: every problem has m <= 64), each from zero; the producer interleaves
-// their stages (first-half stage 0, second-half stage 0, first-half stage 1, ...); warpgroup 1 hands its sums over
-// through its staging buffer and warpgroup 0 adds them once (first + second), then stores: the wide `_kh` entries'
-// order, with half the dependent wgmma chain (a 1B down projection's 512 links: ~13 of its ~15 µs, gemm_sm90.md §17).
-template <int BN, Epi E, Silu SL = Silu::Exact, bool HALVES = false>
-__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
-                                                 int k_half = 0) {
+template <int BN, Epi E, Silu SL = Silu::Exact>
+__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
     static_assert((bn_narrow(BN) && E != Epi::SwiGlu) || (BN == 128 && E == Epi::SwiGlu),
                   "the narrow widths (bf16, f32) and the narrow SwiGLU tile (128 B rows: 64 gate + 64 up)");
-    static_assert(!HALVES || (E == Epi::F32 && bn_narrow(BN)), "the halves are for the narrow f32 widths");
     static_assert(E == Epi::SwiGlu || SL == Silu::Exact, "silu only in SwiGLU");
     constexpr int KS = narrow_ks(BN);
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
@@ -809,10 +764,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     const int tiles_n = (P.n + BN - 1) / BN;
     const int k_blocks = (P.k + BK - 1) / BK;
     const int k_stages = (k_blocks + KS - 1) / KS;
-    // HALVES: the first half's stages (k_half / KS) and the second's
-    if (HALVES && (k_half <= 0 || k_half >= k_blocks || k_half % 8 != 0)) __trap();
-    const int s0 = HALVES ? k_half / KS : k_stages;
-    const int s1 = k_stages - s0;
 
     if (threadIdx.x == 256) {
         tma_prefetch_map(&a_map);
@@ -838,14 +789,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             while (walk.advance(t)) {
                 const int a_row = P.problems[t.p].a_row;  // m <= 64: one row tile, m_tile 0
                 const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
-                for (int i = 0; i < k_stages; ++i) {
-                    // HALVES: the halves' stages interleaved (i even: the first half's, odd: the second's, while
-                    // both have stages left); else in order
-                    int st = i;
-                    if constexpr (HALVES) {
-                        const int both = 2 * min(s0, s1);
-                        st = i < both ? (i % 2 == 0 ? i / 2 : s0 + i / 2) : (s0 < s1 ? s0 + (i - s0) : i - s1);
-                    }
+                for (int st = 0; st < k_stages; ++st) {
                     const int kb0 = st * KS;
                     const int nkb = min(KS, k_blocks - kb0);
                     const uint32_t full = full_bar + 8 * s;
@@ -874,8 +818,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
         }
     } else {
         setmaxnreg_inc<CONSUMER_REGS>();
-        // every problem has m <= 64: warpgroup 1 has no row to compute (HALVES: it runs the second half of k)
-        if (wg != 0 && !HALVES) return;
+        if (wg != 0) return;  // every problem has m <= 64: warpgroup 1 has no row to compute
         // ---------------- consumer warpgroup 0 ----------------
         const int wtid = threadIdx.x % 128;
         const bool lane0 = (threadIdx.x & 31) == 0;
@@ -886,93 +829,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
         float acc[BN / 2];
 #pragma unroll
         for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
-
-        if constexpr (HALVES) {
-            // ---------------- consumer warpgroups 0 and 1: one half of k each ----------------
-            // Ring position (from the tile's first stage) of this warpgroup's j-th stage in the producer's order.
-            const int mine = wg == 0 ? s0 : s1;
-            const int first_st = wg == 0 ? 0 : s0;
-            int base_g = 0;
-            auto ring = [&](int j) { return base_g + (wg == 0 ? j + min(j, s1) : min(j + 1, s0) + j); };
-            const uint32_t hand = staging + STAGING_BYTES;  // warpgroup 1's staging buffer: its sums, [i][thread]
-            Tile t;
-            while (walk.advance(t)) {
-                const GemmSm90Problem& pr = P.problems[t.p];
-                const int rows = pr.m;
-                char* const c_base = reinterpret_cast<char*>(pr.c);
-                const long long ldc_bytes = (long long)pr.ldc * 4;
-                for (int j = 0; j < mine; ++j) {
-                    const int st = first_st + j;
-                    const int nkb = __shfl_sync(0xffffffffu, min(KS, k_blocks - st * KS), 0);
-                    const int g = ring(j);
-                    const int s = g % stages;
-                    mbar_wait(full_bar + 8 * s, (uint32_t)(g / stages) & 1u);
-                    const uint32_t stage = (uint32_t)s * stride;
-                    fence_operand(acc);
-                    wgmma_fence();
-                    const uint64_t da0 = desc0 + (stage >> 4);
-                    const uint64_t db0 = desc0 + ((stage + KS * a_slot) >> 4);
-                    const uint32_t a_step = a_slot >> 4;
-                    if (nkb == KS) {
-#pragma unroll
-                        for (int jj = 0; jj < KS; ++jj) {
-#pragma unroll
-                            for (int kk = 0; kk < BK / 16; ++kk) {
-                                wgmma_m64k16<BN>(acc, da0 + jj * a_step + 2 * kk, db0 + jj * (B_BYTES >> 4) + 2 * kk,
-                                                 (j | jj | kk) != 0);
-                            }
-                        }
-                    } else {
-                        for (int jj = 0; jj < nkb; ++jj) {
-#pragma unroll
-                            for (int kk = 0; kk < BK / 16; ++kk) {
-                                wgmma_m64k16<BN>(acc, da0 + jj * a_step + 2 * kk, db0 + jj * (B_BYTES >> 4) + 2 * kk,
-                                                 (j | jj | kk) != 0);
-                            }
-                        }
-                    }
-                    wgmma_commit();
-                    fence_operand(acc);
-                    if (wg == 0 && accumulate && j == (mine > 3 ? mine - 3 : 0)) {
-                        prefetch_c_rows<BN>(c_base, ldc_bytes, 0, rows, t.n_tile * BN, P.n, wtid);
-                    }
-                    wgmma_wait<1>();
-                    fence_operand(acc);
-                    if (j > 0 && lane0) mbar_arrive(empty_bar + 8 * (ring(j - 1) % stages));
-                }
-                wgmma_wait<0>();
-                fence_operand(acc);
-                if (lane0) mbar_arrive(empty_bar + 8 * (ring(mine - 1) % stages));
-                base_g += k_stages;
-                // warpgroup 1's sums to warpgroup 0, added once: first half + second half
-                if (wg == 1) {
-#pragma unroll
-                    for (int i = 0; i < BN / 2; ++i) {
-                        asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(hand + (uint32_t)(i * 128 + wtid) * 4u),
-                                     "f"(acc[i])
-                                     : "memory");
-                    }
-                }
-                named_barrier_sync(3, 256);
-                if (wg == 0) {
-#pragma unroll
-                    for (int i = 0; i < BN / 2; ++i) {
-                        float second;
-                        asm volatile("ld.shared.f32 %0, [%1];\n"
-                                     : "=f"(second)
-                                     : "r"(hand + (uint32_t)(i * 128 + wtid) * 4u)
-                                     : "memory");
-                        acc[i] = __fadd_rn(acc[i], second);
-                    }
-                }
-                named_barrier_sync(4, 256);  // warpgroup 1 may overwrite its sums (the next tile)
-                if (wg == 0) {
-                    epilogue<BN, E, Store::Stg, 0, SL>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN,
-                                                       P.n, accumulate, P.mirror_k);
-                }
-            }
-            return;
-        }
 
         Tile t;
         int s = 0;
@@ -1083,31 +939,6 @@ GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64, 64, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn16, 16, sm90::Epi::F32)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn32, 32, sm90::Epi::F32)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn64, 64, sm90::Epi::F32)
-
-// v8, the two halves of k (gemm_sm90's and gemm_sm90_narrow's HALVES; k_half: the second half's first k-block, a
-// multiple of 8, 0 < k_half < k blocks): f32 output at the narrow widths and at the offloaded 128..160, the only
-// entries the launcher takes for products of K >= 4096 with f32 output (the down projections), so a decoded row and
-// its prefill sum in the same order.
-#define GEMM_SM90_NARROW_HALVES_ENTRY(NAME, BN)                                                                   \
-    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
-        NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params, int k_half) {                                         \
-        sm90::gemm_sm90_narrow<BN, sm90::Epi::F32, sm90::Silu::Exact, true>(a_map, b_map, params, k_half);        \
-    }
-#define GEMM_SM90_HALVES_ENTRY(NAME, BN)                                                                          \
-    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
-        NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
-             const __grid_constant__ GemmSm90Params params, int k_half) {                                         \
-        sm90::gemm_sm90<BN, sm90::Epi::F32, sm90::exported_store(BN, sm90::Epi::F32), 1, false, sm90::Silu::Exact, \
-                        true>(a_map, b_map, params, nullptr, k_half);                                              \
-    }
-GEMM_SM90_NARROW_HALVES_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn16_kh, 16)
-GEMM_SM90_NARROW_HALVES_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn32_kh, 32)
-GEMM_SM90_NARROW_HALVES_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn64_kh, 64)
-GEMM_SM90_HALVES_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn128_kh, 128)
-GEMM_SM90_HALVES_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn144_kh, 144)
-GEMM_SM90_HALVES_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn152_kh, 152)
-GEMM_SM90_HALVES_ENTRY(gemm_sm90_nt_bf16_bf16_f32_bn160_kh, 160)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn128, 128, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn144, 144, sm90::Epi::Bf16)
 GEMM_SM90_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn152, 152, sm90::Epi::Bf16)

@@ -389,8 +389,6 @@ pub fn armt_read_fused_sm90_at(
 /// H200 (session 12, call 1, one binary on / off): SmolLM2 (d = 576) decode 1.21 vs 1.25 ms a token, Llama-3.2-1B
 /// (d = 2048) 1.42 vs 1.37.
 pub const FUSED_Q_MAX_D: usize = 1024;
-// The fused q repeats the q GEMM's one chain over k = d; from HALVES_MIN_K on that GEMM sums two halves instead.
-const _: () = assert!(FUSED_Q_MAX_D < crate::gemm_sm90::HALVES_MIN_K);
 
 /// Whether a decode read of `shape` takes [`armt_read_fused_sm90_q`] (d ≤ [`FUSED_Q_MAX_D`]) rather than the q GEMM
 /// and the read.

@@ -98,14 +98,7 @@ pub fn decode_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row
             wide
         };
     }
-    let halves = k_half(epilogue, k) > 0;
-    let widths = || {
-        DECODE_TILE_WIDTHS
-            .iter()
-            .chain(TILE_WIDTHS.iter())
-            .copied()
-            .filter(move |&bn| !halves || bn_halves(bn))
-    };
+    let widths = || DECODE_TILE_WIDTHS.iter().chain(TILE_WIDTHS.iter()).copied();
     let ks = |bn: usize| if bn < 128 { 128 / bn } else { 0 };
     let min = widths().map(|bn| cost(bn, ks(bn))).fold(f64::INFINITY, f64::min);
     // the list ascends: the widest tie (within 0.5%) wins
@@ -143,7 +136,7 @@ pub fn decode_tiles_enabled() -> bool {
 
 /// The tile width a launch of `groups` takes on `sms` multiprocessors: [`decode_tile_width`] when `decode` (see
 /// [`decode_tiles_enabled`]) and every group has at most [`DECODE_MAX_ROWS`] rows, else
-/// [`tile_width`]. For the two halves of [`k_half`], always a width of [`widths_for`].
+/// [`tile_width`].
 pub fn launch_tile_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, decode: bool) -> usize {
     let (n, k) = groups.first().map_or((0, 0), |g| (g.n, g.k));
     let max_m = groups.iter().map(|g| g.m).max().unwrap_or(0);
@@ -156,19 +149,6 @@ pub fn launch_tile_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, d
     }
 }
 
-/// For the two halves of [`k_half`] (only the widths of [`widths_for`] have entries): `bn` if it has one, else the
-/// offloaded f32 width whose waves of `row_tiles · ⌈n / BN⌉` tiles cost least (as [`wide_tile_width`] weighs them).
-fn halves_width(bn: usize, n: usize, sms: usize, row_tiles: usize) -> usize {
-    if bn_halves(bn) {
-        return bn;
-    }
-    let cost = |bn: usize| (row_tiles.max(1) * n.div_ceil(bn)).div_ceil(sms.max(1)) * (bn + 20);
-    F32_OFFLOADED_WIDTHS
-        .into_iter()
-        .min_by_key(|&bn| (cost(bn), bn))
-        .unwrap_or(128)
-}
-
 /// The tile width of a launch of `row_tiles` 128-row tiles that is not a decode launch: [`tile_width`]'s, but for f32
 /// output (the o and down projections) at the offloaded-epilogue widths 128–160, in a launch of at least
 /// [`WAVE_ROW_TILES`] row tiles, the width whose waves cost least, `ceil(tiles / SMs) · (BN + 20)` (the 20: a tile's
@@ -176,14 +156,9 @@ fn halves_width(bn: usize, n: usize, sms: usize, row_tiles: usize) -> usize {
 /// (session 8, `bench kernels`, each against the rule's width in the same run: 1B o and down at 16 cells 625 vs 592
 /// and 707 vs 689 TFLOP/s at 128; 8B at 32 cells 709 vs 688 and 757 vs 694 at 152); below a wave of row tiles the
 /// rule's minimax widths stay (128 lost there: 303 vs 406 for 1B o at one cell). No element's bits depend on the
-/// width (`check::gemm_sm90::width_checks`). For the two halves of [`k_half`] (whose entries stop at 160), a rule
-/// width past 160 becomes the offloaded width whose waves cost least.
+/// width (`check::gemm_sm90::width_checks`).
 pub fn wide_tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize, row_tiles: usize) -> usize {
     let rule = tile_width(n, k, epilogue, sms);
-    let rule = match k_half(epilogue, k) {
-        0 => rule,
-        _ => halves_width(rule, n, sms, row_tiles),
-    };
     let offloaded = F32_OFFLOADED_WIDTHS;
     if !matches!(epilogue, Epilogue::F32 { .. }) || !offloaded.contains(&rule) || row_tiles < WAVE_ROW_TILES {
         return rule;
@@ -250,55 +225,8 @@ pub fn tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize) -> usize {
         .unwrap_or(128)
 }
 
-/// The smallest K (f32 output) whose products sum in two halves (v8): [`k_half`].
-pub const HALVES_MIN_K: usize = 4096;
-
-/// The k-block where the second half of the sum starts for a product over `k` with `epilogue` (v8), or 0 for one
-/// chain: f32 output with `k ≥` [`HALVES_MIN_K`] (the down projections of the 1B, 3B and 8B models) sums every
-/// element as `(k-blocks [0, h)) + (k-blocks [h, ⌈k/64⌉))`, each from zero, `h` half the k-blocks rounded down to a
-/// multiple of 8. A decoded row's narrow launch runs the halves as two chains at once (a 1B down projection's 512
-/// dependent wgmmas become 2 × 256); every launch of the product — prefill and decode, every width — takes the `_kh`
-/// entries, so the bits stay one function of the row.
-pub fn k_half(epilogue: Epilogue, k: usize) -> usize {
-    let k_blocks = k.div_ceil(BK);
-    match epilogue {
-        Epilogue::F32 { .. } if k >= HALVES_MIN_K => k_blocks / 2 / 8 * 8,
-        _ => 0,
-    }
-}
-
-/// The tile widths with an entry point for products of `epilogue` over `k`, ascending: every narrow and wide width,
-/// or for the two halves of [`k_half`] the narrow ones and [`F32_OFFLOADED_WIDTHS`].
-pub fn widths_for(epilogue: Epilogue, k: usize) -> Vec<usize> {
-    let all = DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS).copied();
-    match k_half(epilogue, k) {
-        0 if epilogue == Epilogue::SwiGlu => vec![SWIGLU_DECODE_WIDTH, 128, 256],
-        0 => all.collect(),
-        _ => all.filter(|bn| bn_halves(*bn)).collect(),
-    }
-}
-
-/// Whether width `bn` has a `_kh` entry (the narrow widths and the offloaded f32 widths 128..160).
-fn bn_halves(bn: usize) -> bool {
-    DECODE_TILE_WIDTHS.contains(&bn) || F32_OFFLOADED_WIDTHS.contains(&bn)
-}
-
-/// The entry point of `epilogue` at tile width `bn` (`gemm_sm90_nt_bf16_bf16_<out>_bn<BN>`), or with `halves` its
-/// `_kh` twin (f32 only).
-fn kernel(epilogue: Epilogue, bn: usize, halves: bool) -> Option<Kernel> {
-    if halves {
-        let entry = match (epilogue, bn) {
-            (Epilogue::F32 { .. }, 16) => "gemm_sm90_nt_bf16_bf16_f32_bn16_kh",
-            (Epilogue::F32 { .. }, 32) => "gemm_sm90_nt_bf16_bf16_f32_bn32_kh",
-            (Epilogue::F32 { .. }, 64) => "gemm_sm90_nt_bf16_bf16_f32_bn64_kh",
-            (Epilogue::F32 { .. }, 128) => "gemm_sm90_nt_bf16_bf16_f32_bn128_kh",
-            (Epilogue::F32 { .. }, 144) => "gemm_sm90_nt_bf16_bf16_f32_bn144_kh",
-            (Epilogue::F32 { .. }, 152) => "gemm_sm90_nt_bf16_bf16_f32_bn152_kh",
-            (Epilogue::F32 { .. }, 160) => "gemm_sm90_nt_bf16_bf16_f32_bn160_kh",
-            _ => return None,
-        };
-        return Some(Kernel::new(cubins::GEMM_SM90, entry));
-    }
+/// The entry point of `epilogue` at tile width `bn` (`gemm_sm90_nt_bf16_bf16_<out>_bn<BN>`).
+fn kernel(epilogue: Epilogue, bn: usize) -> Option<Kernel> {
     macro_rules! widths {
         ($out:literal) => {
             match bn {
@@ -529,17 +457,7 @@ pub fn launch_mirrored<TC: DeviceRepr>(
     epilogue: Epilogue,
     bn: usize,
 ) -> Result<(), KernelError> {
-    let half = groups.first().map_or(0, |g| k_half(epilogue, g.k));
-    let kernel = kernel(epilogue, bn, half > 0).ok_or_else(|| {
-        let why = match half {
-            0 => format!("no kernel of tile width {bn}"),
-            _ => format!(
-                "no kernel of tile width {bn} summing k in two halves (widths {:?})",
-                widths_for(epilogue, HALVES_MIN_K)
-            ),
-        };
-        invalid("gemm_sm90", why)
-    })?;
+    let kernel = kernel(epilogue, bn).ok_or_else(|| invalid("gemm_sm90", format!("no kernel of tile width {bn}")))?;
     let (mut params, a_rows, b_rows) = validate(kernel.entry, groups, a.len(), b.len(), c.len(), epilogue)?;
     let max_m = groups.iter().map(|g| g.m).max().unwrap_or(0);
     let narrow = DECODE_TILE_WIDTHS.contains(&bn);
@@ -605,14 +523,9 @@ pub fn launch_mirrored<TC: DeviceRepr>(
         shared_mem_bytes: smem as u32,
     };
     let mut builder = crate::launch::Launch::new(stream, &f);
-    let half = half as i32; // < 2^31: k fits in i32 (validate)
     builder.arg(&a_map).arg(&b_map).arg(&params);
-    if half > 0 {
-        builder.arg(&half);
-    }
-    // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value, and a `_kh` entry (taken exactly
-    // when `half` > 0) the int k_half after them: a multiple of 8 inside (0, k blocks), as k_half() makes it; these
-    // are their #[repr(C)] mirrors. The maps cover exactly the A buffer (`a_rows` whole rows of `lda`) and the B buffer (`b_rows` rows of
+    // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value; these are their #[repr(C)]
+    // mirrors. The maps cover exactly the A buffer (`a_rows` whole rows of `lda`) and the B buffer (`b_rows` rows of
     // `k`), so TMA never reads outside them (it zero-fills past their edges); validate() checked every problem's A and
     // B rows against them and its C region (m rows of the output width, stride ldc, 16-byte aligned) against `c`,
     // and that no two problems write the same element of C; `c` is borrowed mutably, so it aliases neither input.
@@ -730,43 +643,9 @@ mod tests {
     fn every_rule_width_has_an_entry_point() {
         for e in [Epilogue::Bf16, Epilogue::F32 { accumulate: true }, Epilogue::SwiGlu] {
             for n in [64, 768, 2048, 3072, 16384] {
-                assert!(kernel(e, tile_width(n, 2048, e, 132), false).is_some(), "{e:?} n {n}");
+                assert!(kernel(e, tile_width(n, 2048, e, 132)).is_some(), "{e:?} n {n}");
             }
         }
-    }
-
-    #[test]
-    fn products_of_k_4096_and_more_with_f32_output_sum_two_halves_at_every_width_they_take() {
-        let f32acc = Epilogue::F32 { accumulate: true };
-        // 1B / 3B down (8192: 128 k-blocks), 8B down (14336: 224), the smallest (4096: 64), an odd count (8232: 129)
-        assert_eq!(
-            [8192, 14336, 4096, 8232, 4088].map(|k| k_half(f32acc, k)),
-            [64, 112, 32, 64, 0]
-        );
-        assert_eq!(k_half(Epilogue::Bf16, 8192), 0);
-        assert_eq!(k_half(Epilogue::SwiGlu, 8192), 0);
-        assert_eq!(widths_for(f32acc, 8192), [16, 32, 64, 128, 144, 152, 160]);
-        assert_eq!(
-            widths_for(f32acc, 2048).len(),
-            DECODE_TILE_WIDTHS.len() + TILE_WIDTHS.len()
-        );
-        for bn in widths_for(f32acc, 8192) {
-            assert!(kernel(f32acc, bn, true).is_some(), "{bn}");
-        }
-        assert!(kernel(f32acc, 192, true).is_none() && kernel(Epilogue::Bf16, 128, true).is_none());
-        // every launch of such a product takes a width with a `_kh` entry: prefill and decode, every model's shape
-        for (n, k) in [(2048, 8192), (3072, 8192), (4096, 14336), (4096, 4096), (768, 4096)] {
-            for rows in [1, 8, 64, 300, 1152, 16 * 1152] {
-                let g = [group(rows, n, k, 0, 0, 0)];
-                for decode in [true, false] {
-                    let bn = launch_tile_width(&g, f32acc, 132, decode);
-                    assert!(widths_for(f32acc, k).contains(&bn), "n {n} k {k} rows {rows}: {bn}");
-                }
-            }
-        }
-        // the kernel's halves: a multiple of 8 k-blocks, inside the k-blocks (it traps otherwise)
-        let cu = include_str!("../../../cuda/gemm_sm90.cu");
-        assert!(cu.contains("k_half % 8 != 0)) __trap();"));
     }
 
     #[test]
@@ -819,7 +698,7 @@ mod tests {
 0 2048 2048: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
 1 2048 2048: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
 0 2048 8192: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
-1 2048 8192: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128
+1 2048 8192: 16 16 16 16 16 64 64 64 32 32 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256
 0 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 64 64 64 32 32
 1 64 2048: 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 16 64 64 64 32 32
 0 2120 2048: 32 32 32 32 32 64 64 64 64 64 64 64 64 64 64 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152
@@ -835,11 +714,11 @@ mod tests {
 0 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 64 64 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
 1 2304 768: 32 32 32 32 32 64 64 64 64 64 64 64 64 64 64 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
 0 4096 4096: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 4096 4096: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152
+1 4096 4096: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
 0 6144 4096: 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 6144 4096: 64 64 64 64 64 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128 128
+1 6144 4096: 64 64 64 64 64 128 128 128 128 128 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
 0 4096 14336: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
-1 4096 14336: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152 152
+1 4096 14336: 64 64 64 32 32 64 64 64 64 64 152 152 152 152 152 256 256 256 256 256 256 256 256 256 256 256 256 256 256 256
 0 960 576: 32 32 32 32 32 32 32 32 32 32 64 64 64 32 32 64 64 64 64 64 192 192 192 192 192 192 192 192 192 192
 1 960 576: 32 32 32 32 32 32 32 32 32 32 64 64 64 32 32 64 64 64 64 64 192 192 192 192 192 192 192 192 192 192
 0 200 576: 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 32 208 208 208 208 208
@@ -904,11 +783,11 @@ mod tests {
         // every pick has an entry point, the narrow ones bf16 and f32 only
         for e in [Epilogue::Bf16, f32acc] {
             for bn in DECODE_TILE_WIDTHS {
-                assert!(kernel(e, bn, false).is_some());
+                assert!(kernel(e, bn).is_some());
             }
         }
-        assert!(kernel(Epilogue::SwiGlu, 16, false).is_none());
-        assert!(kernel(Epilogue::SwiGlu, SWIGLU_DECODE_WIDTH, false).is_some());
+        assert!(kernel(Epilogue::SwiGlu, 16).is_none());
+        assert!(kernel(Epilogue::SwiGlu, SWIGLU_DECODE_WIDTH).is_some());
     }
 
     #[test]

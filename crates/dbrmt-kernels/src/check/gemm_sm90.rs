@@ -21,8 +21,8 @@ use super::harness::{
 use crate::gemm::GemmGroup;
 use crate::gemm_sm90::{
     decode_tiles_enabled, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_swiglu,
-    interleave_gate_up, launch_at_width, launch_mirrored, launch_tile_width, widths_for, Epilogue, DECODE_MAX_ROWS,
-    TILE_WIDTHS,
+    interleave_gate_up, launch_at_width, launch_mirrored, launch_tile_width, Epilogue, DECODE_MAX_ROWS,
+    DECODE_TILE_WIDTHS, SWIGLU_DECODE_WIDTH, TILE_WIDTHS,
 };
 use crate::reference::gemm::linear;
 use crate::reference::swiglu::silu;
@@ -376,12 +376,6 @@ pub fn width_cases() -> Vec<Sm90Case> {
     out.push(case(Epilogue::Bf16, &[1, 3], 3072, 2048));
     out.push(case(acc, &[1, 64], 2048, 2048));
     out.push(case(acc, &[1], 2048, 8192));
-    // v8: the two halves of k (f32, k >= 4096): the 8B down projection's k (224 k-blocks, halves at 112), the smallest
-    // k that takes them (64 k-blocks: 32 + 32) with rows past one narrow A box, and a k off the k-block (halves 64 +
-    // 65, the last zero-filled past k)
-    out.push(case(acc, &[1, 2], 256, 14336));
-    out.push(case(plain, &[64, 17, 0, 5], 200, 4096));
-    out.push(case(acc, &[3], 520, 8256 - 24));
     out.push(case(plain, &[1, 5], 64, 2048));
     out.push(case(plain, &[8], 2120, 2048));
     out.push(case(Epilogue::Bf16, &[64, 64, 17], 2120, 576));
@@ -414,9 +408,12 @@ pub fn width_check(gpu: &Gpu, case: &Sm90Case, seed: u64) -> Result<Check, Kerne
         .map(|g| Block::rows(l.ldc, g.c_offset / l.ldc, g.m, 0, cols))
         .collect();
     let gather = |out: &[f32]| -> Vec<f32> { blocks.iter().flat_map(|b| b.gather(out)).collect() };
-    // SwiGLU: the narrow tile (v6; named by its 64 outputs) and the two wide widths; f32 over k >= 4096: the widths of
-    // the two halves (v8)
-    let widths = widths_for(case.epilogue, case.k);
+    let widths: Vec<usize> = if case.epilogue == Epilogue::SwiGlu {
+        // the narrow SwiGLU tile (v6; named by its 64 outputs) and the two wide SwiGLU widths
+        vec![SWIGLU_DECODE_WIDTH, 128, 256]
+    } else {
+        DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS).copied().collect()
+    };
     let first = run_at(gpu, case, &l, &host, None, Some(widths[0]))?;
     let first_rows = gather(&first);
     let want: Vec<f32> = (0..l.groups.len())
@@ -661,7 +658,7 @@ pub fn mirror_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         n,
         k,
     };
-    let all = widths_for(acc, 8192);
+    let all: Vec<usize> = DECODE_TILE_WIDTHS.iter().chain(&TILE_WIDTHS).copied().collect();
     vec![
         mirror_check(gpu, &case(acc, &[1, 64], 2048, 8192), seed, &all),
         mirror_check(gpu, &case(acc, &[640, 300, 0, 7], 768, 3072), seed ^ 1, &TILE_WIDTHS),
