@@ -192,6 +192,14 @@ fn gemm_sm90_mirror_is_bf16_of_c() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90::mirror_checks);
 }
 
+/// Whether a product's bits depend on which operand is the wgmma's A (a probe for a swapped decode kernel; not in the
+/// suite: it checks the hardware, not a kernel of ours).
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_sm90_swapped_operands_probe() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90::swap_probes);
+}
+
 /// The memory path's tensor-core products (`cuda/gemm_tf32x3_sm90.cu`, 3×TF32): within the f32 tolerance, bitwise
 /// alone vs grouped.
 #[test]

@@ -666,6 +666,75 @@ pub fn mirror_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     ]
 }
 
+/// Whether the tensor cores' sum depends on the operands' roles (the premise of a swapped decode product, where the
+/// weights would be the wgmma's 64-row A operand and a decoded row's activations its narrow B operand, instead of a
+/// 64-row A tile of which one row is real): `n_w` weight rows over `k`, `rows` activation rows (one layer, f32 output,
+/// no accumulation). Launched as the engine does (A = the activations at the rule's width: a wide tile for 1152
+/// rows), then swapped (A = the weights, `n_w` ≤ 64 rows, at the narrow width 16; B = 16 of the activation rows
+/// from `row0`, their "layer"): the swapped product's transpose must have the bits of the engine's rows. A probe, not
+/// a kernel check: it names what a swapped decode kernel could keep.
+pub fn swap_probe(gpu: &Gpu, seed: u64, n_w: usize, k: usize, rows: usize, row0: usize) -> Result<Check, KernelError> {
+    const B_ROWS: usize = 16;
+    let mut rng = SplitMix64::new(seed);
+    let stream = gpu.stream();
+    let act = bf16_normal(&mut rng, rows * k, 1.0);
+    let w = bf16_normal(&mut rng, n_w * k, 1.0 / (k as f64).sqrt());
+    let (act_d, w_d) = (upload_bf16(stream, &act)?, upload_bf16(stream, &w)?);
+    let f32out = Epilogue::F32 { accumulate: false };
+    // the engine's product: C [rows, n_w]
+    let mut c = poisoned_f32(gpu, stream, rows * n_w)?;
+    let normal = GemmGroup {
+        a_offset: 0,
+        b_offset: 0,
+        c_offset: 0,
+        m: rows,
+        n: n_w,
+        k,
+        lda: k,
+        ldb: k,
+        ldc: n_w,
+    };
+    let bn = launch_tile_width(&[normal], f32out, gpu.sm_count(), decode_tiles_enabled());
+    gemm_sm90_nt_bf16_bf16_f32(gpu, stream, &act_d, &w_d, &mut c, &[normal], false)?;
+    // swapped: C' [n_w, 16] = W · act[row0 .. row0 + 16]ᵀ
+    let mut ct = poisoned_f32(gpu, stream, n_w * B_ROWS)?;
+    let swapped = GemmGroup {
+        a_offset: 0,
+        b_offset: row0 * k,
+        c_offset: 0,
+        m: n_w,
+        n: B_ROWS,
+        k,
+        lda: k,
+        ldb: k,
+        ldc: B_ROWS,
+    };
+    launch_at_width(gpu, stream, (&w_d, &act_d), &mut ct, &[swapped], f32out, 16)?;
+    let (c, ct) = (download_f32(stream, &c)?, download_f32(stream, &ct)?);
+    let got: Vec<f32> = (0..B_ROWS)
+        .flat_map(|i| (0..n_w).map(move |j| (i, j)))
+        .map(|(i, j)| ct[j * B_ROWS + i])
+        .collect();
+    let want: Vec<f32> = (0..B_ROWS)
+        .flat_map(|i| (0..n_w).map(move |j| (i, j)))
+        .map(|(i, j)| c[(row0 + i) * n_w + j])
+        .collect();
+    let shape = format!(
+        "{n_w} weight rows, k={k}, rows {row0}..{} of {rows}: (A=W, B=act) at BN 16 vs (A=act, B=W) at BN {bn}",
+        row0 + B_ROWS
+    );
+    Ok(bitwise("gemm_sm90 swapped operands", shape, &want, &got))
+}
+
+/// [`swap_probe`] at the 1B model's o / q·k·v (k = 2048) and down (k = 8192) inner sizes.
+pub fn swap_probes(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    vec![
+        swap_probe(gpu, seed, 64, 2048, 1152, 700),
+        swap_probe(gpu, seed ^ 1, 64, 8192, 1152, 1136),
+        swap_probe(gpu, seed ^ 2, 48, 576, 640, 3),
+    ]
+}
+
 /// Every case, the width and decode checks, then the merged-row checks.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     let mut out: Vec<Result<Check, KernelError>> = cases()
