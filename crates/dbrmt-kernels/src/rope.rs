@@ -21,6 +21,8 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 const ROPE_BF16: Kernel = Kernel::new(cubins::ROPE, "rope_bf16");
 /// The same rotation with several blocks per row ([`chunks_for`] > 1: launches of few rows, a decode step).
 const ROPE_BF16_FEW: Kernel = Kernel::new(cubins::ROPE, "rope_bf16_few");
+/// `rope_bf16_few` with an L2 prefetch of weight rows beside it ([`rope_and_prefetch`]).
+const ROPE_BF16_FEW_L2: Kernel = Kernel::new(cubins::ROPE, "rope_bf16_few_l2");
 
 /// `ROPE_THREADS` of rope.cu.
 const THREADS: u32 = 128;
@@ -47,13 +49,112 @@ pub fn rope(
     positions: Option<&CudaSlice<i32>>,
     heads: Heads,
 ) -> Result<(), KernelError> {
+    rope_launch(gpu, stream, (qkv, ld), (cos, sin), spans, positions, heads, None).map(|_| ())
+}
+
+/// [`rope`] that, for a launch of few rows (a decode step: the `_few` entry), also asks the TMA unit to bring
+/// `prefetch`'s rows into L2 (`rope_bf16_few_l2`: an extra row of [`PREFETCH_BLOCKS`] blocks, one bulk prefetch a
+/// row), unless `DBRMT_L2_PREFETCH=off`. The same bits as [`rope`]; returns whether it prefetched.
+#[allow(clippy::too_many_arguments)]
+pub fn rope_and_prefetch(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (qkv, ld): (&mut CudaSlice<bf16>, usize),
+    (cos, sin): (&CudaSlice<f32>, &CudaSlice<f32>),
+    spans: &[Span],
+    positions: Option<&CudaSlice<i32>>,
+    heads: Heads,
+    prefetch: &L2Prefetch<'_>,
+) -> Result<bool, KernelError> {
+    let pf = (!crate::switches::is_off(crate::switches::L2_PREFETCH)).then_some(prefetch);
+    rope_launch(gpu, stream, (qkv, ld), (cos, sin), spans, positions, heads, pf)
+}
+
+/// Blocks of the prefetching row of `rope_bf16_few_l2` (one row a thread: 16,384 rows at 128 threads a block).
+pub const PREFETCH_BLOCKS: u32 = 128;
+
+/// Rows of a bf16 buffer to bring into L2: rows `first_row .. first_row + rows` of `row_len` elements each, the
+/// first `prefix` elements of each (a multiple of 8: 16-byte pieces).
+#[derive(Debug, Clone, Copy)]
+pub struct L2Prefetch<'a> {
+    pub buf: &'a CudaSlice<bf16>,
+    pub first_row: usize,
+    pub rows: usize,
+    pub row_len: usize,
+    pub prefix: usize,
+}
+
+/// `L2Prefetch` of rope.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct L2PrefetchParams {
+    base: u64,
+    stride: i64,
+    rows: i32,
+    bytes: i32,
+}
+
+// SAFETY: a #[repr(C)] plain-old-data mirror of rope.cu's L2Prefetch (its static_assert, the size test below); its
+// address is formed by prefetch_params after its checks and only used for L2 prefetches (no data moves).
+unsafe impl cudarc::driver::DeviceRepr for L2PrefetchParams {}
+
+/// The checks of a prefetch on lengths only: the rows inside the buffer, whole 16-byte pieces, 32-bit counts. The
+/// parameters with the offset of the first row in bytes (the base address added by the caller).
+fn prefetch_params(
+    buf_len: usize,
+    (first_row, rows, row_len, prefix): (usize, usize, usize, usize),
+) -> Result<L2PrefetchParams, KernelError> {
+    const K: &str = "rope_bf16_few_l2";
+    let end = first_row.checked_add(rows).and_then(|r| r.checked_mul(row_len));
+    if end.is_none_or(|e| e > buf_len) || prefix == 0 || prefix > row_len {
+        let why = format!("rows {first_row}..+{rows} of {row_len} (prefix {prefix}) past a buffer of {buf_len}");
+        return Err(invalid(K, why));
+    }
+    if !row_len.is_multiple_of(8) || !prefix.is_multiple_of(8) || rows > i32::MAX as usize {
+        let why = format!("rows of {row_len} and a prefix of {prefix} elements must be 16-byte pieces");
+        return Err(invalid(K, why));
+    }
+    Ok(L2PrefetchParams {
+        base: (first_row * row_len * 2) as u64,
+        stride: (row_len * 2) as i64,
+        rows: rows as i32,
+        bytes: (prefix * 2) as i32,
+    })
+}
+
+/// Every launch of RoPE, with the prefetch or without; returns whether it prefetched.
+#[allow(clippy::too_many_arguments)]
+fn rope_launch(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (qkv, ld): (&mut CudaSlice<bf16>, usize),
+    (cos, sin): (&CudaSlice<f32>, &CudaSlice<f32>),
+    spans: &[Span],
+    positions: Option<&CudaSlice<i32>>,
+    heads: Heads,
+    prefetch: Option<&L2Prefetch<'_>>,
+) -> Result<bool, KernelError> {
     let tables = (cos.len(), sin.len());
-    let (cfg, chunks) = validate(Rows::of(qkv, ld), tables, spans, positions.map(|p| p.len()), heads)?;
+    let (mut cfg, chunks) = validate(Rows::of(qkv, ld), tables, spans, positions.map(|p| p.len()), heads)?;
     if cfg.grid_dim.0 == 0 {
-        return Ok(());
+        return Ok(false);
     }
     let chunks = chunks as i32; // at most the pairs of a row over 128: validate checked the widths fit an i32
-    let f = gpu.function(if chunks > 1 { &ROPE_BF16_FEW } else { &ROPE_BF16 })?;
+    let pf = match prefetch.filter(|_| chunks > 1) {
+        Some(p) => {
+            let mut params = prefetch_params(p.buf.len(), (p.first_row, p.rows, p.row_len, p.prefix))?;
+            params.base += addr(p.buf, stream);
+            // the prefetching row of blocks after the spans' rows
+            cfg.grid_dim = (cfg.grid_dim.0.max(PREFETCH_BLOCKS), cfg.grid_dim.1 + 1, 1);
+            Some(params)
+        }
+        None => None,
+    };
+    let f = gpu.function(match (chunks > 1, pf.is_some()) {
+        (true, true) => &ROPE_BF16_FEW_L2,
+        (true, false) => &ROPE_BF16_FEW,
+        _ => &ROPE_BF16,
+    })?;
     let params = Spans::pack_with(spans, positions_addr(positions, stream));
     let (cos_ptr, sin_ptr, qkv_ptr) = (addr(cos, stream), addr(sin, stream), addr_mut(qkv, stream));
     // All fit in i32: `validate` checked them.
@@ -74,6 +175,9 @@ pub fn rope(
         .arg(&half)
         .arg(&v_cols)
         .arg(&chunks);
+    if let Some(pf) = &pf {
+        launch.arg(pf);
+    }
     // SAFETY: the arguments match `rope_bf16[_few](Spans, bf16* qkv, int ld, const float* cos, const float* sin,
     // int rot_heads, int half, int v_cols, int chunks)` in order and size; the grid is `chunks` blocks per row of the
     // longest span (blocks past a span's rows return; `chunks` is 1 for rope_bf16). `validate` checked every span:
@@ -81,8 +185,12 @@ pub fn rope(
     // their columns (v's too where it copies) inside qkv (borrowed mutably by this call); table rows below
     // `positions` (cos and sin hold positions · half elements each); no row written by two spans or read by one and
     // written by another; and each dynamic span's state inside the positions buffer, whose address `params` carries.
+    // With the prefetch (`rope_bf16_few_l2`, taken exactly when `pf` is Some): an L2Prefetch after the arguments
+    // above, its rows inside their buffer (prefetch_params), the grid one row of blocks taller (blockIdx.y ==
+    // spans.count: the prefetching blocks, which read and write nothing) and at least PREFETCH_BLOCKS wide (rotating
+    // blocks past a span's rows return).
     unsafe { launch.launch(cfg) }?;
-    Ok(())
+    Ok(pf.is_some())
 }
 
 /// Rows a span reads, and the rows it may write (a dynamic span: any position up to its bound), as `start..end`.
@@ -194,6 +302,46 @@ mod tests {
         assert!(cu.contains(&format!("#define ROPE_THREADS {THREADS}\n")));
         assert!(cu.contains(&format!(" {}(", ROPE_BF16.entry)));
         assert!(cu.contains(&format!(" {}(", ROPE_BF16_FEW.entry)));
+        assert!(cu.contains(&format!(" {}(", ROPE_BF16_FEW_L2.entry)));
+        assert!(cu.contains("sizeof(L2Prefetch) == 24"));
+        assert_eq!(std::mem::size_of::<L2PrefetchParams>(), 24);
+    }
+
+    #[test]
+    fn a_prefetch_stays_inside_its_buffer_in_whole_16_byte_pieces() {
+        // the 1B model's gate/up rows of layer 3: 16,384 rows of 2,048, the first 768 of each (1,536 bytes)
+        let (rows, len) = (16384, 2048);
+        let p = prefetch_params(16 * rows * len, (3 * rows, rows, len, 768)).unwrap();
+        assert_eq!(
+            p,
+            L2PrefetchParams {
+                base: (3 * rows * len * 2) as u64,
+                stride: 4096,
+                rows: rows as i32,
+                bytes: 1536
+            }
+        );
+        assert!(
+            prefetch_params(16 * rows * len, (15 * rows, rows, len, len)).is_ok(),
+            "the last layer, whole rows"
+        );
+        assert!(
+            rejected(prefetch_params(16 * rows * len, (15 * rows + 1, rows, len, 768))),
+            "past the buffer"
+        );
+        assert!(
+            rejected(prefetch_params(rows * len, (0, rows, len, len + 8))),
+            "a prefix past the row"
+        );
+        assert!(
+            rejected(prefetch_params(rows * len, (0, rows, len, 0))),
+            "nothing to prefetch"
+        );
+        assert!(
+            rejected(prefetch_params(rows * 100, (0, rows, 100, 12))),
+            "pieces of 16 bytes"
+        );
+        assert!(rejected(prefetch_params(usize::MAX, (usize::MAX, 2, 8, 8))), "overflow");
     }
 
     #[test]

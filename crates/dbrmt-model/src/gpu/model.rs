@@ -22,7 +22,7 @@ use dbrmt_kernels::{
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
-    rope::rope,
+    rope::{rope, rope_and_prefetch, L2Prefetch},
     rows::add_rows_f32,
     swiglu::swiglu,
     to_bf16::to_bf16,
@@ -118,6 +118,11 @@ impl AttentionKernel {
         }
     }
 }
+
+/// The bytes of a layer's gate/up weights a decode step's RoPE brings into L2 ahead of the gate/up product (the first
+/// bytes of every row, so that each of its CTAs finds the start of its rows there): about half the H200's 50 MB L2,
+/// beside the o projection's weights and the KV cache that attention and o read in between.
+const L2_PREFETCH_BYTES: usize = 24 << 20;
 
 /// Which kernels run the memory's f32 products (the read's `φ·A`, the write's `kφ·A` and `A += kφᵀ·u`), and
 /// whether the read after its query projection is one fused launch.
@@ -549,17 +554,32 @@ impl GpuModel {
             head_dim: l.head_dim,
         };
         let rotate: Vec<Span> = all.clone().map(|i| at.rotate(i)).collect();
-        rope(
-            gpu,
-            stream,
-            &mut ws.qkv,
-            at.qkv_width,
-            &w.rope_cos,
-            &w.rope_sin,
-            &rotate,
-            Some(&ws.positions),
-            heads,
-        )?;
+        let layer = at.cells[0].layer;
+        if self.projections == Projections::Sm90 && at.cells.iter().all(|c| c.layer == layer) {
+            // a decode step (the `_few` RoPE): the start of every gate/up weight row of the layer into L2 meanwhile
+            let rows = 2 * l.intermediate_size;
+            let prefetch = L2Prefetch {
+                buf: &w.gate_up,
+                first_row: layer * rows,
+                rows,
+                row_len: at.d,
+                prefix: at.d.min(L2_PREFETCH_BYTES / rows / 2 / 64 * 64),
+            };
+            let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
+            rope_and_prefetch(gpu, stream, qkv, tables, &rotate, Some(&ws.positions), heads, &prefetch)?;
+        } else {
+            rope(
+                gpu,
+                stream,
+                &mut ws.qkv,
+                at.qkv_width,
+                &w.rope_cos,
+                &w.rope_sin,
+                &rotate,
+                Some(&ws.positions),
+                heads,
+            )?;
+        }
         ws.mark(stream, "rope")?;
         let attend: Vec<Span> = all.clone().map(|i| at.attend(i)).collect();
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
