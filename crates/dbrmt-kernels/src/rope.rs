@@ -54,7 +54,7 @@ pub fn rope(
 
 /// [`rope`] that, for a launch of few rows (a decode step: the `_few` entry), also asks the TMA unit to bring
 /// `prefetch`'s rows into L2 (`rope_bf16_few_l2`: an extra row of [`PREFETCH_BLOCKS`] blocks, one bulk prefetch a
-/// row), unless `DBRMT_L2_PREFETCH=off`. The same bits as [`rope`]; returns whether it prefetched.
+/// row), unless `DBRMT_L2_PREFETCH=off` (read once). The same bits as [`rope`]; returns whether it prefetched.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_and_prefetch(
     gpu: &Gpu,
@@ -66,7 +66,9 @@ pub fn rope_and_prefetch(
     heads: Heads,
     prefetch: &L2Prefetch<'_>,
 ) -> Result<bool, KernelError> {
-    let pf = (!crate::switches::is_off(crate::switches::L2_PREFETCH)).then_some(prefetch);
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| !crate::switches::is_off(crate::switches::L2_PREFETCH));
+    let pf = on.then_some(prefetch);
     rope_launch(gpu, stream, (qkv, ld), (cos, sin), spans, positions, heads, pf)
 }
 

@@ -18,8 +18,8 @@ pub const STATE_SPLIT: &str = "DBRMT_STATE_SPLIT";
 /// The decode read making its own query projection (`armt_read_fused_sm90_split_q_n32_f32`: one launch instead of
 /// the q GEMM and the read; `dbrmt-model`'s `MemoryProducts::read_fused_q`).
 pub const READ_Q: &str = "DBRMT_READ_Q";
-/// A decode step's RoPE launch also brings the first bytes of each of its layer's gate/up weight rows into L2
-/// (`rope::rope_and_prefetch`), so that the gate/up product reads them from there.
+/// A decode step's RoPE launch also brings its layer's gate/up weights into L2 (`rope::rope_and_prefetch`; models whose
+/// layer's gate/up weights are at most 8 MiB, `dbrmt-model`), so that the gate/up product reads them from there.
 pub const L2_PREFETCH: &str = "DBRMT_L2_PREFETCH";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";

@@ -119,10 +119,12 @@ impl AttentionKernel {
     }
 }
 
-/// The bytes of a layer's gate/up weights a decode step's RoPE brings into L2 ahead of the gate/up product (the first
-/// bytes of every row, so that each of its CTAs finds the start of its rows there): about half the H200's 50 MB L2,
-/// beside the o projection's weights and the KV cache that attention and o read in between.
-const L2_PREFETCH_BYTES: usize = 24 << 20;
+/// The largest gate/up weights of a layer that a decode step's RoPE brings into L2 ahead of the gate/up product
+/// (`rope_and_prefetch`). H200, session 14 (`docs/log/decode_graphs.md` §8): SmolLM2's 3.5 MB a layer whole, decode
+/// 1.170–1.178 ms a token against 1.181–1.208 without; the 1B model's 67 MB, of which the first 24 MiB (1,536 bytes of
+/// each row), 1.373–1.415 against 1.334–1.349 (the RoPE launch 5.3 µs instead of 3.2, the gate/up product only 0.8 µs
+/// shorter): so only layers whose weights fit well inside the L2.
+const L2_PREFETCH_BYTES: usize = 8 << 20;
 
 /// Which kernels run the memory's f32 products (the read's `φ·A`, the write's `kφ·A` and `A += kφᵀ·u`), and
 /// whether the read after its query projection is one fused launch.
@@ -555,15 +557,16 @@ impl GpuModel {
         };
         let rotate: Vec<Span> = all.clone().map(|i| at.rotate(i)).collect();
         let layer = at.cells[0].layer;
-        if self.projections == Projections::Sm90 && at.cells.iter().all(|c| c.layer == layer) {
-            // a decode step (the `_few` RoPE): the start of every gate/up weight row of the layer into L2 meanwhile
-            let rows = 2 * l.intermediate_size;
+        let rows = 2 * l.intermediate_size;
+        let fits = rows * at.d * 2 <= L2_PREFETCH_BYTES;
+        if self.projections == Projections::Sm90 && fits && at.cells.iter().all(|c| c.layer == layer) {
+            // a decode step (the `_few` RoPE): the layer's gate/up weights into L2 meanwhile
             let prefetch = L2Prefetch {
                 buf: &w.gate_up,
                 first_row: layer * rows,
                 rows,
                 row_len: at.d,
-                prefix: at.d.min(L2_PREFETCH_BYTES / rows / 2 / 64 * 64),
+                prefix: at.d,
             };
             let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
             rope_and_prefetch(gpu, stream, qkv, tables, &rotate, Some(&ws.positions), heads, &prefetch)?;
