@@ -560,7 +560,8 @@ impl GpuModel {
         let rows = 2 * l.intermediate_size;
         let fits = rows * at.d * 2 <= L2_PREFETCH_BYTES;
         if self.projections == Projections::Sm90 && fits && at.cells.iter().all(|c| c.layer == layer) {
-            // a decode step (the `_few` RoPE): the layer's gate/up weights into L2 meanwhile
+            // one layer's cells: a decode step's RoPE (the `_few` entry; the launcher prefetches for no other) brings
+            // the layer's gate/up weights into L2 meanwhile
             let prefetch = L2Prefetch {
                 buf: &w.gate_up,
                 first_row: layer * rows,
