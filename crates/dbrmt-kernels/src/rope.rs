@@ -49,12 +49,13 @@ pub fn rope(
     positions: Option<&CudaSlice<i32>>,
     heads: Heads,
 ) -> Result<(), KernelError> {
-    rope_launch(gpu, stream, (qkv, ld), (cos, sin), spans, positions, heads, None).map(|_| ())
+    rope_and_prefetch(gpu, stream, (qkv, ld), (cos, sin), spans, positions, heads, None)
 }
 
 /// [`rope`] that, for a launch of few rows (a decode step: the `_few` entry), also asks the TMA unit to bring
 /// `prefetch`'s rows into L2 (`rope_bf16_few_l2`: an extra row of [`PREFETCH_BLOCKS`] blocks, one bulk prefetch a
-/// row), unless `DBRMT_L2_PREFETCH=off` (read once). The same bits as [`rope`]; returns whether it prefetched.
+/// row), unless `DBRMT_L2_PREFETCH=off` (read at the first launch). The same bits as [`rope`], with or without the
+/// prefetch.
 #[allow(clippy::too_many_arguments)]
 pub fn rope_and_prefetch(
     gpu: &Gpu,
@@ -64,13 +65,70 @@ pub fn rope_and_prefetch(
     spans: &[Span],
     positions: Option<&CudaSlice<i32>>,
     heads: Heads,
-    prefetch: &L2Prefetch<'_>,
-) -> Result<bool, KernelError> {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *ON.get_or_init(|| !crate::switches::is_off(crate::switches::L2_PREFETCH));
-    let pf = on.then_some(prefetch);
-    rope_launch(gpu, stream, (qkv, ld), (cos, sin), spans, positions, heads, pf)
+    prefetch: Option<&L2Prefetch<'_>>,
+) -> Result<(), KernelError> {
+    let tables = (cos.len(), sin.len());
+    let (mut cfg, chunks) = validate(Rows::of(qkv, ld), tables, spans, positions.map(|p| p.len()), heads)?;
+    if cfg.grid_dim.0 == 0 {
+        return Ok(());
+    }
+    let chunks = chunks as i32; // at most the pairs of a row over 128: validate checked the widths fit an i32
+    let pf = match prefetch.filter(|_| chunks > 1 && L2_PREFETCH.enabled()) {
+        Some(p) => {
+            let mut params = prefetch_params(p.buf.len(), (p.first_row, p.rows, p.row_len, p.prefix))?;
+            params.base += addr(p.buf, stream);
+            // the prefetching row of blocks after the spans' rows
+            cfg.grid_dim = (cfg.grid_dim.0.max(PREFETCH_BLOCKS), cfg.grid_dim.1 + 1, 1);
+            Some(params)
+        }
+        None => None,
+    };
+    let f = gpu.function(match (chunks > 1, pf.is_some()) {
+        (true, true) => &ROPE_BF16_FEW_L2,
+        (true, false) => &ROPE_BF16_FEW,
+        _ => &ROPE_BF16,
+    })?;
+    let params = Spans::pack_with(spans, positions_addr(positions, stream));
+    let (cos_ptr, sin_ptr, qkv_ptr) = (addr(cos, stream), addr(sin, stream), addr_mut(qkv, stream));
+    // All fit in i32: `validate` checked them.
+    let (ld, rot_heads, half, v_cols) = (
+        ld as i32,
+        (heads.heads + heads.kv_heads) as i32,
+        (heads.head_dim / 2) as i32,
+        heads.kv_width() as i32,
+    );
+    let mut launch = crate::launch::Launch::new(stream, &f);
+    launch
+        .arg(&params)
+        .arg(&qkv_ptr)
+        .arg(&ld)
+        .arg(&cos_ptr)
+        .arg(&sin_ptr)
+        .arg(&rot_heads)
+        .arg(&half)
+        .arg(&v_cols)
+        .arg(&chunks);
+    if let Some(pf) = &pf {
+        launch.arg(pf);
+    }
+    // SAFETY: the arguments match `rope_bf16[_few](Spans, bf16* qkv, int ld, const float* cos, const float* sin,
+    // int rot_heads, int half, int v_cols, int chunks)` in order and size; the grid is `chunks` blocks per row of the
+    // longest span (blocks past a span's rows return; `chunks` is 1 for rope_bf16). `validate` checked every span:
+    // the rows it reads and every row it may write (for a dynamic span, up to its bound; the kernel traps past it),
+    // their columns (v's too where it copies) inside qkv (borrowed mutably by this call); table rows below
+    // `positions` (cos and sin hold positions · half elements each); no row written by two spans or read by one and
+    // written by another; and each dynamic span's state inside the positions buffer, whose address `params` carries.
+    // With the prefetch (`rope_bf16_few_l2`, taken exactly when `pf` is Some): an L2Prefetch after the arguments
+    // above, its rows inside their buffer (prefetch_params), the grid one row of blocks taller (blockIdx.y ==
+    // spans.count: the prefetching blocks, which read and write nothing) and at least PREFETCH_BLOCKS wide (rotating
+    // blocks past a span's rows return).
+    unsafe { launch.launch(cfg) }?;
+    Ok(())
 }
+
+/// `DBRMT_L2_PREFETCH`: the L2 prefetch of [`rope_and_prefetch`] (on unless the environment says off at the first
+/// launch).
+static L2_PREFETCH: crate::switches::RuntimeSwitch = crate::switches::RuntimeSwitch::new(crate::switches::L2_PREFETCH);
 
 /// Blocks of the prefetching row of `rope_bf16_few_l2` (one row a thread: 16,384 rows at 128 threads a block).
 pub const PREFETCH_BLOCKS: u32 = 128;
@@ -122,77 +180,6 @@ fn prefetch_params(
         rows: rows as i32,
         bytes: (prefix * 2) as i32,
     })
-}
-
-/// Every launch of RoPE, with the prefetch or without; returns whether it prefetched.
-#[allow(clippy::too_many_arguments)]
-fn rope_launch(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    (qkv, ld): (&mut CudaSlice<bf16>, usize),
-    (cos, sin): (&CudaSlice<f32>, &CudaSlice<f32>),
-    spans: &[Span],
-    positions: Option<&CudaSlice<i32>>,
-    heads: Heads,
-    prefetch: Option<&L2Prefetch<'_>>,
-) -> Result<bool, KernelError> {
-    let tables = (cos.len(), sin.len());
-    let (mut cfg, chunks) = validate(Rows::of(qkv, ld), tables, spans, positions.map(|p| p.len()), heads)?;
-    if cfg.grid_dim.0 == 0 {
-        return Ok(false);
-    }
-    let chunks = chunks as i32; // at most the pairs of a row over 128: validate checked the widths fit an i32
-    let pf = match prefetch.filter(|_| chunks > 1) {
-        Some(p) => {
-            let mut params = prefetch_params(p.buf.len(), (p.first_row, p.rows, p.row_len, p.prefix))?;
-            params.base += addr(p.buf, stream);
-            // the prefetching row of blocks after the spans' rows
-            cfg.grid_dim = (cfg.grid_dim.0.max(PREFETCH_BLOCKS), cfg.grid_dim.1 + 1, 1);
-            Some(params)
-        }
-        None => None,
-    };
-    let f = gpu.function(match (chunks > 1, pf.is_some()) {
-        (true, true) => &ROPE_BF16_FEW_L2,
-        (true, false) => &ROPE_BF16_FEW,
-        _ => &ROPE_BF16,
-    })?;
-    let params = Spans::pack_with(spans, positions_addr(positions, stream));
-    let (cos_ptr, sin_ptr, qkv_ptr) = (addr(cos, stream), addr(sin, stream), addr_mut(qkv, stream));
-    // All fit in i32: `validate` checked them.
-    let (ld, rot_heads, half, v_cols) = (
-        ld as i32,
-        (heads.heads + heads.kv_heads) as i32,
-        (heads.head_dim / 2) as i32,
-        heads.kv_width() as i32,
-    );
-    let mut launch = crate::launch::Launch::new(stream, &f);
-    launch
-        .arg(&params)
-        .arg(&qkv_ptr)
-        .arg(&ld)
-        .arg(&cos_ptr)
-        .arg(&sin_ptr)
-        .arg(&rot_heads)
-        .arg(&half)
-        .arg(&v_cols)
-        .arg(&chunks);
-    if let Some(pf) = &pf {
-        launch.arg(pf);
-    }
-    // SAFETY: the arguments match `rope_bf16[_few](Spans, bf16* qkv, int ld, const float* cos, const float* sin,
-    // int rot_heads, int half, int v_cols, int chunks)` in order and size; the grid is `chunks` blocks per row of the
-    // longest span (blocks past a span's rows return; `chunks` is 1 for rope_bf16). `validate` checked every span:
-    // the rows it reads and every row it may write (for a dynamic span, up to its bound; the kernel traps past it),
-    // their columns (v's too where it copies) inside qkv (borrowed mutably by this call); table rows below
-    // `positions` (cos and sin hold positions · half elements each); no row written by two spans or read by one and
-    // written by another; and each dynamic span's state inside the positions buffer, whose address `params` carries.
-    // With the prefetch (`rope_bf16_few_l2`, taken exactly when `pf` is Some): an L2Prefetch after the arguments
-    // above, its rows inside their buffer (prefetch_params), the grid one row of blocks taller (blockIdx.y ==
-    // spans.count: the prefetching blocks, which read and write nothing) and at least PREFETCH_BLOCKS wide (rotating
-    // blocks past a span's rows return).
-    unsafe { launch.launch(cfg) }?;
-    Ok(pf.is_some())
 }
 
 /// Rows a span reads, and the rows it may write (a dynamic span: any position up to its bound), as `start..end`.

@@ -22,7 +22,7 @@ use dbrmt_kernels::{
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
-    rope::{rope, rope_and_prefetch, L2Prefetch},
+    rope::{rope_and_prefetch, L2Prefetch},
     rows::add_rows_f32,
     swiglu::swiglu,
     to_bf16::to_bf16,
@@ -556,34 +556,21 @@ impl GpuModel {
             head_dim: l.head_dim,
         };
         let rotate: Vec<Span> = all.clone().map(|i| at.rotate(i)).collect();
-        let layer = at.cells[0].layer;
-        let rows = 2 * l.intermediate_size;
-        let fits = rows * at.d * 2 <= L2_PREFETCH_BYTES;
-        if self.projections == Projections::Sm90 && fits && at.cells.iter().all(|c| c.layer == layer) {
-            // one layer's cells: a decode step's RoPE (the `_few` entry; the launcher prefetches for no other) brings
-            // the layer's gate/up weights into L2 meanwhile
-            let prefetch = L2Prefetch {
+        // one layer's cells whose gate/up weights fit: a decode step's RoPE (the `_few` entry; the launcher
+        // prefetches for no other) brings them into L2 meanwhile
+        let (layer, rows) = (at.cells[0].layer, 2 * l.intermediate_size);
+        let one_layer = at.cells.iter().all(|c| c.layer == layer);
+        let prefetch = (self.projections == Projections::Sm90 && one_layer && rows * at.d * 2 <= L2_PREFETCH_BYTES)
+            .then_some(L2Prefetch {
                 buf: &w.gate_up,
                 first_row: layer * rows,
                 rows,
                 row_len: at.d,
                 prefix: at.d,
-            };
-            let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
-            rope_and_prefetch(gpu, stream, qkv, tables, &rotate, Some(&ws.positions), heads, &prefetch)?;
-        } else {
-            rope(
-                gpu,
-                stream,
-                &mut ws.qkv,
-                at.qkv_width,
-                &w.rope_cos,
-                &w.rope_sin,
-                &rotate,
-                Some(&ws.positions),
-                heads,
-            )?;
-        }
+            });
+        let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
+        let positions = Some(&ws.positions);
+        rope_and_prefetch(gpu, stream, qkv, tables, &rotate, positions, heads, prefetch.as_ref())?;
         ws.mark(stream, "rope")?;
         let attend: Vec<Span> = all.clone().map(|i| at.attend(i)).collect();
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
