@@ -9,7 +9,7 @@ use super::harness::{
 };
 use crate::params::{Heads, Span};
 use crate::reference::rope::{apply_rope, Llama3Scaling, RopeTable};
-use crate::rope::rope;
+use crate::rope::{rope_and_prefetch, L2Prefetch};
 use crate::{Gpu, KernelError};
 
 /// Llama 3.1/3.2's `rope_scaling` (theta 5e5).
@@ -69,17 +69,20 @@ impl Case {
 
     /// Uploads the buffer, rotates it on `spans` (a span's first row at its position `pos`) and downloads it.
     fn run(&self, gpu: &Gpu, spans: &[Span]) -> Result<Vec<bf16>, KernelError> {
-        self.run_on(gpu, &self.qkv, spans, None)
+        Ok(self.run_on(gpu, &self.qkv, spans, None, None)?.0)
     }
 
-    /// [`Case::run`] on another buffer of the same row stride, with a positions buffer for dynamic spans.
+    /// [`Case::run`] on another buffer of the same row stride, with a positions buffer for dynamic spans, and with
+    /// an L2 prefetch of `prefetch` (the buffer, its rows and their length) beside it: then the buffer comes back
+    /// after the launch as well.
     fn run_on(
         &self,
         gpu: &Gpu,
         buf: &[f32],
         spans: &[Span],
         positions: Option<&[i32]>,
-    ) -> Result<Vec<bf16>, KernelError> {
+        prefetch: Option<(&[f32], usize, usize)>,
+    ) -> Result<(Vec<bf16>, Option<Vec<bf16>>), KernelError> {
         let stream = gpu.stream();
         let mut qkv = upload_bf16(stream, buf)?;
         let positions = positions.map(|p| stream.clone_htod(p)).transpose()?;
@@ -91,18 +94,21 @@ impl Case {
             kv_heads: s.kv_heads,
             head_dim: s.head_dim,
         };
-        rope(
-            gpu,
-            stream,
-            &mut qkv,
-            self.ld,
-            &cos,
-            &sin,
-            spans,
-            positions.as_ref(),
-            heads,
-        )?;
-        Ok(stream.clone_dtoh(&qkv)?)
+        let weights = prefetch.map(|(w, _, _)| upload_bf16(stream, w)).transpose()?;
+        let pf = weights
+            .as_ref()
+            .zip(prefetch)
+            .map(|(buf, (_, rows, row_len))| L2Prefetch {
+                buf,
+                first_row: 0,
+                rows,
+                row_len,
+                prefix: row_len,
+            });
+        let (qkv_ld, tables, pos) = ((&mut qkv, self.ld), (&cos, &sin), positions.as_ref());
+        rope_and_prefetch(gpu, stream, qkv_ld, tables, spans, pos, heads, pf.as_ref())?;
+        let after = weights.as_ref().map(|w| stream.clone_dtoh(w)).transpose()?;
+        Ok((stream.clone_dtoh(&qkv)?, after))
     }
 
     /// The bits of element `i` of the buffer before the kernel, as a bf16 widened to f32.
@@ -226,6 +232,31 @@ pub fn check_rope_dynamic(
     cached: &[usize],
     shape: RopeShape,
 ) -> Result<Check, KernelError> {
+    rope_dynamic(gpu, seed, rows, cached, shape, None)
+}
+
+/// [`check_rope_dynamic`] through `rope_and_prefetch` with an L2 prefetch of a buffer of `weights.0` random rows of
+/// `weights.1` bf16 (the `_few_l2` entry unless `DBRMT_L2_PREFETCH=off`): the rows written must have the same bits as
+/// without it, nothing else may change, and the prefetched buffer must keep every bit (a prefetch moves no data).
+pub fn check_rope_prefetch(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    cached: &[usize],
+    shape: RopeShape,
+    weights: (usize, usize),
+) -> Result<Check, KernelError> {
+    rope_dynamic(gpu, seed, rows, cached, shape, Some(weights))
+}
+
+fn rope_dynamic(
+    gpu: &Gpu,
+    seed: u64,
+    rows: &[usize],
+    cached: &[usize],
+    shape: RopeShape,
+    prefetch: Option<(usize, usize)>,
+) -> Result<Check, KernelError> {
     let case = Case::new(seed, rows, shape);
     let whole = case.run(gpu, &case.layout.spans)?;
     let ld = case.ld;
@@ -248,7 +279,9 @@ pub fn check_rope_dynamic(
         });
         positions[i + 1] = c as i32;
     }
-    let out = case.run_on(gpu, &buf, &spans, Some(&positions))?;
+    let weights = prefetch.map(|(n, len)| bf16_normal(&mut SplitMix64::new(seed ^ 0x9e37), n * len, 1.0));
+    let pf = weights.as_deref().zip(prefetch).map(|(w, (n, len))| (w, n, len));
+    let (out, after) = case.run_on(gpu, &buf, &spans, Some(&positions), pf)?;
     let written: Vec<Block> = case
         .layout
         .spans
@@ -260,16 +293,30 @@ pub fn check_rope_dynamic(
     let check = bitwise(
         "rope_bf16",
         format!(
-            "{} cached={cached:?}, dynamic, from scratch rows vs whole spans",
-            case.describe()
+            "{} cached={cached:?}, dynamic, from scratch rows vs whole spans{}",
+            case.describe(),
+            match prefetch {
+                Some((n, len)) => format!(", an L2 prefetch of {n} rows of {len} beside it"),
+                None => String::new(),
+            }
         ),
         &pick(&out),
         &pick(&whole),
     );
-    Ok(fail_if(
+    let check = fail_if(
         check,
         changed_outside(&out, &written, |i| bf16_bits(&buf, i)),
         "elements outside the written rows changed",
+    );
+    let changed = |w: &[f32], a: &[bf16]| {
+        (0..w.len())
+            .filter(|&i| f32::from(a[i]).to_bits() != bf16_bits(w, i))
+            .count()
+    };
+    Ok(fail_if(
+        check,
+        weights.zip(after).map_or(0, |(w, a)| changed(&w, &a)),
+        "the prefetched buffer changed",
     ))
 }
 
@@ -307,6 +354,16 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
             &[0, 63, 1023, 17],
             shape(9, 3, 64, true),
         ),
+        // SmolLM2's gate/up rows (the model's use), and rows of a prefix-length not a multiple of 128 threads
+        check_rope_prefetch(
+            gpu,
+            seed ^ 9,
+            &[1, 64, 1024, 40],
+            &[0, 63, 1023, 39],
+            shape(9, 3, 64, true),
+            (3072, 576),
+        ),
+        check_rope_prefetch(gpu, seed ^ 10, &[300, 7], &[299, 6], shape(4, 2, 32, false), (77, 40)),
         check_rope_grouping(gpu, seed ^ 6, &[40, 17, 300, 5], 1, shape(32, 8, 64, true)),
     ]
 }
