@@ -128,6 +128,21 @@ typedef struct {
     unsigned long long mirror_k;
 } GemmSm90Params;
 
+// The normed entries (v9, `_normed`): the A rows are not loaded but made, problem p's row r being the RMSNorm of f32
+// row x_row[p] + r of x with the norm weights of layer[p] -- rms_norm_f32_few's arithmetic (cuda/rms_norm.cu), so
+// the same bf16 values as that kernel writes and the GEMM then loads. 560 bytes (with the B map and the params the
+// arguments are 2,248 bytes, under the 4 KB limit).
+typedef struct {
+    const float* x;           // the f32 rows (the hidden rows)
+    const __nv_bfloat16* w;   // the norm weights, [layers, k]
+    long long x_ld;           // row stride of x in elements
+    float eps;
+    int pad;
+    int x_row[GEMM_SM90_MAX_PROBLEMS];  // x's row of problem p's first A row (its m rows follow)
+    int layer[GEMM_SM90_MAX_PROBLEMS];  // the norm weights' row of problem p
+} GemmSm90NormRows;
+
+static_assert(sizeof(GemmSm90NormRows) == 32 + 8 * GEMM_SM90_MAX_PROBLEMS, "GemmSm90NormRows layout is mirrored");
 static_assert(sizeof(GemmSm90Problem) == 24, "GemmSm90Problem layout is mirrored by the Rust launcher");
 static_assert(sizeof(GemmSm90Params) == 24 * GEMM_SM90_MAX_PROBLEMS + 24, "GemmSm90Params layout is mirrored");
 
@@ -346,6 +361,18 @@ __host__ __device__ constexpr int narrow_stages(int bn, int a_rows) {
     return NARROW_AREA / narrow_stride(bn, a_rows) > NARROW_MAX_STAGES ? NARROW_MAX_STAGES
                                                                        : NARROW_AREA / narrow_stride(bn, a_rows);
 }
+// v9, the normed entries: the A rows made once per problem into a slot of 8 rows x 128 bytes per k-block at the
+// start of the area (NORMED_MAX_K: every model's hidden size we run), the stages of B after it.
+constexpr int NORMED_ROWS = 8;
+constexpr int NORMED_MAX_K = 4096;
+__host__ __device__ constexpr int normed_a_bytes(int k) { return (k + BK - 1) / BK * NORMED_ROWS * BK * 2; }
+__host__ __device__ constexpr int normed_stages(int bn, int k) {
+    return (NARROW_AREA - normed_a_bytes(k)) / (narrow_ks(bn) * b_tile_bytes(bn)) > NARROW_MAX_STAGES
+               ? NARROW_MAX_STAGES
+               : (NARROW_AREA - normed_a_bytes(k)) / (narrow_ks(bn) * b_tile_bytes(bn));
+}
+static_assert(normed_stages(16, NORMED_MAX_K) >= 4 && normed_stages(128, NORMED_MAX_K) >= 4,
+              "the normed plan keeps stages of B at the widest k");
 static_assert(narrow_smem_bytes() <= SMEM_LIMIT, "the v6 narrow plan fits");
 static_assert(narrow_stages(16, 64) >= 2 && narrow_stages(32, 64) >= 2 && narrow_stages(64, 64) >= 2 &&
                   narrow_stages(128, 64) >= 2,
@@ -729,8 +756,65 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 // only groups consecutive k-blocks; the last stage of a tile holds k_blocks - KS * (stages - 1) of them (no box past
 // k_blocks is loaded, none of its wgmma issued, and the barrier expects exactly the boxes issued; inside the last
 // k-block TMA zero-fills k >= K and counts the whole box, as in every width).
-template <int BN, Epi E, Silu SL = Silu::Exact>
-__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P) {
+// v9: the A rows of a normed entry for problem p, made by consumer warpgroup 0 (wtid 0..127) into the k-block slots
+// at `a_full` (8 rows x 128 bytes each, the 128B-swizzled layout TMA writes): row r < m is rms_norm_f32_few's output
+// for x row x_row[p] + r -- the same columns per thread (wtid + 128 j), fmaf chain, xor butterfly, warp sums in
+// order, rsqrtf(total / k + eps) and bf16(w * (x * s)) -- so its bytes are those rms_norm writes for the unnormed
+// entries to load; rows m..7 and columns past k are zero (they feed only accumulator rows and k16 steps whose
+// products are not stored or are zero). Ends with the writes made visible to wgmma (the async proxy).
+__device__ __forceinline__ void make_normed_rows(uint32_t a_full, const GemmSm90NormRows& nr, int p, int m, int k,
+                                                 int k_blocks, int wtid, float* sums) {
+    constexpr int CACHED = NORMED_MAX_K / 128;
+    // the previous problem's wgmma have finished in every warp before the slots are overwritten
+    named_barrier_sync(1, 128);
+    for (uint32_t o = 16u * wtid; o < (uint32_t)k_blocks * NORMED_ROWS * BK * 2; o += 16u * 128u) {
+        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(a_full + o), "r"(0u) : "memory");
+    }
+    const __nv_bfloat16* wr = nr.w + (size_t)nr.layer[p] * k;
+    for (int r = 0; r < m; ++r) {
+        const float* xr = nr.x + (size_t)(nr.x_row[p] + r) * nr.x_ld;
+        float xv[CACHED];
+#pragma unroll
+        for (int j = 0; j < CACHED; ++j) {
+            const int c = wtid + j * 128;
+            xv[j] = c < k ? xr[c] : 0.0f;
+        }
+        float ss = 0.0f;
+#pragma unroll
+        for (int j = 0; j < CACHED; ++j) {
+            if (wtid + j * 128 < k) ss = fmaf(xv[j], xv[j], ss);
+        }
+        for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        if ((wtid & 31) == 0) sums[wtid >> 5] = ss;
+        named_barrier_sync(1, 128);  // also orders the zero stores above before the row's stores below
+        if (wtid == 0) {
+            float total = 0.0f;
+            for (int i = 0; i < 4; ++i) total += sums[i];
+            sums[4] = rsqrtf(total / (float)k + nr.eps);
+        }
+        named_barrier_sync(1, 128);
+        const float sc = sums[4];
+#pragma unroll
+        for (int j = 0; j < CACHED; ++j) {
+            const int c = wtid + j * 128;
+            if (c < k) {
+                const __nv_bfloat16 y = __float2bfloat16(__bfloat162float(wr[c]) * (xv[j] * sc));
+                // slot c / 64, row r, 16-byte chunk (c % 64) / 8 xor r (the 128B swizzle), element c % 8
+                const uint32_t at = a_full + (uint32_t)(c / BK) * (NORMED_ROWS * BK * 2) + r * 128 +
+                                    ((((c % BK) >> 3) ^ r) << 4) + (c & 7) * 2;
+                asm volatile("st.shared.u16 [%0], %1;\n" ::"r"(at), "h"(*reinterpret_cast<const unsigned short*>(&y))
+                             : "memory");
+            }
+        }
+        named_barrier_sync(1, 128);  // sums[] is reused by the next row
+    }
+    fence_proxy_async_shared();
+    named_barrier_sync(1, 128);
+}
+
+template <int BN, Epi E, Silu SL = Silu::Exact, bool NORM = false>
+__device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
+                                                 const GemmSm90NormRows* nr = nullptr) {
     static_assert((bn_narrow(BN) && E != Epi::SwiGlu) || (BN == 128 && E == Epi::SwiGlu),
                   "the narrow widths (bf16, f32) and the narrow SwiGLU tile (128 B rows: 64 gate + 64 up)");
     static_assert(E == Epi::SwiGlu || SL == Silu::Exact, "silu only in SwiGLU");
@@ -756,9 +840,13 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     for (int p = 0; p < P.count; ++p) max_m = max(max_m, P.problems[p].m);
     if (max_m > NARROW_MAX_ROWS) __trap();
     const int a_rows = gemm_sm90_decode_a_rows(max_m);
-    const uint32_t a_slot = (uint32_t)a_rows * BK * 2;  // 1024-byte multiple: 8..64 rows of 128 bytes
+    // normed (v9): no A in the stages, the made rows in front of them
+    if (NORM && (max_m > NORMED_ROWS || P.k > NORMED_MAX_K)) __trap();
+    const uint32_t a_full = base;
+    const uint32_t ring = NORM ? base + normed_a_bytes(P.k) : base;
+    const uint32_t a_slot = NORM ? 0u : (uint32_t)a_rows * BK * 2;  // 1024-byte multiple: 8..64 rows of 128 bytes
     const uint32_t stride = KS * (a_slot + B_BYTES);
-    const int stages = narrow_stages(BN, a_rows);
+    const int stages = NORM ? normed_stages(BN, P.k) : narrow_stages(BN, a_rows);
 
     const int wg = __shfl_sync(0xffffffffu, (int)threadIdx.x / 128, 0);
     const int tiles_n = (P.n + BN - 1) / BN;
@@ -793,10 +881,14 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                     const int kb0 = st * KS;
                     const int nkb = min(KS, k_blocks - kb0);
                     const uint32_t full = full_bar + 8 * s;
-                    const uint32_t stage = base + (uint32_t)s * stride;
+                    const uint32_t stage = ring + (uint32_t)s * stride;
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
                     mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
-                    if (nkb == KS) {
+                    if (NORM) {
+                        for (int j = 0; j < nkb; ++j) {
+                            tma_load_2d(stage + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                        }
+                    } else if (nkb == KS) {
 #pragma unroll
                         for (int j = 0; j < KS; ++j) {
                             tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
@@ -833,9 +925,19 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
         Tile t;
         int s = 0;
         uint32_t phase = 0;
+        int normed_p = -1;  // the problem whose rows the A slots hold
+        // the norm's five floats in the staging buffer (free between tiles: make_normed_rows starts with a barrier
+        // after every thread's epilogue), not static shared memory, which would move the 1024-aligned window
+        float* const norm_sums = reinterpret_cast<float*>(smem_raw + NARROW_AREA);
         while (walk.advance(t)) {
             const GemmSm90Problem& pr = P.problems[t.p];
             const int rows = pr.m;  // > 0: the walk skips problems without rows
+            if constexpr (NORM) {
+                if (t.p != normed_p) {
+                    make_normed_rows(a_full, *nr, t.p, rows, P.k, k_blocks, wtid, norm_sums);
+                    normed_p = t.p;
+                }
+            }
             constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
             char* const c_base = reinterpret_cast<char*>(pr.c);
             const long long ldc_bytes = (long long)pr.ldc * OUT_BYTES;
@@ -844,14 +946,16 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                 // around the wgmma (which ptxas would serialise).
                 const int nkb = __shfl_sync(0xffffffffu, min(KS, k_blocks - st * KS), 0);
                 mbar_wait(full_bar + 8 * s, phase);
-                const uint32_t stage = (uint32_t)s * stride;
+                const uint32_t stage = (ring - base) + (uint32_t)s * stride;
                 fence_operand(acc);
                 wgmma_fence();
                 // Descriptors of the stage's first A and B slot; +32 bytes (2 in descriptor units) per k16 step
-                // inside the 128-byte swizzled row (see wgmma.cuh), + one slot per k-block.
-                const uint64_t da0 = desc0 + (stage >> 4);
+                // inside the 128-byte swizzled row (see wgmma.cuh), + one slot per k-block. Normed: A's slots are
+                // the made rows', one per k-block of the whole k.
+                const uint64_t da0 =
+                    NORM ? desc0 + ((uint32_t)(st * KS) * (NORMED_ROWS * BK * 2) >> 4) : desc0 + (stage >> 4);
                 const uint64_t db0 = desc0 + ((stage + KS * a_slot) >> 4);
-                const uint32_t a_step = a_slot >> 4;
+                const uint32_t a_step = NORM ? (NORMED_ROWS * BK * 2) >> 4 : a_slot >> 4;
                 if (nkb == KS) {
 #pragma unroll
                     for (int j = 0; j < KS; ++j) {
@@ -933,6 +1037,19 @@ extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)
                                                const __grid_constant__ GemmSm90Params params) {
     sm90::gemm_sm90_narrow<128, sm90::Epi::SwiGlu, sm90::Silu::Fast>(a_map, b_map, params);
 }
+// v9, the normed entries (decode steps of at most 8 rows a problem, k <= 4096): the A rows made from the f32 rows by
+// rms_norm_f32_few's arithmetic (GemmSm90NormRows) instead of loaded; no A map. The bytes of rms_norm_f32_few + the
+// entry of the same width.
+#define GEMM_SM90_NORMED_ENTRY(NAME, BN, EPI, SL)                                                                   \
+    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
+        NAME(const __grid_constant__ sm90::TmaMap b_map, const __grid_constant__ GemmSm90Params params,            \
+             const __grid_constant__ GemmSm90NormRows norm) {                                                     \
+        sm90::gemm_sm90_narrow<BN, EPI, SL, true>(b_map, b_map, params, &norm);                                    \
+    }
+GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16_normed, 16, sm90::Epi::Bf16, sm90::Silu::Exact)
+GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32_normed, 32, sm90::Epi::Bf16, sm90::Silu::Exact)
+GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64_normed, 64, sm90::Epi::Bf16, sm90::Silu::Exact)
+GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode_normed, 128, sm90::Epi::SwiGlu, sm90::Silu::Fast)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16, 16, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32, 32, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64, 64, sm90::Epi::Bf16)

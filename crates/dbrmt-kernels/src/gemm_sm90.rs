@@ -606,6 +606,163 @@ pub fn gemm_sm90_nt_bf16_bf16_swiglu(
     launch(gpu, stream, (a, b), (c, None), groups, Epilogue::SwiGlu)
 }
 
+/// The most rows a problem of a normed launch may have ([`normed_width`]; `NORMED_ROWS` of gemm_sm90.cu).
+pub const NORMED_MAX_ROWS: usize = 8;
+/// The widest `k` (the norm's width) a normed launch takes (`NORMED_MAX_K`).
+pub const NORMED_MAX_K: usize = 4096;
+
+/// The RMSNorm a normed launch makes its A rows with ([`gemm_sm90_nt_normed`]): group `i`'s row `r` is the norm of
+/// row `rows[i].0 + r` of `x` (f32, row stride `x_ld`) with row `rows[i].1` of `w` (`[layers, k]`) and `eps` —
+/// `rms_norm`'s bits for those rows, which the launch does not need anywhere.
+#[derive(Debug, Clone, Copy)]
+pub struct NormedRows<'a> {
+    pub x: &'a CudaSlice<f32>,
+    pub x_ld: usize,
+    pub w: &'a CudaSlice<bf16>,
+    pub eps: f32,
+    /// Per group: the x row of its first A row, and its norm weights' row (the layer).
+    pub rows: &'a [(usize, usize)],
+}
+
+/// `GemmSm90NormRows` in gemm_sm90.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Sm90NormRows {
+    x: u64,
+    w: u64,
+    x_ld: i64,
+    eps: f32,
+    pad: i32,
+    x_row: [i32; MAX_GROUPS],
+    layer: [i32; MAX_GROUPS],
+}
+
+// SAFETY: a #[repr(C)] plain-old-data mirror of gemm_sm90.cu's GemmSm90NormRows (its static_assert, the size test
+// below); the addresses in it are formed by the launcher after its checks.
+unsafe impl DeviceRepr for Sm90NormRows {}
+
+/// The tile width a normed launch of `groups` takes ([`gemm_sm90_nt_normed`]), or `None` where it takes none: the
+/// decode rule's width ([`launch_tile_width`] with `decode`) where that is a narrow one (bf16 output: 16, 32, 64;
+/// SwiGLU: [`SWIGLU_DECODE_WIDTH`]), every group at most [`NORMED_MAX_ROWS`] rows, `k` at most [`NORMED_MAX_K`]. The
+/// same width as the unnormed launch of the same groups, so the same bytes.
+pub fn normed_width(groups: &[GemmGroup], epilogue: Epilogue, sms: usize, decode: bool) -> Option<usize> {
+    let k = groups.first()?.k;
+    let max_m = groups.iter().map(|g| g.m).max()?;
+    if !decode || max_m > NORMED_MAX_ROWS || k > NORMED_MAX_K || k == 0 {
+        return None;
+    }
+    let bn = launch_tile_width(groups, epilogue, sms, decode);
+    let narrow = match epilogue {
+        Epilogue::Bf16 => DECODE_TILE_WIDTHS.contains(&bn),
+        Epilogue::SwiGlu => bn == SWIGLU_DECODE_WIDTH,
+        Epilogue::F32 { .. } => false,
+    };
+    narrow.then_some(bn)
+}
+
+/// `C = norm(X)·Bᵀ` (bf16 C) or SwiGLU of it, for the groups of a decode step (v9, `gemm_sm90_*_normed`): the A rows
+/// are made from `a`'s f32 rows by `rms_norm`'s arithmetic inside the launch instead of loaded from a normed buffer
+/// — one launch instead of `rms_norm` + the GEMM, the same bytes. The groups' A fields (`a_offset`, `lda`) are not
+/// read (there is no A buffer); everything else as [`gemm_sm90_nt_bf16_bf16_bf16`] /
+/// [`gemm_sm90_nt_bf16_bf16_swiglu`]. Only where [`normed_width`] (with `decode` = [`decode_tiles_enabled`]) gives a
+/// width; elsewhere an error.
+pub fn gemm_sm90_nt_normed(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    a: &NormedRows<'_>,
+    b: &CudaSlice<bf16>,
+    c: &mut CudaSlice<bf16>,
+    groups: &[GemmGroup],
+    epilogue: Epilogue,
+) -> Result<(), KernelError> {
+    const K: &str = "gemm_sm90_nt_normed";
+    let bn = normed_width(groups, epilogue, gpu.sm_count(), decode_tiles_enabled()).ok_or_else(|| {
+        let why = format!("no normed width for {epilogue:?} (decode rows ≤ {NORMED_MAX_ROWS}, k ≤ {NORMED_MAX_K})");
+        invalid(K, why)
+    })?;
+    let entry = match (epilogue, bn) {
+        (Epilogue::SwiGlu, _) => "gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode_normed",
+        (_, 16) => "gemm_sm90_nt_bf16_bf16_bf16_bn16_normed",
+        (_, 32) => "gemm_sm90_nt_bf16_bf16_bf16_bn32_normed",
+        _ => "gemm_sm90_nt_bf16_bf16_bf16_bn64_normed",
+    };
+    // the groups' A rows are never read: an A length that holds them passes validate's A checks
+    let a_len = groups.iter().map(|g| g.a_offset + g.m * g.lda).max().unwrap_or(0);
+    let (mut params, _, b_rows) = validate(entry, groups, a_len, b.len(), c.len(), epilogue)?;
+    let norm = normed_params(entry, a, groups)?;
+    if groups.iter().all(|g| g.m == 0) {
+        return Ok(());
+    }
+    let (n, k) = (groups[0].n, groups[0].k);
+    let b_box = if epilogue == Epilogue::SwiGlu { 128 } else { bn };
+    let b_map = tensor_map(entry, addr(b, stream), k, b_rows, k, b_box)?;
+    let c_base = addr_mut(c, stream);
+    for p in &mut params.problems[..groups.len()] {
+        p.c = c_base + p.c * 2;
+    }
+    let norm = Sm90NormRows {
+        x: addr(a.x, stream),
+        w: addr(a.w, stream),
+        ..norm
+    };
+    let f = gpu.function(&Kernel::new(cubins::GEMM_SM90, entry))?;
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM_LIMIT as i32,
+    )?;
+    let tiles = groups.iter().filter(|g| g.m > 0).count() * n.div_ceil(b_box);
+    let cfg = LaunchConfig {
+        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: SMEM_LIMIT as u32,
+    };
+    let mut builder = crate::launch::Launch::new(stream, &f);
+    builder.arg(&b_map).arg(&params).arg(&norm);
+    // SAFETY: the kernel takes (TmaMap b_map, GemmSm90Params, GemmSm90NormRows) by value; these are their #[repr(C)]
+    // mirrors. The B map covers exactly the B buffer; validate() checked every problem's B rows and C region against
+    // `b` and `c` (borrowed mutably: it aliases neither input) and that no two problems write one C element;
+    // normed_params() checked each problem's m x rows (k columns, stride x_ld ≥ k) inside `a.x` and its norm row
+    // inside `a.w`. The width is normed_width's: a narrow one, every problem at most NORMED_MAX_ROWS rows and k at most
+    // NORMED_MAX_K, which the kernel's plan holds (it traps otherwise). The dynamic shared memory is the whole limit.
+    unsafe { builder.launch(cfg) }?;
+    Ok(())
+}
+
+/// The normed launch's norm parameters on lengths only (addresses 0): each group's x rows and norm row inside
+/// their buffers.
+fn normed_params(entry: &str, a: &NormedRows<'_>, groups: &[GemmGroup]) -> Result<Sm90NormRows, KernelError> {
+    let k = groups.first().map_or(0, |g| g.k);
+    if a.rows.len() != groups.len() {
+        let why = format!("{} norm rows for {} groups", a.rows.len(), groups.len());
+        return Err(invalid(entry, why));
+    }
+    if a.x_ld < k || a.x_ld > i32::MAX as usize || !a.eps.is_finite() || a.eps < 0.0 {
+        let why = format!("x rows of stride {} for a norm of {k} (eps {})", a.x_ld, a.eps);
+        return Err(invalid(entry, why));
+    }
+    let (x_rows, w_rows) = (a.x.len() / a.x_ld.max(1), a.w.len() / k.max(1));
+    let mut p = Sm90NormRows {
+        x: 0,
+        w: 0,
+        x_ld: a.x_ld as i64,
+        eps: a.eps,
+        pad: 0,
+        x_row: [0; MAX_GROUPS],
+        layer: [0; MAX_GROUPS],
+    };
+    for (i, (g, &(row, layer))) in groups.iter().zip(a.rows).enumerate() {
+        if row + g.m > x_rows || layer >= w_rows || row > i32::MAX as usize || layer > i32::MAX as usize {
+            let why = format!(
+                "group {i}: x rows {row}..+{} of {x_rows}, norm row {layer} of {w_rows}",
+                g.m
+            );
+            return Err(invalid(entry, why));
+        }
+        (p.x_row[i], p.layer[i]) = (row as i32, layer as i32);
+    }
+    Ok(p)
+}
+
 /// The row of the interleaved gate/up weight that holds row `r` of a layer's `[gate (I rows); up (I rows)]`: for every
 /// 64 output columns `j0..j0+64`, 64 gate rows then 64 up rows (so a 128-wide tile holds gate and up of the same
 /// columns). `i` (= I) must be a multiple of 64.
@@ -637,6 +794,54 @@ mod tests {
         // the static_asserts of gemm_sm90.cu: 24-byte problems, 64 of them + 24 bytes
         assert_eq!(size_of::<Sm90Problem>(), 24);
         assert_eq!(size_of::<Sm90Params>(), 24 * MAX_GROUPS + 24);
+    }
+
+    #[test]
+    fn norm_rows_layout_matches_gemm_sm90_cu() {
+        assert_eq!(size_of::<Sm90NormRows>(), 32 + 8 * MAX_GROUPS);
+        let cu = include_str!("../../../cuda/gemm_sm90.cu");
+        assert!(cu.contains("constexpr int NORMED_ROWS = 8;") && cu.contains("constexpr int NORMED_MAX_K = 4096;"));
+        assert_eq!((NORMED_MAX_ROWS, NORMED_MAX_K), (8, 4096));
+    }
+
+    #[test]
+    fn normed_launches_take_the_narrow_widths_of_decode_rows_only() {
+        let g = |m, n, k| GemmGroup {
+            m,
+            n,
+            k,
+            a_offset: 0,
+            lda: k,
+            b_offset: 0,
+            ldb: k,
+            c_offset: 0,
+            ldc: n,
+        };
+        // 1B q/k/v and gate/up, SmolLM2's q/k/v, one decoded row: the decode rule's narrow widths
+        assert_eq!(normed_width(&[g(1, 3072, 2048)], Epilogue::Bf16, 132, true), Some(32));
+        assert_eq!(normed_width(&[g(1, 960, 576)], Epilogue::Bf16, 132, true), Some(32));
+        assert_eq!(
+            normed_width(&[g(1, 16384, 2048)], Epilogue::SwiGlu, 132, true),
+            Some(64)
+        );
+        // the shapes of check::gemm_sm90_normed
+        let two = [g(1, 3072, 2048), g(8, 3072, 2048)];
+        assert!(normed_width(&two, Epilogue::Bf16, 132, true).is_some());
+        assert!(normed_width(&[g(3, 16384, 2048)], Epilogue::SwiGlu, 132, true).is_some());
+        assert!(normed_width(&[g(1, 960, 576), g(2, 960, 576)], Epilogue::Bf16, 132, true).is_some());
+        assert!(normed_width(&[g(1, 3072, 576)], Epilogue::SwiGlu, 132, true).is_some());
+        assert!(normed_width(&[g(1, 6144, 4096)], Epilogue::Bf16, 132, true).is_some());
+        assert!(normed_width(&[g(5, 2048, 2048)], Epilogue::Bf16, 132, true).is_some());
+        assert!(normed_width(&[g(1, 512, 200)], Epilogue::Bf16, 132, true).is_some());
+        // not: more than 8 rows, decode tiles off, f32 output, k past 4096, a wide width
+        assert_eq!(normed_width(&[g(9, 3072, 2048)], Epilogue::Bf16, 132, true), None);
+        assert_eq!(normed_width(&[g(1, 3072, 2048)], Epilogue::Bf16, 132, false), None);
+        assert_eq!(
+            normed_width(&[g(1, 3072, 2048)], Epilogue::F32 { accumulate: false }, 132, true),
+            None
+        );
+        assert_eq!(normed_width(&[g(1, 3072, 4104)], Epilogue::Bf16, 132, true), None);
+        assert_eq!(normed_width(&[g(1, 128256, 2048)], Epilogue::Bf16, 132, true), None);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub const READ_Q: &str = "DBRMT_READ_Q";
 /// A decode step's RoPE launch also brings its layer's gate/up weights into L2 (`rope::rope_and_prefetch`; models whose
 /// layer's gate/up weights are at most 8 MiB, `dbrmt-model`), so that the gate/up product reads them from there.
 pub const L2_PREFETCH: &str = "DBRMT_L2_PREFETCH";
+/// A decode step's RMSNorms made inside the q/k/v and gate/up launches (`gemm_sm90::gemm_sm90_nt_normed`) instead of
+/// launched before them (`dbrmt-model`).
+pub const DECODE_NORM: &str = "DBRMT_DECODE_NORM";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

@@ -184,6 +184,14 @@ fn gemm_sm90_bytes_do_not_depend_on_the_tile_width() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90::decode_checks);
 }
 
+/// The normed entries (v9: a decode step's RMSNorm inside the q/k/v and gate/up launches): the bytes of `rms_norm`
+/// + the unnormed launch, nothing written outside the groups. A failure here: `DBRMT_DECODE_NORM=off`.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_sm90_normed_matches_rms_norm_then_the_gemm() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90_normed::checks);
+}
+
 /// The bf16 mirror of f32 output (v7; also inside the suite above): C unchanged, the mirror bf16(C) bitwise, nothing
 /// written outside the groups, at every width.
 #[test]

@@ -251,14 +251,46 @@ pub fn pdl_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError>
 /// the two do), with its decode steps replayed as CUDA graphs and as plain launches (`dbrmt_model::gpu::set_graphs`):
 /// the logits after every token, bitwise, and graphs must have run. The switch is left as it was.
 pub fn graphs_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Result<Check, EngineError> {
+    let was = dbrmt_model::gpu::graphs_enabled();
+    let runs = decode_on_off(prompt, pushed, seed, dbrmt_model::gpu::set_graphs);
+    dbrmt_model::gpu::set_graphs(was);
+    let ((with, graphs), (without, _)) = runs?;
+    let shape = format!("1B shape, {prompt} + {pushed} pushed; {graphs} pass shapes replayed");
+    let check = check::bitwise("gpu decode graphs on = off", shape, &without, &with);
+    Ok(check::harness::fail_if(
+        check,
+        usize::from(graphs == 0),
+        "no graph was captured",
+    ))
+}
+
+/// As [`graphs_bitwise_check`], with a decode step's norms inside the q/k/v and gate/up launches and launched
+/// apart (`dbrmt_model::gpu::set_decode_norm`; graphs as they are): the logits after every token, bitwise.
+pub fn decode_norm_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Result<Check, EngineError> {
+    let was = dbrmt_model::gpu::decode_norm_enabled();
+    let runs = decode_on_off(prompt, pushed, seed, dbrmt_model::gpu::set_decode_norm);
+    dbrmt_model::gpu::set_decode_norm(was);
+    let ((with, _), (without, _)) = runs?;
+    let shape = format!("1B shape, {prompt} + {pushed} pushed");
+    Ok(check::bitwise("gpu decode norms fused = apart", shape, &without, &with))
+}
+
+/// A random 1B-shaped ARMT's logits after a prompt of `prompt` tokens and after each of `pushed` more, with `set`
+/// called with true, then false, before each run; and how many pass shapes its session captured as graphs.
+type DecodeRun = (Vec<f32>, usize);
+fn decode_on_off(
+    prompt: usize,
+    pushed: usize,
+    seed: u64,
+    set: fn(bool),
+) -> Result<(DecodeRun, DecodeRun), EngineError> {
     let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
     let v = config.llama.vocab_size;
     let ids: Vec<u32> = random_ids(prompt + pushed, v, seed).iter().map(|&i| i as u32).collect();
     let model = RandomModel::new(config, seed);
     let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
-    let was = dbrmt_model::gpu::graphs_enabled();
-    let run = |on: bool| -> Result<(Vec<f32>, usize), EngineError> {
-        dbrmt_model::gpu::set_graphs(on);
+    let run = |on: bool| -> Result<DecodeRun, EngineError> {
+        set(on);
         let mut session = engine.session()?;
         session.prefill(&ids[..prompt])?;
         let mut logits = session.logits().to_vec();
@@ -267,16 +299,7 @@ pub fn graphs_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Result<C
         }
         Ok((logits, session.captured_graphs()))
     };
-    let (with, without) = (run(true), run(false));
-    dbrmt_model::gpu::set_graphs(was);
-    let ((with, graphs), (without, _)) = (with?, without?);
-    let shape = format!("1B shape, {prompt} + {pushed} pushed; {graphs} pass shapes replayed");
-    let check = check::bitwise("gpu decode graphs on = off", shape, &without, &with);
-    Ok(check::harness::fail_if(
-        check,
-        usize::from(graphs == 0),
-        "no graph was captured",
-    ))
+    Ok((run(true)?, run(false)?))
 }
 
 /// How much of the self-test to run.
@@ -287,7 +310,8 @@ pub enum Scope {
     /// Kernels at all their shapes, and the golden cases.
     Quick,
     /// Also the Llama-3.2-1B-shaped bitwise checks: diagonal against sequential over 16K tokens with a short last
-    /// segment, PDL on against off over 8K, decode graphs on against off over a segment end.
+    /// segment, PDL on against off over 8K, decode graphs and the decode norms' fusion on against off over a segment
+    /// end.
     Full,
 }
 
@@ -309,6 +333,7 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
         checks.push(llama_1b_bitwise_check(16 * 1024 - 300, seed)?);
         checks.push(pdl_bitwise_check(8 * 1024 - 100, seed ^ 0x9d1)?);
         checks.push(graphs_bitwise_check(1000, 40, seed ^ 0x6a7)?);
+        checks.push(decode_norm_bitwise_check(1000, 40, seed ^ 0x3b5)?);
     }
     Ok(checks)
 }

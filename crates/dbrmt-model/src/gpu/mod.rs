@@ -28,7 +28,9 @@ mod workspace;
 pub use executor::{DeviceTiming, GpuExecutor};
 pub use finish::{Finished, Finishing};
 pub use graphs::{graphs_enabled, set_graphs};
-pub use model::{AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell};
+pub use model::{
+    decode_norm_enabled, set_decode_norm, AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell,
+};
 pub use packed::PackedExecutor;
 pub use profile::{ProfilePart, StepProfile, StepWidth};
 pub use session::Session;

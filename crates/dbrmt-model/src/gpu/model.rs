@@ -16,8 +16,8 @@ use dbrmt_kernels::{
         GemmGroup,
     },
     gemm_sm90::{
-        gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored,
-        gemm_sm90_nt_bf16_bf16_swiglu,
+        self, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored,
+        gemm_sm90_nt_bf16_bf16_swiglu, gemm_sm90_nt_normed, Epilogue, NormedRows,
     },
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
@@ -222,6 +222,20 @@ fn chunks(cells: &[StepCell], mem: usize, max_writers: usize, scratch_rows: usiz
     }
     out
 }
+
+/// A decode step's norms inside the q/k/v and gate/up launches (`gemm_sm90_nt_normed`; the same bytes as `rms_norm`
+/// and the product): on unless `DBRMT_DECODE_NORM=off` or [`set_decode_norm`] said otherwise.
+pub fn decode_norm_enabled() -> bool {
+    DECODE_NORM.enabled()
+}
+
+/// Turns the normed decode launches on or off for the steps that follow (tests compare both).
+pub fn set_decode_norm(on: bool) {
+    DECODE_NORM.set(on);
+}
+
+static DECODE_NORM: dbrmt_kernels::switches::RuntimeSwitch =
+    dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::DECODE_NORM);
 
 /// Whether the open cells of one layer share one group per projection (`DBRMT_MERGE_ROWS=off`: one group per cell, to
 /// compare; the bits are the same either way, see [`runs`]).
@@ -532,23 +546,36 @@ impl GpuModel {
         let (w, l) = (&self.weights, &self.cfg.llama);
         let all = 0..at.len();
         let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
-        rms_norm(
-            gpu,
-            stream,
-            &ws.hidden,
-            at.d,
-            &w.input_norm,
-            &mut ws.normed,
-            at.d,
-            &to_scratch,
-            at.d,
-            l.rms_norm_eps,
-        )?;
-        ws.mark(stream, "rms_norm")?;
         // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
         let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
-        self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
-        ws.mark(stream, "q/k/v projection")?;
+        if let Some(rows) = self.normed_rows(gpu, at, &qkv, Epilogue::Bf16) {
+            // a decode step: the norm inside the product's launch (the same bytes)
+            let a = NormedRows {
+                x: &ws.hidden,
+                x_ld: at.d,
+                w: &w.input_norm,
+                eps: l.rms_norm_eps,
+                rows: &rows,
+            };
+            gemm_sm90_nt_normed(gpu, stream, &a, &w.qkv, &mut ws.qkv, &qkv, Epilogue::Bf16)?;
+            ws.mark(stream, "rms_norm + q/k/v projection")?;
+        } else {
+            rms_norm(
+                gpu,
+                stream,
+                &ws.hidden,
+                at.d,
+                &w.input_norm,
+                &mut ws.normed,
+                at.d,
+                &to_scratch,
+                at.d,
+                l.rms_norm_eps,
+            )?;
+            ws.mark(stream, "rms_norm")?;
+            self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
+            ws.mark(stream, "q/k/v projection")?;
+        }
         let (alone, merged) = runs::split(&at.runs);
         let heads = Heads {
             heads: l.num_heads,
@@ -614,29 +641,45 @@ impl GpuModel {
         let (w, l) = (&self.weights, &self.cfg.llama);
         let all = 0..at.len();
         let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
-        rms_norm(
-            gpu,
-            stream,
-            &ws.hidden,
-            at.d,
-            &w.post_norm,
-            &mut ws.normed,
-            at.d,
-            &to_scratch,
-            at.d,
-            l.rms_norm_eps,
-        )?;
-        ws.mark(stream, "rms_norm")?;
         // every run's rows (one cell, or the merged open cells of one layer) are one group: A and C in the scratch
+        let act: Vec<GemmGroup> = at
+            .runs
+            .iter()
+            .map(|r| at.merged(r, at.gate_up_swiglu(r.start)))
+            .collect();
+        let normed = self.normed_rows(gpu, at, &act, Epilogue::SwiGlu);
+        if let Some(rows) = &normed {
+            // a decode step: the norm inside the product's launch (the same bytes)
+            let a = NormedRows {
+                x: &ws.hidden,
+                x_ld: at.d,
+                w: &w.post_norm,
+                eps: l.rms_norm_eps,
+                rows,
+            };
+            gemm_sm90_nt_normed(gpu, stream, &a, &w.gate_up, &mut ws.act, &act, Epilogue::SwiGlu)?;
+            ws.mark(stream, "rms_norm + gate/up projection + swiglu")?;
+        } else {
+            rms_norm(
+                gpu,
+                stream,
+                &ws.hidden,
+                at.d,
+                &w.post_norm,
+                &mut ws.normed,
+                at.d,
+                &to_scratch,
+                at.d,
+                l.rms_norm_eps,
+            )?;
+            ws.mark(stream, "rms_norm")?;
+        }
         if self.projections == Projections::Sm90 {
-            // silu(gate)·up straight out of the gate/up product (weights interleaved on upload)
-            let act: Vec<GemmGroup> = at
-                .runs
-                .iter()
-                .map(|r| at.merged(r, at.gate_up_swiglu(r.start)))
-                .collect();
-            gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
-            ws.mark(stream, "gate/up projection + swiglu")?;
+            // silu(gate)·up straight out of the gate/up product (weights interleaved on upload), unless made above
+            if normed.is_none() {
+                gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
+                ws.mark(stream, "gate/up projection + swiglu")?;
+            }
         } else {
             let gate_up: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.gate_up(r.start))).collect();
             gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &gate_up, false)?;
@@ -685,6 +728,37 @@ impl GpuModel {
             }
         }
         ws.mark(stream, "down projection + residual")
+    }
+
+    /// Where a launch's RMSNorm goes into its product (`gemm_sm90_nt_normed`, a decode step): the v2 projections,
+    /// `DBRMT_DECODE_NORM` on, a normed width for `groups` (decode rows of at most 8 a group: [`gemm_sm90::normed_width`])
+    /// and each run's cells one after another in the hidden rows (one cell a run, a decode step of one request; a
+    /// merged run's cells sit in separate slots). Then per run: its first hidden row and its layer (the norm's row).
+    fn normed_rows(
+        &self,
+        gpu: &Gpu,
+        at: &Chunk,
+        groups: &[GemmGroup],
+        epilogue: Epilogue,
+    ) -> Option<Vec<(usize, usize)>> {
+        let on = self.projections == Projections::Sm90 && decode_norm_enabled();
+        let decode = gemm_sm90::decode_tiles_enabled();
+        if !on || gemm_sm90::normed_width(groups, epilogue, gpu.sm_count(), decode).is_none() {
+            return None;
+        }
+        at.runs
+            .iter()
+            .map(|r| {
+                let first = at.to_scratch(r.start);
+                let mut next = first.in_row;
+                for i in r.clone() {
+                    let s = at.to_scratch(i);
+                    (s.in_row == next).then_some(())?;
+                    next += s.rows;
+                }
+                Some((first.in_row, first.layer))
+            })
+            .collect()
     }
 
     /// Whether the memory's projections (the read's `H·W_qᵀ`, the write's `P·[W_k|W_v|w_β]ᵀ`) run on the v2 GEMM,
