@@ -35,6 +35,12 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 m <= 64; one k-block per stage, up to 11 stages; the fast silu of
                                                 the SwiGLU entries below, the same bytes). The decode rule's
                                                 GEMM_SM90_DECODE_SWIGLU_BN.
+  gemm_sm90_nt_bf16_bf16_{bf16_bn{16,32,64},swiglu_bn128_decode}_normed   v9, the narrow entries above with the A
+                                                rows made, not loaded: row r of problem p is the RMSNorm of f32 row
+                                                norm.x_row[p] + r of norm.x with norm weights norm.layer[p]
+                                                (GemmSm90NormRows), by rms_norm_f32_few's arithmetic, so the bytes of
+                                                rms_norm + the unnormed entry (a decode step's norm without its own
+                                                launch). m <= 8, k <= 4096; no A map: (b_map, params, norm).
   gemm_sm90_nt_bf16_bf16_swiglu_bn{128,256}     fused SwiGLU, output bf16 [m, n/2] (n = 2*I, B rows). B is the
         gate/up weight interleaved in blocks of 64 rows: for output columns j0 .. j0+63 (j0 = 64*b), B rows
         128*b .. 128*b+63 are gate rows j0 .. j0+63 and B rows 128*b+64 .. 128*b+127 are up rows j0 .. j0+63, i.e.
