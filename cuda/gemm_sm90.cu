@@ -379,7 +379,7 @@ __host__ __device__ constexpr int normed_stages(int bn, int k) {
 }
 static_assert(normed_stages(16, NORMED_MAX_K) >= 4 && normed_stages(128, NORMED_MAX_K) >= 4,
               "the normed plan keeps stages of B at the widest k");
-static_assert(narrow_smem_bytes() <= SMEM_LIMIT, "the v6 narrow plan fits");
+static_assert(narrow_smem_bytes() + 8 <= SMEM_LIMIT, "the v6 narrow plan fits, and the normed entries' mbarrier");
 static_assert(narrow_stages(16, 64) >= 2 && narrow_stages(32, 64) >= 2 && narrow_stages(64, 64) >= 2 &&
                   narrow_stages(128, 64) >= 2,
               "at least two stages at every A box (the release of stage s - 1 waits for stage s)");
@@ -767,23 +767,28 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
 // for x row x_row[p] + r -- the same columns per thread (wtid + 128 j), fmaf chain, xor butterfly, warp sums in
 // order, rsqrtf(total / k + eps) and bf16(w * (x * s)) -- so its bytes are those rms_norm writes for the unnormed
 // entries to load; rows m..7 and columns past k are zero (they feed only accumulator rows and k16 steps whose
-// products are not stored or are zero). Ends with the writes made visible to wgmma (the async proxy).
+// products are not stored or are zero). A row's x and w are loaded together, before anything waits on them. Ends
+// with the writes made visible to wgmma (the async proxy) and, if `done` is nonzero, thread 0's arrival on that
+// mbarrier (the producer holds back the B stream until then: behind it these few loads would queue for microseconds).
 __device__ __forceinline__ void make_normed_rows(uint32_t a_full, const GemmSm90NormRows& nr, int p, int m, int k,
-                                                 int k_blocks, int wtid, float* sums) {
+                                                 int k_blocks, int wtid, float* sums, uint32_t done) {
     constexpr int CACHED = NORMED_MAX_K / 128;
     // the previous problem's wgmma have finished in every warp before the slots are overwritten
     named_barrier_sync(1, 128);
-    for (uint32_t o = 16u * wtid; o < (uint32_t)k_blocks * NORMED_ROWS * BK * 2; o += 16u * 128u) {
-        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(a_full + o), "r"(0u) : "memory");
-    }
     const __nv_bfloat16* wr = nr.w + (size_t)nr.layer[p] * k;
     for (int r = 0; r < m; ++r) {
         const float* xr = nr.x + (size_t)(nr.x_row[p] + r) * nr.x_ld;
-        float xv[CACHED];
+        float xv[CACHED], wv[CACHED];
 #pragma unroll
         for (int j = 0; j < CACHED; ++j) {
             const int c = wtid + j * 128;
             xv[j] = c < k ? xr[c] : 0.0f;
+            wv[j] = c < k ? __bfloat162float(wr[c]) : 0.0f;
+        }
+        if (r == 0) {
+            for (uint32_t o = 16u * wtid; o < (uint32_t)k_blocks * NORMED_ROWS * BK * 2; o += 16u * 128u) {
+                asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(a_full + o), "r"(0u) : "memory");
+            }
         }
         float ss = 0.0f;
 #pragma unroll
@@ -804,7 +809,7 @@ __device__ __forceinline__ void make_normed_rows(uint32_t a_full, const GemmSm90
         for (int j = 0; j < CACHED; ++j) {
             const int c = wtid + j * 128;
             if (c < k) {
-                const __nv_bfloat16 y = __float2bfloat16(__bfloat162float(wr[c]) * (xv[j] * sc));
+                const __nv_bfloat16 y = __float2bfloat16(wv[j] * (xv[j] * sc));
                 // slot c / 64, row r, 16-byte chunk (c % 64) / 8 xor r (the 128B swizzle), element c % 8
                 const uint32_t at = a_full + (uint32_t)(c / BK) * (NORMED_ROWS * BK * 2) + r * 128 +
                                     ((((c % BK) >> 3) ^ r) << 4) + (c & 7) * 2;
@@ -816,6 +821,7 @@ __device__ __forceinline__ void make_normed_rows(uint32_t a_full, const GemmSm90
     }
     fence_proxy_async_shared();
     named_barrier_sync(1, 128);
+    if (done != 0u && wtid == 0) mbar_arrive(done);
 }
 
 template <int BN, Epi E, Silu SL = Silu::Exact, bool NORM = false>
@@ -834,11 +840,13 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     {
         uint32_t dyn;
         asm("mov.u32 %0, %%dynamic_smem_size;\n" : "=r"(dyn));
-        if (dyn < (uint32_t)narrow_smem_bytes()) __trap();
+        if (dyn < (uint32_t)narrow_smem_bytes() + (NORM ? 8u : 0u)) __trap();  // normed: one more mbarrier
     }
     const uint32_t staging = base + NARROW_AREA;
     const uint32_t full_bar = staging + 2 * STAGING_BYTES;
     const uint32_t empty_bar = full_bar + NARROW_MAX_STAGES * 8;
+    // normed (v9): the first problem's rows are made; the producer then streams B past its first stage
+    const uint32_t normed_bar = empty_bar + NARROW_MAX_STAGES * 8;
 
     // The plan of this launch (the same in every thread): the A box rows from the problems' m (the launcher built
     // the A map with the same number), the stage stride and count. A problem of more than 64 rows traps.
@@ -866,6 +874,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             mbar_init(full_bar + 8 * s, 1);
             mbar_init(empty_bar + 8 * s, 4);  // the 4 warps of consumer warpgroup 0
         }
+        if (NORM) mbar_init(normed_bar, 1);
         mbar_fence_init();
     }
     __syncthreads();
@@ -880,6 +889,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             Tile t;
             int s = 0;
             uint32_t phase = 0;
+            bool first_tile = true;
             while (walk.advance(t)) {
                 const int a_row = P.problems[t.p].a_row;  // m <= 64: one row tile, m_tile 0
                 const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
@@ -891,6 +901,8 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
                     mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
                     if (NORM) {
+                        // the launch's first stage goes out with the norm's loads, the rest after its rows are made
+                        if (st == 1 && first_tile) mbar_wait(normed_bar, 0);
                         for (int j = 0; j < nkb; ++j) {
                             tma_load_2d(stage + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
                         }
@@ -912,6 +924,8 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                         phase ^= 1;
                     }
                 }
+                if (NORM && first_tile && k_stages == 1) mbar_wait(normed_bar, 0);  // (never waited above)
+                first_tile = false;
             }
         }
     } else {
@@ -940,7 +954,8 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             const int rows = pr.m;  // > 0: the walk skips problems without rows
             if constexpr (NORM) {
                 if (t.p != normed_p) {
-                    make_normed_rows(a_full, *nr, t.p, rows, P.k, k_blocks, wtid, norm_sums);
+                    make_normed_rows(a_full, *nr, t.p, rows, P.k, k_blocks, wtid, norm_sums,
+                                     normed_p < 0 ? normed_bar : 0u);
                     normed_p = t.p;
                 }
             }
