@@ -882,6 +882,9 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     pdl_entry();
 
     TileWalk<BM, GemmSm90Params> walk(P, tiles_n, blockIdx.x, gridDim.x);
+    // v10: where k is whole k-blocks and a stage holds several, the launcher's maps are 3-D ({64, rows, k / 64}) and a
+    // stage is one box per operand
+    const bool boxes3 = KS > 1 && P.k % BK == 0;
     if (wg == 2) {
         // ---------------- producer: per stage, up to KS pairs of boxes on one full barrier ----------------
         setmaxnreg_dec<PRODUCER_REGS>();
@@ -899,6 +902,13 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                     const uint32_t full = full_bar + 8 * s;
                     const uint32_t stage = ring + (uint32_t)s * stride;
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
+                    if (boxes3) {
+                        // v10: one 3-D box per operand per stage (KS k-blocks; past k_blocks zero-filled, counted)
+                        if (NORM && st == 1 && first_tile) mbar_wait(normed_bar, 0);
+                        mbar_arrive_expect_tx(full, (uint32_t)KS * (a_slot + B_BYTES));
+                        if (!NORM) tma_load_3d(stage, &a_map, full, 0, a_row, kb0);
+                        tma_load_3d(stage + KS * a_slot, &b_map, full, 0, b_row, kb0);
+                    } else {
                     mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
                     if (NORM) {
                         // the launch's first stage goes out with the norm's loads, the rest after its rows are made
@@ -918,6 +928,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                             tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
                             tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
                         }
+                    }
                     }
                     if (++s == stages) {
                         s = 0;

@@ -41,6 +41,17 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const TmaMap* map, uin
         : "memory");
 }
 
+// A 3-D box at {c0 (inner, elements), c1 (row), c2 (outer)}: the narrow GEMM widths' view {64, rows, k / 64} of a
+// [rows, k] matrix (row stride, then 128 bytes per k-block), whose box {64, rows, KS} is KS consecutive k-block slots
+// in one copy instead of KS copies.
+__device__ __forceinline__ void tma_load_3d(uint32_t dst, const TmaMap* map, uint32_t bar, int c0, int c1, int c2) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], "
+        "[%2];\n" ::"r"(dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
+        : "memory");
+}
+
 // As tma_load_2d, and the same box also lands at the same shared offset of every CTA of the cluster in `mask`, each
 // completing `bytes` on the barrier at the same offset in its own shared memory (2-CTA variant, B tiles).
 __device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const TmaMap* map, uint32_t bar, int c0, int c1,

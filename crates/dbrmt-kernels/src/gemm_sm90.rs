@@ -397,6 +397,38 @@ fn validate(
     Ok((p, a_rows, b_rows))
 }
 
+/// K-blocks of 64 per pipeline stage of a narrow width (`sm90::narrow_ks`): 128 / BN.
+fn narrow_ks(bn: usize) -> usize {
+    if bn >= 128 {
+        1
+    } else {
+        128 / bn
+    }
+}
+
+/// The tensor map of a narrow width (v10): where a stage holds several k-blocks (`ks` > 1) and `k` is whole k-blocks,
+/// a 3-D view `{64, rows, k / 64}` (strides: the row, then 128 bytes a k-block) whose box `{64, box_rows, ks}` is a
+/// stage's k-block slots in one copy — what the kernel then issues (`boxes3` in `gemm_sm90_narrow`, the same
+/// condition); else [`tensor_map`]'s 2-D map.
+fn narrow_map(
+    entry: &str,
+    base: u64,
+    (k, rows, ld): (usize, usize, usize),
+    box_rows: usize,
+    ks: usize,
+) -> Result<TmaMap, KernelError> {
+    if ks <= 1 || !k.is_multiple_of(BK) {
+        return tensor_map(entry, base, k, rows, ld, box_rows);
+    }
+    tma::bf16_map(
+        entry,
+        base,
+        &[BK as u64, rows as u64, (k / BK) as u64],
+        &[(ld * 2) as u64, (BK * 2) as u64],
+        &[BK as u32, box_rows as u32, ks as u32],
+    )
+}
+
 /// A 2-D bf16 tensor map over `rows` rows of `k` elements (stride `ld` elements) at device address `base`, with
 /// boxes of 64 × `box_rows`.
 fn tensor_map(
@@ -489,14 +521,24 @@ pub fn launch_mirrored<TC: DeviceRepr>(
         return Ok(());
     }
     let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
-    let a_map = tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, a_box)?;
     // B rows per tile: the width, but 128 for the narrow SwiGLU tile (named by its 64 outputs)
     let b_box = if epilogue == Epilogue::SwiGlu && narrow {
         128
     } else {
         bn
     };
-    let b_map = tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, b_box)?;
+    let (a_map, b_map) = if narrow {
+        let ks = narrow_ks(b_box);
+        (
+            narrow_map(kernel.entry, addr(a, stream), (k, a_rows, lda), a_box, ks)?,
+            narrow_map(kernel.entry, addr(b, stream), (k, b_rows, k), b_box, ks)?,
+        )
+    } else {
+        (
+            tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, a_box)?,
+            tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, b_box)?,
+        )
+    };
     let c_base = addr_mut(c, stream);
     for p in &mut params.problems[..groups.len()] {
         p.c = c_base + p.c * c_size as u64;
@@ -695,7 +737,7 @@ pub fn gemm_sm90_nt_normed(
     }
     let (n, k) = (groups[0].n, groups[0].k);
     let b_box = if epilogue == Epilogue::SwiGlu { 128 } else { bn };
-    let b_map = tensor_map(entry, addr(b, stream), k, b_rows, k, b_box)?;
+    let b_map = narrow_map(entry, addr(b, stream), (k, b_rows, k), b_box, narrow_ks(b_box))?;
     let c_base = addr_mut(c, stream);
     for p in &mut params.problems[..groups.len()] {
         p.c = c_base + p.c * 2;
