@@ -97,16 +97,6 @@ __device__ __forceinline__ float ex2(float x) {
     return y;
 }
 
-// Copies the 3-D box at {c0 (inner, elements), c1, c2} into shared address `dst`; completes its bytes on `bar`.
-__device__ __forceinline__ void tma_load_3d(uint32_t dst, const sm90::TmaMap* map, uint32_t bar, int c0, int c1,
-                                            int c2) {
-    asm volatile(
-        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-        " [%0], [%1, {%3, %4, %5}], [%2];\n" ::"r"(dst),
-        "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2)
-        : "memory");
-}
-
 // Arrives on named barrier `id` (counted in threads, whole warps) without waiting: the other side of a bar.sync
 // with the same id and count (the pingpong turns of the two consumer warpgroups; sm90/warpgroup.cuh has the sync).
 __device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threads) {

@@ -41,9 +41,9 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const TmaMap* map, uin
         : "memory");
 }
 
-// A 3-D box at {c0 (inner, elements), c1 (row), c2 (outer)}: the narrow GEMM widths' view {64, rows, k / 64} of a
-// [rows, k] matrix (row stride, then 128 bytes per k-block), whose box {64, rows, KS} is KS consecutive k-block slots
-// in one copy instead of KS copies.
+// Copies the 3-D box at {c0 (inner, elements), c1, c2} into shared address `dst`; completes its bytes on `bar`
+// (attention's q heads; the narrow GEMM widths' view {64, rows, k / 64} of a [rows, k] matrix, whose box
+// {64, rows, KS} is a stage's KS k-block slots in one copy).
 __device__ __forceinline__ void tma_load_3d(uint32_t dst, const TmaMap* map, uint32_t bar, int c0, int c1, int c2) {
     asm volatile(
         "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], "
