@@ -30,7 +30,10 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 above; only for launches whose problems all have m <= 64 (else
                                                 they trap); A box of gemm_sm90_decode_a_rows(max m) rows (8..64),
                                                 inline epilogue; v6: 128/BN k-blocks per stage, 2-16 stages
-                                                (sm90::gemm_sm90_narrow). Picked by gemm_sm90_decode_bn_rule.
+                                                (sm90::gemm_sm90_narrow); v10: where k % 64 == 0 both maps are 3-D
+                                                views {64, rows, k/64} (strides ld*2, 128 bytes) with boxes
+                                                {64, rows, 128/BN}: one copy per operand per stage. Picked by
+                                                gemm_sm90_decode_bn_rule.
   gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode    v6, the narrow SwiGLU tile (128 interleaved B rows, 64 outputs;
                                                 m <= 64; one k-block per stage, up to 11 stages; the fast silu of
                                                 the SwiGLU entries below, the same bytes). The decode rule's
