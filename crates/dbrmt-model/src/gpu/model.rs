@@ -545,34 +545,10 @@ impl GpuModel {
     ) -> Result<(), KernelError> {
         let (w, l) = (&self.weights, &self.cfg.llama);
         let all = 0..at.len();
-        let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
         // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
         let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
-        if let Some(rows) = self.normed_rows(gpu, at, &qkv, Epilogue::Bf16) {
-            // a decode step: the norm inside the product's launch (the same bytes)
-            let a = NormedRows {
-                x: &ws.hidden,
-                x_ld: at.d,
-                w: &w.input_norm,
-                eps: l.rms_norm_eps,
-                rows: &rows,
-            };
-            gemm_sm90_nt_normed(gpu, stream, &a, &w.qkv, &mut ws.qkv, &qkv, Epilogue::Bf16)?;
-            ws.mark(stream, "rms_norm + q/k/v projection")?;
-        } else {
-            rms_norm(
-                gpu,
-                stream,
-                &ws.hidden,
-                at.d,
-                &w.input_norm,
-                &mut ws.normed,
-                at.d,
-                &to_scratch,
-                at.d,
-                l.rms_norm_eps,
-            )?;
-            ws.mark(stream, "rms_norm")?;
+        let (product, label) = ((&w.qkv, &qkv[..], Epilogue::Bf16), "rms_norm + q/k/v projection");
+        if !self.norm_for(gpu, stream, ws, at, &w.input_norm, product, label)? {
             self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
             ws.mark(stream, "q/k/v projection")?;
         }
@@ -638,48 +614,22 @@ impl GpuModel {
 
     /// The MLP block: `x += down(silu(gate(norm(x))) · up(norm(x)))`.
     fn mlp_block(&self, gpu: &Gpu, stream: &CudaStream, ws: &mut Workspace, at: &Chunk) -> Result<(), KernelError> {
-        let (w, l) = (&self.weights, &self.cfg.llama);
+        let w = &self.weights;
         let all = 0..at.len();
-        let to_scratch: Vec<Span> = all.clone().map(|i| at.to_scratch(i)).collect();
         // every run's rows (one cell, or the merged open cells of one layer) are one group: A and C in the scratch
         let act: Vec<GemmGroup> = at
             .runs
             .iter()
             .map(|r| at.merged(r, at.gate_up_swiglu(r.start)))
             .collect();
-        let normed = self.normed_rows(gpu, at, &act, Epilogue::SwiGlu);
-        if let Some(rows) = &normed {
-            // a decode step: the norm inside the product's launch (the same bytes)
-            let a = NormedRows {
-                x: &ws.hidden,
-                x_ld: at.d,
-                w: &w.post_norm,
-                eps: l.rms_norm_eps,
-                rows,
-            };
-            gemm_sm90_nt_normed(gpu, stream, &a, &w.gate_up, &mut ws.act, &act, Epilogue::SwiGlu)?;
-            ws.mark(stream, "rms_norm + gate/up projection + swiglu")?;
-        } else {
-            rms_norm(
-                gpu,
-                stream,
-                &ws.hidden,
-                at.d,
-                &w.post_norm,
-                &mut ws.normed,
-                at.d,
-                &to_scratch,
-                at.d,
-                l.rms_norm_eps,
-            )?;
-            ws.mark(stream, "rms_norm")?;
-        }
-        if self.projections == Projections::Sm90 {
-            // silu(gate)·up straight out of the gate/up product (weights interleaved on upload), unless made above
-            if normed.is_none() {
-                gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
-                ws.mark(stream, "gate/up projection + swiglu")?;
-            }
+        let product = (&w.gate_up, &act[..], Epilogue::SwiGlu);
+        let label = "rms_norm + gate/up projection + swiglu";
+        if self.norm_for(gpu, stream, ws, at, &w.post_norm, product, label)? {
+            // the normed launch made the activations
+        } else if self.projections == Projections::Sm90 {
+            // silu(gate)·up straight out of the gate/up product (weights interleaved on upload)
+            gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &ws.normed, &w.gate_up, &mut ws.act, &act)?;
+            ws.mark(stream, "gate/up projection + swiglu")?;
         } else {
             let gate_up: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.gate_up(r.start))).collect();
             gemm_nt_bf16_bf16_bf16(gpu, stream, &ws.normed, &w.gate_up, &mut ws.gate_up, &gate_up, false)?;
@@ -728,6 +678,45 @@ impl GpuModel {
             }
         }
         ws.mark(stream, "down projection + residual")
+    }
+
+    /// A block's RMSNorm of its cells' hidden rows with `norm_w` (a row a layer) for the product `groups` of `b`
+    /// with `epilogue`: where [`Self::normed_rows`] takes it (a decode step), made inside that product's launch
+    /// (`gemm_sm90_nt_normed`, into the q/k/v rows for bf16 output, the activations for SwiGLU), marked `label`, and
+    /// `true`; else `rms_norm` into `ws.normed` for the caller's product, and `false`.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_for(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        at: &Chunk,
+        norm_w: &CudaSlice<bf16>,
+        (b, groups, epilogue): (&CudaSlice<bf16>, &[GemmGroup], Epilogue),
+        label: &'static str,
+    ) -> Result<bool, KernelError> {
+        let eps = self.cfg.llama.rms_norm_eps;
+        if let Some(rows) = self.normed_rows(gpu, at, groups, epilogue) {
+            let a = NormedRows {
+                x: &ws.hidden,
+                x_ld: at.d,
+                w: norm_w,
+                eps,
+                rows: &rows,
+            };
+            let c = match epilogue {
+                Epilogue::SwiGlu => &mut ws.act,
+                _ => &mut ws.qkv,
+            };
+            gemm_sm90_nt_normed(gpu, stream, &a, b, c, groups, epilogue)?;
+            ws.mark(stream, label)?;
+            return Ok(true);
+        }
+        let to_scratch: Vec<Span> = (0..at.len()).map(|i| at.to_scratch(i)).collect();
+        let (x, y) = (&ws.hidden, &mut ws.normed);
+        rms_norm(gpu, stream, x, at.d, norm_w, y, at.d, &to_scratch, at.d, eps)?;
+        ws.mark(stream, "rms_norm")?;
+        Ok(false)
     }
 
     /// Where a launch's RMSNorm goes into its product (`gemm_sm90_nt_normed`, a decode step): the v2 projections,
