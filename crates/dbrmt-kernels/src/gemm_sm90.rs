@@ -553,17 +553,8 @@ pub fn launch_mirrored<TC: DeviceRepr>(
         params.mirror_k = mirror_k(c_base, addr_mut(m, stream)).ok_or_else(why)?;
     }
     let f = gpu.function(&kernel)?;
-    let smem = SMEM_LIMIT;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        smem as i32,
-    )?;
     let tiles: usize = groups.iter().map(|g| g.m.div_ceil(BM)).sum::<usize>() * n.div_ceil(b_box);
-    let cfg = LaunchConfig {
-        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: smem as u32,
-    };
+    let cfg = persistent_config(gpu, &f, tiles)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params);
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value; these are their #[repr(C)]
@@ -579,6 +570,20 @@ pub fn launch_mirrored<TC: DeviceRepr>(
     // borrowed mutably for this call, so it aliases nothing else of the launch).
     unsafe { builder.launch(cfg) }?;
     Ok(())
+}
+
+/// The launch of a persistent GEMM entry over `tiles` tiles: one CTA per SM (at most one per tile), [`THREADS`]
+/// threads, all the dynamic shared memory a block may have ([`SMEM_LIMIT`], its limit raised on `f` to it).
+fn persistent_config(gpu: &Gpu, f: &cudarc::driver::CudaFunction, tiles: usize) -> Result<LaunchConfig, KernelError> {
+    f.set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        SMEM_LIMIT as i32,
+    )?;
+    Ok(LaunchConfig {
+        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: SMEM_LIMIT as u32,
+    })
 }
 
 /// The kernel's `mirror_k` for f32 C at `c_base` and its bf16 mirror at `m_base`: C element e at `c_base + 4e` goes
@@ -748,16 +753,8 @@ pub fn gemm_sm90_nt_normed(
         ..norm
     };
     let f = gpu.function(&Kernel::new(cubins::GEMM_SM90, entry))?;
-    f.set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        SMEM_LIMIT as i32,
-    )?;
     let tiles = groups.iter().filter(|g| g.m > 0).count() * n.div_ceil(b_box);
-    let cfg = LaunchConfig {
-        grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: SMEM_LIMIT as u32,
-    };
+    let cfg = persistent_config(gpu, &f, tiles)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&b_map).arg(&params).arg(&norm);
     // SAFETY: the kernel takes (TmaMap b_map, GemmSm90Params, GemmSm90NormRows) by value; these are their #[repr(C)]
