@@ -912,26 +912,26 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                         if (!NORM) tma_load_3d(stage, &a_map, full, 0, a_row, kb0);
                         tma_load_3d(stage + KS * a_slot, &b_map, full, 0, b_row, kb0);
                     } else {
-                    mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
-                    if (NORM) {
-                        // the launch's first stage goes out with the norm's loads, the rest after its rows are made
-                        if (st == 1 && first_tile) mbar_wait(normed_bar, 0);
-                        for (int j = 0; j < nkb; ++j) {
-                            tma_load_2d(stage + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
-                        }
-                    } else if (nkb == KS) {
+                        mbar_arrive_expect_tx(full, (uint32_t)nkb * (a_slot + B_BYTES));
+                        if (NORM) {
+                            // the launch's first stage goes out with the norm's loads, the rest after its rows are made
+                            if (st == 1 && first_tile) mbar_wait(normed_bar, 0);
+                            for (int j = 0; j < nkb; ++j) {
+                                tma_load_2d(stage + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                            }
+                        } else if (nkb == KS) {
 #pragma unroll
-                        for (int j = 0; j < KS; ++j) {
-                            tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
-                            tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                            for (int j = 0; j < KS; ++j) {
+                                tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
+                                tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                            }
+                        } else {
+                            // The tile's last stage, partial: only the boxes of k-blocks < k_blocks.
+                            for (int j = 0; j < nkb; ++j) {
+                                tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
+                                tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
+                            }
                         }
-                    } else {
-                        // The tile's last stage, partial: only the boxes of k-blocks < k_blocks.
-                        for (int j = 0; j < nkb; ++j) {
-                            tma_load_2d(stage + j * a_slot, &a_map, full, (kb0 + j) * BK, a_row);
-                            tma_load_2d(stage + KS * a_slot + j * B_BYTES, &b_map, full, (kb0 + j) * BK, b_row);
-                        }
-                    }
                     }
                     if (++s == stages) {
                         s = 0;
