@@ -98,7 +98,14 @@ pub fn gemm_sm90_nt_normed_rope(
         32 => "gemm_sm90_nt_bf16_bf16_bf16_bn32_normed_rope",
         _ => "gemm_sm90_nt_bf16_bf16_bf16_bn64_normed_rope",
     };
-    let (mut params, mut rp, b_rows) = rope_params(entry, groups, (b.len(), qkv.len()), rope)?;
+    let lens = Lens {
+        b: b.len(),
+        qkv: qkv.len(),
+        cos: rope.cos.len(),
+        sin: rope.sin.len(),
+        positions: rope.positions.map(|p| p.len()),
+    };
+    let (mut params, mut rp, b_rows) = rope_params(entry, groups, lens, rope.spans, rope.heads)?;
     let norm = normed_params(entry, a, groups)?;
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
@@ -145,21 +152,31 @@ pub fn gemm_sm90_nt_normed_rope(
     Ok(())
 }
 
-/// The launch's checks on lengths only (`(b, qkv)` elements): the GEMM's parameters with each problem's C at its
-/// segment's row 0 (relative, in elements), the RoPE parameters without addresses, and the B rows.
+/// The lengths of a launch's buffers, in elements (the positions buffer's if it has one).
+#[derive(Debug, Clone, Copy)]
+struct Lens {
+    b: usize,
+    qkv: usize,
+    cos: usize,
+    sin: usize,
+    positions: Option<usize>,
+}
+
+/// The launch's checks on lengths only: the GEMM's parameters with each problem's C at its segment's row 0 (relative,
+/// in elements), the RoPE parameters without addresses, and the B rows.
 fn rope_params(
     entry: &str,
     groups: &[GemmGroup],
-    (b_len, qkv_len): (usize, usize),
-    rope: &RopeRows<'_>,
+    lens: Lens,
+    spans: &[Span],
+    heads: Heads,
 ) -> Result<(crate::gemm_sm90::Sm90Params, Sm90Rope, usize), KernelError> {
-    let heads = rope.heads;
     let half = heads.head_dim / 2;
-    if rope.spans.len() != groups.len() {
-        let why = format!("{} RoPE spans for {} groups", rope.spans.len(), groups.len());
+    if spans.len() != groups.len() {
+        let why = format!("{} RoPE spans for {} groups", spans.len(), groups.len());
         return Err(invalid(entry, why));
     }
-    let (cos, sin) = (rope.cos.len(), rope.sin.len());
+    let (cos, sin) = (lens.cos, lens.sin);
     if half == 0 || cos != sin || !cos.is_multiple_of(half) {
         let why = format!("cos/sin tables of {cos} and {sin} elements are not [positions, {half}]");
         return Err(invalid(entry, why));
@@ -167,7 +184,7 @@ fn rope_params(
     let table_rows = cos / half;
     // validate() sees each group as every row it may write: from its segment's row 0 to its bound + m
     let mut reach = Vec::with_capacity(groups.len());
-    for (i, (g, s)) in groups.iter().zip(rope.spans).enumerate() {
+    for (i, (g, s)) in groups.iter().zip(spans).enumerate() {
         let last = s.pos.checked_add(g.m).filter(|&e| e <= table_rows && s.rows == g.m);
         let c_offset = s.out_row.checked_mul(g.ldc).filter(|_| last.is_some());
         let (Some(last), Some(c_offset)) = (last, c_offset) else {
@@ -184,9 +201,10 @@ fn rope_params(
             ..*g
         });
     }
-    let a_len = groups.iter().map(|g| g.a_offset + g.m * g.lda).max().unwrap_or(0);
-    let (mut params, _, b_rows) = validate(entry, &reach, a_len, b_len, qkv_len, Epilogue::Bf16)?;
-    check_positions(entry, rope.spans, rope.positions.map(|p| p.len()))?;
+    // the groups' A rows are never read: an A length that holds them (as validate sees them) passes its A checks
+    let a_len = reach.iter().map(|g| g.a_offset + g.m * g.lda).max().unwrap_or(0);
+    let (mut params, _, b_rows) = validate(entry, &reach, a_len, lens.b, lens.qkv, Epilogue::Bf16)?;
+    check_positions(entry, spans, lens.positions)?;
     let rot_cols = (heads.heads + heads.kv_heads) * heads.head_dim;
     let mut rp = Sm90Rope {
         cos: 0,
@@ -201,7 +219,7 @@ fn rope_params(
         pf_rows: 0,
         pf_bytes: 0,
     };
-    for (i, (g, s)) in groups.iter().zip(rope.spans).enumerate() {
+    for (i, (g, s)) in groups.iter().zip(spans).enumerate() {
         // C at the segment's row 0 (the kernel adds pos + r), the problem's own rows
         params.problems[i].c = (s.out_row * g.ldc) as u64;
         params.problems[i].m = g.m as i32;
@@ -240,6 +258,110 @@ mod tests {
             ldb: k,
             ldc,
         }
+    }
+
+    const LLAMA: Heads = Heads {
+        heads: 32,
+        kv_heads: 8,
+        head_dim: 64,
+    };
+
+    /// The 1B decode step's lengths: 16 layers of q/k/v weights, a qkv buffer of `rows` rows, tables of 1,152
+    /// positions, 16 states.
+    fn lens(rows: usize) -> Lens {
+        Lens {
+            b: 16 * 3072 * 2048,
+            qkv: rows * 3072,
+            cos: 1152 * 32,
+            sin: 1152 * 32,
+            positions: Some(16),
+        }
+    }
+
+    fn moving(out_row: usize, pos: usize, rows: usize, state: usize) -> Span {
+        Span {
+            in_row: 0,
+            out_row,
+            rows,
+            state,
+            pos,
+            dynamic: true,
+            ..Span::default()
+        }
+    }
+
+    #[test]
+    fn rope_params_place_each_row_at_its_segment_and_position() {
+        // one decoded row of layer 3: its cache segment at row 1,200 of the buffer, at most position 1,100
+        let g = GemmGroup {
+            b_offset: 3 * 3072 * 2048,
+            ..qkv_group(1, 3072, 2048, 3072)
+        };
+        let (p, rp, b_rows) = rope_params("t", &[g], lens(2400), &[moving(1200, 1100, 1, 3)], LLAMA).unwrap();
+        assert_eq!(
+            (p.problems[0].c, p.problems[0].m, p.problems[0].b_row),
+            (1200 * 3072, 1, 3 * 3072)
+        );
+        assert_eq!(
+            (rp.pos[0], rp.state[0], rp.head_dim, rp.rot_cols),
+            (1100, 3, 64, 40 * 64)
+        );
+        assert_eq!(b_rows, 16 * 3072);
+        // a static span: its own position, no state
+        let fixed = Span {
+            dynamic: false,
+            ..moving(1200, 7, 1, 3)
+        };
+        let (_, rp, _) = rope_params("t", &[g], lens(2400), &[fixed], LLAMA).unwrap();
+        assert_eq!((rp.pos[0], rp.state[0]), (7, -1));
+    }
+
+    #[test]
+    fn rope_params_refuse_what_would_write_or_read_outside() {
+        let g = qkv_group(1, 3072, 2048, 3072);
+        let ok =
+            |spans: &[Span], groups: &[GemmGroup], lens: Lens| rope_params("t", groups, lens, spans, LLAMA).is_ok();
+        assert!(ok(&[moving(1200, 1100, 1, 3)], &[g], lens(2400)));
+        assert!(
+            !ok(&[moving(1200, 1100, 1, 3)], &[g], lens(2300)),
+            "the bound's row past the buffer"
+        );
+        assert!(
+            !ok(&[moving(1200, 1152, 1, 3)], &[g], lens(2400)),
+            "a position past the tables"
+        );
+        assert!(
+            !ok(&[moving(1200, 1100, 2, 3)], &[g], lens(2400)),
+            "span rows other than the group's"
+        );
+        assert!(!ok(&[], &[g], lens(2400)), "no span for the group");
+        assert!(
+            !ok(&[moving(1200, 1100, 1, 16)], &[g], lens(2400)),
+            "a state past the positions"
+        );
+        let without = Lens {
+            positions: None,
+            ..lens(2400)
+        };
+        assert!(
+            !ok(&[moving(1200, 1100, 1, 3)], &[g], without),
+            "a dynamic span without positions"
+        );
+        let two = [g, g];
+        assert!(
+            !ok(&[moving(0, 100, 1, 0), moving(50, 100, 1, 1)], &two, lens(2400)),
+            "rows two spans may both write"
+        );
+        assert!(ok(&[moving(0, 100, 1, 0), moving(102, 100, 1, 1)], &two, lens(2400)));
+        let tables = Lens {
+            cos: 1152 * 32,
+            sin: 1151 * 32,
+            ..lens(2400)
+        };
+        assert!(
+            !ok(&[moving(1200, 10, 1, 3)], &[g], tables),
+            "cos and sin of different lengths"
+        );
     }
 
     #[test]
