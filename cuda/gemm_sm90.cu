@@ -107,7 +107,6 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 #include "sm90/cluster.cuh"
 #include "sm90/epilogue.cuh"
 #include "sm90/mbarrier.cuh"
-#include "sm90/rope_epilogue.cuh"
 #include "sm90/scheduler.cuh"
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
@@ -828,14 +827,12 @@ __device__ __forceinline__ void make_normed_rows(uint32_t a_full, const GemmSm90
     if (done != 0u && wtid == 0) mbar_arrive(done);
 }
 
-template <int BN, Epi E, Silu SL = Silu::Exact, bool NORM = false, bool ROPE = false>
+template <int BN, Epi E, Silu SL = Silu::Exact, bool NORM = false>
 __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
-                                                 const GemmSm90NormRows* nr = nullptr,
-                                                 const GemmSm90Rope* rp = nullptr) {
+                                                 const GemmSm90NormRows* nr = nullptr) {
     static_assert((bn_narrow(BN) && E != Epi::SwiGlu) || (BN == 128 && E == Epi::SwiGlu),
                   "the narrow widths (bf16, f32) and the narrow SwiGLU tile (128 B rows: 64 gate + 64 up)");
     static_assert(E == Epi::SwiGlu || SL == Silu::Exact, "silu only in SwiGLU");
-    static_assert(!ROPE || (NORM && E == Epi::Bf16 && narrow_ks(BN) > 1), "RoPE (v11): the normed bf16 widths");
     constexpr int KS = narrow_ks(BN);
     constexpr uint32_t B_BYTES = b_tile_bytes(BN);
     static_assert(B_BYTES % 1024 == 0, "B slots 1024-byte aligned (128B swizzle)");
@@ -862,8 +859,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     const int a_rows = gemm_sm90_decode_a_rows(max_m);
     // normed (v9): no A in the stages, the made rows in front of them
     if (NORM && (max_m > NORMED_ROWS || P.k > NORMED_MAX_K)) __trap();
-    // v11, RoPE: the 4-D B map takes whole k-blocks, and a tile holds its rows' pairs (sm90/rope_epilogue.cuh)
-    if (ROPE && (P.k % BK != 0 || rp->head_dim % BN != 0)) __trap();
     const uint32_t a_full = base;
     const uint32_t ring = NORM ? base + normed_a_bytes(P.k) : base;
     const uint32_t a_slot = NORM ? 0u : (uint32_t)a_rows * BK * 2;  // 1024-byte multiple: 8..64 rows of 128 bytes
@@ -903,20 +898,14 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             bool first_tile = true;
             while (walk.advance(t)) {
                 const int a_row = P.problems[t.p].a_row;  // m <= 64: one row tile, m_tile 0
-                const int b_row = P.problems[t.p].b_row +
-                                  (ROPE ? rope_tile_row(t.n_tile, BN, rp->head_dim) : t.n_tile * BN);
+                const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
                 for (int st = 0; st < k_stages; ++st) {
                     const int kb0 = st * KS;
                     const int nkb = min(KS, k_blocks - kb0);
                     const uint32_t full = full_bar + 8 * s;
                     const uint32_t stage = ring + (uint32_t)s * stride;
                     mbar_wait(empty_bar + 8 * s, phase ^ 1);
-                    if constexpr (ROPE) {
-                        // v11: one 4-D box a stage, both halves' rows of the tile's pairs
-                        if (st == 1 && first_tile) mbar_wait(normed_bar, 0);
-                        mbar_arrive_expect_tx(full, (uint32_t)KS * B_BYTES);
-                        tma_load_4d(stage, &b_map, full, 0, b_row, 0, kb0);
-                    } else if (boxes3) {
+                    if (boxes3) {
                         // v10: one 3-D box per operand per stage (KS k-blocks; past k_blocks zero-filled, counted)
                         if (NORM && st == 1 && first_tile) mbar_wait(normed_bar, 0);
                         mbar_arrive_expect_tx(full, (uint32_t)KS * (a_slot + B_BYTES));
@@ -955,11 +944,7 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
         }
     } else {
         setmaxnreg_inc<CONSUMER_REGS>();
-        if (wg != 0) {
-            // every problem has m <= 64: warpgroup 1 has no row to compute (v11, RoPE: it issues the L2 prefetch)
-            if constexpr (ROPE) rope_l2_prefetch(*rp, threadIdx.x - 128);
-            return;
-        }
+        if (wg != 0) return;  // every problem has m <= 64: warpgroup 1 has no row to compute
         // ---------------- consumer warpgroup 0 ----------------
         const int wtid = threadIdx.x % 128;
         const bool lane0 = (threadIdx.x & 31) == 0;
@@ -988,9 +973,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                     normed_p = t.p;
                 }
             }
-            // v11.1, RoPE: the row's position and table entries on their way while the mainloop runs
-            RopeTile<BN> rope_tile;
-            if constexpr (ROPE) rope_tile.load(*rp, wtid, rows, t.p, t.n_tile);
             constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
             char* const c_base = reinterpret_cast<char*>(pr.c);
             const long long ldc_bytes = (long long)pr.ldc * OUT_BYTES;
@@ -1045,13 +1027,9 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             wgmma_wait<0>();
             fence_operand(acc);
             if (lane0) mbar_arrive(empty_bar + 8 * (s == 0 ? stages - 1 : s - 1));
-            if constexpr (ROPE) {
-                rope_tile.store(acc, wtid, c_base, ldc_bytes);
-            } else {
-                epilogue<BN, E, Store::Stg, 0, SL>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN,
-                                                   E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate,
-                                                   E == Epi::F32 ? P.mirror_k : 0ull);
-            }
+            epilogue<BN, E, Store::Stg, 0, SL>(acc, staging, wtid, 1, c_base, ldc_bytes, 0, rows, t.n_tile * BN,
+                                               E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate,
+                                               E == Epi::F32 ? P.mirror_k : 0ull);
         }
     }
 }
@@ -1107,19 +1085,6 @@ GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16_normed, 16, sm90::Epi::B
 GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32_normed, 32, sm90::Epi::Bf16, sm90::Silu::Exact)
 GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64_normed, 64, sm90::Epi::Bf16, sm90::Silu::Exact)
 GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_swiglu_bn128_decode_normed, 128, sm90::Epi::SwiGlu, sm90::Silu::Fast)
-// v11, the normed q/k/v entries with RoPE (decode steps: the normed entries' rows and limits, k % 64 == 0, head_dim
-// a multiple of BN): B gathered by a 4-D map (sm90/rope_epilogue.cuh), problem p's rows rotated and stored at row
-// pos + r of its C. The bytes of the normed entry + rope_bf16_few moving its rows into the KV cache.
-#define GEMM_SM90_NORMED_ROPE_ENTRY(NAME, BN)                                                                       \
-    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
-        NAME(const __grid_constant__ sm90::TmaMap b_map, const __grid_constant__ GemmSm90Params params,            \
-             const __grid_constant__ GemmSm90NormRows norm, const __grid_constant__ GemmSm90Rope rope) {           \
-        sm90::gemm_sm90_narrow<BN, sm90::Epi::Bf16, sm90::Silu::Exact, true, true>(b_map, b_map, params, &norm,   \
-                                                                                  &rope);                         \
-    }
-GEMM_SM90_NORMED_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16_normed_rope, 16)
-GEMM_SM90_NORMED_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32_normed_rope, 32)
-GEMM_SM90_NORMED_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64_normed_rope, 64)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16, 16, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32, 32, sm90::Epi::Bf16)
 GEMM_SM90_NARROW_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64, 64, sm90::Epi::Bf16)

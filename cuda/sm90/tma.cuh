@@ -52,18 +52,6 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const TmaMap* map, uin
         : "memory");
 }
 
-// Copies the 4-D box at {c0 (inner, elements), c1, c2, c3} into shared address `dst`; completes its bytes on `bar`
-// (the `_normed_rope` GEMM entries' view {64, rows, 2, k / 64} of a [rows, k] weight: box {64, BN/2, 2, KS} gathers
-// the same rows of both halves of a head, sm90/rope_epilogue.cuh).
-__device__ __forceinline__ void tma_load_4d(uint32_t dst, const TmaMap* map, uint32_t bar, int c0, int c1, int c2,
-                                            int c3) {
-    asm volatile(
-        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, "
-        "%6}], [%2];\n" ::"r"(dst),
-        "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
-        : "memory");
-}
-
 // As tma_load_2d, and the same box also lands at the same shared offset of every CTA of the cluster in `mask`, each
 // completing `bytes` on the barrier at the same offset in its own shared memory (2-CTA variant, B tiles).
 __device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const TmaMap* map, uint32_t bar, int c0, int c1,

@@ -31,7 +31,7 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 const THREADS: u32 = 384;
 /// Rows per tile (`sm90::BM`) and k per pipeline stage (`sm90::BK`).
 const BM: usize = 128;
-pub(crate) const BK: usize = 64;
+const BK: usize = 64;
 /// The dynamic shared memory every launch is given: all a block may have (`sm90::SMEM_LIMIT`). Each entry point's
 /// plan (`gemm_sm90_smem_bytes(epilogue, BN)`: its pipeline stages and epilogue buffers) fits in it, and a kernel
 /// traps if given less than its plan, never if given more; one block per SM either way.
@@ -320,7 +320,7 @@ pub fn supports(groups: &[GemmGroup], epilogue: Epilogue) -> Result<(), String> 
 
 /// Checks `groups` against the buffers and returns the kernel's parameters with C addresses relative to C's base (in
 /// elements) and the rows of the A and B maps.
-pub(crate) fn validate(
+fn validate(
     entry: &str,
     groups: &[GemmGroup],
     a_len: usize,
@@ -398,7 +398,7 @@ pub(crate) fn validate(
 }
 
 /// K-blocks of 64 per pipeline stage of a narrow width (`sm90::narrow_ks`): 128 / BN.
-pub(crate) fn narrow_ks(bn: usize) -> usize {
+fn narrow_ks(bn: usize) -> usize {
     if bn >= 128 {
         1
     } else {
@@ -574,11 +574,7 @@ pub fn launch_mirrored<TC: DeviceRepr>(
 
 /// The launch of a persistent GEMM entry over `tiles` tiles: one CTA per SM (at most one per tile), [`THREADS`]
 /// threads, all the dynamic shared memory a block may have ([`SMEM_LIMIT`], its limit raised on `f` to it).
-pub(crate) fn persistent_config(
-    gpu: &Gpu,
-    f: &cudarc::driver::CudaFunction,
-    tiles: usize,
-) -> Result<LaunchConfig, KernelError> {
+fn persistent_config(gpu: &Gpu, f: &cudarc::driver::CudaFunction, tiles: usize) -> Result<LaunchConfig, KernelError> {
     f.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
         SMEM_LIMIT as i32,
@@ -678,7 +674,7 @@ pub struct NormedRows<'a> {
 /// `GemmSm90NormRows` in gemm_sm90.cu.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Sm90NormRows {
+struct Sm90NormRows {
     x: u64,
     w: u64,
     x_ld: i64,
@@ -686,17 +682,6 @@ pub(crate) struct Sm90NormRows {
     pad: i32,
     x_row: [i32; MAX_GROUPS],
     layer: [i32; MAX_GROUPS],
-}
-
-impl Sm90NormRows {
-    /// The parameters [`normed_params`] checked, with the device addresses of the rows and the norm weights.
-    pub(crate) fn at(self, a: &NormedRows<'_>, stream: &CudaStream) -> Self {
-        Self {
-            x: addr(a.x, stream),
-            w: addr(a.w, stream),
-            ..self
-        }
-    }
 }
 
 // SAFETY: a #[repr(C)] plain-old-data mirror of gemm_sm90.cu's GemmSm90NormRows (its static_assert, the size test
@@ -762,7 +747,11 @@ pub fn gemm_sm90_nt_normed(
     for p in &mut params.problems[..groups.len()] {
         p.c = c_base + p.c * 2;
     }
-    let norm = norm.at(a, stream);
+    let norm = Sm90NormRows {
+        x: addr(a.x, stream),
+        w: addr(a.w, stream),
+        ..norm
+    };
     let f = gpu.function(&Kernel::new(cubins::GEMM_SM90, entry))?;
     let tiles = groups.iter().filter(|g| g.m > 0).count() * n.div_ceil(b_box);
     let cfg = persistent_config(gpu, &f, tiles)?;
@@ -780,11 +769,7 @@ pub fn gemm_sm90_nt_normed(
 
 /// The normed launch's norm parameters on lengths only (addresses 0): each group's x rows and norm row inside
 /// their buffers.
-pub(crate) fn normed_params(
-    entry: &str,
-    a: &NormedRows<'_>,
-    groups: &[GemmGroup],
-) -> Result<Sm90NormRows, KernelError> {
+fn normed_params(entry: &str, a: &NormedRows<'_>, groups: &[GemmGroup]) -> Result<Sm90NormRows, KernelError> {
     let k = groups.first().map_or(0, |g| g.k);
     if a.rows.len() != groups.len() {
         let why = format!("{} norm rows for {} groups", a.rows.len(), groups.len());

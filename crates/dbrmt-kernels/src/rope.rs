@@ -128,8 +128,7 @@ pub fn rope_and_prefetch(
 
 /// `DBRMT_L2_PREFETCH`: the L2 prefetch of [`rope_and_prefetch`] (on unless the environment says off at the first
 /// launch).
-pub(crate) static L2_PREFETCH: crate::switches::RuntimeSwitch =
-    crate::switches::RuntimeSwitch::new(crate::switches::L2_PREFETCH);
+static L2_PREFETCH: crate::switches::RuntimeSwitch = crate::switches::RuntimeSwitch::new(crate::switches::L2_PREFETCH);
 
 /// Blocks of the prefetching row of `rope_bf16_few_l2` (one row a thread: 16,384 rows at 128 threads a block).
 pub const PREFETCH_BLOCKS: u32 = 128;
@@ -148,11 +147,11 @@ pub struct L2Prefetch<'a> {
 /// `L2Prefetch` of rope.cu.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct L2PrefetchParams {
-    pub(crate) base: u64,
-    pub(crate) stride: i64,
-    pub(crate) rows: i32,
-    pub(crate) bytes: i32,
+struct L2PrefetchParams {
+    base: u64,
+    stride: i64,
+    rows: i32,
+    bytes: i32,
 }
 
 // SAFETY: a #[repr(C)] plain-old-data mirror of rope.cu's L2Prefetch (its static_assert, the size test below); its
@@ -161,7 +160,7 @@ unsafe impl cudarc::driver::DeviceRepr for L2PrefetchParams {}
 
 /// The checks of a prefetch on lengths only: the rows inside the buffer, whole 16-byte pieces, 32-bit counts. The
 /// parameters with the offset of the first row in bytes (the base address added by the caller).
-pub(crate) fn prefetch_params(
+fn prefetch_params(
     buf_len: usize,
     (first_row, rows, row_len, prefix): (usize, usize, usize, usize),
 ) -> Result<L2PrefetchParams, KernelError> {

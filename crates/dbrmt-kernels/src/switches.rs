@@ -24,9 +24,6 @@ pub const L2_PREFETCH: &str = "DBRMT_L2_PREFETCH";
 /// A decode step's RMSNorms made inside the q/k/v and gate/up launches (`gemm_sm90::gemm_sm90_nt_normed`) instead of
 /// launched before them (`dbrmt-model`).
 pub const DECODE_NORM: &str = "DBRMT_DECODE_NORM";
-/// A decode step's RoPE inside its normed q/k/v launch (`gemm_sm90_rope::gemm_sm90_nt_normed_rope`: the rows rotated
-/// and written into the KV cache by the product) instead of a RoPE launch after it (`dbrmt-model`).
-pub const DECODE_ROPE: &str = "DBRMT_DECODE_ROPE";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

@@ -25,7 +25,7 @@ pub(crate) const F32: CUtensorMapDataType = CUtensorMapDataType::CU_TENSOR_MAP_D
 pub(crate) const SWIZZLE_128B: CUtensorMapSwizzle = CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B;
 pub(crate) const SWIZZLE_NONE: CUtensorMapSwizzle = CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_NONE;
 
-/// A bf16 tensor map of rank `dims.len()` (2 to 4), 128-byte swizzled (see [`map`]).
+/// A bf16 tensor map of rank `dims.len()` (2 or 3), 128-byte swizzled (see [`map`]).
 pub(crate) fn bf16_map(
     entry: &str,
     base: u64,
@@ -36,7 +36,7 @@ pub(crate) fn bf16_map(
     map(entry, BF16, base, dims, strides, boxes, SWIZZLE_128B)
 }
 
-/// A tensor map of `dtype` elements, rank `dims.len()` (2 to 4), at device address `base`: `dims` innermost first,
+/// A tensor map of `dtype` elements, rank `dims.len()` (2 or 3), at device address `base`: `dims` innermost first,
 /// `strides` the byte strides of dims 1.., `boxes` the box of one copy, laid out in shared memory by `swizzle`;
 /// zero-filled outside the tensor.
 pub(crate) fn map(
@@ -49,7 +49,7 @@ pub(crate) fn map(
     swizzle: CUtensorMapSwizzle,
 ) -> Result<TmaMap, KernelError> {
     let rank = dims.len();
-    if !(2..=4).contains(&rank) || strides.len() + 1 != rank || boxes.len() != rank {
+    if !(2..=3).contains(&rank) || strides.len() + 1 != rank || boxes.len() != rank {
         return Err(invalid(
             entry,
             format!("tensor map of rank {rank}: inconsistent dims/strides/box"),
@@ -61,7 +61,7 @@ pub(crate) fn map(
             "tensor map address and strides must be 16-byte multiples".into(),
         ));
     }
-    let element_strides = [1u32; 4];
+    let element_strides = [1u32; 3];
     let mut map = std::mem::MaybeUninit::<CUtensorMap>::uninit();
     // SAFETY: cuTensorMapEncodeTiled writes the 128-byte descriptor into `map` and reads `rank` dims, `rank - 1`
     // strides, `rank` box sizes and `rank` element strides from the slices above (lengths checked), all live for the
@@ -111,7 +111,5 @@ mod tests {
         assert!(bf16_map("t", 0, &[64, 8], &[], &[64, 8]).is_err());
         assert!(bf16_map("t", 8, &[64, 8], &[128], &[64, 8]).is_err());
         assert!(bf16_map("t", 0, &[64, 8], &[100], &[64, 8]).is_err());
-        let five = bf16_map("t", 0, &[64, 8, 2, 2, 2], &[128, 256, 512, 1024], &[64, 8, 2, 2, 2]);
-        assert!(five.is_err(), "rank 5 is past what the kernels use");
     }
 }

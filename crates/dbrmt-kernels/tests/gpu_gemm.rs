@@ -192,15 +192,6 @@ fn gemm_sm90_normed_matches_rms_norm_then_the_gemm() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90_normed::checks);
 }
 
-/// The normed q/k/v entries with RoPE (v11: a decode step's norm, q/k/v product and RoPE in one launch): the bytes of
-/// the normed launch + `rope` moving its rows into the cache, nothing else written. A failure here:
-/// `DBRMT_DECODE_ROPE=off`.
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gemm_sm90_normed_rope_matches_the_normed_gemm_then_rope() {
-    assert_suite_passes(dbrmt_kernels::check::gemm_sm90_normed_rope::checks);
-}
-
 /// The bf16 mirror of f32 output (v7; also inside the suite above): C unchanged, the mirror bf16(C) bitwise, nothing
 /// written outside the groups, at every width.
 #[test]

@@ -275,18 +275,6 @@ pub fn decode_norm_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Res
     Ok(check::bitwise("gpu decode norms fused = apart", shape, &without, &with))
 }
 
-/// As [`decode_norm_bitwise_check`], with a decode step's RoPE inside its normed q/k/v launch and launched after it
-/// (`dbrmt_model::gpu::set_decode_rope`; the norms inside the products either way): the logits after every token,
-/// bitwise.
-pub fn decode_rope_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Result<Check, EngineError> {
-    let was = dbrmt_model::gpu::decode_rope_enabled();
-    let runs = decode_on_off(prompt, pushed, seed, dbrmt_model::gpu::set_decode_rope);
-    dbrmt_model::gpu::set_decode_rope(was);
-    let ((with, _), (without, _)) = runs?;
-    let shape = format!("1B shape, {prompt} + {pushed} pushed");
-    Ok(check::bitwise("gpu decode RoPE fused = apart", shape, &without, &with))
-}
-
 /// A random 1B-shaped ARMT's logits after a prompt of `prompt` tokens and after each of `pushed` more, with `set`
 /// called with true, then false, before each run; and how many pass shapes its session captured as graphs.
 type DecodeRun = (Vec<f32>, usize);
@@ -322,8 +310,8 @@ pub enum Scope {
     /// Kernels at all their shapes, and the golden cases.
     Quick,
     /// Also the Llama-3.2-1B-shaped bitwise checks: diagonal against sequential over 16K tokens with a short last
-    /// segment, PDL on against off over 8K, decode graphs and the decode norms' and RoPE's fusion on against off over
-    /// a segment end.
+    /// segment, PDL on against off over 8K, decode graphs and the decode norms' fusion on against off over a segment
+    /// end.
     Full,
 }
 
@@ -346,7 +334,6 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
         checks.push(pdl_bitwise_check(8 * 1024 - 100, seed ^ 0x9d1)?);
         checks.push(graphs_bitwise_check(1000, 40, seed ^ 0x6a7)?);
         checks.push(decode_norm_bitwise_check(1000, 40, seed ^ 0x3b5)?);
-        checks.push(decode_rope_bitwise_check(1000, 40, seed ^ 0x5c1)?);
     }
     Ok(checks)
 }

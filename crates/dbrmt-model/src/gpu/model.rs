@@ -19,7 +19,6 @@ use dbrmt_kernels::{
         self, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored,
         gemm_sm90_nt_bf16_bf16_swiglu, gemm_sm90_nt_normed, Epilogue, NormedRows,
     },
-    gemm_sm90_rope::{gemm_sm90_nt_normed_rope, normed_rope_width, RopeRows},
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
@@ -237,21 +236,6 @@ pub fn set_decode_norm(on: bool) {
 
 static DECODE_NORM: dbrmt_kernels::switches::RuntimeSwitch =
     dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::DECODE_NORM);
-
-/// A decode step's RoPE inside its normed q/k/v launch (`gemm_sm90_nt_normed_rope`, v11: the rows rotated and written
-/// into the KV cache by the product's epilogue; the same bytes as the product and `rope`): on unless
-/// `DBRMT_DECODE_ROPE=off` or [`set_decode_rope`] said otherwise. Only where the norm is inside the launch too.
-pub fn decode_rope_enabled() -> bool {
-    DECODE_ROPE.enabled()
-}
-
-/// Turns the RoPE of the normed decode launches on or off for the steps that follow (tests compare both).
-pub fn set_decode_rope(on: bool) {
-    DECODE_ROPE.set(on);
-}
-
-static DECODE_ROPE: dbrmt_kernels::switches::RuntimeSwitch =
-    dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::DECODE_ROPE);
 
 /// Whether the open cells of one layer share one group per projection (`DBRMT_MERGE_ROWS=off`: one group per cell, to
 /// compare; the bits are the same either way, see [`runs`]).
@@ -561,6 +545,14 @@ impl GpuModel {
     ) -> Result<(), KernelError> {
         let (w, l) = (&self.weights, &self.cfg.llama);
         let all = 0..at.len();
+        // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
+        let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
+        let (product, label) = ((&w.qkv, &qkv[..], Epilogue::Bf16), "rms_norm + q/k/v projection");
+        if !self.norm_for(gpu, stream, ws, at, &w.input_norm, product, label)? {
+            self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
+            ws.mark(stream, "q/k/v projection")?;
+        }
+        let (alone, merged) = runs::split(&at.runs);
         let heads = Heads {
             heads: l.num_heads,
             kv_heads: l.num_kv_heads,
@@ -568,7 +560,7 @@ impl GpuModel {
         };
         let rotate: Vec<Span> = all.clone().map(|i| at.rotate(i)).collect();
         // one layer's cells whose gate/up weights fit: a decode step's RoPE (the `_few` entry; the launcher
-        // prefetches for no other), or v11's q/k/v launch that does its RoPE, brings them into L2 meanwhile
+        // prefetches for no other) brings them into L2 meanwhile
         let (layer, rows) = (at.cells[0].layer, 2 * l.intermediate_size);
         let one_layer = at.cells.iter().all(|c| c.layer == layer);
         let prefetch = (self.projections == Projections::Sm90 && one_layer && rows * at.d * 2 <= L2_PREFETCH_BYTES)
@@ -579,39 +571,10 @@ impl GpuModel {
                 row_len: at.d,
                 prefix: at.d,
             });
-        // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
-        let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
-        if let Some(rows) = self.normed_rope_rows(gpu, at, &qkv, heads) {
-            // v11: norm, q/k/v and RoPE in one launch, its rows straight into the KV cache
-            let a = NormedRows {
-                x: &ws.hidden,
-                x_ld: at.d,
-                w: &w.input_norm,
-                eps: l.rms_norm_eps,
-                rows: &rows,
-            };
-            let rope = RopeRows {
-                cos: &w.rope_cos,
-                sin: &w.rope_sin,
-                spans: &rotate,
-                positions: Some(&ws.positions),
-                heads,
-                prefetch: prefetch.as_ref(),
-            };
-            gemm_sm90_nt_normed_rope(gpu, stream, &a, &w.qkv, &mut ws.qkv, &qkv, &rope)?;
-            ws.mark(stream, "rms_norm + q/k/v projection + rope")?;
-        } else {
-            let (product, label) = ((&w.qkv, &qkv[..], Epilogue::Bf16), "rms_norm + q/k/v projection");
-            if !self.norm_for(gpu, stream, ws, at, &w.input_norm, product, label)? {
-                self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
-                ws.mark(stream, "q/k/v projection")?;
-            }
-            let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
-            let positions = Some(&ws.positions);
-            rope_and_prefetch(gpu, stream, qkv, tables, &rotate, positions, heads, prefetch.as_ref())?;
-            ws.mark(stream, "rope")?;
-        }
-        let (alone, merged) = runs::split(&at.runs);
+        let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
+        let positions = Some(&ws.positions);
+        rope_and_prefetch(gpu, stream, qkv, tables, &rotate, positions, heads, prefetch.as_ref())?;
+        ws.mark(stream, "rope")?;
         let attend: Vec<Span> = all.clone().map(|i| at.attend(i)).collect();
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
         let attention = match self.attention {
@@ -785,28 +748,6 @@ impl GpuModel {
                 Some((first.in_row, first.layer))
             })
             .collect()
-    }
-
-    /// Where a decode step's RoPE goes into its normed q/k/v launch (v11, `gemm_sm90_nt_normed_rope`): the norm goes
-    /// in ([`Self::normed_rows`]), `DBRMT_DECODE_ROPE` on, a RoPE width for the heads
-    /// ([`normed_rope_width`]) and one cell a run (each group's rows are one cell's, which RoPE moves as one span).
-    /// Then the norm's rows, as for [`Self::normed_rows`].
-    fn normed_rope_rows(
-        &self,
-        gpu: &Gpu,
-        at: &Chunk,
-        groups: &[GemmGroup],
-        heads: Heads,
-    ) -> Option<Vec<(usize, usize)>> {
-        let decode = gemm_sm90::decode_tiles_enabled();
-        let one_cell_a_run = at.runs.iter().all(|r| r.len() == 1);
-        if !decode_rope_enabled()
-            || !one_cell_a_run
-            || normed_rope_width(groups, heads, gpu.sm_count(), decode).is_none()
-        {
-            return None;
-        }
-        self.normed_rows(gpu, at, groups, Epilogue::Bf16)
     }
 
     /// Whether the memory's projections (the read's `H·W_qᵀ`, the write's `P·[W_k|W_v|w_β]ᵀ`) run on the v2 GEMM,
