@@ -107,6 +107,7 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 #include "sm90/cluster.cuh"
 #include "sm90/epilogue.cuh"
 #include "sm90/mbarrier.cuh"
+#include "sm90/rope_rows.cuh"
 #include "sm90/scheduler.cuh"
 #include "sm90/tma.cuh"
 #include "sm90/warpgroup.cuh"
@@ -436,15 +437,17 @@ __device__ __forceinline__ uint64_t global_timer() {
 // one half of it multicast to both (sm90/cluster.cuh). Same tiles, same bytes as CL = 1.
 // PROF: record per-CTA phase times into prof[blockIdx.x * PROF_WORDS ..] (harness only; prof unused otherwise).
 // SL: silu of the SwiGLU epilogue (Off only; Stg and Bulk always use the exact one).
-template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact>
+template <int BN, Epi E, Store S = Store::Stg, int CL = 1, bool PROF = false, Silu SL = Silu::Exact, int ROPE_HD = 0>
 __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_map, const GemmSm90Params& P,
-                                          unsigned long long* prof = nullptr) {
+                                          unsigned long long* prof = nullptr, const GemmSm90Rope* rp = nullptr) {
     static_assert(bn_supported(BN), "tile widths with a wgmma wrapper and an entry point");
     static_assert(E != Epi::SwiGlu || BN % 128 == 0, "SwiGLU tiles hold whole 64-gate + 64-up blocks");
     static_assert(CL == 1 || CL == 2, "clusters of 1 or 2 CTAs");
     static_assert(S != Store::Off || CL == 1, "the offloaded epilogue is for single-CTA launches");
     static_assert(S == Store::Off || SL == Silu::Exact, "the inline epilogues use the exact silu");
     static_assert(!bn_narrow(BN), "the narrow widths run gemm_sm90_narrow");
+    static_assert(ROPE_HD == 0 || (E == Epi::Bf16 && S == Store::Stg && CL == 1 && BN % ROPE_HD == 0),
+                  "v12, RoPE: bf16 output through the staging epilogue, head-aligned tiles");
     constexpr bool OFF = S == Store::Off;
     constexpr int STAGES = stages_for(BN, E, S);
     constexpr int EPI_BYTES = epi_smem_bytes(BN, E, S) - (OFF ? 16 : 0);  // staging buffers, or OUT
@@ -701,6 +704,10 @@ __device__ __forceinline__ void gemm_sm90(const TmaMap& a_map, const TmaMap& b_m
                     if (wtid == 0) mbar_arrive(out_full);
                     out_phase ^= 1;
                 } else {
+                    if constexpr (ROPE_HD > 0) {
+                        // v12: the problem's q and k pairs rotated before the epilogue rounds and stores them
+                        if ((rp->rotate_mask >> t.p) & 1ull) rope_rows<BN, ROPE_HD>(acc, *rp, row0, rows, t.n_tile * BN, wtid);
+                    }
                     epilogue<BN, E, S>(acc, buf, wtid, 1 + wg, c_base, ldc_bytes, row0, rows, t.n_tile * BN,
                                        E == Epi::SwiGlu ? P.n / 2 : P.n, accumulate,
                                        E == Epi::F32 ? P.mirror_k : 0ull);
@@ -1062,6 +1069,22 @@ __host__ __device__ constexpr int gemm_sm90_smem_bytes(int epi, int bn) {
              const __grid_constant__ GemmSm90Params params) {                                                     \
         sm90::gemm_sm90_narrow<BN, EPI>(a_map, b_map, params);                                                     \
     }
+
+// v12, the bf16 widths with a prefill's RoPE in the epilogue (whole segments in place, sm90/rope_rows.cuh): the
+// head-aligned widths of head dims 64 and 128. The bytes of the entry of the same width + rope_bf16 in place.
+#define GEMM_SM90_ROPE_ENTRY(NAME, BN, HD)                                                                         \
+    extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)                                                \
+        NAME(const __grid_constant__ sm90::TmaMap a_map, const __grid_constant__ sm90::TmaMap b_map,              \
+             const __grid_constant__ GemmSm90Params params, const __grid_constant__ GemmSm90Rope rope) {           \
+        sm90::gemm_sm90<BN, sm90::Epi::Bf16, sm90::Store::Stg, 1, false, sm90::Silu::Exact, HD>(a_map, b_map,     \
+                                                                                              params, nullptr,   \
+                                                                                              &rope);            \
+    }
+GEMM_SM90_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn128_rope_hd64, 128, 64)
+GEMM_SM90_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn192_rope_hd64, 192, 64)
+GEMM_SM90_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn256_rope_hd64, 256, 64)
+GEMM_SM90_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn128_rope_hd128, 128, 128)
+GEMM_SM90_ROPE_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn256_rope_hd128, 256, 128)
 
 // v6: the narrow SwiGLU tile (launches whose problems all have m <= 64; gemm_sm90_decode_swiglu_narrow picks it):
 // 128 interleaved B rows (64 outputs) per tile, one k-block per stage (16 KB of B), the exported SwiGLU entries'

@@ -22,17 +22,17 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when 
 #include "common/common.cuh"
 #include "common/params.h"
 #include "common/pdl.cuh"
+#include "common/rotate.cuh"
 
 #define ROPE_THREADS 128
 
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
-// One pair (x1, x2) -> (x1·cos − x2·sin, x2·cos + x1·sin); the one expression both paths below use, so the bits of
-// an element do not depend on which path rotated it.
+// One pair (x1, x2) -> (x1·cos − x2·sin, x2·cos + x1·sin); the one expression both paths below use (and the q/k/v
+// product's RoPE epilogue, gemm_sm90.cu), so the bits of an element do not depend on which path rotated it.
 __device__ __forceinline__ void rotate(float x1, float x2, float ci, float si, float& y1, float& y2) {
-    y1 = x1 * ci - x2 * si;
-    y2 = x2 * ci + x1 * si;
+    rope_rotate(x1, x2, ci, si, y1, y2);
 }
 
 // Pairs p and p + 1 (p even, `half` even: the same head) of the row `src` into `dst` (may be the same row), as

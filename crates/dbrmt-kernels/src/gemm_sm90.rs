@@ -30,7 +30,7 @@ use crate::{cubins, Gpu, Kernel, KernelError};
 /// Threads per block (`sm90::THREADS`: two consumer warpgroups and a producer warpgroup).
 const THREADS: u32 = 384;
 /// Rows per tile (`sm90::BM`) and k per pipeline stage (`sm90::BK`).
-const BM: usize = 128;
+pub(crate) const BM: usize = 128;
 const BK: usize = 64;
 /// The dynamic shared memory every launch is given: all a block may have (`sm90::SMEM_LIMIT`). Each entry point's
 /// plan (`gemm_sm90_smem_bytes(epilogue, BN)`: its pipeline stages and epilogue buffers) fits in it, and a kernel
@@ -187,11 +187,24 @@ pub fn tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize) -> usize {
     if epilogue == Epilogue::SwiGlu {
         return if n >= 1024 { 256 } else { 128 };
     }
+    let score = width_score(n, k, epilogue, sms);
+    let min = TILE_WIDTHS.iter().map(|&bn| score(bn)).fold(f64::INFINITY, f64::min);
+    // the list ascends: the widest tie (within 0.5%) wins
+    TILE_WIDTHS
+        .iter()
+        .copied()
+        .rfind(|&bn| score(bn) <= min * 1.005)
+        .unwrap_or(128)
+}
+
+/// [`tile_width`]'s measure of a width for `(n, k)` (bf16 or f32 output): its modelled time over the best width's at
+/// 1, 4 and 16 cells, the worst of the three (1.0: the best at every count).
+pub(crate) fn width_score(n: usize, k: usize, epilogue: Epilogue, sms: usize) -> impl Fn(usize) -> f64 {
     let sms = if sms < 1 { 132 } else { sms } as f64;
     let kb = k.div_ceil(64) as f64;
     let counts = [1.0, 4.0, 16.0];
     let f32_out = matches!(epilogue, Epilogue::F32 { .. });
-    let cost = |bn: usize, c: f64| {
+    let cost = move |bn: usize, c: f64| {
         let bnf = bn as f64;
         let bytes_per_flop = (128.0 + bnf) / (128.0 * bnf);
         let eff = 1.0 + 0.25 * (bytes_per_flop / (384.0 / 32768.0) - 1.0);
@@ -209,20 +222,13 @@ pub fn tile_width(n: usize, k: usize, epilogue: Epilogue, sms: usize) -> usize {
         .iter()
         .map(|&c| TILE_WIDTHS.iter().map(|&bn| cost(bn, c)).fold(f64::INFINITY, f64::min))
         .collect();
-    let score = |bn: usize| {
+    move |bn: usize| {
         counts
             .iter()
             .zip(&best)
             .map(|(&c, &b)| cost(bn, c) / b)
             .fold(0.0, f64::max)
-    };
-    let min = TILE_WIDTHS.iter().map(|&bn| score(bn)).fold(f64::INFINITY, f64::min);
-    // the list ascends: the widest tie (within 0.5%) wins
-    TILE_WIDTHS
-        .iter()
-        .copied()
-        .rfind(|&bn| score(bn) <= min * 1.005)
-        .unwrap_or(128)
+    }
 }
 
 /// The entry point of `epilogue` at tile width `bn` (`gemm_sm90_nt_bf16_bf16_<out>_bn<BN>`).
@@ -320,7 +326,7 @@ pub fn supports(groups: &[GemmGroup], epilogue: Epilogue) -> Result<(), String> 
 
 /// Checks `groups` against the buffers and returns the kernel's parameters with C addresses relative to C's base (in
 /// elements) and the rows of the A and B maps.
-fn validate(
+pub(crate) fn validate(
     entry: &str,
     groups: &[GemmGroup],
     a_len: usize,
@@ -431,7 +437,7 @@ fn narrow_map(
 
 /// A 2-D bf16 tensor map over `rows` rows of `k` elements (stride `ld` elements) at device address `base`, with
 /// boxes of 64 × `box_rows`.
-fn tensor_map(
+pub(crate) fn tensor_map(
     entry: &str,
     base: u64,
     k: usize,
@@ -574,7 +580,11 @@ pub fn launch_mirrored<TC: DeviceRepr>(
 
 /// The launch of a persistent GEMM entry over `tiles` tiles: one CTA per SM (at most one per tile), [`THREADS`]
 /// threads, all the dynamic shared memory a block may have ([`SMEM_LIMIT`], its limit raised on `f` to it).
-fn persistent_config(gpu: &Gpu, f: &cudarc::driver::CudaFunction, tiles: usize) -> Result<LaunchConfig, KernelError> {
+pub(crate) fn persistent_config(
+    gpu: &Gpu,
+    f: &cudarc::driver::CudaFunction,
+    tiles: usize,
+) -> Result<LaunchConfig, KernelError> {
     f.set_attribute(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
         SMEM_LIMIT as i32,

@@ -192,6 +192,14 @@ fn gemm_sm90_normed_matches_rms_norm_then_the_gemm() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90_normed::checks);
 }
 
+/// The q/k/v product with a prefill's RoPE in its epilogue (v12): the bytes of the product + `rope` in place at every
+/// head-aligned width, nothing written outside the groups. A failure here: `DBRMT_QKV_ROPE=off`.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemm_sm90_rope_matches_the_gemm_then_rope() {
+    assert_suite_passes(dbrmt_kernels::check::gemm_sm90_rope::checks);
+}
+
 /// The bf16 mirror of f32 output (v7; also inside the suite above): C unchanged, the mirror bf16(C) bitwise, nothing
 /// written outside the groups, at every width.
 #[test]

@@ -247,6 +247,30 @@ pub fn pdl_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError>
     Ok(bitwise("gpu PDL on = off", shape, &with, &without))
 }
 
+/// A random 1B-shaped ARMT's prefill of `tokens` tokens (diagonal, the last logits) with a prefill's RoPE inside the
+/// q/k/v product and launched after it (`dbrmt_model::gpu::set_qkv_rope`): bitwise, and both times in the shape. The
+/// switch is left as it was.
+pub fn qkv_rope_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
+    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
+    let ids = random_ids(tokens, config.llama.vocab_size, seed);
+    let model = RandomModel::new(config, seed);
+    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let was = dbrmt_model::gpu::qkv_rope_enabled();
+    let run = |on: bool| {
+        dbrmt_model::gpu::set_qkv_rope(on);
+        engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)
+    };
+    let (with, without) = (run(true), run(false));
+    dbrmt_model::gpu::set_qkv_rope(was);
+    let ((with, ms_on), (without, ms_off)) = (with?, without?);
+    let shape = format!(
+        "1B shape, {tokens} tokens, diagonal; fused {:.0} ms, apart {:.0} ms",
+        ms_on.unwrap_or(f32::NAN),
+        ms_off.unwrap_or(f32::NAN)
+    );
+    Ok(bitwise("gpu q/k/v RoPE fused = apart", shape, &without, &with))
+}
+
 /// A random 1B-shaped ARMT decoding `pushed` tokens after a prompt of `prompt` tokens (crossing a segment end when
 /// the two do), with its decode steps replayed as CUDA graphs and as plain launches (`dbrmt_model::gpu::set_graphs`):
 /// the logits after every token, bitwise, and graphs must have run. The switch is left as it was.
@@ -311,7 +335,7 @@ pub enum Scope {
     Quick,
     /// Also the Llama-3.2-1B-shaped bitwise checks: diagonal against sequential over 16K tokens with a short last
     /// segment, PDL on against off over 8K, decode graphs and the decode norms' fusion on against off over a segment
-    /// end.
+    /// end, the q/k/v product's RoPE on against off over 4K.
     Full,
 }
 
@@ -334,6 +358,7 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
         checks.push(pdl_bitwise_check(8 * 1024 - 100, seed ^ 0x9d1)?);
         checks.push(graphs_bitwise_check(1000, 40, seed ^ 0x6a7)?);
         checks.push(decode_norm_bitwise_check(1000, 40, seed ^ 0x3b5)?);
+        checks.push(qkv_rope_bitwise_check(4 * 1024 - 300, seed ^ 0x71f)?);
     }
     Ok(checks)
 }

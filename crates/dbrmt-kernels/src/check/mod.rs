@@ -21,6 +21,7 @@ pub mod gemm;
 pub mod gemm_rows;
 pub mod gemm_sm90;
 pub mod gemm_sm90_normed;
+pub mod gemm_sm90_rope;
 pub mod gemm_tf32x3_sm90;
 pub mod harness;
 pub mod rms_norm;
@@ -35,13 +36,14 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory, the greedy
 /// ids of the logits).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 20] = [
+    let suites: [Suite; 21] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
         gemm::checks,
         gemm_sm90::checks,
         gemm_sm90_normed::checks,
+        gemm_sm90_rope::checks,
         gemm_tf32x3_sm90::checks,
         rows::checks,
         rope::checks,

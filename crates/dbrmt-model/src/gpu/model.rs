@@ -19,6 +19,7 @@ use dbrmt_kernels::{
         self, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored,
         gemm_sm90_nt_bf16_bf16_swiglu, gemm_sm90_nt_normed, Epilogue, NormedRows,
     },
+    gemm_sm90_rope::{gemm_sm90_nt_bf16_bf16_bf16_rope, rope_width, RopeTables},
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
@@ -236,6 +237,20 @@ pub fn set_decode_norm(on: bool) {
 
 static DECODE_NORM: dbrmt_kernels::switches::RuntimeSwitch =
     dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::DECODE_NORM);
+
+/// A prefill's RoPE inside its q/k/v product for whole segments (`gemm_sm90_nt_bf16_bf16_bf16_rope`, v12: the same
+/// bytes as the product and `rope` in place): on unless `DBRMT_QKV_ROPE=off` or [`set_qkv_rope`] said otherwise.
+pub fn qkv_rope_enabled() -> bool {
+    QKV_ROPE.enabled()
+}
+
+/// Turns the q/k/v product's RoPE on or off for the steps that follow (tests compare both).
+pub fn set_qkv_rope(on: bool) {
+    QKV_ROPE.set(on);
+}
+
+static QKV_ROPE: dbrmt_kernels::switches::RuntimeSwitch =
+    dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::QKV_ROPE);
 
 /// Whether the open cells of one layer share one group per projection (`DBRMT_MERGE_ROWS=off`: one group per cell, to
 /// compare; the bits are the same either way, see [`runs`]).
@@ -545,20 +560,37 @@ impl GpuModel {
     ) -> Result<(), KernelError> {
         let (w, l) = (&self.weights, &self.cfg.llama);
         let all = 0..at.len();
-        // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
-        let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
-        let (product, label) = ((&w.qkv, &qkv[..], Epilogue::Bf16), "rms_norm + q/k/v projection");
-        if !self.norm_for(gpu, stream, ws, at, &w.input_norm, product, label)? {
-            self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
-            ws.mark(stream, "q/k/v projection")?;
-        }
-        let (alone, merged) = runs::split(&at.runs);
         let heads = Heads {
             heads: l.num_heads,
             kv_heads: l.num_kv_heads,
             head_dim: l.head_dim,
         };
-        let rotate: Vec<Span> = all.clone().map(|i| at.rotate(i)).collect();
+        let mut rotate: Vec<Span> = all.clone().map(|i| at.rotate(i)).collect();
+        // every run's rows are one group into its scratch rows; RoPE moves an open cell's into its KV cache
+        let qkv: Vec<GemmGroup> = at.runs.iter().map(|r| at.merged(r, at.qkv(r.start))).collect();
+        let (product, label) = ((&w.qkv, &qkv[..], Epilogue::Bf16), "rms_norm + q/k/v projection");
+        if !self.norm_for(gpu, stream, ws, at, &w.input_norm, product, label)? {
+            if let Some(fused) = self.qkv_rope(gpu, at, &qkv, &rotate, heads) {
+                // v12: whole segments rotated by the product; RoPE's launch keeps only the other cells
+                let tables = RopeTables {
+                    cos: &w.rope_cos,
+                    sin: &w.rope_sin,
+                    heads,
+                };
+                gemm_sm90_nt_bf16_bf16_bf16_rope(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv, &tables, &fused)?;
+                ws.mark(stream, "q/k/v projection + rope")?;
+                rotate = rotate
+                    .into_iter()
+                    .zip(&fused)
+                    .filter(|(_, &f)| !f)
+                    .map(|(s, _)| s)
+                    .collect();
+            } else {
+                self.linear_bf16(gpu, stream, &ws.normed, &w.qkv, &mut ws.qkv, &qkv)?;
+                ws.mark(stream, "q/k/v projection")?;
+            }
+        }
+        let (alone, merged) = runs::split(&at.runs);
         // one layer's cells whose gate/up weights fit: a decode step's RoPE (the `_few` entry; the launcher
         // prefetches for no other) brings them into L2 meanwhile
         let (layer, rows) = (at.cells[0].layer, 2 * l.intermediate_size);
@@ -571,10 +603,12 @@ impl GpuModel {
                 row_len: at.d,
                 prefix: at.d,
             });
-        let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
-        let positions = Some(&ws.positions);
-        rope_and_prefetch(gpu, stream, qkv, tables, &rotate, positions, heads, prefetch.as_ref())?;
-        ws.mark(stream, "rope")?;
+        if !rotate.is_empty() {
+            let (qkv, tables) = ((&mut ws.qkv, at.qkv_width), (&w.rope_cos, &w.rope_sin));
+            let positions = Some(&ws.positions);
+            rope_and_prefetch(gpu, stream, qkv, tables, &rotate, positions, heads, prefetch.as_ref())?;
+            ws.mark(stream, "rope")?;
+        }
         let attend: Vec<Span> = all.clone().map(|i| at.attend(i)).collect();
         let scale = 1.0 / (heads.head_dim as f32).sqrt();
         let attention = match self.attention {
@@ -748,6 +782,34 @@ impl GpuModel {
                 Some((first.in_row, first.layer))
             })
             .collect()
+    }
+
+    /// Which of a step's cells the q/k/v product rotates itself (v12, `gemm_sm90_nt_bf16_bf16_bf16_rope`), or `None`
+    /// where it rotates none: the v2 projections, `DBRMT_QKV_ROPE` on, a RoPE width for the launch ([`rope_width`]:
+    /// not a decode launch, head dims 64 and 128), one cell a run; then each cell whose RoPE is a whole segment in
+    /// place (position 0, the product's own rows).
+    fn qkv_rope(
+        &self,
+        gpu: &Gpu,
+        at: &Chunk,
+        groups: &[GemmGroup],
+        rotate: &[Span],
+        heads: Heads,
+    ) -> Option<Vec<bool>> {
+        let decode = gemm_sm90::decode_tiles_enabled();
+        let one_cell_a_run = at.runs.iter().all(|r| r.len() == 1) && groups.len() == rotate.len();
+        if self.projections != Projections::Sm90
+            || !qkv_rope_enabled()
+            || !one_cell_a_run
+            || rope_width(groups, heads, gpu.sm_count(), decode).is_none()
+        {
+            return None;
+        }
+        let whole = |(g, s): (&GemmGroup, &Span)| {
+            !s.dynamic && s.pos == 0 && s.out_row == s.in_row && g.c_offset == s.in_row * g.ldc && g.m == s.rows
+        };
+        let fused: Vec<bool> = groups.iter().zip(rotate).map(whole).collect();
+        fused.contains(&true).then_some(fused)
     }
 
     /// Whether the memory's projections (the read's `H·W_qᵀ`, the write's `P·[W_k|W_v|w_β]ᵀ`) run on the v2 GEMM,
