@@ -44,6 +44,13 @@ Entry points (extern "C", one per epilogue and tile width BN; name = gemm_<arch>
                                                 (GemmSm90NormRows), by rms_norm_f32_few's arithmetic, so the bytes of
                                                 rms_norm + the unnormed entry (a decode step's norm without its own
                                                 launch). m <= 8, k <= 4096; no A map: (b_map, params, norm).
+  gemm_sm90_nt_bf16_bf16_bf16_bn{128,192,256}_rope_hd64, _bn{128,256}_rope_hd128   v12, the bf16 entries of those
+                                                widths with a prefill's RoPE in the epilogue (GemmSm90Rope,
+                                                sm90/rope_rows.cuh): problems flagged in rope.rotate_mask are whole
+                                                segments whose row r is rotated at position r before the epilogue
+                                                stores it (q and k heads: columns < rope.rot_cols); head-aligned
+                                                tiles only. The bytes of the entry of the same width + rope_bf16 in
+                                                place: (a_map, b_map, params, rope).
   gemm_sm90_nt_bf16_bf16_swiglu_bn{128,256}     fused SwiGLU, output bf16 [m, n/2] (n = 2*I, B rows). B is the
         gate/up weight interleaved in blocks of 64 rows: for output columns j0 .. j0+63 (j0 = 64*b), B rows
         128*b .. 128*b+63 are gate rows j0 .. j0+63 and B rows 128*b+64 .. 128*b+127 are up rows j0 .. j0+63, i.e.
