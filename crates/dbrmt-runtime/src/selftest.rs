@@ -227,23 +227,11 @@ pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineE
 /// (`dbrmt_kernels::set_pdl`): bitwise, since PDL only lets a launch start early and every kernel waits for its
 /// predecessor before touching memory. The switch is left as it was.
 pub fn pdl_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
-    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
-    let ids = random_ids(tokens, config.llama.vocab_size, seed);
-    let model = RandomModel::new(config, seed);
-    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
     let was = dbrmt_kernels::pdl_enabled();
-    let run = |on: bool| {
-        dbrmt_kernels::set_pdl(on);
-        engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)
-    };
-    let (with, without) = (run(true), run(false));
+    let runs = prefill_on_off(tokens, seed, dbrmt_kernels::set_pdl);
     dbrmt_kernels::set_pdl(was);
-    let ((with, ms_on), (without, ms_off)) = (with?, without?);
-    let shape = format!(
-        "1B shape, {tokens} tokens, diagonal; PDL on {:.0} ms, off {:.0} ms",
-        ms_on.unwrap_or(f32::NAN),
-        ms_off.unwrap_or(f32::NAN)
-    );
+    let ((with, ms_on), (without, ms_off)) = runs?;
+    let shape = format!("1B shape, {tokens} tokens, diagonal; PDL on {ms_on:.0} ms, off {ms_off:.0} ms");
     Ok(bitwise("gpu PDL on = off", shape, &with, &without))
 }
 
@@ -251,24 +239,28 @@ pub fn pdl_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError>
 /// q/k/v product and launched after it (`dbrmt_model::gpu::set_qkv_rope`): bitwise, and both times in the shape. The
 /// switch is left as it was.
 pub fn qkv_rope_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
+    let was = dbrmt_model::gpu::qkv_rope_enabled();
+    let runs = prefill_on_off(tokens, seed, dbrmt_model::gpu::set_qkv_rope);
+    dbrmt_model::gpu::set_qkv_rope(was);
+    let ((with, ms_on), (without, ms_off)) = runs?;
+    let shape = format!("1B shape, {tokens} tokens, diagonal; fused {ms_on:.0} ms, apart {ms_off:.0} ms");
+    Ok(bitwise("gpu q/k/v RoPE fused = apart", shape, &without, &with))
+}
+
+/// A random 1B-shaped ARMT's output of a diagonal prefill of `tokens` tokens (the last logits, the hidden rows kept)
+/// and its time in ms (NaN if not timed), with `set` called with true, then false, before each run.
+type PrefillRun = (Output, f32);
+fn prefill_on_off(tokens: usize, seed: u64, set: fn(bool)) -> Result<(PrefillRun, PrefillRun), EngineError> {
     let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
     let ids = random_ids(tokens, config.llama.vocab_size, seed);
     let model = RandomModel::new(config, seed);
     let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
-    let was = dbrmt_model::gpu::qkv_rope_enabled();
-    let run = |on: bool| {
-        dbrmt_model::gpu::set_qkv_rope(on);
-        engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)
+    let run = |on: bool| -> Result<PrefillRun, EngineError> {
+        set(on);
+        let (logits, ms) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)?;
+        Ok((logits, ms.unwrap_or(f32::NAN)))
     };
-    let (with, without) = (run(true), run(false));
-    dbrmt_model::gpu::set_qkv_rope(was);
-    let ((with, ms_on), (without, ms_off)) = (with?, without?);
-    let shape = format!(
-        "1B shape, {tokens} tokens, diagonal; fused {:.0} ms, apart {:.0} ms",
-        ms_on.unwrap_or(f32::NAN),
-        ms_off.unwrap_or(f32::NAN)
-    );
-    Ok(bitwise("gpu q/k/v RoPE fused = apart", shape, &without, &with))
+    Ok((run(true)?, run(false)?))
 }
 
 /// A random 1B-shaped ARMT decoding `pushed` tokens after a prompt of `prompt` tokens (crossing a segment end when
