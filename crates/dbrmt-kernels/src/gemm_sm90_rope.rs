@@ -54,10 +54,10 @@ unsafe impl DeviceRepr for Sm90Rope {}
 pub fn rope_width(groups: &[GemmGroup], heads: Heads, sms: usize, decode: bool) -> Option<usize> {
     let g = groups.first()?;
     let hd = heads.head_dim;
-    if g.n != heads.qkv_width() || !TILE_WIDTHS.contains(&launch_tile_width(groups, Epilogue::Bf16, sms, decode)) {
+    let rule = launch_tile_width(groups, Epilogue::Bf16, sms, decode);
+    if g.n != heads.qkv_width() || !TILE_WIDTHS.contains(&rule) {
         return None;
     }
-    let rule = launch_tile_width(groups, Epilogue::Bf16, sms, decode);
     if ROPE_WIDTHS.contains(&(rule, hd)) {
         return Some(rule);
     }
