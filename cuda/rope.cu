@@ -22,18 +22,12 @@ Bytes: rows · (H + KV) · hd · 4 (bf16 read and written; + KV · hd · 4 when 
 #include "common/common.cuh"
 #include "common/params.h"
 #include "common/pdl.cuh"
-#include "common/rotate.cuh"
+#include "common/rotate.cuh"  // rope_rotate: every pair's arithmetic, shared with gemm_sm90.cu's RoPE epilogue
 
 #define ROPE_THREADS 128
 
 // ----------------------------------------------------------------------------
 // CUDA kernels
-
-// One pair (x1, x2) -> (x1·cos − x2·sin, x2·cos + x1·sin); the one expression both paths below use (and the q/k/v
-// product's RoPE epilogue, gemm_sm90.cu), so the bits of an element do not depend on which path rotated it.
-__device__ __forceinline__ void rotate(float x1, float x2, float ci, float si, float& y1, float& y2) {
-    rope_rotate(x1, x2, ci, si, y1, y2);
-}
 
 // Pairs p and p + 1 (p even, `half` even: the same head) of the row `src` into `dst` (may be the same row), as
 // bfloat162 and float2 loads: half the load instructions of one pair a thread (session 12: the many-row launch ran at
@@ -48,8 +42,8 @@ __device__ __forceinline__ void rotate2(const __nv_bfloat16* src, __nv_bfloat16*
     const float2 ci = *reinterpret_cast<const float2*>(c + i);
     const float2 si = *reinterpret_cast<const float2*>(s + i);
     float y1x, y2x, y1y, y2y;
-    rotate(a.x, b.x, ci.x, si.x, y1x, y2x);
-    rotate(a.y, b.y, ci.y, si.y, y1y, y2y);
+    rope_rotate(a.x, b.x, ci.x, si.x, y1x, y2x);
+    rope_rotate(a.y, b.y, ci.y, si.y, y1y, y2y);
     *reinterpret_cast<__nv_bfloat162*>(dst + col) = __floats2bfloat162_rn(y1x, y1y);
     *reinterpret_cast<__nv_bfloat162*>(dst + col + half) = __floats2bfloat162_rn(y2x, y2y);
 }
@@ -61,7 +55,7 @@ __device__ __forceinline__ void rotate1(const __nv_bfloat16* src, __nv_bfloat16*
     const int i = p - head * half;
     const int col = head * 2 * half + i;
     float y1, y2;
-    rotate(__bfloat162float(src[col]), __bfloat162float(src[col + half]), c[i], s[i], y1, y2);
+    rope_rotate(__bfloat162float(src[col]), __bfloat162float(src[col + half]), c[i], s[i], y1, y2);
     dst[col] = __float2bfloat16(y1);
     dst[col + half] = __float2bfloat16(y2);
 }

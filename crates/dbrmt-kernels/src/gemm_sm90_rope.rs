@@ -143,8 +143,9 @@ pub fn launch_rope_at_width(
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params, GemmSm90Rope) by value; these are their
     // #[repr(C)] mirrors. The maps cover exactly the A and B buffers; validate() checked every problem's A and B rows
     // and its C region against `a`, `b` and `c` (borrowed mutably: it aliases neither input) and that no two problems
-    // write one element; rope_params() checked that a rotated problem's rows are positions of the tables (cos and sin
-    // hold them) and that the width holds whole heads of the fused row. The dynamic shared memory is the whole limit.
+    // write one element; rope_params() checked that the heads are the groups' fused row and that a rotated problem's
+    // rows are positions of the tables (cos and sin hold them); entry() has entries only for widths that are whole
+    // heads (the kernel's static_assert). The dynamic shared memory is the whole limit.
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }

@@ -257,8 +257,8 @@ fn prefill_on_off(tokens: usize, seed: u64, set: fn(bool)) -> Result<(PrefillRun
     let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
     let run = |on: bool| -> Result<PrefillRun, EngineError> {
         set(on);
-        let (logits, ms) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)?;
-        Ok((logits, ms.unwrap_or(f32::NAN)))
+        let (out, ms) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)?;
+        Ok((out, ms.unwrap_or(f32::NAN)))
     };
     Ok((run(true)?, run(false)?))
 }
