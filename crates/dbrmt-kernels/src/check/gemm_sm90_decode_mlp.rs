@@ -1,19 +1,24 @@
 //! The decode MLP launch (`gemm_sm90_decode_mlp`, v13: a decode step's norm, gate/up + SwiGLU, down and residual in
-//! one cooperative launch) against the two launches it replaces: the normed SwiGLU launch, then down's f32 launch
-//! accumulating into the hidden rows (and their bf16 mirror). The contract is the same bytes, so the comparison is
-//! bitwise over the whole of every buffer the launch writes (activations, hidden rows, mirror; both sides start from
-//! the same poisoned outputs, so an element written outside the groups differs too); both halves of the reference
-//! have their own checks (`check/gemm_sm90_normed.rs`, `check/gemm_sm90.rs`). The launch runs twice, on fresh
+//! one cooperative launch) against the launches it replaces: the norm and the SwiGLU product (whose bytes the normed
+//! launch has: `check/gemm_sm90_normed.rs`), then down's f32 launch accumulating into the hidden rows (and their bf16
+//! mirror). The contract is the same bytes, so the comparison is bitwise over everything the launch writes (the
+//! groups' activation and mirror rows, every hidden row), and every other element of the activations and the mirror
+//! must keep its poison; each launch of the reference has its own f32 CPU check. The launch runs twice, on fresh
 //! copies, and the blocks' barrier must be back at zero arrivals after each (its generation counts the launches).
 
+use half::bf16;
+
 use super::harness::{
-    bf16_normal, bitwise, differing_bits, download_bf16, download_f32, f32_normal, fail_if, poisoned_bf16, upload_bf16,
-    upload_f32, Check, SplitMix64,
+    bf16_normal, bitwise, changed_outside, differing_bits, download_bf16, download_f32, f32_normal, fail_if,
+    poison_bits, poisoned_bf16, upload_bf16, upload_f32, Block, Check, SplitMix64,
 };
 use crate::gemm::GemmGroup;
-use crate::gemm_sm90::{gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored, gemm_sm90_nt_normed};
-use crate::gemm_sm90::{Epilogue, NormedRows};
+use crate::gemm_sm90::{
+    gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored, gemm_sm90_nt_bf16_bf16_swiglu,
+};
 use crate::gemm_sm90_decode_mlp::{gemm_sm90_decode_mlp, DecodeMlp};
+use crate::params::Span;
+use crate::rms_norm::rms_norm;
 use crate::{Gpu, KernelError};
 
 /// Layers of the stacked weights (request `r` uses its own layer).
@@ -82,18 +87,24 @@ pub fn check_decode_mlp(
     let norm_rows: Vec<(usize, usize)> = requests.iter().map(|&(r, _, layer)| (r, layer)).collect();
     let eps = 1e-5;
 
-    // apart: the normed SwiGLU launch, then down accumulating into the hidden rows
+    // apart: rms_norm and the SwiGLU launch (the normed launch's bytes, at any group shape), then down
+    // accumulating into the hidden rows
     let mut want_x = upload_f32(stream, &x_host)?;
     let mut want_act = poisoned_bf16(gpu, stream, rows * inter)?;
     let mut want_mirror = poisoned_bf16(gpu, stream, rows * x_ld)?;
-    let a = NormedRows {
-        x: &want_x,
-        x_ld,
-        w: &w,
-        eps,
-        rows: &norm_rows,
-    };
-    gemm_sm90_nt_normed(gpu, stream, &a, &gate_up, &mut want_act, &gu_groups, Epilogue::SwiGlu)?;
+    let mut normed = poisoned_bf16(gpu, stream, rows * d)?;
+    let spans: Vec<Span> = requests
+        .iter()
+        .map(|&(row, m, layer)| Span {
+            in_row: row,
+            out_row: row,
+            rows: m,
+            layer,
+            ..Span::default()
+        })
+        .collect();
+    rms_norm(gpu, stream, &want_x, x_ld, &w, &mut normed, d, &spans, d, eps)?;
+    gemm_sm90_nt_bf16_bf16_swiglu(gpu, stream, &normed, &gate_up, &mut want_act, &gu_groups)?;
     if mirrored {
         let out = (&mut want_x, &mut want_mirror);
         gemm_sm90_nt_bf16_bf16_f32_mirrored(gpu, stream, &want_act, &down, out, &dn_groups, true)?;
@@ -105,10 +116,30 @@ pub fn check_decode_mlp(
         download_f32(stream, &want_x)?,
         download_bf16(stream, &want_mirror)?,
     );
+    // what the launch writes: the groups' activation rows, every hidden row (the rest keeps its values), and the
+    // groups' mirror rows when mirrored; everything else of act and the mirror keeps its poison
+    let act_blocks: Vec<Block> = requests
+        .iter()
+        .map(|&(row, m, _)| Block::rows(inter, row, m, 0, inter))
+        .collect();
+    let mirror_blocks: Vec<Block> = match mirrored {
+        true => requests
+            .iter()
+            .map(|&(row, m, _)| Block::rows(x_ld, row, m, 0, d))
+            .collect(),
+        false => Vec::new(),
+    };
+    let written = |v: &(Vec<f32>, Vec<f32>, Vec<f32>)| -> Vec<f32> {
+        let act = act_blocks.iter().flat_map(|b| b.gather(&v.0));
+        let mirror = mirror_blocks.iter().flat_map(|b| b.gather(&v.2));
+        act.chain(v.1.iter().copied()).chain(mirror).collect()
+    };
+    let outside = |v: &(Vec<f32>, Vec<f32>, Vec<f32>)| -> usize {
+        let poison = |_| poison_bits::<bf16>();
+        changed_outside(&v.0, &act_blocks, poison) + changed_outside(&v.2, &mirror_blocks, poison)
+    };
 
     let mut barrier = stream.alloc_zeros::<u32>(2)?;
-    let whole =
-        |v: &(Vec<f32>, Vec<f32>, Vec<f32>)| -> Vec<f32> { v.0.iter().chain(&v.1).chain(&v.2).copied().collect() };
     let mut got = Vec::new();
     let mut barrier_bad = 0usize;
     for launch in 1..=2u32 {
@@ -133,20 +164,23 @@ pub fn check_decode_mlp(
             download_f32(stream, &x)?,
             download_bf16(stream, &mirror)?,
         );
-        got.push(whole(&out));
+        got.push((written(&out), outside(&out)));
         let words = stream.clone_dtoh(&barrier)?;
         barrier_bad += usize::from(words != [0, launch]);
     }
     let ms: Vec<usize> = requests.iter().map(|r| r.1).collect();
     let shape = format!("d={d} I={inter} rows {ms:?} mirror {mirrored}, vs the normed SwiGLU + down");
-    let check = bitwise::<f32>("gemm_sm90_decode_mlp", shape, &got[1], &whole(&want));
-    let first_differs = differing_bits::<f32>(&got[0], &whole(&want));
+    let want = written(&want);
+    let check = bitwise::<f32>("gemm_sm90_decode_mlp", shape, &want, &got[1].0);
+    let first_differs = differing_bits::<f32>(&want, &got[0].0);
+    let check = fail_if(
+        check,
+        first_differs,
+        "elements of the first launch differing from the launches apart",
+    );
+    let check = fail_if(check, got[0].1 + got[1].1, "elements written outside the groups' rows");
     Ok(fail_if(
-        fail_if(
-            check,
-            first_differs,
-            "elements of the first launch differing from the launches apart",
-        ),
+        check,
         barrier_bad,
         "launches after which the barrier was not (0 arrivals, that many generations)",
     ))
