@@ -368,13 +368,6 @@ constexpr int NARROW_MAX_ROWS = 64;
 // v6: the narrow widths' plan (the kernel gemm_sm90_narrow below has the design).
 __host__ __device__ constexpr int narrow_ks(int bn) { return bn >= 128 ? 1 : 128 / bn; }
 constexpr int NARROW_MAX_STAGES = 16;
-// v14: stages of B a narrow launch's producer asks L2 for ahead of the ring (gemm_sm90_narrow): a one-row GEMM is
-// paced by its bytes in flight per SM, which shared memory caps at the ring (docs/log/gemm_sm90.md §23). 0: none
-// (v13's code). A build-time number so that variant cubins can be measured against each other.
-#ifndef GEMM_SM90_L2_AHEAD
-#define GEMM_SM90_L2_AHEAD 8
-#endif
-constexpr int NARROW_L2_AHEAD = GEMM_SM90_L2_AHEAD;
 // The stage area (1024-aligned), then the two staging buffers, then 2 * NARROW_MAX_STAGES mbarriers.
 constexpr int NARROW_AREA = ((SMEM_LIMIT - 2 * STAGING_BYTES - 2 * NARROW_MAX_STAGES * 8) / 1024) * 1024;
 __host__ __device__ constexpr int narrow_smem_bytes() {
@@ -917,21 +910,9 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
             int s = 0;
             uint32_t phase = 0;
             bool first_tile = true;
-            // v14: stage st's B boxes into L2 (no shared memory, no barrier)
-            auto prefetch_b = [&](int st, int b_row) {
-                if (boxes3) {
-                    tma_prefetch_3d(&b_map, 0, b_row, st * KS);
-                } else {
-                    for (int j = 0; j < min(KS, k_blocks - st * KS); ++j) tma_prefetch_2d(&b_map, (st * KS + j) * BK, b_row);
-                }
-            };
             while (walk.advance(t)) {
                 const int a_row = P.problems[t.p].a_row;  // m <= 64: one row tile, m_tile 0
                 const int b_row = P.problems[t.p].b_row + t.n_tile * BN;
-                if (NARROW_L2_AHEAD > 0 && NORM && first_tile) {
-                    // the stages the ring will load once the rows are made, and those after them, go out now
-                    for (int st = 1; st < min(NARROW_L2_AHEAD, k_stages); ++st) prefetch_b(st, b_row);
-                }
                 for (int st = 0; st < k_stages; ++st) {
                     const int kb0 = st * KS;
                     const int nkb = min(KS, k_blocks - kb0);
@@ -966,7 +947,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
                             }
                         }
                     }
-                    if (NARROW_L2_AHEAD > 0 && st + NARROW_L2_AHEAD < k_stages) prefetch_b(st + NARROW_L2_AHEAD, b_row);
                     if (++s == stages) {
                         s = 0;
                         phase ^= 1;

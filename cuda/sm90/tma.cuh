@@ -52,21 +52,6 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const TmaMap* map, uin
         : "memory");
 }
 
-// Asks for the box at {c0, c1} (2-D) / {c0, c1, c2} (3-D) to be brought into L2, nothing into shared memory and no
-// barrier (v14: the narrow widths' B stages ahead of their ring).
-__device__ __forceinline__ void tma_prefetch_2d(const TmaMap* map, int c0, int c1) {
-    asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(
-                     reinterpret_cast<uint64_t>(map)),
-                 "r"(c0), "r"(c1)
-                 : "memory");
-}
-__device__ __forceinline__ void tma_prefetch_3d(const TmaMap* map, int c0, int c1, int c2) {
-    asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(
-                     reinterpret_cast<uint64_t>(map)),
-                 "r"(c0), "r"(c1), "r"(c2)
-                 : "memory");
-}
-
 // As tma_load_2d, and the same box also lands at the same shared offset of every CTA of the cluster in `mask`, each
 // completing `bytes` on the barrier at the same offset in its own shared memory (2-CTA variant, B tiles).
 __device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const TmaMap* map, uint32_t bar, int c0, int c1,
