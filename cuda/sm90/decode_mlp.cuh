@@ -43,7 +43,13 @@ constexpr uint32_t MLP_STAGE_B = 16384;
 constexpr uint32_t MLP_DOWN_A_SLOT = NORMED_ROWS * BK * 2;  // one k-block of 8 rows
 constexpr uint32_t MLP_DOWN_A_STAGE = MLP_DOWN_KS * MLP_DOWN_A_SLOT;
 constexpr uint32_t MLP_MIN_A_AREA = 4 * MLP_DOWN_A_STAGE;
-constexpr int MLP_RECORDS = 32;  // the producer's record of its last down stages (ring slot, lap)
+constexpr int MLP_RECORDS = 32;
+// v13.2: down stages whose B the producer issues before the grid barrier (at most the ring). v13.1 filled the ring
+// (ten): those bytes only lengthened the DRAM-bound gate/up phase; a few cover down's first loads after the barrier.
+#ifndef GEMM_SM90_MLP_AHEAD
+#define GEMM_SM90_MLP_AHEAD 3
+#endif
+constexpr int MLP_AHEAD = GEMM_SM90_MLP_AHEAD;  // the producer's record of its last down stages (ring slot, lap)
 static_assert(b_tile_bytes(128) == (int)MLP_STAGE_B && MLP_DOWN_KS * b_tile_bytes(MLP_DOWN_BN) == (int)MLP_STAGE_B,
               "a gate/up k-block and a down stage are one 16 KB ring slot");
 // The A area for gate/up's k: the normed rows, at least four of down's A slots, whole A slots.
@@ -159,8 +165,9 @@ __device__ __forceinline__ void gemm_sm90_decode_mlp(const TmaMap& gu_b_map, con
             const int a_row = D.problems[t.p].a_row;
             const int b_row = D.problems[t.p].b_row + t.n_tile * MLP_DOWN_BN;
             for (int st = 0; st < dn_k_stages; ++st) {
-                if (!open && j == stages) {
-                    // every slot holds a deferred stage: the next one frees only when down's chain runs
+                if (!open && j == min(stages, MLP_AHEAD)) {
+                    // the stages streamed before the barrier are out (at most a ring: the next slot frees only
+                    // when down's chain runs)
                     grid_wait(grid_bar, generation);
                     for (int i = 0; i < j; ++i) issue_a(i);
                     open = true;

@@ -172,8 +172,10 @@ pub fn gemm_sm90_decode_mlp(
         .arg(&g)
         .arg(&d)
         .arg(&norm)
-        .arg(&barrier)
-        .cooperative();
+        .arg(&barrier);
+    if !crate::switches::is_off("DBRMT_MLP_COOPERATIVE") {
+        builder.cooperative();
+    }
     // SAFETY: the kernel takes (TmaMap ×3, GemmSm90Params ×2, GemmSm90NormRows, uint32_t*) by value; these are their
     // #[repr(C)] mirrors and a device address. The maps cover exactly the gate/up weights, the activations
     // (`act_rows` whole rows of `lda`) and down's weights; plan() checked every group of both phases against them
