@@ -113,7 +113,6 @@ Work: 2 * sum(m_p) * n * k FLOP; bytes at least 2*sum(m_p)*k + 2*n*k*(distinct l
 #include "sm90/bulk.cuh"
 #include "sm90/cluster.cuh"
 #include "sm90/epilogue.cuh"
-#include "sm90/grid_barrier.cuh"
 #include "sm90/mbarrier.cuh"
 #include "sm90/rope_rows.cuh"
 #include "sm90/scheduler.cuh"
@@ -1049,8 +1048,6 @@ __device__ __forceinline__ void gemm_sm90_narrow(const TmaMap& a_map, const TmaM
     }
 }
 
-#include "sm90/decode_mlp.cuh"
-
 }  // namespace sm90
 
 // The dynamic shared memory of the exported entry point of (epilogue, BN), in bytes (host and device; the Rust
@@ -1114,16 +1111,6 @@ extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)
              const __grid_constant__ GemmSm90NormRows norm) {                                                     \
         sm90::gemm_sm90_narrow<BN, EPI, SL, true>(b_map, b_map, params, &norm);                                    \
     }
-// v13, a decode step's MLP block in one cooperative launch (sm90/decode_mlp.cuh): the bytes of the normed SwiGLU
-// entry above followed by the f32 narrow launch of down (accumulated, mirrored as down.mirror_k says) on its
-// activations. grid_bar: two u32 words, zero before the first launch, which every launch leaves as it found them.
-extern "C" __global__ void __launch_bounds__(sm90::THREADS, 1)
-    gemm_sm90_decode_mlp(const __grid_constant__ sm90::TmaMap gate_up_b_map, const __grid_constant__ sm90::TmaMap down_a_map,
-                         const __grid_constant__ sm90::TmaMap down_b_map, const __grid_constant__ GemmSm90Params gate_up,
-                         const __grid_constant__ GemmSm90Params down, const __grid_constant__ GemmSm90NormRows norm,
-                         uint32_t* grid_bar) {
-    sm90::gemm_sm90_decode_mlp(gate_up_b_map, down_a_map, down_b_map, gate_up, down, norm, grid_bar);
-}
 GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn16_normed, 16, sm90::Epi::Bf16, sm90::Silu::Exact)
 GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn32_normed, 32, sm90::Epi::Bf16, sm90::Silu::Exact)
 GEMM_SM90_NORMED_ENTRY(gemm_sm90_nt_bf16_bf16_bf16_bn64_normed, 64, sm90::Epi::Bf16, sm90::Silu::Exact)

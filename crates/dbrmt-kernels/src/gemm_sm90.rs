@@ -416,7 +416,7 @@ fn narrow_ks(bn: usize) -> usize {
 /// a 3-D view `{64, rows, k / 64}` (strides: the row, then 128 bytes a k-block) whose box `{64, box_rows, ks}` is a
 /// stage's k-block slots in one copy — what the kernel then issues (`boxes3` in `gemm_sm90_narrow`, the same
 /// condition); else [`tensor_map`]'s 2-D map.
-pub(crate) fn narrow_map(
+fn narrow_map(
     entry: &str,
     base: u64,
     (k, rows, ld): (usize, usize, usize),
@@ -599,7 +599,7 @@ pub(crate) fn persistent_config(
 /// The kernel's `mirror_k` for f32 C at `c_base` and its bf16 mirror at `m_base`: C element e at `c_base + 4e` goes
 /// to `m_base + 2e = (c_base + 4e) / 2 + (m_base − c_base / 2)` (mod 2⁶⁴). `None` where that is 0, which the kernel
 /// reads as no mirror.
-pub(crate) fn mirror_k(c_base: u64, m_base: u64) -> Option<u64> {
+fn mirror_k(c_base: u64, m_base: u64) -> Option<u64> {
     Some(m_base.wrapping_sub(c_base / 2)).filter(|&k| k != 0)
 }
 
@@ -684,9 +684,9 @@ pub struct NormedRows<'a> {
 /// `GemmSm90NormRows` in gemm_sm90.cu.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Sm90NormRows {
-    pub x: u64,
-    pub w: u64,
+struct Sm90NormRows {
+    x: u64,
+    w: u64,
     x_ld: i64,
     eps: f32,
     pad: i32,
@@ -780,41 +780,16 @@ pub fn gemm_sm90_nt_normed(
 /// The normed launch's norm parameters on lengths only (addresses 0): each group's x rows and norm row inside
 /// their buffers.
 fn normed_params(entry: &str, a: &NormedRows<'_>, groups: &[GemmGroup]) -> Result<Sm90NormRows, KernelError> {
-    let lengths = NormLengths {
-        x_len: a.x.len(),
-        x_ld: a.x_ld,
-        w_len: a.w.len(),
-        eps: a.eps,
-    };
-    norm_plan(entry, lengths, a.rows, groups)
-}
-
-/// The lengths a norm's checks read: x's elements and row stride, the norm weights' elements, and eps.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NormLengths {
-    pub x_len: usize,
-    pub x_ld: usize,
-    pub w_len: usize,
-    pub eps: f32,
-}
-
-/// [`normed_params`] on lengths: `rows[i]` is group `i`'s (x row, norm row).
-pub(crate) fn norm_plan(
-    entry: &str,
-    a: NormLengths,
-    rows: &[(usize, usize)],
-    groups: &[GemmGroup],
-) -> Result<Sm90NormRows, KernelError> {
     let k = groups.first().map_or(0, |g| g.k);
-    if rows.len() != groups.len() {
-        let why = format!("{} norm rows for {} groups", rows.len(), groups.len());
+    if a.rows.len() != groups.len() {
+        let why = format!("{} norm rows for {} groups", a.rows.len(), groups.len());
         return Err(invalid(entry, why));
     }
     if a.x_ld < k || a.x_ld > i32::MAX as usize || !a.eps.is_finite() || a.eps < 0.0 {
         let why = format!("x rows of stride {} for a norm of {k} (eps {})", a.x_ld, a.eps);
         return Err(invalid(entry, why));
     }
-    let (x_rows, w_rows) = (a.x_len / a.x_ld.max(1), a.w_len / k.max(1));
+    let (x_rows, w_rows) = (a.x.len() / a.x_ld.max(1), a.w.len() / k.max(1));
     let mut p = Sm90NormRows {
         x: 0,
         w: 0,
@@ -824,7 +799,7 @@ pub(crate) fn norm_plan(
         x_row: [0; MAX_GROUPS],
         layer: [0; MAX_GROUPS],
     };
-    for (i, (g, &(row, layer))) in groups.iter().zip(rows).enumerate() {
+    for (i, (g, &(row, layer))) in groups.iter().zip(a.rows).enumerate() {
         if row + g.m > x_rows || layer >= w_rows || row > i32::MAX as usize || layer > i32::MAX as usize {
             let why = format!(
                 "group {i}: x rows {row}..+{} of {x_rows}, norm row {layer} of {w_rows}",

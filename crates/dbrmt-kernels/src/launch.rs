@@ -23,8 +23,6 @@ pub(crate) struct Launch<'a> {
     stream: &'a CudaStream,
     func: &'a CudaFunction,
     args: Vec<*mut c_void>,
-    /// A cooperative launch ([`Launch::cooperative`]).
-    cooperative: bool,
     /// The arguments are borrowed for `'a`: their addresses stay valid until the launch.
     _args: PhantomData<&'a ()>,
 }
@@ -35,16 +33,8 @@ impl<'a> Launch<'a> {
             stream,
             func,
             args: Vec::with_capacity(12),
-            cooperative: false,
             _args: PhantomData,
         }
-    }
-
-    /// Makes the launch cooperative: the driver starts it only with every block resident at once, and refuses a grid
-    /// too large for that (the kernels with a barrier across their blocks need it).
-    pub(crate) fn cooperative(&mut self) -> &mut Self {
-        self.cooperative = true;
-        self
     }
 
     /// The next kernel parameter: `x`'s bytes, as the kernel declares it (a device address as `u64`, `i32`, `f32`, a
@@ -61,19 +51,10 @@ impl<'a> Launch<'a> {
     /// them points into a live buffer the kernel may access as it does (each launcher's `validate` checks that).
     pub(crate) unsafe fn launch(&mut self, cfg: LaunchConfig) -> Result<(), DriverError> {
         self.stream.context().bind_to_thread()?;
-        // SAFETY: an all-zero attribute is a valid value of the plain C union; the one field set of each is an int
-        let mut attrs: [sys::CUlaunchAttribute; 2] = unsafe { std::mem::zeroed() };
-        let mut used = 0;
-        if pdl_enabled() {
-            attrs[used].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-            attrs[used].value.programmaticStreamSerializationAllowed = 1;
-            used += 1;
-        }
-        if self.cooperative {
-            attrs[used].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
-            attrs[used].value.cooperative = 1;
-            used += 1;
-        }
+        // SAFETY: an all-zero attribute is a valid value of the plain C union; the one field set is an int
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
         let config = sys::CUlaunchConfig {
             gridDimX: cfg.grid_dim.0,
             gridDimY: cfg.grid_dim.1,
@@ -83,10 +64,10 @@ impl<'a> Launch<'a> {
             blockDimZ: cfg.block_dim.2,
             sharedMemBytes: cfg.shared_mem_bytes,
             hStream: self.stream.cu_stream(),
-            attrs: attrs.as_mut_ptr(),
-            numAttrs: used as u32,
+            attrs: &mut attr,
+            numAttrs: u32::from(pdl_enabled()),
         };
-        // SAFETY: `config` and `attrs` live through the call; `args` holds one pointer per kernel parameter, each to a
+        // SAFETY: `config` and `attr` live through the call; `args` holds one pointer per kernel parameter, each to a
         // value borrowed for `'a` (the caller's contract above); the function belongs to the stream's context.
         unsafe {
             sys::cuLaunchKernelEx(

@@ -14,7 +14,6 @@ pub mod embed;
 pub mod error;
 pub mod gemm;
 pub mod gemm_sm90;
-pub mod gemm_sm90_decode_mlp;
 pub mod gemm_sm90_rope;
 pub mod gemm_tf32x3_sm90;
 pub mod gpu;

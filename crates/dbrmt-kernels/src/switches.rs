@@ -24,9 +24,6 @@ pub const L2_PREFETCH: &str = "DBRMT_L2_PREFETCH";
 /// A decode step's RMSNorms made inside the q/k/v and gate/up launches (`gemm_sm90::gemm_sm90_nt_normed`) instead of
 /// launched before them (`dbrmt-model`).
 pub const DECODE_NORM: &str = "DBRMT_DECODE_NORM";
-/// A decode step's MLP block (norm, gate/up + SwiGLU, down + residual) in one cooperative launch
-/// (`gemm_sm90_decode_mlp::gemm_sm90_decode_mlp`) instead of the normed gate/up launch and down's (`dbrmt-model`).
-pub const DECODE_MLP: &str = "DBRMT_DECODE_MLP";
 /// A prefill's RoPE inside its q/k/v product for whole segments (`gemm_sm90_rope::gemm_sm90_nt_bf16_bf16_bf16_rope`:
 /// the accumulators rotated before the epilogue stores them) instead of a RoPE launch after it (`dbrmt-model`).
 pub const QKV_ROPE: &str = "DBRMT_QKV_ROPE";

@@ -192,14 +192,6 @@ fn gemm_sm90_normed_matches_rms_norm_then_the_gemm() {
     assert_suite_passes(dbrmt_kernels::check::gemm_sm90_normed::checks);
 }
 
-/// A decode step's MLP in one cooperative launch (v13): the bytes of the normed SwiGLU launch + down's, over every
-/// buffer it writes, twice on one barrier. A failure here: `DBRMT_DECODE_MLP=off`.
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn gemm_sm90_decode_mlp_matches_the_two_launches() {
-    assert_suite_passes(dbrmt_kernels::check::gemm_sm90_decode_mlp::checks);
-}
-
 /// The q/k/v product with a prefill's RoPE in its epilogue (v12): the bytes of the product + `rope` in place at every
 /// head-aligned width, nothing written outside the groups. A failure here: `DBRMT_QKV_ROPE=off`.
 #[test]

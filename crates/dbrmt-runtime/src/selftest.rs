@@ -291,22 +291,6 @@ pub fn decode_norm_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Res
     Ok(check::bitwise("gpu decode norms fused = apart", shape, &without, &with))
 }
 
-/// As [`decode_norm_bitwise_check`], with a decode step's MLP block in one launch and in two
-/// (`dbrmt_model::gpu::set_decode_mlp`; graphs as they are): the logits after every token, bitwise.
-pub fn decode_mlp_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Result<Check, EngineError> {
-    let was = dbrmt_model::gpu::decode_mlp_enabled();
-    let runs = decode_on_off(prompt, pushed, seed, dbrmt_model::gpu::set_decode_mlp);
-    dbrmt_model::gpu::set_decode_mlp(was);
-    let ((with, _), (without, _)) = runs?;
-    let shape = format!("1B shape, {prompt} + {pushed} pushed");
-    Ok(check::bitwise(
-        "gpu decode MLP one launch = two",
-        shape,
-        &without,
-        &with,
-    ))
-}
-
 /// A random 1B-shaped ARMT's logits after a prompt of `prompt` tokens and after each of `pushed` more, with `set`
 /// called with true, then false, before each run; and how many pass shapes its session captured as graphs.
 type DecodeRun = (Vec<f32>, usize);
@@ -342,8 +326,8 @@ pub enum Scope {
     /// Kernels at all their shapes, and the golden cases.
     Quick,
     /// Also the Llama-3.2-1B-shaped bitwise checks: diagonal against sequential over 16K tokens with a short last
-    /// segment, PDL on against off over 8K, decode graphs, the decode norms' fusion and the one-launch decode MLP on
-    /// against off over a segment end, the q/k/v product's RoPE on against off over 4K.
+    /// segment, PDL on against off over 8K, decode graphs and the decode norms' fusion on against off over a segment
+    /// end, the q/k/v product's RoPE on against off over 4K.
     Full,
 }
 
@@ -366,7 +350,6 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
         checks.push(pdl_bitwise_check(8 * 1024 - 100, seed ^ 0x9d1)?);
         checks.push(graphs_bitwise_check(1000, 40, seed ^ 0x6a7)?);
         checks.push(decode_norm_bitwise_check(1000, 40, seed ^ 0x3b5)?);
-        checks.push(decode_mlp_bitwise_check(1000, 40, seed ^ 0x5d3)?);
         checks.push(qkv_rope_bitwise_check(4 * 1024 - 300, seed ^ 0x71f)?);
     }
     Ok(checks)

@@ -3,8 +3,8 @@
 
 use dbrmt_kernels::check::Check;
 use dbrmt_runtime::selftest::{
-    case_checks, decode_mlp_bitwise_check, decode_norm_bitwise_check, fixture_cases, generated_cases,
-    graphs_bitwise_check, llama_1b_bitwise_check, pdl_bitwise_check, qkv_rope_bitwise_check,
+    case_checks, decode_norm_bitwise_check, fixture_cases, generated_cases, graphs_bitwise_check,
+    llama_1b_bitwise_check, pdl_bitwise_check, qkv_rope_bitwise_check,
 };
 use dbrmt_runtime::{Device, Engine, EngineError};
 use dbrmt_testkit::paths;
@@ -60,14 +60,6 @@ fn decode_graphs_change_no_bit() {
 #[ignore = "needs a CUDA GPU"]
 fn decode_norms_inside_the_products_change_no_bit() {
     let check = decode_norm_bitwise_check(1000, 40, 14).expect("gpu run");
-    println!("{check}");
-    assert!(check.passed(), "{check}");
-}
-
-#[test]
-#[ignore = "needs a CUDA GPU"]
-fn decode_mlp_in_one_launch_changes_no_bit() {
-    let check = decode_mlp_bitwise_check(1000, 40, 17).expect("gpu run");
     println!("{check}");
     assert!(check.passed(), "{check}");
 }

@@ -20,7 +20,6 @@ pub mod embed;
 pub mod gemm;
 pub mod gemm_rows;
 pub mod gemm_sm90;
-pub mod gemm_sm90_decode_mlp;
 pub mod gemm_sm90_normed;
 pub mod gemm_sm90_rope;
 pub mod gemm_tf32x3_sm90;
@@ -37,7 +36,7 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory, the greedy
 /// ids of the logits).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 22] = [
+    let suites: [Suite; 21] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
@@ -45,7 +44,6 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         gemm_sm90::checks,
         gemm_sm90_normed::checks,
         gemm_sm90_rope::checks,
-        gemm_sm90_decode_mlp::checks,
         gemm_tf32x3_sm90::checks,
         rows::checks,
         rope::checks,

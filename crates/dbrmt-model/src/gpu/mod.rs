@@ -29,8 +29,8 @@ pub use executor::{DeviceTiming, GpuExecutor};
 pub use finish::{Finished, Finishing};
 pub use graphs::{graphs_enabled, set_graphs};
 pub use model::{
-    decode_mlp_enabled, decode_norm_enabled, qkv_rope_enabled, set_decode_mlp, set_decode_norm, set_qkv_rope,
-    AttentionKernel, GpuModel, MemoryProducts, Projections, StepCell,
+    decode_norm_enabled, qkv_rope_enabled, set_decode_norm, set_qkv_rope, AttentionKernel, GpuModel, MemoryProducts,
+    Projections, StepCell,
 };
 pub use packed::PackedExecutor;
 pub use profile::{ProfilePart, StepProfile, StepWidth};

@@ -19,7 +19,6 @@ use dbrmt_kernels::{
         self, gemm_sm90_nt_bf16_bf16_bf16, gemm_sm90_nt_bf16_bf16_f32, gemm_sm90_nt_bf16_bf16_f32_mirrored,
         gemm_sm90_nt_bf16_bf16_swiglu, gemm_sm90_nt_normed, Epilogue, NormedRows,
     },
-    gemm_sm90_decode_mlp::{self, DecodeMlp},
     gemm_sm90_rope::{gemm_sm90_nt_bf16_bf16_bf16_rope, rope_width, RopeTables},
     gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
     params::{Heads, Span, MAX_GROUPS},
@@ -249,20 +248,6 @@ pub fn qkv_rope_enabled() -> bool {
 pub fn set_qkv_rope(on: bool) {
     QKV_ROPE.set(on);
 }
-
-/// A decode step's MLP block in one launch (`gemm_sm90_decode_mlp`, v13: the same bytes as the normed gate/up
-/// launch and down's): on unless `DBRMT_DECODE_MLP=off` or [`set_decode_mlp`] said otherwise.
-pub fn decode_mlp_enabled() -> bool {
-    DECODE_MLP.enabled()
-}
-
-/// Turns the one-launch decode MLP on or off for the steps that follow (tests compare both).
-pub fn set_decode_mlp(on: bool) {
-    DECODE_MLP.set(on);
-}
-
-static DECODE_MLP: dbrmt_kernels::switches::RuntimeSwitch =
-    dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::DECODE_MLP);
 
 static QKV_ROPE: dbrmt_kernels::switches::RuntimeSwitch =
     dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::QKV_ROPE);
@@ -671,9 +656,6 @@ impl GpuModel {
             .iter()
             .map(|r| at.merged(r, at.gate_up_swiglu(r.start)))
             .collect();
-        if self.decode_mlp(gpu, stream, ws, at, &act)? {
-            return ws.mark(stream, "rms_norm + gate/up + swiglu + down + residual (one launch)");
-        }
         let product = (&w.gate_up, &act[..], Epilogue::SwiGlu);
         let label = "rms_norm + gate/up projection + swiglu";
         if self.norm_for(gpu, stream, ws, at, &w.post_norm, product, label)? {
@@ -730,45 +712,6 @@ impl GpuModel {
             }
         }
         ws.mark(stream, "down projection + residual")
-    }
-
-    /// The whole MLP block of a decode step in one launch (`gemm_sm90_decode_mlp`, v13) where it takes the step:
-    /// `DBRMT_DECODE_MLP` on, the gate/up groups `act` normed inside their launch ([`Self::normed_rows`]), every run
-    /// one cell (down adds straight into the hidden rows), and shapes the launch runs
-    /// ([`gemm_sm90_decode_mlp::supports`]); then `true`. The bytes of the normed gate/up launch and down's.
-    fn decode_mlp(
-        &self,
-        gpu: &Gpu,
-        stream: &CudaStream,
-        ws: &mut Workspace,
-        at: &Chunk,
-        act: &[GemmGroup],
-    ) -> Result<bool, KernelError> {
-        if !decode_mlp_enabled() || at.runs.iter().any(|r| r.len() != 1) {
-            return Ok(false);
-        }
-        let Some(norm_rows) = self.normed_rows(gpu, at, act, Epilogue::SwiGlu) else {
-            return Ok(false);
-        };
-        let down: Vec<GemmGroup> = at.runs.iter().map(|r| at.down(r.start)).collect();
-        if gemm_sm90_decode_mlp::supports(act, &down).is_err() {
-            return Ok(false);
-        }
-        let w = &self.weights;
-        let mlp = DecodeMlp {
-            hidden: &mut ws.hidden,
-            x_ld: at.d,
-            mirror: self.memory_projections_on_sm90().then_some(&mut ws.hidden_bf16),
-            norm_w: &w.post_norm,
-            eps: self.cfg.llama.rms_norm_eps,
-            norm_rows: &norm_rows,
-            gate_up: &w.gate_up,
-            down: &w.down,
-            act: &mut ws.act,
-            barrier: &mut ws.mlp_barrier,
-        };
-        gemm_sm90_decode_mlp::gemm_sm90_decode_mlp(gpu, stream, mlp, act, &down)?;
-        Ok(true)
     }
 
     /// A block's RMSNorm of its cells' hidden rows with `norm_w` (a row a layer) for the product `groups` of `b`

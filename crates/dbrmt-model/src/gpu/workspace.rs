@@ -85,9 +85,6 @@ pub struct Workspace {
     pub argmax: CudaSlice<u32>,
     /// The candidates of `argmax_rows_f32`'s chunks: [`SCRATCH_PER_ROW`] u32s per id of `argmax`.
     pub argmax_scratch: CudaSlice<u32>,
-    /// The barrier across the blocks of the decode MLP launch (`gemm_sm90_decode_mlp`): two words, zero at first,
-    /// which every launch leaves as it found them.
-    pub mlp_barrier: CudaSlice<u32>,
     /// Page-locked host copy of the first logit rows ([`Workspace::logits_to_host`]), allocated at first use.
     logits_host: Option<PinnedHostSlice<f32>>,
     /// Token ids of the current request(s).
@@ -177,7 +174,6 @@ impl Workspace {
             logits: f(shape.logit_rows * cfg.llama.vocab_size)?,
             argmax: stream.alloc_zeros::<u32>(MAX_GROUPS)?,
             argmax_scratch: stream.alloc_zeros::<u32>(MAX_GROUPS * SCRATCH_PER_ROW)?,
-            mlp_barrier: stream.alloc_zeros::<u32>(2)?,
             logits_host: None,
             ids: stream.alloc_zeros::<u32>(1)?,
             positions: stream.alloc_zeros::<i32>(shape.cache_states.max(1))?,
@@ -280,7 +276,6 @@ impl Workspace {
             m(&[logit_rows, cfg.llama.vocab_size]),
             m(&[MAX_GROUPS]),
             m(&[MAX_GROUPS, SCRATCH_PER_ROW]),
-            m(&[2]),
         ];
         let sum = |xs: &[u64], size: u64| xs.iter().fold(0u64, |a, &x| a.saturating_add(x.saturating_mul(size)));
         sum(&bf16, 2).saturating_add(sum(&f32s, 4))
@@ -456,7 +451,7 @@ impl Workspace {
         ];
         bf.iter().map(|b| b.len() * 2).sum::<usize>()
             + f.iter().map(|b| b.len() * 4).sum::<usize>()
-            + (self.argmax.len() + self.argmax_scratch.len() + self.mlp_barrier.len()) * 4
+            + (self.argmax.len() + self.argmax_scratch.len()) * 4
     }
 }
 
