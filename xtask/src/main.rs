@@ -9,6 +9,7 @@
 //! - `fuzz [--seconds N] [--quick] [--target T]...`: the libFuzzer targets of `fuzz/`, N seconds each (nightly).
 //! - `demo`: the main job — SmolLM2 answers a question at the end of a long built-in document.
 //! - `bench-report DIR`: the JSON lines of a benchmark run into `docs/BENCHMARKS.md` and its SVG plots.
+//! - `sass-diff [REV] [--file STEM]...`: which kernels' SASS the working tree's `cuda/` changed against `REV`.
 
 mod bench_report;
 mod bench_requests;
@@ -20,6 +21,7 @@ mod fetch_model;
 mod fuzz;
 mod kernels;
 mod ptxas;
+mod sass_diff;
 mod svg;
 
 use std::process::ExitCode;
@@ -42,7 +44,10 @@ tasks:
             (extra arguments go to `dbrmt generate`, e.g. --device cpu)
   bench-report DIR [--out FILE]
             the JSON lines of one benchmark run (DIR/*.jsonl, from `dist/run.sh bench` on a GPU host)
-            into docs/BENCHMARKS.md and the SVG plots in docs/bench/";
+            into docs/BENCHMARKS.md and the SVG plots in docs/bench/
+  sass-diff [REV] [--file STEM]...
+            compile cuda/*.cu (or cuda/STEM.cu) of git revision REV (default HEAD) and of the working tree, and
+            say which functions' SASS differ, compared whole (needs nvcc and cuobjdump; no GPU)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench-report") => bench_report::run(&args[1..]),
+        Some("sass-diff") => sass_diff::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

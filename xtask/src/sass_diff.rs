@@ -1,0 +1,383 @@
+//! `cargo xtask sass-diff [REV] [--file STEM]...`: which kernel entry points' machine code (SASS) a change to `cuda/`
+//! changed. Compiles every `cuda/*.cu` (or the named stems) of git revision `REV` (default `HEAD`) and of the working
+//! tree with `crates/dbrmt-kernels/build.rs`'s device flags, disassembles each cubin with `cuobjdump -sass`, and compares
+//! every function's instructions (addresses and encodings left out), whole: a refactor that should not touch a kernel is
+//! checked without a GPU, and a changed one is named with its instruction counts and the first differing instruction.
+//!
+//! Needs nvcc (`NVCC`, or on `PATH`) and cuobjdump (`CUOBJDUMP`, next to nvcc, or on `PATH`; the PyPI wheel
+//! `nvidia-cuda-cuobjdump` has it).
+
+use std::collections::BTreeMap;
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The device flags of `crates/dbrmt-kernels/build.rs` (host flags do not change device code).
+const NVCC_FLAGS: [&str; 5] = [
+    "-cubin",
+    "-std=c++17",
+    "-O3",
+    "-lineinfo",
+    "-gencode=arch=compute_90a,code=sm_90a",
+];
+
+pub fn run(args: &[String]) -> Result<()> {
+    let (rev, stems) = parse_args(args)?;
+    let root = crate::cargo::repo_root();
+    let nvcc = tool("NVCC", "nvcc", None)?;
+    let cuobjdump = tool("CUOBJDUMP", "cuobjdump", nvcc.parent())?;
+    let work = env::temp_dir().join(format!("dbrmt-sass-diff-{}", std::process::id()));
+    let old_tree = work.join("old");
+    fs::create_dir_all(&old_tree)?;
+    export_cuda(&root, &rev, &old_tree)?;
+    let new_cuda = root.join("cuda");
+    let old_cuda = old_tree.join("cuda");
+    let mut files: Vec<String> = kernel_stems(&new_cuda)?;
+    for s in kernel_stems(&old_cuda)? {
+        if !files.contains(&s) {
+            files.push(s);
+        }
+    }
+    files.sort();
+    if !stems.is_empty() {
+        files.retain(|f| stems.contains(f));
+        if files.is_empty() {
+            bail!("no cuda/<stem>.cu for {stems:?} in the working tree or {rev}");
+        }
+    }
+    println!(
+        "compiling {} kernel file(s) of {rev} and of the working tree...",
+        files.len()
+    );
+    // every file of both trees on its own thread (nvcc is single-threaded; gemm_sm90.cu takes the longest)
+    let results: Vec<Result<FileDiff>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|stem| {
+                let (nvcc, cuobjdump, work) = (&nvcc, &cuobjdump, &work);
+                let (old_cuda, new_cuda) = (&old_cuda, &new_cuda);
+                scope.spawn(move || -> Result<FileDiff> {
+                    let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"))?;
+                    let new = sass_of(nvcc, cuobjdump, new_cuda, stem, &work.join("new-cubins"))?;
+                    Ok(FileDiff {
+                        stem: stem.clone(),
+                        functions: compare(&old, &new),
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("a compile thread panicked")))
+            .collect()
+    });
+    let _ = fs::remove_dir_all(&work);
+    let mut changed = 0;
+    for r in results {
+        let diff = r?;
+        changed += diff.report();
+    }
+    println!(
+        "\n{changed} function(s) changed against {rev} (instructions compared whole, addresses and encodings left out)"
+    );
+    Ok(())
+}
+
+fn parse_args(args: &[String]) -> Result<(String, Vec<String>)> {
+    let (mut rev, mut stems) = (None, Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--file" => stems.push(
+                it.next()
+                    .context("--file needs a kernel file's stem (e.g. gemm_sm90)")?
+                    .trim_end_matches(".cu")
+                    .to_owned(),
+            ),
+            s if s.starts_with('-') => bail!("unknown option {s} (usage: sass-diff [REV] [--file STEM]...)"),
+            s if rev.is_none() => rev = Some(s.to_owned()),
+            s => bail!("a second revision {s} (usage: sass-diff [REV] [--file STEM]...)"),
+        }
+    }
+    Ok((rev.unwrap_or_else(|| "HEAD".into()), stems))
+}
+
+/// A tool from the environment variable `var`, else next to `beside`, else on PATH.
+fn tool(var: &str, name: &str, beside: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = env::var_os(var) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(dir) = beside {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "{name} not found ({var}, PATH): nvcc comes with the CUDA toolkit or the nvidia-cuda-nvcc wheel, \
+                 cuobjdump with nvidia-cuda-cuobjdump"
+            )
+        })
+}
+
+/// `cuda/` of revision `rev` into `dir/cuda` (`git archive | tar -x`).
+fn export_cuda(root: &Path, rev: &str, dir: &Path) -> Result<()> {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(r#"git -C "$1" archive "$2" cuda | tar -x -C "$3""#)
+        .arg("sh")
+        .arg(root)
+        .arg(rev)
+        .arg(dir)
+        .status()
+        .context("running git archive")?;
+    if !status.success() || !dir.join("cuda").is_dir() {
+        bail!("could not export cuda/ of {rev} (git archive {rev} cuda)");
+    }
+    Ok(())
+}
+
+/// The stems of the kernel files `cuda_dir/*.cu` (not `dev/`).
+fn kernel_stems(cuda_dir: &Path) -> Result<Vec<String>> {
+    let mut stems = Vec::new();
+    for e in fs::read_dir(cuda_dir).with_context(|| format!("reading {}", cuda_dir.display()))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "cu") {
+            if let Some(s) = p.file_stem() {
+                stems.push(s.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(stems)
+}
+
+/// The SASS of every function of `cuda_dir/stem.cu` (empty where the file does not exist in that tree).
+fn sass_of(nvcc: &Path, cuobjdump: &Path, cuda_dir: &Path, stem: &str, out: &Path) -> Result<Functions> {
+    let source = cuda_dir.join(format!("{stem}.cu"));
+    if !source.is_file() {
+        return Ok(Functions::new());
+    }
+    fs::create_dir_all(out)?;
+    let cubin = out.join(format!("{stem}.cubin"));
+    let compiled = Command::new(nvcc)
+        .args(NVCC_FLAGS)
+        .arg("-I")
+        .arg(cuda_dir)
+        .arg("-o")
+        .arg(&cubin)
+        .arg(&source)
+        .output()
+        .with_context(|| format!("running {}", nvcc.display()))?;
+    if !compiled.status.success() {
+        bail!(
+            "nvcc failed on {}:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&compiled.stderr)
+        );
+    }
+    let dump = Command::new(cuobjdump)
+        .arg("-sass")
+        .arg(&cubin)
+        .output()
+        .with_context(|| format!("running {}", cuobjdump.display()))?;
+    if !dump.status.success() {
+        bail!(
+            "cuobjdump failed on {}:\n{}",
+            cubin.display(),
+            String::from_utf8_lossy(&dump.stderr)
+        );
+    }
+    Ok(parse_sass(&String::from_utf8_lossy(&dump.stdout)))
+}
+
+/// Function name → its instructions, in order.
+type Functions = BTreeMap<String, Vec<String>>;
+
+/// `cuobjdump -sass` output into each function's instructions: the text of every `/*ADDR*/  INSTR ;  /* ENC */`
+/// line (any number of hex digits in the address: a function past 64 KB has five), without address or encoding.
+fn parse_sass(dump: &str) -> Functions {
+    let mut out = Functions::new();
+    let mut current: Option<String> = None;
+    for line in dump.lines() {
+        if let Some(name) = line.split("Function : ").nth(1) {
+            let name = name.trim().to_owned();
+            out.entry(name.clone()).or_default();
+            current = Some(name);
+            continue;
+        }
+        let Some(f) = current.as_ref() else { continue };
+        let t = line.trim_start();
+        let Some(rest) = t.strip_prefix("/*") else { continue };
+        let Some((addr, instr)) = rest.split_once("*/") else {
+            continue;
+        };
+        if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        let instr = instr
+            .split(" /*")
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_end_matches(';')
+            .trim();
+        if !instr.is_empty() {
+            out.get_mut(f).expect("entry made above").push(instr.to_owned());
+        }
+    }
+    out
+}
+
+/// How one function compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Same(usize),
+    /// Old and new instruction counts, and the index of the first differing instruction.
+    Differs(usize, usize, usize),
+    New(usize),
+    Gone(usize),
+}
+
+fn compare(old: &Functions, new: &Functions) -> Vec<(String, Status)> {
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|n| {
+            let status = match (old.get(n), new.get(n)) {
+                (Some(a), Some(b)) if a == b => Status::Same(a.len()),
+                (Some(a), Some(b)) => {
+                    let first = a
+                        .iter()
+                        .zip(b)
+                        .position(|(x, y)| x != y)
+                        .unwrap_or(a.len().min(b.len()));
+                    Status::Differs(a.len(), b.len(), first)
+                }
+                (None, Some(b)) => Status::New(b.len()),
+                (Some(a), None) => Status::Gone(a.len()),
+                (None, None) => unreachable!("the name came from one of them"),
+            };
+            (n.clone(), status)
+        })
+        .collect()
+}
+
+struct FileDiff {
+    stem: String,
+    functions: Vec<(String, Status)>,
+}
+
+impl FileDiff {
+    /// Prints the file's line (and one per changed function); returns how many changed.
+    fn report(&self) -> usize {
+        let same = self
+            .functions
+            .iter()
+            .filter(|(_, s)| matches!(s, Status::Same(_)))
+            .count();
+        let changed: Vec<&(String, Status)> = self
+            .functions
+            .iter()
+            .filter(|(_, s)| !matches!(s, Status::Same(_)))
+            .collect();
+        println!(
+            "{}.cu: {} function(s), {same} identical, {} changed",
+            self.stem,
+            self.functions.len(),
+            changed.len()
+        );
+        for (name, status) in &changed {
+            match status {
+                Status::Differs(a, b, i) => {
+                    println!("  differs  {name}: {a} -> {b} instructions, first difference at instruction {i}")
+                }
+                Status::New(b) => println!("  new      {name}: {b} instructions"),
+                Status::Gone(a) => println!("  gone     {name}: {a} instructions"),
+                Status::Same(_) => {}
+            }
+        }
+        changed.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "
+Fatbin elf code:
+================
+arch = sm_90a
+	code for sm_90a
+		Function : kernel_b
+	.headerflags	@\"EF_CUDA_TEXMODE_UNIFIED\"
+        /*0000*/                   LDC R1, c[0x0][0x28] ;                     /* 0x00000a00ff017b82 */
+                                                                                   /* 0x000fe40000000800 */
+        /*fff0*/                   NOP ;                                      /* 0x0000000000007918 */
+        /*10000*/                  LDG.E.STRONG.GPU R0, desc[UR32][R2.64] ;   /* 0x0000002002007981 */
+        /*10010*/              @!P0 BRA 0x10000 ;                             /* 0x000000000000794c */
+		..........
+
+		Function : kernel_a
+        /*0000*/                   EXIT ;                                     /* 0x000000000000794d */
+";
+
+    #[test]
+    fn parses_every_instruction_of_every_function_past_64_kb() {
+        let f = parse_sass(DUMP);
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            f["kernel_b"],
+            [
+                "LDC R1, c[0x0][0x28]",
+                "NOP",
+                "LDG.E.STRONG.GPU R0, desc[UR32][R2.64]",
+                "@!P0 BRA 0x10000"
+            ]
+        );
+        assert_eq!(f["kernel_a"], ["EXIT"]);
+    }
+
+    #[test]
+    fn compares_whole_functions() {
+        let old = parse_sass(DUMP);
+        let mut new = old.clone();
+        assert!(compare(&old, &new).iter().all(|(_, s)| matches!(s, Status::Same(_))));
+        // a change past the first 64 KB of a function is seen
+        new.get_mut("kernel_b").unwrap()[3] = "@!P1 BRA 0x10000".into();
+        new.remove("kernel_a");
+        new.insert("kernel_c".into(), vec!["EXIT".into()]);
+        let got = compare(&old, &new);
+        assert_eq!(
+            got,
+            [
+                ("kernel_a".to_owned(), Status::Gone(1)),
+                ("kernel_b".to_owned(), Status::Differs(4, 4, 3)),
+                ("kernel_c".to_owned(), Status::New(1)),
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_a_revision_and_stems() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(parse_args(&[]).unwrap(), ("HEAD".into(), vec![]));
+        assert_eq!(
+            parse_args(&a(&["3e73b7e", "--file", "gemm_sm90.cu", "--file", "rope"])).unwrap(),
+            ("3e73b7e".into(), a(&["gemm_sm90", "rope"]))
+        );
+        assert!(parse_args(&a(&["a", "b"])).is_err());
+        assert!(parse_args(&a(&["--file"])).is_err());
+        assert!(parse_args(&a(&["--frobnicate"])).is_err());
+    }
+}
