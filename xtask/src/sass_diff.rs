@@ -167,35 +167,31 @@ fn sass_of(nvcc: &Path, cuobjdump: &Path, cuda_dir: &Path, stem: &str, out: &Pat
     }
     fs::create_dir_all(out)?;
     let cubin = out.join(format!("{stem}.cubin"));
-    let compiled = Command::new(nvcc)
+    let mut compile = Command::new(nvcc);
+    compile
         .args(NVCC_FLAGS)
         .arg("-I")
         .arg(cuda_dir)
         .arg("-o")
         .arg(&cubin)
-        .arg(&source)
-        .output()
-        .with_context(|| format!("running {}", nvcc.display()))?;
-    if !compiled.status.success() {
+        .arg(&source);
+    stdout_of(&mut compile, &source)?;
+    let dump = stdout_of(Command::new(cuobjdump).arg("-sass").arg(&cubin), &cubin)?;
+    Ok(parse_sass(&String::from_utf8_lossy(&dump)))
+}
+
+/// Runs `cmd` (on `input`) and returns its standard output, or an error with its standard error.
+fn stdout_of(cmd: &mut Command, input: &Path) -> Result<Vec<u8>> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
         bail!(
-            "nvcc failed on {}:\n{}",
-            source.display(),
-            String::from_utf8_lossy(&compiled.stderr)
+            "{program} failed on {}:\n{}",
+            input.display(),
+            String::from_utf8_lossy(&out.stderr)
         );
     }
-    let dump = Command::new(cuobjdump)
-        .arg("-sass")
-        .arg(&cubin)
-        .output()
-        .with_context(|| format!("running {}", cuobjdump.display()))?;
-    if !dump.status.success() {
-        bail!(
-            "cuobjdump failed on {}:\n{}",
-            cubin.display(),
-            String::from_utf8_lossy(&dump.stderr)
-        );
-    }
-    Ok(parse_sass(&String::from_utf8_lossy(&dump.stdout)))
+    Ok(out.stdout)
 }
 
 /// Function name → its instructions, in order.
