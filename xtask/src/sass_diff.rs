@@ -29,7 +29,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let root = crate::cargo::repo_root();
     let nvcc = tool("NVCC", "nvcc", None)?;
     let cuobjdump = tool("CUOBJDUMP", "cuobjdump", nvcc.parent())?;
-    let work = env::temp_dir().join(format!("dbrmt-sass-diff-{}", std::process::id()));
+    let work = TempDir(env::temp_dir().join(format!("dbrmt-sass-diff-{}", std::process::id())));
+    let work = &work.0;
     let old_tree = work.join("old");
     fs::create_dir_all(&old_tree)?;
     export_cuda(&root, &rev, &old_tree)?;
@@ -57,7 +58,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let handles: Vec<_> = files
             .iter()
             .map(|stem| {
-                let (nvcc, cuobjdump, work) = (&nvcc, &cuobjdump, &work);
+                let (nvcc, cuobjdump) = (&nvcc, &cuobjdump);
                 let (old_cuda, new_cuda) = (&old_cuda, &new_cuda);
                 scope.spawn(move || -> Result<FileDiff> {
                     let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"))?;
@@ -74,7 +75,6 @@ pub fn run(args: &[String]) -> Result<()> {
             .map(|h| h.join().unwrap_or_else(|_| bail!("a compile thread panicked")))
             .collect()
     });
-    let _ = fs::remove_dir_all(&work);
     let mut changed = 0;
     for r in results {
         let diff = r?;
@@ -84,6 +84,15 @@ pub fn run(args: &[String]) -> Result<()> {
         "\n{changed} function(s) changed against {rev} (instructions compared whole, addresses and encodings left out)"
     );
     Ok(())
+}
+
+/// A scratch directory removed when dropped (also when the run fails).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 fn parse_args(args: &[String]) -> Result<(String, Vec<String>)> {
