@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cudarc::driver::sys::{self, CUdevice_attribute};
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr};
+use cudarc::driver::sys::CUdevice_attribute;
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
 use cudarc::nvrtc::Ptx;
 
 use crate::{Kernel, KernelError};
@@ -101,51 +101,6 @@ impl Gpu {
     /// The stream this handle created; a default for work that needs no other ordering.
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
-    }
-
-    /// Keeps `buf` (its first bytes, as many as the device sets aside for persisting lines and one access-policy
-    /// window covers) in L2 across the kernels of this handle's stream: the context's persisting L2 set-aside is
-    /// raised to that size and the stream's access-policy window covers it, hit ratio 1, misses streaming. For a
-    /// small buffer every step re-reads whose reads are latency-bound (a decode step's memory query weights). Returns
-    /// the bytes covered (0 where the device has no persisting L2). Only caching changes: no result does.
-    pub fn persist_in_l2<T: DeviceRepr>(&self, buf: &CudaSlice<T>) -> Result<usize, KernelError> {
-        let max_persisting = self
-            .ctx
-            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_PERSISTING_L2_CACHE_SIZE)?;
-        let max_window = self
-            .ctx
-            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE)?;
-        let bytes = (buf.len() * std::mem::size_of::<T>())
-            .min(usize::try_from(max_persisting).unwrap_or(0))
-            .min(usize::try_from(max_window).unwrap_or(0));
-        if bytes == 0 {
-            return Ok(0);
-        }
-        self.ctx.bind_to_thread()?;
-        let (base, _record) = buf.device_ptr(&self.stream);
-        // SAFETY: a plain limit of the current context (bound above), set to a size the device reports it allows.
-        unsafe { sys::cuCtxSetLimit(sys::CUlimit::CU_LIMIT_PERSISTING_L2_CACHE_SIZE, bytes) }.result()?;
-        // SAFETY: an all-zero value is a valid value of the plain C union; its window field is then filled.
-        let mut value: sys::CUstreamAttrValue = unsafe { std::mem::zeroed() };
-        value.accessPolicyWindow = sys::CUaccessPolicyWindow {
-            base_ptr: base as *mut std::ffi::c_void,
-            num_bytes: bytes,
-            hitRatio: 1.0,
-            hitProp: sys::CUaccessProperty::CU_ACCESS_PROPERTY_PERSISTING,
-            missProp: sys::CUaccessProperty::CU_ACCESS_PROPERTY_STREAMING,
-        };
-        // SAFETY: the stream belongs to this context; the window lies inside `buf`'s allocation (at most its
-        // length), which the caller keeps alive while the stream runs kernels with it; `value` lives through the
-        // call, which copies it.
-        unsafe {
-            sys::cuStreamSetAttribute(
-                self.stream.cu_stream(),
-                sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW,
-                &value,
-            )
-        }
-        .result()?;
-        Ok(bytes)
     }
 
     /// The function `kernel` names, loading its cubin into the context on first use.

@@ -27,8 +27,6 @@ pub const DECODE_NORM: &str = "DBRMT_DECODE_NORM";
 /// A prefill's RoPE inside its q/k/v product for whole segments (`gemm_sm90_rope::gemm_sm90_nt_bf16_bf16_bf16_rope`:
 /// the accumulators rotated before the epilogue stores them) instead of a RoPE launch after it (`dbrmt-model`).
 pub const QKV_ROPE: &str = "DBRMT_QKV_ROPE";
-/// The memory's query weights kept in L2 across steps (`Gpu::persist_in_l2` on the engine's stream, `dbrmt-model`).
-pub const L2_WINDOW: &str = "DBRMT_L2_WINDOW";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

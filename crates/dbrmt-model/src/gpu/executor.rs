@@ -64,10 +64,6 @@ impl GpuExecutor {
             attention: AttentionKernel::for_model(src.config()),
             memory: MemoryProducts::for_model(src.config()),
         };
-        if projections == Projections::Sm90 && !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::L2_WINDOW) {
-            // each decoded layer's memory query launch reads its weights (64 × d) from L2 instead of DRAM
-            gpu.persist_in_l2(&model.weights.mem_q)?;
-        }
         let executor = Self {
             gpu,
             stream,
