@@ -526,7 +526,7 @@ pub fn launch_mirrored<TC: DeviceRepr>(
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
-    let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
+    let (k, lda) = (groups[0].k, groups[0].lda);
     // B rows per tile: the width, but 128 for the narrow SwiGLU tile (named by its 64 outputs)
     let b_box = if epilogue == Epilogue::SwiGlu && narrow {
         128
@@ -540,15 +540,9 @@ pub fn launch_mirrored<TC: DeviceRepr>(
             narrow_map(kernel.entry, addr(b, stream), (k, b_rows, k), b_box, ks)?,
         )
     } else {
-        (
-            tensor_map(kernel.entry, addr(a, stream), k, a_rows, lda, a_box)?,
-            tensor_map(kernel.entry, addr(b, stream), k, b_rows, k, b_box)?,
-        )
+        wide_maps(kernel.entry, stream, (a, a_rows), (b, b_rows), groups[0], b_box)?
     };
-    let c_base = addr_mut(c, stream);
-    for p in &mut params.problems[..groups.len()] {
-        p.c = c_base + p.c * c_size as u64;
-    }
+    let (f, cfg, c_base) = persistent_launch(gpu, stream, &kernel, c, &mut params, groups, b_box)?;
     if let Some(m) = mirror {
         let why = || {
             invalid(
@@ -558,9 +552,6 @@ pub fn launch_mirrored<TC: DeviceRepr>(
         };
         params.mirror_k = mirror_k(c_base, addr_mut(m, stream)).ok_or_else(why)?;
     }
-    let f = gpu.function(&kernel)?;
-    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(BM)).sum::<usize>() * n.div_ceil(b_box);
-    let cfg = persistent_config(gpu, &f, tiles)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params);
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params) by value; these are their #[repr(C)]
@@ -576,6 +567,46 @@ pub fn launch_mirrored<TC: DeviceRepr>(
     // borrowed mutably for this call, so it aliases nothing else of the launch).
     unsafe { builder.launch(cfg) }?;
     Ok(())
+}
+
+/// The A and B maps of a wide launch (v2's tiles): A's 128-row boxes over the `a_rows` rows of `a` (stride `g.lda`),
+/// B's `b_box`-row boxes over the `b_rows` rows of `b` (stride `g.k`), `g` any group of the launch (they share `k`
+/// and `lda`).
+pub(crate) fn wide_maps(
+    entry: &str,
+    stream: &CudaStream,
+    (a, a_rows): (&CudaSlice<bf16>, usize),
+    (b, b_rows): (&CudaSlice<bf16>, usize),
+    g: GemmGroup,
+    b_box: usize,
+) -> Result<(TmaMap, TmaMap), KernelError> {
+    Ok((
+        tensor_map(entry, addr(a, stream), g.k, a_rows, g.lda, BM)?,
+        tensor_map(entry, addr(b, stream), g.k, b_rows, g.k, b_box)?,
+    ))
+}
+
+/// What every persistent launch of `groups` finishes with: each problem's C made absolute (`c`'s address plus its
+/// offset in elements of C's type), the kernel's function, and the launch over the groups' tiles of `b_box` B rows;
+/// also C's address.
+pub(crate) fn persistent_launch<TC: DeviceRepr>(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    kernel: &Kernel,
+    c: &mut CudaSlice<TC>,
+    params: &mut Sm90Params,
+    groups: &[GemmGroup],
+    b_box: usize,
+) -> Result<(cudarc::driver::CudaFunction, LaunchConfig, u64), KernelError> {
+    let c_base = addr_mut(c, stream);
+    for p in &mut params.problems[..groups.len()] {
+        p.c = c_base + p.c * size_of::<TC>() as u64;
+    }
+    let f = gpu.function(kernel)?;
+    let n = groups.first().map_or(0, |g| g.n);
+    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(BM)).sum::<usize>() * n.div_ceil(b_box);
+    let cfg = persistent_config(gpu, &f, tiles)?;
+    Ok((f, cfg, c_base))
 }
 
 /// The launch of a persistent GEMM entry over `tiles` tiles: one CTA per SM (at most one per tile), [`THREADS`]
@@ -750,21 +781,17 @@ pub fn gemm_sm90_nt_normed(
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
-    let (n, k) = (groups[0].n, groups[0].k);
+    let k = groups[0].k;
     let b_box = if epilogue == Epilogue::SwiGlu { 128 } else { bn };
     let b_map = narrow_map(entry, addr(b, stream), (k, b_rows, k), b_box, narrow_ks(b_box))?;
-    let c_base = addr_mut(c, stream);
-    for p in &mut params.problems[..groups.len()] {
-        p.c = c_base + p.c * 2;
-    }
     let norm = Sm90NormRows {
         x: addr(a.x, stream),
         w: addr(a.w, stream),
         ..norm
     };
-    let f = gpu.function(&Kernel::new(cubins::GEMM_SM90, entry))?;
-    let tiles = groups.iter().filter(|g| g.m > 0).count() * n.div_ceil(b_box);
-    let cfg = persistent_config(gpu, &f, tiles)?;
+    // (every problem has at most NORMED_MAX_ROWS rows: one row tile each, none without rows)
+    let kernel = Kernel::new(cubins::GEMM_SM90, entry);
+    let (f, cfg, _) = persistent_launch(gpu, stream, &kernel, c, &mut params, groups, b_box)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&b_map).arg(&params).arg(&norm);
     // SAFETY: the kernel takes (TmaMap b_map, GemmSm90Params, GemmSm90NormRows) by value; these are their #[repr(C)]

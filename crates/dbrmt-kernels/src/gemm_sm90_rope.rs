@@ -13,10 +13,8 @@ use half::bf16;
 use crate::gemm::GemmGroup;
 #[cfg(doc)]
 use crate::gemm_sm90::gemm_sm90_nt_bf16_bf16_bf16;
-use crate::gemm_sm90::{
-    launch_tile_width, persistent_config, tensor_map, validate, width_score, Epilogue, BM, TILE_WIDTHS,
-};
-use crate::launch::{addr, addr_mut, invalid};
+use crate::gemm_sm90::{launch_tile_width, persistent_launch, validate, wide_maps, width_score, Epilogue, TILE_WIDTHS};
+use crate::launch::{addr, invalid};
 use crate::params::Heads;
 use crate::{cubins, Gpu, Kernel, KernelError};
 
@@ -127,17 +125,10 @@ pub fn launch_rope_at_width(
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
-    let (n, k, lda) = (groups[0].n, groups[0].k, groups[0].lda);
-    let a_map = tensor_map(entry, addr(a, stream), k, a_rows, lda, BM)?;
-    let b_map = tensor_map(entry, addr(b, stream), k, b_rows, k, bn)?;
-    let c_base = addr_mut(c, stream);
-    for p in &mut params.problems[..groups.len()] {
-        p.c = c_base + p.c * 2;
-    }
+    let (a_map, b_map) = wide_maps(entry, stream, (a, a_rows), (b, b_rows), groups[0], bn)?;
     (rp.cos, rp.sin) = (addr(tables.cos, stream), addr(tables.sin, stream));
-    let f = gpu.function(&Kernel::new(cubins::GEMM_SM90, entry))?;
-    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(BM)).sum::<usize>() * n.div_ceil(bn);
-    let cfg = persistent_config(gpu, &f, tiles)?;
+    let kernel = Kernel::new(cubins::GEMM_SM90, entry);
+    let (f, cfg, _) = persistent_launch(gpu, stream, &kernel, c, &mut params, groups, bn)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params).arg(&rp);
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmSm90Params, GemmSm90Rope) by value; these are their
