@@ -53,27 +53,49 @@ pub fn run(args: &[String]) -> Result<()> {
         "compiling {} kernel file(s) of {rev} and of the working tree...",
         files.len()
     );
-    // every file of both trees on its own thread (nvcc is single-threaded; gemm_sm90.cu takes the longest)
-    let results: Vec<Result<FileDiff>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .iter()
-            .map(|stem| {
-                let (nvcc, cuobjdump) = (&nvcc, &cuobjdump);
+    // the files on as many threads as the machine has (nvcc is single-threaded; gemm_sm90.cu takes the longest,
+    // so it goes first), each file's two trees one after the other
+    let threads = std::thread::available_parallelism()
+        .map_or(4, |n| n.get())
+        .min(files.len())
+        .max(1);
+    files.sort_by_key(|f| std::cmp::Reverse(fs::metadata(new_cuda.join(format!("{f}.cu"))).map_or(0, |m| m.len())));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Result<FileDiff>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (nvcc, cuobjdump, files, next) = (&nvcc, &cuobjdump, &files, &next);
                 let (old_cuda, new_cuda) = (&old_cuda, &new_cuda);
-                scope.spawn(move || -> Result<FileDiff> {
-                    let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"))?;
-                    let new = sass_of(nvcc, cuobjdump, new_cuda, stem, &work.join("new-cubins"))?;
-                    Ok(FileDiff {
-                        stem: stem.clone(),
-                        functions: compare(&old, &new),
-                    })
+                scope.spawn(move || -> Vec<Result<FileDiff>> {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(stem) = files.get(i) else { return out };
+                        out.push((|| -> Result<FileDiff> {
+                            let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"))?;
+                            let new = sass_of(nvcc, cuobjdump, new_cuda, stem, &work.join("new-cubins"))?;
+                            Ok(FileDiff {
+                                stem: stem.clone(),
+                                functions: compare(&old, &new),
+                            })
+                        })());
+                    }
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| bail!("a compile thread panicked")))
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(anyhow::anyhow!("a compile thread panicked"))])
+            })
             .collect()
+    });
+    results.sort_by(|a, b| match (a, b) {
+        (Ok(a), Ok(b)) => a.stem.cmp(&b.stem),
+        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => std::cmp::Ordering::Equal,
     });
     let mut changed = 0;
     for r in results {
