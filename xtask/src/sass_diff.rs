@@ -5,7 +5,8 @@
 //! checked without a GPU, and a changed one is named with its instruction counts and the first differing instruction.
 //!
 //! Needs nvcc (`NVCC`, or on `PATH`) and cuobjdump (`CUOBJDUMP`, next to nvcc, or on `PATH`; the PyPI wheel
-//! `nvidia-cuda-cuobjdump` has it).
+//! `nvidia-cuda-cuobjdump` has it). The revision's disassembly is kept in `target/sass-diff/<commit>-<nvcc>/`, so
+//! a second run against the same commit compiles only the working tree.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -29,6 +30,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let root = crate::cargo::repo_root();
     let nvcc = tool("NVCC", "nvcc", None)?;
     let cuobjdump = tool("CUOBJDUMP", "cuobjdump", nvcc.parent())?;
+    let cache = cache_dir(&root, &rev, &nvcc)?;
     let work = TempDir(env::temp_dir().join(format!("dbrmt-sass-diff-{}", std::process::id())));
     let work = &work.0;
     let old_tree = work.join("old");
@@ -64,7 +66,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut results: Vec<Result<FileDiff>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (nvcc, cuobjdump, files, next) = (&nvcc, &cuobjdump, &files, &next);
+                let (nvcc, cuobjdump, files, next, cache) = (&nvcc, &cuobjdump, &files, &next, Some(cache.as_path()));
                 let (old_cuda, new_cuda) = (&old_cuda, &new_cuda);
                 scope.spawn(move || -> Vec<Result<FileDiff>> {
                     let mut out = Vec::new();
@@ -72,8 +74,8 @@ pub fn run(args: &[String]) -> Result<()> {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(stem) = files.get(i) else { return out };
                         out.push((|| -> Result<FileDiff> {
-                            let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"))?;
-                            let new = sass_of(nvcc, cuobjdump, new_cuda, stem, &work.join("new-cubins"))?;
+                            let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"), cache)?;
+                            let new = sass_of(nvcc, cuobjdump, new_cuda, stem, &work.join("new-cubins"), None)?;
                             Ok(FileDiff {
                                 stem: stem.clone(),
                                 functions: compare(&old, &new),
@@ -191,10 +193,23 @@ fn kernel_stems(cuda_dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The SASS of every function of `cuda_dir/stem.cu` (empty where the file does not exist in that tree).
-fn sass_of(nvcc: &Path, cuobjdump: &Path, cuda_dir: &Path, stem: &str, out: &Path) -> Result<Functions> {
+/// With `cache` (the revision's side), the disassembly is read from `cache/stem.sass` when an earlier run left it there,
+/// and left there otherwise.
+fn sass_of(
+    nvcc: &Path,
+    cuobjdump: &Path,
+    cuda_dir: &Path,
+    stem: &str,
+    out: &Path,
+    cache: Option<&Path>,
+) -> Result<Functions> {
     let source = cuda_dir.join(format!("{stem}.cu"));
     if !source.is_file() {
         return Ok(Functions::new());
+    }
+    let cached = cache.map(|dir| dir.join(format!("{stem}.sass")));
+    if let Some(text) = cached.as_ref().and_then(|p| fs::read_to_string(p).ok()) {
+        return Ok(parse_sass(&text));
     }
     fs::create_dir_all(out)?;
     let cubin = out.join(format!("{stem}.cubin"));
@@ -208,7 +223,47 @@ fn sass_of(nvcc: &Path, cuobjdump: &Path, cuda_dir: &Path, stem: &str, out: &Pat
         .arg(&source);
     stdout_of(&mut compile, &source)?;
     let dump = stdout_of(Command::new(cuobjdump).arg("-sass").arg(&cubin), &cubin)?;
-    Ok(parse_sass(&String::from_utf8_lossy(&dump)))
+    let text = String::from_utf8_lossy(&dump);
+    if let Some(path) = cached {
+        // written whole, then renamed: a run stopped half-way leaves no half file for the next
+        let part = path.with_extension(format!("part{}", std::process::id()));
+        if fs::create_dir_all(path.parent().expect("a file in the cache directory")).is_ok()
+            && fs::write(&part, text.as_bytes()).is_ok()
+        {
+            let _ = fs::rename(&part, &path);
+        }
+    }
+    Ok(parse_sass(&text))
+}
+
+/// Where the disassembly of revision `rev` by this nvcc is kept between runs: `target/sass-diff/<commit>-<nvcc>`.
+fn cache_dir(root: &Path, rev: &str, nvcc: &Path) -> Result<PathBuf> {
+    let commit = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("{rev}^{{commit}}"))
+        .output()
+        .context("running git rev-parse")?;
+    if !commit.status.success() {
+        bail!("{rev} is not a commit of this repository");
+    }
+    let version = Command::new(nvcc)
+        .arg("--version")
+        .output()
+        .context("running nvcc --version")?;
+    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_owned();
+    Ok(root
+        .join("target")
+        .join("sass-diff")
+        .join(format!("{commit}-{:016x}", fnv1a(&version.stdout))))
+}
+
+/// FNV-1a, 64 bits: a short name for a compiler's version text.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Runs `cmd` (on `input`) and returns its standard output, or an error with its standard error.
@@ -340,6 +395,12 @@ impl FileDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_compilers_apart() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(fnv1a(b"Build cuda_13.0"), fnv1a(b"Build cuda_13.1"));
+    }
 
     const DUMP: &str = "
 Fatbin elf code:
