@@ -4,7 +4,7 @@
 //! every function's instructions (addresses and encodings left out), whole: a refactor that should not touch a kernel is
 //! checked without a GPU, and a changed one is named with its instruction counts and the first differing instruction.
 //!
-//! Needs nvcc (`NVCC`, or on `PATH`) and cuobjdump (`CUOBJDUMP`, next to nvcc, or on `PATH`; the PyPI wheel
+//! Needs nvcc (`NVCC`, `$CUDA_HOME/bin`, or on `PATH`, as build.rs looks) and cuobjdump (`CUOBJDUMP`, next to nvcc, or on `PATH`; the PyPI wheel
 //! `nvidia-cuda-cuobjdump` has it). The revision's disassembly is kept in `target/sass-diff/<commit>-<nvcc>/`, so
 //! a second run against the same commit compiles only the working tree.
 
@@ -28,14 +28,16 @@ const NVCC_FLAGS: [&str; 5] = [
 pub fn run(args: &[String]) -> Result<()> {
     let (rev, stems) = parse_args(args)?;
     let root = crate::cargo::repo_root();
-    let nvcc = tool("NVCC", "nvcc", None)?;
+    let cuda_home = env::var_os("CUDA_HOME").map(|h| PathBuf::from(h).join("bin"));
+    let nvcc = tool("NVCC", "nvcc", cuda_home.as_deref())?;
     let cuobjdump = tool("CUOBJDUMP", "cuobjdump", nvcc.parent())?;
-    let cache = cache_dir(&root, &rev, &nvcc)?;
+    let commit = resolve(&root, &rev)?;
+    let cache = cache_dir(&root, &commit, &nvcc)?;
     let work = TempDir(env::temp_dir().join(format!("dbrmt-sass-diff-{}", std::process::id())));
     let work = &work.0;
     let old_tree = work.join("old");
     fs::create_dir_all(&old_tree)?;
-    export_cuda(&root, &rev, &old_tree)?;
+    export_cuda(&root, &commit, &old_tree)?;
     let new_cuda = root.join("cuda");
     let old_cuda = old_tree.join("cuda");
     let mut files: Vec<String> = kernel_stems(&new_cuda)?;
@@ -44,7 +46,6 @@ pub fn run(args: &[String]) -> Result<()> {
             files.push(s);
         }
     }
-    files.sort();
     if !stems.is_empty() {
         files.retain(|f| stems.contains(f));
         if files.is_empty() {
@@ -63,7 +64,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .max(1);
     files.sort_by_key(|f| std::cmp::Reverse(fs::metadata(new_cuda.join(format!("{f}.cu"))).map_or(0, |m| m.len())));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Result<FileDiff>> = std::thread::scope(|scope| {
+    let results: Vec<Result<FileDiff>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let (nvcc, cuobjdump, files, next, cache) = (&nvcc, &cuobjdump, &files, &next, Some(cache.as_path()));
@@ -73,14 +74,14 @@ pub fn run(args: &[String]) -> Result<()> {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(stem) = files.get(i) else { return out };
-                        out.push((|| -> Result<FileDiff> {
-                            let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"), cache)?;
+                        let old = sass_of(nvcc, cuobjdump, old_cuda, stem, &work.join("old-cubins"), cache);
+                        out.push(old.and_then(|old| {
                             let new = sass_of(nvcc, cuobjdump, new_cuda, stem, &work.join("new-cubins"), None)?;
                             Ok(FileDiff {
                                 stem: stem.clone(),
                                 functions: compare(&old, &new),
                             })
-                        })());
+                        }));
                     }
                 })
             })
@@ -93,17 +94,9 @@ pub fn run(args: &[String]) -> Result<()> {
             })
             .collect()
     });
-    results.sort_by(|a, b| match (a, b) {
-        (Ok(a), Ok(b)) => a.stem.cmp(&b.stem),
-        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
-        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
-        (Err(_), Err(_)) => std::cmp::Ordering::Equal,
-    });
-    let mut changed = 0;
-    for r in results {
-        let diff = r?;
-        changed += diff.report();
-    }
+    let mut diffs = results.into_iter().collect::<Result<Vec<FileDiff>>>()?;
+    diffs.sort_by(|a, b| a.stem.cmp(&b.stem));
+    let changed: usize = diffs.iter().map(FileDiff::report).sum();
     println!(
         "\n{changed} function(s) changed against {rev} (instructions compared whole, addresses and encodings left out)"
     );
@@ -155,7 +148,7 @@ fn tool(var: &str, name: &str, beside: Option<&Path>) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .with_context(|| {
             format!(
-                "{name} not found ({var}, PATH): nvcc comes with the CUDA toolkit or the nvidia-cuda-nvcc wheel, \
+                "{name} not found ({var}, beside nvcc or in CUDA_HOME/bin, PATH): nvcc comes with the CUDA toolkit or the nvidia-cuda-nvcc wheel, \
                  cuobjdump with nvidia-cuda-cuobjdump"
             )
         })
@@ -236,23 +229,27 @@ fn sass_of(
     Ok(parse_sass(&text))
 }
 
-/// Where the disassembly of revision `rev` by this nvcc is kept between runs: `target/sass-diff/<commit>-<nvcc>`.
-fn cache_dir(root: &Path, rev: &str, nvcc: &Path) -> Result<PathBuf> {
-    let commit = Command::new("git")
+/// The full hash of the commit `rev` names, or an error saying it names none.
+fn resolve(root: &Path, rev: &str) -> Result<String> {
+    let out = Command::new("git")
         .arg("-C")
         .arg(root)
         .args(["rev-parse", "--verify", "--quiet"])
         .arg(format!("{rev}^{{commit}}"))
         .output()
         .context("running git rev-parse")?;
-    if !commit.status.success() {
+    if !out.status.success() {
         bail!("{rev} is not a commit of this repository");
     }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Where the disassembly of `commit` by this nvcc is kept between runs: `target/sass-diff/<commit>-<nvcc>`.
+fn cache_dir(root: &Path, commit: &str, nvcc: &Path) -> Result<PathBuf> {
     let version = Command::new(nvcc)
         .arg("--version")
         .output()
         .context("running nvcc --version")?;
-    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_owned();
     Ok(root
         .join("target")
         .join("sass-diff")

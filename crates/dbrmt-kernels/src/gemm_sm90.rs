@@ -505,11 +505,8 @@ pub fn launch_mirrored<TC: DeviceRepr>(
             format!("a problem of {max_m} rows, but the narrow widths take at most {DECODE_MAX_ROWS}"),
         ));
     }
-    // the A box: a whole 128-row tile, or (narrow widths) the rows the kernel expects per stage
-    let a_box = if narrow { decode_a_rows(max_m) } else { BM };
-    let c_size = size_of::<TC>();
     assert_eq!(
-        c_size,
+        size_of::<TC>(),
         if matches!(epilogue, Epilogue::F32 { .. }) { 4 } else { 2 },
         "C's element type"
     );
@@ -534,7 +531,8 @@ pub fn launch_mirrored<TC: DeviceRepr>(
         bn
     };
     let (a_map, b_map) = if narrow {
-        let ks = narrow_ks(b_box);
+        // the A box: the rows the kernel expects per stage (wide launches: a whole 128-row tile, wide_maps)
+        let (a_box, ks) = (decode_a_rows(max_m), narrow_ks(b_box));
         (
             narrow_map(kernel.entry, addr(a, stream), (k, a_rows, lda), a_box, ks)?,
             narrow_map(kernel.entry, addr(b, stream), (k, b_rows, k), b_box, ks)?,
@@ -789,7 +787,7 @@ pub fn gemm_sm90_nt_normed(
         w: addr(a.w, stream),
         ..norm
     };
-    // (every problem has at most NORMED_MAX_ROWS rows: one row tile each, none without rows)
+    // (every problem has at most NORMED_MAX_ROWS rows: one row tile each problem with rows)
     let kernel = Kernel::new(cubins::GEMM_SM90, entry);
     let (f, cfg, _) = persistent_launch(gpu, stream, &kernel, c, &mut params, groups, b_box)?;
     let mut builder = crate::launch::Launch::new(stream, &f);
