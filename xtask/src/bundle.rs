@@ -100,20 +100,27 @@ pub fn run(args: &[String]) -> Result<()> {
 /// `dist.tar.xz` beside `dist/`: what a device call carries — about a tenth of `dist/` (xz shares what the
 /// executables share), which matters where the working tree and the carried files share one size limit. Python's
 /// `tarfile` unpacks it on a host without `xz`. `None` (and a note) where `tar` cannot write xz here.
+///
+/// Written as `dist.tar.xz.partial` and renamed when complete, the old archive removed first: while a bundle is being
+/// made there is no `dist.tar.xz` to copy, never a half-written one (session 18 carried an empty archive to the GPU
+/// host by copying it mid-write).
 fn archive(root: &Path) -> Result<Option<u64>> {
     let out = root.join("dist.tar.xz");
+    let partial = root.join("dist.tar.xz.partial");
     let _ = fs::remove_file(&out);
+    let _ = fs::remove_file(&partial);
     let made = Command::new("tar")
         .env("XZ_OPT", "-9 -T0")
-        .args(["-cJf", "dist.tar.xz", "dist"])
+        .args(["-cJf", "dist.tar.xz.partial", "dist"])
         .current_dir(root)
         .status()
         .is_ok_and(|s| s.success());
     if !made {
-        let _ = fs::remove_file(&out);
+        let _ = fs::remove_file(&partial);
         println!("(tar could not write xz here: no dist.tar.xz)");
         return Ok(None);
     }
+    fs::rename(&partial, &out).with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
     Ok(Some(fs::metadata(&out)?.len()))
 }
 
@@ -321,3 +328,33 @@ for name in "${failed_names[@]}"; do
 done
 [ "$failed" -eq 0 ]
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The archive appears whole or not at all: after `archive`, either `dist.tar.xz` holds `dist/` and no partial
+    /// file is left, or (no xz here) neither exists; an old archive never survives a new bundle.
+    #[test]
+    fn the_archive_is_renamed_into_place_or_absent() {
+        let root = std::env::temp_dir().join(format!("dbrmt-bundle-archive-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("dist")).unwrap();
+        fs::write(root.join("dist/run.sh"), "echo hi\n").unwrap();
+        fs::write(root.join("dist.tar.xz"), "stale").unwrap();
+        let made = archive(&root).unwrap();
+        let (out, partial) = (root.join("dist.tar.xz"), root.join("dist.tar.xz.partial"));
+        assert!(!partial.exists(), "no partial archive left behind");
+        match made {
+            Some(len) => {
+                assert_eq!(fs::metadata(&out).unwrap().len(), len);
+                assert_ne!(fs::read(&out).unwrap(), b"stale", "the old archive was replaced");
+            }
+            None => assert!(
+                !out.exists(),
+                "no archive where tar cannot write one, not the stale one"
+            ),
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
