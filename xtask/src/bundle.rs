@@ -337,12 +337,12 @@ mod tests {
     /// file is left, or (no xz here) neither exists; an old archive never survives a new bundle.
     #[test]
     fn the_archive_is_renamed_into_place_or_absent() {
-        let root = std::env::temp_dir().join(format!("dbrmt-bundle-archive-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        let scratch = crate::scratch::Scratch::new("bundle-archive").unwrap();
+        let root = scratch.path();
         fs::create_dir_all(root.join("dist")).unwrap();
         fs::write(root.join("dist/run.sh"), "echo hi\n").unwrap();
         fs::write(root.join("dist.tar.xz"), "stale").unwrap();
-        let made = archive(&root).unwrap();
+        let made = archive(root).unwrap();
         let (out, partial) = (root.join("dist.tar.xz"), root.join("dist.tar.xz.partial"));
         assert!(!partial.exists(), "no partial archive left behind");
         match made {
@@ -355,6 +355,5 @@ mod tests {
                 "no archive where tar cannot write one, not the stale one"
             ),
         }
-        fs::remove_dir_all(&root).unwrap();
     }
 }

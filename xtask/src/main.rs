@@ -22,6 +22,7 @@ mod fuzz;
 mod kernels;
 mod ptxas;
 mod sass_diff;
+mod scratch;
 mod svg;
 
 use std::process::ExitCode;

@@ -16,6 +16,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::scratch::Scratch;
+
 /// The device flags of `crates/dbrmt-kernels/build.rs` (host flags do not change device code).
 const NVCC_FLAGS: [&str; 5] = [
     "-cubin",
@@ -33,8 +35,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let cuobjdump = tool("CUOBJDUMP", "cuobjdump", nvcc.parent())?;
     let commit = resolve(&root, &rev)?;
     let cache = cache_dir(&root, &commit, &nvcc)?;
-    let work = TempDir(env::temp_dir().join(format!("dbrmt-sass-diff-{}", std::process::id())));
-    let work = &work.0;
+    let scratch = Scratch::new("sass-diff")?;
+    let work = scratch.path();
     let old_tree = work.join("old");
     fs::create_dir_all(&old_tree)?;
     export_cuda(&root, &commit, &old_tree)?;
@@ -101,15 +103,6 @@ pub fn run(args: &[String]) -> Result<()> {
         "\n{changed} function(s) changed against {rev} (instructions compared whole, addresses and encodings left out)"
     );
     Ok(())
-}
-
-/// A scratch directory removed when dropped (also when the run fails).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 fn parse_args(args: &[String]) -> Result<(String, Vec<String>)> {
