@@ -163,8 +163,12 @@ __device__ __forceinline__ uint32_t a_addr(uint32_t a_blk, int r, int c) {
     }
 }
 
-template <Layout L>
-__device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b_map, const GemmTf32x3Params& P) {
+// SPLIT (the TN update of the memory write, accumulating): the epilogue also writes the new C in the fused read's
+// pre-split form (sm90/epilogue.cuh's SplitOut): problem p's C is state s = (c − c_base) / (m·n·4) of the stacked
+// states, whose split rows start at split_base + s·n·2m u32 (m = D, n = d; the launcher checks both).
+template <Layout L, bool SPLIT = false>
+__device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b_map, const GemmTf32x3Params& P,
+                                            unsigned long long c_base = 0, unsigned long long split_base = 0) {
     using namespace sm90;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
@@ -277,7 +281,7 @@ __device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b
             const GemmTf32x3Problem& pr = P.problems[t.p];
             const int row0 = t.m_tile * BM + wg * 64;
             const int rows = pr.m - row0;
-            char* const c_base = reinterpret_cast<char*>(pr.c);
+            char* const c_base_p = reinterpret_cast<char*>(pr.c);
             const long long ldc_bytes = (long long)pr.ldc * 4;
             const bool active = __shfl_sync(0xffffffffu, (int)(rows > 0), 0) != 0;
             if (active) {
@@ -321,7 +325,7 @@ __device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b
 #pragma unroll
                     for (int i = 0; i < BN / 2; ++i) sum[i] += acc[i];
                     if (accumulate && kb == pf_kb) {
-                        prefetch_c_rows<BN>(c_base, ldc_bytes, row0, rows, t.n_tile * BN, P.n, wtid);
+                        prefetch_c_rows<BN>(c_base_p, ldc_bytes, row0, rows, t.n_tile * BN, P.n, wtid);
                     }
                     // Release the stage. Our reads of the A block (generic proxy) have returned their values: the
                     // arrive's release orders them before the producer's next TMA write into it (no proxy fence is
@@ -333,8 +337,16 @@ __device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b
                         phase ^= 1;
                     }
                 }
-                epilogue<BN, Epi::F32, Store::Stg>(sum, buf, wtid, 1 + wg, c_base, ldc_bytes, row0, rows,
-                                                   t.n_tile * BN, P.n, accumulate);
+                if constexpr (SPLIT) {
+                    const unsigned long long state = (pr.c - c_base) / ((unsigned long long)pr.m * P.n * 4);
+                    const SplitOut so{reinterpret_cast<uint32_t*>(split_base) + state * P.n * 2 * pr.m, 2 * pr.m};
+                    epilogue<BN, Epi::F32, Store::Stg, 0, Silu::Exact, true>(sum, buf, wtid, 1 + wg, c_base_p,
+                                                                             ldc_bytes, row0, rows, t.n_tile * BN, P.n,
+                                                                             accumulate, 0, so);
+                } else {
+                    epilogue<BN, Epi::F32, Store::Stg>(sum, buf, wtid, 1 + wg, c_base_p, ldc_bytes, row0, rows,
+                                                       t.n_tile * BN, P.n, accumulate);
+                }
             } else {
                 for (int kb = 0; kb < k_blocks; ++kb) {
                     mbar_wait(full_bar + 8 * s, phase);
@@ -364,4 +376,15 @@ extern "C" __global__ void __launch_bounds__(tf32x3::THREADS, 1)
                                     const __grid_constant__ sm90::TmaMap b_map,
                                     const __grid_constant__ GemmTf32x3Params params) { pdl_entry();
     tf32x3::gemm_tf32x3<tf32x3::Layout::TN>(a_map, b_map, params);
+}
+
+// The memory update A += kφᵀ·u that also writes the new A's pre-split form (SPLIT above): the same A as
+// gemm_sm90_tn_f32_f32_f32_tf32x3, and the split armt_state_split_tf32bf16 would make of it, in one launch.
+// c_base: the stacked states' first element (every problem's C is one whole state); split_base: their split rows.
+extern "C" __global__ void __launch_bounds__(tf32x3::THREADS, 1)
+    gemm_sm90_tn_f32_f32_f32_tf32x3_split(const __grid_constant__ sm90::TmaMap a_map,
+                                          const __grid_constant__ sm90::TmaMap b_map,
+                                          const __grid_constant__ GemmTf32x3Params params, unsigned long long c_base,
+                                          unsigned long long split_base) { pdl_entry();
+    tf32x3::gemm_tf32x3<tf32x3::Layout::TN, true>(a_map, b_map, params, c_base, split_base);
 }

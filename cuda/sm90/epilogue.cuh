@@ -117,10 +117,25 @@ __device__ __forceinline__ uint32_t staged(uint32_t buf, int r, int q) {
 // Stores: Stg (and always when accumulating): 16-byte coalesced loads/stores by all 128 threads, consecutive threads
 // on consecutive 16-byte pieces of a row; Bulk: one cp.async.bulk per valid row, issued by threads 0..63.
 // SL: SwiGLU's silu (v6: the narrow SwiGLU entry uses the exported SwiGLU entries' fast one; default the exact one).
-template <int BN, Epi E, int ACC0, int WIDTH, Store S, Silu SL = Silu::Exact>
+// SPLIT (f32 accumulate only; the memory update's epilogue): the new values C + product, after they are stored, also
+// go out in the read's pre-split form (armt_state_split.cu's layout and sm90::split_b<true>'s bits): element (row r,
+// column n) of C as tf32 hi at base[n·ld2 + 64·(r / 32) + r % 32] and its bf16 pair 32 entries on. `base` is the
+// state's first split row, r counts from the state's row 0 (row0 below is the warpgroup's first), and every row
+// count is a multiple of 32 (the launcher checks), so a thread's four rows are stored as one 16-byte vector.
+struct SplitOut {
+    uint32_t* base;
+    int ld2;
+};
+// Defined in tf32_split.cuh (which includes this header): the pre-split form's own functions.
+template <bool BF16_LO>
+__device__ __forceinline__ void split_b(float x, uint32_t& hi, uint32_t& lo);
+__device__ __forceinline__ float lds_f32(uint32_t addr);
+
+template <int BN, Epi E, int ACC0, int WIDTH, Store S, Silu SL = Silu::Exact, bool SPLIT = false>
 __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                               char* c_base, long long ldc_bytes, int row0, int rows, int col0,
-                                              int n_out, bool accumulate, unsigned long long mirror_k = 0) {
+                                              int n_out, bool accumulate, unsigned long long mirror_k = 0,
+                                              SplitOut so = {}) {
     constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
     constexpr int PIECE = 16 / OUT_BYTES;  // output elements per 16-byte piece
     // Output bytes per row staged by this pass, 16-byte pieces per row, pieces of the pass, per-thread iterations.
@@ -225,11 +240,33 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
                 v.z = __float_as_uint(old[it].z + __uint_as_float(v.z));
                 v.w = __float_as_uint(old[it].w + __uint_as_float(v.w));
             }
-            if (E == Epi::F32 && acc_c && mirror_k != 0) {
-                // the sum goes back to the staging buffer for the mirror's pass below (this thread's own piece)
+            if (E == Epi::F32 && acc_c && (mirror_k != 0 || SPLIT)) {
+                // the sum goes back to the staging buffer for the mirror's or the split's pass below
                 st_shared_v4(staged(buf, r, q), v);
             }
             *reinterpret_cast<uint4*>(c_base + (long long)(row0 + r) * ldc_bytes + (long long)col * OUT_BYTES) = v;
+        }
+    }
+    if constexpr (SPLIT && E == Epi::F32) {
+        // The split pass: (column, 32 rows) pairs, 16 threads each — threads 0..7 the hi values of rows 4j .. 4j + 3,
+        // 8..15 their bf16 pairs — so a half-warp writes one 256-byte run of the column's split row. The staged values
+        // come from every thread's write-back above: meet first.
+        named_barrier_sync(bar_id, 128);
+        constexpr int PAIRS = WIDTH * 2;  // the warpgroup's 64 rows are two blocks of 32
+#pragma unroll 4
+        for (int it = 0; it < PAIRS / 8; ++it) {
+            const int pair = it * 8 + (wtid >> 4), j = wtid & 15;
+            const int c = pair % WIDTH, blk = pair / WIDTH;
+            const int r = blk * 32 + 4 * (j & 7);  // of the warpgroup's rows
+            const int n = out_col0 + c;
+            if (r < rows && n < n_out) {
+                uint32_t h[4], l[4];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) split_b<true>(lds_f32(buf + (uint32_t)((r + i) * STAGE_PITCH + c * 4)), h[i], l[i]);
+                const int p = row0 + r;  // C's row (a multiple of 4)
+                uint32_t* dst = so.base + (size_t)n * so.ld2 + 64 * (p / 32) + (p % 32) + (j >= 8 ? 32 : 0);
+                *reinterpret_cast<uint4*>(dst) = j >= 8 ? make_uint4(l[0], l[1], l[2], l[3]) : make_uint4(h[0], h[1], h[2], h[3]);
+            }
         }
     }
     if (E == Epi::F32 && mirror_k != 0) {
@@ -255,16 +292,16 @@ __host__ __device__ constexpr int pass_width() {
 }
 
 // The epilogue of one consumer warpgroup: the passes ACC0 = 0, PASS, 2*PASS, ... (the last one may be narrower).
-template <int BN, Epi E, Store S, int ACC0 = 0, Silu SL = Silu::Exact>
+template <int BN, Epi E, Store S, int ACC0 = 0, Silu SL = Silu::Exact, bool SPLIT = false>
 __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                          char* c_base, long long ldc_bytes, int row0, int rows, int col0, int n_out,
-                                         bool accumulate, unsigned long long mirror_k = 0) {
+                                         bool accumulate, unsigned long long mirror_k = 0, SplitOut so = {}) {
     if constexpr (ACC0 < BN) {
         constexpr int WIDTH = BN - ACC0 < pass_width<E>() ? BN - ACC0 : pass_width<E>();
-        epilogue_pass<BN, E, ACC0, WIDTH, S, SL>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
-                                                 n_out, accumulate, mirror_k);
-        epilogue<BN, E, S, ACC0 + WIDTH, SL>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0, n_out,
-                                             accumulate, mirror_k);
+        epilogue_pass<BN, E, ACC0, WIDTH, S, SL, SPLIT>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
+                                                        n_out, accumulate, mirror_k, so);
+        epilogue<BN, E, S, ACC0 + WIDTH, SL, SPLIT>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
+                                                    n_out, accumulate, mirror_k, so);
     }
 }
 

@@ -118,6 +118,10 @@ fn validate(
     Ok((p, a_rows, b_rows))
 }
 
+/// The split output of the update ([`gemm_sm90_tn_f32_f32_f32_tf32x3_split`]): the stacked states' split form and D.
+type SplitTarget<'a> = Option<(&'a mut CudaSlice<u32>, usize)>;
+
+#[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
     stream: &CudaStream,
@@ -126,13 +130,18 @@ fn launch(
     groups: &[GemmGroup],
     layout: Layout,
     accumulate: bool,
+    split: SplitTarget<'_>,
 ) -> Result<(), KernelError> {
-    let entry = match layout {
-        Layout::Tn => "gemm_sm90_tn_f32_f32_f32_tf32x3",
+    let entry = match (layout, split.is_some()) {
+        (Layout::Tn, true) => "gemm_sm90_tn_f32_f32_f32_tf32x3_split",
+        (Layout::Tn, false) => "gemm_sm90_tn_f32_f32_f32_tf32x3",
         _ => "gemm_sm90_nn_f32_f32_f32_tf32x3",
     };
     let kernel = Kernel::new(cubins::GEMM_TF32X3_SM90, entry);
     let (mut params, a_rows, b_rows) = validate(entry, groups, (a.len(), b.len(), c.len()), layout, accumulate)?;
+    if let Some((out, d_key)) = &split {
+        check_split(entry, groups, out.len(), *d_key, layout, accumulate)?;
+    }
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
@@ -176,12 +185,18 @@ fn launch(
     };
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params);
+    let split_base = split.map(|(out, _)| addr_mut(out, stream));
+    if let Some(split_base) = &split_base {
+        builder.arg(&c_base).arg(split_base);
+    }
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmTf32x3Params) by value; GemmTf32x3Params has the
     // layout of GemmSm90Params (gemm_tf32x3_sm90.cu's static_asserts; Sm90Params mirrors it). The maps cover the
     // whole A and B buffers (their lengths in rows of lda and ldb; TMA zero-fills past them); validate() checked
     // every problem's A rows/columns, its k rows of B and its C region against the buffers, the 16-byte alignments
     // and that no two problems write the same element of C; `c` is borrowed mutably, so it aliases neither input.
-    // The dynamic shared memory is the kernel's plan, its limit raised on the function.
+    // The dynamic shared memory is the kernel's plan, its limit raised on the function. The split entry also takes
+    // (c_base, split_base): check_split() made every problem's C one whole state of `c` (m = D, n = ldc = d, offset
+    // a multiple of D·d) whose split rows [s·d, (s + 1)·d) × 2D lie inside `split`, borrowed mutably (no alias).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -197,7 +212,7 @@ pub fn gemm_sm90_nn_f32_f32_f32_tf32x3(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Layout::Nn, accumulate)
+    launch(gpu, stream, (a, b), c, groups, Layout::Nn, accumulate, None)
 }
 
 /// `C (+)= Aᵀ·B` for each group on the tensor cores (3×TF32; A stored `[k, m]`, B `[k, n]`): the write's
@@ -211,7 +226,58 @@ pub fn gemm_sm90_tn_f32_f32_f32_tf32x3(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Layout::Tn, accumulate)
+    launch(gpu, stream, (a, b), c, groups, Layout::Tn, accumulate, None)
+}
+
+/// The write's update `A += kφᵀ·u` (as [`gemm_sm90_tn_f32_f32_f32_tf32x3`], accumulating) that also writes each
+/// updated state's pre-split form into `split` (`[S·d, 2·D]` u32, [`crate::armt_state_split`]'s layout and bits), from
+/// the epilogue that stores the new A: one launch and one pass over A fewer than the update then `armt_state_split`.
+/// Every group's C must be one whole state of `c` (`m = D = d_key`, a multiple of 32; `n = ldc = d`; the offset a
+/// multiple of `D·d`), its split rows inside `split`.
+pub fn gemm_sm90_tn_f32_f32_f32_tf32x3_split(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    a: &CudaSlice<f32>,
+    b: &CudaSlice<f32>,
+    c: &mut CudaSlice<f32>,
+    (split, d_key): (&mut CudaSlice<u32>, usize),
+    groups: &[GemmGroup],
+) -> Result<(), KernelError> {
+    launch(gpu, stream, (a, b), c, groups, Layout::Tn, true, Some((split, d_key)))
+}
+
+/// The split entry's conditions (see [`gemm_sm90_tn_f32_f32_f32_tf32x3_split`]).
+fn check_split(
+    entry: &str,
+    groups: &[GemmGroup],
+    split_len: usize,
+    d_key: usize,
+    layout: Layout,
+    accumulate: bool,
+) -> Result<(), KernelError> {
+    if layout != Layout::Tn || !accumulate || d_key == 0 || !d_key.is_multiple_of(32) {
+        return Err(invalid(
+            entry,
+            format!("the split output is the accumulating TN update's, D = {d_key} a positive multiple of 32"),
+        ));
+    }
+    for (i, g) in groups.iter().enumerate().filter(|(_, g)| g.m > 0) {
+        let state_elems = d_key * g.n;
+        if g.m != d_key || g.ldc != g.n || !g.c_offset.is_multiple_of(state_elems) {
+            return Err(invalid(
+                entry,
+                format!("group {i}: C must be one whole state (m = D = {d_key}, ldc = n, offset a multiple of D·n)"),
+            ));
+        }
+        let state = g.c_offset / state_elems;
+        if (state + 1) * g.n * 2 * d_key > split_len {
+            return Err(invalid(
+                entry,
+                format!("group {i}: state {state}'s split rows past the {split_len} of the split buffer"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

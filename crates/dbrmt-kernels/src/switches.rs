@@ -18,6 +18,10 @@ pub const STATE_SPLIT: &str = "DBRMT_STATE_SPLIT";
 /// The decode read making its own query projection (`armt_read_fused_sm90_split_q_n32_f32`: one launch instead of
 /// the q GEMM and the read; `dbrmt-model`'s `MemoryProducts::read_fused_q`).
 pub const READ_Q: &str = "DBRMT_READ_Q";
+/// The write's update `A += kφᵀ·u` also writing the new A's pre-split form from its epilogue
+/// (`gemm_tf32x3_sm90::gemm_sm90_tn_f32_f32_f32_tf32x3_split`) instead of an `armt_state_split` pass after it
+/// (`dbrmt-model`).
+pub const SPLIT_IN_UPDATE: &str = "DBRMT_SPLIT_IN_UPDATE";
 /// A decode step's RoPE launch also brings its layer's gate/up weights into L2 (`rope::rope_and_prefetch`; models whose
 /// layer's gate/up weights are at most 8 MiB, `dbrmt-model`), so that the gate/up product reads them from there.
 pub const L2_PREFETCH: &str = "DBRMT_L2_PREFETCH";

@@ -3,8 +3,10 @@
 //! subnormals, where a different rounding shows), some of the buffer's states split and the others left as the
 //! poison they started as (a block that wrote another state's rows would show there).
 
-use super::harness::{compare, f32_normal, fail_if, upload_f32, Check, SplitMix64};
+use super::harness::{compare, download_f32, f32_normal, fail_if, upload_f32, Check, SplitMix64, F32_OUT_TOL};
 use crate::armt_state_split::{armt_state_split, split_len, ARMT_STATE_SPLIT_TF32BF16};
+use crate::gemm::GemmGroup;
+use crate::gemm_tf32x3_sm90::{gemm_sm90_tn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3_split};
 use crate::reference::armt_state_split::split_state;
 use crate::{Gpu, KernelError};
 
@@ -60,11 +62,104 @@ pub fn check_state_split(
     Ok(fail_if(check, touched, "u32 written in states not asked for"))
 }
 
-/// The 1B shape (D = 384, d = 2048), SmolLM2's width (d = 576) and a width off the 32-column blocks (d = 200, D = 192).
+/// The write's update with the split in its epilogue (`gemm_sm90_tn_f32_f32_f32_tf32x3_split`): for cells of `mem`
+/// memory rows writing `states` (of `slots`), `A[state] += kφᵀ·u` — A bitwise the plain update's
+/// (`gemm_sm90_tn_f32_f32_f32_tf32x3`, which `armt_state_split` then splits in the engine without it) and within the f32
+/// tolerance of an f64 reference — and the split buffer bitwise [`split_state`] of the A it wrote for those states,
+/// the other states' rows left as the poison they started as.
+pub fn check_update_split(
+    gpu: &Gpu,
+    seed: u64,
+    (d_key, d, mem): (usize, usize, usize),
+    slots: usize,
+    states: &[usize],
+) -> Result<Check, KernelError> {
+    const ENTRY: &str = "gemm_sm90_tn_f32_f32_f32_tf32x3_split";
+    let mut rng = SplitMix64::new(seed);
+    let cells = states.len();
+    // kφ ≥ 0 as DPFP features are, u ~ N(0, 1), A ~ N(0, 30²)
+    let kphi: Vec<f32> = f32_normal(&mut rng, cells * mem * d_key, 1.0)
+        .iter()
+        .map(|v| v.abs())
+        .collect();
+    let u = f32_normal(&mut rng, cells * mem * d, 1.0);
+    let a = f32_normal(&mut rng, slots * d_key * d, 30.0);
+    let groups: Vec<GemmGroup> = states
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| GemmGroup {
+            a_offset: i * mem * d_key,
+            b_offset: i * mem * d,
+            c_offset: s * d_key * d,
+            m: d_key,
+            n: d,
+            k: mem,
+            lda: d_key,
+            ldb: d,
+            ldc: d,
+        })
+        .collect();
+    let stream = gpu.stream();
+    let (kphi_d, u_d) = (upload_f32(stream, &kphi)?, upload_f32(stream, &u)?);
+    // the one launch
+    let mut a1 = upload_f32(stream, &a)?;
+    let mut split1 = stream.clone_htod(&vec![SPLIT_POISON; split_len(slots, d_key, d)])?;
+    gemm_sm90_tn_f32_f32_f32_tf32x3_split(gpu, stream, &kphi_d, &u_d, &mut a1, (&mut split1, d_key), &groups)?;
+    let (a1, split1) = (download_f32(stream, &a1)?, stream.clone_dtoh(&split1)?);
+    // the plain update
+    let mut a2 = upload_f32(stream, &a)?;
+    gemm_sm90_tn_f32_f32_f32_tf32x3(gpu, stream, &kphi_d, &u_d, &mut a2, &groups, true)?;
+    let a2 = download_f32(stream, &a2)?;
+    // the reference: A + kφᵀ·u in f64, per written state
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for (i, &s) in states.iter().enumerate() {
+        for p in 0..d_key {
+            for n in 0..d {
+                let dot: f64 = (0..mem)
+                    .map(|t| kphi[(i * mem + t) * d_key + p] as f64 * u[(i * mem + t) * d + n] as f64)
+                    .sum();
+                let at = (s * d_key + p) * d + n;
+                want.push((a[at] as f64 + dot) as f32);
+                got.push(a1[at]);
+            }
+        }
+    }
+    // the split: the written states against the reference split of the A written, the others untouched
+    let per = 2 * d_key * d;
+    let (mut split_differing, mut touched) = (0, 0);
+    for s in 0..slots {
+        let out = &split1[s * per..(s + 1) * per];
+        if states.contains(&s) {
+            let want = split_state(&a1[s * d_key * d..(s + 1) * d_key * d], d_key, d);
+            split_differing += out.iter().zip(&want).filter(|(g, w)| g != w).count();
+        } else {
+            touched += out.iter().filter(|&&g| g != SPLIT_POISON).count();
+        }
+    }
+    let what = format!("D={d_key} d={d} M={mem} states {states:?} of {slots}: A vs the plain update (bitwise), ref");
+    let check = compare(ENTRY, what, &got, &want, F32_OUT_TOL);
+    let check = fail_if(
+        check,
+        super::harness::differing_bits(&a1, &a2),
+        "A elements differ from the plain update",
+    );
+    let check = fail_if(
+        check,
+        split_differing,
+        "split u32 differ from the split of the A written",
+    );
+    Ok(fail_if(check, touched, "split u32 written in states not updated"))
+}
+
+/// The 1B shape (D = 384, d = 2048), SmolLM2's width (d = 576) and a width off the 32-column blocks (d = 200, D = 192);
+/// the update with the split in its epilogue at the 1B, 160M and a small off-tile shape.
 pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
     vec![
         check_state_split(gpu, seed, (384, 2048), 4, &[2, 0]),
         check_state_split(gpu, seed.wrapping_add(1), (384, 576), 3, &[1]),
         check_state_split(gpu, seed.wrapping_add(2), (192, 200), 3, &[0, 1, 2]),
+        check_update_split(gpu, seed.wrapping_add(3), (384, 2048, 128), 5, &[3, 0, 4]),
+        check_update_split(gpu, seed.wrapping_add(4), (384, 768, 128), 3, &[1, 2]),
+        check_update_split(gpu, seed.wrapping_add(5), (96, 200, 32), 3, &[2]),
     ]
 }

@@ -20,7 +20,9 @@ use dbrmt_kernels::{
         gemm_sm90_nt_bf16_bf16_swiglu, gemm_sm90_nt_normed, Epilogue, NormedRows,
     },
     gemm_sm90_rope::{gemm_sm90_nt_bf16_bf16_bf16_rope, rope_width, RopeTables},
-    gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3},
+    gemm_tf32x3_sm90::{
+        gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3_split,
+    },
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
     rope::{rope_and_prefetch, L2Prefetch},
@@ -924,16 +926,26 @@ impl GpuModel {
         armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
         ws.mark(stream, "write: prep")?;
         let update: Vec<GemmGroup> = writers.iter().map(|&i| at.write_update(i)).collect();
-        match self.memory.tn_tf32x3 {
-            true => gemm_sm90_tn_f32_f32_f32_tf32x3(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
-            false => gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
-        }
-        ws.mark(stream, "write: A += kφᵀ·u")?;
-        if st.split.is_some() {
-            // A changed: its split form for the next reads (armt_state_split)
-            let states: Vec<usize> = writers.iter().map(|&i| at.cells[i].state).collect();
-            st.derive_split(gpu, stream, &states)?;
-            ws.mark(stream, "write: split A")?;
+        let split_in_update = self.memory.tn_tf32x3
+            && !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::SPLIT_IN_UPDATE)
+            && dk.is_multiple_of(32);
+        if let (Some(split), true) = (st.split.as_mut(), split_in_update) {
+            // the new A and its split form (for the next reads) from the update's epilogue: one pass over A fewer
+            let (kphi, upd) = (&ws.kphi, &ws.upd);
+            gemm_sm90_tn_f32_f32_f32_tf32x3_split(gpu, stream, kphi, upd, &mut st.a, (split, dk), &update)?;
+            ws.mark(stream, "write: A += kφᵀ·u, split")?;
+        } else {
+            match self.memory.tn_tf32x3 {
+                true => gemm_sm90_tn_f32_f32_f32_tf32x3(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
+                false => gemm_tn_f32_f32_f32(gpu, stream, &ws.kphi, &ws.upd, &mut st.a, &update, true)?,
+            }
+            ws.mark(stream, "write: A += kφᵀ·u")?;
+            if st.split.is_some() {
+                // A changed: its split form for the next reads (armt_state_split)
+                let states: Vec<usize> = writers.iter().map(|&i| at.cells[i].state).collect();
+                st.derive_split(gpu, stream, &states)?;
+                ws.mark(stream, "write: split A")?;
+            }
         }
         armt_z_update(gpu, stream, &ws.kphi, &ws.gamma, &mut st.z, &mem, dk)?;
         ws.mark(stream, "write: z update")
