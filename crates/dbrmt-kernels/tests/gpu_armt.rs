@@ -36,6 +36,14 @@ fn armt_read_fused_sm90_of_a_pre_split_state_matches_reference() {
     assert_suite_passes(check::armt_read_fused_sm90::checks_pre_split);
 }
 
+/// The write's update with the new A's split form from its epilogue (`gemm_sm90_tn_f32_f32_f32_tf32x3_split`): A bitwise
+/// the plain update's and within tolerance of the reference, the split bitwise the reference split of the A written.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn memory_update_writes_the_split_of_the_new_state() {
+    assert_suite_passes(check::armt_state_split::update_split_checks);
+}
+
 /// The fused read's narrow column tiles (decode steps): every column tile width gives the same bytes, and a decoded
 /// row (narrow tiles) has the bits of the same row inside its 1152-row cell (also in the suite above).
 #[test]

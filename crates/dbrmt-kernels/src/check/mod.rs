@@ -36,7 +36,7 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory, the greedy
 /// ids of the logits).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 21] = [
+    let suites: [Suite; 22] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
@@ -53,6 +53,7 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         dpfp::checks,
         armt_read::checks,
         armt_state_split::checks,
+        armt_state_split::update_split_checks,
         armt_read_fused_sm90::checks,
         armt_read_fused_sm90::checks_pre_split,
         armt_read_fused_sm90::checks_tf32x3,
