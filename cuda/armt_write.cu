@@ -128,3 +128,68 @@ extern "C" __global__ void __launch_bounds__(Z_THREADS)
     }
     if (warp == 0 && feature) *zj = acc;
 }
+
+// The write's features and row numbers in one pass (replaces dpfp_f32 + the statistics half of armt_write_prep_f32
+// where the prep is made in the kφ·A product's epilogue: gemm_tf32x3_sm90.cu's PREP entry). Per memory row t of a
+// span (one block of WRITE_THREADS): kφ_t = dpfp(K raw_t) (dpfp_f32's products, into kphi rows span.in_row ..),
+// β_t = σ(logit + b_β); segment 0: u_t = β·V_t, γ_t = 1 (as armt_write_prep_f32); otherwise δ_t = kφ_t·z + ε and
+// ‖kφ_t‖² reduced exactly as armt_write_prep_f32 reduces them (thread c sums features c, c + WRITE_THREADS, … with
+// fmaf; a xor butterfly; warps in order), γ_t from them, and stats[2 (in_row + t)] = {δ_t, β_t} for the epilogue.
+// kvb: the fused write product (raw K at columns 0 .. d_mem, V at v_col, the β logit at v_col + d).
+extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
+    armt_write_features_f32(const Spans spans, const float* __restrict__ kvb, int kvb_ld, int v_col, int d_mem,
+                            int nu, const float* __restrict__ z, const float* __restrict__ b_beta,
+                            float* __restrict__ kphi, float* __restrict__ stats, float* __restrict__ u,
+                            float* __restrict__ gamma, int d, int correction) { pdl_entry();
+    if ((int)blockIdx.y >= spans.count) return;
+    const RowSpan span = spans.spans[blockIdx.y];
+    const int t = blockIdx.x;
+    if (t >= span.rows) return;  // block-uniform
+    const int w = 2 * d_mem, d_key = nu * w;
+    const float* kr = kvb + (size_t)(span.in_row + t) * kvb_ld;
+    const float* v = kr + v_col;
+    const float beta = 1.0f / (1.0f + expf(-(v[d] + b_beta[span.layer])));
+    float* kt = kphi + (size_t)(span.in_row + t) * d_key;
+    const float* zs = z + (size_t)span.state * d_key;
+    float kz = 0.0f, kk = 0.0f;
+    for (int c = threadIdx.x; c < d_key; c += WRITE_THREADS) {
+        const int j = c / w + 1, i = c - (j - 1) * w, k = (i + w - j % w) % w;
+        const float xi = i < d_mem ? fmaxf(kr[i], 0.0f) : fmaxf(-kr[i - d_mem], 0.0f);
+        const float xk = k < d_mem ? fmaxf(kr[k], 0.0f) : fmaxf(-kr[k - d_mem], 0.0f);
+        const float kc = __fmul_rn(xi, xk);
+        kt[c] = kc;
+        if (!span.flag) {
+            kz = fmaf(kc, zs[c], kz);
+            kk = fmaf(kc, kc, kk);
+        }
+    }
+    if (span.flag) {  // segment 0 (span-uniform): u = β·V, γ = 1, no statistics
+        float* ut = u + (size_t)(span.out_row + t) * d;
+        for (int c = threadIdx.x; c < d; c += WRITE_THREADS) ut[c] = __fmul_rn(beta, v[c]);
+        if (threadIdx.x == 0) gamma[span.out_row + t] = 1.0f;
+        return;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        kz += __shfl_xor_sync(0xffffffffu, kz, o);
+        kk += __shfl_xor_sync(0xffffffffu, kk, o);
+    }
+    __shared__ float kz_warps[WRITE_WARPS];
+    __shared__ float kk_warps[WRITE_WARPS];
+    if ((threadIdx.x & 31) == 0) {
+        kz_warps[threadIdx.x >> 5] = kz;
+        kk_warps[threadIdx.x >> 5] = kk;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float kz_sum = 0.0f, kk_sum = 0.0f;
+        for (int wi = 0; wi < WRITE_WARPS; ++wi) {
+            kz_sum += kz_warps[wi];
+            kk_sum += kk_warps[wi];
+        }
+        const float delta = kz_sum + ARMT_EPS;
+        stats[2 * (size_t)(span.in_row + t)] = delta;
+        stats[2 * (size_t)(span.in_row + t) + 1] = beta;
+        gamma[span.out_row + t] =
+            correction ? fminf(fmaxf(1.0f - __fdiv_rn(delta, kk_sum + ARMT_EPS), 0.0f), 1.0f) : 1.0f;
+    }
+}

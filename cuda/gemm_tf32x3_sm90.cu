@@ -166,9 +166,12 @@ __device__ __forceinline__ uint32_t a_addr(uint32_t a_blk, int r, int c) {
 // SPLIT (the TN update of the memory write, accumulating): the epilogue also writes the new C in the fused read's
 // pre-split form (sm90/epilogue.cuh's SplitOut): problem p's C is state s = (c − c_base) / (m·n·4) of the stacked
 // states, whose split rows start at split_base + s·n·2m u32 (m = D, n = d; the launcher checks both).
-template <Layout L, bool SPLIT = false>
+// PREP (the NN kφ·A of the memory write, not accumulating): the epilogue stores the write's rows u = β·(V − ka/δ)
+// instead of ka (sm90/epilogue.cuh's PrepIn; the kφ row of problem p's row r is a_row + r).
+template <Layout L, bool SPLIT = false, bool PREP = false>
 __device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b_map, const GemmTf32x3Params& P,
-                                            unsigned long long c_base = 0, unsigned long long split_base = 0) {
+                                            unsigned long long c_base = 0, unsigned long long split_base = 0,
+                                            sm90::PrepIn prep = {}) {
     using namespace sm90;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = smem_u32(smem_raw);
@@ -343,6 +346,12 @@ __device__ __forceinline__ void gemm_tf32x3(const TmaMap& a_map, const TmaMap& b
                     epilogue<BN, Epi::F32, Store::Stg, 0, Silu::Exact, true>(sum, buf, wtid, 1 + wg, c_base_p,
                                                                              ldc_bytes, row0, rows, t.n_tile * BN, P.n,
                                                                              accumulate, 0, so);
+                } else if constexpr (PREP) {
+                    PrepIn pin = prep;
+                    pin.row = pr.a_row + row0;
+                    epilogue<BN, Epi::F32, Store::Stg, 0, Silu::Exact, false, true>(sum, buf, wtid, 1 + wg, c_base_p,
+                                                                              ldc_bytes, row0, rows, t.n_tile * BN,
+                                                                              P.n, false, 0, {}, pin);
                 } else {
                     epilogue<BN, Epi::F32, Store::Stg>(sum, buf, wtid, 1 + wg, c_base_p, ldc_bytes, row0, rows,
                                                        t.n_tile * BN, P.n, accumulate);
@@ -387,4 +396,16 @@ extern "C" __global__ void __launch_bounds__(tf32x3::THREADS, 1)
                                           const __grid_constant__ GemmTf32x3Params params, unsigned long long c_base,
                                           unsigned long long split_base) { pdl_entry();
     tf32x3::gemm_tf32x3<tf32x3::Layout::TN, true>(a_map, b_map, params, c_base, split_base);
+}
+
+// The memory write's kφ·A whose epilogue makes the write's rows u = β·(V − ka/δ) (PREP above) instead of storing ka:
+// the bits of gemm_sm90_nn_f32_f32_f32_tf32x3 followed by armt_write_prep_f32, in one launch. kvb: the fused write
+// product (row stride kvb_ld, V at column v_col); stats: {δ, β} per kφ row (armt_write_features_f32).
+extern "C" __global__ void __launch_bounds__(tf32x3::THREADS, 1)
+    gemm_sm90_nn_f32_f32_f32_tf32x3_prep(const __grid_constant__ sm90::TmaMap a_map,
+                                         const __grid_constant__ sm90::TmaMap b_map,
+                                         const __grid_constant__ GemmTf32x3Params params, const float* kvb, int kvb_ld,
+                                         int v_col, const float* stats) { pdl_entry();
+    tf32x3::gemm_tf32x3<tf32x3::Layout::NN, false, true>(a_map, b_map, params, 0, 0,
+                                                         sm90::PrepIn{kvb, stats, kvb_ld, v_col, 0});
 }

@@ -126,16 +126,27 @@ struct SplitOut {
     uint32_t* base;
     int ld2;
 };
+// PREP (f32, not accumulating; the memory write's kφ·A): the values stored are not the products ka but the write's
+// rows u = β·(V − ka/δ) (armt_write_prep_f32's arithmetic), with the row's δ and β at stats[2g], stats[2g + 1] and V
+// at kvb[g·kvb_ld + v_col + column], g = row + the warpgroup's row (the kφ row of the product's A operand).
+struct PrepIn {
+    const float* kvb;
+    const float* stats;
+    int kvb_ld;
+    int v_col;
+    int row;
+};
+
 // Defined in tf32_split.cuh (which includes this header): the pre-split form's own functions.
 template <bool BF16_LO>
 __device__ __forceinline__ void split_b(float x, uint32_t& hi, uint32_t& lo);
 __device__ __forceinline__ float lds_f32(uint32_t addr);
 
-template <int BN, Epi E, int ACC0, int WIDTH, Store S, Silu SL = Silu::Exact, bool SPLIT = false>
+template <int BN, Epi E, int ACC0, int WIDTH, Store S, Silu SL = Silu::Exact, bool SPLIT = false, bool PREP = false>
 __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                               char* c_base, long long ldc_bytes, int row0, int rows, int col0,
                                               int n_out, bool accumulate, unsigned long long mirror_k = 0,
-                                              SplitOut so = {}) {
+                                              SplitOut so = {}, PrepIn pin = {}) {
     constexpr int OUT_BYTES = E == Epi::F32 ? 4 : 2;
     constexpr int PIECE = 16 / OUT_BYTES;  // output elements per 16-byte piece
     // Output bytes per row staged by this pass, 16-byte pieces per row, pieces of the pass, per-thread iterations.
@@ -154,6 +165,7 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
     // Accumulating: the loads of C go out first (independent of the staging buffer); their latency overlaps the
     // barrier and the staging writes. The tile's C rows were prefetched into L2 during the mainloop.
     float4 old[ITERS];
+    float2 db[PREP ? ITERS : 1];  // PREP: the row's δ and β
     if (E == Epi::F32) {
 #pragma unroll
         for (int it = 0; it < ITERS; ++it) {
@@ -161,7 +173,15 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
             const int i = wtid + it * 128;
             const int r = i / PPR, q = i % PPR;
             const int col = out_col0 + q * PIECE;
-            if (acc_c && i < PIECES && r < rows && col < n_out) {
+            if constexpr (PREP) {
+                // V and the row's δ, β go out first, as C's loads do when accumulating
+                db[it] = make_float2(1.f, 0.f);
+                if (i < PIECES && r < rows && col < n_out) {
+                    const long long g = pin.row + r;
+                    old[it] = *reinterpret_cast<const float4*>(pin.kvb + g * pin.kvb_ld + pin.v_col + col);
+                    db[it] = *reinterpret_cast<const float2*>(pin.stats + 2 * g);
+                }
+            } else if (acc_c && i < PIECES && r < rows && col < n_out) {
                 old[it] = *reinterpret_cast<const float4*>(c_base + (long long)(row0 + r) * ldc_bytes +
                                                            (long long)col * OUT_BYTES);
             }
@@ -233,6 +253,14 @@ __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32
         const int col = out_col0 + q * PIECE;
         if (i < PIECES && r < rows && col < n_out) {
             uint4 v = ld_shared_v4(staged(buf, r, q));
+            if constexpr (PREP && E == Epi::F32) {
+                // u = β·(V − ka/δ), as armt_write_prep_f32 computes it
+                const float delta = db[it].x, beta = db[it].y;
+                v.x = __float_as_uint(__fmul_rn(beta, __fsub_rn(old[it].x, __fdiv_rn(__uint_as_float(v.x), delta))));
+                v.y = __float_as_uint(__fmul_rn(beta, __fsub_rn(old[it].y, __fdiv_rn(__uint_as_float(v.y), delta))));
+                v.z = __float_as_uint(__fmul_rn(beta, __fsub_rn(old[it].z, __fdiv_rn(__uint_as_float(v.z), delta))));
+                v.w = __float_as_uint(__fmul_rn(beta, __fsub_rn(old[it].w, __fdiv_rn(__uint_as_float(v.w), delta))));
+            }
             if (E == Epi::F32 && acc_c) {
                 // C + A.B^T: one f32 add per element.
                 v.x = __float_as_uint(old[it].x + __uint_as_float(v.x));
@@ -292,16 +320,17 @@ __host__ __device__ constexpr int pass_width() {
 }
 
 // The epilogue of one consumer warpgroup: the passes ACC0 = 0, PASS, 2*PASS, ... (the last one may be narrower).
-template <int BN, Epi E, Store S, int ACC0 = 0, Silu SL = Silu::Exact, bool SPLIT = false>
+template <int BN, Epi E, Store S, int ACC0 = 0, Silu SL = Silu::Exact, bool SPLIT = false, bool PREP = false>
 __device__ __forceinline__ void epilogue(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,
                                          char* c_base, long long ldc_bytes, int row0, int rows, int col0, int n_out,
-                                         bool accumulate, unsigned long long mirror_k = 0, SplitOut so = {}) {
+                                         bool accumulate, unsigned long long mirror_k = 0, SplitOut so = {},
+                                         PrepIn pin = {}) {
     if constexpr (ACC0 < BN) {
         constexpr int WIDTH = BN - ACC0 < pass_width<E>() ? BN - ACC0 : pass_width<E>();
-        epilogue_pass<BN, E, ACC0, WIDTH, S, SL, SPLIT>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
-                                                        n_out, accumulate, mirror_k, so);
-        epilogue<BN, E, S, ACC0 + WIDTH, SL, SPLIT>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
-                                                    n_out, accumulate, mirror_k, so);
+        epilogue_pass<BN, E, ACC0, WIDTH, S, SL, SPLIT, PREP>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows,
+                                                              col0, n_out, accumulate, mirror_k, so, pin);
+        epilogue<BN, E, S, ACC0 + WIDTH, SL, SPLIT, PREP>(acc, buf, wtid, bar_id, c_base, ldc_bytes, row0, rows, col0,
+                                                          n_out, accumulate, mirror_k, so, pin);
     }
 }
 

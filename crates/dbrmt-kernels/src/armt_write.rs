@@ -24,6 +24,8 @@ const ARMT_WRITE_PREP_F32: Kernel = Kernel::new(cubins::ARMT_WRITE, "armt_write_
 
 const ARMT_Z_UPDATE_F32: Kernel = Kernel::new(cubins::ARMT_WRITE, "armt_z_update_f32");
 
+const ARMT_WRITE_FEATURES_F32: Kernel = Kernel::new(cubins::ARMT_WRITE, "armt_write_features_f32");
+
 /// `WRITE_THREADS` of armt_write.cu (one block per memory row).
 const WRITE_THREADS: u32 = 256;
 /// `Z_THREADS` of armt_write.cu (the z update's loaders).
@@ -80,7 +82,15 @@ pub fn armt_write_prep(
         u: u.len(),
         gamma: gamma.len(),
     };
-    let cfg = validate_prep(&lens, prep.kvb_ld, prep.v_col, spans, prep.d, prep.d_key)?;
+    let cfg = validate_prep(
+        ARMT_WRITE_PREP_F32.entry,
+        &lens,
+        prep.kvb_ld,
+        prep.v_col,
+        spans,
+        prep.d,
+        prep.d_key,
+    )?;
     if cfg.grid_dim.0 == 0 {
         return Ok(());
     }
@@ -115,6 +125,114 @@ pub fn armt_write_prep(
     // its output rows inside `u` and `gamma`, disjoint from every other span's. `u` and `gamma` are borrowed mutably
     // for this call and the inputs shared, so nothing else writes them meanwhile. grid.x covers the longest span
     // (blocks past a span's end return), grid.y = spans.len().
+    unsafe { launch.launch(cfg) }?;
+    Ok(())
+}
+
+/// The inputs of [`armt_write_features`]: [`WritePrep`]'s without kφ and ka (it makes kφ; the product's epilogue makes
+/// u from ka), plus the DPFP shape.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteFeatures<'a> {
+    /// The fused write product: raw K at columns `0..d_mem`, V at `v_col..v_col + d`, the β logit at `v_col + d`.
+    pub kvb: &'a CudaSlice<f32>,
+    pub kvb_ld: usize,
+    pub v_col: usize,
+    pub d_mem: usize,
+    pub nu: usize,
+    pub z: &'a CudaSlice<f32>,
+    pub b_beta: &'a CudaSlice<f32>,
+    pub d: usize,
+    pub correction: bool,
+}
+
+/// The write's per-row pass when its prep is made in the `kφ·A` product's epilogue
+/// ([`crate::gemm_tf32x3_sm90::gemm_sm90_nn_f32_f32_f32_tf32x3_prep`]): per memory row `t` of every span,
+/// `kφ_t = dpfp(K_t)` into `kphi` rows `span.in_row..` (`[*, D]`, [`crate::dpfp::dpfp`]'s bits), `β_t`; segment 0:
+/// `u_t = β·V_t` and `γ_t = 1` ([`armt_write_prep`]'s); otherwise `δ_t = kφ_t·z + ε` and `γ_t` reduced exactly as
+/// [`armt_write_prep`] reduces them, and `stats[2·(in_row + t)..+2] = {δ_t, β_t}` for the product's epilogue.
+///
+/// Fails with [`KernelError::InvalidArgument`] (before anything is launched) where [`armt_write_prep`] would (without
+/// ka), and unless every span's rows fit `stats` (two values a row). Asynchronous on `stream`.
+#[allow(clippy::too_many_arguments)]
+pub fn armt_write_features(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    w: &WriteFeatures<'_>,
+    kphi: &mut CudaSlice<f32>,
+    stats: &mut CudaSlice<f32>,
+    u: &mut CudaSlice<f32>,
+    gamma: &mut CudaSlice<f32>,
+    spans: &[Span],
+) -> Result<(), KernelError> {
+    let k = ARMT_WRITE_FEATURES_F32.entry;
+    if w.d_mem == 0 || w.nu == 0 || w.nu.saturating_mul(w.d_mem) > (i32::MAX / 2) as usize || w.v_col < w.d_mem {
+        return Err(invalid(
+            k,
+            format!(
+                "d_mem = {}, nu = {}, v_col = {}: K before V, both ≥ 1",
+                w.d_mem, w.nu, w.v_col
+            ),
+        ));
+    }
+    let d_key = 2 * w.nu * w.d_mem;
+    let lens = PrepLens {
+        kvb: w.kvb.len(),
+        kphi: kphi.len(),
+        // ka is not read: the check of its rows is the flag spans' (skipped) one
+        ka: usize::MAX,
+        z: w.z.len(),
+        b_beta: w.b_beta.len(),
+        u: u.len(),
+        gamma: gamma.len(),
+    };
+    let cfg = validate_prep(k, &lens, w.kvb_ld, w.v_col, spans, w.d, d_key)?;
+    for s in spans {
+        check_rows(
+            k,
+            "stats",
+            Rows {
+                len: stats.len(),
+                ld: 2,
+            },
+            s.in_row,
+            s.rows,
+            0,
+            2,
+        )?;
+    }
+    if cfg.grid_dim.0 == 0 {
+        return Ok(());
+    }
+    let f = gpu.function(&ARMT_WRITE_FEATURES_F32)?;
+    let params = Spans::pack(spans);
+    let (kvb_ptr, z_ptr, b_beta_ptr) = (addr(w.kvb, stream), addr(w.z, stream), addr(w.b_beta, stream));
+    let (kphi_ptr, stats_ptr) = (addr_mut(kphi, stream), addr_mut(stats, stream));
+    let (u_ptr, gamma_ptr) = (addr_mut(u, stream), addr_mut(gamma, stream));
+    // All fit in i32: validate_prep and the shape check above.
+    let (kvb_ld, v_col, d_mem, nu) = (w.kvb_ld as i32, w.v_col as i32, w.d_mem as i32, w.nu as i32);
+    let (d, correction) = (w.d as i32, w.correction as i32);
+    let mut launch = crate::launch::Launch::new(stream, &f);
+    launch
+        .arg(&params)
+        .arg(&kvb_ptr)
+        .arg(&kvb_ld)
+        .arg(&v_col)
+        .arg(&d_mem)
+        .arg(&nu)
+        .arg(&z_ptr)
+        .arg(&b_beta_ptr)
+        .arg(&kphi_ptr)
+        .arg(&stats_ptr)
+        .arg(&u_ptr)
+        .arg(&gamma_ptr)
+        .arg(&d)
+        .arg(&correction);
+    // SAFETY: the arguments match `armt_write_features_f32(Spans, const float* kvb, int kvb_ld, int v_col, int d_mem,
+    // int nu, const float* z, const float* b_beta, float* kphi, float* stats, float* u, float* gamma, int d, int
+    // correction)` in order and type. validate_prep checked each span's kvb rows (columns v_col..=v_col + d; the raw K
+    // columns 0..d_mem lie before v_col ≥ d_mem), its kphi rows (D = 2·nu·d_mem), state, layer, u and gamma rows,
+    // the outputs disjoint between spans; the loop above its stats rows. The outputs are borrowed mutably, the
+    // inputs shared. grid.x covers the longest span, grid.y = spans.len().
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
@@ -171,6 +289,7 @@ struct PrepLens {
 /// The checks of [`armt_write_prep`], on buffer lengths only (so they are tested without a GPU); returns the launch's
 /// grid (one block per memory row).
 fn validate_prep(
+    k: &str,
     lens: &PrepLens,
     kvb_ld: usize,
     v_col: usize,
@@ -178,7 +297,6 @@ fn validate_prep(
     d: usize,
     d_key: usize,
 ) -> Result<LaunchConfig, KernelError> {
-    let k = ARMT_WRITE_PREP_F32.entry;
     check_groups(k, spans.len())?;
     check_dim(k, "d", d)?;
     check_dim(k, "d_key", d_key)?;
@@ -305,7 +423,12 @@ mod tests {
     #[test]
     fn validate_prep_checks_every_buffer() {
         let ok = [span(0, 4, 4, 2, 1, false), span(4, 0, 4, 0, 0, true)];
-        assert_eq!(validate_prep(&lens(), 11, 2, &ok, 8, 12).unwrap().grid_dim, (4, 2, 1));
+        assert_eq!(
+            validate_prep(ARMT_WRITE_PREP_F32.entry, &lens(), 11, 2, &ok, 8, 12)
+                .unwrap()
+                .grid_dim,
+            (4, 2, 1)
+        );
         for (what, l) in [
             ("kvb", PrepLens { kvb: 87, ..lens() }),
             ("kphi", PrepLens { kphi: 95, ..lens() }),
@@ -314,16 +437,29 @@ mod tests {
             ("u", PrepLens { u: 63, ..lens() }),
             ("gamma", PrepLens { gamma: 7, ..lens() }),
         ] {
-            assert!(rejected(validate_prep(&l, 11, 2, &ok, 8, 12)), "{what} short");
+            assert!(
+                rejected(validate_prep(ARMT_WRITE_PREP_F32.entry, &l, 11, 2, &ok, 8, 12)),
+                "{what} short"
+            );
         }
         assert!(
-            rejected(validate_prep(&lens(), 11, 3, &ok, 8, 12)),
+            rejected(validate_prep(ARMT_WRITE_PREP_F32.entry, &lens(), 11, 3, &ok, 8, 12)),
             "logit column past the stride"
         );
         // ka is only needed for rows that are not segment 0: the flagged span reads rows 4..8 and ka has 4 rows.
         let ka_short = PrepLens { ka: 32, ..lens() };
-        assert!(validate_prep(&ka_short, 11, 2, &[span(4, 0, 4, 0, 0, true)], 8, 12).is_ok());
+        assert!(validate_prep(
+            ARMT_WRITE_PREP_F32.entry,
+            &ka_short,
+            11,
+            2,
+            &[span(4, 0, 4, 0, 0, true)],
+            8,
+            12
+        )
+        .is_ok());
         assert!(rejected(validate_prep(
+            ARMT_WRITE_PREP_F32.entry,
             &ka_short,
             11,
             2,
@@ -333,18 +469,45 @@ mod tests {
         )));
         let overlap = [span(0, 0, 4, 0, 0, false), span(4, 3, 4, 1, 1, false)];
         assert!(
-            rejected(validate_prep(&lens(), 11, 2, &overlap, 8, 12)),
+            rejected(validate_prep(
+                ARMT_WRITE_PREP_F32.entry,
+                &lens(),
+                11,
+                2,
+                &overlap,
+                8,
+                12
+            )),
             "overlapping outputs"
         );
         assert!(
-            rejected(validate_prep(&lens(), 11, 2, &[span(0, 0, 4, 3, 0, false)], 8, 12)),
+            rejected(validate_prep(
+                ARMT_WRITE_PREP_F32.entry,
+                &lens(),
+                11,
+                2,
+                &[span(0, 0, 4, 3, 0, false)],
+                8,
+                12
+            )),
             "layer"
         );
         assert!(
-            rejected(validate_prep(&lens(), 11, 2, &[span(0, 0, 4, 0, 2, false)], 8, 12)),
+            rejected(validate_prep(
+                ARMT_WRITE_PREP_F32.entry,
+                &lens(),
+                11,
+                2,
+                &[span(0, 0, 4, 0, 2, false)],
+                8,
+                12
+            )),
             "state"
         );
-        assert!(rejected(validate_prep(&lens(), 11, 2, &[], 8, 12)), "no spans");
+        assert!(
+            rejected(validate_prep(ARMT_WRITE_PREP_F32.entry, &lens(), 11, 2, &[], 8, 12)),
+            "no spans"
+        );
     }
 
     #[test]

@@ -121,6 +121,18 @@ fn validate(
 /// The split output of the update ([`gemm_sm90_tn_f32_f32_f32_tf32x3_split`]): the stacked states' split form and D.
 type SplitTarget<'a> = Option<(&'a mut CudaSlice<u32>, usize)>;
 
+/// The inputs of the write's prep made in `kφ·A`'s epilogue ([`gemm_sm90_nn_f32_f32_f32_tf32x3_prep`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PrepInputs<'a> {
+    /// The fused write product, row stride `kvb_ld` (a multiple of 4): V at columns `v_col..v_col + n` (`v_col` a
+    /// multiple of 4), row `g` for kφ row `g`.
+    pub kvb: &'a CudaSlice<f32>,
+    pub kvb_ld: usize,
+    pub v_col: usize,
+    /// `{δ, β}` per kφ row ([`crate::armt_write::armt_write_features`]).
+    pub stats: &'a CudaSlice<f32>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
@@ -130,17 +142,21 @@ fn launch(
     groups: &[GemmGroup],
     layout: Layout,
     accumulate: bool,
-    split: SplitTarget<'_>,
+    (split, prep): (SplitTarget<'_>, Option<PrepInputs<'_>>),
 ) -> Result<(), KernelError> {
-    let entry = match (layout, split.is_some()) {
-        (Layout::Tn, true) => "gemm_sm90_tn_f32_f32_f32_tf32x3_split",
-        (Layout::Tn, false) => "gemm_sm90_tn_f32_f32_f32_tf32x3",
+    let entry = match (layout, split.is_some(), prep.is_some()) {
+        (Layout::Tn, true, _) => "gemm_sm90_tn_f32_f32_f32_tf32x3_split",
+        (Layout::Tn, false, _) => "gemm_sm90_tn_f32_f32_f32_tf32x3",
+        (_, _, true) => "gemm_sm90_nn_f32_f32_f32_tf32x3_prep",
         _ => "gemm_sm90_nn_f32_f32_f32_tf32x3",
     };
     let kernel = Kernel::new(cubins::GEMM_TF32X3_SM90, entry);
     let (mut params, a_rows, b_rows) = validate(entry, groups, (a.len(), b.len(), c.len()), layout, accumulate)?;
     if let Some((out, d_key)) = &split {
         check_split(entry, groups, out.len(), *d_key, layout, accumulate)?;
+    }
+    if let Some(p) = &prep {
+        check_prep(entry, groups, p, layout, accumulate)?;
     }
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
@@ -189,6 +205,17 @@ fn launch(
     if let Some(split_base) = &split_base {
         builder.arg(&c_base).arg(split_base);
     }
+    let prep_args = prep.map(|p| {
+        (
+            addr(p.kvb, stream),
+            p.kvb_ld as i32,
+            p.v_col as i32,
+            addr(p.stats, stream),
+        )
+    });
+    if let Some((kvb, kvb_ld, v_col, stats)) = &prep_args {
+        builder.arg(kvb).arg(kvb_ld).arg(v_col).arg(stats);
+    }
     // SAFETY: the kernel takes (TmaMap a_map, TmaMap b_map, GemmTf32x3Params) by value; GemmTf32x3Params has the
     // layout of GemmSm90Params (gemm_tf32x3_sm90.cu's static_asserts; Sm90Params mirrors it). The maps cover the
     // whole A and B buffers (their lengths in rows of lda and ldb; TMA zero-fills past them); validate() checked
@@ -197,6 +224,8 @@ fn launch(
     // The dynamic shared memory is the kernel's plan, its limit raised on the function. The split entry also takes
     // (c_base, split_base): check_split() made every problem's C one whole state of `c` (m = D, n = ldc = d, offset
     // a multiple of D·d) whose split rows [s·d, (s + 1)·d) × 2D lie inside `split`, borrowed mutably (no alias).
+    // The prep entry also takes (kvb, kvb_ld, v_col, stats): check_prep() put every group's kφ rows' V columns
+    // (16-byte aligned) inside `kvb` and their {δ, β} inside `stats`; C is not accumulated (not read).
     unsafe { builder.launch(cfg) }?;
     Ok(())
 }
@@ -212,7 +241,51 @@ pub fn gemm_sm90_nn_f32_f32_f32_tf32x3(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Layout::Nn, accumulate, None)
+    launch(gpu, stream, (a, b), c, groups, Layout::Nn, accumulate, (None, None))
+}
+
+/// The write's `kφ·A_old` whose epilogue stores the write's rows `u = β·(V − ka/δ)` into `u` (C) instead of `ka`: the
+/// bits of [`gemm_sm90_nn_f32_f32_f32_tf32x3`] then [`crate::armt_write::armt_write_prep`] for those rows, in one
+/// launch (the prep's δ and β from [`crate::armt_write::armt_write_features`]). Not accumulating; `n = d`.
+pub fn gemm_sm90_nn_f32_f32_f32_tf32x3_prep(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (kphi, a): (&CudaSlice<f32>, &CudaSlice<f32>),
+    u: &mut CudaSlice<f32>,
+    prep: PrepInputs<'_>,
+    groups: &[GemmGroup],
+) -> Result<(), KernelError> {
+    launch(gpu, stream, (kphi, a), u, groups, Layout::Nn, false, (None, Some(prep)))
+}
+
+/// The prep entry's conditions (see [`gemm_sm90_nn_f32_f32_f32_tf32x3_prep`]).
+fn check_prep(
+    entry: &str,
+    groups: &[GemmGroup],
+    p: &PrepInputs<'_>,
+    layout: Layout,
+    accumulate: bool,
+) -> Result<(), KernelError> {
+    if layout != Layout::Nn || accumulate || !p.kvb_ld.is_multiple_of(4) || !p.v_col.is_multiple_of(4) {
+        return Err(invalid(
+            entry,
+            format!(
+                "the prep is the non-accumulating NN product's, kvb_ld = {} and v_col = {} multiples of 4",
+                p.kvb_ld, p.v_col
+            ),
+        ));
+    }
+    for (i, g) in groups.iter().enumerate().filter(|(_, g)| g.m > 0) {
+        let row = g.a_offset / g.lda;
+        let (rows_end, cols_end) = (row + g.m, p.v_col + g.n);
+        if cols_end > p.kvb_ld || (rows_end - 1) * p.kvb_ld + cols_end > p.kvb.len() || 2 * rows_end > p.stats.len() {
+            return Err(invalid(
+                entry,
+                format!("group {i}: kφ rows {row}..{rows_end}: V or {{δ, β}} past their buffers"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `C (+)= Aᵀ·B` for each group on the tensor cores (3×TF32; A stored `[k, m]`, B `[k, n]`): the write's
@@ -226,7 +299,7 @@ pub fn gemm_sm90_tn_f32_f32_f32_tf32x3(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Layout::Tn, accumulate, None)
+    launch(gpu, stream, (a, b), c, groups, Layout::Tn, accumulate, (None, None))
 }
 
 /// The write's update `A += kφᵀ·u` (as [`gemm_sm90_tn_f32_f32_f32_tf32x3`], accumulating) that also writes each
@@ -243,7 +316,16 @@ pub fn gemm_sm90_tn_f32_f32_f32_tf32x3_split(
     (split, d_key): (&mut CudaSlice<u32>, usize),
     groups: &[GemmGroup],
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Layout::Tn, true, Some((split, d_key)))
+    launch(
+        gpu,
+        stream,
+        (a, b),
+        c,
+        groups,
+        Layout::Tn,
+        true,
+        (Some((split, d_key)), None),
+    )
 }
 
 /// The split entry's conditions (see [`gemm_sm90_tn_f32_f32_f32_tf32x3_split`]).

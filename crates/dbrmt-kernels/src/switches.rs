@@ -22,6 +22,10 @@ pub const READ_Q: &str = "DBRMT_READ_Q";
 /// (`gemm_tf32x3_sm90::gemm_sm90_tn_f32_f32_f32_tf32x3_split`) instead of an `armt_state_split` pass after it
 /// (`dbrmt-model`).
 pub const SPLIT_IN_UPDATE: &str = "DBRMT_SPLIT_IN_UPDATE";
+/// The write's prep (`u = β·(V − ka/δ)`, `γ`) made in the `kφ·A` product's epilogue, its row statistics beside DPFP
+/// (`armt_write::armt_write_features`, `gemm_tf32x3_sm90::gemm_sm90_nn_f32_f32_f32_tf32x3_prep`), instead of DPFP,
+/// the product into `ka` and `armt_write_prep` (`dbrmt-model`).
+pub const PREP_IN_PRODUCT: &str = "DBRMT_PREP_IN_PRODUCT";
 /// A decode step's RoPE launch also brings its layer's gate/up weights into L2 (`rope::rope_and_prefetch`; models whose
 /// layer's gate/up weights are at most 8 MiB, `dbrmt-model`), so that the gate/up product reads them from there.
 pub const L2_PREFETCH: &str = "DBRMT_L2_PREFETCH";

@@ -44,6 +44,14 @@ fn memory_update_writes_the_split_of_the_new_state() {
     assert_suite_passes(check::armt_state_split::update_split_checks);
 }
 
+/// The write's prep in the `kφ·A` product's epilogue (`armt_write_features_f32` + `gemm_sm90_nn_f32_f32_f32_tf32x3_prep`):
+/// kφ, u and γ bitwise the three launches it replaces, and against the reference.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn write_prep_in_the_product_matches_the_three_launches() {
+    assert_suite_passes(check::armt_write::prep_in_product_checks);
+}
+
 /// The fused read's narrow column tiles (decode steps): every column tile width gives the same bytes, and a decoded
 /// row (narrow tiles) has the bits of the same row inside its 1152-row cell (also in the suite above).
 #[test]

@@ -18,7 +18,9 @@ use super::harness::{
     bitwise, changed_outside, compare, download_f32, f32_normal, fail_if, gather, poisoned_f32, put, upload_f32, Block,
     Check, Layout, SplitMix64, F32_OUT_TOL,
 };
-use crate::armt_write::{armt_write_prep, armt_z_update, WritePrep};
+use crate::armt_write::{armt_write_features, armt_write_prep, armt_z_update, WriteFeatures, WritePrep};
+use crate::gemm::GemmGroup;
+use crate::gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_nn_f32_f32_f32_tf32x3_prep, PrepInputs};
 use crate::poison::POISON_F32_BITS;
 use crate::reference::armt_write::{write_prep, z_update, WriteFlags};
 use crate::reference::dpfp::dpfp;
@@ -246,6 +248,197 @@ fn run_write_prep(
     };
     armt_write_prep(gpu, stream, &inputs, &mut u, &mut gamma, &layout.spans_flagged(&flags))?;
     Ok((download_f32(stream, &u)?, download_f32(stream, &gamma)?))
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// the prep in the product's epilogue
+
+/// The write's middle as the engine runs it with the prep in `kφ·A`'s epilogue — `armt_write_features_f32` (kφ,
+/// δ, β, γ; segment 0's u) then `gemm_sm90_nn_f32_f32_f32_tf32x3_prep` (u) — against the three launches it
+/// replaces (`dpfp_f32`, the tf32x3 product into ka, `armt_write_prep_f32`) on the same inputs: kφ, u and γ bitwise
+/// (whole buffers, poisoned first); and u, γ against [`write_prep`] with ka from an f64 product. Four cells of `m`
+/// rows (the first segment 0, its rows have no product), states out of order, each cell's own layer bias.
+pub fn check_write_prep_in_product(
+    gpu: &Gpu,
+    seed: u64,
+    d: usize,
+    d_mem: usize,
+    m: usize,
+) -> Result<Check, KernelError> {
+    const ENTRY: &str = "gemm_sm90_nn_f32_f32_f32_tf32x3_prep";
+    let mut rng = SplitMix64::new(seed);
+    let stream = gpu.stream();
+    let dk = 2 * NU * d_mem;
+    let layout = Layout::cells(&[m; 4], 1);
+    let flags = [true, false, false, false];
+    let spans = layout.spans_flagged(&flags);
+    let kvb_ld = (d_mem + d + 1).div_ceil(4) * 4 + 4;
+    let mut kvb = f32_normal(&mut rng, layout.in_rows * kvb_ld, 1.0);
+    for s in &spans {
+        let keys = laddered_keys(&mut rng, m, d_mem);
+        for t in 0..m {
+            let at = (s.in_row + t) * kvb_ld;
+            kvb[at..at + d_mem].copy_from_slice(&keys[t * d_mem..(t + 1) * d_mem]);
+        }
+    }
+    let a = f32_normal(&mut rng, layout.slots * dk * d, 30.0);
+    let z = positive_z(&mut rng, layout.slots * dk);
+    let b_beta = f32_normal(&mut rng, layout.slots, 1.0);
+    let (kvb_d, a_d, z_d, b_d) = (
+        upload_f32(stream, &kvb)?,
+        upload_f32(stream, &a)?,
+        upload_f32(stream, &z)?,
+        upload_f32(stream, &b_beta)?,
+    );
+    let products: Vec<GemmGroup> = spans
+        .iter()
+        .filter(|s| !s.flag)
+        .map(|s| GemmGroup {
+            a_offset: s.in_row * dk,
+            b_offset: s.state * dk * d,
+            c_offset: s.in_row * d,
+            m,
+            n: d,
+            k: dk,
+            lda: dk,
+            ldb: d,
+            ldc: d,
+        })
+        .collect();
+    // the three launches
+    let mut kphi3 = poisoned_f32(gpu, stream, layout.in_rows * dk)?;
+    crate::dpfp::dpfp(gpu, stream, &kvb_d, kvb_ld, 0, &mut kphi3, dk, &spans, d_mem, NU)?;
+    let mut ka = poisoned_f32(gpu, stream, layout.in_rows * d)?;
+    gemm_sm90_nn_f32_f32_f32_tf32x3(gpu, stream, &kphi3, &a_d, &mut ka, &products, false)?;
+    let (mut u3, mut g3) = (
+        poisoned_f32(gpu, stream, layout.out_rows * d)?,
+        poisoned_f32(gpu, stream, layout.out_rows)?,
+    );
+    let prep = WritePrep {
+        kvb: &kvb_d,
+        kvb_ld,
+        v_col: d_mem,
+        kphi: &kphi3,
+        ka: &ka,
+        z: &z_d,
+        b_beta: &b_d,
+        d,
+        d_key: dk,
+        correction: true,
+    };
+    armt_write_prep(gpu, stream, &prep, &mut u3, &mut g3, &spans)?;
+    // the two
+    let mut kphi2 = poisoned_f32(gpu, stream, layout.in_rows * dk)?;
+    let mut stats = poisoned_f32(gpu, stream, layout.in_rows * 2)?;
+    let (mut u2, mut g2) = (
+        poisoned_f32(gpu, stream, layout.out_rows * d)?,
+        poisoned_f32(gpu, stream, layout.out_rows)?,
+    );
+    let features = WriteFeatures {
+        kvb: &kvb_d,
+        kvb_ld,
+        v_col: d_mem,
+        d_mem,
+        nu: NU,
+        z: &z_d,
+        b_beta: &b_d,
+        d,
+        correction: true,
+    };
+    armt_write_features(gpu, stream, &features, &mut kphi2, &mut stats, &mut u2, &mut g2, &spans)?;
+    // the same products, C at the cells' output rows (u) instead of ka's
+    let to_u: Vec<GemmGroup> = spans
+        .iter()
+        .filter(|s| !s.flag)
+        .zip(&products)
+        .map(|(s, p)| GemmGroup {
+            c_offset: s.out_row * d,
+            ..*p
+        })
+        .collect();
+    let inputs = PrepInputs {
+        kvb: &kvb_d,
+        kvb_ld,
+        v_col: d_mem,
+        stats: &stats,
+    };
+    gemm_sm90_nn_f32_f32_f32_tf32x3_prep(gpu, stream, (&kphi2, &a_d), &mut u2, inputs, &to_u)?;
+    let (kphi3, kphi2) = (download_f32(stream, &kphi3)?, download_f32(stream, &kphi2)?);
+    let (u3, u2, g3, g2) = (
+        download_f32(stream, &u3)?,
+        download_f32(stream, &u2)?,
+        download_f32(stream, &g3)?,
+        download_f32(stream, &g2)?,
+    );
+    // the reference: ka = kφ·A in f64 from the kernels' kφ, then write_prep
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    for s in &spans {
+        let kp = gather(&kphi2, dk, s.in_row, m, 0, dk);
+        let mut ka_ref = vec![0.0f32; m * d];
+        if !s.flag {
+            for t in 0..m {
+                for n in 0..d {
+                    let dot: f64 = (0..dk)
+                        .map(|p| kp[t * dk + p] as f64 * a[(s.state * dk + p) * d + n] as f64)
+                        .sum();
+                    ka_ref[t * d + n] = dot as f32;
+                }
+            }
+        }
+        let rows = gather(&kvb, kvb_ld, s.in_row, m, 0, kvb_ld);
+        let v: Vec<f32> = rows
+            .chunks_exact(kvb_ld)
+            .flat_map(|r| r[d_mem..d_mem + d].to_vec())
+            .collect();
+        let logit: Vec<f32> = rows.chunks_exact(kvb_ld).map(|r| r[d_mem + d]).collect();
+        let (mut u, mut gamma) = (vec![0.0f32; m * d], vec![0.0f32; m]);
+        let flags = WriteFlags {
+            first_segment: s.flag,
+            correction: true,
+        };
+        let zs = &z[s.state * dk..(s.state + 1) * dk];
+        write_prep(&kp, &v, &logit, b_beta[s.layer], &ka_ref, zs, flags, &mut u, &mut gamma);
+        want.extend(u);
+        want.extend(gamma);
+        got.extend(gather(&u2, d, s.out_row, m, 0, d));
+        got.extend(gather(&g2, 1, s.out_row, m, 0, 1));
+    }
+    let kphi_rows: Vec<f32> = spans
+        .iter()
+        .flat_map(|s| gather(&kphi2, dk, s.in_row, m, 0, dk))
+        .collect();
+    let kphi_rows3: Vec<f32> = spans
+        .iter()
+        .flat_map(|s| gather(&kphi3, dk, s.in_row, m, 0, dk))
+        .collect();
+    let what =
+        format!("d={d} d_mem={d_mem} M={m} 4 cells (1 first): u, γ vs the three launches (bitwise, kφ too), ref");
+    let check = compare(ENTRY, what, &got, &want, F32_OUT_TOL);
+    let check = fail_if(
+        check,
+        super::harness::differing_bits(&kphi_rows, &kphi_rows3),
+        "kφ differs from dpfp's",
+    );
+    let check = fail_if(
+        check,
+        super::harness::differing_bits(&u2, &u3),
+        "u differs from the three launches'",
+    );
+    Ok(fail_if(
+        check,
+        super::harness::differing_bits(&g2, &g3),
+        "γ differs from the prep's",
+    ))
+}
+
+/// The prep in the product's epilogue at the 1B (D = 384, d = 2048, M = 128), 160M (d = 768) and small (d_mem 16,
+/// d = 200, M = 8) shapes: the GPU tests and `dbrmt selftest`.
+pub fn prep_in_product_checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
+    vec![
+        check_write_prep_in_product(gpu, seed, 2048, 64, 128),
+        check_write_prep_in_product(gpu, seed.wrapping_add(1), 768, 64, 128),
+        check_write_prep_in_product(gpu, seed.wrapping_add(2), 200, 16, 8),
+    ]
 }
 
 // ------------------------------------------------------------------------------------------------------------------

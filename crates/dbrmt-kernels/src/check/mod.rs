@@ -36,7 +36,7 @@ pub type Suite = fn(&Gpu, u64) -> Vec<Result<Check, KernelError>>;
 /// Every kernel's checks, in the order of a step (embed, norm, projections, rope, attention, MLP, memory, the greedy
 /// ids of the logits).
 pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
-    let suites: [Suite; 22] = [
+    let suites: [Suite; 23] = [
         embed::checks,
         rms_norm::checks,
         to_bf16::checks,
@@ -58,6 +58,7 @@ pub fn all(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         armt_read_fused_sm90::checks_pre_split,
         armt_read_fused_sm90::checks_tf32x3,
         armt_write::checks,
+        armt_write::prep_in_product_checks,
         argmax_rows::checks,
     ];
     suites

@@ -6,7 +6,7 @@ use cudarc::driver::{CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
     armt_read_fused_sm90::{self, armt_read_fused_sm90, armt_read_fused_sm90_q, ReadShape, ReadSplit, ReadState},
-    armt_write::{armt_write_prep, armt_z_update, WritePrep},
+    armt_write::{armt_write_features, armt_write_prep, armt_z_update, WriteFeatures, WritePrep},
     attention::attention_causal,
     attention_sm90::{self, attention_sm90_causal},
     dpfp::dpfp,
@@ -21,7 +21,8 @@ use dbrmt_kernels::{
     },
     gemm_sm90_rope::{gemm_sm90_nt_bf16_bf16_bf16_rope, rope_width, RopeTables},
     gemm_tf32x3_sm90::{
-        gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3_split,
+        gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_nn_f32_f32_f32_tf32x3_prep, gemm_sm90_tn_f32_f32_f32_tf32x3,
+        gemm_sm90_tn_f32_f32_f32_tf32x3_split, PrepInputs,
     },
     params::{Heads, Span, MAX_GROUPS},
     rms_norm::rms_norm,
@@ -899,32 +900,65 @@ impl GpuModel {
             gemm_nt_f32_bf16_f32(gpu, stream, &ws.hidden, &w.mem_kvb, &mut ws.kvb, &kvb_groups, false)?;
         }
         ws.mark(stream, "write: k/v/β projection")?;
-        dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, a.d_mem, a.nu)?;
-        ws.mark(stream, "write: dpfp")?;
         // kφ·A_old, not for segment 0
         let ka: Vec<GemmGroup> = writers
             .iter()
             .filter(|&&i| !at.cells[i].first_segment)
             .map(|&i| at.write_ka(i))
             .collect();
-        if !ka.is_empty() {
-            self.state_product(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka)?;
-            ws.mark(stream, "write: kφ·A")?;
+        // The prep in the product's epilogue where the product is the tensor-core one: DPFP with the rows' statistics
+        // (δ, β, γ; segment 0's u), then kφ·A storing u (the same bits as DPFP, the product into ka and the prep).
+        let prep_in_product = self.memory.nn_tf32x3
+            && !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::PREP_IN_PRODUCT)
+            && kvb.is_multiple_of(4)
+            && a.d_mem.is_multiple_of(4);
+        if prep_in_product {
+            let features = WriteFeatures {
+                kvb: &ws.kvb,
+                kvb_ld: kvb,
+                v_col: a.d_mem,
+                d_mem: a.d_mem,
+                nu: a.nu,
+                z: &st.z,
+                b_beta: &w.beta_bias,
+                d,
+                correction: a.correction,
+            };
+            let (kphi, stats, upd, gamma) = (&mut ws.kphi, &mut ws.write_stats, &mut ws.upd, &mut ws.gamma);
+            armt_write_features(gpu, stream, &features, kphi, stats, upd, gamma, &mem)?;
+            ws.mark(stream, "write: dpfp + row statistics")?;
+            if !ka.is_empty() {
+                let prep = PrepInputs {
+                    kvb: &ws.kvb,
+                    kvb_ld: kvb,
+                    v_col: a.d_mem,
+                    stats: &ws.write_stats,
+                };
+                gemm_sm90_nn_f32_f32_f32_tf32x3_prep(gpu, stream, (&ws.kphi, &st.a), &mut ws.upd, prep, &ka)?;
+                ws.mark(stream, "write: kφ·A → u (prep in the epilogue)")?;
+            }
+        } else {
+            dpfp(gpu, stream, &ws.kvb, kvb, 0, &mut ws.kphi, dk, &mem, a.d_mem, a.nu)?;
+            ws.mark(stream, "write: dpfp")?;
+            if !ka.is_empty() {
+                self.state_product(gpu, stream, &ws.kphi, &st.a, &mut ws.ka, &ka)?;
+                ws.mark(stream, "write: kφ·A")?;
+            }
+            let prep = WritePrep {
+                kvb: &ws.kvb,
+                kvb_ld: kvb,
+                v_col: a.d_mem,
+                kphi: &ws.kphi,
+                ka: &ws.ka,
+                z: &st.z,
+                b_beta: &w.beta_bias,
+                d,
+                d_key: dk,
+                correction: a.correction,
+            };
+            armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
+            ws.mark(stream, "write: prep")?;
         }
-        let prep = WritePrep {
-            kvb: &ws.kvb,
-            kvb_ld: kvb,
-            v_col: a.d_mem,
-            kphi: &ws.kphi,
-            ka: &ws.ka,
-            z: &st.z,
-            b_beta: &w.beta_bias,
-            d,
-            d_key: dk,
-            correction: a.correction,
-        };
-        armt_write_prep(gpu, stream, &prep, &mut ws.upd, &mut ws.gamma, &mem)?;
-        ws.mark(stream, "write: prep")?;
         let update: Vec<GemmGroup> = writers.iter().map(|&i| at.write_update(i)).collect();
         // The split in the update's epilogue lengthens each tile by its pass over the tile: it pays where the tiles
         // fill the GPU (a diagonal step: 1B 16 cells × 48 tiles), not for one cell's 18–48 tiles (a sequential

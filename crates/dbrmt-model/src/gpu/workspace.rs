@@ -77,6 +77,8 @@ pub struct Workspace {
     pub ka: CudaSlice<f32>,
     pub upd: CudaSlice<f32>,
     pub gamma: CudaSlice<f32>,
+    /// `{δ, β}` of each memory row when the write's prep is made in `kφ·A`'s epilogue (`armt_write_features`).
+    pub write_stats: CudaSlice<f32>,
     /// Final-norm'ed text rows of the segments finishing together `[final_rows, d]`, and their logits
     /// `[logit_rows, V]`.
     pub final_hidden: CudaSlice<bf16>,
@@ -170,6 +172,7 @@ impl Workspace {
             ka: f(gm * d)?,
             upd: f(gm * d)?,
             gamma: f(gm)?,
+            write_stats: f(2 * gm)?,
             final_hidden: bf(shape.final_rows * d)?,
             logits: f(shape.logit_rows * cfg.llama.vocab_size)?,
             argmax: stream.alloc_zeros::<u32>(MAX_GROUPS)?,
@@ -273,6 +276,7 @@ impl Workspace {
             m(&[gm, d]),
             m(&[gm, d]),
             m(&[gm]),
+            m(&[gm, 2]),
             m(&[logit_rows, cfg.llama.vocab_size]),
             m(&[MAX_GROUPS]),
             m(&[MAX_GROUPS, SCRATCH_PER_ROW]),
@@ -447,6 +451,7 @@ impl Workspace {
             &self.ka,
             &self.upd,
             &self.gamma,
+            &self.write_stats,
             &self.logits,
         ];
         bf.iter().map(|b| b.len() * 2).sum::<usize>()
