@@ -333,4 +333,68 @@ mod tests {
         assert!(validate("t", &[GemmGroup { m: 400, ..g }], lens, Layout::Tn, true).is_err());
         // m > lda
     }
+
+    /// The split entry takes whole states only (its kernel finds the state from C's address): m = D, ldc = n, the
+    /// offset a multiple of D·n, the state's split rows inside the buffer; the accumulating TN product only.
+    #[test]
+    fn the_split_output_takes_whole_states() {
+        let (dk, d) = (384, 2048);
+        let g = GemmGroup {
+            a_offset: 0,
+            b_offset: 0,
+            c_offset: 2 * dk * d, // state 2
+            m: dk,
+            n: d,
+            k: 128,
+            lda: dk,
+            ldb: d,
+            ldc: d,
+        };
+        let split_len = 3 * d * 2 * dk; // three states
+        assert!(check_split("t", &[g], split_len, dk, Layout::Tn, true).is_ok());
+        let refused = |g: GemmGroup, len: usize, dk: usize, layout: Layout, acc: bool| {
+            check_split("t", &[g], len, dk, layout, acc).is_err()
+        };
+        assert!(
+            refused(g, split_len - 1, dk, Layout::Tn, true),
+            "state 2's rows past the buffer"
+        );
+        assert!(
+            refused(GemmGroup { m: 128, ..g }, split_len, dk, Layout::Tn, true),
+            "part of a state"
+        );
+        assert!(
+            refused(
+                GemmGroup {
+                    c_offset: dk * d + 4,
+                    ..g
+                },
+                split_len,
+                dk,
+                Layout::Tn,
+                true
+            ),
+            "offset"
+        );
+        assert!(
+            refused(GemmGroup { ldc: d + 4, ..g }, split_len, dk, Layout::Tn, true),
+            "strided C"
+        );
+        assert!(refused(g, split_len, dk, Layout::Nn, true), "NN");
+        assert!(refused(g, split_len, dk, Layout::Tn, false), "not accumulating");
+        assert!(
+            refused(GemmGroup { m: 0, ..g }, split_len, 48, Layout::Tn, true),
+            "D not a multiple of 32"
+        );
+        // a group without rows is never checked against the state rule
+        assert!(check_split(
+            "t",
+            &[GemmGroup { m: 0, c_offset: 7, ..g }],
+            split_len,
+            dk,
+            Layout::Tn,
+            true
+        )
+        .is_ok());
+    }
 }
