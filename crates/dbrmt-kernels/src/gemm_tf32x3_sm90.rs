@@ -58,6 +58,12 @@ pub fn supports(groups: &[GemmGroup], layout: Layout) -> Result<(), String> {
     Ok(())
 }
 
+/// The output tiles of a launch over `groups` (128 × 128 each, `n` of the first group): at most one CTA each.
+pub fn tiles(groups: &[GemmGroup]) -> usize {
+    let n = groups.first().map_or(0, |g| g.n);
+    groups.iter().map(|g| g.m.div_ceil(TILE)).sum::<usize>() * n.div_ceil(TILE)
+}
+
 /// The checks on lengths: the kernel's parameters (C offsets in elements) and the A and B map rows.
 fn validate(
     entry: &str,
@@ -145,7 +151,7 @@ fn launch(
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
-    let (n, lda, ldb) = (groups[0].n, groups[0].lda, groups[0].ldb);
+    let (lda, ldb) = (groups[0].lda, groups[0].ldb);
     let a_box = match layout {
         Layout::Tn => [A_BOX_COLS, A_BOX_ROWS_TN],
         _ => [A_BOX_COLS, A_BOX_ROWS_NN],
@@ -177,7 +183,7 @@ fn launch(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
         SMEM as i32,
     )?;
-    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(TILE)).sum::<usize>() * n.div_ceil(TILE);
+    let tiles = tiles(groups);
     let cfg = LaunchConfig {
         grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
@@ -330,6 +336,7 @@ mod tests {
         let lens = (2 * 128 * 384, 2 * 128 * 2048, 2 * 384 * 2048);
         let (p, _, _) = validate("t", &[g], lens, Layout::Tn, true).unwrap();
         assert_eq!((p.problems[0].a_row, p.problems[0].b_row, p.accumulate), (128, 128, 1));
+        assert_eq!(tiles(&[g, g]), 2 * 3 * 16); // two states of 384 × 2048: the 1B update's 48 tiles each
         assert!(validate("t", &[GemmGroup { m: 400, ..g }], lens, Layout::Tn, true).is_err());
         // m > lda
     }
