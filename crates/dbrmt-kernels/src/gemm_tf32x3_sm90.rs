@@ -58,6 +58,12 @@ pub fn supports(groups: &[GemmGroup], layout: Layout) -> Result<(), String> {
     Ok(())
 }
 
+/// The output tiles of a launch over `groups` (128 × 128 each, `n` of the first group): at most one CTA each.
+pub fn tiles(groups: &[GemmGroup]) -> usize {
+    let n = groups.first().map_or(0, |g| g.n);
+    groups.iter().map(|g| g.m.div_ceil(TILE)).sum::<usize>() * n.div_ceil(TILE)
+}
+
 /// The checks on lengths: the kernel's parameters (C offsets in elements) and the A and B map rows.
 fn validate(
     entry: &str,
@@ -161,7 +167,7 @@ fn launch(
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
     }
-    let (n, lda, ldb) = (groups[0].n, groups[0].lda, groups[0].ldb);
+    let (lda, ldb) = (groups[0].lda, groups[0].ldb);
     let a_box = match layout {
         Layout::Tn => [A_BOX_COLS, A_BOX_ROWS_TN],
         _ => [A_BOX_COLS, A_BOX_ROWS_NN],
@@ -193,7 +199,7 @@ fn launch(
         CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
         SMEM as i32,
     )?;
-    let tiles: usize = groups.iter().map(|g| g.m.div_ceil(TILE)).sum::<usize>() * n.div_ceil(TILE);
+    let tiles = tiles(groups);
     let cfg = LaunchConfig {
         grid_dim: (gpu.sm_count().min(tiles).max(1) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
@@ -412,7 +418,72 @@ mod tests {
         let lens = (2 * 128 * 384, 2 * 128 * 2048, 2 * 384 * 2048);
         let (p, _, _) = validate("t", &[g], lens, Layout::Tn, true).unwrap();
         assert_eq!((p.problems[0].a_row, p.problems[0].b_row, p.accumulate), (128, 128, 1));
+        assert_eq!(tiles(&[g, g]), 2 * 3 * 16); // two states of 384 × 2048: the 1B update's 48 tiles each
         assert!(validate("t", &[GemmGroup { m: 400, ..g }], lens, Layout::Tn, true).is_err());
         // m > lda
+    }
+
+    /// The split entry takes whole states only (its kernel finds the state from C's address): m = D, ldc = n, the
+    /// offset a multiple of D·n, the state's split rows inside the buffer; the accumulating TN product only.
+    #[test]
+    fn the_split_output_takes_whole_states() {
+        let (dk, d) = (384, 2048);
+        let g = GemmGroup {
+            a_offset: 0,
+            b_offset: 0,
+            c_offset: 2 * dk * d, // state 2
+            m: dk,
+            n: d,
+            k: 128,
+            lda: dk,
+            ldb: d,
+            ldc: d,
+        };
+        let split_len = 3 * d * 2 * dk; // three states
+        assert!(check_split("t", &[g], split_len, dk, Layout::Tn, true).is_ok());
+        let refused = |g: GemmGroup, len: usize, dk: usize, layout: Layout, acc: bool| {
+            check_split("t", &[g], len, dk, layout, acc).is_err()
+        };
+        assert!(
+            refused(g, split_len - 1, dk, Layout::Tn, true),
+            "state 2's rows past the buffer"
+        );
+        assert!(
+            refused(GemmGroup { m: 128, ..g }, split_len, dk, Layout::Tn, true),
+            "part of a state"
+        );
+        assert!(
+            refused(
+                GemmGroup {
+                    c_offset: dk * d + 4,
+                    ..g
+                },
+                split_len,
+                dk,
+                Layout::Tn,
+                true
+            ),
+            "offset"
+        );
+        assert!(
+            refused(GemmGroup { ldc: d + 4, ..g }, split_len, dk, Layout::Tn, true),
+            "strided C"
+        );
+        assert!(refused(g, split_len, dk, Layout::Nn, true), "NN");
+        assert!(refused(g, split_len, dk, Layout::Tn, false), "not accumulating");
+        assert!(
+            refused(GemmGroup { m: 0, ..g }, split_len, 48, Layout::Tn, true),
+            "D not a multiple of 32"
+        );
+        // a group without rows is never checked against the state rule
+        assert!(check_split(
+            "t",
+            &[GemmGroup { m: 0, c_offset: 7, ..g }],
+            split_len,
+            dk,
+            Layout::Tn,
+            true
+        )
+        .is_ok());
     }
 }

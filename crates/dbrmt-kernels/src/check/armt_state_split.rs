@@ -8,6 +8,7 @@ use crate::armt_state_split::{armt_state_split, split_len, ARMT_STATE_SPLIT_TF32
 use crate::gemm::GemmGroup;
 use crate::gemm_tf32x3_sm90::{gemm_sm90_tn_f32_f32_f32_tf32x3, gemm_sm90_tn_f32_f32_f32_tf32x3_split};
 use crate::reference::armt_state_split::split_state;
+use crate::reference::gemm::matmul_tn_add;
 use crate::{Gpu, KernelError};
 
 /// The bits a split buffer starts with in the checks: a NaN, so a tile the split kernel did not write cannot pass.
@@ -65,7 +66,7 @@ pub fn check_state_split(
 /// The write's update with the split in its epilogue (`gemm_sm90_tn_f32_f32_f32_tf32x3_split`): for cells of `mem`
 /// memory rows writing `states` (of `slots`), `A[state] += kφᵀ·u` — A bitwise the plain update's
 /// (`gemm_sm90_tn_f32_f32_f32_tf32x3`, which `armt_state_split` then splits in the engine without it) and within the f32
-/// tolerance of an f64 reference — and the split buffer bitwise [`split_state`] of the A it wrote for those states,
+/// tolerance of the reference product ([`matmul_tn_add`]) — and the split buffer bitwise [`split_state`] of the A it wrote for those states,
 /// the other states' rows left as the poison they started as.
 pub fn check_update_split(
     gpu: &Gpu,
@@ -110,19 +111,18 @@ pub fn check_update_split(
     let mut a2 = upload_f32(stream, &a)?;
     gemm_sm90_tn_f32_f32_f32_tf32x3(gpu, stream, &kphi_d, &u_d, &mut a2, &groups, true)?;
     let a2 = download_f32(stream, &a2)?;
-    // the reference: A + kφᵀ·u in f64, per written state
+    // the reference: A[state] + kφᵀ·u, per written state
     let (mut got, mut want) = (Vec::new(), Vec::new());
+    let state_elems = d_key * d;
     for (i, &s) in states.iter().enumerate() {
-        for p in 0..d_key {
-            for n in 0..d {
-                let dot: f64 = (0..mem)
-                    .map(|t| kphi[(i * mem + t) * d_key + p] as f64 * u[(i * mem + t) * d + n] as f64)
-                    .sum();
-                let at = (s * d_key + p) * d + n;
-                want.push((a[at] as f64 + dot) as f32);
-                got.push(a1[at]);
-            }
-        }
+        let mut c = a[s * state_elems..(s + 1) * state_elems].to_vec();
+        let (k_cell, u_cell) = (
+            &kphi[i * mem * d_key..(i + 1) * mem * d_key],
+            &u[i * mem * d..(i + 1) * mem * d],
+        );
+        matmul_tn_add(k_cell, u_cell, d_key, mem, d, &mut c);
+        want.extend(c);
+        got.extend_from_slice(&a1[s * state_elems..(s + 1) * state_elems]);
     }
     // the split: the written states against the reference split of the A written, the others untouched
     let per = 2 * d_key * d;

@@ -963,11 +963,10 @@ impl GpuModel {
         // The split in the update's epilogue lengthens each tile by its pass over the tile: it pays where the tiles
         // fill the GPU (a diagonal step: 1B 16 cells × 48 tiles), not for one cell's 18–48 tiles (a sequential
         // step), where the separate split's many small blocks finish sooner (H200, session 19 call 6).
-        let update_tiles = writers.len() * dk.div_ceil(128) * d.div_ceil(128);
         let split_in_update = self.memory.tn_tf32x3
             && !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::SPLIT_IN_UPDATE)
             && dk.is_multiple_of(32)
-            && update_tiles >= gpu.sm_count();
+            && dbrmt_kernels::gemm_tf32x3_sm90::tiles(&update) >= gpu.sm_count();
         if let (Some(split), true) = (st.split.as_mut(), split_in_update) {
             // the new A and its split form (for the next reads) from the update's epilogue: one pass over A fewer
             let (kphi, upd) = (&ws.kphi, &ws.upd);
