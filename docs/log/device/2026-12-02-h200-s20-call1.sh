@@ -35,6 +35,24 @@ smi_on ceiling
 timeout 200 python3 benches/python/step_ceiling.py --out $W/ceiling.jsonl > $W/ceiling.log 2>&1
 mark "step_ceiling rc $?"; smi_off ceiling
 grep step_ceiling $W/ceiling.log | cut -c1-130
+# the read rate a plain stream reaches at a decoded layer's weight sizes (1B gate/up 67 MB, down 33.5 MB, q/k/v 12.6)
+timeout 60 python3 - > $W/stream.log 2>&1 <<'PY'
+import torch
+for mb in (12.6, 33.5, 67.1, 2048):
+    n = int(mb * 2**20 / 2) // 4096 * 4096
+    w = torch.randn(n // 4096, 4096, device="cuda", dtype=torch.bfloat16); o = torch.empty(4096, device="cuda", dtype=torch.float32)
+    f = lambda: torch.sum(w, dim=0, dtype=torch.float32, out=o)
+    for _ in range(3): f()
+    reps = max(3, int(2000 / mb)); g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(reps): f()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    ts = []
+    for _ in range(5):
+        s.record(); g.replay(); e.record(); e.synchronize(); ts.append(s.elapsed_time(e) / reps)
+    ms = sorted(ts)[2]; print(f"column sum of {mb} MB bf16: {ms*1e3:.1f} us, {n*2/ms/1e9:.0f} GB/s")
+PY
+mark "stream rc $? $(tr '\n' ';' < $W/stream.log | cut -c1-300)"
 for m in "llama-3.2-1b 1024" "llama-160m 512"; do set -- $m
   for v in on off; do
     timeout 90 env DBRMT_PREP_IN_PRODUCT=$v dist/dbrmt bench profile --model $1 --segment $2 --tokens 131072 --out $W/p-$1-$v.jsonl > $W/p-$1-$v.log 2>&1

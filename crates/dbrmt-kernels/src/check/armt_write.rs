@@ -21,6 +21,7 @@ use super::harness::{
 use crate::armt_write::{armt_write_features, armt_write_prep, armt_z_update, WriteFeatures, WritePrep};
 use crate::gemm::GemmGroup;
 use crate::gemm_tf32x3_sm90::{gemm_sm90_nn_f32_f32_f32_tf32x3, gemm_sm90_nn_f32_f32_f32_tf32x3_prep, PrepInputs};
+use crate::params::Span;
 use crate::poison::POISON_F32_BITS;
 use crate::reference::armt_write::{write_prep, z_update, WriteFlags};
 use crate::reference::dpfp::dpfp;
@@ -306,8 +307,10 @@ pub fn check_write_prep_in_product(
         })
         .collect();
     // the three launches
+    // dpfp writes its out rows; the prep reads kφ at the span's in rows (the engine's write spans have in = out)
+    let kphi_spans: Vec<Span> = spans.iter().map(|s| Span { out_row: s.in_row, ..*s }).collect();
     let mut kphi3 = poisoned_f32(gpu, stream, layout.in_rows * dk)?;
-    crate::dpfp::dpfp(gpu, stream, &kvb_d, kvb_ld, 0, &mut kphi3, dk, &spans, d_mem, NU)?;
+    crate::dpfp::dpfp(gpu, stream, &kvb_d, kvb_ld, 0, &mut kphi3, dk, &kphi_spans, d_mem, NU)?;
     let mut ka = poisoned_f32(gpu, stream, layout.in_rows * d)?;
     gemm_sm90_nn_f32_f32_f32_tf32x3(gpu, stream, &kphi3, &a_d, &mut ka, &products, false)?;
     let (mut u3, mut g3) = (
