@@ -67,6 +67,11 @@ for r in 1 2 3; do for v in on off; do
     [ $r = 1 ] && [ $row = 1b-t1024-131k ] && smi_off row-$v
   done
 done; done
+# two independent prefills on two streams at once against one after another (how much of a step is idle GPU)
+for m in "llama-160m 512 32768" "llama-3.2-1b 1024 32768"; do set -- $m
+  timeout 120 dist/dbrmt bench streams --model $1 --segment $2 --tokens $3 --streams 2 --out $W/streams.jsonl > $W/streams-$1.log 2>&1
+  mark "streams $1 rc $? $(grep -h 'bench: streams' $W/streams-$1.log | cut -c1-260)"
+done
 timeout 100 $CS --tool memcheck dist/tests/dbrmt-kernels__gpu_armt write_prep_in --ignored --test-threads=1 > $W/memcheck.log 2>&1
 mark "memcheck rc $? $(grep -hE 'ERROR SUMMARY|test result' $W/memcheck.log | tr '\n' ' ' | cut -c1-120)"
 finish
