@@ -35,6 +35,9 @@ pub const DECODE_NORM: &str = "DBRMT_DECODE_NORM";
 /// A prefill's RoPE inside its q/k/v product for whole segments (`gemm_sm90_rope::gemm_sm90_nt_bf16_bf16_bf16_rope`:
 /// the accumulators rotated before the epilogue stores them) instead of a RoPE launch after it (`dbrmt-model`).
 pub const QKV_ROPE: &str = "DBRMT_QKV_ROPE";
+/// A prefill's diagonal steps run as two groups of cells on two streams, the lower layers' and the upper layers', so
+/// that one group's short memory launches run beside the other's products (`dbrmt-model`'s executor).
+pub const TWO_STREAMS: &str = "DBRMT_TWO_STREAMS";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

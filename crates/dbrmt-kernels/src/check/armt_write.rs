@@ -308,7 +308,13 @@ pub fn check_write_prep_in_product(
         .collect();
     // the three launches
     // dpfp writes its out rows; the prep reads kφ at the span's in rows (the engine's write spans have in = out)
-    let kphi_spans: Vec<Span> = spans.iter().map(|s| Span { out_row: s.in_row, ..*s }).collect();
+    let kphi_spans: Vec<Span> = spans
+        .iter()
+        .map(|s| Span {
+            out_row: s.in_row,
+            ..*s
+        })
+        .collect();
     let mut kphi3 = poisoned_f32(gpu, stream, layout.in_rows * dk)?;
     crate::dpfp::dpfp(gpu, stream, &kvb_d, kvb_ld, 0, &mut kphi3, dk, &kphi_spans, d_mem, NU)?;
     let mut ka = poisoned_f32(gpu, stream, layout.in_rows * d)?;

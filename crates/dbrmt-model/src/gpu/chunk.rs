@@ -85,6 +85,13 @@ impl StateProduct {
     }
 }
 
+/// The first packed scratch row and write rank of a chunk (0 for a step's only chunk).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct ScratchBase {
+    pub(super) row: usize,
+    pub(super) rank: usize,
+}
+
 /// Where the cells of one chunk sit in the workspace, and each op's spans and GEMM groups per cell (named per
 /// tensor, as llm.c's `gpt2_forward` names its per-layer pointers).
 ///
@@ -156,6 +163,26 @@ impl<'a> Chunk<'a> {
 
     pub(super) fn len(&self) -> usize {
         self.cells.len()
+    }
+
+    /// This chunk's scratch placed after `base`: packed rows from `base.row`, write rows from rank `base.rank` (another
+    /// group of the same step, running beside it on another stream, holds the scratch before it).
+    pub(super) fn placed_at(mut self, base: ScratchBase) -> Self {
+        for p in &mut self.packed {
+            p.0 += base.row;
+        }
+        for r in &mut self.write_rank {
+            *r += base.rank;
+        }
+        self
+    }
+
+    /// Where the scratch after this chunk's starts (for a chunk placed at 0).
+    pub(super) fn scratch_end(&self) -> ScratchBase {
+        ScratchBase {
+            row: self.packed.iter().map(|&(_, rows)| rows).sum(),
+            rank: self.cells.iter().filter(|x| x.open_at.is_none()).count(),
+        }
     }
 
     /// Rows cell `i` runs.
@@ -663,5 +690,44 @@ mod tests {
             n: v,
         };
         assert_eq!(lm_head.group(), gemm(rows, (first * d, 0, 0), (v, d), (d, d, v)));
+    }
+
+    /// Two groups of one step placed side by side (two-stream steps) take the rows and write ranks the step's one chunk
+    /// gives the same cells: the upper group's scratch starts where the lower group's ends, nothing shared.
+    #[test]
+    fn groups_side_by_side_are_the_steps_rows() {
+        let cfg = config();
+        let m = cfg.armt.num_mem_tokens;
+        let cell = |layer, slot, text_rows| StepCell {
+            layer,
+            state: layer,
+            slot,
+            text_rows,
+            first_segment: false,
+            enters_at_token: None,
+            open_at: None,
+        };
+        let cells = [cell(0, 3, 5), cell(1, 0, 5), cell(2, 1, 2), cell(3, 2, 5)];
+        let cache = |layer: usize| 100 + 5 * layer;
+        let whole = Chunk::new(&cfg, &cells, 8, cache);
+        let low = Chunk::new(&cfg, &cells[..2], 8, cache);
+        let base = low.scratch_end();
+        assert_eq!(
+            base,
+            ScratchBase {
+                row: 2 * (5 + m),
+                rank: 2
+            }
+        );
+        let high = Chunk::new(&cfg, &cells[2..], 8, cache).placed_at(base);
+        for i in 0..2 {
+            assert_eq!(low.scratch_row(i), whole.scratch_row(i));
+            assert_eq!(low.mem_span(i), whole.mem_span(i));
+            assert_eq!(low.write_update(i), whole.write_update(i));
+            assert_eq!(high.scratch_row(i), whole.scratch_row(i + 2));
+            assert_eq!(high.mem_span(i), whole.mem_span(i + 2));
+            assert_eq!(high.write_update(i), whole.write_update(i + 2));
+            assert_eq!(high.read_apply(i), whole.read_apply(i + 2));
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use cudarc::driver::CudaStream;
+use cudarc::driver::{CudaEvent, CudaStream};
 use dbrmt_formats::{MemoryState, ModelConfig, TensorRead};
 use dbrmt_kernels::Gpu;
 
@@ -19,6 +19,8 @@ use dbrmt_schedule::{Schedule, Tracker};
 pub struct GpuExecutor {
     pub(crate) gpu: Gpu,
     pub(crate) stream: Arc<CudaStream>,
+    /// The second stream of two-stream prefill steps ([`GpuModel::step_two_streams`]).
+    stream2: Arc<CudaStream>,
     pub(crate) model: GpuModel,
     workspace: Mutex<Option<Workspace>>,
     /// Whether prefills record a [`StepProfile`] (events between launches), kept in `last_profile`.
@@ -64,9 +66,11 @@ impl GpuExecutor {
             attention: AttentionKernel::for_model(src.config()),
             memory: MemoryProducts::for_model(src.config()),
         };
+        let stream2 = stream.fork()?;
         let executor = Self {
             gpu,
             stream,
+            stream2,
             model,
             workspace: Mutex::new(None),
             profiling: AtomicBool::new(false),
@@ -119,7 +123,8 @@ impl GpuExecutor {
         );
         let segments = cfg.segments_for(ids.len());
         let stream = &self.stream;
-        let slots = max_live_segments(schedule, layers);
+        // two-stream steps reuse a freed hidden slot two steps later (see `run`)
+        let slots = max_live_segments(schedule, layers) + if two_streams_enabled() { QUARANTINE } else { 0 };
         let logit_rows = logits.rows(t).1;
         let mut guard = self.workspace.lock().unwrap_or_else(PoisonError::into_inner);
         let fits = guard.as_ref().is_some_and(|w| {
@@ -213,6 +218,13 @@ impl GpuExecutor {
         let mut tracker = Tracker::new(layers, &[segments]);
         let mut slot_of = vec![usize::MAX; segments];
         let mut free: Vec<usize> = (0..ws.slots).rev().collect();
+        // Two-stream steps: the upper layers' cells run on `stream2` (with the finishing segments), each step's after
+        // the lower layers' read of the same step. A slot freed by a segment finishing on `stream2` at step i is
+        // reused by `stream` only from step i + QUARANTINE on, after `stream` waited for `stream2`'s step i.
+        // (only where the workspace holds the slots the quarantine takes: a generation session's holds one a layer)
+        let two = two_streams_enabled() && ws.slots >= max_live_segments(schedule, layers) + QUARANTINE;
+        let mut quarantined: Vec<(usize, usize)> = Vec::new(); // (step freed at, slot)
+        let mut high_done: Vec<(usize, CudaEvent)> = Vec::new(); // (step, stream2's event after it)
         let logit_rows = logits.rows(ids.len()).1;
         let mut out_logits = vec![0.0f32; logit_rows * v];
         let mut out_hidden = keep_hidden.then(|| vec![0.0f32; ids.len() * d]);
@@ -220,6 +232,19 @@ impl GpuExecutor {
             tracker
                 .check_step(&step.tasks)
                 .map_err(|e| ModelError::InvalidSchedule(format!("step {i}: {e}")))?;
+            // slots freed at least QUARANTINE steps ago, once `stream` has waited for `stream2` at that step
+            if let Some(at) = high_done.iter().position(|(j, _)| j + QUARANTINE <= i) {
+                let (j, done) = high_done.remove(at);
+                stream.wait(&done)?;
+                high_done.retain(|(k, _)| *k > j);
+                quarantined.retain(|&(k, slot)| {
+                    let safe = k <= j;
+                    if safe {
+                        free.push(slot);
+                    }
+                    !safe
+                });
+            }
             let mut cells = Vec::with_capacity(step.tasks.len());
             for task in &step.tasks {
                 let (l, s) = (task.cell.layer, task.cell.segment);
@@ -239,7 +264,24 @@ impl GpuExecutor {
                     open_at: None,
                 });
             }
-            self.model.step(&self.gpu, stream, ws, state, &cells)?;
+            let (low, high): (Vec<StepCell>, Vec<StepCell>) = cells.iter().partition(|x| 2 * x.layer < layers);
+            let split = two && !low.is_empty() && !high.is_empty() && self.model.fits_two_streams(ws, &cells);
+            let finishing = if split {
+                let done = self
+                    .model
+                    .step_two_streams(&self.gpu, stream, &self.stream2, ws, state, &low, &high)?;
+                high_done.push((i, done));
+                &self.stream2
+            } else {
+                if let Some((_, done)) = high_done.pop() {
+                    // everything `stream2` ran comes before this step
+                    high_done.clear();
+                    stream.wait(&done)?;
+                    free.extend(quarantined.drain(..).map(|(_, slot)| slot));
+                }
+                self.model.step(&self.gpu, stream, ws, state, &cells)?;
+                stream
+            };
             for task in &step.tasks {
                 tracker.complete(task);
                 let (l, s) = (task.cell.layer, task.cell.segment);
@@ -253,9 +295,9 @@ impl GpuExecutor {
                 };
                 let rows = self
                     .model
-                    .finish(&self.gpu, stream, ws, slot_of[s], range.len(), mode)?;
+                    .finish(&self.gpu, finishing, ws, slot_of[s], range.len(), mode)?;
                 if let Some(h) = out_hidden.as_mut() {
-                    let host: Vec<f32> = stream
+                    let host: Vec<f32> = finishing
                         .clone_dtoh(&ws.final_hidden.slice(..range.len() * d))?
                         .into_iter()
                         .map(f32::from)
@@ -263,12 +305,19 @@ impl GpuExecutor {
                     h[range.start * d..range.end * d].copy_from_slice(&host);
                 }
                 if rows > 0 {
-                    let host = stream.clone_dtoh(&ws.logits.slice(..rows * v))?;
+                    let host = finishing.clone_dtoh(&ws.logits.slice(..rows * v))?;
                     let at = if mode == LogitsMode::All { range.start * v } else { 0 };
                     out_logits[at..at + rows * v].copy_from_slice(&host);
                 }
-                free.push(slot_of[s]);
+                match split {
+                    true => quarantined.push((i, slot_of[s])),
+                    false => free.push(slot_of[s]),
+                }
             }
+        }
+        if let Some((_, done)) = high_done.pop() {
+            // the prefill ends when `stream2` does
+            stream.wait(&done)?;
         }
         if !tracker.finished(0) {
             return Err(ModelError::InvalidSchedule(
@@ -277,6 +326,14 @@ impl GpuExecutor {
         }
         Ok((out_logits, out_hidden))
     }
+}
+
+/// Steps after which a hidden slot freed on the second stream is reused (two-stream prefills hold this many more).
+const QUARANTINE: usize = 2;
+
+/// Whether a prefill's diagonal steps run as two groups on two streams (`DBRMT_TWO_STREAMS=off`: one stream).
+fn two_streams_enabled() -> bool {
+    !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::TWO_STREAMS)
 }
 
 /// The most segments alive at once (entered layer 0, not yet left the top layer) under `schedule`.

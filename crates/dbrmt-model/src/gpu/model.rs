@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaStream};
+use cudarc::driver::{sys::CUevent_flags, CudaEvent, CudaSlice, CudaStream};
 use dbrmt_kernels::{
     armt_read::armt_read_apply,
     armt_read_fused_sm90::{self, armt_read_fused_sm90, armt_read_fused_sm90_q, ReadShape, ReadSplit, ReadState},
@@ -394,11 +394,72 @@ impl GpuModel {
         if let Some(p) = ws.profile.as_mut() {
             p.begin(stream, cells.len())?;
         }
-        self.embed_entering(gpu, stream, ws, &at)?;
-        self.read(gpu, stream, ws, st, &at)?;
-        self.attention_block(gpu, stream, ws, &at)?;
-        self.mlp_block(gpu, stream, ws, &at)?;
-        self.write(gpu, stream, ws, st, &at)
+        self.chunk_front(gpu, stream, ws, st, &at)?;
+        self.chunk_back(gpu, stream, ws, st, &at)
+    }
+
+    /// A chunk's embedding of entering segments and its read.
+    fn chunk_front(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        st: &mut DeviceState,
+        at: &Chunk,
+    ) -> Result<(), KernelError> {
+        self.embed_entering(gpu, stream, ws, at)?;
+        self.read(gpu, stream, ws, st, at)
+    }
+
+    /// A chunk's attention block, MLP block and write.
+    fn chunk_back(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        ws: &mut Workspace,
+        st: &mut DeviceState,
+        at: &Chunk,
+    ) -> Result<(), KernelError> {
+        self.attention_block(gpu, stream, ws, at)?;
+        self.mlp_block(gpu, stream, ws, at)?;
+        self.write(gpu, stream, ws, st, at)
+    }
+
+    /// Whether a prefill step's cells fit [`GpuModel::step_two_streams`]: whole segments only, all in one chunk.
+    pub fn fits_two_streams(&self, ws: &Workspace, cells: &[StepCell]) -> bool {
+        let m = self.cfg.armt.num_mem_tokens;
+        ws.profile.is_none()
+            && cells.iter().all(|x| x.open_at.is_none())
+            && chunks(cells, m, ws.max_cells.max(1), ws.scratch_rows).len() <= 1
+    }
+
+    /// One prefill step as two groups on two streams: `low` (the lower layers' cells) on `s1`, `high` on `s2`, their
+    /// scratch side by side (the bits of every cell are those of [`GpuModel::step`]: the same launches, other rows).
+    /// `high` waits for `low`'s read (which follows everything before it on `s1`, the previous step's `low` whose rows
+    /// `high`'s lowest layer reads), so `high`'s read and write can run beside `low`'s products and the other way round.
+    /// The caller orders what else the two streams share (hidden slots reused, the end of the prefill); the event
+    /// returned is recorded on `s2` after `high`. Cells must pass [`GpuModel::fits_two_streams`] together.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_two_streams(
+        &self,
+        gpu: &Gpu,
+        s1: &Arc<CudaStream>,
+        s2: &Arc<CudaStream>,
+        ws: &mut Workspace,
+        st: &mut DeviceState,
+        low: &[StepCell],
+        high: &[StepCell],
+    ) -> Result<CudaEvent, KernelError> {
+        let no_timing = Some(CUevent_flags::CU_EVENT_DISABLE_TIMING);
+        let at_low = Chunk::new(&self.cfg, low, ws.rows, |layer| ws.cache_row(layer));
+        let at_high = Chunk::new(&self.cfg, high, ws.rows, |layer| ws.cache_row(layer)).placed_at(at_low.scratch_end());
+        self.chunk_front(gpu, s1, ws, st, &at_low)?;
+        s2.wait(&s1.record_event(no_timing)?)?;
+        self.chunk_front(gpu, s2, ws, st, &at_high)?;
+        self.chunk_back(gpu, s2, ws, st, &at_high)?;
+        let high_done = s2.record_event(no_timing)?;
+        self.chunk_back(gpu, s1, ws, st, &at_low)?;
+        Ok(high_done)
     }
 
     /// Segments entering layer 0: their embeddings and memory rows, into their hidden slots.
