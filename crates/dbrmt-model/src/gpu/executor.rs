@@ -217,13 +217,12 @@ impl GpuExecutor {
         ws.set_ids(stream, ids)?;
         let mut tracker = Tracker::new(layers, &[segments]);
         let mut slot_of = vec![usize::MAX; segments];
-        let mut free: Vec<usize> = (0..ws.slots).rev().collect();
+        let mut slots = SlotPool::new(ws.slots);
         // Two-stream steps: the upper layers' cells run on `stream2` (with the finishing segments), each step's after
         // the lower layers' read of the same step. A slot freed by a segment finishing on `stream2` at step i is
         // reused by `stream` only from step i + QUARANTINE on, after `stream` waited for `stream2`'s step i.
         // (only where the workspace holds the slots the quarantine takes: a generation session's holds one a layer)
         let two = two_streams_enabled() && ws.slots >= max_live_segments(schedule, layers) + QUARANTINE;
-        let mut quarantined: Vec<(usize, usize)> = Vec::new(); // (step freed at, slot)
         let mut high_done: Vec<(usize, CudaEvent)> = Vec::new(); // (step, stream2's event after it)
         let logit_rows = logits.rows(ids.len()).1;
         let mut out_logits = vec![0.0f32; logit_rows * v];
@@ -237,21 +236,15 @@ impl GpuExecutor {
                 let (j, done) = high_done.remove(at);
                 stream.wait(&done)?;
                 high_done.retain(|(k, _)| *k > j);
-                quarantined.retain(|&(k, slot)| {
-                    let safe = k <= j;
-                    if safe {
-                        free.push(slot);
-                    }
-                    !safe
-                });
+                slots.release_through(j);
             }
             let mut cells = Vec::with_capacity(step.tasks.len());
             for task in &step.tasks {
                 let (l, s) = (task.cell.layer, task.cell.segment);
                 let range = segment_range(s, ids.len(), t);
                 if l == 0 {
-                    slot_of[s] = free
-                        .pop()
+                    slot_of[s] = slots
+                        .take()
                         .ok_or_else(|| ModelError::InvalidSchedule("no free hidden slot".into()))?;
                 }
                 cells.push(StepCell {
@@ -277,7 +270,7 @@ impl GpuExecutor {
                     // everything `stream2` ran comes before this step
                     high_done.clear();
                     stream.wait(&done)?;
-                    free.extend(quarantined.drain(..).map(|(_, slot)| slot));
+                    slots.release_all();
                 }
                 self.model.step(&self.gpu, stream, ws, state, &cells)?;
                 stream
@@ -310,8 +303,8 @@ impl GpuExecutor {
                     out_logits[at..at + rows * v].copy_from_slice(&host);
                 }
                 match split {
-                    true => quarantined.push((i, slot_of[s])),
-                    false => free.push(slot_of[s]),
+                    true => slots.hold(i, slot_of[s]),
+                    false => slots.give(slot_of[s]),
                 }
             }
         }
@@ -330,6 +323,53 @@ impl GpuExecutor {
 
 /// Steps after which a hidden slot freed on the second stream is reused (two-stream prefills hold this many more).
 const QUARANTINE: usize = 2;
+
+/// The hidden slots of a prefill: taken by segments entering layer 0, given back when they leave the top layer. One
+/// given back by a two-stream step `i` (its segment finished on the second stream) is held until
+/// [`SlotPool::release_through`] `i`, which the executor calls once the first stream has waited for that step: the
+/// first stream never writes a slot the second may still read.
+#[derive(Debug)]
+struct SlotPool {
+    free: Vec<usize>,
+    /// (step, slot) given back by two-stream steps, not yet safe.
+    held: Vec<(usize, usize)>,
+}
+
+impl SlotPool {
+    fn new(slots: usize) -> Self {
+        Self {
+            free: (0..slots).rev().collect(),
+            held: Vec::new(),
+        }
+    }
+
+    fn take(&mut self) -> Option<usize> {
+        self.free.pop()
+    }
+
+    fn give(&mut self, slot: usize) {
+        self.free.push(slot);
+    }
+
+    fn hold(&mut self, step: usize, slot: usize) {
+        self.held.push((step, slot));
+    }
+
+    /// The slots held by steps up to `step` become free.
+    fn release_through(&mut self, step: usize) {
+        let free = &mut self.free;
+        self.held.retain(|&(k, slot)| {
+            if k <= step {
+                free.push(slot);
+            }
+            k > step
+        });
+    }
+
+    fn release_all(&mut self) {
+        self.release_through(usize::MAX);
+    }
+}
 
 /// Whether a prefill's diagonal steps run as two groups on two streams (`DBRMT_TWO_STREAMS=off`: one stream).
 fn two_streams_enabled() -> bool {
@@ -350,6 +390,24 @@ fn max_live_segments(schedule: &Schedule, layers: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use dbrmt_schedule::Grid;
+
+    #[test]
+    fn held_slots_come_back_only_when_released() {
+        let mut pool = super::SlotPool::new(3);
+        let taken: Vec<usize> = (0..3).filter_map(|_| pool.take()).collect();
+        assert_eq!(taken, [0, 1, 2]);
+        assert_eq!(pool.take(), None);
+        pool.hold(4, taken[0]);
+        pool.hold(5, taken[1]);
+        assert_eq!(pool.take(), None, "held slots are not free");
+        pool.release_through(4);
+        assert_eq!(pool.take(), Some(taken[0]));
+        assert_eq!(pool.take(), None, "step 5's slot is still held");
+        pool.give(taken[2]);
+        assert_eq!(pool.take(), Some(taken[2]), "a slot given back is free at once");
+        pool.release_all();
+        assert_eq!(pool.take(), Some(taken[1]));
+    }
 
     #[test]
     fn live_segments() {
