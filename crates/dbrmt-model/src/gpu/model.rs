@@ -453,12 +453,36 @@ impl GpuModel {
         let no_timing = Some(CUevent_flags::CU_EVENT_DISABLE_TIMING);
         let at_low = Chunk::new(&self.cfg, low, ws.rows, |layer| ws.cache_row(layer));
         let at_high = Chunk::new(&self.cfg, high, ws.rows, |layer| ws.cache_row(layer)).placed_at(at_low.scratch_end());
-        self.chunk_front(gpu, s1, ws, st, &at_low)?;
-        s2.wait(&s1.record_event(no_timing)?)?;
+        // where the upper group starts: after the lower group's read (the default), before it, or after its attention
+        // block (`DBRMT_TWO_STREAMS_AT=start|read|attention`, to measure)
+        let at = std::env::var("DBRMT_TWO_STREAMS_AT").unwrap_or_default();
+        let fork = |s1: &CudaStream| -> Result<(), KernelError> { Ok(s2.wait(&s1.record_event(no_timing)?)?) };
+        match at.as_str() {
+            "start" => fork(s1)?,
+            "attention" => {
+                self.chunk_front(gpu, s1, ws, st, &at_low)?;
+                self.attention_block(gpu, s1, ws, &at_low)?;
+                fork(s1)?;
+            }
+            _ => {
+                self.chunk_front(gpu, s1, ws, st, &at_low)?;
+                fork(s1)?;
+            }
+        }
         self.chunk_front(gpu, s2, ws, st, &at_high)?;
         self.chunk_back(gpu, s2, ws, st, &at_high)?;
         let high_done = s2.record_event(no_timing)?;
-        self.chunk_back(gpu, s1, ws, st, &at_low)?;
+        match at.as_str() {
+            "start" => {
+                self.chunk_front(gpu, s1, ws, st, &at_low)?;
+                self.chunk_back(gpu, s1, ws, st, &at_low)?;
+            }
+            "attention" => {
+                self.mlp_block(gpu, s1, ws, &at_low)?;
+                self.write(gpu, s1, ws, st, &at_low)?;
+            }
+            _ => self.chunk_back(gpu, s1, ws, st, &at_low)?,
+        }
         Ok(high_done)
     }
 
