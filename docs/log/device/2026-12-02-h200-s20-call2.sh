@@ -4,8 +4,9 @@
 # (DBRMT_TWO_STREAMS, on by default in this branch). (a) the prep-in-ka check and the write / update-split suites,
 # gpu_engine (diagonal on two streams == sequential, bitwise), gpu_requests; (b) cuBLAS + SDPA for a step's products
 # and attention, alone and sustained (benches/python/step_ceiling.py) with nvidia-smi's SM clock and power, and a plain
-# stream's read rate; (c) the 131K rows in three configurations, alternating three rounds: A prep on / one stream,
-# B prep off / one stream, C prep on / two streams; (d) two independent prefills at once (bench streams); profiles;
+# stream's read rate; (c) the 131K rows in five configurations, alternating three rounds: A prep on / one stream,
+# B prep off / one stream, C prep on / two streams (the upper group after the lower's read), D the same, upper group
+# from the step's start, E after the lower group's attention; (d) two independent prefills at once (bench streams); profiles;
 # memcheck of the prep check and of a two-stream prefill.
 source docs/log/device/lib.sh s20c2
 smi_on() { nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_event_reasons.active \
@@ -35,8 +36,9 @@ run_test dbrmt-runtime__gpu_engine
 run_test dbrmt-runtime__gpu_requests
 # (c) first: the rows the session's decisions rest on
 declare -A CFG=([A]="DBRMT_PREP_IN_PRODUCT=on DBRMT_TWO_STREAMS=off" [B]="DBRMT_PREP_IN_PRODUCT=off DBRMT_TWO_STREAMS=off"
-                [C]="DBRMT_PREP_IN_PRODUCT=on DBRMT_TWO_STREAMS=on")
-for r in 1 2 3; do for c in A B C; do
+                [C]="DBRMT_PREP_IN_PRODUCT=on DBRMT_TWO_STREAMS=on" [D]="DBRMT_PREP_IN_PRODUCT=on DBRMT_TWO_STREAMS_AT=start"
+                [E]="DBRMT_PREP_IN_PRODUCT=on DBRMT_TWO_STREAMS_AT=attention")
+for r in 1 2 3; do for c in A B C D E; do
   for row in 1b-t1024-131k 160m-t512-131k; do
     [ $r = 1 ] && [ $row = 1b-t1024-131k ] && [ $c = A ] && smi_on row-A
     timeout 100 env ${CFG[$c]} dist/dbrmt bench matrix --filter $row --out $W/m-$row-$c.jsonl > $W/m-$row-$c-$r.log 2>&1
