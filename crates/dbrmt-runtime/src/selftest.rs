@@ -247,6 +247,17 @@ pub fn qkv_rope_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineE
     Ok(bitwise("gpu q/k/v RoPE fused = apart", shape, &without, &with))
 }
 
+/// A random 1B-shaped ARMT's diagonal prefill of `tokens` tokens with its steps on two streams and on one
+/// (`dbrmt_model::gpu::set_two_streams`): the last logits and every hidden row, bitwise. The switch is left as it was.
+pub fn two_streams_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
+    let was = dbrmt_model::gpu::two_streams_enabled();
+    let runs = prefill_on_off(tokens, seed, dbrmt_model::gpu::set_two_streams);
+    dbrmt_model::gpu::set_two_streams(was);
+    let ((with, ms_on), (without, ms_off)) = runs?;
+    let shape = format!("1B shape, {tokens} tokens, diagonal; two streams {ms_on:.0} ms, one {ms_off:.0} ms");
+    Ok(bitwise("gpu two-stream steps = one stream", shape, &without, &with))
+}
+
 /// A random 1B-shaped ARMT's output of a diagonal prefill of `tokens` tokens (the last logits, the hidden rows kept)
 /// and its time in ms (NaN if not timed), with `set` called with true, then false, before each run.
 type PrefillRun = (Output, f32);
@@ -351,6 +362,7 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
         checks.push(graphs_bitwise_check(1000, 40, seed ^ 0x6a7)?);
         checks.push(decode_norm_bitwise_check(1000, 40, seed ^ 0x3b5)?);
         checks.push(qkv_rope_bitwise_check(4 * 1024 - 300, seed ^ 0x71f)?);
+        checks.push(two_streams_bitwise_check(24 * 1024 - 300, seed ^ 0x2c9)?);
     }
     Ok(checks)
 }

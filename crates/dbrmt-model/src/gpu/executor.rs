@@ -371,10 +371,19 @@ impl SlotPool {
     }
 }
 
-/// Whether a prefill's diagonal steps run as two groups on two streams (`DBRMT_TWO_STREAMS=off`: one stream).
-fn two_streams_enabled() -> bool {
-    !dbrmt_kernels::switches::is_off(dbrmt_kernels::switches::TWO_STREAMS)
+/// Whether a prefill's diagonal steps run as two groups on two streams: on unless `DBRMT_TWO_STREAMS=off` or
+/// [`set_two_streams`] said otherwise.
+pub fn two_streams_enabled() -> bool {
+    TWO_STREAMS.enabled()
 }
+
+/// Turns two-stream prefill steps on or off for the prefills that follow (tests compare both).
+pub fn set_two_streams(on: bool) {
+    TWO_STREAMS.set(on);
+}
+
+static TWO_STREAMS: dbrmt_kernels::switches::RuntimeSwitch =
+    dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::TWO_STREAMS);
 
 /// The most segments alive at once (entered layer 0, not yet left the top layer) under `schedule`.
 fn max_live_segments(schedule: &Schedule, layers: usize) -> usize {

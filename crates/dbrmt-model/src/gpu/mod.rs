@@ -25,7 +25,7 @@ mod state;
 mod weights;
 mod workspace;
 
-pub use executor::{DeviceTiming, GpuExecutor};
+pub use executor::{set_two_streams, two_streams_enabled, DeviceTiming, GpuExecutor};
 pub use finish::{Finished, Finishing};
 pub use graphs::{graphs_enabled, set_graphs};
 pub use model::{
