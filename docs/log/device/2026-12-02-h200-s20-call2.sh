@@ -77,6 +77,6 @@ for m in "llama-3.2-1b 1024" "llama-160m 512"; do set -- $m
 done
 timeout 100 $CS --tool memcheck dist/tests/dbrmt-kernels__gpu_armt write_prep_in --ignored --test-threads=1 > $W/memcheck.log 2>&1
 mark "memcheck prep rc $? $(grep -hE 'ERROR SUMMARY|test result' $W/memcheck.log | tr '\n' ' ' | cut -c1-120)"
-timeout 150 $CS --tool memcheck dist/dbrmt bench streams --model llama-160m --segment 512 --tokens 8192 --streams 1 --iters 1 --out /tmp/x.jsonl > $W/memcheck-2s.log 2>&1
+timeout 120 $CS --tool memcheck dist/dbrmt bench streams --model llama-160m --segment 512 --tokens 4096 --streams 1 --iters 1 --out /tmp/x.jsonl > $W/memcheck-2s.log 2>&1
 mark "memcheck two-stream prefill rc $? $(grep -hE 'ERROR SUMMARY' $W/memcheck-2s.log | tr '\n' ' ' | cut -c1-120)"
 finish
