@@ -218,10 +218,11 @@ impl GpuExecutor {
         let mut tracker = Tracker::new(layers, &[segments]);
         let mut slot_of = vec![usize::MAX; segments];
         let mut slots = SlotPool::new(ws.slots);
-        // Two-stream steps: the upper layers' cells run on `stream2` (with the finishing segments), each step's after
-        // the lower layers' read of the same step. A slot freed by a segment finishing on `stream2` at step i is
-        // reused by `stream` only from step i + QUARANTINE on, after `stream` waited for `stream2`'s step i.
-        // (only where the workspace holds the slots the quarantine takes: a generation session's holds one a layer)
+        // Two-stream steps (where they pay, `GpuModel::two_streams_pay`): the upper layers' cells run on `stream2`
+        // (with the finishing segments), each step's after all `stream` issued before it. A slot freed by a segment
+        // finishing on `stream2` at step i is reused by `stream` only from step i + QUARANTINE on, after `stream`
+        // waited for `stream2`'s step i (only where the workspace holds the slots the quarantine takes: a generation
+        // session's holds one a layer).
         let two = two_streams_enabled() && ws.slots >= max_live_segments(schedule, layers) + QUARANTINE;
         let mut high_done: Vec<(usize, CudaEvent)> = Vec::new(); // (step, stream2's event after it)
         let logit_rows = logits.rows(ids.len()).1;
@@ -258,7 +259,11 @@ impl GpuExecutor {
                 });
             }
             let (low, high): (Vec<StepCell>, Vec<StepCell>) = cells.iter().partition(|x| 2 * x.layer < layers);
-            let split = two && !low.is_empty() && !high.is_empty() && self.model.fits_two_streams(ws, &cells);
+            let split = two
+                && !low.is_empty()
+                && !high.is_empty()
+                && self.model.fits_two_streams(ws, &cells)
+                && self.model.two_streams_pay(&self.gpu, [&low, &high]);
             let finishing = if split {
                 let done = self
                     .model

@@ -433,10 +433,22 @@ impl GpuModel {
             && chunks(cells, m, ws.max_cells.max(1), ws.scratch_rows).len() <= 1
     }
 
+    /// Whether running a step's two groups on two streams pays: each group's narrowest product (o: `d` columns) still
+    /// has four waves of 128 × 128 tiles, so halving a launch's cells costs its products no waves. Measured (H200,
+    /// session 20, `docs/log/two_streams.md`): the 1B T = 1024 step's groups (8 cells of 1152 rows: 8.7 waves) 131K
+    /// 2% faster than one stream; the 160M T = 512 step's (6 cells of 640 rows: 1.4 waves) up to 6% slower.
+    pub fn two_streams_pay(&self, gpu: &Gpu, groups: [&[StepCell]; 2]) -> bool {
+        let (m, d) = (self.cfg.armt.num_mem_tokens, self.cfg.llama.hidden_size);
+        groups.iter().all(|g| {
+            let row_tiles: usize = g.iter().map(|x| x.rows(m).div_ceil(128)).sum();
+            row_tiles * d.div_ceil(128) >= 4 * gpu.sm_count()
+        })
+    }
+
     /// One prefill step as two groups on two streams: `low` (the lower layers' cells) on `s1`, `high` on `s2`, their
     /// scratch side by side (the bits of every cell are those of [`GpuModel::step`]: the same launches, other rows).
-    /// `high` waits for `low`'s read (which follows everything before it on `s1`, the previous step's `low` whose rows
-    /// `high`'s lowest layer reads), so `high`'s read and write can run beside `low`'s products and the other way round.
+    /// `s2` first waits for all that `s1` issued before (the previous step's `low`, whose rows `high`'s lowest layer
+    /// reads); then the two groups run side by side, one group's short memory launches beside the other's products.
     /// The caller orders what else the two streams share (hidden slots reused, the end of the prefill); the event
     /// returned is recorded on `s2` after `high`. Cells must pass [`GpuModel::fits_two_streams`] together.
     #[allow(clippy::too_many_arguments)]
@@ -450,39 +462,17 @@ impl GpuModel {
         low: &[StepCell],
         high: &[StepCell],
     ) -> Result<CudaEvent, KernelError> {
+        // Where `s2` starts was measured three ways (session 20): at the step's start, after `low`'s read, after its
+        // attention block — within 0.5% on 1B, the start best on 160M; the start is the simplest.
         let no_timing = Some(CUevent_flags::CU_EVENT_DISABLE_TIMING);
         let at_low = Chunk::new(&self.cfg, low, ws.rows, |layer| ws.cache_row(layer));
         let at_high = Chunk::new(&self.cfg, high, ws.rows, |layer| ws.cache_row(layer)).placed_at(at_low.scratch_end());
-        // where the upper group starts: after the lower group's read (the default), before it, or after its attention
-        // block (`DBRMT_TWO_STREAMS_AT=start|read|attention`, to measure)
-        let at = std::env::var("DBRMT_TWO_STREAMS_AT").unwrap_or_default();
-        let fork = |s1: &CudaStream| -> Result<(), KernelError> { Ok(s2.wait(&s1.record_event(no_timing)?)?) };
-        match at.as_str() {
-            "start" => fork(s1)?,
-            "attention" => {
-                self.chunk_front(gpu, s1, ws, st, &at_low)?;
-                self.attention_block(gpu, s1, ws, &at_low)?;
-                fork(s1)?;
-            }
-            _ => {
-                self.chunk_front(gpu, s1, ws, st, &at_low)?;
-                fork(s1)?;
-            }
-        }
+        s2.wait(&s1.record_event(no_timing)?)?;
         self.chunk_front(gpu, s2, ws, st, &at_high)?;
         self.chunk_back(gpu, s2, ws, st, &at_high)?;
         let high_done = s2.record_event(no_timing)?;
-        match at.as_str() {
-            "start" => {
-                self.chunk_front(gpu, s1, ws, st, &at_low)?;
-                self.chunk_back(gpu, s1, ws, st, &at_low)?;
-            }
-            "attention" => {
-                self.mlp_block(gpu, s1, ws, &at_low)?;
-                self.write(gpu, s1, ws, st, &at_low)?;
-            }
-            _ => self.chunk_back(gpu, s1, ws, st, &at_low)?,
-        }
+        self.chunk_front(gpu, s1, ws, st, &at_low)?;
+        self.chunk_back(gpu, s1, ws, st, &at_low)?;
         Ok(high_done)
     }
 
