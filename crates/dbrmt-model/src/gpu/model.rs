@@ -433,15 +433,21 @@ impl GpuModel {
             && chunks(cells, m, ws.max_cells.max(1), ws.scratch_rows).len() <= 1
     }
 
-    /// Whether running a step's two groups on two streams pays: each group's narrowest product (o: `d` columns) still
-    /// has four waves of 128 × 128 tiles, so halving a launch's cells costs its products no waves. Measured (H200,
-    /// session 20, `docs/log/two_streams.md`): the 1B T = 1024 step's groups (8 cells of 1152 rows: 8.7 waves) 131K
-    /// 2% faster than one stream; the 160M T = 512 step's (6 cells of 640 rows: 1.4 waves) up to 6% slower.
+    /// Whether running a step's two groups on two streams pays, by the waves of 128 × 128 tiles of each group's
+    /// narrowest product (o: `d` columns): between 4 and 16. Fewer, and halving a launch's cells costs its products
+    /// waves; more, and the step is its products, with little short work to hide beside them. Measured on the H200
+    /// (session 20, `docs/log/two_streams.md`), diagonal against one stream: 1B T = 1024 (8.7 waves) 131K −2%; 160M
+    /// T = 512 (1.4) +3–6%; 1B T = 4096 (32), 3B (23) and 8B (35) T = 1024 at 32K within ±0.7%.
+    /// `DBRMT_TWO_STREAMS=force` takes two streams wherever both groups have cells (to measure).
     pub fn two_streams_pay(&self, gpu: &Gpu, groups: [&[StepCell]; 2]) -> bool {
+        if std::env::var(dbrmt_kernels::switches::TWO_STREAMS).is_ok_and(|v| v == "force") {
+            return true;
+        }
         let (m, d) = (self.cfg.armt.num_mem_tokens, self.cfg.llama.hidden_size);
         groups.iter().all(|g| {
             let row_tiles: usize = g.iter().map(|x| x.rows(m).div_ceil(128)).sum();
-            row_tiles * d.div_ceil(128) >= 4 * gpu.sm_count()
+            let tiles = row_tiles * d.div_ceil(128);
+            (4 * gpu.sm_count()..=16 * gpu.sm_count()).contains(&tiles)
         })
     }
 
