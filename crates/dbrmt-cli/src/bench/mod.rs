@@ -7,6 +7,7 @@
 //! * `profile`: the share of a full diagonal step each launch takes;
 //! * `requests`: many requests in one packed schedule — prefill throughput packed against one after another, and
 //!   decode tokens/s summed over concurrent requests;
+//! * `streams`: independent prefills on their own streams at once, against one after another (the GPU's idle share);
 //! * `write-checkpoint` / `load`: a random bf16 checkpoint written to disk, then loaded onto the GPU in a fresh
 //!   process (load time, host anonymous memory, logits bitwise against the in-memory upload).
 
@@ -15,6 +16,7 @@ mod load;
 mod matrix;
 mod profile;
 mod requests;
+mod streams;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -117,6 +119,27 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Independent diagonal prefills of `--tokens` on `--streams` streams at once (an engine and a host thread each),
+    /// against the same prefills one after another: how much of a step leaves the GPU idle.
+    Streams {
+        #[arg(long, default_value = "benches/matrix.toml")]
+        matrix: PathBuf,
+        #[arg(long, default_value = "llama-160m")]
+        model: String,
+        #[arg(long, default_value_t = 512)]
+        segment: usize,
+        #[arg(long)]
+        tokens: usize,
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+        /// Timed rounds (the median is reported), after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Load a checkpoint written by write-checkpoint onto GPU 0 and time it (run in a fresh process).
     Load {
         #[arg(long)]
@@ -181,6 +204,26 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 seed: *seed,
             };
             requests::requests(&Matrix::read(matrix)?, &plan, &mut Out::append(out)?)
+        }
+        BenchCommand::Streams {
+            matrix,
+            model,
+            segment,
+            tokens,
+            streams,
+            iters,
+            out,
+            seed,
+        } => {
+            let plan = streams::Plan {
+                model: model.clone(),
+                segment: *segment,
+                tokens: *tokens,
+                streams: *streams,
+                iters: *iters,
+                seed: *seed,
+            };
+            streams::streams(&Matrix::read(matrix)?, &plan, &mut Out::append(out)?)
         }
         BenchCommand::Load { dir, seed, out } => load::load(dir, *seed, &mut Out::append(out)?),
         BenchCommand::Kernels { out } => kernels(&mut Out::append(out)?),
