@@ -22,6 +22,7 @@ Rules:
 #include <stdint.h>
 
 #include "bulk.cuh"
+#include "convert.cuh"
 #include "warpgroup.cuh"
 
 namespace sm90 {
@@ -47,12 +48,6 @@ enum class Store { Stg, Bulk, Off };
 // Fast = x * rcp.approx(1 + ex2.approx(-x * log2(e))) (two MUFU operations; relative error ~1e-6, far below the
 // bf16 rounding of the output; v4's exported SwiGLU).
 enum class Silu { Exact, Fast };
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-    // __floats2bfloat162_rn: round to nearest even, lo in the low half (the lower address).
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
@@ -136,11 +131,6 @@ struct PrepIn {
     int v_col;
     int row;
 };
-
-// Defined in tf32_split.cuh (which includes this header): the pre-split form's own functions.
-template <bool BF16_LO>
-__device__ __forceinline__ void split_b(float x, uint32_t& hi, uint32_t& lo);
-__device__ __forceinline__ float lds_f32(uint32_t addr);
 
 template <int BN, Epi E, int ACC0, int WIDTH, Store S, Silu SL = Silu::Exact, bool SPLIT = false, bool PREP = false>
 __device__ __forceinline__ void epilogue_pass(const float (&acc)[BN / 2], uint32_t buf, int wtid, uint32_t bar_id,

@@ -16,37 +16,12 @@ The caller fences (generic -> async proxy) and publishes the stage.
 
 #include <stdint.h>
 
-#include "sm90/epilogue.cuh"
+#include "sm90/convert.cuh"
 
 namespace sm90 {
 
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-    return r;
-}
-
-__device__ __forceinline__ float lds_f32(uint32_t addr) {
-    float v;
-    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(v) : "r"(addr) : "memory");
-    return v;
-}
-
 __device__ __forceinline__ void sts_v4(uint32_t addr, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
     asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
-}
-
-// One value of the B operand: hi = tf32(x), and lo = tf32(x - hi) or the bf16 pair {bf16(hi), bf16(x - hi)}. Shared
-// by convert_stage and armt_state_split.cu (the read's pre-split state), which must agree bit for bit.
-template <bool BF16_LO>
-__device__ __forceinline__ void split_b(float x, uint32_t& hi, uint32_t& lo) {
-    hi = to_tf32(x);
-    const float xl = x - __uint_as_float(hi);
-    if constexpr (BF16_LO) {
-        lo = pack_bf16x2(__uint_as_float(hi), xl);
-    } else {
-        lo = to_tf32(xl);
-    }
 }
 
 // One stage (32 k) of raw f32 [32 k][W n] at `raw` into the hi and lo tiles, by NTHREADS converter threads (this
