@@ -31,6 +31,31 @@ rows · 4·(D + 1) + 8·D per cell. FLOPs: prep rows · (4·D + 3·d), z update 
 #define Z_ROWS 128
 
 // ----------------------------------------------------------------------------
+// The row reductions shared by armt_write_prep_f32 and armt_write_features_f32, which must agree bit for bit.
+
+// β = σ(logit + bias) as reference::armt_write::sigmoid: 1 / (1 + exp(−x)) in f32.
+__device__ __forceinline__ float write_beta(float logit, float bias) { return 1.0f / (1.0f + expf(-(logit + bias))); }
+
+// Each thread's partial kφ·z and ‖kφ‖², xor-reduced within its warp (every lane ends with the same bits: fp addition
+// is commutative) and left per warp in kz_warps / kk_warps; the caller sums those in warp order after the barrier.
+__device__ __forceinline__ void write_warp_sums(float kz, float kk, float* kz_warps, float* kk_warps) {
+    for (int o = 16; o > 0; o >>= 1) {
+        kz += __shfl_xor_sync(0xffffffffu, kz, o);
+        kk += __shfl_xor_sync(0xffffffffu, kk, o);
+    }
+    if ((threadIdx.x & 31) == 0) {
+        kz_warps[threadIdx.x >> 5] = kz;
+        kk_warps[threadIdx.x >> 5] = kk;
+    }
+    __syncthreads();
+}
+
+// γ = clip(1 − δ / (‖kφ‖² + ε), 0, 1), or 1 without the correction.
+__device__ __forceinline__ float write_gamma(float delta, float kk_sum, int correction) {
+    return correction ? fminf(fmaxf(1.0f - __fdiv_rn(delta, kk_sum + ARMT_EPS), 0.0f), 1.0f) : 1.0f;
+}
+
+// ----------------------------------------------------------------------------
 // CUDA kernels
 
 // kvb: the fused write product, row stride kvb_ld; V at columns v_col .. v_col + d, the β logit (no bias) at v_col + d.
@@ -47,8 +72,7 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
     if (t >= span.rows) return;  // block-uniform: no thread of this block reaches the barrier below
 
     const float* v = kvb + (size_t)(span.in_row + t) * kvb_ld + v_col;
-    // As reference::armt_write::sigmoid: 1 / (1 + exp(−x)), x = logit + bias in f32.
-    const float beta = 1.0f / (1.0f + expf(-(v[d] + b_beta[span.layer])));
+    const float beta = write_beta(v[d], b_beta[span.layer]);
     float* ut = u + (size_t)(span.out_row + t) * d;
 
     if (span.flag) {  // segment 0: V̄ = 0, γ = 1; z and ka are not read (span-uniform branch)
@@ -65,18 +89,9 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
         kz = fmaf(kc, zs[c], kz);
         kk = fmaf(kc, kc, kk);
     }
-    // xor butterfly: every lane ends with the same bits (fp addition is commutative).
-    for (int o = 16; o > 0; o >>= 1) {
-        kz += __shfl_xor_sync(0xffffffffu, kz, o);
-        kk += __shfl_xor_sync(0xffffffffu, kk, o);
-    }
     __shared__ float kz_warps[WRITE_WARPS];
     __shared__ float kk_warps[WRITE_WARPS];
-    if ((threadIdx.x & 31) == 0) {
-        kz_warps[threadIdx.x >> 5] = kz;
-        kk_warps[threadIdx.x >> 5] = kk;
-    }
-    __syncthreads();
+    write_warp_sums(kz, kk, kz_warps, kk_warps);
     float kz_sum = 0.0f, kk_sum = 0.0f;
     for (int w = 0; w < WRITE_WARPS; ++w) {  // same order in every thread
         kz_sum += kz_warps[w];
@@ -88,10 +103,7 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
     for (int c = threadIdx.x; c < d; c += WRITE_THREADS) {
         ut[c] = __fmul_rn(beta, __fsub_rn(v[c], __fdiv_rn(kat[c], delta)));
     }
-    if (threadIdx.x == 0) {
-        gamma[span.out_row + t] =
-            correction ? fminf(fmaxf(1.0f - __fdiv_rn(delta, kk_sum + ARMT_EPS), 0.0f), 1.0f) : 1.0f;
-    }
+    if (threadIdx.x == 0) gamma[span.out_row + t] = write_gamma(delta, kk_sum, correction);
 }
 
 // kphi [*, d_key] rows in_row ..; gamma [*] rows out_row .. (the spans of armt_write_prep_f32 as they are); z [states,
@@ -148,7 +160,7 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
     const int w = 2 * d_mem, d_key = nu * w;
     const float* kr = kvb + (size_t)(span.in_row + t) * kvb_ld;
     const float* v = kr + v_col;
-    const float beta = 1.0f / (1.0f + expf(-(v[d] + b_beta[span.layer])));
+    const float beta = write_beta(v[d], b_beta[span.layer]);
     float* kt = kphi + (size_t)(span.in_row + t) * d_key;
     const float* zs = z + (size_t)span.state * d_key;
     float kz = 0.0f, kk = 0.0f;
@@ -169,17 +181,9 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
         if (threadIdx.x == 0) gamma[span.out_row + t] = 1.0f;
         return;
     }
-    for (int o = 16; o > 0; o >>= 1) {
-        kz += __shfl_xor_sync(0xffffffffu, kz, o);
-        kk += __shfl_xor_sync(0xffffffffu, kk, o);
-    }
     __shared__ float kz_warps[WRITE_WARPS];
     __shared__ float kk_warps[WRITE_WARPS];
-    if ((threadIdx.x & 31) == 0) {
-        kz_warps[threadIdx.x >> 5] = kz;
-        kk_warps[threadIdx.x >> 5] = kk;
-    }
-    __syncthreads();
+    write_warp_sums(kz, kk, kz_warps, kk_warps);
     if (threadIdx.x == 0) {
         float kz_sum = 0.0f, kk_sum = 0.0f;
         for (int wi = 0; wi < WRITE_WARPS; ++wi) {
@@ -189,7 +193,6 @@ extern "C" __global__ void __launch_bounds__(WRITE_THREADS)
         const float delta = kz_sum + ARMT_EPS;
         stats[2 * (size_t)(span.in_row + t)] = delta;
         stats[2 * (size_t)(span.in_row + t) + 1] = beta;
-        gamma[span.out_row + t] =
-            correction ? fminf(fmaxf(1.0f - __fdiv_rn(delta, kk_sum + ARMT_EPS), 0.0f), 1.0f) : 1.0f;
+        gamma[span.out_row + t] = write_gamma(delta, kk_sum, correction);
     }
 }
