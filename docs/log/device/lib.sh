@@ -6,6 +6,8 @@
 #   run_test BIN [FILTER...]   runs dist/tests/BIN --ignored, marks its result line, prints failures; returns its rc
 #   stall_profile KERNEL FILTER [ENV...]   ncu warp-stall sampling of one launch of KERNEL inside
 #                `dbrmt bench matrix --filter FILTER` (launch 13), summarised by stall_summary.py into $W
+#   smi_on NAME / smi_off NAME   nvidia-smi's SM clock, power and clock event reasons sampled every 100 ms between
+#                the two into $W/smi-NAME.csv; smi_off marks smi_summary.py's line (clock under the power cap or not)
 #   $CS, $NCU    compute-sanitizer and ncu
 # It also unpacks tmp-device/B.tar.xz (the bundle: `cargo xtask bundle --gpu`, copied there, carried as tmp-device).
 set -uo pipefail
@@ -34,3 +36,8 @@ stall_profile() {
   python3 $R/docs/log/device/stall_summary.py $W/$k.csv | tee $W/$k-summary.txt | head -40
   gzip $W/$k.csv; rm -f $W/$k.ncu-rep
 }
+smi_on() {
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_event_reasons.active \
+    --format=csv,noheader,nounits -lms 100 > $W/smi-$1.csv 2>&1 & SMI=$!
+}
+smi_off() { kill $SMI 2>/dev/null; wait $SMI 2>/dev/null; mark "smi $1: $(python3 $R/docs/log/device/smi_summary.py $W/smi-$1.csv)"; }
