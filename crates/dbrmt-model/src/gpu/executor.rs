@@ -224,6 +224,10 @@ impl GpuExecutor {
         // waited for `stream2`'s step i (only where the workspace holds the slots the quarantine takes: a generation
         // session's holds one a layer).
         let two = two_streams_enabled() && ws.slots >= max_live_segments(schedule, layers) + QUARANTINE;
+        if two {
+            // whatever an earlier prefill left on `stream2` (one that stopped at an error) comes first
+            stream.join(&self.stream2)?;
+        }
         let mut high_done: Vec<(usize, CudaEvent)> = Vec::new(); // (step, stream2's event after it)
         let logit_rows = logits.rows(ids.len()).1;
         let mut out_logits = vec![0.0f32; logit_rows * v];
