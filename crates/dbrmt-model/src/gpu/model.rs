@@ -255,6 +255,13 @@ pub fn set_qkv_rope(on: bool) {
 static QKV_ROPE: dbrmt_kernels::switches::RuntimeSwitch =
     dbrmt_kernels::switches::RuntimeSwitch::new(dbrmt_kernels::switches::QKV_ROPE);
 
+/// [`GpuModel::two_streams_pay`]'s rule for one group of cells of `rows` rows each at hidden size `d`: its o product's
+/// 128 × 128 tiles make 4 to 16 waves on `sms` SMs.
+fn group_waves_pay(rows: impl Iterator<Item = usize>, d: usize, sms: usize) -> bool {
+    let tiles = rows.map(|r| r.div_ceil(128)).sum::<usize>() * d.div_ceil(128);
+    (4 * sms..=16 * sms).contains(&tiles)
+}
+
 /// Whether the open cells of one layer share one group per projection (`DBRMT_MERGE_ROWS=off`: one group per cell, to
 /// compare; the bits are the same either way, see [`runs`]).
 pub(super) fn merge_rows() -> bool {
@@ -444,11 +451,9 @@ impl GpuModel {
             return true;
         }
         let (m, d) = (self.cfg.armt.num_mem_tokens, self.cfg.llama.hidden_size);
-        groups.iter().all(|g| {
-            let row_tiles: usize = g.iter().map(|x| x.rows(m).div_ceil(128)).sum();
-            let tiles = row_tiles * d.div_ceil(128);
-            (4 * gpu.sm_count()..=16 * gpu.sm_count()).contains(&tiles)
-        })
+        groups
+            .iter()
+            .all(|g| group_waves_pay(g.iter().map(|x| x.rows(m)), d, gpu.sm_count()))
     }
 
     /// One prefill step as two groups on two streams: `low` (the lower layers' cells) on `s1`, `high` on `s2`, their
@@ -1139,5 +1144,18 @@ pub(super) mod tests {
                 "{other}"
             );
         }
+    }
+
+    /// The two-stream rule at the shapes it was measured on (H200, 132 SMs, M = 128; halves of a full step): on for
+    /// the 1B model at T = 512 and 1024, off for the 160M model, for the 1B at T = 2048 and for 3B and 8B.
+    #[test]
+    fn two_streams_where_the_halves_keep_4_to_16_waves() {
+        let half = |cells: usize, t: usize, d: usize| group_waves_pay(std::iter::repeat_n(t + 128, cells), d, 132);
+        assert!(half(8, 512, 2048), "1B T = 512: 4.8 waves");
+        assert!(half(8, 1024, 2048), "1B T = 1024: 8.7 waves");
+        assert!(!half(8, 2048, 2048), "1B T = 2048: 16.5 waves");
+        assert!(!half(6, 512, 768), "160M T = 512: 1.4 waves");
+        assert!(!half(14, 1024, 3072), "3B T = 1024: 23 waves");
+        assert!(!half(16, 1024, 4096), "8B T = 1024: 35 waves");
     }
 }
