@@ -232,6 +232,7 @@ impl Report {
         if let Some(g) = self.ceiling("torch-copy-d2d", "gbps") {
             writeln!(md, "| device-to-device copy (read + write) | {:.2} TB/s |", g / 1e3)?;
         }
+        self.step_ceiling_table(&mut md)?;
         self.e2e_table(&mut md, gemm)?;
         self.decode_table(&mut md)?;
         crate::bench_requests::section(&self.lines, &mut md)?;
@@ -336,6 +337,60 @@ impl Report {
                 l["ms_per_token"].as_f64().map_or("—".into(), |x| format!("{x:.3}")),
                 l["tokens_per_s"].as_f64().map_or("—".into(), |x| format!("{x:.0}")),
                 l["prefill_ms"].as_f64().map_or("—".into(), |x| format!("{x:.1}")),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A full diagonal step's products and attention with cuBLAS + SDPA (`benches/python/step_ceiling.py`: op by op,
+    /// one step cold, steps back to back), beside ours in the same step (the step profile's products and attention).
+    fn step_ceiling_table(&self, md: &mut String) -> Result<()> {
+        let rows: Vec<&Value> = self.of_kind("step-ceiling").filter(|l| l["ms"].is_number()).collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        writeln!(
+            md,
+            "\n## A step's products and attention: cuBLAS + SDPA and ours\n\nOne full diagonal step (a cell per layer, \
+             T + 128 rows each): q/k/v, attention, o, gate/up, down with `torch.bmm` over the cells' weights and SDPA \
+             (`benches/python/step_ceiling.py`; torch's SwiGLU pass left out, ours is fused), op by op, one step \
+             cold, and 128 steps back to back (the clock under the power limit); ours: the same launches in the step \
+             profile.\n\n| model | T | op by op ms | one step ms | sustained ms | ours in the step ms |\n|---|---:|---:|---:|---:|---:|"
+        )?;
+        let mut shapes: Vec<(&str, u64)> = rows
+            .iter()
+            .filter_map(|l| Some((l["model"].as_str()?, l["segment"].as_u64()?)))
+            .collect();
+        shapes.dedup();
+        for (model, segment) in shapes {
+            let ms = |op: &str, mode: &str| {
+                rows.iter()
+                    .find(|l| l["model"] == model && l["segment"] == segment && l["op"] == op && l["mode"] == mode)
+                    .and_then(|l| l["ms"].as_f64())
+            };
+            let ours = self
+                .of_kind("profile")
+                .find(|p| p["model"] == model && p["segment"] == segment)
+                .and_then(|p| p["parts"].as_array())
+                .map(|parts| {
+                    let products = ["q/k/v", "attention", "o projection", "gate/up", "down"];
+                    parts
+                        .iter()
+                        .filter(|part| {
+                            let label = part["label"].as_str().unwrap_or("");
+                            products.iter().any(|p| label.starts_with(p))
+                        })
+                        .filter_map(|part| part["ms"].as_f64())
+                        .sum::<f64>()
+                });
+            let f = |x: Option<f64>| x.map_or("—".into(), |x| format!("{x:.3}"));
+            writeln!(
+                md,
+                "| {model} | {segment} | {} | {} | {} | {} |",
+                f(ms("sum", "alone")),
+                f(ms("step", "cold")),
+                f(ms("step", "sustained")),
+                f(ours)
             )?;
         }
         Ok(())
@@ -622,6 +677,32 @@ fn ratio(num: Option<f64>, den: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The step-ceiling table takes cuBLAS + SDPA op by op, cold and sustained, and sums our products and attention
+    /// from the same shape's profile (not its memory path, norms or embedding).
+    #[test]
+    fn step_ceiling_beside_our_profile() {
+        let ceiling = |op: &str, mode: &str, ms: f64| serde_json::json!({"kind": "step-ceiling", "model": "m", "segment": 1024, "op": op, "mode": mode, "ms": ms});
+        let part = |label: &str, ms: f64| serde_json::json!({"label": label, "ms": ms});
+        let lines = vec![
+            ceiling("sum", "alone", 3.613),
+            ceiling("step", "cold", 3.553),
+            ceiling("step", "sustained", 3.726),
+            serde_json::json!({"kind": "profile", "model": "m", "segment": 1024, "parts": [
+                part("read: fused φ·A + apply", 0.34), part("q/k/v projection + rope", 0.387),
+                part("attention", 0.351), part("o projection + residual", 0.274), part("rms_norm", 0.143),
+                part("gate/up projection + swiglu", 1.787), part("down projection + residual", 0.922)]}),
+        ];
+        let report = Report {
+            lines,
+            matrix: Matrix::read(&cargo::repo_root().join("benches/matrix.toml")).unwrap(),
+            run_name: "x".into(),
+            notes: String::new(),
+        };
+        let mut md = String::new();
+        report.step_ceiling_table(&mut md).unwrap();
+        assert!(md.contains("| m | 1024 | 3.613 | 3.553 | 3.726 | 3.721 |"), "{md}");
+    }
 
     /// One 1B segment of 1024 tokens + 128 memory rows: the projections dominate and match a hand count.
     #[test]

@@ -225,7 +225,9 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 #                          kernels (dbrmt bench kernels: every kernel beside cuBLAS / the copy bandwidth),
 #                          matrix (dbrmt bench matrix), profile (the step profile of 1B T=1024 and 160M T=512),
 #                          baselines (benches/python/baselines.py), attention
-#                          (benches/python/sdpa_attention.py: SDPA and the same-run GEMM/copy ceilings), load
+#                          (benches/python/sdpa_attention.py: SDPA and the same-run GEMM/copy ceilings), ceiling
+#                          (benches/python/step_ceiling.py: a full step's products + attention with cuBLAS + SDPA,
+#                          op by op and sustained, beside ours from the profile part), load
 #                          (random 1B and 8B-shaped bf16 checkpoints written to /tmp, then loaded in a fresh
 #                          process), requests (dbrmt bench requests, 1B T=1024: 16 × 8K and 4 × 32K prefills packed
 #                          against one after another; decode tokens/s of 1, 4, 16, 64 concurrent requests), serve
@@ -251,7 +253,7 @@ if [ "$mode" = bench ]; then
   out="${1:-bench-results}"
   [ $# -gt 0 ] && shift
   parts=("$@")
-  [ ${#parts[@]} -eq 0 ] && parts=(kernels attention matrix profile baselines load requests)
+  [ ${#parts[@]} -eq 0 ] && parts=(kernels attention ceiling matrix profile baselines load requests)
   mkdir -p "$out"
   filter=()
   [ -n "${BENCH_FILTER:-}" ] && filter=(--filter "$BENCH_FILTER")
@@ -264,6 +266,7 @@ if [ "$mode" = bench ]; then
       matrix) "$DIST/dbrmt" bench matrix --out "$out/dbrmt.jsonl" "${filter[@]}" || status=1 ;;
       baselines) PYTHONUNBUFFERED=1 python3 benches/python/baselines.py --out "$out/torch.jsonl" "${pyfilter[@]}" || status=1 ;;
       attention) PYTHONUNBUFFERED=1 python3 benches/python/sdpa_attention.py --out "$out/torch.jsonl" || status=1 ;;
+      ceiling) PYTHONUNBUFFERED=1 python3 benches/python/step_ceiling.py --out "$out/torch.jsonl" || status=1 ;;
       kernels) LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}" "$DIST/dbrmt" bench kernels --out "$out/dbrmt.jsonl" || status=1 ;;
       profile)
         "$DIST/dbrmt" bench profile --model llama-3.2-1b --segment 1024 --tokens 32768 --out "$out/dbrmt.jsonl" || status=1
@@ -280,7 +283,7 @@ if [ "$mode" = bench ]; then
         "$DIST/dbrmt" bench requests --requests 4 --tokens 32768 --out "$out/dbrmt.jsonl" || status=1
         "$DIST/dbrmt" bench requests --requests 1,4,16,64 --tokens 128 --decode 64 --no-serial --out "$out/dbrmt.jsonl" || status=1 ;;
       serve) PYTHONUNBUFFERED=1 python3 benches/python/serve_load.py --dbrmt "$DIST/dbrmt" --preset llama-3.2-1b --out "$out/serve.jsonl" ${SERVE_LOAD_ARGS:-} || status=1 ;;
-      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, load, requests, serve)" >&2; status=2 ;;
+      *) echo "unknown bench part $part (kernels, matrix, profile, baselines, attention, ceiling, load, requests, serve)" >&2; status=2 ;;
     esac
   done
   exit $status
