@@ -6,13 +6,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use dbrmt_formats::random::RandomModel;
-use dbrmt_formats::rng::SplitMix64;
 use dbrmt_model::LogitsMode;
 use dbrmt_runtime::{Device, Engine, ScheduleKind};
 use serde_json::json;
 
 use super::matrix::{DecodeRow, Matrix, Row};
-use super::{device_name, gpu_used_bytes, median, Out};
+use super::{device_name, gpu_used_bytes, median, random_ids, Out};
 
 /// The engine of the last row, kept while the next row needs the same model and segment size.
 #[derive(Default)]
@@ -42,12 +41,6 @@ impl EngineCache {
         }
         self.engine.as_ref().context("engine just made")
     }
-}
-
-/// `n` random ids below `vocab`.
-fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<i64> {
-    let mut r = SplitMix64::new(seed);
-    (0..n).map(|_| (r.next_u64() % vocab as u64) as i64).collect()
 }
 
 /// The dbrmt methods of prefill `row`.

@@ -293,6 +293,17 @@ impl Out {
     }
 }
 
+/// `n` random ids below `vocab` (the matrix rows' and the request sets' prompts).
+fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<i64> {
+    let mut r = dbrmt_formats::rng::SplitMix64::new(seed);
+    (0..n).map(|_| (r.next_u64() % vocab as u64) as i64).collect()
+}
+
+/// `n` ids spread over `vocab` by a fixed stride (the step profile's and `bench streams`' prefills).
+fn spread_ids(n: usize, vocab: usize) -> Vec<i64> {
+    (0..n as i64).map(|i| (i * 7919 + 13) % vocab as i64).collect()
+}
+
 /// The median of `xs` (NaN when empty).
 fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();

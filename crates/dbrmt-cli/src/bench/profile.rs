@@ -8,7 +8,7 @@ use dbrmt_runtime::{Device, Engine, ScheduleKind};
 use serde_json::json;
 
 use super::matrix::Matrix;
-use super::{device_name, Out};
+use super::{device_name, spread_ids, Out};
 
 /// Profiles a prefill of `tokens` random ids of `model` with segments of `segment`: the mean time per step of each
 /// launch over the steps with the most cells (all layers busy), printed as a table and written as one JSON line.
@@ -17,9 +17,7 @@ pub fn profile(m: &Matrix, model: &str, segment: usize, tokens: usize, out: &mut
     let engine = Engine::from_tensors(&RandomModel::new(cfg.clone(), seed), Device::Cuda(0))
         .with_context(|| format!("uploading random {model} weights"))?;
     let gpu = engine.gpu_executor().context("a CUDA engine")?;
-    let ids: Vec<i64> = (0..tokens as i64)
-        .map(|i| (i * 7919 + 13) % cfg.llama.vocab_size as i64)
-        .collect();
+    let ids = spread_ids(tokens, cfg.llama.vocab_size);
     // warm-up, then the profiled run
     engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::None, false)?;
     gpu.set_profiling(true);

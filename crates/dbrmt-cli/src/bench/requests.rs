@@ -17,7 +17,6 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use dbrmt_formats::rng::SplitMix64;
 use dbrmt_kernels::switches;
 use dbrmt_model::LogitsMode;
 use dbrmt_runtime::{
@@ -28,7 +27,7 @@ use serde_json::json;
 
 use super::e2e::EngineCache;
 use super::matrix::Matrix;
-use super::{device_name, median, Out};
+use super::{device_name, median, random_ids, Out};
 
 /// What `dbrmt bench requests` measures.
 #[derive(Debug, Clone)]
@@ -283,10 +282,4 @@ fn report(engine: &Engine, plan: &Plan, n: usize, method: &str, runs: Vec<Timed>
         "device_argmax": switches::state(switches::DEVICE_ARGMAX),
         "device": device_name(),
     }))
-}
-
-/// `n` random ids below `vocab`.
-fn random_ids(n: usize, vocab: usize, seed: u64) -> Vec<i64> {
-    let mut r = SplitMix64::new(seed);
-    (0..n).map(|_| (r.next_u64() % vocab as u64) as i64).collect()
 }

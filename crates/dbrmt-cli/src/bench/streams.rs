@@ -13,7 +13,7 @@ use dbrmt_runtime::{Device, Engine, ScheduleKind};
 use serde_json::json;
 
 use super::matrix::Matrix;
-use super::{device_name, median, Out};
+use super::{device_name, median, spread_ids, Out};
 
 /// What `bench streams` runs.
 pub struct Plan {
@@ -37,9 +37,7 @@ pub fn streams(m: &Matrix, plan: &Plan, out: &mut Out) -> anyhow::Result<()> {
                 .with_context(|| format!("uploading random {} weights", plan.model))
         })
         .collect::<anyhow::Result<_>>()?;
-    let ids: Vec<i64> = (0..plan.tokens as i64)
-        .map(|i| (i * 7919 + 13) % cfg.llama.vocab_size as i64)
-        .collect();
+    let ids = spread_ids(plan.tokens, cfg.llama.vocab_size);
     let prefill = |e: &Engine| -> anyhow::Result<f64> {
         let (_, ms) = e.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::None, false)?;
         Ok(f64::from(ms.unwrap_or(f32::NAN)))
