@@ -236,11 +236,11 @@ impl GpuExecutor {
             tracker
                 .check_step(&step.tasks)
                 .map_err(|e| ModelError::InvalidSchedule(format!("step {i}: {e}")))?;
-            // slots freed at least QUARANTINE steps ago, once `stream` has waited for `stream2` at that step
-            if let Some(at) = high_done.iter().position(|(j, _)| j + QUARANTINE <= i) {
-                let (j, done) = high_done.remove(at);
+            // slots freed at least QUARANTINE steps ago, once `stream` has waited for `stream2` at that step (at most one
+            // entry a step, oldest first: only the oldest can be due)
+            if high_done.first().is_some_and(|(j, _)| j + QUARANTINE <= i) {
+                let (j, done) = high_done.remove(0);
                 stream.wait(&done)?;
-                high_done.retain(|(k, _)| *k > j);
                 slots.release_through(j);
             }
             let mut cells = Vec::with_capacity(step.tasks.len());
