@@ -10,8 +10,8 @@ for head dims 64 and 128:
   segment (segment row 0 = qkv row in_row), each attending to rows 0 ..= its own; query pos + i goes to output row
   out_row + i (H*hd bf16 columns). Scores are scaled by `scale`; softmax in f32; the output is rounded to bf16 once.
 
-ABI (extern "C", one entry per head dim; unchanged from version 1):
-  attention_sm90_causal_bf16_hd64, attention_sm90_causal_bf16_hd128
+ABI (extern "C"; the parameters unchanged from version 1): attention_sm90_causal_bf16_hd64 (three consumer warpgroups),
+  attention_sm90_causal_bf16_hd64_wg2 and attention_sm90_causal_bf16_hd128 (two); the launcher picks by consumer_wgs
   (const __grid_constant__ sm90::TmaMap q_map,      // byte offset 0    (CUtensorMap, 128 bytes, 64-aligned)
    const __grid_constant__ sm90::TmaMap kv_map,     // byte offset 128
    const __grid_constant__ Spans spans,             // byte offset 256  (common/params.h: 64 RowSpan + count)
@@ -30,28 +30,29 @@ FLOAT_OOB_FILL_NONE = zeros, element strides all 1):
   kv_map: rank 2 over the k and v heads: base = qkv + H*hd elements, globalDim {2*KV*hd, rows_total},
           globalStrides {qkv_ld*2} bytes, boxDim {64, 128}.
   Both depend only on the buffer, its shape and (H, KV, hd), so a launcher can build them once per buffer.
-Launch: grid = number of SMs (persistent; any grid >= 1 gives the same bytes), block 384, no cluster, dynamic shared
-memory attn90::smem_bytes(hd) (180896 bytes at hd 64, 229984 at hd 128, as in version 1; version 2 uses at most that;
-set cudaFuncAttributeMaxDynamicSharedMemorySize to it). The dynamic shared memory base must be 1024-byte aligned
-(the kernel traps if not).
+Launch: grid = number of SMs (persistent; any grid >= 1 gives the same bytes), block 128 * (consumer warpgroups + 1)
+(512 or 384), no cluster, dynamic shared memory attn90::smem_bytes(hd) (204992 bytes at hd 64 since session 21,
+229984 at hd 128; an entry uses at most that; set cudaFuncAttributeMaxDynamicSharedMemorySize to it). The dynamic
+shared memory base must be 1024-byte aligned (the kernel traps if not).
 
-Structure (per CTA: warpgroups 0 and 1 consume, warpgroup 2 produces; sm90/warpgroup.cuh register split 40/232):
+Structure (per CTA: warpgroups 0 .. NWG - 1 consume, warpgroup NWG produces; NWG = 3 or 2 (consumer_wgs); register
+split 32/160 or 40/232, sm90/warpgroup.cuh):
   - GQA packing: a consumer warpgroup owns a 64-row tile of the packed M dimension = P = 64 / R consecutive query
     positions times the R query heads of one KV head (row = position_offset * R + head_offset; rows R*P .. 63 are
     padding when R does not divide 64). So the R heads that share a K/V tile read it from shared memory together,
     and a decode row (one position) fills R rows of a tile instead of 1.
-  - Work items (attention_sm90/schedule.cuh): (span, KV head, level c); the two consumer warpgroups take warpgroup
-    blocks 2c and 2c + 1 (positions 2cP .. 2cP + 2P - 1, aligned at position 0 of the segment). Items come in L2
+  - Work items (attention_sm90/schedule.cuh): (span, KV head, level c); consumer warpgroup w takes warpgroup block
+    NWG*c + w (positions (NWG*c + w)P .. (NWG*c + w + 1)P - 1, aligned at position 0 of the segment). Items come in L2
     sections of a few spans, longest first inside a section, snake order over the persistent grid; every role
     walks the list itself with whole-warp ballots.
-  - Producer warp (warp 8; lane 0 issues): per item, the Q tile of each active warpgroup (one 3-D TMA box {64, R, P}
+  - Producer warp (warp 4*NWG; lane 0 issues): per item, the Q tile of each active warpgroup (one 3-D TMA box {64, R, P}
     per 64-column half; 2 slots, double-buffered across items), then K and V tiles of 128 keys (one 2-D box {64, 128}
     per half) into two separate rings (KS and VS stages, full and empty mbarriers each), K one tile ahead of V:
     K0, K1, V0, K2, V1, ... A K stage is released as soon as the S product that reads it has completed, a V stage
     when its P.V product has completed, so the loads of the next tiles start about one iteration earlier than with
     version 1's shared K+V stage (released only after P.V, which left hd 128 with ~0.1 iteration of prefetch).
-  - V-fixup warp (warp 9): waits for every V tile; rows of a tile at or past the span's last key (pos + rows) are
-    garbage for this span (other cells' rows, not yet written cache rows, poison) and are zeroed, then the warp
+  - V-fixup warp (warp 4*NWG + 1): waits for every V tile; rows of a tile at or past the span's last key (pos + rows)
+    are garbage for this span (other cells' rows, not yet written cache rows, poison) and are zeroed, then the warp
     arrives on vready. A masked probability is exactly 0, but 0 * NaN would not be.
   - Consumers, per key tile n (FA3's intra-warpgroup overlap): issue S_n = Q K_n^T (m64n128k16, Q and K from shared
     memory), issue O += P_{n-1} V_{n-1} (m64n{hd}k16, P from registers, V MN-major via the transposed-B descriptor),
@@ -59,11 +60,12 @@ Structure (per CTA: warpgroups 0 and 1 consume, warpgroup 2 produces; sm90/warpg
     V_{n-1}, rescale O, convert P_n to bf16 in registers. The causal mask is applied only to tiles that reach past
     the warpgroup's first position. Epilogue: O / l rounded to bf16, staged in shared memory (XOR-swizzled 16-byte
     chunks: conflict-free), then 16-byte coalesced stores of the rows inside [pos, pos + rows) only.
-  - Pingpong (FA3's warp scheduler barriers): when both warpgroups have rows in the item, they take turns issuing
-    their GEMMs (named barriers 3 and 4: a warpgroup waits for its turn, issues S_n and P_{n-1}.V_{n-1}, hands the
-    turn over, then runs its softmax while the other warpgroup's GEMMs use the tensor cores). For equal turn counts
-    both walk max(kt0, kt1) key tiles; the extra tile of the warpgroup with fewer is a no-op for its rows (C4). An
-    item where one warpgroup has no rows (decode) runs the other alone, without turns.
+  - Pingpong (FA3's warp scheduler barriers): when every warpgroup has rows in the item, they take turns issuing
+    their GEMMs round robin (named barriers TURN + w: a warpgroup waits for its turn, issues S_n and
+    P_{n-1}.V_{n-1}, hands the turn to the next, then runs its softmax while the others' GEMMs use the tensor
+    cores). For equal turn counts all walk the item's largest key-tile count; the extra tiles of a warpgroup with
+    fewer are no-ops for its rows (C4). An item where some warpgroup has no rows (decode, a span's last level) runs
+    the others without turns.
 
 The canonical computation of one query row (head h, segment position q) — requirement (b), decode == prefill:
   C1. Its warpgroup tile is fixed by (q, h) alone: block b = floor(q / P) (positions aligned at segment row 0, never
@@ -123,22 +125,35 @@ static_assert(sizeof(AttnSm90Params) == 24, "AttnSm90Params layout is mirrored b
 
 namespace attn90 {
 
-constexpr int BN = 128;       // keys per tile
-constexpr int THREADS = 384;  // 2 consumer warpgroups + 1 producer warpgroup
-constexpr int PRODUCER_REGS = 40;
-constexpr int CONSUMER_REGS = 232;
-constexpr int PRODUCER_WARP = 8;  // warp 0 of the producer warpgroup (lane 0 issues the TMA)
-constexpr int FIXUP_WARP = 9;     // warp 1 of the producer warpgroup
-static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 256 <= 65536, "register file");
+constexpr int BN = 128;  // keys per tile
+// Consumer warpgroups per CTA (the launcher's choice of entry; every choice gives the same bits, C1-C4): three at hd
+// 64 with grouped queries (R >= 2; as FA3's 192-row tiles at hd 64), where one warpgroup's softmax is a chain of
+// dependent instructions that two warps per scheduler did not hide (docs/log/attention_sm90.md §8: the 1B step
+// +17-21%, SmolLM2's +15%); two otherwise: at R = 1 (the 160M step, 64 positions a warpgroup block) three were 14%
+// slower, and at hd 128 the accumulators (64 + 64 + 32 registers a thread) leave no room for a third. The launcher
+// also takes two for launches of few rows (decode: one warpgroup of an item has rows; 1-6% faster there).
+__host__ __device__ constexpr int consumer_wgs(int hd, int r) { return hd == 64 && r > 1 ? 3 : 2; }
+// NWG consumer warpgroups + 1 producer warpgroup; the register split of the whole file (65536 a CTA).
+template <int NWG>
+struct Roles {
+    static constexpr int THREADS = 128 * (NWG + 1);
+    static constexpr int PRODUCER_REGS = NWG == 3 ? 32 : 40;
+    static constexpr int CONSUMER_REGS = NWG == 3 ? 160 : 232;
+    static constexpr int PRODUCER_WARP = 4 * NWG;   // warp 0 of the producer warpgroup (lane 0 issues the TMA)
+    static constexpr int FIXUP_WARP = 4 * NWG + 1;  // warp 1 of the producer warpgroup
+    static constexpr uint32_t TURN = 1 + NWG;       // named barriers TURN + w, after 0 and the epilogues' 1 + w
+    static_assert(PRODUCER_REGS * 128 + CONSUMER_REGS * 128 * NWG <= 65536, "register file");
+    static_assert(TURN + NWG <= 16, "named barriers");
+};
 // The dynamic shared memory a launch provides (the ABI of version 1; the kernel may use less).
-constexpr int SMEM_ABI_HD64 = 180896;
+constexpr int SMEM_ABI_HD64 = 204992;
 constexpr int SMEM_ABI_HD128 = 229984;
 // Named barriers: 0 = __syncthreads; 1 + w = consumer warpgroup w's own (128 threads, the epilogue staging);
-// TURN + w = warpgroup w's pingpong turn (256 threads: w syncs, the other warpgroup arrives).
-constexpr uint32_t TURN = 3;
+// TURN + w = warpgroup w's pingpong turn (256 threads: w syncs, warpgroup w - 1 (mod NWG), the one whose turn
+// comes before, arrives).
 
 // Shared memory plan (offsets from the 1024-aligned dynamic base).
-template <int HD>
+template <int HD, int NWG>
 struct Smem {
     static constexpr int HALVES = HD / 64;                 // 64-column (128-byte) halves of a head row
     static constexpr int KS = HD == 64 ? 4 : 2;            // K ring depth
@@ -150,17 +165,18 @@ struct Smem {
     static constexpr uint32_t O_TILE = 64 * HD * 2;        // a warpgroup's output staging: [64 rows][hd] bf16
     static constexpr uint32_t K_OFF = 0;
     static constexpr uint32_t V_OFF = K_OFF + KS * KV_TILE;
-    static constexpr uint32_t Q_OFF = V_OFF + VS * KV_TILE;  // [slot 0..1][warpgroup 0..1]
-    static constexpr uint32_t O_OFF = Q_OFF + 4 * Q_TILE;    // [warpgroup 0..1]
-    static constexpr uint32_t BAR_OFF = O_OFF + 2 * O_TILE;
+    static constexpr uint32_t Q_OFF = V_OFF + VS * KV_TILE;      // [slot 0..1][warpgroup 0..NWG-1]
+    static constexpr uint32_t O_OFF = Q_OFF + 2 * NWG * Q_TILE;  // [warpgroup 0..NWG-1]
+    static constexpr uint32_t BAR_OFF = O_OFF + NWG * O_TILE;
+    static constexpr int CONSUMER_WARPS = 4 * NWG;  // the count of the empty barriers below
     // mbarrier indices
     static constexpr int FULL_K = 0;               // [KS] count 1: producer expect_tx + TMA bytes of K
-    static constexpr int EMPTY_K = KS;             // [KS] count 8: the consumer warps, after their S product
+    static constexpr int EMPTY_K = KS;             // [KS] count 4·NWG: the consumer warps, after their S product
     static constexpr int FULL_V = 2 * KS;          // [VS] count 1: producer expect_tx + TMA bytes of V
     static constexpr int VREADY = 2 * KS + VS;     // [VS] count 32: the fixup warp's lanes
-    static constexpr int EMPTY_V = 2 * KS + 2 * VS;  // [VS] count 8: the consumer warps, after their P.V product
+    static constexpr int EMPTY_V = 2 * KS + 2 * VS;  // [VS] count 4·NWG: the consumer warps, after their P.V
     static constexpr int Q_FULL = 2 * KS + 3 * VS;   // [2] count 1: producer expect_tx + TMA bytes of Q
-    static constexpr int Q_EMPTY = Q_FULL + 2;       // [2] count 8: the consumer warps
+    static constexpr int Q_EMPTY = Q_FULL + 2;       // [2] count 4·NWG: the consumer warps
     static constexpr int NBARS = Q_EMPTY + 2;
     static constexpr uint32_t BYTES = BAR_OFF + NBARS * 8;
     static_assert(K_OFF % 1024 == 0 && V_OFF % 1024 == 0 && Q_OFF % 1024 == 0 && KV_TILE % 1024 == 0 &&
@@ -190,37 +206,44 @@ struct Ring {
 };
 
 // One work item as every role derives it from the walk position.
+template <int NWG>
 struct Item {
     int in_row, out_row, pos, kv_len;  // the span: kv_len = pos + rows (the segment's rows so far)
     int g;                             // KV head
-    int p00, p01;                      // first position of warpgroup 0's and 1's block
-    int kt0, kt1;                      // key tiles of each warpgroup (0: no query of the span in its block)
-    int kt;                            // key tiles the producer loads: max(kt0, kt1) >= 1
+    int p0;                            // first position of warpgroup 0's block (warpgroup w's: p0 + w·bp)
+    int kts[NWG];                      // key tiles of each warpgroup (0: no query of the span in its block)
+    int kt;                            // key tiles the producer loads: the largest of kts, >= 1
+    bool all;                          // every warpgroup has a query in the item
 };
 
-__device__ __forceinline__ Item make_item(const Spans& spans, const int* pos, const Walk& w, int bp) {
-    Item it;
+template <int NWG>
+__device__ __forceinline__ Item<NWG> make_item(const Spans& spans, const int* pos, const Walk& w, int bp) {
+    Item<NWG> it;
     const RowSpan& sp = spans.spans[w.s];
     it.in_row = sp.in_row;
     it.out_row = sp.out_row;
     it.pos = pos[w.s];
     it.kv_len = it.pos + sp.rows;
     it.g = w.g;
-    it.p00 = 2 * w.level() * bp;
-    it.p01 = it.p00 + bp;
+    it.p0 = NWG * w.level() * bp;
+    it.kt = 0;
+    it.all = true;
     // A block needs the key tiles up to the one holding its last query inside the span (C2: at least the tile of
     // every query it stores).
-    const bool a0 = it.p00 < it.kv_len && it.p00 + bp > it.pos;
-    const bool a1 = it.p01 < it.kv_len && it.p01 + bp > it.pos;
-    it.kt0 = a0 ? (min(it.p00 + bp, it.kv_len) - 1) / BN + 1 : 0;
-    it.kt1 = a1 ? (min(it.p01 + bp, it.kv_len) - 1) / BN + 1 : 0;
-    it.kt = max(it.kt0, it.kt1);
+#pragma unroll
+    for (int b = 0; b < NWG; ++b) {
+        const int p = it.p0 + b * bp;
+        const bool active = p < it.kv_len && p + bp > it.pos;
+        it.kts[b] = active ? (min(p + bp, it.kv_len) - 1) / BN + 1 : 0;
+        it.kt = max(it.kt, it.kts[b]);
+        it.all = it.all && active;
+    }
     return it;
 }
 
 // Profiling records (the harness's profiling build only; the production entries compile all of it out): per CTA
-// three records of PF_N counters: consumer warpgroup 0, consumer warpgroup 1 (measured by its warp 0, lane 0), the
-// producer (warp 8, lane 0). Cycle counters (SM clock) except the counts and the global-timer stamps.
+// NWG + 1 records of PF_N counters: consumer warpgroups 0 .. NWG - 1 (each measured by its warp 0, lane 0), then
+// the producer (its warp 0, lane 0). Cycle counters (SM clock) except the counts and the global-timer stamps.
 enum Prof : int {
     PF_TOTAL = 0,  // cycles from the role's start to its end
     PF_ITEM,       // consumers: walk + item + Q wait; producer: walk + Q-slot wait
@@ -243,10 +266,11 @@ enum Prof : int {
 // S[64 x 128] = Q[64 x hd] . K[128 x hd]^T: hd/16 chained m64n128k16, both operands K-major 128B-swizzled.
 template <int HD>
 __device__ __forceinline__ void s_gemm(float (&s)[64], uint32_t q_tile, uint32_t k_tile) {
+    using L = Smem<HD, 2>;  // the tile sizes (the same for every NWG)
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
-        const uint32_t qa = q_tile + (kk / 4) * Smem<HD>::Q_HALF + (kk % 4) * 32;
-        const uint32_t ka = k_tile + (kk / 4) * Smem<HD>::HALF_TILE + (kk % 4) * 32;
+        const uint32_t qa = q_tile + (kk / 4) * L::Q_HALF + (kk % 4) * 32;
+        const uint32_t ka = k_tile + (kk / 4) * L::HALF_TILE + (kk % 4) * 32;
         sm90::wgmma_m64k16<BN>(s, sm90::wgmma_desc_k128(qa), sm90::wgmma_desc_k128(ka), kk > 0);
     }
 }
@@ -258,7 +282,7 @@ __device__ __forceinline__ void pv_gemm(float (&o)[HD / 2], const uint32_t (&p)[
 #pragma unroll
     for (int kc = 0; kc < BN / 16; ++kc) {
         const uint32_t a[4] = {p[4 * kc], p[4 * kc + 1], p[4 * kc + 2], p[4 * kc + 3]};
-        const uint64_t d = wgmma_desc_mn128(v_tile + kc * 2048, Smem<HD>::HALF_TILE);
+        const uint64_t d = wgmma_desc_mn128(v_tile + kc * 2048, Smem<HD, 2>::HALF_TILE);
         const int scale_d = (!first || kc > 0) ? 1 : 0;
         if constexpr (HD == 64) {
             wgmma_m64n64k16_rs_tb(o, a, d, scale_d);
@@ -381,15 +405,18 @@ struct Clock {
     }
 };
 
-// Version 2 of the kernel. PINGPONG: the two consumer warpgroups take turns on the tensor cores; SECTIONS: the item
-// order keeps the K/V of a few spans in flight (schedule.cuh); PROF: the profiling counters (dev harness only).
-// The production entries are <HD, true, true, false>; the other variants exist for the harness's A/B runs and
-// compute the same bytes (the order of items and the turns never reach the arithmetic).
-template <int HD, bool PINGPONG, bool SECTIONS, bool PROF>
+// Version 2 of the kernel. NWG: consumer warpgroups (consumer_wgs: 3 or 2); PINGPONG: they take turns on the tensor
+// cores; SECTIONS: the item order keeps the K/V of a few spans in flight (schedule.cuh); PROF: the profiling
+// counters (dev harness only). The production entries are <HD, NWG, true, true, false>; the other variants exist for
+// the harness's A/B runs and compute the same bytes (the order of items, the warpgroups of a CTA and the turns never
+// reach the arithmetic: C1-C4).
+template <int HD, int NWG, bool PINGPONG, bool SECTIONS, bool PROF>
 __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const sm90::TmaMap& kv_map,
                                                const Spans& spans, const AttnSm90Params& P,
                                                unsigned long long* prof) {
-    using L = Smem<HD>;
+    using L = Smem<HD, NWG>;
+    using X = Roles<NWG>;
+    using ItemT = Item<NWG>;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = sm90::smem_u32(smem_raw);
     if (base & 1023u) __trap();  // the 128B swizzle needs 1024-byte aligned tiles
@@ -399,23 +426,23 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
     const int BP = 64 / R;               // positions per warpgroup block
     const int KV = P.kv_heads;
 
-    if (threadIdx.x == 32 * PRODUCER_WARP) {
+    if (threadIdx.x == 32 * X::PRODUCER_WARP) {
         sm90::tma_prefetch_map(&q_map);
         sm90::tma_prefetch_map(&kv_map);
 #pragma unroll
         for (int s = 0; s < L::KS; ++s) {
             sm90::mbar_init(bar(L::FULL_K + s), 1);
-            sm90::mbar_init(bar(L::EMPTY_K + s), 8);
+            sm90::mbar_init(bar(L::EMPTY_K + s), L::CONSUMER_WARPS);
         }
 #pragma unroll
         for (int s = 0; s < L::VS; ++s) {
             sm90::mbar_init(bar(L::FULL_V + s), 1);
             sm90::mbar_init(bar(L::VREADY + s), 32);
-            sm90::mbar_init(bar(L::EMPTY_V + s), 8);
+            sm90::mbar_init(bar(L::EMPTY_V + s), L::CONSUMER_WARPS);
         }
         for (int q = 0; q < 2; ++q) {
             sm90::mbar_init(bar(L::Q_FULL + q), 1);
-            sm90::mbar_init(bar(L::Q_EMPTY + q), 8);
+            sm90::mbar_init(bar(L::Q_EMPTY + q), L::CONSUMER_WARPS);
         }
         sm90::mbar_fence_init();
     }
@@ -446,7 +473,7 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
     auto prof_write = [&](int role) {
         if constexpr (PROF) {
             acc[PF_TOTAL] = (uint32_t)clock() - acc[PF_TOTAL];
-            unsigned long long* rec = prof + ((size_t)blockIdx.x * 3 + role) * PF_N;
+            unsigned long long* rec = prof + ((size_t)blockIdx.x * (NWG + 1) + role) * PF_N;
 #pragma unroll
             for (int i = 0; i < PF_N; ++i) rec[i] = acc[i];
             rec[PF_T0] = prof_t0;
@@ -454,34 +481,36 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
         }
     };
 
-    if (wg == 2) {
+    if (wg == NWG) {
         // ---------------- producer warpgroup ----------------
-        sm90::setmaxnreg_dec<PRODUCER_REGS>();
-        if (warp == PRODUCER_WARP) {
+        sm90::setmaxnreg_dec<X::PRODUCER_REGS>();
+        if (warp == X::PRODUCER_WARP) {
             Walk walk;
-            walk.init<SECTIONS>(spans, span_pos_s, KV, 2 * BP, HD * 4);
+            walk.init<SECTIONS>(spans, span_pos_s, KV, NWG * BP, HD * 4);
             Ring<L::KS> kr;
             Ring<L::VS> vr;
             Clock<PROF> clk;
             clk.start();
             for (int it = 0; walk.next(); ++it) {
-                const Item item = make_item(spans, span_pos_s, walk, BP);
+                const ItemT item = make_item<NWG>(spans, span_pos_s, walk, BP);
                 if (lane == 0) {
                     const int slot = it & 1;
                     sm90::mbar_wait(bar(L::Q_EMPTY + slot), ((it >> 1) & 1) ^ 1);
                     clk.lap(acc, PF_ITEM);
                     const uint32_t qfull = bar(L::Q_FULL + slot);
-                    const int nq = (item.kt0 > 0) + (item.kt1 > 0);
+                    int nq = 0;
+#pragma unroll
+                    for (int w = 0; w < NWG; ++w) nq += item.kts[w] > 0;
                     // The box is {64, R, BP}: R * BP rows of 128 bytes per half, zero-filled parts included.
                     sm90::mbar_arrive_expect_tx(qfull, (uint32_t)(nq * L::HALVES * R * BP * 128));
 #pragma unroll
-                    for (int w = 0; w < 2; ++w) {
-                        if ((w ? item.kt1 : item.kt0) == 0) continue;
-                        const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * 2 + w) * L::Q_TILE;
+                    for (int w = 0; w < NWG; ++w) {
+                        if (item.kts[w] == 0) continue;
+                        const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * NWG + w) * L::Q_TILE;
 #pragma unroll
                         for (int h = 0; h < L::HALVES; ++h)
                             tma_load_3d(q_tile + h * L::Q_HALF, &q_map, qfull, h * 64, item.g * R,
-                                        item.in_row + (w ? item.p01 : item.p00));
+                                        item.in_row + item.p0 + w * BP);
                     }
                     // K one tile ahead of V (the consumers need K_n at the start of iteration n, V_n one iteration
                     // later): K0, K1, V0, K2, V1, ..., K_{kt-1}, V_{kt-2}, V_{kt-1}.
@@ -516,13 +545,13 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
                 }
                 __syncwarp();
             }
-            if (lane == 0) prof_write(2);
-        } else if (warp == FIXUP_WARP) {
+            if (lane == 0) prof_write(NWG);
+        } else if (warp == X::FIXUP_WARP) {
             Walk walk;
-            walk.init<SECTIONS>(spans, span_pos_s, KV, 2 * BP, HD * 4);
+            walk.init<SECTIONS>(spans, span_pos_s, KV, NWG * BP, HD * 4);
             Ring<L::VS> vr;
             while (walk.next()) {
-                const Item item = make_item(spans, span_pos_s, walk, BP);
+                const ItemT item = make_item<NWG>(spans, span_pos_s, walk, BP);
                 for (int n = 0; n < item.kt; ++n) {
                     sm90::mbar_wait(bar(L::FULL_V + vr.i), vr.ph);
                     const int valid = item.kv_len - n * BN;  // >= 1: keys of this tile inside the span's rows
@@ -542,7 +571,7 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
         }
     } else {
         // ---------------- consumer warpgroups ----------------
-        sm90::setmaxnreg_inc<CONSUMER_REGS>();
+        sm90::setmaxnreg_inc<X::CONSUMER_REGS>();
         const int wtid = (int)threadIdx.x & 127;
         const int wwarp = wtid >> 5;
         const bool lane0 = lane == 0;
@@ -563,33 +592,36 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
 #pragma unroll
         for (int i = 0; i < 32; ++i) p[i] = 0u;
 
-        // The pingpong turns: warpgroup 0 issues first; warpgroup 1 hands it the first turn.
+        // The pingpong turns, round robin: warpgroup 0 issues first (the last one hands it the first turn), then
+        // 1, ..., NWG - 1, 0, ...
         if constexpr (PINGPONG) {
-            if (wg == 1) named_barrier_arrive(TURN + 0, 256);
+            if (wg == NWG - 1) named_barrier_arrive(X::TURN + 0, 256);
         }
-        auto turn_wait = [&]() { sm90::named_barrier_sync(TURN + wg, 256); };
-        auto turn_pass = [&]() { named_barrier_arrive(TURN + (wg ^ 1), 256); };
+        auto turn_wait = [&]() { sm90::named_barrier_sync(X::TURN + wg, 256); };
+        auto turn_pass = [&]() { named_barrier_arrive(X::TURN + (wg + 1 == NWG ? 0 : wg + 1), 256); };
 
         Walk walk;
-        walk.init<SECTIONS>(spans, span_pos_s, KV, 2 * BP, HD * 4);
+        walk.init<SECTIONS>(spans, span_pos_s, KV, NWG * BP, HD * 4);
         Ring<L::KS> kr;
         Ring<L::VS> vr;
         Clock<PROF> clk;
         clk.start();
         for (int it = 0; walk.next(); ++it) {
-            const Item item = make_item(spans, span_pos_s, walk, BP);
+            const ItemT item = make_item<NWG>(spans, span_pos_s, walk, BP);
             const int slot = it & 1;
-            const int kt = wg ? item.kt1 : item.kt0;
-            const int p0 = wg ? item.p01 : item.p00;
-            // Both warpgroups active: pingpong over max(kt0, kt1) tiles each (equal turn counts). Otherwise the
-            // active warpgroup runs alone.
-            const bool pp = PINGPONG && item.kt0 > 0 && item.kt1 > 0;
+            int kt = item.kts[0];
+#pragma unroll
+            for (int w = 1; w < NWG; ++w) kt = wg == w ? item.kts[w] : kt;  // no dynamic index: kts in registers
+            const int p0 = item.p0 + wg * BP;
+            // Every warpgroup active: pingpong over the item's largest tile count each (equal turn counts).
+            // Otherwise the active warpgroups run without turns.
+            const bool pp = PINGPONG && item.all;
             const int nt = pp ? item.kt : kt;
             sm90::mbar_wait(bar(L::Q_FULL + slot), (it >> 1) & 1);
             if (rec) clk.lap(acc, PF_ITEM);
             float m_a = 0.f, m_b = 0.f, l_a = 0.f, l_b = 0.f, al_a = 0.f, al_b = 0.f;
             if (nt > 0) {
-                const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * 2 + wg) * L::Q_TILE;
+                const uint32_t q_tile = base + L::Q_OFF + (uint32_t)(slot * NWG + wg) * L::Q_TILE;
                 const int pos_a = p0 + off_a, pos_b = p0 + off_b;
                 const int key_lane = 2 * (lane & 3);
                 // Tile 0.
@@ -727,7 +759,7 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
             }
             if (rec) clk.lap(acc, PF_EPI);
         }
-        // Warpgroup 0 takes the last turn warpgroup 1 handed over (one more arrival than turns: the first one).
+        // Warpgroup 0 takes the last turn warpgroup NWG - 1 handed over (one more arrival than turns: the first).
         if constexpr (PINGPONG) {
             if (wg == 0) turn_wait();
         }
@@ -740,12 +772,14 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
 // ----------------------------------------------------------------------------
 // CUDA kernels
 
-#define ATTENTION_SM90_ENTRY(HD)                                                                                   \
-    extern "C" __global__ void __launch_bounds__(attn90::THREADS, 1) attention_sm90_causal_bf16_hd##HD(           \
-        const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,                   \
-        const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) {                      \
-        attn90::attention_sm90<HD, true, true, false>(q_map, kv_map, spans, params, nullptr);                      \
+// The entries: one per (head dim, consumer warpgroups) the launcher picks (consumer_wgs).
+#define ATTENTION_SM90_ENTRY(NAME, HD, NWG)                                                                        \
+    extern "C" __global__ void __launch_bounds__(attn90::Roles<NWG>::THREADS, 1)                                   \
+        NAME(const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,              \
+             const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params) {                 \
+        attn90::attention_sm90<HD, NWG, true, true, false>(q_map, kv_map, spans, params, nullptr);                 \
     }
 
-ATTENTION_SM90_ENTRY(64)
-ATTENTION_SM90_ENTRY(128)
+ATTENTION_SM90_ENTRY(attention_sm90_causal_bf16_hd64, 64, 3)
+ATTENTION_SM90_ENTRY(attention_sm90_causal_bf16_hd64_wg2, 64, 2)
+ATTENTION_SM90_ENTRY(attention_sm90_causal_bf16_hd128, 128, 2)

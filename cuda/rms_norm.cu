@@ -12,7 +12,9 @@ entries: a warp per row (four rows a block, no barrier), lane l loading columns 
 or 8-byte load each) and so holding whole the partial sums of threads 4l .. 4l + 3 of the block per row; it ends
 them with the same butterfly (stages 16, 8, 4 across lanes, 2 and 1 inside a lane) and adds the four warp sums in
 warp order: the block's bits, one round of loads, no barrier (session 12; one block per row is latency-bound at 768
-columns, and a warp per row in its own order cost a decoded row more: docs/log/row_kernels.md).
+columns, and a warp per row in its own order cost a decoded row more: docs/log/row_kernels.md). The `_warp_wide`
+entries do the same for rows of up to WARP_WIDE_MAX_D (2048: the 1B model) columns, 64 values a lane (session 21:
+a block per row read its row twice, the second time from L2, and reached ~3.2 TB/s at the 1B step).
 */
 #include <cuda_bf16.h>
 
@@ -25,6 +27,9 @@ columns, and a warp per row in its own order cost a decoded row more: docs/log/r
 #define RMS_NORM_THREADS 128
 // The widest row of the `_warp` entries (a multiple of 128): 4 · WARP_MAX_D / 128 columns a lane in registers.
 #define WARP_MAX_D 768
+// The widest row of the `_warp_wide` entries (session 21: the 1B model's 2048; 64 values a lane in registers, kept
+// apart from `_warp` so that the 160M model's launches keep that one's registers and occupancy).
+#define WARP_WIDE_MAX_D 2048
 
 namespace {
 
@@ -119,13 +124,13 @@ __device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
 // rms_norm<false> above. Block thread T sums columns T, T + 128, ...; lane l holds T = 4l + i (i < 4) here. The
 // block's butterfly over warp w's threads (T = 32w + j, partner j ^ o) is, for o = 16, 8, 4, lane l ^ (o / 4) with
 // the same i, and for o = 2, 1 the lane's own i ^ o; every sum is self + partner, as ss += shfl(ss, o) is.
-template <typename X>
+template <int MAX_D, typename X>
 __device__ __forceinline__ void rms_norm_warp(const RowSpan span, const X* __restrict__ x, int x_ld,
                                               const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y,
                                               int y_ld, int d, float eps) {
     // one lane's four columns per 128 are four threads of the block: the layout holds for 128 threads a block only
-    static_assert(RMS_NORM_THREADS == 128 && WARP_MAX_D % 128 == 0, "the warp entries mirror a 128-thread block");
-    constexpr int MAX_K = WARP_MAX_D / 128;
+    static_assert(RMS_NORM_THREADS == 128 && MAX_D % 128 == 0, "the warp entries mirror a 128-thread block");
+    constexpr int MAX_K = MAX_D / 128;
     const int lane = threadIdx.x & 31;
     const int r = blockIdx.x * (RMS_NORM_THREADS / 32) + (threadIdx.x >> 5);
     if (r >= span.rows) return;  // warp-uniform, and no block barrier follows
@@ -212,12 +217,29 @@ extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     rms_norm_bf16_warp(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld,
                        const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
     pdl_entry();
-    rms_norm_warp(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+    rms_norm_warp<WARP_MAX_D>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
     rms_norm_f32_warp(const Spans spans, const float* __restrict__ x, int x_ld, const __nv_bfloat16* __restrict__ w,
                       __nv_bfloat16* __restrict__ y, int y_ld, int d, float eps) {
     pdl_entry();
-    rms_norm_warp(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+    rms_norm_warp<WARP_MAX_D>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+}
+
+// Launches of many rows of WARP_MAX_D < d = 128 · k <= WARP_WIDE_MAX_D columns: the same, 16 values a lane per 512.
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_bf16_warp_wide(const Spans spans, const __nv_bfloat16* __restrict__ x, int x_ld,
+                            const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y, int y_ld, int d,
+                            float eps) {
+    pdl_entry();
+    rms_norm_warp<WARP_WIDE_MAX_D>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(RMS_NORM_THREADS)
+    rms_norm_f32_warp_wide(const Spans spans, const float* __restrict__ x, int x_ld,
+                           const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y, int y_ld, int d,
+                           float eps) {
+    pdl_entry();
+    rms_norm_warp<WARP_WIDE_MAX_D>(spans.spans[blockIdx.y], x, x_ld, w, y, y_ld, d, eps);
 }

@@ -7,8 +7,9 @@ Terms (R = heads / kv_heads, P = 64 / R):
   - a warpgroup tile is 64 rows of the packed M dimension: P consecutive query positions times the R query heads
     of one KV head (row = position_offset * R + head_offset; rows R*P .. 63 are padding). Warpgroup block b of a
     segment is positions b*P .. b*P + P - 1, aligned at position 0 of the segment whatever the span's pos.
-  - an item is (span s, KV head g, level c): the CTA's two consumer warpgroups take blocks 2c and 2c + 1 (positions
-    2cP .. 2cP + 2P - 1); a span has items at levels c_lo = floor(pos / 2P) .. c_hi = floor((pos + rows - 1) / 2P).
+  - an item is (span s, KV head g, level c): the CTA's NWG consumer warpgroups (3 or 2) take blocks NWG*c .. NWG*c +
+    NWG - 1 (positions NWG*c*P .. NWG*(c + 1)*P - 1); a span has items at levels c_lo = floor(pos / (NWG*P)) .. c_hi =
+    floor((pos + rows - 1) / (NWG*P)).
 Order (v2):
   - L2 sections: when the launch's K+V is larger than SECTIONS_ABOVE, the spans are cut into equal sections of m
     consecutive spans of about SECTION_BYTES of K+V (one section otherwise, or when sections are off). Sections
@@ -57,10 +58,10 @@ struct Walk {
     int b, G;      // this CTA and the grid
 
     // Must be called by all 32 lanes of a warp (ballots and reductions); every result is warp-uniform.
-    // pos = each span's position (dynamic ones resolved, in shared memory); two_bp = 2P (positions per item);
+    // pos = each span's position (dynamic ones resolved, in shared memory); item_p = NWG*P (positions per item);
     // hd_bytes4 = hd * 4 (K+V bytes per key and KV head).
     template <bool SECTIONS>
-    __device__ __forceinline__ void init(const Spans& spans, const int* pos, int kv_, int two_bp, int hd_bytes4) {
+    __device__ __forceinline__ void init(const Spans& spans, const int* pos, int kv_, int item_p, int hd_bytes4) {
         const int lane = (int)threadIdx.x & 31;
         const int count = min(spans.count, DBRMT_MAX_GROUPS);
         kv = kv_;
@@ -70,8 +71,8 @@ struct Walk {
             const RowSpan& sp = spans.spans[lane];
             if (sp.rows > 0) {
                 const int p = pos[lane];
-                lo0 = p / two_bp;
-                hi0 = (p + sp.rows - 1) / two_bp;
+                lo0 = p / item_p;
+                hi0 = (p + sp.rows - 1) / item_p;
                 units += (unsigned)((p + sp.rows + 63) / 64);
             }
         }
@@ -79,8 +80,8 @@ struct Walk {
             const RowSpan& sp = spans.spans[lane + 32];
             if (sp.rows > 0) {
                 const int p = pos[lane + 32];
-                lo1 = p / two_bp;
-                hi1 = (p + sp.rows - 1) / two_bp;
+                lo1 = p / item_p;
+                hi1 = (p + sp.rows - 1) / item_p;
                 units += (unsigned)((p + sp.rows + 63) / 64);
             }
         }

@@ -32,19 +32,27 @@ profiling build (per-CTA phase counters: [profile]).
 
 typedef __nv_bfloat16 bf16;
 
-// Dev variants of the kernel (not in the production cubin): <hd, pingpong, sections, profile>.
-template <int HD, bool PP, bool SEC, bool PROF>
-__global__ void __launch_bounds__(attn90::THREADS, 1)
+// Dev variants of the kernel (not in the production cubin): <hd, consumer warpgroups, pingpong, sections, profile>.
+template <int HD, int NWG, bool PP, bool SEC, bool PROF>
+__global__ void __launch_bounds__(attn90::Roles<NWG>::THREADS, 1)
     attn_dev(const __grid_constant__ sm90::TmaMap q_map, const __grid_constant__ sm90::TmaMap kv_map,
              const __grid_constant__ Spans spans, const __grid_constant__ AttnSm90Params params,
              unsigned long long* prof) {
-    attn90::attention_sm90<HD, PP, SEC, PROF>(q_map, kv_map, spans, params, prof);
+    attn90::attention_sm90<HD, NWG, PP, SEC, PROF>(q_map, kv_map, spans, params, prof);
 }
 
-enum Variant { V_PROD = 0, V_NOPP, V_NOSEC, V_PROF, V_COUNT };
+// V_ALT: the other count of consumer warpgroups than the launcher's rule picks (attn90::consumer_wgs) at hd 64 (2
+// where production runs 3, 3 where it runs 2; at hd 128 production's 2); V_PROFALT: its profiling build.
+enum Variant { V_PROD = 0, V_NOPP, V_NOSEC, V_PROF, V_ALT, V_PROFALT, V_COUNT };
 static const char* variant_name(int v) {
-    static const char* n[] = {"production", "no pingpong", "no sections", "profiling"};
+    static const char* n[] = {"production", "no pingpong", "no sections", "profiling", "other warpgroup count",
+                              "profiling, other warpgroup count"};
     return n[v];
+}
+// Consumer warpgroups of a variant for head dim hd and R = H / KV query heads per KV head.
+static int variant_wgs(int v, int hd, int r) {
+    const int prod = attn90::consumer_wgs(hd, r);
+    return (v == V_ALT || v == V_PROFALT) && hd == 64 ? 5 - prod : prod;
 }
 
 // ----------------------------------------------------------------------------------------------------------------
@@ -76,6 +84,7 @@ static_assert(sizeof(CUtensorMap) == sizeof(sm90::TmaMap), "the kernel's TmaMap 
 
 struct Options {
     bool quick = false;     // correctness only
+    bool checks = true;     // false: --skip-checks (timing only: under ncu the first launch is then the shape's)
     std::string filter;     // substring of the timed shape names
     int reps = 25;          // timed repetitions (median)
     int grid = 0;           // 0: number of SMs
@@ -370,17 +379,26 @@ static CUtensorMap kv_tensor_map(const bf16* qkv, long long rows, int qkv_ld, in
 typedef void (*DevFn)(const sm90::TmaMap, const sm90::TmaMap, const Spans, const AttnSm90Params,
                       unsigned long long*);
 
-static const void* variant_fn(int v, int hd) {
+// A dev variant's kernel at (hd, NWG); the harness's variants are instantiated at every count production may use.
+template <int HD, int NWG>
+static const void* dev_fn(int v) {
     switch (v) {
-        case V_NOPP: return hd == 64 ? (const void*)attn_dev<64, false, true, false>
-                                     : (const void*)attn_dev<128, false, true, false>;
-        case V_NOSEC: return hd == 64 ? (const void*)attn_dev<64, true, false, false>
-                                      : (const void*)attn_dev<128, true, false, false>;
-        case V_PROF: return hd == 64 ? (const void*)attn_dev<64, true, true, true>
-                                     : (const void*)attn_dev<128, true, true, true>;
-        default: return hd == 64 ? (const void*)attention_sm90_causal_bf16_hd64
-                                 : (const void*)attention_sm90_causal_bf16_hd128;
+        case V_NOPP: return (const void*)attn_dev<HD, NWG, false, true, false>;
+        case V_NOSEC: return (const void*)attn_dev<HD, NWG, true, false, false>;
+        case V_PROF:
+        case V_PROFALT: return (const void*)attn_dev<HD, NWG, true, true, true>;
+        default: return (const void*)attn_dev<HD, NWG, true, true, false>;
     }
+}
+
+static const void* variant_fn(int v, int hd, int r) {
+    if (v == V_PROD) {
+        if (hd == 128) return (const void*)attention_sm90_causal_bf16_hd128;
+        return attn90::consumer_wgs(hd, r) == 3 ? (const void*)attention_sm90_causal_bf16_hd64
+                                                : (const void*)attention_sm90_causal_bf16_hd64_wg2;
+    }
+    if (hd == 128) return dev_fn<128, 2>(v);
+    return variant_wgs(v, hd, r) == 3 ? dev_fn<64, 3>(v) : dev_fn<64, 2>(v);
 }
 
 struct Sm90Launch {
@@ -390,19 +408,20 @@ struct Sm90Launch {
     Spans spans;
     AttnSm90Params p;
     unsigned long long* prof = nullptr;
-    int grid, smem;
+    int grid, smem, threads;
     void operator()() const {
         void* args[] = {(void*)&q, (void*)&kv, (void*)&spans, (void*)&p, (void*)&prof};
-        CUDA_CHECK(cudaLaunchKernel(fn, dim3(grid), dim3(attn90::THREADS), args, smem, 0));
+        CUDA_CHECK(cudaLaunchKernel(fn, dim3(grid), dim3(threads), args, smem, 0));
     }
 };
 
 static Sm90Launch sm90_launch(const Setup& s, bf16* out, const std::vector<int>& which, int grid = 0,
                               int variant = V_PROD) {
     Sm90Launch L;
-    L.fn = variant_fn(variant, s.hd);
+    L.fn = variant_fn(variant, s.hd, s.H / s.KV);
     L.dev = variant != V_PROD;
     L.smem = attn90::smem_bytes(s.hd);
+    L.threads = 128 * (variant_wgs(variant, s.hd, s.H / s.KV) + 1);
     L.grid = grid > 0 ? grid : (opt.grid > 0 ? opt.grid : g_sms);
     const CUtensorMap q = q_tensor_map(s.qkv, s.qkv_rows, s.qkv_ld, s.H, s.KV, s.hd);
     const CUtensorMap kv = kv_tensor_map(s.qkv, s.qkv_rows, s.qkv_ld, s.H, s.KV, s.hd);
@@ -414,10 +433,10 @@ static Sm90Launch sm90_launch(const Setup& s, bf16* out, const std::vector<int>&
     L.p.heads = s.H;
     L.p.kv_heads = s.KV;
     L.p.scale = s.scale();
-    static bool attr_set[V_COUNT][2] = {};
-    if (!attr_set[variant][s.hd == 128]) {
+    static std::vector<const void*> attr_set;  // functions whose shared-memory limit is raised
+    if (std::find(attr_set.begin(), attr_set.end(), L.fn) == attr_set.end()) {
         CUDA_CHECK(cudaFuncSetAttribute(L.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, L.smem));
-        attr_set[variant][s.hd == 128] = true;
+        attr_set.push_back(L.fn);
     }
     return L;
 }
@@ -662,25 +681,26 @@ static Setup mixed_setup(const Cfg& c, float qscale, uint64_t seed) {
     return s;
 }
 
-static unsigned long long* g_prof = nullptr;  // profile records: grid x 3 x attn90::PF_N
+static unsigned long long* g_prof = nullptr;  // profile records: grid x (up to) 4 x attn90::PF_N
 static size_t g_prof_grid = 0;
 
 static unsigned long long* prof_buffer(int grid) {
     if ((size_t)grid > g_prof_grid) {
         if (g_prof) CUDA_CHECK(cudaFree(g_prof));
-        CUDA_CHECK(cudaMalloc(&g_prof, (size_t)grid * 3 * attn90::PF_N * sizeof(unsigned long long)));
+        CUDA_CHECK(cudaMalloc(&g_prof, (size_t)grid * 4 * attn90::PF_N * sizeof(unsigned long long)));
         g_prof_grid = grid;
     }
-    CUDA_CHECK(cudaMemset(g_prof, 0, (size_t)grid * 3 * attn90::PF_N * sizeof(unsigned long long)));
+    CUDA_CHECK(cudaMemset(g_prof, 0, (size_t)grid * 4 * attn90::PF_N * sizeof(unsigned long long)));
     return g_prof;
 }
 
-// The dev variants (no pingpong, no sections, profiling) write the same bytes as the production kernel.
+// The dev variants (no pingpong, no sections, profiling, the other warpgroup count) write the same bytes as the
+// production kernel.
 static void check_variants(const Setup& s, const std::vector<uint16_t>& expect, const std::string& name) {
-    for (int v : {V_NOPP, V_NOSEC, V_PROF}) {
+    for (int v : {V_NOPP, V_NOSEC, V_PROF, V_ALT, V_PROFALT}) {
         poison(s, s.out);
         Sm90Launch L = sm90_launch(s, s.out, all_spans(s), 0, v);
-        if (v == V_PROF) L.prof = prof_buffer(L.grid);
+        if (v == V_PROF || v == V_PROFALT) L.prof = prof_buffer(L.grid);
         L();
         sync_or_die("attention_sm90 [variant]");
         record(download(s, s.out) == expect, "bitwise " + name + ": " + variant_name(v) + " == production");
@@ -963,30 +983,33 @@ static Work work_model(const Setup& s) {
     return w;
 }
 
-// [profile] one run of the profiling variant: where the consumer warpgroups' and the producer's cycles go.
-static std::string profile_line(const Setup& s) {
-    Sm90Launch L = sm90_launch(s, s.out, all_spans(s), 0, V_PROF);
+// [profile] one run of the profiling variant (V_PROF or V_PROFALT): where the consumer warpgroups' and the producer's
+// cycles go.
+static std::string profile_line(const Setup& s, int variant = V_PROF) {
+    Sm90Launch L = sm90_launch(s, s.out, all_spans(s), 0, variant);
     L.prof = prof_buffer(L.grid);
     L();
     L.prof = prof_buffer(L.grid);  // a second run: warm instruction caches and clocks
     L();
     sync_or_die("attention_sm90 [profile]");
-    const int N = attn90::PF_N;
-    std::vector<unsigned long long> h((size_t)L.grid * 3 * N);
+    const int N = attn90::PF_N, nwg = variant_wgs(variant, s.hd, s.H / s.KV), roles = nwg + 1;
+    std::vector<unsigned long long> h((size_t)L.grid * roles * N);
     CUDA_CHECK(cudaMemcpy(h.data(), L.prof, h.size() * 8, cudaMemcpyDeviceToHost));
     double c[N] = {}, pr[N] = {};
     double t0 = 1e300, t1 = 0, busy = 0, cyc = 0, ns = 0;
     int ctas = 0;
     for (int b = 0; b < L.grid; ++b) {
-        const unsigned long long* w0 = &h[((size_t)b * 3 + 0) * N];
-        const unsigned long long* w1 = &h[((size_t)b * 3 + 1) * N];
-        const unsigned long long* p = &h[((size_t)b * 3 + 2) * N];
+        const unsigned long long* w0 = &h[((size_t)b * roles + 0) * N];
+        const unsigned long long* p = &h[((size_t)b * roles + nwg) * N];
         if (p[attn90::PF_T1] == 0) continue;
-        for (const unsigned long long* w : {w0, w1})
-            for (int i = 0; i < N; ++i) c[i] += (double)w[i];
+        double e = (double)p[attn90::PF_T1];
+        for (int w = 0; w < nwg; ++w) {
+            const unsigned long long* ww = &h[((size_t)b * roles + w) * N];
+            for (int i = 0; i < N; ++i) c[i] += (double)ww[i];
+            e = std::max(e, (double)ww[attn90::PF_T1]);
+        }
         for (int i = 0; i < N; ++i) pr[i] += (double)p[i];
         const double a = (double)std::min(w0[attn90::PF_T0], p[attn90::PF_T0]);
-        const double e = (double)std::max(std::max(w0[attn90::PF_T1], w1[attn90::PF_T1]), p[attn90::PF_T1]);
         t0 = std::min(t0, a);
         t1 = std::max(t1, e);
         busy += e - a;
@@ -1015,7 +1038,8 @@ struct Row {
     std::string name;
     int cells, rows, pos, H, KV, hd;
     bool decode;
-    double ms, rate, b2b_ms, b2b_rate, pred, nopp_ms, nosec_ms, simt_ms, simt_rate, rel;
+    double ms, rate, b2b_ms, b2b_rate, pred, nopp_ms, nosec_ms, alt_ms, simt_ms, simt_rate, rel;
+    int wgs;
     double clk_per_tile, l2_tbs;
     bool ok;
 };
@@ -1046,11 +1070,14 @@ static void bench_shape(const Shape& sh) {
     const Sm90Launch L = sm90_launch(s, s.out, all_spans(s));
     const double t = time_ms(L, opt.reps);
     const double tb = time_b2b_ms(L, 20);
-    double t_nopp = 0, t_nosec = 0;
+    double t_nopp = 0, t_nosec = 0, t_alt = 0;
     if (opt.variants && !decode) {
         t_nopp = time_ms(sm90_launch(s, s.out, all_spans(s), 0, V_NOPP), opt.reps);
         t_nosec = time_ms(sm90_launch(s, s.out, all_spans(s), 0, V_NOSEC), opt.reps);
     }
+    // The other warpgroup count than the rule's at hd 64, decode shapes included: the A/B of session 21.
+    const int wgs = attn90::consumer_wgs(s.hd, s.H / s.KV), alt_wgs = variant_wgs(V_ALT, s.hd, s.H / s.KV);
+    if (opt.variants && s.hd == 64) t_alt = time_ms(sm90_launch(s, s.out, all_spans(s), 0, V_ALT), opt.reps);
     // Checked run: fresh poison, one launch, compare with the reference.
     poison(s, s.out);
     L();
@@ -1084,6 +1111,8 @@ static void bench_shape(const Shape& sh) {
     row.pred = sh.pred;
     row.nopp_ms = t_nopp;
     row.nosec_ms = t_nosec;
+    row.wgs = wgs;
+    row.alt_ms = t_alt;
     row.simt_ms = ts;
     row.simt_rate = rate(ts);
     row.rel = r.rel;
@@ -1094,6 +1123,8 @@ static void bench_shape(const Shape& sh) {
     printf("  %-26s %-12s %8.4f ms %8.1f %s (b2b %8.4f ms %8.1f)", sh.name.c_str(), cfg_name(s).c_str(), t, row.rate,
            decode ? "GB/s   " : "TFLOP/s", tb, row.b2b_rate);
     if (t_nopp > 0) printf("  no-pp %.4f  no-sec %.4f", t_nopp, t_nosec);
+    printf("  %dwg", wgs);
+    if (t_alt > 0) printf(" (%dwg %.4f, %.1f)", alt_wgs, t_alt, rate(t_alt));
     if (ts > 0) printf("  (SIMT %.4f ms)", ts);
     printf("  err %.2e %s\n", r.rel, ok ? "" : "FAIL");
     printf("      model: %lld items, %lld WG tiles, %lld K/V tile pairs = %.0f MB (%.2f TB/s), tensor %.1f us, MUFU "
@@ -1102,6 +1133,10 @@ static void bench_shape(const Shape& sh) {
     if (opt.variants) {
         const std::string pl = profile_line(s);
         printf("      profile: %s\n", pl.c_str());
+        if (s.hd == 64) {
+            const std::string p2 = profile_line(s, V_PROFALT);
+            printf("      profile %dwg: %s\n", alt_wgs, p2.c_str());
+        }
     }
     fflush(stdout);
     release(s);
@@ -1111,8 +1146,9 @@ static void bench_shape(const Shape& sh) {
 
 static void usage() {
     printf(
-        "attention_sm90_dev [--quick] [--shape SUBSTR] [--reps N] [--grid N] [--no-simt]\n"
+        "attention_sm90_dev [--quick] [--skip-checks] [--shape SUBSTR] [--reps N] [--grid N] [--no-simt]\n"
         "  --quick    correctness only (no timing)\n"
+        "  --skip-checks  timing only (no correctness sections; the timed shapes are still checked)\n"
         "  --shape    time only the shapes whose name contains SUBSTR (e.g. '1B', 'decode', '4224')\n"
         "  --reps     timed repetitions per measurement (median; default 25; the SIMT kernel gets a third)\n"
         "  --grid     CTAs of our kernel (default: the number of SMs)\n"
@@ -1131,6 +1167,7 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--quick") opt.quick = true;
+        else if (a == "--skip-checks") opt.checks = false;
         else if (a == "--shape") opt.filter = next();
         else if (a == "--reps") opt.reps = std::max(1, atoi(next().c_str()));
         else if (a == "--grid") opt.grid = atoi(next().c_str());
@@ -1155,7 +1192,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     for (const void* f :
-         {(const void*)attention_sm90_causal_bf16_hd64, (const void*)attention_sm90_causal_bf16_hd128}) {
+         {(const void*)attention_sm90_causal_bf16_hd64, (const void*)attention_sm90_causal_bf16_hd64_wg2,
+          (const void*)attention_sm90_causal_bf16_hd128}) {
         cudaFuncAttributes fa;
         CUDA_CHECK(cudaFuncGetAttributes(&fa, f));
         printf("  sm90 kernel: %d registers (launch), %zu bytes local, %d max threads\n", fa.numRegs,
@@ -1163,21 +1201,23 @@ int main(int argc, char** argv) {
     }
     CUDA_CHECK(cudaMalloc(&g_flush, FLUSH_BYTES));
 
-    int c0 = g_checks, f0 = g_failures;
-    test_cpu();
-    printf("  cpu: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
-    c0 = g_checks, f0 = g_failures;
-    test_grouped();
-    printf("  group: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
-    c0 = g_checks, f0 = g_failures;
-    test_sections();
-    printf("  sections: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
-    c0 = g_checks, f0 = g_failures;
-    test_decode();
-    printf("  decode: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
-    printf("correctness: %d checks, %d failed; largest rel err %.2e (bound %.1e)\n", g_checks, g_failures, g_max_rel,
-           TOL);
-    fflush(stdout);
+    if (opt.checks) {
+        int c0 = g_checks, f0 = g_failures;
+        test_cpu();
+        printf("  cpu: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
+        c0 = g_checks, f0 = g_failures;
+        test_grouped();
+        printf("  group: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
+        c0 = g_checks, f0 = g_failures;
+        test_sections();
+        printf("  sections: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
+        c0 = g_checks, f0 = g_failures;
+        test_decode();
+        printf("  decode: %d checks, %d failed\n", g_checks - c0, g_failures - f0);
+        printf("correctness: %d checks, %d failed; largest rel err %.2e (bound %.1e)\n", g_checks, g_failures,
+               g_max_rel, TOL);
+        fflush(stdout);
+    }
 
     if (!opt.quick) {
         printf("[speed] median of %d after 3 warm-ups, L2 flushed (128 MB write) before each run; grid %d\n",
@@ -1192,14 +1232,14 @@ int main(int argc, char** argv) {
     if (!g_rows.empty()) {
         printf("\nversion 2 (production: pingpong + L2 sections). ms: median of %d, L2 flushed; b2b: back-to-back, "
                "no flush (as benches/python/sdpa_attention.py times SDPA); pred: docs/log/attention_sm90.md s6; "
-               "no-pp / no-sec: the A/B variants (flushed); %%SDPA: rate / 349 TFLOP/s (SDPA flash, 1B step, this "
-               "H200)\n",
+               "no-pp / no-sec / alt wg: the A/B variants (flushed; alt wg: the other count of consumer warpgroups, "
+               "hd 64); wg: production's count; %%SDPA: rate / 349 TFLOP/s (SDPA flash, 1B step, this H200)\n",
                opt.reps);
-        printf("%-26s %5s %5s %5s %6s %4s %9s %14s %14s %7s %6s %6s %9s %9s %9s %9s %8s %9s %s\n", "shape", "spans",
-               "rows", "pos", "H/KV", "hd", "ms", "rate", "b2b rate", "pred", "m/pred", "%SDPA", "no-pp ms",
-               "no-sec ms", "clk/tile", "SIMT ms", "speedup", "rel err", "check");
+        printf("%-26s %5s %5s %5s %6s %4s %9s %14s %14s %7s %6s %6s %9s %9s %9s %9s %9s %8s %9s %s\n", "shape",
+               "spans", "rows", "pos", "H/KV", "hd", "ms", "rate", "b2b rate", "pred", "m/pred", "%SDPA", "no-pp ms",
+               "no-sec ms", "alt wg ms", "clk/tile", "SIMT ms", "speedup", "rel err", "check");
         for (const Row& r : g_rows) {
-            char hkv[16], rate[32], brate[32], sdpa[16], nopp[16], nosec[16], pred[16], mp[16];
+            char hkv[16], rate[32], brate[32], sdpa[16], nopp[16], nosec[16], alt[16], pred[16], mp[16];
             snprintf(hkv, sizeof hkv, "%d/%d", r.H, r.KV);
             snprintf(rate, sizeof rate, "%8.1f %s", r.rate, r.decode ? "GB/s  " : "TFLOP/s");
             snprintf(brate, sizeof brate, "%8.1f %s", r.b2b_rate, r.decode ? "GB/s  " : "TFLOP/s");
@@ -1210,11 +1250,12 @@ int main(int argc, char** argv) {
                 snprintf(sdpa, sizeof sdpa, "-");
             snprintf(nopp, sizeof nopp, r.nopp_ms > 0 ? "%.4f" : "-", r.nopp_ms);
             snprintf(nosec, sizeof nosec, r.nosec_ms > 0 ? "%.4f" : "-", r.nosec_ms);
+            snprintf(alt, sizeof alt, r.alt_ms > 0 ? "%.4f" : "-", r.alt_ms);
             snprintf(pred, sizeof pred, r.pred > 0 ? "%.0f" : "-", r.pred);
             snprintf(mp, sizeof mp, r.pred > 0 ? "%.2f" : "-", r.pred > 0 ? r.rate / r.pred : 0.0);
-            printf("%-26s %5d %5d %5d %6s %4d %9.4f %14s %14s %7s %6s %6s %9s %9s %9.0f %9.4f %7.1fx %9.2e %s\n",
+            printf("%-26s %5d %5d %5d %6s %4d %9.4f %14s %14s %7s %6s %6s %9s %9s %9s %9.0f %9.4f %7.1fx %9.2e %s\n",
                    r.name.c_str(), r.cells, r.rows, r.pos, hkv, r.hd, r.ms, rate, brate, pred, mp, sdpa, nopp, nosec,
-                   r.clk_per_tile, r.simt_ms, r.simt_ms > 0 ? r.simt_ms / r.ms : 0.0, r.rel, r.ok ? "ok" : "FAIL");
+                   alt, r.clk_per_tile, r.simt_ms, r.simt_ms > 0 ? r.simt_ms / r.ms : 0.0, r.rel, r.ok ? "ok" : "FAIL");
         }
     }
     return g_failures ? 1 : 0;

@@ -1,5 +1,5 @@
 //! Launcher of `cuda/attention_sm90.cu`: causal GQA attention on the tensor cores (TMA loads, wgmma, a producer and
-//! two consumer warpgroups, persistent), with the contract of [`crate::attention::attention_causal`] — the same spans,
+//! three or two consumer warpgroups ([`consumer_warpgroups`]), persistent), with the contract of [`crate::attention::attention_causal`] — the same spans,
 //! the same `pos` for the new rows of an open segment — for head dims 64 and 128. A query row is computed the same
 //! way whatever span it is in (its tile is fixed by its position and head, its key tiles are walked in the same order
 //! with the same instructions), so a decoded row has the bits of the same row inside its whole span, and a span's
@@ -10,14 +10,52 @@ use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
 use half::bf16;
 
 use crate::attention::check_spans;
-use crate::launch::{addr, addr_mut, check_groups, check_positions, invalid, positions_addr, Rows};
+use crate::launch::{addr, addr_mut, check_groups, check_positions, few_rows, invalid, positions_addr, Rows};
 use crate::params::{Heads, Span, Spans};
+use crate::switches::{self, RuntimeSwitch};
 use crate::tma;
 use crate::{cubins, Gpu, Kernel, KernelError};
 
-/// Threads per block (`attn90::THREADS`) and keys per tile (`attn90::BN`).
-const THREADS: u32 = 384;
+/// Keys per tile (`attn90::BN`).
 const KEY_TILE: u32 = 128;
+
+/// Consumer warpgroups a launch runs, which picks its entry point: three at head dim 64 with grouped queries (`r` =
+/// heads / kv_heads ≥ 2; `attn90::consumer_wgs`) unless every span has few rows (a decode step, where one warpgroup
+/// of an item has rows), two otherwise. Every count gives the same bits; three were 17–21% faster at the 1B and
+/// SmolLM2 steps, two 14% faster at the 160M step and 1–6% at decode shapes (docs/log/attention_sm90.md §8).
+pub fn consumer_warpgroups(head_dim: usize, r: usize, spans: &[Span]) -> u32 {
+    if head_dim == 64 && r > 1 && !few_rows(spans) {
+        3
+    } else {
+        2
+    }
+}
+
+/// `DBRMT_ATTENTION_WG3=off`: two consumer warpgroups wherever the rule says three (the same bits; to compare).
+static WG3: RuntimeSwitch = RuntimeSwitch::new(switches::ATTENTION_WG3);
+
+/// Whether launches take three consumer warpgroups where the rule says so: on unless `DBRMT_ATTENTION_WG3=off` or
+/// [`set_wg3`] said otherwise.
+pub fn wg3_enabled() -> bool {
+    WG3.enabled()
+}
+
+/// Three consumer warpgroups where the rule says so (true) or two everywhere (false), for the launches that follow
+/// (process-wide; the selftest compares the two, bitwise).
+pub fn set_wg3(on: bool) {
+    WG3.set(on);
+}
+
+/// The entry point and its consumer warpgroups for `heads` and `spans` (the rule, unless the switch is off).
+fn entry_for(heads: Heads, spans: &[Span]) -> Option<(&'static str, u32)> {
+    let r = heads.heads / heads.kv_heads.max(1);
+    match heads.head_dim {
+        64 if consumer_warpgroups(64, r, spans) == 3 && WG3.enabled() => Some(("attention_sm90_causal_bf16_hd64", 3)),
+        64 => Some(("attention_sm90_causal_bf16_hd64_wg2", 2)),
+        128 => Some(("attention_sm90_causal_bf16_hd128", 2)),
+        _ => None,
+    }
+}
 
 /// The head sizes the kernel is instantiated for (others: [`crate::attention::attention_causal`]).
 pub const HEAD_DIMS: [usize; 2] = [64, 128];
@@ -40,7 +78,7 @@ unsafe impl DeviceRepr for Params {}
 /// Dynamic shared memory of the kernel for `head_dim` (`attn90::smem_bytes`).
 const fn smem_bytes(head_dim: usize) -> usize {
     if head_dim == 64 {
-        180896
+        204992
     } else {
         229984
     }
@@ -54,17 +92,13 @@ pub fn supports(heads: Heads) -> bool {
         && heads.heads / heads.kv_heads <= 64
 }
 
-/// The checks, on lengths only: the entry point for the head dim.
-fn validate(qkv: Rows, out: Rows, spans: &[Span], heads: Heads, scale: f32) -> Result<Kernel, KernelError> {
-    let entry = match heads.head_dim {
-        64 => "attention_sm90_causal_bf16_hd64",
-        128 => "attention_sm90_causal_bf16_hd128",
-        hd => {
-            return Err(invalid(
-                "attention_sm90_causal_bf16",
-                format!("head_dim {hd} (supported: {HEAD_DIMS:?})"),
-            ))
-        }
+/// The checks, on lengths only: the entry point for the head dim and its consumer warpgroups.
+fn validate(qkv: Rows, out: Rows, spans: &[Span], heads: Heads, scale: f32) -> Result<(Kernel, u32), KernelError> {
+    let Some((entry, nwg)) = entry_for(heads, spans) else {
+        return Err(invalid(
+            "attention_sm90_causal_bf16",
+            format!("head_dim {} (supported: {HEAD_DIMS:?})", heads.head_dim),
+        ));
     };
     check_groups(entry, spans.len())?;
     if !supports(heads) || heads.heads > i32::MAX as usize {
@@ -89,7 +123,7 @@ fn validate(qkv: Rows, out: Rows, spans: &[Span], heads: Heads, scale: f32) -> R
         return Err(invalid(entry, format!("scale {scale} or rows beyond 32 bits")));
     }
     check_spans(entry, qkv, out, spans, heads)?;
-    Ok(Kernel::new(cubins::ATTENTION_SM90, entry))
+    Ok((Kernel::new(cubins::ATTENTION_SM90, entry), nwg))
 }
 
 /// Causal GQA attention for each span on the tensor cores: as [`crate::attention::attention_causal`] (the same
@@ -108,7 +142,7 @@ pub fn attention_sm90_causal(
     heads: Heads,
     scale: f32,
 ) -> Result<(), KernelError> {
-    let kernel = validate(Rows::of(qkv, qkv_ld), Rows::of(out, out_ld), spans, heads, scale)?;
+    let (kernel, nwg) = validate(Rows::of(qkv, qkv_ld), Rows::of(out, out_ld), spans, heads, scale)?;
     check_positions(kernel.entry, spans, positions.map(|p| p.len()))?;
     if spans.iter().all(|s| s.rows == 0) {
         return Ok(());
@@ -153,7 +187,7 @@ pub fn attention_sm90_causal(
     )?;
     let cfg = LaunchConfig {
         grid_dim: (gpu.sm_count() as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
+        block_dim: (128 * (nwg + 1), 1, 1),
         shared_mem_bytes: smem as u32,
     };
     let mut builder = crate::launch::Launch::new(stream, &f);
@@ -188,6 +222,30 @@ mod tests {
         assert_eq!(size_of::<Params>(), 24);
     }
 
+    /// The launch shape mirrors the kernel file's: the warpgroup rule, the entries it picks, the shared memory.
+    #[test]
+    fn launch_shape_mirrors_the_kernel() {
+        let cu = include_str!("../../../cuda/attention_sm90.cu");
+        assert!(cu.contains("constexpr int consumer_wgs(int hd, int r) { return hd == 64 && r > 1 ? 3 : 2; }"));
+        for (name, hd, nwg) in [
+            ("attention_sm90_causal_bf16_hd64", 64, 3),
+            ("attention_sm90_causal_bf16_hd64_wg2", 64, 2),
+            ("attention_sm90_causal_bf16_hd128", 128, 2),
+        ] {
+            assert!(
+                cu.contains(&format!("ATTENTION_SM90_ENTRY({name}, {hd}, {nwg})")),
+                "{name}"
+            );
+        }
+        let (step, decode) = ([span(0, 0, 1152, 0)], [span(0, 0, 1, 500), span(2000, 1, 1, 70)]);
+        assert_eq!(consumer_warpgroups(64, 4, &step), 3);
+        assert_eq!(consumer_warpgroups(64, 4, &decode), 2);
+        assert_eq!(consumer_warpgroups(64, 1, &step), 2);
+        assert_eq!(consumer_warpgroups(128, 4, &step), 2);
+        assert!(cu.contains(&format!("constexpr int SMEM_ABI_HD64 = {};", smem_bytes(64))));
+        assert!(cu.contains(&format!("constexpr int SMEM_ABI_HD128 = {};", smem_bytes(128))));
+    }
+
     #[test]
     fn validates_heads_strides_and_spans() {
         let heads = Heads {
@@ -203,6 +261,17 @@ mod tests {
         };
         let ok = [span(0, 0, 1152, 0), span(1152, 1152, 1, 500)];
         assert!(validate(qkv, out, &ok, heads, 0.125).is_ok());
+        // the entry: three consumer warpgroups for grouped queries at head dim 64, two for one query head per KV head
+        let entry = |heads: Heads| {
+            let qkv = Rows {
+                len: 2048 * heads.qkv_width(),
+                ld: heads.qkv_width(),
+            };
+            validate(qkv, out, &ok, heads, 0.125).map(|(k, nwg)| (k.entry, nwg))
+        };
+        assert_eq!(entry(heads).unwrap(), ("attention_sm90_causal_bf16_hd64", 3));
+        let mha = Heads { kv_heads: 32, ..heads };
+        assert_eq!(entry(mha).unwrap(), ("attention_sm90_causal_bf16_hd64_wg2", 2));
         // head dim 32 stays on the SIMT kernel; heads not a multiple; qkv_ld not a multiple of hd
         assert!(validate(qkv, out, &ok, Heads { head_dim: 32, ..heads }, 0.125).is_err());
         assert!(validate(qkv, out, &ok, Heads { kv_heads: 5, ..heads }, 0.125).is_err());

@@ -19,6 +19,8 @@ const RMS_NORM_BF16_FEW: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16_f
 const RMS_NORM_F32_FEW: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32_few");
 const RMS_NORM_BF16_WARP: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16_warp");
 const RMS_NORM_F32_WARP: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32_warp");
+const RMS_NORM_BF16_WARP_WIDE: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_bf16_warp_wide");
+const RMS_NORM_F32_WARP_WIDE: Kernel = Kernel::new(cubins::RMS_NORM, "rms_norm_f32_warp_wide");
 
 /// The entry point for input rows of type `X`: `rms_norm_bf16` or `rms_norm_f32` (the output is bf16 for both).
 pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
@@ -28,15 +30,17 @@ pub(crate) fn kernel<X: HiddenElem>() -> &'static Kernel {
 /// The entry point of a launch over `spans`: [`kernel`]'s (a block per row), its `_few` twin (rows of up to 4,096
 /// columns held in registers: one round of loads for a decoded row) for [`few_rows`](crate::launch::few_rows), or its
 /// `_warp` twin (a warp per row, four columns a lane per 128) for many rows of a multiple of 128 columns, at most
-/// [`WARP_MAX_D`], with row strides of multiples of 4. The same bits from all three.
+/// [`WARP_MAX_D`], with row strides of multiples of 4, or its `_warp_wide` twin (the same for up to
+/// [`WARP_WIDE_MAX_D`] columns, its own entry so that `_warp` keeps its registers). The same bits from all four.
 pub(crate) fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize, (x_ld, y_ld): (usize, usize)) -> &'static Kernel {
     if crate::launch::few_rows(spans) && d <= 32 * THREADS as usize {
         return X::pick(&RMS_NORM_BF16_FEW, &RMS_NORM_F32_FEW);
     }
     let vectors = d.is_multiple_of(128) && x_ld.is_multiple_of(4) && y_ld.is_multiple_of(4);
-    match vectors && d <= WARP_MAX_D {
-        true => X::pick(&RMS_NORM_BF16_WARP, &RMS_NORM_F32_WARP),
-        false => kernel::<X>(),
+    match (vectors, d) {
+        (true, ..=WARP_MAX_D) => X::pick(&RMS_NORM_BF16_WARP, &RMS_NORM_F32_WARP),
+        (true, ..=WARP_WIDE_MAX_D) => X::pick(&RMS_NORM_BF16_WARP_WIDE, &RMS_NORM_F32_WARP_WIDE),
+        _ => kernel::<X>(),
     }
 }
 
@@ -44,6 +48,8 @@ pub(crate) fn kernel_for<X: HiddenElem>(spans: &[Span], d: usize, (x_ld, y_ld): 
 const THREADS: u32 = 128;
 /// `WARP_MAX_D` of rms_norm.cu: the widest row of the `_warp` entries (a warp per row, `THREADS / 32` rows a block).
 const WARP_MAX_D: usize = 768;
+/// `WARP_WIDE_MAX_D` of rms_norm.cu: the widest row of the `_warp_wide` entries.
+const WARP_WIDE_MAX_D: usize = 2048;
 
 /// Normalises rows `in_row..in_row + rows` of `x` (`d` columns, row stride `x_ld`) into rows `out_row..` of `y` (row
 /// stride `y_ld`) for each span, with weight row `w[layer]` of the stacked weights `w` (`[layers, d]`), on `stream`.
@@ -66,6 +72,23 @@ pub fn rms_norm<X: HiddenElem>(
     eps: f32,
 ) -> Result<(), KernelError> {
     let kernel = kernel_for::<X>(spans, d, (x_ld, y_ld));
+    launch_with(kernel, gpu, stream, (x, x_ld), w, (y, y_ld), spans, d, eps)
+}
+
+/// [`rms_norm`] with the entry point given (`kernel`: one of `X`'s, as [`kernel_for`] would pick for these
+/// arguments or the block-per-row one, which takes any; the benchmarks compare them).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_with<X: HiddenElem>(
+    kernel: &'static Kernel,
+    gpu: &Gpu,
+    stream: &CudaStream,
+    (x, x_ld): (&CudaSlice<X>, usize),
+    w: &CudaSlice<bf16>,
+    (y, y_ld): (&mut CudaSlice<bf16>, usize),
+    spans: &[Span],
+    d: usize,
+    eps: f32,
+) -> Result<(), KernelError> {
     let mut cfg = validate(
         kernel.entry,
         Rows::of(x, x_ld),
@@ -75,7 +98,7 @@ pub fn rms_norm<X: HiddenElem>(
         d,
         eps,
     )?;
-    if kernel.entry.ends_with("_warp") {
+    if kernel.entry.contains("_warp") {
         cfg.grid_dim.0 = cfg.grid_dim.0.div_ceil(THREADS / 32); // a warp per row
     }
     if cfg.grid_dim.0 == 0 {
@@ -102,7 +125,8 @@ pub fn rms_norm<X: HiddenElem>(
     // reads from w and the rows it writes in y lie inside those buffers, which this call borrows (y mutably, so it
     // aliases neither x nor w), and no two spans write the same rows. Blocks (warps, in the `_warp` entries) past a
     // span's rows write nothing. A `_warp` entry reads and writes 4 columns at once: `kernel_for` took it only for
-    // strides of multiples of 4 and d of 128, and a CudaSlice starts where its allocation does (256-byte aligned).
+    // strides of multiples of 4 and d of 128 (as for `_warp_wide`, also at most WARP_WIDE_MAX_D; [`launch_with`]'s
+    // callers pass what `kernel_for` picks or the block entry), and a CudaSlice starts where its allocation does.
     unsafe { launch.launch(cfg) }?;
     Ok(())
 }
@@ -146,11 +170,14 @@ mod tests {
             "kernel_for's 32 · THREADS columns"
         );
         assert!(cu.contains(&format!("#define WARP_MAX_D {WARP_MAX_D}\n")));
+        assert!(cu.contains(&format!("#define WARP_WIDE_MAX_D {WARP_WIDE_MAX_D}\n")));
         for k in [
             &RMS_NORM_BF16_FEW,
             &RMS_NORM_F32_FEW,
             &RMS_NORM_BF16_WARP,
             &RMS_NORM_F32_WARP,
+            &RMS_NORM_BF16_WARP_WIDE,
+            &RMS_NORM_F32_WARP_WIDE,
         ] {
             assert!(cu.contains(&format!(" {}(", k.entry)), "{}", k.entry);
         }
@@ -168,7 +195,12 @@ mod tests {
         );
         assert_eq!(
             kernel_for::<f32>(&[span(0, 0, 65, 0)], 2048, (2048, 2048)).entry,
-            "rms_norm_f32"
+            "rms_norm_f32_warp_wide"
+        );
+        assert_eq!(
+            kernel_for::<f32>(&[span(0, 0, 65, 0)], 2176, (2176, 2176)).entry,
+            "rms_norm_f32",
+            "past WARP_WIDE_MAX_D"
         );
         // many rows of 128·k <= 768 columns with strides of multiples of 4: a warp per row
         let many = [span(0, 0, 65, 0)];
@@ -187,8 +219,13 @@ mod tests {
         );
         assert_eq!(
             kernel_for::<f32>(&many, 896, (896, 896)).entry,
-            "rms_norm_f32",
+            "rms_norm_f32_warp_wide",
             "past WARP_MAX_D"
+        );
+        assert_eq!(
+            kernel_for::<f32>(&many, 1000, (1000, 1000)).entry,
+            "rms_norm_f32",
+            "not 128·k"
         );
     }
 

@@ -38,6 +38,9 @@ pub const QKV_ROPE: &str = "DBRMT_QKV_ROPE";
 /// A prefill's diagonal steps run as two groups of cells on two streams, the lower layers' and the upper layers', so
 /// that one group's short memory launches run beside the other's products (`dbrmt-model`'s executor).
 pub const TWO_STREAMS: &str = "DBRMT_TWO_STREAMS";
+/// Three consumer warpgroups in the tensor-core attention at head dim 64 with grouped queries
+/// (`attention_sm90::consumer_warpgroups`); off: two, as at one query head per KV head and at head dim 128.
+pub const ATTENTION_WG3: &str = "DBRMT_ATTENTION_WG3";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
 

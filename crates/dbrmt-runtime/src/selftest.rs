@@ -258,6 +258,19 @@ pub fn two_streams_bitwise_check(tokens: usize, seed: u64) -> Result<Check, Engi
     Ok(bitwise("gpu two-stream steps = one stream", shape, &without, &with))
 }
 
+/// A random 1B-shaped ARMT's diagonal prefill of `tokens` tokens with the tensor-core attention on three consumer
+/// warpgroups and on two (`dbrmt_kernels::attention_sm90::set_wg3`): the last logits and every hidden row, bitwise.
+/// The switch is left as it was.
+pub fn attention_wg3_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
+    use dbrmt_kernels::attention_sm90::{set_wg3, wg3_enabled};
+    let was = wg3_enabled();
+    let runs = prefill_on_off(tokens, seed, set_wg3);
+    set_wg3(was);
+    let ((with, ms_on), (without, ms_off)) = runs?;
+    let shape = format!("1B shape, {tokens} tokens, diagonal; three warpgroups {ms_on:.0} ms, two {ms_off:.0} ms");
+    Ok(bitwise("gpu attention three warpgroups = two", shape, &without, &with))
+}
+
 /// A random 1B-shaped ARMT's output of a diagonal prefill of `tokens` tokens (the last logits, the hidden rows kept)
 /// and its time in ms (NaN if not timed), with `set` called with true, then false, before each run.
 type PrefillRun = (Output, f32);
@@ -363,6 +376,7 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
         checks.push(decode_norm_bitwise_check(1000, 40, seed ^ 0x3b5)?);
         checks.push(qkv_rope_bitwise_check(4 * 1024 - 300, seed ^ 0x71f)?);
         checks.push(two_streams_bitwise_check(24 * 1024 - 300, seed ^ 0x2c9)?);
+        checks.push(attention_wg3_bitwise_check(8 * 1024 - 200, seed ^ 0x5e3)?);
     }
     Ok(checks)
 }

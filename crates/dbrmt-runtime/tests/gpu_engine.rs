@@ -3,8 +3,8 @@
 
 use dbrmt_kernels::check::Check;
 use dbrmt_runtime::selftest::{
-    case_checks, decode_norm_bitwise_check, fixture_cases, generated_cases, graphs_bitwise_check,
-    llama_1b_bitwise_check, pdl_bitwise_check, qkv_rope_bitwise_check, two_streams_bitwise_check,
+    attention_wg3_bitwise_check, case_checks, decode_norm_bitwise_check, fixture_cases, generated_cases,
+    graphs_bitwise_check, llama_1b_bitwise_check, pdl_bitwise_check, qkv_rope_bitwise_check, two_streams_bitwise_check,
 };
 use dbrmt_runtime::{Device, Engine, EngineError};
 use dbrmt_testkit::paths;
@@ -76,6 +76,14 @@ fn qkv_rope_inside_the_product_changes_no_bit() {
 #[ignore = "needs a CUDA GPU"]
 fn two_stream_steps_change_no_bit() {
     let check = two_streams_bitwise_check(24 * 1024 - 300, 17).expect("gpu run");
+    println!("{check}");
+    assert!(check.passed(), "{check}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn attention_warpgroups_change_no_bit() {
+    let check = attention_wg3_bitwise_check(8 * 1024 - 200, 19).expect("gpu run");
     println!("{check}");
     assert!(check.passed(), "{check}");
 }

@@ -265,6 +265,17 @@ fn checks_of(gpu: &Gpu, seed: u64, k: Attention) -> Vec<Result<Check, KernelErro
         check_attention(gpu, k, seed ^ 3, &[300, 64, 63], shape(8, 2, 128)),
         check_attention(gpu, k, seed ^ 4, &[97, 33], shape(4, 4, 128)),
         check_attention(gpu, k, seed ^ 5, &[4352], shape(2, 1, 64)),
+        // one query head per KV head at hd 64 (the 160M model): the two-warpgroup entry of the tensor-core kernel
+        check_attention(gpu, k, seed ^ 12, &[640, 129], shape(12, 12, 64)),
+        check_attention_cached(
+            gpu,
+            k,
+            seed ^ 13,
+            &[1, 640, 200],
+            &[0, 639, 130],
+            shape(12, 12, 64),
+            false,
+        ),
         check_attention_grouping(gpu, k, seed ^ 6, &[40, 17, 300, 129], 0, shape(32, 8, 64)),
         check_attention_grouping(gpu, k, seed ^ 7, &[200, 1, 70, 64], 2, shape(4, 2, 128)),
         // decoding: one new row after 0, 63, 64 and 1023 cached rows; a few new rows after a tile edge

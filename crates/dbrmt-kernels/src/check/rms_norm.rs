@@ -143,10 +143,13 @@ pub fn checks(gpu: &Gpu, seed: u64) -> Vec<Result<Check, KernelError>> {
         check_rms_norm::<f32>(gpu, seed ^ 18, &[130, 1, 200], 768, 3, true),
         check_rms_norm::<bf16>(gpu, seed ^ 19, &[70, 3], 512, 2, true),
         check_rms_norm::<f32>(gpu, seed ^ 20, &[65, 9], 128, 2, true),
+        // ... and the wide ones (up to 2048 columns: the 1B model's), at 2048 and at 15 · 128
+        check_rms_norm::<f32>(gpu, seed ^ 23, &[130, 1, 200], 2048, 3, true),
+        check_rms_norm::<bf16>(gpu, seed ^ 24, &[70, 3], 1920, 2, true),
         check_rms_norm_grouping::<bf16>(gpu, seed ^ 21, &[2, 90], 0, 768),
         check_rms_norm_grouping::<f32>(gpu, seed ^ 22, &[1, 100, 64], 0, 256),
         // a decoded row (the register-cached few-row entry) against the same row in a prefill's launch (the
-        // warp-per-row entry at 768 and 256): 1B, 8B, 160M
+        // warp-per-row entries at 2048, 768 and 256; the block per row at 4096): 1B, 8B, 160M
         check_rms_norm_grouping::<f32>(gpu, seed ^ 13, &[1, 200], 0, 2048),
         check_rms_norm_grouping::<f32>(gpu, seed ^ 14, &[3, 100], 0, 4096),
         check_rms_norm_grouping::<f32>(gpu, seed ^ 15, &[2, 90], 0, 768),
