@@ -936,6 +936,9 @@ struct Shape {
 static std::vector<Shape> shapes() {
     return {
         {"1B step 16x1152", 32, 8, 64, 16, 1152, 0, 330},
+        {"1B step 8x1152", 32, 8, 64, 8, 1152, 0, 0},    // a two-stream half (session 20)
+        {"1B step 16x2176", 32, 8, 64, 16, 2176, 0, 0},  // T = 2048: one stream, L2 sections (71 MB of K/V)
+        {"1B step 16x4224", 32, 8, 64, 16, 4224, 0, 0},  // T = 4096
         {"160M step 12x640", 12, 12, 64, 12, 640, 0, 190},
         {"SmolLM2 step 30x1152", 9, 3, 64, 30, 1152, 0, 260},
         {"3B 1x4224", 24, 8, 128, 1, 4224, 0, 470},
