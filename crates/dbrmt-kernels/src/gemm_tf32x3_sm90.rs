@@ -124,8 +124,36 @@ fn validate(
     Ok((p, a_rows, b_rows))
 }
 
-/// The split output of the update ([`gemm_sm90_tn_f32_f32_f32_tf32x3_split`]): the stacked states' split form and D.
-type SplitTarget<'a> = Option<(&'a mut CudaSlice<u32>, usize)>;
+/// What a launch's epilogue does besides storing C: it fixes the layout and the entry point, so that an epilogue of
+/// the other layout cannot be asked for.
+enum Epilogue<'a> {
+    /// `C (+)= A·B` (NN) or `Aᵀ·B` (TN).
+    Plain(Layout),
+    /// The accumulating TN update also writes each state's split form: the stacked states' split buffer and D
+    /// ([`gemm_sm90_tn_f32_f32_f32_tf32x3_split`]).
+    Split(&'a mut CudaSlice<u32>, usize),
+    /// The non-accumulating NN product's epilogue makes the write's prep ([`gemm_sm90_nn_f32_f32_f32_tf32x3_prep`]).
+    Prep(PrepInputs<'a>),
+}
+
+impl Epilogue<'_> {
+    fn layout(&self) -> Layout {
+        match self {
+            Epilogue::Plain(layout) => *layout,
+            Epilogue::Split(..) => Layout::Tn,
+            Epilogue::Prep(_) => Layout::Nn,
+        }
+    }
+
+    fn entry(&self) -> &'static str {
+        match self {
+            Epilogue::Plain(Layout::Tn) => "gemm_sm90_tn_f32_f32_f32_tf32x3",
+            Epilogue::Plain(_) => "gemm_sm90_nn_f32_f32_f32_tf32x3",
+            Epilogue::Split(..) => "gemm_sm90_tn_f32_f32_f32_tf32x3_split",
+            Epilogue::Prep(_) => "gemm_sm90_nn_f32_f32_f32_tf32x3_prep",
+        }
+    }
+}
 
 /// The inputs of the write's prep made in `kφ·A`'s epilogue ([`gemm_sm90_nn_f32_f32_f32_tf32x3_prep`]).
 #[derive(Debug, Clone, Copy)]
@@ -139,30 +167,22 @@ pub struct PrepInputs<'a> {
     pub stats: &'a CudaSlice<f32>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn launch(
     gpu: &Gpu,
     stream: &CudaStream,
     (a, b): (&CudaSlice<f32>, &CudaSlice<f32>),
     c: &mut CudaSlice<f32>,
     groups: &[GemmGroup],
-    layout: Layout,
     accumulate: bool,
-    (split, prep): (SplitTarget<'_>, Option<PrepInputs<'_>>),
+    mut epilogue: Epilogue<'_>,
 ) -> Result<(), KernelError> {
-    let entry = match (layout, split.is_some(), prep.is_some()) {
-        (Layout::Tn, true, _) => "gemm_sm90_tn_f32_f32_f32_tf32x3_split",
-        (Layout::Tn, false, _) => "gemm_sm90_tn_f32_f32_f32_tf32x3",
-        (_, _, true) => "gemm_sm90_nn_f32_f32_f32_tf32x3_prep",
-        _ => "gemm_sm90_nn_f32_f32_f32_tf32x3",
-    };
+    let (entry, layout) = (epilogue.entry(), epilogue.layout());
     let kernel = Kernel::new(cubins::GEMM_TF32X3_SM90, entry);
     let (mut params, a_rows, b_rows) = validate(entry, groups, (a.len(), b.len(), c.len()), layout, accumulate)?;
-    if let Some((out, d_key)) = &split {
-        check_split(entry, groups, out.len(), *d_key, layout, accumulate)?;
-    }
-    if let Some(p) = &prep {
-        check_prep(entry, groups, p, layout, accumulate)?;
+    match &epilogue {
+        Epilogue::Split(out, d_key) => check_split(entry, groups, out.len(), *d_key, layout, accumulate)?,
+        Epilogue::Prep(p) => check_prep(entry, groups, p, layout, accumulate)?,
+        Epilogue::Plain(_) => {}
     }
     if groups.iter().all(|g| g.m == 0) {
         return Ok(());
@@ -207,18 +227,22 @@ fn launch(
     };
     let mut builder = crate::launch::Launch::new(stream, &f);
     builder.arg(&a_map).arg(&b_map).arg(&params);
-    let split_base = split.map(|(out, _)| addr_mut(out, stream));
+    let split_base = match &mut epilogue {
+        Epilogue::Split(out, _) => Some(addr_mut(&mut **out, stream)),
+        _ => None,
+    };
     if let Some(split_base) = &split_base {
         builder.arg(&c_base).arg(split_base);
     }
-    let prep_args = prep.map(|p| {
-        (
+    let prep_args = match epilogue {
+        Epilogue::Prep(p) => Some((
             addr(p.kvb, stream),
             p.kvb_ld as i32,
             p.v_col as i32,
             addr(p.stats, stream),
-        )
-    });
+        )),
+        _ => None,
+    };
     if let Some((kvb, kvb_ld, v_col, stats)) = &prep_args {
         builder.arg(kvb).arg(kvb_ld).arg(v_col).arg(stats);
     }
@@ -247,7 +271,7 @@ pub fn gemm_sm90_nn_f32_f32_f32_tf32x3(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Layout::Nn, accumulate, (None, None))
+    launch(gpu, stream, (a, b), c, groups, accumulate, Epilogue::Plain(Layout::Nn))
 }
 
 /// The write's `kφ·A_old` whose epilogue stores the write's rows `u = β·(V − ka/δ)` into `u` (C) instead of `ka`: the
@@ -261,7 +285,7 @@ pub fn gemm_sm90_nn_f32_f32_f32_tf32x3_prep(
     prep: PrepInputs<'_>,
     groups: &[GemmGroup],
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (kphi, a), u, groups, Layout::Nn, false, (None, Some(prep)))
+    launch(gpu, stream, (kphi, a), u, groups, false, Epilogue::Prep(prep))
 }
 
 /// The prep entry's conditions (see [`gemm_sm90_nn_f32_f32_f32_tf32x3_prep`]).
@@ -305,7 +329,7 @@ pub fn gemm_sm90_tn_f32_f32_f32_tf32x3(
     groups: &[GemmGroup],
     accumulate: bool,
 ) -> Result<(), KernelError> {
-    launch(gpu, stream, (a, b), c, groups, Layout::Tn, accumulate, (None, None))
+    launch(gpu, stream, (a, b), c, groups, accumulate, Epilogue::Plain(Layout::Tn))
 }
 
 /// The write's update `A += kφᵀ·u` (as [`gemm_sm90_tn_f32_f32_f32_tf32x3`], accumulating) that also writes each
@@ -322,16 +346,7 @@ pub fn gemm_sm90_tn_f32_f32_f32_tf32x3_split(
     (split, d_key): (&mut CudaSlice<u32>, usize),
     groups: &[GemmGroup],
 ) -> Result<(), KernelError> {
-    launch(
-        gpu,
-        stream,
-        (a, b),
-        c,
-        groups,
-        Layout::Tn,
-        true,
-        (Some((split, d_key)), None),
-    )
+    launch(gpu, stream, (a, b), c, groups, true, Epilogue::Split(split, d_key))
 }
 
 /// The split entry's conditions (see [`gemm_sm90_tn_f32_f32_f32_tf32x3_split`]).

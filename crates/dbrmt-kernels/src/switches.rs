@@ -49,6 +49,22 @@ pub fn is_off(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "off")
 }
 
+/// Whether the environment forces switch `name` on past its rule (`name=force`), read once per process: a switch
+/// whose use also depends on a rule (two streams: `DBRMT_TWO_STREAMS=force` takes them wherever both groups have
+/// cells, to measure outside the rule).
+pub fn is_forced(name: &'static str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static FORCED: OnceLock<Mutex<HashMap<&'static str, bool>>> = OnceLock::new();
+    let mut forced = FORCED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *forced
+        .entry(name)
+        .or_insert_with(|| std::env::var(name).is_ok_and(|v| v == "force"))
+}
+
 /// A switch read from the environment at its first use (`NAME=off`: off) that a program or a test may then set: one
 /// process-wide state (programmatic dependent launch, decode graphs).
 #[derive(Debug)]
@@ -114,6 +130,17 @@ mod tests {
         assert!(is_off(name));
         assert_eq!(state(name), "off");
         std::env::remove_var(name);
+    }
+
+    #[test]
+    fn force_is_read_once_and_only_the_word_counts() {
+        let (name, other) = ("DBRMT_SWITCHES_TEST_FORCE", "DBRMT_SWITCHES_TEST_FORCE_OTHER");
+        std::env::set_var(name, "force");
+        std::env::set_var(other, "on");
+        assert!(is_forced(name) && !is_forced(other));
+        std::env::remove_var(name);
+        std::env::set_var(other, "force");
+        assert!(is_forced(name) && !is_forced(other), "read once per process");
     }
 
     #[test]
