@@ -83,7 +83,7 @@ The canonical computation of one query row (head h, segment position q) — requ
       O = O * alpha, then O += bf16(p) . V (wgmma, k16 order fixed). First tile: m = m_t, l = sum, the first P.V with
       scale-d = 0. End: l summed over the quad (xor 1 then 2: commutative, so all four threads agree), O * rcp_rn(l),
       rounded to bf16.
-  C4. A tile whose keys are all > q (a trailing tile the other rows of the tile, or the other warpgroup, needed) is
+  C4. A tile whose keys are all > q (a trailing tile the other rows of the tile, or another warpgroup, needed) is
       an exact no-op for the row: every score is masked, so m_t = -inf, m_new = m (m is finite from tile 0 on: key
       0 <= q), alpha = 1 exactly (the select, not ex2(0)), p = +0 for every key, l = fma(l, 1, +0) = l, O * 1 = O,
       and O + sum(0 * v) = O because V is finite there: keys <= the span's last key are real rows, keys past it are
@@ -683,7 +683,7 @@ __device__ __forceinline__ void attention_sm90(const sm90::TmaMap& q_map, const 
                     convert_p(p, s);
                     if (rec) clk.lap(acc, PF_SOFT);
                 }
-                // The last P.V (outside the turns, as in FA3: the other warpgroup's turn count does not see it).
+                // The last P.V (outside the turns, as in FA3: the other warpgroups' turn counts do not see it).
                 sm90::mbar_wait(bar(L::VREADY + vr.i), vr.ph);
                 if (rec) clk.lap(acc, PF_WAITV);
                 sm90::wgmma_fence();

@@ -98,7 +98,7 @@ __device__ __forceinline__ float ex2(float x) {
 }
 
 // Arrives on named barrier `id` (counted in threads, whole warps) without waiting: the other side of a bar.sync
-// with the same id and count (the pingpong turns of the two consumer warpgroups; sm90/warpgroup.cuh has the sync).
+// with the same id and count (the pingpong turns of the consumer warpgroups; sm90/warpgroup.cuh has the sync).
 __device__ __forceinline__ void named_barrier_arrive(uint32_t id, uint32_t threads) {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
