@@ -1,9 +1,10 @@
 //! Launcher of `cuda/attention_sm90.cu`: causal GQA attention on the tensor cores (TMA loads, wgmma, a producer and
-//! three or two consumer warpgroups ([`consumer_warpgroups`]), persistent), with the contract of [`crate::attention::attention_causal`] — the same spans,
-//! the same `pos` for the new rows of an open segment — for head dims 64 and 128. A query row is computed the same
-//! way whatever span it is in (its tile is fixed by its position and head, its key tiles are walked in the same order
-//! with the same instructions), so a decoded row has the bits of the same row inside its whole span, and a span's
-//! bits never depend on the other spans of the launch.
+//! three or two consumer warpgroups ([`consumer_warpgroups`]), persistent), with the contract of
+//! [`crate::attention::attention_causal`] (the same spans, the same `pos` for the new rows of an open segment) for
+//! head dims 64 and 128. A query row is computed the same way whatever span it is in (its tile is fixed by its
+//! position and head, its key tiles are walked in the same order with the same instructions), so a decoded row has
+//! the bits of the same row inside its whole span, and a span's bits never depend on the other spans of the launch
+//! or on the warpgroup count.
 
 use cudarc::driver::sys::CUfunction_attribute;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, LaunchConfig};
