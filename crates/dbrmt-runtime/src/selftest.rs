@@ -239,23 +239,23 @@ pub fn pdl_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError>
 /// q/k/v product and launched after it (`dbrmt_model::gpu::set_qkv_rope`): bitwise, and both times in the shape. The
 /// switch is left as it was.
 pub fn qkv_rope_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
-    let was = dbrmt_model::gpu::qkv_rope_enabled();
-    let runs = prefill_on_off(tokens, seed, dbrmt_model::gpu::set_qkv_rope);
-    dbrmt_model::gpu::set_qkv_rope(was);
-    let ((with, ms_on), (without, ms_off)) = runs?;
-    let shape = format!("1B shape, {tokens} tokens, diagonal; fused {ms_on:.0} ms, apart {ms_off:.0} ms");
-    Ok(bitwise("gpu q/k/v RoPE fused = apart", shape, &without, &with))
+    use dbrmt_model::gpu::{qkv_rope_enabled, set_qkv_rope};
+    let switch: Switch = (qkv_rope_enabled, set_qkv_rope);
+    switch_bitwise_check(tokens, seed, switch, "gpu q/k/v RoPE fused = apart", ("fused", "apart"))
 }
 
 /// A random 1B-shaped ARMT's diagonal prefill of `tokens` tokens with its steps on two streams and on one
 /// (`dbrmt_model::gpu::set_two_streams`): the last logits and every hidden row, bitwise. The switch is left as it was.
 pub fn two_streams_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
-    let was = dbrmt_model::gpu::two_streams_enabled();
-    let runs = prefill_on_off(tokens, seed, dbrmt_model::gpu::set_two_streams);
-    dbrmt_model::gpu::set_two_streams(was);
-    let ((with, ms_on), (without, ms_off)) = runs?;
-    let shape = format!("1B shape, {tokens} tokens, diagonal; two streams {ms_on:.0} ms, one {ms_off:.0} ms");
-    Ok(bitwise("gpu two-stream steps = one stream", shape, &without, &with))
+    use dbrmt_model::gpu::{set_two_streams, two_streams_enabled};
+    let switch: Switch = (two_streams_enabled, set_two_streams);
+    switch_bitwise_check(
+        tokens,
+        seed,
+        switch,
+        "gpu two-stream steps = one stream",
+        ("two streams", "one"),
+    )
 }
 
 /// A random 1B-shaped ARMT's diagonal prefill of `tokens` tokens with the tensor-core attention on three consumer
@@ -263,12 +263,34 @@ pub fn two_streams_bitwise_check(tokens: usize, seed: u64) -> Result<Check, Engi
 /// The switch is left as it was.
 pub fn attention_wg3_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
     use dbrmt_kernels::attention_sm90::{set_wg3, wg3_enabled};
-    let was = wg3_enabled();
-    let runs = prefill_on_off(tokens, seed, set_wg3);
-    set_wg3(was);
+    let switch: Switch = (wg3_enabled, set_wg3);
+    switch_bitwise_check(
+        tokens,
+        seed,
+        switch,
+        "gpu attention three warpgroups = two",
+        ("three warpgroups", "two"),
+    )
+}
+
+/// A process-wide switch: whether it is on, and how to turn it on or off.
+type Switch = (fn() -> bool, fn(bool));
+
+/// [`prefill_on_off`] under a switch (`enabled`, `set`; left as it was found): the run without it against the run with
+/// it, bitwise; `name` names the check, `on` / `off` the two runs in its shape.
+fn switch_bitwise_check(
+    tokens: usize,
+    seed: u64,
+    (enabled, set): Switch,
+    name: &'static str,
+    (on, off): (&str, &str),
+) -> Result<Check, EngineError> {
+    let was = enabled();
+    let runs = prefill_on_off(tokens, seed, set);
+    set(was);
     let ((with, ms_on), (without, ms_off)) = runs?;
-    let shape = format!("1B shape, {tokens} tokens, diagonal; three warpgroups {ms_on:.0} ms, two {ms_off:.0} ms");
-    Ok(bitwise("gpu attention three warpgroups = two", shape, &without, &with))
+    let shape = format!("1B shape, {tokens} tokens, diagonal; {on} {ms_on:.0} ms, {off} {ms_off:.0} ms");
+    Ok(bitwise(name, shape, &without, &with))
 }
 
 /// A random 1B-shaped ARMT's output of a diagonal prefill of `tokens` tokens (the last logits, the hidden rows kept)
