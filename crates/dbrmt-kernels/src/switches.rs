@@ -49,23 +49,8 @@ pub fn is_off(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "off")
 }
 
-/// Whether the environment forces switch `name` on past its rule (`name=force`), read once per process: a switch
-/// whose use also depends on a rule (two streams: `DBRMT_TWO_STREAMS=force` takes them wherever both groups have
-/// cells, to measure outside the rule).
-pub fn is_forced(name: &'static str) -> bool {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static FORCED: OnceLock<Mutex<HashMap<&'static str, bool>>> = OnceLock::new();
-    let mut forced = FORCED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    *forced
-        .entry(name)
-        .or_insert_with(|| std::env::var(name).is_ok_and(|v| v == "force"))
-}
-
-/// A switch read from the environment at its first use (`NAME=off`: off) that a program or a test may then set: one
+/// A switch read from the environment at its first use (`NAME=off`: off; `NAME=force`: on, and forced past the rule
+/// where its use also depends on one, to measure outside it: two streams) that a program or a test may then set: one
 /// process-wide state (programmatic dependent launch, decode graphs).
 #[derive(Debug)]
 pub struct RuntimeSwitch {
@@ -77,6 +62,7 @@ pub struct RuntimeSwitch {
 impl RuntimeSwitch {
     const ON: u8 = 1;
     const OFF: u8 = 2;
+    const FORCED: u8 = 3;
 
     pub const fn new(name: &'static str) -> Self {
         Self {
@@ -87,14 +73,27 @@ impl RuntimeSwitch {
 
     /// On unless the environment turned it off (read once) or [`RuntimeSwitch::set`] said otherwise.
     pub fn enabled(&self) -> bool {
+        self.read() != Self::OFF
+    }
+
+    /// Whether the environment forced it (`NAME=force`, read once) and [`RuntimeSwitch::set`] has not been called
+    /// since.
+    pub fn forced(&self) -> bool {
+        self.read() == Self::FORCED
+    }
+
+    fn read(&self) -> u8 {
         match self.state.load(Ordering::Relaxed) {
-            Self::ON => true,
-            Self::OFF => false,
-            _ => {
-                let on = !is_off(self.name);
-                self.set(on);
-                on
+            0 => {
+                let state = match std::env::var(self.name).as_deref() {
+                    Ok("off") => Self::OFF,
+                    Ok("force") => Self::FORCED,
+                    _ => Self::ON,
+                };
+                self.state.store(state, Ordering::Relaxed);
+                state
             }
+            state => state,
         }
     }
 
@@ -137,10 +136,15 @@ mod tests {
         let (name, other) = ("DBRMT_SWITCHES_TEST_FORCE", "DBRMT_SWITCHES_TEST_FORCE_OTHER");
         std::env::set_var(name, "force");
         std::env::set_var(other, "on");
-        assert!(is_forced(name) && !is_forced(other));
+        let (forced, not) = (RuntimeSwitch::new(name), RuntimeSwitch::new(other));
+        assert!(forced.forced() && !not.forced());
+        assert!(forced.enabled() && not.enabled(), "forced is on");
         std::env::remove_var(name);
         std::env::set_var(other, "force");
-        assert!(is_forced(name) && !is_forced(other), "read once per process");
+        assert!(forced.forced() && !not.forced(), "read once per process");
+        forced.set(true);
+        assert!(!forced.forced(), "set says what follows");
+        std::env::remove_var(other);
     }
 
     #[test]

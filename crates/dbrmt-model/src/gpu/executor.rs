@@ -386,6 +386,11 @@ pub fn two_streams_enabled() -> bool {
     TWO_STREAMS.enabled()
 }
 
+/// Whether `DBRMT_TWO_STREAMS=force` takes two streams past their rule ([`GpuModel::two_streams_pay`]).
+pub(super) fn two_streams_forced() -> bool {
+    TWO_STREAMS.forced()
+}
+
 /// Turns two-stream prefill steps on or off for the prefills that follow (tests compare both).
 pub fn set_two_streams(on: bool) {
     TWO_STREAMS.set(on);

@@ -447,7 +447,7 @@ impl GpuModel {
     /// T = 512 (1.4) +3–6%; 1B T = 4096 (32), 3B (23) and 8B (35) T = 1024 at 32K within ±0.7%.
     /// `DBRMT_TWO_STREAMS=force` takes two streams wherever both groups have cells (to measure).
     pub fn two_streams_pay(&self, gpu: &Gpu, groups: [&[StepCell]; 2]) -> bool {
-        if dbrmt_kernels::switches::is_forced(dbrmt_kernels::switches::TWO_STREAMS) {
+        if super::executor::two_streams_forced() {
             return true;
         }
         let (m, d) = (self.cfg.armt.num_mem_tokens, self.cfg.llama.hidden_size);
