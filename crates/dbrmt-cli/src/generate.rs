@@ -165,29 +165,9 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let mut stream = tokenizer.as_ref().map(|t| t.decode_stream(true));
     let stop: Vec<u32> = tokenizer.as_ref().map(|t| t.stop_ids().to_vec()).unwrap_or_default();
     let mut generated = 0;
-    // greedy decoding needs only the ids: on the GPU each pushed token's is chosen on the device (the prompt's logits,
-    // copied out, are checked and give the first token; DBRMT_DEVICE_ARGMAX=off copies every token's logits)
-    if sampler.is_greedy() {
-        session.set_greedy_ids(true);
-    }
-    for i in 0..a.max_new_tokens {
-        let id = match session.logits().is_empty() {
-            true => {
-                if !session.greedy_logits_finite() {
-                    bail!(
-                        "the model produced a non-finite logit after {} tokens: its weights or memory state are broken",
-                        prompt_tokens + i
-                    );
-                }
-                session.argmax()
-            }
-            false => {
-                check_finite(session.logits(), prompt_tokens + i)?;
-                sampler.sample(session.logits())
-            }
-        };
+    let mut emit = |id: u32| -> anyhow::Result<bool> {
         if stop.contains(&id) {
-            break;
+            return Ok(false);
         }
         generated += 1;
         match stream.as_mut() {
@@ -199,9 +179,24 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
             None => write!(out, "{id} ")?,
         }
         out.flush()?;
-        if i + 1 < a.max_new_tokens {
-            session.push(id)?;
-            steps += 1;
+        Ok(true)
+    };
+    if sampler.is_greedy() {
+        // greedy decoding needs only the ids: on the GPU each one is chosen on the device and handed to the next pass
+        // there, one pass ahead of this loop (the prompt's logits, copied out, are checked and give the first token;
+        // DBRMT_DEVICE_ARGMAX=off copies every token's logits, DBRMT_DECODE_AHEAD=off waits for each id)
+        steps = session.generate_greedy(a.max_new_tokens, &mut emit)?;
+    } else {
+        for i in 0..a.max_new_tokens {
+            check_finite(session.logits(), prompt_tokens + i)?;
+            let id = sampler.sample(session.logits());
+            if !emit(id)? {
+                break;
+            }
+            if i + 1 < a.max_new_tokens {
+                session.push(id)?;
+                steps += 1;
+            }
         }
     }
     writeln!(out)?;

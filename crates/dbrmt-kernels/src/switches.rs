@@ -43,6 +43,9 @@ pub const TWO_STREAMS: &str = "DBRMT_TWO_STREAMS";
 pub const ATTENTION_WG3: &str = "DBRMT_ATTENTION_WG3";
 /// Greedy ids chosen on the device (`argmax_rows_f32`) instead of on the host from copied logits (`dbrmt-model`).
 pub const DEVICE_ARGMAX: &str = "DBRMT_DEVICE_ARGMAX";
+/// Greedy generation one pass ahead of the host: each decoded token's id handed from pass to pass on the device, so
+/// the next pass is launched before the host reads the id (`dbrmt-model`'s `Session::generate_greedy`).
+pub const DECODE_AHEAD: &str = "DBRMT_DECODE_AHEAD";
 
 /// Whether the environment turns switch `name` off (`name=off`; unset or any other value: on).
 pub fn is_off(name: &str) -> bool {

@@ -17,6 +17,8 @@ pub enum ModelError {
     InvalidSchedule(String),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    #[error("the model produced a non-finite logit after {tokens} tokens: its weights or memory state are broken")]
+    NonFiniteLogits { tokens: usize },
 }
 
 impl From<cudarc::driver::DriverError> for ModelError {

@@ -57,6 +57,44 @@ impl Session<'_> {
         }
     }
 
+    /// Greedy generation: up to `max_new_tokens` ids, each the argmax of the logits after the one before, handed to
+    /// `keep` until it returns `false`; every kept id but the `max_new_tokens`-th is pushed. Returns the pushes. On
+    /// the GPU each id goes from pass to pass on the device and the next pass runs before the host reads it
+    /// ([`gpu::Session::generate_greedy`]: the same ids and bits); the CPU model runs the loop of [`Session::argmax`]
+    /// and [`Session::push`]. Leaves a GPU session in greedy-id mode ([`Session::set_greedy_ids`]).
+    pub fn generate_greedy<E: From<ModelError>>(
+        &mut self,
+        max_new_tokens: usize,
+        mut keep: impl FnMut(u32) -> Result<bool, E>,
+    ) -> Result<usize, E> {
+        let s = match self {
+            Session::Gpu(s) => return s.generate_greedy(max_new_tokens, keep),
+            Session::Cpu(s) => s,
+        };
+        let next = |s: &cpu::Session<'_>| -> Result<u32, ModelError> {
+            let logits = s.logits();
+            if logits.is_empty() {
+                return Err(ModelError::InvalidInput(
+                    "greedy generation needs a prompt first".into(),
+                ));
+            }
+            if !logits.iter().all(|x| x.is_finite()) {
+                return Err(ModelError::NonFiniteLogits { tokens: s.tokens() });
+            }
+            Ok(crate::sampling::argmax(logits))
+        };
+        let mut pushes = 0;
+        for i in 0..max_new_tokens {
+            let id = next(s)?;
+            if !keep(id)? || i + 1 == max_new_tokens {
+                break;
+            }
+            s.push(id)?;
+            pushes += 1;
+        }
+        Ok(pushes)
+    }
+
     /// The greedy next token: the host's [`argmax`](crate::sampling::argmax) of the logits, or the same id chosen on
     /// the device in greedy-id mode.
     pub fn argmax(&self) -> u32 {
@@ -88,6 +126,14 @@ impl Session<'_> {
         match self {
             Session::Cpu(s) => Ok(s.saved()),
             Session::Gpu(s) => s.saved(),
+        }
+    }
+
+    /// Text tokens run so far: the closed segments' and the open segment's.
+    pub fn tokens(&self) -> usize {
+        match self {
+            Session::Cpu(s) => s.tokens(),
+            Session::Gpu(s) => s.tokens(),
         }
     }
 

@@ -184,3 +184,66 @@ fn chunked_prefill_is_bitwise_one_prefill() {
     assert_eq!(whole.saved(), chunked.saved());
     assert_eq!(seen, vec![32, 64, 96, 128, 160]);
 }
+
+/// `Session::generate_greedy` is the loop of the argmax of the logits and a push: the same ids and passes, stopped by
+/// its callback (the refused id is the next call's first), across a segment closing (T = 32), and the same state after.
+#[test]
+fn greedy_generation_is_the_argmax_and_push_loop() {
+    let (model, ids) = load("tiny-armt-names"); // T = 32
+    let cpu = CpuModel::new(&model.config, &model.weights);
+    let prompt = &ids[..20];
+    let tokens = 30; // 20 + 29 pushes: the open segment closes once
+
+    let mut by_hand = Session::new(&cpu);
+    by_hand.prefill(prompt).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..tokens {
+        let id = argmax(by_hand.logits());
+        expected.push(id);
+        if i + 1 < tokens {
+            by_hand.push(id).unwrap();
+        }
+    }
+
+    let mut session = dbrmt_model::Session::Cpu(Session::new(&cpu));
+    session.prefill(prompt).unwrap();
+    let mut got = Vec::new();
+    let stop = 7;
+    let first = session
+        .generate_greedy(tokens, |id| -> Result<bool, dbrmt_model::ModelError> {
+            got.push(id);
+            Ok(got.len() <= stop)
+        })
+        .unwrap();
+    assert_eq!(first, stop, "passes before the refused id");
+    assert_eq!(got, expected[..=stop], "ids up to the refused one");
+    let rest = session
+        .generate_greedy(tokens - stop, |id| -> Result<bool, dbrmt_model::ModelError> {
+            got.push(id);
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(first + rest, tokens - 1, "every id but the last was pushed");
+    assert_eq!(
+        got[stop + 1..],
+        expected[stop..],
+        "the second call goes on from the refused id"
+    );
+    assert_eq!(session.segments_closed(), 1);
+    assert_eq!(
+        session.saved().unwrap(),
+        dbrmt_model::Session::Cpu(by_hand).saved().unwrap()
+    );
+
+    // nothing to generate from, and no tokens asked for
+    let mut empty = dbrmt_model::Session::Cpu(Session::new(&cpu));
+    assert!(empty
+        .generate_greedy(3, |_| -> Result<bool, dbrmt_model::ModelError> { Ok(true) })
+        .is_err());
+    assert_eq!(
+        session
+            .generate_greedy(0, |_| -> Result<bool, dbrmt_model::ModelError> { Ok(true) })
+            .unwrap(),
+        0
+    );
+}

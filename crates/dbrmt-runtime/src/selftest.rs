@@ -337,6 +337,52 @@ pub fn decode_norm_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Res
     Ok(check::bitwise("gpu decode norms fused = apart", shape, &without, &with))
 }
 
+/// Greedy generation one pass ahead of the host against a wait for each id before the next pass
+/// (`dbrmt_model::gpu::set_decode_ahead`), on a random 1B-shaped ARMT after a prompt of `prompt` tokens: `tokens`
+/// ids in two calls, the first refusing its `stop`-th id (so a pass run ahead is undone), the second going on from
+/// there (over a segment end when `prompt + tokens` passes 1,024), then one token pushed with its logits copied. The
+/// ids, those logits and the memory state after, bitwise.
+pub fn decode_ahead_check(prompt: usize, tokens: usize, stop: usize, seed: u64) -> Result<Check, EngineError> {
+    let was = dbrmt_model::gpu::decode_ahead_enabled();
+    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
+    let v = config.llama.vocab_size;
+    let ids: Vec<u32> = random_ids(prompt + 1, v, seed).iter().map(|&i| i as u32).collect();
+    let model = RandomModel::new(config, seed);
+    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let run = |ahead: bool| -> Result<(Vec<f32>, usize), EngineError> {
+        dbrmt_model::gpu::set_decode_ahead(ahead);
+        let mut session = engine.session()?;
+        session.prefill(&ids[..prompt])?;
+        let mut got: Vec<u32> = Vec::new();
+        let mut pushes = session.generate_greedy(tokens, |id| -> Result<bool, EngineError> {
+            got.push(id);
+            Ok(got.len() <= stop)
+        })?;
+        pushes += session.generate_greedy(tokens - stop, |id| -> Result<bool, EngineError> {
+            got.push(id);
+            Ok(true)
+        })?;
+        session.set_greedy_ids(false);
+        let mut out: Vec<f32> = got.iter().map(|&id| id as f32).collect();
+        out.extend_from_slice(session.push(ids[prompt])?);
+        for layer in session.saved()?.state.layers {
+            out.extend_from_slice(&layer.a);
+            out.extend_from_slice(&layer.z);
+        }
+        Ok((out, pushes))
+    };
+    let runs = run(true).and_then(|a| Ok((a, run(false)?)));
+    dbrmt_model::gpu::set_decode_ahead(was);
+    let ((ahead, pushes), (waiting, pushes_waiting)) = runs?;
+    let shape = format!("1B shape, {prompt} + {tokens} greedy ids (stopped after {stop}), then one pushed");
+    let check = check::bitwise("gpu greedy decode ahead = waiting", shape, &waiting, &ahead);
+    Ok(check::harness::fail_if(
+        check,
+        usize::from(pushes != pushes_waiting || pushes + 1 != tokens),
+        "the two ran different numbers of passes",
+    ))
+}
+
 /// A random 1B-shaped ARMT's logits after a prompt of `prompt` tokens and after each of `pushed` more, with `set`
 /// called with true, then false, before each run; and how many pass shapes its session captured as graphs.
 type DecodeRun = (Vec<f32>, usize);
@@ -396,6 +442,7 @@ pub fn all(fixtures: Option<&Path>, seed: u64, scope: Scope) -> Result<Vec<Check
         checks.push(pdl_bitwise_check(8 * 1024 - 100, seed ^ 0x9d1)?);
         checks.push(graphs_bitwise_check(1000, 40, seed ^ 0x6a7)?);
         checks.push(decode_norm_bitwise_check(1000, 40, seed ^ 0x3b5)?);
+        checks.push(decode_ahead_check(1000, 40, 9, seed ^ 0x4c1)?);
         checks.push(qkv_rope_bitwise_check(4 * 1024 - 300, seed ^ 0x71f)?);
         checks.push(two_streams_bitwise_check(24 * 1024 - 300, seed ^ 0x2c9)?);
         checks.push(attention_wg3_bitwise_check(8 * 1024 - 200, seed ^ 0x5e3)?);

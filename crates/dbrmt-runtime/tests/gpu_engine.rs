@@ -3,8 +3,9 @@
 
 use dbrmt_kernels::check::Check;
 use dbrmt_runtime::selftest::{
-    attention_wg3_bitwise_check, case_checks, decode_norm_bitwise_check, fixture_cases, generated_cases,
-    graphs_bitwise_check, llama_1b_bitwise_check, pdl_bitwise_check, qkv_rope_bitwise_check, two_streams_bitwise_check,
+    attention_wg3_bitwise_check, case_checks, decode_ahead_check, decode_norm_bitwise_check, fixture_cases,
+    generated_cases, graphs_bitwise_check, llama_1b_bitwise_check, pdl_bitwise_check, qkv_rope_bitwise_check,
+    two_streams_bitwise_check,
 };
 use dbrmt_runtime::{Device, Engine, EngineError};
 use dbrmt_testkit::paths;
@@ -52,6 +53,14 @@ fn programmatic_dependent_launch_changes_no_bit() {
 #[ignore = "needs a CUDA GPU"]
 fn decode_graphs_change_no_bit() {
     let check = graphs_bitwise_check(1000, 40, 13).expect("gpu run");
+    println!("{check}");
+    assert!(check.passed(), "{check}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn greedy_decode_ahead_changes_no_bit() {
+    let check = decode_ahead_check(1000, 40, 9, 15).expect("gpu run");
     println!("{check}");
     assert!(check.passed(), "{check}");
 }

@@ -99,6 +99,7 @@ pub fn decode_row(
     if !row.methods.iter().any(|x| x == "dbrmt") {
         return Ok(());
     }
+    let base_bytes = cache.base_bytes;
     let engine = cache.get(m, &row.model, row.segment, seed)?;
     let vocab = engine.config().llama.vocab_size;
     let ids: Vec<u32> = random_ids(row.prompt + row.new_tokens, vocab, seed ^ 0xdec)
@@ -117,7 +118,7 @@ pub fn decode_row(
     }
     let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
     let per_token = decode_ms / row.new_tokens.max(1) as f64;
-    let peak = gpu_used_bytes()?.saturating_sub(cache.base_bytes);
+    let peak = gpu_used_bytes()?.saturating_sub(base_bytes);
     eprintln!(
         "bench: {:<22} dbrmt             {per_token:>9.3} ms/token ({:.0} tokens/s), prefill {prefill_ms:.1} ms",
         row.id,
@@ -128,7 +129,44 @@ pub fn decode_row(
         "ms_per_token": per_token, "tokens_per_s": 1e3 / per_token, "prompt": row.prompt,
         "new_tokens": row.new_tokens, "segment": row.segment, "model": row.model, "peak_gib": gib(peak),
         "device": device_name(), "attention": "armt-open-segment",
-    }))
+    }))?;
+    // greedy generation after the same prompt: each id chosen on the device and handed to the next pass there, one
+    // pass ahead of the host ("dbrmt-greedy"), and with a wait for each id before the next pass ("-wait")
+    let mut runs: Vec<Vec<u32>> = Vec::new();
+    for (method, ahead) in [("dbrmt-greedy", true), ("dbrmt-greedy-wait", false)] {
+        let was = dbrmt_model::gpu::decode_ahead_enabled();
+        dbrmt_model::gpu::set_decode_ahead(ahead);
+        let mut session = engine.session()?;
+        let t0 = Instant::now();
+        session.prefill(&ids[..row.prompt])?;
+        let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let mut got = Vec::with_capacity(row.new_tokens + 1);
+        let t1 = Instant::now();
+        // new_tokens + 1 ids: the first comes from the prompt's pass, each of the others from a pass of its own
+        let passes = session.generate_greedy(row.new_tokens + 1, |id| -> anyhow::Result<bool> {
+            got.push(id);
+            Ok(true)
+        });
+        let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
+        dbrmt_model::gpu::set_decode_ahead(was);
+        let passes = passes.with_context(|| format!("row {} {method}", row.id))?;
+        let per_token = decode_ms / passes.max(1) as f64;
+        let same = runs.first().is_none_or(|first| *first == got);
+        runs.push(got);
+        eprintln!(
+            "bench: {:<22} {method:<17} {per_token:>9.3} ms/token ({:.0} tokens/s), prefill {prefill_ms:.1} ms{}",
+            row.id,
+            1e3 / per_token,
+            if same { "" } else { ", ids differ from the first run" }
+        );
+        out.line(json!({
+            "kind": "decode", "row": row.id, "method": method, "ms": prefill_ms + decode_ms,
+            "prefill_ms": prefill_ms, "ms_per_token": per_token, "tokens_per_s": 1e3 / per_token,
+            "prompt": row.prompt, "new_tokens": passes, "segment": row.segment, "model": row.model,
+            "device": device_name(), "attention": "armt-open-segment", "same_ids": same,
+        }))?;
+    }
+    Ok(())
 }
 
 fn gib(bytes: usize) -> f64 {

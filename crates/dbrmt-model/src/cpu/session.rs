@@ -75,6 +75,11 @@ impl<'m> Session<'m> {
         &self.logits
     }
 
+    /// Text tokens run so far: the closed segments' and the open segment's.
+    pub fn tokens(&self) -> usize {
+        self.segments_closed * self.model.config().armt.segment_size + self.open.len()
+    }
+
     /// Segments closed so far (their memory is in the state).
     pub fn segments_closed(&self) -> usize {
         self.segments_closed

@@ -34,7 +34,7 @@ pub use model::{
 };
 pub use packed::PackedExecutor;
 pub use profile::{ProfilePart, StepProfile, StepWidth};
-pub use session::Session;
+pub use session::{decode_ahead_enabled, set_decode_ahead, Session};
 pub use state::DeviceState;
 pub use weights::DeviceWeights;
 pub use workspace::{Workspace, WorkspaceShape};

@@ -11,7 +11,11 @@
 //! share its launch (the attention over cached rows included; see `cuda/attention.cu`). A pushed token's whole pass
 //! (every layer and the LM head) is a CUDA graph from the second token of its shape on ([`super::graphs`]).
 
+use std::time::Instant;
+
+use cudarc::driver::{CudaEvent, PinnedHostSlice};
 use dbrmt_formats::SavedState;
+use dbrmt_kernels::switches::{RuntimeSwitch, DECODE_AHEAD};
 use dbrmt_kernels::{params::Span, reference::argmax_rows::NON_FINITE};
 use dbrmt_schedule::Grid;
 
@@ -22,6 +26,28 @@ use crate::{LogitsMode, ModelError};
 
 /// Marks a session's whole pass among the shapes of captured steps.
 const WHOLE_PASS: u64 = u64::MAX;
+
+/// Greedy generation one pass ahead of the host ([`Session::generate_greedy`]; `DBRMT_DECODE_AHEAD=off`: a push
+/// and a wait per token, the same ids and bits).
+static DECODE_AHEAD_SWITCH: RuntimeSwitch = RuntimeSwitch::new(DECODE_AHEAD);
+
+/// Whether [`Session::generate_greedy`] runs a pass ahead of the host.
+pub fn decode_ahead_enabled() -> bool {
+    DECODE_AHEAD_SWITCH.enabled()
+}
+
+/// Sets [`decode_ahead_enabled`] for the whole process (tests compare the two).
+pub fn set_decode_ahead(on: bool) {
+    DECODE_AHEAD_SWITCH.set(on);
+}
+
+/// Where the greedy ids of passes run ahead land: two page-locked slots (a pass's and the one after it), each with
+/// the event that says its copy is done.
+#[derive(Debug)]
+struct AheadSlots {
+    ids: [PinnedHostSlice<u32>; 2],
+    done: [CudaEvent; 2],
+}
 
 /// One request's generation on a [`GpuExecutor`].
 #[derive(Debug)]
@@ -39,6 +65,8 @@ pub struct Session<'e> {
     greedy_ids: bool,
     /// The greedy id after the last token, in greedy-id mode.
     greedy: Option<u32>,
+    /// Made at the first [`Session::generate_greedy`] that runs ahead.
+    ahead: Option<AheadSlots>,
 }
 
 impl GpuExecutor {
@@ -79,6 +107,7 @@ impl GpuExecutor {
             logits: Vec::new(),
             greedy_ids: false,
             greedy: None,
+            ahead: None,
         })
     }
 }
@@ -109,6 +138,11 @@ impl Session<'_> {
     /// NaN or an infinity); true when the logits came to the host (the caller checks those).
     pub fn greedy_logits_finite(&self) -> bool {
         self.greedy.is_none_or(|id| id & NON_FINITE == 0)
+    }
+
+    /// Text tokens run so far: the closed segments' and the open segment's.
+    pub fn tokens(&self) -> usize {
+        self.segments_closed * self.engine.model.cfg.armt.segment_size + self.open.len()
     }
 
     /// Segments closed so far (their memory is in the state).
@@ -201,6 +235,188 @@ impl Session<'_> {
         Ok(&self.logits)
     }
 
+    /// Greedy generation: up to `max_new_tokens` ids, each the argmax of the logits after the one before (the first
+    /// after the last prefilled or pushed token), handed to `keep` in order until it returns `false` (a stop id, say);
+    /// every kept id but the `max_new_tokens`-th is pushed. Returns the passes run for kept ids (pushes). The same
+    /// ids, state and bits as that loop of [`Session::argmax`] and [`Session::push`] in greedy-id mode, which is what
+    /// runs with `DBRMT_DECODE_AHEAD=off`; otherwise each pass takes its token id from the pass before on the
+    /// device (`Workspace::ids_from_greedy`), so the next pass is launched before the host has read the id, and the
+    /// device never waits for the host between tokens. A pass run ahead for an id `keep` then refuses is undone (its
+    /// KV cache row is left to be overwritten; no pass runs ahead across a segment's end, which writes the memory).
+    /// Errors: [`ModelError::NonFiniteLogits`] when an id's logits were not all finite, or what `keep` returns.
+    pub fn generate_greedy<E: From<ModelError>>(
+        &mut self,
+        max_new_tokens: usize,
+        mut keep: impl FnMut(u32) -> Result<bool, E>,
+    ) -> Result<usize, E> {
+        if max_new_tokens == 0 {
+            return Ok(0);
+        }
+        self.set_greedy_ids(true);
+        let first = self.next_greedy()?;
+        if !keep(first)? || max_new_tokens == 1 {
+            return Ok(0);
+        }
+        if !decode_ahead_enabled() || !self.greedy_ids {
+            let mut id = first;
+            for emitted in 1.. {
+                self.push(id)?;
+                id = self.next_greedy()?;
+                if !keep(id)? || emitted + 1 == max_new_tokens {
+                    return Ok(emitted);
+                }
+            }
+        }
+        let t = self.engine.model.cfg.armt.segment_size;
+        let mut slot = 0;
+        self.enqueue_greedy(Some(first), slot)?;
+        let mut emitted = 1;
+        loop {
+            // the pass in flight makes id number emitted + 1; run the pass of that id now if, kept, it will be pushed
+            // and its push closes no segment
+            let ahead = emitted + 1 < max_new_tokens && self.open.len() < t;
+            if ahead {
+                if let Err(err) = self.enqueue_greedy(None, 1 - slot) {
+                    return Err(err.into());
+                }
+            }
+            let id = match self.read_greedy(slot) {
+                Ok(id) => id,
+                Err(err) => {
+                    self.undo_ahead(ahead);
+                    return Err(err.into());
+                }
+            };
+            self.greedy = Some(id);
+            let kept = match self.next_greedy().map(&mut keep) {
+                Ok(Ok(kept)) => kept,
+                Ok(Err(err)) => {
+                    self.undo_ahead(ahead);
+                    return Err(err);
+                }
+                Err(err) => {
+                    self.undo_ahead(ahead);
+                    return Err(err.into());
+                }
+            };
+            if !kept {
+                self.undo_ahead(ahead);
+                return Ok(emitted);
+            }
+            emitted += 1;
+            if emitted == max_new_tokens {
+                return Ok(emitted - 1);
+            }
+            if ahead {
+                // the pass run ahead is confirmed: its token is this id
+                *self.open.last_mut().expect("the pass run ahead pushed its token") = id & !NON_FINITE;
+            } else {
+                self.enqueue_greedy(Some(id & !NON_FINITE), 1 - slot)?;
+            }
+            slot = 1 - slot;
+        }
+    }
+
+    /// The greedy id after the last token: the device's ([`Session::argmax`]), or the host's argmax of the logits;
+    /// an error when those logits were not all finite, or when nothing has run yet.
+    fn next_greedy(&self) -> Result<u32, ModelError> {
+        let tokens = self.tokens();
+        if self.greedy.is_none() && self.logits.is_empty() {
+            return Err(ModelError::InvalidInput(
+                "greedy generation needs a prompt first".into(),
+            ));
+        }
+        let finite = match self.greedy {
+            Some(id) => id & NON_FINITE == 0,
+            None => self.logits.iter().all(|x| x.is_finite()),
+        };
+        if !finite {
+            return Err(ModelError::NonFiniteLogits { tokens });
+        }
+        Ok(self.argmax())
+    }
+
+    /// Launches the pass of one pushed token — its id `Some` from the host, or `None`: the greedy id of the pass
+    /// before, still on the device — then its greedy id and that id's copy into page-locked slot `slot`, and records
+    /// the slot's event; does not wait. A host id may close the full open segment first; a device id may not.
+    fn enqueue_greedy(&mut self, id: Option<u32>, slot: usize) -> Result<(), ModelError> {
+        let e = self.engine;
+        let (t, v) = (e.model.cfg.armt.segment_size, e.model.cfg.llama.vocab_size);
+        if let Some(id) = id {
+            check_ids(&[id], v)?;
+        }
+        if self.open.len() == t {
+            if id.is_none() {
+                return Err(ModelError::InvalidInput(
+                    "a pass run ahead cannot close a segment".into(),
+                ));
+            }
+            let full = std::mem::take(&mut self.open);
+            self.close(&full, 1)?;
+            self.cached = 0;
+        }
+        // a device id's place holds a placeholder until the host reads it
+        self.open.push(id.unwrap_or(u32::MAX));
+        let from = self.cached.min(self.open.len() - 1);
+        match id {
+            Some(_) => self.ws.set_ids(&e.stream, &self.open[from..])?,
+            None if from + 1 == self.open.len() => self.ws.ids_from_greedy(&e.stream)?,
+            None => {
+                self.open.pop();
+                return Err(ModelError::InvalidInput(
+                    "a pass run ahead must be the open segment's only uncached row".into(),
+                ));
+            }
+        }
+        self.launch_open_rows(from)?;
+        let row = Span {
+            rows: 1,
+            ..Span::default()
+        };
+        self.ws.launch_greedy_ids(&e.gpu, &e.stream, &[row], v)?;
+        if self.ahead.is_none() {
+            let pinned = || -> Result<PinnedHostSlice<u32>, ModelError> {
+                // SAFETY: cuMemHostAlloc (flags 0: page-locked, cached) of one u32, written by the device's copy
+                // below before the host reads it (after the slot's event), and every bit pattern is a valid u32.
+                Ok(unsafe { e.stream.context().alloc_pinned_with_flags::<u32>(1, 0) }?)
+            };
+            let ctx = e.stream.context();
+            self.ahead = Some(AheadSlots {
+                ids: [pinned()?, pinned()?],
+                done: [ctx.new_event(None)?, ctx.new_event(None)?],
+            });
+        }
+        let ahead = self.ahead.as_mut().expect("just made");
+        // the slot's previous copy is done (its event was waited for before this slot came round again)
+        e.stream
+            .memcpy_dtoh(&self.ws.argmax.slice(..1), ahead.ids[slot].as_mut_slice()?)?;
+        ahead.done[slot].record(&e.stream)?;
+        self.logits.clear();
+        Ok(())
+    }
+
+    /// Waits for the greedy id of the pass that copies into slot `slot` and reads it (with its non-finite flag).
+    fn read_greedy(&mut self, slot: usize) -> Result<u32, ModelError> {
+        let ahead = self
+            .ahead
+            .as_mut()
+            .ok_or_else(|| ModelError::InvalidInput("no greedy pass was launched".into()))?;
+        let t0 = Instant::now();
+        ahead.done[slot].synchronize()?;
+        self.ws.add_copy_wait(t0.elapsed());
+        Ok(ahead.ids[slot].as_slice()?[0])
+    }
+
+    /// Undoes the bookkeeping of the pass run ahead (`ran`), whose id the host refused: its token leaves the open
+    /// segment. The device's work stays queued (it wrote only that token's KV cache rows, past the open segment now,
+    /// and greedy ids the session no longer reads).
+    fn undo_ahead(&mut self, ran: bool) {
+        if ran {
+            self.open.pop();
+            self.cached = self.open.len();
+        }
+    }
+
     /// Closes `segments` full segments of `ids` through whole cells (diagonal schedule), from the device state.
     fn close(&mut self, ids: &[u32], segments: usize) -> Result<(), ModelError> {
         let layers = self.engine.model.cfg.llama.num_layers;
@@ -222,9 +438,29 @@ impl Session<'_> {
     /// then the final norm and LM head of the last row.
     fn run_open_rows(&mut self, from: usize) -> Result<(), ModelError> {
         let e = self.engine;
+        self.ws.set_ids(&e.stream, &self.open[from..])?;
+        self.launch_open_rows(from)?;
+        let v = e.model.cfg.llama.vocab_size;
+        if self.greedy_ids {
+            let row = Span {
+                rows: 1,
+                ..Span::default()
+            };
+            self.greedy = Some(self.ws.greedy_ids(&e.gpu, &e.stream, &[row], v)?[0]);
+            self.logits.clear();
+        } else {
+            self.greedy = None;
+            self.logits = self.ws.logits_to_host(&e.stream, v)?;
+        }
+        Ok(())
+    }
+
+    /// Launches the open segment's rows from position `from` on (their ids already in the workspace) through every
+    /// layer, then the final norm and the LM head of the last row, without waiting for them.
+    fn launch_open_rows(&mut self, from: usize) -> Result<(), ModelError> {
+        let e = self.engine;
         let cfg = &e.model.cfg;
         let n = self.open.len() - from;
-        self.ws.set_ids(&e.stream, &self.open[from..])?;
         // every layer's new rows start at `from`: one upload of the positions for the whole pass
         self.ws
             .set_positions(&e.stream, (0..cfg.llama.num_layers).map(|layer| (layer, from)))?;
@@ -259,18 +495,6 @@ impl Session<'_> {
                 .map(|_| ())
         })?;
         self.cached = self.open.len();
-        let v = cfg.llama.vocab_size;
-        if self.greedy_ids {
-            let row = Span {
-                rows: 1,
-                ..Span::default()
-            };
-            self.greedy = Some(self.ws.greedy_ids(&e.gpu, &e.stream, &[row], v)?[0]);
-            self.logits.clear();
-        } else {
-            self.greedy = None;
-            self.logits = self.ws.logits_to_host(&e.stream, v)?;
-        }
         Ok(())
     }
 }

@@ -321,6 +321,21 @@ impl Workspace {
         spans: &[Span],
         vocab: usize,
     ) -> Result<Vec<u32>, KernelError> {
+        self.launch_greedy_ids(gpu, stream, spans, vocab)?;
+        let ids: usize = spans.iter().map(|s| s.rows).sum();
+        self.wait_for_launches(stream)?;
+        Ok(stream.clone_dtoh(&self.argmax.slice(..ids))?)
+    }
+
+    /// Launches `argmax_rows_f32` over the rows `spans` name in [`Workspace::logits`] (`vocab` wide), into
+    /// [`Workspace::argmax`], without waiting for it.
+    pub fn launch_greedy_ids(
+        &mut self,
+        gpu: &Gpu,
+        stream: &Arc<CudaStream>,
+        spans: &[Span],
+        vocab: usize,
+    ) -> Result<(), KernelError> {
         argmax_rows_f32(
             gpu,
             stream,
@@ -330,10 +345,20 @@ impl Workspace {
             &mut self.argmax_scratch,
             spans,
             vocab,
-        )?;
-        let ids: usize = spans.iter().map(|s| s.rows).sum();
-        self.wait_for_launches(stream)?;
-        Ok(stream.clone_dtoh(&self.argmax.slice(..ids))?)
+        )
+    }
+
+    /// Makes the first greedy id of the launches before ([`Workspace::argmax`]'s first) the token id of the next
+    /// pass ([`Workspace::ids`]'s first) with a copy on the device, ordered after them: the host need not know it.
+    /// A non-finite row's flag (bit 31) makes the id fall outside every vocabulary, so its pass embeds NaN rows.
+    pub fn ids_from_greedy(&mut self, stream: &Arc<CudaStream>) -> Result<(), KernelError> {
+        stream.memcpy_dtod(&self.argmax.slice(..1), &mut self.ids.slice_mut(..1))?;
+        Ok(())
+    }
+
+    /// Adds `waited` to [`Workspace::copy_wait`] (a wait for the device made outside the workspace).
+    pub(crate) fn add_copy_wait(&mut self, waited: Duration) {
+        self.copy_wait += waited;
     }
 
     /// Waits for every launch on `stream`, timed into [`Workspace::copy_wait`] (the copy after it would wait anyway).
