@@ -26,28 +26,36 @@ pub fn segment_range(s: usize, tokens: usize, segment_size: usize) -> std::ops::
     start..tokens.min(start + segment_size)
 }
 
-/// The prefill step both generation sessions (CPU and GPU) take: `all` is the open segment's `reopened` tokens followed
-/// by the new ones; every full segment but the last is handed to `close(ids, segments)` in runs of at most
-/// `per_chunk` segments, with `progress(new tokens consumed)` after each. Returns how many segments were closed (the
-/// rest of `all`, 1..=T tokens, is the new open segment). `all` must not be empty.
+/// The prefill step both generation sessions (CPU and GPU) and the packed requests take: `all` is the open segment's
+/// `reopened` tokens followed by the new ones; every full segment is handed to `close(ids, segments, last)` in runs of
+/// at most `per_chunk` segments, with `progress(new tokens consumed)` after each; `last` says the run ends `all` (a
+/// prompt that fills its last segment: that close gives the next token's logits, its last row's, so the segment is
+/// not run a second time as an open one). Returns how many segments were closed; the rest of `all` (0..T tokens) is
+/// the new open segment. `all` must not be empty.
 pub fn close_full_segments<E>(
     all: &[u32],
     segment_size: usize,
     per_chunk: usize,
     reopened: usize,
-    mut close: impl FnMut(&[u32], usize) -> Result<(), E>,
+    mut close: impl FnMut(&[u32], usize, bool) -> Result<(), E>,
     progress: &mut impl FnMut(usize),
 ) -> Result<usize, E> {
     let t = segment_size;
-    let closing = all.len().saturating_sub(1) / t;
+    let closing = full_segments(all.len(), t);
     let mut done = 0;
     while done < closing {
         let n = per_chunk.max(1).min(closing - done);
-        close(&all[done * t..(done + n) * t], n)?;
+        close(&all[done * t..(done + n) * t], n, (done + n) * t == all.len())?;
         done += n;
         progress((done * t).saturating_sub(reopened));
     }
     Ok(closing)
+}
+
+/// The segments a prefill of `tokens` tokens (the open segment's and the new ones) closes: every full one. The rest,
+/// `tokens % T`, is the open segment, empty when the tokens end a segment.
+pub fn full_segments(tokens: usize, segment_size: usize) -> usize {
+    tokens / segment_size
 }
 
 /// Ids already in `u32` (a session's tokens): every one must be below `vocab`.
@@ -95,7 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn full_segments_close_in_chunks_and_the_last_stays_open() {
+    fn full_segments_close_in_chunks() {
         let all: Vec<u32> = (0..70).collect();
         let (mut runs, mut seen) = (Vec::new(), Vec::new());
         let closing = super::close_full_segments(
@@ -103,19 +111,38 @@ mod tests {
             16,
             2,
             5,
-            |ids: &[u32], n| {
-                runs.push((ids[0], ids.len(), n));
+            |ids: &[u32], n, last| {
+                runs.push((ids[0], ids.len(), n, last));
                 Ok::<(), ()>(())
             },
             &mut |done| seen.push(done),
         )
         .unwrap();
-        // 70 tokens, T = 16: four full segments close (in runs of 2), 6 tokens stay open
+        // 70 tokens, T = 16: four full segments close (in runs of 2), 6 tokens stay open, no close is the last row
         assert_eq!(closing, 4);
-        assert_eq!(runs, vec![(0, 32, 2), (32, 32, 2)]);
+        assert_eq!(runs, vec![(0, 32, 2, false), (32, 32, 2, false)]);
         assert_eq!(seen, vec![27, 59]); // new tokens consumed: the 5 reopened ones do not count
-                                        // exactly T tokens: nothing closes (the segment stays open for the next token)
-        let closing = super::close_full_segments(&all[..16], 16, 8, 0, |_, _| Err(()), &mut |_| {}).unwrap();
-        assert_eq!(closing, 0);
+
+        // tokens that end a segment: every segment closes, the last run gives the logits, nothing stays open
+        let mut runs = Vec::new();
+        let closing = super::close_full_segments(
+            &all[..48],
+            16,
+            2,
+            0,
+            |ids: &[u32], n, last| {
+                runs.push((ids[0], n, last));
+                Ok::<(), ()>(())
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(closing, 3);
+        assert_eq!(runs, vec![(0, 2, false), (32, 1, true)]);
+        assert_eq!(full_segments(48, 16), 3);
+        assert_eq!(full_segments(47, 16), 2);
+
+        // a close's error stops the prefill
+        assert!(super::close_full_segments(&all[..16], 16, 8, 0, |_, _, _| Err(()), &mut |_| {}).is_err());
     }
 }

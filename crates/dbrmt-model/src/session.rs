@@ -14,7 +14,8 @@ pub enum Session<'e> {
 }
 
 impl Session<'_> {
-    /// Appends `ids` (checked against the vocabulary), closing every full segment but the last.
+    /// Appends `ids` (checked against the vocabulary), closing every full segment (the last close gives the logits
+    /// when the tokens end a segment, and the open segment is then empty).
     pub fn prefill(&mut self, ids: &[u32]) -> Result<(), ModelError> {
         self.prefill_chunked(ids, usize::MAX, |_| {})
     }

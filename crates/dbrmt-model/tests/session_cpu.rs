@@ -247,3 +247,41 @@ fn greedy_generation_is_the_argmax_and_push_loop() {
         0
     );
 }
+
+/// A prompt that ends a segment closes it in the prefill: the logits are the full prefill's, bitwise (they come from
+/// the same run), the open segment is empty, and the next token continues exactly as from a prompt one token shorter
+/// whose last token was pushed (whose full open segment that push's successor closes).
+#[test]
+fn a_prompt_that_ends_a_segment_closes_it() {
+    let (model, ids) = load("tiny-armt-names"); // T = 32
+    let cpu = CpuModel::new(&model.config, &model.weights);
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let mut eager = Session::new(&cpu);
+    eager.prefill(&ids[..64]).unwrap();
+    assert_eq!((eager.segments_closed(), eager.open_tokens().len()), (2, 0));
+    assert_eq!(bits(eager.logits()), bits(&prefill_last(&cpu, &ids[..64])));
+
+    let mut lazy = Session::new(&cpu);
+    lazy.prefill(&ids[..63]).unwrap();
+    lazy.push(ids[63]).unwrap();
+    assert_eq!((lazy.segments_closed(), lazy.open_tokens().len()), (1, 32));
+    assert!(rel_err(lazy.logits(), eager.logits()) < 1e-5);
+    for &id in &ids[64..70] {
+        let a = bits(eager.push(id).unwrap());
+        assert_eq!(a, bits(lazy.push(id).unwrap()), "token {id}");
+    }
+    assert_eq!(eager.saved(), lazy.saved());
+
+    // a saved state with an empty open segment continues
+    let mut resumed = Session::resume(&cpu, eager.saved());
+    let mut closed = Session::new(&cpu);
+    closed.prefill(&ids[..64]).unwrap();
+    let saved = closed.saved();
+    assert!(saved.open_ids.is_empty());
+    let mut from_saved = Session::resume(&cpu, saved);
+    assert_eq!(
+        bits(from_saved.push(ids[64]).unwrap()),
+        bits(closed.push(ids[64]).unwrap())
+    );
+    assert!(resumed.push(ids[70]).is_ok());
+}

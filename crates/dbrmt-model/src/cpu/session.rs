@@ -1,9 +1,10 @@
 //! Generation on the CPU model: prefill, then one token at a time, with no length limit.
 //!
-//! A session holds the memory state after its closed segments and one **open** segment: the last 1..=T text
+//! A session holds the memory state after its closed segments and one **open** segment: the last 0..T text
 //! tokens, whose rows ran through the layers in generate mode (the read at every layer as the original does, no
-//! memory rows, no write) with a KV cache per layer. Prefilling closes every full segment but the last through the
-//! normal cells (diagonal schedule); decoding appends to the open segment, and when it is full the next token first
+//! memory rows, no write) with a KV cache per layer. Prefilling closes every full segment through the normal cells
+//! (diagonal schedule; a prompt that ends a segment takes its logits from that close, and the open segment is then
+//! empty); decoding appends to the open segment, and when it is full the next token first
 //! closes it — the segment runs again as a full cell (its T text rows and M memory rows, with the write) — and
 //! opens a fresh one. So the tokens a session produces have the logits a prefill of the whole text would give, and
 //! generation never hits a context limit.
@@ -90,8 +91,9 @@ impl<'m> Session<'m> {
         &self.open
     }
 
-    /// Appends `ids` (checked against the vocabulary): every full segment but the last is closed through the
-    /// diagonal schedule; the rest becomes the open segment, and its last row gives the next-token logits.
+    /// Appends `ids` (checked against the vocabulary): every full segment is closed through the diagonal schedule;
+    /// the rest becomes the open segment, and its last row gives the next-token logits (the last close's last row
+    /// when the tokens end a segment).
     pub fn prefill(&mut self, ids: &[u32]) -> Result<(), ModelError> {
         self.prefill_chunked(ids, usize::MAX, |_| {})
     }
@@ -118,11 +120,18 @@ impl<'m> Session<'m> {
             t,
             segments_per_chunk,
             reopened,
-            |ids, n| self.close(ids, n),
+            |ids, n, last| self.close(ids, n, last),
             &mut progress,
         )?;
-        self.open_segment(&all[closing * t..]);
-        progress(ids.len());
+        if closing * t == all.len() {
+            // the tokens ended a segment: its close gave the logits, and the next token opens a fresh one
+            // (the last close reported every new token to `progress`)
+            self.open.clear();
+            self.caches.iter_mut().for_each(|c| *c = KvCache::default());
+        } else {
+            self.open_segment(&all[closing * t..]);
+            progress(ids.len());
+        }
         Ok(())
     }
 
@@ -132,7 +141,7 @@ impl<'m> Session<'m> {
         check_ids(&[id], cfg.llama.vocab_size)?;
         if self.open.len() == cfg.armt.segment_size {
             let full = std::mem::take(&mut self.open);
-            self.close(&full, 1)?;
+            self.close(&full, 1, false)?;
             self.caches.iter_mut().for_each(|c| *c = KvCache::default());
         } else if self.logits.is_empty() && !self.open.is_empty() {
             // resumed with open tokens whose cache is not built yet
@@ -146,14 +155,15 @@ impl<'m> Session<'m> {
         Ok(&self.logits)
     }
 
-    /// Closes `segments` full segments of `ids` through the normal cells (diagonal schedule).
-    fn close(&mut self, ids: &[u32], segments: usize) -> Result<(), ModelError> {
+    /// Closes `segments` full segments of `ids` through the normal cells (diagonal schedule); with `last`, the last
+    /// row's logits become the session's (a prefill whose tokens end a segment).
+    fn close(&mut self, ids: &[u32], segments: usize, last: bool) -> Result<(), ModelError> {
         if segments == 0 {
             return Ok(());
         }
         let layers = self.model.config().llama.num_layers;
         let opts = RunOptions {
-            logits: LogitsMode::None,
+            logits: if last { LogitsMode::Last } else { LogitsMode::None },
             keep_hidden: false,
             threads: 0,
         };
@@ -166,10 +176,13 @@ impl<'m> Session<'m> {
             .run_from(ids, &Grid::new(layers, segments).diagonal(), &opts, resume)?;
         self.state = out.state;
         self.segments_closed += segments;
+        if last {
+            self.logits = out.logits;
+        }
         Ok(())
     }
 
-    /// Makes `ids` (1..=T tokens) the open segment: runs their rows with fresh caches.
+    /// Makes `ids` (1..T tokens) the open segment: runs their rows with fresh caches.
     fn open_segment(&mut self, ids: &[u32]) {
         let cfg = self.model.config();
         let d = cfg.llama.hidden_size;

@@ -1,10 +1,11 @@
 //! Generation on the GPU: the device twin of [`crate::cpu::Session`], with the memory state and a KV cache
 //! kept on the device.
 //!
-//! A session holds the memory after its closed segments and one **open** segment (the last 1..=T text tokens),
+//! A session holds the memory after its closed segments and one **open** segment (the last 0..T text tokens),
 //! whose rows ran through every layer in generate mode (the read at every layer, no memory rows, no write), their
-//! q/k/v rows kept per layer in the workspace's KV cache. Prefilling closes every full segment but the last with
-//! the diagonal schedule; a pushed token runs as one new open row per layer, attending to the cached rows; when the
+//! q/k/v rows kept per layer in the workspace's KV cache. Prefilling closes every full segment with the diagonal
+//! schedule (a prompt that ends a segment takes its logits from that close: the open segment is then empty, and the
+//! segment never runs twice); a pushed token runs as one new open row per layer, attending to the cached rows; when the
 //! open segment is full, the next token first closes it (its T text rows and M memory rows run again as whole
 //! cells, with the write) and opens a fresh one — so generation has no length limit. A decoded token gets the bits
 //! a GPU prefill of the whole text gives at its position: every kernel computes a row the same way whatever rows
@@ -176,8 +177,9 @@ impl Session<'_> {
         })
     }
 
-    /// Appends `ids` (checked against the vocabulary): every full segment but the last is closed through the
-    /// diagonal schedule; the rest becomes the open segment, and its last row gives the next-token logits.
+    /// Appends `ids` (checked against the vocabulary): every full segment is closed through the diagonal schedule;
+    /// the rest becomes the open segment, and its last row gives the next-token logits (the last close's last row
+    /// when the tokens end a segment).
     pub fn prefill(&mut self, ids: &[u32]) -> Result<(), ModelError> {
         self.prefill_chunked(ids, usize::MAX, |_| {})
     }
@@ -204,9 +206,16 @@ impl Session<'_> {
             t,
             segments_per_chunk,
             reopened,
-            |ids, n| self.close(ids, n),
+            |ids, n, last| self.close(ids, n, last),
             &mut progress,
         )?;
+        if closing * t == all.len() {
+            // the tokens ended a segment: its close gave the logits, and the next token opens a fresh one
+            // (the last close reported every new token to `progress`)
+            self.open.clear();
+            self.cached = 0;
+            return Ok(());
+        }
         if closing > 0 || self.cached != reopened {
             // new segment, or a resumed one whose cache is not built: run its rows from position 0
             self.cached = 0;
@@ -225,7 +234,7 @@ impl Session<'_> {
         check_ids(&[id], self.engine.model.cfg.llama.vocab_size)?;
         if self.open.len() == t {
             let full = std::mem::take(&mut self.open);
-            self.close(&full, 1)?;
+            self.close(&full, 1, false)?;
             self.cached = 0;
         }
         self.open.push(id);
@@ -352,7 +361,7 @@ impl Session<'_> {
                 ));
             }
             let full = std::mem::take(&mut self.open);
-            self.close(&full, 1)?;
+            self.close(&full, 1, false)?;
             self.cached = 0;
         }
         // a device id's place holds a placeholder until the host reads it
@@ -418,19 +427,25 @@ impl Session<'_> {
     }
 
     /// Closes `segments` full segments of `ids` through whole cells (diagonal schedule), from the device state.
-    fn close(&mut self, ids: &[u32], segments: usize) -> Result<(), ModelError> {
+    /// With `last`, the last row's logits become the session's (a prefill whose tokens end a segment; copied to the
+    /// host once, greedy-id mode or not).
+    fn close(&mut self, ids: &[u32], segments: usize, last: bool) -> Result<(), ModelError> {
         let layers = self.engine.model.cfg.llama.num_layers;
         let schedule = Grid::new(layers, segments).diagonal();
-        self.engine.run(
+        let (logits, _) = self.engine.run(
             &mut self.ws,
             &mut self.state,
             ids,
             &schedule,
             self.segments_closed,
-            LogitsMode::None,
+            if last { LogitsMode::Last } else { LogitsMode::None },
             false,
         )?;
         self.segments_closed += segments;
+        if last {
+            self.logits = logits;
+            self.greedy = None;
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 
 use dbrmt_formats::{ModelConfig, SavedState};
 use dbrmt_model::{
-    input::{check_ids, validate_ids},
+    input::{check_ids, full_segments, validate_ids},
     packed::{Pass, PassLogits, PassRows},
     sampling::Sampler,
     LogitsMode,
@@ -178,28 +178,35 @@ impl Live {
                     None => (0, Vec::new()),
                 };
                 all.extend_from_slice(&prompt);
-                // every full segment but the last closes; the rest (1..=T tokens) is the open segment
-                let closing = (all.len() - 1) / t;
+                // every full segment closes; the rest (0..T tokens) is the open segment. Its pass gives the next
+                // token, or, when the tokens end a segment, the last close does (as a session's prefill)
+                let closing = full_segments(all.len(), t);
+                let ends = closing * t == all.len();
                 let mut passes: Vec<Pass> = (0..closing)
-                    .map(|s| Pass {
-                        request: 0,
-                        rows: PassRows::Whole,
-                        tokens: all[s * t..(s + 1) * t].to_vec(),
-                        first_segment: segments_before + s == 0,
-                        logits: LogitsMode::None,
-                        argmax: false,
+                    .map(|s| {
+                        let last = ends && s + 1 == closing;
+                        Pass {
+                            request: 0,
+                            rows: PassRows::Whole,
+                            tokens: all[s * t..(s + 1) * t].to_vec(),
+                            first_segment: segments_before + s == 0,
+                            logits: if last { LogitsMode::Last } else { LogitsMode::None },
+                            argmax: last && argmax,
+                        }
                     })
                     .collect();
                 let segments_closed = segments_before + closing;
                 let open = all[closing * t..].to_vec();
-                passes.push(Pass {
-                    request: 0,
-                    rows: PassRows::Open { at: 0 },
-                    tokens: open.clone(),
-                    first_segment: segments_closed == 0,
-                    logits: LogitsMode::Last,
-                    argmax,
-                });
+                if !ends {
+                    passes.push(Pass {
+                        request: 0,
+                        rows: PassRows::Open { at: 0 },
+                        tokens: open.clone(),
+                        first_segment: segments_closed == 0,
+                        logits: LogitsMode::Last,
+                        argmax,
+                    });
+                }
                 let live = Live {
                     id,
                     slot: 0,
