@@ -465,7 +465,7 @@ impl Session<'_> {
             self.logits.clear();
         } else {
             self.greedy = None;
-            self.logits = self.ws.logits_to_host(&e.stream, v)?;
+            self.ws.logits_into(&e.stream, v, &mut self.logits)?;
         }
         Ok(())
     }

@@ -289,10 +289,20 @@ impl Workspace {
     /// page-locked buffer (DMA straight from the device, one host copy fewer than a pageable copy) while `len` is at
     /// most [`Workspace::PINNED_LOGITS`] values, else a pageable copy.
     pub fn logits_to_host(&mut self, stream: &Arc<CudaStream>, len: usize) -> Result<Vec<f32>, KernelError> {
+        let mut out = Vec::new();
+        self.logits_into(stream, len, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Workspace::logits_to_host`], into `out` (its allocation kept: a decoded token's logits land in the pages
+    /// the last token's did, with no fresh allocation to fault in).
+    pub fn logits_into(&mut self, stream: &Arc<CudaStream>, len: usize, out: &mut Vec<f32>) -> Result<(), KernelError> {
         self.wait_for_launches(stream)?;
         let src = self.logits.slice(..len);
+        out.clear();
         if len > Self::PINNED_LOGITS {
-            return Ok(stream.clone_dtoh(&src)?);
+            *out = stream.clone_dtoh(&src)?;
+            return Ok(());
         }
         if self.logits_host.is_none() {
             let values = self.logits.len().min(Self::PINNED_LOGITS);
@@ -309,7 +319,8 @@ impl Workspace {
         stream.memcpy_dtoh(&src, dst)?;
         // the engine's context tracks no events (`Gpu` disables it), so a pinned slice's own wait would not wait
         stream.synchronize()?;
-        Ok(dst.to_vec())
+        out.extend_from_slice(dst);
+        Ok(())
     }
 
     /// The greedy id of each row `spans` name in [`Workspace::logits`] (`vocab` wide), in span order: `argmax_rows_f32`
