@@ -29,8 +29,8 @@ ARMT_REF_DIR = os.path.join(REPO, "testdata", "fixtures", "generator")
 # methods this side (PyTorch) times; dbrmt-* / dbrmt belong to the Rust runner
 E2E_TORCH_METHODS = ("torch-sequential", "torch-diagonal", "torch-diagonal-graph", "torch-sdpa-full")
 DECODE_TORCH_METHODS = ("torch-hf-decode",)
-E2E_RUST_METHODS = ("dbrmt-diagonal", "dbrmt-sequential")
-DECODE_RUST_METHODS = ("dbrmt",)
+E2E_RUST_METHODS = ("dbrmt-diagonal", "dbrmt-sequential", "dbrmt-session", "dbrmt-session-pieces8")
+DECODE_RUST_METHODS = ("dbrmt", "dbrmt-greedy", "dbrmt-greedy-wait")
 
 
 def import_armt_ref():

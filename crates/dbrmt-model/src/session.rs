@@ -20,8 +20,9 @@ impl Session<'_> {
         self.prefill_chunked(ids, usize::MAX, |_| {})
     }
 
-    /// As [`Session::prefill`], closing at most `segments_per_chunk` segments per diagonal run and calling
-    /// `progress(tokens consumed)` after each — the same bits as one run.
+    /// As [`Session::prefill`], calling `progress(tokens consumed)` as it goes — the same bits as one run. The CPU
+    /// model closes at most `segments_per_chunk` segments per diagonal run; the GPU closes them all in one run and
+    /// reports each segment as its launches are queued.
     pub fn prefill_chunked(
         &mut self,
         ids: &[u32],

@@ -56,6 +56,10 @@ pub fn prefill_row(m: &Matrix, row: &Row, cache: &mut EngineCache, out: &mut Out
         let schedule = match method.as_str() {
             "dbrmt-diagonal" => ScheduleKind::Diagonal,
             "dbrmt-sequential" => ScheduleKind::Sequential,
+            "dbrmt-session" | "dbrmt-session-pieces8" => {
+                session_prefill(m, row, cache, out, seed, method, warmup, iters)?;
+                continue;
+            }
             _ => continue,
         };
         let engine = cache.get(m, &row.model, row.segment, seed)?;
@@ -85,6 +89,52 @@ pub fn prefill_row(m: &Matrix, row: &Row, cache: &mut EngineCache, out: &mut Out
         }))?;
     }
     Ok(())
+}
+
+/// A generation session's prefill of `row`'s ids (what `dbrmt generate` runs before it decodes), timed on the host
+/// up to its last row's logits on the host: "dbrmt-session" as the CLI asks for it (progress every 8 segments: one
+/// diagonal run on the GPU), "dbrmt-session-pieces8" as pieces of 8 segments, one `prefill` each (a diagonal run a
+/// piece, as the GPU session ran `prefill_chunked` until session 22).
+#[allow(clippy::too_many_arguments)]
+fn session_prefill(
+    m: &Matrix,
+    row: &Row,
+    cache: &mut EngineCache,
+    out: &mut Out,
+    seed: u64,
+    method: &str,
+    warmup: usize,
+    iters: usize,
+) -> anyhow::Result<()> {
+    let engine = cache.get(m, &row.model, row.segment, seed)?;
+    let ids: Vec<u32> = random_ids(row.tokens, engine.config().llama.vocab_size, seed ^ 0x1d5)
+        .into_iter()
+        .map(|x| x as u32)
+        .collect();
+    let mut runs = Vec::with_capacity(iters);
+    for i in 0..warmup + iters {
+        let mut session = engine.session()?;
+        let t0 = Instant::now();
+        let done = match method {
+            "dbrmt-session" => session.prefill_chunked(&ids, 8, |_| {}),
+            _ => ids.chunks(8 * row.segment).try_for_each(|piece| session.prefill(piece)),
+        };
+        done.with_context(|| format!("row {} {method}", row.id))?;
+        if i >= warmup {
+            runs.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let ms = median(&runs);
+    eprintln!(
+        "bench: {:<22} {method:<17} {ms:>9.1} ms  ({:.0} tokens/s)",
+        row.id,
+        row.tokens as f64 / ms * 1e3
+    );
+    out.line(json!({
+        "kind": "e2e", "row": row.id, "method": method, "ms": ms, "ms_runs": runs, "tokens": row.tokens,
+        "segment": row.segment, "model": row.model, "logits": "last", "warmup": warmup, "iters": iters,
+        "device": device_name(), "state_dtype": "fp32", "timer": "host",
+    }))
 }
 
 /// The dbrmt method of decode `row`: prefill `prompt` tokens, then push `new_tokens` one at a time (each a forward

@@ -155,7 +155,16 @@ impl GpuExecutor {
         let profiling = self.profiling.load(Ordering::Relaxed);
         ws.profile = profiling.then(StepProfile::default);
         let start = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
-        let (logits_out, hidden) = self.run(ws, &mut state, ids, schedule, segments_before, logits, keep_hidden)?;
+        let (logits_out, hidden) = self.run(
+            ws,
+            &mut state,
+            ids,
+            schedule,
+            segments_before,
+            logits,
+            keep_hidden,
+            &mut |_| {},
+        )?;
         let end = stream.record_event(Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT))?;
         end.synchronize()?;
         let ms = start.elapsed_ms(&end)?;
@@ -194,6 +203,7 @@ impl GpuExecutor {
 
     /// Walks `schedule` over the segments of `ids` in `ws`, updating `state` (the memory after `segments_before`
     /// earlier segments). Returns the logits asked for and, with `keep_hidden`, the final-norm'ed hidden rows.
+    /// `progress(segments)` is called as segments leave the top layer (their launches queued, not necessarily run).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
@@ -204,6 +214,7 @@ impl GpuExecutor {
         segments_before: usize,
         logits: LogitsMode,
         keep_hidden: bool,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
         let cfg = &self.model.cfg;
         let (layers, d, v, t) = (
@@ -232,6 +243,7 @@ impl GpuExecutor {
         let logit_rows = logits.rows(ids.len()).1;
         let mut out_logits = vec![0.0f32; logit_rows * v];
         let mut out_hidden = keep_hidden.then(|| vec![0.0f32; ids.len() * d]);
+        let mut finished = 0;
         for (i, step) in schedule.steps.iter().enumerate() {
             tracker
                 .check_step(&step.tasks)
@@ -315,6 +327,8 @@ impl GpuExecutor {
                     true => slots.hold(i, slot_of[s]),
                     false => slots.give(slot_of[s]),
                 }
+                finished += 1;
+                progress(finished);
             }
         }
         if let Some((_, done)) = high_done.pop() {

@@ -22,7 +22,7 @@ use dbrmt_schedule::Grid;
 
 use super::graphs::StepShape;
 use super::{DeviceState, GpuExecutor, StepCell, Workspace};
-use crate::input::{check_ids, close_full_segments};
+use crate::input::{check_ids, full_segments};
 use crate::{LogitsMode, ModelError};
 
 /// Marks a session's whole pass among the shapes of captured steps.
@@ -184,12 +184,14 @@ impl Session<'_> {
         self.prefill_chunked(ids, usize::MAX, |_| {})
     }
 
-    /// As [`Session::prefill`], closing at most `segments_per_chunk` segments per diagonal run and calling
-    /// `progress(tokens consumed)` after each — the same bits as one run.
+    /// As [`Session::prefill`], calling `progress(tokens consumed)` as each full segment's launches are queued and
+    /// once at the end. The full segments close in one diagonal run whatever `_segments_per_chunk` says (the CPU
+    /// model's runs take that many): a run of a few segments would ramp the diagonal up and down, its first and last
+    /// L − 1 steps partly filled (1B, 8 segments a run: 15 of 23 steps). The same bits either way.
     pub fn prefill_chunked(
         &mut self,
         ids: &[u32],
-        segments_per_chunk: usize,
+        _segments_per_chunk: usize,
         mut progress: impl FnMut(usize),
     ) -> Result<(), ModelError> {
         let cfg = &self.engine.model.cfg;
@@ -201,14 +203,13 @@ impl Session<'_> {
         if all.is_empty() {
             return Err(ModelError::EmptyInput);
         }
-        let closing = close_full_segments(
-            &all,
-            t,
-            segments_per_chunk,
-            reopened,
-            |ids, n, last| self.close(ids, n, last),
-            &mut progress,
-        )?;
+        let closing = full_segments(all.len(), t);
+        if closing > 0 {
+            let last = closing * t == all.len();
+            self.close_reporting(&all[..closing * t], closing, last, &mut |segments| {
+                progress((segments * t).saturating_sub(reopened))
+            })?;
+        }
         if closing * t == all.len() {
             // the tokens ended a segment: its close gave the logits, and the next token opens a fresh one
             // (the last close reported every new token to `progress`)
@@ -234,7 +235,7 @@ impl Session<'_> {
         check_ids(&[id], self.engine.model.cfg.llama.vocab_size)?;
         if self.open.len() == t {
             let full = std::mem::take(&mut self.open);
-            self.close(&full, 1, false)?;
+            self.close_reporting(&full, 1, false, &mut |_| {})?;
             self.cached = 0;
         }
         self.open.push(id);
@@ -361,7 +362,7 @@ impl Session<'_> {
                 ));
             }
             let full = std::mem::take(&mut self.open);
-            self.close(&full, 1, false)?;
+            self.close_reporting(&full, 1, false, &mut |_| {})?;
             self.cached = 0;
         }
         // a device id's place holds a placeholder until the host reads it
@@ -429,7 +430,13 @@ impl Session<'_> {
     /// Closes `segments` full segments of `ids` through whole cells (diagonal schedule), from the device state.
     /// With `last`, the last row's logits become the session's (a prefill whose tokens end a segment; copied to the
     /// host once, greedy-id mode or not).
-    fn close(&mut self, ids: &[u32], segments: usize, last: bool) -> Result<(), ModelError> {
+    fn close_reporting(
+        &mut self,
+        ids: &[u32],
+        segments: usize,
+        last: bool,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<(), ModelError> {
         let layers = self.engine.model.cfg.llama.num_layers;
         let schedule = Grid::new(layers, segments).diagonal();
         let (logits, _) = self.engine.run(
@@ -440,6 +447,7 @@ impl Session<'_> {
             self.segments_closed,
             if last { LogitsMode::Last } else { LogitsMode::None },
             false,
+            progress,
         )?;
         self.segments_closed += segments;
         if last {
