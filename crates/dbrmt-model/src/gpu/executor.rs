@@ -232,8 +232,8 @@ impl GpuExecutor {
         // Two-stream steps (where they pay, `GpuModel::two_streams_pay`): the upper layers' cells run on `stream2`
         // (with the finishing segments), each step's after all `stream` issued before it. A slot freed by a segment
         // finishing on `stream2` at step i is reused by `stream` only from step i + QUARANTINE on, after `stream`
-        // waited for `stream2`'s step i (only where the workspace holds the slots the quarantine takes, as a prefill's
-        // and a generation session's do while two streams are on).
+        // waited for `stream2`'s step i (only where the workspace holds the slots the quarantine takes: a generation
+        // session's holds one a layer).
         let two = two_streams_enabled() && ws.slots >= max_live_segments(schedule, layers) + QUARANTINE;
         if two {
             // whatever an earlier prefill left on `stream2` (one that stopped at an error) comes first
@@ -345,7 +345,7 @@ impl GpuExecutor {
 }
 
 /// Steps after which a hidden slot freed on the second stream is reused (two-stream prefills hold this many more).
-pub(super) const QUARANTINE: usize = 2;
+const QUARANTINE: usize = 2;
 
 /// The hidden slots of a prefill: taken by segments entering layer 0, given back when they leave the top layer. One
 /// given back by a two-stream step `i` (its segment finished on the second stream) is held until

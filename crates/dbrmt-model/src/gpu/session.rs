@@ -94,18 +94,10 @@ impl GpuExecutor {
     ) -> Result<Session<'_>, ModelError> {
         let cfg = &self.model.cfg;
         let layers = cfg.llama.num_layers;
-        // a diagonal over any number of segments has at most one cell per layer and one live segment per layer, and
-        // its two-stream steps hold a freed slot QUARANTINE steps more (as a prefill's workspace: two slots, ~14 MB
-        // each at the 1B shape, buy its prefill the two streams)
-        let slots = layers
-            + if super::executor::two_streams_enabled() {
-                super::executor::QUARANTINE
-            } else {
-                0
-            };
-        let bytes = Workspace::bytes_for(cfg, layers, slots, 1, layers);
+        // a diagonal over any number of segments has at most one cell per layer and one live segment per layer
+        let bytes = Workspace::bytes_for(cfg, layers, layers, 1, layers);
         super::executor::check_device(&self.gpu, "a generation session's workspace", bytes)?;
-        let ws = Workspace::new(&self.stream, cfg, layers, slots, 1, layers, self.model.projections)?;
+        let ws = Workspace::new(&self.stream, cfg, layers, layers, 1, layers, self.model.projections)?;
         Ok(Session {
             engine: self,
             ws,
