@@ -216,10 +216,11 @@ pub fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 }
 
 /// Segments a prefill closes between two progress updates: on the CPU model, one per core (a diagonal step of that
-/// many cells keeps every core busy, so the update costs no speed); on a GPU, 8.
+/// many cells keeps every core busy, so the update costs no speed); a GPU session closes them all in one diagonal run
+/// and reports every segment whatever this says (runs of a few segments would ramp the diagonal up and down).
 pub fn segments_per_update(on_gpu: bool) -> usize {
     if on_gpu {
-        8
+        usize::MAX
     } else {
         std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
     }
