@@ -26,9 +26,9 @@ pub fn segment_range(s: usize, tokens: usize, segment_size: usize) -> std::ops::
     start..tokens.min(start + segment_size)
 }
 
-/// The prefill step both generation sessions (CPU and GPU) and the packed requests take: `all` is the open segment's
-/// `reopened` tokens followed by the new ones; every full segment is handed to `close(ids, segments, last)` in runs of
-/// at most `per_chunk` segments, with `progress(new tokens consumed)` after each; `last` says the run ends `all` (a
+/// The CPU session's prefill step (the GPU session and the packed requests close the same [`full_segments`], the GPU
+/// in one run): `all` is the open segment's `reopened` tokens followed by the new ones; every full segment is handed
+/// to `close(ids, segments, last)` in runs of at most `per_chunk` segments, with `progress(new tokens consumed)` after each; `last` says the run ends `all` (a
 /// prompt that fills its last segment: that close gives the next token's logits, its last row's, so the segment is
 /// not run a second time as an open one). Returns how many segments were closed; the rest of `all` (0..T tokens) is
 /// the new open segment. `all` must not be empty.

@@ -59,42 +59,47 @@ impl Session<'_> {
         }
     }
 
-    /// Greedy generation: up to `max_new_tokens` ids, each the argmax of the logits after the one before, handed to
-    /// `keep` until it returns `false`; every kept id but the `max_new_tokens`-th is pushed. Returns the pushes. On
-    /// the GPU each id goes from pass to pass on the device and the next pass runs before the host reads it
-    /// ([`gpu::Session::generate_greedy`]: the same ids and bits); the CPU model runs the loop of [`Session::argmax`]
-    /// and [`Session::push`]. Leaves a GPU session in greedy-id mode ([`Session::set_greedy_ids`]).
+    /// Greedy generation: up to `max_new_tokens` ids, each the argmax of the logits after the one before (the first
+    /// after the last prefilled or pushed token), handed to `keep` in order until it returns `false` (a stop id, say);
+    /// every kept id but the `max_new_tokens`-th is pushed. Returns the pushes. That loop of [`Session::next_greedy`]
+    /// and [`Session::push`] is what runs on the CPU model and with `DBRMT_DECODE_AHEAD=off`; on the GPU each id
+    /// otherwise goes from pass to pass on the device and the next pass runs before the host reads it
+    /// (`gpu::Session::generate_greedy_ahead`: the same ids, state and bits). Leaves a GPU session in greedy-id mode
+    /// ([`Session::set_greedy_ids`]). Errors: [`ModelError::NonFiniteLogits`] when an id's logits were not all
+    /// finite, or what `keep` returns.
     pub fn generate_greedy<E: From<ModelError>>(
         &mut self,
         max_new_tokens: usize,
         mut keep: impl FnMut(u32) -> Result<bool, E>,
     ) -> Result<usize, E> {
-        let s = match self {
-            Session::Gpu(s) => return s.generate_greedy(max_new_tokens, keep),
-            Session::Cpu(s) => s,
-        };
-        let next = |s: &cpu::Session<'_>| -> Result<u32, ModelError> {
-            let logits = s.logits();
-            if logits.is_empty() {
-                return Err(ModelError::InvalidInput(
-                    "greedy generation needs a prompt first".into(),
-                ));
+        if max_new_tokens == 0 {
+            return Ok(0);
+        }
+        self.set_greedy_ids(true);
+        if let Session::Gpu(s) = self {
+            if s.runs_ahead() {
+                return s.generate_greedy_ahead(max_new_tokens, keep);
             }
-            if !logits.iter().all(|x| x.is_finite()) {
-                return Err(ModelError::NonFiniteLogits { tokens: s.tokens() });
-            }
-            Ok(crate::sampling::argmax(logits))
-        };
+        }
         let mut pushes = 0;
         for i in 0..max_new_tokens {
-            let id = next(s)?;
+            let id = self.next_greedy()?;
             if !keep(id)? || i + 1 == max_new_tokens {
                 break;
             }
-            s.push(id)?;
+            self.push(id)?;
             pushes += 1;
         }
         Ok(pushes)
+    }
+
+    /// The greedy id after the last token ([`Session::argmax`]); an error when nothing has run yet, or when the logits
+    /// behind it were not all finite.
+    pub fn next_greedy(&self) -> Result<u32, ModelError> {
+        match self {
+            Session::Cpu(s) => greedy_of_logits(s.logits(), s.tokens()),
+            Session::Gpu(s) => s.next_greedy(),
+        }
     }
 
     /// The greedy next token: the host's [`argmax`](crate::sampling::argmax) of the logits, or the same id chosen on
@@ -154,4 +159,18 @@ impl Session<'_> {
             Session::Gpu(s) => s.open_tokens(),
         }
     }
+}
+
+/// The host's greedy id of `logits` (the next token's after `tokens` tokens), or an error: no logits yet (nothing has
+/// run), or not all of them finite.
+pub(crate) fn greedy_of_logits(logits: &[f32], tokens: usize) -> Result<u32, ModelError> {
+    if logits.is_empty() {
+        return Err(ModelError::InvalidInput(
+            "greedy generation needs a prompt first".into(),
+        ));
+    }
+    if !logits.iter().all(|x| x.is_finite()) {
+        return Err(ModelError::NonFiniteLogits { tokens });
+    }
+    Ok(crate::sampling::argmax(logits))
 }

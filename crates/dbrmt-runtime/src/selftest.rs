@@ -208,10 +208,7 @@ pub fn resume_check(engine: &Engine, ids: &[i64], whole: &Output, case: &str) ->
 /// A random ARMT of Llama-3.2-1B's shape (T = 1024, M = 128, d_mem = 64) over `tokens` tokens: diagonal against
 /// sequential, bitwise, on logits of the last token, every final hidden state and every layer's A and z.
 pub fn llama_1b_bitwise_check(tokens: usize, seed: u64) -> Result<Check, EngineError> {
-    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
-    let ids = random_ids(tokens, config.llama.vocab_size, seed);
-    let model = RandomModel::new(config, seed);
-    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let (engine, ids) = random_1b(tokens, seed)?;
     let (diag, ms_d) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)?;
     let (seq, ms_s) = engine.prefill_timed(&ids, ScheduleKind::Sequential, LogitsMode::Last, true)?;
     let shape = format!(
@@ -293,14 +290,19 @@ fn switch_bitwise_check(
     Ok(bitwise(name, shape, &without, &with))
 }
 
+/// A random Llama-3.2-1B-shaped ARMT (T = 1024, M = 128, d_mem = 64) on the GPU, and `tokens` random ids for it.
+fn random_1b(tokens: usize, seed: u64) -> Result<(Engine, Vec<i64>), EngineError> {
+    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
+    let ids = random_ids(tokens, config.llama.vocab_size, seed);
+    let model = RandomModel::new(config, seed);
+    Ok((Engine::from_tensors(&model, Device::Cuda(0))?, ids))
+}
+
 /// A random 1B-shaped ARMT's output of a diagonal prefill of `tokens` tokens (the last logits, the hidden rows kept)
 /// and its time in ms (NaN if not timed), with `set` called with true, then false, before each run.
 type PrefillRun = (Output, f32);
 fn prefill_on_off(tokens: usize, seed: u64, set: fn(bool)) -> Result<(PrefillRun, PrefillRun), EngineError> {
-    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
-    let ids = random_ids(tokens, config.llama.vocab_size, seed);
-    let model = RandomModel::new(config, seed);
-    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let (engine, ids) = random_1b(tokens, seed)?;
     let run = |on: bool| -> Result<PrefillRun, EngineError> {
         set(on);
         let (out, ms) = engine.prefill_timed(&ids, ScheduleKind::Diagonal, LogitsMode::Last, true)?;
@@ -344,11 +346,8 @@ pub fn decode_norm_bitwise_check(prompt: usize, pushed: usize, seed: u64) -> Res
 /// ids, those logits and the memory state after, bitwise.
 pub fn decode_ahead_check(prompt: usize, tokens: usize, stop: usize, seed: u64) -> Result<Check, EngineError> {
     let was = dbrmt_model::gpu::decode_ahead_enabled();
-    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
-    let v = config.llama.vocab_size;
-    let ids: Vec<u32> = random_ids(prompt + 1, v, seed).iter().map(|&i| i as u32).collect();
-    let model = RandomModel::new(config, seed);
-    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let (engine, ids) = random_1b(prompt + 1, seed)?;
+    let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
     let run = |ahead: bool| -> Result<(Vec<f32>, usize), EngineError> {
         dbrmt_model::gpu::set_decode_ahead(ahead);
         let mut session = engine.session()?;
@@ -392,11 +391,8 @@ fn decode_on_off(
     seed: u64,
     set: fn(bool),
 ) -> Result<(DecodeRun, DecodeRun), EngineError> {
-    let config = presets::llama_3_2_1b(presets::armt(1024, 128, 64));
-    let v = config.llama.vocab_size;
-    let ids: Vec<u32> = random_ids(prompt + pushed, v, seed).iter().map(|&i| i as u32).collect();
-    let model = RandomModel::new(config, seed);
-    let engine = Engine::from_tensors(&model, Device::Cuda(0))?;
+    let (engine, ids) = random_1b(prompt + pushed, seed)?;
+    let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
     let run = |on: bool| -> Result<DecodeRun, EngineError> {
         set(on);
         let mut session = engine.session()?;

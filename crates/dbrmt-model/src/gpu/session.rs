@@ -28,6 +28,18 @@ use crate::{LogitsMode, ModelError};
 /// Marks a session's whole pass among the shapes of captured steps.
 const WHOLE_PASS: u64 = u64::MAX;
 
+/// The one logit row a pass leaves (its last row's) as the greedy id's span.
+const LAST_ROW: Span = Span {
+    in_row: 0,
+    out_row: 0,
+    rows: 1,
+    layer: 0,
+    flag: false,
+    state: 0,
+    pos: 0,
+    dynamic: false,
+};
+
 /// Greedy generation one pass ahead of the host ([`Session::generate_greedy`]; `DBRMT_DECODE_AHEAD=off`: a push
 /// and a wait per token, the same ids and bits).
 static DECODE_AHEAD_SWITCH: RuntimeSwitch = RuntimeSwitch::new(DECODE_AHEAD);
@@ -204,13 +216,13 @@ impl Session<'_> {
             return Err(ModelError::EmptyInput);
         }
         let closing = full_segments(all.len(), t);
+        let ends = closing * t == all.len();
         if closing > 0 {
-            let last = closing * t == all.len();
-            self.close_reporting(&all[..closing * t], closing, last, &mut |segments| {
+            self.close_reporting(&all[..closing * t], closing, ends, &mut |segments| {
                 progress((segments * t).saturating_sub(reopened))
             })?;
         }
-        if closing * t == all.len() {
+        if ends {
             // the tokens ended a segment: its close gave the logits, and the next token opens a fresh one
             // (the last close reported every new token to `progress`)
             self.open.clear();
@@ -231,51 +243,43 @@ impl Session<'_> {
 
     /// Appends one token and computes the logits after it. A full open segment is closed first.
     pub fn push(&mut self, id: u32) -> Result<&[f32], ModelError> {
-        let t = self.engine.model.cfg.armt.segment_size;
         check_ids(&[id], self.engine.model.cfg.llama.vocab_size)?;
-        if self.open.len() == t {
+        let from = self.admit(id)?;
+        self.run_open_rows(from)?;
+        Ok(&self.logits)
+    }
+
+    /// Appends token `id` to the open segment, closing a full one first; returns the position of the first row not
+    /// cached yet (all of a resumed segment's, else the new one's), from which its pass runs.
+    fn admit(&mut self, id: u32) -> Result<usize, ModelError> {
+        if self.open.len() == self.engine.model.cfg.armt.segment_size {
             let full = std::mem::take(&mut self.open);
             self.close_reporting(&full, 1, false, &mut |_| {})?;
             self.cached = 0;
         }
         self.open.push(id);
-        // rows not cached yet (all of a resumed segment's, else the new one)
-        let from = self.cached.min(self.open.len() - 1);
-        self.run_open_rows(from)?;
-        Ok(&self.logits)
+        Ok(self.cached.min(self.open.len() - 1))
     }
 
-    /// Greedy generation: up to `max_new_tokens` ids, each the argmax of the logits after the one before (the first
-    /// after the last prefilled or pushed token), handed to `keep` in order until it returns `false` (a stop id, say);
-    /// every kept id but the `max_new_tokens`-th is pushed. Returns the passes run for kept ids (pushes). The same
-    /// ids, state and bits as that loop of [`Session::argmax`] and [`Session::push`] in greedy-id mode, which is what
-    /// runs with `DBRMT_DECODE_AHEAD=off`; otherwise each pass takes its token id from the pass before on the
-    /// device (`Workspace::ids_from_greedy`), so the next pass is launched before the host has read the id, and the
-    /// device never waits for the host between tokens. A pass run ahead for an id `keep` then refuses is undone (its
-    /// KV cache row is left to be overwritten; no pass runs ahead across a segment's end, which writes the memory).
-    /// Errors: [`ModelError::NonFiniteLogits`] when an id's logits were not all finite, or what `keep` returns.
-    pub fn generate_greedy<E: From<ModelError>>(
+    /// Whether [`Session::generate_greedy_ahead`] may run: greedy-id mode and `DBRMT_DECODE_AHEAD` on.
+    pub(crate) fn runs_ahead(&self) -> bool {
+        self.greedy_ids && decode_ahead_enabled()
+    }
+
+    /// [`crate::Session::generate_greedy`] one pass ahead of the host (`max_new_tokens` ≥ 1, greedy-id mode: see
+    /// [`Session::runs_ahead`]): each pass takes its token id from the pass before on the device
+    /// (`Workspace::ids_from_greedy`), so the next pass is launched before the host has read the id, and the device
+    /// never waits for the host between tokens. A pass run ahead for an id `keep` then refuses is undone (its KV cache
+    /// row is left to be overwritten); no pass runs ahead across a segment's end, which writes the memory. The same
+    /// ids, state and bits as the loop of pushes (`gpu_engine::greedy_decode_ahead_changes_no_bit`).
+    pub(crate) fn generate_greedy_ahead<E: From<ModelError>>(
         &mut self,
         max_new_tokens: usize,
         mut keep: impl FnMut(u32) -> Result<bool, E>,
     ) -> Result<usize, E> {
-        if max_new_tokens == 0 {
-            return Ok(0);
-        }
-        self.set_greedy_ids(true);
         let first = self.next_greedy()?;
         if !keep(first)? || max_new_tokens == 1 {
             return Ok(0);
-        }
-        if !decode_ahead_enabled() || !self.greedy_ids {
-            let mut id = first;
-            for emitted in 1.. {
-                self.push(id)?;
-                id = self.next_greedy()?;
-                if !keep(id)? || emitted + 1 == max_new_tokens {
-                    return Ok(emitted);
-                }
-            }
         }
         let t = self.engine.model.cfg.armt.segment_size;
         let mut slot = 0;
@@ -286,27 +290,17 @@ impl Session<'_> {
             // and its push closes no segment
             let ahead = emitted + 1 < max_new_tokens && self.open.len() < t;
             if ahead {
-                if let Err(err) = self.enqueue_greedy(None, 1 - slot) {
-                    return Err(err.into());
-                }
+                self.enqueue_greedy(None, 1 - slot)?;
             }
-            let id = match self.read_greedy(slot) {
-                Ok(id) => id,
-                Err(err) => {
-                    self.undo_ahead(ahead);
-                    return Err(err.into());
-                }
+            let kept = match self.read_greedy(slot) {
+                Ok(id) => keep(id),
+                Err(err) => Err(err.into()),
             };
-            self.greedy = Some(id);
-            let kept = match self.next_greedy().map(&mut keep) {
-                Ok(Ok(kept)) => kept,
-                Ok(Err(err)) => {
+            let kept = match kept {
+                Ok(kept) => kept,
+                Err(err) => {
                     self.undo_ahead(ahead);
                     return Err(err);
-                }
-                Err(err) => {
-                    self.undo_ahead(ahead);
-                    return Err(err.into());
                 }
             };
             if !kept {
@@ -317,33 +311,25 @@ impl Session<'_> {
             if emitted == max_new_tokens {
                 return Ok(emitted - 1);
             }
+            let id = self.argmax();
             if ahead {
                 // the pass run ahead is confirmed: its token is this id
-                *self.open.last_mut().expect("the pass run ahead pushed its token") = id & !NON_FINITE;
+                *self.open.last_mut().expect("the pass run ahead pushed its token") = id;
             } else {
-                self.enqueue_greedy(Some(id & !NON_FINITE), 1 - slot)?;
+                self.enqueue_greedy(Some(id), 1 - slot)?;
             }
             slot = 1 - slot;
         }
     }
 
-    /// The greedy id after the last token: the device's ([`Session::argmax`]), or the host's argmax of the logits;
-    /// an error when those logits were not all finite, or when nothing has run yet.
-    fn next_greedy(&self) -> Result<u32, ModelError> {
-        let tokens = self.tokens();
-        if self.greedy.is_none() && self.logits.is_empty() {
-            return Err(ModelError::InvalidInput(
-                "greedy generation needs a prompt first".into(),
-            ));
+    /// The greedy id after the last token ([`Session::argmax`]): the device's, or the host's argmax of the logits; an
+    /// error when the logits behind it were not all finite, or when nothing has run yet.
+    pub(crate) fn next_greedy(&self) -> Result<u32, ModelError> {
+        match self.greedy {
+            Some(id) if id & NON_FINITE != 0 => Err(ModelError::NonFiniteLogits { tokens: self.tokens() }),
+            Some(id) => Ok(id),
+            None => crate::session::greedy_of_logits(&self.logits, self.tokens()),
         }
-        let finite = match self.greedy {
-            Some(id) => id & NON_FINITE == 0,
-            None => self.logits.iter().all(|x| x.is_finite()),
-        };
-        if !finite {
-            return Err(ModelError::NonFiniteLogits { tokens });
-        }
-        Ok(self.argmax())
     }
 
     /// Launches the pass of one pushed token — its id `Some` from the host, or `None`: the greedy id of the pass
@@ -351,39 +337,28 @@ impl Session<'_> {
     /// the slot's event; does not wait. A host id may close the full open segment first; a device id may not.
     fn enqueue_greedy(&mut self, id: Option<u32>, slot: usize) -> Result<(), ModelError> {
         let e = self.engine;
-        let (t, v) = (e.model.cfg.armt.segment_size, e.model.cfg.llama.vocab_size);
-        if let Some(id) = id {
-            check_ids(&[id], v)?;
-        }
-        if self.open.len() == t {
-            if id.is_none() {
-                return Err(ModelError::InvalidInput(
-                    "a pass run ahead cannot close a segment".into(),
-                ));
+        let v = e.model.cfg.llama.vocab_size;
+        let from = match id {
+            Some(id) => {
+                check_ids(&[id], v)?;
+                let from = self.admit(id)?;
+                self.ws.set_ids(&e.stream, &self.open[from..])?;
+                from
             }
-            let full = std::mem::take(&mut self.open);
-            self.close_reporting(&full, 1, false, &mut |_| {})?;
-            self.cached = 0;
-        }
-        // a device id's place holds a placeholder until the host reads it
-        self.open.push(id.unwrap_or(u32::MAX));
-        let from = self.cached.min(self.open.len() - 1);
-        match id {
-            Some(_) => self.ws.set_ids(&e.stream, &self.open[from..])?,
-            None if from + 1 == self.open.len() => self.ws.ids_from_greedy(&e.stream)?,
             None => {
-                self.open.pop();
-                return Err(ModelError::InvalidInput(
-                    "a pass run ahead must be the open segment's only uncached row".into(),
-                ));
+                if self.open.len() == e.model.cfg.armt.segment_size || self.cached != self.open.len() {
+                    return Err(ModelError::InvalidInput(
+                        "a pass run ahead must be one new row of an open segment with room for it".into(),
+                    ));
+                }
+                // a placeholder until the host reads the id
+                self.open.push(u32::MAX);
+                self.ws.ids_from_greedy(&e.stream)?;
+                self.cached
             }
-        }
-        self.launch_open_rows(from)?;
-        let row = Span {
-            rows: 1,
-            ..Span::default()
         };
-        self.ws.launch_greedy_ids(&e.gpu, &e.stream, &[row], v)?;
+        self.launch_open_rows(from)?;
+        self.ws.launch_greedy_ids(&e.gpu, &e.stream, &[LAST_ROW], v)?;
         if self.ahead.is_none() {
             let pinned = || -> Result<PinnedHostSlice<u32>, ModelError> {
                 // SAFETY: cuMemHostAlloc (flags 0: page-locked, cached) of one u32, written by the device's copy
@@ -405,7 +380,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Waits for the greedy id of the pass that copies into slot `slot` and reads it (with its non-finite flag).
+    /// Waits for the greedy id of the pass that copies into slot `slot`, reads it into [`Session::argmax`] and
+    /// returns it ([`Session::next_greedy`]: an error when its logits were not all finite).
     fn read_greedy(&mut self, slot: usize) -> Result<u32, ModelError> {
         let ahead = self
             .ahead
@@ -414,7 +390,8 @@ impl Session<'_> {
         let t0 = Instant::now();
         ahead.done[slot].synchronize()?;
         self.ws.add_copy_wait(t0.elapsed());
-        Ok(ahead.ids[slot].as_slice()?[0])
+        self.greedy = Some(ahead.ids[slot].as_slice()?[0]);
+        self.next_greedy()
     }
 
     /// Undoes the bookkeeping of the pass run ahead (`ran`), whose id the host refused: its token leaves the open
@@ -465,11 +442,7 @@ impl Session<'_> {
         self.launch_open_rows(from)?;
         let v = e.model.cfg.llama.vocab_size;
         if self.greedy_ids {
-            let row = Span {
-                rows: 1,
-                ..Span::default()
-            };
-            self.greedy = Some(self.ws.greedy_ids(&e.gpu, &e.stream, &[row], v)?[0]);
+            self.greedy = Some(self.ws.greedy_ids(&e.gpu, &e.stream, &[LAST_ROW], v)?[0]);
             self.logits.clear();
         } else {
             self.greedy = None;
