@@ -111,15 +111,6 @@ impl Session<'_> {
         }
     }
 
-    /// Whether the logits behind [`Session::argmax`] were all finite when the id was chosen on the device (the host's
-    /// logits are the caller's to check: always true for them).
-    pub fn greedy_logits_finite(&self) -> bool {
-        match self {
-            Session::Cpu(_) => true,
-            Session::Gpu(s) => s.greedy_logits_finite(),
-        }
-    }
-
     /// Decode step shapes replayed as CUDA graphs so far (0 on the CPU).
     pub fn captured_graphs(&self) -> usize {
         match self {

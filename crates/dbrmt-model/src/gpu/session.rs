@@ -147,12 +147,6 @@ impl Session<'_> {
         }
     }
 
-    /// Whether the logits of the greedy id chosen on the device were all finite (`argmax_rows_f32` flags a row with a
-    /// NaN or an infinity); true when the logits came to the host (the caller checks those).
-    pub fn greedy_logits_finite(&self) -> bool {
-        self.greedy.is_none_or(|id| id & NON_FINITE == 0)
-    }
-
     /// Text tokens run so far: the closed segments' and the open segment's.
     pub fn tokens(&self) -> usize {
         self.segments_closed * self.engine.model.cfg.armt.segment_size + self.open.len()
